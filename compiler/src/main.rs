@@ -1,0 +1,2 @@
+//! `omniflowc`.
+fn main() {}

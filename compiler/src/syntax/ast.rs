@@ -1,0 +1,479 @@
+//! The abstract syntax tree of one `.flow` file, with byte spans.
+//! Spans are skipped when serialised, so two trees compare by structure alone.
+
+use crate::source::Span;
+use serde::Serialize;
+
+/// A name with the span it was written at.
+#[derive(Debug, Clone, Serialize)]
+pub struct Ident {
+    pub name: String,
+    #[serde(skip)]
+    pub span: Span,
+}
+
+/// One parsed file.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Module {
+    pub items: Vec<Item>,
+}
+
+/// A top-level declaration.
+#[derive(Debug, Clone, Serialize)]
+pub enum Item {
+    Use(UseDecl),
+    Schema(SchemaDecl),
+    Enum(EnumDecl),
+    Connection(ConnectionDecl),
+    Table(TableDecl),
+    Policy(PolicyDecl),
+    Connector(ConnectorDecl),
+    Flow(FlowDecl),
+}
+
+impl Item {
+    /// The span of the whole item.
+    pub fn span(&self) -> Span {
+        match self {
+            Item::Use(d) => d.span,
+            Item::Schema(d) => d.span,
+            Item::Enum(d) => d.span,
+            Item::Connection(d) => d.span,
+            Item::Table(d) => d.span,
+            Item::Policy(d) => d.span,
+            Item::Connector(d) => d.span,
+            Item::Flow(d) => d.span,
+        }
+    }
+
+    /// The declared name, for items that declare one.
+    pub fn name(&self) -> Option<&Ident> {
+        match self {
+            Item::Use(_) => None,
+            Item::Schema(d) => Some(&d.name),
+            Item::Enum(d) => Some(&d.name),
+            Item::Connection(d) => Some(&d.name),
+            Item::Table(d) => Some(&d.name),
+            Item::Policy(d) => Some(&d.name),
+            Item::Connector(d) => Some(&d.name),
+            Item::Flow(d) => Some(&d.name),
+        }
+    }
+}
+
+/// Where a `use` imports from.
+#[derive(Debug, Clone, Serialize)]
+pub enum UseTarget {
+    /// `use std.retail`
+    Module(Vec<Ident>),
+    /// `use "./common.flow"`
+    File(StringLit),
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct UseDecl {
+    pub target: UseTarget,
+    /// `None` imports every item of the module.
+    pub names: Option<Vec<Ident>>,
+    #[serde(skip)]
+    pub span: Span,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TypeExpr {
+    pub kind: TypeKind,
+    pub optional: bool,
+    #[serde(skip)]
+    pub span: Span,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub enum TypeKind {
+    Named(Ident),
+    List(Box<TypeExpr>),
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SchemaDecl {
+    pub name: Ident,
+    pub fields: Vec<FieldDecl>,
+    #[serde(skip)]
+    pub span: Span,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct FieldDecl {
+    pub name: Ident,
+    pub ty: TypeExpr,
+    pub default: Option<Expr>,
+    #[serde(skip)]
+    pub span: Span,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct EnumDecl {
+    pub name: Ident,
+    pub variants: Vec<Ident>,
+    #[serde(skip)]
+    pub span: Span,
+}
+
+/// `name = expr` inside a settings block.
+#[derive(Debug, Clone, Serialize)]
+pub struct Setting {
+    pub name: Ident,
+    pub value: Expr,
+    #[serde(skip)]
+    pub span: Span,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Settings {
+    pub entries: Vec<Setting>,
+    #[serde(skip)]
+    pub span: Span,
+}
+
+impl Settings {
+    /// The entry with this name, if written.
+    pub fn get(&self, name: &str) -> Option<&Setting> {
+        self.entries.iter().find(|s| s.name.name == name)
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ConnectionDecl {
+    pub name: Ident,
+    pub connector: Ident,
+    pub settings: Settings,
+    #[serde(skip)]
+    pub span: Span,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub enum TableSource {
+    Inline(Vec<(StringLit, Expr)>),
+    File {
+        path: StringLit,
+        options: Vec<Setting>,
+    },
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TableDecl {
+    pub name: Ident,
+    pub key_ty: TypeExpr,
+    pub value_ty: TypeExpr,
+    pub source: TableSource,
+    #[serde(skip)]
+    pub span: Span,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PolicyDecl {
+    pub kind: Ident,
+    pub name: Ident,
+    pub settings: Settings,
+    #[serde(skip)]
+    pub span: Span,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ConnectorDecl {
+    pub name: Ident,
+    pub settings: Vec<SettingSig>,
+    pub quota: Option<Settings>,
+    pub sources: Vec<SourceSig>,
+    pub sinks: Vec<SinkSig>,
+    #[serde(skip)]
+    pub span: Span,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SettingSig {
+    pub name: Ident,
+    pub ty: TypeExpr,
+    pub default: Option<Expr>,
+    #[serde(skip)]
+    pub span: Span,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SourceSig {
+    pub name: Ident,
+    pub kind: Ident,
+    pub output: TypeExpr,
+    pub options: Option<Settings>,
+    #[serde(skip)]
+    pub span: Span,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SinkSig {
+    pub name: Ident,
+    pub input: TypeExpr,
+    pub output: Option<TypeExpr>,
+    pub options: Option<Settings>,
+    #[serde(skip)]
+    pub span: Span,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct FlowDecl {
+    pub name: Ident,
+    pub stmts: Vec<Stmt>,
+    #[serde(skip)]
+    pub span: Span,
+}
+
+/// `conn.operation`
+#[derive(Debug, Clone, Serialize)]
+pub struct Operation {
+    pub connection: Ident,
+    pub name: Ident,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub enum Stmt {
+    Source {
+        name: Ident,
+        op: Operation,
+        settings: Option<Settings>,
+        #[serde(skip)]
+        span: Span,
+    },
+    Map {
+        name: Ident,
+        input: Ident,
+        record: Record,
+        #[serde(skip)]
+        span: Span,
+    },
+    Filter {
+        name: Ident,
+        input: Ident,
+        cond: Expr,
+        #[serde(skip)]
+        span: Span,
+    },
+    Route {
+        name: Ident,
+        input: Ident,
+        arms: Vec<RouteArm>,
+        otherwise: Option<Vec<Ident>>,
+        #[serde(skip)]
+        span: Span,
+    },
+    Split {
+        name: Ident,
+        input: Ident,
+        each: Expr,
+        #[serde(skip)]
+        span: Span,
+    },
+    Sink {
+        name: Ident,
+        op: Operation,
+        input: Ident,
+        settings: Option<Settings>,
+        #[serde(skip)]
+        span: Span,
+    },
+    Test(TestDecl),
+}
+
+impl Stmt {
+    /// The span of the statement.
+    pub fn span(&self) -> Span {
+        match self {
+            Stmt::Source { span, .. }
+            | Stmt::Map { span, .. }
+            | Stmt::Filter { span, .. }
+            | Stmt::Route { span, .. }
+            | Stmt::Split { span, .. }
+            | Stmt::Sink { span, .. } => *span,
+            Stmt::Test(t) => t.span,
+        }
+    }
+
+    /// The node name for node statements; `None` for tests.
+    pub fn node_name(&self) -> Option<&Ident> {
+        match self {
+            Stmt::Source { name, .. }
+            | Stmt::Map { name, .. }
+            | Stmt::Filter { name, .. }
+            | Stmt::Route { name, .. }
+            | Stmt::Split { name, .. }
+            | Stmt::Sink { name, .. } => Some(name),
+            Stmt::Test(_) => None,
+        }
+    }
+
+    /// The node this statement reads from, if any.
+    pub fn input(&self) -> Option<&Ident> {
+        match self {
+            Stmt::Map { input, .. }
+            | Stmt::Filter { input, .. }
+            | Stmt::Route { input, .. }
+            | Stmt::Split { input, .. }
+            | Stmt::Sink { input, .. } => Some(input),
+            Stmt::Source { .. } | Stmt::Test(_) => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RouteArm {
+    pub cond: Expr,
+    pub targets: Vec<Ident>,
+    #[serde(skip)]
+    pub span: Span,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TestDecl {
+    pub name: StringLit,
+    pub fields: Vec<TestField>,
+    #[serde(skip)]
+    pub span: Span,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TestField {
+    pub name: Ident,
+    pub value: TestValue,
+    #[serde(skip)]
+    pub span: Span,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub enum TestValue {
+    File(StringLit),
+    Json(serde_json::Value),
+    Names(Vec<Ident>),
+    Name(Ident),
+}
+
+/// A string literal, unescaped, with the span of its quotes.
+#[derive(Debug, Clone, Serialize)]
+pub struct StringLit {
+    pub value: String,
+    #[serde(skip)]
+    pub span: Span,
+}
+
+/// A record construction `Type { field = expr, let x = expr }`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Record {
+    pub ty: Ident,
+    pub items: Vec<RecordItem>,
+    #[serde(skip)]
+    pub span: Span,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub enum RecordItem {
+    Let(Ident, Expr),
+    Field(Ident, Expr),
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Expr {
+    pub kind: ExprKind,
+    #[serde(skip)]
+    pub span: Span,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum BinOp {
+    Coalesce,
+    Or,
+    And,
+    Eq,
+    Ne,
+    Lt,
+    Le,
+    Gt,
+    Ge,
+    In,
+    NotIn,
+    Add,
+    Sub,
+    Mul,
+    Div,
+}
+
+impl BinOp {
+    /// The operator as written.
+    pub fn symbol(self) -> &'static str {
+        match self {
+            BinOp::Coalesce => "??",
+            BinOp::Or => "or",
+            BinOp::And => "and",
+            BinOp::Eq => "==",
+            BinOp::Ne => "!=",
+            BinOp::Lt => "<",
+            BinOp::Le => "<=",
+            BinOp::Gt => ">",
+            BinOp::Ge => ">=",
+            BinOp::In => "in",
+            BinOp::NotIn => "not in",
+            BinOp::Add => "+",
+            BinOp::Sub => "-",
+            BinOp::Mul => "*",
+            BinOp::Div => "/",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum UnOp {
+    Neg,
+    Not,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub enum Literal {
+    Null,
+    Bool(bool),
+    Int(i64),
+    /// Decimal kept as written, never as a float.
+    Decimal(String),
+    Str(String),
+    /// Milliseconds.
+    Duration(u64, String),
+    /// Events per second, as written (`10/s`).
+    Rate {
+        count: u64,
+        per_secs: u64,
+        text: String,
+    },
+    /// Percent as written (`20%`).
+    Percent(String),
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub enum ExprKind {
+    Lit(Literal),
+    /// A JSONPath selector, as written (starts with `$`).
+    JsonPath(String),
+    Var(Ident),
+    Member(Box<Expr>, Ident),
+    Index(Box<Expr>, Box<Expr>),
+    Call(Ident, Vec<Expr>),
+    Binary(BinOp, Box<Expr>, Box<Expr>),
+    Unary(UnOp, Box<Expr>),
+    If(Box<Expr>, Box<Expr>, Box<Expr>),
+    Reject(StringLit),
+    List(Vec<Expr>),
+    Record(Record),
+    /// `src as var where cond -> body`
+    EachMap {
+        source: Box<Expr>,
+        var: Ident,
+        filter: Option<Box<Expr>>,
+        body: Box<Expr>,
+    },
+    /// Placeholder for an expression that failed to parse.
+    Error,
+}

@@ -1,0 +1,1044 @@
+//! pest parse tree → [`ast`](super::ast). Parses one item at a time and, on a syntax
+//! error, reports it and resumes at the next line that starts an item.
+
+use super::ast::*;
+use crate::diagnostics::{codes, Diagnostic, Diagnostics};
+use crate::source::{FileId, Span};
+use pest::error::{ErrorVariant, InputLocation};
+use pest::iterators::{Pair, Pairs};
+use pest::pratt_parser::{Assoc, Op, PrattParser};
+use pest::Parser;
+use std::sync::OnceLock;
+
+#[derive(pest_derive::Parser)]
+#[grammar = "syntax/flow.pest"]
+struct FlowParser;
+
+/// Keywords that begin a top-level item; a line starting with one is a recovery point.
+const ITEM_KEYWORDS: &[&str] = &[
+    "use",
+    "schema",
+    "enum",
+    "connection",
+    "table",
+    "policy",
+    "connector",
+    "flow",
+];
+
+/// Parses a whole file. Always returns a module: items that failed to parse are left out
+/// and reported.
+pub fn parse_module(file: FileId, text: &str, diags: &mut Diagnostics) -> Module {
+    let mut module = Module::default();
+    let mut offset = 0;
+    while offset < text.len() {
+        let rest = &text[offset..];
+        if FlowParser::parse(Rule::rest_entry, rest).is_ok() {
+            break;
+        }
+        match FlowParser::parse(Rule::item_entry, rest) {
+            Ok(mut pairs) => {
+                let Some(pair) = pairs.next() else { break };
+                let end = pair.as_span().end();
+                let mut builder = Builder {
+                    file,
+                    base: offset,
+                    diags,
+                };
+                if let Some(item) = builder.item(pair) {
+                    module.items.push(item);
+                }
+                if end == 0 {
+                    break;
+                }
+                offset += end;
+            }
+            Err(err) => {
+                let pos = match err.location {
+                    InputLocation::Pos(pos) => pos,
+                    InputLocation::Span((start, _)) => start,
+                };
+                diags.push(syntax_error(file, text, offset, pos, &err.variant));
+                offset = next_item_start(text, (offset + pos).min(text.len()));
+            }
+        }
+    }
+    module
+}
+
+/// Parses a single expression (for tools and tests).
+pub fn parse_expr(file: FileId, text: &str, diags: &mut Diagnostics) -> Option<Expr> {
+    match FlowParser::parse(Rule::expr_entry, text) {
+        Ok(mut pairs) => {
+            let pair = pairs.next()?;
+            let mut builder = Builder {
+                file,
+                base: 0,
+                diags,
+            };
+            Some(builder.expr(pair))
+        }
+        Err(err) => {
+            let pos = match err.location {
+                InputLocation::Pos(pos) => pos,
+                InputLocation::Span((start, _)) => start,
+            };
+            diags.push(syntax_error(file, text, 0, pos, &err.variant));
+            None
+        }
+    }
+}
+
+/// The byte offset of the next line (after the one containing `from`) that starts with
+/// an item keyword at column 0, or the end of the text.
+fn next_item_start(text: &str, from: usize) -> usize {
+    let mut line_start = match text[from..].find('\n') {
+        Some(idx) => from + idx + 1,
+        None => return text.len(),
+    };
+    while line_start < text.len() {
+        let line = &text[line_start..];
+        let starts_item = ITEM_KEYWORDS.iter().any(|kw| {
+            line.starts_with(kw)
+                && line[kw.len()..]
+                    .chars()
+                    .next()
+                    .is_some_and(|c| c == ' ' || c == '\t')
+        });
+        if starts_item {
+            return line_start;
+        }
+        line_start = match line.find('\n') {
+            Some(idx) => line_start + idx + 1,
+            None => text.len(),
+        };
+    }
+    text.len()
+}
+
+fn rule_name(rule: &Rule) -> Option<&'static str> {
+    Some(match rule {
+        Rule::ident => "a name",
+        Rule::field_name => "a field name",
+        Rule::string => "a string",
+        Rule::expr => "an expression",
+        Rule::type_expr | Rule::type_name | Rule::list_type => "a type",
+        Rule::use_decl
+        | Rule::schema_decl
+        | Rule::enum_decl
+        | Rule::connection_decl
+        | Rule::table_decl
+        | Rule::policy_decl
+        | Rule::connector_decl
+        | Rule::flow_decl => "an item (`use`, `schema`, `enum`, `connection`, `table`, `policy`, `connector` or `flow`)",
+        Rule::source_stmt
+        | Rule::map_stmt
+        | Rule::filter_stmt
+        | Rule::route_stmt
+        | Rule::split_stmt
+        | Rule::sink_stmt
+        | Rule::test_stmt => "a flow statement (`source`, `map`, `filter`, `route`, `split`, `sink` or `test`)",
+        Rule::setting => "a setting `name = value`",
+        Rule::settings => "a settings block `{ ... }`",
+        Rule::schema_field => "a field `name: Type`",
+        Rule::field_assign => "a field assignment `name = expression`",
+        Rule::let_binding => "`let`",
+        Rule::when_arm => "`when`",
+        Rule::otherwise_arm => "`otherwise`",
+        Rule::targets => "a target node",
+        Rule::operation => "an operation `connection.operation`",
+        Rule::table_file | Rule::table_inline => "`file(\"...\")` or an inline table `{ \"key\": value }`",
+        Rule::table_entry => "a table entry `\"key\": value`",
+        Rule::test_field => "a test field `name = value`",
+        Rule::json | Rule::json_object | Rule::json_array | Rule::json_number => "a JSON value",
+        Rule::json_member => "a JSON member `\"key\": value`",
+        Rule::setting_sig => "`setting`",
+        Rule::quota_sig => "`quota`",
+        Rule::source_sig => "`source`",
+        Rule::sink_sig => "`sink`",
+        Rule::module_path => "a module path",
+        Rule::use_list => "`.{ names }`",
+        Rule::op_coalesce
+        | Rule::op_or
+        | Rule::op_and
+        | Rule::op_eq
+        | Rule::op_ne
+        | Rule::op_le
+        | Rule::op_ge
+        | Rule::op_lt
+        | Rule::op_gt
+        | Rule::op_in
+        | Rule::op_not_in
+        | Rule::op_add
+        | Rule::op_sub
+        | Rule::op_mul
+        | Rule::op_div => "an operator",
+        Rule::member | Rule::index | Rule::each_map => "`.`, `[` or `as`",
+        Rule::EOI => "end of file",
+        _ => return None,
+    })
+}
+
+fn syntax_error(
+    file: FileId,
+    text: &str,
+    base: usize,
+    pos: usize,
+    variant: &ErrorVariant<Rule>,
+) -> Diagnostic {
+    let at = (base + pos).min(text.len());
+    // An unterminated string: a quote on this line that never closes.
+    if let Some(quote) = unterminated_quote(text, at) {
+        let line_end = text[quote..]
+            .find('\n')
+            .map_or(text.len(), |idx| quote + idx);
+        return Diagnostic::error(
+            codes::UNTERMINATED_STRING,
+            Span::new(file, quote, line_end),
+            "unterminated string",
+        )
+        .label("this string is not closed")
+        .help("add the closing `\"` before the end of the line");
+    }
+    let token_end = token_end(text, at);
+    let found = if at >= text.len() {
+        "end of file".to_string()
+    } else {
+        format!("`{}`", &text[at..token_end])
+    };
+    let mut expected: Vec<&str> = match variant {
+        ErrorVariant::ParsingError { positives, .. } => {
+            positives.iter().filter_map(rule_name).collect()
+        }
+        ErrorVariant::CustomError { .. } => Vec::new(),
+    };
+    expected.sort_unstable();
+    expected.dedup();
+    let expected_text = match expected.len() {
+        0 => "something else".to_string(),
+        1 => expected[0].to_string(),
+        n => format!("{} or {}", expected[..n - 1].join(", "), expected[n - 1]),
+    };
+    Diagnostic::error(
+        codes::SYNTAX_ERROR,
+        Span::new(file, at, token_end),
+        format!("unexpected {found}, expected {expected_text}"),
+    )
+    .label(format!("expected {expected_text}"))
+    .help(format!(
+        "write {expected_text} here; see docs/language.md for the syntax"
+    ))
+}
+
+fn unterminated_quote(text: &str, at: usize) -> Option<usize> {
+    let line_start = text[..at].rfind('\n').map_or(0, |idx| idx + 1);
+    let line_end = text[at..].find('\n').map_or(text.len(), |idx| at + idx);
+    let line = &text[line_start..line_end];
+    let mut in_string: Option<usize> = None;
+    let mut escaped = false;
+    for (idx, ch) in line.char_indices() {
+        match in_string {
+            None if ch == '"' => in_string = Some(idx),
+            None if ch == '/' && line[idx..].starts_with("//") => break,
+            Some(_) if escaped => escaped = false,
+            Some(_) if ch == '\\' => escaped = true,
+            Some(_) if ch == '"' => in_string = None,
+            _ => {}
+        }
+    }
+    in_string.map(|idx| line_start + idx)
+}
+
+fn token_end(text: &str, at: usize) -> usize {
+    let rest = &text[at.min(text.len())..];
+    let mut chars = rest.char_indices();
+    match chars.next() {
+        None => at,
+        Some((_, c)) if c.is_alphanumeric() || c == '_' => {
+            let len = rest
+                .char_indices()
+                .find(|(_, c)| !(c.is_alphanumeric() || *c == '_'))
+                .map_or(rest.len(), |(idx, _)| idx);
+            at + len
+        }
+        Some((_, c)) => at + c.len_utf8(),
+    }
+}
+
+fn pratt() -> &'static PrattParser<Rule> {
+    static PRATT: OnceLock<PrattParser<Rule>> = OnceLock::new();
+    PRATT.get_or_init(|| {
+        PrattParser::new()
+            .op(Op::infix(Rule::op_coalesce, Assoc::Left))
+            .op(Op::infix(Rule::op_or, Assoc::Left))
+            .op(Op::infix(Rule::op_and, Assoc::Left))
+            .op(Op::prefix(Rule::op_not))
+            .op(Op::infix(Rule::op_eq, Assoc::Left)
+                | Op::infix(Rule::op_ne, Assoc::Left)
+                | Op::infix(Rule::op_lt, Assoc::Left)
+                | Op::infix(Rule::op_le, Assoc::Left)
+                | Op::infix(Rule::op_gt, Assoc::Left)
+                | Op::infix(Rule::op_ge, Assoc::Left)
+                | Op::infix(Rule::op_in, Assoc::Left)
+                | Op::infix(Rule::op_not_in, Assoc::Left))
+            .op(Op::infix(Rule::op_add, Assoc::Left) | Op::infix(Rule::op_sub, Assoc::Left))
+            .op(Op::infix(Rule::op_mul, Assoc::Left) | Op::infix(Rule::op_div, Assoc::Left))
+            .op(Op::prefix(Rule::op_neg))
+            .op(Op::postfix(Rule::member) | Op::postfix(Rule::index) | Op::postfix(Rule::each_map))
+    })
+}
+
+struct Builder<'d> {
+    file: FileId,
+    base: usize,
+    diags: &'d mut Diagnostics,
+}
+
+impl Builder<'_> {
+    fn span(&self, pair: &Pair<Rule>) -> Span {
+        let span = pair.as_span();
+        Span::new(self.file, self.base + span.start(), self.base + span.end())
+    }
+
+    fn ident(&self, pair: Pair<Rule>) -> Ident {
+        Ident {
+            span: self.span(&pair),
+            name: pair.as_str().to_string(),
+        }
+    }
+
+    fn string(&mut self, pair: Pair<Rule>) -> StringLit {
+        let span = self.span(&pair);
+        let raw = pair.as_str();
+        StringLit {
+            value: unescape(&raw[1..raw.len() - 1]),
+            span,
+        }
+    }
+
+    fn item(&mut self, pair: Pair<Rule>) -> Option<Item> {
+        let span = self.span(&pair);
+        let rule = pair.as_rule();
+        let mut inner = pair.into_inner();
+        Some(match rule {
+            Rule::use_decl => {
+                let target_pair = inner.next()?;
+                let target = match target_pair.as_rule() {
+                    Rule::string => UseTarget::File(self.string(target_pair)),
+                    _ => {
+                        UseTarget::Module(target_pair.into_inner().map(|p| self.ident(p)).collect())
+                    }
+                };
+                let names = inner
+                    .next()
+                    .map(|list| list.into_inner().map(|p| self.ident(p)).collect());
+                Item::Use(UseDecl {
+                    target,
+                    names,
+                    span,
+                })
+            }
+            Rule::schema_decl => {
+                let name = self.ident(inner.next()?);
+                let fields = inner.map(|f| self.field_decl(f)).collect();
+                Item::Schema(SchemaDecl { name, fields, span })
+            }
+            Rule::enum_decl => {
+                let name = self.ident(inner.next()?);
+                let variants = inner.map(|p| self.ident(p)).collect();
+                Item::Enum(EnumDecl {
+                    name,
+                    variants,
+                    span,
+                })
+            }
+            Rule::connection_decl => {
+                let name = self.ident(inner.next()?);
+                let connector = self.ident(inner.next()?);
+                let settings = self.settings(inner.next()?);
+                Item::Connection(ConnectionDecl {
+                    name,
+                    connector,
+                    settings,
+                    span,
+                })
+            }
+            Rule::table_decl => {
+                let name = self.ident(inner.next()?);
+                let key_ty = self.type_expr(inner.next()?);
+                let value_ty = self.type_expr(inner.next()?);
+                let source_pair = inner.next()?;
+                let source = match source_pair.as_rule() {
+                    Rule::table_file => {
+                        let mut parts = source_pair.into_inner();
+                        let path = self.string(parts.next()?);
+                        let options = parts.map(|p| self.setting(p)).collect();
+                        TableSource::File { path, options }
+                    }
+                    _ => TableSource::Inline(
+                        source_pair
+                            .into_inner()
+                            .filter_map(|entry| {
+                                let mut parts = entry.into_inner();
+                                let key = self.string(parts.next()?);
+                                let value = self.expr(parts.next()?);
+                                Some((key, value))
+                            })
+                            .collect(),
+                    ),
+                };
+                Item::Table(TableDecl {
+                    name,
+                    key_ty,
+                    value_ty,
+                    source,
+                    span,
+                })
+            }
+            Rule::policy_decl => {
+                let kind = self.ident(inner.next()?);
+                let name = self.ident(inner.next()?);
+                let settings = self.settings(inner.next()?);
+                Item::Policy(PolicyDecl {
+                    kind,
+                    name,
+                    settings,
+                    span,
+                })
+            }
+            Rule::connector_decl => self.connector(span, inner)?,
+            Rule::flow_decl => {
+                let name = self.ident(inner.next()?);
+                let stmts = inner.filter_map(|p| self.stmt(p)).collect();
+                Item::Flow(FlowDecl { name, stmts, span })
+            }
+            _ => return None,
+        })
+    }
+
+    fn connector(&mut self, span: Span, mut inner: Pairs<Rule>) -> Option<Item> {
+        let name = self.ident(inner.next()?);
+        let mut decl = ConnectorDecl {
+            name,
+            settings: Vec::new(),
+            quota: None,
+            sources: Vec::new(),
+            sinks: Vec::new(),
+            span,
+        };
+        for member in inner {
+            let member_span = self.span(&member);
+            let rule = member.as_rule();
+            let mut parts = member.into_inner();
+            match rule {
+                Rule::setting_sig => {
+                    let name = self.ident(parts.next()?);
+                    let ty = self.type_expr(parts.next()?);
+                    let default = parts.next().map(|p| self.expr(p));
+                    decl.settings.push(SettingSig {
+                        name,
+                        ty,
+                        default,
+                        span: member_span,
+                    });
+                }
+                Rule::quota_sig => decl.quota = Some(self.settings(parts.next()?)),
+                Rule::source_sig => {
+                    let name = self.ident(parts.next()?);
+                    let kind = self.ident(parts.next()?);
+                    let output = self.type_expr(parts.next()?);
+                    let options = parts.next().map(|p| self.settings(p));
+                    decl.sources.push(SourceSig {
+                        name,
+                        kind,
+                        output,
+                        options,
+                        span: member_span,
+                    });
+                }
+                Rule::sink_sig => {
+                    let name = self.ident(parts.next()?);
+                    let input = self.type_expr(parts.next()?);
+                    let mut output = None;
+                    let mut options = None;
+                    for part in parts {
+                        match part.as_rule() {
+                            Rule::type_expr => output = Some(self.type_expr(part)),
+                            _ => options = Some(self.settings(part)),
+                        }
+                    }
+                    decl.sinks.push(SinkSig {
+                        name,
+                        input,
+                        output,
+                        options,
+                        span: member_span,
+                    });
+                }
+                _ => {}
+            }
+        }
+        Some(Item::Connector(decl))
+    }
+
+    fn field_decl(&mut self, pair: Pair<Rule>) -> FieldDecl {
+        let span = self.span(&pair);
+        let mut inner = pair.into_inner();
+        let name = inner.next().map(|p| self.ident(p));
+        let ty = inner.next().map(|p| self.type_expr(p));
+        let default = inner.next().map(|p| self.expr(p));
+        FieldDecl {
+            name: name.unwrap_or_else(|| placeholder_ident(span)),
+            ty: ty.unwrap_or_else(|| placeholder_type(span)),
+            default,
+            span,
+        }
+    }
+
+    fn type_expr(&mut self, pair: Pair<Rule>) -> TypeExpr {
+        let span = self.span(&pair);
+        let mut optional = false;
+        let mut kind = None;
+        for part in pair.into_inner() {
+            match part.as_rule() {
+                Rule::optional => optional = true,
+                Rule::list_type => {
+                    let inner = part.into_inner().next();
+                    let elem = inner.map(|p| self.type_expr(p));
+                    kind = Some(TypeKind::List(Box::new(
+                        elem.unwrap_or_else(|| placeholder_type(span)),
+                    )));
+                }
+                _ => {
+                    let ident_pair = part.into_inner().next();
+                    kind = ident_pair.map(|p| TypeKind::Named(self.ident(p)));
+                }
+            }
+        }
+        TypeExpr {
+            kind: kind.unwrap_or_else(|| placeholder_type(span).kind),
+            optional,
+            span,
+        }
+    }
+
+    fn settings(&mut self, pair: Pair<Rule>) -> Settings {
+        let span = self.span(&pair);
+        let entries = pair.into_inner().map(|p| self.setting(p)).collect();
+        Settings { entries, span }
+    }
+
+    fn setting(&mut self, pair: Pair<Rule>) -> Setting {
+        let span = self.span(&pair);
+        let mut inner = pair.into_inner();
+        let name = inner.next().map(|p| self.ident(p));
+        let value = inner.next().map(|p| self.expr(p));
+        Setting {
+            name: name.unwrap_or_else(|| placeholder_ident(span)),
+            value: value.unwrap_or(Expr {
+                kind: ExprKind::Error,
+                span,
+            }),
+            span,
+        }
+    }
+
+    fn operation(&self, pair: Pair<Rule>) -> Option<Operation> {
+        let mut inner = pair.into_inner();
+        let connection = self.ident(inner.next()?);
+        let name = self.ident(inner.next()?);
+        Some(Operation { connection, name })
+    }
+
+    fn stmt(&mut self, pair: Pair<Rule>) -> Option<Stmt> {
+        let span = self.span(&pair);
+        let rule = pair.as_rule();
+        let mut inner = pair.into_inner();
+        Some(match rule {
+            Rule::source_stmt => {
+                let name = self.ident(inner.next()?);
+                let op = self.operation(inner.next()?)?;
+                let settings = inner.next().map(|p| self.settings(p));
+                Stmt::Source {
+                    name,
+                    op,
+                    settings,
+                    span,
+                }
+            }
+            Rule::map_stmt => {
+                let name = self.ident(inner.next()?);
+                let input = self.ident(inner.next()?);
+                let record = self.record(inner.next()?);
+                Stmt::Map {
+                    name,
+                    input,
+                    record,
+                    span,
+                }
+            }
+            Rule::filter_stmt => {
+                let name = self.ident(inner.next()?);
+                let input = self.ident(inner.next()?);
+                let cond = self.expr(inner.next()?);
+                Stmt::Filter {
+                    name,
+                    input,
+                    cond,
+                    span,
+                }
+            }
+            Rule::route_stmt => {
+                let name = self.ident(inner.next()?);
+                let input = self.ident(inner.next()?);
+                let mut arms = Vec::new();
+                let mut otherwise = None;
+                for arm in inner {
+                    let arm_span = self.span(&arm);
+                    match arm.as_rule() {
+                        Rule::when_arm => {
+                            let mut parts = arm.into_inner();
+                            let cond = self.expr(parts.next()?);
+                            let targets = self.targets(parts.next()?);
+                            arms.push(RouteArm {
+                                cond,
+                                targets,
+                                span: arm_span,
+                            });
+                        }
+                        _ => {
+                            let targets = arm.into_inner().next().map(|p| self.targets(p));
+                            otherwise = targets;
+                        }
+                    }
+                }
+                Stmt::Route {
+                    name,
+                    input,
+                    arms,
+                    otherwise,
+                    span,
+                }
+            }
+            Rule::split_stmt => {
+                let name = self.ident(inner.next()?);
+                let input = self.ident(inner.next()?);
+                let each = self.expr(inner.next()?);
+                Stmt::Split {
+                    name,
+                    input,
+                    each,
+                    span,
+                }
+            }
+            Rule::sink_stmt => {
+                let name = self.ident(inner.next()?);
+                let op = self.operation(inner.next()?)?;
+                let input = self.ident(inner.next()?);
+                let settings = inner.next().map(|p| self.settings(p));
+                Stmt::Sink {
+                    name,
+                    op,
+                    input,
+                    settings,
+                    span,
+                }
+            }
+            Rule::test_stmt => {
+                let name = self.string(inner.next()?);
+                let mut fields = Vec::new();
+                for field in inner {
+                    let field_span = self.span(&field);
+                    let mut parts = field.into_inner();
+                    let field_name = self.ident(parts.next()?);
+                    let value_pair = parts.next()?;
+                    let value = match value_pair.as_rule() {
+                        Rule::file_ref => {
+                            TestValue::File(self.string(value_pair.into_inner().next()?))
+                        }
+                        Rule::ident_list => TestValue::Names(
+                            value_pair.into_inner().map(|p| self.ident(p)).collect(),
+                        ),
+                        Rule::ident => TestValue::Name(self.ident(value_pair)),
+                        _ => TestValue::Json(self.json(value_pair)),
+                    };
+                    fields.push(TestField {
+                        name: field_name,
+                        value,
+                        span: field_span,
+                    });
+                }
+                Stmt::Test(TestDecl { name, fields, span })
+            }
+            _ => return None,
+        })
+    }
+
+    fn targets(&self, pair: Pair<Rule>) -> Vec<Ident> {
+        pair.into_inner().map(|p| self.ident(p)).collect()
+    }
+
+    fn json(&mut self, pair: Pair<Rule>) -> serde_json::Value {
+        use serde_json::Value;
+        let pair = if pair.as_rule() == Rule::json {
+            match pair.into_inner().next() {
+                Some(inner) => inner,
+                None => return Value::Null,
+            }
+        } else {
+            pair
+        };
+        match pair.as_rule() {
+            Rule::json_object => {
+                let mut map = serde_json::Map::new();
+                for member in pair.into_inner() {
+                    let mut parts = member.into_inner();
+                    let (Some(key), Some(value)) = (parts.next(), parts.next()) else {
+                        continue;
+                    };
+                    let key = self.string(key).value;
+                    map.insert(key, self.json(value));
+                }
+                Value::Object(map)
+            }
+            Rule::json_array => Value::Array(pair.into_inner().map(|p| self.json(p)).collect()),
+            Rule::string => Value::String(self.string(pair).value),
+            Rule::json_number => serde_json::from_str(pair.as_str()).unwrap_or(Value::Null),
+            Rule::boolean => Value::Bool(pair.as_str() == "true"),
+            _ => Value::Null,
+        }
+    }
+
+    fn record(&mut self, pair: Pair<Rule>) -> Record {
+        let span = self.span(&pair);
+        let mut inner = pair.into_inner();
+        let ty = inner
+            .next()
+            .map(|p| self.ident(p))
+            .unwrap_or_else(|| placeholder_ident(span));
+        let mut items = Vec::new();
+        for item in inner {
+            let rule = item.as_rule();
+            let mut parts = item.into_inner();
+            let (Some(name), Some(value)) = (parts.next(), parts.next()) else {
+                continue;
+            };
+            let name = self.ident(name);
+            let value = self.expr(value);
+            items.push(match rule {
+                Rule::let_binding => RecordItem::Let(name, value),
+                _ => RecordItem::Field(name, value),
+            });
+        }
+        Record { ty, items, span }
+    }
+
+    fn expr(&mut self, pair: Pair<Rule>) -> Expr {
+        let span = self.span(&pair);
+        if pair.as_rule() != Rule::expr {
+            return self.primary(pair);
+        }
+        let file = self.file;
+        let base = self.base;
+        let this = std::cell::RefCell::new(self);
+        let pos = |p: &Pair<Rule>| {
+            let s = p.as_span();
+            Span::new(file, base + s.start(), base + s.end())
+        };
+        let result = pratt()
+            .map_primary(|primary| this.borrow_mut().primary(primary))
+            .map_prefix(|op, rhs| {
+                let op_span = pos(&op);
+                let kind = match op.as_rule() {
+                    Rule::op_neg => UnOp::Neg,
+                    _ => UnOp::Not,
+                };
+                Expr {
+                    span: op_span.to(rhs.span),
+                    kind: ExprKind::Unary(kind, Box::new(rhs)),
+                }
+            })
+            .map_postfix(|lhs, op| {
+                let op_span = pos(&op);
+                let span = lhs.span.to(op_span);
+                let kind = match op.as_rule() {
+                    Rule::member => {
+                        let field = op.into_inner().next();
+                        match field {
+                            Some(f) => {
+                                let field = this.borrow().ident(f);
+                                ExprKind::Member(Box::new(lhs), field)
+                            }
+                            None => ExprKind::Error,
+                        }
+                    }
+                    Rule::index => match op.into_inner().next() {
+                        Some(index) => {
+                            let index = this.borrow_mut().expr(index);
+                            ExprKind::Index(Box::new(lhs), Box::new(index))
+                        }
+                        None => ExprKind::Error,
+                    },
+                    _ => {
+                        let mut parts = op.into_inner();
+                        let var = parts.next().map(|p| this.borrow().ident(p));
+                        let rest: Vec<Pair<Rule>> = parts.collect();
+                        let (filter, body) = match rest.len() {
+                            2 => (Some(rest[0].clone()), rest[1].clone()),
+                            1 => (None, rest[0].clone()),
+                            _ => {
+                                return Expr {
+                                    kind: ExprKind::Error,
+                                    span,
+                                }
+                            }
+                        };
+                        let filter = filter.map(|f| Box::new(this.borrow_mut().expr(f)));
+                        let body = Box::new(this.borrow_mut().expr(body));
+                        match var {
+                            Some(var) => ExprKind::EachMap {
+                                source: Box::new(lhs),
+                                var,
+                                filter,
+                                body,
+                            },
+                            None => ExprKind::Error,
+                        }
+                    }
+                };
+                Expr { kind, span }
+            })
+            .map_infix(|lhs, op, rhs| {
+                let op = match op.as_rule() {
+                    Rule::op_coalesce => BinOp::Coalesce,
+                    Rule::op_or => BinOp::Or,
+                    Rule::op_and => BinOp::And,
+                    Rule::op_eq => BinOp::Eq,
+                    Rule::op_ne => BinOp::Ne,
+                    Rule::op_lt => BinOp::Lt,
+                    Rule::op_le => BinOp::Le,
+                    Rule::op_gt => BinOp::Gt,
+                    Rule::op_ge => BinOp::Ge,
+                    Rule::op_in => BinOp::In,
+                    Rule::op_not_in => BinOp::NotIn,
+                    Rule::op_add => BinOp::Add,
+                    Rule::op_sub => BinOp::Sub,
+                    Rule::op_mul => BinOp::Mul,
+                    _ => BinOp::Div,
+                };
+                Expr {
+                    span: lhs.span.to(rhs.span),
+                    kind: ExprKind::Binary(op, Box::new(lhs), Box::new(rhs)),
+                }
+            })
+            .parse(pair_inner(pair));
+        let mut expr = result;
+        // Parenthesised expressions keep the outer span.
+        if expr.span.start > span.start || expr.span.end < span.end {
+            expr.span = span;
+        }
+        expr
+    }
+
+    fn primary(&mut self, pair: Pair<Rule>) -> Expr {
+        let span = self.span(&pair);
+        let rule = pair.as_rule();
+        let kind = match rule {
+            Rule::expr => return self.expr(pair),
+            Rule::if_expr => {
+                let mut parts = pair.into_inner();
+                match (parts.next(), parts.next(), parts.next()) {
+                    (Some(c), Some(t), Some(e)) => ExprKind::If(
+                        Box::new(self.expr(c)),
+                        Box::new(self.expr(t)),
+                        Box::new(self.expr(e)),
+                    ),
+                    _ => ExprKind::Error,
+                }
+            }
+            Rule::reject_expr => match pair.into_inner().next() {
+                Some(reason) => ExprKind::Reject(self.string(reason)),
+                None => ExprKind::Error,
+            },
+            Rule::record => ExprKind::Record(self.record(pair)),
+            Rule::call => {
+                let mut parts = pair.into_inner();
+                match parts.next() {
+                    Some(name) => {
+                        let name = self.ident(name);
+                        let args = parts.map(|p| self.expr(p)).collect();
+                        ExprKind::Call(name, args)
+                    }
+                    None => ExprKind::Error,
+                }
+            }
+            Rule::list => ExprKind::List(pair.into_inner().map(|p| self.expr(p)).collect()),
+            Rule::var => match pair.into_inner().next() {
+                Some(name) => ExprKind::Var(self.ident(name)),
+                None => ExprKind::Error,
+            },
+            Rule::jsonpath => ExprKind::JsonPath(pair.as_str().to_string()),
+            Rule::null => ExprKind::Lit(Literal::Null),
+            Rule::boolean => ExprKind::Lit(Literal::Bool(pair.as_str() == "true")),
+            Rule::integer => match pair.as_str().parse::<i64>() {
+                Ok(value) => ExprKind::Lit(Literal::Int(value)),
+                Err(_) => {
+                    self.diags.push(
+                        Diagnostic::error(
+                            codes::NUMBER_OUT_OF_RANGE,
+                            span,
+                            "integer literal out of range",
+                        )
+                        .label("does not fit in a 64-bit integer")
+                        .help("use a value between -9223372036854775808 and 9223372036854775807, or a string"),
+                    );
+                    ExprKind::Error
+                }
+            },
+            Rule::decimal => ExprKind::Lit(Literal::Decimal(pair.as_str().to_string())),
+            Rule::string => ExprKind::Lit(Literal::Str(self.string(pair).value)),
+            Rule::duration => {
+                let text = pair.as_str();
+                let digits_end = text
+                    .find(|c: char| !c.is_ascii_digit())
+                    .unwrap_or(text.len());
+                let value: u64 = text[..digits_end].parse().unwrap_or(u64::MAX);
+                let unit_ms: u64 = match &text[digits_end..] {
+                    "ms" => 1,
+                    "s" => 1_000,
+                    "m" => 60_000,
+                    "h" => 3_600_000,
+                    _ => 86_400_000,
+                };
+                ExprKind::Lit(Literal::Duration(
+                    value.saturating_mul(unit_ms),
+                    text.to_string(),
+                ))
+            }
+            Rule::rate => {
+                let text = pair.as_str();
+                let (count, unit) = text.split_once('/').unwrap_or((text, "s"));
+                let per_secs = match unit {
+                    "m" => 60,
+                    "h" => 3600,
+                    _ => 1,
+                };
+                ExprKind::Lit(Literal::Rate {
+                    count: count.parse().unwrap_or(u64::MAX),
+                    per_secs,
+                    text: text.to_string(),
+                })
+            }
+            Rule::percent => ExprKind::Lit(Literal::Percent(
+                pair.as_str().trim_end_matches('%').to_string(),
+            )),
+            _ => ExprKind::Error,
+        };
+        Expr { kind, span }
+    }
+}
+
+fn pair_inner(pair: Pair<Rule>) -> Pairs<Rule> {
+    pair.into_inner()
+}
+
+fn placeholder_ident(span: Span) -> Ident {
+    Ident {
+        name: String::new(),
+        span,
+    }
+}
+
+fn placeholder_type(span: Span) -> TypeExpr {
+    TypeExpr {
+        kind: TypeKind::Named(placeholder_ident(span)),
+        optional: false,
+        span,
+    }
+}
+
+/// Resolves the escapes of a string literal body.
+pub fn unescape(body: &str) -> String {
+    let mut out = String::with_capacity(body.len());
+    let mut chars = body.chars();
+    while let Some(ch) = chars.next() {
+        if ch != '\\' {
+            out.push(ch);
+            continue;
+        }
+        match chars.next() {
+            Some('n') => out.push('\n'),
+            Some('t') => out.push('\t'),
+            Some('r') => out.push('\r'),
+            Some('u') => {
+                let hex: String = chars.by_ref().take(4).collect();
+                if let Some(c) = u32::from_str_radix(&hex, 16).ok().and_then(char::from_u32) {
+                    out.push(c);
+                }
+            }
+            Some(other) => out.push(other),
+            None => {}
+        }
+    }
+    out
+}
+
+/// Escapes a string for writing it back as a literal.
+pub fn escape(value: &str) -> String {
+    let mut out = String::with_capacity(value.len() + 2);
+    out.push('"');
+    for ch in value.chars() {
+        match ch {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> (Module, Diagnostics) {
+        let mut diags = Diagnostics::default();
+        let module = parse_module(FileId(0), text, &mut diags);
+        (module, diags)
+    }
+
+    #[test]
+    fn parses_a_small_flow() {
+        let (module, diags) = parse(
+            r#"use std.retail.{Order}
+flow f {
+  source s = shop.orders { every = 2m }
+  map m = s -> Order { id = "x:" + $.id, lines = $.items[*] as it where it.qty > 0 -> Line { sku = it.sku } }
+  route r = m { when total.amount > 5 and not paid -> a, b otherwise -> c }
+  sink a = erp.create(r) { idempotency_key = id, rate = 10/s }
+}
+"#,
+        );
+        assert!(!diags.has_errors(), "{diags:?}");
+        assert_eq!(module.items.len(), 2);
+    }
+
+    #[test]
+    fn recovers_at_the_next_item() {
+        let (module, diags) =
+            parse("schema A { x: }\nschema B { y: string }\nflow { }\nenum C { a }\n");
+        assert_eq!(diags.error_count(), 2, "{diags:?}");
+        assert_eq!(module.items.len(), 2);
+    }
+
+    #[test]
+    fn reports_unterminated_strings() {
+        let (_, diags) = parse("connection a = http { url = \"http://x }\n");
+        assert_eq!(diags.as_slice()[0].code.id, "E0002");
+    }
+}

@@ -1,0 +1,2 @@
+//! `omniflow`.
+fn main() {}
