@@ -1,2 +1,7 @@
-//! `omniflowc`.
-fn main() {}
+//! `omniflowc`: the .flow compiler CLI. Thin: parse arguments, run, exit 0/1/2.
+
+mod cli;
+
+fn main() -> std::process::ExitCode {
+    cli::run()
+}

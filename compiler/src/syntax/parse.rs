@@ -295,9 +295,15 @@ struct Builder<'d> {
 }
 
 impl Builder<'_> {
+    /// The span of a pair without the whitespace and comments pest keeps at its end.
     fn span(&self, pair: &Pair<Rule>) -> Span {
         let span = pair.as_span();
-        Span::new(self.file, self.base + span.start(), self.base + span.end())
+        let len = trimmed_len(pair.as_str());
+        Span::new(
+            self.file,
+            self.base + span.start(),
+            self.base + span.start() + len,
+        )
     }
 
     fn ident(&self, pair: Pair<Rule>) -> Ident {
@@ -745,7 +751,7 @@ impl Builder<'_> {
             let s = p.as_span();
             Span::new(file, base + s.start(), base + s.end())
         };
-        let result = pratt()
+        let expr = pratt()
             .map_primary(|primary| this.borrow_mut().primary(primary))
             .map_prefix(|op, rhs| {
                 let op_span = pos(&op);
@@ -832,11 +838,7 @@ impl Builder<'_> {
                 }
             })
             .parse(pair_inner(pair));
-        let mut expr = result;
-        // Parenthesised expressions keep the outer span.
-        if expr.span.start > span.start || expr.span.end < span.end {
-            expr.span = span;
-        }
+        let _ = span;
         expr
     }
 
@@ -935,6 +937,20 @@ impl Builder<'_> {
             _ => ExprKind::Error,
         };
         Expr { kind, span }
+    }
+}
+
+/// Length of `text` without trailing whitespace and trailing `//` comments.
+fn trimmed_len(text: &str) -> usize {
+    let mut end = text.trim_end().len();
+    loop {
+        let head = &text[..end];
+        match super::comments::scan(head).last() {
+            Some(comment) if comment.end as usize == end => {
+                end = head[..comment.start as usize].trim_end().len();
+            }
+            _ => return end,
+        }
     }
 }
 

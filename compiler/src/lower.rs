@@ -1,0 +1,57 @@
+//! Lowering: assembles the checked environment and flows into the graph IR.
+
+use crate::ir::{self, Graph};
+use crate::resolve::Program;
+use crate::syntax::ast::Item;
+use crate::typeck::Env;
+
+/// Builds the graph for the flows of the root modules.
+pub fn lower(program: &Program, env: &Env, flows: Vec<ir::Flow>) -> Graph {
+    let mut schemas: Vec<ir::Schema> = env
+        .schemas
+        .values()
+        .map(|schema| ir::Schema {
+            name: schema.name.clone(),
+            fields: schema
+                .fields
+                .iter()
+                .map(|f| ir::SchemaField {
+                    name: f.name.clone(),
+                    ty: f.ty.to_ir(program),
+                    optional: f.optional,
+                    default: f.default.clone(),
+                })
+                .collect(),
+        })
+        .collect();
+    schemas.sort_by(|a, b| a.name.cmp(&b.name));
+    schemas.dedup_by(|a, b| a.name == b.name);
+    let mut connections: Vec<ir::Connection> =
+        env.connections.values().map(|c| c.ir.clone()).collect();
+    connections.sort_by(|a, b| a.name.cmp(&b.name));
+    let mut policies: Vec<ir::RetryPolicy> = env.policies.values().cloned().collect();
+    policies.sort_by(|a, b| a.name.cmp(&b.name));
+    policies.dedup_by(|a, b| a.name == b.name);
+    let mut tables: Vec<ir::Table> = env
+        .tables
+        .iter()
+        .filter_map(|(item, table)| {
+            let Item::Table(decl) = program.item(*item) else {
+                return None;
+            };
+            Some(ir::Table {
+                name: decl.name.name.clone(),
+                entries: table.entries.clone(),
+            })
+        })
+        .collect();
+    tables.sort_by(|a, b| a.name.cmp(&b.name));
+    Graph {
+        compiler_version: ir::COMPILER_VERSION.to_string(),
+        schemas,
+        connections,
+        policies,
+        tables,
+        flows,
+    }
+}

@@ -1,0 +1,207 @@
+//! Name resolution: loads the given files, the files they import and the stdlib modules
+//! they use, and builds one scope per module (its own items plus its imports).
+
+mod load;
+
+pub use load::load;
+
+use crate::diagnostics::{codes, suggest, Diagnostic, Diagnostics};
+use crate::source::Span;
+use crate::syntax::ast::{Item, Module};
+use std::cell::Cell;
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+/// Index of a module in [`Program::modules`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ModuleId(pub u32);
+
+/// A declared item: module and index in its item list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ItemRef {
+    pub module: ModuleId,
+    pub item: u32,
+}
+
+/// A name visible in a module.
+#[derive(Debug)]
+pub struct Binding {
+    pub target: ItemRef,
+    /// Where it was imported, `None` for the module's own items.
+    pub import_span: Option<Span>,
+    pub used: Cell<bool>,
+}
+
+/// One module: a user file, or a stdlib module (possibly several files).
+#[derive(Debug)]
+pub struct ModuleInfo {
+    /// `std.retail` or the file's display name.
+    pub name: String,
+    pub path: Option<PathBuf>,
+    pub is_std: bool,
+    /// Given on the command line (not only imported).
+    pub is_root: bool,
+    pub ast: Module,
+    pub scope: HashMap<String, Binding>,
+    /// Modules this one imports, with the span of the `use`.
+    pub imports: Vec<(ModuleId, Span)>,
+}
+
+/// Every module of one compilation, with scopes built.
+#[derive(Debug, Default)]
+pub struct Program {
+    pub modules: Vec<ModuleInfo>,
+}
+
+/// What kind of item a name must denote at a use site.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Type,
+    Connector,
+    Connection,
+    Table,
+    Policy,
+}
+
+impl Kind {
+    fn matches(self, item: &Item) -> bool {
+        matches!(
+            (self, item),
+            (Kind::Type, Item::Schema(_) | Item::Enum(_))
+                | (Kind::Connector, Item::Connector(_))
+                | (Kind::Connection, Item::Connection(_))
+                | (Kind::Table, Item::Table(_))
+                | (Kind::Policy, Item::Policy(_))
+        )
+    }
+
+    fn noun(self) -> &'static str {
+        match self {
+            Kind::Type => "type",
+            Kind::Connector => "connector",
+            Kind::Connection => "connection",
+            Kind::Table => "table",
+            Kind::Policy => "policy",
+        }
+    }
+}
+
+impl Program {
+    /// The item an [`ItemRef`] points at.
+    pub fn item(&self, item: ItemRef) -> &Item {
+        &self.modules[item.module.0 as usize].ast.items[item.item as usize]
+    }
+
+    /// The module with this id.
+    pub fn module(&self, id: ModuleId) -> &ModuleInfo {
+        &self.modules[id.0 as usize]
+    }
+
+    /// Finds a name of the wanted kind in a module's scope and marks it used.
+    pub fn lookup(&self, module: ModuleId, name: &str, kind: Kind) -> Option<ItemRef> {
+        let binding = self.module(module).scope.get(name)?;
+        if !kind.matches(self.item(binding.target)) {
+            return None;
+        }
+        binding.used.set(true);
+        Some(binding.target)
+    }
+
+    /// Like [`Program::lookup`], reporting an unknown name with a suggestion.
+    pub fn resolve(
+        &self,
+        module: ModuleId,
+        name: &str,
+        span: Span,
+        kind: Kind,
+        diags: &mut Diagnostics,
+    ) -> Option<ItemRef> {
+        if name.is_empty() {
+            return None;
+        }
+        if let Some(found) = self.lookup(module, name, kind) {
+            return Some(found);
+        }
+        let code = match kind {
+            Kind::Type => codes::UNKNOWN_TYPE,
+            Kind::Connector => codes::UNKNOWN_CONNECTOR,
+            Kind::Connection => codes::UNKNOWN_CONNECTION,
+            Kind::Table => codes::UNKNOWN_TABLE,
+            Kind::Policy => codes::UNKNOWN_POLICY,
+        };
+        let candidates = self.names_of_kind(module, kind);
+        let fallback = match kind {
+            Kind::Connector => match crate::stdlib::connector_module(name) {
+                Some(module) => format!("add `use {module}` to import the built-in connector"),
+                None => format!(
+                    "the built-in connectors are {}",
+                    builtin_connectors().join(", ")
+                ),
+            },
+            Kind::Type if is_std_retail_type(name) => {
+                format!("add `use std.retail.{{{name}}}` to import the canonical type")
+            }
+            Kind::Policy if name_in_std_policies(name) => {
+                format!("add `use std.policies.{{{name}}}` to import the standard policy")
+            }
+            _ => format!(
+                "declare the {} `{name}` or import it with `use`",
+                kind.noun()
+            ),
+        };
+        let mut all: Vec<&str> = candidates;
+        if kind == Kind::Type {
+            all.extend(crate::typeck::types::BUILTIN_TYPES.iter().copied());
+        }
+        let help = suggest::did_you_mean(name, all, &fallback);
+        diags.push(
+            Diagnostic::error(code, span, format!("unknown {} `{name}`", kind.noun()))
+                .label(format!("no {} named `{name}` is in scope", kind.noun()))
+                .help(help),
+        );
+        None
+    }
+
+    /// Names of the given kind visible in a module, for suggestions.
+    pub fn names_of_kind(&self, module: ModuleId, kind: Kind) -> Vec<&str> {
+        let mut names: Vec<&str> = self
+            .module(module)
+            .scope
+            .iter()
+            .filter(|(_, b)| kind.matches(self.item(b.target)))
+            .map(|(n, _)| n.as_str())
+            .collect();
+        names.sort_unstable();
+        names
+    }
+}
+
+fn builtin_connectors() -> Vec<&'static str> {
+    crate::stdlib::FILES
+        .iter()
+        .filter_map(|f| f.module.strip_prefix("std.connectors."))
+        .collect()
+}
+
+fn is_std_retail_type(name: &str) -> bool {
+    crate::stdlib::module_files("std.retail")
+        .iter()
+        .any(|file| {
+            file.text.lines().any(|line| {
+                let line = line.trim_start();
+                (line.starts_with("schema ") || line.starts_with("enum "))
+                    && line.split_whitespace().nth(1) == Some(name)
+            })
+        })
+}
+
+fn name_in_std_policies(name: &str) -> bool {
+    crate::stdlib::module_files("std.policies")
+        .iter()
+        .any(|file| {
+            file.text.lines().any(|line| {
+                line.trim_start().starts_with("policy ")
+                    && line.split_whitespace().nth(2) == Some(name)
+            })
+        })
+}

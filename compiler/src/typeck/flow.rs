@@ -1,0 +1,1146 @@
+//! Checking one flow: node types in dependency order, every node's expressions and
+//! settings, connector operation signatures, and test blocks. Produces the IR flow.
+
+use super::expr::ExprCx;
+use super::settings::{self, const_value, Const};
+use super::types::{assignable, Ty};
+use super::{Env, OperationInfo};
+use crate::diagnostics::{codes, suggest, Diagnostic, Diagnostics};
+use crate::ir::{self, DeadLetter, NodeKind, Rate};
+use crate::resolve::{Kind, ModuleId, Program};
+use crate::source::{self, Span};
+use crate::syntax::ast::{FlowDecl, Ident, Operation, Settings, Stmt, TestDecl, TestValue};
+use serde_json::Value;
+use std::collections::{BTreeMap, HashMap};
+
+struct FlowCx<'a> {
+    program: &'a Program,
+    env: &'a Env,
+    module: ModuleId,
+    decl: &'a FlowDecl,
+    nodes: HashMap<&'a str, usize>,
+    types: HashMap<usize, Ty>,
+}
+
+/// Checks a flow and returns its IR.
+pub fn check_flow(
+    program: &Program,
+    env: &Env,
+    module: ModuleId,
+    decl: &FlowDecl,
+    diags: &mut Diagnostics,
+) -> ir::Flow {
+    let mut nodes: HashMap<&str, usize> = HashMap::new();
+    for (idx, stmt) in decl.stmts.iter().enumerate() {
+        let Some(name) = stmt.node_name() else {
+            continue;
+        };
+        if let Some(first) = nodes.get(name.name.as_str()) {
+            let first_span = decl.stmts[*first].node_name().map_or(name.span, |n| n.span);
+            diags.push(
+                Diagnostic::error(
+                    codes::DUPLICATE_DEFINITION,
+                    name.span,
+                    format!(
+                        "node `{}` is declared twice in flow `{}`",
+                        name.name, decl.name.name
+                    ),
+                )
+                .label("declared again here")
+                .secondary(first_span, "first declared here")
+                .help("give every node of a flow its own name"),
+            );
+            continue;
+        }
+        nodes.insert(&name.name, idx);
+    }
+    let mut cx = FlowCx {
+        program,
+        env,
+        module,
+        decl,
+        nodes,
+        types: HashMap::new(),
+    };
+    let mut visiting = Vec::new();
+    for idx in 0..decl.stmts.len() {
+        cx.node_type(idx, &mut visiting, diags);
+    }
+    let mut flow = ir::Flow {
+        name: decl.name.name.clone(),
+        nodes: Vec::new(),
+        edges: Vec::new(),
+        tests: Vec::new(),
+    };
+    for (idx, stmt) in decl.stmts.iter().enumerate() {
+        if let Some(node) = cx.node(idx, stmt, diags) {
+            flow.nodes.push(node);
+        }
+    }
+    flow.edges = edges(&flow.nodes);
+    for stmt in &decl.stmts {
+        if let Stmt::Test(test) = stmt {
+            if let Some(test) = cx.test(test, &flow, diags) {
+                flow.tests.push(test);
+            }
+        }
+    }
+    flow
+}
+
+fn edges(nodes: &[ir::Node]) -> Vec<ir::Edge> {
+    let mut edges = Vec::new();
+    for node in nodes {
+        match &node.kind {
+            NodeKind::Route {
+                arms, otherwise, ..
+            } => {
+                for (idx, arm) in arms.iter().enumerate() {
+                    for target in &arm.targets {
+                        edges.push(ir::Edge {
+                            from: node.name.clone(),
+                            to: target.clone(),
+                            branch: Some(format!("when {}", idx + 1)),
+                        });
+                    }
+                }
+                for target in otherwise {
+                    edges.push(ir::Edge {
+                        from: node.name.clone(),
+                        to: target.clone(),
+                        branch: Some("otherwise".into()),
+                    });
+                }
+            }
+            _ => {}
+        }
+        if let Some(input) = node.kind.input() {
+            let from_route = nodes
+                .iter()
+                .any(|n| n.name == input && matches!(n.kind, NodeKind::Route { .. }));
+            if !from_route {
+                edges.push(ir::Edge {
+                    from: input.to_string(),
+                    to: node.name.clone(),
+                    branch: None,
+                });
+            }
+        }
+    }
+    edges
+}
+
+impl<'a> FlowCx<'a> {
+    fn connection(
+        &self,
+        op: &Operation,
+        diags: &mut Diagnostics,
+    ) -> Option<&'a super::ConnectorInfo> {
+        let conn = self.program.resolve(
+            self.module,
+            &op.connection.name,
+            op.connection.span,
+            Kind::Connection,
+            diags,
+        )?;
+        let info = self.env.connections.get(&conn)?;
+        self.env.connectors.get(&info.connector?)
+    }
+
+    fn operation(
+        &self,
+        op: &Operation,
+        sink: bool,
+        diags: &mut Diagnostics,
+    ) -> Option<&'a OperationInfo> {
+        let connector = self.connection(op, diags)?;
+        let (ops, others) = if sink {
+            (&connector.sinks, &connector.sources)
+        } else {
+            (&connector.sources, &connector.sinks)
+        };
+        if let Some(found) = ops.iter().find(|o| o.name == op.name.name) {
+            return Some(found);
+        }
+        let (want, other) = if sink {
+            ("sink", "source")
+        } else {
+            ("source", "sink")
+        };
+        let help = if others.iter().any(|o| o.name == op.name.name) {
+            format!(
+                "`{}` is a {other} operation of `{}`; use it in a `{other}` statement",
+                op.name.name, connector.name
+            )
+        } else {
+            suggest::did_you_mean(
+                &op.name.name,
+                ops.iter().map(|o| o.name.as_str()),
+                &format!(
+                    "`{}` has the {want} operations {}",
+                    connector.name,
+                    ops.iter()
+                        .map(|o| format!("`{}`", o.name))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            )
+        };
+        diags.push(
+            Diagnostic::error(
+                codes::UNKNOWN_OPERATION,
+                op.name.span,
+                format!(
+                    "connector `{}` has no {want} operation `{}`",
+                    connector.name, op.name.name
+                ),
+            )
+            .label(format!("not a {want} operation of `{}`", connector.name))
+            .help(help),
+        );
+        None
+    }
+
+    /// The output type of a node, computed in dependency order.
+    fn node_type(&mut self, idx: usize, visiting: &mut Vec<usize>, diags: &mut Diagnostics) -> Ty {
+        if let Some(ty) = self.types.get(&idx) {
+            return ty.clone();
+        }
+        if visiting.contains(&idx) {
+            return Ty::Error;
+        }
+        visiting.push(idx);
+        let stmt = &self.decl.stmts[idx];
+        let input_ty = |cx: &mut FlowCx,
+                        visiting: &mut Vec<usize>,
+                        diags: &mut Diagnostics,
+                        input: &Ident|
+         -> Ty {
+            match cx.nodes.get(input.name.as_str()).copied() {
+                Some(input_idx) if visiting.contains(&input_idx) => {
+                    diags.push(
+                        Diagnostic::error(
+                            codes::FLOW_CYCLE,
+                            input.span,
+                            format!("`{}` reads from itself through a cycle", input.name),
+                        )
+                        .label("this input closes a cycle")
+                        .help("a flow is a directed graph from sources to sinks; break the cycle"),
+                    );
+                    Ty::Error
+                }
+                Some(input_idx) => cx.node_type(input_idx, visiting, diags),
+                None => Ty::Error,
+            }
+        };
+        let mut scratch = Diagnostics::default();
+        let ty = match stmt {
+            Stmt::Source { op, .. } => self
+                .operation(op, false, &mut scratch)
+                .map(|o| o.output.clone())
+                .unwrap_or(Ty::Error),
+            Stmt::Map { record, .. } => {
+                match self
+                    .program
+                    .lookup(self.module, &record.ty.name, Kind::Type)
+                {
+                    Some(item) if self.env.schemas.contains_key(&item) => Ty::Record(item),
+                    _ => Ty::Error,
+                }
+            }
+            Stmt::Filter { input, .. } | Stmt::Route { input, .. } | Stmt::Sink { input, .. } => {
+                input_ty(self, visiting, diags, input)
+            }
+            Stmt::Split { input, each, .. } => {
+                let in_ty = input_ty(self, visiting, diags, input);
+                let mut cx = ExprCx::new(self.program, self.env, self.module, in_ty, &mut scratch);
+                cx.bare_fields = true;
+                let (ty, _) = cx.check(each);
+                ty.element().unwrap_or(Ty::Error)
+            }
+            Stmt::Test(_) => Ty::Error,
+        };
+        visiting.retain(|v| *v != idx);
+        self.types.insert(idx, ty.clone());
+        ty
+    }
+
+    fn input_type(&self, input: &Ident, diags: &mut Diagnostics) -> Ty {
+        match self.nodes.get(input.name.as_str()) {
+            Some(idx) => self.types.get(idx).cloned().unwrap_or(Ty::Error),
+            None => {
+                let help = suggest::did_you_mean(
+                    &input.name,
+                    self.nodes.keys().copied(),
+                    &format!(
+                        "declare a node named `{}` in flow `{}`",
+                        input.name, self.decl.name.name
+                    ),
+                );
+                diags.push(
+                    Diagnostic::error(
+                        codes::UNKNOWN_NODE,
+                        input.span,
+                        format!("unknown node `{}`", input.name),
+                    )
+                    .label(format!(
+                        "flow `{}` has no node of that name",
+                        self.decl.name.name
+                    ))
+                    .help(help),
+                );
+                Ty::Error
+            }
+        }
+    }
+
+    fn node(&self, idx: usize, stmt: &Stmt, diags: &mut Diagnostics) -> Option<ir::Node> {
+        let output = self.types.get(&idx).cloned().unwrap_or(Ty::Error);
+        let (name, kind, slots) = match stmt {
+            Stmt::Test(_) => return None,
+            Stmt::Source {
+                name, op, settings, ..
+            } => {
+                let op_info = self.operation(op, false, diags);
+                let options = match (op_info, settings) {
+                    (Some(info), Some(settings)) => source_options(&info.kind, settings, diags),
+                    (Some(info), None) => source_options(
+                        &info.kind,
+                        &Settings {
+                            entries: Vec::new(),
+                            span: name.span,
+                        },
+                        diags,
+                    ),
+                    _ => BTreeMap::new(),
+                };
+                (
+                    name,
+                    NodeKind::Source {
+                        connection: op.connection.name.clone(),
+                        operation: op.name.name.clone(),
+                        kind: op_info.map(|o| o.kind.clone()).unwrap_or_default(),
+                        options,
+                    },
+                    0,
+                )
+            }
+            Stmt::Map {
+                name,
+                input,
+                record,
+                ..
+            } => {
+                let in_ty = self.input_type(input, diags);
+                let mut cx = ExprCx::new(self.program, self.env, self.module, in_ty.clone(), diags);
+                cx.bare_fields = matches!(in_ty, Ty::Record(_));
+                let (_, program) = cx.record(record);
+                let reads = cx.reads.iter().cloned().collect();
+                let slots = cx.slots();
+                (
+                    name,
+                    NodeKind::Map {
+                        input: input.name.clone(),
+                        schema: record.ty.name.clone(),
+                        program,
+                        reads,
+                    },
+                    slots,
+                )
+            }
+            Stmt::Filter {
+                name, input, cond, ..
+            } => {
+                let in_ty = self.input_type(input, diags);
+                let mut cx = ExprCx::new(self.program, self.env, self.module, in_ty, diags);
+                cx.bare_fields = true;
+                let cond = cx.condition(cond, "a filter condition");
+                (
+                    name,
+                    NodeKind::Filter {
+                        input: input.name.clone(),
+                        cond,
+                    },
+                    cx.slots(),
+                )
+            }
+            Stmt::Route {
+                name,
+                input,
+                arms,
+                otherwise,
+                ..
+            } => {
+                let in_ty = self.input_type(input, diags);
+                let mut cx = ExprCx::new(self.program, self.env, self.module, in_ty, diags);
+                cx.bare_fields = true;
+                let arms = arms
+                    .iter()
+                    .map(|arm| ir::RouteArm {
+                        cond: cx.condition(&arm.cond, "a `when` condition"),
+                        targets: arm.targets.iter().map(|t| t.name.clone()).collect(),
+                    })
+                    .collect();
+                let slots = cx.slots();
+                (
+                    name,
+                    NodeKind::Route {
+                        input: input.name.clone(),
+                        arms,
+                        otherwise: otherwise.iter().flatten().map(|t| t.name.clone()).collect(),
+                    },
+                    slots,
+                )
+            }
+            Stmt::Split {
+                name, input, each, ..
+            } => {
+                let in_ty = self.input_type(input, diags);
+                let mut cx = ExprCx::new(self.program, self.env, self.module, in_ty, diags);
+                cx.bare_fields = true;
+                let (ty, each_ir) = cx.check(each);
+                if ty.element().is_none() {
+                    let shown = ty.display(self.program);
+                    cx.diags.push(
+                        Diagnostic::error(
+                            codes::NOT_A_LIST,
+                            each.span,
+                            format!("`split` needs a list, found {shown}"),
+                        )
+                        .label(format!("this is {shown}"))
+                        .help("split a list field, e.g. `split lines = order each lines`"),
+                    );
+                }
+                let slots = cx.slots();
+                (
+                    name,
+                    NodeKind::Split {
+                        input: input.name.clone(),
+                        each: each_ir,
+                    },
+                    slots,
+                )
+            }
+            Stmt::Sink {
+                name,
+                op,
+                input,
+                settings,
+                ..
+            } => {
+                let in_ty = self.input_type(input, diags);
+                let op_info = self.operation(op, true, diags);
+                if let Some(info) = op_info {
+                    if assignable(&info.input, &in_ty, false).is_err() && in_ty != Ty::Null {
+                        let (want, got) = (
+                            info.input.display(self.program),
+                            in_ty.display(self.program),
+                        );
+                        diags.push(
+                            Diagnostic::error(
+                                codes::OPERATION_TYPE_MISMATCH,
+                                input.span,
+                                format!("`{}.{}` takes {want}, but `{}` emits {got}", op.connection.name, op.name.name, input.name),
+                            )
+                            .label(format!("this emits {got}"))
+                            .secondary(op.name.span, format!("expects {want}"))
+                            .help(format!("map the messages to `{want}` first, e.g. `map to_{} = {} -> {want} {{ ... }}`", want.to_lowercase(), input.name)),
+                        );
+                    }
+                }
+                let connector =
+                    op_info.and_then(|_| self.connection(op, &mut Diagnostics::default()));
+                let kind = self.sink_settings(
+                    op,
+                    input,
+                    in_ty,
+                    settings.as_ref(),
+                    op_info,
+                    connector,
+                    diags,
+                );
+                (name, kind, 0)
+            }
+        };
+        Some(ir::Node {
+            name: name.name.clone(),
+            kind,
+            output: output.to_ir(self.program),
+            slots,
+        })
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn sink_settings(
+        &self,
+        op: &Operation,
+        input: &Ident,
+        in_ty: Ty,
+        settings: Option<&Settings>,
+        op_info: Option<&OperationInfo>,
+        connector: Option<&super::ConnectorInfo>,
+        diags: &mut Diagnostics,
+    ) -> NodeKind {
+        let mut kind_fields = SinkFields::default();
+        let extra_allowed: &[&str] = match connector.map(|c| c.name.as_str()) {
+            Some("http") => &["path", "method", "body", "query"],
+            Some("file") => &["path", "format"],
+            Some("bus") => &["subject"],
+            _ => &[],
+        };
+        let mut cx = ExprCx::new(self.program, self.env, self.module, in_ty, diags);
+        cx.bare_fields = true;
+        for entry in settings.map(|s| s.entries.as_slice()).unwrap_or(&[]) {
+            let span = entry.value.span;
+            match entry.name.name.as_str() {
+                "idempotency_key" => {
+                    let (ty, ir) = cx.check(&entry.value);
+                    if !(matches!(ty, Ty::String | Ty::Int | Ty::Enum(_)) || ty.is_lenient()) {
+                        let shown = ty.display(self.program);
+                        cx.diags.push(
+                            Diagnostic::error(
+                                codes::TYPE_MISMATCH,
+                                span,
+                                format!("an idempotency key must be a string, found {shown}"),
+                            )
+                            .label(format!("this is {shown}"))
+                            .help("use the message's business key, e.g. `idempotency_key = id`"),
+                        );
+                    }
+                    kind_fields.idempotency_key = Some(ir);
+                }
+                "retry" => match &entry.value.kind {
+                    crate::syntax::ast::ExprKind::Var(policy) => {
+                        if self
+                            .program
+                            .resolve(
+                                self.module,
+                                &policy.name,
+                                policy.span,
+                                Kind::Policy,
+                                cx.diags,
+                            )
+                            .is_some()
+                        {
+                            kind_fields.retry = Some(policy.name.clone());
+                        }
+                    }
+                    _ => invalid(
+                        cx.diags,
+                        &entry.name,
+                        span,
+                        "the name of a retry policy, e.g. `standard`",
+                    ),
+                },
+                "rate" => match const_value(&entry.value, cx.diags) {
+                    Some(Const::Rate { count, per_secs }) => {
+                        let rate = Rate { count, per_secs };
+                        let per_sec = rate.per_second();
+                        if count == 0 || per_sec > 10_000.0 {
+                            range(
+                                cx.diags,
+                                codes::RATE_OUT_OF_RANGE,
+                                span,
+                                format!(
+                                    "rate {count}/{} is outside 1/h to 10000/s",
+                                    unit(per_secs)
+                                ),
+                                "use a rate between 1/h and 10000/s",
+                            );
+                        } else {
+                            self.check_quota(op, op_info, connector, per_sec, span, cx.diags);
+                            kind_fields.rate = Some(rate);
+                        }
+                    }
+                    Some(_) => {
+                        invalid(cx.diags, &entry.name, span, "a rate like `10/s` or `600/m`")
+                    }
+                    None => {}
+                },
+                "burst" | "concurrency" => {
+                    match const_value(&entry.value, cx.diags).map(|c| c.to_json()) {
+                        Some(Value::Number(n))
+                            if n.as_u64().is_some_and(|n| (1..=10_000).contains(&n)) =>
+                        {
+                            let n = n.as_u64();
+                            if entry.name.name == "burst" {
+                                kind_fields.burst = n;
+                            } else {
+                                if let (Some(limit), Some(n)) =
+                                    (connector.and_then(|c| c.quota.concurrency), n)
+                                {
+                                    if n > limit {
+                                        quota_warning(
+                                            cx.diags,
+                                            span,
+                                            op,
+                                            &format!("concurrency {n}"),
+                                            &format!("{limit} concurrent calls"),
+                                        );
+                                    }
+                                }
+                                kind_fields.concurrency = n;
+                            }
+                        }
+                        Some(Value::Number(n)) => range(
+                            cx.diags,
+                            codes::RATE_OUT_OF_RANGE,
+                            span,
+                            format!("`{}` is {n}, allowed 1 to 10000", entry.name.name),
+                            "use a count between 1 and 10000",
+                        ),
+                        Some(_) => invalid(cx.diags, &entry.name, span, "a positive integer"),
+                        None => {}
+                    }
+                }
+                "timeout" => match const_value(&entry.value, cx.diags) {
+                    Some(Const::Duration(ms)) if (1..=600_000).contains(&ms) => {
+                        kind_fields.timeout_ms = Some(ms)
+                    }
+                    Some(Const::Duration(ms)) => range(
+                        cx.diags,
+                        codes::TIMEOUT_OUT_OF_RANGE,
+                        span,
+                        format!("timeout {ms}ms is outside 1ms to 10m"),
+                        "use a timeout between 1ms and 10m",
+                    ),
+                    Some(_) => invalid(cx.diags, &entry.name, span, "a duration like `30s`"),
+                    None => {}
+                },
+                "dead_letter" => match &entry.value.kind {
+                    crate::syntax::ast::ExprKind::Var(target) => {
+                        match self.nodes.get(target.name.as_str()) {
+                            Some(idx) if matches!(self.decl.stmts[*idx], Stmt::Sink { .. }) => {
+                                kind_fields.dead_letter =
+                                    Some(DeadLetter::Node(target.name.clone()))
+                            }
+                            Some(_) => {
+                                cx.diags.push(
+                                Diagnostic::error(codes::WRONG_NODE_KIND, target.span, format!("dead-letter target `{}` is not a sink", target.name))
+                                    .label("a dead-letter target must be a sink")
+                                    .help("name a sink of this flow (an exception queue), or a queue name as a string"),
+                            );
+                            }
+                            None => {
+                                let help = suggest::did_you_mean(&target.name, self.nodes.keys().copied(), "name a sink of this flow, or write a queue name as a string, e.g. `dead_letter = \"orders_exceptions\"`");
+                                cx.diags.push(
+                                    Diagnostic::error(
+                                        codes::UNKNOWN_NODE,
+                                        target.span,
+                                        format!("unknown node `{}`", target.name),
+                                    )
+                                    .label("no sink of that name")
+                                    .help(help),
+                                );
+                            }
+                        }
+                    }
+                    crate::syntax::ast::ExprKind::Lit(crate::syntax::ast::Literal::Str(queue)) => {
+                        kind_fields.dead_letter = Some(DeadLetter::Queue(queue.clone()))
+                    }
+                    _ => invalid(
+                        cx.diags,
+                        &entry.name,
+                        span,
+                        "a sink name or a queue name string",
+                    ),
+                },
+                other if extra_allowed.contains(&other) => {
+                    if let crate::syntax::ast::ExprKind::Lit(crate::syntax::ast::Literal::Str(
+                        text,
+                    )) = &entry.value.kind
+                    {
+                        cx.string_or_template(text, span);
+                        kind_fields
+                            .options
+                            .insert(other.to_string(), Value::String(text.clone()));
+                    } else if let Some(value) = const_value(&entry.value, cx.diags) {
+                        kind_fields
+                            .options
+                            .insert(other.to_string(), value.to_json());
+                    }
+                }
+                _ => {
+                    let mut allowed = vec![
+                        "idempotency_key",
+                        "retry",
+                        "rate",
+                        "burst",
+                        "concurrency",
+                        "timeout",
+                        "dead_letter",
+                    ];
+                    allowed.extend_from_slice(extra_allowed);
+                    settings::unknown_setting(&entry.name, &allowed, cx.diags);
+                }
+            }
+        }
+        NodeKind::Sink {
+            input: input.name.clone(),
+            connection: op.connection.name.clone(),
+            operation: op.name.name.clone(),
+            idempotency_key: kind_fields
+                .idempotency_key
+                .unwrap_or(ir::Expr::Lit(Value::Null)),
+            retry: kind_fields.retry,
+            rate: kind_fields.rate,
+            burst: kind_fields.burst,
+            concurrency: kind_fields.concurrency,
+            timeout_ms: kind_fields.timeout_ms,
+            dead_letter: kind_fields.dead_letter,
+            options: kind_fields.options,
+        }
+    }
+
+    fn check_quota(
+        &self,
+        op: &Operation,
+        op_info: Option<&OperationInfo>,
+        connector: Option<&super::ConnectorInfo>,
+        per_sec: f64,
+        span: Span,
+        diags: &mut Diagnostics,
+    ) {
+        let limit = op_info
+            .and_then(|o| o.quota.rate_per_sec)
+            .or(connector.and_then(|c| c.quota.rate_per_sec));
+        if let Some(limit) = limit {
+            if per_sec > limit + f64::EPSILON {
+                quota_warning(
+                    diags,
+                    span,
+                    op,
+                    &format!("{per_sec}/s"),
+                    &format!("{limit}/s"),
+                );
+            }
+        }
+    }
+
+    fn test(&self, test: &TestDecl, flow: &ir::Flow, diags: &mut Diagnostics) -> Option<ir::Test> {
+        let mut input = None;
+        let mut expect = None;
+        let mut reject = None;
+        let mut sinks = None;
+        let mut node = None;
+        let mut source_name = None;
+        for field in &test.fields {
+            match (field.name.name.as_str(), &field.value) {
+                ("input", value) | ("expect", value)
+                    if !matches!(value, TestValue::Name(_) | TestValue::Names(_)) =>
+                {
+                    let json = self.test_json(value, diags)?;
+                    if field.name.name == "input" {
+                        input = Some(json);
+                    } else {
+                        expect = Some((json, field.span));
+                    }
+                }
+                ("reject", TestValue::Json(Value::String(reason))) => reject = Some(reason.clone()),
+                ("sinks", TestValue::Names(names)) => {
+                    for n in names {
+                        if !flow.nodes.iter().any(|node| {
+                            node.name == n.name && matches!(node.kind, NodeKind::Sink { .. })
+                        }) {
+                            self.unknown_test_node(n, "sink", diags);
+                        }
+                    }
+                    sinks = Some(names.iter().map(|n| n.name.clone()).collect());
+                }
+                ("node", TestValue::Name(n)) => {
+                    if flow.node(&n.name).is_none() {
+                        self.unknown_test_node(n, "node", diags);
+                    }
+                    node = Some(n.name.clone());
+                }
+                ("source", TestValue::Name(n)) => {
+                    if !flow.nodes.iter().any(|node| {
+                        node.name == n.name && matches!(node.kind, NodeKind::Source { .. })
+                    }) {
+                        self.unknown_test_node(n, "source", diags);
+                    }
+                    source_name = Some(n.name.clone());
+                }
+                (name @ ("input" | "expect" | "reject" | "sinks" | "node" | "source"), _) => {
+                    let want = match name {
+                        "input" | "expect" => "a JSON value or file(\"...\")",
+                        "reject" => "a string with the expected reason",
+                        "sinks" => "a list of sink names",
+                        _ => "a node name",
+                    };
+                    diags.push(
+                        Diagnostic::error(
+                            codes::INVALID_TEST,
+                            field.span,
+                            format!("test field `{name}` must be {want}"),
+                        )
+                        .label(format!("expected {want}"))
+                        .help("see the `test` block in docs/language.md"),
+                    );
+                }
+                _ => settings::unknown_setting(
+                    &field.name,
+                    &["input", "expect", "reject", "sinks", "node", "source"],
+                    diags,
+                ),
+            }
+        }
+        let Some(input) = input else {
+            diags.push(
+                Diagnostic::error(
+                    codes::INVALID_TEST,
+                    test.name.span,
+                    format!("test \"{}\" has no input", test.name.value),
+                )
+                .label("no `input = ...`")
+                .help("add `input = file(\"fixtures/x.json\")` or an inline JSON value"),
+            );
+            return None;
+        };
+        if expect.is_none() && reject.is_none() && sinks.is_none() {
+            diags.push(
+                Diagnostic::error(codes::INVALID_TEST, test.name.span, format!("test \"{}\" expects nothing", test.name.value))
+                    .label("no `expect`, `reject` or `sinks`")
+                    .help("say what must come out: `expect = {...}`, `reject = \"reason\"` or `sinks = [name]`"),
+            );
+        }
+        let source = source_name.or_else(|| {
+            flow.nodes
+                .iter()
+                .find(|n| matches!(n.kind, NodeKind::Source { .. }))
+                .map(|n| n.name.clone())
+        })?;
+        let node = node.or_else(|| {
+            flow.nodes
+                .iter()
+                .find(|n| matches!(n.kind, NodeKind::Map { .. }))
+                .or_else(|| {
+                    flow.nodes
+                        .iter()
+                        .find(|n| !matches!(n.kind, NodeKind::Source { .. }))
+                })
+                .map(|n| n.name.clone())
+        })?;
+        if let Some((Value::Object(map), span)) = &expect {
+            if let Some(ty) = self
+                .nodes
+                .get(node.as_str())
+                .and_then(|idx| self.types.get(idx))
+            {
+                if let Ty::Record(item) = ty {
+                    if let Some(schema) = self.env.schemas.get(item) {
+                        for key in map.keys() {
+                            if schema.field(key).is_none() {
+                                let help = suggest::did_you_mean(
+                                    key,
+                                    schema.field_names(),
+                                    &format!(
+                                        "`{}` has the fields {}",
+                                        schema.name,
+                                        schema.field_names().join(", ")
+                                    ),
+                                );
+                                diags.push(
+                                    Diagnostic::error(
+                                        codes::UNKNOWN_FIELD,
+                                        *span,
+                                        format!(
+                                            "expected output names unknown field `{key}` of `{}`",
+                                            schema.name
+                                        ),
+                                    )
+                                    .label(format!("`{}` has no field `{key}`", schema.name))
+                                    .help(help),
+                                );
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        Some(ir::Test {
+            name: test.name.value.clone(),
+            source,
+            node,
+            input,
+            expect: expect.map(|(v, _)| v),
+            reject,
+            sinks,
+        })
+    }
+
+    fn unknown_test_node(&self, name: &Ident, what: &str, diags: &mut Diagnostics) {
+        let help = suggest::did_you_mean(
+            &name.name,
+            self.nodes.keys().copied(),
+            &format!("name a {what} of flow `{}`", self.decl.name.name),
+        );
+        diags.push(
+            Diagnostic::error(
+                codes::UNKNOWN_NODE,
+                name.span,
+                format!("unknown {what} `{}`", name.name),
+            )
+            .label(format!(
+                "flow `{}` has no {what} of that name",
+                self.decl.name.name
+            ))
+            .help(help),
+        );
+    }
+
+    fn test_json(&self, value: &TestValue, diags: &mut Diagnostics) -> Option<Value> {
+        match value {
+            TestValue::Json(json) => Some(json.clone()),
+            TestValue::File(path) => {
+                let from = self.program.module(self.module).path.clone()?;
+                let resolved = match source::resolve_relative(&from, &path.value) {
+                    Ok(p) => p,
+                    Err(reason) => {
+                        diags.push(
+                            Diagnostic::error(
+                                codes::FILE_NOT_FOUND,
+                                path.span,
+                                format!("cannot load `{}`: {reason}", path.value),
+                            )
+                            .label("outside the flow's directory")
+                            .help("keep fixtures beside or below the flow"),
+                        );
+                        return None;
+                    }
+                };
+                let text = match source::read_text(&resolved) {
+                    Ok(t) => t,
+                    Err(reason) => {
+                        diags.push(
+                            Diagnostic::error(codes::FILE_NOT_FOUND, path.span, reason)
+                                .label("this fixture cannot be read")
+                                .help("check the path; it is relative to the flow file"),
+                        );
+                        return None;
+                    }
+                };
+                match serde_json::from_str(&text) {
+                    Ok(v) => Some(v),
+                    Err(err) => {
+                        diags.push(
+                            Diagnostic::error(
+                                codes::INVALID_TEST,
+                                path.span,
+                                format!("fixture `{}` is not valid JSON: {err}", path.value),
+                            )
+                            .label("loaded from here")
+                            .help("fix the fixture file; it must hold one JSON document"),
+                        );
+                        None
+                    }
+                }
+            }
+            _ => None,
+        }
+    }
+}
+
+#[derive(Default)]
+struct SinkFields {
+    idempotency_key: Option<ir::Expr>,
+    retry: Option<String>,
+    rate: Option<Rate>,
+    burst: Option<u64>,
+    concurrency: Option<u64>,
+    timeout_ms: Option<u64>,
+    dead_letter: Option<DeadLetter>,
+    options: BTreeMap<String, Value>,
+}
+
+fn unit(per_secs: u64) -> &'static str {
+    match per_secs {
+        60 => "m",
+        3600 => "h",
+        _ => "s",
+    }
+}
+
+fn invalid(diags: &mut Diagnostics, name: &Ident, span: Span, want: &str) {
+    diags.push(
+        Diagnostic::error(
+            codes::INVALID_SETTING,
+            span,
+            format!("`{}` must be {want}", name.name),
+        )
+        .label(format!("expected {want}"))
+        .help(format!("write {want} here")),
+    );
+}
+
+fn range(
+    diags: &mut Diagnostics,
+    code: crate::diagnostics::Code,
+    span: Span,
+    message: String,
+    help: &str,
+) {
+    diags.push(
+        Diagnostic::error(code, span, message)
+            .label("out of range")
+            .help(help.to_string()),
+    );
+}
+
+fn quota_warning(diags: &mut Diagnostics, span: Span, op: &Operation, asked: &str, limit: &str) {
+    diags.push(
+        Diagnostic::warning(
+            codes::RATE_EXCEEDS_QUOTA,
+            span,
+            format!(
+                "{asked} exceeds the published quota of `{}.{}` ({limit})",
+                op.connection.name, op.name.name
+            ),
+        )
+        .label(format!("the system allows {limit}"))
+        .help("lower it to the quota; faster calls will only be answered with 429"),
+    );
+}
+
+const POLL_KEYS: &[&str] = &["every", "cursor", "page_size", "lookback"];
+const WEBHOOK_KEYS: &[&str] = &["path", "dedupe"];
+const SCHEDULE_KEYS: &[&str] = &["every", "cron"];
+const FILE_KEYS: &[&str] = &["path", "format"];
+const BUS_KEYS: &[&str] = &["subject", "durable"];
+
+fn keys_for(kind: &str) -> &'static [&'static str] {
+    match kind {
+        "poll" => POLL_KEYS,
+        "webhook" => WEBHOOK_KEYS,
+        "schedule" => SCHEDULE_KEYS,
+        "file" => FILE_KEYS,
+        "bus" => BUS_KEYS,
+        _ => &[],
+    }
+}
+
+/// Checks a source's options against its kind.
+fn source_options(
+    kind: &str,
+    settings: &Settings,
+    diags: &mut Diagnostics,
+) -> BTreeMap<String, Value> {
+    let allowed = keys_for(kind);
+    let mut out = BTreeMap::new();
+    for entry in &settings.entries {
+        let key = entry.name.name.as_str();
+        if !allowed.contains(&key) {
+            let other_kinds: Vec<&str> = super::SOURCE_KINDS
+                .iter()
+                .copied()
+                .filter(|k| keys_for(k).contains(&key))
+                .collect();
+            if other_kinds.is_empty() {
+                settings::unknown_setting(&entry.name, allowed, diags);
+            } else {
+                diags.push(
+                    Diagnostic::error(
+                        codes::SOURCE_KIND_MISMATCH,
+                        entry.name.span,
+                        format!("`{key}` does not apply to a {kind} source"),
+                    )
+                    .label(format!(
+                        "`{key}` is an option of {} sources",
+                        other_kinds.join(" and ")
+                    ))
+                    .help(format!("a {kind} source accepts {}", allowed.join(", "))),
+                );
+            }
+            continue;
+        }
+        let Some(value) = const_value(&entry.value, diags) else {
+            continue;
+        };
+        let span = entry.value.span;
+        let ok = match (key, &value) {
+            ("every", Const::Duration(ms)) => {
+                if !(1_000..=86_400_000).contains(ms) {
+                    range(
+                        diags,
+                        codes::TIMEOUT_OUT_OF_RANGE,
+                        span,
+                        format!("interval {ms}ms is outside 1s to 24h"),
+                        "poll between every 1s and every 24h",
+                    );
+                }
+                true
+            }
+            ("lookback", Const::Duration(_)) => true,
+            ("cursor", Const::Name(n))
+                if matches!(n.as_str(), "watermark" | "page_token" | "none") =>
+            {
+                true
+            }
+            ("page_size", Const::Value(Value::Number(n))) => {
+                if !n.as_u64().is_some_and(|n| (1..=1000).contains(&n)) {
+                    range(
+                        diags,
+                        codes::RATE_OUT_OF_RANGE,
+                        span,
+                        format!("page size {n} is outside 1 to 1000"),
+                        "use a page size between 1 and 1000",
+                    );
+                }
+                true
+            }
+            ("format", Const::Name(n)) | ("format", Const::Value(Value::String(n))) => {
+                matches!(n.as_str(), "csv" | "jsonl")
+            }
+            ("dedupe", Const::Value(Value::Bool(_))) => true,
+            ("path" | "cron" | "subject" | "durable", Const::Value(Value::String(_))) => true,
+            _ => false,
+        };
+        if !ok {
+            let want = match key {
+                "every" | "lookback" => "a duration like `2m`",
+                "cursor" => "`watermark`, `page_token` or `none`",
+                "page_size" => "an integer",
+                "format" => "`csv` or `jsonl`",
+                "dedupe" => "`true` or `false`",
+                _ => "a string",
+            };
+            invalid(diags, &entry.name, span, want);
+            continue;
+        }
+        out.insert(key.to_string(), value.to_json());
+    }
+    let required: &[&str] = match kind {
+        "poll" => &["every"],
+        "file" => &["path"],
+        "bus" => &["subject"],
+        _ => &[],
+    };
+    for key in required {
+        if settings.get(key).is_none() {
+            diags.push(
+                Diagnostic::error(
+                    codes::MISSING_SETTING,
+                    settings.span,
+                    format!("a {kind} source needs `{key}`"),
+                )
+                .label(format!("no `{key}` given"))
+                .help(match *key {
+                    "every" => "add `every = 2m` (how often to poll)".to_string(),
+                    other => format!("add `{other} = \"...\"`"),
+                }),
+            );
+        }
+    }
+    if kind == "schedule" && settings.get("every").is_none() && settings.get("cron").is_none() {
+        diags.push(
+            Diagnostic::error(
+                codes::MISSING_SETTING,
+                settings.span,
+                "a schedule source needs `every` or `cron`",
+            )
+            .label("no schedule given")
+            .help("add `every = 1h` or `cron = \"0 2 * * *\"`"),
+        );
+    }
+    out
+}

@@ -1,0 +1,470 @@
+//! Type checking: schemas, connectors, connections, tables and policies first (the
+//! environment), then every flow's nodes and expressions, elaborated into IR as they go.
+
+pub mod builtins;
+pub mod expr;
+mod flow;
+pub mod settings;
+mod tables;
+pub mod types;
+
+pub use flow::check_flow;
+
+use crate::diagnostics::{codes, Diagnostic, Diagnostics};
+use crate::ir::{self, Quota};
+use crate::resolve::{ItemRef, Kind, ModuleId, Program};
+use crate::source::Span;
+use crate::syntax::ast::{ConnectorDecl, Item};
+use serde_json::Value;
+use settings::{const_value, Const};
+use std::collections::{BTreeMap, HashMap};
+use types::{resolve_type, Ty};
+
+/// A field of a schema with its resolved type.
+#[derive(Debug, Clone)]
+pub struct FieldInfo {
+    pub name: String,
+    pub ty: Ty,
+    pub optional: bool,
+    pub has_default: bool,
+    pub default: Option<Value>,
+    pub span: Span,
+}
+
+/// A schema with resolved field types.
+#[derive(Debug, Clone)]
+pub struct SchemaInfo {
+    pub name: String,
+    pub fields: Vec<FieldInfo>,
+    pub span: Span,
+}
+
+impl SchemaInfo {
+    /// The field with this name.
+    pub fn field(&self, name: &str) -> Option<&FieldInfo> {
+        self.fields.iter().find(|f| f.name == name)
+    }
+
+    /// Field names in declaration order.
+    pub fn field_names(&self) -> Vec<&str> {
+        self.fields.iter().map(|f| f.name.as_str()).collect()
+    }
+}
+
+/// A lookup table with its loaded data.
+#[derive(Debug, Clone)]
+pub struct TableInfo {
+    pub key_ty: Ty,
+    pub value_ty: Ty,
+    pub entries: BTreeMap<String, Value>,
+}
+
+/// One setting a connector accepts.
+#[derive(Debug, Clone)]
+pub struct SettingInfo {
+    pub name: String,
+    pub ty: Ty,
+    pub required: bool,
+    pub default: Option<Value>,
+}
+
+/// A connector operation.
+#[derive(Debug, Clone)]
+pub struct OperationInfo {
+    pub name: String,
+    /// Source kind (poll, webhook, ...); `sink` for sinks.
+    pub kind: String,
+    pub input: Ty,
+    pub output: Ty,
+    pub quota: Quota,
+    pub span: Span,
+}
+
+/// A connector signature.
+#[derive(Debug, Clone)]
+pub struct ConnectorInfo {
+    pub name: String,
+    pub settings: Vec<SettingInfo>,
+    pub quota: Quota,
+    pub sources: Vec<OperationInfo>,
+    pub sinks: Vec<OperationInfo>,
+}
+
+/// A checked connection.
+#[derive(Debug, Clone)]
+pub struct ConnectionInfo {
+    pub connector: Option<ItemRef>,
+    pub ir: ir::Connection,
+}
+
+/// Everything flows are checked against.
+#[derive(Debug, Default)]
+pub struct Env {
+    pub schemas: HashMap<ItemRef, SchemaInfo>,
+    pub tables: HashMap<ItemRef, TableInfo>,
+    pub connectors: HashMap<ItemRef, ConnectorInfo>,
+    pub connections: HashMap<ItemRef, ConnectionInfo>,
+    pub policies: HashMap<ItemRef, ir::RetryPolicy>,
+}
+
+/// The source kinds a connector operation can have.
+pub const SOURCE_KINDS: &[&str] = &["poll", "webhook", "schedule", "file", "bus"];
+
+/// Builds the environment from every module's declarations.
+pub fn build_env(program: &Program, diags: &mut Diagnostics) -> Env {
+    let mut env = Env::default();
+    let refs: Vec<ItemRef> = program
+        .modules
+        .iter()
+        .enumerate()
+        .flat_map(|(m, module)| {
+            (0..module.ast.items.len()).map(move |i| ItemRef {
+                module: ModuleId(m as u32),
+                item: i as u32,
+            })
+        })
+        .collect();
+    for item in &refs {
+        if let Item::Schema(decl) = program.item(*item) {
+            let info = schema_info(program, item.module, decl, diags);
+            env.schemas.insert(*item, info);
+        }
+    }
+    // Defaults are checked once every schema is known.
+    for item in &refs {
+        if let Item::Schema(decl) = program.item(*item) {
+            check_defaults(program, &env, item.module, decl, diags);
+        }
+    }
+    for item in &refs {
+        match program.item(*item) {
+            Item::Connector(decl) => {
+                let info = connector_info(program, item.module, decl, diags);
+                env.connectors.insert(*item, info);
+            }
+            Item::Policy(decl) => {
+                if decl.kind.name != "retry" {
+                    diags.push(
+                        Diagnostic::error(
+                            codes::UNKNOWN_POLICY,
+                            decl.kind.span,
+                            format!("unknown policy kind `{}`", decl.kind.name),
+                        )
+                        .label("the only policy kind is `retry`")
+                        .help(crate::diagnostics::suggest::did_you_mean(
+                            &decl.kind.name,
+                            ["retry"],
+                            "write `policy retry NAME { ... }`",
+                        )),
+                    );
+                }
+                let policy = settings::retry_policy(&decl.name.name, &decl.settings, diags);
+                env.policies.insert(*item, policy);
+            }
+            Item::Table(decl) => {
+                let info = tables::table_info(program, &env, item.module, decl, diags);
+                env.tables.insert(*item, info);
+            }
+            _ => {}
+        }
+    }
+    for item in &refs {
+        if let Item::Connection(decl) = program.item(*item) {
+            let info = connection_info(program, &env, item.module, decl, diags);
+            env.connections.insert(*item, info);
+        }
+    }
+    env
+}
+
+fn schema_info(
+    program: &Program,
+    module: ModuleId,
+    decl: &crate::syntax::ast::SchemaDecl,
+    diags: &mut Diagnostics,
+) -> SchemaInfo {
+    let mut fields: Vec<FieldInfo> = Vec::with_capacity(decl.fields.len());
+    for field in &decl.fields {
+        if let Some(first) = fields.iter().find(|f| f.name == field.name.name) {
+            diags.push(
+                Diagnostic::error(
+                    codes::DUPLICATE_DEFINITION,
+                    field.name.span,
+                    format!("field `{}` is declared twice", field.name.name),
+                )
+                .label("declared again here")
+                .secondary(first.span, "first declared here")
+                .help("remove or rename one of the two fields"),
+            );
+            continue;
+        }
+        let ty = resolve_type(program, module, &field.ty, diags);
+        fields.push(FieldInfo {
+            name: field.name.name.clone(),
+            ty,
+            optional: field.ty.optional,
+            has_default: field.default.is_some(),
+            default: field.default.as_ref().and_then(|d| literal_json(d)),
+            span: field.name.span,
+        });
+    }
+    SchemaInfo {
+        name: decl.name.name.clone(),
+        fields,
+        span: decl.name.span,
+    }
+}
+
+fn check_defaults(
+    program: &Program,
+    env: &Env,
+    module: ModuleId,
+    decl: &crate::syntax::ast::SchemaDecl,
+    diags: &mut Diagnostics,
+) {
+    let Some(info) = env
+        .schemas
+        .iter()
+        .find(|(r, s)| r.module == module && s.span == decl.name.span)
+        .map(|(_, s)| s)
+    else {
+        return;
+    };
+    for field in &decl.fields {
+        let Some(default) = &field.default else {
+            continue;
+        };
+        let Some(field_info) = info.field(&field.name.name) else {
+            continue;
+        };
+        let mut cx = expr::ExprCx::new(program, env, module, Ty::Null, diags);
+        cx.expect(
+            default,
+            &field_info.ty,
+            field_info.optional,
+            &format!("the default of `{}`", field.name.name),
+        );
+    }
+}
+
+/// A literal expression as JSON (for defaults).
+pub fn literal_json(expr: &crate::syntax::ast::Expr) -> Option<Value> {
+    let mut scratch = Diagnostics::default();
+    match const_value(expr, &mut scratch)? {
+        Const::Name(_) | Const::Env(_) | Const::Secret(_) => None,
+        other => Some(other.to_json()),
+    }
+}
+
+fn connector_info(
+    program: &Program,
+    module: ModuleId,
+    decl: &ConnectorDecl,
+    diags: &mut Diagnostics,
+) -> ConnectorInfo {
+    let settings = decl
+        .settings
+        .iter()
+        .map(|s| SettingInfo {
+            name: s.name.name.clone(),
+            ty: resolve_type(program, module, &s.ty, diags),
+            required: !s.ty.optional && s.default.is_none(),
+            default: s.default.as_ref().and_then(literal_json),
+        })
+        .collect();
+    let quota = decl
+        .quota
+        .as_ref()
+        .map(|q| settings::quota(q, diags))
+        .unwrap_or_default();
+    let sources = decl
+        .sources
+        .iter()
+        .map(|s| {
+            if !SOURCE_KINDS.contains(&s.kind.name.as_str()) {
+                diags.push(
+                    Diagnostic::error(
+                        codes::SOURCE_KIND_MISMATCH,
+                        s.kind.span,
+                        format!("unknown source kind `{}`", s.kind.name),
+                    )
+                    .label("not a source kind")
+                    .help(format!("source kinds are {}", SOURCE_KINDS.join(", "))),
+                );
+            }
+            OperationInfo {
+                name: s.name.name.clone(),
+                kind: s.kind.name.clone(),
+                input: Ty::Null,
+                output: resolve_type(program, module, &s.output, diags),
+                quota: s
+                    .options
+                    .as_ref()
+                    .map(|q| settings::quota(q, diags))
+                    .unwrap_or_default(),
+                span: s.name.span,
+            }
+        })
+        .collect();
+    let sinks = decl
+        .sinks
+        .iter()
+        .map(|s| OperationInfo {
+            name: s.name.name.clone(),
+            kind: "sink".into(),
+            input: resolve_type(program, module, &s.input, diags),
+            output: s
+                .output
+                .as_ref()
+                .map(|o| resolve_type(program, module, o, diags))
+                .unwrap_or(Ty::Json),
+            quota: s
+                .options
+                .as_ref()
+                .map(|q| settings::quota(q, diags))
+                .unwrap_or_default(),
+            span: s.name.span,
+        })
+        .collect();
+    ConnectorInfo {
+        name: decl.name.name.clone(),
+        settings,
+        quota,
+        sources,
+        sinks,
+    }
+}
+
+fn connection_info(
+    program: &Program,
+    env: &Env,
+    module: ModuleId,
+    decl: &crate::syntax::ast::ConnectionDecl,
+    diags: &mut Diagnostics,
+) -> ConnectionInfo {
+    let connector_ref = program.resolve(
+        module,
+        &decl.connector.name,
+        decl.connector.span,
+        Kind::Connector,
+        diags,
+    );
+    let connector = connector_ref.and_then(|c| env.connectors.get(&c));
+    let mut values = BTreeMap::new();
+    let mut seen: Vec<&str> = Vec::new();
+    for entry in &decl.settings.entries {
+        if seen.contains(&entry.name.name.as_str()) {
+            diags.push(
+                Diagnostic::error(
+                    codes::DUPLICATE_DEFINITION,
+                    entry.name.span,
+                    format!("setting `{}` is given twice", entry.name.name),
+                )
+                .label("given again here")
+                .help("keep one of the two"),
+            );
+            continue;
+        }
+        seen.push(&entry.name.name);
+        let Some(value) = const_value(&entry.value, diags) else {
+            continue;
+        };
+        let Some(connector) = connector else {
+            values.insert(entry.name.name.clone(), value.to_setting());
+            continue;
+        };
+        let Some(sig) = connector
+            .settings
+            .iter()
+            .find(|s| s.name == entry.name.name)
+        else {
+            let allowed: Vec<&str> = connector.settings.iter().map(|s| s.name.as_str()).collect();
+            settings::unknown_setting(&entry.name, &allowed, diags);
+            continue;
+        };
+        let literal = matches!(value, Const::Value(Value::String(_)));
+        if literal && (sig.ty == Ty::Secret || settings::looks_secret(&sig.name)) {
+            settings::literal_secret(&entry.name, entry.value.span, diags);
+            continue;
+        }
+        let fits = match (&sig.ty, &value) {
+            (_, Const::Env(_)) => true,
+            (Ty::Secret | Ty::String, Const::Secret(_)) => true,
+            (Ty::String, Const::Value(Value::String(_))) => true,
+            (Ty::Int, Const::Value(Value::Number(n))) => n.is_i64(),
+            (Ty::Bool, Const::Value(Value::Bool(_))) => true,
+            (Ty::Duration, Const::Duration(_)) => true,
+            (Ty::Json, _) => true,
+            _ => false,
+        };
+        if !fits {
+            let want = sig.ty.display(program);
+            diags.push(
+                Diagnostic::error(
+                    codes::INVALID_SETTING,
+                    entry.value.span,
+                    format!(
+                        "`{}` must be {want}, found {}",
+                        entry.name.name,
+                        value.describe()
+                    ),
+                )
+                .label(format!("expected {want}"))
+                .help(if sig.ty == Ty::Secret {
+                    format!("write `{} = secret(\"NAME\")`", entry.name.name)
+                } else {
+                    format!("give a {want}, or `env(\"NAME\")`")
+                }),
+            );
+            continue;
+        }
+        values.insert(entry.name.name.clone(), value.to_setting());
+    }
+    if let Some(connector) = connector {
+        let missing: Vec<&str> = connector
+            .settings
+            .iter()
+            .filter(|s| {
+                s.required && !values.contains_key(&s.name) && !seen.contains(&s.name.as_str())
+            })
+            .map(|s| s.name.as_str())
+            .collect();
+        if !missing.is_empty() {
+            let list = missing
+                .iter()
+                .map(|m| format!("`{m}`"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            diags.push(
+                Diagnostic::error(
+                    codes::MISSING_SETTING,
+                    decl.name.span,
+                    format!(
+                        "connection `{}` is missing required setting{} {list}",
+                        decl.name.name,
+                        if missing.len() == 1 { "" } else { "s" }
+                    ),
+                )
+                .label(format!("`{}` requires {list}", connector.name))
+                .help(format!(
+                    "add {list} to the settings block, e.g. `{} = env(\"...\")`",
+                    missing[0]
+                )),
+            );
+        }
+        for sig in &connector.settings {
+            if let (false, Some(default)) = (values.contains_key(&sig.name), &sig.default) {
+                values.insert(sig.name.clone(), ir::SettingValue::Value(default.clone()));
+            }
+        }
+    }
+    ConnectionInfo {
+        connector: connector_ref,
+        ir: ir::Connection {
+            name: decl.name.name.clone(),
+            connector: decl.connector.name.clone(),
+            settings: values,
+            quota: connector.map(|c| c.quota.clone()).unwrap_or_default(),
+        },
+    }
+}

@@ -1,0 +1,258 @@
+//! Lookup tables: inline entries, or data loaded from a JSON or CSV file beside the flow.
+
+use super::types::{resolve_type, Ty};
+use super::{Env, TableInfo};
+use crate::diagnostics::{codes, Diagnostic, Diagnostics};
+use crate::resolve::{ModuleId, Program};
+use crate::source;
+use crate::syntax::ast::{TableDecl, TableSource};
+use serde_json::Value;
+use std::collections::BTreeMap;
+
+/// Resolves a table's types and loads its entries.
+pub fn table_info(
+    program: &Program,
+    env: &Env,
+    module: ModuleId,
+    decl: &TableDecl,
+    diags: &mut Diagnostics,
+) -> TableInfo {
+    let key_ty = resolve_type(program, module, &decl.key_ty, diags);
+    let value_ty = resolve_type(program, module, &decl.value_ty, diags);
+    if !matches!(key_ty, Ty::String | Ty::Int | Ty::Error) {
+        diags.push(
+            Diagnostic::error(
+                codes::TYPE_MISMATCH,
+                decl.key_ty.span,
+                "table keys must be string or int",
+            )
+            .label("not a key type")
+            .help("declare the table as `table name: string -> T = ...`"),
+        );
+    }
+    let mut entries = BTreeMap::new();
+    match &decl.source {
+        TableSource::Inline(items) => {
+            for (key, value) in items {
+                let mut cx = super::expr::ExprCx::new(program, env, module, Ty::Null, diags);
+                cx.expect(
+                    value,
+                    &value_ty,
+                    false,
+                    &format!("table entry `{}`", key.value),
+                );
+                if let Some(json) = super::literal_json(value) {
+                    if entries.insert(key.value.clone(), json).is_some() {
+                        diags.push(
+                            Diagnostic::error(
+                                codes::DUPLICATE_DEFINITION,
+                                key.span,
+                                format!("table key `{}` is given twice", key.value),
+                            )
+                            .label("given again here")
+                            .help("keep one entry per key"),
+                        );
+                    }
+                }
+            }
+        }
+        TableSource::File { path, options } => {
+            let from = program.module(module).path.clone();
+            let Some(from) = from else {
+                return TableInfo {
+                    key_ty,
+                    value_ty,
+                    entries,
+                };
+            };
+            let resolved = match source::resolve_relative(&from, &path.value) {
+                Ok(p) => p,
+                Err(reason) => {
+                    diags.push(
+                        Diagnostic::error(
+                            codes::FILE_NOT_FOUND,
+                            path.span,
+                            format!("cannot load `{}`: {reason}", path.value),
+                        )
+                        .label("outside the flow's directory")
+                        .help("keep table files beside or below the flow, with a relative path"),
+                    );
+                    return TableInfo {
+                        key_ty,
+                        value_ty,
+                        entries,
+                    };
+                }
+            };
+            let text = match source::read_text(&resolved) {
+                Ok(text) => text,
+                Err(reason) => {
+                    diags.push(
+                        Diagnostic::error(codes::FILE_NOT_FOUND, path.span, reason)
+                            .label("this file cannot be read")
+                            .help("check the path; it is relative to the flow file"),
+                    );
+                    return TableInfo {
+                        key_ty,
+                        value_ty,
+                        entries,
+                    };
+                }
+            };
+            let option = |name: &str| {
+                options
+                    .iter()
+                    .find(|o| o.name.name == name)
+                    .and_then(|o| match &o.value.kind {
+                        crate::syntax::ast::ExprKind::Lit(crate::syntax::ast::Literal::Str(s)) => {
+                            Some(s.clone())
+                        }
+                        _ => None,
+                    })
+            };
+            for opt in options {
+                if !matches!(opt.name.name.as_str(), "key" | "value") {
+                    super::settings::unknown_setting(&opt.name, &["key", "value"], diags);
+                }
+            }
+            let loaded = if path.value.ends_with(".csv") {
+                load_csv(&text, option("key"), option("value"))
+            } else {
+                load_json(&text, option("key"), option("value"))
+            };
+            match loaded {
+                Ok(loaded) => entries = loaded,
+                Err(reason) => diags.push(
+                    Diagnostic::error(codes::INVALID_TABLE, path.span, format!("invalid table data in `{}`: {reason}", path.value))
+                        .label("loaded from here")
+                        .help("a JSON table is an object of key to value (or an array of objects with `key`/`value` options); a CSV table needs a header row and `key`/`value` column options"),
+                ),
+            }
+            if let Some((key, value)) = entries.iter().find(|(_, v)| !value_fits(&value_ty, v)) {
+                diags.push(
+                    Diagnostic::error(
+                        codes::INVALID_TABLE,
+                        path.span,
+                        format!(
+                            "table entry `{key}` is {value}, not {}",
+                            value_ty.display(program)
+                        ),
+                    )
+                    .label("loaded from here")
+                    .help("fix the data file or the table's declared value type"),
+                );
+            }
+        }
+    }
+    TableInfo {
+        key_ty,
+        value_ty,
+        entries,
+    }
+}
+
+fn value_fits(ty: &Ty, value: &Value) -> bool {
+    match ty {
+        Ty::String | Ty::Enum(_) | Ty::Datetime | Ty::Date => value.is_string(),
+        Ty::Int => value.is_i64(),
+        Ty::Decimal => value.is_number() || value.is_string(),
+        Ty::Bool => value.is_boolean(),
+        Ty::List(_) => value.is_array(),
+        Ty::Record(_) | Ty::Money => value.is_object(),
+        _ => true,
+    }
+}
+
+fn key_text(value: &Value) -> Option<String> {
+    match value {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+fn load_json(
+    text: &str,
+    key: Option<String>,
+    value: Option<String>,
+) -> Result<BTreeMap<String, Value>, String> {
+    let doc: Value = serde_json::from_str(text).map_err(|e| format!("not valid JSON ({e})"))?;
+    match doc {
+        Value::Object(map) => Ok(map.into_iter().collect()),
+        Value::Array(rows) => {
+            let (Some(key), Some(value)) = (key, value) else {
+                return Err(
+                    "an array table needs `key = \"...\"` and `value = \"...\"` options".into(),
+                );
+            };
+            let mut out = BTreeMap::new();
+            for (idx, row) in rows.iter().enumerate() {
+                let k = row
+                    .get(&key)
+                    .and_then(key_text)
+                    .ok_or(format!("row {idx} has no `{key}`"))?;
+                let v = row
+                    .get(&value)
+                    .cloned()
+                    .ok_or(format!("row {idx} has no `{value}`"))?;
+                out.insert(k, v);
+            }
+            Ok(out)
+        }
+        _ => Err("expected an object or an array".into()),
+    }
+}
+
+/// Splits one CSV line, honouring double quotes.
+fn csv_fields(line: &str) -> Vec<String> {
+    let mut fields = Vec::new();
+    let mut field = String::new();
+    let mut quoted = false;
+    let mut chars = line.chars().peekable();
+    while let Some(ch) = chars.next() {
+        match ch {
+            '"' if quoted && chars.peek() == Some(&'"') => {
+                field.push('"');
+                chars.next();
+            }
+            '"' => quoted = !quoted,
+            ',' if !quoted => fields.push(std::mem::take(&mut field)),
+            c => field.push(c),
+        }
+    }
+    fields.push(field);
+    fields
+}
+
+fn load_csv(
+    text: &str,
+    key: Option<String>,
+    value: Option<String>,
+) -> Result<BTreeMap<String, Value>, String> {
+    let mut lines = text.lines().filter(|l| !l.trim().is_empty());
+    let header = csv_fields(lines.next().ok_or("the file is empty")?);
+    let column = |name: &Option<String>, fallback: usize| match name {
+        Some(name) => header
+            .iter()
+            .position(|h| h.trim() == name)
+            .ok_or(format!("no column `{name}` in the header")),
+        None => Ok(fallback),
+    };
+    let (key_col, value_col) = (column(&key, 0)?, column(&value, 1)?);
+    let mut out = BTreeMap::new();
+    for (idx, line) in lines.enumerate() {
+        let fields = csv_fields(line);
+        let k = fields
+            .get(key_col)
+            .ok_or(format!("row {} has no key column", idx + 2))?;
+        let v = fields
+            .get(value_col)
+            .ok_or(format!("row {} has no value column", idx + 2))?;
+        let v = v
+            .parse::<i64>()
+            .map(Value::from)
+            .unwrap_or_else(|_| Value::String(v.clone()));
+        out.insert(k.clone(), v);
+    }
+    Ok(out)
+}
