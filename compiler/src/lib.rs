@@ -43,6 +43,18 @@ impl Compilation {
 /// Compiles the `.flow` files under the given paths. `Err` is an I/O or usage problem
 /// (exit code 2); everything else is a diagnostic.
 pub fn compile_paths(paths: &[PathBuf]) -> Result<Compilation, String> {
+    // Deeply nested (but accepted) input recurses deeply: give the stages a large stack.
+    let paths = paths.to_vec();
+    std::thread::Builder::new()
+        .name("omniflowc".into())
+        .stack_size(256 << 20)
+        .spawn(move || compile_on_this_thread(&paths))
+        .map_err(|err| format!("cannot start the compiler thread: {err}"))?
+        .join()
+        .map_err(|_| "the compiler crashed; please report this input".to_string())?
+}
+
+fn compile_on_this_thread(paths: &[PathBuf]) -> Result<Compilation, String> {
     let files = source::collect_flow_files(paths)?;
     if files.is_empty() {
         return Err("no .flow files found in the given paths".to_string());

@@ -30,6 +30,18 @@ const ITEM_KEYWORDS: &[&str] = &[
 /// and reported.
 pub fn parse_module(file: FileId, text: &str, diags: &mut Diagnostics) -> Module {
     let mut module = Module::default();
+    if let Some(at) = too_deep(text) {
+        diags.push(
+            Diagnostic::error(
+                codes::SYNTAX_ERROR,
+                Span::new(file, at, at + 1),
+                format!("brackets nested deeper than {MAX_NESTING} levels"),
+            )
+            .label("too deeply nested")
+            .help("split the expression with `let` bindings"),
+        );
+        return module;
+    }
     let mut offset = 0;
     while offset < text.len() {
         let rest = &text[offset..];
@@ -64,6 +76,44 @@ pub fn parse_module(file: FileId, text: &str, diags: &mut Diagnostics) -> Module
         }
     }
     module
+}
+
+/// Deepest bracket nesting the parser accepts; deeper input is refused up front.
+pub const MAX_NESTING: usize = 128;
+
+/// The offset where bracket nesting first exceeds [`MAX_NESTING`], outside strings and comments.
+fn too_deep(text: &str) -> Option<usize> {
+    let bytes = text.as_bytes();
+    let mut depth = 0usize;
+    let mut idx = 0;
+    while idx < bytes.len() {
+        match bytes[idx] {
+            b'"' => {
+                idx += 1;
+                while idx < bytes.len() && bytes[idx] != b'"' && bytes[idx] != b'\n' {
+                    if bytes[idx] == b'\\' {
+                        idx += 1;
+                    }
+                    idx += 1;
+                }
+            }
+            b'/' if bytes.get(idx + 1) == Some(&b'/') => {
+                while idx < bytes.len() && bytes[idx] != b'\n' {
+                    idx += 1;
+                }
+            }
+            b'(' | b'[' | b'{' => {
+                depth += 1;
+                if depth > MAX_NESTING {
+                    return Some(idx);
+                }
+            }
+            b')' | b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        idx += 1;
+    }
+    None
 }
 
 /// Parses a single expression (for tools and tests).
