@@ -342,7 +342,7 @@ impl<'a> ExprCx<'a> {
         if !(text.contains("{{") || text.contains("{%")) {
             return IrExpr::string(text);
         }
-        let env = minijinja::Environment::new();
+        let env = template_env();
         let template = match env.template_from_str(text) {
             Ok(template) => template,
             Err(err) => {
@@ -1108,6 +1108,12 @@ fn jsonpath_error(err: &jsonpath_rust::parser::errors::JsonPathError) -> (String
         }
         other => (other.to_string(), None),
     }
+}
+
+/// One shared minijinja environment for syntax checks (building one is not free).
+fn template_env() -> &'static minijinja::Environment<'static> {
+    static ENV: std::sync::OnceLock<minijinja::Environment<'static>> = std::sync::OnceLock::new();
+    ENV.get_or_init(minijinja::Environment::new)
 }
 
 fn arith_add(lt: &Ty, rt: &Ty) -> Option<Ty> {
