@@ -28,7 +28,7 @@ fn compile_text(text: &str) -> Vec<String> {
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join(format!("case{n}.flow"));
     std::fs::write(&path, text).unwrap();
-    let compilation = omniflow_compiler::compile_paths(&[path.clone()]).unwrap();
+    let compilation = omniflow_compiler::compile_paths(std::slice::from_ref(&path)).unwrap();
     let _ = std::fs::remove_file(&path);
     compilation
         .diagnostics

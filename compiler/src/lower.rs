@@ -46,9 +46,24 @@ pub fn lower(program: &Program, env: &Env, flows: Vec<ir::Flow>) -> Graph {
         })
         .collect();
     tables.sort_by(|a, b| a.name.cmp(&b.name));
+    let mut enums: Vec<ir::EnumDef> = program
+        .modules
+        .iter()
+        .flat_map(|m| m.ast.items.iter())
+        .filter_map(|item| match item {
+            Item::Enum(decl) => Some(ir::EnumDef {
+                name: decl.name.name.clone(),
+                variants: decl.variants.iter().map(|v| v.name.clone()).collect(),
+            }),
+            _ => None,
+        })
+        .collect();
+    enums.sort_by(|a, b| a.name.cmp(&b.name));
+    enums.dedup_by(|a, b| a.name == b.name);
     Graph {
         compiler_version: ir::COMPILER_VERSION.to_string(),
         schemas,
+        enums,
         connections,
         policies,
         tables,

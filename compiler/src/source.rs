@@ -118,7 +118,12 @@ impl Sources {
 
 /// Reads a UTF-8 text file.
 pub fn read_text(path: &Path) -> Result<String, String> {
-    std::fs::read_to_string(path).map_err(|err| format!("cannot read `{}`: {err}", path.display()))
+    let text = std::fs::read_to_string(path)
+        .map_err(|err| format!("cannot read `{}`: {err}", path.display()))?;
+    Ok(match text.strip_prefix('\u{feff}') {
+        Some(rest) => rest.to_string(),
+        None => text,
+    })
 }
 
 /// Expands the given paths into `.flow` files: files as given, directories walked

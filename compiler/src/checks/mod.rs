@@ -111,18 +111,11 @@ pub fn check_flow(decl: &FlowDecl, diags: &mut Diagnostics) {
         }
     }
     // Every node must lead to a sink.
-    let mut reaches: HashMap<&str, bool> = HashMap::new();
     for stmt in &decl.stmts {
         let (Some(name), false) = (stmt.node_name(), matches!(stmt, Stmt::Sink { .. })) else {
             continue;
         };
-        if !leads_to_sink(
-            &name.name,
-            &nodes,
-            &consumers,
-            &mut reaches,
-            &mut HashSet::new(),
-        ) {
+        if !leads_to_sink(&name.name, &nodes, &consumers) {
             diags.push(
                 Diagnostic::error(
                     codes::UNUSED_OUTPUT,
@@ -136,28 +129,26 @@ pub fn check_flow(decl: &FlowDecl, diags: &mut Diagnostics) {
     }
 }
 
+/// Searches from a node along its consumers for any sink.
 fn leads_to_sink<'a>(
     name: &'a str,
     nodes: &HashMap<&'a str, &'a Stmt>,
     consumers: &HashMap<&'a str, Vec<&'a str>>,
-    memo: &mut HashMap<&'a str, bool>,
-    visiting: &mut HashSet<&'a str>,
 ) -> bool {
-    if let Some(known) = memo.get(name) {
-        return *known;
+    let mut seen: HashSet<&str> = HashSet::new();
+    let mut queue = vec![name];
+    while let Some(current) = queue.pop() {
+        if !seen.insert(current) {
+            continue;
+        }
+        if current != name && matches!(nodes.get(current), Some(Stmt::Sink { .. })) {
+            return true;
+        }
+        if let Some(next) = consumers.get(current) {
+            queue.extend(next.iter().copied());
+        }
     }
-    if matches!(nodes.get(name), Some(Stmt::Sink { .. })) {
-        return true;
-    }
-    if !visiting.insert(name) {
-        return false;
-    }
-    let result = consumers.get(name).is_some_and(|next| {
-        next.iter()
-            .any(|n| leads_to_sink(n, nodes, consumers, memo, visiting))
-    });
-    memo.insert(name, result);
-    result
+    false
 }
 
 fn check_route(
@@ -300,6 +291,13 @@ fn is_bool(expr: &Expr, value: bool) -> bool {
 
 /// Warns about imports and declarations that nothing uses (in files given on the command line).
 pub fn check_unused(program: &Program, diags: &mut Diagnostics) {
+    // Names in a file that did not parse may be used by the part that failed.
+    let broken: HashSet<crate::source::FileId> = diags
+        .as_slice()
+        .iter()
+        .filter(|d| d.code.id.starts_with("E00"))
+        .map(|d| d.span().file)
+        .collect();
     let mut used: HashSet<ItemRef> = HashSet::new();
     for module in &program.modules {
         for binding in module.scope.values() {
@@ -314,6 +312,7 @@ pub fn check_unused(program: &Program, diags: &mut Diagnostics) {
             .iter()
             .filter(|(_, b)| !b.used.get())
             .filter_map(|(name, b)| b.import_span.map(|span| (span, name)))
+            .filter(|(span, _)| !broken.contains(&span.file))
             .collect();
         imports.sort_by_key(|(span, _)| span.start);
         for (span, name) in imports {

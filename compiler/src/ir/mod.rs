@@ -18,6 +18,7 @@ pub const COMPILER_VERSION: &str = env!("CARGO_PKG_VERSION");
 pub struct Graph {
     pub compiler_version: String,
     pub schemas: Vec<Schema>,
+    pub enums: Vec<EnumDef>,
     pub connections: Vec<Connection>,
     pub policies: Vec<RetryPolicy>,
     pub tables: Vec<Table>,
@@ -65,6 +66,13 @@ pub struct SchemaField {
     pub ty: TypeIr,
     pub optional: bool,
     pub default: Option<serde_json::Value>,
+}
+
+/// An enum type and its variants.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EnumDef {
+    pub name: String,
+    pub variants: Vec<String>,
 }
 
 /// A setting value; secrets and environment values stay references until run time.

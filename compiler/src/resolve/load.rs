@@ -9,6 +9,12 @@ use std::cell::Cell;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
+/// One key per file however it was written (`./a.flow`, `sub/../a.flow`).
+fn file_key(path: &Path) -> String {
+    let canonical = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+    format!("file:{}", canonical.display())
+}
+
 struct Loader<'a> {
     program: Program,
     sources: &'a mut Sources,
@@ -71,7 +77,7 @@ impl Loader<'_> {
     }
 
     fn add_file_module(&mut self, path: &Path, text: String) -> ModuleId {
-        let key = format!("file:{}", path.display());
+        let key = file_key(path);
         if let Some(id) = self.by_key.get(&key) {
             return *id;
         }
@@ -158,9 +164,7 @@ impl Loader<'_> {
     }
 
     fn file_import(&mut self, from: Option<&Path>, written: &str, span: Span) -> Option<ModuleId> {
-        let Some(from) = from else {
-            return None;
-        };
+        let from = from?;
         let path = match source::resolve_relative(from, written) {
             Ok(path) => path,
             Err(reason) => {
@@ -176,7 +180,7 @@ impl Loader<'_> {
                 return None;
             }
         };
-        let key = format!("file:{}", path.display());
+        let key = file_key(&path);
         if let Some(id) = self.by_key.get(&key) {
             return Some(*id);
         }

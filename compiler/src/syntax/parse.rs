@@ -942,7 +942,7 @@ impl Builder<'_> {
                             "integer literal out of range",
                         )
                         .label("does not fit in a 64-bit integer")
-                        .help("use a value between -9223372036854775808 and 9223372036854775807, or a string"),
+                        .help("use a value between -9223372036854775807 and 9223372036854775807, or a string"),
                     );
                     ExprKind::Error
                 }

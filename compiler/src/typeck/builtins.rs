@@ -200,11 +200,14 @@ pub const BUILTINS: &[Builtin] = &[
         "true for null or an absent field",
     ),
     f("exists", &[P::Any], BOOL, "true unless null or absent"),
-    f(
-        "sum",
-        &[P::List],
-        Ret::Element,
-        "sum of a list of numbers or money (0 for an empty list)",
+    opt(
+        f(
+            "sum",
+            &[P::List, P::Any],
+            Ret::Element,
+            "sum of a list of numbers or money; the second argument (default 0) is the sum of an empty list, e.g. money_minor(0, \"USD\")",
+        ),
+        1,
     ),
     f("count", &[P::List], INT, "number of elements of a list"),
     f(

@@ -112,7 +112,7 @@ impl<'a> ExprCx<'a> {
                 format!("null into required {place}"),
             )
             .label("this is null")
-            .help(format!("give a {want_s} value, or mark the field optional with `?` in the schema")),
+            .help(format!("give {} value, or mark the field optional with `?` in the schema", article(&want_s))),
             Mismatch::Other => Diagnostic::error(
                 codes::TYPE_MISMATCH,
                 expr.span,
@@ -420,7 +420,7 @@ impl<'a> ExprCx<'a> {
                 .get(item)
                 .and_then(|s| s.field(name))
                 .map(|f| f.ty.clone()),
-            Ty::Json => Some(Ty::Json),
+            Ty::Error => Some(Ty::Error),
             _ => None,
         }
     }
@@ -481,7 +481,12 @@ impl<'a> ExprCx<'a> {
             return (Ty::Table(table), IrExpr::Lit(Value::Null));
         }
         let candidates = self.visible_names();
-        let fallback = if self.bare_fields {
+        let fallback = if self.bare_fields && !matches!(self.input, Ty::Record(_)) {
+            format!(
+                "the input is untyped JSON: read its fields with `$.{}`",
+                ident.name
+            )
+        } else if self.bare_fields {
             "bind it with `let`, or read the input with `$.field`".to_string()
         } else {
             "read the input with `$.field`, or bind a name with `let`".to_string()
@@ -628,6 +633,13 @@ impl<'a> ExprCx<'a> {
                 }
             }
         }
+        if let ExprKind::Var(ident) = &base.kind {
+            if self.is_unknown_name(&ident.name) {
+                self.unknown_table(ident);
+                self.check(index);
+                return (Ty::Error, IrExpr::Lit(Value::Null));
+            }
+        }
         let (base_ty, base_ir) = self.check(base);
         let (index_ty, index_ir) = self.check(index);
         let ty = match &base_ty {
@@ -669,6 +681,34 @@ impl<'a> ExprCx<'a> {
             (base_ir, _) => IrExpr::Index(Box::new(base_ir), Box::new(index_ir)),
         };
         (ty, ir)
+    }
+
+    /// True when a name is neither a local, a message field nor a table.
+    fn is_unknown_name(&self, name: &str) -> bool {
+        !(self.locals.iter().any(|(n, _, _)| n == name)
+            || (self.bare_fields && self.input_field(name).is_some()))
+            && self
+                .program
+                .lookup(self.module, name, Kind::Table)
+                .is_none()
+    }
+
+    fn unknown_table(&mut self, ident: &Ident) {
+        let tables = self.program.names_of_kind(self.module, Kind::Table);
+        let help = suggest::did_you_mean(
+            &ident.name,
+            tables.iter().copied(),
+            &format!("declare it: `table {}: string -> string = file(\"{}.csv\", key = \"...\", value = \"...\")`", ident.name, ident.name),
+        );
+        self.diags.push(
+            Diagnostic::error(
+                codes::UNKNOWN_TABLE,
+                ident.span,
+                format!("unknown table `{}`", ident.name),
+            )
+            .label("no table of that name is in scope")
+            .help(help),
+        );
     }
 
     fn table_types(&self, table: crate::resolve::ItemRef) -> (Ty, Ty) {
@@ -883,6 +923,13 @@ impl<'a> ExprCx<'a> {
                     };
                     return (Ty::Bool, ir);
                 }
+            }
+        }
+        if let ExprKind::Var(ident) = &rhs.kind {
+            if self.is_unknown_name(&ident.name) {
+                self.check(lhs);
+                self.unknown_table(ident);
+                return (Ty::Bool, IrExpr::Lit(Value::Null));
             }
         }
         let (lt, li) = self.check(lhs);
@@ -1145,6 +1192,12 @@ fn conversion_help(want: &Ty, ty: &Ty) -> String {
         (Ty::List(_), _) => "map a list here, e.g. `$.items[*] as it -> Line { ... }`".into(),
         _ => "change the expression, or the field's type in the schema".into(),
     }
+}
+
+/// `a int` → `an int`.
+pub fn article(noun: &str) -> String {
+    let vowel = noun.starts_with(['a', 'e', 'i', 'o', 'u']);
+    format!("{} {noun}", if vowel { "an" } else { "a" })
 }
 
 fn list_names(names: &[&str]) -> String {

@@ -91,10 +91,11 @@ pub fn check_flow(
 fn edges(nodes: &[ir::Node]) -> Vec<ir::Edge> {
     let mut edges = Vec::new();
     for node in nodes {
-        match &node.kind {
-            NodeKind::Route {
-                arms, otherwise, ..
-            } => {
+        if let NodeKind::Route {
+            arms, otherwise, ..
+        } = &node.kind
+        {
+            {
                 for (idx, arm) in arms.iter().enumerate() {
                     for target in &arm.targets {
                         edges.push(ir::Edge {
@@ -112,7 +113,6 @@ fn edges(nodes: &[ir::Node]) -> Vec<ir::Edge> {
                     });
                 }
             }
-            _ => {}
         }
         if let Some(input) = node.kind.input() {
             let from_route = nodes
@@ -239,7 +239,9 @@ impl<'a> FlowCx<'a> {
                 .operation(op, false, &mut scratch)
                 .map(|o| o.output.clone())
                 .unwrap_or(Ty::Error),
-            Stmt::Map { record, .. } => {
+            Stmt::Map { record, input, .. } => {
+                // Visit the input too, so a cycle through a map is found.
+                input_ty(self, visiting, diags, input);
                 match self
                     .program
                     .lookup(self.module, &record.ty.name, Kind::Type)
@@ -448,8 +450,7 @@ impl<'a> FlowCx<'a> {
                         );
                     }
                 }
-                let connector =
-                    op_info.and_then(|_| self.connection(op, &mut Diagnostics::default()));
+                let connector = self.connection(op, &mut Diagnostics::default());
                 let kind = self.sink_settings(
                     op,
                     input,
@@ -482,6 +483,9 @@ impl<'a> FlowCx<'a> {
         diags: &mut Diagnostics,
     ) -> NodeKind {
         let mut kind_fields = SinkFields::default();
+        if let Some(settings) = settings {
+            settings::duplicate_keys(settings.entries.iter().map(|e| &e.name), "setting", diags);
+        }
         let extra_allowed: &[&str] = match connector.map(|c| c.name.as_str()) {
             Some("http") => &["path", "method", "body", "query"],
             Some("file") => &["path", "format"],
@@ -570,13 +574,7 @@ impl<'a> FlowCx<'a> {
                                     (connector.and_then(|c| c.quota.concurrency), n)
                                 {
                                     if n > limit {
-                                        quota_warning(
-                                            cx.diags,
-                                            span,
-                                            op,
-                                            &format!("concurrency {n}"),
-                                            &format!("{limit} concurrent calls"),
-                                        );
+                                        concurrency_warning(cx.diags, span, op, n, limit);
                                     }
                                 }
                                 kind_fields.concurrency = n;
@@ -601,13 +599,22 @@ impl<'a> FlowCx<'a> {
                         cx.diags,
                         codes::TIMEOUT_OUT_OF_RANGE,
                         span,
-                        format!("timeout {ms}ms is outside 1ms to 10m"),
+                        format!("timeout {} is outside 1ms to 10m", duration_text(ms)),
                         "use a timeout between 1ms and 10m",
                     ),
                     Some(_) => invalid(cx.diags, &entry.name, span, "a duration like `30s`"),
                     None => {}
                 },
                 "dead_letter" => match &entry.value.kind {
+                    crate::syntax::ast::ExprKind::Var(target)
+                        if target.name == input_sink_name(self.decl, input) =>
+                    {
+                        cx.diags.push(
+                            Diagnostic::error(codes::WRONG_NODE_KIND, target.span, format!("sink `{}` names itself as its dead-letter target", target.name))
+                                .label("a failure here would loop back into the same sink")
+                                .help("name another sink (an exception queue), or a queue name as a string"),
+                        );
+                    }
                     crate::syntax::ast::ExprKind::Var(target) => {
                         match self.nodes.get(target.name.as_str()) {
                             Some(idx) if matches!(self.decl.stmts[*idx], Stmt::Sink { .. }) => {
@@ -660,6 +667,7 @@ impl<'a> FlowCx<'a> {
                             .insert(other.to_string(), value.to_json());
                     }
                 }
+                _ if connector.is_none() => {}
                 _ => {
                     let mut allowed = vec![
                         "idempotency_key",
@@ -710,8 +718,8 @@ impl<'a> FlowCx<'a> {
                     diags,
                     span,
                     op,
-                    &format!("{per_sec}/s"),
-                    &format!("{limit}/s"),
+                    &format!("rate {}", rate_text(per_sec)),
+                    &rate_text(limit),
                 );
             }
         }
@@ -724,6 +732,8 @@ impl<'a> FlowCx<'a> {
         let mut sinks = None;
         let mut node = None;
         let mut source_name = None;
+        let mut invalid_field = false;
+        settings::duplicate_keys(test.fields.iter().map(|f| &f.name), "test field", diags);
         for field in &test.fields {
             match (field.name.name.as_str(), &field.value) {
                 ("input", value) | ("expect", value)
@@ -739,10 +749,14 @@ impl<'a> FlowCx<'a> {
                 ("reject", TestValue::Json(Value::String(reason))) => reject = Some(reason.clone()),
                 ("sinks", TestValue::Names(names)) => {
                     for n in names {
-                        if !flow.nodes.iter().any(|node| {
-                            node.name == n.name && matches!(node.kind, NodeKind::Sink { .. })
-                        }) {
-                            self.unknown_test_node(n, "sink", diags);
+                        match flow.node(&n.name) {
+                            Some(node) if matches!(node.kind, NodeKind::Sink { .. }) => {}
+                            Some(node) => diags.push(
+                                Diagnostic::error(codes::WRONG_NODE_KIND, n.span, format!("`{}` is a {}, not a sink", n.name, node.kind.word()))
+                                    .label("`sinks` lists the sinks a message must reach")
+                                    .help("name sinks here; compare a node's output with `node = name` and `expect = {...}`"),
+                            ),
+                            None => self.unknown_test_node(n, "sink", diags),
                         }
                     }
                     sinks = Some(names.iter().map(|n| n.name.clone()).collect());
@@ -768,6 +782,7 @@ impl<'a> FlowCx<'a> {
                         "sinks" => "a list of sink names",
                         _ => "a node name",
                     };
+                    invalid_field = true;
                     diags.push(
                         Diagnostic::error(
                             codes::INVALID_TEST,
@@ -797,7 +812,7 @@ impl<'a> FlowCx<'a> {
             );
             return None;
         };
-        if expect.is_none() && reject.is_none() && sinks.is_none() {
+        if expect.is_none() && reject.is_none() && sinks.is_none() && !invalid_field {
             diags.push(
                 Diagnostic::error(codes::INVALID_TEST, test.name.span, format!("test \"{}\" expects nothing", test.name.value))
                     .label("no `expect`, `reject` or `sinks`")
@@ -822,12 +837,12 @@ impl<'a> FlowCx<'a> {
                 .map(|n| n.name.clone())
         })?;
         if let Some((Value::Object(map), span)) = &expect {
-            if let Some(ty) = self
+            if let Some(Ty::Record(item)) = self
                 .nodes
                 .get(node.as_str())
                 .and_then(|idx| self.types.get(idx))
             {
-                if let Ty::Record(item) = ty {
+                {
                     if let Some(schema) = self.env.schemas.get(item) {
                         for key in map.keys() {
                             if schema.field(key).is_none() {
@@ -941,6 +956,17 @@ impl<'a> FlowCx<'a> {
     }
 }
 
+/// The name of the sink statement that reads `input` and is being checked.
+fn input_sink_name<'d>(decl: &'d FlowDecl, input: &Ident) -> &'d str {
+    decl.stmts
+        .iter()
+        .find_map(|s| match s {
+            Stmt::Sink { name, input: i, .. } if i.span == input.span => Some(name.name.as_str()),
+            _ => None,
+        })
+        .unwrap_or("")
+}
+
 #[derive(Default)]
 struct SinkFields {
     idempotency_key: Option<ir::Expr>,
@@ -987,6 +1013,51 @@ fn range(
     );
 }
 
+/// A duration in its largest exact unit: `20m`, `1500ms`.
+fn duration_text(ms: u64) -> String {
+    for (unit, size) in [
+        ("d", 86_400_000),
+        ("h", 3_600_000),
+        ("m", 60_000),
+        ("s", 1_000),
+    ] {
+        if ms >= size && ms % size == 0 {
+            return format!("{}{unit}", ms / size);
+        }
+    }
+    format!("{ms}ms")
+}
+
+/// A rate as an integrator would write it: `2/s`, `150/m`, `1/m`.
+fn rate_text(per_sec: f64) -> String {
+    let per_min = per_sec * 60.0;
+    if per_sec >= 1.0 && (per_sec - per_sec.round()).abs() < 1e-9 {
+        format!("{}/s", per_sec.round())
+    } else if (per_min - per_min.round()).abs() < 1e-6 && per_min >= 1.0 {
+        format!("{}/m", per_min.round())
+    } else {
+        format!("{:.0}/h", per_sec * 3600.0)
+    }
+}
+
+fn concurrency_warning(
+    diags: &mut Diagnostics,
+    span: Span,
+    op: &Operation,
+    asked: u64,
+    limit: u64,
+) {
+    diags.push(
+        Diagnostic::warning(
+            codes::RATE_EXCEEDS_QUOTA,
+            span,
+            format!("concurrency {asked} exceeds the published limit of `{}.{}` ({limit} concurrent calls)", op.connection.name, op.name.name),
+        )
+        .label(format!("the system allows {limit} concurrent calls"))
+        .help(format!("lower `concurrency` to at most {limit}; extra parallel calls only queue or fail")),
+    );
+}
+
 fn quota_warning(diags: &mut Diagnostics, span: Span, op: &Operation, asked: &str, limit: &str) {
     diags.push(
         Diagnostic::warning(
@@ -1026,6 +1097,7 @@ fn source_options(
     diags: &mut Diagnostics,
 ) -> BTreeMap<String, Value> {
     let allowed = keys_for(kind);
+    settings::duplicate_keys(settings.entries.iter().map(|e| &e.name), "option", diags);
     let mut out = BTreeMap::new();
     for entry in &settings.entries {
         let key = entry.name.name.as_str();
@@ -1064,7 +1136,7 @@ fn source_options(
                         diags,
                         codes::TIMEOUT_OUT_OF_RANGE,
                         span,
-                        format!("interval {ms}ms is outside 1s to 24h"),
+                        format!("interval {} is outside 1s to 24h", duration_text(*ms)),
                         "poll between every 1s and every 24h",
                     );
                 }

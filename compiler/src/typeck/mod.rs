@@ -125,6 +125,25 @@ pub fn build_env(program: &Program, diags: &mut Diagnostics) -> Env {
         })
         .collect();
     for item in &refs {
+        let declared = match program.item(*item) {
+            Item::Schema(decl) => Some(&decl.name),
+            Item::Enum(decl) => {
+                settings::duplicate_keys(decl.variants.iter(), "variant", diags);
+                Some(&decl.name)
+            }
+            _ => None,
+        };
+        if let Some(name) = declared.filter(|n| types::builtin(&n.name).is_some()) {
+            diags.push(
+                Diagnostic::error(
+                    codes::DUPLICATE_DEFINITION,
+                    name.span,
+                    format!("`{}` is a built-in type", name.name),
+                )
+                .label("this name is taken by the language")
+                .help("choose another name for the type"),
+            );
+        }
         if let Item::Schema(decl) = program.item(*item) {
             let info = schema_info(program, item.module, decl, diags);
             env.schemas.insert(*item, info);
@@ -204,7 +223,7 @@ fn schema_info(
             ty,
             optional: field.ty.optional,
             has_default: field.default.is_some(),
-            default: field.default.as_ref().and_then(|d| literal_json(d)),
+            default: field.default.as_ref().and_then(literal_json),
             span: field.name.span,
         });
     }
@@ -242,7 +261,7 @@ fn check_defaults(
             default,
             &field_info.ty,
             field_info.optional,
-            &format!("the default of `{}`", field.name.name),
+            &format!("field `{}` (default)", field.name.name),
         );
     }
 }
@@ -413,7 +432,7 @@ fn connection_info(
                 .help(if sig.ty == Ty::Secret {
                     format!("write `{} = secret(\"NAME\")`", entry.name.name)
                 } else {
-                    format!("give a {want}, or `env(\"NAME\")`")
+                    format!("give {}, or `env(\"NAME\")`", expr::article(&want))
                 }),
             );
             continue;
@@ -426,6 +445,13 @@ fn connection_info(
             .iter()
             .filter(|s| {
                 s.required && !values.contains_key(&s.name) && !seen.contains(&s.name.as_str())
+            })
+            // A misspelt key was already reported, with this setting as the suggestion.
+            .filter(|s| {
+                !seen.iter().any(|key| {
+                    !connector.settings.iter().any(|c| c.name == *key)
+                        && crate::diagnostics::suggest::nearest(key, [s.name.as_str()]).is_some()
+                })
             })
             .map(|s| s.name.as_str())
             .collect();

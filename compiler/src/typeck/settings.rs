@@ -87,7 +87,34 @@ pub fn const_value(expr: &Expr, diags: &mut Diagnostics) -> Option<Const> {
         },
         ExprKind::Var(ident) => Const::Name(ident.name.clone()),
         ExprKind::Unary(crate::syntax::ast::UnOp::Neg, inner) => match const_value(inner, diags)? {
-            Const::Value(Value::Number(n)) => Const::Value(Value::from(-n.as_f64().unwrap_or(0.0))),
+            Const::Value(Value::Number(n)) => match n.as_i64() {
+                Some(i) => Const::Value(Value::from(-i)),
+                None => Const::Value(Value::from(-n.as_f64().unwrap_or(0.0))),
+            },
+            Const::Duration(_) => {
+                diags.push(
+                    Diagnostic::error(
+                        codes::TIMEOUT_OUT_OF_RANGE,
+                        expr.span,
+                        "a duration cannot be negative",
+                    )
+                    .label("negative duration")
+                    .help("write a positive duration, e.g. `30s`"),
+                );
+                return None;
+            }
+            Const::Rate { .. } => {
+                diags.push(
+                    Diagnostic::error(
+                        codes::RATE_OUT_OF_RANGE,
+                        expr.span,
+                        "a rate cannot be negative",
+                    )
+                    .label("negative rate")
+                    .help("write a positive rate, e.g. `10/s`"),
+                );
+                return None;
+            }
             _ => return not_constant(expr, diags),
         },
         ExprKind::Call(name, args) if matches!(name.name.as_str(), "env" | "secret") => {
@@ -138,6 +165,30 @@ fn not_constant(expr: &Expr, diags: &mut Diagnostics) -> Option<Const> {
         .help("use a literal, a name, `env(\"NAME\")` or `secret(\"NAME\")`"),
     );
     None
+}
+
+/// Reports keys given twice in one block (the later ones).
+pub fn duplicate_keys<'n>(
+    names: impl IntoIterator<Item = &'n Ident>,
+    what: &str,
+    diags: &mut Diagnostics,
+) {
+    let mut seen: Vec<&Ident> = Vec::new();
+    for name in names {
+        match seen.iter().find(|s| s.name == name.name) {
+            Some(first) => diags.push(
+                Diagnostic::error(
+                    codes::DUPLICATE_DEFINITION,
+                    name.span,
+                    format!("{what} `{}` is given twice", name.name),
+                )
+                .label("given again here")
+                .secondary(first.span, "first given here")
+                .help("keep one of the two"),
+            ),
+            None => seen.push(name),
+        }
+    }
 }
 
 /// Names that always hold credentials, whatever type the setting declares.
@@ -256,6 +307,7 @@ pub const FAILURE_CLASSES: &[&str] = &["timeout", "connect", "rate_limited", "se
 
 /// Checks a `policy retry` block and returns it with defaults filled in.
 pub fn retry_policy(name: &str, settings: &Settings, diags: &mut Diagnostics) -> RetryPolicy {
+    duplicate_keys(settings.entries.iter().map(|e| &e.name), "setting", diags);
     let mut policy = RetryPolicy {
         name: name.to_string(),
         attempts: 5,

@@ -121,12 +121,59 @@ pub fn table_info(
                 load_json(&text, option("key"), option("value"))
             };
             match loaded {
-                Ok(loaded) => entries = loaded,
+                Ok(mut loaded) => {
+                    // CSV cells are text; read them as the declared value type.
+                    if path.value.ends_with(".csv") {
+                        for value in loaded.values_mut() {
+                            if let (Ty::Int, Value::String(text)) = (&value_ty, &*value) {
+                                if let Ok(n) = text.trim().parse::<i64>() {
+                                    *value = Value::from(n);
+                                }
+                            }
+                            if let (Ty::Bool, Value::String(text)) = (&value_ty, &*value) {
+                                if let Ok(b) = text.trim().parse::<bool>() {
+                                    *value = Value::Bool(b);
+                                }
+                            }
+                        }
+                    }
+                    entries = loaded
+                }
                 Err(reason) => diags.push(
                     Diagnostic::error(codes::INVALID_TABLE, path.span, format!("invalid table data in `{}`: {reason}", path.value))
                         .label("loaded from here")
                         .help("a JSON table is an object of key to value (or an array of objects with `key`/`value` options); a CSV table needs a header row and `key`/`value` column options"),
                 ),
+            }
+            if let Ty::Enum(enum_ref) = &value_ty {
+                if let crate::syntax::ast::Item::Enum(decl) = program.item(*enum_ref) {
+                    let bad = entries.iter().find(|(_, v)| {
+                        v.as_str()
+                            .is_some_and(|text| !decl.variants.iter().any(|var| var.name == text))
+                    });
+                    if let Some((key, value)) = bad {
+                        diags.push(
+                            Diagnostic::error(
+                                codes::INVALID_TABLE,
+                                path.span,
+                                format!(
+                                    "table entry `{key}` is {value}, not a variant of `{}`",
+                                    decl.name.name
+                                ),
+                            )
+                            .label("loaded from here")
+                            .help(format!(
+                                "`{}` has the variants {}",
+                                decl.name.name,
+                                decl.variants
+                                    .iter()
+                                    .map(|v| format!("`{}`", v.name))
+                                    .collect::<Vec<_>>()
+                                    .join(", ")
+                            )),
+                        );
+                    }
+                }
             }
             if let Some((key, value)) = entries.iter().find(|(_, v)| !value_fits(&value_ty, v)) {
                 diags.push(
@@ -248,10 +295,7 @@ fn load_csv(
         let v = fields
             .get(value_col)
             .ok_or(format!("row {} has no value column", idx + 2))?;
-        let v = v
-            .parse::<i64>()
-            .map(Value::from)
-            .unwrap_or_else(|_| Value::String(v.clone()));
+        let v = Value::String(v.clone());
         out.insert(k.clone(), v);
     }
     Ok(out)

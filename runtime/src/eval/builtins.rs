@@ -1,0 +1,441 @@
+//! The built-in functions (the same list as the compiler's `typeck/builtins.rs`).
+
+use super::{Eval, Reject};
+use crate::decimal::Decimal;
+use crate::value::{equal, Val};
+use std::borrow::Cow;
+use std::rc::Rc;
+
+macro_rules! funcs {
+    ($($variant:ident = $name:literal,)*) => {
+        /// A built-in function.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum Func { $($variant,)* }
+
+        impl Func {
+            /// Looks a function up by its language name.
+            pub fn from_name(name: &str) -> Option<Func> {
+                match name { $($name => Some(Func::$variant),)* _ => None }
+            }
+
+            /// Every function name.
+            pub const NAMES: &'static [&'static str] = &[$($name,)*];
+        }
+    };
+}
+
+funcs! {
+    Lower = "lower", Upper = "upper", Trim = "trim", Len = "len", Concat = "concat",
+    ToString = "to_string", ToInt = "to_int", ToDecimal = "to_decimal", MinorUnits = "minor_units",
+    Money = "money", MoneyMinor = "money_minor", Round = "round", Abs = "abs", Now = "now",
+    ParseDatetime = "parse_datetime", FormatDatetime = "format_datetime", Date = "date",
+    IsObject = "is_object", IsString = "is_string", IsNumber = "is_number", IsList = "is_list",
+    IsNull = "is_null", Exists = "exists", Sum = "sum", Count = "count", Min = "min", Max = "max",
+    First = "first", Last = "last", Coalesce = "coalesce", Split = "split", Join = "join",
+    Replace = "replace", StartsWith = "starts_with", EndsWith = "ends_with", Contains = "contains",
+    Substring = "substring", GroupBy = "group_by", Currency = "currency", Env = "env", Secret = "secret",
+}
+
+fn arg<'a>(args: &mut std::vec::IntoIter<Val<'a>>) -> Val<'a> {
+    args.next().unwrap_or_default()
+}
+
+fn text<'a>(value: &Val<'a>, func: &str) -> Result<Cow<'a, str>, Reject> {
+    match value {
+        Val::Str(s) => Ok(s.clone()),
+        other => Err(Reject(format!(
+            "`{func}` expects a string, found {}",
+            other.kind()
+        ))),
+    }
+}
+
+fn list<'a>(value: Val<'a>, func: &str) -> Result<Rc<Vec<Val<'a>>>, Reject> {
+    match value {
+        Val::List(items) => Ok(items),
+        Val::Null => Ok(Rc::new(Vec::new())),
+        other => Err(Reject(format!(
+            "`{func}` expects a list, found {}",
+            other.kind()
+        ))),
+    }
+}
+
+fn decimal_of(value: &Val, func: &str) -> Result<Decimal, Reject> {
+    match value {
+        Val::Int(i) => Ok(Decimal::from_int(*i)),
+        Val::Dec(d) => Ok(*d),
+        Val::Str(s) => Decimal::parse(s)
+            .ok_or_else(|| Reject(format!("`{func}`: \"{s}\" is not a decimal number"))),
+        other => Err(Reject(format!(
+            "`{func}` expects a number, found {}",
+            other.kind()
+        ))),
+    }
+}
+
+/// Exact minor units (hundredths) of an amount: `"19.99"` → 1999; more decimals reject.
+pub fn minor_units(value: &Val) -> Result<i64, Reject> {
+    if let Val::Str(s) = value {
+        if let Some(minor) = fast_minor(s.as_bytes()) {
+            return Ok(minor);
+        }
+    }
+    let amount = decimal_of(value, "minor_units")?;
+    amount
+        .to_minor()
+        .ok_or_else(|| Reject(format!("amount {amount} has more than two decimals")))
+}
+
+/// The common `-?\d+(\.\d{1,2})?` case without building a decimal.
+fn fast_minor(bytes: &[u8]) -> Option<i64> {
+    let (neg, digits) = match bytes.first()? {
+        b'-' => (true, &bytes[1..]),
+        _ => (false, bytes),
+    };
+    let mut value: i64 = 0;
+    let mut idx = 0;
+    while idx < digits.len() && digits[idx].is_ascii_digit() {
+        value = value
+            .checked_mul(10)?
+            .checked_add((digits[idx] - b'0') as i64)?;
+        idx += 1;
+    }
+    if idx == 0 || idx > 15 {
+        return None;
+    }
+    let mut frac_digits = 0;
+    if idx < digits.len() {
+        if digits[idx] != b'.' {
+            return None;
+        }
+        idx += 1;
+        while idx < digits.len() && frac_digits < 2 && digits[idx].is_ascii_digit() {
+            value = value * 10 + (digits[idx] - b'0') as i64;
+            frac_digits += 1;
+            idx += 1;
+        }
+        if idx != digits.len() || frac_digits == 0 {
+            return None;
+        }
+    }
+    while frac_digits < 2 {
+        value *= 10;
+        frac_digits += 1;
+    }
+    Some(if neg { -value } else { value })
+}
+
+fn datetime(value: &Val, func: &str) -> Result<chrono::DateTime<chrono::FixedOffset>, Reject> {
+    let s = text(value, func)?;
+    chrono::DateTime::parse_from_rfc3339(&s).map_err(|e| {
+        Reject(format!(
+            "`{func}`: \"{s}\" is not an RFC 3339 timestamp ({e})"
+        ))
+    })
+}
+
+fn aggregate<'a>(items: &[Val<'a>], func: &str) -> Eval<'a> {
+    let mut total: Option<Val<'a>> = None;
+    for item in items {
+        total = Some(match (total, item) {
+            (None, value) => value.clone(),
+            (Some(Val::Money(a, c)), Val::Money(b, d)) if c == *d => Val::Money(
+                a.checked_add(*b)
+                    .ok_or(Reject(format!("`{func}` overflowed")))?,
+                c,
+            ),
+            (Some(acc), value) => {
+                super::ops::binary(omniflow_compiler::ir::BinOp::Add, acc, value.clone())?
+            }
+        });
+    }
+    Ok(total.unwrap_or(Val::Int(0)))
+}
+
+fn extreme<'a>(items: &[Val<'a>], want: std::cmp::Ordering) -> Val<'a> {
+    let mut best: Option<&Val<'a>> = None;
+    for item in items {
+        best = match best {
+            None => Some(item),
+            Some(current) if super::ops::compare(item, current) == Some(want) => Some(item),
+            keep => keep,
+        };
+    }
+    best.cloned().unwrap_or_default()
+}
+
+/// Calls a function on evaluated arguments.
+pub fn call(func: Func, args: Vec<Val<'_>>) -> Eval<'_> {
+    let mut it = args.into_iter();
+    Ok(match func {
+        Func::Lower => Val::Str(Cow::Owned(
+            text(&arg(&mut it), "lower")?.to_ascii_lowercase(),
+        )),
+        Func::Upper => Val::Str(Cow::Owned(
+            text(&arg(&mut it), "upper")?.to_ascii_uppercase(),
+        )),
+        Func::Trim => match text(&arg(&mut it), "trim")? {
+            Cow::Borrowed(s) => Val::Str(Cow::Borrowed(s.trim())),
+            Cow::Owned(s) => Val::Str(Cow::Owned(s.trim().to_string())),
+        },
+        Func::Len => match arg(&mut it) {
+            Val::Str(s) => Val::Int(s.chars().count() as i64),
+            Val::List(items) => Val::Int(items.len() as i64),
+            Val::Null => Val::Int(0),
+            other => {
+                return Err(Reject(format!(
+                    "`len` expects a string or list, found {}",
+                    other.kind()
+                )))
+            }
+        },
+        Func::Concat => {
+            let mut out = String::new();
+            for value in it {
+                if let Some(t) = value.text() {
+                    out.push_str(&t);
+                }
+            }
+            Val::Str(Cow::Owned(out))
+        }
+        Func::ToString => match arg(&mut it) {
+            Val::Null => Val::Null,
+            value => match value.text() {
+                Some(t) => Val::Str(t),
+                None => Val::Str(Cow::Owned(crate::json_out::to_string(&value))),
+            },
+        },
+        Func::ToInt => match arg(&mut it) {
+            Val::Null => Val::Null,
+            value => {
+                let d = decimal_of(&value, "to_int")?;
+                Val::Int(
+                    d.to_i64()
+                        .ok_or_else(|| Reject(format!("`to_int`: {d} is not an integer")))?,
+                )
+            }
+        },
+        Func::ToDecimal => match arg(&mut it) {
+            Val::Null => Val::Null,
+            value => Val::Dec(decimal_of(&value, "to_decimal")?),
+        },
+        Func::MinorUnits => match arg(&mut it) {
+            Val::Null => return Err(Reject("`minor_units`: the amount is missing".into())),
+            value => Val::Int(minor_units(&value)?),
+        },
+        Func::Money => {
+            let amount = arg(&mut it);
+            let currency = text(&arg(&mut it), "money")?;
+            if amount.is_null() {
+                return Err(Reject("`money`: the amount is missing".into()));
+            }
+            Val::Money(minor_units(&amount)?, currency)
+        }
+        Func::MoneyMinor => match (arg(&mut it), arg(&mut it)) {
+            (Val::Int(units), Val::Str(currency)) => Val::Money(units, currency),
+            (units, currency) => {
+                return Err(Reject(format!(
+                    "`money_minor` expects int and string, found {} and {}",
+                    units.kind(),
+                    currency.kind()
+                )))
+            }
+        },
+        Func::Round => {
+            let value = decimal_of(&arg(&mut it), "round")?;
+            let places = match arg(&mut it) {
+                Val::Int(p) if (0..=18).contains(&p) => p as u32,
+                _ => return Err(Reject("`round` takes 0 to 18 places".into())),
+            };
+            Val::Dec(value.round(places))
+        }
+        Func::Abs => match arg(&mut it) {
+            Val::Int(i) => Val::Int(i.checked_abs().ok_or(Reject("`abs` overflowed".into()))?),
+            Val::Dec(d) => Val::Dec(d.abs()),
+            Val::Money(a, c) => Val::Money(a.abs(), c),
+            other => {
+                return Err(Reject(format!(
+                    "`abs` expects a number, found {}",
+                    other.kind()
+                )))
+            }
+        },
+        Func::Now => Val::Str(Cow::Owned(
+            chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        )),
+        Func::ParseDatetime => {
+            let value = arg(&mut it);
+            let s = text(&value, "parse_datetime")?;
+            match arg(&mut it) {
+                Val::Str(format) => {
+                    let parsed = chrono::DateTime::parse_from_str(&s, &format)
+                        .map(|d| d.to_rfc3339())
+                        .or_else(|_| {
+                            chrono::NaiveDateTime::parse_from_str(&s, &format)
+                                .map(|d| d.and_utc().to_rfc3339())
+                        })
+                        .map_err(|e| {
+                            Reject(format!(
+                                "`parse_datetime`: \"{s}\" does not match \"{format}\" ({e})"
+                            ))
+                        })?;
+                    Val::Str(Cow::Owned(parsed))
+                }
+                _ => Val::Str(Cow::Owned(datetime(&value, "parse_datetime")?.to_rfc3339())),
+            }
+        }
+        Func::FormatDatetime => {
+            let when = datetime(&arg(&mut it), "format_datetime")?;
+            let format = text(&arg(&mut it), "format_datetime")?;
+            Val::Str(Cow::Owned(when.format(&format).to_string()))
+        }
+        Func::Date => Val::Str(Cow::Owned(
+            datetime(&arg(&mut it), "date")?.date_naive().to_string(),
+        )),
+        Func::IsObject => Val::Bool(matches!(arg(&mut it), Val::Obj(_) | Val::Money(..))),
+        Func::IsString => Val::Bool(matches!(arg(&mut it), Val::Str(_))),
+        Func::IsNumber => Val::Bool(matches!(arg(&mut it), Val::Int(_) | Val::Dec(_))),
+        Func::IsList => Val::Bool(matches!(arg(&mut it), Val::List(_))),
+        Func::IsNull => Val::Bool(arg(&mut it).is_null()),
+        Func::Exists => Val::Bool(!arg(&mut it).is_null()),
+        Func::Sum => {
+            let items = list(arg(&mut it), "sum")?;
+            match (items.is_empty(), arg(&mut it)) {
+                (true, Val::Null) => Val::Int(0),
+                (true, zero) => zero,
+                (false, _) => aggregate(&items, "sum")?,
+            }
+        }
+        Func::Count => Val::Int(list(arg(&mut it), "count")?.len() as i64),
+        Func::Min => extreme(&list(arg(&mut it), "min")?, std::cmp::Ordering::Less),
+        Func::Max => extreme(&list(arg(&mut it), "max")?, std::cmp::Ordering::Greater),
+        Func::First => list(arg(&mut it), "first")?
+            .first()
+            .cloned()
+            .unwrap_or_default(),
+        Func::Last => list(arg(&mut it), "last")?
+            .last()
+            .cloned()
+            .unwrap_or_default(),
+        Func::Coalesce => it.find(|v| !v.is_null()).unwrap_or_default(),
+        Func::Split => {
+            let s = text(&arg(&mut it), "split")?;
+            let sep = text(&arg(&mut it), "split")?;
+            Val::List(Rc::new(
+                s.split(sep.as_ref())
+                    .map(|p| Val::Str(Cow::Owned(p.to_string())))
+                    .collect(),
+            ))
+        }
+        Func::Join => {
+            let items = list(arg(&mut it), "join")?;
+            let sep = text(&arg(&mut it), "join")?;
+            let parts: Vec<String> = items
+                .iter()
+                .filter_map(|v| v.text().map(|t| t.into_owned()))
+                .collect();
+            Val::Str(Cow::Owned(parts.join(&sep)))
+        }
+        Func::Replace => {
+            let s = text(&arg(&mut it), "replace")?;
+            let from = text(&arg(&mut it), "replace")?;
+            let to = text(&arg(&mut it), "replace")?;
+            Val::Str(Cow::Owned(s.replace(from.as_ref(), &to)))
+        }
+        Func::StartsWith | Func::EndsWith | Func::Contains => {
+            let s = text(&arg(&mut it), "starts_with")?;
+            let p = text(&arg(&mut it), "starts_with")?;
+            Val::Bool(match func {
+                Func::StartsWith => s.starts_with(p.as_ref()),
+                Func::EndsWith => s.ends_with(p.as_ref()),
+                _ => s.contains(p.as_ref()),
+            })
+        }
+        Func::Substring => {
+            let s = text(&arg(&mut it), "substring")?;
+            let start = match arg(&mut it) {
+                Val::Int(i) if i >= 0 => i as usize,
+                _ => 0,
+            };
+            let taken: String = match arg(&mut it) {
+                Val::Int(n) if n >= 0 => s.chars().skip(start).take(n as usize).collect(),
+                _ => s.chars().skip(start).collect(),
+            };
+            Val::Str(Cow::Owned(taken))
+        }
+        Func::GroupBy => {
+            let items = list(arg(&mut it), "group_by")?;
+            let field = text(&arg(&mut it), "group_by")?;
+            let mut groups: Vec<(Val, Vec<Val>)> = Vec::new();
+            for item in items.iter() {
+                let key = item.field(&field);
+                match groups.iter_mut().find(|(k, _)| equal(k, &key)) {
+                    Some((_, members)) => members.push(item.clone()),
+                    None => groups.push((key, vec![item.clone()])),
+                }
+            }
+            Val::List(Rc::new(
+                groups
+                    .into_iter()
+                    .map(|(key, members)| {
+                        Val::Obj(Rc::new(vec![
+                            (Cow::Borrowed("key"), key),
+                            (Cow::Borrowed("items"), Val::List(Rc::new(members))),
+                        ]))
+                    })
+                    .collect(),
+            ))
+        }
+        Func::Currency => match arg(&mut it) {
+            Val::Money(_, c) => Val::Str(c),
+            other => {
+                return Err(Reject(format!(
+                    "`currency` expects money, found {}",
+                    other.kind()
+                )))
+            }
+        },
+        Func::Env | Func::Secret => {
+            return Err(Reject(
+                "`env` and `secret` are only available in settings".into(),
+            ))
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_compiler_builtin_has_an_implementation() {
+        for builtin in omniflow_compiler::typeck::builtins::BUILTINS {
+            assert!(
+                Func::from_name(builtin.name).is_some(),
+                "`{}` is not implemented",
+                builtin.name
+            );
+        }
+        assert_eq!(
+            Func::NAMES.len(),
+            omniflow_compiler::typeck::builtins::BUILTINS.len()
+        );
+    }
+
+    #[test]
+    fn minor_units_are_exact() {
+        for (text, minor) in [
+            ("19.99", 1999),
+            ("5", 500),
+            ("5.5", 550),
+            ("-3.07", -307),
+            ("0.00", 0),
+        ] {
+            assert_eq!(minor_units(&Val::str(text)).unwrap(), minor, "{text}");
+        }
+        assert!(minor_units(&Val::str("1.234")).is_err());
+        assert!(minor_units(&Val::str("abc")).is_err());
+        assert!(minor_units(&Val::str("1.")).is_err());
+    }
+}

@@ -1,0 +1,691 @@
+//! Expression evaluation: IR expressions are compiled once per graph into [`Code`]
+//! (tables and schemas by index, templates parsed, JSONPath parsed) and run per message.
+
+mod builtins;
+mod ops;
+
+pub use builtins::Func;
+
+use crate::value::{Fields, Val};
+use omniflow_compiler::ir::{self, PathSeg, Root, TypeIr};
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::rc::Rc;
+
+/// Why a message cannot be processed: a `reject`, or bad input found at run time.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reject(pub String);
+
+/// Result of evaluating one expression.
+pub type Eval<'a> = Result<Val<'a>, Reject>;
+
+/// A path step with the field name interned.
+#[derive(Debug, Clone)]
+pub enum Seg {
+    Field(&'static str),
+    Index(i64),
+    All,
+}
+
+/// A compiled expression.
+#[derive(Debug)]
+pub enum Code {
+    Lit(Val<'static>),
+    Path {
+        root: Root,
+        path: Vec<Seg>,
+    },
+    JsonPath(Box<jsonpath_rust::parser::model::JpQuery>),
+    Member(Box<Code>, &'static str),
+    Index(Box<Code>, Box<Code>),
+    Lookup {
+        table: usize,
+        key: Box<Code>,
+    },
+    InTable {
+        table: usize,
+        key: Box<Code>,
+    },
+    Binary {
+        op: ir::BinOp,
+        lhs: Box<Code>,
+        rhs: Box<Code>,
+    },
+    Unary {
+        op: ir::UnOp,
+        expr: Box<Code>,
+    },
+    If {
+        cond: Box<Code>,
+        then: Box<Code>,
+        otherwise: Box<Code>,
+    },
+    Call {
+        func: Func,
+        args: Vec<Code>,
+    },
+    List(Vec<Code>),
+    Record {
+        schema: usize,
+        items: Vec<RecordCode>,
+    },
+    Each {
+        source: Box<Code>,
+        slot: usize,
+        filter: Option<Box<Code>>,
+        body: Box<Code>,
+    },
+    Template {
+        name: String,
+        vars: Vec<(String, Code)>,
+    },
+    Reject(Box<Code>),
+}
+
+/// One item of a record construction.
+#[derive(Debug)]
+pub enum RecordCode {
+    Let(usize, Code),
+    Field(usize, Code),
+}
+
+/// A schema field at run time.
+#[derive(Debug)]
+pub struct FieldRt {
+    pub name: &'static str,
+    pub ty: TypeIr,
+    pub optional: bool,
+    pub default: Option<Val<'static>>,
+}
+
+/// A schema at run time.
+#[derive(Debug)]
+pub struct SchemaRt {
+    pub name: String,
+    pub fields: Vec<FieldRt>,
+}
+
+/// Everything expressions need: tables, schemas, templates.
+pub struct Env {
+    tables: Vec<HashMap<&'static str, Val<'static>>>,
+    table_index: HashMap<String, usize>,
+    schemas: Vec<SchemaRt>,
+    schema_index: HashMap<String, usize>,
+    templates: minijinja::Environment<'static>,
+    n_templates: usize,
+    enums: HashMap<String, Vec<String>>,
+}
+
+/// Interns a string for the life of the process (schema field names, table keys): each
+/// is leaked once per loaded graph, so values can borrow them without copying.
+fn intern(text: &str) -> &'static str {
+    Box::leak(text.to_string().into_boxed_str())
+}
+
+/// A JSON value with its strings interned.
+fn interned(value: &serde_json::Value) -> Val<'static> {
+    match value {
+        serde_json::Value::String(s) => Val::Str(Cow::Borrowed(intern(s))),
+        serde_json::Value::Array(items) => Val::List(Rc::new(items.iter().map(interned).collect())),
+        serde_json::Value::Object(map) => Val::Obj(Rc::new(
+            map.iter()
+                .map(|(k, v)| (Cow::Borrowed(intern(k)), interned(v)))
+                .collect(),
+        )),
+        other => Val::from_json(other),
+    }
+}
+
+impl Env {
+    /// Builds the run-time environment of a graph.
+    pub fn new(graph: &ir::Graph) -> Env {
+        let tables: Vec<HashMap<&'static str, Val<'static>>> = graph
+            .tables
+            .iter()
+            .map(|t| {
+                t.entries
+                    .iter()
+                    .map(|(k, v)| (intern(k), interned(v)))
+                    .collect()
+            })
+            .collect();
+        let table_index = graph
+            .tables
+            .iter()
+            .enumerate()
+            .map(|(idx, t)| (t.name.clone(), idx))
+            .collect();
+        let schemas: Vec<SchemaRt> = graph
+            .schemas
+            .iter()
+            .map(|s| SchemaRt {
+                name: s.name.clone(),
+                fields: s
+                    .fields
+                    .iter()
+                    .map(|f| FieldRt {
+                        name: intern(&f.name),
+                        ty: f.ty.clone(),
+                        optional: f.optional,
+                        default: f.default.as_ref().map(interned),
+                    })
+                    .collect(),
+            })
+            .collect();
+        let schema_index = graph
+            .schemas
+            .iter()
+            .enumerate()
+            .map(|(idx, s)| (s.name.clone(), idx))
+            .collect();
+        Env {
+            tables,
+            table_index,
+            schemas,
+            schema_index,
+            templates: minijinja::Environment::new(),
+            n_templates: 0,
+            enums: graph
+                .enums
+                .iter()
+                .map(|e| (e.name.clone(), e.variants.clone()))
+                .collect(),
+        }
+    }
+
+    /// Compiles an IR expression.
+    pub fn compile(&mut self, expr: &ir::Expr) -> Result<Code, String> {
+        Ok(match expr {
+            ir::Expr::Lit(value) => Code::Lit(interned(value)),
+            ir::Expr::Path { root, path } => Code::Path {
+                root: *root,
+                path: path
+                    .iter()
+                    .map(|seg| match seg {
+                        PathSeg::Field(name) => Seg::Field(intern(name)),
+                        PathSeg::Index(idx) => Seg::Index(*idx),
+                        PathSeg::All => Seg::All,
+                    })
+                    .collect(),
+            },
+            ir::Expr::JsonPath(text) => Code::JsonPath(Box::new(
+                jsonpath_rust::parser::parse_json_path(text)
+                    .map_err(|e| format!("JSONPath `{text}`: {e}"))?,
+            )),
+            ir::Expr::Member(base, name) => {
+                Code::Member(Box::new(self.compile(base)?), intern(name))
+            }
+            ir::Expr::Index(base, index) => Code::Index(
+                Box::new(self.compile(base)?),
+                Box::new(self.compile(index)?),
+            ),
+            ir::Expr::Lookup { table, key } => Code::Lookup {
+                table: self.table(table)?,
+                key: Box::new(self.compile(key)?),
+            },
+            ir::Expr::InTable { table, key } => Code::InTable {
+                table: self.table(table)?,
+                key: Box::new(self.compile(key)?),
+            },
+            ir::Expr::Binary { op, lhs, rhs } => Code::Binary {
+                op: *op,
+                lhs: Box::new(self.compile(lhs)?),
+                rhs: Box::new(self.compile(rhs)?),
+            },
+            ir::Expr::Unary { op, expr } => Code::Unary {
+                op: *op,
+                expr: Box::new(self.compile(expr)?),
+            },
+            ir::Expr::If {
+                cond,
+                then,
+                otherwise,
+            } => Code::If {
+                cond: Box::new(self.compile(cond)?),
+                then: Box::new(self.compile(then)?),
+                otherwise: Box::new(self.compile(otherwise)?),
+            },
+            ir::Expr::Call { func, args } => Code::Call {
+                func: Func::from_name(func).ok_or_else(|| format!("unknown function `{func}`"))?,
+                args: args
+                    .iter()
+                    .map(|a| self.compile(a))
+                    .collect::<Result<_, _>>()?,
+            },
+            ir::Expr::List(items) => Code::List(
+                items
+                    .iter()
+                    .map(|i| self.compile(i))
+                    .collect::<Result<_, _>>()?,
+            ),
+            ir::Expr::Record { schema, items } => {
+                let schema_idx = *self
+                    .schema_index
+                    .get(schema)
+                    .ok_or_else(|| format!("unknown schema `{schema}`"))?;
+                let mut compiled = Vec::with_capacity(items.len());
+                for item in items {
+                    compiled.push(match item {
+                        ir::RecordItem::Let(slot, value) => {
+                            RecordCode::Let(*slot as usize, self.compile(value)?)
+                        }
+                        ir::RecordItem::Field(name, value) => {
+                            let idx = self.schemas[schema_idx]
+                                .fields
+                                .iter()
+                                .position(|f| f.name == name)
+                                .ok_or_else(|| {
+                                    format!("schema `{schema}` has no field `{name}`")
+                                })?;
+                            RecordCode::Field(idx, self.compile(value)?)
+                        }
+                    });
+                }
+                Code::Record {
+                    schema: schema_idx,
+                    items: compiled,
+                }
+            }
+            ir::Expr::Each {
+                source,
+                slot,
+                filter,
+                body,
+            } => Code::Each {
+                source: Box::new(self.compile(source)?),
+                slot: *slot as usize,
+                filter: match filter {
+                    Some(f) => Some(Box::new(self.compile(f)?)),
+                    None => None,
+                },
+                body: Box::new(self.compile(body)?),
+            },
+            ir::Expr::Template { text, vars } => {
+                let name = format!("t{}", self.n_templates);
+                self.n_templates += 1;
+                self.templates
+                    .add_template_owned(name.clone(), text.clone())
+                    .map_err(|e| format!("template `{text}`: {e}"))?;
+                Code::Template {
+                    name,
+                    vars: vars
+                        .iter()
+                        .map(|(n, e)| Ok((n.clone(), self.compile(e)?)))
+                        .collect::<Result<_, String>>()?,
+                }
+            }
+            ir::Expr::Reject(reason) => Code::Reject(Box::new(self.compile(reason)?)),
+        })
+    }
+
+    fn table(&self, name: &str) -> Result<usize, String> {
+        self.table_index
+            .get(name)
+            .copied()
+            .ok_or_else(|| format!("unknown table `{name}`"))
+    }
+
+    /// The schema at an index.
+    pub fn schema(&self, idx: usize) -> &SchemaRt {
+        &self.schemas[idx]
+    }
+
+    /// Evaluates compiled code against an input and local slots.
+    pub fn eval<'a>(&self, code: &Code, input: &Val<'a>, slots: &mut Vec<Val<'a>>) -> Eval<'a> {
+        match code {
+            Code::Lit(value) => Ok(value.clone()),
+            Code::Path { root, path } => {
+                let base = match root {
+                    Root::Input => input.clone(),
+                    Root::Local(slot) => slots.get(*slot as usize).cloned().unwrap_or_default(),
+                };
+                Ok(walk(base, path))
+            }
+            Code::JsonPath(query) => {
+                let json = input.to_json();
+                let found = jsonpath_rust::query::js_path_process(query, &json)
+                    .map_err(|e| Reject(format!("JSONPath failed: {e}")))?;
+                Ok(Val::List(Rc::new(
+                    found.into_iter().map(|q| Val::from_json(q.val())).collect(),
+                )))
+            }
+            Code::Member(base, name) => {
+                let base = self.eval(base, input, slots)?;
+                Ok(match base {
+                    Val::List(items) => Val::List(Rc::new(
+                        items
+                            .iter()
+                            .map(|i| i.field(name))
+                            .filter(|v| !v.is_null())
+                            .collect(),
+                    )),
+                    other => other.field(name),
+                })
+            }
+            Code::Index(base, index) => {
+                let base = self.eval(base, input, slots)?;
+                let index = self.eval(index, input, slots)?;
+                Ok(match (&base, &index) {
+                    (Val::List(items), Val::Int(i)) => {
+                        items.get(*i as usize).cloned().unwrap_or_default()
+                    }
+                    (Val::Obj(_), Val::Str(key)) => base.field(key),
+                    _ => Val::Null,
+                })
+            }
+            Code::Lookup { table, key } => {
+                let key = self.eval(key, input, slots)?;
+                Ok(match key.text() {
+                    Some(text) => self.tables[*table]
+                        .get(text.as_ref())
+                        .cloned()
+                        .unwrap_or_default(),
+                    None => Val::Null,
+                })
+            }
+            Code::InTable { table, key } => {
+                let key = self.eval(key, input, slots)?;
+                Ok(Val::Bool(match (&key, key.text()) {
+                    (Val::Str(_) | Val::Int(_), Some(text)) => {
+                        self.tables[*table].contains_key(text.as_ref())
+                    }
+                    _ => false,
+                }))
+            }
+            Code::Binary { op, lhs, rhs } => match op {
+                ir::BinOp::And => {
+                    if !self.eval(lhs, input, slots)?.is_true() {
+                        return Ok(Val::Bool(false));
+                    }
+                    Ok(Val::Bool(self.eval(rhs, input, slots)?.is_true()))
+                }
+                ir::BinOp::Or => {
+                    if self.eval(lhs, input, slots)?.is_true() {
+                        return Ok(Val::Bool(true));
+                    }
+                    Ok(Val::Bool(self.eval(rhs, input, slots)?.is_true()))
+                }
+                ir::BinOp::Coalesce => {
+                    let left = self.eval(lhs, input, slots)?;
+                    if left.is_null() {
+                        self.eval(rhs, input, slots)
+                    } else {
+                        Ok(left)
+                    }
+                }
+                _ => {
+                    let left = self.eval(lhs, input, slots)?;
+                    let right = self.eval(rhs, input, slots)?;
+                    ops::binary(*op, left, right)
+                }
+            },
+            Code::Unary { op, expr } => {
+                let value = self.eval(expr, input, slots)?;
+                ops::unary(*op, value)
+            }
+            Code::If {
+                cond,
+                then,
+                otherwise,
+            } => {
+                if self.eval(cond, input, slots)?.is_true() {
+                    self.eval(then, input, slots)
+                } else {
+                    self.eval(otherwise, input, slots)
+                }
+            }
+            Code::Call { func, args } => {
+                let mut values = Vec::with_capacity(args.len());
+                for arg in args {
+                    values.push(self.eval(arg, input, slots)?);
+                }
+                builtins::call(*func, values)
+            }
+            Code::List(items) => {
+                let mut values = Vec::with_capacity(items.len());
+                for item in items {
+                    values.push(self.eval(item, input, slots)?);
+                }
+                Ok(Val::List(Rc::new(values)))
+            }
+            Code::Record { schema, items } => self.record(*schema, items, input, slots),
+            Code::Each {
+                source,
+                slot,
+                filter,
+                body,
+            } => {
+                let source = self.eval(source, input, slots)?;
+                let items = match source {
+                    Val::List(items) => items,
+                    Val::Null => return Ok(Val::List(Rc::new(Vec::new()))),
+                    other => {
+                        return Err(Reject(format!(
+                            "expected a list to map over, found {}",
+                            other.kind()
+                        )))
+                    }
+                };
+                if slots.len() <= *slot {
+                    slots.resize(*slot + 1, Val::Null);
+                }
+                let mut out = Vec::with_capacity(items.len());
+                for item in items.iter() {
+                    slots[*slot] = item.clone();
+                    if let Some(filter) = filter {
+                        if !self.eval(filter, input, slots)?.is_true() {
+                            continue;
+                        }
+                    }
+                    out.push(self.eval(body, input, slots)?);
+                }
+                Ok(Val::List(Rc::new(out)))
+            }
+            Code::Template { name, vars } => self
+                .render(name, vars, input, slots)
+                .map(|s| Val::Str(Cow::Owned(s))),
+            Code::Reject(reason) => {
+                let reason = self.eval(reason, input, slots)?;
+                Err(Reject(
+                    reason
+                        .text()
+                        .map(|t| t.into_owned())
+                        .unwrap_or_else(|| "rejected".into()),
+                ))
+            }
+        }
+    }
+
+    fn render<'a>(
+        &self,
+        name: &str,
+        vars: &[(String, Code)],
+        input: &Val<'a>,
+        slots: &mut Vec<Val<'a>>,
+    ) -> Result<String, Reject> {
+        let mut context: std::collections::BTreeMap<&str, serde_json::Value> =
+            std::collections::BTreeMap::new();
+        for (var, code) in vars {
+            context.insert(var, self.eval(code, input, slots)?.to_json());
+        }
+        let template = self
+            .templates
+            .get_template(name)
+            .map_err(|e| Reject(format!("template: {e}")))?;
+        template
+            .render(context)
+            .map_err(|e| Reject(format!("template: {e}")))
+    }
+
+    fn record<'a>(
+        &self,
+        schema_idx: usize,
+        items: &[RecordCode],
+        input: &Val<'a>,
+        slots: &mut Vec<Val<'a>>,
+    ) -> Eval<'a> {
+        let schema = &self.schemas[schema_idx];
+        let mut values: Vec<Option<Val<'a>>> = vec![None; schema.fields.len()];
+        for item in items {
+            match item {
+                RecordCode::Let(slot, code) => {
+                    let value = self.eval(code, input, slots)?;
+                    if slots.len() <= *slot {
+                        slots.resize(*slot + 1, Val::Null);
+                    }
+                    slots[*slot] = value;
+                }
+                RecordCode::Field(idx, code) => values[*idx] = Some(self.eval(code, input, slots)?),
+            }
+        }
+        let mut fields: Fields<'a> = Vec::with_capacity(values.len());
+        for (field, value) in schema.fields.iter().zip(values) {
+            let value = match value {
+                Some(value) if !value.is_null() => self.conform(schema, field, value)?,
+                _ => match &field.default {
+                    Some(default) => default.clone(),
+                    None if field.optional => Val::Null,
+                    None => {
+                        return Err(Reject(format!(
+                            "`{}.{}` is required but the input gave no value",
+                            schema.name, field.name
+                        )))
+                    }
+                },
+            };
+            fields.push((Cow::Borrowed(field.name), value));
+        }
+        Ok(Val::Obj(Rc::new(fields)))
+    }
+
+    /// Checks a value against a field's declared type, converting where lossless.
+    fn conform<'a>(&self, schema: &SchemaRt, field: &FieldRt, value: Val<'a>) -> Eval<'a> {
+        conform_type(&field.ty, value, &self.enums).map_err(|found| {
+            Reject(format!(
+                "`{}.{}` expects {}, found {found}",
+                schema.name,
+                field.name,
+                type_name(&field.ty)
+            ))
+        })
+    }
+}
+
+fn type_name(ty: &TypeIr) -> String {
+    match ty {
+        TypeIr::Scalar(s) | TypeIr::Record(s) | TypeIr::Enum(s) => s.clone(),
+        TypeIr::List(inner) => format!("[{}]", type_name(inner)),
+    }
+}
+
+/// Checks and converts a value for a declared type; `Err` carries what was found.
+fn conform_type<'a>(
+    ty: &TypeIr,
+    value: Val<'a>,
+    enums: &HashMap<String, Vec<String>>,
+) -> Result<Val<'a>, String> {
+    match (ty, value) {
+        (_, Val::Null) => Ok(Val::Null),
+        (TypeIr::Scalar(s), value) => match (s.as_str(), value) {
+            ("json", v) => Ok(v),
+            ("string", v @ Val::Str(_)) => Ok(v),
+            ("int", v @ Val::Int(_)) => Ok(v),
+            ("int", Val::Dec(d)) => d
+                .to_i64()
+                .map(Val::Int)
+                .ok_or_else(|| format!("the fraction {d}")),
+            ("decimal", v @ (Val::Int(_) | Val::Dec(_))) => Ok(v),
+            ("bool", v @ Val::Bool(_)) => Ok(v),
+            ("money", v @ Val::Money(..)) => Ok(v),
+            ("money", Val::Obj(fields)) => {
+                let amount = fields
+                    .iter()
+                    .find(|(k, _)| k == "amount")
+                    .map(|(_, v)| v.clone());
+                let currency = fields
+                    .iter()
+                    .find(|(k, _)| k == "currency")
+                    .map(|(_, v)| v.clone());
+                match (amount, currency) {
+                    (Some(Val::Int(a)), Some(Val::Str(c))) => Ok(Val::Money(a, c)),
+                    _ => Err("an object that is not {amount, currency}".into()),
+                }
+            }
+            ("datetime" | "date", Val::Str(s)) => {
+                let valid = if s.len() == 10 {
+                    chrono::NaiveDate::parse_from_str(&s, "%Y-%m-%d").is_ok()
+                } else {
+                    chrono::DateTime::parse_from_rfc3339(&s).is_ok()
+                };
+                if valid {
+                    Ok(Val::Str(s))
+                } else {
+                    Err(format!("\"{s}\", which is not an RFC 3339 timestamp"))
+                }
+            }
+            (_, other) => Err(describe(&other)),
+        },
+        (TypeIr::Enum(name), Val::Str(s)) => match enums.get(name) {
+            Some(variants) if !variants.iter().any(|v| *v == *s) => Err(format!(
+                "\"{s}\", which is not one of {}",
+                variants.join(", ")
+            )),
+            _ => Ok(Val::Str(s)),
+        },
+        (TypeIr::Record(_), v @ Val::Obj(_)) => Ok(v),
+        (TypeIr::List(elem), Val::List(items)) => {
+            if let TypeIr::Scalar(_) | TypeIr::Enum(_) = **elem {
+                let mut out = Vec::with_capacity(items.len());
+                for item in items.iter() {
+                    out.push(conform_type(elem, item.clone(), enums)?);
+                }
+                Ok(Val::List(Rc::new(out)))
+            } else {
+                Ok(Val::List(items))
+            }
+        }
+        (_, other) => Err(describe(&other)),
+    }
+}
+
+fn describe(value: &Val) -> String {
+    match value {
+        Val::Str(s) => format!("the string \"{}\"", s.chars().take(40).collect::<String>()),
+        Val::Int(i) => format!("the number {i}"),
+        Val::Dec(d) => format!("the number {d}"),
+        other => format!("a {}", other.kind()),
+    }
+}
+
+/// Follows a path; `[*]` maps the rest of the path over a list and drops missing values.
+fn walk<'a>(base: Val<'a>, path: &[Seg]) -> Val<'a> {
+    let mut current = base;
+    for (idx, seg) in path.iter().enumerate() {
+        current = match seg {
+            Seg::Field(name) => current.field(name),
+            Seg::Index(i) => match &current {
+                Val::List(items) => items.get(*i as usize).cloned().unwrap_or_default(),
+                _ => Val::Null,
+            },
+            Seg::All => {
+                let items: Vec<Val<'a>> = match &current {
+                    Val::List(items) => items.iter().cloned().collect(),
+                    Val::Obj(fields) => fields.iter().map(|(_, v)| v.clone()).collect(),
+                    _ => return Val::List(Rc::new(Vec::new())),
+                };
+                let rest = &path[idx + 1..];
+                let nested = rest.iter().any(|s| matches!(s, Seg::All));
+                let mut out = Vec::with_capacity(items.len());
+                for item in items {
+                    match walk(item, rest) {
+                        Val::Null => {}
+                        Val::List(inner) if nested => out.extend(inner.iter().cloned()),
+                        value => out.push(value),
+                    }
+                }
+                return Val::List(Rc::new(out));
+            }
+        };
+    }
+    current
+}

@@ -1,0 +1,110 @@
+//! Writes values as compact JSON straight into a byte buffer.
+
+use crate::value::Val;
+
+/// Appends the JSON text of a value.
+pub fn write(out: &mut Vec<u8>, value: &Val) {
+    match value {
+        Val::Null => out.extend_from_slice(b"null"),
+        Val::Bool(true) => out.extend_from_slice(b"true"),
+        Val::Bool(false) => out.extend_from_slice(b"false"),
+        Val::Int(i) => out.extend_from_slice(itoa::Buffer::new().format(*i).as_bytes()),
+        Val::Dec(d) => out.extend_from_slice(d.normalize().to_string().as_bytes()),
+        Val::Str(s) => write_str(out, s),
+        Val::Money(amount, currency) => {
+            out.extend_from_slice(b"{\"amount\":");
+            out.extend_from_slice(itoa::Buffer::new().format(*amount).as_bytes());
+            out.extend_from_slice(b",\"currency\":");
+            write_str(out, currency);
+            out.push(b'}');
+        }
+        Val::List(items) => {
+            out.push(b'[');
+            for (idx, item) in items.iter().enumerate() {
+                if idx > 0 {
+                    out.push(b',');
+                }
+                write(out, item);
+            }
+            out.push(b']');
+        }
+        Val::Obj(fields) => {
+            out.push(b'{');
+            for (idx, (key, item)) in fields.iter().enumerate() {
+                if idx > 0 {
+                    out.push(b',');
+                }
+                write_str(out, key);
+                out.push(b':');
+                write(out, item);
+            }
+            out.push(b'}');
+        }
+    }
+}
+
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
+/// Appends a JSON string literal.
+pub fn write_str(out: &mut Vec<u8>, text: &str) {
+    out.push(b'"');
+    let bytes = text.as_bytes();
+    let mut start = 0;
+    for (idx, &byte) in bytes.iter().enumerate() {
+        let escape: &[u8] = match byte {
+            b'"' => b"\\\"",
+            b'\\' => b"\\\\",
+            b'\n' => b"\\n",
+            b'\r' => b"\\r",
+            b'\t' => b"\\t",
+            0x08 => b"\\b",
+            0x0c => b"\\f",
+            0x00..=0x1f => {
+                out.extend_from_slice(&bytes[start..idx]);
+                out.extend_from_slice(b"\\u00");
+                out.push(HEX[(byte >> 4) as usize]);
+                out.push(HEX[(byte & 0xf) as usize]);
+                start = idx + 1;
+                continue;
+            }
+            _ => continue,
+        };
+        out.extend_from_slice(&bytes[start..idx]);
+        out.extend_from_slice(escape);
+        start = idx + 1;
+    }
+    out.extend_from_slice(&bytes[start..]);
+    out.push(b'"');
+}
+
+/// A value as a JSON string.
+pub fn to_string(value: &Val) -> String {
+    let mut out = Vec::new();
+    write(&mut out, value);
+    String::from_utf8(out).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::borrow::Cow;
+
+    #[test]
+    fn escapes_like_serde_json() {
+        for text in [
+            "plain",
+            "quote \" and \\ slash",
+            "tab\tnew\nline\u{1}",
+            "Müller, Montréal",
+        ] {
+            let mut out = Vec::new();
+            write_str(&mut out, text);
+            assert_eq!(
+                String::from_utf8(out).unwrap(),
+                serde_json::to_string(text).unwrap()
+            );
+        }
+        let value = Val::Money(1999, Cow::Borrowed("USD"));
+        assert_eq!(to_string(&value), r#"{"amount":1999,"currency":"USD"}"#);
+    }
+}

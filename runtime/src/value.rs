@@ -1,0 +1,201 @@
+//! Runtime values. Strings borrow from the input buffer where they can; lists and objects
+//! are reference counted so passing them around never copies.
+
+use crate::decimal::Decimal;
+use serde::ser::{SerializeMap, SerializeSeq};
+use std::borrow::Cow;
+use std::rc::Rc;
+
+/// An object: fields in order (small, so a vector beats a map).
+pub type Fields<'a> = Vec<(Cow<'a, str>, Val<'a>)>;
+
+/// A value during evaluation.
+#[derive(Debug, Clone, Default)]
+pub enum Val<'a> {
+    #[default]
+    Null,
+    Bool(bool),
+    Int(i64),
+    Dec(Decimal),
+    Str(Cow<'a, str>),
+    /// Integer minor units and a currency code.
+    Money(i64, Cow<'a, str>),
+    List(Rc<Vec<Val<'a>>>),
+    Obj(Rc<Fields<'a>>),
+}
+
+impl<'a> Val<'a> {
+    /// A string value.
+    pub fn str(text: impl Into<Cow<'a, str>>) -> Val<'a> {
+        Val::Str(text.into())
+    }
+
+    /// True for null.
+    pub fn is_null(&self) -> bool {
+        matches!(self, Val::Null)
+    }
+
+    /// The JSON type name, for messages.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Val::Null => "null",
+            Val::Bool(_) => "bool",
+            Val::Int(_) => "int",
+            Val::Dec(_) => "decimal",
+            Val::Str(_) => "string",
+            Val::Money(..) => "money",
+            Val::List(_) => "list",
+            Val::Obj(_) => "object",
+        }
+    }
+
+    /// A field of an object (money exposes `amount` and `currency`).
+    pub fn field(&self, name: &str) -> Val<'a> {
+        match self {
+            Val::Obj(fields) => fields
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+                .unwrap_or(Val::Null),
+            Val::Money(amount, currency) => match name {
+                "amount" => Val::Int(*amount),
+                "currency" => Val::Str(currency.clone()),
+                _ => Val::Null,
+            },
+            _ => Val::Null,
+        }
+    }
+
+    /// The value as a decimal, if it is a number.
+    pub fn as_decimal(&self) -> Option<Decimal> {
+        match self {
+            Val::Int(i) => Some(Decimal::from_int(*i)),
+            Val::Dec(d) => Some(*d),
+            _ => None,
+        }
+    }
+
+    /// The text of a string, or the decimal text of a number.
+    pub fn text(&self) -> Option<Cow<'a, str>> {
+        match self {
+            Val::Str(s) => Some(s.clone()),
+            Val::Int(i) => Some(Cow::Owned(i.to_string())),
+            Val::Dec(d) => Some(Cow::Owned(d.to_string())),
+            Val::Bool(b) => Some(Cow::Borrowed(if *b { "true" } else { "false" })),
+            _ => None,
+        }
+    }
+
+    /// Truthiness for conditions: only `true` is true.
+    pub fn is_true(&self) -> bool {
+        matches!(self, Val::Bool(true))
+    }
+
+    /// Converts to an owned `'static` value.
+    pub fn into_owned(self) -> Val<'static> {
+        match self {
+            Val::Null => Val::Null,
+            Val::Bool(b) => Val::Bool(b),
+            Val::Int(i) => Val::Int(i),
+            Val::Dec(d) => Val::Dec(d),
+            Val::Str(s) => Val::Str(Cow::Owned(s.into_owned())),
+            Val::Money(a, c) => Val::Money(a, Cow::Owned(c.into_owned())),
+            Val::List(items) => Val::List(Rc::new(
+                items.iter().map(|v| v.clone().into_owned()).collect(),
+            )),
+            Val::Obj(fields) => Val::Obj(Rc::new(
+                fields
+                    .iter()
+                    .map(|(k, v)| (Cow::Owned(k.to_string()), v.clone().into_owned()))
+                    .collect(),
+            )),
+        }
+    }
+
+    /// Converts from a serde_json value.
+    pub fn from_json(value: &serde_json::Value) -> Val<'static> {
+        match value {
+            serde_json::Value::Null => Val::Null,
+            serde_json::Value::Bool(b) => Val::Bool(*b),
+            serde_json::Value::Number(n) => match n.as_i64() {
+                Some(i) => Val::Int(i),
+                None => n
+                    .as_f64()
+                    .and_then(Decimal::from_f64)
+                    .map(Val::Dec)
+                    .unwrap_or(Val::Null),
+            },
+            serde_json::Value::String(s) => Val::Str(Cow::Owned(s.clone())),
+            serde_json::Value::Array(items) => {
+                Val::List(Rc::new(items.iter().map(Val::from_json).collect()))
+            }
+            serde_json::Value::Object(map) => Val::Obj(Rc::new(
+                map.iter()
+                    .map(|(k, v)| (Cow::Owned(k.clone()), Val::from_json(v)))
+                    .collect(),
+            )),
+        }
+    }
+
+    /// Converts to a serde_json value.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::to_value(self).unwrap_or(serde_json::Value::Null)
+    }
+}
+
+/// Structural equality with numeric comparison across int and decimal.
+pub fn equal(a: &Val, b: &Val) -> bool {
+    match (a, b) {
+        (Val::Null, Val::Null) => true,
+        (Val::Bool(x), Val::Bool(y)) => x == y,
+        (Val::Str(x), Val::Str(y)) => x == y,
+        (Val::Money(a1, c1), Val::Money(a2, c2)) => a1 == a2 && c1 == c2,
+        (Val::List(x), Val::List(y)) => {
+            x.len() == y.len() && x.iter().zip(y.iter()).all(|(p, q)| equal(p, q))
+        }
+        (Val::Obj(x), Val::Obj(y)) => {
+            x.len() == y.len()
+                && x.iter()
+                    .all(|(k, v)| y.iter().any(|(k2, v2)| k == k2 && equal(v, v2)))
+        }
+        (x, y) => match (x.as_decimal(), y.as_decimal()) {
+            (Some(p), Some(q)) => p == q,
+            _ => false,
+        },
+    }
+}
+
+impl serde::Serialize for Val<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Val::Null => serializer.serialize_unit(),
+            Val::Bool(b) => serializer.serialize_bool(*b),
+            Val::Int(i) => serializer.serialize_i64(*i),
+            Val::Dec(d) => match d.to_i64() {
+                Some(i) => serializer.serialize_i64(i),
+                None => serializer.serialize_f64(d.to_f64()),
+            },
+            Val::Str(s) => serializer.serialize_str(s),
+            Val::Money(amount, currency) => {
+                let mut map = serializer.serialize_map(Some(2))?;
+                map.serialize_entry("amount", amount)?;
+                map.serialize_entry("currency", currency.as_ref())?;
+                map.end()
+            }
+            Val::List(items) => {
+                let mut seq = serializer.serialize_seq(Some(items.len()))?;
+                for item in items.iter() {
+                    seq.serialize_element(item)?;
+                }
+                seq.end()
+            }
+            Val::Obj(fields) => {
+                let mut map = serializer.serialize_map(Some(fields.len()))?;
+                for (k, v) in fields.iter() {
+                    map.serialize_entry(k.as_ref(), v)?;
+                }
+                map.end()
+            }
+        }
+    }
+}
