@@ -521,23 +521,49 @@ impl Printer<'_> {
         self.push(&names.join(", "));
     }
 
-    fn json(&mut self, value: &serde_json::Value) {
-        let compact = serde_json::to_string(value).unwrap_or_default();
+    fn json(&mut self, value: &JsonLit) {
+        let compact = json_compact(value);
         let line_len = self.out.len() - self.out.rfind('\n').map_or(0, |i| i + 1);
         if line_len + compact.len() <= MAX_INLINE {
             self.push(&compact);
             return;
         }
-        let pretty = serde_json::to_string_pretty(value).unwrap_or(compact);
-        let pad: String = INDENT.repeat(self.indent);
-        let mut lines = pretty.lines();
-        if let Some(first) = lines.next() {
-            self.push(first);
-        }
-        for line in lines {
-            self.newline();
-            self.push(&pad);
-            self.push(line);
+        match value {
+            JsonLit::Object(members) => {
+                self.push("{");
+                self.indent += 1;
+                for (idx, (key, member)) in members.iter().enumerate() {
+                    self.newline();
+                    self.start_line();
+                    self.push(&escape(key));
+                    self.push(": ");
+                    self.json(member);
+                    if idx + 1 < members.len() {
+                        self.push(",");
+                    }
+                }
+                self.indent -= 1;
+                self.newline();
+                self.start_line();
+                self.push("}");
+            }
+            JsonLit::Array(items) => {
+                self.push("[");
+                self.indent += 1;
+                for (idx, item) in items.iter().enumerate() {
+                    self.newline();
+                    self.start_line();
+                    self.json(item);
+                    if idx + 1 < items.len() {
+                        self.push(",");
+                    }
+                }
+                self.indent -= 1;
+                self.newline();
+                self.start_line();
+                self.push("]");
+            }
+            _ => self.push(&compact),
         }
     }
 
@@ -579,6 +605,32 @@ impl Printer<'_> {
             self.newline();
         }
         self.close(record.span.end);
+    }
+}
+
+/// JSON on one line, with `, ` and `: ` separators.
+fn json_compact(value: &JsonLit) -> String {
+    match value {
+        JsonLit::Null => "null".into(),
+        JsonLit::Bool(b) => b.to_string(),
+        JsonLit::Number(text) => text.clone(),
+        JsonLit::Str(s) => escape(s),
+        JsonLit::Array(items) => format!(
+            "[{}]",
+            items
+                .iter()
+                .map(json_compact)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        JsonLit::Object(members) => format!(
+            "{{{}}}",
+            members
+                .iter()
+                .map(|(k, v)| format!("{}: {}", escape(k), json_compact(v)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
     }
 }
 

@@ -349,9 +349,41 @@ pub struct TestField {
 #[derive(Debug, Clone, Serialize)]
 pub enum TestValue {
     File(StringLit),
-    Json(serde_json::Value),
+    Json(JsonLit),
     Names(Vec<Ident>),
     Name(Ident),
+}
+
+/// A JSON literal in a test block, keeping its key order and number text.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub enum JsonLit {
+    Null,
+    Bool(bool),
+    /// As written.
+    Number(String),
+    Str(String),
+    Array(Vec<JsonLit>),
+    Object(Vec<(String, JsonLit)>),
+}
+
+impl JsonLit {
+    /// As a serde_json value.
+    pub fn to_value(&self) -> serde_json::Value {
+        use serde_json::Value;
+        match self {
+            JsonLit::Null => Value::Null,
+            JsonLit::Bool(b) => Value::Bool(*b),
+            JsonLit::Number(text) => serde_json::from_str(text).unwrap_or(Value::Null),
+            JsonLit::Str(s) => Value::String(s.clone()),
+            JsonLit::Array(items) => Value::Array(items.iter().map(JsonLit::to_value).collect()),
+            JsonLit::Object(members) => Value::Object(
+                members
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.to_value()))
+                    .collect(),
+            ),
+        }
+    }
 }
 
 /// A string literal, unescaped, with the span of its quotes.

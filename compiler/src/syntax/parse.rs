@@ -734,34 +734,33 @@ impl Builder<'_> {
         pair.into_inner().map(|p| self.ident(p)).collect()
     }
 
-    fn json(&mut self, pair: Pair<Rule>) -> serde_json::Value {
-        use serde_json::Value;
+    fn json(&mut self, pair: Pair<Rule>) -> JsonLit {
         let pair = if pair.as_rule() == Rule::json {
             match pair.into_inner().next() {
                 Some(inner) => inner,
-                None => return Value::Null,
+                None => return JsonLit::Null,
             }
         } else {
             pair
         };
         match pair.as_rule() {
             Rule::json_object => {
-                let mut map = serde_json::Map::new();
+                let mut members = Vec::new();
                 for member in pair.into_inner() {
                     let mut parts = member.into_inner();
                     let (Some(key), Some(value)) = (parts.next(), parts.next()) else {
                         continue;
                     };
                     let key = self.string(key).value;
-                    map.insert(key, self.json(value));
+                    members.push((key, self.json(value)));
                 }
-                Value::Object(map)
+                JsonLit::Object(members)
             }
-            Rule::json_array => Value::Array(pair.into_inner().map(|p| self.json(p)).collect()),
-            Rule::string => Value::String(self.string(pair).value),
-            Rule::json_number => serde_json::from_str(pair.as_str()).unwrap_or(Value::Null),
-            Rule::boolean => Value::Bool(pair.as_str() == "true"),
-            _ => Value::Null,
+            Rule::json_array => JsonLit::Array(pair.into_inner().map(|p| self.json(p)).collect()),
+            Rule::string => JsonLit::Str(self.string(pair).value),
+            Rule::json_number => JsonLit::Number(pair.as_str().to_string()),
+            Rule::boolean => JsonLit::Bool(pair.as_str() == "true"),
+            _ => JsonLit::Null,
         }
     }
 

@@ -746,7 +746,9 @@ impl<'a> FlowCx<'a> {
                         expect = Some((json, field.span));
                     }
                 }
-                ("reject", TestValue::Json(Value::String(reason))) => reject = Some(reason.clone()),
+                ("reject", TestValue::Json(crate::syntax::ast::JsonLit::Str(reason))) => {
+                    reject = Some(reason.clone())
+                }
                 ("sinks", TestValue::Names(names)) => {
                     for n in names {
                         match flow.node(&n.name) {
@@ -906,7 +908,7 @@ impl<'a> FlowCx<'a> {
 
     fn test_json(&self, value: &TestValue, diags: &mut Diagnostics) -> Option<Value> {
         match value {
-            TestValue::Json(json) => Some(json.clone()),
+            TestValue::Json(json) => Some(json.to_value()),
             TestValue::File(path) => {
                 let from = self.program.module(self.module).path.clone()?;
                 let resolved = match source::resolve_relative(&from, &path.value) {
