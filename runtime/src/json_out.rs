@@ -45,10 +45,35 @@ pub fn write(out: &mut Vec<u8>, value: &Val) {
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
 
+const LOW: u64 = 0x0101_0101_0101_0101;
+const HIGH: u64 = 0x8080_8080_8080_8080;
+
+/// True when any byte is a control character, `"` or `\\`; eight bytes at a time.
+fn needs_escape(bytes: &[u8]) -> bool {
+    let mut chunks = bytes.chunks_exact(8);
+    for chunk in &mut chunks {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let x = u64::from_le_bytes(word);
+        let control = x.wrapping_sub(LOW * 0x20) & !x;
+        let quote = (x ^ (LOW * b'"' as u64)).wrapping_sub(LOW) & !(x ^ (LOW * b'"' as u64));
+        let slash = (x ^ (LOW * b'\\' as u64)).wrapping_sub(LOW) & !(x ^ (LOW * b'\\' as u64));
+        if (control | quote | slash) & HIGH != 0 {
+            return true;
+        }
+    }
+    chunks.remainder().iter().any(|&b| b < 0x20 || b == b'"' || b == b'\\')
+}
+
 /// Appends a JSON string literal.
 pub fn write_str(out: &mut Vec<u8>, text: &str) {
     out.push(b'"');
     let bytes = text.as_bytes();
+    if !needs_escape(bytes) {
+        out.extend_from_slice(bytes);
+        out.push(b'"');
+        return;
+    }
     let mut start = 0;
     for (idx, &byte) in bytes.iter().enumerate() {
         let escape: &[u8] = match byte {

@@ -36,8 +36,8 @@ funcs! {
     Substring = "substring", GroupBy = "group_by", Currency = "currency", Env = "env", Secret = "secret",
 }
 
-fn arg<'a>(args: &mut std::vec::IntoIter<Val<'a>>) -> Val<'a> {
-    args.next().unwrap_or_default()
+fn arg<'a>(args: &mut std::slice::IterMut<'_, Val<'a>>) -> Val<'a> {
+    args.next().map(std::mem::take).unwrap_or_default()
 }
 
 fn text<'a>(value: &Val<'a>, func: &str) -> Result<Cow<'a, str>, Reject> {
@@ -166,8 +166,8 @@ fn extreme<'a>(items: &[Val<'a>], want: std::cmp::Ordering) -> Val<'a> {
 }
 
 /// Calls a function on evaluated arguments.
-pub fn call(func: Func, args: Vec<Val<'_>>) -> Eval<'_> {
-    let mut it = args.into_iter();
+pub fn call<'a>(func: Func, args: &mut [Val<'a>]) -> Eval<'a> {
+    let mut it = args.iter_mut();
     Ok(match func {
         Func::Lower => Val::Str(Cow::Owned(
             text(&arg(&mut it), "lower")?.to_ascii_lowercase(),
@@ -193,7 +193,7 @@ pub fn call(func: Func, args: Vec<Val<'_>>) -> Eval<'_> {
         Func::Concat => {
             let mut out = String::new();
             for value in it {
-                if let Some(t) = value.text() {
+                if let Some(t) = std::mem::take(value).text() {
                     out.push_str(&t);
                 }
             }
@@ -318,7 +318,7 @@ pub fn call(func: Func, args: Vec<Val<'_>>) -> Eval<'_> {
             .last()
             .cloned()
             .unwrap_or_default(),
-        Func::Coalesce => it.find(|v| !v.is_null()).unwrap_or_default(),
+        Func::Coalesce => it.find(|v| !v.is_null()).map(std::mem::take).unwrap_or_default(),
         Func::Split => {
             let s = text(&arg(&mut it), "split")?;
             let sep = text(&arg(&mut it), "split")?;

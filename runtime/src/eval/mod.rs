@@ -94,6 +94,7 @@ pub enum RecordCode {
 pub struct FieldRt {
     pub name: &'static str,
     pub ty: TypeIr,
+    pub kind: FieldKind,
     pub optional: bool,
     pub default: Option<Val<'static>>,
 }
@@ -113,7 +114,6 @@ pub struct Env {
     schema_index: HashMap<String, usize>,
     templates: minijinja::Environment<'static>,
     n_templates: usize,
-    enums: HashMap<String, Vec<String>>,
 }
 
 /// Interns a string for the life of the process (schema field names, table keys): each
@@ -155,6 +155,11 @@ impl Env {
             .enumerate()
             .map(|(idx, t)| (t.name.clone(), idx))
             .collect();
+        let enums: HashMap<String, Vec<String>> = graph
+            .enums
+            .iter()
+            .map(|e| (e.name.clone(), e.variants.clone()))
+            .collect();
         let schemas: Vec<SchemaRt> = graph
             .schemas
             .iter()
@@ -166,6 +171,7 @@ impl Env {
                     .map(|f| FieldRt {
                         name: intern(&f.name),
                         ty: f.ty.clone(),
+                        kind: FieldKind::new(&f.ty, &enums),
                         optional: f.optional,
                         default: f.default.as_ref().map(interned),
                     })
@@ -185,11 +191,6 @@ impl Env {
             schema_index,
             templates: minijinja::Environment::new(),
             n_templates: 0,
-            enums: graph
-                .enums
-                .iter()
-                .map(|e| (e.name.clone(), e.variants.clone()))
-                .collect(),
         }
     }
 
@@ -336,8 +337,11 @@ impl Env {
             Code::Lit(value) => Ok(value.clone()),
             Code::Path { root, path } => {
                 let base = match root {
-                    Root::Input => input.clone(),
-                    Root::Local(slot) => slots.get(*slot as usize).cloned().unwrap_or_default(),
+                    Root::Input => input,
+                    Root::Local(slot) => match slots.get(*slot as usize) {
+                        Some(value) => value,
+                        None => return Ok(Val::Null),
+                    },
                 };
                 Ok(walk(base, path))
             }
@@ -435,11 +439,18 @@ impl Env {
                 }
             }
             Code::Call { func, args } => {
+                if args.len() <= 3 {
+                    let mut values: [Val<'a>; 3] = [Val::Null, Val::Null, Val::Null];
+                    for (value, arg) in values.iter_mut().zip(args) {
+                        *value = self.eval(arg, input, slots)?;
+                    }
+                    return builtins::call(*func, &mut values[..args.len()]);
+                }
                 let mut values = Vec::with_capacity(args.len());
                 for arg in args {
                     values.push(self.eval(arg, input, slots)?);
                 }
-                builtins::call(*func, values)
+                builtins::call(*func, &mut values)
             }
             Code::List(items) => {
                 let mut values = Vec::with_capacity(items.len());
@@ -525,7 +536,12 @@ impl Env {
         slots: &mut Vec<Val<'a>>,
     ) -> Eval<'a> {
         let schema = &self.schemas[schema_idx];
-        let mut values: Vec<Option<Val<'a>>> = vec![None; schema.fields.len()];
+        // Null stands for "not set": a field set to null is treated like an unset one.
+        let mut fields: Fields<'a> = schema
+            .fields
+            .iter()
+            .map(|f| (Cow::Borrowed(f.name), Val::Null))
+            .collect();
         for item in items {
             match item {
                 RecordCode::Let(slot, code) => {
@@ -535,14 +551,12 @@ impl Env {
                     }
                     slots[*slot] = value;
                 }
-                RecordCode::Field(idx, code) => values[*idx] = Some(self.eval(code, input, slots)?),
+                RecordCode::Field(idx, code) => fields[*idx].1 = self.eval(code, input, slots)?,
             }
         }
-        let mut fields: Fields<'a> = Vec::with_capacity(values.len());
-        for (field, value) in schema.fields.iter().zip(values) {
-            let value = match value {
-                Some(value) if !value.is_null() => self.conform(schema, field, value)?,
-                _ => match &field.default {
+        for (field, (_, value)) in schema.fields.iter().zip(fields.iter_mut()) {
+            if value.is_null() {
+                *value = match &field.default {
                     Some(default) => default.clone(),
                     None if field.optional => Val::Null,
                     None => {
@@ -551,24 +565,21 @@ impl Env {
                             schema.name, field.name
                         )))
                     }
-                },
-            };
-            fields.push((Cow::Borrowed(field.name), value));
+                };
+            } else if !field.kind.accepts(value) {
+                *value = conform(&field.kind, std::mem::take(value)).map_err(|found| {
+                    Reject(format!(
+                        "`{}.{}` expects {}, found {found}",
+                        schema.name,
+                        field.name,
+                        type_name(&field.ty)
+                    ))
+                })?;
+            }
         }
         Ok(Val::Obj(Rc::new(fields)))
     }
 
-    /// Checks a value against a field's declared type, converting where lossless.
-    fn conform<'a>(&self, schema: &SchemaRt, field: &FieldRt, value: Val<'a>) -> Eval<'a> {
-        conform_type(&field.ty, value, &self.enums).map_err(|found| {
-            Reject(format!(
-                "`{}.{}` expects {}, found {found}",
-                schema.name,
-                field.name,
-                type_name(&field.ty)
-            ))
-        })
-    }
 }
 
 fn type_name(ty: &TypeIr) -> String {
@@ -578,71 +589,96 @@ fn type_name(ty: &TypeIr) -> String {
     }
 }
 
+/// A field's declared type, precompiled for the per-message check.
+#[derive(Debug, Clone)]
+pub enum FieldKind {
+    Json,
+    String,
+    Int,
+    Decimal,
+    Bool,
+    Money,
+    Datetime,
+    Date,
+    Enum(Vec<String>),
+    Record,
+    List(Box<FieldKind>),
+}
+
+impl FieldKind {
+    fn new(ty: &TypeIr, enums: &HashMap<String, Vec<String>>) -> FieldKind {
+        match ty {
+            TypeIr::Scalar(name) => match name.as_str() {
+                "string" => FieldKind::String,
+                "int" => FieldKind::Int,
+                "decimal" => FieldKind::Decimal,
+                "bool" => FieldKind::Bool,
+                "money" => FieldKind::Money,
+                "datetime" => FieldKind::Datetime,
+                "date" => FieldKind::Date,
+                _ => FieldKind::Json,
+            },
+            TypeIr::Enum(name) => FieldKind::Enum(enums.get(name).cloned().unwrap_or_default()),
+            TypeIr::Record(_) => FieldKind::Record,
+            TypeIr::List(elem) => FieldKind::List(Box::new(FieldKind::new(elem, enums))),
+        }
+    }
+
+    /// The common case: the value already has the declared shape.
+    fn accepts(&self, value: &Val) -> bool {
+        matches!(
+            (self, value),
+            (FieldKind::Json, _)
+                | (FieldKind::String, Val::Str(_))
+                | (FieldKind::Int, Val::Int(_))
+                | (FieldKind::Decimal, Val::Int(_) | Val::Dec(_))
+                | (FieldKind::Bool, Val::Bool(_))
+                | (FieldKind::Money, Val::Money(..))
+                | (FieldKind::Record, Val::Obj(_))
+        ) || matches!((self, value), (FieldKind::List(elem), Val::List(_)) if matches!(**elem, FieldKind::Record | FieldKind::Json))
+    }
+}
+
 /// Checks and converts a value for a declared type; `Err` carries what was found.
-fn conform_type<'a>(
-    ty: &TypeIr,
-    value: Val<'a>,
-    enums: &HashMap<String, Vec<String>>,
-) -> Result<Val<'a>, String> {
-    match (ty, value) {
-        (_, Val::Null) => Ok(Val::Null),
-        (TypeIr::Scalar(s), value) => match (s.as_str(), value) {
-            ("json", v) => Ok(v),
-            ("string", v @ Val::Str(_)) => Ok(v),
-            ("int", v @ Val::Int(_)) => Ok(v),
-            ("int", Val::Dec(d)) => d
-                .to_i64()
-                .map(Val::Int)
-                .ok_or_else(|| format!("the fraction {d}")),
-            ("decimal", v @ (Val::Int(_) | Val::Dec(_))) => Ok(v),
-            ("bool", v @ Val::Bool(_)) => Ok(v),
-            ("money", v @ Val::Money(..)) => Ok(v),
-            ("money", Val::Obj(fields)) => {
-                let amount = fields
-                    .iter()
-                    .find(|(k, _)| k == "amount")
-                    .map(|(_, v)| v.clone());
-                let currency = fields
-                    .iter()
-                    .find(|(k, _)| k == "currency")
-                    .map(|(_, v)| v.clone());
-                match (amount, currency) {
-                    (Some(Val::Int(a)), Some(Val::Str(c))) => Ok(Val::Money(a, c)),
-                    _ => Err("an object that is not {amount, currency}".into()),
-                }
+fn conform<'a>(kind: &FieldKind, value: Val<'a>) -> Result<Val<'a>, String> {
+    if kind.accepts(&value) || value.is_null() {
+        return Ok(value);
+    }
+    match (kind, value) {
+        (FieldKind::Int, Val::Dec(d)) => d.to_i64().map(Val::Int).ok_or_else(|| format!("the fraction {d}")),
+        (FieldKind::Money, Val::Obj(fields)) => {
+            let amount = fields.iter().find(|(k, _)| k == "amount").map(|(_, v)| v.clone());
+            let currency = fields.iter().find(|(k, _)| k == "currency").map(|(_, v)| v.clone());
+            match (amount, currency) {
+                (Some(Val::Int(a)), Some(Val::Str(c))) => Ok(Val::Money(a, c)),
+                _ => Err("an object that is not {amount, currency}".into()),
             }
-            ("datetime" | "date", Val::Str(s)) => {
-                let valid = if s.len() == 10 {
-                    chrono::NaiveDate::parse_from_str(&s, "%Y-%m-%d").is_ok()
-                } else {
-                    chrono::DateTime::parse_from_rfc3339(&s).is_ok()
-                };
-                if valid {
-                    Ok(Val::Str(s))
-                } else {
-                    Err(format!("\"{s}\", which is not an RFC 3339 timestamp"))
-                }
-            }
-            (_, other) => Err(describe(&other)),
-        },
-        (TypeIr::Enum(name), Val::Str(s)) => match enums.get(name) {
-            Some(variants) if !variants.iter().any(|v| *v == *s) => Err(format!(
-                "\"{s}\", which is not one of {}",
-                variants.join(", ")
-            )),
-            _ => Ok(Val::Str(s)),
-        },
-        (TypeIr::Record(_), v @ Val::Obj(_)) => Ok(v),
-        (TypeIr::List(elem), Val::List(items)) => {
-            if let TypeIr::Scalar(_) | TypeIr::Enum(_) = **elem {
-                let mut out = Vec::with_capacity(items.len());
-                for item in items.iter() {
-                    out.push(conform_type(elem, item.clone(), enums)?);
-                }
-                Ok(Val::List(Rc::new(out)))
+        }
+        (FieldKind::Datetime | FieldKind::Date, Val::Str(s)) => {
+            let valid = if s.len() == 10 {
+                chrono::NaiveDate::parse_from_str(&s, "%Y-%m-%d").is_ok()
             } else {
-                Ok(Val::List(items))
+                chrono::DateTime::parse_from_rfc3339(&s).is_ok()
+            };
+            if valid {
+                Ok(Val::Str(s))
+            } else {
+                Err(format!("\"{s}\", which is not an RFC 3339 timestamp"))
             }
+        }
+        (FieldKind::Enum(variants), Val::Str(s)) => {
+            if variants.is_empty() || variants.iter().any(|v| *v == *s) {
+                Ok(Val::Str(s))
+            } else {
+                Err(format!("\"{s}\", which is not one of {}", variants.join(", ")))
+            }
+        }
+        (FieldKind::List(elem), Val::List(items)) => {
+            let mut out = Vec::with_capacity(items.len());
+            for item in items.iter() {
+                out.push(conform(elem, item.clone())?);
+            }
+            Ok(Val::List(Rc::new(out)))
         }
         (_, other) => Err(describe(&other)),
     }
@@ -657,35 +693,39 @@ fn describe(value: &Val) -> String {
     }
 }
 
-/// Follows a path; `[*]` maps the rest of the path over a list and drops missing values.
-fn walk<'a>(base: Val<'a>, path: &[Seg]) -> Val<'a> {
+/// Follows a path by reference and clones only what it finds; `[*]` maps the rest of
+/// the path over a list and drops missing values.
+fn walk<'a>(base: &Val<'a>, path: &[Seg]) -> Val<'a> {
     let mut current = base;
     for (idx, seg) in path.iter().enumerate() {
-        current = match seg {
-            Seg::Field(name) => current.field(name),
-            Seg::Index(i) => match &current {
-                Val::List(items) => items.get(*i as usize).cloned().unwrap_or_default(),
-                _ => Val::Null,
+        current = match (seg, current) {
+            (Seg::Field(name), Val::Obj(fields)) => match fields.iter().find(|(k, _)| k == name) {
+                Some((_, value)) => value,
+                None => return Val::Null,
             },
-            Seg::All => {
-                let items: Vec<Val<'a>> = match &current {
-                    Val::List(items) => items.iter().cloned().collect(),
-                    Val::Obj(fields) => fields.iter().map(|(_, v)| v.clone()).collect(),
-                    _ => return Val::List(Rc::new(Vec::new())),
-                };
-                let rest = &path[idx + 1..];
-                let nested = rest.iter().any(|s| matches!(s, Seg::All));
-                let mut out = Vec::with_capacity(items.len());
-                for item in items {
-                    match walk(item, rest) {
-                        Val::Null => {}
-                        Val::List(inner) if nested => out.extend(inner.iter().cloned()),
-                        value => out.push(value),
-                    }
-                }
-                return Val::List(Rc::new(out));
-            }
+            (Seg::Field(name), money @ Val::Money(..)) => return walk(&money.field(name), &path[idx + 1..]),
+            (Seg::Index(i), Val::List(items)) => match items.get(*i as usize) {
+                Some(value) => value,
+                None => return Val::Null,
+            },
+            (Seg::All, Val::List(items)) => return walk_all(items.iter(), &path[idx + 1..]),
+            (Seg::All, Val::Obj(fields)) => return walk_all(fields.iter().map(|(_, v)| v), &path[idx + 1..]),
+            (Seg::All, _) => return Val::List(Rc::new(Vec::new())),
+            _ => return Val::Null,
         };
     }
-    current
+    current.clone()
+}
+
+fn walk_all<'v, 'a: 'v>(items: impl Iterator<Item = &'v Val<'a>>, rest: &[Seg]) -> Val<'a> {
+    let nested = rest.iter().any(|s| matches!(s, Seg::All));
+    let mut out = Vec::with_capacity(items.size_hint().0);
+    for item in items {
+        match walk(item, rest) {
+            Val::Null => {}
+            Val::List(inner) if nested => out.extend(inner.iter().cloned()),
+            value => out.push(value),
+        }
+    }
+    Val::List(Rc::new(out))
 }
