@@ -1,10 +1,16 @@
 //! The omniflow runtime: loads a compiled graph and executes its flows.
 
+pub mod connectors;
 pub mod decimal;
+pub mod delivery;
+pub mod engine;
 pub mod eval;
 pub mod json_in;
 pub mod json_out;
 pub mod load;
+pub mod ops;
 pub mod pipeline;
+pub mod sources;
+pub mod state;
 pub mod testing;
 pub mod value;

@@ -1,7 +1,9 @@
 //! Command-line interface of `omniflow`: one module per subcommand.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
+mod dlq;
 mod map;
+mod run;
 mod test;
 
 use clap::{Parser, Subcommand};
@@ -16,6 +18,10 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run flows durably until SIGTERM.
+    Run(run::Args),
+    /// Inspect and replay dead letters.
+    Dlq(dlq::Args),
     /// Run the `test` blocks of flows.
     Test(test::Args),
     /// Run one flow's mapping and routing over a JSONL file, with no state.
@@ -26,8 +32,32 @@ enum Command {
 pub fn run() -> ExitCode {
     let cli = Cli::parse();
     let code = match cli.command {
+        Command::Run(args) => run::run(args),
+        Command::Dlq(args) => dlq::run(args),
         Command::Test(args) => test::run(args),
         Command::Map(args) => map::run(args),
     };
     ExitCode::from(code)
+}
+
+/// Log output format.
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Logs to stderr; `OMNIFLOW_LOG` sets the level (error, warn, info, debug, trace).
+pub fn init_logging(format: LogFormat) {
+    let level = std::env::var("OMNIFLOW_LOG")
+        .ok()
+        .and_then(|l| l.parse::<tracing::Level>().ok())
+        .unwrap_or(tracing::Level::INFO);
+    let builder = tracing_subscriber::fmt()
+        .with_max_level(level)
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Text => builder.with_ansi(false).try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
 }

@@ -318,7 +318,10 @@ pub fn call<'a>(func: Func, args: &mut [Val<'a>]) -> Eval<'a> {
             .last()
             .cloned()
             .unwrap_or_default(),
-        Func::Coalesce => it.find(|v| !v.is_null()).map(std::mem::take).unwrap_or_default(),
+        Func::Coalesce => it
+            .find(|v| !v.is_null())
+            .map(std::mem::take)
+            .unwrap_or_default(),
         Func::Split => {
             let s = text(&arg(&mut it), "split")?;
             let sep = text(&arg(&mut it), "split")?;

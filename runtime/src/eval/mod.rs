@@ -579,7 +579,6 @@ impl Env {
         }
         Ok(Val::Obj(Rc::new(fields)))
     }
-
 }
 
 fn type_name(ty: &TypeIr) -> String {
@@ -645,10 +644,19 @@ fn conform<'a>(kind: &FieldKind, value: Val<'a>) -> Result<Val<'a>, String> {
         return Ok(value);
     }
     match (kind, value) {
-        (FieldKind::Int, Val::Dec(d)) => d.to_i64().map(Val::Int).ok_or_else(|| format!("the fraction {d}")),
+        (FieldKind::Int, Val::Dec(d)) => d
+            .to_i64()
+            .map(Val::Int)
+            .ok_or_else(|| format!("the fraction {d}")),
         (FieldKind::Money, Val::Obj(fields)) => {
-            let amount = fields.iter().find(|(k, _)| k == "amount").map(|(_, v)| v.clone());
-            let currency = fields.iter().find(|(k, _)| k == "currency").map(|(_, v)| v.clone());
+            let amount = fields
+                .iter()
+                .find(|(k, _)| k == "amount")
+                .map(|(_, v)| v.clone());
+            let currency = fields
+                .iter()
+                .find(|(k, _)| k == "currency")
+                .map(|(_, v)| v.clone());
             match (amount, currency) {
                 (Some(Val::Int(a)), Some(Val::Str(c))) => Ok(Val::Money(a, c)),
                 _ => Err("an object that is not {amount, currency}".into()),
@@ -670,7 +678,10 @@ fn conform<'a>(kind: &FieldKind, value: Val<'a>) -> Result<Val<'a>, String> {
             if variants.is_empty() || variants.iter().any(|v| *v == *s) {
                 Ok(Val::Str(s))
             } else {
-                Err(format!("\"{s}\", which is not one of {}", variants.join(", ")))
+                Err(format!(
+                    "\"{s}\", which is not one of {}",
+                    variants.join(", ")
+                ))
             }
         }
         (FieldKind::List(elem), Val::List(items)) => {
@@ -703,13 +714,17 @@ fn walk<'a>(base: &Val<'a>, path: &[Seg]) -> Val<'a> {
                 Some((_, value)) => value,
                 None => return Val::Null,
             },
-            (Seg::Field(name), money @ Val::Money(..)) => return walk(&money.field(name), &path[idx + 1..]),
+            (Seg::Field(name), money @ Val::Money(..)) => {
+                return walk(&money.field(name), &path[idx + 1..])
+            }
             (Seg::Index(i), Val::List(items)) => match items.get(*i as usize) {
                 Some(value) => value,
                 None => return Val::Null,
             },
             (Seg::All, Val::List(items)) => return walk_all(items.iter(), &path[idx + 1..]),
-            (Seg::All, Val::Obj(fields)) => return walk_all(fields.iter().map(|(_, v)| v), &path[idx + 1..]),
+            (Seg::All, Val::Obj(fields)) => {
+                return walk_all(fields.iter().map(|(_, v)| v), &path[idx + 1..])
+            }
             (Seg::All, _) => return Val::List(Rc::new(Vec::new())),
             _ => return Val::Null,
         };

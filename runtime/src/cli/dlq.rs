@@ -1,0 +1,146 @@
+//! `omniflow dlq`: list, show and replay dead letters. Replay puts the original message
+//! back into its flow's inbox; deliveries that already succeeded are not repeated.
+
+use omniflow_runtime::state::{self, DeadLetter};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// State backend.
+    #[arg(long, default_value = "sqlite:omniflow.db", global = true)]
+    state: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(clap::Subcommand)]
+enum Command {
+    /// List dead letters, newest first.
+    List {
+        /// Include replayed ones.
+        #[arg(long)]
+        all: bool,
+        /// At most this many.
+        #[arg(long, default_value = "100")]
+        limit: usize,
+        /// One JSON object per line.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one dead letter in full.
+    Show { id: i64 },
+    /// Replay one dead letter, or every one not yet replayed.
+    Replay {
+        id: Option<i64>,
+        #[arg(long)]
+        all: bool,
+    },
+}
+
+pub fn run(args: Args) -> u8 {
+    let store = match state::open(&args.state) {
+        Ok(backend) => state::Store::start(backend),
+        Err(err) => {
+            eprintln!("error: {err}");
+            return 2;
+        }
+    };
+    match args.command {
+        Command::List { all, limit, json } => {
+            match store.call_blocking(move |b| b.dead_letters(all, limit)) {
+                Ok(letters) => {
+                    for letter in &letters {
+                        if json {
+                            println!("{}", serde_json::to_string(letter).unwrap_or_default());
+                        } else {
+                            println!(
+                                "{:>6}  {}/{}  {}  {}{}",
+                                letter.id,
+                                letter.flow,
+                                letter.node,
+                                letter.correlation_id,
+                                letter.error.lines().next().unwrap_or(""),
+                                if letter.replayed_at.is_some() {
+                                    "  (replayed)"
+                                } else {
+                                    ""
+                                }
+                            );
+                        }
+                    }
+                    if !json {
+                        println!(
+                            "{} dead letter{}",
+                            letters.len(),
+                            if letters.len() == 1 { "" } else { "s" }
+                        );
+                    }
+                    0
+                }
+                Err(err) => fail(&err),
+            }
+        }
+        Command::Show { id } => match store.call_blocking(move |b| b.dead_letter(id)) {
+            Ok(Some(letter)) => {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&letter).unwrap_or_default()
+                );
+                0
+            }
+            Ok(None) => {
+                eprintln!("error: no dead letter {id}");
+                1
+            }
+            Err(err) => fail(&err),
+        },
+        Command::Replay { id, all } => {
+            let letters: Result<Vec<DeadLetter>, String> = match (id, all) {
+                (Some(id), false) => store
+                    .call_blocking(move |b| b.dead_letter(id))
+                    .and_then(|l| l.ok_or(format!("no dead letter {id}")).map(|l| vec![l])),
+                (None, true) => store.call_blocking(|b| b.dead_letters(false, usize::MAX >> 1)),
+                _ => Err("give one dead letter id, or --all".into()),
+            };
+            let letters = match letters {
+                Ok(l) => l,
+                Err(err) => return fail(&err),
+            };
+            let mut replayed = 0;
+            for letter in letters {
+                if letter.replayed_at.is_some() {
+                    continue;
+                }
+                let id = letter.id;
+                let result = store.call_blocking(move |b| {
+                    if !letter.sink.is_empty() {
+                        b.clear_outcome(&letter.sink, &letter.key)?;
+                    }
+                    b.append(
+                        &letter.flow,
+                        &letter.source,
+                        &[letter.message.into_bytes()],
+                        None,
+                    )?;
+                    b.mark_replayed(letter.id)
+                });
+                match result {
+                    Ok(()) => replayed += 1,
+                    Err(err) => {
+                        eprintln!("error: dead letter {id}: {err}");
+                        return 1;
+                    }
+                }
+            }
+            println!(
+                "replayed {replayed} dead letter{}",
+                if replayed == 1 { "" } else { "s" }
+            );
+            0
+        }
+    }
+}
+
+fn fail(err: &str) -> u8 {
+    eprintln!("error: {err}");
+    2
+}

@@ -1,0 +1,59 @@
+//! Circuit breaker: after repeated failures a sink stops calling its endpoint for a
+//! cool-down; messages wait (durably, in the inbox) and one trial call reopens the way.
+
+use std::cell::Cell;
+use tokio::time::{sleep_until, Duration, Instant};
+
+/// Consecutive failures that open the circuit.
+const THRESHOLD: u32 = 5;
+/// How long an open circuit stays open before a trial call.
+const COOL_DOWN: Duration = Duration::from_secs(5);
+
+/// A circuit breaker for one sink.
+#[derive(Default)]
+pub struct Circuit {
+    failures: Cell<u32>,
+    open_until: Cell<Option<Instant>>,
+    trial_in_flight: Cell<bool>,
+}
+
+impl Circuit {
+    /// Waits while the circuit is open; returns once a call may go out.
+    pub async fn wait(&self) {
+        loop {
+            match self.open_until.get() {
+                None => return,
+                Some(until) if Instant::now() < until => sleep_until(until).await,
+                Some(_) => {
+                    if !self.trial_in_flight.get() {
+                        self.trial_in_flight.set(true);
+                        return;
+                    }
+                    sleep_until(Instant::now() + Duration::from_millis(50)).await;
+                }
+            }
+        }
+    }
+
+    /// True while calls are held back.
+    pub fn is_open(&self) -> bool {
+        self.open_until.get().is_some()
+    }
+
+    /// A call succeeded: close the circuit.
+    pub fn success(&self) {
+        self.failures.set(0);
+        self.open_until.set(None);
+        self.trial_in_flight.set(false);
+    }
+
+    /// A call failed transiently.
+    pub fn failure(&self) {
+        let failures = self.failures.get() + 1;
+        self.failures.set(failures);
+        self.trial_in_flight.set(false);
+        if failures >= THRESHOLD {
+            self.open_until.set(Some(Instant::now() + COOL_DOWN));
+        }
+    }
+}

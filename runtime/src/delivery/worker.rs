@@ -1,0 +1,245 @@
+//! One sink's worker: idempotency check, rate limit, circuit breaker, the call with its
+//! timeout, retries per policy, and the dead letter when the call cannot succeed.
+
+use super::circuit::Circuit;
+use super::rate_limit::TokenBucket;
+use super::retry;
+use crate::connectors::{Call, CallOutcome, SinkConnector};
+use crate::engine::{FlowCtx, Tracker};
+use crate::ops::metrics::{DEAD_LETTERS, DUPLICATES, MESSAGES_IN, MESSAGES_OUT, RETRIES};
+use crate::state::{DeadLetter, OutcomeStatus};
+use omniflow_compiler::ir::{self, RetryPolicy};
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+use tokio::sync::Semaphore;
+
+/// Default timeout of a sink call.
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default number of concurrent calls per sink.
+const DEFAULT_CONCURRENCY: usize = 32;
+
+/// One delivery waiting for its sink.
+pub struct SinkJob {
+    pub tracker: Rc<Tracker>,
+    pub key: String,
+    pub payload: Vec<u8>,
+}
+
+/// Everything one sink needs to deliver.
+pub struct SinkWorker {
+    pub node: usize,
+    pub name: String,
+    /// `flow/sink`: the idempotency namespace.
+    pub sink_id: String,
+    connector: Box<dyn SinkConnector>,
+    policy: RetryPolicy,
+    bucket: TokenBucket,
+    circuit: Circuit,
+    timeout: Duration,
+    slots: std::sync::Arc<Semaphore>,
+    dead_letter: Option<ir::DeadLetter>,
+}
+
+impl SinkWorker {
+    /// Builds the worker of a sink node.
+    pub fn new(graph: &ir::Graph, flow: &ir::Flow, node_idx: usize) -> Result<SinkWorker, String> {
+        let node = &flow.nodes[node_idx];
+        let ir::NodeKind::Sink {
+            connection,
+            operation,
+            retry,
+            rate,
+            burst,
+            concurrency,
+            timeout_ms,
+            dead_letter,
+            options,
+            ..
+        } = &node.kind
+        else {
+            return Err(format!("`{}` is not a sink", node.name));
+        };
+        let connection = graph
+            .connections
+            .iter()
+            .find(|c| &c.name == connection)
+            .ok_or_else(|| format!("unknown connection `{connection}`"))?;
+        let connector = crate::connectors::sink(connection, operation, options)?;
+        let policy = retry
+            .as_ref()
+            .and_then(|name| graph.policies.iter().find(|p| &p.name == name).cloned())
+            .unwrap_or_else(retry::default_policy);
+        Ok(SinkWorker {
+            node: node_idx,
+            name: node.name.clone(),
+            sink_id: format!("{}/{}", flow.name, node.name),
+            connector,
+            policy,
+            bucket: TokenBucket::new(rate.map(|r| r.per_second()), *burst),
+            circuit: Circuit::default(),
+            timeout: timeout_ms
+                .map(Duration::from_millis)
+                .unwrap_or(DEFAULT_TIMEOUT),
+            slots: std::sync::Arc::new(Semaphore::new(
+                concurrency.map_or(DEFAULT_CONCURRENCY, |c| c as usize),
+            )),
+            dead_letter: dead_letter.clone(),
+        })
+    }
+
+    /// Queues a delivery; waits while the sink is at its concurrency (back-pressure).
+    pub async fn submit(self: &Rc<Self>, ctx: &Rc<FlowCtx>, job: SinkJob) {
+        let Ok(permit) = self.slots.clone().acquire_owned().await else {
+            return;
+        };
+        let worker = self.clone();
+        let ctx = ctx.clone();
+        tokio::task::spawn_local(async move {
+            worker.deliver(&ctx, job).await;
+            drop(permit);
+        });
+    }
+
+    async fn deliver(self: &Rc<Self>, ctx: &Rc<FlowCtx>, job: SinkJob) {
+        let flow = ctx.flow_name();
+        ctx.metrics.add(MESSAGES_IN, flow, &self.name, 1);
+        let sink_id = self.sink_id.clone();
+        let key = job.key.clone();
+        match ctx.store.call(move |b| b.outcome(&sink_id, &key)).await {
+            Ok(Some(_)) => {
+                ctx.metrics.add(DUPLICATES, flow, &self.name, 1);
+                tracing::debug!(correlation_id = %job.tracker.correlation_id(), flow, node = %self.name, "already delivered; skipped");
+                job.tracker.finish_one(ctx);
+                return;
+            }
+            Ok(None) => {}
+            Err(err) => {
+                // The message stays in the inbox and is retried after a restart.
+                tracing::error!(error = %err, flow, node = %self.name, "state store unavailable; delivery postponed");
+                return;
+            }
+        }
+        let mut attempts: Vec<String> = Vec::new();
+        let mut attempt: u32 = 0;
+        let final_error = loop {
+            attempt += 1;
+            self.circuit.wait().await;
+            self.bucket.acquire().await;
+            let started = Instant::now();
+            let outcome = self
+                .connector
+                .call(Call {
+                    key: &job.key,
+                    correlation_id: job.tracker.correlation_id(),
+                    body: &job.payload,
+                    timeout: self.timeout,
+                })
+                .await;
+            ctx.metrics
+                .observe_latency(flow, &self.name, started.elapsed().as_secs_f64());
+            match outcome {
+                CallOutcome::Ok => {
+                    self.circuit.success();
+                    break None;
+                }
+                CallOutcome::Permanent { reason } => {
+                    attempts.push(format!(
+                        "{} attempt {attempt}: permanent: {reason}",
+                        crate::state::now_secs()
+                    ));
+                    break Some(reason);
+                }
+                CallOutcome::Transient {
+                    class,
+                    reason,
+                    retry_after,
+                } => {
+                    attempts.push(format!(
+                        "{} attempt {attempt}: {class}: {reason}",
+                        crate::state::now_secs()
+                    ));
+                    self.circuit.failure();
+                    if let Some(wait) = retry_after.filter(|_| class == "rate_limited") {
+                        self.bucket.pause(wait);
+                    }
+                    let retryable = self.policy.transient.iter().any(|t| *t == class);
+                    if !retryable {
+                        break Some(format!(
+                            "{reason} ({class} is not retried by policy `{}`)",
+                            self.policy.name
+                        ));
+                    }
+                    if attempt >= self.policy.attempts {
+                        break Some(format!("{reason} (gave up after {attempt} attempts)"));
+                    }
+                    ctx.metrics.add(RETRIES, flow, &self.name, 1);
+                    let wait = retry::delay(&self.policy, attempt, retry_after);
+                    tracing::warn!(correlation_id = %job.tracker.correlation_id(), flow, node = %self.name, attempt, class = %class, wait_ms = wait.as_millis() as u64, "transient failure; retrying");
+                    tokio::time::sleep(wait).await;
+                }
+            }
+        };
+        match final_error {
+            None => {
+                let sink_id = self.sink_id.clone();
+                let key = job.key.clone();
+                if let Err(err) = ctx
+                    .store
+                    .call(move |b| b.record_outcome(&sink_id, &key, OutcomeStatus::Delivered))
+                    .await
+                {
+                    tracing::error!(error = %err, flow, node = %self.name, "cannot record a delivery; it will be retried with the same key");
+                    return;
+                }
+                ctx.metrics.add(MESSAGES_OUT, flow, &self.name, 1);
+                ctx.continue_after(self.node, &job).await;
+                job.tracker.finish_one(ctx);
+            }
+            Some(reason) => self.dead_letter(ctx, job, reason, attempts).await,
+        }
+    }
+
+    async fn dead_letter(
+        self: &Rc<Self>,
+        ctx: &Rc<FlowCtx>,
+        job: SinkJob,
+        reason: String,
+        attempts: Vec<String>,
+    ) {
+        let flow = ctx.flow_name();
+        tracing::error!(correlation_id = %job.tracker.correlation_id(), flow, node = %self.name, reason = %reason, "delivery failed; dead-lettered");
+        let letter = DeadLetter {
+            id: 0,
+            flow: flow.to_string(),
+            source: job.tracker.source().to_string(),
+            node: self.name.clone(),
+            sink: self.sink_id.clone(),
+            key: job.key.clone(),
+            correlation_id: job.tracker.correlation_id().to_string(),
+            message: String::from_utf8_lossy(job.tracker.message()).into_owned(),
+            payload: String::from_utf8_lossy(&job.payload).into_owned(),
+            error: reason,
+            attempts,
+            created_at: 0,
+            replayed_at: None,
+        };
+        let sink_id = self.sink_id.clone();
+        let key = job.key.clone();
+        let stored = ctx
+            .store
+            .call(move |b| {
+                b.add_dead_letter(&letter)?;
+                b.record_outcome(&sink_id, &key, OutcomeStatus::DeadLettered)
+            })
+            .await;
+        if let Err(err) = stored {
+            tracing::error!(error = %err, flow, node = %self.name, "cannot store a dead letter; the message stays pending");
+            return;
+        }
+        ctx.metrics.add(DEAD_LETTERS, flow, &self.name, 1);
+        if let Some(ir::DeadLetter::Node(target)) = &self.dead_letter {
+            ctx.send_to_sink(target, &job).await;
+        }
+        job.tracker.finish_one(ctx);
+    }
+}

@@ -1,0 +1,125 @@
+//! Counters and histograms for `/metrics` (Prometheus text format).
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+/// Upper bounds of the sink latency histogram, in seconds.
+const BUCKETS: &[f64] = &[
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+#[derive(Default)]
+struct Histogram {
+    counts: Vec<u64>,
+    sum: f64,
+    count: u64,
+}
+
+/// Every metric of one process; one thread owns it.
+#[derive(Default)]
+pub struct Metrics {
+    counters: RefCell<BTreeMap<(&'static str, String, String), u64>>,
+    gauges: RefCell<BTreeMap<(&'static str, String), i64>>,
+    latency: RefCell<BTreeMap<(String, String), Histogram>>,
+}
+
+impl Metrics {
+    /// Adds to a counter labelled with flow and node.
+    pub fn add(&self, name: &'static str, flow: &str, node: &str, by: u64) {
+        *self
+            .counters
+            .borrow_mut()
+            .entry((name, flow.to_string(), node.to_string()))
+            .or_default() += by;
+    }
+
+    /// A counter's value (0 when never incremented).
+    pub fn get(&self, name: &'static str, flow: &str, node: &str) -> u64 {
+        self.counters
+            .borrow()
+            .get(&(name, flow.to_string(), node.to_string()))
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// Sets a per-flow gauge.
+    pub fn set_gauge(&self, name: &'static str, flow: &str, value: i64) {
+        self.gauges
+            .borrow_mut()
+            .insert((name, flow.to_string()), value);
+    }
+
+    /// Records one sink call's latency.
+    pub fn observe_latency(&self, flow: &str, sink: &str, seconds: f64) {
+        let mut latency = self.latency.borrow_mut();
+        let histogram = latency
+            .entry((flow.to_string(), sink.to_string()))
+            .or_default();
+        if histogram.counts.is_empty() {
+            histogram.counts = vec![0; BUCKETS.len()];
+        }
+        for (idx, bound) in BUCKETS.iter().enumerate() {
+            if seconds <= *bound {
+                histogram.counts[idx] += 1;
+            }
+        }
+        histogram.sum += seconds;
+        histogram.count += 1;
+    }
+
+    /// The Prometheus text exposition.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        let mut last = "";
+        for ((name, flow, node), value) in self.counters.borrow().iter() {
+            if *name != last {
+                let _ = writeln!(out, "# TYPE {name} counter");
+                last = name;
+            }
+            let _ = writeln!(out, "{name}{{flow=\"{flow}\",node=\"{node}\"}} {value}");
+        }
+        let mut last = "";
+        for ((name, flow), value) in self.gauges.borrow().iter() {
+            if *name != last {
+                let _ = writeln!(out, "# TYPE {name} gauge");
+                last = name;
+            }
+            let _ = writeln!(out, "{name}{{flow=\"{flow}\"}} {value}");
+        }
+        let latency = self.latency.borrow();
+        if !latency.is_empty() {
+            let _ = writeln!(out, "# TYPE omniflow_sink_latency_seconds histogram");
+        }
+        for ((flow, sink), histogram) in latency.iter() {
+            for (bound, count) in BUCKETS.iter().zip(&histogram.counts) {
+                let _ = writeln!(out, "omniflow_sink_latency_seconds_bucket{{flow=\"{flow}\",node=\"{sink}\",le=\"{bound}\"}} {count}");
+            }
+            let _ = writeln!(out, "omniflow_sink_latency_seconds_bucket{{flow=\"{flow}\",node=\"{sink}\",le=\"+Inf\"}} {}", histogram.count);
+            let _ = writeln!(
+                out,
+                "omniflow_sink_latency_seconds_sum{{flow=\"{flow}\",node=\"{sink}\"}} {}",
+                histogram.sum
+            );
+            let _ = writeln!(
+                out,
+                "omniflow_sink_latency_seconds_count{{flow=\"{flow}\",node=\"{sink}\"}} {}",
+                histogram.count
+            );
+        }
+        out
+    }
+}
+
+/// Messages a node received.
+pub const MESSAGES_IN: &str = "omniflow_messages_in_total";
+/// Messages a node emitted (for a sink: calls that succeeded).
+pub const MESSAGES_OUT: &str = "omniflow_messages_out_total";
+/// Retried sink calls.
+pub const RETRIES: &str = "omniflow_retries_total";
+/// Dead letters written.
+pub const DEAD_LETTERS: &str = "omniflow_dead_letters_total";
+/// Deliveries skipped because their (sink, key) already succeeded.
+pub const DUPLICATES: &str = "omniflow_duplicates_prevented_total";
+/// Messages accepted and not yet finished.
+pub const QUEUE_DEPTH: &str = "omniflow_queue_depth";

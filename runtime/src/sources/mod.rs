@@ -1,0 +1,60 @@
+//! Sources: where accepted messages come from. Each appends to the durable inbox before
+//! it acknowledges (advances its cursor, answers the webhook).
+
+pub mod file;
+pub mod webhook;
+
+use crate::engine::FlowCtx;
+use crate::pipeline::KindRt;
+use omniflow_compiler::ir::NodeKind;
+use std::rc::Rc;
+use tokio::sync::watch;
+
+/// Starts every source of a flow; webhook sources register with the shared server.
+pub fn start(
+    ctx: &Rc<FlowCtx>,
+    stop: &watch::Receiver<bool>,
+    webhooks: &webhook::Routes,
+) -> Result<(), String> {
+    let flow = &ctx.pipeline.flows[ctx.flow_idx];
+    for node in &flow.ir.nodes {
+        let NodeKind::Source {
+            connection,
+            operation,
+            kind,
+            options,
+        } = &node.kind
+        else {
+            continue;
+        };
+        if !matches!(
+            flow.nodes[flow.index[&node.name]].kind,
+            KindRt::Source { .. }
+        ) {
+            continue;
+        }
+        let conn = ctx
+            .pipeline
+            .graph
+            .connections
+            .iter()
+            .find(|c| &c.name == connection)
+            .ok_or_else(|| format!("unknown connection `{connection}`"))?;
+        let settings = crate::connectors::settings(conn)?;
+        match (conn.connector.as_str(), kind.as_str()) {
+            ("file", "file") => {
+                let source = file::FileSource::new(ctx.clone(), &node.name, &settings, options)?;
+                let stop = stop.clone();
+                tokio::task::spawn_local(async move { source.run(stop).await });
+            }
+            (_, "webhook") => webhooks.add(ctx.clone(), &node.name, options, &settings),
+            (connector, kind) => {
+                return Err(format!(
+                    "flow `{}`: source `{}` ({connector}.{operation}, {kind}) is not available in this runtime yet",
+                    flow.name, node.name
+                ))
+            }
+        }
+    }
+    Ok(())
+}

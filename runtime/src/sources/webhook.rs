@@ -1,0 +1,126 @@
+//! Webhook sources: a delivery is answered 2xx only once it is durable in the inbox;
+//! with `dedupe = true`, a delivery id seen before is acknowledged and not stored again.
+
+use crate::engine::FlowCtx;
+use crate::ops::server::{Req, Resp};
+use serde_json::Value;
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::rc::Rc;
+
+/// Headers that carry a delivery id, in the order they are looked for.
+const DELIVERY_ID_HEADERS: &[&str] = &[
+    "x-shopify-webhook-id",
+    "webhook-id",
+    "x-webhook-id",
+    "idempotency-key",
+];
+
+struct Route {
+    ctx: Rc<FlowCtx>,
+    source: String,
+    dedupe: bool,
+}
+
+/// Webhook paths and the sources behind them.
+#[derive(Default, Clone)]
+pub struct Routes {
+    routes: Rc<RefCell<BTreeMap<String, Route>>>,
+}
+
+impl Routes {
+    /// Registers a webhook source at its `path` (default `/hooks/FLOW/SOURCE`).
+    pub fn add(
+        &self,
+        ctx: Rc<FlowCtx>,
+        source: &str,
+        options: &BTreeMap<String, Value>,
+        _settings: &BTreeMap<String, Value>,
+    ) {
+        let path = options
+            .get("path")
+            .and_then(Value::as_str)
+            .map(String::from)
+            .unwrap_or_else(|| format!("/hooks/{}/{source}", ctx.flow_name()));
+        let dedupe = options
+            .get("dedupe")
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
+        self.routes.borrow_mut().insert(
+            path,
+            Route {
+                ctx,
+                source: source.to_string(),
+                dedupe,
+            },
+        );
+    }
+
+    /// True when no webhook source is registered.
+    pub fn is_empty(&self) -> bool {
+        self.routes.borrow().is_empty()
+    }
+
+    /// Handles one request.
+    pub async fn handle(&self, req: Req, stopping: bool) -> Resp {
+        let (ctx, source, dedupe) = match self.routes.borrow().get(&req.path) {
+            Some(route) => (route.ctx.clone(), route.source.clone(), route.dedupe),
+            None => {
+                return Resp::json(404, serde_json::json!({"error": "no webhook at this path"}))
+            }
+        };
+        if req.method != "POST" {
+            return Resp::json(405, serde_json::json!({"error": "use POST"}));
+        }
+        if stopping {
+            return Resp::json(
+                503,
+                serde_json::json!({"error": "shutting down; retry later"}),
+            );
+        }
+        let delivery_id = DELIVERY_ID_HEADERS
+            .iter()
+            .find_map(|h| {
+                req.headers
+                    .get(*h)
+                    .and_then(|v| v.to_str().ok())
+                    .map(String::from)
+            })
+            .filter(|_| dedupe);
+        let flow = ctx.flow_name().to_string();
+        let body = req.body.to_vec();
+        let result = ctx
+            .store
+            .call(move |b| {
+                if let Some(id) = &delivery_id {
+                    let namespace = format!("webhook:{flow}/{source}");
+                    if b.outcome(&namespace, id)?.is_some() {
+                        return Ok(None);
+                    }
+                    b.record_outcome(&namespace, id, crate::state::OutcomeStatus::Delivered)?;
+                }
+                b.append(&flow, &source, &[body], None)
+                    .map(|ids| ids.first().copied())
+            })
+            .await;
+        match result {
+            Ok(Some(id)) => {
+                ctx.appended.notify_one();
+                Resp::json(202, serde_json::json!({"accepted": id}))
+            }
+            Ok(None) => {
+                ctx.metrics.add(
+                    crate::ops::metrics::DUPLICATES,
+                    ctx.flow_name(),
+                    "webhook",
+                    1,
+                );
+                Resp::json(200, serde_json::json!({"duplicate": true}))
+            }
+            Err(err) => {
+                tracing::error!(error = %err, "cannot store a webhook delivery");
+                Resp::json(503, serde_json::json!({"error": "not stored; retry"}))
+            }
+        }
+    }
+}

@@ -1,0 +1,271 @@
+//! The embedded default backend: one SQLite file in WAL mode, zero setup.
+
+use super::{Backend, DeadLetter, OutcomeStatus, StateResult, Stored};
+use rusqlite::{params, Connection, OptionalExtension};
+
+/// SQLite state in one file.
+pub struct SqliteBackend {
+    conn: Connection,
+}
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS inbox (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    flow TEXT NOT NULL,
+    source TEXT NOT NULL,
+    payload BLOB NOT NULL,
+    received_at INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS inbox_by_flow ON inbox (flow, id);
+CREATE TABLE IF NOT EXISTS cursors (
+    flow TEXT NOT NULL, source TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL,
+    PRIMARY KEY (flow, source, key)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS outcomes (
+    sink TEXT NOT NULL, key TEXT NOT NULL, status TEXT NOT NULL, at INTEGER NOT NULL,
+    PRIMARY KEY (sink, key)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS dead_letters (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    flow TEXT NOT NULL, source TEXT NOT NULL, node TEXT NOT NULL, sink TEXT NOT NULL, key TEXT NOT NULL,
+    correlation_id TEXT NOT NULL, message TEXT NOT NULL, payload TEXT NOT NULL,
+    error TEXT NOT NULL, attempts TEXT NOT NULL, created_at INTEGER NOT NULL, replayed_at INTEGER
+);
+";
+
+fn err(e: rusqlite::Error) -> String {
+    format!("state store: {e}")
+}
+
+impl SqliteBackend {
+    /// Opens (creating if needed) the database file.
+    pub fn open(path: &str) -> StateResult<SqliteBackend> {
+        let conn =
+            Connection::open(path).map_err(|e| format!("cannot open state `{path}`: {e}"))?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(err)?;
+        // FULL: a committed batch survives power loss, not only a killed process.
+        conn.pragma_update(None, "synchronous", "FULL")
+            .map_err(err)?;
+        conn.pragma_update(None, "busy_timeout", 5000)
+            .map_err(err)?;
+        conn.execute_batch(SCHEMA).map_err(err)?;
+        Ok(SqliteBackend { conn })
+    }
+
+    fn letter(row: &rusqlite::Row) -> rusqlite::Result<DeadLetter> {
+        let attempts: String = row.get(10)?;
+        Ok(DeadLetter {
+            id: row.get(0)?,
+            flow: row.get(1)?,
+            source: row.get(2)?,
+            node: row.get(3)?,
+            sink: row.get(4)?,
+            key: row.get(5)?,
+            correlation_id: row.get(6)?,
+            message: row.get(7)?,
+            payload: row.get(8)?,
+            error: row.get(9)?,
+            attempts: serde_json::from_str(&attempts).unwrap_or_default(),
+            created_at: row.get(11)?,
+            replayed_at: row.get(12)?,
+        })
+    }
+}
+
+const LETTER_COLUMNS: &str =
+    "id, flow, source, node, sink, key, correlation_id, message, payload, error, attempts, created_at, replayed_at";
+
+impl Backend for SqliteBackend {
+    fn begin(&mut self) -> StateResult<()> {
+        self.conn.execute_batch("BEGIN IMMEDIATE").map_err(err)
+    }
+
+    fn commit(&mut self) -> StateResult<()> {
+        self.conn.execute_batch("COMMIT").map_err(err)
+    }
+
+    fn append(
+        &mut self,
+        flow: &str,
+        source: &str,
+        messages: &[Vec<u8>],
+        cursor: Option<(&str, &str)>,
+    ) -> StateResult<Vec<i64>> {
+        let now = super::now_secs();
+        let mut insert = self
+            .conn
+            .prepare_cached(
+                "INSERT INTO inbox (flow, source, payload, received_at) VALUES (?1, ?2, ?3, ?4)",
+            )
+            .map_err(err)?;
+        let mut ids = Vec::with_capacity(messages.len());
+        for message in messages {
+            insert
+                .execute(params![flow, source, message, now])
+                .map_err(err)?;
+            ids.push(self.conn.last_insert_rowid());
+        }
+        drop(insert);
+        if let Some((key, value)) = cursor {
+            let mut update = self
+                .conn
+                .prepare_cached("INSERT OR REPLACE INTO cursors (flow, source, key, value) VALUES (?1, ?2, ?3, ?4)")
+                .map_err(err)?;
+            update
+                .execute(params![flow, source, key, value])
+                .map_err(err)?;
+        }
+        Ok(ids)
+    }
+
+    fn pending(&mut self, flow: &str, after: i64, limit: usize) -> StateResult<Vec<Stored>> {
+        let mut query = self
+            .conn
+            .prepare_cached("SELECT id, source, payload FROM inbox WHERE flow = ?1 AND id > ?2 ORDER BY id LIMIT ?3")
+            .map_err(err)?;
+        let rows = query
+            .query_map(params![flow, after, limit as i64], |row| {
+                Ok(Stored {
+                    id: row.get(0)?,
+                    source: row.get(1)?,
+                    payload: row.get(2)?,
+                })
+            })
+            .map_err(err)?;
+        rows.collect::<Result<_, _>>().map_err(err)
+    }
+
+    fn backlog(&mut self, flow: &str) -> StateResult<u64> {
+        self.conn
+            .query_row(
+                "SELECT COUNT(*) FROM inbox WHERE flow = ?1",
+                params![flow],
+                |r| r.get::<_, i64>(0),
+            )
+            .map(|n| n as u64)
+            .map_err(err)
+    }
+
+    fn complete(&mut self, ids: &[i64]) -> StateResult<()> {
+        let mut delete = self
+            .conn
+            .prepare_cached("DELETE FROM inbox WHERE id = ?1")
+            .map_err(err)?;
+        for id in ids {
+            delete.execute(params![id]).map_err(err)?;
+        }
+        Ok(())
+    }
+
+    fn cursor(&mut self, flow: &str, source: &str, key: &str) -> StateResult<Option<String>> {
+        self.conn
+            .query_row(
+                "SELECT value FROM cursors WHERE flow = ?1 AND source = ?2 AND key = ?3",
+                params![flow, source, key],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(err)
+    }
+
+    fn outcome(&mut self, sink: &str, key: &str) -> StateResult<Option<OutcomeStatus>> {
+        let mut query = self
+            .conn
+            .prepare_cached("SELECT status FROM outcomes WHERE sink = ?1 AND key = ?2")
+            .map_err(err)?;
+        let status: Option<String> = query
+            .query_row(params![sink, key], |r| r.get(0))
+            .optional()
+            .map_err(err)?;
+        Ok(status.as_deref().and_then(OutcomeStatus::parse))
+    }
+
+    fn record_outcome(&mut self, sink: &str, key: &str, status: OutcomeStatus) -> StateResult<()> {
+        let mut insert = self
+            .conn
+            .prepare_cached(
+                "INSERT OR REPLACE INTO outcomes (sink, key, status, at) VALUES (?1, ?2, ?3, ?4)",
+            )
+            .map_err(err)?;
+        insert
+            .execute(params![sink, key, status.as_str(), super::now_secs()])
+            .map_err(err)?;
+        Ok(())
+    }
+
+    fn clear_outcome(&mut self, sink: &str, key: &str) -> StateResult<()> {
+        self.conn
+            .execute(
+                "DELETE FROM outcomes WHERE sink = ?1 AND key = ?2",
+                params![sink, key],
+            )
+            .map(|_| ())
+            .map_err(err)
+    }
+
+    fn add_dead_letter(&mut self, letter: &DeadLetter) -> StateResult<i64> {
+        let attempts = serde_json::to_string(&letter.attempts).unwrap_or_else(|_| "[]".into());
+        self.conn
+            .execute(
+                "INSERT INTO dead_letters (flow, source, node, sink, key, correlation_id, message, payload, error, attempts, created_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                params![
+                    letter.flow,
+                    letter.source,
+                    letter.node,
+                    letter.sink,
+                    letter.key,
+                    letter.correlation_id,
+                    letter.message,
+                    letter.payload,
+                    letter.error,
+                    attempts,
+                    super::now_secs()
+                ],
+            )
+            .map_err(err)?;
+        Ok(self.conn.last_insert_rowid())
+    }
+
+    fn dead_letters(
+        &mut self,
+        include_replayed: bool,
+        limit: usize,
+    ) -> StateResult<Vec<DeadLetter>> {
+        let sql = format!(
+            "SELECT {LETTER_COLUMNS} FROM dead_letters {} ORDER BY id DESC LIMIT ?1",
+            if include_replayed {
+                ""
+            } else {
+                "WHERE replayed_at IS NULL"
+            }
+        );
+        let mut query = self.conn.prepare(&sql).map_err(err)?;
+        let rows = query
+            .query_map(params![limit as i64], SqliteBackend::letter)
+            .map_err(err)?;
+        rows.collect::<Result<_, _>>().map_err(err)
+    }
+
+    fn dead_letter(&mut self, id: i64) -> StateResult<Option<DeadLetter>> {
+        self.conn
+            .query_row(
+                &format!("SELECT {LETTER_COLUMNS} FROM dead_letters WHERE id = ?1"),
+                params![id],
+                SqliteBackend::letter,
+            )
+            .optional()
+            .map_err(err)
+    }
+
+    fn mark_replayed(&mut self, id: i64) -> StateResult<()> {
+        self.conn
+            .execute(
+                "UPDATE dead_letters SET replayed_at = ?2 WHERE id = ?1",
+                params![id, super::now_secs()],
+            )
+            .map(|_| ())
+            .map_err(err)
+    }
+}
