@@ -73,6 +73,8 @@ pub fn run(args: Args) -> u8 {
 }
 
 async fn serve(args: Args, pipeline: Rc<Pipeline>, store: state::Store) -> Result<(), String> {
+    // Listen for SIGTERM before anything else, so a stop during start-up is graceful too.
+    let signals = Signals::new();
     let metrics = Rc::new(Metrics::default());
     let (stop_tx, stop_rx) = watch::channel(false);
     let stopping = Rc::new(Cell::new(false));
@@ -121,7 +123,7 @@ async fn serve(args: Args, pipeline: Rc<Pipeline>, store: state::Store) -> Resul
         tracing::info!(addr = %addr, "ops endpoint listening");
     }
     tracing::info!(flows = flows.len(), state = %args.state, "running");
-    wait_for_signal().await;
+    signals.wait().await;
     tracing::info!("stopping: intake closed, finishing in-flight work");
     stopping.set(true);
     let _ = stop_tx.send(true);
@@ -139,24 +141,29 @@ async fn serve(args: Args, pipeline: Rc<Pipeline>, store: state::Store) -> Resul
     Ok(())
 }
 
-async fn wait_for_signal() {
+/// SIGTERM and Ctrl-C, registered once.
+struct Signals {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = term.recv() => {}
-                    _ = tokio::signal::ctrl_c() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
+    term: Option<tokio::signal::unix::Signal>,
+}
+
+impl Signals {
+    fn new() -> Signals {
+        Signals {
+            #[cfg(unix)]
+            term: tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok(),
         }
     }
-    #[cfg(not(unix))]
-    {
+
+    async fn wait(mut self) {
+        #[cfg(unix)]
+        if let Some(term) = self.term.as_mut() {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+            return;
+        }
         let _ = tokio::signal::ctrl_c().await;
     }
 }

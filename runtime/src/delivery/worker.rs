@@ -162,7 +162,7 @@ impl SinkWorker {
                     if let Some(wait) = retry_after.filter(|_| class == "rate_limited") {
                         self.bucket.pause(wait);
                     }
-                    let retryable = self.policy.transient.iter().any(|t| *t == class);
+                    let retryable = self.policy.transient.contains(&class);
                     if !retryable {
                         break Some(format!(
                             "{reason} ({class} is not retried by policy `{}`)",

@@ -1,0 +1,312 @@
+//! The runtime's guarantees, end to end with the real binary, a real SQLite file and an
+//! HTTP sink on localhost: nothing lost across SIGKILL, no side effect without its key,
+//! faults retried or dead-lettered and replayed, bad input dead-lettered with reasons.
+
+mod support;
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use support::{Faults, Sink, TempDir};
+
+const BIN: &str = env!("CARGO_BIN_EXE_omniflow");
+
+fn write_lines(path: &Path, from: usize, to: usize, bad_every: Option<usize>) -> usize {
+    use std::io::Write;
+    let mut file = std::fs::File::create(path).unwrap();
+    let mut bad = 0;
+    for i in from..to {
+        match bad_every {
+            Some(n) if i % n == 0 => {
+                bad += 1;
+                // Alternate malformed JSON and rule-breaking records.
+                if (i / n) % 2 == 0 {
+                    writeln!(file, "{{\"id\": {i}, \"qty\": ").unwrap();
+                } else {
+                    writeln!(file, "{{\"id\": {i}, \"qty\": \"many\"}}").unwrap();
+                }
+            }
+            _ => writeln!(file, "{{\"id\": {i}, \"qty\": {}}}", i % 9).unwrap(),
+        }
+    }
+    bad
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Starts the runtime and waits until its ops endpoint answers /ready.
+fn start(dir: &TempDir, flow: &Path, sink: &Sink) -> Child {
+    let ops = free_port();
+    let child = spawn(dir, flow, sink, ops);
+    wait_for("/ready", Duration::from_secs(30), || {
+        use std::io::{Read, Write};
+        let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", ops)) else {
+            return false;
+        };
+        let _ = stream.write_all(b"GET /ready HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        let mut answer = String::new();
+        let _ = stream.read_to_string(&mut answer);
+        answer.starts_with("HTTP/1.1 200")
+    });
+    child
+}
+
+fn spawn(dir: &TempDir, flow: &Path, sink: &Sink, ops: u16) -> Child {
+    Command::new(BIN)
+        .arg("run")
+        .arg(flow)
+        .arg("--state")
+        .arg(format!("sqlite:{}", dir.0.join("state.db").display()))
+        .arg("--webhook-addr")
+        .arg("127.0.0.1:0")
+        .arg("--ops-addr")
+        .arg(format!("127.0.0.1:{ops}"))
+        .env("OMNIFLOW_TEST_INBOX", dir.0.join("in"))
+        .env(
+            "OMNIFLOW_TEST_SINK",
+            format!("http://127.0.0.1:{}", sink.port),
+        )
+        .env("OMNIFLOW_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(dir.0.join("runtime.log"))
+                .unwrap(),
+        )
+        .spawn()
+        .unwrap()
+}
+
+fn terminate(mut child: Child) -> std::process::ExitStatus {
+    let _ = Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status();
+    let started = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if started.elapsed() > Duration::from_secs(30) {
+            let _ = child.kill();
+            panic!("omniflow did not stop within 30 s of SIGTERM");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn wait_for(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
+    let started = Instant::now();
+    while !done() {
+        assert!(started.elapsed() < timeout, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn dlq(dir: &TempDir, args: &[&str]) -> String {
+    let output = Command::new(BIN)
+        .arg("dlq")
+        .arg("--state")
+        .arg(format!("sqlite:{}", dir.0.join("state.db").display()))
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "dlq {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// True once the file source has read the whole input file.
+fn consumed(dir: &TempDir, file: &str) -> bool {
+    let size = std::fs::metadata(dir.0.join("in").join(file))
+        .map(|m| m.len())
+        .unwrap_or(0);
+    let Ok(conn) = rusqlite::Connection::open(dir.0.join("state.db")) else {
+        return false;
+    };
+    let offset: Option<String> = conn
+        .query_row("SELECT value FROM cursors WHERE key = ?1", [file], |r| {
+            r.get(0)
+        })
+        .ok();
+    offset.and_then(|o| o.parse::<u64>().ok()) == Some(size)
+}
+
+fn inbox_len(dir: &TempDir) -> i64 {
+    let conn = rusqlite::Connection::open(dir.0.join("state.db")).unwrap();
+    conn.query_row("SELECT COUNT(*) FROM inbox", [], |r| r.get(0))
+        .unwrap_or(-1)
+}
+
+#[test]
+fn sigkill_at_random_moments_loses_nothing_and_repeats_no_side_effect() {
+    let dir = TempDir::new("crash");
+    let flow = support::flow_file(&dir.0);
+    let sink = Sink::start(Faults::default());
+    write_lines(&dir.0.join("in/orders.jsonl"), 0, 10_000, None);
+    let mut kills = 0;
+    let mut seed: u64 = 0x5EED;
+    while kills < 12 {
+        // Killed at any instant: during start-up, intake or delivery.
+        let child = spawn(&dir, &flow, &sink, free_port());
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        std::thread::sleep(Duration::from_millis(100 + (seed >> 33) % 300));
+        let mut child = child;
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+        kills += 1;
+    }
+    let child = start(&dir, &flow, &sink);
+    wait_for(
+        "every message at the sink",
+        Duration::from_secs(120),
+        || sink.distinct() == 10_000,
+    );
+    wait_for("an empty inbox", Duration::from_secs(30), || {
+        inbox_len(&dir) == 0
+    });
+    let status = terminate(child);
+    let log = std::fs::read_to_string(dir.0.join("runtime.log")).unwrap_or_default();
+    let tail: Vec<&str> = log.lines().rev().take(15).collect();
+    assert!(
+        status.success(),
+        "SIGTERM must exit 0, got {status:?}; log tail: {tail:#?}"
+    );
+    let seen = sink.seen.lock().unwrap();
+    assert_eq!(seen.effects.len(), 10_000, "distinct side effects");
+    assert_eq!(
+        seen.without_key, 0,
+        "a delivery without its idempotency key"
+    );
+    assert_eq!(
+        seen.mismatched, 0,
+        "a delivery whose key is not the message's"
+    );
+    assert!(kills >= 10);
+}
+
+#[test]
+fn faults_are_retried_or_dead_lettered_and_replay_delivers_the_rest() {
+    let dir = TempDir::new("faults");
+    let flow = support::flow_file(&dir.0);
+    let sink = Sink::start(Faults {
+        server_error: 30,
+        rate_limited: 10,
+        slow: 5,
+    });
+    write_lines(&dir.0.join("in/orders.jsonl"), 0, 1_000, None);
+    let child = start(&dir, &flow, &sink);
+    wait_for(
+        "every message delivered or dead-lettered",
+        Duration::from_secs(180),
+        || consumed(&dir, "orders.jsonl") && inbox_len(&dir) == 0,
+    );
+    assert!(terminate(child).success());
+    let delivered = sink.distinct();
+    let listed = dlq(&dir, &["list", "--json", "--limit", "100000"]);
+    let letters: Vec<serde_json::Value> = listed
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let log = std::fs::read_to_string(dir.0.join("runtime.log")).unwrap_or_default();
+    let tail: Vec<&str> = log.lines().rev().take(10).collect();
+    assert_eq!(
+        delivered + letters.len(),
+        1_000,
+        "each message is delivered or a dead letter; log tail: {tail:#?}"
+    );
+    assert!(
+        !letters.is_empty(),
+        "with 45% faults and 4 attempts some messages must exhaust their retries"
+    );
+    for letter in &letters {
+        assert!(
+            letter["error"]
+                .as_str()
+                .unwrap()
+                .contains("gave up after 4 attempts"),
+            "{letter}"
+        );
+        assert_eq!(letter["attempts"].as_array().unwrap().len(), 4, "{letter}");
+        assert!(!letter["correlation_id"].as_str().unwrap().is_empty());
+    }
+    sink.set_faults(Faults::default());
+    let replayed = dlq(&dir, &["replay", "--all"]);
+    assert!(
+        replayed.contains(&format!("replayed {}", letters.len())),
+        "{replayed}"
+    );
+    let child = start(&dir, &flow, &sink);
+    wait_for("the replayed messages", Duration::from_secs(60), || {
+        sink.distinct() == 1_000
+    });
+    wait_for("an empty inbox", Duration::from_secs(30), || {
+        inbox_len(&dir) == 0
+    });
+    assert!(terminate(child).success());
+    let seen = sink.seen.lock().unwrap();
+    assert_eq!(seen.without_key, 0);
+    assert_eq!(seen.mismatched, 0);
+    assert_eq!(seen.effects.len(), 1_000);
+}
+
+#[test]
+fn bad_input_becomes_dead_letters_with_reasons_and_never_stops_the_flow() {
+    let dir = TempDir::new("badinput");
+    let flow = support::flow_file(&dir.0);
+    let sink = Sink::start(Faults::default());
+    let bad = write_lines(&dir.0.join("in/orders.jsonl"), 0, 11_000, Some(11));
+    assert_eq!(bad, 1_000);
+    let child = start(&dir, &flow, &sink);
+    wait_for("the good messages", Duration::from_secs(120), || {
+        sink.distinct() == 10_000
+    });
+    wait_for("an empty inbox", Duration::from_secs(30), || {
+        consumed(&dir, "orders.jsonl") && inbox_len(&dir) == 0
+    });
+    assert!(terminate(child).success());
+    let listed = dlq(&dir, &["list", "--json", "--limit", "100000"]);
+    let letters: Vec<serde_json::Value> = listed
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(letters.len(), 1_000);
+    let malformed = letters
+        .iter()
+        .filter(|l| l["error"].as_str().unwrap().starts_with("malformed JSON"))
+        .count();
+    let wrong_type = letters
+        .iter()
+        .filter(|l| {
+            l["error"]
+                .as_str()
+                .unwrap()
+                .contains("`Event.qty` expects int, found the string \"many\"")
+        })
+        .count();
+    assert_eq!(
+        malformed + wrong_type,
+        1_000,
+        "every dead letter names its reason"
+    );
+    assert_eq!(malformed, 500);
+    assert!(
+        letters
+            .iter()
+            .all(|l| !l["message"].as_str().unwrap().is_empty()),
+        "the payload is kept"
+    );
+}

@@ -1,0 +1,240 @@
+//! A recording HTTP sink for the durability tests: an idempotent receiver that counts
+//! side effects by `Idempotency-Key`, with injectable faults (5xx, 429 + Retry-After,
+//! slow answers that time out).
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// Fault rates in percent.
+#[derive(Clone, Copy, Default)]
+pub struct Faults {
+    pub server_error: u64,
+    pub rate_limited: u64,
+    pub slow: u64,
+}
+
+/// What the sink saw.
+#[derive(Default)]
+pub struct Seen {
+    /// Side effects per key (2xx answers; a repeated key is acknowledged, not re-applied).
+    pub effects: HashMap<String, u64>,
+    /// Requests that carried no idempotency key.
+    pub without_key: u64,
+    /// Requests whose body id did not match the key.
+    pub mismatched: u64,
+    pub requests: u64,
+}
+
+/// A running sink server.
+pub struct Sink {
+    pub port: u16,
+    pub seen: Arc<Mutex<Seen>>,
+    faults: Arc<Mutex<Faults>>,
+    stop: Arc<AtomicBool>,
+    counter: Arc<AtomicU64>,
+}
+
+impl Sink {
+    /// Starts on a free port.
+    pub fn start(faults: Faults) -> Sink {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let sink = Sink {
+            port,
+            seen: Arc::default(),
+            faults: Arc::new(Mutex::new(faults)),
+            stop: Arc::default(),
+            counter: Arc::default(),
+        };
+        let (seen, fault_cfg, stop, counter) = (
+            sink.seen.clone(),
+            sink.faults.clone(),
+            sink.stop.clone(),
+            sink.counter.clone(),
+        );
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                if stop.load(Ordering::Relaxed) {
+                    break;
+                }
+                let Ok(stream) = stream else { continue };
+                let (seen, fault_cfg, counter) = (seen.clone(), fault_cfg.clone(), counter.clone());
+                std::thread::spawn(move || serve(stream, seen, fault_cfg, counter));
+            }
+        });
+        sink
+    }
+
+    /// Changes the fault profile.
+    pub fn set_faults(&self, faults: Faults) {
+        *self.faults.lock().unwrap() = faults;
+    }
+
+    /// Distinct keys with a side effect.
+    pub fn distinct(&self) -> usize {
+        self.seen.lock().unwrap().effects.len()
+    }
+}
+
+impl Drop for Sink {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        let _ = TcpStream::connect(("127.0.0.1", self.port));
+    }
+}
+
+fn roll(counter: &AtomicU64) -> u64 {
+    // A fixed-seed sequence: the same run sees the same faults.
+    let n = counter.fetch_add(1, Ordering::Relaxed).wrapping_add(1);
+    let mut x = n.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    x ^= x >> 31;
+    x = x.wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    x ^= x >> 29;
+    x % 100
+}
+
+fn serve(
+    stream: TcpStream,
+    seen: Arc<Mutex<Seen>>,
+    faults: Arc<Mutex<Faults>>,
+    counter: Arc<AtomicU64>,
+) {
+    let mut writer = match stream.try_clone() {
+        Ok(w) => w,
+        Err(_) => return,
+    };
+    let mut reader = BufReader::new(stream);
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+            return;
+        }
+        let mut length = 0usize;
+        let mut key: Option<String> = None;
+        loop {
+            let mut header = String::new();
+            if reader.read_line(&mut header).unwrap_or(0) == 0 {
+                return;
+            }
+            let header = header.trim_end();
+            if header.is_empty() {
+                break;
+            }
+            if let Some((name, value)) = header.split_once(':') {
+                let value = value.trim();
+                if name.eq_ignore_ascii_case("content-length") {
+                    length = value.parse().unwrap_or(0);
+                } else if name.eq_ignore_ascii_case("idempotency-key") {
+                    key = Some(value.to_string());
+                }
+            }
+        }
+        let mut body = vec![0u8; length];
+        if reader.read_exact(&mut body).is_err() {
+            return;
+        }
+        if line.starts_with("GET") {
+            let _ = writer.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+            continue;
+        }
+        let fault = *faults.lock().unwrap();
+        let dice = roll(&counter);
+        let response: &[u8] = if dice < fault.server_error {
+            b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 11\r\n\r\nunavailable"
+        } else if dice < fault.server_error + fault.rate_limited {
+            b"HTTP/1.1 429 Too Many Requests\r\nRetry-After: 1\r\nContent-Length: 4\r\n\r\nslow"
+        } else if dice < fault.server_error + fault.rate_limited + fault.slow {
+            std::thread::sleep(Duration::from_millis(1500));
+            b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 4\r\n\r\nlate"
+        } else {
+            let mut seen = seen.lock().unwrap();
+            seen.requests += 1;
+            match &key {
+                None => seen.without_key += 1,
+                Some(key) => {
+                    let body_id = serde_json::from_slice::<serde_json::Value>(&body)
+                        .ok()
+                        .and_then(|v| v.get("id").and_then(|i| i.as_str()).map(String::from));
+                    if body_id.as_deref() != Some(key.as_str()) {
+                        seen.mismatched += 1;
+                    }
+                    *seen.effects.entry(key.clone()).or_default() += 1;
+                }
+            }
+            b"HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n"
+        };
+        if writer.write_all(response).is_err() {
+            return;
+        }
+    }
+}
+
+/// A flow reading JSONL files and posting each record to the sink.
+pub fn flow_file(dir: &std::path::Path) -> std::path::PathBuf {
+    let path = dir.join("durable.flow");
+    std::fs::write(
+        &path,
+        r#"use std.connectors.{file, http}
+
+connection inbox = file { dir = env("OMNIFLOW_TEST_INBOX") }
+connection api = http { base_url = env("OMNIFLOW_TEST_SINK") }
+
+policy retry brisk {
+  attempts = 4
+  backoff = exponential
+  initial = 50ms
+  max_delay = 400ms
+  jitter = 20%
+  transient = [timeout, connect, rate_limited, server_error]
+  retry_after = true
+}
+
+schema Event {
+  id: string
+  qty: int
+}
+
+flow events {
+  source lines = inbox.read { path = "*.jsonl", format = jsonl }
+  map event = lines -> Event {
+    id = to_string($.id)
+    qty = $.qty ?? reject "missing qty"
+  }
+  sink post = api.post(event) {
+    path = "/events"
+    idempotency_key = id
+    retry = brisk
+    timeout = 1s
+    concurrency = 32
+    dead_letter = "events"
+  }
+}
+"#,
+    )
+    .unwrap();
+    path
+}
+
+/// A temporary directory removed on drop.
+pub struct TempDir(pub std::path::PathBuf);
+
+impl TempDir {
+    /// Creates a fresh directory.
+    pub fn new(name: &str) -> TempDir {
+        let path = std::env::temp_dir().join(format!("omniflow-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(path.join("in")).unwrap();
+        TempDir(path)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
