@@ -35,6 +35,8 @@ pub enum RecordItem {
 #[serde(rename_all = "snake_case")]
 pub enum Expr {
     Lit(serde_json::Value),
+    /// An exact decimal literal, as written (`19.99`).
+    Decimal(String),
     /// A direct field path from a root: simple JSONPath and field access lower here.
     Path {
         root: Root,

@@ -321,7 +321,7 @@ impl<'a> ExprCx<'a> {
             Literal::Null => (Ty::Null, IrExpr::Lit(Value::Null)),
             Literal::Bool(b) => (Ty::Bool, IrExpr::Lit(Value::Bool(*b))),
             Literal::Int(i) => (Ty::Int, IrExpr::Lit(Value::from(*i))),
-            Literal::Decimal(text) => (Ty::Decimal, IrExpr::Lit(Value::String(text.clone()))),
+            Literal::Decimal(text) => (Ty::Decimal, IrExpr::Decimal(text.clone())),
             Literal::Str(text) => (Ty::String, self.string_or_template(text, span)),
             Literal::Duration(ms, _) => (Ty::Duration, IrExpr::Lit(Value::from(*ms))),
             Literal::Rate {
@@ -397,6 +397,7 @@ impl<'a> ExprCx<'a> {
             });
         }
         if name == "input" {
+            self.reads.insert("$".to_string());
             return Some(IrExpr::Path {
                 root: Root::Input,
                 path: Vec::new(),
@@ -1168,7 +1169,6 @@ fn arith_add(lt: &Ty, rt: &Ty) -> Option<Ty> {
         (Ty::String, Ty::String | Ty::Json | Ty::Null | Ty::Enum(_))
         | (Ty::Json | Ty::Null | Ty::Enum(_), Ty::String) => Some(Ty::String),
         (Ty::Money, Ty::Money) => Some(Ty::Money),
-        (Ty::Datetime, Ty::Duration) => Some(Ty::Datetime),
         _ => numeric(lt, rt, false),
     }
 }

@@ -749,6 +749,11 @@ impl<'a> FlowCx<'a> {
                 ("reject", TestValue::Json(crate::syntax::ast::JsonLit::Str(reason))) => {
                     reject = Some(reason.clone())
                 }
+                ("sinks", TestValue::Json(crate::syntax::ast::JsonLit::Array(items)))
+                    if items.is_empty() =>
+                {
+                    sinks = Some(Vec::new());
+                }
                 ("sinks", TestValue::Names(names)) => {
                     for n in names {
                         match flow.node(&n.name) {

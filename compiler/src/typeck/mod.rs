@@ -263,6 +263,13 @@ fn check_defaults(
             field_info.optional,
             &format!("field `{}` (default)", field.name.name),
         );
+        if literal_json(default).is_none() {
+            diags.push(
+                Diagnostic::error(codes::INVALID_SETTING, default.span, format!("the default of `{}` is not a literal", field.name.name))
+                    .label("computed here")
+                    .help("defaults are fixed values: a string, number, boolean or null; compute values in the mapping instead"),
+            );
+        }
     }
 }
 

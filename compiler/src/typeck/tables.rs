@@ -41,6 +41,17 @@ pub fn table_info(
                     false,
                     &format!("table entry `{}`", key.value),
                 );
+                if super::literal_json(value).is_none() {
+                    diags.push(
+                        Diagnostic::error(
+                            codes::INVALID_TABLE,
+                            value.span,
+                            format!("table entry `{}` is not a literal", key.value),
+                        )
+                        .label("computed here")
+                        .help("inline table values are fixed: a string, number, boolean or null"),
+                    );
+                }
                 if let Some(json) = super::literal_json(value) {
                     if entries.insert(key.value.clone(), json).is_some() {
                         diags.push(

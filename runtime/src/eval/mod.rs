@@ -198,6 +198,10 @@ impl Env {
     pub fn compile(&mut self, expr: &ir::Expr) -> Result<Code, String> {
         Ok(match expr {
             ir::Expr::Lit(value) => Code::Lit(interned(value)),
+            ir::Expr::Decimal(text) => Code::Lit(Val::Dec(
+                crate::decimal::Decimal::parse(text)
+                    .ok_or_else(|| format!("bad decimal literal `{text}`"))?,
+            )),
             ir::Expr::Path { root, path } => Code::Path {
                 root: *root,
                 path: path

@@ -30,11 +30,23 @@ fn decimal_op(op: BinOp, a: Decimal, b: Decimal) -> Option<Decimal> {
     }
 }
 
+/// An RFC 3339 timestamp as an instant, so offsets compare correctly.
+fn timestamp(text: &str) -> Option<chrono::DateTime<chrono::FixedOffset>> {
+    let bytes = text.as_bytes();
+    if bytes.len() < 20 || bytes[4] != b'-' || bytes[10] != b'T' {
+        return None;
+    }
+    chrono::DateTime::parse_from_rfc3339(text).ok()
+}
+
 /// Orders two values when they are comparable.
 pub fn compare(left: &Val, right: &Val) -> Option<Ordering> {
     match (left, right) {
         (Val::Int(a), Val::Int(b)) => Some(a.cmp(b)),
-        (Val::Str(a), Val::Str(b)) => Some(a.cmp(b)),
+        (Val::Str(a), Val::Str(b)) => Some(match (timestamp(a), timestamp(b)) {
+            (Some(x), Some(y)) => x.cmp(&y),
+            _ => a.cmp(b),
+        }),
         (Val::Money(a, ca), Val::Money(b, cb)) if ca == cb => Some(a.cmp(b)),
         (a, b) => Some(a.as_decimal()?.cmp(&b.as_decimal()?)),
     }

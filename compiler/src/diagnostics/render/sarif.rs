@@ -14,7 +14,7 @@ pub fn render(diagnostics: &[Diagnostic], sources: &Sources) -> String {
                 "id": code.id,
                 "name": code.name,
                 "shortDescription": { "text": code.summary },
-                "helpUri": format!("docs/language.md#{}", code.id.to_lowercase()),
+                "helpUri": format!("docs/language.md#{}-{}", code.id.to_lowercase(), code.name),
             })
         })
         .collect();
