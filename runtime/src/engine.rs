@@ -9,7 +9,7 @@ use crate::json_in::{self, Projection};
 use crate::ops::metrics::{Metrics, DEAD_LETTERS, MESSAGES_IN, MESSAGES_OUT, QUEUE_DEPTH};
 use crate::pipeline::{Delivery, KindRt, Pipeline};
 use crate::state::{DeadLetter, Store};
-use std::cell::{Cell, OnceCell};
+use std::cell::{Cell, OnceCell, RefCell};
 use std::collections::HashMap;
 use std::rc::Rc;
 use std::time::Duration;
@@ -19,6 +19,8 @@ use tokio::sync::{watch, Notify, OwnedSemaphorePermit, Semaphore};
 const MAX_IN_FLIGHT: usize = 2048;
 /// Inbox rows read per page.
 const PAGE: usize = 512;
+/// Finished messages removed from the inbox in one call.
+const COMPLETE_BATCH: usize = 256;
 
 /// One accepted message on its way through a flow.
 pub struct Tracker {
@@ -52,14 +54,11 @@ impl Tracker {
         let left = self.remaining.get().saturating_sub(1);
         self.remaining.set(left);
         if left == 0 {
-            let id = self.id;
-            let ctx = ctx.clone();
-            tokio::task::spawn_local(async move {
-                if let Err(err) = ctx.store.call(move |b| b.complete(&[id])).await {
-                    tracing::error!(error = %err, "cannot complete a message; it will be processed again");
-                }
-                ctx.in_flight.set(ctx.in_flight.get().saturating_sub(1));
-            });
+            let mut done = ctx.done.borrow_mut();
+            done.push(self.id);
+            if done.len() >= COMPLETE_BATCH {
+                ctx.done_signal.notify_one();
+            }
         }
     }
 }
@@ -74,6 +73,9 @@ pub struct FlowCtx {
     /// Wakes the processor when a source appended.
     pub appended: Rc<Notify>,
     in_flight: Cell<usize>,
+    /// Finished messages waiting to leave the inbox (one batch per flush).
+    done: RefCell<Vec<i64>>,
+    done_signal: Notify,
     slots: std::sync::Arc<Semaphore>,
 }
 
@@ -102,6 +104,8 @@ impl FlowCtx {
             sinks,
             appended: Rc::new(Notify::new()),
             in_flight: Cell::new(0),
+            done: RefCell::new(Vec::new()),
+            done_signal: Notify::new(),
             slots: std::sync::Arc::new(Semaphore::new(MAX_IN_FLIGHT)),
         }))
     }
@@ -124,8 +128,28 @@ impl FlowCtx {
         }
     }
 
+    /// Removes finished messages from the inbox, in batches, for as long as the flow runs.
+    async fn run_completions(self: Rc<Self>) {
+        loop {
+            tokio::select! {
+                _ = self.done_signal.notified() => {}
+                _ = tokio::time::sleep(Duration::from_millis(2)) => {}
+            }
+            let ids = std::mem::take(&mut *self.done.borrow_mut());
+            if ids.is_empty() {
+                continue;
+            }
+            let n = ids.len();
+            if let Err(err) = self.store.call(move |b| b.complete(&ids)).await {
+                tracing::error!(error = %err, "cannot complete messages; they will be processed again");
+            }
+            self.in_flight.set(self.in_flight.get().saturating_sub(n));
+        }
+    }
+
     /// Processes pending inbox messages until `stop` turns true.
     pub async fn run_processor(self: &Rc<Self>, mut stop: watch::Receiver<bool>) {
+        tokio::task::spawn_local(self.clone().run_completions());
         let flow_name = self.flow_name().to_string();
         let mut projections: HashMap<String, Projection> = HashMap::new();
         let mut last_id = 0i64;

@@ -183,14 +183,9 @@ impl SinkWorker {
             None => {
                 let sink_id = self.sink_id.clone();
                 let key = job.key.clone();
-                if let Err(err) = ctx
-                    .store
-                    .call(move |b| b.record_outcome(&sink_id, &key, OutcomeStatus::Delivered))
-                    .await
-                {
-                    tracing::error!(error = %err, flow, node = %self.name, "cannot record a delivery; it will be retried with the same key");
-                    return;
-                }
+                // Queued ahead of the message's completion in the same ordered state queue,
+                // so the message never leaves the inbox before its outcome is durable.
+                ctx.store.send(move |b| b.record_outcome(&sink_id, &key, OutcomeStatus::Delivered));
                 ctx.metrics.add(MESSAGES_OUT, flow, &self.name, 1);
                 ctx.continue_after(self.node, &job).await;
                 job.tracker.finish_one(ctx);

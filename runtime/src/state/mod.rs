@@ -175,6 +175,24 @@ impl Store {
             .map_err(|_| "the state thread has stopped".to_string())?
     }
 
+    /// Queues `work` for the next batch without waiting for it; errors are logged.
+    pub fn send<F>(&self, work: F)
+    where
+        F: FnOnce(&mut dyn Backend) -> StateResult<()> + Send + 'static,
+    {
+        let job: Job = Box::new(move |backend| {
+            let result = work(backend);
+            Box::new(move |committed: StateResult<()>| {
+                if let Err(err) = committed.and(result) {
+                    tracing::error!(error = %err, "state write failed");
+                }
+            })
+        });
+        if self.jobs.send(job).is_err() {
+            tracing::error!("the state thread has stopped");
+        }
+    }
+
     /// Like [`Store::call`] but from synchronous code.
     pub fn call_blocking<T, F>(&self, work: F) -> StateResult<T>
     where
