@@ -9,9 +9,9 @@ use crate::typeck::Env;
 pub fn lower(program: &Program, env: &Env, flows: Vec<ir::Flow>) -> Graph {
     let mut schemas: Vec<ir::Schema> = env
         .schemas
-        .values()
-        .map(|schema| ir::Schema {
-            name: schema.name.clone(),
+        .iter()
+        .map(|(item, schema)| ir::Schema {
+            name: program.ir_name(*item),
             fields: schema
                 .fields
                 .iter()
@@ -49,10 +49,21 @@ pub fn lower(program: &Program, env: &Env, flows: Vec<ir::Flow>) -> Graph {
     let mut enums: Vec<ir::EnumDef> = program
         .modules
         .iter()
-        .flat_map(|m| m.ast.items.iter())
-        .filter_map(|item| match item {
+        .enumerate()
+        .flat_map(|(m, module)| {
+            module.ast.items.iter().enumerate().map(move |(i, item)| {
+                (
+                    crate::resolve::ItemRef {
+                        module: crate::resolve::ModuleId(m as u32),
+                        item: i as u32,
+                    },
+                    item,
+                )
+            })
+        })
+        .filter_map(|(item_ref, item)| match item {
             Item::Enum(decl) => Some(ir::EnumDef {
-                name: decl.name.name.clone(),
+                name: program.ir_name(item_ref),
                 variants: decl.variants.iter().map(|v| v.name.clone()).collect(),
             }),
             _ => None,

@@ -12,7 +12,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 fn now_us() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_micros() as u64
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_micros() as u64
 }
 
 /// A keep-alive HTTP sink that counts messages and records `now - sent` latencies.
@@ -49,12 +52,20 @@ fn sink(count: Arc<AtomicU64>, latencies: Arc<Mutex<Vec<u64>>>) -> u16 {
                         return;
                     }
                     if let Ok(v) = serde_json::from_slice::<serde_json::Value>(&body) {
-                        if let Some(sent) = v.get("sent").and_then(|s| s.as_u64()).filter(|s| *s > 0) {
-                            latencies.lock().unwrap().push(now_us().saturating_sub(sent));
+                        if let Some(sent) =
+                            v.get("sent").and_then(|s| s.as_u64()).filter(|s| *s > 0)
+                        {
+                            latencies
+                                .lock()
+                                .unwrap()
+                                .push(now_us().saturating_sub(sent));
                         }
                     }
                     count.fetch_add(1, Ordering::Relaxed);
-                    if writer.write_all(b"HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n").is_err() {
+                    if writer
+                        .write_all(b"HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n")
+                        .is_err()
+                    {
                         return;
                     }
                 }
@@ -65,7 +76,11 @@ fn sink(count: Arc<AtomicU64>, latencies: Arc<Mutex<Vec<u64>>>) -> u16 {
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn percentile(sorted: &[u64], p: f64) -> f64 {
@@ -76,7 +91,10 @@ fn percentile(sorted: &[u64], p: f64) -> f64 {
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
     let n: u64 = args.first().and_then(|a| a.parse().ok()).unwrap_or(200_000);
     let seconds: u64 = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(10);
     let dir = std::env::temp_dir().join(format!("omniflow-e2e-{}", std::process::id()));
@@ -112,9 +130,15 @@ flow from_webhooks {
     )
     .unwrap();
     {
-        let mut file = std::io::BufWriter::new(std::fs::File::create(dir.join("in/load.jsonl")).unwrap());
+        let mut file =
+            std::io::BufWriter::new(std::fs::File::create(dir.join("in/load.jsonl")).unwrap());
         for i in 0..n {
-            writeln!(file, "{{\"id\": \"{i}\", \"sent\": 0, \"qty\": {}}}", i % 150).unwrap();
+            writeln!(
+                file,
+                "{{\"id\": \"{i}\", \"sent\": 0, \"qty\": {}}}",
+                i % 150
+            )
+            .unwrap();
         }
     }
     let count = Arc::new(AtomicU64::new(0));
@@ -138,7 +162,10 @@ flow from_webhooks {
         .spawn()
         .unwrap();
     while count.load(Ordering::Relaxed) < n {
-        assert!(started.elapsed() < Duration::from_secs(900), "throughput phase did not finish");
+        assert!(
+            started.elapsed() < Duration::from_secs(900),
+            "throughput phase did not finish"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     let elapsed = started.elapsed().as_secs_f64();
@@ -207,7 +234,10 @@ flow from_webhooks {
         percentile(&lat, 0.99),
         percentile(&lat, 1.0)
     );
-    let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+    let _ = Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status();
     let _ = child.wait();
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -80,3 +80,35 @@ fn benchmark_mapping_matches_the_reference_documents() {
     }
     assert_eq!(compared, 100);
 }
+
+#[test]
+fn a_local_schema_named_like_a_stdlib_one_is_the_one_used() {
+    let dir = std::env::temp_dir().join(format!("omniflow-shadow-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let flow = dir.join("shadow.flow");
+    std::fs::write(
+        &flow,
+        r#"use std.connectors.{file, shopify}
+connection inbox = file { dir = env("INBOX") }
+schema Order {
+  id: string
+  total: int
+}
+flow orders {
+  source lines = inbox.read { path = "*.jsonl", format = jsonl }
+  map order = lines -> Order { id = $.id, total = $.total }
+  sink out = inbox.write(order) { idempotency_key = id, dead_letter = "orders" }
+  test "uses the local Order" {
+    input = {"id": "o1", "total": 5}
+    expect = {"id": "o1", "total": 5}
+  }
+}
+"#,
+    )
+    .unwrap();
+    let pipeline = Pipeline::new(load_graph(&[flow]).unwrap()).unwrap();
+    let results = testing::run_all(&pipeline);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(results.len(), 1);
+    assert_eq!(results[0].failure, None);
+}

@@ -92,6 +92,26 @@ impl Program {
         &self.modules[item.module.0 as usize].ast.items[item.item as usize]
     }
 
+    /// The name a type carries in the graph IR: its own name when no other module declares
+    /// a type of that name, else qualified by its module (`std.retail.Order`).
+    pub fn ir_name(&self, item: ItemRef) -> String {
+        let Some(name) = self.item(item).name().map(|n| n.name.clone()) else {
+            return String::new();
+        };
+        let clash = self.modules.iter().enumerate().any(|(idx, module)| {
+            idx as u32 != item.module.0
+                && module.ast.items.iter().any(|other| {
+                    matches!(other, Item::Schema(_) | Item::Enum(_))
+                        && other.name().is_some_and(|n| n.name == name)
+                })
+        });
+        if clash {
+            format!("{}.{name}", self.module(item.module).name)
+        } else {
+            name
+        }
+    }
+
     /// The module with this id.
     pub fn module(&self, id: ModuleId) -> &ModuleInfo {
         &self.modules[id.0 as usize]

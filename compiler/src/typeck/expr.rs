@@ -1069,7 +1069,7 @@ impl<'a> ExprCx<'a> {
         (
             Ty::Record(item),
             IrExpr::Record {
-                schema: schema.name.clone(),
+                schema: self.program.ir_name(item),
                 items,
             },
         )

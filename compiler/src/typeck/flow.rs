@@ -343,7 +343,13 @@ impl<'a> FlowCx<'a> {
                     name,
                     NodeKind::Map {
                         input: input.name.clone(),
-                        schema: record.ty.name.clone(),
+                        schema: match self
+                            .program
+                            .lookup(self.module, &record.ty.name, Kind::Type)
+                        {
+                            Some(item) => self.program.ir_name(item),
+                            None => record.ty.name.clone(),
+                        },
                         program,
                         reads,
                     },

@@ -97,8 +97,8 @@ impl Ty {
     pub fn to_ir(&self, program: &Program) -> TypeIr {
         match self {
             Ty::List(elem) => TypeIr::List(Box::new(elem.to_ir(program))),
-            Ty::Record(_) => TypeIr::Record(self.display(program)),
-            Ty::Enum(_) => TypeIr::Enum(self.display(program)),
+            Ty::Record(item) => TypeIr::Record(program.ir_name(*item)),
+            Ty::Enum(item) => TypeIr::Enum(program.ir_name(*item)),
             other => TypeIr::Scalar(other.display(program)),
         }
     }

@@ -185,7 +185,8 @@ impl SinkWorker {
                 let key = job.key.clone();
                 // Queued ahead of the message's completion in the same ordered state queue,
                 // so the message never leaves the inbox before its outcome is durable.
-                ctx.store.send(move |b| b.record_outcome(&sink_id, &key, OutcomeStatus::Delivered));
+                ctx.store
+                    .send(move |b| b.record_outcome(&sink_id, &key, OutcomeStatus::Delivered));
                 ctx.metrics.add(MESSAGES_OUT, flow, &self.name, 1);
                 ctx.continue_after(self.node, &job).await;
                 job.tracker.finish_one(ctx);
