@@ -92,7 +92,24 @@ fn main() {
         ours(&mut out);
         o_times.push(start.elapsed().as_secs_f64());
     }
+    // Phase split (one pass each): parse only, parse + process.
+    let start = Instant::now();
+    for doc in &docs {
+        std::hint::black_box(json_in::parse(doc, &projection).unwrap());
+    }
+    let parse_only = start.elapsed().as_secs_f64();
+    let start = Instant::now();
+    for doc in &docs {
+        let input = json_in::parse(doc, &projection).unwrap();
+        std::hint::black_box(pipeline.process(flow_idx, source, input, false, true).unwrap());
+    }
+    let parse_process = start.elapsed().as_secs_f64();
     let n = docs.len() as f64;
+    println!(
+        "phases: parse {:.2} us/doc, map + route {:.2} us/doc",
+        parse_only / n * 1e6,
+        (parse_process - parse_only) / n * 1e6
+    );
     let (a, o) = (median(a_times), median(o_times));
     println!(
         "corpus: {} docs, {:.1} MB; {priority} routed to priority",
