@@ -4,7 +4,7 @@
 //! (the corpus comes from the perf-anchors generator).
 #![allow(clippy::print_stdout, clippy::unwrap_used)]
 
-use omniflow_runtime::pipeline::{KindRt, Pipeline};
+use omniflow_runtime::pipeline::Pipeline;
 use omniflow_runtime::{json_in, json_out};
 use std::path::PathBuf;
 use std::time::Instant;
@@ -37,20 +37,11 @@ fn main() {
     let pipeline = Pipeline::new(graph).unwrap();
     let flow_idx = pipeline.flow("shopify_canonical").unwrap();
     let flow = &pipeline.flows[flow_idx];
-    let (source, projection) = flow
-        .nodes
-        .iter()
-        .enumerate()
-        .find_map(|(idx, n)| match &n.kind {
-            KindRt::Source { projection } => Some((idx, projection.clone())),
-            _ => None,
-        })
+    let (source, projection) = pipeline
+        .first_source(flow_idx)
+        .map(|(s, p)| (s, p.clone()))
         .unwrap();
-    let map_node = flow
-        .nodes
-        .iter()
-        .position(|n| matches!(n.kind, KindRt::Map { .. }))
-        .unwrap();
+    let map_node = pipeline.first_map(flow_idx).unwrap();
     let mut out = Vec::with_capacity(1 << 16);
 
     let baseline = |out: &mut Vec<u8>| {
@@ -101,7 +92,11 @@ fn main() {
     let start = Instant::now();
     for doc in &docs {
         let input = json_in::parse(doc, &projection).unwrap();
-        std::hint::black_box(pipeline.process(flow_idx, source, input, false, true).unwrap());
+        std::hint::black_box(
+            pipeline
+                .process(flow_idx, source, input, false, true)
+                .unwrap(),
+        );
     }
     let parse_process = start.elapsed().as_secs_f64();
     let n = docs.len() as f64;

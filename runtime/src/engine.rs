@@ -292,21 +292,7 @@ impl FlowCtx {
     ) {
         let flow = self.flow_name().to_string();
         tracing::warn!(correlation_id = %tracker.correlation_id(), flow = %flow, node, reason = %reason, "message rejected; dead-lettered");
-        let letter = DeadLetter {
-            id: 0,
-            flow: flow.clone(),
-            source: tracker.source.clone(),
-            node: node.to_string(),
-            sink: String::new(),
-            key: String::new(),
-            correlation_id: tracker.correlation_id().to_string(),
-            message: String::from_utf8_lossy(&tracker.message).into_owned(),
-            payload: payload.to_string(),
-            error: reason,
-            attempts: Vec::new(),
-            created_at: 0,
-            replayed_at: None,
-        };
+        let letter = self.rejection(tracker, node, payload.to_string(), reason);
         let id = tracker.id;
         match self
             .store
@@ -324,6 +310,31 @@ impl FlowCtx {
             Err(err) => {
                 tracing::error!(error = %err, flow = %flow, "cannot store a dead letter; the message stays pending")
             }
+        }
+    }
+
+    /// The dead letter of a message a node rejected (before any sink).
+    fn rejection(
+        &self,
+        tracker: &Tracker,
+        node: &str,
+        payload: String,
+        reason: String,
+    ) -> DeadLetter {
+        DeadLetter {
+            id: 0,
+            flow: self.flow_name().to_string(),
+            source: tracker.source.clone(),
+            node: node.to_string(),
+            sink: String::new(),
+            key: String::new(),
+            correlation_id: tracker.correlation_id().to_string(),
+            message: String::from_utf8_lossy(&tracker.message).into_owned(),
+            payload,
+            error: reason,
+            attempts: Vec::new(),
+            created_at: 0,
+            replayed_at: None,
         }
     }
 
@@ -368,21 +379,7 @@ impl FlowCtx {
         payload: String,
         reason: String,
     ) {
-        let letter = DeadLetter {
-            id: 0,
-            flow: self.flow_name().to_string(),
-            source: tracker.source.clone(),
-            node: node.to_string(),
-            sink: String::new(),
-            key: String::new(),
-            correlation_id: tracker.correlation_id().to_string(),
-            message: String::from_utf8_lossy(&tracker.message).into_owned(),
-            payload,
-            error: reason,
-            attempts: Vec::new(),
-            created_at: 0,
-            replayed_at: None,
-        };
+        let letter = self.rejection(tracker, node, payload, reason);
         if let Err(err) = self
             .store
             .call(move |b| b.add_dead_letter(&letter).map(|_| ()))

@@ -94,6 +94,26 @@ impl Pipeline {
         self.flows.iter().position(|f| f.name == name)
     }
 
+    /// A flow's first source, with the projection its input is parsed with.
+    pub fn first_source(&self, flow_idx: usize) -> Option<(usize, &Projection)> {
+        self.flows[flow_idx]
+            .nodes
+            .iter()
+            .enumerate()
+            .find_map(|(idx, n)| match &n.kind {
+                KindRt::Source { projection } => Some((idx, projection)),
+                _ => None,
+            })
+    }
+
+    /// A flow's first map node: the canonical document `omniflow map` shows.
+    pub fn first_map(&self, flow_idx: usize) -> Option<usize> {
+        self.flows[flow_idx]
+            .nodes
+            .iter()
+            .position(|n| matches!(n.kind, KindRt::Map { .. }))
+    }
+
     /// Runs a message from a node's output onwards (a source, or a sink whose call
     /// succeeded). With `follow_sinks`, continuations after sinks run as if each call
     /// succeeded (for tests and `omniflow map`).

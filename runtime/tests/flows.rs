@@ -1,7 +1,7 @@
 //! The reference flows: every `test` block in `flows/` passes, and the benchmark mapping
 //! reproduces the canonical documents of the perf-anchors reference on a corpus sample.
 
-use omniflow_runtime::pipeline::{KindRt, Pipeline};
+use omniflow_runtime::pipeline::Pipeline;
 use omniflow_runtime::{json_in, load::load_graph, testing};
 use std::path::PathBuf;
 
@@ -41,20 +41,11 @@ fn benchmark_mapping_matches_the_reference_documents() {
         Pipeline::new(load_graph(&[bench.join("shopify_canonical.flow")]).unwrap()).unwrap();
     let flow_idx = pipeline.flow("shopify_canonical").unwrap();
     let flow = &pipeline.flows[flow_idx];
-    let (source, projection) = flow
-        .nodes
-        .iter()
-        .enumerate()
-        .find_map(|(idx, n)| match &n.kind {
-            KindRt::Source { projection } => Some((idx, projection.clone())),
-            _ => None,
-        })
+    let (source, projection) = pipeline
+        .first_source(flow_idx)
+        .map(|(s, p)| (s, p.clone()))
         .unwrap();
-    let map = flow
-        .nodes
-        .iter()
-        .position(|n| matches!(n.kind, KindRt::Map { .. }))
-        .unwrap();
+    let map = pipeline.first_map(flow_idx).unwrap();
     let inputs = std::fs::read_to_string(bench.join("fixtures/sample_orders.jsonl")).unwrap();
     let expected =
         std::fs::read_to_string(bench.join("fixtures/sample_orders.canonical.jsonl")).unwrap();

@@ -5,7 +5,7 @@ pub mod builtins;
 pub mod expr;
 mod flow;
 pub mod settings;
-mod tables;
+pub mod tables;
 pub mod types;
 
 pub use flow::check_flow;

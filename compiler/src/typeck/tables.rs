@@ -261,8 +261,8 @@ fn load_json(
     }
 }
 
-/// Splits one CSV line, honouring double quotes.
-fn csv_fields(line: &str) -> Vec<String> {
+/// Splits one CSV line, honouring double quotes (`""` is a quote inside a field).
+pub fn csv_fields(line: &str) -> Vec<String> {
     let mut fields = Vec::new();
     let mut field = String::new();
     let mut quoted = false;

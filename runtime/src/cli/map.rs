@@ -1,7 +1,7 @@
 //! `omniflow map`: one flow's mapping and routing over a JSONL file, in process, with no
 //! state: the integrator's playground for a mapping, and the way to time it.
 
-use omniflow_runtime::pipeline::{KindRt, Pipeline};
+use omniflow_runtime::pipeline::Pipeline;
 use omniflow_runtime::{json_in, json_out, load::load_graph};
 use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::path::PathBuf;
@@ -43,24 +43,12 @@ pub fn run(args: Args) -> u8 {
         return 2;
     };
     let flow = &pipeline.flows[flow_idx];
-    let Some((source, projection)) =
-        flow.nodes
-            .iter()
-            .enumerate()
-            .find_map(|(idx, n)| match &n.kind {
-                KindRt::Source { projection } => Some((idx, projection)),
-                _ => None,
-            })
-    else {
+    let Some((source, projection)) = pipeline.first_source(flow_idx) else {
         eprintln!("error: flow `{}` has no source", args.flow);
         return 2;
     };
     // The document shown is the first map's output, or the message as routed.
-    let shown = flow
-        .nodes
-        .iter()
-        .position(|n| matches!(n.kind, KindRt::Map { .. }))
-        .unwrap_or(source);
+    let shown = pipeline.first_map(flow_idx).unwrap_or(source);
     let file = match std::fs::File::open(&args.input) {
         Ok(f) => f,
         Err(err) => {

@@ -135,31 +135,14 @@ impl FileSource {
 fn csv_header(path: &std::path::Path) -> Result<(Vec<String>, u64), String> {
     let (lines, end) = crate::connectors::read_lines(path, 0, 1).map_err(|e| e.to_string())?;
     let header = lines.first().ok_or("the CSV file has no header row")?;
-    Ok((split_csv(&String::from_utf8_lossy(header)), end))
-}
-
-fn split_csv(line: &str) -> Vec<String> {
-    let mut fields = Vec::new();
-    let mut field = String::new();
-    let mut quoted = false;
-    let mut chars = line.chars().peekable();
-    while let Some(ch) = chars.next() {
-        match ch {
-            '"' if quoted && chars.peek() == Some(&'"') => {
-                field.push('"');
-                chars.next();
-            }
-            '"' => quoted = !quoted,
-            ',' if !quoted => fields.push(std::mem::take(&mut field)),
-            c => field.push(c),
-        }
-    }
-    fields.push(field);
-    fields
+    Ok((
+        omniflow_compiler::typeck::tables::csv_fields(&String::from_utf8_lossy(header)),
+        end,
+    ))
 }
 
 fn csv_row(columns: &[String], line: &[u8]) -> Vec<u8> {
-    let values = split_csv(&String::from_utf8_lossy(line));
+    let values = omniflow_compiler::typeck::tables::csv_fields(&String::from_utf8_lossy(line));
     let object: serde_json::Map<String, Value> = columns
         .iter()
         .zip(values)

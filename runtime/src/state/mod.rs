@@ -121,6 +121,8 @@ pub struct Store {
     jobs: mpsc::Sender<Job>,
 }
 
+const STOPPED: &str = "the state thread has stopped";
+
 /// Most requests committed in one transaction.
 const MAX_BATCH: usize = 4096;
 
@@ -155,6 +157,20 @@ impl Store {
         Store { jobs }
     }
 
+    /// Queues `work`; `reply` receives its result once the batch is committed.
+    fn submit<T, F, R>(&self, work: F, reply: R) -> StateResult<()>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut dyn Backend) -> StateResult<T> + Send + 'static,
+        R: FnOnce(StateResult<T>) + Send + 'static,
+    {
+        let job: Job = Box::new(move |backend| {
+            let result = work(backend);
+            Box::new(move |committed: StateResult<()>| reply(committed.and(result)))
+        });
+        self.jobs.send(job).map_err(|_| STOPPED.to_string())
+    }
+
     /// Runs `work` in the next batch and resolves once the batch is durable.
     pub async fn call<T, F>(&self, work: F) -> StateResult<T>
     where
@@ -162,17 +178,10 @@ impl Store {
         F: FnOnce(&mut dyn Backend) -> StateResult<T> + Send + 'static,
     {
         let (tx, rx) = oneshot::channel();
-        let job: Job = Box::new(move |backend| {
-            let result = work(backend);
-            Box::new(move |committed: StateResult<()>| {
-                let _ = tx.send(committed.and(result));
-            })
-        });
-        self.jobs
-            .send(job)
-            .map_err(|_| "the state thread has stopped".to_string())?;
-        rx.await
-            .map_err(|_| "the state thread has stopped".to_string())?
+        self.submit(work, move |result| {
+            let _ = tx.send(result);
+        })?;
+        rx.await.map_err(|_| STOPPED.to_string())?
     }
 
     /// Queues `work` for the next batch without waiting for it; errors are logged.
@@ -180,16 +189,13 @@ impl Store {
     where
         F: FnOnce(&mut dyn Backend) -> StateResult<()> + Send + 'static,
     {
-        let job: Job = Box::new(move |backend| {
-            let result = work(backend);
-            Box::new(move |committed: StateResult<()>| {
-                if let Err(err) = committed.and(result) {
-                    tracing::error!(error = %err, "state write failed");
-                }
-            })
+        let queued = self.submit(work, |result| {
+            if let Err(err) = result {
+                tracing::error!(error = %err, "state write failed");
+            }
         });
-        if self.jobs.send(job).is_err() {
-            tracing::error!("the state thread has stopped");
+        if let Err(err) = queued {
+            tracing::error!(error = %err, "state write not queued");
         }
     }
 
@@ -200,17 +206,10 @@ impl Store {
         F: FnOnce(&mut dyn Backend) -> StateResult<T> + Send + 'static,
     {
         let (tx, rx) = mpsc::channel();
-        let job: Job = Box::new(move |backend| {
-            let result = work(backend);
-            Box::new(move |committed: StateResult<()>| {
-                let _ = tx.send(committed.and(result));
-            })
-        });
-        self.jobs
-            .send(job)
-            .map_err(|_| "the state thread has stopped".to_string())?;
-        rx.recv()
-            .map_err(|_| "the state thread has stopped".to_string())?
+        self.submit(work, move |result| {
+            let _ = tx.send(result);
+        })?;
+        rx.recv().map_err(|_| STOPPED.to_string())?
     }
 }
 
