@@ -310,3 +310,139 @@ fn bad_input_becomes_dead_letters_with_reasons_and_never_stops_the_flow() {
         "the payload is kept"
     );
 }
+
+fn http(port: u16, request: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    let status = answer
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = answer
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (status, body)
+}
+
+fn post(port: u16, path: &str, delivery_id: &str, body: &str) -> (u16, String) {
+    http(
+        port,
+        &format!(
+            "POST {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json\r\nX-Webhook-Id: {delivery_id}\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        ),
+    )
+}
+
+#[test]
+fn webhooks_are_acknowledged_once_durable_deduplicated_and_counted_in_metrics() {
+    let dir = TempDir::new("webhook");
+    let flow = dir.0.join("hooks.flow");
+    std::fs::write(
+        &flow,
+        r#"use std.connectors.{http, webhook}
+connection hooks = webhook { path = "/orders" }
+connection api = http { base_url = env("OMNIFLOW_TEST_SINK") }
+schema Event {
+  id: string
+  qty: int
+}
+flow orders {
+  source deliveries = hooks.receive { path = "/hooks/orders", dedupe = true }
+  map event = deliveries -> Event { id = $.id, qty = $.qty }
+  sink post = api.post(event) { path = "/events", idempotency_key = id, dead_letter = "orders" }
+}
+"#,
+    )
+    .unwrap();
+    let sink = Sink::start(Faults::default());
+    let (ops, hooks) = (free_port(), free_port());
+    let child = Command::new(BIN)
+        .arg("run")
+        .arg(&flow)
+        .arg("--state")
+        .arg(format!("sqlite:{}", dir.0.join("state.db").display()))
+        .arg("--ops-addr")
+        .arg(format!("127.0.0.1:{ops}"))
+        .arg("--webhook-addr")
+        .arg(format!("127.0.0.1:{hooks}"))
+        .env(
+            "OMNIFLOW_TEST_SINK",
+            format!("http://127.0.0.1:{}", sink.port),
+        )
+        .env("OMNIFLOW_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for("/health", Duration::from_secs(30), || {
+        std::net::TcpStream::connect(("127.0.0.1", ops)).is_ok()
+            && http(
+                ops,
+                "GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+            )
+            .0 == 200
+    });
+    for i in 0..100 {
+        let (status, body) = post(
+            hooks,
+            "/hooks/orders",
+            &format!("d{i}"),
+            &format!("{{\"id\": \"o{i}\", \"qty\": {i}}}"),
+        );
+        assert_eq!(status, 202, "{body}");
+        // The 202 comes after the commit: the message is already in the inbox or done.
+        assert!(body.contains("accepted"), "{body}");
+    }
+    for i in 0..20 {
+        let (status, body) = post(
+            hooks,
+            "/hooks/orders",
+            &format!("d{i}"),
+            &format!("{{\"id\": \"o{i}\", \"qty\": {i}}}"),
+        );
+        assert_eq!(
+            status, 200,
+            "a repeated delivery id is acknowledged, not stored again: {body}"
+        );
+    }
+    let (status, _) = post(hooks, "/hooks/nowhere", "x", "{}");
+    assert_eq!(status, 404);
+    wait_for(
+        "the deliveries at the sink",
+        Duration::from_secs(30),
+        || sink.distinct() == 100,
+    );
+    wait_for("an empty inbox", Duration::from_secs(30), || {
+        inbox_len(&dir) == 0
+    });
+    let (status, metrics) = http(
+        ops,
+        "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(status, 200);
+    assert!(
+        metrics.contains("omniflow_messages_out_total{flow=\"orders\",node=\"post\"} 100"),
+        "{metrics}"
+    );
+    assert!(
+        metrics
+            .contains("omniflow_duplicates_prevented_total{flow=\"orders\",node=\"webhook\"} 20"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("omniflow_sink_latency_seconds_count{flow=\"orders\",node=\"post\"} 100"),
+        "{metrics}"
+    );
+    assert!(terminate(child).success());
+    assert_eq!(
+        sink.seen.lock().unwrap().effects.values().sum::<u64>(),
+        100,
+        "no repeated side effect"
+    );
+}
