@@ -57,6 +57,10 @@ impl Printer<'_> {
                 self.expr(index);
                 self.push("]");
             }
+            ExprKind::AllItems(base) => {
+                self.operand(base, PREC_ATOM);
+                self.push("[*]");
+            }
             ExprKind::Call(name, args) => {
                 self.push(&name.name);
                 self.push("(");

@@ -492,6 +492,8 @@ pub enum ExprKind {
     Var(Ident),
     Member(Box<Expr>, Ident),
     Index(Box<Expr>, Box<Expr>),
+    /// `xs[*]`: every element of a list.
+    AllItems(Box<Expr>),
     Call(Ident, Vec<Expr>),
     Binary(BinOp, Box<Expr>, Box<Expr>),
     Unary(UnOp, Box<Expr>),

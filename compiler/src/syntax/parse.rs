@@ -223,7 +223,7 @@ fn rule_name(rule: &Rule) -> Option<&'static str> {
         | Rule::op_sub
         | Rule::op_mul
         | Rule::op_div => "an operator",
-        Rule::member | Rule::index | Rule::each_map => "`.`, `[` or `as`",
+        Rule::member | Rule::index | Rule::all_items | Rule::each_map => "`.`, `[` or `as`",
         Rule::EOI => "end of file",
         _ => return None,
     })
@@ -334,7 +334,10 @@ fn pratt() -> &'static PrattParser<Rule> {
             .op(Op::infix(Rule::op_add, Assoc::Left) | Op::infix(Rule::op_sub, Assoc::Left))
             .op(Op::infix(Rule::op_mul, Assoc::Left) | Op::infix(Rule::op_div, Assoc::Left))
             .op(Op::prefix(Rule::op_neg))
-            .op(Op::postfix(Rule::member) | Op::postfix(Rule::index) | Op::postfix(Rule::each_map))
+            .op(Op::postfix(Rule::member)
+                | Op::postfix(Rule::all_items)
+                | Op::postfix(Rule::index)
+                | Op::postfix(Rule::each_map))
     })
 }
 
@@ -827,6 +830,7 @@ impl Builder<'_> {
                             None => ExprKind::Error,
                         }
                     }
+                    Rule::all_items => ExprKind::AllItems(Box::new(lhs)),
                     Rule::index => match op.into_inner().next() {
                         Some(index) => {
                             let index = this.borrow_mut().expr(index);

@@ -175,6 +175,30 @@ impl<'a> ExprCx<'a> {
                 self.member(base_ty, base_ir, field)
             }
             ExprKind::Index(base, index) => self.index(base, index),
+            ExprKind::AllItems(base) => {
+                let (ty, ir) = self.check(base);
+                if ty.element().is_none() {
+                    let shown = self.display(&ty);
+                    self.diags.push(
+                        Diagnostic::error(
+                            codes::NOT_A_LIST,
+                            base.span,
+                            format!("`[*]` selects the elements of a list, found {shown}"),
+                        )
+                        .label(format!("this is {shown}"))
+                        .help("use `[*]` on a list, e.g. `order.lines[*].sku`"),
+                    );
+                }
+                let ir = match ir {
+                    IrExpr::Path { root, mut path } => {
+                        path.push(PathSeg::All);
+                        IrExpr::Path { root, path }
+                    }
+                    // Field access on a list already maps over its elements.
+                    other => other,
+                };
+                (ty, ir)
+            }
             ExprKind::Call(name, args) => self.call(name, args, expr.span),
             ExprKind::Binary(op, lhs, rhs) => self.binary(*op, lhs, rhs, expr.span),
             ExprKind::Unary(op, inner) => {
