@@ -294,21 +294,33 @@ impl FlowCtx {
         tracing::warn!(correlation_id = %tracker.correlation_id(), flow = %flow, node, reason = %reason, "message rejected; dead-lettered");
         let letter = self.rejection(tracker, node, payload.to_string(), reason);
         let id = tracker.id;
-        match self
-            .store
-            .call(move |b| {
-                b.add_dead_letter(&letter)?;
-                b.complete(&[id])
-            })
-            .await
-        {
-            Ok(()) => {
-                self.metrics.add(DEAD_LETTERS, &flow, node, 1);
-                tracker.remaining.set(0);
-                self.in_flight.set(self.in_flight.get().saturating_sub(1));
-            }
-            Err(err) => {
-                tracing::error!(error = %err, flow = %flow, "cannot store a dead letter; the message stays pending")
+        self.durably(move |b| {
+            b.add_dead_letter(&letter)?;
+            b.complete(&[id])
+        })
+        .await;
+        self.metrics.add(DEAD_LETTERS, &flow, node, 1);
+        tracker.remaining.set(0);
+        self.in_flight.set(self.in_flight.get().saturating_sub(1));
+    }
+
+    /// Runs a state call until it succeeds: a write the guarantees depend on is retried
+    /// (the message stays pending meanwhile) rather than dropped.
+    pub async fn durably<T, F>(&self, work: F) -> T
+    where
+        T: Send + 'static,
+        F: Fn(&mut dyn crate::state::Backend) -> crate::state::StateResult<T>
+            + Clone
+            + Send
+            + 'static,
+    {
+        loop {
+            match self.store.call(work.clone()).await {
+                Ok(value) => return value,
+                Err(err) => {
+                    tracing::error!(error = %err, flow = %self.flow_name(), "state store call failed; retrying in 1 s");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
             }
         }
     }
@@ -363,7 +375,10 @@ impl FlowCtx {
                 }
             },
             Err(reason) => {
-                tracing::error!(flow = %flow.name, reason = %reason, "a delivered payload does not parse");
+                let payload = String::from_utf8_lossy(&job.payload).into_owned();
+                let node = flow.nodes[sink].name.clone();
+                self.reject_continuation(&job.tracker, &node, payload, reason)
+                    .await;
                 return;
             }
         };
@@ -380,13 +395,8 @@ impl FlowCtx {
         reason: String,
     ) {
         let letter = self.rejection(tracker, node, payload, reason);
-        if let Err(err) = self
-            .store
-            .call(move |b| b.add_dead_letter(&letter).map(|_| ()))
-            .await
-        {
-            tracing::error!(error = %err, "cannot store a dead letter");
-        }
+        self.durably(move |b| b.add_dead_letter(&letter).map(|_| ()))
+            .await;
         self.metrics.add(DEAD_LETTERS, self.flow_name(), node, 1);
     }
 

@@ -106,25 +106,40 @@ pub fn run(args: Args) -> u8 {
                 Err(err) => return fail(&err),
             };
             let mut replayed = 0;
-            for letter in letters {
-                if letter.replayed_at.is_some() {
-                    continue;
+            // One message failed at several sinks is put back once, with all its failed
+            // deliveries cleared.
+            let mut groups: Vec<Vec<DeadLetter>> = Vec::new();
+            for letter in letters.into_iter().filter(|l| l.replayed_at.is_none()) {
+                match groups.iter_mut().find(|g| {
+                    g[0].flow == letter.flow
+                        && g[0].source == letter.source
+                        && g[0].message == letter.message
+                }) {
+                    Some(group) => group.push(letter),
+                    None => groups.push(vec![letter]),
                 }
-                let id = letter.id;
+            }
+            for group in groups {
+                let id = group[0].id;
+                let count = group.len();
                 let result = store.call_blocking(move |b| {
-                    if !letter.sink.is_empty() {
-                        b.clear_outcome(&letter.sink, &letter.key)?;
+                    for letter in &group {
+                        if !letter.sink.is_empty() {
+                            b.clear_outcome(&letter.sink, &letter.key)?;
+                        }
+                        b.mark_replayed(letter.id)?;
                     }
+                    let first = &group[0];
                     b.append(
-                        &letter.flow,
-                        &letter.source,
-                        &[letter.message.into_bytes()],
+                        &first.flow,
+                        &first.source,
+                        &[first.message.clone().into_bytes()],
                         None,
-                    )?;
-                    b.mark_replayed(letter.id)
+                    )
+                    .map(|_| ())
                 });
                 match result {
-                    Ok(()) => replayed += 1,
+                    Ok(()) => replayed += count,
                     Err(err) => {
                         eprintln!("error: dead letter {id}: {err}");
                         return 1;

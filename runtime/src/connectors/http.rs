@@ -77,8 +77,8 @@ pub fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
         .get(reqwest::header::RETRY_AFTER)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<f64>().ok())
-        .filter(|s| *s >= 0.0)
-        .map(Duration::from_secs_f64)
+        .filter(|s| s.is_finite() && *s >= 0.0)
+        .and_then(|s| Duration::try_from_secs_f64(s.min(600.0)).ok())
 }
 
 /// Classifies an HTTP status: 2xx ok; 408, 425, 429 and 5xx transient; the rest permanent.
@@ -134,6 +134,14 @@ impl SinkConnector for HttpSink {
                         response.text().await.unwrap_or_default()
                     };
                     classify(status, retry, &body)
+                }
+                Err(err)
+                    if err.is_builder()
+                        || err.is_request() && !err.is_connect() && !err.is_timeout() =>
+                {
+                    CallOutcome::Permanent {
+                        reason: format!("the request could not be built: {err}"),
+                    }
                 }
                 Err(err) if err.is_timeout() => CallOutcome::Transient {
                     class: "timeout".into(),

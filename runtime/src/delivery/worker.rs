@@ -9,12 +9,16 @@ use crate::engine::{FlowCtx, Tracker};
 use crate::ops::metrics::{DEAD_LETTERS, DUPLICATES, MESSAGES_IN, MESSAGES_OUT, RETRIES};
 use crate::state::{DeadLetter, OutcomeStatus};
 use omniflow_compiler::ir::{self, RetryPolicy};
+use std::cell::RefCell;
+use std::collections::HashSet;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
 
 /// Default timeout of a sink call.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+/// Longest wait a Retry-After header can impose.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(600);
 /// Default number of concurrent calls per sink.
 const DEFAULT_CONCURRENCY: usize = 32;
 
@@ -38,6 +42,7 @@ pub struct SinkWorker {
     timeout: Duration,
     slots: std::sync::Arc<Semaphore>,
     dead_letter: Option<ir::DeadLetter>,
+    in_progress: RefCell<HashSet<String>>,
 }
 
 impl SinkWorker {
@@ -84,6 +89,7 @@ impl SinkWorker {
                 concurrency.map_or(DEFAULT_CONCURRENCY, |c| c as usize),
             )),
             dead_letter: dead_letter.clone(),
+            in_progress: RefCell::new(HashSet::new()),
         })
     }
 
@@ -103,21 +109,36 @@ impl SinkWorker {
     async fn deliver(self: &Rc<Self>, ctx: &Rc<FlowCtx>, job: SinkJob) {
         let flow = ctx.flow_name();
         ctx.metrics.add(MESSAGES_IN, flow, &self.name, 1);
-        let sink_id = self.sink_id.clone();
-        let key = job.key.clone();
-        match ctx.store.call(move |b| b.outcome(&sink_id, &key)).await {
-            Ok(Some(_)) => {
+        // One call per (sink, key) at a time: a replay or a duplicate message waits for the
+        // first and then finds its outcome.
+        while self.in_progress.borrow().contains(&job.key) {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        self.in_progress.borrow_mut().insert(job.key.clone());
+        self.deliver_once(ctx, &job).await;
+        self.in_progress.borrow_mut().remove(&job.key);
+        job.tracker.finish_one(ctx);
+    }
+
+    async fn deliver_once(self: &Rc<Self>, ctx: &Rc<FlowCtx>, job: &SinkJob) {
+        let flow = ctx.flow_name();
+        let (sink_id, key) = (self.sink_id.clone(), job.key.clone());
+        match ctx.durably(move |b| b.outcome(&sink_id, &key)).await {
+            Some(OutcomeStatus::Delivered) => {
                 ctx.metrics.add(DUPLICATES, flow, &self.name, 1);
                 tracing::debug!(correlation_id = %job.tracker.correlation_id(), flow, node = %self.name, "already delivered; skipped");
-                job.tracker.finish_one(ctx);
+                // What follows this sink may not have happened yet (a crash in between).
+                ctx.continue_after(self.node, job).await;
                 return;
             }
-            Ok(None) => {}
-            Err(err) => {
-                // The message stays in the inbox and is retried after a restart.
-                tracing::error!(error = %err, flow, node = %self.name, "state store unavailable; delivery postponed");
+            Some(OutcomeStatus::DeadLettered) => {
+                ctx.metrics.add(DUPLICATES, flow, &self.name, 1);
+                if let Some(ir::DeadLetter::Node(target)) = &self.dead_letter {
+                    ctx.send_to_sink(target, job).await;
+                }
                 return;
             }
+            None => {}
         }
         let mut attempts: Vec<String> = Vec::new();
         let mut attempt: u32 = 0;
@@ -143,6 +164,8 @@ impl SinkWorker {
                     break None;
                 }
                 CallOutcome::Permanent { reason } => {
+                    // The endpoint answered: it is up, whatever it thought of this message.
+                    self.circuit.success();
                     attempts.push(format!(
                         "{} attempt {attempt}: permanent: {reason}",
                         crate::state::now_secs()
@@ -159,11 +182,11 @@ impl SinkWorker {
                         crate::state::now_secs()
                     ));
                     self.circuit.failure();
+                    let retry_after = retry_after.map(|d| d.min(MAX_RETRY_AFTER));
                     if let Some(wait) = retry_after.filter(|_| class == "rate_limited") {
                         self.bucket.pause(wait);
                     }
-                    let retryable = self.policy.transient.contains(&class);
-                    if !retryable {
+                    if !self.policy.transient.contains(&class) {
                         break Some(format!(
                             "{reason} ({class} is not retried by policy `{}`)",
                             self.policy.name
@@ -181,15 +204,11 @@ impl SinkWorker {
         };
         match final_error {
             None => {
-                let sink_id = self.sink_id.clone();
-                let key = job.key.clone();
-                // Queued ahead of the message's completion in the same ordered state queue,
-                // so the message never leaves the inbox before its outcome is durable.
-                ctx.store
-                    .send(move |b| b.record_outcome(&sink_id, &key, OutcomeStatus::Delivered));
+                let (sink_id, key) = (self.sink_id.clone(), job.key.clone());
+                ctx.durably(move |b| b.record_outcome(&sink_id, &key, OutcomeStatus::Delivered))
+                    .await;
                 ctx.metrics.add(MESSAGES_OUT, flow, &self.name, 1);
-                ctx.continue_after(self.node, &job).await;
-                job.tracker.finish_one(ctx);
+                ctx.continue_after(self.node, job).await;
             }
             Some(reason) => self.dead_letter(ctx, job, reason, attempts).await,
         }
@@ -198,7 +217,7 @@ impl SinkWorker {
     async fn dead_letter(
         self: &Rc<Self>,
         ctx: &Rc<FlowCtx>,
-        job: SinkJob,
+        job: &SinkJob,
         reason: String,
         attempts: Vec<String>,
     ) {
@@ -219,23 +238,15 @@ impl SinkWorker {
             created_at: 0,
             replayed_at: None,
         };
-        let sink_id = self.sink_id.clone();
-        let key = job.key.clone();
-        let stored = ctx
-            .store
-            .call(move |b| {
-                b.add_dead_letter(&letter)?;
-                b.record_outcome(&sink_id, &key, OutcomeStatus::DeadLettered)
-            })
-            .await;
-        if let Err(err) = stored {
-            tracing::error!(error = %err, flow, node = %self.name, "cannot store a dead letter; the message stays pending");
-            return;
-        }
+        let (sink_id, key) = (self.sink_id.clone(), job.key.clone());
+        ctx.durably(move |b| {
+            b.add_dead_letter(&letter)?;
+            b.record_outcome(&sink_id, &key, OutcomeStatus::DeadLettered)
+        })
+        .await;
         ctx.metrics.add(DEAD_LETTERS, flow, &self.name, 1);
         if let Some(ir::DeadLetter::Node(target)) = &self.dead_letter {
-            ctx.send_to_sink(target, &job).await;
+            ctx.send_to_sink(target, job).await;
         }
-        job.tracker.finish_one(ctx);
     }
 }

@@ -76,6 +76,14 @@ pub trait Backend: Send {
     fn begin(&mut self) -> StateResult<()>;
     /// Makes the batch durable.
     fn commit(&mut self) -> StateResult<()>;
+    /// Abandons the batch (after a failed commit).
+    fn rollback(&mut self) -> StateResult<()>;
+    /// Marks a point inside the batch that one request's writes can be undone to.
+    fn savepoint(&mut self) -> StateResult<()>;
+    /// Keeps the writes since the savepoint.
+    fn release_savepoint(&mut self) -> StateResult<()>;
+    /// Undoes the writes since the savepoint.
+    fn rollback_savepoint(&mut self) -> StateResult<()>;
     /// Appends messages and, in the same transaction, moves the source's cursor to the
     /// position after them; returns their ids.
     fn append(
@@ -113,7 +121,10 @@ pub trait Backend: Send {
     fn mark_replayed(&mut self, id: i64) -> StateResult<()>;
 }
 
-type Job = Box<dyn FnOnce(&mut dyn Backend) -> Box<dyn FnOnce(StateResult<()>) + Send> + Send>;
+/// A queued request: runs against the backend, says whether it succeeded (a failed job's
+/// writes are rolled back alone), and returns what to tell the caller after the commit.
+type Reply = Box<dyn FnOnce(StateResult<()>) + Send>;
+type Job = Box<dyn FnOnce(&mut dyn Backend) -> (bool, Reply) + Send>;
 
 /// A cloneable handle to the state thread.
 #[derive(Clone)]
@@ -141,12 +152,31 @@ impl Store {
                             Err(_) => break,
                         }
                     }
-                    let began = backend.begin();
+                    if let Err(err) = backend.begin() {
+                        // Nothing ran: every caller hears the failure and may retry.
+                        for job in batch {
+                            let (_, reply) = job(&mut Unavailable(err.clone()));
+                            reply(Err(err.clone()));
+                        }
+                        continue;
+                    }
                     let mut replies = Vec::with_capacity(batch.len());
                     for job in batch {
-                        replies.push(job(backend.as_mut()));
+                        let isolated = backend.savepoint();
+                        let (ok, reply) = job(backend.as_mut());
+                        if isolated.is_ok() {
+                            let _ = if ok {
+                                backend.release_savepoint()
+                            } else {
+                                backend.rollback_savepoint()
+                            };
+                        }
+                        replies.push(reply);
                     }
-                    let committed = began.and_then(|_| backend.commit());
+                    let committed = backend.commit();
+                    if committed.is_err() {
+                        let _ = backend.rollback();
+                    }
                     for reply in replies {
                         reply(committed.clone());
                     }
@@ -166,7 +196,10 @@ impl Store {
     {
         let job: Job = Box::new(move |backend| {
             let result = work(backend);
-            Box::new(move |committed: StateResult<()>| reply(committed.and(result)))
+            let ok = result.is_ok();
+            let reply: Reply =
+                Box::new(move |committed: StateResult<()>| reply(committed.and(result)));
+            (ok, reply)
         });
         self.jobs.send(job).map_err(|_| STOPPED.to_string())
     }
@@ -210,6 +243,72 @@ impl Store {
             let _ = tx.send(result);
         })?;
         rx.recv().map_err(|_| STOPPED.to_string())?
+    }
+}
+
+/// A backend that refuses everything (used when a batch could not start).
+struct Unavailable(String);
+
+impl Backend for Unavailable {
+    fn begin(&mut self) -> StateResult<()> {
+        Err(self.0.clone())
+    }
+    fn commit(&mut self) -> StateResult<()> {
+        Err(self.0.clone())
+    }
+    fn rollback(&mut self) -> StateResult<()> {
+        Err(self.0.clone())
+    }
+    fn savepoint(&mut self) -> StateResult<()> {
+        Err(self.0.clone())
+    }
+    fn release_savepoint(&mut self) -> StateResult<()> {
+        Err(self.0.clone())
+    }
+    fn rollback_savepoint(&mut self) -> StateResult<()> {
+        Err(self.0.clone())
+    }
+    fn append(
+        &mut self,
+        _: &str,
+        _: &str,
+        _: &[Vec<u8>],
+        _: Option<(&str, &str)>,
+    ) -> StateResult<Vec<i64>> {
+        Err(self.0.clone())
+    }
+    fn pending(&mut self, _: &str, _: i64, _: usize) -> StateResult<Vec<Stored>> {
+        Err(self.0.clone())
+    }
+    fn backlog(&mut self, _: &str) -> StateResult<u64> {
+        Err(self.0.clone())
+    }
+    fn complete(&mut self, _: &[i64]) -> StateResult<()> {
+        Err(self.0.clone())
+    }
+    fn cursor(&mut self, _: &str, _: &str, _: &str) -> StateResult<Option<String>> {
+        Err(self.0.clone())
+    }
+    fn outcome(&mut self, _: &str, _: &str) -> StateResult<Option<OutcomeStatus>> {
+        Err(self.0.clone())
+    }
+    fn record_outcome(&mut self, _: &str, _: &str, _: OutcomeStatus) -> StateResult<()> {
+        Err(self.0.clone())
+    }
+    fn clear_outcome(&mut self, _: &str, _: &str) -> StateResult<()> {
+        Err(self.0.clone())
+    }
+    fn add_dead_letter(&mut self, _: &DeadLetter) -> StateResult<i64> {
+        Err(self.0.clone())
+    }
+    fn dead_letters(&mut self, _: bool, _: usize) -> StateResult<Vec<DeadLetter>> {
+        Err(self.0.clone())
+    }
+    fn dead_letter(&mut self, _: i64) -> StateResult<Option<DeadLetter>> {
+        Err(self.0.clone())
+    }
+    fn mark_replayed(&mut self, _: i64) -> StateResult<()> {
+        Err(self.0.clone())
     }
 }
 

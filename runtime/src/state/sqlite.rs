@@ -85,6 +85,24 @@ impl Backend for SqliteBackend {
         self.conn.execute_batch("COMMIT").map_err(err)
     }
 
+    fn rollback(&mut self) -> StateResult<()> {
+        self.conn.execute_batch("ROLLBACK").map_err(err)
+    }
+
+    fn savepoint(&mut self) -> StateResult<()> {
+        self.conn.execute_batch("SAVEPOINT job").map_err(err)
+    }
+
+    fn release_savepoint(&mut self) -> StateResult<()> {
+        self.conn.execute_batch("RELEASE job").map_err(err)
+    }
+
+    fn rollback_savepoint(&mut self) -> StateResult<()> {
+        self.conn
+            .execute_batch("ROLLBACK TO job; RELEASE job")
+            .map_err(err)
+    }
+
     fn append(
         &mut self,
         flow: &str,

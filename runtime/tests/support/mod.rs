@@ -16,6 +16,8 @@ pub struct Faults {
     pub server_error: u64,
     pub rate_limited: u64,
     pub slow: u64,
+    /// Answered 422: a permanent failure, dead-lettered at once.
+    pub rejected: u64,
 }
 
 /// What the sink saw.
@@ -151,6 +153,8 @@ fn serve(
         } else if dice < fault.server_error + fault.rate_limited + fault.slow {
             std::thread::sleep(Duration::from_millis(1500));
             b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 4\r\n\r\nlate"
+        } else if dice < fault.server_error + fault.rate_limited + fault.slow + fault.rejected {
+            b"HTTP/1.1 422 Unprocessable Entity\r\nContent-Length: 11\r\n\r\nunknown sku"
         } else {
             let mut seen = seen.lock().unwrap();
             seen.requests += 1;
