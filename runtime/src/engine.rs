@@ -140,7 +140,12 @@ impl FlowCtx {
                 continue;
             }
             let n = ids.len();
-            if let Err(err) = self.store.call(move |b| b.complete(&ids)).await {
+            if self.store.is_degraded() {
+                // An outcome write failed: keep the messages; a restart re-runs them.
+                self.in_flight.set(self.in_flight.get().saturating_sub(n));
+                continue;
+            }
+            if let Err(err) = self.store.call_single(move |b| b.complete(&ids)).await {
                 tracing::error!(error = %err, "cannot complete messages; they will be processed again");
             }
             self.in_flight.set(self.in_flight.get().saturating_sub(n));
@@ -160,7 +165,7 @@ impl FlowCtx {
             let name = flow_name.clone();
             let page = match self
                 .store
-                .call(move |b| b.pending(&name, last_id, PAGE))
+                .call_single(move |b| b.pending(&name, last_id, PAGE))
                 .await
             {
                 Ok(page) => page,
@@ -314,8 +319,36 @@ impl FlowCtx {
             + Send
             + 'static,
     {
+        self.durably_with(true, work).await
+    }
+
+    /// [`FlowCtx::durably`] for one statement (atomic without a savepoint).
+    pub async fn durably_single<T, F>(&self, work: F) -> T
+    where
+        T: Send + 'static,
+        F: Fn(&mut dyn crate::state::Backend) -> crate::state::StateResult<T>
+            + Clone
+            + Send
+            + 'static,
+    {
+        self.durably_with(false, work).await
+    }
+
+    async fn durably_with<T, F>(&self, isolated: bool, work: F) -> T
+    where
+        T: Send + 'static,
+        F: Fn(&mut dyn crate::state::Backend) -> crate::state::StateResult<T>
+            + Clone
+            + Send
+            + 'static,
+    {
         loop {
-            match self.store.call(work.clone()).await {
+            let attempt = if isolated {
+                self.store.call(work.clone()).await
+            } else {
+                self.store.call_single(work.clone()).await
+            };
+            match attempt {
                 Ok(value) => return value,
                 Err(err) => {
                     tracing::error!(error = %err, flow = %self.flow_name(), "state store call failed; retrying in 1 s");

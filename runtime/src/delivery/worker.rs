@@ -123,7 +123,7 @@ impl SinkWorker {
     async fn deliver_once(self: &Rc<Self>, ctx: &Rc<FlowCtx>, job: &SinkJob) {
         let flow = ctx.flow_name();
         let (sink_id, key) = (self.sink_id.clone(), job.key.clone());
-        match ctx.durably(move |b| b.outcome(&sink_id, &key)).await {
+        match ctx.durably_single(move |b| b.outcome(&sink_id, &key)).await {
             Some(OutcomeStatus::Delivered) => {
                 ctx.metrics.add(DUPLICATES, flow, &self.name, 1);
                 tracing::debug!(correlation_id = %job.tracker.correlation_id(), flow, node = %self.name, "already delivered; skipped");
@@ -205,8 +205,11 @@ impl SinkWorker {
         match final_error {
             None => {
                 let (sink_id, key) = (self.sink_id.clone(), job.key.clone());
-                ctx.durably(move |b| b.record_outcome(&sink_id, &key, OutcomeStatus::Delivered))
-                    .await;
+                // Queued ahead of the message's completion in the one ordered state queue; if it
+                // fails, the store refuses completions, so the message cannot leave the inbox
+                // without its outcome.
+                ctx.store
+                    .send(move |b| b.record_outcome(&sink_id, &key, OutcomeStatus::Delivered));
                 ctx.metrics.add(MESSAGES_OUT, flow, &self.name, 1);
                 ctx.continue_after(self.node, job).await;
             }

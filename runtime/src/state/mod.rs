@@ -124,12 +124,21 @@ pub trait Backend: Send {
 /// A queued request: runs against the backend, says whether it succeeded (a failed job's
 /// writes are rolled back alone), and returns what to tell the caller after the commit.
 type Reply = Box<dyn FnOnce(StateResult<()>) + Send>;
-type Job = Box<dyn FnOnce(&mut dyn Backend) -> (bool, Reply) + Send>;
+type Work = Box<dyn FnOnce(&mut dyn Backend) -> (bool, Reply) + Send>;
+
+/// A request and whether it writes more than once (and so needs a savepoint).
+struct Job {
+    work: Work,
+    isolated: bool,
+}
 
 /// A cloneable handle to the state thread.
 #[derive(Clone)]
 pub struct Store {
     jobs: mpsc::Sender<Job>,
+    /// Set when a write queued with [`Store::send`] failed: from then on nothing may be
+    /// marked complete, so no message can leave the inbox without its outcome.
+    degraded: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 const STOPPED: &str = "the state thread has stopped";
@@ -155,16 +164,18 @@ impl Store {
                     if let Err(err) = backend.begin() {
                         // Nothing ran: every caller hears the failure and may retry.
                         for job in batch {
-                            let (_, reply) = job(&mut Unavailable(err.clone()));
+                            let (_, reply) = (job.work)(&mut Unavailable(err.clone()));
                             reply(Err(err.clone()));
                         }
                         continue;
                     }
                     let mut replies = Vec::with_capacity(batch.len());
                     for job in batch {
-                        let isolated = backend.savepoint();
-                        let (ok, reply) = job(backend.as_mut());
-                        if isolated.is_ok() {
+                        // A single statement is atomic by itself; several writes in one
+                        // request are undone together when the request fails.
+                        let marked = job.isolated && backend.savepoint().is_ok();
+                        let (ok, reply) = (job.work)(backend.as_mut());
+                        if marked {
                             let _ = if ok {
                                 backend.release_savepoint()
                             } else {
@@ -184,34 +195,62 @@ impl Store {
             })
             .map(|_| ())
             .unwrap_or_else(|err| tracing::error!(error = %err, "cannot start the state thread"));
-        Store { jobs }
+        Store {
+            jobs,
+            degraded: std::sync::Arc::default(),
+        }
+    }
+
+    /// True once a queued write has failed (see [`Store::send`]).
+    pub fn is_degraded(&self) -> bool {
+        self.degraded.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Queues `work`; `reply` receives its result once the batch is committed.
-    fn submit<T, F, R>(&self, work: F, reply: R) -> StateResult<()>
+    fn submit<T, F, R>(&self, isolated: bool, work: F, reply: R) -> StateResult<()>
     where
         T: Send + 'static,
         F: FnOnce(&mut dyn Backend) -> StateResult<T> + Send + 'static,
         R: FnOnce(StateResult<T>) + Send + 'static,
     {
-        let job: Job = Box::new(move |backend| {
+        let work: Work = Box::new(move |backend| {
             let result = work(backend);
             let ok = result.is_ok();
             let reply: Reply =
                 Box::new(move |committed: StateResult<()>| reply(committed.and(result)));
             (ok, reply)
         });
-        self.jobs.send(job).map_err(|_| STOPPED.to_string())
+        self.jobs
+            .send(Job { work, isolated })
+            .map_err(|_| STOPPED.to_string())
     }
 
-    /// Runs `work` in the next batch and resolves once the batch is durable.
+    /// Runs `work` in the next batch and resolves once the batch is durable. If `work`
+    /// fails, none of its writes are kept.
     pub async fn call<T, F>(&self, work: F) -> StateResult<T>
     where
         T: Send + 'static,
         F: FnOnce(&mut dyn Backend) -> StateResult<T> + Send + 'static,
     {
+        self.call_with(true, work).await
+    }
+
+    /// Like [`Store::call`] for work that is one statement (atomic without a savepoint).
+    pub async fn call_single<T, F>(&self, work: F) -> StateResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut dyn Backend) -> StateResult<T> + Send + 'static,
+    {
+        self.call_with(false, work).await
+    }
+
+    async fn call_with<T, F>(&self, isolated: bool, work: F) -> StateResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut dyn Backend) -> StateResult<T> + Send + 'static,
+    {
         let (tx, rx) = oneshot::channel();
-        self.submit(work, move |result| {
+        self.submit(isolated, work, move |result| {
             let _ = tx.send(result);
         })?;
         rx.await.map_err(|_| STOPPED.to_string())?
@@ -222,12 +261,16 @@ impl Store {
     where
         F: FnOnce(&mut dyn Backend) -> StateResult<()> + Send + 'static,
     {
-        let queued = self.submit(work, |result| {
+        let degraded = self.degraded.clone();
+        let queued = self.submit(true, work, move |result| {
             if let Err(err) = result {
-                tracing::error!(error = %err, "state write failed");
+                degraded.store(true, std::sync::atomic::Ordering::SeqCst);
+                tracing::error!(error = %err, "state write failed; messages stay pending until a restart");
             }
         });
         if let Err(err) = queued {
+            self.degraded
+                .store(true, std::sync::atomic::Ordering::SeqCst);
             tracing::error!(error = %err, "state write not queued");
         }
     }
@@ -239,7 +282,7 @@ impl Store {
         F: FnOnce(&mut dyn Backend) -> StateResult<T> + Send + 'static,
     {
         let (tx, rx) = mpsc::channel();
-        self.submit(work, move |result| {
+        self.submit(true, work, move |result| {
             let _ = tx.send(result);
         })?;
         rx.recv().map_err(|_| STOPPED.to_string())?
