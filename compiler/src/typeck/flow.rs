@@ -304,9 +304,16 @@ impl<'a> FlowCx<'a> {
                 name, op, settings, ..
             } => {
                 let op_info = self.operation(op, false, diags);
+                let connector = self
+                    .connection(op, &mut Diagnostics::default())
+                    .map(|c| c.name.clone())
+                    .unwrap_or_default();
                 let options = match (op_info, settings) {
-                    (Some(info), Some(settings)) => source_options(&info.kind, settings, diags),
+                    (Some(info), Some(settings)) => {
+                        source_options(&connector, &info.kind, settings, diags)
+                    }
                     (Some(info), None) => source_options(
+                        &connector,
                         &info.kind,
                         &Settings {
                             entries: Vec::new(),
@@ -1087,6 +1094,8 @@ fn quota_warning(diags: &mut Diagnostics, span: Span, op: &Operation, asked: &st
 }
 
 const POLL_KEYS: &[&str] = &["every", "cursor", "page_size", "lookback"];
+/// The generic `http.get` poll conventions (see the runtime's `sources/poll.rs`).
+const HTTP_POLL_KEYS: &[&str] = &["path", "items", "next", "watermark"];
 const WEBHOOK_KEYS: &[&str] = &["path", "dedupe"];
 const SCHEDULE_KEYS: &[&str] = &["every", "cron"];
 const FILE_KEYS: &[&str] = &["path", "format"];
@@ -1105,11 +1114,16 @@ fn keys_for(kind: &str) -> &'static [&'static str] {
 
 /// Checks a source's options against its kind.
 fn source_options(
+    connector: &str,
     kind: &str,
     settings: &Settings,
     diags: &mut Diagnostics,
 ) -> BTreeMap<String, Value> {
-    let allowed = keys_for(kind);
+    let mut allowed: Vec<&str> = keys_for(kind).to_vec();
+    if (connector, kind) == ("http", "poll") {
+        allowed.extend_from_slice(HTTP_POLL_KEYS);
+    }
+    let allowed = allowed.as_slice();
     settings::duplicate_keys(settings.entries.iter().map(|e| &e.name), "option", diags);
     let mut out = BTreeMap::new();
     for entry in &settings.entries {
@@ -1177,7 +1191,10 @@ fn source_options(
                 matches!(n.as_str(), "csv" | "jsonl")
             }
             ("dedupe", Const::Value(Value::Bool(_))) => true,
-            ("path" | "cron" | "subject" | "durable", Const::Value(Value::String(_))) => true,
+            (
+                "path" | "cron" | "subject" | "durable" | "items" | "next" | "watermark",
+                Const::Value(Value::String(_)),
+            ) => true,
             _ => false,
         };
         if !ok {

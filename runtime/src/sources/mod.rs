@@ -2,6 +2,7 @@
 //! it acknowledges (advances its cursor, answers the webhook).
 
 pub mod file;
+pub mod poll;
 pub mod webhook;
 
 use crate::engine::FlowCtx;
@@ -44,6 +45,11 @@ pub fn start(
         match (conn.connector.as_str(), kind.as_str()) {
             ("file", "file") => {
                 let source = file::FileSource::new(ctx.clone(), &node.name, &settings, options)?;
+                let stop = stop.clone();
+                tokio::task::spawn_local(async move { source.run(stop).await });
+            }
+            ("http", "poll") => {
+                let source = poll::PollSource::new(ctx.clone(), &node.name, &settings, options)?;
                 let stop = stop.clone();
                 tokio::task::spawn_local(async move { source.run(stop).await });
             }
