@@ -371,10 +371,22 @@ impl<'a> ExprCx<'a> {
             Ok(template) => template,
             Err(err) => {
                 let detail = err.detail().unwrap_or("syntax error").to_string();
+                let at = match err.range() {
+                    Some(range) if literal_is_verbatim(text, span) && range.start < text.len() => {
+                        Span::new(
+                            span.file,
+                            span.start as usize + 1 + range.start,
+                            span.start as usize
+                                + 1
+                                + range.end.min(text.len()).max(range.start + 1),
+                        )
+                    }
+                    _ => span,
+                };
                 self.diags.push(
                     Diagnostic::error(
                         codes::INVALID_TEMPLATE,
-                        span,
+                        at,
                         format!("invalid template: {detail}"),
                     )
                     .label("this template does not parse")
@@ -397,10 +409,11 @@ impl<'a> ExprCx<'a> {
                 candidates.iter().map(String::as_str),
                 "templates can use `let` names, `as` variables, `input` and (in routes and sinks) the message's fields",
             );
+            let at = variable_span(text, span, &name);
             self.diags.push(
                 Diagnostic::error(
                     codes::UNKNOWN_TEMPLATE_VARIABLE,
-                    span,
+                    at,
                     format!("template uses unknown variable `{name}`"),
                 )
                 .label(format!("`{name}` is not in scope here"))
@@ -1180,6 +1193,47 @@ fn jsonpath_error(err: &jsonpath_rust::parser::errors::JsonPathError) -> (String
         }
         other => (other.to_string(), None),
     }
+}
+
+/// True when a string literal's source is its value between quotes (no escapes), so
+/// offsets in the value map one to one onto the source.
+fn literal_is_verbatim(value: &str, span: Span) -> bool {
+    span.len() == value.len() + 2
+}
+
+/// The span of a template variable's first use inside `{{ }}` or `{% %}`, or the whole
+/// literal when the position cannot be mapped.
+fn variable_span(value: &str, span: Span, name: &str) -> Span {
+    if !literal_is_verbatim(value, span) {
+        return span;
+    }
+    let bytes = value.as_bytes();
+    let mut search = 0;
+    while let Some(found) = value[search..].find(name) {
+        let start = search + found;
+        let end = start + name.len();
+        let before_ok = start == 0
+            || !(bytes[start - 1].is_ascii_alphanumeric()
+                || bytes[start - 1] == b'_'
+                || bytes[start - 1] == b'.');
+        let after_ok =
+            end == bytes.len() || !(bytes[end].is_ascii_alphanumeric() || bytes[end] == b'_');
+        let inside = value[..start]
+            .rfind("{{")
+            .or(value[..start].rfind("{%"))
+            .is_some_and(|open| {
+                !value[open..start].contains("}}") && !value[open..start].contains("%}")
+            });
+        if before_ok && after_ok && inside {
+            return Span::new(
+                span.file,
+                span.start as usize + 1 + start,
+                span.start as usize + 1 + end,
+            );
+        }
+        search = end;
+    }
+    span
 }
 
 /// One shared minijinja environment for syntax checks (building one is not free).

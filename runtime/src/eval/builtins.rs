@@ -40,6 +40,10 @@ fn arg<'a>(args: &mut std::slice::IterMut<'_, Val<'a>>) -> Val<'a> {
     args.next().map(std::mem::take).unwrap_or_default()
 }
 
+fn args_first<'v, 'a>(it: &'v std::slice::IterMut<'_, Val<'a>>) -> Option<&'v Val<'a>> {
+    it.as_slice().first()
+}
+
 fn text<'a>(value: &Val<'a>, func: &str) -> Result<Cow<'a, str>, Reject> {
     match value {
         Val::Str(s) => Ok(s.clone()),
@@ -169,6 +173,12 @@ fn extreme<'a>(items: &[Val<'a>], want: std::cmp::Ordering) -> Val<'a> {
 pub fn call<'a>(func: Func, args: &mut [Val<'a>]) -> Eval<'a> {
     let mut it = args.iter_mut();
     Ok(match func {
+        // String functions pass a missing value through, as field access does.
+        Func::Lower | Func::Upper | Func::Trim
+            if matches!(args_first(&it), Some(Val::Null) | None) =>
+        {
+            Val::Null
+        }
         Func::Lower => Val::Str(Cow::Owned(
             text(&arg(&mut it), "lower")?.to_ascii_lowercase(),
         )),
