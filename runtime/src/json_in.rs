@@ -181,13 +181,13 @@ impl<'de> Visitor<'de> for ValVisitor<'_> {
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Val<'de>, A::Error> {
         let Some(element) = self.0.element() else {
             while seq.next_element::<IgnoredAny>()?.is_some() {}
-            return Ok(Val::List(Rc::new(Vec::new())));
+            return Ok(Val::List(Rc::from(Vec::new())));
         };
         let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(8));
         while let Some(item) = seq.next_element_seed(Seed(element))? {
             items.push(item);
         }
-        Ok(Val::List(Rc::new(items)))
+        Ok(Val::List(Rc::from(items)))
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Val<'de>, A::Error> {
@@ -207,7 +207,7 @@ impl<'de> Visitor<'de> for ValVisitor<'_> {
                 }
             }
         }
-        Ok(Val::Obj(Rc::new(fields)))
+        Ok(Val::Obj(Rc::from(fields)))
     }
 }
 

@@ -181,7 +181,7 @@ impl Pipeline {
                 KindRt::Split { each } => {
                     let items = match self.env.eval(each, &value, &mut slots).map_err(reject)? {
                         Val::List(items) => items,
-                        Val::Null => std::rc::Rc::new(Vec::new()),
+                        Val::Null => std::rc::Rc::from(Vec::new()),
                         other => {
                             return Err(Rejected {
                                 node: node.name.clone(),

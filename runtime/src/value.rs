@@ -20,8 +20,8 @@ pub enum Val<'a> {
     Str(Cow<'a, str>),
     /// Integer minor units and a currency code.
     Money(i64, Cow<'a, str>),
-    List(Rc<Vec<Val<'a>>>),
-    Obj(Rc<Fields<'a>>),
+    List(Rc<[Val<'a>]>),
+    Obj(Rc<[(Cow<'a, str>, Val<'a>)]>),
 }
 
 impl<'a> Val<'a> {
@@ -100,14 +100,17 @@ impl<'a> Val<'a> {
             Val::Dec(d) => Val::Dec(d),
             Val::Str(s) => Val::Str(Cow::Owned(s.into_owned())),
             Val::Money(a, c) => Val::Money(a, Cow::Owned(c.into_owned())),
-            Val::List(items) => Val::List(Rc::new(
-                items.iter().map(|v| v.clone().into_owned()).collect(),
+            Val::List(items) => Val::List(Rc::from(
+                items
+                    .iter()
+                    .map(|v| v.clone().into_owned())
+                    .collect::<Vec<_>>(),
             )),
-            Val::Obj(fields) => Val::Obj(Rc::new(
+            Val::Obj(fields) => Val::Obj(Rc::from(
                 fields
                     .iter()
                     .map(|(k, v)| (Cow::Owned(k.to_string()), v.clone().into_owned()))
-                    .collect(),
+                    .collect::<Vec<_>>(),
             )),
         }
     }
@@ -126,13 +129,13 @@ impl<'a> Val<'a> {
                     .unwrap_or(Val::Null),
             },
             serde_json::Value::String(s) => Val::Str(Cow::Owned(s.clone())),
-            serde_json::Value::Array(items) => {
-                Val::List(Rc::new(items.iter().map(Val::from_json).collect()))
-            }
-            serde_json::Value::Object(map) => Val::Obj(Rc::new(
+            serde_json::Value::Array(items) => Val::List(Rc::from(
+                items.iter().map(Val::from_json).collect::<Vec<_>>(),
+            )),
+            serde_json::Value::Object(map) => Val::Obj(Rc::from(
                 map.iter()
                     .map(|(k, v)| (Cow::Owned(k.clone()), Val::from_json(v)))
-                    .collect(),
+                    .collect::<Vec<_>>(),
             )),
         }
     }

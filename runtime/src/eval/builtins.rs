@@ -54,10 +54,10 @@ fn text<'a>(value: &Val<'a>, func: &str) -> Result<Cow<'a, str>, Reject> {
     }
 }
 
-fn list<'a>(value: Val<'a>, func: &str) -> Result<Rc<Vec<Val<'a>>>, Reject> {
+fn list<'a>(value: Val<'a>, func: &str) -> Result<Rc<[Val<'a>]>, Reject> {
     match value {
         Val::List(items) => Ok(items),
-        Val::Null => Ok(Rc::new(Vec::new())),
+        Val::Null => Ok(Rc::from(Vec::new())),
         other => Err(Reject(format!(
             "`{func}` expects a list, found {}",
             other.kind()
@@ -335,10 +335,10 @@ pub fn call<'a>(func: Func, args: &mut [Val<'a>]) -> Eval<'a> {
         Func::Split => {
             let s = text(&arg(&mut it), "split")?;
             let sep = text(&arg(&mut it), "split")?;
-            Val::List(Rc::new(
+            Val::List(Rc::from(
                 s.split(sep.as_ref())
                     .map(|p| Val::Str(Cow::Owned(p.to_string())))
-                    .collect(),
+                    .collect::<Vec<_>>(),
             ))
         }
         Func::Join => {
@@ -388,16 +388,16 @@ pub fn call<'a>(func: Func, args: &mut [Val<'a>]) -> Eval<'a> {
                     None => groups.push((key, vec![item.clone()])),
                 }
             }
-            Val::List(Rc::new(
+            Val::List(Rc::from(
                 groups
                     .into_iter()
                     .map(|(key, members)| {
-                        Val::Obj(Rc::new(vec![
+                        Val::Obj(Rc::from(vec![
                             (Cow::Borrowed("key"), key),
-                            (Cow::Borrowed("items"), Val::List(Rc::new(members))),
+                            (Cow::Borrowed("items"), Val::List(Rc::from(members))),
                         ]))
                     })
-                    .collect(),
+                    .collect::<Vec<_>>(),
             ))
         }
         Func::Currency => match arg(&mut it) {

@@ -126,11 +126,13 @@ fn intern(text: &str) -> &'static str {
 fn interned(value: &serde_json::Value) -> Val<'static> {
     match value {
         serde_json::Value::String(s) => Val::Str(Cow::Borrowed(intern(s))),
-        serde_json::Value::Array(items) => Val::List(Rc::new(items.iter().map(interned).collect())),
-        serde_json::Value::Object(map) => Val::Obj(Rc::new(
+        serde_json::Value::Array(items) => {
+            Val::List(Rc::from(items.iter().map(interned).collect::<Vec<_>>()))
+        }
+        serde_json::Value::Object(map) => Val::Obj(Rc::from(
             map.iter()
                 .map(|(k, v)| (Cow::Borrowed(intern(k)), interned(v)))
-                .collect(),
+                .collect::<Vec<_>>(),
         )),
         other => Val::from_json(other),
     }
@@ -353,19 +355,22 @@ impl Env {
                 let json = input.to_json();
                 let found = jsonpath_rust::query::js_path_process(query, &json)
                     .map_err(|e| Reject(format!("JSONPath failed: {e}")))?;
-                Ok(Val::List(Rc::new(
-                    found.into_iter().map(|q| Val::from_json(q.val())).collect(),
+                Ok(Val::List(Rc::from(
+                    found
+                        .into_iter()
+                        .map(|q| Val::from_json(q.val()))
+                        .collect::<Vec<_>>(),
                 )))
             }
             Code::Member(base, name) => {
                 let base = self.eval(base, input, slots)?;
                 Ok(match base {
-                    Val::List(items) => Val::List(Rc::new(
+                    Val::List(items) => Val::List(Rc::from(
                         items
                             .iter()
                             .map(|i| i.field(name))
                             .filter(|v| !v.is_null())
-                            .collect(),
+                            .collect::<Vec<_>>(),
                     )),
                     other => other.field(name),
                 })
@@ -461,7 +466,7 @@ impl Env {
                 for item in items {
                     values.push(self.eval(item, input, slots)?);
                 }
-                Ok(Val::List(Rc::new(values)))
+                Ok(Val::List(Rc::from(values)))
             }
             Code::Record { schema, items } => self.record(*schema, items, input, slots),
             Code::Each {
@@ -473,7 +478,7 @@ impl Env {
                 let source = self.eval(source, input, slots)?;
                 let items = match source {
                     Val::List(items) => items,
-                    Val::Null => return Ok(Val::List(Rc::new(Vec::new()))),
+                    Val::Null => return Ok(Val::List(Rc::from(Vec::new()))),
                     other => {
                         return Err(Reject(format!(
                             "expected a list to map over, found {}",
@@ -494,7 +499,7 @@ impl Env {
                     }
                     out.push(self.eval(body, input, slots)?);
                 }
-                Ok(Val::List(Rc::new(out)))
+                Ok(Val::List(Rc::from(out)))
             }
             Code::Template { name, vars } => self
                 .render(name, vars, input, slots)
@@ -581,7 +586,7 @@ impl Env {
                 })?;
             }
         }
-        Ok(Val::Obj(Rc::new(fields)))
+        Ok(Val::Obj(Rc::from(fields)))
     }
 }
 
@@ -693,7 +698,7 @@ fn conform<'a>(kind: &FieldKind, value: Val<'a>) -> Result<Val<'a>, String> {
             for item in items.iter() {
                 out.push(conform(elem, item.clone())?);
             }
-            Ok(Val::List(Rc::new(out)))
+            Ok(Val::List(Rc::from(out)))
         }
         (_, other) => Err(describe(&other)),
     }
@@ -729,7 +734,7 @@ fn walk<'a>(base: &Val<'a>, path: &[Seg]) -> Val<'a> {
             (Seg::All, Val::Obj(fields)) => {
                 return walk_all(fields.iter().map(|(_, v)| v), &path[idx + 1..])
             }
-            (Seg::All, _) => return Val::List(Rc::new(Vec::new())),
+            (Seg::All, _) => return Val::List(Rc::from(Vec::new())),
             _ => return Val::Null,
         };
     }
@@ -746,5 +751,5 @@ fn walk_all<'v, 'a: 'v>(items: impl Iterator<Item = &'v Val<'a>>, rest: &[Seg]) 
             value => out.push(value),
         }
     }
-    Val::List(Rc::new(out))
+    Val::List(Rc::from(out))
 }
