@@ -14,6 +14,7 @@ use std::collections::HashMap;
 use std::rc::Rc;
 use std::time::Duration;
 use tokio::sync::{watch, Notify, OwnedSemaphorePermit, Semaphore};
+use tracing::Instrument;
 
 /// Messages processed but not finished, per flow (bounds memory).
 const MAX_IN_FLIGHT: usize = 2048;
@@ -211,7 +212,15 @@ impl FlowCtx {
                     remaining: Cell::new(1),
                     _permit: permit,
                 });
-                self.handle(&stored.source, &projection, tracker).await;
+                let span = tracing::info_span!(
+                    "message",
+                    inbox_id = stored.id,
+                    flow = %self.flow_name(),
+                    source = %stored.source,
+                );
+                self.handle(&stored.source, &projection, tracker)
+                    .instrument(span)
+                    .await;
             }
             // Messages appended below `last_id` after a replay are picked up from the start.
             if self.in_flight.get() == 0 {

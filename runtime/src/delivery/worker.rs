@@ -14,6 +14,7 @@ use std::collections::HashSet;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
+use tracing::Instrument;
 
 /// Default timeout of a sink call.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -100,10 +101,20 @@ impl SinkWorker {
         };
         let worker = self.clone();
         let ctx = ctx.clone();
-        tokio::task::spawn_local(async move {
-            worker.deliver(&ctx, job).await;
-            drop(permit);
-        });
+        let span = tracing::info_span!(
+            "delivery",
+            correlation_id = %job.tracker.correlation_id(),
+            flow = %ctx.flow_name(),
+            node = %self.name,
+            key = %job.key,
+        );
+        tokio::task::spawn_local(
+            async move {
+                worker.deliver(&ctx, job).await;
+                drop(permit);
+            }
+            .instrument(span),
+        );
     }
 
     async fn deliver(self: &Rc<Self>, ctx: &Rc<FlowCtx>, job: SinkJob) {
