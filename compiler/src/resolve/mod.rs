@@ -51,6 +51,8 @@ pub struct ModuleInfo {
 #[derive(Debug, Default)]
 pub struct Program {
     pub modules: Vec<ModuleInfo>,
+    /// How many modules declare a type of each name (for [`Program::ir_name`]).
+    type_name_counts: std::sync::OnceLock<HashMap<String, usize>>,
 }
 
 /// What kind of item a name must denote at a use site.
@@ -98,14 +100,19 @@ impl Program {
         let Some(name) = self.item(item).name().map(|n| n.name.clone()) else {
             return String::new();
         };
-        let clash = self.modules.iter().enumerate().any(|(idx, module)| {
-            idx as u32 != item.module.0
-                && module.ast.items.iter().any(|other| {
-                    matches!(other, Item::Schema(_) | Item::Enum(_))
-                        && other.name().is_some_and(|n| n.name == name)
-                })
+        let counts = self.type_name_counts.get_or_init(|| {
+            let mut counts: HashMap<String, usize> = HashMap::new();
+            for module in &self.modules {
+                for declared in &module.ast.items {
+                    if let (Item::Schema(_) | Item::Enum(_), Some(n)) = (declared, declared.name())
+                    {
+                        *counts.entry(n.name.clone()).or_default() += 1;
+                    }
+                }
+            }
+            counts
         });
-        if clash {
+        if counts.get(&name).copied().unwrap_or(0) > 1 {
             format!("{}.{name}", self.module(item.module).name)
         } else {
             name
