@@ -1,4 +1,5 @@
 //! The omniflow runtime: loads a compiled graph and executes its flows.
+#![deny(clippy::unwrap_used)]
 
 pub mod connectors;
 pub mod decimal;
