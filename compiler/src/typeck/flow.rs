@@ -8,7 +8,7 @@ use super::{Env, OperationInfo};
 use crate::diagnostics::{codes, suggest, Diagnostic, Diagnostics};
 use crate::ir::{self, DeadLetter, NodeKind, Rate};
 use crate::resolve::{Kind, ModuleId, Program};
-use crate::source::{self, Span};
+use crate::source::Span;
 use crate::syntax::ast::{FlowDecl, Ident, Operation, Settings, Stmt, TestDecl, TestValue};
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap};
@@ -928,33 +928,7 @@ impl<'a> FlowCx<'a> {
         match value {
             TestValue::Json(json) => Some(json.to_value()),
             TestValue::File(path) => {
-                let from = self.program.module(self.module).path.clone()?;
-                let resolved = match source::resolve_relative(&from, &path.value) {
-                    Ok(p) => p,
-                    Err(reason) => {
-                        diags.push(
-                            Diagnostic::error(
-                                codes::FILE_NOT_FOUND,
-                                path.span,
-                                format!("cannot load `{}`: {reason}", path.value),
-                            )
-                            .label("outside the flow's directory")
-                            .help("keep fixtures beside or below the flow"),
-                        );
-                        return None;
-                    }
-                };
-                let text = match source::read_text(&resolved) {
-                    Ok(t) => t,
-                    Err(reason) => {
-                        diags.push(
-                            Diagnostic::error(codes::FILE_NOT_FOUND, path.span, reason)
-                                .label("this fixture cannot be read")
-                                .help("check the path; it is relative to the flow file"),
-                        );
-                        return None;
-                    }
-                };
+                let text = super::read_beside(self.program, self.module, path, "fixture", diags)?;
                 match serde_json::from_str(&text) {
                     Ok(v) => Some(v),
                     Err(err) => {

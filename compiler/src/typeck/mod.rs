@@ -273,6 +273,46 @@ fn check_defaults(
     }
 }
 
+/// Reads a file a flow names (a table's data, a test fixture) relative to the flow's own
+/// file; reports `E0116` when it is outside the flow's directory or cannot be read.
+pub fn read_beside(
+    program: &Program,
+    module: ModuleId,
+    path: &crate::syntax::ast::StringLit,
+    kind: &str,
+    diags: &mut Diagnostics,
+) -> Option<String> {
+    let from = program.module(module).path.clone()?;
+    let resolved = match crate::source::resolve_relative(&from, &path.value) {
+        Ok(p) => p,
+        Err(reason) => {
+            diags.push(
+                Diagnostic::error(
+                    codes::FILE_NOT_FOUND,
+                    path.span,
+                    format!("cannot load `{}`: {reason}", path.value),
+                )
+                .label("outside the flow's directory")
+                .help(format!(
+                    "keep {kind}s beside or below the flow, with a relative path"
+                )),
+            );
+            return None;
+        }
+    };
+    match crate::source::read_text(&resolved) {
+        Ok(text) => Some(text),
+        Err(reason) => {
+            diags.push(
+                Diagnostic::error(codes::FILE_NOT_FOUND, path.span, reason)
+                    .label(format!("this {kind} cannot be read"))
+                    .help("check the path; it is relative to the flow file"),
+            );
+            None
+        }
+    }
+}
+
 /// A literal expression as JSON (for defaults).
 pub fn literal_json(expr: &crate::syntax::ast::Expr) -> Option<Value> {
     let mut scratch = Diagnostics::default();

@@ -4,7 +4,6 @@ use super::types::{resolve_type, Ty};
 use super::{Env, TableInfo};
 use crate::diagnostics::{codes, Diagnostic, Diagnostics};
 use crate::resolve::{ModuleId, Program};
-use crate::source;
 use crate::syntax::ast::{TableDecl, TableSource};
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -68,47 +67,12 @@ pub fn table_info(
             }
         }
         TableSource::File { path, options } => {
-            let from = program.module(module).path.clone();
-            let Some(from) = from else {
+            let Some(text) = super::read_beside(program, module, path, "table file", diags) else {
                 return TableInfo {
                     key_ty,
                     value_ty,
                     entries,
                 };
-            };
-            let resolved = match source::resolve_relative(&from, &path.value) {
-                Ok(p) => p,
-                Err(reason) => {
-                    diags.push(
-                        Diagnostic::error(
-                            codes::FILE_NOT_FOUND,
-                            path.span,
-                            format!("cannot load `{}`: {reason}", path.value),
-                        )
-                        .label("outside the flow's directory")
-                        .help("keep table files beside or below the flow, with a relative path"),
-                    );
-                    return TableInfo {
-                        key_ty,
-                        value_ty,
-                        entries,
-                    };
-                }
-            };
-            let text = match source::read_text(&resolved) {
-                Ok(text) => text,
-                Err(reason) => {
-                    diags.push(
-                        Diagnostic::error(codes::FILE_NOT_FOUND, path.span, reason)
-                            .label("this file cannot be read")
-                            .help("check the path; it is relative to the flow file"),
-                    );
-                    return TableInfo {
-                        key_ty,
-                        value_ty,
-                        entries,
-                    };
-                }
             };
             let option = |name: &str| {
                 options
