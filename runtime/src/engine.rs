@@ -87,12 +87,13 @@ impl FlowCtx {
         flow_idx: usize,
         store: Store,
         metrics: Rc<Metrics>,
+        limits: &crate::delivery::rate_limit::ConnectionLimits,
     ) -> Result<Rc<FlowCtx>, String> {
         let flow = &pipeline.flows[flow_idx];
         let mut sinks = HashMap::new();
         for (idx, node) in flow.nodes.iter().enumerate() {
             if matches!(node.kind, KindRt::Sink { .. }) {
-                let worker = SinkWorker::new(&pipeline.graph, &flow.ir, idx)
+                let worker = SinkWorker::new(&pipeline.graph, &flow.ir, idx, limits)
                     .map_err(|e| format!("flow `{}`: {e}", flow.name))?;
                 sinks.insert(idx, Rc::new(worker));
             }

@@ -79,9 +79,16 @@ async fn serve(args: Args, pipeline: Rc<Pipeline>, store: state::Store) -> Resul
     let (stop_tx, stop_rx) = watch::channel(false);
     let stopping = Rc::new(Cell::new(false));
     let webhooks = Routes::default();
+    let limits = omniflow_runtime::delivery::rate_limit::ConnectionLimits::new(&pipeline.graph);
     let mut flows = Vec::new();
     for idx in 0..pipeline.flows.len() {
-        let ctx = FlowCtx::new(pipeline.clone(), idx, store.clone(), metrics.clone())?;
+        let ctx = FlowCtx::new(
+            pipeline.clone(),
+            idx,
+            store.clone(),
+            metrics.clone(),
+            &limits,
+        )?;
         sources::start(&ctx, &stop_rx, &webhooks)?;
         let processor = ctx.clone();
         let stop = stop_rx.clone();

@@ -57,3 +57,44 @@ impl Circuit {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(flavor = "current_thread", start_paused = true)]
+    async fn opens_after_repeated_failures_and_closes_after_a_good_trial() {
+        let circuit = Circuit::default();
+        for _ in 0..THRESHOLD - 1 {
+            circuit.failure();
+        }
+        assert!(!circuit.is_open(), "below the threshold calls go on");
+        circuit.failure();
+        assert!(circuit.is_open());
+        let started = Instant::now();
+        circuit.wait().await; // the trial call, after the cool-down
+        assert!(started.elapsed() >= COOL_DOWN);
+        circuit.success();
+        assert!(!circuit.is_open());
+        let again = Instant::now();
+        circuit.wait().await;
+        assert_eq!(
+            again.elapsed(),
+            Duration::ZERO,
+            "a closed circuit does not hold calls"
+        );
+    }
+
+    #[tokio::test(flavor = "current_thread", start_paused = true)]
+    async fn a_failed_trial_reopens_for_another_cool_down() {
+        let circuit = Circuit::default();
+        for _ in 0..THRESHOLD {
+            circuit.failure();
+        }
+        circuit.wait().await;
+        circuit.failure();
+        let started = Instant::now();
+        circuit.wait().await;
+        assert!(started.elapsed() >= COOL_DOWN);
+    }
+}

@@ -3,6 +3,36 @@
 use std::cell::Cell;
 use tokio::time::{sleep_until, Duration, Instant};
 
+/// One bucket per connection, from its connector's published quota, shared by every sink
+/// (in every flow) that calls it.
+#[derive(Default)]
+pub struct ConnectionLimits {
+    buckets: std::collections::HashMap<String, std::rc::Rc<TokenBucket>>,
+}
+
+impl ConnectionLimits {
+    /// Buckets for the connections of a graph that publish a rate.
+    pub fn new(graph: &omniflow_compiler::ir::Graph) -> ConnectionLimits {
+        let buckets = graph
+            .connections
+            .iter()
+            .filter_map(|c| {
+                let rate = c.quota.rate_per_sec?;
+                Some((
+                    c.name.clone(),
+                    std::rc::Rc::new(TokenBucket::new(Some(rate), c.quota.burst)),
+                ))
+            })
+            .collect();
+        ConnectionLimits { buckets }
+    }
+
+    /// The bucket of a connection, if its connector publishes a rate.
+    pub fn get(&self, connection: &str) -> Option<std::rc::Rc<TokenBucket>> {
+        self.buckets.get(connection).cloned()
+    }
+}
+
 /// A token bucket; `None` rate means unlimited.
 pub struct TokenBucket {
     rate_per_sec: Option<f64>,
@@ -54,6 +84,13 @@ impl TokenBucket {
         }
     }
 
+    /// Takes `n` tokens one after the other (for tests and bulk calls).
+    pub async fn acquire_many(&self, n: usize) {
+        for _ in 0..n {
+            self.acquire().await;
+        }
+    }
+
     /// Stops handing out tokens for a while (the system said 429 with Retry-After).
     pub fn pause(&self, wait: Duration) {
         let until = Instant::now() + wait;
@@ -64,5 +101,33 @@ impl TokenBucket {
         {
             self.paused_until.set(Some(until));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(flavor = "current_thread", start_paused = true)]
+    async fn hands_out_tokens_at_the_rate_after_the_burst() {
+        let bucket = TokenBucket::new(Some(5.0), Some(2));
+        let started = Instant::now();
+        bucket.acquire_many(2).await;
+        assert_eq!(started.elapsed(), Duration::ZERO, "the burst is free");
+        bucket.acquire_many(10).await;
+        let waited = started.elapsed().as_secs_f64();
+        assert!(
+            (waited - 2.0).abs() < 0.01,
+            "10 tokens at 5/s take 2 s of virtual time, took {waited}"
+        );
+    }
+
+    #[tokio::test(flavor = "current_thread", start_paused = true)]
+    async fn a_pause_holds_every_caller() {
+        let bucket = TokenBucket::new(None, None);
+        bucket.pause(Duration::from_secs(3));
+        let started = Instant::now();
+        bucket.acquire().await;
+        assert!(started.elapsed() >= Duration::from_secs(3));
     }
 }

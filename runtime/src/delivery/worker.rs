@@ -2,7 +2,7 @@
 //! timeout, retries per policy, and the dead letter when the call cannot succeed.
 
 use super::circuit::Circuit;
-use super::rate_limit::TokenBucket;
+use super::rate_limit::{ConnectionLimits, TokenBucket};
 use super::retry;
 use crate::connectors::{Call, CallOutcome, SinkConnector};
 use crate::engine::{FlowCtx, Tracker};
@@ -39,6 +39,8 @@ pub struct SinkWorker {
     connector: Box<dyn SinkConnector>,
     policy: RetryPolicy,
     bucket: TokenBucket,
+    /// The connection's own quota, shared with the other sinks that use it.
+    connection_bucket: Option<Rc<TokenBucket>>,
     circuit: Circuit,
     timeout: Duration,
     slots: std::sync::Arc<Semaphore>,
@@ -48,7 +50,12 @@ pub struct SinkWorker {
 
 impl SinkWorker {
     /// Builds the worker of a sink node.
-    pub fn new(graph: &ir::Graph, flow: &ir::Flow, node_idx: usize) -> Result<SinkWorker, String> {
+    pub fn new(
+        graph: &ir::Graph,
+        flow: &ir::Flow,
+        node_idx: usize,
+        limits: &ConnectionLimits,
+    ) -> Result<SinkWorker, String> {
         let node = &flow.nodes[node_idx];
         let ir::NodeKind::Sink {
             connection,
@@ -82,6 +89,7 @@ impl SinkWorker {
             connector,
             policy,
             bucket: TokenBucket::new(rate.map(|r| r.per_second()), *burst),
+            connection_bucket: limits.get(&connection.name),
             circuit: Circuit::default(),
             timeout: timeout_ms
                 .map(Duration::from_millis)
@@ -157,6 +165,9 @@ impl SinkWorker {
             attempt += 1;
             self.circuit.wait().await;
             self.bucket.acquire().await;
+            if let Some(shared) = &self.connection_bucket {
+                shared.acquire().await;
+            }
             let started = Instant::now();
             let outcome = self
                 .connector
@@ -196,6 +207,9 @@ impl SinkWorker {
                     let retry_after = retry_after.map(|d| d.min(MAX_RETRY_AFTER));
                     if let Some(wait) = retry_after.filter(|_| class == "rate_limited") {
                         self.bucket.pause(wait);
+                        if let Some(shared) = &self.connection_bucket {
+                            shared.pause(wait);
+                        }
                     }
                     if !self.policy.transient.contains(&class) {
                         break Some(format!(
