@@ -69,6 +69,16 @@ impl Projection {
         child.add(rest);
     }
 
+    /// The projection of a field (for the scanner).
+    pub(crate) fn child(&self, name: &str) -> Option<&Projection> {
+        self.field(name)
+    }
+
+    /// The projection of list elements (for the scanner).
+    pub(crate) fn items_projection(&self) -> Option<&Projection> {
+        self.element()
+    }
+
     fn field(&self, name: &str) -> Option<&Projection> {
         if self.whole {
             return Some(&WHOLE);
@@ -86,6 +96,17 @@ impl Projection {
 
 /// Parses one JSON document keeping what the projection asks for.
 pub fn parse<'de>(bytes: &'de [u8], projection: &Projection) -> Result<Val<'de>, String> {
+    if let Some(value) = crate::json_scan::scan(bytes, projection) {
+        return Ok(value);
+    }
+    parse_with_serde(bytes, projection)
+}
+
+/// The same parse through serde_json (the reference, and the source of error messages).
+pub fn parse_with_serde<'de>(
+    bytes: &'de [u8],
+    projection: &Projection,
+) -> Result<Val<'de>, String> {
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
     let value = Seed(projection)
         .deserialize(&mut deserializer)

@@ -8,6 +8,7 @@ pub mod engine;
 pub mod eval;
 pub mod json_in;
 pub mod json_out;
+pub mod json_scan;
 pub mod load;
 pub mod ops;
 pub mod pipeline;

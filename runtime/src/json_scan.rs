@@ -1,0 +1,285 @@
+//! A projected JSON scanner for the hot path: one pass over the bytes, keeping only what
+//! the projection asks for and borrowing strings without escapes. It validates everything
+//! it skips; on anything it is not sure about it returns `None` and the caller falls back
+//! to serde_json, which then also produces the precise error message.
+
+use crate::decimal::Decimal;
+use crate::json_in::Projection;
+use crate::value::Val;
+use std::borrow::Cow;
+use std::rc::Rc;
+
+/// Deepest nesting scanned; deeper documents go to serde_json (which limits at 128).
+const MAX_DEPTH: usize = 120;
+
+/// Scans a whole document; `None` when serde_json should decide.
+pub fn scan<'a>(bytes: &'a [u8], projection: &Projection) -> Option<Val<'a>> {
+    let text = std::str::from_utf8(bytes).ok()?;
+    let mut scanner = Scanner {
+        text,
+        bytes,
+        pos: 0,
+    };
+    scanner.ws();
+    let value = scanner.value(Some(projection), 0)?;
+    scanner.ws();
+    (scanner.pos == bytes.len()).then_some(value)
+}
+
+struct Scanner<'a> {
+    text: &'a str,
+    bytes: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Scanner<'a> {
+    fn ws(&mut self) {
+        while let Some(b' ' | b'\n' | b'\r' | b'\t') = self.bytes.get(self.pos) {
+            self.pos += 1;
+        }
+    }
+
+    fn eat(&mut self, byte: u8) -> Option<()> {
+        (self.bytes.get(self.pos) == Some(&byte)).then(|| self.pos += 1)
+    }
+
+    /// A value; `keep` is `None` when it is only validated and skipped.
+    fn value(&mut self, keep: Option<&Projection>, depth: usize) -> Option<Val<'a>> {
+        if depth > MAX_DEPTH {
+            return None;
+        }
+        match *self.bytes.get(self.pos)? {
+            b'{' => self.object(keep, depth),
+            b'[' => self.array(keep, depth),
+            b'"' => {
+                let s = self.string()?;
+                Some(if keep.is_some() {
+                    Val::Str(s)
+                } else {
+                    Val::Null
+                })
+            }
+            b't' => self.literal("true", Val::Bool(true)),
+            b'f' => self.literal("false", Val::Bool(false)),
+            b'n' => self.literal("null", Val::Null),
+            b'-' | b'0'..=b'9' => {
+                let number = self.number()?;
+                Some(if keep.is_some() { number } else { Val::Null })
+            }
+            _ => None,
+        }
+    }
+
+    fn literal(&mut self, word: &str, value: Val<'a>) -> Option<Val<'a>> {
+        self.text.get(self.pos..)?.starts_with(word).then(|| {
+            self.pos += word.len();
+            value
+        })
+    }
+
+    fn object(&mut self, keep: Option<&Projection>, depth: usize) -> Option<Val<'a>> {
+        self.pos += 1;
+        let mut fields = Vec::new();
+        self.ws();
+        if self.eat(b'}').is_some() {
+            return Some(Val::Obj(Rc::from(fields)));
+        }
+        loop {
+            self.ws();
+            let key = self.string()?;
+            self.ws();
+            self.eat(b':')?;
+            self.ws();
+            let child = keep.and_then(|p| p.child(&key));
+            let value = self.value(child, depth + 1)?;
+            if child.is_some() {
+                fields.push((key, value));
+            }
+            self.ws();
+            match *self.bytes.get(self.pos)? {
+                b',' => self.pos += 1,
+                b'}' => {
+                    self.pos += 1;
+                    return Some(if keep.is_some() {
+                        Val::Obj(Rc::from(fields))
+                    } else {
+                        Val::Null
+                    });
+                }
+                _ => return None,
+            }
+        }
+    }
+
+    fn array(&mut self, keep: Option<&Projection>, depth: usize) -> Option<Val<'a>> {
+        self.pos += 1;
+        let element = keep.and_then(Projection::items_projection);
+        let mut items = Vec::new();
+        self.ws();
+        if self.eat(b']').is_some() {
+            return Some(if keep.is_some() {
+                Val::List(Rc::from(items))
+            } else {
+                Val::Null
+            });
+        }
+        loop {
+            self.ws();
+            let value = self.value(element, depth + 1)?;
+            if element.is_some() {
+                items.push(value);
+            }
+            self.ws();
+            match *self.bytes.get(self.pos)? {
+                b',' => self.pos += 1,
+                b']' => {
+                    self.pos += 1;
+                    return Some(if keep.is_some() {
+                        Val::List(Rc::from(items))
+                    } else {
+                        Val::Null
+                    });
+                }
+                _ => return None,
+            }
+        }
+    }
+
+    /// A string, borrowed when it has no escapes.
+    fn string(&mut self) -> Option<Cow<'a, str>> {
+        self.eat(b'"')?;
+        let start = self.pos;
+        loop {
+            match *self.bytes.get(self.pos)? {
+                b'"' => {
+                    let s = &self.text[start..self.pos];
+                    self.pos += 1;
+                    return Some(Cow::Borrowed(s));
+                }
+                b'\\' => break,
+                0x00..=0x1f => return None,
+                _ => self.pos += 1,
+            }
+        }
+        let mut out = String::from(&self.text[start..self.pos]);
+        loop {
+            match *self.bytes.get(self.pos)? {
+                b'"' => {
+                    self.pos += 1;
+                    return Some(Cow::Owned(out));
+                }
+                b'\\' => {
+                    self.pos += 1;
+                    let escape = *self.bytes.get(self.pos)?;
+                    self.pos += 1;
+                    match escape {
+                        b'"' => out.push('"'),
+                        b'\\' => out.push('\\'),
+                        b'/' => out.push('/'),
+                        b'b' => out.push('\u{8}'),
+                        b'f' => out.push('\u{c}'),
+                        b'n' => out.push('\n'),
+                        b'r' => out.push('\r'),
+                        b't' => out.push('\t'),
+                        b'u' => {
+                            let high = self.hex4()?;
+                            let code = if (0xD800..0xDC00).contains(&high) {
+                                if self.bytes.get(self.pos..self.pos + 2)? != b"\\u" {
+                                    return None;
+                                }
+                                self.pos += 2;
+                                let low = self.hex4()?;
+                                if !(0xDC00..0xE000).contains(&low) {
+                                    return None;
+                                }
+                                0x10000 + ((high - 0xD800) << 10) + (low - 0xDC00)
+                            } else if (0xDC00..0xE000).contains(&high) {
+                                return None;
+                            } else {
+                                high
+                            };
+                            out.push(char::from_u32(code)?);
+                        }
+                        _ => return None,
+                    }
+                }
+                0x00..=0x1f => return None,
+                _ => {
+                    // Copy the run up to the next quote or backslash in one go.
+                    let run_start = self.pos;
+                    while let Some(&b) = self.bytes.get(self.pos) {
+                        if b == b'"' || b == b'\\' || b < 0x20 {
+                            break;
+                        }
+                        self.pos += 1;
+                    }
+                    out.push_str(&self.text[run_start..self.pos]);
+                }
+            }
+        }
+    }
+
+    fn hex4(&mut self) -> Option<u32> {
+        let digits = self.text.get(self.pos..self.pos + 4)?;
+        let value = u32::from_str_radix(digits, 16).ok()?;
+        if !digits.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return None;
+        }
+        self.pos += 4;
+        Some(value)
+    }
+
+    /// A number with JSON's grammar: int when it is an integer that fits, else decimal.
+    fn number(&mut self) -> Option<Val<'a>> {
+        let start = self.pos;
+        self.eat(b'-');
+        match *self.bytes.get(self.pos)? {
+            b'0' => self.pos += 1,
+            b'1'..=b'9' => self.digits(),
+            _ => return None,
+        }
+        let mut integer = true;
+        if self.eat(b'.').is_some() {
+            integer = false;
+            if !self.bytes.get(self.pos)?.is_ascii_digit() {
+                return None;
+            }
+            self.digits();
+        }
+        if let Some(b'e' | b'E') = self.bytes.get(self.pos) {
+            integer = false;
+            self.pos += 1;
+            if let Some(b'+' | b'-') = self.bytes.get(self.pos) {
+                self.pos += 1;
+            }
+            if !self.bytes.get(self.pos)?.is_ascii_digit() {
+                return None;
+            }
+            self.digits();
+        }
+        let text = &self.text[start..self.pos];
+        if integer {
+            if let Ok(i) = text.parse::<i64>() {
+                return Some(Val::Int(i));
+            }
+            if let Ok(u) = text.parse::<u64>() {
+                return Some(Val::Dec(Decimal {
+                    mantissa: u as i128,
+                    scale: 0,
+                }));
+            }
+        }
+        // As serde_json: through the nearest f64.
+        let float: f64 = text.parse().ok()?;
+        if !float.is_finite() {
+            return None;
+        }
+        Some(Decimal::from_f64(float).map(Val::Dec).unwrap_or(Val::Null))
+    }
+
+    fn digits(&mut self) {
+        while let Some(b'0'..=b'9') = self.bytes.get(self.pos) {
+            self.pos += 1;
+        }
+    }
+}
