@@ -26,6 +26,36 @@ pub fn scan<'a>(bytes: &'a [u8], projection: &Projection) -> Option<Val<'a>> {
     (scanner.pos == bytes.len()).then_some(value)
 }
 
+const LOW: u64 = 0x0101_0101_0101_0101;
+const HIGH: u64 = 0x8080_8080_8080_8080;
+
+/// Bytes of `x` equal to `byte` get their high bit set (exact: no false positives).
+fn equal_mask(x: u64, byte: u8) -> u64 {
+    let y = x ^ (LOW * byte as u64);
+    !(((y & !HIGH).wrapping_add(!HIGH)) | y) & HIGH
+}
+
+/// The first position from `pos` holding a quote, a backslash or a control byte (or the
+/// end), eight bytes at a time.
+fn plain_run_end(bytes: &[u8], mut pos: usize) -> usize {
+    while pos + 8 <= bytes.len() {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(&bytes[pos..pos + 8]);
+        let x = u64::from_le_bytes(word);
+        // Bytes below 0x20: their top three bits are zero.
+        let control = !(((x & !HIGH).wrapping_add(LOW * 0x60)) | x) & HIGH;
+        let hits = control | equal_mask(x, b'"') | equal_mask(x, b'\\');
+        if hits != 0 {
+            return pos + (hits.trailing_zeros() / 8) as usize;
+        }
+        pos += 8;
+    }
+    while pos < bytes.len() && !matches!(bytes[pos], b'"' | b'\\' | 0x00..=0x1f) {
+        pos += 1;
+    }
+    pos
+}
+
 struct Scanner<'a> {
     text: &'a str,
     bytes: &'a [u8],
@@ -149,6 +179,7 @@ impl<'a> Scanner<'a> {
     fn string(&mut self) -> Option<Cow<'a, str>> {
         self.eat(b'"')?;
         let start = self.pos;
+        self.pos = plain_run_end(self.bytes, self.pos);
         loop {
             match *self.bytes.get(self.pos)? {
                 b'"' => {
@@ -207,12 +238,7 @@ impl<'a> Scanner<'a> {
                 _ => {
                     // Copy the run up to the next quote or backslash in one go.
                     let run_start = self.pos;
-                    while let Some(&b) = self.bytes.get(self.pos) {
-                        if b == b'"' || b == b'\\' || b < 0x20 {
-                            break;
-                        }
-                        self.pos += 1;
-                    }
+                    self.pos = plain_run_end(self.bytes, self.pos);
                     out.push_str(&self.text[run_start..self.pos]);
                 }
             }
@@ -280,6 +306,49 @@ impl<'a> Scanner<'a> {
     fn digits(&mut self) {
         while let Some(b'0'..=b'9') = self.bytes.get(self.pos) {
             self.pos += 1;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_the_end_of_plain_runs() {
+        let cases: &[&[u8]] = &[
+            b"abcdefghijklmnop\"",
+            b"abc\\def",
+            b"0123456\n789",
+            b"",
+            b"no end at all here",
+            b"\x1f",
+            b"12345678\"",
+        ];
+        for case in cases {
+            let expected = case
+                .iter()
+                .position(|b| matches!(b, b'"' | b'\\' | 0x00..=0x1f))
+                .unwrap_or(case.len());
+            assert_eq!(
+                plain_run_end(case, 0),
+                expected,
+                "{:?}",
+                String::from_utf8_lossy(case)
+            );
+        }
+        // Every byte value in every lane position.
+        for byte in 0u8..=255 {
+            for lane in 0..8 {
+                let mut word = [b'a'; 9];
+                word[lane] = byte;
+                let expected = if matches!(byte, b'"' | b'\\' | 0x00..=0x1f) {
+                    lane
+                } else {
+                    9
+                };
+                assert_eq!(plain_run_end(&word, 0), expected, "byte {byte} at {lane}");
+            }
         }
     }
 }
