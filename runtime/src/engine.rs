@@ -167,7 +167,7 @@ impl FlowCtx {
             let name = flow_name.clone();
             let page = match self
                 .store
-                .call_single(move |b| b.pending(&name, last_id, PAGE))
+                .read(move |b| b.pending(&name, last_id, PAGE))
                 .await
             {
                 Ok(page) => page,
@@ -330,6 +330,26 @@ impl FlowCtx {
             + 'static,
     {
         self.durably_with(true, work).await
+    }
+
+    /// A read retried until it succeeds; answered without waiting for a commit.
+    pub async fn read_durably<T, F>(&self, work: F) -> T
+    where
+        T: Send + 'static,
+        F: Fn(&mut dyn crate::state::Backend) -> crate::state::StateResult<T>
+            + Clone
+            + Send
+            + 'static,
+    {
+        loop {
+            match self.store.read(work.clone()).await {
+                Ok(value) => return value,
+                Err(err) => {
+                    tracing::error!(error = %err, flow = %self.flow_name(), "state store read failed; retrying in 1 s");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
+        }
     }
 
     /// [`FlowCtx::durably`] for one statement (atomic without a savepoint).

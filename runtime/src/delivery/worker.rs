@@ -142,7 +142,7 @@ impl SinkWorker {
     async fn deliver_once(self: &Rc<Self>, ctx: &Rc<FlowCtx>, job: &SinkJob) {
         let flow = ctx.flow_name();
         let (sink_id, key) = (self.sink_id.clone(), job.key.clone());
-        match ctx.durably_single(move |b| b.outcome(&sink_id, &key)).await {
+        match ctx.read_durably(move |b| b.outcome(&sink_id, &key)).await {
             Some(OutcomeStatus::Delivered) => {
                 ctx.metrics.add(DUPLICATES, flow, &self.name, 1);
                 tracing::debug!(correlation_id = %job.tracker.correlation_id(), flow, node = %self.name, "already delivered; skipped");

@@ -126,10 +126,21 @@ pub trait Backend: Send {
 type Reply = Box<dyn FnOnce(StateResult<()>) + Send>;
 type Work = Box<dyn FnOnce(&mut dyn Backend) -> (bool, Reply) + Send>;
 
-/// A request and whether it writes more than once (and so needs a savepoint).
+/// How a request runs in its batch.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// Several writes, undone together if the request fails (a savepoint).
+    Isolated,
+    /// One statement: atomic by itself.
+    Single,
+    /// A read: answered as soon as it ran, without waiting for the batch's commit.
+    Read,
+}
+
+/// A queued request.
 struct Job {
     work: Work,
-    isolated: bool,
+    mode: Mode,
 }
 
 /// A cloneable handle to the state thread.
@@ -173,7 +184,7 @@ impl Store {
                     for job in batch {
                         // A single statement is atomic by itself; several writes in one
                         // request are undone together when the request fails.
-                        let marked = job.isolated && backend.savepoint().is_ok();
+                        let marked = job.mode == Mode::Isolated && backend.savepoint().is_ok();
                         let (ok, reply) = (job.work)(backend.as_mut());
                         if marked {
                             let _ = if ok {
@@ -182,7 +193,11 @@ impl Store {
                                 backend.rollback_savepoint()
                             };
                         }
-                        replies.push(reply);
+                        if job.mode == Mode::Read {
+                            reply(Ok(()));
+                        } else {
+                            replies.push(reply);
+                        }
                     }
                     let committed = backend.commit();
                     if committed.is_err() {
@@ -207,7 +222,7 @@ impl Store {
     }
 
     /// Queues `work`; `reply` receives its result once the batch is committed.
-    fn submit<T, F, R>(&self, isolated: bool, work: F, reply: R) -> StateResult<()>
+    fn submit<T, F, R>(&self, mode: Mode, work: F, reply: R) -> StateResult<()>
     where
         T: Send + 'static,
         F: FnOnce(&mut dyn Backend) -> StateResult<T> + Send + 'static,
@@ -221,7 +236,7 @@ impl Store {
             (ok, reply)
         });
         self.jobs
-            .send(Job { work, isolated })
+            .send(Job { work, mode })
             .map_err(|_| STOPPED.to_string())
     }
 
@@ -232,7 +247,17 @@ impl Store {
         T: Send + 'static,
         F: FnOnce(&mut dyn Backend) -> StateResult<T> + Send + 'static,
     {
-        self.call_with(true, work).await
+        self.call_with(Mode::Isolated, work).await
+    }
+
+    /// Runs a read in the next batch and answers as soon as it ran (a read waits for no
+    /// fsync). What it sees may include writes of the same, not yet committed batch.
+    pub async fn read<T, F>(&self, work: F) -> StateResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut dyn Backend) -> StateResult<T> + Send + 'static,
+    {
+        self.call_with(Mode::Read, work).await
     }
 
     /// Like [`Store::call`] for work that is one statement (atomic without a savepoint).
@@ -241,16 +266,16 @@ impl Store {
         T: Send + 'static,
         F: FnOnce(&mut dyn Backend) -> StateResult<T> + Send + 'static,
     {
-        self.call_with(false, work).await
+        self.call_with(Mode::Single, work).await
     }
 
-    async fn call_with<T, F>(&self, isolated: bool, work: F) -> StateResult<T>
+    async fn call_with<T, F>(&self, mode: Mode, work: F) -> StateResult<T>
     where
         T: Send + 'static,
         F: FnOnce(&mut dyn Backend) -> StateResult<T> + Send + 'static,
     {
         let (tx, rx) = oneshot::channel();
-        self.submit(isolated, work, move |result| {
+        self.submit(mode, work, move |result| {
             let _ = tx.send(result);
         })?;
         rx.await.map_err(|_| STOPPED.to_string())?
@@ -262,7 +287,7 @@ impl Store {
         F: FnOnce(&mut dyn Backend) -> StateResult<()> + Send + 'static,
     {
         let degraded = self.degraded.clone();
-        let queued = self.submit(true, work, move |result| {
+        let queued = self.submit(Mode::Isolated, work, move |result| {
             if let Err(err) = result {
                 degraded.store(true, std::sync::atomic::Ordering::SeqCst);
                 tracing::error!(error = %err, "state write failed; messages stay pending until a restart");
@@ -282,7 +307,7 @@ impl Store {
         F: FnOnce(&mut dyn Backend) -> StateResult<T> + Send + 'static,
     {
         let (tx, rx) = mpsc::channel();
-        self.submit(true, work, move |result| {
+        self.submit(Mode::Isolated, work, move |result| {
             let _ = tx.send(result);
         })?;
         rx.recv().map_err(|_| STOPPED.to_string())?
