@@ -6,9 +6,6 @@ use serde::ser::{SerializeMap, SerializeSeq};
 use std::borrow::Cow;
 use std::rc::Rc;
 
-/// An object: fields in order (small, so a vector beats a map).
-pub type Fields<'a> = Vec<(Cow<'a, str>, Val<'a>)>;
-
 /// A value during evaluation.
 #[derive(Debug, Clone, Default)]
 pub enum Val<'a> {
@@ -21,6 +18,7 @@ pub enum Val<'a> {
     /// Integer minor units and a currency code.
     Money(i64, Cow<'a, str>),
     List(Rc<[Val<'a>]>),
+    /// Fields in order (objects are small, so a slice beats a map).
     Obj(Rc<[(Cow<'a, str>, Val<'a>)]>),
 }
 

@@ -6,7 +6,7 @@ mod ops;
 
 pub use builtins::Func;
 
-use crate::value::{Fields, Val};
+use crate::value::Val;
 use omniflow_compiler::ir::{self, PathSeg, Root, TypeIr};
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -546,11 +546,17 @@ impl Env {
     ) -> Eval<'a> {
         let schema = &self.schemas[schema_idx];
         // Null stands for "not set": a field set to null is treated like an unset one.
-        let mut fields: Fields<'a> = schema
+        // One allocation: the record is built in place in its shared slice.
+        let mut record: Rc<[(Cow<'a, str>, Val<'a>)]> = schema
             .fields
             .iter()
             .map(|f| (Cow::Borrowed(f.name), Val::Null))
             .collect();
+        let Some(fields) = Rc::get_mut(&mut record) else {
+            return Err(Reject(
+                "internal: a record under construction is shared".into(),
+            ));
+        };
         for item in items {
             match item {
                 RecordCode::Let(slot, code) => {
@@ -586,7 +592,7 @@ impl Env {
                 })?;
             }
         }
-        Ok(Val::Obj(Rc::from(fields)))
+        Ok(Val::Obj(record))
     }
 }
 
