@@ -74,6 +74,15 @@ impl Projection {
         self.field(name)
     }
 
+    /// How many fields an object under this projection is likely to keep.
+    pub(crate) fn expected_fields(&self) -> usize {
+        if self.whole {
+            16
+        } else {
+            self.fields.len()
+        }
+    }
+
     /// The projection of list elements (for the scanner).
     pub(crate) fn items_projection(&self) -> Option<&Projection> {
         self.element()

@@ -109,7 +109,7 @@ impl<'a> Scanner<'a> {
 
     fn object(&mut self, keep: Option<&Projection>, depth: usize) -> Option<Val<'a>> {
         self.pos += 1;
-        let mut fields = Vec::new();
+        let mut fields = Vec::with_capacity(keep.map_or(0, Projection::expected_fields));
         self.ws();
         if self.eat(b'}').is_some() {
             return Some(Val::Obj(Rc::from(fields)));
@@ -144,7 +144,7 @@ impl<'a> Scanner<'a> {
     fn array(&mut self, keep: Option<&Projection>, depth: usize) -> Option<Val<'a>> {
         self.pos += 1;
         let element = keep.and_then(Projection::items_projection);
-        let mut items = Vec::new();
+        let mut items = Vec::with_capacity(if element.is_some() { 8 } else { 0 });
         self.ws();
         if self.eat(b']').is_some() {
             return Some(if keep.is_some() {

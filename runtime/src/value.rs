@@ -77,7 +77,7 @@ impl<'a> Val<'a> {
     pub fn text(&self) -> Option<Cow<'a, str>> {
         match self {
             Val::Str(s) => Some(s.clone()),
-            Val::Int(i) => Some(Cow::Owned(i.to_string())),
+            Val::Int(i) => Some(Cow::Owned(itoa::Buffer::new().format(*i).to_string())),
             Val::Dec(d) => Some(Cow::Owned(d.to_string())),
             Val::Bool(b) => Some(Cow::Borrowed(if *b { "true" } else { "false" })),
             _ => None,

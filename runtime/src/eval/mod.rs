@@ -108,12 +108,40 @@ pub struct SchemaRt {
 
 /// Everything expressions need: tables, schemas, templates.
 pub struct Env {
-    tables: Vec<HashMap<&'static str, Val<'static>>>,
+    tables: Vec<HashMap<&'static str, Val<'static>, FnvBuild>>,
     table_index: HashMap<String, usize>,
     schemas: Vec<SchemaRt>,
     schema_index: HashMap<String, usize>,
     templates: minijinja::Environment<'static>,
     n_templates: usize,
+}
+
+/// FNV-1a: lookup tables are keyed by short strings from trusted flow files, where a
+/// simple hash beats SipHash's DoS resistance.
+#[derive(Default, Clone, Copy)]
+pub struct FnvBuild;
+
+/// The FNV-1a hasher state.
+pub struct Fnv(u64);
+
+impl std::hash::Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for byte in bytes {
+            self.0 = (self.0 ^ u64::from(*byte)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+}
+
+impl std::hash::BuildHasher for FnvBuild {
+    type Hasher = Fnv;
+
+    fn build_hasher(&self) -> Fnv {
+        Fnv(0xcbf2_9ce4_8422_2325)
+    }
 }
 
 /// Interns a string for the life of the process (schema field names, table keys): each
@@ -141,7 +169,7 @@ fn interned(value: &serde_json::Value) -> Val<'static> {
 impl Env {
     /// Builds the run-time environment of a graph.
     pub fn new(graph: &ir::Graph) -> Env {
-        let tables: Vec<HashMap<&'static str, Val<'static>>> = graph
+        let tables: Vec<HashMap<&'static str, Val<'static>, FnvBuild>> = graph
             .tables
             .iter()
             .map(|t| {
