@@ -8,7 +8,7 @@ use crate::delivery::{SinkJob, SinkWorker};
 use crate::json_in::{self, Projection};
 use crate::ops::metrics::{Metrics, DEAD_LETTERS, MESSAGES_IN, MESSAGES_OUT, QUEUE_DEPTH};
 use crate::pipeline::{Delivery, KindRt, Pipeline};
-use crate::state::{DeadLetter, Store};
+use crate::state::{DeadLetter, Mode, Store};
 use std::cell::{Cell, OnceCell, RefCell};
 use std::collections::HashMap;
 use std::rc::Rc;
@@ -309,7 +309,7 @@ impl FlowCtx {
         tracing::warn!(correlation_id = %tracker.correlation_id(), flow = %flow, node, reason = %reason, "message rejected; dead-lettered");
         let letter = self.rejection(tracker, node, payload.to_string(), reason);
         let id = tracker.id;
-        self.durably(move |b| {
+        self.durably(Mode::Isolated, move |b| {
             b.add_dead_letter(&letter)?;
             b.complete(&[id])
         })
@@ -321,19 +321,7 @@ impl FlowCtx {
 
     /// Runs a state call until it succeeds: a write the guarantees depend on is retried
     /// (the message stays pending meanwhile) rather than dropped.
-    pub async fn durably<T, F>(&self, work: F) -> T
-    where
-        T: Send + 'static,
-        F: Fn(&mut dyn crate::state::Backend) -> crate::state::StateResult<T>
-            + Clone
-            + Send
-            + 'static,
-    {
-        self.durably_with(true, work).await
-    }
-
-    /// A read retried until it succeeds; answered without waiting for a commit.
-    pub async fn read_durably<T, F>(&self, work: F) -> T
+    pub async fn durably<T, F>(&self, mode: Mode, work: F) -> T
     where
         T: Send + 'static,
         F: Fn(&mut dyn crate::state::Backend) -> crate::state::StateResult<T>
@@ -342,46 +330,10 @@ impl FlowCtx {
             + 'static,
     {
         loop {
-            match self.store.read(work.clone()).await {
+            match self.store.call_in(mode, work.clone()).await {
                 Ok(value) => return value,
                 Err(err) => {
-                    tracing::error!(error = %err, flow = %self.flow_name(), "state store read failed; retrying in 1 s");
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                }
-            }
-        }
-    }
-
-    /// [`FlowCtx::durably`] for one statement (atomic without a savepoint).
-    pub async fn durably_single<T, F>(&self, work: F) -> T
-    where
-        T: Send + 'static,
-        F: Fn(&mut dyn crate::state::Backend) -> crate::state::StateResult<T>
-            + Clone
-            + Send
-            + 'static,
-    {
-        self.durably_with(false, work).await
-    }
-
-    async fn durably_with<T, F>(&self, isolated: bool, work: F) -> T
-    where
-        T: Send + 'static,
-        F: Fn(&mut dyn crate::state::Backend) -> crate::state::StateResult<T>
-            + Clone
-            + Send
-            + 'static,
-    {
-        loop {
-            let attempt = if isolated {
-                self.store.call(work.clone()).await
-            } else {
-                self.store.call_single(work.clone()).await
-            };
-            match attempt {
-                Ok(value) => return value,
-                Err(err) => {
-                    tracing::error!(error = %err, flow = %self.flow_name(), "state store call failed; retrying in 1 s");
+                    tracing::error!(error = %err, flow = %self.flow_name(), ?mode, "state store call failed; retrying in 1 s");
                     tokio::time::sleep(Duration::from_secs(1)).await;
                 }
             }
@@ -458,8 +410,10 @@ impl FlowCtx {
         reason: String,
     ) {
         let letter = self.rejection(tracker, node, payload, reason);
-        self.durably(move |b| b.add_dead_letter(&letter).map(|_| ()))
-            .await;
+        self.durably(Mode::Isolated, move |b| {
+            b.add_dead_letter(&letter).map(|_| ())
+        })
+        .await;
         self.metrics.add(DEAD_LETTERS, self.flow_name(), node, 1);
     }
 

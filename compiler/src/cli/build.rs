@@ -1,7 +1,6 @@
 //! `omniflowc build`: writes the graph IR, refusing programs with errors.
 
 use super::{compile, EXIT_ERRORS, EXIT_OK, EXIT_USAGE};
-use omniflow_compiler::diagnostics::render::{render, Format};
 use std::path::PathBuf;
 
 #[derive(clap::Args)]
@@ -20,15 +19,7 @@ pub fn run(args: Args) -> u8 {
         Err(code) => return code,
     };
     if !compilation.diagnostics.is_empty() {
-        eprint!(
-            "{}",
-            render(
-                &compilation.diagnostics,
-                &compilation.sources,
-                Format::Human,
-                false
-            )
-        );
+        super::print_diagnostics(&compilation);
     }
     if compilation.has_errors() {
         eprintln!("error: not written: fix the errors above first");

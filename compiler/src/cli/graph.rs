@@ -2,7 +2,6 @@
 
 use super::{compile, EXIT_ERRORS, EXIT_OK, EXIT_USAGE};
 use clap::ValueEnum;
-use omniflow_compiler::diagnostics::render::{render, Format};
 use std::path::PathBuf;
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -29,15 +28,7 @@ pub fn run(args: Args) -> u8 {
         Err(code) => return code,
     };
     if compilation.has_errors() {
-        eprint!(
-            "{}",
-            render(
-                &compilation.diagnostics,
-                &compilation.sources,
-                Format::Human,
-                false
-            )
-        );
+        super::print_diagnostics(&compilation);
         return EXIT_ERRORS;
     }
     let flows: Vec<_> = compilation

@@ -59,3 +59,18 @@ fn compile(paths: &[PathBuf]) -> Result<omniflow_compiler::Compilation, u8> {
         EXIT_USAGE
     })
 }
+
+/// Writes a compilation's diagnostics to stderr (no colour) for the commands whose stdout
+/// carries their product.
+fn print_diagnostics(compilation: &omniflow_compiler::Compilation) {
+    use omniflow_compiler::diagnostics::render::{render, Format};
+    eprint!(
+        "{}",
+        render(
+            &compilation.diagnostics,
+            &compilation.sources,
+            Format::Human,
+            false
+        )
+    );
+}

@@ -7,7 +7,7 @@ use super::retry;
 use crate::connectors::{Call, CallOutcome, SinkConnector};
 use crate::engine::{FlowCtx, Tracker};
 use crate::ops::metrics::{DEAD_LETTERS, DUPLICATES, MESSAGES_IN, MESSAGES_OUT, RETRIES};
-use crate::state::{DeadLetter, OutcomeStatus};
+use crate::state::{DeadLetter, Mode, OutcomeStatus};
 use omniflow_compiler::ir::{self, RetryPolicy};
 use std::cell::RefCell;
 use std::collections::HashSet;
@@ -142,7 +142,10 @@ impl SinkWorker {
     async fn deliver_once(self: &Rc<Self>, ctx: &Rc<FlowCtx>, job: &SinkJob) {
         let flow = ctx.flow_name();
         let (sink_id, key) = (self.sink_id.clone(), job.key.clone());
-        match ctx.read_durably(move |b| b.outcome(&sink_id, &key)).await {
+        match ctx
+            .durably(Mode::Read, move |b| b.outcome(&sink_id, &key))
+            .await
+        {
             Some(OutcomeStatus::Delivered) => {
                 ctx.metrics.add(DUPLICATES, flow, &self.name, 1);
                 tracing::debug!(correlation_id = %job.tracker.correlation_id(), flow, node = %self.name, "already delivered; skipped");
@@ -267,7 +270,7 @@ impl SinkWorker {
             replayed_at: None,
         };
         let (sink_id, key) = (self.sink_id.clone(), job.key.clone());
-        ctx.durably(move |b| {
+        ctx.durably(Mode::Isolated, move |b| {
             b.add_dead_letter(&letter)?;
             b.record_outcome(&sink_id, &key, OutcomeStatus::DeadLettered)
         })

@@ -127,8 +127,8 @@ type Reply = Box<dyn FnOnce(StateResult<()>) + Send>;
 type Work = Box<dyn FnOnce(&mut dyn Backend) -> (bool, Reply) + Send>;
 
 /// How a request runs in its batch.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Mode {
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
     /// Several writes, undone together if the request fails (a savepoint).
     Isolated,
     /// One statement: atomic by itself.
@@ -247,7 +247,7 @@ impl Store {
         T: Send + 'static,
         F: FnOnce(&mut dyn Backend) -> StateResult<T> + Send + 'static,
     {
-        self.call_with(Mode::Isolated, work).await
+        self.call_in(Mode::Isolated, work).await
     }
 
     /// Runs a read in the next batch and answers as soon as it ran (a read waits for no
@@ -257,7 +257,7 @@ impl Store {
         T: Send + 'static,
         F: FnOnce(&mut dyn Backend) -> StateResult<T> + Send + 'static,
     {
-        self.call_with(Mode::Read, work).await
+        self.call_in(Mode::Read, work).await
     }
 
     /// Like [`Store::call`] for work that is one statement (atomic without a savepoint).
@@ -266,10 +266,11 @@ impl Store {
         T: Send + 'static,
         F: FnOnce(&mut dyn Backend) -> StateResult<T> + Send + 'static,
     {
-        self.call_with(Mode::Single, work).await
+        self.call_in(Mode::Single, work).await
     }
 
-    async fn call_with<T, F>(&self, mode: Mode, work: F) -> StateResult<T>
+    /// Runs `work` in the next batch in the given mode.
+    pub async fn call_in<T, F>(&self, mode: Mode, work: F) -> StateResult<T>
     where
         T: Send + 'static,
         F: FnOnce(&mut dyn Backend) -> StateResult<T> + Send + 'static,
