@@ -121,6 +121,7 @@ async fn serve(args: Args, pipeline: Rc<Pipeline>, store: state::Store) -> Resul
                         status: 200,
                         content_type: "text/plain; version=0.0.4",
                         body: metrics.render(),
+                        headers: Vec::new(),
                     },
                     _ => Resp::text(404, "not found\n"),
                 }

@@ -15,6 +15,8 @@ use tokio::net::TcpListener;
 pub struct Req {
     pub method: String,
     pub path: String,
+    /// The raw query string, without `?` (empty when there is none).
+    pub query: String,
     pub headers: hyper::HeaderMap,
     pub body: Bytes,
 }
@@ -24,6 +26,8 @@ pub struct Resp {
     pub status: u16,
     pub content_type: &'static str,
     pub body: String,
+    /// Extra response headers.
+    pub headers: Vec<(String, String)>,
 }
 
 impl Resp {
@@ -33,6 +37,7 @@ impl Resp {
             status,
             content_type: "application/json",
             body: body.to_string(),
+            headers: Vec::new(),
         }
     }
 
@@ -42,7 +47,14 @@ impl Resp {
             status,
             content_type: "text/plain; charset=utf-8",
             body: body.into(),
+            headers: Vec::new(),
         }
+    }
+
+    /// Adds a response header.
+    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Resp {
+        self.headers.push((name.into(), value.into()));
+        self
     }
 }
 
@@ -88,6 +100,7 @@ async fn handle(handler: Handler, request: Request<Incoming>) -> Response<Full<B
     let resp = handler(Req {
         method: parts.method.to_string(),
         path: parts.uri.path().to_string(),
+        query: parts.uri.query().unwrap_or("").to_string(),
         headers: parts.headers,
         body,
     })
@@ -103,6 +116,14 @@ fn respond(resp: Resp) -> Response<Full<Bytes>> {
         response
             .headers_mut()
             .insert(hyper::header::CONTENT_TYPE, value);
+    }
+    for (name, value) in &resp.headers {
+        if let (Ok(name), Ok(value)) = (
+            hyper::header::HeaderName::from_bytes(name.as_bytes()),
+            hyper::header::HeaderValue::from_str(value),
+        ) {
+            response.headers_mut().append(name, value);
+        }
     }
     response
 }
