@@ -2,8 +2,16 @@
 //! (ok, transient with an optional retry-after, permanent with a reason); retries, limits,
 //! idempotency and dead letters stay in `delivery/`.
 
+pub mod amazon;
+pub mod bus;
+pub mod client;
 mod file;
-mod http;
+pub mod http;
+pub mod odata;
+pub mod shipbob;
+pub mod shopify;
+pub mod signatures;
+pub mod square;
 
 use omniflow_compiler::ir::{Connection, SettingValue};
 use serde_json::Value;
@@ -75,9 +83,48 @@ pub fn sink(
     match (connection.connector.as_str(), operation) {
         ("http", "post" | "put" | "patch") => Ok(Box::new(http::HttpSink::new(&settings, operation, options)?)),
         ("file", "write") => Ok(Box::new(file::FileSink::new(&settings, options)?)),
+        ("bus", "publish") => Ok(Box::new(bus::Publish::new(&settings, options)?)),
+        ("amazon_sp", "confirm_shipment") => Ok(Box::new(amazon::ConfirmShipment::new(&settings)?)),
+        ("amazon_sp", "update_listing_quantity") => Ok(Box::new(amazon::UpdateListingQuantity::new(&settings)?)),
+        ("shopify", "create_fulfillment") => Ok(Box::new(shopify::CreateFulfillment::new(&settings)?)),
+        ("shopify", "set_inventory_level") => Ok(Box::new(shopify::SetInventoryLevel::new(&settings)?)),
+        ("square", "adjust_inventory") => Ok(Box::new(square::ChangeInventory::new(&settings, false)?)),
+        ("square", "set_inventory_count") => Ok(Box::new(square::ChangeInventory::new(&settings, true)?)),
+        ("shipbob", "create_order") => Ok(Box::new(shipbob::CreateOrder::new(&settings)?)),
+        ("odata", op) => {
+            let operation = match op {
+                "create_sale" => odata::Operation::CreateSale,
+                "record_shipment" => odata::Operation::RecordShipment,
+                "record_invoice" => odata::Operation::RecordInvoice,
+                "adjust_stock" => odata::Operation::AdjustStock,
+                "update_entity" => odata::Operation::UpdateEntity,
+                _ => return Err(format!("connection `{}`: odata has no operation `{op}`", connection.name)),
+            };
+            Ok(Box::new(odata::ODataSink::new(&settings, operation, options)?))
+        }
         (connector, op) => Err(format!(
             "connection `{}`: the `{connector}.{op}` operation is not available in this runtime yet",
             connection.name
+        )),
+    }
+}
+
+/// Builds the pager of a poll source.
+pub fn pager(
+    connector: &str,
+    operation: &str,
+    settings: &BTreeMap<String, Value>,
+    options: &BTreeMap<String, Value>,
+) -> Result<Box<dyn crate::sources::poll::Pager>, String> {
+    match (connector, operation) {
+        ("http", "get") => Ok(Box::new(crate::sources::poll::HttpGetPager::new(
+            settings, options,
+        )?)),
+        ("amazon_sp", "orders") => Ok(Box::new(amazon::OrdersPager::new(settings, options)?)),
+        ("shopify", "orders") => Ok(Box::new(shopify::OrdersPager::new(settings, options)?)),
+        ("square", "orders") => Ok(Box::new(square::OrdersPager::new(settings, options)?)),
+        (connector, op) => Err(format!(
+            "the `{connector}.{op}` poll source is not available in this runtime yet"
         )),
     }
 }

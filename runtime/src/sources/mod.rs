@@ -48,12 +48,22 @@ pub fn start(
                 let stop = stop.clone();
                 tokio::task::spawn_local(async move { source.run(stop).await });
             }
-            ("http", "poll") => {
-                let source = poll::PollSource::new(ctx.clone(), &node.name, &settings, options)?;
+            (connector, "poll") => {
+                let pager = crate::connectors::pager(connector, operation, &settings, options)
+                    .map_err(|e| format!("connection `{connection}`: {e}"))?;
+                let source = poll::PollSource::new(
+                    ctx.clone(),
+                    &node.name,
+                    poll::PollOptions::from(options),
+                    pager,
+                );
                 let stop = stop.clone();
                 tokio::task::spawn_local(async move { source.run(stop).await });
             }
-            (_, "webhook") => webhooks.add(ctx.clone(), &node.name, options, &settings),
+            (connector, "webhook") => webhooks
+                .add(ctx.clone(), &node.name, connector, options, &settings)
+                .map_err(|e| format!("connection `{connection}`: {e}"))?,
+            ("bus", "bus") => crate::connectors::bus::subscribe(ctx, &node.name, &settings, options)?,
             (connector, kind) => {
                 return Err(format!(
                     "flow `{}`: source `{}` ({connector}.{operation}, {kind}) is not available in this runtime yet",

@@ -1,26 +1,186 @@
-//! The generic `http.get` poll source. Every `every`, it GETs `base_url + path` and
-//! appends the items of the answer; the cursor moves in the same transaction as the items:
-//! - `cursor = page_token`: sends `page_token=<token>`, follows the answer's `next` field
-//!   (option `next`, default `next`) until there is none;
-//! - `cursor = watermark`: sends `since=<watermark>`, the largest value of the items' field
-//!   named by the option `watermark` (default `updated_at`);
-//! - items are the answer itself when it is an array, else its field named by `items`
-//!   (default `items`). `page_size` adds `limit=N`.
+//! Poll sources. A [`Pager`] knows one API's paging and cursor; the loop here runs it every
+//! `every` and commits each page's items with the cursor they advance to in one
+//! transaction. Items with a dedupe key seen before (an order read again inside the
+//! lookback window, unchanged) are skipped in the same transaction and counted.
 
 use crate::engine::FlowCtx;
+use crate::ops::metrics::DUPLICATES;
 use serde_json::Value;
 use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::rc::Rc;
 use std::time::Duration;
 use tokio::sync::watch;
+
+/// One page read from an API.
+pub struct Page {
+    /// Items with their dedupe key (`None`: always appended).
+    pub items: Vec<(Vec<u8>, Option<String>)>,
+    /// The cursor after this page (committed with the items).
+    pub position: Option<String>,
+    /// True when another page follows right away.
+    pub more: bool,
+}
+
+/// A boxed page future.
+pub type PageFuture<'a> = Pin<Box<dyn Future<Output = Result<Page, String>> + 'a>>;
+
+/// One API's way of reading pages.
+pub trait Pager {
+    /// Reads the page after `position` (the committed cursor, or the previous page's).
+    /// `first` is true for the first page of a poll.
+    fn page<'a>(&'a self, position: Option<&'a str>, first: bool) -> PageFuture<'a>;
+}
+
+/// Options every poll source reads.
+pub struct PollOptions {
+    pub every: Duration,
+    /// The cursor key under which the position is stored.
+    pub cursor: String,
+}
+
+impl PollOptions {
+    /// Reads `every` (milliseconds in the IR, default 1 minute) and `cursor`.
+    pub fn from(options: &BTreeMap<String, Value>) -> PollOptions {
+        PollOptions {
+            every: Duration::from_millis(
+                options
+                    .get("every")
+                    .and_then(Value::as_u64)
+                    .unwrap_or(60_000),
+            ),
+            cursor: options
+                .get("cursor")
+                .and_then(Value::as_str)
+                .unwrap_or("none")
+                .to_string(),
+        }
+    }
+}
 
 /// A running poll source.
 pub struct PollSource {
     ctx: Rc<FlowCtx>,
     name: String,
+    options: PollOptions,
+    pager: Box<dyn Pager>,
+}
+
+impl PollSource {
+    /// A poll source reading through `pager`.
+    pub fn new(
+        ctx: Rc<FlowCtx>,
+        name: &str,
+        options: PollOptions,
+        pager: Box<dyn Pager>,
+    ) -> PollSource {
+        PollSource {
+            ctx,
+            name: name.to_string(),
+            options,
+            pager,
+        }
+    }
+
+    /// Polls until `stop`.
+    pub async fn run(self, mut stop: watch::Receiver<bool>) {
+        loop {
+            if *stop.borrow() {
+                return;
+            }
+            if let Err(err) = self.poll_once().await {
+                tracing::warn!(flow = %self.ctx.flow_name(), source = %self.name, error = %err, "poll failed; retrying at the next interval");
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(self.options.every) => {}
+                _ = stop.changed() => {}
+            }
+        }
+    }
+
+    /// Reads every page available now.
+    pub async fn poll_once(&self) -> Result<(), String> {
+        let (flow, source, key) = (
+            self.ctx.flow_name().to_string(),
+            self.name.clone(),
+            self.options.cursor.clone(),
+        );
+        let mut position = self
+            .ctx
+            .store
+            .call(move |b| b.cursor(&flow, &source, &key))
+            .await?;
+        let mut first = true;
+        loop {
+            let page = self.pager.page(position.as_deref(), first).await?;
+            first = false;
+            let (flow, source, key, value) = (
+                self.ctx.flow_name().to_string(),
+                self.name.clone(),
+                self.options.cursor.clone(),
+                page.position.clone(),
+            );
+            let items = page.items;
+            // The page and the cursor it advances to commit together.
+            let (appended, skipped) = self
+                .ctx
+                .store
+                .call(move |b| {
+                    let namespace = format!("poll:{flow}/{source}");
+                    let mut fresh = Vec::with_capacity(items.len());
+                    let mut skipped = 0u64;
+                    for (payload, dedupe) in items {
+                        if let Some(id) = &dedupe {
+                            if b.outcome(&namespace, id)?.is_some() {
+                                skipped += 1;
+                                continue;
+                            }
+                            b.record_outcome(
+                                &namespace,
+                                id,
+                                crate::state::OutcomeStatus::Delivered,
+                            )?;
+                        }
+                        fresh.push(payload);
+                    }
+                    let n = fresh.len();
+                    b.append(
+                        &flow,
+                        &source,
+                        &fresh,
+                        value.as_deref().map(|v| (key.as_str(), v)),
+                    )?;
+                    Ok((n, skipped))
+                })
+                .await?;
+            if appended > 0 {
+                self.ctx.appended.notify_one();
+            }
+            if skipped > 0 {
+                self.ctx
+                    .metrics
+                    .add(DUPLICATES, self.ctx.flow_name(), &self.name, skipped);
+            }
+            let advanced = page.position.is_some() && page.position != position;
+            position = page.position;
+            if !(page.more && advanced) {
+                return Ok(());
+            }
+        }
+    }
+}
+
+/// The generic `http.get` pager. Every poll GETs `base_url + path`:
+/// - `cursor = page_token`: sends `page_token=<token>`, follows the answer's `next` field
+///   (option `next`, default `next`) until there is none;
+/// - `cursor = watermark`: sends `since=<watermark>`, the largest value of the items' field
+///   named by the option `watermark` (default `updated_at`);
+/// - items are the answer itself when it is an array, else its field named by `items`
+///   (default `items`). `page_size` adds `limit=N`.
+pub struct HttpGetPager {
     client: reqwest::Client,
     url: String,
-    every: Duration,
     cursor: String,
     page_size: Option<u64>,
     items: String,
@@ -37,32 +197,20 @@ fn text(options: &BTreeMap<String, Value>, key: &str, default: &str) -> String {
         .to_string()
 }
 
-impl PollSource {
+impl HttpGetPager {
     /// Reads `base_url` (and `auth_header`) from the connection and the poll options.
     pub fn new(
-        ctx: Rc<FlowCtx>,
-        name: &str,
         settings: &BTreeMap<String, Value>,
         options: &BTreeMap<String, Value>,
-    ) -> Result<PollSource, String> {
+    ) -> Result<HttpGetPager, String> {
         let base = settings
             .get("base_url")
             .and_then(Value::as_str)
             .ok_or("http connection needs `base_url`")?
             .trim_end_matches('/');
-        Ok(PollSource {
-            ctx,
-            name: name.to_string(),
-            client: reqwest::Client::builder()
-                .build()
-                .map_err(|e| format!("http client: {e}"))?,
+        Ok(HttpGetPager {
+            client: crate::connectors::client::build()?,
             url: format!("{base}{}", text(options, "path", "")),
-            every: Duration::from_millis(
-                options
-                    .get("every")
-                    .and_then(Value::as_u64)
-                    .unwrap_or(60_000),
-            ),
             cursor: text(options, "cursor", "none"),
             page_size: options.get("page_size").and_then(Value::as_u64),
             items: text(options, "items", "items"),
@@ -74,40 +222,16 @@ impl PollSource {
                 .map(String::from),
         })
     }
+}
 
-    /// Polls until `stop`.
-    pub async fn run(self, mut stop: watch::Receiver<bool>) {
-        loop {
-            if *stop.borrow() {
-                return;
-            }
-            if let Err(err) = self.poll_once().await {
-                tracing::warn!(flow = %self.ctx.flow_name(), source = %self.name, error = %err, "poll failed; retrying at the next interval");
-            }
-            tokio::select! {
-                _ = tokio::time::sleep(self.every) => {}
-                _ = stop.changed() => {}
-            }
-        }
-    }
-
-    async fn poll_once(&self) -> Result<(), String> {
-        let (flow, source, key) = (
-            self.ctx.flow_name().to_string(),
-            self.name.clone(),
-            self.cursor.clone(),
-        );
-        let mut position = self
-            .ctx
-            .store
-            .call(move |b| b.cursor(&flow, &source, &key))
-            .await?;
-        loop {
+impl Pager for HttpGetPager {
+    fn page<'a>(&'a self, position: Option<&'a str>, _first: bool) -> PageFuture<'a> {
+        Box::pin(async move {
             let mut request = self.client.get(&self.url).timeout(Duration::from_secs(30));
             if let Some(limit) = self.page_size {
                 request = request.query(&[("limit", limit.to_string())]);
             }
-            match (self.cursor.as_str(), &position) {
+            match (self.cursor.as_str(), position) {
                 ("page_token", Some(token)) => request = request.query(&[("page_token", token)]),
                 ("watermark", Some(since)) => request = request.query(&[("since", since)]),
                 _ => {}
@@ -141,42 +265,17 @@ impl PollSource {
                     .filter_map(|i| i.get(&self.watermark).and_then(Value::as_str))
                     .max()
                     .map(String::from)
-                    .or(position.clone()),
+                    .or(position.map(String::from)),
                 _ => None,
             };
-            let payloads: Vec<Vec<u8>> = items
-                .iter()
-                .map(|i| serde_json::to_vec(i).unwrap_or_default())
-                .collect();
-            let n = payloads.len();
-            let (flow, source, key, value) = (
-                self.ctx.flow_name().to_string(),
-                self.name.clone(),
-                self.cursor.clone(),
-                next_position.clone(),
-            );
-            // The page and the cursor it advances to commit together.
-            self.ctx
-                .store
-                .call(move |b| {
-                    b.append(
-                        &flow,
-                        &source,
-                        &payloads,
-                        value.as_deref().map(|v| (key.as_str(), v)),
-                    )
-                    .map(|_| ())
-                })
-                .await?;
-            if n > 0 {
-                self.ctx.appended.notify_one();
-            }
-            let more =
-                self.cursor == "page_token" && next_position.is_some() && next_position != position;
-            position = next_position;
-            if !more {
-                return Ok(());
-            }
-        }
+            Ok(Page {
+                items: items
+                    .iter()
+                    .map(|i| (serde_json::to_vec(i).unwrap_or_default(), None))
+                    .collect(),
+                more: self.cursor == "page_token" && next_position.is_some(),
+                position: next_position,
+            })
+        })
     }
 }

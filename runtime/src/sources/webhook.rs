@@ -1,6 +1,9 @@
-//! Webhook sources: a delivery is answered 2xx only once it is durable in the inbox;
-//! with `dedupe = true`, a delivery id seen before is acknowledged and not stored again.
+//! Webhook sources: a delivery's signature is checked before anything is stored (a bad
+//! or missing one gets 401 and is counted); it is answered 2xx only once it is durable in
+//! the inbox; with `dedupe = true`, a delivery id seen before is acknowledged and not
+//! stored again.
 
+use crate::connectors::signatures::Verifier;
 use crate::engine::FlowCtx;
 use crate::ops::server::{Req, Resp};
 use serde_json::Value;
@@ -8,18 +11,14 @@ use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::rc::Rc;
 
-/// Headers that carry a delivery id, in the order they are looked for.
-const DELIVERY_ID_HEADERS: &[&str] = &[
-    "x-shopify-webhook-id",
-    "webhook-id",
-    "x-webhook-id",
-    "idempotency-key",
-];
+/// Counter of deliveries refused for their signature.
+pub const REJECTED: &str = "omniflow_webhooks_rejected_total";
 
 struct Route {
     ctx: Rc<FlowCtx>,
     source: String,
     dedupe: bool,
+    verifier: Verifier,
 }
 
 /// Webhook paths and the sources behind them.
@@ -29,14 +28,17 @@ pub struct Routes {
 }
 
 impl Routes {
-    /// Registers a webhook source at its `path` (default `/hooks/FLOW/SOURCE`).
+    /// Registers a webhook source at its `path` (default `/hooks/FLOW/SOURCE`), checked
+    /// with the signature scheme of its connector.
     pub fn add(
         &self,
         ctx: Rc<FlowCtx>,
         source: &str,
+        connector: &str,
         options: &BTreeMap<String, Value>,
-        _settings: &BTreeMap<String, Value>,
-    ) {
+        settings: &BTreeMap<String, Value>,
+    ) -> Result<(), String> {
+        let verifier = Verifier::for_source(connector, settings)?;
         let path = options
             .get("path")
             .and_then(Value::as_str)
@@ -52,8 +54,10 @@ impl Routes {
                 ctx,
                 source: source.to_string(),
                 dedupe,
+                verifier,
             },
         );
+        Ok(())
     }
 
     /// True when no webhook source is registered.
@@ -63,8 +67,13 @@ impl Routes {
 
     /// Handles one request.
     pub async fn handle(&self, req: Req, stopping: bool) -> Resp {
-        let (ctx, source, dedupe) = match self.routes.borrow().get(&req.path) {
-            Some(route) => (route.ctx.clone(), route.source.clone(), route.dedupe),
+        let (ctx, source, dedupe, verifier) = match self.routes.borrow().get(&req.path) {
+            Some(route) => (
+                route.ctx.clone(),
+                route.source.clone(),
+                route.dedupe,
+                route.verifier.clone(),
+            ),
             None => {
                 return Resp::json(404, serde_json::json!({"error": "no webhook at this path"}))
             }
@@ -78,14 +87,13 @@ impl Routes {
                 serde_json::json!({"error": "shutting down; retry later"}),
             );
         }
-        let delivery_id = DELIVERY_ID_HEADERS
-            .iter()
-            .find_map(|h| {
-                req.headers
-                    .get(*h)
-                    .and_then(|v| v.to_str().ok())
-                    .map(String::from)
-            })
+        if let Err(reason) = verifier.verify(&req.headers, &req.body) {
+            tracing::warn!(flow = %ctx.flow_name(), source = %source, reason = %reason, "webhook delivery refused");
+            ctx.metrics.add(REJECTED, ctx.flow_name(), &source, 1);
+            return Resp::json(401, serde_json::json!({"error": reason}));
+        }
+        let delivery_id = verifier
+            .delivery_id(&req.headers, &req.body)
             .filter(|_| dedupe);
         let flow = ctx.flow_name().to_string();
         let body = req.body.to_vec();

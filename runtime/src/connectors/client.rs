@@ -1,0 +1,217 @@
+//! What the HTTP connectors share: the client, sending with transport failures classified,
+//! reading settings, money and error bodies.
+
+use super::CallOutcome;
+use reqwest::header::HeaderMap;
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// Most of a response body kept in a dead-letter reason.
+pub const MAX_REASON: usize = 500;
+
+/// An HTTP client with connection reuse.
+pub fn build() -> Result<reqwest::Client, String> {
+    reqwest::Client::builder()
+        .pool_max_idle_per_host(32)
+        .tcp_nodelay(true)
+        .user_agent(concat!(
+            "omniflow/",
+            env!("CARGO_PKG_VERSION"),
+            " (Language=Rust)"
+        ))
+        .build()
+        .map_err(|e| format!("http client: {e}"))
+}
+
+/// A received answer.
+pub struct Reply {
+    pub status: u16,
+    pub headers: HeaderMap,
+    pub body: Vec<u8>,
+}
+
+impl Reply {
+    /// The body as JSON (`Null` when it is not JSON).
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or(Value::Null)
+    }
+
+    /// The body as text, cut to [`MAX_REASON`] characters.
+    pub fn excerpt(&self) -> String {
+        String::from_utf8_lossy(&self.body)
+            .chars()
+            .take(MAX_REASON)
+            .collect()
+    }
+
+    /// A header as text.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// True for 2xx.
+    pub fn ok(&self) -> bool {
+        (200..300).contains(&self.status)
+    }
+}
+
+/// Sends a request; a transport failure becomes the matching outcome.
+pub async fn send(
+    request: reqwest::RequestBuilder,
+    timeout: Duration,
+) -> Result<Reply, CallOutcome> {
+    match request.timeout(timeout).send().await {
+        Ok(response) => {
+            let status = response.status().as_u16();
+            let headers = response.headers().clone();
+            match response.bytes().await {
+                Ok(body) => Ok(Reply {
+                    status,
+                    headers,
+                    body: body.to_vec(),
+                }),
+                Err(err) => Err(CallOutcome::Transient {
+                    class: if err.is_timeout() {
+                        "timeout"
+                    } else {
+                        "connect"
+                    }
+                    .into(),
+                    reason: format!("the answer was cut off: {err}"),
+                    retry_after: None,
+                }),
+            }
+        }
+        Err(err) if err.is_builder() => Err(CallOutcome::Permanent {
+            reason: format!("the request could not be built: {err}"),
+        }),
+        Err(err) if err.is_timeout() => Err(CallOutcome::Transient {
+            class: "timeout".into(),
+            reason: format!("timed out after {timeout:?}"),
+            retry_after: None,
+        }),
+        Err(err) => Err(CallOutcome::Transient {
+            class: "connect".into(),
+            reason: format!("connection failed: {err}"),
+            retry_after: None,
+        }),
+    }
+}
+
+/// The classified outcome of an answer: 2xx ok; 408, 425, 429 and 5xx transient; the
+/// rest permanent. `reason` is the connector's reading of the error body.
+pub fn outcome(reply: &Reply, retry_after: Option<Duration>, reason: String) -> CallOutcome {
+    super::http::classify(reply.status, retry_after, &reason)
+}
+
+/// A required text setting.
+pub fn setting<'a>(
+    settings: &'a BTreeMap<String, Value>,
+    name: &str,
+    connector: &str,
+) -> Result<&'a str, String> {
+    settings
+        .get(name)
+        .and_then(Value::as_str)
+        .filter(|v| !v.is_empty())
+        .ok_or_else(|| format!("{connector} connection needs `{name}`"))
+}
+
+/// An optional text setting.
+pub fn optional<'a>(settings: &'a BTreeMap<String, Value>, name: &str) -> Option<&'a str> {
+    settings
+        .get(name)
+        .and_then(Value::as_str)
+        .filter(|v| !v.is_empty())
+}
+
+/// A `key=value,key=value` setting as a map (vendor ids by canonical code).
+pub fn pairs(text: Option<&str>) -> BTreeMap<String, String> {
+    text.unwrap_or("")
+        .split(',')
+        .filter_map(|pair| {
+            let (k, v) = pair.split_once('=')?;
+            Some((k.trim().to_string(), v.trim().to_string()))
+        })
+        .filter(|(k, v)| !k.is_empty() && !v.is_empty())
+        .collect()
+}
+
+/// The message a sink received, as JSON.
+pub fn input(body: &[u8]) -> Result<Value, CallOutcome> {
+    serde_json::from_slice(body).map_err(|e| CallOutcome::Permanent {
+        reason: format!("the message is not JSON: {e}"),
+    })
+}
+
+/// A text field of the message.
+pub fn field<'a>(value: &'a Value, name: &str) -> Result<&'a str, CallOutcome> {
+    value
+        .get(name)
+        .and_then(Value::as_str)
+        .ok_or_else(|| CallOutcome::Permanent {
+            reason: format!("the message has no `{name}`"),
+        })
+}
+
+/// Decimal places of a currency's minor unit (ISO 4217; 2 unless listed).
+pub fn minor_digits(currency: &str) -> u32 {
+    match currency {
+        "JPY" | "KRW" | "VND" | "CLP" | "ISK" | "UGX" | "XAF" | "XOF" | "PYG" => 0,
+        "BHD" | "KWD" | "OMR" | "JOD" | "TND" | "IQD" | "LYD" => 3,
+        _ => 2,
+    }
+}
+
+/// A canonical money value (`{"amount": minor units, "currency"}`) as a decimal string.
+pub fn money_text(money: &Value) -> Option<String> {
+    let amount = money.get("amount")?.as_i64()?;
+    let currency = money.get("currency")?.as_str()?;
+    Some(minor_to_decimal(amount, minor_digits(currency)))
+}
+
+/// Minor units as a decimal string with `digits` places.
+pub fn minor_to_decimal(amount: i64, digits: u32) -> String {
+    if digits == 0 {
+        return amount.to_string();
+    }
+    let scale = 10i64.pow(digits);
+    let sign = if amount < 0 { "-" } else { "" };
+    let abs = amount.unsigned_abs();
+    format!(
+        "{sign}{}.{:0width$}",
+        abs / scale as u64,
+        abs % scale as u64,
+        width = digits as usize
+    )
+}
+
+/// A seconds header (`Retry-After`, `x-retry-after`) as a bounded duration.
+pub fn seconds_header(headers: &HeaderMap, name: &str) -> Option<Duration> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .filter(|s| s.is_finite() && *s >= 0.0)
+        .and_then(|s| Duration::try_from_secs_f64(s.min(600.0)).ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn money_and_pairs() {
+        assert_eq!(minor_to_decimal(1999, 2), "19.99");
+        assert_eq!(minor_to_decimal(-5, 2), "-0.05");
+        assert_eq!(minor_to_decimal(1200, 0), "1200");
+        assert_eq!(
+            money_text(&serde_json::json!({"amount": 250, "currency": "KWD"})).as_deref(),
+            Some("0.250")
+        );
+        let map = pairs(Some("WH-MAIN=655441491, STORE-NYC-SOHO = 1,broken,=x"));
+        assert_eq!(map.len(), 2);
+        assert_eq!(map["STORE-NYC-SOHO"], "1");
+    }
+}
