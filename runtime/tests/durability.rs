@@ -346,14 +346,42 @@ fn http(port: u16, request: &str) -> (u16, String) {
     (status, body)
 }
 
-fn post(port: u16, path: &str, delivery_id: &str, body: &str) -> (u16, String) {
+/// The webhook secret of the test flow.
+const HOOK_SECRET: &str = "hook-secret";
+
+/// base64(HMAC-SHA256(secret, body)).
+fn sign(secret: &str, body: &str) -> String {
+    use base64::Engine;
+    use hmac::Mac;
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(body.as_bytes());
+    base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
+}
+
+/// POSTs a delivery signed with `signature` (none when empty).
+fn post_signed(
+    port: u16,
+    path: &str,
+    delivery_id: &str,
+    body: &str,
+    signature: &str,
+) -> (u16, String) {
+    let signature = if signature.is_empty() {
+        String::new()
+    } else {
+        format!("X-Signature: {signature}\r\n")
+    };
     http(
         port,
         &format!(
-            "POST {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json\r\nX-Webhook-Id: {delivery_id}\r\nContent-Length: {}\r\n\r\n{body}",
+            "POST {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json\r\nX-Webhook-Id: {delivery_id}\r\n{signature}Content-Length: {}\r\n\r\n{body}",
             body.len()
         ),
     )
+}
+
+fn post(port: u16, path: &str, delivery_id: &str, body: &str) -> (u16, String) {
+    post_signed(port, path, delivery_id, body, &sign(HOOK_SECRET, body))
 }
 
 #[test]
@@ -363,7 +391,7 @@ fn webhooks_are_acknowledged_once_durable_deduplicated_and_counted_in_metrics() 
     std::fs::write(
         &flow,
         r#"use std.connectors.{http, webhook}
-connection hooks = webhook { path = "/orders" }
+connection hooks = webhook { path = "/orders", secret = secret("HOOK_SECRET"), signature_header = "x-signature" }
 connection api = http { base_url = env("OMNIFLOW_TEST_SINK") }
 schema Event {
   id: string
@@ -392,6 +420,7 @@ flow orders {
             "OMNIFLOW_TEST_SINK",
             format!("http://127.0.0.1:{}", sink.port),
         )
+        .env("HOOK_SECRET", HOOK_SECRET)
         .env("OMNIFLOW_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -430,6 +459,14 @@ flow orders {
     }
     let (status, _) = post(hooks, "/hooks/nowhere", "x", "{}");
     assert_eq!(status, 404);
+    // Tampered and unsigned deliveries are refused before anything is stored.
+    let forged = r#"{"id": "forged", "qty": 1}"#;
+    let (status, body) = post_signed(hooks, "/hooks/orders", "f1", forged, &sign("wrong", forged));
+    assert_eq!(status, 401, "{body}");
+    assert!(body.contains("does not match"), "{body}");
+    let (status, body) = post_signed(hooks, "/hooks/orders", "f2", forged, "");
+    assert_eq!(status, 401, "{body}");
+    assert!(body.contains("missing signature"), "{body}");
     wait_for(
         "the deliveries at the sink",
         Duration::from_secs(30),
@@ -454,6 +491,10 @@ flow orders {
     );
     assert!(
         metrics.contains("omniflow_sink_latency_seconds_count{flow=\"orders\",node=\"post\"} 100"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("omniflow_webhooks_rejected_total{flow=\"orders\",node=\"deliveries\"} 2"),
         "{metrics}"
     );
     assert!(terminate(child).success());

@@ -18,6 +18,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// A retail day against the sandbox: the reference flows, a reconciliation, exit 0
+    /// only when it holds.
     /// Run flows durably until SIGTERM.
     Run(run::Args),
     /// Inspect and replay dead letters.

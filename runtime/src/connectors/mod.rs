@@ -12,6 +12,7 @@ pub mod shipbob;
 pub mod shopify;
 pub mod signatures;
 pub mod square;
+pub mod tryton;
 
 use omniflow_compiler::ir::{Connection, SettingValue};
 use serde_json::Value;
@@ -91,6 +92,9 @@ pub fn sink(
         ("square", "adjust_inventory") => Ok(Box::new(square::ChangeInventory::new(&settings, false)?)),
         ("square", "set_inventory_count") => Ok(Box::new(square::ChangeInventory::new(&settings, true)?)),
         ("shipbob", "create_order") => Ok(Box::new(shipbob::CreateOrder::new(&settings)?)),
+        ("tryton", "create_sale") => Ok(Box::new(tryton::TrytonSink::new(&settings, tryton::Operation::CreateSale)?)),
+        ("tryton", "record_shipment") => Ok(Box::new(tryton::TrytonSink::new(&settings, tryton::Operation::RecordShipment)?)),
+        ("tryton", "adjust_stock") => Ok(Box::new(tryton::TrytonSink::new(&settings, tryton::Operation::AdjustStock)?)),
         ("odata", op) => {
             let operation = match op {
                 "create_sale" => odata::Operation::CreateSale,

@@ -43,6 +43,16 @@ impl Metrics {
             .unwrap_or(0)
     }
 
+    /// A counter summed over the nodes of a flow that `keep` accepts.
+    pub fn sum(&self, name: &'static str, flow: &str, keep: impl Fn(&str) -> bool) -> u64 {
+        self.counters
+            .borrow()
+            .iter()
+            .filter(|((n, f, node), _)| *n == name && f == flow && keep(node))
+            .map(|(_, v)| *v)
+            .sum()
+    }
+
     /// Sets a per-flow gauge.
     pub fn set_gauge(&self, name: &'static str, flow: &str, value: i64) {
         self.gauges

@@ -1,0 +1,274 @@
+//! `omniflow demo`: a retail day on this machine with no setup. The sandbox serves the
+//! channels, the warehouse and an OData ERP; the reference flows run on a fresh embedded
+//! state; a script drives marketplace and storefront orders, POS sales, a warehouse
+//! shipment, a store return, an unknown SKU, duplicate webhook deliveries and an ERP
+//! outage; the summary reconciles what the channels sold with what the ERP holds. Exit 0
+//! only when every channel order is in the ERP once, or held, or a dead letter with the
+//! expected reason, and the ERP holds nothing else.
+
+mod script;
+mod setup;
+mod summary;
+
+use omniflow_runtime::load::load_graph;
+use omniflow_runtime::ops::server::{self, Handler, Resp};
+use omniflow_runtime::pipeline::Pipeline;
+use omniflow_runtime::runner::Runner;
+use omniflow_runtime::sandbox::{self, SandboxConfig};
+use omniflow_runtime::state;
+use script::{ChannelOrder, Driver, Expect};
+use std::cell::RefCell;
+use std::path::PathBuf;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// The reference flows.
+    #[arg(long, default_value = "flows")]
+    flows: PathBuf,
+    /// The ERP: the sandbox's OData sales-order service, or a real Tryton named by
+    /// TRYTON_URL, TRYTON_DATABASE, TRYTON_USER and TRYTON_PASSWORD.
+    #[arg(long, value_enum, default_value = "sandbox")]
+    with_erp: Erp,
+    /// Length of the ERP outage, in seconds.
+    #[arg(long, default_value_t = 30)]
+    outage: u64,
+    /// Seed of the sandbox's data.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Serve /metrics here while the day runs.
+    #[arg(long)]
+    ops_addr: Option<String>,
+}
+
+#[derive(Clone, Copy, PartialEq, clap::ValueEnum)]
+enum Erp {
+    Sandbox,
+    Tryton,
+}
+
+/// Longest wait for the flows to settle once the script is done.
+const SETTLE: Duration = Duration::from_secs(75);
+
+pub fn run(args: Args) -> u8 {
+    if std::env::var("OMNIFLOW_LOG").is_err() {
+        std::env::set_var("OMNIFLOW_LOG", "error");
+    }
+    super::init_logging(super::LogFormat::Text);
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(err) => {
+            eprintln!("error: cannot start the runtime: {err}");
+            return 2;
+        }
+    };
+    let local = tokio::task::LocalSet::new();
+    local.block_on(&runtime, async move {
+        match day(args).await {
+            Ok(true) => 0,
+            Ok(false) => 1,
+            Err(err) => {
+                eprintln!("error: {err}");
+                2
+            }
+        }
+    })
+}
+
+/// A back office (review desk, finance) that accepts every POST and remembers its path.
+async fn back_office() -> Result<(String, Rc<RefCell<Vec<String>>>), String> {
+    let received = Rc::new(RefCell::new(Vec::new()));
+    let log = received.clone();
+    let handler: Handler = Rc::new(move |req| {
+        log.borrow_mut().push(req.path.clone());
+        Box::pin(async move { Resp::json(201, serde_json::json!({"accepted": true})) })
+    });
+    let addr = server::serve("127.0.0.1:0", handler).await?;
+    Ok((format!("http://{addr}"), received))
+}
+
+fn free_port() -> Result<u16, String> {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .map_err(|e| format!("no free port: {e}"))
+}
+
+struct Clock(Instant);
+
+impl Clock {
+    fn say(&self, text: impl AsRef<str>) {
+        let s = self.0.elapsed().as_secs();
+        println!("[{:02}:{:02}] {}", s / 60, s % 60, text.as_ref());
+    }
+}
+
+async fn day(args: Args) -> Result<bool, String> {
+    let clock = Clock(Instant::now());
+    let sandbox_addr = sandbox::serve("127.0.0.1:0", SandboxConfig { seed: args.seed, ..SandboxConfig::default() }).await?;
+    let sandbox_url = format!("http://{sandbox_addr}");
+    let (office_url, reviewed) = back_office().await?;
+    let webhook_addr = format!("127.0.0.1:{}", free_port()?);
+    let endpoints = setup::Endpoints {
+        sandbox: sandbox_url.clone(),
+        back_office: office_url,
+        webhooks: format!("http://{webhook_addr}"),
+        shipbob_secret: sandbox::shipbob::WEBHOOK_SECRET.to_string(),
+    };
+    for (name, value) in setup::environment(&endpoints) {
+        std::env::set_var(name, value);
+    }
+    if args.with_erp == Erp::Tryton {
+        for var in ["TRYTON_URL", "TRYTON_DATABASE", "TRYTON_USER", "TRYTON_PASSWORD"] {
+            if std::env::var(var).is_err() {
+                return Err(format!("--with-erp tryton needs {var} (see tests/peers/tryton-up.sh)"));
+            }
+        }
+    }
+    clock.say(format!("sandbox of Shopify, Amazon SP-API, Square, ShipBob and an OData ERP on {sandbox_url}"));
+
+    let mut graph = load_graph(std::slice::from_ref(&args.flows))?;
+    let erp_url = format!("{sandbox_url}/odata/v4/sales");
+    setup::adapt(&mut graph, (args.with_erp == Erp::Sandbox).then_some(erp_url.as_str()))?;
+    let pipeline = Rc::new(Pipeline::new(graph)?);
+    let state_path = std::env::temp_dir().join(format!("omniflow-demo-{}.db", std::process::id()));
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", state_path.display()));
+    }
+    let store = state::Store::start(state::open(&format!("sqlite:{}", state_path.display()))?);
+    let runner = Runner::start(pipeline.clone(), store.clone(), &webhook_addr).await?;
+    if let Some(addr) = &args.ops_addr {
+        let bound = server::serve(addr, runner.ops_handler()).await?;
+        clock.say(format!("metrics on http://{bound}/metrics"));
+    }
+    clock.say(format!("{} reference flows running on a fresh embedded state ({})", runner.flows.len(), state_path.display()));
+
+    let driver = Driver::new(&sandbox_url)?;
+    driver.subscribe(&endpoints.webhooks).await?;
+    let mut orders: Vec<ChannelOrder> = Vec::new();
+
+    clock.say("morning: marketplace and storefront orders, POS sales");
+    orders.push(driver.amazon_order(&[("TSHIRT-039-RED-M", 1)], "Amazon order", Expect::Erp).await?);
+    orders.push(driver.amazon_order(&[("CBA_OTF_5", 2), ("SOCK-014-GRY-M", 1)], "Amazon order, two lines", Expect::Erp).await?);
+    orders.push(driver.amazon_order(&[("MUG-DISCONTINUED-01", 1)], "Amazon order, unknown SKU", Expect::DeadLetter("unknown SKU MUG-DISCONTINUED-01")).await?);
+    orders.push(driver.amazon_order(&[("JACKET-007-OLV-L", 12)], "Amazon bulk order (reseller?)", Expect::Review).await?);
+    orders.push(driver.shopify_order(&[("TSHIRT-036-BLK-XL", 1)], None, false, "storefront order").await?);
+    orders.push(driver.shopify_order(&[("CAP-009-BLK-XL", 1)], Some("TSHIRT-039-RED-M"), false, "storefront order, store pickup").await?);
+    orders.push(driver.shopify_order(&[("BOTTLE-048-BLK-XS", 2)], None, true, "storefront order, webhook sent twice").await?);
+    for (variation, quantity) in [("W62UWFY35CWMYGVWK6TWJDNI", 1), ("T9KC4M2ZQ8RW6BXN3HJ7VFLD", 3), ("HB3N6V2KD7PQ4XJ9TZ5RWLMC", 1)] {
+        driver.pos_sale(variation, quantity).await?;
+    }
+    let booked_before = orders.iter().filter(|o| o.expect == Expect::Erp).count();
+    wait_for(&clock, &driver, &runner, booked_before, Duration::from_secs(30)).await;
+
+    clock.say(format!("ERP outage: the sales-order service answers 503 for {} s", args.outage));
+    driver.erp_outage(args.outage).await?;
+    let outage_ends = Instant::now() + Duration::from_secs(args.outage);
+    orders.push(driver.amazon_order(&[("POSTER-034-NVY-XL", 1)], "Amazon order during the outage", Expect::Erp).await?);
+    orders.push(driver.shopify_order(&[("TSHIRT-035-GRY-L", 1)], None, false, "storefront order during the outage").await?);
+    orders.push(driver.shopify_order(&[("SOCK-014-GRY-M", 2)], None, true, "storefront order during the outage, sent twice").await?);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let first_shop = orders.iter().find(|o| o.id.starts_with("shopify:")).map(|o| o.id.clone()).unwrap_or_default();
+    clock.say(format!("a customer returns a tee of {first_shop} in the SoHo store"));
+    driver.store_return(&first_shop).await?;
+    while Instant::now() < outage_ends {
+        progress(&clock, &driver, &runner, Some(outage_ends)).await;
+        tokio::time::sleep(Duration::from_secs(5).min(outage_ends.saturating_duration_since(Instant::now()))).await;
+    }
+    clock.say("ERP back");
+    clock.say(format!("warehouse ships {first_shop} (its webhook arrives twice)"));
+    if !driver.ship(&first_shop, setup::SHIPBOB_TOKEN).await? {
+        clock.say("the warehouse holds no order for it yet");
+    }
+    let booked = orders.iter().filter(|o| o.expect == Expect::Erp).count();
+    wait_for(&clock, &driver, &runner, booked, SETTLE).await;
+    // Let the last continuations (bus, warehouse, shipment) finish.
+    let settle_until = Instant::now() + Duration::from_secs(20);
+    while runner.in_flight() > 0 && Instant::now() < settle_until {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    let erp_orders = driver.erp_orders().await?;
+    let dead = store.call(|b| b.dead_letters(false, 10_000)).await?;
+    let stats = driver.stats().await?;
+    let reviewed = reviewed.borrow().clone();
+    let metrics = runner.metrics.clone();
+    let left = runner.stop(Duration::from_secs(5)).await;
+
+    println!();
+    println!("Flows");
+    print!("{}", summary::flow_table(&pipeline, &metrics));
+    println!();
+    println!("Dead letters ({})", dead.len());
+    for dl in &dead {
+        println!("  #{:<4} {}/{}: {}", dl.id, dl.flow, dl.node, dl.error);
+    }
+    println!();
+    println!("What the simulated systems received");
+    for system in ["shopify", "amazon_sp", "square", "shipbob", "odata"] {
+        if let Some(counts) = stats.get(system).and_then(|v| v.as_object()) {
+            let text: Vec<String> = counts.iter().map(|(k, v)| format!("{k} {v}")).collect();
+            println!("  {system:<10} {}", text.join(", "));
+        }
+    }
+    println!();
+    let (lines, strangers) = summary::reconcile(&orders, &erp_orders, &reviewed, &dead);
+    println!("Reconciliation: channel orders against the ERP");
+    print!("{}", summary::reconciliation_table(&lines, &strangers));
+    let held = lines.iter().all(|l| l.ok) && strangers.is_empty();
+    let booked_once = lines.iter().filter(|l| l.found == summary::Found::Erp(1)).count();
+    println!();
+    if held {
+        println!("reconciliation holds: {booked_once} channel orders in the ERP once each, the rest held or dead-lettered with their reasons ({left} unfinished)");
+    } else {
+        println!("RECONCILIATION FAILED: see the lines marked NO above");
+    }
+    let _ = std::fs::remove_file(&state_path);
+    Ok(held)
+}
+
+/// Prints one progress line.
+async fn progress(clock: &Clock, driver: &Driver, runner: &Runner, outage_ends: Option<Instant>) {
+    let erp = driver.erp_orders().await.map(|o| o.len()).unwrap_or(0);
+    let duplicates: u64 = runner
+        .flows
+        .iter()
+        .map(|f| runner.metrics.sum(omniflow_runtime::ops::metrics::DUPLICATES, f.flow_name(), |_| true))
+        .sum();
+    let dead: u64 = runner
+        .flows
+        .iter()
+        .map(|f| runner.metrics.sum(omniflow_runtime::ops::metrics::DEAD_LETTERS, f.flow_name(), |_| true))
+        .sum();
+    let retries: u64 = runner
+        .flows
+        .iter()
+        .map(|f| runner.metrics.sum(omniflow_runtime::ops::metrics::RETRIES, f.flow_name(), |_| true))
+        .sum();
+    let outage = outage_ends
+        .map(|t| format!(" · ERP outage, {} s left", t.saturating_duration_since(Instant::now()).as_secs()))
+        .unwrap_or_default();
+    clock.say(format!(
+        "ERP sales orders {erp} · in flight {} · retries {retries} · dead letters {dead} · duplicates prevented {duplicates}{outage}",
+        runner.in_flight()
+    ));
+}
+
+/// Waits until the ERP holds `expected` sales orders (or `limit` passes), with progress.
+async fn wait_for(clock: &Clock, driver: &Driver, runner: &Runner, expected: usize, limit: Duration) {
+    let until = Instant::now() + limit;
+    let mut last = Instant::now();
+    while Instant::now() < until {
+        let erp = driver.erp_orders().await.map(|o| o.len()).unwrap_or(0);
+        if erp >= expected && runner.in_flight() == 0 {
+            break;
+        }
+        if last.elapsed() >= Duration::from_secs(5) {
+            progress(clock, driver, runner, None).await;
+            last = Instant::now();
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    progress(clock, driver, runner, None).await;
+}

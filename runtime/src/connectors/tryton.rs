@@ -1,0 +1,654 @@
+//! Tryton over JSON-RPC (`POST {url}/{database}/rpc/`). The connector logs in with
+//! `common.db.login`, sends `Authorization: Session base64(login:uid:token)`, logs in again
+//! once when a call answers 401 (sessions expire after idling), and passes the user's
+//! preferences as the `context` argument every model call needs. Decimals travel as
+//! `{"__class__": "Decimal", "decimal": "12.50"}` and dates as `{"__class__": "date", …}`.
+//! A `UserError` is a business refusal (permanent, with its message); 429, 5xx and
+//! timeouts are transient.
+//!
+//! `create_sale` is idempotent on the ERP side too: the sale's `reference` is the canonical
+//! order id, so a retry finds the sale an earlier attempt created and only finishes its
+//! workflow (quote, confirm).
+
+use super::client;
+use super::{Call, CallFuture, CallOutcome, SinkConnector};
+use base64::Engine;
+use serde_json::{json, Value};
+use std::cell::{Cell, RefCell};
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// A JSON-RPC session with one Tryton database.
+pub struct Session {
+    client: reqwest::Client,
+    url: String,
+    login: String,
+    password: String,
+    auth: RefCell<Option<String>>,
+    context: RefCell<Value>,
+    next_id: Cell<u64>,
+}
+
+/// A Decimal for Tryton.
+pub fn decimal(text: &str) -> Value {
+    json!({"__class__": "Decimal", "decimal": text})
+}
+
+/// A date for Tryton from an RFC 3339 timestamp (or a plain date).
+pub fn date(text: &str) -> Option<Value> {
+    let day = text.get(..10)?;
+    let parsed = chrono::NaiveDate::parse_from_str(day, "%Y-%m-%d").ok()?;
+    use chrono::Datelike;
+    Some(
+        json!({"__class__": "date", "year": parsed.year(), "month": parsed.month(), "day": parsed.day()}),
+    )
+}
+
+fn user_error(error: &Value) -> String {
+    // ["UserError", ["message", "description", …]] or ["'KeyError'", ""].
+    match error {
+        Value::Array(parts) => {
+            let kind = parts.first().and_then(Value::as_str).unwrap_or("error");
+            let message = match parts.get(1) {
+                Some(Value::Array(args)) => args
+                    .first()
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_string(),
+                Some(Value::String(s)) => s.clone(),
+                Some(other) => other.to_string(),
+                None => String::new(),
+            };
+            if message.is_empty() {
+                kind.to_string()
+            } else {
+                format!("{kind}: {message}")
+            }
+        }
+        other => other.to_string(),
+    }
+}
+
+impl Session {
+    /// Reads `url`, `database`, `username`, `password`.
+    pub fn new(settings: &BTreeMap<String, Value>) -> Result<Session, String> {
+        let url = client::setting(settings, "url", "tryton")?.trim_end_matches('/');
+        let database = client::setting(settings, "database", "tryton")?;
+        Ok(Session {
+            client: client::build()?,
+            url: format!("{url}/{database}/rpc/"),
+            login: client::setting(settings, "username", "tryton")?.to_string(),
+            password: client::setting(settings, "password", "tryton")?.to_string(),
+            auth: RefCell::new(None),
+            context: RefCell::new(json!({})),
+            next_id: Cell::new(1),
+        })
+    }
+
+    async fn raw(
+        &self,
+        method: &str,
+        params: Value,
+        auth: Option<&str>,
+        timeout: Duration,
+    ) -> Result<Value, CallOutcome> {
+        let id = self.next_id.get();
+        self.next_id.set(id + 1);
+        let mut request = self
+            .client
+            .post(&self.url)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(json!({"id": id, "method": method, "params": params}).to_string());
+        if let Some(auth) = auth {
+            request = request.header(reqwest::header::AUTHORIZATION, auth);
+        }
+        let reply = client::send(request, timeout).await?;
+        if reply.status == 401 {
+            return Err(CallOutcome::Transient {
+                class: "unauthorized".into(),
+                reason: "HTTP 401: session refused".into(),
+                retry_after: None,
+            });
+        }
+        if !reply.ok() {
+            let wait = client::seconds_header(&reply.headers, "retry-after");
+            return Err(client::outcome(
+                &reply,
+                wait,
+                format!("HTTP {}: {} ({method})", reply.status, reply.excerpt()),
+            ));
+        }
+        let body = reply.json();
+        if let Some(error) = body.get("error").filter(|e| !e.is_null()) {
+            return Err(CallOutcome::Permanent {
+                reason: format!("{} ({method})", user_error(error)),
+            });
+        }
+        Ok(body.get("result").cloned().unwrap_or(Value::Null))
+    }
+
+    async fn login(&self, timeout: Duration) -> Result<String, CallOutcome> {
+        let result = self
+            .raw(
+                "common.db.login",
+                json!([self.login, {"password": self.password}, "en"]),
+                None,
+                timeout,
+            )
+            .await
+            .map_err(|e| match e {
+                CallOutcome::Transient { class, .. } if class == "unauthorized" => {
+                    CallOutcome::Permanent {
+                        reason: format!("Tryton refused the login of `{}`", self.login),
+                    }
+                }
+                other => other,
+            })?;
+        let (Some(uid), Some(token)) = (
+            result.get(0).and_then(Value::as_i64),
+            result.get(1).and_then(Value::as_str),
+        ) else {
+            return Err(CallOutcome::Permanent {
+                reason: format!("unexpected login answer: {result}"),
+            });
+        };
+        let auth = format!(
+            "Session {}",
+            base64::engine::general_purpose::STANDARD
+                .encode(format!("{}:{uid}:{token}", self.login))
+        );
+        *self.auth.borrow_mut() = Some(auth.clone());
+        let prefs = self
+            .raw(
+                "model.res.user.get_preferences",
+                json!([true, {}]),
+                Some(&auth),
+                timeout,
+            )
+            .await?;
+        let mut context = serde_json::Map::new();
+        for key in ["company", "companies", "language", "currency"] {
+            if let Some(v) = prefs.get(key) {
+                context.insert(key.into(), v.clone());
+            }
+        }
+        *self.context.borrow_mut() = Value::Object(context);
+        Ok(auth)
+    }
+
+    /// Calls `model.<model>.<method>` with `args` and the session context appended; logs in
+    /// when there is no session and once more after a 401.
+    pub async fn model(
+        &self,
+        model: &str,
+        method: &str,
+        args: Vec<Value>,
+        timeout: Duration,
+    ) -> Result<Value, CallOutcome> {
+        let mut renewed = false;
+        loop {
+            let auth = match self.auth.borrow().clone() {
+                Some(a) => a,
+                None => {
+                    renewed = true;
+                    self.login(timeout).await?
+                }
+            };
+            let mut params = args.clone();
+            params.push(self.context.borrow().clone());
+            match self
+                .raw(
+                    &format!("model.{model}.{method}"),
+                    Value::Array(params),
+                    Some(&auth),
+                    timeout,
+                )
+                .await
+            {
+                Err(CallOutcome::Transient { class, .. })
+                    if class == "unauthorized" && !renewed =>
+                {
+                    *self.auth.borrow_mut() = None;
+                    renewed = true;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// Ids matching a domain.
+    pub async fn search(
+        &self,
+        model: &str,
+        domain: Value,
+        limit: Option<u64>,
+        timeout: Duration,
+    ) -> Result<Vec<i64>, CallOutcome> {
+        let found = self
+            .model(
+                model,
+                "search",
+                vec![domain, json!(0), json!(limit), Value::Null],
+                timeout,
+            )
+            .await?;
+        Ok(found
+            .as_array()
+            .map(|a| a.iter().filter_map(Value::as_i64).collect())
+            .unwrap_or_default())
+    }
+
+    /// Reads fields of records.
+    pub async fn read(
+        &self,
+        model: &str,
+        ids: &[i64],
+        fields: &[&str],
+        timeout: Duration,
+    ) -> Result<Vec<Value>, CallOutcome> {
+        let found = self
+            .model(model, "read", vec![json!(ids), json!(fields)], timeout)
+            .await?;
+        Ok(found.as_array().cloned().unwrap_or_default())
+    }
+
+    /// Creates one record; returns its id.
+    pub async fn create(
+        &self,
+        model: &str,
+        values: Value,
+        timeout: Duration,
+    ) -> Result<i64, CallOutcome> {
+        let ids = self
+            .model(model, "create", vec![json!([values])], timeout)
+            .await?;
+        ids.get(0)
+            .and_then(Value::as_i64)
+            .ok_or_else(|| CallOutcome::Permanent {
+                reason: format!("{model}.create answered {ids}"),
+            })
+    }
+}
+
+/// What a Tryton sink does with its message.
+#[derive(Clone, Copy)]
+pub enum Operation {
+    CreateSale,
+    RecordShipment,
+    AdjustStock,
+}
+
+/// A Tryton sink.
+pub struct TrytonSink {
+    session: Session,
+    operation: Operation,
+    /// Storage location code for stock movements.
+    storage: String,
+}
+
+impl TrytonSink {
+    /// A sink for `operation`.
+    pub fn new(
+        settings: &BTreeMap<String, Value>,
+        operation: Operation,
+    ) -> Result<TrytonSink, String> {
+        Ok(TrytonSink {
+            session: Session::new(settings)?,
+            operation,
+            storage: client::optional(settings, "storage_location")
+                .unwrap_or("STO")
+                .to_string(),
+        })
+    }
+
+    async fn party(&self, order: &Value, timeout: Duration) -> Result<(i64, i64), CallOutcome> {
+        let s = &self.session;
+        let email = order["customer"]["email"]
+            .as_str()
+            .filter(|e| !e.is_empty());
+        let name = order["customer"]["name"]
+            .as_str()
+            .filter(|n| !n.trim().is_empty())
+            .or(order["ship_to"]["name"].as_str())
+            .or(email)
+            .unwrap_or("Walk-in customer")
+            .to_string();
+        let existing = match email {
+            Some(email) => {
+                s.search(
+                    "party.party",
+                    json!([["contact_mechanisms.value", "=", email]]),
+                    Some(1),
+                    timeout,
+                )
+                .await?
+            }
+            None => {
+                s.search(
+                    "party.party",
+                    json!([["name", "=", name]]),
+                    Some(1),
+                    timeout,
+                )
+                .await?
+            }
+        };
+        let party = match existing.first() {
+            Some(id) => *id,
+            None => {
+                let mut values = json!({"name": name});
+                if let Some(email) = email {
+                    values["contact_mechanisms"] =
+                        json!([["create", [{"type": "email", "value": email}]]]);
+                }
+                s.create("party.party", values, timeout).await?
+            }
+        };
+        let to = &order["ship_to"];
+        let street = [to["line1"].as_str(), to["line2"].as_str()]
+            .into_iter()
+            .flatten()
+            .filter(|l| !l.is_empty())
+            .collect::<Vec<_>>()
+            .join("\n");
+        let addresses = s
+            .search(
+                "party.address",
+                json!([
+                    ["party", "=", party],
+                    ["street", "=", street],
+                    ["postal_code", "=", to["postal_code"]]
+                ]),
+                Some(1),
+                timeout,
+            )
+            .await?;
+        let address = match addresses.first() {
+            Some(id) => *id,
+            None => {
+                s.create(
+                    "party.address",
+                    json!({"party": party, "street": street, "city": to["city"], "postal_code": to["postal_code"]}),
+                    timeout,
+                )
+                .await?
+            }
+        };
+        Ok((party, address))
+    }
+
+    async fn create_sale(&self, order: &Value, timeout: Duration) -> Result<(), CallOutcome> {
+        let s = &self.session;
+        let reference = client::field(order, "id")?;
+        let sale = match s
+            .search(
+                "sale.sale",
+                json!([["reference", "=", reference]]),
+                Some(1),
+                timeout,
+            )
+            .await?
+            .first()
+        {
+            Some(id) => *id,
+            None => {
+                let (party, address) = self.party(order, timeout).await?;
+                let mut lines = Vec::new();
+                for line in order["lines"].as_array().cloned().unwrap_or_default() {
+                    let sku = line["sku"].as_str().unwrap_or_default();
+                    let product = s
+                        .search(
+                            "product.product",
+                            json!([["code", "=", sku]]),
+                            Some(1),
+                            timeout,
+                        )
+                        .await?
+                        .first()
+                        .copied()
+                        .ok_or_else(|| CallOutcome::Permanent {
+                            reason: format!("product {sku} is not in Tryton"),
+                        })?;
+                    let unit = s
+                        .read("product.product", &[product], &["default_uom"], timeout)
+                        .await?;
+                    let price =
+                        client::money_text(&line["unit_price"]).unwrap_or_else(|| "0".into());
+                    lines.push(json!({
+                        "type": "line", "product": product,
+                        "quantity": line["quantity"].as_f64().unwrap_or(1.0),
+                        "unit": unit.first().map(|u| u["default_uom"].clone()).unwrap_or(Value::Null),
+                        "unit_price": decimal(&price),
+                        "description": line["title"].as_str().unwrap_or(sku),
+                    }));
+                }
+                let mut values = json!({
+                    "party": party, "invoice_address": address, "shipment_address": address,
+                    "reference": reference, "description": order["order_ref"],
+                    "invoice_method": "manual", "shipment_method": "order",
+                    "lines": [["create", lines]],
+                });
+                if let Some(day) = order["placed_at"].as_str().and_then(date) {
+                    values["sale_date"] = day;
+                }
+                if let Some(code) = order["currency"].as_str() {
+                    if let Some(currency) = s
+                        .search(
+                            "currency.currency",
+                            json!([["code", "=", code]]),
+                            Some(1),
+                            timeout,
+                        )
+                        .await?
+                        .first()
+                    {
+                        values["currency"] = json!(currency);
+                    }
+                }
+                s.create("sale.sale", values, timeout).await?
+            }
+        };
+        // Finish the workflow from wherever an earlier attempt left it.
+        let state = s.read("sale.sale", &[sale], &["state"], timeout).await?;
+        let state = state
+            .first()
+            .and_then(|r| r["state"].as_str())
+            .unwrap_or("draft")
+            .to_string();
+        if state == "draft" {
+            s.model("sale.sale", "quote", vec![json!([sale])], timeout)
+                .await?;
+        }
+        if state == "draft" || state == "quotation" {
+            s.model("sale.sale", "confirm", vec![json!([sale])], timeout)
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn record_shipment(
+        &self,
+        shipment: &Value,
+        timeout: Duration,
+    ) -> Result<(), CallOutcome> {
+        let s = &self.session;
+        let reference = client::field(shipment, "order_id")?;
+        let Some(sale) = s
+            .search(
+                "sale.sale",
+                json!([["reference", "=", reference]]),
+                Some(1),
+                timeout,
+            )
+            .await?
+            .first()
+            .copied()
+        else {
+            return Err(CallOutcome::Transient {
+                class: "not_found".into(),
+                reason: format!("sale {reference} is not in Tryton (yet)"),
+                retry_after: None,
+            });
+        };
+        let shipments = s
+            .read("sale.sale", &[sale], &["shipments"], timeout)
+            .await?;
+        let ids: Vec<i64> = shipments
+            .first()
+            .and_then(|r| r["shipments"].as_array())
+            .map(|a| a.iter().filter_map(Value::as_i64).collect())
+            .unwrap_or_default();
+        for id in ids {
+            let state = s
+                .read("stock.shipment.out", &[id], &["state"], timeout)
+                .await?;
+            let state = state
+                .first()
+                .and_then(|r| r["state"].as_str())
+                .unwrap_or("")
+                .to_string();
+            let steps: &[&str] = match state.as_str() {
+                "draft" | "waiting" => &["assign_try", "pick", "pack", "do"],
+                "assigned" => &["pick", "pack", "do"],
+                "picked" => &["pack", "do"],
+                "packed" => &["do"],
+                _ => &[],
+            };
+            for step in steps {
+                s.model("stock.shipment.out", step, vec![json!([id])], timeout)
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn adjust_stock(&self, movement: &Value, timeout: Duration) -> Result<(), CallOutcome> {
+        let s = &self.session;
+        let sku = client::field(movement, "sku")?;
+        let product = s
+            .search(
+                "product.product",
+                json!([["code", "=", sku]]),
+                Some(1),
+                timeout,
+            )
+            .await?
+            .first()
+            .copied()
+            .ok_or_else(|| CallOutcome::Permanent {
+                reason: format!("product {sku} is not in Tryton"),
+            })?;
+        let quantity = movement["quantity"].as_i64().unwrap_or(0);
+        let kind = movement["kind"].as_str().unwrap_or("");
+        let inbound = match kind {
+            "sale" | "shipment" | "transfer_out" | "shrinkage" => false,
+            "adjustment" => quantity >= 0,
+            _ => true,
+        };
+        let outside = match kind {
+            "return" | "sale" | "shipment" => "CUS",
+            "receipt" => "SUP",
+            _ => "LF",
+        };
+        let mut codes = BTreeMap::new();
+        for code in [self.storage.as_str(), outside] {
+            let id = s
+                .search(
+                    "stock.location",
+                    json!([["code", "=", code]]),
+                    Some(1),
+                    timeout,
+                )
+                .await?
+                .first()
+                .copied()
+                .ok_or_else(|| CallOutcome::Permanent {
+                    reason: format!("Tryton has no stock location `{code}`"),
+                })?;
+            codes.insert(code, id);
+        }
+        let (from, to) = if inbound {
+            (codes[outside], codes[self.storage.as_str()])
+        } else {
+            (codes[self.storage.as_str()], codes[outside])
+        };
+        let unit = s
+            .read(
+                "product.product",
+                &[product],
+                &["default_uom", "cost_price"],
+                timeout,
+            )
+            .await?;
+        let row = unit.first().cloned().unwrap_or(Value::Null);
+        let mut values = json!({
+            "product": product, "unit": row["default_uom"], "quantity": quantity.unsigned_abs() as f64,
+            "from_location": from, "to_location": to,
+            "unit_price": decimal("0"),
+        });
+        if let Some(company) = self.session.context.borrow().get("company") {
+            values["company"] = company.clone();
+        }
+        if let Some(currency) = self.session.context.borrow().get("currency") {
+            values["currency"] = currency.clone();
+        }
+        let id = s.create("stock.move", values, timeout).await?;
+        s.model("stock.move", "do", vec![json!([id])], timeout)
+            .await?;
+        Ok(())
+    }
+}
+
+impl SinkConnector for TrytonSink {
+    fn call<'a>(&'a self, call: Call<'a>) -> CallFuture<'a> {
+        Box::pin(async move {
+            let message = match client::input(call.body) {
+                Ok(v) => v,
+                Err(e) => return e,
+            };
+            let done = match self.operation {
+                Operation::CreateSale => self.create_sale(&message, call.timeout).await,
+                Operation::RecordShipment => self.record_shipment(&message, call.timeout).await,
+                Operation::AdjustStock => self.adjust_stock(&message, call.timeout).await,
+            };
+            match done {
+                Ok(()) => CallOutcome::Ok,
+                Err(e) => e,
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn encodings_and_errors() {
+        assert_eq!(
+            decimal("12.50"),
+            json!({"__class__": "Decimal", "decimal": "12.50"})
+        );
+        assert_eq!(
+            date("2026-05-04T10:00:00Z"),
+            Some(json!({"__class__": "date", "year": 2026, "month": 5, "day": 4}))
+        );
+        assert_eq!(date("garbage"), None);
+        let e = json!([
+            "UserError",
+            [
+                "To get a quote for sale \"(6)\" you must enter an invoice address.",
+                "",
+                null
+            ]
+        ]);
+        assert_eq!(
+            user_error(&e),
+            "UserError: To get a quote for sale \"(6)\" you must enter an invoice address."
+        );
+        assert_eq!(
+            user_error(&json!(["'no.such.model'", ""])),
+            "'no.such.model'"
+        );
+    }
+}
