@@ -12,6 +12,7 @@ pub mod json_scan;
 pub mod load;
 pub mod ops;
 pub mod pipeline;
+pub mod sandbox;
 pub mod sources;
 pub mod state;
 pub mod testing;

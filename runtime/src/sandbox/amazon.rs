@@ -1,0 +1,25 @@
+//! Not yet simulated: every request answers 501.
+use super::{Sandbox, Shared};
+use crate::ops::server::{Req, Resp};
+#[derive(Default)]
+pub struct State;
+impl State {
+    pub fn new() -> State {
+        State
+    }
+}
+pub fn handle(_sb: &Shared, _req: &Req) -> Resp {
+    Resp::text(501, "")
+}
+pub fn token(_sb: &Shared, _req: &Req) -> Resp {
+    Resp::text(501, "")
+}
+pub fn error_status(_sb: &Sandbox, s: u16) -> Resp {
+    Resp::text(s, "")
+}
+pub fn control_create_order(_sb: &Shared, _req: &Req) -> Resp {
+    Resp::text(501, "")
+}
+pub fn control_token_ttl(_sb: &Shared, _req: &Req) -> Resp {
+    Resp::text(501, "")
+}
