@@ -4,6 +4,7 @@
 mod dlq;
 mod map;
 mod run;
+mod sandbox;
 mod test;
 
 use clap::{Parser, Subcommand};
@@ -26,6 +27,8 @@ enum Command {
     Test(test::Args),
     /// Run one flow's mapping and routing over a JSONL file, with no state.
     Map(map::Args),
+    /// Serve local simulators of Shopify, Amazon SP-API, Square, ShipBob and an OData ERP.
+    Sandbox(sandbox::Args),
 }
 
 /// Parses the arguments and runs the subcommand.
@@ -36,6 +39,7 @@ pub fn run() -> ExitCode {
         Command::Dlq(args) => dlq::run(args),
         Command::Test(args) => test::run(args),
         Command::Map(args) => map::run(args),
+        Command::Sandbox(args) => sandbox::run(args),
     };
     ExitCode::from(code)
 }
