@@ -13,6 +13,7 @@ pub mod load;
 pub mod ops;
 pub mod pipeline;
 pub mod runner;
+pub mod sandbox;
 pub mod sources;
 pub mod state;
 pub mod testing;

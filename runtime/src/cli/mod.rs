@@ -1,9 +1,11 @@
 //! Command-line interface of `omniflow`: one module per subcommand.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
+mod demo;
 mod dlq;
 mod map;
 mod run;
+mod sandbox;
 mod test;
 
 use clap::{Parser, Subcommand};
@@ -20,6 +22,7 @@ struct Cli {
 enum Command {
     /// A retail day against the sandbox: the reference flows, a reconciliation, exit 0
     /// only when it holds.
+    Demo(demo::Args),
     /// Run flows durably until SIGTERM.
     Run(run::Args),
     /// Inspect and replay dead letters.
@@ -28,16 +31,20 @@ enum Command {
     Test(test::Args),
     /// Run one flow's mapping and routing over a JSONL file, with no state.
     Map(map::Args),
+    /// Serve local simulators of Shopify, Amazon SP-API, Square, ShipBob and an OData ERP.
+    Sandbox(sandbox::Args),
 }
 
 /// Parses the arguments and runs the subcommand.
 pub fn run() -> ExitCode {
     let cli = Cli::parse();
     let code = match cli.command {
+        Command::Demo(args) => demo::run(args),
         Command::Run(args) => run::run(args),
         Command::Dlq(args) => dlq::run(args),
         Command::Test(args) => test::run(args),
         Command::Map(args) => map::run(args),
+        Command::Sandbox(args) => sandbox::run(args),
     };
     ExitCode::from(code)
 }

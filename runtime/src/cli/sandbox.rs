@@ -1,0 +1,72 @@
+//! `omniflow sandbox`: serves the vendor simulators until SIGTERM or Ctrl-C.
+
+use omniflow_runtime::sandbox::{self, FaultProfile, SandboxConfig};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Address to serve every simulator on.
+    #[arg(long, default_value = "127.0.0.1:8787")]
+    addr: String,
+    /// Seed of the deterministic RNG.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Fault profile for every system: none, flaky, throttled or slow.
+    #[arg(long, default_value = "none")]
+    faults: String,
+    /// Log format.
+    #[arg(long, value_enum, default_value = "text")]
+    log_format: super::LogFormat,
+}
+
+pub fn run(args: Args) -> u8 {
+    super::init_logging(args.log_format);
+    let faults = match args.faults.parse::<FaultProfile>() {
+        Ok(f) => f,
+        Err(err) => {
+            eprintln!("error: {err}");
+            return 2;
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(err) => {
+            eprintln!("error: cannot start the runtime: {err}");
+            return 2;
+        }
+    };
+    let local = tokio::task::LocalSet::new();
+    local.block_on(&runtime, async move {
+        let config = SandboxConfig {
+            seed: args.seed,
+            faults,
+        };
+        match sandbox::serve(&args.addr, config).await {
+            Ok(addr) => {
+                tracing::info!(addr = %addr, seed = args.seed, faults = %args.faults, "sandbox listening");
+                wait_for_stop().await;
+                tracing::info!("sandbox stopped");
+                0
+            }
+            Err(err) => {
+                eprintln!("error: {err}");
+                2
+            }
+        }
+    })
+}
+
+async fn wait_for_stop() {
+    #[cfg(unix)]
+    if let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+    {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+        return;
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}
