@@ -207,6 +207,9 @@ pub struct OrdersPager {
     api: SpApi,
     page_size: u64,
     lookback: Duration,
+    /// Orders (id@LastUpdateDate) already durable: read again in the lookback window, they
+    /// are not completed with their items a second time (getOrderItems is rate-limited).
+    known: RefCell<std::collections::HashSet<String>>,
 }
 
 impl OrdersPager {
@@ -225,6 +228,7 @@ impl OrdersPager {
             lookback: Duration::from_millis(
                 options.get("lookback").and_then(Value::as_u64).unwrap_or(0),
             ),
+            known: RefCell::new(std::collections::HashSet::new()),
         })
     }
 
@@ -310,14 +314,15 @@ impl Pager for OrdersPager {
                     .as_str()
                     .unwrap_or_default()
                     .to_string();
-                order["OrderItems"] = Value::Array(self.items(&id).await?);
                 if newest.as_deref().is_none_or(|n| updated.as_str() > n) {
                     newest = Some(updated.clone());
                 }
-                items.push((
-                    serde_json::to_vec(&order).unwrap_or_default(),
-                    Some(format!("{id}@{updated}")),
-                ));
+                let key = format!("{id}@{updated}");
+                if self.known.borrow().contains(&key) {
+                    continue;
+                }
+                order["OrderItems"] = Value::Array(self.items(&id).await?);
+                items.push((serde_json::to_vec(&order).unwrap_or_default(), Some(key)));
             }
             let next = payload["NextToken"].as_str().map(String::from);
             let base = newest.unwrap_or_else(|| since.format("%Y-%m-%dT%H:%M:%SZ").to_string());
@@ -338,6 +343,14 @@ impl Pager for OrdersPager {
                 position: Some(position),
             })
         })
+    }
+
+    fn committed(&self, keys: &[String]) {
+        let mut known = self.known.borrow_mut();
+        if known.len() > 100_000 {
+            known.clear();
+        }
+        known.extend(keys.iter().cloned());
     }
 }
 

@@ -18,6 +18,9 @@ pub struct HttpSink {
     client: reqwest::Client,
     method: reqwest::Method,
     url_template: String,
+    /// A minijinja template of the request body over the message (the message as JSON
+    /// when absent).
+    body_template: Option<String>,
     auth: Option<String>,
 }
 
@@ -53,11 +56,26 @@ impl HttpSink {
             client,
             method,
             url_template: format!("{base}{path}"),
+            body_template: options
+                .get("body")
+                .and_then(Value::as_str)
+                .map(String::from),
             auth: settings
                 .get("auth_header")
                 .and_then(Value::as_str)
                 .map(String::from),
         })
+    }
+
+    fn body(&self, message: &[u8]) -> Result<Vec<u8>, String> {
+        let Some(template) = &self.body_template else {
+            return Ok(message.to_vec());
+        };
+        let context: Value = serde_json::from_slice(message).unwrap_or(Value::Null);
+        minijinja::Environment::new()
+            .render_str(template, context)
+            .map(String::into_bytes)
+            .map_err(|e| format!("body template: {e}"))
     }
 
     fn url(&self, body: &[u8]) -> Result<String, String> {
@@ -113,6 +131,10 @@ impl SinkConnector for HttpSink {
                 Ok(url) => url,
                 Err(reason) => return CallOutcome::Permanent { reason },
             };
+            let body = match self.body(call.body) {
+                Ok(body) => body,
+                Err(reason) => return CallOutcome::Permanent { reason },
+            };
             let mut request = self
                 .client
                 .request(self.method.clone(), url)
@@ -120,7 +142,7 @@ impl SinkConnector for HttpSink {
                 .header(reqwest::header::CONTENT_TYPE, "application/json")
                 .header(IDEMPOTENCY_HEADER, call.key)
                 .header(CORRELATION_HEADER, call.correlation_id)
-                .body(call.body.to_vec());
+                .body(body);
             if let Some(auth) = &self.auth {
                 request = request.header(reqwest::header::AUTHORIZATION, auth.as_str());
             }

@@ -187,7 +187,8 @@ impl Session {
     ) -> Result<Value, CallOutcome> {
         let mut renewed = false;
         loop {
-            let auth = match self.auth.borrow().clone() {
+            let current = self.auth.borrow().clone();
+            let auth = match current {
                 Some(a) => a,
                 None => {
                     renewed = true;

@@ -19,7 +19,7 @@ pub const ROOT: &str = "/odata/v4/sales";
 
 const PAGE_DEFAULT: usize = 20;
 const PAGE_MAX: usize = 50;
-const STATUSES: [&str; 3] = ["NEW", "CONFIRMED", "CANCELLED"];
+const STATUSES: [&str; 4] = ["NEW", "CONFIRMED", "SHIPPED", "CANCELLED"];
 
 struct Product {
     id: String,
@@ -43,6 +43,10 @@ struct SalesOrder {
     customer: String,
     status: String,
     currency: String,
+    /// Delivery: carrier, tracking number and ship time (set when the order ships).
+    carrier: Option<String>,
+    tracking_number: Option<String>,
+    shipped_at: Option<String>,
     created_at: String,
     modified_at: String,
     items: Vec<Item>,
@@ -152,7 +156,8 @@ fn item_json(o: &SalesOrder, i: &Item) -> Value {
 
 fn order_json(o: &SalesOrder, items: bool) -> Value {
     let mut v = json!({"ID": o.id, "orderNo": o.order_no, "customer": o.customer, "status": o.status,
-        "total": cents_number(o.total()), "currency": o.currency, "createdAt": o.created_at,
+        "total": cents_number(o.total()), "currency": o.currency, "carrier": o.carrier,
+        "trackingNumber": o.tracking_number, "shippedAt": o.shipped_at, "createdAt": o.created_at,
         "modifiedAt": o.modified_at, "@odata.etag": etag(&o.modified_at)});
     if items {
         v["items"] = json!(o.items.iter().map(|i| item_json(o, i)).collect::<Vec<_>>());
@@ -431,13 +436,16 @@ fn eval(e: &Expr, row: &Value) -> bool {
 }
 
 const PRODUCT_FIELDS: [&str; 6] = ["ID", "name", "price", "currency", "stock", "modifiedAt"];
-const ORDER_FIELDS: [&str; 8] = [
+const ORDER_FIELDS: [&str; 11] = [
     "ID",
     "orderNo",
     "customer",
     "status",
     "total",
     "currency",
+    "carrier",
+    "trackingNumber",
+    "shippedAt",
     "createdAt",
     "modifiedAt",
 ];
@@ -727,6 +735,9 @@ fn create_order(sb: &Shared, req: &Req) -> Resp {
         customer: customer.unwrap_or_default().to_string(),
         status: status.to_string(),
         currency: body["currency"].as_str().unwrap_or("USD").to_string(),
+        carrier: None,
+        tracking_number: None,
+        shipped_at: None,
         created_at: ts.clone(),
         modified_at: ts,
         items,
@@ -841,6 +852,15 @@ fn patch(sb: &Shared, req: &Req, set: &str, key: &str) -> Resp {
         if let Some(c) = body["currency"].as_str() {
             o.currency = c.to_string();
         }
+        for (field, slot) in [
+            ("carrier", &mut o.carrier),
+            ("trackingNumber", &mut o.tracking_number),
+            ("shippedAt", &mut o.shipped_at),
+        ] {
+            if let Some(v) = body.get(field) {
+                *slot = v.as_str().map(String::from);
+            }
+        }
         o.modified_at = ts.clone();
         order_json(o, false)
     };
@@ -920,7 +940,8 @@ pub fn control_sales_orders(sb: &Shared) -> Resp {
         .iter()
         .map(|o| {
             json!({"ID": o.id, "orderNo": o.order_no, "customer": o.customer, "status": o.status,
-                "total": cents_number(o.total()), "currency": o.currency,
+                "total": cents_number(o.total()), "currency": o.currency, "carrier": o.carrier,
+                "trackingNumber": o.tracking_number, "shippedAt": o.shipped_at,
                 "items": o.items.iter().map(|i| json!({"product_ID": i.product_id,
                     "quantity": i.quantity, "price": cents_number(i.price_cents)})).collect::<Vec<_>>()})
         })

@@ -1,10 +1,13 @@
 //! Poll sources. A [`Pager`] knows one API's paging and cursor; the loop here runs it every
 //! `every` and commits each page's items with the cursor they advance to in one
 //! transaction. Items with a dedupe key seen before (an order read again inside the
-//! lookback window, unchanged) are skipped in the same transaction and counted.
+//! lookback window, unchanged) are skipped in the same transaction and counted as re-reads
+//! (they are not duplicates of a delivery).
 
 use crate::engine::FlowCtx;
-use crate::ops::metrics::DUPLICATES;
+
+/// Items read again inside the lookback window and skipped.
+pub const REREAD: &str = "omniflow_poll_reread_total";
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -31,6 +34,10 @@ pub trait Pager {
     /// Reads the page after `position` (the committed cursor, or the previous page's).
     /// `first` is true for the first page of a poll.
     fn page<'a>(&'a self, position: Option<&'a str>, first: bool) -> PageFuture<'a>;
+
+    /// Told the dedupe keys of a page once it is durable (a pager may skip work for them
+    /// on later reads).
+    fn committed(&self, _keys: &[String]) {}
 }
 
 /// Options every poll source reads.
@@ -122,6 +129,7 @@ impl PollSource {
                 page.position.clone(),
             );
             let items = page.items;
+            let keys: Vec<String> = items.iter().filter_map(|(_, k)| k.clone()).collect();
             // The page and the cursor it advances to commit together.
             let (appended, skipped) = self
                 .ctx
@@ -154,13 +162,14 @@ impl PollSource {
                     Ok((n, skipped))
                 })
                 .await?;
+            self.pager.committed(&keys);
             if appended > 0 {
                 self.ctx.appended.notify_one();
             }
             if skipped > 0 {
                 self.ctx
                     .metrics
-                    .add(DUPLICATES, self.ctx.flow_name(), &self.name, skipped);
+                    .add(REREAD, self.ctx.flow_name(), &self.name, skipped);
             }
             let advanced = page.position.is_some() && page.position != position;
             position = page.position;

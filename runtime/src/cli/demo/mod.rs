@@ -56,7 +56,10 @@ pub fn run(args: Args) -> u8 {
         std::env::set_var("OMNIFLOW_LOG", "error");
     }
     super::init_logging(super::LogFormat::Text);
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(err) => {
             eprintln!("error: cannot start the runtime: {err}");
@@ -106,7 +109,14 @@ impl Clock {
 
 async fn day(args: Args) -> Result<bool, String> {
     let clock = Clock(Instant::now());
-    let sandbox_addr = sandbox::serve("127.0.0.1:0", SandboxConfig { seed: args.seed, ..SandboxConfig::default() }).await?;
+    let sandbox_addr = sandbox::serve(
+        "127.0.0.1:0",
+        SandboxConfig {
+            seed: args.seed,
+            ..SandboxConfig::default()
+        },
+    )
+    .await?;
     let sandbox_url = format!("http://{sandbox_addr}");
     let (office_url, reviewed) = back_office().await?;
     let webhook_addr = format!("127.0.0.1:{}", free_port()?);
@@ -120,17 +130,29 @@ async fn day(args: Args) -> Result<bool, String> {
         std::env::set_var(name, value);
     }
     if args.with_erp == Erp::Tryton {
-        for var in ["TRYTON_URL", "TRYTON_DATABASE", "TRYTON_USER", "TRYTON_PASSWORD"] {
+        for var in [
+            "TRYTON_URL",
+            "TRYTON_DATABASE",
+            "TRYTON_USER",
+            "TRYTON_PASSWORD",
+        ] {
             if std::env::var(var).is_err() {
-                return Err(format!("--with-erp tryton needs {var} (see tests/peers/tryton-up.sh)"));
+                return Err(format!(
+                    "--with-erp tryton needs {var} (see tests/peers/tryton-up.sh)"
+                ));
             }
         }
     }
-    clock.say(format!("sandbox of Shopify, Amazon SP-API, Square, ShipBob and an OData ERP on {sandbox_url}"));
+    clock.say(format!(
+        "sandbox of Shopify, Amazon SP-API, Square, ShipBob and an OData ERP on {sandbox_url}"
+    ));
 
     let mut graph = load_graph(std::slice::from_ref(&args.flows))?;
     let erp_url = format!("{sandbox_url}/odata/v4/sales");
-    setup::adapt(&mut graph, (args.with_erp == Erp::Sandbox).then_some(erp_url.as_str()))?;
+    setup::adapt(
+        &mut graph,
+        (args.with_erp == Erp::Sandbox).then_some(erp_url.as_str()),
+    )?;
     let pipeline = Rc::new(Pipeline::new(graph)?);
     let state_path = std::env::temp_dir().join(format!("omniflow-demo-{}.db", std::process::id()));
     for suffix in ["", "-wal", "-shm"] {
@@ -142,42 +164,147 @@ async fn day(args: Args) -> Result<bool, String> {
         let bound = server::serve(addr, runner.ops_handler()).await?;
         clock.say(format!("metrics on http://{bound}/metrics"));
     }
-    clock.say(format!("{} reference flows running on a fresh embedded state ({})", runner.flows.len(), state_path.display()));
+    clock.say(format!(
+        "{} reference flows running on a fresh embedded state ({})",
+        runner.flows.len(),
+        state_path.display()
+    ));
 
     let driver = Driver::new(&sandbox_url)?;
     driver.subscribe(&endpoints.webhooks).await?;
     let mut orders: Vec<ChannelOrder> = Vec::new();
 
     clock.say("morning: marketplace and storefront orders, POS sales");
-    orders.push(driver.amazon_order(&[("TSHIRT-039-RED-M", 1)], "Amazon order", Expect::Erp).await?);
-    orders.push(driver.amazon_order(&[("CBA_OTF_5", 2), ("SOCK-014-GRY-M", 1)], "Amazon order, two lines", Expect::Erp).await?);
-    orders.push(driver.amazon_order(&[("MUG-DISCONTINUED-01", 1)], "Amazon order, unknown SKU", Expect::DeadLetter("unknown SKU MUG-DISCONTINUED-01")).await?);
-    orders.push(driver.amazon_order(&[("JACKET-007-OLV-L", 12)], "Amazon bulk order (reseller?)", Expect::Review).await?);
-    orders.push(driver.shopify_order(&[("TSHIRT-036-BLK-XL", 1)], None, false, "storefront order").await?);
-    orders.push(driver.shopify_order(&[("CAP-009-BLK-XL", 1)], Some("TSHIRT-039-RED-M"), false, "storefront order, store pickup").await?);
-    orders.push(driver.shopify_order(&[("BOTTLE-048-BLK-XS", 2)], None, true, "storefront order, webhook sent twice").await?);
-    for (variation, quantity) in [("W62UWFY35CWMYGVWK6TWJDNI", 1), ("T9KC4M2ZQ8RW6BXN3HJ7VFLD", 3), ("HB3N6V2KD7PQ4XJ9TZ5RWLMC", 1)] {
+    orders.push(
+        driver
+            .amazon_order(&[("TSHIRT-039-RED-M", 1)], "Amazon order", Expect::Erp)
+            .await?,
+    );
+    orders.push(
+        driver
+            .amazon_order(
+                &[("CBA_OTF_5", 2), ("SOCK-014-GRY-M", 1)],
+                "Amazon order, two lines",
+                Expect::Erp,
+            )
+            .await?,
+    );
+    orders.push(
+        driver
+            .amazon_order(
+                &[("MUG-DISCONTINUED-01", 1)],
+                "Amazon order, unknown SKU",
+                Expect::DeadLetter("unknown SKU MUG-DISCONTINUED-01"),
+            )
+            .await?,
+    );
+    orders.push(
+        driver
+            .amazon_order(
+                &[("JACKET-007-OLV-L", 12)],
+                "Amazon bulk order (reseller?)",
+                Expect::Review,
+            )
+            .await?,
+    );
+    orders.push(
+        driver
+            .shopify_order(&[("TSHIRT-036-BLK-XL", 1)], None, false, "storefront order")
+            .await?,
+    );
+    orders.push(
+        driver
+            .shopify_order(
+                &[("CAP-009-BLK-XL", 1)],
+                Some("TSHIRT-039-RED-M"),
+                false,
+                "storefront order, store pickup",
+            )
+            .await?,
+    );
+    orders.push(
+        driver
+            .shopify_order(
+                &[("BOTTLE-048-BLK-XS", 2)],
+                None,
+                true,
+                "storefront order, webhook sent twice",
+            )
+            .await?,
+    );
+    for (variation, quantity) in [
+        ("W62UWFY35CWMYGVWK6TWJDNI", 1),
+        ("T9KC4M2ZQ8RW6BXN3HJ7VFLD", 3),
+        ("HB3N6V2KD7PQ4XJ9TZ5RWLMC", 1),
+    ] {
         driver.pos_sale(variation, quantity).await?;
     }
     let booked_before = orders.iter().filter(|o| o.expect == Expect::Erp).count();
-    wait_for(&clock, &driver, &runner, booked_before, Duration::from_secs(30)).await;
+    wait_for(
+        &clock,
+        &driver,
+        &runner,
+        booked_before,
+        Duration::from_secs(30),
+    )
+    .await;
 
-    clock.say(format!("ERP outage: the sales-order service answers 503 for {} s", args.outage));
+    clock.say(format!(
+        "ERP outage: the sales-order service answers 503 for {} s",
+        args.outage
+    ));
     driver.erp_outage(args.outage).await?;
     let outage_ends = Instant::now() + Duration::from_secs(args.outage);
-    orders.push(driver.amazon_order(&[("POSTER-034-NVY-XL", 1)], "Amazon order during the outage", Expect::Erp).await?);
-    orders.push(driver.shopify_order(&[("TSHIRT-035-GRY-L", 1)], None, false, "storefront order during the outage").await?);
-    orders.push(driver.shopify_order(&[("SOCK-014-GRY-M", 2)], None, true, "storefront order during the outage, sent twice").await?);
+    orders.push(
+        driver
+            .amazon_order(
+                &[("POSTER-034-NVY-XL", 1)],
+                "Amazon order during the outage",
+                Expect::Erp,
+            )
+            .await?,
+    );
+    orders.push(
+        driver
+            .shopify_order(
+                &[("TSHIRT-035-GRY-L", 1)],
+                None,
+                false,
+                "storefront order during the outage",
+            )
+            .await?,
+    );
+    orders.push(
+        driver
+            .shopify_order(
+                &[("SOCK-014-GRY-M", 2)],
+                None,
+                true,
+                "storefront order during the outage, sent twice",
+            )
+            .await?,
+    );
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let first_shop = orders.iter().find(|o| o.id.starts_with("shopify:")).map(|o| o.id.clone()).unwrap_or_default();
-    clock.say(format!("a customer returns a tee of {first_shop} in the SoHo store"));
+    let first_shop = orders
+        .iter()
+        .find(|o| o.id.starts_with("shopify:"))
+        .map(|o| o.id.clone())
+        .unwrap_or_default();
+    clock.say(format!(
+        "a customer returns a tee of {first_shop} in the SoHo store"
+    ));
     driver.store_return(&first_shop).await?;
     while Instant::now() < outage_ends {
         progress(&clock, &driver, &runner, Some(outage_ends)).await;
-        tokio::time::sleep(Duration::from_secs(5).min(outage_ends.saturating_duration_since(Instant::now()))).await;
+        tokio::time::sleep(
+            Duration::from_secs(5).min(outage_ends.saturating_duration_since(Instant::now())),
+        )
+        .await;
     }
     clock.say("ERP back");
-    clock.say(format!("warehouse ships {first_shop} (its webhook arrives twice)"));
+    clock.say(format!(
+        "warehouse ships {first_shop} (its webhook arrives twice)"
+    ));
     if !driver.ship(&first_shop, setup::SHIPBOB_TOKEN).await? {
         clock.say("the warehouse holds no order for it yet");
     }
@@ -190,6 +317,7 @@ async fn day(args: Args) -> Result<bool, String> {
     }
 
     let erp_orders = driver.erp_orders().await?;
+    let erp_full = driver.erp_sales_orders().await?;
     let dead = store.call(|b| b.dead_letters(false, 10_000)).await?;
     let stats = driver.stats().await?;
     let reviewed = reviewed.borrow().clone();
@@ -213,11 +341,68 @@ async fn day(args: Args) -> Result<bool, String> {
         }
     }
     println!();
+    let sum = |name: &'static str, flow: &str| metrics.sum(name, flow, |_| true);
+    use omniflow_runtime::ops::metrics::{DUPLICATES, MESSAGES_OUT};
+    let shipped = erp_full
+        .iter()
+        .find(|o| o["orderNo"] == first_shop.as_str());
+    let checks = vec![
+        summary::Check {
+            what: "storefront webhooks delivered twice were stored once",
+            ok: sum(DUPLICATES, "ecommerce_split_fulfilment") >= 2,
+            detail: format!(
+                "{} duplicates prevented",
+                sum(DUPLICATES, "ecommerce_split_fulfilment")
+            ),
+        },
+        summary::Check {
+            what: "the warehouse shipment is recorded in the ERP with its tracking",
+            ok: shipped
+                .is_some_and(|o| o["status"] == "SHIPPED" && o["trackingNumber"].is_string()),
+            detail: shipped
+                .map(|o| format!("{} {} {}", o["status"], o["carrier"], o["trackingNumber"]))
+                .unwrap_or_default(),
+        },
+        summary::Check {
+            what: "the storefront got the fulfilment, once",
+            ok: stats["shopify"]["fulfillments"] == 1,
+            detail: format!(
+                "{} fulfilments, {} refused",
+                stats["shopify"]["fulfillments"], stats["shopify"]["fulfillment_rejections"]
+            ),
+        },
+        summary::Check {
+            what: "the store return was refunded by finance",
+            ok: reviewed
+                .iter()
+                .filter(|p| p.starts_with("/finance/refunds"))
+                .count()
+                == 1,
+            detail: format!(
+                "{} refund calls",
+                reviewed
+                    .iter()
+                    .filter(|p| p.starts_with("/finance/refunds"))
+                    .count()
+            ),
+        },
+        summary::Check {
+            what: "every POS sale line reached the inventory ledger subject",
+            ok: sum(MESSAGES_OUT, "pos_sales") == 3,
+            detail: format!("{} movements published", sum(MESSAGES_OUT, "pos_sales")),
+        },
+    ];
+    println!("Checks");
+    print!("{}", summary::checks_table(&checks));
+    println!();
     let (lines, strangers) = summary::reconcile(&orders, &erp_orders, &reviewed, &dead);
     println!("Reconciliation: channel orders against the ERP");
     print!("{}", summary::reconciliation_table(&lines, &strangers));
-    let held = lines.iter().all(|l| l.ok) && strangers.is_empty();
-    let booked_once = lines.iter().filter(|l| l.found == summary::Found::Erp(1)).count();
+    let held = lines.iter().all(|l| l.ok) && strangers.is_empty() && checks.iter().all(|c| c.ok);
+    let booked_once = lines
+        .iter()
+        .filter(|l| l.found == summary::Found::Erp(1))
+        .count();
     println!();
     if held {
         println!("reconciliation holds: {booked_once} channel orders in the ERP once each, the rest held or dead-lettered with their reasons ({left} unfinished)");
@@ -234,20 +419,43 @@ async fn progress(clock: &Clock, driver: &Driver, runner: &Runner, outage_ends: 
     let duplicates: u64 = runner
         .flows
         .iter()
-        .map(|f| runner.metrics.sum(omniflow_runtime::ops::metrics::DUPLICATES, f.flow_name(), |_| true))
+        .map(|f| {
+            runner.metrics.sum(
+                omniflow_runtime::ops::metrics::DUPLICATES,
+                f.flow_name(),
+                |_| true,
+            )
+        })
         .sum();
     let dead: u64 = runner
         .flows
         .iter()
-        .map(|f| runner.metrics.sum(omniflow_runtime::ops::metrics::DEAD_LETTERS, f.flow_name(), |_| true))
+        .map(|f| {
+            runner.metrics.sum(
+                omniflow_runtime::ops::metrics::DEAD_LETTERS,
+                f.flow_name(),
+                |_| true,
+            )
+        })
         .sum();
     let retries: u64 = runner
         .flows
         .iter()
-        .map(|f| runner.metrics.sum(omniflow_runtime::ops::metrics::RETRIES, f.flow_name(), |_| true))
+        .map(|f| {
+            runner.metrics.sum(
+                omniflow_runtime::ops::metrics::RETRIES,
+                f.flow_name(),
+                |_| true,
+            )
+        })
         .sum();
     let outage = outage_ends
-        .map(|t| format!(" · ERP outage, {} s left", t.saturating_duration_since(Instant::now()).as_secs()))
+        .map(|t| {
+            format!(
+                " · ERP outage, {} s left",
+                t.saturating_duration_since(Instant::now()).as_secs()
+            )
+        })
         .unwrap_or_default();
     clock.say(format!(
         "ERP sales orders {erp} · in flight {} · retries {retries} · dead letters {dead} · duplicates prevented {duplicates}{outage}",
@@ -256,7 +464,13 @@ async fn progress(clock: &Clock, driver: &Driver, runner: &Runner, outage_ends: 
 }
 
 /// Waits until the ERP holds `expected` sales orders (or `limit` passes), with progress.
-async fn wait_for(clock: &Clock, driver: &Driver, runner: &Runner, expected: usize, limit: Duration) {
+async fn wait_for(
+    clock: &Clock,
+    driver: &Driver,
+    runner: &Runner,
+    expected: usize,
+    limit: Duration,
+) {
     let until = Instant::now() + limit;
     let mut last = Instant::now();
     while Instant::now() < until {

@@ -83,7 +83,10 @@ impl Driver {
         for (k, v) in headers {
             request = request.header(*k, *v);
         }
-        let response = request.send().await.map_err(|e| format!("GET {path}: {e}"))?;
+        let response = request
+            .send()
+            .await
+            .map_err(|e| format!("GET {path}: {e}"))?;
         let status = response.status();
         let text = response.text().await.map_err(|e| e.to_string())?;
         if !status.is_success() {
@@ -102,8 +105,16 @@ impl Driver {
     }
 
     /// A marketplace order.
-    pub async fn amazon_order(&self, items: &[(&str, u32)], what: &'static str, expect: Expect) -> Result<ChannelOrder, String> {
-        let items: Vec<Value> = items.iter().map(|(sku, q)| json!({"sku": sku, "quantity": q})).collect();
+    pub async fn amazon_order(
+        &self,
+        items: &[(&str, u32)],
+        what: &'static str,
+        expect: Expect,
+    ) -> Result<ChannelOrder, String> {
+        let items: Vec<Value> = items
+            .iter()
+            .map(|(sku, q)| json!({"sku": sku, "quantity": q}))
+            .collect();
         let order = self
             .post(
                 "/_sandbox/amazon/orders",
@@ -115,19 +126,43 @@ impl Driver {
                 }),
             )
             .await?;
-        let id = first_str(&order, &[&["AmazonOrderId"], &["order", "AmazonOrderId"], &["payload", "AmazonOrderId"]])
-            .map(id_text)
-            .ok_or_else(|| format!("the sandbox returned no AmazonOrderId: {order}"))?;
-        Ok(ChannelOrder { id: format!("amazon:{id}"), what, expect })
+        let id = first_str(
+            &order,
+            &[
+                &["AmazonOrderId"],
+                &["order", "AmazonOrderId"],
+                &["payload", "AmazonOrderId"],
+            ],
+        )
+        .map(id_text)
+        .ok_or_else(|| format!("the sandbox returned no AmazonOrderId: {order}"))?;
+        Ok(ChannelOrder {
+            id: format!("amazon:{id}"),
+            what,
+            expect,
+        })
     }
 
     /// A storefront order; `pickup` adds a line collected in the SoHo store.
-    pub async fn shopify_order(&self, skus: &[(&str, u32)], pickup: Option<&str>, duplicate: bool, what: &'static str) -> Result<ChannelOrder, String> {
-        let mut lines: Vec<Value> = skus.iter().map(|(sku, q)| json!({"sku": sku, "quantity": q})).collect();
+    pub async fn shopify_order(
+        &self,
+        skus: &[(&str, u32)],
+        pickup: Option<&str>,
+        duplicate: bool,
+        what: &'static str,
+    ) -> Result<ChannelOrder, String> {
+        let mut lines: Vec<Value> = skus
+            .iter()
+            .map(|(sku, q)| json!({"sku": sku, "quantity": q}))
+            .collect();
         if let Some(sku) = pickup {
             lines.push(json!({"sku": sku, "quantity": 1, "properties": [{"name": "_pickup_store", "value": "SoHo"}]}));
         }
-        let path = if duplicate { "/_sandbox/shopify/orders?duplicate=true" } else { "/_sandbox/shopify/orders" };
+        let path = if duplicate {
+            "/_sandbox/shopify/orders?duplicate=true"
+        } else {
+            "/_sandbox/shopify/orders"
+        };
         let order = self
             .post(
                 path,
@@ -142,7 +177,11 @@ impl Driver {
         let id = first_str(&order, &[&["id"], &["order", "id"]])
             .map(id_text)
             .ok_or_else(|| format!("the sandbox returned no order id: {order}"))?;
-        Ok(ChannelOrder { id: format!("shopify:{id}"), what, expect: Expect::Erp })
+        Ok(ChannelOrder {
+            id: format!("shopify:{id}"),
+            what,
+            expect: Expect::Erp,
+        })
     }
 
     /// A completed POS sale in the SoHo store.
@@ -180,32 +219,57 @@ impl Driver {
     pub async fn ship(&self, reference: &str, token: &str) -> Result<bool, String> {
         let auth = format!("Bearer {token}");
         let found = self
-            .get(&format!("/2026-07/order?ReferenceIds={}", reference.replace(':', "%3A")), &[("authorization", &auth)])
+            .get(
+                &format!(
+                    "/2026-07/order?ReferenceIds={}",
+                    reference.replace(':', "%3A")
+                ),
+                &[("authorization", &auth)],
+            )
             .await?;
-        let Some(id) = found.as_array().and_then(|a| a.first()).and_then(|o| o.get("id")).map(id_text) else {
+        let Some(id) = found
+            .as_array()
+            .and_then(|a| a.first())
+            .and_then(|o| o.get("id"))
+            .map(id_text)
+        else {
             return Ok(false);
         };
-        self.post(&format!("/_sandbox/shipbob/orders/{id}/ship?duplicate=true"), json!({"carrier": "UPS", "tracking_number": "1Z999AA10123456784"}))
-            .await?;
+        self.post(
+            &format!("/_sandbox/shipbob/orders/{id}/ship?duplicate=true"),
+            json!({"carrier": "UPS", "tracking_number": "1Z999AA10123456784"}),
+        )
+        .await?;
         Ok(true)
     }
 
     /// Starts an ERP outage.
     pub async fn erp_outage(&self, seconds: u64) -> Result<(), String> {
-        self.post("/_sandbox/faults", json!({"system": "odata", "status": 503, "for_ms": seconds * 1000}))
-            .await
-            .map(|_| ())
+        self.post(
+            "/_sandbox/faults",
+            json!({"system": "odata", "status": 503, "for_ms": seconds * 1000}),
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// The sales orders in the sandbox ERP.
+    pub async fn erp_sales_orders(&self) -> Result<Vec<Value>, String> {
+        let orders = self.get("/_sandbox/odata/sales_orders", &[]).await?;
+        Ok(orders
+            .as_array()
+            .or_else(|| orders.get("value").and_then(Value::as_array))
+            .cloned()
+            .unwrap_or_default())
     }
 
     /// The sales orders in the sandbox ERP, by order number.
     pub async fn erp_orders(&self) -> Result<Vec<String>, String> {
-        let orders = self.get("/_sandbox/odata/sales_orders", &[]).await?;
-        let list = orders
-            .as_array()
-            .or_else(|| orders.get("value").and_then(Value::as_array))
-            .cloned()
-            .unwrap_or_default();
-        Ok(list.iter().filter_map(|o| o.get("orderNo").and_then(Value::as_str).map(String::from)).collect())
+        let list = self.erp_sales_orders().await?;
+        Ok(list
+            .iter()
+            .filter_map(|o| o.get("orderNo").and_then(Value::as_str).map(String::from))
+            .collect())
     }
 
     /// The sandbox's counts.

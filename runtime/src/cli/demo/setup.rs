@@ -18,6 +18,8 @@ pub const FLOWS: &[&str] = &[
 
 /// Poll interval of every source during the demo, in milliseconds.
 const DEMO_POLL_MS: u64 = 2_000;
+/// Poll interval of Amazon's getOrders (a burst of 20, then one call a minute).
+const DEMO_AMAZON_POLL_MS: u64 = 5_000;
 
 /// Sandbox credentials (the simulators accept exactly these).
 pub const SHOPIFY_TOKEN: &str = "shpat_sandbox";
@@ -100,21 +102,42 @@ pub fn adapt(graph: &mut Graph, sandbox_erp: Option<&str>) -> Result<(), String>
             .ok_or("the reference flows have no `erp` connection")?;
         erp.connector = "odata".into();
         erp.settings = BTreeMap::from([
-            ("service_url".to_string(), SettingValue::Value(Value::String(service_url.into()))),
-            ("username".to_string(), SettingValue::Value(Value::String("connector".into()))),
-            ("password".to_string(), SettingValue::Value(Value::String("secret".into()))),
+            (
+                "service_url".to_string(),
+                SettingValue::Value(Value::String(service_url.into())),
+            ),
+            (
+                "username".to_string(),
+                SettingValue::Value(Value::String("connector".into())),
+            ),
+            (
+                "password".to_string(),
+                SettingValue::Value(Value::String("secret".into())),
+            ),
         ]);
     }
     if let Some(amazon) = graph.connections.iter_mut().find(|c| c.name == "amazon") {
-        amazon
-            .settings
-            .insert("token_endpoint".into(), SettingValue::Env("AMAZON_LWA_TOKEN_ENDPOINT".into()));
+        amazon.settings.insert(
+            "token_endpoint".into(),
+            SettingValue::Env("AMAZON_LWA_TOKEN_ENDPOINT".into()),
+        );
     }
     for flow in &mut graph.flows {
         for node in &mut flow.nodes {
-            if let NodeKind::Source { kind, options, .. } = &mut node.kind {
+            if let NodeKind::Source {
+                kind,
+                options,
+                connection,
+                ..
+            } = &mut node.kind
+            {
                 if kind == "poll" {
-                    options.insert("every".into(), Value::from(DEMO_POLL_MS));
+                    let every = if connection == "amazon" {
+                        DEMO_AMAZON_POLL_MS
+                    } else {
+                        DEMO_POLL_MS
+                    };
+                    options.insert("every".into(), Value::from(every));
                 }
             }
         }

@@ -2,7 +2,9 @@
 //! reconciliation of channel orders against the ERP.
 
 use super::script::{ChannelOrder, Expect};
-use omniflow_runtime::ops::metrics::{Metrics, DEAD_LETTERS, DUPLICATES, MESSAGES_IN, MESSAGES_OUT};
+use omniflow_runtime::ops::metrics::{
+    Metrics, DEAD_LETTERS, DUPLICATES, MESSAGES_IN, MESSAGES_OUT,
+};
 use omniflow_runtime::pipeline::Pipeline;
 use omniflow_runtime::state::DeadLetter;
 use std::collections::BTreeMap;
@@ -25,7 +27,12 @@ pub struct Line {
 }
 
 /// Matches every channel order with the ERP, the review desk and the dead letters.
-pub fn reconcile(orders: &[ChannelOrder], erp: &[String], reviewed: &[String], dead: &[DeadLetter]) -> (Vec<Line>, Vec<String>) {
+pub fn reconcile(
+    orders: &[ChannelOrder],
+    erp: &[String],
+    reviewed: &[String],
+    dead: &[DeadLetter],
+) -> (Vec<Line>, Vec<String>) {
     let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
     for number in erp {
         *counts.entry(number.as_str()).or_default() += 1;
@@ -33,15 +40,20 @@ pub fn reconcile(orders: &[ChannelOrder], erp: &[String], reviewed: &[String], d
     let lines: Vec<Line> = orders
         .iter()
         .map(|order| {
-            let external = order.id.split_once(':').map(|(_, e)| e).unwrap_or(&order.id);
+            let external = order
+                .id
+                .split_once(':')
+                .map(|(_, e)| e)
+                .unwrap_or(&order.id);
             let found = if let Some(n) = counts.get(order.id.as_str()) {
                 Found::Erp(*n)
             } else if reviewed.iter().any(|path| path.ends_with(external)) {
                 Found::Review
-            } else if let Some(dl) = dead
-                .iter()
-                .find(|d| d.correlation_id == order.id || d.error.contains(external) || d.message.contains(external))
-            {
+            } else if let Some(dl) = dead.iter().find(|d| {
+                d.correlation_id == order.id
+                    || d.error.contains(external)
+                    || d.message.contains(external)
+            }) {
                 Found::DeadLetter(dl.error.clone())
             } else {
                 Found::Nowhere
@@ -51,7 +63,11 @@ pub fn reconcile(orders: &[ChannelOrder], erp: &[String], reviewed: &[String], d
                 (Expect::DeadLetter(why), Found::DeadLetter(reason)) => reason.contains(why),
                 _ => false,
             };
-            Line { order: order.clone(), found, ok }
+            Line {
+                order: order.clone(),
+                found,
+                ok,
+            }
         })
         .collect();
     let strangers: Vec<String> = counts
@@ -66,7 +82,11 @@ pub fn reconcile(orders: &[ChannelOrder], erp: &[String], reviewed: &[String], d
 /// letters and duplicates prevented.
 pub fn flow_table(pipeline: &Pipeline, metrics: &Metrics) -> String {
     let mut out = String::new();
-    let _ = writeln!(out, "{:<28} {:>6} {:>6} {:>6} {:>11}", "flow", "in", "out", "dead", "duplicates");
+    let _ = writeln!(
+        out,
+        "{:<28} {:>6} {:>6} {:>6} {:>11}",
+        "flow", "in", "out", "dead", "duplicates"
+    );
     for flow in &pipeline.flows {
         let sources: Vec<&str> = flow
             .ir
@@ -99,7 +119,11 @@ pub fn flow_table(pipeline: &Pipeline, metrics: &Metrics) -> String {
 /// The reconciliation as text.
 pub fn reconciliation_table(lines: &[Line], strangers: &[String]) -> String {
     let mut out = String::new();
-    let _ = writeln!(out, "{:<32} {:<34} {:<6} outcome", "channel order", "what", "ok");
+    let _ = writeln!(
+        out,
+        "{:<32} {:<34} {:<6} outcome",
+        "channel order", "what", "ok"
+    );
     for line in lines {
         let outcome = match &line.found {
             Found::Erp(1) => "in the ERP once".to_string(),
@@ -108,10 +132,42 @@ pub fn reconciliation_table(lines: &[Line], strangers: &[String]) -> String {
             Found::DeadLetter(reason) => format!("dead letter: {reason}"),
             Found::Nowhere => "not found anywhere".to_string(),
         };
-        let _ = writeln!(out, "{:<32} {:<34} {:<6} {outcome}", line.order.id, line.order.what, if line.ok { "yes" } else { "NO" });
+        let _ = writeln!(
+            out,
+            "{:<32} {:<34} {:<6} {outcome}",
+            line.order.id,
+            line.order.what,
+            if line.ok { "yes" } else { "NO" }
+        );
     }
     for number in strangers {
-        let _ = writeln!(out, "{number:<32} {:<34} {:<6} in the ERP but no channel sold it", "?", "NO");
+        let _ = writeln!(
+            out,
+            "{number:<32} {:<34} {:<6} in the ERP but no channel sold it",
+            "?", "NO"
+        );
+    }
+    out
+}
+
+/// One end-of-day check beyond the order reconciliation.
+pub struct Check {
+    pub what: &'static str,
+    pub ok: bool,
+    pub detail: String,
+}
+
+/// The checks as text.
+pub fn checks_table(checks: &[Check]) -> String {
+    let mut out = String::new();
+    for check in checks {
+        let _ = writeln!(
+            out,
+            "  {:<4} {:<58} {}",
+            if check.ok { "yes" } else { "NO" },
+            check.what,
+            check.detail
+        );
     }
     out
 }
