@@ -1070,6 +1070,8 @@ fn quota_warning(diags: &mut Diagnostics, span: Span, op: &Operation, asked: &st
 const POLL_KEYS: &[&str] = &["every", "cursor", "page_size", "lookback"];
 /// The generic `http.get` poll conventions (see the runtime's `sources/poll.rs`).
 const HTTP_POLL_KEYS: &[&str] = &["path", "items", "next", "watermark"];
+/// The `odata` poll options: which entity set, and the query options of the read.
+const ODATA_POLL_KEYS: &[&str] = &["entity_set", "filter", "select", "expand", "watermark"];
 const WEBHOOK_KEYS: &[&str] = &["path", "dedupe"];
 const SCHEDULE_KEYS: &[&str] = &["every", "cron"];
 const FILE_KEYS: &[&str] = &["path", "format"];
@@ -1094,8 +1096,10 @@ fn source_options(
     diags: &mut Diagnostics,
 ) -> BTreeMap<String, Value> {
     let mut allowed: Vec<&str> = keys_for(kind).to_vec();
-    if (connector, kind) == ("http", "poll") {
-        allowed.extend_from_slice(HTTP_POLL_KEYS);
+    match (connector, kind) {
+        ("http", "poll") => allowed.extend_from_slice(HTTP_POLL_KEYS),
+        ("odata", "poll") => allowed.extend_from_slice(ODATA_POLL_KEYS),
+        _ => {}
     }
     let allowed = allowed.as_slice();
     settings::duplicate_keys(settings.entries.iter().map(|e| &e.name), "option", diags);

@@ -127,6 +127,7 @@ pub fn pager(
         ("amazon_sp", "orders") => Ok(Box::new(amazon::OrdersPager::new(settings, options)?)),
         ("shopify", "orders") => Ok(Box::new(shopify::OrdersPager::new(settings, options)?)),
         ("square", "orders") => Ok(Box::new(square::OrdersPager::new(settings, options)?)),
+        ("odata", "entities") => Ok(Box::new(odata::EntitiesPager::new(settings, options)?)),
         (connector, op) => Err(format!(
             "the `{connector}.{op}` poll source is not available in this runtime yet"
         )),

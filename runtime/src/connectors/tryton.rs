@@ -18,6 +18,9 @@ use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+/// The internal class of a `UserWarning` answer (its reason is the warning key).
+const WARNING: &str = "tryton_warning";
+
 /// A JSON-RPC session with one Tryton database.
 pub struct Session {
     client: reqwest::Client,
@@ -25,6 +28,7 @@ pub struct Session {
     login: String,
     password: String,
     auth: RefCell<Option<String>>,
+    uid: Cell<i64>,
     context: RefCell<Value>,
     next_id: Cell<u64>,
 }
@@ -80,6 +84,7 @@ impl Session {
             login: client::setting(settings, "username", "tryton")?.to_string(),
             password: client::setting(settings, "password", "tryton")?.to_string(),
             auth: RefCell::new(None),
+            uid: Cell::new(0),
             context: RefCell::new(json!({})),
             next_id: Cell::new(1),
         })
@@ -120,6 +125,16 @@ impl Session {
         }
         let body = reply.json();
         if let Some(error) = body.get("error").filter(|e| !e.is_null()) {
+            // ["UserWarning", [key, message, description]]: the caller may accept it.
+            if error[0] == "UserWarning" {
+                if let Some(key) = error[1][0].as_str() {
+                    return Err(CallOutcome::Transient {
+                        class: WARNING.into(),
+                        reason: key.to_string(),
+                        retry_after: None,
+                    });
+                }
+            }
             return Err(CallOutcome::Permanent {
                 reason: format!("{} ({method})", user_error(error)),
             });
@@ -158,6 +173,7 @@ impl Session {
                 .encode(format!("{}:{uid}:{token}", self.login))
         );
         *self.auth.borrow_mut() = Some(auth.clone());
+        self.uid.set(uid);
         let prefs = self
             .raw(
                 "model.res.user.get_preferences",
@@ -177,7 +193,9 @@ impl Session {
     }
 
     /// Calls `model.<model>.<method>` with `args` and the session context appended; logs in
-    /// when there is no session and once more after a 401.
+    /// when there is no session and once more after a 401. A `UserWarning` (say, stock
+    /// coming back from a customer with no origin document) is acknowledged for this one
+    /// call, as an operator would, and the call repeated once.
     pub async fn model(
         &self,
         model: &str,
@@ -186,6 +204,7 @@ impl Session {
         timeout: Duration,
     ) -> Result<Value, CallOutcome> {
         let mut renewed = false;
+        let mut warned = false;
         loop {
             let current = self.auth.borrow().clone();
             let auth = match current {
@@ -211,6 +230,26 @@ impl Session {
                 {
                     *self.auth.borrow_mut() = None;
                     renewed = true;
+                }
+                Err(CallOutcome::Transient { class, reason, .. }) if class == WARNING => {
+                    if warned {
+                        return Err(CallOutcome::Permanent {
+                            reason: format!(
+                                "UserWarning {reason} repeated (model.{model}.{method})"
+                            ),
+                        });
+                    }
+                    warned = true;
+                    let warning =
+                        json!([{"user": self.uid.get(), "name": reason, "always": false}]);
+                    let context = self.context.borrow().clone();
+                    self.raw(
+                        "model.res.user.warning.create",
+                        json!([warning, context]),
+                        Some(&auth),
+                        timeout,
+                    )
+                    .await?;
                 }
                 other => return other,
             }
@@ -587,11 +626,16 @@ impl TrytonSink {
             "from_location": from, "to_location": to,
             "unit_price": decimal("0"),
         });
-        if let Some(company) = self.session.context.borrow().get("company") {
-            values["company"] = company.clone();
-        }
-        if let Some(currency) = self.session.context.borrow().get("currency") {
-            values["currency"] = currency.clone();
+        let company = self.session.context.borrow().get("company").cloned();
+        if let Some(company) = company.and_then(|c| c.as_i64()) {
+            values["company"] = json!(company);
+            // A move with a unit price needs a currency: the company's.
+            let row = s
+                .read("company.company", &[company], &["currency"], timeout)
+                .await?;
+            if let Some(currency) = row.first().map(|r| r["currency"].clone()) {
+                values["currency"] = currency;
+            }
         }
         let id = s.create("stock.move", values, timeout).await?;
         s.model("stock.move", "do", vec![json!([id])], timeout)

@@ -3,6 +3,8 @@
 //! slow answers that time out).
 #![allow(dead_code)]
 
+pub mod peers;
+
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};

@@ -1,0 +1,522 @@
+//! The ERP connectors against real servers started on 127.0.0.1: SAP CAP (OData v4) and
+//! Tryton (JSON-RPC). Each test asserts on what the server holds afterwards, read back
+//! with a client written here, independent of the connectors.
+
+mod support;
+
+use omniflow_compiler::ir::{Connection, Quota, SettingValue};
+use omniflow_runtime::connectors::{self, Call, CallOutcome};
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::time::Duration;
+use support::peers;
+
+fn connection(connector: &str, settings: Value) -> Connection {
+    Connection {
+        name: "erp".into(),
+        connector: connector.into(),
+        settings: settings
+            .as_object()
+            .unwrap()
+            .iter()
+            .map(|(k, v)| (k.clone(), SettingValue::Value(v.clone())))
+            .collect(),
+        quota: Quota::default(),
+    }
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// Calls a sink operation once with `message`.
+async fn call(conn: &Connection, op: &str, key: &str, message: &Value) -> CallOutcome {
+    let sink = connectors::sink(conn, op, &BTreeMap::new()).unwrap();
+    let body = message.to_string();
+    sink.call(Call {
+        key,
+        correlation_id: key,
+        body: body.as_bytes(),
+        timeout: Duration::from_secs(60),
+    })
+    .await
+}
+
+fn money(minor: i64) -> Value {
+    json!({"amount": minor, "currency": "USD"})
+}
+
+/// A canonical order of `lines` (sku, quantity, unit price in cents).
+fn order(id: &str, lines: &[(&str, i64, i64)], email: &str) -> Value {
+    let lines: Vec<Value> = lines
+        .iter()
+        .enumerate()
+        .map(|(i, (sku, q, price))| {
+            json!({"line_id": i.to_string(), "sku": sku, "channel_sku": null, "title": format!("item {sku}"),
+                   "quantity": q, "unit_price": money(*price), "discount": null, "tax": null,
+                   "total": money(price * q), "fulfilment": "ship", "location": null})
+        })
+        .collect();
+    json!({
+        "id": id, "channel": "shopify", "external_id": id, "order_ref": "#1001",
+        "placed_at": "2026-05-04T10:00:00Z", "status": "paid", "currency": "USD",
+        "customer": {"id": "c1", "email": email, "name": "Ada Lovelace", "phone": null, "default_address": null},
+        "ship_to": {"name": "Ada Lovelace", "company": null, "line1": "12 Analytical Row", "line2": null,
+                    "city": "London", "region": null, "postal_code": "N1 9GU", "country": "GB", "phone": null},
+        "bill_to": null, "lines": lines,
+        "subtotal": money(0), "shipping": money(0), "tax": money(0), "discount": money(0), "total": money(0)
+    })
+}
+
+fn shipment(order_id: &str) -> Value {
+    json!({"id": format!("ship-{order_id}"), "order_id": order_id, "channel": "shopify", "location": "WH-MAIN",
+           "carrier": "UPS", "tracking_number": "1Z999AA10123456784", "tracking_url": null,
+           "shipped_at": "2026-05-05T09:00:00Z", "lines": []})
+}
+
+fn movement(id: &str, kind: &str, sku: &str, quantity: i64) -> Value {
+    json!({"id": id, "kind": kind, "sku": sku, "location": "WH-MAIN", "quantity": quantity,
+           "counterpart_location": null, "reference": "test", "occurred_at": "2026-05-05T09:00:00Z"})
+}
+
+fn assert_ok(outcome: CallOutcome) {
+    assert_eq!(outcome, CallOutcome::Ok);
+}
+
+fn permanent(outcome: CallOutcome) -> String {
+    match outcome {
+        CallOutcome::Permanent { reason } => reason,
+        other => panic!("expected a permanent failure, got {other:?}"),
+    }
+}
+
+// ---------------------------------------------------------------- OData (SAP CAP)
+
+async fn odata_get(service: &str, path: &str) -> Value {
+    let response = reqwest::Client::new()
+        .get(format!("{service}/{path}"))
+        .basic_auth("connector", Some("secret"))
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        response.status().is_success(),
+        "GET {path}: {}",
+        response.status()
+    );
+    serde_json::from_str(&response.text().await.unwrap()).unwrap()
+}
+
+async fn orders_numbered(service: &str, number: &str) -> Vec<Value> {
+    let found = odata_get(
+        service,
+        &format!("SalesOrders?$filter=orderNo%20eq%20'{number}'&$expand=items"),
+    )
+    .await;
+    found["value"].as_array().cloned().unwrap()
+}
+
+#[test]
+fn odata_sales_orders_on_a_real_cap_server() {
+    let peer = peers::cap();
+    let service = peers::cap_service(&peer);
+    let erp = connection(
+        "odata",
+        json!({"service_url": service, "username": "connector", "password": "secret"}),
+    );
+    runtime().block_on(async {
+        // A deep insert of the order with its items, once even when repeated.
+        let sale = order(
+            "shopify:1001",
+            &[("ITM-110857", 2, 2200), ("ITM-102541", 1, 1099)],
+            "ada@example.com",
+        );
+        assert_ok(call(&erp, "create_sale", "shopify:1001", &sale).await);
+        assert_ok(call(&erp, "create_sale", "shopify:1001", &sale).await);
+        let held = orders_numbered(&service, "shopify:1001").await;
+        assert_eq!(held.len(), 1, "one sales order per channel order: {held:?}");
+        assert_eq!(held[0]["customer"], "Ada Lovelace");
+        assert_eq!(held[0]["items"].as_array().unwrap().len(), 2);
+        assert_eq!(held[0]["total"].as_f64(), Some(54.99), "{held:?}");
+
+        // The service's own validation error becomes the permanent reason.
+        let unknown = order("shopify:1002", &[("ITM-NOPE", 1, 100)], "ada@example.com");
+        let reason = permanent(call(&erp, "create_sale", "shopify:1002", &unknown).await);
+        assert!(reason.contains("Product ITM-NOPE not found"), "{reason}");
+        assert!(orders_numbered(&service, "shopify:1002").await.is_empty());
+
+        // A shipment PATCHes the order with its ETag.
+        assert_ok(
+            call(
+                &erp,
+                "record_shipment",
+                "ship-1001",
+                &shipment("shopify:1001"),
+            )
+            .await,
+        );
+        let held = orders_numbered(&service, "shopify:1001").await;
+        assert_eq!(held[0]["status"], "SHIPPED");
+        assert_eq!(held[0]["trackingNumber"], "1Z999AA10123456784");
+        assert_eq!(held[0]["carrier"], "UPS");
+
+        // A shipment of an order the ERP does not hold yet waits (transient).
+        match call(&erp, "record_shipment", "ship-9", &shipment("shopify:9999")).await {
+            CallOutcome::Transient { class, .. } => assert_eq!(class, "not_found"),
+            other => panic!("{other:?}"),
+        }
+
+        // Stock movements: a return adds, a sale takes, read back from the product.
+        assert_ok(
+            call(
+                &erp,
+                "adjust_stock",
+                "m1",
+                &movement("m1", "return", "ITM-300711", 2),
+            )
+            .await,
+        );
+        assert_ok(
+            call(
+                &erp,
+                "adjust_stock",
+                "m2",
+                &movement("m2", "sale", "ITM-300711", 5),
+            )
+            .await,
+        );
+        let product = odata_get(&service, "Products('ITM-300711')").await;
+        assert_eq!(product["stock"], 97);
+        let reason = permanent(
+            call(
+                &erp,
+                "adjust_stock",
+                "m3",
+                &movement("m3", "sale", "ITM-300711", 500),
+            )
+            .await,
+        );
+        assert!(reason.contains("below zero"), "{reason}");
+    });
+    drop(peer);
+}
+
+#[test]
+fn odata_entities_follow_relative_next_links_on_a_real_cap_server() {
+    let peer = peers::cap();
+    let service = peers::cap_service(&peer);
+    let erp = connection(
+        "odata",
+        json!({"service_url": service, "username": "connector", "password": "secret"}),
+    );
+    runtime().block_on(async {
+        for n in 0..25 {
+            let id = format!("amazon:P{n:03}");
+            assert_ok(
+                call(
+                    &erp,
+                    "create_sale",
+                    &id,
+                    &order(&id, &[("ITM-104242", 1, 2400)], "p@example.com"),
+                )
+                .await,
+            );
+        }
+        let settings = connectors::settings(&erp).unwrap();
+        let options: BTreeMap<String, Value> = [
+            ("entity_set".to_string(), json!("SalesOrders")),
+            ("select".to_string(), json!("ID,orderNo")),
+            (
+                "filter".to_string(),
+                json!("startswith(orderNo,'amazon:P')"),
+            ),
+        ]
+        .into_iter()
+        .collect();
+        let pager = connectors::pager("odata", "entities", &settings, &options).unwrap();
+        let (mut rows, mut pages, mut position, mut first) = (Vec::new(), 0, None::<String>, true);
+        loop {
+            let page = pager.page(position.as_deref(), first).await.unwrap();
+            first = false;
+            pages += 1;
+            rows.extend(
+                page.items
+                    .into_iter()
+                    .map(|(payload, _)| serde_json::from_slice::<Value>(&payload).unwrap()),
+            );
+            position = page.position;
+            if !page.more {
+                break;
+            }
+        }
+        assert_eq!(
+            pages, 2,
+            "CAP serves 20 rows a page: the second came from @odata.nextLink"
+        );
+        assert_eq!(rows.len(), 25);
+        let mut numbers: Vec<&str> = rows
+            .iter()
+            .map(|r| r["orderNo"].as_str().unwrap())
+            .collect();
+        numbers.sort();
+        numbers.dedup();
+        assert_eq!(numbers.len(), 25, "no row twice across pages");
+    });
+    drop(peer);
+}
+
+// ---------------------------------------------------------------- Tryton
+
+struct Rpc {
+    url: String,
+    auth: String,
+    context: Value,
+}
+
+impl Rpc {
+    async fn call(url: &str, auth: Option<&str>, method: &str, params: Value) -> Value {
+        let mut request = reqwest::Client::new()
+            .post(format!("{url}/omniflow/rpc/"))
+            .header("content-type", "application/json")
+            .body(json!({"id": 1, "method": method, "params": params}).to_string());
+        if let Some(auth) = auth {
+            request = request.header("authorization", auth);
+        }
+        let text = request.send().await.unwrap().text().await.unwrap();
+        let answer: Value =
+            serde_json::from_str(&text).unwrap_or_else(|_| panic!("{method}: {text}"));
+        assert!(
+            answer.get("error").is_none_or(Value::is_null),
+            "{method}: {answer}"
+        );
+        answer["result"].clone()
+    }
+
+    async fn login(url: &str) -> Rpc {
+        use base64::Engine;
+        let result = Rpc::call(
+            url,
+            None,
+            "common.db.login",
+            json!(["admin", {"password": "admin"}, "en"]),
+        )
+        .await;
+        let auth = format!(
+            "Session {}",
+            base64::engine::general_purpose::STANDARD.encode(format!(
+                "admin:{}:{}",
+                result[0],
+                result[1].as_str().unwrap()
+            ))
+        );
+        let prefs = Rpc::call(
+            url,
+            Some(&auth),
+            "model.res.user.get_preferences",
+            json!([true, {}]),
+        )
+        .await;
+        Rpc {
+            url: url.into(),
+            auth,
+            context: json!({"company": prefs["company"], "companies": prefs["companies"]}),
+        }
+    }
+
+    async fn model(&self, model: &str, method: &str, mut args: Vec<Value>) -> Value {
+        args.push(self.context.clone());
+        Rpc::call(
+            &self.url,
+            Some(&self.auth),
+            &format!("model.{model}.{method}"),
+            Value::Array(args),
+        )
+        .await
+    }
+
+    async fn sales(&self, reference: &str) -> Vec<Value> {
+        self.model(
+            "sale.sale",
+            "search_read",
+            vec![
+                json!([["reference", "=", reference]]),
+                json!(0),
+                Value::Null,
+                Value::Null,
+                json!(["state", "lines", "shipment_state", "party.name"]),
+            ],
+        )
+        .await
+        .as_array()
+        .cloned()
+        .unwrap()
+    }
+
+    async fn quantity(&self, code: &str) -> f64 {
+        let ids = self
+            .model(
+                "product.product",
+                "search",
+                vec![
+                    json!([["code", "=", code]]),
+                    json!(0),
+                    json!(1),
+                    Value::Null,
+                ],
+            )
+            .await;
+        let wh = self
+            .model(
+                "stock.location",
+                "search",
+                vec![
+                    json!([["code", "=", "WH"]]),
+                    json!(0),
+                    json!(1),
+                    Value::Null,
+                ],
+            )
+            .await;
+        let mut context = self.context.clone();
+        context["locations"] = wh.clone();
+        let rows = Rpc::call(
+            &self.url,
+            Some(&self.auth),
+            "model.product.product.read",
+            json!([ids, ["quantity"], context]),
+        )
+        .await;
+        rows[0]["quantity"].as_f64().unwrap()
+    }
+}
+
+#[test]
+fn tryton_sales_shipments_and_stock_on_a_real_server() {
+    let peer = peers::tryton();
+    let url = peers::tryton_url(&peer);
+    let erp = connection(
+        "tryton",
+        json!({"url": url, "database": "omniflow", "username": "admin", "password": "admin"}),
+    );
+    runtime().block_on(async {
+        let rpc = Rpc::login(&url).await;
+        let before = rpc.quantity("ITM-110857").await;
+
+        // A sale with its party, address and lines, quoted and confirmed, once.
+        let sale = order(
+            "amazon:113-0000001-0000001",
+            &[("ITM-110857", 3, 2200), ("ITM-102541", 1, 1099)],
+            "ada@example.com",
+        );
+        assert_ok(call(&erp, "create_sale", "amazon:113-0000001-0000001", &sale).await);
+        assert_ok(call(&erp, "create_sale", "amazon:113-0000001-0000001", &sale).await);
+        let held = rpc.sales("amazon:113-0000001-0000001").await;
+        assert_eq!(held.len(), 1, "one sale per channel order: {held:?}");
+        assert_eq!(held[0]["state"], "processing", "{held:?}");
+        assert_eq!(held[0]["lines"].as_array().unwrap().len(), 2);
+        assert_eq!(held[0]["party."]["name"], "Ada Lovelace");
+
+        // The session is renewed when the server forgets it (every session is dropped
+        // from the server's database, as an idle timeout would).
+        let db = rusqlite::Connection::open(peer.dir.join("omniflow.sqlite")).unwrap();
+        db.busy_timeout(Duration::from_secs(10)).unwrap();
+        let dropped = db.execute("DELETE FROM ir_session", []).unwrap();
+        assert!(dropped >= 1, "the connector held a session");
+        drop(db);
+        let rpc = Rpc::login(&url).await;
+        let second = order(
+            "amazon:113-0000001-0000002",
+            &[("ITM-104578", 1, 2950)],
+            "ada@example.com",
+        );
+        assert_ok(call(&erp, "create_sale", "amazon:113-0000001-0000002", &second).await);
+        assert_eq!(rpc.sales("amazon:113-0000001-0000002").await.len(), 1);
+
+        // Refusals are permanent, with the server's words.
+        let unknown = order(
+            "amazon:113-0000001-0000003",
+            &[("ITM-NOPE", 1, 100)],
+            "ada@example.com",
+        );
+        let reason =
+            permanent(call(&erp, "create_sale", "amazon:113-0000001-0000003", &unknown).await);
+        assert!(
+            reason.contains("product ITM-NOPE is not in Tryton"),
+            "{reason}"
+        );
+        // A business rule of the ERP: a product withdrawn from sale cannot be sold.
+        let product = rpc
+            .model(
+                "product.product",
+                "search",
+                vec![
+                    json!([["code", "=", "ITM-108848"]]),
+                    json!(0),
+                    json!(1),
+                    Value::Null,
+                ],
+            )
+            .await;
+        let template = rpc
+            .model(
+                "product.product",
+                "read",
+                vec![product, json!(["template"])],
+            )
+            .await;
+        rpc.model(
+            "product.template",
+            "write",
+            vec![json!([template[0]["template"]]), json!({"salable": false})],
+        )
+        .await;
+        let withdrawn = order(
+            "amazon:113-0000001-0000004",
+            &[("ITM-108848", 1, 3500)],
+            "ada@example.com",
+        );
+        let reason = permanent(
+            call(
+                &erp,
+                "create_sale",
+                "amazon:113-0000001-0000004",
+                &withdrawn,
+            )
+            .await,
+        );
+        assert!(reason.contains("Error"), "{reason}");
+        println!("Tryton's refusal: {reason}");
+
+        // The shipment goes out: the sale is sent and stock drops by the 3 units.
+        assert_ok(
+            call(
+                &erp,
+                "record_shipment",
+                "s1",
+                &shipment("amazon:113-0000001-0000001"),
+            )
+            .await,
+        );
+        assert_eq!(
+            rpc.sales("amazon:113-0000001-0000001").await[0]["shipment_state"],
+            "sent"
+        );
+        assert_eq!(rpc.quantity("ITM-110857").await, before - 3.0);
+
+        // A store return books the units back into storage.
+        assert_ok(
+            call(
+                &erp,
+                "adjust_stock",
+                "r1",
+                &movement("r1", "return", "ITM-110857", 2),
+            )
+            .await,
+        );
+        assert_eq!(rpc.quantity("ITM-110857").await, before - 1.0);
+    });
+    drop(peer);
+}

@@ -1,0 +1,193 @@
+//! Real servers the ERP connectors are tested against, started on 127.0.0.1 by the tests
+//! and stopped when dropped (by the PID of the process the test started):
+//! - SAP CAP (OData v4) from `tests/peers/cap`, installed by its `install.sh`;
+//! - Tryton 8.0 over JSON-RPC from `tests/peers/tryton`, on a copy of the seeded template
+//!   database its `install.sh` prepares.
+//!
+//! A peer that cannot be installed or started fails the test loudly.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The repository root.
+pub fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Runs an install script; returns the directory it prints.
+fn install(script: &str) -> PathBuf {
+    let output = Command::new("bash")
+        .arg(repo().join(script))
+        .stderr(Stdio::inherit())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {script}: {e}"));
+    assert!(
+        output.status.success(),
+        "{script} failed: the peer cannot be installed"
+    );
+    PathBuf::from(String::from_utf8(output.stdout).unwrap().trim())
+}
+
+/// A started peer server.
+pub struct Peer {
+    child: Child,
+    pub port: u16,
+    pub dir: PathBuf,
+    log: PathBuf,
+}
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if self.dir.starts_with(std::env::temp_dir()) {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+impl Peer {
+    fn wait_until(mut self, ready: impl Fn(u16) -> bool) -> Peer {
+        let started = Instant::now();
+        while !ready(self.port) {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!(
+                    "the peer exited ({status}): {}",
+                    std::fs::read_to_string(&self.log).unwrap_or_default()
+                );
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(120),
+                "the peer did not come up: {}",
+                std::fs::read_to_string(&self.log).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        self
+    }
+
+    /// The log the server wrote.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+fn http_status(port: u16, request: &str) -> Option<u16> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    stream.write_all(request.as_bytes()).ok()?;
+    let mut buf = [0u8; 64];
+    let n = stream.read(&mut buf).ok()?;
+    let head = String::from_utf8_lossy(&buf[..n]);
+    head.split_whitespace().nth(1)?.parse().ok()
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "omniflow-peer-{name}-{}-{}",
+        std::process::id(),
+        free_port()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Starts the CAP sales-order service (fresh in-memory data).
+pub fn cap() -> Peer {
+    let app = install("tests/peers/cap/install.sh");
+    let port = free_port();
+    let dir = temp_dir("cap");
+    let log = dir.join("cap.log");
+    let child = Command::new(app.join("node_modules/.bin/cds-serve"))
+        .arg("--in-memory?")
+        .current_dir(&app)
+        .env("PORT", port.to_string())
+        .env("HOST", "127.0.0.1")
+        .stdout(std::fs::File::create(&log).unwrap())
+        .stderr(Stdio::from(
+            std::fs::File::options().append(true).open(&log).unwrap(),
+        ))
+        .spawn()
+        .expect("cannot start cds-serve");
+    Peer {
+        child,
+        port,
+        dir,
+        log,
+    }
+    .wait_until(|port| {
+        http_status(
+            port,
+            "GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        ) == Some(200)
+    })
+}
+
+/// The OData service root of a CAP peer.
+pub fn cap_service(peer: &Peer) -> String {
+    format!("http://127.0.0.1:{}/odata/v4/sales", peer.port)
+}
+
+/// Starts Tryton on a copy of the seeded template database.
+pub fn tryton() -> Peer {
+    let home = install("tests/peers/tryton/install.sh");
+    let port = free_port();
+    let dir = temp_dir("tryton");
+    std::fs::copy(
+        home.join("template/omniflow.sqlite"),
+        dir.join("omniflow.sqlite"),
+    )
+    .unwrap();
+    let conf = dir.join("trytond.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "[database]\nuri = sqlite://\npath = {}\n[web]\nlisten = 127.0.0.1:{port}\n[session]\nmax_attempt = 50\n",
+            dir.display()
+        ),
+    )
+    .unwrap();
+    let log = dir.join("trytond.log");
+    let child = Command::new(home.join("venv/bin/trytond"))
+        .arg("-c")
+        .arg(&conf)
+        .arg("-d")
+        .arg("omniflow")
+        .stdout(std::fs::File::create(&log).unwrap())
+        .stderr(Stdio::from(
+            std::fs::File::options().append(true).open(&log).unwrap(),
+        ))
+        .spawn()
+        .expect("cannot start trytond");
+    let body = r#"{"id":0,"method":"common.server.version","params":[]}"#;
+    let probe = format!(
+        "POST /rpc/ HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    Peer {
+        child,
+        port,
+        dir,
+        log,
+    }
+    .wait_until(move |port| http_status(port, &probe) == Some(200))
+}
+
+/// The JSON-RPC base URL of a Tryton peer.
+pub fn tryton_url(peer: &Peer) -> String {
+    format!("http://127.0.0.1:{}", peer.port)
+}
