@@ -522,46 +522,6 @@ impl SinkConnector for ODataSink {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn reply(status: u16, body: &str) -> Reply {
-        Reply {
-            status,
-            headers: Default::default(),
-            body: body.as_bytes().to_vec(),
-        }
-    }
-
-    #[test]
-    fn v4_and_v2_errors() {
-        let v4 = reply(
-            400,
-            r#"{"error":{"code":"MULTIPLE_ERRORS","message":"Multiple errors occurred","details":[{"code":"ASSERT_MANDATORY","target":"customer","message":"Provide the missing value."}]}}"#,
-        );
-        assert_eq!(error_text(&v4), "HTTP 400 MULTIPLE_ERRORS: Multiple errors occurred (customer: Provide the missing value.)");
-        let v2 = reply(
-            400,
-            r#"{"error":{"code":"SD/123","message":{"lang":"en","value":"Material unknown"},"innererror":{"errordetails":[{"code":"X","message":"Material ITM-9 not found"}]}}}"#,
-        );
-        assert_eq!(
-            error_text(&v2),
-            "HTTP 400 SD/123: Material unknown (Material ITM-9 not found)"
-        );
-    }
-
-    #[test]
-    fn keys_and_literals() {
-        assert_eq!(key_segment(&json!("ITM-1")), "('ITM-1')");
-        assert_eq!(
-            key_segment(&json!("0b5c1f0e-2c7d-4f7a-9a55-3c3c2f1d9e10")),
-            "(0b5c1f0e-2c7d-4f7a-9a55-3c3c2f1d9e10)"
-        );
-        assert_eq!(literal("O'Brien"), "'O''Brien'");
-    }
-}
-
 /// `odata.entities`: reads an entity set with `$filter`/`$select`/`$expand` and follows
 /// `@odata.nextLink` (V4, relative to the service root) or `d.__next` (V2). With
 /// `cursor = watermark`, only rows whose `watermark` field (default `modifiedAt`) is
@@ -709,5 +669,45 @@ impl crate::sources::poll::Pager for EntitiesPager {
                 position,
             })
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reply(status: u16, body: &str) -> Reply {
+        Reply {
+            status,
+            headers: Default::default(),
+            body: body.as_bytes().to_vec(),
+        }
+    }
+
+    #[test]
+    fn v4_and_v2_errors() {
+        let v4 = reply(
+            400,
+            r#"{"error":{"code":"MULTIPLE_ERRORS","message":"Multiple errors occurred","details":[{"code":"ASSERT_MANDATORY","target":"customer","message":"Provide the missing value."}]}}"#,
+        );
+        assert_eq!(error_text(&v4), "HTTP 400 MULTIPLE_ERRORS: Multiple errors occurred (customer: Provide the missing value.)");
+        let v2 = reply(
+            400,
+            r#"{"error":{"code":"SD/123","message":{"lang":"en","value":"Material unknown"},"innererror":{"errordetails":[{"code":"X","message":"Material ITM-9 not found"}]}}}"#,
+        );
+        assert_eq!(
+            error_text(&v2),
+            "HTTP 400 SD/123: Material unknown (Material ITM-9 not found)"
+        );
+    }
+
+    #[test]
+    fn keys_and_literals() {
+        assert_eq!(key_segment(&json!("ITM-1")), "('ITM-1')");
+        assert_eq!(
+            key_segment(&json!("0b5c1f0e-2c7d-4f7a-9a55-3c3c2f1d9e10")),
+            "(0b5c1f0e-2c7d-4f7a-9a55-3c3c2f1d9e10)"
+        );
+        assert_eq!(literal("O'Brien"), "'O''Brien'");
     }
 }
