@@ -18,6 +18,9 @@ use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+/// Attempts after a sequence collision (`… must be unique`).
+const UNIQUE_RETRIES: u64 = 3;
+
 /// The internal class of a `UserWarning` answer (its reason is the warning key).
 const WARNING: &str = "tryton_warning";
 
@@ -651,14 +654,26 @@ impl SinkConnector for TrytonSink {
                 Ok(v) => v,
                 Err(e) => return e,
             };
-            let done = match self.operation {
-                Operation::CreateSale => self.create_sale(&message, call.timeout).await,
-                Operation::RecordShipment => self.record_shipment(&message, call.timeout).await,
-                Operation::AdjustStock => self.adjust_stock(&message, call.timeout).await,
-            };
-            match done {
-                Ok(()) => CallOutcome::Ok,
-                Err(e) => e,
+            // Tryton numbers parties and sales from sequences; two writers can draw the
+            // same number and one is refused as not unique. The work resumes from what the
+            // ERP holds, so trying again settles it.
+            let mut attempt = 0;
+            loop {
+                let done = match self.operation {
+                    Operation::CreateSale => self.create_sale(&message, call.timeout).await,
+                    Operation::RecordShipment => self.record_shipment(&message, call.timeout).await,
+                    Operation::AdjustStock => self.adjust_stock(&message, call.timeout).await,
+                };
+                match done {
+                    Ok(()) => return CallOutcome::Ok,
+                    Err(CallOutcome::Permanent { reason })
+                        if reason.contains("must be unique") && attempt < UNIQUE_RETRIES =>
+                    {
+                        attempt += 1;
+                        tokio::time::sleep(Duration::from_millis(150 * attempt)).await;
+                    }
+                    Err(e) => return e,
+                }
             }
         })
     }

@@ -6,6 +6,7 @@
 //! only when every channel order is in the ERP once, or held, or a dead letter with the
 //! expected reason, and the ERP holds nothing else.
 
+mod erp;
 mod script;
 mod setup;
 mod summary;
@@ -27,8 +28,9 @@ pub struct Args {
     /// The reference flows.
     #[arg(long, default_value = "flows")]
     flows: PathBuf,
-    /// The ERP: the sandbox's OData sales-order service, or a real Tryton named by
-    /// TRYTON_URL, TRYTON_DATABASE, TRYTON_USER and TRYTON_PASSWORD.
+    /// The ERP: the sandbox's OData sales-order service; a real Tryton named by
+    /// TRYTON_URL, TRYTON_DATABASE, TRYTON_USER and TRYTON_PASSWORD; or a real OData v4
+    /// sales-order service named by ODATA_SERVICE_URL, ODATA_USER and ODATA_PASSWORD.
     #[arg(long, value_enum, default_value = "sandbox")]
     with_erp: Erp,
     /// Length of the ERP outage, in seconds.
@@ -37,6 +39,10 @@ pub struct Args {
     /// Seed of the sandbox's data.
     #[arg(long, default_value_t = 42)]
     seed: u64,
+    /// Use a sandbox already running at this URL (`omniflow sandbox`) instead of starting
+    /// one, so its `/_sandbox/stats` can be read after the day.
+    #[arg(long)]
+    sandbox: Option<String>,
     /// Serve /metrics here while the day runs.
     #[arg(long)]
     ops_addr: Option<String>,
@@ -46,6 +52,11 @@ pub struct Args {
 enum Erp {
     Sandbox,
     Tryton,
+    Odata,
+}
+
+fn env(var: &str, erp: &str) -> Result<String, String> {
+    std::env::var(var).map_err(|_| format!("--with-erp {erp} needs {var}"))
 }
 
 /// Longest wait for the flows to settle once the script is done.
@@ -109,15 +120,16 @@ impl Clock {
 
 async fn day(args: Args) -> Result<bool, String> {
     let clock = Clock(Instant::now());
-    let sandbox_addr = sandbox::serve(
-        "127.0.0.1:0",
-        SandboxConfig {
-            seed: args.seed,
-            ..SandboxConfig::default()
-        },
-    )
-    .await?;
-    let sandbox_url = format!("http://{sandbox_addr}");
+    let sandbox_url = match &args.sandbox {
+        Some(url) => url.trim_end_matches('/').to_string(),
+        None => {
+            let config = SandboxConfig {
+                seed: args.seed,
+                ..SandboxConfig::default()
+            };
+            format!("http://{}", sandbox::serve("127.0.0.1:0", config).await?)
+        }
+    };
     let (office_url, reviewed) = back_office().await?;
     let webhook_addr = format!("127.0.0.1:{}", free_port()?);
     let endpoints = setup::Endpoints {
@@ -129,30 +141,54 @@ async fn day(args: Args) -> Result<bool, String> {
     for (name, value) in setup::environment(&endpoints) {
         std::env::set_var(name, value);
     }
-    if args.with_erp == Erp::Tryton {
-        for var in [
-            "TRYTON_URL",
-            "TRYTON_DATABASE",
-            "TRYTON_USER",
-            "TRYTON_PASSWORD",
-        ] {
-            if std::env::var(var).is_err() {
-                return Err(format!(
-                    "--with-erp tryton needs {var} (see tests/peers/tryton-up.sh)"
-                ));
-            }
+    let erp_url = format!("{sandbox_url}/odata/v4/sales");
+    let (reader, erp_service) = match args.with_erp {
+        Erp::Sandbox => (
+            erp::ErpReader::Sandbox {
+                control: sandbox_url.clone(),
+            },
+            Some((
+                erp_url.clone(),
+                "connector".to_string(),
+                "secret".to_string(),
+            )),
+        ),
+        Erp::Odata => {
+            let (service, user, password) = (
+                env("ODATA_SERVICE_URL", "odata")?,
+                env("ODATA_USER", "odata")?,
+                env("ODATA_PASSWORD", "odata")?,
+            );
+            (
+                erp::ErpReader::OData {
+                    service: service.clone(),
+                    user: user.clone(),
+                    password: password.clone(),
+                },
+                Some((service, user, password)),
+            )
         }
-    }
+        Erp::Tryton => (
+            {
+                if std::env::var("TRYTON_WAREHOUSE").is_err() {
+                    std::env::set_var("TRYTON_WAREHOUSE", "WH");
+                }
+                erp::ErpReader::Tryton {
+                    url: env("TRYTON_URL", "tryton")?,
+                    database: env("TRYTON_DATABASE", "tryton")?,
+                    user: env("TRYTON_USER", "tryton")?,
+                    password: env("TRYTON_PASSWORD", "tryton")?,
+                }
+            },
+            None,
+        ),
+    };
     clock.say(format!(
         "sandbox of Shopify, Amazon SP-API, Square, ShipBob and an OData ERP on {sandbox_url}"
     ));
 
     let mut graph = load_graph(std::slice::from_ref(&args.flows))?;
-    let erp_url = format!("{sandbox_url}/odata/v4/sales");
-    setup::adapt(
-        &mut graph,
-        (args.with_erp == Erp::Sandbox).then_some(erp_url.as_str()),
-    )?;
+    setup::adapt(&mut graph, erp_service.as_ref())?;
     let pipeline = Rc::new(Pipeline::new(graph)?);
     let state_path = std::env::temp_dir().join(format!("omniflow-demo-{}.db", std::process::id()));
     for suffix in ["", "-wal", "-shm"] {
@@ -242,19 +278,27 @@ async fn day(args: Args) -> Result<bool, String> {
     let booked_before = orders.iter().filter(|o| o.expect == Expect::Erp).count();
     wait_for(
         &clock,
-        &driver,
+        &reader,
         &runner,
         booked_before,
         Duration::from_secs(30),
     )
     .await;
 
-    clock.say(format!(
-        "ERP outage: the sales-order service answers 503 for {} s",
+    let outage = if args.with_erp == Erp::Sandbox {
         args.outage
-    ));
-    driver.erp_outage(args.outage).await?;
-    let outage_ends = Instant::now() + Duration::from_secs(args.outage);
+    } else {
+        0
+    };
+    if outage > 0 {
+        clock.say(format!(
+            "ERP outage: the sales-order service answers 503 for {outage} s"
+        ));
+        driver.erp_outage(outage).await?;
+    } else if args.with_erp != Erp::Sandbox {
+        clock.say("(no ERP outage: only the sandbox's ERP can be taken down)");
+    }
+    let outage_ends = Instant::now() + Duration::from_secs(outage);
     orders.push(
         driver
             .amazon_order(
@@ -295,7 +339,7 @@ async fn day(args: Args) -> Result<bool, String> {
     ));
     driver.store_return(&first_shop).await?;
     while Instant::now() < outage_ends {
-        progress(&clock, &driver, &runner, Some(outage_ends)).await;
+        progress(&clock, &reader, &runner, Some(outage_ends)).await;
         tokio::time::sleep(
             Duration::from_secs(5).min(outage_ends.saturating_duration_since(Instant::now())),
         )
@@ -309,15 +353,15 @@ async fn day(args: Args) -> Result<bool, String> {
         clock.say("the warehouse holds no order for it yet");
     }
     let booked = orders.iter().filter(|o| o.expect == Expect::Erp).count();
-    wait_for(&clock, &driver, &runner, booked, SETTLE).await;
+    wait_for(&clock, &reader, &runner, booked, SETTLE).await;
     // Let the last continuations (bus, warehouse, shipment) finish.
     let settle_until = Instant::now() + Duration::from_secs(20);
     while runner.in_flight() > 0 && Instant::now() < settle_until {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 
-    let erp_orders = driver.erp_orders().await?;
-    let erp_full = driver.erp_sales_orders().await?;
+    let erp_full = reader.orders().await?;
+    let erp_orders: Vec<String> = erp_full.iter().map(|o| o.number.clone()).collect();
     let dead = store.call(|b| b.dead_letters(false, 10_000)).await?;
     let stats = driver.stats().await?;
     let reviewed = reviewed.borrow().clone();
@@ -343,9 +387,7 @@ async fn day(args: Args) -> Result<bool, String> {
     println!();
     let sum = |name: &'static str, flow: &str| metrics.sum(name, flow, |_| true);
     use omniflow_runtime::ops::metrics::{DUPLICATES, MESSAGES_OUT};
-    let shipped = erp_full
-        .iter()
-        .find(|o| o["orderNo"] == first_shop.as_str());
+    let shipped = erp_full.iter().find(|o| o.number == first_shop);
     let checks = vec![
         summary::Check {
             what: "storefront webhooks delivered twice were stored once",
@@ -357,11 +399,8 @@ async fn day(args: Args) -> Result<bool, String> {
         },
         summary::Check {
             what: "the warehouse shipment is recorded in the ERP with its tracking",
-            ok: shipped
-                .is_some_and(|o| o["status"] == "SHIPPED" && o["trackingNumber"].is_string()),
-            detail: shipped
-                .map(|o| format!("{} {} {}", o["status"], o["carrier"], o["trackingNumber"]))
-                .unwrap_or_default(),
+            ok: shipped.is_some_and(|o| o.shipped),
+            detail: shipped.map(|o| o.detail.clone()).unwrap_or_default(),
         },
         summary::Check {
             what: "the storefront got the fulfilment, once",
@@ -414,8 +453,13 @@ async fn day(args: Args) -> Result<bool, String> {
 }
 
 /// Prints one progress line.
-async fn progress(clock: &Clock, driver: &Driver, runner: &Runner, outage_ends: Option<Instant>) {
-    let erp = driver.erp_orders().await.map(|o| o.len()).unwrap_or(0);
+async fn progress(
+    clock: &Clock,
+    erp: &erp::ErpReader,
+    runner: &Runner,
+    outage_ends: Option<Instant>,
+) {
+    let erp = erp.orders().await.map(|o| o.len()).unwrap_or(0);
     let duplicates: u64 = runner
         .flows
         .iter()
@@ -466,7 +510,7 @@ async fn progress(clock: &Clock, driver: &Driver, runner: &Runner, outage_ends: 
 /// Waits until the ERP holds `expected` sales orders (or `limit` passes), with progress.
 async fn wait_for(
     clock: &Clock,
-    driver: &Driver,
+    erp: &erp::ErpReader,
     runner: &Runner,
     expected: usize,
     limit: Duration,
@@ -474,15 +518,15 @@ async fn wait_for(
     let until = Instant::now() + limit;
     let mut last = Instant::now();
     while Instant::now() < until {
-        let erp = driver.erp_orders().await.map(|o| o.len()).unwrap_or(0);
-        if erp >= expected && runner.in_flight() == 0 {
+        let held = erp.orders().await.map(|o| o.len()).unwrap_or(0);
+        if held >= expected && runner.in_flight() == 0 {
             break;
         }
         if last.elapsed() >= Duration::from_secs(5) {
-            progress(clock, driver, runner, None).await;
+            progress(clock, erp, runner, None).await;
             last = Instant::now();
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
-    progress(clock, driver, runner, None).await;
+    progress(clock, erp, runner, None).await;
 }

@@ -253,25 +253,6 @@ impl Driver {
         .map(|_| ())
     }
 
-    /// The sales orders in the sandbox ERP.
-    pub async fn erp_sales_orders(&self) -> Result<Vec<Value>, String> {
-        let orders = self.get("/_sandbox/odata/sales_orders", &[]).await?;
-        Ok(orders
-            .as_array()
-            .or_else(|| orders.get("value").and_then(Value::as_array))
-            .cloned()
-            .unwrap_or_default())
-    }
-
-    /// The sales orders in the sandbox ERP, by order number.
-    pub async fn erp_orders(&self) -> Result<Vec<String>, String> {
-        let list = self.erp_sales_orders().await?;
-        Ok(list
-            .iter()
-            .filter_map(|o| o.get("orderNo").and_then(Value::as_str).map(String::from))
-            .collect())
-    }
-
     /// The sandbox's counts.
     pub async fn stats(&self) -> Result<Value, String> {
         self.get("/_sandbox/stats", &[]).await

@@ -67,7 +67,6 @@ pub fn environment(e: &Endpoints) -> Vec<(&'static str, String)> {
         ("SHIPBOB_WEBHOOK_SECRET", e.shipbob_secret.clone()),
         ("SHIPBOB_API_URL", sandbox.clone()),
         ("SHIPBOB_AUTH_HEADER", format!("Bearer {SHIPBOB_TOKEN}")),
-        ("TRYTON_WAREHOUSE", "WH".into()),
         ("PRODUCT_MASTER_ODATA_URL", format!("{sandbox}/odata/v4/sales")),
         ("PRODUCT_MASTER_USER", "connector".into()),
         ("PRODUCT_MASTER_PASSWORD", "secret".into()),
@@ -82,9 +81,12 @@ pub fn environment(e: &Endpoints) -> Vec<(&'static str, String)> {
     ]
 }
 
-/// Keeps the demo's flows, points the ERP at the sandbox's OData service unless a real
-/// Tryton is used, and shortens poll intervals.
-pub fn adapt(graph: &mut Graph, sandbox_erp: Option<&str>) -> Result<(), String> {
+/// Keeps the demo's flows, points the ERP at an OData service (service URL, user,
+/// password) unless Tryton is used, and shortens poll intervals.
+pub fn adapt(
+    graph: &mut Graph,
+    odata_erp: Option<&(String, String, String)>,
+) -> Result<(), String> {
     graph.flows.retain(|f| FLOWS.contains(&f.name.as_str()));
     let missing: Vec<&str> = FLOWS
         .iter()
@@ -94,7 +96,7 @@ pub fn adapt(graph: &mut Graph, sandbox_erp: Option<&str>) -> Result<(), String>
     if !missing.is_empty() {
         return Err(format!("the reference flows lack {}", missing.join(", ")));
     }
-    if let Some(service_url) = sandbox_erp {
+    if let Some((service_url, user, password)) = odata_erp {
         let erp = graph
             .connections
             .iter_mut()
@@ -104,15 +106,15 @@ pub fn adapt(graph: &mut Graph, sandbox_erp: Option<&str>) -> Result<(), String>
         erp.settings = BTreeMap::from([
             (
                 "service_url".to_string(),
-                SettingValue::Value(Value::String(service_url.into())),
+                SettingValue::Value(Value::String(service_url.clone())),
             ),
             (
                 "username".to_string(),
-                SettingValue::Value(Value::String("connector".into())),
+                SettingValue::Value(Value::String(user.clone())),
             ),
             (
                 "password".to_string(),
-                SettingValue::Value(Value::String("secret".into())),
+                SettingValue::Value(Value::String(password.clone())),
             ),
         ]);
     }
