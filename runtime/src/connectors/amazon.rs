@@ -118,17 +118,20 @@ pub struct SpApi {
 pub fn error_text(reply: &Reply) -> String {
     let body = reply.json();
     match body.get("errors").and_then(Value::as_array) {
-        Some(errors) if !errors.is_empty() => errors
-            .iter()
-            .map(|e| {
-                format!(
-                    "{}: {}",
-                    e.get("code").and_then(Value::as_str).unwrap_or("?"),
-                    e.get("message").and_then(Value::as_str).unwrap_or("")
-                )
-            })
-            .collect::<Vec<_>>()
-            .join("; "),
+        Some(errors) if !errors.is_empty() => {
+            format!("HTTP {}: ", reply.status)
+                + &errors
+                    .iter()
+                    .map(|e| {
+                        format!(
+                            "{}: {}",
+                            e.get("code").and_then(Value::as_str).unwrap_or("?"),
+                            e.get("message").and_then(Value::as_str).unwrap_or("")
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join("; ")
+        }
         _ => format!("HTTP {}: {}", reply.status, reply.excerpt()),
     }
 }

@@ -100,9 +100,27 @@ pub async fn send(
 }
 
 /// The classified outcome of an answer: 2xx ok; 408, 425, 429 and 5xx transient; the
-/// rest permanent. `reason` is the connector's reading of the error body.
+/// rest permanent. `reason` is the connector's reading of the error body (with the status).
 pub fn outcome(reply: &Reply, retry_after: Option<Duration>, reason: String) -> CallOutcome {
-    super::http::classify(reply.status, retry_after, &reason)
+    match reply.status {
+        200..=299 => CallOutcome::Ok,
+        429 => CallOutcome::Transient {
+            class: "rate_limited".into(),
+            reason,
+            retry_after,
+        },
+        408 => CallOutcome::Transient {
+            class: "timeout".into(),
+            reason,
+            retry_after,
+        },
+        425 | 500..=599 => CallOutcome::Transient {
+            class: "server_error".into(),
+            reason,
+            retry_after,
+        },
+        _ => CallOutcome::Permanent { reason },
+    }
 }
 
 /// A required text setting.

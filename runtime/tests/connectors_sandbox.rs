@@ -1,0 +1,491 @@
+//! The SaaS connectors against the sandbox's simulators: paging, rate limits, auth,
+//! idempotent writes and error mapping. The simulators are written from the vendors'
+//! documentation and share no code with the connectors.
+
+use omniflow_compiler::ir::{Connection, Quota, SettingValue};
+use omniflow_runtime::connectors::{self, Call, CallOutcome};
+use omniflow_runtime::sandbox::{self, SandboxConfig};
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+fn connection(connector: &str, settings: Value) -> Connection {
+    Connection {
+        name: "c".into(),
+        connector: connector.into(),
+        settings: settings
+            .as_object()
+            .unwrap()
+            .iter()
+            .map(|(k, v)| (k.clone(), SettingValue::Value(v.clone())))
+            .collect(),
+        quota: Quota::default(),
+    }
+}
+
+/// Runs `body` with a sandbox on a free port (its base URL as argument).
+fn with_sandbox<F: std::future::Future<Output = ()>>(body: impl FnOnce(String) -> F) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let local = tokio::task::LocalSet::new();
+    local.block_on(&rt, async {
+        let addr = sandbox::serve("127.0.0.1:0", SandboxConfig::default())
+            .await
+            .unwrap();
+        body(format!("http://{addr}")).await;
+    });
+}
+
+async fn control(base: &str, path: &str, body: Value) -> Value {
+    let text = reqwest::Client::new()
+        .post(format!("{base}{path}"))
+        .header("content-type", "application/json")
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    serde_json::from_str(&text).unwrap_or(Value::Null)
+}
+
+async fn stats(base: &str) -> Value {
+    let text = reqwest::Client::new()
+        .get(format!("{base}/_sandbox/stats"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+async fn call(conn: &Connection, op: &str, key: &str, message: &Value) -> CallOutcome {
+    let sink = connectors::sink(conn, op, &BTreeMap::new()).unwrap();
+    let body = message.to_string();
+    sink.call(Call {
+        key,
+        correlation_id: key,
+        body: body.as_bytes(),
+        timeout: Duration::from_secs(10),
+    })
+    .await
+}
+
+/// Reads every page of a poll source from an empty cursor.
+async fn read_all(
+    conn: &Connection,
+    op: &str,
+    options: Value,
+) -> Result<(Vec<Value>, usize), String> {
+    let settings = connectors::settings(conn).unwrap();
+    let options: BTreeMap<String, Value> =
+        options.as_object().unwrap().clone().into_iter().collect();
+    let pager = connectors::pager(&conn.connector, op, &settings, &options).unwrap();
+    let (mut items, mut pages, mut position, mut first) = (Vec::new(), 0, None::<String>, true);
+    loop {
+        let page = pager.page(position.as_deref(), first).await?;
+        first = false;
+        pages += 1;
+        items.extend(
+            page.items
+                .into_iter()
+                .map(|(p, _)| serde_json::from_slice::<Value>(&p).unwrap()),
+        );
+        position = page.position;
+        if !page.more {
+            return Ok((items, pages));
+        }
+    }
+}
+
+fn shipment(order_id: &str) -> Value {
+    json!({"id": "shipbob:1", "order_id": order_id, "channel": "x", "location": "WH", "carrier": "UPS",
+           "tracking_number": "1Z1", "tracking_url": null, "shipped_at": "2026-05-05T09:00:00Z", "lines": []})
+}
+
+fn money(minor: i64) -> Value {
+    json!({"amount": minor, "currency": "USD"})
+}
+
+fn order(id: &str, ship_to: bool) -> Value {
+    json!({
+        "id": id, "channel": "shopify", "external_id": id, "order_ref": "#1", "placed_at": "2026-05-04T10:00:00Z",
+        "status": "paid", "currency": "USD",
+        "customer": {"id": "c", "email": "a@example.com", "name": "Ada", "phone": null, "default_address": null},
+        "ship_to": if ship_to { json!({"name": "Ada", "company": null, "line1": "1 Main St", "line2": null, "city": "Chicago",
+                                       "region": "IL", "postal_code": "60607", "country": "US", "phone": null}) } else { Value::Null },
+        "bill_to": null,
+        "lines": [{"line_id": "1", "sku": "ITM-110857", "channel_sku": null, "title": "Tee", "quantity": 1,
+                   "unit_price": money(2200), "discount": null, "tax": null, "total": money(2200), "fulfilment": "ship", "location": null}],
+        "subtotal": money(2200), "shipping": money(0), "tax": money(0), "discount": money(0), "total": money(2200)
+    })
+}
+
+fn amazon(base: &str) -> Connection {
+    connection(
+        "amazon_sp",
+        json!({"region": "na", "marketplace_id": sandbox::amazon::MARKETPLACE_ID, "seller_id": sandbox::amazon::SELLER_ID,
+               "client_id": sandbox::amazon::CLIENT_ID, "client_secret": sandbox::amazon::CLIENT_SECRET,
+               "refresh_token": sandbox::amazon::REFRESH_TOKEN, "endpoint": base, "token_endpoint": format!("{base}/auth/o2/token"),
+               "sku_map": "ITM-110857=TSHIRT-039-RED-M"}),
+    )
+}
+
+#[test]
+fn amazon_orders_page_with_next_token_and_items_and_tokens_refresh_before_expiry() {
+    with_sandbox(|base| async move {
+        for n in 0..5 {
+            control(
+                &base,
+                "/_sandbox/amazon/orders",
+                json!({"items": [{"sku": "TSHIRT-039-RED-M", "quantity": n + 1}]}),
+            )
+            .await;
+        }
+        // Tokens live 62 s here: the connector refreshes a minute early, so each read
+        // after a second asks for a new one instead of being refused.
+        control(
+            &base,
+            "/_sandbox/amazon/token_ttl",
+            json!({"expires_in": 62}),
+        )
+        .await;
+        let conn = amazon(&base);
+        let (orders, pages) = read_all(&conn, "orders", json!({"page_size": 2}))
+            .await
+            .unwrap();
+        assert_eq!(orders.len(), 5);
+        assert_eq!(pages, 3, "two orders a page, NextToken to the next");
+        assert!(
+            orders
+                .iter()
+                .all(|o| o["OrderItems"].as_array().is_some_and(|i| i.len() == 1)),
+            "{orders:?}"
+        );
+        let grants = stats(&base).await["amazon_sp"]["token_grants"]
+            .as_u64()
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(2100)).await;
+        read_all(&conn, "orders", json!({"page_size": 100}))
+            .await
+            .unwrap();
+        let s = stats(&base).await;
+        assert!(
+            s["amazon_sp"]["token_grants"].as_u64().unwrap() > grants,
+            "{s}"
+        );
+        assert_eq!(s["amazon_sp"]["auth_failures"], 0, "{s}");
+    });
+}
+
+#[test]
+fn amazon_writes_map_errors_and_throttling() {
+    with_sandbox(|base| async move {
+        let created = control(
+            &base,
+            "/_sandbox/amazon/orders",
+            json!({"items": [{"sku": "TSHIRT-039-RED-M", "quantity": 2}]}),
+        )
+        .await;
+        let id = created["AmazonOrderId"].as_str().unwrap().to_string();
+        let conn = amazon(&base);
+        assert_eq!(
+            call(
+                &conn,
+                "confirm_shipment",
+                "s1",
+                &shipment(&format!("amazon:{id}"))
+            )
+            .await,
+            CallOutcome::Ok
+        );
+        assert_eq!(stats(&base).await["amazon_sp"]["shipment_confirmations"], 1);
+        // An order Amazon does not know: a permanent failure with its error list.
+        match call(
+            &conn,
+            "confirm_shipment",
+            "s2",
+            &shipment("amazon:999-0000000-0000000"),
+        )
+        .await
+        {
+            CallOutcome::Permanent { reason } => assert!(reason.contains(':'), "{reason}"),
+            other => panic!("{other:?}"),
+        }
+        // A listing Amazon refuses (HTTP 200 with status INVALID).
+        let level =
+            json!({"sku": "NO-SUCH-SKU", "location": "WH", "available": 3, "channel": "amazon"});
+        match call(&conn, "update_listing_quantity", "l1", &level).await {
+            CallOutcome::Permanent { reason } => assert!(reason.contains("refused"), "{reason}"),
+            other => panic!("{other:?}"),
+        }
+        let level =
+            json!({"sku": "ITM-110857", "location": "WH", "available": 3, "channel": "amazon"});
+        assert_eq!(
+            call(&conn, "update_listing_quantity", "l2", &level).await,
+            CallOutcome::Ok
+        );
+        // patchListingsItem allows a burst of 5: a rush is throttled with a wait derived
+        // from the published rate (Amazon sends no Retry-After).
+        let mut throttled = None;
+        for n in 0..12 {
+            if let CallOutcome::Transient {
+                class, retry_after, ..
+            } = call(&conn, "update_listing_quantity", &format!("r{n}"), &level).await
+            {
+                throttled = Some((class, retry_after));
+                break;
+            }
+        }
+        let (class, retry_after) = throttled.expect("a burst beyond the quota is throttled");
+        assert_eq!(class, "rate_limited");
+        assert_eq!(retry_after, Some(Duration::from_millis(200)));
+    });
+}
+
+fn shopify(base: &str, token: &str) -> Connection {
+    connection(
+        "shopify",
+        json!({"shop": base, "access_token": token, "api_version": "2026-04"}),
+    )
+}
+
+#[test]
+fn shopify_orders_follow_link_headers_and_fulfilments_happen_once() {
+    with_sandbox(|base| async move {
+        let mut ids = Vec::new();
+        for _ in 0..5 {
+            let order = control(
+                &base,
+                "/_sandbox/shopify/orders",
+                json!({"line_items": [{"sku": "TSHIRT-039-RED-M", "quantity": 1}]}),
+            )
+            .await;
+            ids.push(if order["order"].is_object() {
+                order["order"]["id"].clone()
+            } else {
+                order["id"].clone()
+            });
+        }
+        let conn = shopify(&base, sandbox::shopify::ACCESS_TOKEN);
+        let (orders, pages) = read_all(&conn, "orders", json!({"page_size": 2}))
+            .await
+            .unwrap();
+        assert_eq!(orders.len(), 5, "{orders:?}");
+        assert_eq!(pages, 3, "rel=\"next\" links followed");
+        let id = ids[0].to_string();
+        assert_eq!(
+            call(
+                &conn,
+                "create_fulfillment",
+                "f1",
+                &shipment(&format!("shopify:{id}"))
+            )
+            .await,
+            CallOutcome::Ok
+        );
+        // A retry after a lost answer finds nothing left open: done, not fulfilled twice.
+        assert_eq!(
+            call(
+                &conn,
+                "create_fulfillment",
+                "f1",
+                &shipment(&format!("shopify:{id}"))
+            )
+            .await,
+            CallOutcome::Ok
+        );
+        let s = stats(&base).await;
+        assert_eq!(s["shopify"]["fulfillments"], 1, "{s}");
+        assert_eq!(s["shopify"]["fulfillment_rejections"], 0, "{s}");
+        // A wrong token is refused for good.
+        let wrong = shopify(&base, "shpat_wrong");
+        match call(
+            &wrong,
+            "create_fulfillment",
+            "f2",
+            &shipment(&format!("shopify:{}", ids[1])),
+        )
+        .await
+        {
+            CallOutcome::Permanent { reason } => {
+                assert!(reason.starts_with("HTTP 401"), "{reason}")
+            }
+            other => panic!("{other:?}"),
+        }
+        // The leaky bucket (40, leaking 2/s): a rush ends in 429 with Retry-After.
+        let mut limited = None;
+        for n in 0..60 {
+            if let CallOutcome::Transient {
+                class,
+                retry_after,
+                reason,
+            } = call(
+                &conn,
+                "create_fulfillment",
+                &format!("b{n}"),
+                &shipment(&format!("shopify:{}", ids[1])),
+            )
+            .await
+            {
+                limited = Some((class, retry_after, reason));
+                break;
+            }
+        }
+        let (class, retry_after, reason) = limited.expect("the bucket overflows");
+        assert_eq!(class, "rate_limited", "{reason}");
+        assert!(
+            retry_after.is_some_and(|d| d >= Duration::from_millis(500)),
+            "{retry_after:?}"
+        );
+        assert!(reason.contains("Exceeded"), "{reason}");
+    });
+}
+
+fn square(base: &str, token: &str) -> Connection {
+    connection(
+        "square",
+        json!({"access_token": token, "base_url": base, "location_ids": "FPYCBCHYMXFK1",
+               "item_map": "ITM-110857=W62UWFY35CWMYGVWK6TWJDNI", "location_map": "STORE-NYC-SOHO=FPYCBCHYMXFK1"}),
+    )
+}
+
+#[test]
+fn square_searches_with_cursors_and_replays_idempotent_writes() {
+    with_sandbox(|base| async move {
+        for _ in 0..5 {
+            control(
+                &base,
+                "/_sandbox/square/orders",
+                json!({"location_id": "FPYCBCHYMXFK1", "state": "COMPLETED",
+                       "line_items": [{"catalog_object_id": "W62UWFY35CWMYGVWK6TWJDNI", "quantity": "1"}]}),
+            )
+            .await;
+        }
+        let conn = square(&base, sandbox::square::ACCESS_TOKEN);
+        let (orders, pages) = read_all(&conn, "orders", json!({"page_size": 2}))
+            .await
+            .unwrap();
+        assert_eq!(orders.len(), 5);
+        assert_eq!(pages, 3, "the body cursor is sent back with the same query");
+        let reservation = json!({"id": "m1", "kind": "reservation", "sku": "ITM-110857", "location": "STORE-NYC-SOHO",
+                                 "quantity": 2, "counterpart_location": null, "reference": "o1", "occurred_at": "2026-05-04T10:00:00Z"});
+        assert_eq!(
+            call(&conn, "adjust_inventory", "m1", &reservation).await,
+            CallOutcome::Ok
+        );
+        assert_eq!(
+            call(&conn, "adjust_inventory", "m1", &reservation).await,
+            CallOutcome::Ok
+        );
+        let s = stats(&base).await;
+        assert_eq!(
+            s["square"]["inventory_changes"], 1,
+            "the same idempotency key is applied once: {s}"
+        );
+        assert_eq!(s["square"]["idempotent_replays"], 1, "{s}");
+        let unknown = json!({"id": "m2", "kind": "sale", "sku": "ITM-NOPE", "location": "STORE-NYC-SOHO", "quantity": 1,
+                             "counterpart_location": null, "reference": null, "occurred_at": "2026-05-04T10:00:00Z"});
+        match call(&conn, "adjust_inventory", "m2", &unknown).await {
+            CallOutcome::Permanent { reason } => assert!(reason.contains("ITM-NOPE"), "{reason}"),
+            other => panic!("{other:?}"),
+        }
+        match call(
+            &square(&base, "wrong"),
+            "adjust_inventory",
+            "m3",
+            &reservation,
+        )
+        .await
+        {
+            CallOutcome::Permanent { reason } => assert!(
+                reason.contains("UNAUTHORIZED") || reason.contains("AUTHENTICATION"),
+                "{reason}"
+            ),
+            other => panic!("{other:?}"),
+        }
+    });
+}
+
+#[test]
+fn shipbob_orders_are_created_once_per_reference() {
+    with_sandbox(|base| async move {
+        let conn = connection(
+            "shipbob",
+            json!({"token": sandbox::shipbob::ACCESS_TOKEN, "channel_id": sandbox::shipbob::CHANNEL_ID, "base_url": base}),
+        );
+        assert_eq!(
+            call(&conn, "create_order", "o1", &order("shopify:1", true)).await,
+            CallOutcome::Ok
+        );
+        // A retry gets 422 (the reference exists); the lookup confirms it: done.
+        assert_eq!(
+            call(&conn, "create_order", "o1", &order("shopify:1", true)).await,
+            CallOutcome::Ok
+        );
+        let s = stats(&base).await;
+        assert_eq!(s["shipbob"]["orders_created"], 1, "{s}");
+        assert_eq!(s["shipbob"]["duplicates_received"], 1, "{s}");
+        match call(&conn, "create_order", "o2", &order("shopify:2", false)).await {
+            CallOutcome::Permanent { reason } => assert!(reason.contains("ship_to"), "{reason}"),
+            other => panic!("{other:?}"),
+        }
+        // 150 requests a minute: beyond that, 429 with x-retry-after.
+        let mut limited = None;
+        for n in 0..200 {
+            if let CallOutcome::Transient {
+                class, retry_after, ..
+            } = call(
+                &conn,
+                "create_order",
+                &format!("r{n}"),
+                &order(&format!("shopify:r{n}"), true),
+            )
+            .await
+            {
+                limited = Some((class, retry_after));
+                break;
+            }
+        }
+        let (class, retry_after) = limited.expect("the window fills");
+        assert_eq!(class, "rate_limited");
+        assert!(
+            retry_after.is_some_and(|d| d >= Duration::from_secs(1)),
+            "{retry_after:?}"
+        );
+    });
+}
+
+#[test]
+fn odata_writes_fetch_a_csrf_token_when_the_service_asks() {
+    with_sandbox(|base| async move {
+        control(&base, "/_sandbox/odata/csrf", json!({"required": true})).await;
+        let conn = connection(
+            "odata",
+            json!({"service_url": format!("{base}/odata/v4/sales"), "username": "connector", "password": "secret"}),
+        );
+        assert_eq!(
+            call(&conn, "create_sale", "o1", &order("shopify:77", true)).await,
+            CallOutcome::Ok
+        );
+        assert_eq!(
+            call(&conn, "create_sale", "o1", &order("shopify:77", true)).await,
+            CallOutcome::Ok
+        );
+        let s = stats(&base).await;
+        assert_eq!(s["odata"]["sales_orders_created"], 1, "{s}");
+        let wrong = connection(
+            "odata",
+            json!({"service_url": format!("{base}/odata/v4/sales"), "username": "connector", "password": "nope"}),
+        );
+        match call(&wrong, "create_sale", "o2", &order("shopify:78", true)).await {
+            CallOutcome::Permanent { reason } => assert!(reason.contains("401"), "{reason}"),
+            other => panic!("{other:?}"),
+        }
+    });
+}
