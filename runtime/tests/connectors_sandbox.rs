@@ -395,6 +395,20 @@ fn square_searches_with_cursors_and_replays_idempotent_writes() {
             CallOutcome::Permanent { reason } => assert!(reason.contains("ITM-NOPE"), "{reason}"),
             other => panic!("{other:?}"),
         }
+        // Counts since a watermark, newest calculation first, paged by the body cursor.
+        let (counts, _) = read_all(&conn, "inventory_counts", json!({"page_size": 1}))
+            .await
+            .unwrap();
+        assert!(
+            counts
+                .iter()
+                .any(|c| c["catalog_object_id"] == "W62UWFY35CWMYGVWK6TWJDNI"),
+            "{counts:?}"
+        );
+        assert!(
+            counts.iter().all(|c| c["state"] == "IN_STOCK"),
+            "{counts:?}"
+        );
         match call(
             &square(&base, "wrong"),
             "adjust_inventory",
@@ -435,6 +449,38 @@ fn shipbob_orders_are_created_once_per_reference() {
             CallOutcome::Permanent { reason } => assert!(reason.contains("ship_to"), "{reason}"),
             other => panic!("{other:?}"),
         }
+        // Inventory per fulfilment centre, paged by the cursor body's next URL.
+        let (items, pages) = read_all(&conn, "inventory", json!({"page_size": 4}))
+            .await
+            .unwrap();
+        assert_eq!(items.len(), 9, "{items:?}");
+        assert_eq!(pages, 3);
+        assert!(
+            items
+                .iter()
+                .all(|i| i["locations"].as_array().is_some_and(|l| l.len() == 2)),
+            "{items:?}"
+        );
+        // A shipped order with tracking not yet uploaded is read by the shipments poll.
+        let found = reqwest::Client::new()
+            .get(format!("{base}/2026-07/order?ReferenceIds=shopify:1"))
+            .bearer_auth(sandbox::shipbob::ACCESS_TOKEN)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let id = serde_json::from_str::<Value>(&found).unwrap()[0]["id"].clone();
+        control(
+            &base,
+            &format!("/_sandbox/shipbob/orders/{id}/ship"),
+            json!({"carrier": "UPS", "tracking_number": "1Z2"}),
+        )
+        .await;
+        let (shipped, _) = read_all(&conn, "shipments", json!({})).await.unwrap();
+        assert_eq!(shipped.len(), 1, "{shipped:?}");
+        assert_eq!(shipped[0]["reference_id"], "shopify:1");
         // 150 requests a minute: beyond that, 429 with x-retry-after.
         let mut limited = None;
         for n in 0..200 {

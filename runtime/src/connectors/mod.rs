@@ -94,6 +94,7 @@ pub fn sink(
         ("shipbob", "create_order") => Ok(Box::new(shipbob::CreateOrder::new(&settings)?)),
         ("tryton", "create_sale") => Ok(Box::new(tryton::TrytonSink::new(&settings, tryton::Operation::CreateSale)?)),
         ("tryton", "record_shipment") => Ok(Box::new(tryton::TrytonSink::new(&settings, tryton::Operation::RecordShipment)?)),
+        ("tryton", "create_party") => Ok(Box::new(tryton::TrytonSink::new(&settings, tryton::Operation::CreateParty)?)),
         ("tryton", "adjust_stock") => Ok(Box::new(tryton::TrytonSink::new(&settings, tryton::Operation::AdjustStock)?)),
         ("odata", op) => {
             let operation = match op {
@@ -127,6 +128,12 @@ pub fn pager(
         ("amazon_sp", "orders") => Ok(Box::new(amazon::OrdersPager::new(settings, options)?)),
         ("shopify", "orders") => Ok(Box::new(shopify::OrdersPager::new(settings, options)?)),
         ("square", "orders") => Ok(Box::new(square::OrdersPager::new(settings, options)?)),
+        ("square", "inventory_counts") => {
+            Ok(Box::new(square::CountsPager::new(settings, options)?))
+        }
+        ("tryton", "stock_quantities") => Ok(Box::new(tryton::StockPager::new(settings)?)),
+        ("shipbob", "inventory") => Ok(Box::new(shipbob::InventoryPager::new(settings, options)?)),
+        ("shipbob", "shipments") => Ok(Box::new(shipbob::ShipmentsPager::new(settings, options)?)),
         ("odata", "entities") => Ok(Box::new(odata::EntitiesPager::new(settings, options)?)),
         (connector, op) => Err(format!(
             "the `{connector}.{op}` poll source is not available in this runtime yet"

@@ -259,6 +259,43 @@ impl Session {
         }
     }
 
+    /// Like [`Session::model`] with `context` in place of the session's.
+    pub async fn raw_model(
+        &self,
+        model: &str,
+        method: &str,
+        mut args: Vec<Value>,
+        context: Value,
+        timeout: Duration,
+    ) -> Result<Value, CallOutcome> {
+        if self.auth.borrow().is_none() {
+            self.login(timeout).await?;
+        }
+        let auth = self.auth.borrow().clone();
+        args.push(context);
+        match self
+            .raw(
+                &format!("model.{model}.{method}"),
+                Value::Array(args.clone()),
+                auth.as_deref(),
+                timeout,
+            )
+            .await
+        {
+            Err(CallOutcome::Transient { class, .. }) if class == "unauthorized" => {
+                let auth = self.login(timeout).await?;
+                self.raw(
+                    &format!("model.{model}.{method}"),
+                    Value::Array(args),
+                    Some(&auth),
+                    timeout,
+                )
+                .await
+            }
+            other => other,
+        }
+    }
+
     /// Ids matching a domain.
     pub async fn search(
         &self,
@@ -317,6 +354,7 @@ impl Session {
 #[derive(Clone, Copy)]
 pub enum Operation {
     CreateSale,
+    CreateParty,
     RecordShipment,
     AdjustStock,
 }
@@ -661,6 +699,12 @@ impl SinkConnector for TrytonSink {
             loop {
                 let done = match self.operation {
                     Operation::CreateSale => self.create_sale(&message, call.timeout).await,
+                    Operation::CreateParty => {
+                        // A Customer: its name, email and default address.
+                        let as_order =
+                            json!({"customer": message, "ship_to": message["default_address"]});
+                        self.party(&as_order, call.timeout).await.map(|_| ())
+                    }
                     Operation::RecordShipment => self.record_shipment(&message, call.timeout).await,
                     Operation::AdjustStock => self.adjust_stock(&message, call.timeout).await,
                 };
@@ -675,6 +719,105 @@ impl SinkConnector for TrytonSink {
                     Err(e) => return e,
                 }
             }
+        })
+    }
+}
+
+/// `tryton.stock_quantities`: the quantity and forecast of every goods product in the
+/// connection's `warehouse` (a location code, default `WH`), as InventoryPosition
+/// documents. The dedupe key is the product and both quantities, so an unchanged position
+/// is not emitted again.
+pub struct StockPager {
+    session: Session,
+    warehouse: String,
+}
+
+impl StockPager {
+    /// Reads the connection settings.
+    pub fn new(settings: &BTreeMap<String, Value>) -> Result<StockPager, String> {
+        Ok(StockPager {
+            session: Session::new(settings)?,
+            warehouse: client::optional(settings, "warehouse")
+                .unwrap_or("WH")
+                .to_string(),
+        })
+    }
+
+    async fn positions(&self) -> Result<Vec<(Vec<u8>, Option<String>)>, CallOutcome> {
+        let s = &self.session;
+        let timeout = Duration::from_secs(60);
+        let warehouse = s
+            .search(
+                "stock.location",
+                json!([["code", "=", self.warehouse]]),
+                Some(1),
+                timeout,
+            )
+            .await?
+            .first()
+            .copied()
+            .ok_or_else(|| CallOutcome::Permanent {
+                reason: format!("Tryton has no location `{}`", self.warehouse),
+            })?;
+        let ids = s
+            .search(
+                "product.product",
+                json!([["type", "=", "goods"], ["code", "!=", null]]),
+                None,
+                timeout,
+            )
+            .await?;
+        let mut context = s.context.borrow().clone();
+        context["locations"] = json!([warehouse]);
+        let rows = s
+            .raw_model(
+                "product.product",
+                "read",
+                vec![json!(ids), json!(["code", "quantity", "forecast_quantity"])],
+                context,
+                timeout,
+            )
+            .await?;
+        let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        Ok(rows
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .iter()
+            .map(|r| {
+                let on_hand = r["quantity"].as_f64().unwrap_or(0.0).round() as i64;
+                let forecast = r["forecast_quantity"].as_f64().unwrap_or(0.0).round() as i64;
+                let sku = r["code"].as_str().unwrap_or_default();
+                let position = json!({
+                    "sku": sku, "location": self.warehouse, "on_hand": on_hand,
+                    "reserved": (on_hand - forecast).max(0), "in_transit": 0,
+                    "available": forecast.max(0), "as_of": now,
+                });
+                (
+                    position.to_string().into_bytes(),
+                    Some(format!("{sku}@{on_hand}/{forecast}")),
+                )
+            })
+            .collect())
+    }
+}
+
+impl crate::sources::poll::Pager for StockPager {
+    fn page<'a>(
+        &'a self,
+        _position: Option<&'a str>,
+        _first: bool,
+    ) -> crate::sources::poll::PageFuture<'a> {
+        Box::pin(async move {
+            let items = self.positions().await.map_err(|o| match o {
+                CallOutcome::Transient { reason, .. } | CallOutcome::Permanent { reason } => reason,
+                CallOutcome::Ok => String::new(),
+            })?;
+            Ok(crate::sources::poll::Page {
+                items,
+                more: false,
+                position: None,
+            })
         })
     }
 }

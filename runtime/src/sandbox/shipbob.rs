@@ -113,7 +113,8 @@ pub fn handle(sb: &Shared, req: &Req) -> Resp {
         ("GET", ["order", id, "shipment"]) => {
             with_order(sb, id, |o| Resp::json(200, o["shipments"].clone()))
         }
-        ("GET", ["inventory-level"]) => inventory(req, version),
+        ("GET", ["inventory-level"]) => inventory(req, version, false),
+        ("GET", ["inventory-level", "locations"]) => inventory(req, version, true),
         ("POST", ["webhook"]) => subscribe(sb, req),
         ("POST", ["shipment:batchUpdateTrackingUpload"]) => tracking_upload(sb, req),
         _ => msg(404, "Not Found"),
@@ -352,7 +353,8 @@ fn list_orders(sb: &Shared, req: &Req, version: &str) -> Resp {
     resp
 }
 
-fn inventory(req: &Req, version: &str) -> Resp {
+/// Network totals, or with `per_location` the rows per fulfilment centre.
+fn inventory(req: &Req, version: &str, per_location: bool) -> Resp {
     let q = query_pairs(&req.query);
     let size = param(&q, "PageSize")
         .and_then(|s| s.parse::<usize>().ok())
@@ -369,6 +371,14 @@ fn inventory(req: &Req, version: &str) -> Resp {
         .filter(|(i, _)| ids.as_ref().is_none_or(|v| v.contains(&catalog::shipbob_inventory_id(*i))))
         .map(|(i, item)| {
             let on_hand = 140 + 62;
+            if per_location {
+                return json!({"inventory_id": catalog::shipbob_inventory_id(i), "sku": item.item_code, "name": item.title,
+                    "locations": [
+                        {"location_id": 1, "name": "Cicero (IL)", "on_hand_quantity": 140, "fulfillable_quantity": 131,
+                         "committed_quantity": 9, "awaiting_quantity": 48, "internal_transfer_quantity": 0},
+                        {"location_id": 23, "name": "Moreno Valley (CA)", "on_hand_quantity": 62, "fulfillable_quantity": 60,
+                         "committed_quantity": 2, "awaiting_quantity": 0, "internal_transfer_quantity": 12}]});
+            }
             json!({"inventory_id": catalog::shipbob_inventory_id(i), "sku": item.item_code, "name": item.title,
                 "total_on_hand_quantity": on_hand, "total_fulfillable_quantity": on_hand - 11,
                 "total_committed_quantity": 11, "total_sellable_quantity": on_hand - 11 + 48,
@@ -378,8 +388,9 @@ fn inventory(req: &Req, version: &str) -> Resp {
         .collect();
     let link = |c: usize| {
         json!(format!(
-            "{}/{version}/inventory-level?PageSize={size}&Cursor={c}",
-            base_url(req)
+            "{}/{version}/inventory-level{}?PageSize={size}&Cursor={c}",
+            base_url(req),
+            if per_location { "/locations" } else { "" }
         ))
     };
     let page: Vec<Value> = items.iter().skip(cursor).take(size).cloned().collect();

@@ -48,7 +48,13 @@ pub fn start(
                 let stop = stop.clone();
                 tokio::task::spawn_local(async move { source.run(stop).await });
             }
-            (connector, "poll") => {
+            (connector, kind @ ("poll" | "schedule")) => {
+                if kind == "schedule" && !options.contains_key("every") {
+                    return Err(format!(
+                        "flow `{}`: source `{}` is scheduled by `cron`, which this runtime cannot run yet; use `every`",
+                        flow.name, node.name
+                    ));
+                }
                 let pager = crate::connectors::pager(connector, operation, &settings, options)
                     .map_err(|e| format!("connection `{connection}`: {e}"))?;
                 let source = poll::PollSource::new(
