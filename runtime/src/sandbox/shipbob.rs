@@ -524,6 +524,7 @@ pub fn control_ship(sb: &Shared, id: &str, req: &Req) -> Resp {
         .iter()
         .any(|(k, v)| k == "duplicate" && v == "true");
     let body = order.to_string();
+    let delay = webhooks::delay(&req.query);
     for sub in webhooks::subscribers(sb, System::Shipbob, "order.shipped") {
         let msg_id = format!("msg_{}", sb.rng.borrow_mut().alnum(24));
         let ts = super::now().timestamp();
@@ -548,6 +549,7 @@ pub fn control_ship(sb: &Shared, id: &str, req: &Req) -> Resp {
                     url: sub.url.clone(),
                     headers: headers.clone(),
                     body: body.clone(),
+                    delay,
                 },
             );
         }

@@ -386,7 +386,13 @@ pub fn control_create_order(sb: &Shared, req: &Req) -> Resp {
     let duplicate = query_pairs(&req.query)
         .iter()
         .any(|(k, v)| k == "duplicate" && v == "true");
-    notify(sb, "orders/create", &order, duplicate);
+    notify(
+        sb,
+        "orders/create",
+        &order,
+        duplicate,
+        webhooks::delay(&req.query),
+    );
     Resp::json(201, json!({ "order": order }))
 }
 
@@ -525,8 +531,9 @@ fn build_order(sb: &Shared, body: &Value) -> Result<Value, String> {
     Ok(order)
 }
 
-/// Delivers `topic` with `payload` to every Shopify subscriber (twice when `duplicate`).
-fn notify(sb: &Shared, topic: &str, payload: &Value, duplicate: bool) {
+/// Delivers `topic` with `payload` to every Shopify subscriber (twice when `duplicate`),
+/// after `delay`.
+fn notify(sb: &Shared, topic: &str, payload: &Value, duplicate: bool, delay: std::time::Duration) {
     let body = payload.to_string();
     let signature = webhooks::hmac_b64(WEBHOOK_SECRET.as_bytes(), &[body.as_bytes()]);
     for sub in webhooks::subscribers(sb, System::Shopify, topic) {
@@ -561,6 +568,7 @@ fn notify(sb: &Shared, topic: &str, payload: &Value, duplicate: bool) {
                     url: sub.url.clone(),
                     headers: headers.clone(),
                     body: body.clone(),
+                    delay,
                 },
             );
         }

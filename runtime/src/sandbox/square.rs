@@ -871,6 +871,7 @@ fn notify_updated(sb: &Shared, order: &Value) {
                     ("square-environment".into(), "Sandbox".into()),
                 ],
                 body,
+                delay: std::time::Duration::ZERO,
             },
         );
     }

@@ -28,6 +28,20 @@ pub struct Delivery {
     pub url: String,
     pub headers: Vec<(String, String)>,
     pub body: String,
+    /// Held back this long before the first attempt (`?delay_ms=` on the control
+    /// endpoints), so a later event can overtake it: out-of-order delivery.
+    pub delay: Duration,
+}
+
+/// The `delay_ms` query parameter of a control request.
+pub fn delay(query: &str) -> Duration {
+    query
+        .split('&')
+        .filter_map(|pair| pair.split_once('='))
+        .find(|(k, _)| *k == "delay_ms")
+        .and_then(|(_, v)| v.parse().ok())
+        .map(Duration::from_millis)
+        .unwrap_or_default()
 }
 
 /// Pauses between attempts (compressed vendor schedules).
@@ -76,6 +90,9 @@ pub fn send(sb: &Shared, delivery: Delivery) {
     sb.bump(delivery.system, "webhooks_sent");
     let sb = sb.clone();
     tokio::task::spawn_local(async move {
+        if !delivery.delay.is_zero() {
+            tokio::time::sleep(delivery.delay).await;
+        }
         let mut attempt = 0;
         loop {
             let mut request = sb

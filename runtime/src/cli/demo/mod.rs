@@ -264,7 +264,7 @@ async fn day(args: Args) -> Result<bool, String> {
                 &[("BOTTLE-048-BLK-XS", 2)],
                 None,
                 true,
-                "storefront order, webhook sent twice",
+                "storefront order, webhook twice and late",
             )
             .await?,
     );
@@ -324,7 +324,7 @@ async fn day(args: Args) -> Result<bool, String> {
                 &[("SOCK-014-GRY-M", 2)],
                 None,
                 true,
-                "storefront order during the outage, sent twice",
+                "storefront order in the outage, twice and late",
             )
             .await?,
     );

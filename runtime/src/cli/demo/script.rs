@@ -158,8 +158,9 @@ impl Driver {
         if let Some(sku) = pickup {
             lines.push(json!({"sku": sku, "quantity": 1, "properties": [{"name": "_pickup_store", "value": "SoHo"}]}));
         }
+        // A twice-delivered webhook also arrives late, after orders placed after it.
         let path = if duplicate {
-            "/_sandbox/shopify/orders?duplicate=true"
+            "/_sandbox/shopify/orders?duplicate=true&delay_ms=1500"
         } else {
             "/_sandbox/shopify/orders"
         };

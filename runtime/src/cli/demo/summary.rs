@@ -121,7 +121,7 @@ pub fn reconciliation_table(lines: &[Line], strangers: &[String]) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "{:<32} {:<34} {:<6} outcome",
+        "{:<32} {:<46} {:<6} outcome",
         "channel order", "what", "ok"
     );
     for line in lines {
@@ -134,7 +134,7 @@ pub fn reconciliation_table(lines: &[Line], strangers: &[String]) -> String {
         };
         let _ = writeln!(
             out,
-            "{:<32} {:<34} {:<6} {outcome}",
+            "{:<32} {:<46} {:<6} {outcome}",
             line.order.id,
             line.order.what,
             if line.ok { "yes" } else { "NO" }
@@ -143,7 +143,7 @@ pub fn reconciliation_table(lines: &[Line], strangers: &[String]) -> String {
     for number in strangers {
         let _ = writeln!(
             out,
-            "{number:<32} {:<34} {:<6} in the ERP but no channel sold it",
+            "{number:<32} {:<46} {:<6} in the ERP but no channel sold it",
             "?", "NO"
         );
     }
