@@ -156,9 +156,14 @@ fn amazon_orders_page_with_next_token_and_items_and_tokens_refresh_before_expiry
         )
         .await;
         let conn = amazon(&base);
-        let (orders, pages) = read_all(&conn, "orders", json!({"page_size": 2}))
-            .await
-            .unwrap();
+        // With a lookback: the NextToken pages must repeat the very LastUpdatedAfter.
+        let (orders, pages) = read_all(
+            &conn,
+            "orders",
+            json!({"page_size": 2, "lookback": 600_000}),
+        )
+        .await
+        .unwrap();
         assert_eq!(orders.len(), 5);
         assert_eq!(pages, 3, "two orders a page, NextToken to the next");
         assert!(
@@ -531,6 +536,117 @@ fn odata_writes_fetch_a_csrf_token_when_the_service_asks() {
         );
         match call(&wrong, "create_sale", "o2", &order("shopify:78", true)).await {
             CallOutcome::Permanent { reason } => assert!(reason.contains("401"), "{reason}"),
+            other => panic!("{other:?}"),
+        }
+    });
+}
+
+/// The inventory item id Shopify gives a variant SKU (read from `products.json`).
+async fn inventory_item(base: &str, sku: &str) -> String {
+    let text = reqwest::Client::new()
+        .get(format!("{base}/admin/api/2026-04/products.json"))
+        .header("X-Shopify-Access-Token", sandbox::shopify::ACCESS_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let products: Value = serde_json::from_str(&text).unwrap();
+    products["products"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|p| p["variants"].as_array().unwrap().iter())
+        .find(|v| v["sku"] == sku)
+        .map(|v| v["inventory_item_id"].to_string())
+        .unwrap()
+}
+
+#[test]
+fn shopify_split_parcels_fulfil_their_own_lines() {
+    with_sandbox(|base| async move {
+        let created = control(
+            &base,
+            "/_sandbox/shopify/orders",
+            json!({"line_items": [{"sku": "TSHIRT-039-RED-M", "quantity": 1}, {"sku": "CAP-009-BLK-XL", "quantity": 1}]}),
+        )
+        .await;
+        let id = created["order"]["id"].clone();
+        let map = format!(
+            "ITM-110857={},ITM-112467={}",
+            inventory_item(&base, "TSHIRT-039-RED-M").await,
+            inventory_item(&base, "CAP-009-BLK-XL").await
+        );
+        let conn = connection(
+            "shopify",
+            json!({"shop": base, "access_token": sandbox::shopify::ACCESS_TOKEN, "item_map": map}),
+        );
+        let parcel = |sku: &str, tracking: &str| {
+            json!({"id": format!("shipbob:{tracking}"), "order_id": format!("shopify:{id}"), "channel": "shopify",
+                   "location": "WH", "carrier": "UPS", "tracking_number": tracking, "tracking_url": null,
+                   "shipped_at": "2026-05-05T09:00:00Z", "lines": [{"line_id": null, "sku": sku, "quantity": 1}]})
+        };
+        assert_eq!(
+            call(
+                &conn,
+                "create_fulfillment",
+                "p1",
+                &parcel("ITM-110857", "1ZA")
+            )
+            .await,
+            CallOutcome::Ok
+        );
+        assert_eq!(
+            call(
+                &conn,
+                "create_fulfillment",
+                "p2",
+                &parcel("ITM-112467", "1ZB")
+            )
+            .await,
+            CallOutcome::Ok
+        );
+        // The first parcel again (a retry after a lost answer): nothing left for it.
+        assert_eq!(
+            call(
+                &conn,
+                "create_fulfillment",
+                "p1",
+                &parcel("ITM-110857", "1ZA")
+            )
+            .await,
+            CallOutcome::Ok
+        );
+        let s = stats(&base).await;
+        assert_eq!(
+            s["shopify"]["fulfillments"], 2,
+            "one fulfilment per parcel, each with its tracking: {s}"
+        );
+        assert_eq!(s["shopify"]["fulfillment_rejections"], 0, "{s}");
+    });
+}
+
+#[test]
+fn square_counts_are_physical_counts_and_a_replayed_key_is_done() {
+    with_sandbox(|base| async move {
+        let conn = square(&base, sandbox::square::ACCESS_TOKEN);
+        let level = |n: i64| json!({"sku": "ITM-110857", "location": "STORE-NYC-SOHO", "available": n, "channel": null});
+        assert_eq!(
+            call(&conn, "set_inventory_count", "c1", &level(7)).await,
+            CallOutcome::Ok
+        );
+        // The same key with another body (a retry stamped later): Square refuses the
+        // reuse, which means the first attempt was applied.
+        assert_eq!(
+            call(&conn, "set_inventory_count", "c1", &level(7)).await,
+            CallOutcome::Ok
+        );
+        let s = stats(&base).await;
+        assert_eq!(s["square"]["inventory_changes"], 1, "{s}");
+        let missing = json!({"sku": "ITM-110857", "location": "STORE-NYC-SOHO", "channel": null});
+        match call(&conn, "set_inventory_count", "c2", &missing).await {
+            CallOutcome::Permanent { reason } => assert!(reason.contains("available"), "{reason}"),
             other => panic!("{other:?}"),
         }
     });

@@ -13,6 +13,9 @@ use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+/// Waits for getOrderItems tokens within one page before giving up.
+const ITEMS_WAITS: u32 = 60;
+
 /// Refresh this long before the token expires.
 const REFRESH_EARLY: Duration = Duration::from_secs(60);
 
@@ -238,6 +241,7 @@ impl OrdersPager {
     async fn items(&self, order_id: &str) -> Result<Vec<Value>, String> {
         let mut items = Vec::new();
         let mut next: Option<String> = None;
+        let mut waited = 0;
         loop {
             let mut query = Vec::new();
             if let Some(token) = &next {
@@ -246,13 +250,26 @@ impl OrdersPager {
             let reply = self
                 .api
                 .send(
-                    self.api
-                        .get(&format!("/orders/v0/orders/{order_id}/orderItems"), query),
+                    self.api.get(
+                        &format!("/orders/v0/orders/{order_id}/orderItems"),
+                        query.clone(),
+                    ),
                     Duration::from_secs(30),
                     0.5,
                 )
-                .await
-                .map_err(outcome_text)?;
+                .await;
+            // getOrderItems refills at one call every two seconds: a page with more new
+            // orders than its burst waits for tokens instead of failing whole.
+            let reply = match reply {
+                Err(CallOutcome::Transient {
+                    class, retry_after, ..
+                }) if class == "rate_limited" && waited < ITEMS_WAITS => {
+                    waited += 1;
+                    tokio::time::sleep(retry_after.unwrap_or(Duration::from_secs(2))).await;
+                    continue;
+                }
+                other => other.map_err(outcome_text)?,
+            };
             let body = reply.json();
             let payload = &body["payload"];
             items.extend(
@@ -270,31 +287,43 @@ impl OrdersPager {
 }
 
 impl Pager for OrdersPager {
-    /// The position is `watermark` or `watermark|NextToken` while a listing is paged.
+    /// The position is the watermark (the newest LastUpdateDate committed), or
+    /// `newest so far|LastUpdatedAfter sent|NextToken` while a listing is paged: the token
+    /// is only valid with the very filters that started the listing.
     fn page<'a>(&'a self, position: Option<&'a str>, _first: bool) -> PageFuture<'a> {
         Box::pin(async move {
-            let (watermark, token) = match position.and_then(|p| p.split_once('|')) {
-                Some((w, t)) => (Some(w.to_string()), Some(t.to_string())),
-                None => (position.map(String::from), None),
+            let stamp =
+                |t: chrono::DateTime<chrono::Utc>| t.format("%Y-%m-%dT%H:%M:%SZ").to_string();
+            let parts: Vec<&str> = position
+                .map(|p| p.splitn(3, '|').collect())
+                .unwrap_or_default();
+            let (watermark, since, token) = match parts.as_slice() {
+                [w, s, t] => (
+                    Some(w.to_string()).filter(|w| !w.is_empty()),
+                    s.to_string(),
+                    Some(t.to_string()),
+                ),
+                _ => {
+                    let watermark = position.map(String::from).filter(|w| !w.is_empty());
+                    let from = watermark
+                        .as_deref()
+                        .and_then(|w| chrono::DateTime::parse_from_rfc3339(w).ok())
+                        .map(|t| t.with_timezone(&chrono::Utc))
+                        .unwrap_or_else(|| chrono::Utc::now() - chrono::Duration::days(30));
+                    let since =
+                        from - chrono::Duration::from_std(self.lookback).unwrap_or_default();
+                    (watermark, stamp(since), None)
+                }
             };
-            let since = match &watermark {
-                Some(w) => chrono::DateTime::parse_from_rfc3339(w)
-                    .map(|t| t.with_timezone(&chrono::Utc))
-                    .unwrap_or_else(|_| chrono::Utc::now() - chrono::Duration::days(30)),
-                None => chrono::Utc::now() - chrono::Duration::days(30),
-            } - chrono::Duration::from_std(self.lookback).unwrap_or_default();
             let mut query = vec![
                 ("MarketplaceIds".to_string(), self.api.marketplace.clone()),
-                (
-                    "LastUpdatedAfter".to_string(),
-                    since.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
-                ),
+                ("LastUpdatedAfter".to_string(), since.clone()),
                 ("MaxResultsPerPage".to_string(), self.page_size.to_string()),
             ];
             if let Some(token) = &token {
                 query.push(("NextToken".to_string(), token.clone()));
             }
-            let reply = self
+            let reply = match self
                 .api
                 .send(
                     self.api.get("/orders/v0/orders", query),
@@ -302,7 +331,20 @@ impl Pager for OrdersPager {
                     1.0 / 60.0,
                 )
                 .await
-                .map_err(outcome_text)?;
+            {
+                Ok(reply) => reply,
+                // A refused continuation token (expired, or from other filters) would be
+                // refused forever: start the listing again from the watermark.
+                Err(CallOutcome::Permanent { reason }) if token.is_some() => {
+                    tracing::warn!(reason = %reason, "getOrders refused the NextToken; listing again from the watermark");
+                    return Ok(Page {
+                        items: Vec::new(),
+                        more: false,
+                        position: Some(watermark.unwrap_or_default()),
+                    });
+                }
+                Err(other) => return Err(outcome_text(other)),
+            };
             let body = reply.json();
             let payload = &body["payload"];
             let orders = payload["Orders"].as_array().cloned().unwrap_or_default();
@@ -328,17 +370,11 @@ impl Pager for OrdersPager {
                 items.push((serde_json::to_vec(&order).unwrap_or_default(), Some(key)));
             }
             let next = payload["NextToken"].as_str().map(String::from);
-            let base = newest.unwrap_or_else(|| since.format("%Y-%m-%dT%H:%M:%SZ").to_string());
-            // While paging, the watermark stays where the listing started and the token
-            // rides along; the last page commits the newest LastUpdateDate.
+            let newest = newest.unwrap_or_default();
             let position = match &next {
-                Some(t) => format!(
-                    "{}|{t}",
-                    watermark
-                        .clone()
-                        .unwrap_or_else(|| since.format("%Y-%m-%dT%H:%M:%SZ").to_string())
-                ),
-                None => base,
+                Some(t) => format!("{newest}|{since}|{t}"),
+                // An empty listing leaves the watermark where it was.
+                None => newest,
             };
             Ok(Page {
                 items,
@@ -362,6 +398,7 @@ impl Pager for OrdersPager {
 /// SKU when the shipment's lines name them, all items otherwise.
 pub struct ConfirmShipment {
     api: SpApi,
+    sku_map: BTreeMap<String, String>,
 }
 
 /// `amazon_sp.update_listing_quantity` (patchListingsItem) from an InventoryLevel.
@@ -375,6 +412,7 @@ impl ConfirmShipment {
     pub fn new(settings: &BTreeMap<String, Value>) -> Result<ConfirmShipment, String> {
         Ok(ConfirmShipment {
             api: SpApi::new(settings)?,
+            sku_map: client::pairs(client::optional(settings, "sku_map")),
         })
     }
 }
@@ -418,10 +456,38 @@ impl SinkConnector for ConfirmShipment {
                     .unwrap_or_default(),
                 Err(e) => return e,
             };
-            let order_items: Vec<Value> = items
-                .iter()
-                .map(|it| json!({"orderItemId": it["OrderItemId"], "quantity": it["QuantityOrdered"]}))
-                .collect();
+            // A parcel confirms the items its lines name (canonical SKU or, through
+            // `sku_map`, the seller SKU); a shipment without lines confirms every item.
+            let lines = shipment["lines"].as_array().cloned().unwrap_or_default();
+            let order_items: Vec<Value> = if lines.is_empty() {
+                items
+                    .iter()
+                    .map(|it| json!({"orderItemId": it["OrderItemId"], "quantity": it["QuantityOrdered"]}))
+                    .collect()
+            } else {
+                let mut matched = Vec::new();
+                for line in &lines {
+                    let sku = line["sku"].as_str().unwrap_or_default();
+                    let seller = self.sku_map.get(sku).map(String::as_str).unwrap_or(sku);
+                    match items
+                        .iter()
+                        .find(|it| it["SellerSKU"] == seller || it["SellerSKU"] == sku)
+                    {
+                        Some(it) => matched.push(
+                            json!({"orderItemId": it["OrderItemId"], "quantity": line["quantity"]}),
+                        ),
+                        None => {
+                            return CallOutcome::Permanent {
+                                reason: format!(
+                                "Amazon order {order_id} has no item for SKU {sku} of parcel {}",
+                                shipment["id"]
+                            ),
+                            }
+                        }
+                    }
+                }
+                matched
+            };
             if order_items.is_empty() {
                 return CallOutcome::Permanent {
                     reason: format!("Amazon order {order_id} has no items to confirm"),
@@ -474,7 +540,11 @@ impl SinkConnector for UpdateListingQuantity {
                     .unwrap_or_else(|| s.to_string()),
                 Err(e) => return e,
             };
-            let quantity = level["available"].as_i64().unwrap_or(0).max(0);
+            let Some(quantity) = level["available"].as_i64().map(|q| q.max(0)) else {
+                return CallOutcome::Permanent {
+                    reason: "the level has no integer `available`".into(),
+                };
+            };
             let body = json!({
                 "productType": "PRODUCT",
                 "patches": [{

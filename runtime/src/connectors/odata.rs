@@ -432,7 +432,16 @@ impl ODataSink {
             }
             Err(e) => return e,
         };
-        let quantity = movement["quantity"].as_i64().unwrap_or(0);
+        let Some(quantity) = movement["quantity"].as_i64() else {
+            return CallOutcome::Permanent {
+                reason: "the movement has no integer `quantity`".into(),
+            };
+        };
+        if matches!(movement["kind"].as_str(), Some("reservation" | "release")) {
+            return CallOutcome::Permanent {
+                reason: "a reservation does not change the product's stock in the ERP".into(),
+            };
+        }
         let stock = product["stock"].as_i64().unwrap_or(0);
         let new = match movement["kind"].as_str().unwrap_or("") {
             "cycle_count" => quantity,
@@ -570,7 +579,9 @@ impl EntitiesPager {
             } else {
                 literal(since)
             };
-            filters.push(format!("{field} gt {value}"));
+            // `ge`: rows stamped in the same instant as the last one are read again and
+            // skipped by their dedupe key, rather than missed.
+            filters.push(format!("{field} ge {value}"));
         }
         let mut query = Vec::new();
         if !filters.is_empty() {

@@ -301,10 +301,12 @@ impl crate::sources::poll::Pager for InventoryPager {
                 })
                 .unwrap_or_default();
             let next = body["next"].as_str().map(String::from);
+            // The last page stores an empty position, so no stale next URL outlives
+            // the listing.
             Ok(crate::sources::poll::Page {
                 items,
                 more: next.is_some(),
-                position: next,
+                position: Some(next.unwrap_or_default()),
             })
         })
     }
@@ -332,7 +334,13 @@ impl crate::sources::poll::Pager for ShipmentsPager {
                 .map(|o| {
                     let parcels: Vec<String> = o["shipments"]
                         .as_array()
-                        .map(|s| s.iter().map(|x| x["id"].to_string()).collect())
+                        .map(|s| {
+                            s.iter()
+                                .map(|x| {
+                                    format!("{}:{}", x["id"], x["tracking"]["tracking_number"])
+                                })
+                                .collect()
+                        })
                         .unwrap_or_default();
                     (
                         serde_json::to_vec(o).unwrap_or_default(),
@@ -344,10 +352,12 @@ impl crate::sources::poll::Pager for ShipmentsPager {
                 .header("next-page")
                 .map(String::from)
                 .filter(|_| orders.len() as u64 >= self.page_size);
+            // The last page stores an empty position, so no stale next URL outlives
+            // the listing.
             Ok(crate::sources::poll::Page {
                 items,
                 more: next.is_some(),
-                position: next,
+                position: Some(next.unwrap_or_default()),
             })
         })
     }

@@ -215,6 +215,7 @@ impl Pager for OrdersPager {
 /// with the shipment's tracking.
 pub struct CreateFulfillment {
     store: Store,
+    items: BTreeMap<String, String>,
 }
 
 impl CreateFulfillment {
@@ -222,6 +223,7 @@ impl CreateFulfillment {
     pub fn new(settings: &BTreeMap<String, Value>) -> Result<CreateFulfillment, String> {
         Ok(CreateFulfillment {
             store: Store::new(settings)?,
+            items: client::pairs(client::optional(settings, "item_map")),
         })
     }
 }
@@ -249,21 +251,64 @@ impl SinkConnector for CreateFulfillment {
                 Ok(r) => r,
                 Err(e) => return e,
             };
-            let open: Vec<Value> = reply.json()["fulfillment_orders"]
+            let orders = reply.json()["fulfillment_orders"]
                 .as_array()
                 .cloned()
-                .unwrap_or_default()
+                .unwrap_or_default();
+            let (open, rest): (Vec<Value>, Vec<Value>) = orders
                 .into_iter()
-                .filter(|fo| {
-                    fo["status"] == "open"
-                        || fo["status"] == "in_progress"
-                        || fo["supported_actions"]
-                            .as_array()
-                            .is_some_and(|a| a.iter().any(|x| x == "create_fulfillment"))
+                .partition(|fo| fo["status"] == "open" || fo["status"] == "in_progress");
+            if let Some(blocked) = rest
+                .iter()
+                .find(|fo| fo["status"] != "closed" && fo["status"] != "cancelled")
+            {
+                if open.is_empty() {
+                    return CallOutcome::Permanent {
+                        reason: format!(
+                            "Shopify order {order_id}: fulfillment order {} is {}, nothing can be fulfilled",
+                            blocked["id"], blocked["status"]
+                        ),
+                    };
+                }
+            }
+            // A parcel fulfils the lines it carries when its SKUs map to inventory items
+            // (`item_map`); otherwise everything still open.
+            let lines = shipment["lines"].as_array().cloned().unwrap_or_default();
+            let wanted: Vec<(String, i64)> = lines
+                .iter()
+                .filter_map(|l| {
+                    Some((
+                        self.items.get(l["sku"].as_str()?)?.clone(),
+                        l["quantity"].as_i64()?,
+                    ))
                 })
                 .collect();
-            if open.is_empty() {
-                // Already fulfilled (an earlier attempt whose answer was lost).
+            let by_order: Vec<Value> = if wanted.is_empty() || wanted.len() < lines.len() {
+                open.iter()
+                    .map(|fo| json!({"fulfillment_order_id": fo["id"]}))
+                    .collect()
+            } else {
+                open.iter()
+                    .filter_map(|fo| {
+                        let picked: Vec<Value> = fo["line_items"]
+                            .as_array()?
+                            .iter()
+                            .filter_map(|li| {
+                                let (_, q) = {
+                                    let id = li["inventory_item_id"].to_string();
+                                    wanted.iter().find(|(item, _)| *item == id)?
+                                };
+                                let left = li["fulfillable_quantity"].as_i64().unwrap_or(0);
+                                (left > 0).then(|| json!({"id": li["id"], "quantity": (*q).min(left)}))
+                            })
+                            .collect();
+                        (!picked.is_empty()).then(|| json!({"fulfillment_order_id": fo["id"], "fulfillment_order_line_items": picked}))
+                    })
+                    .collect()
+            };
+            if by_order.is_empty() {
+                // Nothing of this parcel is left open: an earlier attempt whose answer was
+                // lost fulfilled it.
                 return CallOutcome::Ok;
             }
             let body = json!({
@@ -275,10 +320,7 @@ impl SinkConnector for CreateFulfillment {
                         "company": shipment["carrier"],
                         "url": shipment["tracking_url"],
                     },
-                    "line_items_by_fulfillment_order": open
-                        .iter()
-                        .map(|fo| json!({"fulfillment_order_id": fo["id"]}))
-                        .collect::<Vec<_>>(),
+                    "line_items_by_fulfillment_order": by_order,
                 }
             })
             .to_string();
@@ -341,9 +383,14 @@ impl SinkConnector for SetInventoryLevel {
                     reason: format!("SKU {sku} has no Shopify inventory item in `item_map`"),
                 };
             };
+            let Some(available) = level["available"].as_i64() else {
+                return CallOutcome::Permanent {
+                    reason: "the level has no integer `available`".into(),
+                };
+            };
             let body = format!(
                 r#"{{"location_id":{location_id},"inventory_item_id":{item_id},"available":{}}}"#,
-                level["available"].as_i64().unwrap_or(0)
+                available
             );
             let url = format!("{}/inventory_levels/set.json", self.store.base);
             let request = self

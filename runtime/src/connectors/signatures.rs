@@ -107,14 +107,18 @@ impl Verifier {
                 },
                 "hmac_sha256_url_body" => Verifier::Square {
                     key: need("secret")?.into_bytes(),
-                    url: need("path")?,
+                    url: need("notification_url")?,
                 },
                 "standard_webhooks" => Verifier::Standard {
                     key: standard_key(&need("secret")?)?,
                 },
                 other => return Err(format!("unknown webhook signature scheme `{other}`")),
             },
-            _ => Verifier::None,
+            other => {
+                return Err(format!(
+                    "the {other} connector has no webhook signature scheme; deliveries cannot be verified"
+                ))
+            }
         })
     }
 

@@ -258,6 +258,7 @@ fn states(kind: &str, quantity: i64) -> (&'static str, &'static str) {
         "return" => ("RETURNED_BY_CUSTOMER", "IN_STOCK"),
         "receipt" | "transfer_in" => ("NONE", "IN_STOCK"),
         "transfer_out" => ("IN_STOCK", "IN_TRANSIT"),
+        "shrinkage" => ("IN_STOCK", "WASTE"),
         _ if quantity < 0 => ("IN_STOCK", "WASTE"),
         _ => ("NONE", "IN_STOCK"),
     }
@@ -275,14 +276,21 @@ impl SinkConnector for ChangeInventory {
                 Err(e) => return e,
             };
             let now = chrono::Utc::now().to_rfc3339();
-            let change = if self.count {
+            let field = if self.count { "available" } else { "quantity" };
+            let Some(quantity) = message[field].as_i64() else {
+                return CallOutcome::Permanent {
+                    reason: format!("the message has no integer `{field}`"),
+                };
+            };
+            // A cycle count is an absolute count at its time, not a move between states.
+            let counted = !self.count && message["kind"] == "cycle_count";
+            let change = if self.count || counted {
                 json!({"type": "PHYSICAL_COUNT", "physical_count": {
                     "catalog_object_id": item, "location_id": location, "state": "IN_STOCK",
-                    "quantity": message["available"].as_i64().unwrap_or(0).max(0).to_string(),
-                    "occurred_at": now,
+                    "quantity": quantity.max(0).to_string(),
+                    "occurred_at": message["occurred_at"].as_str().unwrap_or(&now),
                 }})
             } else {
-                let quantity = message["quantity"].as_i64().unwrap_or(0);
                 let (from, to) = states(message["kind"].as_str().unwrap_or(""), quantity);
                 json!({"type": "ADJUSTMENT", "adjustment": {
                     "catalog_object_id": item, "location_id": location,
@@ -304,6 +312,13 @@ impl SinkConnector for ChangeInventory {
                 )
                 .await
             {
+                // The key was used by an earlier attempt that Square applied (a retry
+                // after a lost answer, with a fresh timestamp): already done.
+                Err(CallOutcome::Permanent { reason })
+                    if reason.contains("IDEMPOTENCY_KEY_REUSED") =>
+                {
+                    CallOutcome::Ok
+                }
                 Ok(reply) => match reply.json().get("errors").and_then(Value::as_array) {
                     Some(errors) if !errors.is_empty() => CallOutcome::Permanent {
                         reason: error_text(&reply),

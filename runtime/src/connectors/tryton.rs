@@ -138,9 +138,16 @@ impl Session {
                     });
                 }
             }
-            return Err(CallOutcome::Permanent {
-                reason: format!("{} ({method})", user_error(error)),
-            });
+            let reason = format!("{} ({method})", user_error(error));
+            // A concurrent write or a busy database is worth another try.
+            if reason.contains("ConcurrencyException") || reason.contains("database is locked") {
+                return Err(CallOutcome::Transient {
+                    class: "server_error".into(),
+                    reason,
+                    retry_after: None,
+                });
+            }
+            return Err(CallOutcome::Permanent { reason });
         }
         Ok(body.get("result").cloned().unwrap_or(Value::Null))
     }
@@ -619,8 +626,17 @@ impl TrytonSink {
             .ok_or_else(|| CallOutcome::Permanent {
                 reason: format!("product {sku} is not in Tryton"),
             })?;
-        let quantity = movement["quantity"].as_i64().unwrap_or(0);
+        let quantity = movement["quantity"]
+            .as_i64()
+            .ok_or_else(|| CallOutcome::Permanent {
+                reason: "the movement has no integer `quantity`".into(),
+            })?;
         let kind = movement["kind"].as_str().unwrap_or("");
+        if matches!(kind, "cycle_count" | "reservation" | "release") {
+            return Err(CallOutcome::Permanent {
+                reason: format!("a `{kind}` is not a stock move in Tryton (counts are booked by stock inventories, reservations by sales)"),
+            });
+        }
         let inbound = match kind {
             "sale" | "shipment" | "transfer_out" | "shrinkage" => false,
             "adjustment" => quantity >= 0,
@@ -725,11 +741,14 @@ impl SinkConnector for TrytonSink {
 
 /// `tryton.stock_quantities`: the quantity and forecast of every goods product in the
 /// connection's `warehouse` (a location code, default `WH`), as InventoryPosition
-/// documents. The dedupe key is the product and both quantities, so an unchanged position
-/// is not emitted again.
+/// documents. A position is emitted when it differs from the last one this process
+/// emitted for the product (all of them after a start).
 pub struct StockPager {
     session: Session,
     warehouse: String,
+    last: RefCell<BTreeMap<String, (i64, i64)>>,
+    /// Positions of the page being committed; they become `last` once durable.
+    pending: RefCell<BTreeMap<String, (i64, i64)>>,
 }
 
 impl StockPager {
@@ -740,6 +759,8 @@ impl StockPager {
             warehouse: client::optional(settings, "warehouse")
                 .unwrap_or("WH")
                 .to_string(),
+            last: RefCell::new(BTreeMap::new()),
+            pending: RefCell::new(BTreeMap::new()),
         })
     }
 
@@ -794,15 +815,26 @@ impl StockPager {
                     "available": forecast.max(0), "as_of": now,
                 });
                 (
+                    sku.to_string(),
+                    (on_hand, forecast),
                     position.to_string().into_bytes(),
-                    Some(format!("{sku}@{on_hand}/{forecast}")),
                 )
+            })
+            .filter(|(sku, now, _)| self.last.borrow().get(sku) != Some(now))
+            .map(|(sku, now, payload)| {
+                self.pending.borrow_mut().insert(sku, now);
+                (payload, None)
             })
             .collect())
     }
 }
 
 impl crate::sources::poll::Pager for StockPager {
+    fn committed(&self, _keys: &[String]) {
+        let done = std::mem::take(&mut *self.pending.borrow_mut());
+        self.last.borrow_mut().extend(done);
+    }
+
     fn page<'a>(
         &'a self,
         _position: Option<&'a str>,

@@ -121,6 +121,7 @@ impl PollSource {
         let mut first = true;
         loop {
             let page = self.pager.page(position.as_deref(), first).await?;
+            let was_first = first;
             first = false;
             let (flow, source, key, value) = (
                 self.ctx.flow_name().to_string(),
@@ -171,7 +172,9 @@ impl PollSource {
                     .metrics
                     .add(REREAD, self.ctx.flow_name(), &self.name, skipped);
             }
-            let advanced = page.position.is_some() && page.position != position;
+            // A pager may restart from its first page on each poll (ignoring the stored
+            // cursor); a page is then compared with the previous page, not the cursor.
+            let advanced = page.position.is_some() && (was_first || page.position != position);
             position = page.position;
             if !(page.more && advanced) {
                 return Ok(());
