@@ -363,7 +363,10 @@ async fn day(args: Args) -> Result<bool, String> {
             .await
             .map(|o| o.iter().any(|o| o.number == first_shop && o.shipped))
             .unwrap_or(false);
-        let refunded = reviewed.borrow().iter().any(|p| p.starts_with("/finance/refunds"));
+        let refunded = reviewed
+            .borrow()
+            .iter()
+            .any(|p| p.starts_with("/finance/refunds"));
         if shipped && refunded && runner.in_flight() == 0 {
             break;
         }
