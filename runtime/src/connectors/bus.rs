@@ -1,4 +1,5 @@
-//! The event bus on the embedded backend (`url = "embedded:"`): a publish appends the
+//! The event bus on the embedded backend (`url = "embedded:"`; `nats://` URLs go to
+//! `nats.rs`, JetStream): a publish appends the
 //! message to the inbox of every flow source subscribed to a matching subject, in one
 //! transaction that also records the message id, so a republished message is delivered to
 //! each subscriber once. Subjects follow NATS rules: `.`-separated tokens, `*` matches one
@@ -24,11 +25,19 @@ thread_local! {
     static SUBSCRIBERS: RefCell<Vec<Subscriber>> = const { RefCell::new(Vec::new()) };
 }
 
+/// True when the connection's bus is NATS JetStream (`nats://…`).
+pub fn on_nats(settings: &BTreeMap<String, Value>) -> bool {
+    settings
+        .get("url")
+        .and_then(Value::as_str)
+        .is_some_and(|u| u.starts_with("nats://"))
+}
+
 fn embedded(settings: &BTreeMap<String, Value>) -> Result<(), String> {
     match settings.get("url").and_then(Value::as_str) {
         Some(url) if url.starts_with("embedded") => Ok(()),
         Some(url) => Err(format!(
-            "bus url `{url}`: this runtime carries the embedded bus (`embedded:`); a NATS JetStream backbone is not available yet"
+            "bus url `{url}`: use `embedded:` (in-process, on the state store) or `nats://host:port` (JetStream)"
         )),
         None => Err("bus connection needs `url`".into()),
     }

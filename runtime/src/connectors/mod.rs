@@ -7,6 +7,7 @@ pub mod bus;
 pub mod client;
 mod file;
 pub mod http;
+pub mod nats;
 pub mod odata;
 pub mod shipbob;
 pub mod shopify;
@@ -84,6 +85,7 @@ pub fn sink(
     match (connection.connector.as_str(), operation) {
         ("http", "post" | "put" | "patch") => Ok(Box::new(http::HttpSink::new(&settings, operation, options)?)),
         ("file", "write") => Ok(Box::new(file::FileSink::new(&settings, options)?)),
+        ("bus", "publish") if bus::on_nats(&settings) => Ok(Box::new(nats::Publish::new(&settings, options)?)),
         ("bus", "publish") => Ok(Box::new(bus::Publish::new(&settings, options)?)),
         ("amazon_sp", "confirm_shipment") => Ok(Box::new(amazon::ConfirmShipment::new(&settings)?)),
         ("amazon_sp", "update_listing_quantity") => Ok(Box::new(amazon::UpdateListingQuantity::new(&settings)?)),

@@ -69,6 +69,9 @@ pub fn start(
             (connector, "webhook") => webhooks
                 .add(ctx.clone(), &node.name, connector, options, &settings)
                 .map_err(|e| format!("connection `{connection}`: {e}"))?,
+            ("bus", "bus") if crate::connectors::bus::on_nats(&settings) => {
+                crate::connectors::nats::subscribe(ctx, &node.name, &settings, options, stop.clone())?
+            }
             ("bus", "bus") => crate::connectors::bus::subscribe(ctx, &node.name, &settings, options)?,
             (connector, kind) => {
                 return Err(format!(
