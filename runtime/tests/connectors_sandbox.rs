@@ -651,3 +651,40 @@ fn square_counts_are_physical_counts_and_a_replayed_key_is_done() {
         }
     });
 }
+
+#[test]
+fn shopify_call_limit_header_asks_callers_to_hold_back() {
+    with_sandbox(|base| async move {
+        let created = control(
+            &base,
+            "/_sandbox/shopify/orders",
+            json!({"line_items": [{"sku": "TSHIRT-039-RED-M", "quantity": 1}]}),
+        )
+        .await;
+        let id = created["order"]["id"].clone();
+        let conn = shopify(&base, sandbox::shopify::ACCESS_TOKEN);
+        let sink = connectors::sink(&conn, "create_fulfillment", &BTreeMap::new()).unwrap();
+        assert_eq!(sink.backoff(), None);
+        let body = shipment(&format!("shopify:{id}")).to_string();
+        let mut calls = 0;
+        while sink.backoff().is_none() {
+            let outcome = sink
+                .call(Call {
+                    key: "k",
+                    correlation_id: "k",
+                    body: body.as_bytes(),
+                    timeout: Duration::from_secs(10),
+                })
+                .await;
+            assert_eq!(outcome, CallOutcome::Ok, "held back before any 429");
+            calls += 1;
+            assert!(
+                calls < 40,
+                "the bucket's fill is reported before it overflows"
+            );
+        }
+        // 80% of Shopify's 40-call bucket: the connector asks the runtime to slow down.
+        assert!((30..40).contains(&calls), "{calls}");
+        assert_eq!(stats(&base).await["shopify"]["throttled"], 0);
+    });
+}

@@ -54,6 +54,12 @@ pub type CallFuture<'a> = Pin<Box<dyn Future<Output = CallOutcome> + 'a>>;
 pub trait SinkConnector {
     /// Performs the side effect for one message.
     fn call<'a>(&'a self, call: Call<'a>) -> CallFuture<'a>;
+
+    /// How long the system asks its callers to hold back now, read from the rate-limit
+    /// headers of its latest answer (Shopify's call-limit bucket nearly full, say).
+    fn backoff(&self) -> Option<Duration> {
+        None
+    }
 }
 
 /// Resolves a connection's settings: `env(NAME)` and `secret(NAME)` read the process

@@ -18,6 +18,24 @@ pub struct Store {
     client: reqwest::Client,
     base: String,
     token: String,
+    /// Until when callers should hold back, from the last call-limit header.
+    hold: std::cell::Cell<Option<std::time::Instant>>,
+}
+
+/// Share of the leaky bucket above which calls are slowed down.
+const BUCKET_HIGH: f64 = 0.8;
+
+/// How long to wait for a `X-Shopify-Shop-Api-Call-Limit: used/capacity` bucket to drain
+/// back to three quarters, when it is above [`BUCKET_HIGH`]; the bucket leaks capacity/20
+/// calls a second (2/s for 40 on Standard, 4/s for 80 on Advanced).
+pub fn call_limit_wait(header: &str) -> Option<Duration> {
+    let (used, capacity) = header.trim().split_once('/')?;
+    let (used, capacity): (f64, f64) = (used.trim().parse().ok()?, capacity.trim().parse().ok()?);
+    if capacity <= 0.0 || used < capacity * BUCKET_HIGH {
+        return None;
+    }
+    let leak = capacity / 20.0;
+    Duration::try_from_secs_f64((used - capacity * 0.75) / leak).ok()
 }
 
 /// The `errors` of a Shopify error body, as text.
@@ -71,7 +89,15 @@ impl Store {
             client: client::build()?,
             base: format!("{origin}/admin/api/{version}"),
             token: client::setting(settings, "access_token", "shopify")?.to_string(),
+            hold: std::cell::Cell::new(None),
         })
+    }
+
+    /// What is left of the hold the call-limit header asked for.
+    pub fn backoff(&self) -> Option<Duration> {
+        let until = self.hold.get()?;
+        let left = until.saturating_duration_since(std::time::Instant::now());
+        (!left.is_zero()).then_some(left)
     }
 
     fn request(&self, method: reqwest::Method, url: &str) -> reqwest::RequestBuilder {
@@ -87,6 +113,12 @@ impl Store {
         timeout: Duration,
     ) -> Result<Reply, CallOutcome> {
         let reply = client::send(request, timeout).await?;
+        if let Some(wait) = reply
+            .header("x-shopify-shop-api-call-limit")
+            .and_then(call_limit_wait)
+        {
+            self.hold.set(Some(std::time::Instant::now() + wait));
+        }
         if reply.ok() {
             return Ok(reply);
         }
@@ -229,6 +261,10 @@ impl CreateFulfillment {
 }
 
 impl SinkConnector for CreateFulfillment {
+    fn backoff(&self) -> Option<Duration> {
+        self.store.backoff()
+    }
+
     fn call<'a>(&'a self, call: Call<'a>) -> CallFuture<'a> {
         Box::pin(async move {
             let shipment = match client::input(call.body) {
@@ -359,6 +395,10 @@ impl SetInventoryLevel {
 }
 
 impl SinkConnector for SetInventoryLevel {
+    fn backoff(&self) -> Option<Duration> {
+        self.store.backoff()
+    }
+
     fn call<'a>(&'a self, call: Call<'a>) -> CallFuture<'a> {
         Box::pin(async move {
             let level = match client::input(call.body) {
@@ -409,6 +449,17 @@ impl SinkConnector for SetInventoryLevel {
 #[cfg(test)]
 mod tests {
     use super::next_link;
+    use std::time::Duration;
+
+    #[test]
+    fn call_limit_slows_down_near_full() {
+        use super::call_limit_wait;
+        assert_eq!(call_limit_wait("10/40"), None);
+        assert_eq!(call_limit_wait("32/40"), Some(Duration::from_secs(1)));
+        assert_eq!(call_limit_wait("40/40"), Some(Duration::from_secs(5)));
+        assert_eq!(call_limit_wait("72/80"), Some(Duration::from_secs(3)));
+        assert_eq!(call_limit_wait("garbage"), None);
+    }
 
     #[test]
     fn link_header_next() {

@@ -183,6 +183,15 @@ impl SinkWorker {
                 .await;
             ctx.metrics
                 .observe_latency(flow, &self.name, started.elapsed().as_secs_f64());
+            // The system's own pressure signal slows every sink of the connection
+            // before it has to answer 429.
+            if let Some(wait) = self.connector.backoff() {
+                let wait = wait.min(MAX_RETRY_AFTER);
+                self.bucket.pause(wait);
+                if let Some(shared) = &self.connection_bucket {
+                    shared.pause(wait);
+                }
+            }
             match outcome {
                 CallOutcome::Ok => {
                     self.circuit.success();
