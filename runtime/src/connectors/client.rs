@@ -10,8 +10,21 @@ use std::time::Duration;
 /// Most of a response body kept in a dead-letter reason.
 pub const MAX_REASON: usize = 500;
 
-/// An HTTP client with connection reuse.
+/// An HTTP client (HTTP and HTTPS, webpki roots) with connection reuse.
 pub fn build() -> Result<reqwest::Client, String> {
+    builder().build().map_err(|e| format!("http client: {e}"))
+}
+
+/// Like [`build`], keeping the cookies servers set (an S/4 gateway binds its CSRF token
+/// to the session cookie).
+pub fn build_with_cookies() -> Result<reqwest::Client, String> {
+    builder()
+        .cookie_store(true)
+        .build()
+        .map_err(|e| format!("http client: {e}"))
+}
+
+fn builder() -> reqwest::ClientBuilder {
     reqwest::Client::builder()
         .pool_max_idle_per_host(32)
         .tcp_nodelay(true)
@@ -20,8 +33,6 @@ pub fn build() -> Result<reqwest::Client, String> {
             env!("CARGO_PKG_VERSION"),
             " (Language=Rust)"
         ))
-        .build()
-        .map_err(|e| format!("http client: {e}"))
 }
 
 /// A received answer.
@@ -218,6 +229,19 @@ pub fn seconds_header(headers: &HeaderMap, name: &str) -> Option<Duration> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn https_endpoints_are_reachable_in_principle() {
+        // Nothing listens there: a connection failure (transient), not an unsupported
+        // scheme (which would make every real SaaS endpoint a permanent failure).
+        let client = build().unwrap();
+        let outcome = send(client.get("https://127.0.0.1:9/"), Duration::from_secs(5)).await;
+        match outcome {
+            Err(CallOutcome::Transient { class, .. }) => assert_eq!(class, "connect"),
+            Err(other) => panic!("{other:?}"),
+            Ok(_) => panic!("nothing should answer on port 9"),
+        }
+    }
 
     #[test]
     fn money_and_pairs() {

@@ -94,7 +94,7 @@ impl Service {
             _ => None,
         };
         Ok(Service {
-            client: client::build()?,
+            client: client::build_with_cookies()?,
             root: format!(
                 "{}/",
                 client::setting(settings, "service_url", "odata")?.trim_end_matches('/')
