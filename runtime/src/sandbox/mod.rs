@@ -42,12 +42,16 @@ impl Default for SandboxConfig {
     }
 }
 
+/// How long a hanging request of the flaky profile is held.
+const HANG: Duration = Duration::from_secs(35);
+
 /// A standing fault profile for one system.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FaultProfile {
     /// No injected faults.
     None,
-    /// 10% of requests get 503, 5% get the vendor's 429.
+    /// 10% of requests get 503, 5% get the vendor's 429, 3% hang for 35 s (past the usual
+    /// 30 s client timeout) and then get 504.
     Flaky,
     /// The vendor's throttle at a quarter of the normal quota.
     Throttled,
@@ -490,6 +494,10 @@ async fn inject_fault(sb: &Shared, system: System) -> Option<Resp> {
             } else if draw < 15 {
                 sb.bump(system, "throttled");
                 Some(fault_response(sb, system, 429))
+            } else if draw < 18 {
+                sb.bump(system, "timeouts_injected");
+                tokio::time::sleep(HANG).await;
+                Some(fault_response(sb, system, 504))
             } else {
                 None
             }
