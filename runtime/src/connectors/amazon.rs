@@ -200,13 +200,6 @@ impl SpApi {
     }
 }
 
-fn outcome_text(outcome: CallOutcome) -> String {
-    match outcome {
-        CallOutcome::Ok => "ok".into(),
-        CallOutcome::Transient { reason, .. } | CallOutcome::Permanent { reason } => reason,
-    }
-}
-
 /// `amazon_sp.orders`: getOrders since the watermark (LastUpdateDate), each order with its
 /// `OrderItems`. The dedupe key is the order id and its LastUpdateDate.
 pub struct OrdersPager {
@@ -268,7 +261,7 @@ impl OrdersPager {
                     tokio::time::sleep(retry_after.unwrap_or(Duration::from_secs(2))).await;
                     continue;
                 }
-                other => other.map_err(outcome_text)?,
+                other => other.map_err(client::reason)?,
             };
             let body = reply.json();
             let payload = &body["payload"];
@@ -343,7 +336,7 @@ impl Pager for OrdersPager {
                         position: Some(watermark.unwrap_or_default()),
                     });
                 }
-                Err(other) => return Err(outcome_text(other)),
+                Err(other) => return Err(client::reason(other)),
             };
             let body = reply.json();
             let payload = &body["payload"];

@@ -58,6 +58,20 @@ pub fn matches(pattern: &str, subject: &str) -> bool {
     subject_tokens.next().is_none()
 }
 
+/// The subject of one message: the sink's `subject`, rendered over the message when it is
+/// a template.
+pub fn subject_of(template: &str, body: &[u8]) -> Result<String, CallOutcome> {
+    if !template.contains("{{") {
+        return Ok(template.to_string());
+    }
+    let context: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+    minijinja::Environment::new()
+        .render_str(template, context)
+        .map_err(|e| CallOutcome::Permanent {
+            reason: format!("subject template: {e}"),
+        })
+}
+
 /// Registers a `bus.subscribe` source.
 pub fn subscribe(
     ctx: &Rc<FlowCtx>,
@@ -111,18 +125,9 @@ impl Publish {
 impl SinkConnector for Publish {
     fn call<'a>(&'a self, call: Call<'a>) -> CallFuture<'a> {
         Box::pin(async move {
-            let subject = if self.subject.contains("{{") {
-                let context: Value = serde_json::from_slice(call.body).unwrap_or(Value::Null);
-                match minijinja::Environment::new().render_str(&self.subject, context) {
-                    Ok(s) => s,
-                    Err(e) => {
-                        return CallOutcome::Permanent {
-                            reason: format!("subject template: {e}"),
-                        }
-                    }
-                }
-            } else {
-                self.subject.clone()
+            let subject = match subject_of(&self.subject, call.body) {
+                Ok(s) => s,
+                Err(e) => return e,
             };
             let targets: Vec<(Rc<FlowCtx>, String)> = SUBSCRIBERS.with(|s| {
                 s.borrow()

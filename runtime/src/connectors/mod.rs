@@ -140,8 +140,12 @@ pub fn pager(
             Ok(Box::new(square::CountsPager::new(settings, options)?))
         }
         ("tryton", "stock_quantities") => Ok(Box::new(tryton::StockPager::new(settings)?)),
-        ("shipbob", "inventory") => Ok(Box::new(shipbob::InventoryPager::new(settings, options)?)),
-        ("shipbob", "shipments") => Ok(Box::new(shipbob::ShipmentsPager::new(settings, options)?)),
+        ("shipbob", "inventory") => Ok(Box::new(shipbob::InventoryPager(shipbob::Listing::new(
+            settings, options,
+        )?))),
+        ("shipbob", "shipments") => Ok(Box::new(shipbob::ShipmentsPager(shipbob::Listing::new(
+            settings, options,
+        )?))),
         ("odata", "entities") => Ok(Box::new(odata::EntitiesPager::new(settings, options)?)),
         (connector, op) => Err(format!(
             "the `{connector}.{op}` poll source is not available in this runtime yet"

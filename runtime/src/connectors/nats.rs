@@ -440,18 +440,9 @@ fn transient(reason: String) -> CallOutcome {
 impl SinkConnector for Publish {
     fn call<'a>(&'a self, call: Call<'a>) -> CallFuture<'a> {
         Box::pin(async move {
-            let subject = if self.subject.contains("{{") {
-                let context: Value = serde_json::from_slice(call.body).unwrap_or(Value::Null);
-                match minijinja::Environment::new().render_str(&self.subject, context) {
-                    Ok(s) => s,
-                    Err(e) => {
-                        return CallOutcome::Permanent {
-                            reason: format!("subject template: {e}"),
-                        }
-                    }
-                }
-            } else {
-                self.subject.clone()
+            let subject = match super::bus::subject_of(&self.subject, call.body) {
+                Ok(s) => s,
+                Err(e) => return e,
             };
             let nats = match connection(&self.settings).await {
                 Ok(n) => n,

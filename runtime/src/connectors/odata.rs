@@ -626,12 +626,7 @@ impl crate::sources::poll::Pager for EntitiesPager {
             }
             let reply = client::send(request, Duration::from_secs(60))
                 .await
-                .map_err(|o| match o {
-                    CallOutcome::Transient { reason, .. } | CallOutcome::Permanent { reason } => {
-                        reason
-                    }
-                    CallOutcome::Ok => String::new(),
-                })?;
+                .map_err(client::reason)?;
             if !reply.ok() {
                 return Err(error_text(&reply));
             }

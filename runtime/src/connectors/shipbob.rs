@@ -187,87 +187,51 @@ fn get(client: &reqwest::Client, url: &str, token: &str, channel: &str) -> reqwe
         .header("shipbob_channel_id", channel)
 }
 
-/// `shipbob.inventory`: per-centre inventory rows (`/inventory-level/locations`), following
-/// the `next` URL of the cursor body.
-pub struct InventoryPager {
+/// What the ShipBob read sources share: where, who, and the page size.
+pub struct Listing {
     client: reqwest::Client,
     base: String,
     token: String,
     channel: String,
     page_size: u64,
 }
+
+impl Listing {
+    /// Reads the settings and `page_size` (at most 250).
+    pub fn new(
+        settings: &BTreeMap<String, Value>,
+        options: &BTreeMap<String, Value>,
+    ) -> Result<Listing, String> {
+        let base = client::optional(settings, "base_url").unwrap_or("https://api.shipbob.com");
+        let version = client::optional(settings, "api_version").unwrap_or("2026-07");
+        Ok(Listing {
+            client: client::build()?,
+            base: format!("{}/{version}", base.trim_end_matches('/')),
+            token: client::setting(settings, "token", "shipbob")?.to_string(),
+            channel: client::setting(settings, "channel_id", "shipbob")?.to_string(),
+            page_size: options
+                .get("page_size")
+                .and_then(Value::as_u64)
+                .unwrap_or(250)
+                .clamp(1, 250),
+        })
+    }
+}
+
+/// `shipbob.inventory`: per-centre inventory rows (`/inventory-level/locations`), following
+/// the `next` URL of the cursor body.
+pub struct InventoryPager(pub Listing);
 
 /// `shipbob.shipments`: orders with tracking not yet uploaded (`HasTracking=true`,
 /// `IsTrackingUploaded=false`), paged by `Page`/`Limit` and the `next-page` header. The
-/// dedupe key is the order id and its shipments' ids, so an order is emitted again only
-/// when a new parcel ships.
-pub struct ShipmentsPager {
-    client: reqwest::Client,
-    base: String,
-    token: String,
-    channel: String,
-    page_size: u64,
-}
-
-fn settings_of(settings: &BTreeMap<String, Value>) -> Result<(String, String, String), String> {
-    let base = client::optional(settings, "base_url").unwrap_or("https://api.shipbob.com");
-    let version = client::optional(settings, "api_version").unwrap_or("2026-07");
-    Ok((
-        format!("{}/{version}", base.trim_end_matches('/')),
-        client::setting(settings, "token", "shipbob")?.to_string(),
-        client::setting(settings, "channel_id", "shipbob")?.to_string(),
-    ))
-}
-
-impl InventoryPager {
-    /// Reads the settings and `page_size`.
-    pub fn new(
-        settings: &BTreeMap<String, Value>,
-        options: &BTreeMap<String, Value>,
-    ) -> Result<InventoryPager, String> {
-        let (base, token, channel) = settings_of(settings)?;
-        Ok(InventoryPager {
-            client: client::build()?,
-            base,
-            token,
-            channel,
-            page_size: options
-                .get("page_size")
-                .and_then(Value::as_u64)
-                .unwrap_or(250)
-                .clamp(1, 250),
-        })
-    }
-}
-
-impl ShipmentsPager {
-    /// Reads the settings and `page_size`.
-    pub fn new(
-        settings: &BTreeMap<String, Value>,
-        options: &BTreeMap<String, Value>,
-    ) -> Result<ShipmentsPager, String> {
-        let (base, token, channel) = settings_of(settings)?;
-        Ok(ShipmentsPager {
-            client: client::build()?,
-            base,
-            token,
-            channel,
-            page_size: options
-                .get("page_size")
-                .and_then(Value::as_u64)
-                .unwrap_or(250)
-                .clamp(1, 250),
-        })
-    }
-}
+/// dedupe key is the order id and its shipments' ids and tracking numbers, so an order is
+/// emitted again when a parcel ships or its tracking changes.
+pub struct ShipmentsPager(pub Listing);
 
 async fn fetch(request: reqwest::RequestBuilder) -> Result<Reply, String> {
     let reply = client::send(request, std::time::Duration::from_secs(30))
         .await
-        .map_err(|o| match o {
-            CallOutcome::Transient { reason, .. } | CallOutcome::Permanent { reason } => reason,
-            CallOutcome::Ok => String::new(),
-        })?;
+        .map_err(client::reason)?;
     if reply.ok() {
         Ok(reply)
     } else {
@@ -287,10 +251,10 @@ impl crate::sources::poll::Pager for InventoryPager {
                 Some(next) => next.to_string(),
                 None => format!(
                     "{}/inventory-level/locations?PageSize={}",
-                    self.base, self.page_size
+                    self.0.base, self.0.page_size
                 ),
             };
-            let reply = fetch(get(&self.client, &url, &self.token, &self.channel)).await?;
+            let reply = fetch(get(&self.0.client, &url, &self.0.token, &self.0.channel)).await?;
             let body = reply.json();
             let items = body["items"]
                 .as_array()
@@ -324,10 +288,10 @@ impl crate::sources::poll::Pager for ShipmentsPager {
                 Some(next) => next.to_string(),
                 None => format!(
                     "{}/order?HasTracking=true&IsTrackingUploaded=false&Page=1&Limit={}",
-                    self.base, self.page_size
+                    self.0.base, self.0.page_size
                 ),
             };
-            let reply = fetch(get(&self.client, &url, &self.token, &self.channel)).await?;
+            let reply = fetch(get(&self.0.client, &url, &self.0.token, &self.0.channel)).await?;
             let orders = reply.json().as_array().cloned().unwrap_or_default();
             let items = orders
                 .iter()
@@ -351,7 +315,7 @@ impl crate::sources::poll::Pager for ShipmentsPager {
             let next = reply
                 .header("next-page")
                 .map(String::from)
-                .filter(|_| orders.len() as u64 >= self.page_size);
+                .filter(|_| orders.len() as u64 >= self.0.page_size);
             // The last page stores an empty position, so no stale next URL outlives
             // the listing.
             Ok(crate::sources::poll::Page {

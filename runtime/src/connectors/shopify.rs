@@ -168,13 +168,6 @@ impl OrdersPager {
     }
 }
 
-fn outcome_text(outcome: CallOutcome) -> String {
-    match outcome {
-        CallOutcome::Ok => "ok".into(),
-        CallOutcome::Transient { reason, .. } | CallOutcome::Permanent { reason } => reason,
-    }
-}
-
 impl Pager for OrdersPager {
     /// The position is the watermark, or `watermark|next URL` while a listing is paged.
     fn page<'a>(&'a self, position: Option<&'a str>, _first: bool) -> PageFuture<'a> {
@@ -209,7 +202,7 @@ impl Pager for OrdersPager {
                     Duration::from_secs(30),
                 )
                 .await
-                .map_err(outcome_text)?;
+                .map_err(client::reason)?;
             let orders = reply.json()["orders"]
                 .as_array()
                 .cloned()

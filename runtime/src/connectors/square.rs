@@ -166,19 +166,15 @@ impl Pager for OrdersPager {
             if let Some(c) = &cursor {
                 body["cursor"] = json!(c);
             }
-            let reply =
-                self.seller
-                    .post(
-                        "/v2/orders/search",
-                        body.to_string(),
-                        Duration::from_secs(30),
-                    )
-                    .await
-                    .map_err(|o| match o {
-                        CallOutcome::Transient { reason, .. }
-                        | CallOutcome::Permanent { reason } => reason,
-                        CallOutcome::Ok => String::new(),
-                    })?;
+            let reply = self
+                .seller
+                .post(
+                    "/v2/orders/search",
+                    body.to_string(),
+                    Duration::from_secs(30),
+                )
+                .await
+                .map_err(client::reason)?;
             let answer = reply.json();
             let orders = answer["orders"].as_array().cloned().unwrap_or_default();
             let mut newest = watermark.clone();
@@ -377,19 +373,15 @@ impl Pager for CountsPager {
             if let Some(c) = &cursor {
                 body["cursor"] = json!(c);
             }
-            let reply =
-                self.seller
-                    .post(
-                        "/v2/inventory/counts/batch-retrieve",
-                        body.to_string(),
-                        Duration::from_secs(30),
-                    )
-                    .await
-                    .map_err(|o| match o {
-                        CallOutcome::Transient { reason, .. }
-                        | CallOutcome::Permanent { reason } => reason,
-                        CallOutcome::Ok => String::new(),
-                    })?;
+            let reply = self
+                .seller
+                .post(
+                    "/v2/inventory/counts/batch-retrieve",
+                    body.to_string(),
+                    Duration::from_secs(30),
+                )
+                .await
+                .map_err(client::reason)?;
             let answer = reply.json();
             let mut newest = watermark.clone();
             let mut items = Vec::new();

@@ -325,6 +325,21 @@ impl Session {
             .unwrap_or_default())
     }
 
+    /// The one record matching a domain; `missing` is the permanent reason when none does.
+    pub async fn find_one(
+        &self,
+        model: &str,
+        domain: Value,
+        missing: String,
+        timeout: Duration,
+    ) -> Result<i64, CallOutcome> {
+        self.search(model, domain, Some(1), timeout)
+            .await?
+            .first()
+            .copied()
+            .ok_or(CallOutcome::Permanent { reason: missing })
+    }
+
     /// Reads fields of records.
     pub async fn read(
         &self,
@@ -485,18 +500,13 @@ impl TrytonSink {
                 for line in order["lines"].as_array().cloned().unwrap_or_default() {
                     let sku = line["sku"].as_str().unwrap_or_default();
                     let product = s
-                        .search(
+                        .find_one(
                             "product.product",
                             json!([["code", "=", sku]]),
-                            Some(1),
+                            format!("product {sku} is not in Tryton"),
                             timeout,
                         )
-                        .await?
-                        .first()
-                        .copied()
-                        .ok_or_else(|| CallOutcome::Permanent {
-                            reason: format!("product {sku} is not in Tryton"),
-                        })?;
+                        .await?;
                     let unit = s
                         .read("product.product", &[product], &["default_uom"], timeout)
                         .await?;
@@ -614,18 +624,13 @@ impl TrytonSink {
         let s = &self.session;
         let sku = client::field(movement, "sku")?;
         let product = s
-            .search(
+            .find_one(
                 "product.product",
                 json!([["code", "=", sku]]),
-                Some(1),
+                format!("product {sku} is not in Tryton"),
                 timeout,
             )
-            .await?
-            .first()
-            .copied()
-            .ok_or_else(|| CallOutcome::Permanent {
-                reason: format!("product {sku} is not in Tryton"),
-            })?;
+            .await?;
         let quantity = movement["quantity"]
             .as_i64()
             .ok_or_else(|| CallOutcome::Permanent {
@@ -650,18 +655,13 @@ impl TrytonSink {
         let mut codes = BTreeMap::new();
         for code in [self.storage.as_str(), outside] {
             let id = s
-                .search(
+                .find_one(
                     "stock.location",
                     json!([["code", "=", code]]),
-                    Some(1),
+                    format!("Tryton has no stock location `{code}`"),
                     timeout,
                 )
-                .await?
-                .first()
-                .copied()
-                .ok_or_else(|| CallOutcome::Permanent {
-                    reason: format!("Tryton has no stock location `{code}`"),
-                })?;
+                .await?;
             codes.insert(code, id);
         }
         let (from, to) = if inbound {
@@ -768,18 +768,13 @@ impl StockPager {
         let s = &self.session;
         let timeout = Duration::from_secs(60);
         let warehouse = s
-            .search(
+            .find_one(
                 "stock.location",
                 json!([["code", "=", self.warehouse]]),
-                Some(1),
+                format!("Tryton has no location `{}`", self.warehouse),
                 timeout,
             )
-            .await?
-            .first()
-            .copied()
-            .ok_or_else(|| CallOutcome::Permanent {
-                reason: format!("Tryton has no location `{}`", self.warehouse),
-            })?;
+            .await?;
         let ids = s
             .search(
                 "product.product",
@@ -841,10 +836,7 @@ impl crate::sources::poll::Pager for StockPager {
         _first: bool,
     ) -> crate::sources::poll::PageFuture<'a> {
         Box::pin(async move {
-            let items = self.positions().await.map_err(|o| match o {
-                CallOutcome::Transient { reason, .. } | CallOutcome::Permanent { reason } => reason,
-                CallOutcome::Ok => String::new(),
-            })?;
+            let items = self.positions().await.map_err(client::reason)?;
             Ok(crate::sources::poll::Page {
                 items,
                 more: false,
