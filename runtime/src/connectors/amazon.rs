@@ -219,14 +219,8 @@ impl OrdersPager {
     ) -> Result<OrdersPager, String> {
         Ok(OrdersPager {
             api: SpApi::new(settings)?,
-            page_size: options
-                .get("page_size")
-                .and_then(Value::as_u64)
-                .unwrap_or(100)
-                .clamp(1, 100),
-            lookback: Duration::from_millis(
-                options.get("lookback").and_then(Value::as_u64).unwrap_or(0),
-            ),
+            page_size: client::page_size(options, 100, 100),
+            lookback: client::lookback(options),
             known: RefCell::new(std::collections::HashSet::new()),
         })
     }

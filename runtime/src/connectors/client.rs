@@ -142,6 +142,20 @@ pub fn reason(outcome: CallOutcome) -> String {
     }
 }
 
+/// A poll's `page_size` option, `default` when absent, kept within 1..=`max`.
+pub fn page_size(options: &BTreeMap<String, Value>, default: u64, max: u64) -> u64 {
+    options
+        .get("page_size")
+        .and_then(Value::as_u64)
+        .unwrap_or(default)
+        .clamp(1, max)
+}
+
+/// A poll's `lookback` option (milliseconds in the IR), zero when absent.
+pub fn lookback(options: &BTreeMap<String, Value>) -> Duration {
+    Duration::from_millis(options.get("lookback").and_then(Value::as_u64).unwrap_or(0))
+}
+
 /// A required text setting.
 pub fn setting<'a>(
     settings: &'a BTreeMap<String, Value>,

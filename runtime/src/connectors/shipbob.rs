@@ -209,11 +209,7 @@ impl Listing {
             base: format!("{}/{version}", base.trim_end_matches('/')),
             token: client::setting(settings, "token", "shipbob")?.to_string(),
             channel: client::setting(settings, "channel_id", "shipbob")?.to_string(),
-            page_size: options
-                .get("page_size")
-                .and_then(Value::as_u64)
-                .unwrap_or(250)
-                .clamp(1, 250),
+            page_size: client::page_size(options, 250, 250),
         })
     }
 }

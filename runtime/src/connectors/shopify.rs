@@ -156,14 +156,8 @@ impl OrdersPager {
     ) -> Result<OrdersPager, String> {
         Ok(OrdersPager {
             store: Store::new(settings)?,
-            limit: options
-                .get("page_size")
-                .and_then(Value::as_u64)
-                .unwrap_or(250)
-                .clamp(1, 250),
-            lookback: Duration::from_millis(
-                options.get("lookback").and_then(Value::as_u64).unwrap_or(0),
-            ),
+            limit: client::page_size(options, 250, 250),
+            lookback: client::lookback(options),
         })
     }
 }

@@ -118,14 +118,8 @@ impl OrdersPager {
         }
         Ok(OrdersPager {
             seller,
-            limit: options
-                .get("page_size")
-                .and_then(Value::as_u64)
-                .unwrap_or(500)
-                .clamp(1, 1000),
-            lookback: Duration::from_millis(
-                options.get("lookback").and_then(Value::as_u64).unwrap_or(0),
-            ),
+            limit: client::page_size(options, 500, 1000),
+            lookback: client::lookback(options),
         })
     }
 }
@@ -343,11 +337,7 @@ impl CountsPager {
     ) -> Result<CountsPager, String> {
         Ok(CountsPager {
             seller: Seller::new(settings)?,
-            limit: options
-                .get("page_size")
-                .and_then(Value::as_u64)
-                .unwrap_or(1000)
-                .clamp(1, 1000),
+            limit: client::page_size(options, 1000, 1000),
         })
     }
 }
