@@ -391,7 +391,7 @@ fn webhooks_are_acknowledged_once_durable_deduplicated_and_counted_in_metrics() 
     std::fs::write(
         &flow,
         r#"use std.connectors.{http, webhook}
-connection hooks = webhook { path = "/orders", secret = secret("HOOK_SECRET"), signature_header = "x-signature" }
+connection hooks = webhook { path = "/orders", secret = secret("HOOK_SECRET"), signature_header = "x-signature", max_body_bytes = 2048 }
 connection api = http { base_url = env("OMNIFLOW_TEST_SINK") }
 schema Event {
   id: string
@@ -467,6 +467,13 @@ flow orders {
     let (status, body) = post_signed(hooks, "/hooks/orders", "f2", forged, "");
     assert_eq!(status, 401, "{body}");
     assert!(body.contains("missing signature"), "{body}");
+    // A body over the connection's limit is refused before anything else.
+    let large = format!(
+        "{{\"id\": \"big\", \"qty\": 1, \"pad\": \"{}\"}}",
+        "x".repeat(3000)
+    );
+    let (status, body) = post(hooks, "/hooks/orders", "f3", &large);
+    assert_eq!(status, 413, "{body}");
     wait_for(
         "the deliveries at the sink",
         Duration::from_secs(30),
@@ -494,7 +501,7 @@ flow orders {
         "{metrics}"
     );
     assert!(
-        metrics.contains("omniflow_webhooks_rejected_total{flow=\"orders\",node=\"deliveries\"} 2"),
+        metrics.contains("omniflow_webhooks_rejected_total{flow=\"orders\",node=\"deliveries\"} 3"),
         "{metrics}"
     );
     assert!(terminate(child).success());

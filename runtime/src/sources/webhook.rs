@@ -19,6 +19,8 @@ struct Route {
     source: String,
     dedupe: bool,
     verifier: Verifier,
+    /// Largest body accepted (the connection's `max_body_bytes`).
+    max_body: Option<usize>,
 }
 
 /// Webhook paths and the sources behind them.
@@ -39,6 +41,10 @@ impl Routes {
         settings: &BTreeMap<String, Value>,
     ) -> Result<(), String> {
         let verifier = Verifier::for_source(connector, settings)?;
+        let max_body = settings
+            .get("max_body_bytes")
+            .and_then(Value::as_u64)
+            .map(|n| n as usize);
         let path = options
             .get("path")
             .and_then(Value::as_str)
@@ -55,6 +61,7 @@ impl Routes {
                 source: source.to_string(),
                 dedupe,
                 verifier,
+                max_body,
             },
         );
         Ok(())
@@ -67,12 +74,13 @@ impl Routes {
 
     /// Handles one request.
     pub async fn handle(&self, req: Req, stopping: bool) -> Resp {
-        let (ctx, source, dedupe, verifier) = match self.routes.borrow().get(&req.path) {
+        let (ctx, source, dedupe, verifier, max_body) = match self.routes.borrow().get(&req.path) {
             Some(route) => (
                 route.ctx.clone(),
                 route.source.clone(),
                 route.dedupe,
                 route.verifier.clone(),
+                route.max_body,
             ),
             None => {
                 return Resp::json(404, serde_json::json!({"error": "no webhook at this path"}))
@@ -85,6 +93,13 @@ impl Routes {
             return Resp::json(
                 503,
                 serde_json::json!({"error": "shutting down; retry later"}),
+            );
+        }
+        if let Some(max) = max_body.filter(|max| req.body.len() > *max) {
+            ctx.metrics.add(REJECTED, ctx.flow_name(), &source, 1);
+            return Resp::json(
+                413,
+                serde_json::json!({"error": format!("the body is larger than {max} bytes")}),
             );
         }
         if let Err(reason) = verifier.verify(&req.headers, &req.body) {
