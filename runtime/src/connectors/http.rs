@@ -22,6 +22,8 @@ pub struct HttpSink {
     /// when absent).
     body_template: Option<String>,
     auth: Option<String>,
+    /// Largest request body sent (the connection's `max_body_bytes`).
+    max_body: Option<usize>,
 }
 
 impl HttpSink {
@@ -60,6 +62,10 @@ impl HttpSink {
                 .get("body")
                 .and_then(Value::as_str)
                 .map(String::from),
+            max_body: settings
+                .get("max_body_bytes")
+                .and_then(Value::as_u64)
+                .map(|n| n as usize),
             auth: settings
                 .get("auth_header")
                 .and_then(Value::as_str)
@@ -135,6 +141,14 @@ impl SinkConnector for HttpSink {
                 Ok(body) => body,
                 Err(reason) => return CallOutcome::Permanent { reason },
             };
+            if let Some(max) = self.max_body.filter(|max| body.len() > *max) {
+                return CallOutcome::Permanent {
+                    reason: format!(
+                        "the request body is {} bytes, over max_body_bytes ({max})",
+                        body.len()
+                    ),
+                };
+            }
             let mut request = self
                 .client
                 .request(self.method.clone(), url)
@@ -183,6 +197,30 @@ impl SinkConnector for HttpSink {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_body_over_the_limit_is_refused_before_sending() {
+        let settings: BTreeMap<String, Value> = [
+            ("base_url".to_string(), Value::from("http://127.0.0.1:9")),
+            ("max_body_bytes".to_string(), Value::from(16)),
+        ]
+        .into_iter()
+        .collect();
+        let sink = HttpSink::new(&settings, "post", &BTreeMap::new()).unwrap();
+        let body = br#"{"id": "a-rather-long-message"}"#;
+        let outcome = sink
+            .call(Call {
+                key: "k",
+                correlation_id: "k",
+                body,
+                timeout: Duration::from_secs(1),
+            })
+            .await;
+        assert!(
+            matches!(&outcome, CallOutcome::Permanent { reason } if reason.contains("over max_body_bytes (16)")),
+            "{outcome:?}"
+        );
+    }
 
     #[test]
     fn classifies_statuses() {
