@@ -107,6 +107,8 @@ impl Drop for StreamGuard {
 fn events_cross_jetstream_once_across_a_restart() {
     let stream = format!("OMNIFLOW_TEST_{}_{}", std::process::id(), free_port());
     let _guard = StreamGuard(stream.clone());
+    // Subjects of this run only: a stream may not overlap another one's subjects.
+    let prefix = format!("omniflowtest{}", free_port());
     let dir = TempDir::new("bus-nats");
     let flow = dir.0.join("bus.flow");
     std::fs::write(
@@ -123,14 +125,15 @@ schema Event {
 flow publish {
   source received = hooks.receive { path = "/hooks/events" }
   map event = received -> Event { id = $.id, kind = $.kind, qty = $.qty }
-  sink out = events.publish(event) { subject = "omniflowtest.{{ kind }}", idempotency_key = id, dead_letter = "bus" }
+  sink out = events.publish(event) { subject = "PREFIX.{{ kind }}", idempotency_key = id, dead_letter = "bus" }
 }
 flow consume {
-  source incoming = events.subscribe { subject = "omniflowtest.>", durable = "omniflow-test-consume" }
+  source incoming = events.subscribe { subject = "PREFIX.>", durable = "omniflow-test-consume" }
   map event = incoming -> Event { id = $.id, kind = $.kind, qty = $.qty }
   sink post = api.post(event) { path = "/events", idempotency_key = id, dead_letter = "bus" }
 }
-"#,
+"#
+        .replace("PREFIX", &prefix),
     )
     .unwrap();
     let sink = Sink::start(Faults::default());
@@ -209,7 +212,7 @@ flow consume {
     assert!(
         subjects
             .iter()
-            .any(|s| *s == "omniflowtest.>" || *s == "omniflowtest.*"),
+            .any(|s| *s == format!("{prefix}.>") || *s == format!("{prefix}.*")),
         "the stream was made to capture the flows' subjects: {subjects:?}"
     );
 }

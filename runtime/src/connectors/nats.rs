@@ -23,6 +23,10 @@ use tokio::sync::{oneshot, watch, Mutex};
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 /// Messages fetched per pull.
 const BATCH: u64 = 256;
+/// Longest wait for the server's greeting and first PONG, and for one write.
+const IO_TIMEOUT: Duration = Duration::from_secs(10);
+/// Largest message the reader accepts (the server's own limit is far lower).
+const MAX_FRAME: usize = 64 << 20;
 
 /// A message received on the inbox: headers block (if any) and payload.
 #[derive(Debug, Default)]
@@ -45,6 +49,8 @@ pub struct Nats {
     waiters: Waiters,
     streams: Streams,
     alive: Rc<Cell<bool>>,
+    /// The server's `max_payload`.
+    max_payload: usize,
 }
 
 fn host_port(url: &str) -> Result<String, String> {
@@ -71,6 +77,14 @@ impl Nats {
     /// Connects, sends CONNECT (with `user:password` or a token from `credentials`) and
     /// waits for the server's PONG.
     pub async fn connect(url: &str, credentials: Option<&str>) -> Result<Rc<Nats>, String> {
+        tokio::time::timeout(IO_TIMEOUT, Nats::handshake(url, credentials))
+            .await
+            .map_err(|_| {
+                format!("NATS at {url} did not complete its handshake within {IO_TIMEOUT:?}")
+            })?
+    }
+
+    async fn handshake(url: &str, credentials: Option<&str>) -> Result<Rc<Nats>, String> {
         let stream = tokio::net::TcpStream::connect(host_port(url)?)
             .await
             .map_err(|e| format!("NATS at {url}: {e}"))?;
@@ -85,6 +99,9 @@ impl Nats {
         if !line.starts_with("INFO ") {
             return Err(format!("NATS at {url} did not greet with INFO: {line}"));
         }
+        let info: Value =
+            serde_json::from_str(line.trim_start_matches("INFO ").trim()).unwrap_or(Value::Null);
+        let max_payload = info["max_payload"].as_u64().unwrap_or(1 << 20) as usize;
         let mut connect = json!({"verbose": false, "pedantic": false, "headers": true, "no_responders": true,
                                  "name": "omniflow", "lang": "rust", "version": env!("CARGO_PKG_VERSION")});
         match credentials.filter(|c| !c.is_empty() && *c != "none") {
@@ -103,10 +120,16 @@ impl Nats {
             .map_err(|e| e.to_string())?;
         loop {
             line.clear();
-            reader
+            if reader
                 .read_line(&mut line)
                 .await
-                .map_err(|e| e.to_string())?;
+                .map_err(|e| e.to_string())?
+                == 0
+            {
+                return Err(format!(
+                    "NATS at {url} closed the connection during the handshake"
+                ));
+            }
             if line.starts_with("PONG") {
                 break;
             }
@@ -121,6 +144,7 @@ impl Nats {
             waiters: Rc::default(),
             streams: Rc::default(),
             alive: Rc::new(Cell::new(true)),
+            max_payload,
         });
         let (waiters, streams, alive) = (
             nats.waiters.clone(),
@@ -129,10 +153,13 @@ impl Nats {
         );
         let pong = Rc::downgrade(&nats);
         tokio::task::spawn_local(async move {
-            if let Err(err) = read_loop(reader, waiters, streams, pong).await {
+            if let Err(err) = read_loop(reader, waiters.clone(), streams.clone(), pong).await {
                 tracing::warn!(error = %err, "NATS connection lost");
             }
             alive.set(false);
+            // Whoever waits on this connection learns at once that it is gone.
+            waiters.borrow_mut().clear();
+            streams.borrow_mut().clear();
         });
         Ok(nats)
     }
@@ -148,12 +175,14 @@ impl Nats {
     }
 
     async fn write(&self, bytes: &[u8]) -> Result<(), String> {
-        self.writer
-            .lock()
-            .await
-            .write_all(bytes)
-            .await
-            .map_err(|e| format!("NATS write: {e}"))
+        let mut writer = self.writer.lock().await;
+        match tokio::time::timeout(IO_TIMEOUT, writer.write_all(bytes)).await {
+            Ok(done) => done.map_err(|e| format!("NATS write: {e}")),
+            Err(_) => {
+                self.alive.set(false);
+                Err(format!("NATS write: nothing moved for {IO_TIMEOUT:?}"))
+            }
+        }
     }
 
     /// Publishes with optional headers and a reply subject.
@@ -265,7 +294,7 @@ impl Nats {
                     .as_array()
                     .map(|s| s.iter().filter_map(|x| x.as_str().map(String::from)).collect())
                     .unwrap_or_default();
-                if subjects.iter().any(|s| super::bus::matches(s, pattern) || s == pattern) {
+                if subjects.iter().any(|s| covers(s, pattern)) {
                     return Ok(());
                 }
                 subjects.push(pattern.to_string());
@@ -324,10 +353,15 @@ async fn read_loop(
                     .parse()
                     .map_err(|_| format!("malformed {}", line.trim()))?;
                 let header_len: usize = if headers {
-                    parts[parts.len() - 2].parse().unwrap_or(0)
+                    parts[parts.len() - 2]
+                        .parse()
+                        .map_err(|_| format!("malformed {}", line.trim()))?
                 } else {
                     0
                 };
+                if total > MAX_FRAME || header_len > total {
+                    return Err(format!("refused frame {}", line.trim()));
+                }
                 let mut body = vec![0u8; total + 2];
                 reader
                     .read_exact(&mut body)
@@ -364,6 +398,49 @@ async fn read_loop(
     }
 }
 
+/// The stream sequence of a consumed message, from its `$JS.ACK` reply subject: v1
+/// `$JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<ts>.<pending>` or v2 with the
+/// domain and account hash after `ACK` (and possibly a trailing token).
+pub fn stream_sequence(ack: &str) -> Option<String> {
+    let tokens: Vec<&str> = ack.split('.').collect();
+    if tokens.len() < 9 || tokens[0] != "$JS" || tokens[1] != "ACK" {
+        return None;
+    }
+    let index = if tokens.len() == 9 { 5 } else { 7 };
+    let seq = tokens.get(index)?;
+    seq.parse::<u64>().ok().map(|_| seq.to_string())
+}
+
+/// True when the stream subject `have` captures every subject `want` can match.
+pub fn covers(have: &str, want: &str) -> bool {
+    let (have, want): (Vec<&str>, Vec<&str>) =
+        (have.split('.').collect(), want.split('.').collect());
+    for (i, token) in have.iter().enumerate() {
+        match (*token, want.get(i)) {
+            (">", Some(_)) => return true,
+            ("*", Some(w)) if *w != ">" => {}
+            (t, Some(w)) if t == *w => {}
+            _ => return false,
+        }
+    }
+    have.len() == want.len()
+}
+
+/// A rendered subject safe to put on the wire: tokens without spaces, controls or
+/// wildcards.
+fn check_subject(subject: &str) -> Result<(), String> {
+    let bad = subject.is_empty()
+        || subject
+            .split('.')
+            .any(|t| t.is_empty() || t == "*" || t == ">")
+        || subject.chars().any(|c| c.is_whitespace() || c.is_control());
+    if bad {
+        Err(format!("`{subject}` is not a publishable subject"))
+    } else {
+        Ok(())
+    }
+}
+
 /// The subject pattern a stream must capture for a (possibly templated) subject.
 pub fn capture_pattern(subject: &str) -> String {
     subject
@@ -384,15 +461,16 @@ async fn connection(settings: &BTreeMap<String, Value>) -> Result<Rc<Nats>, Stri
         .and_then(Value::as_str)
         .unwrap_or_default()
         .to_string();
+    let credentials = settings.get("credentials").and_then(Value::as_str);
+    let key = format!("{url} {}", credentials.unwrap_or(""));
     if let Some(nats) = CONNECTIONS
-        .with(|c| c.borrow().get(&url).cloned())
+        .with(|c| c.borrow().get(&key).cloned())
         .filter(|n| n.alive())
     {
         return Ok(nats);
     }
-    let credentials = settings.get("credentials").and_then(Value::as_str);
     let nats = Nats::connect(&url, credentials).await?;
-    CONNECTIONS.with(|c| c.borrow_mut().insert(url, nats.clone()));
+    CONNECTIONS.with(|c| c.borrow_mut().insert(key, nats.clone()));
     Ok(nats)
 }
 
@@ -444,10 +522,29 @@ impl SinkConnector for Publish {
                 Ok(s) => s,
                 Err(e) => return e,
             };
+            if let Err(reason) = check_subject(&subject) {
+                return CallOutcome::Permanent { reason };
+            }
+            if call.key.chars().any(|c| c.is_control()) {
+                return CallOutcome::Permanent {
+                    reason:
+                        "the idempotency key holds control characters; it cannot be a Nats-Msg-Id"
+                            .into(),
+                };
+            }
             let nats = match connection(&self.settings).await {
                 Ok(n) => n,
                 Err(e) => return transient(e),
             };
+            if call.body.len() + call.key.len() + 64 > nats.max_payload {
+                return CallOutcome::Permanent {
+                    reason: format!(
+                        "the message is {} bytes, over the server's max_payload ({})",
+                        call.body.len(),
+                        nats.max_payload
+                    ),
+                };
+            }
             if !self.ready.get() {
                 if let Err(e) = nats
                     .ensure_stream(
@@ -574,17 +671,19 @@ async fn consume(
             loop {
                 tokio::select! {
                     message = rx.recv() => match message {
-                        // A status reply (404 no messages, 408 expired) ends the pull.
-                        Some(Reply { status: Some(_), .. }) | None => break,
+                        // 404 (no messages) and 408 (expired) end this pull; any other
+                        // status (409 consumer deleted, 503) recreates the consumer.
+                        Some(Reply { status: Some(404 | 408), reply_to: None, .. }) => break,
+                        Some(Reply { status: Some(code), reply_to: None, .. }) => {
+                            return Err(format!("the pull was answered with status {code}"));
+                        }
+                        None => return Err("the NATS connection closed".into()),
                         Some(Reply { reply_to: Some(ack), payload, .. }) => {
-                            // $JS.ACK.[domain.account.]<stream>.<consumer>.<delivered>.<stream seq>.…
-                            let tokens: Vec<&str> = ack.split('.').collect();
-                            let seq = tokens
-                                .iter()
-                                .position(|t| *t == durable)
-                                .and_then(|i| tokens.get(i + 2))
-                                .unwrap_or(&"")
-                                .to_string();
+                            let Some(seq) = stream_sequence(&ack) else {
+                                // Unacknowledged: it comes back, and is looked at again.
+                                tracing::warn!(ack = %ack, "a consumed message without a readable sequence");
+                                continue;
+                            };
                             batch.push((payload, ack, seq));
                             if batch.len() as u64 >= BATCH { break; }
                         }
@@ -597,7 +696,7 @@ async fn consume(
             if batch.is_empty() {
                 continue;
             }
-            let (flow, name) = (ctx.flow_name().to_string(), source.to_string());
+            let (flow, name, stream) = (ctx.flow_name().to_string(), source.to_string(), stream.clone());
             let rows: Vec<(Vec<u8>, String)> = batch
                 .iter()
                 .map(|(p, _, seq)| (p.clone(), seq.clone()))
@@ -605,7 +704,7 @@ async fn consume(
             let stored = ctx
                 .store
                 .call(move |b| {
-                    let namespace = format!("bus:{flow}/{name}");
+                    let namespace = format!("bus:{flow}/{name}/{stream}");
                     let mut fresh = Vec::new();
                     for (payload, seq) in rows {
                         if b.outcome(&namespace, &seq)?.is_some() {
@@ -637,6 +736,50 @@ async fn consume(
 #[cfg(test)]
 mod tests {
     use super::capture_pattern;
+
+    #[test]
+    fn ack_subjects_give_the_stream_sequence() {
+        use super::stream_sequence;
+        assert_eq!(
+            stream_sequence("$JS.ACK.retail.c1.1.42.17.1795399163326207773.0").as_deref(),
+            Some("42")
+        );
+        // v2: domain and account hash after ACK, and a trailing token.
+        assert_eq!(
+            stream_sequence("$JS.ACK.hub.ACCHASH.retail.c1.2.43.18.1795399163326207773.3.x")
+                .as_deref(),
+            Some("43")
+        );
+        // A stream named like the consumer changes nothing.
+        assert_eq!(
+            stream_sequence("$JS.ACK.c1.c1.1.7.7.1795399163326207773.0").as_deref(),
+            Some("7")
+        );
+        assert_eq!(stream_sequence("_INBOX.x.1"), None);
+        assert_eq!(stream_sequence("$JS.ACK.a.b.c.d.e.f.g"), None);
+    }
+
+    #[test]
+    fn stream_subjects_cover_patterns() {
+        use super::covers;
+        assert!(covers("orders.>", "orders.accepted.amazon"));
+        assert!(covers("orders.*.amazon", "orders.accepted.amazon"));
+        assert!(covers("stores.*.pickups", "stores.*.pickups"));
+        assert!(!covers("a.*", "a.>"));
+        assert!(!covers("orders.accepted", "orders.accepted.amazon"));
+        assert!(covers("a.>", "a.>"));
+    }
+
+    #[test]
+    fn only_plain_subjects_are_published() {
+        use super::check_subject;
+        assert!(check_subject("inventory.movements").is_ok());
+        assert!(check_subject("stores.SOHO.pickups").is_ok());
+        assert!(check_subject("stores.SO HO.pickups").is_err());
+        assert!(check_subject("stores..pickups").is_err());
+        assert!(check_subject("stores.>").is_err());
+        assert!(check_subject("a\r\nPUB x 1").is_err());
+    }
 
     #[test]
     fn templated_subjects_become_wildcards() {
