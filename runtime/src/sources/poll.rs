@@ -183,7 +183,8 @@ impl PollSource {
     }
 }
 
-/// The generic `http.get` pager. Every poll GETs `base_url + path`:
+/// The generic `http.get` pager (items read again unchanged under a watermark are skipped
+/// by content). Every poll GETs `base_url + path`:
 /// - `cursor = page_token`: sends `page_token=<token>`, follows the answer's `next` field
 ///   (option `next`, default `next`) until there is none;
 /// - `cursor = watermark`: sends `since=<watermark>`, the largest value of the items' field
@@ -199,6 +200,13 @@ pub struct HttpGetPager {
     next: String,
     watermark: String,
     auth: Option<String>,
+}
+
+/// 64-bit FNV-1a of a byte string (a content fingerprint, not a security hash).
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, b| {
+        (hash ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 fn text(options: &BTreeMap<String, Value>, key: &str, default: &str) -> String {
@@ -283,7 +291,17 @@ impl Pager for HttpGetPager {
             Ok(Page {
                 items: items
                     .iter()
-                    .map(|i| (serde_json::to_vec(i).unwrap_or_default(), None))
+                    .map(|i| {
+                        let bytes = serde_json::to_vec(i).unwrap_or_default();
+                        // With a watermark, the API may answer `since` inclusively: an
+                        // item read again unchanged is skipped by its content.
+                        let key = (self.cursor == "watermark").then(|| {
+                            let stamp =
+                                i.get(&self.watermark).and_then(Value::as_str).unwrap_or("");
+                            format!("{stamp}#{:016x}", fnv1a(&bytes))
+                        });
+                        (bytes, key)
+                    })
                     .collect(),
                 more: self.cursor == "page_token" && next_position.is_some(),
                 position: next_position,
