@@ -4,6 +4,7 @@
 pub mod connectors;
 pub mod decimal;
 pub mod delivery;
+pub mod deploy;
 pub mod engine;
 pub mod eval;
 pub mod json_in;

@@ -1,5 +1,6 @@
 //! `omniflow run`: runs every flow durably until SIGTERM or Ctrl-C.
 
+use omniflow_runtime::deploy::Deployment;
 use omniflow_runtime::ops::server;
 use omniflow_runtime::runner::Runner;
 use omniflow_runtime::{load::load_graph, pipeline::Pipeline, state};
@@ -15,30 +16,57 @@ pub struct Args {
     /// .flow files or directories, or a graph.json from `omniflowc build`.
     #[arg(required = true)]
     paths: Vec<PathBuf>,
-    /// State backend.
-    #[arg(long, default_value = "sqlite:omniflow.db")]
-    state: String,
+    /// Deployment settings (omniflow.yaml): state, addresses, secrets, connection
+    /// overrides. Flags given here win over it.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// State backend [default: sqlite:omniflow.db].
+    #[arg(long)]
+    state: Option<String>,
     /// Serve /health, /ready and /metrics here.
     #[arg(long)]
     ops_addr: Option<String>,
-    /// Serve webhook sources here.
-    #[arg(long, default_value = "127.0.0.1:8080")]
-    webhook_addr: String,
+    /// Serve webhook sources here [default: 127.0.0.1:8080].
+    #[arg(long)]
+    webhook_addr: Option<String>,
     /// Log format.
     #[arg(long, value_enum, default_value = "text")]
     log_format: super::LogFormat,
 }
 
-pub fn run(args: Args) -> u8 {
+pub fn run(mut args: Args) -> u8 {
     super::init_logging(args.log_format);
-    let pipeline = match load_graph(&args.paths).and_then(Pipeline::new) {
+    let deployment = match &args.config {
+        Some(path) => match Deployment::load(path) {
+            Ok(d) => d,
+            Err(err) => {
+                eprintln!("error: {err}");
+                return 2;
+            }
+        },
+        None => Deployment::default(),
+    };
+    args.state = args
+        .state
+        .or(deployment.state.clone())
+        .or(Some("sqlite:omniflow.db".into()));
+    args.webhook_addr = args
+        .webhook_addr
+        .or(deployment.webhook_addr.clone())
+        .or(Some("127.0.0.1:8080".into()));
+    args.ops_addr = args.ops_addr.or(deployment.ops_addr.clone());
+    let loaded = load_graph(&args.paths).and_then(|mut graph| {
+        deployment.apply(&mut graph)?;
+        Pipeline::new(graph)
+    });
+    let pipeline = match loaded {
         Ok(p) => Rc::new(p),
         Err(err) => {
             eprintln!("error: {err}");
             return 2;
         }
     };
-    let backend = match state::open(&args.state) {
+    let backend = match state::open(args.state.as_deref().unwrap_or_default()) {
         Ok(b) => b,
         Err(err) => {
             eprintln!("error: {err}");
@@ -71,12 +99,17 @@ pub fn run(args: Args) -> u8 {
 async fn serve(args: Args, pipeline: Rc<Pipeline>, store: state::Store) -> Result<(), String> {
     // Listen for SIGTERM before anything else, so a stop during start-up is graceful too.
     let signals = Signals::new();
-    let runner = Runner::start(pipeline, store, &args.webhook_addr).await?;
+    let runner = Runner::start(
+        pipeline,
+        store,
+        args.webhook_addr.as_deref().unwrap_or_default(),
+    )
+    .await?;
     if let Some(ops_addr) = &args.ops_addr {
         let addr = server::serve(ops_addr, runner.ops_handler()).await?;
         tracing::info!(addr = %addr, "ops endpoint listening");
     }
-    tracing::info!(flows = runner.flows.len(), state = %args.state, "running");
+    tracing::info!(flows = runner.flows.len(), state = %args.state.as_deref().unwrap_or_default(), "running");
     signals.wait().await;
     tracing::info!("stopping: intake closed, finishing in-flight work");
     let left = runner.stop(DRAIN).await;

@@ -62,19 +62,44 @@ pub trait SinkConnector {
     }
 }
 
-/// Resolves a connection's settings: `env(NAME)` and `secret(NAME)` read the process
-/// environment (deployment settings decide what is in it).
+static SECRETS_DIR: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+
+/// Reads `secret(NAME)` from the file `dir/NAME` from now on (deployment settings).
+pub fn read_secrets_from(dir: std::path::PathBuf) {
+    let _ = SECRETS_DIR.set(dir);
+}
+
+fn env_value(connection: &Connection, name: &str, var: &str) -> Result<Value, String> {
+    std::env::var(var).map(Value::String).map_err(|_| {
+        format!(
+            "connection `{}`: setting `{name}` reads the environment variable `{var}`, which is not set",
+            connection.name
+        )
+    })
+}
+
+/// Resolves a connection's settings: `env(NAME)` reads the process environment,
+/// `secret(NAME)` the secret store (the environment, or files when the deployment says so).
 pub fn settings(connection: &Connection) -> Result<BTreeMap<String, Value>, String> {
     let mut out = BTreeMap::new();
     for (name, value) in &connection.settings {
         let resolved = match value {
             SettingValue::Value(v) => v.clone(),
-            SettingValue::Env(var) | SettingValue::Secret(var) => Value::String(std::env::var(var).map_err(|_| {
-                format!(
-                    "connection `{}`: setting `{name}` reads the environment variable `{var}`, which is not set",
-                    connection.name
-                )
-            })?),
+            SettingValue::Env(var) => env_value(connection, name, var)?,
+            SettingValue::Secret(var) => match SECRETS_DIR.get() {
+                Some(dir) => {
+                    let path = dir.join(var);
+                    let text = std::fs::read_to_string(&path).map_err(|e| {
+                        format!(
+                            "connection `{}`: setting `{name}` reads the secret file `{}`: {e}",
+                            connection.name,
+                            path.display()
+                        )
+                    })?;
+                    Value::String(text.trim_end_matches(['\r', '\n']).to_string())
+                }
+                None => env_value(connection, name, var)?,
+            },
         };
         out.insert(name.clone(), resolved);
     }

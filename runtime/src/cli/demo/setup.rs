@@ -2,7 +2,8 @@
 //! connections read, the ERP connection switched to the sandbox's OData service, and polls
 //! run every two seconds so a retail day fits in minutes.
 
-use omniflow_compiler::ir::{Graph, NodeKind, SettingValue};
+use omniflow_compiler::ir::{Graph, NodeKind};
+use omniflow_runtime::deploy::{ConnectionOverride, Deployment, Setting};
 use serde_json::Value;
 use std::collections::BTreeMap;
 
@@ -96,34 +97,38 @@ pub fn adapt(
     if !missing.is_empty() {
         return Err(format!("the reference flows lack {}", missing.join(", ")));
     }
+    // The same overrides an omniflow.yaml would carry.
+    let value = |v: &str| Setting::Value(Value::String(v.to_string()));
+    let mut connections = BTreeMap::from([(
+        "amazon".to_string(),
+        ConnectionOverride {
+            connector: None,
+            settings: BTreeMap::from([(
+                "token_endpoint".to_string(),
+                Setting::Env {
+                    env: "AMAZON_LWA_TOKEN_ENDPOINT".into(),
+                },
+            )]),
+        },
+    )]);
     if let Some((service_url, user, password)) = odata_erp {
-        let erp = graph
-            .connections
-            .iter_mut()
-            .find(|c| c.name == "erp")
-            .ok_or("the reference flows have no `erp` connection")?;
-        erp.connector = "odata".into();
-        erp.settings = BTreeMap::from([
-            (
-                "service_url".to_string(),
-                SettingValue::Value(Value::String(service_url.clone())),
-            ),
-            (
-                "username".to_string(),
-                SettingValue::Value(Value::String(user.clone())),
-            ),
-            (
-                "password".to_string(),
-                SettingValue::Value(Value::String(password.clone())),
-            ),
-        ]);
-    }
-    if let Some(amazon) = graph.connections.iter_mut().find(|c| c.name == "amazon") {
-        amazon.settings.insert(
-            "token_endpoint".into(),
-            SettingValue::Env("AMAZON_LWA_TOKEN_ENDPOINT".into()),
+        connections.insert(
+            "erp".to_string(),
+            ConnectionOverride {
+                connector: Some("odata".into()),
+                settings: BTreeMap::from([
+                    ("service_url".to_string(), value(service_url)),
+                    ("username".to_string(), value(user)),
+                    ("password".to_string(), value(password)),
+                ]),
+            },
         );
     }
+    Deployment {
+        connections,
+        ..Deployment::default()
+    }
+    .apply(graph)?;
     for flow in &mut graph.flows {
         for node in &mut flow.nodes {
             if let NodeKind::Source {
