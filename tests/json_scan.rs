@@ -33,12 +33,31 @@ fn projections() -> Vec<Projection> {
     vec![Projection::whole(), Projection::from_reads(&reads)]
 }
 
+/// Equal JSON, floats within one unit in the last place: the scanner rounds decimal text
+/// to the nearest f64 (as Rust's own parser does), serde_json's default parser can land one
+/// ulp off on long mantissas with exponents.
+fn same(a: &serde_json::Value, b: &serde_json::Value) -> bool {
+    use serde_json::Value::*;
+    match (a, b) {
+        (Number(x), Number(y)) if x.is_f64() || y.is_f64() => match (x.as_f64(), y.as_f64()) {
+            (Some(x), Some(y)) => x == y || (x.to_bits() as i64 - y.to_bits() as i64).abs() <= 1,
+            _ => false,
+        },
+        (Array(x), Array(y)) => x.len() == y.len() && x.iter().zip(y).all(|(x, y)| same(x, y)),
+        (Object(x), Object(y)) => {
+            x.len() == y.len() && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| same(v, w)))
+        }
+        _ => a == b,
+    }
+}
+
 fn agree(bytes: &[u8]) -> Result<(), String> {
     for projection in projections() {
         let fast = scan(bytes, &projection);
         let reference = parse_with_serde(bytes, &projection);
         match (fast, reference) {
             (Some(a), Ok(b)) if a.to_json() == b.to_json() => {}
+            (Some(a), Ok(b)) if same(&a.to_json(), &b.to_json()) => {}
             (Some(a), Ok(b)) => {
                 return Err(format!("values differ: {} vs {}", a.to_json(), b.to_json()))
             }
@@ -72,6 +91,8 @@ fn the_sample_scans_like_serde_json() {
         r#"{"a": 1,}"#,
         r#"[1, 2"#,
         r#"{"a": 1} x"#,
+        // Long mantissas with exponents (found by the mutation test).
+        r#"{"id": 130001009140003231e2, "b": 1300036051e28, "c": 400000317100e21}"#,
     ] {
         agree(edge.as_bytes()).unwrap_or_else(|e| panic!("{edge}: {e}"));
     }
@@ -83,7 +104,7 @@ const PIECES: &[&str] = &[
 ];
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 512, failure_persistence: None, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 2048, failure_persistence: None, ..ProptestConfig::default() })]
 
     #[test]
     fn mutated_documents_scan_like_serde_json(doc in 0usize..100, edits in proptest::collection::vec((0usize..3, 0usize..10_000, 0usize..20), 1..6)) {
