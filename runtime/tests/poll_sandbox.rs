@@ -29,6 +29,12 @@ fn wait_for(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
     }
 }
 
+fn inbox_len(dir: &TempDir) -> i64 {
+    rusqlite::Connection::open(dir.0.join("state.db"))
+        .and_then(|c| c.query_row("SELECT COUNT(*) FROM inbox", [], |r| r.get(0)))
+        .unwrap_or(-1)
+}
+
 fn control(port: u16, path: &str, body: &str) {
     let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
     write!(
@@ -136,7 +142,11 @@ flow orders {
     wait_for("the first five orders", Duration::from_secs(60), || {
         sink.distinct() == 5
     });
-    // SIGKILL, more orders, a restart: the cursor and the dedupe keys are durable.
+    // Every completion committed (nothing in flight to repeat), then SIGKILL, more
+    // orders, a restart: the cursor and the dedupe keys are durable.
+    wait_for("an empty inbox", Duration::from_secs(30), || {
+        inbox_len(&dir) == 0
+    });
     drop(first);
     for _ in 0..3 {
         control(sandbox_port, "/_sandbox/amazon/orders", &order);
