@@ -62,31 +62,43 @@ fn with_nats<T>(f: impl AsyncFnOnce(std::rc::Rc<Nats>) -> T) -> T {
     })
 }
 
-fn start(dir: &TempDir, flow: &std::path::Path, sink: &Sink, hooks: u16, stream: &str) -> Child {
-    Command::new(BIN)
-        .arg("run")
-        .arg(flow)
-        .arg("--state")
-        .arg(format!("sqlite:{}", dir.0.join("state.db").display()))
-        .arg("--webhook-addr")
-        .arg(format!("127.0.0.1:{hooks}"))
-        .env(
-            "OMNIFLOW_TEST_SINK",
-            format!("http://127.0.0.1:{}", sink.port),
-        )
-        .env("BUS_URL", nats_url())
-        .env("BUS_STREAM", stream)
-        .env("OMNIFLOW_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::from(
-            std::fs::File::options()
-                .create(true)
-                .append(true)
-                .open(dir.0.join("runtime.log"))
-                .unwrap(),
-        ))
-        .spawn()
-        .unwrap()
+/// A runtime this test started, stopped however the test ends.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start(dir: &TempDir, flow: &std::path::Path, sink: &Sink, hooks: u16, stream: &str) -> Running {
+    Running(
+        Command::new(BIN)
+            .arg("run")
+            .arg(flow)
+            .arg("--state")
+            .arg(format!("sqlite:{}", dir.0.join("state.db").display()))
+            .arg("--webhook-addr")
+            .arg(format!("127.0.0.1:{hooks}"))
+            .env(
+                "OMNIFLOW_TEST_SINK",
+                format!("http://127.0.0.1:{}", sink.port),
+            )
+            .env("BUS_URL", nats_url())
+            .env("BUS_STREAM", stream)
+            .env("OMNIFLOW_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(
+                std::fs::File::options()
+                    .create(true)
+                    .append(true)
+                    .open(dir.0.join("runtime.log"))
+                    .unwrap(),
+            ))
+            .spawn()
+            .unwrap(),
+    )
 }
 
 /// Deletes the test's stream however the test ends.
@@ -138,7 +150,7 @@ flow consume {
     .unwrap();
     let sink = Sink::start(Faults::default());
     let hooks = free_port();
-    let mut child = start(&dir, &flow, &sink, hooks, &stream);
+    let child = start(&dir, &flow, &sink, hooks, &stream);
     wait_for("the webhook listener", Duration::from_secs(30), || {
         std::net::TcpStream::connect(("127.0.0.1", hooks)).is_ok()
     });
@@ -159,8 +171,7 @@ flow consume {
     );
     // Kill the runtime mid-stream; what was published or consumed but not acknowledged
     // is redelivered after the restart.
-    child.kill().unwrap();
-    child.wait().unwrap();
+    drop(child);
     let mut child = start(&dir, &flow, &sink, hooks, &stream);
     wait_for(
         "the webhook listener again",
@@ -181,9 +192,9 @@ flow consume {
     });
     let _ = Command::new("kill")
         .arg("-TERM")
-        .arg(child.id().to_string())
+        .arg(child.0.id().to_string())
         .status();
-    child.wait().unwrap();
+    child.0.wait().unwrap();
     // A call cut by the SIGKILL may be made again after the restart, always with its
     // idempotency key (the receiver applies it once): every call carries the event's key.
     let seen = sink.seen.lock().unwrap();

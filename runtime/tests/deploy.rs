@@ -23,6 +23,16 @@ flow events {
 }
 "#;
 
+/// A runtime this test started, stopped however the test ends.
+struct Running(std::process::Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -65,25 +75,27 @@ fn a_deployment_file_points_the_same_flow_elsewhere() {
         ),
     )
     .unwrap();
-    let mut child = Command::new(BIN)
-        .arg("run")
-        .arg(&flow)
-        .arg("--config")
-        .arg(&config)
-        .env_remove("PRODUCTION_API_URL")
-        .env_remove("API_AUTH")
-        .env("OMNIFLOW_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = Running(
+        Command::new(BIN)
+            .arg("run")
+            .arg(&flow)
+            .arg("--config")
+            .arg(&config)
+            .env_remove("PRODUCTION_API_URL")
+            .env_remove("API_AUTH")
+            .env("OMNIFLOW_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
     let started = Instant::now();
     while std::net::TcpStream::connect(("127.0.0.1", hooks)).is_err() {
         assert!(
             started.elapsed() < Duration::from_secs(30),
             "the runtime did not start from its deployment file"
         );
-        assert!(child.try_wait().unwrap().is_none(), "the runtime exited");
+        assert!(child.0.try_wait().unwrap().is_none(), "the runtime exited");
         std::thread::sleep(Duration::from_millis(50));
     }
     for i in 0..5 {
@@ -99,9 +111,9 @@ fn a_deployment_file_points_the_same_flow_elsewhere() {
     }
     let _ = Command::new("kill")
         .arg("-TERM")
-        .arg(child.id().to_string())
+        .arg(child.0.id().to_string())
         .status();
-    assert!(child.wait().unwrap().success());
+    assert!(child.0.wait().unwrap().success());
     assert!(
         dir.0.join("state.db").exists(),
         "the state went where the file said"
