@@ -9,21 +9,13 @@ use omniflow_runtime::connectors::nats::Nats;
 use serde_json::{json, Value};
 use std::io::{Read, Write};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
-use support::{Faults, Sink, TempDir};
+use std::time::Duration;
+use support::{free_port, wait_for, Faults, Sink, TempDir};
 
 const BIN: &str = env!("CARGO_BIN_EXE_omniflow");
 
 fn nats_url() -> String {
     std::env::var("OMNIFLOW_NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".into())
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn post(port: u16, body: &str) -> u16 {
@@ -37,14 +29,6 @@ fn post(port: u16, body: &str) -> u16 {
     let mut answer = String::new();
     stream.read_to_string(&mut answer).unwrap();
     answer.split_whitespace().nth(1).unwrap().parse().unwrap()
-}
-
-fn wait_for(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
-    let started = Instant::now();
-    while !done() {
-        assert!(started.elapsed() < timeout, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 /// Runs `f` against the NATS server on a LocalSet.

@@ -7,7 +7,7 @@ mod support;
 use serde_json::{json, Value};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
-use support::peers;
+use support::{free_port, peers};
 
 const BIN: &str = env!("CARGO_BIN_EXE_omniflow");
 
@@ -32,14 +32,6 @@ fn text(output: &Output) -> String {
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     )
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// A sandbox process, stopped when dropped.

@@ -6,7 +6,7 @@ mod support;
 use std::io::{Read, Write};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-use support::{Faults, Sink, TempDir};
+use support::{free_port, Faults, Sink, TempDir};
 
 const BIN: &str = env!("CARGO_BIN_EXE_omniflow");
 
@@ -31,14 +31,6 @@ impl Drop for Running {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn post(port: u16, body: &str) -> u16 {

@@ -7,7 +7,7 @@ mod support;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-use support::{Faults, Sink, TempDir};
+use support::{free_port, wait_for, Faults, Sink, TempDir};
 
 const BIN: &str = env!("CARGO_BIN_EXE_omniflow");
 
@@ -30,14 +30,6 @@ fn write_lines(path: &Path, from: usize, to: usize, bad_every: Option<usize>) ->
         }
     }
     bad
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// Starts the runtime and waits until its ops endpoint answers /ready.
@@ -100,14 +92,6 @@ fn terminate(mut child: Child) -> std::process::ExitStatus {
             panic!("omniflow did not stop within 30 s of SIGTERM");
         }
         std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-fn wait_for(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
-    let started = Instant::now();
-    while !done() {
-        assert!(started.elapsed() < timeout, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
     }
 }
 

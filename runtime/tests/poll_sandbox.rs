@@ -8,26 +8,10 @@ mod support;
 use serde_json::json;
 use std::io::{Read, Write};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
-use support::{Faults, Sink, TempDir};
+use std::time::Duration;
+use support::{free_port, wait_for, Faults, Sink, TempDir};
 
 const BIN: &str = env!("CARGO_BIN_EXE_omniflow");
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn wait_for(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
-    let started = Instant::now();
-    while !done() {
-        assert!(started.elapsed() < timeout, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
 
 fn inbox_len(dir: &TempDir) -> i64 {
     rusqlite::Connection::open(dir.0.join("state.db"))

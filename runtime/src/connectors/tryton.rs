@@ -480,20 +480,25 @@ impl TrytonSink {
         Ok((party, address))
     }
 
-    async fn create_sale(&self, order: &Value, timeout: Duration) -> Result<(), CallOutcome> {
-        let s = &self.session;
-        let reference = client::field(order, "id")?;
-        let sale = match s
+    /// The sale whose `reference` is the canonical order id.
+    async fn sale(&self, reference: &str, timeout: Duration) -> Result<Option<i64>, CallOutcome> {
+        let found = self
+            .session
             .search(
                 "sale.sale",
                 json!([["reference", "=", reference]]),
                 Some(1),
                 timeout,
             )
-            .await?
-            .first()
-        {
-            Some(id) => *id,
+            .await?;
+        Ok(found.first().copied())
+    }
+
+    async fn create_sale(&self, order: &Value, timeout: Duration) -> Result<(), CallOutcome> {
+        let s = &self.session;
+        let reference = client::field(order, "id")?;
+        let sale = match self.sale(reference, timeout).await? {
+            Some(id) => id,
             None => {
                 let (party, address) = self.party(order, timeout).await?;
                 let mut lines = Vec::new();
@@ -510,11 +515,17 @@ impl TrytonSink {
                     let unit = s
                         .read("product.product", &[product], &["default_uom"], timeout)
                         .await?;
-                    let price =
-                        client::money_text(&line["unit_price"]).unwrap_or_else(|| "0".into());
+                    let (Some(price), Some(quantity)) = (
+                        client::money_text(&line["unit_price"]),
+                        line["quantity"].as_f64(),
+                    ) else {
+                        return Err(CallOutcome::Permanent {
+                            reason: format!("line {sku} has no quantity or unit price"),
+                        });
+                    };
                     lines.push(json!({
                         "type": "line", "product": product,
-                        "quantity": line["quantity"].as_f64().unwrap_or(1.0),
+                        "quantity": quantity,
                         "unit": unit.first().map(|u| u["default_uom"].clone()).unwrap_or(Value::Null),
                         "unit_price": decimal(&price),
                         "description": line["title"].as_str().unwrap_or(sku),
@@ -571,17 +582,7 @@ impl TrytonSink {
     ) -> Result<(), CallOutcome> {
         let s = &self.session;
         let reference = client::field(shipment, "order_id")?;
-        let Some(sale) = s
-            .search(
-                "sale.sale",
-                json!([["reference", "=", reference]]),
-                Some(1),
-                timeout,
-            )
-            .await?
-            .first()
-            .copied()
-        else {
+        let Some(sale) = self.sale(reference, timeout).await? else {
             return Err(CallOutcome::Transient {
                 class: "not_found".into(),
                 reason: format!("sale {reference} is not in Tryton (yet)"),

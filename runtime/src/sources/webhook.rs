@@ -18,7 +18,7 @@ struct Route {
     ctx: Rc<FlowCtx>,
     source: String,
     dedupe: bool,
-    verifier: Verifier,
+    verifier: Rc<Verifier>,
     /// Largest body accepted (the connection's `max_body_bytes`).
     max_body: Option<usize>,
 }
@@ -60,7 +60,7 @@ impl Routes {
                 ctx,
                 source: source.to_string(),
                 dedupe,
-                verifier,
+                verifier: Rc::new(verifier),
                 max_body,
             },
         );
