@@ -71,6 +71,8 @@ pub fn lower(program: &Program, env: &Env, flows: Vec<ir::Flow>) -> Graph {
         .collect();
     enums.sort_by(|a, b| a.name.cmp(&b.name));
     enums.dedup_by(|a, b| a.name == b.name);
+    let mut ledgers: Vec<ir::Ledger> = env.ledgers.values().cloned().collect();
+    ledgers.sort_by(|a, b| a.name.cmp(&b.name));
     Graph {
         compiler_version: ir::COMPILER_VERSION.to_string(),
         schemas,
@@ -79,5 +81,6 @@ pub fn lower(program: &Program, env: &Env, flows: Vec<ir::Flow>) -> Graph {
         policies,
         tables,
         flows,
+        ledgers,
     }
 }

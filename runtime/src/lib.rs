@@ -10,6 +10,7 @@ pub mod eval;
 pub mod json_in;
 pub mod json_out;
 pub mod json_scan;
+pub mod ledger;
 pub mod load;
 pub mod ops;
 pub mod pipeline;

@@ -18,6 +18,8 @@ use tokio::sync::watch;
 /// Running flows.
 pub struct Runner {
     pub flows: Vec<Rc<FlowCtx>>,
+    /// The inventory ledgers the flows declare.
+    pub ledgers: Vec<Rc<crate::ledger::Ledger>>,
     pub metrics: Rc<Metrics>,
     pub store: Store,
     /// Where webhook sources listen (none when no flow has one).
@@ -38,6 +40,9 @@ impl Runner {
         let stopping = Rc::new(Cell::new(false));
         let webhooks = Routes::default();
         let limits = ConnectionLimits::new(&pipeline.graph);
+        // Ledgers first: the sinks that name one find it running.
+        let ledgers =
+            crate::ledger::start(&pipeline.graph, &store, &metrics, &limits, &stop_rx).await?;
         let mut flows = Vec::new();
         for idx in 0..pipeline.flows.len() {
             let ctx = FlowCtx::new(
@@ -68,6 +73,7 @@ impl Runner {
         }
         Ok(Runner {
             flows,
+            ledgers,
             metrics,
             store,
             webhook_addr: bound,
@@ -118,6 +124,7 @@ impl Runner {
         let left = self.in_flight();
         let _ = self.store.call(|_| Ok(())).await;
         crate::connectors::bus::clear();
+        crate::ledger::clear();
         left
     }
 }

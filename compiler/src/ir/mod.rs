@@ -23,6 +23,9 @@ pub struct Graph {
     pub policies: Vec<RetryPolicy>,
     pub tables: Vec<Table>,
     pub flows: Vec<Flow>,
+    /// Inventory ledgers (sinks reach one as a connection of connector `ledger`).
+    #[serde(default)]
+    pub ledgers: Vec<Ledger>,
 }
 
 impl Graph {
@@ -51,6 +54,49 @@ impl Graph {
     pub fn table(&self, name: &str) -> Option<&Table> {
         self.tables.iter().find(|t| t.name == name)
     }
+}
+
+/// An inventory ledger: the locations it keeps and how each channel's available-to-sell
+/// is computed and published.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Ledger {
+    pub name: String,
+    pub locations: Vec<String>,
+    /// An order's reservation is released when not confirmed within this window (0: never).
+    pub reservation_window_ms: u64,
+    pub channels: Vec<LedgerChannel>,
+}
+
+/// One sales channel of a ledger.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LedgerChannel {
+    pub name: String,
+    /// The ledger locations that serve the channel.
+    pub locations: Vec<String>,
+    /// The part of each location's sellable units published to the channel, in basis
+    /// points (10000 = 100%); shares over one location sum to at most 10000.
+    pub share_bp: u32,
+    /// The most ever published.
+    pub cap: Option<i64>,
+    /// Below this, 0 is published.
+    pub min_publish: i64,
+    /// Units held back per (sku, location): by sku, else by location, else the default.
+    pub safety_stock: i64,
+    pub safety_by_location: BTreeMap<String, i64>,
+    pub safety_by_sku: BTreeMap<String, i64>,
+    pub publish: Option<Publication>,
+}
+
+/// Where a channel's available-to-sell goes: a sink operation taking `InventoryLevel`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Publication {
+    pub connection: String,
+    pub operation: String,
+    /// The `location` of the published levels.
+    pub location: String,
+    pub rate: Option<Rate>,
+    pub burst: Option<u64>,
+    pub retry: Option<String>,
 }
 
 /// A record type.

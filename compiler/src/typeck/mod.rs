@@ -105,6 +105,7 @@ pub struct Env {
     pub connectors: HashMap<ItemRef, ConnectorInfo>,
     pub connections: HashMap<ItemRef, ConnectionInfo>,
     pub policies: HashMap<ItemRef, ir::RetryPolicy>,
+    pub ledgers: HashMap<ItemRef, ir::Ledger>,
 }
 
 /// The source kinds a connector operation can have.

@@ -112,6 +112,13 @@ pub fn sink(
     operation: &str,
     options: &BTreeMap<String, Value>,
 ) -> Result<Box<dyn SinkConnector>, String> {
+    if connection.connector == "ledger" {
+        return Ok(Box::new(crate::ledger::sink::LedgerSink::new(
+            &connection.name,
+            operation,
+            options,
+        )?));
+    }
     let settings = settings(connection)?;
     match (connection.connector.as_str(), operation) {
         ("http", "post" | "put" | "patch") => Ok(Box::new(http::HttpSink::new(&settings, operation, options)?)),

@@ -21,7 +21,7 @@ struct Histogram {
 pub struct Metrics {
     counters: RefCell<BTreeMap<(&'static str, String, String), u64>>,
     gauges: RefCell<BTreeMap<(&'static str, String), i64>>,
-    latency: RefCell<BTreeMap<(String, String), Histogram>>,
+    histograms: RefCell<BTreeMap<(&'static str, String, String), Histogram>>,
 }
 
 impl Metrics {
@@ -62,9 +62,14 @@ impl Metrics {
 
     /// Records one sink call's latency.
     pub fn observe_latency(&self, flow: &str, sink: &str, seconds: f64) {
-        let mut latency = self.latency.borrow_mut();
-        let histogram = latency
-            .entry((flow.to_string(), sink.to_string()))
+        self.observe(SINK_LATENCY, flow, sink, seconds);
+    }
+
+    /// Records one observation of a histogram labelled with flow and node.
+    pub fn observe(&self, name: &'static str, flow: &str, node: &str, seconds: f64) {
+        let mut histograms = self.histograms.borrow_mut();
+        let histogram = histograms
+            .entry((name, flow.to_string(), node.to_string()))
             .or_default();
         if histogram.counts.is_empty() {
             histogram.counts = vec![0; BUCKETS.len()];
@@ -97,30 +102,30 @@ impl Metrics {
             }
             let _ = writeln!(out, "{name}{{flow=\"{flow}\"}} {value}");
         }
-        let latency = self.latency.borrow();
-        if !latency.is_empty() {
-            let _ = writeln!(out, "# TYPE omniflow_sink_latency_seconds histogram");
-        }
-        for ((flow, sink), histogram) in latency.iter() {
-            for (bound, count) in BUCKETS.iter().zip(&histogram.counts) {
-                let _ = writeln!(out, "omniflow_sink_latency_seconds_bucket{{flow=\"{flow}\",node=\"{sink}\",le=\"{bound}\"}} {count}");
+        let mut last = "";
+        for ((name, flow, node), histogram) in self.histograms.borrow().iter() {
+            if *name != last {
+                let _ = writeln!(out, "# TYPE {name} histogram");
+                last = name;
             }
-            let _ = writeln!(out, "omniflow_sink_latency_seconds_bucket{{flow=\"{flow}\",node=\"{sink}\",le=\"+Inf\"}} {}", histogram.count);
+            let labels = format!("flow=\"{flow}\",node=\"{node}\"");
+            for (bound, count) in BUCKETS.iter().zip(&histogram.counts) {
+                let _ = writeln!(out, "{name}_bucket{{{labels},le=\"{bound}\"}} {count}");
+            }
             let _ = writeln!(
                 out,
-                "omniflow_sink_latency_seconds_sum{{flow=\"{flow}\",node=\"{sink}\"}} {}",
-                histogram.sum
-            );
-            let _ = writeln!(
-                out,
-                "omniflow_sink_latency_seconds_count{{flow=\"{flow}\",node=\"{sink}\"}} {}",
+                "{name}_bucket{{{labels},le=\"+Inf\"}} {}",
                 histogram.count
             );
+            let _ = writeln!(out, "{name}_sum{{{labels}}} {}", histogram.sum);
+            let _ = writeln!(out, "{name}_count{{{labels}}} {}", histogram.count);
         }
         out
     }
 }
 
+/// Sink call latency.
+pub const SINK_LATENCY: &str = "omniflow_sink_latency_seconds";
 /// Messages a node received.
 pub const MESSAGES_IN: &str = "omniflow_messages_in_total";
 /// Messages a node emitted (for a sink: calls that succeeded).

@@ -1,10 +1,12 @@
 //! Durable state behind one trait: the inbox of accepted messages, source cursors, sink
-//! outcomes (the idempotency store) and dead letters. [`Store`] runs a backend on its own
+//! outcomes (the idempotency store), dead letters and inventory ledgers. [`Store`] runs a backend on its own
 //! thread and commits whatever requests arrived together in one transaction (group
 //! commit), so durability costs one sync per batch, not per message.
 
+mod journal;
 mod sqlite;
 
+pub use crate::ledger::book::Journal;
 pub use sqlite::SqliteBackend;
 
 use std::sync::mpsc;
@@ -119,6 +121,8 @@ pub trait Backend: Send {
     fn dead_letter(&mut self, id: i64) -> StateResult<Option<DeadLetter>>;
     /// Marks a dead letter replayed.
     fn mark_replayed(&mut self, id: i64) -> StateResult<()>;
+    /// The rows of one inventory ledger.
+    fn journal<'a>(&'a mut self, ledger: &'a str) -> StateResult<Box<dyn Journal + 'a>>;
 }
 
 /// A queued request: runs against the backend, says whether it succeeded (a failed job's
@@ -376,6 +380,10 @@ impl Backend for Unavailable {
     fn dead_letter(&mut self, _: i64) -> StateResult<Option<DeadLetter>> {
         Err(self.0.clone())
     }
+    fn journal<'a>(&'a mut self, _: &'a str) -> StateResult<Box<dyn Journal + 'a>> {
+        Err(self.0.clone())
+    }
+
     fn mark_replayed(&mut self, _: i64) -> StateResult<()> {
         Err(self.0.clone())
     }

@@ -31,9 +31,31 @@ CREATE TABLE IF NOT EXISTS dead_letters (
     correlation_id TEXT NOT NULL, message TEXT NOT NULL, payload TEXT NOT NULL,
     error TEXT NOT NULL, attempts TEXT NOT NULL, created_at INTEGER NOT NULL, replayed_at INTEGER
 );
+CREATE TABLE IF NOT EXISTS ledger_movements (
+    ledger TEXT NOT NULL, id TEXT NOT NULL, kind TEXT NOT NULL, sku TEXT NOT NULL,
+    location TEXT NOT NULL, at INTEGER NOT NULL, delta INTEGER NOT NULL,
+    PRIMARY KEY (ledger, id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS ledger_movements_by_position ON ledger_movements (ledger, sku, location, at);
+CREATE TABLE IF NOT EXISTS ledger_positions (
+    ledger TEXT NOT NULL, sku TEXT NOT NULL, location TEXT NOT NULL,
+    on_hand INTEGER NOT NULL, reserved INTEGER NOT NULL, in_transit INTEGER NOT NULL,
+    count_at INTEGER, count_id TEXT NOT NULL,
+    PRIMARY KEY (ledger, sku, location)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS ledger_holds (
+    ledger TEXT NOT NULL, order_id TEXT NOT NULL, sku TEXT NOT NULL, location TEXT NOT NULL,
+    quantity INTEGER NOT NULL, channel TEXT NOT NULL, expires_at INTEGER,
+    PRIMARY KEY (ledger, order_id, sku, location)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS ledger_publications (
+    ledger TEXT NOT NULL, channel TEXT NOT NULL, sku TEXT NOT NULL,
+    ats INTEGER NOT NULL, published INTEGER, published_at INTEGER,
+    PRIMARY KEY (ledger, channel, sku)
+) WITHOUT ROWID;
 ";
 
-fn err(e: rusqlite::Error) -> String {
+pub(super) fn err(e: rusqlite::Error) -> String {
     format!("state store: {e}")
 }
 
@@ -77,6 +99,13 @@ const LETTER_COLUMNS: &str =
     "id, flow, source, node, sink, key, correlation_id, message, payload, error, attempts, created_at, replayed_at";
 
 impl Backend for SqliteBackend {
+    fn journal<'a>(&'a mut self, ledger: &'a str) -> StateResult<Box<dyn super::Journal + 'a>> {
+        Ok(Box::new(super::journal::SqlJournal {
+            conn: &self.conn,
+            ledger,
+        }))
+    }
+
     fn begin(&mut self) -> StateResult<()> {
         self.conn.execute_batch("BEGIN IMMEDIATE").map_err(err)
     }

@@ -1,0 +1,660 @@
+//! The ledger's book: positions per (sku, location), order reservations, and the
+//! available-to-sell each channel was last computed at. Pure logic; every change it makes
+//! is written through a [`Journal`] in the same step, so the durable copy never lags.
+//!
+//! On-hand follows one rule that makes delivery order irrelevant: a cycle count at time T
+//! replaces on-hand as of T, and on-hand is the latest count plus every delta that
+//! happened after it. A delta at or before the latest count is recorded and absorbed.
+
+use super::rules::Rules;
+use crate::state::StateResult;
+use std::collections::HashMap;
+
+/// What a movement does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Receipt,
+    Sale,
+    Return,
+    TransferOut,
+    TransferIn,
+    Adjustment,
+    Shrinkage,
+    CycleCount,
+    Reservation,
+    Release,
+    Shipment,
+}
+
+impl Kind {
+    /// Parses the `MovementKind` variant name.
+    pub fn parse(text: &str) -> Option<Kind> {
+        Some(match text {
+            "receipt" => Kind::Receipt,
+            "sale" => Kind::Sale,
+            "return" => Kind::Return,
+            "transfer_out" => Kind::TransferOut,
+            "transfer_in" => Kind::TransferIn,
+            "adjustment" => Kind::Adjustment,
+            "shrinkage" => Kind::Shrinkage,
+            "cycle_count" => Kind::CycleCount,
+            "reservation" => Kind::Reservation,
+            "release" => Kind::Release,
+            "shipment" => Kind::Shipment,
+            _ => return None,
+        })
+    }
+
+    /// The variant name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Receipt => "receipt",
+            Kind::Sale => "sale",
+            Kind::Return => "return",
+            Kind::TransferOut => "transfer_out",
+            Kind::TransferIn => "transfer_in",
+            Kind::Adjustment => "adjustment",
+            Kind::Shrinkage => "shrinkage",
+            Kind::CycleCount => "cycle_count",
+            Kind::Reservation => "reservation",
+            Kind::Release => "release",
+            Kind::Shipment => "shipment",
+        }
+    }
+
+    /// The change to on-hand at the movement's location (not for cycle counts).
+    fn on_hand_delta(self, quantity: i64) -> i64 {
+        match self {
+            Kind::Receipt | Kind::Return | Kind::TransferIn | Kind::Adjustment => quantity,
+            Kind::Sale | Kind::TransferOut | Kind::Shrinkage | Kind::Shipment => -quantity,
+            Kind::CycleCount | Kind::Reservation | Kind::Release => 0,
+        }
+    }
+}
+
+/// One canonical `InventoryMovement`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Movement {
+    pub id: String,
+    pub kind: Kind,
+    pub sku: String,
+    pub location: String,
+    pub quantity: i64,
+    pub counterpart: Option<String>,
+    pub reference: Option<String>,
+    /// When it happened, milliseconds since the epoch.
+    pub at: i64,
+}
+
+/// Stock of one sku at one location.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Position {
+    pub on_hand: i64,
+    /// Held by reservation movements from other systems.
+    pub reserved: i64,
+    /// Sent here by a transfer and not yet received.
+    pub in_transit: i64,
+    /// Held by order reservations (derived from the holds, not stored).
+    pub held: i64,
+    /// The latest cycle count applied: its time and id.
+    pub count_at: Option<i64>,
+    pub count_id: String,
+}
+
+impl Position {
+    /// Units not held by anyone, never negative.
+    pub fn free(&self) -> i64 {
+        (self.on_hand - self.reserved - self.held).max(0)
+    }
+}
+
+/// Units of one sku an order holds at one location. A hold with an empty location is a
+/// backorder: recorded, holding nothing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hold {
+    pub order: String,
+    pub sku: String,
+    pub location: String,
+    pub quantity: i64,
+    pub channel: String,
+    /// Released at this time unless confirmed (`None`: confirmed or no window).
+    pub expires_at: Option<i64>,
+}
+
+/// A channel's available-to-sell for one sku: computed, and last published.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Publication {
+    pub ats: i64,
+    pub published: Option<i64>,
+    pub published_at: Option<i64>,
+    /// When `ats` first differed from `published` (for the publication lag); not stored.
+    pub pending_since: Option<i64>,
+}
+
+impl Publication {
+    /// True when the channel has not been told the current value (a sku never published
+    /// counts as published at 0).
+    pub fn is_pending(&self) -> bool {
+        self.published.unwrap_or(0) != self.ats
+    }
+}
+
+/// Everything a ledger keeps durably, as loaded at start.
+#[derive(Debug, Default)]
+pub struct Snapshot {
+    pub positions: Vec<(String, String, Position)>,
+    pub holds: Vec<Hold>,
+    pub publications: Vec<(String, String, Publication)>,
+}
+
+/// The durable side of a book: one ledger's rows in the state store.
+pub trait Journal {
+    /// Records a movement with its on-hand delta; false when its id was recorded before.
+    fn record(&mut self, movement: &Movement, on_hand_delta: i64) -> StateResult<bool>;
+    /// The sum of on-hand deltas of (sku, location) that happened strictly after `at`.
+    fn on_hand_after(&mut self, sku: &str, location: &str, at: i64) -> StateResult<i64>;
+    fn save_position(&mut self, sku: &str, location: &str, position: &Position) -> StateResult<()>;
+    /// Replaces an order's holds.
+    fn save_holds(&mut self, order: &str, holds: &[Hold]) -> StateResult<()>;
+    fn save_publication(
+        &mut self,
+        channel: &str,
+        sku: &str,
+        publication: &Publication,
+    ) -> StateResult<()>;
+    /// Everything stored for the ledger.
+    fn load(&mut self) -> StateResult<Snapshot>;
+}
+
+/// A movement's or a reservation's result.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Applied {
+    /// Applied now; the skus whose stock changed.
+    Changed(Vec<String>),
+    /// Applied before (same movement id, or the order already holds its reservation).
+    Duplicate,
+}
+
+/// The in-memory book of one ledger.
+pub struct Book {
+    pub rules: Rules,
+    /// Positions per sku, one per ledger location (in the rules' order).
+    positions: HashMap<String, Vec<Position>>,
+    holds: HashMap<String, Vec<Hold>>,
+    /// Per channel (rules' order), per sku.
+    publications: Vec<HashMap<String, Publication>>,
+}
+
+fn journal_err(err: String) -> Refusal {
+    Refusal::Store(err)
+}
+
+/// Why an operation did not apply.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// The input breaks a rule; retrying cannot help.
+    Invalid(String),
+    /// The state store failed; the operation may be retried.
+    Store(String),
+}
+
+impl Book {
+    /// An empty book.
+    pub fn new(rules: Rules) -> Book {
+        let channels = rules.channels.len();
+        Book {
+            rules,
+            positions: HashMap::new(),
+            holds: HashMap::new(),
+            publications: vec![HashMap::new(); channels],
+        }
+    }
+
+    /// Replaces the book's contents with what the journal holds.
+    pub fn load(&mut self, journal: &mut dyn Journal) -> StateResult<()> {
+        let snapshot = journal.load()?;
+        self.positions.clear();
+        self.holds.clear();
+        for map in &mut self.publications {
+            map.clear();
+        }
+        for (sku, location, position) in snapshot.positions {
+            if let Some(idx) = self.rules.location(&location) {
+                self.row_mut(&sku)[idx] = Position {
+                    held: 0,
+                    ..position
+                };
+            }
+        }
+        for hold in snapshot.holds {
+            if let Some(idx) = self.rules.location(&hold.location) {
+                self.row_mut(&hold.sku)[idx].held += hold.quantity;
+            }
+            self.holds.entry(hold.order.clone()).or_default().push(hold);
+        }
+        let now = super::now_ms();
+        for (channel, sku, mut publication) in snapshot.publications {
+            if let Some(idx) = self.rules.channel(&channel) {
+                if publication.is_pending() {
+                    publication.pending_since = Some(now);
+                }
+                self.publications[idx].insert(sku, publication);
+            }
+        }
+        Ok(())
+    }
+
+    fn row_mut(&mut self, sku: &str) -> &mut Vec<Position> {
+        if !self.positions.contains_key(sku) {
+            self.positions.insert(
+                sku.to_string(),
+                vec![Position::default(); self.rules.locations.len()],
+            );
+        }
+        self.positions
+            .get_mut(sku)
+            .unwrap_or_else(|| unreachable!("inserted above"))
+    }
+
+    /// The position of (sku, location index), if any movement touched it.
+    pub fn position(&self, sku: &str, location: usize) -> Option<&Position> {
+        self.positions.get(sku).and_then(|row| row.get(location))
+    }
+
+    /// Every sku the book holds a position for.
+    pub fn skus(&self) -> impl Iterator<Item = &str> {
+        self.positions.keys().map(String::as_str)
+    }
+
+    /// A channel's publication state for a sku.
+    pub fn publication(&self, channel: usize, sku: &str) -> Option<&Publication> {
+        self.publications.get(channel)?.get(sku)
+    }
+
+    /// Skus whose current value the channel has not been told.
+    pub fn pending(&self, channel: usize) -> Vec<(String, i64)> {
+        let mut out: Vec<(String, i64)> = self.publications[channel]
+            .iter()
+            .filter(|(_, p)| p.is_pending())
+            .map(|(sku, p)| (sku.clone(), p.ats))
+            .collect();
+        out.sort();
+        out
+    }
+
+    /// The holds of an order.
+    pub fn holds(&self, order: &str) -> &[Hold] {
+        self.holds.get(order).map(Vec::as_slice).unwrap_or(&[])
+    }
+
+    fn location_index(&self, movement: &Movement, name: &str) -> Result<usize, Refusal> {
+        self.rules.location(name).ok_or_else(|| {
+            Refusal::Invalid(format!(
+                "movement {}: location {name} is not kept by ledger `{}` (it keeps {})",
+                movement.id,
+                self.rules.name,
+                self.rules.locations.join(", ")
+            ))
+        })
+    }
+
+    /// Applies one movement once.
+    pub fn apply(
+        &mut self,
+        journal: &mut dyn Journal,
+        movement: &Movement,
+    ) -> Result<Applied, Refusal> {
+        let at = self.location_index(movement, &movement.location)?;
+        let counterpart = match (&movement.counterpart, movement.kind) {
+            (Some(name), Kind::TransferOut) if !name.is_empty() => {
+                Some(self.location_index(movement, name)?)
+            }
+            _ => None,
+        };
+        if movement.sku.trim().is_empty() {
+            return Err(Refusal::Invalid(format!(
+                "movement {}: no sku",
+                movement.id
+            )));
+        }
+        let signed_ok = movement.kind == Kind::Adjustment || movement.quantity >= 0;
+        if !signed_ok {
+            return Err(Refusal::Invalid(format!(
+                "movement {}: a {} of {} units; quantities are positive except for adjustments",
+                movement.id,
+                movement.kind.as_str(),
+                movement.quantity
+            )));
+        }
+        let delta = movement.kind.on_hand_delta(movement.quantity);
+        if !journal.record(movement, delta).map_err(journal_err)? {
+            return Ok(Applied::Duplicate);
+        }
+        let sku = movement.sku.as_str();
+        let mut position = self.row_mut(sku)[at].clone();
+        match movement.kind {
+            Kind::CycleCount => {
+                let newer = match position.count_at {
+                    None => true,
+                    Some(t) => {
+                        movement.at > t || (movement.at == t && movement.id > position.count_id)
+                    }
+                };
+                if newer {
+                    let after = journal
+                        .on_hand_after(sku, &movement.location, movement.at)
+                        .map_err(journal_err)?;
+                    position.on_hand = movement.quantity + after;
+                    position.count_at = Some(movement.at);
+                    position.count_id = movement.id.clone();
+                }
+            }
+            Kind::Reservation => position.reserved += movement.quantity,
+            Kind::Release => position.reserved -= movement.quantity,
+            _ => {
+                if position.count_at.is_none_or(|t| movement.at > t) {
+                    position.on_hand += delta;
+                }
+                if movement.kind == Kind::TransferIn {
+                    position.in_transit -= movement.quantity;
+                }
+            }
+        }
+        if movement.kind == Kind::Shipment {
+            if let Some(order) = &movement.reference {
+                let consumed = self.consume_hold(journal, order, sku, at, movement.quantity)?;
+                position.held -= consumed;
+            }
+        }
+        self.row_mut(sku)[at] = position.clone();
+        journal
+            .save_position(sku, &movement.location, &position)
+            .map_err(journal_err)?;
+        if let Some(to) = counterpart {
+            let mut target = self.row_mut(sku)[to].clone();
+            target.in_transit += movement.quantity;
+            self.row_mut(sku)[to] = target.clone();
+            let name = self.rules.locations[to].clone();
+            journal
+                .save_position(sku, &name, &target)
+                .map_err(journal_err)?;
+        }
+        Ok(Applied::Changed(vec![movement.sku.clone()]))
+    }
+
+    /// Takes up to `quantity` from an order's hold of a sku at a location (a shipment of
+    /// reserved units); returns what it took.
+    fn consume_hold(
+        &mut self,
+        journal: &mut dyn Journal,
+        order: &str,
+        sku: &str,
+        location: usize,
+        quantity: i64,
+    ) -> Result<i64, Refusal> {
+        let name = &self.rules.locations[location];
+        let Some(holds) = self.holds.get_mut(order) else {
+            return Ok(0);
+        };
+        let mut taken = 0;
+        for hold in holds
+            .iter_mut()
+            .filter(|h| h.sku == sku && &h.location == name)
+        {
+            let take = hold.quantity.min(quantity - taken);
+            hold.quantity -= take;
+            taken += take;
+        }
+        if taken == 0 {
+            return Ok(0);
+        }
+        holds.retain(|h| h.quantity > 0);
+        let remaining = holds.clone();
+        if remaining.is_empty() {
+            self.holds.remove(order);
+        }
+        journal.save_holds(order, &remaining).map_err(journal_err)?;
+        Ok(taken)
+    }
+
+    /// Units of a sku a channel may take now at each of its locations (free less the
+    /// channel's safety stock).
+    pub fn sellable(&self, channel: usize, sku: &str) -> Vec<(usize, i64)> {
+        let rule = &self.rules.channels[channel];
+        rule.locations
+            .iter()
+            .map(|&l| {
+                let free = self.position(sku, l).map_or(0, Position::free);
+                (
+                    l,
+                    (free - rule.safety(sku, &self.rules.locations[l])).max(0),
+                )
+            })
+            .collect()
+    }
+
+    /// Reserves an order's lines for a channel: all of them or none, unless `backorder`,
+    /// which holds what is there and records the rest as backordered.
+    pub fn reserve(
+        &mut self,
+        journal: &mut dyn Journal,
+        order: &str,
+        channel: usize,
+        lines: &[(String, i64)],
+        backorder: bool,
+        now: i64,
+    ) -> Result<Applied, Refusal> {
+        if self.holds.contains_key(order) {
+            return Ok(Applied::Duplicate);
+        }
+        let mut wanted: Vec<(String, i64)> = Vec::new();
+        for (sku, quantity) in lines {
+            if *quantity <= 0 {
+                return Err(Refusal::Invalid(format!(
+                    "order {order}: line for {sku} asks for {quantity} units"
+                )));
+            }
+            match wanted.iter_mut().find(|(s, _)| s == sku) {
+                Some(entry) => entry.1 += quantity,
+                None => wanted.push((sku.clone(), *quantity)),
+            }
+        }
+        let rule = &self.rules.channels[channel];
+        let window = self.rules.reservation_window_ms;
+        let expires_at = (window > 0).then_some(now + window);
+        let mut holds = Vec::new();
+        let mut short = Vec::new();
+        for (sku, quantity) in &wanted {
+            let sellable = self.sellable(channel, sku);
+            let total: i64 = sellable.iter().map(|(_, n)| n).sum();
+            if total < *quantity {
+                short.push(format!(
+                    "{sku} needs {quantity}, {total} available to channel {}",
+                    rule.name
+                ));
+                if !backorder {
+                    continue;
+                }
+            }
+            let mut left = *quantity;
+            for (l, n) in sellable {
+                let take = n.min(left);
+                if take > 0 {
+                    holds.push(Hold {
+                        order: order.to_string(),
+                        sku: sku.clone(),
+                        location: self.rules.locations[l].clone(),
+                        quantity: take,
+                        channel: rule.name.clone(),
+                        expires_at,
+                    });
+                    left -= take;
+                }
+            }
+            if left > 0 {
+                holds.push(Hold {
+                    order: order.to_string(),
+                    sku: sku.clone(),
+                    location: String::new(),
+                    quantity: left,
+                    channel: rule.name.clone(),
+                    expires_at,
+                });
+            }
+        }
+        if !short.is_empty() && !backorder {
+            return Err(Refusal::Invalid(format!(
+                "order {order} cannot be reserved: {}",
+                short.join("; ")
+            )));
+        }
+        journal.save_holds(order, &holds).map_err(journal_err)?;
+        for hold in &holds {
+            if let Some(l) = self.rules.location(&hold.location) {
+                self.row_mut(&hold.sku)[l].held += hold.quantity;
+            }
+        }
+        let skus = wanted.into_iter().map(|(sku, _)| sku).collect();
+        self.holds.insert(order.to_string(), holds);
+        Ok(Applied::Changed(skus))
+    }
+
+    /// Keeps an order's holds past their window. `false` when the order holds nothing.
+    pub fn confirm(&mut self, journal: &mut dyn Journal, order: &str) -> Result<bool, Refusal> {
+        let Some(holds) = self.holds.get_mut(order) else {
+            return Ok(false);
+        };
+        for hold in holds.iter_mut() {
+            hold.expires_at = None;
+        }
+        journal.save_holds(order, holds).map_err(journal_err)?;
+        Ok(true)
+    }
+
+    /// Drops an order's holds; returns the skus they held.
+    pub fn release(
+        &mut self,
+        journal: &mut dyn Journal,
+        order: &str,
+    ) -> Result<Vec<String>, Refusal> {
+        let Some(holds) = self.holds.remove(order) else {
+            return Ok(Vec::new());
+        };
+        journal.save_holds(order, &[]).map_err(journal_err)?;
+        let mut skus: Vec<String> = Vec::new();
+        for hold in holds {
+            if let Some(l) = self.rules.location(&hold.location) {
+                self.row_mut(&hold.sku)[l].held -= hold.quantity;
+            }
+            if !skus.contains(&hold.sku) {
+                skus.push(hold.sku);
+            }
+        }
+        Ok(skus)
+    }
+
+    /// Releases every order whose window has passed; returns the orders and the skus.
+    pub fn expire(
+        &mut self,
+        journal: &mut dyn Journal,
+        now: i64,
+    ) -> Result<(Vec<String>, Vec<String>), Refusal> {
+        let mut orders: Vec<String> = self
+            .holds
+            .iter()
+            .filter(|(_, holds)| {
+                holds
+                    .iter()
+                    .any(|h| h.expires_at.is_some_and(|at| at <= now))
+            })
+            .map(|(order, _)| order.clone())
+            .collect();
+        orders.sort();
+        let mut skus = Vec::new();
+        for order in &orders {
+            for sku in self.release(journal, order)? {
+                if !skus.contains(&sku) {
+                    skus.push(sku);
+                }
+            }
+        }
+        Ok((orders, skus))
+    }
+
+    /// Recomputes every channel's available-to-sell of a sku; returns the channels whose
+    /// value changed, with the new value.
+    pub fn refresh(
+        &mut self,
+        journal: &mut dyn Journal,
+        sku: &str,
+        now: i64,
+    ) -> StateResult<Vec<(usize, i64)>> {
+        let mut changed = Vec::new();
+        for channel in 0..self.rules.channels.len() {
+            let ats = self.ats(channel, sku);
+            let publication = self.publications[channel]
+                .entry(sku.to_string())
+                .or_default();
+            if publication.ats == ats {
+                continue;
+            }
+            publication.ats = ats;
+            publication.pending_since = match (publication.is_pending(), publication.pending_since)
+            {
+                (false, _) => None,
+                (true, Some(since)) => Some(since),
+                (true, None) => Some(now),
+            };
+            journal.save_publication(&self.rules.channels[channel].name, sku, publication)?;
+            changed.push((channel, ats));
+        }
+        Ok(changed)
+    }
+
+    /// Records that a channel was told `value` for a sku; returns how long it waited
+    /// (milliseconds) when that was the current value.
+    pub fn published(
+        &mut self,
+        journal: &mut dyn Journal,
+        channel: usize,
+        sku: &str,
+        value: i64,
+        now: i64,
+    ) -> StateResult<Option<i64>> {
+        let publication = self.publications[channel]
+            .entry(sku.to_string())
+            .or_default();
+        publication.published = Some(value);
+        publication.published_at = Some(now);
+        let waited = publication.pending_since.map(|since| now - since);
+        publication.pending_since = if publication.is_pending() {
+            Some(publication.pending_since.unwrap_or(now))
+        } else {
+            None
+        };
+        journal.save_publication(&self.rules.channels[channel].name, sku, publication)?;
+        Ok(if publication.is_pending() {
+            None
+        } else {
+            waited
+        })
+    }
+
+    /// A channel's available-to-sell of a sku under the rules: per location, the
+    /// channel's share of what is free beyond its safety stock (rounded down), summed,
+    /// capped, and 0 below the minimum to publish.
+    pub fn ats(&self, channel: usize, sku: &str) -> i64 {
+        let rule = &self.rules.channels[channel];
+        let total: i64 = self
+            .sellable(channel, sku)
+            .into_iter()
+            .map(|(_, n)| n * i64::from(rule.share_bp) / 10_000)
+            .sum();
+        let capped = rule.cap.map_or(total, |cap| total.min(cap));
+        if capped < rule.min_publish {
+            0
+        } else {
+            capped.max(0)
+        }
+    }
+}

@@ -1,0 +1,206 @@
+//! An inventory ledger's rows in SQLite: movements (the de-duplication record and the
+//! delta log cycle counts are replayed over), positions, order holds and publications.
+
+use super::sqlite::err;
+use super::StateResult;
+use crate::ledger::book::{Hold, Journal, Movement, Position, Publication, Snapshot};
+use rusqlite::{params, Connection};
+
+/// One ledger's view of the state database.
+pub struct SqlJournal<'a> {
+    pub conn: &'a Connection,
+    pub ledger: &'a str,
+}
+
+impl Journal for SqlJournal<'_> {
+    fn record(&mut self, movement: &Movement, on_hand_delta: i64) -> StateResult<bool> {
+        let mut insert = self
+            .conn
+            .prepare_cached(
+                "INSERT OR IGNORE INTO ledger_movements (ledger, id, kind, sku, location, at, delta) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )
+            .map_err(err)?;
+        let added = insert
+            .execute(params![
+                self.ledger,
+                movement.id,
+                movement.kind.as_str(),
+                movement.sku,
+                movement.location,
+                movement.at,
+                on_hand_delta
+            ])
+            .map_err(err)?;
+        Ok(added == 1)
+    }
+
+    fn on_hand_after(&mut self, sku: &str, location: &str, at: i64) -> StateResult<i64> {
+        let mut sum = self
+            .conn
+            .prepare_cached(
+                "SELECT COALESCE(SUM(delta), 0) FROM ledger_movements \
+                 WHERE ledger = ?1 AND sku = ?2 AND location = ?3 AND at > ?4",
+            )
+            .map_err(err)?;
+        sum.query_row(params![self.ledger, sku, location, at], |row| row.get(0))
+            .map_err(err)
+    }
+
+    fn save_position(&mut self, sku: &str, location: &str, position: &Position) -> StateResult<()> {
+        let mut upsert = self
+            .conn
+            .prepare_cached(
+                "INSERT OR REPLACE INTO ledger_positions \
+                 (ledger, sku, location, on_hand, reserved, in_transit, count_at, count_id) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            )
+            .map_err(err)?;
+        upsert
+            .execute(params![
+                self.ledger,
+                sku,
+                location,
+                position.on_hand,
+                position.reserved,
+                position.in_transit,
+                position.count_at,
+                position.count_id
+            ])
+            .map_err(err)?;
+        Ok(())
+    }
+
+    fn save_holds(&mut self, order: &str, holds: &[Hold]) -> StateResult<()> {
+        self.conn
+            .prepare_cached("DELETE FROM ledger_holds WHERE ledger = ?1 AND order_id = ?2")
+            .map_err(err)?
+            .execute(params![self.ledger, order])
+            .map_err(err)?;
+        let mut insert = self
+            .conn
+            .prepare_cached(
+                "INSERT OR REPLACE INTO ledger_holds \
+                 (ledger, order_id, sku, location, quantity, channel, expires_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )
+            .map_err(err)?;
+        for hold in holds {
+            insert
+                .execute(params![
+                    self.ledger,
+                    order,
+                    hold.sku,
+                    hold.location,
+                    hold.quantity,
+                    hold.channel,
+                    hold.expires_at
+                ])
+                .map_err(err)?;
+        }
+        Ok(())
+    }
+
+    fn save_publication(
+        &mut self,
+        channel: &str,
+        sku: &str,
+        publication: &Publication,
+    ) -> StateResult<()> {
+        let mut upsert = self
+            .conn
+            .prepare_cached(
+                "INSERT OR REPLACE INTO ledger_publications \
+                 (ledger, channel, sku, ats, published, published_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )
+            .map_err(err)?;
+        upsert
+            .execute(params![
+                self.ledger,
+                channel,
+                sku,
+                publication.ats,
+                publication.published,
+                publication.published_at
+            ])
+            .map_err(err)?;
+        Ok(())
+    }
+
+    fn load(&mut self) -> StateResult<Snapshot> {
+        let mut snapshot = Snapshot::default();
+        let mut positions = self
+            .conn
+            .prepare(
+                "SELECT sku, location, on_hand, reserved, in_transit, count_at, count_id \
+                 FROM ledger_positions WHERE ledger = ?1",
+            )
+            .map_err(err)?;
+        let rows = positions
+            .query_map(params![self.ledger], |row| {
+                Ok((
+                    row.get(0)?,
+                    row.get(1)?,
+                    Position {
+                        on_hand: row.get(2)?,
+                        reserved: row.get(3)?,
+                        in_transit: row.get(4)?,
+                        held: 0,
+                        count_at: row.get(5)?,
+                        count_id: row.get(6)?,
+                    },
+                ))
+            })
+            .map_err(err)?;
+        for row in rows {
+            snapshot.positions.push(row.map_err(err)?);
+        }
+        let mut holds = self
+            .conn
+            .prepare(
+                "SELECT order_id, sku, location, quantity, channel, expires_at \
+                 FROM ledger_holds WHERE ledger = ?1 ORDER BY order_id, sku, location",
+            )
+            .map_err(err)?;
+        let rows = holds
+            .query_map(params![self.ledger], |row| {
+                Ok(Hold {
+                    order: row.get(0)?,
+                    sku: row.get(1)?,
+                    location: row.get(2)?,
+                    quantity: row.get(3)?,
+                    channel: row.get(4)?,
+                    expires_at: row.get(5)?,
+                })
+            })
+            .map_err(err)?;
+        for row in rows {
+            snapshot.holds.push(row.map_err(err)?);
+        }
+        let mut publications = self
+            .conn
+            .prepare(
+                "SELECT channel, sku, ats, published, published_at \
+                 FROM ledger_publications WHERE ledger = ?1",
+            )
+            .map_err(err)?;
+        let rows = publications
+            .query_map(params![self.ledger], |row| {
+                Ok((
+                    row.get(0)?,
+                    row.get(1)?,
+                    Publication {
+                        ats: row.get(2)?,
+                        published: row.get(3)?,
+                        published_at: row.get(4)?,
+                        pending_since: None,
+                    },
+                ))
+            })
+            .map_err(err)?;
+        for row in rows {
+            snapshot.publications.push(row.map_err(err)?);
+        }
+        Ok(snapshot)
+    }
+}
