@@ -32,6 +32,7 @@ std_files! {
     "std.connectors.bus" => "connectors/bus.flow",
     "std.connectors.file" => "connectors/file.flow",
     "std.connectors.http" => "connectors/http.flow",
+    "std.connectors.ledger" => "connectors/ledger.flow",
     "std.connectors.odata" => "connectors/odata.flow",
     "std.connectors.shipbob" => "connectors/shipbob.flow",
     "std.connectors.shopify" => "connectors/shopify.flow",

@@ -1,6 +1,7 @@
 //! The registry of diagnostic codes: explicit, never reused. E00xx syntax, E01xx names and
 //! imports, E02xx types and mappings, E03xx JSONPath and templates, E04xx flow graph,
-//! E05xx connections, policies and secrets; W0xxx mirror those ranges.
+//! E05xx connections, policies and secrets, E06xx inventory ledgers; W0xxx mirror those
+//! ranges.
 
 /// A stable diagnostic code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -79,6 +80,11 @@ codes! {
     TIMEOUT_OUT_OF_RANGE = "E0504", "timeout-out-of-range", "a timeout or interval is outside its allowed range";
     INVALID_SETTING = "E0505", "invalid-setting", "a setting has a value of the wrong kind";
     SOURCE_KIND_MISMATCH = "E0506", "source-kind-mismatch", "a source option does not apply to the source's kind";
+
+    UNKNOWN_LOCATION = "E0601", "unknown-location", "a ledger channel or safety-stock table names a location the ledger does not keep";
+    UNKNOWN_CHANNEL = "E0602", "unknown-channel", "a reservation names a channel the ledger does not declare";
+    OVERALLOCATED_LOCATION = "E0603", "overallocated-location", "the shares of the channels one location serves add up to more than 100%";
+    LEDGER_RULE_OUT_OF_RANGE = "E0604", "ledger-rule-out-of-range", "a ledger rule (share, cap, safety stock, minimum, reservation window) is outside its allowed range";
 
     UNUSED_IMPORT = "W0101", "unused-import", "an imported name is never used";
     UNUSED_DECLARATION = "W0102", "unused-declaration", "a connection, table or policy is declared and never used";

@@ -258,6 +258,25 @@ impl Printer<'_> {
                 self.settings_block(&decl.settings);
             }
             Item::Connector(decl) => self.connector(decl),
+            Item::Ledger(decl) => {
+                self.push(&format!("ledger {}", decl.name.name));
+                self.open();
+                self.each_line(
+                    &decl.members,
+                    LedgerMember::span,
+                    |p, member| match member {
+                        LedgerMember::Setting(entry) => {
+                            p.push(&format!("{} = ", entry.name.name));
+                            p.expr(&entry.value);
+                        }
+                        LedgerMember::Channel { name, settings, .. } => {
+                            p.push(&format!("channel {}", name.name));
+                            p.settings(settings);
+                        }
+                    },
+                );
+                self.close(decl.span.end);
+            }
             Item::Flow(decl) => {
                 self.push(&format!("flow {}", decl.name.name));
                 self.open();

@@ -9,6 +9,9 @@ use std::cell::Cell;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
+/// The stdlib module of the ledger's operations, loaded with any module declaring one.
+pub const LEDGER_MODULE: &str = "std.connectors.ledger";
+
 /// One key per file however it was written (`./a.flow`, `sub/../a.flow`).
 fn file_key(path: &Path) -> String {
     let canonical = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
@@ -121,6 +124,15 @@ impl Loader<'_> {
             })
             .collect();
         let from_path = self.program.modules[id.0 as usize].path.clone();
+        // A ledger's operations are the built-in `ledger` connector's.
+        let declares_ledger = self.program.modules[id.0 as usize]
+            .ast
+            .items
+            .iter()
+            .any(|item| matches!(item, Item::Ledger(_)));
+        if declares_ledger {
+            self.std_module(LEDGER_MODULE);
+        }
         for (target, span) in uses {
             let imported = match &target {
                 UseTarget::Module(parts) => {

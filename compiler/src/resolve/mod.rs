@@ -3,6 +3,8 @@
 
 mod load;
 
+pub use load::LEDGER_MODULE;
+
 pub use load::load;
 
 use crate::diagnostics::{codes, suggest, Diagnostic, Diagnostics};
@@ -71,7 +73,7 @@ impl Kind {
             (self, item),
             (Kind::Type, Item::Schema(_) | Item::Enum(_))
                 | (Kind::Connector, Item::Connector(_))
-                | (Kind::Connection, Item::Connection(_))
+                | (Kind::Connection, Item::Connection(_) | Item::Ledger(_))
                 | (Kind::Table, Item::Table(_))
                 | (Kind::Policy, Item::Policy(_))
         )

@@ -28,6 +28,7 @@ pub enum Item {
     Table(TableDecl),
     Policy(PolicyDecl),
     Connector(ConnectorDecl),
+    Ledger(LedgerDecl),
     Flow(FlowDecl),
 }
 
@@ -42,6 +43,7 @@ impl Item {
             Item::Table(d) => d.span,
             Item::Policy(d) => d.span,
             Item::Connector(d) => d.span,
+            Item::Ledger(d) => d.span,
             Item::Flow(d) => d.span,
         }
     }
@@ -56,6 +58,7 @@ impl Item {
             Item::Table(d) => Some(&d.name),
             Item::Policy(d) => Some(&d.name),
             Item::Connector(d) => Some(&d.name),
+            Item::Ledger(d) => Some(&d.name),
             Item::Flow(d) => Some(&d.name),
         }
     }
@@ -138,6 +141,39 @@ impl Settings {
     /// The entry with this name, if written.
     pub fn get(&self, name: &str) -> Option<&Setting> {
         self.entries.iter().find(|s| s.name.name == name)
+    }
+}
+
+/// `ledger NAME { settings and channels }`: the built-in inventory ledger.
+#[derive(Debug, Clone, Serialize)]
+pub struct LedgerDecl {
+    pub name: Ident,
+    /// Settings and channels in source order.
+    pub members: Vec<LedgerMember>,
+    #[serde(skip)]
+    pub span: Span,
+}
+
+/// One member of a ledger declaration.
+#[derive(Debug, Clone, Serialize)]
+pub enum LedgerMember {
+    Setting(Setting),
+    /// `channel NAME { settings }`
+    Channel {
+        name: Ident,
+        settings: Settings,
+        #[serde(skip)]
+        span: Span,
+    },
+}
+
+impl LedgerMember {
+    /// The span of the member.
+    pub fn span(&self) -> Span {
+        match self {
+            LedgerMember::Setting(s) => s.span,
+            LedgerMember::Channel { span, .. } => *span,
+        }
     }
 }
 

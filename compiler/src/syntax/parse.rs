@@ -180,7 +180,8 @@ fn rule_name(rule: &Rule) -> Option<&'static str> {
         | Rule::table_decl
         | Rule::policy_decl
         | Rule::connector_decl
-        | Rule::flow_decl => "an item (`use`, `schema`, `enum`, `connection`, `table`, `policy`, `connector` or `flow`)",
+        | Rule::ledger_decl
+        | Rule::flow_decl => "an item (`use`, `schema`, `enum`, `connection`, `table`, `policy`, `connector`, `ledger` or `flow`)",
         Rule::source_stmt
         | Rule::map_stmt
         | Rule::filter_stmt
@@ -466,6 +467,39 @@ impl Builder<'_> {
                 })
             }
             Rule::connector_decl => self.connector(span, inner)?,
+            Rule::ledger_decl => {
+                let name = self.ident(inner.next()?);
+                let members = inner
+                    .map(|member| match member.as_rule() {
+                        Rule::ledger_channel => {
+                            let span = self.span(&member);
+                            let mut parts = member.into_inner();
+                            let name = parts
+                                .next()
+                                .map(|p| self.ident(p))
+                                .unwrap_or_else(|| placeholder_ident(span));
+                            let settings = match parts.next() {
+                                Some(p) => self.settings(p),
+                                None => Settings {
+                                    entries: Vec::new(),
+                                    span,
+                                },
+                            };
+                            LedgerMember::Channel {
+                                name,
+                                settings,
+                                span,
+                            }
+                        }
+                        _ => LedgerMember::Setting(self.setting(member)),
+                    })
+                    .collect();
+                Item::Ledger(LedgerDecl {
+                    name,
+                    members,
+                    span,
+                })
+            }
             Rule::flow_decl => {
                 let name = self.ident(inner.next()?);
                 let stmts = inner.filter_map(|p| self.stmt(p)).collect();

@@ -503,6 +503,7 @@ impl<'a> FlowCx<'a> {
             Some("http") => &["path", "method", "body", "query"],
             Some("file") => &["path", "format"],
             Some("bus") => &["subject"],
+            Some("ledger") if op.name.name == "reserve" => &["channel", "on_shortage"],
             _ => &[],
         };
         let mut cx = ExprCx::new(self.program, self.env, self.module, in_ty, diags);
@@ -665,6 +666,43 @@ impl<'a> FlowCx<'a> {
                         "a sink name or a queue name string",
                     ),
                 },
+                "channel" if extra_allowed.contains(&"channel") => match &entry.value.kind {
+                    crate::syntax::ast::ExprKind::Lit(crate::syntax::ast::Literal::Str(name)) => {
+                        super::ledger::check_reserve_channel(
+                            self.env,
+                            &op.connection.name,
+                            name,
+                            span,
+                            cx.diags,
+                        );
+                        kind_fields
+                            .options
+                            .insert("channel".into(), Value::String(name.clone()));
+                    }
+                    _ => invalid(
+                        cx.diags,
+                        &entry.name,
+                        span,
+                        "a channel name string, e.g. `\"web\"`",
+                    ),
+                },
+                "on_shortage" if extra_allowed.contains(&"on_shortage") => {
+                    match &entry.value.kind {
+                        crate::syntax::ast::ExprKind::Lit(crate::syntax::ast::Literal::Str(
+                            word,
+                        )) if matches!(word.as_str(), "reject" | "backorder") => {
+                            kind_fields
+                                .options
+                                .insert("on_shortage".into(), Value::String(word.clone()));
+                        }
+                        _ => invalid(
+                            cx.diags,
+                            &entry.name,
+                            span,
+                            "`\"reject\"` or `\"backorder\"`",
+                        ),
+                    }
+                }
                 other if extra_allowed.contains(&other) => {
                     if let crate::syntax::ast::ExprKind::Lit(crate::syntax::ast::Literal::Str(
                         text,

@@ -4,6 +4,7 @@
 pub mod builtins;
 pub mod expr;
 mod flow;
+pub mod ledger;
 pub mod settings;
 pub mod tables;
 pub mod types;
@@ -192,6 +193,14 @@ pub fn build_env(program: &Program, diags: &mut Diagnostics) -> Env {
         if let Item::Connection(decl) = program.item(*item) {
             let info = connection_info(program, &env, item.module, decl, diags);
             env.connections.insert(*item, info);
+        }
+    }
+    // Ledgers publish through connections, so they come after them.
+    for item in &refs {
+        if let Item::Ledger(decl) = program.item(*item) {
+            let (info, ledger) = ledger::ledger_info(program, &env, item.module, decl, diags);
+            env.connections.insert(*item, info);
+            env.ledgers.insert(*item, ledger);
         }
     }
     env
