@@ -3,6 +3,7 @@
 
 mod demo;
 mod dlq;
+mod inventory;
 mod map;
 mod run;
 mod sandbox;
@@ -27,6 +28,8 @@ enum Command {
     Run(run::Args),
     /// Inspect and replay dead letters.
     Dlq(dlq::Args),
+    /// Inspect the inventory ledgers: stock per location, what each channel was told.
+    Inventory(inventory::Args),
     /// Run the `test` blocks of flows.
     Test(test::Args),
     /// Run one flow's mapping and routing over a JSONL file, with no state.
@@ -42,6 +45,7 @@ pub fn run() -> ExitCode {
         Command::Demo(args) => demo::run(args),
         Command::Run(args) => run::run(args),
         Command::Dlq(args) => dlq::run(args),
+        Command::Inventory(args) => inventory::run(args),
         Command::Test(args) => test::run(args),
         Command::Map(args) => map::run(args),
         Command::Sandbox(args) => sandbox::run(args),

@@ -123,6 +123,8 @@ pub trait Backend: Send {
     fn mark_replayed(&mut self, id: i64) -> StateResult<()>;
     /// The rows of one inventory ledger.
     fn journal<'a>(&'a mut self, ledger: &'a str) -> StateResult<Box<dyn Journal + 'a>>;
+    /// The names of the ledgers that hold rows.
+    fn ledger_names(&mut self) -> StateResult<Vec<String>>;
 }
 
 /// A queued request: runs against the backend, says whether it succeeded (a failed job's
@@ -381,6 +383,10 @@ impl Backend for Unavailable {
         Err(self.0.clone())
     }
     fn journal<'a>(&'a mut self, _: &'a str) -> StateResult<Box<dyn Journal + 'a>> {
+        Err(self.0.clone())
+    }
+
+    fn ledger_names(&mut self) -> StateResult<Vec<String>> {
         Err(self.0.clone())
     }
 

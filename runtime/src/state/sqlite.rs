@@ -99,6 +99,17 @@ const LETTER_COLUMNS: &str =
     "id, flow, source, node, sink, key, correlation_id, message, payload, error, attempts, created_at, replayed_at";
 
 impl Backend for SqliteBackend {
+    fn ledger_names(&mut self) -> StateResult<Vec<String>> {
+        let mut query = self
+            .conn
+            .prepare(
+                "SELECT ledger FROM ledger_positions UNION SELECT ledger FROM ledger_publications ORDER BY 1",
+            )
+            .map_err(err)?;
+        let rows = query.query_map([], |row| row.get(0)).map_err(err)?;
+        rows.collect::<Result<Vec<String>, _>>().map_err(err)
+    }
+
     fn journal<'a>(&'a mut self, ledger: &'a str) -> StateResult<Box<dyn super::Journal + 'a>> {
         Ok(Box::new(super::journal::SqlJournal {
             conn: &self.conn,

@@ -262,3 +262,91 @@ impl Drop for TempDir {
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }
+
+/// An HTTP server that answers 200 to every request and keeps each body, in order, by path.
+pub struct Recorder {
+    pub port: u16,
+    pub bodies: Arc<Mutex<Vec<(String, serde_json::Value)>>>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Recorder {
+    /// Starts on a free port.
+    pub fn start() -> Recorder {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (bodies, stop): (Arc<Mutex<Vec<_>>>, Arc<AtomicBool>) = Default::default();
+        let (b, s) = (bodies.clone(), stop.clone());
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                if s.load(Ordering::Relaxed) {
+                    break;
+                }
+                let Ok(stream) = stream else { continue };
+                let bodies = b.clone();
+                std::thread::spawn(move || record(stream, bodies));
+            }
+        });
+        Recorder { port, bodies, stop }
+    }
+
+    /// The bodies received on a path, in order.
+    pub fn on(&self, path: &str) -> Vec<serde_json::Value> {
+        self.bodies
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(p, _)| p == path)
+            .map(|(_, b)| b.clone())
+            .collect()
+    }
+}
+
+impl Drop for Recorder {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        let _ = TcpStream::connect(("127.0.0.1", self.port));
+    }
+}
+
+fn record(stream: TcpStream, bodies: Arc<Mutex<Vec<(String, serde_json::Value)>>>) {
+    let Ok(mut writer) = stream.try_clone() else {
+        return;
+    };
+    let mut reader = BufReader::new(stream);
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+            return;
+        }
+        let path = line.split_whitespace().nth(1).unwrap_or("").to_string();
+        let mut length = 0;
+        loop {
+            let mut header = String::new();
+            if reader.read_line(&mut header).unwrap_or(0) == 0 {
+                return;
+            }
+            let header = header.trim_end().to_ascii_lowercase();
+            if header.is_empty() {
+                break;
+            }
+            if let Some(v) = header.strip_prefix("content-length:") {
+                length = v.trim().parse().unwrap_or(0);
+            }
+        }
+        let mut body = vec![0; length];
+        if reader.read_exact(&mut body).is_err() {
+            return;
+        }
+        let value = serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null);
+        bodies.lock().unwrap().push((path, value));
+        if writer
+            .write_all(
+                b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}",
+            )
+            .is_err()
+        {
+            return;
+        }
+    }
+}
