@@ -130,11 +130,20 @@ impl Backend for SqliteBackend {
     }
 
     fn savepoint(&mut self) -> StateResult<()> {
-        self.conn.execute_batch("SAVEPOINT job").map_err(err)
+        // Prepared once: a savepoint per request is on every message's path.
+        self.conn
+            .prepare_cached("SAVEPOINT job")
+            .and_then(|mut s| s.execute([]))
+            .map(|_| ())
+            .map_err(err)
     }
 
     fn release_savepoint(&mut self) -> StateResult<()> {
-        self.conn.execute_batch("RELEASE job").map_err(err)
+        self.conn
+            .prepare_cached("RELEASE job")
+            .and_then(|mut s| s.execute([]))
+            .map(|_| ())
+            .map_err(err)
     }
 
     fn rollback_savepoint(&mut self) -> StateResult<()> {
