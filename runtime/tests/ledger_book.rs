@@ -406,14 +406,14 @@ fn the_sqlite_journal_keeps_the_same_book_across_a_reload() {
         let a = sql_book.apply(journal.as_mut(), m).unwrap();
         let b = memory_book.apply(&mut memory, m).unwrap();
         assert_eq!(a, b);
-        sql_book.refresh(journal.as_mut(), "SKU-1", 0).unwrap();
+        sql_book.refresh("SKU-1", 0);
     }
     {
         let mut journal = backend.journal("stock").unwrap();
         sql_book
             .reserve(journal.as_mut(), "O1", 0, &[("SKU-1".into(), 2)], false, 0)
             .unwrap();
-        sql_book.refresh(journal.as_mut(), "SKU-1", 0).unwrap();
+        sql_book.refresh("SKU-1", 0);
     }
     backend.commit().unwrap();
     drop(backend);

@@ -2,7 +2,9 @@
 //! orders, in transit, free) and, per channel, its available-to-sell and what the channel
 //! was last told and when, read from the state store.
 
-use omniflow_runtime::ledger::book::Snapshot;
+use omniflow_compiler::ir;
+use omniflow_runtime::ledger::book::{Book, Snapshot};
+use omniflow_runtime::ledger::rules::Rules;
 use omniflow_runtime::state;
 use serde_json::{json, Value};
 
@@ -33,7 +35,7 @@ fn time(ms: Option<i64>) -> Value {
 }
 
 /// The sku's rows in one ledger, as JSON.
-fn report(ledger: &str, sku: &str, snapshot: Snapshot) -> Value {
+fn report(ledger: &str, sku: &str, snapshot: Snapshot, book: Option<&Book>) -> Value {
     let holds: Vec<_> = snapshot.holds.iter().filter(|h| h.sku == sku).collect();
     let locations: Vec<Value> = snapshot
         .positions
@@ -55,19 +57,37 @@ fn report(ledger: &str, sku: &str, snapshot: Snapshot) -> Value {
             })
         })
         .collect();
-    let channels: Vec<Value> = snapshot
-        .publications
-        .iter()
-        .filter(|(_, s, _)| s == sku)
-        .map(|(channel, _, p)| {
-            json!({
-                "channel": channel,
-                "ats": p.ats,
-                "published": p.published,
-                "published_at": time(p.published_at),
+    let channels: Vec<Value> = match book {
+        Some(book) => book
+            .rules
+            .channels
+            .iter()
+            .enumerate()
+            .map(|(idx, channel)| {
+                let told = book.publication(idx, sku);
+                json!({
+                    "channel": channel.name,
+                    "ats": book.ats(idx, sku),
+                    "published": told.and_then(|p| p.published),
+                    "published_at": time(told.and_then(|p| p.published_at)),
+                })
             })
-        })
-        .collect();
+            .collect(),
+        // Stored by a runtime that predates the stored declaration: what was told only.
+        None => snapshot
+            .publications
+            .iter()
+            .filter(|(_, s, _)| s == sku)
+            .map(|(channel, _, p)| {
+                json!({
+                    "channel": channel,
+                    "ats": Value::Null,
+                    "published": p.published,
+                    "published_at": time(p.published_at),
+                })
+            })
+            .collect(),
+    };
     let orders: std::collections::BTreeSet<&str> = holds.iter().map(|h| h.order.as_str()).collect();
     json!({
         "ledger": ledger,
@@ -110,10 +130,11 @@ fn print(report: &Value) {
         let published = c["published"]
             .as_i64()
             .map_or("-".to_string(), |v| v.to_string());
+        let ats = c["ats"].as_i64().map_or("?".to_string(), |v| v.to_string());
         println!(
             "  {:<18} {:>8} {:>9}  {}",
             c["channel"].as_str().unwrap_or(""),
-            num(c, "ats"),
+            ats,
             published,
             c["published_at"].as_str().unwrap_or("never"),
         );
@@ -139,12 +160,28 @@ pub fn run(args: Args) -> u8 {
     let reports = store.call_blocking(move |backend| {
         let mut out = Vec::new();
         for name in backend.ledger_names()? {
-            let snapshot = backend.journal(&name)?.load()?;
+            let mut journal = backend.journal(&name)?;
+            let snapshot = journal.load()?;
             let known = snapshot.positions.iter().any(|(s, _, _)| *s == wanted)
                 || snapshot.publications.iter().any(|(_, s, _)| *s == wanted);
-            if known {
-                out.push(report(&name, &wanted, snapshot));
+            if !known {
+                continue;
             }
+            // The declaration the runtime stored gives what each channel is offered now.
+            let book = match snapshot
+                .rules
+                .as_deref()
+                .and_then(|text| serde_json::from_str::<ir::Ledger>(text).ok())
+                .map(|declared| Rules::new(&declared))
+            {
+                Some(Ok(rules)) => {
+                    let mut book = Book::new(rules);
+                    book.load(journal.as_mut())?;
+                    Some(book)
+                }
+                _ => None,
+            };
+            out.push(report(&name, &wanted, snapshot, book.as_ref()));
         }
         Ok(out)
     });

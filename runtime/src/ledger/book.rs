@@ -142,6 +142,8 @@ impl Publication {
 /// Everything a ledger keeps durably, as loaded at start.
 #[derive(Debug, Default)]
 pub struct Snapshot {
+    /// The ledger's declaration as last started (JSON of the compiled ledger).
+    pub rules: Option<String>,
     pub positions: Vec<(String, String, Position)>,
     pub holds: Vec<Hold>,
     pub publications: Vec<(String, String, Publication)>,
@@ -162,6 +164,8 @@ pub trait Journal {
         sku: &str,
         publication: &Publication,
     ) -> StateResult<()>;
+    /// Stores the ledger's declaration (for readers without the flows).
+    fn save_rules(&mut self, rules: &str) -> StateResult<()>;
     /// Everything stored for the ledger.
     fn load(&mut self) -> StateResult<Snapshot>;
 }
@@ -232,14 +236,16 @@ impl Book {
             }
             self.holds.entry(hold.order.clone()).or_default().push(hold);
         }
-        let now = super::now_ms();
-        for (channel, sku, mut publication) in snapshot.publications {
+        for (channel, sku, publication) in snapshot.publications {
             if let Some(idx) = self.rules.channel(&channel) {
-                if publication.is_pending() {
-                    publication.pending_since = Some(now);
-                }
                 self.publications[idx].insert(sku, publication);
             }
+        }
+        // What each channel is offered now, from the positions and holds just loaded.
+        let now = super::now_ms();
+        let skus: Vec<String> = self.positions.keys().cloned().collect();
+        for sku in skus {
+            self.refresh(&sku, now);
         }
         Ok(())
     }
@@ -583,12 +589,9 @@ impl Book {
 
     /// Recomputes every channel's available-to-sell of a sku; returns the channels whose
     /// value changed, with the new value.
-    pub fn refresh(
-        &mut self,
-        journal: &mut dyn Journal,
-        sku: &str,
-        now: i64,
-    ) -> StateResult<Vec<(usize, i64)>> {
+    /// Not stored: what a channel is offered follows from the stored positions and holds;
+    /// only what it was told is written (see [`Book::published`]).
+    pub fn refresh(&mut self, sku: &str, now: i64) -> Vec<(usize, i64)> {
         let mut changed = Vec::new();
         for channel in 0..self.rules.channels.len() {
             let ats = self.ats(channel, sku);
@@ -605,10 +608,9 @@ impl Book {
                 (true, Some(since)) => Some(since),
                 (true, None) => Some(now),
             };
-            journal.save_publication(&self.rules.channels[channel].name, sku, publication)?;
             changed.push((channel, ats));
         }
-        Ok(changed)
+        changed
     }
 
     /// Records that a channel was told `value` for a sku; returns how long it waited

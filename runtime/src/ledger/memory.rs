@@ -13,6 +13,7 @@ pub struct MemoryJournal {
     positions: BTreeMap<(String, String), Position>,
     holds: BTreeMap<String, Vec<Hold>>,
     publications: BTreeMap<(String, String), Publication>,
+    rules: Option<String>,
 }
 
 impl Journal for MemoryJournal {
@@ -67,8 +68,14 @@ impl Journal for MemoryJournal {
         Ok(())
     }
 
+    fn save_rules(&mut self, rules: &str) -> StateResult<()> {
+        self.rules = Some(rules.to_string());
+        Ok(())
+    }
+
     fn load(&mut self) -> StateResult<Snapshot> {
         Ok(Snapshot {
+            rules: self.rules.clone(),
             positions: self
                 .positions
                 .iter()

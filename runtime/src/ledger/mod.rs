@@ -61,9 +61,11 @@ impl Ledger {
         let rules = rules::Rules::new(ledger)?;
         let book = Arc::new(Mutex::new(Book::new(rules)));
         let (name, loaded) = (ledger.name.clone(), book.clone());
+        let declared = serde_json::to_string(ledger).map_err(|e| e.to_string())?;
         store
-            .read(move |backend: &mut dyn Backend| {
+            .call(move |backend: &mut dyn Backend| {
                 let mut journal = backend.journal(&name)?;
+                journal.save_rules(&declared)?;
                 locked(&loaded).load(journal.as_mut())
             })
             .await
@@ -261,14 +263,14 @@ impl Ledger {
 /// Recomputes available-to-sell for the skus an operation changed.
 fn refresh(
     book: &mut Book,
-    journal: &mut dyn book::Journal,
+    _journal: &mut dyn book::Journal,
     applied: &Applied,
     now: i64,
 ) -> Result<Vec<(String, usize, i64)>, Refusal> {
     let mut changed = Vec::new();
     if let Applied::Changed(skus) = applied {
         for sku in skus {
-            for (channel, ats) in book.refresh(journal, sku, now).map_err(Refusal::Store)? {
+            for (channel, ats) in book.refresh(sku, now) {
                 changed.push((sku.clone(), channel, ats));
             }
         }

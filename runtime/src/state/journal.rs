@@ -4,7 +4,7 @@
 use super::sqlite::err;
 use super::StateResult;
 use crate::ledger::book::{Hold, Journal, Movement, Position, Publication, Snapshot};
-use rusqlite::{params, Connection};
+use rusqlite::{params, Connection, OptionalExtension};
 
 /// One ledger's view of the state database.
 pub struct SqlJournal<'a> {
@@ -51,9 +51,12 @@ impl Journal for SqlJournal<'_> {
         let mut upsert = self
             .conn
             .prepare_cached(
-                "INSERT OR REPLACE INTO ledger_positions \
+                "INSERT INTO ledger_positions \
                  (ledger, sku, location, on_hand, reserved, in_transit, count_at, count_id) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) \
+                 ON CONFLICT (ledger, sku, location) DO UPDATE SET on_hand = excluded.on_hand, \
+                 reserved = excluded.reserved, in_transit = excluded.in_transit, \
+                 count_at = excluded.count_at, count_id = excluded.count_id",
             )
             .map_err(err)?;
         upsert
@@ -127,8 +130,24 @@ impl Journal for SqlJournal<'_> {
         Ok(())
     }
 
+    fn save_rules(&mut self, rules: &str) -> StateResult<()> {
+        self.conn
+            .prepare_cached("INSERT INTO ledger_rules (ledger, rules) VALUES (?1, ?2) ON CONFLICT (ledger) DO UPDATE SET rules = excluded.rules")
+            .map_err(err)?
+            .execute(params![self.ledger, rules])
+            .map_err(err)?;
+        Ok(())
+    }
+
     fn load(&mut self) -> StateResult<Snapshot> {
         let mut snapshot = Snapshot::default();
+        snapshot.rules = self
+            .conn
+            .prepare("SELECT rules FROM ledger_rules WHERE ledger = ?1")
+            .map_err(err)?
+            .query_row(params![self.ledger], |row| row.get(0))
+            .optional()
+            .map_err(err)?;
         let mut positions = self
             .conn
             .prepare(

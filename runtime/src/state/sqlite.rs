@@ -48,6 +48,9 @@ CREATE TABLE IF NOT EXISTS ledger_holds (
     quantity INTEGER NOT NULL, channel TEXT NOT NULL, expires_at INTEGER,
     PRIMARY KEY (ledger, order_id, sku, location)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS ledger_rules (
+    ledger TEXT NOT NULL PRIMARY KEY, rules TEXT NOT NULL
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS ledger_publications (
     ledger TEXT NOT NULL, channel TEXT NOT NULL, sku TEXT NOT NULL,
     ats INTEGER NOT NULL, published INTEGER, published_at INTEGER,
