@@ -140,14 +140,16 @@ impl Journal for SqlJournal<'_> {
     }
 
     fn load(&mut self) -> StateResult<Snapshot> {
-        let mut snapshot = Snapshot::default();
-        snapshot.rules = self
-            .conn
-            .prepare("SELECT rules FROM ledger_rules WHERE ledger = ?1")
-            .map_err(err)?
-            .query_row(params![self.ledger], |row| row.get(0))
-            .optional()
-            .map_err(err)?;
+        let mut snapshot = Snapshot {
+            rules: self
+                .conn
+                .prepare("SELECT rules FROM ledger_rules WHERE ledger = ?1")
+                .map_err(err)?
+                .query_row(params![self.ledger], |row| row.get(0))
+                .optional()
+                .map_err(err)?,
+            ..Snapshot::default()
+        };
         let mut positions = self
             .conn
             .prepare(
