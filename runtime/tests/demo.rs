@@ -90,8 +90,25 @@ fn the_retail_day_against_the_sandbox_reconciles() {
         "{out}"
     );
     assert!(out.contains("held at the review desk"), "{out}");
+    // The flash sale: the free units held, the rest refused, the channels told 0.
+    for check in [
+        "yes  flash sale: exactly the free units are held, the other orders refused",
+        "yes  flash sale: every publishing channel was last told 0",
+        "yes  no SKU oversold",
+    ] {
+        assert!(out.contains(check), "{check}: {out}");
+    }
 
     let stats = get(&format!("{url}/_sandbox/stats"));
+    // The ledger told the storefront and Amazon the flash item's quantities.
+    assert!(
+        stats["shopify"]["inventory_updates"].as_u64().unwrap() >= 2,
+        "{stats}"
+    );
+    assert!(
+        stats["amazon_sp"]["listing_updates"].as_u64().unwrap() >= 2,
+        "{stats}"
+    );
     // Eight channel orders reached the ERP, each once, through an outage.
     assert_eq!(stats["odata"]["sales_orders_created"], 8, "{stats}");
     assert_eq!(stats["odata"]["duplicates_received"], 0, "{stats}");

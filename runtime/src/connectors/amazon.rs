@@ -11,6 +11,7 @@ use crate::sources::poll::{Page, PageFuture, Pager};
 use serde_json::{json, Value};
 use std::cell::RefCell;
 use std::collections::BTreeMap;
+use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 /// Waits for getOrderItems tokens within one page before giving up.
@@ -19,12 +20,21 @@ const ITEMS_WAITS: u32 = 60;
 /// Refresh this long before the token expires.
 const REFRESH_EARLY: Duration = Duration::from_secs(60);
 
+/// A cached access token and when to refresh it.
+type Cached = Rc<RefCell<Option<(String, Instant)>>>;
+
+thread_local! {
+    /// One token per (token endpoint, credentials): the sources and sinks of a connection,
+    /// and the ledger's publication to it, share it.
+    static TOKENS: RefCell<std::collections::HashMap<String, Cached>> = RefCell::default();
+}
+
 /// The LWA token cache of one connection.
 pub struct Lwa {
     client: reqwest::Client,
     token_url: String,
     form: String,
-    cached: RefCell<Option<(String, Instant)>>,
+    cached: Cached,
 }
 
 fn form_escape(value: &str) -> String {
@@ -42,18 +52,27 @@ fn form_escape(value: &str) -> String {
 impl Lwa {
     fn new(client: reqwest::Client, settings: &BTreeMap<String, Value>) -> Result<Lwa, String> {
         let get = |name| client::setting(settings, name, "amazon_sp");
+        let token_url = client::optional(settings, "token_endpoint")
+            .unwrap_or("https://api.amazon.com/auth/o2/token")
+            .to_string();
+        let form = format!(
+            "grant_type=refresh_token&refresh_token={}&client_id={}&client_secret={}",
+            form_escape(get("refresh_token")?),
+            form_escape(get("client_id")?),
+            form_escape(get("client_secret")?)
+        );
+        let cached = TOKENS.with(|tokens| {
+            tokens
+                .borrow_mut()
+                .entry(format!("{token_url} {form}"))
+                .or_default()
+                .clone()
+        });
         Ok(Lwa {
             client,
-            token_url: client::optional(settings, "token_endpoint")
-                .unwrap_or("https://api.amazon.com/auth/o2/token")
-                .to_string(),
-            form: format!(
-                "grant_type=refresh_token&refresh_token={}&client_id={}&client_secret={}",
-                form_escape(get("refresh_token")?),
-                form_escape(get("client_id")?),
-                form_escape(get("client_secret")?)
-            ),
-            cached: RefCell::new(None),
+            token_url,
+            form,
+            cached,
         })
     }
 

@@ -245,6 +245,17 @@ impl Ledger {
         &self.store
     }
 
+    /// The channels that publish somewhere.
+    pub fn publishing_channels(&self) -> Vec<usize> {
+        self.publishers
+            .borrow()
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| p.is_some())
+            .map(|(idx, _)| idx)
+            .collect()
+    }
+
     /// Reads the book.
     pub fn with_book<T>(&self, read: impl FnOnce(&Book) -> T) -> T {
         read(&locked(&self.book))

@@ -7,6 +7,7 @@
 //! expected reason, and the ERP holds nothing else.
 
 mod erp;
+mod flash;
 mod script;
 mod setup;
 mod summary;
@@ -373,6 +374,27 @@ async fn day(args: Args) -> Result<bool, String> {
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
 
+    let flash = match runner.ledgers.iter().find(|l| l.name == "stock") {
+        Some(ledger) => {
+            clock.say(format!(
+                "flash sale: 100 units of {} arrive (70 in the warehouse, 30 in SoHo), then {} orders from the storefront, Amazon and the stores at once",
+                flash::SKU,
+                1000
+            ));
+            let outcome = flash::run(ledger).await?;
+            clock.say(format!(
+                "flash sale over: {} free units, {} orders hold {} units, {} refused ({})",
+                outcome.available,
+                outcome.held_orders,
+                outcome.held_units,
+                outcome.refused,
+                outcome.sample_reason
+            ));
+            Some(outcome)
+        }
+        None => None,
+    };
+
     let erp_full = reader.orders().await?;
     let erp_orders: Vec<String> = erp_full.iter().map(|o| o.number.clone()).collect();
     let dead = store.call(|b| b.dead_letters(false, 10_000)).await?;
@@ -401,7 +423,7 @@ async fn day(args: Args) -> Result<bool, String> {
     let sum = |name: &'static str, flow: &str| metrics.sum(name, flow, |_| true);
     use omniflow_runtime::ops::metrics::{DUPLICATES, MESSAGES_OUT};
     let shipped = erp_full.iter().find(|o| o.number == first_shop);
-    let checks = vec![
+    let mut checks = vec![
         summary::Check {
             what: "storefront webhooks delivered twice were stored once",
             ok: metrics.sum(DUPLICATES, "ecommerce_split_fulfilment", |node| {
@@ -447,6 +469,42 @@ async fn day(args: Args) -> Result<bool, String> {
             detail: format!("{} movements published", sum(MESSAGES_OUT, "pos_sales")),
         },
     ];
+    if let Some(flash) = &flash {
+        println!("Inventory: oversold units per SKU (units held for orders beyond the stock)");
+        for (sku, over) in &flash.oversold {
+            println!("  {sku:<14} {over}");
+        }
+        println!();
+        let oversold: i64 = flash.oversold.iter().map(|(_, n)| n).sum();
+        checks.push(summary::Check {
+            what: "flash sale: exactly the free units are held, the other orders refused",
+            ok: flash.held_units == flash.available
+                && flash.held_orders as i64 == flash.available
+                && flash.held_orders + flash.refused == 1000,
+            detail: format!(
+                "{} received, {} free, {} held by {} orders, {} refused",
+                flash.received, flash.available, flash.held_units, flash.held_orders, flash.refused
+            ),
+        });
+        checks.push(summary::Check {
+            what: "flash sale: every publishing channel was last told 0",
+            ok: !flash.told.is_empty() && flash.told.iter().all(|(_, v)| *v == Some(0)),
+            detail: flash
+                .told
+                .iter()
+                .map(|(c, v)| format!("{c} {}", v.map_or("-".into(), |v| v.to_string())))
+                .collect::<Vec<_>>()
+                .join(", "),
+        });
+        checks.push(summary::Check {
+            what: "no SKU oversold",
+            ok: oversold == 0,
+            detail: format!(
+                "{oversold} units oversold over {} SKUs",
+                flash.oversold.len()
+            ),
+        });
+    }
     println!("Checks");
     print!("{}", summary::checks_table(&checks));
     println!();

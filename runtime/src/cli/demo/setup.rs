@@ -15,6 +15,7 @@ pub const FLOWS: &[&str] = &[
     "pos_sales",
     "shipment_confirmations",
     "omnichannel_returns",
+    "inventory_ledger",
 ];
 
 /// Poll interval of every source during the demo, in milliseconds.
@@ -99,18 +100,54 @@ pub fn adapt(
     }
     // The same overrides an omniflow.yaml would carry.
     let value = |v: &str| Setting::Value(Value::String(v.to_string()));
-    let mut connections = BTreeMap::from([(
-        "amazon".to_string(),
-        ConnectionOverride {
-            connector: None,
-            settings: BTreeMap::from([(
-                "token_endpoint".to_string(),
-                Setting::Env {
-                    env: "AMAZON_LWA_TOKEN_ENDPOINT".into(),
-                },
-            )]),
-        },
-    )]);
+    // The channels' own identifiers of the catalogue, for the ledger's publications.
+    let catalogue = omniflow_runtime::sandbox::catalog::ITEMS;
+    let shopify_items: Vec<String> = catalogue
+        .iter()
+        .enumerate()
+        .map(|(idx, item)| {
+            format!(
+                "{}={}",
+                item.item_code,
+                omniflow_runtime::sandbox::catalog::shopify_inventory_item_id(idx)
+            )
+        })
+        .collect();
+    let seller_skus: Vec<String> = catalogue
+        .iter()
+        .map(|item| format!("{}={}", item.item_code, item.sku))
+        .collect();
+    let online = omniflow_runtime::sandbox::catalog::SHOPIFY_LOCATIONS[0].0;
+    let mut connections = BTreeMap::from([
+        (
+            "amazon".to_string(),
+            ConnectionOverride {
+                connector: None,
+                settings: BTreeMap::from([
+                    (
+                        "token_endpoint".to_string(),
+                        Setting::Env {
+                            env: "AMAZON_LWA_TOKEN_ENDPOINT".into(),
+                        },
+                    ),
+                    ("sku_map".to_string(), value(&seller_skus.join(","))),
+                ]),
+            },
+        ),
+        (
+            "shop".to_string(),
+            ConnectionOverride {
+                connector: None,
+                settings: BTreeMap::from([
+                    ("item_map".to_string(), value(&shopify_items.join(","))),
+                    (
+                        "location_map".to_string(),
+                        value(&format!("WH-MAIN={online}")),
+                    ),
+                ]),
+            },
+        ),
+    ]);
     if let Some((service_url, user, password)) = odata_erp {
         connections.insert(
             "erp".to_string(),
