@@ -524,3 +524,106 @@ fn tryton_sales_shipments_and_stock_on_a_real_server() {
     });
     drop(peer);
 }
+
+#[test]
+fn inventory_drift_compares_the_ledger_with_tryton_stock() {
+    use omniflow_runtime::ledger::book::{Book, Kind, Movement};
+    use omniflow_runtime::ledger::rules::Rules;
+    use omniflow_runtime::state::{Backend, SqliteBackend};
+
+    let peer = peers::tryton();
+    let url = peers::tryton_url(&peer);
+    let erp = connection(
+        "tryton",
+        json!({"url": url, "database": "omniflow", "username": "admin", "password": "admin", "warehouse": "WH"}),
+    );
+    let stock = runtime()
+        .block_on(omniflow_runtime::ledger::drift::erp_stock(&erp))
+        .unwrap();
+    assert!(stock.len() >= 3, "the seeded items: {stock:?}");
+
+    // A ledger that agrees with the ERP except for two skus: one counted 4 too high, one
+    // never counted.
+    let dir = support::TempDir::new("drift");
+    let db = dir.0.join("state.db");
+    let declared = omniflow_compiler::ir::Ledger {
+        name: "stock".into(),
+        locations: vec!["WH-MAIN".into()],
+        reservation_window_ms: 60_000,
+        channels: Vec::new(),
+    };
+    let (high, missing) = (stock[0].0.clone(), stock[1].0.clone());
+    {
+        let mut backend = SqliteBackend::open(db.to_str().unwrap()).unwrap();
+        backend.begin().unwrap();
+        let mut journal = backend.journal("stock").unwrap();
+        journal
+            .save_rules(&serde_json::to_string(&declared).unwrap())
+            .unwrap();
+        let mut book = Book::new(Rules::new(&declared).unwrap());
+        for (sku, quantity) in stock.iter().filter(|(s, _)| *s != missing) {
+            let counted = if *sku == high {
+                quantity + 4
+            } else {
+                *quantity
+            };
+            book.apply(
+                journal.as_mut(),
+                &Movement {
+                    id: format!("count:{sku}"),
+                    kind: Kind::CycleCount,
+                    sku: sku.clone(),
+                    location: "WH-MAIN".into(),
+                    quantity: counted,
+                    counterpart: None,
+                    reference: None,
+                    at: 0,
+                },
+            )
+            .unwrap();
+        }
+        drop(journal);
+        backend.commit().unwrap();
+    }
+    let flow = dir.0.join("erp.flow");
+    std::fs::write(
+        &flow,
+        r#"use std.connectors.{tryton}
+connection erp = tryton {
+  url = env("TRYTON_URL")
+  database = "omniflow"
+  username = "admin"
+  password = secret("TRYTON_PASSWORD")
+  warehouse = "WH"
+}
+table locations: string -> string = { "tryton:WH": "WH-MAIN" }
+"#,
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_omniflow"))
+        .args(["inventory", "drift", "--json", "--state"])
+        .arg(format!("sqlite:{}", db.display()))
+        .arg(&flow)
+        .env("TRYTON_URL", &url)
+        .env("TRYTON_PASSWORD", "admin")
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "drift exits 1: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["location"], "WH-MAIN");
+    assert_eq!(report["erp_skus"], stock.len());
+    let quantity = |sku: &str| stock.iter().find(|(s, _)| s == sku).unwrap().1;
+    let mut expect = vec![
+        json!({"sku": high, "location": "WH-MAIN", "ledger": quantity(&high) + 4, "erp": quantity(&high)}),
+        json!({"sku": missing, "location": "WH-MAIN", "ledger": 0, "erp": quantity(&missing)}),
+    ];
+    expect.retain(|row| row["ledger"] != row["erp"]);
+    expect.sort_by_key(|row| row["sku"].as_str().unwrap().to_string());
+    assert_eq!(report["drift"], Value::Array(expect), "{report}");
+    drop(peer);
+}

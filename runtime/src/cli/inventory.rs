@@ -1,9 +1,11 @@
 //! `omniflow inventory show SKU`: a sku's stock per location (on-hand, reserved, held by
 //! orders, in transit, free) and, per channel, its available-to-sell and what the channel
-//! was last told and when, read from the state store.
+//! was last told and when, read from the state store. `omniflow inventory drift`: the
+//! ledger's on-hand against the ERP's stock quantities.
 
 use omniflow_compiler::ir;
 use omniflow_runtime::ledger::book::{Book, Snapshot};
+use omniflow_runtime::ledger::drift;
 use omniflow_runtime::ledger::rules::Rules;
 use omniflow_runtime::state;
 use serde_json::{json, Value};
@@ -26,6 +28,152 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Compare the ledger's on-hand with the ERP's stock (Tryton) at one location; exit 1
+    /// when they differ.
+    Drift {
+        /// The flows declaring the ERP connection.
+        #[arg(required = true)]
+        paths: Vec<std::path::PathBuf>,
+        /// The ERP connection (a `tryton` connection).
+        #[arg(long, default_value = "erp")]
+        connection: String,
+        /// The ledger location the ERP warehouse is (default: the `locations` table's
+        /// `tryton:WAREHOUSE` entry).
+        #[arg(long)]
+        location: Option<String>,
+        /// The ledger (default: the only one the state holds).
+        #[arg(long)]
+        ledger: Option<String>,
+        /// One JSON document.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// The ledger's book as stored, with its declaration.
+fn stored_book(backend: &mut dyn state::Backend, name: &str) -> Result<Option<Book>, String> {
+    let mut journal = backend.journal(name)?;
+    let snapshot = journal.load()?;
+    let Some(text) = snapshot.rules else {
+        return Ok(None);
+    };
+    let declared: ir::Ledger = serde_json::from_str(&text).map_err(|e| e.to_string())?;
+    let mut book = Book::new(Rules::new(&declared)?);
+    book.load(journal.as_mut())?;
+    Ok(Some(book))
+}
+
+fn drift(
+    store: &state::Store,
+    paths: &[std::path::PathBuf],
+    connection: &str,
+    location: Option<String>,
+    ledger: Option<String>,
+    json: bool,
+) -> u8 {
+    let graph = match omniflow_runtime::load::load_graph(paths) {
+        Ok(g) => g,
+        Err(err) => {
+            eprintln!("error: {err}");
+            return 2;
+        }
+    };
+    let Some(erp) = graph.connections.iter().find(|c| c.name == connection) else {
+        eprintln!("error: the flows declare no connection `{connection}`");
+        return 2;
+    };
+    let location = location.or_else(|| {
+        let warehouse = match erp.settings.get("warehouse") {
+            Some(ir::SettingValue::Value(Value::String(w))) => w.clone(),
+            Some(ir::SettingValue::Env(var)) => std::env::var(var).unwrap_or_default(),
+            _ => "WH".into(),
+        };
+        graph
+            .table("locations")
+            .and_then(|t| t.entries.get(&format!("tryton:{warehouse}")))
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    });
+    let Some(location) = location else {
+        eprintln!("error: give --location: the ledger location of the ERP warehouse");
+        return 2;
+    };
+    let books = store.call_blocking(move |backend| {
+        let names = backend.ledger_names()?;
+        let name = match ledger {
+            Some(name) => name,
+            None if names.len() == 1 => names[0].clone(),
+            None => {
+                return Err(format!(
+                    "give --ledger: the state holds {}",
+                    names.join(", ")
+                ))
+            }
+        };
+        stored_book(backend, &name)?.ok_or(format!(
+            "ledger `{name}` has no stored declaration; run it once first"
+        ))
+    });
+    let book = match books {
+        Ok(b) => b,
+        Err(err) => {
+            eprintln!("error: {err}");
+            return 2;
+        }
+    };
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(err) => {
+            eprintln!("error: {err}");
+            return 2;
+        }
+    };
+    let stock = match rt.block_on(drift::erp_stock(erp)) {
+        Ok(s) => s,
+        Err(err) => {
+            eprintln!("error: reading the ERP's stock: {err}");
+            return 2;
+        }
+    };
+    let rows = match drift::compare(&book, &location, &stock) {
+        Ok(rows) => rows,
+        Err(err) => {
+            eprintln!("error: {err}");
+            return 2;
+        }
+    };
+    if json {
+        println!(
+            "{}",
+            json!({"location": location, "erp_skus": stock.len(), "drift": rows})
+        );
+    } else {
+        println!(
+            "ledger `{}` against `{connection}` at {location}: {} skus in the ERP, {} differ",
+            book.rules.name,
+            stock.len(),
+            rows.len()
+        );
+        if !rows.is_empty() {
+            println!(
+                "  {:<16} {:>8} {:>8} {:>8}",
+                "sku", "ledger", "erp", "drift"
+            );
+            for r in &rows {
+                println!(
+                    "  {:<16} {:>8} {:>8} {:>+8}",
+                    r.sku,
+                    r.ledger,
+                    r.erp,
+                    r.ledger - r.erp
+                );
+            }
+        }
+    }
+    u8::from(!rows.is_empty())
 }
 
 fn time(ms: Option<i64>) -> Value {
@@ -155,32 +303,28 @@ pub fn run(args: Args) -> u8 {
             return 2;
         }
     };
-    let Command::Show { sku, json } = args.command;
+    let (sku, json) = match args.command {
+        Command::Show { sku, json } => (sku, json),
+        Command::Drift {
+            paths,
+            connection,
+            location,
+            ledger,
+            json,
+        } => return drift(&store, &paths, &connection, location, ledger, json),
+    };
     let wanted = sku.clone();
     let reports = store.call_blocking(move |backend| {
         let mut out = Vec::new();
         for name in backend.ledger_names()? {
-            let mut journal = backend.journal(&name)?;
-            let snapshot = journal.load()?;
+            let snapshot = backend.journal(&name)?.load()?;
             let known = snapshot.positions.iter().any(|(s, _, _)| *s == wanted)
                 || snapshot.publications.iter().any(|(_, s, _)| *s == wanted);
             if !known {
                 continue;
             }
             // The declaration the runtime stored gives what each channel is offered now.
-            let book = match snapshot
-                .rules
-                .as_deref()
-                .and_then(|text| serde_json::from_str::<ir::Ledger>(text).ok())
-                .map(|declared| Rules::new(&declared))
-            {
-                Some(Ok(rules)) => {
-                    let mut book = Book::new(rules);
-                    book.load(journal.as_mut())?;
-                    Some(book)
-                }
-                _ => None,
-            };
+            let book = stored_book(backend, &name)?;
             out.push(report(&name, &wanted, snapshot, book.as_ref()));
         }
         Ok(out)

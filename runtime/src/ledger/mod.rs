@@ -7,6 +7,7 @@
 //! reloaded from the store before the next operation.
 
 pub mod book;
+pub mod drift;
 pub mod memory;
 pub mod publish;
 pub mod rules;
