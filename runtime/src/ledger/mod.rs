@@ -46,7 +46,18 @@ pub struct Ledger {
     store: Store,
     pub metrics: Rc<Metrics>,
     publishers: RefCell<Vec<Option<Rc<publish::Publisher>>>>,
+    /// Movements waiting for the next flush, with who waits for each.
+    intake: RefCell<Vec<Pending>>,
+    flush_scheduled: std::cell::Cell<bool>,
 }
+
+type Pending = (
+    Movement,
+    tokio::sync::oneshot::Sender<Result<Applied, Refusal>>,
+);
+
+/// Most movements applied in one state request.
+pub const APPLY_CHUNK: usize = 128;
 
 fn locked(book: &Mutex<Book>) -> std::sync::MutexGuard<'_, Book> {
     book.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -79,6 +90,8 @@ impl Ledger {
             store,
             metrics,
             publishers: RefCell::new(vec![None; channels]),
+            intake: RefCell::default(),
+            flush_scheduled: std::cell::Cell::new(false),
         }))
     }
 
@@ -117,25 +130,77 @@ impl Ledger {
         }
     }
 
-    /// Applies one movement (once per movement id).
-    pub async fn apply(&self, movement: Movement) -> Result<Applied, Refusal> {
+    /// Applies one movement (once per movement id). Movements that arrive in the same
+    /// turn of the scheduler are applied in state requests of up to [`APPLY_CHUNK`]
+    /// (several in flight), so a burst pays for one request per chunk, not per movement.
+    pub async fn apply(self: &Rc<Self>, movement: Movement) -> Result<Applied, Refusal> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.intake.borrow_mut().push((movement, tx));
+        if !self.flush_scheduled.replace(true) {
+            let ledger = self.clone();
+            tokio::task::spawn_local(async move {
+                tokio::task::yield_now().await;
+                ledger.flush();
+            });
+        }
+        rx.await
+            .unwrap_or_else(|_| Err(Refusal::Store("the ledger stopped".into())))
+    }
+
+    /// Sends what the intake holds to the state thread, a request per chunk.
+    fn flush(self: &Rc<Self>) {
+        self.flush_scheduled.set(false);
+        let mut waiting = std::mem::take(&mut *self.intake.borrow_mut());
+        while !waiting.is_empty() {
+            let rest = waiting.split_off(waiting.len().min(APPLY_CHUNK));
+            let chunk = std::mem::replace(&mut waiting, rest);
+            tokio::task::spawn_local(self.clone().apply_chunk(chunk));
+        }
+    }
+
+    async fn apply_chunk(self: Rc<Self>, chunk: Vec<Pending>) {
+        let (movements, replies): (Vec<Movement>, Vec<_>) = chunk.into_iter().unzip();
         let result = self
             .run(move |book, journal, now| {
-                let applied = book.apply(journal, &movement)?;
-                let changed = refresh(book, journal, &applied, now)?;
-                Ok((applied, changed))
+                let mut outcomes = Vec::with_capacity(movements.len());
+                for movement in &movements {
+                    match book.apply(journal, movement) {
+                        Ok(applied) => {
+                            let changed = refresh(book, journal, &applied, now)?;
+                            outcomes.push(Ok((applied, changed)));
+                        }
+                        Err(Refusal::Invalid(reason)) => {
+                            outcomes.push(Err(Refusal::Invalid(reason)))
+                        }
+                        // The chunk's writes are undone together; the book reloads.
+                        Err(store) => return Err(store),
+                    }
+                }
+                Ok(outcomes)
             })
             .await;
-        let node = match &result {
-            Ok((Applied::Duplicate, _)) => "duplicate",
-            Ok(_) => "applied",
-            Err(Refusal::Invalid(_)) => "refused",
-            Err(Refusal::Store(_)) => "store_error",
-        };
-        self.metrics.add(MOVEMENTS, &self.name, node, 1);
-        let (applied, changed) = result?;
-        self.queue(changed);
-        Ok(applied)
+        match result {
+            Ok(outcomes) => {
+                for (outcome, reply) in outcomes.into_iter().zip(replies) {
+                    let node = match &outcome {
+                        Ok((Applied::Duplicate, _)) => "duplicate",
+                        Ok(_) => "applied",
+                        Err(_) => "refused",
+                    };
+                    self.metrics.add(MOVEMENTS, &self.name, node, 1);
+                    let _ = reply.send(outcome.map(|(applied, changed)| {
+                        self.queue(changed);
+                        applied
+                    }));
+                }
+            }
+            Err(err) => {
+                for reply in replies {
+                    self.metrics.add(MOVEMENTS, &self.name, "store_error", 1);
+                    let _ = reply.send(Err(err.clone()));
+                }
+            }
+        }
     }
 
     /// Reserves an order's lines for a channel (see [`Book::reserve`]).
