@@ -99,6 +99,8 @@ pub struct Position {
     /// The latest cycle count applied: its time and id.
     pub count_at: Option<i64>,
     pub count_id: String,
+    /// The position's row in the journal, once it has one.
+    pub row: Option<i64>,
 }
 
 impl Position {
@@ -151,11 +153,14 @@ pub struct Snapshot {
 
 /// The durable side of a book: one ledger's rows in the state store.
 pub trait Journal {
-    /// Records a movement with its on-hand delta; false when its id was recorded before.
-    fn record(&mut self, movement: &Movement, on_hand_delta: i64) -> StateResult<bool>;
-    /// The sum of on-hand deltas of (sku, location) that happened strictly after `at`.
-    fn on_hand_after(&mut self, sku: &str, location: &str, at: i64) -> StateResult<i64>;
-    fn save_position(&mut self, sku: &str, location: &str, position: &Position) -> StateResult<()>;
+    /// The row of a (sku, location) position, created empty when it has none.
+    fn position_row(&mut self, sku: &str, location: &str) -> StateResult<i64>;
+    /// Records a movement at a position with its on-hand delta; false when its id was
+    /// recorded before.
+    fn record(&mut self, movement: &Movement, row: i64, on_hand_delta: i64) -> StateResult<bool>;
+    /// The sum of on-hand deltas at a position that happened strictly after `at`.
+    fn on_hand_after(&mut self, row: i64, at: i64) -> StateResult<i64>;
+    fn save_position(&mut self, row: i64, position: &Position) -> StateResult<()>;
     /// Replaces an order's holds.
     fn save_holds(&mut self, order: &str, holds: &[Hold]) -> StateResult<()>;
     fn save_publication(
@@ -262,6 +267,22 @@ impl Book {
             .unwrap_or_else(|| unreachable!("inserted above"))
     }
 
+    /// The journal row of a position, created on first use.
+    fn row_id(
+        &mut self,
+        journal: &mut dyn Journal,
+        sku: &str,
+        location: usize,
+    ) -> Result<i64, Refusal> {
+        if let Some(row) = self.row_mut(sku)[location].row {
+            return Ok(row);
+        }
+        let name = self.rules.locations[location].clone();
+        let row = journal.position_row(sku, &name).map_err(journal_err)?;
+        self.row_mut(sku)[location].row = Some(row);
+        Ok(row)
+    }
+
     /// The position of (sku, location index), if any movement touched it.
     pub fn position(&self, sku: &str, location: usize) -> Option<&Position> {
         self.positions.get(sku).and_then(|row| row.get(location))
@@ -333,11 +354,13 @@ impl Book {
             )));
         }
         let delta = movement.kind.on_hand_delta(movement.quantity);
-        if !journal.record(movement, delta).map_err(journal_err)? {
+        let sku = movement.sku.as_str();
+        let row = self.row_id(journal, sku, at)?;
+        if !journal.record(movement, row, delta).map_err(journal_err)? {
             return Ok(Applied::Duplicate);
         }
-        let sku = movement.sku.as_str();
-        let mut position = self.row_mut(sku)[at].clone();
+        // Taken out and put back (no copy); a journal failure reloads the whole book.
+        let mut position = std::mem::take(&mut self.row_mut(sku)[at]);
         match movement.kind {
             Kind::CycleCount => {
                 let newer = match position.count_at {
@@ -348,7 +371,7 @@ impl Book {
                 };
                 if newer {
                     let after = journal
-                        .on_hand_after(sku, &movement.location, movement.at)
+                        .on_hand_after(row, movement.at)
                         .map_err(journal_err)?;
                     position.on_hand = movement.quantity + after;
                     position.count_at = Some(movement.at);
@@ -368,21 +391,23 @@ impl Book {
         }
         if movement.kind == Kind::Shipment {
             if let Some(order) = &movement.reference {
-                let consumed = self.consume_hold(journal, order, sku, at, movement.quantity)?;
-                position.held -= consumed;
+                let consumed = self.consume_hold(journal, order, sku, at, movement.quantity);
+                position.held -= consumed.as_ref().copied().unwrap_or(0);
+                if let Err(err) = consumed {
+                    self.row_mut(sku)[at] = position;
+                    return Err(err);
+                }
             }
         }
-        self.row_mut(sku)[at] = position.clone();
-        journal
-            .save_position(sku, &movement.location, &position)
-            .map_err(journal_err)?;
+        journal.save_position(row, &position).map_err(journal_err)?;
+        self.row_mut(sku)[at] = position;
         if let Some(to) = counterpart {
-            let mut target = self.row_mut(sku)[to].clone();
+            let target_row = self.row_id(journal, sku, to)?;
+            let target = &mut self.row_mut(sku)[to];
             target.in_transit += movement.quantity;
-            self.row_mut(sku)[to] = target.clone();
-            let name = self.rules.locations[to].clone();
+            let target = target.clone();
             journal
-                .save_position(sku, &name, &target)
+                .save_position(target_row, &target)
                 .map_err(journal_err)?;
         }
         Ok(Applied::Changed(vec![movement.sku.clone()]))
@@ -595,12 +620,13 @@ impl Book {
         let mut changed = Vec::new();
         for channel in 0..self.rules.channels.len() {
             let ats = self.ats(channel, sku);
+            let known = self.publications[channel].get(sku).map(|p| p.ats);
+            if known.unwrap_or(0) == ats {
+                continue;
+            }
             let publication = self.publications[channel]
                 .entry(sku.to_string())
                 .or_default();
-            if publication.ats == ats {
-                continue;
-            }
             publication.ats = ats;
             publication.pending_since = match (publication.is_pending(), publication.pending_since)
             {
@@ -647,10 +673,15 @@ impl Book {
     /// capped, and 0 below the minimum to publish.
     pub fn ats(&self, channel: usize, sku: &str) -> i64 {
         let rule = &self.rules.channels[channel];
-        let total: i64 = self
-            .sellable(channel, sku)
-            .into_iter()
-            .map(|(_, n)| n * i64::from(rule.share_bp) / 10_000)
+        let row = self.positions.get(sku);
+        let total: i64 = rule
+            .locations
+            .iter()
+            .map(|&l| {
+                let free = row.and_then(|r| r.get(l)).map_or(0, Position::free);
+                let sellable = (free - rule.safety(sku, &self.rules.locations[l])).max(0);
+                sellable * i64::from(rule.share_bp) / 10_000
+            })
             .sum();
         let capped = rule.cap.map_or(total, |cap| total.min(cap));
         if capped < rule.min_publish {

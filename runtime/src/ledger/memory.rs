@@ -8,43 +8,45 @@ use std::collections::{BTreeMap, HashMap};
 /// Every row a ledger would store, in memory.
 #[derive(Debug, Default, Clone)]
 pub struct MemoryJournal {
-    /// Movement id -> (sku, location, time, on-hand delta).
-    movements: HashMap<String, (String, String, i64, i64)>,
-    positions: BTreeMap<(String, String), Position>,
+    /// Movement id -> (position row, time, on-hand delta).
+    movements: HashMap<String, (i64, i64, i64)>,
+    /// (sku, location) -> row.
+    rows: BTreeMap<(String, String), i64>,
+    positions: BTreeMap<i64, Position>,
     holds: BTreeMap<String, Vec<Hold>>,
     publications: BTreeMap<(String, String), Publication>,
     rules: Option<String>,
 }
 
 impl Journal for MemoryJournal {
-    fn record(&mut self, movement: &Movement, on_hand_delta: i64) -> StateResult<bool> {
+    fn position_row(&mut self, sku: &str, location: &str) -> StateResult<i64> {
+        let next = self.rows.len() as i64 + 1;
+        Ok(*self
+            .rows
+            .entry((sku.to_string(), location.to_string()))
+            .or_insert(next))
+    }
+
+    fn record(&mut self, movement: &Movement, row: i64, on_hand_delta: i64) -> StateResult<bool> {
         if self.movements.contains_key(&movement.id) {
             return Ok(false);
         }
-        self.movements.insert(
-            movement.id.clone(),
-            (
-                movement.sku.clone(),
-                movement.location.clone(),
-                movement.at,
-                on_hand_delta,
-            ),
-        );
+        self.movements
+            .insert(movement.id.clone(), (row, movement.at, on_hand_delta));
         Ok(true)
     }
 
-    fn on_hand_after(&mut self, sku: &str, location: &str, at: i64) -> StateResult<i64> {
+    fn on_hand_after(&mut self, row: i64, at: i64) -> StateResult<i64> {
         Ok(self
             .movements
             .values()
-            .filter(|(s, l, t, _)| s == sku && l == location && *t > at)
-            .map(|(_, _, _, delta)| delta)
+            .filter(|(r, t, _)| *r == row && *t > at)
+            .map(|(_, _, delta)| delta)
             .sum())
     }
 
-    fn save_position(&mut self, sku: &str, location: &str, position: &Position) -> StateResult<()> {
-        self.positions
-            .insert((sku.to_string(), location.to_string()), position.clone());
+    fn save_position(&mut self, row: i64, position: &Position) -> StateResult<()> {
+        self.positions.insert(row, position.clone());
         Ok(())
     }
 
@@ -77,9 +79,19 @@ impl Journal for MemoryJournal {
         Ok(Snapshot {
             rules: self.rules.clone(),
             positions: self
-                .positions
+                .rows
                 .iter()
-                .map(|((s, l), p)| (s.clone(), l.clone(), p.clone()))
+                .filter_map(|((s, l), row)| {
+                    let p = self.positions.get(row)?;
+                    Some((
+                        s.clone(),
+                        l.clone(),
+                        Position {
+                            row: Some(*row),
+                            ..p.clone()
+                        },
+                    ))
+                })
                 .collect(),
             holds: self.holds.values().flatten().cloned().collect(),
             publications: self

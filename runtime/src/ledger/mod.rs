@@ -181,17 +181,22 @@ impl Ledger {
             .await;
         match result {
             Ok(outcomes) => {
+                let mut counts = [0u64; 3];
                 for (outcome, reply) in outcomes.into_iter().zip(replies) {
-                    let node = match &outcome {
-                        Ok((Applied::Duplicate, _)) => "duplicate",
-                        Ok(_) => "applied",
-                        Err(_) => "refused",
-                    };
-                    self.metrics.add(MOVEMENTS, &self.name, node, 1);
+                    counts[match &outcome {
+                        Ok((Applied::Duplicate, _)) => 1,
+                        Ok(_) => 0,
+                        Err(_) => 2,
+                    }] += 1;
                     let _ = reply.send(outcome.map(|(applied, changed)| {
                         self.queue(changed);
                         applied
                     }));
+                }
+                for (node, count) in ["applied", "duplicate", "refused"].into_iter().zip(counts) {
+                    if count > 0 {
+                        self.metrics.add(MOVEMENTS, &self.name, node, count);
+                    }
                 }
             }
             Err(err) => {

@@ -1,33 +1,61 @@
 //! An inventory ledger's rows in SQLite: movements (the de-duplication record and the
-//! delta log cycle counts are replayed over), positions, order holds and publications.
+//! delta log cycle counts are replayed over, keyed by the integer row of their position),
+//! positions, order holds and publications.
 
 use super::sqlite::err;
 use super::StateResult;
 use crate::ledger::book::{Hold, Journal, Movement, Position, Publication, Snapshot};
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::{params, CachedStatement, Connection, OptionalExtension};
 
-/// One ledger's view of the state database.
+/// One ledger's view of the state database, for one request. The statements of the
+/// per-movement path are looked up once per request.
 pub struct SqlJournal<'a> {
     pub conn: &'a Connection,
     pub ledger: &'a str,
+    pub record: Option<CachedStatement<'a>>,
+    pub update: Option<CachedStatement<'a>>,
 }
 
+const RECORD: &str = "INSERT OR IGNORE INTO ledger_moves (ledger, id, kind, position, at, delta) \
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
+const UPDATE: &str = "UPDATE ledger_stock SET on_hand = ?2, reserved = ?3, in_transit = ?4, \
+     count_at = ?5, count_id = ?6 WHERE id = ?1";
+
 impl Journal for SqlJournal<'_> {
-    fn record(&mut self, movement: &Movement, on_hand_delta: i64) -> StateResult<bool> {
-        let mut insert = self
+    fn position_row(&mut self, sku: &str, location: &str) -> StateResult<i64> {
+        let found: Option<i64> = self
             .conn
             .prepare_cached(
-                "INSERT OR IGNORE INTO ledger_movements (ledger, id, kind, sku, location, at, delta) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                "SELECT id FROM ledger_stock WHERE ledger = ?1 AND sku = ?2 AND location = ?3",
             )
+            .map_err(err)?
+            .query_row(params![self.ledger, sku, location], |row| row.get(0))
+            .optional()
             .map_err(err)?;
+        if let Some(id) = found {
+            return Ok(id);
+        }
+        self.conn
+            .prepare_cached("INSERT INTO ledger_stock (ledger, sku, location) VALUES (?1, ?2, ?3)")
+            .map_err(err)?
+            .execute(params![self.ledger, sku, location])
+            .map_err(err)?;
+        Ok(self.conn.last_insert_rowid())
+    }
+
+    fn record(&mut self, movement: &Movement, row: i64, on_hand_delta: i64) -> StateResult<bool> {
+        if self.record.is_none() {
+            self.record = Some(self.conn.prepare_cached(RECORD).map_err(err)?);
+        }
+        let Some(insert) = self.record.as_mut() else {
+            unreachable!("prepared above")
+        };
         let added = insert
             .execute(params![
                 self.ledger,
                 movement.id,
                 movement.kind.as_str(),
-                movement.sku,
-                movement.location,
+                row,
                 movement.at,
                 on_hand_delta
             ])
@@ -35,35 +63,26 @@ impl Journal for SqlJournal<'_> {
         Ok(added == 1)
     }
 
-    fn on_hand_after(&mut self, sku: &str, location: &str, at: i64) -> StateResult<i64> {
+    fn on_hand_after(&mut self, row: i64, at: i64) -> StateResult<i64> {
         let mut sum = self
             .conn
             .prepare_cached(
-                "SELECT COALESCE(SUM(delta), 0) FROM ledger_movements \
-                 WHERE ledger = ?1 AND sku = ?2 AND location = ?3 AND at > ?4",
+                "SELECT COALESCE(SUM(delta), 0) FROM ledger_moves WHERE position = ?1 AND at > ?2",
             )
             .map_err(err)?;
-        sum.query_row(params![self.ledger, sku, location, at], |row| row.get(0))
-            .map_err(err)
+        sum.query_row(params![row, at], |r| r.get(0)).map_err(err)
     }
 
-    fn save_position(&mut self, sku: &str, location: &str, position: &Position) -> StateResult<()> {
-        let mut upsert = self
-            .conn
-            .prepare_cached(
-                "INSERT INTO ledger_positions \
-                 (ledger, sku, location, on_hand, reserved, in_transit, count_at, count_id) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) \
-                 ON CONFLICT (ledger, sku, location) DO UPDATE SET on_hand = excluded.on_hand, \
-                 reserved = excluded.reserved, in_transit = excluded.in_transit, \
-                 count_at = excluded.count_at, count_id = excluded.count_id",
-            )
-            .map_err(err)?;
-        upsert
+    fn save_position(&mut self, row: i64, position: &Position) -> StateResult<()> {
+        if self.update.is_none() {
+            self.update = Some(self.conn.prepare_cached(UPDATE).map_err(err)?);
+        }
+        let Some(update) = self.update.as_mut() else {
+            unreachable!("prepared above")
+        };
+        update
             .execute(params![
-                self.ledger,
-                sku,
-                location,
+                row,
                 position.on_hand,
                 position.reserved,
                 position.in_transit,
@@ -153,8 +172,8 @@ impl Journal for SqlJournal<'_> {
         let mut positions = self
             .conn
             .prepare(
-                "SELECT sku, location, on_hand, reserved, in_transit, count_at, count_id \
-                 FROM ledger_positions WHERE ledger = ?1",
+                "SELECT sku, location, on_hand, reserved, in_transit, count_at, count_id, id \
+                 FROM ledger_stock WHERE ledger = ?1",
             )
             .map_err(err)?;
         let rows = positions
@@ -169,6 +188,7 @@ impl Journal for SqlJournal<'_> {
                         held: 0,
                         count_at: row.get(5)?,
                         count_id: row.get(6)?,
+                        row: Some(row.get(7)?),
                     },
                 ))
             })

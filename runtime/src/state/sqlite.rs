@@ -31,18 +31,19 @@ CREATE TABLE IF NOT EXISTS dead_letters (
     correlation_id TEXT NOT NULL, message TEXT NOT NULL, payload TEXT NOT NULL,
     error TEXT NOT NULL, attempts TEXT NOT NULL, created_at INTEGER NOT NULL, replayed_at INTEGER
 );
-CREATE TABLE IF NOT EXISTS ledger_movements (
-    ledger TEXT NOT NULL, id TEXT NOT NULL, kind TEXT NOT NULL, sku TEXT NOT NULL,
-    location TEXT NOT NULL, at INTEGER NOT NULL, delta INTEGER NOT NULL,
+CREATE TABLE IF NOT EXISTS ledger_stock (
+    id INTEGER PRIMARY KEY,
+    ledger TEXT NOT NULL, sku TEXT NOT NULL, location TEXT NOT NULL,
+    on_hand INTEGER NOT NULL DEFAULT 0, reserved INTEGER NOT NULL DEFAULT 0,
+    in_transit INTEGER NOT NULL DEFAULT 0, count_at INTEGER, count_id TEXT NOT NULL DEFAULT '',
+    UNIQUE (ledger, sku, location)
+);
+CREATE TABLE IF NOT EXISTS ledger_moves (
+    ledger TEXT NOT NULL, id TEXT NOT NULL, kind TEXT NOT NULL, position INTEGER NOT NULL,
+    at INTEGER NOT NULL, delta INTEGER NOT NULL,
     PRIMARY KEY (ledger, id)
 ) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS ledger_movements_by_position ON ledger_movements (ledger, sku, location, at);
-CREATE TABLE IF NOT EXISTS ledger_positions (
-    ledger TEXT NOT NULL, sku TEXT NOT NULL, location TEXT NOT NULL,
-    on_hand INTEGER NOT NULL, reserved INTEGER NOT NULL, in_transit INTEGER NOT NULL,
-    count_at INTEGER, count_id TEXT NOT NULL,
-    PRIMARY KEY (ledger, sku, location)
-) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS ledger_moves_by_position ON ledger_moves (position, at);
 CREATE TABLE IF NOT EXISTS ledger_holds (
     ledger TEXT NOT NULL, order_id TEXT NOT NULL, sku TEXT NOT NULL, location TEXT NOT NULL,
     quantity INTEGER NOT NULL, channel TEXT NOT NULL, expires_at INTEGER,
@@ -106,7 +107,7 @@ impl Backend for SqliteBackend {
         let mut query = self
             .conn
             .prepare(
-                "SELECT ledger FROM ledger_positions UNION SELECT ledger FROM ledger_publications ORDER BY 1",
+                "SELECT ledger FROM ledger_stock UNION SELECT ledger FROM ledger_publications ORDER BY 1",
             )
             .map_err(err)?;
         let rows = query.query_map([], |row| row.get(0)).map_err(err)?;
@@ -117,6 +118,8 @@ impl Backend for SqliteBackend {
         Ok(Box::new(super::journal::SqlJournal {
             conn: &self.conn,
             ledger,
+            record: None,
+            update: None,
         }))
     }
 
