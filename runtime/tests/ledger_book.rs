@@ -436,3 +436,64 @@ fn the_sqlite_journal_keeps_the_same_book_across_a_reload() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_shipment_from_another_location_consumes_the_orders_hold_there() {
+    let mut book = Book::new(rules(vec![channel("web", &["WH", "STORE"], 10_000)], 0));
+    let mut journal = MemoryJournal::default();
+    book.apply(&mut journal, &movement("r1", Kind::Receipt, "WH", 2, 0))
+        .unwrap();
+    book.apply(&mut journal, &movement("r2", Kind::Receipt, "STORE", 5, 0))
+        .unwrap();
+    // Held at WH first (2), then STORE (1).
+    book.reserve(&mut journal, "A", 0, &[("SKU-1".into(), 3)], false, 0)
+        .unwrap();
+    assert_eq!(book.position("SKU-1", 0).unwrap().held, 2);
+    assert_eq!(book.position("SKU-1", 1).unwrap().held, 1);
+    // The whole order ships from the store: every hold of the order is consumed.
+    let mut ship = movement("s1", Kind::Shipment, "STORE", 3, 10);
+    ship.reference = Some("A".into());
+    book.apply(&mut journal, &ship).unwrap();
+    assert!(book.holds("A").is_empty());
+    let (wh, store) = (
+        book.position("SKU-1", 0).unwrap(),
+        book.position("SKU-1", 1).unwrap(),
+    );
+    assert_eq!((wh.on_hand, wh.held, wh.free()), (2, 0, 2));
+    assert_eq!((store.on_hand, store.held, store.free()), (2, 0, 2));
+}
+
+#[test]
+fn a_release_ahead_of_its_reservation_frees_nothing_that_is_not_there() {
+    let mut book = Book::new(rules(vec![channel("web", &["WH"], 10_000)], 0));
+    let mut journal = MemoryJournal::default();
+    book.apply(&mut journal, &movement("r1", Kind::Receipt, "WH", 10, 0))
+        .unwrap();
+    book.apply(&mut journal, &movement("rel", Kind::Release, "WH", 4, 5))
+        .unwrap();
+    assert_eq!(book.position("SKU-1", 0).unwrap().free(), 10);
+    assert_eq!(book.ats(0, "SKU-1"), 10);
+    book.apply(
+        &mut journal,
+        &movement("res", Kind::Reservation, "WH", 4, 1),
+    )
+    .unwrap();
+    assert_eq!(book.ats(0, "SKU-1"), 10);
+}
+
+#[test]
+fn absurd_quantities_are_refused() {
+    let mut book = Book::new(rules(vec![channel("web", &["WH"], 10_000)], 0));
+    let mut journal = MemoryJournal::default();
+    let err = book
+        .apply(
+            &mut journal,
+            &movement("big", Kind::Receipt, "WH", i64::MAX, 0),
+        )
+        .unwrap_err();
+    assert!(matches!(err, Refusal::Invalid(r) if r.contains("beyond")));
+    let err = book
+        .reserve(&mut journal, "O", 0, &[("SKU-1".into(), i64::MAX)], true, 0)
+        .unwrap_err();
+    assert!(matches!(err, Refusal::Invalid(_)));
+}

@@ -106,6 +106,42 @@ flow {channel}_orders {{
 /// A runtime this test started, stopped however the test ends.
 struct Running(Child);
 
+/// Starts `omniflow run` on the test's flow and state; returns once it is ready.
+fn launch(dir: &TempDir, channels: &Recorder, hooks: u16, ops: u16) -> Running {
+    let base = format!("http://127.0.0.1:{}", channels.port);
+    let log = std::fs::File::options()
+        .create(true)
+        .append(true)
+        .open(dir.0.join("runtime.log"))
+        .unwrap();
+    let runtime = Running(
+        Command::new(BIN)
+            .arg("run")
+            .arg(dir.0.join("ledger.flow"))
+            .arg("--state")
+            .arg(format!("sqlite:{}", dir.0.join("state.db").display()))
+            .arg("--webhook-addr")
+            .arg(format!("127.0.0.1:{hooks}"))
+            .arg("--ops-addr")
+            .arg(format!("127.0.0.1:{ops}"))
+            .env("MOVES_DIR", dir.0.join("in"))
+            .env("WEB_URL", format!("{base}/web"))
+            .env("MARKETPLACE_URL", format!("{base}/marketplace"))
+            .env("POS_URL", format!("{base}/pos"))
+            .env("OMNIFLOW_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(log))
+            .spawn()
+            .unwrap(),
+    );
+    wait_for(
+        "the runtime's ops endpoint",
+        Duration::from_secs(60),
+        || http("GET", ops, "/ready", "").0 == 200,
+    );
+    runtime
+}
+
 impl Drop for Running {
     fn drop(&mut self) {
         let _ = self.0.kill();
@@ -118,51 +154,30 @@ struct Setup {
     channels: Recorder,
     hooks: u16,
     ops: u16,
-    _runtime: Running,
+    runtime: Running,
 }
 
 impl Setup {
     fn start(name: &str, rate: &str) -> Setup {
         let dir = TempDir::new(name);
-        let path = dir.0.join("ledger.flow");
-        std::fs::write(&path, flow(rate)).unwrap();
+        std::fs::write(dir.0.join("ledger.flow"), flow(rate)).unwrap();
         let channels = Recorder::start();
         let (hooks, ops) = (free_port(), free_port());
-        let base = format!("http://127.0.0.1:{}", channels.port);
-        let runtime = Running(
-            Command::new(BIN)
-                .arg("run")
-                .arg(&path)
-                .arg("--state")
-                .arg(format!("sqlite:{}", dir.0.join("state.db").display()))
-                .arg("--webhook-addr")
-                .arg(format!("127.0.0.1:{hooks}"))
-                .arg("--ops-addr")
-                .arg(format!("127.0.0.1:{ops}"))
-                .env("MOVES_DIR", dir.0.join("in"))
-                .env("WEB_URL", format!("{base}/web"))
-                .env("MARKETPLACE_URL", format!("{base}/marketplace"))
-                .env("POS_URL", format!("{base}/pos"))
-                .env("OMNIFLOW_LOG", "warn")
-                .stdout(Stdio::null())
-                .stderr(Stdio::from(
-                    std::fs::File::create(dir.0.join("runtime.log")).unwrap(),
-                ))
-                .spawn()
-                .unwrap(),
-        );
-        wait_for(
-            "the runtime's ops endpoint",
-            Duration::from_secs(60),
-            || http("GET", ops, "/ready", "").0 == 200,
-        );
+        let runtime = launch(&dir, &channels, hooks, ops);
         Setup {
             dir,
             channels,
             hooks,
             ops,
-            _runtime: runtime,
+            runtime,
         }
+    }
+
+    /// Kills the runtime with SIGKILL and starts it again on the same state.
+    fn kill_and_restart(&mut self) {
+        let _ = self.runtime.0.kill();
+        let _ = self.runtime.0.wait();
+        self.runtime = launch(&self.dir, &self.channels, self.hooks, self.ops);
     }
 
     fn metric(&self, name: &str, node: &str) -> u64 {
@@ -429,5 +444,73 @@ fn a_rate_limited_channel_receives_the_latest_quantity_and_far_fewer_calls() {
     assert_eq!(
         setup.metric("omniflow_ledger_movements_total", "duplicate"),
         0
+    );
+}
+
+#[test]
+fn stock_survives_sigkill_and_the_channels_are_told_after_the_restart() {
+    let mut setup = Setup::start("ledger-kill", "20/s");
+    let skus: Vec<String> = (0..8).map(|n| format!("KILL-{n}")).collect();
+    let mut moves = Vec::new();
+    let mut expected: BTreeMap<(String, &str), i64> = BTreeMap::new();
+    for n in 0..30_000 {
+        let sku = &skus[n % skus.len()];
+        let (kind, location, sign) = match n % 3 {
+            0 | 1 => ("receipt", "WH", 1),
+            _ => ("sale", if n % 2 == 0 { "WH" } else { "STORE" }, -1),
+        };
+        let quantity = 1 + (n % 5) as i64;
+        *expected.entry((sku.clone(), location)).or_default() += sign * quantity;
+        moves.push(movement(
+            &format!("k-{n:05}"),
+            kind,
+            sku,
+            location,
+            quantity,
+        ));
+    }
+    setup.drop_moves("moves.jsonl", &moves);
+    wait_for(
+        "movements applied before the kill",
+        Duration::from_secs(120),
+        || setup.metric("omniflow_ledger_movements_total", "applied") >= 1_500,
+    );
+    let before = setup.metric("omniflow_ledger_movements_total", "applied");
+    setup.kill_and_restart();
+    eprintln!("killed after {before} of 30,000 movements");
+    // Every movement is applied once across the kill: the stock is the sum of the file.
+    wait_for(
+        "the stock after the restart",
+        Duration::from_secs(180),
+        || {
+            skus.iter().all(|sku| {
+                let shown = setup.show(sku);
+                shown["locations"].as_array().unwrap().iter().all(|l| {
+                    let location = if l["location"] == "WH" { "WH" } else { "STORE" };
+                    l["on_hand"].as_i64()
+                        == Some(expected.get(&(sku.clone(), location)).copied().unwrap_or(0))
+                })
+            })
+        },
+    );
+    // The restarted runtime resumed the file where its durable cursor was.
+    let after = setup.metric("omniflow_ledger_movements_total", "applied")
+        + setup.metric("omniflow_ledger_movements_total", "duplicate");
+    eprintln!("the restarted runtime applied {after}");
+    assert!(after > 0, "nothing was left to apply after the kill");
+    // What the channels were not told before the kill, they are told after it.
+    wait_for(
+        "the channels to converge after the restart",
+        Duration::from_secs(120),
+        || {
+            skus.iter().all(|sku| {
+                let shown = setup.show(sku);
+                let last = setup.last_published(sku);
+                shown["channels"].as_array().unwrap().iter().all(|c| {
+                    c["published"] == c["ats"]
+                        && last.get(c["channel"].as_str().unwrap()).copied() == c["ats"].as_i64()
+                })
+            })
+        },
     );
 }

@@ -10,6 +10,10 @@ use super::rules::Rules;
 use crate::state::StateResult;
 use std::collections::HashMap;
 
+/// The most units one movement or order line may carry: far beyond any real quantity,
+/// and far from overflowing the sums the ledger keeps.
+pub const MAX_QUANTITY: i64 = 1_000_000_000;
+
 /// What a movement does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -106,7 +110,9 @@ pub struct Position {
 impl Position {
     /// Units not held by anyone, never negative.
     pub fn free(&self) -> i64 {
-        (self.on_hand - self.reserved - self.held).max(0)
+        // A release delivered before its reservation leaves `reserved` below 0 for a
+        // while; it never frees units that are not there.
+        (self.on_hand - self.reserved.max(0) - self.held).max(0)
     }
 }
 
@@ -344,6 +350,12 @@ impl Book {
                 movement.id
             )));
         }
+        if movement.quantity.abs() > MAX_QUANTITY {
+            return Err(Refusal::Invalid(format!(
+                "movement {}: {} units is beyond the {MAX_QUANTITY} a movement may carry",
+                movement.id, movement.quantity
+            )));
+        }
         let signed_ok = movement.kind == Kind::Adjustment || movement.quantity >= 0;
         if !signed_ok {
             return Err(Refusal::Invalid(format!(
@@ -389,7 +401,7 @@ impl Book {
                 }
             }
         }
-        if movement.kind == Kind::Shipment {
+        if matches!(movement.kind, Kind::Shipment | Kind::Sale) {
             if let Some(order) = &movement.reference {
                 let consumed = self.consume_hold(journal, order, sku, at, movement.quantity);
                 position.held -= consumed.as_ref().copied().unwrap_or(0);
@@ -413,8 +425,9 @@ impl Book {
         Ok(Applied::Changed(vec![movement.sku.clone()]))
     }
 
-    /// Takes up to `quantity` from an order's hold of a sku at a location (a shipment of
-    /// reserved units); returns what it took.
+    /// Takes up to `quantity` from an order's holds of a sku (a shipment or sale of
+    /// reserved units): at the movement's location first, then at the others. Returns what
+    /// it took at `location`; what it took elsewhere is released there directly.
     fn consume_hold(
         &mut self,
         journal: &mut dyn Journal,
@@ -423,20 +436,29 @@ impl Book {
         location: usize,
         quantity: i64,
     ) -> Result<i64, Refusal> {
-        let name = &self.rules.locations[location];
+        let here = self.rules.locations[location].clone();
         let Some(holds) = self.holds.get_mut(order) else {
             return Ok(0);
         };
-        let mut taken = 0;
-        for hold in holds
-            .iter_mut()
-            .filter(|h| h.sku == sku && &h.location == name)
-        {
-            let take = hold.quantity.min(quantity - taken);
-            hold.quantity -= take;
-            taken += take;
+        let mut order_of: Vec<usize> = (0..holds.len())
+            .filter(|&i| holds[i].sku == sku && !holds[i].location.is_empty())
+            .collect();
+        order_of.sort_by_key(|&i| holds[i].location != here);
+        let (mut taken_here, mut taken_elsewhere, mut left) = (0, Vec::new(), quantity);
+        for i in order_of {
+            let take = holds[i].quantity.min(left);
+            if take == 0 {
+                break;
+            }
+            holds[i].quantity -= take;
+            left -= take;
+            if holds[i].location == here {
+                taken_here += take;
+            } else {
+                taken_elsewhere.push((holds[i].location.clone(), take));
+            }
         }
-        if taken == 0 {
+        if left == quantity {
             return Ok(0);
         }
         holds.retain(|h| h.quantity > 0);
@@ -444,8 +466,13 @@ impl Book {
         if remaining.is_empty() {
             self.holds.remove(order);
         }
+        for (name, take) in taken_elsewhere {
+            if let Some(l) = self.rules.location(&name) {
+                self.row_mut(sku)[l].held -= take;
+            }
+        }
         journal.save_holds(order, &remaining).map_err(journal_err)?;
-        Ok(taken)
+        Ok(taken_here)
     }
 
     /// Units of a sku a channel may take now at each of its locations (free less the
@@ -480,7 +507,7 @@ impl Book {
         }
         let mut wanted: Vec<(String, i64)> = Vec::new();
         for (sku, quantity) in lines {
-            if *quantity <= 0 {
+            if *quantity <= 0 || *quantity > MAX_QUANTITY {
                 return Err(Refusal::Invalid(format!(
                     "order {order}: line for {sku} asks for {quantity} units"
                 )));

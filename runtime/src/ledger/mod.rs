@@ -95,38 +95,41 @@ impl Ledger {
         }))
     }
 
-    /// Runs `op` against the book and its journal in the next batch.
+    /// Runs `op` against the book and its journal in the next batch. When the request or
+    /// its batch fails, the book is marked stale on the state thread and reloaded from the
+    /// store before the next operation runs.
     async fn run<T, F>(&self, op: F) -> Result<T, Refusal>
     where
         T: Send + 'static,
         F: FnOnce(&mut Book, &mut dyn book::Journal, i64) -> Result<T, Refusal> + Send + 'static,
     {
         let (name, book, stale) = (self.name.clone(), self.book.clone(), self.stale.clone());
-        let inner_stale = stale.clone();
         let result = self
             .store
-            .call(move |backend: &mut dyn Backend| {
-                let mut journal = backend.journal(&name)?;
-                let mut book = locked(&book);
-                if inner_stale.swap(false, Ordering::SeqCst) {
-                    book.load(journal.as_mut())?;
-                }
-                match op(&mut book, journal.as_mut(), now_ms()) {
-                    Ok(value) => Ok(Ok(value)),
-                    Err(Refusal::Invalid(reason)) => Ok(Err(Refusal::Invalid(reason))),
-                    Err(Refusal::Store(err)) => {
-                        inner_stale.store(true, Ordering::SeqCst);
-                        Err(err)
+            .call_flagging(
+                move |backend: &mut dyn Backend| {
+                    let mut journal = backend.journal(&name)?;
+                    let mut book = locked(&book);
+                    if stale.load(Ordering::SeqCst) {
+                        book.load(journal.as_mut())?;
+                        stale.store(false, Ordering::SeqCst);
                     }
-                }
-            })
+                    match op(&mut book, journal.as_mut(), now_ms()) {
+                        Ok(value) => Ok(Ok(value)),
+                        Err(Refusal::Invalid(reason)) => Ok(Err(Refusal::Invalid(reason))),
+                        Err(Refusal::Store(err)) => {
+                            // Its writes are undone; later requests of this batch reload.
+                            stale.store(true, Ordering::SeqCst);
+                            Err(err)
+                        }
+                    }
+                },
+                self.stale.clone(),
+            )
             .await;
         match result {
             Ok(outcome) => outcome,
-            Err(err) => {
-                stale.store(true, Ordering::SeqCst);
-                Err(Refusal::Store(err))
-            }
+            Err(err) => Err(Refusal::Store(err)),
         }
     }
 

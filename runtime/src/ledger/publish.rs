@@ -28,6 +28,8 @@ pub const LAG: &str = "omniflow_inventory_publication_lag_seconds";
 pub const PENDING: &str = "omniflow_inventory_publication_pending";
 
 const CALL_TIMEOUT: Duration = Duration::from_secs(30);
+/// Pause after the state store refused to record a publication.
+const STORE_BACKOFF: Duration = Duration::from_secs(1);
 
 #[derive(Default)]
 struct Queue {
@@ -38,6 +40,17 @@ struct Queue {
 }
 
 impl Queue {
+    /// Queues a sku once; a zero goes to the front line.
+    fn push(&mut self, sku: &str, ats: i64) {
+        if ats <= 0 {
+            if self.in_urgent.insert(sku.to_string()) {
+                self.urgent.push_back(sku.to_string());
+            }
+        } else if self.in_normal.insert(sku.to_string()) {
+            self.normal.push_back(sku.to_string());
+        }
+    }
+
     fn pop(&mut self) -> Option<String> {
         if let Some(sku) = self.urgent.pop_front() {
             self.in_urgent.remove(&sku);
@@ -48,8 +61,9 @@ impl Queue {
         Some(sku)
     }
 
+    /// Entries waiting (a sku queued both as a change and as a zero counts twice).
     fn len(&self) -> usize {
-        self.in_urgent.union(&self.in_normal).count()
+        self.in_urgent.len() + self.in_normal.len()
     }
 }
 
@@ -112,15 +126,7 @@ impl Publisher {
 
     /// Queues a sku whose available-to-sell changed; a zero goes first.
     pub fn push(&self, sku: &str, ats: i64) {
-        let mut queue = self.queue.borrow_mut();
-        if ats <= 0 {
-            if queue.in_urgent.insert(sku.to_string()) {
-                queue.urgent.push_back(sku.to_string());
-            }
-        } else if queue.in_normal.insert(sku.to_string()) {
-            queue.normal.push_back(sku.to_string());
-        }
-        drop(queue);
+        self.queue.borrow_mut().push(sku, ats);
         self.wake.notify_one();
     }
 
@@ -161,7 +167,10 @@ impl Publisher {
                 outcome = self.call(&sku, value) => outcome,
                 _ = stop.changed() => return,
             };
-            self.settle(&ledger, sku, value, outcome).await;
+            tokio::select! {
+                _ = self.settle(&ledger, sku, value, outcome) => {}
+                _ = stop.changed() => return,
+            }
         }
     }
 
@@ -194,7 +203,9 @@ impl Publisher {
 
     async fn call(&self, sku: &str, value: i64) -> CallOutcome {
         let body = self.body(sku, value);
-        let key = format!("{sku}@{}={value}", self.location);
+        // A value told again later (5, then 3, then 5) is a new call, not a replay: the
+        // key names the attempt.
+        let key = format!("{sku}@{}={value}#{}", self.location, super::now_ms());
         let call = self.connector.call(Call {
             key: &key,
             correlation_id: sku,
@@ -239,6 +250,7 @@ impl Publisher {
                     Err(err) => {
                         tracing::warn!(ledger = %ledger.name, channel = %self.channel_name, sku = %sku, error = ?err, "publication not recorded; it will be sent again");
                         self.push(&sku, value);
+                        tokio::time::sleep(STORE_BACKOFF).await;
                     }
                 }
             }
@@ -300,5 +312,24 @@ impl Publisher {
                 tracing::warn!(ledger = %ledger.name, channel = %self.channel_name, sku = %sku, reason = %reason, "publication refused; dead-lettered");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Queue;
+
+    #[test]
+    fn a_drop_to_zero_goes_first_and_a_sku_waits_once() {
+        let mut queue = Queue::default();
+        queue.push("A", 5);
+        queue.push("B", 7);
+        queue.push("A", 4);
+        queue.push("C", 0);
+        assert_eq!(queue.len(), 3);
+        assert_eq!(queue.pop().as_deref(), Some("C"));
+        assert_eq!(queue.pop().as_deref(), Some("A"));
+        assert_eq!(queue.pop().as_deref(), Some("B"));
+        assert_eq!(queue.pop(), None);
     }
 }

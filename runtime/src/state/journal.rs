@@ -80,7 +80,7 @@ impl Journal for SqlJournal<'_> {
         let Some(update) = self.update.as_mut() else {
             unreachable!("prepared above")
         };
-        update
+        let changed = update
             .execute(params![
                 row,
                 position.on_hand,
@@ -90,7 +90,11 @@ impl Journal for SqlJournal<'_> {
                 position.count_id
             ])
             .map_err(err)?;
-        Ok(())
+        if changed == 1 {
+            Ok(())
+        } else {
+            Err(format!("state store: ledger position row {row} is missing"))
+        }
     }
 
     fn save_holds(&mut self, order: &str, holds: &[Hold]) -> StateResult<()> {

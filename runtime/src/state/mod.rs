@@ -256,6 +256,28 @@ impl Store {
         self.call_in(Mode::Isolated, work).await
     }
 
+    /// Like [`Store::call`], and sets `failed` on the state thread, before the next batch
+    /// runs, when the work or its batch's commit failed (so state kept beside the store,
+    /// like a ledger's book, is reloaded before it is used again).
+    pub async fn call_flagging<T, F>(
+        &self,
+        work: F,
+        failed: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    ) -> StateResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut dyn Backend) -> StateResult<T> + Send + 'static,
+    {
+        let (tx, rx) = oneshot::channel();
+        self.submit(Mode::Isolated, work, move |result| {
+            if result.is_err() {
+                failed.store(true, std::sync::atomic::Ordering::SeqCst);
+            }
+            let _ = tx.send(result);
+        })?;
+        rx.await.map_err(|_| STOPPED.to_string())?
+    }
+
     /// Runs a read in the next batch and answers as soon as it ran (a read waits for no
     /// fsync). What it sees may include writes of the same, not yet committed batch.
     pub async fn read<T, F>(&self, work: F) -> StateResult<T>
