@@ -202,6 +202,27 @@ proptest! {
     }
 
     #[test]
+    fn the_sqlite_journal_converges_the_same_way(
+        ms in movements(),
+        keys in prop::collection::vec(any::<u32>(), 80),
+        repeats in prop::collection::vec(any::<usize>(), 0..20),
+    ) {
+        let mut backend = SqliteBackend::open(":memory:").unwrap();
+        backend.begin().unwrap();
+        let mut book = Book::new(rules(three_channels(), 0));
+        for m in delivery(&ms, &keys, &repeats) {
+            let mut journal = backend.journal("stock").unwrap();
+            book.apply(journal.as_mut(), &m).unwrap();
+        }
+        backend.commit().unwrap();
+        prop_assert_eq!(state_of(&book), reference(&ms));
+        // And what is stored reloads to the same stock.
+        let mut reloaded = Book::new(rules(three_channels(), 0));
+        reloaded.load(backend.journal("stock").unwrap().as_mut()).unwrap();
+        prop_assert_eq!(state_of(&reloaded), reference(&ms));
+    }
+
+    #[test]
     fn reservations_never_exceed_what_was_available(
         receipts in prop::collection::vec((0usize..2, 1i64..20), 1..6),
         orders in prop::collection::vec((0usize..3, 1i64..6, any::<bool>()), 1..60),
