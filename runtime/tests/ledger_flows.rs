@@ -222,6 +222,19 @@ impl Setup {
             .collect()
     }
 
+    /// True when, for every sku, each channel's last call and the ledger's record of what
+    /// it was told both equal the sku's current available-to-sell.
+    fn told_everything(&self, skus: &[String]) -> bool {
+        skus.iter().all(|sku| {
+            let shown = self.show(sku);
+            let last = self.last_published(sku);
+            shown["channels"].as_array().unwrap().iter().all(|c| {
+                c["published"] == c["ats"]
+                    && last.get(c["channel"].as_str().unwrap()).copied() == c["ats"].as_i64()
+            })
+        })
+    }
+
     /// The last quantity each channel was sent for a sku.
     fn last_published(&self, sku: &str) -> BTreeMap<String, i64> {
         let mut last = BTreeMap::new();
@@ -404,14 +417,7 @@ fn a_rate_limited_channel_receives_the_latest_quantity_and_far_fewer_calls() {
     });
     // Each channel converges on the ledger's value for every sku.
     wait_for("the channels to converge", Duration::from_secs(120), || {
-        skus.iter().all(|sku| {
-            let shown = setup.show(sku);
-            let last = setup.last_published(sku);
-            shown["channels"].as_array().unwrap().iter().all(|c| {
-                c["published"] == c["ats"]
-                    && last.get(c["channel"].as_str().unwrap()).copied() == c["ats"].as_i64()
-            })
-        })
+        setup.told_everything(&skus)
     });
     for channel in CHANNELS {
         let calls = setup.channels.on(&format!("/{channel}")).len();
@@ -502,15 +508,6 @@ fn stock_survives_sigkill_and_the_channels_are_told_after_the_restart() {
     wait_for(
         "the channels to converge after the restart",
         Duration::from_secs(120),
-        || {
-            skus.iter().all(|sku| {
-                let shown = setup.show(sku);
-                let last = setup.last_published(sku);
-                shown["channels"].as_array().unwrap().iter().all(|c| {
-                    c["published"] == c["ats"]
-                        && last.get(c["channel"].as_str().unwrap()).copied() == c["ats"].as_i64()
-                })
-            })
-        },
+        || setup.told_everything(&skus),
     );
 }
