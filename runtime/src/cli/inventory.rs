@@ -296,7 +296,7 @@ fn print(report: &Value) {
 }
 
 pub fn run(args: Args) -> u8 {
-    let store = match state::open(&args.state) {
+    let store = match state::open_for_reading(&args.state) {
         Ok(backend) => state::Store::start(backend),
         Err(err) => {
             eprintln!("error: {err}");

@@ -427,6 +427,15 @@ pub fn open(spec: &str) -> StateResult<Box<dyn Backend>> {
     }
 }
 
+/// Opens the backend named by `--state` for inspection (reads that do not hold up a
+/// running runtime).
+pub fn open_for_reading(spec: &str) -> StateResult<Box<dyn Backend>> {
+    match spec.split_once(':') {
+        Some(("sqlite", path)) => Ok(Box::new(SqliteBackend::open_for_reading(path)?)),
+        _ => open(spec),
+    }
+}
+
 /// Seconds since the Unix epoch.
 pub fn now_secs() -> i64 {
     std::time::SystemTime::now()

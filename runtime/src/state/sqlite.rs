@@ -6,6 +6,9 @@ use rusqlite::{params, Connection, OptionalExtension};
 /// SQLite state in one file.
 pub struct SqliteBackend {
     conn: Connection,
+    /// Batches only read: they start as deferred transactions, which never wait for or
+    /// hold up a running runtime's writes.
+    reading: bool,
 }
 
 const SCHEMA: &str = "
@@ -78,7 +81,21 @@ impl SqliteBackend {
         conn.pragma_update(None, "busy_timeout", 5000)
             .map_err(err)?;
         conn.execute_batch(SCHEMA).map_err(err)?;
-        Ok(SqliteBackend { conn })
+        Ok(SqliteBackend {
+            conn,
+            reading: false,
+        })
+    }
+
+    /// Opens the database for inspection while a runtime may be writing to it: every batch
+    /// is a deferred (reading) transaction.
+    pub fn open_for_reading(path: &str) -> StateResult<SqliteBackend> {
+        if !std::path::Path::new(path).exists() {
+            return Err(format!("no state at `{path}`"));
+        }
+        let mut backend = SqliteBackend::open(path)?;
+        backend.reading = true;
+        Ok(backend)
     }
 
     fn letter(row: &rusqlite::Row) -> rusqlite::Result<DeadLetter> {
@@ -126,7 +143,12 @@ impl Backend for SqliteBackend {
     }
 
     fn begin(&mut self) -> StateResult<()> {
-        self.conn.execute_batch("BEGIN IMMEDIATE").map_err(err)
+        let start = if self.reading {
+            "BEGIN"
+        } else {
+            "BEGIN IMMEDIATE"
+        };
+        self.conn.execute_batch(start).map_err(err)
     }
 
     fn commit(&mut self) -> StateResult<()> {
