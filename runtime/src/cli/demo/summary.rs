@@ -159,11 +159,12 @@ pub struct Check {
 
 /// The checks as text.
 pub fn checks_table(checks: &[Check]) -> String {
+    let width = checks.iter().map(|c| c.what.len()).max().unwrap_or(0);
     let mut out = String::new();
     for check in checks {
         let _ = writeln!(
             out,
-            "  {:<4} {:<58} {}",
+            "  {:<4} {:<width$}  {}",
             if check.ok { "yes" } else { "NO" },
             check.what,
             check.detail
