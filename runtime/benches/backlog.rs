@@ -3,7 +3,10 @@
 //! with N. Run: `cargo bench -p omniflow-runtime --bench backlog -- [N...]`.
 #![allow(clippy::print_stdout, clippy::unwrap_used)]
 
-use std::io::{BufRead, BufReader, Read, Write};
+#[path = "../tests/support/http_read.rs"]
+mod http_read;
+
+use std::io::{BufReader, Write};
 use std::net::TcpListener;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -17,27 +20,7 @@ fn slow_sink() -> u16 {
             std::thread::spawn(move || {
                 let mut writer = stream.try_clone().unwrap();
                 let mut reader = BufReader::new(stream);
-                loop {
-                    let mut length = 0;
-                    let mut first = true;
-                    loop {
-                        let mut header = String::new();
-                        if reader.read_line(&mut header).unwrap_or(0) == 0 {
-                            return;
-                        }
-                        let h = header.trim_end().to_ascii_lowercase();
-                        if h.is_empty() && !first {
-                            break;
-                        }
-                        first = false;
-                        if let Some(v) = h.strip_prefix("content-length:") {
-                            length = v.trim().parse().unwrap_or(0);
-                        }
-                    }
-                    let mut body = vec![0; length];
-                    if reader.read_exact(&mut body).is_err() {
-                        return;
-                    }
+                while http_read::read_request(&mut reader).is_some() {
                     std::thread::sleep(Duration::from_secs(1));
                     if writer
                         .write_all(b"HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n")

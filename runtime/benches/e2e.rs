@@ -4,6 +4,9 @@
 //! pinned to CPU 1 (`taskset`), the load generator and sink use the other core.
 #![allow(clippy::print_stdout, clippy::unwrap_used)]
 
+#[path = "../tests/support/http_read.rs"]
+mod http_read;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::process::{Command, Stdio};
@@ -28,29 +31,8 @@ fn sink(count: Arc<AtomicU64>, latencies: Arc<Mutex<Vec<u64>>>) -> u16 {
             std::thread::spawn(move || {
                 let mut writer = stream.try_clone().unwrap();
                 let mut reader = BufReader::new(stream);
-                loop {
-                    let mut line = String::new();
-                    if reader.read_line(&mut line).unwrap_or(0) == 0 {
-                        return;
-                    }
-                    let mut length = 0;
-                    loop {
-                        let mut header = String::new();
-                        if reader.read_line(&mut header).unwrap_or(0) == 0 {
-                            return;
-                        }
-                        let header = header.trim_end().to_ascii_lowercase();
-                        if header.is_empty() {
-                            break;
-                        }
-                        if let Some(v) = header.strip_prefix("content-length:") {
-                            length = v.trim().parse().unwrap_or(0);
-                        }
-                    }
-                    let mut body = vec![0; length];
-                    if reader.read_exact(&mut body).is_err() {
-                        return;
-                    }
+                while let Some(request) = http_read::read_request(&mut reader) {
+                    let body = request.body;
                     if let Ok(v) = serde_json::from_slice::<serde_json::Value>(&body) {
                         if let Some(sent) =
                             v.get("sent").and_then(|s| s.as_u64()).filter(|s| *s > 0)

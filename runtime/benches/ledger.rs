@@ -5,12 +5,15 @@
 //! Run: `cargo bench -p omniflow-runtime --bench ledger -- [MOVEMENTS] [LAG_SECONDS]`.
 #![allow(clippy::print_stdout, clippy::unwrap_used)]
 
+#[path = "../tests/support/http_read.rs"]
+mod http_read;
+
 use omniflow_runtime::ledger::book::{Kind, Movement};
 use omniflow_runtime::ledger::Ledger;
 use omniflow_runtime::ops::metrics::Metrics;
 use omniflow_runtime::state::{SqliteBackend, Store};
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufReader, Write};
 use std::net::TcpListener;
 use std::rc::Rc;
 use std::sync::{Arc, Mutex};
@@ -76,29 +79,8 @@ fn channel(epoch: Instant, arrivals: Arc<Mutex<Vec<(String, i64, Duration)>>>) -
             std::thread::spawn(move || {
                 let mut writer = stream.try_clone().unwrap();
                 let mut reader = BufReader::new(stream);
-                loop {
-                    let mut line = String::new();
-                    if reader.read_line(&mut line).unwrap_or(0) == 0 {
-                        return;
-                    }
-                    let mut length = 0;
-                    loop {
-                        let mut header = String::new();
-                        if reader.read_line(&mut header).unwrap_or(0) == 0 {
-                            return;
-                        }
-                        let header = header.trim_end().to_ascii_lowercase();
-                        if header.is_empty() {
-                            break;
-                        }
-                        if let Some(v) = header.strip_prefix("content-length:") {
-                            length = v.trim().parse().unwrap_or(0);
-                        }
-                    }
-                    let mut body = vec![0; length];
-                    if reader.read_exact(&mut body).is_err() {
-                        return;
-                    }
+                while let Some(request) = http_read::read_request(&mut reader) {
+                    let body = request.body;
                     let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
                     arrivals.lock().unwrap().push((
                         v["sku"].as_str().unwrap().to_string(),

@@ -161,33 +161,21 @@ fn the_retail_day_books_into_a_real_tryton() {
         .build()
         .unwrap();
     let sales = rt.block_on(async {
-        use base64::Engine;
-        let http = reqwest::Client::new();
-        let rpc = format!("{url}/omniflow/rpc/");
-        let call = |method: &str, params: Value, auth: Option<String>| {
-            let mut request = http.post(&rpc).header("content-type", "application/json").body(json!({"id": 1, "method": method, "params": params}).to_string());
-            if let Some(auth) = auth {
-                request = request.header("authorization", auth);
-            }
-            request.send()
-        };
-        let login: Value = serde_json::from_str(&call("common.db.login", json!(["admin", {"password": "admin"}, "en"]), None).await.unwrap().text().await.unwrap()).unwrap();
-        let auth = format!(
-            "Session {}",
-            base64::engine::general_purpose::STANDARD.encode(format!("admin:{}:{}", login["result"][0], login["result"][1].as_str().unwrap()))
-        );
-        let prefs: Value = serde_json::from_str(&call("model.res.user.get_preferences", json!([true, {}]), Some(auth.clone())).await.unwrap().text().await.unwrap()).unwrap();
-        let context = json!({"company": prefs["result"]["company"], "companies": prefs["result"]["companies"]});
-        let answer: Value = serde_json::from_str(
-            &call("model.sale.sale.search_read", json!([[["reference", "!=", null]], 0, null, null, ["reference", "state", "shipment_state"], context]), Some(auth))
-                .await
-                .unwrap()
-                .text()
-                .await
-                .unwrap(),
-        )
-        .unwrap();
-        answer["result"].as_array().cloned().unwrap()
+        let rpc = peers::TrytonRpc::login(&url).await;
+        let found = rpc
+            .model(
+                "sale.sale",
+                "search_read",
+                vec![
+                    json!([["reference", "!=", null]]),
+                    json!(0),
+                    Value::Null,
+                    Value::Null,
+                    json!(["reference", "state", "shipment_state"]),
+                ],
+            )
+            .await;
+        found.as_array().cloned().unwrap()
     });
     let mut references: Vec<&str> = sales
         .iter()

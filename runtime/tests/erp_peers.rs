@@ -9,7 +9,7 @@ use omniflow_runtime::connectors::{self, Call, CallOutcome};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::time::Duration;
-use support::peers;
+use support::peers::{self, TrytonRpc};
 
 fn connection(connector: &str, settings: Value) -> Connection {
     Connection {
@@ -270,129 +270,6 @@ fn odata_entities_follow_relative_next_links_on_a_real_cap_server() {
 
 // ---------------------------------------------------------------- Tryton
 
-struct Rpc {
-    url: String,
-    auth: String,
-    context: Value,
-}
-
-impl Rpc {
-    async fn call(url: &str, auth: Option<&str>, method: &str, params: Value) -> Value {
-        let mut request = reqwest::Client::new()
-            .post(format!("{url}/omniflow/rpc/"))
-            .header("content-type", "application/json")
-            .body(json!({"id": 1, "method": method, "params": params}).to_string());
-        if let Some(auth) = auth {
-            request = request.header("authorization", auth);
-        }
-        let text = request.send().await.unwrap().text().await.unwrap();
-        let answer: Value =
-            serde_json::from_str(&text).unwrap_or_else(|_| panic!("{method}: {text}"));
-        assert!(
-            answer.get("error").is_none_or(Value::is_null),
-            "{method}: {answer}"
-        );
-        answer["result"].clone()
-    }
-
-    async fn login(url: &str) -> Rpc {
-        use base64::Engine;
-        let result = Rpc::call(
-            url,
-            None,
-            "common.db.login",
-            json!(["admin", {"password": "admin"}, "en"]),
-        )
-        .await;
-        let auth = format!(
-            "Session {}",
-            base64::engine::general_purpose::STANDARD.encode(format!(
-                "admin:{}:{}",
-                result[0],
-                result[1].as_str().unwrap()
-            ))
-        );
-        let prefs = Rpc::call(
-            url,
-            Some(&auth),
-            "model.res.user.get_preferences",
-            json!([true, {}]),
-        )
-        .await;
-        Rpc {
-            url: url.into(),
-            auth,
-            context: json!({"company": prefs["company"], "companies": prefs["companies"]}),
-        }
-    }
-
-    async fn model(&self, model: &str, method: &str, mut args: Vec<Value>) -> Value {
-        args.push(self.context.clone());
-        Rpc::call(
-            &self.url,
-            Some(&self.auth),
-            &format!("model.{model}.{method}"),
-            Value::Array(args),
-        )
-        .await
-    }
-
-    async fn sales(&self, reference: &str) -> Vec<Value> {
-        self.model(
-            "sale.sale",
-            "search_read",
-            vec![
-                json!([["reference", "=", reference]]),
-                json!(0),
-                Value::Null,
-                Value::Null,
-                json!(["state", "lines", "shipment_state", "party.name"]),
-            ],
-        )
-        .await
-        .as_array()
-        .cloned()
-        .unwrap()
-    }
-
-    async fn quantity(&self, code: &str) -> f64 {
-        let ids = self
-            .model(
-                "product.product",
-                "search",
-                vec![
-                    json!([["code", "=", code]]),
-                    json!(0),
-                    json!(1),
-                    Value::Null,
-                ],
-            )
-            .await;
-        let wh = self
-            .model(
-                "stock.location",
-                "search",
-                vec![
-                    json!([["code", "=", "WH"]]),
-                    json!(0),
-                    json!(1),
-                    Value::Null,
-                ],
-            )
-            .await;
-        let mut context = self.context.clone();
-        context["locations"] = wh.clone();
-        let rows = Rpc::call(
-            &self.url,
-            Some(&self.auth),
-            "model.product.product.read",
-            json!([ids, ["quantity"], context]),
-        )
-        .await;
-        rows[0]["quantity"].as_f64().unwrap()
-    }
-}
-
 #[test]
 fn tryton_sales_shipments_and_stock_on_a_real_server() {
     let peer = peers::tryton();
@@ -402,7 +279,7 @@ fn tryton_sales_shipments_and_stock_on_a_real_server() {
         json!({"url": url, "database": "omniflow", "username": "admin", "password": "admin"}),
     );
     runtime().block_on(async {
-        let rpc = Rpc::login(&url).await;
+        let rpc = TrytonRpc::login(&url).await;
         let before = rpc.quantity("ITM-110857").await;
 
         // A sale with its party, address and lines, quoted and confirmed, once.
@@ -426,7 +303,7 @@ fn tryton_sales_shipments_and_stock_on_a_real_server() {
         let dropped = db.execute("DELETE FROM ir_session", []).unwrap();
         assert!(dropped >= 1, "the connector held a session");
         drop(db);
-        let rpc = Rpc::login(&url).await;
+        let rpc = TrytonRpc::login(&url).await;
         let second = order(
             "amazon:113-0000001-0000002",
             &[("ITM-104578", 1, 2950)],

@@ -235,6 +235,23 @@ async fn fetch(request: reqwest::RequestBuilder) -> Result<Reply, String> {
     }
 }
 
+impl Listing {
+    /// Fetches the page at the stored next URL while paging, else `start` (every poll
+    /// begins at the first page).
+    async fn fetch_page(
+        &self,
+        position: Option<&str>,
+        first: bool,
+        start: String,
+    ) -> Result<Reply, String> {
+        let url = match position.filter(|p| !first && p.starts_with("http")) {
+            Some(next) => next.to_string(),
+            None => start,
+        };
+        fetch(get(&self.client, &url, &self.token, &self.channel)).await
+    }
+}
+
 impl crate::sources::poll::Pager for InventoryPager {
     /// Every poll starts from the first page; the position is the next URL while paging.
     fn page<'a>(
@@ -243,14 +260,11 @@ impl crate::sources::poll::Pager for InventoryPager {
         first: bool,
     ) -> crate::sources::poll::PageFuture<'a> {
         Box::pin(async move {
-            let url = match position.filter(|p| !first && p.starts_with("http")) {
-                Some(next) => next.to_string(),
-                None => format!(
-                    "{}/inventory-level/locations?PageSize={}",
-                    self.0.base, self.0.page_size
-                ),
-            };
-            let reply = fetch(get(&self.0.client, &url, &self.0.token, &self.0.channel)).await?;
+            let start = format!(
+                "{}/inventory-level/locations?PageSize={}",
+                self.0.base, self.0.page_size
+            );
+            let reply = self.0.fetch_page(position, first, start).await?;
             let body = reply.json();
             let items = body["items"]
                 .as_array()
@@ -280,14 +294,11 @@ impl crate::sources::poll::Pager for ShipmentsPager {
         first: bool,
     ) -> crate::sources::poll::PageFuture<'a> {
         Box::pin(async move {
-            let url = match position.filter(|p| !first && p.starts_with("http")) {
-                Some(next) => next.to_string(),
-                None => format!(
-                    "{}/order?HasTracking=true&IsTrackingUploaded=false&Page=1&Limit={}",
-                    self.0.base, self.0.page_size
-                ),
-            };
-            let reply = fetch(get(&self.0.client, &url, &self.0.token, &self.0.channel)).await?;
+            let start = format!(
+                "{}/order?HasTracking=true&IsTrackingUploaded=false&Page=1&Limit={}",
+                self.0.base, self.0.page_size
+            );
+            let reply = self.0.fetch_page(position, first, start).await?;
             let orders = reply.json().as_array().cloned().unwrap_or_default();
             let items = orders
                 .iter()

@@ -475,19 +475,21 @@ impl Book {
         Ok(taken_here)
     }
 
-    /// Units of a sku a channel may take now at each of its locations (free less the
-    /// channel's safety stock).
-    pub fn sellable(&self, channel: usize, sku: &str) -> Vec<(usize, i64)> {
+    /// Units of a sku a channel may take now at one of its locations: what is free there
+    /// less the channel's safety stock, never below 0.
+    fn sellable_at(&self, channel: usize, row: Option<&Vec<Position>>, sku: &str, l: usize) -> i64 {
         let rule = &self.rules.channels[channel];
-        rule.locations
+        let free = row.and_then(|r| r.get(l)).map_or(0, Position::free);
+        (free - rule.safety(sku, &self.rules.locations[l])).max(0)
+    }
+
+    /// Units of a sku a channel may take now at each of its locations.
+    pub fn sellable(&self, channel: usize, sku: &str) -> Vec<(usize, i64)> {
+        let row = self.positions.get(sku);
+        self.rules.channels[channel]
+            .locations
             .iter()
-            .map(|&l| {
-                let free = self.position(sku, l).map_or(0, Position::free);
-                (
-                    l,
-                    (free - rule.safety(sku, &self.rules.locations[l])).max(0),
-                )
-            })
+            .map(|&l| (l, self.sellable_at(channel, row, sku, l)))
             .collect()
     }
 
@@ -666,6 +668,20 @@ impl Book {
         changed
     }
 
+    /// Recomputes available-to-sell for the skus an operation changed: (sku, channel, new
+    /// value) for every channel whose value moved.
+    pub fn refresh_changed(&mut self, applied: &Applied, now: i64) -> Vec<(String, usize, i64)> {
+        let mut changed = Vec::new();
+        if let Applied::Changed(skus) = applied {
+            for sku in skus {
+                for (channel, ats) in self.refresh(sku, now) {
+                    changed.push((sku.clone(), channel, ats));
+                }
+            }
+        }
+        changed
+    }
+
     /// Records that a channel was told `value` for a sku; returns how long it waited
     /// (milliseconds) when that was the current value.
     pub fn published(
@@ -704,11 +720,7 @@ impl Book {
         let total: i64 = rule
             .locations
             .iter()
-            .map(|&l| {
-                let free = row.and_then(|r| r.get(l)).map_or(0, Position::free);
-                let sellable = (free - rule.safety(sku, &self.rules.locations[l])).max(0);
-                sellable * i64::from(rule.share_bp) / 10_000
-            })
+            .map(|&l| self.sellable_at(channel, row, sku, l) * i64::from(rule.share_bp) / 10_000)
             .sum();
         let capped = rule.cap.map_or(total, |cap| total.min(cap));
         if capped < rule.min_publish {

@@ -169,7 +169,7 @@ impl Ledger {
                 for movement in &movements {
                     match book.apply(journal, movement) {
                         Ok(applied) => {
-                            let changed = refresh(book, journal, &applied, now)?;
+                            let changed = book.refresh_changed(&applied, now);
                             outcomes.push(Ok((applied, changed)));
                         }
                         Err(Refusal::Invalid(reason)) => {
@@ -236,7 +236,7 @@ impl Ledger {
             .run(move |book, journal, now| {
                 let applied = book.reserve(journal, &order, channel_idx, &lines, backorder, now)?;
                 let short = book.holds(&order).iter().any(|h| h.location.is_empty());
-                let changed = refresh(book, journal, &applied, now)?;
+                let changed = book.refresh_changed(&applied, now);
                 Ok((applied, changed, short))
             })
             .await;
@@ -275,7 +275,7 @@ impl Ledger {
         let changed = self
             .run(move |book, journal, now| {
                 let skus = book.release(journal, &order)?;
-                refresh(book, journal, &Applied::Changed(skus), now)
+                Ok(book.refresh_changed(&Applied::Changed(skus), now))
             })
             .await?;
         self.metrics.add(RESERVATIONS, &self.name, "released", 1);
@@ -288,7 +288,7 @@ impl Ledger {
         let (orders, changed) = self
             .run(move |book, journal, now| {
                 let (orders, skus) = book.expire(journal, now)?;
-                let changed = refresh(book, journal, &Applied::Changed(skus), now)?;
+                let changed = book.refresh_changed(&Applied::Changed(skus), now);
                 Ok((orders.len(), changed))
             })
             .await?;
@@ -343,24 +343,6 @@ impl Ledger {
             }
         }
     }
-}
-
-/// Recomputes available-to-sell for the skus an operation changed.
-fn refresh(
-    book: &mut Book,
-    _journal: &mut dyn book::Journal,
-    applied: &Applied,
-    now: i64,
-) -> Result<Vec<(String, usize, i64)>, Refusal> {
-    let mut changed = Vec::new();
-    if let Applied::Changed(skus) = applied {
-        for sku in skus {
-            for (channel, ats) in book.refresh(sku, now) {
-                changed.push((sku.clone(), channel, ats));
-            }
-        }
-    }
-    Ok(changed)
 }
 
 /// Reads a canonical `InventoryMovement`.

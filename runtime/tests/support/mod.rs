@@ -3,6 +3,7 @@
 //! slow answers that time out).
 #![allow(dead_code)]
 
+pub mod http_read;
 pub mod peers;
 
 /// A port nothing listens on right now.
@@ -24,7 +25,7 @@ pub fn wait_for(what: &str, timeout: std::time::Duration, mut done: impl FnMut()
 }
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -131,35 +132,12 @@ fn serve(
         Err(_) => return,
     };
     let mut reader = BufReader::new(stream);
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line).unwrap_or(0) == 0 {
-            return;
-        }
-        let mut length = 0usize;
-        let mut key: Option<String> = None;
-        loop {
-            let mut header = String::new();
-            if reader.read_line(&mut header).unwrap_or(0) == 0 {
-                return;
-            }
-            let header = header.trim_end();
-            if header.is_empty() {
-                break;
-            }
-            if let Some((name, value)) = header.split_once(':') {
-                let value = value.trim();
-                if name.eq_ignore_ascii_case("content-length") {
-                    length = value.parse().unwrap_or(0);
-                } else if name.eq_ignore_ascii_case("idempotency-key") {
-                    key = Some(value.to_string());
-                }
-            }
-        }
-        let mut body = vec![0u8; length];
-        if reader.read_exact(&mut body).is_err() {
-            return;
-        }
+    while let Some(request) = http_read::read_request(&mut reader) {
+        let (line, key, body) = (
+            request.line.clone(),
+            request.header("idempotency-key").map(str::to_string),
+            request.body,
+        );
         if line.starts_with("GET") {
             let _ = writer.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
             continue;
@@ -314,30 +292,8 @@ fn record(stream: TcpStream, bodies: Arc<Mutex<Vec<(String, serde_json::Value)>>
         return;
     };
     let mut reader = BufReader::new(stream);
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line).unwrap_or(0) == 0 {
-            return;
-        }
-        let path = line.split_whitespace().nth(1).unwrap_or("").to_string();
-        let mut length = 0;
-        loop {
-            let mut header = String::new();
-            if reader.read_line(&mut header).unwrap_or(0) == 0 {
-                return;
-            }
-            let header = header.trim_end().to_ascii_lowercase();
-            if header.is_empty() {
-                break;
-            }
-            if let Some(v) = header.strip_prefix("content-length:") {
-                length = v.trim().parse().unwrap_or(0);
-            }
-        }
-        let mut body = vec![0; length];
-        if reader.read_exact(&mut body).is_err() {
-            return;
-        }
+    while let Some(request) = http_read::read_request(&mut reader) {
+        let (path, body) = (request.path().to_string(), request.body);
         let value = serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null);
         bodies.lock().unwrap().push((path, value));
         if writer

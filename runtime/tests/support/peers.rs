@@ -8,6 +8,7 @@
 #![allow(dead_code)]
 
 use super::free_port;
+use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -183,4 +184,129 @@ pub fn tryton() -> Peer {
 /// The JSON-RPC base URL of a Tryton peer.
 pub fn tryton_url(peer: &Peer) -> String {
     format!("http://127.0.0.1:{}", peer.port)
+}
+
+/// A JSON-RPC client of the Tryton peer, logged in as admin, to read back what the
+/// connectors wrote.
+pub struct TrytonRpc {
+    url: String,
+    auth: String,
+    context: Value,
+}
+
+impl TrytonRpc {
+    pub async fn call(url: &str, auth: Option<&str>, method: &str, params: Value) -> Value {
+        let mut request = reqwest::Client::new()
+            .post(format!("{url}/omniflow/rpc/"))
+            .header("content-type", "application/json")
+            .body(json!({"id": 1, "method": method, "params": params}).to_string());
+        if let Some(auth) = auth {
+            request = request.header("authorization", auth);
+        }
+        let text = request.send().await.unwrap().text().await.unwrap();
+        let answer: Value =
+            serde_json::from_str(&text).unwrap_or_else(|_| panic!("{method}: {text}"));
+        assert!(
+            answer.get("error").is_none_or(Value::is_null),
+            "{method}: {answer}"
+        );
+        answer["result"].clone()
+    }
+
+    pub async fn login(url: &str) -> TrytonRpc {
+        use base64::Engine;
+        let result = TrytonRpc::call(
+            url,
+            None,
+            "common.db.login",
+            json!(["admin", {"password": "admin"}, "en"]),
+        )
+        .await;
+        let auth = format!(
+            "Session {}",
+            base64::engine::general_purpose::STANDARD.encode(format!(
+                "admin:{}:{}",
+                result[0],
+                result[1].as_str().unwrap()
+            ))
+        );
+        let prefs = TrytonRpc::call(
+            url,
+            Some(&auth),
+            "model.res.user.get_preferences",
+            json!([true, {}]),
+        )
+        .await;
+        TrytonRpc {
+            url: url.into(),
+            auth,
+            context: json!({"company": prefs["company"], "companies": prefs["companies"]}),
+        }
+    }
+
+    pub async fn model(&self, model: &str, method: &str, mut args: Vec<Value>) -> Value {
+        args.push(self.context.clone());
+        TrytonRpc::call(
+            &self.url,
+            Some(&self.auth),
+            &format!("model.{model}.{method}"),
+            Value::Array(args),
+        )
+        .await
+    }
+
+    pub async fn sales(&self, reference: &str) -> Vec<Value> {
+        self.model(
+            "sale.sale",
+            "search_read",
+            vec![
+                json!([["reference", "=", reference]]),
+                json!(0),
+                Value::Null,
+                Value::Null,
+                json!(["state", "lines", "shipment_state", "party.name"]),
+            ],
+        )
+        .await
+        .as_array()
+        .cloned()
+        .unwrap()
+    }
+
+    pub async fn quantity(&self, code: &str) -> f64 {
+        let ids = self
+            .model(
+                "product.product",
+                "search",
+                vec![
+                    json!([["code", "=", code]]),
+                    json!(0),
+                    json!(1),
+                    Value::Null,
+                ],
+            )
+            .await;
+        let wh = self
+            .model(
+                "stock.location",
+                "search",
+                vec![
+                    json!([["code", "=", "WH"]]),
+                    json!(0),
+                    json!(1),
+                    Value::Null,
+                ],
+            )
+            .await;
+        let mut context = self.context.clone();
+        context["locations"] = wh.clone();
+        let rows = TrytonRpc::call(
+            &self.url,
+            Some(&self.auth),
+            "model.product.product.read",
+            json!([ids, ["quantity"], context]),
+        )
+        .await;
+        rows[0]["quantity"].as_f64().unwrap()
+    }
 }
