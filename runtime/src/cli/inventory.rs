@@ -214,7 +214,7 @@ fn report(ledger: &str, sku: &str, snapshot: Snapshot, book: Option<&Book>) -> V
             .map(|(idx, channel)| {
                 let told = book.publication(idx, sku);
                 json!({
-                    "channel": channel.name,
+                    "channel": channel.spec.name,
                     "ats": book.ats(idx, sku),
                     "published": told.and_then(|p| p.published),
                     "published_at": time(told.and_then(|p| p.published_at)),

@@ -487,7 +487,7 @@ impl Book {
     pub fn sellable(&self, channel: usize, sku: &str) -> Vec<(usize, i64)> {
         let row = self.positions.get(sku);
         self.rules.channels[channel]
-            .locations
+            .at
             .iter()
             .map(|&l| (l, self.sellable_at(channel, row, sku, l)))
             .collect()
@@ -530,7 +530,7 @@ impl Book {
             if total < *quantity {
                 short.push(format!(
                     "{sku} needs {quantity}, {total} available to channel {}",
-                    rule.name
+                    rule.spec.name
                 ));
                 if !backorder {
                     continue;
@@ -545,7 +545,7 @@ impl Book {
                         sku: sku.clone(),
                         location: self.rules.locations[l].clone(),
                         quantity: take,
-                        channel: rule.name.clone(),
+                        channel: rule.spec.name.clone(),
                         expires_at,
                     });
                     left -= take;
@@ -557,7 +557,7 @@ impl Book {
                     sku: sku.clone(),
                     location: String::new(),
                     quantity: left,
-                    channel: rule.name.clone(),
+                    channel: rule.spec.name.clone(),
                     expires_at,
                 });
             }
@@ -703,7 +703,7 @@ impl Book {
         } else {
             None
         };
-        journal.save_publication(&self.rules.channels[channel].name, sku, publication)?;
+        journal.save_publication(&self.rules.channels[channel].spec.name, sku, publication)?;
         Ok(if publication.is_pending() {
             None
         } else {
@@ -718,12 +718,14 @@ impl Book {
         let rule = &self.rules.channels[channel];
         let row = self.positions.get(sku);
         let total: i64 = rule
-            .locations
+            .at
             .iter()
-            .map(|&l| self.sellable_at(channel, row, sku, l) * i64::from(rule.share_bp) / 10_000)
+            .map(|&l| {
+                self.sellable_at(channel, row, sku, l) * i64::from(rule.spec.share_bp) / 10_000
+            })
             .sum();
-        let capped = rule.cap.map_or(total, |cap| total.min(cap));
-        if capped < rule.min_publish {
+        let capped = rule.spec.cap.map_or(total, |cap| total.min(cap));
+        if capped < rule.spec.min_publish {
             0
         } else {
             capped.max(0)

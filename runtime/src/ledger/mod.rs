@@ -224,7 +224,7 @@ impl Ledger {
                 .rules
                 .channels
                 .iter()
-                .map(|c| c.name.clone())
+                .map(|c| c.spec.name.clone())
                 .collect();
             return Err(Refusal::Invalid(format!(
                 "order {order}: ledger `{}` has no channel {channel} (it has {})",

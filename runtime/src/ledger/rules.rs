@@ -1,29 +1,24 @@
 //! A ledger's rules as the book uses them: location and channel indexes, safety stock.
 
 use omniflow_compiler::ir;
-use std::collections::BTreeMap;
 
-/// One channel's rules, locations as indexes into [`Rules::locations`].
+/// One channel's rules: its declaration, and its locations as indexes into
+/// [`Rules::locations`].
 #[derive(Debug, Clone)]
 pub struct ChannelRule {
-    pub name: String,
-    pub locations: Vec<usize>,
-    pub share_bp: u32,
-    pub cap: Option<i64>,
-    pub min_publish: i64,
-    pub safety_stock: i64,
-    pub safety_by_location: BTreeMap<String, i64>,
-    pub safety_by_sku: BTreeMap<String, i64>,
+    pub spec: ir::LedgerChannel,
+    pub at: Vec<usize>,
 }
 
 impl ChannelRule {
     /// Units of `sku` the channel holds back at `location`.
     pub fn safety(&self, sku: &str, location: &str) -> i64 {
-        self.safety_by_sku
+        self.spec
+            .safety_by_sku
             .get(sku)
-            .or_else(|| self.safety_by_location.get(location))
+            .or_else(|| self.spec.safety_by_location.get(location))
             .copied()
-            .unwrap_or(self.safety_stock)
+            .unwrap_or(self.spec.safety_stock)
     }
 }
 
@@ -54,14 +49,11 @@ impl Rules {
                 idx.push(found);
             }
             channels.push(ChannelRule {
-                name: channel.name.clone(),
-                locations: idx,
-                share_bp: channel.share_bp.min(10_000),
-                cap: channel.cap,
-                min_publish: channel.min_publish,
-                safety_stock: channel.safety_stock,
-                safety_by_location: channel.safety_by_location.clone(),
-                safety_by_sku: channel.safety_by_sku.clone(),
+                spec: ir::LedgerChannel {
+                    share_bp: channel.share_bp.min(10_000),
+                    ..channel.clone()
+                },
+                at: idx,
             });
         }
         Ok(Rules {
@@ -79,6 +71,6 @@ impl Rules {
 
     /// The index of a channel.
     pub fn channel(&self, name: &str) -> Option<usize> {
-        self.channels.iter().position(|c| c.name == name)
+        self.channels.iter().position(|c| c.spec.name == name)
     }
 }

@@ -136,7 +136,7 @@ pub async fn run(ledger: &Rc<Ledger>) -> Result<Outcome, String> {
             .iter()
             .map(|&c| {
                 (
-                    book.rules.channels[c].name.clone(),
+                    book.rules.channels[c].spec.name.clone(),
                     book.publication(c, SKU).and_then(|p| p.published),
                 )
             })
