@@ -33,12 +33,7 @@ fn post(port: u16, body: &str) -> u16 {
 
 /// Runs `f` against the NATS server on a LocalSet.
 fn with_nats<T>(f: impl AsyncFnOnce(std::rc::Rc<Nats>) -> T) -> T {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let local = tokio::task::LocalSet::new();
-    local.block_on(&rt, async {
+    support::block_on(async {
         let nats = Nats::connect(&nats_url(), None)
             .await
             .expect("NATS with JetStream must run on 127.0.0.1:4222");

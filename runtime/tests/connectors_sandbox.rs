@@ -2,7 +2,9 @@
 //! idempotent writes and error mapping. The simulators are written from the vendors'
 //! documentation and share no code with the connectors.
 
-use omniflow_compiler::ir::{Connection, Quota, SettingValue};
+mod support;
+
+use omniflow_compiler::ir::Connection;
 use omniflow_runtime::connectors::{self, Call, CallOutcome};
 use omniflow_runtime::sandbox::{self, SandboxConfig};
 use serde_json::{json, Value};
@@ -10,27 +12,12 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 fn connection(connector: &str, settings: Value) -> Connection {
-    Connection {
-        name: "c".into(),
-        connector: connector.into(),
-        settings: settings
-            .as_object()
-            .unwrap()
-            .iter()
-            .map(|(k, v)| (k.clone(), SettingValue::Value(v.clone())))
-            .collect(),
-        quota: Quota::default(),
-    }
+    support::connection("c", connector, settings)
 }
 
 /// Runs `body` with a sandbox on a free port (its base URL as argument).
 fn with_sandbox<F: std::future::Future<Output = ()>>(body: impl FnOnce(String) -> F) {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let local = tokio::task::LocalSet::new();
-    local.block_on(&rt, async {
+    support::block_on(async {
         let addr = sandbox::serve("127.0.0.1:0", SandboxConfig::default())
             .await
             .unwrap();
@@ -65,15 +52,7 @@ async fn stats(base: &str) -> Value {
 }
 
 async fn call(conn: &Connection, op: &str, key: &str, message: &Value) -> CallOutcome {
-    let sink = connectors::sink(conn, op, &BTreeMap::new()).unwrap();
-    let body = message.to_string();
-    sink.call(Call {
-        key,
-        correlation_id: key,
-        body: body.as_bytes(),
-        timeout: Duration::from_secs(10),
-    })
-    .await
+    support::call_sink(conn, op, key, message, Duration::from_secs(10)).await
 }
 
 /// Reads every page of a poll source from an empty cursor.

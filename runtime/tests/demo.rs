@@ -45,11 +45,7 @@ impl Drop for Sandbox {
 }
 
 fn get(url: &str) -> Value {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
+    support::block_on(async {
         let text = reqwest::Client::new()
             .get(url)
             .send()
@@ -156,11 +152,7 @@ fn the_retail_day_books_into_a_real_tryton() {
     assert!(out.contains("reconciliation holds"), "{out}");
 
     // What Tryton holds: the eight channel orders, each once, confirmed; the shipped one sent.
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let sales = rt.block_on(async {
+    let sales = support::block_on(async {
         let rpc = peers::TrytonRpc::login(&url).await;
         let found = rpc
             .model(
@@ -215,11 +207,7 @@ fn the_retail_day_books_into_a_real_cap_odata_service() {
     assert!(output.status.success(), "{out}\n{}", peer.log());
     assert!(out.contains("reconciliation holds"), "{out}");
 
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let orders: Vec<Value> = rt.block_on(async {
+    let orders: Vec<Value> = support::block_on(async {
         let text = reqwest::Client::new()
             .get(format!(
                 "{service}/SalesOrders?$select=orderNo,status,trackingNumber&$top=50"

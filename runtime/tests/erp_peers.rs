@@ -4,25 +4,15 @@
 
 mod support;
 
-use omniflow_compiler::ir::{Connection, Quota, SettingValue};
-use omniflow_runtime::connectors::{self, Call, CallOutcome};
+use omniflow_compiler::ir::Connection;
+use omniflow_runtime::connectors::{self, CallOutcome};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::time::Duration;
 use support::peers::{self, TrytonRpc};
 
 fn connection(connector: &str, settings: Value) -> Connection {
-    Connection {
-        name: "erp".into(),
-        connector: connector.into(),
-        settings: settings
-            .as_object()
-            .unwrap()
-            .iter()
-            .map(|(k, v)| (k.clone(), SettingValue::Value(v.clone())))
-            .collect(),
-        quota: Quota::default(),
-    }
+    support::connection("erp", connector, settings)
 }
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -34,15 +24,7 @@ fn runtime() -> tokio::runtime::Runtime {
 
 /// Calls a sink operation once with `message`.
 async fn call(conn: &Connection, op: &str, key: &str, message: &Value) -> CallOutcome {
-    let sink = connectors::sink(conn, op, &BTreeMap::new()).unwrap();
-    let body = message.to_string();
-    sink.call(Call {
-        key,
-        correlation_id: key,
-        body: body.as_bytes(),
-        timeout: Duration::from_secs(60),
-    })
-    .await
+    support::call_sink(conn, op, key, message, Duration::from_secs(60)).await
 }
 
 fn money(minor: i64) -> Value {

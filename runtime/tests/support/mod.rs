@@ -6,6 +6,60 @@
 pub mod http_read;
 pub mod peers;
 
+/// Runs `future` to completion on a current-thread runtime, inside a `LocalSet` (the
+/// runtime's tasks are `spawn_local`).
+pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    tokio::task::LocalSet::new().block_on(&rt, future)
+}
+
+/// A connection of `connector` with literal settings (a JSON object).
+pub fn connection(
+    name: &str,
+    connector: &str,
+    settings: serde_json::Value,
+) -> omniflow_compiler::ir::Connection {
+    omniflow_compiler::ir::Connection {
+        name: name.into(),
+        connector: connector.into(),
+        settings: settings
+            .as_object()
+            .unwrap()
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.clone(),
+                    omniflow_compiler::ir::SettingValue::Value(v.clone()),
+                )
+            })
+            .collect(),
+        quota: omniflow_compiler::ir::Quota::default(),
+    }
+}
+
+/// Calls a sink operation of a connection once with `message`, its key as correlation id.
+pub async fn call_sink(
+    connection: &omniflow_compiler::ir::Connection,
+    operation: &str,
+    key: &str,
+    message: &serde_json::Value,
+    timeout: std::time::Duration,
+) -> omniflow_runtime::connectors::CallOutcome {
+    let sink =
+        omniflow_runtime::connectors::sink(connection, operation, &Default::default()).unwrap();
+    let body = message.to_string();
+    sink.call(omniflow_runtime::connectors::Call {
+        key,
+        correlation_id: key,
+        body: body.as_bytes(),
+        timeout,
+    })
+    .await
+}
+
 /// A port nothing listens on right now.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
