@@ -185,7 +185,7 @@ impl<'de> Visitor<'de> for ValVisitor<'_> {
     fn visit_u64<E: de::Error>(self, v: u64) -> Result<Val<'de>, E> {
         Ok(match i64::try_from(v) {
             Ok(i) => Val::Int(i),
-            Err(_) => Val::Dec(Decimal {
+            Err(_) => Val::dec(Decimal {
                 mantissa: v as i128,
                 scale: 0,
             }),
@@ -193,7 +193,7 @@ impl<'de> Visitor<'de> for ValVisitor<'_> {
     }
 
     fn visit_f64<E: de::Error>(self, v: f64) -> Result<Val<'de>, E> {
-        Ok(Decimal::from_f64(v).map(Val::Dec).unwrap_or(Val::Null))
+        Ok(Decimal::from_f64(v).map(Val::dec).unwrap_or(Val::Null))
     }
 
     fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Val<'de>, E> {

@@ -11,11 +11,11 @@ pub fn write(out: &mut Vec<u8>, value: &Val) {
         Val::Int(i) => out.extend_from_slice(itoa::Buffer::new().format(*i).as_bytes()),
         Val::Dec(d) => out.extend_from_slice(d.normalize().to_string().as_bytes()),
         Val::Str(s) => write_str(out, s),
-        Val::Money(amount, currency) => {
+        Val::Money(money) => {
             out.extend_from_slice(b"{\"amount\":");
-            out.extend_from_slice(itoa::Buffer::new().format(*amount).as_bytes());
+            out.extend_from_slice(itoa::Buffer::new().format(money.amount).as_bytes());
             out.extend_from_slice(b",\"currency\":");
-            write_str(out, currency);
+            write_str(out, &money.currency);
             out.push(b'}');
         }
         Val::List(items) => {
@@ -115,7 +115,6 @@ pub fn to_string(value: &Val) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::borrow::Cow;
 
     #[test]
     fn escapes_like_serde_json() {
@@ -132,7 +131,7 @@ mod tests {
                 serde_json::to_string(text).unwrap()
             );
         }
-        let value = Val::Money(1999, Cow::Borrowed("USD"));
+        let value = Val::money(1999, "USD");
         assert_eq!(to_string(&value), r#"{"amount":1999,"currency":"USD"}"#);
     }
 }

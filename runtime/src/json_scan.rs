@@ -289,7 +289,7 @@ impl<'a> Scanner<'a> {
                 return Some(Val::Int(i));
             }
             if let Ok(u) = text.parse::<u64>() {
-                return Some(Val::Dec(Decimal {
+                return Some(Val::dec(Decimal {
                     mantissa: u as i128,
                     scale: 0,
                 }));
@@ -300,7 +300,7 @@ impl<'a> Scanner<'a> {
         if !float.is_finite() {
             return None;
         }
-        Some(Decimal::from_f64(float).map(Val::Dec).unwrap_or(Val::Null))
+        Some(Decimal::from_f64(float).map(Val::dec).unwrap_or(Val::Null))
     }
 
     fn digits(&mut self) {

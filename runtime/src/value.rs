@@ -13,16 +13,37 @@ pub enum Val<'a> {
     Null,
     Bool(bool),
     Int(i64),
-    Dec(Decimal),
+    /// Boxed so a value stays three words (decimals are rare on the hot path).
+    Dec(Rc<Decimal>),
     Str(Cow<'a, str>),
-    /// Integer minor units and a currency code.
-    Money(i64, Cow<'a, str>),
+    /// Integer minor units and a currency code, boxed for the same reason.
+    Money(Rc<Money<'a>>),
     List(Rc<[Val<'a>]>),
     /// Fields in order (objects are small, so a slice beats a map).
     Obj(Rc<[(Cow<'a, str>, Val<'a>)]>),
 }
 
+/// An amount in integer minor units with its currency code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Money<'a> {
+    pub amount: i64,
+    pub currency: Cow<'a, str>,
+}
+
 impl<'a> Val<'a> {
+    /// A decimal value.
+    pub fn dec(value: Decimal) -> Val<'a> {
+        Val::Dec(Rc::new(value))
+    }
+
+    /// A money value.
+    pub fn money(amount: i64, currency: impl Into<Cow<'a, str>>) -> Val<'a> {
+        Val::Money(Rc::new(Money {
+            amount,
+            currency: currency.into(),
+        }))
+    }
+
     /// A string value.
     pub fn str(text: impl Into<Cow<'a, str>>) -> Val<'a> {
         Val::Str(text.into())
@@ -55,9 +76,9 @@ impl<'a> Val<'a> {
                 .find(|(k, _)| k == name)
                 .map(|(_, v)| v.clone())
                 .unwrap_or(Val::Null),
-            Val::Money(amount, currency) => match name {
-                "amount" => Val::Int(*amount),
-                "currency" => Val::Str(currency.clone()),
+            Val::Money(money) => match name {
+                "amount" => Val::Int(money.amount),
+                "currency" => Val::Str(money.currency.clone()),
                 _ => Val::Null,
             },
             _ => Val::Null,
@@ -68,7 +89,7 @@ impl<'a> Val<'a> {
     pub fn as_decimal(&self) -> Option<Decimal> {
         match self {
             Val::Int(i) => Some(Decimal::from_int(*i)),
-            Val::Dec(d) => Some(*d),
+            Val::Dec(d) => Some(**d),
             _ => None,
         }
     }
@@ -97,7 +118,7 @@ impl<'a> Val<'a> {
             Val::Int(i) => Val::Int(i),
             Val::Dec(d) => Val::Dec(d),
             Val::Str(s) => Val::Str(Cow::Owned(s.into_owned())),
-            Val::Money(a, c) => Val::Money(a, Cow::Owned(c.into_owned())),
+            Val::Money(money) => Val::money(money.amount, money.currency.to_string()),
             Val::List(items) => Val::List(Rc::from(
                 items
                     .iter()
@@ -123,7 +144,7 @@ impl<'a> Val<'a> {
                 None => n
                     .as_f64()
                     .and_then(Decimal::from_f64)
-                    .map(Val::Dec)
+                    .map(Val::dec)
                     .unwrap_or(Val::Null),
             },
             serde_json::Value::String(s) => Val::Str(Cow::Owned(s.clone())),
@@ -150,7 +171,7 @@ pub fn equal(a: &Val, b: &Val) -> bool {
         (Val::Null, Val::Null) => true,
         (Val::Bool(x), Val::Bool(y)) => x == y,
         (Val::Str(x), Val::Str(y)) => x == y,
-        (Val::Money(a1, c1), Val::Money(a2, c2)) => a1 == a2 && c1 == c2,
+        (Val::Money(x), Val::Money(y)) => x == y,
         (Val::List(x), Val::List(y)) => {
             x.len() == y.len() && x.iter().zip(y.iter()).all(|(p, q)| equal(p, q))
         }
@@ -177,10 +198,10 @@ impl serde::Serialize for Val<'_> {
                 None => serializer.serialize_f64(d.to_f64()),
             },
             Val::Str(s) => serializer.serialize_str(s),
-            Val::Money(amount, currency) => {
+            Val::Money(money) => {
                 let mut map = serializer.serialize_map(Some(2))?;
-                map.serialize_entry("amount", amount)?;
-                map.serialize_entry("currency", currency.as_ref())?;
+                map.serialize_entry("amount", &money.amount)?;
+                map.serialize_entry("currency", money.currency.as_ref())?;
                 map.end()
             }
             Val::List(items) => {
@@ -198,5 +219,15 @@ impl serde::Serialize for Val<'_> {
                 map.end()
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_value_is_three_words() {
+        assert_eq!(std::mem::size_of::<Val>(), 24);
     }
 }

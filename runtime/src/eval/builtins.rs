@@ -68,7 +68,7 @@ fn list<'a>(value: Val<'a>, func: &str) -> Result<Rc<[Val<'a>]>, Reject> {
 fn decimal_of(value: &Val, func: &str) -> Result<Decimal, Reject> {
     match value {
         Val::Int(i) => Ok(Decimal::from_int(*i)),
-        Val::Dec(d) => Ok(*d),
+        Val::Dec(d) => Ok(**d),
         Val::Str(s) => Decimal::parse(s)
             .ok_or_else(|| Reject(format!("`{func}`: \"{s}\" is not a decimal number"))),
         other => Err(Reject(format!(
@@ -144,10 +144,11 @@ fn aggregate<'a>(items: &[Val<'a>], func: &str) -> Eval<'a> {
     for item in items {
         total = Some(match (total, item) {
             (None, value) => value.clone(),
-            (Some(Val::Money(a, c)), Val::Money(b, d)) if c == *d => Val::Money(
-                a.checked_add(*b)
+            (Some(Val::Money(a)), Val::Money(b)) if a.currency == b.currency => Val::money(
+                a.amount
+                    .checked_add(b.amount)
                     .ok_or(Reject(format!("`{func}` overflowed")))?,
-                c,
+                a.currency.clone(),
             ),
             (Some(acc), value) => {
                 super::ops::binary(omniflow_compiler::ir::BinOp::Add, acc, value.clone())?
@@ -228,7 +229,7 @@ pub fn call<'a>(func: Func, args: &mut [Val<'a>]) -> Eval<'a> {
         },
         Func::ToDecimal => match arg(&mut it) {
             Val::Null => Val::Null,
-            value => Val::Dec(decimal_of(&value, "to_decimal")?),
+            value => Val::dec(decimal_of(&value, "to_decimal")?),
         },
         Func::MinorUnits => match arg(&mut it) {
             Val::Null => return Err(Reject("`minor_units`: the amount is missing".into())),
@@ -240,10 +241,10 @@ pub fn call<'a>(func: Func, args: &mut [Val<'a>]) -> Eval<'a> {
             if amount.is_null() {
                 return Err(Reject("`money`: the amount is missing".into()));
             }
-            Val::Money(minor_units(&amount)?, currency)
+            Val::money(minor_units(&amount)?, currency)
         }
         Func::MoneyMinor => match (arg(&mut it), arg(&mut it)) {
-            (Val::Int(units), Val::Str(currency)) => Val::Money(units, currency),
+            (Val::Int(units), Val::Str(currency)) => Val::money(units, currency),
             (units, currency) => {
                 return Err(Reject(format!(
                     "`money_minor` expects int and string, found {} and {}",
@@ -258,12 +259,17 @@ pub fn call<'a>(func: Func, args: &mut [Val<'a>]) -> Eval<'a> {
                 Val::Int(p) if (0..=18).contains(&p) => p as u32,
                 _ => return Err(Reject("`round` takes 0 to 18 places".into())),
             };
-            Val::Dec(value.round(places))
+            Val::dec(value.round(places))
         }
         Func::Abs => match arg(&mut it) {
             Val::Int(i) => Val::Int(i.checked_abs().ok_or(Reject("`abs` overflowed".into()))?),
-            Val::Dec(d) => Val::Dec(d.abs()),
-            Val::Money(a, c) => Val::Money(a.abs(), c),
+            Val::Dec(d) => Val::dec(d.abs()),
+            Val::Money(m) => Val::money(
+                m.amount
+                    .checked_abs()
+                    .ok_or(Reject("`abs` overflowed".into()))?,
+                m.currency.clone(),
+            ),
             other => {
                 return Err(Reject(format!(
                     "`abs` expects a number, found {}",
@@ -401,7 +407,7 @@ pub fn call<'a>(func: Func, args: &mut [Val<'a>]) -> Eval<'a> {
             ))
         }
         Func::Currency => match arg(&mut it) {
-            Val::Money(_, c) => Val::Str(c),
+            Val::Money(m) => Val::Str(m.currency.clone()),
             other => {
                 return Err(Reject(format!(
                     "`currency` expects money, found {}",

@@ -228,7 +228,7 @@ impl Env {
     pub fn compile(&mut self, expr: &ir::Expr) -> Result<Code, String> {
         Ok(match expr {
             ir::Expr::Lit(value) => Code::Lit(interned(value)),
-            ir::Expr::Decimal(text) => Code::Lit(Val::Dec(
+            ir::Expr::Decimal(text) => Code::Lit(Val::dec(
                 crate::decimal::Decimal::parse(text)
                     .ok_or_else(|| format!("bad decimal literal `{text}`"))?,
             )),
@@ -701,7 +701,7 @@ fn conform<'a>(kind: &FieldKind, value: Val<'a>) -> Result<Val<'a>, String> {
                 .find(|(k, _)| k == "currency")
                 .map(|(_, v)| v.clone());
             match (amount, currency) {
-                (Some(Val::Int(a)), Some(Val::Str(c))) => Ok(Val::Money(a, c)),
+                (Some(Val::Int(a)), Some(Val::Str(c))) => Ok(Val::money(a, c)),
                 _ => Err("an object that is not {amount, currency}".into()),
             }
         }

@@ -47,7 +47,7 @@ pub fn compare(left: &Val, right: &Val) -> Option<Ordering> {
             (Some(x), Some(y)) => x.cmp(&y),
             _ => a.cmp(b),
         }),
-        (Val::Money(a, ca), Val::Money(b, cb)) if ca == cb => Some(a.cmp(b)),
+        (Val::Money(a), Val::Money(b)) if a.currency == b.currency => Some(a.amount.cmp(&b.amount)),
         (a, b) => Some(a.as_decimal()?.cmp(&b.as_decimal()?)),
     }
 }
@@ -117,23 +117,26 @@ fn arithmetic<'a>(op: BinOp, left: Val<'a>, right: Val<'a>) -> Eval<'a> {
             };
             result.map(Val::Int).ok_or_else(|| overflow(op))
         }
-        (BinOp::Add | BinOp::Sub, Val::Money(a, ca), Val::Money(b, cb)) => {
-            if ca != cb {
-                return Err(Reject(format!("cannot combine money in {ca} and {cb}")));
+        (BinOp::Add | BinOp::Sub, Val::Money(a), Val::Money(b)) => {
+            if a.currency != b.currency {
+                return Err(Reject(format!(
+                    "cannot combine money in {} and {}",
+                    a.currency, b.currency
+                )));
             }
             let result = if op == BinOp::Add {
-                a.checked_add(*b)
+                a.amount.checked_add(b.amount)
             } else {
-                a.checked_sub(*b)
+                a.amount.checked_sub(b.amount)
             };
             result
-                .map(|v| Val::Money(v, ca.clone()))
+                .map(|v| Val::money(v, a.currency.clone()))
                 .ok_or_else(|| overflow(op))
         }
-        (BinOp::Mul, Val::Money(a, c), Val::Int(n))
-        | (BinOp::Mul, Val::Int(n), Val::Money(a, c)) => a
+        (BinOp::Mul, Val::Money(m), Val::Int(n)) | (BinOp::Mul, Val::Int(n), Val::Money(m)) => m
+            .amount
             .checked_mul(*n)
-            .map(|v| Val::Money(v, c.clone()))
+            .map(|v| Val::money(v, m.currency.clone()))
             .ok_or_else(|| overflow(op)),
         (BinOp::Div, _, right_value)
             if right_value.as_decimal().is_some_and(|d| d.mantissa == 0) =>
@@ -144,7 +147,7 @@ fn arithmetic<'a>(op: BinOp, left: Val<'a>, right: Val<'a>) -> Eval<'a> {
             (Some(x), Some(y)) => decimal_op(op, x, y)
                 .map(|d| match d.to_i64() {
                     Some(i) if op != BinOp::Div && d.scale == 0 => Val::Int(i),
-                    _ => Val::Dec(d),
+                    _ => Val::dec(d),
                 })
                 .ok_or_else(|| overflow(op)),
             _ => Err(cannot(op, a, b)),
@@ -160,11 +163,15 @@ pub fn unary(op: UnOp, value: Val<'_>) -> Eval<'_> {
             .checked_neg()
             .map(Val::Int)
             .ok_or(Reject("`-` overflowed".into())),
-        (UnOp::Neg, Val::Dec(d)) => Ok(Val::Dec(Decimal {
+        (UnOp::Neg, Val::Dec(d)) => Ok(Val::dec(Decimal {
             mantissa: -d.mantissa,
             scale: d.scale,
         })),
-        (UnOp::Neg, Val::Money(a, c)) => Ok(Val::Money(-a, c)),
+        (UnOp::Neg, Val::Money(m)) => m
+            .amount
+            .checked_neg()
+            .map(|v| Val::money(v, m.currency.clone()))
+            .ok_or(Reject("`-` overflowed".into())),
         (UnOp::Neg, Val::Null) => Ok(Val::Null),
         (UnOp::Neg, other) => Err(Reject(format!("`-` cannot negate {}", other.kind()))),
     }
