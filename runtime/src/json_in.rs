@@ -12,15 +12,36 @@ use std::rc::Rc;
 #[derive(Debug, Default, Clone)]
 pub struct Projection {
     whole: bool,
-    fields: Vec<(String, Projection)>,
+    /// Kept fields by interned name.
+    fields: Vec<(&'static str, Projection)>,
+    /// One bit per kept field's [`key_bit`]: most keys a document carries and the
+    /// mapping never reads are passed over without a comparison.
+    key_bits: u64,
     items: Option<Box<Projection>>,
 }
 
 static WHOLE: Projection = Projection {
     whole: true,
     fields: Vec::new(),
+    key_bits: 0,
     items: None,
 };
+
+/// A cheap signature of a key: its length and first and last bytes.
+#[inline]
+fn key_bit(key: &str) -> u64 {
+    let bytes = key.as_bytes();
+    let (first, last) = match bytes {
+        [] => (0, 0),
+        [first, .., last] => (*first, *last),
+        [only] => (*only, *only),
+    };
+    let mixed = (bytes.len() as u32)
+        .wrapping_mul(31)
+        .wrapping_add(u32::from(first).wrapping_mul(7))
+        .wrapping_add(u32::from(last));
+    1u64 << (mixed % 64)
+}
 
 impl Projection {
     /// Keeps the whole document.
@@ -58,7 +79,9 @@ impl Projection {
                 let idx = match self.fields.iter().position(|(n, _)| n == name) {
                     Some(idx) => idx,
                     None => {
-                        self.fields.push((name.clone(), Projection::default()));
+                        self.fields
+                            .push((crate::intern::intern(name), Projection::default()));
+                        self.key_bits |= key_bit(name);
                         self.fields.len() - 1
                     }
                 };
@@ -69,30 +92,25 @@ impl Projection {
         child.add(rest);
     }
 
-    /// The projection of a field (for the scanner).
-    pub(crate) fn child(&self, name: &str) -> Option<&Projection> {
-        self.field(name)
-    }
-
-    /// How many fields an object under this projection is likely to keep.
-    pub(crate) fn expected_fields(&self) -> usize {
+    /// A kept field's interned name (`None` under a whole projection, where every key
+    /// is kept as written) and projection (for the scanner).
+    #[inline]
+    pub(crate) fn kept(&self, key: &str) -> Option<(Option<&'static str>, &Projection)> {
         if self.whole {
-            16
-        } else {
-            self.fields.len()
+            return Some((None, &WHOLE));
         }
+        if self.key_bits & key_bit(key) == 0 {
+            return None;
+        }
+        self.fields
+            .iter()
+            .find(|(n, _)| *n == key)
+            .map(|(n, p)| (Some(*n), p))
     }
 
     /// The projection of list elements (for the scanner).
     pub(crate) fn items_projection(&self) -> Option<&Projection> {
         self.element()
-    }
-
-    fn field(&self, name: &str) -> Option<&Projection> {
-        if self.whole {
-            return Some(&WHOLE);
-        }
-        self.fields.iter().find(|(n, _)| n == name).map(|(_, p)| p)
     }
 
     fn element(&self) -> Option<&Projection> {
@@ -227,10 +245,10 @@ impl<'de> Visitor<'de> for ValVisitor<'_> {
             self.0.fields.len()
         });
         while let Some(Key(key)) = map.next_key::<Key<'de>>()? {
-            match self.0.field(&key) {
-                Some(child) => {
+            match self.0.kept(&key) {
+                Some((name, child)) => {
                     let value = map.next_value_seed(Seed(child))?;
-                    fields.push((key, value));
+                    fields.push((name.map_or(key, Cow::Borrowed), value));
                 }
                 None => {
                     map.next_value::<IgnoredAny>()?;

@@ -7,18 +7,20 @@ use crate::decimal::Decimal;
 use crate::json_in::Projection;
 use crate::value::Val;
 use std::borrow::Cow;
-use std::rc::Rc;
 
 /// Deepest nesting scanned; deeper documents go to serde_json (which limits at 128).
 const MAX_DEPTH: usize = 120;
 
 /// Scans a whole document; `None` when serde_json should decide.
 pub fn scan<'a>(bytes: &'a [u8], projection: &Projection) -> Option<Val<'a>> {
-    let text = std::str::from_utf8(bytes).ok()?;
+    // Vectorised validation: the whole document once, so every slice below is text.
+    let text = simdutf8::basic::from_utf8(bytes).ok()?;
     let mut scanner = Scanner {
         text,
         bytes,
         pos: 0,
+        fields: Vec::new(),
+        items: Vec::new(),
     };
     scanner.ws();
     let value = scanner.value(Some(projection), 0)?;
@@ -60,6 +62,10 @@ struct Scanner<'a> {
     text: &'a str,
     bytes: &'a [u8],
     pos: usize,
+    /// Kept fields and items of the containers being scanned, innermost last: each
+    /// container becomes one exact allocation when it closes.
+    fields: Vec<(Cow<'a, str>, Val<'a>)>,
+    items: Vec<Val<'a>>,
 }
 
 impl<'a> Scanner<'a> {
@@ -109,70 +115,70 @@ impl<'a> Scanner<'a> {
 
     fn object(&mut self, keep: Option<&Projection>, depth: usize) -> Option<Val<'a>> {
         self.pos += 1;
-        let mut fields = Vec::with_capacity(keep.map_or(0, Projection::expected_fields));
+        let mark = self.fields.len();
         self.ws();
-        if self.eat(b'}').is_some() {
-            return Some(Val::Obj(Rc::from(fields)));
-        }
-        loop {
-            self.ws();
-            let key = self.string()?;
-            self.ws();
-            self.eat(b':')?;
-            self.ws();
-            let child = keep.and_then(|p| p.child(&key));
-            let value = self.value(child, depth + 1)?;
-            if child.is_some() {
-                fields.push((key, value));
-            }
-            self.ws();
-            match *self.bytes.get(self.pos)? {
-                b',' => self.pos += 1,
-                b'}' => {
-                    self.pos += 1;
-                    return Some(if keep.is_some() {
-                        Val::Obj(Rc::from(fields))
-                    } else {
-                        Val::Null
-                    });
+        if self.eat(b'}').is_none() {
+            loop {
+                self.ws();
+                let key = self.string()?;
+                self.ws();
+                self.eat(b':')?;
+                self.ws();
+                match keep.and_then(|p| p.kept(&key)) {
+                    Some((name, child)) => {
+                        let value = self.value(Some(child), depth + 1)?;
+                        self.fields.push((name.map_or(key, Cow::Borrowed), value));
+                    }
+                    None => {
+                        self.value(None, depth + 1)?;
+                    }
                 }
-                _ => return None,
+                self.ws();
+                match *self.bytes.get(self.pos)? {
+                    b',' => self.pos += 1,
+                    b'}' => {
+                        self.pos += 1;
+                        break;
+                    }
+                    _ => return None,
+                }
             }
         }
+        Some(if keep.is_some() {
+            Val::Obj(self.fields.drain(mark..).collect())
+        } else {
+            Val::Null
+        })
     }
 
     fn array(&mut self, keep: Option<&Projection>, depth: usize) -> Option<Val<'a>> {
         self.pos += 1;
         let element = keep.and_then(Projection::items_projection);
-        let mut items = Vec::with_capacity(if element.is_some() { 8 } else { 0 });
+        let mark = self.items.len();
         self.ws();
-        if self.eat(b']').is_some() {
-            return Some(if keep.is_some() {
-                Val::List(Rc::from(items))
-            } else {
-                Val::Null
-            });
-        }
-        loop {
-            self.ws();
-            let value = self.value(element, depth + 1)?;
-            if element.is_some() {
-                items.push(value);
-            }
-            self.ws();
-            match *self.bytes.get(self.pos)? {
-                b',' => self.pos += 1,
-                b']' => {
-                    self.pos += 1;
-                    return Some(if keep.is_some() {
-                        Val::List(Rc::from(items))
-                    } else {
-                        Val::Null
-                    });
+        if self.eat(b']').is_none() {
+            loop {
+                self.ws();
+                let value = self.value(element, depth + 1)?;
+                if element.is_some() {
+                    self.items.push(value);
                 }
-                _ => return None,
+                self.ws();
+                match *self.bytes.get(self.pos)? {
+                    b',' => self.pos += 1,
+                    b']' => {
+                        self.pos += 1;
+                        break;
+                    }
+                    _ => return None,
+                }
             }
         }
+        Some(if keep.is_some() {
+            Val::List(self.items.drain(mark..).collect())
+        } else {
+            Val::Null
+        })
     }
 
     /// A string, borrowed when it has no escapes.

@@ -7,6 +7,7 @@ pub mod delivery;
 pub mod deploy;
 pub mod engine;
 pub mod eval;
+pub mod intern;
 pub mod json_in;
 pub mod json_out;
 pub mod json_scan;

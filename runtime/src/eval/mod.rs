@@ -6,6 +6,7 @@ mod ops;
 
 pub use builtins::Func;
 
+use crate::intern::intern;
 use crate::value::Val;
 use omniflow_compiler::ir::{self, PathSeg, Root, TypeIr};
 use std::borrow::Cow;
@@ -142,12 +143,6 @@ impl std::hash::BuildHasher for FnvBuild {
     fn build_hasher(&self) -> Fnv {
         Fnv(0xcbf2_9ce4_8422_2325)
     }
-}
-
-/// Interns a string for the life of the process (schema field names, table keys): each
-/// is leaked once per loaded graph, so values can borrow them without copying.
-fn intern(text: &str) -> &'static str {
-    Box::leak(text.to_string().into_boxed_str())
 }
 
 /// A JSON value with its strings interned.
