@@ -103,3 +103,81 @@ flow orders {
     assert_eq!(results.len(), 1);
     assert_eq!(results[0].failure, None);
 }
+
+/// Field lookups remember where a field was last found; documents that change their
+/// field order, lack a field or repeat the read must still see the right values, and a
+/// concatenation that grows a string must not change the local it started from.
+#[test]
+fn field_reads_follow_each_document_and_concatenation_leaves_locals_alone() {
+    let dir = std::env::temp_dir().join(format!("omniflow-fields-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let flow = dir.join("fields.flow");
+    std::fs::write(
+        &flow,
+        r#"use std.connectors.{file}
+connection inbox = file { dir = env("INBOX") }
+schema Out {
+  a: string?
+  c: string?
+  label: string
+  id: string
+  n: int
+}
+flow fields {
+  source docs = inbox.read { path = "*.jsonl", format = jsonl }
+  map out = docs -> Out {
+    let id = to_string($.n)
+    a = $.x.a
+    c = $.x.c
+    label = id + "-" + $.x.a + "!"
+    id = id
+    n = sum($.items[*].q)
+  }
+  sink sink = inbox.write(out) { idempotency_key = id, dead_letter = "fields" }
+}
+"#,
+    )
+    .unwrap();
+    let pipeline = Pipeline::new(load_graph(&[flow]).unwrap()).unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    let flow_idx = pipeline.flow("fields").unwrap();
+    let (source, projection) = pipeline
+        .first_source(flow_idx)
+        .map(|(s, p)| (s, p.clone()))
+        .unwrap();
+    let map = pipeline.first_map(flow_idx).unwrap();
+    let cases = [
+        (
+            r#"{"n": 1, "x": {"a": "A1", "b": 0, "c": "C1"}, "items": [{"q": 1}, {"q": 2}]}"#,
+            serde_json::json!({"a": "A1", "c": "C1", "label": "1-A1!", "id": "1", "n": 3}),
+        ),
+        (
+            r#"{"items": [{"z": 0, "q": 5}], "x": {"c": "C2", "a": "A2"}, "n": 2}"#,
+            serde_json::json!({"a": "A2", "c": "C2", "label": "2-A2!", "id": "2", "n": 5}),
+        ),
+        (
+            r#"{"n": 3, "x": {"c": "C3"}, "items": []}"#,
+            serde_json::json!({"a": null, "c": "C3", "label": "3-!", "id": "3", "n": 0}),
+        ),
+        (
+            r#"{"n": 4, "x": {"a": "A\u0034", "c": "C4"}, "items": [{"q": 4}]}"#,
+            serde_json::json!({"a": "A4", "c": "C4", "label": "4-A4!", "id": "4", "n": 4}),
+        ),
+        (
+            r#"{"n": 1, "x": {"a": "A1", "b": 0, "c": "C1"}, "items": [{"q": 1}, {"q": 2}]}"#,
+            serde_json::json!({"a": "A1", "c": "C1", "label": "1-A1!", "id": "1", "n": 3}),
+        ),
+    ];
+    for (input, want) in cases {
+        for parsed in [
+            json_in::parse(input.as_bytes(), &projection).unwrap(),
+            json_in::parse_with_serde(input.as_bytes(), &projection).unwrap(),
+        ] {
+            let outcome = pipeline
+                .process(flow_idx, source, parsed, false, true)
+                .unwrap();
+            let (_, document) = outcome.trace.iter().find(|(n, _)| *n == map).unwrap();
+            assert_eq!(document.to_json(), want, "{input}");
+        }
+    }
+}

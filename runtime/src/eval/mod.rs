@@ -6,12 +6,13 @@ mod ops;
 
 pub use builtins::Func;
 
-use crate::intern::intern;
+use crate::intern::{intern, same_name};
 use crate::value::Val;
 use omniflow_compiler::ir::{self, PathSeg, Root, TypeIr};
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::rc::Rc;
+use std::sync::atomic::{AtomicU32, Ordering};
 
 /// Why a message cannot be processed: a `reject`, or bad input found at run time.
 #[derive(Debug, Clone, PartialEq)]
@@ -21,11 +22,51 @@ pub struct Reject(pub String);
 pub type Eval<'a> = Result<Val<'a>, Reject>;
 
 /// A path step with the field name interned.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub enum Seg {
-    Field(&'static str),
+    Field(FieldRef),
     Index(i64),
     All,
+}
+
+/// A field name and the position it was last found at: records of one schema, and
+/// documents from one system, keep their fields in one order, so the second lookup
+/// of a path usually matches at the remembered position by address alone.
+#[derive(Debug)]
+pub struct FieldRef {
+    name: &'static str,
+    hint: AtomicU32,
+}
+
+impl FieldRef {
+    fn new(name: &str) -> FieldRef {
+        FieldRef {
+            name: intern(name),
+            hint: AtomicU32::new(0),
+        }
+    }
+
+    /// The field's value in an object's fields.
+    #[inline]
+    fn find<'v, 'a>(&self, fields: &'v [(Cow<'a, str>, Val<'a>)]) -> Option<&'v Val<'a>> {
+        let hint = self.hint.load(Ordering::Relaxed) as usize;
+        if let Some((key, value)) = fields.get(hint) {
+            if same_name(key, self.name) || key == self.name {
+                return Some(value);
+            }
+        }
+        let idx = fields.iter().position(|(key, _)| key == self.name)?;
+        self.hint.store(idx as u32, Ordering::Relaxed);
+        Some(&fields[idx].1)
+    }
+
+    /// The field of a value (money exposes `amount` and `currency`); null when absent.
+    fn of<'a>(&self, value: &Val<'a>) -> Val<'a> {
+        match value {
+            Val::Obj(fields) => self.find(fields).cloned().unwrap_or_default(),
+            other => other.field(self.name),
+        }
+    }
 }
 
 /// A compiled expression.
@@ -37,7 +78,7 @@ pub enum Code {
         path: Vec<Seg>,
     },
     JsonPath(Box<jsonpath_rust::parser::model::JpQuery>),
-    Member(Box<Code>, &'static str),
+    Member(Box<Code>, FieldRef),
     Index(Box<Code>, Box<Code>),
     Lookup {
         table: usize,
@@ -232,7 +273,7 @@ impl Env {
                 path: path
                     .iter()
                     .map(|seg| match seg {
-                        PathSeg::Field(name) => Seg::Field(intern(name)),
+                        PathSeg::Field(name) => Seg::Field(FieldRef::new(name)),
                         PathSeg::Index(idx) => Seg::Index(*idx),
                         PathSeg::All => Seg::All,
                     })
@@ -243,7 +284,7 @@ impl Env {
                     .map_err(|e| format!("JSONPath `{text}`: {e}"))?,
             )),
             ir::Expr::Member(base, name) => {
-                Code::Member(Box::new(self.compile(base)?), intern(name))
+                Code::Member(Box::new(self.compile(base)?), FieldRef::new(name))
             }
             ir::Expr::Index(base, index) => Code::Index(
                 Box::new(self.compile(base)?),
@@ -362,6 +403,8 @@ impl Env {
 
     /// Evaluates compiled code against an input and local slots.
     pub fn eval<'a>(&self, code: &Code, input: &Val<'a>, slots: &mut Vec<Val<'a>>) -> Eval<'a> {
+        // The common, small cases stay here; the rest live in their own functions so
+        // this recursive one keeps a small stack frame.
         match code {
             Code::Lit(value) => Ok(value.clone()),
             Code::Path { root, path } => {
@@ -373,60 +416,6 @@ impl Env {
                     },
                 };
                 Ok(walk(base, path))
-            }
-            Code::JsonPath(query) => {
-                let json = input.to_json();
-                let found = jsonpath_rust::query::js_path_process(query, &json)
-                    .map_err(|e| Reject(format!("JSONPath failed: {e}")))?;
-                Ok(Val::List(Rc::from(
-                    found
-                        .into_iter()
-                        .map(|q| Val::from_json(q.val()))
-                        .collect::<Vec<_>>(),
-                )))
-            }
-            Code::Member(base, name) => {
-                let base = self.eval(base, input, slots)?;
-                Ok(match base {
-                    Val::List(items) => Val::List(Rc::from(
-                        items
-                            .iter()
-                            .map(|i| i.field(name))
-                            .filter(|v| !v.is_null())
-                            .collect::<Vec<_>>(),
-                    )),
-                    other => other.field(name),
-                })
-            }
-            Code::Index(base, index) => {
-                let base = self.eval(base, input, slots)?;
-                let index = self.eval(index, input, slots)?;
-                Ok(match (&base, &index) {
-                    (Val::List(items), Val::Int(i)) => {
-                        items.get(*i as usize).cloned().unwrap_or_default()
-                    }
-                    (Val::Obj(_), Val::Str(key)) => base.field(key),
-                    _ => Val::Null,
-                })
-            }
-            Code::Lookup { table, key } => {
-                let key = self.eval(key, input, slots)?;
-                Ok(match key.text() {
-                    Some(text) => self.tables[*table]
-                        .get(text.as_ref())
-                        .cloned()
-                        .unwrap_or_default(),
-                    None => Val::Null,
-                })
-            }
-            Code::InTable { table, key } => {
-                let key = self.eval(key, input, slots)?;
-                Ok(Val::Bool(match (&key, key.text()) {
-                    (Val::Str(_) | Val::Int(_), Some(text)) => {
-                        self.tables[*table].contains_key(text.as_ref())
-                    }
-                    _ => false,
-                }))
             }
             Code::Binary { op, lhs, rhs } => match op {
                 ir::BinOp::And => {
@@ -455,10 +444,6 @@ impl Env {
                     ops::binary(*op, left, right)
                 }
             },
-            Code::Unary { op, expr } => {
-                let value = self.eval(expr, input, slots)?;
-                ops::unary(*op, value)
-            }
             Code::If {
                 cond,
                 then,
@@ -470,75 +455,185 @@ impl Env {
                     self.eval(otherwise, input, slots)
                 }
             }
-            Code::Call { func, args } => {
-                if args.len() <= 3 {
-                    let mut values: [Val<'a>; 3] = [Val::Null, Val::Null, Val::Null];
-                    for (value, arg) in values.iter_mut().zip(args) {
-                        *value = self.eval(arg, input, slots)?;
-                    }
-                    return builtins::call(*func, &mut values[..args.len()]);
-                }
-                let mut values = Vec::with_capacity(args.len());
-                for arg in args {
-                    values.push(self.eval(arg, input, slots)?);
-                }
-                builtins::call(*func, &mut values)
+            Code::Unary { op, expr } => {
+                let value = self.eval(expr, input, slots)?;
+                ops::unary(*op, value)
             }
-            Code::List(items) => {
-                let mut values = Vec::with_capacity(items.len());
-                for item in items {
-                    values.push(self.eval(item, input, slots)?);
-                }
-                Ok(Val::List(Rc::from(values)))
-            }
+            Code::Call { func, args } => self.call(*func, args, input, slots),
+            Code::Lookup { table, key } => self.lookup(*table, key, input, slots),
+            Code::InTable { table, key } => self.in_table(*table, key, input, slots),
+            Code::Member(base, field) => self.member(base, field, input, slots),
+            Code::Index(base, index) => self.index(base, index, input, slots),
+            Code::List(items) => self.list(items, input, slots),
             Code::Record { schema, items } => self.record(*schema, items, input, slots),
             Code::Each {
                 source,
                 slot,
                 filter,
                 body,
-            } => {
-                let source = self.eval(source, input, slots)?;
-                let items = match source {
-                    Val::List(items) => items,
-                    Val::Null => return Ok(Val::List(Rc::from(Vec::new()))),
-                    other => {
-                        return Err(Reject(format!(
-                            "expected a list to map over, found {}",
-                            other.kind()
-                        )))
-                    }
-                };
-                if slots.len() <= *slot {
-                    slots.resize(*slot + 1, Val::Null);
-                }
-                let mut out = Vec::with_capacity(items.len());
-                for item in items.iter() {
-                    slots[*slot] = item.clone();
-                    if let Some(filter) = filter {
-                        if !self.eval(filter, input, slots)?.is_true() {
-                            continue;
-                        }
-                    }
-                    out.push(self.eval(body, input, slots)?);
-                }
-                Ok(Val::List(Rc::from(out)))
-            }
+            } => self.each(source, *slot, filter.as_deref(), body, input, slots),
+            Code::JsonPath(query) => json_path(query, input),
             Code::Template { name, vars } => self
                 .render(name, vars, input, slots)
                 .map(|s| Val::Str(Cow::Owned(s))),
-            Code::Reject(reason) => {
-                let reason = self.eval(reason, input, slots)?;
-                Err(Reject(
-                    reason
-                        .text()
-                        .map(|t| t.into_owned())
-                        .unwrap_or_else(|| "rejected".into()),
-                ))
-            }
+            Code::Reject(reason) => Err(self.reject(reason, input, slots)),
         }
     }
 
+    #[inline(never)]
+    fn call<'a>(
+        &self,
+        func: Func,
+        args: &[Code],
+        input: &Val<'a>,
+        slots: &mut Vec<Val<'a>>,
+    ) -> Eval<'a> {
+        if args.len() <= 3 {
+            let mut values: [Val<'a>; 3] = [Val::Null, Val::Null, Val::Null];
+            for (value, arg) in values.iter_mut().zip(args) {
+                *value = self.eval(arg, input, slots)?;
+            }
+            return builtins::call(func, &mut values[..args.len()]);
+        }
+        let mut values = Vec::with_capacity(args.len());
+        for arg in args {
+            values.push(self.eval(arg, input, slots)?);
+        }
+        builtins::call(func, &mut values)
+    }
+
+    #[inline(never)]
+    fn lookup<'a>(
+        &self,
+        table: usize,
+        key: &Code,
+        input: &Val<'a>,
+        slots: &mut Vec<Val<'a>>,
+    ) -> Eval<'a> {
+        let key = self.eval(key, input, slots)?;
+        Ok(match key.text() {
+            Some(text) => self.tables[table]
+                .get(text.as_ref())
+                .cloned()
+                .unwrap_or_default(),
+            None => Val::Null,
+        })
+    }
+
+    #[inline(never)]
+    fn in_table<'a>(
+        &self,
+        table: usize,
+        key: &Code,
+        input: &Val<'a>,
+        slots: &mut Vec<Val<'a>>,
+    ) -> Eval<'a> {
+        let key = self.eval(key, input, slots)?;
+        Ok(Val::Bool(match (&key, key.text()) {
+            (Val::Str(_) | Val::Int(_), Some(text)) => {
+                self.tables[table].contains_key(text.as_ref())
+            }
+            _ => false,
+        }))
+    }
+
+    #[inline(never)]
+    fn member<'a>(
+        &self,
+        base: &Code,
+        field: &FieldRef,
+        input: &Val<'a>,
+        slots: &mut Vec<Val<'a>>,
+    ) -> Eval<'a> {
+        let base = self.eval(base, input, slots)?;
+        Ok(match base {
+            Val::List(items) => Val::List(
+                items
+                    .iter()
+                    .map(|i| field.of(i))
+                    .filter(|v| !v.is_null())
+                    .collect(),
+            ),
+            other => field.of(&other),
+        })
+    }
+
+    #[inline(never)]
+    fn index<'a>(
+        &self,
+        base: &Code,
+        index: &Code,
+        input: &Val<'a>,
+        slots: &mut Vec<Val<'a>>,
+    ) -> Eval<'a> {
+        let base = self.eval(base, input, slots)?;
+        let index = self.eval(index, input, slots)?;
+        Ok(match (&base, &index) {
+            (Val::List(items), Val::Int(i)) => items.get(*i as usize).cloned().unwrap_or_default(),
+            (Val::Obj(_), Val::Str(key)) => base.field(key),
+            _ => Val::Null,
+        })
+    }
+
+    #[inline(never)]
+    fn list<'a>(&self, items: &[Code], input: &Val<'a>, slots: &mut Vec<Val<'a>>) -> Eval<'a> {
+        let mut values = Vec::with_capacity(items.len());
+        for item in items {
+            values.push(self.eval(item, input, slots)?);
+        }
+        Ok(Val::List(values.into_iter().collect()))
+    }
+
+    #[inline(never)]
+    fn each<'a>(
+        &self,
+        source: &Code,
+        slot: usize,
+        filter: Option<&Code>,
+        body: &Code,
+        input: &Val<'a>,
+        slots: &mut Vec<Val<'a>>,
+    ) -> Eval<'a> {
+        let items = match self.eval(source, input, slots)? {
+            Val::List(items) => items,
+            Val::Null => return Ok(Val::List(Rc::from(Vec::new()))),
+            other => {
+                return Err(Reject(format!(
+                    "expected a list to map over, found {}",
+                    other.kind()
+                )))
+            }
+        };
+        if slots.len() <= slot {
+            slots.resize(slot + 1, Val::Null);
+        }
+        let mut out = Vec::with_capacity(items.len());
+        for item in items.iter() {
+            slots[slot] = item.clone();
+            if let Some(filter) = filter {
+                if !self.eval(filter, input, slots)?.is_true() {
+                    continue;
+                }
+            }
+            out.push(self.eval(body, input, slots)?);
+        }
+        Ok(Val::List(out.into_iter().collect()))
+    }
+
+    #[inline(never)]
+    fn reject<'a>(&self, reason: &Code, input: &Val<'a>, slots: &mut Vec<Val<'a>>) -> Reject {
+        match self.eval(reason, input, slots) {
+            Ok(reason) => Reject(
+                reason
+                    .text()
+                    .map(|t| t.into_owned())
+                    .unwrap_or_else(|| "rejected".into()),
+            ),
+            Err(reject) => reject,
+        }
+    }
+
+    #[inline(never)]
     fn render<'a>(
         &self,
         name: &str,
@@ -560,6 +655,7 @@ impl Env {
             .map_err(|e| Reject(format!("template: {e}")))
     }
 
+    #[inline(never)]
     fn record<'a>(
         &self,
         schema_idx: usize,
@@ -617,6 +713,16 @@ impl Env {
         }
         Ok(Val::Obj(record))
     }
+}
+
+#[inline(never)]
+fn json_path<'a>(query: &jsonpath_rust::parser::model::JpQuery, input: &Val<'a>) -> Eval<'a> {
+    let json = input.to_json();
+    let found = jsonpath_rust::query::js_path_process(query, &json)
+        .map_err(|e| Reject(format!("JSONPath failed: {e}")))?;
+    Ok(Val::List(
+        found.into_iter().map(|q| Val::from_json(q.val())).collect(),
+    ))
 }
 
 fn type_name(ty: &TypeIr) -> String {
@@ -748,12 +854,12 @@ fn walk<'a>(base: &Val<'a>, path: &[Seg]) -> Val<'a> {
     let mut current = base;
     for (idx, seg) in path.iter().enumerate() {
         current = match (seg, current) {
-            (Seg::Field(name), Val::Obj(fields)) => match fields.iter().find(|(k, _)| k == name) {
-                Some((_, value)) => value,
+            (Seg::Field(field), Val::Obj(fields)) => match field.find(fields) {
+                Some(value) => value,
                 None => return Val::Null,
             },
-            (Seg::Field(name), money @ Val::Money(..)) => {
-                return walk(&money.field(name), &path[idx + 1..])
+            (Seg::Field(field), money @ Val::Money(..)) => {
+                return walk(&money.field(field.name), &path[idx + 1..])
             }
             (Seg::Index(i), Val::List(items)) => match items.get(*i as usize) {
                 Some(value) => value,

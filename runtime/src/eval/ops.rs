@@ -89,6 +89,14 @@ pub fn binary<'a>(op: BinOp, left: Val<'a>, right: Val<'a>) -> Eval<'a> {
 }
 
 fn arithmetic<'a>(op: BinOp, left: Val<'a>, right: Val<'a>) -> Eval<'a> {
+    // A chain of concatenations grows the string the first one built.
+    let left = match (op, left, &right) {
+        (BinOp::Add, Val::Str(Cow::Owned(mut text)), Val::Str(tail)) => {
+            text.push_str(tail);
+            return Ok(Val::Str(Cow::Owned(text)));
+        }
+        (_, left, _) => left,
+    };
     match (op, &left, &right) {
         (BinOp::Add, Val::Str(a), Val::Str(b)) => {
             let mut text = String::with_capacity(a.len() + b.len());
