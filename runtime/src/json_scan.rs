@@ -39,6 +39,7 @@ fn equal_mask(x: u64, byte: u8) -> u64 {
 
 /// The first position from `pos` holding a quote, a backslash or a control byte (or the
 /// end), eight bytes at a time.
+#[inline(always)]
 fn plain_run_end(bytes: &[u8], mut pos: usize) -> usize {
     while pos + 8 <= bytes.len() {
         let mut word = [0u8; 8];
@@ -79,7 +80,9 @@ impl<'a> Scanner<'a> {
         (self.bytes.get(self.pos) == Some(&byte)).then(|| self.pos += 1)
     }
 
-    /// A value; `keep` is `None` when it is only validated and skipped.
+    /// A value; `keep` is `None` when it is only validated and skipped. Inlined into
+    /// the container loops, so scalars never travel through a returned value in memory.
+    #[inline(always)]
     fn value(&mut self, keep: Option<&Projection>, depth: usize) -> Option<Val<'a>> {
         if depth > MAX_DEPTH {
             return None;
@@ -95,24 +98,23 @@ impl<'a> Scanner<'a> {
                     Val::Null
                 })
             }
-            b't' => self.literal("true", Val::Bool(true)),
-            b'f' => self.literal("false", Val::Bool(false)),
-            b'n' => self.literal("null", Val::Null),
-            b'-' | b'0'..=b'9' => {
-                let number = self.number()?;
-                Some(if keep.is_some() { number } else { Val::Null })
-            }
+            b't' => self.literal(b"true", Val::Bool(true)),
+            b'f' => self.literal(b"false", Val::Bool(false)),
+            b'n' => self.literal(b"null", Val::Null),
+            b'-' | b'0'..=b'9' => self.number(keep.is_some()),
             _ => None,
         }
     }
 
-    fn literal(&mut self, word: &str, value: Val<'a>) -> Option<Val<'a>> {
-        self.text.get(self.pos..)?.starts_with(word).then(|| {
-            self.pos += word.len();
+    fn literal<const N: usize>(&mut self, word: &[u8; N], value: Val<'a>) -> Option<Val<'a>> {
+        let found: [u8; N] = self.bytes.get(self.pos..self.pos + N)?.try_into().ok()?;
+        (found == *word).then(|| {
+            self.pos += N;
             value
         })
     }
 
+    #[inline(never)]
     fn object(&mut self, keep: Option<&Projection>, depth: usize) -> Option<Val<'a>> {
         self.pos += 1;
         let mark = self.fields.len();
@@ -151,6 +153,7 @@ impl<'a> Scanner<'a> {
         })
     }
 
+    #[inline(never)]
     fn array(&mut self, keep: Option<&Projection>, depth: usize) -> Option<Val<'a>> {
         self.pos += 1;
         let element = keep.and_then(Projection::items_projection);
@@ -182,21 +185,25 @@ impl<'a> Scanner<'a> {
     }
 
     /// A string, borrowed when it has no escapes.
+    #[inline(always)]
     fn string(&mut self) -> Option<Cow<'a, str>> {
         self.eat(b'"')?;
         let start = self.pos;
         self.pos = plain_run_end(self.bytes, self.pos);
-        loop {
-            match *self.bytes.get(self.pos)? {
-                b'"' => {
-                    let s = &self.text[start..self.pos];
-                    self.pos += 1;
-                    return Some(Cow::Borrowed(s));
-                }
-                b'\\' => break,
-                0x00..=0x1f => return None,
-                _ => self.pos += 1,
-            }
+        if self.bytes.get(self.pos) == Some(&b'"') {
+            let s = self.text.get(start..self.pos)?;
+            self.pos += 1;
+            return Some(Cow::Borrowed(s));
+        }
+        self.escaped_string(start)
+    }
+
+    /// The rest of a string that holds an escape, from its opening quote's next byte.
+    #[inline(never)]
+    fn escaped_string(&mut self, start: usize) -> Option<Cow<'a, str>> {
+        if *self.bytes.get(self.pos)? != b'\\' {
+            // A control byte, or the end of the input.
+            return None;
         }
         let mut out = String::from(&self.text[start..self.pos]);
         loop {
@@ -261,15 +268,18 @@ impl<'a> Scanner<'a> {
         Some(value)
     }
 
-    /// A number with JSON's grammar: int when it is an integer that fits, else decimal.
-    fn number(&mut self) -> Option<Val<'a>> {
+    /// A number with JSON's grammar: int when it is an integer that fits, else decimal;
+    /// a skipped number is only validated.
+    fn number(&mut self, keep: bool) -> Option<Val<'a>> {
         let start = self.pos;
-        self.eat(b'-');
+        let negative = self.eat(b'-').is_some();
+        let int_start = self.pos;
         match *self.bytes.get(self.pos)? {
             b'0' => self.pos += 1,
             b'1'..=b'9' => self.digits(),
             _ => return None,
         }
+        let int_end = self.pos;
         let mut integer = true;
         if self.eat(b'.').is_some() {
             integer = false;
@@ -288,6 +298,16 @@ impl<'a> Scanner<'a> {
                 return None;
             }
             self.digits();
+        }
+        if !keep {
+            return Some(Val::Null);
+        }
+        if integer && int_end - int_start <= 18 {
+            // At most 18 digits always fit an i64.
+            let magnitude = self.bytes[int_start..int_end]
+                .iter()
+                .fold(0i64, |acc, digit| acc * 10 + i64::from(digit - b'0'));
+            return Some(Val::Int(if negative { -magnitude } else { magnitude }));
         }
         let text = &self.text[start..self.pos];
         if integer {
@@ -319,6 +339,47 @@ impl<'a> Scanner<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn numbers_read_like_serde_json() {
+        let whole = Projection::whole();
+        for text in [
+            "0",
+            "-0",
+            "7",
+            "-42",
+            "999999999999999999",
+            "-999999999999999999",
+            "1000000000000000000",
+            "9223372036854775807",
+            "-9223372036854775808",
+            "9223372036854775808",
+            "18446744073709551615",
+            "18446744073709551616",
+            "12.50",
+            "-0.001",
+            "1e3",
+            "2.5E-2",
+        ] {
+            let ours = scan(text.as_bytes(), &whole).unwrap();
+            let theirs = crate::json_in::parse_with_serde(text.as_bytes(), &whole).unwrap();
+            assert!(
+                crate::value::equal(&ours, &theirs),
+                "{text}: {ours:?} vs {theirs:?}"
+            );
+            // serde_json reads `-0` as a float; here it is the integer 0 (equal above).
+            if text != "-0" {
+                assert_eq!(
+                    std::mem::discriminant(&ours),
+                    std::mem::discriminant(&theirs),
+                    "{text}"
+                );
+            }
+        }
+        for bad in ["-", "01", "1.", ".5", "1e", "--1", "1e+"] {
+            assert!(scan(bad.as_bytes(), &whole).is_none(), "{bad}");
+        }
+    }
 
     #[test]
     fn finds_the_end_of_plain_runs() {
