@@ -48,30 +48,42 @@ const HEX: &[u8; 16] = b"0123456789abcdef";
 const LOW: u64 = 0x0101_0101_0101_0101;
 const HIGH: u64 = 0x8080_8080_8080_8080;
 
-/// True when any byte is a control character, `"` or `\\`; eight bytes at a time.
+/// The high bit of each byte of `x` that is a control character, `"` or `\\`.
+#[inline(always)]
+fn escape_bits(x: u64) -> u64 {
+    let control = x.wrapping_sub(LOW * 0x20) & !x;
+    let quote = (x ^ (LOW * b'"' as u64)).wrapping_sub(LOW) & !(x ^ (LOW * b'"' as u64));
+    let slash = (x ^ (LOW * b'\\' as u64)).wrapping_sub(LOW) & !(x ^ (LOW * b'\\' as u64));
+    (control | quote | slash) & HIGH
+}
+
+/// True when any byte is a control character, `"` or `\\`; eight bytes at a time, the
+/// tail padded with spaces, without a branch per word.
+#[inline]
 fn needs_escape(bytes: &[u8]) -> bool {
     let mut chunks = bytes.chunks_exact(8);
+    let mut hits = 0;
     for chunk in &mut chunks {
         let mut word = [0u8; 8];
         word.copy_from_slice(chunk);
-        let x = u64::from_le_bytes(word);
-        let control = x.wrapping_sub(LOW * 0x20) & !x;
-        let quote = (x ^ (LOW * b'"' as u64)).wrapping_sub(LOW) & !(x ^ (LOW * b'"' as u64));
-        let slash = (x ^ (LOW * b'\\' as u64)).wrapping_sub(LOW) & !(x ^ (LOW * b'\\' as u64));
-        if (control | quote | slash) & HIGH != 0 {
-            return true;
-        }
+        hits |= escape_bits(u64::from_le_bytes(word));
     }
-    chunks
-        .remainder()
-        .iter()
-        .any(|&b| b < 0x20 || b == b'"' || b == b'\\')
+    let tail = chunks.remainder();
+    if !tail.is_empty() {
+        let mut word = [b' '; 8];
+        for (slot, byte) in word.iter_mut().zip(tail) {
+            *slot = *byte;
+        }
+        hits |= escape_bits(u64::from_le_bytes(word));
+    }
+    hits != 0
 }
 
 /// Appends a JSON string literal.
 pub fn write_str(out: &mut Vec<u8>, text: &str) {
-    out.push(b'"');
     let bytes = text.as_bytes();
+    out.reserve(bytes.len() + 2);
+    out.push(b'"');
     if !needs_escape(bytes) {
         out.extend_from_slice(bytes);
         out.push(b'"');
@@ -130,6 +142,23 @@ mod tests {
                 String::from_utf8(out).unwrap(),
                 serde_json::to_string(text).unwrap()
             );
+        }
+        // Every ASCII character at every position of short and word-crossing strings.
+        for len in 1..=17 {
+            for pos in 0..len {
+                for byte in 0u8..0x80 {
+                    let mut text = vec![b'a'; len];
+                    text[pos] = byte;
+                    let text = String::from_utf8(text).unwrap();
+                    let mut out = Vec::new();
+                    write_str(&mut out, &text);
+                    assert_eq!(
+                        String::from_utf8(out).unwrap(),
+                        serde_json::to_string(&text).unwrap(),
+                        "byte {byte} at {pos} of {len}"
+                    );
+                }
+            }
         }
         let value = Val::money(1999, "USD");
         assert_eq!(to_string(&value), r#"{"amount":1999,"currency":"USD"}"#);

@@ -865,6 +865,12 @@ fn walk<'a>(base: &Val<'a>, path: &[Seg]) -> Val<'a> {
                 Some(value) => value,
                 None => return Val::Null,
             },
+            // A list read whole with `[*]` is the list itself, unless it holds nulls to drop.
+            (Seg::All, Val::List(items))
+                if idx + 1 == path.len() && !items.iter().any(Val::is_null) =>
+            {
+                return Val::List(items.clone())
+            }
             (Seg::All, Val::List(items)) => return walk_all(items.iter(), &path[idx + 1..]),
             (Seg::All, Val::Obj(fields)) => {
                 return walk_all(fields.iter().map(|(_, v)| v), &path[idx + 1..])
