@@ -47,7 +47,7 @@ impl FieldRef {
     }
 
     /// The field's value in an object's fields.
-    #[inline]
+    #[inline(always)]
     fn find<'v, 'a>(&self, fields: &'v [(Cow<'a, str>, Val<'a>)]) -> Option<&'v Val<'a>> {
         let hint = self.hint.load(Ordering::Relaxed) as usize;
         if let Some((key, value)) = fields.get(hint) {
@@ -55,6 +55,13 @@ impl FieldRef {
                 return Some(value);
             }
         }
+        self.search(fields)
+    }
+
+    /// The field found by comparing every key; remembers where.
+    #[cold]
+    #[inline(never)]
+    fn search<'v, 'a>(&self, fields: &'v [(Cow<'a, str>, Val<'a>)]) -> Option<&'v Val<'a>> {
         let idx = fields.iter().position(|(key, _)| key == self.name)?;
         self.hint.store(idx as u32, Ordering::Relaxed);
         Some(&fields[idx].1)
@@ -150,7 +157,7 @@ pub struct SchemaRt {
 
 /// Everything expressions need: tables, schemas, templates.
 pub struct Env {
-    tables: Vec<HashMap<&'static str, Val<'static>, FnvBuild>>,
+    tables: Vec<HashMap<&'static str, Val<'static>, WordHashBuild>>,
     table_index: HashMap<String, usize>,
     schemas: Vec<SchemaRt>,
     schema_index: HashMap<String, usize>,
@@ -158,31 +165,59 @@ pub struct Env {
     n_templates: usize,
 }
 
-/// FNV-1a: lookup tables are keyed by short strings from trusted flow files, where a
-/// simple hash beats SipHash's DoS resistance.
+/// Word-at-a-time multiply-rotate hashing: lookup tables are keyed by short strings
+/// from trusted flow files, where a simple hash beats SipHash's DoS resistance (input
+/// only ever looks keys up; it cannot add colliding ones).
 #[derive(Default, Clone, Copy)]
-pub struct FnvBuild;
+pub struct WordHashBuild;
 
-/// The FNV-1a hasher state.
-pub struct Fnv(u64);
+/// The hasher state.
+pub struct WordHash(u64);
 
-impl std::hash::Hasher for Fnv {
-    fn finish(&self) -> u64 {
-        self.0
-    }
+const HASH_K: u64 = 0x517c_c1b7_2722_0a95;
 
-    fn write(&mut self, bytes: &[u8]) {
-        for byte in bytes {
-            self.0 = (self.0 ^ u64::from(*byte)).wrapping_mul(0x0100_0000_01b3);
-        }
+impl WordHash {
+    #[inline(always)]
+    fn mix(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(HASH_K);
     }
 }
 
-impl std::hash::BuildHasher for FnvBuild {
-    type Hasher = Fnv;
+impl std::hash::Hasher for WordHash {
+    fn finish(&self) -> u64 {
+        // The product's high bits are its best; the table indexes by the low ones.
+        self.0.rotate_left(26)
+    }
 
-    fn build_hasher(&self) -> Fnv {
-        Fnv(0xcbf2_9ce4_8422_2325)
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for chunk in &mut chunks {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(chunk);
+            self.mix(u64::from_le_bytes(word));
+        }
+        let tail = chunks.remainder();
+        if !tail.is_empty() {
+            let mut word = [0u8; 8];
+            for (slot, byte) in word.iter_mut().zip(tail) {
+                *slot = *byte;
+            }
+            self.mix(u64::from_le_bytes(word) ^ ((tail.len() as u64) << 59));
+        }
+    }
+
+    #[inline]
+    fn write_u8(&mut self, byte: u8) {
+        self.mix(u64::from(byte));
+    }
+}
+
+impl std::hash::BuildHasher for WordHashBuild {
+    type Hasher = WordHash;
+
+    fn build_hasher(&self) -> WordHash {
+        WordHash(0)
     }
 }
 
@@ -205,7 +240,7 @@ fn interned(value: &serde_json::Value) -> Val<'static> {
 impl Env {
     /// Builds the run-time environment of a graph.
     pub fn new(graph: &ir::Graph) -> Env {
-        let tables: Vec<HashMap<&'static str, Val<'static>, FnvBuild>> = graph
+        let tables: Vec<HashMap<&'static str, Val<'static>, WordHashBuild>> = graph
             .tables
             .iter()
             .map(|t| {
@@ -402,45 +437,47 @@ impl Env {
     }
 
     /// Evaluates compiled code against an input and local slots.
+    /// Evaluates an operand: literals and paths, most of a mapping's leaves, are read
+    /// in place without another trip through [`Env::eval`].
+    #[inline(always)]
+    fn operand<'a>(&self, code: &Code, input: &Val<'a>, slots: &mut Vec<Val<'a>>) -> Eval<'a> {
+        match code {
+            Code::Lit(value) => Ok(value.clone()),
+            Code::Path { root, path } => Ok(path_value(*root, path, input, slots)),
+            _ => self.eval(code, input, slots),
+        }
+    }
+
     pub fn eval<'a>(&self, code: &Code, input: &Val<'a>, slots: &mut Vec<Val<'a>>) -> Eval<'a> {
         // The common, small cases stay here; the rest live in their own functions so
         // this recursive one keeps a small stack frame.
         match code {
             Code::Lit(value) => Ok(value.clone()),
-            Code::Path { root, path } => {
-                let base = match root {
-                    Root::Input => input,
-                    Root::Local(slot) => match slots.get(*slot as usize) {
-                        Some(value) => value,
-                        None => return Ok(Val::Null),
-                    },
-                };
-                Ok(walk(base, path))
-            }
+            Code::Path { root, path } => Ok(path_value(*root, path, input, slots)),
             Code::Binary { op, lhs, rhs } => match op {
                 ir::BinOp::And => {
-                    if !self.eval(lhs, input, slots)?.is_true() {
+                    if !self.operand(lhs, input, slots)?.is_true() {
                         return Ok(Val::Bool(false));
                     }
-                    Ok(Val::Bool(self.eval(rhs, input, slots)?.is_true()))
+                    Ok(Val::Bool(self.operand(rhs, input, slots)?.is_true()))
                 }
                 ir::BinOp::Or => {
-                    if self.eval(lhs, input, slots)?.is_true() {
+                    if self.operand(lhs, input, slots)?.is_true() {
                         return Ok(Val::Bool(true));
                     }
-                    Ok(Val::Bool(self.eval(rhs, input, slots)?.is_true()))
+                    Ok(Val::Bool(self.operand(rhs, input, slots)?.is_true()))
                 }
                 ir::BinOp::Coalesce => {
-                    let left = self.eval(lhs, input, slots)?;
+                    let left = self.operand(lhs, input, slots)?;
                     if left.is_null() {
-                        self.eval(rhs, input, slots)
+                        self.operand(rhs, input, slots)
                     } else {
                         Ok(left)
                     }
                 }
                 _ => {
-                    let left = self.eval(lhs, input, slots)?;
-                    let right = self.eval(rhs, input, slots)?;
+                    let left = self.operand(lhs, input, slots)?;
+                    let right = self.operand(rhs, input, slots)?;
                     ops::binary(*op, left, right)
                 }
             },
@@ -449,14 +486,14 @@ impl Env {
                 then,
                 otherwise,
             } => {
-                if self.eval(cond, input, slots)?.is_true() {
+                if self.operand(cond, input, slots)?.is_true() {
                     self.eval(then, input, slots)
                 } else {
                     self.eval(otherwise, input, slots)
                 }
             }
             Code::Unary { op, expr } => {
-                let value = self.eval(expr, input, slots)?;
+                let value = self.operand(expr, input, slots)?;
                 ops::unary(*op, value)
             }
             Code::Call { func, args } => self.call(*func, args, input, slots),
@@ -491,7 +528,7 @@ impl Env {
         if args.len() <= 3 {
             let mut values: [Val<'a>; 3] = [Val::Null, Val::Null, Val::Null];
             for (value, arg) in values.iter_mut().zip(args) {
-                *value = self.eval(arg, input, slots)?;
+                *value = self.operand(arg, input, slots)?;
             }
             return builtins::call(func, &mut values[..args.len()]);
         }
@@ -510,7 +547,7 @@ impl Env {
         input: &Val<'a>,
         slots: &mut Vec<Val<'a>>,
     ) -> Eval<'a> {
-        let key = self.eval(key, input, slots)?;
+        let key = self.operand(key, input, slots)?;
         Ok(match key.text() {
             Some(text) => self.tables[table]
                 .get(text.as_ref())
@@ -528,7 +565,7 @@ impl Env {
         input: &Val<'a>,
         slots: &mut Vec<Val<'a>>,
     ) -> Eval<'a> {
-        let key = self.eval(key, input, slots)?;
+        let key = self.operand(key, input, slots)?;
         Ok(Val::Bool(match (&key, key.text()) {
             (Val::Str(_) | Val::Int(_), Some(text)) => {
                 self.tables[table].contains_key(text.as_ref())
@@ -679,13 +716,15 @@ impl Env {
         for item in items {
             match item {
                 RecordCode::Let(slot, code) => {
-                    let value = self.eval(code, input, slots)?;
+                    let value = self.operand(code, input, slots)?;
                     if slots.len() <= *slot {
                         slots.resize(*slot + 1, Val::Null);
                     }
                     slots[*slot] = value;
                 }
-                RecordCode::Field(idx, code) => fields[*idx].1 = self.eval(code, input, slots)?,
+                RecordCode::Field(idx, code) => {
+                    fields[*idx].1 = self.operand(code, input, slots)?
+                }
             }
         }
         for (field, (_, value)) in schema.fields.iter().zip(fields.iter_mut()) {
@@ -846,6 +885,19 @@ fn describe(value: &Val) -> String {
         Val::Dec(d) => format!("the number {d}"),
         other => format!("a {}", other.kind()),
     }
+}
+
+/// The value at a path from the input or a local.
+#[inline(always)]
+fn path_value<'a>(root: Root, path: &[Seg], input: &Val<'a>, slots: &[Val<'a>]) -> Val<'a> {
+    let base = match root {
+        Root::Input => input,
+        Root::Local(slot) => match slots.get(slot as usize) {
+            Some(value) => value,
+            None => return Val::Null,
+        },
+    };
+    walk(base, path)
 }
 
 /// Follows a path by reference and clones only what it finds; `[*]` maps the rest of
