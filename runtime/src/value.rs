@@ -7,7 +7,7 @@ use std::borrow::Cow;
 use std::rc::Rc;
 
 /// A value during evaluation.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Default)]
 pub enum Val<'a> {
     #[default]
     Null,
@@ -21,6 +21,25 @@ pub enum Val<'a> {
     List(Rc<[Val<'a>]>),
     /// Fields in order (objects are small, so a slice beats a map).
     Obj(Rc<[(Cow<'a, str>, Val<'a>)]>),
+}
+
+impl Clone for Val<'_> {
+    /// Borrowed strings, numbers and shared containers copy in place; only an owned
+    /// string allocates.
+    #[inline]
+    fn clone(&self) -> Self {
+        match self {
+            Val::Null => Val::Null,
+            Val::Bool(b) => Val::Bool(*b),
+            Val::Int(i) => Val::Int(*i),
+            Val::Str(Cow::Borrowed(s)) => Val::Str(Cow::Borrowed(s)),
+            Val::Str(Cow::Owned(s)) => Val::Str(Cow::Owned(s.clone())),
+            Val::Dec(d) => Val::Dec(Rc::clone(d)),
+            Val::Money(m) => Val::Money(Rc::clone(m)),
+            Val::List(items) => Val::List(Rc::clone(items)),
+            Val::Obj(fields) => Val::Obj(Rc::clone(fields)),
+        }
+    }
 }
 
 /// An amount in integer minor units with its currency code.
