@@ -525,12 +525,20 @@ impl Env {
         input: &Val<'a>,
         slots: &mut Vec<Val<'a>>,
     ) -> Eval<'a> {
-        if args.len() <= 3 {
-            let mut values: [Val<'a>; 3] = [Val::Null, Val::Null, Val::Null];
-            for (value, arg) in values.iter_mut().zip(args) {
-                *value = self.operand(arg, input, slots)?;
+        // Arguments live in an array of the call's own arity: nothing extra to drop.
+        match args {
+            [] => return builtins::call(func, &mut []),
+            [a] => return builtins::call(func, &mut [self.operand(a, input, slots)?]),
+            [a, b] => {
+                let a = self.operand(a, input, slots)?;
+                return builtins::call(func, &mut [a, self.operand(b, input, slots)?]);
             }
-            return builtins::call(func, &mut values[..args.len()]);
+            [a, b, c] => {
+                let a = self.operand(a, input, slots)?;
+                let b = self.operand(b, input, slots)?;
+                return builtins::call(func, &mut [a, b, self.operand(c, input, slots)?]);
+            }
+            _ => {}
         }
         let mut values = Vec::with_capacity(args.len());
         for arg in args {
