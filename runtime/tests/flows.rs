@@ -72,13 +72,21 @@ fn benchmark_mapping_matches_the_reference_documents() {
     assert_eq!(compared, 100);
 }
 
+/// A pipeline compiled from one flow source written to a scratch directory.
+fn pipeline_of(tag: &str, source: &str) -> Pipeline {
+    let dir = std::env::temp_dir().join(format!("omniflow-{tag}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let flow = dir.join(format!("{tag}.flow"));
+    std::fs::write(&flow, source).unwrap();
+    let graph = load_graph(&[flow]);
+    let _ = std::fs::remove_dir_all(&dir);
+    Pipeline::new(graph.unwrap()).unwrap()
+}
+
 #[test]
 fn a_local_schema_named_like_a_stdlib_one_is_the_one_used() {
-    let dir = std::env::temp_dir().join(format!("omniflow-shadow-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let flow = dir.join("shadow.flow");
-    std::fs::write(
-        &flow,
+    let pipeline = pipeline_of(
+        "shadow",
         r#"use std.connectors.{file, shopify}
 connection inbox = file { dir = env("INBOX") }
 schema Order {
@@ -95,11 +103,8 @@ flow orders {
   }
 }
 "#,
-    )
-    .unwrap();
-    let pipeline = Pipeline::new(load_graph(&[flow]).unwrap()).unwrap();
+    );
     let results = testing::run_all(&pipeline);
-    let _ = std::fs::remove_dir_all(&dir);
     assert_eq!(results.len(), 1);
     assert_eq!(results[0].failure, None);
 }
@@ -109,11 +114,8 @@ flow orders {
 /// concatenation that grows a string must not change the local it started from.
 #[test]
 fn field_reads_follow_each_document_and_concatenation_leaves_locals_alone() {
-    let dir = std::env::temp_dir().join(format!("omniflow-fields-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let flow = dir.join("fields.flow");
-    std::fs::write(
-        &flow,
+    let pipeline = pipeline_of(
+        "fields",
         r#"use std.connectors.{file}
 connection inbox = file { dir = env("INBOX") }
 schema Out {
@@ -136,10 +138,7 @@ flow fields {
   sink sink = inbox.write(out) { idempotency_key = id, dead_letter = "fields" }
 }
 "#,
-    )
-    .unwrap();
-    let pipeline = Pipeline::new(load_graph(&[flow]).unwrap()).unwrap();
-    let _ = std::fs::remove_dir_all(&dir);
+    );
     let flow_idx = pipeline.flow("fields").unwrap();
     let (source, projection) = pipeline
         .first_source(flow_idx)
