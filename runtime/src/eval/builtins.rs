@@ -171,6 +171,21 @@ fn extreme<'a>(items: &[Val<'a>], want: std::cmp::Ordering) -> Val<'a> {
 }
 
 /// Calls a function on evaluated arguments.
+impl Func {
+    /// A test of one value's kind, answered by reference.
+    pub fn test(self, value: &Val) -> Option<bool> {
+        Some(match self {
+            Func::IsObject => matches!(value, Val::Obj(_) | Val::Money(..)),
+            Func::IsString => matches!(value, Val::Str(_)),
+            Func::IsNumber => matches!(value, Val::Int(_) | Val::Dec(_)),
+            Func::IsList => matches!(value, Val::List(_)),
+            Func::IsNull => value.is_null(),
+            Func::Exists => !value.is_null(),
+            _ => return None,
+        })
+    }
+}
+
 pub fn call<'a>(func: Func, args: &mut [Val<'a>]) -> Eval<'a> {
     let mut it = args.iter_mut();
     Ok(match func {
@@ -309,12 +324,12 @@ pub fn call<'a>(func: Func, args: &mut [Val<'a>]) -> Eval<'a> {
         Func::Date => Val::Str(Cow::Owned(
             datetime(&arg(&mut it), "date")?.date_naive().to_string(),
         )),
-        Func::IsObject => Val::Bool(matches!(arg(&mut it), Val::Obj(_) | Val::Money(..))),
-        Func::IsString => Val::Bool(matches!(arg(&mut it), Val::Str(_))),
-        Func::IsNumber => Val::Bool(matches!(arg(&mut it), Val::Int(_) | Val::Dec(_))),
-        Func::IsList => Val::Bool(matches!(arg(&mut it), Val::List(_))),
-        Func::IsNull => Val::Bool(arg(&mut it).is_null()),
-        Func::Exists => Val::Bool(!arg(&mut it).is_null()),
+        Func::IsObject
+        | Func::IsString
+        | Func::IsNumber
+        | Func::IsList
+        | Func::IsNull
+        | Func::Exists => Val::Bool(func.test(&arg(&mut it)).unwrap_or(false)),
         Func::Sum => {
             let items = list(arg(&mut it), "sum")?;
             match (items.is_empty(), arg(&mut it)) {

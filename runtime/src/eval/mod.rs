@@ -476,6 +476,15 @@ impl Env {
                     }
                 }
                 _ => {
+                    // Comparisons of literals and paths look at the values in place.
+                    if ops::is_relation(*op) {
+                        if let (Some(left), Some(right)) = (
+                            operand_ref(lhs, input, slots),
+                            operand_ref(rhs, input, slots),
+                        ) {
+                            return Ok(Val::Bool(ops::relation(*op, left, right)));
+                        }
+                    }
                     let left = self.operand(lhs, input, slots)?;
                     let right = self.operand(rhs, input, slots)?;
                     ops::binary(*op, left, right)
@@ -525,6 +534,13 @@ impl Env {
         input: &Val<'a>,
         slots: &mut Vec<Val<'a>>,
     ) -> Eval<'a> {
+        if let [arg] = args {
+            if let Some(value) = operand_ref(arg, input, slots) {
+                if let Some(answer) = func.test(value) {
+                    return Ok(Val::Bool(answer));
+                }
+            }
+        }
         // Arguments live in an array of the call's own arity: nothing extra to drop.
         match args {
             [] => return builtins::call(func, &mut []),
@@ -555,6 +571,12 @@ impl Env {
         input: &Val<'a>,
         slots: &mut Vec<Val<'a>>,
     ) -> Eval<'a> {
+        if let Some(Val::Str(text)) = operand_ref(key, input, slots) {
+            return Ok(self.tables[table]
+                .get(text.as_ref())
+                .cloned()
+                .unwrap_or_default());
+        }
         let key = self.operand(key, input, slots)?;
         Ok(match key.text() {
             Some(text) => self.tables[table]
@@ -573,6 +595,9 @@ impl Env {
         input: &Val<'a>,
         slots: &mut Vec<Val<'a>>,
     ) -> Eval<'a> {
+        if let Some(Val::Str(text)) = operand_ref(key, input, slots) {
+            return Ok(Val::Bool(self.tables[table].contains_key(text.as_ref())));
+        }
         let key = self.operand(key, input, slots)?;
         Ok(Val::Bool(match (&key, key.text()) {
             (Val::Str(_) | Val::Int(_), Some(text)) => {
@@ -892,6 +917,38 @@ fn describe(value: &Val) -> String {
         Val::Int(i) => format!("the number {i}"),
         Val::Dec(d) => format!("the number {d}"),
         other => format!("a {}", other.kind()),
+    }
+}
+
+/// Null, to point at where a path finds nothing.
+const NULL: &Val<'static> = &Val::Null;
+
+/// A literal or path operand by reference (no clone, nothing to drop); `None` for
+/// other expressions and for paths that build values (`[*]`, money fields).
+#[inline(always)]
+fn operand_ref<'v, 'a>(
+    code: &'v Code,
+    input: &'v Val<'a>,
+    slots: &'v [Val<'a>],
+) -> Option<&'v Val<'a>> {
+    match code {
+        Code::Lit(value) => Some(value),
+        Code::Path { root, path } => {
+            let mut current = match root {
+                Root::Input => input,
+                Root::Local(slot) => slots.get(*slot as usize).unwrap_or(NULL),
+            };
+            for seg in path {
+                current = match (seg, current) {
+                    (Seg::Field(field), Val::Obj(fields)) => field.find(fields).unwrap_or(NULL),
+                    (Seg::Index(i), Val::List(items)) => items.get(*i as usize).unwrap_or(NULL),
+                    (Seg::Field(_), Val::Money(..)) | (Seg::All, _) => return None,
+                    _ => NULL,
+                };
+            }
+            Some(current)
+        }
+        _ => None,
     }
 }
 

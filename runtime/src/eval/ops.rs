@@ -55,36 +55,59 @@ pub fn compare(left: &Val, right: &Val) -> Option<Ordering> {
 /// Applies a binary operator (not `and`, `or`, `??`, which short-circuit).
 pub fn binary<'a>(op: BinOp, left: Val<'a>, right: Val<'a>) -> Eval<'a> {
     match op {
-        BinOp::Eq => Ok(Val::Bool(equal(&left, &right))),
-        BinOp::Ne => Ok(Val::Bool(!equal(&left, &right))),
+        BinOp::Add | BinOp::Sub | BinOp::Mul | BinOp::Div => arithmetic(op, left, right),
+        BinOp::And | BinOp::Or | BinOp::Coalesce => Err(cannot(op, &left, &right)),
+        _ => Ok(Val::Bool(relation(op, &left, &right))),
+    }
+}
+
+/// True for the operators that compare (`==`, `!=`, `<`, `<=`, `>`, `>=`, `in`, `not in`).
+pub fn is_relation(op: BinOp) -> bool {
+    matches!(
+        op,
+        BinOp::Eq
+            | BinOp::Ne
+            | BinOp::Lt
+            | BinOp::Le
+            | BinOp::Gt
+            | BinOp::Ge
+            | BinOp::In
+            | BinOp::NotIn
+    )
+}
+
+/// Applies a comparing operator to two values by reference; false for the others.
+pub fn relation(op: BinOp, left: &Val, right: &Val) -> bool {
+    match op {
+        BinOp::Eq => equal(left, right),
+        BinOp::Ne => !equal(left, right),
         BinOp::Lt | BinOp::Le | BinOp::Gt | BinOp::Ge => {
-            let Some(ordering) = compare(&left, &right) else {
-                return Ok(Val::Bool(false));
+            let Some(ordering) = compare(left, right) else {
+                return false;
             };
-            Ok(Val::Bool(match op {
+            match op {
                 BinOp::Lt => ordering == Ordering::Less,
                 BinOp::Le => ordering != Ordering::Greater,
                 BinOp::Gt => ordering == Ordering::Greater,
                 _ => ordering != Ordering::Less,
-            }))
+            }
         }
         BinOp::In | BinOp::NotIn => {
-            let found = match &right {
-                Val::List(items) => items.iter().any(|item| equal(&left, item)),
-                Val::Str(haystack) => match &left {
+            let found = match right {
+                Val::List(items) => items.iter().any(|item| equal(left, item)),
+                Val::Str(haystack) => match left {
                     Val::Str(needle) => haystack.contains(needle.as_ref()),
                     _ => false,
                 },
-                Val::Obj(fields) => match &left {
+                Val::Obj(fields) => match left {
                     Val::Str(key) => fields.iter().any(|(k, _)| k == key),
                     _ => false,
                 },
                 _ => false,
             };
-            Ok(Val::Bool(found == (op == BinOp::In)))
+            found == (op == BinOp::In)
         }
-        BinOp::Add | BinOp::Sub | BinOp::Mul | BinOp::Div => arithmetic(op, left, right),
-        BinOp::And | BinOp::Or | BinOp::Coalesce => Err(cannot(op, &left, &right)),
+        _ => false,
     }
 }
 
