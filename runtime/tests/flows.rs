@@ -124,6 +124,7 @@ schema Out {
   label: string
   id: string
   n: int
+  checks: [bool]
 }
 flow fields {
   source docs = inbox.read { path = "*.jsonl", format = jsonl }
@@ -134,6 +135,7 @@ flow fields {
     label = id + "-" + $.x.a + "!"
     id = id
     n = sum($.items[*].q)
+    checks = [$.x.a == "A1", $.nope.deeper == null, $.n > 2, $.x.c in ["C1", "C3"], is_string($.x.a), $.items[*].q == [1, 2], $.items[0].q >= 1]
   }
   sink sink = inbox.write(out) { idempotency_key = id, dead_letter = "fields" }
 }
@@ -148,23 +150,23 @@ flow fields {
     let cases = [
         (
             r#"{"n": 1, "x": {"a": "A1", "b": 0, "c": "C1"}, "items": [{"q": 1}, {"q": 2}]}"#,
-            serde_json::json!({"a": "A1", "c": "C1", "label": "1-A1!", "id": "1", "n": 3}),
+            serde_json::json!({"a": "A1", "c": "C1", "label": "1-A1!", "id": "1", "n": 3, "checks": [true, true, false, true, true, true, true]}),
         ),
         (
             r#"{"items": [{"z": 0, "q": 5}], "x": {"c": "C2", "a": "A2"}, "n": 2}"#,
-            serde_json::json!({"a": "A2", "c": "C2", "label": "2-A2!", "id": "2", "n": 5}),
+            serde_json::json!({"a": "A2", "c": "C2", "label": "2-A2!", "id": "2", "n": 5, "checks": [false, true, false, false, true, false, true]}),
         ),
         (
             r#"{"n": 3, "x": {"c": "C3"}, "items": []}"#,
-            serde_json::json!({"a": null, "c": "C3", "label": "3-!", "id": "3", "n": 0}),
+            serde_json::json!({"a": null, "c": "C3", "label": "3-!", "id": "3", "n": 0, "checks": [false, true, true, true, false, false, false]}),
         ),
         (
             r#"{"n": 4, "x": {"a": "A\u0034", "c": "C4"}, "items": [{"q": 4}]}"#,
-            serde_json::json!({"a": "A4", "c": "C4", "label": "4-A4!", "id": "4", "n": 4}),
+            serde_json::json!({"a": "A4", "c": "C4", "label": "4-A4!", "id": "4", "n": 4, "checks": [false, true, true, false, true, false, true]}),
         ),
         (
             r#"{"n": 1, "x": {"a": "A1", "b": 0, "c": "C1"}, "items": [{"q": 1}, {"q": 2}]}"#,
-            serde_json::json!({"a": "A1", "c": "C1", "label": "1-A1!", "id": "1", "n": 3}),
+            serde_json::json!({"a": "A1", "c": "C1", "label": "1-A1!", "id": "1", "n": 3, "checks": [true, true, false, true, true, true, true]}),
         ),
     ];
     for (input, want) in cases {
