@@ -108,10 +108,11 @@ impl<'a> Scanner<'a> {
 
     fn literal<const N: usize>(&mut self, word: &[u8; N], value: Val<'a>) -> Option<Val<'a>> {
         let found: [u8; N] = self.bytes.get(self.pos..self.pos + N)?.try_into().ok()?;
-        (found == *word).then(|| {
-            self.pos += N;
-            value
-        })
+        if found != *word {
+            return None;
+        }
+        self.pos += N;
+        Some(value)
     }
 
     #[inline(never)]
@@ -128,8 +129,22 @@ impl<'a> Scanner<'a> {
                 self.ws();
                 match keep.and_then(|p| p.kept(&key)) {
                     Some((name, child)) => {
-                        let value = self.value(Some(child), depth + 1)?;
-                        self.fields.push((name.map_or(key, Cow::Borrowed), value));
+                        let key = name.map_or(key, Cow::Borrowed);
+                        // Strings and numbers, most kept fields, are built in place.
+                        match self.bytes.get(self.pos) {
+                            Some(b'"') => {
+                                let text = self.string()?;
+                                self.fields.push((key, Val::Str(text)));
+                            }
+                            Some(b'-' | b'0'..=b'9') => {
+                                let number = self.number(true)?;
+                                self.fields.push((key, number));
+                            }
+                            _ => {
+                                let value = self.value(Some(child), depth + 1)?;
+                                self.fields.push((key, value));
+                            }
+                        }
                     }
                     None => {
                         self.value(None, depth + 1)?;
