@@ -6,6 +6,8 @@
 
 #[path = "../tests/support/http_read.rs"]
 mod http_read;
+#[path = "../tests/support/signing.rs"]
+mod signing;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -72,6 +74,9 @@ fn percentile(sorted: &[u64], p: f64) -> f64 {
     sorted[((sorted.len() - 1) as f64 * p) as usize] as f64 / 1000.0
 }
 
+/// The webhook secret of the benchmark flow.
+const HOOK_SECRET: &str = "bench-hook-secret";
+
 fn main() {
     let args: Vec<String> = std::env::args()
         .skip(1)
@@ -86,7 +91,7 @@ fn main() {
         dir.join("bench.flow"),
         r#"use std.connectors.{file, http, webhook}
 connection inbox = file { dir = env("BENCH_INBOX") }
-connection hooks = webhook { path = "/events" }
+connection hooks = webhook { path = "/events", secret = secret("BENCH_HOOK_SECRET"), signature_header = "x-signature" }
 connection api = http { base_url = env("BENCH_SINK") }
 schema Event {
   id: string
@@ -138,6 +143,7 @@ flow from_webhooks {
         .arg("--webhook-addr")
         .arg(format!("127.0.0.1:{hooks}"))
         .env("BENCH_INBOX", dir.join("in"))
+        .env("BENCH_HOOK_SECRET", HOOK_SECRET)
         .env("BENCH_SINK", format!("http://127.0.0.1:{sink_port}"))
         .env("OMNIFLOW_LOG", "warn")
         .stdout(Stdio::null())
@@ -176,7 +182,7 @@ flow from_webhooks {
                         std::thread::sleep(wait);
                     }
                     let body = format!("{{\"id\": \"{i}\", \"sent\": {}, \"qty\": 1}}", now_us());
-                    let request = format!("POST /events HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}", body.len());
+                    let request = format!("POST /events HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nX-Signature: {}\r\nContent-Length: {}\r\n\r\n{body}", signing::sign(HOOK_SECRET, &body), body.len());
                     stream.write_all(request.as_bytes()).unwrap();
                     let mut status = String::new();
                     reader.read_line(&mut status).unwrap();

@@ -7,6 +7,7 @@ mod support;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+use support::signing::sign;
 use support::{free_port, wait_for, Faults, Sink, TempDir};
 
 const BIN: &str = env!("CARGO_BIN_EXE_omniflow");
@@ -332,15 +333,6 @@ fn http(port: u16, request: &str) -> (u16, String) {
 
 /// The webhook secret of the test flow.
 const HOOK_SECRET: &str = "hook-secret";
-
-/// base64(HMAC-SHA256(secret, body)).
-fn sign(secret: &str, body: &str) -> String {
-    use base64::Engine;
-    use hmac::Mac;
-    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
-    mac.update(body.as_bytes());
-    base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
-}
 
 /// POSTs a delivery signed with `signature` (none when empty).
 fn post_signed(

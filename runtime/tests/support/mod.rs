@@ -5,6 +5,7 @@
 
 pub mod http_read;
 pub mod peers;
+pub mod signing;
 
 /// Runs `future` to completion on a current-thread runtime, inside a `LocalSet` (the
 /// runtime's tasks are `spawn_local`).
