@@ -246,6 +246,10 @@ impl<'de> Visitor<'de> for ValVisitor<'_> {
         });
         while let Some(Key(key)) = map.next_key::<Key<'de>>()? {
             match self.0.kept(&key) {
+                // A repeated key: the first copy is the one kept, as the scanner does.
+                Some(_) if fields.iter().any(|(k, _)| *k == key) => {
+                    map.next_value::<IgnoredAny>()?;
+                }
                 Some((name, child)) => {
                     let value = map.next_value_seed(Seed(child))?;
                     fields.push((name.map_or(key, Cow::Borrowed), value));

@@ -4,6 +4,7 @@
 //! to serde_json, which then also produces the precise error message.
 
 use crate::decimal::Decimal;
+use crate::intern::same_name;
 use crate::json_in::Projection;
 use crate::value::Val;
 use std::borrow::Cow;
@@ -128,6 +129,10 @@ impl<'a> Scanner<'a> {
                 self.eat(b':')?;
                 self.ws();
                 match keep.and_then(|p| p.kept(&key)) {
+                    // A repeated key: the first copy is the one kept.
+                    Some((name, _)) if self.seen(mark, name, &key) => {
+                        self.value(None, depth + 1)?;
+                    }
                     Some((name, child)) => {
                         let key = name.map_or(key, Cow::Borrowed);
                         // Strings and numbers, most kept fields, are built in place.
@@ -166,6 +171,17 @@ impl<'a> Scanner<'a> {
         } else {
             Val::Null
         })
+    }
+
+    /// True when the object opened at `mark` already holds this key (by interned
+    /// address under a projection, by text when the whole object is kept).
+    #[inline]
+    fn seen(&self, mark: usize, name: Option<&'static str>, key: &str) -> bool {
+        let fields = &self.fields[mark..];
+        match name {
+            Some(name) => fields.iter().any(|(k, _)| same_name(k, name)),
+            None => fields.iter().any(|(k, _)| k == key),
+        }
     }
 
     #[inline(never)]

@@ -156,6 +156,11 @@ flow fields {
             r#"{"items": [{"z": 0, "q": 5}], "x": {"c": "C2", "a": "A2"}, "n": 2}"#,
             serde_json::json!({"a": "A2", "c": "C2", "label": "2-A2!", "id": "2", "n": 5, "checks": [false, true, false, false, true, false, true]}),
         ),
+        // A repeated key after a document that put `a` second: the first copy counts.
+        (
+            r#"{"n": 5, "x": {"a": "A5", "a": "A6", "c": "C5"}, "items": []}"#,
+            serde_json::json!({"a": "A5", "c": "C5", "label": "5-A5!", "id": "5", "n": 0, "checks": [false, true, true, false, true, false, false]}),
+        ),
         (
             r#"{"n": 3, "x": {"c": "C3"}, "items": []}"#,
             serde_json::json!({"a": null, "c": "C3", "label": "3-!", "id": "3", "n": 0, "checks": [false, true, true, true, false, false, false]}),
