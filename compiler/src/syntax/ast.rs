@@ -472,6 +472,22 @@ pub enum BinOp {
 }
 
 impl BinOp {
+    /// True for the operators that compare (`==`, `!=`, `<`, `<=`, `>`, `>=`, `in`,
+    /// `not in`).
+    pub fn is_relation(self) -> bool {
+        matches!(
+            self,
+            BinOp::Eq
+                | BinOp::Ne
+                | BinOp::Lt
+                | BinOp::Le
+                | BinOp::Gt
+                | BinOp::Ge
+                | BinOp::In
+                | BinOp::NotIn
+        )
+    }
+
     /// The operator as written.
     pub fn symbol(self) -> &'static str {
         match self {

@@ -172,15 +172,16 @@ fn extreme<'a>(items: &[Val<'a>], want: std::cmp::Ordering) -> Val<'a> {
 
 /// Calls a function on evaluated arguments.
 impl Func {
-    /// A test of one value's kind, answered by reference.
-    pub fn test(self, value: &Val) -> Option<bool> {
+    /// The test of one value's kind this function is, if it is one (answered by
+    /// reference, so callers can skip building the argument).
+    pub fn kind_test(self) -> Option<fn(&Val) -> bool> {
         Some(match self {
-            Func::IsObject => matches!(value, Val::Obj(_) | Val::Money(..)),
-            Func::IsString => matches!(value, Val::Str(_)),
-            Func::IsNumber => matches!(value, Val::Int(_) | Val::Dec(_)),
-            Func::IsList => matches!(value, Val::List(_)),
-            Func::IsNull => value.is_null(),
-            Func::Exists => !value.is_null(),
+            Func::IsObject => |value| matches!(value, Val::Obj(_) | Val::Money(..)),
+            Func::IsString => |value| matches!(value, Val::Str(_)),
+            Func::IsNumber => |value| matches!(value, Val::Int(_) | Val::Dec(_)),
+            Func::IsList => |value| matches!(value, Val::List(_)),
+            Func::IsNull => |value| value.is_null(),
+            Func::Exists => |value| !value.is_null(),
             _ => return None,
         })
     }
@@ -329,7 +330,7 @@ pub fn call<'a>(func: Func, args: &mut [Val<'a>]) -> Eval<'a> {
         | Func::IsNumber
         | Func::IsList
         | Func::IsNull
-        | Func::Exists => Val::Bool(func.test(&arg(&mut it)).unwrap_or(false)),
+        | Func::Exists => Val::Bool(func.kind_test().is_some_and(|test| test(&arg(&mut it)))),
         Func::Sum => {
             let items = list(arg(&mut it), "sum")?;
             match (items.is_empty(), arg(&mut it)) {

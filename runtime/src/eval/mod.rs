@@ -358,12 +358,26 @@ impl Env {
                     .map(|a| self.compile(a))
                     .collect::<Result<_, _>>()?,
             },
-            ir::Expr::List(items) => Code::List(
-                items
+            ir::Expr::List(items) => {
+                let items: Vec<Code> = items
                     .iter()
                     .map(|i| self.compile(i))
-                    .collect::<Result<_, _>>()?,
-            ),
+                    .collect::<Result<_, _>>()?;
+                // A list of literals is itself a literal, built once.
+                if items.iter().all(|i| matches!(i, Code::Lit(_))) {
+                    Code::Lit(Val::List(
+                        items
+                            .into_iter()
+                            .map(|i| match i {
+                                Code::Lit(value) => value,
+                                _ => Val::Null,
+                            })
+                            .collect(),
+                    ))
+                } else {
+                    Code::List(items)
+                }
+            }
             ir::Expr::Record { schema, items } => {
                 let schema_idx = *self
                     .schema_index
@@ -477,13 +491,18 @@ impl Env {
                 }
                 _ => {
                     // Comparisons of literals and paths look at the values in place.
-                    if ops::is_relation(*op) {
-                        if let (Some(left), Some(right)) = (
-                            operand_ref(lhs, input, slots),
-                            operand_ref(rhs, input, slots),
-                        ) {
-                            return Ok(Val::Bool(ops::relation(*op, left, right)));
-                        }
+                    if op.is_relation() {
+                        let left = match operand_ref(lhs, input, slots) {
+                            Some(left) => match operand_ref(rhs, input, slots) {
+                                Some(right) => {
+                                    return Ok(Val::Bool(ops::relation(*op, left, right)))
+                                }
+                                None => left.clone(),
+                            },
+                            None => self.operand(lhs, input, slots)?,
+                        };
+                        let right = self.operand(rhs, input, slots)?;
+                        return Ok(Val::Bool(ops::relation(*op, &left, &right)));
                     }
                     let left = self.operand(lhs, input, slots)?;
                     let right = self.operand(rhs, input, slots)?;
@@ -534,11 +553,9 @@ impl Env {
         input: &Val<'a>,
         slots: &mut Vec<Val<'a>>,
     ) -> Eval<'a> {
-        if let [arg] = args {
+        if let ([arg], Some(test)) = (args, func.kind_test()) {
             if let Some(value) = operand_ref(arg, input, slots) {
-                if let Some(answer) = func.test(value) {
-                    return Ok(Val::Bool(answer));
-                }
+                return Ok(Val::Bool(test(value)));
             }
         }
         // Arguments live in an array of the call's own arity: nothing extra to drop.
@@ -571,20 +588,11 @@ impl Env {
         input: &Val<'a>,
         slots: &mut Vec<Val<'a>>,
     ) -> Eval<'a> {
-        if let Some(Val::Str(text)) = operand_ref(key, input, slots) {
-            return Ok(self.tables[table]
-                .get(text.as_ref())
-                .cloned()
-                .unwrap_or_default());
+        if let Some(key) = operand_ref(key, input, slots) {
+            return Ok(self.table_value(table, key));
         }
         let key = self.operand(key, input, slots)?;
-        Ok(match key.text() {
-            Some(text) => self.tables[table]
-                .get(text.as_ref())
-                .cloned()
-                .unwrap_or_default(),
-            None => Val::Null,
-        })
+        Ok(self.table_value(table, &key))
     }
 
     #[inline(never)]
@@ -595,16 +603,34 @@ impl Env {
         input: &Val<'a>,
         slots: &mut Vec<Val<'a>>,
     ) -> Eval<'a> {
-        if let Some(Val::Str(text)) = operand_ref(key, input, slots) {
-            return Ok(Val::Bool(self.tables[table].contains_key(text.as_ref())));
+        if let Some(key) = operand_ref(key, input, slots) {
+            return Ok(Val::Bool(self.table_has(table, key)));
         }
         let key = self.operand(key, input, slots)?;
-        Ok(Val::Bool(match (&key, key.text()) {
-            (Val::Str(_) | Val::Int(_), Some(text)) => {
-                self.tables[table].contains_key(text.as_ref())
-            }
+        Ok(Val::Bool(self.table_has(table, &key)))
+    }
+
+    /// A table's value for a key (its text: strings as they are, numbers and booleans
+    /// written out); null when absent.
+    fn table_value<'a>(&self, table: usize, key: &Val) -> Val<'a> {
+        let entries = &self.tables[table];
+        let found = match key {
+            Val::Str(text) => entries.get(text.as_ref()),
+            other => other.text().and_then(|text| entries.get(text.as_ref())),
+        };
+        found.cloned().unwrap_or_default()
+    }
+
+    /// Whether a table holds a string or integer key.
+    fn table_has(&self, table: usize, key: &Val) -> bool {
+        let entries = &self.tables[table];
+        match key {
+            Val::Str(text) => entries.contains_key(text.as_ref()),
+            Val::Int(_) => key
+                .text()
+                .is_some_and(|text| entries.contains_key(text.as_ref())),
             _ => false,
-        }))
+        }
     }
 
     #[inline(never)]

@@ -61,21 +61,6 @@ pub fn binary<'a>(op: BinOp, left: Val<'a>, right: Val<'a>) -> Eval<'a> {
     }
 }
 
-/// True for the operators that compare (`==`, `!=`, `<`, `<=`, `>`, `>=`, `in`, `not in`).
-pub fn is_relation(op: BinOp) -> bool {
-    matches!(
-        op,
-        BinOp::Eq
-            | BinOp::Ne
-            | BinOp::Lt
-            | BinOp::Le
-            | BinOp::Gt
-            | BinOp::Ge
-            | BinOp::In
-            | BinOp::NotIn
-    )
-}
-
 /// Applies a comparing operator to two values by reference; false for the others.
 pub fn relation(op: BinOp, left: &Val, right: &Val) -> bool {
     match op {
