@@ -2,6 +2,7 @@
 //! HTTP sink on localhost, through the real `omniflow run` and its SQLite state.
 //! Run: `cargo bench -p omniflow-runtime --bench e2e -- [MESSAGES] [SECONDS]`; the runtime is
 //! pinned to CPU 1 (`taskset`), the load generator and sink use the other core.
+//! `E2E_OMNIFLOW=PATH` runs another `omniflow` binary (to compare two builds in one run).
 #![allow(clippy::print_stdout, clippy::unwrap_used)]
 
 #[path = "../tests/support/http_read.rs"]
@@ -74,6 +75,22 @@ fn percentile(sorted: &[u64], p: f64) -> f64 {
     sorted[((sorted.len() - 1) as f64 * p) as usize] as f64 / 1000.0
 }
 
+/// CPU time (user + system, every thread) a process has used so far, from `/proc`.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the parenthesised command name; utime and stime are the 12th and 13th.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    let ticks: f64 = fields
+        .get(11..13)
+        .map(|t| t.iter().filter_map(|v| v.parse::<f64>().ok()).sum())
+        .unwrap_or(f64::NAN);
+    // USER_HZ is 100 on Linux.
+    ticks / 100.0
+}
+
 /// The webhook secret of the benchmark flow.
 const HOOK_SECRET: &str = "bench-hook-secret";
 
@@ -134,7 +151,9 @@ flow from_webhooks {
     let (ops, hooks) = (free_port(), free_port());
     let started = Instant::now();
     let mut child = Command::new("taskset")
-        .args(["-c", "1", env!("CARGO_BIN_EXE_omniflow"), "run"])
+        .args(["-c", "1"])
+        .arg(std::env::var("E2E_OMNIFLOW").unwrap_or(env!("CARGO_BIN_EXE_omniflow").into()))
+        .arg("run")
         .arg(dir.join("bench.flow"))
         .arg("--state")
         .arg(format!("sqlite:{}", dir.join("state.db").display()))
@@ -158,7 +177,8 @@ flow from_webhooks {
     }
     let elapsed = started.elapsed().as_secs_f64();
     let rate = n as f64 / elapsed;
-    println!("throughput: {n} messages file -> map -> route -> http sink, durable, one core: {elapsed:.2} s = {rate:.0} msg/s");
+    let cpu = cpu_seconds(child.id());
+    println!("throughput: {n} messages file -> map -> route -> http sink, durable, one core: {elapsed:.2} s = {rate:.0} msg/s; runtime CPU {cpu:.2} s = {:.1} µs/msg ({:.0}% of its core)", cpu * 1e6 / n as f64, 100.0 * cpu / elapsed);
 
     // Latency at half that rate, through the webhook source.
     let target = (rate / 2.0).max(1.0);

@@ -8,7 +8,7 @@ use crate::delivery::{SinkJob, SinkWorker};
 use crate::json_in::{self, Projection};
 use crate::ops::metrics::{Metrics, DEAD_LETTERS, MESSAGES_IN, MESSAGES_OUT, QUEUE_DEPTH};
 use crate::pipeline::{Delivery, KindRt, Pipeline};
-use crate::state::{DeadLetter, Mode, Store};
+use crate::state::{DeadLetter, Mode, OutcomeStatus, Store};
 use std::cell::{Cell, OnceCell, RefCell};
 use std::collections::HashMap;
 use std::rc::Rc;
@@ -77,6 +77,8 @@ pub struct FlowCtx {
     /// Finished messages waiting to leave the inbox (one batch per flush).
     done: RefCell<Vec<i64>>,
     done_signal: Notify,
+    /// Successful deliveries (sink, key) whose outcomes are not yet queued for writing.
+    delivered: RefCell<Vec<(std::sync::Arc<str>, String)>>,
     slots: std::sync::Arc<Semaphore>,
 }
 
@@ -108,6 +110,7 @@ impl FlowCtx {
             in_flight: Cell::new(0),
             done: RefCell::new(Vec::new()),
             done_signal: Notify::new(),
+            delivered: RefCell::new(Vec::new()),
             slots: std::sync::Arc::new(Semaphore::new(MAX_IN_FLIGHT)),
         }))
     }
@@ -130,6 +133,27 @@ impl FlowCtx {
         }
     }
 
+    /// Notes a successful delivery; its outcome is written with the next batch of
+    /// outcomes, which is queued before any completion or outcome lookup that follows.
+    pub fn record_delivered(&self, sink_id: &std::sync::Arc<str>, key: String) {
+        self.delivered.borrow_mut().push((sink_id.clone(), key));
+    }
+
+    /// Queues the outcomes noted so far as one write. If it fails, the store refuses
+    /// completions from then on (see [`Store::send`]).
+    pub fn flush_outcomes(&self) {
+        let records = std::mem::take(&mut *self.delivered.borrow_mut());
+        if records.is_empty() {
+            return;
+        }
+        self.store.send(move |b| {
+            for (sink, key) in &records {
+                b.record_outcome(sink, key, OutcomeStatus::Delivered)?;
+            }
+            Ok(())
+        });
+    }
+
     /// Removes finished messages from the inbox, in batches, for as long as the flow runs.
     async fn run_completions(self: Rc<Self>) {
         loop {
@@ -137,6 +161,8 @@ impl FlowCtx {
                 _ = self.done_signal.notified() => {}
                 _ = tokio::time::sleep(Duration::from_millis(2)) => {}
             }
+            // Outcomes first: a message leaves the inbox only after its outcomes.
+            self.flush_outcomes();
             let ids = std::mem::take(&mut *self.done.borrow_mut());
             if ids.is_empty() {
                 continue;
@@ -147,7 +173,11 @@ impl FlowCtx {
                 self.in_flight.set(self.in_flight.get().saturating_sub(n));
                 continue;
             }
-            if let Err(err) = self.store.call_single(move |b| b.complete(&ids)).await {
+            if let Err(err) = self
+                .store
+                .call_unless_degraded(move |b| b.complete(&ids))
+                .await
+            {
                 tracing::error!(error = %err, "cannot complete messages; they will be processed again");
             }
             self.in_flight.set(self.in_flight.get().saturating_sub(n));

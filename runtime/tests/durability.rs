@@ -313,6 +313,47 @@ fn bad_input_becomes_dead_letters_with_reasons_and_never_stops_the_flow() {
     );
 }
 
+#[test]
+fn a_key_seen_again_in_the_same_run_is_not_delivered_again() {
+    use std::io::Write;
+    let dir = TempDir::new("repeats");
+    let flow = support::flow_file(&dir.0);
+    let sink = Sink::start(Faults::default());
+    // 200 keys: each twice in a row (the copies are in flight together), then the first
+    // 100 once more, after their first deliveries.
+    let mut file = std::fs::File::create(dir.0.join("in/orders.jsonl")).unwrap();
+    for i in (0..400).map(|i| i / 2).chain(0..100) {
+        writeln!(file, "{{\"id\": {i}, \"qty\": 1}}").unwrap();
+    }
+    drop(file);
+    let ops = free_port();
+    let child = spawn(&dir, &flow, &sink, ops);
+    wait_for("every line consumed", Duration::from_secs(60), || {
+        consumed(&dir, "orders.jsonl") && inbox_len(&dir) == 0
+    });
+    let (status, metrics) = http(
+        ops,
+        "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(status, 200);
+    assert!(terminate(child).success());
+    let seen = sink.seen.lock().unwrap();
+    assert_eq!(seen.effects.len(), 200, "distinct keys delivered");
+    assert_eq!(
+        seen.effects.values().sum::<u64>(),
+        200,
+        "a key delivered twice: {:?}",
+        seen.effects
+            .iter()
+            .filter(|(_, n)| **n > 1)
+            .collect::<Vec<_>>()
+    );
+    assert!(
+        metrics.contains("omniflow_duplicates_prevented_total{flow=\"events\",node=\"post\"} 300"),
+        "{metrics}"
+    );
+}
+
 fn http(port: u16, request: &str) -> (u16, String) {
     use std::io::{Read, Write};
     let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();

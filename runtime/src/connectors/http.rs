@@ -1,22 +1,28 @@
 //! Generic REST sink: sends the message as JSON, with its idempotency key and
 //! correlation id as headers, and classifies the response.
 
+use super::transport::{Failure, Outbound, Transport};
 use super::{Call, CallFuture, CallOutcome, SinkConnector};
+use hyper::header::{HeaderName, AUTHORIZATION, CONTENT_TYPE};
+use hyper::{Method, Uri};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-/// Header carrying the idempotency key of every call.
-pub const IDEMPOTENCY_HEADER: &str = "Idempotency-Key";
-/// Header carrying the correlation id of every call.
-pub const CORRELATION_HEADER: &str = "X-Correlation-Id";
+/// Header carrying the idempotency key of every call (`Idempotency-Key`; header names
+/// are case-insensitive and kept in lower case).
+pub const IDEMPOTENCY_HEADER: &str = "idempotency-key";
+/// Header carrying the correlation id of every call (`X-Correlation-Id`).
+pub const CORRELATION_HEADER: &str = "x-correlation-id";
 /// Most of a response body kept in a dead-letter reason.
 const MAX_REASON_BODY: usize = 500;
 
 /// `http.post|put|patch`.
 pub struct HttpSink {
-    client: reqwest::Client,
-    method: reqwest::Method,
+    transport: Transport,
+    method: Method,
+    /// The request URI, parsed once, when the path has no template.
+    uri: Option<Uri>,
     url_template: String,
     /// A minijinja template of the request body over the message (the message as JSON
     /// when absent).
@@ -25,6 +31,9 @@ pub struct HttpSink {
     /// Largest request body sent (the connection's `max_body_bytes`).
     max_body: Option<usize>,
 }
+
+/// Most idle keep-alive connections a sink keeps to its endpoint.
+const IDLE_CONNECTIONS: usize = 64;
 
 impl HttpSink {
     /// Builds the sink from connection settings and sink options.
@@ -45,19 +54,22 @@ impl HttpSink {
             .and_then(Value::as_str)
             .unwrap_or(operation)
         {
-            m if m.eq_ignore_ascii_case("put") => reqwest::Method::PUT,
-            m if m.eq_ignore_ascii_case("patch") => reqwest::Method::PATCH,
-            _ => reqwest::Method::POST,
+            m if m.eq_ignore_ascii_case("put") => Method::PUT,
+            m if m.eq_ignore_ascii_case("patch") => Method::PATCH,
+            _ => Method::POST,
         };
-        let client = reqwest::Client::builder()
-            .pool_max_idle_per_host(64)
-            .tcp_nodelay(true)
-            .build()
-            .map_err(|e| format!("http client: {e}"))?;
+        let url_template = format!("{base}{path}");
+        let endpoint = request_uri(&base).map_err(|e| format!("`base_url`: {e}"))?;
+        let uri = if url_template.contains("{{") {
+            None
+        } else {
+            Some(request_uri(&url_template)?)
+        };
         Ok(HttpSink {
-            client,
+            transport: Transport::for_endpoint(&endpoint, IDLE_CONNECTIONS)?,
             method,
-            url_template: format!("{base}{path}"),
+            uri,
+            url_template,
             body_template: options
                 .get("body")
                 .and_then(Value::as_str)
@@ -84,21 +96,33 @@ impl HttpSink {
             .map_err(|e| format!("body template: {e}"))
     }
 
-    fn url(&self, body: &[u8]) -> Result<String, String> {
-        if !self.url_template.contains("{{") {
-            return Ok(self.url_template.clone());
+    fn uri(&self, body: &[u8]) -> Result<Uri, String> {
+        if let Some(uri) = &self.uri {
+            return Ok(uri.clone());
         }
         let context: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
-        minijinja::Environment::new()
+        let url = minijinja::Environment::new()
             .render_str(&self.url_template, context)
-            .map_err(|e| format!("path template: {e}"))
+            .map_err(|e| format!("path template: {e}"))?;
+        request_uri(&url)
+    }
+}
+
+/// An absolute `http` or `https` URL as a request URI.
+fn request_uri(url: &str) -> Result<Uri, String> {
+    let uri: Uri = url
+        .parse()
+        .map_err(|e| format!("`{url}` is not a URL: {e}"))?;
+    match (uri.scheme_str(), uri.host()) {
+        (Some("http" | "https"), Some(host)) if !host.is_empty() => Ok(uri),
+        _ => Err(format!("`{url}` is not an http or https URL")),
     }
 }
 
 /// Seconds from a `Retry-After` header (delta-seconds form).
-pub fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+pub fn retry_after(headers: &hyper::header::HeaderMap) -> Option<Duration> {
     headers
-        .get(reqwest::header::RETRY_AFTER)
+        .get(hyper::header::RETRY_AFTER)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<f64>().ok())
         .filter(|s| s.is_finite() && *s >= 0.0)
@@ -133,8 +157,8 @@ pub fn classify(status: u16, retry: Option<Duration>, body: &str) -> CallOutcome
 impl SinkConnector for HttpSink {
     fn call<'a>(&'a self, call: Call<'a>) -> CallFuture<'a> {
         Box::pin(async move {
-            let url = match self.url(call.body) {
-                Ok(url) => url,
+            let uri = match self.uri(call.body) {
+                Ok(uri) => uri,
                 Err(reason) => return CallOutcome::Permanent { reason },
             };
             let body = match self.body(call.body) {
@@ -149,44 +173,38 @@ impl SinkConnector for HttpSink {
                     ),
                 };
             }
-            let mut request = self
-                .client
-                .request(self.method.clone(), url)
-                .timeout(call.timeout)
-                .header(reqwest::header::CONTENT_TYPE, "application/json")
-                .header(IDEMPOTENCY_HEADER, call.key)
-                .header(CORRELATION_HEADER, call.correlation_id)
-                .body(body);
+            let mut headers = vec![
+                (CONTENT_TYPE, "application/json"),
+                (HeaderName::from_static(IDEMPOTENCY_HEADER), call.key),
+                (
+                    HeaderName::from_static(CORRELATION_HEADER),
+                    call.correlation_id,
+                ),
+            ];
             if let Some(auth) = &self.auth {
-                request = request.header(reqwest::header::AUTHORIZATION, auth.as_str());
+                headers.push((AUTHORIZATION, auth.as_str()));
             }
-            match request.send().await {
-                Ok(response) => {
-                    let status = response.status().as_u16();
-                    let retry = retry_after(response.headers());
-                    let body = if (200..300).contains(&status) {
-                        String::new()
-                    } else {
-                        response.text().await.unwrap_or_default()
-                    };
-                    classify(status, retry, &body)
-                }
-                Err(err)
-                    if err.is_builder()
-                        || err.is_request() && !err.is_connect() && !err.is_timeout() =>
-                {
-                    CallOutcome::Permanent {
-                        reason: format!("the request could not be built: {err}"),
-                    }
-                }
-                Err(err) if err.is_timeout() => CallOutcome::Transient {
+            let sent = self
+                .transport
+                .send(Outbound {
+                    method: &self.method,
+                    uri,
+                    headers: &headers,
+                    body,
+                    timeout: call.timeout,
+                })
+                .await;
+            match sent {
+                Ok(answer) => classify(answer.status, retry_after(&answer.headers), &answer.body),
+                Err(Failure::Invalid(reason)) => CallOutcome::Permanent { reason },
+                Err(Failure::Timeout) => CallOutcome::Transient {
                     class: "timeout".into(),
                     reason: format!("timed out after {:?}", call.timeout),
                     retry_after: None,
                 },
-                Err(err) => CallOutcome::Transient {
+                Err(Failure::Connect(reason)) => CallOutcome::Transient {
                     class: "connect".into(),
-                    reason: format!("connection failed: {err}"),
+                    reason,
                     retry_after: None,
                 },
             }

@@ -13,6 +13,7 @@ pub mod shipbob;
 pub mod shopify;
 pub mod signatures;
 pub mod square;
+pub mod transport;
 pub mod tryton;
 
 use omniflow_compiler::ir::{Connection, SettingValue};

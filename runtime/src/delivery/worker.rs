@@ -7,13 +7,14 @@ use super::retry;
 use crate::connectors::{Call, CallOutcome, SinkConnector};
 use crate::engine::{FlowCtx, Tracker};
 use crate::ops::metrics::{DEAD_LETTERS, DUPLICATES, MESSAGES_IN, MESSAGES_OUT, RETRIES};
-use crate::state::{DeadLetter, Mode, OutcomeStatus};
+use crate::state::{DeadLetter, Mode, OutcomeStatus, StateResult};
 use omniflow_compiler::ir::{self, RetryPolicy};
 use std::cell::RefCell;
 use std::collections::HashSet;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::Semaphore;
+use tokio::sync::{oneshot, Semaphore};
 use tracing::Instrument;
 
 /// Default timeout of a sink call.
@@ -35,7 +36,7 @@ pub struct SinkWorker {
     pub node: usize,
     pub name: String,
     /// `flow/sink`: the idempotency namespace.
-    pub sink_id: String,
+    pub sink_id: Arc<str>,
     connector: Box<dyn SinkConnector>,
     policy: RetryPolicy,
     bucket: TokenBucket,
@@ -46,6 +47,15 @@ pub struct SinkWorker {
     slots: std::sync::Arc<Semaphore>,
     dead_letter: Option<ir::DeadLetter>,
     in_progress: RefCell<HashSet<String>>,
+    /// Keys of deliveries about to call, whose recorded outcomes are read together.
+    lookups: RefCell<Lookups>,
+}
+
+/// Outcome lookups waiting for the next read, with where to send each answer.
+#[derive(Default)]
+struct Lookups {
+    keys: Vec<String>,
+    replies: Vec<oneshot::Sender<Option<OutcomeStatus>>>,
 }
 
 impl SinkWorker {
@@ -85,7 +95,7 @@ impl SinkWorker {
         Ok(SinkWorker {
             node: node_idx,
             name: node.name.clone(),
-            sink_id: format!("{}/{}", flow.name, node.name),
+            sink_id: Arc::from(format!("{}/{}", flow.name, node.name)),
             connector,
             policy,
             bucket: TokenBucket::new(rate.map(|r| r.per_second()), *burst),
@@ -99,6 +109,7 @@ impl SinkWorker {
             )),
             dead_letter: dead_letter.clone(),
             in_progress: RefCell::new(HashSet::new()),
+            lookups: RefCell::default(),
         })
     }
 
@@ -139,13 +150,54 @@ impl SinkWorker {
         job.tracker.finish_one(ctx);
     }
 
+    /// The recorded outcome of this sink's call with `key`. Lookups made in the same
+    /// turn of the scheduler share one state read, queued after every outcome recorded so
+    /// far, so it sees them.
+    async fn recorded_outcome(
+        self: &Rc<Self>,
+        ctx: &Rc<FlowCtx>,
+        key: &str,
+    ) -> Option<OutcomeStatus> {
+        let (reply, answer) = oneshot::channel();
+        let first = {
+            let mut lookups = self.lookups.borrow_mut();
+            lookups.keys.push(key.to_string());
+            lookups.replies.push(reply);
+            lookups.keys.len() == 1
+        };
+        if first {
+            tokio::task::spawn_local(self.clone().read_outcomes(ctx.clone()));
+        }
+        match answer.await {
+            Ok(status) => status,
+            // The reader is gone only when the runtime is being torn down: the delivery
+            // must not go on without knowing whether it already happened.
+            Err(_) => std::future::pending().await,
+        }
+    }
+
+    /// Answers the lookups queued so far with one read.
+    async fn read_outcomes(self: Rc<Self>, ctx: Rc<FlowCtx>) {
+        // Lets the deliveries started in this turn join the read.
+        tokio::task::yield_now().await;
+        let Lookups { keys, replies } = std::mem::take(&mut *self.lookups.borrow_mut());
+        ctx.flush_outcomes();
+        let (keys, sink_id) = (Arc::new(keys), self.sink_id.clone());
+        let found = ctx
+            .durably(Mode::Read, move |b| {
+                keys.iter()
+                    .map(|key| b.outcome(&sink_id, key))
+                    .collect::<StateResult<Vec<_>>>()
+            })
+            .await;
+        for (reply, status) in replies.into_iter().zip(found) {
+            let _ = reply.send(status);
+        }
+    }
+
     async fn deliver_once(self: &Rc<Self>, ctx: &Rc<FlowCtx>, job: &SinkJob) {
         let flow = ctx.flow_name();
-        let (sink_id, key) = (self.sink_id.clone(), job.key.clone());
-        match ctx
-            .durably(Mode::Read, move |b| b.outcome(&sink_id, &key))
-            .await
-        {
+        match self.recorded_outcome(ctx, &job.key).await {
             Some(OutcomeStatus::Delivered) => {
                 ctx.metrics.add(DUPLICATES, flow, &self.name, 1);
                 tracing::debug!(correlation_id = %job.tracker.correlation_id(), flow, node = %self.name, "already delivered; skipped");
@@ -241,12 +293,10 @@ impl SinkWorker {
         };
         match final_error {
             None => {
-                let (sink_id, key) = (self.sink_id.clone(), job.key.clone());
-                // Queued ahead of the message's completion in the one ordered state queue; if it
-                // fails, the store refuses completions, so the message cannot leave the inbox
-                // without its outcome.
-                ctx.store
-                    .send(move |b| b.record_outcome(&sink_id, &key, OutcomeStatus::Delivered));
+                // Written ahead of the message's completion in the one ordered state queue
+                // (and ahead of any later lookup); if it fails, the store refuses
+                // completions, so the message cannot leave the inbox without its outcome.
+                ctx.record_delivered(&self.sink_id, job.key.clone());
                 ctx.metrics.add(MESSAGES_OUT, flow, &self.name, 1);
                 ctx.continue_after(self.node, job).await;
             }
@@ -268,7 +318,7 @@ impl SinkWorker {
             flow: flow.to_string(),
             source: job.tracker.source().to_string(),
             node: self.name.clone(),
-            sink: self.sink_id.clone(),
+            sink: self.sink_id.to_string(),
             key: job.key.clone(),
             correlation_id: job.tracker.correlation_id().to_string(),
             message: String::from_utf8_lossy(job.tracker.message()).into_owned(),

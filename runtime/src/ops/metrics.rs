@@ -16,29 +16,65 @@ struct Histogram {
     count: u64,
 }
 
+/// Values by metric name, then flow, then node: looked up by `&str`, so counting a
+/// message allocates nothing once its labels have been seen.
+type ByLabels<T> = BTreeMap<&'static str, BTreeMap<String, BTreeMap<String, T>>>;
+
+/// The value of `name{flow, node}`, created on first use.
+fn slot<'m, T: Default>(
+    map: &'m mut ByLabels<T>,
+    name: &'static str,
+    flow: &str,
+    node: &str,
+) -> &'m mut T {
+    let flows = map.entry(name).or_default();
+    if !flows.contains_key(flow) {
+        flows.insert(flow.to_string(), BTreeMap::new());
+    }
+    let Some(nodes) = flows.get_mut(flow) else {
+        unreachable!("inserted above")
+    };
+    if !nodes.contains_key(node) {
+        nodes.insert(node.to_string(), T::default());
+    }
+    let Some(value) = nodes.get_mut(node) else {
+        unreachable!("inserted above")
+    };
+    value
+}
+
+/// Every labelled value of a map, in name, flow, node order.
+fn labelled<T>(map: &ByLabels<T>) -> impl Iterator<Item = (&'static str, &str, &str, &T)> {
+    map.iter().flat_map(|(name, flows)| {
+        flows.iter().flat_map(move |(flow, nodes)| {
+            nodes
+                .iter()
+                .map(move |(node, value)| (*name, flow.as_str(), node.as_str(), value))
+        })
+    })
+}
+
 /// Every metric of one process; one thread owns it.
 #[derive(Default)]
 pub struct Metrics {
-    counters: RefCell<BTreeMap<(&'static str, String, String), u64>>,
+    counters: RefCell<ByLabels<u64>>,
     gauges: RefCell<BTreeMap<(&'static str, String), i64>>,
-    histograms: RefCell<BTreeMap<(&'static str, String, String), Histogram>>,
+    histograms: RefCell<ByLabels<Histogram>>,
 }
 
 impl Metrics {
     /// Adds to a counter labelled with flow and node.
     pub fn add(&self, name: &'static str, flow: &str, node: &str, by: u64) {
-        *self
-            .counters
-            .borrow_mut()
-            .entry((name, flow.to_string(), node.to_string()))
-            .or_default() += by;
+        *slot(&mut self.counters.borrow_mut(), name, flow, node) += by;
     }
 
     /// A counter's value (0 when never incremented).
     pub fn get(&self, name: &'static str, flow: &str, node: &str) -> u64 {
         self.counters
             .borrow()
-            .get(&(name, flow.to_string(), node.to_string()))
+            .get(name)
+            .and_then(|flows| flows.get(flow))
+            .and_then(|nodes| nodes.get(node))
             .copied()
             .unwrap_or(0)
     }
@@ -47,10 +83,16 @@ impl Metrics {
     pub fn sum(&self, name: &'static str, flow: &str, keep: impl Fn(&str) -> bool) -> u64 {
         self.counters
             .borrow()
-            .iter()
-            .filter(|((n, f, node), _)| *n == name && f == flow && keep(node))
-            .map(|(_, v)| *v)
-            .sum()
+            .get(name)
+            .and_then(|flows| flows.get(flow))
+            .map(|nodes| {
+                nodes
+                    .iter()
+                    .filter(|(node, _)| keep(node))
+                    .map(|(_, v)| *v)
+                    .sum()
+            })
+            .unwrap_or(0)
     }
 
     /// Sets a per-flow gauge.
@@ -68,9 +110,7 @@ impl Metrics {
     /// Records one observation of a histogram labelled with flow and node.
     pub fn observe(&self, name: &'static str, flow: &str, node: &str, seconds: f64) {
         let mut histograms = self.histograms.borrow_mut();
-        let histogram = histograms
-            .entry((name, flow.to_string(), node.to_string()))
-            .or_default();
+        let histogram = slot(&mut histograms, name, flow, node);
         if histogram.counts.is_empty() {
             histogram.counts = vec![0; BUCKETS.len()];
         }
@@ -87,8 +127,8 @@ impl Metrics {
     pub fn render(&self) -> String {
         let mut out = String::new();
         let mut last = "";
-        for ((name, flow, node), value) in self.counters.borrow().iter() {
-            if *name != last {
+        for (name, flow, node, value) in labelled(&self.counters.borrow()) {
+            if name != last {
                 let _ = writeln!(out, "# TYPE {name} counter");
                 last = name;
             }
@@ -103,8 +143,8 @@ impl Metrics {
             let _ = writeln!(out, "{name}{{flow=\"{flow}\"}} {value}");
         }
         let mut last = "";
-        for ((name, flow, node), histogram) in self.histograms.borrow().iter() {
-            if *name != last {
+        for (name, flow, node, histogram) in labelled(&self.histograms.borrow()) {
+            if name != last {
                 let _ = writeln!(out, "# TYPE {name} histogram");
                 last = name;
             }

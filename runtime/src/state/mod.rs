@@ -310,12 +310,21 @@ impl Store {
         rx.await.map_err(|_| STOPPED.to_string())?
     }
 
-    /// Queues `work` for the next batch without waiting for it; errors are logged.
+    /// Queues `work` for the next batch without waiting for it; errors are logged. The
+    /// store is degraded as soon as the work fails on the state thread, so a request
+    /// queued behind it with [`Store::call_unless_degraded`] already sees it.
     pub fn send<F>(&self, work: F)
     where
         F: FnOnce(&mut dyn Backend) -> StateResult<()> + Send + 'static,
     {
-        let degraded = self.degraded.clone();
+        let (failed, degraded) = (self.degraded.clone(), self.degraded.clone());
+        let work = move |backend: &mut dyn Backend| {
+            let result = work(backend);
+            if result.is_err() {
+                failed.store(true, std::sync::atomic::Ordering::SeqCst);
+            }
+            result
+        };
         let queued = self.submit(Mode::Isolated, work, move |result| {
             if let Err(err) = result {
                 degraded.store(true, std::sync::atomic::Ordering::SeqCst);
@@ -327,6 +336,24 @@ impl Store {
                 .store(true, std::sync::atomic::Ordering::SeqCst);
             tracing::error!(error = %err, "state write not queued");
         }
+    }
+
+    /// Like [`Store::call_single`], but refused on the state thread once a write queued
+    /// with [`Store::send`] has failed (checked when the work runs, so it covers a failure
+    /// earlier in the same batch; a failed commit undoes the whole batch anyway).
+    pub async fn call_unless_degraded<T, F>(&self, work: F) -> StateResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut dyn Backend) -> StateResult<T> + Send + 'static,
+    {
+        let degraded = self.degraded.clone();
+        self.call_single(move |backend| {
+            if degraded.load(std::sync::atomic::Ordering::SeqCst) {
+                return Err("an earlier state write failed; refused until a restart".into());
+            }
+            work(backend)
+        })
+        .await
     }
 
     /// Like [`Store::call`] but from synchronous code.
@@ -442,4 +469,41 @@ pub fn now_secs() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store(name: &str) -> (Store, std::path::PathBuf) {
+        let path =
+            std::env::temp_dir().join(format!("omniflow-state-{name}-{}.db", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        let backend = SqliteBackend::open(&path.display().to_string()).unwrap();
+        (Store::start(Box::new(backend)), path)
+    }
+
+    #[tokio::test]
+    async fn a_failed_queued_write_refuses_completions_queued_behind_it_in_the_same_batch() {
+        let (store, path) = store("degraded");
+        let ids = store
+            .call(|b| b.append("f", "s", &[b"{}".to_vec(), b"{}".to_vec()], None))
+            .await
+            .unwrap();
+        // Holds the state thread so that the next requests are taken as one batch.
+        store.send(|_| {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            Ok(())
+        });
+        store.send(|_| Err("the outcome could not be written".into()));
+        let first = ids[0];
+        let refused = store
+            .call_unless_degraded(move |b| b.complete(&[first]))
+            .await;
+        assert!(refused.is_err(), "{refused:?}");
+        assert!(store.is_degraded());
+        // Nothing left the inbox; an unguarded call still works.
+        assert_eq!(store.call(|b| b.backlog("f")).await.unwrap(), 2);
+        let _ = std::fs::remove_file(&path);
+    }
 }
