@@ -463,6 +463,22 @@ pub fn open_for_reading(spec: &str) -> StateResult<Box<dyn Backend>> {
     }
 }
 
+/// The runs of consecutive values in `ids` (in any order, repeats allowed), as
+/// `(first, last)` pairs in ascending order.
+pub fn runs(ids: &[i64]) -> Vec<(i64, i64)> {
+    let mut sorted = ids.to_vec();
+    sorted.sort_unstable();
+    sorted.dedup();
+    let mut runs: Vec<(i64, i64)> = Vec::new();
+    for id in sorted {
+        match runs.last_mut() {
+            Some((_, last)) if *last + 1 == id => *last = id,
+            _ => runs.push((id, id)),
+        }
+    }
+    runs
+}
+
 /// Seconds since the Unix epoch.
 pub fn now_secs() -> i64 {
     std::time::SystemTime::now()
@@ -481,6 +497,35 @@ mod tests {
         let _ = std::fs::remove_file(&path);
         let backend = SqliteBackend::open(&path.display().to_string()).unwrap();
         (Store::start(Box::new(backend)), path)
+    }
+
+    #[test]
+    fn runs_cover_exactly_the_ids() {
+        assert_eq!(runs(&[]), vec![]);
+        assert_eq!(
+            runs(&[7, 5, 6, 9, 9, 12, 11, 1]),
+            vec![(1, 1), (5, 7), (9, 9), (11, 12)]
+        );
+    }
+
+    #[tokio::test]
+    async fn completing_removes_only_the_given_messages() {
+        let (store, path) = store("complete");
+        let ids = store
+            .call(|b| b.append("f", "s", &vec![b"{}".to_vec(); 10], None))
+            .await
+            .unwrap();
+        let done = vec![ids[0], ids[1], ids[2], ids[5], ids[7], ids[8], ids[2]];
+        store.call(move |b| b.complete(&done)).await.unwrap();
+        let left: Vec<i64> = store
+            .call(|b| b.pending("f", 0, 100))
+            .await
+            .unwrap()
+            .iter()
+            .map(|m| m.id)
+            .collect();
+        assert_eq!(left, vec![ids[3], ids[4], ids[6], ids[9]]);
+        let _ = std::fs::remove_file(&path);
     }
 
     #[tokio::test]

@@ -245,12 +245,14 @@ impl Backend for SqliteBackend {
     }
 
     fn complete(&mut self, ids: &[i64]) -> StateResult<()> {
+        // Messages finish roughly in the order they arrived: one statement per run of
+        // consecutive ids (each run holds exactly the ids it spans).
         let mut delete = self
             .conn
-            .prepare_cached("DELETE FROM inbox WHERE id = ?1")
+            .prepare_cached("DELETE FROM inbox WHERE id BETWEEN ?1 AND ?2")
             .map_err(err)?;
-        for id in ids {
-            delete.execute(params![id]).map_err(err)?;
+        for (first, last) in super::runs(ids) {
+            delete.execute(params![first, last]).map_err(err)?;
         }
         Ok(())
     }
