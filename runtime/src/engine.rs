@@ -146,11 +146,21 @@ impl FlowCtx {
         if records.is_empty() {
             return;
         }
-        self.store.send(move |b| {
-            for (sink, key) in &records {
-                b.record_outcome(sink, key, OutcomeStatus::Delivered)?;
+        // One write per sink, in the order the deliveries succeeded.
+        let mut by_sink: Vec<(std::sync::Arc<str>, Vec<String>)> = Vec::new();
+        for (sink, key) in records {
+            match by_sink
+                .iter_mut()
+                .find(|(s, _)| std::sync::Arc::ptr_eq(s, &sink))
+            {
+                Some((_, keys)) => keys.push(key),
+                None => by_sink.push((sink, vec![key])),
             }
-            Ok(())
+        }
+        self.store.send(move |b| {
+            by_sink.iter().try_for_each(|(sink, keys)| {
+                b.record_outcomes(sink, keys, OutcomeStatus::Delivered)
+            })
         });
     }
 

@@ -7,7 +7,7 @@ use super::retry;
 use crate::connectors::{Call, CallOutcome, SinkConnector};
 use crate::engine::{FlowCtx, Tracker};
 use crate::ops::metrics::{DEAD_LETTERS, DUPLICATES, MESSAGES_IN, MESSAGES_OUT, RETRIES};
-use crate::state::{DeadLetter, Mode, OutcomeStatus, StateResult};
+use crate::state::{DeadLetter, Mode, OutcomeStatus};
 use omniflow_compiler::ir::{self, RetryPolicy};
 use std::cell::RefCell;
 use std::collections::HashSet;
@@ -184,11 +184,7 @@ impl SinkWorker {
         ctx.flush_outcomes();
         let (keys, sink_id) = (Arc::new(keys), self.sink_id.clone());
         let found = ctx
-            .durably(Mode::Read, move |b| {
-                keys.iter()
-                    .map(|key| b.outcome(&sink_id, key))
-                    .collect::<StateResult<Vec<_>>>()
-            })
+            .durably(Mode::Read, move |b| b.outcomes(&sink_id, &keys))
             .await;
         for (reply, status) in replies.into_iter().zip(found) {
             let _ = reply.send(status);

@@ -107,6 +107,20 @@ pub trait Backend: Send {
     fn outcome(&mut self, sink: &str, key: &str) -> StateResult<Option<OutcomeStatus>>;
     /// Records the outcome of a delivery.
     fn record_outcome(&mut self, sink: &str, key: &str, status: OutcomeStatus) -> StateResult<()>;
+    /// The recorded outcomes of several deliveries of one sink, in the order of `keys`.
+    fn outcomes(&mut self, sink: &str, keys: &[String]) -> StateResult<Vec<Option<OutcomeStatus>>> {
+        keys.iter().map(|key| self.outcome(sink, key)).collect()
+    }
+    /// Records the same outcome for several deliveries of one sink.
+    fn record_outcomes(
+        &mut self,
+        sink: &str,
+        keys: &[String],
+        status: OutcomeStatus,
+    ) -> StateResult<()> {
+        keys.iter()
+            .try_for_each(|key| self.record_outcome(sink, key, status))
+    }
     /// Forgets an outcome (so a replay delivers again).
     fn clear_outcome(&mut self, sink: &str, key: &str) -> StateResult<()>;
     /// Stores a dead letter; returns its id.
@@ -506,6 +520,79 @@ mod tests {
             runs(&[7, 5, 6, 9, 9, 12, 11, 1]),
             vec![(1, 1), (5, 7), (9, 9), (11, 12)]
         );
+    }
+
+    #[tokio::test]
+    async fn appended_messages_keep_their_order_and_ids_in_chunks_and_singly() {
+        let (store, path) = store("append");
+        // 64 + 64 + 2: two statements of many rows, then two single rows.
+        let messages: Vec<Vec<u8>> = (0..130)
+            .map(|n| format!("{{\"n\":{n}}}").into_bytes())
+            .collect();
+        let sent = messages.clone();
+        let ids = store
+            .call(move |b| b.append("f", "s", &sent, Some(("file", "130"))))
+            .await
+            .unwrap();
+        assert_eq!(ids.len(), 130);
+        assert!(ids.windows(2).all(|w| w[0] < w[1]), "{ids:?}");
+        let stored = store.call(|b| b.pending("f", 0, 1000)).await.unwrap();
+        assert_eq!(stored.iter().map(|m| m.id).collect::<Vec<_>>(), ids);
+        assert_eq!(
+            stored.iter().map(|m| m.payload.clone()).collect::<Vec<_>>(),
+            messages
+        );
+        assert!(stored.iter().all(|m| m.source == "s"));
+        let cursor = store.call(|b| b.cursor("f", "s", "file")).await.unwrap();
+        assert_eq!(cursor.as_deref(), Some("130"));
+        let _ = std::fs::remove_file(&path);
+    }
+
+    #[tokio::test]
+    async fn outcomes_read_and_written_together_match_one_by_one() {
+        let (store, path) = store("outcomes");
+        // 40 keys: two statements of many keys and 8 one by one.
+        let delivered: Vec<String> = (0..40).map(|n| format!("k{n}")).collect();
+        let keys = delivered.clone();
+        store
+            .call(move |b| {
+                b.record_outcomes("flow/a", &keys, OutcomeStatus::Delivered)?;
+                b.record_outcome("flow/a", "k3", OutcomeStatus::DeadLettered)?;
+                b.record_outcomes("flow/b", &["k5".to_string()], OutcomeStatus::Delivered)
+            })
+            .await
+            .unwrap();
+        // Known and unknown keys mixed, a repeat among them, more than one statement's worth.
+        let asked: Vec<String> = (0..50)
+            .rev()
+            .map(|n| format!("k{n}"))
+            .chain(["k7".into()])
+            .collect();
+        let query = asked.clone();
+        let together = store
+            .call(move |b| b.outcomes("flow/a", &query))
+            .await
+            .unwrap();
+        let query = asked.clone();
+        let singly = store
+            .call(move |b| {
+                query
+                    .iter()
+                    .map(|k| b.outcome("flow/a", k))
+                    .collect::<StateResult<Vec<_>>>()
+            })
+            .await
+            .unwrap();
+        assert_eq!(together, singly);
+        assert_eq!(together.iter().filter(|o| o.is_none()).count(), 10);
+        assert_eq!(together[50 - 1 - 3], Some(OutcomeStatus::DeadLettered));
+        assert_eq!(together[50], Some(OutcomeStatus::Delivered));
+        let other = store
+            .call(|b| b.outcomes("flow/b", &["k5".into(), "k6".into()]))
+            .await
+            .unwrap();
+        assert_eq!(other, vec![Some(OutcomeStatus::Delivered), None]);
+        let _ = std::fs::remove_file(&path);
     }
 
     #[tokio::test]

@@ -64,6 +64,44 @@ CREATE TABLE IF NOT EXISTS ledger_publications (
 ) WITHOUT ROWID;
 ";
 
+/// Messages inserted by one statement when a source appends many at once.
+const APPEND_ROWS: usize = 64;
+
+/// `INSERT` of [`APPEND_ROWS`] messages: `?1` flow, `?2` source, `?3` time, then the
+/// payloads; answers the new ids.
+static APPEND_MANY: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    let rows: Vec<String> = (0..APPEND_ROWS)
+        .map(|n| format!("(?1, ?2, ?{}, ?3)", n + 4))
+        .collect();
+    format!(
+        "INSERT INTO inbox (flow, source, payload, received_at) VALUES {} RETURNING id",
+        rows.join(", ")
+    )
+});
+
+/// Keys looked up or recorded by one statement.
+const MANY_KEYS: usize = 16;
+
+/// The outcomes of [`MANY_KEYS`] keys of sink `?1` (keys from `?2`).
+static OUTCOMES_MANY: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    let keys: Vec<String> = (0..MANY_KEYS).map(|n| format!("?{}", n + 2)).collect();
+    format!(
+        "SELECT key, status FROM outcomes WHERE sink = ?1 AND key IN ({})",
+        keys.join(", ")
+    )
+});
+
+/// Records outcome `?2` at time `?3` for [`MANY_KEYS`] keys of sink `?1` (keys from `?4`).
+static RECORD_MANY: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    let rows: Vec<String> = (0..MANY_KEYS)
+        .map(|n| format!("(?1, ?{}, ?2, ?3)", n + 4))
+        .collect();
+    format!(
+        "INSERT OR REPLACE INTO outcomes (sink, key, status, at) VALUES {}",
+        rows.join(", ")
+    )
+});
+
 pub(super) fn err(e: rusqlite::Error) -> String {
     format!("state store: {e}")
 }
@@ -81,6 +119,8 @@ impl SqliteBackend {
         conn.pragma_update(None, "busy_timeout", 5000)
             .map_err(err)?;
         conn.execute_batch(SCHEMA).map_err(err)?;
+        // Every statement of the per-message path stays prepared.
+        conn.set_prepared_statement_cache_capacity(64);
         Ok(SqliteBackend {
             conn,
             reading: false,
@@ -190,14 +230,35 @@ impl Backend for SqliteBackend {
         cursor: Option<(&str, &str)>,
     ) -> StateResult<Vec<i64>> {
         let now = super::now_secs();
+        let mut ids = Vec::with_capacity(messages.len());
+        let mut chunks = messages.chunks_exact(APPEND_ROWS);
+        if messages.len() >= APPEND_ROWS {
+            // Many rows per statement: the statement's fixed costs (the AUTOINCREMENT
+            // sequence among them) are paid once per chunk, not once per message.
+            let mut insert = self.conn.prepare_cached(&APPEND_MANY).map_err(err)?;
+            for chunk in &mut chunks {
+                insert.raw_bind_parameter(1, flow).map_err(err)?;
+                insert.raw_bind_parameter(2, source).map_err(err)?;
+                insert.raw_bind_parameter(3, now).map_err(err)?;
+                for (n, message) in chunk.iter().enumerate() {
+                    insert.raw_bind_parameter(4 + n, message).map_err(err)?;
+                }
+                let first = ids.len();
+                let mut rows = insert.raw_query();
+                while let Some(row) = rows.next().map_err(err)? {
+                    ids.push(row.get::<_, i64>(0).map_err(err)?);
+                }
+                // Rows get increasing ids in the order of the VALUES list.
+                ids[first..].sort_unstable();
+            }
+        }
         let mut insert = self
             .conn
             .prepare_cached(
                 "INSERT INTO inbox (flow, source, payload, received_at) VALUES (?1, ?2, ?3, ?4)",
             )
             .map_err(err)?;
-        let mut ids = Vec::with_capacity(messages.len());
-        for message in messages {
+        for message in chunks.remainder() {
             insert
                 .execute(params![flow, source, message, now])
                 .map_err(err)?;
@@ -291,6 +352,59 @@ impl Backend for SqliteBackend {
             .execute(params![sink, key, status.as_str(), super::now_secs()])
             .map_err(err)?;
         Ok(())
+    }
+
+    fn outcomes(&mut self, sink: &str, keys: &[String]) -> StateResult<Vec<Option<OutcomeStatus>>> {
+        let mut found = std::collections::HashMap::with_capacity(keys.len());
+        let mut chunks = keys.chunks_exact(MANY_KEYS);
+        if keys.len() >= MANY_KEYS {
+            let mut query = self.conn.prepare_cached(&OUTCOMES_MANY).map_err(err)?;
+            for chunk in &mut chunks {
+                query.raw_bind_parameter(1, sink).map_err(err)?;
+                for (n, key) in chunk.iter().enumerate() {
+                    query.raw_bind_parameter(2 + n, key).map_err(err)?;
+                }
+                let mut rows = query.raw_query();
+                while let Some(row) = rows.next().map_err(err)? {
+                    let status: String = row.get(1).map_err(err)?;
+                    let status = OutcomeStatus::parse(&status);
+                    found.insert(row.get::<_, String>(0).map_err(err)?, status);
+                }
+            }
+        }
+        let rest = chunks.remainder();
+        keys[..keys.len() - rest.len()]
+            .iter()
+            .map(|key| Ok(found.get(key.as_str()).copied().flatten()))
+            .chain(rest.iter().map(|key| self.outcome(sink, key)))
+            .collect()
+    }
+
+    fn record_outcomes(
+        &mut self,
+        sink: &str,
+        keys: &[String],
+        status: OutcomeStatus,
+    ) -> StateResult<()> {
+        let mut chunks = keys.chunks_exact(MANY_KEYS);
+        if keys.len() >= MANY_KEYS {
+            let mut insert = self.conn.prepare_cached(&RECORD_MANY).map_err(err)?;
+            for chunk in &mut chunks {
+                insert.raw_bind_parameter(1, sink).map_err(err)?;
+                insert.raw_bind_parameter(2, status.as_str()).map_err(err)?;
+                insert
+                    .raw_bind_parameter(3, super::now_secs())
+                    .map_err(err)?;
+                for (n, key) in chunk.iter().enumerate() {
+                    insert.raw_bind_parameter(4 + n, key).map_err(err)?;
+                }
+                insert.raw_execute().map_err(err)?;
+            }
+        }
+        chunks
+            .remainder()
+            .iter()
+            .try_for_each(|key| self.record_outcome(sink, key, status))
     }
 
     fn clear_outcome(&mut self, sink: &str, key: &str) -> StateResult<()> {
