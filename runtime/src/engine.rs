@@ -198,7 +198,7 @@ impl FlowCtx {
     pub async fn run_processor(self: &Rc<Self>, mut stop: watch::Receiver<bool>) {
         tokio::task::spawn_local(self.clone().run_completions());
         let flow_name = self.flow_name().to_string();
-        let mut projections: HashMap<String, Projection> = HashMap::new();
+        let mut projections: HashMap<String, Rc<Projection>> = HashMap::new();
         let mut last_id = 0i64;
         loop {
             if *stop.borrow() {
@@ -239,10 +239,14 @@ impl FlowCtx {
                 let Ok(permit) = self.slots.clone().acquire_owned().await else {
                     return;
                 };
-                let projection = projections
-                    .entry(stored.source.clone())
-                    .or_insert_with(|| self.projection(&stored.source))
-                    .clone();
+                let projection = match projections.get(&stored.source) {
+                    Some(projection) => projection.clone(),
+                    None => {
+                        let projection = Rc::new(self.projection(&stored.source));
+                        projections.insert(stored.source.clone(), projection.clone());
+                        projection
+                    }
+                };
                 self.in_flight.set(self.in_flight.get() + 1);
                 let tracker = Rc::new(Tracker {
                     id: stored.id,

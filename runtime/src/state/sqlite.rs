@@ -70,12 +70,9 @@ const APPEND_ROWS: usize = 64;
 /// `INSERT` of [`APPEND_ROWS`] messages: `?1` flow, `?2` source, `?3` time, then the
 /// payloads; answers the new ids.
 static APPEND_MANY: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-    let rows: Vec<String> = (0..APPEND_ROWS)
-        .map(|n| format!("(?1, ?2, ?{}, ?3)", n + 4))
-        .collect();
     format!(
         "INSERT INTO inbox (flow, source, payload, received_at) VALUES {} RETURNING id",
-        rows.join(", ")
+        listed(APPEND_ROWS, |n| format!("(?1, ?2, ?{}, ?3)", n + 4))
     )
 });
 
@@ -84,23 +81,24 @@ const MANY_KEYS: usize = 16;
 
 /// The outcomes of [`MANY_KEYS`] keys of sink `?1` (keys from `?2`).
 static OUTCOMES_MANY: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-    let keys: Vec<String> = (0..MANY_KEYS).map(|n| format!("?{}", n + 2)).collect();
     format!(
         "SELECT key, status FROM outcomes WHERE sink = ?1 AND key IN ({})",
-        keys.join(", ")
+        listed(MANY_KEYS, |n| format!("?{}", n + 2))
     )
 });
 
 /// Records outcome `?2` at time `?3` for [`MANY_KEYS`] keys of sink `?1` (keys from `?4`).
 static RECORD_MANY: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-    let rows: Vec<String> = (0..MANY_KEYS)
-        .map(|n| format!("(?1, ?{}, ?2, ?3)", n + 4))
-        .collect();
     format!(
         "INSERT OR REPLACE INTO outcomes (sink, key, status, at) VALUES {}",
-        rows.join(", ")
+        listed(MANY_KEYS, |n| format!("(?1, ?{}, ?2, ?3)", n + 4))
     )
 });
+
+/// `count` SQL items, the n-th written by `item(n)`, separated by commas.
+fn listed(count: usize, item: impl Fn(usize) -> String) -> String {
+    (0..count).map(item).collect::<Vec<_>>().join(", ")
+}
 
 pub(super) fn err(e: rusqlite::Error) -> String {
     format!("state store: {e}")
