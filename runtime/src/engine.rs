@@ -77,8 +77,9 @@ pub struct FlowCtx {
     /// Finished messages waiting to leave the inbox (one batch per flush).
     done: RefCell<Vec<i64>>,
     done_signal: Notify,
-    /// Successful deliveries (sink, key) whose outcomes are not yet queued for writing.
-    delivered: RefCell<Vec<(std::sync::Arc<str>, String)>>,
+    /// Keys of successful deliveries, by sink, whose outcomes are not yet queued for
+    /// writing.
+    delivered: RefCell<Vec<(std::sync::Arc<str>, Vec<String>)>>,
     slots: std::sync::Arc<Semaphore>,
 }
 
@@ -136,27 +137,24 @@ impl FlowCtx {
     /// Notes a successful delivery; its outcome is written with the next batch of
     /// outcomes, which is queued before any completion or outcome lookup that follows.
     pub fn record_delivered(&self, sink_id: &std::sync::Arc<str>, key: String) {
-        self.delivered.borrow_mut().push((sink_id.clone(), key));
+        let mut delivered = self.delivered.borrow_mut();
+        match delivered
+            .iter_mut()
+            .find(|(sink, _)| std::sync::Arc::ptr_eq(sink, sink_id))
+        {
+            Some((_, keys)) => keys.push(key),
+            None => delivered.push((sink_id.clone(), vec![key])),
+        }
     }
 
     /// Queues the outcomes noted so far as one write. If it fails, the store refuses
     /// completions from then on (see [`Store::send`]).
     pub fn flush_outcomes(&self) {
-        let records = std::mem::take(&mut *self.delivered.borrow_mut());
-        if records.is_empty() {
+        let by_sink = std::mem::take(&mut *self.delivered.borrow_mut());
+        if by_sink.is_empty() {
             return;
         }
-        // One write per sink, in the order the deliveries succeeded.
-        let mut by_sink: Vec<(std::sync::Arc<str>, Vec<String>)> = Vec::new();
-        for (sink, key) in records {
-            match by_sink
-                .iter_mut()
-                .find(|(s, _)| std::sync::Arc::ptr_eq(s, &sink))
-            {
-                Some((_, keys)) => keys.push(key),
-                None => by_sink.push((sink, vec![key])),
-            }
-        }
+        // One write per sink, each in the order its deliveries succeeded.
         self.store.send(move |b| {
             by_sink.iter().try_for_each(|(sink, keys)| {
                 b.record_outcomes(sink, keys, OutcomeStatus::Delivered)
