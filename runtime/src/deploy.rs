@@ -7,6 +7,9 @@
 //! ops_addr: 127.0.0.1:9090
 //! webhook_addr: 0.0.0.0:8080
 //! secrets: { from: file, dir: /run/secrets }   # or { from: env } (the default)
+//! retention:                   # unset: kept for ever
+//!   outcomes: 90d              # idempotency memory (never what pending work still needs)
+//!   dead_letters: 30d          # replayed dead letters
 //! connections:
 //!   erp:                       # point the flows' Tryton ERP at an OData service
 //!     connector: odata
@@ -41,6 +44,9 @@ pub struct Deployment {
     /// Overrides by connection name.
     #[serde(default)]
     pub connections: BTreeMap<String, ConnectionOverride>,
+    /// How long finished work is remembered.
+    #[serde(default)]
+    pub retention: crate::state::retention::Retention,
 }
 
 /// Where secrets come from.

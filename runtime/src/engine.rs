@@ -28,6 +28,8 @@ pub struct Tracker {
     id: i64,
     source: String,
     message: Vec<u8>,
+    /// When the source accepted the message.
+    accepted_at: i64,
     business_key: OnceCell<String>,
     inbox_key: String,
     remaining: Cell<usize>,
@@ -48,6 +50,11 @@ impl Tracker {
     /// The original source message.
     pub fn message(&self) -> &[u8] {
         &self.message
+    }
+
+    /// When the source accepted the message (seconds since the epoch).
+    pub fn accepted_at(&self) -> i64 {
+        self.accepted_at
     }
 
     /// One delivery (or the message itself) is done; completes the message at zero.
@@ -250,6 +257,7 @@ impl FlowCtx {
                     id: stored.id,
                     source: stored.source.clone(),
                     message: stored.payload,
+                    accepted_at: stored.received_at,
                     business_key: OnceCell::new(),
                     inbox_key: format!("inbox:{}", stored.id),
                     remaining: Cell::new(1),
@@ -404,6 +412,7 @@ impl FlowCtx {
             attempts: Vec::new(),
             created_at: 0,
             replayed_at: None,
+            accepted_at: Some(tracker.accepted_at),
         }
     }
 

@@ -106,6 +106,14 @@ impl Runner {
         })
     }
 
+    /// Applies the state's retention windows now and every ten minutes while running.
+    pub fn sweep_state(&self, retention: crate::state::retention::Retention) {
+        if retention.is_set() {
+            let (store, stop) = (self.store.clone(), self.stop_tx.subscribe());
+            tokio::task::spawn_local(crate::state::retention::run(store, retention, stop));
+        }
+    }
+
     /// Messages being processed now, over every flow.
     pub fn in_flight(&self) -> usize {
         self.flows.iter().map(|f| f.in_flight()).sum()

@@ -46,33 +46,14 @@ fn post(port: u16, body: &str) -> u16 {
     answer.split_whitespace().nth(1).unwrap().parse().unwrap()
 }
 
-#[test]
-fn a_deployment_file_points_the_same_flow_elsewhere() {
-    let dir = TempDir::new("deploy");
-    let flow = dir.0.join("events.flow");
-    std::fs::write(&flow, FLOW).unwrap();
-    let secrets = dir.0.join("secrets");
-    std::fs::create_dir_all(&secrets).unwrap();
-    std::fs::write(secrets.join("API_AUTH"), "Bearer from-a-file\n").unwrap();
-    let sink = Sink::start(Faults::default());
-    let hooks = free_port();
-    let config = dir.0.join("omniflow.yaml");
-    std::fs::write(
-        &config,
-        format!(
-            "state: sqlite:{state}\nwebhook_addr: 127.0.0.1:{hooks}\nsecrets: {{ from: file, dir: {secrets} }}\nconnections:\n  api:\n    settings:\n      base_url: http://127.0.0.1:{port}\n",
-            state = dir.0.join("state.db").display(),
-            secrets = secrets.display(),
-            port = sink.port
-        ),
-    )
-    .unwrap();
+/// Starts `omniflow run FLOW --config CONFIG` and waits until its webhooks listen.
+fn start(flow: &std::path::Path, config: &std::path::Path, hooks: u16) -> Running {
     let mut child = Running(
         Command::new(BIN)
             .arg("run")
-            .arg(&flow)
+            .arg(flow)
             .arg("--config")
-            .arg(&config)
+            .arg(config)
             .env_remove("PRODUCTION_API_URL")
             .env_remove("API_AUTH")
             .env("OMNIFLOW_LOG", "warn")
@@ -90,6 +71,71 @@ fn a_deployment_file_points_the_same_flow_elsewhere() {
         assert!(child.0.try_wait().unwrap().is_none(), "the runtime exited");
         std::thread::sleep(Duration::from_millis(50));
     }
+    child
+}
+
+/// Stops a runtime with SIGTERM; it must exit 0.
+fn stop(mut child: Running) {
+    let _ = Command::new("kill")
+        .arg("-TERM")
+        .arg(child.0.id().to_string())
+        .status();
+    assert!(child.0.wait().unwrap().success());
+}
+
+/// A flow, its secret in a file, a sink and an `omniflow.yaml` pointing the flow at it,
+/// with `extra` YAML added.
+struct Setup {
+    dir: TempDir,
+    flow: std::path::PathBuf,
+    config: std::path::PathBuf,
+    state: std::path::PathBuf,
+    sink: Sink,
+    hooks: u16,
+}
+
+fn setup(name: &str, extra: &str) -> Setup {
+    let dir = TempDir::new(name);
+    let flow = dir.0.join("events.flow");
+    std::fs::write(&flow, FLOW).unwrap();
+    let secrets = dir.0.join("secrets");
+    std::fs::create_dir_all(&secrets).unwrap();
+    std::fs::write(secrets.join("API_AUTH"), "Bearer from-a-file\n").unwrap();
+    let sink = Sink::start(Faults::default());
+    let hooks = free_port();
+    let state = dir.0.join("state.db");
+    let config = dir.0.join("omniflow.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "state: sqlite:{state}\nwebhook_addr: 127.0.0.1:{hooks}\nsecrets: {{ from: file, dir: {secrets} }}\n{extra}connections:\n  api:\n    settings:\n      base_url: http://127.0.0.1:{port}\n",
+            state = state.display(),
+            secrets = secrets.display(),
+            port = sink.port
+        ),
+    )
+    .unwrap();
+    Setup {
+        dir,
+        flow,
+        config,
+        state,
+        sink,
+        hooks,
+    }
+}
+
+#[test]
+fn a_deployment_file_points_the_same_flow_elsewhere() {
+    let Setup {
+        dir,
+        flow,
+        config,
+        sink,
+        hooks,
+        ..
+    } = setup("deploy", "");
+    let child = start(&flow, &config, hooks);
     for i in 0..5 {
         assert_eq!(post(hooks, &format!("{{\"id\": \"e{i}\"}}")), 202);
     }
@@ -101,11 +147,7 @@ fn a_deployment_file_points_the_same_flow_elsewhere() {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
-    let _ = Command::new("kill")
-        .arg("-TERM")
-        .arg(child.0.id().to_string())
-        .status();
-    assert!(child.0.wait().unwrap().success());
+    stop(child);
     assert!(
         dir.0.join("state.db").exists(),
         "the state went where the file said"
@@ -124,6 +166,11 @@ fn a_wrong_deployment_file_is_refused_with_the_reason() {
         ),
         ("stat: sqlite:x.db\n", "unknown field `stat`"),
         ("secrets: { from: file }\n", "needs `dir`"),
+        (
+            "retention: { outcomes: 90 days }\n",
+            "`90 days` is not a retention window",
+        ),
+        ("retention: { outcome: 90d }\n", "unknown field `outcome`"),
     ] {
         let config = dir.0.join("omniflow.yaml");
         std::fs::write(&config, yaml).unwrap();
@@ -140,4 +187,65 @@ fn a_wrong_deployment_file_is_refused_with_the_reason() {
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(stderr.contains(expected), "{yaml}: {stderr}");
     }
+}
+
+#[test]
+fn a_retention_window_forgets_old_outcomes_and_keeps_recent_ones() {
+    let Setup {
+        dir: _dir,
+        flow,
+        config,
+        state,
+        sink,
+        hooks,
+    } = setup("deploy-retention", "retention:\n  outcomes: 1d\n");
+    let requests = || sink.seen.lock().unwrap().requests;
+    let child = start(&flow, &config, hooks);
+    for i in 0..3 {
+        assert_eq!(post(hooks, &format!("{{\"id\": \"e{i}\"}}")), 202);
+    }
+    support::wait_for("three deliveries", Duration::from_secs(30), || {
+        requests() == 3
+    });
+    stop(child);
+
+    // Two of the outcomes were recorded two days ago.
+    let db = rusqlite::Connection::open(&state).unwrap();
+    db.execute(
+        "UPDATE outcomes SET at = at - 172800 WHERE sink = 'events/post' AND key IN ('e0', 'e1')",
+        [],
+    )
+    .unwrap();
+    let remembered = |key: &str| -> i64 {
+        db.query_row(
+            "SELECT COUNT(*) FROM outcomes WHERE sink = 'events/post' AND key = ?1",
+            [key],
+            |r| r.get(0),
+        )
+        .unwrap()
+    };
+    // The sweep at start forgets them, and only them.
+    let child = start(&flow, &config, hooks);
+    support::wait_for(
+        "the old outcomes to be forgotten",
+        Duration::from_secs(30),
+        || remembered("e0") + remembered("e1") == 0,
+    );
+    assert_eq!(remembered("e2"), 1);
+    // Sent again: the forgotten key is delivered again, the remembered one is not.
+    assert_eq!(post(hooks, r#"{"id": "e0"}"#), 202);
+    assert_eq!(post(hooks, r#"{"id": "e2"}"#), 202);
+    support::wait_for(
+        "the forgotten key's delivery",
+        Duration::from_secs(30),
+        || requests() == 4,
+    );
+    support::wait_for("both messages to finish", Duration::from_secs(30), || {
+        db.query_row("SELECT COUNT(*) FROM inbox", [], |r| r.get::<_, i64>(0))
+            .unwrap()
+            == 0
+    });
+    stop(child);
+    assert_eq!(requests(), 4, "the remembered key was delivered twice");
+    assert_eq!(sink.seen.lock().unwrap().effects.get("e0"), Some(&2));
 }

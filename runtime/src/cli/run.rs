@@ -55,6 +55,7 @@ pub fn run(mut args: Args) -> u8 {
         .or(deployment.webhook_addr.clone())
         .or(Some("127.0.0.1:8080".into()));
     args.ops_addr = args.ops_addr.or(deployment.ops_addr.clone());
+    let retention = deployment.retention.clone();
     let loaded = load_graph(&args.paths).and_then(|mut graph| {
         deployment.apply(&mut graph)?;
         Pipeline::new(graph)
@@ -86,7 +87,7 @@ pub fn run(mut args: Args) -> u8 {
     };
     let local = tokio::task::LocalSet::new();
     local.block_on(&runtime, async move {
-        match serve(args, pipeline, store).await {
+        match serve(args, pipeline, store, retention).await {
             Ok(()) => 0,
             Err(err) => {
                 eprintln!("error: {err}");
@@ -96,7 +97,12 @@ pub fn run(mut args: Args) -> u8 {
     })
 }
 
-async fn serve(args: Args, pipeline: Rc<Pipeline>, store: state::Store) -> Result<(), String> {
+async fn serve(
+    args: Args,
+    pipeline: Rc<Pipeline>,
+    store: state::Store,
+    retention: state::retention::Retention,
+) -> Result<(), String> {
     // Listen for SIGTERM before anything else, so a stop during start-up is graceful too.
     let signals = Signals::new();
     let runner = Runner::start(
@@ -105,6 +111,7 @@ async fn serve(args: Args, pipeline: Rc<Pipeline>, store: state::Store) -> Resul
         args.webhook_addr.as_deref().unwrap_or_default(),
     )
     .await?;
+    runner.sweep_state(retention);
     if let Some(ops_addr) = &args.ops_addr {
         let addr = server::serve(ops_addr, runner.ops_handler()).await?;
         tracing::info!(addr = %addr, "ops endpoint listening");

@@ -323,6 +323,7 @@ impl SinkWorker {
             attempts,
             created_at: 0,
             replayed_at: None,
+            accepted_at: Some(job.tracker.accepted_at()),
         };
         let (sink_id, key) = (self.sink_id.clone(), job.key.clone());
         ctx.durably(Mode::Isolated, move |b| {

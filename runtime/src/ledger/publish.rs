@@ -301,6 +301,8 @@ impl Publisher {
                     )],
                     created_at: crate::state::now_secs(),
                     replayed_at: None,
+                    // A publication re-sends the current quantity, no message's outcomes.
+                    accepted_at: Some(crate::state::now_secs()),
                 };
                 let stored = ledger
                     .store()

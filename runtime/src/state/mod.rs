@@ -4,6 +4,7 @@
 //! commit), so durability costs one sync per batch, not per message.
 
 mod journal;
+pub mod retention;
 mod sqlite;
 
 pub use crate::ledger::book::Journal;
@@ -22,6 +23,8 @@ pub struct Stored {
     pub id: i64,
     pub source: String,
     pub payload: Vec<u8>,
+    /// When a source accepted it (seconds since the epoch).
+    pub received_at: i64,
 }
 
 /// A dead letter: the message, the error, every attempt and the correlation id.
@@ -45,6 +48,18 @@ pub struct DeadLetter {
     pub attempts: Vec<String>,
     pub created_at: i64,
     pub replayed_at: Option<i64>,
+    /// When the source accepted the message (`None` for letters stored before this was
+    /// kept); outcomes recorded since then are kept while the letter may be replayed.
+    pub accepted_at: Option<i64>,
+}
+
+/// One step of a sweep over the outcomes.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Sweep {
+    /// Outcomes forgotten by this step.
+    pub forgotten: usize,
+    /// Where the next step starts; `None` once the sweep reached the end.
+    pub next: Option<(String, String)>,
 }
 
 /// What happened to a delivery, by (sink, idempotency key).
@@ -135,6 +150,20 @@ pub trait Backend: Send {
     fn dead_letter(&mut self, id: i64) -> StateResult<Option<DeadLetter>>;
     /// Marks a dead letter replayed.
     fn mark_replayed(&mut self, id: i64) -> StateResult<()>;
+    /// The acceptance time of the oldest message that may still run: the oldest one in
+    /// the inbox, and every dead letter not replayed or replayed since that message
+    /// arrived (its replay may still be pending). `None` when nothing is held.
+    fn held_since(&mut self) -> StateResult<Option<i64>>;
+    /// Reads at most `scan` outcomes in (sink, key) order after `from` (from the start
+    /// when `None`) and forgets those recorded before `before`.
+    fn forget_outcomes(
+        &mut self,
+        before: i64,
+        from: Option<&(String, String)>,
+        scan: usize,
+    ) -> StateResult<Sweep>;
+    /// Removes at most `limit` dead letters replayed before `before`; returns how many.
+    fn forget_dead_letters(&mut self, before: i64, limit: usize) -> StateResult<usize>;
     /// The rows of one inventory ledger.
     fn journal<'a>(&'a mut self, ledger: &'a str) -> StateResult<Box<dyn Journal + 'a>>;
     /// The names of the ledgers that hold rows.
@@ -454,6 +483,20 @@ impl Backend for Unavailable {
     }
 
     fn mark_replayed(&mut self, _: i64) -> StateResult<()> {
+        Err(self.0.clone())
+    }
+    fn held_since(&mut self) -> StateResult<Option<i64>> {
+        Err(self.0.clone())
+    }
+    fn forget_outcomes(
+        &mut self,
+        _: i64,
+        _: Option<&(String, String)>,
+        _: usize,
+    ) -> StateResult<Sweep> {
+        Err(self.0.clone())
+    }
+    fn forget_dead_letters(&mut self, _: i64, _: usize) -> StateResult<usize> {
         Err(self.0.clone())
     }
 }

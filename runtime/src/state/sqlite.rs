@@ -32,7 +32,8 @@ CREATE TABLE IF NOT EXISTS dead_letters (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     flow TEXT NOT NULL, source TEXT NOT NULL, node TEXT NOT NULL, sink TEXT NOT NULL, key TEXT NOT NULL,
     correlation_id TEXT NOT NULL, message TEXT NOT NULL, payload TEXT NOT NULL,
-    error TEXT NOT NULL, attempts TEXT NOT NULL, created_at INTEGER NOT NULL, replayed_at INTEGER
+    error TEXT NOT NULL, attempts TEXT NOT NULL, created_at INTEGER NOT NULL, replayed_at INTEGER,
+    accepted_at INTEGER
 );
 CREATE TABLE IF NOT EXISTS ledger_stock (
     id INTEGER PRIMARY KEY,
@@ -117,6 +118,14 @@ impl SqliteBackend {
         conn.pragma_update(None, "busy_timeout", 5000)
             .map_err(err)?;
         conn.execute_batch(SCHEMA).map_err(err)?;
+        // Files made before dead letters kept the message's acceptance time.
+        if conn
+            .prepare("SELECT accepted_at FROM dead_letters LIMIT 0")
+            .is_err()
+        {
+            conn.execute_batch("ALTER TABLE dead_letters ADD COLUMN accepted_at INTEGER")
+                .map_err(err)?;
+        }
         // Every statement of the per-message path stays prepared.
         conn.set_prepared_statement_cache_capacity(64);
         Ok(SqliteBackend {
@@ -152,12 +161,13 @@ impl SqliteBackend {
             attempts: serde_json::from_str(&attempts).unwrap_or_default(),
             created_at: row.get(11)?,
             replayed_at: row.get(12)?,
+            accepted_at: row.get(13)?,
         })
     }
 }
 
 const LETTER_COLUMNS: &str =
-    "id, flow, source, node, sink, key, correlation_id, message, payload, error, attempts, created_at, replayed_at";
+    "id, flow, source, node, sink, key, correlation_id, message, payload, error, attempts, created_at, replayed_at, accepted_at";
 
 impl Backend for SqliteBackend {
     fn ledger_names(&mut self) -> StateResult<Vec<String>> {
@@ -278,7 +288,7 @@ impl Backend for SqliteBackend {
     fn pending(&mut self, flow: &str, after: i64, limit: usize) -> StateResult<Vec<Stored>> {
         let mut query = self
             .conn
-            .prepare_cached("SELECT id, source, payload FROM inbox WHERE flow = ?1 AND id > ?2 ORDER BY id LIMIT ?3")
+            .prepare_cached("SELECT id, source, payload, received_at FROM inbox WHERE flow = ?1 AND id > ?2 ORDER BY id LIMIT ?3")
             .map_err(err)?;
         let rows = query
             .query_map(params![flow, after, limit as i64], |row| {
@@ -286,6 +296,7 @@ impl Backend for SqliteBackend {
                     id: row.get(0)?,
                     source: row.get(1)?,
                     payload: row.get(2)?,
+                    received_at: row.get(3)?,
                 })
             })
             .map_err(err)?;
@@ -419,8 +430,8 @@ impl Backend for SqliteBackend {
         let attempts = serde_json::to_string(&letter.attempts).unwrap_or_else(|_| "[]".into());
         self.conn
             .execute(
-                "INSERT INTO dead_letters (flow, source, node, sink, key, correlation_id, message, payload, error, attempts, created_at) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                "INSERT INTO dead_letters (flow, source, node, sink, key, correlation_id, message, payload, error, attempts, created_at, accepted_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
                 params![
                     letter.flow,
                     letter.source,
@@ -432,7 +443,8 @@ impl Backend for SqliteBackend {
                     letter.payload,
                     letter.error,
                     attempts,
-                    super::now_secs()
+                    super::now_secs(),
+                    letter.accepted_at
                 ],
             )
             .map_err(err)?;
@@ -477,6 +489,77 @@ impl Backend for SqliteBackend {
                 params![id, super::now_secs()],
             )
             .map(|_| ())
+            .map_err(err)
+    }
+
+    fn held_since(&mut self) -> StateResult<Option<i64>> {
+        // Ids grow with acceptance, so the lowest id is the oldest message waiting; a
+        // replay appended after it may still be pending, one appended before it has run.
+        self.conn
+            .prepare_cached(
+                "WITH oldest AS (SELECT received_at AS t FROM inbox ORDER BY id LIMIT 1) \
+                 SELECT MIN(t) FROM (SELECT t FROM oldest UNION ALL \
+                   SELECT COALESCE(accepted_at, 0) FROM dead_letters \
+                   WHERE replayed_at IS NULL OR replayed_at >= (SELECT t FROM oldest))",
+            )
+            .and_then(|mut q| q.query_row([], |r| r.get(0)))
+            .map_err(err)
+    }
+
+    fn forget_outcomes(
+        &mut self,
+        before: i64,
+        from: Option<&(String, String)>,
+        scan: usize,
+    ) -> StateResult<super::Sweep> {
+        // Keyset order: each call reads at most `scan` rows, so a sweep of a large table
+        // is many short requests, not one long stall of the state thread.
+        let mut read = self
+            .conn
+            .prepare_cached(
+                "SELECT sink, key, at FROM outcomes WHERE (sink, key) > (?1, ?2) \
+                 ORDER BY sink, key LIMIT ?3",
+            )
+            .map_err(err)?;
+        let (sink, key) = from.map_or(("", ""), |(s, k)| (s.as_str(), k.as_str()));
+        let rows = read
+            .query_map(params![sink, key, scan as i64], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, i64>(2)?,
+                ))
+            })
+            .map_err(err)?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(err)?;
+        drop(read);
+        let mut forget = self
+            .conn
+            .prepare_cached("DELETE FROM outcomes WHERE sink = ?1 AND key = ?2")
+            .map_err(err)?;
+        let mut forgotten = 0;
+        for (sink, key, at) in &rows {
+            if *at < before {
+                forgotten += forget.execute(params![sink, key]).map_err(err)?;
+            }
+        }
+        let next = if rows.len() < scan {
+            None
+        } else {
+            rows.last()
+                .map(|(sink, key, _)| (sink.clone(), key.clone()))
+        };
+        Ok(super::Sweep { forgotten, next })
+    }
+
+    fn forget_dead_letters(&mut self, before: i64, limit: usize) -> StateResult<usize> {
+        self.conn
+            .prepare_cached(
+                "DELETE FROM dead_letters WHERE id IN (SELECT id FROM dead_letters \
+                 WHERE replayed_at < ?1 ORDER BY id LIMIT ?2)",
+            )
+            .and_then(|mut q| q.execute(params![before, limit as i64]))
             .map_err(err)
     }
 }
