@@ -7,8 +7,8 @@
 //! ops_addr: 127.0.0.1:9090
 //! webhook_addr: 0.0.0.0:8080
 //! secrets: { from: file, dir: /run/secrets }   # or { from: env } (the default)
-//! retention:                   # unset: kept for ever
-//!   outcomes: 90d              # idempotency memory (never what pending work still needs)
+//! retention:                   # unset: kept for ever (see state::retention)
+//!   outcomes: 90d              # sinks' idempotency memory, counted back from held work
 //!   dead_letters: 30d          # replayed dead letters
 //! connections:
 //!   erp:                       # point the flows' Tryton ERP at an OData service

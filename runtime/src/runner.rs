@@ -106,7 +106,7 @@ impl Runner {
         })
     }
 
-    /// Applies the state's retention windows now and every ten minutes while running.
+    /// Applies the state's retention windows now and every hour while running.
     pub fn sweep_state(&self, retention: crate::state::retention::Retention) {
         if retention.is_set() {
             let (store, stop) = (self.store.clone(), self.stop_tx.subscribe());

@@ -135,11 +135,13 @@ pub fn run(args: Args) -> u8 {
                     if first.flow.starts_with("ledger:") {
                         return Ok(());
                     }
-                    b.append(
+                    // With its original acceptance time, which bounds what retention may
+                    // forget while it waits (unknown for old letters: nothing, meanwhile).
+                    b.append_replay(
                         &first.flow,
                         &first.source,
-                        &[first.message.clone().into_bytes()],
-                        None,
+                        first.message.as_bytes(),
+                        first.accepted_at.unwrap_or(0),
                     )
                     .map(|_| ())
                 });

@@ -53,6 +53,22 @@ pub struct DeadLetter {
     pub accepted_at: Option<i64>,
 }
 
+/// Sources record the ids they accepted (webhook deliveries, polled items, bus messages)
+/// in the outcome store under `kind:flow/source`; sinks record theirs under `flow/sink`.
+pub fn is_source_namespace(namespace: &str) -> bool {
+    namespace.contains(':')
+}
+
+/// Outcomes recorded before these times (seconds since the epoch) are forgotten; `None`
+/// keeps that kind.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Cut {
+    /// Sinks' outcomes.
+    pub sinks: Option<i64>,
+    /// Sources' accepted ids.
+    pub sources: Option<i64>,
+}
+
 /// One step of a sweep over the outcomes.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Sweep {
@@ -150,15 +166,24 @@ pub trait Backend: Send {
     fn dead_letter(&mut self, id: i64) -> StateResult<Option<DeadLetter>>;
     /// Marks a dead letter replayed.
     fn mark_replayed(&mut self, id: i64) -> StateResult<()>;
-    /// The acceptance time of the oldest message that may still run: the oldest one in
-    /// the inbox, and every dead letter not replayed or replayed since that message
-    /// arrived (its replay may still be pending). `None` when nothing is held.
+    /// Puts a dead letter's message back into the inbox, keeping when its source first
+    /// accepted it; returns its id.
+    fn append_replay(
+        &mut self,
+        flow: &str,
+        source: &str,
+        message: &[u8],
+        accepted_at: i64,
+    ) -> StateResult<i64>;
+    /// The acceptance time of the oldest message that may still run: waiting in the inbox
+    /// (a replay with its original time), or dead-lettered and not replayed. `None` when
+    /// nothing is held.
     fn held_since(&mut self) -> StateResult<Option<i64>>;
     /// Reads at most `scan` outcomes in (sink, key) order after `from` (from the start
-    /// when `None`) and forgets those recorded before `before`.
+    /// when `None`) and forgets those recorded before the cut of their kind.
     fn forget_outcomes(
         &mut self,
-        before: i64,
+        cut: Cut,
         from: Option<&(String, String)>,
         scan: usize,
     ) -> StateResult<Sweep>;
@@ -488,9 +513,12 @@ impl Backend for Unavailable {
     fn held_since(&mut self) -> StateResult<Option<i64>> {
         Err(self.0.clone())
     }
+    fn append_replay(&mut self, _: &str, _: &str, _: &[u8], _: i64) -> StateResult<i64> {
+        Err(self.0.clone())
+    }
     fn forget_outcomes(
         &mut self,
-        _: i64,
+        _: Cut,
         _: Option<&(String, String)>,
         _: usize,
     ) -> StateResult<Sweep> {

@@ -1,32 +1,41 @@
 //! How long the state remembers finished work (`retention:` in `omniflow.yaml`). Without
-//! a window, outcomes and dead letters are kept for ever.
+//! a window, everything is kept for ever.
 //!
-//! - `outcomes`: the idempotency memory (sinks' outcomes and sources' dedupe ids). An
-//!   outcome older than the window is forgotten, so a message carrying the same key later
-//!   is delivered again; but never one recorded since the oldest message that may still
-//!   run (pending in the inbox, or a dead letter that may be replayed), so the guarantees
-//!   for everything the runtime holds stay whole.
+//! - `outcomes`: sinks' outcomes, the idempotency memory. A message is deduplicated
+//!   against the outcomes recorded up to `window` before it was accepted: an outcome is
+//!   forgotten once it is older than the window counted back from now and from the
+//!   acceptance of every message that may still run (waiting in the inbox, replayed with
+//!   its original acceptance time, or dead-lettered and not replayed). A message carrying
+//!   the same key later than that is delivered again.
+//! - `source_ids`: the ids sources accepted (webhook deliveries, polled items, bus
+//!   messages), with the same rule. A poll source that still lists an item after the
+//!   window takes it in again, so this one is best left unset unless the source's lists
+//!   only hold recent items.
 //! - `dead_letters`: replayed dead letters older than the window are removed; letters not
 //!   replayed are kept until they are.
 
-use super::{StateResult, Store};
+use super::{Cut, StateResult, Store};
 use serde::Deserialize;
 use std::time::Duration;
 use tokio::sync::watch;
 
 /// Outcomes read by one request of a sweep (bounds how long it holds the state thread).
-const SCAN: usize = 2000;
+const SCAN: usize = 10_000;
 /// Dead letters removed by one request.
 const LETTERS: usize = 500;
 /// Time between sweeps.
-const EVERY: Duration = Duration::from_secs(600);
+const EVERY: Duration = Duration::from_secs(3600);
+/// The shortest window (a guard against `90s` written for `90d`).
+const SHORTEST: u64 = 3600;
 
 /// The retention windows of a deployment.
 #[derive(Debug, Default, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Retention {
-    /// How long an outcome is remembered.
+    /// How long sinks' outcomes are remembered.
     pub outcomes: Option<Window>,
+    /// How long sources' accepted ids are remembered.
+    pub source_ids: Option<Window>,
     /// How long a replayed dead letter is kept.
     pub dead_letters: Option<Window>,
 }
@@ -34,47 +43,54 @@ pub struct Retention {
 impl Retention {
     /// True when some window is set.
     pub fn is_set(&self) -> bool {
-        self.outcomes.is_some() || self.dead_letters.is_some()
+        self.outcomes.is_some() || self.source_ids.is_some() || self.dead_letters.is_some()
     }
 }
 
-/// A retention window: a whole number of seconds, minutes, hours or days (`90d`, `12h`).
+/// A retention window: a whole number of minutes, hours or days (`90d`, `12h`), at least
+/// an hour.
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq)]
 #[serde(try_from = "String")]
 pub struct Window(pub Duration);
+
+impl Window {
+    fn seconds(self) -> i64 {
+        self.0.as_secs() as i64
+    }
+}
 
 impl TryFrom<String> for Window {
     type Error = String;
 
     fn try_from(text: String) -> Result<Window, String> {
         let bad = || {
-            format!("`{text}` is not a retention window; write a whole number and a unit, like 90d, 12h, 30m or 45s")
+            format!("`{text}` is not a retention window; write a whole number and a unit, like 90d, 12h or 90m")
         };
         let split = text.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
         let (number, unit) = text.split_at(split);
         let n: u64 = number.parse().map_err(|_| bad())?;
-        let seconds = match unit {
+        let unit = match unit {
             "s" => 1,
             "m" => 60,
             "h" => 3600,
             "d" => 86_400,
             _ => return Err(bad()),
         };
-        if n == 0 {
-            return Err(format!(
-                "`{text}`: a retention window must be longer than zero"
-            ));
+        let seconds = n
+            .checked_mul(unit)
+            .filter(|s| *s <= i64::MAX as u64 / 4)
+            .ok_or_else(bad)?;
+        if seconds < SHORTEST {
+            return Err(format!("`{text}`: a retention window must be at least 1h"));
         }
-        n.checked_mul(seconds)
-            .filter(|s| *s <= i64::MAX as u64 / 2)
-            .map(|s| Window(Duration::from_secs(s)))
-            .ok_or_else(bad)
+        Ok(Window(Duration::from_secs(seconds)))
     }
 }
 
 /// What one sweep removed.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Swept {
+    /// Sinks' outcomes and sources' ids forgotten.
     pub outcomes: usize,
     pub dead_letters: usize,
 }
@@ -85,19 +101,23 @@ pub async fn sweep(store: &Store, retention: &Retention, now: i64) -> StateResul
     if !retention.is_set() {
         return Ok(swept);
     }
-    // Read once: whatever arrives later was accepted after it, so the cut stays safe.
-    let held = store.read(|b| b.held_since()).await?;
-    let cut = |window: Window| {
-        let before = now.saturating_sub(window.0.as_secs() as i64);
-        held.map_or(before, |h| h.min(before))
+    // Read once, committed: whatever arrives later was accepted after it.
+    let held = store.call(|b| b.held_since()).await?;
+    let since = held.map_or(now, |h| h.min(now));
+    let cut = Cut {
+        sinks: retention
+            .outcomes
+            .map(|w| since.saturating_sub(w.seconds())),
+        sources: retention
+            .source_ids
+            .map(|w| since.saturating_sub(w.seconds())),
     };
-    if let Some(window) = retention.outcomes {
-        let before = cut(window);
+    if cut != Cut::default() {
         let mut from = None;
         loop {
             let start = from.take();
             let step = store
-                .call(move |b| b.forget_outcomes(before, start.as_ref(), SCAN))
+                .call(move |b| b.forget_outcomes(cut, start.as_ref(), SCAN))
                 .await?;
             swept.outcomes += step.forgotten;
             match step.next {
@@ -107,7 +127,7 @@ pub async fn sweep(store: &Store, retention: &Retention, now: i64) -> StateResul
         }
     }
     if let Some(window) = retention.dead_letters {
-        let before = cut(window);
+        let before = now.saturating_sub(window.seconds());
         loop {
             let removed = store
                 .call_single(move |b| b.forget_dead_letters(before, LETTERS))
@@ -118,10 +138,18 @@ pub async fn sweep(store: &Store, retention: &Retention, now: i64) -> StateResul
             }
         }
     }
+    if let (Some(held), Some(window)) = (held, retention.outcomes) {
+        if now - held > window.seconds() {
+            tracing::warn!(
+                held_since = held,
+                "retention: a message or dead letter accepted before the outcomes window holds older outcomes; replay or finish it to let them go"
+            );
+        }
+    }
     Ok(swept)
 }
 
-/// Sweeps at start and every ten minutes until `stop` turns true.
+/// Sweeps at start and every hour until `stop` turns true.
 pub async fn run(store: Store, retention: Retention, mut stop: watch::Receiver<bool>) {
     loop {
         match sweep(&store, &retention, super::now_secs()).await {
@@ -145,12 +173,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn windows_are_whole_units() {
+    fn windows_are_whole_units_of_at_least_an_hour() {
         let w = |t: &str| Window::try_from(t.to_string());
         assert_eq!(w("90d"), Ok(Window(Duration::from_secs(90 * 86_400))));
         assert_eq!(w("12h"), Ok(Window(Duration::from_secs(12 * 3600))));
-        assert_eq!(w("30m"), Ok(Window(Duration::from_secs(1800))));
-        assert_eq!(w("45s"), Ok(Window(Duration::from_secs(45))));
+        assert_eq!(w("90m"), Ok(Window(Duration::from_secs(5400))));
+        assert_eq!(w("3600s"), Ok(Window(Duration::from_secs(3600))));
         for bad in [
             "",
             "d",
@@ -166,7 +194,9 @@ mod tests {
                 "{bad}"
             );
         }
-        assert!(w("0d").unwrap_err().contains("longer than zero"));
+        for short in ["0d", "59m", "90s"] {
+            assert!(w(short).unwrap_err().contains("at least 1h"), "{short}");
+        }
     }
 
     use crate::state::{DeadLetter, OutcomeStatus, SqliteBackend};
@@ -230,91 +260,118 @@ mod tests {
     }
 
     fn day_window() -> Retention {
+        let day = Some(Window(Duration::from_secs(DAY as u64)));
         Retention {
-            outcomes: Some(Window(Duration::from_secs(DAY as u64))),
-            dead_letters: Some(Window(Duration::from_secs(DAY as u64))),
+            outcomes: day,
+            source_ids: None,
+            dead_letters: day,
         }
+    }
+
+    /// Ages outcomes by key: `(key, days ago)`.
+    fn age_outcomes(path: &std::path::Path, ages: &[(&str, f64)]) {
+        let sql: String = ages
+            .iter()
+            .map(|(key, days)| {
+                format!(
+                    "UPDATE outcomes SET at = at - {} WHERE key = '{key}';",
+                    (days * DAY as f64) as i64
+                )
+            })
+            .collect();
+        age(path, &sql);
     }
 
     #[tokio::test]
     async fn old_outcomes_are_forgotten_but_never_what_held_messages_need() {
         let (store, path) = store("outcomes");
         let now = crate::state::now_secs();
+        let window = day_window();
         // More old outcomes than one request reads, so the sweep pages.
         let old: Vec<String> = (0..2 * SCAN + 7).map(|n| format!("old-{n}")).collect();
         let old: Vec<&str> = old.iter().map(String::as_str).collect();
         record(&store, "f/post", &old).await;
+        age(
+            &path,
+            &format!("UPDATE outcomes SET at = at - {};", 10 * DAY),
+        );
         record(&store, "webhook:f/hooks", &["d1"]).await;
-        record(&store, "f/post", &["after-letter", "after-message", "new"]).await;
+        record(&store, "f/post", &["far", "near", "new"]).await;
+        age_outcomes(&path, &[("d1", 10.0), ("far", 6.5), ("near", 5.5)]);
+
+        // A message waiting since five days ago is deduplicated against the day before it
+        // arrived: what is older goes, what it may still skip stays.
         let message = store
             .call(|b| b.append("f", "s", &[b"{}".to_vec()], None))
             .await
             .unwrap()[0];
-        let first = store
-            .call(move |b| b.add_dead_letter(&letter(now - 7 * DAY)))
-            .await
-            .unwrap();
         age(
             &path,
-            &format!(
-                "UPDATE outcomes SET at = at - {} WHERE key LIKE 'old-%' OR key = 'd1';
-                 UPDATE outcomes SET at = at - {} WHERE key = 'after-letter';
-                 UPDATE outcomes SET at = at - {} WHERE key = 'after-message';
-                 UPDATE inbox SET received_at = received_at - {};",
-                10 * DAY,
-                6 * DAY,
-                3 * DAY,
-                5 * DAY
-            ),
+            &format!("UPDATE inbox SET received_at = received_at - {};", 5 * DAY),
         );
-
-        // The message waiting since five days ago and the letter accepted seven days ago
-        // hold everything recorded since then, though it is older than the window.
-        let swept = sweep(&store, &day_window(), now).await.unwrap();
+        let swept = sweep(&store, &window, now).await.unwrap();
         assert_eq!(swept.outcomes, old.len() + 1);
         assert!(known(&store, "f/post", &old).await.iter().all(|k| !k));
-        assert_eq!(known(&store, "webhook:f/hooks", &["d1"]).await, [false]);
         assert_eq!(
-            known(&store, "f/post", &["after-letter", "after-message", "new"]).await,
-            [true, true, true]
+            known(&store, "f/post", &["far", "near", "new"]).await,
+            [false, true, true]
         );
-
-        // Once the message finished and the letter was replayed (and its replay ran), only
-        // the window counts.
+        // Sources' ids have their own window, unset here.
+        assert_eq!(known(&store, "webhook:f/hooks", &["d1"]).await, [true]);
         store.call(move |b| b.complete(&[message])).await.unwrap();
-        store.call(move |b| b.mark_replayed(first)).await.unwrap();
-        let swept = sweep(&store, &day_window(), now).await.unwrap();
-        assert_eq!(swept.outcomes, 2);
-        assert_eq!(
-            known(&store, "f/post", &["after-letter", "after-message", "new"]).await,
-            [false, false, true]
-        );
+        assert_eq!(sweep(&store, &window, now).await.unwrap().outcomes, 1);
+        assert_eq!(known(&store, "f/post", &["near"]).await, [false]);
 
-        // A letter replayed after the oldest waiting message arrived may still be pending.
-        let second = store
-            .call(move |b| b.add_dead_letter(&letter(now - 4 * DAY)))
+        // A replay waits with its message's original acceptance time.
+        let replay = store
+            .call(move |b| b.append_replay("f", "s", b"{}", now - 4 * DAY))
             .await
             .unwrap();
-        let waiting = store
-            .call(|b| b.append("f", "s", &[b"{}".to_vec()], None))
+        let waiting = store.read(|b| b.pending("f", 0, 10)).await.unwrap();
+        assert_eq!(waiting.len(), 1);
+        assert_eq!(waiting[0].received_at, now - 4 * DAY);
+        record(&store, "f/post", &["before-replay"]).await;
+        age_outcomes(&path, &[("before-replay", 4.5)]);
+        assert_eq!(sweep(&store, &window, now).await.unwrap().outcomes, 0);
+        store.call(move |b| b.complete(&[replay])).await.unwrap();
+        assert_eq!(sweep(&store, &window, now).await.unwrap().outcomes, 1);
+
+        // A dead letter not replayed holds its message's day; a ledger's letters hold
+        // nothing.
+        let letter_id = store
+            .call(move |b| b.add_dead_letter(&letter(now - 3 * DAY)))
             .await
-            .unwrap()[0];
-        store.call(move |b| b.mark_replayed(second)).await.unwrap();
-        record(&store, "f/post", &["during-replay"]).await;
-        age(
-            &path,
-            &format!(
-                "UPDATE outcomes SET at = at - {} WHERE key = 'during-replay';",
-                2 * DAY
-            ),
-        );
-        assert_eq!(sweep(&store, &day_window(), now).await.unwrap().outcomes, 0);
-        store.call(move |b| b.complete(&[waiting])).await.unwrap();
-        assert_eq!(sweep(&store, &day_window(), now).await.unwrap().outcomes, 1);
+            .unwrap();
+        let mut publication = letter(now - 20 * DAY);
+        publication.flow = "ledger:stock".into();
+        store
+            .call(move |b| b.add_dead_letter(&publication))
+            .await
+            .unwrap();
+        record(&store, "f/post", &["for-letter", "before-letter"]).await;
+        age_outcomes(&path, &[("for-letter", 3.5), ("before-letter", 4.2)]);
+        assert_eq!(sweep(&store, &window, now).await.unwrap().outcomes, 1);
         assert_eq!(
-            known(&store, "f/post", &["during-replay", "new"]).await,
+            known(&store, "f/post", &["for-letter", "before-letter"]).await,
+            [true, false]
+        );
+        store
+            .call(move |b| b.mark_replayed(letter_id))
+            .await
+            .unwrap();
+        assert_eq!(sweep(&store, &window, now).await.unwrap().outcomes, 1);
+        assert_eq!(
+            known(&store, "f/post", &["for-letter", "new"]).await,
             [false, true]
         );
+
+        // Sources' ids go with their own window.
+        let ids = Retention {
+            source_ids: Some(Window(Duration::from_secs(DAY as u64))),
+            ..Retention::default()
+        };
+        assert_eq!(sweep(&store, &ids, now).await.unwrap().outcomes, 1);
+        assert_eq!(known(&store, "webhook:f/hooks", &["d1"]).await, [false]);
 
         // Without windows nothing is forgotten.
         record(&store, "f/post", &["kept"]).await;
@@ -375,7 +432,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_file_from_before_acceptance_times_gains_the_column_and_holds_its_letters() {
+    async fn a_file_from_before_acceptance_times_gains_the_columns_and_holds_its_letters() {
         let path = std::env::temp_dir().join(format!(
             "omniflow-retention-legacy-{}.db",
             std::process::id()
@@ -389,6 +446,9 @@ mod tests {
                 key TEXT NOT NULL, correlation_id TEXT NOT NULL, message TEXT NOT NULL,
                 payload TEXT NOT NULL, error TEXT NOT NULL, attempts TEXT NOT NULL,
                 created_at INTEGER NOT NULL, replayed_at INTEGER);
+             CREATE TABLE inbox (id INTEGER PRIMARY KEY AUTOINCREMENT, flow TEXT NOT NULL,
+                source TEXT NOT NULL, payload BLOB NOT NULL, received_at INTEGER NOT NULL);
+             INSERT INTO inbox (flow, source, payload, received_at) VALUES ('f', 's', X'7B7D', 7);
              INSERT INTO dead_letters (flow, source, node, sink, key, correlation_id, message,
                 payload, error, attempts, created_at)
                 VALUES ('f', 's', 'post', 'f/post', 'k', 'c', '{}', '{}', 'refused', '[]', 1);",
@@ -398,7 +458,13 @@ mod tests {
         let letters = store.read(|b| b.dead_letters(true, 10)).await.unwrap();
         assert_eq!(letters.len(), 1);
         assert_eq!(letters[0].accepted_at, None);
-        // Its message's acceptance is unknown: nothing may be forgotten until it is replayed.
+        let waiting = store.read(|b| b.pending("f", 0, 10)).await.unwrap();
+        assert_eq!(waiting[0].received_at, 7);
+        store
+            .call(move |b| b.complete(&[waiting[0].id]))
+            .await
+            .unwrap();
+        // The letter's acceptance is unknown: nothing may be forgotten until it is replayed.
         assert_eq!(store.read(|b| b.held_since()).await.unwrap(), Some(0));
         record(&store, "f/post", &["old"]).await;
         age(

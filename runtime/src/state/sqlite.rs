@@ -17,7 +17,8 @@ CREATE TABLE IF NOT EXISTS inbox (
     flow TEXT NOT NULL,
     source TEXT NOT NULL,
     payload BLOB NOT NULL,
-    received_at INTEGER NOT NULL
+    received_at INTEGER NOT NULL,
+    accepted_at INTEGER
 );
 CREATE INDEX IF NOT EXISTS inbox_by_flow ON inbox (flow, id);
 CREATE TABLE IF NOT EXISTS cursors (
@@ -118,14 +119,24 @@ impl SqliteBackend {
         conn.pragma_update(None, "busy_timeout", 5000)
             .map_err(err)?;
         conn.execute_batch(SCHEMA).map_err(err)?;
-        // Files made before dead letters kept the message's acceptance time.
-        if conn
-            .prepare("SELECT accepted_at FROM dead_letters LIMIT 0")
-            .is_err()
-        {
-            conn.execute_batch("ALTER TABLE dead_letters ADD COLUMN accepted_at INTEGER")
+        // Files made before messages and dead letters kept the original acceptance time.
+        for table in ["inbox", "dead_letters"] {
+            if conn
+                .prepare(&format!("SELECT accepted_at FROM {table} LIMIT 0"))
+                .is_err()
+            {
+                conn.execute_batch(&format!(
+                    "ALTER TABLE {table} ADD COLUMN accepted_at INTEGER"
+                ))
                 .map_err(err)?;
+            }
         }
+        // Only replayed messages have one (set apart from their arrival): a partial index
+        // finds the oldest without costing the other messages anything.
+        conn.execute_batch(
+            "CREATE INDEX IF NOT EXISTS inbox_replays ON inbox (accepted_at) WHERE accepted_at IS NOT NULL",
+        )
+        .map_err(err)?;
         // Every statement of the per-message path stays prepared.
         conn.set_prepared_statement_cache_capacity(64);
         Ok(SqliteBackend {
@@ -288,7 +299,7 @@ impl Backend for SqliteBackend {
     fn pending(&mut self, flow: &str, after: i64, limit: usize) -> StateResult<Vec<Stored>> {
         let mut query = self
             .conn
-            .prepare_cached("SELECT id, source, payload, received_at FROM inbox WHERE flow = ?1 AND id > ?2 ORDER BY id LIMIT ?3")
+            .prepare_cached("SELECT id, source, payload, COALESCE(accepted_at, received_at) FROM inbox WHERE flow = ?1 AND id > ?2 ORDER BY id LIMIT ?3")
             .map_err(err)?;
         let rows = query
             .query_map(params![flow, after, limit as i64], |row| {
@@ -493,22 +504,50 @@ impl Backend for SqliteBackend {
     }
 
     fn held_since(&mut self) -> StateResult<Option<i64>> {
-        // Ids grow with acceptance, so the lowest id is the oldest message waiting; a
-        // replay appended after it may still be pending, one appended before it has run.
+        // Ids grow with arrival, so the lowest id is the oldest arrival waiting; a replay
+        // waits with its original acceptance time (partial index); a dead letter not
+        // replayed holds its message's (unknown for letters stored before it was kept). A
+        // ledger's letters re-send a quantity, no message.
         self.conn
             .prepare_cached(
-                "WITH oldest AS (SELECT received_at AS t FROM inbox ORDER BY id LIMIT 1) \
-                 SELECT MIN(t) FROM (SELECT t FROM oldest UNION ALL \
-                   SELECT COALESCE(accepted_at, 0) FROM dead_letters \
-                   WHERE replayed_at IS NULL OR replayed_at >= (SELECT t FROM oldest))",
+                "SELECT MIN(t) FROM ( \
+                   SELECT received_at AS t FROM (SELECT received_at FROM inbox ORDER BY id LIMIT 1) \
+                   UNION ALL SELECT MIN(accepted_at) FROM inbox WHERE accepted_at IS NOT NULL \
+                   UNION ALL SELECT MIN(COALESCE(accepted_at, 0)) FROM dead_letters \
+                     WHERE replayed_at IS NULL AND flow NOT LIKE 'ledger:%')",
             )
             .and_then(|mut q| q.query_row([], |r| r.get(0)))
             .map_err(err)
     }
 
+    fn append_replay(
+        &mut self,
+        flow: &str,
+        source: &str,
+        message: &[u8],
+        accepted_at: i64,
+    ) -> StateResult<i64> {
+        self.conn
+            .prepare_cached(
+                "INSERT INTO inbox (flow, source, payload, received_at, accepted_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+            )
+            .and_then(|mut q| {
+                q.execute(params![
+                    flow,
+                    source,
+                    message,
+                    super::now_secs(),
+                    accepted_at
+                ])
+            })
+            .map_err(err)?;
+        Ok(self.conn.last_insert_rowid())
+    }
+
     fn forget_outcomes(
         &mut self,
-        before: i64,
+        cut: super::Cut,
         from: Option<&(String, String)>,
         scan: usize,
     ) -> StateResult<super::Sweep> {
@@ -540,7 +579,12 @@ impl Backend for SqliteBackend {
             .map_err(err)?;
         let mut forgotten = 0;
         for (sink, key, at) in &rows {
-            if *at < before {
+            let before = if super::is_source_namespace(sink) {
+                cut.sources
+            } else {
+                cut.sinks
+            };
+            if before.is_some_and(|before| *at < before) {
                 forgotten += forget.execute(params![sink, key]).map_err(err)?;
             }
         }
