@@ -413,6 +413,7 @@ impl FlowCtx {
             created_at: 0,
             replayed_at: None,
             accepted_at: Some(tracker.accepted_at),
+            discarded_at: None,
         }
     }
 

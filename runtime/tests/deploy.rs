@@ -249,3 +249,73 @@ fn a_retention_window_forgets_old_outcomes_and_keeps_recent_ones() {
     assert_eq!(requests(), 4, "the remembered key was delivered twice");
     assert_eq!(sink.seen.lock().unwrap().effects.get("e0"), Some(&2));
 }
+
+#[test]
+fn a_replayed_message_keeps_its_acceptance_time_and_a_letter_can_be_discarded() {
+    let Setup {
+        dir: _dir,
+        flow,
+        config,
+        state,
+        sink,
+        hooks,
+    } = setup("deploy-replay", "retention:\n  outcomes: 1d\n");
+    sink.set_faults(Faults {
+        rejected: 100,
+        ..Faults::default()
+    });
+    let db = rusqlite::Connection::open(&state).unwrap();
+    let letters = || -> Vec<(i64, Option<i64>)> {
+        let mut query = db
+            .prepare("SELECT id, accepted_at FROM dead_letters ORDER BY id")
+            .unwrap();
+        let rows = query.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).unwrap();
+        rows.collect::<Result<_, _>>().unwrap()
+    };
+    let child = start(&flow, &config, hooks);
+    assert_eq!(post(hooks, r#"{"id": "e0"}"#), 202);
+    support::wait_for(
+        "the refused delivery's dead letter",
+        Duration::from_secs(30),
+        || letters().len() == 1,
+    );
+    stop(child);
+    // The message was accepted ten days ago.
+    db.execute(
+        "UPDATE dead_letters SET accepted_at = accepted_at - 864000",
+        [],
+    )
+    .unwrap();
+    let accepted = letters()[0].1;
+    assert!(accepted.is_some());
+    let dlq = |args: &[&str]| {
+        Command::new(BIN)
+            .arg("dlq")
+            .arg("--state")
+            .arg(format!("sqlite:{}", state.display()))
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    assert!(dlq(&["replay", "--all"]).status.success());
+
+    // Refused again: the new letter carries the original acceptance, not the replay's.
+    let child = start(&flow, &config, hooks);
+    support::wait_for("the replay's dead letter", Duration::from_secs(30), || {
+        letters().len() == 2
+    });
+    stop(child);
+    let (again, again_accepted) = letters()[1];
+    assert_eq!(again_accepted, accepted);
+
+    let discarded = dlq(&["discard", &again.to_string()]);
+    assert!(discarded.status.success());
+    assert!(String::from_utf8_lossy(&discarded.stdout).contains("discarded dead letter"));
+    let listed = dlq(&["list"]);
+    assert!(String::from_utf8_lossy(&listed.stdout).contains("0 dead letters"));
+    let listed = dlq(&["list", "--all"]);
+    assert!(String::from_utf8_lossy(&listed.stdout).contains("(discarded)"));
+    assert_eq!(dlq(&["discard", &again.to_string()]).status.code(), Some(1));
+    assert_eq!(dlq(&["replay", "--all"]).status.code(), Some(0));
+    assert_eq!(letters().len(), 2, "a discarded letter was replayed");
+}

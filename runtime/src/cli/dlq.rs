@@ -1,5 +1,6 @@
-//! `omniflow dlq`: list, show and replay dead letters. Replay puts the original message
-//! back into its flow's inbox; deliveries that already succeeded are not repeated.
+//! `omniflow dlq`: list, show, replay and discard dead letters. Replay puts the original
+//! message back into its flow's inbox; deliveries that already succeeded are not repeated.
+//! Discard settles a letter that will never be replayed (it stays listed with `--all`).
 
 use omniflow_runtime::state::{self, DeadLetter};
 
@@ -28,11 +29,16 @@ enum Command {
     },
     /// Show one dead letter in full.
     Show { id: i64 },
-    /// Replay one dead letter, or every one not yet replayed.
+    /// Replay one dead letter, or every one not yet replayed or discarded.
     Replay {
         id: Option<i64>,
         #[arg(long)]
         all: bool,
+    },
+    /// Settle dead letters without replaying them (the message is given up).
+    Discard {
+        #[arg(required = true)]
+        ids: Vec<i64>,
     },
 }
 
@@ -61,6 +67,8 @@ pub fn run(args: Args) -> u8 {
                                 letter.error.lines().next().unwrap_or(""),
                                 if letter.replayed_at.is_some() {
                                     "  (replayed)"
+                                } else if letter.discarded_at.is_some() {
+                                    "  (discarded)"
                                 } else {
                                     ""
                                 }
@@ -109,7 +117,10 @@ pub fn run(args: Args) -> u8 {
             // One message failed at several sinks is put back once, with all its failed
             // deliveries cleared.
             let mut groups: Vec<Vec<DeadLetter>> = Vec::new();
-            for letter in letters.into_iter().filter(|l| l.replayed_at.is_none()) {
+            for letter in letters
+                .into_iter()
+                .filter(|l| l.replayed_at.is_none() && l.discarded_at.is_none())
+            {
                 match groups.iter_mut().find(|g| {
                     g[0].flow == letter.flow
                         && g[0].source == letter.source
@@ -130,6 +141,12 @@ pub fn run(args: Args) -> u8 {
                         b.mark_replayed(letter.id)?;
                     }
                     let first = &group[0];
+                    // The earliest acceptance of the group (unknown counts as earliest).
+                    let accepted_at = group
+                        .iter()
+                        .map(|l| l.accepted_at.unwrap_or(0))
+                        .min()
+                        .unwrap_or(0);
                     // A refused inventory publication stays pending in its ledger, which
                     // sends the current quantity again when the runtime starts.
                     if first.flow.starts_with("ledger:") {
@@ -141,7 +158,7 @@ pub fn run(args: Args) -> u8 {
                         &first.flow,
                         &first.source,
                         first.message.as_bytes(),
-                        first.accepted_at.unwrap_or(0),
+                        accepted_at,
                     )
                     .map(|_| ())
                 });
@@ -157,6 +174,21 @@ pub fn run(args: Args) -> u8 {
                 "replayed {replayed} dead letter{}",
                 if replayed == 1 { "" } else { "s" }
             );
+            0
+        }
+        Command::Discard { ids } => {
+            for id in ids {
+                match store.call_blocking(move |b| b.discard(id)) {
+                    Ok(true) => println!("discarded dead letter {id}"),
+                    Ok(false) => {
+                        eprintln!(
+                            "error: no dead letter {id} waiting (unknown, replayed or discarded)"
+                        );
+                        return 1;
+                    }
+                    Err(err) => return fail(&err),
+                }
+            }
             0
         }
     }

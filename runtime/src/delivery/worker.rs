@@ -324,6 +324,7 @@ impl SinkWorker {
             created_at: 0,
             replayed_at: None,
             accepted_at: Some(job.tracker.accepted_at()),
+            discarded_at: None,
         };
         let (sink_id, key) = (self.sink_id.clone(), job.key.clone());
         ctx.durably(Mode::Isolated, move |b| {

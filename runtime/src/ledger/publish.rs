@@ -303,6 +303,7 @@ impl Publisher {
                     replayed_at: None,
                     // A publication re-sends the current quantity, no message's outcomes.
                     accepted_at: Some(crate::state::now_secs()),
+                    discarded_at: None,
                 };
                 let stored = ledger
                     .store()

@@ -51,6 +51,8 @@ pub struct DeadLetter {
     /// When the source accepted the message (`None` for letters stored before this was
     /// kept); outcomes recorded since then are kept while the letter may be replayed.
     pub accepted_at: Option<i64>,
+    /// When it was settled without a replay (`omniflow dlq discard`).
+    pub discarded_at: Option<i64>,
 }
 
 /// Sources record the ids they accepted (webhook deliveries, polled items, bus messages)
@@ -166,6 +168,9 @@ pub trait Backend: Send {
     fn dead_letter(&mut self, id: i64) -> StateResult<Option<DeadLetter>>;
     /// Marks a dead letter replayed.
     fn mark_replayed(&mut self, id: i64) -> StateResult<()>;
+    /// Settles a dead letter not replayed without replaying it; false when there is no
+    /// such letter waiting.
+    fn discard(&mut self, id: i64) -> StateResult<bool>;
     /// Puts a dead letter's message back into the inbox, keeping when its source first
     /// accepted it; returns its id.
     fn append_replay(
@@ -176,7 +181,8 @@ pub trait Backend: Send {
         accepted_at: i64,
     ) -> StateResult<i64>;
     /// The acceptance time of the oldest message that may still run: waiting in the inbox
-    /// (a replay with its original time), or dead-lettered and not replayed. `None` when
+    /// (a replay with its original time), or dead-lettered and neither replayed nor
+    /// discarded. `None` when
     /// nothing is held.
     fn held_since(&mut self) -> StateResult<Option<i64>>;
     /// Reads at most `scan` outcomes in (sink, key) order after `from` (from the start
@@ -187,7 +193,8 @@ pub trait Backend: Send {
         from: Option<&(String, String)>,
         scan: usize,
     ) -> StateResult<Sweep>;
-    /// Removes at most `limit` dead letters replayed before `before`; returns how many.
+    /// Removes at most `limit` dead letters replayed or discarded before `before`;
+    /// returns how many.
     fn forget_dead_letters(&mut self, before: i64, limit: usize) -> StateResult<usize>;
     /// The rows of one inventory ledger.
     fn journal<'a>(&'a mut self, ledger: &'a str) -> StateResult<Box<dyn Journal + 'a>>;
@@ -511,6 +518,9 @@ impl Backend for Unavailable {
         Err(self.0.clone())
     }
     fn held_since(&mut self) -> StateResult<Option<i64>> {
+        Err(self.0.clone())
+    }
+    fn discard(&mut self, _: i64) -> StateResult<bool> {
         Err(self.0.clone())
     }
     fn append_replay(&mut self, _: &str, _: &str, _: &[u8], _: i64) -> StateResult<i64> {

@@ -8,11 +8,12 @@
 //!   its original acceptance time, or dead-lettered and not replayed). A message carrying
 //!   the same key later than that is delivered again.
 //! - `source_ids`: the ids sources accepted (webhook deliveries, polled items, bus
-//!   messages), with the same rule. A poll source that still lists an item after the
+//!   messages), checked only when a message comes in: forgotten once older than the
+//!   window. A poll source that still lists an item after the
 //!   window takes it in again, so this one is best left unset unless the source's lists
 //!   only hold recent items.
-//! - `dead_letters`: replayed dead letters older than the window are removed; letters not
-//!   replayed are kept until they are.
+//! - `dead_letters`: dead letters replayed or discarded longer ago than the window are
+//!   removed; the others are kept (and hold their message's outcomes) until they are.
 
 use super::{Cut, StateResult, Store};
 use serde::Deserialize;
@@ -108,9 +109,10 @@ pub async fn sweep(store: &Store, retention: &Retention, now: i64) -> StateResul
         sinks: retention
             .outcomes
             .map(|w| since.saturating_sub(w.seconds())),
+        // Sources check their ids only when taking a message in; held work never reads them.
         sources: retention
             .source_ids
-            .map(|w| since.saturating_sub(w.seconds())),
+            .map(|w| now.saturating_sub(w.seconds())),
     };
     if cut != Cut::default() {
         let mut from = None;
@@ -236,6 +238,7 @@ mod tests {
             created_at: 0,
             replayed_at: None,
             accepted_at: Some(accepted_at),
+            discarded_at: None,
         }
     }
 
@@ -365,13 +368,28 @@ mod tests {
             [false, true]
         );
 
-        // Sources' ids go with their own window.
-        let ids = Retention {
+        // Sources' ids go with their own window, which held work does not hold back; a
+        // letter waiting for a month holds sinks' outcomes until it is discarded.
+        let stale = store
+            .call(move |b| b.add_dead_letter(&letter(now - 30 * DAY)))
+            .await
+            .unwrap();
+        record(&store, "f/post", &["pinned"]).await;
+        age_outcomes(&path, &[("pinned", 10.0)]);
+        let both = Retention {
             source_ids: Some(Window(Duration::from_secs(DAY as u64))),
-            ..Retention::default()
+            ..day_window()
         };
-        assert_eq!(sweep(&store, &ids, now).await.unwrap().outcomes, 1);
+        assert_eq!(sweep(&store, &both, now).await.unwrap().outcomes, 1);
         assert_eq!(known(&store, "webhook:f/hooks", &["d1"]).await, [false]);
+        assert_eq!(known(&store, "f/post", &["pinned"]).await, [true]);
+        assert!(store.call(move |b| b.discard(stale)).await.unwrap());
+        assert!(!store.call(move |b| b.discard(stale)).await.unwrap());
+        assert_eq!(sweep(&store, &both, now).await.unwrap().outcomes, 1);
+        assert_eq!(
+            known(&store, "f/post", &["pinned", "new"]).await,
+            [false, true]
+        );
 
         // Without windows nothing is forgotten.
         record(&store, "f/post", &["kept"]).await;
@@ -389,11 +407,11 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn only_replayed_dead_letters_older_than_the_window_are_removed() {
+    async fn only_settled_dead_letters_older_than_the_window_are_removed() {
         let (store, path) = store("letters");
         let now = crate::state::now_secs();
         let mut ids = Vec::new();
-        for _ in 0..3 {
+        for _ in 0..4 {
             ids.push(
                 store
                     .call(move |b| b.add_dead_letter(&letter(now)))
@@ -401,25 +419,27 @@ mod tests {
                     .unwrap(),
             );
         }
-        let (old, recent) = (ids[0], ids[1]);
+        let (old, recent, discarded) = (ids[0], ids[1], ids[3]);
         store
             .call(move |b| {
                 b.mark_replayed(old)?;
-                b.mark_replayed(recent)
+                b.mark_replayed(recent)?;
+                b.discard(discarded).map(|_| ())
             })
             .await
             .unwrap();
         age(
             &path,
             &format!(
-                "UPDATE dead_letters SET replayed_at = replayed_at - {} WHERE id = {old};
-                 UPDATE dead_letters SET created_at = created_at - {};",
+                "UPDATE dead_letters SET replayed_at = replayed_at - {0} WHERE id = {old};
+                 UPDATE dead_letters SET discarded_at = discarded_at - {0} WHERE id = {discarded};
+                 UPDATE dead_letters SET created_at = created_at - {1};",
                 2 * DAY,
                 30 * DAY
             ),
         );
         let swept = sweep(&store, &day_window(), now).await.unwrap();
-        assert_eq!(swept.dead_letters, 1);
+        assert_eq!(swept.dead_letters, 2);
         let left: Vec<i64> = store
             .read(|b| b.dead_letters(true, 10))
             .await

@@ -34,7 +34,7 @@ CREATE TABLE IF NOT EXISTS dead_letters (
     flow TEXT NOT NULL, source TEXT NOT NULL, node TEXT NOT NULL, sink TEXT NOT NULL, key TEXT NOT NULL,
     correlation_id TEXT NOT NULL, message TEXT NOT NULL, payload TEXT NOT NULL,
     error TEXT NOT NULL, attempts TEXT NOT NULL, created_at INTEGER NOT NULL, replayed_at INTEGER,
-    accepted_at INTEGER
+    accepted_at INTEGER, discarded_at INTEGER
 );
 CREATE TABLE IF NOT EXISTS ledger_stock (
     id INTEGER PRIMARY KEY,
@@ -119,17 +119,26 @@ impl SqliteBackend {
         conn.pragma_update(None, "busy_timeout", 5000)
             .map_err(err)?;
         conn.execute_batch(SCHEMA).map_err(err)?;
-        // Files made before messages and dead letters kept the original acceptance time.
-        for table in ["inbox", "dead_letters"] {
-            if conn
-                .prepare(&format!("SELECT accepted_at FROM {table} LIMIT 0"))
-                .is_err()
-            {
-                conn.execute_batch(&format!(
-                    "ALTER TABLE {table} ADD COLUMN accepted_at INTEGER"
-                ))
-                .map_err(err)?;
-            }
+        // Files made before messages and dead letters kept the original acceptance time
+        // and letters could be discarded. The check and the change are one transaction,
+        // so two processes opening such a file together both succeed.
+        for (table, column) in [
+            ("inbox", "accepted_at"),
+            ("dead_letters", "accepted_at"),
+            ("dead_letters", "discarded_at"),
+        ] {
+            conn.execute_batch("BEGIN IMMEDIATE").map_err(err)?;
+            let missing = conn
+                .prepare(&format!("SELECT {column} FROM {table} LIMIT 0"))
+                .is_err();
+            let added = if missing {
+                conn.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN {column} INTEGER"))
+            } else {
+                Ok(())
+            };
+            let end = if added.is_ok() { "COMMIT" } else { "ROLLBACK" };
+            conn.execute_batch(end).map_err(err)?;
+            added.map_err(err)?;
         }
         // Only replayed messages have one (set apart from their arrival): a partial index
         // finds the oldest without costing the other messages anything.
@@ -173,12 +182,13 @@ impl SqliteBackend {
             created_at: row.get(11)?,
             replayed_at: row.get(12)?,
             accepted_at: row.get(13)?,
+            discarded_at: row.get(14)?,
         })
     }
 }
 
 const LETTER_COLUMNS: &str =
-    "id, flow, source, node, sink, key, correlation_id, message, payload, error, attempts, created_at, replayed_at, accepted_at";
+    "id, flow, source, node, sink, key, correlation_id, message, payload, error, attempts, created_at, replayed_at, accepted_at, discarded_at";
 
 impl Backend for SqliteBackend {
     fn ledger_names(&mut self) -> StateResult<Vec<String>> {
@@ -472,7 +482,7 @@ impl Backend for SqliteBackend {
             if include_replayed {
                 ""
             } else {
-                "WHERE replayed_at IS NULL"
+                "WHERE replayed_at IS NULL AND discarded_at IS NULL"
             }
         );
         let mut query = self.conn.prepare(&sql).map_err(err)?;
@@ -503,6 +513,17 @@ impl Backend for SqliteBackend {
             .map_err(err)
     }
 
+    fn discard(&mut self, id: i64) -> StateResult<bool> {
+        self.conn
+            .execute(
+                "UPDATE dead_letters SET discarded_at = ?2 \
+                 WHERE id = ?1 AND replayed_at IS NULL AND discarded_at IS NULL",
+                params![id, super::now_secs()],
+            )
+            .map(|changed| changed == 1)
+            .map_err(err)
+    }
+
     fn held_since(&mut self) -> StateResult<Option<i64>> {
         // Ids grow with arrival, so the lowest id is the oldest arrival waiting; a replay
         // waits with its original acceptance time (partial index); a dead letter not
@@ -514,7 +535,8 @@ impl Backend for SqliteBackend {
                    SELECT received_at AS t FROM (SELECT received_at FROM inbox ORDER BY id LIMIT 1) \
                    UNION ALL SELECT MIN(accepted_at) FROM inbox WHERE accepted_at IS NOT NULL \
                    UNION ALL SELECT MIN(COALESCE(accepted_at, 0)) FROM dead_letters \
-                     WHERE replayed_at IS NULL AND flow NOT LIKE 'ledger:%')",
+                     WHERE replayed_at IS NULL AND discarded_at IS NULL \
+                     AND flow NOT LIKE 'ledger:%')",
             )
             .and_then(|mut q| q.query_row([], |r| r.get(0)))
             .map_err(err)
@@ -601,7 +623,7 @@ impl Backend for SqliteBackend {
         self.conn
             .prepare_cached(
                 "DELETE FROM dead_letters WHERE id IN (SELECT id FROM dead_letters \
-                 WHERE replayed_at < ?1 ORDER BY id LIMIT ?2)",
+                 WHERE replayed_at < ?1 OR discarded_at < ?1 ORDER BY id LIMIT ?2)",
             )
             .and_then(|mut q| q.execute(params![before, limit as i64]))
             .map_err(err)
