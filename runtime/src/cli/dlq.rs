@@ -37,6 +37,7 @@ enum Command {
     },
     /// Settle dead letters without replaying them (the message is given up).
     Discard {
+        /// Ids of dead letters not replayed.
         #[arg(required = true)]
         ids: Vec<i64>,
     },

@@ -26,7 +26,7 @@ enum Command {
     Demo(demo::Args),
     /// Run flows durably until SIGTERM.
     Run(run::Args),
-    /// Inspect and replay dead letters.
+    /// Inspect, replay and discard dead letters.
     Dlq(dlq::Args),
     /// Inspect the inventory ledgers: stock per location, what each channel was told.
     Inventory(inventory::Args),
