@@ -9,7 +9,7 @@
 //! secrets: { from: file, dir: /run/secrets }   # or { from: env } (the default)
 //! retention:                   # unset: kept for ever (see state::retention)
 //!   outcomes: 90d              # sinks' idempotency memory, counted back from held work
-//!   dead_letters: 30d          # replayed dead letters
+//!   dead_letters: 30d          # replayed or discarded dead letters
 //! connections:
 //!   erp:                       # point the flows' Tryton ERP at an OData service
 //!     connector: odata

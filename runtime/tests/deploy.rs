@@ -94,6 +94,13 @@ struct Setup {
     hooks: u16,
 }
 
+impl Setup {
+    /// Starts the runtime on this setup's flow and deployment file.
+    fn start(&self) -> Running {
+        start(&self.flow, &self.config, self.hooks)
+    }
+}
+
 fn setup(name: &str, extra: &str) -> Setup {
     let dir = TempDir::new(name);
     let flow = dir.0.join("events.flow");
@@ -127,20 +134,13 @@ fn setup(name: &str, extra: &str) -> Setup {
 
 #[test]
 fn a_deployment_file_points_the_same_flow_elsewhere() {
-    let Setup {
-        dir,
-        flow,
-        config,
-        sink,
-        hooks,
-        ..
-    } = setup("deploy", "");
-    let child = start(&flow, &config, hooks);
+    let s = setup("deploy", "");
+    let child = s.start();
     for i in 0..5 {
-        assert_eq!(post(hooks, &format!("{{\"id\": \"e{i}\"}}")), 202);
+        assert_eq!(post(s.hooks, &format!("{{\"id\": \"e{i}\"}}")), 202);
     }
     let started = Instant::now();
-    while sink.distinct() < 5 {
+    while s.sink.distinct() < 5 {
         assert!(
             started.elapsed() < Duration::from_secs(30),
             "the events did not reach the overridden endpoint"
@@ -149,7 +149,7 @@ fn a_deployment_file_points_the_same_flow_elsewhere() {
     }
     stop(child);
     assert!(
-        dir.0.join("state.db").exists(),
+        s.dir.0.join("state.db").exists(),
         "the state went where the file said"
     );
 }
@@ -191,18 +191,11 @@ fn a_wrong_deployment_file_is_refused_with_the_reason() {
 
 #[test]
 fn a_retention_window_forgets_old_outcomes_and_keeps_recent_ones() {
-    let Setup {
-        dir: _dir,
-        flow,
-        config,
-        state,
-        sink,
-        hooks,
-    } = setup("deploy-retention", "retention:\n  outcomes: 1d\n");
-    let requests = || sink.seen.lock().unwrap().requests;
-    let child = start(&flow, &config, hooks);
+    let s = setup("deploy-retention", "retention:\n  outcomes: 1d\n");
+    let requests = || s.sink.seen.lock().unwrap().requests;
+    let child = s.start();
     for i in 0..3 {
-        assert_eq!(post(hooks, &format!("{{\"id\": \"e{i}\"}}")), 202);
+        assert_eq!(post(s.hooks, &format!("{{\"id\": \"e{i}\"}}")), 202);
     }
     support::wait_for("three deliveries", Duration::from_secs(30), || {
         requests() == 3
@@ -210,7 +203,7 @@ fn a_retention_window_forgets_old_outcomes_and_keeps_recent_ones() {
     stop(child);
 
     // Two of the outcomes were recorded two days ago.
-    let db = rusqlite::Connection::open(&state).unwrap();
+    let db = rusqlite::Connection::open(&s.state).unwrap();
     db.execute(
         "UPDATE outcomes SET at = at - 172800 WHERE sink = 'events/post' AND key IN ('e0', 'e1')",
         [],
@@ -225,7 +218,7 @@ fn a_retention_window_forgets_old_outcomes_and_keeps_recent_ones() {
         .unwrap()
     };
     // The sweep at start forgets them, and only them.
-    let child = start(&flow, &config, hooks);
+    let child = s.start();
     support::wait_for(
         "the old outcomes to be forgotten",
         Duration::from_secs(30),
@@ -233,8 +226,8 @@ fn a_retention_window_forgets_old_outcomes_and_keeps_recent_ones() {
     );
     assert_eq!(remembered("e2"), 1);
     // Sent again: the forgotten key is delivered again, the remembered one is not.
-    assert_eq!(post(hooks, r#"{"id": "e0"}"#), 202);
-    assert_eq!(post(hooks, r#"{"id": "e2"}"#), 202);
+    assert_eq!(post(s.hooks, r#"{"id": "e0"}"#), 202);
+    assert_eq!(post(s.hooks, r#"{"id": "e2"}"#), 202);
     support::wait_for(
         "the forgotten key's delivery",
         Duration::from_secs(30),
@@ -247,24 +240,17 @@ fn a_retention_window_forgets_old_outcomes_and_keeps_recent_ones() {
     });
     stop(child);
     assert_eq!(requests(), 4, "the remembered key was delivered twice");
-    assert_eq!(sink.seen.lock().unwrap().effects.get("e0"), Some(&2));
+    assert_eq!(s.sink.seen.lock().unwrap().effects.get("e0"), Some(&2));
 }
 
 #[test]
 fn a_replayed_message_keeps_its_acceptance_time_and_a_letter_can_be_discarded() {
-    let Setup {
-        dir: _dir,
-        flow,
-        config,
-        state,
-        sink,
-        hooks,
-    } = setup("deploy-replay", "retention:\n  outcomes: 1d\n");
-    sink.set_faults(Faults {
+    let s = setup("deploy-replay", "retention:\n  outcomes: 1d\n");
+    s.sink.set_faults(Faults {
         rejected: 100,
         ..Faults::default()
     });
-    let db = rusqlite::Connection::open(&state).unwrap();
+    let db = rusqlite::Connection::open(&s.state).unwrap();
     let letters = || -> Vec<(i64, Option<i64>)> {
         let mut query = db
             .prepare("SELECT id, accepted_at FROM dead_letters ORDER BY id")
@@ -272,8 +258,8 @@ fn a_replayed_message_keeps_its_acceptance_time_and_a_letter_can_be_discarded() 
         let rows = query.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).unwrap();
         rows.collect::<Result<_, _>>().unwrap()
     };
-    let child = start(&flow, &config, hooks);
-    assert_eq!(post(hooks, r#"{"id": "e0"}"#), 202);
+    let child = s.start();
+    assert_eq!(post(s.hooks, r#"{"id": "e0"}"#), 202);
     support::wait_for(
         "the refused delivery's dead letter",
         Duration::from_secs(30),
@@ -292,7 +278,7 @@ fn a_replayed_message_keeps_its_acceptance_time_and_a_letter_can_be_discarded() 
         Command::new(BIN)
             .arg("dlq")
             .arg("--state")
-            .arg(format!("sqlite:{}", state.display()))
+            .arg(format!("sqlite:{}", s.state.display()))
             .args(args)
             .output()
             .unwrap()
@@ -300,7 +286,7 @@ fn a_replayed_message_keeps_its_acceptance_time_and_a_letter_can_be_discarded() 
     assert!(dlq(&["replay", "--all"]).status.success());
 
     // Refused again: the new letter carries the original acceptance, not the replay's.
-    let child = start(&flow, &config, hooks);
+    let child = s.start();
     support::wait_for("the replay's dead letter", Duration::from_secs(30), || {
         letters().len() == 2
     });

@@ -142,17 +142,17 @@ pub fn run(args: Args) -> u8 {
                         b.mark_replayed(letter.id)?;
                     }
                     let first = &group[0];
+                    // A refused inventory publication stays pending in its ledger, which
+                    // sends the current quantity again when the runtime starts.
+                    if first.flow.starts_with("ledger:") {
+                        return Ok(());
+                    }
                     // The earliest acceptance of the group (unknown counts as earliest).
                     let accepted_at = group
                         .iter()
                         .map(|l| l.accepted_at.unwrap_or(0))
                         .min()
                         .unwrap_or(0);
-                    // A refused inventory publication stays pending in its ledger, which
-                    // sends the current quantity again when the runtime starts.
-                    if first.flow.starts_with("ledger:") {
-                        return Ok(());
-                    }
                     // With its original acceptance time, which bounds what retention may
                     // forget while it waits (unknown for old letters: nothing, meanwhile).
                     b.append_replay(

@@ -301,7 +301,7 @@ impl Publisher {
                     )],
                     created_at: crate::state::now_secs(),
                     replayed_at: None,
-                    // A publication re-sends the current quantity, no message's outcomes.
+                    // Not a message: retention's hold leaves `ledger:` letters out.
                     accepted_at: Some(crate::state::now_secs()),
                     discarded_at: None,
                 };

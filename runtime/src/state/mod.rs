@@ -182,8 +182,7 @@ pub trait Backend: Send {
     ) -> StateResult<i64>;
     /// The acceptance time of the oldest message that may still run: waiting in the inbox
     /// (a replay with its original time), or dead-lettered and neither replayed nor
-    /// discarded. `None` when
-    /// nothing is held.
+    /// discarded. `None` when nothing is held.
     fn held_since(&mut self) -> StateResult<Option<i64>>;
     /// Reads at most `scan` outcomes in (sink, key) order after `from` (from the start
     /// when `None`) and forgets those recorded before the cut of their kind.
