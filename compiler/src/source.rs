@@ -116,14 +116,159 @@ impl Sources {
     }
 }
 
-/// Reads a UTF-8 text file.
+/// Largest `.flow` file the compiler reads.
+pub const MAX_SOURCE_BYTES: u64 = 16 << 20;
+/// Largest table or test fixture file a flow may name.
+pub const MAX_DATA_FILE_BYTES: u64 = 16 << 20;
+
+/// Why a file a flow names cannot be read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FileError {
+    /// Absolute, `..`, or a symlink resolving outside the naming file's directory.
+    Outside(String),
+    /// A FIFO, socket, device or directory, or a file over the size limit.
+    Unsupported(String),
+    /// Missing, unreadable or not UTF-8.
+    Unreadable(String),
+}
+
+impl FileError {
+    /// The reason, for a diagnostic.
+    pub fn reason(&self) -> &str {
+        match self {
+            FileError::Outside(reason)
+            | FileError::Unsupported(reason)
+            | FileError::Unreadable(reason) => reason,
+        }
+    }
+}
+
+impl std::fmt::Display for FileError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.reason())
+    }
+}
+
+/// Reads a UTF-8 text file given on the command line (or found in a directory given
+/// there): only a regular file of at most [`MAX_SOURCE_BYTES`], never a FIFO or device.
 pub fn read_text(path: &Path) -> Result<String, String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|err| format!("cannot read `{}`: {err}", path.display()))?;
+    read_regular(path, MAX_SOURCE_BYTES).map_err(|err| err.to_string())
+}
+
+/// Reads a file that a flow names (an import, a table, a test fixture), written
+/// relative to the flow file `from`. It must resolve, after symlinks, beside or below
+/// `from`'s directory, be a regular file and hold at most `limit` bytes.
+pub fn read_beside(from: &Path, written: &str, limit: u64) -> Result<(PathBuf, String), FileError> {
+    let joined = resolve_relative(from, written).map_err(FileError::Outside)?;
+    let base = from.parent().unwrap_or_else(|| Path::new("."));
+    let base = if base.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        base
+    };
+    let unreadable = |err: std::io::Error| {
+        FileError::Unreadable(format!("cannot read `{}`: {err}", joined.display()))
+    };
+    let real_base = std::fs::canonicalize(base).map_err(unreadable)?;
+    let real = std::fs::canonicalize(&joined).map_err(unreadable)?;
+    if !real.starts_with(&real_base) {
+        return Err(FileError::Outside(format!(
+            "`{written}` resolves to `{}`, outside the flow's directory",
+            real.display()
+        )));
+    }
+    let text = read_regular_as(&real, &joined, limit)?;
+    Ok((joined, text))
+}
+
+/// Reads a regular file of at most `limit` bytes as UTF-8 (a leading BOM dropped); a
+/// FIFO, socket, device or directory is refused before it is opened.
+pub fn read_regular(path: &Path, limit: u64) -> Result<String, FileError> {
+    read_regular_as(path, path, limit)
+}
+
+/// [`read_regular`], naming the file `shown` in errors.
+fn read_regular_as(path: &Path, shown: &Path, limit: u64) -> Result<String, FileError> {
+    use std::io::Read;
+    let unreadable = |err: std::io::Error| {
+        FileError::Unreadable(format!("cannot read `{}`: {err}", shown.display()))
+    };
+    let meta = std::fs::metadata(path).map_err(unreadable)?;
+    if !meta.is_file() {
+        return Err(FileError::Unsupported(format!(
+            "`{}` is {}, not a regular file",
+            shown.display(),
+            file_kind(&meta.file_type())
+        )));
+    }
+    let too_large = || {
+        FileError::Unsupported(format!(
+            "`{}` is larger than the {} MiB limit",
+            shown.display(),
+            limit >> 20
+        ))
+    };
+    if meta.len() > limit {
+        return Err(too_large());
+    }
+    let file = std::fs::File::open(path).map_err(unreadable)?;
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    file.take(limit + 1)
+        .read_to_end(&mut bytes)
+        .map_err(unreadable)?;
+    if bytes.len() as u64 > limit {
+        return Err(too_large());
+    }
+    let text = String::from_utf8(bytes).map_err(|_| {
+        FileError::Unreadable(format!("cannot read `{}`: not UTF-8 text", shown.display()))
+    })?;
     Ok(match text.strip_prefix('\u{feff}') {
         Some(rest) => rest.to_string(),
         None => text,
     })
+}
+
+/// Rewrites a regular file in place (the formatter's output): a symlink, FIFO or device
+/// is refused, never written through.
+pub fn write_in_place(path: &Path, text: &str) -> Result<(), String> {
+    let meta = std::fs::symlink_metadata(path)
+        .map_err(|err| format!("cannot write `{}`: {err}", path.display()))?;
+    if meta.file_type().is_symlink() {
+        return Err(format!(
+            "`{}` is a symlink; not rewritten (format the file it points to)",
+            path.display()
+        ));
+    }
+    if !meta.is_file() {
+        return Err(format!(
+            "`{}` is {}; not rewritten",
+            path.display(),
+            file_kind(&meta.file_type())
+        ));
+    }
+    std::fs::write(path, text).map_err(|err| format!("cannot write `{}`: {err}", path.display()))
+}
+
+/// A file type in words: "a FIFO", "a directory", ...
+fn file_kind(file_type: &std::fs::FileType) -> &'static str {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        if file_type.is_fifo() {
+            return "a FIFO";
+        }
+        if file_type.is_socket() {
+            return "a socket";
+        }
+        if file_type.is_char_device() || file_type.is_block_device() {
+            return "a device";
+        }
+    }
+    if file_type.is_dir() {
+        "a directory"
+    } else {
+        "a special file"
+    }
 }
 
 /// Expands the given paths into `.flow` files: files as given, directories walked
@@ -135,8 +280,14 @@ pub fn collect_flow_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
             .map_err(|err| format!("cannot read `{}`: {err}", path.display()))?;
         if meta.is_dir() {
             walk(path, &mut out)?;
-        } else {
+        } else if meta.is_file() {
             out.push(path.clone());
+        } else {
+            return Err(format!(
+                "`{}` is {}, not a .flow file or a directory",
+                path.display(),
+                file_kind(&meta.file_type())
+            ));
         }
     }
     out.sort();

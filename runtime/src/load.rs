@@ -5,12 +5,16 @@ use omniflow_compiler::diagnostics::render::{render, Format};
 use omniflow_compiler::ir::Graph;
 use std::path::PathBuf;
 
+/// Largest `graph.json` read (tables travel inside it).
+pub const MAX_GRAPH_FILE_BYTES: u64 = 1 << 30;
+
 /// Compiles `.flow` paths, or reads one `graph.json`. `Err` carries the rendered reason.
 pub fn load_graph(paths: &[PathBuf]) -> Result<Graph, String> {
     if let [single] = paths {
         if single.extension().is_some_and(|ext| ext == "json") {
-            let text = std::fs::read_to_string(single)
-                .map_err(|e| format!("cannot read `{}`: {e}", single.display()))?;
+            // A regular file only: a FIFO or device named here is refused, not waited on.
+            let text = omniflow_compiler::source::read_regular(single, MAX_GRAPH_FILE_BYTES)
+                .map_err(|err| err.to_string())?;
             return Graph::from_json(&text);
         }
     }

@@ -25,7 +25,7 @@ pub fn run(args: Args) -> u8 {
         eprintln!("error: not written: fix the errors above first");
         return EXIT_ERRORS;
     }
-    let json = match serde_json::to_string_pretty(&compilation.graph) {
+    let json = match omniflow_compiler::ir::json::to_text(&compilation.graph) {
         Ok(json) => json,
         Err(err) => {
             eprintln!("error: cannot serialise the graph: {err}");

@@ -46,8 +46,8 @@ pub fn run(args: Args) -> u8 {
         changed += 1;
         if args.check {
             println!("would reformat {}", file.display());
-        } else if let Err(err) = std::fs::write(file, &formatted) {
-            eprintln!("error: cannot write `{}`: {err}", file.display());
+        } else if let Err(err) = source::write_in_place(file, &formatted) {
+            eprintln!("error: {err}");
             return EXIT_USAGE;
         }
     }

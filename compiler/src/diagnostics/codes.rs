@@ -29,6 +29,7 @@ codes! {
     SYNTAX_ERROR = "E0001", "syntax-error", "the text does not follow the grammar";
     UNTERMINATED_STRING = "E0002", "unterminated-string", "a string literal has no closing quote on its line";
     NUMBER_OUT_OF_RANGE = "E0003", "number-out-of-range", "an integer literal does not fit in 64 bits";
+    EXPRESSION_TOO_DEEP = "E0004", "expression-too-deep", "an expression nests deeper than the compiler and runtime accept";
 
     UNKNOWN_TYPE = "E0101", "unknown-type", "a type name is not declared or imported";
     UNKNOWN_CONNECTOR = "E0102", "unknown-connector", "a connection names a connector that is not imported";
@@ -46,6 +47,8 @@ codes! {
     UNKNOWN_TABLE = "E0114", "unknown-table", "a lookup names a table that is not declared or imported";
     UNKNOWN_VARIANT = "E0115", "unknown-variant", "a string is not a variant of the enum it is assigned to";
     FILE_NOT_FOUND = "E0116", "file-not-found", "an imported, table or fixture file cannot be read";
+    FILE_OUTSIDE_DIRECTORY = "E0117", "file-outside-directory", "a file a flow names is absolute, uses `..` or resolves through a symlink outside the flow's directory";
+    UNSUPPORTED_FILE = "E0118", "unsupported-file", "a file a flow names is not a regular file (a FIFO, device, socket or directory) or is over the size limit";
 
     TYPE_MISMATCH = "E0201", "type-mismatch", "an expression has a different type than its place requires";
     UNKNOWN_FIELD = "E0202", "unknown-field", "a field is not declared in the schema";
@@ -65,6 +68,7 @@ codes! {
     INVALID_JSONPATH = "E0301", "invalid-jsonpath", "a JSONPath selector does not parse";
     INVALID_TEMPLATE = "E0302", "invalid-template", "a string template does not parse";
     UNKNOWN_TEMPLATE_VARIABLE = "E0303", "unknown-template-variable", "a string template uses a variable that is not in scope";
+    JSONPATH_TOO_COSTLY = "E0307", "jsonpath-too-costly", "a JSONPath selector could cost too much per message (several `..` steps, a huge index or slice)";
 
     UNUSED_OUTPUT = "E0402", "unused-output", "a node's output reaches no sink";
     MISSING_IDEMPOTENCY_KEY = "E0403", "missing-idempotency-key", "a sink has no idempotency key";

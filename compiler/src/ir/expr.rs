@@ -119,3 +119,85 @@ pub fn path_text(path: &[PathSeg]) -> String {
     }
     out
 }
+
+/// Most descendant steps (`..`) one JSONPath may take: each one walks the whole subtree
+/// under every match so far, so two or more multiply (`$..a..a..a` is polynomial in the
+/// document's size, per message).
+pub const MAX_JSONPATH_DESCENDANTS: usize = 1;
+
+/// Largest index, slice bound or slice step a JSONPath may write (in magnitude).
+pub const MAX_JSONPATH_INDEX: i64 = (1 << 31) - 1;
+
+/// Refuses a JSONPath whose cost per message could explode: more than
+/// [`MAX_JSONPATH_DESCENDANTS`] `..` steps, or an index or slice number beyond
+/// [`MAX_JSONPATH_INDEX`]. The compiler reports it; the runtime refuses such a graph.
+pub fn jsonpath_bounds(text: &str) -> Result<(), String> {
+    let bytes = text.as_bytes();
+    let mut descendants = 0;
+    let mut idx = 0;
+    // The last byte outside quotes and spaces before the current one.
+    let mut previous = 0u8;
+    while idx < bytes.len() {
+        let byte = bytes[idx];
+        match byte {
+            b'\'' | b'"' => {
+                idx += 1;
+                while idx < bytes.len() && bytes[idx] != byte {
+                    if bytes[idx] == b'\\' {
+                        idx += 1;
+                    }
+                    idx += 1;
+                }
+            }
+            b'.' if bytes.get(idx + 1) == Some(&b'.') => {
+                descendants += 1;
+                if descendants > MAX_JSONPATH_DESCENDANTS {
+                    return Err(format!(
+                        "more than {MAX_JSONPATH_DESCENDANTS} descendant step (`..`) in one path"
+                    ));
+                }
+                idx += 1;
+            }
+            b'0'..=b'9' if matches!(previous, b'[' | b':' | b',' | b'-') => {
+                let start = idx;
+                while idx < bytes.len() && bytes[idx].is_ascii_digit() {
+                    idx += 1;
+                }
+                let digits = &text[start..idx];
+                if digits
+                    .parse::<i64>()
+                    .map_or(true, |n| n > MAX_JSONPATH_INDEX)
+                {
+                    return Err(format!(
+                        "index or slice number {digits} is beyond {MAX_JSONPATH_INDEX}"
+                    ));
+                }
+                previous = b'0';
+                continue;
+            }
+            _ => {}
+        }
+        if !byte.is_ascii_whitespace() {
+            previous = byte;
+        }
+        idx += 1;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn costly_jsonpaths_are_refused() {
+        assert!(jsonpath_bounds("$..sku").is_ok());
+        assert!(jsonpath_bounds("$.items[0:10:2]").is_ok());
+        assert!(jsonpath_bounds("$[?@.id == 123456789012345]").is_ok());
+        assert!(jsonpath_bounds("$['a..b'].c").is_ok());
+        assert!(jsonpath_bounds("$..a..a..a").is_err());
+        assert!(jsonpath_bounds("$[99999999999999]").is_err());
+        assert!(jsonpath_bounds("$[0:1:9223372036854775807]").is_err());
+        assert!(jsonpath_bounds("$[-99999999999999:]").is_err());
+    }
+}

@@ -2,6 +2,7 @@
 //! Expressions are compiled once; simple JSONPath selectors are already field paths.
 
 pub mod expr;
+pub mod json;
 
 pub use crate::syntax::ast::{BinOp, UnOp};
 pub use crate::typeck::types::TypeIr;
@@ -29,20 +30,10 @@ pub struct Graph {
 }
 
 impl Graph {
-    /// Parses a graph written by `omniflowc build`, refusing other compiler versions.
+    /// Parses a graph written by `omniflowc build`, refusing other compiler versions
+    /// (see [`json::from_text`]).
     pub fn from_json(text: &str) -> Result<Graph, String> {
-        let value: serde_json::Value =
-            serde_json::from_str(text).map_err(|err| format!("not a graph IR file: {err}"))?;
-        let version = value
-            .get("compiler_version")
-            .and_then(|v| v.as_str())
-            .unwrap_or("");
-        if version != COMPILER_VERSION {
-            return Err(format!(
-                "graph IR was built by omniflowc {version}, this is {COMPILER_VERSION}; rebuild it"
-            ));
-        }
-        serde_json::from_value(value).map_err(|err| format!("invalid graph IR: {err}"))
+        json::from_text(text)
     }
 
     /// The flow with this name.

@@ -177,33 +177,17 @@ impl Loader<'_> {
 
     fn file_import(&mut self, from: Option<&Path>, written: &str, span: Span) -> Option<ModuleId> {
         let from = from?;
-        let path = match source::resolve_relative(from, written) {
-            Ok(path) => path,
-            Err(reason) => {
-                self.diags.push(
-                    Diagnostic::error(
-                        codes::FILE_NOT_FOUND,
-                        span,
-                        format!("cannot import `{written}`: {reason}"),
-                    )
-                    .label("outside the importing file's directory")
-                    .help("import files beside or below this file, with a relative path"),
-                );
-                return None;
+        match source::read_beside(from, written, source::MAX_SOURCE_BYTES) {
+            Ok((path, text)) => {
+                if let Some(id) = self.by_key.get(&file_key(&path)) {
+                    return Some(*id);
+                }
+                Some(self.add_file_module(&path, text))
             }
-        };
-        let key = file_key(&path);
-        if let Some(id) = self.by_key.get(&key) {
-            return Some(*id);
-        }
-        match source::read_text(&path) {
-            Ok(text) => Some(self.add_file_module(&path, text)),
-            Err(reason) => {
-                self.diags.push(
-                    Diagnostic::error(codes::FILE_NOT_FOUND, span, reason)
-                        .label("this file cannot be read")
-                        .help("check the path; it is relative to the importing file"),
-                );
+            Err(err) => {
+                let what = format!("cannot import `{written}`");
+                self.diags
+                    .push(file_error(&err, span, &what, "file", "the importing file"));
                 None
             }
         }
@@ -391,5 +375,39 @@ impl Loader<'_> {
             }
         }
         state[idx] = 2;
+    }
+}
+
+/// The diagnostic for a file a flow names and cannot read: `kind` names the file in the
+/// label, `relative_to` what its path is relative to.
+pub fn file_error(
+    err: &source::FileError,
+    span: Span,
+    what: &str,
+    kind: &str,
+    relative_to: &str,
+) -> Diagnostic {
+    let reason = err.reason();
+    match err {
+        source::FileError::Outside(_) => Diagnostic::error(
+            codes::FILE_OUTSIDE_DIRECTORY,
+            span,
+            format!("{what}: {reason}"),
+        )
+        .label("outside the flow's directory")
+        .help("keep the file beside or below the flow file and name it with a relative path; symlinks may not lead out of the directory"),
+        source::FileError::Unsupported(_) => Diagnostic::error(
+            codes::UNSUPPORTED_FILE,
+            span,
+            format!("{what}: {reason}"),
+        )
+        .label("not a file a flow can read")
+        .help(format!(
+            "name a regular file of at most {} MiB",
+            source::MAX_DATA_FILE_BYTES >> 20
+        )),
+        source::FileError::Unreadable(_) => Diagnostic::error(codes::FILE_NOT_FOUND, span, reason)
+            .label(format!("this {kind} cannot be read"))
+            .help(format!("check the path; it is relative to {relative_to}")),
     }
 }

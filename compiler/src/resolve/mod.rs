@@ -1,7 +1,7 @@
 //! Name resolution: loads the given files, the files they import and the stdlib modules
 //! they use, and builds one scope per module (its own items plus its imports).
 
-mod load;
+pub(crate) mod load;
 
 pub use load::LEDGER_MODULE;
 

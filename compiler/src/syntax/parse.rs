@@ -30,16 +30,25 @@ const ITEM_KEYWORDS: &[&str] = &[
 /// and reported.
 pub fn parse_module(file: FileId, text: &str, diags: &mut Diagnostics) -> Module {
     let mut module = Module::default();
-    if let Some(at) = too_deep(text) {
-        diags.push(
+    if let Some((at, brackets_only)) = too_deep(text) {
+        let diagnostic = if brackets_only {
             Diagnostic::error(
                 codes::SYNTAX_ERROR,
                 Span::new(file, at, at + 1),
                 format!("brackets nested deeper than {MAX_NESTING} levels"),
             )
             .label("too deeply nested")
-            .help("split the expression with `let` bindings"),
-        );
+            .help("split the expression with `let` bindings")
+        } else {
+            Diagnostic::error(
+                codes::EXPRESSION_TOO_DEEP,
+                Span::new(file, at, at + 2),
+                format!("brackets, `if` and `as` nested deeper than {MAX_NESTING} levels"),
+            )
+            .label("too deeply nested")
+            .help("split the expression with `let` bindings; a long chain of conditions reads better as a lookup table")
+        };
+        diags.push(diagnostic);
         return module;
     }
     let mut offset = 0;
@@ -55,6 +64,7 @@ pub fn parse_module(file: FileId, text: &str, diags: &mut Diagnostics) -> Module
                 let mut builder = Builder {
                     file,
                     base: offset,
+                    depth: 0,
                     diags,
                 };
                 if let Some(item) = builder.item(pair) {
@@ -78,16 +88,35 @@ pub fn parse_module(file: FileId, text: &str, diags: &mut Diagnostics) -> Module
     module
 }
 
-/// Deepest bracket nesting the parser accepts; deeper input is refused up front.
+/// Deepest nesting of brackets, `if` and `as` the parser accepts; deeper input is
+/// refused before it is parsed, so the parser's own recursion stays bounded.
 pub const MAX_NESTING: usize = 128;
 
-/// The offset where bracket nesting first exceeds [`MAX_NESTING`], outside strings and comments.
-fn too_deep(text: &str) -> Option<usize> {
+/// Deepest expression tree accepted, counting every operator of a chain (`a + b + c`
+/// is three levels deep as the tree it builds): the type checker, the graph IR and the
+/// runtime's evaluator recurse this deep at most.
+pub const MAX_EXPR_DEPTH: usize = 256;
+
+/// One bracket level of the pre-scan, with the `if` and `as` opened in it that may
+/// still be open.
+#[derive(Default)]
+struct ScanFrame {
+    open_keywords: usize,
+}
+
+/// The offset where nesting first exceeds [`MAX_NESTING`] (outside strings and
+/// comments), and whether brackets alone exceed it. An `if` (other than `else if`, which
+/// repeats rather than nests) or an `as` counts as open until a `,`, a `=` or a route's
+/// `when`/`otherwise` at its bracket level, which no expression contains.
+fn too_deep(text: &str) -> Option<(usize, bool)> {
     let bytes = text.as_bytes();
-    let mut depth = 0usize;
+    let mut frames: Vec<ScanFrame> = vec![ScanFrame::default()];
+    let mut open_keywords = 0usize;
+    let mut previous_word: &str = "";
     let mut idx = 0;
     while idx < bytes.len() {
-        match bytes[idx] {
+        let byte = bytes[idx];
+        match byte {
             b'"' => {
                 idx += 1;
                 while idx < bytes.len() && bytes[idx] != b'"' && bytes[idx] != b'\n' {
@@ -103,17 +132,98 @@ fn too_deep(text: &str) -> Option<usize> {
                 }
             }
             b'(' | b'[' | b'{' => {
-                depth += 1;
-                if depth > MAX_NESTING {
-                    return Some(idx);
+                frames.push(ScanFrame::default());
+                if frames.len() - 1 > MAX_NESTING {
+                    return Some((idx, true));
                 }
             }
-            b')' | b']' | b'}' => depth = depth.saturating_sub(1),
+            b')' | b']' | b'}' if frames.len() > 1 => {
+                if let Some(frame) = frames.pop() {
+                    open_keywords -= frame.open_keywords;
+                }
+            }
+            b',' => close_keywords(&mut frames, &mut open_keywords),
+            b'=' => {
+                let before = idx.checked_sub(1).map(|at| bytes[at]);
+                let compound = matches!(before, Some(b'=' | b'!' | b'<' | b'>'))
+                    || bytes.get(idx + 1) == Some(&b'=');
+                if !compound {
+                    close_keywords(&mut frames, &mut open_keywords);
+                }
+            }
+            b if b.is_ascii_alphabetic() || b == b'_' => {
+                let start = idx;
+                while idx < bytes.len()
+                    && (bytes[idx].is_ascii_alphanumeric() || bytes[idx] == b'_')
+                {
+                    idx += 1;
+                }
+                let word = &text[start..idx];
+                let after_dot = start > 0 && bytes[start - 1] == b'.';
+                match word {
+                    "if" if previous_word != "else" && !after_dot => {
+                        open_keyword(&mut frames, &mut open_keywords);
+                    }
+                    "as" if !after_dot => open_keyword(&mut frames, &mut open_keywords),
+                    "when" | "otherwise" => close_keywords(&mut frames, &mut open_keywords),
+                    _ => {}
+                }
+                if frames.len() - 1 + open_keywords > MAX_NESTING {
+                    return Some((start, false));
+                }
+                previous_word = word;
+                continue;
+            }
             _ => {}
+        }
+        if !byte.is_ascii_whitespace() {
+            previous_word = "";
         }
         idx += 1;
     }
     None
+}
+
+fn open_keyword(frames: &mut [ScanFrame], open_keywords: &mut usize) {
+    if let Some(frame) = frames.last_mut() {
+        frame.open_keywords += 1;
+        *open_keywords += 1;
+    }
+}
+
+fn close_keywords(frames: &mut [ScanFrame], open_keywords: &mut usize) {
+    if let Some(frame) = frames.last_mut() {
+        *open_keywords -= frame.open_keywords;
+        frame.open_keywords = 0;
+    }
+}
+
+/// Operators in one flat `expr` pair: each adds at most one level to the tree it builds.
+fn operator_count(pair: &Pair<Rule>) -> usize {
+    pair.clone()
+        .into_inner()
+        .filter(|part| {
+            !matches!(
+                part.as_rule(),
+                Rule::if_expr
+                    | Rule::reject_expr
+                    | Rule::record
+                    | Rule::call
+                    | Rule::jsonpath
+                    | Rule::list
+                    | Rule::var
+                    | Rule::expr
+                    | Rule::duration
+                    | Rule::rate
+                    | Rule::percent
+                    | Rule::decimal
+                    | Rule::integer
+                    | Rule::string
+                    | Rule::boolean
+                    | Rule::null
+            )
+        })
+        .count()
 }
 
 /// Parses a single expression (for tools and tests).
@@ -124,6 +234,7 @@ pub fn parse_expr(file: FileId, text: &str, diags: &mut Diagnostics) -> Option<E
             let mut builder = Builder {
                 file,
                 base: 0,
+                depth: 0,
                 diags,
             };
             Some(builder.expr(pair))
@@ -345,6 +456,8 @@ fn pratt() -> &'static PrattParser<Rule> {
 struct Builder<'d> {
     file: FileId,
     base: usize,
+    /// Expression levels above the one being built (see [`MAX_EXPR_DEPTH`]).
+    depth: usize,
     diags: &'d mut Diagnostics,
 }
 
@@ -830,6 +943,36 @@ impl Builder<'_> {
         if pair.as_rule() != Rule::expr {
             return self.primary(pair);
         }
+        let levels = operator_count(&pair) + 1;
+        if self.depth + levels > MAX_EXPR_DEPTH {
+            return self.too_deep(span);
+        }
+        self.depth += levels;
+        let expr = self.operators(pair);
+        self.depth -= levels;
+        expr
+    }
+
+    /// Refuses an expression that would nest deeper than [`MAX_EXPR_DEPTH`].
+    fn too_deep(&mut self, span: Span) -> Expr {
+        self.diags.push(
+            Diagnostic::error(
+                codes::EXPRESSION_TOO_DEEP,
+                span,
+                format!("expression nested deeper than {MAX_EXPR_DEPTH} levels"),
+            )
+            .label("too deeply nested (each operator of a chain counts one level)")
+            .help("split it with `let` bindings; a long chain of conditions reads better as a lookup table"),
+        );
+        Expr {
+            kind: ExprKind::Error,
+            span,
+        }
+    }
+
+    /// Builds a flat `prefix* operand (infix prefix* operand)*` pair by precedence.
+    fn operators(&mut self, pair: Pair<Rule>) -> Expr {
+        let span = self.span(&pair);
         let file = self.file;
         let base = self.base;
         let this = std::cell::RefCell::new(self);
@@ -929,22 +1072,66 @@ impl Builder<'_> {
         expr
     }
 
+    /// `if c1 then t1 else if c2 then t2 ... else e`: branches repeat in the parse tree
+    /// and nest in the AST, one level per `else if`, built from the last one back.
+    fn if_chain(&mut self, pair: Pair<Rule>) -> Expr {
+        let span = self.span(&pair);
+        let text = pair.as_str();
+        let text_start = pair.as_span().start();
+        let parts: Vec<Pair<Rule>> = pair.into_inner().collect();
+        if parts.len() < 3 || parts.len() % 2 == 0 {
+            return Expr {
+                kind: ExprKind::Error,
+                span,
+            };
+        }
+        let levels = parts.len() / 2;
+        if self.depth + levels > MAX_EXPR_DEPTH {
+            return self.too_deep(span);
+        }
+        self.depth += levels;
+        let mut parts = parts.into_iter();
+        let mut branches = Vec::with_capacity(levels);
+        for _ in 0..levels {
+            if let (Some(cond), Some(then)) = (parts.next(), parts.next()) {
+                // The branch starts at its `if`, the last one before its condition.
+                let before = &text[..cond.as_span().start() - text_start];
+                let if_at = before.rfind("if").unwrap_or(0);
+                let start = (self.base + text_start + if_at) as u32;
+                branches.push((start, self.expr(cond), self.expr(then)));
+            }
+        }
+        let mut tail = match parts.next() {
+            Some(otherwise) => self.expr(otherwise),
+            None => Expr {
+                kind: ExprKind::Error,
+                span,
+            },
+        };
+        self.depth -= levels;
+        while let Some((start, cond, then)) = branches.pop() {
+            let branch_span = Span {
+                file: self.file,
+                start,
+                end: tail.span.end.max(span.start),
+            };
+            tail = Expr {
+                kind: ExprKind::If(Box::new(cond), Box::new(then), Box::new(tail)),
+                span: branch_span,
+            };
+        }
+        Expr {
+            kind: tail.kind,
+            span,
+        }
+    }
+
     fn primary(&mut self, pair: Pair<Rule>) -> Expr {
         let span = self.span(&pair);
         let rule = pair.as_rule();
         let kind = match rule {
             Rule::expr => return self.expr(pair),
-            Rule::if_expr => {
-                let mut parts = pair.into_inner();
-                match (parts.next(), parts.next(), parts.next()) {
-                    (Some(c), Some(t), Some(e)) => ExprKind::If(
-                        Box::new(self.expr(c)),
-                        Box::new(self.expr(t)),
-                        Box::new(self.expr(e)),
-                    ),
-                    _ => ExprKind::Error,
-                }
-            }
+            Rule::if_expr => return self.if_chain(pair),
             Rule::reject_expr => match pair.into_inner().next() {
                 Some(reason) => ExprKind::Reject(self.string(reason)),
                 None => ExprKind::Error,

@@ -1130,6 +1130,18 @@ impl<'a> ExprCx<'a> {
             );
             return (Ty::Error, IrExpr::Lit(Value::Null));
         }
+        if let Err(reason) = ir::expr::jsonpath_bounds(text) {
+            self.diags.push(
+                Diagnostic::error(
+                    codes::JSONPATH_TOO_COSTLY,
+                    span,
+                    format!("JSONPath `{}` could cost too much per message", shorten(text)),
+                )
+                .label(reason)
+                .help("select with one `..` at most and indexes below 2^31, e.g. `$..sku` or `$.items[*].sku`"),
+            );
+            return (Ty::Error, IrExpr::Lit(Value::Null));
+        }
         let Some(path) = simple_path(text) else {
             self.reads.insert(text.to_string());
             return (Ty::Json, IrExpr::JsonPath(text.to_string()));
@@ -1175,6 +1187,14 @@ impl<'a> ExprCx<'a> {
                 path,
             },
         )
+    }
+}
+
+/// A long selector cut to its first 60 characters for a message.
+fn shorten(text: &str) -> String {
+    match text.char_indices().nth(60) {
+        Some((at, _)) => format!("{}...", &text[..at]),
+        None => text.to_string(),
     }
 }
 

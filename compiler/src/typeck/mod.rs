@@ -284,7 +284,7 @@ fn check_defaults(
 }
 
 /// Reads a file a flow names (a table's data, a test fixture) relative to the flow's own
-/// file; reports `E0116` when it is outside the flow's directory or cannot be read.
+/// file; reports `E0116`, `E0117` or `E0118` when it cannot, may not or is too large to.
 pub fn read_beside(
     program: &Program,
     module: ModuleId,
@@ -293,31 +293,17 @@ pub fn read_beside(
     diags: &mut Diagnostics,
 ) -> Option<String> {
     let from = program.module(module).path.clone()?;
-    let resolved = match crate::source::resolve_relative(&from, &path.value) {
-        Ok(p) => p,
-        Err(reason) => {
-            diags.push(
-                Diagnostic::error(
-                    codes::FILE_NOT_FOUND,
-                    path.span,
-                    format!("cannot load `{}`: {reason}", path.value),
-                )
-                .label("outside the flow's directory")
-                .help(format!(
-                    "keep {kind}s beside or below the flow, with a relative path"
-                )),
-            );
-            return None;
-        }
-    };
-    match crate::source::read_text(&resolved) {
-        Ok(text) => Some(text),
-        Err(reason) => {
-            diags.push(
-                Diagnostic::error(codes::FILE_NOT_FOUND, path.span, reason)
-                    .label(format!("this {kind} cannot be read"))
-                    .help("check the path; it is relative to the flow file"),
-            );
+    match crate::source::read_beside(&from, &path.value, crate::source::MAX_DATA_FILE_BYTES) {
+        Ok((_, text)) => Some(text),
+        Err(err) => {
+            let what = format!("cannot load {kind} `{}`", path.value);
+            diags.push(crate::resolve::load::file_error(
+                &err,
+                path.span,
+                &what,
+                kind,
+                "the flow file",
+            ));
             None
         }
     }

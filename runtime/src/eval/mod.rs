@@ -14,6 +14,10 @@ use std::collections::HashMap;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU32, Ordering};
 
+/// Stack left below which evaluation continues on a new segment of [`STACK_SEGMENT`].
+const STACK_RED_ZONE: usize = 64 << 10;
+const STACK_SEGMENT: usize = 1 << 20;
+
 /// Why a message cannot be processed: a `reject`, or bad input found at run time.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Reject(pub String);
@@ -297,6 +301,10 @@ impl Env {
 
     /// Compiles an IR expression.
     pub fn compile(&mut self, expr: &ir::Expr) -> Result<Code, String> {
+        stacker::maybe_grow(STACK_RED_ZONE, STACK_SEGMENT, || self.compile_here(expr))
+    }
+
+    fn compile_here(&mut self, expr: &ir::Expr) -> Result<Code, String> {
         Ok(match expr {
             ir::Expr::Lit(value) => Code::Lit(interned(value)),
             ir::Expr::Decimal(text) => Code::Lit(Val::dec(
@@ -314,10 +322,11 @@ impl Env {
                     })
                     .collect(),
             },
-            ir::Expr::JsonPath(text) => Code::JsonPath(Box::new(
+            ir::Expr::JsonPath(text) => Code::JsonPath(Box::new({
+                ir::expr::jsonpath_bounds(text).map_err(|e| format!("JSONPath `{text}`: {e}"))?;
                 jsonpath_rust::parser::parse_json_path(text)
-                    .map_err(|e| format!("JSONPath `{text}`: {e}"))?,
-            )),
+                    .map_err(|e| format!("JSONPath `{text}`: {e}"))?
+            })),
             ir::Expr::Member(base, name) => {
                 Code::Member(Box::new(self.compile(base)?), FieldRef::new(name))
             }
@@ -450,7 +459,6 @@ impl Env {
         &self.schemas[idx]
     }
 
-    /// Evaluates compiled code against an input and local slots.
     /// Evaluates an operand: literals and paths, most of a mapping's leaves, are read
     /// in place without another trip through [`Env::eval`].
     #[inline(always)]
@@ -462,7 +470,20 @@ impl Env {
         }
     }
 
+    /// Evaluates compiled code against an input and local slots.
     pub fn eval<'a>(&self, code: &Code, input: &Val<'a>, slots: &mut Vec<Val<'a>>) -> Eval<'a> {
+        match code {
+            Code::Lit(value) => Ok(value.clone()),
+            Code::Path { root, path } => Ok(path_value(*root, path, input, slots)),
+            // Nested code may recurse as deep as the compiler allows (`MAX_EXPR_DEPTH`):
+            // on a thread with a small stack, continue on a fresh segment.
+            _ => stacker::maybe_grow(STACK_RED_ZONE, STACK_SEGMENT, || {
+                self.eval_here(code, input, slots)
+            }),
+        }
+    }
+
+    fn eval_here<'a>(&self, code: &Code, input: &Val<'a>, slots: &mut Vec<Val<'a>>) -> Eval<'a> {
         // The common, small cases stay here; the rest live in their own functions so
         // this recursive one keeps a small stack frame.
         match code {

@@ -1,9 +1,13 @@
-//! The human format: miette's graphical report per diagnostic, then a summary line.
+//! The human format: miette's graphical report per diagnostic, then a summary line. A
+//! diagnostic on a very long line, or one miette cannot draw, gets a plain rendering.
 
 use crate::diagnostics::{Diagnostic, Severity};
 use crate::source::Sources;
 use miette::{GraphicalReportHandler, GraphicalTheme, LabeledSpan, NamedSource, SourceSpan};
 use std::fmt;
+
+/// Longest source line drawn in a snippet; a label on a longer line is shown plainly.
+pub const MAX_SHOWN_LINE: usize = 400;
 
 struct View<'a> {
     diagnostic: &'a Diagnostic,
@@ -79,15 +83,99 @@ pub fn render(diagnostics: &[Diagnostic], sources: &Sources, color: bool) -> Str
     let handler = GraphicalReportHandler::new_themed(theme).with_width(100);
     let mut out = String::new();
     for diagnostic in diagnostics {
-        let file = sources.get(diagnostic.span().file);
-        let view = View {
-            diagnostic,
-            source: NamedSource::new(file.name.clone(), file.text.to_string()),
-        };
-        if handler.render_report(&mut out, &view).is_err() {
-            out.push_str(&format!("{}: {}\n", diagnostic.code.id, diagnostic.message));
+        match graphical(&handler, diagnostic, sources) {
+            Some(report) => out.push_str(&report),
+            None => out.push_str(&plain(diagnostic, sources)),
         }
         out.push('\n');
+    }
+    out
+}
+
+/// miette's report, or `None` when a label sits on a line too long to draw or miette
+/// fails (its renderer has panicked on some long lines).
+fn graphical(
+    handler: &GraphicalReportHandler,
+    diagnostic: &Diagnostic,
+    sources: &Sources,
+) -> Option<String> {
+    let file = sources.get(diagnostic.span().file);
+    let on_long_line = diagnostic.labels.iter().any(|label| {
+        label.span.file == diagnostic.span().file && {
+            let (start, end) = line_bounds(&file.text, label.span.start as usize);
+            end - start > MAX_SHOWN_LINE
+        }
+    });
+    if on_long_line {
+        return None;
+    }
+    let view = View {
+        diagnostic,
+        source: NamedSource::new(file.name.clone(), file.text.to_string()),
+    };
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let mut report = String::new();
+        handler.render_report(&mut report, &view).ok()?;
+        Some(report)
+    }))
+    .ok()
+    .flatten()
+}
+
+/// The byte range of the line holding an offset, without its newline.
+fn line_bounds(text: &str, offset: usize) -> (usize, usize) {
+    let offset = offset.min(text.len());
+    let start = text.as_bytes()[..offset]
+        .iter()
+        .rposition(|b| *b == b'\n')
+        .map_or(0, |idx| idx + 1);
+    let end = text.as_bytes()[offset..]
+        .iter()
+        .position(|b| *b == b'\n')
+        .map_or(text.len(), |idx| offset + idx);
+    (start, end)
+}
+
+/// A narrow rendering: code, message, position, labels (with a short excerpt) and help.
+fn plain(diagnostic: &Diagnostic, sources: &Sources) -> String {
+    let span = diagnostic.span();
+    let file = sources.get(span.file);
+    let (line, col) = sources.line_col(span.file, span.start);
+    let mut out = format!(
+        "{}({})\n\n  × {}\n  --> {}:{line}:{col}\n",
+        diagnostic.code.id, diagnostic.code.name, diagnostic.message, file.name
+    );
+    let excerpt = excerpt(&file.text, span.start as usize, 60);
+    if !excerpt.is_empty() {
+        out.push_str(&format!("   | {excerpt}\n"));
+    }
+    for message in diagnostic.labels.iter().filter_map(|l| l.message.as_ref()) {
+        out.push_str(&format!("   = {message}\n"));
+    }
+    if let Some(help) = &diagnostic.help {
+        out.push_str(&format!("  help: {help}\n"));
+    }
+    out
+}
+
+/// Up to `width` characters of the line at `offset`, starting a little before it.
+fn excerpt(text: &str, offset: usize, width: usize) -> String {
+    let (line_start, line_end) = line_bounds(text, offset);
+    let line = text.get(line_start..line_end).unwrap_or("");
+    let column = text
+        .get(line_start..offset.min(line_end))
+        .unwrap_or("")
+        .chars()
+        .count();
+    let skip = column.saturating_sub(width / 4);
+    let shown: String = line.chars().skip(skip).take(width).collect();
+    let mut out = String::new();
+    if skip > 0 {
+        out.push_str("...");
+    }
+    out.push_str(shown.trim_end());
+    if line.chars().count() > skip + width {
+        out.push_str("...");
     }
     out
 }
