@@ -64,10 +64,13 @@ codes! {
     INVALID_TEST = "E0212", "invalid-test", "a test block is incomplete or its fixture is not valid";
     DUPLICATE_FIELD = "E0213", "duplicate-field", "a field is set twice in one record";
     NOT_A_RECORD = "E0214", "not-a-record", "a field is read from a value that has no fields";
+    DUPLICATE_TABLE_KEY = "E0215", "duplicate-table-key", "a lookup table's data file gives the same key twice";
 
     INVALID_JSONPATH = "E0301", "invalid-jsonpath", "a JSONPath selector does not parse";
     INVALID_TEMPLATE = "E0302", "invalid-template", "a string template does not parse";
     UNKNOWN_TEMPLATE_VARIABLE = "E0303", "unknown-template-variable", "a string template uses a variable that is not in scope";
+    UNKNOWN_TEMPLATE_FIELD = "E0304", "unknown-template-field", "a string template reads a field its variable's type does not have";
+    TEMPLATE_NOT_RENDERED = "E0305", "template-not-rendered", "an option the runtime reads as plain text contains a template";
     JSONPATH_TOO_COSTLY = "E0307", "jsonpath-too-costly", "a JSONPath selector could cost too much per message (several `..` steps, a huge index or slice)";
 
     UNUSED_OUTPUT = "E0402", "unused-output", "a node's output reaches no sink";
@@ -84,6 +87,9 @@ codes! {
     TIMEOUT_OUT_OF_RANGE = "E0504", "timeout-out-of-range", "a timeout or interval is outside its allowed range";
     INVALID_SETTING = "E0505", "invalid-setting", "a setting has a value of the wrong kind";
     SOURCE_KIND_MISMATCH = "E0506", "source-kind-mismatch", "a source option does not apply to the source's kind";
+    USER_CONNECTOR = "E0507", "user-connector", "a flow declares its own connector, which the runtime cannot run yet";
+    LITERAL_OUT_OF_RANGE = "E0508", "literal-out-of-range", "a decimal or duration literal does not fit what the runtime represents exactly";
+    SETTING_OUT_OF_RANGE = "E0509", "setting-out-of-range", "a connection setting or option is outside what the runtime accepts";
 
     UNKNOWN_LOCATION = "E0601", "unknown-location", "a ledger channel or safety-stock table names a location the ledger does not keep";
     UNKNOWN_CHANNEL = "E0602", "unknown-channel", "a reservation names a channel the ledger does not declare";

@@ -14,6 +14,10 @@ use std::collections::BTreeMap;
 /// The compiler version stamped into every graph; the runtime refuses other versions.
 pub const COMPILER_VERSION: &str = env!("CARGO_PKG_VERSION");
 
+/// Largest request body the runtime's webhook server reads; a `webhook` connection's
+/// `max_body_bytes` may not exceed it.
+pub const MAX_WEBHOOK_BODY_BYTES: u64 = 4 << 20;
+
 /// A whole compiled program.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Graph {

@@ -341,6 +341,7 @@ impl<'a> ExprCx<'a> {
     }
 
     fn literal(&mut self, lit: &Literal, span: Span) -> (Ty, IrExpr) {
+        super::settings::literal_fits(lit, span, self.diags);
         match lit {
             Literal::Null => (Ty::Null, IrExpr::Lit(Value::Null)),
             Literal::Bool(b) => (Ty::Bool, IrExpr::Lit(Value::Bool(*b))),
@@ -420,9 +421,22 @@ impl<'a> ExprCx<'a> {
                 .help(help),
             );
         }
+        super::templates::check_paths(self, text, span);
         IrExpr::Template {
             text: text.to_string(),
             vars,
+        }
+    }
+
+    /// The type of a template's variable, resolved as [`Self::template_var`] does.
+    pub(super) fn template_var_type(&self, name: &str) -> Option<Ty> {
+        if let Some((_, ty, _)) = self.locals.iter().rev().find(|(n, _, _)| n == name) {
+            return Some(ty.clone());
+        }
+        match name {
+            "input" => Some(self.input.clone()),
+            _ if self.bare_fields => self.input_field(name),
+            _ => None,
         }
     }
 
@@ -1223,7 +1237,7 @@ fn literal_is_verbatim(value: &str, span: Span) -> bool {
 
 /// The span of a template variable's first use inside `{{ }}` or `{% %}`, or the whole
 /// literal when the position cannot be mapped.
-fn variable_span(value: &str, span: Span, name: &str) -> Span {
+pub(super) fn variable_span(value: &str, span: Span, name: &str) -> Span {
     if !literal_is_verbatim(value, span) {
         return span;
     }

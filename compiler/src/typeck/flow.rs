@@ -4,7 +4,7 @@
 use super::expr::ExprCx;
 use super::settings::{self, const_value, Const};
 use super::types::{assignable, Ty};
-use super::{Env, OperationInfo};
+use super::{limits, Env, OperationInfo};
 use crate::diagnostics::{codes, suggest, Diagnostic, Diagnostics};
 use crate::ir::{self, DeadLetter, NodeKind, Rate};
 use crate::resolve::{Kind, ModuleId, Program};
@@ -308,20 +308,18 @@ impl<'a> FlowCx<'a> {
                     .connection(op, &mut Diagnostics::default())
                     .map(|c| c.name.clone())
                     .unwrap_or_default();
-                let options = match (op_info, settings) {
-                    (Some(info), Some(settings)) => {
-                        source_options(&connector, &info.kind, settings, diags)
+                let empty = Settings {
+                    entries: Vec::new(),
+                    span: name.span,
+                };
+                let options = match op_info {
+                    Some(info) => {
+                        let settings = settings.as_ref().unwrap_or(&empty);
+                        let options = source_options(&connector, info, settings, diags);
+                        self.source_needs(op, info, diags);
+                        options
                     }
-                    (Some(info), None) => source_options(
-                        &connector,
-                        &info.kind,
-                        &Settings {
-                            entries: Vec::new(),
-                            span: name.span,
-                        },
-                        diags,
-                    ),
-                    _ => BTreeMap::new(),
+                    None => BTreeMap::new(),
                 };
                 (
                     name,
@@ -499,11 +497,13 @@ impl<'a> FlowCx<'a> {
         if let Some(settings) = settings {
             settings::duplicate_keys(settings.entries.iter().map(|e| &e.name), "setting", diags);
         }
-        let extra_allowed: &[&str] = match connector.map(|c| c.name.as_str()) {
-            Some("http") => &["path", "method", "body", "query"],
-            Some("file") => &["path", "format"],
-            Some("bus") => &["subject"],
-            Some("ledger") if op.name.name == "reserve" => &["channel", "on_shortage"],
+        let connector_name = connector.map_or("", |c| c.name.as_str());
+        let extra_allowed: &[&str] = match connector_name {
+            "http" => &["path", "method", "body"],
+            "file" => &["path", "format"],
+            "bus" => &["subject"],
+            "odata" if op.name.name == "update_entity" => &["path"],
+            "ledger" if op.name.name == "reserve" => &["channel", "on_shortage"],
             _ => &[],
         };
         let mut cx = ExprCx::new(self.program, self.env, self.module, in_ty, diags);
@@ -704,18 +704,20 @@ impl<'a> FlowCx<'a> {
                     }
                 }
                 other if extra_allowed.contains(&other) => {
-                    if let crate::syntax::ast::ExprKind::Lit(crate::syntax::ast::Literal::Str(
-                        text,
-                    )) = &entry.value.kind
-                    {
-                        cx.string_or_template(text, span);
-                        kind_fields
-                            .options
-                            .insert(other.to_string(), Value::String(text.clone()));
-                    } else if let Some(value) = const_value(&entry.value, cx.diags) {
-                        kind_fields
-                            .options
-                            .insert(other.to_string(), value.to_json());
+                    if let Some(value) = const_value(&entry.value, cx.diags) {
+                        let value = value.to_json();
+                        if let Value::String(text) = &value {
+                            let message = cx.input.clone();
+                            self.sink_option(
+                                connector_name,
+                                &message,
+                                &entry.name,
+                                text,
+                                span,
+                                cx.diags,
+                            );
+                        }
+                        kind_fields.options.insert(other.to_string(), value);
                     }
                 }
                 _ if connector.is_none() => {}
@@ -734,6 +736,27 @@ impl<'a> FlowCx<'a> {
                 }
             }
         }
+        let required: &[&str] = match (connector_name, op.name.name.as_str()) {
+            ("bus", "publish") => &["subject"],
+            ("odata", "update_entity") => &["path"],
+            _ => &[],
+        };
+        for key in required {
+            if !kind_fields.options.contains_key(*key) {
+                let at = settings.map_or(op.name.span, |s| s.span);
+                cx.diags.push(
+                    Diagnostic::error(
+                        codes::MISSING_SETTING,
+                        at,
+                        format!("`{}.{}` needs `{key}`", op.connection.name, op.name.name),
+                    )
+                    .label(format!("no `{key}` given"))
+                    .help(format!(
+                        "add `{key} = \"...\"` (a template over the message's fields)"
+                    )),
+                );
+            }
+        }
         NodeKind::Sink {
             input: input.name.clone(),
             connection: op.connection.name.clone(),
@@ -748,6 +771,107 @@ impl<'a> FlowCx<'a> {
             timeout_ms: kind_fields.timeout_ms,
             dead_letter: kind_fields.dead_letter,
             options: kind_fields.options,
+        }
+    }
+
+    /// Reports the connection settings a source needs at run time that its connection
+    /// lacks (`E0211`): a webhook's verification secrets, Square orders' locations.
+    fn source_needs(&self, op: &Operation, info: &OperationInfo, diags: &mut Diagnostics) {
+        let Some(conn) = self
+            .program
+            .lookup(self.module, &op.connection.name, Kind::Connection)
+            .and_then(|c| self.env.connections.get(&c))
+        else {
+            return;
+        };
+        let connector = conn.ir.connector.as_str();
+        let mut missing = match info.kind.as_str() {
+            "webhook" => limits::missing_webhook_settings(connector, &conn.ir.settings),
+            _ => Vec::new(),
+        };
+        if (connector, info.name.as_str()) == ("square", "orders")
+            && !conn.ir.settings.contains_key("location_ids")
+        {
+            missing.push("location_ids");
+        }
+        if missing.is_empty() {
+            return;
+        }
+        let list = missing
+            .iter()
+            .map(|m| format!("`{m}`"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        diags.push(
+            Diagnostic::error(
+                codes::MISSING_SETTING,
+                op.connection.span.to(op.name.span),
+                format!(
+                    "`{}.{}` needs the connection setting{} {list}",
+                    op.connection.name,
+                    op.name.name,
+                    if missing.len() == 1 { "" } else { "s" }
+                ),
+            )
+            .label(format!(
+                "connection `{}` does not set {list}",
+                op.connection.name
+            ))
+            .help(format!(
+                "add {list} to connection `{}`, e.g. `{} = secret(\"NAME\")`",
+                op.connection.name, missing[0]
+            )),
+        );
+    }
+
+    /// Checks a string option of a sink as the runtime reads it: a template over the
+    /// message's fields, a method, a file format, or plain text.
+    fn sink_option(
+        &self,
+        connector: &str,
+        message: &Ty,
+        key: &Ident,
+        text: &str,
+        span: Span,
+        diags: &mut Diagnostics,
+    ) {
+        match (connector, key.name.as_str()) {
+            ("http", "path" | "body") | ("bus", "subject") | ("odata", "path") => {
+                super::templates::message_option(
+                    self.program,
+                    self.env,
+                    message,
+                    &key.name,
+                    text,
+                    span,
+                    diags,
+                )
+            }
+            ("http", "method")
+                if !["post", "put", "patch"]
+                    .iter()
+                    .any(|m| m.eq_ignore_ascii_case(text)) =>
+            {
+                diags.push(
+                    Diagnostic::error(
+                        codes::INVALID_SETTING,
+                        span,
+                        format!("`method` must be post, put or patch, found `{text}`"),
+                    )
+                    .label("the http sink sends POST, PUT or PATCH")
+                    .help("write `method = \"put\"` or `\"patch\"`, or leave it out to use the operation's"),
+                )
+            }
+            ("file", "format") if text != "jsonl" => diags.push(
+                Diagnostic::error(
+                    codes::SETTING_OUT_OF_RANGE,
+                    span,
+                    format!("a file sink cannot write `{text}`"),
+                )
+                .label("file sinks append one JSON line per message")
+                .help("write `format = jsonl`, or leave `format` out"),
+            ),
+            _ => super::templates::plain_option(&key.name, text, span, diags),
         }
     }
 
@@ -1129,10 +1253,11 @@ fn keys_for(kind: &str) -> &'static [&'static str] {
 /// Checks a source's options against its kind.
 fn source_options(
     connector: &str,
-    kind: &str,
+    op: &OperationInfo,
     settings: &Settings,
     diags: &mut Diagnostics,
 ) -> BTreeMap<String, Value> {
+    let kind = op.kind.as_str();
     let mut allowed: Vec<&str> = keys_for(kind).to_vec();
     match (connector, kind) {
         ("http", "poll") => allowed.extend_from_slice(HTTP_POLL_KEYS),
@@ -1185,20 +1310,35 @@ fn source_options(
                 }
                 true
             }
-            ("lookback", Const::Duration(_)) => true,
+            ("lookback", Const::Duration(ms)) => {
+                if *ms > limits::MAX_LOOKBACK_MS {
+                    range(
+                        diags,
+                        codes::SETTING_OUT_OF_RANGE,
+                        span,
+                        format!("lookback {} is longer than 365d", duration_text(*ms)),
+                        "re-read at most 365d before the watermark",
+                    );
+                }
+                true
+            }
             ("cursor", Const::Name(n))
                 if matches!(n.as_str(), "watermark" | "page_token" | "none") =>
             {
                 true
             }
             ("page_size", Const::Value(Value::Number(n))) => {
-                if !n.as_u64().is_some_and(|n| (1..=1000).contains(&n)) {
+                let max = limits::max_page_size(connector, &op.name);
+                if !n.as_u64().is_some_and(|n| (1..=max).contains(&n)) {
                     range(
                         diags,
                         codes::RATE_OUT_OF_RANGE,
                         span,
-                        format!("page size {n} is outside 1 to 1000"),
-                        "use a page size between 1 and 1000",
+                        format!(
+                            "page size {n} is outside 1 to {max} for `{connector}.{}`",
+                            op.name
+                        ),
+                        &format!("use a page size between 1 and {max}"),
                     );
                 }
                 true
@@ -1207,10 +1347,27 @@ fn source_options(
                 matches!(n.as_str(), "csv" | "jsonl")
             }
             ("dedupe", Const::Value(Value::Bool(_))) => true,
+            ("path", Const::Value(Value::String(path))) => {
+                if kind == "webhook" && !path.starts_with('/') {
+                    range(
+                        diags,
+                        codes::SETTING_OUT_OF_RANGE,
+                        span,
+                        format!("webhook path `{path}` does not start with `/`"),
+                        "no request could reach it: write the path as it appears in the URL, e.g. \"/hooks/orders\"",
+                    );
+                }
+                super::templates::plain_option(key, path, span, diags);
+                true
+            }
             (
-                "path" | "cron" | "subject" | "durable" | "items" | "next" | "watermark",
-                Const::Value(Value::String(_)),
-            ) => true,
+                "cron" | "subject" | "durable" | "items" | "next" | "watermark" | "entity_set"
+                | "filter" | "select" | "expand",
+                Const::Value(Value::String(text)),
+            ) => {
+                super::templates::plain_option(key, text, span, diags);
+                true
+            }
             _ => false,
         };
         if !ok {
@@ -1227,10 +1384,11 @@ fn source_options(
         }
         out.insert(key.to_string(), value.to_json());
     }
-    let required: &[&str] = match kind {
-        "poll" => &["every"],
-        "file" => &["path"],
-        "bus" => &["subject"],
+    let required: &[&str] = match (connector, op.name.as_str(), kind) {
+        ("odata", "entities", _) => &["every", "entity_set"],
+        (_, _, "poll") => &["every"],
+        (_, _, "file") => &["path"],
+        (_, _, "bus") => &["subject"],
         _ => &[],
     };
     for key in required {

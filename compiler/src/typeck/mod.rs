@@ -5,8 +5,10 @@ pub mod builtins;
 pub mod expr;
 mod flow;
 pub mod ledger;
+pub mod limits;
 pub mod settings;
 pub mod tables;
+pub mod templates;
 pub mod types;
 
 pub use flow::check_flow;
@@ -160,6 +162,9 @@ pub fn build_env(program: &Program, diags: &mut Diagnostics) -> Env {
     for item in &refs {
         match program.item(*item) {
             Item::Connector(decl) => {
+                if !is_stdlib_connector(program, item.module) {
+                    user_connector(decl, diags);
+                }
                 let info = connector_info(program, item.module, decl, diags);
                 env.connectors.insert(*item, info);
             }
@@ -316,6 +321,48 @@ pub fn literal_json(expr: &crate::syntax::ast::Expr) -> Option<Value> {
         Const::Name(_) | Const::Env(_) | Const::Secret(_) => None,
         other => Some(other.to_json()),
     }
+}
+
+/// True for a stdlib module, or a stdlib connector file given by its path
+/// (`stdlib/connectors/NAME.flow`, as the repository checks it).
+fn is_stdlib_connector(program: &Program, module: ModuleId) -> bool {
+    let info = program.module(module);
+    info.is_std
+        || info.path.as_deref().is_some_and(|path| {
+            crate::stdlib::FILES.iter().any(|file| {
+                file.path.starts_with("connectors/")
+                    && path.ends_with(std::path::Path::new("stdlib").join(file.path))
+            })
+        })
+}
+
+/// Reports a connector declared outside the stdlib: the runtime has no code for it.
+fn user_connector(decl: &ConnectorDecl, diags: &mut Diagnostics) {
+    let standard: Vec<&str> = crate::stdlib::FILES
+        .iter()
+        .filter_map(|f| f.path.strip_prefix("connectors/"))
+        .filter_map(|f| f.strip_suffix(".flow"))
+        .collect();
+    let name = decl.name.name.as_str();
+    let near = standard
+        .iter()
+        .copied()
+        .find(|s| *s == name)
+        .or_else(|| crate::diagnostics::suggest::nearest(name, standard.iter().copied()));
+    diags.push(
+        Diagnostic::error(
+            codes::USER_CONNECTOR,
+            decl.name.span,
+            format!("connector `{}` is declared in a flow", decl.name.name),
+        )
+        .label("the runtime runs only the standard connectors")
+        .help(match near {
+            Some(near) => format!(
+                "use the standard connector `{near}` (`use std.connectors.{near}`) instead of declaring one"
+            ),
+            None => "use a standard connector instead (`use std.connectors.http` reaches any REST API)".to_string(),
+        }),
+    );
 }
 
 fn connector_info(
@@ -478,6 +525,16 @@ fn connection_info(
                     format!("give {}, or `env(\"NAME\")`", expr::article(&want))
                 }),
             );
+            continue;
+        }
+        if !limits::connection_setting(
+            &connector.name,
+            &entry.name,
+            &value,
+            sig.required,
+            entry.value.span,
+            diags,
+        ) {
             continue;
         }
         values.insert(entry.name.name.clone(), value.to_setting());

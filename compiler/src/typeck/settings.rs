@@ -65,8 +65,86 @@ impl Const {
     }
 }
 
+/// Most decimal places the runtime keeps exactly (its `decimal::MAX_SCALE`).
+pub const MAX_DECIMAL_PLACES: usize = 18;
+
+/// Most milliseconds a duration may span: the runtime's clocks count in signed 64 bits.
+pub const MAX_DURATION_MS: u64 = i64::MAX as u64;
+
+/// Reports (`E0508`) a decimal or duration literal the runtime cannot hold exactly: a
+/// decimal whose digits overflow its 128-bit mantissa or with more than 18 places (it
+/// would be rounded), a duration past `i64::MAX` milliseconds. True when it fits.
+pub fn literal_fits(lit: &Literal, span: Span, diags: &mut Diagnostics) -> bool {
+    let problem = match lit {
+        Literal::Decimal(text) => decimal_problem(text),
+        Literal::Duration(_, text) => duration_ms(text)
+            .filter(|ms| *ms <= MAX_DURATION_MS)
+            .is_none()
+            .then(|| {
+                (
+                    format!("duration `{text}` overflows"),
+                    "durations are counted in milliseconds up to about 292 million years"
+                        .to_string(),
+                    "write a shorter duration".to_string(),
+                )
+            }),
+        _ => None,
+    };
+    let Some((message, label, help)) = problem else {
+        return true;
+    };
+    diags.push(
+        Diagnostic::error(codes::LITERAL_OUT_OF_RANGE, span, message)
+            .label(label)
+            .help(help),
+    );
+    false
+}
+
+/// Why the runtime's exact decimal cannot hold `text` (`digits.digits`), if it cannot.
+fn decimal_problem(text: &str) -> Option<(String, String, String)> {
+    let (int_part, frac_part) = text.split_once('.').unwrap_or((text, ""));
+    let significant = format!("{int_part}{frac_part}");
+    let significant = significant.trim_start_matches('0');
+    if significant.len() > 38 && significant.parse::<i128>().is_err() {
+        return Some((
+            format!("decimal literal `{text}` has too many digits"),
+            format!("{} digits; decimals keep at most 38", significant.len()),
+            "write fewer digits, or keep the number as a string".to_string(),
+        ));
+    }
+    if frac_part.len() > MAX_DECIMAL_PLACES {
+        return Some((
+            format!("decimal literal `{text}` has more than {MAX_DECIMAL_PLACES} places"),
+            format!("{} decimal places would be rounded", frac_part.len()),
+            format!("write at most {MAX_DECIMAL_PLACES} decimal places"),
+        ));
+    }
+    None
+}
+
+/// A duration literal's milliseconds, `None` when they overflow 64 bits.
+fn duration_ms(text: &str) -> Option<u64> {
+    let digits_end = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let unit_ms: u64 = match &text[digits_end..] {
+        "ms" => 1,
+        "s" => 1_000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        _ => 86_400_000,
+    };
+    text[..digits_end].parse::<u64>().ok()?.checked_mul(unit_ms)
+}
+
 /// Evaluates a settings value; `None` (after a report) when it is not a constant.
 pub fn const_value(expr: &Expr, diags: &mut Diagnostics) -> Option<Const> {
+    if let ExprKind::Lit(lit) = &expr.kind {
+        if !literal_fits(lit, expr.span, diags) {
+            return None;
+        }
+    }
     let value = match &expr.kind {
         ExprKind::Lit(lit) => match lit {
             Literal::Null => Const::Value(Value::Null),

@@ -4,9 +4,10 @@ use super::types::{resolve_type, Ty};
 use super::{Env, TableInfo};
 use crate::diagnostics::{codes, Diagnostic, Diagnostics};
 use crate::resolve::{ModuleId, Program};
+use crate::source::Span;
 use crate::syntax::ast::{TableDecl, TableSource};
 use serde_json::Value;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 /// Resolves a table's types and loads its entries.
 pub fn table_info(
@@ -96,7 +97,11 @@ pub fn table_info(
                 load_json(&text, option("key"), option("value"))
             };
             match loaded {
-                Ok(mut loaded) => {
+                Ok(Loaded {
+                    entries: mut loaded,
+                    duplicates,
+                }) => {
+                    report_duplicates(&path.value, path.span, &duplicates, diags);
                     // CSV cells are text; read them as the declared value type.
                     if path.value.ends_with(".csv") {
                         for value in loaded.values_mut() {
@@ -193,14 +198,122 @@ fn key_text(value: &Value) -> Option<String> {
     }
 }
 
-fn load_json(
-    text: &str,
-    key: Option<String>,
-    value: Option<String>,
-) -> Result<BTreeMap<String, Value>, String> {
+/// A table file's entries, and the keys it gives more than once.
+struct Loaded {
+    entries: BTreeMap<String, Value>,
+    duplicates: Vec<Duplicate>,
+}
+
+/// A key given twice: where first and where again (`line 3`, `row 2`).
+struct Duplicate {
+    key: String,
+    first: String,
+    again: String,
+}
+
+/// Most duplicate keys reported per table file.
+const MAX_DUPLICATES_REPORTED: usize = 20;
+
+fn report_duplicates(file: &str, span: Span, duplicates: &[Duplicate], diags: &mut Diagnostics) {
+    for dup in duplicates.iter().take(MAX_DUPLICATES_REPORTED) {
+        diags.push(
+            Diagnostic::error(
+                codes::DUPLICATE_TABLE_KEY,
+                span,
+                format!(
+                    "table file `{file}` gives key `{}` twice ({} and {})",
+                    dup.key, dup.first, dup.again
+                ),
+            )
+            .label("loaded from here")
+            .help(format!(
+                "keep one entry per key in `{file}`: a lookup returns one value, the other would be lost"
+            )),
+        );
+    }
+    if duplicates.len() > MAX_DUPLICATES_REPORTED {
+        diags.push(
+            Diagnostic::error(
+                codes::DUPLICATE_TABLE_KEY,
+                span,
+                format!(
+                    "table file `{file}` gives {} more keys twice",
+                    duplicates.len() - MAX_DUPLICATES_REPORTED
+                ),
+            )
+            .label("loaded from here")
+            .help(format!("keep one entry per key in `{file}`")),
+        );
+    }
+}
+
+/// Remembers where each key was first seen and collects the ones seen again.
+#[derive(Default)]
+struct Seen {
+    first: HashMap<String, String>,
+    duplicates: Vec<Duplicate>,
+}
+
+impl Seen {
+    fn add(&mut self, key: &str, at: String) {
+        match self.first.get(key) {
+            Some(first) => self.duplicates.push(Duplicate {
+                key: key.to_string(),
+                first: first.clone(),
+                again: at,
+            }),
+            None => {
+                self.first.insert(key.to_string(), at);
+            }
+        }
+    }
+}
+
+/// The keys of a JSON document's top-level object with their 1-based line numbers, in
+/// order (serde_json keeps only the last value of a repeated key).
+fn top_level_keys(text: &str) -> Vec<(String, usize)> {
+    let bytes = text.as_bytes();
+    let (mut depth, mut line, mut idx) = (0usize, 1usize, 0usize);
+    let mut keys = Vec::new();
+    while idx < bytes.len() {
+        match bytes[idx] {
+            b'\n' => line += 1,
+            b'{' | b'[' => depth += 1,
+            b'}' | b']' => depth = depth.saturating_sub(1),
+            b'"' => {
+                let start = idx;
+                idx += 1;
+                while idx < bytes.len() && bytes[idx] != b'"' {
+                    idx += if bytes[idx] == b'\\' { 2 } else { 1 };
+                }
+                let end = (idx + 1).min(bytes.len());
+                let rest = text[end..].trim_start();
+                if depth == 1 && rest.starts_with(':') {
+                    if let Ok(key) = serde_json::from_str::<String>(&text[start..end]) {
+                        keys.push((key, line));
+                    }
+                }
+            }
+            _ => {}
+        }
+        idx += 1;
+    }
+    keys
+}
+
+fn load_json(text: &str, key: Option<String>, value: Option<String>) -> Result<Loaded, String> {
     let doc: Value = serde_json::from_str(text).map_err(|e| format!("not valid JSON ({e})"))?;
     match doc {
-        Value::Object(map) => Ok(map.into_iter().collect()),
+        Value::Object(map) => {
+            let mut seen = Seen::default();
+            for (key, line) in top_level_keys(text) {
+                seen.add(&key, format!("line {line}"));
+            }
+            Ok(Loaded {
+                entries: map.into_iter().collect(),
+                duplicates: seen.duplicates,
+            })
+        }
         Value::Array(rows) => {
             let (Some(key), Some(value)) = (key, value) else {
                 return Err(
@@ -208,6 +321,7 @@ fn load_json(
                 );
             };
             let mut out = BTreeMap::new();
+            let mut seen = Seen::default();
             for (idx, row) in rows.iter().enumerate() {
                 let k = row
                     .get(&key)
@@ -217,9 +331,13 @@ fn load_json(
                     .get(&value)
                     .cloned()
                     .ok_or(format!("row {idx} has no `{value}`"))?;
+                seen.add(&k, format!("row {}", idx + 1));
                 out.insert(k, v);
             }
-            Ok(out)
+            Ok(Loaded {
+                entries: out,
+                duplicates: seen.duplicates,
+            })
         }
         _ => Err("expected an object or an array".into()),
     }
@@ -246,13 +364,12 @@ pub fn csv_fields(line: &str) -> Vec<String> {
     fields
 }
 
-fn load_csv(
-    text: &str,
-    key: Option<String>,
-    value: Option<String>,
-) -> Result<BTreeMap<String, Value>, String> {
-    let mut lines = text.lines().filter(|l| !l.trim().is_empty());
-    let header = csv_fields(lines.next().ok_or("the file is empty")?);
+fn load_csv(text: &str, key: Option<String>, value: Option<String>) -> Result<Loaded, String> {
+    let mut lines = text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty());
+    let header = csv_fields(lines.next().ok_or("the file is empty")?.1);
     let column = |name: &Option<String>, fallback: usize| match name {
         Some(name) => header
             .iter()
@@ -262,16 +379,20 @@ fn load_csv(
     };
     let (key_col, value_col) = (column(&key, 0)?, column(&value, 1)?);
     let mut out = BTreeMap::new();
-    for (idx, line) in lines.enumerate() {
+    let mut seen = Seen::default();
+    for (idx, line) in lines {
         let fields = csv_fields(line);
         let k = fields
             .get(key_col)
-            .ok_or(format!("row {} has no key column", idx + 2))?;
+            .ok_or(format!("line {} has no key column", idx + 1))?;
         let v = fields
             .get(value_col)
-            .ok_or(format!("row {} has no value column", idx + 2))?;
-        let v = Value::String(v.clone());
-        out.insert(k.clone(), v);
+            .ok_or(format!("line {} has no value column", idx + 1))?;
+        seen.add(k, format!("line {}", idx + 1));
+        out.insert(k.clone(), Value::String(v.clone()));
     }
-    Ok(out)
+    Ok(Loaded {
+        entries: out,
+        duplicates: seen.duplicates,
+    })
 }

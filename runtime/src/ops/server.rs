@@ -62,7 +62,7 @@ impl Resp {
 pub type Handler = Rc<dyn Fn(Req) -> Pin<Box<dyn Future<Output = Resp>>>>;
 
 /// Largest request body read (bigger bodies get 413).
-pub const MAX_BODY: usize = 4 << 20;
+pub const MAX_BODY: usize = omniflow_compiler::ir::MAX_WEBHOOK_BODY_BYTES as usize;
 
 /// Binds and serves until the task is dropped; returns the bound address.
 pub async fn serve(addr: &str, handler: Handler) -> Result<SocketAddr, String> {

@@ -1,0 +1,160 @@
+//! What the runtime accepts of the standard connectors' settings and options: a value it
+//! would refuse at start, ignore or silently cap is refused here first, so a flow that
+//! checks clean is one `omniflow run` starts as written.
+
+use super::settings::Const;
+use crate::diagnostics::{codes, Diagnostic, Diagnostics};
+use crate::ir::{SettingValue, MAX_WEBHOOK_BODY_BYTES};
+use crate::source::Span;
+use crate::syntax::ast::Ident;
+use serde_json::Value;
+use std::collections::BTreeMap;
+
+/// Longest `lookback` of a poll source: the pagers subtract it from a timestamp.
+pub const MAX_LOOKBACK_MS: u64 = 365 * 86_400_000;
+
+/// The webhook signature schemes of the `webhook` connector.
+pub const WEBHOOK_SCHEMES: &[&str] = &[
+    "hmac_sha256_base64",
+    "hmac_sha256_url_body",
+    "standard_webhooks",
+    "none",
+];
+
+/// The largest `page_size` the runtime sends for a poll operation (the vendor's own
+/// maximum); larger values would be capped.
+pub fn max_page_size(connector: &str, operation: &str) -> u64 {
+    match (connector, operation) {
+        ("amazon_sp", "orders") => 100,
+        ("shopify", "orders") | ("shipbob", _) => 250,
+        _ => 1000,
+    }
+}
+
+/// Checks one literal setting of a connection to a standard connector against what the
+/// runtime accepts; reports `E0509` and returns false when it would be refused or capped.
+pub fn connection_setting(
+    connector: &str,
+    name: &Ident,
+    value: &Const,
+    required: bool,
+    span: Span,
+    diags: &mut Diagnostics,
+) -> bool {
+    let problem = match (connector, name.name.as_str(), value) {
+        (_, _, Const::Value(Value::String(text))) if required && text.is_empty() => Some((
+            format!("`{}` is empty", name.name),
+            "the runtime refuses to start a connection without it".to_string(),
+            format!(
+                "give `{}` a value, or read it with `env(\"NAME\")`",
+                name.name
+            ),
+        )),
+        ("http" | "webhook", "max_body_bytes", Const::Value(Value::Number(n))) => {
+            let max = if connector == "webhook" {
+                MAX_WEBHOOK_BODY_BYTES
+            } else {
+                i64::MAX as u64
+            };
+            let fits = n.as_i64().is_some_and(|b| b >= 1 && b as u64 <= max);
+            (!fits).then(|| {
+                let label = if connector == "webhook" {
+                    format!("the webhook server reads at most {max} bytes")
+                } else {
+                    "a limit needs at least one byte".to_string()
+                };
+                (
+                    format!("`max_body_bytes` is {n}, allowed 1 to {max}"),
+                    label,
+                    format!("use a body limit between 1 and {max} bytes"),
+                )
+            })
+        }
+        ("http", "base_url", Const::Value(Value::String(url))) => {
+            http_url_problem(url).map(|why| {
+                (
+                    format!("`base_url` `{url}` {why}"),
+                    "the http connector calls this URL".to_string(),
+                    "write an absolute URL like \"https://api.example.com\"".to_string(),
+                )
+            })
+        }
+        ("bus", "url", Const::Value(Value::String(url)))
+            if !(url.starts_with("embedded") || url.starts_with("nats://")) =>
+        {
+            Some((
+                format!("bus url `{url}` is neither embedded nor NATS"),
+                "the runtime has no bus at this address".to_string(),
+                "use `embedded:` (in-process) or `nats://host:port` (JetStream)".to_string(),
+            ))
+        }
+        ("webhook", "scheme", Const::Value(Value::String(scheme)))
+            if !WEBHOOK_SCHEMES.contains(&scheme.as_str()) =>
+        {
+            Some((
+                format!("unknown webhook signature scheme `{scheme}`"),
+                "deliveries could not be verified".to_string(),
+                crate::diagnostics::suggest::did_you_mean(
+                    scheme,
+                    WEBHOOK_SCHEMES.iter().copied(),
+                    &format!("the schemes are {}", WEBHOOK_SCHEMES.join(", ")),
+                ),
+            ))
+        }
+        _ => None,
+    };
+    let Some((message, label, help)) = problem else {
+        return true;
+    };
+    diags.push(
+        Diagnostic::error(codes::SETTING_OUT_OF_RANGE, span, message)
+            .label(label)
+            .help(help),
+    );
+    false
+}
+
+/// Why `url` is not an absolute `http`/`https` URL with a host, as the runtime's http
+/// client parses it.
+pub fn http_url_problem(url: &str) -> Option<&'static str> {
+    match url.parse::<http::Uri>() {
+        Err(_) => Some("is not a URL"),
+        Ok(uri) => match (uri.scheme_str(), uri.host()) {
+            (Some("http" | "https"), Some(host)) if !host.is_empty() => None,
+            _ => Some("is not an http or https URL"),
+        },
+    }
+}
+
+/// The connection settings a webhook source of `connector` needs to verify deliveries
+/// and that `settings` lacks (the runtime refuses to start the source without them).
+pub fn missing_webhook_settings(
+    connector: &str,
+    settings: &BTreeMap<String, SettingValue>,
+) -> Vec<&'static str> {
+    let needed: &[&'static str] = match connector {
+        "shopify" | "shipbob" => &["webhook_secret"],
+        "square" => &["signature_key", "notification_url"],
+        "webhook" => match settings.get("scheme") {
+            Some(SettingValue::Value(Value::String(scheme))) => match scheme.as_str() {
+                "hmac_sha256_url_body" => &["secret", "notification_url"],
+                "none" => &[],
+                _ => &["secret"],
+            },
+            // Read at run time: which secrets it needs is known only then.
+            Some(_) => &[],
+            None => &["secret"],
+        },
+        _ => &[],
+    };
+    needed
+        .iter()
+        .copied()
+        .filter(|name| match settings.get(*name) {
+            None => true,
+            Some(SettingValue::Value(Value::String(text))) => text.is_empty(),
+            Some(SettingValue::Value(Value::Null)) => true,
+            Some(_) => false,
+        })
+        .collect()
+}

@@ -1,0 +1,224 @@
+//! Template variables against types: every `a.b.c` a minijinja template reads is checked
+//! against the type of `a`, so a template that names a field the message does not have
+//! is refused (`E0304`) instead of rendering empty or dead-lettering every message.
+//! Connector options (an http sink's `path` and `body`, a bus `subject`, an OData
+//! `path`) are rendered over the message itself, so their variables are its fields.
+
+use super::expr::{variable_span, ExprCx};
+use super::types::Ty;
+use super::Env;
+use crate::diagnostics::{codes, suggest, Diagnostic, Diagnostics};
+use crate::resolve::Program;
+use crate::source::Span;
+
+/// Functions minijinja offers every template; they are not variables.
+const GLOBALS: &[&str] = &[
+    "range",
+    "dict",
+    "namespace",
+    "debug",
+    "lipsum",
+    "cycler",
+    "joiner",
+];
+
+/// True when `text` would be rendered as a template.
+pub fn is_template(text: &str) -> bool {
+    text.contains("{{") || text.contains("{%")
+}
+
+/// The variable paths a template reads (`input.id` as `["input", "id"]`), sorted; the
+/// parse error when it does not parse.
+pub fn variable_paths(text: &str) -> Result<Vec<Vec<String>>, minijinja::Error> {
+    let env = minijinja::Environment::new();
+    let template = env.template_from_str(text)?;
+    let mut paths: Vec<Vec<String>> = template
+        .undeclared_variables(true)
+        .into_iter()
+        .map(|path| path.split('.').map(String::from).collect())
+        .collect();
+    paths.sort();
+    Ok(paths)
+}
+
+/// Checks the field paths of a template in an expression (a mapping, a `reject` reason)
+/// against the types of its variables; unknown roots are reported by the caller.
+pub fn check_paths(cx: &mut ExprCx, text: &str, span: Span) {
+    for path in variable_paths(text).into_iter().flatten() {
+        if let Some(ty) = cx.template_var_type(&path[0]) {
+            walk(cx.program, cx.env, &ty, &path, text, span, cx.diags);
+        }
+    }
+}
+
+/// Reports (`E0305`) a template in an option the runtime uses as plain text.
+pub fn plain_option(key: &str, text: &str, span: Span, diags: &mut Diagnostics) {
+    if !is_template(text) {
+        return;
+    }
+    diags.push(
+        Diagnostic::error(
+            codes::TEMPLATE_NOT_RENDERED,
+            span,
+            format!("`{key}` is not rendered as a template"),
+        )
+        .label("the runtime uses this text as written, braces included")
+        .help(format!(
+            "write `{key}` as plain text; templates work in an http sink's `path` and `body`, a bus `subject` and an OData `path`"
+        )),
+    );
+}
+
+/// Checks a connector option rendered over the message (of type `message`): each
+/// variable must be one of its fields (`E0303`), each path a field of its type (`E0304`).
+pub fn message_option(
+    program: &Program,
+    env: &Env,
+    message: &Ty,
+    key: &str,
+    text: &str,
+    span: Span,
+    diags: &mut Diagnostics,
+) {
+    if !is_template(text) {
+        return;
+    }
+    let paths = match variable_paths(text) {
+        Ok(paths) => paths,
+        Err(err) => return invalid(&err, text, span, diags),
+    };
+    let Ty::Record(item) = message else {
+        return;
+    };
+    let Some(schema) = env.schemas.get(item) else {
+        return;
+    };
+    for path in paths {
+        let root = path[0].as_str();
+        if GLOBALS.contains(&root) {
+            continue;
+        }
+        let Some(field) = schema.field(root) else {
+            let near = |name: &str| {
+                schema
+                    .field(name)
+                    .map(|f| f.name.as_str())
+                    .or_else(|| suggest::nearest(name, schema.field_names()))
+            };
+            let help = match (root, path.get(1).and_then(|first| near(first))) {
+                ("input", Some(field)) => format!(
+                    "`{key}` is rendered over the message itself: write `{{{{ {} }}}}`",
+                    std::iter::once(field)
+                        .chain(path[2..].iter().map(String::as_str))
+                        .collect::<Vec<_>>()
+                        .join(".")
+                ),
+                _ => suggest::did_you_mean(
+                    root,
+                    schema.field_names(),
+                    &format!(
+                        "`{key}` is rendered over the message; `{}` has the fields {}",
+                        schema.name,
+                        schema.field_names().join(", ")
+                    ),
+                ),
+            };
+            diags.push(
+                Diagnostic::error(
+                    codes::UNKNOWN_TEMPLATE_VARIABLE,
+                    variable_span(text, span, root),
+                    format!("template uses unknown variable `{root}`"),
+                )
+                .label(format!("`{}` messages have no field `{root}`", schema.name))
+                .help(help),
+            );
+            continue;
+        };
+        walk(program, env, &field.ty, &path, text, span, diags);
+    }
+}
+
+/// Follows `path[1..]` through `ty` (the type of `path[0]`), reporting the first step
+/// the type does not have (`E0304`).
+pub fn walk(
+    program: &Program,
+    env: &Env,
+    ty: &Ty,
+    path: &[String],
+    text: &str,
+    span: Span,
+    diags: &mut Diagnostics,
+) {
+    let mut ty = ty.clone();
+    for (depth, step) in path.iter().enumerate().skip(1) {
+        let (owner, fields): (String, Vec<&str>) = match &ty {
+            Ty::Json | Ty::Error | Ty::Never | Ty::Null => return,
+            Ty::Record(item) => match env.schemas.get(item) {
+                Some(schema) => match schema.field(step) {
+                    Some(field) => {
+                        ty = field.ty.clone();
+                        continue;
+                    }
+                    None => (format!("`{}`", schema.name), schema.field_names()),
+                },
+                None => return,
+            },
+            Ty::Money => match step.as_str() {
+                "amount" => {
+                    ty = Ty::Int;
+                    continue;
+                }
+                "currency" => {
+                    ty = Ty::String;
+                    continue;
+                }
+                _ => ("money".to_string(), vec!["amount", "currency"]),
+            },
+            Ty::List(elem) if step.parse::<usize>().is_ok() => {
+                ty = (**elem).clone();
+                continue;
+            }
+            other => (other.display(program), Vec::new()),
+        };
+        let read = path[..depth].join(".");
+        let help = if fields.is_empty() {
+            format!("`{read}` is {owner}, which has no fields; use `{{{{ {read} }}}}`")
+        } else {
+            suggest::did_you_mean(
+                step,
+                fields.iter().copied(),
+                &format!("{owner} has the fields {}", fields.join(", ")),
+            )
+        };
+        diags.push(
+            Diagnostic::error(
+                codes::UNKNOWN_TEMPLATE_FIELD,
+                variable_span(text, span, &format!("{read}.{step}")),
+                format!("template reads `{read}.{step}`, but {owner} has no field `{step}`"),
+            )
+            .label(format!("not a field of {owner}"))
+            .help(help),
+        );
+        return;
+    }
+}
+
+/// Reports (`E0302`) a template that does not parse, at the error's place when the
+/// literal is written verbatim.
+fn invalid(err: &minijinja::Error, text: &str, span: Span, diags: &mut Diagnostics) {
+    let detail = err.detail().unwrap_or("syntax error");
+    let verbatim = (span.end - span.start) as usize == text.len() + 2;
+    let at = match err.range() {
+        Some(range) if verbatim && range.start < text.len() => {
+            let start = span.start as usize + 1 + range.start;
+            let end = span.start as usize + 1 + range.end.min(text.len()).max(range.start + 1);
+            Span::new(span.file, start, end)
+        }
+        _ => span,
+    };
+    diags.push(
+        Diagnostic::error(codes::INVALID_TEMPLATE, at, format!("invalid template: {detail}"))
+            .label("this template does not parse")
+            .help("templates use minijinja syntax: `{{ name }}`, `{{ value | upper }}`, `{% if x %}...{% endif %}`"),
+    );
+}
