@@ -82,17 +82,21 @@ impl Runner {
         })
     }
 
-    /// The ops endpoint: `/health`, `/ready`, `/metrics`.
+    /// The ops endpoint: `/health`, `/ready` (not while stopping or while state writes
+    /// fail), `/metrics`.
     pub fn ops_handler(&self) -> Handler {
         let metrics = self.metrics.clone();
         let stopping = self.stopping.clone();
+        let store = self.store.clone();
         Rc::new(move |req| {
             let metrics = metrics.clone();
             let stopping = stopping.get();
+            let writable = store.is_writable();
             Box::pin(async move {
                 match req.path.as_str() {
                     "/health" => Resp::text(200, "ok\n"),
                     "/ready" if stopping => Resp::text(503, "stopping\n"),
+                    "/ready" if !writable => Resp::text(503, "state writes failing\n"),
                     "/ready" => Resp::text(200, "ready\n"),
                     "/metrics" => Resp {
                         status: 200,

@@ -1,14 +1,20 @@
 //! `omniflow dlq`: list, show, replay and discard dead letters. Replay puts the original
 //! message back into its flow's inbox; deliveries that already succeeded are not repeated.
 //! Discard settles a letter that will never be replayed (it stays listed with `--all`).
+//! `list` and `show` read beside a running runtime; `replay` and `discard` write, so they
+//! take the state file's lock and are refused while a runtime (or another writer) runs.
 
 use omniflow_runtime::state::{self, DeadLetter};
+use std::time::Duration;
 
 #[derive(clap::Args)]
 pub struct Args {
     /// State backend.
     #[arg(long, default_value = "sqlite:omniflow.db", global = true)]
     state: String,
+    /// How long `replay` and `discard` wait for another process to release the state file.
+    #[arg(long, default_value = "0s", global = true, value_parser = state::lock::parse_wait)]
+    state_wait: Duration,
     #[command(subcommand)]
     command: Command,
 }
@@ -44,14 +50,34 @@ enum Command {
 }
 
 pub fn run(args: Args) -> u8 {
-    let store = match state::open(&args.state) {
-        Ok(backend) => state::Store::start(backend),
+    let writes = matches!(
+        args.command,
+        Command::Replay { .. } | Command::Discard { .. }
+    );
+    let opened = if writes {
+        state::open_writer(&args.state, args.state_wait)
+            .map(|(backend, lock)| (backend, Some(lock)))
+            .map_err(|e| e.to_string())
+    } else {
+        state::open_for_reading(&args.state).map(|backend| (backend, None))
+    };
+    let (store, lock) = match opened {
+        Ok((backend, lock)) => (state::Store::start(backend), lock),
         Err(err) => {
             eprintln!("error: {err}");
             return 2;
         }
     };
-    match args.command {
+    let code = command(&store, args.command);
+    if let Err(err) = store.close_blocking() {
+        eprintln!("warning: {err}");
+    }
+    drop(lock);
+    code
+}
+
+fn command(store: &state::Store, command: Command) -> u8 {
+    match command {
         Command::List { all, limit, json } => {
             match store.call_blocking(move |b| b.dead_letters(all, limit)) {
                 Ok(letters) => {
@@ -133,19 +159,28 @@ pub fn run(args: Args) -> u8 {
             }
             for group in groups {
                 let id = group[0].id;
-                let count = group.len();
                 let result = store.call_blocking(move |b| {
-                    for letter in &group {
+                    // Claimed in the same transaction that puts the message back: a
+                    // letter already replayed or discarded is left alone.
+                    let mut claimed = Vec::with_capacity(group.len());
+                    for letter in group {
+                        if b.mark_replayed(letter.id)? {
+                            claimed.push(letter);
+                        }
+                    }
+                    for letter in &claimed {
                         if !letter.sink.is_empty() {
                             b.clear_outcome(&letter.sink, &letter.key)?;
                         }
-                        b.mark_replayed(letter.id)?;
                     }
-                    let first = &group[0];
+                    let group = claimed;
+                    let Some(first) = group.first() else {
+                        return Ok(0);
+                    };
                     // A refused inventory publication stays pending in its ledger, which
                     // sends the current quantity again when the runtime starts.
                     if first.flow.starts_with("ledger:") {
-                        return Ok(());
+                        return Ok(group.len());
                     }
                     // The earliest acceptance of the group (unknown counts as earliest).
                     let accepted_at = group
@@ -161,10 +196,10 @@ pub fn run(args: Args) -> u8 {
                         first.message.as_bytes(),
                         accepted_at,
                     )
-                    .map(|_| ())
+                    .map(|_| group.len())
                 });
                 match result {
-                    Ok(()) => replayed += count,
+                    Ok(count) => replayed += count,
                     Err(err) => {
                         eprintln!("error: dead letter {id}: {err}");
                         return 1;

@@ -7,6 +7,7 @@ mod inventory;
 mod map;
 mod run;
 mod sandbox;
+mod state;
 mod test;
 
 use clap::{Parser, Subcommand};
@@ -30,6 +31,8 @@ enum Command {
     Dlq(dlq::Args),
     /// Inspect the inventory ledgers: stock per location, what each channel was told.
     Inventory(inventory::Args),
+    /// Check a state file, or back it up (also while a runtime runs).
+    State(state::Args),
     /// Run the `test` blocks of flows.
     Test(test::Args),
     /// Run one flow's mapping and routing over a JSONL file, with no state.
@@ -46,6 +49,7 @@ pub fn run() -> ExitCode {
         Command::Run(args) => run::run(args),
         Command::Dlq(args) => dlq::run(args),
         Command::Inventory(args) => inventory::run(args),
+        Command::State(args) => state::run(args),
         Command::Test(args) => test::run(args),
         Command::Map(args) => map::run(args),
         Command::Sandbox(args) => sandbox::run(args),

@@ -29,6 +29,10 @@ pub struct Args {
     /// Serve webhook sources here [default: 127.0.0.1:8080].
     #[arg(long)]
     webhook_addr: Option<String>,
+    /// How long to wait for another process to release the state file (a rolling
+    /// restart: the old process stops while this one starts), e.g. 30s; then refuse.
+    #[arg(long, default_value = "15s", value_parser = state::lock::parse_wait)]
+    state_wait: Duration,
     /// Log format.
     #[arg(long, value_enum, default_value = "text")]
     log_format: super::LogFormat,
@@ -67,8 +71,10 @@ pub fn run(mut args: Args) -> u8 {
             return 2;
         }
     };
-    let backend = match state::open(args.state.as_deref().unwrap_or_default()) {
-        Ok(b) => b,
+    let spec = args.state.clone().unwrap_or_default();
+    // The one writer of the state file from here until the last commit below.
+    let (backend, lock) = match state::open_writer(&spec, args.state_wait) {
+        Ok(opened) => opened,
         Err(err) => {
             eprintln!("error: {err}");
             return 2;
@@ -86,7 +92,8 @@ pub fn run(mut args: Args) -> u8 {
         }
     };
     let local = tokio::task::LocalSet::new();
-    local.block_on(&runtime, async move {
+    let closing = store.clone();
+    let code = local.block_on(&runtime, async move {
         match serve(args, pipeline, store, retention).await {
             Ok(()) => 0,
             Err(err) => {
@@ -94,7 +101,17 @@ pub fn run(mut args: Args) -> u8 {
                 2
             }
         }
-    })
+    });
+    // The tasks (and their listeners) go first; what they queued is committed before the
+    // log is checkpointed, and only then is the file released to a successor.
+    drop(local);
+    match closing.close_blocking() {
+        Ok(()) => tracing::info!(state = %spec, "state checkpointed; stopped cleanly"),
+        Err(error) => tracing::warn!(%error, state = %spec, "state not checkpointed"),
+    }
+    drop(runtime);
+    drop(lock);
+    code
 }
 
 async fn serve(

@@ -3,11 +3,16 @@
 //! thread and commits whatever requests arrived together in one transaction (group
 //! commit), so durability costs one sync per batch, not per message.
 
+pub mod check;
+mod error;
 mod journal;
+pub mod lock;
 pub mod retention;
 mod sqlite;
 
 pub use crate::ledger::book::Journal;
+pub use error::StateError;
+pub use lock::StateLock;
 pub use sqlite::SqliteBackend;
 
 use std::sync::mpsc;
@@ -166,8 +171,9 @@ pub trait Backend: Send {
     ) -> StateResult<Vec<DeadLetter>>;
     /// One dead letter.
     fn dead_letter(&mut self, id: i64) -> StateResult<Option<DeadLetter>>;
-    /// Marks a dead letter replayed.
-    fn mark_replayed(&mut self, id: i64) -> StateResult<()>;
+    /// Claims a dead letter for replay (marks it replayed); false when it was replayed or
+    /// discarded already, so that two replays never put one letter back twice.
+    fn mark_replayed(&mut self, id: i64) -> StateResult<bool>;
     /// Settles a dead letter not replayed without replaying it; false when there is no
     /// such letter waiting.
     fn discard(&mut self, id: i64) -> StateResult<bool>;
@@ -199,6 +205,11 @@ pub trait Backend: Send {
     fn journal<'a>(&'a mut self, ledger: &'a str) -> StateResult<Box<dyn Journal + 'a>>;
     /// The names of the ledgers that hold rows.
     fn ledger_names(&mut self) -> StateResult<Vec<String>>;
+    /// Ends a writer's use of the state, outside any batch: what is committed is made
+    /// complete in the store itself and the stop is recorded as clean.
+    fn close(&mut self) -> StateResult<()> {
+        Ok(())
+    }
 }
 
 /// A queued request: runs against the backend, says whether it succeeded (a failed job's
@@ -223,13 +234,22 @@ struct Job {
     mode: Mode,
 }
 
+/// What the state thread receives: work for the next batch, or the last request.
+enum Request {
+    Job(Job),
+    /// Runs after every request queued before it; closes the backend and ends the thread.
+    Close(mpsc::Sender<StateResult<()>>),
+}
+
 /// A cloneable handle to the state thread.
 #[derive(Clone)]
 pub struct Store {
-    jobs: mpsc::Sender<Job>,
+    jobs: mpsc::Sender<Request>,
     /// Set when a write queued with [`Store::send`] failed: from then on nothing may be
     /// marked complete, so no message can leave the inbox without its outcome.
     degraded: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// Set while batches fail to start or commit; cleared by the next commit.
+    failing: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 const STOPPED: &str = "the state thread has stopped";
@@ -239,61 +259,37 @@ const MAX_BATCH: usize = 4096;
 
 impl Store {
     /// Starts the state thread over a backend.
-    pub fn start(mut backend: Box<dyn Backend>) -> Store {
-        let (jobs, queue) = mpsc::channel::<Job>();
+    pub fn start(backend: Box<dyn Backend>) -> Store {
+        let (jobs, queue) = mpsc::channel::<Request>();
+        let failing = std::sync::Arc::<std::sync::atomic::AtomicBool>::default();
+        let flag = failing.clone();
         thread::Builder::new()
             .name("omniflow-state".into())
-            .spawn(move || {
-                while let Ok(first) = queue.recv() {
-                    let mut batch = vec![first];
-                    while batch.len() < MAX_BATCH {
-                        match queue.try_recv() {
-                            Ok(job) => batch.push(job),
-                            Err(_) => break,
-                        }
-                    }
-                    if let Err(err) = backend.begin() {
-                        // Nothing ran: every caller hears the failure and may retry.
-                        for job in batch {
-                            let (_, reply) = (job.work)(&mut Unavailable(err.clone()));
-                            reply(Err(err.clone()));
-                        }
-                        continue;
-                    }
-                    let mut replies = Vec::with_capacity(batch.len());
-                    for job in batch {
-                        // A single statement is atomic by itself; several writes in one
-                        // request are undone together when the request fails.
-                        let marked = job.mode == Mode::Isolated && backend.savepoint().is_ok();
-                        let (ok, reply) = (job.work)(backend.as_mut());
-                        if marked {
-                            let _ = if ok {
-                                backend.release_savepoint()
-                            } else {
-                                backend.rollback_savepoint()
-                            };
-                        }
-                        if job.mode == Mode::Read {
-                            reply(Ok(()));
-                        } else {
-                            replies.push(reply);
-                        }
-                    }
-                    let committed = backend.commit();
-                    if committed.is_err() {
-                        let _ = backend.rollback();
-                    }
-                    for reply in replies {
-                        reply(committed.clone());
-                    }
-                }
-            })
+            .spawn(move || run_batches(backend, &queue, &flag))
             .map(|_| ())
             .unwrap_or_else(|err| tracing::error!(error = %err, "cannot start the state thread"));
         Store {
             jobs,
             degraded: std::sync::Arc::default(),
+            failing,
         }
+    }
+
+    /// True while the store takes writes: no queued write has failed (see
+    /// [`Store::send`]) and the last batch committed.
+    pub fn is_writable(&self) -> bool {
+        !self.is_degraded() && !self.failing.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Commits what was queued before, then closes the backend (a SQLite writer
+    /// checkpoints its log and records a clean stop) and ends the state thread; requests
+    /// queued after this one are refused.
+    pub fn close_blocking(&self) -> StateResult<()> {
+        let (tx, rx) = mpsc::channel();
+        self.jobs
+            .send(Request::Close(tx))
+            .map_err(|_| STOPPED.to_string())?;
+        rx.recv().map_err(|_| STOPPED.to_string())?
     }
 
     /// True once a queued write has failed (see [`Store::send`]).
@@ -316,7 +312,7 @@ impl Store {
             (ok, reply)
         });
         self.jobs
-            .send(Job { work, mode })
+            .send(Request::Job(Job { work, mode }))
             .map_err(|_| STOPPED.to_string())
     }
 
@@ -444,6 +440,83 @@ impl Store {
     }
 }
 
+/// The state thread: takes the requests that arrived together and commits them as one
+/// transaction, until the store is closed or every handle is gone.
+fn run_batches(
+    mut backend: Box<dyn Backend>,
+    queue: &mpsc::Receiver<Request>,
+    failing: &std::sync::atomic::AtomicBool,
+) {
+    let mut closing = None;
+    while let Ok(first) = queue.recv() {
+        let mut batch = Vec::new();
+        let mut next = Some(first);
+        while let Some(request) = next.take() {
+            match request {
+                Request::Job(job) => batch.push(job),
+                Request::Close(reply) => {
+                    closing = Some(reply);
+                    break;
+                }
+            }
+            if batch.len() < MAX_BATCH {
+                next = queue.try_recv().ok();
+            }
+        }
+        if !batch.is_empty() {
+            run_batch(backend.as_mut(), batch, failing);
+        }
+        if let Some(reply) = closing.take() {
+            let closed = backend.close();
+            drop(backend);
+            let _ = reply.send(closed);
+            return;
+        }
+    }
+}
+
+/// Runs one batch in one transaction; `failing` says, before anyone hears back, whether
+/// it could not start or commit.
+fn run_batch(backend: &mut dyn Backend, batch: Vec<Job>, failing: &std::sync::atomic::AtomicBool) {
+    use std::sync::atomic::Ordering::SeqCst;
+    if let Err(err) = backend.begin() {
+        failing.store(true, SeqCst);
+        // Nothing ran: every caller hears the failure and may retry.
+        for job in batch {
+            let (_, reply) = (job.work)(&mut Unavailable(err.clone()));
+            reply(Err(err.clone()));
+        }
+        return;
+    }
+    let mut replies = Vec::with_capacity(batch.len());
+    for job in batch {
+        // A single statement is atomic by itself; several writes in one request are
+        // undone together when the request fails.
+        let marked = job.mode == Mode::Isolated && backend.savepoint().is_ok();
+        let (ok, reply) = (job.work)(backend);
+        if marked {
+            let _ = if ok {
+                backend.release_savepoint()
+            } else {
+                backend.rollback_savepoint()
+            };
+        }
+        if job.mode == Mode::Read {
+            reply(Ok(()));
+        } else {
+            replies.push(reply);
+        }
+    }
+    let committed = backend.commit();
+    if committed.is_err() {
+        let _ = backend.rollback();
+    }
+    failing.store(committed.is_err(), SeqCst);
+    for reply in replies {
+        reply(committed.clone());
+    }
+}
+
 /// A backend that refuses everything (used when a batch could not start).
 struct Unavailable(String);
 
@@ -513,7 +586,7 @@ impl Backend for Unavailable {
         Err(self.0.clone())
     }
 
-    fn mark_replayed(&mut self, _: i64) -> StateResult<()> {
+    fn mark_replayed(&mut self, _: i64) -> StateResult<bool> {
         Err(self.0.clone())
     }
     fn held_since(&mut self) -> StateResult<Option<i64>> {
@@ -538,7 +611,31 @@ impl Backend for Unavailable {
     }
 }
 
-/// Opens the backend named by `--state` (`sqlite:PATH`).
+/// The file of a `sqlite:PATH` state.
+pub fn sqlite_path(spec: &str) -> Result<&std::path::Path, StateError> {
+    match spec.split_once(':') {
+        Some(("sqlite", path)) => Ok(std::path::Path::new(path)),
+        _ => Err(StateError::Backend(format!(
+            "unknown state backend `{spec}`; use sqlite:PATH (PostgreSQL + NATS JetStream is planned)"
+        ))),
+    }
+}
+
+/// Opens the backend named by `--state` for writing, as its only writer: takes the state
+/// file's lock (waiting up to `wait` for a holder to stop), checks the file, and returns
+/// the backend with the lock, which is to be dropped only after the store is closed.
+pub fn open_writer(
+    spec: &str,
+    wait: std::time::Duration,
+) -> Result<(Box<dyn Backend>, StateLock), StateError> {
+    let path = sqlite_path(spec)?;
+    let lock = lock::acquire(path, wait)?;
+    let backend = SqliteBackend::open_checked(path)?;
+    Ok((Box::new(backend), lock))
+}
+
+/// Opens the backend named by `--state` (`sqlite:PATH`) without its lock (a state file
+/// no other process can know of, like the demo's).
 pub fn open(spec: &str) -> StateResult<Box<dyn Backend>> {
     match spec.split_once(':') {
         Some(("sqlite", path)) => Ok(Box::new(SqliteBackend::open(path)?)),
@@ -692,6 +789,18 @@ mod tests {
             .map(|m| m.id)
             .collect();
         assert_eq!(left, vec![ids[3], ids[4], ids[6], ids[9]]);
+        let _ = std::fs::remove_file(&path);
+    }
+
+    #[tokio::test]
+    async fn a_store_whose_batches_fail_is_not_writable_until_one_commits() {
+        let failing = Store::start(Box::new(Unavailable("disk I/O error".into())));
+        assert!(failing.is_writable());
+        assert!(failing.call(|b| b.backlog("f")).await.is_err());
+        assert!(!failing.is_writable(), "/ready must say no");
+        let (store, path) = store("writable");
+        store.call(|b| b.backlog("f")).await.unwrap();
+        assert!(store.is_writable());
         let _ = std::fs::remove_file(&path);
     }
 

@@ -1,7 +1,9 @@
 //! The embedded default backend: one SQLite file in WAL mode, zero setup.
 
-use super::{Backend, DeadLetter, OutcomeStatus, StateResult, Stored};
+use super::error::StateError;
+use super::{check, Backend, DeadLetter, OutcomeStatus, StateResult, Stored};
 use rusqlite::{params, Connection, OptionalExtension};
+use std::path::Path;
 
 /// SQLite state in one file.
 pub struct SqliteBackend {
@@ -9,9 +11,33 @@ pub struct SqliteBackend {
     /// Batches only read: they start as deferred transactions, which never wait for or
     /// hold up a running runtime's writes.
     reading: bool,
+    /// Checkpointed and marked stopped (or never marked in use).
+    closed: bool,
+}
+
+impl Drop for SqliteBackend {
+    fn drop(&mut self) {
+        if !self.closed {
+            if let Err(error) = self.finish() {
+                tracing::warn!(%error, "state not marked stopped cleanly");
+            }
+        }
+    }
+}
+
+/// `wal_checkpoint(TRUNCATE)`: true when every frame reached the file and the log is
+/// empty (false when a reader kept it).
+fn checkpoint(conn: &Connection) -> rusqlite::Result<bool> {
+    conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+        r.get::<_, i64>(0)
+    })
+    .map(|busy| busy == 0)
 }
 
 const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS meta (
+    key TEXT NOT NULL PRIMARY KEY, value TEXT NOT NULL
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS inbox (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     flow TEXT NOT NULL,
@@ -107,10 +133,26 @@ pub(super) fn err(e: rusqlite::Error) -> String {
 }
 
 impl SqliteBackend {
-    /// Opens (creating if needed) the database file.
+    /// Opens (creating if needed) the database file for writing, after the checks of
+    /// [`check::inspect`] and a `quick_check`; the caller holds the file's lock.
     pub fn open(path: &str) -> StateResult<SqliteBackend> {
-        let conn =
-            Connection::open(path).map_err(|e| format!("cannot open state `{path}`: {e}"))?;
+        SqliteBackend::open_checked(Path::new(path)).map_err(|e| e.to_string())
+    }
+
+    /// Like [`SqliteBackend::open`], with the reason of a refusal.
+    pub fn open_checked(path: &Path) -> Result<SqliteBackend, StateError> {
+        let found = check::inspect(path)?;
+        if found.exists {
+            check::verify(path, false)?;
+        }
+        let backend = SqliteBackend::connect(path).map_err(StateError::Backend)?;
+        Ok(backend)
+    }
+
+    /// Opens the file, brings its tables up to date and marks it in use.
+    fn connect(path: &Path) -> StateResult<SqliteBackend> {
+        let conn = Connection::open(path)
+            .map_err(|e| format!("cannot open state `{}`: {e}", path.display()))?;
         conn.pragma_update(None, "journal_mode", "WAL")
             .map_err(err)?;
         // FULL: a committed batch survives power loss, not only a killed process.
@@ -120,25 +162,19 @@ impl SqliteBackend {
             .map_err(err)?;
         conn.execute_batch(SCHEMA).map_err(err)?;
         // Files made before messages and dead letters kept the original acceptance time
-        // and letters could be discarded. The check and the change are one transaction,
-        // so two processes opening such a file together both succeed.
+        // and letters could be discarded.
         for (table, column) in [
             ("inbox", "accepted_at"),
             ("dead_letters", "accepted_at"),
             ("dead_letters", "discarded_at"),
         ] {
-            conn.execute_batch("BEGIN IMMEDIATE").map_err(err)?;
             let missing = conn
                 .prepare(&format!("SELECT {column} FROM {table} LIMIT 0"))
                 .is_err();
-            let added = if missing {
+            if missing {
                 conn.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN {column} INTEGER"))
-            } else {
-                Ok(())
-            };
-            let end = if added.is_ok() { "COMMIT" } else { "ROLLBACK" };
-            conn.execute_batch(end).map_err(err)?;
-            added.map_err(err)?;
+                    .map_err(err)?;
+            }
         }
         // Only replayed messages have one (set apart from their arrival): a partial index
         // finds the oldest without costing the other messages anything.
@@ -146,23 +182,63 @@ impl SqliteBackend {
             "CREATE INDEX IF NOT EXISTS inbox_replays ON inbox (accepted_at) WHERE accepted_at IS NOT NULL",
         )
         .map_err(err)?;
+        // In use from now on, written through to the file itself (not only its log), so
+        // that a log deleted after a crash is noticed at the next start.
+        conn.execute(
+            "INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?1), ('stop', ?2)",
+            params![check::SCHEMA_VERSION.to_string(), check::RUNNING],
+        )
+        .map_err(err)?;
+        checkpoint(&conn).map_err(err)?;
         // Every statement of the per-message path stays prepared.
         conn.set_prepared_statement_cache_capacity(64);
         Ok(SqliteBackend {
             conn,
             reading: false,
+            closed: false,
         })
     }
 
-    /// Opens the database for inspection while a runtime may be writing to it: every batch
-    /// is a deferred (reading) transaction.
+    /// Opens the database for inspection while a runtime may be writing to it: a
+    /// read-only connection whose batches are deferred (reading) transactions.
     pub fn open_for_reading(path: &str) -> StateResult<SqliteBackend> {
-        if !std::path::Path::new(path).exists() {
+        let file = Path::new(path);
+        if !check::inspect(file).map_err(|e| e.to_string())?.exists {
             return Err(format!("no state at `{path}`"));
         }
-        let mut backend = SqliteBackend::open(path)?;
-        backend.reading = true;
-        Ok(backend)
+        let conn = check::read_only(file).map_err(err)?;
+        Ok(SqliteBackend {
+            conn,
+            reading: true,
+            closed: true,
+        })
+    }
+
+    /// Checkpoints the log into the file and marks the stop clean, so that the file alone
+    /// is a complete copy. A reader holding the log open leaves the stop unmarked (the
+    /// next start then reads the log as after a crash).
+    fn finish(&mut self) -> StateResult<()> {
+        self.closed = true;
+        if checkpoint(&self.conn).map_err(err)? {
+            self.conn
+                .execute(
+                    "UPDATE meta SET value = ?1 WHERE key = 'stop'",
+                    [check::CLEAN],
+                )
+                .map_err(err)?;
+            if checkpoint(&self.conn).map_err(err)? {
+                return Ok(());
+            }
+            // The mark may have reached the file while the log keeps content: say in the
+            // log that the file is in use again, which the next start accepts.
+            self.conn
+                .execute(
+                    "UPDATE meta SET value = ?1 WHERE key = 'stop'",
+                    [check::RUNNING],
+                )
+                .map_err(err)?;
+        }
+        Err("a reader held the write-ahead log; the next start reads it as after a crash".into())
     }
 
     fn letter(row: &rusqlite::Row) -> rusqlite::Result<DeadLetter> {
@@ -503,14 +579,22 @@ impl Backend for SqliteBackend {
             .map_err(err)
     }
 
-    fn mark_replayed(&mut self, id: i64) -> StateResult<()> {
+    fn mark_replayed(&mut self, id: i64) -> StateResult<bool> {
         self.conn
             .execute(
-                "UPDATE dead_letters SET replayed_at = ?2 WHERE id = ?1",
+                "UPDATE dead_letters SET replayed_at = ?2 \
+                 WHERE id = ?1 AND replayed_at IS NULL AND discarded_at IS NULL",
                 params![id, super::now_secs()],
             )
-            .map(|_| ())
+            .map(|changed| changed == 1)
             .map_err(err)
+    }
+
+    fn close(&mut self) -> StateResult<()> {
+        if self.closed {
+            return Ok(());
+        }
+        self.finish()
     }
 
     fn discard(&mut self, id: i64) -> StateResult<bool> {
