@@ -80,6 +80,7 @@ codes! {
     TIMEOUT_OUT_OF_RANGE = "E0504", "timeout-out-of-range", "a timeout or interval is outside its allowed range";
     INVALID_SETTING = "E0505", "invalid-setting", "a setting has a value of the wrong kind";
     SOURCE_KIND_MISMATCH = "E0506", "source-kind-mismatch", "a source option does not apply to the source's kind";
+    SIZE_OUT_OF_RANGE = "E0510", "size-out-of-range", "a size limit in bytes is outside its allowed range";
 
     UNKNOWN_LOCATION = "E0601", "unknown-location", "a ledger channel or safety-stock table names a location the ledger does not keep";
     UNKNOWN_CHANNEL = "E0602", "unknown-channel", "a reservation names a channel the ledger does not declare";
