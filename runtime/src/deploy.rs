@@ -7,6 +7,11 @@
 //! ops_addr: 127.0.0.1:9090
 //! webhook_addr: 0.0.0.0:8080
 //! secrets: { from: file, dir: /run/secrets }   # or { from: env } (the default)
+//! servers:                     # the webhook and ops servers, each (defaults shown)
+//!   max_connections: 512       # at the cap, the connection waiting longest is closed
+//!   header_timeout: 10s        # a request's head, from its first byte
+//!   body_timeout: 30s          # its body, after the head (408 past it)
+//!   idle_timeout: 60s          # a connection waiting for its first or next request
 //! retention:                   # unset: kept for ever (see state::retention)
 //!   outcomes: 90d              # sinks' idempotency memory, counted back from held work
 //!   dead_letters: 30d          # replayed or discarded dead letters
@@ -44,6 +49,9 @@ pub struct Deployment {
     /// Overrides by connection name.
     #[serde(default)]
     pub connections: BTreeMap<String, ConnectionOverride>,
+    /// Deadlines and connection cap of the webhook and ops servers.
+    #[serde(default)]
+    pub servers: crate::ops::server::Limits,
     /// How long finished work is remembered.
     #[serde(default)]
     pub retention: crate::state::retention::Retention,
@@ -106,6 +114,10 @@ impl Deployment {
             .map_err(|e| format!("cannot read `{}`: {e}", path.display()))?;
         let deployment: Deployment =
             serde_norway::from_str(&text).map_err(|e| format!("`{}`: {e}", path.display()))?;
+        deployment
+            .servers
+            .check()
+            .map_err(|e| format!("`{}`: {e}", path.display()))?;
         if deployment.secrets.from == SecretSource::File && deployment.secrets.dir.is_none() {
             return Err(format!(
                 "`{}`: `secrets: {{from: file}}` needs `dir`",

@@ -35,6 +35,16 @@ impl Runner {
         store: Store,
         webhook_addr: &str,
     ) -> Result<Runner, String> {
+        Runner::start_with(pipeline, store, webhook_addr, server::Limits::default()).await
+    }
+
+    /// [`Runner::start`], the webhook server applying `servers`.
+    pub async fn start_with(
+        pipeline: Rc<Pipeline>,
+        store: Store,
+        webhook_addr: &str,
+        servers: server::Limits,
+    ) -> Result<Runner, String> {
         let metrics = Rc::new(Metrics::default());
         let (stop_tx, stop_rx) = watch::channel(false);
         let stopping = Rc::new(Cell::new(false));
@@ -67,7 +77,7 @@ impl Runner {
                 let stopping = stopping.get();
                 Box::pin(async move { routes.handle(req, stopping).await })
             });
-            let addr = server::serve(webhook_addr, handler).await?;
+            let addr = server::serve_with(webhook_addr, handler, "webhooks", servers).await?;
             tracing::info!(addr = %addr, "webhooks listening");
             bound = Some(addr);
         }

@@ -90,6 +90,7 @@ codes! {
     USER_CONNECTOR = "E0507", "user-connector", "a flow declares its own connector, which the runtime cannot run yet";
     LITERAL_OUT_OF_RANGE = "E0508", "literal-out-of-range", "a decimal or duration literal does not fit what the runtime represents exactly";
     SETTING_OUT_OF_RANGE = "E0509", "setting-out-of-range", "a connection setting or option is outside what the runtime accepts";
+    SIZE_OUT_OF_RANGE = "E0510", "size-out-of-range", "a size limit in bytes is outside its allowed range";
 
     UNKNOWN_LOCATION = "E0601", "unknown-location", "a ledger channel or safety-stock table names a location the ledger does not keep";
     UNKNOWN_CHANNEL = "E0602", "unknown-channel", "a reservation names a channel the ledger does not declare";

@@ -1236,7 +1236,9 @@ const HTTP_POLL_KEYS: &[&str] = &["path", "items", "next", "watermark"];
 const ODATA_POLL_KEYS: &[&str] = &["entity_set", "filter", "select", "expand", "watermark"];
 const WEBHOOK_KEYS: &[&str] = &["path", "dedupe"];
 const SCHEDULE_KEYS: &[&str] = &["every", "cron"];
-const FILE_KEYS: &[&str] = &["path", "format"];
+const FILE_KEYS: &[&str] = &["path", "format", "max_line_bytes"];
+/// The longest line a file source may be set to read whole (256 MiB).
+const MAX_LINE_BYTES: u64 = 1 << 28;
 const BUS_KEYS: &[&str] = &["subject", "durable"];
 
 fn keys_for(kind: &str) -> &'static [&'static str] {
@@ -1343,6 +1345,17 @@ fn source_options(
                 }
                 true
             }
+            ("max_line_bytes", Const::Value(Value::Number(n))) => {
+                if !n
+                    .as_u64()
+                    .is_some_and(|n| (1..=MAX_LINE_BYTES).contains(&n))
+                {
+                    let text = format!("line limit {n} is outside 1 to {MAX_LINE_BYTES} bytes");
+                    let help = "use a line limit between 1 byte and 256 MiB (268435456)";
+                    range(diags, codes::SIZE_OUT_OF_RANGE, span, text, help);
+                }
+                true
+            }
             ("format", Const::Name(n)) | ("format", Const::Value(Value::String(n))) => {
                 matches!(n.as_str(), "csv" | "jsonl")
             }
@@ -1374,7 +1387,7 @@ fn source_options(
             let want = match key {
                 "every" | "lookback" => "a duration like `2m`",
                 "cursor" => "`watermark`, `page_token` or `none`",
-                "page_size" => "an integer",
+                "page_size" | "max_line_bytes" => "an integer",
                 "format" => "`csv` or `jsonl`",
                 "dedupe" => "`true` or `false`",
                 _ => "a string",

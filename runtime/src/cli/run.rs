@@ -60,6 +60,7 @@ pub fn run(mut args: Args) -> u8 {
         .or(Some("127.0.0.1:8080".into()));
     args.ops_addr = args.ops_addr.or(deployment.ops_addr.clone());
     let retention = deployment.retention.clone();
+    let servers = deployment.servers;
     let loaded = load_graph(&args.paths).and_then(|mut graph| {
         deployment.apply(&mut graph)?;
         Pipeline::new(graph)
@@ -94,7 +95,7 @@ pub fn run(mut args: Args) -> u8 {
     let local = tokio::task::LocalSet::new();
     let closing = store.clone();
     let code = local.block_on(&runtime, async move {
-        match serve(args, pipeline, store, retention).await {
+        match serve(args, pipeline, store, retention, servers).await {
             Ok(()) => 0,
             Err(err) => {
                 eprintln!("error: {err}");
@@ -119,18 +120,20 @@ async fn serve(
     pipeline: Rc<Pipeline>,
     store: state::Store,
     retention: state::retention::Retention,
+    servers: server::Limits,
 ) -> Result<(), String> {
     // Listen for SIGTERM before anything else, so a stop during start-up is graceful too.
     let signals = Signals::new();
-    let runner = Runner::start(
+    let runner = Runner::start_with(
         pipeline,
         store,
         args.webhook_addr.as_deref().unwrap_or_default(),
+        servers,
     )
     .await?;
     runner.sweep_state(retention);
     if let Some(ops_addr) = &args.ops_addr {
-        let addr = server::serve(ops_addr, runner.ops_handler()).await?;
+        let addr = server::serve_with(ops_addr, runner.ops_handler(), "ops", servers).await?;
         tracing::info!(addr = %addr, "ops endpoint listening");
     }
     tracing::info!(flows = runner.flows.len(), state = %args.state.as_deref().unwrap_or_default(), "running");

@@ -5,7 +5,7 @@
 pub mod amazon;
 pub mod bus;
 pub mod client;
-mod file;
+pub mod file;
 pub mod http;
 pub mod nats;
 pub mod odata;

@@ -1,6 +1,10 @@
 //! Inbound webhook signatures and delivery ids, per vendor scheme:
-//! - Shopify: `X-Shopify-Hmac-Sha256` = base64(HMAC-SHA256(secret, raw body)); duplicates
-//!   share `X-Shopify-Event-Id` (then `X-Shopify-Webhook-Id`);
+//! - Shopify: `X-Shopify-Hmac-Sha256` = base64(HMAC-SHA256(secret, raw body)); as
+//!   Shopify's own library (`shopify-api` `webhooks.validate`) does, a delivery without the
+//!   HMAC, without a body or without `X-Shopify-Topic`, `X-Shopify-Shop-Domain`,
+//!   `X-Shopify-API-Version` or `X-Shopify-Webhook-Id` is refused with 400, a wrong HMAC
+//!   with 401, and a topic the source does not take with 404; duplicates share
+//!   `X-Shopify-Event-Id` (then `X-Shopify-Webhook-Id`);
 //! - Square: `x-square-hmacsha256-signature` = base64(HMAC-SHA256(key, notification URL ‖
 //!   raw body)); duplicates share the envelope's `event_id`;
 //! - Standard Webhooks (ShipBob): `webhook-signature` holds `v1,<base64>` entries over
@@ -19,6 +23,78 @@ use std::collections::BTreeMap;
 /// Oldest Standard Webhooks timestamp accepted, in seconds either side of now.
 const TOLERANCE_SECS: i64 = 300;
 
+/// Headers Shopify's library requires besides the HMAC (`X-Shopify-Triggered-At` and
+/// `X-Shopify-Event-Id` are sent too, and read when present).
+pub const SHOPIFY_HEADERS: [&str; 4] = [
+    "X-Shopify-Topic",
+    "X-Shopify-Shop-Domain",
+    "X-Shopify-API-Version",
+    "X-Shopify-Webhook-Id",
+];
+
+/// Why a delivery is refused; [`Refusal::status`] is the HTTP answer.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// No signature header (401; 400 for Shopify, as its library answers).
+    MissingSignature { header: String, status: u16 },
+    /// The signature header is not base64 (401).
+    NotBase64(String),
+    /// The signature does not match the body (401).
+    Mismatch,
+    /// Another check of the scheme failed (401).
+    Invalid(String),
+    /// An empty body where the vendor always sends one (400).
+    MissingBody,
+    /// Headers the vendor always sends are absent (400).
+    MissingHeaders(Vec<&'static str>),
+    /// The delivery's topic is not the one this source takes (404).
+    WrongTopic { expected: String, given: String },
+}
+
+impl Refusal {
+    /// The HTTP status the delivery is answered with.
+    pub fn status(&self) -> u16 {
+        match self {
+            Refusal::MissingSignature { status, .. } => *status,
+            Refusal::NotBase64(_) | Refusal::Mismatch | Refusal::Invalid(_) => 401,
+            Refusal::MissingBody | Refusal::MissingHeaders(_) => 400,
+            Refusal::WrongTopic { .. } => 404,
+        }
+    }
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Refusal::MissingSignature { header, .. } => {
+                write!(f, "missing signature header `{header}`")
+            }
+            Refusal::NotBase64(header) => write!(f, "signature header `{header}` is not base64"),
+            Refusal::Mismatch => write!(f, "signature does not match the body"),
+            Refusal::Invalid(reason) => f.write_str(reason),
+            Refusal::MissingBody => write!(f, "the delivery has no body"),
+            Refusal::MissingHeaders(names) => write!(
+                f,
+                "missing headers every delivery carries: {}",
+                names.join(", ")
+            ),
+            Refusal::WrongTopic { expected, given } => write!(
+                f,
+                "this source takes `{expected}` deliveries, not `{given}`"
+            ),
+        }
+    }
+}
+
+/// The Shopify topic of a webhook source operation.
+fn shopify_topic(operation: &str) -> Option<&'static str> {
+    match operation {
+        "orders_create" => Some("orders/create"),
+        "refunds_create" => Some("refunds/create"),
+        _ => None,
+    }
+}
+
 /// How a webhook source checks deliveries.
 #[derive(Clone)]
 pub enum Verifier {
@@ -26,6 +102,8 @@ pub enum Verifier {
     None,
     Shopify {
         secret: Vec<u8>,
+        /// The topic the source takes (`orders/create`).
+        topic: Option<&'static str>,
     },
     Square {
         key: Vec<u8>,
@@ -58,22 +136,64 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
-fn check_b64(expected: &[u8], given: Option<&str>, name: &str) -> Result<(), String> {
-    let given = given.ok_or_else(|| format!("missing signature header `{name}`"))?;
+fn check_b64(expected: &[u8], given: Option<&str>, name: &str) -> Result<(), Refusal> {
+    let given = given.ok_or_else(|| Refusal::MissingSignature {
+        header: name.to_string(),
+        status: 401,
+    })?;
     let decoded = B64
         .decode(given.trim())
-        .map_err(|_| format!("signature header `{name}` is not base64"))?;
+        .map_err(|_| Refusal::NotBase64(name.to_string()))?;
     if same(expected, &decoded) {
         Ok(())
     } else {
-        Err("signature does not match the body".into())
+        Err(Refusal::Mismatch)
+    }
+}
+
+/// Shopify's checks, in its library's order: HMAC present, body, HMAC, headers; then the
+/// topic.
+fn check_shopify(
+    secret: &[u8],
+    topic: Option<&str>,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<(), Refusal> {
+    const HMAC: &str = "X-Shopify-Hmac-Sha256";
+    if header(headers, HMAC).is_none() {
+        return Err(Refusal::MissingSignature {
+            header: HMAC.to_string(),
+            status: 400,
+        });
+    }
+    if body.is_empty() {
+        return Err(Refusal::MissingBody);
+    }
+    check_b64(&hmac(secret, &[body]), header(headers, HMAC), HMAC)?;
+    let missing: Vec<&'static str> = SHOPIFY_HEADERS
+        .into_iter()
+        .filter(|name| header(headers, name).is_none_or(|v| v.trim().is_empty()))
+        .collect();
+    if !missing.is_empty() {
+        return Err(Refusal::MissingHeaders(missing));
+    }
+    let given = header(headers, "x-shopify-topic")
+        .unwrap_or_default()
+        .trim();
+    match topic {
+        Some(expected) if !given.eq_ignore_ascii_case(expected) => Err(Refusal::WrongTopic {
+            expected: expected.to_string(),
+            given: given.to_string(),
+        }),
+        _ => Ok(()),
     }
 }
 
 impl Verifier {
-    /// The verifier a connector's webhook source uses, from its settings.
+    /// The verifier a connector's webhook source (`operation`) uses, from its settings.
     pub fn for_source(
         connector: &str,
+        operation: &str,
         settings: &BTreeMap<String, Value>,
     ) -> Result<Verifier, String> {
         let text = |name: &str| {
@@ -91,6 +211,7 @@ impl Verifier {
         Ok(match connector {
             "shopify" => Verifier::Shopify {
                 secret: need("webhook_secret")?.into_bytes(),
+                topic: shopify_topic(operation),
             },
             "square" => Verifier::Square {
                 key: need("signature_key")?.into_bytes(),
@@ -123,14 +244,10 @@ impl Verifier {
     }
 
     /// Checks a delivery's signature.
-    pub fn verify(&self, headers: &HeaderMap, body: &[u8]) -> Result<(), String> {
+    pub fn verify(&self, headers: &HeaderMap, body: &[u8]) -> Result<(), Refusal> {
         match self {
             Verifier::None => Ok(()),
-            Verifier::Shopify { secret } => check_b64(
-                &hmac(secret, &[body]),
-                header(headers, "x-shopify-hmac-sha256"),
-                "X-Shopify-Hmac-Sha256",
-            ),
+            Verifier::Shopify { secret, topic } => check_shopify(secret, *topic, headers, body),
             Verifier::Header {
                 header: name,
                 secret,
@@ -141,19 +258,23 @@ impl Verifier {
                 "x-square-hmacsha256-signature",
             ),
             Verifier::Standard { key } => {
-                let id = header(headers, "webhook-id").ok_or("missing header `webhook-id`")?;
+                let invalid = |reason: &str| Refusal::Invalid(reason.to_string());
+                let id = header(headers, "webhook-id")
+                    .ok_or_else(|| invalid("missing header `webhook-id`"))?;
                 let ts = header(headers, "webhook-timestamp")
-                    .ok_or("missing header `webhook-timestamp`")?;
+                    .ok_or_else(|| invalid("missing header `webhook-timestamp`"))?;
                 let when: i64 = ts
                     .trim()
                     .parse()
-                    .map_err(|_| "`webhook-timestamp` is not a number")?;
+                    .map_err(|_| invalid("`webhook-timestamp` is not a number"))?;
                 if (chrono::Utc::now().timestamp() - when).abs() > TOLERANCE_SECS {
-                    return Err("`webhook-timestamp` is outside the tolerance window".into());
+                    return Err(invalid(
+                        "`webhook-timestamp` is outside the tolerance window",
+                    ));
                 }
                 let expected = hmac(key, &[id.as_bytes(), b".", ts.as_bytes(), b".", body]);
                 let given = header(headers, "webhook-signature")
-                    .ok_or("missing header `webhook-signature`")?;
+                    .ok_or_else(|| invalid("missing header `webhook-signature`"))?;
                 let matched = given.split_whitespace().any(|entry| {
                     entry
                         .strip_prefix("v1,")
@@ -163,7 +284,7 @@ impl Verifier {
                 if matched {
                     Ok(())
                 } else {
-                    Err("signature does not match the body".into())
+                    Err(Refusal::Mismatch)
                 }
             }
         }
@@ -212,23 +333,64 @@ mod tests {
         map
     }
 
+    /// Every header Shopify sends with a delivery of `topic`, signed over `body`.
+    fn shopify_headers(topic: &str, body: &[u8]) -> Vec<(&'static str, String)> {
+        vec![
+            (
+                "x-shopify-hmac-sha256",
+                B64.encode(hmac(b"s3cret", &[body])),
+            ),
+            ("x-shopify-topic", topic.into()),
+            ("x-shopify-shop-domain", "example.myshopify.com".into()),
+            ("x-shopify-api-version", "2026-04".into()),
+            ("x-shopify-webhook-id", "b54557e4".into()),
+            ("x-shopify-triggered-at", "2026-04-01T10:00:00Z".into()),
+            ("x-shopify-event-id", "98880550".into()),
+        ]
+    }
+
     #[test]
     fn shopify_valid_tampered_missing() {
         let v = Verifier::Shopify {
             secret: b"s3cret".to_vec(),
+            topic: shopify_topic("orders_create"),
         };
         let body = br#"{"id":1}"#;
-        let sig = B64.encode(hmac(b"s3cret", &[body]));
-        assert!(v
-            .verify(&headers(&[("x-shopify-hmac-sha256", sig.clone())]), body)
-            .is_ok());
-        assert!(v
-            .verify(&headers(&[("x-shopify-hmac-sha256", sig)]), br#"{"id":2}"#)
-            .is_err());
-        assert!(v
-            .verify(&HeaderMap::new(), body)
-            .unwrap_err()
-            .contains("missing"));
+        let all = shopify_headers("orders/create", body);
+        assert_eq!(v.verify(&headers(&all), body), Ok(()));
+        let tampered = v.verify(&headers(&all), br#"{"id":2}"#).unwrap_err();
+        assert_eq!((tampered.status(), tampered), (401, Refusal::Mismatch));
+        let unsigned = v.verify(&headers(&all[1..]), body).unwrap_err();
+        assert_eq!(unsigned.status(), 400);
+        assert!(unsigned.to_string().contains("X-Shopify-Hmac-Sha256"));
+        assert_eq!(
+            v.verify(&headers(&all), b"").unwrap_err(),
+            Refusal::MissingBody
+        );
+    }
+
+    #[test]
+    fn shopify_refuses_what_its_library_refuses() {
+        let v = Verifier::Shopify {
+            secret: b"s3cret".to_vec(),
+            topic: shopify_topic("orders_create"),
+        };
+        let body = br#"{"id":1}"#;
+        let all = shopify_headers("orders/create", body);
+        for (idx, name) in SHOPIFY_HEADERS.iter().enumerate() {
+            let mut some = all.clone();
+            some.remove(idx + 1);
+            let refusal = v.verify(&headers(&some), body).unwrap_err();
+            assert_eq!(refusal, Refusal::MissingHeaders(vec![name]), "{name}");
+            assert_eq!(refusal.status(), 400);
+        }
+        // Sent, but not required by Shopify's library.
+        assert_eq!(v.verify(&headers(&all[..5]), body), Ok(()));
+        let refund = v
+            .verify(&headers(&shopify_headers("refunds/create", body)), body)
+            .unwrap_err();
+        assert_eq!(refund.status(), 404);
+        assert!(refund.to_string().contains("`orders/create`"), "{refund}");
     }
 
     #[test]
@@ -271,6 +433,10 @@ mod tests {
             ("webhook-timestamp", "1000".into()),
             ("webhook-signature", format!("v1,{sig}")),
         ]);
-        assert!(v.verify(&stale, body).unwrap_err().contains("tolerance"));
+        assert!(v
+            .verify(&stale, body)
+            .unwrap_err()
+            .to_string()
+            .contains("tolerance"));
     }
 }

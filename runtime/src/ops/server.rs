@@ -1,5 +1,6 @@
 //! A minimal HTTP/1.1 server on the local task set (hyper), shared by the ops endpoint and
-//! the webhook sources.
+//! the webhook sources: bodies up to [`MAX_BODY`], deadlines and a connection cap from
+//! [`Limits`].
 
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::{Bytes, Incoming};
@@ -9,7 +10,11 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::rc::Rc;
-use tokio::net::TcpListener;
+use std::time::Duration;
+use tokio::net::{TcpListener, TcpStream};
+
+pub use super::connections::Limits;
+use super::connections::{Conn, Table, Watched};
 
 /// A request reduced to what handlers need.
 pub struct Req {
@@ -64,38 +69,95 @@ pub type Handler = Rc<dyn Fn(Req) -> Pin<Box<dyn Future<Output = Resp>>>>;
 /// Largest request body read (bigger bodies get 413).
 pub const MAX_BODY: usize = omniflow_compiler::ir::MAX_WEBHOOK_BODY_BYTES as usize;
 
-/// Binds and serves until the task is dropped; returns the bound address.
+/// Binds and serves with the default [`Limits`] until the task is dropped; returns the
+/// bound address.
 pub async fn serve(addr: &str, handler: Handler) -> Result<SocketAddr, String> {
+    serve_with(addr, handler, "http", Limits::default()).await
+}
+
+/// Binds and serves with `limits` until the task is dropped; returns the bound address.
+/// `name` names the server in logs.
+pub async fn serve_with(
+    addr: &str,
+    handler: Handler,
+    name: &'static str,
+    limits: Limits,
+) -> Result<SocketAddr, String> {
     let listener = TcpListener::bind(addr)
         .await
         .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
     let local = listener.local_addr().map_err(|e| e.to_string())?;
+    let table = Rc::new(Table::new(name, limits));
     tokio::task::spawn_local(async move {
         loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                continue;
+            let stream = match listener.accept().await {
+                Ok((stream, _)) => stream,
+                Err(err) => {
+                    // Out of descriptors, most often: let time close some.
+                    tracing::warn!(server = name, error = %err, "cannot accept a connection");
+                    tokio::time::sleep(ACCEPT_PAUSE).await;
+                    continue;
+                }
             };
             let _ = stream.set_nodelay(true);
-            let handler = handler.clone();
-            tokio::task::spawn_local(async move {
-                let service = hyper::service::service_fn(move |request: Request<Incoming>| {
-                    let handler = handler.clone();
-                    async move { Ok::<_, std::convert::Infallible>(handle(handler, request).await) }
-                });
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
-            });
+            let (id, conn) = table.admit().await;
+            tokio::task::spawn_local(connection(stream, handler.clone(), table.clone(), id, conn));
         }
     });
     Ok(local)
 }
 
-async fn handle(handler: Handler, request: Request<Incoming>) -> Response<Full<Bytes>> {
+/// Pause after a failed accept.
+const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
+
+/// Serves one connection until the peer closes it, a deadline passes or the cap needs it.
+async fn connection(
+    stream: TcpStream,
+    handler: Handler,
+    table: Rc<Table>,
+    id: u64,
+    conn: Rc<Conn>,
+) {
+    let limits = *table.limits();
+    let watched = conn.clone();
+    let service = hyper::service::service_fn(move |request: Request<Incoming>| {
+        let (handler, conn) = (handler.clone(), watched.clone());
+        async move {
+            conn.busy();
+            let response = handle(handler, request, limits.body_timeout.0).await;
+            conn.idle();
+            Ok::<_, std::convert::Infallible>(response)
+        }
+    });
+    let served = hyper::server::conn::http1::Builder::new()
+        .serve_connection(TokioIo::new(Watched::new(stream, conn.clone())), service);
+    tokio::select! {
+        _ = served => {}
+        why = conn.closing(&limits) => tracing::debug!(reason = why, "connection closed"),
+    }
+    table.release(id);
+}
+
+async fn handle(
+    handler: Handler,
+    request: Request<Incoming>,
+    body_timeout: Duration,
+) -> Response<Full<Bytes>> {
     let (parts, body) = request.into_parts();
-    let body = match Limited::new(body, MAX_BODY).collect().await {
-        Ok(collected) => collected.to_bytes(),
-        Err(_) => return respond(Resp::text(413, "request body too large or unreadable")),
+    let declared = parts
+        .headers
+        .get(hyper::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > MAX_BODY as u64) {
+        return closing(Resp::text(413, "request body too large\n"));
+    }
+    let body = match tokio::time::timeout(body_timeout, Limited::new(body, MAX_BODY).collect())
+        .await
+    {
+        Ok(Ok(collected)) => collected.to_bytes(),
+        Ok(Err(_)) => return closing(Resp::text(413, "request body too large or unreadable\n")),
+        Err(_) => return closing(Resp::text(408, "request body not received in time\n")),
     };
     let resp = handler(Req {
         method: parts.method.to_string(),
@@ -106,6 +168,11 @@ async fn handle(handler: Handler, request: Request<Incoming>) -> Response<Full<B
     })
     .await;
     respond(resp)
+}
+
+/// A refusal after which the connection closes (the rest of the body is not read).
+fn closing(resp: Resp) -> Response<Full<Bytes>> {
+    respond(resp.header("connection", "close"))
 }
 
 fn respond(resp: Resp) -> Response<Full<Bytes>> {

@@ -1,11 +1,13 @@
-//! Webhook sources: a delivery's signature is checked before anything is stored (a bad
-//! or missing one gets 401 and is counted); it is answered 2xx only once it is durable in
+//! Webhook sources: a delivery's signature and the headers its vendor always sends are
+//! checked before anything is stored (a refusal gets its scheme's 4xx, is logged and
+//! counted); it is answered 2xx only once it is durable in
 //! the inbox; with `dedupe = true`, a delivery id seen before is acknowledged and not
 //! stored again.
 
 use crate::connectors::signatures::Verifier;
 use crate::engine::FlowCtx;
 use crate::ops::server::{Req, Resp};
+use omniflow_compiler::ir::NodeKind;
 use serde_json::Value;
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -40,7 +42,17 @@ impl Routes {
         options: &BTreeMap<String, Value>,
         settings: &BTreeMap<String, Value>,
     ) -> Result<(), String> {
-        let verifier = Verifier::for_source(connector, settings)?;
+        let operation = ctx.pipeline.flows[ctx.flow_idx]
+            .ir
+            .nodes
+            .iter()
+            .find(|node| node.name == source)
+            .and_then(|node| match &node.kind {
+                NodeKind::Source { operation, .. } => Some(operation.as_str()),
+                _ => None,
+            })
+            .unwrap_or_default();
+        let verifier = Verifier::for_source(connector, operation, settings)?;
         let max_body = settings
             .get("max_body_bytes")
             .and_then(Value::as_u64)
@@ -102,10 +114,11 @@ impl Routes {
                 serde_json::json!({"error": format!("the body is larger than {max} bytes")}),
             );
         }
-        if let Err(reason) = verifier.verify(&req.headers, &req.body) {
-            tracing::warn!(flow = %ctx.flow_name(), source = %source, reason = %reason, "webhook delivery refused");
+        if let Err(refusal) = verifier.verify(&req.headers, &req.body) {
+            let status = refusal.status();
+            tracing::warn!(flow = %ctx.flow_name(), source = %source, status, reason = %refusal, "webhook delivery refused");
             ctx.metrics.add(REJECTED, ctx.flow_name(), &source, 1);
-            return Resp::json(401, serde_json::json!({"error": reason}));
+            return Resp::json(status, serde_json::json!({"error": refusal.to_string()}));
         }
         let delivery_id = verifier
             .delivery_id(&req.headers, &req.body)
