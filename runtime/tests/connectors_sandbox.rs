@@ -919,6 +919,31 @@ fn odata_stock_reads_inventory_positions_from_products() {
             tee["as_of"].as_str().is_some_and(|t| t.starts_with("20")),
             "{tee}"
         );
+        // A count changes: the read from the watermark (a DateTimeOffset literal in
+        // `$filter`) brings it.
+        let settings = connectors::settings(&conn).unwrap();
+        let pager = connectors::pager("odata", "stock", &settings, &BTreeMap::new()).unwrap();
+        let first = pager.page(None, true).await.unwrap();
+        let patched = reqwest::Client::new()
+            .patch(format!("{base}/odata/v4/sales/Products('ITM-110857')"))
+            .basic_auth("connector", Some("secret"))
+            .header("if-match", "*")
+            .header("content-type", "application/json")
+            .body(r#"{"stock": 37}"#)
+            .send()
+            .await
+            .unwrap();
+        assert!(patched.status().is_success());
+        let again = pager.page(first.position.as_deref(), true).await.unwrap();
+        let changed: Vec<Value> = again
+            .items
+            .iter()
+            .map(|(p, _)| serde_json::from_slice(p).unwrap())
+            .collect();
+        // Besides the row stamped at the watermark itself (skipped by its dedupe key).
+        assert_eq!(changed.len(), 2, "{changed:?}");
+        let tee = changed.iter().find(|p| p["sku"] == "ITM-110857").unwrap();
+        assert_eq!(tee["on_hand"], 37);
         // An entity set the service does not have: the poll fails with the service's error.
         let err = read_all(&conn, "stock", json!({"entity_set": "Stocks"}))
             .await
