@@ -1,5 +1,6 @@
 //! Tidy checks: every diagnostic code has a fixture and a `docs/language.md` entry, every
-//! stdlib file is embedded, every `.rs` file opens with a `//!` doc comment.
+//! stdlib file is embedded, every operation the stdlib declares runs in the runtime, every
+//! `.rs` file opens with a `//!` doc comment.
 
 use omniflow_compiler::diagnostics::codes;
 use omniflow_tests::{files_with_suffix, repo_root};
@@ -71,5 +72,50 @@ fn every_rust_file_opens_with_a_module_doc() {
     assert!(
         offenders.is_empty(),
         "files without a leading //! doc: {offenders:#?}"
+    );
+}
+
+#[test]
+fn every_stdlib_operation_has_a_runtime_implementation() {
+    use omniflow_compiler::diagnostics::Diagnostics;
+    use omniflow_compiler::source::FileId;
+    use omniflow_compiler::syntax::{ast::Item, parse_module};
+    let mut declared = 0;
+    let mut missing = Vec::new();
+    for file in omniflow_compiler::stdlib::FILES
+        .iter()
+        .filter(|f| f.module.starts_with("std.connectors."))
+    {
+        let mut diags = Diagnostics::default();
+        let module = parse_module(FileId(0), file.text, &mut diags);
+        assert!(!diags.has_errors(), "stdlib/{} does not parse", file.path);
+        for item in &module.items {
+            let Item::Connector(connector) = item else {
+                continue;
+            };
+            let connector_name = connector.name.name.as_str();
+            let operations = connector
+                .sources
+                .iter()
+                .map(|s| (s.name.name.as_str(), s.kind.name.as_str()))
+                .chain(
+                    connector
+                        .sinks
+                        .iter()
+                        .map(|s| (s.name.name.as_str(), "sink")),
+                );
+            for (operation, kind) in operations {
+                declared += 1;
+                if !omniflow_runtime::connectors::implements(connector_name, operation, kind) {
+                    missing.push(format!("{connector_name}.{operation} ({kind})"));
+                }
+            }
+        }
+    }
+    assert!(declared > 40, "the stdlib declares {declared} operations");
+    assert!(
+        missing.is_empty(),
+        "declared in stdlib/connectors but not run by the runtime: {}",
+        missing.join(", ")
     );
 }

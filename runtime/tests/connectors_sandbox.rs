@@ -667,3 +667,290 @@ fn shopify_call_limit_header_asks_callers_to_hold_back() {
         assert_eq!(stats(&base).await["shopify"]["throttled"], 0);
     });
 }
+
+fn price(sku: &str, minor: i64, compare_at: Option<i64>) -> Value {
+    json!({"sku": sku, "channel": null, "amount": money(minor),
+           "compare_at": compare_at.map(money), "valid_from": "2026-05-12T06:00:00Z"})
+}
+
+async fn prices(base: &str, sku: &str) -> Value {
+    let text = reqwest::Client::new()
+        .get(format!("{base}/_sandbox/prices"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let all: Value = serde_json::from_str(&text).unwrap();
+    all["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["sku"] == sku || i["item_code"] == sku)
+        .cloned()
+        .unwrap()
+}
+
+/// Makes the sandbox answer `status` for `system` for a while (or stop, with 0 ms).
+async fn outage(base: &str, system: &str, status: u16, for_ms: u64) {
+    control(
+        base,
+        "/_sandbox/faults",
+        json!({"system": system, "status": status, "for_ms": for_ms}),
+    )
+    .await;
+}
+
+fn permanent(outcome: CallOutcome) -> String {
+    match outcome {
+        CallOutcome::Permanent { reason } => reason,
+        other => panic!("expected a permanent failure, got {other:?}"),
+    }
+}
+
+fn transient(outcome: CallOutcome) -> String {
+    match outcome {
+        CallOutcome::Transient { class, .. } => class,
+        other => panic!("expected a transient failure, got {other:?}"),
+    }
+}
+
+#[test]
+fn shopify_prices_and_products_reach_the_variant_with_the_sku() {
+    with_sandbox(|base| async move {
+        let conn = shopify(&base, sandbox::shopify::ACCESS_TOKEN);
+        let tee = "TSHIRT-039-RED-M";
+        let p = price(tee, 2450, Some(2900));
+        assert_eq!(call(&conn, "update_price", "p1", &p).await, CallOutcome::Ok);
+        // A retry after a lost answer writes the same price again.
+        assert_eq!(call(&conn, "update_price", "p1", &p).await, CallOutcome::Ok);
+        assert_eq!(prices(&base, tee).await["shopify"], 2450);
+        let text = reqwest::Client::new()
+            .get(format!(
+                "{base}/admin/api/2026-04/variants/39072856001.json"
+            ))
+            .header("X-Shopify-Access-Token", sandbox::shopify::ACCESS_TOKEN)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let variant: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(variant["variant"]["price"], "24.50");
+        assert_eq!(variant["variant"]["compare_at_price"], "29.00");
+        // Shopify's own refusal (422 with field errors) is permanent, with its message.
+        let reason = permanent(call(&conn, "update_price", "p2", &price(tee, -100, None)).await);
+        assert!(
+            reason.contains("HTTP 422")
+                && reason.contains("price must be greater than or equal to 0"),
+            "{reason}"
+        );
+        let reason = permanent(
+            call(
+                &conn,
+                "update_price",
+                "p3",
+                &price("NO-SUCH-SKU", 100, None),
+            )
+            .await,
+        );
+        assert!(
+            reason.contains("no Shopify variant has the SKU NO-SUCH-SKU"),
+            "{reason}"
+        );
+        // The product: found through its SKU, then its own fields written.
+        let product = json!({"id": "ITM-110857", "title": "Classic Tee #039", "brand": "Omniflow",
+            "description": "<p>Heavy cotton</p>", "status": "active", "updated_at": "2026-05-12T06:00:00Z",
+            "skus": [{"code": tee, "product_id": "ITM-110857", "title": "Red / M", "barcode": "0123456789012",
+                      "option_values": null, "weight_grams": 180}]});
+        assert_eq!(
+            call(&conn, "update_product", "u1", &product).await,
+            CallOutcome::Ok
+        );
+        assert_eq!(
+            prices(&base, tee).await["shopify_title"],
+            "Classic Tee #039"
+        );
+        let mut blank = product.clone();
+        blank["title"] = json!(" ");
+        let reason = permanent(call(&conn, "update_product", "u2", &blank).await);
+        assert!(
+            reason.contains("HTTP 422") && reason.contains("title can't be blank"),
+            "{reason}"
+        );
+        let mut retired = product.clone();
+        retired["status"] = json!("retired");
+        let reason = permanent(call(&conn, "update_product", "u3", &retired).await);
+        assert!(reason.contains("active, archived and draft"), "{reason}");
+        let stats = stats(&base).await;
+        assert_eq!(stats["shopify"]["product_updates"], 1);
+        assert_eq!(stats["shopify"]["price_updates"], 2);
+        // 503 and 429 are worth retrying.
+        outage(&base, "shopify", 503, 60_000).await;
+        assert_eq!(
+            transient(call(&conn, "update_price", "p4", &p).await),
+            "server_error"
+        );
+        assert_eq!(
+            transient(call(&conn, "update_product", "u4", &product).await),
+            "server_error"
+        );
+        outage(&base, "shopify", 429, 60_000).await;
+        assert_eq!(
+            transient(call(&conn, "update_price", "p5", &p).await),
+            "rate_limited"
+        );
+    });
+}
+
+#[test]
+fn square_prices_upsert_the_whole_variation_at_its_version_once() {
+    with_sandbox(|base| async move {
+        let conn = square(&base, sandbox::square::ACCESS_TOKEN);
+        let variation = "W62UWFY35CWMYGVWK6TWJDNI";
+        let p = price(variation, 2400, None);
+        assert_eq!(call(&conn, "update_price", "q1", &p).await, CallOutcome::Ok);
+        // The retry reads the price the first attempt set and writes nothing.
+        assert_eq!(call(&conn, "update_price", "q1", &p).await, CallOutcome::Ok);
+        assert_eq!(prices(&base, "ITM-110857").await["square"], 2400);
+        assert_eq!(stats(&base).await["square"]["catalog_upserts"], 1);
+        // A canonical SKU goes through `item_map`; the second write reads the new version.
+        assert_eq!(
+            call(
+                &conn,
+                "update_price",
+                "q2",
+                &price("ITM-110857", 2500, None)
+            )
+            .await,
+            CallOutcome::Ok
+        );
+        assert_eq!(prices(&base, "ITM-110857").await["square"], 2500);
+        assert_eq!(stats(&base).await["square"]["catalog_upserts"], 2);
+        let mut euros = price(variation, 2600, None);
+        euros["amount"]["currency"] = json!("EUR");
+        let reason = permanent(call(&conn, "update_price", "q3", &euros).await);
+        assert!(
+            reason.contains("HTTP 400") && reason.contains("CURRENCY_MISMATCH"),
+            "{reason}"
+        );
+        let reason = permanent(call(&conn, "update_price", "q4", &price("NOPE", 100, None)).await);
+        assert!(
+            reason.contains("HTTP 404") && reason.contains("NOT_FOUND"),
+            "{reason}"
+        );
+        outage(&base, "square", 503, 60_000).await;
+        assert_eq!(
+            transient(call(&conn, "update_price", "q5", &p).await),
+            "server_error"
+        );
+        outage(&base, "square", 429, 60_000).await;
+        assert_eq!(
+            transient(call(&conn, "update_price", "q6", &p).await),
+            "rate_limited"
+        );
+    });
+}
+
+#[test]
+fn amazon_listing_prices_merge_the_offer_price() {
+    with_sandbox(|base| async move {
+        let conn = amazon(&base);
+        // `sku_map` turns the canonical code into the seller SKU.
+        let p = price("ITM-110857", 2420, None);
+        assert_eq!(
+            call(&conn, "update_listing_price", "a1", &p).await,
+            CallOutcome::Ok
+        );
+        assert_eq!(prices(&base, "TSHIRT-039-RED-M").await["amazon"], 2420);
+        assert_eq!(stats(&base).await["amazon_sp"]["price_updates"], 1);
+        // Refusals arrive as INVALID inside a 200, with Amazon's issues.
+        let reason = permanent(
+            call(
+                &conn,
+                "update_listing_price",
+                "a2",
+                &price("NO-SUCH-SKU", 100, None),
+            )
+            .await,
+        );
+        assert!(reason.contains("8541"), "{reason}");
+        let mut euros = price("ITM-110857", 2420, None);
+        euros["amount"]["currency"] = json!("EUR");
+        let reason = permanent(call(&conn, "update_listing_price", "a3", &euros).await);
+        assert!(
+            reason.contains("90220") && reason.contains("marketplace"),
+            "{reason}"
+        );
+        // A 400 is permanent with Amazon's error list; 503 and 429 are transient.
+        outage(&base, "amazon_sp", 400, 60_000).await;
+        let reason = permanent(call(&conn, "update_listing_price", "a4", &p).await);
+        assert!(reason.contains("HTTP 400"), "{reason}");
+        outage(&base, "amazon_sp", 503, 60_000).await;
+        assert_eq!(
+            transient(call(&conn, "update_listing_price", "a5", &p).await),
+            "server_error"
+        );
+        outage(&base, "amazon_sp", 429, 60_000).await;
+        assert_eq!(
+            transient(call(&conn, "update_listing_price", "a6", &p).await),
+            "rate_limited"
+        );
+    });
+}
+
+#[test]
+fn odata_stock_reads_inventory_positions_from_products() {
+    with_sandbox(|base| async move {
+        let conn = connection(
+            "odata",
+            json!({"service_url": format!("{base}/odata/v4/sales"), "username": "connector",
+                   "password": "secret", "warehouse": "WH-MAIN"}),
+        );
+        let (positions, _) = read_all(&conn, "stock", json!({})).await.unwrap();
+        assert_eq!(positions.len(), 9, "{positions:?}");
+        let tee = positions.iter().find(|p| p["sku"] == "ITM-110857").unwrap();
+        assert_eq!(tee["location"], "WH-MAIN");
+        assert_eq!(tee["on_hand"], 100);
+        assert_eq!(tee["available"], 100);
+        assert!(
+            tee["as_of"].as_str().is_some_and(|t| t.starts_with("20")),
+            "{tee}"
+        );
+        // A count changes: the read from the watermark (a DateTimeOffset literal in
+        // `$filter`) brings it.
+        let settings = connectors::settings(&conn).unwrap();
+        let pager = connectors::pager("odata", "stock", &settings, &BTreeMap::new()).unwrap();
+        let first = pager.page(None, true).await.unwrap();
+        let patched = reqwest::Client::new()
+            .patch(format!("{base}/odata/v4/sales/Products('ITM-110857')"))
+            .basic_auth("connector", Some("secret"))
+            .header("if-match", "*")
+            .header("content-type", "application/json")
+            .body(r#"{"stock": 37}"#)
+            .send()
+            .await
+            .unwrap();
+        assert!(patched.status().is_success());
+        let again = pager.page(first.position.as_deref(), true).await.unwrap();
+        let changed: Vec<Value> = again
+            .items
+            .iter()
+            .map(|(p, _)| serde_json::from_slice(p).unwrap())
+            .collect();
+        // Besides the row stamped at the watermark itself (skipped by its dedupe key).
+        assert_eq!(changed.len(), 2, "{changed:?}");
+        let tee = changed.iter().find(|p| p["sku"] == "ITM-110857").unwrap();
+        assert_eq!(tee["on_hand"], 37);
+        // An entity set the service does not have: the poll fails with the service's error.
+        let err = read_all(&conn, "stock", json!({"entity_set": "Stocks"}))
+            .await
+            .unwrap_err();
+        assert!(err.contains("HTTP 404"), "{err}");
+        outage(&base, "odata", 503, 60_000).await;
+        let err = read_all(&conn, "stock", json!({})).await.unwrap_err();
+        assert!(err.contains("503"), "{err}");
+    });
+}

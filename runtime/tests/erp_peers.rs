@@ -486,3 +486,200 @@ table locations: string -> string = { "tryton:WH": "WH-MAIN" }
     assert_eq!(report["drift"], Value::Array(expect), "{report}");
     drop(peer);
 }
+
+fn invoice(id: &str, order_id: &str, state: &str, issued_at: &str) -> Value {
+    json!({"id": id, "order_id": order_id, "number": format!("INV-{id}"), "amount": money(5499),
+           "tax": money(0), "state": state, "issued_at": issued_at})
+}
+
+#[test]
+fn tryton_invoices_are_made_from_the_sale_once_per_reference() {
+    let peer = peers::tryton();
+    let url = peers::tryton_url(&peer);
+    let erp = connection(
+        "tryton",
+        json!({"url": url, "database": "omniflow", "username": "admin", "password": "admin"}),
+    );
+    runtime().block_on(async {
+        let rpc = TrytonRpc::login(&url).await;
+        let year = 2026;
+        rpc.prepare_invoicing(year).await;
+        let issued = format!("{year}-05-12T06:00:00Z");
+        let sale = order(
+            "shopify:5001",
+            &[("ITM-110857", 2, 2200), ("ITM-102541", 1, 1099)],
+            "grace@example.com",
+        );
+        assert_ok(call(&erp, "create_sale", "shopify:5001", &sale).await);
+
+        // Posted once: a retry finds the invoice by its reference.
+        let posted = invoice("5001-1", "shopify:5001", "posted", &issued);
+        assert_ok(call(&erp, "record_invoice", "i1", &posted).await);
+        assert_ok(call(&erp, "record_invoice", "i1", &posted).await);
+        let held = rpc.invoices("5001-1").await;
+        assert_eq!(held.len(), 1, "one invoice per reference: {held:?}");
+        assert_eq!(held[0]["state"], "posted", "{held:?}");
+        assert_eq!(held[0]["description"], "INV-5001-1");
+        assert_eq!(held[0]["total_amount"]["decimal"], "54.99", "{held:?}");
+
+        // An attempt whose answer was lost after Tryton made the invoice: the invoice of
+        // the sale without a reference is taken over, not made a second time.
+        let second = order(
+            "shopify:5002",
+            &[("ITM-104578", 1, 2950)],
+            "grace@example.com",
+        );
+        assert_ok(call(&erp, "create_sale", "shopify:5002", &second).await);
+        let sale_id = rpc
+            .model(
+                "sale.sale",
+                "search",
+                vec![
+                    json!([["reference", "=", "shopify:5002"]]),
+                    json!(0),
+                    json!(1),
+                    Value::Null,
+                ],
+            )
+            .await;
+        rpc.model("sale.sale", "manual_invoice", vec![sale_id.clone()])
+            .await;
+        assert_ok(
+            call(
+                &erp,
+                "record_invoice",
+                "i2",
+                &invoice("5002-1", "shopify:5002", "validated", &issued),
+            )
+            .await,
+        );
+        let invoices = rpc
+            .model("sale.sale", "read", vec![sale_id, json!(["invoices"])])
+            .await;
+        assert_eq!(
+            invoices[0]["invoices"].as_array().unwrap().len(),
+            1,
+            "{invoices}"
+        );
+        assert_eq!(rpc.invoices("5002-1").await[0]["state"], "validated");
+
+        // A sale Tryton does not hold yet is waited for; Tryton's own refusal (an invoice
+        // dated in a year without a fiscal year cannot be posted) is permanent, with its words.
+        match call(
+            &erp,
+            "record_invoice",
+            "i3",
+            &invoice("9-1", "shopify:9", "posted", &issued),
+        )
+        .await
+        {
+            CallOutcome::Transient { class, .. } => assert_eq!(class, "not_found"),
+            other => panic!("{other:?}"),
+        }
+        let third = order(
+            "shopify:5003",
+            &[("ITM-112467", 1, 1800)],
+            "grace@example.com",
+        );
+        assert_ok(call(&erp, "create_sale", "shopify:5003", &third).await);
+        let late = invoice("5003-1", "shopify:5003", "posted", "2031-01-02T00:00:00Z");
+        let reason = permanent(call(&erp, "record_invoice", "i4", &late).await);
+        assert!(reason.starts_with("UserError:"), "{reason}");
+        println!("Tryton's refusal: {reason}");
+        let reason = permanent(
+            call(
+                &erp,
+                "record_invoice",
+                "i5",
+                &invoice("5003-2", "shopify:5003", "refunded", &issued),
+            )
+            .await,
+        );
+        assert!(reason.contains("`refunded`"), "{reason}");
+    });
+    drop(peer);
+}
+
+/// Every InventoryPosition (with its dedupe key) an `odata.stock` pager reads from
+/// `position` on.
+async fn stock_positions(
+    erp: &Connection,
+    mut position: Option<String>,
+) -> (Vec<(Value, String)>, Option<String>) {
+    let settings = connectors::settings(erp).unwrap();
+    let pager = connectors::pager("odata", "stock", &settings, &BTreeMap::new()).unwrap();
+    let (mut rows, mut first) = (Vec::new(), true);
+    loop {
+        let page = pager.page(position.as_deref(), first).await.unwrap();
+        first = false;
+        rows.extend(page.items.into_iter().map(|(payload, key)| {
+            (
+                serde_json::from_slice::<Value>(&payload).unwrap(),
+                key.unwrap(),
+            )
+        }));
+        position = page.position;
+        if !page.more {
+            return (rows, position);
+        }
+    }
+}
+
+#[test]
+fn odata_stock_reads_positions_from_a_real_cap_server() {
+    let peer = peers::cap();
+    let service = peers::cap_service(&peer);
+    let erp = connection(
+        "odata",
+        json!({"service_url": service, "username": "connector", "password": "secret", "warehouse": "WH-MAIN"}),
+    );
+    runtime().block_on(async {
+        let products = odata_get(&service, "Products/$count").await;
+        let (positions, watermark) = stock_positions(&erp, None).await;
+        assert_eq!(
+            json!(positions.len()),
+            products,
+            "every product, across CAP's pages"
+        );
+        let tee = &positions
+            .iter()
+            .find(|p| p.0["sku"] == "ITM-110857")
+            .unwrap()
+            .0;
+        assert_eq!(tee["on_hand"], 100);
+        assert_eq!(tee["location"], "WH-MAIN");
+        assert!(watermark.is_some());
+
+        // A count changes in the ERP: the next read from the watermark brings that product.
+        let client = reqwest::Client::new();
+        let current = client
+            .get(format!("{service}/Products('ITM-110857')"))
+            .basic_auth("connector", Some("secret"))
+            .send()
+            .await
+            .unwrap();
+        let etag = current.headers()["etag"].to_str().unwrap().to_string();
+        let patched = client
+            .patch(format!("{service}/Products('ITM-110857')"))
+            .basic_auth("connector", Some("secret"))
+            .header("if-match", etag)
+            .header("content-type", "application/json")
+            .body(r#"{"stock": 42}"#)
+            .send()
+            .await
+            .unwrap();
+        assert!(patched.status().is_success(), "{}", patched.status());
+        // Rows stamped with the watermark itself are read again and skipped by their
+        // dedupe key: only the changed product is new.
+        let (again, _) = stock_positions(&erp, watermark).await;
+        let new: Vec<&Value> = again
+            .iter()
+            .filter(|(_, key)| !positions.iter().any(|(_, seen)| seen == key))
+            .map(|(p, _)| p)
+            .collect();
+        assert_eq!(new.len(), 1, "{new:?}");
+        assert_eq!(new[0]["sku"], "ITM-110857");
+        assert_eq!(new[0]["on_hand"], 42);
+    });
+    drop(peer);
+}

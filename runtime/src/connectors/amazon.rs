@@ -560,43 +560,103 @@ impl SinkConnector for UpdateListingQuantity {
                 }]
             })
             .to_string();
-            let url = format!(
-                "{}/listings/2021-08-01/items/{}/{}",
-                self.api.endpoint,
-                self.api.seller,
-                form_escape(&sku)
-            );
-            let make = |token: &str| {
-                self.api
-                    .client
-                    .patch(&url)
-                    .query(&[("marketplaceIds", self.api.marketplace.as_str())])
-                    .header("x-amz-access-token", token)
-                    .header(reqwest::header::CONTENT_TYPE, "application/json")
-                    .body(body.clone())
+            patch_listing(&self.api, &sku, body, call.timeout).await
+        })
+    }
+}
+
+/// `patchListingsItem` of a seller SKU. `INVALID` arrives inside a 200: the change was
+/// refused, a permanent failure with Amazon's issues.
+async fn patch_listing(api: &SpApi, sku: &str, body: String, timeout: Duration) -> CallOutcome {
+    let url = format!(
+        "{}/listings/2021-08-01/items/{}/{}",
+        api.endpoint,
+        api.seller,
+        form_escape(sku)
+    );
+    let make = |token: &str| {
+        api.client
+            .patch(&url)
+            .query(&[("marketplaceIds", api.marketplace.as_str())])
+            .header("x-amz-access-token", token)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(body.clone())
+    };
+    match api.send(make, timeout, 5.0).await {
+        Ok(reply) if reply.json()["status"] == "INVALID" => CallOutcome::Permanent {
+            reason: format!(
+                "listing {sku} refused: {}",
+                reply.json()["issues"]
+                    .as_array()
+                    .map(|issues| issues
+                        .iter()
+                        .map(|i| format!(
+                            "{}: {}",
+                            i["code"].as_str().unwrap_or("?"),
+                            i["message"].as_str().unwrap_or("")
+                        ))
+                        .collect::<Vec<_>>()
+                        .join("; "))
+                    .unwrap_or_default()
+            ),
+        },
+        Ok(_) => CallOutcome::Ok,
+        Err(e) => e,
+    }
+}
+
+/// `amazon_sp.update_listing_price`: patchListingsItem merging the offer's `our_price`
+/// (`purchasable_offer` for the connection's marketplace, the Price's currency and the
+/// `ALL` audience) with the price as a decimal number; the offer's other terms stay. A
+/// repeated patch sets the same price.
+pub struct UpdateListingPrice {
+    api: SpApi,
+    sku_map: BTreeMap<String, String>,
+}
+
+impl UpdateListingPrice {
+    /// Reads the connection settings (`sku_map`: canonical code = seller SKU pairs).
+    pub fn new(settings: &BTreeMap<String, Value>) -> Result<UpdateListingPrice, String> {
+        Ok(UpdateListingPrice {
+            api: SpApi::new(settings)?,
+            sku_map: client::pairs(client::optional(settings, "sku_map")),
+        })
+    }
+}
+
+impl SinkConnector for UpdateListingPrice {
+    fn call<'a>(&'a self, call: Call<'a>) -> CallFuture<'a> {
+        Box::pin(async move {
+            let price = match client::input(call.body) {
+                Ok(v) => v,
+                Err(e) => return e,
             };
-            match self.api.send(make, call.timeout, 5.0).await {
-                // INVALID arrives inside a 200: the change was refused.
-                Ok(reply) if reply.json()["status"] == "INVALID" => CallOutcome::Permanent {
-                    reason: format!(
-                        "listing {sku} refused: {}",
-                        reply.json()["issues"]
-                            .as_array()
-                            .map(|issues| issues
-                                .iter()
-                                .map(|i| format!(
-                                    "{}: {}",
-                                    i["code"].as_str().unwrap_or("?"),
-                                    i["message"].as_str().unwrap_or("")
-                                ))
-                                .collect::<Vec<_>>()
-                                .join("; "))
-                            .unwrap_or_default()
-                    ),
-                },
-                Ok(_) => CallOutcome::Ok,
-                Err(e) => e,
-            }
+            let sku = match client::field(&price, "sku") {
+                Ok(s) => self
+                    .sku_map
+                    .get(s)
+                    .cloned()
+                    .unwrap_or_else(|| s.to_string()),
+                Err(e) => return e,
+            };
+            let (Some(amount), Some(currency)) = (
+                client::money_text(&price["amount"]),
+                price["amount"]["currency"].as_str(),
+            ) else {
+                return CallOutcome::Permanent {
+                    reason: "the price has no money `amount`".into(),
+                };
+            };
+            // The decimal goes in as written (a JSON number), never through a float.
+            let offer = format!(
+                r#"{{"marketplace_id":{},"currency":{},"audience":"ALL","our_price":[{{"schedule":[{{"value_with_tax":{amount}}}]}}]}}"#,
+                Value::from(self.api.marketplace.as_str()),
+                Value::from(currency),
+            );
+            let body = format!(
+                r#"{{"productType":"PRODUCT","patches":[{{"op":"merge","path":"/attributes/purchasable_offer","value":[{offer}]}}]}}"#
+            );
+            patch_listing(&self.api, &sku, body, call.timeout).await
         })
     }
 }

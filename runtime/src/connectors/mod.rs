@@ -107,52 +107,203 @@ pub fn settings(connection: &Connection) -> Result<BTreeMap<String, Value>, Stri
     Ok(out)
 }
 
+/// Resolved settings or options of a connection or node.
+type Map = BTreeMap<String, Value>;
+/// Builds a sink: the connection, its resolved settings, the operation and the sink's options.
+type SinkBuild = fn(&Connection, &Map, &str, &Map) -> Result<Box<dyn SinkConnector>, String>;
+/// Builds a pager: the resolved settings and the source's options.
+type PollBuild = fn(&Map, &Map) -> Result<Box<dyn crate::sources::poll::Pager>, String>;
+
+fn boxed<T: SinkConnector + 'static>(
+    sink: Result<T, String>,
+) -> Result<Box<dyn SinkConnector>, String> {
+    Ok(Box::new(sink?))
+}
+
+fn paged<T: crate::sources::poll::Pager + 'static>(
+    pager: Result<T, String>,
+) -> Result<Box<dyn crate::sources::poll::Pager>, String> {
+    Ok(Box::new(pager?))
+}
+
+fn ledger_sink(
+    c: &Connection,
+    _: &Map,
+    op: &str,
+    o: &Map,
+) -> Result<Box<dyn SinkConnector>, String> {
+    boxed(crate::ledger::sink::LedgerSink::new(&c.name, op, o))
+}
+
+fn tryton_sink(op: tryton::Operation) -> impl Fn(&Map) -> Result<Box<dyn SinkConnector>, String> {
+    move |s| boxed(tryton::TrytonSink::new(s, op))
+}
+
+fn odata_sink(s: &Map, op: odata::Operation, o: &Map) -> Result<Box<dyn SinkConnector>, String> {
+    boxed(odata::ODataSink::new(s, op, o))
+}
+
+/// Every sink operation this runtime runs: (connector, operation, builder).
+static SINKS: &[(&str, &str, SinkBuild)] = &[
+    ("http", "post", |_, s, op, o| {
+        boxed(http::HttpSink::new(s, op, o))
+    }),
+    ("http", "put", |_, s, op, o| {
+        boxed(http::HttpSink::new(s, op, o))
+    }),
+    ("http", "patch", |_, s, op, o| {
+        boxed(http::HttpSink::new(s, op, o))
+    }),
+    ("file", "write", |_, s, _, o| {
+        boxed(file::FileSink::new(s, o))
+    }),
+    ("bus", "publish", |_, s, _, o| match bus::on_nats(s) {
+        true => boxed(nats::Publish::new(s, o)),
+        false => boxed(bus::Publish::new(s, o)),
+    }),
+    ("ledger", "apply", ledger_sink),
+    ("ledger", "reserve", ledger_sink),
+    ("ledger", "confirm", ledger_sink),
+    ("ledger", "release", ledger_sink),
+    ("amazon_sp", "confirm_shipment", |_, s, _, _| {
+        boxed(amazon::ConfirmShipment::new(s))
+    }),
+    ("amazon_sp", "update_listing_quantity", |_, s, _, _| {
+        boxed(amazon::UpdateListingQuantity::new(s))
+    }),
+    ("amazon_sp", "update_listing_price", |_, s, _, _| {
+        boxed(amazon::UpdateListingPrice::new(s))
+    }),
+    ("shopify", "create_fulfillment", |_, s, _, _| {
+        boxed(shopify::CreateFulfillment::new(s))
+    }),
+    ("shopify", "set_inventory_level", |_, s, _, _| {
+        boxed(shopify::SetInventoryLevel::new(s))
+    }),
+    ("shopify", "update_product", |_, s, _, _| {
+        boxed(shopify::catalog::UpdateProduct::new(s))
+    }),
+    ("shopify", "update_price", |_, s, _, _| {
+        boxed(shopify::catalog::UpdatePrice::new(s))
+    }),
+    ("square", "adjust_inventory", |_, s, _, _| {
+        boxed(square::ChangeInventory::new(s, false))
+    }),
+    ("square", "set_inventory_count", |_, s, _, _| {
+        boxed(square::ChangeInventory::new(s, true))
+    }),
+    ("square", "update_price", |_, s, _, _| {
+        boxed(square::catalog::UpdatePrice::new(s))
+    }),
+    ("shipbob", "create_order", |_, s, _, _| {
+        boxed(shipbob::CreateOrder::new(s))
+    }),
+    ("tryton", "create_sale", |_, s, _, _| {
+        tryton_sink(tryton::Operation::CreateSale)(s)
+    }),
+    ("tryton", "record_shipment", |_, s, _, _| {
+        tryton_sink(tryton::Operation::RecordShipment)(s)
+    }),
+    ("tryton", "record_invoice", |_, s, _, _| {
+        tryton_sink(tryton::Operation::RecordInvoice)(s)
+    }),
+    ("tryton", "create_party", |_, s, _, _| {
+        tryton_sink(tryton::Operation::CreateParty)(s)
+    }),
+    ("tryton", "adjust_stock", |_, s, _, _| {
+        tryton_sink(tryton::Operation::AdjustStock)(s)
+    }),
+    ("odata", "create_sale", |_, s, _, o| {
+        odata_sink(s, odata::Operation::CreateSale, o)
+    }),
+    ("odata", "record_shipment", |_, s, _, o| {
+        odata_sink(s, odata::Operation::RecordShipment, o)
+    }),
+    ("odata", "record_invoice", |_, s, _, o| {
+        odata_sink(s, odata::Operation::RecordInvoice, o)
+    }),
+    ("odata", "adjust_stock", |_, s, _, o| {
+        odata_sink(s, odata::Operation::AdjustStock, o)
+    }),
+    ("odata", "update_entity", |_, s, _, o| {
+        odata_sink(s, odata::Operation::UpdateEntity, o)
+    }),
+];
+
+/// Every poll (and `every`-scheduled) source this runtime runs: (connector, operation, builder).
+static POLLS: &[(&str, &str, PollBuild)] = &[
+    ("http", "get", |s, o| {
+        paged(crate::sources::poll::HttpGetPager::new(s, o))
+    }),
+    ("amazon_sp", "orders", |s, o| {
+        paged(amazon::OrdersPager::new(s, o))
+    }),
+    ("shopify", "orders", |s, o| {
+        paged(shopify::OrdersPager::new(s, o))
+    }),
+    ("square", "orders", |s, o| {
+        paged(square::OrdersPager::new(s, o))
+    }),
+    ("square", "inventory_counts", |s, o| {
+        paged(square::CountsPager::new(s, o))
+    }),
+    ("tryton", "stock_quantities", |s, _| {
+        paged(tryton::StockPager::new(s))
+    }),
+    ("shipbob", "inventory", |s, o| {
+        paged(shipbob::Listing::new(s, o).map(shipbob::InventoryPager))
+    }),
+    ("shipbob", "shipments", |s, o| {
+        paged(shipbob::Listing::new(s, o).map(shipbob::ShipmentsPager))
+    }),
+    ("odata", "entities", |s, o| {
+        paged(odata::EntitiesPager::new(s, o))
+    }),
+    ("odata", "stock", |s, o| paged(odata::StockPager::new(s, o))),
+];
+
+/// Connectors whose deliveries the webhook server verifies (`signatures::Verifier`).
+const WEBHOOK_CONNECTORS: &[&str] = &["shopify", "square", "shipbob", "webhook"];
+
+/// True when this runtime runs `connector.operation` as declared: `kind` is `sink` for a
+/// sink, else the source's kind (`poll`, `schedule`, `webhook`, `bus`, `file`).
+pub fn implements(connector: &str, operation: &str, kind: &str) -> bool {
+    match kind {
+        "sink" => SINKS
+            .iter()
+            .any(|(c, op, _)| *c == connector && *op == operation),
+        "poll" | "schedule" => POLLS
+            .iter()
+            .any(|(c, op, _)| *c == connector && *op == operation),
+        "webhook" => WEBHOOK_CONNECTORS.contains(&connector),
+        "bus" => connector == "bus",
+        "file" => connector == "file",
+        _ => false,
+    }
+}
+
 /// Builds the sink connector for an operation.
 pub fn sink(
     connection: &Connection,
     operation: &str,
     options: &BTreeMap<String, Value>,
 ) -> Result<Box<dyn SinkConnector>, String> {
-    if connection.connector == "ledger" {
-        return Ok(Box::new(crate::ledger::sink::LedgerSink::new(
-            &connection.name,
-            operation,
-            options,
-        )?));
-    }
-    let settings = settings(connection)?;
-    match (connection.connector.as_str(), operation) {
-        ("http", "post" | "put" | "patch") => Ok(Box::new(http::HttpSink::new(&settings, operation, options)?)),
-        ("file", "write") => Ok(Box::new(file::FileSink::new(&settings, options)?)),
-        ("bus", "publish") if bus::on_nats(&settings) => Ok(Box::new(nats::Publish::new(&settings, options)?)),
-        ("bus", "publish") => Ok(Box::new(bus::Publish::new(&settings, options)?)),
-        ("amazon_sp", "confirm_shipment") => Ok(Box::new(amazon::ConfirmShipment::new(&settings)?)),
-        ("amazon_sp", "update_listing_quantity") => Ok(Box::new(amazon::UpdateListingQuantity::new(&settings)?)),
-        ("shopify", "create_fulfillment") => Ok(Box::new(shopify::CreateFulfillment::new(&settings)?)),
-        ("shopify", "set_inventory_level") => Ok(Box::new(shopify::SetInventoryLevel::new(&settings)?)),
-        ("square", "adjust_inventory") => Ok(Box::new(square::ChangeInventory::new(&settings, false)?)),
-        ("square", "set_inventory_count") => Ok(Box::new(square::ChangeInventory::new(&settings, true)?)),
-        ("shipbob", "create_order") => Ok(Box::new(shipbob::CreateOrder::new(&settings)?)),
-        ("tryton", "create_sale") => Ok(Box::new(tryton::TrytonSink::new(&settings, tryton::Operation::CreateSale)?)),
-        ("tryton", "record_shipment") => Ok(Box::new(tryton::TrytonSink::new(&settings, tryton::Operation::RecordShipment)?)),
-        ("tryton", "create_party") => Ok(Box::new(tryton::TrytonSink::new(&settings, tryton::Operation::CreateParty)?)),
-        ("tryton", "adjust_stock") => Ok(Box::new(tryton::TrytonSink::new(&settings, tryton::Operation::AdjustStock)?)),
-        ("odata", op) => {
-            let operation = match op {
-                "create_sale" => odata::Operation::CreateSale,
-                "record_shipment" => odata::Operation::RecordShipment,
-                "record_invoice" => odata::Operation::RecordInvoice,
-                "adjust_stock" => odata::Operation::AdjustStock,
-                "update_entity" => odata::Operation::UpdateEntity,
-                _ => return Err(format!("connection `{}`: odata has no operation `{op}`", connection.name)),
-            };
-            Ok(Box::new(odata::ODataSink::new(&settings, operation, options)?))
-        }
-        (connector, op) => Err(format!(
-            "connection `{}`: the `{connector}.{op}` operation is not available in this runtime yet",
+    let connector = connection.connector.as_str();
+    let Some((_, _, build)) = SINKS
+        .iter()
+        .find(|(c, op, _)| *c == connector && *op == operation)
+    else {
+        return Err(format!(
+            "connection `{}`: the `{connector}.{operation}` operation is not available in this runtime yet",
             connection.name
-        )),
-    }
+        ));
+    };
+    // A ledger is a connection of the built-in ledger; it has no settings to resolve.
+    let settings = match connector {
+        "ledger" => BTreeMap::new(),
+        _ => settings(connection)?,
+    };
+    build(connection, &settings, operation, options)
 }
 
 /// Builds the pager of a poll source.
@@ -162,26 +313,13 @@ pub fn pager(
     settings: &BTreeMap<String, Value>,
     options: &BTreeMap<String, Value>,
 ) -> Result<Box<dyn crate::sources::poll::Pager>, String> {
-    match (connector, operation) {
-        ("http", "get") => Ok(Box::new(crate::sources::poll::HttpGetPager::new(
-            settings, options,
-        )?)),
-        ("amazon_sp", "orders") => Ok(Box::new(amazon::OrdersPager::new(settings, options)?)),
-        ("shopify", "orders") => Ok(Box::new(shopify::OrdersPager::new(settings, options)?)),
-        ("square", "orders") => Ok(Box::new(square::OrdersPager::new(settings, options)?)),
-        ("square", "inventory_counts") => {
-            Ok(Box::new(square::CountsPager::new(settings, options)?))
-        }
-        ("tryton", "stock_quantities") => Ok(Box::new(tryton::StockPager::new(settings)?)),
-        ("shipbob", "inventory") => Ok(Box::new(shipbob::InventoryPager(shipbob::Listing::new(
-            settings, options,
-        )?))),
-        ("shipbob", "shipments") => Ok(Box::new(shipbob::ShipmentsPager(shipbob::Listing::new(
-            settings, options,
-        )?))),
-        ("odata", "entities") => Ok(Box::new(odata::EntitiesPager::new(settings, options)?)),
-        (connector, op) => Err(format!(
-            "the `{connector}.{op}` poll source is not available in this runtime yet"
+    match POLLS
+        .iter()
+        .find(|(c, op, _)| *c == connector && *op == operation)
+    {
+        Some((_, _, build)) => build(settings, options),
+        None => Err(format!(
+            "the `{connector}.{operation}` poll source is not available in this runtime yet"
         )),
     }
 }

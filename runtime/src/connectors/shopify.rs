@@ -6,6 +6,8 @@
 //! preceded by a read of the order's fulfillment orders: nothing left open means the
 //! parcel was already fulfilled, which counts as done.
 
+pub mod catalog;
+
 use super::client::{self, Reply};
 use super::{Call, CallFuture, CallOutcome, SinkConnector};
 use crate::sources::poll::{Page, PageFuture, Pager};

@@ -5,6 +5,8 @@
 //! `{"errors":[{category, code, detail}]}`. Canonical SKUs and locations become catalog
 //! variation ids and location ids through the `item_map` and `location_map` settings.
 
+pub mod catalog;
+
 use super::client::{self, Reply};
 use super::{Call, CallFuture, CallOutcome, SinkConnector};
 use crate::sources::poll::{Page, PageFuture, Pager};

@@ -10,6 +10,8 @@
 //! order id, so a retry finds the sale an earlier attempt created and only finishes its
 //! workflow (quote, confirm).
 
+mod invoice;
+
 use super::client;
 use super::{Call, CallFuture, CallOutcome, SinkConnector};
 use base64::Engine;
@@ -378,6 +380,7 @@ pub enum Operation {
     CreateSale,
     CreateParty,
     RecordShipment,
+    RecordInvoice,
     AdjustStock,
 }
 
@@ -723,6 +726,7 @@ impl SinkConnector for TrytonSink {
                         self.party(&as_order, call.timeout).await.map(|_| ())
                     }
                     Operation::RecordShipment => self.record_shipment(&message, call.timeout).await,
+                    Operation::RecordInvoice => invoice::record(self, &message, call.timeout).await,
                     Operation::AdjustStock => self.adjust_stock(&message, call.timeout).await,
                 };
                 match done {

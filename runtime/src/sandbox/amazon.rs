@@ -60,6 +60,8 @@ pub struct State {
     orders: Vec<Order>,
     confirmations: HashMap<(String, String), u32>,
     buckets: HashMap<&'static str, TokenBucket>,
+    /// What listings were last set to: seller SKU -> (quantity, price in cents).
+    pub listings: HashMap<String, (Option<i64>, Option<i64>)>,
 }
 
 impl State {
@@ -512,16 +514,83 @@ fn patch_listing(sb: &Shared, req: &Req, segs: &[&str]) -> Resp {
     if body["productType"].as_str().is_none() || !body["patches"].is_array() {
         return invalid("productType and patches are required.");
     }
+    let patches = body["patches"].as_array().cloned().unwrap_or_default();
+    if let Some(bad) = patches.iter().find(|p| {
+        !matches!(
+            p["op"].as_str(),
+            Some("add" | "replace" | "merge" | "delete")
+        ) || !p["path"]
+            .as_str()
+            .is_some_and(|path| path.starts_with("/attributes/"))
+    }) {
+        return invalid(&format!("Invalid patch operation: {bad}"));
+    }
     let submission = sb.rng.borrow_mut().alnum(32).to_lowercase();
-    if catalog::by_sku(&sku).is_none() {
-        return Resp::json(
+    let refused = |code: &str, message: String, attribute: &str| {
+        Resp::json(
             200,
             json!({"sku": sku, "status": "INVALID", "submissionId": submission, "issues": [{
-                "code": "8541", "message": format!("SKU {sku} does not match any listing for this seller."),
-                "severity": "ERROR", "attributeNames": [], "categories": ["INVALID_ATTRIBUTE"]}]}),
+                "code": code, "message": message, "severity": "ERROR",
+                "attributeNames": [attribute], "categories": ["INVALID_ATTRIBUTE"]}]}),
+        )
+    };
+    if catalog::by_sku(&sku).is_none() {
+        return refused(
+            "8541",
+            format!("SKU {sku} does not match any listing for this seller."),
+            "",
         );
     }
+    let (mut quantity, mut price) = (None, None);
+    for patch in &patches {
+        let value = &patch["value"][0];
+        match patch["path"].as_str().unwrap_or_default() {
+            "/attributes/fulfillment_availability" => match value["quantity"].as_i64() {
+                Some(q) if q >= 0 => quantity = Some(q),
+                _ => {
+                    return refused(
+                        "90220",
+                        "'quantity' must be a whole number of 0 or more.".into(),
+                        "fulfillment_availability",
+                    )
+                }
+            },
+            "/attributes/purchasable_offer" => {
+                if value["marketplace_id"] != MARKETPLACE_ID || value["currency"] != "USD" {
+                    return refused(
+                        "90220",
+                        format!("The offer must be for marketplace {MARKETPLACE_ID} in USD."),
+                        "purchasable_offer",
+                    );
+                }
+                let amount = &value["our_price"][0]["schedule"][0]["value_with_tax"];
+                match amount
+                    .as_f64()
+                    .and_then(|_| super::parse_cents(&amount.to_string()))
+                {
+                    Some(cents) if cents > 0 => price = Some(cents),
+                    _ => {
+                        return refused(
+                            "90220",
+                            "'our_price' must be a positive amount with at most 2 decimals.".into(),
+                            "purchasable_offer",
+                        )
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    {
+        let mut st = sb.amazon.borrow_mut();
+        let listing = st.listings.entry(sku.clone()).or_default();
+        listing.0 = quantity.or(listing.0);
+        listing.1 = price.or(listing.1);
+    }
     sb.bump(System::AmazonSp, "listing_updates");
+    if price.is_some() {
+        sb.bump(System::AmazonSp, "price_updates");
+    }
     Resp::json(
         200,
         json!({"sku": sku, "status": "ACCEPTED", "submissionId": submission, "issues": []}),

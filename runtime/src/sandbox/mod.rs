@@ -190,6 +190,8 @@ const STAT_KEYS: &[(&str, &[&str])] = &[
             "inventory_updates",
             "fulfillments",
             "fulfillment_rejections",
+            "product_updates",
+            "price_updates",
             "faults_injected",
             "webhooks_delivered",
             "webhooks_failed",
@@ -206,6 +208,7 @@ const STAT_KEYS: &[(&str, &[&str])] = &[
             "shipment_confirmations",
             "shipment_confirmation_duplicates",
             "listing_updates",
+            "price_updates",
             "faults_injected",
         ],
     ),
@@ -216,6 +219,7 @@ const STAT_KEYS: &[(&str, &[&str])] = &[
             "throttled",
             "orders_created",
             "inventory_changes",
+            "catalog_upserts",
             "idempotent_replays",
             "webhooks_sent",
             "faults_injected",
@@ -524,12 +528,43 @@ fn control(sb: &Shared, rest: &str, req: &Req) -> Resp {
         ("POST", ["square", "orders"]) => square::control_create_order(sb, req),
         ("POST", ["shipbob", "orders", id, "ship"]) => shipbob::control_ship(sb, id, req),
         ("GET", ["odata", "sales_orders"]) => odata::control_sales_orders(sb),
+        ("GET", ["prices"]) => control_prices(sb),
         ("POST", ["odata", "csrf"]) => odata::control_csrf(sb, req),
         _ => Resp::json(
             404,
             json!({"error": format!("unknown control endpoint /_sandbox/{rest}")}),
         ),
     }
+}
+
+/// `GET /_sandbox/prices`: per catalogue item, the price (minor units) each channel holds
+/// now, and how many price writes each received.
+fn control_prices(sb: &Sandbox) -> Resp {
+    let shop = sb.shopify.borrow();
+    let amazon = sb.amazon.borrow();
+    let square = sb.square.borrow();
+    let items: Vec<Value> = catalog::ITEMS
+        .iter()
+        .map(|item| {
+            json!({
+                "sku": item.sku, "item_code": item.item_code,
+                "shopify": shop.catalogue.price_of(item.sku),
+                "shopify_title": shop.catalogue.title_of(item.sku),
+                "amazon": amazon.listings.get(item.sku).and_then(|l| l.1),
+                "square": item.square_variation.and_then(|v| square.objects.price_of(v)),
+            })
+        })
+        .collect();
+    let stats = sb.stats.borrow();
+    Resp::json(
+        200,
+        json!({"items": items, "writes": {
+            "shopify_products": stats.get(System::Shopify, "product_updates"),
+            "shopify_prices": stats.get(System::Shopify, "price_updates"),
+            "amazon_prices": stats.get(System::AmazonSp, "price_updates"),
+            "square_prices": stats.get(System::Square, "catalog_upserts"),
+        }}),
+    )
 }
 
 fn set_fault(sb: &Sandbox, req: &Req) -> Resp {

@@ -312,6 +312,13 @@ fn tokenize(s: &str) -> Result<Vec<Tok>, String> {
                 }
             }
             out.push(Tok::Str(text));
+        } else if let Some(len) = timestamp_at(&chars[i..]) {
+            // A DateTimeOffset literal (unquoted in V4), compared as the stored stamps are
+            // written: RFC 3339 in UTC with milliseconds.
+            let text: String = chars[i..i + len].iter().collect();
+            let stamp = super::parse_ts(&text).ok_or(format!("bad timestamp {text}"))?;
+            out.push(Tok::Str(super::ts_millis(stamp)));
+            i += len;
         } else if c.is_ascii_digit() || c == '-' {
             let start = i;
             i += 1;
@@ -335,6 +342,22 @@ fn tokenize(s: &str) -> Result<Vec<Tok>, String> {
         }
     }
     Ok(out)
+}
+
+/// The length of a DateTimeOffset literal (`2026-05-12T06:00:00.000Z`) at the start of
+/// `chars`, if there is one.
+fn timestamp_at(chars: &[char]) -> Option<usize> {
+    let date_like = chars.len() > 10
+        && chars[..4].iter().all(char::is_ascii_digit)
+        && chars[4] == '-'
+        && chars[7] == '-'
+        && chars[10] == 'T';
+    date_like.then(|| {
+        chars
+            .iter()
+            .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | ':' | '.' | '+'))
+            .count()
+    })
 }
 
 enum Expr {

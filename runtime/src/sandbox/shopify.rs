@@ -1,6 +1,8 @@
 //! Shopify Admin REST simulator: orders with `Link`/`page_info` paging, fulfillment orders
-//! and fulfillments, inventory levels, products, webhook subscriptions, and the 40-call
-//! leaky bucket leaking 2 per second.
+//! and fulfillments, inventory levels, products and variants (`products.rs`), webhook
+//! subscriptions, and the 40-call leaky bucket leaking 2 per second.
+
+pub mod products;
 
 use super::webhooks::{self, Delivery, Subscriber};
 use super::{
@@ -65,6 +67,8 @@ pub struct State {
     next_fulfillment: u64,
     bucket_level: f64,
     bucket_at: Instant,
+    /// Products and variants.
+    pub catalogue: products::Catalogue,
 }
 
 impl State {
@@ -89,6 +93,7 @@ impl State {
             next_fulfillment: 4_100_000_000 + rng.below(1000) * 1000,
             bucket_level: 0.0,
             bucket_at: Instant::now(),
+            catalogue: products::Catalogue::new(),
         }
     }
 
@@ -217,46 +222,22 @@ fn dispatch(sb: &Shared, req: &Req, version: &str, resource: &str) -> Resp {
         ("GET", ["inventory_levels.json"]) => list_levels(sb, req),
         ("POST", ["inventory_levels", "set.json"]) => change_level(sb, req, false),
         ("POST", ["inventory_levels", "adjust.json"]) => change_level(sb, req, true),
-        ("GET", ["products.json"]) => {
-            let products: Vec<Value> = (0..catalog::ITEMS.len()).map(product_json).collect();
-            Resp::json(200, json!({ "products": products }))
+        ("GET", ["products.json"]) => products::list(sb, req, version),
+        ("GET", ["products", file]) if file.ends_with(".json") => {
+            products::get_product(sb, file.trim_end_matches(".json"))
+        }
+        ("PUT", ["products", file]) if file.ends_with(".json") => {
+            products::put_product(sb, req, file.trim_end_matches(".json"))
         }
         ("GET", ["variants", file]) if file.ends_with(".json") => {
-            let id = file.trim_end_matches(".json");
-            match (0..catalog::ITEMS.len())
-                .find(|i| catalog::shopify_variant_id(*i).to_string() == id)
-            {
-                Some(idx) => Resp::json(200, json!({"variant": variant_json(idx)})),
-                None => errors(404, json!("Not Found")),
-            }
+            products::get_variant(sb, file.trim_end_matches(".json"))
+        }
+        ("PUT", ["variants", file]) if file.ends_with(".json") => {
+            products::put_variant(sb, req, file.trim_end_matches(".json"))
         }
         ("POST", ["webhooks.json"]) => subscribe(sb, req, version),
         _ => errors(404, json!("Not Found")),
     }
-}
-
-fn variant_json(idx: usize) -> Value {
-    let item = &catalog::ITEMS[idx];
-    json!({
-        "id": catalog::shopify_variant_id(idx),
-        "product_id": catalog::shopify_product_id(idx),
-        "title": item.title.split(" - ").nth(1).unwrap_or("Default Title"),
-        "sku": item.sku,
-        "price": cents_str(item.price_cents),
-        "inventory_item_id": catalog::shopify_inventory_item_id(idx),
-        "inventory_management": "shopify",
-        "requires_shipping": true,
-    })
-}
-
-fn product_json(idx: usize) -> Value {
-    let item = &catalog::ITEMS[idx];
-    json!({
-        "id": catalog::shopify_product_id(idx),
-        "title": item.title.split(" - ").next().unwrap_or(item.title),
-        "status": "active",
-        "variants": [variant_json(idx)],
-    })
 }
 
 // ---- orders and paging ----

@@ -1,6 +1,9 @@
 //! Square simulator: SearchOrders with a query-bound cursor, RetrieveOrder, idempotent
 //! BatchChangeInventory applied by `occurred_at`, inventory count retrieval, webhook
-//! subscriptions, and POS sales and store returns created over the control API.
+//! subscriptions, catalog item variations (`objects.rs`), and POS sales and store returns
+//! created over the control API.
+
+pub mod objects;
 
 use super::webhooks::{self, Delivery, Subscriber};
 use super::{catalog, header, json_body, parse_ts, Sandbox, Shared, System, TokenBucket};
@@ -54,6 +57,8 @@ pub struct State {
     idempotency: HashMap<(String, String), (String, u16, String)>,
     bucket: Option<TokenBucket>,
     seq: u64,
+    /// Catalog item variations.
+    pub objects: objects::Objects,
 }
 
 impl Default for State {
@@ -72,6 +77,7 @@ impl State {
             idempotency: HashMap::new(),
             bucket: None,
             seq: 0,
+            objects: objects::Objects::new(),
         };
         let epoch = DateTime::<Utc>::UNIX_EPOCH;
         for item in catalog::ITEMS {
@@ -266,6 +272,8 @@ pub fn handle(sb: &Shared, req: &Req) -> Resp {
             idempotent(sb, "batch-create", &body, batch_change)
         }
         ("POST", ["inventory", "counts", "batch-retrieve"]) => retrieve_counts(sb, &body),
+        ("GET", ["catalog", "object", id]) => objects::retrieve(sb, id),
+        ("POST", ["catalog", "object"]) => idempotent(sb, "catalog-object", &body, objects::upsert),
         ("POST", ["webhooks", "subscriptions"]) => {
             idempotent(sb, "subscriptions", &body, subscribe)
         }

@@ -310,3 +310,198 @@ impl TrytonRpc {
         rows[0]["quantity"].as_f64().unwrap()
     }
 }
+
+impl TrytonRpc {
+    async fn wizard(&self, name: &str, method: &str, mut args: Vec<Value>) -> Value {
+        args.push(self.context.clone());
+        TrytonRpc::call(
+            &self.url,
+            Some(&self.auth),
+            &format!("wizard.{name}.{method}"),
+            Value::Array(args),
+        )
+        .await
+    }
+
+    async fn first_account(&self, domain: Value) -> Value {
+        let mut domain = domain.as_array().cloned().unwrap();
+        domain.push(json!(["company", "=", self.context["company"]]));
+        domain.push(json!(["closed", "!=", true]));
+        domain.push(json!(["type", "!=", null]));
+        let found = self
+            .model(
+                "account.account",
+                "search",
+                vec![
+                    Value::Array(domain),
+                    json!(0),
+                    json!(1),
+                    json!([["code", "ASC"]]),
+                ],
+            )
+            .await;
+        found[0].clone()
+    }
+
+    /// Gives the database what invoicing needs, as an accountant would set it up: a chart
+    /// of accounts with receivable and revenue defaults, a fiscal year `year` with periods
+    /// and an invoice sequence, and an accounting category on every product.
+    pub async fn prepare_invoicing(&self, year: i32) {
+        let company = self.context["company"].clone();
+        let template = self
+            .model(
+                "account.account.template",
+                "search",
+                vec![
+                    json!([["parent", "=", null]]),
+                    json!(0),
+                    json!(1),
+                    Value::Null,
+                ],
+            )
+            .await;
+        const CHART: &str = "account.create_chart";
+        let started = self.wizard(CHART, "create", vec![]).await;
+        let (session, start) = (started[0].clone(), started[1].clone());
+        self.wizard(CHART, "execute", vec![session.clone(), json!({}), start])
+            .await;
+        self.wizard(
+            CHART,
+            "execute",
+            vec![session.clone(), json!({}), json!("account")],
+        )
+        .await;
+        self.wizard(
+            CHART,
+            "execute",
+            vec![
+                session.clone(),
+                json!({"account": {"company": company, "account_template": template[0]}}),
+                json!("create_account"),
+            ],
+        )
+        .await;
+        let receivable = self
+            .first_account(json!([
+                ["type.receivable", "=", true],
+                ["party_required", "=", true]
+            ]))
+            .await;
+        let payable = self
+            .first_account(json!([
+                ["type.payable", "=", true],
+                ["party_required", "=", true]
+            ]))
+            .await;
+        let revenue = self
+            .first_account(json!([["type.revenue", "=", true]]))
+            .await;
+        let expense = self
+            .first_account(json!([
+                ["type.expense", "=", true],
+                ["type.statement", "=", "income"]
+            ]))
+            .await;
+        self.wizard(
+            CHART,
+            "execute",
+            vec![
+                session.clone(),
+                json!({"properties": {"company": company, "account_receivable": receivable,
+                    "account_payable": payable, "category_account_revenue": revenue,
+                    "category_account_expense": expense}}),
+                json!("create_properties"),
+            ],
+        )
+        .await;
+        self.wizard(CHART, "delete", vec![session]).await;
+
+        let mut sequences = Vec::new();
+        for (name, kind) in [("Invoice", "Invoice"), ("Move", "Account Move")] {
+            let kind = self
+                .model(
+                    "ir.sequence.type",
+                    "search",
+                    vec![
+                        json!([["name", "=", kind]]),
+                        json!(0),
+                        json!(1),
+                        Value::Null,
+                    ],
+                )
+                .await;
+            let created = self
+                .model(
+                    "ir.sequence.strict",
+                    "create",
+                    vec![json!([{"name": name, "sequence_type": kind[0], "company": company}])],
+                )
+                .await;
+            sequences.push(created[0].clone());
+        }
+        let day = |month: u32, day: u32| json!({"__class__": "date", "year": year, "month": month, "day": day});
+        let invoice = &sequences[0];
+        let year_id = self
+            .model(
+                "account.fiscalyear",
+                "create",
+                vec![json!([{
+                    "name": year.to_string(), "company": company,
+                    "start_date": day(1, 1), "end_date": day(12, 31),
+                    "move_sequence": sequences[1],
+                    "invoice_sequences": [["create", [{"company": company,
+                        "out_invoice_sequence": invoice, "out_credit_note_sequence": invoice,
+                        "in_invoice_sequence": invoice, "in_credit_note_sequence": invoice}]]],
+                }])],
+            )
+            .await;
+        self.model("account.fiscalyear", "create_period", vec![year_id])
+            .await;
+        let category = self
+            .model(
+                "product.category",
+                "create",
+                vec![json!([{"name": "Goods", "accounting": true,
+                    "account_revenue": revenue, "account_expense": expense}])],
+            )
+            .await;
+        let templates = self
+            .model(
+                "product.template",
+                "search",
+                vec![json!([]), json!(0), Value::Null, Value::Null],
+            )
+            .await;
+        self.model(
+            "product.template",
+            "write",
+            vec![templates, json!({"account_category": category[0]})],
+        )
+        .await;
+    }
+
+    /// The customer invoices with `reference`: state, total and description.
+    pub async fn invoices(&self, reference: &str) -> Vec<Value> {
+        self.model(
+            "account.invoice",
+            "search_read",
+            vec![
+                json!([["reference", "=", reference]]),
+                json!(0),
+                Value::Null,
+                Value::Null,
+                json!([
+                    "state",
+                    "total_amount",
+                    "description",
+                    "invoice_date",
+                    "number"
+                ]),
+            ],
+        )
+        .await
+        .as_array()
+        .cloned()
+        .unwrap()
+    }
+}

@@ -2,12 +2,14 @@
 //! channels, the warehouse and an OData ERP; the reference flows run on a fresh embedded
 //! state; a script drives marketplace and storefront orders, POS sales, a warehouse
 //! shipment, a store return, an unknown SKU, duplicate webhook deliveries and an ERP
-//! outage; the summary reconciles what the channels sold with what the ERP holds. Exit 0
+//! outage, and a list price change in the product master; the summary shows what each
+//! system received and reconciles what the channels sold with what the ERP holds. Exit 0
 //! only when every channel order is in the ERP once, or held, or a dead letter with the
 //! expected reason, and the ERP holds nothing else.
 
 mod erp;
 mod flash;
+mod prices;
 mod script;
 mod setup;
 mod summary;
@@ -353,6 +355,13 @@ async fn day(args: Args) -> Result<bool, String> {
     if !driver.ship(&first_shop, setup::SHIPBOB_TOKEN).await? {
         clock.say("the warehouse holds no order for it yet");
     }
+    clock.say(format!(
+        "the product master lists {} at {}.{:02}",
+        prices::SKU,
+        prices::NEW_PRICE_CENTS / 100,
+        prices::NEW_PRICE_CENTS % 100
+    ));
+    prices::change(&driver, Duration::from_secs(30)).await?;
     let booked = orders.iter().filter(|o| o.expect == Expect::Erp).count();
     wait_for(&clock, &reader, &runner, booked, SETTLE).await;
     // Let the last work land: the shipment in the ERP, the return's refund (its POS order
@@ -399,6 +408,7 @@ async fn day(args: Args) -> Result<bool, String> {
     let erp_orders: Vec<String> = erp_full.iter().map(|o| o.number.clone()).collect();
     let dead = store.call(|b| b.dead_letters(false, 10_000)).await?;
     let stats = driver.stats().await?;
+    let (catalogue, price_check) = prices::report(&driver).await?;
     let reviewed = reviewed.borrow().clone();
     let metrics = runner.metrics.clone();
     let left = runner.stop(Duration::from_secs(5)).await;
@@ -419,6 +429,9 @@ async fn day(args: Args) -> Result<bool, String> {
             println!("  {system:<10} {}", text.join(", "));
         }
     }
+    println!();
+    println!("Catalogue");
+    print!("{catalogue}");
     println!();
     let sum = |name: &'static str, flow: &str| metrics.sum(name, flow, |_| true);
     use omniflow_runtime::ops::metrics::{DUPLICATES, MESSAGES_OUT};
@@ -469,6 +482,7 @@ async fn day(args: Args) -> Result<bool, String> {
             detail: format!("{} movements published", sum(MESSAGES_OUT, "pos_sales")),
         },
     ];
+    checks.push(price_check);
     if let Some(flash) = &flash {
         println!("Inventory: oversold units per SKU (units held for orders beyond the stock)");
         for (sku, over) in &flash.oversold {

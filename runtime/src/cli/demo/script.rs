@@ -244,6 +244,25 @@ impl Driver {
         Ok(true)
     }
 
+    /// PATCHes an entity of the sandbox's OData service (any ETag), as a product master
+    /// user would.
+    pub async fn patch_odata(&self, entity: &str, body: Value) -> Result<(), String> {
+        let response = self
+            .client
+            .patch(format!("{}/odata/v4/sales/{entity}", self.sandbox))
+            .basic_auth("connector", Some("secret"))
+            .header(reqwest::header::IF_MATCH, "*")
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(body.to_string())
+            .send()
+            .await
+            .map_err(|e| format!("PATCH {entity}: {e}"))?;
+        if !response.status().is_success() {
+            return Err(format!("PATCH {entity}: HTTP {}", response.status()));
+        }
+        Ok(())
+    }
+
     /// Starts an ERP outage.
     pub async fn erp_outage(&self, seconds: u64) -> Result<(), String> {
         self.post(

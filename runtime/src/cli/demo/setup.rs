@@ -16,6 +16,7 @@ pub const FLOWS: &[&str] = &[
     "shipment_confirmations",
     "omnichannel_returns",
     "inventory_ledger",
+    "product_price_distribution",
 ];
 
 /// Poll interval of every source during the demo, in milliseconds.
