@@ -98,6 +98,8 @@ pub struct Listing {
     pub skipped: Vec<(PathBuf, Skipped)>,
     /// Files whose name is not UTF-8 (read under an escaped key).
     pub not_utf8: Vec<Found>,
+    /// Why the directory could not be listed, if it could not.
+    pub unreadable: Option<std::io::Error>,
 }
 
 /// Files in `dir` whose name matches `pattern` (`*` wildcards; an optional sub-folder).
@@ -108,8 +110,12 @@ pub fn matching_files(dir: &Path, pattern: &str) -> Listing {
         None => (dir.to_path_buf(), pattern),
     };
     let mut listing = Listing::default();
-    let (Ok(entries), Ok(root)) = (std::fs::read_dir(&sub), dir.canonicalize()) else {
-        return listing;
+    let (entries, root) = match (std::fs::read_dir(&sub), dir.canonicalize()) {
+        (Ok(entries), Ok(root)) => (entries, root),
+        (Err(err), _) | (_, Err(err)) => {
+            listing.unreadable = Some(err);
+            return listing;
+        }
     };
     let mut by_target: BTreeMap<PathBuf, Found> = BTreeMap::new();
     for entry in entries.flatten() {
