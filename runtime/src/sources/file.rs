@@ -158,7 +158,10 @@ impl FileSource {
         );
         let mut file = files::open_regular(&found.path).map_err(|e| e.to_string())?;
         let offset = self.checked_offset(&mut file, found, &cursor)?;
-        let first = first_line(&mut file).map_err(|e| e.to_string())?;
+        let first = match (self.csv, offset) {
+            (false, 1..) => 0,
+            _ => first_line(&mut file).map_err(|e| e.to_string())?,
+        };
         let header = match self.csv {
             true => Some(self.csv_header(&mut file, first)?),
             false => None,
