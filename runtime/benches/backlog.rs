@@ -98,7 +98,9 @@ flow orders {
             c.query_row("SELECT value FROM cursors", [], |r| r.get(0))
                 .ok()
         });
-        if offset.and_then(|o| o.parse::<u64>().ok()) == Some(size) {
+        // The value is `OFFSET MARK`.
+        let offset = offset.and_then(|o| o.split_whitespace().next()?.parse::<u64>().ok());
+        if offset == Some(size) {
             break;
         }
         assert!(

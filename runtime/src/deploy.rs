@@ -174,6 +174,19 @@ mod tests {
             Setting::Value(Value::Bool(true))
         ));
         assert!(serde_norway::from_str::<Deployment>("stat: x\n").is_err());
+        let servers: Deployment =
+            serde_norway::from_str("servers: { header_timeout: 2s, max_connections: 64 }\n")
+                .unwrap();
+        assert_eq!(servers.servers.max_connections, 64);
+        assert_eq!(
+            servers.servers.body_timeout,
+            crate::ops::server::Limits::default().body_timeout
+        );
+        assert!(servers.servers.check().is_ok());
+        let none: Deployment = serde_norway::from_str("servers: { max_connections: 0 }\n").unwrap();
+        assert!(none.servers.check().is_err());
+        assert!(serde_norway::from_str::<Deployment>("servers: { idle_timeout: 10 }\n").is_err());
+        assert!(serde_norway::from_str::<Deployment>("servers: { idle: 10s }\n").is_err());
         assert!(serde_norway::from_str::<Deployment>("secrets: { from: vault }\n").is_err());
     }
 }

@@ -255,16 +255,17 @@ fn idle_and_slow_connections_are_closed_and_never_take_webhooks_or_health_down()
     wait_for("the delivery at the sink", PATIENCE, || {
         sink.distinct() == 1
     });
-    // Every idle connection is closed by the server: at the cap or at its deadline.
+    // Every idle connection is closed by the server: 300 of each server's to make room at
+    // the cap, the others at their deadline.
     wait_for("every idle connection closed", PATIENCE, || {
         idle.retain_mut(|stream| !closed_by_server(stream));
         idle.is_empty()
     });
     let (sent, head_len) = loris.join().unwrap();
-    assert!(
-        sent < head_len,
-        "the slow head was read to its end ({sent} bytes)"
-    );
+    assert!(sent < head_len, "the slow head was read to its end");
+    // Alone, with no cap to make room for, a slow head meets its deadline.
+    let (sent, head_len) = slowloris(runtime.ops);
+    assert!(sent < head_len, "the slow head was read to its end");
     // Still serving after all that.
     assert_eq!(signed_delivery(runtime.hooks, "o2").0, 202);
     assert_eq!(get(runtime.ops, "/ready").0, 200);
@@ -566,6 +567,16 @@ fn shopify_runtime(dir: &TempDir, sink: &Sink, shop: &str, secret: &str) -> Runt
     )
 }
 
+/// Starts `omniflow sandbox` on a free port; killed on drop.
+struct Sandbox(Child, u16);
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 #[test]
 fn shopify_deliveries_without_its_headers_or_for_another_topic_are_refused() {
     let dir = TempDir::new("abuse-shopify");
@@ -622,21 +633,10 @@ fn shopify_deliveries_without_its_headers_or_for_another_topic_are_refused() {
         8,
         "each refusal is logged"
     );
-}
 
-/// Starts `omniflow sandbox` on a free port; killed on drop.
-struct Sandbox(Child, u16);
-
-impl Drop for Sandbox {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-#[test]
-fn the_sandbox_sends_every_header_shopify_sends() {
-    let dir = TempDir::new("abuse-sandbox");
+    // The sandbox sends every header Shopify sends, so the demo keeps working.
+    drop(runtime);
+    let dir = TempDir::new("abuse-shopify-sandbox");
     let port = free_port();
     let sandbox = Sandbox(
         Command::new(BIN)

@@ -125,7 +125,8 @@ fn consumed(dir: &TempDir, file: &str) -> bool {
             r.get(0)
         })
         .ok();
-    offset.and_then(|o| o.parse::<u64>().ok()) == Some(size)
+    // The value is `OFFSET MARK` (the mark of the bytes before the offset).
+    offset.and_then(|o| o.split_whitespace().next()?.parse::<u64>().ok()) == Some(size)
 }
 
 fn inbox_len(dir: &TempDir) -> i64 {

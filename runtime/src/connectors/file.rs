@@ -98,6 +98,8 @@ pub struct Listing {
     pub skipped: Vec<(PathBuf, Skipped)>,
     /// Files whose name is not UTF-8 (read under an escaped key).
     pub not_utf8: Vec<Found>,
+    /// Why the directory could not be listed, if it could not.
+    pub unreadable: Option<std::io::Error>,
 }
 
 /// Files in `dir` whose name matches `pattern` (`*` wildcards; an optional sub-folder).
@@ -108,8 +110,12 @@ pub fn matching_files(dir: &Path, pattern: &str) -> Listing {
         None => (dir.to_path_buf(), pattern),
     };
     let mut listing = Listing::default();
-    let (Ok(entries), Ok(root)) = (std::fs::read_dir(&sub), dir.canonicalize()) else {
-        return listing;
+    let (entries, root) = match (std::fs::read_dir(&sub), dir.canonicalize()) {
+        (Ok(entries), Ok(root)) => (entries, root),
+        (Err(err), _) | (_, Err(err)) => {
+            listing.unreadable = Some(err);
+            return listing;
+        }
     };
     let mut by_target: BTreeMap<PathBuf, Found> = BTreeMap::new();
     for entry in entries.flatten() {
@@ -368,6 +374,59 @@ pub fn mark(file: &mut std::fs::File, offset: u64) -> std::io::Result<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn file_with(name: &str, bytes: &[u8]) -> std::fs::File {
+        let path = std::env::temp_dir().join(format!("omniflow-{name}-{}", std::process::id()));
+        std::fs::write(&path, bytes).unwrap();
+        let file = open_regular(&path).unwrap();
+        let _ = std::fs::remove_file(&path);
+        file
+    }
+
+    #[test]
+    fn a_long_line_is_kept_by_its_head_and_an_unfinished_one_resumes() {
+        let long = "y".repeat(5000);
+        let text = format!("a\r\n{long}\nb\n{long}");
+        let mut file = file_with("lines", text.as_bytes());
+        let read = read_lines(&mut file, 0, 10, 100, None).unwrap();
+        assert_eq!(read.lines.len(), 3);
+        assert_eq!(read.lines[0], Line::Whole(b"a".to_vec()));
+        assert_eq!(
+            read.lines[1],
+            Line::Over {
+                head: vec![b'y'; KEPT],
+                len: 5000,
+                at: 3
+            }
+        );
+        assert_eq!(read.lines[2], Line::Whole(b"b".to_vec()));
+        assert_eq!(read.next, 5006);
+        let unfinished = read.unfinished.expect("the last line has no end yet");
+        assert_eq!((unfinished.at, unfinished.len), (5006, 5000));
+        // The end arrives: the read goes on from where it stopped, not from the line start.
+        let mut file = file_with("lines-more", format!("{text}zz\n").as_bytes());
+        let read = read_lines(&mut file, 5006, 10, 100, Some(unfinished)).unwrap();
+        assert_eq!(read.next, 5006 + 5003);
+        assert!(matches!(
+            read.lines[..],
+            [Line::Over {
+                len: 5002,
+                at: 5006,
+                ..
+            }]
+        ));
+        // A line at the limit is whole.
+        let mut file = file_with("limit", b"0123456789\n");
+        let read = read_lines(&mut file, 0, 10, 10, None).unwrap();
+        assert_eq!(read.lines, vec![Line::Whole(b"0123456789".to_vec())]);
+    }
+
+    #[test]
+    fn names_in_other_encodings_get_distinct_keys() {
+        assert_eq!(escaped(b"caf\xe9.jsonl"), "caf\\xE9.jsonl");
+        assert_ne!(escaped(b"\xe9.jsonl"), escaped(b"\xe8.jsonl"));
+        assert_eq!(escaped("café.jsonl".as_bytes()), "café.jsonl");
+    }
 
     #[test]
     fn wildcards_match_names() {

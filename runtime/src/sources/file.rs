@@ -8,7 +8,7 @@ use crate::connectors::file::{self as files, Found, Line, Unfinished};
 use crate::engine::FlowCtx;
 use crate::state::DeadLetter;
 use serde_json::Value;
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
 use std::rc::Rc;
@@ -20,6 +20,8 @@ const BATCH: usize = 1000;
 
 /// The longest line read whole unless the source sets `max_line_bytes`.
 pub const MAX_LINE: u64 = 4 << 20;
+/// The largest `max_line_bytes` (the compiler refuses more with `E0510`).
+const LONGEST_LIMIT: u64 = 1 << 28;
 
 /// A running file source.
 pub struct FileSource {
@@ -33,6 +35,8 @@ pub struct FileSource {
     unfinished: RefCell<HashMap<String, Unfinished>>,
     /// What was already logged once (skipped entries, names that are not UTF-8).
     warned: RefCell<HashSet<String>>,
+    /// The directory could not be listed last time (logged once until it can).
+    unlisted: Cell<bool>,
 }
 
 /// A file's cursor: the offset reached and the mark of the bytes before it.
@@ -69,8 +73,8 @@ impl FileSource {
             None => MAX_LINE,
             Some(value) => value
                 .as_u64()
-                .filter(|n| *n > 0)
-                .ok_or("`max_line_bytes` must be a positive number of bytes")?,
+                .filter(|n| (1..=LONGEST_LIMIT).contains(n))
+                .ok_or("`max_line_bytes` must be 1 to 268435456 bytes")?,
         };
         Ok(FileSource {
             ctx,
@@ -85,6 +89,7 @@ impl FileSource {
             max_line,
             unfinished: RefCell::default(),
             warned: RefCell::default(),
+            unlisted: Cell::new(false),
         })
     }
 
@@ -119,6 +124,13 @@ impl FileSource {
     fn list(&self) -> Vec<Found> {
         let listing = files::matching_files(&self.dir, &self.pattern);
         let mut warned = self.warned.borrow_mut();
+        match &listing.unreadable {
+            Some(err) if !self.unlisted.replace(true) => {
+                tracing::warn!(flow = %self.ctx.flow_name(), source = %self.name, dir = %self.dir.display(), error = %err, "cannot list the directory; retrying");
+            }
+            Some(_) => {}
+            None => self.unlisted.set(false),
+        }
         for (path, why) in &listing.skipped {
             if warned.insert(path.to_string_lossy().into_owned()) {
                 tracing::warn!(flow = %self.ctx.flow_name(), source = %self.name, file = %path.to_string_lossy(), reason = %why, "file skipped");
@@ -146,7 +158,10 @@ impl FileSource {
         );
         let mut file = files::open_regular(&found.path).map_err(|e| e.to_string())?;
         let offset = self.checked_offset(&mut file, found, &cursor)?;
-        let first = first_line(&mut file).map_err(|e| e.to_string())?;
+        let first = match (self.csv, offset) {
+            (false, 1..) => 0,
+            _ => first_line(&mut file).map_err(|e| e.to_string())?,
+        };
         let header = match self.csv {
             true => Some(self.csv_header(&mut file, first)?),
             false => None,

@@ -1,8 +1,7 @@
 //! Webhook sources: a delivery's signature and the headers its vendor always sends are
 //! checked before anything is stored (a refusal gets its scheme's 4xx, is logged and
-//! counted); it is answered 2xx only once it is durable in
-//! the inbox; with `dedupe = true`, a delivery id seen before is acknowledged and not
-//! stored again.
+//! counted); it is answered 2xx only once it is durable in the inbox; with
+//! `dedupe = true`, a delivery id seen before is acknowledged and not stored again.
 
 use crate::connectors::signatures::Verifier;
 use crate::engine::FlowCtx;
@@ -13,7 +12,7 @@ use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::rc::Rc;
 
-/// Counter of deliveries refused for their signature.
+/// Counter of refused deliveries (signature, size, missing headers, topic).
 pub const REJECTED: &str = "omniflow_webhooks_rejected_total";
 
 struct Route {
