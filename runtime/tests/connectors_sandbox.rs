@@ -760,6 +760,13 @@ fn shopify_prices_and_products_reach_the_variant_with_the_sku() {
             reason.contains("no Shopify variant has the SKU NO-SUCH-SKU"),
             "{reason}"
         );
+        let mut euros = price(tee, 2450, None);
+        euros["amount"]["currency"] = json!("EUR");
+        let reason = permanent(call(&conn, "update_price", "p6", &euros).await);
+        assert!(
+            reason.contains("the shop sells in USD; the price is in EUR"),
+            "{reason}"
+        );
         // The product: found through its SKU, then its own fields written.
         let product = json!({"id": "ITM-110857", "title": "Classic Tee #039", "brand": "Omniflow",
             "description": "<p>Heavy cotton</p>", "status": "active", "updated_at": "2026-05-12T06:00:00Z",

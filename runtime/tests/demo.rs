@@ -91,6 +91,8 @@ fn the_retail_day_against_the_sandbox_reconciles() {
         "yes  flash sale: exactly the free units are held, the other orders refused",
         "yes  flash sale: every publishing channel was last told 0",
         "yes  no SKU oversold",
+        // The product master's price change, on every channel (Amazon with its uplift).
+        "yes  the price change reached the storefront, Amazon (+10%) and the stores",
     ] {
         assert!(out.contains(check), "{check}: {out}");
     }

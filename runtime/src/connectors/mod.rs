@@ -135,8 +135,8 @@ fn ledger_sink(
     boxed(crate::ledger::sink::LedgerSink::new(&c.name, op, o))
 }
 
-fn tryton_sink(op: tryton::Operation) -> impl Fn(&Map) -> Result<Box<dyn SinkConnector>, String> {
-    move |s| boxed(tryton::TrytonSink::new(s, op))
+fn tryton_sink(s: &Map, op: tryton::Operation) -> Result<Box<dyn SinkConnector>, String> {
+    boxed(tryton::TrytonSink::new(s, op))
 }
 
 fn odata_sink(s: &Map, op: odata::Operation, o: &Map) -> Result<Box<dyn SinkConnector>, String> {
@@ -199,19 +199,19 @@ static SINKS: &[(&str, &str, SinkBuild)] = &[
         boxed(shipbob::CreateOrder::new(s))
     }),
     ("tryton", "create_sale", |_, s, _, _| {
-        tryton_sink(tryton::Operation::CreateSale)(s)
+        tryton_sink(s, tryton::Operation::CreateSale)
     }),
     ("tryton", "record_shipment", |_, s, _, _| {
-        tryton_sink(tryton::Operation::RecordShipment)(s)
+        tryton_sink(s, tryton::Operation::RecordShipment)
     }),
     ("tryton", "record_invoice", |_, s, _, _| {
-        tryton_sink(tryton::Operation::RecordInvoice)(s)
+        tryton_sink(s, tryton::Operation::RecordInvoice)
     }),
     ("tryton", "create_party", |_, s, _, _| {
-        tryton_sink(tryton::Operation::CreateParty)(s)
+        tryton_sink(s, tryton::Operation::CreateParty)
     }),
     ("tryton", "adjust_stock", |_, s, _, _| {
-        tryton_sink(tryton::Operation::AdjustStock)(s)
+        tryton_sink(s, tryton::Operation::AdjustStock)
     }),
     ("odata", "create_sale", |_, s, _, o| {
         odata_sink(s, odata::Operation::CreateSale, o)

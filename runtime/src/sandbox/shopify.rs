@@ -222,6 +222,12 @@ fn dispatch(sb: &Shared, req: &Req, version: &str, resource: &str) -> Resp {
         ("GET", ["inventory_levels.json"]) => list_levels(sb, req),
         ("POST", ["inventory_levels", "set.json"]) => change_level(sb, req, false),
         ("POST", ["inventory_levels", "adjust.json"]) => change_level(sb, req, true),
+        ("GET", ["shop.json"]) => Resp::json(
+            200,
+            json!({"shop": {"id": 548380009, "name": "Sandbox Shop", "currency": "USD",
+                "myshopify_domain": format!("{SHOP}.myshopify.com"),
+                "iana_timezone": "America/New_York"}}),
+        ),
         ("GET", ["products.json"]) => products::list(sb, req, version),
         ("GET", ["products", file]) if file.ends_with(".json") => {
             products::get_product(sb, file.trim_end_matches(".json"))

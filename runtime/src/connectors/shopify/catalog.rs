@@ -1,5 +1,6 @@
 //! Shopify catalogue writes. `update_price` is `PUT variants/{id}.json` with the price (and
-//! compare-at price) as decimal strings in the shop's currency; `update_product` is
+//! compare-at price) as decimal strings in the shop's currency (`GET shop.json`, read once;
+//! a price in another currency is refused); `update_product` is
 //! `PUT products/{id}.json` with the product's own fields, then `PUT variants/{id}.json`
 //! for the barcode and weight its SKUs carry. Both are absolute writes, so a retry after a
 //! lost answer writes the same values again.
@@ -38,6 +39,8 @@ struct Index {
 struct Catalogue {
     store: Store,
     index: RefCell<Index>,
+    /// The shop's currency (`GET shop.json`), once read.
+    currency: RefCell<Option<String>>,
 }
 
 impl Catalogue {
@@ -45,7 +48,35 @@ impl Catalogue {
         Ok(Catalogue {
             store: Store::new(settings)?,
             index: RefCell::new(Index::default()),
+            currency: RefCell::new(None),
         })
+    }
+
+    /// Refuses a price in another currency than the shop's (Shopify prices carry none).
+    async fn check_currency(&self, currency: &str, timeout: Duration) -> Result<(), CallOutcome> {
+        let known = self.currency.borrow().clone();
+        let shop = match known {
+            Some(c) => c,
+            None => {
+                let url = format!("{}/shop.json", self.store.base);
+                let request = self.store.request(reqwest::Method::GET, &url);
+                let reply = self.store.send(request, timeout).await?;
+                let Some(c) = reply.json()["shop"]["currency"].as_str().map(String::from) else {
+                    return Err(CallOutcome::Permanent {
+                        reason: "Shopify's shop.json names no currency".into(),
+                    });
+                };
+                *self.currency.borrow_mut() = Some(c.clone());
+                c
+            }
+        };
+        if shop == currency {
+            Ok(())
+        } else {
+            Err(CallOutcome::Permanent {
+                reason: format!("the shop sells in {shop}; the price is in {currency}"),
+            })
+        }
     }
 
     /// Reads every product's variants into the index.
@@ -149,6 +180,11 @@ impl UpdatePrice {
     async fn update(&self, price: &Value, timeout: Duration) -> Result<(), CallOutcome> {
         let sku = client::field(price, "sku")?;
         let mut fields = json!({ "price": price_text(&price["amount"], "amount")? });
+        for money in [&price["amount"], &price["compare_at"]] {
+            if let Some(currency) = money["currency"].as_str() {
+                self.catalogue.check_currency(currency, timeout).await?;
+            }
+        }
         if !price["compare_at"].is_null() {
             fields["compare_at_price"] = json!(price_text(&price["compare_at"], "compare_at")?);
         }

@@ -339,3 +339,90 @@ pub fn put_variant(sb: &Shared, req: &Req, id: &str) -> Resp {
     }
     Resp::json(200, body)
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::sandbox::testutil::{client, parts, with_sandbox};
+    use crate::sandbox::SandboxConfig;
+    use serde_json::{json, Value};
+
+    fn request(method: reqwest::Method, url: &str) -> reqwest::RequestBuilder {
+        client()
+            .request(method, url)
+            .header("X-Shopify-Access-Token", super::super::ACCESS_TOKEN)
+    }
+
+    #[test]
+    fn products_page_by_link_and_puts_validate_like_shopify() {
+        with_sandbox(SandboxConfig::default(), |base| async move {
+            let api = format!("{base}/admin/api/2026-04");
+            let mut url = Some(format!("{api}/products.json?limit=4&fields=id,variants"));
+            let mut seen = Vec::new();
+            while let Some(next) = url.take() {
+                let (status, headers, body) =
+                    parts(request(reqwest::Method::GET, &next).send().await.unwrap()).await;
+                assert_eq!(status, 200, "{body}");
+                for product in body["products"].as_array().unwrap() {
+                    assert!(
+                        product.get("title").is_none(),
+                        "fields keeps id and variants only"
+                    );
+                    seen.push(product["id"].as_u64().unwrap());
+                }
+                url = headers
+                    .get("link")
+                    .and_then(|l| l.to_str().ok())
+                    .and_then(|l| l.split_once('>'))
+                    .map(|(u, _)| u.trim_start_matches('<').to_string());
+            }
+            assert_eq!(seen.len(), crate::sandbox::catalog::ITEMS.len());
+            let variant = format!(
+                "{api}/variants/{}.json",
+                crate::sandbox::catalog::shopify_variant_id(1)
+            );
+            let put = |url: &str, body: Value| {
+                request(reqwest::Method::PUT, url)
+                    .header("content-type", "application/json")
+                    .body(body.to_string())
+            };
+            let (status, _, body) = parts(
+                put(&variant, json!({"variant": {"price": "-1.00"}}))
+                    .send()
+                    .await
+                    .unwrap(),
+            )
+            .await;
+            assert_eq!(status, 422);
+            assert_eq!(
+                body["errors"]["price"][0],
+                "must be greater than or equal to 0"
+            );
+            let (status, _, body) = parts(
+                put(&variant, json!({"price": "1.00"}))
+                    .send()
+                    .await
+                    .unwrap(),
+            )
+            .await;
+            assert_eq!(status, 400, "{body}");
+            let (status, _, body) = parts(
+                put(&variant, json!({"variant": {"price": "19.5"}}))
+                    .send()
+                    .await
+                    .unwrap(),
+            )
+            .await;
+            assert_eq!(status, 200);
+            assert_eq!(body["variant"]["price"], "19.50");
+            let missing = format!("{api}/products/1.json");
+            let (status, _, _) = parts(
+                put(&missing, json!({"product": {"title": "x"}}))
+                    .send()
+                    .await
+                    .unwrap(),
+            )
+            .await;
+            assert_eq!(status, 404);
+        });
+    }
+}

@@ -144,3 +144,74 @@ pub fn upsert(sb: &Shared, body: &Value) -> Resp {
     sb.bump(System::Square, "catalog_upserts");
     Resp::json(200, json!({"catalog_object": stored, "id_mappings": []}))
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::sandbox::testutil::{client, parts, with_sandbox};
+    use crate::sandbox::SandboxConfig;
+    use serde_json::{json, Value};
+
+    async fn send(
+        base: &str,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> (u16, Value) {
+        let mut request = client()
+            .request(method, format!("{base}/v2/{path}"))
+            .header(
+                "Authorization",
+                format!("Bearer {}", super::super::ACCESS_TOKEN),
+            )
+            .header("Square-Version", "2025-08-20");
+        if let Some(body) = body {
+            request = request.body(body.to_string());
+        }
+        let (status, _, body) = parts(request.send().await.unwrap()).await;
+        (status, body)
+    }
+
+    #[test]
+    fn upserts_need_the_current_version_and_the_sellers_currency() {
+        with_sandbox(SandboxConfig::default(), |base| async move {
+            let id = "W62UWFY35CWMYGVWK6TWJDNI";
+            let (status, read) = send(
+                &base,
+                reqwest::Method::GET,
+                &format!("catalog/object/{id}"),
+                None,
+            )
+            .await;
+            assert_eq!(status, 200);
+            let mut object = read["object"].clone();
+            object["item_variation_data"]["price_money"]["amount"] = json!(2500);
+            let upsert = json!({"idempotency_key": "k1", "object": object});
+            let (status, done) = send(
+                &base,
+                reqwest::Method::POST,
+                "catalog/object",
+                Some(&upsert),
+            )
+            .await;
+            assert_eq!(status, 200, "{done}");
+            assert!(done["catalog_object"]["version"].as_i64() > object["version"].as_i64());
+            // The same object at its old version, under a new key: a conflict.
+            let stale = json!({"idempotency_key": "k2", "object": object});
+            let (status, err) =
+                send(&base, reqwest::Method::POST, "catalog/object", Some(&stale)).await;
+            assert_eq!(status, 400);
+            assert_eq!(err["errors"][0]["code"], "VERSION_MISMATCH");
+            let mut euros = done["catalog_object"].clone();
+            euros["item_variation_data"]["price_money"]["currency"] = json!("EUR");
+            let body = json!({"idempotency_key": "k3", "object": euros});
+            let (status, err) =
+                send(&base, reqwest::Method::POST, "catalog/object", Some(&body)).await;
+            assert_eq!(status, 400);
+            assert_eq!(err["errors"][0]["code"], "CURRENCY_MISMATCH");
+            let (status, err) =
+                send(&base, reqwest::Method::GET, "catalog/object/NOPE", None).await;
+            assert_eq!(status, 404);
+            assert_eq!(err["errors"][0]["code"], "NOT_FOUND");
+        });
+    }
+}
