@@ -80,6 +80,8 @@ codes! {
     TIMEOUT_OUT_OF_RANGE = "E0504", "timeout-out-of-range", "a timeout or interval is outside its allowed range";
     INVALID_SETTING = "E0505", "invalid-setting", "a setting has a value of the wrong kind";
     SOURCE_KIND_MISMATCH = "E0506", "source-kind-mismatch", "a source option does not apply to the source's kind";
+    INVALID_CRON = "E0512", "invalid-cron", "a schedule's cron expression does not parse or matches no date";
+    UNKNOWN_TIME_ZONE = "E0513", "unknown-time-zone", "a schedule names a time zone the IANA time zone database does not know";
 
     UNKNOWN_LOCATION = "E0601", "unknown-location", "a ledger channel or safety-stock table names a location the ledger does not keep";
     UNKNOWN_CHANNEL = "E0602", "unknown-channel", "a reservation names a channel the ledger does not declare";

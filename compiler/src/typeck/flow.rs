@@ -1111,7 +1111,7 @@ const HTTP_POLL_KEYS: &[&str] = &["path", "items", "next", "watermark"];
 /// The `odata` poll options: which entity set, and the query options of the read.
 const ODATA_POLL_KEYS: &[&str] = &["entity_set", "filter", "select", "expand", "watermark"];
 const WEBHOOK_KEYS: &[&str] = &["path", "dedupe"];
-const SCHEDULE_KEYS: &[&str] = &["every", "cron"];
+const SCHEDULE_KEYS: &[&str] = &["every", "cron", "tz"];
 const FILE_KEYS: &[&str] = &["path", "format"];
 const BUS_KEYS: &[&str] = &["subject", "durable"];
 
@@ -1207,8 +1207,16 @@ fn source_options(
                 matches!(n.as_str(), "csv" | "jsonl")
             }
             ("dedupe", Const::Value(Value::Bool(_))) => true,
+            ("cron", Const::Value(Value::String(expression))) => {
+                super::schedule::check_cron(expression, span, diags);
+                true
+            }
+            ("tz", Const::Value(Value::String(zone))) => {
+                super::schedule::check_time_zone(zone, span, diags);
+                true
+            }
             (
-                "path" | "cron" | "subject" | "durable" | "items" | "next" | "watermark",
+                "path" | "subject" | "durable" | "items" | "next" | "watermark",
                 Const::Value(Value::String(_)),
             ) => true,
             _ => false,
@@ -1248,6 +1256,9 @@ fn source_options(
                 }),
             );
         }
+    }
+    if kind == "schedule" {
+        super::schedule::check_combination(settings, diags);
     }
     if kind == "schedule" && settings.get("every").is_none() && settings.get("cron").is_none() {
         diags.push(

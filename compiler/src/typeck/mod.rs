@@ -5,6 +5,7 @@ pub mod builtins;
 pub mod expr;
 mod flow;
 pub mod ledger;
+mod schedule;
 pub mod settings;
 pub mod tables;
 pub mod types;

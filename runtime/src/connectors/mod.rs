@@ -3,6 +3,7 @@
 //! idempotency and dead letters stay in `delivery/`.
 
 pub mod amazon;
+pub mod amazon_reports;
 pub mod bus;
 pub mod client;
 mod file;
@@ -167,6 +168,9 @@ pub fn pager(
             settings, options,
         )?)),
         ("amazon_sp", "orders") => Ok(Box::new(amazon::OrdersPager::new(settings, options)?)),
+        ("amazon_sp", "settlements") => Ok(Box::new(amazon_reports::SettlementsPager::new(
+            settings, options,
+        )?)),
         ("shopify", "orders") => Ok(Box::new(shopify::OrdersPager::new(settings, options)?)),
         ("square", "orders") => Ok(Box::new(square::OrdersPager::new(settings, options)?)),
         ("square", "inventory_counts") => {
