@@ -1,7 +1,8 @@
 //! `amazon_sp.settlements`: settlement reports through the Reports API 2021-06-30. getReports
 //! (`reportTypes=GET_V2_SETTLEMENT_REPORT_DATA_FLAT_FILE_V2`, `processingStatuses=DONE`,
 //! `createdSince` = the newest `createdTime` taken, `nextToken` alone on later pages), then
-//! getReportDocument and the download of its pre-signed URL: a tab-separated flat file whose
+//! getReportDocument and the download of its pre-signed URL (GZIP when the document says so): a
+//! tab-separated flat file whose
 //! first data row carries the settlement's summary. Each report becomes one message, the
 //! summary columns plus `rows` (the transaction columns of every other row), taken once by
 //! its report id.
@@ -33,6 +34,8 @@ const GET_DOCUMENT_RATE: f64 = 0.0167;
 /// Reports are kept 90 days; `createdSince` may not reach further back.
 const RETENTION_DAYS: i64 = 90;
 const REPORTS_PATH: &str = "/reports/2021-06-30/reports";
+/// The largest document read (decompressed); a settlement report is far smaller.
+const MAX_DOCUMENT: u64 = 1 << 30;
 
 /// Reads settlement reports; the position is the newest `createdTime` taken, or
 /// `newest|nextToken` while a listing is paged.
@@ -96,9 +99,11 @@ impl SettlementsPager {
             .await
             .map_err(client::reason)?;
         let body = reply.json();
-        if let Some(algorithm) = body.get("compressionAlgorithm").and_then(Value::as_str) {
+        let algorithm = body.get("compressionAlgorithm").and_then(Value::as_str);
+        if algorithm.is_some_and(|a| a != "GZIP") {
             return Err(format!(
-                "report document {document_id} is compressed with {algorithm}, which this connector does not read"
+                "report document {document_id} is compressed with {}, which this connector does not read",
+                algorithm.unwrap_or_default()
             ));
         }
         let url = body
@@ -115,8 +120,30 @@ impl SettlementsPager {
                 file.excerpt()
             ));
         }
+        if algorithm.is_some() {
+            return gunzip(&file.body)
+                .map(|bytes| decode(&bytes))
+                .map_err(|e| format!("report document {document_id}: {e}"));
+        }
         Ok(decode(&file.body))
     }
+}
+
+/// A GZIP document's bytes, refused past [`MAX_DOCUMENT`] once decompressed.
+fn gunzip(bytes: &[u8]) -> Result<Vec<u8>, String> {
+    use std::io::Read;
+    let mut out = Vec::new();
+    flate2::read::MultiGzDecoder::new(bytes)
+        .take(MAX_DOCUMENT + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| format!("not a GZIP stream: {e}"))?;
+    if out.len() as u64 > MAX_DOCUMENT {
+        return Err(format!(
+            "larger than {} MiB once decompressed",
+            MAX_DOCUMENT >> 20
+        ));
+    }
+    Ok(out)
 }
 
 /// The flat file as text: UTF-8, or else Latin-1 (Amazon writes some marketplaces' flat
@@ -293,6 +320,23 @@ mod tests {
                 ]
             })
         );
+    }
+
+    #[test]
+    fn a_gzip_document_is_decompressed_and_garbage_refused() {
+        use std::io::Write;
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        encoder
+            .write_all(b"settlement-id\ttotal-amount\n1\t2.00\n")
+            .unwrap();
+        let zipped = encoder.finish().unwrap();
+        assert_eq!(
+            gunzip(&zipped).unwrap(),
+            b"settlement-id\ttotal-amount\n1\t2.00\n"
+        );
+        assert!(gunzip(b"settlement-id\t")
+            .unwrap_err()
+            .starts_with("not a GZIP stream"));
     }
 
     #[test]
