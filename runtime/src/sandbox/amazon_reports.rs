@@ -16,6 +16,8 @@ pub const QUOTAS: [(&str, f64, f64); 2] = [
     ("getReports", 0.0222, 10.0),
     ("getReportDocument", 0.0167, 15.0),
 ];
+/// The Reports API's paths.
+pub const REPORTS_PREFIX: &str = "/reports/2021-06-30/";
 /// Where pre-signed document URLs point (served without an access token).
 pub const DOCUMENT_PATH: &str = "/report-documents/";
 /// The settlement report type.

@@ -414,12 +414,12 @@ pub async fn serve(addr: &str, config: SandboxConfig) -> Result<SocketAddr, Stri
 }
 
 fn system_of(path: &str) -> Option<System> {
+    if path.starts_with(amazon_reports::REPORTS_PREFIX) {
+        return Some(System::AmazonSp);
+    }
     if path.starts_with("/admin/api/") {
         Some(System::Shopify)
-    } else if path.starts_with("/orders/v0/")
-        || path.starts_with("/listings/2021-08-01/")
-        || path.starts_with("/reports/2021-06-30/")
-    {
+    } else if path.starts_with("/orders/v0/") || path.starts_with("/listings/2021-08-01/") {
         Some(System::AmazonSp)
     } else if path.starts_with("/v2/") {
         Some(System::Square)
