@@ -1,7 +1,8 @@
 //! Cron sources end to end with the real binary, the sandbox's Amazon Reports API and a
 //! clock the test sets (`OMNIFLOW_SCHEDULE_CLOCK_FILE`): one run per tick across SIGKILL and
 //! restarts (counted at the sandbox), a tick in the spring-forward gap, one catch-up run
-//! after days down, and `flows/settlement_reconciliation.flow` taking each settlement once.
+//! after days down, and `flows/settlement_reconciliation.flow` taking each settlement once;
+//! and an every-second schedule on the system clock killed between ticks.
 
 mod support;
 
@@ -286,6 +287,105 @@ flow nightly {
     let posted = || distinct(&recorder, "/settlements", "settlement-id");
     wait_for("the settlements posted", LIMIT, || posted().len() >= 3);
     assert_eq!(posted(), ["11795325101", "11795325102", "11795325200"]);
+}
+
+/// The ticks the runtime logged as complete runs, in order.
+fn logged_ticks(dir: &TempDir) -> Vec<String> {
+    std::fs::read_to_string(dir.0.join("runtime.log"))
+        .unwrap_or_default()
+        .lines()
+        .filter(|line| line.contains("scheduled run complete"))
+        .filter_map(|line| line.split("tick=").nth(1))
+        .map(|rest| rest.split_whitespace().next().unwrap_or("").to_string())
+        .collect()
+}
+
+#[test]
+fn every_second_on_the_system_clock_no_tick_runs_twice_across_a_kill() {
+    let dir = TempDir::new("schedule-seconds");
+    let (_sandbox, sandbox_port) = sandbox();
+    let recorder = Recorder::start();
+    let flow = dir.0.join("seconds.flow");
+    std::fs::write(
+        &flow,
+        r#"use std.connectors.{amazon_sp, http}
+connection amazon = amazon_sp {
+  region = "na"
+  marketplace_id = env("AMAZON_MARKETPLACE_ID")
+  seller_id = env("AMAZON_SELLER_ID")
+  client_id = env("AMAZON_LWA_CLIENT_ID")
+  client_secret = secret("AMAZON_LWA_CLIENT_SECRET")
+  refresh_token = secret("AMAZON_LWA_REFRESH_TOKEN")
+  endpoint = env("AMAZON_SP_ENDPOINT")
+  token_endpoint = env("AMAZON_LWA_TOKEN_ENDPOINT")
+}
+connection api = http { base_url = env("RECORDER") }
+flow seconds {
+  source reports = amazon.settlements { cron = "* * * * * *" }
+  sink post = api.post(reports) {
+    path = "/settlements"
+    idempotency_key = $['settlement-id']
+    dead_letter = "settlements"
+  }
+}
+"#,
+    )
+    .unwrap();
+    let mut env = amazon_env(sandbox_port);
+    env.push(("RECORDER", format!("http://127.0.0.1:{}", recorder.port)));
+    let runs = "omniflow_schedule_runs_total{flow=\"seconds\",node=\"reports\"}";
+    let start = |env: Vec<(&'static str, String)>| {
+        let ops = free_port();
+        let child = Command::new(BIN)
+            .arg("run")
+            .arg(&flow)
+            .arg("--state")
+            .arg(format!("sqlite:{}", dir.0.join("state.db").display()))
+            .arg("--webhook-addr")
+            .arg("127.0.0.1:0")
+            .arg("--ops-addr")
+            .arg(format!("127.0.0.1:{ops}"))
+            .env_remove("OMNIFLOW_SCHEDULE_CLOCK_FILE")
+            .env("OMNIFLOW_LOG", "info")
+            .env("NO_COLOR", "1")
+            .envs(env)
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(
+                std::fs::File::options()
+                    .create(true)
+                    .append(true)
+                    .open(dir.0.join("runtime.log"))
+                    .unwrap(),
+            ))
+            .spawn()
+            .unwrap();
+        (Killed(child), ops)
+    };
+    for _ in 0..2 {
+        let (child, ops) = start(env.clone());
+        // Two runs each: getReports allows a burst of ten, then one call a minute.
+        wait_for("two runs", LIMIT, || metric(ops, runs) >= Some(2));
+        drop(child);
+    }
+    let ticks = logged_ticks(&dir);
+    assert!(ticks.len() >= 4, "{ticks:?}");
+    // Ticks are whole seconds, each run once, in order across the kill.
+    let mut sorted = ticks.clone();
+    sorted.sort();
+    sorted.dedup();
+    assert_eq!(sorted, ticks);
+    assert!(ticks
+        .iter()
+        .all(|t| chrono::DateTime::parse_from_rfc3339(t)
+            .is_ok_and(|t| t.timestamp_subsec_nanos() == 0)));
+    // Every listing the sandbox answered belongs to a logged run, but for a run each kill
+    // may have cut short before its tick was stored.
+    let listings = listings(sandbox_port) as usize;
+    assert!(
+        (ticks.len()..=ticks.len() + 2).contains(&listings),
+        "{listings} listings for {} runs",
+        ticks.len()
+    );
 }
 
 fn workspace_root() -> &'static Path {
