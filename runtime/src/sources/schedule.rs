@@ -106,19 +106,47 @@ impl CronSource {
         }
     }
 
-    /// Runs at each tick until `stop`.
-    pub async fn run(self, mut stop: watch::Receiver<bool>) {
-        let flow = self.ctx.flow_name().to_string();
-        let mut last = loop {
+    /// The stored tick, read again until it can be (`None`: stopped meanwhile).
+    async fn last_tick(&self, stop: &mut watch::Receiver<bool>) -> Option<Option<Timestamp>> {
+        loop {
             match self.stored_tick().await {
-                Ok(last) => break last,
+                Ok(last) => return Some(last),
                 Err(err) => {
-                    tracing::warn!(flow = %flow, source = %self.name, error = %err, "cannot read the schedule's last tick; trying again");
-                    if self.sleep(MAX_SLEEP, &mut stop).await {
-                        return;
+                    tracing::warn!(flow = %self.ctx.flow_name(), source = %self.name, error = %err, "cannot read the schedule's last tick; trying again");
+                    if self.sleep(MAX_SLEEP, stop).await {
+                        return None;
                     }
                 }
             }
+        }
+    }
+
+    /// How long to sleep at `now`: until the next tick or the retry of a failed one,
+    /// at most one slice of the clock. Publishes the next tick.
+    fn wait(&self, now: Timestamp, retry_at: Option<Timestamp>) -> Duration {
+        let next = self.schedule.next_after(now);
+        if let Some(next) = next {
+            self.ctx.metrics.set_node_gauge(
+                NEXT_TICK,
+                self.ctx.flow_name(),
+                &self.name,
+                next.as_second(),
+            );
+        }
+        let wake = match (next, retry_at) {
+            (Some(next), Some(at)) => Some(next.min(at)),
+            (next, at) => next.or(at),
+        };
+        wake.and_then(|wake| Duration::try_from(wake.duration_since(now)).ok())
+            .unwrap_or(MAX_SLEEP)
+            .min(self.clock.slice())
+    }
+
+    /// Runs at each tick until `stop`.
+    pub async fn run(self, mut stop: watch::Receiver<bool>) {
+        let flow = self.ctx.flow_name().to_string();
+        let Some(mut last) = self.last_tick(&mut stop).await else {
+            return;
         };
         // A failed tick and when to try it again.
         let mut failed: Option<(Timestamp, Timestamp)> = None;
@@ -154,20 +182,10 @@ impl CronSource {
                 }
                 continue;
             }
-            let next = self.schedule.next_after(now);
-            if let Some(next) = next {
-                self.ctx
-                    .metrics
-                    .set_node_gauge(NEXT_TICK, &flow, &self.name, next.as_second());
-            }
-            let wake = match (next, failed.map(|(_, at)| at)) {
-                (Some(next), Some(at)) => Some(next.min(at)),
-                (next, at) => next.or(at),
-            };
-            let wait = wake
-                .and_then(|wake| Duration::try_from(wake.duration_since(now)).ok())
-                .unwrap_or(MAX_SLEEP);
-            if self.sleep(wait.min(self.clock.slice()), &mut stop).await {
+            if self
+                .sleep(self.wait(now, failed.map(|(_, at)| at)), &mut stop)
+                .await
+            {
                 return;
             }
         }
