@@ -10,6 +10,7 @@ pub mod graph;
 pub mod ir;
 pub mod lower;
 pub mod resolve;
+pub mod schedule;
 pub mod source;
 pub mod stdlib;
 pub mod syntax;

@@ -91,6 +91,8 @@ codes! {
     LITERAL_OUT_OF_RANGE = "E0508", "literal-out-of-range", "a decimal or duration literal does not fit what the runtime represents exactly";
     SETTING_OUT_OF_RANGE = "E0509", "setting-out-of-range", "a connection setting or option is outside what the runtime accepts";
     SIZE_OUT_OF_RANGE = "E0510", "size-out-of-range", "a size limit in bytes is outside its allowed range";
+    INVALID_CRON = "E0512", "invalid-cron", "a schedule's cron expression does not parse or matches no date";
+    UNKNOWN_TIME_ZONE = "E0513", "unknown-time-zone", "a schedule names a time zone the IANA time zone database does not know";
 
     UNKNOWN_LOCATION = "E0601", "unknown-location", "a ledger channel or safety-stock table names a location the ledger does not keep";
     UNKNOWN_CHANNEL = "E0602", "unknown-channel", "a reservation names a channel the ledger does not declare";

@@ -1235,7 +1235,7 @@ const HTTP_POLL_KEYS: &[&str] = &["path", "items", "next", "watermark"];
 /// The `odata` poll options: which entity set, and the query options of the read.
 const ODATA_POLL_KEYS: &[&str] = &["entity_set", "filter", "select", "expand", "watermark"];
 const WEBHOOK_KEYS: &[&str] = &["path", "dedupe"];
-const SCHEDULE_KEYS: &[&str] = &["every", "cron"];
+const SCHEDULE_KEYS: &[&str] = &["every", "cron", "tz"];
 const FILE_KEYS: &[&str] = &["path", "format", "max_line_bytes"];
 /// The longest line a file source may be set to read whole (256 MiB).
 const MAX_LINE_BYTES: u64 = 1 << 28;
@@ -1360,6 +1360,14 @@ fn source_options(
                 matches!(n.as_str(), "csv" | "jsonl")
             }
             ("dedupe", Const::Value(Value::Bool(_))) => true,
+            ("cron", Const::Value(Value::String(expression))) => {
+                super::schedule::check_cron(expression, span, diags);
+                true
+            }
+            ("tz", Const::Value(Value::String(zone))) => {
+                super::schedule::check_time_zone(zone, span, diags);
+                true
+            }
             ("path", Const::Value(Value::String(path))) => {
                 if kind == "webhook" && !path.starts_with('/') {
                     range(
@@ -1374,7 +1382,7 @@ fn source_options(
                 true
             }
             (
-                "cron" | "subject" | "durable" | "items" | "next" | "watermark" | "entity_set"
+                "subject" | "durable" | "items" | "next" | "watermark" | "entity_set"
                 | "filter" | "select" | "expand",
                 Const::Value(Value::String(text)),
             ) => {
@@ -1419,6 +1427,9 @@ fn source_options(
                 }),
             );
         }
+    }
+    if kind == "schedule" {
+        super::schedule::check_combination(settings, diags);
     }
     if kind == "schedule" && settings.get("every").is_none() && settings.get("cron").is_none() {
         diags.push(

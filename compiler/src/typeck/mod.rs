@@ -6,6 +6,7 @@ pub mod expr;
 mod flow;
 pub mod ledger;
 pub mod limits;
+mod schedule;
 pub mod settings;
 pub mod tables;
 pub mod templates;

@@ -180,7 +180,7 @@ impl SpApi {
 
     /// Sends a request built by `make` with a token; a 403 refreshes the token and tries
     /// once more. `rate` (requests per second) sizes the wait after a 429.
-    async fn send(
+    pub(super) async fn send(
         &self,
         make: impl Fn(&str) -> reqwest::RequestBuilder,
         timeout: Duration,
@@ -204,7 +204,7 @@ impl SpApi {
         }
     }
 
-    fn get(
+    pub(super) fn get(
         &self,
         path: &str,
         query: Vec<(String, String)>,

@@ -3,6 +3,7 @@
 //! idempotency and dead letters stay in `delivery/`.
 
 pub mod amazon;
+pub mod amazon_reports;
 pub mod bus;
 pub mod client;
 pub mod file;
@@ -237,6 +238,9 @@ static POLLS: &[(&str, &str, PollBuild)] = &[
     }),
     ("amazon_sp", "orders", |s, o| {
         paged(amazon::OrdersPager::new(s, o))
+    }),
+    ("amazon_sp", "settlements", |s, o| {
+        paged(amazon_reports::SettlementsPager::new(s, o))
     }),
     ("shopify", "orders", |s, o| {
         paged(shopify::OrdersPager::new(s, o))

@@ -59,6 +59,7 @@ fn labelled<T>(map: &ByLabels<T>) -> impl Iterator<Item = (&'static str, &str, &
 pub struct Metrics {
     counters: RefCell<ByLabels<u64>>,
     gauges: RefCell<BTreeMap<(&'static str, String), i64>>,
+    node_gauges: RefCell<ByLabels<i64>>,
     histograms: RefCell<ByLabels<Histogram>>,
 }
 
@@ -102,6 +103,11 @@ impl Metrics {
             .insert((name, flow.to_string()), value);
     }
 
+    /// Sets a gauge labelled with flow and node.
+    pub fn set_node_gauge(&self, name: &'static str, flow: &str, node: &str, value: i64) {
+        *slot(&mut self.node_gauges.borrow_mut(), name, flow, node) = value;
+    }
+
     /// Records one sink call's latency.
     pub fn observe_latency(&self, flow: &str, sink: &str, seconds: f64) {
         self.observe(SINK_LATENCY, flow, sink, seconds);
@@ -141,6 +147,14 @@ impl Metrics {
                 last = name;
             }
             let _ = writeln!(out, "{name}{{flow=\"{flow}\"}} {value}");
+        }
+        let mut last = "";
+        for (name, flow, node, value) in labelled(&self.node_gauges.borrow()) {
+            if name != last {
+                let _ = writeln!(out, "# TYPE {name} gauge");
+                last = name;
+            }
+            let _ = writeln!(out, "{name}{{flow=\"{flow}\",node=\"{node}\"}} {value}");
         }
         let mut last = "";
         for (name, flow, node, histogram) in labelled(&self.histograms.borrow()) {

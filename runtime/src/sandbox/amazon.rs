@@ -170,6 +170,7 @@ fn authorized(sb: &Sandbox, req: &Req) -> bool {
 fn take(sb: &Sandbox, op: &'static str) -> Result<String, Resp> {
     let (_, rate, burst) = QUOTAS
         .iter()
+        .chain(&super::amazon_reports::QUOTAS)
         .find(|(o, _, _)| *o == op)
         .copied()
         .unwrap_or((op, 1.0, 1.0));
@@ -224,6 +225,13 @@ fn route(sb: &Shared, req: &Req) -> Resp {
         ("PATCH", ["listings", "2021-08-01", "items", _, _]) => {
             ("patchListingsItem", patch_listing)
         }
+        ("GET", ["reports", "2021-06-30", "reports"]) => {
+            ("getReports", super::amazon_reports::get_reports)
+        }
+        ("GET", ["reports", "2021-06-30", "documents", _]) => (
+            "getReportDocument",
+            super::amazon_reports::get_report_document,
+        ),
         _ => return err(404, "NotFound", "Resource not found."),
     };
     match take(sb, op) {

@@ -7,6 +7,7 @@
 //! the runtime's connectors: they share no payload types, paging or signing code with them.
 
 pub mod amazon;
+pub mod amazon_reports;
 pub mod catalog;
 pub mod odata;
 pub mod shipbob;
@@ -351,6 +352,8 @@ pub struct Sandbox {
     pub shopify: RefCell<shopify::State>,
     /// Amazon SP-API state.
     pub amazon: RefCell<amazon::State>,
+    /// Amazon SP-API reports.
+    pub amazon_reports: RefCell<amazon_reports::State>,
     /// Square state.
     pub square: RefCell<square::State>,
     /// ShipBob state.
@@ -374,6 +377,7 @@ impl Sandbox {
         Sandbox {
             shopify: RefCell::new(shopify::State::new(&mut rng)),
             amazon: RefCell::new(amazon::State::new()),
+            amazon_reports: RefCell::new(amazon_reports::State::new()),
             square: RefCell::new(square::State::new()),
             shipbob: RefCell::new(shipbob::State::new(&mut rng)),
             odata: RefCell::new(odata::State::new()),
@@ -414,6 +418,9 @@ pub async fn serve(addr: &str, config: SandboxConfig) -> Result<SocketAddr, Stri
 }
 
 fn system_of(path: &str) -> Option<System> {
+    if path.starts_with(amazon_reports::REPORTS_PREFIX) {
+        return Some(System::AmazonSp);
+    }
     if path.starts_with("/admin/api/") {
         Some(System::Shopify)
     } else if path.starts_with("/orders/v0/") || path.starts_with("/listings/2021-08-01/") {
@@ -440,6 +447,9 @@ async fn route(sb: Shared, req: Req) -> Resp {
     if req.path == "/auth/o2/token" {
         sb.bump(System::AmazonSp, "requests");
         return amazon::token(&sb, &req);
+    }
+    if req.path.starts_with(amazon_reports::DOCUMENT_PATH) {
+        return amazon_reports::download(&sb, &req);
     }
     let Some(system) = system_of(&req.path) else {
         return Resp::json(404, json!({"error": "no simulator serves this path"}));
@@ -525,6 +535,7 @@ fn control(sb: &Shared, rest: &str, req: &Req) -> Resp {
         ("POST", ["shopify", "orders"]) => shopify::control_create_order(sb, req),
         ("POST", ["amazon", "orders"]) => amazon::control_create_order(sb, req),
         ("POST", ["amazon", "token_ttl"]) => amazon::control_token_ttl(sb, req),
+        ("POST", ["amazon", "settlements"]) => amazon_reports::control_add_settlement(sb, req),
         ("POST", ["square", "orders"]) => square::control_create_order(sb, req),
         ("POST", ["shipbob", "orders", id, "ship"]) => shipbob::control_ship(sb, id, req),
         ("GET", ["odata", "sales_orders"]) => odata::control_sales_orders(sb),

@@ -3,6 +3,7 @@
 
 pub mod file;
 pub mod poll;
+pub mod schedule;
 pub mod webhook;
 
 use crate::engine::FlowCtx;
@@ -49,12 +50,6 @@ pub fn start(
                 tokio::task::spawn_local(async move { source.run(stop).await });
             }
             (connector, kind @ ("poll" | "schedule")) => {
-                if kind == "schedule" && !options.contains_key("every") {
-                    return Err(format!(
-                        "flow `{}`: source `{}` is scheduled by `cron`, which this runtime cannot run yet; use `every`",
-                        flow.name, node.name
-                    ));
-                }
                 let pager = crate::connectors::pager(connector, operation, &settings, options)
                     .map_err(|e| format!("connection `{connection}`: {e}"))?;
                 let source = poll::PollSource::new(
@@ -64,7 +59,17 @@ pub fn start(
                     pager,
                 );
                 let stop = stop.clone();
-                tokio::task::spawn_local(async move { source.run(stop).await });
+                match options.get("cron").and_then(serde_json::Value::as_str) {
+                    Some(cron) if kind == "schedule" => {
+                        let tz = options.get("tz").and_then(serde_json::Value::as_str);
+                        let schedule = omniflow_compiler::schedule::Schedule::new(cron, tz)
+                            .map_err(|e| format!("flow `{}`: source `{}`: {e}", flow.name, node.name))?;
+                        let clock = schedule::Clock::from_env();
+                        let source = schedule::CronSource::new(ctx.clone(), &node.name, schedule, clock, source);
+                        tokio::task::spawn_local(async move { source.run(stop).await })
+                    }
+                    _ => tokio::task::spawn_local(async move { source.run(stop).await }),
+                };
             }
             (connector, "webhook") => webhooks
                 .add(ctx.clone(), &node.name, connector, options, &settings)

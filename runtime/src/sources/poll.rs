@@ -108,6 +108,12 @@ impl PollSource {
 
     /// Reads every page available now.
     pub async fn poll_once(&self) -> Result<(), String> {
+        self.poll_then(None).await
+    }
+
+    /// Reads every page available now; `last` (a cursor key and value, such as the tick of
+    /// a scheduled run) commits with the last page, in its transaction.
+    pub async fn poll_then(&self, last: Option<(String, String)>) -> Result<(), String> {
         let (flow, source, key) = (
             self.ctx.flow_name().to_string(),
             self.name.clone(),
@@ -131,6 +137,10 @@ impl PollSource {
             );
             let items = page.items;
             let keys: Vec<String> = items.iter().filter_map(|(_, k)| k.clone()).collect();
+            // A pager may restart from its first page on each poll (ignoring the stored
+            // cursor); a page is then compared with the previous page, not the cursor.
+            let advanced = page.position.is_some() && (was_first || page.position != position);
+            let finish = (!(page.more && advanced)).then(|| last.clone()).flatten();
             // The page and the cursor it advances to commit together.
             let (appended, skipped) = self
                 .ctx
@@ -160,6 +170,9 @@ impl PollSource {
                         &fresh,
                         value.as_deref().map(|v| (key.as_str(), v)),
                     )?;
+                    if let Some((key, value)) = &finish {
+                        b.append(&flow, &source, &[], Some((key.as_str(), value.as_str())))?;
+                    }
                     Ok((n, skipped))
                 })
                 .await?;
@@ -172,9 +185,6 @@ impl PollSource {
                     .metrics
                     .add(REREAD, self.ctx.flow_name(), &self.name, skipped);
             }
-            // A pager may restart from its first page on each poll (ignoring the stored
-            // cursor); a page is then compared with the previous page, not the cursor.
-            let advanced = page.position.is_some() && (was_first || page.position != position);
             position = page.position;
             if !(page.more && advanced) {
                 return Ok(());
