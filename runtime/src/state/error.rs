@@ -34,8 +34,9 @@ pub enum StateError {
     WalMissing { path: PathBuf },
     #[error(
         "state `{path}` was stopped cleanly, yet a write-ahead log `{path}-wal` with content \
-         lies beside it: it is not this file's (a restored copy beside an old log?); move the \
-         -wal file away if `{path}` is the copy you mean to run"
+         lies beside it: close any other SQLite client of the file (closing applies its log), \
+         and if none is open, the log is not this file's (a restored copy beside an old log?): \
+         move the -wal and -shm files away"
     )]
     WalForeign { path: PathBuf },
     #[error(
