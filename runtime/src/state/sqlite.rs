@@ -149,6 +149,31 @@ impl SqliteBackend {
         Ok(backend)
     }
 
+    /// Records a state refused for its missing log as stopped cleanly, once its pages pass
+    /// `quick_check`: the work committed since its last checkpoint is given up, the rest
+    /// runs again. The caller holds the file's lock.
+    pub fn accept_lost_wal(path: &Path) -> Result<(), StateError> {
+        match check::inspect(path) {
+            Err(StateError::WalMissing { .. }) => {}
+            Err(other) => return Err(other),
+            Ok(_) => {
+                return Err(StateError::Backend(format!(
+                    "state `{}` is not missing its log; nothing to accept",
+                    path.display()
+                )))
+            }
+        }
+        check::verify(path, false)?;
+        let conn = Connection::open(path).map_err(|e| StateError::Backend(err(e)))?;
+        conn.execute(
+            "UPDATE meta SET value = ?1 WHERE key = 'stop'",
+            [check::CLEAN],
+        )
+        .and_then(|_| checkpoint(&conn))
+        .map(|_| ())
+        .map_err(|e| StateError::Backend(err(e)))
+    }
+
     /// Opens the file, brings its tables up to date and marks it in use.
     fn connect(path: &Path) -> StateResult<SqliteBackend> {
         let conn = Connection::open(path)
