@@ -61,12 +61,20 @@ pub fn inspect(path: &Path) -> Result<Inspection, StateError> {
         }
         Err(err) => return Err(io(err)),
     };
+    let logged = wal_bytes.is_some_and(|bytes| bytes > 0);
     if size == 0 {
-        return Err(StateError::Empty {
-            path: path.to_path_buf(),
+        if !logged {
+            return Err(StateError::Empty {
+                path: path.to_path_buf(),
+            });
+        }
+        // A new file whose first pages are all still in its log: the page check reads both.
+        return Ok(Inspection {
+            exists: true,
+            wal_bytes,
+            ..Inspection::default()
         });
     }
-    let logged = wal_bytes.is_some_and(|bytes| bytes > 0);
     check_header(path, size, logged)?;
     let mut found = Inspection {
         exists: true,
