@@ -117,7 +117,7 @@ fn consumed(dir: &TempDir, file: &str) -> bool {
     let size = std::fs::metadata(dir.0.join("in").join(file))
         .map(|m| m.len())
         .unwrap_or(0);
-    let Ok(conn) = rusqlite::Connection::open(dir.0.join("state.db")) else {
+    let Ok(conn) = read_only(dir) else {
         return false;
     };
     let offset: Option<String> = conn
@@ -130,9 +130,20 @@ fn consumed(dir: &TempDir, file: &str) -> bool {
 }
 
 fn inbox_len(dir: &TempDir) -> i64 {
-    let conn = rusqlite::Connection::open(dir.0.join("state.db")).unwrap();
+    let Ok(conn) = read_only(dir) else {
+        return -1;
+    };
     conn.query_row("SELECT COUNT(*) FROM inbox", [], |r| r.get(0))
         .unwrap_or(-1)
+}
+
+/// A read-only look at the state: it never creates the file (an empty file is refused as a
+/// state) nor checkpoints or removes its log.
+fn read_only(dir: &TempDir) -> rusqlite::Result<rusqlite::Connection> {
+    rusqlite::Connection::open_with_flags(
+        dir.0.join("state.db"),
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+    )
 }
 
 #[test]
@@ -625,7 +636,7 @@ flow orders {
     // The next polls re-read only the last page; its items are skipped by their keys.
     std::thread::sleep(Duration::from_millis(2500));
     assert!(terminate(child).success());
-    let conn = rusqlite::Connection::open(dir.0.join("state.db")).unwrap();
+    let conn = read_only(&dir).unwrap();
     let cursor: String = conn
         .query_row(
             "SELECT value FROM cursors WHERE key = 'page_token'",

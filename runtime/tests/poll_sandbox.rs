@@ -14,9 +14,13 @@ use support::{free_port, wait_for, Faults, Sink, TempDir};
 const BIN: &str = env!("CARGO_BIN_EXE_omniflow");
 
 fn inbox_len(dir: &TempDir) -> i64 {
-    rusqlite::Connection::open(dir.0.join("state.db"))
-        .and_then(|c| c.query_row("SELECT COUNT(*) FROM inbox", [], |r| r.get(0)))
-        .unwrap_or(-1)
+    // Read-only: never creates the file (an empty file is refused as a state).
+    rusqlite::Connection::open_with_flags(
+        dir.0.join("state.db"),
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+    )
+    .and_then(|c| c.query_row("SELECT COUNT(*) FROM inbox", [], |r| r.get(0)))
+    .unwrap_or(-1)
 }
 
 fn control(port: u16, path: &str, body: &str) {

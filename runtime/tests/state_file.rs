@@ -343,6 +343,11 @@ fn damaged_state_files_are_refused_with_what_to_do_and_left_untouched() {
     let _ = std::fs::remove_file(dir.0.join("crashed.db-shm"));
     refused_untouched(&dir, &sink, &state, "write-ahead log");
     assert!(!wal.exists(), "no log made up in place of the lost one");
+    // Unless the loss is accepted, knowingly.
+    let accepted = omniflow(&["state", "--state", &spec(&state), "accept-lost-wal"]);
+    assert!(accepted.status.success(), "{}", text(&accepted));
+    let checked = omniflow(&["state", "--state", &spec(&state), "check"]);
+    assert!(checked.status.success(), "{}", text(&checked));
 }
 
 /// `run` refuses `state` with `expected` in its message and the file is as it was;

@@ -1,6 +1,7 @@
 //! `omniflow state`: `check` runs the start-up checks of a state file and its full
 //! integrity check and counts what it holds; `backup PATH` copies a state, running or not,
-//! with SQLite's online backup into one self-contained file. Both only read the state.
+//! with SQLite's online backup into one self-contained file (both only read the state);
+//! `accept-lost-wal` lets a state whose log was deleted after a crash run as it is.
 
 use omniflow_runtime::state::{self, check};
 use std::path::{Path, PathBuf};
@@ -21,6 +22,9 @@ enum Command {
     Check,
     /// Copy the state into a new file PATH, safely while a runtime runs.
     Backup { path: PathBuf },
+    /// Accept that a state refused for its deleted write-ahead log lost the work committed
+    /// since its last checkpoint, and let it run as it is.
+    AcceptLostWal,
 }
 
 pub fn run(args: Args) -> u8 {
@@ -40,6 +44,23 @@ pub fn run(args: Args) -> u8 {
                 1
             }
         },
+        Command::AcceptLostWal => {
+            let accepted = state::lock::acquire(path, std::time::Duration::ZERO)
+                .and_then(|_lock| state::SqliteBackend::accept_lost_wal(path));
+            match accepted {
+                Ok(()) => {
+                    println!(
+                        "`{}` runs as it is: the work committed since its last checkpoint is gone",
+                        path.display()
+                    );
+                    0
+                }
+                Err(err) => {
+                    eprintln!("error: {err}");
+                    1
+                }
+            }
+        }
     }
 }
 

@@ -61,12 +61,20 @@ pub fn inspect(path: &Path) -> Result<Inspection, StateError> {
         }
         Err(err) => return Err(io(err)),
     };
+    let logged = wal_bytes.is_some_and(|bytes| bytes > 0);
     if size == 0 {
-        return Err(StateError::Empty {
-            path: path.to_path_buf(),
+        if !logged {
+            return Err(StateError::Empty {
+                path: path.to_path_buf(),
+            });
+        }
+        // A new file whose first pages are all still in its log: the page check reads both.
+        return Ok(Inspection {
+            exists: true,
+            wal_bytes,
+            ..Inspection::default()
         });
     }
-    let logged = wal_bytes.is_some_and(|bytes| bytes > 0);
     check_header(path, size, logged)?;
     let mut found = Inspection {
         exists: true,
@@ -108,12 +116,22 @@ pub fn inspect(path: &Path) -> Result<Inspection, StateError> {
         Some(RUNNING) if wal_bytes.is_none() => Err(StateError::WalMissing {
             path: path.to_path_buf(),
         }),
-        // Content after a clean stop is this file's only when a writer of this file began
-        // it (and stopped before its first checkpoint): the log itself then says so.
-        Some(CLEAN) if logged => match read_meta(&read_only(path)) {
+        // Content after a clean stop is this file's when every page it holds is already in
+        // the file (a clean stop killed between its last checkpoint's copy and the log's
+        // truncation), or when a writer of this file began it and stopped before its
+        // first checkpoint: the log itself then says so.
+        Some(CLEAN) if logged && !wal_is_redundant(path) => match read_meta(&read_only(path)) {
             Ok(Meta::Ours { stop, .. }) if stop.as_deref() == Some(RUNNING) => Ok(found),
-            _ => Err(StateError::WalForeign {
+            seen => Err(StateError::WalForeign {
                 path: path.to_path_buf(),
+                detail: match seen {
+                    Ok(Meta::Ours { stop, .. }) => format!(
+                        "read with it, the file says it stopped {}",
+                        stop.as_deref().unwrap_or("unrecorded")
+                    ),
+                    Ok(_) => "read with it, the file holds no omniflow state".into(),
+                    Err(error) => format!("it cannot be read: {error}"),
+                },
             }),
         },
         _ => Ok(found),
@@ -164,6 +182,50 @@ fn check_header(path: &Path, size: u64, logged: bool) -> Result<(), StateError> 
         return Err(truncated(pages * page_size));
     }
     Ok(())
+}
+
+/// True when every page the log commits is already, byte for byte, in the database file
+/// (frames of the current log generation up to its last commit; a page's last frame wins).
+fn wal_is_redundant(path: &Path) -> bool {
+    use std::io::{Read, Seek, SeekFrom};
+    const HEADER: usize = 32;
+    const FRAME_HEADER: usize = 24;
+    let Ok(wal) = std::fs::read(wal_path(path)) else {
+        return false;
+    };
+    let word = |at: usize| u32::from_be_bytes([wal[at], wal[at + 1], wal[at + 2], wal[at + 3]]);
+    if wal.len() < HEADER || !matches!(word(0), 0x377f_0682 | 0x377f_0683) {
+        return false;
+    }
+    let page_size = word(8) as usize;
+    if !(512..=65_536).contains(&page_size) || !page_size.is_power_of_two() {
+        return false;
+    }
+    let (salt1, salt2) = (word(16), word(20));
+    // The last committed frame of each page, in this generation of the log.
+    let mut pages = std::collections::BTreeMap::new();
+    let mut pending = Vec::new();
+    let mut at = HEADER;
+    while at + FRAME_HEADER + page_size <= wal.len() {
+        if word(at + 8) != salt1 || word(at + 12) != salt2 {
+            break;
+        }
+        pending.push((word(at), at + FRAME_HEADER));
+        if word(at + 4) != 0 {
+            pages.extend(pending.drain(..));
+        }
+        at += FRAME_HEADER + page_size;
+    }
+    let Ok(mut file) = std::fs::File::open(path) else {
+        return false;
+    };
+    let mut page = vec![0u8; page_size];
+    pages.iter().all(|(&number, &offset)| {
+        let position = u64::from(number.saturating_sub(1)) * page_size as u64;
+        file.seek(SeekFrom::Start(position)).is_ok()
+            && file.read_exact(&mut page).is_ok()
+            && page[..] == wal[offset..offset + page_size]
+    })
 }
 
 /// What a file's tables say.
@@ -303,4 +365,53 @@ pub fn counts_with(conn: &Connection, path: &Path) -> Result<Counts, StateError>
         )?,
         dead_letters: count("SELECT COUNT(*) FROM dead_letters")?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A state stopped cleanly and then written by another connection, its files copied as
+    /// a crash would leave them; `copied` lets that connection's checkpoint copy its log
+    /// into the file first (without truncating the log).
+    fn written_after_a_clean_stop(name: &str, copied: bool) -> PathBuf {
+        let dir =
+            std::env::temp_dir().join(format!("omniflow-check-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let live = dir.join("live.db");
+        drop(crate::state::SqliteBackend::open(&live.display().to_string()).unwrap());
+        let conn = Connection::open(&live).unwrap();
+        conn.execute("INSERT INTO cursors VALUES ('f', 's', 'k', 'v')", [])
+            .unwrap();
+        if copied {
+            conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+                .unwrap();
+        }
+        let copy = dir.join("copy.db");
+        std::fs::copy(&live, &copy).unwrap();
+        std::fs::copy(wal_path(&live), wal_path(&copy)).unwrap();
+        drop(conn);
+        copy
+    }
+
+    #[test]
+    fn a_log_whose_pages_are_all_in_a_cleanly_stopped_file_is_accepted() {
+        let copy = written_after_a_clean_stop("copied", true);
+        assert!(std::fs::metadata(wal_path(&copy)).unwrap().len() > 0);
+        let found = inspect(&copy).unwrap();
+        assert_eq!(found.last_stop.as_deref(), Some(CLEAN));
+        let _ = std::fs::remove_dir_all(copy.parent().unwrap());
+    }
+
+    #[test]
+    fn a_log_with_pages_written_after_a_clean_stop_is_refused_as_foreign() {
+        let copy = written_after_a_clean_stop("foreign", false);
+        let refused = inspect(&copy).unwrap_err();
+        assert!(
+            matches!(refused, StateError::WalForeign { .. }),
+            "{refused}"
+        );
+        let _ = std::fs::remove_dir_all(copy.parent().unwrap());
+    }
 }

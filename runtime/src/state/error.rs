@@ -30,14 +30,16 @@ pub enum StateError {
     #[error(
         "state `{path}` was not stopped cleanly and its write-ahead log `{path}-wal` is gone: \
          the last committed work (messages, outcomes, dead letters) would be lost; put the \
-         -wal file back beside it, or {restore}", restore = RESTORE)]
+         -wal file back beside it, or {restore}, or run it as it is with `omniflow state \
+         accept-lost-wal`", restore = RESTORE)]
     WalMissing { path: PathBuf },
     #[error(
         "state `{path}` was stopped cleanly, yet a write-ahead log `{path}-wal` with content \
-         lies beside it: it is not this file's (a restored copy beside an old log?); move the \
-         -wal file away if `{path}` is the copy you mean to run"
+         lies beside it ({detail}): close any other SQLite client of the file (closing applies its log), \
+         and if none is open, the log is not this file's (a restored copy beside an old log?): \
+         move the -wal and -shm files away"
     )]
-    WalForeign { path: PathBuf },
+    WalForeign { path: PathBuf, detail: String },
     #[error(
         "state `{path}` has schema version {found}; this omniflow knows up to {supported}: \
          run the newer omniflow that wrote it"

@@ -149,6 +149,31 @@ impl SqliteBackend {
         Ok(backend)
     }
 
+    /// Records a state refused for its missing log as stopped cleanly, once its pages pass
+    /// `quick_check`: the work committed since its last checkpoint is given up, the rest
+    /// runs again. The caller holds the file's lock.
+    pub fn accept_lost_wal(path: &Path) -> Result<(), StateError> {
+        match check::inspect(path) {
+            Err(StateError::WalMissing { .. }) => {}
+            Err(other) => return Err(other),
+            Ok(_) => {
+                return Err(StateError::Backend(format!(
+                    "state `{}` is not missing its log; nothing to accept",
+                    path.display()
+                )))
+            }
+        }
+        check::verify(path, false)?;
+        let conn = Connection::open(path).map_err(|e| StateError::Backend(err(e)))?;
+        conn.execute(
+            "UPDATE meta SET value = ?1 WHERE key = 'stop'",
+            [check::CLEAN],
+        )
+        .and_then(|_| checkpoint(&conn))
+        .map(|_| ())
+        .map_err(|e| StateError::Backend(err(e)))
+    }
+
     /// Opens the file, brings its tables up to date and marks it in use.
     fn connect(path: &Path) -> StateResult<SqliteBackend> {
         let conn = Connection::open(path)
@@ -162,19 +187,25 @@ impl SqliteBackend {
             .map_err(err)?;
         conn.execute_batch(SCHEMA).map_err(err)?;
         // Files made before messages and dead letters kept the original acceptance time
-        // and letters could be discarded.
+        // and letters could be discarded. The check and the change are one transaction,
+        // so two processes opening such a file together both succeed.
         for (table, column) in [
             ("inbox", "accepted_at"),
             ("dead_letters", "accepted_at"),
             ("dead_letters", "discarded_at"),
         ] {
+            conn.execute_batch("BEGIN IMMEDIATE").map_err(err)?;
             let missing = conn
                 .prepare(&format!("SELECT {column} FROM {table} LIMIT 0"))
                 .is_err();
-            if missing {
+            let added = if missing {
                 conn.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN {column} INTEGER"))
-                    .map_err(err)?;
-            }
+            } else {
+                Ok(())
+            };
+            let end = if added.is_ok() { "COMMIT" } else { "ROLLBACK" };
+            conn.execute_batch(end).map_err(err)?;
+            added.map_err(err)?;
         }
         // Only replayed messages have one (set apart from their arrival): a partial index
         // finds the oldest without costing the other messages anything.
