@@ -158,9 +158,13 @@ impl<'a> Val<'a> {
         match value {
             serde_json::Value::Null => Val::Null,
             serde_json::Value::Bool(b) => Val::Bool(*b),
-            serde_json::Value::Number(n) => match n.as_i64() {
-                Some(i) => Val::Int(i),
-                None => n
+            serde_json::Value::Number(n) => match (n.as_i64(), n.as_u64()) {
+                (Some(i), _) => Val::Int(i),
+                (None, Some(u)) => Val::dec(Decimal {
+                    mantissa: u.into(),
+                    scale: 0,
+                }),
+                _ => n
                     .as_f64()
                     .and_then(Decimal::from_f64)
                     .map(Val::dec)
@@ -178,9 +182,61 @@ impl<'a> Val<'a> {
         }
     }
 
-    /// Converts to a serde_json value.
+    /// Converts to a serde_json value (a decimal no JSON number of serde_json holds exactly
+    /// becomes its exact text; see the `Serialize` impl).
     pub fn to_json(&self) -> serde_json::Value {
         serde_json::to_value(self).unwrap_or(serde_json::Value::Null)
+    }
+
+    /// Converts to a template value, every digit kept: integers beyond 64 bits as 128-bit
+    /// integers, decimals as floats only when the float is the same number, else as text.
+    pub fn to_template(&self) -> minijinja::Value {
+        use minijinja::Value as T;
+        match self {
+            Val::Null => T::from(()),
+            Val::Bool(b) => T::from(*b),
+            Val::Int(i) => T::from(*i),
+            Val::Dec(d) => match Number::of(d) {
+                Number::Int(i) => T::from(i),
+                Number::Float(f) => T::from(f),
+                Number::Text(text) => T::from(text),
+            },
+            Val::Str(s) => T::from(s.as_ref()),
+            Val::Money(money) => T::from_iter([
+                ("amount", T::from(money.amount)),
+                ("currency", T::from(money.currency.as_ref())),
+            ]),
+            Val::List(items) => T::from(items.iter().map(Val::to_template).collect::<Vec<_>>()),
+            Val::Obj(fields) => {
+                T::from_iter(fields.iter().map(|(k, v)| (k.to_string(), v.to_template())))
+            }
+        }
+    }
+}
+
+/// How a decimal travels where only ints and floats exist (serde, templates).
+enum Number {
+    Int(i128),
+    /// A float that is exactly the decimal's value.
+    Float(f64),
+    Text(String),
+}
+
+impl Number {
+    fn of(d: &Decimal) -> Number {
+        let normal = d.normalize();
+        if normal.scale == 0 {
+            return Number::Int(normal.mantissa);
+        }
+        let text = normal.to_string();
+        match text.parse::<f64>() {
+            Ok(float)
+                if Decimal::parse_exact(&float.to_string()).is_some_and(|back| back == normal) =>
+            {
+                Number::Float(float)
+            }
+            _ => Number::Text(text),
+        }
     }
 }
 
@@ -212,9 +268,15 @@ impl serde::Serialize for Val<'_> {
             Val::Null => serializer.serialize_unit(),
             Val::Bool(b) => serializer.serialize_bool(*b),
             Val::Int(i) => serializer.serialize_i64(*i),
-            Val::Dec(d) => match d.to_i64() {
-                Some(i) => serializer.serialize_i64(i),
-                None => serializer.serialize_f64(d.to_f64()),
+            // serde_json's numbers end at 64 bits and floats: past that, the exact text.
+            Val::Dec(d) => match Number::of(d) {
+                Number::Int(i) => match (i64::try_from(i), u64::try_from(i)) {
+                    (Ok(i), _) => serializer.serialize_i64(i),
+                    (_, Ok(u)) => serializer.serialize_u64(u),
+                    _ => serializer.serialize_str(&i.to_string()),
+                },
+                Number::Float(f) => serializer.serialize_f64(f),
+                Number::Text(text) => serializer.serialize_str(&text),
             },
             Val::Str(s) => serializer.serialize_str(s),
             Val::Money(money) => {

@@ -339,7 +339,7 @@ impl ODataSink {
                         json!({
                             "product_ID": l["sku"],
                             "quantity": l["quantity"],
-                            "price": client::money_text(&l["unit_price"]).and_then(|t| t.parse::<f64>().ok()),
+                            "price": client::money_number(&l["unit_price"]),
                         })
                     })
                     .collect()

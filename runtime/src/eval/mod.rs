@@ -737,10 +737,10 @@ impl Env {
         input: &Val<'a>,
         slots: &mut Vec<Val<'a>>,
     ) -> Result<String, Reject> {
-        let mut context: std::collections::BTreeMap<&str, serde_json::Value> =
+        let mut context: std::collections::BTreeMap<&str, minijinja::Value> =
             std::collections::BTreeMap::new();
         for (var, code) in vars {
-            context.insert(var, self.eval(code, input, slots)?.to_json());
+            context.insert(var, self.eval(code, input, slots)?.to_template());
         }
         let template = self
             .templates
@@ -886,10 +886,13 @@ fn conform<'a>(kind: &FieldKind, value: Val<'a>) -> Result<Val<'a>, String> {
         return Ok(value);
     }
     match (kind, value) {
-        (FieldKind::Int, Val::Dec(d)) => d
-            .to_i64()
-            .map(Val::Int)
-            .ok_or_else(|| format!("the fraction {d}")),
+        (FieldKind::Int, Val::Dec(d)) => d.to_i64().map(Val::Int).ok_or_else(|| {
+            if d.normalize().scale == 0 {
+                format!("{d}, beyond 64 bits")
+            } else {
+                format!("the fraction {d}")
+            }
+        }),
         (FieldKind::Money, Val::Obj(fields)) => {
             let amount = fields
                 .iter()
@@ -900,7 +903,14 @@ fn conform<'a>(kind: &FieldKind, value: Val<'a>) -> Result<Val<'a>, String> {
                 .find(|(k, _)| k == "currency")
                 .map(|(_, v)| v.clone());
             match (amount, currency) {
-                (Some(Val::Int(a)), Some(Val::Str(c))) => Ok(Val::money(a, c)),
+                (Some(Val::Int(a)), Some(Val::Str(c))) => {
+                    match omniflow_compiler::currency::exponent(&c) {
+                        Some(_) => Ok(Val::money(a, c)),
+                        None => Err(format!(
+                            "the currency `{c}`, which is not an active ISO 4217 code"
+                        )),
+                    }
+                }
                 _ => Err("an object that is not {amount, currency}".into()),
             }
         }
