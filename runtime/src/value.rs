@@ -311,4 +311,31 @@ mod tests {
     fn a_value_is_three_words() {
         assert_eq!(std::mem::size_of::<Val>(), 24);
     }
+
+    #[test]
+    fn templates_and_json_keep_every_digit() {
+        let env = minijinja::Environment::new();
+        for (text, shown) in [
+            ("12345678901234567890123", "12345678901234567890123"),
+            ("0.12345678901234567890123", "0.12345678901234567890123"),
+            ("19.99", "19.99"),
+            ("1E-7", "0.0000001"),
+            ("18446744073709551615", "18446744073709551615"),
+        ] {
+            let value = crate::json_number::value(text).unwrap();
+            let context = minijinja::Value::from_iter([("id", value.to_template())]);
+            let rendered = env.render_str("/orders/{{ id }}", context).unwrap();
+            assert_eq!(rendered, format!("/orders/{shown}"), "{text}");
+            let json = value.to_json();
+            let back = match &json {
+                serde_json::Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            assert_eq!(
+                Decimal::parse_exact(&back),
+                Decimal::parse_exact(shown),
+                "{text} through serde_json: {json}"
+            );
+        }
+    }
 }

@@ -133,3 +133,148 @@ fn hostile_documents_become_dead_letters_with_reasons() {
         assert!(letters.contains(reason), "no `{reason}` in {letters}");
     }
 }
+
+/// The hostile documents of these tests, with the words their reasons must hold.
+fn hostile() -> Vec<(String, &'static str)> {
+    vec![
+        (
+            format!("{{\"id\": {}, \"qty\": 1}}", "[".repeat(100_000)),
+            "nests deeper than 128",
+        ),
+        (
+            format!("{{\"id\": 1{}, \"qty\": 1}}", "7".repeat(1 << 20)),
+            "cannot be kept exactly",
+        ),
+        (r#"{"id": "a\uD800b", "qty": 1}"#.to_string(), "surrogate"),
+    ]
+}
+
+#[test]
+fn omniflow_map_rejects_hostile_lines_with_reasons_and_goes_on() {
+    let dir = TempDir::new("map-hostile");
+    let flow = support::flow_file(&dir.0);
+    let mut lines: Vec<String> = hostile().into_iter().map(|(doc, _)| doc).collect();
+    lines.push(r#"{"id": 12345678901234567890123, "qty": 2}"#.to_string());
+    let input = dir.0.join("in.jsonl");
+    std::fs::write(&input, lines.join("\n") + "\n").unwrap();
+    let output = Command::new(BIN)
+        .arg("map")
+        .arg(&flow)
+        .arg("--flow")
+        .arg("events")
+        .arg("--input")
+        .arg(&input)
+        .env("OMNIFLOW_TEST_INBOX", dir.0.join("in"))
+        .env("OMNIFLOW_TEST_SINK", "http://127.0.0.1:9")
+        .output()
+        .unwrap();
+    assert!(output.status.code().is_some(), "killed by a signal");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    for (line, (_, reason)) in hostile().iter().enumerate() {
+        let found = stderr
+            .lines()
+            .find(|l| l.starts_with(&format!("line {}:", line + 1)))
+            .unwrap_or_else(|| panic!("no rejection of line {}: {stderr}", line + 1));
+        assert!(found.contains(reason), "{found}");
+    }
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains(r#""id":"12345678901234567890123""#),
+        "{stdout}"
+    );
+}
+
+fn http(port: u16, request: &[u8]) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream.write_all(request).unwrap();
+    let mut answer = String::new();
+    let _ = stream.read_to_string(&mut answer);
+    let status = answer
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    (status, answer)
+}
+
+#[test]
+fn webhook_deliveries_keep_their_digits_and_hostile_ones_become_dead_letters() {
+    let dir = TempDir::new("webhook-numbers");
+    let flow = dir.0.join("hooks.flow");
+    std::fs::write(
+        &flow,
+        r#"use std.connectors.{http, webhook}
+connection hooks = webhook { path = "/orders", secret = secret("HOOK_SECRET"), signature_header = "x-signature", max_body_bytes = 2097152 }
+connection api = http { base_url = env("OMNIFLOW_TEST_SINK") }
+schema Event {
+  id: string
+  number: decimal
+  qty: int
+}
+flow orders {
+  source deliveries = hooks.receive { path = "/hooks/orders", dedupe = true }
+  map event = deliveries -> Event { id = to_string($.id), number = $.id, qty = $.qty }
+  sink post = api.post(event) { path = "/events", idempotency_key = "order-{{ input.number }}", dead_letter = "orders" }
+}
+"#,
+    )
+    .unwrap();
+    let sink = Sink::start(Faults::default());
+    let (ops, hooks) = (free_port(), free_port());
+    let child = Command::new(BIN)
+        .arg("run")
+        .arg(&flow)
+        .arg("--state")
+        .arg(format!("sqlite:{}", dir.0.join("state.db").display()))
+        .arg("--ops-addr")
+        .arg(format!("127.0.0.1:{ops}"))
+        .arg("--webhook-addr")
+        .arg(format!("127.0.0.1:{hooks}"))
+        .env(
+            "OMNIFLOW_TEST_SINK",
+            format!("http://127.0.0.1:{}", sink.port),
+        )
+        .env("HOOK_SECRET", "hook-secret")
+        .env("OMNIFLOW_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for("/health", Duration::from_secs(60), || {
+        std::net::TcpStream::connect(("127.0.0.1", ops)).is_ok()
+            && http(
+                ops,
+                b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+            )
+            .0 == 200
+    });
+    let mut bodies: Vec<String> = hostile().into_iter().map(|(doc, _)| doc).collect();
+    bodies.push(r#"{"id": 12345678901234567890123, "qty": 1}"#.to_string());
+    bodies.push(r#"{"id": 12345678901234567890124, "qty": 1}"#.to_string());
+    for (idx, body) in bodies.iter().enumerate() {
+        let mut request = format!(
+            "POST /hooks/orders HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json\r\nX-Webhook-Id: d{idx}\r\nX-Signature: {}\r\nContent-Length: {}\r\n\r\n",
+            support::signing::sign("hook-secret", body),
+            body.len()
+        )
+        .into_bytes();
+        request.extend_from_slice(body.as_bytes());
+        let (status, answer) = http(hooks, &request);
+        assert_eq!(status, 202, "delivery {idx}: {answer}");
+    }
+    wait_for(
+        "two orders and three letters",
+        Duration::from_secs(60),
+        || sink.distinct() == 2 && dead_letters(&dir).len() == 3,
+    );
+    terminate(child);
+    let letters = dead_letters(&dir).join("\n");
+    for (_, reason) in hostile() {
+        assert!(letters.contains(reason), "no `{reason}` in {letters}");
+    }
+    let seen = sink.seen.lock().unwrap();
+    // The key is a template over a decimal field: every digit is kept there too.
+    assert!(seen.effects.contains_key("order-12345678901234567890123"));
+    assert!(seen.effects.contains_key("order-12345678901234567890124"));
+}

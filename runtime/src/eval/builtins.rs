@@ -508,6 +508,35 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig { cases: 512, failure_persistence: None, ..Default::default() })]
+
+        /// In every ISO 4217 currency of the table, minor units → the major-unit text that
+        /// connectors send → `money` and the vendor read-back give the same minor units.
+        #[test]
+        fn money_round_trips_in_every_currency(minor in -(1i64 << 50)..(1i64 << 50)) {
+            use crate::connectors::client;
+            for (code, places) in currency::CURRENCIES {
+                let json = serde_json::json!({"amount": minor, "currency": code});
+                let text = client::money_text(&json).unwrap();
+                let decimals = text.split_once('.').map_or(0, |(_, frac)| frac.len());
+                proptest::prop_assert_eq!(decimals, *places as usize, "{} {}", code, text);
+                proptest::prop_assert_eq!(money(&text, code), Ok((minor, code.to_string())));
+                proptest::prop_assert_eq!(client::minor_units(&text, code), Some(minor));
+                let number = client::money_number(&json).unwrap();
+                proptest::prop_assert_eq!(number.to_string().parse::<f64>().ok(), text.parse::<f64>().ok());
+                let mut args = [Val::Int(minor), Val::str(*code)];
+                let Ok(Val::Money(made)) = call(Func::MoneyMinor, &mut args) else {
+                    return Err(proptest::test_runner::TestCaseError::fail(format!("money_minor {code}")));
+                };
+                proptest::prop_assert_eq!(
+                    crate::json_out::to_string(&Val::Money(made)),
+                    serde_json::to_string(&json).unwrap()
+                );
+            }
+        }
+    }
+
     #[test]
     fn money_follows_the_currency_exponent() {
         assert_eq!(money("1500", "JPY").unwrap().0, 1500);
