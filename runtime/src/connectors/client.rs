@@ -233,6 +233,21 @@ pub fn money_number(money: &Value) -> Option<Value> {
     (Some(back) == crate::decimal::Decimal::parse_exact(&text)).then(|| Value::from(number))
 }
 
+/// Why an order's line price cannot travel as an exact JSON number (`None` when all can):
+/// for vendors that take prices as numbers, a price is refused rather than rounded or left out.
+pub fn inexact_price(order: &Value) -> Option<String> {
+    let lines = order.get("lines")?.as_array()?;
+    lines.iter().find_map(|line| {
+        let price = line.get("unit_price").filter(|p| p.is_object())?;
+        money_number(price).is_none().then(|| {
+            format!(
+                "the unit price {} of line {} is not exactly a JSON number",
+                price, line["sku"]
+            )
+        })
+    })
+}
+
 /// Major units as written by a vendor (`"19.99"`, `"1500"`) to exact minor units at the
 /// currency's exponent; `None` for an unknown currency or a finer amount.
 pub fn minor_units(text: &str, currency: &str) -> Option<i64> {
@@ -308,6 +323,9 @@ mod tests {
             money_number(&serde_json::json!({"amount": i64::MAX, "currency": "USD"})),
             None
         );
+        let order = |amount: i64| serde_json::json!({"lines": [{"sku": "A", "unit_price": {"amount": amount, "currency": "USD"}}]});
+        assert_eq!(inexact_price(&order(1999)), None);
+        assert!(inexact_price(&order(i64::MAX)).is_some());
         assert_eq!(minor_units("1500", "JPY"), Some(1500));
         assert_eq!(minor_units("19.99", "USD"), Some(1999));
         assert_eq!(minor_units("19.999", "USD"), None);

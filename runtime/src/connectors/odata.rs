@@ -330,6 +330,9 @@ impl ODataSink {
             Ok(None) => {}
             Err(e) => return e,
         }
+        if let Some(reason) = client::inexact_price(order) {
+            return CallOutcome::Permanent { reason };
+        }
         let items: Vec<Value> = order["lines"]
             .as_array()
             .map(|lines| {

@@ -82,6 +82,9 @@ pub fn order_body(order: &Value) -> Result<Value, String> {
         .filter(|v| v.is_object())
         .ok_or("the order has no ship_to address")?;
     let currency = order["currency"].as_str().unwrap_or("USD");
+    if let Some(reason) = client::inexact_price(order) {
+        return Err(reason);
+    }
     let decimal = |money: &Value| -> Value { client::money_number(money).unwrap_or(Value::Null) };
     let products: Vec<Value> = order["lines"]
         .as_array()
