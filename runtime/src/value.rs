@@ -188,6 +188,48 @@ impl<'a> Val<'a> {
         serde_json::to_value(self).unwrap_or(serde_json::Value::Null)
     }
 
+    /// Converts to a serde_json value for JSONPath: a number no `serde_json::Value` holds
+    /// exactly becomes a marked string that [`Val::from_json_exact`] turns back.
+    pub fn to_json_exact(&self) -> serde_json::Value {
+        use serde_json::Value as J;
+        match self {
+            Val::Dec(d) => match Number::of(d) {
+                Number::Int(i) => i64::try_from(i)
+                    .map(J::from)
+                    .or_else(|_| u64::try_from(i).map(J::from))
+                    .unwrap_or_else(|_| J::String(format!("{EXACT_NUMBER}{i}"))),
+                Number::Float(f) => J::from(f),
+                Number::Text(text) => J::String(format!("{EXACT_NUMBER}{text}")),
+            },
+            Val::List(items) => J::Array(items.iter().map(Val::to_json_exact).collect()),
+            Val::Obj(fields) => J::Object(
+                fields
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_json_exact()))
+                    .collect(),
+            ),
+            other => other.to_json(),
+        }
+    }
+
+    /// Converts from a serde_json value made by [`Val::to_json_exact`].
+    pub fn from_json_exact(value: &serde_json::Value) -> Val<'static> {
+        use serde_json::Value as J;
+        match value {
+            J::String(s) => match s.strip_prefix(EXACT_NUMBER).and_then(Decimal::parse_exact) {
+                Some(number) => Val::dec(number),
+                None => Val::Str(Cow::Owned(s.clone())),
+            },
+            J::Array(items) => Val::List(items.iter().map(Val::from_json_exact).collect()),
+            J::Object(map) => Val::Obj(
+                map.iter()
+                    .map(|(k, v)| (Cow::Owned(k.clone()), Val::from_json_exact(v)))
+                    .collect(),
+            ),
+            other => Val::from_json(other),
+        }
+    }
+
     /// Converts to a template value, every digit kept: integers beyond 64 bits as 128-bit
     /// integers, decimals as floats only when the float is the same number, else as text.
     pub fn to_template(&self) -> minijinja::Value {
@@ -213,6 +255,9 @@ impl<'a> Val<'a> {
         }
     }
 }
+
+/// Marks a string that stands for a number while a value passes through serde_json.
+const EXACT_NUMBER: &str = "\u{0}omniflow-number:";
 
 /// How a decimal travels where only ints and floats exist (serde, templates).
 enum Number {
@@ -310,6 +355,18 @@ mod tests {
     #[test]
     fn a_value_is_three_words() {
         assert_eq!(std::mem::size_of::<Val>(), 24);
+    }
+
+    #[test]
+    fn jsonpath_values_keep_every_digit() {
+        let doc = br#"{"a": [{"id": 12345678901234567890123, "p": 0.12345678901234567890123}, {"id": 7, "p": 1.5, "s": "x"}]}"#;
+        let value = crate::json_in::parse(doc, &crate::json_in::Projection::whole()).unwrap();
+        let back = Val::from_json_exact(&value.to_json_exact());
+        assert_eq!(
+            crate::json_out::to_string(&back),
+            crate::json_out::to_string(&value)
+        );
+        assert!(equal(&back, &value));
     }
 
     #[test]

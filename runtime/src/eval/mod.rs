@@ -815,11 +815,15 @@ impl Env {
 
 #[inline(never)]
 fn json_path<'a>(query: &jsonpath_rust::parser::model::JpQuery, input: &Val<'a>) -> Eval<'a> {
-    let json = input.to_json();
+    // Numbers no serde_json value holds exactly travel marked, and come back exact.
+    let json = input.to_json_exact();
     let found = jsonpath_rust::query::js_path_process(query, &json)
         .map_err(|e| Reject(format!("JSONPath failed: {e}")))?;
     Ok(Val::List(
-        found.into_iter().map(|q| Val::from_json(q.val())).collect(),
+        found
+            .into_iter()
+            .map(|q| Val::from_json_exact(q.val()))
+            .collect(),
     ))
 }
 
@@ -1046,4 +1050,21 @@ fn walk_all<'v, 'a: 'v>(items: impl Iterator<Item = &'v Val<'a>>, rest: &[Seg]) 
         }
     }
     Val::List(Rc::from(out))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jsonpath_results_keep_every_digit() {
+        let doc = br#"{"a": {"id": 12345678901234567890123}, "b": [{"id": 0.12345678901234567890123}, {"id": 7}]}"#;
+        let input = crate::json_in::parse(doc, &crate::json_in::Projection::whole()).unwrap();
+        let query = jsonpath_rust::parser::parse_json_path("$..id").unwrap();
+        let found = json_path(&query, &input).unwrap();
+        assert_eq!(
+            crate::json_out::to_string(&found),
+            "[12345678901234567890123,0.12345678901234567890123,7]"
+        );
+    }
 }
