@@ -73,6 +73,11 @@ impl<'a> Val<'a> {
         matches!(self, Val::Null)
     }
 
+    /// True for an int or a decimal.
+    pub fn is_number(&self) -> bool {
+        matches!(self, Val::Int(_) | Val::Dec(_))
+    }
+
     /// The JSON type name, for messages.
     pub fn kind(&self) -> &'static str {
         match self {
