@@ -122,3 +122,154 @@ proptest! {
         prop_assert_eq!(agree(text.as_bytes()), Ok(()));
     }
 }
+
+/// The exact value of a JSON number's text, written without exponent or redundant zeros
+/// (independent of the runtime's decimal).
+fn canonical(text: &str) -> String {
+    let (negative, rest) = match text.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, text),
+    };
+    let (mantissa, exponent) = match rest.split_once(['e', 'E']) {
+        Some((m, e)) => (m, e.parse::<i64>().unwrap()),
+        None => (rest, 0),
+    };
+    let (int, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    let digits = format!("{int}{frac}");
+    let point = int.len() as i64 + exponent;
+    let (int, frac) = if point <= 0 {
+        (
+            "0".to_string(),
+            format!("{}{digits}", "0".repeat((-point) as usize)),
+        )
+    } else if point as usize >= digits.len() {
+        (
+            format!("{digits}{}", "0".repeat(point as usize - digits.len())),
+            String::new(),
+        )
+    } else {
+        (
+            digits[..point as usize].to_string(),
+            digits[point as usize..].to_string(),
+        )
+    };
+    let int = int.trim_start_matches('0');
+    let frac = frac.trim_end_matches('0');
+    let int = if int.is_empty() { "0" } else { int };
+    let body = if frac.is_empty() {
+        int.to_string()
+    } else {
+        format!("{int}.{frac}")
+    };
+    if negative && body != "0" {
+        format!("-{body}")
+    } else {
+        body
+    }
+}
+
+fn number_text() -> impl Strategy<Value = String> {
+    (
+        any::<bool>(),
+        "[1-9][0-9]{0,45}|0",
+        proptest::option::of("[0-9]{1,45}"),
+        proptest::option::of((any::<bool>(), -45i32..45)),
+    )
+        .prop_map(|(negative, int, frac, exponent)| {
+            let mut text = String::new();
+            if negative {
+                text.push('-');
+            }
+            text.push_str(&int);
+            if let Some(frac) = frac {
+                text.push('.');
+                text.push_str(&frac);
+            }
+            if let Some((upper, exponent)) = exponent {
+                text.push(if upper { 'E' } else { 'e' });
+                text.push_str(&exponent.to_string());
+            }
+            text
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 4096, failure_persistence: None, ..ProptestConfig::default() })]
+
+    /// Every number either keeps its exact value through both parsers, the key text and the
+    /// output, or both parsers refuse it with the same reason; never a nearby float.
+    #[test]
+    fn numbers_of_every_size_round_trip_exactly(text in number_text()) {
+        let doc = format!(r#"{{"n": {text}, "skipped": [{text}], "list": [{text}]}}"#);
+        let projection = Projection::from_reads(&["$.n".to_string(), "$.list[*]".to_string()]);
+        let fast = scan(doc.as_bytes(), &projection);
+        let reference = parse_with_serde(doc.as_bytes(), &projection);
+        let exact = canonical(&text);
+        let digits = text.trim_start_matches('-').split(['e', 'E']).next().unwrap().replace('.', "");
+        let significant = digits.trim_start_matches('0').trim_end_matches('0').len();
+        match (fast, reference) {
+            (Some(fast), Ok(reference)) => {
+                for value in [&fast, &reference] {
+                    let n = value.field("n");
+                    prop_assert_eq!(omniflow_runtime::json_out::to_string(&n), exact.clone());
+                    let key = n.text().unwrap();
+                    prop_assert_eq!(canonical(&key), exact.clone(), "key {}", key);
+                    let (int, frac) = text.trim_start_matches('-').split_once('.').unwrap_or((&text, ""));
+                    let written_fits = frac.len() <= 38 && int.trim_start_matches('0').len() + frac.len() <= 38;
+                    if !text.contains(['e', 'E']) && exact != "0" && written_fits {
+                        // Written plainly (and within 38 digits), the key is the number as
+                        // written; past that, trailing fraction zeros may be dropped.
+                        prop_assert_eq!(key.as_ref(), text.as_str());
+                    }
+                    let out = omniflow_runtime::json_out::to_string(value);
+                    prop_assert_eq!(out, format!(r#"{{"n":{exact},"list":[{exact}]}}"#));
+                }
+            }
+            (None, Err(reason)) => {
+                prop_assert!(reason.contains("cannot be kept exactly"), "{}", reason);
+                prop_assert!(significant > 38 || text.contains(['e', 'E']) || digits.len() > 38, "{} refused", text);
+            }
+            (fast, reference) => prop_assert!(false, "{}: scanner {:?}, serde {:?}", text, fast, reference),
+        }
+    }
+}
+
+#[test]
+fn hostile_documents_are_refused_with_a_reason() {
+    let whole = Projection::whole();
+    let deep = "[".repeat(100_000);
+    let digits = format!("[1{}]", "7".repeat(1 << 20));
+    let long = format!("[\"{}\"]", "x".repeat(8 << 20));
+    let cases: [(&str, &[u8], Option<&str>); 6] = [
+        ("deep", deep.as_bytes(), Some("nests deeper than 128")),
+        ("digits", digits.as_bytes(), Some("cannot be kept exactly")),
+        ("exponent", b"{\"a\": 1e400}", Some("1e400")),
+        ("surrogate", br#"{"a": "x\uD800y"}"#, Some("surrogate")),
+        (
+            "trailing surrogate",
+            br#"{"a": "\uDC00"}"#,
+            Some("surrogate"),
+        ),
+        ("long string", long.as_bytes(), None),
+    ];
+    for (what, doc, reason) in cases {
+        let parsed = omniflow_runtime::json_in::parse(doc, &whole);
+        let reference = parse_with_serde(doc, &whole);
+        match reason {
+            Some(reason) => {
+                let err = parsed.expect_err(what);
+                assert!(err.contains(reason), "{what}: {err}");
+                assert_eq!(reference.expect_err(what), err, "{what}: one reason");
+                assert!(err.len() < 400, "{what}: a short reason");
+            }
+            None => {
+                assert!(parsed.is_ok() && reference.is_ok(), "{what}");
+            }
+        }
+    }
+    // What a mapping does not read is only validated: both parsers pass over it.
+    let projection = Projection::from_reads(&["$.id".to_string()]);
+    let doc = br#"{"id": 1, "note": "\uD800", "weight": 1e400}"#;
+    assert!(omniflow_runtime::json_in::parse(doc, &projection).is_ok());
+    assert!(parse_with_serde(doc, &projection).is_ok());
+}

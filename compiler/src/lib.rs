@@ -4,6 +4,7 @@
 #![deny(clippy::unwrap_used)]
 
 pub mod checks;
+pub mod currency;
 pub mod diagnostics;
 pub mod fmt;
 pub mod graph;

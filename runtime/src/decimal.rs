@@ -32,11 +32,24 @@ impl Decimal {
         }
     }
 
-    /// Parses `-?\d+(\.\d+)?` exactly (also a leading `+` and exponents like `1e-3`).
+    /// Parses `-?\d+(\.\d+)?` (also a leading `+` and exponents like `1e-3`), rounding
+    /// half-even past [`MAX_SCALE`] places.
     pub fn parse(text: &str) -> Option<Decimal> {
+        let value = Decimal::parse_exact(text)?;
+        Some(if value.scale > MAX_SCALE {
+            value.round(MAX_SCALE)
+        } else {
+            value
+        })
+    }
+
+    /// Parses like [`Decimal::parse`] but never rounds: `None` unless the value fits a
+    /// 38-digit mantissa at a scale of at most 38 (trailing fraction zeros are dropped
+    /// only when they are what does not fit).
+    pub fn parse_exact(text: &str) -> Option<Decimal> {
         let text = text.trim();
         let (mantissa_text, exponent) = match text.find(['e', 'E']) {
-            Some(idx) => (&text[..idx], text[idx + 1..].parse::<i32>().ok()?),
+            Some(idx) => (&text[..idx], text[idx + 1..].parse::<i64>().ok()?),
             None => (text, 0),
         };
         let (neg, digits) = match mantissa_text.as_bytes().first()? {
@@ -49,31 +62,46 @@ impl Decimal {
             Some(_) => return None,
             None => (digits, ""),
         };
-        if int_part.is_empty() {
+        if int_part.is_empty()
+            || !int_part
+                .bytes()
+                .chain(frac_part.bytes())
+                .all(|b| b.is_ascii_digit())
+        {
             return None;
         }
+        Decimal::from_digits(neg, int_part, frac_part, exponent).or_else(|| {
+            let trimmed = frac_part.trim_end_matches('0');
+            (trimmed.len() < frac_part.len())
+                .then(|| Decimal::from_digits(neg, int_part, trimmed, exponent))
+                .flatten()
+        })
+    }
+
+    /// `±int.frac × 10^exponent` from checked ASCII digits, if it fits exactly.
+    fn from_digits(neg: bool, int_part: &str, frac_part: &str, exponent: i64) -> Option<Decimal> {
+        let int_part = int_part.trim_start_matches('0');
         let mut mantissa: i128 = 0;
         for byte in int_part.bytes().chain(frac_part.bytes()) {
-            if !byte.is_ascii_digit() {
-                return None;
-            }
             mantissa = mantissa
                 .checked_mul(10)?
                 .checked_add((byte - b'0') as i128)?;
         }
-        let mut scale = frac_part.len() as i32 - exponent;
+        let mut scale = i64::try_from(frac_part.len()).ok()?.checked_sub(exponent)?;
+        if mantissa == 0 {
+            scale = scale.clamp(0, POW10.len() as i64 - 1);
+        }
         while scale < 0 {
             mantissa = mantissa.checked_mul(10)?;
             scale += 1;
         }
-        let mut value = Decimal {
+        if scale >= POW10.len() as i64 {
+            return None;
+        }
+        Some(Decimal {
             mantissa: if neg { -mantissa } else { mantissa },
             scale: scale as u32,
-        };
-        if value.scale > MAX_SCALE {
-            value = value.round(MAX_SCALE);
-        }
-        Some(value)
+        })
     }
 
     /// A float through its shortest round-trip text, so 0.06 stays 0.06.
@@ -197,15 +225,16 @@ impl Decimal {
         }
     }
 
-    /// Exact hundredths when the value has at most two decimals (money minor units).
-    pub fn to_minor(self) -> Option<i64> {
+    /// Exact minor units at `places` decimals (a currency's exponent): `None` when the
+    /// value has more decimals than that or does not fit 64 bits.
+    pub fn to_minor(self, places: u32) -> Option<i64> {
         let normal = self.normalize();
-        if normal.scale > 2 {
+        if normal.scale > places {
             return None;
         }
         let minor = normal
             .mantissa
-            .checked_mul(POW10[(2 - normal.scale) as usize])?;
+            .checked_mul(*POW10.get((places - normal.scale) as usize)?)?;
         i64::try_from(minor).ok()
     }
 
@@ -274,13 +303,30 @@ mod tests {
     #[test]
     fn parses_and_prints_exactly() {
         assert_eq!(d("19.99").to_string(), "19.99");
-        assert_eq!(d("-3.07").to_minor(), Some(-307));
-        assert_eq!(d("5").to_minor(), Some(500));
-        assert_eq!(d("5.5").to_minor(), Some(550));
-        assert_eq!(d("0.001").to_minor(), None);
+        assert_eq!(d("-3.07").to_minor(2), Some(-307));
+        assert_eq!(d("5").to_minor(2), Some(500));
+        assert_eq!(d("5.5").to_minor(2), Some(550));
+        assert_eq!(d("0.001").to_minor(2), None);
+        assert_eq!(d("1500").to_minor(0), Some(1500));
+        assert_eq!(d("1500.00").to_minor(0), Some(1500));
+        assert_eq!(d("1500.5").to_minor(0), None);
+        assert_eq!(d("0.250").to_minor(3), Some(250));
+        assert_eq!(d("1.2345").to_minor(4), Some(12345));
         assert_eq!(d("1e-3").to_string(), "0.001");
         assert!(Decimal::parse("abc").is_none());
         assert!(Decimal::parse("1.2.3").is_none());
+        assert!(Decimal::parse("1e-2147483648").is_none());
+        assert_eq!(
+            d("0.1234567890123456789012").to_string(),
+            "0.123456789012345679"
+        );
+        let exact = Decimal::parse_exact("0.1234567890123456789012").unwrap();
+        assert_eq!(exact.to_string(), "0.1234567890123456789012");
+        assert_eq!(
+            Decimal::parse_exact(&format!("1.{}", "0".repeat(60))).unwrap(),
+            d("1")
+        );
+        assert_eq!(Decimal::parse_exact("0e-999").unwrap(), d("0"));
     }
 
     #[test]

@@ -3,7 +3,6 @@
 //! it skips; on anything it is not sure about it returns `None` and the caller falls back
 //! to serde_json, which then also produces the precise error message.
 
-use crate::decimal::Decimal;
 use crate::intern::same_name;
 use crate::json_in::Projection;
 use crate::value::Val;
@@ -299,8 +298,8 @@ impl<'a> Scanner<'a> {
         Some(value)
     }
 
-    /// A number with JSON's grammar: int when it is an integer that fits, else decimal;
-    /// a skipped number is only validated.
+    /// A number with JSON's grammar: int when it is an integer that fits, else an exact
+    /// decimal (never through a float); a skipped number is only validated.
     fn number(&mut self, keep: bool) -> Option<Val<'a>> {
         let start = self.pos;
         let negative = self.eat(b'-').is_some();
@@ -340,24 +339,8 @@ impl<'a> Scanner<'a> {
                 .fold(0i64, |acc, digit| acc * 10 + i64::from(digit - b'0'));
             return Some(Val::Int(if negative { -magnitude } else { magnitude }));
         }
-        let text = &self.text[start..self.pos];
-        if integer {
-            if let Ok(i) = text.parse::<i64>() {
-                return Some(Val::Int(i));
-            }
-            if let Ok(u) = text.parse::<u64>() {
-                return Some(Val::dec(Decimal {
-                    mantissa: u as i128,
-                    scale: 0,
-                }));
-            }
-        }
-        // As serde_json: through the nearest f64.
-        let float: f64 = text.parse().ok()?;
-        if !float.is_finite() {
-            return None;
-        }
-        Some(Decimal::from_f64(float).map(Val::dec).unwrap_or(Val::Null))
+        // Every digit kept, or `None` so the fallback refuses it with the reason.
+        crate::json_number::value(&self.text[start..self.pos]).ok()
     }
 
     fn digits(&mut self) {

@@ -9,6 +9,7 @@ pub mod engine;
 pub mod eval;
 pub mod intern;
 pub mod json_in;
+pub mod json_number;
 pub mod json_out;
 pub mod json_scan;
 pub mod ledger;

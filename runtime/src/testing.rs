@@ -65,13 +65,13 @@ fn run_one(pipeline: &Pipeline, flow_idx: usize, test: &Test) -> Result<(), Stri
                     .trace
                     .iter()
                     .find(|(node, _)| *node == compared)
-                    .map(|(_, v)| v.to_json())
+                    .map(|(_, v)| v.to_json_exact())
                     .ok_or_else(|| format!("`{}` emitted nothing", test.node))?;
                 if let Some(path) = mismatch(expected, &output, String::from("$")) {
                     return Err(format!(
                         "output differs at {path}\n  expected: {}\n  actual:   {}",
                         compact(expected),
-                        compact(&output)
+                        compact(&Val::from_json_exact(&output).to_json())
                     ));
                 }
             }
@@ -134,6 +134,34 @@ pub fn mismatch(expected: &Value, actual: &Value, path: String) -> Option<String
             let as_val = |v: &Value| Val::from_json(v);
             (!crate::value::equal(&as_val(expected), &as_val(actual))).then_some(path)
         }
+        // An output number no float holds (see `Val::to_json_exact`): exact against an
+        // integer expectation, as a float against a float one (the fixture was read as one).
+        (Value::Number(want), Value::String(_)) if Val::from_json_exact(actual).is_number() => {
+            let got = Val::from_json_exact(actual);
+            let same = match (want.as_i64(), want.as_u64()) {
+                (Some(_), _) | (_, Some(_)) => crate::value::equal(&Val::from_json(expected), &got),
+                _ => want.as_f64() == got.text().and_then(|text| text.parse::<f64>().ok()),
+            };
+            (!same).then_some(path)
+        }
         (want, got) => (want != got).then_some(path),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expectations_match_numbers_beyond_floats() {
+        let doc = br#"{"id": 12345678901234567890123, "p": 0.12345678901234567890123, "s": "12345678901234567890123"}"#;
+        let output = json_in::parse(doc, &json_in::Projection::whole())
+            .unwrap()
+            .to_json_exact();
+        let expected: Value = serde_json::from_slice(doc).unwrap();
+        assert_eq!(mismatch(&expected, &output, "$".into()), None);
+        let other: Value =
+            serde_json::json!({"id": 12345678901234567890u64, "s": 12345678901234567890123.0});
+        assert_eq!(mismatch(&other, &output, "$".into()), Some("$.id".into()));
     }
 }

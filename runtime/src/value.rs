@@ -73,6 +73,11 @@ impl<'a> Val<'a> {
         matches!(self, Val::Null)
     }
 
+    /// True for an int or a decimal.
+    pub fn is_number(&self) -> bool {
+        matches!(self, Val::Int(_) | Val::Dec(_))
+    }
+
     /// The JSON type name, for messages.
     pub fn kind(&self) -> &'static str {
         match self {
@@ -158,9 +163,13 @@ impl<'a> Val<'a> {
         match value {
             serde_json::Value::Null => Val::Null,
             serde_json::Value::Bool(b) => Val::Bool(*b),
-            serde_json::Value::Number(n) => match n.as_i64() {
-                Some(i) => Val::Int(i),
-                None => n
+            serde_json::Value::Number(n) => match (n.as_i64(), n.as_u64()) {
+                (Some(i), _) => Val::Int(i),
+                (None, Some(u)) => Val::dec(Decimal {
+                    mantissa: u.into(),
+                    scale: 0,
+                }),
+                _ => n
                     .as_f64()
                     .and_then(Decimal::from_f64)
                     .map(Val::dec)
@@ -178,9 +187,106 @@ impl<'a> Val<'a> {
         }
     }
 
-    /// Converts to a serde_json value.
+    /// Converts to a serde_json value (a decimal no JSON number of serde_json holds exactly
+    /// becomes its exact text; see the `Serialize` impl).
     pub fn to_json(&self) -> serde_json::Value {
         serde_json::to_value(self).unwrap_or(serde_json::Value::Null)
+    }
+
+    /// Converts to a serde_json value for JSONPath: a number no `serde_json::Value` holds
+    /// exactly becomes a marked string that [`Val::from_json_exact`] turns back.
+    pub fn to_json_exact(&self) -> serde_json::Value {
+        use serde_json::Value as J;
+        match self {
+            Val::Dec(d) => match Number::of(d) {
+                Number::Int(i) => i64::try_from(i)
+                    .map(J::from)
+                    .or_else(|_| u64::try_from(i).map(J::from))
+                    .unwrap_or_else(|_| J::String(format!("{EXACT_NUMBER}{i}"))),
+                Number::Float(f) => J::from(f),
+                Number::Text(text) => J::String(format!("{EXACT_NUMBER}{text}")),
+            },
+            Val::List(items) => J::Array(items.iter().map(Val::to_json_exact).collect()),
+            Val::Obj(fields) => J::Object(
+                fields
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_json_exact()))
+                    .collect(),
+            ),
+            other => other.to_json(),
+        }
+    }
+
+    /// Converts from a serde_json value made by [`Val::to_json_exact`].
+    pub fn from_json_exact(value: &serde_json::Value) -> Val<'static> {
+        use serde_json::Value as J;
+        match value {
+            J::String(s) => match s.strip_prefix(EXACT_NUMBER).and_then(Decimal::parse_exact) {
+                Some(number) => Val::dec(number),
+                None => Val::Str(Cow::Owned(s.clone())),
+            },
+            J::Array(items) => Val::List(items.iter().map(Val::from_json_exact).collect()),
+            J::Object(map) => Val::Obj(
+                map.iter()
+                    .map(|(k, v)| (Cow::Owned(k.clone()), Val::from_json_exact(v)))
+                    .collect(),
+            ),
+            other => Val::from_json(other),
+        }
+    }
+
+    /// Converts to a template value, every digit kept: integers beyond 64 bits as 128-bit
+    /// integers, decimals as floats only when the float is the same number, else as text.
+    pub fn to_template(&self) -> minijinja::Value {
+        use minijinja::Value as T;
+        match self {
+            Val::Null => T::from(()),
+            Val::Bool(b) => T::from(*b),
+            Val::Int(i) => T::from(*i),
+            Val::Dec(d) => match Number::of(d) {
+                Number::Int(i) => T::from(i),
+                Number::Float(f) => T::from(f),
+                Number::Text(text) => T::from(text),
+            },
+            Val::Str(s) => T::from(s.as_ref()),
+            Val::Money(money) => T::from_iter([
+                ("amount", T::from(money.amount)),
+                ("currency", T::from(money.currency.as_ref())),
+            ]),
+            Val::List(items) => T::from(items.iter().map(Val::to_template).collect::<Vec<_>>()),
+            Val::Obj(fields) => {
+                T::from_iter(fields.iter().map(|(k, v)| (k.to_string(), v.to_template())))
+            }
+        }
+    }
+}
+
+/// Marks a string that stands for a number while a value passes through serde_json.
+const EXACT_NUMBER: &str = "\u{0}omniflow-number:";
+
+/// How a decimal travels where only ints and floats exist (serde, templates).
+enum Number {
+    Int(i128),
+    /// A float that is exactly the decimal's value.
+    Float(f64),
+    Text(String),
+}
+
+impl Number {
+    fn of(d: &Decimal) -> Number {
+        let normal = d.normalize();
+        if normal.scale == 0 {
+            return Number::Int(normal.mantissa);
+        }
+        let text = normal.to_string();
+        match text.parse::<f64>() {
+            Ok(float)
+                if Decimal::parse_exact(&float.to_string()).is_some_and(|back| back == normal) =>
+            {
+                Number::Float(float)
+            }
+            _ => Number::Text(text),
+        }
     }
 }
 
@@ -212,9 +318,15 @@ impl serde::Serialize for Val<'_> {
             Val::Null => serializer.serialize_unit(),
             Val::Bool(b) => serializer.serialize_bool(*b),
             Val::Int(i) => serializer.serialize_i64(*i),
-            Val::Dec(d) => match d.to_i64() {
-                Some(i) => serializer.serialize_i64(i),
-                None => serializer.serialize_f64(d.to_f64()),
+            // serde_json's numbers end at 64 bits and floats: past that, the exact text.
+            Val::Dec(d) => match Number::of(d) {
+                Number::Int(i) => match (i64::try_from(i), u64::try_from(i)) {
+                    (Ok(i), _) => serializer.serialize_i64(i),
+                    (_, Ok(u)) => serializer.serialize_u64(u),
+                    _ => serializer.serialize_str(&i.to_string()),
+                },
+                Number::Float(f) => serializer.serialize_f64(f),
+                Number::Text(text) => serializer.serialize_str(&text),
             },
             Val::Str(s) => serializer.serialize_str(s),
             Val::Money(money) => {
@@ -248,5 +360,44 @@ mod tests {
     #[test]
     fn a_value_is_three_words() {
         assert_eq!(std::mem::size_of::<Val>(), 24);
+    }
+
+    #[test]
+    fn jsonpath_values_keep_every_digit() {
+        let doc = br#"{"a": [{"id": 12345678901234567890123, "p": 0.12345678901234567890123}, {"id": 7, "p": 1.5, "s": "x"}]}"#;
+        let value = crate::json_in::parse(doc, &crate::json_in::Projection::whole()).unwrap();
+        let back = Val::from_json_exact(&value.to_json_exact());
+        assert_eq!(
+            crate::json_out::to_string(&back),
+            crate::json_out::to_string(&value)
+        );
+        assert!(equal(&back, &value));
+    }
+
+    #[test]
+    fn templates_and_json_keep_every_digit() {
+        let env = minijinja::Environment::new();
+        for (text, shown) in [
+            ("12345678901234567890123", "12345678901234567890123"),
+            ("0.12345678901234567890123", "0.12345678901234567890123"),
+            ("19.99", "19.99"),
+            ("1E-7", "0.0000001"),
+            ("18446744073709551615", "18446744073709551615"),
+        ] {
+            let value = crate::json_number::value(text).unwrap();
+            let context = minijinja::Value::from_iter([("id", value.to_template())]);
+            let rendered = env.render_str("/orders/{{ id }}", context).unwrap();
+            assert_eq!(rendered, format!("/orders/{shown}"), "{text}");
+            let json = value.to_json();
+            let back = match &json {
+                serde_json::Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            assert_eq!(
+                Decimal::parse_exact(&back),
+                Decimal::parse_exact(shown),
+                "{text} through serde_json: {json}"
+            );
+        }
     }
 }

@@ -65,6 +65,8 @@ codes! {
     DUPLICATE_FIELD = "E0213", "duplicate-field", "a field is set twice in one record";
     NOT_A_RECORD = "E0214", "not-a-record", "a field is read from a value that has no fields";
     DUPLICATE_TABLE_KEY = "E0215", "duplicate-table-key", "a lookup table's data file gives the same key twice";
+    UNKNOWN_CURRENCY = "E0216", "unknown-currency", "a money literal names a currency that is not an active ISO 4217 code";
+    AMOUNT_BEYOND_MINOR_UNIT = "E0217", "amount-beyond-minor-unit", "a literal amount has more decimals than its currency's minor unit";
 
     INVALID_JSONPATH = "E0301", "invalid-jsonpath", "a JSONPath selector does not parse";
     INVALID_TEMPLATE = "E0302", "invalid-template", "a string template does not parse";

@@ -1,6 +1,9 @@
 //! Signatures of the built-in functions. The runtime implements the same list.
 
 use super::types::Ty;
+use crate::currency;
+use crate::diagnostics::{codes, Diagnostic};
+use crate::syntax::ast::{Expr, ExprKind, Literal};
 
 /// What an argument position accepts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -132,11 +135,14 @@ pub const BUILTINS: &[Builtin] = &[
         Ret::Fixed(Fixed::Decimal),
         "parse or convert to an exact decimal",
     ),
-    f(
-        "minor_units",
-        &[P::Any],
-        INT,
-        "exact decimal amount to integer hundredths: \"19.99\" -> 1999",
+    opt(
+        f(
+            "minor_units",
+            &[P::Any, P::Str],
+            INT,
+            "exact decimal amount to integer minor units of the currency (hundredths without one): \"19.99\" -> 1999, (\"1500\", \"JPY\") -> 1500",
+        ),
+        1,
     ),
     f(
         "money",
@@ -338,5 +344,82 @@ pub fn result_type(builtin: &Builtin, args: &[Ty]) -> Ty {
             .iter()
             .try_fold(Ty::Never, |acc, ty| super::types::unify(&acc, ty))
             .unwrap_or(Ty::Json),
+    }
+}
+
+/// The literal text of a string argument.
+fn literal_str(expr: &Expr) -> Option<&str> {
+    match &expr.kind {
+        ExprKind::Lit(Literal::Str(text)) => Some(text),
+        _ => None,
+    }
+}
+
+/// Decimal places of a literal amount (a decimal or a decimal string), trailing zeros aside.
+fn literal_places(expr: &Expr) -> Option<usize> {
+    let text = match &expr.kind {
+        ExprKind::Lit(Literal::Str(text) | Literal::Decimal(text)) => text.trim(),
+        _ => return None,
+    };
+    let digits = text.strip_prefix(['-', '+']).unwrap_or(text);
+    let (int, frac) = digits.split_once('.').unwrap_or((digits, ""));
+    let numeric = !int.is_empty() && (int.bytes().chain(frac.bytes())).all(|b| b.is_ascii_digit());
+    numeric.then(|| frac.trim_end_matches('0').len())
+}
+
+/// Literal currencies and amounts of `money`, `money_minor` and `minor_units`: what the
+/// runtime would refuse for every message (an unknown currency, an amount finer than the
+/// currency's minor unit) is refused here.
+pub fn money_literals(name: &str, args: &[Expr]) -> Vec<Diagnostic> {
+    let has_amount = match name {
+        "money" | "minor_units" => true,
+        "money_minor" => false,
+        _ => return Vec::new(),
+    };
+    let Some(currency_arg) = args.get(1) else {
+        return Vec::new();
+    };
+    let Some(code) = literal_str(currency_arg) else {
+        return Vec::new();
+    };
+    let Some(places) = currency::exponent(code) else {
+        return vec![Diagnostic::error(
+            codes::UNKNOWN_CURRENCY,
+            currency_arg.span,
+            format!("unknown currency `{code}`"),
+        )
+        .label(currency::unknown(code))
+        .help("write an active ISO 4217 code in upper case, such as \"USD\", \"EUR\" or \"JPY\"")];
+    };
+    match args.first() {
+        Some(amount) if has_amount => match literal_places(amount) {
+            Some(found) if found > places as usize => {
+                let unit = match places {
+                    0 => format!("{code} has no decimal places"),
+                    1 => format!("{code} has one decimal place"),
+                    _ => format!("{code} has {places} decimal places"),
+                };
+                let found = if found == 1 {
+                    "1 decimal place".to_string()
+                } else {
+                    format!("{found} decimal places")
+                };
+                let help = if places == 0 {
+                    format!("write a whole amount of {code}")
+                } else {
+                    format!("write the amount with at most {places} decimal places")
+                };
+                vec![Diagnostic::error(
+                    codes::AMOUNT_BEYOND_MINOR_UNIT,
+                    amount.span,
+                    format!("amount is finer than the minor unit of {code}"),
+                )
+                .label(format!("this amount has {found}"))
+                .secondary(currency_arg.span, unit)
+                .help(help)]
+            }
+            _ => Vec::new(),
+        },
+        _ => Vec::new(),
     }
 }

@@ -866,6 +866,9 @@ impl<'a> ExprCx<'a> {
             tys.push(ty);
             irs.push(ir);
         }
+        for diagnostic in builtins::money_literals(builtin.name, args) {
+            self.diags.push(diagnostic);
+        }
         let ty = builtins::result_type(builtin, &tys);
         (
             ty,

@@ -206,20 +206,53 @@ pub fn field<'a>(value: &'a Value, name: &str) -> Result<&'a str, CallOutcome> {
         })
 }
 
-/// Decimal places of a currency's minor unit (ISO 4217; 2 unless listed).
+/// Decimal places of a currency's minor unit, from the one ISO 4217 table
+/// (`omniflow_compiler::currency`); 2 for a code that is not in it (money values are
+/// checked when they are made, so a sink only meets listed codes).
 pub fn minor_digits(currency: &str) -> u32 {
-    match currency {
-        "JPY" | "KRW" | "VND" | "CLP" | "ISK" | "UGX" | "XAF" | "XOF" | "PYG" => 0,
-        "BHD" | "KWD" | "OMR" | "JOD" | "TND" | "IQD" | "LYD" => 3,
-        _ => 2,
-    }
+    omniflow_compiler::currency::exponent(currency).unwrap_or(2)
 }
 
-/// A canonical money value (`{"amount": minor units, "currency"}`) as a decimal string.
+/// A canonical money value (`{"amount": minor units, "currency"}`) as a decimal string in
+/// major units at the currency's exponent (Shopify prices, Amazon amounts, Tryton and OData
+/// decimals): 1999 USD → "19.99", 1500 JPY → "1500", 250 KWD → "0.250". `None` for an
+/// unknown currency. Square takes the minor units themselves (`amount`).
 pub fn money_text(money: &Value) -> Option<String> {
     let amount = money.get("amount")?.as_i64()?;
     let currency = money.get("currency")?.as_str()?;
-    Some(minor_to_decimal(amount, minor_digits(currency)))
+    let digits = omniflow_compiler::currency::exponent(currency)?;
+    Some(minor_to_decimal(amount, digits))
+}
+
+/// A canonical money value as a JSON number in major units, only when the number is
+/// exactly the amount (a float is, up to 15 significant digits); `None` otherwise.
+pub fn money_number(money: &Value) -> Option<Value> {
+    let text = money_text(money)?;
+    let number = text.parse::<f64>().ok()?;
+    let back = crate::decimal::Decimal::parse_exact(&number.to_string())?;
+    (Some(back) == crate::decimal::Decimal::parse_exact(&text)).then(|| Value::from(number))
+}
+
+/// Why an order's line price cannot travel as an exact JSON number (`None` when all can):
+/// for vendors that take prices as numbers, a price is refused rather than rounded or left out.
+pub fn inexact_price(order: &Value) -> Option<String> {
+    let lines = order.get("lines")?.as_array()?;
+    lines.iter().find_map(|line| {
+        let price = line.get("unit_price").filter(|p| p.is_object())?;
+        money_number(price).is_none().then(|| {
+            format!(
+                "the unit price {} of line {} is not exactly a JSON number",
+                price, line["sku"]
+            )
+        })
+    })
+}
+
+/// Major units as written by a vendor (`"19.99"`, `"1500"`) to exact minor units at the
+/// currency's exponent; `None` for an unknown currency or a finer amount.
+pub fn minor_units(text: &str, currency: &str) -> Option<i64> {
+    let digits = omniflow_compiler::currency::exponent(currency)?;
+    crate::decimal::Decimal::parse_exact(text)?.to_minor(digits)
 }
 
 /// Minor units as a decimal string with `digits` places.
@@ -274,6 +307,29 @@ mod tests {
             money_text(&serde_json::json!({"amount": 250, "currency": "KWD"})).as_deref(),
             Some("0.250")
         );
+        assert_eq!(
+            money_text(&serde_json::json!({"amount": 1500, "currency": "JPY"})).as_deref(),
+            Some("1500")
+        );
+        assert_eq!(
+            money_text(&serde_json::json!({"amount": 1500, "currency": "XYZ"})),
+            None
+        );
+        assert_eq!(
+            money_number(&serde_json::json!({"amount": 1999, "currency": "USD"})),
+            Some(serde_json::json!(19.99))
+        );
+        assert_eq!(
+            money_number(&serde_json::json!({"amount": i64::MAX, "currency": "USD"})),
+            None
+        );
+        let order = |amount: i64| serde_json::json!({"lines": [{"sku": "A", "unit_price": {"amount": amount, "currency": "USD"}}]});
+        assert_eq!(inexact_price(&order(1999)), None);
+        assert!(inexact_price(&order(i64::MAX)).is_some());
+        assert_eq!(minor_units("1500", "JPY"), Some(1500));
+        assert_eq!(minor_units("19.99", "USD"), Some(1999));
+        assert_eq!(minor_units("19.999", "USD"), None);
+        assert_eq!(minor_units("0.250", "KWD"), Some(250));
         let map = pairs(Some("WH-MAIN=655441491, STORE-NYC-SOHO = 1,broken,=x"));
         assert_eq!(map.len(), 2);
         assert_eq!(map["STORE-NYC-SOHO"], "1");

@@ -89,9 +89,8 @@ impl HttpSink {
         let Some(template) = &self.body_template else {
             return Ok(message.to_vec());
         };
-        let context: Value = serde_json::from_slice(message).unwrap_or(Value::Null);
         minijinja::Environment::new()
-            .render_str(template, context)
+            .render_str(template, template_context(message))
             .map(String::into_bytes)
             .map_err(|e| format!("body template: {e}"))
     }
@@ -100,12 +99,18 @@ impl HttpSink {
         if let Some(uri) = &self.uri {
             return Ok(uri.clone());
         }
-        let context: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
         let url = minijinja::Environment::new()
-            .render_str(&self.url_template, context)
+            .render_str(&self.url_template, template_context(body))
             .map_err(|e| format!("path template: {e}"))?;
         request_uri(&url)
     }
+}
+
+/// The message as a template context, every number's digits kept (null when not JSON).
+fn template_context(message: &[u8]) -> minijinja::Value {
+    crate::json_in::parse(message, &crate::json_in::Projection::whole())
+        .map(|value| value.to_template())
+        .unwrap_or_else(|_| minijinja::Value::from(()))
 }
 
 /// An absolute `http` or `https` URL as a request URI.

@@ -330,6 +330,9 @@ impl ODataSink {
             Ok(None) => {}
             Err(e) => return e,
         }
+        if let Some(reason) = client::inexact_price(order) {
+            return CallOutcome::Permanent { reason };
+        }
         let items: Vec<Value> = order["lines"]
             .as_array()
             .map(|lines| {
@@ -339,7 +342,7 @@ impl ODataSink {
                         json!({
                             "product_ID": l["sku"],
                             "quantity": l["quantity"],
-                            "price": client::money_text(&l["unit_price"]).and_then(|t| t.parse::<f64>().ok()),
+                            "price": client::money_number(&l["unit_price"]),
                         })
                     })
                     .collect()

@@ -82,12 +82,10 @@ pub fn order_body(order: &Value) -> Result<Value, String> {
         .filter(|v| v.is_object())
         .ok_or("the order has no ship_to address")?;
     let currency = order["currency"].as_str().unwrap_or("USD");
-    let decimal = |money: &Value| -> Value {
-        client::money_text(money)
-            .and_then(|t| t.parse::<f64>().ok())
-            .map(Value::from)
-            .unwrap_or(Value::Null)
-    };
+    if let Some(reason) = client::inexact_price(order) {
+        return Err(reason);
+    }
+    let decimal = |money: &Value| -> Value { client::money_number(money).unwrap_or(Value::Null) };
     let products: Vec<Value> = order["lines"]
         .as_array()
         .map(|lines| {

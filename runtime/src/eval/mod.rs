@@ -758,10 +758,10 @@ impl Env {
         input: &Val<'a>,
         slots: &mut Vec<Val<'a>>,
     ) -> Result<String, Reject> {
-        let mut context: std::collections::BTreeMap<&str, serde_json::Value> =
+        let mut context: std::collections::BTreeMap<&str, minijinja::Value> =
             std::collections::BTreeMap::new();
         for (var, code) in vars {
-            context.insert(var, self.eval(code, input, slots)?.to_json());
+            context.insert(var, self.eval(code, input, slots)?.to_template());
         }
         let template = self
             .templates
@@ -836,11 +836,15 @@ impl Env {
 
 #[inline(never)]
 fn json_path<'a>(query: &jsonpath_rust::parser::model::JpQuery, input: &Val<'a>) -> Eval<'a> {
-    let json = input.to_json();
+    // Numbers no serde_json value holds exactly travel marked, and come back exact.
+    let json = input.to_json_exact();
     let found = jsonpath_rust::query::js_path_process(query, &json)
         .map_err(|e| Reject(format!("JSONPath failed: {e}")))?;
     Ok(Val::List(
-        found.into_iter().map(|q| Val::from_json(q.val())).collect(),
+        found
+            .into_iter()
+            .map(|q| Val::from_json_exact(q.val()))
+            .collect(),
     ))
 }
 
@@ -907,10 +911,13 @@ fn conform<'a>(kind: &FieldKind, value: Val<'a>) -> Result<Val<'a>, String> {
         return Ok(value);
     }
     match (kind, value) {
-        (FieldKind::Int, Val::Dec(d)) => d
-            .to_i64()
-            .map(Val::Int)
-            .ok_or_else(|| format!("the fraction {d}")),
+        (FieldKind::Int, Val::Dec(d)) => d.to_i64().map(Val::Int).ok_or_else(|| {
+            if d.normalize().scale == 0 {
+                format!("{d}, beyond 64 bits")
+            } else {
+                format!("the fraction {d}")
+            }
+        }),
         (FieldKind::Money, Val::Obj(fields)) => {
             let amount = fields
                 .iter()
@@ -921,7 +928,14 @@ fn conform<'a>(kind: &FieldKind, value: Val<'a>) -> Result<Val<'a>, String> {
                 .find(|(k, _)| k == "currency")
                 .map(|(_, v)| v.clone());
             match (amount, currency) {
-                (Some(Val::Int(a)), Some(Val::Str(c))) => Ok(Val::money(a, c)),
+                (Some(Val::Int(a)), Some(Val::Str(c))) => {
+                    match omniflow_compiler::currency::exponent(&c) {
+                        Some(_) => Ok(Val::money(a, c)),
+                        None => Err(format!(
+                            "the currency `{c}`, which is not an active ISO 4217 code"
+                        )),
+                    }
+                }
                 _ => Err("an object that is not {amount, currency}".into()),
             }
         }
@@ -1057,4 +1071,21 @@ fn walk_all<'v, 'a: 'v>(items: impl Iterator<Item = &'v Val<'a>>, rest: &[Seg]) 
         }
     }
     Val::List(Rc::from(out))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jsonpath_results_keep_every_digit() {
+        let doc = br#"{"a": {"id": 12345678901234567890123}, "b": [{"id": 0.12345678901234567890123}, {"id": 7}]}"#;
+        let input = crate::json_in::parse(doc, &crate::json_in::Projection::whole()).unwrap();
+        let query = jsonpath_rust::parser::parse_json_path("$..id").unwrap();
+        let found = json_path(&query, &input).unwrap();
+        assert_eq!(
+            crate::json_out::to_string(&found),
+            "[12345678901234567890123,0.12345678901234567890123,7]"
+        );
+    }
 }

@@ -763,14 +763,16 @@ pub fn cents_number(cents: i64) -> Value {
     }
 }
 
-/// A JSON number (int or float with at most 2 decimals) as integer cents.
+/// A JSON number (int or float with at most 2 decimals) as integer cents; `None` for a
+/// finer amount (refused, never rounded).
 pub fn number_cents(v: &Value) -> Option<i64> {
     match v {
         Value::Number(n) => {
             if let Some(i) = n.as_i64() {
                 i.checked_mul(100)
             } else {
-                parse_cents(&format!("{:.2}", n.as_f64()?))
+                // Never rounded: more than two decimals is not a price here.
+                parse_cents(&n.to_string())
             }
         }
         Value::String(s) => parse_cents(s),
@@ -836,6 +838,7 @@ pub(crate) mod testutil {
         assert_eq!(parse_cents("x"), None);
         assert_eq!(cents_number(1250), json!(12.5));
         assert_eq!(number_cents(&json!(10.99)), Some(1099));
+        assert_eq!(number_cents(&json!(1.255)), None);
         assert_eq!(pct_decode("a%20b+c"), "a b c");
         assert_eq!(
             "flaky".parse::<FaultProfile>().ok(),

@@ -212,6 +212,17 @@ pub struct HttpGetPager {
     auth: Option<String>,
 }
 
+/// The raw items of a page (the page itself when it is an array, else its `items` field),
+/// borrowed as written.
+fn raw_items<'a>(page: &'a [u8], items: &str) -> Option<Vec<&'a serde_json::value::RawValue>> {
+    use serde_json::value::RawValue;
+    if let Ok(list) = serde_json::from_slice::<Vec<&RawValue>>(page) {
+        return Some(list);
+    }
+    let fields: std::collections::HashMap<String, &RawValue> = serde_json::from_slice(page).ok()?;
+    serde_json::from_str(fields.get(items)?.get()).ok()
+}
+
 /// 64-bit FNV-1a of a byte string (a content fingerprint, not a security hash).
 fn fnv1a(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, b| {
@@ -298,10 +309,13 @@ impl Pager for HttpGetPager {
                     .or(position.map(String::from)),
                 _ => None,
             };
+            // Each item's own bytes, so numbers keep every digit (a `Value` holds floats).
+            let raw = raw_items(&bytes, &self.items);
             Ok(Page {
                 items: items
                     .iter()
-                    .map(|i| {
+                    .enumerate()
+                    .map(|(idx, i)| {
                         let bytes = serde_json::to_vec(i).unwrap_or_default();
                         // With a watermark, the API may answer `since` inclusively: an
                         // item read again unchanged is skipped by its content.
@@ -310,12 +324,32 @@ impl Pager for HttpGetPager {
                                 i.get(&self.watermark).and_then(Value::as_str).unwrap_or("");
                             format!("{stamp}#{:016x}", fnv1a(&bytes))
                         });
-                        (bytes, key)
+                        let exact = raw.as_ref().and_then(|raw| raw.get(idx));
+                        (exact.map_or(bytes, |r| r.get().as_bytes().to_vec()), key)
                     })
                     .collect(),
                 more: self.cursor == "page_token" && next_position.is_some(),
                 position: next_position,
             })
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn page_items_keep_their_own_bytes() {
+        let item = r#"{"id": 12345678901234567890123, "price": 0.12345678901234567890123}"#;
+        for page in [
+            format!("[{item}, {{}}]"),
+            format!(r#"{{"items": [{item}, {{}}], "next": "x"}}"#),
+        ] {
+            let raw = raw_items(page.as_bytes(), "items").unwrap();
+            assert_eq!(raw.len(), 2);
+            assert_eq!(raw[0].get(), item);
+        }
+        assert!(raw_items(b"{\"other\": []}", "items").is_none());
     }
 }

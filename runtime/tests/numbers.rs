@@ -1,0 +1,280 @@
+//! Numbers and money stay exact end to end with the real binary: ids beyond f64 precision
+//! keep their own idempotency keys at a real HTTP sink, and hostile documents (deep
+//! nesting, a megabyte of digits, lone surrogates) become dead letters with a reason.
+
+mod support;
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use support::{free_port, wait_for, Faults, Sink, TempDir};
+
+const BIN: &str = env!("CARGO_BIN_EXE_omniflow");
+
+/// Starts the runtime and waits until its ops endpoint answers /ready.
+fn start(dir: &TempDir, flow: &Path, sink: &Sink) -> Child {
+    let ops = free_port();
+    let child = Command::new(BIN)
+        .arg("run")
+        .arg(flow)
+        .arg("--state")
+        .arg(format!("sqlite:{}", dir.0.join("state.db").display()))
+        .arg("--webhook-addr")
+        .arg("127.0.0.1:0")
+        .arg("--ops-addr")
+        .arg(format!("127.0.0.1:{ops}"))
+        .env("OMNIFLOW_TEST_INBOX", dir.0.join("in"))
+        .env(
+            "OMNIFLOW_TEST_SINK",
+            format!("http://127.0.0.1:{}", sink.port),
+        )
+        .env("OMNIFLOW_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for("/ready", Duration::from_secs(60), || {
+        use std::io::{Read, Write};
+        let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", ops)) else {
+            return false;
+        };
+        let _ = stream.write_all(b"GET /ready HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        let mut answer = String::new();
+        let _ = stream.read_to_string(&mut answer);
+        answer.starts_with("HTTP/1.1 200")
+    });
+    child
+}
+
+fn terminate(mut child: Child) {
+    let _ = Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status();
+    let started = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if started.elapsed() > Duration::from_secs(30) {
+            let _ = child.kill();
+            panic!("omniflow did not stop within 30 s of SIGTERM");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn dead_letters(dir: &TempDir) -> Vec<String> {
+    let conn = rusqlite::Connection::open(dir.0.join("state.db")).unwrap();
+    let mut statement = conn.prepare("SELECT error FROM dead_letters").unwrap();
+    let rows = statement.query_map([], |r| r.get::<_, String>(0)).unwrap();
+    rows.map(Result::unwrap).collect()
+}
+
+#[test]
+fn ids_beyond_f64_precision_keep_their_own_keys() {
+    let dir = TempDir::new("big-ids");
+    let flow = support::flow_file(&dir.0);
+    let sink = Sink::start(Faults::default());
+    // Both ids round to the same f64 (1.2345678901234568e22), as do the decimals.
+    let ids = [
+        "12345678901234567890123",
+        "12345678901234567890124",
+        "-98765432109876543210987654321",
+        "0.12345678901234567890123",
+        "0.12345678901234567890124",
+        "1E-7",
+    ];
+    let lines: String = ids
+        .iter()
+        .map(|id| format!("{{\"id\": {id}, \"qty\": 1}}\n"))
+        .collect();
+    std::fs::write(dir.0.join("in/orders.jsonl"), lines).unwrap();
+    let child = start(&dir, &flow, &sink);
+    wait_for("every order at the sink", Duration::from_secs(60), || {
+        sink.distinct() == ids.len()
+    });
+    terminate(child);
+    let seen = sink.seen.lock().unwrap();
+    let mut keys: Vec<&str> = seen.effects.keys().map(String::as_str).collect();
+    keys.sort_unstable();
+    let mut expected = vec![
+        "12345678901234567890123",
+        "12345678901234567890124",
+        "-98765432109876543210987654321",
+        "0.12345678901234567890123",
+        "0.12345678901234567890124",
+        "0.0000001",
+    ];
+    expected.sort_unstable();
+    assert_eq!(keys, expected, "each id is its own key, digit for digit");
+    assert_eq!(seen.mismatched, 0, "the body's id is the key");
+    assert!(dead_letters(&dir).is_empty());
+}
+
+#[test]
+fn hostile_documents_become_dead_letters_with_reasons() {
+    let dir = TempDir::new("hostile-json");
+    let flow = support::flow_file(&dir.0);
+    let sink = Sink::start(Faults::default());
+    let deep = format!("{{\"id\": {}, \"qty\": 1}}", "[".repeat(100_000));
+    let digits = format!("{{\"id\": 1{}, \"qty\": 1}}", "7".repeat(1 << 20));
+    let huge_exponent = r#"{"id": 1e400, "qty": 1}"#.to_string();
+    let surrogate = r#"{"id": "a\uD800b", "qty": 1}"#.to_string();
+    let fine = r#"{"id": "ok", "qty": 1}"#.to_string();
+    let lines = [deep, digits, huge_exponent, surrogate, fine].join("\n") + "\n";
+    std::fs::write(dir.0.join("in/orders.jsonl"), lines).unwrap();
+    let child = start(&dir, &flow, &sink);
+    wait_for(
+        "the good order and four letters",
+        Duration::from_secs(60),
+        || sink.distinct() == 1 && dead_letters(&dir).len() == 4,
+    );
+    terminate(child);
+    let letters = dead_letters(&dir).join("\n");
+    for reason in ["nest", "digits", "1e400", "surrogate"] {
+        assert!(letters.contains(reason), "no `{reason}` in {letters}");
+    }
+}
+
+/// The hostile documents of these tests, with the words their reasons must hold.
+fn hostile() -> Vec<(String, &'static str)> {
+    vec![
+        (
+            format!("{{\"id\": {}, \"qty\": 1}}", "[".repeat(100_000)),
+            "nests deeper than 128",
+        ),
+        (
+            format!("{{\"id\": 1{}, \"qty\": 1}}", "7".repeat(1 << 20)),
+            "cannot be kept exactly",
+        ),
+        (r#"{"id": "a\uD800b", "qty": 1}"#.to_string(), "surrogate"),
+    ]
+}
+
+#[test]
+fn omniflow_map_rejects_hostile_lines_with_reasons_and_goes_on() {
+    let dir = TempDir::new("map-hostile");
+    let flow = support::flow_file(&dir.0);
+    let mut lines: Vec<String> = hostile().into_iter().map(|(doc, _)| doc).collect();
+    lines.push(r#"{"id": 12345678901234567890123, "qty": 2}"#.to_string());
+    let input = dir.0.join("in.jsonl");
+    std::fs::write(&input, lines.join("\n") + "\n").unwrap();
+    let output = Command::new(BIN)
+        .arg("map")
+        .arg(&flow)
+        .arg("--flow")
+        .arg("events")
+        .arg("--input")
+        .arg(&input)
+        .env("OMNIFLOW_TEST_INBOX", dir.0.join("in"))
+        .env("OMNIFLOW_TEST_SINK", "http://127.0.0.1:9")
+        .output()
+        .unwrap();
+    assert!(output.status.code().is_some(), "killed by a signal");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    for (line, (_, reason)) in hostile().iter().enumerate() {
+        let found = stderr
+            .lines()
+            .find(|l| l.starts_with(&format!("line {}:", line + 1)))
+            .unwrap_or_else(|| panic!("no rejection of line {}: {stderr}", line + 1));
+        assert!(found.contains(reason), "{found}");
+    }
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains(r#""id":"12345678901234567890123""#),
+        "{stdout}"
+    );
+}
+
+fn http(port: u16, request: &[u8]) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream.write_all(request).unwrap();
+    let mut answer = String::new();
+    let _ = stream.read_to_string(&mut answer);
+    let status = answer
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    (status, answer)
+}
+
+#[test]
+fn webhook_deliveries_keep_their_digits_and_hostile_ones_become_dead_letters() {
+    let dir = TempDir::new("webhook-numbers");
+    let flow = dir.0.join("hooks.flow");
+    std::fs::write(
+        &flow,
+        r#"use std.connectors.{http, webhook}
+connection hooks = webhook { path = "/orders", secret = secret("HOOK_SECRET"), signature_header = "x-signature", max_body_bytes = 2097152 }
+connection api = http { base_url = env("OMNIFLOW_TEST_SINK") }
+schema Event {
+  id: string
+  number: decimal
+  qty: int
+}
+flow orders {
+  source deliveries = hooks.receive { path = "/hooks/orders", dedupe = true }
+  map event = deliveries -> Event { id = to_string($.id), number = $.id, qty = $.qty }
+  sink post = api.post(event) { path = "/events", idempotency_key = "order-{{ input.number }}", dead_letter = "orders" }
+}
+"#,
+    )
+    .unwrap();
+    let sink = Sink::start(Faults::default());
+    let (ops, hooks) = (free_port(), free_port());
+    let child = Command::new(BIN)
+        .arg("run")
+        .arg(&flow)
+        .arg("--state")
+        .arg(format!("sqlite:{}", dir.0.join("state.db").display()))
+        .arg("--ops-addr")
+        .arg(format!("127.0.0.1:{ops}"))
+        .arg("--webhook-addr")
+        .arg(format!("127.0.0.1:{hooks}"))
+        .env(
+            "OMNIFLOW_TEST_SINK",
+            format!("http://127.0.0.1:{}", sink.port),
+        )
+        .env("HOOK_SECRET", "hook-secret")
+        .env("OMNIFLOW_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for("/health", Duration::from_secs(60), || {
+        std::net::TcpStream::connect(("127.0.0.1", ops)).is_ok()
+            && http(
+                ops,
+                b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+            )
+            .0 == 200
+    });
+    let mut bodies: Vec<String> = hostile().into_iter().map(|(doc, _)| doc).collect();
+    bodies.push(r#"{"id": 12345678901234567890123, "qty": 1}"#.to_string());
+    bodies.push(r#"{"id": 12345678901234567890124, "qty": 1}"#.to_string());
+    for (idx, body) in bodies.iter().enumerate() {
+        let mut request = format!(
+            "POST /hooks/orders HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json\r\nX-Webhook-Id: d{idx}\r\nX-Signature: {}\r\nContent-Length: {}\r\n\r\n",
+            support::signing::sign("hook-secret", body),
+            body.len()
+        )
+        .into_bytes();
+        request.extend_from_slice(body.as_bytes());
+        let (status, answer) = http(hooks, &request);
+        assert_eq!(status, 202, "delivery {idx}: {answer}");
+    }
+    wait_for(
+        "two orders and three letters",
+        Duration::from_secs(60),
+        || sink.distinct() == 2 && dead_letters(&dir).len() == 3,
+    );
+    terminate(child);
+    let letters = dead_letters(&dir).join("\n");
+    for (_, reason) in hostile() {
+        assert!(letters.contains(reason), "no `{reason}` in {letters}");
+    }
+    let seen = sink.seen.lock().unwrap();
+    // The key is a template over a decimal field: every digit is kept there too.
+    assert!(seen.effects.contains_key("order-12345678901234567890123"));
+    assert!(seen.effects.contains_key("order-12345678901234567890124"));
+}
