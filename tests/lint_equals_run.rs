@@ -546,6 +546,11 @@ flow publish {
     let refused = run(no_subject.graph, &dir, &[]).map(|_| ()).unwrap_err();
     assert!(refused.contains("needs `subject`"), "{refused}");
 
+    for subject in ["orders.*", "orders..{{ channel }}", "orders created"] {
+        let past = check(&dir, &flow.replace("orders.{{ channel }}", subject));
+        assert_eq!(past.errors, ["E0509"], "{subject}");
+    }
+
     let url = "\"redis://localhost\"";
     assert_eq!(
         check(&dir, &flow.replace("\"embedded:\"", url)).errors,
@@ -634,4 +639,47 @@ schema Row {
     // Before, the graph kept one of the two rows and lost the other without a word.
     let table = &checked.graph.tables[0];
     assert_eq!(table.entries.len(), 2, "{:?}", table.entries);
+}
+
+#[test]
+fn two_webhook_sources_on_one_path_are_refused() {
+    let dir = scratch("webhook-paths");
+    let flow = r#"
+use std.connectors.{file, webhook}
+
+connection hooks = webhook { path = "/hooks", scheme = "none" }
+connection outbox = file { dir = "@DIR@/out" }
+
+flow orders {
+  source created = hooks.receive { path = "/hooks/created" }
+  source updated = hooks.receive { path = "/hooks/updated" }
+  sink a = outbox.write(created) { path = "a.jsonl", idempotency_key = $.id, dead_letter = "e" }
+  sink b = outbox.write(updated) { path = "b.jsonl", idempotency_key = $.id, dead_letter = "e" }
+}
+"#;
+    let edge = check(&dir, flow);
+    assert!(edge.errors.is_empty(), "{:?}", edge.errors);
+    let statuses = run(
+        edge.graph,
+        &dir,
+        &[("/hooks/created", 64), ("/hooks/updated", 64)],
+    )
+    .unwrap();
+    assert!(
+        statuses.iter().all(|s| (200..300).contains(s)),
+        "{statuses:?}"
+    );
+    let past = check(&dir, &flow.replace("/hooks/updated", "/hooks/created"));
+    assert_eq!(past.errors, ["E0110"]);
+    // The default path of a source (`/hooks/FLOW/SOURCE`) counts too.
+    let default = check(
+        &dir,
+        &flow
+            .replace("\"/hooks/updated\"", "\"/hooks/orders/created\"")
+            .replace(
+                "created = hooks.receive { path = \"/hooks/created\" }",
+                "created = hooks.receive",
+            ),
+    );
+    assert_eq!(default.errors, ["E0110"]);
 }

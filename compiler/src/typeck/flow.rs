@@ -88,6 +88,74 @@ pub fn check_flow(
     flow
 }
 
+/// Reports (`E0110`) two webhook sources of the flows that run together (the root files)
+/// on one path: the runtime's webhook server routes a path to a single source, so the
+/// other would never receive a delivery.
+pub fn check_webhook_paths(program: &Program, env: &Env, diags: &mut Diagnostics) {
+    let mut seen: HashMap<String, Span> = HashMap::new();
+    for (idx, module) in program.modules.iter().enumerate() {
+        if !module.is_root {
+            continue;
+        }
+        let module_id = ModuleId(idx as u32);
+        for item in &module.ast.items {
+            let crate::syntax::ast::Item::Flow(flow) = item else {
+                continue;
+            };
+            for stmt in &flow.stmts {
+                let Stmt::Source {
+                    name, op, settings, ..
+                } = stmt
+                else {
+                    continue;
+                };
+                let is_webhook = program
+                    .lookup(module_id, &op.connection.name, Kind::Connection)
+                    .and_then(|c| env.connections.get(&c)?.connector)
+                    .and_then(|c| env.connectors.get(&c))
+                    .and_then(|c| c.sources.iter().find(|s| s.name == op.name.name))
+                    .is_some_and(|s| s.kind == "webhook");
+                if !is_webhook {
+                    continue;
+                }
+                let written = settings
+                    .as_ref()
+                    .and_then(|s| s.get("path"))
+                    .and_then(|e| match &e.value.kind {
+                        crate::syntax::ast::ExprKind::Lit(crate::syntax::ast::Literal::Str(p)) => {
+                            Some((p.clone(), e.value.span))
+                        }
+                        _ => None,
+                    });
+                let (path, span) = written.unwrap_or_else(|| {
+                    (
+                        format!("/hooks/{}/{}", flow.name.name, name.name),
+                        name.span,
+                    )
+                });
+                match seen.get(&path) {
+                    Some(first) => {
+                        let mut report = Diagnostic::error(
+                            codes::DUPLICATE_DEFINITION,
+                            span,
+                            format!("webhook path `{path}` is used by two sources"),
+                        )
+                        .label("the server routes this path to one source only")
+                        .help("give each webhook source its own `path`");
+                        if first.file == span.file {
+                            report = report.secondary(*first, "first used here");
+                        }
+                        diags.push(report);
+                    }
+                    None => {
+                        seen.insert(path, span);
+                    }
+                }
+            }
+        }
+    }
+}
+
 fn edges(nodes: &[ir::Node]) -> Vec<ir::Edge> {
     let mut edges = Vec::new();
     for node in nodes {
@@ -836,6 +904,18 @@ impl<'a> FlowCx<'a> {
         diags: &mut Diagnostics,
     ) {
         match (connector, key.name.as_str()) {
+            ("bus", "subject") if limits::publish_subject_problem(text).is_some() => {
+                let why = limits::publish_subject_problem(text).unwrap_or_default();
+                diags.push(
+                    Diagnostic::error(
+                        codes::SETTING_OUT_OF_RANGE,
+                        span,
+                        format!("subject `{text}` {why}"),
+                    )
+                    .label("no message could be published on it")
+                    .help("write dot-separated tokens without spaces or wildcards, e.g. \"orders.{{ channel }}\""),
+                )
+            }
             ("http", "path" | "body") | ("bus", "subject") | ("odata", "path") => {
                 super::templates::message_option(
                     self.program,

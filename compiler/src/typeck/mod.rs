@@ -11,7 +11,7 @@ pub mod tables;
 pub mod templates;
 pub mod types;
 
-pub use flow::check_flow;
+pub use flow::{check_flow, check_webhook_paths};
 
 use crate::diagnostics::{codes, Diagnostic, Diagnostics};
 use crate::ir::{self, Quota};
