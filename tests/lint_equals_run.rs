@@ -199,20 +199,28 @@ fn a_webhook_body_limit_is_what_the_server_reads() {
 
     let past = check(&dir, &WEBHOOK_INTAKE.replace("4194304", "4194305"));
     assert_eq!(past.errors, ["E0509"]);
-    // Had check let 8 MiB by, the server would still refuse what passes 4 MiB.
-    let mut capped = edge.graph;
-    let hooks = capped
+    // Past the limit the runtime refuses to start too, also for a value from the
+    // environment that check cannot see (it used to cap the body at 4 MiB silently).
+    let mut from_env = edge.graph;
+    let hooks = from_env
         .connections
         .iter_mut()
         .find(|c| c.name == "hooks")
         .unwrap();
     hooks.settings.insert(
         "max_body_bytes".into(),
-        SettingValue::Value(json!(8_388_608)),
+        SettingValue::Env("LINT_RUN_WEBHOOK_BODY".into()),
     );
-    let dir = scratch("webhook-body-capped");
+    let dir = scratch("webhook-body-env");
+    std::env::set_var("LINT_RUN_WEBHOOK_BODY", "8388608");
+    let refused = run(from_env.clone(), &dir, &[]).unwrap_err();
+    assert!(
+        refused.contains("`max_body_bytes` is \"8388608\", allowed 1 to 4194304"),
+        "{refused}"
+    );
+    std::env::set_var("LINT_RUN_WEBHOOK_BODY", "4194304");
     assert_eq!(
-        run(capped, &dir, &[("/hooks/intake", limit + 1)]).unwrap(),
+        run(from_env, &dir, &[("/hooks/intake", limit + 1)]).unwrap(),
         [413]
     );
 }
@@ -243,7 +251,7 @@ flow forward {
 "#;
 
 #[test]
-fn an_http_body_limit_below_one_byte_is_refused_as_the_runtime_ignores_it() {
+fn an_http_body_limit_below_one_byte_is_refused_by_check_and_run() {
     let dir = scratch("http-body");
     let base = closed_port();
     let edge = check(&dir, &HTTP_FORWARD.replace("@BASE@", &base));
@@ -261,19 +269,20 @@ fn an_http_body_limit_below_one_byte_is_refused_as_the_runtime_ignores_it() {
             .replace("= 1 }", "= -1 }"),
     );
     assert_eq!(past.errors, ["E0509"]);
-    // Had check let -1 by, the sink would send any body: no limit at all.
+    // The runtime refuses -1 at start as well (it used to send any body, with no limit),
+    // also when the value comes from the environment.
     let message = json!({"order_id": "A-1", "status": "paid"});
-    let mut unlimited = connection(&edge.graph, "api").clone();
-    unlimited
-        .settings
-        .insert("max_body_bytes".into(), SettingValue::Value(json!(-1)));
     let options = sink_options(&edge.graph, "out");
-    let outcome = call_sink(&unlimited, "put", &options, &message).unwrap();
-    assert!(
-        matches!(&outcome, CallOutcome::Transient { class, .. } if class == "connect"),
-        "the body was not held back: {outcome:?}"
+    let mut from_env = connection(&edge.graph, "api").clone();
+    from_env.settings.insert(
+        "max_body_bytes".into(),
+        SettingValue::Env("LINT_RUN_HTTP_BODY".into()),
     );
-    let limited = call_sink(connection(&edge.graph, "api"), "put", &options, &message).unwrap();
+    std::env::set_var("LINT_RUN_HTTP_BODY", "-1");
+    let refused = call_sink(&from_env, "put", &options, &message).unwrap_err();
+    assert!(refused.contains("`max_body_bytes` is \"-1\""), "{refused}");
+    std::env::set_var("LINT_RUN_HTTP_BODY", "1");
+    let limited = call_sink(&from_env, "put", &options, &message).unwrap();
     assert!(
         matches!(&limited, CallOutcome::Permanent { reason } if reason.contains("over max_body_bytes (1)")),
         "{limited:?}"

@@ -41,10 +41,10 @@ impl Routes {
         settings: &BTreeMap<String, Value>,
     ) -> Result<(), String> {
         let verifier = Verifier::for_source(connector, settings)?;
-        let max_body = settings
-            .get("max_body_bytes")
-            .and_then(Value::as_u64)
-            .map(|n| n as usize);
+        let max_body = crate::connectors::client::body_limit(
+            settings,
+            omniflow_compiler::ir::MAX_WEBHOOK_BODY_BYTES,
+        )?;
         let path = options
             .get("path")
             .and_then(Value::as_str)
