@@ -97,63 +97,69 @@ pub fn check_webhook_paths(program: &Program, env: &Env, diags: &mut Diagnostics
         if !module.is_root {
             continue;
         }
-        let module_id = ModuleId(idx as u32);
         for item in &module.ast.items {
             let crate::syntax::ast::Item::Flow(flow) = item else {
                 continue;
             };
             for stmt in &flow.stmts {
-                let Stmt::Source {
-                    name, op, settings, ..
-                } = stmt
+                let Some((path, span)) =
+                    webhook_path(program, env, ModuleId(idx as u32), flow, stmt)
                 else {
                     continue;
                 };
-                let is_webhook = program
-                    .lookup(module_id, &op.connection.name, Kind::Connection)
-                    .and_then(|c| env.connections.get(&c)?.connector)
-                    .and_then(|c| env.connectors.get(&c))
-                    .and_then(|c| c.sources.iter().find(|s| s.name == op.name.name))
-                    .is_some_and(|s| s.kind == "webhook");
-                if !is_webhook {
+                let Some(first) = seen.get(&path) else {
+                    seen.insert(path, span);
                     continue;
+                };
+                let mut report = Diagnostic::error(
+                    codes::DUPLICATE_DEFINITION,
+                    span,
+                    format!("webhook path `{path}` is used by two sources"),
+                )
+                .label("the server routes this path to one source only")
+                .help("give each webhook source its own `path`");
+                if first.file == span.file {
+                    report = report.secondary(*first, "first used here");
                 }
-                let written = settings
-                    .as_ref()
-                    .and_then(|s| s.get("path"))
-                    .and_then(|e| match &e.value.kind {
-                        crate::syntax::ast::ExprKind::Lit(crate::syntax::ast::Literal::Str(p)) => {
-                            Some((p.clone(), e.value.span))
-                        }
-                        _ => None,
-                    });
-                let (path, span) = written.unwrap_or_else(|| {
-                    (
-                        format!("/hooks/{}/{}", flow.name.name, name.name),
-                        name.span,
-                    )
-                });
-                match seen.get(&path) {
-                    Some(first) => {
-                        let mut report = Diagnostic::error(
-                            codes::DUPLICATE_DEFINITION,
-                            span,
-                            format!("webhook path `{path}` is used by two sources"),
-                        )
-                        .label("the server routes this path to one source only")
-                        .help("give each webhook source its own `path`");
-                        if first.file == span.file {
-                            report = report.secondary(*first, "first used here");
-                        }
-                        diags.push(report);
-                    }
-                    None => {
-                        seen.insert(path, span);
-                    }
-                }
+                diags.push(report);
             }
         }
     }
+}
+
+/// The path a webhook source listens on (its `path`, or `/hooks/FLOW/SOURCE`) and where
+/// it is written; `None` for other statements.
+fn webhook_path(
+    program: &Program,
+    env: &Env,
+    module: ModuleId,
+    flow: &FlowDecl,
+    stmt: &Stmt,
+) -> Option<(String, Span)> {
+    let Stmt::Source {
+        name, op, settings, ..
+    } = stmt
+    else {
+        return None;
+    };
+    let connection = program.lookup(module, &op.connection.name, Kind::Connection)?;
+    let connector = env
+        .connectors
+        .get(&env.connections.get(&connection)?.connector?)?;
+    let source = connector.sources.iter().find(|s| s.name == op.name.name)?;
+    if source.kind != "webhook" {
+        return None;
+    }
+    let written = settings.as_ref().and_then(|s| s.get("path"));
+    Some(match written.map(|e| (&e.value.kind, e.value.span)) {
+        Some((crate::syntax::ast::ExprKind::Lit(crate::syntax::ast::Literal::Str(path)), at)) => {
+            (path.clone(), at)
+        }
+        _ => (
+            format!("/hooks/{}/{}", flow.name.name, name.name),
+            name.span,
+        ),
+    })
 }
 
 fn edges(nodes: &[ir::Node]) -> Vec<ir::Edge> {
@@ -804,27 +810,8 @@ impl<'a> FlowCx<'a> {
                 }
             }
         }
-        let required: &[&str] = match (connector_name, op.name.name.as_str()) {
-            ("bus", "publish") => &["subject"],
-            ("odata", "update_entity") => &["path"],
-            _ => &[],
-        };
-        for key in required {
-            if !kind_fields.options.contains_key(*key) {
-                let at = settings.map_or(op.name.span, |s| s.span);
-                cx.diags.push(
-                    Diagnostic::error(
-                        codes::MISSING_SETTING,
-                        at,
-                        format!("`{}.{}` needs `{key}`", op.connection.name, op.name.name),
-                    )
-                    .label(format!("no `{key}` given"))
-                    .help(format!(
-                        "add `{key} = \"...\"` (a template over the message's fields)"
-                    )),
-                );
-            }
-        }
+        let at = settings.map_or(op.name.span, |s| s.span);
+        required_sink_options(connector_name, op, &kind_fields.options, at, cx.diags);
         NodeKind::Sink {
             input: input.name.clone(),
             connection: op.connection.name.clone(),
@@ -1201,6 +1188,35 @@ fn input_sink_name<'d>(decl: &'d FlowDecl, input: &Ident) -> &'d str {
             _ => None,
         })
         .unwrap_or("")
+}
+
+/// Reports (`E0211`) an option the runtime needs to build the sink: a bus `subject`, the
+/// entity `path` of OData's `update_entity`.
+fn required_sink_options(
+    connector: &str,
+    op: &Operation,
+    options: &BTreeMap<String, Value>,
+    at: Span,
+    diags: &mut Diagnostics,
+) {
+    let required: &[&str] = match (connector, op.name.name.as_str()) {
+        ("bus", "publish") => &["subject"],
+        ("odata", "update_entity") => &["path"],
+        _ => &[],
+    };
+    for key in required.iter().filter(|key| !options.contains_key(**key)) {
+        diags.push(
+            Diagnostic::error(
+                codes::MISSING_SETTING,
+                at,
+                format!("`{}.{}` needs `{key}`", op.connection.name, op.name.name),
+            )
+            .label(format!("no `{key}` given"))
+            .help(format!(
+                "add `{key} = \"...\"` (a template over the message's fields)"
+            )),
+        );
+    }
 }
 
 #[derive(Default)]
