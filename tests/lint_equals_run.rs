@@ -692,3 +692,42 @@ flow orders {
     );
     assert_eq!(default.errors, ["E0110"]);
 }
+
+#[test]
+fn a_ledger_channel_publishes_to_an_operation_it_can_build() {
+    let dir = scratch("ledger-publish");
+    let flow = r#"
+use std.connectors.{bus, file, http}
+
+connection inbox = file { dir = "@DIR@" }
+connection web_api = http { base_url = "http://127.0.0.1:9" }
+connection events = bus { url = "embedded:" }
+
+ledger stock {
+  locations = ["WH"]
+
+  channel web {
+    locations = ["WH"]
+    publish = web_api.post
+  }
+}
+
+flow movements {
+  source rows = inbox.read { path = "moves/*.jsonl" }
+  sink out = inbox.write(rows) { path = "out/moves.jsonl", idempotency_key = $.id, dead_letter = "e" }
+}
+"#;
+    let edge = check(&dir, flow);
+    assert!(edge.errors.is_empty(), "{:?}", edge.errors);
+    run(edge.graph, &dir, &[]).unwrap();
+    let past = check(&dir, &flow.replace("web_api.post", "events.publish"));
+    assert_eq!(past.errors, ["E0211"]);
+    // Had check let it by, the ledger's publisher would not start.
+    let mut graph = check(&dir, flow).graph;
+    let channel = &mut graph.ledgers[0].channels[0];
+    let publication = channel.publish.as_mut().unwrap();
+    publication.connection = "events".into();
+    publication.operation = "publish".into();
+    let refused = run(graph, &dir, &[]).map(|_| ()).unwrap_err();
+    assert!(refused.contains("needs `subject`"), "{refused}");
+}

@@ -1199,11 +1199,7 @@ fn required_sink_options(
     at: Span,
     diags: &mut Diagnostics,
 ) {
-    let required: &[&str] = match (connector, op.name.name.as_str()) {
-        ("bus", "publish") => &["subject"],
-        ("odata", "update_entity") => &["path"],
-        _ => &[],
-    };
+    let required = limits::needed_sink_options(connector, &op.name.name);
     for key in required.iter().filter(|key| !options.contains_key(**key)) {
         diags.push(
             Diagnostic::error(

@@ -82,6 +82,16 @@ pub fn max_page_size(connector: &str, operation: &str) -> u64 {
     }
 }
 
+/// The options a sink operation cannot be built without: a bus `subject`, the entity
+/// `path` of OData's `update_entity`.
+pub fn needed_sink_options(connector: &str, operation: &str) -> &'static [&'static str] {
+    match (connector, operation) {
+        ("bus", "publish") => &["subject"],
+        ("odata", "update_entity") => &["path"],
+        _ => &[],
+    }
+}
+
 /// Checks one literal setting of a connection to a standard connector against what the
 /// runtime accepts; reports `E0509` and returns false when it would be refused or capped.
 pub fn connection_setting(
