@@ -680,17 +680,23 @@ flow orders {
     );
     let past = check(&dir, &flow.replace("/hooks/updated", "/hooks/created"));
     assert_eq!(past.errors, ["E0110"]);
-    // The default path of a source (`/hooks/FLOW/SOURCE`) counts too.
-    let default = check(
+    // A source without a `path` listens on its connection's: two of them collide too.
+    let defaults = flow
+        .replace(" { path = \"/hooks/created\" }", "")
+        .replace(" { path = \"/hooks/updated\" }", "");
+    assert_eq!(check(&dir, &defaults).errors, ["E0110"]);
+    let one_default = flow.replace(" { path = \"/hooks/created\" }", "");
+    let edge = check(&dir, &one_default);
+    assert!(edge.errors.is_empty(), "{:?}", edge.errors);
+    // The runtime listens where check says (it used `/hooks/FLOW/SOURCE` and answered 404).
+    let statuses = run(
+        edge.graph,
         &dir,
-        &flow
-            .replace("\"/hooks/updated\"", "\"/hooks/orders/created\"")
-            .replace(
-                "created = hooks.receive { path = \"/hooks/created\" }",
-                "created = hooks.receive",
-            ),
-    );
-    assert_eq!(default.errors, ["E0110"]);
+        &[("/hooks", 64), ("/hooks/orders/created", 64)],
+    )
+    .unwrap();
+    assert!((200..300).contains(&statuses[0]), "{statuses:?}");
+    assert_eq!(statuses[1], 404);
 }
 
 #[test]

@@ -127,8 +127,9 @@ pub fn check_webhook_paths(program: &Program, env: &Env, diags: &mut Diagnostics
     }
 }
 
-/// The path a webhook source listens on (its `path`, or `/hooks/FLOW/SOURCE`) and where
-/// it is written; `None` for other statements.
+/// The path a webhook source listens on (its `path`, else its connection's, else
+/// `/hooks/FLOW/SOURCE`) and where it is written; `None` for other statements and paths
+/// read from the environment.
 fn webhook_path(
     program: &Program,
     env: &Env,
@@ -143,23 +144,29 @@ fn webhook_path(
         return None;
     };
     let connection = program.lookup(module, &op.connection.name, Kind::Connection)?;
-    let connector = env
-        .connectors
-        .get(&env.connections.get(&connection)?.connector?)?;
+    let connection = env.connections.get(&connection)?;
+    let connector = env.connectors.get(&connection.connector?)?;
     let source = connector.sources.iter().find(|s| s.name == op.name.name)?;
     if source.kind != "webhook" {
         return None;
     }
     let written = settings.as_ref().and_then(|s| s.get("path"));
-    Some(match written.map(|e| (&e.value.kind, e.value.span)) {
+    match written.map(|e| (&e.value.kind, e.value.span)) {
         Some((crate::syntax::ast::ExprKind::Lit(crate::syntax::ast::Literal::Str(path)), at)) => {
-            (path.clone(), at)
+            Some((path.clone(), at))
         }
-        _ => (
-            format!("/hooks/{}/{}", flow.name.name, name.name),
-            name.span,
-        ),
-    })
+        Some(_) => None,
+        None => match connection.ir.settings.get("path") {
+            Some(ir::SettingValue::Value(Value::String(path))) => {
+                Some((path.clone(), op.connection.span.to(op.name.span)))
+            }
+            Some(_) => None,
+            None => Some((
+                format!("/hooks/{}/{}", flow.name.name, name.name),
+                name.span,
+            )),
+        },
+    }
 }
 
 fn edges(nodes: &[ir::Node]) -> Vec<ir::Edge> {

@@ -142,6 +142,11 @@ pub fn connection_setting(
                 )
             })
         }
+        ("webhook", "path", Const::Value(Value::String(path))) if !path.starts_with('/') => Some((
+            format!("webhook path `{path}` does not start with `/`"),
+            "no request could reach it".to_string(),
+            "write the path as it appears in the URL, e.g. \"/hooks/orders\"".to_string(),
+        )),
         ("bus", "url", Const::Value(Value::String(url)))
             if !(url.starts_with("embedded") || url.starts_with("nats://")) =>
         {

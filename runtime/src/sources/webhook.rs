@@ -30,7 +30,8 @@ pub struct Routes {
 }
 
 impl Routes {
-    /// Registers a webhook source at its `path` (default `/hooks/FLOW/SOURCE`), checked
+    /// Registers a webhook source at its `path` (default: the connection's `path`, else
+    /// `/hooks/FLOW/SOURCE`), checked
     /// with the signature scheme of its connector.
     pub fn add(
         &self,
@@ -47,6 +48,7 @@ impl Routes {
         )?;
         let path = options
             .get("path")
+            .or_else(|| settings.get("path"))
             .and_then(Value::as_str)
             .map(String::from)
             .unwrap_or_else(|| format!("/hooks/{}/{source}", ctx.flow_name()));
