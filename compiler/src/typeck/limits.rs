@@ -226,3 +226,31 @@ pub fn missing_webhook_settings(
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subjects_are_checked_outside_their_templates() {
+        assert_eq!(publish_subject_problem("orders.{{ channel }}"), None);
+        assert_eq!(
+            publish_subject_problem("orders.{{ a.b }}.{% if x %}y{% endif %}"),
+            None
+        );
+        assert!(publish_subject_problem("orders.*").is_some());
+        assert!(publish_subject_problem("orders.>").is_some());
+        assert!(publish_subject_problem("orders..x").is_some());
+        assert!(publish_subject_problem("orders created").is_some());
+        assert!(publish_subject_problem("orders.{{ x ").is_some());
+    }
+
+    #[test]
+    fn urls_are_parsed_as_the_http_client_parses_them() {
+        assert_eq!(http_url_problem("https://api.example.com"), None);
+        assert_eq!(http_url_problem("http://127.0.0.1:8080/base"), None);
+        assert!(http_url_problem("api.example.com").is_some());
+        assert!(http_url_problem("ftp://example.com").is_some());
+        assert!(http_url_problem("https://exa mple.com").is_some());
+    }
+}

@@ -396,3 +396,30 @@ fn load_csv(text: &str, key: Option<String>, value: Option<String>) -> Result<Lo
         duplicates: seen.duplicates,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn top_level_keys_skip_nested_objects_and_escapes() {
+        let text = "{\n  \"a\": {\"a\": 1},\n  \"b\\\"c\": [\"a\"],\n  \"a\": 2\n}";
+        let keys = top_level_keys(text);
+        assert_eq!(
+            keys,
+            vec![
+                ("a".to_string(), 2),
+                ("b\"c".to_string(), 3),
+                ("a".to_string(), 4)
+            ]
+        );
+    }
+
+    #[test]
+    fn csv_duplicates_name_their_lines() {
+        let loaded = load_csv("k,v\nx,1\n\ny,2\nx,3\n", None, None).unwrap();
+        assert_eq!(loaded.duplicates.len(), 1);
+        assert_eq!(loaded.duplicates[0].first, "line 2");
+        assert_eq!(loaded.duplicates[0].again, "line 5");
+    }
+}
