@@ -404,6 +404,22 @@ flow big_orders {
     let refused = run(checked.graph, &dir, &[]).map(|_| ()).unwrap_err();
     assert!(refused.contains("bad decimal literal"), "{refused}");
 
+    // A table entry, setting or default is a JSON number (a double): at most what the
+    // double keeps, exactly as written, or refused.
+    let table = r#"
+table rates: string -> decimal = { "EUR": RATE }
+"#;
+    let exact = "0.123456789012345";
+    let checked = check(&dir, &table.replace("RATE", exact));
+    assert!(checked.errors.is_empty(), "{:?}", checked.errors);
+    let stored = checked.graph.tables[0].entries["EUR"].as_f64().unwrap();
+    let read = omniflow_runtime::decimal::Decimal::from_f64(stored).unwrap();
+    assert_eq!(read.to_string(), exact);
+    let lossy = "0.12345678901234567";
+    assert_eq!(check(&dir, &table.replace("RATE", lossy)).errors, ["E0508"]);
+    let read = omniflow_runtime::decimal::Decimal::from_f64(lossy.parse().unwrap()).unwrap();
+    assert_ne!(read.to_string(), lossy);
+
     let nineteen_places = "0.1234567890123456789";
     assert_eq!(
         check(&dir, &flow.replace("LITERAL", nineteen_places)).errors,

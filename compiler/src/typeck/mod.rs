@@ -271,6 +271,14 @@ fn check_defaults(
         let Some(field_info) = info.field(&field.name.name) else {
             continue;
         };
+        if let crate::syntax::ast::ExprKind::Lit(crate::syntax::ast::Literal::Decimal(text)) =
+            &default.kind
+        {
+            if settings::constant_decimal(text).is_none() {
+                settings::lossy_decimal(text, default.span, diags);
+                continue;
+            }
+        }
         let mut cx = expr::ExprCx::new(program, env, module, Ty::Null, diags);
         cx.expect(
             default,

@@ -5,7 +5,7 @@ use super::{Env, TableInfo};
 use crate::diagnostics::{codes, Diagnostic, Diagnostics};
 use crate::resolve::{ModuleId, Program};
 use crate::source::Span;
-use crate::syntax::ast::{TableDecl, TableSource};
+use crate::syntax::ast::{ExprKind, Literal, TableDecl, TableSource};
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap};
 
@@ -34,6 +34,12 @@ pub fn table_info(
     match &decl.source {
         TableSource::Inline(items) => {
             for (key, value) in items {
+                if let ExprKind::Lit(Literal::Decimal(text)) = &value.kind {
+                    if super::settings::constant_decimal(text).is_none() {
+                        super::settings::lossy_decimal(text, value.span, diags);
+                        continue;
+                    }
+                }
                 let mut cx = super::expr::ExprCx::new(program, env, module, Ty::Null, diags);
                 cx.expect(
                     value,
