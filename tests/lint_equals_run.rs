@@ -199,20 +199,28 @@ fn a_webhook_body_limit_is_what_the_server_reads() {
 
     let past = check(&dir, &WEBHOOK_INTAKE.replace("4194304", "4194305"));
     assert_eq!(past.errors, ["E0509"]);
-    // Had check let 8 MiB by, the server would still refuse what passes 4 MiB.
-    let mut capped = edge.graph;
-    let hooks = capped
+    // Past the limit the runtime refuses to start too, also for a value from the
+    // environment that check cannot see (it used to cap the body at 4 MiB silently).
+    let mut from_env = edge.graph;
+    let hooks = from_env
         .connections
         .iter_mut()
         .find(|c| c.name == "hooks")
         .unwrap();
     hooks.settings.insert(
         "max_body_bytes".into(),
-        SettingValue::Value(json!(8_388_608)),
+        SettingValue::Env("LINT_RUN_WEBHOOK_BODY".into()),
     );
-    let dir = scratch("webhook-body-capped");
+    let dir = scratch("webhook-body-env");
+    std::env::set_var("LINT_RUN_WEBHOOK_BODY", "8388608");
+    let refused = run(from_env.clone(), &dir, &[]).unwrap_err();
+    assert!(
+        refused.contains("`max_body_bytes` is \"8388608\", allowed 1 to 4194304"),
+        "{refused}"
+    );
+    std::env::set_var("LINT_RUN_WEBHOOK_BODY", "4194304");
     assert_eq!(
-        run(capped, &dir, &[("/hooks/intake", limit + 1)]).unwrap(),
+        run(from_env, &dir, &[("/hooks/intake", limit + 1)]).unwrap(),
         [413]
     );
 }
@@ -243,7 +251,7 @@ flow forward {
 "#;
 
 #[test]
-fn an_http_body_limit_below_one_byte_is_refused_as_the_runtime_ignores_it() {
+fn an_http_body_limit_below_one_byte_is_refused_by_check_and_run() {
     let dir = scratch("http-body");
     let base = closed_port();
     let edge = check(&dir, &HTTP_FORWARD.replace("@BASE@", &base));
@@ -261,19 +269,20 @@ fn an_http_body_limit_below_one_byte_is_refused_as_the_runtime_ignores_it() {
             .replace("= 1 }", "= -1 }"),
     );
     assert_eq!(past.errors, ["E0509"]);
-    // Had check let -1 by, the sink would send any body: no limit at all.
+    // The runtime refuses -1 at start as well (it used to send any body, with no limit),
+    // also when the value comes from the environment.
     let message = json!({"order_id": "A-1", "status": "paid"});
-    let mut unlimited = connection(&edge.graph, "api").clone();
-    unlimited
-        .settings
-        .insert("max_body_bytes".into(), SettingValue::Value(json!(-1)));
     let options = sink_options(&edge.graph, "out");
-    let outcome = call_sink(&unlimited, "put", &options, &message).unwrap();
-    assert!(
-        matches!(&outcome, CallOutcome::Transient { class, .. } if class == "connect"),
-        "the body was not held back: {outcome:?}"
+    let mut from_env = connection(&edge.graph, "api").clone();
+    from_env.settings.insert(
+        "max_body_bytes".into(),
+        SettingValue::Env("LINT_RUN_HTTP_BODY".into()),
     );
-    let limited = call_sink(connection(&edge.graph, "api"), "put", &options, &message).unwrap();
+    std::env::set_var("LINT_RUN_HTTP_BODY", "-1");
+    let refused = call_sink(&from_env, "put", &options, &message).unwrap_err();
+    assert!(refused.contains("`max_body_bytes` is \"-1\""), "{refused}");
+    std::env::set_var("LINT_RUN_HTTP_BODY", "1");
+    let limited = call_sink(&from_env, "put", &options, &message).unwrap();
     assert!(
         matches!(&limited, CallOutcome::Permanent { reason } if reason.contains("over max_body_bytes (1)")),
         "{limited:?}"
@@ -394,6 +403,22 @@ flow big_orders {
     assert_eq!(checked.errors, ["E0508"]);
     let refused = run(checked.graph, &dir, &[]).map(|_| ()).unwrap_err();
     assert!(refused.contains("bad decimal literal"), "{refused}");
+
+    // A table entry, setting or default is a JSON number (a double): at most what the
+    // double keeps, exactly as written, or refused.
+    let table = r#"
+table rates: string -> decimal = { "EUR": RATE }
+"#;
+    let exact = "0.123456789012345";
+    let checked = check(&dir, &table.replace("RATE", exact));
+    assert!(checked.errors.is_empty(), "{:?}", checked.errors);
+    let stored = checked.graph.tables[0].entries["EUR"].as_f64().unwrap();
+    let read = omniflow_runtime::decimal::Decimal::from_f64(stored).unwrap();
+    assert_eq!(read.to_string(), exact);
+    let lossy = "0.12345678901234567";
+    assert_eq!(check(&dir, &table.replace("RATE", lossy)).errors, ["E0508"]);
+    let read = omniflow_runtime::decimal::Decimal::from_f64(lossy.parse().unwrap()).unwrap();
+    assert_ne!(read.to_string(), lossy);
 
     let nineteen_places = "0.1234567890123456789";
     assert_eq!(
@@ -546,6 +571,11 @@ flow publish {
     let refused = run(no_subject.graph, &dir, &[]).map(|_| ()).unwrap_err();
     assert!(refused.contains("needs `subject`"), "{refused}");
 
+    for subject in ["orders.*", "orders..{{ channel }}", "orders created"] {
+        let past = check(&dir, &flow.replace("orders.{{ channel }}", subject));
+        assert_eq!(past.errors, ["E0509"], "{subject}");
+    }
+
     let url = "\"redis://localhost\"";
     assert_eq!(
         check(&dir, &flow.replace("\"embedded:\"", url)).errors,
@@ -634,4 +664,92 @@ schema Row {
     // Before, the graph kept one of the two rows and lost the other without a word.
     let table = &checked.graph.tables[0];
     assert_eq!(table.entries.len(), 2, "{:?}", table.entries);
+}
+
+#[test]
+fn two_webhook_sources_on_one_path_are_refused() {
+    let dir = scratch("webhook-paths");
+    let flow = r#"
+use std.connectors.{file, webhook}
+
+connection hooks = webhook { path = "/hooks", scheme = "none" }
+connection outbox = file { dir = "@DIR@/out" }
+
+flow orders {
+  source created = hooks.receive { path = "/hooks/created" }
+  source updated = hooks.receive { path = "/hooks/updated" }
+  sink a = outbox.write(created) { path = "a.jsonl", idempotency_key = $.id, dead_letter = "e" }
+  sink b = outbox.write(updated) { path = "b.jsonl", idempotency_key = $.id, dead_letter = "e" }
+}
+"#;
+    let edge = check(&dir, flow);
+    assert!(edge.errors.is_empty(), "{:?}", edge.errors);
+    let statuses = run(
+        edge.graph,
+        &dir,
+        &[("/hooks/created", 64), ("/hooks/updated", 64)],
+    )
+    .unwrap();
+    assert!(
+        statuses.iter().all(|s| (200..300).contains(s)),
+        "{statuses:?}"
+    );
+    let past = check(&dir, &flow.replace("/hooks/updated", "/hooks/created"));
+    assert_eq!(past.errors, ["E0110"]);
+    // A source without a `path` listens on its connection's: two of them collide too.
+    let defaults = flow
+        .replace(" { path = \"/hooks/created\" }", "")
+        .replace(" { path = \"/hooks/updated\" }", "");
+    assert_eq!(check(&dir, &defaults).errors, ["E0110"]);
+    let one_default = flow.replace(" { path = \"/hooks/created\" }", "");
+    let edge = check(&dir, &one_default);
+    assert!(edge.errors.is_empty(), "{:?}", edge.errors);
+    // The runtime listens where check says (it used `/hooks/FLOW/SOURCE` and answered 404).
+    let statuses = run(
+        edge.graph,
+        &dir,
+        &[("/hooks", 64), ("/hooks/orders/created", 64)],
+    )
+    .unwrap();
+    assert!((200..300).contains(&statuses[0]), "{statuses:?}");
+    assert_eq!(statuses[1], 404);
+}
+
+#[test]
+fn a_ledger_channel_publishes_to_an_operation_it_can_build() {
+    let dir = scratch("ledger-publish");
+    let flow = r#"
+use std.connectors.{bus, file, http}
+
+connection inbox = file { dir = "@DIR@" }
+connection web_api = http { base_url = "http://127.0.0.1:9" }
+connection events = bus { url = "embedded:" }
+
+ledger stock {
+  locations = ["WH"]
+
+  channel web {
+    locations = ["WH"]
+    publish = web_api.post
+  }
+}
+
+flow movements {
+  source rows = inbox.read { path = "moves/*.jsonl" }
+  sink out = inbox.write(rows) { path = "out/moves.jsonl", idempotency_key = $.id, dead_letter = "e" }
+}
+"#;
+    let edge = check(&dir, flow);
+    assert!(edge.errors.is_empty(), "{:?}", edge.errors);
+    run(edge.graph, &dir, &[]).unwrap();
+    let past = check(&dir, &flow.replace("web_api.post", "events.publish"));
+    assert_eq!(past.errors, ["E0211"]);
+    // Had check let it by, the ledger's publisher would not start.
+    let mut graph = check(&dir, flow).graph;
+    let channel = &mut graph.ledgers[0].channels[0];
+    let publication = channel.publish.as_mut().unwrap();
+    publication.connection = "events".into();
+    publication.operation = "publish".into();
+    let refused = run(graph, &dir, &[]).map(|_| ()).unwrap_err();
+    assert!(refused.contains("needs `subject`"), "{refused}");
 }

@@ -89,6 +89,7 @@ pub fn analyse(program: &resolve::Program, diags: &mut Diagnostics) -> ir::Graph
             }
         }
     }
+    typeck::check_webhook_paths(program, &env, diags);
     checks::check_unused(program, diags);
     lower::lower(program, &env, flows)
 }

@@ -88,6 +88,87 @@ pub fn check_flow(
     flow
 }
 
+/// Reports (`E0110`) two webhook sources of the flows that run together (the root files)
+/// on one path: the runtime's webhook server routes a path to a single source, so the
+/// other would never receive a delivery.
+pub fn check_webhook_paths(program: &Program, env: &Env, diags: &mut Diagnostics) {
+    let mut seen: HashMap<String, Span> = HashMap::new();
+    for (idx, module) in program.modules.iter().enumerate() {
+        if !module.is_root {
+            continue;
+        }
+        for item in &module.ast.items {
+            let crate::syntax::ast::Item::Flow(flow) = item else {
+                continue;
+            };
+            for stmt in &flow.stmts {
+                let Some((path, span)) =
+                    webhook_path(program, env, ModuleId(idx as u32), flow, stmt)
+                else {
+                    continue;
+                };
+                let Some(first) = seen.get(&path) else {
+                    seen.insert(path, span);
+                    continue;
+                };
+                let mut report = Diagnostic::error(
+                    codes::DUPLICATE_DEFINITION,
+                    span,
+                    format!("webhook path `{path}` is used by two sources"),
+                )
+                .label("the server routes this path to one source only")
+                .help("give each webhook source its own `path`");
+                if first.file == span.file {
+                    report = report.secondary(*first, "first used here");
+                }
+                diags.push(report);
+            }
+        }
+    }
+}
+
+/// The path a webhook source listens on (its `path`, else its connection's, else
+/// `/hooks/FLOW/SOURCE`) and where it is written; `None` for other statements and paths
+/// read from the environment.
+fn webhook_path(
+    program: &Program,
+    env: &Env,
+    module: ModuleId,
+    flow: &FlowDecl,
+    stmt: &Stmt,
+) -> Option<(String, Span)> {
+    let Stmt::Source {
+        name, op, settings, ..
+    } = stmt
+    else {
+        return None;
+    };
+    let connection = program.lookup(module, &op.connection.name, Kind::Connection)?;
+    let connection = env.connections.get(&connection)?;
+    let connector = env.connectors.get(&connection.connector?)?;
+    let source = connector.sources.iter().find(|s| s.name == op.name.name)?;
+    if source.kind != "webhook" {
+        return None;
+    }
+    let written = settings.as_ref().and_then(|s| s.get("path"));
+    match written.map(|e| (&e.value.kind, e.value.span)) {
+        Some((crate::syntax::ast::ExprKind::Lit(crate::syntax::ast::Literal::Str(path)), at)) => {
+            Some((path.clone(), at))
+        }
+        Some(_) => None,
+        None => match connection.ir.settings.get("path") {
+            Some(ir::SettingValue::Value(Value::String(path))) => {
+                Some((path.clone(), op.connection.span.to(op.name.span)))
+            }
+            Some(_) => None,
+            None => Some((
+                format!("/hooks/{}/{}", flow.name.name, name.name),
+                name.span,
+            )),
+        },
+    }
+}
+
 fn edges(nodes: &[ir::Node]) -> Vec<ir::Edge> {
     let mut edges = Vec::new();
     for node in nodes {
@@ -736,27 +817,8 @@ impl<'a> FlowCx<'a> {
                 }
             }
         }
-        let required: &[&str] = match (connector_name, op.name.name.as_str()) {
-            ("bus", "publish") => &["subject"],
-            ("odata", "update_entity") => &["path"],
-            _ => &[],
-        };
-        for key in required {
-            if !kind_fields.options.contains_key(*key) {
-                let at = settings.map_or(op.name.span, |s| s.span);
-                cx.diags.push(
-                    Diagnostic::error(
-                        codes::MISSING_SETTING,
-                        at,
-                        format!("`{}.{}` needs `{key}`", op.connection.name, op.name.name),
-                    )
-                    .label(format!("no `{key}` given"))
-                    .help(format!(
-                        "add `{key} = \"...\"` (a template over the message's fields)"
-                    )),
-                );
-            }
-        }
+        let at = settings.map_or(op.name.span, |s| s.span);
+        required_sink_options(connector_name, op, &kind_fields.options, at, cx.diags);
         NodeKind::Sink {
             input: input.name.clone(),
             connection: op.connection.name.clone(),
@@ -836,6 +898,18 @@ impl<'a> FlowCx<'a> {
         diags: &mut Diagnostics,
     ) {
         match (connector, key.name.as_str()) {
+            ("bus", "subject") if limits::publish_subject_problem(text).is_some() => {
+                let why = limits::publish_subject_problem(text).unwrap_or_default();
+                diags.push(
+                    Diagnostic::error(
+                        codes::SETTING_OUT_OF_RANGE,
+                        span,
+                        format!("subject `{text}` {why}"),
+                    )
+                    .label("no message could be published on it")
+                    .help("write dot-separated tokens without spaces or wildcards, e.g. \"orders.{{ channel }}\""),
+                )
+            }
             ("http", "path" | "body") | ("bus", "subject") | ("odata", "path") => {
                 super::templates::message_option(
                     self.program,
@@ -1121,6 +1195,31 @@ fn input_sink_name<'d>(decl: &'d FlowDecl, input: &Ident) -> &'d str {
             _ => None,
         })
         .unwrap_or("")
+}
+
+/// Reports (`E0211`) an option the runtime needs to build the sink: a bus `subject`, the
+/// entity `path` of OData's `update_entity`.
+fn required_sink_options(
+    connector: &str,
+    op: &Operation,
+    options: &BTreeMap<String, Value>,
+    at: Span,
+    diags: &mut Diagnostics,
+) {
+    let required = limits::needed_sink_options(connector, &op.name.name);
+    for key in required.iter().filter(|key| !options.contains_key(**key)) {
+        diags.push(
+            Diagnostic::error(
+                codes::MISSING_SETTING,
+                at,
+                format!("`{}.{}` needs `{key}`", op.connection.name, op.name.name),
+            )
+            .label(format!("no `{key}` given"))
+            .help(format!(
+                "add `{key} = \"...\"` (a template over the message's fields)"
+            )),
+        );
+    }
 }
 
 #[derive(Default)]

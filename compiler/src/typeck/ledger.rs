@@ -258,6 +258,22 @@ impl ChannelCx<'_> {
                         );
                         return None;
                     }
+                    let needed = super::limits::needed_sink_options(&connector.name, &op.name);
+                    if let Some(key) = needed.first() {
+                        diags.push(
+                            Diagnostic::error(
+                                codes::MISSING_SETTING,
+                                op.span,
+                                format!(
+                                    "`{}.{}` needs `{key}`, which a ledger channel cannot give",
+                                    connection.name, op.name
+                                ),
+                            )
+                            .label(format!("a channel publishes with no `{key}`"))
+                            .help("publish to an operation that sets an inventory level, e.g. `shopify.set_inventory_level` or an `http` post"),
+                        );
+                        return None;
+                    }
                 }
             }
         }

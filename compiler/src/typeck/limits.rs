@@ -13,6 +13,57 @@ use std::collections::BTreeMap;
 /// Longest `lookback` of a poll source: the pagers subtract it from a timestamp.
 pub const MAX_LOOKBACK_MS: u64 = 365 * 86_400_000;
 
+/// Connection settings that hold the base URL a connector calls.
+const URL_SETTINGS: &[(&str, &str)] = &[
+    ("http", "base_url"),
+    ("square", "base_url"),
+    ("shipbob", "base_url"),
+    ("odata", "service_url"),
+    ("tryton", "url"),
+    ("amazon_sp", "endpoint"),
+    ("amazon_sp", "token_endpoint"),
+];
+
+/// Why the literal parts of a bus sink's `subject` (a template over the message) cannot be
+/// published: an empty token, a wildcard, or white space.
+pub fn publish_subject_problem(subject: &str) -> Option<&'static str> {
+    let literal = without_templates(subject);
+    if literal.split('.').any(str::is_empty) {
+        Some("has an empty token")
+    } else if literal.split('.').any(|token| token == "*" || token == ">") {
+        Some("has a wildcard; a message is published on one subject")
+    } else if literal.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        Some("contains white space")
+    } else {
+        None
+    }
+}
+
+/// `text` with each `{{ ... }}` and `{% ... %}` replaced by one placeholder letter.
+fn without_templates(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(open) = rest.find("{{").into_iter().chain(rest.find("{%")).min() {
+        out.push_str(&rest[..open]);
+        let close = if rest[open..].starts_with("{{") {
+            "}}"
+        } else {
+            "%}"
+        };
+        match rest[open..].find(close) {
+            Some(end) => {
+                out.push('x');
+                rest = &rest[open + end + close.len()..];
+            }
+            None => {
+                rest = "";
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
 /// The webhook signature schemes of the `webhook` connector.
 pub const WEBHOOK_SCHEMES: &[&str] = &[
     "hmac_sha256_base64",
@@ -28,6 +79,16 @@ pub fn max_page_size(connector: &str, operation: &str) -> u64 {
         ("amazon_sp", "orders") => 100,
         ("shopify", "orders") | ("shipbob", _) => 250,
         _ => 1000,
+    }
+}
+
+/// The options a sink operation cannot be built without: a bus `subject`, the entity
+/// `path` of OData's `update_entity`.
+pub fn needed_sink_options(connector: &str, operation: &str) -> &'static [&'static str] {
+    match (connector, operation) {
+        ("bus", "publish") => &["subject"],
+        ("odata", "update_entity") => &["path"],
+        _ => &[],
     }
 }
 
@@ -70,15 +131,22 @@ pub fn connection_setting(
                 )
             })
         }
-        ("http", "base_url", Const::Value(Value::String(url))) => {
+        (_, setting, Const::Value(Value::String(url)))
+            if URL_SETTINGS.contains(&(connector, setting)) =>
+        {
             http_url_problem(url).map(|why| {
                 (
-                    format!("`base_url` `{url}` {why}"),
-                    "the http connector calls this URL".to_string(),
+                    format!("`{setting}` `{url}` {why}"),
+                    format!("the {connector} connector calls this URL"),
                     "write an absolute URL like \"https://api.example.com\"".to_string(),
                 )
             })
         }
+        ("webhook", "path", Const::Value(Value::String(path))) if !path.starts_with('/') => Some((
+            format!("webhook path `{path}` does not start with `/`"),
+            "no request could reach it".to_string(),
+            "write the path as it appears in the URL, e.g. \"/hooks/orders\"".to_string(),
+        )),
         ("bus", "url", Const::Value(Value::String(url)))
             if !(url.starts_with("embedded") || url.starts_with("nats://")) =>
         {
@@ -157,4 +225,32 @@ pub fn missing_webhook_settings(
             Some(_) => false,
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subjects_are_checked_outside_their_templates() {
+        assert_eq!(publish_subject_problem("orders.{{ channel }}"), None);
+        assert_eq!(
+            publish_subject_problem("orders.{{ a.b }}.{% if x %}y{% endif %}"),
+            None
+        );
+        assert!(publish_subject_problem("orders.*").is_some());
+        assert!(publish_subject_problem("orders.>").is_some());
+        assert!(publish_subject_problem("orders..x").is_some());
+        assert!(publish_subject_problem("orders created").is_some());
+        assert!(publish_subject_problem("orders.{{ x ").is_some());
+    }
+
+    #[test]
+    fn urls_are_parsed_as_the_http_client_parses_them() {
+        assert_eq!(http_url_problem("https://api.example.com"), None);
+        assert_eq!(http_url_problem("http://127.0.0.1:8080/base"), None);
+        assert!(http_url_problem("api.example.com").is_some());
+        assert!(http_url_problem("ftp://example.com").is_some());
+        assert!(http_url_problem("https://exa mple.com").is_some());
+    }
 }

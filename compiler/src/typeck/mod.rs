@@ -12,7 +12,7 @@ pub mod tables;
 pub mod templates;
 pub mod types;
 
-pub use flow::check_flow;
+pub use flow::{check_flow, check_webhook_paths};
 
 use crate::diagnostics::{codes, Diagnostic, Diagnostics};
 use crate::ir::{self, Quota};
@@ -272,6 +272,14 @@ fn check_defaults(
         let Some(field_info) = info.field(&field.name.name) else {
             continue;
         };
+        if let crate::syntax::ast::ExprKind::Lit(crate::syntax::ast::Literal::Decimal(text)) =
+            &default.kind
+        {
+            if settings::constant_decimal(text).is_none() {
+                settings::lossy_decimal(text, default.span, diags);
+                continue;
+            }
+        }
         let mut cx = expr::ExprCx::new(program, env, module, Ty::Null, diags);
         cx.expect(
             default,

@@ -123,6 +123,35 @@ fn decimal_problem(text: &str) -> Option<(String, String, String)> {
     None
 }
 
+/// A decimal literal as the JSON number a setting, table entry or default carries (a
+/// double), `None` when the double would not keep every digit written.
+pub fn constant_decimal(text: &str) -> Option<Value> {
+    let number = text.parse::<f64>().ok().filter(|n| n.is_finite())?;
+    let (int_part, frac_part) = text.split_once('.').unwrap_or((text, ""));
+    let int_part = match int_part.trim_start_matches('0') {
+        "" => "0",
+        digits => digits,
+    };
+    let written = match frac_part.trim_end_matches('0') {
+        "" => int_part.to_string(),
+        frac => format!("{int_part}.{frac}"),
+    };
+    (number.to_string() == written).then(|| Value::from(number))
+}
+
+/// Reports (`E0508`) a decimal constant with more digits than its double keeps.
+pub fn lossy_decimal(text: &str, span: Span, diags: &mut Diagnostics) {
+    diags.push(
+        Diagnostic::error(
+            codes::LITERAL_OUT_OF_RANGE,
+            span,
+            format!("decimal constant `{text}` would lose digits"),
+        )
+        .label("settings, table entries and defaults keep about 15 significant digits")
+        .help("write fewer digits, or keep the value as a string and read it with `to_decimal(...)` in the mapping"),
+    );
+}
+
 /// A duration literal's milliseconds, `None` when they overflow 64 bits.
 fn duration_ms(text: &str) -> Option<u64> {
     let digits_end = text
@@ -150,9 +179,13 @@ pub fn const_value(expr: &Expr, diags: &mut Diagnostics) -> Option<Const> {
             Literal::Null => Const::Value(Value::Null),
             Literal::Bool(b) => Const::Value(Value::Bool(*b)),
             Literal::Int(i) => Const::Value(Value::from(*i)),
-            Literal::Decimal(d) => {
-                Const::Value(d.parse::<f64>().map(Value::from).unwrap_or(Value::Null))
-            }
+            Literal::Decimal(d) => match constant_decimal(d) {
+                Some(value) => Const::Value(value),
+                None => {
+                    lossy_decimal(d, expr.span, diags);
+                    return None;
+                }
+            },
             Literal::Str(s) => Const::Value(Value::String(s.clone())),
             Literal::Duration(ms, _) => Const::Duration(*ms),
             Literal::Rate {

@@ -5,7 +5,7 @@ use super::{Env, TableInfo};
 use crate::diagnostics::{codes, Diagnostic, Diagnostics};
 use crate::resolve::{ModuleId, Program};
 use crate::source::Span;
-use crate::syntax::ast::{TableDecl, TableSource};
+use crate::syntax::ast::{ExprKind, Literal, TableDecl, TableSource};
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap};
 
@@ -34,6 +34,12 @@ pub fn table_info(
     match &decl.source {
         TableSource::Inline(items) => {
             for (key, value) in items {
+                if let ExprKind::Lit(Literal::Decimal(text)) = &value.kind {
+                    if super::settings::constant_decimal(text).is_none() {
+                        super::settings::lossy_decimal(text, value.span, diags);
+                        continue;
+                    }
+                }
                 let mut cx = super::expr::ExprCx::new(program, env, module, Ty::Null, diags);
                 cx.expect(
                     value,
@@ -395,4 +401,31 @@ fn load_csv(text: &str, key: Option<String>, value: Option<String>) -> Result<Lo
         entries: out,
         duplicates: seen.duplicates,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn top_level_keys_skip_nested_objects_and_escapes() {
+        let text = "{\n  \"a\": {\"a\": 1},\n  \"b\\\"c\": [\"a\"],\n  \"a\": 2\n}";
+        let keys = top_level_keys(text);
+        assert_eq!(
+            keys,
+            vec![
+                ("a".to_string(), 2),
+                ("b\"c".to_string(), 3),
+                ("a".to_string(), 4)
+            ]
+        );
+    }
+
+    #[test]
+    fn csv_duplicates_name_their_lines() {
+        let loaded = load_csv("k,v\nx,1\n\ny,2\nx,3\n", None, None).unwrap();
+        assert_eq!(loaded.duplicates.len(), 1);
+        assert_eq!(loaded.duplicates[0].first, "line 2");
+        assert_eq!(loaded.duplicates[0].again, "line 5");
+    }
 }

@@ -4,7 +4,7 @@
 //! Connector options (an http sink's `path` and `body`, a bus `subject`, an OData
 //! `path`) are rendered over the message itself, so their variables are its fields.
 
-use super::expr::{variable_span, ExprCx};
+use super::expr::{template_env, variable_span, ExprCx};
 use super::types::Ty;
 use super::Env;
 use crate::diagnostics::{codes, suggest, Diagnostic, Diagnostics};
@@ -30,8 +30,7 @@ pub fn is_template(text: &str) -> bool {
 /// The variable paths a template reads (`input.id` as `["input", "id"]`), sorted; the
 /// parse error when it does not parse.
 pub fn variable_paths(text: &str) -> Result<Vec<Vec<String>>, minijinja::Error> {
-    let env = minijinja::Environment::new();
-    let template = env.template_from_str(text)?;
+    let template = template_env().template_from_str(text)?;
     let mut paths: Vec<Vec<String>> = template
         .undeclared_variables(true)
         .into_iter()

@@ -177,6 +177,24 @@ pub fn optional<'a>(settings: &'a BTreeMap<String, Value>, name: &str) -> Option
         .filter(|v| !v.is_empty())
 }
 
+/// The connection's `max_body_bytes`, `None` when unset: a whole number from 1 to `max`,
+/// given as a number or as text (from the environment). Anything else refuses to start,
+/// as `omniflowc check` refuses such a literal (`E0509`), rather than being ignored.
+pub fn body_limit(settings: &BTreeMap<String, Value>, max: u64) -> Result<Option<usize>, String> {
+    let Some(value) = settings.get("max_body_bytes") else {
+        return Ok(None);
+    };
+    let bytes = value
+        .as_u64()
+        .or_else(|| value.as_str().and_then(|text| text.trim().parse().ok()));
+    match bytes {
+        Some(bytes) if (1..=max).contains(&bytes) => {
+            Ok(Some(usize::try_from(bytes).unwrap_or(usize::MAX)))
+        }
+        _ => Err(format!("`max_body_bytes` is {value}, allowed 1 to {max}")),
+    }
+}
+
 /// A `key=value,key=value` setting as a map (vendor ids by canonical code).
 pub fn pairs(text: Option<&str>) -> BTreeMap<String, String> {
     text.unwrap_or("")

@@ -74,10 +74,7 @@ impl HttpSink {
                 .get("body")
                 .and_then(Value::as_str)
                 .map(String::from),
-            max_body: settings
-                .get("max_body_bytes")
-                .and_then(Value::as_u64)
-                .map(|n| n as usize),
+            max_body: super::client::body_limit(settings, i64::MAX as u64)?,
             auth: settings
                 .get("auth_header")
                 .and_then(Value::as_str)

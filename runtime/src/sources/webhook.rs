@@ -31,7 +31,8 @@ pub struct Routes {
 }
 
 impl Routes {
-    /// Registers a webhook source at its `path` (default `/hooks/FLOW/SOURCE`), checked
+    /// Registers a webhook source at its `path` (default: the connection's `path`, else
+    /// `/hooks/FLOW/SOURCE`), checked
     /// with the signature scheme of its connector.
     pub fn add(
         &self,
@@ -52,12 +53,13 @@ impl Routes {
             })
             .unwrap_or_default();
         let verifier = Verifier::for_source(connector, operation, settings)?;
-        let max_body = settings
-            .get("max_body_bytes")
-            .and_then(Value::as_u64)
-            .map(|n| n as usize);
+        let max_body = crate::connectors::client::body_limit(
+            settings,
+            omniflow_compiler::ir::MAX_WEBHOOK_BODY_BYTES,
+        )?;
         let path = options
             .get("path")
+            .or_else(|| settings.get("path"))
             .and_then(Value::as_str)
             .map(String::from)
             .unwrap_or_else(|| format!("/hooks/{}/{source}", ctx.flow_name()));
