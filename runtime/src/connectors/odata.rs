@@ -534,7 +534,7 @@ impl SinkConnector for ODataSink {
     }
 }
 
-/// `odata.entities`: reads an entity set (`entity_set`, default `Products`) with
+/// `odata.entities`: reads an entity set (`entity_set`, required) with
 /// `$filter`/`$select`/`$expand` and follows
 /// `@odata.nextLink` (V4, relative to the service root) or `d.__next` (V2). With
 /// `cursor = watermark`, only rows whose `watermark` field (default `modifiedAt`) is
@@ -564,8 +564,9 @@ impl EntitiesPager {
         };
         Ok(EntitiesPager {
             service: Service::new(settings)?,
-            // A product master's rows when the source names no set.
-            entity_set: text("entity_set").unwrap_or_else(|| "Products".into()),
+            // `check` requires it (E0211); `odata.stock` names `Products` when its source
+            // names no set.
+            entity_set: text("entity_set").ok_or("an odata poll source needs `entity_set`")?,
             filter: text("filter"),
             select: text("select"),
             expand: text("expand"),
