@@ -325,3 +325,85 @@ fn diagnostics_render_on_a_two_megabyte_line() {
         shown.len()
     );
 }
+
+/// One way to wrap a string expression in another one.
+#[derive(Debug, Clone, Copy)]
+enum Wrap {
+    Plus,
+    Paren,
+    IfThen,
+    ElseIf,
+    Not,
+    Coalesce,
+    Index,
+    Call,
+    Each,
+    Record,
+}
+
+fn wrap(expr: String, how: Wrap) -> String {
+    match how {
+        Wrap::Plus => format!("{expr} + \"a\""),
+        Wrap::Paren => format!("({expr})"),
+        Wrap::IfThen => format!("if true then {expr} else \"b\""),
+        Wrap::ElseIf => format!("if $.id == \"x\" then \"c\" else {expr}"),
+        Wrap::Not => format!("if not not true then {expr} else \"d\""),
+        Wrap::Coalesce => format!("{expr} ?? \"e\""),
+        Wrap::Index => format!("[{expr}][0]"),
+        Wrap::Call => format!("upper({expr})"),
+        Wrap::Each => format!("join([{expr}] as item -> item, \",\")"),
+        Wrap::Record => format!("Out {{ v = {expr} }}.v"),
+    }
+}
+
+fn wraps() -> impl proptest::strategy::Strategy<Value = Vec<Wrap>> {
+    use proptest::prelude::*;
+    let one = prop_oneof![
+        Just(Wrap::Plus),
+        Just(Wrap::Paren),
+        Just(Wrap::IfThen),
+        Just(Wrap::ElseIf),
+        Just(Wrap::Not),
+        Just(Wrap::Coalesce),
+        Just(Wrap::Index),
+        Just(Wrap::Call),
+        Just(Wrap::Each),
+        Just(Wrap::Record),
+    ];
+    // Long runs of one construct, mixed: from shallow to well past every limit.
+    proptest::collection::vec((one, 1usize..80), 0..10).prop_map(|runs| {
+        runs.into_iter()
+            .flat_map(|(how, n)| std::iter::repeat_n(how, n))
+            .collect()
+    })
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig {
+        cases: 48,
+        failure_persistence: None,
+        ..proptest::prelude::ProptestConfig::default()
+    })]
+
+    /// Deep and long expressions through check, graph.json and the runtime: either a
+    /// clean result or a coded refusal, never a crash.
+    #[test]
+    fn generated_expressions_check_build_and_run(plan in wraps()) {
+        let expr = plan.iter().fold("to_string($.id)".to_string(), |expr, how| wrap(expr, *how));
+        let dir = scratch(&format!("generated-{}", expr.len()));
+        let compilation = compile_within(vec![write_flow(&dir, &expr, "")]).unwrap();
+        if compilation.has_errors() {
+            let found = codes(&compilation);
+            proptest::prop_assert!(
+                found.iter().all(|c| matches!(*c, "E0004" | "E0001")),
+                "{found:?} for {expr}"
+            );
+        } else {
+            let text = ir_json::to_text(&compilation.graph).unwrap();
+            let graph = Graph::from_json(&text).unwrap();
+            let ran = run_small_stack(graph, r#"{"id": "1"}"#);
+            proptest::prop_assert_eq!(ran, Ok("1 deliveries".to_string()));
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

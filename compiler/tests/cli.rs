@@ -128,3 +128,88 @@ fn graph_ir_from_another_version_is_refused() {
     .unwrap_err();
     assert!(err.contains("rebuild"), "{err}");
 }
+
+/// Runs `omniflowc` in `dir`, killing it (and failing) if it has not finished in a minute.
+fn omniflowc_within(dir: &std::path::Path, args: &[&str]) -> Output {
+    let child = Command::new(BIN)
+        .current_dir(dir)
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let id = child.id();
+    let (send, receive) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = send.send(child.wait_with_output());
+    });
+    match receive.recv_timeout(std::time::Duration::from_secs(60)) {
+        Ok(output) => output.unwrap(),
+        Err(_) => {
+            let _ = Command::new("kill").arg(id.to_string()).status();
+            panic!("omniflowc {args:?} hung");
+        }
+    }
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("omniflowc-cli-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[test]
+fn fmt_never_writes_through_a_symlink_and_fifos_exit_2() {
+    let outside = scratch("outside");
+    let target = outside.join("real.flow");
+    let unformatted = "schema   A {x:string}\n";
+    std::fs::write(&target, unformatted).unwrap();
+    let dir = scratch("fmt-symlink");
+    std::os::unix::fs::symlink(&target, dir.join("link.flow")).unwrap();
+    let formatted = omniflowc_within(&dir, &["fmt", "link.flow"]);
+    assert_eq!(formatted.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&formatted.stderr).contains("symlink"));
+    assert_eq!(std::fs::read_to_string(&target).unwrap(), unformatted);
+
+    let made = Command::new("mkfifo").arg(dir.join("piped.flow")).status();
+    assert!(made.unwrap().success());
+    for command in ["check", "fmt", "build"] {
+        let mut args = vec![command, "piped.flow"];
+        if command == "build" {
+            args.extend(["-o", "graph.json"]);
+        }
+        let output = omniflowc_within(&dir, &args);
+        assert_eq!(output.status.code(), Some(2), "{command}");
+        assert!(String::from_utf8_lossy(&output.stderr).contains("FIFO"));
+    }
+}
+
+#[test]
+fn built_graph_grows_linearly_with_nesting() {
+    let dir = scratch("graph-size");
+    let size = |depth: usize| {
+        let flow = format!(
+            "use std.connectors.{{file}}\nconnection inbox = file {{ dir = \"in\" }}\nschema Out {{ v: string }}\n\
+             flow copy {{\n  source orders = inbox.read {{ path = \"*.jsonl\", format = jsonl }}\n  \
+             map m = orders -> Out {{ v = {}\"a\"{} }}\n  \
+             sink out = inbox.write(m) {{ path = \"o.jsonl\", idempotency_key = v, dead_letter = \"copy_errors\" }}\n}}\n",
+            "if true then ".repeat(depth),
+            " else \"b\"".repeat(depth)
+        );
+        std::fs::write(dir.join("main.flow"), flow).unwrap();
+        let built = omniflowc_within(&dir, &["build", "main.flow", "-o", "graph.json"]);
+        assert_eq!(
+            built.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&built.stderr)
+        );
+        std::fs::metadata(dir.join("graph.json")).unwrap().len()
+    };
+    let (base, single, double) = (size(0), size(60), size(120));
+    assert!(
+        double - base <= 2 * (single - base) + 1024,
+        "graph.json: {base} bytes flat, {single} at 60 levels, {double} at 120"
+    );
+}

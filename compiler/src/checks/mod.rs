@@ -159,9 +159,12 @@ fn check_route(
     diags: &mut Diagnostics,
 ) {
     let mut always_taken: Option<crate::source::Span> = None;
-    let mut seen: Vec<(serde_json::Value, crate::source::Span)> = Vec::new();
+    // Conditions by their shape as JSON text, so a route of many arms stays linear.
+    let mut seen: HashMap<String, crate::source::Span> = HashMap::new();
     for arm in arms {
-        let shape = serde_json::to_value(&arm.cond).unwrap_or_default();
+        let shape = serde_json::to_value(&arm.cond)
+            .unwrap_or_default()
+            .to_string();
         if let Some(first) = always_taken {
             diags.push(
                 Diagnostic::warning(
@@ -173,7 +176,7 @@ fn check_route(
                 .secondary(first, "an earlier branch always matches")
                 .help("remove this branch or reorder the branches"),
             );
-        } else if let Some((_, first)) = seen.iter().find(|(s, _)| *s == shape) {
+        } else if let Some(first) = seen.get(&shape) {
             diags.push(
                 Diagnostic::warning(
                     codes::UNREACHABLE_BRANCH,
@@ -198,7 +201,7 @@ fn check_route(
         if is_bool(&arm.cond, true) && always_taken.is_none() {
             always_taken = Some(arm.cond.span);
         }
-        seen.push((shape, arm.cond.span));
+        seen.entry(shape).or_insert(arm.cond.span);
         check_targets(name, &arm.targets, nodes, diags);
     }
     match otherwise {

@@ -52,9 +52,12 @@ pub fn parse_module(file: FileId, text: &str, diags: &mut Diagnostics) -> Module
         return module;
     }
     let mut offset = 0;
+    let mut n_errors = 0;
     while offset < text.len() {
         let rest = &text[offset..];
-        if FlowParser::parse(Rule::rest_entry, rest).is_ok() {
+        // Not pest's `rest_entry`: its error for a non-empty rest costs a scan of it,
+        // which made files of many items quadratic.
+        if only_trivia(rest) {
             break;
         }
         match FlowParser::parse(Rule::item_entry, rest) {
@@ -81,11 +84,40 @@ pub fn parse_module(file: FileId, text: &str, diags: &mut Diagnostics) -> Module
                     InputLocation::Span((start, _)) => start,
                 };
                 diags.push(syntax_error(file, text, offset, pos, &err.variant));
+                n_errors += 1;
                 offset = next_item_start(text, (offset + pos).min(text.len()));
+                // Each failed parse costs a scan of the rest of the file.
+                if n_errors == MAX_SYNTAX_ERRORS && offset < text.len() {
+                    diags.push(
+                        Diagnostic::error(
+                            codes::SYNTAX_ERROR,
+                            Span::new(file, offset, offset),
+                            format!("{MAX_SYNTAX_ERRORS} syntax errors; the rest of the file is not read"),
+                        )
+                        .label("parsing stopped here")
+                        .help("fix the syntax errors above first"),
+                    );
+                    break;
+                }
             }
         }
     }
     module
+}
+
+/// Syntax errors reported per file before the parser stops.
+pub const MAX_SYNTAX_ERRORS: usize = 100;
+
+/// True when `text` holds only whitespace and `//` comments.
+fn only_trivia(text: &str) -> bool {
+    let mut rest = text;
+    loop {
+        rest = rest.trim_start_matches([' ', '\t', '\r', '\n']);
+        match rest.strip_prefix("//") {
+            Some(comment) => rest = comment.find('\n').map_or("", |idx| &comment[idx..]),
+            None => return rest.is_empty(),
+        }
+    }
 }
 
 /// Deepest nesting of brackets, `if` and `as` the parser accepts; deeper input is

@@ -157,7 +157,7 @@ pub fn build_env(program: &Program, diags: &mut Diagnostics) -> Env {
     // Defaults are checked once every schema is known.
     for item in &refs {
         if let Item::Schema(decl) = program.item(*item) {
-            check_defaults(program, &env, item.module, decl, diags);
+            check_defaults(program, &env, *item, decl, diags);
         }
     }
     for item in &refs {
@@ -253,16 +253,12 @@ fn schema_info(
 fn check_defaults(
     program: &Program,
     env: &Env,
-    module: ModuleId,
+    item: crate::resolve::ItemRef,
     decl: &crate::syntax::ast::SchemaDecl,
     diags: &mut Diagnostics,
 ) {
-    let Some(info) = env
-        .schemas
-        .iter()
-        .find(|(r, s)| r.module == module && s.span == decl.name.span)
-        .map(|(_, s)| s)
-    else {
+    let module = item.module;
+    let Some(info) = env.schemas.get(&item) else {
         return;
     };
     for field in &decl.fields {

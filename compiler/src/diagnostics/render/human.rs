@@ -2,16 +2,64 @@
 //! diagnostic on a very long line, or one miette cannot draw, gets a plain rendering.
 
 use crate::diagnostics::{Diagnostic, Severity};
-use crate::source::Sources;
-use miette::{GraphicalReportHandler, GraphicalTheme, LabeledSpan, NamedSource, SourceSpan};
+use crate::source::{FileId, Sources};
+use miette::{GraphicalReportHandler, GraphicalTheme, LabeledSpan, SourceCode, SourceSpan};
+use std::collections::HashMap;
 use std::fmt;
 
 /// Longest source line drawn in a snippet; a label on a longer line is shown plainly.
 pub const MAX_SHOWN_LINE: usize = 400;
 
+/// Lines kept around a diagnostic's labels for miette (which shows fewer).
+const WINDOW_LINES: usize = 4;
+
 struct View<'a> {
     diagnostic: &'a Diagnostic,
-    source: NamedSource<String>,
+    source: Window<'a>,
+}
+
+/// The lines of a file around one diagnostic, answering miette with the file's own
+/// offsets and line numbers: miette never copies or scans the whole file, so many
+/// diagnostics on a large file render in linear time.
+struct Window<'a> {
+    name: &'a str,
+    text: &'a str,
+    start: usize,
+    end: usize,
+    /// 0-based line number of `start`.
+    first_line: usize,
+}
+
+impl SourceCode for Window<'_> {
+    fn read_span<'b>(
+        &'b self,
+        span: &SourceSpan,
+        context_lines_before: usize,
+        context_lines_after: usize,
+    ) -> Result<Box<dyn miette::SpanContents<'b> + 'b>, miette::MietteError> {
+        let offset = span
+            .offset()
+            .checked_sub(self.start)
+            .ok_or(miette::MietteError::OutOfBounds)?;
+        let window: &'b str = self
+            .text
+            .get(self.start..self.end)
+            .ok_or(miette::MietteError::OutOfBounds)?;
+        let local = SourceSpan::new(offset.into(), span.len());
+        let contents = window.read_span(&local, context_lines_before, context_lines_after)?;
+        let shown = SourceSpan::new(
+            (contents.span().offset() + self.start).into(),
+            contents.span().len(),
+        );
+        Ok(Box::new(miette::MietteSpanContents::new_named(
+            self.name.to_string(),
+            contents.data(),
+            shown,
+            contents.line() + self.first_line,
+            contents.column(),
+            contents.line_count(),
+        )))
+    }
 }
 
 impl fmt::Debug for View<'_> {
@@ -82,8 +130,13 @@ pub fn render(diagnostics: &[Diagnostic], sources: &Sources, color: bool) -> Str
     };
     let handler = GraphicalReportHandler::new_themed(theme).with_width(100);
     let mut out = String::new();
+    let mut line_starts: HashMap<FileId, Vec<usize>> = HashMap::new();
     for diagnostic in diagnostics {
-        match graphical(&handler, diagnostic, sources) {
+        let file = diagnostic.span().file;
+        let starts = line_starts
+            .entry(file)
+            .or_insert_with(|| line_starts_of(&sources.get(file).text));
+        match graphical(&handler, diagnostic, sources, starts) {
             Some(report) => out.push_str(&report),
             None => out.push_str(&plain(diagnostic, sources)),
         }
@@ -98,6 +151,7 @@ fn graphical(
     handler: &GraphicalReportHandler,
     diagnostic: &Diagnostic,
     sources: &Sources,
+    line_starts: &[usize],
 ) -> Option<String> {
     let file = sources.get(diagnostic.span().file);
     let on_long_line = diagnostic.labels.iter().any(|label| {
@@ -109,9 +163,31 @@ fn graphical(
     if on_long_line {
         return None;
     }
+    let (first, last) = diagnostic
+        .labels
+        .iter()
+        .filter(|label| label.span.file == diagnostic.span().file)
+        .fold((usize::MAX, 0), |(first, last), label| {
+            (
+                first.min(label.span.start as usize),
+                last.max(label.span.end as usize),
+            )
+        });
+    let line_of = |offset: usize| line_starts.partition_point(|start| *start <= offset).max(1) - 1;
+    let first_line = line_of(first.min(last)).saturating_sub(WINDOW_LINES);
+    let end_line = line_of(last) + WINDOW_LINES + 1;
     let view = View {
         diagnostic,
-        source: NamedSource::new(file.name.clone(), file.text.to_string()),
+        source: Window {
+            name: &file.name,
+            text: &file.text,
+            start: line_starts.get(first_line).copied().unwrap_or(0),
+            end: line_starts
+                .get(end_line)
+                .copied()
+                .unwrap_or(file.text.len()),
+            first_line,
+        },
     };
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         let mut report = String::new();
@@ -120,6 +196,13 @@ fn graphical(
     }))
     .ok()
     .flatten()
+}
+
+/// The byte offset where each line starts.
+fn line_starts_of(text: &str) -> Vec<usize> {
+    std::iter::once(0)
+        .chain(text.match_indices('\n').map(|(idx, _)| idx + 1))
+        .collect()
 }
 
 /// The byte range of the line holding an offset, without its newline.
