@@ -1481,8 +1481,8 @@ fn source_options(
                 true
             }
             (
-                "subject" | "durable" | "items" | "next" | "watermark" | "entity_set"
-                | "filter" | "select" | "expand",
+                "subject" | "durable" | "items" | "next" | "watermark" | "entity_set" | "filter"
+                | "select" | "expand",
                 Const::Value(Value::String(text)),
             ) => {
                 super::templates::plain_option(key, text, span, diags);
