@@ -69,6 +69,7 @@ codes! {
     INVALID_TEMPLATE = "E0302", "invalid-template", "a string template does not parse";
     UNKNOWN_TEMPLATE_VARIABLE = "E0303", "unknown-template-variable", "a string template uses a variable that is not in scope";
     JSONPATH_TOO_COSTLY = "E0307", "jsonpath-too-costly", "a JSONPath selector could cost too much per message (several `..` steps, a huge index or slice)";
+    TEMPLATE_TOO_LARGE = "E0308", "template-too-large", "a string template is longer than the template size limit";
 
     UNUSED_OUTPUT = "E0402", "unused-output", "a node's output reaches no sink";
     MISSING_IDEMPOTENCY_KEY = "E0403", "missing-idempotency-key", "a sink has no idempotency key";
