@@ -305,6 +305,22 @@ fn costly_jsonpath_is_refused() {
 }
 
 #[test]
+fn oversized_templates_are_refused_quickly() {
+    let dir = scratch("template");
+    for template in [
+        format!("\"{{{{ {}input }}}}\"", "not ".repeat(100_000)),
+        format!("\"{{{{ input{} }}}}\"", " ~ input".repeat(100_000)),
+    ] {
+        let compilation = compile_within(vec![write_flow(&dir, &template, "")]).unwrap();
+        assert!(
+            codes(&compilation).contains(&"E0308"),
+            "{:?}",
+            codes(&compilation)
+        );
+    }
+}
+
+#[test]
 fn diagnostics_render_on_a_two_megabyte_line() {
     let dir = scratch("long-line");
     let fields: Vec<String> = (0..150_000).map(|idx| format!("f{idx}: string")).collect();

@@ -74,6 +74,7 @@ codes! {
     UNKNOWN_TEMPLATE_FIELD = "E0304", "unknown-template-field", "a string template reads a field its variable's type does not have";
     TEMPLATE_NOT_RENDERED = "E0305", "template-not-rendered", "an option the runtime reads as plain text contains a template";
     JSONPATH_TOO_COSTLY = "E0307", "jsonpath-too-costly", "a JSONPath selector could cost too much per message (several `..` steps, a huge index or slice)";
+    TEMPLATE_TOO_LARGE = "E0308", "template-too-large", "a string template is longer than the template size limit";
 
     UNUSED_OUTPUT = "E0402", "unused-output", "a node's output reaches no sink";
     MISSING_IDEMPOTENCY_KEY = "E0403", "missing-idempotency-key", "a sink has no idempotency key";

@@ -120,6 +120,10 @@ pub fn path_text(path: &[PathSeg]) -> String {
     out
 }
 
+/// Longest template text (`"... {{ x }} ..."`): minijinja's parser and renderer recurse
+/// over its nesting and take time that grows faster than its length.
+pub const MAX_TEMPLATE_BYTES: usize = 4096;
+
 /// Most descendant steps (`..`) one JSONPath may take: each one walks the whole subtree
 /// under every match so far, so two or more multiply (`$..a..a..a` is polynomial in the
 /// document's size, per message).

@@ -367,6 +367,22 @@ impl<'a> ExprCx<'a> {
         if !(text.contains("{{") || text.contains("{%")) {
             return IrExpr::string(text);
         }
+        if text.len() > ir::expr::MAX_TEMPLATE_BYTES {
+            self.diags.push(
+                Diagnostic::error(
+                    codes::TEMPLATE_TOO_LARGE,
+                    span,
+                    format!(
+                        "template of {} bytes, over the {} byte limit",
+                        text.len(),
+                        ir::expr::MAX_TEMPLATE_BYTES
+                    ),
+                )
+                .label("too large a template")
+                .help("build long text from shorter parts with `+` or `concat(...)`"),
+            );
+            return IrExpr::string(text);
+        }
         let env = template_env();
         let template = match env.template_from_str(text) {
             Ok(template) => template,

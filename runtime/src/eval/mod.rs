@@ -17,6 +17,9 @@ use std::sync::atomic::{AtomicU32, Ordering};
 /// Stack left below which evaluation continues on a new segment of [`STACK_SEGMENT`].
 const STACK_RED_ZONE: usize = 64 << 10;
 const STACK_SEGMENT: usize = 1 << 20;
+/// The same for minijinja's parser and renderer, which recurse within one call.
+const TEMPLATE_RED_ZONE: usize = 1 << 20;
+const TEMPLATE_SEGMENT: usize = 8 << 20;
 
 /// Why a message cannot be processed: a `reject`, or bad input found at run time.
 #[derive(Debug, Clone, PartialEq)]
@@ -432,9 +435,18 @@ impl Env {
             ir::Expr::Template { text, vars } => {
                 let name = format!("t{}", self.n_templates);
                 self.n_templates += 1;
-                self.templates
-                    .add_template_owned(name.clone(), text.clone())
-                    .map_err(|e| format!("template `{text}`: {e}"))?;
+                if text.len() > ir::expr::MAX_TEMPLATE_BYTES {
+                    return Err(format!(
+                        "a template of {} bytes, over the {} byte limit",
+                        text.len(),
+                        ir::expr::MAX_TEMPLATE_BYTES
+                    ));
+                }
+                let templates = &mut self.templates;
+                stacker::maybe_grow(TEMPLATE_RED_ZONE, TEMPLATE_SEGMENT, || {
+                    templates.add_template_owned(name.clone(), text.clone())
+                })
+                .map_err(|e| format!("template `{text}`: {e}"))?;
                 Code::Template {
                     name,
                     vars: vars
@@ -767,9 +779,12 @@ impl Env {
             .templates
             .get_template(name)
             .map_err(|e| Reject(format!("template: {e}")))?;
-        template
-            .render(context)
-            .map_err(|e| Reject(format!("template: {e}")))
+        // minijinja recurses over the template's nesting: give it room on any thread.
+        stacker::maybe_grow(TEMPLATE_RED_ZONE, TEMPLATE_SEGMENT, || {
+            template
+                .render(context)
+                .map_err(|e| Reject(format!("template: {e}")))
+        })
     }
 
     #[inline(never)]
