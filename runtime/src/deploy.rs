@@ -110,8 +110,8 @@ impl Setting {
 impl Deployment {
     /// Reads `omniflow.yaml`.
     pub fn load(path: &Path) -> Result<Deployment, String> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| format!("cannot read `{}`: {e}", path.display()))?;
+        // A regular file of bounded size only: a FIFO or device never blocks the start.
+        let text = omniflow_compiler::source::read_text(path)?;
         let deployment: Deployment =
             serde_norway::from_str(&text).map_err(|e| format!("`{}`: {e}", path.display()))?;
         deployment
@@ -157,6 +157,23 @@ impl Deployment {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_deployment_file_that_is_a_fifo_is_refused_without_waiting() {
+        let dir = std::env::temp_dir().join(format!("omniflow-deploy-fifo-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let fifo = dir.join("omniflow.yaml");
+        let _ = std::fs::remove_file(&fifo);
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap();
+        assert!(made.success());
+        let err = Deployment::load(&fifo).unwrap_err();
+        assert!(err.contains("FIFO"), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
     use super::*;
 
     #[test]

@@ -412,6 +412,7 @@ impl<'a> ExprCx<'a> {
                 return IrExpr::string(text);
             }
         };
+        super::templates::check_filters(text, span, self.diags);
         let mut names: Vec<String> = template.undeclared_variables(false).into_iter().collect();
         names.sort();
         let mut vars = Vec::with_capacity(names.len());

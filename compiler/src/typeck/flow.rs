@@ -936,6 +936,16 @@ impl<'a> FlowCx<'a> {
                     .help("write `method = \"put\"` or `\"patch\"`, or leave it out to use the operation's"),
                 )
             }
+            ("file", "path") if super::limits::file_path_problem(text, false).is_some() => {
+                let problem = super::limits::file_path_problem(text, false).unwrap_or_default();
+                range(
+                    diags,
+                    codes::SETTING_OUT_OF_RANGE,
+                    span,
+                    format!("file sink path `{text}` {problem}"),
+                    "write a file name relative to the connection's `dir`, e.g. \"out/orders.jsonl\"",
+                );
+            }
             ("file", "format") if text != "jsonl" => diags.push(
                 Diagnostic::error(
                     codes::SETTING_OUT_OF_RANGE,
@@ -1468,6 +1478,17 @@ fn source_options(
                 true
             }
             ("path", Const::Value(Value::String(path))) => {
+                if kind == "file" {
+                    if let Some(problem) = super::limits::file_path_problem(path, true) {
+                        range(
+                            diags,
+                            codes::SETTING_OUT_OF_RANGE,
+                            span,
+                            format!("file source path `{path}` {problem}"),
+                            "write a pattern relative to the connection's `dir`, e.g. \"in/*.jsonl\"",
+                        );
+                    }
+                }
                 if kind == "webhook" && !path.starts_with('/') {
                     range(
                         diags,

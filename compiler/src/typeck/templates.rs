@@ -40,6 +40,76 @@ pub fn variable_paths(text: &str) -> Result<Vec<Vec<String>>, minijinja::Error> 
     Ok(paths)
 }
 
+/// The filters a template applies (`x | name`) that minijinja does not know: the runtime
+/// renders with the same environment, where each would fail every message.
+pub fn unknown_filters(text: &str) -> Vec<String> {
+    let mut unknown: Vec<String> = Vec::new();
+    for name in filter_names(text) {
+        let probe = format!("{{{{ none | {name} }}}}");
+        let missing = template_env()
+            .render_str(&probe, ())
+            .is_err_and(|err| err.kind() == minijinja::ErrorKind::UnknownFilter);
+        if missing && !unknown.contains(&name) {
+            unknown.push(name);
+        }
+    }
+    unknown
+}
+
+/// The names after each `|` inside the template's `{{ }}` and `{% %}` blocks, skipping
+/// quoted strings.
+fn filter_names(text: &str) -> Vec<String> {
+    let bytes = text.as_bytes();
+    let mut names = Vec::new();
+    let (mut at, mut in_block, mut quote) = (0, false, None::<u8>);
+    while at < bytes.len() {
+        let byte = bytes[at];
+        match quote {
+            Some(_) if byte == b'\\' => at += 1,
+            Some(q) if byte == q => quote = None,
+            Some(_) => {}
+            None if !in_block && (text[at..].starts_with("{{") || text[at..].starts_with("{%")) => {
+                in_block = true;
+                at += 1;
+            }
+            None if in_block && (text[at..].starts_with("}}") || text[at..].starts_with("%}")) => {
+                in_block = false;
+                at += 1;
+            }
+            None if in_block && (byte == b'"' || byte == b'\'') => quote = Some(byte),
+            None if in_block && byte == b'|' => {
+                let rest = &text[at + 1..];
+                let trimmed = rest.trim_start();
+                let name: String = trimmed
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                    .collect();
+                if !name.is_empty() {
+                    names.push(name);
+                }
+            }
+            None => {}
+        }
+        at += 1;
+    }
+    names
+}
+
+/// Reports (`E0302`) each filter of `text` minijinja does not know.
+pub fn check_filters(text: &str, span: Span, diags: &mut Diagnostics) {
+    for name in unknown_filters(text) {
+        diags.push(
+            Diagnostic::error(
+                codes::INVALID_TEMPLATE,
+                span,
+                format!("invalid template: unknown filter `{name}`"),
+            )
+            .label("no such filter")
+            .help("use one of minijinja's built-in filters: `upper`, `lower`, `trim`, `replace`, `default`, `urlencode`, `tojson`, ..."),
+        );
+    }
+}
+
 /// Checks the field paths of a template in an expression (a mapping, a `reject` reason)
 /// against the types of its variables; unknown roots are reported by the caller.
 pub fn check_paths(cx: &mut ExprCx, text: &str, span: Span) {
@@ -86,6 +156,7 @@ pub fn message_option(
         Ok(paths) => paths,
         Err(err) => return invalid(&err, text, span, diags),
     };
+    check_filters(text, span, diags);
     let Ty::Record(item) = message else {
         return;
     };

@@ -129,6 +129,18 @@ fn check_state(path: &Path) -> u8 {
 /// Copies the state page by page in one read transaction (a consistent snapshot that a
 /// running writer does not restart), marks the copy stopped cleanly and checks it.
 fn backup(path: &Path, target: &Path) -> Result<(), String> {
+    // The state's own companions (log, shared memory, lock) are never a backup's place.
+    let state = path.as_os_str().to_string_lossy();
+    let named = target.as_os_str().to_string_lossy();
+    if ["", "-wal", "-shm", "-journal", ".lock"]
+        .iter()
+        .any(|suffix| named == format!("{state}{suffix}"))
+    {
+        return Err(format!(
+            "`{}` belongs to the state itself; name a new file for the backup",
+            target.display()
+        ));
+    }
     if target.exists() {
         return Err(format!(
             "`{}` exists; name a new file for the backup",
@@ -168,4 +180,22 @@ fn backup(path: &Path, target: &Path) -> Result<(), String> {
         counts.dead_letters_waiting
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_backup_never_lands_on_the_state_or_its_companions() {
+        let state = std::env::temp_dir().join(format!("omniflow-backup-{}.db", std::process::id()));
+        for suffix in ["", "-wal", "-shm", "-journal", ".lock"] {
+            let target = PathBuf::from(format!("{}{suffix}", state.display()));
+            let err = backup(&state, &target).unwrap_err();
+            assert!(
+                err.contains("belongs to the state itself"),
+                "{suffix}: {err}"
+            );
+        }
+    }
 }

@@ -26,6 +26,9 @@ impl FileSink {
             .get("path")
             .and_then(Value::as_str)
             .unwrap_or("out.jsonl");
+        if let Some(problem) = omniflow_compiler::typeck::limits::file_path_problem(name, false) {
+            return Err(format!("file sink path `{name}` {problem}"));
+        }
         let path = Path::new(dir).join(name);
         let file = std::fs::OpenOptions::new()
             .create(true)

@@ -76,15 +76,18 @@ impl FileSource {
                 .filter(|n| (1..=LONGEST_LIMIT).contains(n))
                 .ok_or("`max_line_bytes` must be 1 to 268435456 bytes")?,
         };
+        let pattern = options
+            .get("path")
+            .and_then(Value::as_str)
+            .unwrap_or("*.jsonl");
+        if let Some(problem) = omniflow_compiler::typeck::limits::file_path_problem(pattern, true) {
+            return Err(format!("file source path `{pattern}` {problem}"));
+        }
         Ok(FileSource {
             ctx,
             name: name.to_string(),
             dir: PathBuf::from(dir),
-            pattern: options
-                .get("path")
-                .and_then(Value::as_str)
-                .unwrap_or("*.jsonl")
-                .to_string(),
+            pattern: pattern.to_string(),
             csv: options.get("format").and_then(Value::as_str) == Some("csv"),
             max_line,
             unfinished: RefCell::default(),

@@ -611,9 +611,20 @@ impl Backend for Unavailable {
     }
 }
 
-/// The file of a `sqlite:PATH` state.
+/// The file of a `sqlite:PATH` state: a plain file path. An empty path, `:memory:` and
+/// SQLite `file:` URIs are refused: they would run without a durable state, or open the
+/// file under another name than the one its lock is taken on.
 pub fn sqlite_path(spec: &str) -> Result<&std::path::Path, StateError> {
     match spec.split_once(':') {
+        Some(("sqlite", path)) if path.trim().is_empty() => Err(StateError::Backend(format!(
+            "state `{spec}` names no file; use sqlite:PATH"
+        ))),
+        Some(("sqlite", path)) if path.starts_with(':') || path.starts_with("file:") => {
+            Err(StateError::Backend(format!(
+                "state `{spec}` is not a plain file path (in-memory databases and SQLite URIs \
+                 keep nothing durable or escape the state's lock); use sqlite:PATH"
+            )))
+        }
         Some(("sqlite", path)) => Ok(std::path::Path::new(path)),
         _ => Err(StateError::Backend(format!(
             "unknown state backend `{spec}`; use sqlite:PATH (PostgreSQL + NATS JetStream is planned)"
@@ -637,21 +648,17 @@ pub fn open_writer(
 /// Opens the backend named by `--state` (`sqlite:PATH`) without its lock (a state file
 /// no other process can know of, like the demo's).
 pub fn open(spec: &str) -> StateResult<Box<dyn Backend>> {
-    match spec.split_once(':') {
-        Some(("sqlite", path)) => Ok(Box::new(SqliteBackend::open(path)?)),
-        _ => Err(format!(
-            "unknown state backend `{spec}`; use sqlite:PATH (PostgreSQL + NATS JetStream is planned)"
-        )),
-    }
+    let path = sqlite_path(spec).map_err(|e| e.to_string())?;
+    Ok(Box::new(SqliteBackend::open(&path.to_string_lossy())?))
 }
 
 /// Opens the backend named by `--state` for inspection (reads that do not hold up a
 /// running runtime).
 pub fn open_for_reading(spec: &str) -> StateResult<Box<dyn Backend>> {
-    match spec.split_once(':') {
-        Some(("sqlite", path)) => Ok(Box::new(SqliteBackend::open_for_reading(path)?)),
-        _ => open(spec),
-    }
+    let path = sqlite_path(spec).map_err(|e| e.to_string())?;
+    Ok(Box::new(SqliteBackend::open_for_reading(
+        &path.to_string_lossy(),
+    )?))
 }
 
 /// The runs of consecutive values in `ids` (in any order, repeats allowed), as
@@ -680,6 +687,27 @@ pub fn now_secs() -> i64 {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn only_a_plain_file_path_is_a_state() {
+        assert_eq!(
+            sqlite_path("sqlite:/var/lib/omniflow/state.db").unwrap(),
+            std::path::Path::new("/var/lib/omniflow/state.db")
+        );
+        for spec in [
+            "sqlite:",
+            "sqlite:  ",
+            "sqlite::memory:",
+            "sqlite:file:s.db",
+            "sqlite:file:s.db?mode=memory",
+        ] {
+            let err = sqlite_path(spec).unwrap_err().to_string();
+            assert!(err.contains("use sqlite:PATH"), "{spec}: {err}");
+        }
+        assert!(open("sqlite::memory:").is_err());
+        assert!(open_for_reading("sqlite:file:x.db").is_err());
+    }
+
     use super::*;
 
     fn store(name: &str) -> (Store, std::path::PathBuf) {
