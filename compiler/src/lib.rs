@@ -10,6 +10,7 @@ pub mod fmt;
 pub mod graph;
 pub mod ir;
 pub mod lower;
+pub mod pipe;
 pub mod resolve;
 pub mod schedule;
 pub mod source;

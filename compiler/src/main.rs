@@ -3,5 +3,6 @@
 mod cli;
 
 fn main() -> std::process::ExitCode {
+    omniflow_compiler::pipe::exit_quietly_on_broken_pipe();
     cli::run()
 }

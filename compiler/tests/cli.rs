@@ -213,3 +213,26 @@ fn built_graph_grows_linearly_with_nesting() {
         "graph.json: {base} bytes flat, {single} at 60 levels, {double} at 120"
     );
 }
+
+#[test]
+fn output_into_a_closed_pipe_ends_quietly_instead_of_panicking() {
+    // Far more than a pipe holds (64 KiB), so writing must meet the closed end.
+    let dir = scratch("closed-pipe");
+    let mut flow = String::new();
+    for i in 0..3000 {
+        flow.push_str(&format!("schema S{i} {{ id: Nope{i} }}\n"));
+    }
+    std::fs::write(dir.join("many.flow"), flow).unwrap();
+    let mut child = Command::new(BIN)
+        .args(["check", "--format", "json"])
+        .arg(dir.join("many.flow"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(output.status.code(), Some(141), "{stderr}");
+}

@@ -8,5 +8,6 @@ mod cli;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> std::process::ExitCode {
+    omniflow_compiler::pipe::exit_quietly_on_broken_pipe();
     cli::run()
 }

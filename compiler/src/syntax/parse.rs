@@ -515,10 +515,22 @@ impl Builder<'_> {
     fn string(&mut self, pair: Pair<Rule>) -> StringLit {
         let span = self.span(&pair);
         let raw = pair.as_str();
-        StringLit {
-            value: unescape(&raw[1..raw.len() - 1]),
-            span,
-        }
+        let value = match unescape(&raw[1..raw.len() - 1]) {
+            Ok(value) => value,
+            Err(escape) => {
+                self.diags.push(
+                    Diagnostic::error(
+                        codes::SYNTAX_ERROR,
+                        span,
+                        format!("invalid escape `{escape}` in a string"),
+                    )
+                    .label("not a Unicode scalar value")
+                    .help("write `\\uXXXX` with a character's code, a surrogate pair as two escapes in a row (`\\uD83D\\uDE00`), or the character itself"),
+                );
+                String::new()
+            }
+        };
+        StringLit { value, span }
     }
 
     fn item(&mut self, pair: Pair<Rule>) -> Option<Item> {
@@ -1279,8 +1291,10 @@ fn placeholder_type(span: Span) -> TypeExpr {
     }
 }
 
-/// Resolves the escapes of a string literal body.
-pub fn unescape(body: &str) -> String {
+/// Resolves the escapes of a string literal body; the escape that names no character (a
+/// lone surrogate, bad hex) is the error. A surrogate pair written as two `\u` escapes is
+/// one character.
+pub fn unescape(body: &str) -> Result<String, String> {
     let mut out = String::with_capacity(body.len());
     let mut chars = body.chars();
     while let Some(ch) = chars.next() {
@@ -1294,15 +1308,29 @@ pub fn unescape(body: &str) -> String {
             Some('r') => out.push('\r'),
             Some('u') => {
                 let hex: String = chars.by_ref().take(4).collect();
-                if let Some(c) = u32::from_str_radix(&hex, 16).ok().and_then(char::from_u32) {
-                    out.push(c);
-                }
+                let code = u32::from_str_radix(&hex, 16)
+                    .ok()
+                    .filter(|_| hex.len() == 4)
+                    .ok_or_else(|| format!("\\u{hex}"))?;
+                let c = if (0xD800..0xDC00).contains(&code) && chars.as_str().starts_with("\\u") {
+                    let low_hex: String = chars.as_str()[2..].chars().take(4).collect();
+                    match u32::from_str_radix(&low_hex, 16) {
+                        Ok(low) if (0xDC00..0xE000).contains(&low) => {
+                            chars.by_ref().take(6).for_each(drop);
+                            char::from_u32(0x10000 + ((code - 0xD800) << 10) + (low - 0xDC00))
+                        }
+                        _ => None,
+                    }
+                } else {
+                    char::from_u32(code)
+                };
+                out.push(c.ok_or_else(|| format!("\\u{hex}"))?);
             }
             Some(other) => out.push(other),
             None => {}
         }
     }
-    out
+    Ok(out)
 }
 
 /// Escapes a string for writing it back as a literal.
@@ -1327,6 +1355,15 @@ pub fn escape(value: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unicode_escapes_name_characters_or_are_refused() {
+        assert_eq!(unescape(r"a\u00e9b").unwrap(), "aéb");
+        assert_eq!(unescape(r"\uD83D\uDE00").unwrap(), "😀");
+        for lone in [r"a\uD800b", r"\uDC00", r"\uD800\u0041", r"\uZZZZ", r"\u12"] {
+            assert!(unescape(lone).is_err(), "{lone}");
+        }
+    }
 
     fn parse(text: &str) -> (Module, Diagnostics) {
         let mut diags = Diagnostics::default();
