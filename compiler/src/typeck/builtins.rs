@@ -418,8 +418,37 @@ pub fn money_literals(name: &str, args: &[Expr]) -> Vec<Diagnostic> {
                 .secondary(currency_arg.span, unit)
                 .help(help)]
             }
+            Some(_) if !fits_minor_units(amount, places) => vec![Diagnostic::error(
+                codes::LITERAL_OUT_OF_RANGE,
+                amount.span,
+                format!("amount does not fit in 64-bit minor units of {code}"),
+            )
+            .label("too large an amount")
+            .help(format!(
+                "money holds at most {} minor units; write a smaller amount",
+                i64::MAX
+            ))],
             _ => Vec::new(),
         },
         _ => Vec::new(),
     }
+}
+
+/// True when a literal amount, in minor units of a currency with `places` decimals, fits
+/// the runtime's 64-bit integer.
+fn fits_minor_units(expr: &Expr, places: u32) -> bool {
+    let text = match &expr.kind {
+        ExprKind::Lit(Literal::Str(text) | Literal::Decimal(text)) => text.trim(),
+        _ => return true,
+    };
+    let digits = text.strip_prefix(['-', '+']).unwrap_or(text);
+    let (int, frac) = digits.split_once('.').unwrap_or((digits, ""));
+    let frac = frac.trim_end_matches('0');
+    let mut minor = format!("{int}{frac}");
+    minor.extend(std::iter::repeat_n(
+        '0',
+        (places as usize).saturating_sub(frac.len()),
+    ));
+    let minor = minor.trim_start_matches('0');
+    minor.len() < 19 || (minor.len() == 19 && minor <= "9223372036854775807")
 }
