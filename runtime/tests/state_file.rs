@@ -12,6 +12,40 @@ use support::{free_port, wait_for, Faults, Sink, TempDir};
 
 const BIN: &str = env!("CARGO_BIN_EXE_omniflow");
 
+thread_local! {
+    /// The runtimes this test thread started, stopped by [`Reaper`] if the test fails.
+    static STARTED: std::cell::RefCell<Vec<u32>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Records a started process so a failing test does not leave it running.
+fn tracked(child: Child) -> Child {
+    STARTED.with(|started| started.borrow_mut().push(child.id()));
+    child
+}
+
+/// Held by each test: when the test panics, every `omniflow` it started and that still
+/// runs is killed (a passing test stops its own).
+struct Reaper;
+
+impl Drop for Reaper {
+    fn drop(&mut self) {
+        let started = STARTED.with(|started| std::mem::take(&mut *started.borrow_mut()));
+        if !std::thread::panicking() {
+            return;
+        }
+        for pid in started {
+            let ours = std::fs::read(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|line| line.starts_with(BIN.as_bytes()));
+            if ours {
+                let _ = Command::new("kill")
+                    .arg("-KILL")
+                    .arg(pid.to_string())
+                    .status();
+            }
+        }
+    }
+}
+
 fn state_of(dir: &TempDir) -> PathBuf {
     dir.0.join("state.db")
 }
@@ -66,6 +100,7 @@ fn start(dir: &TempDir, state: &Path, sink: &Sink) -> Child {
     let ops = free_port();
     let child = run(dir, state, sink, ops, &[], "runtime.log")
         .spawn()
+        .map(tracked)
         .unwrap();
     wait_for("/ready", Duration::from_secs(60), || ready(ops));
     child
@@ -171,6 +206,7 @@ fn repeated(sink: &Sink) -> Vec<(String, u64)> {
 
 #[test]
 fn a_second_writer_on_one_state_file_is_refused_naming_the_first() {
+    let _reaper = Reaper;
     let dir = TempDir::new("second-writer");
     support::flow_file(&dir.0);
     let sink = Sink::start(Faults::default());
@@ -187,6 +223,7 @@ fn a_second_writer_on_one_state_file_is_refused_naming_the_first() {
         "second.log",
     )
     .spawn()
+    .map(tracked)
     .unwrap();
     let status = exit_within(&mut second, Duration::from_secs(30));
     let log = std::fs::read_to_string(dir.0.join("second.log")).unwrap_or_default();
@@ -216,6 +253,7 @@ fn a_second_writer_on_one_state_file_is_refused_naming_the_first() {
 
 #[test]
 fn a_rolling_restart_under_load_delivers_every_message_once() {
+    let _reaper = Reaper;
     let dir = TempDir::new("rolling");
     support::flow_file(&dir.0);
     let sink = Sink::start(Faults::default());
@@ -247,6 +285,7 @@ fn a_rolling_restart_under_load_delivers_every_message_once() {
         "new.log",
     )
     .spawn()
+    .map(tracked)
     .unwrap();
     let old_pid = old.id();
     wait_for("the new process waiting", Duration::from_secs(30), || {
@@ -293,6 +332,7 @@ fn clean_state(dir: &TempDir, sink: &Sink, ids: std::ops::Range<usize>) -> PathB
 
 #[test]
 fn damaged_state_files_are_refused_with_what_to_do_and_left_untouched() {
+    let _reaper = Reaper;
     let dir = TempDir::new("damaged");
     support::flow_file(&dir.0);
     let sink = Sink::start(Faults::default());
@@ -330,6 +370,7 @@ fn damaged_state_files_are_refused_with_what_to_do_and_left_untouched() {
     let ops = free_port();
     let mut child = run(&dir, &state, &sink, ops, &[], "crashed.log")
         .spawn()
+        .map(tracked)
         .unwrap();
     wait_for(
         "deliveries from the crashed state",
@@ -358,6 +399,7 @@ fn refused_untouched(dir: &TempDir, sink: &Sink, state: &Path, expected: &str) {
     let log = format!("{}.log", state.file_name().unwrap().to_string_lossy());
     let mut child = run(dir, state, sink, free_port(), &[], &log)
         .spawn()
+        .map(tracked)
         .unwrap();
     let status = exit_within(&mut child, Duration::from_secs(30));
     let said = std::fs::read_to_string(dir.0.join(&log)).unwrap_or_default();
@@ -391,6 +433,7 @@ fn refused_untouched(dir: &TempDir, sink: &Sink, state: &Path, expected: &str) {
 
 #[test]
 fn a_backup_of_a_running_state_restores_to_a_working_state() {
+    let _reaper = Reaper;
     let dir = TempDir::new("backup");
     support::flow_file(&dir.0);
     let sink = Sink::start(Faults::default());
@@ -461,6 +504,7 @@ fn a_backup_of_a_running_state_restores_to_a_working_state() {
 
 #[test]
 fn replays_killed_at_several_points_or_run_beside_a_runtime_put_no_letter_back_twice() {
+    let _reaper = Reaper;
     const MESSAGES: usize = 300;
     let dir = TempDir::new("replay-kills");
     support::flow_file(&dir.0);
@@ -492,6 +536,7 @@ fn replays_killed_at_several_points_or_run_beside_a_runtime_put_no_letter_back_t
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
+            .map(tracked)
             .unwrap()
     };
     let (mut one, mut two) = (replay(&[]), replay(&[]));
