@@ -3,9 +3,9 @@
 //! costly JSONPath, and diagnostics on enormous lines. Every input is generated here.
 
 use omniflow_compiler::diagnostics::render::{render, Format};
-use omniflow_compiler::ir::{json as ir_json, Graph};
 use omniflow_compiler::Compilation;
-use omniflow_runtime::{json_in, pipeline::Pipeline};
+use omniflow_ir::{json as ir_json, Graph};
+use omniflow_mapping::{json_in, pipeline::Pipeline};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::time::Duration;

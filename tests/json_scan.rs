@@ -2,8 +2,8 @@
 //! mutated documents, whatever it accepts parses to the same value, and whatever serde_json
 //! rejects it refuses too (so the error message still comes from serde_json).
 
-use omniflow_runtime::json_in::{parse_with_serde, Projection};
-use omniflow_runtime::json_scan::scan;
+use omniflow_mapping::json_in::{parse_with_serde, Projection};
+use omniflow_mapping::json_scan::scan;
 use omniflow_tests::repo_root;
 use proptest::prelude::*;
 use std::sync::OnceLock;
@@ -211,7 +211,7 @@ proptest! {
             (Some(fast), Ok(reference)) => {
                 for value in [&fast, &reference] {
                     let n = value.field("n");
-                    prop_assert_eq!(omniflow_runtime::json_out::to_string(&n), exact.clone());
+                    prop_assert_eq!(omniflow_mapping::json_out::to_string(&n), exact.clone());
                     let key = n.text().unwrap();
                     prop_assert_eq!(canonical(&key), exact.clone(), "key {}", key);
                     let (int, frac) = text.trim_start_matches('-').split_once('.').unwrap_or((&text, ""));
@@ -221,7 +221,7 @@ proptest! {
                         // written; past that, trailing fraction zeros may be dropped.
                         prop_assert_eq!(key.as_ref(), text.as_str());
                     }
-                    let out = omniflow_runtime::json_out::to_string(value);
+                    let out = omniflow_mapping::json_out::to_string(value);
                     prop_assert_eq!(out, format!(r#"{{"n":{exact},"list":[{exact}]}}"#));
                 }
             }
@@ -253,7 +253,7 @@ fn hostile_documents_are_refused_with_a_reason() {
         ("long string", long.as_bytes(), None),
     ];
     for (what, doc, reason) in cases {
-        let parsed = omniflow_runtime::json_in::parse(doc, &whole);
+        let parsed = omniflow_mapping::json_in::parse(doc, &whole);
         let reference = parse_with_serde(doc, &whole);
         match reason {
             Some(reason) => {
@@ -270,6 +270,6 @@ fn hostile_documents_are_refused_with_a_reason() {
     // What a mapping does not read is only validated: both parsers pass over it.
     let projection = Projection::from_reads(&["$.id".to_string()]);
     let doc = br#"{"id": 1, "note": "\uD800", "weight": 1e400}"#;
-    assert!(omniflow_runtime::json_in::parse(doc, &projection).is_ok());
+    assert!(omniflow_mapping::json_in::parse(doc, &projection).is_ok());
     assert!(parse_with_serde(doc, &projection).is_ok());
 }

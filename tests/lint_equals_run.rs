@@ -4,10 +4,10 @@
 //! `Pipeline::new`, `Runner::start`, the connectors' constructors) and one past it (a coded
 //! error), then shows what the runtime did with the refused value when check let it by.
 
-use omniflow_compiler::ir::{Connection, Graph, NodeKind, SettingValue};
-use omniflow_runtime::connectors::{self, Call, CallOutcome};
-use omniflow_runtime::pipeline::Pipeline;
-use omniflow_runtime::runner::Runner;
+use omniflow_connectors::{self as connectors, Call, CallOutcome};
+use omniflow_engine::runner::Runner;
+use omniflow_ir::{Connection, Graph, NodeKind, SettingValue};
+use omniflow_mapping::pipeline::Pipeline;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -61,7 +61,7 @@ fn run(graph: Graph, dir: &Path, posts: &[(&str, usize)]) -> Result<Vec<u16>, St
     let state = format!("sqlite:{}", dir.join("state.db").display());
     local.block_on(&runtime, async move {
         let pipeline = Rc::new(Pipeline::new(graph)?);
-        let store = omniflow_runtime::state::Store::start(omniflow_runtime::state::open(&state)?);
+        let store = omniflow_state::Store::start(omniflow_state::open(&state)?);
         let runner = Runner::start(pipeline, store, "127.0.0.1:0").await?;
         let mut statuses = Vec::new();
         for (path, size) in posts {
@@ -108,7 +108,7 @@ fn call_sink(
     let (runtime, local) = local_runtime();
     let body = serde_json::to_vec(body).unwrap();
     local.block_on(&runtime, async move {
-        let sink = connectors::sink(connection, operation, options)?;
+        let sink = omniflow_engine::connect::sink(connection, operation, options)?;
         Ok(sink
             .call(Call {
                 key: "k-1",
@@ -187,7 +187,7 @@ fn a_webhook_body_limit_is_what_the_server_reads() {
     let dir = scratch("webhook-body");
     let edge = check(&dir, WEBHOOK_INTAKE);
     assert!(edge.errors.is_empty(), "{:?}", edge.errors);
-    let limit = omniflow_compiler::ir::MAX_WEBHOOK_BODY_BYTES as usize;
+    let limit = omniflow_ir::MAX_WEBHOOK_BODY_BYTES as usize;
     let statuses = run(
         edge.graph.clone(),
         &dir,
@@ -392,7 +392,7 @@ flow big_orders {
     assert!(checked.errors.is_empty(), "{:?}", checked.errors);
     run(checked.graph, &dir, &[]).unwrap();
     assert_eq!(
-        omniflow_runtime::decimal::Decimal::parse(edge)
+        omniflow_mapping::decimal::Decimal::parse(edge)
             .unwrap()
             .to_string(),
         edge
@@ -413,11 +413,11 @@ table rates: string -> decimal = { "EUR": RATE }
     let checked = check(&dir, &table.replace("RATE", exact));
     assert!(checked.errors.is_empty(), "{:?}", checked.errors);
     let stored = checked.graph.tables[0].entries["EUR"].as_f64().unwrap();
-    let read = omniflow_runtime::decimal::Decimal::from_f64(stored).unwrap();
+    let read = omniflow_mapping::decimal::Decimal::from_f64(stored).unwrap();
     assert_eq!(read.to_string(), exact);
     let lossy = "0.12345678901234567";
     assert_eq!(check(&dir, &table.replace("RATE", lossy)).errors, ["E0508"]);
-    let read = omniflow_runtime::decimal::Decimal::from_f64(lossy.parse().unwrap()).unwrap();
+    let read = omniflow_mapping::decimal::Decimal::from_f64(lossy.parse().unwrap()).unwrap();
     assert_ne!(read.to_string(), lossy);
 
     let nineteen_places = "0.1234567890123456789";
@@ -427,7 +427,7 @@ table rates: string -> decimal = { "EUR": RATE }
     );
     // Had check let it by, the runtime would round it.
     assert_ne!(
-        omniflow_runtime::decimal::Decimal::parse(nineteen_places)
+        omniflow_mapping::decimal::Decimal::parse(nineteen_places)
             .unwrap()
             .to_string(),
         nineteen_places

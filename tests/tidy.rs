@@ -58,7 +58,7 @@ fn every_stdlib_file_is_embedded() {
 fn every_rust_file_opens_with_a_module_doc() {
     let root = repo_root();
     let mut offenders = Vec::new();
-    for dir in ["compiler", "runtime", "tests"] {
+    for dir in ["compiler", "runtime", "crates", "tests"] {
         for file in files_with_suffix(&root.join(dir), ".rs") {
             if file.components().any(|c| c.as_os_str() == "target") {
                 continue;
@@ -106,7 +106,7 @@ fn every_stdlib_operation_has_a_runtime_implementation() {
                 );
             for (operation, kind) in operations {
                 declared += 1;
-                if !omniflow_runtime::connectors::implements(connector_name, operation, kind) {
+                if !omniflow_engine::connect::implements(connector_name, operation, kind) {
                     missing.push(format!("{connector_name}.{operation} ({kind})"));
                 }
             }
@@ -118,4 +118,176 @@ fn every_stdlib_operation_has_a_runtime_implementation() {
         "declared in stdlib/connectors but not run by the runtime: {}",
         missing.join(", ")
     );
+}
+
+#[test]
+fn every_compiler_builtin_has_an_implementation() {
+    use omniflow_compiler::typeck::builtins::BUILTINS;
+    use omniflow_mapping::eval::Func;
+    for builtin in BUILTINS {
+        assert!(
+            Func::from_name(builtin.name).is_some(),
+            "`{}` is not implemented",
+            builtin.name
+        );
+    }
+    assert_eq!(Func::NAMES.len(), BUILTINS.len());
+}
+
+/// The crates and the workspace crates each may depend on: the graph runs one way, from the
+/// binaries down to the IR. A dependency against the direction fails here.
+const CRATE_GRAPH: &[(&str, &[&str])] = &[
+    ("omniflow-ir", &[]),
+    ("omniflow-compiler", &["omniflow-ir"]),
+    ("omniflow-mapping", &["omniflow-ir"]),
+    ("omniflow-state", &[]),
+    ("omniflow-http", &["omniflow-ir"]),
+    ("omniflow-connectors", &["omniflow-ir", "omniflow-mapping"]),
+    ("omniflow-sandbox", &["omniflow-http"]),
+    (
+        "omniflow-engine",
+        &[
+            "omniflow-ir",
+            "omniflow-mapping",
+            "omniflow-state",
+            "omniflow-http",
+            "omniflow-connectors",
+        ],
+    ),
+    (
+        "omniflow-runtime",
+        &[
+            "omniflow-compiler",
+            "omniflow-ir",
+            "omniflow-mapping",
+            "omniflow-state",
+            "omniflow-http",
+            "omniflow-connectors",
+            "omniflow-engine",
+            "omniflow-sandbox",
+        ],
+    ),
+];
+
+/// Third-party crates a crate must not use: pure crates stay free of the async runtime and of
+/// I/O stacks, so they stay testable and fast to build.
+const FORBIDDEN: &[(&str, &[&str])] = &[
+    ("omniflow-ir", &["tokio", "reqwest", "hyper", "rusqlite"]),
+    (
+        "omniflow-compiler",
+        &["tokio", "reqwest", "hyper", "rusqlite"],
+    ),
+    (
+        "omniflow-mapping",
+        &["tokio", "reqwest", "hyper", "rusqlite"],
+    ),
+    (
+        "omniflow-sandbox",
+        &["rusqlite", "omniflow-connectors", "omniflow-engine"],
+    ),
+    (
+        "omniflow-connectors",
+        &[
+            "rusqlite",
+            "omniflow-engine",
+            "omniflow-state",
+            "omniflow-sandbox",
+        ],
+    ),
+];
+
+/// The `[dependencies]` names of one manifest (not dev-dependencies: tests may reach further).
+fn dependencies(manifest: &str) -> Vec<String> {
+    let mut names = Vec::new();
+    let mut in_deps = false;
+    for line in manifest.lines().map(str::trim) {
+        if line.starts_with('[') {
+            in_deps = line == "[dependencies]";
+            continue;
+        }
+        if in_deps && !line.is_empty() && !line.starts_with('#') {
+            let name = line.split(['=', '.', ' ']).next().unwrap_or("");
+            names.push(name.trim().to_string());
+        }
+    }
+    names
+}
+
+fn manifests() -> Vec<(String, Vec<String>)> {
+    let root = repo_root();
+    let mut paths = vec![
+        root.join("compiler/Cargo.toml"),
+        root.join("runtime/Cargo.toml"),
+    ];
+    for entry in std::fs::read_dir(root.join("crates")).unwrap() {
+        paths.push(entry.unwrap().path().join("Cargo.toml"));
+    }
+    paths
+        .iter()
+        .map(|path| {
+            let text = std::fs::read_to_string(path).unwrap();
+            let name = text
+                .lines()
+                .find_map(|l| l.strip_prefix("name = "))
+                .unwrap()
+                .trim_matches('"')
+                .to_string();
+            (name, dependencies(&text))
+        })
+        .collect()
+}
+
+#[test]
+fn crates_depend_only_in_the_intended_direction() {
+    let manifests = manifests();
+    assert_eq!(
+        manifests.len(),
+        CRATE_GRAPH.len(),
+        "a crate is missing from CRATE_GRAPH"
+    );
+    let mut offenders = Vec::new();
+    for (name, deps) in &manifests {
+        let allowed = CRATE_GRAPH
+            .iter()
+            .find(|(crate_name, _)| crate_name == name)
+            .unwrap_or_else(|| panic!("{name} is not in CRATE_GRAPH"))
+            .1;
+        for dep in deps.iter().filter(|d| d.starts_with("omniflow-")) {
+            if !allowed.contains(&dep.as_str()) {
+                offenders.push(format!("{name} -> {dep}"));
+            }
+        }
+        if let Some((_, forbidden)) = FORBIDDEN.iter().find(|(crate_name, _)| crate_name == name) {
+            for dep in deps.iter().filter(|d| forbidden.contains(&d.as_str())) {
+                offenders.push(format!("{name} -> {dep} (forbidden)"));
+            }
+        }
+    }
+    assert!(
+        offenders.is_empty(),
+        "dependencies against the crate graph: {offenders:#?}"
+    );
+}
+
+#[test]
+fn pure_crates_name_no_async_runtime_or_io_stack() {
+    let root = repo_root();
+    let mut offenders = Vec::new();
+    for dir in ["crates/ir", "crates/mapping"] {
+        for file in files_with_suffix(&root.join(dir).join("src"), ".rs") {
+            let text = std::fs::read_to_string(&file).unwrap();
+            for word in [
+                "tokio::",
+                "std::net::",
+                "std::fs::",
+                "reqwest::",
+                "rusqlite::",
+            ] {
+                if text.contains(word) {
+                    offenders.push(format!("{} uses {word}", file.display()));
+                }
+            }
+        }
+    }
+    assert!(offenders.is_empty(), "{offenders:#?}");
 }

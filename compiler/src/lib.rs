@@ -3,16 +3,16 @@
 //! one [`Diagnostics`] sink and returns its product even when it found errors.
 #![deny(clippy::unwrap_used)]
 
+pub use omniflow_ir as ir;
+pub use omniflow_ir::{currency, schedule};
+
 pub mod checks;
-pub mod currency;
 pub mod diagnostics;
 pub mod fmt;
 pub mod graph;
-pub mod ir;
 pub mod lower;
 pub mod pipe;
 pub mod resolve;
-pub mod schedule;
 pub mod source;
 pub mod stdlib;
 pub mod syntax;

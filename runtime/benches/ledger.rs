@@ -8,10 +8,10 @@
 #[path = "../tests/support/http_read.rs"]
 mod http_read;
 
-use omniflow_runtime::ledger::book::{Kind, Movement};
-use omniflow_runtime::ledger::Ledger;
-use omniflow_runtime::ops::metrics::Metrics;
-use omniflow_runtime::state::{SqliteBackend, Store};
+use omniflow_engine::ledger::book::{Kind, Movement};
+use omniflow_engine::ledger::Ledger;
+use omniflow_engine::ops::metrics::Metrics;
+use omniflow_state::{SqliteBackend, Store};
 use std::collections::HashMap;
 use std::io::{BufReader, Write};
 use std::net::TcpListener;
@@ -162,9 +162,9 @@ fn main() {
         let backend = SqliteBackend::open(dir.join("state.db").to_str().unwrap()).unwrap();
         let store = Store::start(Box::new(backend));
         let metrics = Rc::new(Metrics::default());
-        let limits = omniflow_runtime::delivery::rate_limit::ConnectionLimits::new(&graph);
+        let limits = omniflow_engine::delivery::rate_limit::ConnectionLimits::new(&graph);
         let (_stop_tx, stop) = tokio::sync::watch::channel(false);
-        let ledgers = omniflow_runtime::ledger::start(&graph, &store, &metrics, &limits, &stop)
+        let ledgers = omniflow_engine::ledger::start(&graph, &store, &metrics, &limits, &stop)
             .await
             .unwrap();
         let by_name =

@@ -4,8 +4,8 @@
 //! (the corpus comes from the perf-anchors generator).
 #![allow(clippy::print_stdout, clippy::unwrap_used)]
 
-use omniflow_runtime::pipeline::Pipeline;
-use omniflow_runtime::{json_in, json_out};
+use omniflow_mapping::pipeline::Pipeline;
+use omniflow_mapping::{json_in, json_out};
 use std::path::PathBuf;
 use std::time::Instant;
 

@@ -2,7 +2,7 @@
 //! never runs what `omniflowc check` rejects), or a graph IR file from `omniflowc build`.
 
 use omniflow_compiler::diagnostics::render::{render, Format};
-use omniflow_compiler::ir::Graph;
+use omniflow_ir::Graph;
 use std::path::PathBuf;
 
 /// Largest `graph.json` read (tables travel inside it).

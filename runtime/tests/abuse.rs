@@ -653,7 +653,7 @@ fn shopify_deliveries_without_its_headers_or_for_another_topic_are_refused() {
     });
     let sink = Sink::start(Faults::default());
     let base = format!("http://127.0.0.1:{}", sandbox.1);
-    let secret = omniflow_runtime::sandbox::shopify::WEBHOOK_SECRET;
+    let secret = omniflow_sandbox::shopify::WEBHOOK_SECRET;
     let runtime = shopify_runtime(&dir, &sink, &base, secret);
     let control = |path: &str, body: String| post(sandbox.1, path, &[], &body).0;
     let hook = format!("http://127.0.0.1:{}/hooks/shopify/orders", runtime.hooks);

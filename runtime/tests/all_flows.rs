@@ -288,7 +288,7 @@ fn sinks(files: &[PathBuf]) -> BTreeMap<String, Vec<String>> {
             let sinks = flow
                 .nodes
                 .iter()
-                .filter(|n| matches!(n.kind, omniflow_compiler::ir::NodeKind::Sink { .. }))
+                .filter(|n| matches!(n.kind, omniflow_ir::NodeKind::Sink { .. }))
                 .map(|n| n.name.clone())
                 .collect();
             (flow.name.clone(), sinks)

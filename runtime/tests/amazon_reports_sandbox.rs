@@ -4,9 +4,9 @@
 
 mod support;
 
-use omniflow_runtime::connectors;
-use omniflow_runtime::sandbox::{self, SandboxConfig};
-use omniflow_runtime::sources::poll::Pager;
+use omniflow_connectors as connectors;
+use omniflow_connectors::api::Pager;
+use omniflow_sandbox::{self as sandbox, SandboxConfig};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 

@@ -5,7 +5,7 @@
 
 mod support;
 
-use omniflow_runtime::connectors::nats::Nats;
+use omniflow_engine::bus::nats::Nats;
 use serde_json::{json, Value};
 use std::io::{Read, Write};
 use std::process::{Child, Command, Stdio};

@@ -4,9 +4,9 @@
 
 mod support;
 
-use omniflow_compiler::ir::Connection;
-use omniflow_runtime::connectors::{self, Call, CallOutcome};
-use omniflow_runtime::sandbox::{self, SandboxConfig};
+use omniflow_connectors::{self as connectors, Call, CallOutcome};
+use omniflow_ir::Connection;
+use omniflow_sandbox::{self as sandbox, SandboxConfig};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::time::Duration;

@@ -4,8 +4,8 @@
 
 mod support;
 
-use omniflow_compiler::ir::Connection;
-use omniflow_runtime::connectors::{self, CallOutcome};
+use omniflow_connectors::{self as connectors, CallOutcome};
+use omniflow_ir::Connection;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -386,9 +386,9 @@ fn tryton_sales_shipments_and_stock_on_a_real_server() {
 
 #[test]
 fn inventory_drift_compares_the_ledger_with_tryton_stock() {
-    use omniflow_runtime::ledger::book::{Book, Kind, Movement};
-    use omniflow_runtime::ledger::rules::Rules;
-    use omniflow_runtime::state::{Backend, SqliteBackend};
+    use omniflow_engine::ledger::book::{Book, Kind, Movement};
+    use omniflow_engine::ledger::rules::Rules;
+    use omniflow_state::{Backend, SqliteBackend};
 
     let peer = peers::tryton();
     let url = peers::tryton_url(&peer);
@@ -397,7 +397,7 @@ fn inventory_drift_compares_the_ledger_with_tryton_stock() {
         json!({"url": url, "database": "omniflow", "username": "admin", "password": "admin", "warehouse": "WH"}),
     );
     let stock = runtime()
-        .block_on(omniflow_runtime::ledger::drift::erp_stock(&erp))
+        .block_on(omniflow_engine::ledger::drift::erp_stock(&erp))
         .unwrap();
     assert!(stock.len() >= 3, "the seeded items: {stock:?}");
 
@@ -405,7 +405,7 @@ fn inventory_drift_compares_the_ledger_with_tryton_stock() {
     // never counted.
     let dir = support::TempDir::new("drift");
     let db = dir.0.join("state.db");
-    let declared = omniflow_compiler::ir::Ledger {
+    let declared = omniflow_ir::Ledger {
         name: "stock".into(),
         locations: vec!["WH-MAIN".into()],
         reservation_window_ms: 60_000,

@@ -1,8 +1,9 @@
 //! The reference flows: every `test` block in `flows/` passes, and the benchmark mapping
 //! reproduces the canonical documents of the perf-anchors reference on a corpus sample.
 
-use omniflow_runtime::pipeline::Pipeline;
-use omniflow_runtime::{json_in, load::load_graph, testing};
+use omniflow_mapping::pipeline::Pipeline;
+use omniflow_mapping::{json_in, testing};
+use omniflow_runtime::load::load_graph;
 use std::path::PathBuf;
 
 fn repo() -> PathBuf {
@@ -57,7 +58,7 @@ fn benchmark_mapping_matches_the_reference_documents() {
             .unwrap();
         let (_, document) = outcome.trace.iter().find(|(n, _)| *n == map).unwrap();
         let got: serde_json::Value =
-            serde_json::from_str(&omniflow_runtime::json_out::to_string(document)).unwrap();
+            serde_json::from_str(&omniflow_mapping::json_out::to_string(document)).unwrap();
         let want: serde_json::Value = serde_json::from_str(want).unwrap();
         assert_eq!(got, want, "line {}", line_no + 1);
         let sink = &flow.nodes[outcome.deliveries[0].sink].name;

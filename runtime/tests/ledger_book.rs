@@ -3,11 +3,11 @@
 //! promises a unit twice; reservations never exceed what was available), the same rules
 //! through the SQLite journal with a reload, and the reservation lifecycle.
 
-use omniflow_compiler::ir;
-use omniflow_runtime::ledger::book::{Applied, Book, Kind, Movement, Refusal};
-use omniflow_runtime::ledger::memory::MemoryJournal;
-use omniflow_runtime::ledger::rules::Rules;
-use omniflow_runtime::state::{Backend, SqliteBackend};
+use omniflow_engine::ledger::book::{Applied, Book, Kind, Movement, Refusal};
+use omniflow_engine::ledger::memory::MemoryJournal;
+use omniflow_engine::ledger::rules::Rules;
+use omniflow_ir as ir;
+use omniflow_state::{Backend, SqliteBackend};
 use proptest::prelude::*;
 use std::collections::BTreeMap;
 

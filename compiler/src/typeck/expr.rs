@@ -9,6 +9,7 @@ use crate::ir::{self, Expr as IrExpr, PathSeg, Root};
 use crate::resolve::{Kind, ModuleId, Program};
 use crate::source::Span;
 use crate::syntax::ast::{BinOp, Expr, ExprKind, Ident, Literal, Record, RecordItem, UnOp};
+pub use omniflow_ir::path::simple_path;
 use serde_json::Value;
 use std::collections::BTreeSet;
 
@@ -1338,61 +1339,6 @@ fn list_names(names: &[&str]) -> String {
         .map(|n| format!("`{n}`"))
         .collect::<Vec<_>>()
         .join(", ")
-}
-
-/// Parses a JSONPath made only of `.name`, `['name']`, `[N]` and `[*]` steps.
-pub fn simple_path(text: &str) -> Option<Vec<PathSeg>> {
-    let rest = text.strip_prefix('$')?;
-    let bytes = rest.as_bytes();
-    let mut segs = Vec::new();
-    let mut idx = 0;
-    while idx < bytes.len() {
-        match bytes[idx] {
-            b'.' => {
-                if bytes.get(idx + 1) == Some(&b'.') {
-                    return None;
-                }
-                let start = idx + 1;
-                let mut end = start;
-                while end < bytes.len()
-                    && (bytes[end].is_ascii_alphanumeric() || bytes[end] == b'_')
-                {
-                    end += 1;
-                }
-                if end == start {
-                    return None;
-                }
-                segs.push(PathSeg::Field(rest[start..end].to_string()));
-                idx = end;
-            }
-            b'[' => {
-                let close = rest[idx..].find(']')? + idx;
-                let inner = rest[idx + 1..close].trim();
-                if inner == "*" {
-                    segs.push(PathSeg::All);
-                } else if let Ok(n) = inner.parse::<i64>() {
-                    if n < 0 {
-                        return None;
-                    }
-                    segs.push(PathSeg::Index(n));
-                } else if inner.len() >= 2
-                    && ((inner.starts_with('\'') && inner.ends_with('\''))
-                        || (inner.starts_with('"') && inner.ends_with('"')))
-                {
-                    let name = &inner[1..inner.len() - 1];
-                    if name.contains(['\'', '"', '\\']) {
-                        return None;
-                    }
-                    segs.push(PathSeg::Field(name.to_string()));
-                } else {
-                    return None;
-                }
-                idx = close + 1;
-            }
-            _ => return None,
-        }
-    }
-    Some(segs)
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@ use crate::diagnostics::{codes, Diagnostic, Diagnostics};
 use crate::ir::{SettingValue, MAX_WEBHOOK_BODY_BYTES};
 use crate::source::Span;
 use crate::syntax::ast::Ident;
+pub use omniflow_ir::path::file_path_problem;
 use serde_json::Value;
 use std::collections::BTreeMap;
 
@@ -23,33 +24,6 @@ const URL_SETTINGS: &[(&str, &str)] = &[
     ("amazon_sp", "endpoint"),
     ("amazon_sp", "token_endpoint"),
 ];
-
-/// Why a file connection's `path` (a source's pattern when `pattern`, else a sink's file)
-/// cannot be used: empty, a directory, absolute, leaving the connection's `dir` through
-/// `..`, or (sources) a wildcard outside the file name, which the source never expands.
-pub fn file_path_problem(path: &str, pattern: bool) -> Option<&'static str> {
-    if path.trim().is_empty() {
-        return Some("is empty");
-    }
-    if path.ends_with('/') {
-        return Some("names a directory, not a file");
-    }
-    if path.starts_with('/') {
-        return Some("is absolute: it must stay inside the connection's `dir`");
-    }
-    if path.split('/').any(|part| part == "..") {
-        return Some("leaves the connection's `dir` through `..`");
-    }
-    let directory = path.rsplit_once('/').map_or("", |(dir, _)| dir);
-    let wild = |text: &str| text.contains(['*', '?', '[']);
-    if pattern && wild(directory) {
-        return Some("has a wildcard in a directory part; only the file name may have one");
-    }
-    if !pattern && wild(path) {
-        return Some("has a wildcard; a file sink writes one named file");
-    }
-    None
-}
 
 /// Why the literal parts of a bus sink's `subject` (a template over the message) cannot be
 /// published: an empty token, a wildcard, or white space.

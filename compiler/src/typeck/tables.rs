@@ -6,6 +6,7 @@ use crate::diagnostics::{codes, Diagnostic, Diagnostics};
 use crate::resolve::{ModuleId, Program};
 use crate::source::Span;
 use crate::syntax::ast::{ExprKind, Literal, TableDecl, TableSource};
+pub use omniflow_ir::path::csv_fields;
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap};
 
@@ -347,27 +348,6 @@ fn load_json(text: &str, key: Option<String>, value: Option<String>) -> Result<L
         }
         _ => Err("expected an object or an array".into()),
     }
-}
-
-/// Splits one CSV line, honouring double quotes (`""` is a quote inside a field).
-pub fn csv_fields(line: &str) -> Vec<String> {
-    let mut fields = Vec::new();
-    let mut field = String::new();
-    let mut quoted = false;
-    let mut chars = line.chars().peekable();
-    while let Some(ch) = chars.next() {
-        match ch {
-            '"' if quoted && chars.peek() == Some(&'"') => {
-                field.push('"');
-                chars.next();
-            }
-            '"' => quoted = !quoted,
-            ',' if !quoted => fields.push(std::mem::take(&mut field)),
-            c => field.push(c),
-        }
-    }
-    fields.push(field);
-    fields
 }
 
 fn load_csv(text: &str, key: Option<String>, value: Option<String>) -> Result<Loaded, String> {

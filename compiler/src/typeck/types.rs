@@ -2,7 +2,6 @@
 
 use crate::resolve::{ItemRef, Kind, ModuleId, Program};
 use crate::syntax::ast::{Item, TypeExpr, TypeKind};
-use serde::{Deserialize, Serialize};
 
 /// Names of the built-in scalar types.
 pub const BUILTIN_TYPES: &[&str] = &[
@@ -104,15 +103,7 @@ impl Ty {
     }
 }
 
-/// A type in the graph IR.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum TypeIr {
-    Scalar(String),
-    Record(String),
-    Enum(String),
-    List(Box<TypeIr>),
-}
+pub use omniflow_ir::TypeIr;
 
 /// Resolves a written type in a module's scope. Unknown names are reported.
 pub fn resolve_type(

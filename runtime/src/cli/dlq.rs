@@ -4,7 +4,7 @@
 //! `list` and `show` read beside a running runtime; `replay` and `discard` write, so they
 //! take the state file's lock and are refused while a runtime (or another writer) runs.
 
-use omniflow_runtime::state::{self, DeadLetter};
+use omniflow_state::{self as state, DeadLetter};
 use std::time::Duration;
 
 #[derive(clap::Args)]

@@ -3,11 +3,11 @@
 //! was last told and when, read from the state store. `omniflow inventory drift`: the
 //! ledger's on-hand against the ERP's stock quantities.
 
-use omniflow_compiler::ir;
-use omniflow_runtime::ledger::book::{Book, Snapshot};
-use omniflow_runtime::ledger::drift;
-use omniflow_runtime::ledger::rules::Rules;
-use omniflow_runtime::state;
+use omniflow_engine::ledger::book::{Book, Snapshot};
+use omniflow_engine::ledger::drift;
+use omniflow_engine::ledger::rules::Rules;
+use omniflow_ir as ir;
+use omniflow_state as state;
 use serde_json::{json, Value};
 
 #[derive(clap::Args)]

@@ -1,8 +1,9 @@
 //! `omniflow map`: one flow's mapping and routing over a JSONL file, in process, with no
 //! state: the integrator's playground for a mapping, and the way to time it.
 
-use omniflow_runtime::pipeline::Pipeline;
-use omniflow_runtime::{json_in, json_out, load::load_graph};
+use omniflow_mapping::pipeline::Pipeline;
+use omniflow_mapping::{json_in, json_out};
+use omniflow_runtime::load::load_graph;
 use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::path::PathBuf;
 use std::time::Instant;

@@ -1,9 +1,11 @@
 //! `omniflow run`: runs every flow durably until SIGTERM or Ctrl-C.
 
-use omniflow_runtime::deploy::Deployment;
-use omniflow_runtime::ops::server;
-use omniflow_runtime::runner::Runner;
-use omniflow_runtime::{load::load_graph, pipeline::Pipeline, state};
+use omniflow_engine::deploy::Deployment;
+use omniflow_engine::runner::Runner;
+use omniflow_http::server;
+use omniflow_mapping::pipeline::Pipeline;
+use omniflow_runtime::load::load_graph;
+use omniflow_state as state;
 use std::path::PathBuf;
 use std::rc::Rc;
 use std::time::Duration;
@@ -41,7 +43,7 @@ pub struct Args {
 pub fn run(mut args: Args) -> u8 {
     super::init_logging(args.log_format);
     let deployment = match &args.config {
-        Some(path) => match Deployment::load(path) {
+        Some(path) => match read_deployment(path) {
             Ok(d) => d,
             Err(err) => {
                 eprintln!("error: {err}");
@@ -171,5 +173,32 @@ impl Signals {
             return;
         }
         let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// Reads `omniflow.yaml`: a regular file of bounded size only, so a FIFO or device never
+/// blocks the start.
+fn read_deployment(path: &std::path::Path) -> Result<Deployment, String> {
+    omniflow_compiler::source::read_text(path).and_then(|text| Deployment::parse(&text, path))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_deployment_file_that_is_a_fifo_is_refused_without_waiting() {
+        let dir = std::env::temp_dir().join(format!("omniflow-deploy-fifo-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let fifo = dir.join("omniflow.yaml");
+        let _ = std::fs::remove_file(&fifo);
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap();
+        assert!(made.success());
+        let err = read_deployment(&fifo).unwrap_err();
+        assert!(err.contains("FIFO"), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

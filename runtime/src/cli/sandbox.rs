@@ -1,6 +1,6 @@
 //! `omniflow sandbox`: serves the vendor simulators until SIGTERM or Ctrl-C.
 
-use omniflow_runtime::sandbox::{self, FaultProfile, SandboxConfig};
+use omniflow_sandbox::{self as sandbox, FaultProfile, SandboxConfig};
 
 #[derive(clap::Args)]
 pub struct Args {

@@ -3,7 +3,7 @@
 //! with SQLite's online backup into one self-contained file (both only read the state);
 //! `accept-lost-wal` lets a state whose log was deleted after a crash run as it is.
 
-use omniflow_runtime::state::{self, check};
+use omniflow_state::{self as state, check};
 use std::path::{Path, PathBuf};
 
 #[derive(clap::Args)]

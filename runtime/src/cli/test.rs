@@ -1,6 +1,7 @@
 //! `omniflow test`: runs every `test` block and reports each; exit 1 on a failure.
 
-use omniflow_runtime::{load::load_graph, pipeline::Pipeline, testing};
+use omniflow_mapping::{pipeline::Pipeline, testing};
+use omniflow_runtime::load::load_graph;
 use std::path::PathBuf;
 
 #[derive(clap::Args)]

@@ -22,37 +22,31 @@ pub fn connection(
     name: &str,
     connector: &str,
     settings: serde_json::Value,
-) -> omniflow_compiler::ir::Connection {
-    omniflow_compiler::ir::Connection {
+) -> omniflow_ir::Connection {
+    omniflow_ir::Connection {
         name: name.into(),
         connector: connector.into(),
         settings: settings
             .as_object()
             .unwrap()
             .iter()
-            .map(|(k, v)| {
-                (
-                    k.clone(),
-                    omniflow_compiler::ir::SettingValue::Value(v.clone()),
-                )
-            })
+            .map(|(k, v)| (k.clone(), omniflow_ir::SettingValue::Value(v.clone())))
             .collect(),
-        quota: omniflow_compiler::ir::Quota::default(),
+        quota: omniflow_ir::Quota::default(),
     }
 }
 
 /// Calls a sink operation of a connection once with `message`, its key as correlation id.
 pub async fn call_sink(
-    connection: &omniflow_compiler::ir::Connection,
+    connection: &omniflow_ir::Connection,
     operation: &str,
     key: &str,
     message: &serde_json::Value,
     timeout: std::time::Duration,
-) -> omniflow_runtime::connectors::CallOutcome {
-    let sink =
-        omniflow_runtime::connectors::sink(connection, operation, &Default::default()).unwrap();
+) -> omniflow_connectors::CallOutcome {
+    let sink = omniflow_engine::connect::sink(connection, operation, &Default::default()).unwrap();
     let body = message.to_string();
-    sink.call(omniflow_runtime::connectors::Call {
+    sink.call(omniflow_connectors::Call {
         key,
         correlation_id: key,
         body: body.as_bytes(),

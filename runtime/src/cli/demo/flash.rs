@@ -4,8 +4,8 @@
 //! stock, refuse the rest with reasons, tell every publishing channel 0, and leave no SKU
 //! oversold.
 
-use omniflow_runtime::ledger::book::{Applied, Book, Kind, Movement, Refusal};
-use omniflow_runtime::ledger::{now_ms, Ledger};
+use omniflow_engine::ledger::book::{Applied, Book, Kind, Movement, Refusal};
+use omniflow_engine::ledger::{now_ms, Ledger};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 

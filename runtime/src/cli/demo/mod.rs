@@ -14,12 +14,12 @@ mod script;
 mod setup;
 mod summary;
 
+use omniflow_engine::runner::Runner;
+use omniflow_http::server::{self, Handler, Resp};
+use omniflow_mapping::pipeline::Pipeline;
 use omniflow_runtime::load::load_graph;
-use omniflow_runtime::ops::server::{self, Handler, Resp};
-use omniflow_runtime::pipeline::Pipeline;
-use omniflow_runtime::runner::Runner;
-use omniflow_runtime::sandbox::{self, SandboxConfig};
-use omniflow_runtime::state;
+use omniflow_sandbox::{self as sandbox, SandboxConfig};
+use omniflow_state as state;
 use script::{ChannelOrder, Driver, Expect};
 use std::cell::RefCell;
 use std::path::PathBuf;
@@ -434,7 +434,7 @@ async fn day(args: Args) -> Result<bool, String> {
     print!("{catalogue}");
     println!();
     let sum = |name: &'static str, flow: &str| metrics.sum(name, flow, |_| true);
-    use omniflow_runtime::ops::metrics::{DUPLICATES, MESSAGES_OUT};
+    use omniflow_engine::ops::metrics::{DUPLICATES, MESSAGES_OUT};
     let shipped = erp_full.iter().find(|o| o.number == first_shop);
     let mut checks = vec![
         summary::Check {
@@ -553,7 +553,7 @@ async fn progress(
         .iter()
         .map(|f| {
             runner.metrics.sum(
-                omniflow_runtime::ops::metrics::DUPLICATES,
+                omniflow_engine::ops::metrics::DUPLICATES,
                 f.flow_name(),
                 |_| true,
             )
@@ -564,7 +564,7 @@ async fn progress(
         .iter()
         .map(|f| {
             runner.metrics.sum(
-                omniflow_runtime::ops::metrics::DEAD_LETTERS,
+                omniflow_engine::ops::metrics::DEAD_LETTERS,
                 f.flow_name(),
                 |_| true,
             )
@@ -575,7 +575,7 @@ async fn progress(
         .iter()
         .map(|f| {
             runner.metrics.sum(
-                omniflow_runtime::ops::metrics::RETRIES,
+                omniflow_engine::ops::metrics::RETRIES,
                 f.flow_name(),
                 |_| true,
             )

@@ -2,8 +2,8 @@
 //! connections read, the ERP connection switched to the sandbox's OData service, and polls
 //! run every two seconds so a retail day fits in minutes.
 
-use omniflow_compiler::ir::{Graph, NodeKind};
-use omniflow_runtime::deploy::{ConnectionOverride, Deployment, Setting};
+use omniflow_engine::deploy::{ConnectionOverride, Deployment, Setting};
+use omniflow_ir::{Graph, NodeKind};
 use serde_json::Value;
 use std::collections::BTreeMap;
 
@@ -102,7 +102,7 @@ pub fn adapt(
     // The same overrides an omniflow.yaml would carry.
     let value = |v: &str| Setting::Value(Value::String(v.to_string()));
     // The channels' own identifiers of the catalogue, for the ledger's publications.
-    let catalogue = omniflow_runtime::sandbox::catalog::ITEMS;
+    let catalogue = omniflow_sandbox::catalog::ITEMS;
     let shopify_items: Vec<String> = catalogue
         .iter()
         .enumerate()
@@ -110,7 +110,7 @@ pub fn adapt(
             format!(
                 "{}={}",
                 item.item_code,
-                omniflow_runtime::sandbox::catalog::shopify_inventory_item_id(idx)
+                omniflow_sandbox::catalog::shopify_inventory_item_id(idx)
             )
         })
         .collect();
@@ -118,7 +118,7 @@ pub fn adapt(
         .iter()
         .map(|item| format!("{}={}", item.item_code, item.sku))
         .collect();
-    let online = omniflow_runtime::sandbox::catalog::SHOPIFY_LOCATIONS[0].0;
+    let online = omniflow_sandbox::catalog::SHOPIFY_LOCATIONS[0].0;
     let mut connections = BTreeMap::from([
         (
             "amazon".to_string(),

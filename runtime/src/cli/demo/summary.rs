@@ -2,11 +2,9 @@
 //! reconciliation of channel orders against the ERP.
 
 use super::script::{ChannelOrder, Expect};
-use omniflow_runtime::ops::metrics::{
-    Metrics, DEAD_LETTERS, DUPLICATES, MESSAGES_IN, MESSAGES_OUT,
-};
-use omniflow_runtime::pipeline::Pipeline;
-use omniflow_runtime::state::DeadLetter;
+use omniflow_engine::ops::metrics::{Metrics, DEAD_LETTERS, DUPLICATES, MESSAGES_IN, MESSAGES_OUT};
+use omniflow_mapping::pipeline::Pipeline;
+use omniflow_state::DeadLetter;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
@@ -92,14 +90,14 @@ pub fn flow_table(pipeline: &Pipeline, metrics: &Metrics) -> String {
             .ir
             .nodes
             .iter()
-            .filter(|n| matches!(n.kind, omniflow_compiler::ir::NodeKind::Source { .. }))
+            .filter(|n| matches!(n.kind, omniflow_ir::NodeKind::Source { .. }))
             .map(|n| n.name.as_str())
             .collect();
         let sinks: Vec<&str> = flow
             .ir
             .nodes
             .iter()
-            .filter(|n| matches!(n.kind, omniflow_compiler::ir::NodeKind::Sink { .. }))
+            .filter(|n| matches!(n.kind, omniflow_ir::NodeKind::Sink { .. }))
             .map(|n| n.name.as_str())
             .collect();
         let name = flow.name.as_str();

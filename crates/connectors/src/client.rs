@@ -1,0 +1,308 @@
+//! What the HTTP connectors share: the client, sending with transport failures classified,
+//! reading settings, money and error bodies.
+
+use super::CallOutcome;
+pub use omniflow_mapping::money::{
+    minor_digits, minor_to_decimal, minor_units, money_number, money_text,
+};
+use reqwest::header::HeaderMap;
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// Most of a response body kept in a dead-letter reason.
+pub const MAX_REASON: usize = 500;
+
+/// An HTTP client (HTTP and HTTPS, webpki roots) with connection reuse.
+pub fn build() -> Result<reqwest::Client, String> {
+    builder().build().map_err(|e| format!("http client: {e}"))
+}
+
+/// Like [`build`], keeping the cookies servers set (an S/4 gateway binds its CSRF token
+/// to the session cookie).
+pub fn build_with_cookies() -> Result<reqwest::Client, String> {
+    builder()
+        .cookie_store(true)
+        .build()
+        .map_err(|e| format!("http client: {e}"))
+}
+
+fn builder() -> reqwest::ClientBuilder {
+    reqwest::Client::builder()
+        .pool_max_idle_per_host(32)
+        .tcp_nodelay(true)
+        .user_agent(concat!(
+            "omniflow/",
+            env!("CARGO_PKG_VERSION"),
+            " (Language=Rust)"
+        ))
+}
+
+/// A received answer.
+pub struct Reply {
+    pub status: u16,
+    pub headers: HeaderMap,
+    pub body: Vec<u8>,
+}
+
+impl Reply {
+    /// The body as JSON (`Null` when it is not JSON).
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or(Value::Null)
+    }
+
+    /// The body as text, cut to [`MAX_REASON`] characters.
+    pub fn excerpt(&self) -> String {
+        String::from_utf8_lossy(&self.body)
+            .chars()
+            .take(MAX_REASON)
+            .collect()
+    }
+
+    /// A header as text.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// True for 2xx.
+    pub fn ok(&self) -> bool {
+        (200..300).contains(&self.status)
+    }
+}
+
+/// Sends a request; a transport failure becomes the matching outcome.
+pub async fn send(
+    request: reqwest::RequestBuilder,
+    timeout: Duration,
+) -> Result<Reply, CallOutcome> {
+    match request.timeout(timeout).send().await {
+        Ok(response) => {
+            let status = response.status().as_u16();
+            let headers = response.headers().clone();
+            match response.bytes().await {
+                Ok(body) => Ok(Reply {
+                    status,
+                    headers,
+                    body: body.to_vec(),
+                }),
+                Err(err) => Err(CallOutcome::Transient {
+                    class: if err.is_timeout() {
+                        "timeout"
+                    } else {
+                        "connect"
+                    }
+                    .into(),
+                    reason: format!("the answer was cut off: {err}"),
+                    retry_after: None,
+                }),
+            }
+        }
+        Err(err) if err.is_builder() => Err(CallOutcome::Permanent {
+            reason: format!("the request could not be built: {err}"),
+        }),
+        Err(err) if err.is_timeout() => Err(CallOutcome::Transient {
+            class: "timeout".into(),
+            reason: format!("timed out after {timeout:?}"),
+            retry_after: None,
+        }),
+        Err(err) => Err(CallOutcome::Transient {
+            class: "connect".into(),
+            reason: format!("connection failed: {err}"),
+            retry_after: None,
+        }),
+    }
+}
+
+/// The classified outcome of an answer: 2xx ok; 408, 425, 429 and 5xx transient; the
+/// rest permanent. `reason` is the connector's reading of the error body (with the status).
+pub fn outcome(reply: &Reply, retry_after: Option<Duration>, reason: String) -> CallOutcome {
+    match reply.status {
+        200..=299 => CallOutcome::Ok,
+        429 => CallOutcome::Transient {
+            class: "rate_limited".into(),
+            reason,
+            retry_after,
+        },
+        408 => CallOutcome::Transient {
+            class: "timeout".into(),
+            reason,
+            retry_after,
+        },
+        425 | 500..=599 => CallOutcome::Transient {
+            class: "server_error".into(),
+            reason,
+            retry_after,
+        },
+        _ => CallOutcome::Permanent { reason },
+    }
+}
+
+/// The reason of an outcome (empty for ok), for readers that report errors as text.
+pub fn reason(outcome: CallOutcome) -> String {
+    match outcome {
+        CallOutcome::Ok => String::new(),
+        CallOutcome::Transient { reason, .. } | CallOutcome::Permanent { reason } => reason,
+    }
+}
+
+/// A poll's `page_size` option, `default` when absent, kept within 1..=`max`.
+pub fn page_size(options: &BTreeMap<String, Value>, default: u64, max: u64) -> u64 {
+    options
+        .get("page_size")
+        .and_then(Value::as_u64)
+        .unwrap_or(default)
+        .clamp(1, max)
+}
+
+/// A poll's `lookback` option (milliseconds in the IR), zero when absent.
+pub fn lookback(options: &BTreeMap<String, Value>) -> Duration {
+    Duration::from_millis(options.get("lookback").and_then(Value::as_u64).unwrap_or(0))
+}
+
+/// A required text setting.
+pub fn setting<'a>(
+    settings: &'a BTreeMap<String, Value>,
+    name: &str,
+    connector: &str,
+) -> Result<&'a str, String> {
+    settings
+        .get(name)
+        .and_then(Value::as_str)
+        .filter(|v| !v.is_empty())
+        .ok_or_else(|| format!("{connector} connection needs `{name}`"))
+}
+
+/// An optional text setting.
+pub fn optional<'a>(settings: &'a BTreeMap<String, Value>, name: &str) -> Option<&'a str> {
+    settings
+        .get(name)
+        .and_then(Value::as_str)
+        .filter(|v| !v.is_empty())
+}
+
+/// The connection's `max_body_bytes`, `None` when unset: a whole number from 1 to `max`,
+/// given as a number or as text (from the environment). Anything else refuses to start,
+/// as `omniflowc check` refuses such a literal (`E0509`), rather than being ignored.
+pub fn body_limit(settings: &BTreeMap<String, Value>, max: u64) -> Result<Option<usize>, String> {
+    let Some(value) = settings.get("max_body_bytes") else {
+        return Ok(None);
+    };
+    let bytes = value
+        .as_u64()
+        .or_else(|| value.as_str().and_then(|text| text.trim().parse().ok()));
+    match bytes {
+        Some(bytes) if (1..=max).contains(&bytes) => {
+            Ok(Some(usize::try_from(bytes).unwrap_or(usize::MAX)))
+        }
+        _ => Err(format!("`max_body_bytes` is {value}, allowed 1 to {max}")),
+    }
+}
+
+/// A `key=value,key=value` setting as a map (vendor ids by canonical code).
+pub fn pairs(text: Option<&str>) -> BTreeMap<String, String> {
+    text.unwrap_or("")
+        .split(',')
+        .filter_map(|pair| {
+            let (k, v) = pair.split_once('=')?;
+            Some((k.trim().to_string(), v.trim().to_string()))
+        })
+        .filter(|(k, v)| !k.is_empty() && !v.is_empty())
+        .collect()
+}
+
+/// The message a sink received, as JSON.
+pub fn input(body: &[u8]) -> Result<Value, CallOutcome> {
+    serde_json::from_slice(body).map_err(|e| CallOutcome::Permanent {
+        reason: format!("the message is not JSON: {e}"),
+    })
+}
+
+/// A text field of the message.
+pub fn field<'a>(value: &'a Value, name: &str) -> Result<&'a str, CallOutcome> {
+    value
+        .get(name)
+        .and_then(Value::as_str)
+        .ok_or_else(|| CallOutcome::Permanent {
+            reason: format!("the message has no `{name}`"),
+        })
+}
+
+/// Why an order's line price cannot travel as an exact JSON number (`None` when all can):
+/// for vendors that take prices as numbers, a price is refused rather than rounded or left out.
+pub fn inexact_price(order: &Value) -> Option<String> {
+    let lines = order.get("lines")?.as_array()?;
+    lines.iter().find_map(|line| {
+        let price = line.get("unit_price").filter(|p| p.is_object())?;
+        money_number(price).is_none().then(|| {
+            format!(
+                "the unit price {} of line {} is not exactly a JSON number",
+                price, line["sku"]
+            )
+        })
+    })
+}
+
+/// A seconds header (`Retry-After`, `x-retry-after`) as a bounded duration.
+pub fn seconds_header(headers: &HeaderMap, name: &str) -> Option<Duration> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .filter(|s| s.is_finite() && *s >= 0.0)
+        .and_then(|s| Duration::try_from_secs_f64(s.min(600.0)).ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn https_endpoints_are_reachable_in_principle() {
+        // Nothing listens there: a connection failure (transient), not an unsupported
+        // scheme (which would make every real SaaS endpoint a permanent failure).
+        let client = build().unwrap();
+        let outcome = send(client.get("https://127.0.0.1:9/"), Duration::from_secs(5)).await;
+        match outcome {
+            Err(CallOutcome::Transient { class, .. }) => assert_eq!(class, "connect"),
+            Err(other) => panic!("{other:?}"),
+            Ok(_) => panic!("nothing should answer on port 9"),
+        }
+    }
+
+    #[test]
+    fn money_and_pairs() {
+        assert_eq!(minor_to_decimal(1999, 2), "19.99");
+        assert_eq!(minor_to_decimal(-5, 2), "-0.05");
+        assert_eq!(minor_to_decimal(1200, 0), "1200");
+        assert_eq!(
+            money_text(&serde_json::json!({"amount": 250, "currency": "KWD"})).as_deref(),
+            Some("0.250")
+        );
+        assert_eq!(
+            money_text(&serde_json::json!({"amount": 1500, "currency": "JPY"})).as_deref(),
+            Some("1500")
+        );
+        assert_eq!(
+            money_text(&serde_json::json!({"amount": 1500, "currency": "XYZ"})),
+            None
+        );
+        assert_eq!(
+            money_number(&serde_json::json!({"amount": 1999, "currency": "USD"})),
+            Some(serde_json::json!(19.99))
+        );
+        assert_eq!(
+            money_number(&serde_json::json!({"amount": i64::MAX, "currency": "USD"})),
+            None
+        );
+        let order = |amount: i64| serde_json::json!({"lines": [{"sku": "A", "unit_price": {"amount": amount, "currency": "USD"}}]});
+        assert_eq!(inexact_price(&order(1999)), None);
+        assert!(inexact_price(&order(i64::MAX)).is_some());
+        assert_eq!(minor_units("1500", "JPY"), Some(1500));
+        assert_eq!(minor_units("19.99", "USD"), Some(1999));
+        assert_eq!(minor_units("19.999", "USD"), None);
+        assert_eq!(minor_units("0.250", "KWD"), Some(250));
+        let map = pairs(Some("WH-MAIN=655441491, STORE-NYC-SOHO = 1,broken,=x"));
+        assert_eq!(map.len(), 2);
+        assert_eq!(map["STORE-NYC-SOHO"], "1");
+    }
+}

@@ -1,0 +1,441 @@
+//! Files: JSONL/CSV lines as a source, JSONL appends as a sink.
+
+use super::{Call, CallFuture, CallOutcome, SinkConnector};
+use serde_json::Value;
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+/// `file.write`: appends each message as one line.
+pub struct FileSink {
+    file: RefCell<std::fs::File>,
+}
+
+impl FileSink {
+    /// Opens the target file (`dir` + `path`) for appending.
+    pub fn new(
+        settings: &BTreeMap<String, Value>,
+        options: &BTreeMap<String, Value>,
+    ) -> Result<FileSink, String> {
+        let dir = settings
+            .get("dir")
+            .and_then(Value::as_str)
+            .ok_or("file connection needs `dir`")?;
+        let name = options
+            .get("path")
+            .and_then(Value::as_str)
+            .unwrap_or("out.jsonl");
+        if let Some(problem) = omniflow_ir::path::file_path_problem(name, false) {
+            return Err(format!("file sink path `{name}` {problem}"));
+        }
+        let path = Path::new(dir).join(name);
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map_err(|e| format!("cannot open `{}`: {e}", path.display()))?;
+        Ok(FileSink {
+            file: RefCell::new(file),
+        })
+    }
+}
+
+impl SinkConnector for FileSink {
+    fn call<'a>(&'a self, call: Call<'a>) -> CallFuture<'a> {
+        Box::pin(async move {
+            let mut line = Vec::with_capacity(call.body.len() + 1);
+            line.extend_from_slice(call.body);
+            line.push(b'\n');
+            match self.file.borrow_mut().write_all(&line) {
+                Ok(()) => CallOutcome::Ok,
+                Err(err) => CallOutcome::Transient {
+                    class: "connect".into(),
+                    reason: format!("write failed: {err}"),
+                    retry_after: None,
+                },
+            }
+        })
+    }
+}
+
+/// A file a source reads: where to open it, and the key its cursor is stored under.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Found {
+    pub path: PathBuf,
+    pub key: String,
+}
+
+/// Why an entry of a watched directory is not read.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Skipped {
+    /// A FIFO, socket or device: opening or reading it could block for ever.
+    Special(&'static str),
+    /// A symlink whose target lies outside the connection's directory.
+    Outside(PathBuf),
+    /// A symlink that resolves to nothing.
+    Dangling,
+}
+
+impl std::fmt::Display for Skipped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Skipped::Special(kind) => write!(f, "it is a {kind}, not a regular file"),
+            Skipped::Outside(target) => write!(
+                f,
+                "it is a symlink to `{}`, outside the connection's directory",
+                target.display()
+            ),
+            Skipped::Dangling => write!(f, "it is a symlink to nothing"),
+        }
+    }
+}
+
+/// What a look at a watched directory found.
+#[derive(Debug, Default)]
+pub struct Listing {
+    /// Regular files to read, once each (a symlink and its target share one entry), by
+    /// key.
+    pub files: Vec<Found>,
+    /// Entries matching the pattern that are not read, and why.
+    pub skipped: Vec<(PathBuf, Skipped)>,
+    /// Files whose name is not UTF-8 (read under an escaped key).
+    pub not_utf8: Vec<Found>,
+    /// Why the directory could not be listed, if it could not.
+    pub unreadable: Option<std::io::Error>,
+}
+
+/// Files in `dir` whose name matches `pattern` (`*` wildcards; an optional sub-folder).
+/// A symlink is followed only to a regular file inside `dir`; special files are skipped.
+pub fn matching_files(dir: &Path, pattern: &str) -> Listing {
+    let (sub, name_pattern) = match pattern.rsplit_once('/') {
+        Some((sub, name)) => (dir.join(sub), name),
+        None => (dir.to_path_buf(), pattern),
+    };
+    let mut listing = Listing::default();
+    let (entries, root) = match (std::fs::read_dir(&sub), dir.canonicalize()) {
+        (Ok(entries), Ok(root)) => (entries, root),
+        (Err(err), _) | (_, Err(err)) => {
+            listing.unreadable = Some(err);
+            return listing;
+        }
+    };
+    let mut by_target: BTreeMap<PathBuf, Found> = BTreeMap::new();
+    for entry in entries.flatten() {
+        let name = escaped(entry.file_name().as_encoded_bytes());
+        if !wildcard(name_pattern, &name) {
+            continue;
+        }
+        let path = entry.path();
+        let Ok(kind) = entry.file_type() else {
+            continue;
+        };
+        let found = if kind.is_symlink() {
+            match path.canonicalize() {
+                Err(_) => Err(Skipped::Dangling),
+                Ok(target) => match target.strip_prefix(&root) {
+                    Err(_) => Err(Skipped::Outside(target.clone())),
+                    Ok(relative) => std::fs::metadata(&target)
+                        .map_err(|_| Skipped::Dangling)
+                        .and_then(|meta| regular(meta.file_type()))
+                        .map(|()| Found {
+                            key: escaped(relative.as_os_str().as_encoded_bytes()),
+                            path: target.clone(),
+                        }),
+                },
+            }
+        } else {
+            regular(kind).map(|()| Found {
+                key: escaped(
+                    path.strip_prefix(dir)
+                        .unwrap_or(&path)
+                        .as_os_str()
+                        .as_encoded_bytes(),
+                ),
+                path: path.clone(),
+            })
+        };
+        match found {
+            Ok(found) => {
+                if entry.file_name().to_str().is_none() {
+                    listing.not_utf8.push(found.clone());
+                }
+                let target = found.path.canonicalize().unwrap_or(found.path.clone());
+                by_target.entry(target).or_insert(found);
+            }
+            Err(Skipped::Special("directory")) => {}
+            Err(why) => listing.skipped.push((path, why)),
+        }
+    }
+    listing.files = by_target.into_values().collect();
+    listing.files.sort_by(|a, b| a.key.cmp(&b.key));
+    listing
+}
+
+fn regular(kind: std::fs::FileType) -> Result<(), Skipped> {
+    use std::os::unix::fs::FileTypeExt;
+    if kind.is_file() {
+        Ok(())
+    } else if kind.is_dir() {
+        Err(Skipped::Special("directory"))
+    } else if kind.is_fifo() {
+        Err(Skipped::Special("FIFO"))
+    } else if kind.is_socket() {
+        Err(Skipped::Special("socket"))
+    } else if kind.is_block_device() || kind.is_char_device() {
+        Err(Skipped::Special("device"))
+    } else {
+        Err(Skipped::Special("special file"))
+    }
+}
+
+/// A file name as text: UTF-8 as it is, any other byte as `\xNN` (so two names never
+/// share a cursor key).
+pub fn escaped(bytes: &[u8]) -> String {
+    let mut text = String::with_capacity(bytes.len());
+    for chunk in bytes.utf8_chunks() {
+        text.push_str(chunk.valid());
+        for byte in chunk.invalid() {
+            text.push_str(&format!("\\x{byte:02X}"));
+        }
+    }
+    text
+}
+
+fn wildcard(pattern: &str, text: &str) -> bool {
+    match pattern.split_once('*') {
+        None => pattern == text,
+        Some((head, tail)) => {
+            let Some(rest) = text.strip_prefix(head) else {
+                return false;
+            };
+            if tail.is_empty() {
+                return true;
+            }
+            (0..=rest.len()).any(|idx| rest.is_char_boundary(idx) && wildcard(tail, &rest[idx..]))
+        }
+    }
+}
+
+/// Opens a regular file for reading, never blocking on a FIFO or device put in its place.
+pub fn open_regular(path: &Path) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "not a regular file",
+        ));
+    }
+    Ok(file)
+}
+
+/// Bytes of an over-long line kept in its dead letter.
+pub const KEPT: usize = 1024;
+
+/// The UTF-8 byte order mark, skipped at the start of a file.
+pub const BOM: &[u8] = b"\xEF\xBB\xBF";
+
+/// A line read from a file.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Line {
+    /// A complete line, without its end of line.
+    Whole(Vec<u8>),
+    /// A complete line over the limit: its first [`KEPT`] bytes, its length (without the
+    /// end of line) and its offset.
+    Over { head: Vec<u8>, len: u64, at: u64 },
+}
+
+/// An over-long line whose end has not been written yet: its offset, the bytes seen so
+/// far and its first bytes. The next read resumes after them instead of reading the line
+/// again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unfinished {
+    pub at: u64,
+    pub len: u64,
+    pub head: Vec<u8>,
+}
+
+/// The lines of one read and where the next read starts.
+#[derive(Debug, Default)]
+pub struct Lines {
+    pub lines: Vec<Line>,
+    pub next: u64,
+    pub unfinished: Option<Unfinished>,
+}
+
+/// The line being read: all of it up to the limit, only its head past it.
+struct Current {
+    bytes: Vec<u8>,
+    len: u64,
+}
+
+impl Current {
+    fn push(&mut self, data: &[u8], limit: u64) {
+        self.len += data.len() as u64;
+        if self.len <= limit {
+            self.bytes.extend_from_slice(data);
+        } else {
+            let room = KEPT.saturating_sub(self.bytes.len()).min(data.len());
+            self.bytes.extend_from_slice(&data[..room]);
+            self.bytes.truncate(KEPT);
+        }
+    }
+}
+
+/// Reads up to `max` complete lines from byte `offset`, none held whole past `limit`
+/// bytes; returns them and the new offset. A last line without its newline is left for
+/// later (it may still be being written). `resume` continues an over-long line that
+/// started at `offset`.
+pub fn read_lines(
+    file: &mut std::fs::File,
+    offset: u64,
+    max: usize,
+    limit: u64,
+    resume: Option<Unfinished>,
+) -> std::io::Result<Lines> {
+    let mut current = Current {
+        bytes: Vec::new(),
+        len: 0,
+    };
+    let mut from = offset;
+    if let Some(unfinished) = resume.filter(|u| u.at == offset) {
+        from = offset + unfinished.len;
+        current = Current {
+            bytes: unfinished.head,
+            len: unfinished.len,
+        };
+    }
+    file.seek(SeekFrom::Start(from))?;
+    let mut reader = BufReader::with_capacity(1 << 16, file);
+    let mut out = Lines {
+        next: offset,
+        ..Lines::default()
+    };
+    while out.lines.len() < max {
+        let chunk = reader.fill_buf()?;
+        if chunk.is_empty() {
+            if current.len > limit {
+                out.unfinished = Some(Unfinished {
+                    at: out.next,
+                    len: current.len,
+                    head: current.bytes,
+                });
+            }
+            break;
+        }
+        let Some(end) = chunk.iter().position(|b| *b == b'\n') else {
+            let n = chunk.len();
+            current.push(chunk, limit);
+            reader.consume(n);
+            continue;
+        };
+        current.push(&chunk[..end], limit);
+        reader.consume(end + 1);
+        let line = std::mem::replace(
+            &mut current,
+            Current {
+                bytes: Vec::new(),
+                len: 0,
+            },
+        );
+        let at = out.next;
+        out.next += line.len + 1;
+        out.lines.push(if line.len > limit {
+            Line::Over {
+                head: line.bytes,
+                len: line.len,
+                at,
+            }
+        } else {
+            let mut bytes = line.bytes;
+            if bytes.last() == Some(&b'\r') {
+                bytes.pop();
+            }
+            Line::Whole(bytes)
+        });
+    }
+    Ok(out)
+}
+
+/// A mark of the bytes just before `offset` (up to 64), kept with the cursor: when they
+/// change, the file was rewritten and is read again from its start.
+pub fn mark(file: &mut std::fs::File, offset: u64) -> std::io::Result<u64> {
+    let start = offset.saturating_sub(64);
+    file.seek(SeekFrom::Start(start))?;
+    let mut bytes = Vec::with_capacity(64);
+    std::io::Read::take(&mut *file, offset - start).read_to_end(&mut bytes)?;
+    // FNV-1a: stable across builds and versions, unlike the std hasher.
+    Ok(bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
+        (hash ^ u64::from(*byte)).wrapping_mul(0x0100_0000_01b3)
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file_with(name: &str, bytes: &[u8]) -> std::fs::File {
+        let path = std::env::temp_dir().join(format!("omniflow-{name}-{}", std::process::id()));
+        std::fs::write(&path, bytes).unwrap();
+        let file = open_regular(&path).unwrap();
+        let _ = std::fs::remove_file(&path);
+        file
+    }
+
+    #[test]
+    fn a_long_line_is_kept_by_its_head_and_an_unfinished_one_resumes() {
+        let long = "y".repeat(5000);
+        let text = format!("a\r\n{long}\nb\n{long}");
+        let mut file = file_with("lines", text.as_bytes());
+        let read = read_lines(&mut file, 0, 10, 100, None).unwrap();
+        assert_eq!(read.lines.len(), 3);
+        assert_eq!(read.lines[0], Line::Whole(b"a".to_vec()));
+        assert_eq!(
+            read.lines[1],
+            Line::Over {
+                head: vec![b'y'; KEPT],
+                len: 5000,
+                at: 3
+            }
+        );
+        assert_eq!(read.lines[2], Line::Whole(b"b".to_vec()));
+        assert_eq!(read.next, 5006);
+        let unfinished = read.unfinished.expect("the last line has no end yet");
+        assert_eq!((unfinished.at, unfinished.len), (5006, 5000));
+        // The end arrives: the read goes on from where it stopped, not from the line start.
+        let mut file = file_with("lines-more", format!("{text}zz\n").as_bytes());
+        let read = read_lines(&mut file, 5006, 10, 100, Some(unfinished)).unwrap();
+        assert_eq!(read.next, 5006 + 5003);
+        assert!(matches!(
+            read.lines[..],
+            [Line::Over {
+                len: 5002,
+                at: 5006,
+                ..
+            }]
+        ));
+        // A line at the limit is whole.
+        let mut file = file_with("limit", b"0123456789\n");
+        let read = read_lines(&mut file, 0, 10, 10, None).unwrap();
+        assert_eq!(read.lines, vec![Line::Whole(b"0123456789".to_vec())]);
+    }
+
+    #[test]
+    fn names_in_other_encodings_get_distinct_keys() {
+        assert_eq!(escaped(b"caf\xe9.jsonl"), "caf\\xE9.jsonl");
+        assert_ne!(escaped(b"\xe9.jsonl"), escaped(b"\xe8.jsonl"));
+        assert_eq!(escaped("café.jsonl".as_bytes()), "café.jsonl");
+    }
+
+    #[test]
+    fn wildcards_match_names() {
+        assert!(wildcard("*.jsonl", "orders.jsonl"));
+        assert!(wildcard("orders-*.jsonl", "orders-1.jsonl"));
+        assert!(!wildcard("*.jsonl", "orders.csv"));
+        assert!(wildcard("exact.csv", "exact.csv"));
+    }
+}

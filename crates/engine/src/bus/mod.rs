@@ -1,0 +1,193 @@
+//! The event bus on the embedded backend (`url = "embedded:"`; `nats://` URLs go to
+//! `nats.rs`, JetStream): a publish appends the
+//! message to the inbox of every flow source subscribed to a matching subject, in one
+//! transaction that also records the message id, so a republished message is delivered to
+//! each subscriber once. Subjects follow NATS rules: `.`-separated tokens, `*` matches one
+//! token, a trailing `>` matches the rest. Subjects are minijinja templates over the message.
+
+pub mod nats;
+
+use crate::engine::FlowCtx;
+use omniflow_connectors::{Call, CallFuture, CallOutcome, SinkConnector};
+use serde_json::Value;
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::rc::Rc;
+
+/// Messages published, by subject pattern of the sink.
+pub const PUBLISHED: &str = "omniflow_bus_published_total";
+
+struct Subscriber {
+    pattern: String,
+    ctx: Rc<FlowCtx>,
+    source: String,
+}
+
+thread_local! {
+    static SUBSCRIBERS: RefCell<Vec<Subscriber>> = const { RefCell::new(Vec::new()) };
+}
+
+/// True when the connection's bus is NATS JetStream (`nats://…`).
+pub fn on_nats(settings: &BTreeMap<String, Value>) -> bool {
+    settings
+        .get("url")
+        .and_then(Value::as_str)
+        .is_some_and(|u| u.starts_with("nats://"))
+}
+
+fn embedded(settings: &BTreeMap<String, Value>) -> Result<(), String> {
+    match settings.get("url").and_then(Value::as_str) {
+        Some(url) if url.starts_with("embedded") => Ok(()),
+        Some(url) => Err(format!(
+            "bus url `{url}`: use `embedded:` (in-process, on the state store) or `nats://host:port` (JetStream)"
+        )),
+        None => Err("bus connection needs `url`".into()),
+    }
+}
+
+/// True when `subject` matches the NATS-style `pattern`.
+pub fn matches(pattern: &str, subject: &str) -> bool {
+    let mut subject_tokens = subject.split('.');
+    for token in pattern.split('.') {
+        if token == ">" {
+            return subject_tokens.next().is_some();
+        }
+        match subject_tokens.next() {
+            Some(s) if token == "*" || token == s => {}
+            _ => return false,
+        }
+    }
+    subject_tokens.next().is_none()
+}
+
+/// The subject of one message: the sink's `subject`, rendered over the message when it is
+/// a template.
+pub fn subject_of(template: &str, body: &[u8]) -> Result<String, CallOutcome> {
+    if !template.contains("{{") {
+        return Ok(template.to_string());
+    }
+    let context: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+    minijinja::Environment::new()
+        .render_str(template, context)
+        .map_err(|e| CallOutcome::Permanent {
+            reason: format!("subject template: {e}"),
+        })
+}
+
+/// Registers a `bus.subscribe` source.
+pub fn subscribe(
+    ctx: &Rc<FlowCtx>,
+    source: &str,
+    settings: &BTreeMap<String, Value>,
+    options: &BTreeMap<String, Value>,
+) -> Result<(), String> {
+    embedded(settings)?;
+    let pattern = options
+        .get("subject")
+        .and_then(Value::as_str)
+        .ok_or("a bus source needs `subject`")?
+        .to_string();
+    SUBSCRIBERS.with(|s| {
+        s.borrow_mut().push(Subscriber {
+            pattern,
+            ctx: ctx.clone(),
+            source: source.to_string(),
+        })
+    });
+    Ok(())
+}
+
+/// Forgets every subscription (a runner that stops clears them).
+pub fn clear() {
+    SUBSCRIBERS.with(|s| s.borrow_mut().clear());
+}
+
+/// `bus.publish`.
+pub struct Publish {
+    subject: String,
+}
+
+impl Publish {
+    /// Reads the `subject` option.
+    pub fn new(
+        settings: &BTreeMap<String, Value>,
+        options: &BTreeMap<String, Value>,
+    ) -> Result<Publish, String> {
+        embedded(settings)?;
+        Ok(Publish {
+            subject: options
+                .get("subject")
+                .and_then(Value::as_str)
+                .ok_or("a bus sink needs `subject`")?
+                .to_string(),
+        })
+    }
+}
+
+impl SinkConnector for Publish {
+    fn call<'a>(&'a self, call: Call<'a>) -> CallFuture<'a> {
+        Box::pin(async move {
+            let subject = match subject_of(&self.subject, call.body) {
+                Ok(s) => s,
+                Err(e) => return e,
+            };
+            let targets: Vec<(Rc<FlowCtx>, String)> = SUBSCRIBERS.with(|s| {
+                s.borrow()
+                    .iter()
+                    .filter(|sub| matches(&sub.pattern, &subject))
+                    .map(|sub| (sub.ctx.clone(), sub.source.clone()))
+                    .collect()
+            });
+            for (ctx, source) in targets {
+                let (flow, key, payload) = (
+                    ctx.flow_name().to_string(),
+                    call.key.to_string(),
+                    call.body.to_vec(),
+                );
+                let stored = ctx
+                    .store
+                    .call(move |b| {
+                        let namespace = format!("bus:{flow}/{source}");
+                        if b.outcome(&namespace, &key)?.is_some() {
+                            return Ok(false);
+                        }
+                        b.record_outcome(
+                            &namespace,
+                            &key,
+                            omniflow_state::OutcomeStatus::Delivered,
+                        )?;
+                        b.append(&flow, &source, &[payload], None)?;
+                        Ok(true)
+                    })
+                    .await;
+                match stored {
+                    Ok(true) => ctx.appended.notify_one(),
+                    Ok(false) => {}
+                    Err(reason) => {
+                        return CallOutcome::Transient {
+                            class: "bus".into(),
+                            reason: format!("subject {subject}: {reason}"),
+                            retry_after: None,
+                        }
+                    }
+                }
+            }
+            CallOutcome::Ok
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::matches;
+
+    #[test]
+    fn nats_subject_matching() {
+        assert!(matches("orders.accepted.amazon", "orders.accepted.amazon"));
+        assert!(matches("orders.*.amazon", "orders.accepted.amazon"));
+        assert!(matches("orders.>", "orders.accepted.amazon"));
+        assert!(!matches("orders.>", "orders"));
+        assert!(!matches("orders.*", "orders.accepted.amazon"));
+        assert!(!matches("orders.accepted", "orders.accepted.amazon"));
+    }
+}

@@ -1,0 +1,191 @@
+//! Deployment settings (`omniflow.yaml`): where state lives, the listen addresses, where
+//! secrets come from, and per-environment connection overrides, so the same compiled
+//! flows run against the sandbox, staging and production. Flows stay environment-free.
+//!
+//! ```yaml
+//! state: sqlite:/var/lib/omniflow/state.db
+//! ops_addr: 127.0.0.1:9090
+//! webhook_addr: 0.0.0.0:8080
+//! secrets: { from: file, dir: /run/secrets }   # or { from: env } (the default)
+//! servers:                     # the webhook and ops servers, each (defaults shown)
+//!   max_connections: 512       # at the cap, the connection waiting longest is closed
+//!   header_timeout: 10s        # a request's head, from its first byte
+//!   body_timeout: 30s          # its body, after the head (408 past it)
+//!   idle_timeout: 60s          # a connection waiting for its first or next request
+//! retention:                   # unset: kept for ever (see state::retention)
+//!   outcomes: 90d              # sinks' idempotency memory, counted back from held work
+//!   dead_letters: 30d          # replayed or discarded dead letters
+//! connections:
+//!   erp:                       # point the flows' Tryton ERP at an OData service
+//!     connector: odata
+//!     settings:
+//!       service_url: { env: ERP_ODATA_URL }
+//!       username: integration
+//!       password: { secret: ERP_PASSWORD }
+//!   shop:                      # keep the connector, change some settings
+//!     settings:
+//!       api_version: "2026-07"
+//! ```
+
+use omniflow_ir::{Graph, SettingValue};
+use serde::Deserialize;
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// The settings of one deployment.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Deployment {
+    /// State backend (`sqlite:PATH`).
+    pub state: Option<String>,
+    /// Where `/health`, `/ready` and `/metrics` are served.
+    pub ops_addr: Option<String>,
+    /// Where webhook sources listen.
+    pub webhook_addr: Option<String>,
+    /// Where `secret("NAME")` values are read.
+    #[serde(default)]
+    pub secrets: Secrets,
+    /// Overrides by connection name.
+    #[serde(default)]
+    pub connections: BTreeMap<String, ConnectionOverride>,
+    /// Deadlines and connection cap of the webhook and ops servers.
+    #[serde(default)]
+    pub servers: omniflow_http::server::Limits,
+    /// How long finished work is remembered.
+    #[serde(default)]
+    pub retention: omniflow_state::retention::Retention,
+}
+
+/// Where secrets come from.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Secrets {
+    /// `env` (default) or `file`.
+    #[serde(default)]
+    pub from: SecretSource,
+    /// With `from: file`, the directory holding one file per secret name.
+    pub dir: Option<PathBuf>,
+}
+
+/// A secret store.
+#[derive(Debug, Default, Deserialize, PartialEq)]
+#[serde(rename_all = "lowercase")]
+pub enum SecretSource {
+    #[default]
+    Env,
+    File,
+}
+
+/// One connection's override.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConnectionOverride {
+    /// Another built-in connector offering the operations the flows use.
+    pub connector: Option<String>,
+    /// Settings replacing the flow's (all of them when the connector changes).
+    #[serde(default)]
+    pub settings: BTreeMap<String, Setting>,
+}
+
+/// A setting's value: read from the environment, the secret store, or given.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum Setting {
+    Env { env: String },
+    Secret { secret: String },
+    Value(Value),
+}
+
+impl Setting {
+    fn to_ir(&self) -> SettingValue {
+        match self {
+            Setting::Env { env } => SettingValue::Env(env.clone()),
+            Setting::Secret { secret } => SettingValue::Secret(secret.clone()),
+            Setting::Value(v) => SettingValue::Value(v.clone()),
+        }
+    }
+}
+
+impl Deployment {
+    /// Parses the text of `omniflow.yaml` read from `path` (named in errors).
+    pub fn parse(text: &str, path: &Path) -> Result<Deployment, String> {
+        let deployment: Deployment =
+            serde_norway::from_str(text).map_err(|e| format!("`{}`: {e}", path.display()))?;
+        deployment
+            .servers
+            .check()
+            .map_err(|e| format!("`{}`: {e}", path.display()))?;
+        if deployment.secrets.from == SecretSource::File && deployment.secrets.dir.is_none() {
+            return Err(format!(
+                "`{}`: `secrets: {{from: file}}` needs `dir`",
+                path.display()
+            ));
+        }
+        Ok(deployment)
+    }
+
+    /// Applies the connection overrides to a compiled graph, and installs the secret store.
+    pub fn apply(&self, graph: &mut Graph) -> Result<(), String> {
+        for (name, change) in &self.connections {
+            let connection = graph
+                .connections
+                .iter_mut()
+                .find(|c| &c.name == name)
+                .ok_or_else(|| {
+                    format!(
+                        "omniflow.yaml overrides the connection `{name}`, which no flow declares"
+                    )
+                })?;
+            let settings = change.settings.iter().map(|(k, v)| (k.clone(), v.to_ir()));
+            match &change.connector {
+                Some(connector) => {
+                    connection.connector = connector.clone();
+                    connection.settings = settings.collect();
+                }
+                None => connection.settings.extend(settings),
+            }
+        }
+        if self.secrets.from == SecretSource::File {
+            omniflow_connectors::read_secrets_from(self.secrets.dir.clone().unwrap_or_default());
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+
+    use super::*;
+
+    #[test]
+    fn reads_overrides_and_refuses_unknown_keys() {
+        let yaml = "state: sqlite:x.db\nconnections:\n  erp:\n    connector: odata\n    settings:\n      service_url: { env: ERP_URL }\n      password: { secret: ERP_PASSWORD }\n      username: svc\n      csrf: true\n";
+        let d: Deployment = serde_norway::from_str(yaml).unwrap();
+        let erp = &d.connections["erp"];
+        assert_eq!(erp.connector.as_deref(), Some("odata"));
+        assert!(matches!(&erp.settings["service_url"], Setting::Env { env } if env == "ERP_URL"));
+        assert!(
+            matches!(&erp.settings["password"], Setting::Secret { secret } if secret == "ERP_PASSWORD")
+        );
+        assert!(matches!(
+            &erp.settings["csrf"],
+            Setting::Value(Value::Bool(true))
+        ));
+        assert!(serde_norway::from_str::<Deployment>("stat: x\n").is_err());
+        let servers: Deployment =
+            serde_norway::from_str("servers: { header_timeout: 2s, max_connections: 64 }\n")
+                .unwrap();
+        assert_eq!(servers.servers.max_connections, 64);
+        assert_eq!(
+            servers.servers.body_timeout,
+            omniflow_http::server::Limits::default().body_timeout
+        );
+        assert!(servers.servers.check().is_ok());
+        let none: Deployment = serde_norway::from_str("servers: { max_connections: 0 }\n").unwrap();
+        assert!(none.servers.check().is_err());
+        assert!(serde_norway::from_str::<Deployment>("servers: { idle_timeout: 10 }\n").is_err());
+        assert!(serde_norway::from_str::<Deployment>("servers: { idle: 10s }\n").is_err());
+        assert!(serde_norway::from_str::<Deployment>("secrets: { from: vault }\n").is_err());
+    }
+}

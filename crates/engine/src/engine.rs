@@ -1,0 +1,493 @@
+//! Running a flow: sources append accepted messages to the durable inbox; a processor
+//! pages through the inbox, runs maps, filters, routes and splits, and hands deliveries to
+//! the sink workers; a message leaves the inbox only when every delivery it caused has
+//! succeeded or been dead-lettered. After a crash, pending messages run again and the
+//! idempotency store skips the side effects that already happened.
+
+use crate::delivery::{SinkJob, SinkWorker};
+use crate::ops::metrics::{Metrics, DEAD_LETTERS, MESSAGES_IN, MESSAGES_OUT, QUEUE_DEPTH};
+use omniflow_mapping::json_in::{self, Projection};
+use omniflow_mapping::pipeline::{Delivery, KindRt, Pipeline};
+use omniflow_state::{DeadLetter, Mode, OutcomeStatus, Store};
+use std::cell::{Cell, OnceCell, RefCell};
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::time::Duration;
+use tokio::sync::{watch, Notify, OwnedSemaphorePermit, Semaphore};
+use tracing::Instrument;
+
+/// Messages processed but not finished, per flow (bounds memory).
+const MAX_IN_FLIGHT: usize = 2048;
+/// Inbox rows read per page.
+const PAGE: usize = 512;
+/// Finished messages removed from the inbox in one call.
+const COMPLETE_BATCH: usize = 256;
+
+/// One accepted message on its way through a flow.
+pub struct Tracker {
+    id: i64,
+    source: String,
+    message: Vec<u8>,
+    /// When the source accepted the message.
+    accepted_at: i64,
+    business_key: OnceCell<String>,
+    inbox_key: String,
+    remaining: Cell<usize>,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl Tracker {
+    /// The correlation id: the business key once known, else the inbox id.
+    pub fn correlation_id(&self) -> &str {
+        self.business_key.get().unwrap_or(&self.inbox_key)
+    }
+
+    /// The source that accepted the message.
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+
+    /// The original source message.
+    pub fn message(&self) -> &[u8] {
+        &self.message
+    }
+
+    /// When the source accepted the message (seconds since the epoch).
+    pub fn accepted_at(&self) -> i64 {
+        self.accepted_at
+    }
+
+    /// One delivery (or the message itself) is done; completes the message at zero.
+    pub fn finish_one(self: &Rc<Self>, ctx: &Rc<FlowCtx>) {
+        let left = self.remaining.get().saturating_sub(1);
+        self.remaining.set(left);
+        if left == 0 {
+            let mut done = ctx.done.borrow_mut();
+            done.push(self.id);
+            if done.len() >= COMPLETE_BATCH {
+                ctx.done_signal.notify_one();
+            }
+        }
+    }
+}
+
+/// What a running flow shares between its tasks.
+pub struct FlowCtx {
+    pub pipeline: Rc<Pipeline>,
+    pub flow_idx: usize,
+    pub store: Store,
+    pub metrics: Rc<Metrics>,
+    pub sinks: HashMap<usize, Rc<SinkWorker>>,
+    /// Wakes the processor when a source appended.
+    pub appended: Rc<Notify>,
+    in_flight: Cell<usize>,
+    /// Finished messages waiting to leave the inbox (one batch per flush).
+    done: RefCell<Vec<i64>>,
+    done_signal: Notify,
+    /// Keys of successful deliveries, by sink, whose outcomes are not yet queued for
+    /// writing.
+    delivered: RefCell<Vec<(std::sync::Arc<str>, Vec<String>)>>,
+    slots: std::sync::Arc<Semaphore>,
+}
+
+impl FlowCtx {
+    /// Prepares a flow: its sink workers and connectors.
+    pub fn new(
+        pipeline: Rc<Pipeline>,
+        flow_idx: usize,
+        store: Store,
+        metrics: Rc<Metrics>,
+        limits: &crate::delivery::rate_limit::ConnectionLimits,
+    ) -> Result<Rc<FlowCtx>, String> {
+        let flow = &pipeline.flows[flow_idx];
+        let mut sinks = HashMap::new();
+        for (idx, node) in flow.nodes.iter().enumerate() {
+            if matches!(node.kind, KindRt::Sink { .. }) {
+                let worker = SinkWorker::new(&pipeline.graph, &flow.ir, idx, limits)
+                    .map_err(|e| format!("flow `{}`: {e}", flow.name))?;
+                sinks.insert(idx, Rc::new(worker));
+            }
+        }
+        Ok(Rc::new(FlowCtx {
+            pipeline: pipeline.clone(),
+            flow_idx,
+            store,
+            metrics,
+            sinks,
+            appended: Rc::new(Notify::new()),
+            in_flight: Cell::new(0),
+            done: RefCell::new(Vec::new()),
+            done_signal: Notify::new(),
+            delivered: RefCell::new(Vec::new()),
+            slots: std::sync::Arc::new(Semaphore::new(MAX_IN_FLIGHT)),
+        }))
+    }
+
+    /// The flow's name.
+    pub fn flow_name(&self) -> &str {
+        &self.pipeline.flows[self.flow_idx].name
+    }
+
+    /// Messages being processed right now.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.get()
+    }
+
+    fn projection(&self, source: &str) -> Projection {
+        let flow = &self.pipeline.flows[self.flow_idx];
+        match flow.index.get(source).map(|idx| &flow.nodes[*idx].kind) {
+            Some(KindRt::Source { projection }) => projection.clone(),
+            _ => Projection::whole(),
+        }
+    }
+
+    /// Notes a successful delivery; its outcome is written with the next batch of
+    /// outcomes, which is queued before any completion or outcome lookup that follows.
+    pub fn record_delivered(&self, sink_id: &std::sync::Arc<str>, key: String) {
+        let mut delivered = self.delivered.borrow_mut();
+        match delivered
+            .iter_mut()
+            .find(|(sink, _)| std::sync::Arc::ptr_eq(sink, sink_id))
+        {
+            Some((_, keys)) => keys.push(key),
+            None => delivered.push((sink_id.clone(), vec![key])),
+        }
+    }
+
+    /// Queues the outcomes noted so far as one write. If it fails, the store refuses
+    /// completions from then on (see [`Store::send`]).
+    pub fn flush_outcomes(&self) {
+        let by_sink = std::mem::take(&mut *self.delivered.borrow_mut());
+        if by_sink.is_empty() {
+            return;
+        }
+        // One write per sink, each in the order its deliveries succeeded.
+        self.store.send(move |b| {
+            by_sink.iter().try_for_each(|(sink, keys)| {
+                b.record_outcomes(sink, keys, OutcomeStatus::Delivered)
+            })
+        });
+    }
+
+    /// Removes finished messages from the inbox, in batches, for as long as the flow runs.
+    async fn run_completions(self: Rc<Self>) {
+        loop {
+            tokio::select! {
+                _ = self.done_signal.notified() => {}
+                _ = tokio::time::sleep(Duration::from_millis(2)) => {}
+            }
+            // Outcomes first: a message leaves the inbox only after its outcomes.
+            self.flush_outcomes();
+            let ids = std::mem::take(&mut *self.done.borrow_mut());
+            if ids.is_empty() {
+                continue;
+            }
+            let n = ids.len();
+            if self.store.is_degraded() {
+                // An outcome write failed: keep the messages; a restart re-runs them.
+                self.in_flight.set(self.in_flight.get().saturating_sub(n));
+                continue;
+            }
+            if let Err(err) = self
+                .store
+                .call_unless_degraded(move |b| b.complete(&ids))
+                .await
+            {
+                tracing::error!(error = %err, "cannot complete messages; they will be processed again");
+            }
+            self.in_flight.set(self.in_flight.get().saturating_sub(n));
+        }
+    }
+
+    /// Processes pending inbox messages until `stop` turns true.
+    pub async fn run_processor(self: &Rc<Self>, mut stop: watch::Receiver<bool>) {
+        tokio::task::spawn_local(self.clone().run_completions());
+        let flow_name = self.flow_name().to_string();
+        let mut projections: HashMap<String, Rc<Projection>> = HashMap::new();
+        let mut last_id = 0i64;
+        loop {
+            if *stop.borrow() {
+                return;
+            }
+            let name = flow_name.clone();
+            let page = match self
+                .store
+                .read(move |b| b.pending(&name, last_id, PAGE))
+                .await
+            {
+                Ok(page) => page,
+                Err(err) => {
+                    tracing::error!(error = %err, flow = %flow_name, "cannot read the inbox; retrying");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
+                }
+            };
+            if page.is_empty() {
+                // Also wakes for replays written by `omniflow dlq replay`.
+                let name = flow_name.clone();
+                if let Ok(depth) = self.store.call(move |b| b.backlog(&name)).await {
+                    self.metrics
+                        .set_gauge(QUEUE_DEPTH, &flow_name, depth as i64);
+                    if depth == 0 {
+                        last_id = last_id.max(0);
+                    }
+                }
+                tokio::select! {
+                    _ = self.appended.notified() => {}
+                    _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+                    _ = stop.changed() => {}
+                }
+                continue;
+            }
+            for stored in page {
+                last_id = stored.id;
+                let Ok(permit) = self.slots.clone().acquire_owned().await else {
+                    return;
+                };
+                let projection = match projections.get(&stored.source) {
+                    Some(projection) => projection.clone(),
+                    None => {
+                        let projection = Rc::new(self.projection(&stored.source));
+                        projections.insert(stored.source.clone(), projection.clone());
+                        projection
+                    }
+                };
+                self.in_flight.set(self.in_flight.get() + 1);
+                let tracker = Rc::new(Tracker {
+                    id: stored.id,
+                    source: stored.source.clone(),
+                    message: stored.payload,
+                    accepted_at: stored.received_at,
+                    business_key: OnceCell::new(),
+                    inbox_key: format!("inbox:{}", stored.id),
+                    remaining: Cell::new(1),
+                    _permit: permit,
+                });
+                let span = tracing::info_span!(
+                    "message",
+                    inbox_id = stored.id,
+                    flow = %self.flow_name(),
+                    source = %stored.source,
+                );
+                self.handle(&stored.source, &projection, tracker)
+                    .instrument(span)
+                    .await;
+            }
+            // Messages appended below `last_id` after a replay are picked up from the start.
+            if self.in_flight.get() == 0 {
+                last_id = 0;
+            }
+        }
+    }
+
+    async fn handle(self: &Rc<Self>, source: &str, projection: &Projection, tracker: Rc<Tracker>) {
+        let flow = &self.pipeline.flows[self.flow_idx];
+        let Some(&source_idx) = flow.index.get(source) else {
+            self.reject(
+                &tracker,
+                source,
+                "",
+                format!("the flow has no source `{source}`"),
+            )
+            .await;
+            return;
+        };
+        self.metrics.add(MESSAGES_IN, &flow.name, source, 1);
+        let message = tracker.message.clone();
+        let processed = match json_in::parse(&message, projection) {
+            Err(reason) => Err((source.to_string(), reason)),
+            Ok(input) => self
+                .pipeline
+                .process(self.flow_idx, source_idx, input, false, false)
+                .map_err(|r| (r.node, r.reason))
+                .map(|outcome| self.serialise(outcome.deliveries)),
+        };
+        match processed {
+            Err((node, reason)) => {
+                let payload = String::from_utf8_lossy(&message).into_owned();
+                self.reject(&tracker, &node, &payload, reason).await;
+            }
+            Ok(jobs) => {
+                if let Some(first) = jobs.first() {
+                    let _ = tracker.business_key.set(first.1.clone());
+                }
+                self.dispatch(&tracker, jobs).await;
+                tracker.finish_one(self);
+            }
+        }
+    }
+
+    fn serialise(&self, deliveries: Vec<Delivery<'_>>) -> Vec<(usize, String, Vec<u8>)> {
+        deliveries
+            .into_iter()
+            .map(|d| {
+                let mut body = Vec::with_capacity(512);
+                omniflow_mapping::json_out::write(&mut body, &d.value);
+                (d.sink, d.key, body)
+            })
+            .collect()
+    }
+
+    async fn dispatch(self: &Rc<Self>, tracker: &Rc<Tracker>, jobs: Vec<(usize, String, Vec<u8>)>) {
+        tracker.remaining.set(tracker.remaining.get() + jobs.len());
+        for (sink, key, payload) in jobs {
+            let Some(worker) = self.sinks.get(&sink).cloned() else {
+                tracker.finish_one(self);
+                continue;
+            };
+            worker
+                .submit(
+                    self,
+                    SinkJob {
+                        tracker: tracker.clone(),
+                        key,
+                        payload,
+                    },
+                )
+                .await;
+        }
+    }
+
+    async fn reject(
+        self: &Rc<Self>,
+        tracker: &Rc<Tracker>,
+        node: &str,
+        payload: &str,
+        reason: String,
+    ) {
+        let flow = self.flow_name().to_string();
+        tracing::warn!(correlation_id = %tracker.correlation_id(), flow = %flow, node, reason = %reason, "message rejected; dead-lettered");
+        let letter = self.rejection(tracker, node, payload.to_string(), reason);
+        let id = tracker.id;
+        self.durably(Mode::Isolated, move |b| {
+            b.add_dead_letter(&letter)?;
+            b.complete(&[id])
+        })
+        .await;
+        self.metrics.add(DEAD_LETTERS, &flow, node, 1);
+        tracker.remaining.set(0);
+        self.in_flight.set(self.in_flight.get().saturating_sub(1));
+    }
+
+    /// Runs a state call until it succeeds: a write the guarantees depend on is retried
+    /// (the message stays pending meanwhile) rather than dropped.
+    pub async fn durably<T, F>(&self, mode: Mode, work: F) -> T
+    where
+        T: Send + 'static,
+        F: Fn(&mut dyn omniflow_state::Backend) -> omniflow_state::StateResult<T>
+            + Clone
+            + Send
+            + 'static,
+    {
+        loop {
+            match self.store.call_in(mode, work.clone()).await {
+                Ok(value) => return value,
+                Err(err) => {
+                    tracing::error!(error = %err, flow = %self.flow_name(), ?mode, "state store call failed; retrying in 1 s");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
+        }
+    }
+
+    /// The dead letter of a message a node rejected (before any sink).
+    fn rejection(
+        &self,
+        tracker: &Tracker,
+        node: &str,
+        payload: String,
+        reason: String,
+    ) -> DeadLetter {
+        DeadLetter {
+            id: 0,
+            flow: self.flow_name().to_string(),
+            source: tracker.source.clone(),
+            node: node.to_string(),
+            sink: String::new(),
+            key: String::new(),
+            correlation_id: tracker.correlation_id().to_string(),
+            message: String::from_utf8_lossy(&tracker.message).into_owned(),
+            payload,
+            error: reason,
+            attempts: Vec::new(),
+            created_at: 0,
+            replayed_at: None,
+            accepted_at: Some(tracker.accepted_at),
+            discarded_at: None,
+        }
+    }
+
+    /// After a sink succeeded: runs the nodes that read from it (continuations).
+    pub async fn continue_after(self: &Rc<Self>, sink: usize, job: &SinkJob) {
+        let flow = &self.pipeline.flows[self.flow_idx];
+        if flow.nodes[sink].next.is_empty() {
+            return;
+        }
+        let jobs = match json_in::parse(&job.payload, &Projection::whole()) {
+            Ok(value) => match self
+                .pipeline
+                .process(self.flow_idx, sink, value, false, false)
+            {
+                Ok(outcome) => self.serialise(outcome.deliveries),
+                Err(rejected) => {
+                    let payload = String::from_utf8_lossy(&job.payload).into_owned();
+                    self.reject_continuation(
+                        &job.tracker,
+                        &rejected.node,
+                        payload,
+                        rejected.reason,
+                    )
+                    .await;
+                    return;
+                }
+            },
+            Err(reason) => {
+                let payload = String::from_utf8_lossy(&job.payload).into_owned();
+                let node = flow.nodes[sink].name.clone();
+                self.reject_continuation(&job.tracker, &node, payload, reason)
+                    .await;
+                return;
+            }
+        };
+        self.metrics
+            .add(MESSAGES_OUT, &flow.name, &flow.nodes[sink].name, 0);
+        self.dispatch(&job.tracker, jobs).await;
+    }
+
+    async fn reject_continuation(
+        self: &Rc<Self>,
+        tracker: &Rc<Tracker>,
+        node: &str,
+        payload: String,
+        reason: String,
+    ) {
+        let letter = self.rejection(tracker, node, payload, reason);
+        self.durably(Mode::Isolated, move |b| {
+            b.add_dead_letter(&letter).map(|_| ())
+        })
+        .await;
+        self.metrics.add(DEAD_LETTERS, self.flow_name(), node, 1);
+    }
+
+    /// Sends a failed delivery to the sink named as its dead-letter target.
+    pub async fn send_to_sink(self: &Rc<Self>, target: &str, job: &SinkJob) {
+        let flow = &self.pipeline.flows[self.flow_idx];
+        let Some(idx) = flow.index.get(target) else {
+            return;
+        };
+        let Some(worker) = self.sinks.get(idx).cloned() else {
+            return;
+        };
+        job.tracker.remaining.set(job.tracker.remaining.get() + 1);
+        worker
+            .submit(
+                self,
+                SinkJob {
+                    tracker: job.tracker.clone(),
+                    key: job.key.clone(),
+                    payload: job.payload.clone(),
+                },
+            )
+            .await;
+    }
+}

@@ -1,0 +1,14 @@
+//! The engine: runs compiled flows. Sources accept into the durable inbox, the engine maps
+//! and routes, delivery calls sinks with retries, limits and idempotency, the ledger keeps
+//! inventory; the runner starts it all from a graph and a deployment.
+#![deny(clippy::unwrap_used)]
+
+pub mod bus;
+pub mod connect;
+pub mod delivery;
+pub mod deploy;
+pub mod engine;
+pub mod ledger;
+pub mod ops;
+pub mod runner;
+pub mod sources;

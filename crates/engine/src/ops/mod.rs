@@ -1,0 +1,3 @@
+//! Operations: metrics and the ops endpoint's counters.
+
+pub mod metrics;

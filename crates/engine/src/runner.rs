@@ -1,0 +1,152 @@
+//! Running flows in this process: every flow's sources, processor and sink workers on the
+//! current task set, webhook sources behind one server, and a graceful stop. `omniflow
+//! run` and `omniflow demo` both start flows through here.
+
+use crate::delivery::rate_limit::ConnectionLimits;
+use crate::engine::FlowCtx;
+use crate::ops::metrics::Metrics;
+use crate::sources::{self, webhook::Routes};
+use omniflow_http::server::{self, Handler, Resp};
+use omniflow_mapping::pipeline::Pipeline;
+use omniflow_state::Store;
+use std::cell::Cell;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+use tokio::sync::watch;
+
+/// Running flows.
+pub struct Runner {
+    pub flows: Vec<Rc<FlowCtx>>,
+    /// The inventory ledgers the flows declare.
+    pub ledgers: Vec<Rc<crate::ledger::Ledger>>,
+    pub metrics: Rc<Metrics>,
+    pub store: Store,
+    /// Where webhook sources listen (none when no flow has one).
+    pub webhook_addr: Option<SocketAddr>,
+    stop_tx: watch::Sender<bool>,
+    stopping: Rc<Cell<bool>>,
+}
+
+impl Runner {
+    /// Starts every flow of `pipeline`; webhook sources listen on `webhook_addr`.
+    pub async fn start(
+        pipeline: Rc<Pipeline>,
+        store: Store,
+        webhook_addr: &str,
+    ) -> Result<Runner, String> {
+        Runner::start_with(pipeline, store, webhook_addr, server::Limits::default()).await
+    }
+
+    /// [`Runner::start`], the webhook server applying `servers`.
+    pub async fn start_with(
+        pipeline: Rc<Pipeline>,
+        store: Store,
+        webhook_addr: &str,
+        servers: server::Limits,
+    ) -> Result<Runner, String> {
+        let metrics = Rc::new(Metrics::default());
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let stopping = Rc::new(Cell::new(false));
+        let webhooks = Routes::default();
+        let limits = ConnectionLimits::new(&pipeline.graph);
+        // Ledgers first: the sinks that name one find it running.
+        let ledgers =
+            crate::ledger::start(&pipeline.graph, &store, &metrics, &limits, &stop_rx).await?;
+        let mut flows = Vec::new();
+        for idx in 0..pipeline.flows.len() {
+            let ctx = FlowCtx::new(
+                pipeline.clone(),
+                idx,
+                store.clone(),
+                metrics.clone(),
+                &limits,
+            )?;
+            sources::start(&ctx, &stop_rx, &webhooks)?;
+            let processor = ctx.clone();
+            let stop = stop_rx.clone();
+            tokio::task::spawn_local(async move { processor.run_processor(stop).await });
+            flows.push(ctx);
+        }
+        let mut bound = None;
+        if !webhooks.is_empty() {
+            let routes = webhooks.clone();
+            let stopping = stopping.clone();
+            let handler: Handler = Rc::new(move |req| {
+                let routes = routes.clone();
+                let stopping = stopping.get();
+                Box::pin(async move { routes.handle(req, stopping).await })
+            });
+            let addr = server::serve_with(webhook_addr, handler, "webhooks", servers).await?;
+            tracing::info!(addr = %addr, "webhooks listening");
+            bound = Some(addr);
+        }
+        Ok(Runner {
+            flows,
+            ledgers,
+            metrics,
+            store,
+            webhook_addr: bound,
+            stop_tx,
+            stopping,
+        })
+    }
+
+    /// The ops endpoint: `/health`, `/ready` (not while stopping or while state writes
+    /// fail), `/metrics`.
+    pub fn ops_handler(&self) -> Handler {
+        let metrics = self.metrics.clone();
+        let stopping = self.stopping.clone();
+        let store = self.store.clone();
+        Rc::new(move |req| {
+            let metrics = metrics.clone();
+            let stopping = stopping.get();
+            let writable = store.is_writable();
+            Box::pin(async move {
+                match req.path.as_str() {
+                    "/health" => Resp::text(200, "ok\n"),
+                    "/ready" if stopping => Resp::text(503, "stopping\n"),
+                    "/ready" if !writable => Resp::text(503, "state writes failing\n"),
+                    "/ready" => Resp::text(200, "ready\n"),
+                    "/metrics" => Resp {
+                        status: 200,
+                        content_type: "text/plain; version=0.0.4",
+                        body: metrics.render(),
+                        headers: Vec::new(),
+                    },
+                    _ => Resp::text(404, "not found\n"),
+                }
+            })
+        })
+    }
+
+    /// Applies the state's retention windows now and every hour while running.
+    pub fn sweep_state(&self, retention: omniflow_state::retention::Retention) {
+        if retention.is_set() {
+            let (store, stop) = (self.store.clone(), self.stop_tx.subscribe());
+            tokio::task::spawn_local(omniflow_state::retention::run(store, retention, stop));
+        }
+    }
+
+    /// Messages being processed now, over every flow.
+    pub fn in_flight(&self) -> usize {
+        self.flows.iter().map(|f| f.in_flight()).sum()
+    }
+
+    /// Stops intake, waits up to `drain` for in-flight work and lets the last completions
+    /// reach the state store. Returns how many messages were left unfinished (they resume
+    /// on the next start).
+    pub async fn stop(self, drain: Duration) -> usize {
+        self.stopping.set(true);
+        let _ = self.stop_tx.send(true);
+        let started = Instant::now();
+        while self.in_flight() > 0 && started.elapsed() < drain {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let left = self.in_flight();
+        let _ = self.store.call(|_| Ok(())).await;
+        crate::bus::clear();
+        crate::ledger::clear();
+        left
+    }
+}

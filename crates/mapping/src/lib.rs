@@ -1,0 +1,17 @@
+//! Mapping: values, exact decimals and money, interned names, projected JSON in and out, the
+//! expression evaluator, the flow pipeline (map, route, split) and test blocks. Pure
+//! computation: no tokio, no I/O.
+#![deny(clippy::unwrap_used)]
+
+pub mod decimal;
+pub mod eval;
+pub mod intern;
+pub mod json_in;
+pub mod json_number;
+pub mod json_out;
+pub mod json_scan;
+pub mod money;
+pub mod pipeline;
+pub mod projection;
+pub mod testing;
+pub mod value;

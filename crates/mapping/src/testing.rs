@@ -1,0 +1,167 @@
+//! `test` blocks: runs a fixture through its flow and compares the output, the
+//! rejection or the sinks reached with what the test expects.
+
+use crate::json_in;
+use crate::pipeline::Pipeline;
+use crate::value::Val;
+use omniflow_ir::Test;
+use serde_json::Value;
+
+/// The verdict on one test.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TestResult {
+    pub flow: String,
+    pub name: String,
+    /// `None` when it passed, else why it failed.
+    pub failure: Option<String>,
+}
+
+/// Runs every test of every flow.
+pub fn run_all(pipeline: &Pipeline) -> Vec<TestResult> {
+    let mut results = Vec::new();
+    for (flow_idx, flow) in pipeline.flows.iter().enumerate() {
+        for test in &flow.ir.tests {
+            results.push(TestResult {
+                flow: flow.name.clone(),
+                name: test.name.clone(),
+                failure: run_one(pipeline, flow_idx, test).err(),
+            });
+        }
+    }
+    results
+}
+
+fn run_one(pipeline: &Pipeline, flow_idx: usize, test: &Test) -> Result<(), String> {
+    let flow = &pipeline.flows[flow_idx];
+    let source = *flow.index.get(&test.source).ok_or("unknown source")?;
+    let compared = *flow.index.get(&test.node).ok_or("unknown node")?;
+    // Through the same projected parser as production input.
+    let bytes = serde_json::to_vec(&test.input).map_err(|e| e.to_string())?;
+    let projection = match &flow.nodes[source].kind {
+        crate::pipeline::KindRt::Source { projection } => projection.clone(),
+        _ => json_in::Projection::whole(),
+    };
+    let input = json_in::parse(&bytes, &projection)?;
+    match pipeline.process(flow_idx, source, input, true, true) {
+        Err(rejected) => match &test.reject {
+            Some(expected) if rejected.reason.contains(expected.as_str()) => Ok(()),
+            Some(expected) => Err(format!(
+                "rejected with \"{}\", expected a rejection containing \"{expected}\"",
+                rejected.reason
+            )),
+            None => Err(format!(
+                "rejected by `{}`: {}",
+                rejected.node, rejected.reason
+            )),
+        },
+        Ok(outcome) => {
+            if let Some(expected) = &test.reject {
+                return Err(format!(
+                    "expected a rejection containing \"{expected}\", but the message was accepted"
+                ));
+            }
+            if let Some(expected) = &test.expect {
+                let output = outcome
+                    .trace
+                    .iter()
+                    .find(|(node, _)| *node == compared)
+                    .map(|(_, v)| v.to_json_exact())
+                    .ok_or_else(|| format!("`{}` emitted nothing", test.node))?;
+                if let Some(path) = mismatch(expected, &output, String::from("$")) {
+                    return Err(format!(
+                        "output differs at {path}\n  expected: {}\n  actual:   {}",
+                        compact(expected),
+                        compact(&Val::from_json_exact(&output).to_json())
+                    ));
+                }
+            }
+            if let Some(expected) = &test.sinks {
+                let mut reached: Vec<&str> = outcome
+                    .deliveries
+                    .iter()
+                    .map(|d| flow.nodes[d.sink].name.as_str())
+                    .collect();
+                reached.sort_unstable();
+                reached.dedup();
+                let mut wanted: Vec<&str> = expected.iter().map(String::as_str).collect();
+                wanted.sort_unstable();
+                if reached != wanted {
+                    return Err(format!("reached sinks {reached:?}, expected {wanted:?}"));
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+fn compact(value: &Value) -> String {
+    let text = value.to_string();
+    if text.len() > 400 {
+        format!(
+            "{}…",
+            &text[..text.char_indices().nth(400).map_or(text.len(), |(i, _)| i)]
+        )
+    } else {
+        text
+    }
+}
+
+/// The first path where `actual` does not match `expected`. Objects match partially
+/// (every expected key must match); lists and scalars match exactly, numbers by value.
+pub fn mismatch(expected: &Value, actual: &Value, path: String) -> Option<String> {
+    match (expected, actual) {
+        (Value::Object(want), Value::Object(got)) => {
+            want.iter().find_map(|(key, value)| match got.get(key) {
+                Some(actual) => mismatch(value, actual, format!("{path}.{key}")),
+                None if value.is_null() => None,
+                None => Some(format!("{path}.{key} (missing)")),
+            })
+        }
+        (Value::Array(want), Value::Array(got)) => {
+            if want.len() != got.len() {
+                return Some(format!(
+                    "{path} (length {} instead of {})",
+                    got.len(),
+                    want.len()
+                ));
+            }
+            want.iter()
+                .zip(got)
+                .enumerate()
+                .find_map(|(idx, (w, g))| mismatch(w, g, format!("{path}[{idx}]")))
+        }
+        (Value::Number(_), Value::Number(_)) => {
+            let as_val = |v: &Value| Val::from_json(v);
+            (!crate::value::equal(&as_val(expected), &as_val(actual))).then_some(path)
+        }
+        // An output number no float holds (see `Val::to_json_exact`): exact against an
+        // integer expectation, as a float against a float one (the fixture was read as one).
+        (Value::Number(want), Value::String(_)) if Val::from_json_exact(actual).is_number() => {
+            let got = Val::from_json_exact(actual);
+            let same = match (want.as_i64(), want.as_u64()) {
+                (Some(_), _) | (_, Some(_)) => crate::value::equal(&Val::from_json(expected), &got),
+                _ => want.as_f64() == got.text().and_then(|text| text.parse::<f64>().ok()),
+            };
+            (!same).then_some(path)
+        }
+        (want, got) => (want != got).then_some(path),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expectations_match_numbers_beyond_floats() {
+        let doc = br#"{"id": 12345678901234567890123, "p": 0.12345678901234567890123, "s": "12345678901234567890123"}"#;
+        let output = json_in::parse(doc, &json_in::Projection::whole())
+            .unwrap()
+            .to_json_exact();
+        let expected: Value = serde_json::from_slice(doc).unwrap();
+        assert_eq!(mismatch(&expected, &output, "$".into()), None);
+        let other: Value =
+            serde_json::json!({"id": 12345678901234567890u64, "s": 12345678901234567890123.0});
+        assert_eq!(mismatch(&other, &output, "$".into()), Some("$.id".into()));
+    }
+}

@@ -1,0 +1,428 @@
+//! The simulated shop's products and variants: `GET products.json` (limit, fields,
+//! `page_info` paging by `Link`), `GET`/`PUT products/{id}.json` and
+//! `GET`/`PUT variants/{id}.json`, with Shopify's validation answers (404 `Not Found`,
+//! 400 for a missing root key, 422 with field errors).
+
+use super::{errors, shop_ts, Shared, System};
+use crate::{base_url, catalog, cents_str, param, parse_cents, query_pairs};
+use base64::Engine;
+use omniflow_http::server::{Req, Resp};
+use serde_json::{json, Map, Value};
+
+/// One variant.
+pub struct Variant {
+    id: u64,
+    product_id: u64,
+    title: String,
+    sku: String,
+    price_cents: i64,
+    compare_at_cents: Option<i64>,
+    barcode: Option<String>,
+    grams: Option<i64>,
+    inventory_item_id: u64,
+    updated_at: String,
+}
+
+/// One product.
+pub struct Product {
+    id: u64,
+    title: String,
+    body_html: Option<String>,
+    vendor: Option<String>,
+    status: String,
+    updated_at: String,
+    variants: Vec<Variant>,
+}
+
+/// The products of the shop (one variant each, from the seeded catalogue).
+pub struct Catalogue {
+    products: Vec<Product>,
+}
+
+impl Catalogue {
+    /// The seeded catalogue.
+    pub fn new() -> Catalogue {
+        let ts = shop_ts(crate::now());
+        let products = catalog::ITEMS
+            .iter()
+            .enumerate()
+            .map(|(idx, item)| Product {
+                id: catalog::shopify_product_id(idx),
+                title: item.title.split(" - ").next().unwrap_or(item.title).into(),
+                body_html: None,
+                vendor: None,
+                status: "active".into(),
+                updated_at: ts.clone(),
+                variants: vec![Variant {
+                    id: catalog::shopify_variant_id(idx),
+                    product_id: catalog::shopify_product_id(idx),
+                    title: item
+                        .title
+                        .split(" - ")
+                        .nth(1)
+                        .unwrap_or("Default Title")
+                        .into(),
+                    sku: item.sku.into(),
+                    price_cents: item.price_cents,
+                    compare_at_cents: None,
+                    barcode: None,
+                    grams: None,
+                    inventory_item_id: catalog::shopify_inventory_item_id(idx),
+                    updated_at: ts.clone(),
+                }],
+            })
+            .collect();
+        Catalogue { products }
+    }
+
+    /// The price of the variant with `sku`, in cents.
+    pub fn price_of(&self, sku: &str) -> Option<i64> {
+        self.variants()
+            .find(|v| v.sku == sku)
+            .map(|v| v.price_cents)
+    }
+
+    /// The title of the product that carries `sku`.
+    pub fn title_of(&self, sku: &str) -> Option<&str> {
+        self.products
+            .iter()
+            .find(|p| p.variants.iter().any(|v| v.sku == sku))
+            .map(|p| p.title.as_str())
+    }
+
+    fn variants(&self) -> impl Iterator<Item = &Variant> {
+        self.products.iter().flat_map(|p| p.variants.iter())
+    }
+}
+
+impl Default for Catalogue {
+    fn default() -> Self {
+        Catalogue::new()
+    }
+}
+
+fn variant_json(v: &Variant) -> Value {
+    json!({
+        "id": v.id, "product_id": v.product_id, "title": v.title, "sku": v.sku,
+        "price": cents_str(v.price_cents),
+        "compare_at_price": v.compare_at_cents.map(cents_str),
+        "barcode": v.barcode, "grams": v.grams.unwrap_or(0),
+        "weight": v.grams.unwrap_or(0), "weight_unit": "g",
+        "inventory_item_id": v.inventory_item_id, "inventory_management": "shopify",
+        "requires_shipping": true, "updated_at": v.updated_at,
+    })
+}
+
+fn product_json(p: &Product) -> Value {
+    json!({
+        "id": p.id, "title": p.title, "body_html": p.body_html, "vendor": p.vendor,
+        "status": p.status, "updated_at": p.updated_at,
+        "variants": p.variants.iter().map(variant_json).collect::<Vec<_>>(),
+    })
+}
+
+/// Keeps only `fields` (comma-separated) of an object, when given.
+fn only(fields: Option<&str>, value: Value) -> Value {
+    let (Some(fields), Value::Object(map)) = (fields, &value) else {
+        return value;
+    };
+    let keep: Vec<&str> = fields.split(',').map(str::trim).collect();
+    Value::Object(
+        map.iter()
+            .filter(|(k, _)| keep.contains(&k.as_str()))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect::<Map<_, _>>(),
+    )
+}
+
+/// `GET products.json`: by id, `limit` a page, the next page in the `Link` header.
+pub fn list(sb: &Shared, req: &Req, version: &str) -> Resp {
+    let pairs = query_pairs(&req.query);
+    let limit = match param(&pairs, "limit").map(str::parse::<usize>) {
+        None => 50,
+        Some(Ok(n)) if (1..=250).contains(&n) => n,
+        Some(_) => return errors(400, json!({"limit": ["must be between 1 and 250"]})),
+    };
+    let after = match param(&pairs, "page_info") {
+        None => 0,
+        Some(token) => match base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(token)
+            .ok()
+            .and_then(|raw| String::from_utf8(raw).ok())
+            .and_then(|text| text.parse::<u64>().ok())
+        {
+            Some(after) => after,
+            None => return errors(400, json!({"page_info": ["Invalid value."]})),
+        },
+    };
+    let fields = param(&pairs, "fields");
+    let st = sb.shopify.borrow();
+    let matching: Vec<&Product> = st
+        .catalogue
+        .products
+        .iter()
+        .filter(|p| p.id > after)
+        .collect();
+    let page: Vec<Value> = matching
+        .iter()
+        .take(limit)
+        .map(|p| only(fields, product_json(p)))
+        .collect();
+    let mut resp = Resp::json(200, json!({ "products": page }));
+    if matching.len() > limit {
+        let token = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode(matching[limit - 1].id.to_string());
+        let keep = fields.map(|f| format!("&fields={f}")).unwrap_or_default();
+        resp = resp.header(
+            "Link",
+            format!(
+                "<{}/admin/api/{version}/products.json?limit={limit}{keep}&page_info={token}>; rel=\"next\"",
+                base_url(req)
+            ),
+        );
+    }
+    resp
+}
+
+/// `GET products/{id}.json`.
+pub fn get_product(sb: &Shared, id: &str) -> Resp {
+    let st = sb.shopify.borrow();
+    match st
+        .catalogue
+        .products
+        .iter()
+        .find(|p| p.id.to_string() == id)
+    {
+        Some(p) => Resp::json(200, json!({"product": product_json(p)})),
+        None => errors(404, json!("Not Found")),
+    }
+}
+
+/// `GET variants/{id}.json`.
+pub fn get_variant(sb: &Shared, id: &str) -> Resp {
+    let st = sb.shopify.borrow();
+    let found = st
+        .catalogue
+        .variants()
+        .find(|v| v.id.to_string() == id)
+        .map(variant_json);
+    match found {
+        Some(v) => Resp::json(200, json!({ "variant": v })),
+        None => errors(404, json!("Not Found")),
+    }
+}
+
+/// The root object of a PUT body (`{"product": {...}}`), or Shopify's 400.
+fn root(req: &Req, key: &str) -> Result<Map<String, Value>, Resp> {
+    serde_json::from_slice::<Value>(&req.body)
+        .ok()
+        .and_then(|body| body.get(key).and_then(Value::as_object).cloned())
+        .ok_or_else(|| errors(400, json!({ key: "Required parameter missing or invalid" })))
+}
+
+/// `PUT products/{id}.json`: title, body_html, vendor, status.
+pub fn put_product(sb: &Shared, req: &Req, id: &str) -> Resp {
+    let fields = match root(req, "product") {
+        Ok(f) => f,
+        Err(resp) => return resp,
+    };
+    let mut invalid = Map::new();
+    if let Some(title) = fields.get("title") {
+        if title.as_str().is_none_or(|t| t.trim().is_empty()) {
+            invalid.insert("title".into(), json!(["can't be blank"]));
+        }
+    }
+    if let Some(status) = fields.get("status") {
+        if !matches!(status.as_str(), Some("active" | "archived" | "draft")) {
+            invalid.insert("status".into(), json!(["is not included in the list"]));
+        }
+    }
+    let mut st = sb.shopify.borrow_mut();
+    let Some(product) = st
+        .catalogue
+        .products
+        .iter_mut()
+        .find(|p| p.id.to_string() == id)
+    else {
+        return errors(404, json!("Not Found"));
+    };
+    if !invalid.is_empty() {
+        return errors(422, Value::Object(invalid));
+    }
+    let text = |key: &str| fields.get(key).map(|v| v.as_str().map(String::from));
+    if let Some(Some(title)) = text("title") {
+        product.title = title;
+    }
+    if let Some(body) = text("body_html") {
+        product.body_html = body;
+    }
+    if let Some(vendor) = text("vendor") {
+        product.vendor = vendor;
+    }
+    if let Some(Some(status)) = text("status") {
+        product.status = status;
+    }
+    product.updated_at = shop_ts(crate::now());
+    let body = json!({"product": product_json(product)});
+    drop(st);
+    sb.bump(System::Shopify, "product_updates");
+    Resp::json(200, body)
+}
+
+/// A price field: a decimal string or number with at most two decimals, not negative.
+fn price_field(value: &Value) -> Result<Option<i64>, &'static str> {
+    let cents = match value {
+        Value::Null => return Ok(None),
+        Value::String(s) => parse_cents(s),
+        Value::Number(n) => parse_cents(&n.to_string()),
+        _ => None,
+    };
+    match cents {
+        Some(c) if c < 0 => Err("must be greater than or equal to 0"),
+        Some(c) => Ok(Some(c)),
+        None => Err("is not a number"),
+    }
+}
+
+/// `PUT variants/{id}.json`: price, compare_at_price, barcode, weight (grams).
+pub fn put_variant(sb: &Shared, req: &Req, id: &str) -> Resp {
+    let fields = match root(req, "variant") {
+        Ok(f) => f,
+        Err(resp) => return resp,
+    };
+    let mut invalid = Map::new();
+    let mut price = None;
+    let mut compare_at = None;
+    for (key, slot) in [("price", &mut price), ("compare_at_price", &mut compare_at)] {
+        if let Some(value) = fields.get(key) {
+            match price_field(value) {
+                Ok(cents) => *slot = Some(cents),
+                Err(message) => {
+                    invalid.insert(key.into(), json!([message]));
+                }
+            }
+        }
+    }
+    if matches!(price, Some(None)) {
+        invalid.insert("price".into(), json!(["can't be blank"]));
+    }
+    let mut st = sb.shopify.borrow_mut();
+    let Some(variant) = st
+        .catalogue
+        .products
+        .iter_mut()
+        .flat_map(|p| p.variants.iter_mut())
+        .find(|v| v.id.to_string() == id)
+    else {
+        return errors(404, json!("Not Found"));
+    };
+    if !invalid.is_empty() {
+        return errors(422, Value::Object(invalid));
+    }
+    if let Some(Some(cents)) = price {
+        variant.price_cents = cents;
+    }
+    if let Some(cents) = compare_at {
+        variant.compare_at_cents = cents;
+    }
+    if let Some(barcode) = fields.get("barcode") {
+        variant.barcode = barcode.as_str().map(String::from);
+    }
+    if let Some(grams) = fields.get("weight").and_then(Value::as_i64) {
+        variant.grams = Some(grams);
+    }
+    variant.updated_at = shop_ts(crate::now());
+    let body = json!({"variant": variant_json(variant)});
+    drop(st);
+    if price.is_some() {
+        sb.bump(System::Shopify, "price_updates");
+    }
+    Resp::json(200, body)
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::testutil::{client, parts, with_sandbox};
+    use crate::SandboxConfig;
+    use serde_json::{json, Value};
+
+    fn request(method: reqwest::Method, url: &str) -> reqwest::RequestBuilder {
+        client()
+            .request(method, url)
+            .header("X-Shopify-Access-Token", super::super::ACCESS_TOKEN)
+    }
+
+    #[test]
+    fn products_page_by_link_and_puts_validate_like_shopify() {
+        with_sandbox(SandboxConfig::default(), |base| async move {
+            let api = format!("{base}/admin/api/2026-04");
+            let mut url = Some(format!("{api}/products.json?limit=4&fields=id,variants"));
+            let mut seen = Vec::new();
+            while let Some(next) = url.take() {
+                let (status, headers, body) =
+                    parts(request(reqwest::Method::GET, &next).send().await.unwrap()).await;
+                assert_eq!(status, 200, "{body}");
+                for product in body["products"].as_array().unwrap() {
+                    assert!(
+                        product.get("title").is_none(),
+                        "fields keeps id and variants only"
+                    );
+                    seen.push(product["id"].as_u64().unwrap());
+                }
+                url = headers
+                    .get("link")
+                    .and_then(|l| l.to_str().ok())
+                    .and_then(|l| l.split_once('>'))
+                    .map(|(u, _)| u.trim_start_matches('<').to_string());
+            }
+            assert_eq!(seen.len(), crate::catalog::ITEMS.len());
+            let variant = format!(
+                "{api}/variants/{}.json",
+                crate::catalog::shopify_variant_id(1)
+            );
+            let put = |url: &str, body: Value| {
+                request(reqwest::Method::PUT, url)
+                    .header("content-type", "application/json")
+                    .body(body.to_string())
+            };
+            let (status, _, body) = parts(
+                put(&variant, json!({"variant": {"price": "-1.00"}}))
+                    .send()
+                    .await
+                    .unwrap(),
+            )
+            .await;
+            assert_eq!(status, 422);
+            assert_eq!(
+                body["errors"]["price"][0],
+                "must be greater than or equal to 0"
+            );
+            let (status, _, body) = parts(
+                put(&variant, json!({"price": "1.00"}))
+                    .send()
+                    .await
+                    .unwrap(),
+            )
+            .await;
+            assert_eq!(status, 400, "{body}");
+            let (status, _, body) = parts(
+                put(&variant, json!({"variant": {"price": "19.5"}}))
+                    .send()
+                    .await
+                    .unwrap(),
+            )
+            .await;
+            assert_eq!(status, 200);
+            assert_eq!(body["variant"]["price"], "19.50");
+            let missing = format!("{api}/products/1.json");
+            let (status, _, _) = parts(
+                put(&missing, json!({"product": {"title": "x"}}))
+                    .send()
+                    .await
+                    .unwrap(),
+            )
+            .await;
+            assert_eq!(status, 404);
+        });
+    }
+}
