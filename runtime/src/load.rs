@@ -15,7 +15,7 @@ pub fn load_graph(paths: &[PathBuf]) -> Result<Graph, String> {
             // A regular file only: a FIFO or device named here is refused, not waited on.
             let text = omniflow_compiler::source::read_regular(single, MAX_GRAPH_FILE_BYTES)
                 .map_err(|err| err.to_string())?;
-            return Graph::from_json(&text);
+            return Graph::from_json(&text).map_err(|err| err.to_string());
         }
     }
     let compilation = omniflow_compiler::compile_paths(paths)?;

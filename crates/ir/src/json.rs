@@ -24,42 +24,59 @@ pub fn to_text(graph: &Graph) -> Result<String, serde_json::Error> {
     Ok(String::from_utf8_lossy(&out).into_owned())
 }
 
+/// Why a graph.json cannot be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum GraphError {
+    #[error(
+        "not a graph IR file: nested deeper than {MAX_GRAPH_JSON_DEPTH} levels at byte {offset}"
+    )]
+    TooDeep { offset: usize },
+    #[error("cannot start the graph loader: {0}")]
+    Loader(std::io::Error),
+    #[error("the graph loader crashed on this file")]
+    Crashed,
+    #[error("not a graph IR file: {0}")]
+    NotJson(serde_json::Error),
+    #[error("graph IR was built by omniflowc {found}, this is {COMPILER_VERSION}; rebuild it")]
+    Version { found: String },
+    #[error("invalid graph IR: {0}")]
+    Invalid(serde_json::Error),
+}
+
 /// Parses a graph written by `omniflowc build`, refusing other compiler versions and
 /// files nested deeper than [`MAX_GRAPH_JSON_DEPTH`].
-pub fn from_text(text: &str) -> Result<Graph, String> {
+pub fn from_text(text: &str) -> Result<Graph, GraphError> {
     if let Some(offset) = too_deep(text) {
-        return Err(format!(
-            "not a graph IR file: nested deeper than {MAX_GRAPH_JSON_DEPTH} levels at byte {offset}"
-        ));
+        return Err(GraphError::TooDeep { offset });
     }
     let text = text.to_string();
     std::thread::Builder::new()
         .name("graph-loader".into())
         .stack_size(LOADER_STACK_BYTES)
         .spawn(move || parse(&text))
-        .map_err(|err| format!("cannot start the graph loader: {err}"))?
+        .map_err(GraphError::Loader)?
         .join()
-        .map_err(|_| "the graph loader crashed on this file".to_string())?
+        .map_err(|_| GraphError::Crashed)?
 }
 
-fn parse(text: &str) -> Result<Graph, String> {
+fn parse(text: &str) -> Result<Graph, GraphError> {
     use serde::Deserialize;
     let mut deserializer = serde_json::Deserializer::from_str(text);
     // Depth is bounded by `too_deep` and the loader's stack instead.
     deserializer.disable_recursion_limit();
     let value = serde_json::Value::deserialize(&mut deserializer)
         .and_then(|value| deserializer.end().map(|()| value))
-        .map_err(|err| format!("not a graph IR file: {err}"))?;
+        .map_err(GraphError::NotJson)?;
     let version = value
         .get("compiler_version")
         .and_then(|v| v.as_str())
         .unwrap_or("");
     if version != COMPILER_VERSION {
-        return Err(format!(
-            "graph IR was built by omniflowc {version}, this is {COMPILER_VERSION}; rebuild it"
-        ));
+        return Err(GraphError::Version {
+            found: version.to_string(),
+        });
     }
-    serde_json::from_value(value).map_err(|err| format!("invalid graph IR: {err}"))
+    serde_json::from_value(value).map_err(GraphError::Invalid)
 }
 
 /// The offset where JSON nesting first exceeds [`MAX_GRAPH_JSON_DEPTH`].
@@ -210,7 +227,7 @@ mod tests {
             "[".repeat(MAX_GRAPH_JSON_DEPTH + 1),
             "]".repeat(MAX_GRAPH_JSON_DEPTH + 1)
         );
-        assert!(from_text(&deep).is_err_and(|err| err.contains("nested deeper")));
+        assert!(from_text(&deep).is_err_and(|err| matches!(err, GraphError::TooDeep { .. })));
         let graph = Graph {
             compiler_version: COMPILER_VERSION.to_string(),
             ..Graph::default()

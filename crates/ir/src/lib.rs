@@ -50,7 +50,7 @@ pub struct Graph {
 impl Graph {
     /// Parses a graph written by `omniflowc build`, refusing other compiler versions
     /// (see [`json::from_text`]).
-    pub fn from_json(text: &str) -> Result<Graph, String> {
+    pub fn from_json(text: &str) -> Result<Graph, json::GraphError> {
         json::from_text(text)
     }
 
