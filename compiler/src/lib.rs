@@ -6,6 +6,7 @@
 pub use omniflow_ir as ir;
 pub use omniflow_ir::{currency, schedule};
 
+pub mod builtin_types;
 pub mod checks;
 pub mod diagnostics;
 pub mod fmt;

@@ -199,7 +199,7 @@ impl Program {
         };
         let mut all: Vec<&str> = candidates;
         if kind == Kind::Type {
-            all.extend(crate::typeck::types::BUILTIN_TYPES.iter().copied());
+            all.extend(crate::builtin_types::BUILTIN_TYPES.iter().copied());
         }
         let help = suggest::did_you_mean(name, all, &fallback);
         diags.push(

@@ -2,6 +2,7 @@
 //! form at the same time (names resolved to slots, tables and input paths).
 
 use super::builtins;
+use super::templates;
 use super::types::{assignable, unify, Mismatch, Ty};
 use super::Env;
 use crate::diagnostics::{codes, suggest, Diagnostic, Diagnostics};
@@ -384,36 +385,14 @@ impl<'a> ExprCx<'a> {
             );
             return IrExpr::string(text);
         }
-        let env = template_env();
-        let template = match env.template_from_str(text) {
+        let template = match templates::template_env().template_from_str(text) {
             Ok(template) => template,
             Err(err) => {
-                let detail = err.detail().unwrap_or("syntax error").to_string();
-                let at = match err.range() {
-                    Some(range) if literal_is_verbatim(text, span) && range.start < text.len() => {
-                        Span::new(
-                            span.file,
-                            span.start as usize + 1 + range.start,
-                            span.start as usize
-                                + 1
-                                + range.end.min(text.len()).max(range.start + 1),
-                        )
-                    }
-                    _ => span,
-                };
-                self.diags.push(
-                    Diagnostic::error(
-                        codes::INVALID_TEMPLATE,
-                        at,
-                        format!("invalid template: {detail}"),
-                    )
-                    .label("this template does not parse")
-                    .help("templates use minijinja syntax: `{{ name }}`, `{{ value | upper }}`, `{% if x %}...{% endif %}`"),
-                );
+                templates::invalid(&err, text, span, self.diags);
                 return IrExpr::string(text);
             }
         };
-        super::templates::check_filters(text, span, self.diags);
+        templates::check_filters(text, span, self.diags);
         let mut names: Vec<String> = template.undeclared_variables(false).into_iter().collect();
         names.sort();
         let mut vars = Vec::with_capacity(names.len());
@@ -428,7 +407,7 @@ impl<'a> ExprCx<'a> {
                 candidates.iter().map(String::as_str),
                 "templates can use `let` names, `as` variables, `input` and (in routes and sinks) the message's fields",
             );
-            let at = variable_span(text, span, &name);
+            let at = templates::variable_span(text, span, &name);
             self.diags.push(
                 Diagnostic::error(
                     codes::UNKNOWN_TEMPLATE_VARIABLE,
@@ -439,7 +418,13 @@ impl<'a> ExprCx<'a> {
                 .help(help),
             );
         }
-        super::templates::check_paths(self, text, span);
+        // Each path read is checked against the type of its variable; unknown roots were
+        // reported above.
+        for path in templates::variable_paths(text).into_iter().flatten() {
+            if let Some(ty) = self.template_var_type(&path[0]) {
+                templates::walk(self.program, self.env, &ty, &path, text, span, self.diags);
+            }
+        }
         IrExpr::Template {
             text: text.to_string(),
             vars,
@@ -1248,53 +1233,6 @@ fn jsonpath_error(err: &jsonpath_rust::parser::errors::JsonPathError) -> (String
         }
         other => (other.to_string(), None),
     }
-}
-
-/// True when a string literal's source is its value between quotes (no escapes), so
-/// offsets in the value map one to one onto the source.
-fn literal_is_verbatim(value: &str, span: Span) -> bool {
-    span.len() == value.len() + 2
-}
-
-/// The span of a template variable's first use inside `{{ }}` or `{% %}`, or the whole
-/// literal when the position cannot be mapped.
-pub(super) fn variable_span(value: &str, span: Span, name: &str) -> Span {
-    if !literal_is_verbatim(value, span) {
-        return span;
-    }
-    let bytes = value.as_bytes();
-    let mut search = 0;
-    while let Some(found) = value[search..].find(name) {
-        let start = search + found;
-        let end = start + name.len();
-        let before_ok = start == 0
-            || !(bytes[start - 1].is_ascii_alphanumeric()
-                || bytes[start - 1] == b'_'
-                || bytes[start - 1] == b'.');
-        let after_ok =
-            end == bytes.len() || !(bytes[end].is_ascii_alphanumeric() || bytes[end] == b'_');
-        let inside = value[..start]
-            .rfind("{{")
-            .or(value[..start].rfind("{%"))
-            .is_some_and(|open| {
-                !value[open..start].contains("}}") && !value[open..start].contains("%}")
-            });
-        if before_ok && after_ok && inside {
-            return Span::new(
-                span.file,
-                span.start as usize + 1 + start,
-                span.start as usize + 1 + end,
-            );
-        }
-        search = end;
-    }
-    span
-}
-
-/// One shared minijinja environment for syntax checks (building one is not free).
-pub(super) fn template_env() -> &'static minijinja::Environment<'static> {
-    static ENV: std::sync::OnceLock<minijinja::Environment<'static>> = std::sync::OnceLock::new();
-    ENV.get_or_init(minijinja::Environment::new)
 }
 
 fn arith_add(lt: &Ty, rt: &Ty) -> Option<Ty> {
