@@ -233,5 +233,12 @@ flow copy_orders {
         assert_eq!(fs.get("app/lib/common.flow").unwrap(), b"// empty\n");
         let err = source::write_in_place(&fs, Path::new("app/lib"), "x").unwrap_err();
         assert_eq!(err.to_string(), "`app/lib` is a directory; not rewritten");
+        let fs = fs.with_symlink("app/link.flow", "main.flow");
+        let err = source::write_in_place(&fs, Path::new("app/link.flow"), "x").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "`app/link.flow` is a symlink; not rewritten (format the file it points to)"
+        );
+        assert_eq!(fs.get("app/main.flow").unwrap(), MAIN.as_bytes());
     }
 }

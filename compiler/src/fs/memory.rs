@@ -3,16 +3,29 @@
 
 use super::{DirEntry, FileKind, FileMeta, FileSystem};
 use std::collections::BTreeMap;
+use std::ffi::OsString;
 use std::io;
 use std::path::{Component, Path, PathBuf};
 use std::sync::{Mutex, PoisonError};
 
-/// Files in memory under a root `/`; relative paths are relative to `/`. Directories
-/// exist where files lie below them; there are no symlinks or special files.
+/// Files and symlinks in memory under a root `/`; relative paths are relative to `/`.
+/// Directories exist where entries lie below them; there are no special files.
 #[derive(Debug, Default)]
 pub struct MemoryFs {
-    files: Mutex<BTreeMap<PathBuf, Vec<u8>>>,
+    entries: Mutex<Tree>,
 }
+
+type Tree = BTreeMap<PathBuf, Entry>;
+
+#[derive(Debug, Clone)]
+enum Entry {
+    File(Vec<u8>),
+    /// A symlink to this path (relative to the link's directory unless absolute).
+    Symlink(PathBuf),
+}
+
+/// Symlinks followed in one lookup before giving up, as Linux does.
+const MAX_SYMLINK_HOPS: u32 = 40;
 
 impl MemoryFs {
     /// An empty file system.
@@ -26,22 +39,31 @@ impl MemoryFs {
         self
     }
 
+    /// Adds (or replaces) a symlink at `link` pointing to `target`, builder style.
+    pub fn with_symlink(self, link: impl AsRef<Path>, target: impl AsRef<Path>) -> MemoryFs {
+        let entry = Entry::Symlink(target.as_ref().to_path_buf());
+        self.lock().insert(normalize(link.as_ref()), entry);
+        self
+    }
+
     /// Adds (or replaces) a file.
     pub fn insert(&self, path: impl AsRef<Path>, bytes: impl Into<Vec<u8>>) {
-        self.lock().insert(normalize(path.as_ref()), bytes.into());
+        let entry = Entry::File(bytes.into());
+        self.lock().insert(normalize(path.as_ref()), entry);
     }
 
-    /// The bytes of a file, if there is one at `path`.
+    /// The bytes of the file at `path` (symlinks followed), if there is one.
     pub fn get(&self, path: impl AsRef<Path>) -> Option<Vec<u8>> {
-        self.lock().get(&normalize(path.as_ref())).cloned()
+        let tree = self.lock();
+        let real = resolve(&tree, path.as_ref(), true).ok()?;
+        match tree.get(&real) {
+            Some(Entry::File(bytes)) => Some(bytes.clone()),
+            _ => None,
+        }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<PathBuf, Vec<u8>>> {
-        self.files.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    fn is_dir(files: &BTreeMap<PathBuf, Vec<u8>>, path: &Path) -> bool {
-        path == Path::new("/") || files.keys().any(|key| key != path && key.starts_with(path))
+    fn lock(&self) -> std::sync::MutexGuard<'_, Tree> {
+        self.entries.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -61,70 +83,121 @@ fn normalize(path: &Path) -> PathBuf {
     out
 }
 
-fn not_found() -> io::Error {
-    io::Error::from(io::ErrorKind::NotFound)
+/// A path's names and `..`s, last first (a stack to pop from).
+fn steps(path: &Path) -> Vec<OsString> {
+    let mut steps: Vec<OsString> = path
+        .components()
+        .filter_map(|component| match component {
+            Component::ParentDir => Some(OsString::from("..")),
+            Component::Normal(name) => Some(name.to_os_string()),
+            Component::RootDir | Component::CurDir | Component::Prefix(_) => None,
+        })
+        .collect();
+    steps.reverse();
+    steps
+}
+
+/// The absolute path `path` leads to, with every symlink on the way resolved (the last
+/// one only when `follow_last`), as the kernel walks a path: `..` after a symlink leaves
+/// the symlink's target.
+fn resolve(tree: &Tree, path: &Path, follow_last: bool) -> io::Result<PathBuf> {
+    let mut out = PathBuf::from("/");
+    let mut todo = steps(path);
+    let mut hops = 0;
+    while let Some(step) = todo.pop() {
+        if step == ".." {
+            out.pop();
+            continue;
+        }
+        out.push(&step);
+        let Some(Entry::Symlink(target)) = tree.get(&out) else {
+            continue;
+        };
+        if todo.is_empty() && !follow_last {
+            break;
+        }
+        hops += 1;
+        if hops > MAX_SYMLINK_HOPS {
+            return Err(io::Error::other("too many levels of symbolic links"));
+        }
+        out.pop();
+        if target.is_absolute() {
+            out = PathBuf::from("/");
+        }
+        todo.extend(steps(target));
+    }
+    Ok(out)
+}
+
+/// True when entries lie below `path` (the root always exists).
+fn is_dir(tree: &Tree, path: &Path) -> bool {
+    path == Path::new("/") || tree.keys().any(|key| key != path && key.starts_with(path))
+}
+
+/// Metadata of the resolved path `real`.
+fn meta(tree: &Tree, real: &Path) -> io::Result<FileMeta> {
+    match tree.get(real) {
+        Some(Entry::File(bytes)) => Ok(FileMeta {
+            kind: FileKind::File,
+            len: bytes.len() as u64,
+        }),
+        Some(Entry::Symlink(target)) => Ok(FileMeta {
+            kind: FileKind::Symlink,
+            len: target.as_os_str().len() as u64,
+        }),
+        None if is_dir(tree, real) => Ok(FileMeta {
+            kind: FileKind::Dir,
+            len: 0,
+        }),
+        None => Err(io::Error::from(io::ErrorKind::NotFound)),
+    }
 }
 
 impl FileSystem for MemoryFs {
     fn metadata(&self, path: &Path) -> io::Result<FileMeta> {
-        let path = normalize(path);
-        let files = self.lock();
-        if let Some(bytes) = files.get(&path) {
-            return Ok(FileMeta {
-                kind: FileKind::File,
-                len: bytes.len() as u64,
-            });
-        }
-        if MemoryFs::is_dir(&files, &path) {
-            return Ok(FileMeta {
-                kind: FileKind::Dir,
-                len: 0,
-            });
-        }
-        Err(not_found())
+        let tree = self.lock();
+        meta(&tree, &resolve(&tree, path, true)?)
     }
 
     fn symlink_metadata(&self, path: &Path) -> io::Result<FileMeta> {
-        self.metadata(path)
+        let tree = self.lock();
+        meta(&tree, &resolve(&tree, path, false)?)
     }
 
     fn canonicalize(&self, path: &Path) -> io::Result<PathBuf> {
-        self.metadata(path)?;
-        Ok(normalize(path))
+        let tree = self.lock();
+        let real = resolve(&tree, path, true)?;
+        meta(&tree, &real)?;
+        Ok(real)
     }
 
     fn read_at_most(&self, path: &Path, limit: u64) -> io::Result<Vec<u8>> {
-        let path = normalize(path);
-        let files = self.lock();
-        match files.get(&path) {
-            Some(bytes) => Ok(bytes[..bytes.len().min(limit as usize)].to_vec()),
-            None if MemoryFs::is_dir(&files, &path) => {
-                Err(io::Error::from(io::ErrorKind::IsADirectory))
-            }
-            None => Err(not_found()),
+        let tree = self.lock();
+        let real = resolve(&tree, path, true)?;
+        match tree.get(&real) {
+            Some(Entry::File(bytes)) => Ok(bytes[..bytes.len().min(limit as usize)].to_vec()),
+            _ if is_dir(&tree, &real) => Err(io::Error::from(io::ErrorKind::IsADirectory)),
+            _ => Err(io::Error::from(io::ErrorKind::NotFound)),
         }
     }
 
     fn read_dir(&self, dir: &Path) -> io::Result<Vec<DirEntry>> {
-        let normal = normalize(dir);
-        let files = self.lock();
-        if files.contains_key(&normal) {
+        let tree = self.lock();
+        let real = resolve(&tree, dir, true)?;
+        if meta(&tree, &real)?.kind != FileKind::Dir {
             return Err(io::Error::from(io::ErrorKind::NotADirectory));
         }
-        if !MemoryFs::is_dir(&files, &normal) {
-            return Err(not_found());
-        }
         let mut children: BTreeMap<PathBuf, FileKind> = BTreeMap::new();
-        for key in files.keys() {
-            let Ok(rest) = key.strip_prefix(&normal) else {
+        for (key, entry) in tree.range(real.clone()..) {
+            let Ok(rest) = key.strip_prefix(&real) else {
                 continue;
             };
             let mut parts = rest.components();
             let Some(first) = parts.next() else { continue };
-            let kind = if parts.next().is_some() {
-                FileKind::Dir
-            } else {
-                FileKind::File
+            let kind = match (parts.next(), entry) {
+                (Some(_), _) => FileKind::Dir,
+                (None, Entry::File(_)) => FileKind::File,
+                (None, Entry::Symlink(_)) => FileKind::Symlink,
             };
             children.insert(dir.join(first), kind);
         }
@@ -138,12 +211,12 @@ impl FileSystem for MemoryFs {
     }
 
     fn write(&self, path: &Path, bytes: &[u8]) -> io::Result<()> {
-        let path = normalize(path);
-        let mut files = self.lock();
-        if MemoryFs::is_dir(&files, &path) {
+        let mut tree = self.lock();
+        let real = resolve(&tree, path, true)?;
+        if is_dir(&tree, &real) {
             return Err(io::Error::from(io::ErrorKind::IsADirectory));
         }
-        files.insert(path, bytes.to_vec());
+        tree.insert(real, Entry::File(bytes.to_vec()));
         Ok(())
     }
 }
@@ -186,5 +259,32 @@ mod tests {
         );
         assert!(fs.read_dir(Path::new("d/a.flow")).is_err());
         assert!(fs.write(Path::new("d/sub"), b"x").is_err());
+    }
+
+    #[test]
+    fn symlinks_resolve_as_the_kernel_resolves_them() {
+        let fs = MemoryFs::new()
+            .with_file("data/real.csv", "x")
+            .with_symlink("app/link.csv", "../data/real.csv")
+            .with_symlink("app/dir", "/data")
+            .with_symlink("app/loop", "loop");
+        assert_eq!(
+            fs.canonicalize(Path::new("app/link.csv")).unwrap(),
+            PathBuf::from("/data/real.csv")
+        );
+        assert_eq!(
+            fs.canonicalize(Path::new("app/dir/../app/link.csv"))
+                .unwrap(),
+            PathBuf::from("/data/real.csv")
+        );
+        let link = fs.symlink_metadata(Path::new("app/link.csv")).unwrap();
+        assert_eq!(link.kind, FileKind::Symlink);
+        assert_eq!(
+            fs.metadata(Path::new("app/dir")).unwrap().kind,
+            FileKind::Dir
+        );
+        assert!(fs.metadata(Path::new("app/loop")).is_err());
+        fs.write(Path::new("app/link.csv"), b"y").unwrap();
+        assert_eq!(fs.get("data/real.csv").unwrap(), b"y");
     }
 }
