@@ -23,7 +23,7 @@ fn scratch(name: &str) -> PathBuf {
 fn compile_within(paths: Vec<PathBuf>) -> Result<Compilation, String> {
     let (send, receive) = mpsc::channel();
     std::thread::spawn(move || {
-        let _ = send.send(omniflow_compiler::compile_paths(&paths));
+        let _ = send.send(omniflow_compiler::compile_paths(&paths).map_err(|err| err.to_string()));
     });
     receive
         .recv_timeout(Duration::from_secs(60))

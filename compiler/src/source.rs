@@ -1,5 +1,8 @@
-//! Source files, byte spans and file loading: the only IO in the compiler library.
+//! Source files, byte spans and file loading: what a flow may read, checked here for
+//! every [`FileSystem`].
 
+use crate::fs::{FileKind, FileSystem};
+use std::io;
 use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 
@@ -121,14 +124,17 @@ pub const MAX_SOURCE_BYTES: u64 = 16 << 20;
 /// Largest table or test fixture file a flow may name.
 pub const MAX_DATA_FILE_BYTES: u64 = 16 << 20;
 
-/// Why a file a flow names cannot be read.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Why a file a flow names cannot be read; the text is the reason a diagnostic shows.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FileError {
     /// Absolute, `..`, or a symlink resolving outside the naming file's directory.
+    #[error("{0}")]
     Outside(String),
     /// A FIFO, socket, device or directory, or a file over the size limit.
+    #[error("{0}")]
     Unsupported(String),
     /// Missing, unreadable or not UTF-8.
+    #[error("{0}")]
     Unreadable(String),
 }
 
@@ -143,22 +149,39 @@ impl FileError {
     }
 }
 
-impl std::fmt::Display for FileError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.reason())
-    }
+/// Why the files given to the compiler (or the formatter) cannot be listed, read or
+/// written. Displayed as the message users see.
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    #[error("cannot read `{}`: {source}", path.display())]
+    Read { path: PathBuf, source: io::Error },
+    #[error("`{}` is {}, not a .flow file or a directory", path.display(), kind.describe())]
+    NotFlowOrDirectory { path: PathBuf, kind: FileKind },
+    #[error(transparent)]
+    File(#[from] FileError),
+    #[error("cannot write `{}`: {source}", path.display())]
+    Write { path: PathBuf, source: io::Error },
+    #[error("`{}` is a symlink; not rewritten (format the file it points to)", path.display())]
+    SymlinkNotRewritten { path: PathBuf },
+    #[error("`{}` is {}; not rewritten", path.display(), kind.describe())]
+    NotRewritten { path: PathBuf, kind: FileKind },
 }
 
 /// Reads a UTF-8 text file given on the command line (or found in a directory given
 /// there): only a regular file of at most [`MAX_SOURCE_BYTES`], never a FIFO or device.
-pub fn read_text(path: &Path) -> Result<String, String> {
-    read_regular(path, MAX_SOURCE_BYTES).map_err(|err| err.to_string())
+pub fn read_text(fs: &dyn FileSystem, path: &Path) -> Result<String, FileError> {
+    read_regular(fs, path, MAX_SOURCE_BYTES)
 }
 
 /// Reads a file that a flow names (an import, a table, a test fixture), written
 /// relative to the flow file `from`. It must resolve, after symlinks, beside or below
 /// `from`'s directory, be a regular file and hold at most `limit` bytes.
-pub fn read_beside(from: &Path, written: &str, limit: u64) -> Result<(PathBuf, String), FileError> {
+pub fn read_beside(
+    fs: &dyn FileSystem,
+    from: &Path,
+    written: &str,
+    limit: u64,
+) -> Result<(PathBuf, String), FileError> {
     let joined = resolve_relative(from, written).map_err(FileError::Outside)?;
     let base = from.parent().unwrap_or_else(|| Path::new("."));
     let base = if base.as_os_str().is_empty() {
@@ -166,39 +189,42 @@ pub fn read_beside(from: &Path, written: &str, limit: u64) -> Result<(PathBuf, S
     } else {
         base
     };
-    let unreadable = |err: std::io::Error| {
+    let unreadable = |err: io::Error| {
         FileError::Unreadable(format!("cannot read `{}`: {err}", joined.display()))
     };
-    let real_base = std::fs::canonicalize(base).map_err(unreadable)?;
-    let real = std::fs::canonicalize(&joined).map_err(unreadable)?;
+    let real_base = fs.canonicalize(base).map_err(unreadable)?;
+    let real = fs.canonicalize(&joined).map_err(unreadable)?;
     if !real.starts_with(&real_base) {
         return Err(FileError::Outside(format!(
             "`{written}` resolves to `{}`, outside the flow's directory",
             real.display()
         )));
     }
-    let text = read_regular_as(&real, &joined, limit)?;
+    let text = read_regular_as(fs, &real, &joined, limit)?;
     Ok((joined, text))
 }
 
 /// Reads a regular file of at most `limit` bytes as UTF-8 (a leading BOM dropped); a
 /// FIFO, socket, device or directory is refused before it is opened.
-pub fn read_regular(path: &Path, limit: u64) -> Result<String, FileError> {
-    read_regular_as(path, path, limit)
+pub fn read_regular(fs: &dyn FileSystem, path: &Path, limit: u64) -> Result<String, FileError> {
+    read_regular_as(fs, path, path, limit)
 }
 
 /// [`read_regular`], naming the file `shown` in errors.
-fn read_regular_as(path: &Path, shown: &Path, limit: u64) -> Result<String, FileError> {
-    use std::io::Read;
-    let unreadable = |err: std::io::Error| {
-        FileError::Unreadable(format!("cannot read `{}`: {err}", shown.display()))
-    };
-    let meta = std::fs::metadata(path).map_err(unreadable)?;
-    if !meta.is_file() {
+fn read_regular_as(
+    fs: &dyn FileSystem,
+    path: &Path,
+    shown: &Path,
+    limit: u64,
+) -> Result<String, FileError> {
+    let unreadable =
+        |err: io::Error| FileError::Unreadable(format!("cannot read `{}`: {err}", shown.display()));
+    let meta = fs.metadata(path).map_err(unreadable)?;
+    if meta.kind != FileKind::File {
         return Err(FileError::Unsupported(format!(
             "`{}` is {}, not a regular file",
             shown.display(),
-            file_kind(&meta.file_type())
+            meta.kind.describe()
         )));
     }
     let too_large = || {
@@ -208,14 +234,10 @@ fn read_regular_as(path: &Path, shown: &Path, limit: u64) -> Result<String, File
             limit >> 20
         ))
     };
-    if meta.len() > limit {
+    if meta.len > limit {
         return Err(too_large());
     }
-    let file = std::fs::File::open(path).map_err(unreadable)?;
-    let mut bytes = Vec::with_capacity(meta.len() as usize);
-    file.take(limit + 1)
-        .read_to_end(&mut bytes)
-        .map_err(unreadable)?;
+    let bytes = fs.read_at_most(path, limit + 1).map_err(unreadable)?;
     if bytes.len() as u64 > limit {
         return Err(too_large());
     }
@@ -230,64 +252,45 @@ fn read_regular_as(path: &Path, shown: &Path, limit: u64) -> Result<String, File
 
 /// Rewrites a regular file in place (the formatter's output): a symlink, FIFO or device
 /// is refused, never written through.
-pub fn write_in_place(path: &Path, text: &str) -> Result<(), String> {
-    let meta = std::fs::symlink_metadata(path)
-        .map_err(|err| format!("cannot write `{}`: {err}", path.display()))?;
-    if meta.file_type().is_symlink() {
-        return Err(format!(
-            "`{}` is a symlink; not rewritten (format the file it points to)",
-            path.display()
-        ));
-    }
-    if !meta.is_file() {
-        return Err(format!(
-            "`{}` is {}; not rewritten",
-            path.display(),
-            file_kind(&meta.file_type())
-        ));
-    }
-    std::fs::write(path, text).map_err(|err| format!("cannot write `{}`: {err}", path.display()))
-}
-
-/// A file type in words: "a FIFO", "a directory", ...
-fn file_kind(file_type: &std::fs::FileType) -> &'static str {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::FileTypeExt;
-        if file_type.is_fifo() {
-            return "a FIFO";
-        }
-        if file_type.is_socket() {
-            return "a socket";
-        }
-        if file_type.is_char_device() || file_type.is_block_device() {
-            return "a device";
-        }
-    }
-    if file_type.is_dir() {
-        "a directory"
-    } else {
-        "a special file"
+pub fn write_in_place(fs: &dyn FileSystem, path: &Path, text: &str) -> Result<(), SourceError> {
+    let write_error = |source: io::Error| SourceError::Write {
+        path: path.to_path_buf(),
+        source,
+    };
+    let meta = fs.symlink_metadata(path).map_err(write_error)?;
+    match meta.kind {
+        FileKind::File => fs.write(path, text.as_bytes()).map_err(write_error),
+        FileKind::Symlink => Err(SourceError::SymlinkNotRewritten {
+            path: path.to_path_buf(),
+        }),
+        kind => Err(SourceError::NotRewritten {
+            path: path.to_path_buf(),
+            kind,
+        }),
     }
 }
 
 /// Expands the given paths into `.flow` files: files as given, directories walked
 /// recursively, sorted for deterministic output.
-pub fn collect_flow_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
+pub fn collect_flow_files(
+    fs: &dyn FileSystem,
+    paths: &[PathBuf],
+) -> Result<Vec<PathBuf>, SourceError> {
     let mut out = Vec::new();
     for path in paths {
-        let meta = std::fs::metadata(path)
-            .map_err(|err| format!("cannot read `{}`: {err}", path.display()))?;
-        if meta.is_dir() {
-            walk(path, &mut out)?;
-        } else if meta.is_file() {
-            out.push(path.clone());
-        } else {
-            return Err(format!(
-                "`{}` is {}, not a .flow file or a directory",
-                path.display(),
-                file_kind(&meta.file_type())
-            ));
+        let meta = fs.metadata(path).map_err(|source| SourceError::Read {
+            path: path.clone(),
+            source,
+        })?;
+        match meta.kind {
+            FileKind::Dir => walk(fs, path, &mut out)?,
+            FileKind::File => out.push(path.clone()),
+            kind => {
+                return Err(SourceError::NotFlowOrDirectory {
+                    path: path.clone(),
+                    kind,
+                })
+            }
         }
     }
     out.sort();
@@ -295,19 +298,20 @@ pub fn collect_flow_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
     Ok(out)
 }
 
-fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), String> {
-    let entries =
-        std::fs::read_dir(dir).map_err(|err| format!("cannot read `{}`: {err}", dir.display()))?;
+fn walk(fs: &dyn FileSystem, dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), SourceError> {
+    let entries = fs.read_dir(dir).map_err(|source| SourceError::Read {
+        path: dir.to_path_buf(),
+        source,
+    })?;
     for entry in entries {
-        let entry = entry.map_err(|err| format!("cannot read `{}`: {err}", dir.display()))?;
-        let path = entry.path();
-        let file_type = entry
-            .file_type()
-            .map_err(|err| format!("cannot read `{}`: {err}", path.display()))?;
-        if file_type.is_dir() {
-            walk(&path, out)?;
-        } else if path.extension().is_some_and(|ext| ext == "flow") {
-            out.push(path);
+        let kind = entry.kind.map_err(|source| SourceError::Read {
+            path: entry.path.clone(),
+            source,
+        })?;
+        if kind == FileKind::Dir {
+            walk(fs, &entry.path, out)?;
+        } else if entry.path.extension().is_some_and(|ext| ext == "flow") {
+            out.push(entry.path);
         }
     }
     Ok(())

@@ -1,4 +1,6 @@
 //! The `omniflowc` command line: exit codes, output formats and subcommands.
+// The tests set up and inspect real files around the binary they run.
+#![allow(clippy::disallowed_methods)]
 
 use std::path::PathBuf;
 use std::process::{Command, Output};

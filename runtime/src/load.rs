@@ -2,6 +2,7 @@
 //! never runs what `omniflowc check` rejects), or a graph IR file from `omniflowc build`.
 
 use omniflow_compiler::diagnostics::render::{render, Format};
+use omniflow_compiler::fs::RealFs;
 use omniflow_ir::Graph;
 use std::path::PathBuf;
 
@@ -13,12 +14,13 @@ pub fn load_graph(paths: &[PathBuf]) -> Result<Graph, String> {
     if let [single] = paths {
         if single.extension().is_some_and(|ext| ext == "json") {
             // A regular file only: a FIFO or device named here is refused, not waited on.
-            let text = omniflow_compiler::source::read_regular(single, MAX_GRAPH_FILE_BYTES)
-                .map_err(|err| err.to_string())?;
+            let text =
+                omniflow_compiler::source::read_regular(&RealFs, single, MAX_GRAPH_FILE_BYTES)
+                    .map_err(|err| err.to_string())?;
             return Graph::from_json(&text).map_err(|err| err.to_string());
         }
     }
-    let compilation = omniflow_compiler::compile_paths(paths)?;
+    let compilation = omniflow_compiler::compile_paths(paths).map_err(|err| err.to_string())?;
     if compilation.has_errors() {
         let report = render(
             &compilation.diagnostics,

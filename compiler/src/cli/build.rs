@@ -1,6 +1,7 @@
 //! `omniflowc build`: writes the graph IR, refusing programs with errors.
 
 use super::{compile, EXIT_ERRORS, EXIT_OK, EXIT_USAGE};
+use omniflow_compiler::fs::{FileSystem, RealFs};
 use std::path::PathBuf;
 
 #[derive(clap::Args)]
@@ -32,7 +33,7 @@ pub fn run(args: Args) -> u8 {
             return EXIT_USAGE;
         }
     };
-    if let Err(err) = std::fs::write(&args.output, json + "\n") {
+    if let Err(err) = RealFs.write(&args.output, (json + "\n").as_bytes()) {
         eprintln!("error: cannot write `{}`: {err}", args.output.display());
         return EXIT_USAGE;
     }

@@ -1,6 +1,7 @@
 //! `omniflowc fmt`: formats files in place, or lists the ones that would change.
 
 use super::{EXIT_ERRORS, EXIT_OK, EXIT_USAGE};
+use omniflow_compiler::fs::RealFs;
 use omniflow_compiler::{fmt::format_source, source};
 use std::path::PathBuf;
 
@@ -15,7 +16,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> u8 {
-    let files = match source::collect_flow_files(&args.paths) {
+    let files = match source::collect_flow_files(&RealFs, &args.paths) {
         Ok(files) => files,
         Err(err) => {
             eprintln!("error: {err}");
@@ -25,7 +26,7 @@ pub fn run(args: Args) -> u8 {
     let mut failed = false;
     let mut changed = 0;
     for file in &files {
-        let text = match source::read_text(file) {
+        let text = match source::read_text(&RealFs, file) {
             Ok(text) => text,
             Err(err) => {
                 eprintln!("error: {err}");
@@ -46,7 +47,7 @@ pub fn run(args: Args) -> u8 {
         changed += 1;
         if args.check {
             println!("would reformat {}", file.display());
-        } else if let Err(err) = source::write_in_place(file, &formatted) {
+        } else if let Err(err) = source::write_in_place(&RealFs, file, &formatted) {
             eprintln!("error: {err}");
             return EXIT_USAGE;
         }

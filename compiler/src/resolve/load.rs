@@ -2,19 +2,21 @@
 
 use super::{Binding, ItemRef, ModuleId, ModuleInfo, Program};
 use crate::diagnostics::{codes, suggest, Diagnostic, Diagnostics};
-use crate::source::{self, Sources, Span};
+use crate::fs::FileSystem;
+use crate::source::{self, FileError, Sources, Span};
 use crate::syntax::ast::{Item, Module, UseTarget};
 use crate::syntax::parse_module;
 use std::cell::Cell;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// The stdlib module of the ledger's operations, loaded with any module declaring one.
 pub const LEDGER_MODULE: &str = "std.connectors.ledger";
 
 /// One key per file however it was written (`./a.flow`, `sub/../a.flow`).
-fn file_key(path: &Path) -> String {
-    let canonical = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+fn file_key(fs: &dyn FileSystem, path: &Path) -> String {
+    let canonical = fs.canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
     format!("file:{}", canonical.display())
 }
 
@@ -28,19 +30,20 @@ struct Loader<'a> {
 /// Loads the root files (I/O errors on them are returned for exit code 2) and everything
 /// they import, and builds every module's scope.
 pub fn load(
+    fs: Arc<dyn FileSystem>,
     roots: &[PathBuf],
     sources: &mut Sources,
     diags: &mut Diagnostics,
-) -> Result<Program, String> {
+) -> Result<Program, FileError> {
     let mut loader = Loader {
-        program: Program::default(),
+        program: Program::new(fs),
         sources,
         diags,
         by_key: HashMap::new(),
     };
     let mut queue = Vec::new();
     for path in roots {
-        let text = source::read_text(path)?;
+        let text = source::read_text(loader.program.fs(), path)?;
         let id = loader.add_file_module(path, text);
         loader.program.modules[id.0 as usize].is_root = true;
         queue.push(id);
@@ -80,7 +83,7 @@ impl Loader<'_> {
     }
 
     fn add_file_module(&mut self, path: &Path, text: String) -> ModuleId {
-        let key = file_key(path);
+        let key = file_key(self.program.fs(), path);
         if let Some(id) = self.by_key.get(&key) {
             return *id;
         }
@@ -177,9 +180,9 @@ impl Loader<'_> {
 
     fn file_import(&mut self, from: Option<&Path>, written: &str, span: Span) -> Option<ModuleId> {
         let from = from?;
-        match source::read_beside(from, written, source::MAX_SOURCE_BYTES) {
+        match source::read_beside(self.program.fs(), from, written, source::MAX_SOURCE_BYTES) {
             Ok((path, text)) => {
-                if let Some(id) = self.by_key.get(&file_key(&path)) {
+                if let Some(id) = self.by_key.get(&file_key(self.program.fs(), &path)) {
                     return Some(*id);
                 }
                 Some(self.add_file_module(&path, text))
@@ -381,7 +384,7 @@ impl Loader<'_> {
 /// The diagnostic for a file a flow names and cannot read: `kind` names the file in the
 /// label, `relative_to` what its path is relative to.
 pub fn file_error(
-    err: &source::FileError,
+    err: &FileError,
     span: Span,
     what: &str,
     kind: &str,
@@ -389,14 +392,14 @@ pub fn file_error(
 ) -> Diagnostic {
     let reason = err.reason();
     match err {
-        source::FileError::Outside(_) => Diagnostic::error(
+        FileError::Outside(_) => Diagnostic::error(
             codes::FILE_OUTSIDE_DIRECTORY,
             span,
             format!("{what}: {reason}"),
         )
         .label("outside the flow's directory")
         .help("keep the file beside or below the flow file and name it with a relative path; symlinks may not lead out of the directory"),
-        source::FileError::Unsupported(_) => Diagnostic::error(
+        FileError::Unsupported(_) => Diagnostic::error(
             codes::UNSUPPORTED_FILE,
             span,
             format!("{what}: {reason}"),
@@ -406,7 +409,7 @@ pub fn file_error(
             "name a regular file of at most {} MiB",
             source::MAX_DATA_FILE_BYTES >> 20
         )),
-        source::FileError::Unreadable(_) => Diagnostic::error(codes::FILE_NOT_FOUND, span, reason)
+        FileError::Unreadable(_) => Diagnostic::error(codes::FILE_NOT_FOUND, span, reason)
             .label(format!("this {kind} cannot be read"))
             .help(format!("check the path; it is relative to {relative_to}")),
     }

@@ -8,11 +8,13 @@ pub use load::LEDGER_MODULE;
 pub use load::load;
 
 use crate::diagnostics::{codes, suggest, Diagnostic, Diagnostics};
+use crate::fs::FileSystem;
 use crate::source::Span;
 use crate::syntax::ast::{Item, Module};
 use std::cell::Cell;
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 /// Index of a module in [`Program::modules`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -50,9 +52,11 @@ pub struct ModuleInfo {
 }
 
 /// Every module of one compilation, with scopes built.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Program {
     pub modules: Vec<ModuleInfo>,
+    /// Where the modules' files, and the files they name, are read from.
+    fs: Arc<dyn FileSystem>,
     /// How many modules declare a type of each name (for [`Program::ir_name`]).
     type_name_counts: std::sync::OnceLock<HashMap<String, usize>>,
 }
@@ -91,6 +95,21 @@ impl Kind {
 }
 
 impl Program {
+    /// An empty program whose files are read from `fs`.
+    pub fn new(fs: Arc<dyn FileSystem>) -> Program {
+        Program {
+            modules: Vec::new(),
+            fs,
+            type_name_counts: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// The file system the program's files come from (tables and fixtures are read
+    /// from it too).
+    pub fn fs(&self) -> &dyn FileSystem {
+        &*self.fs
+    }
+
     /// The item an [`ItemRef`] points at.
     pub fn item(&self, item: ItemRef) -> &Item {
         &self.modules[item.module.0 as usize].ast.items[item.item as usize]
@@ -180,7 +199,7 @@ impl Program {
         };
         let mut all: Vec<&str> = candidates;
         if kind == Kind::Type {
-            all.extend(crate::typeck::types::BUILTIN_TYPES.iter().copied());
+            all.extend(crate::builtin_types::BUILTIN_TYPES.iter().copied());
         }
         let help = suggest::did_you_mean(name, all, &fallback);
         diags.push(

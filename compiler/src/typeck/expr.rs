@@ -2,6 +2,7 @@
 //! form at the same time (names resolved to slots, tables and input paths).
 
 use super::builtins;
+use super::templates;
 use super::types::{assignable, unify, Mismatch, Ty};
 use super::Env;
 use crate::diagnostics::{codes, suggest, Diagnostic, Diagnostics};
@@ -176,169 +177,188 @@ impl<'a> ExprCx<'a> {
                 self.member(base_ty, base_ir, field)
             }
             ExprKind::Index(base, index) => self.index(base, index),
-            ExprKind::AllItems(base) => {
-                let (ty, ir) = self.check(base);
-                if ty.element().is_none() {
-                    let shown = self.display(&ty);
-                    self.diags.push(
-                        Diagnostic::error(
-                            codes::NOT_A_LIST,
-                            base.span,
-                            format!("`[*]` selects the elements of a list, found {shown}"),
-                        )
-                        .label(format!("this is {shown}"))
-                        .help("use `[*]` on a list, e.g. `order.lines[*].sku`"),
-                    );
-                }
-                let ir = match ir {
-                    IrExpr::Path { root, mut path } => {
-                        path.push(PathSeg::All);
-                        IrExpr::Path { root, path }
-                    }
-                    // Field access on a list already maps over its elements.
-                    other => other,
-                };
-                (ty, ir)
-            }
+            ExprKind::AllItems(base) => self.all_items(base),
             ExprKind::Call(name, args) => self.call(name, args, expr.span),
             ExprKind::Binary(op, lhs, rhs) => self.binary(*op, lhs, rhs, expr.span),
-            ExprKind::Unary(op, inner) => {
-                let (ty, ir) = self.check(inner);
-                let ok = match op {
-                    UnOp::Neg => ty.is_number() || ty == Ty::Money || ty.is_lenient(),
-                    UnOp::Not => ty == Ty::Bool || ty.is_lenient(),
-                };
-                if !ok {
-                    let shown = self.display(&ty);
-                    let word = if *op == UnOp::Neg { "-" } else { "not" };
-                    self.diags.push(
-                        Diagnostic::error(
-                            codes::INVALID_OPERAND,
-                            expr.span,
-                            format!("`{word}` cannot be applied to {shown}"),
-                        )
-                        .label(format!("this is {shown}"))
-                        .help(if *op == UnOp::Neg {
-                            "negate a number or money"
-                        } else {
-                            "use `not` on a boolean condition"
-                        }),
-                    );
-                }
-                let result = if *op == UnOp::Not { Ty::Bool } else { ty };
-                (
-                    result,
-                    IrExpr::Unary {
-                        op: *op,
-                        expr: Box::new(ir),
-                    },
-                )
-            }
-            ExprKind::If(cond, then, otherwise) => {
-                let cond_ir = self.condition(cond, "an `if` condition");
-                let (then_ty, then_ir) = self.check(then);
-                let (else_ty, else_ir) = self.check(otherwise);
-                let ty = match unify(&then_ty, &else_ty) {
-                    Some(ty) => ty,
-                    None => {
-                        let (a, b) = (self.display(&then_ty), self.display(&else_ty));
-                        self.diags.push(
-                            Diagnostic::error(
-                                codes::TYPE_MISMATCH,
-                                otherwise.span,
-                                format!("`if` branches have different types: {a} and {b}"),
-                            )
-                            .label(format!("this is {b}"))
-                            .secondary(then.span, format!("this is {a}"))
-                            .help("make both branches produce the same type"),
-                        );
-                        Ty::Error
-                    }
-                };
-                (
-                    ty,
-                    IrExpr::If {
-                        cond: Box::new(cond_ir),
-                        then: Box::new(then_ir),
-                        otherwise: Box::new(else_ir),
-                    },
-                )
-            }
+            ExprKind::Unary(op, inner) => self.unary(*op, inner, expr.span),
+            ExprKind::If(cond, then, otherwise) => self.if_else(cond, then, otherwise),
             ExprKind::Reject(reason) => {
                 let reason_ir = self.string_or_template(&reason.value, reason.span);
                 (Ty::Never, IrExpr::Reject(Box::new(reason_ir)))
             }
-            ExprKind::List(items) => {
-                let mut elem = Ty::Never;
-                let mut irs = Vec::with_capacity(items.len());
-                for item in items {
-                    let (ty, ir) = self.check(item);
-                    elem = match unify(&elem, &ty) {
-                        Some(t) => t,
-                        None => {
-                            let shown = self.display(&ty);
-                            self.diags.push(
-                                Diagnostic::error(
-                                    codes::TYPE_MISMATCH,
-                                    item.span,
-                                    format!(
-                                        "list elements have different types: {shown} among {}",
-                                        self.display(&elem)
-                                    ),
-                                )
-                                .label(format!("this is {shown}"))
-                                .help("give every element of a list the same type"),
-                            );
-                            Ty::Error
-                        }
-                    };
-                    irs.push(ir);
-                }
-                let elem = if elem == Ty::Never { Ty::Json } else { elem };
-                (Ty::List(Box::new(elem)), IrExpr::List(irs))
-            }
+            ExprKind::List(items) => self.list(items),
             ExprKind::Record(record) => self.record(record),
             ExprKind::EachMap {
                 source,
                 var,
                 filter,
                 body,
-            } => {
-                let (source_ty, source_ir) = self.check(source);
-                let elem = match source_ty.element() {
-                    Some(elem) => elem,
-                    None => {
-                        let shown = self.display(&source_ty);
-                        self.diags.push(
-                            Diagnostic::error(
-                                codes::NOT_A_LIST,
-                                source.span,
-                                format!("`as` maps the elements of a list, found {shown}"),
-                            )
-                            .label(format!("this is {shown}"))
-                            .help("select the array, e.g. `$.line_items[*] as line -> ...`"),
-                        );
-                        Ty::Error
-                    }
-                };
-                let depth = self.locals.len();
-                let slot = self.push_local(&var.name, elem);
-                let filter_ir = filter
-                    .as_ref()
-                    .map(|f| Box::new(self.condition(f, "a `where` filter")));
-                let (body_ty, body_ir) = self.check(body);
-                self.locals.truncate(depth);
-                (
-                    Ty::List(Box::new(body_ty)),
-                    IrExpr::Each {
-                        source: Box::new(source_ir),
-                        slot,
-                        filter: filter_ir,
-                        body: Box::new(body_ir),
-                    },
-                )
-            }
+            } => self.each_map(source, var, filter.as_deref(), body),
         }
+    }
+
+    /// `base[*]`: the elements of a list.
+    fn all_items(&mut self, base: &Expr) -> (Ty, IrExpr) {
+        let (ty, ir) = self.check(base);
+        if ty.element().is_none() {
+            let shown = self.display(&ty);
+            self.diags.push(
+                Diagnostic::error(
+                    codes::NOT_A_LIST,
+                    base.span,
+                    format!("`[*]` selects the elements of a list, found {shown}"),
+                )
+                .label(format!("this is {shown}"))
+                .help("use `[*]` on a list, e.g. `order.lines[*].sku`"),
+            );
+        }
+        let ir = match ir {
+            IrExpr::Path { root, mut path } => {
+                path.push(PathSeg::All);
+                IrExpr::Path { root, path }
+            }
+            // Field access on a list already maps over its elements.
+            other => other,
+        };
+        (ty, ir)
+    }
+
+    /// `-x` and `not x`.
+    fn unary(&mut self, op: UnOp, inner: &Expr, span: Span) -> (Ty, IrExpr) {
+        let (ty, ir) = self.check(inner);
+        let ok = match op {
+            UnOp::Neg => ty.is_number() || ty == Ty::Money || ty.is_lenient(),
+            UnOp::Not => ty == Ty::Bool || ty.is_lenient(),
+        };
+        if !ok {
+            let shown = self.display(&ty);
+            let word = if op == UnOp::Neg { "-" } else { "not" };
+            self.diags.push(
+                Diagnostic::error(
+                    codes::INVALID_OPERAND,
+                    span,
+                    format!("`{word}` cannot be applied to {shown}"),
+                )
+                .label(format!("this is {shown}"))
+                .help(if op == UnOp::Neg {
+                    "negate a number or money"
+                } else {
+                    "use `not` on a boolean condition"
+                }),
+            );
+        }
+        let result = if op == UnOp::Not { Ty::Bool } else { ty };
+        (
+            result,
+            IrExpr::Unary {
+                op,
+                expr: Box::new(ir),
+            },
+        )
+    }
+
+    /// `if cond then a else b`: both branches of one type.
+    fn if_else(&mut self, cond: &Expr, then: &Expr, otherwise: &Expr) -> (Ty, IrExpr) {
+        let cond_ir = self.condition(cond, "an `if` condition");
+        let (then_ty, then_ir) = self.check(then);
+        let (else_ty, else_ir) = self.check(otherwise);
+        let ty = match unify(&then_ty, &else_ty) {
+            Some(ty) => ty,
+            None => {
+                let (a, b) = (self.display(&then_ty), self.display(&else_ty));
+                self.diags.push(
+                    Diagnostic::error(
+                        codes::TYPE_MISMATCH,
+                        otherwise.span,
+                        format!("`if` branches have different types: {a} and {b}"),
+                    )
+                    .label(format!("this is {b}"))
+                    .secondary(then.span, format!("this is {a}"))
+                    .help("make both branches produce the same type"),
+                );
+                Ty::Error
+            }
+        };
+        (
+            ty,
+            IrExpr::If {
+                cond: Box::new(cond_ir),
+                then: Box::new(then_ir),
+                otherwise: Box::new(else_ir),
+            },
+        )
+    }
+
+    /// `[a, b, ...]`: elements of one type.
+    fn list(&mut self, items: &[Expr]) -> (Ty, IrExpr) {
+        let mut elem = Ty::Never;
+        let mut irs = Vec::with_capacity(items.len());
+        for item in items {
+            let (ty, ir) = self.check(item);
+            elem = match unify(&elem, &ty) {
+                Some(t) => t,
+                None => {
+                    let shown = self.display(&ty);
+                    self.diags.push(
+                        Diagnostic::error(
+                            codes::TYPE_MISMATCH,
+                            item.span,
+                            format!(
+                                "list elements have different types: {shown} among {}",
+                                self.display(&elem)
+                            ),
+                        )
+                        .label(format!("this is {shown}"))
+                        .help("give every element of a list the same type"),
+                    );
+                    Ty::Error
+                }
+            };
+            irs.push(ir);
+        }
+        let elem = if elem == Ty::Never { Ty::Json } else { elem };
+        (Ty::List(Box::new(elem)), IrExpr::List(irs))
+    }
+
+    /// `source as var where filter -> body`: maps the elements of a list.
+    fn each_map(
+        &mut self,
+        source: &Expr,
+        var: &Ident,
+        filter: Option<&Expr>,
+        body: &Expr,
+    ) -> (Ty, IrExpr) {
+        let (source_ty, source_ir) = self.check(source);
+        let elem = match source_ty.element() {
+            Some(elem) => elem,
+            None => {
+                let shown = self.display(&source_ty);
+                self.diags.push(
+                    Diagnostic::error(
+                        codes::NOT_A_LIST,
+                        source.span,
+                        format!("`as` maps the elements of a list, found {shown}"),
+                    )
+                    .label(format!("this is {shown}"))
+                    .help("select the array, e.g. `$.line_items[*] as line -> ...`"),
+                );
+                Ty::Error
+            }
+        };
+        let depth = self.locals.len();
+        let slot = self.push_local(&var.name, elem);
+        let filter_ir = filter.map(|f| Box::new(self.condition(f, "a `where` filter")));
+        let (body_ty, body_ir) = self.check(body);
+        self.locals.truncate(depth);
+        (
+            Ty::List(Box::new(body_ty)),
+            IrExpr::Each {
+                source: Box::new(source_ir),
+                slot,
+                filter: filter_ir,
+                body: Box::new(body_ir),
+            },
+        )
     }
 
     fn literal(&mut self, lit: &Literal, span: Span) -> (Ty, IrExpr) {
@@ -384,36 +404,14 @@ impl<'a> ExprCx<'a> {
             );
             return IrExpr::string(text);
         }
-        let env = template_env();
-        let template = match env.template_from_str(text) {
+        let template = match templates::template_env().template_from_str(text) {
             Ok(template) => template,
             Err(err) => {
-                let detail = err.detail().unwrap_or("syntax error").to_string();
-                let at = match err.range() {
-                    Some(range) if literal_is_verbatim(text, span) && range.start < text.len() => {
-                        Span::new(
-                            span.file,
-                            span.start as usize + 1 + range.start,
-                            span.start as usize
-                                + 1
-                                + range.end.min(text.len()).max(range.start + 1),
-                        )
-                    }
-                    _ => span,
-                };
-                self.diags.push(
-                    Diagnostic::error(
-                        codes::INVALID_TEMPLATE,
-                        at,
-                        format!("invalid template: {detail}"),
-                    )
-                    .label("this template does not parse")
-                    .help("templates use minijinja syntax: `{{ name }}`, `{{ value | upper }}`, `{% if x %}...{% endif %}`"),
-                );
+                templates::invalid(&err, text, span, self.diags);
                 return IrExpr::string(text);
             }
         };
-        super::templates::check_filters(text, span, self.diags);
+        templates::check_filters(text, span, self.diags);
         let mut names: Vec<String> = template.undeclared_variables(false).into_iter().collect();
         names.sort();
         let mut vars = Vec::with_capacity(names.len());
@@ -428,7 +426,7 @@ impl<'a> ExprCx<'a> {
                 candidates.iter().map(String::as_str),
                 "templates can use `let` names, `as` variables, `input` and (in routes and sinks) the message's fields",
             );
-            let at = variable_span(text, span, &name);
+            let at = templates::variable_span(text, span, &name);
             self.diags.push(
                 Diagnostic::error(
                     codes::UNKNOWN_TEMPLATE_VARIABLE,
@@ -439,7 +437,13 @@ impl<'a> ExprCx<'a> {
                 .help(help),
             );
         }
-        super::templates::check_paths(self, text, span);
+        // Each path read is checked against the type of its variable; unknown roots were
+        // reported above.
+        for path in templates::variable_paths(text).into_iter().flatten() {
+            if let Some(ty) = self.template_var_type(&path[0]) {
+                templates::walk(self.program, self.env, &ty, &path, text, span, self.diags);
+            }
+        }
         IrExpr::Template {
             text: text.to_string(),
             vars,
@@ -1248,53 +1252,6 @@ fn jsonpath_error(err: &jsonpath_rust::parser::errors::JsonPathError) -> (String
         }
         other => (other.to_string(), None),
     }
-}
-
-/// True when a string literal's source is its value between quotes (no escapes), so
-/// offsets in the value map one to one onto the source.
-fn literal_is_verbatim(value: &str, span: Span) -> bool {
-    span.len() == value.len() + 2
-}
-
-/// The span of a template variable's first use inside `{{ }}` or `{% %}`, or the whole
-/// literal when the position cannot be mapped.
-pub(super) fn variable_span(value: &str, span: Span, name: &str) -> Span {
-    if !literal_is_verbatim(value, span) {
-        return span;
-    }
-    let bytes = value.as_bytes();
-    let mut search = 0;
-    while let Some(found) = value[search..].find(name) {
-        let start = search + found;
-        let end = start + name.len();
-        let before_ok = start == 0
-            || !(bytes[start - 1].is_ascii_alphanumeric()
-                || bytes[start - 1] == b'_'
-                || bytes[start - 1] == b'.');
-        let after_ok =
-            end == bytes.len() || !(bytes[end].is_ascii_alphanumeric() || bytes[end] == b'_');
-        let inside = value[..start]
-            .rfind("{{")
-            .or(value[..start].rfind("{%"))
-            .is_some_and(|open| {
-                !value[open..start].contains("}}") && !value[open..start].contains("%}")
-            });
-        if before_ok && after_ok && inside {
-            return Span::new(
-                span.file,
-                span.start as usize + 1 + start,
-                span.start as usize + 1 + end,
-            );
-        }
-        search = end;
-    }
-    span
-}
-
-/// One shared minijinja environment for syntax checks (building one is not free).
-pub(super) fn template_env() -> &'static minijinja::Environment<'static> {
-    static ENV: std::sync::OnceLock<minijinja::Environment<'static>> = std::sync::OnceLock::new();
-    ENV.get_or_init(minijinja::Environment::new)
 }
 
 fn arith_add(lt: &Ty, rt: &Ty) -> Option<Ty> {

@@ -458,6 +458,36 @@ pub fn ledger_info(
     decl: &LedgerDecl,
     diags: &mut Diagnostics,
 ) -> (ConnectionInfo, ir::Ledger) {
+    let (locations, window) = ledger_settings(decl, diags);
+    let cx = ChannelCx {
+        program,
+        env,
+        module,
+        ledger: &decl.name.name,
+        locations: &locations,
+    };
+    let (channels, spans) = cx.channels(decl, diags);
+    check_overallocation(&locations, &channels, &spans, diags);
+    let ledger = ir::Ledger {
+        name: decl.name.name.clone(),
+        locations,
+        reservation_window_ms: window,
+        channels,
+    };
+    let info = ConnectionInfo {
+        connector: ledger_connector(program),
+        ir: ir::Connection {
+            name: decl.name.name.clone(),
+            connector: "ledger".into(),
+            settings: BTreeMap::new(),
+            quota: ir::Quota::default(),
+        },
+    };
+    (info, ledger)
+}
+
+/// The ledger's own settings: its locations and reservation window.
+fn ledger_settings(decl: &LedgerDecl, diags: &mut Diagnostics) -> (Vec<String>, u64) {
     let settings: Vec<&Setting> = decl
         .members
         .iter()
@@ -505,39 +535,18 @@ pub fn ledger_info(
             .help("add `locations = [\"WH-MAIN\", \"STORE-1\"]`"),
         );
     }
-    let cx = ChannelCx {
-        program,
-        env,
-        module,
-        ledger: &decl.name.name,
-        locations: &locations,
-    };
-    let mut channels: Vec<ir::LedgerChannel> = Vec::new();
-    let mut spans: Vec<(Span, Vec<Span>)> = Vec::new();
-    for member in &decl.members {
-        let LedgerMember::Channel { name, settings, .. } = member else {
-            continue;
-        };
-        if let Some(first) = channels.iter().position(|c| c.name == name.name) {
-            diags.push(
-                Diagnostic::error(
-                    codes::DUPLICATE_DEFINITION,
-                    name.span,
-                    format!("channel `{}` is declared twice", name.name),
-                )
-                .label("declared again here")
-                .secondary(spans[first].0, "first declared here")
-                .help("merge the two channel blocks"),
-            );
-            continue;
-        }
-        if let Some((channel, location_spans)) = cx.channel(name, settings, diags) {
-            spans.push((name.span, location_spans));
-            channels.push(channel);
-        }
-    }
-    // No unit promised twice: the shares of the channels a location serves fit in 100%.
-    for location in &locations {
+    (locations, window)
+}
+
+/// Reports (`E0603`) each location whose channels' shares add up to more than 100%: no
+/// unit is promised twice. `spans` holds each channel's name and location spans.
+fn check_overallocation(
+    locations: &[String],
+    channels: &[ir::LedgerChannel],
+    spans: &[(Span, Vec<Span>)],
+    diags: &mut Diagnostics,
+) {
+    for location in locations {
         let serving: Vec<usize> = (0..channels.len())
             .filter(|&c| channels[c].locations.contains(location))
             .collect();
@@ -588,22 +597,42 @@ pub fn ledger_info(
             diags.push(diagnostic);
         }
     }
-    let ledger = ir::Ledger {
-        name: decl.name.name.clone(),
-        locations,
-        reservation_window_ms: window,
-        channels,
-    };
-    let info = ConnectionInfo {
-        connector: ledger_connector(program),
-        ir: ir::Connection {
-            name: decl.name.name.clone(),
-            connector: "ledger".into(),
-            settings: BTreeMap::new(),
-            quota: ir::Quota::default(),
-        },
-    };
-    (info, ledger)
+}
+
+impl ChannelCx<'_> {
+    /// The ledger's channels, each with its name's and locations' spans; a channel
+    /// declared twice is reported and skipped.
+    fn channels(
+        &self,
+        decl: &LedgerDecl,
+        diags: &mut Diagnostics,
+    ) -> (Vec<ir::LedgerChannel>, Vec<(Span, Vec<Span>)>) {
+        let mut channels: Vec<ir::LedgerChannel> = Vec::new();
+        let mut spans: Vec<(Span, Vec<Span>)> = Vec::new();
+        for member in &decl.members {
+            let LedgerMember::Channel { name, settings, .. } = member else {
+                continue;
+            };
+            if let Some(first) = channels.iter().position(|c| c.name == name.name) {
+                diags.push(
+                    Diagnostic::error(
+                        codes::DUPLICATE_DEFINITION,
+                        name.span,
+                        format!("channel `{}` is declared twice", name.name),
+                    )
+                    .label("declared again here")
+                    .secondary(spans[first].0, "first declared here")
+                    .help("merge the two channel blocks"),
+                );
+                continue;
+            }
+            if let Some((channel, location_spans)) = self.channel(name, settings, diags) {
+                spans.push((name.span, location_spans));
+                channels.push(channel);
+            }
+        }
+        (channels, spans)
+    }
 }
 
 /// Checks a `reserve` sink's `channel` against the ledger behind the connection.

@@ -303,7 +303,8 @@ pub fn read_beside(
     diags: &mut Diagnostics,
 ) -> Option<String> {
     let from = program.module(module).path.clone()?;
-    match crate::source::read_beside(&from, &path.value, crate::source::MAX_DATA_FILE_BYTES) {
+    let limit = crate::source::MAX_DATA_FILE_BYTES;
+    match crate::source::read_beside(program.fs(), &from, &path.value, limit) {
         Ok((_, text)) => Some(text),
         Err(err) => {
             let what = format!("cannot load {kind} `{}`", path.value);

@@ -5,7 +5,7 @@ use super::{Env, TableInfo};
 use crate::diagnostics::{codes, Diagnostic, Diagnostics};
 use crate::resolve::{ModuleId, Program};
 use crate::source::Span;
-use crate::syntax::ast::{ExprKind, Literal, TableDecl, TableSource};
+use crate::syntax::ast::{Expr, ExprKind, Literal, Setting, StringLit, TableDecl, TableSource};
 pub use omniflow_ir::path::csv_fields;
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap};
@@ -31,157 +31,191 @@ pub fn table_info(
             .help("declare the table as `table name: string -> T = ...`"),
         );
     }
+    let entries = match &decl.source {
+        TableSource::Inline(items) => inline_entries(program, env, module, items, &value_ty, diags),
+        TableSource::File { path, options } => {
+            file_entries(program, module, path, options, &value_ty, diags)
+        }
+    };
+    TableInfo {
+        key_ty,
+        value_ty,
+        entries,
+    }
+}
+
+/// The entries of an inline table, each a literal of the value type.
+fn inline_entries(
+    program: &Program,
+    env: &Env,
+    module: ModuleId,
+    items: &[(StringLit, Expr)],
+    value_ty: &Ty,
+    diags: &mut Diagnostics,
+) -> BTreeMap<String, Value> {
     let mut entries = BTreeMap::new();
-    match &decl.source {
-        TableSource::Inline(items) => {
-            for (key, value) in items {
-                if let ExprKind::Lit(Literal::Decimal(text)) = &value.kind {
-                    if super::settings::constant_decimal(text).is_none() {
-                        super::settings::lossy_decimal(text, value.span, diags);
-                        continue;
-                    }
-                }
-                let mut cx = super::expr::ExprCx::new(program, env, module, Ty::Null, diags);
-                cx.expect(
-                    value,
-                    &value_ty,
-                    false,
-                    &format!("table entry `{}`", key.value),
-                );
-                if super::literal_json(value).is_none() {
-                    diags.push(
-                        Diagnostic::error(
-                            codes::INVALID_TABLE,
-                            value.span,
-                            format!("table entry `{}` is not a literal", key.value),
-                        )
-                        .label("computed here")
-                        .help("inline table values are fixed: a string, number, boolean or null"),
-                    );
-                }
-                if let Some(json) = super::literal_json(value) {
-                    if entries.insert(key.value.clone(), json).is_some() {
-                        diags.push(
-                            Diagnostic::error(
-                                codes::DUPLICATE_DEFINITION,
-                                key.span,
-                                format!("table key `{}` is given twice", key.value),
-                            )
-                            .label("given again here")
-                            .help("keep one entry per key"),
-                        );
-                    }
-                }
+    for (key, value) in items {
+        if let ExprKind::Lit(Literal::Decimal(text)) = &value.kind {
+            if super::settings::constant_decimal(text).is_none() {
+                super::settings::lossy_decimal(text, value.span, diags);
+                continue;
             }
         }
-        TableSource::File { path, options } => {
-            let Some(text) = super::read_beside(program, module, path, "table file", diags) else {
-                return TableInfo {
-                    key_ty,
-                    value_ty,
-                    entries,
-                };
-            };
-            let option = |name: &str| {
-                options
-                    .iter()
-                    .find(|o| o.name.name == name)
-                    .and_then(|o| match &o.value.kind {
-                        crate::syntax::ast::ExprKind::Lit(crate::syntax::ast::Literal::Str(s)) => {
-                            Some(s.clone())
-                        }
-                        _ => None,
-                    })
-            };
-            for opt in options {
-                if !matches!(opt.name.name.as_str(), "key" | "value") {
-                    super::settings::unknown_setting(&opt.name, &["key", "value"], diags);
-                }
+        let mut cx = super::expr::ExprCx::new(program, env, module, Ty::Null, diags);
+        cx.expect(
+            value,
+            value_ty,
+            false,
+            &format!("table entry `{}`", key.value),
+        );
+        if super::literal_json(value).is_none() {
+            diags.push(
+                Diagnostic::error(
+                    codes::INVALID_TABLE,
+                    value.span,
+                    format!("table entry `{}` is not a literal", key.value),
+                )
+                .label("computed here")
+                .help("inline table values are fixed: a string, number, boolean or null"),
+            );
+        }
+        if let Some(json) = super::literal_json(value) {
+            if entries.insert(key.value.clone(), json).is_some() {
+                diags.push(
+                    Diagnostic::error(
+                        codes::DUPLICATE_DEFINITION,
+                        key.span,
+                        format!("table key `{}` is given twice", key.value),
+                    )
+                    .label("given again here")
+                    .help("keep one entry per key"),
+                );
             }
-            let loaded = if path.value.ends_with(".csv") {
-                load_csv(&text, option("key"), option("value"))
-            } else {
-                load_json(&text, option("key"), option("value"))
-            };
-            match loaded {
-                Ok(Loaded {
-                    entries: mut loaded,
-                    duplicates,
-                }) => {
-                    report_duplicates(&path.value, path.span, &duplicates, diags);
-                    // CSV cells are text; read them as the declared value type.
-                    if path.value.ends_with(".csv") {
-                        for value in loaded.values_mut() {
-                            if let (Ty::Int, Value::String(text)) = (&value_ty, &*value) {
-                                if let Ok(n) = text.trim().parse::<i64>() {
-                                    *value = Value::from(n);
-                                }
-                            }
-                            if let (Ty::Bool, Value::String(text)) = (&value_ty, &*value) {
-                                if let Ok(b) = text.trim().parse::<bool>() {
-                                    *value = Value::Bool(b);
-                                }
-                            }
+        }
+    }
+    entries
+}
+
+/// The entries of a table loaded from a JSON or CSV file beside the flow, checked against
+/// the value type; none when the file cannot be read or parsed.
+fn file_entries(
+    program: &Program,
+    module: ModuleId,
+    path: &StringLit,
+    options: &[Setting],
+    value_ty: &Ty,
+    diags: &mut Diagnostics,
+) -> BTreeMap<String, Value> {
+    let Some(text) = super::read_beside(program, module, path, "table file", diags) else {
+        return BTreeMap::new();
+    };
+    let option = |name: &str| {
+        options
+            .iter()
+            .find(|o| o.name.name == name)
+            .and_then(|o| match &o.value.kind {
+                ExprKind::Lit(Literal::Str(s)) => Some(s.clone()),
+                _ => None,
+            })
+    };
+    for opt in options {
+        if !matches!(opt.name.name.as_str(), "key" | "value") {
+            super::settings::unknown_setting(&opt.name, &["key", "value"], diags);
+        }
+    }
+    let loaded = if path.value.ends_with(".csv") {
+        load_csv(&text, option("key"), option("value"))
+    } else {
+        load_json(&text, option("key"), option("value"))
+    };
+    let entries = match loaded {
+        Ok(Loaded {
+            entries: mut loaded,
+            duplicates,
+        }) => {
+            report_duplicates(&path.value, path.span, &duplicates, diags);
+            // CSV cells are text; read them as the declared value type.
+            if path.value.ends_with(".csv") {
+                for value in loaded.values_mut() {
+                    if let (Ty::Int, Value::String(text)) = (value_ty, &*value) {
+                        if let Ok(n) = text.trim().parse::<i64>() {
+                            *value = Value::from(n);
                         }
                     }
-                    entries = loaded
-                }
-                Err(reason) => diags.push(
-                    Diagnostic::error(codes::INVALID_TABLE, path.span, format!("invalid table data in `{}`: {reason}", path.value))
-                        .label("loaded from here")
-                        .help("a JSON table is an object of key to value (or an array of objects with `key`/`value` options); a CSV table needs a header row and `key`/`value` column options"),
-                ),
-            }
-            if let Ty::Enum(enum_ref) = &value_ty {
-                if let crate::syntax::ast::Item::Enum(decl) = program.item(*enum_ref) {
-                    let bad = entries.iter().find(|(_, v)| {
-                        v.as_str()
-                            .is_some_and(|text| !decl.variants.iter().any(|var| var.name == text))
-                    });
-                    if let Some((key, value)) = bad {
-                        diags.push(
-                            Diagnostic::error(
-                                codes::INVALID_TABLE,
-                                path.span,
-                                format!(
-                                    "table entry `{key}` is {value}, not a variant of `{}`",
-                                    decl.name.name
-                                ),
-                            )
-                            .label("loaded from here")
-                            .help(format!(
-                                "`{}` has the variants {}",
-                                decl.name.name,
-                                decl.variants
-                                    .iter()
-                                    .map(|v| format!("`{}`", v.name))
-                                    .collect::<Vec<_>>()
-                                    .join(", ")
-                            )),
-                        );
+                    if let (Ty::Bool, Value::String(text)) = (value_ty, &*value) {
+                        if let Ok(b) = text.trim().parse::<bool>() {
+                            *value = Value::Bool(b);
+                        }
                     }
                 }
             }
-            if let Some((key, value)) = entries.iter().find(|(_, v)| !value_fits(&value_ty, v)) {
+            loaded
+        }
+        Err(reason) => {
+            diags.push(
+                Diagnostic::error(codes::INVALID_TABLE, path.span, format!("invalid table data in `{}`: {reason}", path.value))
+                    .label("loaded from here")
+                    .help("a JSON table is an object of key to value (or an array of objects with `key`/`value` options); a CSV table needs a header row and `key`/`value` column options"),
+            );
+            BTreeMap::new()
+        }
+    };
+    check_loaded_values(program, path, &entries, value_ty, diags);
+    entries
+}
+
+/// Reports (`E0210`) the first loaded value that is not a variant of the table's enum,
+/// and the first that does not fit its value type.
+fn check_loaded_values(
+    program: &Program,
+    path: &StringLit,
+    entries: &BTreeMap<String, Value>,
+    value_ty: &Ty,
+    diags: &mut Diagnostics,
+) {
+    if let Ty::Enum(enum_ref) = value_ty {
+        if let crate::syntax::ast::Item::Enum(decl) = program.item(*enum_ref) {
+            let bad = entries.iter().find(|(_, v)| {
+                v.as_str()
+                    .is_some_and(|text| !decl.variants.iter().any(|var| var.name == text))
+            });
+            if let Some((key, value)) = bad {
                 diags.push(
                     Diagnostic::error(
                         codes::INVALID_TABLE,
                         path.span,
                         format!(
-                            "table entry `{key}` is {value}, not {}",
-                            value_ty.display(program)
+                            "table entry `{key}` is {value}, not a variant of `{}`",
+                            decl.name.name
                         ),
                     )
                     .label("loaded from here")
-                    .help("fix the data file or the table's declared value type"),
+                    .help(format!(
+                        "`{}` has the variants {}",
+                        decl.name.name,
+                        decl.variants
+                            .iter()
+                            .map(|v| format!("`{}`", v.name))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )),
                 );
             }
         }
     }
-    TableInfo {
-        key_ty,
-        value_ty,
-        entries,
+    if let Some((key, value)) = entries.iter().find(|(_, v)| !value_fits(value_ty, v)) {
+        diags.push(
+            Diagnostic::error(
+                codes::INVALID_TABLE,
+                path.span,
+                format!(
+                    "table entry `{key}` is {value}, not {}",
+                    value_ty.display(program)
+                ),
+            )
+            .label("loaded from here")
+            .help("fix the data file or the table's declared value type"),
+        );
     }
 }
 

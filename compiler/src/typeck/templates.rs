@@ -4,7 +4,6 @@
 //! Connector options (an http sink's `path` and `body`, a bus `subject`, an OData
 //! `path`) are rendered over the message itself, so their variables are its fields.
 
-use super::expr::{template_env, variable_span, ExprCx};
 use super::types::Ty;
 use super::Env;
 use crate::diagnostics::{codes, suggest, Diagnostic, Diagnostics};
@@ -107,16 +106,6 @@ pub fn check_filters(text: &str, span: Span, diags: &mut Diagnostics) {
             .label("no such filter")
             .help("use one of minijinja's built-in filters: `upper`, `lower`, `trim`, `replace`, `default`, `urlencode`, `tojson`, ..."),
         );
-    }
-}
-
-/// Checks the field paths of a template in an expression (a mapping, a `reject` reason)
-/// against the types of its variables; unknown roots are reported by the caller.
-pub fn check_paths(cx: &mut ExprCx, text: &str, span: Span) {
-    for path in variable_paths(text).into_iter().flatten() {
-        if let Some(ty) = cx.template_var_type(&path[0]) {
-            walk(cx.program, cx.env, &ty, &path, text, span, cx.diags);
-        }
     }
 }
 
@@ -275,9 +264,9 @@ pub fn walk(
 
 /// Reports (`E0302`) a template that does not parse, at the error's place when the
 /// literal is written verbatim.
-fn invalid(err: &minijinja::Error, text: &str, span: Span, diags: &mut Diagnostics) {
+pub(super) fn invalid(err: &minijinja::Error, text: &str, span: Span, diags: &mut Diagnostics) {
     let detail = err.detail().unwrap_or("syntax error");
-    let verbatim = (span.end - span.start) as usize == text.len() + 2;
+    let verbatim = literal_is_verbatim(text, span);
     let at = match err.range() {
         Some(range) if verbatim && range.start < text.len() => {
             let start = span.start as usize + 1 + range.start;
@@ -291,4 +280,51 @@ fn invalid(err: &minijinja::Error, text: &str, span: Span, diags: &mut Diagnosti
             .label("this template does not parse")
             .help("templates use minijinja syntax: `{{ name }}`, `{{ value | upper }}`, `{% if x %}...{% endif %}`"),
     );
+}
+
+/// True when a string literal's source is its value between quotes (no escapes), so
+/// offsets in the value map one to one onto the source.
+fn literal_is_verbatim(value: &str, span: Span) -> bool {
+    span.len() == value.len() + 2
+}
+
+/// The span of a template variable's first use inside `{{ }}` or `{% %}`, or the whole
+/// literal when the position cannot be mapped.
+pub(super) fn variable_span(value: &str, span: Span, name: &str) -> Span {
+    if !literal_is_verbatim(value, span) {
+        return span;
+    }
+    let bytes = value.as_bytes();
+    let mut search = 0;
+    while let Some(found) = value[search..].find(name) {
+        let start = search + found;
+        let end = start + name.len();
+        let before_ok = start == 0
+            || !(bytes[start - 1].is_ascii_alphanumeric()
+                || bytes[start - 1] == b'_'
+                || bytes[start - 1] == b'.');
+        let after_ok =
+            end == bytes.len() || !(bytes[end].is_ascii_alphanumeric() || bytes[end] == b'_');
+        let inside = value[..start]
+            .rfind("{{")
+            .or(value[..start].rfind("{%"))
+            .is_some_and(|open| {
+                !value[open..start].contains("}}") && !value[open..start].contains("%}")
+            });
+        if before_ok && after_ok && inside {
+            return Span::new(
+                span.file,
+                span.start as usize + 1 + start,
+                span.start as usize + 1 + end,
+            );
+        }
+        search = end;
+    }
+    span
+}
+
+/// One shared minijinja environment for syntax checks (building one is not free).
+pub(super) fn template_env() -> &'static minijinja::Environment<'static> {
+    static ENV: std::sync::OnceLock<minijinja::Environment<'static>> = std::sync::OnceLock::new();
+    ENV.get_or_init(minijinja::Environment::new)
 }

@@ -3,11 +3,6 @@
 use crate::resolve::{ItemRef, Kind, ModuleId, Program};
 use crate::syntax::ast::{Item, TypeExpr, TypeKind};
 
-/// Names of the built-in scalar types.
-pub const BUILTIN_TYPES: &[&str] = &[
-    "string", "int", "decimal", "bool", "money", "datetime", "date", "duration", "json", "secret",
-];
-
 /// A type as the checker sees it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Ty {
