@@ -727,4 +727,13 @@ mod tests {
         }
         assert!(once.contains("every = 2m"), "{once}");
     }
+
+    #[test]
+    fn operation_bodies_keep_their_members_and_short_quotas() {
+        let text = "connector c {\n  setting base_url: url\n  source a: poll -> json {rate=1/m}\n  source b: poll -> json { quota {rate=1/m}\n  // the page size\n  option page_size: int? max 250 needs token, base_url }\n  sink s(json) -> json {\n    option path: template = \"/\" // where\n    option lane: string?\n  }\n}\n";
+        let once = format_source(text).unwrap();
+        assert_eq!(format_source(&once).unwrap(), once);
+        let want = "connector c {\n  setting base_url: url\n  source a: poll -> json { rate = 1/m }\n  source b: poll -> json {\n    quota { rate = 1/m }\n    // the page size\n    option page_size: int? max 250\n    needs token, base_url\n  }\n  sink s(json) -> json {\n    option path: template = \"/\" // where\n    option lane: string?\n  }\n}\n";
+        assert_eq!(once, want);
+    }
 }
