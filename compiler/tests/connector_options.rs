@@ -175,6 +175,12 @@ fn limits_requirements_and_templates_come_from_the_declaration() {
         ),
         // A type the options do not have.
         ("option lane: string", "option lane: colour", "E0101"),
+        // A sink's options are named apart from the settings every sink takes.
+        (
+            "option lane: string = \"main\"",
+            "option timeout: string = \"main\"",
+            "E0110",
+        ),
         // `max` on an integer only.
         (
             "option lane: string = \"main\"",

@@ -648,7 +648,7 @@ impl<'a> FlowCx<'a> {
                     return;
                 };
                 let Some(option) = info.option(key) else {
-                    let mut allowed = SINK_SETTINGS.to_vec();
+                    let mut allowed = options::SINK_SETTINGS.to_vec();
                     allowed.extend(info.options.iter().map(|o| o.name.as_str()));
                     settings::unknown_setting(&entry.name, &allowed, cx.diags);
                     return;
@@ -1057,17 +1057,6 @@ fn input_sink_name<'d>(decl: &'d FlowDecl, input: &Ident) -> &'d str {
         })
         .unwrap_or("")
 }
-
-/// The settings every sink takes, besides its operation's options.
-const SINK_SETTINGS: &[&str] = &[
-    "idempotency_key",
-    "retry",
-    "rate",
-    "burst",
-    "concurrency",
-    "timeout",
-    "dead_letter",
-];
 
 /// The sink statement whose settings are being checked.
 struct SinkStmt<'s> {

@@ -441,7 +441,7 @@ fn connector_info(
                     .as_ref()
                     .map(|q| settings::quota(q, diags))
                     .unwrap_or_default(),
-                options: options::option_infos(&s.body, diags),
+                options: options::option_infos(&s.body, &[], diags),
                 needs: needs(&s.body, &setting_names, diags),
                 span: s.name.span,
             }
@@ -465,7 +465,7 @@ fn connector_info(
                 .as_ref()
                 .map(|q| settings::quota(q, diags))
                 .unwrap_or_default(),
-            options: options::option_infos(&s.body, diags),
+            options: options::option_infos(&s.body, options::SINK_SETTINGS, diags),
             needs: needs(&s.body, &setting_names, diags),
             span: s.name.span,
         })

@@ -36,6 +36,17 @@ pub enum OptionType {
     Shortage,
 }
 
+/// The settings every sink takes, besides its operation's options.
+pub const SINK_SETTINGS: &[&str] = &[
+    "idempotency_key",
+    "retry",
+    "rate",
+    "burst",
+    "concurrency",
+    "timeout",
+    "dead_letter",
+];
+
 /// The option types by the names declarations use.
 pub const OPTION_TYPES: &[(&str, OptionType)] = &[
     ("string", OptionType::String),
@@ -94,12 +105,32 @@ pub struct OptionInfo {
 }
 
 /// The options an operation body declares, checked: known types, literal defaults of
-/// the option's type, integer maxima.
-pub fn option_infos(body: &OperationBody, diags: &mut Diagnostics) -> Vec<OptionInfo> {
+/// the option's type, integer maxima, no name of a setting every statement of its kind
+/// takes (`reserved`).
+pub fn option_infos(
+    body: &OperationBody,
+    reserved: &[&str],
+    diags: &mut Diagnostics,
+) -> Vec<OptionInfo> {
     settings::duplicate_keys(body.options.iter().map(|o| &o.name), "option", diags);
     let mut out: Vec<OptionInfo> = Vec::new();
     for sig in &body.options {
         if out.iter().any(|o| o.name == sig.name.name) {
+            continue;
+        }
+        if reserved.contains(&sig.name.name.as_str()) {
+            diags.push(
+                Diagnostic::error(
+                    codes::DUPLICATE_DEFINITION,
+                    sig.name.span,
+                    format!("option `{}` is a setting every sink takes", sig.name.name),
+                )
+                .label("declared again here")
+                .help(format!(
+                    "give the option another name than {}",
+                    reserved.join(", ")
+                )),
+            );
             continue;
         }
         let ty = match &sig.ty.kind {
