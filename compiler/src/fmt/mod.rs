@@ -336,9 +336,7 @@ impl Printer<'_> {
                 Member::Source(s) => {
                     self.push(&format!("source {}: {} -> ", s.name.name, s.kind.name));
                     self.type_expr(&s.output);
-                    if let Some(options) = &s.options {
-                        self.settings(options);
-                    }
+                    self.operation_body(&s.body, s.span.end);
                     s.span.end
                 }
                 Member::Sink(s) => {
@@ -349,9 +347,7 @@ impl Printer<'_> {
                         self.push(" -> ");
                         self.type_expr(output);
                     }
-                    if let Some(options) = &s.options {
-                        self.settings(options);
-                    }
+                    self.operation_body(&s.body, s.span.end);
                     s.span.end
                 }
             };
@@ -359,6 +355,69 @@ impl Printer<'_> {
             self.newline();
         }
         self.close(decl.span.end);
+    }
+
+    /// An operation's quota alone as ` { rate = ... }`; with options or needs, one member
+    /// per line.
+    fn operation_body(&mut self, body: &OperationBody, end: u32) {
+        enum Member<'m> {
+            Quota(&'m Settings),
+            Option(&'m OptionSig),
+            Needs(&'m NeedsSig),
+        }
+        if body.is_quota_only() {
+            if let Some(quota) = &body.quota {
+                self.settings(quota);
+            }
+            return;
+        }
+        let mut members: Vec<(u32, Member)> = Vec::new();
+        if let Some(q) = &body.quota {
+            let start = self.src[..q.span.start as usize]
+                .rfind("quota")
+                .map_or(q.span.start, |i| i as u32);
+            members.push((start, Member::Quota(q)));
+        }
+        members.extend(
+            body.options
+                .iter()
+                .map(|o| (o.span.start, Member::Option(o))),
+        );
+        members.extend(body.needs.iter().map(|n| (n.span.start, Member::Needs(n))));
+        members.sort_by_key(|(start, _)| *start);
+        self.open();
+        for (idx, (start, member)) in members.iter().enumerate() {
+            self.leading(*start, idx > 0);
+            self.start_line();
+            let member_end = match member {
+                Member::Quota(q) => {
+                    self.push("quota");
+                    self.settings(q);
+                    q.span.end
+                }
+                Member::Option(o) => {
+                    self.push(&format!("option {}: ", o.name.name));
+                    self.type_expr(&o.ty);
+                    if let Some(default) = &o.default {
+                        self.push(" = ");
+                        self.expr(default);
+                    }
+                    if let Some(max) = &o.max {
+                        self.push(" max ");
+                        self.expr(max);
+                    }
+                    o.span.end
+                }
+                Member::Needs(n) => {
+                    let names: Vec<&str> = n.settings.iter().map(|s| s.name.as_str()).collect();
+                    self.push(&format!("needs {}", names.join(", ")));
+                    n.span.end
+                }
+            };
+            self.trailing(member_end);
+            self.newline();
+        }
+        self.close(end);
     }
 
     fn type_expr(&mut self, ty: &TypeExpr) {
@@ -667,5 +726,14 @@ mod tests {
             assert!(once.contains(comment), "{comment} lost:\n{once}");
         }
         assert!(once.contains("every = 2m"), "{once}");
+    }
+
+    #[test]
+    fn operation_bodies_keep_their_members_and_short_quotas() {
+        let text = "connector c {\n  setting base_url: url\n  source a: poll -> json {rate=1/m}\n  source b: poll -> json { quota {rate=1/m}\n  // the page size\n  option page_size: int? max 250 needs token, base_url }\n  sink s(json) -> json {\n    option path: template = \"/\" // where\n    option lane: string?\n  }\n}\n";
+        let once = format_source(text).unwrap();
+        assert_eq!(format_source(&once).unwrap(), once);
+        let want = "connector c {\n  setting base_url: url\n  source a: poll -> json { rate = 1/m }\n  source b: poll -> json {\n    quota { rate = 1/m }\n    // the page size\n    option page_size: int? max 250\n    needs token, base_url\n  }\n  sink s(json) -> json {\n    option path: template = \"/\" // where\n    option lane: string?\n  }\n}\n";
+        assert_eq!(once, want);
     }
 }

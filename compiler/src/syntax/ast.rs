@@ -241,7 +241,7 @@ pub struct SourceSig {
     pub name: Ident,
     pub kind: Ident,
     pub output: TypeExpr,
-    pub options: Option<Settings>,
+    pub body: OperationBody,
     #[serde(skip)]
     pub span: Span,
 }
@@ -251,7 +251,42 @@ pub struct SinkSig {
     pub name: Ident,
     pub input: TypeExpr,
     pub output: Option<TypeExpr>,
-    pub options: Option<Settings>,
+    pub body: OperationBody,
+    #[serde(skip)]
+    pub span: Span,
+}
+
+/// What follows an operation's signature: its own quota (`{ rate = 5/s }` or a
+/// `quota { ... }` member), the options its statements take, the settings it needs.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct OperationBody {
+    pub quota: Option<Settings>,
+    pub options: Vec<OptionSig>,
+    pub needs: Vec<NeedsSig>,
+}
+
+impl OperationBody {
+    /// True when the body is only a quota (or nothing), printed in the short form.
+    pub fn is_quota_only(&self) -> bool {
+        self.options.is_empty() && self.needs.is_empty()
+    }
+}
+
+/// `option NAME: TYPE [= DEFAULT] [max N]` of a connector operation.
+#[derive(Debug, Clone, Serialize)]
+pub struct OptionSig {
+    pub name: Ident,
+    pub ty: TypeExpr,
+    pub default: Option<Expr>,
+    pub max: Option<Expr>,
+    #[serde(skip)]
+    pub span: Span,
+}
+
+/// `needs SETTING, ...`: connection settings the operation cannot run without.
+#[derive(Debug, Clone, Serialize)]
+pub struct NeedsSig {
+    pub settings: Vec<Ident>,
     #[serde(skip)]
     pub span: Span,
 }

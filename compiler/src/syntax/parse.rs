@@ -350,6 +350,10 @@ fn rule_name(rule: &Rule) -> Option<&'static str> {
         Rule::quota_sig => "`quota`",
         Rule::source_sig => "`source`",
         Rule::sink_sig => "`sink`",
+        Rule::operation_body => "an operation body `{ ... }`",
+        Rule::option_sig => "`option`",
+        Rule::option_max => "`max`",
+        Rule::needs_sig => "`needs`",
         Rule::module_path => "a module path",
         Rule::use_list => "`.{ names }`",
         Rule::op_coalesce
@@ -697,12 +701,12 @@ impl Builder<'_> {
                     let name = self.ident(parts.next()?);
                     let kind = self.ident(parts.next()?);
                     let output = self.type_expr(parts.next()?);
-                    let options = parts.next().map(|p| self.settings(p));
+                    let body = self.operation_body(parts.next());
                     decl.sources.push(SourceSig {
                         name,
                         kind,
                         output,
-                        options,
+                        body,
                         span: member_span,
                     });
                 }
@@ -710,18 +714,18 @@ impl Builder<'_> {
                     let name = self.ident(parts.next()?);
                     let input = self.type_expr(parts.next()?);
                     let mut output = None;
-                    let mut options = None;
+                    let mut body = OperationBody::default();
                     for part in parts {
                         match part.as_rule() {
                             Rule::type_expr => output = Some(self.type_expr(part)),
-                            _ => options = Some(self.settings(part)),
+                            _ => body = self.operation_body(Some(part)),
                         }
                     }
                     decl.sinks.push(SinkSig {
                         name,
                         input,
                         output,
-                        options,
+                        body,
                         span: member_span,
                     });
                 }
@@ -729,6 +733,55 @@ impl Builder<'_> {
             }
         }
         Some(Item::Connector(decl))
+    }
+
+    /// An operation's quota block or body (`settings` or `operation_body`), if any.
+    fn operation_body(&mut self, pair: Option<Pair<Rule>>) -> OperationBody {
+        let mut body = OperationBody::default();
+        let Some(pair) = pair else {
+            return body;
+        };
+        if pair.as_rule() == Rule::settings {
+            body.quota = Some(self.settings(pair));
+            return body;
+        }
+        for member in pair.into_inner() {
+            let span = self.span(&member);
+            let rule = member.as_rule();
+            let mut parts = member.into_inner();
+            match rule {
+                Rule::quota_sig => body.quota = parts.next().map(|p| self.settings(p)),
+                Rule::needs_sig => body.needs.push(NeedsSig {
+                    settings: parts.map(|p| self.ident(p)).collect(),
+                    span,
+                }),
+                Rule::option_sig => {
+                    let (Some(name), Some(ty)) = (parts.next(), parts.next()) else {
+                        continue;
+                    };
+                    let name = self.ident(name);
+                    let ty = self.type_expr(ty);
+                    let mut option = OptionSig {
+                        name,
+                        ty,
+                        default: None,
+                        max: None,
+                        span,
+                    };
+                    for part in parts {
+                        match part.as_rule() {
+                            Rule::option_max => {
+                                option.max = part.into_inner().next().map(|p| self.expr(p))
+                            }
+                            _ => option.default = Some(self.expr(part)),
+                        }
+                    }
+                    body.options.push(option);
+                }
+                _ => {}
+            }
+        }
+        body
     }
 
     fn field_decl(&mut self, pair: Pair<Rule>) -> FieldDecl {

@@ -2,6 +2,7 @@
 //! settings, connector operation signatures, and test blocks. Produces the IR flow.
 
 use super::expr::ExprCx;
+use super::options::{self, invalid, range};
 use super::settings::{self, const_value, Const};
 use super::types::{assignable, Ty};
 use super::{limits, Env, OperationInfo};
@@ -9,7 +10,9 @@ use crate::diagnostics::{codes, suggest, Diagnostic, Diagnostics};
 use crate::ir::{self, DeadLetter, NodeKind, Rate};
 use crate::resolve::{Kind, ModuleId, Program};
 use crate::source::Span;
-use crate::syntax::ast::{FlowDecl, Ident, Operation, Settings, Stmt, TestDecl, TestValue};
+use crate::syntax::ast::{
+    ExprKind, FlowDecl, Ident, Literal, Operation, Setting, Settings, Stmt, TestDecl, TestValue,
+};
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap};
 
@@ -396,7 +399,13 @@ impl<'a> FlowCx<'a> {
                 let options = match op_info {
                     Some(info) => {
                         let settings = settings.as_ref().unwrap_or(&empty);
-                        let options = source_options(&connector, info, settings, diags);
+                        let cx = options::OptionCx {
+                            program: self.program,
+                            env: self.env,
+                            connection: &op.connection.name,
+                            message: None,
+                        };
+                        let options = source_options(&cx, &connector, info, settings, diags);
                         self.source_needs(op, info, diags);
                         options
                     }
@@ -574,270 +583,215 @@ impl<'a> FlowCx<'a> {
         connector: Option<&super::ConnectorInfo>,
         diags: &mut Diagnostics,
     ) -> NodeKind {
-        let mut kind_fields = SinkFields::default();
+        let mut fields = SinkFields::default();
         if let Some(settings) = settings {
             settings::duplicate_keys(settings.entries.iter().map(|e| &e.name), "setting", diags);
         }
-        let connector_name = connector.map_or("", |c| c.name.as_str());
-        let extra_allowed: &[&str] = match connector_name {
-            "http" => &["path", "method", "body"],
-            "file" => &["path", "format"],
-            "bus" => &["subject"],
-            "odata" if op.name.name == "update_entity" => &["path"],
-            "ledger" if op.name.name == "reserve" => &["channel", "on_shortage"],
-            _ => &[],
+        let sink = SinkStmt {
+            op,
+            input,
+            op_info,
+            connector,
         };
         let mut cx = ExprCx::new(self.program, self.env, self.module, in_ty, diags);
         cx.bare_fields = true;
         for entry in settings.map(|s| s.entries.as_slice()).unwrap_or(&[]) {
-            let span = entry.value.span;
-            match entry.name.name.as_str() {
-                "idempotency_key" => {
-                    let (ty, ir) = cx.check(&entry.value);
-                    if !(matches!(ty, Ty::String | Ty::Int | Ty::Enum(_)) || ty.is_lenient()) {
-                        let shown = ty.display(self.program);
-                        cx.diags.push(
-                            Diagnostic::error(
-                                codes::TYPE_MISMATCH,
-                                span,
-                                format!("an idempotency key must be a string, found {shown}"),
-                            )
-                            .label(format!("this is {shown}"))
-                            .help("use the message's business key, e.g. `idempotency_key = id`"),
-                        );
-                    }
-                    kind_fields.idempotency_key = Some(ir);
-                }
-                "retry" => match &entry.value.kind {
-                    crate::syntax::ast::ExprKind::Var(policy) => {
-                        if self
-                            .program
-                            .resolve(
-                                self.module,
-                                &policy.name,
-                                policy.span,
-                                Kind::Policy,
-                                cx.diags,
-                            )
-                            .is_some()
-                        {
-                            kind_fields.retry = Some(policy.name.clone());
-                        }
-                    }
-                    _ => invalid(
-                        cx.diags,
-                        &entry.name,
-                        span,
-                        "the name of a retry policy, e.g. `standard`",
-                    ),
-                },
-                "rate" => match const_value(&entry.value, cx.diags) {
-                    Some(Const::Rate { count, per_secs }) => {
-                        let rate = Rate { count, per_secs };
-                        let per_sec = rate.per_second();
-                        if count == 0 || per_sec > 10_000.0 {
-                            range(
-                                cx.diags,
-                                codes::RATE_OUT_OF_RANGE,
-                                span,
-                                format!(
-                                    "rate {count}/{} is outside 1/h to 10000/s",
-                                    unit(per_secs)
-                                ),
-                                "use a rate between 1/h and 10000/s",
-                            );
-                        } else {
-                            self.check_quota(op, op_info, connector, per_sec, span, cx.diags);
-                            kind_fields.rate = Some(rate);
-                        }
-                    }
-                    Some(_) => {
-                        invalid(cx.diags, &entry.name, span, "a rate like `10/s` or `600/m`")
-                    }
-                    None => {}
-                },
-                "burst" | "concurrency" => {
-                    match const_value(&entry.value, cx.diags).map(|c| c.to_json()) {
-                        Some(Value::Number(n))
-                            if n.as_u64().is_some_and(|n| (1..=10_000).contains(&n)) =>
-                        {
-                            let n = n.as_u64();
-                            if entry.name.name == "burst" {
-                                kind_fields.burst = n;
-                            } else {
-                                if let (Some(limit), Some(n)) =
-                                    (connector.and_then(|c| c.quota.concurrency), n)
-                                {
-                                    if n > limit {
-                                        concurrency_warning(cx.diags, span, op, n, limit);
-                                    }
-                                }
-                                kind_fields.concurrency = n;
-                            }
-                        }
-                        Some(Value::Number(n)) => range(
-                            cx.diags,
-                            codes::RATE_OUT_OF_RANGE,
-                            span,
-                            format!("`{}` is {n}, allowed 1 to 10000", entry.name.name),
-                            "use a count between 1 and 10000",
-                        ),
-                        Some(_) => invalid(cx.diags, &entry.name, span, "a positive integer"),
-                        None => {}
-                    }
-                }
-                "timeout" => match const_value(&entry.value, cx.diags) {
-                    Some(Const::Duration(ms)) if (1..=600_000).contains(&ms) => {
-                        kind_fields.timeout_ms = Some(ms)
-                    }
-                    Some(Const::Duration(ms)) => range(
-                        cx.diags,
-                        codes::TIMEOUT_OUT_OF_RANGE,
-                        span,
-                        format!("timeout {} is outside 1ms to 10m", duration_text(ms)),
-                        "use a timeout between 1ms and 10m",
-                    ),
-                    Some(_) => invalid(cx.diags, &entry.name, span, "a duration like `30s`"),
-                    None => {}
-                },
-                "dead_letter" => match &entry.value.kind {
-                    crate::syntax::ast::ExprKind::Var(target)
-                        if target.name == input_sink_name(self.decl, input) =>
-                    {
-                        cx.diags.push(
-                            Diagnostic::error(codes::WRONG_NODE_KIND, target.span, format!("sink `{}` names itself as its dead-letter target", target.name))
-                                .label("a failure here would loop back into the same sink")
-                                .help("name another sink (an exception queue), or a queue name as a string"),
-                        );
-                    }
-                    crate::syntax::ast::ExprKind::Var(target) => {
-                        match self.nodes.get(target.name.as_str()) {
-                            Some(idx) if matches!(self.decl.stmts[*idx], Stmt::Sink { .. }) => {
-                                kind_fields.dead_letter =
-                                    Some(DeadLetter::Node(target.name.clone()))
-                            }
-                            Some(_) => {
-                                cx.diags.push(
-                                Diagnostic::error(codes::WRONG_NODE_KIND, target.span, format!("dead-letter target `{}` is not a sink", target.name))
-                                    .label("a dead-letter target must be a sink")
-                                    .help("name a sink of this flow (an exception queue), or a queue name as a string"),
-                            );
-                            }
-                            None => {
-                                let help = suggest::did_you_mean(&target.name, self.nodes.keys().copied(), "name a sink of this flow, or write a queue name as a string, e.g. `dead_letter = \"orders_exceptions\"`");
-                                cx.diags.push(
-                                    Diagnostic::error(
-                                        codes::UNKNOWN_NODE,
-                                        target.span,
-                                        format!("unknown node `{}`", target.name),
-                                    )
-                                    .label("no sink of that name")
-                                    .help(help),
-                                );
-                            }
-                        }
-                    }
-                    crate::syntax::ast::ExprKind::Lit(crate::syntax::ast::Literal::Str(queue)) => {
-                        kind_fields.dead_letter = Some(DeadLetter::Queue(queue.clone()))
-                    }
-                    _ => invalid(
-                        cx.diags,
-                        &entry.name,
-                        span,
-                        "a sink name or a queue name string",
-                    ),
-                },
-                "channel" if extra_allowed.contains(&"channel") => match &entry.value.kind {
-                    crate::syntax::ast::ExprKind::Lit(crate::syntax::ast::Literal::Str(name)) => {
-                        super::ledger::check_reserve_channel(
-                            self.env,
-                            &op.connection.name,
-                            name,
-                            span,
-                            cx.diags,
-                        );
-                        kind_fields
-                            .options
-                            .insert("channel".into(), Value::String(name.clone()));
-                    }
-                    _ => invalid(
-                        cx.diags,
-                        &entry.name,
-                        span,
-                        "a channel name string, e.g. `\"web\"`",
-                    ),
-                },
-                "on_shortage" if extra_allowed.contains(&"on_shortage") => {
-                    match &entry.value.kind {
-                        crate::syntax::ast::ExprKind::Lit(crate::syntax::ast::Literal::Str(
-                            word,
-                        )) if matches!(word.as_str(), "reject" | "backorder") => {
-                            kind_fields
-                                .options
-                                .insert("on_shortage".into(), Value::String(word.clone()));
-                        }
-                        _ => invalid(
-                            cx.diags,
-                            &entry.name,
-                            span,
-                            "`\"reject\"` or `\"backorder\"`",
-                        ),
-                    }
-                }
-                other if extra_allowed.contains(&other) => {
-                    if let Some(value) = const_value(&entry.value, cx.diags) {
-                        let value = value.to_json();
-                        if let Value::String(text) = &value {
-                            let message = cx.input.clone();
-                            self.sink_option(
-                                connector_name,
-                                &message,
-                                &entry.name,
-                                text,
-                                span,
-                                cx.diags,
-                            );
-                        }
-                        kind_fields.options.insert(other.to_string(), value);
-                    }
-                }
-                _ if connector.is_none() => {}
-                _ => {
-                    let mut allowed = vec![
-                        "idempotency_key",
-                        "retry",
-                        "rate",
-                        "burst",
-                        "concurrency",
-                        "timeout",
-                        "dead_letter",
-                    ];
-                    allowed.extend_from_slice(extra_allowed);
-                    settings::unknown_setting(&entry.name, &allowed, cx.diags);
-                }
-            }
+            self.sink_setting(&sink, &mut cx, entry, &mut fields);
         }
-        let at = settings.map_or(op.name.span, |s| s.span);
-        required_sink_options(connector_name, op, &kind_fields.options, at, cx.diags);
+        if let Some(info) = op_info {
+            let at = settings.map_or(op.name.span, |s| s.span);
+            required_sink_options(op, info, settings, at, cx.diags);
+        }
         NodeKind::Sink {
             input: input.name.clone(),
             connection: op.connection.name.clone(),
             operation: op.name.name.clone(),
-            idempotency_key: kind_fields
-                .idempotency_key
-                .unwrap_or(ir::Expr::Lit(Value::Null)),
-            retry: kind_fields.retry,
-            rate: kind_fields.rate,
-            burst: kind_fields.burst,
-            concurrency: kind_fields.concurrency,
-            timeout_ms: kind_fields.timeout_ms,
-            dead_letter: kind_fields.dead_letter,
-            options: kind_fields.options,
+            idempotency_key: fields.idempotency_key.unwrap_or(ir::Expr::Lit(Value::Null)),
+            retry: fields.retry,
+            rate: fields.rate,
+            burst: fields.burst,
+            concurrency: fields.concurrency,
+            timeout_ms: fields.timeout_ms,
+            dead_letter: fields.dead_letter,
+            options: fields.options,
+        }
+    }
+
+    /// Checks one entry of a sink's settings block: a generic setting, or an option the
+    /// operation declares.
+    fn sink_setting(
+        &self,
+        sink: &SinkStmt,
+        cx: &mut ExprCx,
+        entry: &Setting,
+        fields: &mut SinkFields,
+    ) {
+        match entry.name.name.as_str() {
+            "idempotency_key" => fields.idempotency_key = Some(self.idempotency_key(cx, entry)),
+            "retry" => fields.retry = self.retry_policy(cx.diags, entry),
+            "rate" => fields.rate = self.sink_rate(sink, cx.diags, entry),
+            "burst" => fields.burst = count_setting(cx.diags, entry),
+            "concurrency" => {
+                fields.concurrency = count_setting(cx.diags, entry);
+                let limit = sink.connector.and_then(|c| c.quota.concurrency);
+                if let (Some(limit), Some(n)) = (limit, fields.concurrency) {
+                    if n > limit {
+                        concurrency_warning(cx.diags, entry.value.span, sink.op, n, limit);
+                    }
+                }
+            }
+            "timeout" => fields.timeout_ms = timeout_setting(cx.diags, entry),
+            "dead_letter" => fields.dead_letter = self.dead_letter(sink.input, cx.diags, entry),
+            key => {
+                let Some(info) = sink.op_info else {
+                    // The operation is unknown (reported): its options are too.
+                    return;
+                };
+                let Some(option) = info.option(key) else {
+                    let mut allowed = options::SINK_SETTINGS.to_vec();
+                    allowed.extend(info.options.iter().map(|o| o.name.as_str()));
+                    settings::unknown_setting(&entry.name, &allowed, cx.diags);
+                    return;
+                };
+                let message = cx.input.clone();
+                let ocx = options::OptionCx {
+                    program: self.program,
+                    env: self.env,
+                    connection: &sink.op.connection.name,
+                    message: Some(&message),
+                };
+                if let Some(value) = options::check_value(&ocx, option, entry, cx.diags) {
+                    fields.options.insert(key.to_string(), value);
+                }
+            }
+        }
+    }
+
+    /// A sink's `idempotency_key`: a string, integer or enum over the message.
+    fn idempotency_key(&self, cx: &mut ExprCx, entry: &Setting) -> ir::Expr {
+        let (ty, ir) = cx.check(&entry.value);
+        if !(matches!(ty, Ty::String | Ty::Int | Ty::Enum(_)) || ty.is_lenient()) {
+            let shown = ty.display(self.program);
+            cx.diags.push(
+                Diagnostic::error(
+                    codes::TYPE_MISMATCH,
+                    entry.value.span,
+                    format!("an idempotency key must be a string, found {shown}"),
+                )
+                .label(format!("this is {shown}"))
+                .help("use the message's business key, e.g. `idempotency_key = id`"),
+            );
+        }
+        ir
+    }
+
+    /// A sink's `retry`: the name of a retry policy.
+    fn retry_policy(&self, diags: &mut Diagnostics, entry: &Setting) -> Option<String> {
+        let ExprKind::Var(policy) = &entry.value.kind else {
+            let want = "the name of a retry policy, e.g. `standard`";
+            invalid(diags, &entry.name, entry.value.span, want);
+            return None;
+        };
+        self.program
+            .resolve(self.module, &policy.name, policy.span, Kind::Policy, diags)
+            .map(|_| policy.name.clone())
+    }
+
+    /// A sink's `rate`, from 1/h to 10000/s, compared with the published quota.
+    fn sink_rate(&self, sink: &SinkStmt, diags: &mut Diagnostics, entry: &Setting) -> Option<Rate> {
+        let span = entry.value.span;
+        match const_value(&entry.value, diags)? {
+            Const::Rate { count, per_secs } => {
+                let rate = Rate { count, per_secs };
+                let per_sec = rate.per_second();
+                if count == 0 || per_sec > 10_000.0 {
+                    range(
+                        diags,
+                        codes::RATE_OUT_OF_RANGE,
+                        span,
+                        format!("rate {count}/{} is outside 1/h to 10000/s", unit(per_secs)),
+                        "use a rate between 1/h and 10000/s",
+                    );
+                    return None;
+                }
+                let limit = sink
+                    .op_info
+                    .and_then(|o| o.quota.rate_per_sec)
+                    .or(sink.connector.and_then(|c| c.quota.rate_per_sec));
+                if let Some(limit) = limit.filter(|limit| per_sec > limit + f64::EPSILON) {
+                    let asked = format!("rate {}", rate_text(per_sec));
+                    quota_warning(diags, span, sink.op, &asked, &rate_text(limit));
+                }
+                Some(rate)
+            }
+            _ => {
+                invalid(diags, &entry.name, span, "a rate like `10/s` or `600/m`");
+                None
+            }
+        }
+    }
+
+    /// A sink's `dead_letter`: another sink of the flow, or a queue name.
+    fn dead_letter(
+        &self,
+        input: &Ident,
+        diags: &mut Diagnostics,
+        entry: &Setting,
+    ) -> Option<DeadLetter> {
+        let target = match &entry.value.kind {
+            ExprKind::Lit(Literal::Str(queue)) => return Some(DeadLetter::Queue(queue.clone())),
+            ExprKind::Var(target) => target,
+            _ => {
+                let want = "a sink name or a queue name string";
+                invalid(diags, &entry.name, entry.value.span, want);
+                return None;
+            }
+        };
+        if target.name == input_sink_name(self.decl, input) {
+            diags.push(
+                Diagnostic::error(
+                    codes::WRONG_NODE_KIND,
+                    target.span,
+                    format!(
+                        "sink `{}` names itself as its dead-letter target",
+                        target.name
+                    ),
+                )
+                .label("a failure here would loop back into the same sink")
+                .help("name another sink (an exception queue), or a queue name as a string"),
+            );
+            return None;
+        }
+        match self.nodes.get(target.name.as_str()) {
+            Some(idx) if matches!(self.decl.stmts[*idx], Stmt::Sink { .. }) => {
+                Some(DeadLetter::Node(target.name.clone()))
+            }
+            Some(_) => {
+                diags.push(
+                    Diagnostic::error(codes::WRONG_NODE_KIND, target.span, format!("dead-letter target `{}` is not a sink", target.name))
+                        .label("a dead-letter target must be a sink")
+                        .help("name a sink of this flow (an exception queue), or a queue name as a string"),
+                );
+                None
+            }
+            None => {
+                let help = suggest::did_you_mean(&target.name, self.nodes.keys().copied(), "name a sink of this flow, or write a queue name as a string, e.g. `dead_letter = \"orders_exceptions\"`");
+                diags.push(
+                    Diagnostic::error(
+                        codes::UNKNOWN_NODE,
+                        target.span,
+                        format!("unknown node `{}`", target.name),
+                    )
+                    .label("no sink of that name")
+                    .help(help),
+                );
+                None
+            }
         }
     }
 
     /// Reports the connection settings a source needs at run time that its connection
-    /// lacks (`E0211`): a webhook's verification secrets, Square orders' locations.
+    /// lacks (`E0211`): those its operation `needs`, a webhook's verification secrets.
     fn source_needs(&self, op: &Operation, info: &OperationInfo, diags: &mut Diagnostics) {
         let Some(conn) = self
             .program
@@ -846,16 +800,11 @@ impl<'a> FlowCx<'a> {
         else {
             return;
         };
-        let connector = conn.ir.connector.as_str();
-        let mut missing = match info.kind.as_str() {
-            "webhook" => limits::missing_webhook_settings(connector, &conn.ir.settings),
-            _ => Vec::new(),
-        };
-        if (connector, info.name.as_str()) == ("square", "orders")
-            && !conn.ir.settings.contains_key("location_ids")
-        {
-            missing.push("location_ids");
+        let mut needed: Vec<&str> = info.needs.iter().map(String::as_str).collect();
+        if info.kind == "webhook" && conn.ir.connector == "webhook" {
+            needed.extend(limits::scheme_secrets(&conn.ir.settings));
         }
+        let missing = limits::missing_settings(needed, &conn.ir.settings);
         if missing.is_empty() {
             return;
         }
@@ -884,104 +833,6 @@ impl<'a> FlowCx<'a> {
                 op.connection.name, missing[0]
             )),
         );
-    }
-
-    /// Checks a string option of a sink as the runtime reads it: a template over the
-    /// message's fields, a method, a file format, or plain text.
-    fn sink_option(
-        &self,
-        connector: &str,
-        message: &Ty,
-        key: &Ident,
-        text: &str,
-        span: Span,
-        diags: &mut Diagnostics,
-    ) {
-        match (connector, key.name.as_str()) {
-            ("bus", "subject") if limits::publish_subject_problem(text).is_some() => {
-                let why = limits::publish_subject_problem(text).unwrap_or_default();
-                diags.push(
-                    Diagnostic::error(
-                        codes::SETTING_OUT_OF_RANGE,
-                        span,
-                        format!("subject `{text}` {why}"),
-                    )
-                    .label("no message could be published on it")
-                    .help("write dot-separated tokens without spaces or wildcards, e.g. \"orders.{{ channel }}\""),
-                )
-            }
-            ("http", "path" | "body") | ("bus", "subject") | ("odata", "path") => {
-                super::templates::message_option(
-                    self.program,
-                    self.env,
-                    message,
-                    &key.name,
-                    text,
-                    span,
-                    diags,
-                )
-            }
-            ("http", "method")
-                if !["post", "put", "patch"]
-                    .iter()
-                    .any(|m| m.eq_ignore_ascii_case(text)) =>
-            {
-                diags.push(
-                    Diagnostic::error(
-                        codes::INVALID_SETTING,
-                        span,
-                        format!("`method` must be post, put or patch, found `{text}`"),
-                    )
-                    .label("the http sink sends POST, PUT or PATCH")
-                    .help("write `method = \"put\"` or `\"patch\"`, or leave it out to use the operation's"),
-                )
-            }
-            ("file", "path") if super::limits::file_path_problem(text, false).is_some() => {
-                let problem = super::limits::file_path_problem(text, false).unwrap_or_default();
-                range(
-                    diags,
-                    codes::SETTING_OUT_OF_RANGE,
-                    span,
-                    format!("file sink path `{text}` {problem}"),
-                    "write a file name relative to the connection's `dir`, e.g. \"out/orders.jsonl\"",
-                );
-            }
-            ("file", "format") if text != "jsonl" => diags.push(
-                Diagnostic::error(
-                    codes::SETTING_OUT_OF_RANGE,
-                    span,
-                    format!("a file sink cannot write `{text}`"),
-                )
-                .label("file sinks append one JSON line per message")
-                .help("write `format = jsonl`, or leave `format` out"),
-            ),
-            _ => super::templates::plain_option(&key.name, text, span, diags),
-        }
-    }
-
-    fn check_quota(
-        &self,
-        op: &Operation,
-        op_info: Option<&OperationInfo>,
-        connector: Option<&super::ConnectorInfo>,
-        per_sec: f64,
-        span: Span,
-        diags: &mut Diagnostics,
-    ) {
-        let limit = op_info
-            .and_then(|o| o.quota.rate_per_sec)
-            .or(connector.and_then(|c| c.quota.rate_per_sec));
-        if let Some(limit) = limit {
-            if per_sec > limit + f64::EPSILON {
-                quota_warning(
-                    diags,
-                    span,
-                    op,
-                    &format!("rate {}", rate_text(per_sec)),
-                    &rate_text(limit),
-                );
-            }
-        }
     }
 
     fn test(&self, test: &TestDecl, flow: &ir::Flow, diags: &mut Diagnostics) -> Option<ir::Test> {
@@ -1207,17 +1058,31 @@ fn input_sink_name<'d>(decl: &'d FlowDecl, input: &Ident) -> &'d str {
         .unwrap_or("")
 }
 
-/// Reports (`E0211`) an option the runtime needs to build the sink: a bus `subject`, the
-/// entity `path` of OData's `update_entity`.
+/// The sink statement whose settings are being checked.
+struct SinkStmt<'s> {
+    op: &'s Operation,
+    input: &'s Ident,
+    op_info: Option<&'s OperationInfo>,
+    connector: Option<&'s super::ConnectorInfo>,
+}
+
+/// Reports (`E0211`) an option the operation declares as required (no `?`, no default)
+/// and the sink does not give: a bus `subject`, the entity `path` of OData's
+/// `update_entity`.
 fn required_sink_options(
-    connector: &str,
     op: &Operation,
-    options: &BTreeMap<String, Value>,
+    info: &OperationInfo,
+    settings: Option<&Settings>,
     at: Span,
     diags: &mut Diagnostics,
 ) {
-    let required = limits::needed_sink_options(connector, &op.name.name);
-    for key in required.iter().filter(|key| !options.contains_key(**key)) {
+    let given = |key: &str| settings.is_some_and(|s| s.get(key).is_some());
+    for option in info
+        .options
+        .iter()
+        .filter(|o| o.required && !given(&o.name))
+    {
+        let key = &option.name;
         diags.push(
             Diagnostic::error(
                 codes::MISSING_SETTING,
@@ -1229,6 +1094,50 @@ fn required_sink_options(
                 "add `{key} = \"...\"` (a template over the message's fields)"
             )),
         );
+    }
+}
+
+/// A sink's `burst` or `concurrency`: a count from 1 to 10000.
+fn count_setting(diags: &mut Diagnostics, entry: &Setting) -> Option<u64> {
+    let span = entry.value.span;
+    match const_value(&entry.value, diags)?.to_json() {
+        Value::Number(n) if n.as_u64().is_some_and(|n| (1..=10_000).contains(&n)) => n.as_u64(),
+        Value::Number(n) => {
+            range(
+                diags,
+                codes::RATE_OUT_OF_RANGE,
+                span,
+                format!("`{}` is {n}, allowed 1 to 10000", entry.name.name),
+                "use a count between 1 and 10000",
+            );
+            None
+        }
+        _ => {
+            invalid(diags, &entry.name, span, "a positive integer");
+            None
+        }
+    }
+}
+
+/// A sink's `timeout`: a duration from 1ms to 10m.
+fn timeout_setting(diags: &mut Diagnostics, entry: &Setting) -> Option<u64> {
+    let span = entry.value.span;
+    match const_value(&entry.value, diags)? {
+        Const::Duration(ms) if (1..=600_000).contains(&ms) => Some(ms),
+        Const::Duration(ms) => {
+            range(
+                diags,
+                codes::TIMEOUT_OUT_OF_RANGE,
+                span,
+                format!("timeout {} is outside 1ms to 10m", duration_text(ms)),
+                "use a timeout between 1ms and 10m",
+            );
+            None
+        }
+        _ => {
+            invalid(diags, &entry.name, span, "a duration like `30s`");
+            None
+        }
     }
 }
 
@@ -1250,32 +1159,6 @@ fn unit(per_secs: u64) -> &'static str {
         3600 => "h",
         _ => "s",
     }
-}
-
-fn invalid(diags: &mut Diagnostics, name: &Ident, span: Span, want: &str) {
-    diags.push(
-        Diagnostic::error(
-            codes::INVALID_SETTING,
-            span,
-            format!("`{}` must be {want}", name.name),
-        )
-        .label(format!("expected {want}"))
-        .help(format!("write {want} here")),
-    );
-}
-
-fn range(
-    diags: &mut Diagnostics,
-    code: crate::diagnostics::Code,
-    span: Span,
-    message: String,
-    help: &str,
-) {
-    diags.push(
-        Diagnostic::error(code, span, message)
-            .label("out of range")
-            .help(help.to_string()),
-    );
 }
 
 /// A duration in its largest exact unit: `20m`, `1500ms`.
@@ -1339,10 +1222,6 @@ fn quota_warning(diags: &mut Diagnostics, span: Span, op: &Operation, asked: &st
 }
 
 const POLL_KEYS: &[&str] = &["every", "cursor", "page_size", "lookback"];
-/// The generic `http.get` poll conventions (see the runtime's `sources/poll.rs`).
-const HTTP_POLL_KEYS: &[&str] = &["path", "items", "next", "watermark"];
-/// The `odata` poll options: which entity set, and the query options of the read.
-const ODATA_POLL_KEYS: &[&str] = &["entity_set", "filter", "select", "expand", "watermark"];
 const WEBHOOK_KEYS: &[&str] = &["path", "dedupe"];
 const SCHEDULE_KEYS: &[&str] = &["every", "cron", "tz"];
 const FILE_KEYS: &[&str] = &["path", "format", "max_line_bytes"];
@@ -1361,8 +1240,9 @@ fn keys_for(kind: &str) -> &'static [&'static str] {
     }
 }
 
-/// Checks a source's options against its kind.
+/// Checks a source's options against its kind and its operation's declared options.
 fn source_options(
+    cx: &options::OptionCx,
     connector: &str,
     op: &OperationInfo,
     settings: &Settings,
@@ -1370,184 +1250,37 @@ fn source_options(
 ) -> BTreeMap<String, Value> {
     let kind = op.kind.as_str();
     let mut allowed: Vec<&str> = keys_for(kind).to_vec();
-    match (connector, kind) {
-        ("http", "poll") => allowed.extend_from_slice(HTTP_POLL_KEYS),
-        ("odata", "poll") => allowed.extend_from_slice(ODATA_POLL_KEYS),
-        _ => {}
+    for option in &op.options {
+        if !allowed.contains(&option.name.as_str()) {
+            allowed.push(&option.name);
+        }
     }
-    let allowed = allowed.as_slice();
     settings::duplicate_keys(settings.entries.iter().map(|e| &e.name), "option", diags);
     let mut out = BTreeMap::new();
     for entry in &settings.entries {
         let key = entry.name.name.as_str();
-        if !allowed.contains(&key) {
-            let other_kinds: Vec<&str> = super::SOURCE_KINDS
-                .iter()
-                .copied()
-                .filter(|k| keys_for(k).contains(&key))
-                .collect();
-            if other_kinds.is_empty() {
-                settings::unknown_setting(&entry.name, allowed, diags);
-            } else {
-                diags.push(
-                    Diagnostic::error(
-                        codes::SOURCE_KIND_MISMATCH,
-                        entry.name.span,
-                        format!("`{key}` does not apply to a {kind} source"),
-                    )
-                    .label(format!(
-                        "`{key}` is an option of {} sources",
-                        other_kinds.join(" and ")
-                    ))
-                    .help(format!("a {kind} source accepts {}", allowed.join(", "))),
-                );
+        let declared = op.option(key).filter(|_| !keys_for(kind).contains(&key));
+        if let Some(option) = declared {
+            if let Some(value) = options::check_value(cx, option, entry, diags) {
+                out.insert(key.to_string(), value);
             }
+            continue;
+        }
+        if !allowed.contains(&key) {
+            not_a_source_option(kind, &entry.name, &allowed, diags);
             continue;
         }
         let Some(value) = const_value(&entry.value, diags) else {
             continue;
         };
         let span = entry.value.span;
-        let ok = match (key, &value) {
-            ("every", Const::Duration(ms)) => {
-                if !(1_000..=86_400_000).contains(ms) {
-                    range(
-                        diags,
-                        codes::TIMEOUT_OUT_OF_RANGE,
-                        span,
-                        format!("interval {} is outside 1s to 24h", duration_text(*ms)),
-                        "poll between every 1s and every 24h",
-                    );
-                }
-                true
-            }
-            ("lookback", Const::Duration(ms)) => {
-                if *ms > limits::MAX_LOOKBACK_MS {
-                    range(
-                        diags,
-                        codes::SETTING_OUT_OF_RANGE,
-                        span,
-                        format!("lookback {} is longer than 365d", duration_text(*ms)),
-                        "re-read at most 365d before the watermark",
-                    );
-                }
-                true
-            }
-            ("cursor", Const::Name(n))
-                if matches!(n.as_str(), "watermark" | "page_token" | "none") =>
-            {
-                true
-            }
-            ("page_size", Const::Value(Value::Number(n))) => {
-                let max = limits::max_page_size(connector, &op.name);
-                if !n.as_u64().is_some_and(|n| (1..=max).contains(&n)) {
-                    range(
-                        diags,
-                        codes::RATE_OUT_OF_RANGE,
-                        span,
-                        format!(
-                            "page size {n} is outside 1 to {max} for `{connector}.{}`",
-                            op.name
-                        ),
-                        &format!("use a page size between 1 and {max}"),
-                    );
-                }
-                true
-            }
-            ("max_line_bytes", Const::Value(Value::Number(n))) => {
-                if !n
-                    .as_u64()
-                    .is_some_and(|n| (1..=MAX_LINE_BYTES).contains(&n))
-                {
-                    let text = format!("line limit {n} is outside 1 to {MAX_LINE_BYTES} bytes");
-                    let help = "use a line limit between 1 byte and 256 MiB (268435456)";
-                    range(diags, codes::SIZE_OUT_OF_RANGE, span, text, help);
-                }
-                true
-            }
-            ("format", Const::Name(n)) | ("format", Const::Value(Value::String(n))) => {
-                matches!(n.as_str(), "csv" | "jsonl")
-            }
-            ("dedupe", Const::Value(Value::Bool(_))) => true,
-            ("cron", Const::Value(Value::String(expression))) => {
-                super::schedule::check_cron(expression, span, diags);
-                true
-            }
-            ("tz", Const::Value(Value::String(zone))) => {
-                super::schedule::check_time_zone(zone, span, diags);
-                true
-            }
-            ("path", Const::Value(Value::String(path))) => {
-                if kind == "file" {
-                    if let Some(problem) = super::limits::file_path_problem(path, true) {
-                        range(
-                            diags,
-                            codes::SETTING_OUT_OF_RANGE,
-                            span,
-                            format!("file source path `{path}` {problem}"),
-                            "write a pattern relative to the connection's `dir`, e.g. \"in/*.jsonl\"",
-                        );
-                    }
-                }
-                if kind == "webhook" && !path.starts_with('/') {
-                    range(
-                        diags,
-                        codes::SETTING_OUT_OF_RANGE,
-                        span,
-                        format!("webhook path `{path}` does not start with `/`"),
-                        "no request could reach it: write the path as it appears in the URL, e.g. \"/hooks/orders\"",
-                    );
-                }
-                super::templates::plain_option(key, path, span, diags);
-                true
-            }
-            (
-                "subject" | "durable" | "items" | "next" | "watermark" | "entity_set" | "filter"
-                | "select" | "expand",
-                Const::Value(Value::String(text)),
-            ) => {
-                super::templates::plain_option(key, text, span, diags);
-                true
-            }
-            _ => false,
-        };
-        if !ok {
-            let want = match key {
-                "every" | "lookback" => "a duration like `2m`",
-                "cursor" => "`watermark`, `page_token` or `none`",
-                "page_size" | "max_line_bytes" => "an integer",
-                "format" => "`csv` or `jsonl`",
-                "dedupe" => "`true` or `false`",
-                _ => "a string",
-            };
-            invalid(diags, &entry.name, span, want);
+        if !kind_option(connector, op, key, &value, span, diags) {
+            invalid(diags, &entry.name, span, kind_option_want(key));
             continue;
         }
         out.insert(key.to_string(), value.to_json());
     }
-    let required: &[&str] = match (connector, op.name.as_str(), kind) {
-        ("odata", "entities", _) => &["every", "entity_set"],
-        (_, _, "poll") => &["every"],
-        (_, _, "file") => &["path"],
-        (_, _, "bus") => &["subject"],
-        _ => &[],
-    };
-    for key in required {
-        if settings.get(key).is_none() {
-            diags.push(
-                Diagnostic::error(
-                    codes::MISSING_SETTING,
-                    settings.span,
-                    format!("a {kind} source needs `{key}`"),
-                )
-                .label(format!("no `{key}` given"))
-                .help(match *key {
-                    "every" => "add `every = 2m` (how often to poll)".to_string(),
-                    other => format!("add `{other} = \"...\"`"),
-                }),
-            );
-        }
-    }
+    required_source_options(op, settings, diags);
     if kind == "schedule" {
         super::schedule::check_combination(settings, diags);
     }
@@ -1563,4 +1296,199 @@ fn source_options(
         );
     }
     out
+}
+
+/// Reports a key a source of `kind` does not take: an option of another kind (`E0506`),
+/// else an unknown one (`E0112`).
+fn not_a_source_option(kind: &str, name: &Ident, allowed: &[&str], diags: &mut Diagnostics) {
+    let key = name.name.as_str();
+    let other_kinds: Vec<&str> = super::SOURCE_KINDS
+        .iter()
+        .copied()
+        .filter(|k| keys_for(k).contains(&key))
+        .collect();
+    if other_kinds.is_empty() {
+        settings::unknown_setting(name, allowed, diags);
+        return;
+    }
+    diags.push(
+        Diagnostic::error(
+            codes::SOURCE_KIND_MISMATCH,
+            name.span,
+            format!("`{key}` does not apply to a {kind} source"),
+        )
+        .label(format!(
+            "`{key}` is an option of {} sources",
+            other_kinds.join(" and ")
+        ))
+        .help(format!("a {kind} source accepts {}", allowed.join(", "))),
+    );
+}
+
+/// Checks the value of an option of the source's kind; false when it has the wrong
+/// kind of value (reported by the caller), true otherwise (after reporting a value out
+/// of range).
+fn kind_option(
+    connector: &str,
+    op: &OperationInfo,
+    key: &str,
+    value: &Const,
+    span: Span,
+    diags: &mut Diagnostics,
+) -> bool {
+    match (key, value) {
+        ("every", Const::Duration(ms)) => poll_interval(*ms, span, diags),
+        ("lookback", Const::Duration(ms)) => {
+            if *ms > limits::MAX_LOOKBACK_MS {
+                range(
+                    diags,
+                    codes::SETTING_OUT_OF_RANGE,
+                    span,
+                    format!("lookback {} is longer than 365d", duration_text(*ms)),
+                    "re-read at most 365d before the watermark",
+                );
+            }
+        }
+        ("cursor", Const::Name(n)) if matches!(n.as_str(), "watermark" | "page_token" | "none") => {
+        }
+        ("page_size", Const::Value(Value::Number(n))) => page_size(connector, op, n, span, diags),
+        ("max_line_bytes", Const::Value(Value::Number(n))) => {
+            if !n
+                .as_u64()
+                .is_some_and(|n| (1..=MAX_LINE_BYTES).contains(&n))
+            {
+                let text = format!("line limit {n} is outside 1 to {MAX_LINE_BYTES} bytes");
+                let help = "use a line limit between 1 byte and 256 MiB (268435456)";
+                range(diags, codes::SIZE_OUT_OF_RANGE, span, text, help);
+            }
+        }
+        ("format", Const::Name(n)) | ("format", Const::Value(Value::String(n))) => {
+            return matches!(n.as_str(), "csv" | "jsonl");
+        }
+        ("dedupe", Const::Value(Value::Bool(_))) => {}
+        ("cron", Const::Value(Value::String(expression))) => {
+            super::schedule::check_cron(expression, span, diags);
+        }
+        ("tz", Const::Value(Value::String(zone))) => {
+            super::schedule::check_time_zone(zone, span, diags);
+        }
+        ("path", Const::Value(Value::String(path))) => {
+            source_path(&op.kind, path, span, diags);
+            super::templates::plain_option(key, path, span, diags);
+        }
+        ("subject" | "durable", Const::Value(Value::String(text))) => {
+            super::templates::plain_option(key, text, span, diags);
+        }
+        _ => return false,
+    }
+    true
+}
+
+/// What an option of a source kind takes, for `E0505`.
+fn kind_option_want(key: &str) -> &'static str {
+    match key {
+        "every" | "lookback" => "a duration like `2m`",
+        "cursor" => "`watermark`, `page_token` or `none`",
+        "page_size" | "max_line_bytes" => "an integer",
+        "format" => "`csv` or `jsonl`",
+        "dedupe" => "`true` or `false`",
+        _ => "a string",
+    }
+}
+
+/// Reports a polling interval outside 1s to 24h.
+fn poll_interval(ms: u64, span: Span, diags: &mut Diagnostics) {
+    if !(1_000..=86_400_000).contains(&ms) {
+        range(
+            diags,
+            codes::TIMEOUT_OUT_OF_RANGE,
+            span,
+            format!("interval {} is outside 1s to 24h", duration_text(ms)),
+            "poll between every 1s and every 24h",
+        );
+    }
+}
+
+/// Reports a page size outside 1 to the operation's declared `max` (else 1000).
+fn page_size(
+    connector: &str,
+    op: &OperationInfo,
+    n: &serde_json::Number,
+    span: Span,
+    diags: &mut Diagnostics,
+) {
+    let max = op
+        .option("page_size")
+        .and_then(|o| o.max)
+        .unwrap_or(limits::MAX_PAGE_SIZE);
+    if !n.as_u64().is_some_and(|n| (1..=max).contains(&n)) {
+        range(
+            diags,
+            codes::RATE_OUT_OF_RANGE,
+            span,
+            format!(
+                "page size {n} is outside 1 to {max} for `{connector}.{}`",
+                op.name
+            ),
+            &format!("use a page size between 1 and {max}"),
+        );
+    }
+}
+
+/// Reports a file source's pattern that leaves the connection's `dir`, and a webhook
+/// path no request could reach.
+fn source_path(kind: &str, path: &str, span: Span, diags: &mut Diagnostics) {
+    if kind == "file" {
+        if let Some(problem) = limits::file_path_problem(path, true) {
+            range(
+                diags,
+                codes::SETTING_OUT_OF_RANGE,
+                span,
+                format!("file source path `{path}` {problem}"),
+                "write a pattern relative to the connection's `dir`, e.g. \"in/*.jsonl\"",
+            );
+        }
+    }
+    if kind == "webhook" && !path.starts_with('/') {
+        range(
+            diags,
+            codes::SETTING_OUT_OF_RANGE,
+            span,
+            format!("webhook path `{path}` does not start with `/`"),
+            "no request could reach it: write the path as it appears in the URL, e.g. \"/hooks/orders\"",
+        );
+    }
+}
+
+/// Reports (`E0211`) the options a source must be given: `every` of a poll, `path` of a
+/// file, `subject` of a bus source, and those its operation declares required.
+fn required_source_options(op: &OperationInfo, settings: &Settings, diags: &mut Diagnostics) {
+    let kind = op.kind.as_str();
+    let mut required: Vec<&str> = match kind {
+        "poll" => vec!["every"],
+        "file" => vec!["path"],
+        "bus" => vec!["subject"],
+        _ => Vec::new(),
+    };
+    for option in op.options.iter().filter(|o| o.required) {
+        if !required.contains(&option.name.as_str()) {
+            required.push(&option.name);
+        }
+    }
+    for key in required {
+        if settings.get(key).is_none() {
+            diags.push(
+                Diagnostic::error(
+                    codes::MISSING_SETTING,
+                    settings.span,
+                    format!("a {kind} source needs `{key}`"),
+                )
+                .label(format!("no `{key}` given"))
+                .help(match key {
+                    "every" => "add `every = 2m` (how often to poll)".to_string(),
+                    other => format!("add `{other} = \"...\"`"),
+                }),
+            );
+        }
+    }
 }

@@ -258,8 +258,7 @@ impl ChannelCx<'_> {
                         );
                         return None;
                     }
-                    let needed = super::limits::needed_sink_options(&connector.name, &op.name);
-                    if let Some(key) = needed.first() {
+                    if let Some(key) = sink.options.iter().find(|o| o.required).map(|o| &o.name) {
                         diags.push(
                             Diagnostic::error(
                                 codes::MISSING_SETTING,

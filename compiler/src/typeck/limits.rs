@@ -3,6 +3,7 @@
 //! checks clean is one `omniflow run` starts as written.
 
 use super::settings::Const;
+use super::SettingInfo;
 use crate::diagnostics::{codes, Diagnostic, Diagnostics};
 use crate::ir::{SettingValue, MAX_WEBHOOK_BODY_BYTES};
 use crate::source::Span;
@@ -13,17 +14,6 @@ use std::collections::BTreeMap;
 
 /// Longest `lookback` of a poll source: the pagers subtract it from a timestamp.
 pub const MAX_LOOKBACK_MS: u64 = 365 * 86_400_000;
-
-/// Connection settings that hold the base URL a connector calls.
-const URL_SETTINGS: &[(&str, &str)] = &[
-    ("http", "base_url"),
-    ("square", "base_url"),
-    ("shipbob", "base_url"),
-    ("odata", "service_url"),
-    ("tryton", "url"),
-    ("amazon_sp", "endpoint"),
-    ("amazon_sp", "token_endpoint"),
-];
 
 /// Why the literal parts of a bus sink's `subject` (a template over the message) cannot be
 /// published: an empty token, a wildcard, or white space.
@@ -73,38 +63,23 @@ pub const WEBHOOK_SCHEMES: &[&str] = &[
     "none",
 ];
 
-/// The largest `page_size` the runtime sends for a poll operation (the vendor's own
-/// maximum); larger values would be capped.
-pub fn max_page_size(connector: &str, operation: &str) -> u64 {
-    match (connector, operation) {
-        ("amazon_sp", "orders") => 100,
-        ("shopify", "orders") | ("shipbob", _) => 250,
-        _ => 1000,
-    }
-}
-
-/// The options a sink operation cannot be built without: a bus `subject`, the entity
-/// `path` of OData's `update_entity`.
-pub fn needed_sink_options(connector: &str, operation: &str) -> &'static [&'static str] {
-    match (connector, operation) {
-        ("bus", "publish") => &["subject"],
-        ("odata", "update_entity") => &["path"],
-        _ => &[],
-    }
-}
+/// The largest `page_size` the runtime sends for a poll operation whose declaration
+/// gives none (`option page_size: int? max N` gives the vendor's own maximum); larger
+/// values would be capped.
+pub const MAX_PAGE_SIZE: u64 = 1000;
 
 /// Checks one literal setting of a connection to a standard connector against what the
 /// runtime accepts; reports `E0509` and returns false when it would be refused or capped.
 pub fn connection_setting(
     connector: &str,
+    sig: &SettingInfo,
     name: &Ident,
     value: &Const,
-    required: bool,
     span: Span,
     diags: &mut Diagnostics,
 ) -> bool {
     let problem = match (connector, name.name.as_str(), value) {
-        (_, _, Const::Value(Value::String(text))) if required && text.is_empty() => Some((
+        (_, _, Const::Value(Value::String(text))) if sig.required && text.is_empty() => Some((
             format!("`{}` is empty", name.name),
             "the runtime refuses to start a connection without it".to_string(),
             format!(
@@ -132,9 +107,7 @@ pub fn connection_setting(
                 )
             })
         }
-        (_, setting, Const::Value(Value::String(url)))
-            if URL_SETTINGS.contains(&(connector, setting)) =>
-        {
+        (_, setting, Const::Value(Value::String(url))) if sig.url => {
             http_url_problem(url).map(|why| {
                 (
                     format!("`{setting}` `{url}` {why}"),
@@ -195,30 +168,29 @@ pub fn http_url_problem(url: &str) -> Option<&'static str> {
     }
 }
 
-/// The connection settings a webhook source of `connector` needs to verify deliveries
-/// and that `settings` lacks (the runtime refuses to start the source without them).
-pub fn missing_webhook_settings(
-    connector: &str,
-    settings: &BTreeMap<String, SettingValue>,
-) -> Vec<&'static str> {
-    let needed: &[&'static str] = match connector {
-        "shopify" | "shipbob" => &["webhook_secret"],
-        "square" => &["signature_key", "notification_url"],
-        "webhook" => match settings.get("scheme") {
-            Some(SettingValue::Value(Value::String(scheme))) => match scheme.as_str() {
-                "hmac_sha256_url_body" => &["secret", "notification_url"],
-                "none" => &[],
-                _ => &["secret"],
-            },
-            // Read at run time: which secrets it needs is known only then.
-            Some(_) => &[],
-            None => &["secret"],
+/// The settings a source of the `webhook` connector needs to verify deliveries with the
+/// signature scheme its connection sets (the default scheme needs the `secret`).
+pub fn scheme_secrets(settings: &BTreeMap<String, SettingValue>) -> &'static [&'static str] {
+    match settings.get("scheme") {
+        Some(SettingValue::Value(Value::String(scheme))) => match scheme.as_str() {
+            "hmac_sha256_url_body" => &["secret", "notification_url"],
+            "none" => &[],
+            _ => &["secret"],
         },
-        _ => &[],
-    };
+        // Read at run time: which secrets it needs is known only then.
+        Some(_) => &[],
+        None => &["secret"],
+    }
+}
+
+/// The settings among `needed` that `settings` lacks or leaves empty (the runtime
+/// refuses to start the operation without them).
+pub fn missing_settings<'n>(
+    needed: impl IntoIterator<Item = &'n str>,
+    settings: &BTreeMap<String, SettingValue>,
+) -> Vec<&'n str> {
     needed
-        .iter()
-        .copied()
+        .into_iter()
         .filter(|name| match settings.get(*name) {
             None => true,
             Some(SettingValue::Value(Value::String(text))) => text.is_empty(),

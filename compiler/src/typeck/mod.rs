@@ -6,6 +6,7 @@ pub mod expr;
 mod flow;
 pub mod ledger;
 pub mod limits;
+pub mod options;
 mod schedule;
 pub mod settings;
 pub mod tables;
@@ -18,7 +19,7 @@ use crate::diagnostics::{codes, Diagnostic, Diagnostics};
 use crate::ir::{self, Quota};
 use crate::resolve::{ItemRef, Kind, ModuleId, Program};
 use crate::source::Span;
-use crate::syntax::ast::{ConnectorDecl, Item};
+use crate::syntax::ast::{ConnectorDecl, Item, OperationBody, TypeKind};
 use serde_json::Value;
 use settings::{const_value, Const};
 use std::collections::{BTreeMap, HashMap};
@@ -70,6 +71,8 @@ pub struct SettingInfo {
     pub ty: Ty,
     pub required: bool,
     pub default: Option<Value>,
+    /// Declared `url`: the absolute http(s) URL the connector calls.
+    pub url: bool,
 }
 
 /// A connector operation.
@@ -81,7 +84,18 @@ pub struct OperationInfo {
     pub input: Ty,
     pub output: Ty,
     pub quota: Quota,
+    /// The options its source or sink statements take besides the generic ones.
+    pub options: Vec<options::OptionInfo>,
+    /// Connection settings it cannot run without.
+    pub needs: Vec<String>,
     pub span: Span,
+}
+
+impl OperationInfo {
+    /// The declared option with this name.
+    pub fn option(&self, name: &str) -> Option<&options::OptionInfo> {
+        self.options.iter().find(|o| o.name == name)
+    }
 }
 
 /// A connector signature.
@@ -377,16 +391,26 @@ fn connector_info(
     decl: &ConnectorDecl,
     diags: &mut Diagnostics,
 ) -> ConnectorInfo {
-    let settings = decl
+    let settings: Vec<SettingInfo> = decl
         .settings
         .iter()
-        .map(|s| SettingInfo {
-            name: s.name.name.clone(),
-            ty: resolve_type(program, module, &s.ty, diags),
-            required: !s.ty.optional && s.default.is_none(),
-            default: s.default.as_ref().and_then(literal_json),
+        .map(|s| {
+            // `url` is a string the connector calls as its base URL.
+            let url = matches!(&s.ty.kind, TypeKind::Named(n) if n.name == "url");
+            SettingInfo {
+                name: s.name.name.clone(),
+                ty: if url {
+                    Ty::String
+                } else {
+                    resolve_type(program, module, &s.ty, diags)
+                },
+                required: !s.ty.optional && s.default.is_none(),
+                default: s.default.as_ref().and_then(literal_json),
+                url,
+            }
         })
         .collect();
+    let setting_names: Vec<&str> = settings.iter().map(|s| s.name.as_str()).collect();
     let quota = decl
         .quota
         .as_ref()
@@ -413,10 +437,13 @@ fn connector_info(
                 input: Ty::Null,
                 output: resolve_type(program, module, &s.output, diags),
                 quota: s
-                    .options
+                    .body
+                    .quota
                     .as_ref()
                     .map(|q| settings::quota(q, diags))
                     .unwrap_or_default(),
+                options: options::option_infos(&s.body, &[], diags),
+                needs: needs(&s.body, &setting_names, diags),
                 span: s.name.span,
             }
         })
@@ -434,10 +461,13 @@ fn connector_info(
                 .map(|o| resolve_type(program, module, o, diags))
                 .unwrap_or(Ty::Json),
             quota: s
-                .options
+                .body
+                .quota
                 .as_ref()
                 .map(|q| settings::quota(q, diags))
                 .unwrap_or_default(),
+            options: options::option_infos(&s.body, options::SINK_SETTINGS, diags),
+            needs: needs(&s.body, &setting_names, diags),
             span: s.name.span,
         })
         .collect();
@@ -448,6 +478,19 @@ fn connector_info(
         sources,
         sinks,
     }
+}
+
+/// The settings an operation `needs`; each must be a setting of its connector (`E0112`).
+fn needs(body: &OperationBody, settings: &[&str], diags: &mut Diagnostics) -> Vec<String> {
+    let mut out = Vec::new();
+    for name in body.needs.iter().flat_map(|n| &n.settings) {
+        if settings.contains(&name.name.as_str()) {
+            out.push(name.name.clone());
+        } else {
+            settings::unknown_setting(name, settings, diags);
+        }
+    }
+    out
 }
 
 fn connection_info(
@@ -535,9 +578,9 @@ fn connection_info(
         }
         if !limits::connection_setting(
             &connector.name,
+            sig,
             &entry.name,
             &value,
-            sig.required,
             entry.value.span,
             diags,
         ) {

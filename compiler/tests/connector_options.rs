@@ -1,0 +1,219 @@
+//! Options come from the connector declaration: a connector that declares its operations'
+//! options in a `.flow` file has source and sink statements checked against them (which
+//! keys exist, their types, which are required, their maxima) and its `url` settings and
+//! `needs` checked against connections, with no table in the compiler naming it.
+
+use omniflow_compiler::diagnostics::Severity;
+use omniflow_compiler::ir::NodeKind;
+use std::path::PathBuf;
+
+const FLOW: &str = r#"
+connector relay {
+  setting base_url: url
+  setting token: secret?
+
+  source feed: poll -> json {
+    option topic: string
+  }
+  source pushes: webhook -> json {
+    needs token
+  }
+  sink send(json) -> json {
+    quota { rate = 5/s }
+    option path: template?
+    option retries: int? max 5
+    option lane: string = "main"
+  }
+}
+
+connection r = relay { base_url = "https://relay.example.com" }
+
+flow f {
+  source s = r.feed { every = 1m, topic = "orders" }
+  sink out = r.send(s) { idempotency_key = $.id, dead_letter = "e", path = "/x/{{ id }}", retries = 3 }
+}
+"#;
+
+struct Checked {
+    /// Error codes with their messages and help.
+    errors: Vec<(String, String)>,
+    graph: omniflow_compiler::ir::Graph,
+}
+
+fn check(name: &str, text: &str) -> Checked {
+    let dir = std::env::temp_dir().join(format!(
+        "omniflow-connector-options-{}-{name}",
+        std::process::id()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path: PathBuf = dir.join("main.flow");
+    std::fs::write(&path, text).unwrap();
+    let compilation = omniflow_compiler::compile_paths(&[path]).unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    Checked {
+        errors: compilation
+            .diagnostics
+            .iter()
+            .filter(|d| d.severity == Severity::Error)
+            .map(|d| {
+                let help = d.help.clone().unwrap_or_default();
+                (d.code.id.to_string(), format!("{} | {help}", d.message))
+            })
+            .collect(),
+        graph: compilation.graph,
+    }
+}
+
+/// The errors of `checked` besides the one for declaring a connector in a flow.
+fn others(checked: &Checked) -> Vec<&(String, String)> {
+    checked
+        .errors
+        .iter()
+        .filter(|(code, _)| code != "E0507")
+        .collect()
+}
+
+/// The codes of [`others`].
+fn codes(checked: &Checked) -> Vec<&str> {
+    others(checked)
+        .iter()
+        .map(|(code, _)| code.as_str())
+        .collect()
+}
+
+fn changed(from: &str, to: &str) -> String {
+    assert!(FLOW.contains(from), "{from}");
+    FLOW.replacen(from, to, 1)
+}
+
+#[test]
+fn declared_options_are_taken_into_the_ir() {
+    let clean = check("clean", FLOW);
+    assert_eq!(codes(&clean), Vec::<&str>::new(), "{:?}", clean.errors);
+    // A connector declared in a flow is refused as the runtime has no code for it.
+    assert_eq!(clean.errors.len(), 1, "{:?}", clean.errors);
+    let flow = &clean.graph.flows[0];
+    let sink = flow.nodes.iter().find(|n| n.name == "out").unwrap();
+    let NodeKind::Sink { options, .. } = &sink.kind else {
+        panic!("{:?}", sink.kind);
+    };
+    assert_eq!(options["path"], "/x/{{ id }}");
+    assert_eq!(options["retries"], 3);
+    let source = flow.nodes.iter().find(|n| n.name == "s").unwrap();
+    let NodeKind::Source { options, .. } = &source.kind else {
+        panic!("{:?}", source.kind);
+    };
+    assert_eq!(options["topic"], "orders");
+}
+
+#[test]
+fn an_undeclared_option_is_an_unknown_setting() {
+    let checked = check("unknown", &changed("retries = 3", "retry_count = 3"));
+    assert_eq!(codes(&checked), ["E0112"], "{:?}", checked.errors);
+    let (_, message) = others(&checked)[0];
+    assert!(
+        message.contains("unknown setting `retry_count`"),
+        "{message}"
+    );
+    assert!(
+        message.contains("dead_letter, path, retries, lane"),
+        "{message}"
+    );
+
+    let checked = check(
+        "unknown-source",
+        &changed("topic = \"orders\"", "topic = \"orders\", colour = \"red\""),
+    );
+    assert_eq!(codes(&checked), ["E0112"], "{:?}", checked.errors);
+    let (_, message) = others(&checked)[0];
+    assert!(
+        message.contains("topic"),
+        "the declared option is offered: {message}"
+    );
+}
+
+#[test]
+fn a_value_of_the_wrong_type_is_refused() {
+    for (from, to, want) in [
+        (
+            "retries = 3",
+            "retries = \"three\"",
+            "`retries` must be an integer",
+        ),
+        (
+            "topic = \"orders\"",
+            "topic = 5",
+            "`topic` must be a string",
+        ),
+        (
+            "retries = 3",
+            "retries = 3, lane = true",
+            "`lane` must be a string",
+        ),
+    ] {
+        let checked = check("wrong-type", &changed(from, to));
+        assert_eq!(codes(&checked), ["E0505"], "{to}: {:?}", checked.errors);
+        assert!(others(&checked)[0].1.contains(want), "{:?}", checked.errors);
+    }
+}
+
+#[test]
+fn limits_requirements_and_templates_come_from_the_declaration() {
+    for (from, to, code) in [
+        // Past `max 5`.
+        ("retries = 3", "retries = 6", "E0509"),
+        // `topic` has neither `?` nor a default.
+        (", topic = \"orders\"", "", "E0211"),
+        // `path` is a template over the message: its variables are the message's fields,
+        // while `lane` is plain text.
+        ("retries = 3", "retries = 3, lane = \"{{ id }}\"", "E0305"),
+        // `base_url` is declared `url`.
+        (
+            "\"https://relay.example.com\"",
+            "\"relay.example.com\"",
+            "E0509",
+        ),
+        // A type the options do not have.
+        ("option lane: string", "option lane: colour", "E0101"),
+        // A sink's options are named apart from the settings every sink takes.
+        (
+            "option lane: string = \"main\"",
+            "option timeout: string = \"main\"",
+            "E0110",
+        ),
+        // `max` on an integer only.
+        (
+            "option lane: string = \"main\"",
+            "option lane: string = \"main\" max 3",
+            "E0505",
+        ),
+    ] {
+        let checked = check("limits", &changed(from, to));
+        assert_eq!(codes(&checked), [code], "{to}: {:?}", checked.errors);
+    }
+}
+
+#[test]
+fn an_operation_needs_the_settings_it_declares() {
+    let webhook = "  source hooks = r.pushes\n  sink h = r.send(hooks) { idempotency_key = $.id, dead_letter = \"e\" }\n  sink out";
+    let checked = check("needs", &changed("  sink out", webhook));
+    assert_eq!(codes(&checked), ["E0211"], "{:?}", checked.errors);
+    assert!(
+        others(&checked)[0]
+            .1
+            .contains("`r.pushes` needs the connection setting `token`"),
+        "{:?}",
+        checked.errors
+    );
+    let with_token = changed("  sink out", webhook).replace(
+        "base_url = \"https://relay.example.com\"",
+        "base_url = \"https://relay.example.com\", token = secret(\"RELAY_TOKEN\")",
+    );
+    assert_eq!(
+        codes(&check("needs-given", &with_token)),
+        Vec::<&str>::new()
+    );
+    let unknown = changed("needs token", "needs tokn");
+    let checked = check("needs-unknown", &unknown);
+    assert!(codes(&checked).contains(&"E0112"), "{:?}", checked.errors);
+}
