@@ -11,4 +11,5 @@ pub mod engine;
 pub mod ledger;
 pub mod ops;
 pub mod runner;
+pub mod shared;
 pub mod sources;

@@ -2,9 +2,9 @@
 //! current task set, webhook sources behind one server, and a graceful stop. `omniflow
 //! run` and `omniflow demo` both start flows through here.
 
-use crate::delivery::rate_limit::ConnectionLimits;
 use crate::engine::FlowCtx;
 use crate::ops::metrics::Metrics;
+use crate::shared::Shared;
 use crate::sources::{self, webhook::Routes};
 use omniflow_http::server::{self, Handler, Resp};
 use omniflow_mapping::pipeline::Pipeline;
@@ -22,6 +22,8 @@ pub struct Runner {
     pub ledgers: Vec<Rc<crate::ledger::Ledger>>,
     pub metrics: Rc<Metrics>,
     pub store: Store,
+    /// What the flows share: ledgers, the embedded bus, NATS connections, limits.
+    pub shared: Rc<Shared>,
     /// Where webhook sources listen (none when no flow has one).
     pub webhook_addr: Option<SocketAddr>,
     stop_tx: watch::Sender<bool>,
@@ -49,10 +51,10 @@ impl Runner {
         let (stop_tx, stop_rx) = watch::channel(false);
         let stopping = Rc::new(Cell::new(false));
         let webhooks = Routes::default();
-        let limits = ConnectionLimits::new(&pipeline.graph);
+        let shared = Shared::new(&pipeline.graph);
         // Ledgers first: the sinks that name one find it running.
         let ledgers =
-            crate::ledger::start(&pipeline.graph, &store, &metrics, &limits, &stop_rx).await?;
+            crate::ledger::start(&pipeline.graph, &store, &metrics, &shared, &stop_rx).await?;
         let mut flows = Vec::new();
         for idx in 0..pipeline.flows.len() {
             let ctx = FlowCtx::new(
@@ -60,7 +62,7 @@ impl Runner {
                 idx,
                 store.clone(),
                 metrics.clone(),
-                &limits,
+                &shared,
             )?;
             sources::start(&ctx, &stop_rx, &webhooks)?;
             let processor = ctx.clone();
@@ -86,6 +88,7 @@ impl Runner {
             ledgers,
             metrics,
             store,
+            shared,
             webhook_addr: bound,
             stop_tx,
             stopping,
@@ -145,8 +148,7 @@ impl Runner {
         }
         let left = self.in_flight();
         let _ = self.store.call(|_| Ok(())).await;
-        crate::bus::clear();
-        crate::ledger::clear();
+        self.shared.clear();
         left
     }
 }

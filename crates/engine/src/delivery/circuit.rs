@@ -40,6 +40,12 @@ impl Circuit {
         self.open_until.get().is_some()
     }
 
+    /// A call let through by [`Circuit::wait`] will not be made: the trial slot, if it
+    /// took one, goes to the next caller.
+    pub fn release(&self) {
+        self.trial_in_flight.set(false);
+    }
+
     /// A call succeeded: close the circuit.
     pub fn success(&self) {
         self.failures.set(0);

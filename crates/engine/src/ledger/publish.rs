@@ -2,15 +2,19 @@
 //! not values, and the value sent is read from the book when its turn comes, so a channel
 //! that is rate-limited receives only the latest quantity per sku. A drop to zero goes
 //! ahead of every other change. The book records what was published, so a restart
-//! publishes whatever the channel was not yet told.
+//! publishes whatever the channel was not yet told. Calls go through the same delivery
+//! layers as a flow's sinks (timeout, rate limits, circuit breaker, retries), with the same
+//! metrics, labelled by the ledger (`flow`) and the channel (`node`).
 
 use super::Ledger;
-use crate::delivery::rate_limit::{ConnectionLimits, TokenBucket};
+use crate::delivery::layer::{self, Failure, Final, Request, Scope, Settings, Stack};
+use crate::delivery::rate_limit::TokenBucket;
 use crate::delivery::retry;
-use omniflow_connectors::{Call, CallOutcome, SinkConnector};
+use crate::ops::metrics::{Metrics, DEAD_LETTERS, MESSAGES_IN, MESSAGES_OUT, RETRIES};
+use crate::shared::Shared;
 use omniflow_ir as ir;
-use omniflow_state::DeadLetter;
-use std::cell::{Cell, RefCell};
+use omniflow_state::{DeadLetter, Origin};
+use std::cell::RefCell;
 use std::collections::{HashSet, VecDeque};
 use std::rc::Rc;
 use std::time::Duration;
@@ -27,6 +31,7 @@ pub const LAG: &str = "omniflow_inventory_publication_lag_seconds";
 /// Skus waiting to be published, per `ledger/channel`.
 pub const PENDING: &str = "omniflow_inventory_publication_pending";
 
+/// Timeout of one publication call.
 const CALL_TIMEOUT: Duration = Duration::from_secs(30);
 /// Pause after the state store refused to record a publication.
 const STORE_BACKOFF: Duration = Duration::from_secs(1);
@@ -73,13 +78,10 @@ pub struct Publisher {
     channel: usize,
     channel_name: String,
     location: String,
-    connector: Box<dyn SinkConnector>,
-    bucket: TokenBucket,
-    connection_bucket: Option<Rc<TokenBucket>>,
-    policy: ir::RetryPolicy,
+    scope: Rc<Scope>,
+    stack: Stack,
     queue: RefCell<Queue>,
     wake: Notify,
-    failures: Cell<u32>,
 }
 
 impl Publisher {
@@ -90,7 +92,8 @@ impl Publisher {
         idx: usize,
         channel: &ir::LedgerChannel,
         target: &ir::Publication,
-        limits: &ConnectionLimits,
+        shared: &Rc<Shared>,
+        metrics: &Rc<Metrics>,
     ) -> Result<Publisher, String> {
         let connection = graph
             .connections
@@ -102,24 +105,37 @@ impl Publisher {
                     ledger.name, channel.name, target.connection
                 )
             })?;
-        let connector = crate::connect::sink(connection, &target.operation, &Default::default())?;
+        let connector =
+            crate::connect::sink_in(shared, connection, &target.operation, &Default::default())?;
         let policy = target
             .retry
             .as_ref()
             .and_then(|name| graph.policies.iter().find(|p| &p.name == name).cloned())
             .unwrap_or_else(retry::default_policy);
+        let scope = Rc::new(Scope {
+            flow: ledger.name.clone(),
+            node: channel.name.clone(),
+            metrics: metrics.clone(),
+        });
+        let stack = layer::stack(
+            connector,
+            scope.clone(),
+            Settings {
+                policy,
+                timeout: CALL_TIMEOUT,
+                bucket: TokenBucket::new(target.rate.map(|r| r.per_second()), target.burst),
+                connection_bucket: shared.limits.get(&connection.name),
+            },
+        );
         Ok(Publisher {
             label: format!("{}/{}", ledger.name, channel.name),
             channel: idx,
             channel_name: channel.name.clone(),
             location: target.location.clone(),
-            connector,
-            bucket: TokenBucket::new(target.rate.map(|r| r.per_second()), target.burst),
-            connection_bucket: limits.get(&connection.name),
-            policy,
+            scope,
+            stack,
             queue: RefCell::default(),
             wake: Notify::new(),
-            failures: Cell::new(0),
         })
     }
 
@@ -132,6 +148,11 @@ impl Publisher {
     /// Skus waiting.
     pub fn pending(&self) -> usize {
         self.queue.borrow().len()
+    }
+
+    /// True while the channel's circuit breaker holds calls back.
+    pub fn is_held(&self) -> bool {
+        self.stack.inner().is_open()
     }
 
     /// Publishes until stopped.
@@ -155,28 +176,23 @@ impl Publisher {
                 continue;
             }
             tokio::select! {
-                _ = self.take_token() => {}
+                _ = self.stack.ready() => {}
                 _ = stop.changed() => return,
             }
             // Read after the wait: whatever changed meanwhile is sent as one value.
             let Some(value) = self.current(&ledger, &sku) else {
+                self.stack.release();
                 continue;
             };
+            self.scope.add(MESSAGES_IN, 1);
             let outcome = tokio::select! {
-                outcome = self.call(&sku, value) => outcome,
+                outcome = self.deliver(&sku, value) => outcome,
                 _ = stop.changed() => return,
             };
             tokio::select! {
                 _ = self.settle(&ledger, sku, value, outcome) => {}
                 _ = stop.changed() => return,
             }
-        }
-    }
-
-    async fn take_token(&self) {
-        self.bucket.acquire().await;
-        if let Some(shared) = &self.connection_bucket {
-            shared.acquire().await;
         }
     }
 
@@ -200,39 +216,28 @@ impl Publisher {
         .into_bytes()
     }
 
-    async fn call(&self, sku: &str, value: i64) -> CallOutcome {
+    /// Tells the channel `value` through the delivery layers (its retries included).
+    async fn deliver(&self, sku: &str, value: i64) -> Final {
         let body = self.body(sku, value);
         // A value told again later (5, then 3, then 5) is a new call, not a replay: the
-        // key names the attempt.
+        // key names the publication; its retries keep it.
         let key = format!("{sku}@{}={value}#{}", self.location, super::now_ms());
-        let call = self.connector.call(Call {
-            key: &key,
-            correlation_id: sku,
-            body: &body,
-            timeout: CALL_TIMEOUT,
-        });
-        let outcome = match tokio::time::timeout(CALL_TIMEOUT, call).await {
-            Ok(outcome) => outcome,
-            Err(_) => CallOutcome::Transient {
-                class: "timeout".into(),
-                reason: format!("no answer within {}s", CALL_TIMEOUT.as_secs()),
-                retry_after: None,
-            },
-        };
-        if let Some(wait) = self.connector.backoff() {
-            self.bucket.pause(wait);
-            if let Some(shared) = &self.connection_bucket {
-                shared.pause(wait);
-            }
-        }
-        outcome
+        self.stack.run(&Request::new(&key, sku, &body)).await
     }
 
-    async fn settle(&self, ledger: &Rc<Ledger>, sku: String, value: i64, outcome: CallOutcome) {
+    async fn settle(&self, ledger: &Rc<Ledger>, sku: String, value: i64, outcome: Final) {
         let metrics = &ledger.metrics;
         match outcome {
-            CallOutcome::Ok => {
-                self.failures.set(0);
+            Final::Delivered { retries } => {
+                if retries > 0 {
+                    metrics.add(
+                        RETRIED,
+                        &ledger.name,
+                        &self.channel_name,
+                        u64::from(retries),
+                    );
+                }
+                self.scope.add(MESSAGES_OUT, 1);
                 metrics.add(PUBLISHED, &ledger.name, &self.channel_name, 1);
                 match ledger.published(self.channel, sku.clone(), value).await {
                     Ok(Some(waited)) => metrics.observe(
@@ -253,36 +258,33 @@ impl Publisher {
                     }
                 }
             }
-            CallOutcome::Transient {
-                class,
+            Final::Failed(Failure {
                 reason,
-                retry_after,
-            } => {
-                let failures = self.failures.get() + 1;
-                self.failures.set(failures);
-                metrics.add(RETRIED, &ledger.name, &self.channel_name, 1);
-                tracing::warn!(ledger = %ledger.name, channel = %self.channel_name, sku = %sku, class = %class, reason = %reason, "publication failed; retrying");
-                if class == "rate_limited" {
-                    if let Some(wait) = retry_after {
-                        self.bucket.pause(wait);
-                    }
-                }
-                // The channel is failing, not this sku: wait before the next call of any sku.
-                let wait = retry::delay(
-                    &self.policy,
-                    failures.min(self.policy.attempts.max(1)),
-                    retry_after,
+                attempts,
+                transient: true,
+            }) => {
+                // The channel is failing, not this sku: the sku waits its turn again (with
+                // whatever value it has then) and the next call of any sku waits a backoff.
+                metrics.add(
+                    RETRIED,
+                    &ledger.name,
+                    &self.channel_name,
+                    attempts.len() as u64,
                 );
+                self.scope.add(RETRIES, 1);
+                tracing::warn!(ledger = %ledger.name, channel = %self.channel_name, sku = %sku, reason = %reason, "publication failed; retrying");
                 self.push(&sku, value);
-                tokio::time::sleep(wait).await;
+                let policy = self.stack.policy();
+                tokio::time::sleep(self.stack.delay(policy.attempts.max(1), None)).await;
             }
-            CallOutcome::Permanent { reason } => {
-                self.failures.set(0);
+            Final::Failed(Failure {
+                reason, attempts, ..
+            }) => {
                 metrics.add(REFUSED, &ledger.name, &self.channel_name, 1);
                 let body = String::from_utf8_lossy(&self.body(&sku, value)).to_string();
                 let letter = DeadLetter {
                     id: 0,
-                    flow: format!("ledger:{}", ledger.name),
+                    origin: Origin::Ledger(ledger.name.clone()),
                     source: String::new(),
                     node: self.channel_name.clone(),
                     sink: self.label.clone(),
@@ -294,13 +296,10 @@ impl Publisher {
                         "channel {} refused {sku} = {value}: {reason}",
                         self.channel_name
                     ),
-                    attempts: vec![format!(
-                        "{} attempt 1: permanent: {reason}",
-                        omniflow_state::now_secs()
-                    )],
+                    attempts,
                     created_at: omniflow_state::now_secs(),
                     replayed_at: None,
-                    // Not a message: retention's hold leaves `ledger:` letters out.
+                    // Not a message: retention's hold leaves a ledger's letters out.
                     accepted_at: Some(omniflow_state::now_secs()),
                     discarded_at: None,
                 };
@@ -311,6 +310,7 @@ impl Publisher {
                 if let Err(err) = stored {
                     tracing::error!(ledger = %ledger.name, error = %err, "dead letter of a refused publication not stored");
                 }
+                self.scope.add(DEAD_LETTERS, 1);
                 tracing::warn!(ledger = %ledger.name, channel = %self.channel_name, sku = %sku, reason = %reason, "publication refused; dead-lettered");
             }
         }

@@ -1,0 +1,48 @@
+//! What the flows of one runner share: its running ledgers, the embedded bus's
+//! subscriptions, the NATS connections and each connection's rate limit. The runner
+//! creates it and hands it down; nothing of it lives in process-wide state, so two
+//! runners in one process (or one thread) do not see each other's.
+
+use crate::bus::nats::Connections;
+use crate::bus::Subscribers;
+use crate::delivery::rate_limit::ConnectionLimits;
+use crate::ledger::Ledger;
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+
+/// The runtime context of one runner.
+#[derive(Default)]
+pub struct Shared {
+    /// Running ledgers by name, for the sinks that name one.
+    pub ledgers: RefCell<HashMap<String, Rc<Ledger>>>,
+    /// Subscriptions of `bus.subscribe` sources on the embedded bus.
+    pub bus: Subscribers,
+    /// NATS connections by URL, shared by the sinks and sources that use one server.
+    pub nats: Connections,
+    /// One token bucket per connection that publishes a quota.
+    pub limits: ConnectionLimits,
+}
+
+impl Shared {
+    /// The context of a runner of `graph`.
+    pub fn new(graph: &omniflow_ir::Graph) -> Rc<Shared> {
+        Rc::new(Shared {
+            limits: ConnectionLimits::new(graph),
+            ..Shared::default()
+        })
+    }
+
+    /// The running ledger of this name.
+    pub fn ledger(&self, name: &str) -> Option<Rc<Ledger>> {
+        self.ledgers.borrow().get(name).cloned()
+    }
+
+    /// Forgets the ledgers and subscriptions (a runner that stops clears them, which also
+    /// ends the reference cycles between flows and the sinks that feed them).
+    pub fn clear(&self) {
+        self.ledgers.borrow_mut().clear();
+        self.bus.clear();
+        self.nats.clear();
+    }
+}
