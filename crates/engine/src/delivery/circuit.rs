@@ -5,9 +5,9 @@ use std::cell::Cell;
 use tokio::time::{sleep_until, Duration, Instant};
 
 /// Consecutive failures that open the circuit.
-const THRESHOLD: u32 = 5;
+pub const THRESHOLD: u32 = 5;
 /// How long an open circuit stays open before a trial call.
-const COOL_DOWN: Duration = Duration::from_secs(5);
+pub const COOL_DOWN: Duration = Duration::from_secs(5);
 
 /// A circuit breaker for one sink.
 #[derive(Default)]

@@ -112,8 +112,28 @@ impl Publisher {
             .as_ref()
             .and_then(|name| graph.policies.iter().find(|p| &p.name == name).cloned())
             .unwrap_or_else(retry::default_policy);
+        let connection_bucket = shared.limits.get(&connection.name);
+        Ok(Publisher::over(
+            connector,
+            &ledger.name,
+            (idx, channel, target),
+            policy,
+            connection_bucket,
+            metrics,
+        ))
+    }
+
+    /// The publisher of channel `idx` of a ledger, calling `connector` per `policy`.
+    fn over(
+        connector: Box<dyn omniflow_connectors::SinkConnector>,
+        ledger: &str,
+        (idx, channel, target): (usize, &ir::LedgerChannel, &ir::Publication),
+        policy: ir::RetryPolicy,
+        connection_bucket: Option<Rc<TokenBucket>>,
+        metrics: &Rc<Metrics>,
+    ) -> Publisher {
         let scope = Rc::new(Scope {
-            flow: ledger.name.clone(),
+            flow: ledger.to_string(),
             node: channel.name.clone(),
             metrics: metrics.clone(),
         });
@@ -124,11 +144,11 @@ impl Publisher {
                 policy,
                 timeout: CALL_TIMEOUT,
                 bucket: TokenBucket::new(target.rate.map(|r| r.per_second()), target.burst),
-                connection_bucket: shared.limits.get(&connection.name),
+                connection_bucket,
             },
         );
-        Ok(Publisher {
-            label: format!("{}/{}", ledger.name, channel.name),
+        Publisher {
+            label: format!("{ledger}/{}", channel.name),
             channel: idx,
             channel_name: channel.name.clone(),
             location: target.location.clone(),
@@ -136,7 +156,7 @@ impl Publisher {
             stack,
             queue: RefCell::default(),
             wake: Notify::new(),
-        })
+        }
     }
 
     /// Queues a sku whose available-to-sell changed; a zero goes first.
@@ -319,7 +339,239 @@ impl Publisher {
 
 #[cfg(test)]
 mod tests {
-    use super::Queue;
+    use super::*;
+    use crate::delivery::circuit::{COOL_DOWN, THRESHOLD};
+    use crate::ledger::book::{Kind, Movement};
+    use omniflow_connectors::{Call, CallFuture, CallOutcome, SinkConnector};
+    use omniflow_state::{SqliteBackend, Store};
+    use std::collections::BTreeMap;
+    use tokio::sync::{mpsc, watch};
+    use tokio::time::Instant;
+
+    /// A channel that answers from a script (then `Ok`) and reports when it was called.
+    struct Scripted {
+        answers: RefCell<VecDeque<CallOutcome>>,
+        calls: mpsc::UnboundedSender<Instant>,
+    }
+
+    impl SinkConnector for Scripted {
+        fn call<'a>(&'a self, _: Call<'a>) -> CallFuture<'a> {
+            let _ = self.calls.send(Instant::now());
+            let answer = self
+                .answers
+                .borrow_mut()
+                .pop_front()
+                .unwrap_or(CallOutcome::Ok);
+            Box::pin(async move { answer })
+        }
+    }
+
+    fn server_error() -> CallOutcome {
+        CallOutcome::Transient {
+            class: "server_error".into(),
+            reason: "503".into(),
+            retry_after: None,
+        }
+    }
+
+    fn spec() -> ir::Ledger {
+        ir::Ledger {
+            name: "stock".into(),
+            locations: vec!["WH".into()],
+            reservation_window_ms: 0,
+            channels: vec![ir::LedgerChannel {
+                name: "web".into(),
+                locations: vec!["WH".into()],
+                share_bp: 10_000,
+                cap: None,
+                min_publish: 0,
+                safety_stock: 0,
+                safety_by_location: BTreeMap::new(),
+                safety_by_sku: BTreeMap::new(),
+                publish: Some(ir::Publication {
+                    connection: "shop".into(),
+                    operation: "set_inventory".into(),
+                    location: "WH".into(),
+                    rate: None,
+                    burst: None,
+                    retry: None,
+                }),
+            }],
+        }
+    }
+
+    /// Ten attempts, 100 ms apart.
+    fn policy() -> ir::RetryPolicy {
+        ir::RetryPolicy {
+            name: "steady".into(),
+            attempts: 10,
+            backoff: ir::Backoff::Fixed,
+            initial_ms: 100,
+            max_delay_ms: 100,
+            jitter: 0.0,
+            transient: vec!["server_error".into()],
+            retry_after: true,
+        }
+    }
+
+    struct Running {
+        ledger: Rc<Ledger>,
+        publisher: Rc<Publisher>,
+        metrics: Rc<Metrics>,
+        calls: mpsc::UnboundedReceiver<Instant>,
+        _stop: watch::Sender<bool>,
+        path: std::path::PathBuf,
+    }
+
+    impl Drop for Running {
+        fn drop(&mut self) {
+            for suffix in ["", "-wal", "-shm"] {
+                let _ = std::fs::remove_file(format!("{}{suffix}", self.path.display()));
+            }
+        }
+    }
+
+    impl Running {
+        fn counter(&self, name: &'static str) -> u64 {
+            self.metrics.get(name, "stock", "web")
+        }
+
+        fn circuit_shown(&self) -> String {
+            let shown = self.metrics.render();
+            shown
+                .lines()
+                .find(|l| l.starts_with("omniflow_circuit_open{flow=\"stock\",node=\"web\"}"))
+                .unwrap_or("")
+                .to_string()
+        }
+    }
+
+    /// A ledger whose channel `web` publishes through `answers`, with 12 units of SKU-1
+    /// received (so one publication is due).
+    async fn publishing(name: &str, answers: Vec<CallOutcome>) -> Running {
+        let path = std::env::temp_dir().join(format!(
+            "omniflow-publish-{name}-{}.db",
+            std::process::id()
+        ));
+        let _ = std::fs::remove_file(&path);
+        let backend = SqliteBackend::open(path.to_str().unwrap()).unwrap();
+        let store = Store::start(Box::new(backend));
+        let metrics = Rc::new(Metrics::default());
+        let spec = spec();
+        let ledger = Ledger::open(&spec, store, metrics.clone()).await.unwrap();
+        let (tx, calls) = mpsc::unbounded_channel();
+        let connector = Box::new(Scripted {
+            answers: RefCell::new(answers.into()),
+            calls: tx,
+        });
+        let channel = &spec.channels[0];
+        let target = channel.publish.as_ref().unwrap();
+        let publisher = Rc::new(Publisher::over(
+            connector,
+            &spec.name,
+            (0, channel, target),
+            policy(),
+            None,
+            &metrics,
+        ));
+        ledger.publishers.borrow_mut()[0] = Some(publisher.clone());
+        let (stop_tx, stop) = watch::channel(false);
+        tokio::task::spawn_local(publisher.clone().run(ledger.clone(), stop));
+        ledger
+            .apply(Movement {
+                id: "m-1".into(),
+                kind: Kind::Receipt,
+                sku: "SKU-1".into(),
+                location: "WH".into(),
+                quantity: 12,
+                counterpart: None,
+                reference: None,
+                at: 0,
+            })
+            .await
+            .unwrap();
+        Running {
+            ledger,
+            publisher,
+            metrics,
+            calls,
+            _stop: stop_tx,
+            path,
+        }
+    }
+
+    #[tokio::test(flavor = "current_thread", start_paused = true)]
+    async fn a_failing_channel_opens_its_breaker_and_is_not_called_until_the_cool_down() {
+        let local = tokio::task::LocalSet::new();
+        local
+            .run_until(async {
+                let failures = (0..THRESHOLD).map(|_| server_error()).collect();
+                let mut run = publishing("breaker", failures).await;
+                let mut failed = Vec::new();
+                for _ in 0..THRESHOLD {
+                    failed.push(run.calls.recv().await.unwrap());
+                }
+                // Retried at the policy's pace until the breaker opened.
+                for pair in failed.windows(2) {
+                    assert_eq!(pair[1] - pair[0], Duration::from_millis(100));
+                }
+                assert!(run.publisher.is_held());
+                assert!(run.circuit_shown().ends_with(" 1"), "{}", run.circuit_shown());
+                assert_eq!(run.counter(RETRIES), u64::from(THRESHOLD));
+                assert_eq!(run.counter(MESSAGES_OUT), 0);
+
+                // The next call is the trial, after the cool-down; it succeeds and closes.
+                let trial = run.calls.recv().await.unwrap();
+                assert!(trial - failed[failed.len() - 1] >= COOL_DOWN);
+                assert!(!run.publisher.is_held());
+                assert!(run.circuit_shown().ends_with(" 0"), "{}", run.circuit_shown());
+                assert_eq!(run.counter(MESSAGES_IN), 1);
+                assert_eq!(run.counter(MESSAGES_OUT), 1);
+                assert_eq!(run.counter(PUBLISHED), 1);
+                assert_eq!(run.counter(RETRIED), u64::from(THRESHOLD));
+                assert_eq!(run.counter(DEAD_LETTERS), 0);
+            })
+            .await;
+    }
+
+    #[tokio::test(flavor = "current_thread", start_paused = true)]
+    async fn retries_and_dead_letters_of_a_channel_show_in_the_delivery_metrics() {
+        let local = tokio::task::LocalSet::new();
+        local
+            .run_until(async {
+                let refused = CallOutcome::Permanent {
+                    reason: "unknown sku".into(),
+                };
+                let mut run = publishing("refused", vec![server_error(), refused]).await;
+                run.calls.recv().await.unwrap();
+                run.calls.recv().await.unwrap();
+                let letters = run
+                    .ledger
+                    .store()
+                    .call(|b| b.dead_letters(true, 10))
+                    .await
+                    .unwrap();
+                assert_eq!(letters.len(), 1);
+                let letter = &letters[0];
+                assert_eq!(letter.origin, Origin::Ledger("stock".into()));
+                assert_eq!(letter.node, "web");
+                assert_eq!(letter.attempts.len(), 2, "{:?}", letter.attempts);
+                assert!(letter.error.contains("unknown sku"), "{}", letter.error);
+                for _ in 0..100 {
+                    if run.counter(DEAD_LETTERS) > 0 {
+                        break;
+                    }
+                    tokio::task::yield_now().await;
+                }
+                assert_eq!(run.counter(MESSAGES_IN), 1);
+                assert_eq!(run.counter(RETRIES), 1);
+                assert_eq!(run.counter(DEAD_LETTERS), 1);
+                assert_eq!(run.counter(REFUSED), 1);
+                assert_eq!(run.counter(MESSAGES_OUT), 0);
+                assert!(!run.publisher.is_held());
+            })
+            .await;
+    }
 
     #[test]
     fn a_drop_to_zero_goes_first_and_a_sku_waits_once() {
