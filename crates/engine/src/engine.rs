@@ -122,7 +122,7 @@ impl FlowCtx {
         store: Store,
         metrics: Rc<Metrics>,
         shared: &Rc<Shared>,
-    ) -> Result<Rc<FlowCtx>, String> {
+    ) -> Result<Rc<FlowCtx>, crate::error::StartError> {
         let flow = &pipeline.flows[flow_idx];
         let outcomes = Rc::new(Outcomes::new(store.clone()));
         let mut sinks = HashMap::new();
@@ -130,7 +130,10 @@ impl FlowCtx {
             if matches!(node.kind, KindRt::Sink { .. }) {
                 let worker =
                     SinkWorker::new(&pipeline.graph, &flow.ir, idx, shared, &metrics, &outcomes)
-                        .map_err(|e| format!("flow `{}`: {e}", flow.name))?;
+                        .map_err(|reason| crate::error::StartError::Sink {
+                            flow: flow.name.clone(),
+                            reason,
+                        })?;
                 sinks.insert(idx, Rc::new(worker));
             }
         }

@@ -8,6 +8,7 @@ pub mod connect;
 pub mod delivery;
 pub mod deploy;
 pub mod engine;
+pub mod error;
 pub mod ledger;
 pub mod ops;
 pub mod runner;

@@ -3,6 +3,7 @@
 //! run` and `omniflow demo` both start flows through here.
 
 use crate::engine::FlowCtx;
+pub use crate::error::StartError;
 use crate::ops::metrics::Metrics;
 use crate::shared::Shared;
 use crate::sources::{self, webhook::Routes};
@@ -36,7 +37,7 @@ impl Runner {
         pipeline: Rc<Pipeline>,
         store: Store,
         webhook_addr: &str,
-    ) -> Result<Runner, String> {
+    ) -> Result<Runner, StartError> {
         Runner::start_with(pipeline, store, webhook_addr, server::Limits::default()).await
     }
 
@@ -46,15 +47,16 @@ impl Runner {
         store: Store,
         webhook_addr: &str,
         servers: server::Limits,
-    ) -> Result<Runner, String> {
+    ) -> Result<Runner, StartError> {
         let metrics = Rc::new(Metrics::default());
         let (stop_tx, stop_rx) = watch::channel(false);
         let stopping = Rc::new(Cell::new(false));
         let webhooks = Routes::default();
         let shared = Shared::new(&pipeline.graph);
         // Ledgers first: the sinks that name one find it running.
-        let ledgers =
-            crate::ledger::start(&pipeline.graph, &store, &metrics, &shared, &stop_rx).await?;
+        let ledgers = crate::ledger::start(&pipeline.graph, &store, &metrics, &shared, &stop_rx)
+            .await
+            .map_err(StartError::Ledger)?;
         let mut flows = Vec::new();
         for idx in 0..pipeline.flows.len() {
             let ctx = FlowCtx::new(
@@ -64,7 +66,7 @@ impl Runner {
                 metrics.clone(),
                 &shared,
             )?;
-            sources::start(&ctx, &stop_rx, &webhooks)?;
+            sources::start(&ctx, &stop_rx, &webhooks).map_err(StartError::Source)?;
             let processor = ctx.clone();
             let stop = stop_rx.clone();
             tokio::task::spawn_local(async move { processor.run_processor(stop).await });
@@ -79,7 +81,9 @@ impl Runner {
                 let stopping = stopping.get();
                 Box::pin(async move { routes.handle(req, stopping).await })
             });
-            let addr = server::serve_with(webhook_addr, handler, "webhooks", servers).await?;
+            let addr = server::serve_with(webhook_addr, handler, "webhooks", servers)
+                .await
+                .map_err(StartError::Webhooks)?;
             tracing::info!(addr = %addr, "webhooks listening");
             bound = Some(addr);
         }

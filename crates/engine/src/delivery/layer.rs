@@ -427,3 +427,109 @@ pub fn stack(connector: Box<dyn SinkConnector>, scope: Rc<Scope>, settings: Sett
     let breaker = Breaker::new(limited, scope.clone());
     Retry::new(breaker, settings.policy, scope)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use omniflow_connectors::CallFuture;
+    use std::cell::Cell;
+
+    /// Answers every call with a clone of `answer`, or never when it is `None`.
+    struct Fixed {
+        answer: Option<fn() -> CallOutcome>,
+        calls: Rc<Cell<u32>>,
+    }
+
+    impl SinkConnector for Fixed {
+        fn call<'a>(&'a self, _: Call<'a>) -> CallFuture<'a> {
+            self.calls.set(self.calls.get() + 1);
+            match self.answer {
+                Some(answer) => Box::pin(async move { answer() }),
+                None => Box::pin(std::future::pending()),
+            }
+        }
+    }
+
+    fn scope() -> Rc<Scope> {
+        Rc::new(Scope {
+            flow: "orders".into(),
+            node: "erp".into(),
+            metrics: Rc::default(),
+        })
+    }
+
+    fn connector(answer: Option<fn() -> CallOutcome>) -> (Connector, Rc<Cell<u32>>) {
+        let calls = Rc::new(Cell::new(0));
+        let fixed = Fixed {
+            answer,
+            calls: calls.clone(),
+        };
+        (Connector::new(Box::new(fixed), scope()), calls)
+    }
+
+    #[tokio::test(flavor = "current_thread", start_paused = true)]
+    async fn the_timeout_ends_a_call_the_connector_never_answers() {
+        let (call, _) = connector(None);
+        let timed = Timeout::new(call, Duration::from_secs(2));
+        let outcome = timed.call(&Request::new("k", "c", b"{}")).await;
+        match outcome {
+            CallOutcome::Transient { class, reason, .. } => {
+                assert_eq!(class, "timeout");
+                assert_eq!(reason, "no answer within 2s");
+            }
+            _ => panic!("a call without an answer is a transient timeout"),
+        }
+    }
+
+    #[tokio::test(flavor = "current_thread", start_paused = true)]
+    async fn a_429_with_retry_after_holds_the_caller_and_its_connection() {
+        fn limited() -> CallOutcome {
+            CallOutcome::Transient {
+                class: "rate_limited".into(),
+                reason: "429".into(),
+                retry_after: Some(Duration::from_secs(7)),
+            }
+        }
+        let (call, calls) = connector(Some(limited));
+        let connection = Rc::new(TokenBucket::new(None, None));
+        let limit = RateLimit::new(call, TokenBucket::new(None, None), Some(connection.clone()));
+        limit.ready().await;
+        limit.call(&Request::new("k", "c", b"{}")).await;
+        assert_eq!(calls.get(), 1);
+        let started = tokio::time::Instant::now();
+        connection.acquire().await;
+        assert!(started.elapsed() >= Duration::from_secs(7));
+        let again = tokio::time::Instant::now();
+        limit.ready().await;
+        assert_eq!(again.elapsed(), Duration::ZERO, "the pause is over");
+    }
+
+    #[tokio::test(flavor = "current_thread", start_paused = true)]
+    async fn retry_gives_up_after_the_policys_attempts_and_counts_its_retries() {
+        fn failing() -> CallOutcome {
+            CallOutcome::Transient {
+                class: "server_error".into(),
+                reason: "503".into(),
+                retry_after: None,
+            }
+        }
+        let (call, calls) = connector(Some(failing));
+        let scope = scope();
+        let policy = RetryPolicy {
+            attempts: 3,
+            ..retry::default_policy()
+        };
+        let retry = Retry::new(call, policy, scope.clone());
+        retry.ready().await;
+        match retry.run(&Request::new("k", "c", b"{}")).await {
+            Final::Failed(failure) => {
+                assert!(failure.transient);
+                assert_eq!(failure.attempts.len(), 3);
+                assert!(failure.reason.ends_with("(gave up after 3 attempts)"));
+            }
+            Final::Delivered { .. } => panic!("every call failed"),
+        }
+        assert_eq!(calls.get(), 3);
+        assert_eq!(scope.metrics.get(RETRIES, "orders", "erp"), 2);
+    }
+}

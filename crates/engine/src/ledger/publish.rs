@@ -449,10 +449,8 @@ mod tests {
     /// A ledger whose channel `web` publishes through `answers`, with 12 units of SKU-1
     /// received (so one publication is due).
     async fn publishing(name: &str, answers: Vec<CallOutcome>) -> Running {
-        let path = std::env::temp_dir().join(format!(
-            "omniflow-publish-{name}-{}.db",
-            std::process::id()
-        ));
+        let path =
+            std::env::temp_dir().join(format!("omniflow-publish-{name}-{}.db", std::process::id()));
         let _ = std::fs::remove_file(&path);
         let backend = SqliteBackend::open(path.to_str().unwrap()).unwrap();
         let store = Store::start(Box::new(backend));
@@ -516,7 +514,11 @@ mod tests {
                     assert_eq!(pair[1] - pair[0], Duration::from_millis(100));
                 }
                 assert!(run.publisher.is_held());
-                assert!(run.circuit_shown().ends_with(" 1"), "{}", run.circuit_shown());
+                assert!(
+                    run.circuit_shown().ends_with(" 1"),
+                    "{}",
+                    run.circuit_shown()
+                );
                 assert_eq!(run.counter(RETRIES), u64::from(THRESHOLD));
                 assert_eq!(run.counter(MESSAGES_OUT), 0);
 
@@ -524,7 +526,11 @@ mod tests {
                 let trial = run.calls.recv().await.unwrap();
                 assert!(trial - failed[failed.len() - 1] >= COOL_DOWN);
                 assert!(!run.publisher.is_held());
-                assert!(run.circuit_shown().ends_with(" 0"), "{}", run.circuit_shown());
+                assert!(
+                    run.circuit_shown().ends_with(" 0"),
+                    "{}",
+                    run.circuit_shown()
+                );
                 assert_eq!(run.counter(MESSAGES_IN), 1);
                 assert_eq!(run.counter(MESSAGES_OUT), 1);
                 assert_eq!(run.counter(PUBLISHED), 1);
