@@ -179,7 +179,8 @@ impl Signals {
 /// Reads `omniflow.yaml`: a regular file of bounded size only, so a FIFO or device never
 /// blocks the start.
 fn read_deployment(path: &std::path::Path) -> Result<Deployment, String> {
-    omniflow_compiler::source::read_text(path).and_then(|text| Deployment::parse(&text, path))
+    let text = omniflow_compiler::source::read_text(path)?;
+    Ok(Deployment::parse(&text, path)?)
 }
 
 #[cfg(test)]
