@@ -300,6 +300,11 @@ impl Publisher {
             Final::Failed(Failure {
                 reason, attempts, ..
             }) => {
+                // The transient failures before the refusal were retried.
+                let retried = attempts.len().saturating_sub(1) as u64;
+                if retried > 0 {
+                    metrics.add(RETRIED, &ledger.name, &self.channel_name, retried);
+                }
                 metrics.add(REFUSED, &ledger.name, &self.channel_name, 1);
                 let body = String::from_utf8_lossy(&self.body(&sku, value)).to_string();
                 let letter = DeadLetter {
@@ -573,6 +578,7 @@ mod tests {
                 assert_eq!(run.counter(RETRIES), 1);
                 assert_eq!(run.counter(DEAD_LETTERS), 1);
                 assert_eq!(run.counter(REFUSED), 1);
+                assert_eq!(run.counter(RETRIED), 1);
                 assert_eq!(run.counter(MESSAGES_OUT), 0);
                 assert!(!run.publisher.is_held());
             })
