@@ -162,9 +162,9 @@ fn main() {
         let backend = SqliteBackend::open(dir.join("state.db").to_str().unwrap()).unwrap();
         let store = Store::start(Box::new(backend));
         let metrics = Rc::new(Metrics::default());
-        let limits = omniflow_engine::delivery::rate_limit::ConnectionLimits::new(&graph);
+        let shared = omniflow_engine::shared::Shared::new(&graph);
         let (_stop_tx, stop) = tokio::sync::watch::channel(false);
-        let ledgers = omniflow_engine::ledger::start(&graph, &store, &metrics, &limits, &stop)
+        let ledgers = omniflow_engine::ledger::start(&graph, &store, &metrics, &shared, &stop)
             .await
             .unwrap();
         let by_name =

@@ -3,10 +3,12 @@
 
 use crate::bus;
 use crate::ledger::sink::LedgerSink;
+use crate::shared::Shared;
 use omniflow_connectors::SinkConnector;
 use omniflow_ir::Connection;
 use serde_json::Value;
 use std::collections::BTreeMap;
+use std::rc::Rc;
 
 /// The ledger's sink operations.
 const LEDGER_SINKS: &[&str] = &["apply", "reserve", "confirm", "release"];
@@ -22,8 +24,19 @@ pub fn implements(connector: &str, operation: &str, kind: &str) -> bool {
     }
 }
 
-/// Builds the sink of a connection's operation.
+/// Builds the sink of a connection's operation outside a runner: no ledger runs and no
+/// flow subscribes to the embedded bus.
 pub fn sink(
+    connection: &Connection,
+    operation: &str,
+    options: &BTreeMap<String, Value>,
+) -> Result<Box<dyn SinkConnector>, String> {
+    sink_in(&Rc::new(Shared::default()), connection, operation, options)
+}
+
+/// Builds the sink of a connection's operation for a runner sharing `shared`.
+pub fn sink_in(
+    shared: &Rc<Shared>,
     connection: &Connection,
     operation: &str,
     options: &BTreeMap<String, Value>,
@@ -31,6 +44,7 @@ pub fn sink(
     match connection.connector.as_str() {
         // A ledger is a connection of the built-in ledger; it has no settings to resolve.
         "ledger" => Ok(Box::new(LedgerSink::new(
+            shared,
             &connection.name,
             operation,
             options,
@@ -38,8 +52,8 @@ pub fn sink(
         "bus" if operation == "publish" => {
             let settings = omniflow_connectors::settings(connection)?;
             Ok(match bus::on_nats(&settings) {
-                true => Box::new(bus::nats::Publish::new(&settings, options)?),
-                false => Box::new(bus::Publish::new(&settings, options)?),
+                true => Box::new(bus::nats::Publish::new(shared, &settings, options)?),
+                false => Box::new(bus::Publish::new(shared, &settings, options)?),
             })
         }
         _ => omniflow_connectors::sink(connection, operation, options),

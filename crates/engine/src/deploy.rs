@@ -107,36 +107,50 @@ impl Setting {
     }
 }
 
+/// Why a deployment file cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum DeployError {
+    /// The file is not a valid deployment.
+    #[error("`{}`: {reason}", .path.display())]
+    Invalid {
+        path: std::path::PathBuf,
+        reason: String,
+    },
+    /// It overrides a connection no flow declares.
+    #[error("omniflow.yaml overrides the connection `{0}`, which no flow declares")]
+    UnknownConnection(String),
+}
+
+impl From<DeployError> for String {
+    fn from(err: DeployError) -> String {
+        err.to_string()
+    }
+}
+
 impl Deployment {
     /// Parses the text of `omniflow.yaml` read from `path` (named in errors).
-    pub fn parse(text: &str, path: &Path) -> Result<Deployment, String> {
+    pub fn parse(text: &str, path: &Path) -> Result<Deployment, DeployError> {
+        let invalid = |reason: String| DeployError::Invalid {
+            path: path.to_path_buf(),
+            reason,
+        };
         let deployment: Deployment =
-            serde_norway::from_str(text).map_err(|e| format!("`{}`: {e}", path.display()))?;
-        deployment
-            .servers
-            .check()
-            .map_err(|e| format!("`{}`: {e}", path.display()))?;
+            serde_norway::from_str(text).map_err(|e| invalid(e.to_string()))?;
+        deployment.servers.check().map_err(invalid)?;
         if deployment.secrets.from == SecretSource::File && deployment.secrets.dir.is_none() {
-            return Err(format!(
-                "`{}`: `secrets: {{from: file}}` needs `dir`",
-                path.display()
-            ));
+            return Err(invalid("`secrets: {from: file}` needs `dir`".into()));
         }
         Ok(deployment)
     }
 
     /// Applies the connection overrides to a compiled graph, and installs the secret store.
-    pub fn apply(&self, graph: &mut Graph) -> Result<(), String> {
+    pub fn apply(&self, graph: &mut Graph) -> Result<(), DeployError> {
         for (name, change) in &self.connections {
             let connection = graph
                 .connections
                 .iter_mut()
                 .find(|c| &c.name == name)
-                .ok_or_else(|| {
-                    format!(
-                        "omniflow.yaml overrides the connection `{name}`, which no flow declares"
-                    )
-                })?;
+                .ok_or_else(|| DeployError::UnknownConnection(name.clone()))?;
             let settings = change.settings.iter().map(|(k, v)| (k.clone(), v.to_ir()));
             match &change.connector {
                 Some(connector) => {
@@ -187,5 +201,26 @@ mod tests {
         assert!(serde_norway::from_str::<Deployment>("servers: { idle_timeout: 10 }\n").is_err());
         assert!(serde_norway::from_str::<Deployment>("servers: { idle: 10s }\n").is_err());
         assert!(serde_norway::from_str::<Deployment>("secrets: { from: vault }\n").is_err());
+    }
+
+    #[test]
+    fn refusals_name_the_file_or_the_connection() {
+        let path = Path::new("omniflow.yaml");
+        let refused = |yaml: &str| Deployment::parse(yaml, path).unwrap_err().to_string();
+        assert_eq!(
+            refused("secrets: { from: file }\n"),
+            "`omniflow.yaml`: `secrets: {from: file}` needs `dir`"
+        );
+        assert!(refused("servers: { max_connections: 0 }\n")
+            .starts_with("`omniflow.yaml`: `servers.max_connections: 0`"));
+        assert!(refused("stat: x\n").starts_with("`omniflow.yaml`: "));
+        let overrides =
+            Deployment::parse("connections:\n  erp:\n    settings: {}\n", path).unwrap();
+        let err = overrides.apply(&mut Graph::default()).unwrap_err();
+        assert!(matches!(&err, DeployError::UnknownConnection(name) if name == "erp"));
+        assert_eq!(
+            err.to_string(),
+            "omniflow.yaml overrides the connection `erp`, which no flow declares"
+        );
     }
 }

@@ -4,11 +4,13 @@
 //! succeeded or been dead-lettered. After a crash, pending messages run again and the
 //! idempotency store skips the side effects that already happened.
 
-use crate::delivery::{SinkJob, SinkWorker};
+use crate::delivery::outcomes::{self, Outcomes};
+use crate::delivery::{AfterDelivery, Message, SinkWorker};
 use crate::ops::metrics::{Metrics, DEAD_LETTERS, MESSAGES_IN, MESSAGES_OUT, QUEUE_DEPTH};
+use crate::shared::Shared;
 use omniflow_mapping::json_in::{self, Projection};
 use omniflow_mapping::pipeline::{Delivery, KindRt, Pipeline};
-use omniflow_state::{DeadLetter, Mode, OutcomeStatus, Store};
+use omniflow_state::{DeadLetter, Mode, Origin, Store};
 use std::cell::{Cell, OnceCell, RefCell};
 use std::collections::HashMap;
 use std::rc::Rc;
@@ -22,6 +24,9 @@ const MAX_IN_FLIGHT: usize = 2048;
 const PAGE: usize = 512;
 /// Finished messages removed from the inbox in one call.
 const COMPLETE_BATCH: usize = 256;
+
+/// One delivery of a flow's message to a sink.
+pub type SinkJob = crate::delivery::SinkJob<Tracker>;
 
 /// One accepted message on its way through a flow.
 pub struct Tracker {
@@ -71,22 +76,41 @@ impl Tracker {
     }
 }
 
+impl Message for Tracker {
+    fn correlation_id(&self) -> &str {
+        Tracker::correlation_id(self)
+    }
+
+    fn source(&self) -> &str {
+        &self.source
+    }
+
+    fn message(&self) -> &[u8] {
+        &self.message
+    }
+
+    fn accepted_at(&self) -> i64 {
+        self.accepted_at
+    }
+}
+
 /// What a running flow shares between its tasks.
 pub struct FlowCtx {
     pub pipeline: Rc<Pipeline>,
     pub flow_idx: usize,
     pub store: Store,
     pub metrics: Rc<Metrics>,
+    /// What the runner's flows share (ledgers, the bus, NATS connections, limits).
+    pub shared: Rc<Shared>,
     pub sinks: HashMap<usize, Rc<SinkWorker>>,
+    /// Outcomes of the sinks' deliveries, written ahead of completions.
+    outcomes: Rc<Outcomes>,
     /// Wakes the processor when a source appended.
     pub appended: Rc<Notify>,
     in_flight: Cell<usize>,
     /// Finished messages waiting to leave the inbox (one batch per flush).
     done: RefCell<Vec<i64>>,
     done_signal: Notify,
-    /// Keys of successful deliveries, by sink, whose outcomes are not yet queued for
-    /// writing.
-    delivered: RefCell<Vec<(std::sync::Arc<str>, Vec<String>)>>,
     slots: std::sync::Arc<Semaphore>,
 }
 
@@ -97,14 +121,19 @@ impl FlowCtx {
         flow_idx: usize,
         store: Store,
         metrics: Rc<Metrics>,
-        limits: &crate::delivery::rate_limit::ConnectionLimits,
-    ) -> Result<Rc<FlowCtx>, String> {
+        shared: &Rc<Shared>,
+    ) -> Result<Rc<FlowCtx>, crate::error::StartError> {
         let flow = &pipeline.flows[flow_idx];
+        let outcomes = Rc::new(Outcomes::new(store.clone()));
         let mut sinks = HashMap::new();
         for (idx, node) in flow.nodes.iter().enumerate() {
             if matches!(node.kind, KindRt::Sink { .. }) {
-                let worker = SinkWorker::new(&pipeline.graph, &flow.ir, idx, limits)
-                    .map_err(|e| format!("flow `{}`: {e}", flow.name))?;
+                let worker =
+                    SinkWorker::new(&pipeline.graph, &flow.ir, idx, shared, &metrics, &outcomes)
+                        .map_err(|reason| crate::error::StartError::Sink {
+                            flow: flow.name.clone(),
+                            reason,
+                        })?;
                 sinks.insert(idx, Rc::new(worker));
             }
         }
@@ -113,12 +142,13 @@ impl FlowCtx {
             flow_idx,
             store,
             metrics,
+            shared: shared.clone(),
             sinks,
+            outcomes,
             appended: Rc::new(Notify::new()),
             in_flight: Cell::new(0),
             done: RefCell::new(Vec::new()),
             done_signal: Notify::new(),
-            delivered: RefCell::new(Vec::new()),
             slots: std::sync::Arc::new(Semaphore::new(MAX_IN_FLIGHT)),
         }))
     }
@@ -141,34 +171,6 @@ impl FlowCtx {
         }
     }
 
-    /// Notes a successful delivery; its outcome is written with the next batch of
-    /// outcomes, which is queued before any completion or outcome lookup that follows.
-    pub fn record_delivered(&self, sink_id: &std::sync::Arc<str>, key: String) {
-        let mut delivered = self.delivered.borrow_mut();
-        match delivered
-            .iter_mut()
-            .find(|(sink, _)| std::sync::Arc::ptr_eq(sink, sink_id))
-        {
-            Some((_, keys)) => keys.push(key),
-            None => delivered.push((sink_id.clone(), vec![key])),
-        }
-    }
-
-    /// Queues the outcomes noted so far as one write. If it fails, the store refuses
-    /// completions from then on (see [`Store::send`]).
-    pub fn flush_outcomes(&self) {
-        let by_sink = std::mem::take(&mut *self.delivered.borrow_mut());
-        if by_sink.is_empty() {
-            return;
-        }
-        // One write per sink, each in the order its deliveries succeeded.
-        self.store.send(move |b| {
-            by_sink.iter().try_for_each(|(sink, keys)| {
-                b.record_outcomes(sink, keys, OutcomeStatus::Delivered)
-            })
-        });
-    }
-
     /// Removes finished messages from the inbox, in batches, for as long as the flow runs.
     async fn run_completions(self: Rc<Self>) {
         loop {
@@ -177,7 +179,7 @@ impl FlowCtx {
                 _ = tokio::time::sleep(Duration::from_millis(2)) => {}
             }
             // Outcomes first: a message leaves the inbox only after its outcomes.
-            self.flush_outcomes();
+            self.outcomes.flush();
             let ids = std::mem::take(&mut *self.done.borrow_mut());
             if ids.is_empty() {
                 continue;
@@ -339,7 +341,7 @@ impl FlowCtx {
                 .submit(
                     self,
                     SinkJob {
-                        tracker: tracker.clone(),
+                        message: tracker.clone(),
                         key,
                         payload,
                     },
@@ -379,15 +381,7 @@ impl FlowCtx {
             + Send
             + 'static,
     {
-        loop {
-            match self.store.call_in(mode, work.clone()).await {
-                Ok(value) => return value,
-                Err(err) => {
-                    tracing::error!(error = %err, flow = %self.flow_name(), ?mode, "state store call failed; retrying in 1 s");
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                }
-            }
-        }
+        outcomes::durably(&self.store, self.flow_name(), mode, work).await
     }
 
     /// The dead letter of a message a node rejected (before any sink).
@@ -400,7 +394,7 @@ impl FlowCtx {
     ) -> DeadLetter {
         DeadLetter {
             id: 0,
-            flow: self.flow_name().to_string(),
+            origin: Origin::Flow(self.flow_name().to_string()),
             source: tracker.source.clone(),
             node: node.to_string(),
             sink: String::new(),
@@ -432,7 +426,7 @@ impl FlowCtx {
                 Err(rejected) => {
                     let payload = String::from_utf8_lossy(&job.payload).into_owned();
                     self.reject_continuation(
-                        &job.tracker,
+                        &job.message,
                         &rejected.node,
                         payload,
                         rejected.reason,
@@ -444,14 +438,14 @@ impl FlowCtx {
             Err(reason) => {
                 let payload = String::from_utf8_lossy(&job.payload).into_owned();
                 let node = flow.nodes[sink].name.clone();
-                self.reject_continuation(&job.tracker, &node, payload, reason)
+                self.reject_continuation(&job.message, &node, payload, reason)
                     .await;
                 return;
             }
         };
         self.metrics
             .add(MESSAGES_OUT, &flow.name, &flow.nodes[sink].name, 0);
-        self.dispatch(&job.tracker, jobs).await;
+        self.dispatch(&job.message, jobs).await;
     }
 
     async fn reject_continuation(
@@ -478,16 +472,32 @@ impl FlowCtx {
         let Some(worker) = self.sinks.get(idx).cloned() else {
             return;
         };
-        job.tracker.remaining.set(job.tracker.remaining.get() + 1);
+        job.message.remaining.set(job.message.remaining.get() + 1);
         worker
             .submit(
                 self,
                 SinkJob {
-                    tracker: job.tracker.clone(),
+                    message: job.message.clone(),
                     key: job.key.clone(),
                     payload: job.payload.clone(),
                 },
             )
             .await;
+    }
+}
+
+impl AfterDelivery for FlowCtx {
+    type Message = Tracker;
+
+    async fn delivered(self: &Rc<Self>, sink: usize, job: &SinkJob) {
+        self.continue_after(sink, job).await
+    }
+
+    async fn dead_lettered(self: &Rc<Self>, target: &str, job: &SinkJob) {
+        self.send_to_sink(target, job).await
+    }
+
+    fn finished(self: &Rc<Self>, job: &SinkJob) {
+        job.message.finish_one(self)
     }
 }

@@ -2,9 +2,10 @@
 //! current task set, webhook sources behind one server, and a graceful stop. `omniflow
 //! run` and `omniflow demo` both start flows through here.
 
-use crate::delivery::rate_limit::ConnectionLimits;
 use crate::engine::FlowCtx;
+pub use crate::error::StartError;
 use crate::ops::metrics::Metrics;
+use crate::shared::Shared;
 use crate::sources::{self, webhook::Routes};
 use omniflow_http::server::{self, Handler, Resp};
 use omniflow_mapping::pipeline::Pipeline;
@@ -22,6 +23,8 @@ pub struct Runner {
     pub ledgers: Vec<Rc<crate::ledger::Ledger>>,
     pub metrics: Rc<Metrics>,
     pub store: Store,
+    /// What the flows share: ledgers, the embedded bus, NATS connections, limits.
+    pub shared: Rc<Shared>,
     /// Where webhook sources listen (none when no flow has one).
     pub webhook_addr: Option<SocketAddr>,
     stop_tx: watch::Sender<bool>,
@@ -34,7 +37,7 @@ impl Runner {
         pipeline: Rc<Pipeline>,
         store: Store,
         webhook_addr: &str,
-    ) -> Result<Runner, String> {
+    ) -> Result<Runner, StartError> {
         Runner::start_with(pipeline, store, webhook_addr, server::Limits::default()).await
     }
 
@@ -44,15 +47,16 @@ impl Runner {
         store: Store,
         webhook_addr: &str,
         servers: server::Limits,
-    ) -> Result<Runner, String> {
+    ) -> Result<Runner, StartError> {
         let metrics = Rc::new(Metrics::default());
         let (stop_tx, stop_rx) = watch::channel(false);
         let stopping = Rc::new(Cell::new(false));
         let webhooks = Routes::default();
-        let limits = ConnectionLimits::new(&pipeline.graph);
+        let shared = Shared::new(&pipeline.graph);
         // Ledgers first: the sinks that name one find it running.
-        let ledgers =
-            crate::ledger::start(&pipeline.graph, &store, &metrics, &limits, &stop_rx).await?;
+        let ledgers = crate::ledger::start(&pipeline.graph, &store, &metrics, &shared, &stop_rx)
+            .await
+            .map_err(StartError::Ledger)?;
         let mut flows = Vec::new();
         for idx in 0..pipeline.flows.len() {
             let ctx = FlowCtx::new(
@@ -60,9 +64,9 @@ impl Runner {
                 idx,
                 store.clone(),
                 metrics.clone(),
-                &limits,
+                &shared,
             )?;
-            sources::start(&ctx, &stop_rx, &webhooks)?;
+            sources::start(&ctx, &stop_rx, &webhooks).map_err(StartError::Source)?;
             let processor = ctx.clone();
             let stop = stop_rx.clone();
             tokio::task::spawn_local(async move { processor.run_processor(stop).await });
@@ -77,7 +81,9 @@ impl Runner {
                 let stopping = stopping.get();
                 Box::pin(async move { routes.handle(req, stopping).await })
             });
-            let addr = server::serve_with(webhook_addr, handler, "webhooks", servers).await?;
+            let addr = server::serve_with(webhook_addr, handler, "webhooks", servers)
+                .await
+                .map_err(StartError::Webhooks)?;
             tracing::info!(addr = %addr, "webhooks listening");
             bound = Some(addr);
         }
@@ -86,6 +92,7 @@ impl Runner {
             ledgers,
             metrics,
             store,
+            shared,
             webhook_addr: bound,
             stop_tx,
             stopping,
@@ -145,8 +152,7 @@ impl Runner {
         }
         let left = self.in_flight();
         let _ = self.store.call(|_| Ok(())).await;
-        crate::bus::clear();
-        crate::ledger::clear();
+        self.shared.clear();
         left
     }
 }

@@ -34,11 +34,62 @@ pub struct Stored {
     pub received_at: i64,
 }
 
+/// Where a dead letter comes from: a flow's message, or a ledger's publication (which
+/// re-sends a quantity, not a message).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    Flow(String),
+    Ledger(String),
+}
+
+impl Origin {
+    /// How a ledger's letters are told apart in the stored `flow` column.
+    pub const LEDGER_PREFIX: &'static str = "ledger:";
+
+    /// The stored form: the flow's name, or `ledger:` and the ledger's name.
+    pub fn encode(&self) -> String {
+        match self {
+            Origin::Flow(name) => name.clone(),
+            Origin::Ledger(name) => format!("{}{name}", Origin::LEDGER_PREFIX),
+        }
+    }
+
+    /// Reads the stored form.
+    pub fn decode(stored: &str) -> Origin {
+        match stored.strip_prefix(Origin::LEDGER_PREFIX) {
+            Some(ledger) => Origin::Ledger(ledger.to_string()),
+            None => Origin::Flow(stored.to_string()),
+        }
+    }
+
+    /// The flow whose message this is; `None` for a ledger's letter.
+    pub fn flow(&self) -> Option<&str> {
+        match self {
+            Origin::Flow(name) => Some(name),
+            Origin::Ledger(_) => None,
+        }
+    }
+}
+
+impl std::fmt::Display for Origin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.encode())
+    }
+}
+
+impl serde::Serialize for Origin {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.encode())
+    }
+}
+
 /// A dead letter: the message, the error, every attempt and the correlation id.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct DeadLetter {
     pub id: i64,
-    pub flow: String,
+    /// Shown (and stored) as `flow`, a ledger's as `ledger:NAME`.
+    #[serde(rename = "flow")]
+    pub origin: Origin,
     /// The source that accepted the message (replay re-enters there).
     pub source: String,
     pub node: String,
@@ -689,6 +740,24 @@ pub fn now_secs() -> i64 {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_dead_letters_origin_is_stored_as_the_flow_column_was() {
+        for (origin, stored) in [
+            (Origin::Flow("orders".into()), "orders"),
+            (Origin::Ledger("stock".into()), "ledger:stock"),
+        ] {
+            assert_eq!(origin.encode(), stored);
+            assert_eq!(origin.to_string(), stored);
+            assert_eq!(Origin::decode(stored), origin);
+            assert_eq!(
+                serde_json::to_string(&origin).unwrap(),
+                format!("\"{stored}\"")
+            );
+        }
+        assert_eq!(Origin::Flow("orders".into()).flow(), Some("orders"));
+        assert_eq!(Origin::Ledger("stock".into()).flow(), None);
+    }
 
     #[test]
     fn only_a_plain_file_path_is_a_state() {

@@ -225,7 +225,7 @@ mod tests {
     fn letter(accepted_at: i64) -> DeadLetter {
         DeadLetter {
             id: 0,
-            flow: "f".into(),
+            origin: crate::Origin::Flow("f".into()),
             source: "s".into(),
             node: "post".into(),
             sink: "f/post".into(),
@@ -346,7 +346,7 @@ mod tests {
             .await
             .unwrap();
         let mut publication = letter(now - 20 * DAY);
-        publication.flow = "ledger:stock".into();
+        publication.origin = crate::Origin::Ledger("stock".into());
         store
             .call(move |b| b.add_dead_letter(&publication))
             .await

@@ -1,7 +1,7 @@
 //! The embedded default backend: one SQLite file in WAL mode, zero setup.
 
 use super::error::StateError;
-use super::{check, Backend, DeadLetter, OutcomeStatus, StateResult, Stored};
+use super::{check, Backend, DeadLetter, Origin, OutcomeStatus, StateResult, Stored};
 use crate::error::err;
 use rusqlite::{params, Connection, OptionalExtension};
 use std::path::Path;
@@ -273,7 +273,7 @@ impl SqliteBackend {
         let attempts: String = row.get(10)?;
         Ok(DeadLetter {
             id: row.get(0)?,
-            flow: row.get(1)?,
+            origin: Origin::decode(&row.get::<_, String>(1)?),
             source: row.get(2)?,
             node: row.get(3)?,
             sink: row.get(4)?,
@@ -558,7 +558,7 @@ impl Backend for SqliteBackend {
                 "INSERT INTO dead_letters (flow, source, node, sink, key, correlation_id, message, payload, error, attempts, created_at, accepted_at) \
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
                 params![
-                    letter.flow,
+                    letter.origin.encode(),
                     letter.source,
                     letter.node,
                     letter.sink,
@@ -642,14 +642,15 @@ impl Backend for SqliteBackend {
         // replayed holds its message's (unknown for letters stored before it was kept). A
         // ledger's letters re-send a quantity, no message.
         self.conn
-            .prepare_cached(
+            .prepare_cached(&format!(
                 "SELECT MIN(t) FROM ( \
                    SELECT received_at AS t FROM (SELECT received_at FROM inbox ORDER BY id LIMIT 1) \
                    UNION ALL SELECT MIN(accepted_at) FROM inbox WHERE accepted_at IS NOT NULL \
                    UNION ALL SELECT MIN(COALESCE(accepted_at, 0)) FROM dead_letters \
                      WHERE replayed_at IS NULL AND discarded_at IS NULL \
-                     AND flow NOT LIKE 'ledger:%')",
-            )
+                     AND flow NOT LIKE '{}%')",
+                Origin::LEDGER_PREFIX
+            ))
             .and_then(|mut q| q.query_row([], |r| r.get(0)))
             .map_err(err)
     }

@@ -88,7 +88,7 @@ fn command(store: &state::Store, command: Command) -> u8 {
                             println!(
                                 "{:>6}  {}/{}  {}  {}{}",
                                 letter.id,
-                                letter.flow,
+                                letter.origin,
                                 letter.node,
                                 letter.correlation_id,
                                 letter.error.lines().next().unwrap_or(""),
@@ -149,7 +149,7 @@ fn command(store: &state::Store, command: Command) -> u8 {
                 .filter(|l| l.replayed_at.is_none() && l.discarded_at.is_none())
             {
                 match groups.iter_mut().find(|g| {
-                    g[0].flow == letter.flow
+                    g[0].origin == letter.origin
                         && g[0].source == letter.source
                         && g[0].message == letter.message
                 }) {
@@ -179,9 +179,9 @@ fn command(store: &state::Store, command: Command) -> u8 {
                     };
                     // A refused inventory publication stays pending in its ledger, which
                     // sends the current quantity again when the runtime starts.
-                    if first.flow.starts_with("ledger:") {
+                    let Some(flow) = first.origin.flow() else {
                         return Ok(group.len());
-                    }
+                    };
                     // The earliest acceptance of the group (unknown counts as earliest).
                     let accepted_at = group
                         .iter()
@@ -190,13 +190,8 @@ fn command(store: &state::Store, command: Command) -> u8 {
                         .unwrap_or(0);
                     // With its original acceptance time, which bounds what retention may
                     // forget while it waits (unknown for old letters: nothing, meanwhile).
-                    b.append_replay(
-                        &first.flow,
-                        &first.source,
-                        first.message.as_bytes(),
-                        accepted_at,
-                    )
-                    .map(|_| group.len())
+                    b.append_replay(flow, &first.source, first.message.as_bytes(), accepted_at)
+                        .map(|_| group.len())
                 });
                 match result {
                     Ok(count) => replayed += count,

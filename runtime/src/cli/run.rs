@@ -179,9 +179,9 @@ impl Signals {
 /// Reads `omniflow.yaml`: a regular file of bounded size only, so a FIFO or device never
 /// blocks the start.
 fn read_deployment(path: &std::path::Path) -> Result<Deployment, String> {
-    omniflow_compiler::source::read_text(&omniflow_compiler::fs::RealFs, path)
-        .map_err(|err| err.to_string())
-        .and_then(|text| Deployment::parse(&text, path))
+    let text = omniflow_compiler::source::read_text(&omniflow_compiler::fs::RealFs, path)
+        .map_err(|err| err.to_string())?;
+    Ok(Deployment::parse(&text, path)?)
 }
 
 #[cfg(test)]

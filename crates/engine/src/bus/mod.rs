@@ -8,6 +8,7 @@
 pub mod nats;
 
 use crate::engine::FlowCtx;
+use crate::shared::Shared;
 use omniflow_connectors::{Call, CallFuture, CallOutcome, SinkConnector};
 use serde_json::Value;
 use std::cell::RefCell;
@@ -23,8 +24,25 @@ struct Subscriber {
     source: String,
 }
 
-thread_local! {
-    static SUBSCRIBERS: RefCell<Vec<Subscriber>> = const { RefCell::new(Vec::new()) };
+/// The subscriptions of a runner's embedded bus.
+#[derive(Default)]
+pub struct Subscribers(RefCell<Vec<Subscriber>>);
+
+impl Subscribers {
+    /// Forgets every subscription (a runner that stops clears them).
+    pub fn clear(&self) {
+        self.0.borrow_mut().clear();
+    }
+
+    /// The flows and sources subscribed to a subject.
+    fn matching(&self, subject: &str) -> Vec<(Rc<FlowCtx>, String)> {
+        self.0
+            .borrow()
+            .iter()
+            .filter(|sub| matches(&sub.pattern, subject))
+            .map(|sub| (sub.ctx.clone(), sub.source.clone()))
+            .collect()
+    }
 }
 
 /// True when the connection's bus is NATS JetStream (`nats://…`).
@@ -87,34 +105,30 @@ pub fn subscribe(
         .and_then(Value::as_str)
         .ok_or("a bus source needs `subject`")?
         .to_string();
-    SUBSCRIBERS.with(|s| {
-        s.borrow_mut().push(Subscriber {
-            pattern,
-            ctx: ctx.clone(),
-            source: source.to_string(),
-        })
+    ctx.shared.bus.0.borrow_mut().push(Subscriber {
+        pattern,
+        ctx: ctx.clone(),
+        source: source.to_string(),
     });
     Ok(())
-}
-
-/// Forgets every subscription (a runner that stops clears them).
-pub fn clear() {
-    SUBSCRIBERS.with(|s| s.borrow_mut().clear());
 }
 
 /// `bus.publish`.
 pub struct Publish {
     subject: String,
+    shared: Rc<Shared>,
 }
 
 impl Publish {
     /// Reads the `subject` option.
     pub fn new(
+        shared: &Rc<Shared>,
         settings: &BTreeMap<String, Value>,
         options: &BTreeMap<String, Value>,
     ) -> Result<Publish, String> {
         embedded(settings)?;
         Ok(Publish {
+            shared: shared.clone(),
             subject: options
                 .get("subject")
                 .and_then(Value::as_str)
@@ -131,13 +145,7 @@ impl SinkConnector for Publish {
                 Ok(s) => s,
                 Err(e) => return e,
             };
-            let targets: Vec<(Rc<FlowCtx>, String)> = SUBSCRIBERS.with(|s| {
-                s.borrow()
-                    .iter()
-                    .filter(|sub| matches(&sub.pattern, &subject))
-                    .map(|sub| (sub.ctx.clone(), sub.source.clone()))
-                    .collect()
-            });
+            let targets = self.shared.bus.matching(&subject);
             for (ctx, source) in targets {
                 let (flow, key, payload) = (
                     ctx.flow_name().to_string(),

@@ -9,6 +9,7 @@
 //!   the flow's inbox (deduplicated by stream sequence) and acknowledged only once durable.
 
 use crate::engine::FlowCtx;
+use crate::shared::Shared;
 use omniflow_connectors::{Call, CallFuture, CallOutcome, SinkConnector};
 use serde_json::{json, Value};
 use std::cell::{Cell, RefCell};
@@ -450,12 +451,21 @@ pub fn capture_pattern(subject: &str) -> String {
         .join(".")
 }
 
-// Connections by URL, shared by the sinks and sources of one process.
-thread_local! {
-    static CONNECTIONS: RefCell<HashMap<String, Rc<Nats>>> = RefCell::new(HashMap::new());
+/// Connections by URL and credentials, shared by the sinks and sources of one runner.
+#[derive(Default)]
+pub struct Connections(RefCell<HashMap<String, Rc<Nats>>>);
+
+impl Connections {
+    /// Forgets the connections (each closes when its last user lets go).
+    pub fn clear(&self) {
+        self.0.borrow_mut().clear();
+    }
 }
 
-async fn connection(settings: &BTreeMap<String, Value>) -> Result<Rc<Nats>, String> {
+async fn connection(
+    connections: &Connections,
+    settings: &BTreeMap<String, Value>,
+) -> Result<Rc<Nats>, String> {
     let url = settings
         .get("url")
         .and_then(Value::as_str)
@@ -463,14 +473,12 @@ async fn connection(settings: &BTreeMap<String, Value>) -> Result<Rc<Nats>, Stri
         .to_string();
     let credentials = settings.get("credentials").and_then(Value::as_str);
     let key = format!("{url} {}", credentials.unwrap_or(""));
-    if let Some(nats) = CONNECTIONS
-        .with(|c| c.borrow().get(&key).cloned())
-        .filter(|n| n.alive())
-    {
+    let known = connections.0.borrow().get(&key).cloned();
+    if let Some(nats) = known.filter(|n| n.alive()) {
         return Ok(nats);
     }
     let nats = Nats::connect(&url, credentials).await?;
-    CONNECTIONS.with(|c| c.borrow_mut().insert(key, nats.clone()));
+    connections.0.borrow_mut().insert(key, nats.clone());
     Ok(nats)
 }
 
@@ -484,6 +492,7 @@ fn stream_name(settings: &BTreeMap<String, Value>) -> String {
 
 /// `bus.publish` on JetStream.
 pub struct Publish {
+    shared: Rc<Shared>,
     settings: BTreeMap<String, Value>,
     subject: String,
     ready: Cell<bool>,
@@ -492,10 +501,12 @@ pub struct Publish {
 impl Publish {
     /// Reads the `subject` option.
     pub fn new(
+        shared: &Rc<Shared>,
         settings: &BTreeMap<String, Value>,
         options: &BTreeMap<String, Value>,
     ) -> Result<Publish, String> {
         Ok(Publish {
+            shared: shared.clone(),
             settings: settings.clone(),
             subject: options
                 .get("subject")
@@ -532,7 +543,7 @@ impl SinkConnector for Publish {
                             .into(),
                 };
             }
-            let nats = match connection(&self.settings).await {
+            let nats = match connection(&self.shared.nats, &self.settings).await {
                 Ok(n) => n,
                 Err(e) => return transient(e),
             };
@@ -643,7 +654,7 @@ async fn consume(
     durable: &str,
     stop: &mut watch::Receiver<bool>,
 ) -> Result<(), String> {
-    let nats = connection(settings).await?;
+    let nats = connection(&ctx.shared.nats, settings).await?;
     let stream = stream_name(settings);
     nats.ensure_stream(&stream, &capture_pattern(subject))
         .await?;

@@ -5,9 +5,9 @@ use std::cell::Cell;
 use tokio::time::{sleep_until, Duration, Instant};
 
 /// Consecutive failures that open the circuit.
-const THRESHOLD: u32 = 5;
+pub const THRESHOLD: u32 = 5;
 /// How long an open circuit stays open before a trial call.
-const COOL_DOWN: Duration = Duration::from_secs(5);
+pub const COOL_DOWN: Duration = Duration::from_secs(5);
 
 /// A circuit breaker for one sink.
 #[derive(Default)]
@@ -38,6 +38,12 @@ impl Circuit {
     /// True while calls are held back.
     pub fn is_open(&self) -> bool {
         self.open_until.get().is_some()
+    }
+
+    /// A call let through by [`Circuit::wait`] will not be made: the trial slot, if it
+    /// took one, goes to the next caller.
+    pub fn release(&self) {
+        self.trial_in_flight.set(false);
     }
 
     /// A call succeeded: close the circuit.

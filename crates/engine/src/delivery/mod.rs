@@ -1,10 +1,13 @@
 //! The delivery layer, once for every connector: retries with backoff, rate limits,
 //! the circuit breaker, idempotency and dead letters live here; connectors only classify
-//! each call's outcome.
+//! each call's outcome. Sink workers and the ledger's publishers deliver through the same
+//! layers ([`layer`]).
 
 pub mod circuit;
+pub mod layer;
+pub mod outcomes;
 pub mod rate_limit;
 pub mod retry;
 mod worker;
 
-pub use worker::{SinkJob, SinkWorker};
+pub use worker::{AfterDelivery, Message, SinkJob, SinkWorker};

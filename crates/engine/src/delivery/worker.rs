@@ -1,32 +1,65 @@
-//! One sink's worker: idempotency check, rate limit, circuit breaker, the call with its
-//! timeout, retries per policy, and the dead letter when the call cannot succeed.
+//! One sink's worker: the idempotency check, the delivery [`Stack`] (retries, circuit
+//! breaker, rate limits, timeout), the recorded outcome, and the dead letter when the call
+//! cannot succeed. What follows a delivery is the caller's, through [`AfterDelivery`].
 
-use super::circuit::Circuit;
-use super::rate_limit::{ConnectionLimits, TokenBucket};
+use super::layer::{self, Final, Request, Scope, Settings, Stack};
+use super::outcomes::{durably, Outcomes};
+use super::rate_limit::TokenBucket;
 use super::retry;
-use crate::engine::{FlowCtx, Tracker};
-use crate::ops::metrics::{DEAD_LETTERS, DUPLICATES, MESSAGES_IN, MESSAGES_OUT, RETRIES};
-use omniflow_connectors::{Call, CallOutcome, SinkConnector};
-use omniflow_ir::{self as ir, RetryPolicy};
-use omniflow_state::{DeadLetter, Mode, OutcomeStatus};
+use crate::ops::metrics::{Metrics, DEAD_LETTERS, DUPLICATES, MESSAGES_IN, MESSAGES_OUT};
+use crate::shared::Shared;
+use omniflow_ir::{self as ir};
+use omniflow_state::{DeadLetter, Mode, Origin, OutcomeStatus};
 use std::cell::RefCell;
 use std::collections::HashSet;
+use std::future::Future;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::sync::{oneshot, Semaphore};
 use tracing::Instrument;
 
 /// Default timeout of a sink call.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
-/// Longest wait a Retry-After header can impose.
-const MAX_RETRY_AFTER: Duration = Duration::from_secs(600);
 /// Default number of concurrent calls per sink.
 const DEFAULT_CONCURRENCY: usize = 32;
 
+/// The message a delivery belongs to, as its dead letter describes it.
+pub trait Message: 'static {
+    /// The correlation id.
+    fn correlation_id(&self) -> &str;
+    /// The source that accepted the message.
+    fn source(&self) -> &str;
+    /// The original source message.
+    fn message(&self) -> &[u8];
+    /// When the source accepted the message (seconds since the epoch).
+    fn accepted_at(&self) -> i64;
+}
+
+/// What happens after a delivery: implemented by whoever runs the sink.
+pub trait AfterDelivery: 'static {
+    /// The messages deliveries belong to.
+    type Message: Message;
+    /// The sink delivered (now, or before a restart): what follows the sink runs.
+    fn delivered(
+        self: &Rc<Self>,
+        sink: usize,
+        job: &SinkJob<Self::Message>,
+    ) -> impl Future<Output = ()>;
+    /// The delivery was dead-lettered (now, or before a restart) and the sink names
+    /// `target` as its dead-letter sink.
+    fn dead_lettered(
+        self: &Rc<Self>,
+        target: &str,
+        job: &SinkJob<Self::Message>,
+    ) -> impl Future<Output = ()>;
+    /// The delivery is over.
+    fn finished(self: &Rc<Self>, job: &SinkJob<Self::Message>);
+}
+
 /// One delivery waiting for its sink.
-pub struct SinkJob {
-    pub tracker: Rc<Tracker>,
+pub struct SinkJob<M> {
+    pub message: Rc<M>,
     pub key: String,
     pub payload: Vec<u8>,
 }
@@ -37,14 +70,10 @@ pub struct SinkWorker {
     pub name: String,
     /// `flow/sink`: the idempotency namespace.
     pub sink_id: Arc<str>,
-    connector: Box<dyn SinkConnector>,
-    policy: RetryPolicy,
-    bucket: TokenBucket,
-    /// The connection's own quota, shared with the other sinks that use it.
-    connection_bucket: Option<Rc<TokenBucket>>,
-    circuit: Circuit,
-    timeout: Duration,
-    slots: std::sync::Arc<Semaphore>,
+    scope: Rc<Scope>,
+    stack: Stack,
+    outcomes: Rc<Outcomes>,
+    slots: Arc<Semaphore>,
     dead_letter: Option<ir::DeadLetter>,
     in_progress: RefCell<HashSet<String>>,
     /// Keys of deliveries about to call, whose recorded outcomes are read together.
@@ -59,12 +88,14 @@ struct Lookups {
 }
 
 impl SinkWorker {
-    /// Builds the worker of a sink node.
+    /// Builds the worker of a sink node; its outcomes go to `outcomes`.
     pub fn new(
         graph: &ir::Graph,
         flow: &ir::Flow,
         node_idx: usize,
-        limits: &ConnectionLimits,
+        shared: &Rc<Shared>,
+        metrics: &Rc<Metrics>,
+        outcomes: &Rc<Outcomes>,
     ) -> Result<SinkWorker, String> {
         let node = &flow.nodes[node_idx];
         let ir::NodeKind::Sink {
@@ -87,24 +118,36 @@ impl SinkWorker {
             .iter()
             .find(|c| &c.name == connection)
             .ok_or_else(|| format!("unknown connection `{connection}`"))?;
-        let connector = crate::connect::sink(connection, operation, options)?;
+        let connector = crate::connect::sink_in(shared, connection, operation, options)?;
         let policy = retry
             .as_ref()
             .and_then(|name| graph.policies.iter().find(|p| &p.name == name).cloned())
             .unwrap_or_else(retry::default_policy);
+        let scope = Rc::new(Scope {
+            flow: flow.name.clone(),
+            node: node.name.clone(),
+            metrics: metrics.clone(),
+        });
+        let stack = layer::stack(
+            connector,
+            scope.clone(),
+            Settings {
+                policy,
+                timeout: timeout_ms
+                    .map(Duration::from_millis)
+                    .unwrap_or(DEFAULT_TIMEOUT),
+                bucket: TokenBucket::new(rate.map(|r| r.per_second()), *burst),
+                connection_bucket: shared.limits.get(&connection.name),
+            },
+        );
         Ok(SinkWorker {
             node: node_idx,
             name: node.name.clone(),
             sink_id: Arc::from(format!("{}/{}", flow.name, node.name)),
-            connector,
-            policy,
-            bucket: TokenBucket::new(rate.map(|r| r.per_second()), *burst),
-            connection_bucket: limits.get(&connection.name),
-            circuit: Circuit::default(),
-            timeout: timeout_ms
-                .map(Duration::from_millis)
-                .unwrap_or(DEFAULT_TIMEOUT),
-            slots: std::sync::Arc::new(Semaphore::new(
+            scope,
+            stack,
+            outcomes: outcomes.clone(),
+            slots: Arc::new(Semaphore::new(
                 concurrency.map_or(DEFAULT_CONCURRENCY, |c| c as usize),
             )),
             dead_letter: dead_letter.clone(),
@@ -114,50 +157,49 @@ impl SinkWorker {
     }
 
     /// Queues a delivery; waits while the sink is at its concurrency (back-pressure).
-    pub async fn submit(self: &Rc<Self>, ctx: &Rc<FlowCtx>, job: SinkJob) {
+    pub async fn submit<A: AfterDelivery>(
+        self: &Rc<Self>,
+        after: &Rc<A>,
+        job: SinkJob<A::Message>,
+    ) {
         let Ok(permit) = self.slots.clone().acquire_owned().await else {
             return;
         };
         let worker = self.clone();
-        let ctx = ctx.clone();
+        let after = after.clone();
         let span = tracing::info_span!(
             "delivery",
-            correlation_id = %job.tracker.correlation_id(),
-            flow = %ctx.flow_name(),
+            correlation_id = %job.message.correlation_id(),
+            flow = %self.scope.flow,
             node = %self.name,
             key = %job.key,
         );
         tokio::task::spawn_local(
             async move {
-                worker.deliver(&ctx, job).await;
+                worker.deliver(&after, job).await;
                 drop(permit);
             }
             .instrument(span),
         );
     }
 
-    async fn deliver(self: &Rc<Self>, ctx: &Rc<FlowCtx>, job: SinkJob) {
-        let flow = ctx.flow_name();
-        ctx.metrics.add(MESSAGES_IN, flow, &self.name, 1);
+    async fn deliver<A: AfterDelivery>(self: &Rc<Self>, after: &Rc<A>, job: SinkJob<A::Message>) {
+        self.scope.add(MESSAGES_IN, 1);
         // One call per (sink, key) at a time: a replay or a duplicate message waits for the
         // first and then finds its outcome.
         while self.in_progress.borrow().contains(&job.key) {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
         self.in_progress.borrow_mut().insert(job.key.clone());
-        self.deliver_once(ctx, &job).await;
+        self.deliver_once(after, &job).await;
         self.in_progress.borrow_mut().remove(&job.key);
-        job.tracker.finish_one(ctx);
+        after.finished(&job);
     }
 
     /// The recorded outcome of this sink's call with `key`. Lookups made in the same
     /// turn of the scheduler share one state read, queued after every outcome recorded so
     /// far, so it sees them.
-    async fn recorded_outcome(
-        self: &Rc<Self>,
-        ctx: &Rc<FlowCtx>,
-        key: &str,
-    ) -> Option<OutcomeStatus> {
+    async fn recorded_outcome(self: &Rc<Self>, key: &str) -> Option<OutcomeStatus> {
         let (reply, answer) = oneshot::channel();
         let first = {
             let mut lookups = self.lookups.borrow_mut();
@@ -166,7 +208,7 @@ impl SinkWorker {
             lookups.keys.len() == 1
         };
         if first {
-            tokio::task::spawn_local(self.clone().read_outcomes(ctx.clone()));
+            tokio::task::spawn_local(self.clone().read_outcomes());
         }
         match answer.await {
             Ok(status) => status,
@@ -177,164 +219,103 @@ impl SinkWorker {
     }
 
     /// Answers the lookups queued so far with one read.
-    async fn read_outcomes(self: Rc<Self>, ctx: Rc<FlowCtx>) {
+    async fn read_outcomes(self: Rc<Self>) {
         // Lets the deliveries started in this turn join the read.
         tokio::task::yield_now().await;
         let Lookups { keys, replies } = std::mem::take(&mut *self.lookups.borrow_mut());
-        ctx.flush_outcomes();
+        self.outcomes.flush();
         let (keys, sink_id) = (Arc::new(keys), self.sink_id.clone());
-        let found = ctx
-            .durably(Mode::Read, move |b| b.outcomes(&sink_id, &keys))
-            .await;
+        let found = durably(
+            self.outcomes.store(),
+            &self.scope.flow,
+            Mode::Read,
+            move |b| b.outcomes(&sink_id, &keys),
+        )
+        .await;
         for (reply, status) in replies.into_iter().zip(found) {
             let _ = reply.send(status);
         }
     }
 
-    async fn deliver_once(self: &Rc<Self>, ctx: &Rc<FlowCtx>, job: &SinkJob) {
-        let flow = ctx.flow_name();
-        match self.recorded_outcome(ctx, &job.key).await {
+    async fn deliver_once<A: AfterDelivery>(
+        self: &Rc<Self>,
+        after: &Rc<A>,
+        job: &SinkJob<A::Message>,
+    ) {
+        let flow = &self.scope.flow;
+        let correlation_id = job.message.correlation_id();
+        match self.recorded_outcome(&job.key).await {
             Some(OutcomeStatus::Delivered) => {
-                ctx.metrics.add(DUPLICATES, flow, &self.name, 1);
-                tracing::debug!(correlation_id = %job.tracker.correlation_id(), flow, node = %self.name, "already delivered; skipped");
+                self.scope.add(DUPLICATES, 1);
+                tracing::debug!(correlation_id, flow, node = %self.name, "already delivered; skipped");
                 // What follows this sink may not have happened yet (a crash in between).
-                ctx.continue_after(self.node, job).await;
+                after.delivered(self.node, job).await;
                 return;
             }
             Some(OutcomeStatus::DeadLettered) => {
-                ctx.metrics.add(DUPLICATES, flow, &self.name, 1);
+                self.scope.add(DUPLICATES, 1);
                 if let Some(ir::DeadLetter::Node(target)) = &self.dead_letter {
-                    ctx.send_to_sink(target, job).await;
+                    after.dead_lettered(target, job).await;
                 }
                 return;
             }
             None => {}
         }
-        let mut attempts: Vec<String> = Vec::new();
-        let mut attempt: u32 = 0;
-        let final_error = loop {
-            attempt += 1;
-            self.circuit.wait().await;
-            self.bucket.acquire().await;
-            if let Some(shared) = &self.connection_bucket {
-                shared.acquire().await;
-            }
-            let started = Instant::now();
-            let outcome = self
-                .connector
-                .call(Call {
-                    key: &job.key,
-                    correlation_id: job.tracker.correlation_id(),
-                    body: &job.payload,
-                    timeout: self.timeout,
-                })
-                .await;
-            ctx.metrics
-                .observe_latency(flow, &self.name, started.elapsed().as_secs_f64());
-            // The system's own pressure signal slows every sink of the connection
-            // before it has to answer 429.
-            if let Some(wait) = self.connector.backoff() {
-                let wait = wait.min(MAX_RETRY_AFTER);
-                self.bucket.pause(wait);
-                if let Some(shared) = &self.connection_bucket {
-                    shared.pause(wait);
-                }
-            }
-            match outcome {
-                CallOutcome::Ok => {
-                    self.circuit.success();
-                    break None;
-                }
-                CallOutcome::Permanent { reason } => {
-                    // The endpoint answered: it is up, whatever it thought of this message.
-                    self.circuit.success();
-                    attempts.push(format!(
-                        "{} attempt {attempt}: permanent: {reason}",
-                        omniflow_state::now_secs()
-                    ));
-                    break Some(reason);
-                }
-                CallOutcome::Transient {
-                    class,
-                    reason,
-                    retry_after,
-                } => {
-                    attempts.push(format!(
-                        "{} attempt {attempt}: {class}: {reason}",
-                        omniflow_state::now_secs()
-                    ));
-                    self.circuit.failure();
-                    let retry_after = retry_after.map(|d| d.min(MAX_RETRY_AFTER));
-                    if let Some(wait) = retry_after.filter(|_| class == "rate_limited") {
-                        self.bucket.pause(wait);
-                        if let Some(shared) = &self.connection_bucket {
-                            shared.pause(wait);
-                        }
-                    }
-                    if !self.policy.transient.contains(&class) {
-                        break Some(format!(
-                            "{reason} ({class} is not retried by policy `{}`)",
-                            self.policy.name
-                        ));
-                    }
-                    if attempt >= self.policy.attempts {
-                        break Some(format!("{reason} (gave up after {attempt} attempts)"));
-                    }
-                    ctx.metrics.add(RETRIES, flow, &self.name, 1);
-                    let wait = retry::delay(&self.policy, attempt, retry_after);
-                    tracing::warn!(correlation_id = %job.tracker.correlation_id(), flow, node = %self.name, attempt, class = %class, wait_ms = wait.as_millis() as u64, "transient failure; retrying");
-                    tokio::time::sleep(wait).await;
-                }
-            }
-        };
-        match final_error {
-            None => {
+        self.stack.ready().await;
+        let request = Request::new(&job.key, correlation_id, &job.payload);
+        match self.stack.run(&request).await {
+            Final::Delivered { .. } => {
                 // Written ahead of the message's completion in the one ordered state queue
                 // (and ahead of any later lookup); if it fails, the store refuses
                 // completions, so the message cannot leave the inbox without its outcome.
-                ctx.record_delivered(&self.sink_id, job.key.clone());
-                ctx.metrics.add(MESSAGES_OUT, flow, &self.name, 1);
-                ctx.continue_after(self.node, job).await;
+                self.outcomes
+                    .record_delivered(&self.sink_id, job.key.clone());
+                self.scope.add(MESSAGES_OUT, 1);
+                after.delivered(self.node, job).await;
             }
-            Some(reason) => self.dead_letter(ctx, job, reason, attempts).await,
+            Final::Failed(failure) => {
+                self.dead_letter(after, job, failure.reason, failure.attempts)
+                    .await
+            }
         }
     }
 
-    async fn dead_letter(
+    async fn dead_letter<A: AfterDelivery>(
         self: &Rc<Self>,
-        ctx: &Rc<FlowCtx>,
-        job: &SinkJob,
+        after: &Rc<A>,
+        job: &SinkJob<A::Message>,
         reason: String,
         attempts: Vec<String>,
     ) {
-        let flow = ctx.flow_name();
-        tracing::error!(correlation_id = %job.tracker.correlation_id(), flow, node = %self.name, reason = %reason, "delivery failed; dead-lettered");
+        let flow = &self.scope.flow;
+        let message = &job.message;
+        tracing::error!(correlation_id = %message.correlation_id(), flow, node = %self.name, reason = %reason, "delivery failed; dead-lettered");
         let letter = DeadLetter {
             id: 0,
-            flow: flow.to_string(),
-            source: job.tracker.source().to_string(),
+            origin: Origin::Flow(flow.clone()),
+            source: message.source().to_string(),
             node: self.name.clone(),
             sink: self.sink_id.to_string(),
             key: job.key.clone(),
-            correlation_id: job.tracker.correlation_id().to_string(),
-            message: String::from_utf8_lossy(job.tracker.message()).into_owned(),
+            correlation_id: message.correlation_id().to_string(),
+            message: String::from_utf8_lossy(message.message()).into_owned(),
             payload: String::from_utf8_lossy(&job.payload).into_owned(),
             error: reason,
             attempts,
             created_at: 0,
             replayed_at: None,
-            accepted_at: Some(job.tracker.accepted_at()),
+            accepted_at: Some(message.accepted_at()),
             discarded_at: None,
         };
         let (sink_id, key) = (self.sink_id.clone(), job.key.clone());
-        ctx.durably(Mode::Isolated, move |b| {
+        durably(self.outcomes.store(), flow, Mode::Isolated, move |b| {
             b.add_dead_letter(&letter)?;
             b.record_outcome(&sink_id, &key, OutcomeStatus::DeadLettered)
         })
         .await;
-        ctx.metrics.add(DEAD_LETTERS, flow, &self.name, 1);
+        self.scope.add(DEAD_LETTERS, 1);
         if let Some(ir::DeadLetter::Node(target)) = &self.dead_letter {
-            ctx.send_to_sink(target, job).await;
+            after.dead_lettered(target, job).await;
         }
     }
 }

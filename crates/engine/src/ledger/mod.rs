@@ -19,7 +19,6 @@ use omniflow_ir as ir;
 use omniflow_state::{Backend, Store};
 use serde_json::Value;
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -374,22 +373,13 @@ pub fn movement_from_json(value: &Value) -> Result<Movement, String> {
     })
 }
 
-thread_local! {
-    static LEDGERS: RefCell<HashMap<String, Rc<Ledger>>> = RefCell::new(HashMap::new());
-}
-
-/// The running ledger of this name.
-pub fn get(name: &str) -> Option<Rc<Ledger>> {
-    LEDGERS.with(|l| l.borrow().get(name).cloned())
-}
-
 /// Opens every ledger of a graph, registers it for the sinks that name it, and starts its
 /// publishers and its reservation sweeper.
 pub async fn start(
     graph: &ir::Graph,
     store: &Store,
     metrics: &Rc<Metrics>,
-    limits: &crate::delivery::rate_limit::ConnectionLimits,
+    shared: &Rc<crate::shared::Shared>,
     stop: &tokio::sync::watch::Receiver<bool>,
 ) -> Result<Vec<Rc<Ledger>>, String> {
     let mut started = Vec::new();
@@ -400,7 +390,7 @@ pub async fn start(
                 continue;
             };
             let publisher = Rc::new(publish::Publisher::new(
-                graph, spec, idx, channel, target, limits,
+                graph, spec, idx, channel, target, shared, metrics,
             )?);
             for (sku, ats) in ledger.with_book(|b| b.pending(idx)) {
                 publisher.push(&sku, ats);
@@ -409,15 +399,13 @@ pub async fn start(
             tokio::task::spawn_local(publisher.run(ledger.clone(), stop.clone()));
         }
         tokio::task::spawn_local(sweep(ledger.clone(), stop.clone()));
-        LEDGERS.with(|l| l.borrow_mut().insert(spec.name.clone(), ledger.clone()));
+        shared
+            .ledgers
+            .borrow_mut()
+            .insert(spec.name.clone(), ledger.clone());
         started.push(ledger);
     }
     Ok(started)
-}
-
-/// Forgets the registered ledgers (their tasks end with the stop signal).
-pub fn clear() {
-    LEDGERS.with(|l| l.borrow_mut().clear());
 }
 
 /// Releases expired reservations every second until stopped.

@@ -2,15 +2,19 @@
 //! not values, and the value sent is read from the book when its turn comes, so a channel
 //! that is rate-limited receives only the latest quantity per sku. A drop to zero goes
 //! ahead of every other change. The book records what was published, so a restart
-//! publishes whatever the channel was not yet told.
+//! publishes whatever the channel was not yet told. Calls go through the same delivery
+//! layers as a flow's sinks (timeout, rate limits, circuit breaker, retries), with the same
+//! metrics, labelled by the ledger (`flow`) and the channel (`node`).
 
 use super::Ledger;
-use crate::delivery::rate_limit::{ConnectionLimits, TokenBucket};
+use crate::delivery::layer::{self, Failure, Final, Request, Scope, Settings, Stack};
+use crate::delivery::rate_limit::TokenBucket;
 use crate::delivery::retry;
-use omniflow_connectors::{Call, CallOutcome, SinkConnector};
+use crate::ops::metrics::{Metrics, DEAD_LETTERS, MESSAGES_IN, MESSAGES_OUT, RETRIES};
+use crate::shared::Shared;
 use omniflow_ir as ir;
-use omniflow_state::DeadLetter;
-use std::cell::{Cell, RefCell};
+use omniflow_state::{DeadLetter, Origin};
+use std::cell::RefCell;
 use std::collections::{HashSet, VecDeque};
 use std::rc::Rc;
 use std::time::Duration;
@@ -27,6 +31,7 @@ pub const LAG: &str = "omniflow_inventory_publication_lag_seconds";
 /// Skus waiting to be published, per `ledger/channel`.
 pub const PENDING: &str = "omniflow_inventory_publication_pending";
 
+/// Timeout of one publication call.
 const CALL_TIMEOUT: Duration = Duration::from_secs(30);
 /// Pause after the state store refused to record a publication.
 const STORE_BACKOFF: Duration = Duration::from_secs(1);
@@ -73,13 +78,10 @@ pub struct Publisher {
     channel: usize,
     channel_name: String,
     location: String,
-    connector: Box<dyn SinkConnector>,
-    bucket: TokenBucket,
-    connection_bucket: Option<Rc<TokenBucket>>,
-    policy: ir::RetryPolicy,
+    scope: Rc<Scope>,
+    stack: Stack,
     queue: RefCell<Queue>,
     wake: Notify,
-    failures: Cell<u32>,
 }
 
 impl Publisher {
@@ -90,7 +92,8 @@ impl Publisher {
         idx: usize,
         channel: &ir::LedgerChannel,
         target: &ir::Publication,
-        limits: &ConnectionLimits,
+        shared: &Rc<Shared>,
+        metrics: &Rc<Metrics>,
     ) -> Result<Publisher, String> {
         let connection = graph
             .connections
@@ -102,25 +105,58 @@ impl Publisher {
                     ledger.name, channel.name, target.connection
                 )
             })?;
-        let connector = crate::connect::sink(connection, &target.operation, &Default::default())?;
+        let connector =
+            crate::connect::sink_in(shared, connection, &target.operation, &Default::default())?;
         let policy = target
             .retry
             .as_ref()
             .and_then(|name| graph.policies.iter().find(|p| &p.name == name).cloned())
             .unwrap_or_else(retry::default_policy);
-        Ok(Publisher {
-            label: format!("{}/{}", ledger.name, channel.name),
+        let connection_bucket = shared.limits.get(&connection.name);
+        Ok(Publisher::over(
+            connector,
+            &ledger.name,
+            (idx, channel, target),
+            policy,
+            connection_bucket,
+            metrics,
+        ))
+    }
+
+    /// The publisher of channel `idx` of a ledger, calling `connector` per `policy`.
+    fn over(
+        connector: Box<dyn omniflow_connectors::SinkConnector>,
+        ledger: &str,
+        (idx, channel, target): (usize, &ir::LedgerChannel, &ir::Publication),
+        policy: ir::RetryPolicy,
+        connection_bucket: Option<Rc<TokenBucket>>,
+        metrics: &Rc<Metrics>,
+    ) -> Publisher {
+        let scope = Rc::new(Scope {
+            flow: ledger.to_string(),
+            node: channel.name.clone(),
+            metrics: metrics.clone(),
+        });
+        let stack = layer::stack(
+            connector,
+            scope.clone(),
+            Settings {
+                policy,
+                timeout: CALL_TIMEOUT,
+                bucket: TokenBucket::new(target.rate.map(|r| r.per_second()), target.burst),
+                connection_bucket,
+            },
+        );
+        Publisher {
+            label: format!("{ledger}/{}", channel.name),
             channel: idx,
             channel_name: channel.name.clone(),
             location: target.location.clone(),
-            connector,
-            bucket: TokenBucket::new(target.rate.map(|r| r.per_second()), target.burst),
-            connection_bucket: limits.get(&connection.name),
-            policy,
+            scope,
+            stack,
             queue: RefCell::default(),
             wake: Notify::new(),
-            failures: Cell::new(0),
-        })
+        }
     }
 
     /// Queues a sku whose available-to-sell changed; a zero goes first.
@@ -132,6 +168,11 @@ impl Publisher {
     /// Skus waiting.
     pub fn pending(&self) -> usize {
         self.queue.borrow().len()
+    }
+
+    /// True while the channel's circuit breaker holds calls back.
+    pub fn is_held(&self) -> bool {
+        self.stack.inner().is_open()
     }
 
     /// Publishes until stopped.
@@ -155,28 +196,23 @@ impl Publisher {
                 continue;
             }
             tokio::select! {
-                _ = self.take_token() => {}
+                _ = self.stack.ready() => {}
                 _ = stop.changed() => return,
             }
             // Read after the wait: whatever changed meanwhile is sent as one value.
             let Some(value) = self.current(&ledger, &sku) else {
+                self.stack.release();
                 continue;
             };
+            self.scope.add(MESSAGES_IN, 1);
             let outcome = tokio::select! {
-                outcome = self.call(&sku, value) => outcome,
+                outcome = self.deliver(&sku, value) => outcome,
                 _ = stop.changed() => return,
             };
             tokio::select! {
                 _ = self.settle(&ledger, sku, value, outcome) => {}
                 _ = stop.changed() => return,
             }
-        }
-    }
-
-    async fn take_token(&self) {
-        self.bucket.acquire().await;
-        if let Some(shared) = &self.connection_bucket {
-            shared.acquire().await;
         }
     }
 
@@ -200,39 +236,28 @@ impl Publisher {
         .into_bytes()
     }
 
-    async fn call(&self, sku: &str, value: i64) -> CallOutcome {
+    /// Tells the channel `value` through the delivery layers (its retries included).
+    async fn deliver(&self, sku: &str, value: i64) -> Final {
         let body = self.body(sku, value);
         // A value told again later (5, then 3, then 5) is a new call, not a replay: the
-        // key names the attempt.
+        // key names the publication; its retries keep it.
         let key = format!("{sku}@{}={value}#{}", self.location, super::now_ms());
-        let call = self.connector.call(Call {
-            key: &key,
-            correlation_id: sku,
-            body: &body,
-            timeout: CALL_TIMEOUT,
-        });
-        let outcome = match tokio::time::timeout(CALL_TIMEOUT, call).await {
-            Ok(outcome) => outcome,
-            Err(_) => CallOutcome::Transient {
-                class: "timeout".into(),
-                reason: format!("no answer within {}s", CALL_TIMEOUT.as_secs()),
-                retry_after: None,
-            },
-        };
-        if let Some(wait) = self.connector.backoff() {
-            self.bucket.pause(wait);
-            if let Some(shared) = &self.connection_bucket {
-                shared.pause(wait);
-            }
-        }
-        outcome
+        self.stack.run(&Request::new(&key, sku, &body)).await
     }
 
-    async fn settle(&self, ledger: &Rc<Ledger>, sku: String, value: i64, outcome: CallOutcome) {
+    async fn settle(&self, ledger: &Rc<Ledger>, sku: String, value: i64, outcome: Final) {
         let metrics = &ledger.metrics;
         match outcome {
-            CallOutcome::Ok => {
-                self.failures.set(0);
+            Final::Delivered { retries } => {
+                if retries > 0 {
+                    metrics.add(
+                        RETRIED,
+                        &ledger.name,
+                        &self.channel_name,
+                        u64::from(retries),
+                    );
+                }
+                self.scope.add(MESSAGES_OUT, 1);
                 metrics.add(PUBLISHED, &ledger.name, &self.channel_name, 1);
                 match ledger.published(self.channel, sku.clone(), value).await {
                     Ok(Some(waited)) => metrics.observe(
@@ -253,36 +278,38 @@ impl Publisher {
                     }
                 }
             }
-            CallOutcome::Transient {
-                class,
+            Final::Failed(Failure {
                 reason,
-                retry_after,
-            } => {
-                let failures = self.failures.get() + 1;
-                self.failures.set(failures);
-                metrics.add(RETRIED, &ledger.name, &self.channel_name, 1);
-                tracing::warn!(ledger = %ledger.name, channel = %self.channel_name, sku = %sku, class = %class, reason = %reason, "publication failed; retrying");
-                if class == "rate_limited" {
-                    if let Some(wait) = retry_after {
-                        self.bucket.pause(wait);
-                    }
-                }
-                // The channel is failing, not this sku: wait before the next call of any sku.
-                let wait = retry::delay(
-                    &self.policy,
-                    failures.min(self.policy.attempts.max(1)),
-                    retry_after,
+                attempts,
+                transient: true,
+            }) => {
+                // The channel is failing, not this sku: the sku waits its turn again (with
+                // whatever value it has then) and the next call of any sku waits a backoff.
+                metrics.add(
+                    RETRIED,
+                    &ledger.name,
+                    &self.channel_name,
+                    attempts.len() as u64,
                 );
+                self.scope.add(RETRIES, 1);
+                tracing::warn!(ledger = %ledger.name, channel = %self.channel_name, sku = %sku, reason = %reason, "publication failed; retrying");
                 self.push(&sku, value);
-                tokio::time::sleep(wait).await;
+                let policy = self.stack.policy();
+                tokio::time::sleep(self.stack.delay(policy.attempts.max(1), None)).await;
             }
-            CallOutcome::Permanent { reason } => {
-                self.failures.set(0);
+            Final::Failed(Failure {
+                reason, attempts, ..
+            }) => {
+                // The transient failures before the refusal were retried.
+                let retried = attempts.len().saturating_sub(1) as u64;
+                if retried > 0 {
+                    metrics.add(RETRIED, &ledger.name, &self.channel_name, retried);
+                }
                 metrics.add(REFUSED, &ledger.name, &self.channel_name, 1);
                 let body = String::from_utf8_lossy(&self.body(&sku, value)).to_string();
                 let letter = DeadLetter {
                     id: 0,
-                    flow: format!("ledger:{}", ledger.name),
+                    origin: Origin::Ledger(ledger.name.clone()),
                     source: String::new(),
                     node: self.channel_name.clone(),
                     sink: self.label.clone(),
@@ -294,13 +321,10 @@ impl Publisher {
                         "channel {} refused {sku} = {value}: {reason}",
                         self.channel_name
                     ),
-                    attempts: vec![format!(
-                        "{} attempt 1: permanent: {reason}",
-                        omniflow_state::now_secs()
-                    )],
+                    attempts,
                     created_at: omniflow_state::now_secs(),
                     replayed_at: None,
-                    // Not a message: retention's hold leaves `ledger:` letters out.
+                    // Not a message: retention's hold leaves a ledger's letters out.
                     accepted_at: Some(omniflow_state::now_secs()),
                     discarded_at: None,
                 };
@@ -311,6 +335,7 @@ impl Publisher {
                 if let Err(err) = stored {
                     tracing::error!(ledger = %ledger.name, error = %err, "dead letter of a refused publication not stored");
                 }
+                self.scope.add(DEAD_LETTERS, 1);
                 tracing::warn!(ledger = %ledger.name, channel = %self.channel_name, sku = %sku, reason = %reason, "publication refused; dead-lettered");
             }
         }
@@ -319,7 +344,246 @@ impl Publisher {
 
 #[cfg(test)]
 mod tests {
-    use super::Queue;
+    use super::*;
+    use crate::delivery::circuit::{COOL_DOWN, THRESHOLD};
+    use crate::ledger::book::{Kind, Movement};
+    use omniflow_connectors::{Call, CallFuture, CallOutcome, SinkConnector};
+    use omniflow_state::{SqliteBackend, Store};
+    use std::collections::BTreeMap;
+    use tokio::sync::{mpsc, watch};
+    use tokio::time::Instant;
+
+    /// A channel that answers from a script (then `Ok`) and reports when it was called.
+    struct Scripted {
+        answers: RefCell<VecDeque<CallOutcome>>,
+        calls: mpsc::UnboundedSender<Instant>,
+    }
+
+    impl SinkConnector for Scripted {
+        fn call<'a>(&'a self, _: Call<'a>) -> CallFuture<'a> {
+            let _ = self.calls.send(Instant::now());
+            let answer = self
+                .answers
+                .borrow_mut()
+                .pop_front()
+                .unwrap_or(CallOutcome::Ok);
+            Box::pin(async move { answer })
+        }
+    }
+
+    fn server_error() -> CallOutcome {
+        CallOutcome::Transient {
+            class: "server_error".into(),
+            reason: "503".into(),
+            retry_after: None,
+        }
+    }
+
+    fn spec() -> ir::Ledger {
+        ir::Ledger {
+            name: "stock".into(),
+            locations: vec!["WH".into()],
+            reservation_window_ms: 0,
+            channels: vec![ir::LedgerChannel {
+                name: "web".into(),
+                locations: vec!["WH".into()],
+                share_bp: 10_000,
+                cap: None,
+                min_publish: 0,
+                safety_stock: 0,
+                safety_by_location: BTreeMap::new(),
+                safety_by_sku: BTreeMap::new(),
+                publish: Some(ir::Publication {
+                    connection: "shop".into(),
+                    operation: "set_inventory".into(),
+                    location: "WH".into(),
+                    rate: None,
+                    burst: None,
+                    retry: None,
+                }),
+            }],
+        }
+    }
+
+    /// Ten attempts, 100 ms apart.
+    fn policy() -> ir::RetryPolicy {
+        ir::RetryPolicy {
+            name: "steady".into(),
+            attempts: 10,
+            backoff: ir::Backoff::Fixed,
+            initial_ms: 100,
+            max_delay_ms: 100,
+            jitter: 0.0,
+            transient: vec!["server_error".into()],
+            retry_after: true,
+        }
+    }
+
+    struct Running {
+        ledger: Rc<Ledger>,
+        publisher: Rc<Publisher>,
+        metrics: Rc<Metrics>,
+        calls: mpsc::UnboundedReceiver<Instant>,
+        _stop: watch::Sender<bool>,
+        path: std::path::PathBuf,
+    }
+
+    impl Drop for Running {
+        fn drop(&mut self) {
+            for suffix in ["", "-wal", "-shm"] {
+                let _ = std::fs::remove_file(format!("{}{suffix}", self.path.display()));
+            }
+        }
+    }
+
+    impl Running {
+        fn counter(&self, name: &'static str) -> u64 {
+            self.metrics.get(name, "stock", "web")
+        }
+
+        fn circuit_shown(&self) -> String {
+            let shown = self.metrics.render();
+            shown
+                .lines()
+                .find(|l| l.starts_with("omniflow_circuit_open{flow=\"stock\",node=\"web\"}"))
+                .unwrap_or("")
+                .to_string()
+        }
+    }
+
+    /// A ledger whose channel `web` publishes through `answers`, with 12 units of SKU-1
+    /// received (so one publication is due).
+    async fn publishing(name: &str, answers: Vec<CallOutcome>) -> Running {
+        let path =
+            std::env::temp_dir().join(format!("omniflow-publish-{name}-{}.db", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        let backend = SqliteBackend::open(path.to_str().unwrap()).unwrap();
+        let store = Store::start(Box::new(backend));
+        let metrics = Rc::new(Metrics::default());
+        let spec = spec();
+        let ledger = Ledger::open(&spec, store, metrics.clone()).await.unwrap();
+        let (tx, calls) = mpsc::unbounded_channel();
+        let connector = Box::new(Scripted {
+            answers: RefCell::new(answers.into()),
+            calls: tx,
+        });
+        let channel = &spec.channels[0];
+        let target = channel.publish.as_ref().unwrap();
+        let publisher = Rc::new(Publisher::over(
+            connector,
+            &spec.name,
+            (0, channel, target),
+            policy(),
+            None,
+            &metrics,
+        ));
+        ledger.publishers.borrow_mut()[0] = Some(publisher.clone());
+        let (stop_tx, stop) = watch::channel(false);
+        tokio::task::spawn_local(publisher.clone().run(ledger.clone(), stop));
+        ledger
+            .apply(Movement {
+                id: "m-1".into(),
+                kind: Kind::Receipt,
+                sku: "SKU-1".into(),
+                location: "WH".into(),
+                quantity: 12,
+                counterpart: None,
+                reference: None,
+                at: 0,
+            })
+            .await
+            .unwrap();
+        Running {
+            ledger,
+            publisher,
+            metrics,
+            calls,
+            _stop: stop_tx,
+            path,
+        }
+    }
+
+    #[tokio::test(flavor = "current_thread", start_paused = true)]
+    async fn a_failing_channel_opens_its_breaker_and_is_not_called_until_the_cool_down() {
+        let local = tokio::task::LocalSet::new();
+        local
+            .run_until(async {
+                let failures = (0..THRESHOLD).map(|_| server_error()).collect();
+                let mut run = publishing("breaker", failures).await;
+                let mut failed = Vec::new();
+                for _ in 0..THRESHOLD {
+                    failed.push(run.calls.recv().await.unwrap());
+                }
+                // Retried at the policy's pace until the breaker opened.
+                for pair in failed.windows(2) {
+                    assert_eq!(pair[1] - pair[0], Duration::from_millis(100));
+                }
+                assert!(run.publisher.is_held());
+                assert!(
+                    run.circuit_shown().ends_with(" 1"),
+                    "{}",
+                    run.circuit_shown()
+                );
+                assert_eq!(run.counter(RETRIES), u64::from(THRESHOLD));
+                assert_eq!(run.counter(MESSAGES_OUT), 0);
+
+                // The next call is the trial, after the cool-down; it succeeds and closes.
+                let trial = run.calls.recv().await.unwrap();
+                assert!(trial - failed[failed.len() - 1] >= COOL_DOWN);
+                assert!(!run.publisher.is_held());
+                assert!(
+                    run.circuit_shown().ends_with(" 0"),
+                    "{}",
+                    run.circuit_shown()
+                );
+                assert_eq!(run.counter(MESSAGES_IN), 1);
+                assert_eq!(run.counter(MESSAGES_OUT), 1);
+                assert_eq!(run.counter(PUBLISHED), 1);
+                assert_eq!(run.counter(RETRIED), u64::from(THRESHOLD));
+                assert_eq!(run.counter(DEAD_LETTERS), 0);
+            })
+            .await;
+    }
+
+    #[tokio::test(flavor = "current_thread", start_paused = true)]
+    async fn retries_and_dead_letters_of_a_channel_show_in_the_delivery_metrics() {
+        let local = tokio::task::LocalSet::new();
+        local
+            .run_until(async {
+                let refused = CallOutcome::Permanent {
+                    reason: "unknown sku".into(),
+                };
+                let mut run = publishing("refused", vec![server_error(), refused]).await;
+                run.calls.recv().await.unwrap();
+                run.calls.recv().await.unwrap();
+                let letters = run
+                    .ledger
+                    .store()
+                    .call(|b| b.dead_letters(true, 10))
+                    .await
+                    .unwrap();
+                assert_eq!(letters.len(), 1);
+                let letter = &letters[0];
+                assert_eq!(letter.origin, Origin::Ledger("stock".into()));
+                assert_eq!(letter.node, "web");
+                assert_eq!(letter.attempts.len(), 2, "{:?}", letter.attempts);
+                assert!(letter.error.contains("unknown sku"), "{}", letter.error);
+                for _ in 0..100 {
+                    if run.counter(DEAD_LETTERS) > 0 {
+                        break;
+                    }
+                    tokio::task::yield_now().await;
+                }
+                assert_eq!(run.counter(MESSAGES_IN), 1);
+                assert_eq!(run.counter(RETRIES), 1);
+                assert_eq!(run.counter(DEAD_LETTERS), 1);
+                assert_eq!(run.counter(REFUSED), 1);
+                assert_eq!(run.counter(RETRIED), 1);
+                assert_eq!(run.counter(MESSAGES_OUT), 0);
+                assert!(!run.publisher.is_held());
+            })
+            .await;
+    }
 
     #[test]
     fn a_drop_to_zero_goes_first_and_a_sku_waits_once() {

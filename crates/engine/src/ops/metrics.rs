@@ -188,6 +188,8 @@ pub const MESSAGES_OUT: &str = "omniflow_messages_out_total";
 pub const RETRIES: &str = "omniflow_retries_total";
 /// Dead letters written.
 pub const DEAD_LETTERS: &str = "omniflow_dead_letters_total";
+/// 1 while a sink's (or a publishing channel's) circuit breaker holds calls back, else 0.
+pub const CIRCUIT_OPEN: &str = "omniflow_circuit_open";
 /// Deliveries skipped because their (sink, key) already succeeded.
 pub const DUPLICATES: &str = "omniflow_duplicates_prevented_total";
 /// Messages accepted and not yet finished.

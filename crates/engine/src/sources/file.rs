@@ -285,7 +285,7 @@ impl FileSource {
         let head = String::from_utf8_lossy(&head).into_owned();
         DeadLetter {
             id: 0,
-            flow: self.ctx.flow_name().to_string(),
+            origin: omniflow_state::Origin::Flow(self.ctx.flow_name().to_string()),
             source: self.name.clone(),
             node: self.name.clone(),
             sink: String::new(),

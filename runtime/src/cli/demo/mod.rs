@@ -419,7 +419,7 @@ async fn day(args: Args) -> Result<bool, String> {
     println!();
     println!("Dead letters ({})", dead.len());
     for dl in &dead {
-        println!("  #{:<4} {}/{}: {}", dl.id, dl.flow, dl.node, dl.error);
+        println!("  #{:<4} {}/{}: {}", dl.id, dl.origin, dl.node, dl.error);
     }
     println!();
     println!("What the simulated systems received");

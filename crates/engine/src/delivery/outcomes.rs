@@ -1,0 +1,79 @@
+//! Recorded outcomes: successful deliveries noted in memory and written in batches ahead
+//! of the completions that depend on them, and state writes that must not be dropped.
+
+use omniflow_state::{Mode, OutcomeStatus, Store};
+use std::cell::RefCell;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The outcomes of one flow's sinks waiting to be written.
+pub struct Outcomes {
+    store: Store,
+    /// Keys of successful deliveries, by sink, whose outcomes are not yet queued for
+    /// writing.
+    delivered: RefCell<Vec<(Arc<str>, Vec<String>)>>,
+}
+
+impl Outcomes {
+    /// Outcomes written to `store`.
+    pub fn new(store: Store) -> Outcomes {
+        Outcomes {
+            store,
+            delivered: RefCell::new(Vec::new()),
+        }
+    }
+
+    /// The state store they are written to.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Notes a successful delivery; its outcome is written with the next batch of
+    /// outcomes, which is queued before any completion or outcome lookup that follows.
+    pub fn record_delivered(&self, sink_id: &Arc<str>, key: String) {
+        let mut delivered = self.delivered.borrow_mut();
+        match delivered
+            .iter_mut()
+            .find(|(sink, _)| Arc::ptr_eq(sink, sink_id))
+        {
+            Some((_, keys)) => keys.push(key),
+            None => delivered.push((sink_id.clone(), vec![key])),
+        }
+    }
+
+    /// Queues the outcomes noted so far as one write. If it fails, the store refuses
+    /// completions from then on (see [`Store::send`]).
+    pub fn flush(&self) {
+        let by_sink = std::mem::take(&mut *self.delivered.borrow_mut());
+        if by_sink.is_empty() {
+            return;
+        }
+        // One write per sink, each in the order its deliveries succeeded.
+        self.store.send(move |b| {
+            by_sink.iter().try_for_each(|(sink, keys)| {
+                b.record_outcomes(sink, keys, OutcomeStatus::Delivered)
+            })
+        });
+    }
+}
+
+/// Runs a state call until it succeeds: a write the guarantees depend on is retried
+/// (the message stays pending meanwhile) rather than dropped. `flow` labels the log.
+pub async fn durably<T, F>(store: &Store, flow: &str, mode: Mode, work: F) -> T
+where
+    T: Send + 'static,
+    F: Fn(&mut dyn omniflow_state::Backend) -> omniflow_state::StateResult<T>
+        + Clone
+        + Send
+        + 'static,
+{
+    loop {
+        match store.call_in(mode, work.clone()).await {
+            Ok(value) => return value,
+            Err(err) => {
+                tracing::error!(error = %err, flow = %flow, ?mode, "state store call failed; retrying in 1 s");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    }
+}
