@@ -164,9 +164,16 @@ fn main() {
         let metrics = Rc::new(Metrics::default());
         let limits = omniflow_engine::delivery::rate_limit::ConnectionLimits::new(&graph);
         let (_stop_tx, stop) = tokio::sync::watch::channel(false);
-        let ledgers = omniflow_engine::ledger::start(&graph, &store, &metrics, &limits, &stop)
-            .await
-            .unwrap();
+        let ledgers = omniflow_engine::ledger::start(
+            &graph,
+            &store,
+            &metrics,
+            &limits,
+            &stop,
+            &omniflow_connectors::Context::default(),
+        )
+        .await
+        .unwrap();
         let by_name =
             |name: &str| -> Rc<Ledger> { ledgers.iter().find(|l| l.name == name).unwrap().clone() };
         // (a) throughput, on a ledger whose channels compute ATS but publish nowhere (the

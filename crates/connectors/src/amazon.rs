@@ -660,3 +660,24 @@ impl SinkConnector for UpdateListingPrice {
         })
     }
 }
+
+/// Registers Amazon SP-API's operations.
+pub fn register(registry: &mut crate::api::Registry) {
+    registry.sink("amazon_sp", "confirm_shipment", |_, s, _, _| {
+        Ok(Box::new(ConfirmShipment::new(s)?))
+    });
+    registry.sink("amazon_sp", "update_listing_quantity", |_, s, _, _| {
+        Ok(Box::new(UpdateListingQuantity::new(s)?))
+    });
+    registry.sink("amazon_sp", "update_listing_price", |_, s, _, _| {
+        Ok(Box::new(UpdateListingPrice::new(s)?))
+    });
+    registry.pager("amazon_sp", "orders", |_, s, o| {
+        Ok(Box::new(OrdersPager::new(s, o)?))
+    });
+    registry.pager("amazon_sp", "settlements", |_, s, o| {
+        Ok(Box::new(crate::amazon_reports::SettlementsPager::new(
+            s, o,
+        )?))
+    });
+}

@@ -374,6 +374,14 @@ pub fn mark(file: &mut std::fs::File, offset: u64) -> std::io::Result<u64> {
     }))
 }
 
+/// Registers the file connector's operations.
+pub fn register(registry: &mut crate::api::Registry) {
+    registry.sink("file", "write", |_, s, _, o| {
+        Ok(Box::new(FileSink::new(s, o)?))
+    });
+    registry.file_source("file", "read");
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

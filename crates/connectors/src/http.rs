@@ -356,6 +356,18 @@ impl Pager for HttpGetPager {
     }
 }
 
+/// Registers the http connector's operations.
+pub fn register(registry: &mut crate::api::Registry) {
+    for operation in ["post", "put", "patch"] {
+        registry.sink("http", operation, |_, s, op, o| {
+            Ok(Box::new(HttpSink::new(s, op, o)?))
+        });
+    }
+    registry.pager("http", "get", |_, s, o| {
+        Ok(Box::new(HttpGetPager::new(s, o)?))
+    });
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

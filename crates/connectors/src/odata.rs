@@ -752,6 +752,31 @@ impl crate::api::Pager for StockPager {
     }
 }
 
+/// Registers the OData connector's operations.
+pub fn register(registry: &mut crate::api::Registry) {
+    registry.sink("odata", "create_sale", |_, s, _, o| {
+        Ok(Box::new(ODataSink::new(s, Operation::CreateSale, o)?))
+    });
+    registry.sink("odata", "record_shipment", |_, s, _, o| {
+        Ok(Box::new(ODataSink::new(s, Operation::RecordShipment, o)?))
+    });
+    registry.sink("odata", "record_invoice", |_, s, _, o| {
+        Ok(Box::new(ODataSink::new(s, Operation::RecordInvoice, o)?))
+    });
+    registry.sink("odata", "adjust_stock", |_, s, _, o| {
+        Ok(Box::new(ODataSink::new(s, Operation::AdjustStock, o)?))
+    });
+    registry.sink("odata", "update_entity", |_, s, _, o| {
+        Ok(Box::new(ODataSink::new(s, Operation::UpdateEntity, o)?))
+    });
+    registry.pager("odata", "entities", |_, s, o| {
+        Ok(Box::new(EntitiesPager::new(s, o)?))
+    });
+    registry.pager("odata", "stock", |_, s, o| {
+        Ok(Box::new(StockPager::new(s, o)?))
+    });
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

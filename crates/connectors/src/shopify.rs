@@ -6,6 +6,7 @@
 //! preceded by a read of the order's fulfillment orders: nothing left open means the
 //! parcel was already fulfilled, which counts as done.
 
+pub mod auth;
 pub mod catalog;
 
 use super::client::{self, Reply};
@@ -432,6 +433,33 @@ impl SinkConnector for SetInventoryLevel {
                 Err(e) => e,
             }
         })
+    }
+}
+
+/// Registers Shopify's operations.
+pub fn register(registry: &mut crate::api::Registry) {
+    registry.sink("shopify", "create_fulfillment", |_, s, _, _| {
+        Ok(Box::new(CreateFulfillment::new(s)?))
+    });
+    registry.sink("shopify", "set_inventory_level", |_, s, _, _| {
+        Ok(Box::new(SetInventoryLevel::new(s)?))
+    });
+    registry.sink("shopify", "update_product", |_, s, _, _| {
+        Ok(Box::new(catalog::UpdateProduct::new(s)?))
+    });
+    registry.sink("shopify", "update_price", |_, s, _, _| {
+        Ok(Box::new(catalog::UpdatePrice::new(s)?))
+    });
+    registry.pager("shopify", "orders", |_, s, o| {
+        Ok(Box::new(OrdersPager::new(s, o)?))
+    });
+    for operation in ["orders_create", "refunds_create"] {
+        registry.verifier("shopify", operation, |op, s| {
+            Ok(Box::new(auth::ShopifyWebhooks {
+                secret: crate::signatures::need(s, "shopify", "webhook_secret")?.into_bytes(),
+                topic: auth::topic(op),
+            }))
+        });
     }
 }
 

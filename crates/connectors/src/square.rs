@@ -5,6 +5,7 @@
 //! `{"errors":[{category, code, detail}]}`. Canonical SKUs and locations become catalog
 //! variation ids and location ids through the `item_map` and `location_map` settings.
 
+pub mod auth;
 pub mod catalog;
 
 use super::client::{self, Reply};
@@ -403,5 +404,33 @@ impl Pager for CountsPager {
                 position,
             })
         })
+    }
+}
+
+/// Registers Square's operations.
+pub fn register(registry: &mut crate::api::Registry) {
+    registry.sink("square", "adjust_inventory", |_, s, _, _| {
+        Ok(Box::new(ChangeInventory::new(s, false)?))
+    });
+    registry.sink("square", "set_inventory_count", |_, s, _, _| {
+        Ok(Box::new(ChangeInventory::new(s, true)?))
+    });
+    registry.sink("square", "update_price", |_, s, _, _| {
+        Ok(Box::new(catalog::UpdatePrice::new(s)?))
+    });
+    registry.pager("square", "orders", |_, s, o| {
+        Ok(Box::new(OrdersPager::new(s, o)?))
+    });
+    registry.pager("square", "inventory_counts", |_, s, o| {
+        Ok(Box::new(CountsPager::new(s, o)?))
+    });
+    for operation in ["order_events", "payment_events", "inventory_events"] {
+        registry.verifier("square", operation, |_, s| {
+            let need = |name| crate::signatures::need(s, "square", name);
+            Ok(Box::new(auth::SquareWebhooks {
+                key: need("signature_key")?.into_bytes(),
+                url: need("notification_url")?,
+            }))
+        });
     }
 }

@@ -847,6 +847,28 @@ impl crate::api::Pager for StockPager {
     }
 }
 
+/// Registers Tryton's operations.
+pub fn register(registry: &mut crate::api::Registry) {
+    registry.sink("tryton", "create_sale", |_, s, _, _| {
+        Ok(Box::new(TrytonSink::new(s, Operation::CreateSale)?))
+    });
+    registry.sink("tryton", "record_shipment", |_, s, _, _| {
+        Ok(Box::new(TrytonSink::new(s, Operation::RecordShipment)?))
+    });
+    registry.sink("tryton", "record_invoice", |_, s, _, _| {
+        Ok(Box::new(TrytonSink::new(s, Operation::RecordInvoice)?))
+    });
+    registry.sink("tryton", "create_party", |_, s, _, _| {
+        Ok(Box::new(TrytonSink::new(s, Operation::CreateParty)?))
+    });
+    registry.sink("tryton", "adjust_stock", |_, s, _, _| {
+        Ok(Box::new(TrytonSink::new(s, Operation::AdjustStock)?))
+    });
+    registry.pager("tryton", "stock_quantities", |_, s, _| {
+        Ok(Box::new(StockPager::new(s)?))
+    });
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

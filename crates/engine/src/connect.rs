@@ -3,27 +3,31 @@
 
 use crate::bus;
 use crate::ledger::sink::LedgerSink;
-use omniflow_connectors::SinkConnector;
+use omniflow_connectors::{Context, SinkConnector};
 use omniflow_ir::Connection;
 use serde_json::Value;
 use std::collections::BTreeMap;
 
-/// The ledger's sink operations.
-const LEDGER_SINKS: &[&str] = &["apply", "reserve", "confirm", "release"];
+/// The engine's own operations: (connector, operation, kind as the stdlib declares it).
+pub const OWN: &[(&str, &str, &str)] = &[
+    ("ledger", "apply", "sink"),
+    ("ledger", "reserve", "sink"),
+    ("ledger", "confirm", "sink"),
+    ("ledger", "release", "sink"),
+    ("bus", "publish", "sink"),
+    ("bus", "subscribe", "bus"),
+];
 
 /// True when this runtime runs `connector.operation` as declared: `kind` is `sink` for a
 /// sink, else the source's kind (`poll`, `schedule`, `webhook`, `bus`, `file`).
 pub fn implements(connector: &str, operation: &str, kind: &str) -> bool {
-    match (connector, kind) {
-        ("ledger", "sink") => LEDGER_SINKS.contains(&operation),
-        ("bus", "sink") => operation == "publish",
-        ("bus", "bus") => true,
-        _ => omniflow_connectors::implements(connector, operation, kind),
-    }
+    OWN.contains(&(connector, operation, kind))
+        || omniflow_connectors::implements(connector, operation, kind)
 }
 
 /// Builds the sink of a connection's operation.
 pub fn sink(
+    connectors: &Context,
     connection: &Connection,
     operation: &str,
     options: &BTreeMap<String, Value>,
@@ -36,12 +40,14 @@ pub fn sink(
             options,
         )?)),
         "bus" if operation == "publish" => {
-            let settings = omniflow_connectors::settings(connection)?;
+            let settings = connectors.settings(connection)?;
             Ok(match bus::on_nats(&settings) {
                 true => Box::new(bus::nats::Publish::new(&settings, options)?),
                 false => Box::new(bus::Publish::new(&settings, options)?),
             })
         }
-        _ => omniflow_connectors::sink(connection, operation, options),
+        _ => Ok(omniflow_connectors::sink(
+            connectors, connection, operation, options,
+        )?),
     }
 }

@@ -108,6 +108,17 @@ impl Setting {
 }
 
 impl Deployment {
+    /// What the connectors of a runtime under this deployment share (secrets from the
+    /// environment or from files).
+    pub fn connectors(&self) -> omniflow_connectors::Context {
+        omniflow_connectors::Context::new(match self.secrets.from {
+            SecretSource::Env => omniflow_connectors::SecretSource::Env,
+            SecretSource::File => omniflow_connectors::SecretSource::Files(
+                self.secrets.dir.clone().unwrap_or_default(),
+            ),
+        })
+    }
+
     /// Parses the text of `omniflow.yaml` read from `path` (named in errors).
     pub fn parse(text: &str, path: &Path) -> Result<Deployment, String> {
         let deployment: Deployment =
@@ -145,9 +156,6 @@ impl Deployment {
                 }
                 None => connection.settings.extend(settings),
             }
-        }
-        if self.secrets.from == SecretSource::File {
-            omniflow_connectors::read_secrets_from(self.secrets.dir.clone().unwrap_or_default());
         }
         Ok(())
     }

@@ -78,6 +78,8 @@ pub struct FlowCtx {
     pub store: Store,
     pub metrics: Rc<Metrics>,
     pub sinks: HashMap<usize, Rc<SinkWorker>>,
+    /// What the flow's connectors share with the rest of the runtime.
+    pub connectors: Rc<omniflow_connectors::Context>,
     /// Wakes the processor when a source appended.
     pub appended: Rc<Notify>,
     in_flight: Cell<usize>,
@@ -98,12 +100,13 @@ impl FlowCtx {
         store: Store,
         metrics: Rc<Metrics>,
         limits: &crate::delivery::rate_limit::ConnectionLimits,
+        connectors: Rc<omniflow_connectors::Context>,
     ) -> Result<Rc<FlowCtx>, String> {
         let flow = &pipeline.flows[flow_idx];
         let mut sinks = HashMap::new();
         for (idx, node) in flow.nodes.iter().enumerate() {
             if matches!(node.kind, KindRt::Sink { .. }) {
-                let worker = SinkWorker::new(&pipeline.graph, &flow.ir, idx, limits)
+                let worker = SinkWorker::new(&pipeline.graph, &flow.ir, idx, limits, &connectors)
                     .map_err(|e| format!("flow `{}`: {e}", flow.name))?;
                 sinks.insert(idx, Rc::new(worker));
             }
@@ -114,6 +117,7 @@ impl FlowCtx {
             store,
             metrics,
             sinks,
+            connectors,
             appended: Rc::new(Notify::new()),
             in_flight: Cell::new(0),
             done: RefCell::new(Vec::new()),

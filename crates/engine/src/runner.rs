@@ -35,15 +35,25 @@ impl Runner {
         store: Store,
         webhook_addr: &str,
     ) -> Result<Runner, String> {
-        Runner::start_with(pipeline, store, webhook_addr, server::Limits::default()).await
+        let connectors = Rc::new(omniflow_connectors::Context::default());
+        Runner::start_with(
+            pipeline,
+            store,
+            webhook_addr,
+            server::Limits::default(),
+            connectors,
+        )
+        .await
     }
 
-    /// [`Runner::start`], the webhook server applying `servers`.
+    /// [`Runner::start`], the webhook server applying `servers`, the connectors sharing
+    /// `connectors` (secrets as the deployment says, one token cache).
     pub async fn start_with(
         pipeline: Rc<Pipeline>,
         store: Store,
         webhook_addr: &str,
         servers: server::Limits,
+        connectors: Rc<omniflow_connectors::Context>,
     ) -> Result<Runner, String> {
         let metrics = Rc::new(Metrics::default());
         let (stop_tx, stop_rx) = watch::channel(false);
@@ -51,8 +61,15 @@ impl Runner {
         let webhooks = Routes::default();
         let limits = ConnectionLimits::new(&pipeline.graph);
         // Ledgers first: the sinks that name one find it running.
-        let ledgers =
-            crate::ledger::start(&pipeline.graph, &store, &metrics, &limits, &stop_rx).await?;
+        let ledgers = crate::ledger::start(
+            &pipeline.graph,
+            &store,
+            &metrics,
+            &limits,
+            &stop_rx,
+            &connectors,
+        )
+        .await?;
         let mut flows = Vec::new();
         for idx in 0..pipeline.flows.len() {
             let ctx = FlowCtx::new(
@@ -61,6 +78,7 @@ impl Runner {
                 store.clone(),
                 metrics.clone(),
                 &limits,
+                connectors.clone(),
             )?;
             sources::start(&ctx, &stop_rx, &webhooks)?;
             let processor = ctx.clone();

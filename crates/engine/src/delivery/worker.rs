@@ -65,6 +65,7 @@ impl SinkWorker {
         flow: &ir::Flow,
         node_idx: usize,
         limits: &ConnectionLimits,
+        connectors: &omniflow_connectors::Context,
     ) -> Result<SinkWorker, String> {
         let node = &flow.nodes[node_idx];
         let ir::NodeKind::Sink {
@@ -87,7 +88,7 @@ impl SinkWorker {
             .iter()
             .find(|c| &c.name == connection)
             .ok_or_else(|| format!("unknown connection `{connection}`"))?;
-        let connector = crate::connect::sink(connection, operation, options)?;
+        let connector = crate::connect::sink(connectors, connection, operation, options)?;
         let policy = retry
             .as_ref()
             .and_then(|name| graph.policies.iter().find(|p| &p.name == name).cloned())

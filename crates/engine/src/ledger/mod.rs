@@ -391,6 +391,7 @@ pub async fn start(
     metrics: &Rc<Metrics>,
     limits: &crate::delivery::rate_limit::ConnectionLimits,
     stop: &tokio::sync::watch::Receiver<bool>,
+    connectors: &omniflow_connectors::Context,
 ) -> Result<Vec<Rc<Ledger>>, String> {
     let mut started = Vec::new();
     for spec in &graph.ledgers {
@@ -400,7 +401,7 @@ pub async fn start(
                 continue;
             };
             let publisher = Rc::new(publish::Publisher::new(
-                graph, spec, idx, channel, target, limits,
+                graph, spec, idx, channel, target, limits, connectors,
             )?);
             for (sku, ats) in ledger.with_book(|b| b.pending(idx)) {
                 publisher.push(&sku, ats);

@@ -91,6 +91,7 @@ impl Publisher {
         channel: &ir::LedgerChannel,
         target: &ir::Publication,
         limits: &ConnectionLimits,
+        connectors: &omniflow_connectors::Context,
     ) -> Result<Publisher, String> {
         let connection = graph
             .connections
@@ -102,7 +103,12 @@ impl Publisher {
                     ledger.name, channel.name, target.connection
                 )
             })?;
-        let connector = crate::connect::sink(connection, &target.operation, &Default::default())?;
+        let connector = crate::connect::sink(
+            connectors,
+            connection,
+            &target.operation,
+            &Default::default(),
+        )?;
         let policy = target
             .retry
             .as_ref()
