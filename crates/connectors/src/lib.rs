@@ -23,7 +23,6 @@
 #![deny(clippy::unwrap_used)]
 
 pub mod amazon;
-pub mod amazon_reports;
 pub mod api;
 pub mod client;
 pub mod context;
