@@ -1,13 +1,76 @@
-//! Shopify's webhook signatures: `X-Shopify-Hmac-Sha256` = base64(HMAC-SHA256(secret, raw
+//! Shopify's authentication: `X-Shopify-Access-Token` on every request (the [`Store`]);
+//! webhook signatures: `X-Shopify-Hmac-Sha256` = base64(HMAC-SHA256(secret, raw
 //! body)). As Shopify's own library (`shopify-api` `webhooks.validate`) does, a delivery
 //! without the HMAC, without a body or without `X-Shopify-Topic`, `X-Shopify-Shop-Domain`,
 //! `X-Shopify-API-Version` or `X-Shopify-Webhook-Id` is refused with 400, a wrong HMAC with
 //! 401, and a topic the source does not take with 404; duplicates share
 //! `X-Shopify-Event-Id` (then `X-Shopify-Webhook-Id`).
 
-use crate::api::Verifier;
+use super::classify::{call_limit_wait, failed};
+use super::Settings;
+use crate::api::{ConnectorError, Map, Verifier};
+use crate::client::{self, Reply};
 use crate::signatures::{check_b64, first_header, header, hmac, Refusal};
+use crate::CallOutcome;
 use hyper::HeaderMap;
+use std::time::Duration;
+
+/// One Shopify store connection.
+pub struct Store {
+    pub client: reqwest::Client,
+    /// `https://SHOP/admin/api/VERSION`.
+    pub base: String,
+    token: String,
+    /// Until when callers should hold back, from the last call-limit header.
+    hold: std::cell::Cell<Option<std::time::Instant>>,
+}
+
+impl Store {
+    /// The store of a connection's settings.
+    pub fn new(settings: &Map) -> Result<Store, ConnectorError> {
+        let settings = Settings::parse(settings)?;
+        Ok(Store {
+            client: client::build()?,
+            base: settings.base,
+            token: settings.token,
+            hold: std::cell::Cell::new(None),
+        })
+    }
+
+    /// What is left of the hold the call-limit header asked for.
+    pub fn backoff(&self) -> Option<Duration> {
+        let until = self.hold.get()?;
+        let left = until.saturating_duration_since(std::time::Instant::now());
+        (!left.is_zero()).then_some(left)
+    }
+
+    /// A request with the store's access token.
+    pub fn request(&self, method: reqwest::Method, url: &str) -> reqwest::RequestBuilder {
+        self.client
+            .request(method, url)
+            .header("X-Shopify-Access-Token", &self.token)
+            .header(reqwest::header::ACCEPT, "application/json")
+    }
+
+    /// Sends a request; the call-limit header sets the hold, a failure is classified.
+    pub async fn send(
+        &self,
+        request: reqwest::RequestBuilder,
+        timeout: Duration,
+    ) -> Result<Reply, CallOutcome> {
+        let reply = client::send(request, timeout).await?;
+        if let Some(wait) = reply
+            .header("x-shopify-shop-api-call-limit")
+            .and_then(call_limit_wait)
+        {
+            self.hold.set(Some(std::time::Instant::now() + wait));
+        }
+        if reply.ok() {
+            return Ok(reply);
+        }
+        Err(failed(&reply))
+    }
+}
 
 /// Headers Shopify's library requires besides the HMAC (`X-Shopify-Triggered-At` and
 /// `X-Shopify-Event-Id` are sent too, and read when present).
