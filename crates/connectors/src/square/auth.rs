@@ -1,10 +1,58 @@
-//! Square's webhook signatures: `x-square-hmacsha256-signature` = base64(HMAC-SHA256(key,
+//! Square's authentication: `Authorization: Bearer` and a `Square-Version` header on
+//! every call (the [`Seller`]); webhook signatures: `x-square-hmacsha256-signature` = base64(HMAC-SHA256(key,
 //! notification URL ‖ raw body)); duplicates share the envelope's `event_id`.
 
-use crate::api::Verifier;
+use super::classify::failed;
+use super::Settings;
+use crate::api::{ConnectorError, Map, Verifier};
+use crate::client::{self, Reply};
 use crate::signatures::{check_b64, header, hmac, Refusal};
+use crate::CallOutcome;
 use hyper::HeaderMap;
 use serde_json::Value;
+use std::time::Duration;
+
+/// One Square seller connection.
+pub struct Seller {
+    pub client: reqwest::Client,
+    pub settings: Settings,
+}
+
+impl Seller {
+    /// The seller of a connection's settings.
+    pub fn new(settings: &Map) -> Result<Seller, ConnectorError> {
+        Ok(Seller {
+            client: client::build()?,
+            settings: Settings::parse(settings)?,
+        })
+    }
+
+    /// A request to `path` with the seller's token and API version.
+    pub fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.client
+            .request(method, format!("{}{path}", self.settings.base))
+            .bearer_auth(&self.settings.token)
+            .header("Square-Version", &self.settings.version)
+    }
+
+    /// POSTs a JSON body; a failure is classified.
+    pub async fn post(
+        &self,
+        path: &str,
+        body: String,
+        timeout: Duration,
+    ) -> Result<Reply, CallOutcome> {
+        let request = self
+            .request(reqwest::Method::POST, path)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(body);
+        let reply = client::send(request, timeout).await?;
+        if reply.ok() {
+            return Ok(reply);
+        }
+        Err(failed(&reply))
+    }
+}
 
 /// The header Square signs deliveries in.
 const SIGNATURE: &str = "x-square-hmacsha256-signature";
