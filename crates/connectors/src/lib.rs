@@ -124,3 +124,75 @@ pub fn verifier(
 }
 
 pub use file::{matching_files, read_lines};
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use omniflow_ir::SettingValue;
+    use serde_json::json;
+
+    fn connection(connector: &str, settings: &[(&str, SettingValue)]) -> Connection {
+        Connection {
+            name: "c".into(),
+            connector: connector.into(),
+            settings: settings
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.clone()))
+                .collect(),
+            quota: Default::default(),
+        }
+    }
+
+    #[test]
+    fn unknown_operations_are_refused_by_name() {
+        let ctx = Context::default();
+        let err = sink(&ctx, &connection("shipbob", &[]), "nope", &Map::new()).err();
+        assert_eq!(
+            err.map(|e| e.to_string()).as_deref(),
+            Some(
+                "connection `c`: the `shipbob.nope` operation is not available in this runtime yet"
+            )
+        );
+        let err = pager(&ctx, "shipbob", "nope", &Map::new(), &Map::new()).err();
+        assert_eq!(
+            err.map(|e| e.to_string()).as_deref(),
+            Some("the `shipbob.nope` poll source is not available in this runtime yet")
+        );
+        let err = verifier(&ctx, "tryton", "x", &Map::new()).err();
+        assert_eq!(
+            err.map(|e| e.to_string()).as_deref(),
+            Some("the tryton connector has no webhook signature scheme; deliveries cannot be verified")
+        );
+        assert!(implements("shipbob", "shipments", "poll"));
+        assert!(implements("amazon_sp", "settlements", "schedule"));
+        assert!(!implements("shipbob", "shipments", "sink"));
+        assert!(implements("file", "read", "file"));
+    }
+
+    #[test]
+    fn secrets_come_from_files_when_the_context_says_so() {
+        let dir = std::env::temp_dir().join(format!("omniflow-secrets-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("TOKEN"), "s3cret\n").unwrap();
+        let conn = connection(
+            "shipbob",
+            &[
+                ("token", SettingValue::Secret("TOKEN".into())),
+                ("channel_id", SettingValue::Value(json!("7"))),
+            ],
+        );
+        let files = Context::new(SecretSource::Files(dir.clone()));
+        let resolved = settings(&files, &conn).unwrap();
+        assert_eq!(resolved["token"], json!("s3cret"));
+        let missing = connection(
+            "shipbob",
+            &[("token", SettingValue::Secret("ABSENT".into()))],
+        );
+        let err = settings(&files, &missing).unwrap_err().to_string();
+        assert!(
+            err.starts_with("connection `c`: setting `token` reads the secret file `"),
+            "{err}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
