@@ -61,17 +61,11 @@ async fn read_all(
     op: &str,
     options: Value,
 ) -> Result<(Vec<Value>, usize), String> {
-    let settings = connectors::settings(&connectors::Context::default(), conn).unwrap();
+    let ctx = connectors::Context::default();
+    let settings = connectors::settings(&ctx, conn).unwrap();
     let options: BTreeMap<String, Value> =
         options.as_object().unwrap().clone().into_iter().collect();
-    let pager = connectors::pager(
-        &connectors::Context::default(),
-        &conn.connector,
-        op,
-        &settings,
-        &options,
-    )
-    .unwrap();
+    let pager = connectors::pager(&ctx, &conn.connector, op, &settings, &options).unwrap();
     let (mut items, mut pages, mut position, mut first) = (Vec::new(), 0, None::<String>, true);
     loop {
         let page = pager.page(position.as_deref(), first).await?;
@@ -941,15 +935,9 @@ fn odata_stock_reads_inventory_positions_from_products() {
         );
         // A count changes: the read from the watermark (a DateTimeOffset literal in
         // `$filter`) brings it.
-        let settings = connectors::settings(&connectors::Context::default(), &conn).unwrap();
-        let pager = connectors::pager(
-            &connectors::Context::default(),
-            "odata",
-            "stock",
-            &settings,
-            &BTreeMap::new(),
-        )
-        .unwrap();
+        let ctx = connectors::Context::default();
+        let settings = connectors::settings(&ctx, &conn).unwrap();
+        let pager = connectors::pager(&ctx, "odata", "stock", &settings, &BTreeMap::new()).unwrap();
         let first = pager.page(None, true).await.unwrap();
         let patched = reqwest::Client::new()
             .patch(format!("{base}/odata/v4/sales/Products('ITM-110857')"))
