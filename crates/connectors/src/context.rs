@@ -99,3 +99,25 @@ fn env_value(connection: &Connection, name: &str, var: &str) -> Result<Value, Co
             var: var.to_string(),
         })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_token_slot_per_key_and_context() {
+        let ctx = Context::default();
+        let a = ctx.tokens.slot("https://t/token form".into());
+        let b = ctx.tokens.clone().slot("https://t/token form".into());
+        assert!(Rc::ptr_eq(&a, &b));
+        *a.borrow_mut() = Some(("tok".into(), Instant::now()));
+        assert_eq!(b.borrow().as_ref().map(|(t, _)| t.as_str()), Some("tok"));
+        assert!(!Rc::ptr_eq(&a, &ctx.tokens.slot("other".into())));
+        let other = Context::default();
+        assert!(other
+            .tokens
+            .slot("https://t/token form".into())
+            .borrow()
+            .is_none());
+    }
+}
