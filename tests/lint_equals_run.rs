@@ -108,7 +108,12 @@ fn call_sink(
     let (runtime, local) = local_runtime();
     let body = serde_json::to_vec(body).unwrap();
     local.block_on(&runtime, async move {
-        let sink = omniflow_engine::connect::sink(connection, operation, options)?;
+        let sink = omniflow_engine::connect::sink(
+            std::rc::Rc::new(omniflow_connectors::Context::default()),
+            connection,
+            operation,
+            options,
+        )?;
         Ok(sink
             .call(Call {
                 key: "k-1",
@@ -157,10 +162,11 @@ fn build_pagers(graph: &Graph) -> Vec<Result<(), String>> {
         } = &node.kind
         {
             let conn = connection(graph, conn);
-            let built = connectors::settings(conn).and_then(|settings| {
-                connectors::pager(&conn.connector, operation, &settings, options).map(|_| ())
+            let ctx = connectors::Context::default();
+            let built = connectors::settings(&ctx, conn).and_then(|settings| {
+                connectors::pager(&ctx, &conn.connector, operation, &settings, options).map(|_| ())
             });
-            out.push(built);
+            out.push(built.map_err(String::from));
         }
     }
     out

@@ -75,13 +75,13 @@ fn every_rust_file_opens_with_a_module_doc() {
     );
 }
 
-#[test]
-fn every_stdlib_operation_has_a_runtime_implementation() {
+/// Every operation `stdlib/connectors/*.flow` declares: (connector, operation, kind), the
+/// kind being `sink` for a sink, else the source's kind.
+fn stdlib_operations() -> Vec<(String, String, String)> {
     use omniflow_compiler::diagnostics::Diagnostics;
     use omniflow_compiler::source::FileId;
     use omniflow_compiler::syntax::{ast::Item, parse_module};
-    let mut declared = 0;
-    let mut missing = Vec::new();
+    let mut declared = Vec::new();
     for file in omniflow_compiler::stdlib::FILES
         .iter()
         .filter(|f| f.module.starts_with("std.connectors."))
@@ -105,18 +105,71 @@ fn every_stdlib_operation_has_a_runtime_implementation() {
                         .map(|s| (s.name.name.as_str(), "sink")),
                 );
             for (operation, kind) in operations {
-                declared += 1;
-                if !omniflow_engine::connect::implements(connector_name, operation, kind) {
-                    missing.push(format!("{connector_name}.{operation} ({kind})"));
-                }
+                declared.push((
+                    connector_name.to_string(),
+                    operation.to_string(),
+                    kind.to_string(),
+                ));
             }
         }
     }
-    assert!(declared > 40, "the stdlib declares {declared} operations");
+    declared
+}
+
+#[test]
+fn every_stdlib_operation_has_a_runtime_implementation() {
+    let declared = stdlib_operations();
+    let missing: Vec<String> = declared
+        .iter()
+        .filter(|(connector, operation, kind)| {
+            !omniflow_engine::connect::implements(connector, operation, kind)
+        })
+        .map(|(connector, operation, kind)| format!("{connector}.{operation} ({kind})"))
+        .collect();
+    assert!(
+        declared.len() > 40,
+        "the stdlib declares {} operations",
+        declared.len()
+    );
     assert!(
         missing.is_empty(),
         "declared in stdlib/connectors but not run by the runtime: {}",
         missing.join(", ")
+    );
+}
+
+#[test]
+fn every_runtime_operation_is_declared_in_the_stdlib() {
+    let declared = stdlib_operations();
+    let registry = omniflow_connectors::Registry::builtin();
+    let mut undeclared = Vec::new();
+    let mut registered = 0;
+    for (connector, operation, kind) in registry.operations() {
+        registered += 1;
+        if !declared
+            .iter()
+            .any(|(c, o, k)| c == connector && o == operation && kind.runs(k))
+        {
+            undeclared.push(format!("{connector}.{operation} ({kind:?})"));
+        }
+    }
+    for (connector, operation, kind) in omniflow_engine::connect::OWN {
+        registered += 1;
+        if !declared
+            .iter()
+            .any(|(c, o, k)| c == connector && o == operation && k == kind)
+        {
+            undeclared.push(format!("{connector}.{operation} ({kind})"));
+        }
+    }
+    assert!(
+        registered > 40,
+        "the runtime registers {registered} operations"
+    );
+    assert!(
+        undeclared.is_empty(),
+        "run by the runtime but not declared (with that kind) in stdlib/connectors: {}",
+        undeclared.join(", ")
     );
 }
 

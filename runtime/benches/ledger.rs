@@ -162,7 +162,7 @@ fn main() {
         let backend = SqliteBackend::open(dir.join("state.db").to_str().unwrap()).unwrap();
         let store = Store::start(Box::new(backend));
         let metrics = Rc::new(Metrics::default());
-        let shared = omniflow_engine::shared::Shared::new(&graph);
+        let shared = omniflow_engine::shared::Shared::new(&graph, std::rc::Rc::default());
         let (_stop_tx, stop) = tokio::sync::watch::channel(false);
         let ledgers = omniflow_engine::ledger::start(&graph, &store, &metrics, &shared, &stop)
             .await

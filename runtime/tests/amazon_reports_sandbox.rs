@@ -32,9 +32,10 @@ fn pager(base: &str, page_size: u64) -> Box<dyn Pager> {
                "refresh_token": sandbox::amazon::REFRESH_TOKEN, "endpoint": base,
                "token_endpoint": format!("{base}/auth/o2/token")}),
     );
-    let settings = connectors::settings(&connection).unwrap();
+    let ctx = connectors::Context::default();
+    let settings = connectors::settings(&ctx, &connection).unwrap();
     let options = BTreeMap::from([("page_size".to_string(), json!(page_size))]);
-    connectors::pager("amazon_sp", "settlements", &settings, &options).unwrap()
+    connectors::pager(&ctx, "amazon_sp", "settlements", &settings, &options).unwrap()
 }
 
 /// Reads a whole listing from `position`; tells the pager what was taken, as the poll loop

@@ -61,10 +61,11 @@ async fn read_all(
     op: &str,
     options: Value,
 ) -> Result<(Vec<Value>, usize), String> {
-    let settings = connectors::settings(conn).unwrap();
+    let ctx = connectors::Context::default();
+    let settings = connectors::settings(&ctx, conn).unwrap();
     let options: BTreeMap<String, Value> =
         options.as_object().unwrap().clone().into_iter().collect();
-    let pager = connectors::pager(&conn.connector, op, &settings, &options).unwrap();
+    let pager = connectors::pager(&ctx, &conn.connector, op, &settings, &options).unwrap();
     let (mut items, mut pages, mut position, mut first) = (Vec::new(), 0, None::<String>, true);
     loop {
         let page = pager.page(position.as_deref(), first).await?;
@@ -642,7 +643,13 @@ fn shopify_call_limit_header_asks_callers_to_hold_back() {
         .await;
         let id = created["order"]["id"].clone();
         let conn = shopify(&base, sandbox::shopify::ACCESS_TOKEN);
-        let sink = connectors::sink(&conn, "create_fulfillment", &BTreeMap::new()).unwrap();
+        let sink = connectors::sink(
+            &connectors::Context::default(),
+            &conn,
+            "create_fulfillment",
+            &BTreeMap::new(),
+        )
+        .unwrap();
         assert_eq!(sink.backoff(), None);
         let body = shipment(&format!("shopify:{id}")).to_string();
         let mut calls = 0;
@@ -928,8 +935,9 @@ fn odata_stock_reads_inventory_positions_from_products() {
         );
         // A count changes: the read from the watermark (a DateTimeOffset literal in
         // `$filter`) brings it.
-        let settings = connectors::settings(&conn).unwrap();
-        let pager = connectors::pager("odata", "stock", &settings, &BTreeMap::new()).unwrap();
+        let ctx = connectors::Context::default();
+        let settings = connectors::settings(&ctx, &conn).unwrap();
+        let pager = connectors::pager(&ctx, "odata", "stock", &settings, &BTreeMap::new()).unwrap();
         let first = pager.page(None, true).await.unwrap();
         let patched = reqwest::Client::new()
             .patch(format!("{base}/odata/v4/sales/Products('ITM-110857')"))

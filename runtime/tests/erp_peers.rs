@@ -207,7 +207,8 @@ fn odata_entities_follow_relative_next_links_on_a_real_cap_server() {
                 .await,
             );
         }
-        let settings = connectors::settings(&erp).unwrap();
+        let ctx = connectors::Context::default();
+        let settings = connectors::settings(&ctx, &erp).unwrap();
         let options: BTreeMap<String, Value> = [
             ("entity_set".to_string(), json!("SalesOrders")),
             ("select".to_string(), json!("ID,orderNo")),
@@ -218,7 +219,7 @@ fn odata_entities_follow_relative_next_links_on_a_real_cap_server() {
         ]
         .into_iter()
         .collect();
-        let pager = connectors::pager("odata", "entities", &settings, &options).unwrap();
+        let pager = connectors::pager(&ctx, "odata", "entities", &settings, &options).unwrap();
         let (mut rows, mut pages, mut position, mut first) = (Vec::new(), 0, None::<String>, true);
         loop {
             let page = pager.page(position.as_deref(), first).await.unwrap();
@@ -606,8 +607,9 @@ async fn stock_positions(
     erp: &Connection,
     mut position: Option<String>,
 ) -> (Vec<(Value, String)>, Option<String>) {
-    let settings = connectors::settings(erp).unwrap();
-    let pager = connectors::pager("odata", "stock", &settings, &BTreeMap::new()).unwrap();
+    let ctx = connectors::Context::default();
+    let settings = connectors::settings(&ctx, erp).unwrap();
+    let pager = connectors::pager(&ctx, "odata", "stock", &settings, &BTreeMap::new()).unwrap();
     let (mut rows, mut first) = (Vec::new(), true);
     loop {
         let page = pager.page(position.as_deref(), first).await.unwrap();

@@ -1,6 +1,12 @@
 //! What the engine asks of a connector: a sink performs one call and classifies its outcome;
-//! a pager reads one API's pages and cursor.
+//! a pager reads one API's pages and cursor; a verifier checks webhook deliveries. Each
+//! connector registers its builders into the [`Registry`] by (connector, operation).
 
+use crate::context::Context;
+use crate::signatures::Refusal;
+use hyper::HeaderMap;
+use serde_json::Value;
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
@@ -67,4 +73,196 @@ pub trait Pager {
     /// Told the dedupe keys of a page once it is durable (a pager may skip work for them
     /// on later reads).
     fn committed(&self, _keys: &[String]) {}
+}
+
+/// Resolved settings of a connection, or the options of a node.
+pub type Map = BTreeMap<String, Value>;
+
+/// Why a sink, pager, verifier or the settings they read could not be built. The text is
+/// what the runtime reports when it refuses to start.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ConnectorError {
+    /// No sink of that name in this runtime.
+    #[error("connection `{connection}`: the `{connector}.{operation}` operation is not available in this runtime yet")]
+    UnknownSink {
+        connection: String,
+        connector: String,
+        operation: String,
+    },
+    /// No poll (or scheduled) source of that name in this runtime.
+    #[error("the `{connector}.{operation}` poll source is not available in this runtime yet")]
+    UnknownPoll {
+        connector: String,
+        operation: String,
+    },
+    /// The connector verifies no webhook deliveries.
+    #[error(
+        "the {connector} connector has no webhook signature scheme; deliveries cannot be verified"
+    )]
+    UnknownWebhook { connector: String },
+    /// A required setting is absent or empty.
+    #[error("{connector} connection needs `{setting}`")]
+    MissingSetting {
+        connector: &'static str,
+        setting: &'static str,
+    },
+    /// A webhook source's connection lacks the secret that verifies its deliveries.
+    #[error("a {connector} webhook source needs the connection setting `{setting}` to verify deliveries")]
+    MissingWebhookSetting { connector: String, setting: String },
+    /// `env(NAME)` names an unset variable.
+    #[error("connection `{connection}`: setting `{setting}` reads the environment variable `{var}`, which is not set")]
+    MissingEnv {
+        connection: String,
+        setting: String,
+        var: String,
+    },
+    /// `secret(NAME)` names a file that cannot be read.
+    #[error(
+        "connection `{connection}`: setting `{setting}` reads the secret file `{path}`: {error}"
+    )]
+    SecretFile {
+        connection: String,
+        setting: String,
+        path: String,
+        error: String,
+    },
+    /// A setting or option has a value the connector cannot use (the reason says which).
+    #[error("{0}")]
+    BadSetting(String),
+}
+
+impl From<String> for ConnectorError {
+    fn from(reason: String) -> ConnectorError {
+        ConnectorError::BadSetting(reason)
+    }
+}
+
+impl From<ConnectorError> for String {
+    fn from(error: ConnectorError) -> String {
+        error.to_string()
+    }
+}
+
+/// A webhook source's check of its deliveries (signature scheme and delivery id).
+pub trait Verifier {
+    /// Checks a delivery's signature and the headers its vendor always sends.
+    fn verify(&self, headers: &HeaderMap, body: &[u8]) -> Result<(), Refusal>;
+
+    /// The delivery id duplicates share.
+    fn delivery_id(&self, headers: &HeaderMap, body: &[u8]) -> Option<String>;
+}
+
+/// Builds a sink: the shared context, the resolved settings, the operation and the sink's
+/// options.
+pub type SinkBuild =
+    fn(&Context, &Map, &str, &Map) -> Result<Box<dyn SinkConnector>, ConnectorError>;
+/// Builds a pager: the shared context, the resolved settings and the source's options.
+pub type PagerBuild = fn(&Context, &Map, &Map) -> Result<Box<dyn Pager>, ConnectorError>;
+/// Builds a webhook verifier: the source's operation and the resolved settings.
+pub type VerifierBuild = fn(&str, &Map) -> Result<Box<dyn Verifier>, ConnectorError>;
+
+/// How a registered operation runs, as `stdlib/connectors/*.flow` declares it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Sink,
+    /// A pager: read by a `poll` or a `schedule` source.
+    Poll,
+    Webhook,
+    /// A source the engine reads itself (files in a directory).
+    File,
+}
+
+impl Kind {
+    /// True when an operation of this kind runs a source or sink declared with `declared`
+    /// (`sink`, `poll`, `schedule`, `webhook`, `file`, ...).
+    pub fn runs(self, declared: &str) -> bool {
+        matches!(
+            (self, declared),
+            (Kind::Sink, "sink")
+                | (Kind::Poll, "poll" | "schedule")
+                | (Kind::Webhook, "webhook")
+                | (Kind::File, "file")
+        )
+    }
+}
+
+/// Every operation this runtime runs, by (connector, operation): each connector's folder
+/// registers its sinks, pagers and webhook verifiers here.
+#[derive(Default)]
+pub struct Registry {
+    sinks: Vec<(&'static str, &'static str, SinkBuild)>,
+    pagers: Vec<(&'static str, &'static str, PagerBuild)>,
+    verifiers: Vec<(&'static str, &'static str, VerifierBuild)>,
+    files: Vec<(&'static str, &'static str)>,
+}
+
+impl Registry {
+    /// Registers the sink `connector.operation`.
+    pub fn sink(&mut self, connector: &'static str, operation: &'static str, build: SinkBuild) {
+        self.sinks.push((connector, operation, build));
+    }
+
+    /// Registers the poll (and `every`-scheduled) source `connector.operation`.
+    pub fn pager(&mut self, connector: &'static str, operation: &'static str, build: PagerBuild) {
+        self.pagers.push((connector, operation, build));
+    }
+
+    /// Registers the webhook source `connector.operation` with its verifier.
+    pub fn verifier(
+        &mut self,
+        connector: &'static str,
+        operation: &'static str,
+        build: VerifierBuild,
+    ) {
+        self.verifiers.push((connector, operation, build));
+    }
+
+    /// Registers a source the engine reads itself (`file.read`).
+    pub fn file_source(&mut self, connector: &'static str, operation: &'static str) {
+        self.files.push((connector, operation));
+    }
+
+    /// Every registered (connector, operation, kind).
+    pub fn operations(&self) -> impl Iterator<Item = (&'static str, &'static str, Kind)> + '_ {
+        let sinks = self.sinks.iter().map(|(c, o, _)| (*c, *o, Kind::Sink));
+        let pagers = self.pagers.iter().map(|(c, o, _)| (*c, *o, Kind::Poll));
+        let hooks = self
+            .verifiers
+            .iter()
+            .map(|(c, o, _)| (*c, *o, Kind::Webhook));
+        let files = self.files.iter().map(|(c, o)| (*c, *o, Kind::File));
+        sinks.chain(pagers).chain(hooks).chain(files)
+    }
+
+    /// True when `connector.operation` runs as declared (`kind`: `sink`, `poll`, ...).
+    pub fn implements(&self, connector: &str, operation: &str, kind: &str) -> bool {
+        self.operations()
+            .any(|(c, o, k)| c == connector && o == operation && k.runs(kind))
+    }
+
+    /// The builder of a sink.
+    pub fn sink_build(&self, connector: &str, operation: &str) -> Option<SinkBuild> {
+        find(&self.sinks, connector, operation)
+    }
+
+    /// The builder of a pager.
+    pub fn pager_build(&self, connector: &str, operation: &str) -> Option<PagerBuild> {
+        find(&self.pagers, connector, operation)
+    }
+
+    /// The builder of a webhook verifier.
+    pub fn verifier_build(&self, connector: &str, operation: &str) -> Option<VerifierBuild> {
+        find(&self.verifiers, connector, operation)
+    }
+}
+
+fn find<T: Copy>(
+    table: &[(&'static str, &'static str, T)],
+    connector: &str,
+    operation: &str,
+) -> Option<T> {
+    table
+        .iter()
+        .find(|(c, o, _)| *c == connector && *o == operation)
+        .map(|(_, _, build)| *build)
 }

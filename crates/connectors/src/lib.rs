@@ -1,12 +1,31 @@
 //! Built-in connectors at run time. A connector only classifies each call's outcome
 //! (ok, transient with an optional retry-after, permanent with a reason); retries, limits,
-//! idempotency and dead letters stay in `delivery/`.
+//! idempotency and dead letters stay in the engine's delivery.
+//!
+//! Layout: [`api`] holds what the engine asks of a connector (sinks, pagers, webhook
+//! verifiers) and the [`Registry`] every connector registers into by (connector,
+//! operation); [`context`] what the connectors of one runtime share (secrets, tokens, the
+//! registry); [`client`] and [`transport`] the HTTP plumbing; [`signatures`] the webhook
+//! plumbing. Each vendor has one folder with a fixed file set: `mod.rs` (its `register`
+//! and re-exports), `settings.rs` (typed connection settings), `auth.rs` (tokens, request
+//! and webhook signatures), `read.rs` (pagers), `write.rs` (sinks), `classify.rs` (answers
+//! to outcomes), with their unit tests; a file that would be empty is left out.
+//!
+//! # Adding a connector
+//!
+//! 1. A folder `src/VENDOR/` with the files above and a `register(&mut Registry)` that
+//!    registers each sink, pager and webhook verifier under the names the stdlib declares.
+//! 2. The declaration `stdlib/connectors/VENDOR.flow` (settings, sources with their kind,
+//!    sinks with their input type); the tidy tests hold both directions: every declared
+//!    operation is registered, every registered one declared with the same kind.
+//! 3. One line `VENDOR::register(&mut registry);` in [`Registry::builtin`].
+//! 4. Optionally, a simulator of the vendor in `crates/sandbox` for end-to-end tests.
 #![deny(clippy::unwrap_used)]
 
 pub mod amazon;
-pub mod amazon_reports;
 pub mod api;
 pub mod client;
+pub mod context;
 pub mod file;
 pub mod http;
 pub mod odata;
@@ -16,248 +35,164 @@ pub mod signatures;
 pub mod square;
 pub mod transport;
 pub mod tryton;
+pub mod webhook;
 
-use omniflow_ir::{Connection, SettingValue};
-use serde_json::Value;
-use std::collections::BTreeMap;
+use omniflow_ir::Connection;
 
-pub use api::{Call, CallFuture, CallOutcome, Page, PageFuture, Pager, SinkConnector};
+pub use api::{
+    Call, CallFuture, CallOutcome, ConnectorError, Kind, Map, Page, PageFuture, Pager, Registry,
+    SinkConnector, Verifier,
+};
+pub use context::{Context, SecretSource, TokenCache};
 
-static SECRETS_DIR: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
-
-/// Reads `secret(NAME)` from the file `dir/NAME` from now on (deployment settings).
-pub fn read_secrets_from(dir: std::path::PathBuf) {
-    let _ = SECRETS_DIR.set(dir);
-}
-
-fn env_value(connection: &Connection, name: &str, var: &str) -> Result<Value, String> {
-    std::env::var(var).map(Value::String).map_err(|_| {
-        format!(
-            "connection `{}`: setting `{name}` reads the environment variable `{var}`, which is not set",
-            connection.name
-        )
-    })
-}
-
-/// Resolves a connection's settings: `env(NAME)` reads the process environment,
-/// `secret(NAME)` the secret store (the environment, or files when the deployment says so).
-pub fn settings(connection: &Connection) -> Result<BTreeMap<String, Value>, String> {
-    let mut out = BTreeMap::new();
-    for (name, value) in &connection.settings {
-        let resolved = match value {
-            SettingValue::Value(v) => v.clone(),
-            SettingValue::Env(var) => env_value(connection, name, var)?,
-            SettingValue::Secret(var) => match SECRETS_DIR.get() {
-                Some(dir) => {
-                    let path = dir.join(var);
-                    let text = std::fs::read_to_string(&path).map_err(|e| {
-                        format!(
-                            "connection `{}`: setting `{name}` reads the secret file `{}`: {e}",
-                            connection.name,
-                            path.display()
-                        )
-                    })?;
-                    Value::String(text.trim_end_matches(['\r', '\n']).to_string())
-                }
-                None => env_value(connection, name, var)?,
-            },
-        };
-        out.insert(name.clone(), resolved);
+impl Registry {
+    /// Every connector built into this runtime.
+    pub fn builtin() -> Registry {
+        let mut registry = Registry::default();
+        amazon::register(&mut registry);
+        file::register(&mut registry);
+        http::register(&mut registry);
+        odata::register(&mut registry);
+        shipbob::register(&mut registry);
+        shopify::register(&mut registry);
+        square::register(&mut registry);
+        tryton::register(&mut registry);
+        webhook::register(&mut registry);
+        registry
     }
-    Ok(out)
 }
 
-/// Resolved settings or options of a connection or node.
-type Map = BTreeMap<String, Value>;
-/// Builds a sink: the connection, its resolved settings, the operation and the sink's options.
-type SinkBuild = fn(&Connection, &Map, &str, &Map) -> Result<Box<dyn SinkConnector>, String>;
-/// Builds a pager: the resolved settings and the source's options.
-type PollBuild = fn(&Map, &Map) -> Result<Box<dyn Pager>, String>;
-
-fn boxed<T: SinkConnector + 'static>(
-    sink: Result<T, String>,
-) -> Result<Box<dyn SinkConnector>, String> {
-    Ok(Box::new(sink?))
+/// Resolves a connection's settings (see [`Context::settings`]).
+pub fn settings(ctx: &Context, connection: &Connection) -> Result<Map, ConnectorError> {
+    ctx.settings(connection)
 }
-
-fn paged<T: Pager + 'static>(pager: Result<T, String>) -> Result<Box<dyn Pager>, String> {
-    Ok(Box::new(pager?))
-}
-
-fn tryton_sink(s: &Map, op: tryton::Operation) -> Result<Box<dyn SinkConnector>, String> {
-    boxed(tryton::TrytonSink::new(s, op))
-}
-
-fn odata_sink(s: &Map, op: odata::Operation, o: &Map) -> Result<Box<dyn SinkConnector>, String> {
-    boxed(odata::ODataSink::new(s, op, o))
-}
-
-/// Every sink operation this runtime runs: (connector, operation, builder).
-static SINKS: &[(&str, &str, SinkBuild)] = &[
-    ("http", "post", |_, s, op, o| {
-        boxed(http::HttpSink::new(s, op, o))
-    }),
-    ("http", "put", |_, s, op, o| {
-        boxed(http::HttpSink::new(s, op, o))
-    }),
-    ("http", "patch", |_, s, op, o| {
-        boxed(http::HttpSink::new(s, op, o))
-    }),
-    ("file", "write", |_, s, _, o| {
-        boxed(file::FileSink::new(s, o))
-    }),
-    ("amazon_sp", "confirm_shipment", |_, s, _, _| {
-        boxed(amazon::ConfirmShipment::new(s))
-    }),
-    ("amazon_sp", "update_listing_quantity", |_, s, _, _| {
-        boxed(amazon::UpdateListingQuantity::new(s))
-    }),
-    ("amazon_sp", "update_listing_price", |_, s, _, _| {
-        boxed(amazon::UpdateListingPrice::new(s))
-    }),
-    ("shopify", "create_fulfillment", |_, s, _, _| {
-        boxed(shopify::CreateFulfillment::new(s))
-    }),
-    ("shopify", "set_inventory_level", |_, s, _, _| {
-        boxed(shopify::SetInventoryLevel::new(s))
-    }),
-    ("shopify", "update_product", |_, s, _, _| {
-        boxed(shopify::catalog::UpdateProduct::new(s))
-    }),
-    ("shopify", "update_price", |_, s, _, _| {
-        boxed(shopify::catalog::UpdatePrice::new(s))
-    }),
-    ("square", "adjust_inventory", |_, s, _, _| {
-        boxed(square::ChangeInventory::new(s, false))
-    }),
-    ("square", "set_inventory_count", |_, s, _, _| {
-        boxed(square::ChangeInventory::new(s, true))
-    }),
-    ("square", "update_price", |_, s, _, _| {
-        boxed(square::catalog::UpdatePrice::new(s))
-    }),
-    ("shipbob", "create_order", |_, s, _, _| {
-        boxed(shipbob::CreateOrder::new(s))
-    }),
-    ("tryton", "create_sale", |_, s, _, _| {
-        tryton_sink(s, tryton::Operation::CreateSale)
-    }),
-    ("tryton", "record_shipment", |_, s, _, _| {
-        tryton_sink(s, tryton::Operation::RecordShipment)
-    }),
-    ("tryton", "record_invoice", |_, s, _, _| {
-        tryton_sink(s, tryton::Operation::RecordInvoice)
-    }),
-    ("tryton", "create_party", |_, s, _, _| {
-        tryton_sink(s, tryton::Operation::CreateParty)
-    }),
-    ("tryton", "adjust_stock", |_, s, _, _| {
-        tryton_sink(s, tryton::Operation::AdjustStock)
-    }),
-    ("odata", "create_sale", |_, s, _, o| {
-        odata_sink(s, odata::Operation::CreateSale, o)
-    }),
-    ("odata", "record_shipment", |_, s, _, o| {
-        odata_sink(s, odata::Operation::RecordShipment, o)
-    }),
-    ("odata", "record_invoice", |_, s, _, o| {
-        odata_sink(s, odata::Operation::RecordInvoice, o)
-    }),
-    ("odata", "adjust_stock", |_, s, _, o| {
-        odata_sink(s, odata::Operation::AdjustStock, o)
-    }),
-    ("odata", "update_entity", |_, s, _, o| {
-        odata_sink(s, odata::Operation::UpdateEntity, o)
-    }),
-];
-
-/// Every poll (and `every`-scheduled) source this runtime runs: (connector, operation, builder).
-static POLLS: &[(&str, &str, PollBuild)] = &[
-    ("http", "get", |s, o| paged(http::HttpGetPager::new(s, o))),
-    ("amazon_sp", "orders", |s, o| {
-        paged(amazon::OrdersPager::new(s, o))
-    }),
-    ("amazon_sp", "settlements", |s, o| {
-        paged(amazon_reports::SettlementsPager::new(s, o))
-    }),
-    ("shopify", "orders", |s, o| {
-        paged(shopify::OrdersPager::new(s, o))
-    }),
-    ("square", "orders", |s, o| {
-        paged(square::OrdersPager::new(s, o))
-    }),
-    ("square", "inventory_counts", |s, o| {
-        paged(square::CountsPager::new(s, o))
-    }),
-    ("tryton", "stock_quantities", |s, _| {
-        paged(tryton::StockPager::new(s))
-    }),
-    ("shipbob", "inventory", |s, o| {
-        paged(shipbob::Listing::new(s, o).map(shipbob::InventoryPager))
-    }),
-    ("shipbob", "shipments", |s, o| {
-        paged(shipbob::Listing::new(s, o).map(shipbob::ShipmentsPager))
-    }),
-    ("odata", "entities", |s, o| {
-        paged(odata::EntitiesPager::new(s, o))
-    }),
-    ("odata", "stock", |s, o| paged(odata::StockPager::new(s, o))),
-];
-
-/// Connectors whose deliveries the webhook server verifies (`signatures::Verifier`).
-const WEBHOOK_CONNECTORS: &[&str] = &["shopify", "square", "shipbob", "webhook"];
 
 /// True when this runtime runs `connector.operation` as declared: `kind` is `sink` for a
 /// sink, else the source's kind (`poll`, `schedule`, `webhook`, `bus`, `file`).
 pub fn implements(connector: &str, operation: &str, kind: &str) -> bool {
-    match kind {
-        "sink" => SINKS
-            .iter()
-            .any(|(c, op, _)| *c == connector && *op == operation),
-        "poll" | "schedule" => POLLS
-            .iter()
-            .any(|(c, op, _)| *c == connector && *op == operation),
-        "webhook" => WEBHOOK_CONNECTORS.contains(&connector),
-        "file" => connector == "file",
-        _ => false,
-    }
+    Registry::builtin().implements(connector, operation, kind)
 }
 
 /// Builds the sink connector for an operation.
 pub fn sink(
+    ctx: &Context,
     connection: &Connection,
     operation: &str,
-    options: &BTreeMap<String, Value>,
-) -> Result<Box<dyn SinkConnector>, String> {
+    options: &Map,
+) -> Result<Box<dyn SinkConnector>, ConnectorError> {
     let connector = connection.connector.as_str();
-    let Some((_, _, build)) = SINKS
-        .iter()
-        .find(|(c, op, _)| *c == connector && *op == operation)
-    else {
-        return Err(format!(
-            "connection `{}`: the `{connector}.{operation}` operation is not available in this runtime yet",
-            connection.name
-        ));
+    let Some(build) = ctx.registry.sink_build(connector, operation) else {
+        return Err(ConnectorError::UnknownSink {
+            connection: connection.name.clone(),
+            connector: connector.to_string(),
+            operation: operation.to_string(),
+        });
     };
-    build(connection, &settings(connection)?, operation, options)
+    build(ctx, &ctx.settings(connection)?, operation, options)
 }
 
 /// Builds the pager of a poll source.
 pub fn pager(
+    ctx: &Context,
     connector: &str,
     operation: &str,
-    settings: &BTreeMap<String, Value>,
-    options: &BTreeMap<String, Value>,
-) -> Result<Box<dyn Pager>, String> {
-    match POLLS
-        .iter()
-        .find(|(c, op, _)| *c == connector && *op == operation)
-    {
-        Some((_, _, build)) => build(settings, options),
-        None => Err(format!(
-            "the `{connector}.{operation}` poll source is not available in this runtime yet"
-        )),
+    settings: &Map,
+    options: &Map,
+) -> Result<Box<dyn Pager>, ConnectorError> {
+    match ctx.registry.pager_build(connector, operation) {
+        Some(build) => build(ctx, settings, options),
+        None => Err(ConnectorError::UnknownPoll {
+            connector: connector.to_string(),
+            operation: operation.to_string(),
+        }),
+    }
+}
+
+/// Builds the verifier of a webhook source.
+pub fn verifier(
+    ctx: &Context,
+    connector: &str,
+    operation: &str,
+    settings: &Map,
+) -> Result<Box<dyn Verifier>, ConnectorError> {
+    match ctx.registry.verifier_build(connector, operation) {
+        Some(build) => build(operation, settings),
+        None => Err(ConnectorError::UnknownWebhook {
+            connector: connector.to_string(),
+        }),
     }
 }
 
 pub use file::{matching_files, read_lines};
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use omniflow_ir::SettingValue;
+    use serde_json::json;
+
+    fn connection(connector: &str, settings: &[(&str, SettingValue)]) -> Connection {
+        Connection {
+            name: "c".into(),
+            connector: connector.into(),
+            settings: settings
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.clone()))
+                .collect(),
+            quota: Default::default(),
+        }
+    }
+
+    #[test]
+    fn unknown_operations_are_refused_by_name() {
+        let ctx = Context::default();
+        let err = sink(&ctx, &connection("shipbob", &[]), "nope", &Map::new()).err();
+        assert_eq!(
+            err.map(|e| e.to_string()).as_deref(),
+            Some(
+                "connection `c`: the `shipbob.nope` operation is not available in this runtime yet"
+            )
+        );
+        let err = pager(&ctx, "shipbob", "nope", &Map::new(), &Map::new()).err();
+        assert_eq!(
+            err.map(|e| e.to_string()).as_deref(),
+            Some("the `shipbob.nope` poll source is not available in this runtime yet")
+        );
+        let err = verifier(&ctx, "tryton", "x", &Map::new()).err();
+        assert_eq!(
+            err.map(|e| e.to_string()).as_deref(),
+            Some("the tryton connector has no webhook signature scheme; deliveries cannot be verified")
+        );
+        assert!(implements("shipbob", "shipments", "poll"));
+        assert!(implements("amazon_sp", "settlements", "schedule"));
+        assert!(!implements("shipbob", "shipments", "sink"));
+        assert!(implements("file", "read", "file"));
+    }
+
+    #[test]
+    fn secrets_come_from_files_when_the_context_says_so() {
+        let dir = std::env::temp_dir().join(format!("omniflow-secrets-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("TOKEN"), "s3cret\n").unwrap();
+        let conn = connection(
+            "shipbob",
+            &[
+                ("token", SettingValue::Secret("TOKEN".into())),
+                ("channel_id", SettingValue::Value(json!("7"))),
+            ],
+        );
+        let files = Context::new(SecretSource::Files(dir.clone()));
+        let resolved = settings(&files, &conn).unwrap();
+        assert_eq!(resolved["token"], json!("s3cret"));
+        let missing = connection(
+            "shipbob",
+            &[("token", SettingValue::Secret("ABSENT".into()))],
+        );
+        let err = settings(&files, &missing).unwrap_err().to_string();
+        assert!(
+            err.starts_with("connection `c`: setting `token` reads the secret file `"),
+            "{err}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

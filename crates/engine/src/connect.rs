@@ -4,34 +4,42 @@
 use crate::bus;
 use crate::ledger::sink::LedgerSink;
 use crate::shared::Shared;
-use omniflow_connectors::SinkConnector;
+use omniflow_connectors::{Context, SinkConnector};
 use omniflow_ir::Connection;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::rc::Rc;
 
-/// The ledger's sink operations.
-const LEDGER_SINKS: &[&str] = &["apply", "reserve", "confirm", "release"];
+/// The engine's own operations: (connector, operation, kind as the stdlib declares it).
+pub const OWN: &[(&str, &str, &str)] = &[
+    ("ledger", "apply", "sink"),
+    ("ledger", "reserve", "sink"),
+    ("ledger", "confirm", "sink"),
+    ("ledger", "release", "sink"),
+    ("bus", "publish", "sink"),
+    ("bus", "subscribe", "bus"),
+];
 
 /// True when this runtime runs `connector.operation` as declared: `kind` is `sink` for a
 /// sink, else the source's kind (`poll`, `schedule`, `webhook`, `bus`, `file`).
 pub fn implements(connector: &str, operation: &str, kind: &str) -> bool {
-    match (connector, kind) {
-        ("ledger", "sink") => LEDGER_SINKS.contains(&operation),
-        ("bus", "sink") => operation == "publish",
-        ("bus", "bus") => true,
-        _ => omniflow_connectors::implements(connector, operation, kind),
-    }
+    OWN.contains(&(connector, operation, kind))
+        || omniflow_connectors::implements(connector, operation, kind)
 }
 
 /// Builds the sink of a connection's operation outside a runner: no ledger runs and no
 /// flow subscribes to the embedded bus.
 pub fn sink(
+    connectors: Rc<Context>,
     connection: &Connection,
     operation: &str,
     options: &BTreeMap<String, Value>,
 ) -> Result<Box<dyn SinkConnector>, String> {
-    sink_in(&Rc::new(Shared::default()), connection, operation, options)
+    let shared = Rc::new(Shared {
+        connectors,
+        ..Shared::default()
+    });
+    sink_in(&shared, connection, operation, options)
 }
 
 /// Builds the sink of a connection's operation for a runner sharing `shared`.
@@ -50,12 +58,17 @@ pub fn sink_in(
             options,
         )?)),
         "bus" if operation == "publish" => {
-            let settings = omniflow_connectors::settings(connection)?;
+            let settings = shared.connectors.settings(connection)?;
             Ok(match bus::on_nats(&settings) {
                 true => Box::new(bus::nats::Publish::new(shared, &settings, options)?),
                 false => Box::new(bus::Publish::new(shared, &settings, options)?),
             })
         }
-        _ => omniflow_connectors::sink(connection, operation, options),
+        _ => Ok(omniflow_connectors::sink(
+            &shared.connectors,
+            connection,
+            operation,
+            options,
+        )?),
     }
 }

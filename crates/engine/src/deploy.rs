@@ -128,6 +128,17 @@ impl From<DeployError> for String {
 }
 
 impl Deployment {
+    /// What the connectors of a runtime under this deployment share (secrets from the
+    /// environment or from files).
+    pub fn connectors(&self) -> omniflow_connectors::Context {
+        omniflow_connectors::Context::new(match self.secrets.from {
+            SecretSource::Env => omniflow_connectors::SecretSource::Env,
+            SecretSource::File => omniflow_connectors::SecretSource::Files(
+                self.secrets.dir.clone().unwrap_or_default(),
+            ),
+        })
+    }
+
     /// Parses the text of `omniflow.yaml` read from `path` (named in errors).
     pub fn parse(text: &str, path: &Path) -> Result<Deployment, DeployError> {
         let invalid = |reason: String| DeployError::Invalid {
@@ -159,9 +170,6 @@ impl Deployment {
                 }
                 None => connection.settings.extend(settings),
             }
-        }
-        if self.secrets.from == SecretSource::File {
-            omniflow_connectors::read_secrets_from(self.secrets.dir.clone().unwrap_or_default());
         }
         Ok(())
     }

@@ -38,21 +38,31 @@ impl Runner {
         store: Store,
         webhook_addr: &str,
     ) -> Result<Runner, StartError> {
-        Runner::start_with(pipeline, store, webhook_addr, server::Limits::default()).await
+        let connectors = Rc::new(omniflow_connectors::Context::default());
+        Runner::start_with(
+            pipeline,
+            store,
+            webhook_addr,
+            server::Limits::default(),
+            connectors,
+        )
+        .await
     }
 
-    /// [`Runner::start`], the webhook server applying `servers`.
+    /// [`Runner::start`], the webhook server applying `servers`, the connectors sharing
+    /// `connectors` (secrets as the deployment says, one token cache).
     pub async fn start_with(
         pipeline: Rc<Pipeline>,
         store: Store,
         webhook_addr: &str,
         servers: server::Limits,
+        connectors: Rc<omniflow_connectors::Context>,
     ) -> Result<Runner, StartError> {
         let metrics = Rc::new(Metrics::default());
         let (stop_tx, stop_rx) = watch::channel(false);
         let stopping = Rc::new(Cell::new(false));
         let webhooks = Routes::default();
-        let shared = Shared::new(&pipeline.graph);
+        let shared = Shared::new(&pipeline.graph, connectors);
         // Ledgers first: the sinks that name one find it running.
         let ledgers = crate::ledger::start(&pipeline.graph, &store, &metrics, &shared, &stop_rx)
             .await

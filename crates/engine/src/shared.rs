@@ -22,13 +22,19 @@ pub struct Shared {
     pub nats: Connections,
     /// One token bucket per connection that publishes a quota.
     pub limits: ConnectionLimits,
+    /// What the connectors share: the secret source, token caches, the registry.
+    pub connectors: Rc<omniflow_connectors::Context>,
 }
 
 impl Shared {
     /// The context of a runner of `graph`.
-    pub fn new(graph: &omniflow_ir::Graph) -> Rc<Shared> {
+    pub fn new(
+        graph: &omniflow_ir::Graph,
+        connectors: Rc<omniflow_connectors::Context>,
+    ) -> Rc<Shared> {
         Rc::new(Shared {
             limits: ConnectionLimits::new(graph),
+            connectors,
             ..Shared::default()
         })
     }

@@ -62,6 +62,7 @@ pub fn run(mut args: Args) -> u8 {
         .or(Some("127.0.0.1:8080".into()));
     args.ops_addr = args.ops_addr.or(deployment.ops_addr.clone());
     let retention = deployment.retention.clone();
+    let connectors = Rc::new(deployment.connectors());
     let servers = deployment.servers;
     let loaded = load_graph(&args.paths).and_then(|mut graph| {
         deployment.apply(&mut graph)?;
@@ -97,7 +98,7 @@ pub fn run(mut args: Args) -> u8 {
     let local = tokio::task::LocalSet::new();
     let closing = store.clone();
     let code = local.block_on(&runtime, async move {
-        match serve(args, pipeline, store, retention, servers).await {
+        match serve(args, pipeline, store, retention, servers, connectors).await {
             Ok(()) => 0,
             Err(err) => {
                 eprintln!("error: {err}");
@@ -123,6 +124,7 @@ async fn serve(
     store: state::Store,
     retention: state::retention::Retention,
     servers: server::Limits,
+    connectors: Rc<omniflow_connectors::Context>,
 ) -> Result<(), String> {
     // Listen for SIGTERM before anything else, so a stop during start-up is graceful too.
     let signals = Signals::new();
@@ -131,6 +133,7 @@ async fn serve(
         store,
         args.webhook_addr.as_deref().unwrap_or_default(),
         servers,
+        connectors,
     )
     .await?;
     runner.sweep_state(retention);

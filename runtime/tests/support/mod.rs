@@ -44,7 +44,13 @@ pub async fn call_sink(
     message: &serde_json::Value,
     timeout: std::time::Duration,
 ) -> omniflow_connectors::CallOutcome {
-    let sink = omniflow_engine::connect::sink(connection, operation, &Default::default()).unwrap();
+    let sink = omniflow_engine::connect::sink(
+        std::rc::Rc::new(omniflow_connectors::Context::default()),
+        connection,
+        operation,
+        &Default::default(),
+    )
+    .unwrap();
     let body = message.to_string();
     sink.call(omniflow_connectors::Call {
         key,

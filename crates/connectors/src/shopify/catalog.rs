@@ -11,6 +11,7 @@
 //! older than a minute. A SKU no variant carries is a permanent failure.
 
 use super::Store;
+use crate::api::ConnectorError;
 use crate::client;
 use crate::{Call, CallFuture, CallOutcome, SinkConnector};
 use serde_json::{json, Value};
@@ -44,7 +45,7 @@ struct Catalogue {
 }
 
 impl Catalogue {
-    fn new(settings: &BTreeMap<String, Value>) -> Result<Catalogue, String> {
+    fn new(settings: &BTreeMap<String, Value>) -> Result<Catalogue, ConnectorError> {
         Ok(Catalogue {
             store: Store::new(settings)?,
             index: RefCell::new(Index::default()),
@@ -171,7 +172,7 @@ pub struct UpdatePrice {
 
 impl UpdatePrice {
     /// Reads the connection settings.
-    pub fn new(settings: &BTreeMap<String, Value>) -> Result<UpdatePrice, String> {
+    pub fn new(settings: &BTreeMap<String, Value>) -> Result<UpdatePrice, ConnectorError> {
         Ok(UpdatePrice {
             catalogue: Catalogue::new(settings)?,
         })
@@ -226,7 +227,7 @@ const STATUSES: [&str; 3] = ["active", "archived", "draft"];
 
 impl UpdateProduct {
     /// Reads the connection settings.
-    pub fn new(settings: &BTreeMap<String, Value>) -> Result<UpdateProduct, String> {
+    pub fn new(settings: &BTreeMap<String, Value>) -> Result<UpdateProduct, ConnectorError> {
         Ok(UpdateProduct {
             catalogue: Catalogue::new(settings)?,
         })

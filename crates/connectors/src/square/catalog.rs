@@ -8,10 +8,10 @@
 //! between the read and the write) is transient: the retry reads the new version.
 
 use super::{error_text, Seller};
+use crate::api::{ConnectorError, Map};
 use crate::client;
 use crate::{Call, CallFuture, CallOutcome, SinkConnector};
 use serde_json::{json, Value};
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 /// `square.update_price`. The Price's `sku` is a catalog item variation id, or a canonical
@@ -22,7 +22,7 @@ pub struct UpdatePrice {
 
 impl UpdatePrice {
     /// Reads the connection settings.
-    pub fn new(settings: &BTreeMap<String, Value>) -> Result<UpdatePrice, String> {
+    pub fn new(settings: &Map) -> Result<UpdatePrice, ConnectorError> {
         Ok(UpdatePrice {
             seller: Seller::new(settings)?,
         })
@@ -32,10 +32,7 @@ impl UpdatePrice {
     async fn retrieve(&self, id: &str, timeout: Duration) -> Result<Value, CallOutcome> {
         let request = self
             .seller
-            .client
-            .get(format!("{}/v2/catalog/object/{id}", self.seller.base))
-            .bearer_auth(&self.seller.token)
-            .header("Square-Version", &self.seller.version);
+            .request(reqwest::Method::GET, &format!("/v2/catalog/object/{id}"));
         let reply = client::send(request, timeout).await?;
         if !reply.ok() {
             let wait = client::seconds_header(&reply.headers, "retry-after");
@@ -48,6 +45,7 @@ impl UpdatePrice {
         let sku = client::field(price, "sku")?;
         let id = self
             .seller
+            .settings
             .item_map
             .get(sku)
             .map(String::as_str)

@@ -15,7 +15,8 @@ pub struct Drift {
     pub erp: i64,
 }
 
-/// The ERP's on-hand per sku, read through the connection (Tryton only).
+/// The ERP's on-hand per sku, read through the connection (Tryton only; secrets from the
+/// environment).
 pub async fn erp_stock(connection: &ir::Connection) -> Result<Vec<(String, i64)>, String> {
     if connection.connector != "tryton" {
         return Err(format!(
@@ -23,7 +24,8 @@ pub async fn erp_stock(connection: &ir::Connection) -> Result<Vec<(String, i64)>
             connection.name, connection.connector
         ));
     }
-    let settings = omniflow_connectors::settings(connection)?;
+    let connectors = omniflow_connectors::Context::default();
+    let settings = connectors.settings(connection)?;
     let pager = omniflow_connectors::tryton::StockPager::new(&settings)?;
     let page = pager.page(None, true).await?;
     let mut stock = Vec::new();

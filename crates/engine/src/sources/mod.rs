@@ -42,7 +42,7 @@ pub fn start(
             .iter()
             .find(|c| &c.name == connection)
             .ok_or_else(|| format!("unknown connection `{connection}`"))?;
-        let settings = omniflow_connectors::settings(conn)?;
+        let settings = ctx.shared.connectors.settings(conn)?;
         match (conn.connector.as_str(), kind.as_str()) {
             ("file", "file") => {
                 let source = file::FileSource::new(ctx.clone(), &node.name, &settings, options)?;
@@ -50,7 +50,7 @@ pub fn start(
                 tokio::task::spawn_local(async move { source.run(stop).await });
             }
             (connector, kind @ ("poll" | "schedule")) => {
-                let pager = omniflow_connectors::pager(connector, operation, &settings, options)
+                let pager = omniflow_connectors::pager(&ctx.shared.connectors, connector, operation, &settings, options)
                     .map_err(|e| format!("connection `{connection}`: {e}"))?;
                 let source = poll::PollSource::new(
                     ctx.clone(),

@@ -4,7 +4,7 @@
 //! `dedupe = true`, a delivery id seen before is acknowledged and not stored again.
 
 use crate::engine::FlowCtx;
-use omniflow_connectors::signatures::Verifier;
+use omniflow_connectors::Verifier;
 use omniflow_http::server::{Req, Resp};
 use omniflow_ir::NodeKind;
 use serde_json::Value;
@@ -19,7 +19,7 @@ struct Route {
     ctx: Rc<FlowCtx>,
     source: String,
     dedupe: bool,
-    verifier: Rc<Verifier>,
+    verifier: Rc<dyn Verifier>,
     /// Largest body accepted (the connection's `max_body_bytes`).
     max_body: Option<usize>,
 }
@@ -52,7 +52,8 @@ impl Routes {
                 _ => None,
             })
             .unwrap_or_default();
-        let verifier = Verifier::for_source(connector, operation, settings)?;
+        let verifier =
+            omniflow_connectors::verifier(&ctx.shared.connectors, connector, operation, settings)?;
         let max_body =
             omniflow_connectors::client::body_limit(settings, omniflow_ir::MAX_WEBHOOK_BODY_BYTES)?;
         let path = options
@@ -71,7 +72,7 @@ impl Routes {
                 ctx,
                 source: source.to_string(),
                 dedupe,
-                verifier: Rc::new(verifier),
+                verifier: Rc::from(verifier),
                 max_body,
             },
         );

@@ -1,63 +1,9 @@
-//! Files: JSONL/CSV lines as a source, JSONL appends as a sink.
+//! The file source's reading: regular files matching a pattern in the connection's `dir`,
+//! and their JSONL/CSV lines from a byte offset (the engine's file source drives it).
 
-use super::{Call, CallFuture, CallOutcome, SinkConnector};
-use serde_json::Value;
-use std::cell::RefCell;
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
+use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
-
-/// `file.write`: appends each message as one line.
-pub struct FileSink {
-    file: RefCell<std::fs::File>,
-}
-
-impl FileSink {
-    /// Opens the target file (`dir` + `path`) for appending.
-    pub fn new(
-        settings: &BTreeMap<String, Value>,
-        options: &BTreeMap<String, Value>,
-    ) -> Result<FileSink, String> {
-        let dir = settings
-            .get("dir")
-            .and_then(Value::as_str)
-            .ok_or("file connection needs `dir`")?;
-        let name = options
-            .get("path")
-            .and_then(Value::as_str)
-            .unwrap_or("out.jsonl");
-        if let Some(problem) = omniflow_ir::path::file_path_problem(name, false) {
-            return Err(format!("file sink path `{name}` {problem}"));
-        }
-        let path = Path::new(dir).join(name);
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
-            .map_err(|e| format!("cannot open `{}`: {e}", path.display()))?;
-        Ok(FileSink {
-            file: RefCell::new(file),
-        })
-    }
-}
-
-impl SinkConnector for FileSink {
-    fn call<'a>(&'a self, call: Call<'a>) -> CallFuture<'a> {
-        Box::pin(async move {
-            let mut line = Vec::with_capacity(call.body.len() + 1);
-            line.extend_from_slice(call.body);
-            line.push(b'\n');
-            match self.file.borrow_mut().write_all(&line) {
-                Ok(()) => CallOutcome::Ok,
-                Err(err) => CallOutcome::Transient {
-                    class: "connect".into(),
-                    reason: format!("write failed: {err}"),
-                    retry_after: None,
-                },
-            }
-        })
-    }
-}
 
 /// A file a source reads: where to open it, and the key its cursor is stored under.
 #[derive(Debug, Clone, PartialEq, Eq)]

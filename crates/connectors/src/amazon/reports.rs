@@ -7,9 +7,9 @@
 //! summary columns plus `rows` (the transaction columns of every other row), taken once by
 //! its report id.
 
-use super::amazon::SpApi;
-use super::client;
-use crate::api::{Page, PageFuture, Pager};
+use super::SpApi;
+use crate::api::{ConnectorError, Page, PageFuture, Pager};
+use crate::client;
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 use std::cell::RefCell;
@@ -49,13 +49,13 @@ pub struct SettlementsPager {
 }
 
 impl SettlementsPager {
-    /// Reads the connection settings (`page_size`, 1 to 100, defaults to 10).
+    /// The pager of a connection (`page_size`, 1 to 100, defaults to 10).
     pub fn new(
-        settings: &BTreeMap<String, Value>,
+        api: SpApi,
         options: &BTreeMap<String, Value>,
-    ) -> Result<SettlementsPager, String> {
+    ) -> Result<SettlementsPager, ConnectorError> {
         Ok(SettlementsPager {
-            api: SpApi::new(settings)?,
+            api,
             download: client::build()?,
             page_size: client::page_size(options, 10, 100),
             known: RefCell::new(HashSet::new()),
@@ -247,7 +247,7 @@ impl Pager for SettlementsPager {
                 Ok(reply) => reply,
                 // A refused token (expired after a long stop) would be refused forever:
                 // list again from where this listing started.
-                Err(super::CallOutcome::Permanent { reason }) if token.is_some() => {
+                Err(crate::CallOutcome::Permanent { reason }) if token.is_some() => {
                     tracing::warn!(reason = %reason, "getReports refused the nextToken; listing again from createdSince");
                     return Ok(Page {
                         items: Vec::new(),

@@ -1,0 +1,30 @@
+//! The generic http connector: REST sinks (`post`, `put`, `patch`) and the `get` poll
+//! source against a connection's `base_url`.
+//!
+//! `settings` (typed connection settings), `read` (the `get` pager), `write` (the
+//! sinks), `classify` (statuses to outcomes). It has no `auth.rs`: its only credential is
+//! the `auth_header` setting, sent as is.
+
+pub mod classify;
+pub mod read;
+pub mod settings;
+pub mod write;
+
+pub use classify::{classify, retry_after};
+pub use read::HttpGetPager;
+pub use settings::Settings;
+pub use write::{HttpSink, CORRELATION_HEADER, IDEMPOTENCY_HEADER};
+
+use crate::api::Registry;
+
+/// Registers the http connector's operations.
+pub fn register(registry: &mut Registry) {
+    for operation in ["post", "put", "patch"] {
+        registry.sink("http", operation, |_, s, op, o| {
+            Ok(Box::new(HttpSink::new(s, op, o)?))
+        });
+    }
+    registry.pager("http", "get", |_, s, o| {
+        Ok(Box::new(HttpGetPager::new(s, o)?))
+    });
+}

@@ -1,0 +1,204 @@
+//! The generic REST sink: sends the message as JSON (or a body template over it), with its
+//! idempotency key and correlation id as headers, and classifies the response.
+
+use super::classify::{classify, retry_after};
+use super::Settings;
+use crate::api::{ConnectorError, Map};
+use crate::client;
+use crate::transport::{Failure, Outbound, Transport};
+use crate::{Call, CallFuture, CallOutcome, SinkConnector};
+use hyper::header::{HeaderName, AUTHORIZATION, CONTENT_TYPE};
+use hyper::{Method, Uri};
+use serde_json::Value;
+
+/// Header carrying the idempotency key of every call (`Idempotency-Key`; header names
+/// are case-insensitive and kept in lower case).
+pub const IDEMPOTENCY_HEADER: &str = "idempotency-key";
+/// Header carrying the correlation id of every call (`X-Correlation-Id`).
+pub const CORRELATION_HEADER: &str = "x-correlation-id";
+
+/// `http.post|put|patch`.
+pub struct HttpSink {
+    transport: Transport,
+    method: Method,
+    /// The request URI, parsed once, when the path has no template.
+    uri: Option<Uri>,
+    url_template: String,
+    /// A minijinja template of the request body over the message (the message as JSON
+    /// when absent).
+    body_template: Option<String>,
+    auth: Option<String>,
+    /// Largest request body sent (the connection's `max_body_bytes`).
+    max_body: Option<usize>,
+}
+
+/// Most idle keep-alive connections a sink keeps to its endpoint.
+const IDLE_CONNECTIONS: usize = 64;
+
+impl HttpSink {
+    /// Builds the sink from connection settings and sink options.
+    pub fn new(
+        settings_map: &Map,
+        operation: &str,
+        options: &Map,
+    ) -> Result<HttpSink, ConnectorError> {
+        let settings = Settings::parse(settings_map)?;
+        let base = settings.base.clone();
+        let path = options.get("path").and_then(Value::as_str).unwrap_or("");
+        let method = match options
+            .get("method")
+            .and_then(Value::as_str)
+            .unwrap_or(operation)
+        {
+            m if m.eq_ignore_ascii_case("put") => Method::PUT,
+            m if m.eq_ignore_ascii_case("patch") => Method::PATCH,
+            _ => Method::POST,
+        };
+        let url_template = format!("{base}{path}");
+        let endpoint = request_uri(&base).map_err(|e| format!("`base_url`: {e}"))?;
+        let uri = if url_template.contains("{{") {
+            None
+        } else {
+            Some(request_uri(&url_template)?)
+        };
+        Ok(HttpSink {
+            transport: Transport::for_endpoint(&endpoint, IDLE_CONNECTIONS)?,
+            method,
+            uri,
+            url_template,
+            body_template: options
+                .get("body")
+                .and_then(Value::as_str)
+                .map(String::from),
+            max_body: client::body_limit(settings_map, i64::MAX as u64)?,
+            auth: settings.auth,
+        })
+    }
+
+    fn body(&self, message: &[u8]) -> Result<Vec<u8>, String> {
+        let Some(template) = &self.body_template else {
+            return Ok(message.to_vec());
+        };
+        minijinja::Environment::new()
+            .render_str(template, template_context(message))
+            .map(String::into_bytes)
+            .map_err(|e| format!("body template: {e}"))
+    }
+
+    fn uri(&self, body: &[u8]) -> Result<Uri, String> {
+        if let Some(uri) = &self.uri {
+            return Ok(uri.clone());
+        }
+        let url = minijinja::Environment::new()
+            .render_str(&self.url_template, template_context(body))
+            .map_err(|e| format!("path template: {e}"))?;
+        request_uri(&url)
+    }
+}
+
+/// The message as a template context, every number's digits kept (null when not JSON).
+fn template_context(message: &[u8]) -> minijinja::Value {
+    omniflow_mapping::json_in::parse(message, &omniflow_mapping::json_in::Projection::whole())
+        .map(|value| value.to_template())
+        .unwrap_or_else(|_| minijinja::Value::from(()))
+}
+
+/// An absolute `http` or `https` URL as a request URI.
+fn request_uri(url: &str) -> Result<Uri, String> {
+    let uri: Uri = url
+        .parse()
+        .map_err(|e| format!("`{url}` is not a URL: {e}"))?;
+    match (uri.scheme_str(), uri.host()) {
+        (Some("http" | "https"), Some(host)) if !host.is_empty() => Ok(uri),
+        _ => Err(format!("`{url}` is not an http or https URL")),
+    }
+}
+
+impl SinkConnector for HttpSink {
+    fn call<'a>(&'a self, call: Call<'a>) -> CallFuture<'a> {
+        Box::pin(async move {
+            let uri = match self.uri(call.body) {
+                Ok(uri) => uri,
+                Err(reason) => return CallOutcome::Permanent { reason },
+            };
+            let body = match self.body(call.body) {
+                Ok(body) => body,
+                Err(reason) => return CallOutcome::Permanent { reason },
+            };
+            if let Some(max) = self.max_body.filter(|max| body.len() > *max) {
+                return CallOutcome::Permanent {
+                    reason: format!(
+                        "the request body is {} bytes, over max_body_bytes ({max})",
+                        body.len()
+                    ),
+                };
+            }
+            let mut headers = vec![
+                (CONTENT_TYPE, "application/json"),
+                (HeaderName::from_static(IDEMPOTENCY_HEADER), call.key),
+                (
+                    HeaderName::from_static(CORRELATION_HEADER),
+                    call.correlation_id,
+                ),
+            ];
+            if let Some(auth) = &self.auth {
+                headers.push((AUTHORIZATION, auth.as_str()));
+            }
+            let sent = self
+                .transport
+                .send(Outbound {
+                    method: &self.method,
+                    uri,
+                    headers: &headers,
+                    body,
+                    timeout: call.timeout,
+                })
+                .await;
+            match sent {
+                Ok(answer) => classify(answer.status, retry_after(&answer.headers), &answer.body),
+                Err(Failure::Invalid(reason)) => CallOutcome::Permanent { reason },
+                Err(Failure::Timeout) => CallOutcome::Transient {
+                    class: "timeout".into(),
+                    reason: format!("timed out after {:?}", call.timeout),
+                    retry_after: None,
+                },
+                Err(Failure::Connect(reason)) => CallOutcome::Transient {
+                    class: "connect".into(),
+                    reason,
+                    retry_after: None,
+                },
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+    use std::time::Duration;
+
+    #[tokio::test]
+    async fn a_body_over_the_limit_is_refused_before_sending() {
+        let settings: BTreeMap<String, Value> = [
+            ("base_url".to_string(), Value::from("http://127.0.0.1:9")),
+            ("max_body_bytes".to_string(), Value::from(16)),
+        ]
+        .into_iter()
+        .collect();
+        let sink = HttpSink::new(&settings, "post", &BTreeMap::new()).unwrap();
+        let body = br#"{"id": "a-rather-long-message"}"#;
+        let outcome = sink
+            .call(Call {
+                key: "k",
+                correlation_id: "k",
+                body,
+                timeout: Duration::from_secs(1),
+            })
+            .await;
+        assert!(
+            matches!(&outcome, CallOutcome::Permanent { reason } if reason.contains("over max_body_bytes (16)")),
+            "{outcome:?}"
+        );
+    }
+}
