@@ -1,11 +1,9 @@
 //! Expression evaluation: IR expressions are compiled once per graph into [`Code`]
 //! (tables and schemas by index, templates parsed, JSONPath parsed) and run per message.
 
-mod builtins;
-mod ops;
+pub(crate) mod ops;
 
-pub use builtins::Func;
-
+use crate::builtins::{self, Builtin, Imp};
 use crate::intern::{intern, same_name};
 use crate::value::Val;
 use omniflow_ir::{self as ir, PathSeg, Root, TypeIr};
@@ -116,8 +114,9 @@ pub enum Code {
         then: Box<Code>,
         otherwise: Box<Code>,
     },
+    /// A built-in, found when the expression was compiled.
     Call {
-        func: Func,
+        func: &'static Builtin,
         args: Vec<Code>,
     },
     List(Vec<Code>),
@@ -364,7 +363,7 @@ impl Env {
                 otherwise: Box::new(self.compile(otherwise)?),
             },
             ir::Expr::Call { func, args } => Code::Call {
-                func: Func::from_name(func).ok_or_else(|| format!("unknown function `{func}`"))?,
+                func: builtins::find(func).ok_or_else(|| format!("unknown function `{func}`"))?,
                 args: args
                     .iter()
                     .map(|a| self.compile(a))
@@ -557,7 +556,7 @@ impl Env {
                 let value = self.operand(expr, input, slots)?;
                 ops::unary(*op, value)
             }
-            Code::Call { func, args } => self.call(*func, args, input, slots),
+            Code::Call { func, args } => self.call(func, args, input, slots),
             Code::Lookup { table, key } => self.lookup(*table, key, input, slots),
             Code::InTable { table, key } => self.in_table(*table, key, input, slots),
             Code::Member(base, field) => self.member(base, field, input, slots),
@@ -581,28 +580,28 @@ impl Env {
     #[inline(never)]
     fn call<'a>(
         &self,
-        func: Func,
+        func: &Builtin,
         args: &[Code],
         input: &Val<'a>,
         slots: &mut Vec<Val<'a>>,
     ) -> Eval<'a> {
-        if let ([arg], Some(test)) = (args, func.kind_test()) {
+        if let ([arg], Imp::Test(test)) = (args, func.imp) {
             if let Some(value) = operand_ref(arg, input, slots) {
                 return Ok(Val::Bool(test(value)));
             }
         }
         // Arguments live in an array of the call's own arity: nothing extra to drop.
         match args {
-            [] => return builtins::call(func, &mut []),
-            [a] => return builtins::call(func, &mut [self.operand(a, input, slots)?]),
+            [] => return func.apply(&mut []),
+            [a] => return func.apply(&mut [self.operand(a, input, slots)?]),
             [a, b] => {
                 let a = self.operand(a, input, slots)?;
-                return builtins::call(func, &mut [a, self.operand(b, input, slots)?]);
+                return func.apply(&mut [a, self.operand(b, input, slots)?]);
             }
             [a, b, c] => {
                 let a = self.operand(a, input, slots)?;
                 let b = self.operand(b, input, slots)?;
-                return builtins::call(func, &mut [a, b, self.operand(c, input, slots)?]);
+                return func.apply(&mut [a, b, self.operand(c, input, slots)?]);
             }
             _ => {}
         }
@@ -610,7 +609,7 @@ impl Env {
         for arg in args {
             values.push(self.eval(arg, input, slots)?);
         }
-        builtins::call(func, &mut values)
+        func.apply(&mut values)
     }
 
     #[inline(never)]
