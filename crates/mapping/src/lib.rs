@@ -5,6 +5,7 @@
 
 pub mod builtins;
 pub mod decimal;
+pub mod error;
 pub mod eval;
 pub mod intern;
 pub mod json_in;

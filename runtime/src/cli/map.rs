@@ -1,9 +1,8 @@
 //! `omniflow map`: one flow's mapping and routing over a JSONL file, in process, with no
 //! state: the integrator's playground for a mapping, and the way to time it.
 
-use omniflow_mapping::pipeline::Pipeline;
 use omniflow_mapping::{json_in, json_out};
-use omniflow_runtime::load::load_graph;
+use omniflow_runtime::load::load_pipeline;
 use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::path::PathBuf;
 use std::time::Instant;
@@ -27,7 +26,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> u8 {
-    let pipeline = match load_graph(std::slice::from_ref(&args.path)).and_then(Pipeline::new) {
+    let pipeline = match load_pipeline(std::slice::from_ref(&args.path)) {
         Ok(p) => p,
         Err(err) => {
             eprintln!("error: {err}");

@@ -63,10 +63,12 @@ pub fn run(mut args: Args) -> u8 {
     args.ops_addr = args.ops_addr.or(deployment.ops_addr.clone());
     let retention = deployment.retention.clone();
     let servers = deployment.servers;
-    let loaded = load_graph(&args.paths).and_then(|mut graph| {
-        deployment.apply(&mut graph)?;
-        Pipeline::new(graph)
-    });
+    let loaded = load_graph(&args.paths)
+        .map_err(String::from)
+        .and_then(|mut graph| {
+            deployment.apply(&mut graph)?;
+            Ok(Pipeline::new(graph)?)
+        });
     let pipeline = match loaded {
         Ok(p) => Rc::new(p),
         Err(err) => {
