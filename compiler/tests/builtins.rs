@@ -1,5 +1,6 @@
 //! Every example of every built-in function holds: it is checked by the compiler without an
-//! error and evaluated by the runtime's evaluator, and gives the result its entry states.
+//! error and evaluated by the runtime's evaluator, and gives the result its entry states, of
+//! the result type the entry declares.
 
 use omniflow_compiler::diagnostics::Severity;
 use omniflow_compiler::ir::{Expr, Graph, NodeKind, RecordItem, SettingValue};
@@ -10,7 +11,32 @@ use omniflow_mapping::{json_in, json_out};
 /// One example with the name of the function it shows.
 struct Case {
     func: &'static str,
+    ret: Ret,
     example: &'static Example,
+}
+
+/// True when a result (its JSON text) is of a function's fixed result type; results whose
+/// type follows the arguments, and null (a missing value passed through), always are.
+fn of_result_type(ret: Ret, json: &str) -> bool {
+    let value: serde_json::Value = serde_json::from_str(json).unwrap();
+    let Ret::Fixed(fixed) = ret else {
+        return true;
+    };
+    value.is_null()
+        || match fixed {
+            Fixed::Str | Fixed::Datetime | Fixed::Date => value.is_string(),
+            Fixed::Int => value.is_i64(),
+            Fixed::Decimal => value.is_number(),
+            Fixed::Bool => value.is_boolean(),
+            Fixed::Money => {
+                value.get("amount").is_some_and(|a| a.is_i64())
+                    && value.get("currency").is_some_and(|c| c.is_string())
+            }
+            Fixed::StrList => value
+                .as_array()
+                .is_some_and(|items| items.iter().all(|i| i.is_string())),
+            Fixed::Json | Fixed::Secret => true,
+        }
 }
 
 /// A flow that computes every mapping example as a field of one record, and sets every
@@ -91,6 +117,7 @@ fn every_builtin_example_gives_its_result() {
         for example in builtin.examples {
             let case = Case {
                 func: builtin.name,
+                ret: builtin.ret,
                 example,
             };
             if builtin.settings_only() {
@@ -126,6 +153,15 @@ fn every_builtin_example_gives_its_result() {
                 "`{}`: {} gave {got:?}, its entry says {want:?}",
                 case.func, case.example.expr
             ));
+        } else if let Ok(json) = &got {
+            // An example that wraps the call (`len(now())`) gives the outer call's type.
+            let outermost = case.example.expr.starts_with(&format!("{}(", case.func));
+            if outermost && !of_result_type(case.ret, json) {
+                failures.push(format!(
+                    "`{}`: {} gave {json}, not of the result type {:?}",
+                    case.func, case.example.expr, case.ret
+                ));
+            }
         }
     }
 
