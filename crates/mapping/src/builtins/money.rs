@@ -7,14 +7,14 @@ use crate::value::Val;
 use omniflow_ir::currency;
 
 /// The exponent of an ISO 4217 currency, or why the code is refused.
-pub fn exponent(currency: &str, func: &str) -> Result<u32, Reject> {
+fn exponent(currency: &str, func: &str) -> Result<u32, Reject> {
     currency::exponent(currency)
         .ok_or_else(|| Reject(format!("`{func}`: {}", currency::unknown(currency))))
 }
 
 /// Exact minor units of an amount at a currency's exponent (`places`): `"19.99"` → 1999 at
 /// 2, `"1500"` → 1500 at 0; an amount with more decimals than that is rejected.
-pub fn minor_units(value: &Val, places: u32) -> Result<i64, Reject> {
+fn minor_units(value: &Val, places: u32) -> Result<i64, Reject> {
     if let Val::Str(s) = value {
         if let Some(minor) = fast_minor(s.as_bytes(), places) {
             return Ok(minor);
