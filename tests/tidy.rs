@@ -1,6 +1,7 @@
 //! Tidy checks: every diagnostic code has a fixture and a `docs/language.md` entry, every
-//! stdlib file is embedded, every operation the stdlib declares runs in the runtime, every
-//! `.rs` file opens with a `//!` doc comment.
+//! stdlib file is embedded, every operation the stdlib declares runs in the runtime, the
+//! table of built-in functions in `docs/language.md` is the one the compiler and runtime
+//! share, every `.rs` file opens with a `//!` doc comment.
 
 use omniflow_compiler::diagnostics::codes;
 use omniflow_tests::{files_with_suffix, repo_root};
@@ -176,22 +177,106 @@ fn every_runtime_operation_is_declared_in_the_stdlib() {
 #[test]
 fn every_compiler_builtin_has_an_implementation() {
     use omniflow_compiler::typeck::builtins::BUILTINS;
-    use omniflow_mapping::eval::Func;
+    let graph = omniflow_ir::Graph::default();
+    let mut env = omniflow_mapping::eval::Env::new(&graph);
     for builtin in BUILTINS {
+        let call = omniflow_ir::Expr::Call {
+            func: builtin.name.to_string(),
+            args: Vec::new(),
+        };
         assert!(
-            Func::from_name(builtin.name).is_some(),
+            env.compile(&call).is_ok(),
             "`{}` is not implemented",
             builtin.name
         );
     }
-    assert_eq!(Func::NAMES.len(), BUILTINS.len());
+    assert!(std::ptr::eq(BUILTINS, omniflow_mapping::builtins::BUILTINS));
+}
+
+/// The row of `docs/language.md`'s table of built-in functions that describes an entry.
+fn builtin_row(builtin: &omniflow_mapping::builtins::Builtin) -> String {
+    use omniflow_mapping::builtins::{Fixed, Param, Ret};
+    let required = builtin.params.len() - builtin.optional;
+    let mut args: Vec<String> = builtin
+        .params
+        .iter()
+        .enumerate()
+        .map(|(idx, param)| {
+            let name = match param {
+                Param::Any => "any",
+                Param::Str => "string",
+                Param::Int => "int",
+                Param::Num => "number",
+                Param::List => "list",
+                Param::Money => "money",
+                Param::Time => "datetime",
+            };
+            if idx < required {
+                name.to_string()
+            } else {
+                format!("[{name}]")
+            }
+        })
+        .collect();
+    if builtin.variadic {
+        args.push("...".into());
+    }
+    if args.is_empty() {
+        args.push("—".into());
+    }
+    let result = match builtin.ret {
+        Ret::Fixed(fixed) => match fixed {
+            Fixed::Str => "string",
+            Fixed::Int => "int",
+            Fixed::Decimal => "decimal",
+            Fixed::Bool => "bool",
+            Fixed::Money => "money",
+            Fixed::Datetime => "datetime",
+            Fixed::Date => "date",
+            Fixed::StrList => "[string]",
+            Fixed::Json => "json",
+            Fixed::Secret => "secret",
+        },
+        Ret::Element => "element type of the list",
+        Ret::Unified => "common type of the arguments",
+        Ret::First => "type of the argument",
+    };
+    format!(
+        "| `{}` | {} | {result} | {} |",
+        builtin.name,
+        args.join(", "),
+        builtin.doc
+    )
+}
+
+#[test]
+fn the_docs_list_the_builtins_of_the_table() {
+    let docs = std::fs::read_to_string(repo_root().join("docs/language.md")).unwrap();
+    let section = docs
+        .split("\n## Built-in functions\n")
+        .nth(1)
+        .and_then(|rest| rest.split("\n## ").next())
+        .expect("docs/language.md has a section `## Built-in functions`");
+    let documented: Vec<&str> = section
+        .lines()
+        .filter(|line| line.starts_with("| `"))
+        .collect();
+    let table: Vec<String> = omniflow_mapping::builtins::BUILTINS
+        .iter()
+        .map(builtin_row)
+        .collect();
+    assert_eq!(
+        documented,
+        table,
+        "docs/language.md's table of built-in functions differs from the table in crates/mapping/src/builtins"
+    );
 }
 
 /// The crates and the workspace crates each may depend on: the graph runs one way, from the
 /// binaries down to the IR. A dependency against the direction fails here.
 const CRATE_GRAPH: &[(&str, &[&str])] = &[
     ("omniflow-ir", &[]),
-    ("omniflow-compiler", &["omniflow-ir"]),
+    ("omniflow-compiler", &["omniflow-ir", "omniflow-mapping"]),
     ("omniflow-mapping", &["omniflow-ir"]),
     ("omniflow-state", &[]),
     ("omniflow-http", &["omniflow-ir"]),

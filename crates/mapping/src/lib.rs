@@ -1,9 +1,11 @@
 //! Mapping: values, exact decimals and money, interned names, projected JSON in and out, the
-//! expression evaluator, the flow pipeline (map, route, split) and test blocks. Pure
+//! built-in functions, the expression evaluator, the flow pipeline (map, route, split) and test blocks. Pure
 //! computation: no tokio, no I/O.
 #![deny(clippy::unwrap_used)]
 
+pub mod builtins;
 pub mod decimal;
+pub mod error;
 pub mod eval;
 pub mod intern;
 pub mod json_in;

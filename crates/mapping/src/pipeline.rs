@@ -1,7 +1,7 @@
 //! The in-memory part of a flow: from a source message through maps, filters, routes and
 //! splits to the sink deliveries it produces. Shared by `run`, `map` and `test`.
 
-use crate::eval::{Code, Env, Reject};
+use crate::eval::{Code, CompileError, Env, Reject};
 use crate::json_in::Projection;
 use crate::value::Val;
 use omniflow_ir::{self as ir, NodeKind};
@@ -78,12 +78,15 @@ pub struct Pipeline {
 
 impl Pipeline {
     /// Compiles every expression of a graph.
-    pub fn new(graph: ir::Graph) -> Result<Pipeline, String> {
+    pub fn new(graph: ir::Graph) -> Result<Pipeline, CompileError> {
         let mut env = Env::new(&graph);
         let mut flows = Vec::with_capacity(graph.flows.len());
         for flow in &graph.flows {
             flows.push(
-                compile_flow(&mut env, flow).map_err(|e| format!("flow `{}`: {e}", flow.name))?,
+                compile_flow(&mut env, flow).map_err(|error| CompileError::InFlow {
+                    flow: flow.name.clone(),
+                    error: Box::new(error),
+                })?,
             );
         }
         Ok(Pipeline { env, flows, graph })
@@ -237,7 +240,7 @@ impl Pipeline {
     }
 }
 
-fn compile_flow(env: &mut Env, flow: &ir::Flow) -> Result<FlowRt, String> {
+fn compile_flow(env: &mut Env, flow: &ir::Flow) -> Result<FlowRt, CompileError> {
     let index: HashMap<String, usize> = flow
         .nodes
         .iter()
@@ -248,7 +251,7 @@ fn compile_flow(env: &mut Env, flow: &ir::Flow) -> Result<FlowRt, String> {
         index
             .get(name)
             .copied()
-            .ok_or_else(|| format!("unknown node `{name}`"))
+            .ok_or_else(|| CompileError::UnknownNode(name.to_string()))
     };
     let mut nodes = Vec::with_capacity(flow.nodes.len());
     for node in &flow.nodes {
@@ -296,7 +299,7 @@ fn compile_flow(env: &mut Env, flow: &ir::Flow) -> Result<FlowRt, String> {
                                 .collect::<Result<Vec<_>, _>>()?,
                         ))
                     })
-                    .collect::<Result<_, String>>()?,
+                    .collect::<Result<_, CompileError>>()?,
                 otherwise: otherwise
                     .iter()
                     .map(|t| lookup(t))

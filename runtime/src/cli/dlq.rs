@@ -78,151 +78,165 @@ pub fn run(args: Args) -> u8 {
 
 fn command(store: &state::Store, command: Command) -> u8 {
     match command {
-        Command::List { all, limit, json } => {
-            match store.call_blocking(move |b| b.dead_letters(all, limit)) {
-                Ok(letters) => {
-                    for letter in &letters {
-                        if json {
-                            println!("{}", serde_json::to_string(letter).unwrap_or_default());
-                        } else {
-                            println!(
-                                "{:>6}  {}/{}  {}  {}{}",
-                                letter.id,
-                                letter.origin,
-                                letter.node,
-                                letter.correlation_id,
-                                letter.error.lines().next().unwrap_or(""),
-                                if letter.replayed_at.is_some() {
-                                    "  (replayed)"
-                                } else if letter.discarded_at.is_some() {
-                                    "  (discarded)"
-                                } else {
-                                    ""
-                                }
-                            );
-                        }
-                    }
-                    if !json {
-                        println!(
-                            "{} dead letter{}",
-                            letters.len(),
-                            if letters.len() == 1 { "" } else { "s" }
-                        );
-                    }
-                    0
-                }
-                Err(err) => fail(&err),
-            }
-        }
-        Command::Show { id } => match store.call_blocking(move |b| b.dead_letter(id)) {
-            Ok(Some(letter)) => {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&letter).unwrap_or_default()
-                );
-                0
-            }
-            Ok(None) => {
-                eprintln!("error: no dead letter {id}");
-                1
-            }
-            Err(err) => fail(&err),
-        },
-        Command::Replay { id, all } => {
-            let letters: Result<Vec<DeadLetter>, String> = match (id, all) {
-                (Some(id), false) => store
-                    .call_blocking(move |b| b.dead_letter(id))
-                    .and_then(|l| l.ok_or(format!("no dead letter {id}")).map(|l| vec![l])),
-                (None, true) => store.call_blocking(|b| b.dead_letters(false, usize::MAX >> 1)),
-                _ => Err("give one dead letter id, or --all".into()),
-            };
-            let letters = match letters {
-                Ok(l) => l,
-                Err(err) => return fail(&err),
-            };
-            let mut replayed = 0;
-            // One message failed at several sinks is put back once, with all its failed
-            // deliveries cleared.
-            let mut groups: Vec<Vec<DeadLetter>> = Vec::new();
-            for letter in letters
-                .into_iter()
-                .filter(|l| l.replayed_at.is_none() && l.discarded_at.is_none())
-            {
-                match groups.iter_mut().find(|g| {
-                    g[0].origin == letter.origin
-                        && g[0].source == letter.source
-                        && g[0].message == letter.message
-                }) {
-                    Some(group) => group.push(letter),
-                    None => groups.push(vec![letter]),
-                }
-            }
-            for group in groups {
-                let id = group[0].id;
-                let result = store.call_blocking(move |b| {
-                    // Claimed in the same transaction that puts the message back: a
-                    // letter already replayed or discarded is left alone.
-                    let mut claimed = Vec::with_capacity(group.len());
-                    for letter in group {
-                        if b.mark_replayed(letter.id)? {
-                            claimed.push(letter);
-                        }
-                    }
-                    for letter in &claimed {
-                        if !letter.sink.is_empty() {
-                            b.clear_outcome(&letter.sink, &letter.key)?;
-                        }
-                    }
-                    let group = claimed;
-                    let Some(first) = group.first() else {
-                        return Ok(0);
-                    };
-                    // A refused inventory publication stays pending in its ledger, which
-                    // sends the current quantity again when the runtime starts.
-                    let Some(flow) = first.origin.flow() else {
-                        return Ok(group.len());
-                    };
-                    // The earliest acceptance of the group (unknown counts as earliest).
-                    let accepted_at = group
-                        .iter()
-                        .map(|l| l.accepted_at.unwrap_or(0))
-                        .min()
-                        .unwrap_or(0);
-                    // With its original acceptance time, which bounds what retention may
-                    // forget while it waits (unknown for old letters: nothing, meanwhile).
-                    b.append_replay(flow, &first.source, first.message.as_bytes(), accepted_at)
-                        .map(|_| group.len())
-                });
-                match result {
-                    Ok(count) => replayed += count,
-                    Err(err) => {
-                        eprintln!("error: dead letter {id}: {err}");
-                        return 1;
-                    }
-                }
-            }
+        Command::List { all, limit, json } => list(store, all, limit, json),
+        Command::Show { id } => show(store, id),
+        Command::Replay { id, all } => replay(store, id, all),
+        Command::Discard { ids } => discard(store, ids),
+    }
+}
+
+fn list(store: &state::Store, all: bool, limit: usize, json: bool) -> u8 {
+    let letters = match store.call_blocking(move |b| b.dead_letters(all, limit)) {
+        Ok(letters) => letters,
+        Err(err) => return fail(&err),
+    };
+    for letter in &letters {
+        if json {
+            println!("{}", serde_json::to_string(letter).unwrap_or_default());
+        } else {
             println!(
-                "replayed {replayed} dead letter{}",
-                if replayed == 1 { "" } else { "s" }
+                "{:>6}  {}/{}  {}  {}{}",
+                letter.id,
+                letter.origin,
+                letter.node,
+                letter.correlation_id,
+                letter.error.lines().next().unwrap_or(""),
+                if letter.replayed_at.is_some() {
+                    "  (replayed)"
+                } else if letter.discarded_at.is_some() {
+                    "  (discarded)"
+                } else {
+                    ""
+                }
+            );
+        }
+    }
+    if !json {
+        println!(
+            "{} dead letter{}",
+            letters.len(),
+            if letters.len() == 1 { "" } else { "s" }
+        );
+    }
+    0
+}
+
+fn show(store: &state::Store, id: i64) -> u8 {
+    match store.call_blocking(move |b| b.dead_letter(id)) {
+        Ok(Some(letter)) => {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&letter).unwrap_or_default()
             );
             0
         }
-        Command::Discard { ids } => {
-            for id in ids {
-                match store.call_blocking(move |b| b.discard(id)) {
-                    Ok(true) => println!("discarded dead letter {id}"),
-                    Ok(false) => {
-                        eprintln!(
-                            "error: no dead letter {id} waiting (unknown, replayed or discarded)"
-                        );
-                        return 1;
-                    }
-                    Err(err) => return fail(&err),
-                }
+        Ok(None) => {
+            eprintln!("error: no dead letter {id}");
+            1
+        }
+        Err(err) => fail(&err),
+    }
+}
+
+fn replay(store: &state::Store, id: Option<i64>, all: bool) -> u8 {
+    let letters: Result<Vec<DeadLetter>, String> = match (id, all) {
+        (Some(id), false) => store
+            .call_blocking(move |b| b.dead_letter(id))
+            .and_then(|l| l.ok_or(format!("no dead letter {id}")).map(|l| vec![l])),
+        (None, true) => store.call_blocking(|b| b.dead_letters(false, usize::MAX >> 1)),
+        _ => Err("give one dead letter id, or --all".into()),
+    };
+    let letters = match letters {
+        Ok(l) => l,
+        Err(err) => return fail(&err),
+    };
+    let mut replayed = 0;
+    for group in by_message(letters) {
+        let id = group[0].id;
+        match store.call_blocking(move |b| put_back(b, group)) {
+            Ok(count) => replayed += count,
+            Err(err) => {
+                eprintln!("error: dead letter {id}: {err}");
+                return 1;
             }
-            0
         }
     }
+    println!(
+        "replayed {replayed} dead letter{}",
+        if replayed == 1 { "" } else { "s" }
+    );
+    0
+}
+
+/// The letters waiting for replay, grouped by message: one message failed at several
+/// sinks is put back once, with all its failed deliveries cleared.
+fn by_message(letters: Vec<DeadLetter>) -> Vec<Vec<DeadLetter>> {
+    let mut groups: Vec<Vec<DeadLetter>> = Vec::new();
+    for letter in letters
+        .into_iter()
+        .filter(|l| l.replayed_at.is_none() && l.discarded_at.is_none())
+    {
+        match groups.iter_mut().find(|g| {
+            g[0].origin == letter.origin
+                && g[0].source == letter.source
+                && g[0].message == letter.message
+        }) {
+            Some(group) => group.push(letter),
+            None => groups.push(vec![letter]),
+        }
+    }
+    groups
+}
+
+/// Puts one message back into its flow's inbox and clears its failed deliveries, in one
+/// transaction; returns how many of the group's letters it replayed.
+fn put_back(b: &mut dyn state::Backend, group: Vec<DeadLetter>) -> state::StateResult<usize> {
+    // Claimed in the same transaction that puts the message back: a letter already
+    // replayed or discarded is left alone.
+    let mut claimed = Vec::with_capacity(group.len());
+    for letter in group {
+        if b.mark_replayed(letter.id)? {
+            claimed.push(letter);
+        }
+    }
+    for letter in &claimed {
+        if !letter.sink.is_empty() {
+            b.clear_outcome(&letter.sink, &letter.key)?;
+        }
+    }
+    let group = claimed;
+    let Some(first) = group.first() else {
+        return Ok(0);
+    };
+    // A refused inventory publication stays pending in its ledger, which sends the
+    // current quantity again when the runtime starts.
+    let Some(flow) = first.origin.flow() else {
+        return Ok(group.len());
+    };
+    // The earliest acceptance of the group (unknown counts as earliest).
+    let accepted_at = group
+        .iter()
+        .map(|l| l.accepted_at.unwrap_or(0))
+        .min()
+        .unwrap_or(0);
+    // With its original acceptance time, which bounds what retention may forget while it
+    // waits (unknown for old letters: nothing, meanwhile).
+    b.append_replay(flow, &first.source, first.message.as_bytes(), accepted_at)
+        .map(|_| group.len())
+}
+
+fn discard(store: &state::Store, ids: Vec<i64>) -> u8 {
+    for id in ids {
+        match store.call_blocking(move |b| b.discard(id)) {
+            Ok(true) => println!("discarded dead letter {id}"),
+            Ok(false) => {
+                eprintln!("error: no dead letter {id} waiting (unknown, replayed or discarded)");
+                return 1;
+            }
+            Err(err) => return fail(&err),
+        }
+    }
+    0
 }
 
 fn fail(err: &str) -> u8 {

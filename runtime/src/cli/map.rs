@@ -1,9 +1,9 @@
 //! `omniflow map`: one flow's mapping and routing over a JSONL file, in process, with no
 //! state: the integrator's playground for a mapping, and the way to time it.
 
-use omniflow_mapping::pipeline::Pipeline;
+use omniflow_mapping::pipeline::{FlowRt, Outcome};
 use omniflow_mapping::{json_in, json_out};
-use omniflow_runtime::load::load_graph;
+use omniflow_runtime::load::load_pipeline;
 use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::path::PathBuf;
 use std::time::Instant;
@@ -27,44 +27,40 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> u8 {
-    let pipeline = match load_graph(std::slice::from_ref(&args.path)).and_then(Pipeline::new) {
-        Ok(p) => p,
+    match map(&args) {
+        Ok(()) => 0,
         Err(err) => {
             eprintln!("error: {err}");
-            return 2;
+            2
         }
-    };
+    }
+}
+
+/// Maps every line of the input; `Err` is why the command stops (exit 2). A rejected line
+/// is reported and counted, and the rest go on.
+fn map(args: &Args) -> Result<(), String> {
+    let pipeline = load_pipeline(std::slice::from_ref(&args.path))?;
     let Some(flow_idx) = pipeline.flow(&args.flow) else {
         let names: Vec<&str> = pipeline.flows.iter().map(|f| f.name.as_str()).collect();
-        eprintln!(
-            "error: no flow `{}`; flows: {}",
+        return Err(format!(
+            "no flow `{}`; flows: {}",
             args.flow,
             names.join(", ")
-        );
-        return 2;
+        ));
     };
     let flow = &pipeline.flows[flow_idx];
     let Some((source, projection)) = pipeline.first_source(flow_idx) else {
-        eprintln!("error: flow `{}` has no source", args.flow);
-        return 2;
+        return Err(format!("flow `{}` has no source", args.flow));
     };
     // The document shown is the first map's output, or the message as routed.
     let shown = pipeline.first_map(flow_idx).unwrap_or(source);
-    let file = match std::fs::File::open(&args.input) {
-        Ok(f) => f,
-        Err(err) => {
-            eprintln!("error: cannot read `{}`: {err}", args.input.display());
-            return 2;
-        }
-    };
+    let file = std::fs::File::open(&args.input)
+        .map_err(|err| format!("cannot read `{}`: {err}", args.input.display()))?;
     let sink: Box<dyn Write> = match &args.output {
-        Some(path) => match std::fs::File::create(path) {
-            Ok(f) => Box::new(f),
-            Err(err) => {
-                eprintln!("error: cannot write `{}`: {err}", path.display());
-                return 2;
-            }
-        },
+        Some(path) => Box::new(
+            std::fs::File::create(path)
+                .map_err(|err| format!("cannot write `{}`: {err}", path.display()))?,
+        ),
         None => Box::new(std::io::stdout().lock()),
     };
     let mut out = BufWriter::with_capacity(1 << 20, sink);
@@ -78,10 +74,7 @@ pub fn run(args: Args) -> u8 {
         match reader.read_until(b'\n', &mut line) {
             Ok(0) => break,
             Ok(_) => {}
-            Err(err) => {
-                eprintln!("error: reading `{}`: {err}", args.input.display());
-                return 2;
-            }
+            Err(err) => return Err(format!("reading `{}`: {err}", args.input.display())),
         }
         line_no += 1;
         let text = trim_line(&line);
@@ -103,53 +96,61 @@ pub fn run(args: Args) -> u8 {
             }
             Ok(outcome) => {
                 buffer.clear();
-                let document = outcome
-                    .trace
-                    .iter()
-                    .find(|(n, _)| *n == shown)
-                    .map(|(_, v)| v);
-                if args.with_route {
-                    let mut sinks: Vec<&str> = outcome
-                        .deliveries
-                        .iter()
-                        .map(|d| flow.nodes[d.sink].name.as_str())
-                        .collect();
-                    sinks.dedup();
-                    buffer.extend_from_slice(b"{\"route\":[");
-                    for (idx, sink) in sinks.iter().enumerate() {
-                        if idx > 0 {
-                            buffer.push(b',');
-                        }
-                        json_out::write_str(&mut buffer, sink);
-                    }
-                    buffer.extend_from_slice(b"],\"document\":");
-                }
-                match document {
-                    Some(doc) => json_out::write(&mut buffer, doc),
-                    None => buffer.extend_from_slice(b"null"),
-                }
-                if args.with_route {
-                    buffer.push(b'}');
-                }
-                buffer.push(b'\n');
-                if let Err(err) = out.write_all(&buffer) {
-                    eprintln!("error: writing output: {err}");
-                    return 2;
-                }
+                write_output(&mut buffer, flow, &outcome, shown, args.with_route);
+                out.write_all(&buffer)
+                    .map_err(|err| format!("writing output: {err}"))?;
             }
         }
     }
-    if let Err(err) = out.flush() {
-        eprintln!("error: writing output: {err}");
-        return 2;
-    }
+    out.flush()
+        .map_err(|err| format!("writing output: {err}"))?;
     let elapsed = started.elapsed().as_secs_f64();
     eprintln!(
         "{n_docs} documents, {} mapped, {n_rejected} rejected in {elapsed:.3} s ({:.0} docs/s)",
         n_docs - n_rejected,
         n_docs as f64 / elapsed.max(1e-9)
     );
-    0
+    Ok(())
+}
+
+/// One output line: the document node `shown` emitted (null when it emitted nothing),
+/// wrapped with the sinks reached when `with_route`.
+fn write_output(
+    buffer: &mut Vec<u8>,
+    flow: &FlowRt,
+    outcome: &Outcome,
+    shown: usize,
+    with_route: bool,
+) {
+    let document = outcome
+        .trace
+        .iter()
+        .find(|(n, _)| *n == shown)
+        .map(|(_, v)| v);
+    if with_route {
+        let mut sinks: Vec<&str> = outcome
+            .deliveries
+            .iter()
+            .map(|d| flow.nodes[d.sink].name.as_str())
+            .collect();
+        sinks.dedup();
+        buffer.extend_from_slice(b"{\"route\":[");
+        for (idx, sink) in sinks.iter().enumerate() {
+            if idx > 0 {
+                buffer.push(b',');
+            }
+            json_out::write_str(buffer, sink);
+        }
+        buffer.extend_from_slice(b"],\"document\":");
+    }
+    match document {
+        Some(doc) => json_out::write(buffer, doc),
+        None => buffer.extend_from_slice(b"null"),
+    }
+    if with_route {
+        buffer.push(b'}');
+    }
+    buffer.push(b'\n');
 }
 
 fn trim_line(line: &[u8]) -> &[u8] {

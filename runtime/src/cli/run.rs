@@ -64,10 +64,12 @@ pub fn run(mut args: Args) -> u8 {
     let retention = deployment.retention.clone();
     let connectors = Rc::new(deployment.connectors());
     let servers = deployment.servers;
-    let loaded = load_graph(&args.paths).and_then(|mut graph| {
-        deployment.apply(&mut graph)?;
-        Pipeline::new(graph)
-    });
+    let loaded = load_graph(&args.paths)
+        .map_err(String::from)
+        .and_then(|mut graph| {
+            deployment.apply(&mut graph)?;
+            Ok(Pipeline::new(graph)?)
+        });
     let pipeline = match loaded {
         Ok(p) => Rc::new(p),
         Err(err) => {

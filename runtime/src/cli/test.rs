@@ -1,7 +1,7 @@
 //! `omniflow test`: runs every `test` block and reports each; exit 1 on a failure.
 
-use omniflow_mapping::{pipeline::Pipeline, testing};
-use omniflow_runtime::load::load_graph;
+use omniflow_mapping::testing;
+use omniflow_runtime::load::load_pipeline;
 use std::path::PathBuf;
 
 #[derive(clap::Args)]
@@ -12,7 +12,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> u8 {
-    let pipeline = match load_graph(&args.paths).and_then(Pipeline::new) {
+    let pipeline = match load_pipeline(&args.paths) {
         Ok(p) => p,
         Err(err) => {
             eprintln!("error: {err}");

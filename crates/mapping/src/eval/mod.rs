@@ -1,11 +1,10 @@
 //! Expression evaluation: IR expressions are compiled once per graph into [`Code`]
 //! (tables and schemas by index, templates parsed, JSONPath parsed) and run per message.
 
-mod builtins;
-mod ops;
+pub(crate) mod ops;
 
-pub use builtins::Func;
-
+use crate::builtins::{self, Builtin, Imp};
+pub use crate::error::CompileError;
 use crate::intern::{intern, same_name};
 use crate::value::Val;
 use omniflow_ir::{self as ir, PathSeg, Root, TypeIr};
@@ -116,8 +115,9 @@ pub enum Code {
         then: Box<Code>,
         otherwise: Box<Code>,
     },
+    /// A built-in, found when the expression was compiled.
     Call {
-        func: Func,
+        func: &'static Builtin,
         args: Vec<Code>,
     },
     List(Vec<Code>),
@@ -303,16 +303,16 @@ impl Env {
     }
 
     /// Compiles an IR expression.
-    pub fn compile(&mut self, expr: &ir::Expr) -> Result<Code, String> {
+    pub fn compile(&mut self, expr: &ir::Expr) -> Result<Code, CompileError> {
         stacker::maybe_grow(STACK_RED_ZONE, STACK_SEGMENT, || self.compile_here(expr))
     }
 
-    fn compile_here(&mut self, expr: &ir::Expr) -> Result<Code, String> {
+    fn compile_here(&mut self, expr: &ir::Expr) -> Result<Code, CompileError> {
         Ok(match expr {
             ir::Expr::Lit(value) => Code::Lit(interned(value)),
             ir::Expr::Decimal(text) => Code::Lit(Val::dec(
                 crate::decimal::Decimal::parse(text)
-                    .ok_or_else(|| format!("bad decimal literal `{text}`"))?,
+                    .ok_or_else(|| CompileError::BadDecimal(text.clone()))?,
             )),
             ir::Expr::Path { root, path } => Code::Path {
                 root: *root,
@@ -326,9 +326,12 @@ impl Env {
                     .collect(),
             },
             ir::Expr::JsonPath(text) => Code::JsonPath(Box::new({
-                ir::expr::jsonpath_bounds(text).map_err(|e| format!("JSONPath `{text}`: {e}"))?;
-                jsonpath_rust::parser::parse_json_path(text)
-                    .map_err(|e| format!("JSONPath `{text}`: {e}"))?
+                let invalid = |reason: String| CompileError::JsonPath {
+                    text: text.clone(),
+                    reason,
+                };
+                ir::expr::jsonpath_bounds(text).map_err(|e| invalid(e.to_string()))?;
+                jsonpath_rust::parser::parse_json_path(text).map_err(|e| invalid(e.to_string()))?
             })),
             ir::Expr::Member(base, name) => {
                 Code::Member(Box::new(self.compile(base)?), FieldRef::new(name))
@@ -364,60 +367,15 @@ impl Env {
                 otherwise: Box::new(self.compile(otherwise)?),
             },
             ir::Expr::Call { func, args } => Code::Call {
-                func: Func::from_name(func).ok_or_else(|| format!("unknown function `{func}`"))?,
+                func: builtins::find(func)
+                    .ok_or_else(|| CompileError::UnknownFunction(func.clone()))?,
                 args: args
                     .iter()
                     .map(|a| self.compile(a))
                     .collect::<Result<_, _>>()?,
             },
-            ir::Expr::List(items) => {
-                let items: Vec<Code> = items
-                    .iter()
-                    .map(|i| self.compile(i))
-                    .collect::<Result<_, _>>()?;
-                // A list of literals is itself a literal, built once.
-                if items.iter().all(|i| matches!(i, Code::Lit(_))) {
-                    Code::Lit(Val::List(
-                        items
-                            .into_iter()
-                            .map(|i| match i {
-                                Code::Lit(value) => value,
-                                _ => Val::Null,
-                            })
-                            .collect(),
-                    ))
-                } else {
-                    Code::List(items)
-                }
-            }
-            ir::Expr::Record { schema, items } => {
-                let schema_idx = *self
-                    .schema_index
-                    .get(schema)
-                    .ok_or_else(|| format!("unknown schema `{schema}`"))?;
-                let mut compiled = Vec::with_capacity(items.len());
-                for item in items {
-                    compiled.push(match item {
-                        ir::RecordItem::Let(slot, value) => {
-                            RecordCode::Let(*slot as usize, self.compile(value)?)
-                        }
-                        ir::RecordItem::Field(name, value) => {
-                            let idx = self.schemas[schema_idx]
-                                .fields
-                                .iter()
-                                .position(|f| f.name == name)
-                                .ok_or_else(|| {
-                                    format!("schema `{schema}` has no field `{name}`")
-                                })?;
-                            RecordCode::Field(idx, self.compile(value)?)
-                        }
-                    });
-                }
-                Code::Record {
-                    schema: schema_idx,
-                    items: compiled,
-                }
-            }
+            ir::Expr::List(items) => self.compile_list(items)?,
+            ir::Expr::Record { schema, items } => self.compile_record(schema, items)?,
             ir::Expr::Each {
                 source,
                 slot,
@@ -432,38 +390,98 @@ impl Env {
                 },
                 body: Box::new(self.compile(body)?),
             },
-            ir::Expr::Template { text, vars } => {
-                let name = format!("t{}", self.n_templates);
-                self.n_templates += 1;
-                if text.len() > ir::expr::MAX_TEMPLATE_BYTES {
-                    return Err(format!(
-                        "a template of {} bytes, over the {} byte limit",
-                        text.len(),
-                        ir::expr::MAX_TEMPLATE_BYTES
-                    ));
-                }
-                let templates = &mut self.templates;
-                stacker::maybe_grow(TEMPLATE_RED_ZONE, TEMPLATE_SEGMENT, || {
-                    templates.add_template_owned(name.clone(), text.clone())
-                })
-                .map_err(|e| format!("template `{text}`: {e}"))?;
-                Code::Template {
-                    name,
-                    vars: vars
-                        .iter()
-                        .map(|(n, e)| Ok((n.clone(), self.compile(e)?)))
-                        .collect::<Result<_, String>>()?,
-                }
-            }
+            ir::Expr::Template { text, vars } => self.compile_template(text, vars)?,
             ir::Expr::Reject(reason) => Code::Reject(Box::new(self.compile(reason)?)),
         })
     }
 
-    fn table(&self, name: &str) -> Result<usize, String> {
+    fn compile_list(&mut self, items: &[ir::Expr]) -> Result<Code, CompileError> {
+        let items: Vec<Code> = items
+            .iter()
+            .map(|i| self.compile(i))
+            .collect::<Result<_, _>>()?;
+        // A list of literals is itself a literal, built once.
+        Ok(if items.iter().all(|i| matches!(i, Code::Lit(_))) {
+            Code::Lit(Val::List(
+                items
+                    .into_iter()
+                    .map(|i| match i {
+                        Code::Lit(value) => value,
+                        _ => Val::Null,
+                    })
+                    .collect(),
+            ))
+        } else {
+            Code::List(items)
+        })
+    }
+
+    fn compile_record(
+        &mut self,
+        schema: &str,
+        items: &[ir::RecordItem],
+    ) -> Result<Code, CompileError> {
+        let schema_idx = *self
+            .schema_index
+            .get(schema)
+            .ok_or_else(|| CompileError::UnknownSchema(schema.to_string()))?;
+        let mut compiled = Vec::with_capacity(items.len());
+        for item in items {
+            compiled.push(match item {
+                ir::RecordItem::Let(slot, value) => {
+                    RecordCode::Let(*slot as usize, self.compile(value)?)
+                }
+                ir::RecordItem::Field(name, value) => {
+                    let idx = self.schemas[schema_idx]
+                        .fields
+                        .iter()
+                        .position(|f| f.name == name)
+                        .ok_or_else(|| CompileError::UnknownField {
+                            schema: schema.to_string(),
+                            field: name.clone(),
+                        })?;
+                    RecordCode::Field(idx, self.compile(value)?)
+                }
+            });
+        }
+        Ok(Code::Record {
+            schema: schema_idx,
+            items: compiled,
+        })
+    }
+
+    fn compile_template(
+        &mut self,
+        text: &str,
+        vars: &[(String, ir::Expr)],
+    ) -> Result<Code, CompileError> {
+        let name = format!("t{}", self.n_templates);
+        self.n_templates += 1;
+        if text.len() > ir::expr::MAX_TEMPLATE_BYTES {
+            return Err(CompileError::TemplateTooLarge { bytes: text.len() });
+        }
+        let templates = &mut self.templates;
+        stacker::maybe_grow(TEMPLATE_RED_ZONE, TEMPLATE_SEGMENT, || {
+            templates.add_template_owned(name.clone(), text.to_string())
+        })
+        .map_err(|e| CompileError::Template {
+            text: text.to_string(),
+            reason: e.to_string(),
+        })?;
+        Ok(Code::Template {
+            name,
+            vars: vars
+                .iter()
+                .map(|(n, e)| Ok((n.clone(), self.compile(e)?)))
+                .collect::<Result<_, CompileError>>()?,
+        })
+    }
+
+    fn table(&self, name: &str) -> Result<usize, CompileError> {
         self.table_index
             .get(name)
             .copied()
-            .ok_or_else(|| format!("unknown table `{name}`"))
+            .ok_or_else(|| CompileError::UnknownTable(name.to_string()))
     }
 
     /// The schema at an index.
@@ -557,7 +575,7 @@ impl Env {
                 let value = self.operand(expr, input, slots)?;
                 ops::unary(*op, value)
             }
-            Code::Call { func, args } => self.call(*func, args, input, slots),
+            Code::Call { func, args } => self.call(func, args, input, slots),
             Code::Lookup { table, key } => self.lookup(*table, key, input, slots),
             Code::InTable { table, key } => self.in_table(*table, key, input, slots),
             Code::Member(base, field) => self.member(base, field, input, slots),
@@ -581,28 +599,28 @@ impl Env {
     #[inline(never)]
     fn call<'a>(
         &self,
-        func: Func,
+        func: &Builtin,
         args: &[Code],
         input: &Val<'a>,
         slots: &mut Vec<Val<'a>>,
     ) -> Eval<'a> {
-        if let ([arg], Some(test)) = (args, func.kind_test()) {
+        if let ([arg], Imp::Test(test)) = (args, func.imp) {
             if let Some(value) = operand_ref(arg, input, slots) {
                 return Ok(Val::Bool(test(value)));
             }
         }
         // Arguments live in an array of the call's own arity: nothing extra to drop.
         match args {
-            [] => return builtins::call(func, &mut []),
-            [a] => return builtins::call(func, &mut [self.operand(a, input, slots)?]),
+            [] => return func.apply(&mut []),
+            [a] => return func.apply(&mut [self.operand(a, input, slots)?]),
             [a, b] => {
                 let a = self.operand(a, input, slots)?;
-                return builtins::call(func, &mut [a, self.operand(b, input, slots)?]);
+                return func.apply(&mut [a, self.operand(b, input, slots)?]);
             }
             [a, b, c] => {
                 let a = self.operand(a, input, slots)?;
                 let b = self.operand(b, input, slots)?;
-                return builtins::call(func, &mut [a, b, self.operand(c, input, slots)?]);
+                return func.apply(&mut [a, b, self.operand(c, input, slots)?]);
             }
             _ => {}
         }
@@ -610,7 +628,7 @@ impl Env {
         for arg in args {
             values.push(self.eval(arg, input, slots)?);
         }
-        builtins::call(func, &mut values)
+        func.apply(&mut values)
     }
 
     #[inline(never)]

@@ -121,8 +121,61 @@ impl Clock {
     }
 }
 
+/// The day: start the systems and the flows, run the script, collect what each system
+/// holds, print the summary; `Ok(true)` when the reconciliation holds.
 async fn day(args: Args) -> Result<bool, String> {
     let clock = Clock(Instant::now());
+    let systems = start_systems(&args).await?;
+    clock.say(format!(
+        "sandbox of Shopify, Amazon SP-API, Square, ShipBob and an OData ERP on {}",
+        systems.sandbox_url
+    ));
+    let flows = start_flows(&args, &clock, &systems).await?;
+    let driver = Driver::new(&systems.sandbox_url)?;
+    driver.subscribe(&systems.endpoints.webhooks).await?;
+    let script = Script {
+        clock: &clock,
+        driver: &driver,
+        reader: &systems.reader,
+        runner: &flows.runner,
+    };
+
+    let mut orders = script.morning().await?;
+    let outage = if args.with_erp == Erp::Sandbox {
+        args.outage
+    } else {
+        0
+    };
+    let first_shop = script.outage(outage, args.with_erp, &mut orders).await?;
+    script
+        .afternoon(&first_shop, &orders, &systems.reviewed)
+        .await?;
+    let flash = script.flash_sale().await?;
+
+    let end = End::collect(&driver, &systems, flows, first_shop).await?;
+    end.print_systems();
+    let checks = end.checks(flash.as_ref());
+    Ok(end.reconcile(&orders, &checks))
+}
+
+/// An OData sales-order service: its URL, user and password.
+type ErpService = (String, String, String);
+
+/// The systems around the flows: the sandbox, the back office and the ERP.
+struct Systems {
+    sandbox_url: String,
+    endpoints: setup::Endpoints,
+    webhook_addr: String,
+    /// The paths the back office was sent.
+    reviewed: Rc<RefCell<Vec<String>>>,
+    reader: erp::ErpReader,
+    /// The ERP the flows book into (none for Tryton).
+    erp_service: Option<ErpService>,
+}
+
+/// Starts (or finds) the sandbox and the back office, sets the flows' environment and
+/// chooses the ERP.
+async fn start_systems(args: &Args) -> Result<Systems, String> {
     let sandbox_url = match &args.sandbox {
         Some(url) => url.trim_end_matches('/').to_string(),
         None => {
@@ -144,14 +197,29 @@ async fn day(args: Args) -> Result<bool, String> {
     for (name, value) in setup::environment(&endpoints) {
         std::env::set_var(name, value);
     }
-    let erp_url = format!("{sandbox_url}/odata/v4/sales");
-    let (reader, erp_service) = match args.with_erp {
+    let (reader, erp_service) = choose_erp(args.with_erp, &sandbox_url)?;
+    Ok(Systems {
+        sandbox_url,
+        endpoints,
+        webhook_addr,
+        reviewed,
+        reader,
+        erp_service,
+    })
+}
+
+/// How the day reads the ERP, and the OData service the flows book into.
+fn choose_erp(
+    with_erp: Erp,
+    sandbox_url: &str,
+) -> Result<(erp::ErpReader, Option<ErpService>), String> {
+    Ok(match with_erp {
         Erp::Sandbox => (
             erp::ErpReader::Sandbox {
-                control: sandbox_url.clone(),
+                control: sandbox_url.to_string(),
             },
             Some((
-                erp_url.clone(),
+                format!("{sandbox_url}/odata/v4/sales"),
                 "connector".to_string(),
                 "secret".to_string(),
             )),
@@ -171,34 +239,43 @@ async fn day(args: Args) -> Result<bool, String> {
                 Some((service, user, password)),
             )
         }
-        Erp::Tryton => (
-            {
-                if std::env::var("TRYTON_WAREHOUSE").is_err() {
-                    std::env::set_var("TRYTON_WAREHOUSE", "WH");
-                }
+        Erp::Tryton => {
+            if std::env::var("TRYTON_WAREHOUSE").is_err() {
+                std::env::set_var("TRYTON_WAREHOUSE", "WH");
+            }
+            (
                 erp::ErpReader::Tryton {
                     url: env("TRYTON_URL", "tryton")?,
                     database: env("TRYTON_DATABASE", "tryton")?,
                     user: env("TRYTON_USER", "tryton")?,
                     password: env("TRYTON_PASSWORD", "tryton")?,
-                }
-            },
-            None,
-        ),
-    };
-    clock.say(format!(
-        "sandbox of Shopify, Amazon SP-API, Square, ShipBob and an OData ERP on {sandbox_url}"
-    ));
+                },
+                None,
+            )
+        }
+    })
+}
 
+/// The reference flows, running.
+struct Flows {
+    pipeline: Rc<Pipeline>,
+    store: state::Store,
+    runner: Runner,
+    state_path: PathBuf,
+}
+
+/// Loads the reference flows, adapts them to the systems and starts them on a fresh
+/// state.
+async fn start_flows(args: &Args, clock: &Clock, systems: &Systems) -> Result<Flows, String> {
     let mut graph = load_graph(std::slice::from_ref(&args.flows))?;
-    setup::adapt(&mut graph, erp_service.as_ref())?;
+    setup::adapt(&mut graph, systems.erp_service.as_ref())?;
     let pipeline = Rc::new(Pipeline::new(graph)?);
     let state_path = std::env::temp_dir().join(format!("omniflow-demo-{}.db", std::process::id()));
     for suffix in ["", "-wal", "-shm"] {
         let _ = std::fs::remove_file(format!("{}{suffix}", state_path.display()));
     }
     let store = state::Store::start(state::open(&format!("sqlite:{}", state_path.display()))?);
-    let runner = Runner::start(pipeline.clone(), store.clone(), &webhook_addr).await?;
+    let runner = Runner::start(pipeline.clone(), store.clone(), &systems.webhook_addr).await?;
     if let Some(addr) = &args.ops_addr {
         let bound = server::serve(addr, runner.ops_handler()).await?;
         clock.say(format!("metrics on http://{bound}/metrics"));
@@ -208,289 +285,401 @@ async fn day(args: Args) -> Result<bool, String> {
         runner.flows.len(),
         state_path.display()
     ));
+    Ok(Flows {
+        pipeline,
+        store,
+        runner,
+        state_path,
+    })
+}
 
-    let driver = Driver::new(&sandbox_url)?;
-    driver.subscribe(&endpoints.webhooks).await?;
-    let mut orders: Vec<ChannelOrder> = Vec::new();
+/// What the script's steps act on and watch.
+struct Script<'d> {
+    clock: &'d Clock,
+    driver: &'d Driver,
+    reader: &'d erp::ErpReader,
+    runner: &'d Runner,
+}
 
-    clock.say("morning: marketplace and storefront orders, POS sales");
-    orders.push(
-        driver
-            .amazon_order(&[("TSHIRT-039-RED-M", 1)], "Amazon order", Expect::Erp)
-            .await?,
-    );
-    orders.push(
-        driver
-            .amazon_order(
-                &[("CBA_OTF_5", 2), ("SOCK-014-GRY-M", 1)],
-                "Amazon order, two lines",
-                Expect::Erp,
-            )
-            .await?,
-    );
-    orders.push(
-        driver
-            .amazon_order(
-                &[("MUG-DISCONTINUED-01", 1)],
-                "Amazon order, unknown SKU",
-                Expect::DeadLetter("unknown SKU MUG-DISCONTINUED-01"),
-            )
-            .await?,
-    );
-    orders.push(
-        driver
-            .amazon_order(
-                &[("JACKET-007-OLV-L", 12)],
-                "Amazon bulk order (reseller?)",
-                Expect::Review,
-            )
-            .await?,
-    );
-    orders.push(
-        driver
-            .shopify_order(&[("TSHIRT-036-BLK-XL", 1)], None, false, "storefront order")
-            .await?,
-    );
-    orders.push(
-        driver
-            .shopify_order(
-                &[("CAP-009-BLK-XL", 1)],
-                Some("TSHIRT-039-RED-M"),
-                false,
-                "storefront order, store pickup",
-            )
-            .await?,
-    );
-    orders.push(
-        driver
-            .shopify_order(
-                &[("BOTTLE-048-BLK-XS", 2)],
-                None,
-                true,
-                "storefront order, webhook twice and late",
-            )
-            .await?,
-    );
-    for (variation, quantity) in [
-        ("W62UWFY35CWMYGVWK6TWJDNI", 1),
-        ("T9KC4M2ZQ8RW6BXN3HJ7VFLD", 3),
-        ("HB3N6V2KD7PQ4XJ9TZ5RWLMC", 1),
-    ] {
-        driver.pos_sale(variation, quantity).await?;
+impl Script<'_> {
+    /// Marketplace and storefront orders and POS sales, until the ERP has booked them.
+    async fn morning(&self) -> Result<Vec<ChannelOrder>, String> {
+        let driver = self.driver;
+        let mut orders: Vec<ChannelOrder> = Vec::new();
+        self.clock
+            .say("morning: marketplace and storefront orders, POS sales");
+        orders.push(
+            driver
+                .amazon_order(&[("TSHIRT-039-RED-M", 1)], "Amazon order", Expect::Erp)
+                .await?,
+        );
+        orders.push(
+            driver
+                .amazon_order(
+                    &[("CBA_OTF_5", 2), ("SOCK-014-GRY-M", 1)],
+                    "Amazon order, two lines",
+                    Expect::Erp,
+                )
+                .await?,
+        );
+        orders.push(
+            driver
+                .amazon_order(
+                    &[("MUG-DISCONTINUED-01", 1)],
+                    "Amazon order, unknown SKU",
+                    Expect::DeadLetter("unknown SKU MUG-DISCONTINUED-01"),
+                )
+                .await?,
+        );
+        orders.push(
+            driver
+                .amazon_order(
+                    &[("JACKET-007-OLV-L", 12)],
+                    "Amazon bulk order (reseller?)",
+                    Expect::Review,
+                )
+                .await?,
+        );
+        orders.push(
+            driver
+                .shopify_order(&[("TSHIRT-036-BLK-XL", 1)], None, false, "storefront order")
+                .await?,
+        );
+        orders.push(
+            driver
+                .shopify_order(
+                    &[("CAP-009-BLK-XL", 1)],
+                    Some("TSHIRT-039-RED-M"),
+                    false,
+                    "storefront order, store pickup",
+                )
+                .await?,
+        );
+        orders.push(
+            driver
+                .shopify_order(
+                    &[("BOTTLE-048-BLK-XS", 2)],
+                    None,
+                    true,
+                    "storefront order, webhook twice and late",
+                )
+                .await?,
+        );
+        for (variation, quantity) in [
+            ("W62UWFY35CWMYGVWK6TWJDNI", 1),
+            ("T9KC4M2ZQ8RW6BXN3HJ7VFLD", 3),
+            ("HB3N6V2KD7PQ4XJ9TZ5RWLMC", 1),
+        ] {
+            driver.pos_sale(variation, quantity).await?;
+        }
+        let booked = orders.iter().filter(|o| o.expect == Expect::Erp).count();
+        self.wait_for(booked, Duration::from_secs(30)).await;
+        Ok(orders)
     }
-    let booked_before = orders.iter().filter(|o| o.expect == Expect::Erp).count();
-    wait_for(
-        &clock,
-        &reader,
-        &runner,
-        booked_before,
-        Duration::from_secs(30),
-    )
-    .await;
 
-    let outage = if args.with_erp == Erp::Sandbox {
-        args.outage
-    } else {
-        0
-    };
-    if outage > 0 {
-        clock.say(format!(
-            "ERP outage: the sales-order service answers 503 for {outage} s"
-        ));
-        driver.erp_outage(outage).await?;
-    } else if args.with_erp != Erp::Sandbox {
-        clock.say("(no ERP outage: only the sandbox's ERP can be taken down)");
-    }
-    let outage_ends = Instant::now() + Duration::from_secs(outage);
-    orders.push(
-        driver
-            .amazon_order(
-                &[("POSTER-034-NVY-XL", 1)],
-                "Amazon order during the outage",
-                Expect::Erp,
-            )
-            .await?,
-    );
-    orders.push(
-        driver
-            .shopify_order(
-                &[("TSHIRT-035-GRY-L", 1)],
-                None,
-                false,
-                "storefront order during the outage",
-            )
-            .await?,
-    );
-    orders.push(
-        driver
-            .shopify_order(
-                &[("SOCK-014-GRY-M", 2)],
-                None,
-                true,
-                "storefront order in the outage, twice and late",
-            )
-            .await?,
-    );
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    let first_shop = orders
-        .iter()
-        .find(|o| o.id.starts_with("shopify:"))
-        .map(|o| o.id.clone())
-        .unwrap_or_default();
-    clock.say(format!(
-        "a customer returns a tee of {first_shop} in the SoHo store"
-    ));
-    driver.store_return(&first_shop).await?;
-    while Instant::now() < outage_ends {
-        progress(&clock, &reader, &runner, Some(outage_ends)).await;
-        tokio::time::sleep(
-            Duration::from_secs(5).min(outage_ends.saturating_duration_since(Instant::now())),
-        )
-        .await;
-    }
-    clock.say("ERP back");
-    clock.say(format!(
-        "warehouse ships {first_shop} (its webhook arrives twice)"
-    ));
-    if !driver.ship(&first_shop, setup::SHIPBOB_TOKEN).await? {
-        clock.say("the warehouse holds no order for it yet");
-    }
-    clock.say(format!(
-        "the product master lists {} at {}.{:02}",
-        prices::SKU,
-        prices::NEW_PRICE_CENTS / 100,
-        prices::NEW_PRICE_CENTS % 100
-    ));
-    prices::change(&driver, Duration::from_secs(30)).await?;
-    let booked = orders.iter().filter(|o| o.expect == Expect::Erp).count();
-    wait_for(&clock, &reader, &runner, booked, SETTLE).await;
-    // Let the last work land: the shipment in the ERP, the return's refund (its POS order
-    // is polled), the continuations (bus, warehouse).
-    let settle_until = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < settle_until {
-        let shipped = reader
-            .orders()
-            .await
-            .map(|o| o.iter().any(|o| o.number == first_shop && o.shipped))
-            .unwrap_or(false);
-        let refunded = reviewed
-            .borrow()
+    /// An ERP outage of `outage` seconds with orders during it and a store return; ends
+    /// when the outage does. Returns the first storefront order.
+    async fn outage(
+        &self,
+        outage: u64,
+        with_erp: Erp,
+        orders: &mut Vec<ChannelOrder>,
+    ) -> Result<String, String> {
+        let (clock, driver) = (self.clock, self.driver);
+        if outage > 0 {
+            clock.say(format!(
+                "ERP outage: the sales-order service answers 503 for {outage} s"
+            ));
+            driver.erp_outage(outage).await?;
+        } else if with_erp != Erp::Sandbox {
+            clock.say("(no ERP outage: only the sandbox's ERP can be taken down)");
+        }
+        let outage_ends = Instant::now() + Duration::from_secs(outage);
+        orders.push(
+            driver
+                .amazon_order(
+                    &[("POSTER-034-NVY-XL", 1)],
+                    "Amazon order during the outage",
+                    Expect::Erp,
+                )
+                .await?,
+        );
+        orders.push(
+            driver
+                .shopify_order(
+                    &[("TSHIRT-035-GRY-L", 1)],
+                    None,
+                    false,
+                    "storefront order during the outage",
+                )
+                .await?,
+        );
+        orders.push(
+            driver
+                .shopify_order(
+                    &[("SOCK-014-GRY-M", 2)],
+                    None,
+                    true,
+                    "storefront order in the outage, twice and late",
+                )
+                .await?,
+        );
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        let first_shop = orders
             .iter()
-            .any(|p| p.starts_with("/finance/refunds"));
-        if shipped && refunded && runner.in_flight() == 0 {
-            break;
+            .find(|o| o.id.starts_with("shopify:"))
+            .map(|o| o.id.clone())
+            .unwrap_or_default();
+        clock.say(format!(
+            "a customer returns a tee of {first_shop} in the SoHo store"
+        ));
+        driver.store_return(&first_shop).await?;
+        while Instant::now() < outage_ends {
+            progress(clock, self.reader, self.runner, Some(outage_ends)).await;
+            tokio::time::sleep(
+                Duration::from_secs(5).min(outage_ends.saturating_duration_since(Instant::now())),
+            )
+            .await;
         }
-        tokio::time::sleep(Duration::from_millis(250)).await;
+        Ok(first_shop)
     }
 
-    let flash = match runner.ledgers.iter().find(|l| l.name == "stock") {
-        Some(ledger) => {
-            clock.say(format!(
-                "flash sale: 100 units of {} arrive (70 in the warehouse, 30 in SoHo), then {} orders from the storefront, Amazon and the stores at once",
-                flash::SKU,
-                1000
-            ));
-            let outcome = flash::run(ledger).await?;
-            clock.say(format!(
-                "flash sale over: {} free units, {} orders hold {} units, {} refused ({})",
-                outcome.available,
-                outcome.held_orders,
-                outcome.held_units,
-                outcome.refused,
-                outcome.sample_reason
-            ));
-            Some(outcome)
+    /// The ERP is back: the warehouse ships, the product master changes a price, and the
+    /// flows settle.
+    async fn afternoon(
+        &self,
+        first_shop: &str,
+        orders: &[ChannelOrder],
+        reviewed: &RefCell<Vec<String>>,
+    ) -> Result<(), String> {
+        let (clock, driver) = (self.clock, self.driver);
+        clock.say("ERP back");
+        clock.say(format!(
+            "warehouse ships {first_shop} (its webhook arrives twice)"
+        ));
+        if !driver.ship(first_shop, setup::SHIPBOB_TOKEN).await? {
+            clock.say("the warehouse holds no order for it yet");
         }
-        None => None,
-    };
-
-    let erp_full = reader.orders().await?;
-    let erp_orders: Vec<String> = erp_full.iter().map(|o| o.number.clone()).collect();
-    let dead = store.call(|b| b.dead_letters(false, 10_000)).await?;
-    let stats = driver.stats().await?;
-    let (catalogue, price_check) = prices::report(&driver).await?;
-    let reviewed = reviewed.borrow().clone();
-    let metrics = runner.metrics.clone();
-    let left = runner.stop(Duration::from_secs(5)).await;
-
-    println!();
-    println!("Flows");
-    print!("{}", summary::flow_table(&pipeline, &metrics));
-    println!();
-    println!("Dead letters ({})", dead.len());
-    for dl in &dead {
-        println!("  #{:<4} {}/{}: {}", dl.id, dl.origin, dl.node, dl.error);
-    }
-    println!();
-    println!("What the simulated systems received");
-    for system in ["shopify", "amazon_sp", "square", "shipbob", "odata"] {
-        if let Some(counts) = stats.get(system).and_then(|v| v.as_object()) {
-            let text: Vec<String> = counts.iter().map(|(k, v)| format!("{k} {v}")).collect();
-            println!("  {system:<10} {}", text.join(", "));
-        }
-    }
-    println!();
-    println!("Catalogue");
-    print!("{catalogue}");
-    println!();
-    let sum = |name: &'static str, flow: &str| metrics.sum(name, flow, |_| true);
-    use omniflow_engine::ops::metrics::{DUPLICATES, MESSAGES_OUT};
-    let shipped = erp_full.iter().find(|o| o.number == first_shop);
-    let mut checks = vec![
-        summary::Check {
-            what: "storefront webhooks delivered twice were stored once",
-            ok: metrics.sum(DUPLICATES, "ecommerce_split_fulfilment", |node| {
-                node == "webhook"
-            }) == 2,
-            detail: format!(
-                "{} duplicates prevented",
-                metrics.sum(DUPLICATES, "ecommerce_split_fulfilment", |node| node
-                    == "webhook")
-            ),
-        },
-        summary::Check {
-            what: "the warehouse shipment is recorded in the ERP with its tracking",
-            ok: shipped.is_some_and(|o| o.shipped),
-            detail: shipped.map(|o| o.detail.clone()).unwrap_or_default(),
-        },
-        summary::Check {
-            what: "the storefront got the fulfilment, once",
-            ok: stats["shopify"]["fulfillments"] == 1,
-            detail: format!(
-                "{} fulfilments, {} refused",
-                stats["shopify"]["fulfillments"], stats["shopify"]["fulfillment_rejections"]
-            ),
-        },
-        summary::Check {
-            what: "the store return was refunded by finance",
-            ok: reviewed
+        clock.say(format!(
+            "the product master lists {} at {}.{:02}",
+            prices::SKU,
+            prices::NEW_PRICE_CENTS / 100,
+            prices::NEW_PRICE_CENTS % 100
+        ));
+        prices::change(driver, Duration::from_secs(30)).await?;
+        let booked = orders.iter().filter(|o| o.expect == Expect::Erp).count();
+        self.wait_for(booked, SETTLE).await;
+        // Let the last work land: the shipment in the ERP, the return's refund (its POS
+        // order is polled), the continuations (bus, warehouse).
+        let settle_until = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < settle_until {
+            let shipped = self
+                .reader
+                .orders()
+                .await
+                .map(|o| o.iter().any(|o| o.number == first_shop && o.shipped))
+                .unwrap_or(false);
+            let refunded = reviewed
+                .borrow()
                 .iter()
-                .filter(|p| p.starts_with("/finance/refunds"))
-                .count()
-                == 1,
-            detail: format!(
-                "{} refund calls",
-                reviewed
-                    .iter()
-                    .filter(|p| p.starts_with("/finance/refunds"))
-                    .count()
-            ),
-        },
-        summary::Check {
-            what: "every POS sale line reached the inventory ledger subject",
-            ok: sum(MESSAGES_OUT, "pos_sales") == 3,
-            detail: format!("{} movements published", sum(MESSAGES_OUT, "pos_sales")),
-        },
-    ];
-    checks.push(price_check);
-    if let Some(flash) = &flash {
-        println!("Inventory: oversold units per SKU (units held for orders beyond the stock)");
-        for (sku, over) in &flash.oversold {
-            println!("  {sku:<14} {over}");
+                .any(|p| p.starts_with("/finance/refunds"));
+            if shipped && refunded && self.runner.in_flight() == 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        Ok(())
+    }
+
+    /// The flash sale on the stock ledger, when the flows keep one.
+    async fn flash_sale(&self) -> Result<Option<flash::Outcome>, String> {
+        let Some(ledger) = self.runner.ledgers.iter().find(|l| l.name == "stock") else {
+            return Ok(None);
+        };
+        self.clock.say(format!(
+            "flash sale: 100 units of {} arrive (70 in the warehouse, 30 in SoHo), then {} orders from the storefront, Amazon and the stores at once",
+            flash::SKU,
+            1000
+        ));
+        let outcome = flash::run(ledger).await?;
+        self.clock.say(format!(
+            "flash sale over: {} free units, {} orders hold {} units, {} refused ({})",
+            outcome.available,
+            outcome.held_orders,
+            outcome.held_units,
+            outcome.refused,
+            outcome.sample_reason
+        ));
+        Ok(Some(outcome))
+    }
+
+    /// Waits until the ERP holds `expected` sales orders (or `limit` passes).
+    async fn wait_for(&self, expected: usize, limit: Duration) {
+        wait_for(self.clock, self.reader, self.runner, expected, limit).await;
+    }
+}
+
+/// What every system holds at the end of the day, the flows stopped.
+struct End {
+    pipeline: Rc<Pipeline>,
+    metrics: Rc<omniflow_engine::ops::metrics::Metrics>,
+    erp: Vec<erp::ErpOrder>,
+    dead: Vec<state::DeadLetter>,
+    stats: serde_json::Value,
+    catalogue: String,
+    price_check: summary::Check,
+    reviewed: Vec<String>,
+    first_shop: String,
+    /// Messages still in flight when the flows stopped.
+    left: usize,
+    state_path: PathBuf,
+}
+
+impl End {
+    /// Reads every system, then stops the flows.
+    async fn collect(
+        driver: &Driver,
+        systems: &Systems,
+        flows: Flows,
+        first_shop: String,
+    ) -> Result<End, String> {
+        let erp = systems.reader.orders().await?;
+        let dead = flows.store.call(|b| b.dead_letters(false, 10_000)).await?;
+        let stats = driver.stats().await?;
+        let (catalogue, price_check) = prices::report(driver).await?;
+        let reviewed = systems.reviewed.borrow().clone();
+        let metrics = flows.runner.metrics.clone();
+        let left = flows.runner.stop(Duration::from_secs(5)).await;
+        Ok(End {
+            pipeline: flows.pipeline,
+            metrics,
+            erp,
+            dead,
+            stats,
+            catalogue,
+            price_check,
+            reviewed,
+            first_shop,
+            left,
+            state_path: flows.state_path,
+        })
+    }
+
+    /// The flows, the dead letters, what each simulated system received, the catalogue.
+    fn print_systems(&self) {
+        println!();
+        println!("Flows");
+        print!("{}", summary::flow_table(&self.pipeline, &self.metrics));
+        println!();
+        println!("Dead letters ({})", self.dead.len());
+        for dl in &self.dead {
+            println!("  #{:<4} {}/{}: {}", dl.id, dl.origin, dl.node, dl.error);
         }
         println!();
-        let oversold: i64 = flash.oversold.iter().map(|(_, n)| n).sum();
-        checks.push(summary::Check {
+        println!("What the simulated systems received");
+        for system in ["shopify", "amazon_sp", "square", "shipbob", "odata"] {
+            if let Some(counts) = self.stats.get(system).and_then(|v| v.as_object()) {
+                let text: Vec<String> = counts.iter().map(|(k, v)| format!("{k} {v}")).collect();
+                println!("  {system:<10} {}", text.join(", "));
+            }
+        }
+        println!();
+        println!("Catalogue");
+        print!("{}", self.catalogue);
+        println!();
+    }
+
+    /// The end-of-day checks beyond the reconciliation (printing the flash sale's
+    /// oversold units on the way).
+    fn checks(&self, flash: Option<&flash::Outcome>) -> Vec<summary::Check> {
+        use omniflow_engine::ops::metrics::{DUPLICATES, MESSAGES_OUT};
+        let metrics = &self.metrics;
+        let stats = &self.stats;
+        let sum = |name: &'static str, flow: &str| metrics.sum(name, flow, |_| true);
+        let duplicates = metrics.sum(DUPLICATES, "ecommerce_split_fulfilment", |node| {
+            node == "webhook"
+        });
+        let shipped = self.erp.iter().find(|o| o.number == self.first_shop);
+        let refunds = self
+            .reviewed
+            .iter()
+            .filter(|p| p.starts_with("/finance/refunds"))
+            .count();
+        let mut checks = vec![
+            summary::Check {
+                what: "storefront webhooks delivered twice were stored once",
+                ok: duplicates == 2,
+                detail: format!("{duplicates} duplicates prevented"),
+            },
+            summary::Check {
+                what: "the warehouse shipment is recorded in the ERP with its tracking",
+                ok: shipped.is_some_and(|o| o.shipped),
+                detail: shipped.map(|o| o.detail.clone()).unwrap_or_default(),
+            },
+            summary::Check {
+                what: "the storefront got the fulfilment, once",
+                ok: stats["shopify"]["fulfillments"] == 1,
+                detail: format!(
+                    "{} fulfilments, {} refused",
+                    stats["shopify"]["fulfillments"], stats["shopify"]["fulfillment_rejections"]
+                ),
+            },
+            summary::Check {
+                what: "the store return was refunded by finance",
+                ok: refunds == 1,
+                detail: format!("{refunds} refund calls"),
+            },
+            summary::Check {
+                what: "every POS sale line reached the inventory ledger subject",
+                ok: sum(MESSAGES_OUT, "pos_sales") == 3,
+                detail: format!("{} movements published", sum(MESSAGES_OUT, "pos_sales")),
+            },
+        ];
+        checks.push(self.price_check.clone());
+        if let Some(flash) = flash {
+            checks.extend(flash_checks(flash));
+        }
+        checks
+    }
+
+    /// Prints the checks and the reconciliation of the channel orders with the ERP, and
+    /// removes the state; true when everything holds.
+    fn reconcile(&self, orders: &[ChannelOrder], checks: &[summary::Check]) -> bool {
+        println!("Checks");
+        print!("{}", summary::checks_table(checks));
+        println!();
+        let erp_orders: Vec<String> = self.erp.iter().map(|o| o.number.clone()).collect();
+        let (lines, strangers) =
+            summary::reconcile(orders, &erp_orders, &self.reviewed, &self.dead);
+        println!("Reconciliation: channel orders against the ERP");
+        print!("{}", summary::reconciliation_table(&lines, &strangers));
+        let held =
+            lines.iter().all(|l| l.ok) && strangers.is_empty() && checks.iter().all(|c| c.ok);
+        let booked_once = lines
+            .iter()
+            .filter(|l| l.found == summary::Found::Erp(1))
+            .count();
+        println!();
+        if held {
+            println!("reconciliation holds: {booked_once} channel orders in the ERP once each, the rest held or dead-lettered with their reasons ({} unfinished)", self.left);
+        } else {
+            println!("RECONCILIATION FAILED: see the lines marked NO above");
+        }
+        let _ = std::fs::remove_file(&self.state_path);
+        held
+    }
+}
+
+/// Prints the units oversold per SKU and gives the flash sale's checks.
+fn flash_checks(flash: &flash::Outcome) -> Vec<summary::Check> {
+    println!("Inventory: oversold units per SKU (units held for orders beyond the stock)");
+    for (sku, over) in &flash.oversold {
+        println!("  {sku:<14} {over}");
+    }
+    println!();
+    let oversold: i64 = flash.oversold.iter().map(|(_, n)| n).sum();
+    vec![
+        summary::Check {
             what: "flash sale: exactly the free units are held, the other orders refused",
             ok: flash.held_units == flash.available
                 && flash.held_orders as i64 == flash.available
@@ -499,8 +688,8 @@ async fn day(args: Args) -> Result<bool, String> {
                 "{} received, {} free, {} held by {} orders, {} refused",
                 flash.received, flash.available, flash.held_units, flash.held_orders, flash.refused
             ),
-        });
-        checks.push(summary::Check {
+        },
+        summary::Check {
             what: "flash sale: every publishing channel was last told 0",
             ok: !flash.told.is_empty() && flash.told.iter().all(|(_, v)| *v == Some(0)),
             detail: flash
@@ -509,35 +698,16 @@ async fn day(args: Args) -> Result<bool, String> {
                 .map(|(c, v)| format!("{c} {}", v.map_or("-".into(), |v| v.to_string())))
                 .collect::<Vec<_>>()
                 .join(", "),
-        });
-        checks.push(summary::Check {
+        },
+        summary::Check {
             what: "no SKU oversold",
             ok: oversold == 0,
             detail: format!(
                 "{oversold} units oversold over {} SKUs",
                 flash.oversold.len()
             ),
-        });
-    }
-    println!("Checks");
-    print!("{}", summary::checks_table(&checks));
-    println!();
-    let (lines, strangers) = summary::reconcile(&orders, &erp_orders, &reviewed, &dead);
-    println!("Reconciliation: channel orders against the ERP");
-    print!("{}", summary::reconciliation_table(&lines, &strangers));
-    let held = lines.iter().all(|l| l.ok) && strangers.is_empty() && checks.iter().all(|c| c.ok);
-    let booked_once = lines
-        .iter()
-        .filter(|l| l.found == summary::Found::Erp(1))
-        .count();
-    println!();
-    if held {
-        println!("reconciliation holds: {booked_once} channel orders in the ERP once each, the rest held or dead-lettered with their reasons ({left} unfinished)");
-    } else {
-        println!("RECONCILIATION FAILED: see the lines marked NO above");
-    }
-    let _ = std::fs::remove_file(&state_path);
-    Ok(held)
+        },
+    ]
 }
 
 /// Prints one progress line.

@@ -149,6 +149,7 @@ pub fn reconciliation_table(lines: &[Line], strangers: &[String]) -> String {
 }
 
 /// One end-of-day check beyond the order reconciliation.
+#[derive(Clone)]
 pub struct Check {
     pub what: &'static str,
     pub ok: bool,
