@@ -70,12 +70,9 @@ fn flow(mapped: &[Case], settings: &[(Case, bool)]) -> String {
 }
 
 fn compile(text: &str) -> Graph {
-    let dir = std::env::temp_dir().join(format!("omniflow-builtins-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("examples.flow");
-    std::fs::write(&path, text).unwrap();
-    let compilation = omniflow_compiler::compile_paths(&[path]).unwrap();
-    let _ = std::fs::remove_dir_all(&dir);
+    let path = std::path::PathBuf::from("/examples/examples.flow");
+    let fs = omniflow_compiler::fs::MemoryFs::new().with_file(&path, text);
+    let compilation = omniflow_compiler::compile_with(std::sync::Arc::new(fs), &[path]).unwrap();
     let errors: Vec<String> = compilation
         .diagnostics
         .iter()

@@ -4,8 +4,10 @@
 //! `needs` checked against connections, with no table in the compiler naming it.
 
 use omniflow_compiler::diagnostics::Severity;
+use omniflow_compiler::fs::MemoryFs;
 use omniflow_compiler::ir::NodeKind;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 const FLOW: &str = r#"
 connector relay {
@@ -41,15 +43,10 @@ struct Checked {
 }
 
 fn check(name: &str, text: &str) -> Checked {
-    let dir = std::env::temp_dir().join(format!(
-        "omniflow-connector-options-{}-{name}",
-        std::process::id()
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path: PathBuf = dir.join("main.flow");
-    std::fs::write(&path, text).unwrap();
-    let compilation = omniflow_compiler::compile_paths(&[path]).unwrap();
-    let _ = std::fs::remove_dir_all(&dir);
+    // In memory: the checks read the declaration, never the disk.
+    let path = PathBuf::from(format!("/{name}/main.flow"));
+    let fs = MemoryFs::new().with_file(&path, text);
+    let compilation = omniflow_compiler::compile_with(Arc::new(fs), &[path]).unwrap();
     Checked {
         errors: compilation
             .diagnostics

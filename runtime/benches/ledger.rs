@@ -164,9 +164,19 @@ fn main() {
         let metrics = Rc::new(Metrics::default());
         let shared = omniflow_engine::shared::Shared::new(&graph, std::rc::Rc::default());
         let (_stop_tx, stop) = tokio::sync::watch::channel(false);
-        let ledgers = omniflow_engine::ledger::start(&graph, &store, &metrics, &shared, &stop)
-            .await
-            .unwrap();
+        let build_sink = |connection: &omniflow_ir::Connection, operation: &str| {
+            omniflow_engine::connect::sink_in(&shared, connection, operation, &Default::default())
+        };
+        let ledgers = omniflow_engine::ledger::start(
+            &graph,
+            &store,
+            &metrics,
+            (&shared.ledgers, &shared.limits),
+            &build_sink,
+            &stop,
+        )
+        .await
+        .unwrap();
         let by_name =
             |name: &str| -> Rc<Ledger> { ledgers.iter().find(|l| l.name == name).unwrap().clone() };
         // (a) throughput, on a ledger whose channels compute ATS but publish nowhere (the

@@ -1,14 +1,12 @@
 //! What the connectors of one runtime share, created once and passed down: where secrets
 //! come from, the access-token cache, and the registry of operations.
 
-use crate::api::{ConnectorError, Map, Registry};
+use crate::api::Registry;
+use crate::error::{ConnectorError, Map};
+pub use crate::tokens::{TokenCache, TokenSlot};
 use omniflow_ir::{Connection, SettingValue};
 use serde_json::Value;
-use std::cell::RefCell;
-use std::collections::HashMap;
 use std::path::PathBuf;
-use std::rc::Rc;
-use std::time::Instant;
 
 /// Where `secret(NAME)` settings are read.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -18,23 +16,6 @@ pub enum SecretSource {
     Env,
     /// The file `dir/NAME` (deployment setting `secrets: { from: file, dir }`).
     Files(PathBuf),
-}
-
-/// One cached access token and when it expires (`None`: none fetched yet).
-pub type TokenSlot = Rc<RefCell<Option<(String, Instant)>>>;
-
-/// Access tokens by (token endpoint, credentials): the sources and sinks of a connection,
-/// and a ledger's publication to it, share one.
-#[derive(Debug, Clone, Default)]
-pub struct TokenCache {
-    slots: Rc<RefCell<HashMap<String, TokenSlot>>>,
-}
-
-impl TokenCache {
-    /// The slot of one token endpoint and set of credentials.
-    pub fn slot(&self, key: String) -> TokenSlot {
-        self.slots.borrow_mut().entry(key).or_default().clone()
-    }
 }
 
 /// What the connectors of one runtime share.
@@ -103,6 +84,8 @@ fn env_value(connection: &Connection, name: &str, var: &str) -> Result<Value, Co
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::rc::Rc;
+    use std::time::Instant;
 
     #[test]
     fn one_token_slot_per_key_and_context() {

@@ -26,6 +26,7 @@ pub mod amazon;
 pub mod api;
 pub mod client;
 pub mod context;
+pub mod error;
 pub mod file;
 pub mod http;
 pub mod odata;
@@ -33,6 +34,7 @@ pub mod shipbob;
 pub mod shopify;
 pub mod signatures;
 pub mod square;
+pub mod tokens;
 pub mod transport;
 pub mod tryton;
 pub mod webhook;
@@ -88,7 +90,7 @@ pub fn sink(
             operation: operation.to_string(),
         });
     };
-    build(ctx, &ctx.settings(connection)?, operation, options)
+    build(&ctx.tokens, &ctx.settings(connection)?, operation, options)
 }
 
 /// Builds the pager of a poll source.
@@ -100,7 +102,7 @@ pub fn pager(
     options: &Map,
 ) -> Result<Box<dyn Pager>, ConnectorError> {
     match ctx.registry.pager_build(connector, operation) {
-        Some(build) => build(ctx, settings, options),
+        Some(build) => build(&ctx.tokens, settings, options),
         None => Err(ConnectorError::UnknownPoll {
             connector: connector.to_string(),
             operation: operation.to_string(),

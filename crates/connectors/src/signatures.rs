@@ -3,7 +3,7 @@
 //! settings a verifier reads. Each vendor's scheme is in its folder's `auth.rs`
 //! (`shopify`, `square`, `shipbob`); the generic `webhook` connector picks one of them.
 
-use crate::api::{ConnectorError, Map};
+use crate::error::{ConnectorError, Map};
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use hmac::{Hmac, Mac};

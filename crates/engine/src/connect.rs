@@ -52,7 +52,7 @@ pub fn sink_in(
     match connection.connector.as_str() {
         // A ledger is a connection of the built-in ledger; it has no settings to resolve.
         "ledger" => Ok(Box::new(LedgerSink::new(
-            shared,
+            &shared.ledgers,
             &connection.name,
             operation,
             options,
@@ -60,8 +60,8 @@ pub fn sink_in(
         "bus" if operation == "publish" => {
             let settings = shared.connectors.settings(connection)?;
             Ok(match bus::on_nats(&settings) {
-                true => Box::new(bus::nats::Publish::new(shared, &settings, options)?),
-                false => Box::new(bus::Publish::new(shared, &settings, options)?),
+                true => Box::new(bus::nats::Publish::new(&shared.nats, &settings, options)?),
+                false => Box::new(bus::Publish::new(&shared.bus, &settings, options)?),
             })
         }
         _ => Ok(omniflow_connectors::sink(

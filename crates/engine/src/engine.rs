@@ -501,3 +501,17 @@ impl AfterDelivery for FlowCtx {
         job.message.finish_one(self)
     }
 }
+
+impl crate::bus::Inbox for FlowCtx {
+    fn flow_name(&self) -> &str {
+        FlowCtx::flow_name(self)
+    }
+
+    fn store(&self) -> &Store {
+        &self.store
+    }
+
+    fn appended(&self) {
+        self.appended.notify_one();
+    }
+}

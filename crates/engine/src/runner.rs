@@ -64,9 +64,19 @@ impl Runner {
         let webhooks = Routes::default();
         let shared = Shared::new(&pipeline.graph, connectors);
         // Ledgers first: the sinks that name one find it running.
-        let ledgers = crate::ledger::start(&pipeline.graph, &store, &metrics, &shared, &stop_rx)
-            .await
-            .map_err(StartError::Ledger)?;
+        let build_sink = |connection: &omniflow_ir::Connection, operation: &str| {
+            crate::connect::sink_in(&shared, connection, operation, &Default::default())
+        };
+        let ledgers = crate::ledger::start(
+            &pipeline.graph,
+            &store,
+            &metrics,
+            (&shared.ledgers, &shared.limits),
+            &build_sink,
+            &stop_rx,
+        )
+        .await
+        .map_err(StartError::Ledger)?;
         let mut flows = Vec::new();
         for idx in 0..pipeline.flows.len() {
             let ctx = FlowCtx::new(

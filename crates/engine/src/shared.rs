@@ -6,20 +6,18 @@
 use crate::bus::nats::Connections;
 use crate::bus::Subscribers;
 use crate::delivery::rate_limit::ConnectionLimits;
-use crate::ledger::Ledger;
-use std::cell::RefCell;
-use std::collections::HashMap;
+use crate::ledger::{Ledger, Ledgers};
 use std::rc::Rc;
 
 /// The runtime context of one runner.
 #[derive(Default)]
 pub struct Shared {
     /// Running ledgers by name, for the sinks that name one.
-    pub ledgers: RefCell<HashMap<String, Rc<Ledger>>>,
+    pub ledgers: Ledgers,
     /// Subscriptions of `bus.subscribe` sources on the embedded bus.
-    pub bus: Subscribers,
+    pub bus: Rc<Subscribers>,
     /// NATS connections by URL, shared by the sinks and sources that use one server.
-    pub nats: Connections,
+    pub nats: Rc<Connections>,
     /// One token bucket per connection that publishes a quota.
     pub limits: ConnectionLimits,
     /// What the connectors share: the secret source, token caches, the registry.
@@ -41,13 +39,13 @@ impl Shared {
 
     /// The running ledger of this name.
     pub fn ledger(&self, name: &str) -> Option<Rc<Ledger>> {
-        self.ledgers.borrow().get(name).cloned()
+        self.ledgers.get(name)
     }
 
     /// Forgets the ledgers and subscriptions (a runner that stops clears them, which also
     /// ends the reference cycles between flows and the sinks that feed them).
     pub fn clear(&self) {
-        self.ledgers.borrow_mut().clear();
+        self.ledgers.clear();
         self.bus.clear();
         self.nats.clear();
     }
@@ -73,10 +71,7 @@ mod tests {
         };
         let ledger = Ledger::open(&spec, store, Rc::default()).await.unwrap();
         let (this_runner, other_runner) = (Rc::new(Shared::default()), Rc::new(Shared::default()));
-        this_runner
-            .ledgers
-            .borrow_mut()
-            .insert("stock".into(), ledger);
+        this_runner.ledgers.insert(ledger);
         let connection = Connection {
             name: "stock".into(),
             connector: "ledger".into(),

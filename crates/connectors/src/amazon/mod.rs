@@ -27,33 +27,33 @@ use crate::api::Registry;
 
 /// Registers Amazon SP-API's operations.
 pub fn register(registry: &mut Registry) {
-    registry.sink("amazon_sp", "confirm_shipment", |ctx, s, _, _| {
+    registry.sink("amazon_sp", "confirm_shipment", |tokens, s, _, _| {
         Ok(Box::new(ConfirmShipment::new(SpApi::new(
             &Settings::parse(s)?,
-            &ctx.tokens,
+            tokens,
         )?)))
     });
-    registry.sink("amazon_sp", "update_listing_quantity", |ctx, s, _, _| {
+    registry.sink("amazon_sp", "update_listing_quantity", |tokens, s, _, _| {
         Ok(Box::new(UpdateListingQuantity::new(SpApi::new(
             &Settings::parse(s)?,
-            &ctx.tokens,
+            tokens,
         )?)))
     });
-    registry.sink("amazon_sp", "update_listing_price", |ctx, s, _, _| {
+    registry.sink("amazon_sp", "update_listing_price", |tokens, s, _, _| {
         Ok(Box::new(UpdateListingPrice::new(SpApi::new(
             &Settings::parse(s)?,
-            &ctx.tokens,
+            tokens,
         )?)))
     });
-    registry.pager("amazon_sp", "orders", |ctx, s, o| {
+    registry.pager("amazon_sp", "orders", |tokens, s, o| {
         Ok(Box::new(OrdersPager::new(
-            SpApi::new(&Settings::parse(s)?, &ctx.tokens)?,
+            SpApi::new(&Settings::parse(s)?, tokens)?,
             o,
         )))
     });
-    registry.pager("amazon_sp", "settlements", |ctx, s, o| {
+    registry.pager("amazon_sp", "settlements", |tokens, s, o| {
         Ok(Box::new(SettlementsPager::new(
-            SpApi::new(&Settings::parse(s)?, &ctx.tokens)?,
+            SpApi::new(&Settings::parse(s)?, tokens)?,
             o,
         )?))
     });

@@ -7,9 +7,8 @@
 
 pub mod nats;
 
-use crate::engine::FlowCtx;
-use crate::shared::Shared;
 use omniflow_connectors::{Call, CallFuture, CallOutcome, SinkConnector};
+use omniflow_state::Store;
 use serde_json::Value;
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -18,9 +17,19 @@ use std::rc::Rc;
 /// Messages published, by subject pattern of the sink.
 pub const PUBLISHED: &str = "omniflow_bus_published_total";
 
+/// A flow's inbox as the bus sees it: where a subscription appends what it receives.
+pub trait Inbox {
+    /// The flow the inbox belongs to.
+    fn flow_name(&self) -> &str;
+    /// The state store the inbox lives in.
+    fn store(&self) -> &Store;
+    /// Wakes the flow's processor after an append.
+    fn appended(&self);
+}
+
 struct Subscriber {
     pattern: String,
-    ctx: Rc<FlowCtx>,
+    inbox: Rc<dyn Inbox>,
     source: String,
 }
 
@@ -35,12 +44,12 @@ impl Subscribers {
     }
 
     /// The flows and sources subscribed to a subject.
-    fn matching(&self, subject: &str) -> Vec<(Rc<FlowCtx>, String)> {
+    fn matching(&self, subject: &str) -> Vec<(Rc<dyn Inbox>, String)> {
         self.0
             .borrow()
             .iter()
             .filter(|sub| matches(&sub.pattern, subject))
-            .map(|sub| (sub.ctx.clone(), sub.source.clone()))
+            .map(|sub| (sub.inbox.clone(), sub.source.clone()))
             .collect()
     }
 }
@@ -94,7 +103,8 @@ pub fn subject_of(template: &str, body: &[u8]) -> Result<String, CallOutcome> {
 
 /// Registers a `bus.subscribe` source.
 pub fn subscribe(
-    ctx: &Rc<FlowCtx>,
+    inbox: Rc<dyn Inbox>,
+    subscribers: &Subscribers,
     source: &str,
     settings: &BTreeMap<String, Value>,
     options: &BTreeMap<String, Value>,
@@ -105,9 +115,9 @@ pub fn subscribe(
         .and_then(Value::as_str)
         .ok_or("a bus source needs `subject`")?
         .to_string();
-    ctx.shared.bus.0.borrow_mut().push(Subscriber {
+    subscribers.0.borrow_mut().push(Subscriber {
         pattern,
-        ctx: ctx.clone(),
+        inbox,
         source: source.to_string(),
     });
     Ok(())
@@ -116,19 +126,19 @@ pub fn subscribe(
 /// `bus.publish`.
 pub struct Publish {
     subject: String,
-    shared: Rc<Shared>,
+    subscribers: Rc<Subscribers>,
 }
 
 impl Publish {
     /// Reads the `subject` option.
     pub fn new(
-        shared: &Rc<Shared>,
+        subscribers: &Rc<Subscribers>,
         settings: &BTreeMap<String, Value>,
         options: &BTreeMap<String, Value>,
     ) -> Result<Publish, String> {
         embedded(settings)?;
         Ok(Publish {
-            shared: shared.clone(),
+            subscribers: subscribers.clone(),
             subject: options
                 .get("subject")
                 .and_then(Value::as_str)
@@ -145,15 +155,15 @@ impl SinkConnector for Publish {
                 Ok(s) => s,
                 Err(e) => return e,
             };
-            let targets = self.shared.bus.matching(&subject);
-            for (ctx, source) in targets {
+            let targets = self.subscribers.matching(&subject);
+            for (inbox, source) in targets {
                 let (flow, key, payload) = (
-                    ctx.flow_name().to_string(),
+                    inbox.flow_name().to_string(),
                     call.key.to_string(),
                     call.body.to_vec(),
                 );
-                let stored = ctx
-                    .store
+                let stored = inbox
+                    .store()
                     .call(move |b| {
                         let namespace = format!("bus:{flow}/{source}");
                         if b.outcome(&namespace, &key)?.is_some() {
@@ -169,7 +179,7 @@ impl SinkConnector for Publish {
                     })
                     .await;
                 match stored {
-                    Ok(true) => ctx.appended.notify_one(),
+                    Ok(true) => inbox.appended(),
                     Ok(false) => {}
                     Err(reason) => {
                         return CallOutcome::Transient {

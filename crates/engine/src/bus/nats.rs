@@ -8,8 +8,7 @@
 //! - subscribe: a durable pull consumer with explicit acks; a fetched batch is appended to
 //!   the flow's inbox (deduplicated by stream sequence) and acknowledged only once durable.
 
-use crate::engine::FlowCtx;
-use crate::shared::Shared;
+use super::Inbox;
 use omniflow_connectors::{Call, CallFuture, CallOutcome, SinkConnector};
 use serde_json::{json, Value};
 use std::cell::{Cell, RefCell};
@@ -492,7 +491,7 @@ fn stream_name(settings: &BTreeMap<String, Value>) -> String {
 
 /// `bus.publish` on JetStream.
 pub struct Publish {
-    shared: Rc<Shared>,
+    connections: Rc<Connections>,
     settings: BTreeMap<String, Value>,
     subject: String,
     ready: Cell<bool>,
@@ -501,12 +500,12 @@ pub struct Publish {
 impl Publish {
     /// Reads the `subject` option.
     pub fn new(
-        shared: &Rc<Shared>,
+        connections: &Rc<Connections>,
         settings: &BTreeMap<String, Value>,
         options: &BTreeMap<String, Value>,
     ) -> Result<Publish, String> {
         Ok(Publish {
-            shared: shared.clone(),
+            connections: connections.clone(),
             settings: settings.clone(),
             subject: options
                 .get("subject")
@@ -543,7 +542,7 @@ impl SinkConnector for Publish {
                             .into(),
                 };
             }
-            let nats = match connection(&self.shared.nats, &self.settings).await {
+            let nats = match connection(&self.connections, &self.settings).await {
                 Ok(n) => n,
                 Err(e) => return transient(e),
             };
@@ -609,7 +608,8 @@ impl SinkConnector for Publish {
 /// Starts a `bus.subscribe` source: a durable pull consumer named by `durable` (default
 /// `FLOW-SOURCE`) filtered on `subject`.
 pub fn subscribe(
-    ctx: &Rc<FlowCtx>,
+    inbox: Rc<dyn Inbox>,
+    connections: Rc<Connections>,
     source: &str,
     settings: &BTreeMap<String, Value>,
     options: &BTreeMap<String, Value>,
@@ -624,18 +624,27 @@ pub fn subscribe(
         .get("durable")
         .and_then(Value::as_str)
         .map(String::from)
-        .unwrap_or_else(|| format!("{}-{source}", ctx.flow_name()))
+        .unwrap_or_else(|| format!("{}-{source}", inbox.flow_name()))
         .replace(['.', '*', '>', ' '], "-");
-    let (ctx, source, settings) = (ctx.clone(), source.to_string(), settings.clone());
+    let (source, settings) = (source.to_string(), settings.clone());
     tokio::task::spawn_local(async move {
         let mut stop = stop;
         loop {
             if *stop.borrow() {
                 return;
             }
-            if let Err(err) = consume(&ctx, &source, &settings, &subject, &durable, &mut stop).await
-            {
-                tracing::warn!(flow = %ctx.flow_name(), source = %source, error = %err, "bus subscription failed; retrying");
+            let consumed = consume(
+                &*inbox,
+                &connections,
+                &source,
+                &settings,
+                &subject,
+                &durable,
+                &mut stop,
+            )
+            .await;
+            if let Err(err) = consumed {
+                tracing::warn!(flow = %inbox.flow_name(), source = %source, error = %err, "bus subscription failed; retrying");
             }
             tokio::select! {
                 _ = tokio::time::sleep(Duration::from_secs(2)) => {}
@@ -647,14 +656,15 @@ pub fn subscribe(
 }
 
 async fn consume(
-    ctx: &Rc<FlowCtx>,
+    inbox: &dyn Inbox,
+    connections: &Connections,
     source: &str,
     settings: &BTreeMap<String, Value>,
     subject: &str,
     durable: &str,
     stop: &mut watch::Receiver<bool>,
 ) -> Result<(), String> {
-    let nats = connection(&ctx.shared.nats, settings).await?;
+    let nats = connection(connections, settings).await?;
     let stream = stream_name(settings);
     nats.ensure_stream(&stream, &capture_pattern(subject))
         .await?;
@@ -664,9 +674,9 @@ async fn consume(
                 "deliver_policy": "all", "filter_subject": subject, "ack_wait": 30_000_000_000u64}}),
     )
     .await?;
-    let inbox = format!("_INBOX.pull.{}", random_token());
+    let reply_to = format!("_INBOX.pull.{}", random_token());
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    let sid = nats.subscribe(&inbox, tx).await?;
+    let sid = nats.subscribe(&reply_to, tx).await?;
     let next = format!("$JS.API.CONSUMER.MSG.NEXT.{stream}.{durable}");
     let result = async {
         loop {
@@ -674,7 +684,7 @@ async fn consume(
                 return Ok(());
             }
             let request = json!({"batch": BATCH, "expires": 1_000_000_000u64}).to_string();
-            nats.publish(&next, Some(&inbox), &[], request.as_bytes())
+            nats.publish(&next, Some(&reply_to), &[], request.as_bytes())
                 .await?;
             let mut batch: Vec<(Vec<u8>, String, String)> = Vec::new();
             let deadline = tokio::time::sleep(Duration::from_millis(1_200));
@@ -707,13 +717,13 @@ async fn consume(
             if batch.is_empty() {
                 continue;
             }
-            let (flow, name, stream) = (ctx.flow_name().to_string(), source.to_string(), stream.clone());
+            let (flow, name, stream) = (inbox.flow_name().to_string(), source.to_string(), stream.clone());
             let rows: Vec<(Vec<u8>, String)> = batch
                 .iter()
                 .map(|(p, _, seq)| (p.clone(), seq.clone()))
                 .collect();
-            let stored = ctx
-                .store
+            let stored = inbox
+                .store()
                 .call(move |b| {
                     let namespace = format!("bus:{flow}/{name}/{stream}");
                     let mut fresh = Vec::new();
@@ -730,7 +740,7 @@ async fn consume(
                 })
                 .await?;
             if stored > 0 {
-                ctx.appended.notify_one();
+                inbox.appended();
             }
             // Acknowledged only once durable: a crash before this redelivers, and the
             // sequence check above drops what was already stored.

@@ -373,13 +373,42 @@ pub fn movement_from_json(value: &Value) -> Result<Movement, String> {
     })
 }
 
-/// Opens every ledger of a graph, registers it for the sinks that name it, and starts its
-/// publishers and its reservation sweeper.
+/// Builds the sink a channel publishes through: (connection, operation) → sink.
+pub type BuildSink<'a> = &'a dyn Fn(
+    &ir::Connection,
+    &str,
+) -> Result<Box<dyn omniflow_connectors::SinkConnector>, String>;
+
+/// The running ledgers of one runner, by name.
+#[derive(Default)]
+pub struct Ledgers(RefCell<std::collections::HashMap<String, Rc<Ledger>>>);
+
+impl Ledgers {
+    /// The running ledger of this name.
+    pub fn get(&self, name: &str) -> Option<Rc<Ledger>> {
+        self.0.borrow().get(name).cloned()
+    }
+
+    /// Registers a running ledger under its name.
+    pub fn insert(&self, ledger: Rc<Ledger>) {
+        self.0.borrow_mut().insert(ledger.name.clone(), ledger);
+    }
+
+    /// Forgets every ledger (a runner that stops clears them).
+    pub fn clear(&self) {
+        self.0.borrow_mut().clear();
+    }
+}
+
+/// Opens every ledger of a graph, registers it in `ledgers` for the sinks that name it, and
+/// starts its publishers (their sinks made by `build_sink`, limited by the connections'
+/// `limits`) and its reservation sweeper.
 pub async fn start(
     graph: &ir::Graph,
     store: &Store,
     metrics: &Rc<Metrics>,
-    shared: &Rc<crate::shared::Shared>,
+    (ledgers, limits): (&Ledgers, &crate::delivery::rate_limit::ConnectionLimits),
+    build_sink: BuildSink<'_>,
     stop: &tokio::sync::watch::Receiver<bool>,
 ) -> Result<Vec<Rc<Ledger>>, String> {
     let mut started = Vec::new();
@@ -390,7 +419,12 @@ pub async fn start(
                 continue;
             };
             let publisher = Rc::new(publish::Publisher::new(
-                graph, spec, idx, channel, target, shared, metrics,
+                graph,
+                spec,
+                (idx, channel, target),
+                build_sink,
+                limits,
+                metrics,
             )?);
             for (sku, ats) in ledger.with_book(|b| b.pending(idx)) {
                 publisher.push(&sku, ats);
@@ -399,10 +433,7 @@ pub async fn start(
             tokio::task::spawn_local(publisher.run(ledger.clone(), stop.clone()));
         }
         tokio::task::spawn_local(sweep(ledger.clone(), stop.clone()));
-        shared
-            .ledgers
-            .borrow_mut()
-            .insert(spec.name.clone(), ledger.clone());
+        ledgers.insert(ledger.clone());
         started.push(ledger);
     }
     Ok(started)

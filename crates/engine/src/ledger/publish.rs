@@ -11,7 +11,6 @@ use crate::delivery::layer::{self, Failure, Final, Request, Scope, Settings, Sta
 use crate::delivery::rate_limit::TokenBucket;
 use crate::delivery::retry;
 use crate::ops::metrics::{Metrics, DEAD_LETTERS, MESSAGES_IN, MESSAGES_OUT, RETRIES};
-use crate::shared::Shared;
 use omniflow_ir as ir;
 use omniflow_state::{DeadLetter, Origin};
 use std::cell::RefCell;
@@ -89,10 +88,9 @@ impl Publisher {
     pub fn new(
         graph: &ir::Graph,
         ledger: &ir::Ledger,
-        idx: usize,
-        channel: &ir::LedgerChannel,
-        target: &ir::Publication,
-        shared: &Rc<Shared>,
+        (idx, channel, target): (usize, &ir::LedgerChannel, &ir::Publication),
+        build_sink: super::BuildSink<'_>,
+        limits: &crate::delivery::rate_limit::ConnectionLimits,
         metrics: &Rc<Metrics>,
     ) -> Result<Publisher, String> {
         let connection = graph
@@ -105,14 +103,13 @@ impl Publisher {
                     ledger.name, channel.name, target.connection
                 )
             })?;
-        let connector =
-            crate::connect::sink_in(shared, connection, &target.operation, &Default::default())?;
+        let connector = build_sink(connection, &target.operation)?;
         let policy = target
             .retry
             .as_ref()
             .and_then(|name| graph.policies.iter().find(|p| &p.name == name).cloned())
             .unwrap_or_else(retry::default_policy);
-        let connection_bucket = shared.limits.get(&connection.name);
+        let connection_bucket = limits.get(&connection.name);
         Ok(Publisher::over(
             connector,
             &ledger.name,

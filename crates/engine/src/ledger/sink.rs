@@ -29,13 +29,13 @@ pub struct LedgerSink {
 impl LedgerSink {
     /// The sink `ledger.operation`; the ledger must be running.
     pub fn new(
-        shared: &crate::shared::Shared,
+        ledgers: &super::Ledgers,
         ledger: &str,
         operation: &str,
         options: &BTreeMap<String, Value>,
     ) -> Result<LedgerSink, String> {
-        let running = shared
-            .ledger(ledger)
+        let running = ledgers
+            .get(ledger)
             .ok_or_else(|| format!("ledger `{ledger}` is not running in this process"))?;
         let op = match operation {
             "apply" => Op::Apply,

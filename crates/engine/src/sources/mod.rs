@@ -75,9 +75,9 @@ pub fn start(
                 .add(ctx.clone(), &node.name, connector, options, &settings)
                 .map_err(|e| format!("connection `{connection}`: {e}"))?,
             ("bus", "bus") if crate::bus::on_nats(&settings) => {
-                crate::bus::nats::subscribe(ctx, &node.name, &settings, options, stop.clone())?
+                crate::bus::nats::subscribe(ctx.clone(), ctx.shared.nats.clone(), &node.name, &settings, options, stop.clone())?
             }
-            ("bus", "bus") => crate::bus::subscribe(ctx, &node.name, &settings, options)?,
+            ("bus", "bus") => crate::bus::subscribe(ctx.clone(), &ctx.shared.bus, &node.name, &settings, options)?,
             (connector, kind) => {
                 return Err(format!(
                     "flow `{}`: source `{}` ({connector}.{operation}, {kind}) is not available in this runtime yet",

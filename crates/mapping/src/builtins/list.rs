@@ -1,7 +1,8 @@
 //! List functions: aggregates, picks, `coalesce` and `group_by`.
 
-use super::{list, take, text};
-use crate::eval::{ops, Eval, Reject};
+use super::args::{list, take, text};
+use crate::ops;
+use crate::reject::{Eval, Reject};
 use crate::value::{equal, Val};
 use std::borrow::Cow;
 use std::cmp::Ordering;

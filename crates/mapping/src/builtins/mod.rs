@@ -12,6 +12,7 @@
 //! Every example is run through the compiler and the evaluator by a test, so an example
 //! that no longer holds fails (`compiler/tests/builtins.rs`).
 
+mod args;
 mod kind;
 mod list;
 mod money;
@@ -19,11 +20,8 @@ mod number;
 mod text;
 mod time;
 
-use crate::decimal::Decimal;
-use crate::eval::{Eval, Reject};
+use crate::reject::{Eval, Reject};
 use crate::value::Val;
-use std::borrow::Cow;
-use std::rc::Rc;
 
 /// What an argument position accepts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -335,45 +333,6 @@ pub const BUILTINS: &[Builtin] = &[
         ok(r#"secret("SHOP_TOKEN")"#, r#"{"secret":"SHOP_TOKEN"}"#),
     ]),
 ];
-
-/// Argument `idx`, taken out of the arguments; null when the call left it out.
-fn take<'a>(args: &mut [Val<'a>], idx: usize) -> Val<'a> {
-    args.get_mut(idx).map(std::mem::take).unwrap_or_default()
-}
-
-fn text<'a>(value: &Val<'a>, func: &str) -> Result<Cow<'a, str>, Reject> {
-    match value {
-        Val::Str(s) => Ok(s.clone()),
-        other => Err(Reject(format!(
-            "`{func}` expects a string, found {}",
-            other.kind()
-        ))),
-    }
-}
-
-fn list<'a>(value: Val<'a>, func: &str) -> Result<Rc<[Val<'a>]>, Reject> {
-    match value {
-        Val::List(items) => Ok(items),
-        Val::Null => Ok(Rc::from(Vec::new())),
-        other => Err(Reject(format!(
-            "`{func}` expects a list, found {}",
-            other.kind()
-        ))),
-    }
-}
-
-fn decimal_of(value: &Val, func: &str) -> Result<Decimal, Reject> {
-    match value {
-        Val::Int(i) => Ok(Decimal::from_int(*i)),
-        Val::Dec(d) => Ok(**d),
-        Val::Str(s) => Decimal::parse(s)
-            .ok_or_else(|| Reject(format!("`{func}`: \"{s}\" is not a decimal number"))),
-        other => Err(Reject(format!(
-            "`{func}` expects a number, found {}",
-            other.kind()
-        ))),
-    }
-}
 
 #[cfg(test)]
 mod tests {

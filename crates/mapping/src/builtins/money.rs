@@ -1,8 +1,8 @@
 //! Money functions: exact minor units at a currency's exponent, money values and their
 //! currency.
 
-use super::{decimal_of, take, text};
-use crate::eval::{Eval, Reject};
+use super::args::{decimal_of, take, text};
+use crate::reject::{Eval, Reject};
 use crate::value::Val;
 use omniflow_ir::currency;
 

@@ -1,7 +1,7 @@
 //! Number functions: conversions, rounding and the absolute value.
 
-use super::{decimal_of, take};
-use crate::eval::{Eval, Reject};
+use super::args::{decimal_of, take};
+use crate::reject::{Eval, Reject};
 use crate::value::Val;
 
 pub(super) fn to_int<'a>(args: &mut [Val<'a>]) -> Eval<'a> {

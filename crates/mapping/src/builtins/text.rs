@@ -1,7 +1,7 @@
 //! String functions: case, trimming, length, concatenation, splitting and tests.
 
-use super::{list, take, text};
-use crate::eval::{Eval, Reject};
+use super::args::{list, take, text};
+use crate::reject::{Eval, Reject};
 use crate::value::Val;
 use std::borrow::Cow;
 use std::rc::Rc;

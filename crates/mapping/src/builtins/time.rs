@@ -1,7 +1,7 @@
 //! Time functions: the clock, parsing and formatting RFC 3339 timestamps.
 
-use super::{take, text};
-use crate::eval::{Eval, Reject};
+use super::args::{take, text};
+use crate::reject::{Eval, Reject};
 use crate::value::Val;
 use std::borrow::Cow;
 

@@ -1,11 +1,11 @@
 //! Expression evaluation: IR expressions are compiled once per graph into [`Code`]
 //! (tables and schemas by index, templates parsed, JSONPath parsed) and run per message.
 
-pub(crate) mod ops;
-
 use crate::builtins::{self, Builtin, Imp};
 pub use crate::error::CompileError;
 use crate::intern::{intern, same_name};
+use crate::ops;
+pub use crate::reject::{Eval, Reject};
 use crate::value::Val;
 use omniflow_ir::{self as ir, PathSeg, Root, TypeIr};
 use std::borrow::Cow;
@@ -19,13 +19,6 @@ const STACK_SEGMENT: usize = 1 << 20;
 /// The same for minijinja's parser and renderer, which recurse within one call.
 const TEMPLATE_RED_ZONE: usize = 1 << 20;
 const TEMPLATE_SEGMENT: usize = 8 << 20;
-
-/// Why a message cannot be processed: a `reject`, or bad input found at run time.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Reject(pub String);
-
-/// Result of evaluating one expression.
-pub type Eval<'a> = Result<Val<'a>, Reject>;
 
 /// A path step with the field name interned.
 #[derive(Debug)]

@@ -1,7 +1,7 @@
 //! Binary and unary operators on run-time values.
 
-use super::{Eval, Reject};
 use crate::decimal::Decimal;
+use crate::reject::{Eval, Reject};
 use crate::value::{equal, Val};
 use omniflow_ir::{BinOp, UnOp};
 use std::borrow::Cow;

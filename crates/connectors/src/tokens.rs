@@ -1,0 +1,24 @@
+//! Access tokens cached per token endpoint and credentials, shared by the sources and
+//! sinks of one runtime.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::time::Instant;
+
+/// One cached access token and when it expires (`None`: none fetched yet).
+pub type TokenSlot = Rc<RefCell<Option<(String, Instant)>>>;
+
+/// Access tokens by (token endpoint, credentials): the sources and sinks of a connection,
+/// and a ledger's publication to it, share one.
+#[derive(Debug, Clone, Default)]
+pub struct TokenCache {
+    slots: Rc<RefCell<HashMap<String, TokenSlot>>>,
+}
+
+impl TokenCache {
+    /// The slot of one token endpoint and set of credentials.
+    pub fn slot(&self, key: String) -> TokenSlot {
+        self.slots.borrow_mut().entry(key).or_default().clone()
+    }
+}
