@@ -334,13 +334,16 @@ const FORBIDDEN: &[(&str, &[&str])] = &[
     ),
 ];
 
-/// The `[dependencies]` names of one manifest (not dev-dependencies: tests may reach further).
+/// The names a manifest's code depends on (`[dependencies]`, `[build-dependencies]`, target
+/// dependencies; not dev-dependencies: tests may reach further).
 fn dependencies(manifest: &str) -> Vec<String> {
     let mut names = Vec::new();
     let mut in_deps = false;
     for line in manifest.lines().map(str::trim) {
         if line.starts_with('[') {
-            in_deps = line == "[dependencies]";
+            in_deps = line == "[dependencies]"
+                || line == "[build-dependencies]"
+                || (line.starts_with("[target.") && line.ends_with(".dependencies]"));
             continue;
         }
         if in_deps && !line.is_empty() && !line.starts_with('#') {
@@ -428,4 +431,66 @@ fn pure_crates_name_no_async_runtime_or_io_stack() {
         }
     }
     assert!(offenders.is_empty(), "{offenders:#?}");
+}
+
+/// The modules a crate's top-level module uses (`crate::NAME` outside comments and test
+/// modules), by module.
+fn module_edges(src: &std::path::Path) -> std::collections::BTreeMap<String, Vec<String>> {
+    let mut edges: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    for file in files_with_suffix(src, ".rs") {
+        let relative = file.strip_prefix(src).unwrap();
+        let first = relative.components().next().unwrap().as_os_str();
+        let module = first.to_string_lossy().trim_end_matches(".rs").to_string();
+        if module == "lib" || module == "main" {
+            continue;
+        }
+        let text = std::fs::read_to_string(&file).unwrap();
+        let code = text.split("#[cfg(test)]").next().unwrap_or("");
+        for line in code.lines().filter(|l| !l.trim_start().starts_with("//")) {
+            for (at, _) in line.match_indices("crate::") {
+                let name: String = line[at + 7..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_lowercase() || *c == '_')
+                    .collect();
+                let targets = edges.entry(module.clone()).or_default();
+                if !name.is_empty() && name != module && !targets.contains(&name) {
+                    targets.push(name);
+                }
+            }
+        }
+    }
+    edges
+}
+
+#[test]
+fn no_module_imports_a_module_that_imports_it_back() {
+    let root = repo_root();
+    let mut sources = vec![root.join("compiler/src"), root.join("runtime/src")];
+    for entry in std::fs::read_dir(root.join("crates")).unwrap() {
+        sources.push(entry.unwrap().path().join("src"));
+    }
+    let mut circles = Vec::new();
+    for src in sources {
+        let edges = module_edges(&src);
+        for (from, targets) in &edges {
+            for to in targets {
+                // Does `to` reach `from` again?
+                let mut stack = vec![to.clone()];
+                let mut seen = std::collections::BTreeSet::new();
+                while let Some(module) = stack.pop() {
+                    if &module == from {
+                        circles.push(format!(
+                            "{}: {from} -> {to} -> ... -> {from}",
+                            src.display()
+                        ));
+                        break;
+                    }
+                    if seen.insert(module.clone()) {
+                        stack.extend(edges.get(&module).into_iter().flatten().cloned());
+                    }
+                }
+            }
+        }
+    }
+    assert!(circles.is_empty(), "module circles: {circles:#?}");
 }

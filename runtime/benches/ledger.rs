@@ -164,9 +164,12 @@ fn main() {
         let metrics = Rc::new(Metrics::default());
         let shared = omniflow_engine::shared::Shared::new(&graph, std::rc::Rc::default());
         let (_stop_tx, stop) = tokio::sync::watch::channel(false);
-        let build_sink = |connection: &omniflow_ir::Connection, operation: &str| {
-            omniflow_engine::connect::sink_in(&shared, connection, operation, &Default::default())
-        };
+        let build_sink =
+            |connection: &omniflow_ir::Connection,
+             operation: &str,
+             options: &std::collections::BTreeMap<String, serde_json::Value>| {
+                omniflow_engine::connect::sink_in(&shared, connection, operation, options)
+            };
         let ledgers = omniflow_engine::ledger::start(
             &graph,
             &store,

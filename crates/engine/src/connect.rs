@@ -72,3 +72,50 @@ pub fn sink_in(
         )?),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ledger::Ledger;
+    use crate::shared::Shared;
+    use omniflow_ir::Connection;
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_ledger_sink_finds_only_the_ledgers_of_its_own_runner() {
+        let path =
+            std::env::temp_dir().join(format!("omniflow-shared-ledgers-{}.db", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        let backend = omniflow_state::SqliteBackend::open(path.to_str().unwrap()).unwrap();
+        let store = omniflow_state::Store::start(Box::new(backend));
+        let spec = omniflow_ir::Ledger {
+            name: "stock".into(),
+            locations: vec!["WH".into()],
+            reservation_window_ms: 0,
+            channels: Vec::new(),
+        };
+        let ledger = Ledger::open(&spec, store, Rc::default()).await.unwrap();
+        let (this_runner, other_runner) = (Rc::new(Shared::default()), Rc::new(Shared::default()));
+        this_runner.ledgers.insert(ledger);
+        let connection = Connection {
+            name: "stock".into(),
+            connector: "ledger".into(),
+            settings: Default::default(),
+            quota: Default::default(),
+        };
+        let sink =
+            |shared| crate::connect::sink_in(shared, &connection, "apply", &Default::default());
+        assert!(sink(&this_runner).is_ok());
+        assert_eq!(
+            sink(&other_runner).err().unwrap(),
+            "ledger `stock` is not running in this process"
+        );
+        this_runner.clear();
+        assert!(
+            sink(&this_runner).is_err(),
+            "a stopped runner forgets its ledgers"
+        );
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+        }
+    }
+}

@@ -125,15 +125,27 @@ impl FlowCtx {
     ) -> Result<Rc<FlowCtx>, crate::error::StartError> {
         let flow = &pipeline.flows[flow_idx];
         let outcomes = Rc::new(Outcomes::new(store.clone()));
+        let build_sink =
+            |connection: &omniflow_ir::Connection,
+             operation: &str,
+             options: &std::collections::BTreeMap<String, serde_json::Value>| {
+                crate::connect::sink_in(shared, connection, operation, options)
+            };
         let mut sinks = HashMap::new();
         for (idx, node) in flow.nodes.iter().enumerate() {
             if matches!(node.kind, KindRt::Sink { .. }) {
-                let worker =
-                    SinkWorker::new(&pipeline.graph, &flow.ir, idx, shared, &metrics, &outcomes)
-                        .map_err(|reason| crate::error::StartError::Sink {
-                            flow: flow.name.clone(),
-                            reason,
-                        })?;
+                let worker = SinkWorker::new(
+                    &pipeline.graph,
+                    &flow.ir,
+                    idx,
+                    (&build_sink, &shared.limits),
+                    &metrics,
+                    &outcomes,
+                )
+                .map_err(|reason| crate::error::StartError::Sink {
+                    flow: flow.name.clone(),
+                    reason,
+                })?;
                 sinks.insert(idx, Rc::new(worker));
             }
         }

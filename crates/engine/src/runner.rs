@@ -64,9 +64,12 @@ impl Runner {
         let webhooks = Routes::default();
         let shared = Shared::new(&pipeline.graph, connectors);
         // Ledgers first: the sinks that name one find it running.
-        let build_sink = |connection: &omniflow_ir::Connection, operation: &str| {
-            crate::connect::sink_in(&shared, connection, operation, &Default::default())
-        };
+        let build_sink =
+            |connection: &omniflow_ir::Connection,
+             operation: &str,
+             options: &std::collections::BTreeMap<String, serde_json::Value>| {
+                crate::connect::sink_in(&shared, connection, operation, options)
+            };
         let ledgers = crate::ledger::start(
             &pipeline.graph,
             &store,

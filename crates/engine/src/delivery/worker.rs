@@ -7,7 +7,6 @@ use super::outcomes::{durably, Outcomes};
 use super::rate_limit::TokenBucket;
 use super::retry;
 use crate::ops::metrics::{Metrics, DEAD_LETTERS, DUPLICATES, MESSAGES_IN, MESSAGES_OUT};
-use crate::shared::Shared;
 use omniflow_ir::{self as ir};
 use omniflow_state::{DeadLetter, Mode, Origin, OutcomeStatus};
 use std::cell::RefCell;
@@ -93,7 +92,7 @@ impl SinkWorker {
         graph: &ir::Graph,
         flow: &ir::Flow,
         node_idx: usize,
-        shared: &Rc<Shared>,
+        (build_sink, limits): (super::BuildSink<'_>, &super::rate_limit::ConnectionLimits),
         metrics: &Rc<Metrics>,
         outcomes: &Rc<Outcomes>,
     ) -> Result<SinkWorker, String> {
@@ -118,7 +117,7 @@ impl SinkWorker {
             .iter()
             .find(|c| &c.name == connection)
             .ok_or_else(|| format!("unknown connection `{connection}`"))?;
-        let connector = crate::connect::sink_in(shared, connection, operation, options)?;
+        let connector = build_sink(connection, operation, options)?;
         let policy = retry
             .as_ref()
             .and_then(|name| graph.policies.iter().find(|p| &p.name == name).cloned())
@@ -137,7 +136,7 @@ impl SinkWorker {
                     .map(Duration::from_millis)
                     .unwrap_or(DEFAULT_TIMEOUT),
                 bucket: TokenBucket::new(rate.map(|r| r.per_second()), *burst),
-                connection_bucket: shared.limits.get(&connection.name),
+                connection_bucket: limits.get(&connection.name),
             },
         );
         Ok(SinkWorker {

@@ -373,12 +373,6 @@ pub fn movement_from_json(value: &Value) -> Result<Movement, String> {
     })
 }
 
-/// Builds the sink a channel publishes through: (connection, operation) → sink.
-pub type BuildSink<'a> = &'a dyn Fn(
-    &ir::Connection,
-    &str,
-) -> Result<Box<dyn omniflow_connectors::SinkConnector>, String>;
-
 /// The running ledgers of one runner, by name.
 #[derive(Default)]
 pub struct Ledgers(RefCell<std::collections::HashMap<String, Rc<Ledger>>>);
@@ -408,7 +402,7 @@ pub async fn start(
     store: &Store,
     metrics: &Rc<Metrics>,
     (ledgers, limits): (&Ledgers, &crate::delivery::rate_limit::ConnectionLimits),
-    build_sink: BuildSink<'_>,
+    build_sink: crate::delivery::BuildSink<'_>,
     stop: &tokio::sync::watch::Receiver<bool>,
 ) -> Result<Vec<Rc<Ledger>>, String> {
     let mut started = Vec::new();

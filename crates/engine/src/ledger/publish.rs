@@ -81,6 +81,8 @@ pub struct Publisher {
     stack: Stack,
     queue: RefCell<Queue>,
     wake: Notify,
+    /// Transient failures in a row: the backoff before the next call grows with them.
+    failures: std::cell::Cell<u32>,
 }
 
 impl Publisher {
@@ -89,7 +91,7 @@ impl Publisher {
         graph: &ir::Graph,
         ledger: &ir::Ledger,
         (idx, channel, target): (usize, &ir::LedgerChannel, &ir::Publication),
-        build_sink: super::BuildSink<'_>,
+        build_sink: crate::delivery::BuildSink<'_>,
         limits: &crate::delivery::rate_limit::ConnectionLimits,
         metrics: &Rc<Metrics>,
     ) -> Result<Publisher, String> {
@@ -103,7 +105,7 @@ impl Publisher {
                     ledger.name, channel.name, target.connection
                 )
             })?;
-        let connector = build_sink(connection, &target.operation)?;
+        let connector = build_sink(connection, &target.operation, &Default::default())?;
         let policy = target
             .retry
             .as_ref()
@@ -134,11 +136,19 @@ impl Publisher {
             node: channel.name.clone(),
             metrics: metrics.clone(),
         });
+        // One attempt per call: a failed value goes back to the queue (the latest value is
+        // read again when its turn comes, zeros first) instead of being retried in place,
+        // which would resend a stale value and hold back every other sku. The policy's
+        // backoff still paces the channel after a failure.
+        let once = ir::RetryPolicy {
+            attempts: 1,
+            ..policy
+        };
         let stack = layer::stack(
             connector,
             scope.clone(),
             Settings {
-                policy,
+                policy: once,
                 timeout: CALL_TIMEOUT,
                 bucket: TokenBucket::new(target.rate.map(|r| r.per_second()), target.burst),
                 connection_bucket,
@@ -153,6 +163,7 @@ impl Publisher {
             stack,
             queue: RefCell::default(),
             wake: Notify::new(),
+            failures: std::cell::Cell::new(0),
         }
     }
 
@@ -246,6 +257,7 @@ impl Publisher {
         let metrics = &ledger.metrics;
         match outcome {
             Final::Delivered { retries } => {
+                self.failures.set(0);
                 if retries > 0 {
                     metrics.add(
                         RETRIED,
@@ -291,8 +303,9 @@ impl Publisher {
                 self.scope.add(RETRIES, 1);
                 tracing::warn!(ledger = %ledger.name, channel = %self.channel_name, sku = %sku, reason = %reason, "publication failed; retrying");
                 self.push(&sku, value);
-                let policy = self.stack.policy();
-                tokio::time::sleep(self.stack.delay(policy.attempts.max(1), None)).await;
+                let failures = self.failures.get().saturating_add(1);
+                self.failures.set(failures);
+                tokio::time::sleep(self.stack.delay(failures, None)).await;
             }
             Final::Failed(Failure {
                 reason, attempts, ..
