@@ -367,17 +367,29 @@ mod tests {
     struct Scripted {
         answers: RefCell<VecDeque<CallOutcome>>,
         calls: mpsc::UnboundedSender<Instant>,
+        bodies: Rc<RefCell<Vec<serde_json::Value>>>,
+        /// When set, the first call answers only once the test notifies it.
+        gate: Option<Rc<tokio::sync::Notify>>,
     }
 
     impl SinkConnector for Scripted {
-        fn call<'a>(&'a self, _: Call<'a>) -> CallFuture<'a> {
+        fn call<'a>(&'a self, call: Call<'a>) -> CallFuture<'a> {
+            let body = serde_json::from_slice(call.body).unwrap_or_default();
+            self.bodies.borrow_mut().push(body);
             let _ = self.calls.send(Instant::now());
             let answer = self
                 .answers
                 .borrow_mut()
                 .pop_front()
                 .unwrap_or(CallOutcome::Ok);
-            Box::pin(async move { answer })
+            let first = self.bodies.borrow().len() == 1;
+            let gate = self.gate.clone().filter(|_| first);
+            Box::pin(async move {
+                if let Some(gate) = gate {
+                    gate.notified().await;
+                }
+                answer
+            })
         }
     }
 
@@ -433,6 +445,8 @@ mod tests {
         ledger: Rc<Ledger>,
         publisher: Rc<Publisher>,
         metrics: Rc<Metrics>,
+        /// What each call sent.
+        bodies: Rc<RefCell<Vec<serde_json::Value>>>,
         calls: mpsc::UnboundedReceiver<Instant>,
         _stop: watch::Sender<bool>,
         path: std::path::PathBuf,
@@ -464,6 +478,15 @@ mod tests {
     /// A ledger whose channel `web` publishes through `answers`, with 12 units of SKU-1
     /// received (so one publication is due).
     async fn publishing(name: &str, answers: Vec<CallOutcome>) -> Running {
+        publishing_gated(name, answers, None).await
+    }
+
+    /// [`publishing`], the first call answering only when `gate` is notified.
+    async fn publishing_gated(
+        name: &str,
+        answers: Vec<CallOutcome>,
+        gate: Option<Rc<tokio::sync::Notify>>,
+    ) -> Running {
         let path =
             std::env::temp_dir().join(format!("omniflow-publish-{name}-{}.db", std::process::id()));
         let _ = std::fs::remove_file(&path);
@@ -473,9 +496,12 @@ mod tests {
         let spec = spec();
         let ledger = Ledger::open(&spec, store, metrics.clone()).await.unwrap();
         let (tx, calls) = mpsc::unbounded_channel();
+        let bodies = Rc::new(RefCell::new(Vec::new()));
         let connector = Box::new(Scripted {
             answers: RefCell::new(answers.into()),
             calls: tx,
+            bodies: bodies.clone(),
+            gate,
         });
         let channel = &spec.channels[0];
         let target = channel.publish.as_ref().unwrap();
@@ -508,6 +534,7 @@ mod tests {
             publisher,
             metrics,
             calls,
+            bodies,
             _stop: stop_tx,
             path,
         }
@@ -546,7 +573,8 @@ mod tests {
                     "{}",
                     run.circuit_shown()
                 );
-                assert_eq!(run.counter(MESSAGES_IN), 1);
+                // Each failed value went back to the queue and was sent again: one call each.
+                assert_eq!(run.counter(MESSAGES_IN), u64::from(THRESHOLD) + 1);
                 assert_eq!(run.counter(MESSAGES_OUT), 1);
                 assert_eq!(run.counter(PUBLISHED), 1);
                 assert_eq!(run.counter(RETRIED), u64::from(THRESHOLD));
@@ -576,7 +604,9 @@ mod tests {
                 let letter = &letters[0];
                 assert_eq!(letter.origin, Origin::Ledger("stock".into()));
                 assert_eq!(letter.node, "web");
-                assert_eq!(letter.attempts.len(), 2, "{:?}", letter.attempts);
+                // The refused call's own attempt: the transient failure before it was a call of
+                // its own, after which the sku waited its turn again.
+                assert_eq!(letter.attempts.len(), 1, "{:?}", letter.attempts);
                 assert!(letter.error.contains("unknown sku"), "{}", letter.error);
                 for _ in 0..100 {
                     if run.counter(DEAD_LETTERS) > 0 {
@@ -584,13 +614,51 @@ mod tests {
                     }
                     tokio::task::yield_now().await;
                 }
-                assert_eq!(run.counter(MESSAGES_IN), 1);
+                assert_eq!(run.counter(MESSAGES_IN), 2);
                 assert_eq!(run.counter(RETRIES), 1);
                 assert_eq!(run.counter(DEAD_LETTERS), 1);
                 assert_eq!(run.counter(REFUSED), 1);
                 assert_eq!(run.counter(RETRIED), 1);
                 assert_eq!(run.counter(MESSAGES_OUT), 0);
                 assert!(!run.publisher.is_held());
+            })
+            .await;
+    }
+
+    // On the real clock: a paused one would run the held call into its timeout while the
+    // sale waits on the state thread.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_failed_value_is_not_sent_again_once_the_stock_changed() {
+        let local = tokio::task::LocalSet::new();
+        local
+            .run_until(async {
+                let gate = Rc::new(tokio::sync::Notify::new());
+                let mut run =
+                    publishing_gated("latest", vec![server_error()], Some(gate.clone())).await;
+                run.calls.recv().await.unwrap();
+                // While the call that will fail is out, 5 of the 12 sell: the next call
+                // tells 7, not the 12 the failed call carried.
+                run.ledger
+                    .apply(Movement {
+                        id: "m-2".into(),
+                        kind: Kind::Sale,
+                        sku: "SKU-1".into(),
+                        location: "WH".into(),
+                        quantity: 5,
+                        counterpart: None,
+                        reference: None,
+                        at: 1,
+                    })
+                    .await
+                    .unwrap();
+                gate.notify_one();
+                run.calls.recv().await.unwrap();
+                let bodies = run.bodies.borrow().clone();
+                let told: Vec<i64> = bodies
+                    .iter()
+                    .map(|b| b["available"].as_i64().unwrap())
+                    .collect();
+                assert_eq!(told, vec![12, 7], "{bodies:?}");
             })
             .await;
     }
