@@ -386,42 +386,11 @@ impl<'a> FlowCx<'a> {
             Stmt::Test(_) => return None,
             Stmt::Source {
                 name, op, settings, ..
-            } => {
-                let op_info = self.operation(op, false, diags);
-                let connector = self
-                    .connection(op, &mut Diagnostics::default())
-                    .map(|c| c.name.clone())
-                    .unwrap_or_default();
-                let empty = Settings {
-                    entries: Vec::new(),
-                    span: name.span,
-                };
-                let options = match op_info {
-                    Some(info) => {
-                        let settings = settings.as_ref().unwrap_or(&empty);
-                        let cx = options::OptionCx {
-                            program: self.program,
-                            env: self.env,
-                            connection: &op.connection.name,
-                            message: None,
-                        };
-                        let options = source_options(&cx, &connector, info, settings, diags);
-                        self.source_needs(op, info, diags);
-                        options
-                    }
-                    None => BTreeMap::new(),
-                };
-                (
-                    name,
-                    NodeKind::Source {
-                        connection: op.connection.name.clone(),
-                        operation: op.name.name.clone(),
-                        kind: op_info.map(|o| o.kind.clone()).unwrap_or_default(),
-                        options,
-                    },
-                    0,
-                )
-            }
+            } => (
+                name,
+                self.source_node(name, op, settings.as_ref(), diags),
+                0,
+            ),
             Stmt::Map {
                 name,
                 input,
@@ -530,39 +499,7 @@ impl<'a> FlowCx<'a> {
                 input,
                 settings,
                 ..
-            } => {
-                let in_ty = self.input_type(input, diags);
-                let op_info = self.operation(op, true, diags);
-                if let Some(info) = op_info {
-                    if assignable(&info.input, &in_ty, false).is_err() && in_ty != Ty::Null {
-                        let (want, got) = (
-                            info.input.display(self.program),
-                            in_ty.display(self.program),
-                        );
-                        diags.push(
-                            Diagnostic::error(
-                                codes::OPERATION_TYPE_MISMATCH,
-                                input.span,
-                                format!("`{}.{}` takes {want}, but `{}` emits {got}", op.connection.name, op.name.name, input.name),
-                            )
-                            .label(format!("this emits {got}"))
-                            .secondary(op.name.span, format!("expects {want}"))
-                            .help(format!("map the messages to `{want}` first, e.g. `map to_{} = {} -> {want} {{ ... }}`", want.to_lowercase(), input.name)),
-                        );
-                    }
-                }
-                let connector = self.connection(op, &mut Diagnostics::default());
-                let kind = self.sink_settings(
-                    op,
-                    input,
-                    in_ty,
-                    settings.as_ref(),
-                    op_info,
-                    connector,
-                    diags,
-                );
-                (name, kind, 0)
-            }
+            } => (name, self.sink_node(op, input, settings.as_ref(), diags), 0),
         };
         Some(ir::Node {
             name: name.name.clone(),
@@ -570,6 +507,78 @@ impl<'a> FlowCx<'a> {
             output: output.to_ir(self.program),
             slots,
         })
+    }
+
+    /// A source statement's node: its operation and the options it gives.
+    fn source_node(
+        &self,
+        name: &Ident,
+        op: &Operation,
+        settings: Option<&Settings>,
+        diags: &mut Diagnostics,
+    ) -> NodeKind {
+        let op_info = self.operation(op, false, diags);
+        let connector = self
+            .connection(op, &mut Diagnostics::default())
+            .map(|c| c.name.clone())
+            .unwrap_or_default();
+        let empty = Settings {
+            entries: Vec::new(),
+            span: name.span,
+        };
+        let options = match op_info {
+            Some(info) => {
+                let settings = settings.unwrap_or(&empty);
+                let cx = options::OptionCx {
+                    program: self.program,
+                    env: self.env,
+                    connection: &op.connection.name,
+                    message: None,
+                };
+                let options = source_options(&cx, &connector, info, settings, diags);
+                self.source_needs(op, info, diags);
+                options
+            }
+            None => BTreeMap::new(),
+        };
+        NodeKind::Source {
+            connection: op.connection.name.clone(),
+            operation: op.name.name.clone(),
+            kind: op_info.map(|o| o.kind.clone()).unwrap_or_default(),
+            options,
+        }
+    }
+
+    /// A sink statement's node: its input checked against the operation, then its settings.
+    fn sink_node(
+        &self,
+        op: &Operation,
+        input: &Ident,
+        settings: Option<&Settings>,
+        diags: &mut Diagnostics,
+    ) -> NodeKind {
+        let in_ty = self.input_type(input, diags);
+        let op_info = self.operation(op, true, diags);
+        if let Some(info) = op_info {
+            if assignable(&info.input, &in_ty, false).is_err() && in_ty != Ty::Null {
+                let (want, got) = (
+                    info.input.display(self.program),
+                    in_ty.display(self.program),
+                );
+                diags.push(
+                    Diagnostic::error(
+                        codes::OPERATION_TYPE_MISMATCH,
+                        input.span,
+                        format!("`{}.{}` takes {want}, but `{}` emits {got}", op.connection.name, op.name.name, input.name),
+                    )
+                    .label(format!("this emits {got}"))
+                    .secondary(op.name.span, format!("expects {want}"))
+                    .help(format!("map the messages to `{want}` first, e.g. `map to_{} = {} -> {want} {{ ... }}`", want.to_lowercase(), input.name)),
+                );
+            }
+        }
+        let connector = self.connection(op, &mut Diagnostics::default());
+        self.sink_settings(op, input, in_ty, settings, op_info, connector, diags)
     }
 
     #[allow(clippy::too_many_arguments)]

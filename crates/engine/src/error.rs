@@ -13,8 +13,8 @@ pub enum StartError {
     #[error("{0}")]
     Source(String),
     /// The webhook server could not listen.
-    #[error("{0}")]
-    Webhooks(String),
+    #[error(transparent)]
+    Webhooks(#[from] omniflow_http::server::ServeError),
 }
 
 impl From<StartError> for String {

@@ -69,9 +69,21 @@ pub type Handler = Rc<dyn Fn(Req) -> Pin<Box<dyn Future<Output = Resp>>>>;
 /// Largest request body read (bigger bodies get 413).
 pub const MAX_BODY: usize = omniflow_ir::MAX_WEBHOOK_BODY_BYTES as usize;
 
+/// Why a server did not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: String,
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Address(std::io::Error),
+}
+
 /// Binds and serves with the default [`Limits`] until the task is dropped; returns the
 /// bound address.
-pub async fn serve(addr: &str, handler: Handler) -> Result<SocketAddr, String> {
+pub async fn serve(addr: &str, handler: Handler) -> Result<SocketAddr, ServeError> {
     serve_with(addr, handler, "http", Limits::default()).await
 }
 
@@ -82,11 +94,14 @@ pub async fn serve_with(
     handler: Handler,
     name: &'static str,
     limits: Limits,
-) -> Result<SocketAddr, String> {
+) -> Result<SocketAddr, ServeError> {
     let listener = TcpListener::bind(addr)
         .await
-        .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
-    let local = listener.local_addr().map_err(|e| e.to_string())?;
+        .map_err(|source| ServeError::Listen {
+            addr: addr.to_string(),
+            source,
+        })?;
+    let local = listener.local_addr().map_err(ServeError::Address)?;
     let table = Rc::new(Table::new(name, limits));
     tokio::task::spawn_local(async move {
         loop {
@@ -193,4 +208,27 @@ fn respond(resp: Resp) -> Response<Full<Bytes>> {
         }
     }
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn an_address_in_use_is_a_listen_error_naming_it() {
+        let local = tokio::task::LocalSet::new();
+        local
+            .run_until(async {
+                let handler: Handler = Rc::new(|_| Box::pin(async { Resp::text(200, "ok") }));
+                let bound = serve("127.0.0.1:0", handler.clone()).await.unwrap();
+                let again = serve(&bound.to_string(), handler).await.unwrap_err();
+                assert!(
+                    matches!(&again, ServeError::Listen { addr, .. } if *addr == bound.to_string())
+                );
+                assert!(again
+                    .to_string()
+                    .starts_with(&format!("cannot listen on {bound}: ")));
+            })
+            .await;
+    }
 }

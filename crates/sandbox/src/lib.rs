@@ -409,7 +409,7 @@ impl Sandbox {
 }
 
 /// Serves every simulator on `addr` (spawn_local on the current LocalSet); returns the bound address.
-pub async fn serve(addr: &str, config: SandboxConfig) -> Result<SocketAddr, String> {
+pub async fn serve(addr: &str, config: SandboxConfig) -> Result<SocketAddr, server::ServeError> {
     let sandbox: Shared = Rc::new(Sandbox::new(&config));
     let handler: Handler = Rc::new(move |req| {
         let sandbox = sandbox.clone();

@@ -709,58 +709,9 @@ pub fn control_create_order(sb: &Shared, req: &Req) -> Resp {
         .map(|r| (r * 10_000.0).round() as i64)
         .unwrap_or(0);
     let mut uid = 0;
-    let mut line = |l: &Value, returning: bool| -> Result<(Value, i64, i64, i64), String> {
+    let mut line = |l: &Value, returning: bool| {
         uid += 1;
-        let id = l["catalog_object_id"].as_str();
-        let qty = match &l["quantity"] {
-            Value::String(s) => s.parse::<i64>().ok(),
-            v => v.as_i64(),
-        }
-        .filter(|q| *q > 0)
-        .ok_or("quantity must be a positive integer")?;
-        let known = id.and_then(catalog::by_square_variation);
-        let base = match (&l["base_price_money"]["amount"], known) {
-            (Value::Null, Some((_, item))) => item.price_cents,
-            (Value::Null, None) => {
-                return Err("base_price_money is required for unknown items".into())
-            }
-            (v, _) => v
-                .as_i64()
-                .ok_or("base_price_money.amount must be an integer")?,
-        };
-        let (name, variation) = known
-            .map(|(_, i)| {
-                let mut p = i.title.splitn(2, " - ");
-                (
-                    p.next().unwrap_or(i.title).to_string(),
-                    p.next().unwrap_or("").to_string(),
-                )
-            })
-            .unwrap_or_else(|| {
-                (
-                    l["name"].as_str().unwrap_or("Custom amount").to_string(),
-                    String::new(),
-                )
-            });
-        let gross = base * qty;
-        let tax = (gross * tax_bp + 5_000) / 10_000;
-        let mut v = json!({"uid": format!("{}{uid}", if returning { "rli-" } else { "li-" }), "name": name,
-            "quantity": qty.to_string(), "variation_name": variation,
-            "base_price_money": money(base), "total_tax_money": money(tax),
-            "total_discount_money": money(0), "total_money": money(gross + tax)});
-        if let Some(id) = id {
-            v["catalog_object_id"] = json!(id);
-            v["catalog_version"] = json!(1_714_990_000_000u64);
-        }
-        if let Some(note) = l["note"].as_str() {
-            v["note"] = json!(note);
-        }
-        v[if returning {
-            "gross_return_money"
-        } else {
-            "gross_sales_money"
-        }] = money(gross);
-        Ok((v, gross + tax, tax, qty))
+        order_line(l, returning, uid, tax_bp)
     };
     let mut lines = Vec::new();
     let (mut total, mut tax_total) = (0, 0);
@@ -856,6 +807,63 @@ pub fn control_create_order(sb: &Shared, req: &Req) -> Resp {
     sb.bump(System::Square, "orders_created");
     notify_updated(sb, &order);
     Resp::json(200, json!({ "order": order }))
+}
+
+/// One line (or return line) of a created order: its JSON, total with tax, tax and quantity.
+fn order_line(
+    l: &Value,
+    returning: bool,
+    uid: u32,
+    tax_bp: i64,
+) -> Result<(Value, i64, i64, i64), String> {
+    let id = l["catalog_object_id"].as_str();
+    let qty = match &l["quantity"] {
+        Value::String(s) => s.parse::<i64>().ok(),
+        v => v.as_i64(),
+    }
+    .filter(|q| *q > 0)
+    .ok_or("quantity must be a positive integer")?;
+    let known = id.and_then(catalog::by_square_variation);
+    let base = match (&l["base_price_money"]["amount"], known) {
+        (Value::Null, Some((_, item))) => item.price_cents,
+        (Value::Null, None) => return Err("base_price_money is required for unknown items".into()),
+        (v, _) => v
+            .as_i64()
+            .ok_or("base_price_money.amount must be an integer")?,
+    };
+    let (name, variation) = known
+        .map(|(_, i)| {
+            let mut p = i.title.splitn(2, " - ");
+            (
+                p.next().unwrap_or(i.title).to_string(),
+                p.next().unwrap_or("").to_string(),
+            )
+        })
+        .unwrap_or_else(|| {
+            (
+                l["name"].as_str().unwrap_or("Custom amount").to_string(),
+                String::new(),
+            )
+        });
+    let gross = base * qty;
+    let tax = (gross * tax_bp + 5_000) / 10_000;
+    let mut v = json!({"uid": format!("{}{uid}", if returning { "rli-" } else { "li-" }), "name": name,
+        "quantity": qty.to_string(), "variation_name": variation,
+        "base_price_money": money(base), "total_tax_money": money(tax),
+        "total_discount_money": money(0), "total_money": money(gross + tax)});
+    if let Some(id) = id {
+        v["catalog_object_id"] = json!(id);
+        v["catalog_version"] = json!(1_714_990_000_000u64);
+    }
+    if let Some(note) = l["note"].as_str() {
+        v["note"] = json!(note);
+    }
+    v[if returning {
+        "gross_return_money"
+    } else {
+        "gross_sales_money"
+    }] = money(gross);
+    Ok((v, gross + tax, tax, qty))
 }
 
 fn notify_updated(sb: &Shared, order: &Value) {

@@ -140,7 +140,9 @@ async fn serve(
     .await?;
     runner.sweep_state(retention);
     if let Some(ops_addr) = &args.ops_addr {
-        let addr = server::serve_with(ops_addr, runner.ops_handler(), "ops", servers).await?;
+        let addr = server::serve_with(ops_addr, runner.ops_handler(), "ops", servers)
+            .await
+            .map_err(|err| err.to_string())?;
         tracing::info!(addr = %addr, "ops endpoint listening");
     }
     tracing::info!(flows = runner.flows.len(), state = %args.state.as_deref().unwrap_or_default(), "running");

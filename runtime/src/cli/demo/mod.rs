@@ -101,7 +101,9 @@ async fn back_office() -> Result<(String, Rc<RefCell<Vec<String>>>), String> {
         log.borrow_mut().push(req.path.clone());
         Box::pin(async move { Resp::json(201, serde_json::json!({"accepted": true})) })
     });
-    let addr = server::serve("127.0.0.1:0", handler).await?;
+    let addr = server::serve("127.0.0.1:0", handler)
+        .await
+        .map_err(|err| err.to_string())?;
     Ok((format!("http://{addr}"), received))
 }
 
@@ -183,7 +185,12 @@ async fn start_systems(args: &Args) -> Result<Systems, String> {
                 seed: args.seed,
                 ..SandboxConfig::default()
             };
-            format!("http://{}", sandbox::serve("127.0.0.1:0", config).await?)
+            format!(
+                "http://{}",
+                sandbox::serve("127.0.0.1:0", config)
+                    .await
+                    .map_err(|err| err.to_string())?
+            )
         }
     };
     let (office_url, reviewed) = back_office().await?;
@@ -277,7 +284,9 @@ async fn start_flows(args: &Args, clock: &Clock, systems: &Systems) -> Result<Fl
     let store = state::Store::start(state::open(&format!("sqlite:{}", state_path.display()))?);
     let runner = Runner::start(pipeline.clone(), store.clone(), &systems.webhook_addr).await?;
     if let Some(addr) = &args.ops_addr {
-        let bound = server::serve(addr, runner.ops_handler()).await?;
+        let bound = server::serve(addr, runner.ops_handler())
+            .await
+            .map_err(|err| err.to_string())?;
         clock.say(format!("metrics on http://{bound}/metrics"));
     }
     clock.say(format!(
