@@ -145,14 +145,8 @@ impl SinkConnector for UpdateListingQuantity {
                 Ok(v) => v,
                 Err(e) => return e,
             };
-            let sku = match client::field(&level, "sku") {
-                Ok(s) => self
-                    .api
-                    .settings
-                    .sku_map
-                    .get(s)
-                    .cloned()
-                    .unwrap_or_else(|| s.to_string()),
+            let sku = match seller_sku(&self.api, &level) {
+                Ok(sku) => sku,
                 Err(e) => return e,
             };
             let Some(quantity) = level["available"].as_i64().map(|q| q.max(0)) else {
@@ -236,14 +230,8 @@ impl SinkConnector for UpdateListingPrice {
                 Ok(v) => v,
                 Err(e) => return e,
             };
-            let sku = match client::field(&price, "sku") {
-                Ok(s) => self
-                    .api
-                    .settings
-                    .sku_map
-                    .get(s)
-                    .cloned()
-                    .unwrap_or_else(|| s.to_string()),
+            let sku = match seller_sku(&self.api, &price) {
+                Ok(sku) => sku,
                 Err(e) => return e,
             };
             let (Some(amount), Some(currency)) = (
@@ -266,4 +254,16 @@ impl SinkConnector for UpdateListingPrice {
             patch_listing(&self.api, &sku, body, call.timeout).await
         })
     }
+}
+
+/// The seller SKU a listing write names: the message's `sku` through the connection's
+/// `sku_map`, or the `sku` itself.
+fn seller_sku(api: &SpApi, message: &serde_json::Value) -> Result<String, CallOutcome> {
+    let sku = client::field(message, "sku")?;
+    Ok(api
+        .settings
+        .sku_map
+        .get(sku)
+        .cloned()
+        .unwrap_or_else(|| sku.to_string()))
 }
