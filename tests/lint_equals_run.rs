@@ -59,9 +59,10 @@ fn local_runtime() -> (tokio::runtime::Runtime, tokio::task::LocalSet) {
 fn run(graph: Graph, dir: &Path, posts: &[(&str, usize)]) -> Result<Vec<u16>, String> {
     let (runtime, local) = local_runtime();
     let state = format!("sqlite:{}", dir.join("state.db").display());
-    local.block_on(&runtime, async move {
+    let store = omniflow_state::Store::start(omniflow_state::open(&state)?);
+    let closing = store.clone();
+    let statuses = local.block_on(&runtime, async move {
         let pipeline = Rc::new(Pipeline::new(graph)?);
-        let store = omniflow_state::Store::start(omniflow_state::open(&state)?);
         let runner = Runner::start(pipeline, store, "127.0.0.1:0").await?;
         let mut statuses = Vec::new();
         for (path, size) in posts {
@@ -69,8 +70,13 @@ fn run(graph: Graph, dir: &Path, posts: &[(&str, usize)]) -> Result<Vec<u16>, St
             statuses.push(post(addr, path, *size).await);
         }
         runner.stop(Duration::ZERO).await;
-        Ok(statuses)
-    })
+        Ok::<_, String>(statuses)
+    });
+    // As `omniflow run` does: the tasks (and the readers they hold) go first, then the
+    // state is closed (log applied, stop recorded) before the next start opens the file.
+    drop(local);
+    closing.close_blocking()?;
+    statuses
 }
 
 /// POSTs a JSON body of exactly `size` bytes and returns the status code.
