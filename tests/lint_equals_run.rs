@@ -119,7 +119,8 @@ fn call_sink(
             connection,
             operation,
             options,
-        )?;
+        )
+        .map_err(|err| err.to_string())?;
         Ok(sink
             .call(Call {
                 key: "k-1",

@@ -96,6 +96,17 @@ fn declared_options_are_taken_into_the_ir() {
     };
     assert_eq!(options["path"], "/x/{{ id }}");
     assert_eq!(options["retries"], 3);
+    // A default the declaration gives is what the IR holds when the sink leaves it out.
+    assert_eq!(options["lane"], "main");
+    let given = check(
+        "lane",
+        &FLOW.replace("retries = 3 }", "retries = 3, lane = \"side\" }"),
+    );
+    let out = given.graph.flows[0].nodes.iter().find(|n| n.name == "out");
+    let Some(NodeKind::Sink { options, .. }) = out.map(|n| &n.kind) else {
+        panic!("{out:?}");
+    };
+    assert_eq!(options["lane"], "side");
     let source = flow.nodes.iter().find(|n| n.name == "s").unwrap();
     let NodeKind::Source { options, .. } = &source.kind else {
         panic!("{:?}", source.kind);

@@ -5,6 +5,7 @@
 use super::settings::Const;
 use super::SettingInfo;
 use crate::diagnostics::{codes, Diagnostic, Diagnostics};
+use crate::ir::webhook::WebhookScheme;
 use crate::ir::{SettingValue, MAX_WEBHOOK_BODY_BYTES};
 use crate::source::Span;
 use crate::syntax::ast::Ident;
@@ -54,14 +55,6 @@ fn without_templates(text: &str) -> String {
     out.push_str(rest);
     out
 }
-
-/// The webhook signature schemes of the `webhook` connector.
-pub const WEBHOOK_SCHEMES: &[&str] = &[
-    "hmac_sha256_base64",
-    "hmac_sha256_url_body",
-    "standard_webhooks",
-    "none",
-];
 
 /// The largest `page_size` the runtime sends for a poll operation whose declaration
 /// gives none (`option page_size: int? max N` gives the vendor's own maximum); larger
@@ -131,15 +124,18 @@ pub fn connection_setting(
             ))
         }
         ("webhook", "scheme", Const::Value(Value::String(scheme)))
-            if !WEBHOOK_SCHEMES.contains(&scheme.as_str()) =>
+            if WebhookScheme::parse(scheme).is_none() =>
         {
             Some((
                 format!("unknown webhook signature scheme `{scheme}`"),
                 "deliveries could not be verified".to_string(),
                 crate::diagnostics::suggest::did_you_mean(
                     scheme,
-                    WEBHOOK_SCHEMES.iter().copied(),
-                    &format!("the schemes are {}", WEBHOOK_SCHEMES.join(", ")),
+                    WebhookScheme::names(),
+                    &format!(
+                        "the schemes are {}",
+                        WebhookScheme::names().collect::<Vec<_>>().join(", ")
+                    ),
                 ),
             ))
         }

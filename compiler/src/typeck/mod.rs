@@ -96,6 +96,16 @@ impl OperationInfo {
     pub fn option(&self, name: &str) -> Option<&options::OptionInfo> {
         self.options.iter().find(|o| o.name == name)
     }
+
+    /// Adds the declared default of every option a statement left out, so the IR holds
+    /// what the runtime uses.
+    pub fn fill_defaults(&self, given: &mut BTreeMap<String, Value>) {
+        for option in &self.options {
+            if let (false, Some(default)) = (given.contains_key(&option.name), &option.default) {
+                given.insert(option.name.clone(), default.clone());
+            }
+        }
+    }
 }
 
 /// A connector signature.

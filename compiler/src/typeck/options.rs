@@ -98,7 +98,7 @@ pub struct OptionInfo {
     pub ty: OptionType,
     /// Neither optional (`?`) nor defaulted: a statement must give it.
     pub required: bool,
-    /// What the runtime uses when the option is left out (documentation; not in the IR).
+    /// What the runtime uses when the option is left out (written into the IR).
     pub default: Option<Value>,
     /// The largest value accepted (`max N`).
     pub max: Option<u64>,

@@ -2,6 +2,7 @@
 //! bus), then the connectors' registry.
 
 use crate::bus;
+use crate::error::SinkError;
 use crate::ledger::sink::LedgerSink;
 use crate::shared::Shared;
 use omniflow_connectors::{Context, SinkConnector};
@@ -34,7 +35,7 @@ pub fn sink(
     connection: &Connection,
     operation: &str,
     options: &BTreeMap<String, Value>,
-) -> Result<Box<dyn SinkConnector>, String> {
+) -> Result<Box<dyn SinkConnector>, SinkError> {
     let shared = Rc::new(Shared {
         connectors,
         ..Shared::default()
@@ -48,20 +49,23 @@ pub fn sink_in(
     connection: &Connection,
     operation: &str,
     options: &BTreeMap<String, Value>,
-) -> Result<Box<dyn SinkConnector>, String> {
+) -> Result<Box<dyn SinkConnector>, SinkError> {
     match connection.connector.as_str() {
         // A ledger is a connection of the built-in ledger; it has no settings to resolve.
-        "ledger" => Ok(Box::new(LedgerSink::new(
-            &shared.ledgers,
-            &connection.name,
-            operation,
-            options,
-        )?)),
+        "ledger" => Ok(Box::new(
+            LedgerSink::new(&shared.ledgers, &connection.name, operation, options)
+                .map_err(SinkError::Ledger)?,
+        )),
         "bus" if operation == "publish" => {
             let settings = shared.connectors.settings(connection)?;
             Ok(match bus::on_nats(&settings) {
-                true => Box::new(bus::nats::Publish::new(&shared.nats, &settings, options)?),
-                false => Box::new(bus::Publish::new(&shared.bus, &settings, options)?),
+                true => Box::new(
+                    bus::nats::Publish::new(&shared.nats, &settings, options)
+                        .map_err(SinkError::Bus)?,
+                ),
+                false => Box::new(
+                    bus::Publish::new(&shared.bus, &settings, options).map_err(SinkError::Bus)?,
+                ),
             })
         }
         _ => Ok(omniflow_connectors::sink(
@@ -106,7 +110,7 @@ mod tests {
             |shared| crate::connect::sink_in(shared, &connection, "apply", &Default::default());
         assert!(sink(&this_runner).is_ok());
         assert_eq!(
-            sink(&other_runner).err().unwrap(),
+            sink(&other_runner).err().unwrap().to_string(),
             "ledger `stock` is not running in this process"
         );
         this_runner.clear();

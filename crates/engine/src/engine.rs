@@ -144,7 +144,7 @@ impl FlowCtx {
                 )
                 .map_err(|reason| crate::error::StartError::Sink {
                     flow: flow.name.clone(),
-                    reason,
+                    reason: Box::new(reason),
                 })?;
                 sinks.insert(idx, Rc::new(worker));
             }

@@ -78,8 +78,7 @@ impl Runner {
             &build_sink,
             &stop_rx,
         )
-        .await
-        .map_err(StartError::Ledger)?;
+        .await?;
         let mut flows = Vec::new();
         for idx in 0..pipeline.flows.len() {
             let ctx = FlowCtx::new(

@@ -8,6 +8,7 @@ pub mod currency;
 pub mod ops;
 pub mod path;
 pub mod schedule;
+pub mod webhook;
 
 pub use expr::{Expr, PathSeg, RecordItem, Root};
 pub use ops::{BinOp, UnOp};

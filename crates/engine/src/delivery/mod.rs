@@ -13,8 +13,9 @@ mod worker;
 pub use worker::{AfterDelivery, Message, SinkJob, SinkWorker};
 
 /// Builds the connector of a sink: (connection, operation, options) → sink.
-pub type BuildSink<'a> = &'a dyn Fn(
-    &omniflow_ir::Connection,
-    &str,
-    &std::collections::BTreeMap<String, serde_json::Value>,
-) -> Result<Box<dyn omniflow_connectors::SinkConnector>, String>;
+pub type BuildSink<'a> =
+    &'a dyn Fn(
+        &omniflow_ir::Connection,
+        &str,
+        &std::collections::BTreeMap<String, serde_json::Value>,
+    ) -> Result<Box<dyn omniflow_connectors::SinkConnector>, crate::error::SinkError>;

@@ -6,6 +6,7 @@ use super::layer::{self, Final, Request, Scope, Settings, Stack};
 use super::outcomes::{durably, Outcomes};
 use super::rate_limit::TokenBucket;
 use super::retry;
+use crate::error::SinkError;
 use crate::ops::metrics::{Metrics, DEAD_LETTERS, DUPLICATES, MESSAGES_IN, MESSAGES_OUT};
 use omniflow_ir::{self as ir};
 use omniflow_state::{DeadLetter, Mode, Origin, OutcomeStatus};
@@ -95,7 +96,7 @@ impl SinkWorker {
         (build_sink, limits): (super::BuildSink<'_>, &super::rate_limit::ConnectionLimits),
         metrics: &Rc<Metrics>,
         outcomes: &Rc<Outcomes>,
-    ) -> Result<SinkWorker, String> {
+    ) -> Result<SinkWorker, SinkError> {
         let node = &flow.nodes[node_idx];
         let ir::NodeKind::Sink {
             connection,
@@ -110,13 +111,13 @@ impl SinkWorker {
             ..
         } = &node.kind
         else {
-            return Err(format!("`{}` is not a sink", node.name));
+            return Err(SinkError::NotASink(node.name.clone()));
         };
         let connection = graph
             .connections
             .iter()
             .find(|c| &c.name == connection)
-            .ok_or_else(|| format!("unknown connection `{connection}`"))?;
+            .ok_or_else(|| SinkError::UnknownConnection(connection.clone()))?;
         let connector = build_sink(connection, operation, options)?;
         let policy = retry
             .as_ref()

@@ -404,10 +404,12 @@ pub async fn start(
     (ledgers, limits): (&Ledgers, &crate::delivery::rate_limit::ConnectionLimits),
     build_sink: crate::delivery::BuildSink<'_>,
     stop: &tokio::sync::watch::Receiver<bool>,
-) -> Result<Vec<Rc<Ledger>>, String> {
+) -> Result<Vec<Rc<Ledger>>, crate::error::StartError> {
     let mut started = Vec::new();
     for spec in &graph.ledgers {
-        let ledger = Ledger::open(spec, store.clone(), metrics.clone()).await?;
+        let ledger = Ledger::open(spec, store.clone(), metrics.clone())
+            .await
+            .map_err(crate::error::StartError::Ledger)?;
         for (idx, channel) in spec.channels.iter().enumerate() {
             let Some(target) = &channel.publish else {
                 continue;

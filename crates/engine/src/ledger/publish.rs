@@ -10,6 +10,7 @@ use super::Ledger;
 use crate::delivery::layer::{self, Failure, Final, Request, Scope, Settings, Stack};
 use crate::delivery::rate_limit::TokenBucket;
 use crate::delivery::retry;
+use crate::error::{SinkError, StartError};
 use crate::ops::metrics::{Metrics, DEAD_LETTERS, MESSAGES_IN, MESSAGES_OUT, RETRIES};
 use omniflow_ir as ir;
 use omniflow_state::{DeadLetter, Origin};
@@ -94,18 +95,19 @@ impl Publisher {
         build_sink: crate::delivery::BuildSink<'_>,
         limits: &crate::delivery::rate_limit::ConnectionLimits,
         metrics: &Rc<Metrics>,
-    ) -> Result<Publisher, String> {
+    ) -> Result<Publisher, StartError> {
+        let failed = |reason| StartError::Publisher {
+            ledger: ledger.name.clone(),
+            channel: channel.name.clone(),
+            reason: Box::new(reason),
+        };
         let connection = graph
             .connections
             .iter()
             .find(|c| c.name == target.connection)
-            .ok_or_else(|| {
-                format!(
-                    "ledger `{}`: channel `{}` publishes to unknown connection `{}`",
-                    ledger.name, channel.name, target.connection
-                )
-            })?;
-        let connector = build_sink(connection, &target.operation, &Default::default())?;
+            .ok_or_else(|| failed(SinkError::UnknownConnection(target.connection.clone())))?;
+        let connector =
+            build_sink(connection, &target.operation, &Default::default()).map_err(failed)?;
         let policy = target
             .retry
             .as_ref()

@@ -1,5 +1,9 @@
 //! Checking one flow: node types in dependency order, every node's expressions and
-//! settings, connector operation signatures, and test blocks. Produces the IR flow.
+//! settings, connector operation signatures, and test blocks (`test_block`). Produces the
+//! IR flow.
+
+mod source_options;
+mod test_block;
 
 use super::expr::ExprCx;
 use super::options::{self, invalid, range};
@@ -10,9 +14,7 @@ use crate::diagnostics::{codes, suggest, Diagnostic, Diagnostics};
 use crate::ir::{self, DeadLetter, NodeKind, Rate};
 use crate::resolve::{Kind, ModuleId, Program};
 use crate::source::Span;
-use crate::syntax::ast::{
-    ExprKind, FlowDecl, Ident, Literal, Operation, Setting, Settings, Stmt, TestDecl, TestValue,
-};
+use crate::syntax::ast::{ExprKind, FlowDecl, Ident, Literal, Operation, Setting, Settings, Stmt};
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap};
 
@@ -535,7 +537,9 @@ impl<'a> FlowCx<'a> {
                     connection: &op.connection.name,
                     message: None,
                 };
-                let options = source_options(&cx, &connector, info, settings, diags);
+                let mut options =
+                    source_options::source_options(&cx, &connector, info, settings, diags);
+                info.fill_defaults(&mut options);
                 self.source_needs(op, info, diags);
                 options
             }
@@ -610,6 +614,7 @@ impl<'a> FlowCx<'a> {
         if let Some(info) = op_info {
             let at = settings.map_or(op.name.span, |s| s.span);
             required_sink_options(op, info, settings, at, cx.diags);
+            info.fill_defaults(&mut fields.options);
         }
         NodeKind::Sink {
             input: input.name.clone(),
@@ -843,217 +848,6 @@ impl<'a> FlowCx<'a> {
             )),
         );
     }
-
-    fn test(&self, test: &TestDecl, flow: &ir::Flow, diags: &mut Diagnostics) -> Option<ir::Test> {
-        let mut input = None;
-        let mut expect = None;
-        let mut reject = None;
-        let mut sinks = None;
-        let mut node = None;
-        let mut source_name = None;
-        let mut invalid_field = false;
-        settings::duplicate_keys(test.fields.iter().map(|f| &f.name), "test field", diags);
-        for field in &test.fields {
-            match (field.name.name.as_str(), &field.value) {
-                ("input", value) | ("expect", value)
-                    if !matches!(value, TestValue::Name(_) | TestValue::Names(_)) =>
-                {
-                    let json = self.test_json(value, diags)?;
-                    if field.name.name == "input" {
-                        input = Some(json);
-                    } else {
-                        expect = Some((json, field.span));
-                    }
-                }
-                ("reject", TestValue::Json(crate::syntax::ast::JsonLit::Str(reason))) => {
-                    reject = Some(reason.clone())
-                }
-                ("sinks", TestValue::Json(crate::syntax::ast::JsonLit::Array(items)))
-                    if items.is_empty() =>
-                {
-                    sinks = Some(Vec::new());
-                }
-                ("sinks", TestValue::Names(names)) => {
-                    for n in names {
-                        match flow.node(&n.name) {
-                            Some(node) if matches!(node.kind, NodeKind::Sink { .. }) => {}
-                            Some(node) => diags.push(
-                                Diagnostic::error(codes::WRONG_NODE_KIND, n.span, format!("`{}` is a {}, not a sink", n.name, node.kind.word()))
-                                    .label("`sinks` lists the sinks a message must reach")
-                                    .help("name sinks here; compare a node's output with `node = name` and `expect = {...}`"),
-                            ),
-                            None => self.unknown_test_node(n, "sink", diags),
-                        }
-                    }
-                    sinks = Some(names.iter().map(|n| n.name.clone()).collect());
-                }
-                ("node", TestValue::Name(n)) => {
-                    if flow.node(&n.name).is_none() {
-                        self.unknown_test_node(n, "node", diags);
-                    }
-                    node = Some(n.name.clone());
-                }
-                ("source", TestValue::Name(n)) => {
-                    if !flow.nodes.iter().any(|node| {
-                        node.name == n.name && matches!(node.kind, NodeKind::Source { .. })
-                    }) {
-                        self.unknown_test_node(n, "source", diags);
-                    }
-                    source_name = Some(n.name.clone());
-                }
-                (name @ ("input" | "expect" | "reject" | "sinks" | "node" | "source"), _) => {
-                    let want = match name {
-                        "input" | "expect" => "a JSON value or file(\"...\")",
-                        "reject" => "a string with the expected reason",
-                        "sinks" => "a list of sink names",
-                        _ => "a node name",
-                    };
-                    invalid_field = true;
-                    diags.push(
-                        Diagnostic::error(
-                            codes::INVALID_TEST,
-                            field.span,
-                            format!("test field `{name}` must be {want}"),
-                        )
-                        .label(format!("expected {want}"))
-                        .help("see the `test` block in docs/language.md"),
-                    );
-                }
-                _ => settings::unknown_setting(
-                    &field.name,
-                    &["input", "expect", "reject", "sinks", "node", "source"],
-                    diags,
-                ),
-            }
-        }
-        let Some(input) = input else {
-            diags.push(
-                Diagnostic::error(
-                    codes::INVALID_TEST,
-                    test.name.span,
-                    format!("test \"{}\" has no input", test.name.value),
-                )
-                .label("no `input = ...`")
-                .help("add `input = file(\"fixtures/x.json\")` or an inline JSON value"),
-            );
-            return None;
-        };
-        if expect.is_none() && reject.is_none() && sinks.is_none() && !invalid_field {
-            diags.push(
-                Diagnostic::error(codes::INVALID_TEST, test.name.span, format!("test \"{}\" expects nothing", test.name.value))
-                    .label("no `expect`, `reject` or `sinks`")
-                    .help("say what must come out: `expect = {...}`, `reject = \"reason\"` or `sinks = [name]`"),
-            );
-        }
-        let source = source_name.or_else(|| {
-            flow.nodes
-                .iter()
-                .find(|n| matches!(n.kind, NodeKind::Source { .. }))
-                .map(|n| n.name.clone())
-        })?;
-        let node = node.or_else(|| {
-            flow.nodes
-                .iter()
-                .find(|n| matches!(n.kind, NodeKind::Map { .. }))
-                .or_else(|| {
-                    flow.nodes
-                        .iter()
-                        .find(|n| !matches!(n.kind, NodeKind::Source { .. }))
-                })
-                .map(|n| n.name.clone())
-        })?;
-        if let Some((Value::Object(map), span)) = &expect {
-            if let Some(Ty::Record(item)) = self
-                .nodes
-                .get(node.as_str())
-                .and_then(|idx| self.types.get(idx))
-            {
-                {
-                    if let Some(schema) = self.env.schemas.get(item) {
-                        for key in map.keys() {
-                            if schema.field(key).is_none() {
-                                let help = suggest::did_you_mean(
-                                    key,
-                                    schema.field_names(),
-                                    &format!(
-                                        "`{}` has the fields {}",
-                                        schema.name,
-                                        schema.field_names().join(", ")
-                                    ),
-                                );
-                                diags.push(
-                                    Diagnostic::error(
-                                        codes::UNKNOWN_FIELD,
-                                        *span,
-                                        format!(
-                                            "expected output names unknown field `{key}` of `{}`",
-                                            schema.name
-                                        ),
-                                    )
-                                    .label(format!("`{}` has no field `{key}`", schema.name))
-                                    .help(help),
-                                );
-                            }
-                        }
-                    }
-                }
-            }
-        }
-        Some(ir::Test {
-            name: test.name.value.clone(),
-            source,
-            node,
-            input,
-            expect: expect.map(|(v, _)| v),
-            reject,
-            sinks,
-        })
-    }
-
-    fn unknown_test_node(&self, name: &Ident, what: &str, diags: &mut Diagnostics) {
-        let help = suggest::did_you_mean(
-            &name.name,
-            self.nodes.keys().copied(),
-            &format!("name a {what} of flow `{}`", self.decl.name.name),
-        );
-        diags.push(
-            Diagnostic::error(
-                codes::UNKNOWN_NODE,
-                name.span,
-                format!("unknown {what} `{}`", name.name),
-            )
-            .label(format!(
-                "flow `{}` has no {what} of that name",
-                self.decl.name.name
-            ))
-            .help(help),
-        );
-    }
-
-    fn test_json(&self, value: &TestValue, diags: &mut Diagnostics) -> Option<Value> {
-        match value {
-            TestValue::Json(json) => Some(json.to_value()),
-            TestValue::File(path) => {
-                let text = super::read_beside(self.program, self.module, path, "fixture", diags)?;
-                match serde_json::from_str(&text) {
-                    Ok(v) => Some(v),
-                    Err(err) => {
-                        diags.push(
-                            Diagnostic::error(
-                                codes::INVALID_TEST,
-                                path.span,
-                                format!("fixture `{}` is not valid JSON: {err}", path.value),
-                            )
-                            .label("loaded from here")
-                            .help("fix the fixture file; it must hold one JSON document"),
-                        );
-                        None
-                    }
-                }
-            }
-            _ => None,
-        }
-    }
 }
 
 /// The name of the sink statement that reads `input` and is being checked.
@@ -1171,7 +965,7 @@ fn unit(per_secs: u64) -> &'static str {
 }
 
 /// A duration in its largest exact unit: `20m`, `1500ms`.
-fn duration_text(ms: u64) -> String {
+pub(super) fn duration_text(ms: u64) -> String {
     for (unit, size) in [
         ("d", 86_400_000),
         ("h", 3_600_000),
@@ -1228,276 +1022,4 @@ fn quota_warning(diags: &mut Diagnostics, span: Span, op: &Operation, asked: &st
         .label(format!("the system allows {limit}"))
         .help("lower it to the quota; faster calls will only be answered with 429"),
     );
-}
-
-const POLL_KEYS: &[&str] = &["every", "cursor", "page_size", "lookback"];
-const WEBHOOK_KEYS: &[&str] = &["path", "dedupe"];
-const SCHEDULE_KEYS: &[&str] = &["every", "cron", "tz"];
-const FILE_KEYS: &[&str] = &["path", "format", "max_line_bytes"];
-/// The longest line a file source may be set to read whole (256 MiB).
-const MAX_LINE_BYTES: u64 = 1 << 28;
-const BUS_KEYS: &[&str] = &["subject", "durable"];
-
-fn keys_for(kind: &str) -> &'static [&'static str] {
-    match kind {
-        "poll" => POLL_KEYS,
-        "webhook" => WEBHOOK_KEYS,
-        "schedule" => SCHEDULE_KEYS,
-        "file" => FILE_KEYS,
-        "bus" => BUS_KEYS,
-        _ => &[],
-    }
-}
-
-/// Checks a source's options against its kind and its operation's declared options.
-fn source_options(
-    cx: &options::OptionCx,
-    connector: &str,
-    op: &OperationInfo,
-    settings: &Settings,
-    diags: &mut Diagnostics,
-) -> BTreeMap<String, Value> {
-    let kind = op.kind.as_str();
-    let mut allowed: Vec<&str> = keys_for(kind).to_vec();
-    for option in &op.options {
-        if !allowed.contains(&option.name.as_str()) {
-            allowed.push(&option.name);
-        }
-    }
-    settings::duplicate_keys(settings.entries.iter().map(|e| &e.name), "option", diags);
-    let mut out = BTreeMap::new();
-    for entry in &settings.entries {
-        let key = entry.name.name.as_str();
-        let declared = op.option(key).filter(|_| !keys_for(kind).contains(&key));
-        if let Some(option) = declared {
-            if let Some(value) = options::check_value(cx, option, entry, diags) {
-                out.insert(key.to_string(), value);
-            }
-            continue;
-        }
-        if !allowed.contains(&key) {
-            not_a_source_option(kind, &entry.name, &allowed, diags);
-            continue;
-        }
-        let Some(value) = const_value(&entry.value, diags) else {
-            continue;
-        };
-        let span = entry.value.span;
-        if !kind_option(connector, op, key, &value, span, diags) {
-            invalid(diags, &entry.name, span, kind_option_want(key));
-            continue;
-        }
-        out.insert(key.to_string(), value.to_json());
-    }
-    required_source_options(op, settings, diags);
-    if kind == "schedule" {
-        super::schedule::check_combination(settings, diags);
-    }
-    if kind == "schedule" && settings.get("every").is_none() && settings.get("cron").is_none() {
-        diags.push(
-            Diagnostic::error(
-                codes::MISSING_SETTING,
-                settings.span,
-                "a schedule source needs `every` or `cron`",
-            )
-            .label("no schedule given")
-            .help("add `every = 1h` or `cron = \"0 2 * * *\"`"),
-        );
-    }
-    out
-}
-
-/// Reports a key a source of `kind` does not take: an option of another kind (`E0506`),
-/// else an unknown one (`E0112`).
-fn not_a_source_option(kind: &str, name: &Ident, allowed: &[&str], diags: &mut Diagnostics) {
-    let key = name.name.as_str();
-    let other_kinds: Vec<&str> = super::SOURCE_KINDS
-        .iter()
-        .copied()
-        .filter(|k| keys_for(k).contains(&key))
-        .collect();
-    if other_kinds.is_empty() {
-        settings::unknown_setting(name, allowed, diags);
-        return;
-    }
-    diags.push(
-        Diagnostic::error(
-            codes::SOURCE_KIND_MISMATCH,
-            name.span,
-            format!("`{key}` does not apply to a {kind} source"),
-        )
-        .label(format!(
-            "`{key}` is an option of {} sources",
-            other_kinds.join(" and ")
-        ))
-        .help(format!("a {kind} source accepts {}", allowed.join(", "))),
-    );
-}
-
-/// Checks the value of an option of the source's kind; false when it has the wrong
-/// kind of value (reported by the caller), true otherwise (after reporting a value out
-/// of range).
-fn kind_option(
-    connector: &str,
-    op: &OperationInfo,
-    key: &str,
-    value: &Const,
-    span: Span,
-    diags: &mut Diagnostics,
-) -> bool {
-    match (key, value) {
-        ("every", Const::Duration(ms)) => poll_interval(*ms, span, diags),
-        ("lookback", Const::Duration(ms)) => {
-            if *ms > limits::MAX_LOOKBACK_MS {
-                range(
-                    diags,
-                    codes::SETTING_OUT_OF_RANGE,
-                    span,
-                    format!("lookback {} is longer than 365d", duration_text(*ms)),
-                    "re-read at most 365d before the watermark",
-                );
-            }
-        }
-        ("cursor", Const::Name(n)) if matches!(n.as_str(), "watermark" | "page_token" | "none") => {
-        }
-        ("page_size", Const::Value(Value::Number(n))) => page_size(connector, op, n, span, diags),
-        ("max_line_bytes", Const::Value(Value::Number(n))) => {
-            if !n
-                .as_u64()
-                .is_some_and(|n| (1..=MAX_LINE_BYTES).contains(&n))
-            {
-                let text = format!("line limit {n} is outside 1 to {MAX_LINE_BYTES} bytes");
-                let help = "use a line limit between 1 byte and 256 MiB (268435456)";
-                range(diags, codes::SIZE_OUT_OF_RANGE, span, text, help);
-            }
-        }
-        ("format", Const::Name(n)) | ("format", Const::Value(Value::String(n))) => {
-            return matches!(n.as_str(), "csv" | "jsonl");
-        }
-        ("dedupe", Const::Value(Value::Bool(_))) => {}
-        ("cron", Const::Value(Value::String(expression))) => {
-            super::schedule::check_cron(expression, span, diags);
-        }
-        ("tz", Const::Value(Value::String(zone))) => {
-            super::schedule::check_time_zone(zone, span, diags);
-        }
-        ("path", Const::Value(Value::String(path))) => {
-            source_path(&op.kind, path, span, diags);
-            super::templates::plain_option(key, path, span, diags);
-        }
-        ("subject" | "durable", Const::Value(Value::String(text))) => {
-            super::templates::plain_option(key, text, span, diags);
-        }
-        _ => return false,
-    }
-    true
-}
-
-/// What an option of a source kind takes, for `E0505`.
-fn kind_option_want(key: &str) -> &'static str {
-    match key {
-        "every" | "lookback" => "a duration like `2m`",
-        "cursor" => "`watermark`, `page_token` or `none`",
-        "page_size" | "max_line_bytes" => "an integer",
-        "format" => "`csv` or `jsonl`",
-        "dedupe" => "`true` or `false`",
-        _ => "a string",
-    }
-}
-
-/// Reports a polling interval outside 1s to 24h.
-fn poll_interval(ms: u64, span: Span, diags: &mut Diagnostics) {
-    if !(1_000..=86_400_000).contains(&ms) {
-        range(
-            diags,
-            codes::TIMEOUT_OUT_OF_RANGE,
-            span,
-            format!("interval {} is outside 1s to 24h", duration_text(ms)),
-            "poll between every 1s and every 24h",
-        );
-    }
-}
-
-/// Reports a page size outside 1 to the operation's declared `max` (else 1000).
-fn page_size(
-    connector: &str,
-    op: &OperationInfo,
-    n: &serde_json::Number,
-    span: Span,
-    diags: &mut Diagnostics,
-) {
-    let max = op
-        .option("page_size")
-        .and_then(|o| o.max)
-        .unwrap_or(limits::MAX_PAGE_SIZE);
-    if !n.as_u64().is_some_and(|n| (1..=max).contains(&n)) {
-        range(
-            diags,
-            codes::RATE_OUT_OF_RANGE,
-            span,
-            format!(
-                "page size {n} is outside 1 to {max} for `{connector}.{}`",
-                op.name
-            ),
-            &format!("use a page size between 1 and {max}"),
-        );
-    }
-}
-
-/// Reports a file source's pattern that leaves the connection's `dir`, and a webhook
-/// path no request could reach.
-fn source_path(kind: &str, path: &str, span: Span, diags: &mut Diagnostics) {
-    if kind == "file" {
-        if let Some(problem) = limits::file_path_problem(path, true) {
-            range(
-                diags,
-                codes::SETTING_OUT_OF_RANGE,
-                span,
-                format!("file source path `{path}` {problem}"),
-                "write a pattern relative to the connection's `dir`, e.g. \"in/*.jsonl\"",
-            );
-        }
-    }
-    if kind == "webhook" && !path.starts_with('/') {
-        range(
-            diags,
-            codes::SETTING_OUT_OF_RANGE,
-            span,
-            format!("webhook path `{path}` does not start with `/`"),
-            "no request could reach it: write the path as it appears in the URL, e.g. \"/hooks/orders\"",
-        );
-    }
-}
-
-/// Reports (`E0211`) the options a source must be given: `every` of a poll, `path` of a
-/// file, `subject` of a bus source, and those its operation declares required.
-fn required_source_options(op: &OperationInfo, settings: &Settings, diags: &mut Diagnostics) {
-    let kind = op.kind.as_str();
-    let mut required: Vec<&str> = match kind {
-        "poll" => vec!["every"],
-        "file" => vec!["path"],
-        "bus" => vec!["subject"],
-        _ => Vec::new(),
-    };
-    for option in op.options.iter().filter(|o| o.required) {
-        if !required.contains(&option.name.as_str()) {
-            required.push(&option.name);
-        }
-    }
-    for key in required {
-        if settings.get(key).is_none() {
-            diags.push(
-                Diagnostic::error(
-                    codes::MISSING_SETTING,
-                    settings.span,
-                    format!("a {kind} source needs `{key}`"),
-                )
-                .label(format!("no `{key}` given"))
-                .help(match key {
-                    "every" => "add `every = 2m` (how often to poll)".to_string(),
-                    other => format!("add `{other} = \"...\"`"),
-                }),
-            );
-        }
-    }
 }

@@ -1,0 +1,282 @@
+//! A flow's `test` blocks: their fields (input, expected output, rejection, sinks, node,
+//! source), the nodes they name, and the expected output's fields against the node's
+//! schema.
+
+use super::FlowCx;
+use crate::diagnostics::{codes, suggest, Diagnostic, Diagnostics};
+use crate::ir::{self, NodeKind};
+use crate::source::Span;
+use crate::syntax::ast::{Ident, JsonLit, TestDecl, TestValue};
+use crate::typeck::settings;
+use crate::typeck::types::Ty;
+use serde_json::Value;
+
+/// The fields a test block may have.
+const FIELDS: [&str; 6] = ["input", "expect", "reject", "sinks", "node", "source"];
+
+/// What a test block's fields say, before defaults.
+#[derive(Default)]
+struct Fields {
+    input: Option<Value>,
+    expect: Option<(Value, Span)>,
+    reject: Option<String>,
+    sinks: Option<Vec<String>>,
+    node: Option<String>,
+    source: Option<String>,
+    /// A field had a value of the wrong form (already reported).
+    invalid: bool,
+}
+
+impl FlowCx<'_> {
+    /// Checks a test block; `None` when it cannot run.
+    pub(super) fn test(
+        &self,
+        test: &TestDecl,
+        flow: &ir::Flow,
+        diags: &mut Diagnostics,
+    ) -> Option<ir::Test> {
+        settings::duplicate_keys(test.fields.iter().map(|f| &f.name), "test field", diags);
+        let mut fields = Fields::default();
+        for field in &test.fields {
+            self.test_field(&mut fields, field, flow, diags)?;
+        }
+        let Some(input) = fields.input else {
+            diags.push(
+                Diagnostic::error(
+                    codes::INVALID_TEST,
+                    test.name.span,
+                    format!("test \"{}\" has no input", test.name.value),
+                )
+                .label("no `input = ...`")
+                .help("add `input = file(\"fixtures/x.json\")` or an inline JSON value"),
+            );
+            return None;
+        };
+        if fields.expect.is_none()
+            && fields.reject.is_none()
+            && fields.sinks.is_none()
+            && !fields.invalid
+        {
+            diags.push(
+                Diagnostic::error(codes::INVALID_TEST, test.name.span, format!("test \"{}\" expects nothing", test.name.value))
+                    .label("no `expect`, `reject` or `sinks`")
+                    .help("say what must come out: `expect = {...}`, `reject = \"reason\"` or `sinks = [name]`"),
+            );
+        }
+        let source = fields.source.or_else(|| first_source(flow))?;
+        let node = fields.node.or_else(|| default_node(flow))?;
+        if let Some((Value::Object(map), span)) = &fields.expect {
+            self.expected_fields(&node, map, *span, diags);
+        }
+        Some(ir::Test {
+            name: test.name.value.clone(),
+            source,
+            node,
+            input,
+            expect: fields.expect.map(|(v, _)| v),
+            reject: fields.reject,
+            sinks: fields.sinks,
+        })
+    }
+
+    /// Reads one field into `fields`; `None` when a fixture cannot be read (the test
+    /// cannot run).
+    fn test_field(
+        &self,
+        fields: &mut Fields,
+        field: &crate::syntax::ast::TestField,
+        flow: &ir::Flow,
+        diags: &mut Diagnostics,
+    ) -> Option<()> {
+        match (field.name.name.as_str(), &field.value) {
+            ("input", value) | ("expect", value)
+                if !matches!(value, TestValue::Name(_) | TestValue::Names(_)) =>
+            {
+                let json = self.test_json(value, diags)?;
+                if field.name.name == "input" {
+                    fields.input = Some(json);
+                } else {
+                    fields.expect = Some((json, field.span));
+                }
+            }
+            ("reject", TestValue::Json(JsonLit::Str(reason))) => {
+                fields.reject = Some(reason.clone())
+            }
+            ("sinks", TestValue::Json(JsonLit::Array(items))) if items.is_empty() => {
+                fields.sinks = Some(Vec::new());
+            }
+            ("sinks", TestValue::Names(names)) => {
+                for name in names {
+                    self.test_sink(name, flow, diags);
+                }
+                fields.sinks = Some(names.iter().map(|n| n.name.clone()).collect());
+            }
+            ("node", TestValue::Name(n)) => {
+                if flow.node(&n.name).is_none() {
+                    self.unknown_test_node(n, "node", diags);
+                }
+                fields.node = Some(n.name.clone());
+            }
+            ("source", TestValue::Name(n)) => {
+                if !flow
+                    .nodes
+                    .iter()
+                    .any(|node| node.name == n.name && matches!(node.kind, NodeKind::Source { .. }))
+                {
+                    self.unknown_test_node(n, "source", diags);
+                }
+                fields.source = Some(n.name.clone());
+            }
+            (name, _) if FIELDS.contains(&name) => {
+                fields.invalid = true;
+                wrong_form(name, field.span, diags);
+            }
+            _ => settings::unknown_setting(&field.name, &FIELDS, diags),
+        }
+        Some(())
+    }
+
+    /// A name listed in `sinks` must be a sink of the flow.
+    fn test_sink(&self, name: &Ident, flow: &ir::Flow, diags: &mut Diagnostics) {
+        match flow.node(&name.name) {
+            Some(node) if matches!(node.kind, NodeKind::Sink { .. }) => {}
+            Some(node) => diags.push(
+                Diagnostic::error(
+                    codes::WRONG_NODE_KIND,
+                    name.span,
+                    format!("`{}` is a {}, not a sink", name.name, node.kind.word()),
+                )
+                .label("`sinks` lists the sinks a message must reach")
+                .help("name sinks here; compare a node's output with `node = name` and `expect = {...}`"),
+            ),
+            None => self.unknown_test_node(name, "sink", diags),
+        }
+    }
+
+    /// The expected output may only name fields of the schema node `node` produces.
+    fn expected_fields(
+        &self,
+        node: &str,
+        expected: &serde_json::Map<String, Value>,
+        span: Span,
+        diags: &mut Diagnostics,
+    ) {
+        let Some(Ty::Record(item)) = self.nodes.get(node).and_then(|idx| self.types.get(idx))
+        else {
+            return;
+        };
+        let Some(schema) = self.env.schemas.get(item) else {
+            return;
+        };
+        for key in expected.keys().filter(|key| schema.field(key).is_none()) {
+            let help = suggest::did_you_mean(
+                key,
+                schema.field_names(),
+                &format!(
+                    "`{}` has the fields {}",
+                    schema.name,
+                    schema.field_names().join(", ")
+                ),
+            );
+            diags.push(
+                Diagnostic::error(
+                    codes::UNKNOWN_FIELD,
+                    span,
+                    format!(
+                        "expected output names unknown field `{key}` of `{}`",
+                        schema.name
+                    ),
+                )
+                .label(format!("`{}` has no field `{key}`", schema.name))
+                .help(help),
+            );
+        }
+    }
+
+    fn unknown_test_node(&self, name: &Ident, what: &str, diags: &mut Diagnostics) {
+        let help = suggest::did_you_mean(
+            &name.name,
+            self.nodes.keys().copied(),
+            &format!("name a {what} of flow `{}`", self.decl.name.name),
+        );
+        diags.push(
+            Diagnostic::error(
+                codes::UNKNOWN_NODE,
+                name.span,
+                format!("unknown {what} `{}`", name.name),
+            )
+            .label(format!(
+                "flow `{}` has no {what} of that name",
+                self.decl.name.name
+            ))
+            .help(help),
+        );
+    }
+
+    fn test_json(&self, value: &TestValue, diags: &mut Diagnostics) -> Option<Value> {
+        match value {
+            TestValue::Json(json) => Some(json.to_value()),
+            TestValue::File(path) => {
+                let text =
+                    crate::typeck::read_beside(self.program, self.module, path, "fixture", diags)?;
+                match serde_json::from_str(&text) {
+                    Ok(v) => Some(v),
+                    Err(err) => {
+                        diags.push(
+                            Diagnostic::error(
+                                codes::INVALID_TEST,
+                                path.span,
+                                format!("fixture `{}` is not valid JSON: {err}", path.value),
+                            )
+                            .label("loaded from here")
+                            .help("fix the fixture file; it must hold one JSON document"),
+                        );
+                        None
+                    }
+                }
+            }
+            _ => None,
+        }
+    }
+}
+
+/// A test field `name` whose value has the wrong form.
+fn wrong_form(name: &str, span: Span, diags: &mut Diagnostics) {
+    let want = match name {
+        "input" | "expect" => "a JSON value or file(\"...\")",
+        "reject" => "a string with the expected reason",
+        "sinks" => "a list of sink names",
+        _ => "a node name",
+    };
+    diags.push(
+        Diagnostic::error(
+            codes::INVALID_TEST,
+            span,
+            format!("test field `{name}` must be {want}"),
+        )
+        .label(format!("expected {want}"))
+        .help("see the `test` block in docs/language.md"),
+    );
+}
+
+/// The source a test feeds when it names none: the flow's first.
+fn first_source(flow: &ir::Flow) -> Option<String> {
+    flow.nodes
+        .iter()
+        .find(|n| matches!(n.kind, NodeKind::Source { .. }))
+        .map(|n| n.name.clone())
+}
+
+/// The node a test compares when it names none: the first map, else the first node after
+/// the sources.
+fn default_node(flow: &ir::Flow) -> Option<String> {
+    flow.nodes
+        .iter()
+        .find(|n| matches!(n.kind, NodeKind::Map { .. }))
+        .or_else(|| {
+            flow.nodes
+                .iter()
+                .find(|n| !matches!(n.kind, NodeKind::Source { .. }))
+        })
+        .map(|n| n.name.clone())
+}
