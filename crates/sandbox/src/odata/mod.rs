@@ -695,6 +695,24 @@ mod tests {
                 parts(req(reqwest::Method::GET, &base, next).send().await.unwrap()).await;
             assert_eq!(page2["value"].as_array().unwrap().len(), 4);
             assert!(page2.get("@odata.nextLink").is_none());
+            // Paging options at the edge of usize are an empty page, not an overflow.
+            let edge = format!(
+                "SalesOrders?$skip={}&$skiptoken=20&$top={}",
+                usize::MAX,
+                usize::MAX
+            );
+            let (status, _, empty) = parts(
+                req(reqwest::Method::GET, &base, &edge)
+                    .send()
+                    .await
+                    .unwrap(),
+            )
+            .await;
+            assert_eq!(
+                (status, empty["value"].as_array().map(Vec::len)),
+                (200, Some(0))
+            );
+            assert!(empty.get("@odata.nextLink").is_none());
 
             let patch = |if_match: Option<&str>| {
                 let mut r = req(reqwest::Method::PATCH, &base, &format!("SalesOrders({id})"))
