@@ -57,7 +57,7 @@ fn start(dir: &TempDir, flow: &std::path::Path, sink: &Sink, hooks: u16, stream:
             .arg("run")
             .arg(flow)
             .arg("--state")
-            .arg(format!("sqlite:{}", dir.0.join("state.db").display()))
+            .arg(dir.state())
             .arg("--webhook-addr")
             .arg(format!("127.0.0.1:{hooks}"))
             .env(

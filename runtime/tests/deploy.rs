@@ -186,7 +186,7 @@ fn a_wrong_deployment_file_is_refused_with_the_reason() {
             .arg("--config")
             .arg(&config)
             .arg("--state")
-            .arg(format!("sqlite:{}", dir.0.join("state.db").display()))
+            .arg(dir.state())
             .output()
             .unwrap();
         assert_eq!(output.status.code(), Some(2), "{yaml}");

@@ -119,7 +119,7 @@ fn launch(dir: &TempDir, channels: &Recorder, hooks: u16, ops: u16) -> Running {
             .arg("run")
             .arg(dir.0.join("ledger.flow"))
             .arg("--state")
-            .arg(format!("sqlite:{}", dir.0.join("state.db").display()))
+            .arg(dir.state())
             .arg("--webhook-addr")
             .arg(format!("127.0.0.1:{hooks}"))
             .arg("--ops-addr")
@@ -199,7 +199,7 @@ impl Setup {
     fn show(&self, sku: &str) -> Value {
         let out = Command::new(BIN)
             .args(["inventory", "show", sku, "--json", "--state"])
-            .arg(format!("sqlite:{}", self.dir.0.join("state.db").display()))
+            .arg(self.dir.state())
             .output()
             .unwrap();
         assert!(
@@ -213,7 +213,7 @@ impl Setup {
     fn dead_letters(&self) -> Vec<Value> {
         let out = Command::new(BIN)
             .args(["dlq", "list", "--json", "--limit", "100000", "--state"])
-            .arg(format!("sqlite:{}", self.dir.0.join("state.db").display()))
+            .arg(self.dir.state())
             .output()
             .unwrap();
         String::from_utf8_lossy(&out.stdout)

@@ -51,7 +51,7 @@ fn run(dir: &TempDir, flow: &std::path::Path, sandbox: u16, sink: &Sink) -> Kill
             .arg("run")
             .arg(flow)
             .arg("--state")
-            .arg(format!("sqlite:{}", dir.0.join("state.db").display()))
+            .arg(dir.state())
             .arg("--webhook-addr")
             .arg("127.0.0.1:0")
             .env("SANDBOX", format!("http://127.0.0.1:{sandbox}"))

@@ -288,6 +288,11 @@ impl TempDir {
         std::fs::create_dir_all(path.join("in")).unwrap();
         TempDir(path)
     }
+
+    /// The `--state` of a runtime started in this directory.
+    pub fn state(&self) -> String {
+        format!("sqlite:{}", self.0.join("state.db").display())
+    }
 }
 
 impl Drop for TempDir {
