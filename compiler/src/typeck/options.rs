@@ -45,6 +45,7 @@ pub const SINK_SETTINGS: &[&str] = &[
     "concurrency",
     "timeout",
     "dead_letter",
+    "order_by",
 ];
 
 /// The option types by the names declarations use.

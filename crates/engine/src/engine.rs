@@ -28,6 +28,14 @@ const COMPLETE_BATCH: usize = 256;
 /// One delivery of a flow's message to a sink.
 pub type SinkJob = crate::delivery::SinkJob<Tracker>;
 
+/// A delivery a message asks for, its value written out.
+struct Serialised {
+    sink: usize,
+    key: String,
+    order: Option<String>,
+    payload: Vec<u8>,
+}
+
 /// One accepted message on its way through a flow.
 pub struct Tracker {
     id: i64,
@@ -323,7 +331,7 @@ impl FlowCtx {
             }
             Ok(jobs) => {
                 if let Some(first) = jobs.first() {
-                    let _ = tracker.business_key.set(first.1.clone());
+                    let _ = tracker.business_key.set(first.key.clone());
                 }
                 self.dispatch(&tracker, jobs).await;
                 tracker.finish_one(self);
@@ -331,21 +339,26 @@ impl FlowCtx {
         }
     }
 
-    fn serialise(&self, deliveries: Vec<Delivery<'_>>) -> Vec<(usize, String, Vec<u8>)> {
+    fn serialise(&self, deliveries: Vec<Delivery<'_>>) -> Vec<Serialised> {
         deliveries
             .into_iter()
             .map(|d| {
-                let mut body = Vec::with_capacity(512);
-                omniflow_mapping::json_out::write(&mut body, &d.value);
-                (d.sink, d.key, body)
+                let mut payload = Vec::with_capacity(512);
+                omniflow_mapping::json_out::write(&mut payload, &d.value);
+                Serialised {
+                    sink: d.sink,
+                    key: d.key,
+                    order: d.order,
+                    payload,
+                }
             })
             .collect()
     }
 
-    async fn dispatch(self: &Rc<Self>, tracker: &Rc<Tracker>, jobs: Vec<(usize, String, Vec<u8>)>) {
+    async fn dispatch(self: &Rc<Self>, tracker: &Rc<Tracker>, jobs: Vec<Serialised>) {
         tracker.remaining.set(tracker.remaining.get() + jobs.len());
-        for (sink, key, payload) in jobs {
-            let Some(worker) = self.sinks.get(&sink).cloned() else {
+        for job in jobs {
+            let Some(worker) = self.sinks.get(&job.sink).cloned() else {
                 tracker.finish_one(self);
                 continue;
             };
@@ -354,8 +367,9 @@ impl FlowCtx {
                     self,
                     SinkJob {
                         message: tracker.clone(),
-                        key,
-                        payload,
+                        key: job.key,
+                        order: job.order,
+                        payload: job.payload,
                     },
                 )
                 .await;
@@ -491,6 +505,7 @@ impl FlowCtx {
                 SinkJob {
                     message: job.message.clone(),
                     key: job.key.clone(),
+                    order: job.order.clone(),
                     payload: job.payload.clone(),
                 },
             )

@@ -289,6 +289,10 @@ pub enum NodeKind {
         timeout_ms: Option<u64>,
         dead_letter: Option<DeadLetter>,
         options: BTreeMap<String, serde_json::Value>,
+        /// `order_by`: messages with the same value reach the sink in acceptance order,
+        /// each after the one before it was delivered or dead-lettered.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        order_by: Option<Expr>,
     },
 }
 

@@ -35,6 +35,8 @@ pub enum KindRt {
     },
     Sink {
         key: Code,
+        /// `order_by`, when the sink keeps per-key order.
+        order: Option<Code>,
     },
 }
 
@@ -51,6 +53,8 @@ pub struct FlowRt {
 pub struct Delivery<'a> {
     pub sink: usize,
     pub key: String,
+    /// The sink's order key (`order_by`), when it keeps per-key order.
+    pub order: Option<String>,
     pub value: Val<'a>,
 }
 
@@ -202,23 +206,26 @@ impl Pipeline {
                     }
                     continue;
                 }
-                KindRt::Sink { key } => {
-                    let key_value = self.env.eval(key, &value, &mut slots).map_err(reject)?;
-                    let key = match key_value.text() {
-                        Some(text) if !text.is_empty() => text.into_owned(),
-                        _ => {
-                            return Err(Rejected {
+                KindRt::Sink { key, order } => {
+                    let mut non_empty = |code: &Code, what: &str| {
+                        let value = self.env.eval(code, &value, &mut slots).map_err(reject)?;
+                        match value.text() {
+                            Some(text) if !text.is_empty() => Ok(text.into_owned()),
+                            _ => Err(Rejected {
                                 node: node.name.clone(),
-                                reason: format!(
-                                    "the idempotency key of sink `{}` is empty",
-                                    node.name
-                                ),
-                            })
+                                reason: format!("the {what} of sink `{}` is empty", node.name),
+                            }),
                         }
+                    };
+                    let key = non_empty(key, "idempotency key")?;
+                    let order = match order {
+                        Some(code) => Some(non_empty(code, "order key")?),
+                        None => None,
                     };
                     outcome.deliveries.push(Delivery {
                         sink: node_idx,
                         key,
+                        order,
                         value: value.clone(),
                     });
                     if follow_sinks {
@@ -309,9 +316,12 @@ fn compile_flow(env: &mut Env, flow: &ir::Flow) -> Result<FlowRt, CompileError> 
                 each: env.compile(each)?,
             },
             NodeKind::Sink {
-                idempotency_key, ..
+                idempotency_key,
+                order_by,
+                ..
             } => KindRt::Sink {
                 key: env.compile(idempotency_key)?,
+                order: order_by.as_ref().map(|e| env.compile(e)).transpose()?,
             },
         };
         let next = flow

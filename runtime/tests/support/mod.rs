@@ -106,6 +106,8 @@ pub struct Seen {
     /// Requests whose body id did not match the key.
     pub mismatched: u64,
     pub requests: u64,
+    /// The bodies of the requests answered 2xx, in the order they arrived.
+    pub accepted: Vec<serde_json::Value>,
 }
 
 /// A running sink server.
@@ -214,13 +216,15 @@ fn serve(
             match &key {
                 None => seen.without_key += 1,
                 Some(key) => {
-                    let body_id = serde_json::from_slice::<serde_json::Value>(&body)
-                        .ok()
+                    let parsed = serde_json::from_slice::<serde_json::Value>(&body).ok();
+                    let body_id = parsed
+                        .as_ref()
                         .and_then(|v| v.get("id").and_then(|i| i.as_str()).map(String::from));
                     if body_id.as_deref() != Some(key.as_str()) {
                         seen.mismatched += 1;
                     }
                     *seen.effects.entry(key.clone()).or_default() += 1;
+                    seen.accepted.extend(parsed);
                 }
             }
             b"HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n"

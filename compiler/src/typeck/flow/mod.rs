@@ -628,6 +628,7 @@ impl<'a> FlowCx<'a> {
             timeout_ms: fields.timeout_ms,
             dead_letter: fields.dead_letter,
             options: fields.options,
+            order_by: fields.order_by,
         }
     }
 
@@ -641,7 +642,10 @@ impl<'a> FlowCx<'a> {
         fields: &mut SinkFields,
     ) {
         match entry.name.name.as_str() {
-            "idempotency_key" => fields.idempotency_key = Some(self.idempotency_key(cx, entry)),
+            "idempotency_key" => {
+                fields.idempotency_key = Some(key_expr(cx, entry, "an idempotency key", "id"))
+            }
+            "order_by" => fields.order_by = Some(key_expr(cx, entry, "an order key", "order_id")),
             "retry" => fields.retry = self.retry_policy(cx.diags, entry),
             "rate" => fields.rate = self.sink_rate(sink, cx.diags, entry),
             "burst" => fields.burst = count_setting(cx.diags, entry),
@@ -679,24 +683,6 @@ impl<'a> FlowCx<'a> {
                 }
             }
         }
-    }
-
-    /// A sink's `idempotency_key`: a string, integer or enum over the message.
-    fn idempotency_key(&self, cx: &mut ExprCx, entry: &Setting) -> ir::Expr {
-        let (ty, ir) = cx.check(&entry.value);
-        if !(matches!(ty, Ty::String | Ty::Int | Ty::Enum(_)) || ty.is_lenient()) {
-            let shown = ty.display(self.program);
-            cx.diags.push(
-                Diagnostic::error(
-                    codes::TYPE_MISMATCH,
-                    entry.value.span,
-                    format!("an idempotency key must be a string, found {shown}"),
-                )
-                .label(format!("this is {shown}"))
-                .help("use the message's business key, e.g. `idempotency_key = id`"),
-            );
-        }
-        ir
     }
 
     /// A sink's `retry`: the name of a retry policy.
@@ -944,6 +930,28 @@ fn timeout_setting(diags: &mut Diagnostics, entry: &Setting) -> Option<u64> {
     }
 }
 
+/// A sink's `idempotency_key` or `order_by`: a string, integer or enum over the message
+/// (`what` names it in the error, `example` is a field to suggest).
+fn key_expr(cx: &mut ExprCx, entry: &Setting, what: &str, example: &str) -> ir::Expr {
+    let (ty, ir) = cx.check(&entry.value);
+    if !(matches!(ty, Ty::String | Ty::Int | Ty::Enum(_)) || ty.is_lenient()) {
+        let shown = ty.display(cx.program);
+        cx.diags.push(
+            Diagnostic::error(
+                codes::TYPE_MISMATCH,
+                entry.value.span,
+                format!("{what} must be a string, found {shown}"),
+            )
+            .label(format!("this is {shown}"))
+            .help(format!(
+                "use the message's business key, e.g. `{} = {example}`",
+                entry.name.name
+            )),
+        );
+    }
+    ir
+}
+
 #[derive(Default)]
 struct SinkFields {
     idempotency_key: Option<ir::Expr>,
@@ -954,6 +962,7 @@ struct SinkFields {
     timeout_ms: Option<u64>,
     dead_letter: Option<DeadLetter>,
     options: BTreeMap<String, Value>,
+    order_by: Option<ir::Expr>,
 }
 
 fn unit(per_secs: u64) -> &'static str {

@@ -11,7 +11,7 @@ use crate::ops::metrics::{Metrics, DEAD_LETTERS, DUPLICATES, MESSAGES_IN, MESSAG
 use omniflow_ir::{self as ir};
 use omniflow_state::{DeadLetter, Mode, Origin, OutcomeStatus};
 use std::cell::RefCell;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -61,6 +61,9 @@ pub trait AfterDelivery: 'static {
 pub struct SinkJob<M> {
     pub message: Rc<M>,
     pub key: String,
+    /// The sink's order key (`order_by`): deliveries with the same one go one after the
+    /// other, in the order they were submitted.
+    pub order: Option<String>,
     pub payload: Vec<u8>,
 }
 
@@ -78,6 +81,20 @@ pub struct SinkWorker {
     in_progress: RefCell<HashSet<String>>,
     /// Keys of deliveries about to call, whose recorded outcomes are read together.
     lookups: RefCell<Lookups>,
+    /// Per order key, the last delivery submitted: its number and the signal that it is
+    /// over, which the next delivery with that key waits for.
+    lines: RefCell<HashMap<String, (u64, oneshot::Receiver<()>)>>,
+    /// Numbers the deliveries submitted with an order key.
+    submitted: std::cell::Cell<u64>,
+}
+
+/// A delivery's place in the line of its order key: it may go once `after` resolves,
+/// and its end releases the next (`done` dropped).
+struct Turn {
+    order: String,
+    number: u64,
+    after: Option<oneshot::Receiver<()>>,
+    done: oneshot::Sender<()>,
 }
 
 /// Outcome lookups waiting for the next read, with where to send each answer.
@@ -153,17 +170,29 @@ impl SinkWorker {
             dead_letter: dead_letter.clone(),
             in_progress: RefCell::new(HashSet::new()),
             lookups: RefCell::default(),
+            lines: RefCell::default(),
+            submitted: std::cell::Cell::new(0),
         })
     }
 
-    /// Queues a delivery; waits while the sink is at its concurrency (back-pressure).
+    /// Queues a delivery; waits while the sink is at its concurrency (back-pressure). A
+    /// delivery with an order key goes after the one submitted before it with that key
+    /// has been delivered or dead-lettered; it waits without holding a call slot, so a
+    /// key held back by failures holds back no other key.
     pub async fn submit<A: AfterDelivery>(
         self: &Rc<Self>,
         after: &Rc<A>,
         job: SinkJob<A::Message>,
     ) {
-        let Ok(permit) = self.slots.clone().acquire_owned().await else {
-            return;
+        let turn = job.order.as_ref().map(|order| self.take_turn(order));
+        let waits = turn.as_ref().is_some_and(|t| t.after.is_some());
+        // Only a delivery that can go now holds up the submitter for a slot.
+        let permit = match waits {
+            true => None,
+            false => match self.slots.clone().acquire_owned().await {
+                Ok(permit) => Some(permit),
+                Err(_) => return,
+            },
         };
         let worker = self.clone();
         let after = after.clone();
@@ -176,11 +205,55 @@ impl SinkWorker {
         );
         tokio::task::spawn_local(
             async move {
+                let mut turn = turn;
+                if let Some(before) = turn.as_mut().and_then(|t| t.after.take()) {
+                    // Ends when the delivery before is over (its sender dropped).
+                    let _ = before.await;
+                }
+                let permit = match permit {
+                    Some(permit) => permit,
+                    None => match worker.slots.clone().acquire_owned().await {
+                        Ok(permit) => permit,
+                        Err(_) => return,
+                    },
+                };
                 worker.deliver(&after, job).await;
                 drop(permit);
+                if let Some(turn) = turn {
+                    worker.end_turn(turn);
+                }
             }
             .instrument(span),
         );
+    }
+
+    /// Joins the line of `order`: after the last delivery submitted with it, if any.
+    fn take_turn(&self, order: &str) -> Turn {
+        let number = self.submitted.get() + 1;
+        self.submitted.set(number);
+        let (done, over) = oneshot::channel();
+        let before = self
+            .lines
+            .borrow_mut()
+            .insert(order.to_string(), (number, over));
+        Turn {
+            order: order.to_string(),
+            number,
+            after: before.map(|(_, over)| over),
+            done,
+        }
+    }
+
+    /// Leaves the line: the next delivery with the key goes; the last one removes it.
+    fn end_turn(&self, turn: Turn) {
+        let mut lines = self.lines.borrow_mut();
+        if lines
+            .get(&turn.order)
+            .is_some_and(|(n, _)| *n == turn.number)
+        {
+            lines.remove(&turn.order);
+        }
+        drop(turn.done);
     }
 
     async fn deliver<A: AfterDelivery>(self: &Rc<Self>, after: &Rc<A>, job: SinkJob<A::Message>) {
