@@ -292,7 +292,7 @@ pub enum NodeKind {
         /// `order_by`: messages with the same value reach the sink in acceptance order,
         /// each after the one before it was delivered or dead-lettered.
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        order_by: Option<Expr>,
+        order_by: Option<Box<Expr>>,
     },
 }
 

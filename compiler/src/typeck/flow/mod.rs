@@ -628,7 +628,7 @@ impl<'a> FlowCx<'a> {
             timeout_ms: fields.timeout_ms,
             dead_letter: fields.dead_letter,
             options: fields.options,
-            order_by: fields.order_by,
+            order_by: fields.order_by.map(Box::new),
         }
     }
 
