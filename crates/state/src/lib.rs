@@ -9,12 +9,14 @@ mod error;
 mod journal;
 pub mod ledger;
 pub mod lock;
+pub mod postgres;
 pub mod retention;
 mod sqlite;
 
 pub use error::StateError;
 pub use ledger::Journal;
 pub use lock::StateLock;
+pub use postgres::PostgresBackend;
 pub use sqlite::SqliteBackend;
 
 use std::sync::mpsc;
@@ -162,8 +164,9 @@ impl OutcomeStatus {
     }
 }
 
-/// A state backend. Calls between `begin` and `commit` form one atomic batch. A
-/// PostgreSQL backend implements the same calls with the same batching.
+/// A state backend. Calls between `begin` and `commit` form one atomic batch. SQLite and
+/// PostgreSQL implement the same calls with the same batching; on PostgreSQL a statement
+/// that fails outside a savepoint undoes the whole batch (its commit fails).
 pub trait Backend: Send {
     /// Starts a batch.
     fn begin(&mut self) -> StateResult<()>;
@@ -680,18 +683,33 @@ pub fn sqlite_path(spec: &str) -> Result<&std::path::Path, StateError> {
         }
         Some(("sqlite", path)) => Ok(std::path::Path::new(path)),
         _ => Err(StateError::Backend(format!(
-            "unknown state backend `{spec}`; use sqlite:PATH (PostgreSQL + NATS JetStream is planned)"
+            "unknown state backend `{}`; use sqlite:PATH or postgres://USER@HOST[:PORT]/DATABASE",
+            shown(spec)
         ))),
     }
 }
 
-/// Opens the backend named by `--state` for writing, as its only writer: takes the state
-/// file's lock (waiting up to `wait` for a holder to stop), checks the file, and returns
-/// the backend with the lock, which is to be dropped only after the store is closed.
+/// `--state` as it may be shown: a URL's password replaced by `***`.
+fn shown(spec: &str) -> String {
+    match postgres::Target::parse(spec) {
+        Ok(target) => target.shown,
+        Err(_) if spec.contains("://") => postgres::target::redacted(spec),
+        Err(_) => spec.to_string(),
+    }
+}
+
+/// Opens the backend named by `--state` for writing, as its only writer: takes the state's
+/// lock (waiting up to `wait` for a holder to stop), checks the state, and returns the
+/// backend with the lock, which is to be dropped only after the store is closed. A
+/// PostgreSQL state's lock lives in the backend's own connection.
 pub fn open_writer(
     spec: &str,
     wait: std::time::Duration,
 ) -> Result<(Box<dyn Backend>, StateLock), StateError> {
+    if postgres::is_postgres(spec) {
+        let backend = PostgresBackend::open_writer(spec, wait)?;
+        return Ok((Box::new(backend), StateLock::in_backend()));
+    }
     let path = sqlite_path(spec)?;
     let lock = lock::acquire(path, wait)?;
     let backend = SqliteBackend::open_checked(path)?;
@@ -699,8 +717,14 @@ pub fn open_writer(
 }
 
 /// Opens the backend named by `--state` (`sqlite:PATH`) without its lock (a state file
-/// no other process can know of, like the demo's).
+/// no other process can know of, like the demo's). A PostgreSQL state is opened as its
+/// only writer all the same (its lock costs nothing and lives in the backend).
 pub fn open(spec: &str) -> StateResult<Box<dyn Backend>> {
+    if postgres::is_postgres(spec) {
+        let backend = PostgresBackend::open_writer(spec, std::time::Duration::ZERO)
+            .map_err(|e| e.to_string())?;
+        return Ok(Box::new(backend));
+    }
     let path = sqlite_path(spec).map_err(|e| e.to_string())?;
     Ok(Box::new(SqliteBackend::open(&path.to_string_lossy())?))
 }
@@ -708,6 +732,10 @@ pub fn open(spec: &str) -> StateResult<Box<dyn Backend>> {
 /// Opens the backend named by `--state` for inspection (reads that do not hold up a
 /// running runtime).
 pub fn open_for_reading(spec: &str) -> StateResult<Box<dyn Backend>> {
+    if postgres::is_postgres(spec) {
+        let backend = PostgresBackend::open_for_reading(spec).map_err(|e| e.to_string())?;
+        return Ok(Box::new(backend));
+    }
     let path = sqlite_path(spec).map_err(|e| e.to_string())?;
     Ok(Box::new(SqliteBackend::open_for_reading(
         &path.to_string_lossy(),
