@@ -12,6 +12,8 @@ pub mod lock;
 pub mod postgres;
 pub mod retention;
 mod sqlite;
+#[cfg(test)]
+mod testing;
 
 pub use error::StateError;
 pub use ledger::Journal;
@@ -809,14 +811,6 @@ mod tests {
 
     use super::*;
 
-    fn store(name: &str) -> (Store, std::path::PathBuf) {
-        let path =
-            std::env::temp_dir().join(format!("omniflow-state-{name}-{}.db", std::process::id()));
-        let _ = std::fs::remove_file(&path);
-        let backend = SqliteBackend::open(&path.display().to_string()).unwrap();
-        (Store::start(Box::new(backend)), path)
-    }
-
     #[test]
     fn runs_cover_exactly_the_ids() {
         assert_eq!(runs(&[]), vec![]);
@@ -828,95 +822,98 @@ mod tests {
 
     #[tokio::test]
     async fn appended_messages_keep_their_order_and_ids_in_chunks_and_singly() {
-        let (store, path) = store("append");
-        // 64 + 64 + 2: two statements of many rows, then two single rows.
-        let messages: Vec<Vec<u8>> = (0..130)
-            .map(|n| format!("{{\"n\":{n}}}").into_bytes())
-            .collect();
-        let sent = messages.clone();
-        let ids = store
-            .call(move |b| b.append("f", "s", &sent, Some(("file", "130"))))
-            .await
-            .unwrap();
-        assert_eq!(ids.len(), 130);
-        assert!(ids.windows(2).all(|w| w[0] < w[1]), "{ids:?}");
-        let stored = store.call(|b| b.pending("f", 0, 1000)).await.unwrap();
-        assert_eq!(stored.iter().map(|m| m.id).collect::<Vec<_>>(), ids);
-        assert_eq!(
-            stored.iter().map(|m| m.payload.clone()).collect::<Vec<_>>(),
-            messages
-        );
-        assert!(stored.iter().all(|m| m.source == "s"));
-        let cursor = store.call(|b| b.cursor("f", "s", "file")).await.unwrap();
-        assert_eq!(cursor.as_deref(), Some("130"));
-        let _ = std::fs::remove_file(&path);
+        for state in testing::each("append") {
+            let store = &state.store;
+            // 64 + 64 + 2: two statements of many rows, then two single rows.
+            let messages: Vec<Vec<u8>> = (0..130)
+                .map(|n| format!("{{\"n\":{n}}}").into_bytes())
+                .collect();
+            let sent = messages.clone();
+            let ids = store
+                .call(move |b| b.append("f", "s", &sent, Some(("file", "130"))))
+                .await
+                .unwrap();
+            assert_eq!(ids.len(), 130);
+            assert!(ids.windows(2).all(|w| w[0] < w[1]), "{ids:?}");
+            let stored = store.call(|b| b.pending("f", 0, 1000)).await.unwrap();
+            assert_eq!(stored.iter().map(|m| m.id).collect::<Vec<_>>(), ids);
+            assert_eq!(
+                stored.iter().map(|m| m.payload.clone()).collect::<Vec<_>>(),
+                messages
+            );
+            assert!(stored.iter().all(|m| m.source == "s"));
+            let cursor = store.call(|b| b.cursor("f", "s", "file")).await.unwrap();
+            assert_eq!(cursor.as_deref(), Some("130"));
+        }
     }
 
     #[tokio::test]
     async fn outcomes_read_and_written_together_match_one_by_one() {
-        let (store, path) = store("outcomes");
-        // 40 keys: two statements of many keys and 8 one by one.
-        let delivered: Vec<String> = (0..40).map(|n| format!("k{n}")).collect();
-        let keys = delivered.clone();
-        store
-            .call(move |b| {
-                b.record_outcomes("flow/a", &keys, OutcomeStatus::Delivered)?;
-                b.record_outcome("flow/a", "k3", OutcomeStatus::DeadLettered)?;
-                b.record_outcomes("flow/b", &["k5".to_string()], OutcomeStatus::Delivered)
-            })
-            .await
-            .unwrap();
-        // Known and unknown keys mixed, a repeat among them, more than one statement's worth.
-        let asked: Vec<String> = (0..50)
-            .rev()
-            .map(|n| format!("k{n}"))
-            .chain(["k7".into()])
-            .collect();
-        let query = asked.clone();
-        let together = store
-            .call(move |b| b.outcomes("flow/a", &query))
-            .await
-            .unwrap();
-        let query = asked.clone();
-        let singly = store
-            .call(move |b| {
-                query
-                    .iter()
-                    .map(|k| b.outcome("flow/a", k))
-                    .collect::<StateResult<Vec<_>>>()
-            })
-            .await
-            .unwrap();
-        assert_eq!(together, singly);
-        assert_eq!(together.iter().filter(|o| o.is_none()).count(), 10);
-        assert_eq!(together[50 - 1 - 3], Some(OutcomeStatus::DeadLettered));
-        assert_eq!(together[50], Some(OutcomeStatus::Delivered));
-        let other = store
-            .call(|b| b.outcomes("flow/b", &["k5".into(), "k6".into()]))
-            .await
-            .unwrap();
-        assert_eq!(other, vec![Some(OutcomeStatus::Delivered), None]);
-        let _ = std::fs::remove_file(&path);
+        for state in testing::each("outcomes") {
+            let store = &state.store;
+            // 40 keys: two statements of many keys and 8 one by one.
+            let delivered: Vec<String> = (0..40).map(|n| format!("k{n}")).collect();
+            let keys = delivered.clone();
+            store
+                .call(move |b| {
+                    b.record_outcomes("flow/a", &keys, OutcomeStatus::Delivered)?;
+                    b.record_outcome("flow/a", "k3", OutcomeStatus::DeadLettered)?;
+                    b.record_outcomes("flow/b", &["k5".to_string()], OutcomeStatus::Delivered)
+                })
+                .await
+                .unwrap();
+            // Known and unknown keys mixed, a repeat among them, more than one statement's worth.
+            let asked: Vec<String> = (0..50)
+                .rev()
+                .map(|n| format!("k{n}"))
+                .chain(["k7".into()])
+                .collect();
+            let query = asked.clone();
+            let together = store
+                .call(move |b| b.outcomes("flow/a", &query))
+                .await
+                .unwrap();
+            let query = asked.clone();
+            let singly = store
+                .call(move |b| {
+                    query
+                        .iter()
+                        .map(|k| b.outcome("flow/a", k))
+                        .collect::<StateResult<Vec<_>>>()
+                })
+                .await
+                .unwrap();
+            assert_eq!(together, singly);
+            assert_eq!(together.iter().filter(|o| o.is_none()).count(), 10);
+            assert_eq!(together[50 - 1 - 3], Some(OutcomeStatus::DeadLettered));
+            assert_eq!(together[50], Some(OutcomeStatus::Delivered));
+            let other = store
+                .call(|b| b.outcomes("flow/b", &["k5".into(), "k6".into()]))
+                .await
+                .unwrap();
+            assert_eq!(other, vec![Some(OutcomeStatus::Delivered), None]);
+        }
     }
 
     #[tokio::test]
     async fn completing_removes_only_the_given_messages() {
-        let (store, path) = store("complete");
-        let ids = store
-            .call(|b| b.append("f", "s", &vec![b"{}".to_vec(); 10], None))
-            .await
-            .unwrap();
-        let done = vec![ids[0], ids[1], ids[2], ids[5], ids[7], ids[8], ids[2]];
-        store.call(move |b| b.complete(&done)).await.unwrap();
-        let left: Vec<i64> = store
-            .call(|b| b.pending("f", 0, 100))
-            .await
-            .unwrap()
-            .iter()
-            .map(|m| m.id)
-            .collect();
-        assert_eq!(left, vec![ids[3], ids[4], ids[6], ids[9]]);
-        let _ = std::fs::remove_file(&path);
+        for state in testing::each("complete") {
+            let store = &state.store;
+            let ids = store
+                .call(|b| b.append("f", "s", &vec![b"{}".to_vec(); 10], None))
+                .await
+                .unwrap();
+            let done = vec![ids[0], ids[1], ids[2], ids[5], ids[7], ids[8], ids[2]];
+            store.call(move |b| b.complete(&done)).await.unwrap();
+            let left: Vec<i64> = store
+                .call(|b| b.pending("f", 0, 100))
+                .await
+                .unwrap()
+                .iter()
+                .map(|m| m.id)
+                .collect();
+            assert_eq!(left, vec![ids[3], ids[4], ids[6], ids[9]]);
+        }
     }
 
     #[tokio::test]
@@ -925,33 +922,34 @@ mod tests {
         assert!(failing.is_writable());
         assert!(failing.call(|b| b.backlog("f")).await.is_err());
         assert!(!failing.is_writable(), "/ready must say no");
-        let (store, path) = store("writable");
-        store.call(|b| b.backlog("f")).await.unwrap();
-        assert!(store.is_writable());
-        let _ = std::fs::remove_file(&path);
+        for state in testing::each("writable") {
+            state.store.call(|b| b.backlog("f")).await.unwrap();
+            assert!(state.store.is_writable(), "{}", state.kind());
+        }
     }
 
     #[tokio::test]
     async fn a_failed_queued_write_refuses_completions_queued_behind_it_in_the_same_batch() {
-        let (store, path) = store("degraded");
-        let ids = store
-            .call(|b| b.append("f", "s", &[b"{}".to_vec(), b"{}".to_vec()], None))
-            .await
-            .unwrap();
-        // Holds the state thread so that the next requests are taken as one batch.
-        store.send(|_| {
-            std::thread::sleep(std::time::Duration::from_millis(100));
-            Ok(())
-        });
-        store.send(|_| Err("the outcome could not be written".into()));
-        let first = ids[0];
-        let refused = store
-            .call_unless_degraded(move |b| b.complete(&[first]))
-            .await;
-        assert!(refused.is_err(), "{refused:?}");
-        assert!(store.is_degraded());
-        // Nothing left the inbox; an unguarded call still works.
-        assert_eq!(store.call(|b| b.backlog("f")).await.unwrap(), 2);
-        let _ = std::fs::remove_file(&path);
+        for state in testing::each("degraded") {
+            let store = &state.store;
+            let ids = store
+                .call(|b| b.append("f", "s", &[b"{}".to_vec(), b"{}".to_vec()], None))
+                .await
+                .unwrap();
+            // Holds the state thread so that the next requests are taken as one batch.
+            store.send(|_| {
+                std::thread::sleep(std::time::Duration::from_millis(100));
+                Ok(())
+            });
+            store.send(|_| Err("the outcome could not be written".into()));
+            let first = ids[0];
+            let refused = store
+                .call_unless_degraded(move |b| b.complete(&[first]))
+                .await;
+            assert!(refused.is_err(), "{refused:?}");
+            assert!(store.is_degraded());
+            // Nothing left the inbox; an unguarded call still works.
+            assert_eq!(store.call(|b| b.backlog("f")).await.unwrap(), 2);
+        }
     }
 }

@@ -29,8 +29,11 @@ impl Conn {
 
     /// The text of a failed request, without the URL's password.
     pub fn error(&self, err: &postgres::Error) -> String {
-        self.target
-            .scrub(&format!("state store ({}): {}", self.target.shown, describe(err)))
+        self.target.scrub(&format!(
+            "state store ({}): {}",
+            self.target.shown,
+            describe(err)
+        ))
     }
 
     fn failed(&mut self, err: &postgres::Error) -> String {
@@ -50,14 +53,22 @@ impl Conn {
     }
 
     /// Runs a statement; returns the rows it changed.
-    pub fn execute(&mut self, sql: &'static str, params: &[&(dyn ToSql + Sync)]) -> Result<u64, String> {
+    pub fn execute(
+        &mut self,
+        sql: &'static str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<u64, String> {
         let statement = self.statement(sql)?;
         let done = self.client.execute(&statement, params);
         done.map_err(|err| self.failed(&err))
     }
 
     /// Runs a query; returns its rows.
-    pub fn query(&mut self, sql: &'static str, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<Row>, String> {
+    pub fn query(
+        &mut self,
+        sql: &'static str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Vec<Row>, String> {
         let statement = self.statement(sql)?;
         let rows = self.client.query(&statement, params);
         rows.map_err(|err| self.failed(&err))
@@ -75,7 +86,11 @@ impl Conn {
     }
 
     /// Runs a query of exactly one row.
-    pub fn query_one(&mut self, sql: &'static str, params: &[&(dyn ToSql + Sync)]) -> Result<Row, String> {
+    pub fn query_one(
+        &mut self,
+        sql: &'static str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Row, String> {
         let statement = self.statement(sql)?;
         let row = self.client.query_one(&statement, params);
         row.map_err(|err| self.failed(&err))

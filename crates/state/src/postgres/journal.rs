@@ -194,9 +194,11 @@ impl Journal for PgJournal<'_> {
                 published_at: self.conn.get(row, 4)?,
                 pending_since: None,
             };
-            snapshot
-                .publications
-                .push((self.conn.get(row, 0)?, self.conn.get(row, 1)?, publication));
+            snapshot.publications.push((
+                self.conn.get(row, 0)?,
+                self.conn.get(row, 1)?,
+                publication,
+            ));
         }
         Ok(snapshot)
     }

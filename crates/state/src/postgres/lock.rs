@@ -58,7 +58,11 @@ pub fn holder(conn: &mut Conn) -> Option<String> {
     let name: String = row.try_get(1).ok()?;
     let from: String = row.try_get(2).ok()?;
     let since: String = row.try_get(3).ok()?;
-    let name = if name.is_empty() { "a client".into() } else { name };
+    let name = if name.is_empty() {
+        "a client".into()
+    } else {
+        name
+    };
     Some(format!(
         "another omniflow ({name}, server session {pid} from {from} since {since})"
     ))

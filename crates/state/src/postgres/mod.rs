@@ -9,6 +9,8 @@ mod journal;
 pub mod lock;
 pub mod schema;
 pub mod target;
+#[cfg(test)]
+mod tests;
 
 use crate::error::StateError;
 use crate::{Backend, Cut, DeadLetter, Origin, OutcomeStatus, StateResult, Stored, Sweep};
@@ -28,13 +30,17 @@ pub struct PostgresBackend {
 }
 
 /// Why the batch's commit failed after one of its statements did.
-const ABORTED: &str = "state store: a statement of this batch failed, so PostgreSQL undid the whole batch";
+const ABORTED: &str =
+    "state store: a statement of this batch failed, so PostgreSQL undid the whole batch";
 
 impl PostgresBackend {
     /// Opens the state as its only writer: connects, takes the writer's lock (waiting up
     /// to `wait` for a holder to stop), applies the schema's migrations and marks the
     /// state in use. The lock lives as long as the backend's connection.
-    pub fn open_writer(spec: &str, wait: std::time::Duration) -> Result<PostgresBackend, StateError> {
+    pub fn open_writer(
+        spec: &str,
+        wait: std::time::Duration,
+    ) -> Result<PostgresBackend, StateError> {
         let mut conn = PostgresBackend::connect(spec)?;
         lock::acquire(&mut conn, wait)?;
         schema::migrate(&mut conn)?;
@@ -105,8 +111,8 @@ impl PostgresBackend {
             sink: conn.get(row, 4)?,
             key: conn.get(row, 5)?,
             correlation_id: conn.get(row, 6)?,
-            message: conn.get(row, 7)?,
-            payload: conn.get(row, 8)?,
+            message: text(conn.get(row, 7)?),
+            payload: text(conn.get(row, 8)?),
             error: conn.get(row, 9)?,
             attempts: serde_json::from_str(&attempts).unwrap_or_default(),
             created_at: conn.get(row, 11)?,
@@ -120,6 +126,12 @@ impl PostgresBackend {
         let status: String = self.conn.get(row, column)?;
         Ok(OutcomeStatus::parse(&status))
     }
+}
+
+/// A dead letter's message or payload, stored as bytes.
+fn text(bytes: Vec<u8>) -> String {
+    String::from_utf8(bytes)
+        .unwrap_or_else(|err| String::from_utf8_lossy(err.as_bytes()).into_owned())
 }
 
 /// `SELECT` of dead letters, newest first, with or without the settled ones.
@@ -333,8 +345,8 @@ impl Backend for PostgresBackend {
                 &letter.sink,
                 &letter.key,
                 &letter.correlation_id,
-                &letter.message,
-                &letter.payload,
+                &letter.message.as_bytes(),
+                &letter.payload.as_bytes(),
                 &letter.error,
                 &attempts,
                 &crate::now_secs(),
@@ -463,7 +475,8 @@ impl Backend for PostgresBackend {
         let next = if read.len() < scan {
             None
         } else {
-            read.last().map(|(sink, key, _)| (sink.clone(), key.clone()))
+            read.last()
+                .map(|(sink, key, _)| (sink.clone(), key.clone()))
         };
         Ok(Sweep { forgotten, next })
     }
@@ -493,18 +506,18 @@ impl Backend for PostgresBackend {
         rows.iter().map(|row| self.conn.get(row, 0)).collect()
     }
 
-    /// Records the stop as clean. What was committed is in the server already (nothing
-    /// like SQLite's log to fold back); the writer's lock goes with the connection, when
-    /// the backend is dropped.
+    /// Records the stop as clean and lets go of the writer's lock at once (a successor
+    /// need not wait for the connection to end). What was committed is in the server
+    /// already: there is nothing like SQLite's log to fold back.
     fn close(&mut self) -> StateResult<()> {
         if self.closed {
             return Ok(());
         }
         self.closed = true;
-        self.conn.execute(
-            "UPDATE meta SET value = $1 WHERE key = 'stop'",
-            &[&CLEAN],
-        )?;
+        self.conn
+            .execute("UPDATE meta SET value = $1 WHERE key = 'stop'", &[&CLEAN])?;
+        self.conn
+            .execute("SELECT pg_advisory_unlock($1)", &[&lock::WRITER_LOCK])?;
         Ok(())
     }
 }

@@ -108,7 +108,9 @@ fn scrub_with(text: &str, secrets: &[String]) -> String {
     secrets
         .iter()
         .filter(|secret| !secret.is_empty())
-        .fold(text.to_string(), |text, secret| text.replace(secret.as_str(), "***"))
+        .fold(text.to_string(), |text, secret| {
+            text.replace(secret.as_str(), "***")
+        })
 }
 
 /// A URL as it may be shown: its passwords replaced by `***`.
