@@ -691,8 +691,8 @@ pub fn sqlite_path(spec: &str) -> Result<&std::path::Path, StateError> {
     }
 }
 
-/// `--state` as it may be shown: a URL's password replaced by `***`.
-fn shown(spec: &str) -> String {
+/// `--state` as it may be shown (in logs and errors): a URL's password replaced by `***`.
+pub fn shown(spec: &str) -> String {
     match postgres::Target::parse(spec) {
         Ok(target) => target.shown,
         Err(_) if spec.contains("://") => postgres::target::redacted(spec),
