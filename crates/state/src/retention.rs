@@ -284,10 +284,10 @@ mod tests {
             // More old outcomes than one request reads, so the sweep pages.
             let old: Vec<String> = (0..2 * SCAN + 7).map(|n| format!("old-{n}")).collect();
             let old: Vec<&str> = old.iter().map(String::as_str).collect();
-            record(&store, "f/post", &old).await;
+            record(store, "f/post", &old).await;
             state.age(&format!("UPDATE outcomes SET at = at - {};", 10 * DAY));
-            record(&store, "webhook:f/hooks", &["d1"]).await;
-            record(&store, "f/post", &["far", "near", "new"]).await;
+            record(store, "webhook:f/hooks", &["d1"]).await;
+            record(store, "f/post", &["far", "near", "new"]).await;
             age_outcomes(&state, &[("d1", 10.0), ("far", 6.5), ("near", 5.5)]);
 
             // A message waiting since five days ago is deduplicated against the day before it
@@ -300,18 +300,18 @@ mod tests {
                 "UPDATE inbox SET received_at = received_at - {};",
                 5 * DAY
             ));
-            let swept = sweep(&store, &window, now).await.unwrap();
+            let swept = sweep(store, &window, now).await.unwrap();
             assert_eq!(swept.outcomes, old.len() + 1);
-            assert!(known(&store, "f/post", &old).await.iter().all(|k| !k));
+            assert!(known(store, "f/post", &old).await.iter().all(|k| !k));
             assert_eq!(
-                known(&store, "f/post", &["far", "near", "new"]).await,
+                known(store, "f/post", &["far", "near", "new"]).await,
                 [false, true, true]
             );
             // Sources' ids have their own window, unset here.
-            assert_eq!(known(&store, "webhook:f/hooks", &["d1"]).await, [true]);
+            assert_eq!(known(store, "webhook:f/hooks", &["d1"]).await, [true]);
             store.call(move |b| b.complete(&[message])).await.unwrap();
-            assert_eq!(sweep(&store, &window, now).await.unwrap().outcomes, 1);
-            assert_eq!(known(&store, "f/post", &["near"]).await, [false]);
+            assert_eq!(sweep(store, &window, now).await.unwrap().outcomes, 1);
+            assert_eq!(known(store, "f/post", &["near"]).await, [false]);
 
             // A replay waits with its message's original acceptance time.
             let replay = store
@@ -321,11 +321,11 @@ mod tests {
             let waiting = store.read(|b| b.pending("f", 0, 10)).await.unwrap();
             assert_eq!(waiting.len(), 1);
             assert_eq!(waiting[0].received_at, now - 4 * DAY);
-            record(&store, "f/post", &["before-replay"]).await;
+            record(store, "f/post", &["before-replay"]).await;
             age_outcomes(&state, &[("before-replay", 4.5)]);
-            assert_eq!(sweep(&store, &window, now).await.unwrap().outcomes, 0);
+            assert_eq!(sweep(store, &window, now).await.unwrap().outcomes, 0);
             store.call(move |b| b.complete(&[replay])).await.unwrap();
-            assert_eq!(sweep(&store, &window, now).await.unwrap().outcomes, 1);
+            assert_eq!(sweep(store, &window, now).await.unwrap().outcomes, 1);
 
             // A dead letter not replayed holds its message's day; a ledger's letters hold
             // nothing.
@@ -339,20 +339,20 @@ mod tests {
                 .call(move |b| b.add_dead_letter(&publication))
                 .await
                 .unwrap();
-            record(&store, "f/post", &["for-letter", "before-letter"]).await;
+            record(store, "f/post", &["for-letter", "before-letter"]).await;
             age_outcomes(&state, &[("for-letter", 3.5), ("before-letter", 4.2)]);
-            assert_eq!(sweep(&store, &window, now).await.unwrap().outcomes, 1);
+            assert_eq!(sweep(store, &window, now).await.unwrap().outcomes, 1);
             assert_eq!(
-                known(&store, "f/post", &["for-letter", "before-letter"]).await,
+                known(store, "f/post", &["for-letter", "before-letter"]).await,
                 [true, false]
             );
             store
                 .call(move |b| b.mark_replayed(letter_id))
                 .await
                 .unwrap();
-            assert_eq!(sweep(&store, &window, now).await.unwrap().outcomes, 1);
+            assert_eq!(sweep(store, &window, now).await.unwrap().outcomes, 1);
             assert_eq!(
-                known(&store, "f/post", &["for-letter", "new"]).await,
+                known(store, "f/post", &["for-letter", "new"]).await,
                 [false, true]
             );
 
@@ -362,32 +362,29 @@ mod tests {
                 .call(move |b| b.add_dead_letter(&letter(now - 30 * DAY)))
                 .await
                 .unwrap();
-            record(&store, "f/post", &["pinned"]).await;
+            record(store, "f/post", &["pinned"]).await;
             age_outcomes(&state, &[("pinned", 10.0)]);
             let both = Retention {
                 source_ids: Some(Window(Duration::from_secs(DAY as u64))),
                 ..day_window()
             };
-            assert_eq!(sweep(&store, &both, now).await.unwrap().outcomes, 1);
-            assert_eq!(known(&store, "webhook:f/hooks", &["d1"]).await, [false]);
-            assert_eq!(known(&store, "f/post", &["pinned"]).await, [true]);
+            assert_eq!(sweep(store, &both, now).await.unwrap().outcomes, 1);
+            assert_eq!(known(store, "webhook:f/hooks", &["d1"]).await, [false]);
+            assert_eq!(known(store, "f/post", &["pinned"]).await, [true]);
             assert!(store.call(move |b| b.discard(stale)).await.unwrap());
             assert!(!store.call(move |b| b.discard(stale)).await.unwrap());
-            assert_eq!(sweep(&store, &both, now).await.unwrap().outcomes, 1);
+            assert_eq!(sweep(store, &both, now).await.unwrap().outcomes, 1);
             assert_eq!(
-                known(&store, "f/post", &["pinned", "new"]).await,
+                known(store, "f/post", &["pinned", "new"]).await,
                 [false, true]
             );
 
             // Without windows nothing is forgotten.
-            record(&store, "f/post", &["kept"]).await;
+            record(store, "f/post", &["kept"]).await;
             state.age(&format!("UPDATE outcomes SET at = at - {};", 400 * DAY));
-            let swept = sweep(&store, &Retention::default(), now).await.unwrap();
+            let swept = sweep(store, &Retention::default(), now).await.unwrap();
             assert_eq!(swept, Swept::default());
-            assert_eq!(
-                known(&store, "f/post", &["kept", "new"]).await,
-                [true, true]
-            );
+            assert_eq!(known(store, "f/post", &["kept", "new"]).await, [true, true]);
         }
     }
 
@@ -423,7 +420,7 @@ mod tests {
                     30 * DAY
                 ),
             );
-            let swept = sweep(&store, &day_window(), now).await.unwrap();
+            let swept = sweep(store, &day_window(), now).await.unwrap();
             assert_eq!(swept.dead_letters, 2);
             let left: Vec<i64> = store
                 .read(|b| b.dead_letters(true, 10))
