@@ -173,3 +173,127 @@ pub trait Journal {
     /// Everything stored for the ledger.
     fn load(&mut self) -> StateResult<Snapshot>;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn movement(id: &str, at: i64) -> Movement {
+        Movement {
+            id: id.into(),
+            kind: Kind::Receipt,
+            sku: "sku-1".into(),
+            location: "store-1".into(),
+            quantity: 5,
+            counterpart: None,
+            reference: None,
+            at,
+        }
+    }
+
+    fn hold(order: &str, sku: &str, quantity: i64) -> Hold {
+        Hold {
+            order: order.into(),
+            sku: sku.into(),
+            location: "store-1".into(),
+            quantity,
+            channel: "web".into(),
+            expires_at: Some(99),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_journal_keeps_the_same_rows_on_every_backend() {
+        for state in crate::testing::each("journal") {
+            let kind = state.kind();
+            let written = state
+                .store
+                .call(|b| {
+                    let mut journal = b.journal("stock")?;
+                    let row = journal.position_row("sku-1", "store-1")?;
+                    assert_eq!(journal.position_row("sku-1", "store-1")?, row);
+                    assert!(journal.record(&movement("m1", 10), row, 5)?);
+                    assert!(!journal.record(&movement("m1", 10), row, 5)?, "a repeat");
+                    assert!(journal.record(&movement("m2", 20), row, -2)?);
+                    assert!(journal.record(&movement("m3", 30), row, 4)?);
+                    assert_eq!(journal.on_hand_after(row, 10)?, 2);
+                    assert_eq!(journal.on_hand_after(row, 30)?, 0);
+                    let position = Position {
+                        on_hand: 7,
+                        reserved: 1,
+                        in_transit: 2,
+                        held: 0,
+                        count_at: Some(25),
+                        count_id: "count-1".into(),
+                        row: Some(row),
+                    };
+                    journal.save_position(row, &position)?;
+                    assert!(journal.save_position(row + 1000, &position).is_err());
+                    journal.save_holds("o1", &[hold("o1", "sku-1", 1), hold("o1", "sku-2", 3)])?;
+                    // Replaced whole; a repeated line keeps its last value.
+                    journal.save_holds("o1", &[hold("o1", "sku-2", 4), hold("o1", "sku-2", 6)])?;
+                    journal.save_holds("o0", &[hold("o0", "sku-1", 2)])?;
+                    journal.save_holds("gone", &[hold("gone", "sku-1", 2)])?;
+                    journal.save_holds("gone", &[])?;
+                    let publication = Publication {
+                        ats: 5,
+                        published: None,
+                        published_at: None,
+                        pending_since: None,
+                    };
+                    journal.save_publication("web", "sku-1", &publication)?;
+                    let published = Publication {
+                        published: Some(5),
+                        published_at: Some(77),
+                        ..publication
+                    };
+                    journal.save_publication("web", "sku-1", &published)?;
+                    journal.save_rules("{\"v\":1}")?;
+                    journal.save_rules("{\"v\":2}")?;
+                    drop(journal);
+                    b.journal("other")?
+                        .save_publication("pos", "sku-9", &published)?;
+                    Ok(row)
+                })
+                .await
+                .unwrap();
+            let (snapshot, names) = state
+                .store
+                .read(|b| {
+                    let snapshot = b.journal("stock")?.load()?;
+                    Ok((snapshot, b.ledger_names()?))
+                })
+                .await
+                .unwrap();
+            assert_eq!(names, ["other", "stock"], "{kind}");
+            assert_eq!(snapshot.rules.as_deref(), Some("{\"v\":2}"), "{kind}");
+            assert_eq!(snapshot.positions.len(), 1, "{kind}");
+            let (sku, location, position) = &snapshot.positions[0];
+            assert_eq!((sku.as_str(), location.as_str()), ("sku-1", "store-1"));
+            assert_eq!(
+                (position.on_hand, position.reserved, position.in_transit),
+                (7, 1, 2)
+            );
+            assert_eq!(
+                (position.count_at, position.count_id.as_str(), position.row),
+                (Some(25), "count-1", Some(written))
+            );
+            assert_eq!(
+                snapshot.holds,
+                [hold("o0", "sku-1", 2), hold("o1", "sku-2", 6)],
+                "{kind}"
+            );
+            assert_eq!(snapshot.publications.len(), 1, "{kind}");
+            let (channel, sku, publication) = &snapshot.publications[0];
+            assert_eq!((channel.as_str(), sku.as_str()), ("web", "sku-1"));
+            assert_eq!(
+                (
+                    publication.ats,
+                    publication.published,
+                    publication.published_at
+                ),
+                (5, Some(5), Some(77))
+            );
+        }
+    }
+}

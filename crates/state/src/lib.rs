@@ -9,12 +9,16 @@ mod error;
 mod journal;
 pub mod ledger;
 pub mod lock;
+pub mod postgres;
 pub mod retention;
 mod sqlite;
+#[cfg(test)]
+mod testing;
 
 pub use error::StateError;
 pub use ledger::Journal;
 pub use lock::StateLock;
+pub use postgres::PostgresBackend;
 pub use sqlite::SqliteBackend;
 
 use std::sync::mpsc;
@@ -162,8 +166,9 @@ impl OutcomeStatus {
     }
 }
 
-/// A state backend. Calls between `begin` and `commit` form one atomic batch. A
-/// PostgreSQL backend implements the same calls with the same batching.
+/// A state backend. Calls between `begin` and `commit` form one atomic batch. SQLite and
+/// PostgreSQL implement the same calls with the same batching; on PostgreSQL a statement
+/// that fails outside a savepoint undoes the whole batch (its commit fails).
 pub trait Backend: Send {
     /// Starts a batch.
     fn begin(&mut self) -> StateResult<()>;
@@ -680,18 +685,33 @@ pub fn sqlite_path(spec: &str) -> Result<&std::path::Path, StateError> {
         }
         Some(("sqlite", path)) => Ok(std::path::Path::new(path)),
         _ => Err(StateError::Backend(format!(
-            "unknown state backend `{spec}`; use sqlite:PATH (PostgreSQL + NATS JetStream is planned)"
+            "unknown state backend `{}`; use sqlite:PATH or postgres://USER@HOST[:PORT]/DATABASE",
+            shown(spec)
         ))),
     }
 }
 
-/// Opens the backend named by `--state` for writing, as its only writer: takes the state
-/// file's lock (waiting up to `wait` for a holder to stop), checks the file, and returns
-/// the backend with the lock, which is to be dropped only after the store is closed.
+/// `--state` as it may be shown (in logs and errors): a URL's password replaced by `***`.
+pub fn shown(spec: &str) -> String {
+    match postgres::Target::parse(spec) {
+        Ok(target) => target.shown,
+        Err(_) if spec.contains("://") => postgres::target::redacted(spec),
+        Err(_) => spec.to_string(),
+    }
+}
+
+/// Opens the backend named by `--state` for writing, as its only writer: takes the state's
+/// lock (waiting up to `wait` for a holder to stop), checks the state, and returns the
+/// backend with the lock, which is to be dropped only after the store is closed. A
+/// PostgreSQL state's lock lives in the backend's own connection.
 pub fn open_writer(
     spec: &str,
     wait: std::time::Duration,
 ) -> Result<(Box<dyn Backend>, StateLock), StateError> {
+    if postgres::is_postgres(spec) {
+        let backend = PostgresBackend::open_writer(spec, wait)?;
+        return Ok((Box::new(backend), StateLock::in_backend()));
+    }
     let path = sqlite_path(spec)?;
     let lock = lock::acquire(path, wait)?;
     let backend = SqliteBackend::open_checked(path)?;
@@ -699,8 +719,14 @@ pub fn open_writer(
 }
 
 /// Opens the backend named by `--state` (`sqlite:PATH`) without its lock (a state file
-/// no other process can know of, like the demo's).
+/// no other process can know of, like the demo's). A PostgreSQL state is opened as its
+/// only writer all the same (its lock costs nothing and lives in the backend).
 pub fn open(spec: &str) -> StateResult<Box<dyn Backend>> {
+    if postgres::is_postgres(spec) {
+        let backend = PostgresBackend::open_writer(spec, std::time::Duration::ZERO)
+            .map_err(|e| e.to_string())?;
+        return Ok(Box::new(backend));
+    }
     let path = sqlite_path(spec).map_err(|e| e.to_string())?;
     Ok(Box::new(SqliteBackend::open(&path.to_string_lossy())?))
 }
@@ -708,6 +734,10 @@ pub fn open(spec: &str) -> StateResult<Box<dyn Backend>> {
 /// Opens the backend named by `--state` for inspection (reads that do not hold up a
 /// running runtime).
 pub fn open_for_reading(spec: &str) -> StateResult<Box<dyn Backend>> {
+    if postgres::is_postgres(spec) {
+        let backend = PostgresBackend::open_for_reading(spec).map_err(|e| e.to_string())?;
+        return Ok(Box::new(backend));
+    }
     let path = sqlite_path(spec).map_err(|e| e.to_string())?;
     Ok(Box::new(SqliteBackend::open_for_reading(
         &path.to_string_lossy(),
@@ -781,14 +811,6 @@ mod tests {
 
     use super::*;
 
-    fn store(name: &str) -> (Store, std::path::PathBuf) {
-        let path =
-            std::env::temp_dir().join(format!("omniflow-state-{name}-{}.db", std::process::id()));
-        let _ = std::fs::remove_file(&path);
-        let backend = SqliteBackend::open(&path.display().to_string()).unwrap();
-        (Store::start(Box::new(backend)), path)
-    }
-
     #[test]
     fn runs_cover_exactly_the_ids() {
         assert_eq!(runs(&[]), vec![]);
@@ -800,95 +822,98 @@ mod tests {
 
     #[tokio::test]
     async fn appended_messages_keep_their_order_and_ids_in_chunks_and_singly() {
-        let (store, path) = store("append");
-        // 64 + 64 + 2: two statements of many rows, then two single rows.
-        let messages: Vec<Vec<u8>> = (0..130)
-            .map(|n| format!("{{\"n\":{n}}}").into_bytes())
-            .collect();
-        let sent = messages.clone();
-        let ids = store
-            .call(move |b| b.append("f", "s", &sent, Some(("file", "130"))))
-            .await
-            .unwrap();
-        assert_eq!(ids.len(), 130);
-        assert!(ids.windows(2).all(|w| w[0] < w[1]), "{ids:?}");
-        let stored = store.call(|b| b.pending("f", 0, 1000)).await.unwrap();
-        assert_eq!(stored.iter().map(|m| m.id).collect::<Vec<_>>(), ids);
-        assert_eq!(
-            stored.iter().map(|m| m.payload.clone()).collect::<Vec<_>>(),
-            messages
-        );
-        assert!(stored.iter().all(|m| m.source == "s"));
-        let cursor = store.call(|b| b.cursor("f", "s", "file")).await.unwrap();
-        assert_eq!(cursor.as_deref(), Some("130"));
-        let _ = std::fs::remove_file(&path);
+        for state in testing::each("append") {
+            let store = &state.store;
+            // 64 + 64 + 2: two statements of many rows, then two single rows.
+            let messages: Vec<Vec<u8>> = (0..130)
+                .map(|n| format!("{{\"n\":{n}}}").into_bytes())
+                .collect();
+            let sent = messages.clone();
+            let ids = store
+                .call(move |b| b.append("f", "s", &sent, Some(("file", "130"))))
+                .await
+                .unwrap();
+            assert_eq!(ids.len(), 130);
+            assert!(ids.windows(2).all(|w| w[0] < w[1]), "{ids:?}");
+            let stored = store.call(|b| b.pending("f", 0, 1000)).await.unwrap();
+            assert_eq!(stored.iter().map(|m| m.id).collect::<Vec<_>>(), ids);
+            assert_eq!(
+                stored.iter().map(|m| m.payload.clone()).collect::<Vec<_>>(),
+                messages
+            );
+            assert!(stored.iter().all(|m| m.source == "s"));
+            let cursor = store.call(|b| b.cursor("f", "s", "file")).await.unwrap();
+            assert_eq!(cursor.as_deref(), Some("130"));
+        }
     }
 
     #[tokio::test]
     async fn outcomes_read_and_written_together_match_one_by_one() {
-        let (store, path) = store("outcomes");
-        // 40 keys: two statements of many keys and 8 one by one.
-        let delivered: Vec<String> = (0..40).map(|n| format!("k{n}")).collect();
-        let keys = delivered.clone();
-        store
-            .call(move |b| {
-                b.record_outcomes("flow/a", &keys, OutcomeStatus::Delivered)?;
-                b.record_outcome("flow/a", "k3", OutcomeStatus::DeadLettered)?;
-                b.record_outcomes("flow/b", &["k5".to_string()], OutcomeStatus::Delivered)
-            })
-            .await
-            .unwrap();
-        // Known and unknown keys mixed, a repeat among them, more than one statement's worth.
-        let asked: Vec<String> = (0..50)
-            .rev()
-            .map(|n| format!("k{n}"))
-            .chain(["k7".into()])
-            .collect();
-        let query = asked.clone();
-        let together = store
-            .call(move |b| b.outcomes("flow/a", &query))
-            .await
-            .unwrap();
-        let query = asked.clone();
-        let singly = store
-            .call(move |b| {
-                query
-                    .iter()
-                    .map(|k| b.outcome("flow/a", k))
-                    .collect::<StateResult<Vec<_>>>()
-            })
-            .await
-            .unwrap();
-        assert_eq!(together, singly);
-        assert_eq!(together.iter().filter(|o| o.is_none()).count(), 10);
-        assert_eq!(together[50 - 1 - 3], Some(OutcomeStatus::DeadLettered));
-        assert_eq!(together[50], Some(OutcomeStatus::Delivered));
-        let other = store
-            .call(|b| b.outcomes("flow/b", &["k5".into(), "k6".into()]))
-            .await
-            .unwrap();
-        assert_eq!(other, vec![Some(OutcomeStatus::Delivered), None]);
-        let _ = std::fs::remove_file(&path);
+        for state in testing::each("outcomes") {
+            let store = &state.store;
+            // 40 keys: two statements of many keys and 8 one by one.
+            let delivered: Vec<String> = (0..40).map(|n| format!("k{n}")).collect();
+            let keys = delivered.clone();
+            store
+                .call(move |b| {
+                    b.record_outcomes("flow/a", &keys, OutcomeStatus::Delivered)?;
+                    b.record_outcome("flow/a", "k3", OutcomeStatus::DeadLettered)?;
+                    b.record_outcomes("flow/b", &["k5".to_string()], OutcomeStatus::Delivered)
+                })
+                .await
+                .unwrap();
+            // Known and unknown keys mixed, a repeat among them, more than one statement's worth.
+            let asked: Vec<String> = (0..50)
+                .rev()
+                .map(|n| format!("k{n}"))
+                .chain(["k7".into()])
+                .collect();
+            let query = asked.clone();
+            let together = store
+                .call(move |b| b.outcomes("flow/a", &query))
+                .await
+                .unwrap();
+            let query = asked.clone();
+            let singly = store
+                .call(move |b| {
+                    query
+                        .iter()
+                        .map(|k| b.outcome("flow/a", k))
+                        .collect::<StateResult<Vec<_>>>()
+                })
+                .await
+                .unwrap();
+            assert_eq!(together, singly);
+            assert_eq!(together.iter().filter(|o| o.is_none()).count(), 10);
+            assert_eq!(together[50 - 1 - 3], Some(OutcomeStatus::DeadLettered));
+            assert_eq!(together[50], Some(OutcomeStatus::Delivered));
+            let other = store
+                .call(|b| b.outcomes("flow/b", &["k5".into(), "k6".into()]))
+                .await
+                .unwrap();
+            assert_eq!(other, vec![Some(OutcomeStatus::Delivered), None]);
+        }
     }
 
     #[tokio::test]
     async fn completing_removes_only_the_given_messages() {
-        let (store, path) = store("complete");
-        let ids = store
-            .call(|b| b.append("f", "s", &vec![b"{}".to_vec(); 10], None))
-            .await
-            .unwrap();
-        let done = vec![ids[0], ids[1], ids[2], ids[5], ids[7], ids[8], ids[2]];
-        store.call(move |b| b.complete(&done)).await.unwrap();
-        let left: Vec<i64> = store
-            .call(|b| b.pending("f", 0, 100))
-            .await
-            .unwrap()
-            .iter()
-            .map(|m| m.id)
-            .collect();
-        assert_eq!(left, vec![ids[3], ids[4], ids[6], ids[9]]);
-        let _ = std::fs::remove_file(&path);
+        for state in testing::each("complete") {
+            let store = &state.store;
+            let ids = store
+                .call(|b| b.append("f", "s", &vec![b"{}".to_vec(); 10], None))
+                .await
+                .unwrap();
+            let done = vec![ids[0], ids[1], ids[2], ids[5], ids[7], ids[8], ids[2]];
+            store.call(move |b| b.complete(&done)).await.unwrap();
+            let left: Vec<i64> = store
+                .call(|b| b.pending("f", 0, 100))
+                .await
+                .unwrap()
+                .iter()
+                .map(|m| m.id)
+                .collect();
+            assert_eq!(left, vec![ids[3], ids[4], ids[6], ids[9]]);
+        }
     }
 
     #[tokio::test]
@@ -897,33 +922,34 @@ mod tests {
         assert!(failing.is_writable());
         assert!(failing.call(|b| b.backlog("f")).await.is_err());
         assert!(!failing.is_writable(), "/ready must say no");
-        let (store, path) = store("writable");
-        store.call(|b| b.backlog("f")).await.unwrap();
-        assert!(store.is_writable());
-        let _ = std::fs::remove_file(&path);
+        for state in testing::each("writable") {
+            state.store.call(|b| b.backlog("f")).await.unwrap();
+            assert!(state.store.is_writable(), "{}", state.kind());
+        }
     }
 
     #[tokio::test]
     async fn a_failed_queued_write_refuses_completions_queued_behind_it_in_the_same_batch() {
-        let (store, path) = store("degraded");
-        let ids = store
-            .call(|b| b.append("f", "s", &[b"{}".to_vec(), b"{}".to_vec()], None))
-            .await
-            .unwrap();
-        // Holds the state thread so that the next requests are taken as one batch.
-        store.send(|_| {
-            std::thread::sleep(std::time::Duration::from_millis(100));
-            Ok(())
-        });
-        store.send(|_| Err("the outcome could not be written".into()));
-        let first = ids[0];
-        let refused = store
-            .call_unless_degraded(move |b| b.complete(&[first]))
-            .await;
-        assert!(refused.is_err(), "{refused:?}");
-        assert!(store.is_degraded());
-        // Nothing left the inbox; an unguarded call still works.
-        assert_eq!(store.call(|b| b.backlog("f")).await.unwrap(), 2);
-        let _ = std::fs::remove_file(&path);
+        for state in testing::each("degraded") {
+            let store = &state.store;
+            let ids = store
+                .call(|b| b.append("f", "s", &[b"{}".to_vec(), b"{}".to_vec()], None))
+                .await
+                .unwrap();
+            // Holds the state thread so that the next requests are taken as one batch.
+            store.send(|_| {
+                std::thread::sleep(std::time::Duration::from_millis(100));
+                Ok(())
+            });
+            store.send(|_| Err("the outcome could not be written".into()));
+            let first = ids[0];
+            let refused = store
+                .call_unless_degraded(move |b| b.complete(&[first]))
+                .await;
+            assert!(refused.is_err(), "{refused:?}");
+            assert!(store.is_degraded());
+            // Nothing left the inbox; an unguarded call still works.
+            assert_eq!(store.call(|b| b.backlog("f")).await.unwrap(), 2);
+        }
     }
 }

@@ -1,6 +1,7 @@
 //! One writer per state file: an advisory lock (`flock`) on `STATE.lock` beside it, which
 //! the kernel releases when the holder dies, however it dies. The lock file holds the
-//! holder's details as text so that a refused process can name it.
+//! holder's details as text so that a refused process can name it. A PostgreSQL state's
+//! lock is a session lock in the backend's own connection instead.
 
 use super::error::StateError;
 use rustix::fs::{flock, FlockOperation};
@@ -12,17 +13,36 @@ use std::time::{Duration, Instant};
 /// How often a waiting process tries the lock again.
 const RETRY: Duration = Duration::from_millis(100);
 
-/// The held lock of a state file; released when dropped (or when the process ends).
+/// The held lock of a state; released when dropped (or when the process ends).
 #[derive(Debug)]
 pub struct StateLock {
-    file: File,
-    path: PathBuf,
+    held: Held,
+}
+
+/// Where a writer's lock lives.
+#[derive(Debug)]
+enum Held {
+    /// A state file's lock file, locked with `flock`.
+    File { file: File, path: PathBuf },
+    /// A PostgreSQL state's session lock, held by the backend's own connection: it is
+    /// released when the backend is dropped (after the store closes), not by this value.
+    Backend,
 }
 
 impl StateLock {
-    /// The lock file.
-    pub fn path(&self) -> &Path {
-        &self.path
+    /// The lock of a state whose backend holds it itself.
+    pub fn in_backend() -> StateLock {
+        StateLock {
+            held: Held::Backend,
+        }
+    }
+
+    /// The lock file; `None` when the backend holds the lock.
+    pub fn path(&self) -> Option<&Path> {
+        match &self.held {
+            Held::File { path, .. } => Some(path),
+            Held::Backend => None,
+        }
     }
 }
 
@@ -30,7 +50,9 @@ impl Drop for StateLock {
     fn drop(&mut self) {
         // The file stays: removing it while another process waits on its inode would let
         // a third process lock a new file beside a holder of the old one.
-        let _ = flock(&self.file, FlockOperation::Unlock);
+        if let Held::File { file, .. } = &self.held {
+            let _ = flock(file, FlockOperation::Unlock);
+        }
     }
 }
 
@@ -92,7 +114,9 @@ pub fn acquire(state: &Path, wait: Duration) -> Result<StateLock, StateError> {
         .and_then(|()| file.write_all(details.as_bytes()))
         .and_then(|()| file.sync_data())
         .map_err(io)?;
-    Ok(StateLock { file, path })
+    Ok(StateLock {
+        held: Held::File { file, path },
+    })
 }
 
 /// Who holds the state file's lock now, if anyone (without taking it).

@@ -205,16 +205,6 @@ mod tests {
 
     const DAY: i64 = 86_400;
 
-    fn store(name: &str) -> (Store, std::path::PathBuf) {
-        let path = std::env::temp_dir().join(format!(
-            "omniflow-retention-{name}-{}.db",
-            std::process::id()
-        ));
-        let _ = std::fs::remove_file(&path);
-        let backend = SqliteBackend::open(&path.display().to_string()).unwrap();
-        (Store::start(Box::new(backend)), path)
-    }
-
     /// Moves recorded times into the past, through a second connection to the file.
     fn age(path: &std::path::Path, sql: &str) {
         let conn = rusqlite::Connection::open(path).unwrap();
@@ -272,7 +262,7 @@ mod tests {
     }
 
     /// Ages outcomes by key: `(key, days ago)`.
-    fn age_outcomes(path: &std::path::Path, ages: &[(&str, f64)]) {
+    fn age_outcomes(state: &crate::testing::TestState, ages: &[(&str, f64)]) {
         let sql: String = ages
             .iter()
             .map(|(key, days)| {
@@ -282,173 +272,165 @@ mod tests {
                 )
             })
             .collect();
-        age(path, &sql);
+        state.age(&sql);
     }
 
     #[tokio::test]
     async fn old_outcomes_are_forgotten_but_never_what_held_messages_need() {
-        let (store, path) = store("outcomes");
-        let now = crate::now_secs();
-        let window = day_window();
-        // More old outcomes than one request reads, so the sweep pages.
-        let old: Vec<String> = (0..2 * SCAN + 7).map(|n| format!("old-{n}")).collect();
-        let old: Vec<&str> = old.iter().map(String::as_str).collect();
-        record(&store, "f/post", &old).await;
-        age(
-            &path,
-            &format!("UPDATE outcomes SET at = at - {};", 10 * DAY),
-        );
-        record(&store, "webhook:f/hooks", &["d1"]).await;
-        record(&store, "f/post", &["far", "near", "new"]).await;
-        age_outcomes(&path, &[("d1", 10.0), ("far", 6.5), ("near", 5.5)]);
+        for state in crate::testing::each("retention-outcomes") {
+            let store = &state.store;
+            let now = crate::now_secs();
+            let window = day_window();
+            // More old outcomes than one request reads, so the sweep pages.
+            let old: Vec<String> = (0..2 * SCAN + 7).map(|n| format!("old-{n}")).collect();
+            let old: Vec<&str> = old.iter().map(String::as_str).collect();
+            record(store, "f/post", &old).await;
+            state.age(&format!("UPDATE outcomes SET at = at - {};", 10 * DAY));
+            record(store, "webhook:f/hooks", &["d1"]).await;
+            record(store, "f/post", &["far", "near", "new"]).await;
+            age_outcomes(&state, &[("d1", 10.0), ("far", 6.5), ("near", 5.5)]);
 
-        // A message waiting since five days ago is deduplicated against the day before it
-        // arrived: what is older goes, what it may still skip stays.
-        let message = store
-            .call(|b| b.append("f", "s", &[b"{}".to_vec()], None))
-            .await
-            .unwrap()[0];
-        age(
-            &path,
-            &format!("UPDATE inbox SET received_at = received_at - {};", 5 * DAY),
-        );
-        let swept = sweep(&store, &window, now).await.unwrap();
-        assert_eq!(swept.outcomes, old.len() + 1);
-        assert!(known(&store, "f/post", &old).await.iter().all(|k| !k));
-        assert_eq!(
-            known(&store, "f/post", &["far", "near", "new"]).await,
-            [false, true, true]
-        );
-        // Sources' ids have their own window, unset here.
-        assert_eq!(known(&store, "webhook:f/hooks", &["d1"]).await, [true]);
-        store.call(move |b| b.complete(&[message])).await.unwrap();
-        assert_eq!(sweep(&store, &window, now).await.unwrap().outcomes, 1);
-        assert_eq!(known(&store, "f/post", &["near"]).await, [false]);
+            // A message waiting since five days ago is deduplicated against the day before it
+            // arrived: what is older goes, what it may still skip stays.
+            let message = store
+                .call(|b| b.append("f", "s", &[b"{}".to_vec()], None))
+                .await
+                .unwrap()[0];
+            state.age(&format!(
+                "UPDATE inbox SET received_at = received_at - {};",
+                5 * DAY
+            ));
+            let swept = sweep(store, &window, now).await.unwrap();
+            assert_eq!(swept.outcomes, old.len() + 1);
+            assert!(known(store, "f/post", &old).await.iter().all(|k| !k));
+            assert_eq!(
+                known(store, "f/post", &["far", "near", "new"]).await,
+                [false, true, true]
+            );
+            // Sources' ids have their own window, unset here.
+            assert_eq!(known(store, "webhook:f/hooks", &["d1"]).await, [true]);
+            store.call(move |b| b.complete(&[message])).await.unwrap();
+            assert_eq!(sweep(store, &window, now).await.unwrap().outcomes, 1);
+            assert_eq!(known(store, "f/post", &["near"]).await, [false]);
 
-        // A replay waits with its message's original acceptance time.
-        let replay = store
-            .call(move |b| b.append_replay("f", "s", b"{}", now - 4 * DAY))
-            .await
-            .unwrap();
-        let waiting = store.read(|b| b.pending("f", 0, 10)).await.unwrap();
-        assert_eq!(waiting.len(), 1);
-        assert_eq!(waiting[0].received_at, now - 4 * DAY);
-        record(&store, "f/post", &["before-replay"]).await;
-        age_outcomes(&path, &[("before-replay", 4.5)]);
-        assert_eq!(sweep(&store, &window, now).await.unwrap().outcomes, 0);
-        store.call(move |b| b.complete(&[replay])).await.unwrap();
-        assert_eq!(sweep(&store, &window, now).await.unwrap().outcomes, 1);
+            // A replay waits with its message's original acceptance time.
+            let replay = store
+                .call(move |b| b.append_replay("f", "s", b"{}", now - 4 * DAY))
+                .await
+                .unwrap();
+            let waiting = store.read(|b| b.pending("f", 0, 10)).await.unwrap();
+            assert_eq!(waiting.len(), 1);
+            assert_eq!(waiting[0].received_at, now - 4 * DAY);
+            record(store, "f/post", &["before-replay"]).await;
+            age_outcomes(&state, &[("before-replay", 4.5)]);
+            assert_eq!(sweep(store, &window, now).await.unwrap().outcomes, 0);
+            store.call(move |b| b.complete(&[replay])).await.unwrap();
+            assert_eq!(sweep(store, &window, now).await.unwrap().outcomes, 1);
 
-        // A dead letter not replayed holds its message's day; a ledger's letters hold
-        // nothing.
-        let letter_id = store
-            .call(move |b| b.add_dead_letter(&letter(now - 3 * DAY)))
-            .await
-            .unwrap();
-        let mut publication = letter(now - 20 * DAY);
-        publication.origin = crate::Origin::Ledger("stock".into());
-        store
-            .call(move |b| b.add_dead_letter(&publication))
-            .await
-            .unwrap();
-        record(&store, "f/post", &["for-letter", "before-letter"]).await;
-        age_outcomes(&path, &[("for-letter", 3.5), ("before-letter", 4.2)]);
-        assert_eq!(sweep(&store, &window, now).await.unwrap().outcomes, 1);
-        assert_eq!(
-            known(&store, "f/post", &["for-letter", "before-letter"]).await,
-            [true, false]
-        );
-        store
-            .call(move |b| b.mark_replayed(letter_id))
-            .await
-            .unwrap();
-        assert_eq!(sweep(&store, &window, now).await.unwrap().outcomes, 1);
-        assert_eq!(
-            known(&store, "f/post", &["for-letter", "new"]).await,
-            [false, true]
-        );
+            // A dead letter not replayed holds its message's day; a ledger's letters hold
+            // nothing.
+            let letter_id = store
+                .call(move |b| b.add_dead_letter(&letter(now - 3 * DAY)))
+                .await
+                .unwrap();
+            let mut publication = letter(now - 20 * DAY);
+            publication.origin = crate::Origin::Ledger("stock".into());
+            store
+                .call(move |b| b.add_dead_letter(&publication))
+                .await
+                .unwrap();
+            record(store, "f/post", &["for-letter", "before-letter"]).await;
+            age_outcomes(&state, &[("for-letter", 3.5), ("before-letter", 4.2)]);
+            assert_eq!(sweep(store, &window, now).await.unwrap().outcomes, 1);
+            assert_eq!(
+                known(store, "f/post", &["for-letter", "before-letter"]).await,
+                [true, false]
+            );
+            store
+                .call(move |b| b.mark_replayed(letter_id))
+                .await
+                .unwrap();
+            assert_eq!(sweep(store, &window, now).await.unwrap().outcomes, 1);
+            assert_eq!(
+                known(store, "f/post", &["for-letter", "new"]).await,
+                [false, true]
+            );
 
-        // Sources' ids go with their own window, which held work does not hold back; a
-        // letter waiting for a month holds sinks' outcomes until it is discarded.
-        let stale = store
-            .call(move |b| b.add_dead_letter(&letter(now - 30 * DAY)))
-            .await
-            .unwrap();
-        record(&store, "f/post", &["pinned"]).await;
-        age_outcomes(&path, &[("pinned", 10.0)]);
-        let both = Retention {
-            source_ids: Some(Window(Duration::from_secs(DAY as u64))),
-            ..day_window()
-        };
-        assert_eq!(sweep(&store, &both, now).await.unwrap().outcomes, 1);
-        assert_eq!(known(&store, "webhook:f/hooks", &["d1"]).await, [false]);
-        assert_eq!(known(&store, "f/post", &["pinned"]).await, [true]);
-        assert!(store.call(move |b| b.discard(stale)).await.unwrap());
-        assert!(!store.call(move |b| b.discard(stale)).await.unwrap());
-        assert_eq!(sweep(&store, &both, now).await.unwrap().outcomes, 1);
-        assert_eq!(
-            known(&store, "f/post", &["pinned", "new"]).await,
-            [false, true]
-        );
+            // Sources' ids go with their own window, which held work does not hold back; a
+            // letter waiting for a month holds sinks' outcomes until it is discarded.
+            let stale = store
+                .call(move |b| b.add_dead_letter(&letter(now - 30 * DAY)))
+                .await
+                .unwrap();
+            record(store, "f/post", &["pinned"]).await;
+            age_outcomes(&state, &[("pinned", 10.0)]);
+            let both = Retention {
+                source_ids: Some(Window(Duration::from_secs(DAY as u64))),
+                ..day_window()
+            };
+            assert_eq!(sweep(store, &both, now).await.unwrap().outcomes, 1);
+            assert_eq!(known(store, "webhook:f/hooks", &["d1"]).await, [false]);
+            assert_eq!(known(store, "f/post", &["pinned"]).await, [true]);
+            assert!(store.call(move |b| b.discard(stale)).await.unwrap());
+            assert!(!store.call(move |b| b.discard(stale)).await.unwrap());
+            assert_eq!(sweep(store, &both, now).await.unwrap().outcomes, 1);
+            assert_eq!(
+                known(store, "f/post", &["pinned", "new"]).await,
+                [false, true]
+            );
 
-        // Without windows nothing is forgotten.
-        record(&store, "f/post", &["kept"]).await;
-        age(
-            &path,
-            &format!("UPDATE outcomes SET at = at - {};", 400 * DAY),
-        );
-        let swept = sweep(&store, &Retention::default(), now).await.unwrap();
-        assert_eq!(swept, Swept::default());
-        assert_eq!(
-            known(&store, "f/post", &["kept", "new"]).await,
-            [true, true]
-        );
-        let _ = std::fs::remove_file(path);
+            // Without windows nothing is forgotten.
+            record(store, "f/post", &["kept"]).await;
+            state.age(&format!("UPDATE outcomes SET at = at - {};", 400 * DAY));
+            let swept = sweep(store, &Retention::default(), now).await.unwrap();
+            assert_eq!(swept, Swept::default());
+            assert_eq!(known(store, "f/post", &["kept", "new"]).await, [true, true]);
+        }
     }
 
     #[tokio::test]
     async fn only_settled_dead_letters_older_than_the_window_are_removed() {
-        let (store, path) = store("letters");
-        let now = crate::now_secs();
-        let mut ids = Vec::new();
-        for _ in 0..4 {
-            ids.push(
-                store
-                    .call(move |b| b.add_dead_letter(&letter(now)))
-                    .await
-                    .unwrap(),
+        for state in crate::testing::each("retention-letters") {
+            let store = &state.store;
+            let now = crate::now_secs();
+            let mut ids = Vec::new();
+            for _ in 0..4 {
+                ids.push(
+                    store
+                        .call(move |b| b.add_dead_letter(&letter(now)))
+                        .await
+                        .unwrap(),
+                );
+            }
+            let (old, recent, discarded) = (ids[0], ids[1], ids[3]);
+            store
+                .call(move |b| {
+                    b.mark_replayed(old)?;
+                    b.mark_replayed(recent)?;
+                    b.discard(discarded).map(|_| ())
+                })
+                .await
+                .unwrap();
+            state.age(
+                &format!(
+                    "UPDATE dead_letters SET replayed_at = replayed_at - {0} WHERE id = {old};
+                     UPDATE dead_letters SET discarded_at = discarded_at - {0} WHERE id = {discarded};
+                     UPDATE dead_letters SET created_at = created_at - {1};",
+                    2 * DAY,
+                    30 * DAY
+                ),
             );
+            let swept = sweep(store, &day_window(), now).await.unwrap();
+            assert_eq!(swept.dead_letters, 2);
+            let left: Vec<i64> = store
+                .read(|b| b.dead_letters(true, 10))
+                .await
+                .unwrap()
+                .iter()
+                .map(|l| l.id)
+                .collect();
+            assert_eq!(left, [ids[2], recent]);
         }
-        let (old, recent, discarded) = (ids[0], ids[1], ids[3]);
-        store
-            .call(move |b| {
-                b.mark_replayed(old)?;
-                b.mark_replayed(recent)?;
-                b.discard(discarded).map(|_| ())
-            })
-            .await
-            .unwrap();
-        age(
-            &path,
-            &format!(
-                "UPDATE dead_letters SET replayed_at = replayed_at - {0} WHERE id = {old};
-                 UPDATE dead_letters SET discarded_at = discarded_at - {0} WHERE id = {discarded};
-                 UPDATE dead_letters SET created_at = created_at - {1};",
-                2 * DAY,
-                30 * DAY
-            ),
-        );
-        let swept = sweep(&store, &day_window(), now).await.unwrap();
-        assert_eq!(swept.dead_letters, 2);
-        let left: Vec<i64> = store
-            .read(|b| b.dead_letters(true, 10))
-            .await
-            .unwrap()
-            .iter()
-            .map(|l| l.id)
-            .collect();
-        assert_eq!(left, [ids[2], recent]);
-        let _ = std::fs::remove_file(path);
     }
 
     #[tokio::test]

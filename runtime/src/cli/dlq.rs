@@ -9,7 +9,7 @@ use std::time::Duration;
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// State backend.
+    /// State backend: sqlite:PATH or postgres://USER@HOST[:PORT]/DATABASE.
     #[arg(long, default_value = "sqlite:omniflow.db", global = true)]
     state: String,
     /// How long `replay` and `discard` wait for another process to release the state file.

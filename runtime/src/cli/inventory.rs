@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// State backend.
+    /// State backend: sqlite:PATH or postgres://USER@HOST[:PORT]/DATABASE.
     #[arg(long, default_value = "sqlite:omniflow.db", global = true)]
     state: String,
     #[command(subcommand)]

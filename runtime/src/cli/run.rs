@@ -22,7 +22,8 @@ pub struct Args {
     /// overrides. Flags given here win over it.
     #[arg(long)]
     config: Option<PathBuf>,
-    /// State backend [default: sqlite:omniflow.db].
+    /// State backend: sqlite:PATH or postgres://USER@HOST[:PORT]/DATABASE [default:
+    /// sqlite:omniflow.db].
     #[arg(long)]
     state: Option<String>,
     /// Serve /health, /ready and /metrics here.
@@ -112,8 +113,12 @@ pub fn run(mut args: Args) -> u8 {
     // log is checkpointed, and only then is the file released to a successor.
     drop(local);
     match closing.close_blocking() {
-        Ok(()) => tracing::info!(state = %spec, "state checkpointed; stopped cleanly"),
-        Err(error) => tracing::warn!(%error, state = %spec, "state not checkpointed"),
+        Ok(()) => {
+            tracing::info!(state = %state::shown(&spec), "state checkpointed; stopped cleanly")
+        }
+        Err(error) => {
+            tracing::warn!(%error, state = %state::shown(&spec), "state not checkpointed")
+        }
     }
     drop(runtime);
     drop(lock);
@@ -145,7 +150,7 @@ async fn serve(
             .map_err(|err| err.to_string())?;
         tracing::info!(addr = %addr, "ops endpoint listening");
     }
-    tracing::info!(flows = runner.flows.len(), state = %args.state.as_deref().unwrap_or_default(), "running");
+    tracing::info!(flows = runner.flows.len(), state = %state::shown(args.state.as_deref().unwrap_or_default()), "running");
     signals.wait().await;
     tracing::info!("stopping: intake closed, finishing in-flight work");
     let left = runner.stop(DRAIN).await;

@@ -1,14 +1,16 @@
 //! `omniflow state`: `check` runs the start-up checks of a state file and its full
 //! integrity check and counts what it holds; `backup PATH` copies a state, running or not,
 //! with SQLite's online backup into one self-contained file (both only read the state);
-//! `accept-lost-wal` lets a state whose log was deleted after a crash run as it is.
+//! `accept-lost-wal` lets a state whose log was deleted after a crash run as it is. On a
+//! PostgreSQL state, `check` reads the schema version, the writer's lock, the last stop,
+//! the rows' consistency and the counts.
 
 use omniflow_state::{self as state, check};
 use std::path::{Path, PathBuf};
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// State backend.
+    /// State backend: sqlite:PATH or postgres://USER@HOST[:PORT]/DATABASE.
     #[arg(long, default_value = "sqlite:omniflow.db", global = true)]
     state: String,
     #[command(subcommand)]
@@ -28,6 +30,19 @@ enum Command {
 }
 
 pub fn run(args: Args) -> u8 {
+    if state::postgres::is_postgres(&args.state) {
+        return match args.command {
+            Command::Check => check_postgres(&args.state),
+            Command::Backup { .. } => {
+                eprintln!("error: `state backup` copies a SQLite file; back a PostgreSQL state up with pg_dump");
+                2
+            }
+            Command::AcceptLostWal => {
+                eprintln!("error: `state accept-lost-wal` is for a SQLite file; a PostgreSQL state has no log of its own to lose");
+                2
+            }
+        };
+    }
     let path = match state::sqlite_path(&args.state) {
         Ok(path) => path,
         Err(err) => {
@@ -124,6 +139,53 @@ fn check_state(path: &Path) -> u8 {
             1
         }
     }
+}
+
+fn check_postgres(spec: &str) -> u8 {
+    let report = match state::postgres::check::inspect(spec) {
+        Ok(report) => report,
+        Err(err) => {
+            println!("refused    {err}");
+            return 1;
+        }
+    };
+    println!("state      {}", report.state);
+    println!(
+        "in use by  {}",
+        report.holder.as_deref().unwrap_or("nobody")
+    );
+    let Some(version) = report.schema_version else {
+        println!("no state in this database (a run would start a new one)");
+        return 1;
+    };
+    println!(
+        "schema     {version} (this omniflow writes {})",
+        state::postgres::schema::VERSION
+    );
+    println!(
+        "last stop  {}",
+        match report.last_stop.as_deref() {
+            Some(check::CLEAN) => "clean",
+            Some(check::RUNNING) => "not clean (running, or stopped by a crash)",
+            _ => "not recorded",
+        }
+    );
+    if !report.problems.is_empty() {
+        for problem in &report.problems {
+            println!("refused    {problem}");
+        }
+        return 1;
+    }
+    println!("integrity  ok");
+    if let Some(counts) = report.counts {
+        println!("inbox      {} messages waiting", counts.inbox);
+        println!("outcomes   {}", counts.outcomes);
+        println!(
+            "dead       {} letters waiting, {} in all",
+            counts.dead_letters_waiting, counts.dead_letters
+        );
+    }
+    0
 }
 
 /// Copies the state page by page in one read transaction (a consistent snapshot that a

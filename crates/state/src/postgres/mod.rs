@@ -1,0 +1,523 @@
+//! The state in a PostgreSQL database: the same tables and the same behaviour as the
+//! SQLite backend, over one synchronous connection on the state thread. A writer holds a
+//! session-level advisory lock on that connection for its lifetime (one writer per
+//! database in this version).
+
+pub mod check;
+mod conn;
+mod journal;
+pub mod lock;
+pub mod schema;
+pub mod target;
+#[cfg(test)]
+mod tests;
+
+use crate::error::StateError;
+use crate::{Backend, Cut, DeadLetter, Origin, OutcomeStatus, StateResult, Stored, Sweep};
+use conn::Conn;
+pub use target::{is_postgres, Target};
+
+/// `meta.stop` while a writer has the state open, and after it stopped cleanly.
+pub use crate::check::{CLEAN, RUNNING};
+
+/// A PostgreSQL state.
+pub struct PostgresBackend {
+    conn: Conn,
+    /// Batches only read (`BEGIN READ ONLY`): inspection beside a running writer.
+    reading: bool,
+    /// Marked stopped (or never marked in use).
+    closed: bool,
+}
+
+/// Why the batch's commit failed after one of its statements did.
+const ABORTED: &str =
+    "state store: a statement of this batch failed, so PostgreSQL undid the whole batch";
+
+impl PostgresBackend {
+    /// Opens the state as its only writer: connects, takes the writer's lock (waiting up
+    /// to `wait` for a holder to stop), applies the schema's migrations and marks the
+    /// state in use. The lock lives as long as the backend's connection.
+    pub fn open_writer(
+        spec: &str,
+        wait: std::time::Duration,
+    ) -> Result<PostgresBackend, StateError> {
+        let mut conn = PostgresBackend::connect(spec)?;
+        lock::acquire(&mut conn, wait)?;
+        schema::migrate(&mut conn)?;
+        conn.execute(
+            "INSERT INTO meta (key, value) VALUES ('stop', $1) \
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            &[&RUNNING],
+        )
+        .map_err(StateError::Backend)?;
+        conn.aborted = false;
+        Ok(PostgresBackend {
+            conn,
+            reading: false,
+            closed: false,
+        })
+    }
+
+    /// Opens the state for inspection: no lock, no migration, read-only batches. A
+    /// database without omniflow's tables, or with another schema version, is refused.
+    pub fn open_for_reading(spec: &str) -> Result<PostgresBackend, StateError> {
+        let mut conn = PostgresBackend::connect(spec)?;
+        let found = schema::version(&mut conn).map_err(StateError::Backend)?;
+        schema::refuse_newer(&conn, found)?;
+        match found {
+            None => {
+                return Err(StateError::Backend(format!(
+                    "no state at `{}` (the database holds no omniflow tables)",
+                    conn.target.shown
+                )))
+            }
+            Some(version) if version < schema::VERSION => {
+                return Err(StateError::Backend(format!(
+                    "state `{}` has schema version {version}; this omniflow reads {}: start \
+                     `omniflow run` on it once to migrate it",
+                    conn.target.shown,
+                    schema::VERSION
+                )))
+            }
+            Some(_) => {}
+        }
+        conn.aborted = false;
+        Ok(PostgresBackend {
+            conn,
+            reading: true,
+            closed: true,
+        })
+    }
+
+    /// Connects to the database of a `postgres://` URL.
+    pub(crate) fn connect(spec: &str) -> Result<Conn, StateError> {
+        let target = Target::parse(spec).map_err(StateError::Backend)?;
+        let client = target.connect().map_err(StateError::Backend)?;
+        Ok(Conn::new(client, target))
+    }
+
+    /// The URL as shown (no password).
+    pub fn shown(&self) -> &str {
+        &self.conn.target.shown
+    }
+
+    fn letter(conn: &Conn, row: &postgres::Row) -> StateResult<DeadLetter> {
+        let attempts: String = conn.get(row, 10)?;
+        Ok(DeadLetter {
+            id: conn.get(row, 0)?,
+            origin: Origin::decode(&conn.get::<String>(row, 1)?),
+            source: conn.get(row, 2)?,
+            node: conn.get(row, 3)?,
+            sink: conn.get(row, 4)?,
+            key: conn.get(row, 5)?,
+            correlation_id: conn.get(row, 6)?,
+            message: text(conn.get(row, 7)?),
+            payload: text(conn.get(row, 8)?),
+            error: conn.get(row, 9)?,
+            attempts: serde_json::from_str(&attempts).unwrap_or_default(),
+            created_at: conn.get(row, 11)?,
+            replayed_at: conn.get(row, 12)?,
+            accepted_at: conn.get(row, 13)?,
+            discarded_at: conn.get(row, 14)?,
+        })
+    }
+
+    fn status(&self, row: &postgres::Row, column: usize) -> StateResult<Option<OutcomeStatus>> {
+        let status: String = self.conn.get(row, column)?;
+        Ok(OutcomeStatus::parse(&status))
+    }
+}
+
+/// A dead letter's message or payload, stored as bytes.
+fn text(bytes: Vec<u8>) -> String {
+    String::from_utf8(bytes)
+        .unwrap_or_else(|err| String::from_utf8_lossy(err.as_bytes()).into_owned())
+}
+
+/// `SELECT` of dead letters, newest first, with or without the settled ones.
+macro_rules! letters_sql {
+    ($where:literal) => {
+        concat!(
+            "SELECT id, flow, source, node, sink, key, correlation_id, message, payload, error, \
+             attempts, created_at, replayed_at, accepted_at, discarded_at FROM dead_letters ",
+            $where,
+            " ORDER BY id DESC LIMIT $1"
+        )
+    };
+}
+
+impl Backend for PostgresBackend {
+    fn begin(&mut self) -> StateResult<()> {
+        self.conn.aborted = false;
+        let start = if self.reading {
+            "BEGIN READ ONLY"
+        } else {
+            "BEGIN"
+        };
+        self.conn.batch(start)
+    }
+
+    fn commit(&mut self) -> StateResult<()> {
+        if self.conn.aborted {
+            // COMMIT of an aborted transaction only rolls back, and says no error.
+            let _ = self.conn.batch("ROLLBACK");
+            self.conn.aborted = false;
+            return Err(ABORTED.into());
+        }
+        self.conn.batch("COMMIT")
+    }
+
+    fn rollback(&mut self) -> StateResult<()> {
+        let rolled = self.conn.batch("ROLLBACK");
+        self.conn.aborted = false;
+        rolled
+    }
+
+    fn savepoint(&mut self) -> StateResult<()> {
+        self.conn.batch("SAVEPOINT job")
+    }
+
+    fn release_savepoint(&mut self) -> StateResult<()> {
+        self.conn.batch("RELEASE SAVEPOINT job")
+    }
+
+    fn rollback_savepoint(&mut self) -> StateResult<()> {
+        self.conn
+            .batch("ROLLBACK TO SAVEPOINT job; RELEASE SAVEPOINT job")?;
+        // The savepoint was taken in a healthy transaction: undoing to it heals it.
+        self.conn.aborted = false;
+        Ok(())
+    }
+
+    fn append(
+        &mut self,
+        flow: &str,
+        source: &str,
+        messages: &[Vec<u8>],
+        cursor: Option<(&str, &str)>,
+    ) -> StateResult<Vec<i64>> {
+        let now = crate::now_secs();
+        let mut ids = Vec::with_capacity(messages.len());
+        if !messages.is_empty() {
+            // One statement for all: the payloads travel as one array, in order.
+            let payloads: Vec<&[u8]> = messages.iter().map(Vec::as_slice).collect();
+            let rows = self.conn.query(
+                "INSERT INTO inbox (flow, source, payload, received_at) \
+                 SELECT $1::TEXT, $2::TEXT, m.payload, $3::BIGINT \
+                 FROM UNNEST($4::BYTEA[]) WITH ORDINALITY AS m(payload, n) ORDER BY m.n \
+                 RETURNING id",
+                &[&flow, &source, &now, &payloads],
+            )?;
+            for row in &rows {
+                ids.push(self.conn.get::<i64>(row, 0)?);
+            }
+            // Rows get increasing ids in the order they are inserted.
+            ids.sort_unstable();
+        }
+        if let Some((key, value)) = cursor {
+            self.conn.execute(
+                "INSERT INTO cursors (flow, source, key, value) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (flow, source, key) DO UPDATE SET value = excluded.value",
+                &[&flow, &source, &key, &value],
+            )?;
+        }
+        Ok(ids)
+    }
+
+    fn pending(&mut self, flow: &str, after: i64, limit: usize) -> StateResult<Vec<Stored>> {
+        let rows = self.conn.query(
+            "SELECT id, source, payload, COALESCE(accepted_at, received_at) FROM inbox \
+             WHERE flow = $1 AND id > $2 ORDER BY id LIMIT $3",
+            &[&flow, &after, &(limit as i64)],
+        )?;
+        rows.iter()
+            .map(|row| {
+                Ok(Stored {
+                    id: self.conn.get(row, 0)?,
+                    source: self.conn.get(row, 1)?,
+                    payload: self.conn.get(row, 2)?,
+                    received_at: self.conn.get(row, 3)?,
+                })
+            })
+            .collect()
+    }
+
+    fn backlog(&mut self, flow: &str) -> StateResult<u64> {
+        let row = self
+            .conn
+            .query_one("SELECT COUNT(*) FROM inbox WHERE flow = $1", &[&flow])?;
+        Ok(self.conn.get::<i64>(&row, 0)? as u64)
+    }
+
+    fn complete(&mut self, ids: &[i64]) -> StateResult<()> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        self.conn
+            .execute("DELETE FROM inbox WHERE id = ANY($1)", &[&ids])?;
+        Ok(())
+    }
+
+    fn cursor(&mut self, flow: &str, source: &str, key: &str) -> StateResult<Option<String>> {
+        let row = self.conn.query_opt(
+            "SELECT value FROM cursors WHERE flow = $1 AND source = $2 AND key = $3",
+            &[&flow, &source, &key],
+        )?;
+        row.map(|row| self.conn.get(&row, 0)).transpose()
+    }
+
+    fn outcome(&mut self, sink: &str, key: &str) -> StateResult<Option<OutcomeStatus>> {
+        let row = self.conn.query_opt(
+            "SELECT status FROM outcomes WHERE sink = $1 AND key = $2",
+            &[&sink, &key],
+        )?;
+        match row {
+            Some(row) => self.status(&row, 0),
+            None => Ok(None),
+        }
+    }
+
+    fn record_outcome(&mut self, sink: &str, key: &str, status: OutcomeStatus) -> StateResult<()> {
+        self.conn.execute(
+            "INSERT INTO outcomes (sink, key, status, at) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (sink, key) DO UPDATE SET status = excluded.status, at = excluded.at",
+            &[&sink, &key, &status.as_str(), &crate::now_secs()],
+        )?;
+        Ok(())
+    }
+
+    fn outcomes(&mut self, sink: &str, keys: &[String]) -> StateResult<Vec<Option<OutcomeStatus>>> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let rows = self.conn.query(
+            "SELECT key, status FROM outcomes WHERE sink = $1 AND key = ANY($2)",
+            &[&sink, &keys],
+        )?;
+        let mut found = std::collections::HashMap::with_capacity(rows.len());
+        for row in &rows {
+            found.insert(self.conn.get::<String>(row, 0)?, self.status(row, 1)?);
+        }
+        Ok(keys
+            .iter()
+            .map(|key| found.get(key.as_str()).copied().flatten())
+            .collect())
+    }
+
+    fn record_outcomes(
+        &mut self,
+        sink: &str,
+        keys: &[String],
+        status: OutcomeStatus,
+    ) -> StateResult<()> {
+        if keys.is_empty() {
+            return Ok(());
+        }
+        // DISTINCT: one statement may not change a row twice.
+        self.conn.execute(
+            "INSERT INTO outcomes (sink, key, status, at) \
+             SELECT $1::TEXT, k.key, $2::TEXT, $3::BIGINT \
+             FROM (SELECT DISTINCT key FROM UNNEST($4::TEXT[]) AS u(key)) AS k \
+             ON CONFLICT (sink, key) DO UPDATE SET status = excluded.status, at = excluded.at",
+            &[&sink, &status.as_str(), &crate::now_secs(), &keys],
+        )?;
+        Ok(())
+    }
+
+    fn clear_outcome(&mut self, sink: &str, key: &str) -> StateResult<()> {
+        self.conn.execute(
+            "DELETE FROM outcomes WHERE sink = $1 AND key = $2",
+            &[&sink, &key],
+        )?;
+        Ok(())
+    }
+
+    fn add_dead_letter(&mut self, letter: &DeadLetter) -> StateResult<i64> {
+        let attempts = serde_json::to_string(&letter.attempts).unwrap_or_else(|_| "[]".into());
+        let row = self.conn.query_one(
+            "INSERT INTO dead_letters (flow, source, node, sink, key, correlation_id, message, \
+             payload, error, attempts, created_at, accepted_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING id",
+            &[
+                &letter.origin.encode(),
+                &letter.source,
+                &letter.node,
+                &letter.sink,
+                &letter.key,
+                &letter.correlation_id,
+                &letter.message.as_bytes(),
+                &letter.payload.as_bytes(),
+                &letter.error,
+                &attempts,
+                &crate::now_secs(),
+                &letter.accepted_at,
+            ],
+        )?;
+        self.conn.get(&row, 0)
+    }
+
+    fn dead_letters(
+        &mut self,
+        include_replayed: bool,
+        limit: usize,
+    ) -> StateResult<Vec<DeadLetter>> {
+        let sql = if include_replayed {
+            letters_sql!("")
+        } else {
+            letters_sql!("WHERE replayed_at IS NULL AND discarded_at IS NULL")
+        };
+        let rows = self.conn.query(sql, &[&(limit as i64)])?;
+        rows.iter()
+            .map(|row| PostgresBackend::letter(&self.conn, row))
+            .collect()
+    }
+
+    fn dead_letter(&mut self, id: i64) -> StateResult<Option<DeadLetter>> {
+        let row = self.conn.query_opt(
+            "SELECT id, flow, source, node, sink, key, correlation_id, message, payload, error, \
+             attempts, created_at, replayed_at, accepted_at, discarded_at FROM dead_letters WHERE id = $1",
+            &[&id],
+        )?;
+        row.map(|row| PostgresBackend::letter(&self.conn, &row))
+            .transpose()
+    }
+
+    fn mark_replayed(&mut self, id: i64) -> StateResult<bool> {
+        let changed = self.conn.execute(
+            "UPDATE dead_letters SET replayed_at = $2 \
+             WHERE id = $1 AND replayed_at IS NULL AND discarded_at IS NULL",
+            &[&id, &crate::now_secs()],
+        )?;
+        Ok(changed == 1)
+    }
+
+    fn discard(&mut self, id: i64) -> StateResult<bool> {
+        let changed = self.conn.execute(
+            "UPDATE dead_letters SET discarded_at = $2 \
+             WHERE id = $1 AND replayed_at IS NULL AND discarded_at IS NULL",
+            &[&id, &crate::now_secs()],
+        )?;
+        Ok(changed == 1)
+    }
+
+    fn append_replay(
+        &mut self,
+        flow: &str,
+        source: &str,
+        message: &[u8],
+        accepted_at: i64,
+    ) -> StateResult<i64> {
+        let row = self.conn.query_one(
+            "INSERT INTO inbox (flow, source, payload, received_at, accepted_at) \
+             VALUES ($1, $2, $3, $4, $5) RETURNING id",
+            &[&flow, &source, &message, &crate::now_secs(), &accepted_at],
+        )?;
+        self.conn.get(&row, 0)
+    }
+
+    fn held_since(&mut self) -> StateResult<Option<i64>> {
+        // As in SQLite: the oldest arrival waiting (lowest id), the oldest replay waiting
+        // (partial index), the oldest flow's letter neither replayed nor discarded.
+        let ledger_letters = format!("{}%", Origin::LEDGER_PREFIX);
+        let row = self.conn.query_one(
+            "SELECT MIN(t)::BIGINT FROM ( \
+               SELECT received_at AS t FROM (SELECT received_at FROM inbox ORDER BY id LIMIT 1) AS first \
+               UNION ALL SELECT MIN(accepted_at) FROM inbox WHERE accepted_at IS NOT NULL \
+               UNION ALL SELECT MIN(COALESCE(accepted_at, 0)) FROM dead_letters \
+                 WHERE replayed_at IS NULL AND discarded_at IS NULL AND flow NOT LIKE $1) AS held",
+            &[&ledger_letters],
+        )?;
+        self.conn.get(&row, 0)
+    }
+
+    fn forget_outcomes(
+        &mut self,
+        cut: Cut,
+        from: Option<&(String, String)>,
+        scan: usize,
+    ) -> StateResult<Sweep> {
+        // Keyset order, as in SQLite: each call reads at most `scan` rows.
+        let (sink, key) = from.map_or(("", ""), |(s, k)| (s.as_str(), k.as_str()));
+        let rows = self.conn.query(
+            "SELECT sink, key, at FROM outcomes WHERE (sink, key) > ($1, $2) \
+             ORDER BY sink, key LIMIT $3",
+            &[&sink, &key, &(scan as i64)],
+        )?;
+        let mut read = Vec::with_capacity(rows.len());
+        for row in &rows {
+            read.push((
+                self.conn.get::<String>(row, 0)?,
+                self.conn.get::<String>(row, 1)?,
+                self.conn.get::<i64>(row, 2)?,
+            ));
+        }
+        let (mut sinks, mut keys) = (Vec::new(), Vec::new());
+        for (sink, key, at) in &read {
+            let before = if crate::is_source_namespace(sink) {
+                cut.sources
+            } else {
+                cut.sinks
+            };
+            if before.is_some_and(|before| *at < before) {
+                sinks.push(sink.as_str());
+                keys.push(key.as_str());
+            }
+        }
+        let forgotten = if sinks.is_empty() {
+            0
+        } else {
+            self.conn.execute(
+                "DELETE FROM outcomes WHERE (sink, key) IN \
+                 (SELECT * FROM UNNEST($1::TEXT[], $2::TEXT[]))",
+                &[&sinks, &keys],
+            )? as usize
+        };
+        let next = if read.len() < scan {
+            None
+        } else {
+            read.last()
+                .map(|(sink, key, _)| (sink.clone(), key.clone()))
+        };
+        Ok(Sweep { forgotten, next })
+    }
+
+    fn forget_dead_letters(&mut self, before: i64, limit: usize) -> StateResult<usize> {
+        let removed = self.conn.execute(
+            "DELETE FROM dead_letters WHERE id IN (SELECT id FROM dead_letters \
+             WHERE replayed_at < $1 OR discarded_at < $1 ORDER BY id LIMIT $2)",
+            &[&before, &(limit as i64)],
+        )?;
+        Ok(removed as usize)
+    }
+
+    fn journal<'a>(&'a mut self, ledger: &'a str) -> StateResult<Box<dyn crate::Journal + 'a>> {
+        Ok(Box::new(journal::PgJournal {
+            conn: &mut self.conn,
+            ledger,
+        }))
+    }
+
+    fn ledger_names(&mut self) -> StateResult<Vec<String>> {
+        let rows = self.conn.query(
+            "SELECT ledger COLLATE \"C\" FROM ledger_stock UNION \
+             SELECT ledger COLLATE \"C\" FROM ledger_publications ORDER BY 1",
+            &[],
+        )?;
+        rows.iter().map(|row| self.conn.get(row, 0)).collect()
+    }
+
+    /// Records the stop as clean and lets go of the writer's lock at once (a successor
+    /// need not wait for the connection to end). What was committed is in the server
+    /// already: there is nothing like SQLite's log to fold back.
+    fn close(&mut self) -> StateResult<()> {
+        if self.closed {
+            return Ok(());
+        }
+        self.closed = true;
+        self.conn
+            .execute("UPDATE meta SET value = $1 WHERE key = 'stop'", &[&CLEAN])?;
+        self.conn
+            .execute("SELECT pg_advisory_unlock($1)", &[&lock::WRITER_LOCK])?;
+        Ok(())
+    }
+}
