@@ -7,7 +7,7 @@ mod support;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 use support::signing::sign;
@@ -24,12 +24,15 @@ struct Runtime {
     ops: u16,
     hooks: u16,
     dir: PathBuf,
+    /// The `--state` it runs on.
+    state: String,
 }
 
 impl Runtime {
     /// Starts `omniflow run FLOW` with `config` as omniflow.yaml (none when empty) and
     /// waits for /health.
-    fn start(dir: &Path, flow: &str, config: &str, env: &[(&str, String)]) -> Runtime {
+    fn start(temp: &TempDir, flow: &str, config: &str, env: &[(&str, String)]) -> Runtime {
+        let dir = temp.0.as_path();
         let (ops, hooks) = (free_port(), free_port());
         std::fs::write(dir.join("test.flow"), flow).unwrap();
         let log = std::fs::File::create(dir.join("runtime.log")).unwrap();
@@ -41,7 +44,7 @@ impl Runtime {
         }
         let child = command
             .arg("--state")
-            .arg(format!("sqlite:{}", dir.join("state.db").display()))
+            .arg(temp.state())
             .arg("--ops-addr")
             .arg(format!("127.0.0.1:{ops}"))
             .arg("--webhook-addr")
@@ -57,6 +60,7 @@ impl Runtime {
             ops,
             hooks,
             dir: dir.to_path_buf(),
+            state: temp.state(),
         };
         wait_for("/health", PATIENCE, || {
             if let Ok(Some(status)) = runtime.child.try_wait() {
@@ -80,7 +84,7 @@ impl Runtime {
         let output = Command::new(BIN)
             .arg("dlq")
             .arg("--state")
-            .arg(format!("sqlite:{}", self.dir.join("state.db").display()))
+            .arg(&self.state)
             .args(["list", "--json", "--limit", "1000"])
             .output()
             .unwrap();
@@ -181,7 +185,7 @@ const SMALL_DEADLINES: &str = "servers:
 
 fn hook_runtime(dir: &TempDir, sink: &Sink) -> Runtime {
     Runtime::start(
-        &dir.0,
+        dir,
         HOOK_FLOW,
         SMALL_DEADLINES,
         &[
@@ -349,7 +353,7 @@ flow rows {
 
 fn file_runtime(dir: &TempDir, sink: &Sink) -> Runtime {
     Runtime::start(
-        &dir.0,
+        dir,
         FILE_FLOW,
         "",
         &[
@@ -412,6 +416,28 @@ fn a_line_over_the_limit_is_dead_lettered_and_the_rest_of_the_file_goes_on() {
     assert!(runtime
         .metrics()
         .contains("omniflow_dead_letters_total{flow=\"events\",node=\"lines\"} 1"));
+}
+
+#[test]
+fn a_key_holding_a_nul_character_is_dead_lettered_and_the_rest_go_on() {
+    let dir = TempDir::new("abuse-nul-key");
+    let sink = Sink::start(Faults::default());
+    // No state backend can hold every key byte for byte (PostgreSQL's text holds no NUL),
+    // so the message is refused with its reason on every backend instead of stalling one.
+    let lines = jsonl(["n1".into(), "n\\u0000x".into(), "n2".into()]);
+    std::fs::write(dir.0.join("in/orders.jsonl"), lines).unwrap();
+    let runtime = file_runtime(&dir, &sink);
+    wait_for("the lines around the NUL key", PATIENCE, || {
+        delivered(&sink, "n1") && delivered(&sink, "n2")
+    });
+    wait_for("the letter", PATIENCE, || {
+        !runtime.dead_letters().is_empty()
+    });
+    let letters = runtime.dead_letters();
+    assert_eq!(letters.len(), 1, "{letters:?}");
+    let error = letters[0]["error"].as_str().unwrap();
+    assert!(error.contains("holds a NUL character"), "{error}");
+    assert_eq!(sink.distinct(), 2);
 }
 
 #[test]
@@ -552,7 +578,7 @@ flow orders {
 
 fn shopify_runtime(dir: &TempDir, sink: &Sink, shop: &str, secret: &str) -> Runtime {
     Runtime::start(
-        &dir.0,
+        dir,
         SHOPIFY_FLOW,
         "",
         &[

@@ -117,33 +117,19 @@ fn consumed(dir: &TempDir, file: &str) -> bool {
     let size = std::fs::metadata(dir.0.join("in").join(file))
         .map(|m| m.len())
         .unwrap_or(0);
-    let Ok(conn) = read_only(dir) else {
+    let Some(mut state) = dir.read_state() else {
         return false;
     };
-    let offset: Option<String> = conn
-        .query_row("SELECT value FROM cursors WHERE key = ?1", [file], |r| {
-            r.get(0)
-        })
-        .ok();
+    let offset = state.cursor("events", "lines", file).ok().flatten();
     // The value is `OFFSET MARK` (the mark of the bytes before the offset).
     offset.and_then(|o| o.split_whitespace().next()?.parse::<u64>().ok()) == Some(size)
 }
 
-fn inbox_len(dir: &TempDir) -> i64 {
-    let Ok(conn) = read_only(dir) else {
-        return -1;
-    };
-    conn.query_row("SELECT COUNT(*) FROM inbox", [], |r| r.get(0))
-        .unwrap_or(-1)
-}
-
-/// A read-only look at the state: it never creates the file (an empty file is refused as a
-/// state) nor checkpoints or removes its log.
-fn read_only(dir: &TempDir) -> rusqlite::Result<rusqlite::Connection> {
-    rusqlite::Connection::open_with_flags(
-        dir.0.join("state.db"),
-        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
-    )
+/// Messages of `flow` waiting in the inbox (-1 while the state cannot be read).
+fn inbox_len(dir: &TempDir, flow: &str) -> i64 {
+    dir.read_state()
+        .and_then(|mut state| state.backlog(flow).ok())
+        .map_or(-1, |n| n as i64)
 }
 
 #[test]
@@ -173,7 +159,7 @@ fn sigkill_at_random_moments_loses_nothing_and_repeats_no_side_effect() {
         || sink.distinct() == 10_000,
     );
     wait_for("an empty inbox", Duration::from_secs(30), || {
-        inbox_len(&dir) == 0
+        inbox_len(&dir, "events") == 0
     });
     let status = terminate(child);
     let log = std::fs::read_to_string(dir.0.join("runtime.log")).unwrap_or_default();
@@ -209,7 +195,7 @@ fn faults_are_retried_or_dead_lettered_and_replay_delivers_the_rest() {
     wait_for(
         "every message delivered or dead-lettered",
         Duration::from_secs(180),
-        || consumed(&dir, "orders.jsonl") && inbox_len(&dir) == 0,
+        || consumed(&dir, "orders.jsonl") && inbox_len(&dir, "events") == 0,
     );
     assert!(terminate(child).success());
     let delivered = sink.distinct();
@@ -257,7 +243,7 @@ fn faults_are_retried_or_dead_lettered_and_replay_delivers_the_rest() {
         sink.distinct() == 1_000
     });
     wait_for("an empty inbox", Duration::from_secs(30), || {
-        inbox_len(&dir) == 0
+        inbox_len(&dir, "events") == 0
     });
     assert!(terminate(child).success());
     let seen = sink.seen.lock().unwrap();
@@ -285,7 +271,7 @@ fn bad_input_becomes_dead_letters_with_reasons_and_never_stops_the_flow() {
         sink.distinct() == 10_000
     });
     wait_for("an empty inbox", Duration::from_secs(30), || {
-        consumed(&dir, "orders.jsonl") && inbox_len(&dir) == 0
+        consumed(&dir, "orders.jsonl") && inbox_len(&dir, "events") == 0
     });
     assert!(terminate(child).success());
     let listed = dlq(&dir, &["list", "--json", "--limit", "100000"]);
@@ -341,7 +327,7 @@ fn a_key_seen_again_in_the_same_run_is_not_delivered_again() {
     let ops = free_port();
     let child = spawn(&dir, &flow, &sink, ops);
     wait_for("every line consumed", Duration::from_secs(60), || {
-        consumed(&dir, "orders.jsonl") && inbox_len(&dir) == 0
+        consumed(&dir, "orders.jsonl") && inbox_len(&dir, "events") == 0
     });
     let (status, metrics) = http(
         ops,
@@ -509,7 +495,7 @@ flow orders {
         || sink.distinct() == 100,
     );
     wait_for("an empty inbox", Duration::from_secs(30), || {
-        inbox_len(&dir) == 0
+        inbox_len(&dir, "orders") == 0
     });
     let (status, metrics) = http(
         ops,
@@ -636,15 +622,12 @@ flow orders {
     // The next polls re-read only the last page; its items are skipped by their keys.
     std::thread::sleep(Duration::from_millis(2500));
     assert!(terminate(child).success());
-    let conn = read_only(&dir).unwrap();
-    let cursor: String = conn
-        .query_row(
-            "SELECT value FROM cursors WHERE key = 'page_token'",
-            [],
-            |r| r.get(0),
-        )
+    let cursor = dir
+        .read_state()
+        .unwrap()
+        .cursor("orders", "pages", "page_token")
         .unwrap();
-    assert_eq!(cursor, "t2");
+    assert_eq!(cursor.as_deref(), Some("t2"));
     let seen = sink.seen.lock().unwrap();
     assert_eq!(seen.effects.len(), 150);
     assert!(

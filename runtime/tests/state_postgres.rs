@@ -6,6 +6,7 @@ mod support;
 
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
+use support::postgres::FreshDb;
 use support::{free_port, wait_for, Faults, Sink, TempDir};
 
 const BIN: &str = env!("CARGO_BIN_EXE_omniflow");
@@ -13,62 +14,6 @@ const BIN: &str = env!("CARGO_BIN_EXE_omniflow");
 /// Lines of input, and every how many one lacks its quantity (a dead letter).
 const LINES: usize = 3_000;
 const BAD_EVERY: usize = 500;
-
-fn admin_url() -> String {
-    std::env::var("OMNIFLOW_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
-}
-
-/// `url` naming database `name` instead of its own.
-fn with_database(url: &str, name: &str) -> String {
-    let (scheme, rest) = url.split_once("://").unwrap();
-    let (authority, tail) = rest.split_at(rest.find(['/', '?']).unwrap_or(rest.len()));
-    let query = tail
-        .split_once('?')
-        .map(|(_, q)| format!("?{q}"))
-        .unwrap_or_default();
-    format!("{scheme}://{authority}/{name}{query}")
-}
-
-fn admin(sql: &str) {
-    let url = admin_url();
-    let mut client = postgres::Client::connect(&url, postgres::NoTls)
-        .unwrap_or_else(|err| panic!("PostgreSQL must run at {url}: {err}"));
-    client.batch_execute(sql).unwrap();
-}
-
-/// A new database, dropped (with any session still on it) when this is dropped.
-struct FreshDb {
-    name: String,
-    url: String,
-}
-
-impl FreshDb {
-    fn create(tag: &str) -> FreshDb {
-        let name = format!("omniflow_e2e_{tag}_{}", std::process::id());
-        admin(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
-        admin(&format!("CREATE DATABASE {name}"));
-        FreshDb {
-            url: with_database(&admin_url(), &name),
-            name,
-        }
-    }
-
-    fn count(&self, sql: &str) -> i64 {
-        postgres::Client::connect(&self.url, postgres::NoTls)
-            .and_then(|mut client| client.query_one(sql, &[]))
-            .map_or(-1, |row| row.get(0))
-    }
-}
-
-impl Drop for FreshDb {
-    fn drop(&mut self) {
-        admin(&format!(
-            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-            self.name
-        ));
-    }
-}
 
 /// A started runtime, killed if the test fails before it stops it.
 struct Running(Option<Child>);

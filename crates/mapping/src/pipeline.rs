@@ -209,13 +209,15 @@ impl Pipeline {
                 KindRt::Sink { key, order } => {
                     let mut non_empty = |code: &Code, what: &str| {
                         let value = self.env.eval(code, &value, &mut slots).map_err(reject)?;
-                        match value.text() {
-                            Some(text) if !text.is_empty() => Ok(text.into_owned()),
-                            _ => Err(Rejected {
-                                node: node.name.clone(),
-                                reason: format!("the {what} of sink `{}` is empty", node.name),
-                            }),
-                        }
+                        let problem = match value.text() {
+                            Some(text) if text.contains('\0') => "holds a NUL character",
+                            Some(text) if !text.is_empty() => return Ok(text.into_owned()),
+                            _ => "is empty",
+                        };
+                        Err(Rejected {
+                            node: node.name.clone(),
+                            reason: format!("the {what} of sink `{}` {problem}", node.name),
+                        })
                     };
                     let key = non_empty(key, "idempotency key")?;
                     let order = match order {

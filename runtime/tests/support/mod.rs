@@ -5,6 +5,7 @@
 
 pub mod http_read;
 pub mod peers;
+pub mod postgres;
 pub mod signing;
 
 /// Runs `future` to completion on a current-thread runtime, inside a `LocalSet` (the
@@ -281,22 +282,40 @@ flow events {
     path
 }
 
-/// A temporary directory removed on drop.
-pub struct TempDir(pub std::path::PathBuf);
+/// A temporary directory removed on drop, with the state of the runtimes started in it:
+/// `state.db` inside it, or a fresh PostgreSQL database when `OMNIFLOW_TEST_STATE` is
+/// `postgres` (the suites that run on both backends).
+pub struct TempDir(pub std::path::PathBuf, Option<postgres::FreshDb>);
 
 impl TempDir {
-    /// Creates a fresh directory.
+    /// Creates a fresh directory (and database).
     pub fn new(name: &str) -> TempDir {
         let path = std::env::temp_dir().join(format!("omniflow-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&path);
         std::fs::create_dir_all(path.join("in")).unwrap();
-        TempDir(path)
+        let db = on_postgres().then(|| postgres::FreshDb::create(&name.replace('-', "_")));
+        TempDir(path, db)
     }
 
     /// The `--state` of a runtime started in this directory.
     pub fn state(&self) -> String {
-        format!("sqlite:{}", self.0.join("state.db").display())
+        match &self.1 {
+            Some(db) => db.url.clone(),
+            None => format!("sqlite:{}", self.0.join("state.db").display()),
+        }
     }
+
+    /// The state, opened for reading beside a running runtime (`None` before it exists).
+    pub fn read_state(&self) -> Option<Box<dyn omniflow_state::Backend>> {
+        let mut backend = omniflow_state::open_for_reading(&self.state()).ok()?;
+        backend.begin().ok()?;
+        Some(backend)
+    }
+}
+
+/// True when the suites run against PostgreSQL (`OMNIFLOW_TEST_STATE=postgres`).
+pub fn on_postgres() -> bool {
+    std::env::var("OMNIFLOW_TEST_STATE").is_ok_and(|v| v == "postgres")
 }
 
 impl Drop for TempDir {

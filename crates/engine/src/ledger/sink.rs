@@ -101,6 +101,15 @@ fn order_lines(order: &Value, id: &str) -> Result<Vec<(String, i64)>, String> {
 impl SinkConnector for LedgerSink {
     fn call<'a>(&'a self, call: Call<'a>) -> CallFuture<'a> {
         Box::pin(async move {
+            // Ids, SKUs and locations are text keys in every state backend; PostgreSQL's
+            // text cannot hold NUL, so no backend is given one.
+            if call.body.windows(6).any(|w| w == b"\\u0000") {
+                return CallOutcome::Permanent {
+                    reason: "the message holds a NUL character (\\u0000), which ledger ids, \
+                             SKUs and locations may not contain"
+                        .into(),
+                };
+            }
             let body: Value = match serde_json::from_slice(call.body) {
                 Ok(v) => v,
                 Err(e) => {

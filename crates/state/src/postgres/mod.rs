@@ -347,7 +347,8 @@ impl Backend for PostgresBackend {
                 &letter.correlation_id,
                 &letter.message.as_bytes(),
                 &letter.payload.as_bytes(),
-                &letter.error,
+                // A reason may quote the message; PostgreSQL's text cannot hold NUL.
+                &letter.error.replace('\0', "\u{fffd}"),
                 &attempts,
                 &crate::now_secs(),
                 &letter.accepted_at,
