@@ -2,11 +2,16 @@
 //! HTTP sink on localhost, through the real `omniflow run` and its SQLite state.
 //! Run: `cargo bench -p omniflow-runtime --bench e2e -- [MESSAGES] [SECONDS]`; the runtime is
 //! pinned to CPU 1 (`taskset`), the load generator and sink use the other core.
-//! `E2E_OMNIFLOW=PATH` runs another `omniflow` binary (to compare two builds in one run).
+//! `E2E_OMNIFLOW=PATH` runs another `omniflow` binary (to compare two builds in one run);
+//! `E2E_STATE=postgres` runs on a fresh PostgreSQL database (on `OMNIFLOW_POSTGRES_URL`,
+//! default `postgres://postgres@127.0.0.1:5432/postgres`) instead of a SQLite file.
 #![allow(clippy::print_stdout, clippy::unwrap_used)]
 
 #[path = "../tests/support/http_read.rs"]
 mod http_read;
+#[allow(dead_code)]
+#[path = "../tests/support/postgres.rs"]
+mod postgres_db;
 #[path = "../tests/support/signing.rs"]
 mod signing;
 
@@ -149,6 +154,12 @@ flow from_webhooks {
     let latencies = Arc::new(Mutex::new(Vec::new()));
     let sink_port = sink(count.clone(), latencies.clone());
     let (ops, hooks) = (free_port(), free_port());
+    let database = (std::env::var("E2E_STATE").as_deref() == Ok("postgres"))
+        .then(|| postgres_db::FreshDb::create("bench"));
+    let state = match &database {
+        Some(db) => db.url.clone(),
+        None => format!("sqlite:{}", dir.join("state.db").display()),
+    };
     let started = Instant::now();
     let mut child = Command::new("taskset")
         .args(["-c", "1"])
@@ -156,7 +167,7 @@ flow from_webhooks {
         .arg("run")
         .arg(dir.join("bench.flow"))
         .arg("--state")
-        .arg(format!("sqlite:{}", dir.join("state.db").display()))
+        .arg(&state)
         .arg("--ops-addr")
         .arg(format!("127.0.0.1:{ops}"))
         .arg("--webhook-addr")
@@ -178,7 +189,7 @@ flow from_webhooks {
     let elapsed = started.elapsed().as_secs_f64();
     let rate = n as f64 / elapsed;
     let cpu = cpu_seconds(child.id());
-    println!("throughput: {n} messages file -> map -> route -> http sink, durable, one core: {elapsed:.2} s = {rate:.0} msg/s; runtime CPU {cpu:.2} s = {:.1} µs/msg ({:.0}% of its core)", cpu * 1e6 / n as f64, 100.0 * cpu / elapsed);
+    println!("throughput ({}): {n} messages file -> map -> route -> http sink, durable, one core: {elapsed:.2} s = {rate:.0} msg/s; runtime CPU {cpu:.2} s = {:.1} µs/msg ({:.0}% of its core)", if database.is_some() { "PostgreSQL" } else { "SQLite" }, cpu * 1e6 / n as f64, 100.0 * cpu / elapsed);
 
     // Latency at half that rate, through the webhook source.
     let target = (rate / 2.0).max(1.0);
@@ -247,5 +258,6 @@ flow from_webhooks {
         .arg(child.id().to_string())
         .status();
     let _ = child.wait();
+    drop(database);
     let _ = std::fs::remove_dir_all(&dir);
 }
