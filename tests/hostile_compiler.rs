@@ -66,7 +66,7 @@ fn run_small_stack(graph: Graph, message: &'static str) -> Result<String, String
     std::thread::Builder::new()
         .stack_size(1 << 20)
         .spawn(move || {
-            let pipeline = Pipeline::new(graph)?;
+            let pipeline = Pipeline::new(graph).map_err(|e| e.to_string())?;
             let flow = pipeline.flow("copy").ok_or("no flow")?;
             let (source, projection) = pipeline.first_source(flow).ok_or("no source")?;
             let input = json_in::parse(message.as_bytes(), projection)?;

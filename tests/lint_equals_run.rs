@@ -62,8 +62,10 @@ fn run(graph: Graph, dir: &Path, posts: &[(&str, usize)]) -> Result<Vec<u16>, St
     let store = omniflow_state::Store::start(omniflow_state::open(&state)?);
     let closing = store.clone();
     let statuses = local.block_on(&runtime, async move {
-        let pipeline = Rc::new(Pipeline::new(graph)?);
-        let runner = Runner::start(pipeline, store, "127.0.0.1:0").await?;
+        let pipeline = Rc::new(Pipeline::new(graph).map_err(|e| e.to_string())?);
+        let runner = Runner::start(pipeline, store, "127.0.0.1:0")
+            .await
+            .map_err(|e| e.to_string())?;
         let mut statuses = Vec::new();
         for (path, size) in posts {
             let addr = runner.webhook_addr.ok_or("no webhook server")?;
@@ -173,7 +175,7 @@ fn build_pagers(graph: &Graph) -> Vec<Result<(), String>> {
             let built = connectors::settings(&ctx, conn).and_then(|settings| {
                 connectors::pager(&ctx, &conn.connector, operation, &settings, options).map(|_| ())
             });
-            out.push(built.map_err(String::from));
+            out.push(built.map_err(|e| e.to_string()));
         }
     }
     out

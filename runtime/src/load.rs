@@ -30,13 +30,6 @@ pub enum LoadError {
     Compile(#[from] omniflow_mapping::error::CompileError),
 }
 
-/// The message, for callers that report reasons as text.
-impl From<LoadError> for String {
-    fn from(error: LoadError) -> String {
-        error.to_string()
-    }
-}
-
 /// Compiles `.flow` paths, or reads one `graph.json`.
 pub fn load_graph(paths: &[PathBuf]) -> Result<Graph, LoadError> {
     if let [single] = paths {

@@ -65,9 +65,3 @@ impl From<String> for ConnectorError {
         ConnectorError::BadSetting(reason)
     }
 }
-
-impl From<ConnectorError> for String {
-    fn from(error: ConnectorError) -> String {
-        error.to_string()
-    }
-}

@@ -121,12 +121,6 @@ pub enum DeployError {
     UnknownConnection(String),
 }
 
-impl From<DeployError> for String {
-    fn from(err: DeployError) -> String {
-        err.to_string()
-    }
-}
-
 impl Deployment {
     /// What the connectors of a runtime under this deployment share (secrets from the
     /// environment or from files).

@@ -29,12 +29,6 @@ pub enum StartError {
     Webhooks(#[from] omniflow_http::server::ServeError),
 }
 
-impl From<StartError> for String {
-    fn from(err: StartError) -> String {
-        err.to_string()
-    }
-}
-
 /// Why a sink (of a flow, or a ledger channel's publication target) could not be built.
 #[derive(Debug, thiserror::Error)]
 pub enum SinkError {

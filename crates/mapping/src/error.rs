@@ -31,10 +31,3 @@ pub enum CompileError {
         error: Box<CompileError>,
     },
 }
-
-/// The message, for callers that report reasons as text.
-impl From<CompileError> for String {
-    fn from(error: CompileError) -> String {
-        error.to_string()
-    }
-}

@@ -39,7 +39,7 @@ pub fn run(args: Args) -> u8 {
 /// Maps every line of the input; `Err` is why the command stops (exit 2). A rejected line
 /// is reported and counted, and the rest go on.
 fn map(args: &Args) -> Result<(), String> {
-    let pipeline = load_pipeline(std::slice::from_ref(&args.path))?;
+    let pipeline = load_pipeline(std::slice::from_ref(&args.path)).map_err(|e| e.to_string())?;
     let Some(flow_idx) = pipeline.flow(&args.flow) else {
         let names: Vec<&str> = pipeline.flows.iter().map(|f| f.name.as_str()).collect();
         return Err(format!(

@@ -66,10 +66,10 @@ pub fn run(mut args: Args) -> u8 {
     let connectors = Rc::new(deployment.connectors());
     let servers = deployment.servers;
     let loaded = load_graph(&args.paths)
-        .map_err(String::from)
+        .map_err(|e| e.to_string())
         .and_then(|mut graph| {
-            deployment.apply(&mut graph)?;
-            Ok(Pipeline::new(graph)?)
+            deployment.apply(&mut graph).map_err(|e| e.to_string())?;
+            Pipeline::new(graph).map_err(|e| e.to_string())
         });
     let pipeline = match loaded {
         Ok(p) => Rc::new(p),
@@ -142,7 +142,8 @@ async fn serve(
         servers,
         connectors,
     )
-    .await?;
+    .await
+    .map_err(|e| e.to_string())?;
     runner.sweep_state(retention);
     if let Some(ops_addr) = &args.ops_addr {
         let addr = server::serve_with(ops_addr, runner.ops_handler(), "ops", servers)
@@ -193,7 +194,7 @@ impl Signals {
 fn read_deployment(path: &std::path::Path) -> Result<Deployment, String> {
     let text = omniflow_compiler::source::read_text(&omniflow_compiler::fs::RealFs, path)
         .map_err(|err| err.to_string())?;
-    Ok(Deployment::parse(&text, path)?)
+    Deployment::parse(&text, path).map_err(|e| e.to_string())
 }
 
 #[cfg(test)]

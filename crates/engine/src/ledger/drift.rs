@@ -25,8 +25,9 @@ pub async fn erp_stock(connection: &ir::Connection) -> Result<Vec<(String, i64)>
         ));
     }
     let connectors = omniflow_connectors::Context::default();
-    let settings = connectors.settings(connection)?;
-    let pager = omniflow_connectors::tryton::StockPager::new(&settings)?;
+    let settings = connectors.settings(connection).map_err(|e| e.to_string())?;
+    let pager =
+        omniflow_connectors::tryton::StockPager::new(&settings).map_err(|e| e.to_string())?;
     let page = pager.page(None, true).await?;
     let mut stock = Vec::new();
     for (payload, _) in page.items {

@@ -42,7 +42,11 @@ pub fn start(
             .iter()
             .find(|c| &c.name == connection)
             .ok_or_else(|| format!("unknown connection `{connection}`"))?;
-        let settings = ctx.shared.connectors.settings(conn)?;
+        let settings = ctx
+            .shared
+            .connectors
+            .settings(conn)
+            .map_err(|e| e.to_string())?;
         match (conn.connector.as_str(), kind.as_str()) {
             ("file", "file") => {
                 let source = file::FileSource::new(ctx.clone(), &node.name, &settings, options)?;

@@ -53,7 +53,8 @@ impl Routes {
             })
             .unwrap_or_default();
         let verifier =
-            omniflow_connectors::verifier(&ctx.shared.connectors, connector, operation, settings)?;
+            omniflow_connectors::verifier(&ctx.shared.connectors, connector, operation, settings)
+                .map_err(|e| e.to_string())?;
         let max_body =
             omniflow_connectors::client::body_limit(settings, omniflow_ir::MAX_WEBHOOK_BODY_BYTES)?;
         let path = options

@@ -274,15 +274,17 @@ struct Flows {
 /// Loads the reference flows, adapts them to the systems and starts them on a fresh
 /// state.
 async fn start_flows(args: &Args, clock: &Clock, systems: &Systems) -> Result<Flows, String> {
-    let mut graph = load_graph(std::slice::from_ref(&args.flows))?;
+    let mut graph = load_graph(std::slice::from_ref(&args.flows)).map_err(|e| e.to_string())?;
     setup::adapt(&mut graph, systems.erp_service.as_ref())?;
-    let pipeline = Rc::new(Pipeline::new(graph)?);
+    let pipeline = Rc::new(Pipeline::new(graph).map_err(|e| e.to_string())?);
     let state_path = std::env::temp_dir().join(format!("omniflow-demo-{}.db", std::process::id()));
     for suffix in ["", "-wal", "-shm"] {
         let _ = std::fs::remove_file(format!("{}{suffix}", state_path.display()));
     }
     let store = state::Store::start(state::open(&format!("sqlite:{}", state_path.display()))?);
-    let runner = Runner::start(pipeline.clone(), store.clone(), &systems.webhook_addr).await?;
+    let runner = Runner::start(pipeline.clone(), store.clone(), &systems.webhook_addr)
+        .await
+        .map_err(|e| e.to_string())?;
     if let Some(addr) = &args.ops_addr {
         let bound = server::serve(addr, runner.ops_handler())
             .await

@@ -166,7 +166,8 @@ pub fn adapt(
         connections,
         ..Deployment::default()
     }
-    .apply(graph)?;
+    .apply(graph)
+    .map_err(|e| e.to_string())?;
     for flow in &mut graph.flows {
         for node in &mut flow.nodes {
             if let NodeKind::Source {
