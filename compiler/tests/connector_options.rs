@@ -124,7 +124,7 @@ fn an_undeclared_option_is_an_unknown_setting() {
         "{message}"
     );
     assert!(
-        message.contains("dead_letter, path, retries, lane"),
+        message.contains("dead_letter, order_by, path, retries, lane"),
         "{message}"
     );
 
