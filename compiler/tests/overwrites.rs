@@ -181,11 +181,18 @@ fn the_stdlib_marks_the_operations_that_replace_state() {
             let Item::Connector(connector) = item else {
                 continue;
             };
-            for sink in connector.sinks.iter().filter(|s| s.body.overwrites.is_some()) {
+            for sink in connector
+                .sinks
+                .iter()
+                .filter(|s| s.body.overwrites.is_some())
+            {
                 marked.push(format!("{}.{}", connector.name.name, sink.name.name));
             }
             assert!(
-                connector.sources.iter().all(|s| s.body.overwrites.is_none()),
+                connector
+                    .sources
+                    .iter()
+                    .all(|s| s.body.overwrites.is_none()),
                 "a source of {} declares `overwrites`",
                 connector.name.name
             );

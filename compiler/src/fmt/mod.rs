@@ -385,7 +385,10 @@ impl Printer<'_> {
                 .map(|o| (o.span.start, Member::Option(o))),
         );
         members.extend(body.needs.iter().map(|n| (n.span.start, Member::Needs(n))));
-        members.extend(body.overwrites.map(|span| (span.start, Member::Overwrites(span))));
+        members.extend(
+            body.overwrites
+                .map(|span| (span.start, Member::Overwrites(span))),
+        );
         members.sort_by_key(|(start, _)| *start);
         self.open();
         for (idx, (start, member)) in members.iter().enumerate() {

@@ -1488,12 +1488,17 @@ flow f {
 
     #[test]
     fn overwrites_given_twice_is_reported_once() {
-        let (module, diags) =
-            parse("connector c {\n  sink s(json) -> json {\n    overwrites\n    overwrites\n  }\n}\n");
+        let (module, diags) = parse(
+            "connector c {\n  sink s(json) -> json {\n    overwrites\n    overwrites\n  }\n}\n",
+        );
         assert_eq!(diags.error_count(), 1, "{diags:?}");
         let report = &diags.as_slice()[0];
         assert_eq!(report.code.id, "E0110");
-        assert_eq!(report.labels.len(), 2, "the second, and the first beside it");
+        assert_eq!(
+            report.labels.len(),
+            2,
+            "the second, and the first beside it"
+        );
         assert!(first_sink_body(&module).overwrites.is_some());
     }
 
