@@ -96,6 +96,7 @@ codes! {
     SIZE_OUT_OF_RANGE = "E0510", "size-out-of-range", "a size limit in bytes is outside its allowed range";
     INVALID_CRON = "E0512", "invalid-cron", "a schedule's cron expression does not parse or matches no date";
     UNKNOWN_TIME_ZONE = "E0513", "unknown-time-zone", "a schedule names a time zone the IANA time zone database does not know";
+    SOURCE_OVERWRITES = "E0514", "source-overwrites", "a connector's source operation declares `overwrites`, which only a sink operation can";
 
     UNKNOWN_LOCATION = "E0601", "unknown-location", "a ledger channel or safety-stock table names a location the ledger does not keep";
     UNKNOWN_CHANNEL = "E0602", "unknown-channel", "a reservation names a channel the ledger does not declare";
@@ -107,6 +108,7 @@ codes! {
     UNREACHABLE_BRANCH = "W0401", "unreachable-branch", "a route branch can never be taken";
     UNFED_NODE = "W0402", "unfed-node", "a node reads from a route that never sends to it";
     ROUTE_WITHOUT_OTHERWISE = "W0403", "route-without-otherwise", "messages matching no branch of a route are dropped";
+    UNORDERED_OVERWRITE = "W0404", "unordered-overwrite", "a sink whose operation overwrites records in the target has no `order_by`, so a retried older message can overwrite a newer one";
     RATE_EXCEEDS_QUOTA = "W0501", "rate-exceeds-quota", "a sink's rate or concurrency exceeds the connector's published quota";
 }
 

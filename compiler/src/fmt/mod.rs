@@ -357,13 +357,14 @@ impl Printer<'_> {
         self.close(decl.span.end);
     }
 
-    /// An operation's quota alone as ` { rate = ... }`; with options or needs, one member
-    /// per line.
+    /// An operation's quota alone as ` { rate = ... }`; with options, needs or
+    /// `overwrites`, one member per line.
     fn operation_body(&mut self, body: &OperationBody, end: u32) {
         enum Member<'m> {
             Quota(&'m Settings),
             Option(&'m OptionSig),
             Needs(&'m NeedsSig),
+            Overwrites(crate::source::Span),
         }
         if body.is_quota_only() {
             if let Some(quota) = &body.quota {
@@ -384,6 +385,10 @@ impl Printer<'_> {
                 .map(|o| (o.span.start, Member::Option(o))),
         );
         members.extend(body.needs.iter().map(|n| (n.span.start, Member::Needs(n))));
+        members.extend(
+            body.overwrites
+                .map(|span| (span.start, Member::Overwrites(span))),
+        );
         members.sort_by_key(|(start, _)| *start);
         self.open();
         for (idx, (start, member)) in members.iter().enumerate() {
@@ -412,6 +417,10 @@ impl Printer<'_> {
                     let names: Vec<&str> = n.settings.iter().map(|s| s.name.as_str()).collect();
                     self.push(&format!("needs {}", names.join(", ")));
                     n.span.end
+                }
+                Member::Overwrites(span) => {
+                    self.push("overwrites");
+                    span.end
                 }
             };
             self.trailing(member_end);
@@ -730,10 +739,10 @@ mod tests {
 
     #[test]
     fn operation_bodies_keep_their_members_and_short_quotas() {
-        let text = "connector c {\n  setting base_url: url\n  source a: poll -> json {rate=1/m}\n  source b: poll -> json { quota {rate=1/m}\n  // the page size\n  option page_size: int? max 250 needs token, base_url }\n  sink s(json) -> json {\n    option path: template = \"/\" // where\n    option lane: string?\n  }\n}\n";
+        let text = "connector c {\n  setting base_url: url\n  source a: poll -> json {rate=1/m}\n  source b: poll -> json { quota {rate=1/m}\n  // the page size\n  option page_size: int? max 250 needs token, base_url }\n  sink s(json) -> json {\n    option path: template = \"/\" // where\n    overwrites   // replaces the record\n    option lane: string?\n  }\n  sink t(json) -> json {overwrites quota {rate=5/s}}\n}\n";
         let once = format_source(text).unwrap();
         assert_eq!(format_source(&once).unwrap(), once);
-        let want = "connector c {\n  setting base_url: url\n  source a: poll -> json { rate = 1/m }\n  source b: poll -> json {\n    quota { rate = 1/m }\n    // the page size\n    option page_size: int? max 250\n    needs token, base_url\n  }\n  sink s(json) -> json {\n    option path: template = \"/\" // where\n    option lane: string?\n  }\n}\n";
+        let want = "connector c {\n  setting base_url: url\n  source a: poll -> json { rate = 1/m }\n  source b: poll -> json {\n    quota { rate = 1/m }\n    // the page size\n    option page_size: int? max 250\n    needs token, base_url\n  }\n  sink s(json) -> json {\n    option path: template = \"/\" // where\n    overwrites // replaces the record\n    option lane: string?\n  }\n  sink t(json) -> json {\n    overwrites\n    quota { rate = 5/s }\n  }\n}\n";
         assert_eq!(once, want);
     }
 }

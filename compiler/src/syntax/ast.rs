@@ -257,18 +257,29 @@ pub struct SinkSig {
 }
 
 /// What follows an operation's signature: its own quota (`{ rate = 5/s }` or a
-/// `quota { ... }` member), the options its statements take, the settings it needs.
+/// `quota { ... }` member), the options its statements take, the settings it needs, and
+/// whether it overwrites.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct OperationBody {
     pub quota: Option<Settings>,
     pub options: Vec<OptionSig>,
     pub needs: Vec<NeedsSig>,
+    /// The `overwrites` keyword, if given: each call replaces what an earlier call wrote
+    /// for the same record.
+    #[serde(serialize_with = "given")]
+    pub overwrites: Option<Span>,
+}
+
+/// Serializes a keyword's span as whether it was given, spans being left out of the AST's
+/// serialized form.
+fn given<S: serde::Serializer>(span: &Option<Span>, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_bool(span.is_some())
 }
 
 impl OperationBody {
     /// True when the body is only a quota (or nothing), printed in the short form.
     pub fn is_quota_only(&self) -> bool {
-        self.options.is_empty() && self.needs.is_empty()
+        self.options.is_empty() && self.needs.is_empty() && self.overwrites.is_none()
     }
 }
 

@@ -354,6 +354,7 @@ fn rule_name(rule: &Rule) -> Option<&'static str> {
         Rule::option_sig => "`option`",
         Rule::option_max => "`max`",
         Rule::needs_sig => "`needs`",
+        Rule::overwrites_sig => "`overwrites`",
         Rule::module_path => "a module path",
         Rule::use_list => "`.{ names }`",
         Rule::op_coalesce
@@ -755,6 +756,19 @@ impl Builder<'_> {
                     settings: parts.map(|p| self.ident(p)).collect(),
                     span,
                 }),
+                Rule::overwrites_sig => match body.overwrites {
+                    Some(first) => self.diags.push(
+                        Diagnostic::error(
+                            codes::DUPLICATE_DEFINITION,
+                            span,
+                            "`overwrites` is given twice in one operation",
+                        )
+                        .label("given again here")
+                        .secondary(first, "first given here")
+                        .help("keep one of the two"),
+                    ),
+                    None => body.overwrites = Some(span),
+                },
                 Rule::option_sig => {
                     let (Some(name), Some(ty)) = (parts.next(), parts.next()) else {
                         continue;
@@ -1446,6 +1460,46 @@ flow f {
             parse("schema A { x: }\nschema B { y: string }\nflow { }\nenum C { a }\n");
         assert_eq!(diags.error_count(), 2, "{diags:?}");
         assert_eq!(module.items.len(), 2);
+    }
+
+    /// The body of the first sink of the only connector in `module`.
+    fn first_sink_body(module: &Module) -> &OperationBody {
+        match &module.items[0] {
+            Item::Connector(c) => &c.sinks[0].body,
+            other => panic!("not a connector: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn overwrites_is_a_whole_word_of_an_operation_body() {
+        let (module, diags) = parse(
+            "connector c {\n  setting overwrites_at: string?\n  sink s(json) -> json {\n    option overwrites_count: int?\n    needs overwrites_at\n    overwrites\n  }\n}\nschema S { overwrites: bool, overwrites_x: int }\n",
+        );
+        assert!(!diags.has_errors(), "{diags:?}");
+        let body = first_sink_body(&module);
+        assert!(body.overwrites.is_some());
+        assert_eq!(body.options[0].name.name, "overwrites_count");
+        assert_eq!(body.needs[0].settings[0].name, "overwrites_at");
+        assert!(!body.is_quota_only());
+
+        let (_, diags) = parse("connector c {\n  sink s(json) -> json { overwritesx }\n}\n");
+        assert_eq!(diags.as_slice()[0].code.id, "E0001", "{diags:?}");
+    }
+
+    #[test]
+    fn overwrites_given_twice_is_reported_once() {
+        let (module, diags) = parse(
+            "connector c {\n  sink s(json) -> json {\n    overwrites\n    overwrites\n  }\n}\n",
+        );
+        assert_eq!(diags.error_count(), 1, "{diags:?}");
+        let report = &diags.as_slice()[0];
+        assert_eq!(report.code.id, "E0110");
+        assert_eq!(
+            report.labels.len(),
+            2,
+            "the second, and the first beside it"
+        );
+        assert!(first_sink_body(&module).overwrites.is_some());
     }
 
     #[test]

@@ -19,7 +19,7 @@ use crate::diagnostics::{codes, Diagnostic, Diagnostics};
 use crate::ir::{self, Quota};
 use crate::resolve::{ItemRef, Kind, ModuleId, Program};
 use crate::source::Span;
-use crate::syntax::ast::{ConnectorDecl, Item, OperationBody, TypeKind};
+use crate::syntax::ast::{ConnectorDecl, Item, OperationBody, SourceSig, TypeKind};
 use serde_json::Value;
 use settings::{const_value, Const};
 use std::collections::{BTreeMap, HashMap};
@@ -88,6 +88,9 @@ pub struct OperationInfo {
     pub options: Vec<options::OptionInfo>,
     /// Connection settings it cannot run without.
     pub needs: Vec<String>,
+    /// Each call replaces what an earlier call wrote for the same record (`overwrites`):
+    /// a sink using it without `order_by` is warned (`W0404`).
+    pub overwrites: bool,
     pub span: Span,
 }
 
@@ -454,6 +457,7 @@ fn connector_info(
                     .unwrap_or_default(),
                 options: options::option_infos(&s.body, &[], diags),
                 needs: needs(&s.body, &setting_names, diags),
+                overwrites: source_overwrites(s, diags),
                 span: s.name.span,
             }
         })
@@ -478,6 +482,7 @@ fn connector_info(
                 .unwrap_or_default(),
             options: options::option_infos(&s.body, options::SINK_SETTINGS, diags),
             needs: needs(&s.body, &setting_names, diags),
+            overwrites: s.body.overwrites.is_some(),
             span: s.name.span,
         })
         .collect();
@@ -488,6 +493,27 @@ fn connector_info(
         sources,
         sinks,
     }
+}
+
+/// Reports (`E0514`) `overwrites` on a source operation: only a sink writes to a target.
+/// Always false, the source keeps no such property.
+fn source_overwrites(source: &SourceSig, diags: &mut Diagnostics) -> bool {
+    if let Some(span) = source.body.overwrites {
+        diags.push(
+            Diagnostic::error(
+                codes::SOURCE_OVERWRITES,
+                span,
+                format!(
+                    "source operation `{}` declares `overwrites`",
+                    source.name.name
+                ),
+            )
+            .label("only a sink operation writes to a target")
+            .secondary(source.name.span, "a source operation reads")
+            .help("remove `overwrites`, or declare the operation as a `sink` if it writes"),
+        );
+    }
+    false
 }
 
 /// The settings an operation `needs`; each must be a setting of its connector (`E0112`).

@@ -501,7 +501,11 @@ impl<'a> FlowCx<'a> {
                 input,
                 settings,
                 ..
-            } => (name, self.sink_node(op, input, settings.as_ref(), diags), 0),
+            } => (
+                name,
+                self.sink_node(name, op, input, settings.as_ref(), diags),
+                0,
+            ),
         };
         Some(ir::Node {
             name: name.name.clone(),
@@ -556,6 +560,7 @@ impl<'a> FlowCx<'a> {
     /// A sink statement's node: its input checked against the operation, then its settings.
     fn sink_node(
         &self,
+        name: &Ident,
         op: &Operation,
         input: &Ident,
         settings: Option<&Settings>,
@@ -582,39 +587,41 @@ impl<'a> FlowCx<'a> {
             }
         }
         let connector = self.connection(op, &mut Diagnostics::default());
-        self.sink_settings(op, input, in_ty, settings, op_info, connector, diags)
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn sink_settings(
-        &self,
-        op: &Operation,
-        input: &Ident,
-        in_ty: Ty,
-        settings: Option<&Settings>,
-        op_info: Option<&OperationInfo>,
-        connector: Option<&super::ConnectorInfo>,
-        diags: &mut Diagnostics,
-    ) -> NodeKind {
-        let mut fields = SinkFields::default();
-        if let Some(settings) = settings {
-            settings::duplicate_keys(settings.entries.iter().map(|e| &e.name), "setting", diags);
-        }
         let sink = SinkStmt {
+            name,
             op,
             input,
             op_info,
             connector,
         };
+        self.sink_settings(&sink, in_ty, settings, diags)
+    }
+
+    fn sink_settings(
+        &self,
+        sink: &SinkStmt,
+        in_ty: Ty,
+        settings: Option<&Settings>,
+        diags: &mut Diagnostics,
+    ) -> NodeKind {
+        let (op, input) = (sink.op, sink.input);
+        let mut fields = SinkFields::default();
+        if let Some(settings) = settings {
+            settings::duplicate_keys(settings.entries.iter().map(|e| &e.name), "setting", diags);
+        }
         let mut cx = ExprCx::new(self.program, self.env, self.module, in_ty, diags);
         cx.bare_fields = true;
         for entry in settings.map(|s| s.entries.as_slice()).unwrap_or(&[]) {
-            self.sink_setting(&sink, &mut cx, entry, &mut fields);
+            self.sink_setting(sink, &mut cx, entry, &mut fields);
         }
-        if let Some(info) = op_info {
+        if let Some(info) = sink.op_info {
             let at = settings.map_or(op.name.span, |s| s.span);
             required_sink_options(op, info, settings, at, cx.diags);
             info.fill_defaults(&mut fields.options);
+            let ordered = settings.is_some_and(|s| s.get("order_by").is_some());
+            if info.overwrites && !ordered {
+                unordered_overwrite(sink, cx.diags);
+            }
         }
         NodeKind::Sink {
             input: input.name.clone(),
@@ -849,10 +856,33 @@ fn input_sink_name<'d>(decl: &'d FlowDecl, input: &Ident) -> &'d str {
 
 /// The sink statement whose settings are being checked.
 struct SinkStmt<'s> {
+    name: &'s Ident,
     op: &'s Operation,
     input: &'s Ident,
     op_info: Option<&'s OperationInfo>,
     connector: Option<&'s super::ConnectorInfo>,
+}
+
+/// Warns (`W0404`) that a sink whose operation declares `overwrites` has no `order_by`: a
+/// message retried after a transient failure can land after a newer one for the same
+/// record, and the target ends on the older state.
+fn unordered_overwrite(sink: &SinkStmt, diags: &mut Diagnostics) {
+    let op = sink.op;
+    diags.push(
+        Diagnostic::warning(
+            codes::UNORDERED_OVERWRITE,
+            op.connection.span.to(op.name.span),
+            format!(
+                "sink `{}` overwrites records in `{}` without `order_by`",
+                sink.name.name, op.connection.name
+            ),
+        )
+        .label(format!(
+            "each call of `{}.{}` replaces what an earlier call wrote for the same record",
+            op.connection.name, op.name.name
+        ))
+        .help("add `order_by = <the record's key>`, e.g. `order_by = order_id`, so a retried older message cannot overwrite a newer one"),
+    );
 }
 
 /// Reports (`E0211`) an option the operation declares as required (no `?`, no default)
