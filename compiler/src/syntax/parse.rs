@@ -697,7 +697,12 @@ impl Builder<'_> {
                         span: member_span,
                     });
                 }
-                Rule::quota_sig => decl.quota = Some(self.settings(parts.next()?)),
+                Rule::quota_sig => match &decl.quota {
+                    Some(first) => {
+                        self.given_twice("`quota`", "connector", member_span, first.span)
+                    }
+                    None => decl.quota = Some(self.settings(parts.next()?)),
+                },
                 Rule::source_sig => {
                     let name = self.ident(parts.next()?);
                     let kind = self.ident(parts.next()?);
@@ -751,22 +756,16 @@ impl Builder<'_> {
             let rule = member.as_rule();
             let mut parts = member.into_inner();
             match rule {
-                Rule::quota_sig => body.quota = parts.next().map(|p| self.settings(p)),
+                Rule::quota_sig => match &body.quota {
+                    Some(first) => self.given_twice("`quota`", "operation", span, first.span),
+                    None => body.quota = parts.next().map(|p| self.settings(p)),
+                },
                 Rule::needs_sig => body.needs.push(NeedsSig {
                     settings: parts.map(|p| self.ident(p)).collect(),
                     span,
                 }),
                 Rule::overwrites_sig => match body.overwrites {
-                    Some(first) => self.diags.push(
-                        Diagnostic::error(
-                            codes::DUPLICATE_DEFINITION,
-                            span,
-                            "`overwrites` is given twice in one operation",
-                        )
-                        .label("given again here")
-                        .secondary(first, "first given here")
-                        .help("keep one of the two"),
-                    ),
+                    Some(first) => self.given_twice("`overwrites`", "operation", span, first),
                     None => body.overwrites = Some(span),
                 },
                 Rule::option_sig => {
@@ -837,6 +836,20 @@ impl Builder<'_> {
             optional,
             span,
         }
+    }
+
+    /// Reports (`E0110`) a member given twice in one `what` (a connector or an operation).
+    fn given_twice(&mut self, member: &str, what: &str, again: Span, first: Span) {
+        self.diags.push(
+            Diagnostic::error(
+                codes::DUPLICATE_DEFINITION,
+                again,
+                format!("{member} is given twice in one {what}"),
+            )
+            .label("given again here")
+            .secondary(first, "first given here")
+            .help("keep one of the two"),
+        );
     }
 
     fn settings(&mut self, pair: Pair<Rule>) -> Settings {
@@ -1484,6 +1497,20 @@ flow f {
 
         let (_, diags) = parse("connector c {\n  sink s(json) -> json { overwritesx }\n}\n");
         assert_eq!(diags.as_slice()[0].code.id, "E0001", "{diags:?}");
+    }
+
+    #[test]
+    fn a_second_quota_is_reported_not_silently_taken() {
+        for text in [
+            "connector c {\n  quota { rate = 1/s }\n  quota { rate = 9/s }\n}\n",
+            "connector c {\n  sink s(json) -> json {\n    quota { rate = 1/s }\n    quota { rate = 9/s }\n  }\n}\n",
+        ] {
+            let (_, diags) = parse(text);
+            let found: Vec<_> = diags.as_slice().iter().map(|d| (d.code.id, d.message.clone())).collect();
+            assert_eq!(found.len(), 1, "{found:?}");
+            assert_eq!(found[0].0, "E0110");
+            assert!(found[0].1.contains("`quota` is given twice"), "{found:?}");
+        }
     }
 
     #[test]
