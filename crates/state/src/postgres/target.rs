@@ -82,7 +82,7 @@ impl Target {
 
 /// How this process names itself to the server (seen by an operator in
 /// `pg_stat_activity`, and by a refused second writer).
-fn application_name() -> String {
+pub(crate) fn application_name() -> String {
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|name| name.trim().to_string())
         .unwrap_or_default();
