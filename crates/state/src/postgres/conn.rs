@@ -36,6 +36,13 @@ impl Conn {
         ))
     }
 
+    /// Puts a new connection in place of a lost one (its prepared statements went with it).
+    pub fn replace(&mut self, client: Client) {
+        self.client = client;
+        self.statements.clear();
+        self.aborted = false;
+    }
+
     fn failed(&mut self, err: &postgres::Error) -> String {
         self.aborted = true;
         self.error(err)

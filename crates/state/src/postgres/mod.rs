@@ -27,6 +27,14 @@ pub struct PostgresBackend {
     reading: bool,
     /// Marked stopped (or never marked in use).
     closed: bool,
+    /// What this writer wrote as `meta.writer` when it opened the state: after a lost
+    /// connection, it goes on only if no other writer has opened the state since.
+    identity: String,
+    /// Why this writer may not go on (another writer opened the state after its
+    /// connection was lost); every batch is refused with it.
+    superseded: Option<String>,
+    /// The connection was lost and this writer does not hold the state again yet.
+    lost: bool,
 }
 
 /// Why the batch's commit failed after one of its statements did.
@@ -44,10 +52,11 @@ impl PostgresBackend {
         let mut conn = PostgresBackend::connect(spec)?;
         lock::acquire(&mut conn, wait)?;
         schema::migrate(&mut conn)?;
+        let identity = identity();
         conn.execute(
-            "INSERT INTO meta (key, value) VALUES ('stop', $1) \
+            "INSERT INTO meta (key, value) VALUES ('stop', $1), ('writer', $2) \
              ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-            &[&RUNNING],
+            &[&RUNNING, &identity],
         )
         .map_err(StateError::Backend)?;
         conn.aborted = false;
@@ -55,7 +64,55 @@ impl PostgresBackend {
             conn,
             reading: false,
             closed: false,
+            identity,
+            superseded: None,
+            lost: false,
         })
+    }
+
+    /// Connects again after the connection was lost (a server restart, a failover, an
+    /// ended session). The server let go of the writer's lock with the old session, so a
+    /// writer takes it again, and goes on only if no other writer opened the state
+    /// meanwhile (whose work this one's memory knows nothing of): otherwise it refuses
+    /// every batch from then on, and is to be restarted.
+    fn reconnect(&mut self) -> StateResult<()> {
+        if let Some(reason) = &self.superseded {
+            return Err(reason.clone());
+        }
+        self.lost = true;
+        let client = self.conn.target.connect()?;
+        self.conn.replace(client);
+        if self.reading {
+            self.lost = false;
+            return Ok(());
+        }
+        let shown = self.conn.target.shown.clone();
+        if let Err(err) = lock::acquire(&mut self.conn, std::time::Duration::ZERO) {
+            // The lost session's lock may not be gone yet: the next batch tries again.
+            return Err(format!(
+                "state store ({shown}): the connection was lost and the writer's lock could \
+                 not be taken again: {err}"
+            ));
+        }
+        let row = self
+            .conn
+            .query_opt("SELECT value FROM meta WHERE key = 'writer'", &[])?;
+        let found: Option<String> = row.map(|row| self.conn.get(&row, 0)).transpose()?;
+        if found.as_deref() != Some(self.identity.as_str()) {
+            let reason = format!(
+                "state store ({shown}): another writer opened the state after this one lost \
+                 its connection; nothing more is written: restart omniflow"
+            );
+            tracing::error!(%reason, "state lost to another writer");
+            self.superseded = Some(reason.clone());
+            let _ = self
+                .conn
+                .execute("SELECT pg_advisory_unlock($1)", &[&lock::WRITER_LOCK]);
+            return Err(reason);
+        }
+        tracing::warn!(state = %shown, "state connection lost; connected again under the writer's lock");
+        self.lost = false;
+        Ok(())
     }
 
     /// Opens the state for inspection: no lock, no migration, read-only batches. A
@@ -86,6 +143,9 @@ impl PostgresBackend {
             conn,
             reading: true,
             closed: true,
+            identity: String::new(),
+            superseded: None,
+            lost: false,
         })
     }
 
@@ -128,6 +188,15 @@ impl PostgresBackend {
     }
 }
 
+/// Names one opening of the state by a writer (`meta.writer`): process, host and time.
+fn identity() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    format!("{} at {nanos}", target::application_name())
+}
+
 /// A dead letter's message or payload, stored as bytes.
 fn text(bytes: Vec<u8>) -> String {
     String::from_utf8(bytes)
@@ -148,13 +217,28 @@ macro_rules! letters_sql {
 
 impl Backend for PostgresBackend {
     fn begin(&mut self) -> StateResult<()> {
+        if let Some(reason) = &self.superseded {
+            return Err(reason.clone());
+        }
         self.conn.aborted = false;
         let start = if self.reading {
             "BEGIN READ ONLY"
         } else {
             "BEGIN"
         };
-        self.conn.batch(start)
+        if self.lost {
+            self.reconnect()?;
+            return self.conn.batch(start);
+        }
+        match self.conn.batch(start) {
+            Err(_) if self.conn.client.is_closed() => {
+                // Lost: nothing of this batch ran yet, so it may start on a new connection.
+                self.reconnect()?;
+                self.conn.aborted = false;
+                self.conn.batch(start)
+            }
+            started => started,
+        }
     }
 
     fn commit(&mut self) -> StateResult<()> {

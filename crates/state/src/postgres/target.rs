@@ -82,7 +82,7 @@ impl Target {
 
 /// How this process names itself to the server (seen by an operator in
 /// `pg_stat_activity`, and by a refused second writer).
-fn application_name() -> String {
+pub(crate) fn application_name() -> String {
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|name| name.trim().to_string())
         .unwrap_or_default();
@@ -125,35 +125,41 @@ fn redact(spec: &str) -> (String, Vec<String>) {
     let Some((scheme, rest)) = spec.split_once("://") else {
         return (spec.to_string(), secrets);
     };
-    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
-    let (authority, tail) = rest.split_at(authority_end);
-    let authority = match authority.rsplit_once('@') {
-        Some((userinfo, host)) => match userinfo.split_once(':') {
+    // `password=` options first: their values may hold `@` too.
+    let mut rest = rest.to_string();
+    let mut from = 0;
+    while let Some(found) = rest[from..].to_ascii_lowercase().find("password=") {
+        let start = from + found + "password=".len();
+        let begins_option = matches!(rest[..from + found].chars().last(), Some('?' | '&'));
+        let end = rest[start..].find('&').map_or(rest.len(), |at| start + at);
+        if begins_option {
+            let value = rest[start..end].to_string();
+            secrets.push(percent_decode(&value));
+            secrets.push(value);
+            rest.replace_range(start..end, "***");
+            from = start + "***".len();
+        } else {
+            from = start;
+        }
+    }
+    // The user info ends at the last `@`: a password written without percent-encoding
+    // may hold `/`, `?` or `@` (the URL is then refused, and must not show it).
+    let (userinfo, after) = match rest.rsplit_once('@') {
+        Some((userinfo, after)) => (Some(userinfo), after),
+        None => (None, rest.as_str()),
+    };
+    let authority_end = after.find(['/', '?']).unwrap_or(after.len());
+    let (host, tail) = after.split_at(authority_end);
+    let authority = match userinfo {
+        Some(userinfo) => match userinfo.split_once(':') {
             Some((user, password)) => {
                 secrets.push(password.to_string());
                 secrets.push(percent_decode(password));
                 format!("{user}:***@{host}")
             }
-            None => authority.to_string(),
+            None => format!("{userinfo}@{host}"),
         },
-        None => authority.to_string(),
-    };
-    let tail = match tail.split_once('?') {
-        Some((path, query)) => {
-            let options: Vec<String> = query
-                .split('&')
-                .map(|option| match option.split_once('=') {
-                    Some((name, value)) if name.eq_ignore_ascii_case("password") => {
-                        secrets.push(value.to_string());
-                        secrets.push(percent_decode(value));
-                        format!("{name}=***")
-                    }
-                    _ => option.to_string(),
-                })
-                .collect();
-            format!("{path}?{}", options.join("&"))
-        }
-        None => tail.to_string(),
+        None => host.to_string(),
     };
     // Longest first, so that a password containing another is replaced whole.
     secrets.sort_by_key(|secret| std::cmp::Reverse(secret.len()));
@@ -212,5 +218,46 @@ mod tests {
         assert!(!err.contains("hunter2"), "{err}");
         let err = Target::parse("postgres://u:hunter2@localhost:notaport/db").unwrap_err();
         assert!(!err.contains("hunter2"), "{err}");
+    }
+}
+
+#[cfg(test)]
+mod unencoded {
+    use super::*;
+
+    #[test]
+    fn a_password_written_with_a_slash_question_mark_or_hash_is_never_shown() {
+        for spec in [
+            "postgres://omni:pa/ss@127.0.0.1:1/state",
+            "postgres://omni:pa?ss@127.0.0.1:1/state",
+            "postgres://omni:pa#ss@127.0.0.1:1/state",
+            "postgres://omni:p@/ss@127.0.0.1:1/state",
+        ] {
+            let secret = &spec["postgres://omni:".len()..spec.rfind('@').unwrap()];
+            let shown = redacted(spec);
+            assert!(!shown.contains(secret), "{spec}: {shown}");
+            let error = match Target::parse(spec) {
+                Ok(target) => {
+                    assert!(!target.shown.contains(secret), "{}", target.shown);
+                    target.connect().err().expect("nothing listens on port 1")
+                }
+                Err(error) => error,
+            };
+            assert!(!error.contains(secret), "{spec}: {error}");
+            assert!(!crate::shown(spec).contains(secret), "{spec}");
+        }
+        // Without user info, an `@` further on is no user info's end.
+        for (spec, secret) in [
+            ("postgres://127.0.0.1:1/state?password=x@y", "x@y"),
+            ("postgres://127.0.0.1:1/state?password=p:q@r", "p:q@r"),
+        ] {
+            let shown = redacted(spec);
+            assert!(
+                !shown.contains(secret) && !shown.contains("@y") && !shown.contains("@r"),
+                "{spec}: {shown}"
+            );
+        }
+        let plain = redacted("postgres://omni@127.0.0.1/state?application_name=a");
+        assert_eq!(plain, "postgres://omni@127.0.0.1/state?application_name=a");
     }
 }

@@ -333,3 +333,90 @@ async fn a_failed_statement_undoes_its_request_alone_in_a_savepoint_and_the_batc
     // The write queued to hold the thread was in the failed batch too.
     assert!(store.is_degraded());
 }
+
+/// Ends the writer's server session (as a restarted or failed-over server, or an operator's
+/// `pg_terminate_backend`, does).
+fn terminate_writer(db: &FreshDb) {
+    let ended = query_i64(
+        db,
+        &format!(
+            "SELECT COUNT(*) FROM (SELECT pg_terminate_backend(l.pid) FROM pg_locks l \
+             WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 \
+               AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) \
+               AND l.objid::bigint = ({} & 4294967295)) AS t",
+            lock::WRITER_LOCK
+        ),
+    );
+    assert_eq!(ended, 1, "the writer's session");
+    // The server ends the session on its own time: wait until the lock is free.
+    let started = std::time::Instant::now();
+    while query_i64(
+        db,
+        "SELECT COUNT(*) FROM pg_locks WHERE locktype = 'advisory' AND granted",
+    ) > 0
+    {
+        assert!(started.elapsed() < Duration::from_secs(30), "session ended");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[tokio::test]
+async fn a_writer_whose_connection_was_lost_reconnects_and_holds_the_state_again() {
+    let state = testing::postgres();
+    let db = match &state.place {
+        testing::Place::Database(db) => db,
+        testing::Place::File(_) => unreachable!(),
+    };
+    let store: &Store = &state.store;
+    store
+        .call(|b| b.append("f", "s", &[b"before".to_vec()], None))
+        .await
+        .unwrap();
+    terminate_writer(db);
+    // The next batch runs on a new connection, under the writer's lock taken again.
+    store
+        .call(|b| b.append("f", "s", &[b"after".to_vec()], None))
+        .await
+        .unwrap();
+    let stored = store.read(|b| b.pending("f", 0, 10)).await.unwrap();
+    assert_eq!(
+        stored.iter().map(|m| m.payload.clone()).collect::<Vec<_>>(),
+        [b"before".to_vec(), b"after".to_vec()]
+    );
+    assert!(store.is_writable());
+    let refused = writer(&db.url).err().expect("a second writer is refused");
+    assert!(matches!(refused, StateError::InUse { .. }), "{refused}");
+}
+
+#[tokio::test]
+async fn a_writer_whose_connection_was_lost_never_writes_after_another_writer_opened_the_state() {
+    let state = testing::postgres();
+    let db = match &state.place {
+        testing::Place::Database(db) => db,
+        testing::Place::File(_) => unreachable!(),
+    };
+    let store: &Store = &state.store;
+    store
+        .call(|b| b.append("f", "s", &[b"first".to_vec()], None))
+        .await
+        .unwrap();
+    terminate_writer(db);
+    // Another writer takes the state meanwhile, and stops.
+    let other = writer(&db.url).unwrap();
+    close(other);
+    // The first one must not go on as if it still were the only writer.
+    for _ in 0..2 {
+        let refused = store
+            .call(|b| b.append("f", "s", &[b"second".to_vec()], None))
+            .await
+            .expect_err("refused");
+        assert!(refused.contains("another writer"), "{refused}");
+    }
+    assert_eq!(
+        query_i64(db, "SELECT COUNT(*) FROM inbox"),
+        1,
+        "nothing written after the loss"
+    );
+    // The state is free for the writer that opened it since.
+    close(writer(&db.url).unwrap());
+}
