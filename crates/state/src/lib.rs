@@ -896,6 +896,51 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn keys_and_cursors_from_outside_hold_any_text_on_every_backend() {
+        // A remote API chose these: NUL, the escape character, and both side by side.
+        let odd = ["a\0b", "\u{1}", "\u{1}0", "\0", "plain"];
+        for state in testing::each("odd-text") {
+            let kind = state.kind();
+            let store = &state.store;
+            let keys: Vec<String> = odd.iter().map(|k| k.to_string()).collect();
+            let written = keys.clone();
+            store
+                .call(move |b| {
+                    b.record_outcomes("f/s", &written[..3], OutcomeStatus::Delivered)?;
+                    b.record_outcome("f/s", &written[3], OutcomeStatus::DeadLettered)?;
+                    b.append("f", "src", &[b"m".to_vec()], Some(("pos\0", "t\0\u{1}9")))
+                        .map(|_| ())
+                })
+                .await
+                .unwrap();
+            let asked = keys.clone();
+            let found = store
+                .call(move |b| b.outcomes("f/s", &asked))
+                .await
+                .unwrap();
+            assert_eq!(
+                found,
+                vec![
+                    Some(OutcomeStatus::Delivered),
+                    Some(OutcomeStatus::Delivered),
+                    Some(OutcomeStatus::Delivered),
+                    Some(OutcomeStatus::DeadLettered),
+                    None
+                ],
+                "{kind}"
+            );
+            let cursor = store.call(|b| b.cursor("f", "src", "pos\0")).await.unwrap();
+            assert_eq!(cursor.as_deref(), Some("t\0\u{1}9"), "{kind}");
+            store
+                .call(|b| b.clear_outcome("f/s", "a\0b"))
+                .await
+                .unwrap();
+            let gone = store.call(|b| b.outcome("f/s", "a\0b")).await.unwrap();
+            assert_eq!(gone, None, "{kind}");
+        }
+    }
+
+    #[tokio::test]
     async fn completing_removes_only_the_given_messages() {
         for state in testing::each("complete") {
             let store = &state.store;

@@ -11,6 +11,7 @@ pub mod schema;
 pub mod target;
 #[cfg(test)]
 mod tests;
+mod text;
 
 use crate::error::StateError;
 use crate::{Backend, Cut, DeadLetter, Origin, OutcomeStatus, StateResult, Stored, Sweep};
@@ -169,7 +170,7 @@ impl PostgresBackend {
             source: conn.get(row, 2)?,
             node: conn.get(row, 3)?,
             sink: conn.get(row, 4)?,
-            key: conn.get(row, 5)?,
+            key: text::loaded(conn.get(row, 5)?),
             correlation_id: conn.get(row, 6)?,
             message: text(conn.get(row, 7)?),
             payload: text(conn.get(row, 8)?),
@@ -302,7 +303,7 @@ impl Backend for PostgresBackend {
             self.conn.execute(
                 "INSERT INTO cursors (flow, source, key, value) VALUES ($1, $2, $3, $4) \
                  ON CONFLICT (flow, source, key) DO UPDATE SET value = excluded.value",
-                &[&flow, &source, &key, &value],
+                &[&flow, &source, &text::stored(key), &text::stored(value)],
             )?;
         }
         Ok(ids)
@@ -345,15 +346,16 @@ impl Backend for PostgresBackend {
     fn cursor(&mut self, flow: &str, source: &str, key: &str) -> StateResult<Option<String>> {
         let row = self.conn.query_opt(
             "SELECT value FROM cursors WHERE flow = $1 AND source = $2 AND key = $3",
-            &[&flow, &source, &key],
+            &[&flow, &source, &text::stored(key)],
         )?;
-        row.map(|row| self.conn.get(&row, 0)).transpose()
+        row.map(|row| self.conn.get(&row, 0).map(text::loaded))
+            .transpose()
     }
 
     fn outcome(&mut self, sink: &str, key: &str) -> StateResult<Option<OutcomeStatus>> {
         let row = self.conn.query_opt(
             "SELECT status FROM outcomes WHERE sink = $1 AND key = $2",
-            &[&sink, &key],
+            &[&sink, &text::stored(key)],
         )?;
         match row {
             Some(row) => self.status(&row, 0),
@@ -365,7 +367,12 @@ impl Backend for PostgresBackend {
         self.conn.execute(
             "INSERT INTO outcomes (sink, key, status, at) VALUES ($1, $2, $3, $4) \
              ON CONFLICT (sink, key) DO UPDATE SET status = excluded.status, at = excluded.at",
-            &[&sink, &key, &status.as_str(), &crate::now_secs()],
+            &[
+                &sink,
+                &text::stored(key),
+                &status.as_str(),
+                &crate::now_secs(),
+            ],
         )?;
         Ok(())
     }
@@ -374,6 +381,7 @@ impl Backend for PostgresBackend {
         if keys.is_empty() {
             return Ok(Vec::new());
         }
+        let keys: Vec<std::borrow::Cow<str>> = keys.iter().map(|k| text::stored(k)).collect();
         let rows = self.conn.query(
             "SELECT key, status FROM outcomes WHERE sink = $1 AND key = ANY($2)",
             &[&sink, &keys],
@@ -384,7 +392,7 @@ impl Backend for PostgresBackend {
         }
         Ok(keys
             .iter()
-            .map(|key| found.get(key.as_str()).copied().flatten())
+            .map(|key| found.get(key.as_ref()).copied().flatten())
             .collect())
     }
 
@@ -397,6 +405,7 @@ impl Backend for PostgresBackend {
         if keys.is_empty() {
             return Ok(());
         }
+        let keys: Vec<std::borrow::Cow<str>> = keys.iter().map(|k| text::stored(k)).collect();
         // DISTINCT: one statement may not change a row twice.
         self.conn.execute(
             "INSERT INTO outcomes (sink, key, status, at) \
@@ -411,7 +420,7 @@ impl Backend for PostgresBackend {
     fn clear_outcome(&mut self, sink: &str, key: &str) -> StateResult<()> {
         self.conn.execute(
             "DELETE FROM outcomes WHERE sink = $1 AND key = $2",
-            &[&sink, &key],
+            &[&sink, &text::stored(key)],
         )?;
         Ok(())
     }
@@ -427,7 +436,7 @@ impl Backend for PostgresBackend {
                 &letter.source,
                 &letter.node,
                 &letter.sink,
-                &letter.key,
+                &text::stored(&letter.key),
                 &letter.correlation_id,
                 &letter.message.as_bytes(),
                 &letter.payload.as_bytes(),
