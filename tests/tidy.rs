@@ -494,3 +494,28 @@ fn no_module_imports_a_module_that_imports_it_back() {
     }
     assert!(circles.is_empty(), "module circles: {circles:#?}");
 }
+
+/// Every metric the engine names has a `# HELP` text, and every text names a metric.
+#[test]
+fn every_metric_has_its_help_text() {
+    let root = repo_root();
+    let mut named = std::collections::BTreeSet::new();
+    for file in files_with_suffix(&root.join("crates/engine/src"), ".rs") {
+        let text = std::fs::read_to_string(&file).unwrap();
+        for line in text.lines() {
+            let Some((_, value)) = line.split_once(": &str = \"omniflow_") else {
+                continue;
+            };
+            if line.trim_start().starts_with("pub const") {
+                let name = value.split('"').next().unwrap();
+                named.insert(format!("omniflow_{name}"));
+            }
+        }
+    }
+    let helped: std::collections::BTreeSet<String> = omniflow_engine::ops::metrics::HELP
+        .iter()
+        .map(|(name, _)| name.to_string())
+        .collect();
+    assert!(named.len() >= 20, "found only {named:?}");
+    assert_eq!(named, helped, "metric names and HELP texts differ");
+}

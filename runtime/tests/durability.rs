@@ -519,6 +519,12 @@ flow orders {
         metrics.contains("omniflow_webhooks_rejected_total{flow=\"orders\",node=\"deliveries\"} 3"),
         "{metrics}"
     );
+    // Every metric says what it measures, in the form Prometheus's own checker accepts.
+    assert!(
+        metrics.contains("# HELP omniflow_sink_latency_seconds Duration of sink calls"),
+        "{metrics}"
+    );
+    support::promtool_check(&metrics);
     assert!(terminate(child).success());
     assert_eq!(
         sink.seen.lock().unwrap().effects.values().sum::<u64>(),

@@ -389,3 +389,49 @@ fn record(stream: TcpStream, bodies: Arc<Mutex<Vec<(String, serde_json::Value)>>
         }
     }
 }
+
+/// Runs `promtool check metrics` (Prometheus's own checker) over a `/metrics` text and fails
+/// with its complaints. promtool is taken from `OMNIFLOW_PROMTOOL`, else the `PATH`, else
+/// `~/.cache/omniflow/promtool/usr/bin/promtool` (where `.ci/run` unpacks Debian's
+/// `prometheus` package).
+pub fn promtool_check(metrics: &str) {
+    let cached = std::env::var_os("HOME").map(|home| {
+        std::path::PathBuf::from(home).join(".cache/omniflow/promtool/usr/bin/promtool")
+    });
+    let promtool = std::env::var_os("OMNIFLOW_PROMTOOL")
+        .map(std::path::PathBuf::from)
+        .or_else(|| {
+            std::process::Command::new("promtool")
+                .arg("--version")
+                .output()
+                .ok()
+                .map(|_| "promtool".into())
+        })
+        .or(cached.filter(|path| path.exists()))
+        .unwrap_or_else(|| {
+            panic!(
+                "promtool is required: install Debian's prometheus package, run .ci/run \
+                 (it unpacks one into ~/.cache/omniflow/promtool) or set OMNIFLOW_PROMTOOL"
+            )
+        });
+    let mut child = std::process::Command::new(&promtool)
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|err| panic!("cannot run {}: {err}", promtool.display()));
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(metrics.as_bytes())
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(
+        output.status.success(),
+        "promtool check metrics: {}{}\n{metrics}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}

@@ -135,7 +135,7 @@ impl Metrics {
         let mut last = "";
         for (name, flow, node, value) in labelled(&self.counters.borrow()) {
             if name != last {
-                let _ = writeln!(out, "# TYPE {name} counter");
+                header(&mut out, name, "counter");
                 last = name;
             }
             let _ = writeln!(out, "{name}{{flow=\"{flow}\",node=\"{node}\"}} {value}");
@@ -143,7 +143,7 @@ impl Metrics {
         let mut last = "";
         for ((name, flow), value) in self.gauges.borrow().iter() {
             if *name != last {
-                let _ = writeln!(out, "# TYPE {name} gauge");
+                header(&mut out, name, "gauge");
                 last = name;
             }
             let _ = writeln!(out, "{name}{{flow=\"{flow}\"}} {value}");
@@ -151,7 +151,7 @@ impl Metrics {
         let mut last = "";
         for (name, flow, node, value) in labelled(&self.node_gauges.borrow()) {
             if name != last {
-                let _ = writeln!(out, "# TYPE {name} gauge");
+                header(&mut out, name, "gauge");
                 last = name;
             }
             let _ = writeln!(out, "{name}{{flow=\"{flow}\",node=\"{node}\"}} {value}");
@@ -159,7 +159,7 @@ impl Metrics {
         let mut last = "";
         for (name, flow, node, histogram) in labelled(&self.histograms.borrow()) {
             if name != last {
-                let _ = writeln!(out, "# TYPE {name} histogram");
+                header(&mut out, name, "histogram");
                 last = name;
             }
             let labels = format!("flow=\"{flow}\",node=\"{node}\"");
@@ -176,6 +176,101 @@ impl Metrics {
         }
         out
     }
+}
+
+/// What every metric measures, as its `# HELP` line says (`tests/tidy.rs` holds every
+/// metric name of the engine to this table).
+pub const HELP: &[(&str, &str)] = &[
+    (
+        "omniflow_sink_latency_seconds",
+        "Duration of sink calls, by flow and sink.",
+    ),
+    (
+        "omniflow_messages_in_total",
+        "Messages a node received, by flow and node.",
+    ),
+    (
+        "omniflow_messages_out_total",
+        "Messages a node emitted (for a sink: calls that succeeded), by flow and node.",
+    ),
+    (
+        "omniflow_retries_total",
+        "Sink calls retried after a transient failure, by flow and sink.",
+    ),
+    (
+        "omniflow_dead_letters_total",
+        "Dead letters written, by flow and node.",
+    ),
+    (
+        "omniflow_circuit_open",
+        "1 while a sink's or a publishing channel's circuit breaker holds calls back, else 0.",
+    ),
+    (
+        "omniflow_duplicates_prevented_total",
+        "Deliveries skipped because their sink and idempotency key already had an outcome.",
+    ),
+    (
+        "omniflow_queue_depth",
+        "Messages accepted and not yet finished, by flow.",
+    ),
+    (
+        "omniflow_bus_published_total",
+        "Messages published to the bus, by flow and sink.",
+    ),
+    (
+        "omniflow_inventory_published_total",
+        "Calls that set a channel's quantity, by ledger and channel.",
+    ),
+    (
+        "omniflow_inventory_publication_refused_total",
+        "Publications the channel refused (dead letters), by ledger and channel.",
+    ),
+    (
+        "omniflow_inventory_publication_retries_total",
+        "Failed publication attempts that will be retried, by ledger and channel.",
+    ),
+    (
+        "omniflow_inventory_publication_lag_seconds",
+        "Time from a change of available-to-sell to the call that told the channel.",
+    ),
+    (
+        "omniflow_inventory_publication_pending",
+        "SKUs waiting to be published, by ledger and channel.",
+    ),
+    (
+        "omniflow_ledger_movements_total",
+        "Stock movements by outcome, per ledger.",
+    ),
+    (
+        "omniflow_ledger_reservations_total",
+        "Order reservations by outcome, per ledger.",
+    ),
+    (
+        "omniflow_poll_reread_total",
+        "Items a poll read again inside its lookback window and skipped, by flow and source.",
+    ),
+    (
+        "omniflow_webhooks_rejected_total",
+        "Webhook deliveries refused (signature, size, headers, topic), by flow and source.",
+    ),
+    (
+        "omniflow_schedule_runs_total",
+        "Scheduled runs completed, by flow and source.",
+    ),
+    (
+        "omniflow_schedule_next_tick_seconds",
+        "The next tick a scheduled source waits for, in Unix seconds, by flow and source.",
+    ),
+];
+
+/// The `# HELP` and `# TYPE` lines that open a metric.
+fn header(out: &mut String, name: &str, kind: &str) {
+    let help = HELP
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map_or("An omniflow metric.", |(_, h)| h);
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} {kind}");
 }
 
 /// Sink call latency.
