@@ -291,24 +291,29 @@ async fn ids_beyond_32_bits_are_kept_whole() {
 async fn a_failed_statement_undoes_its_request_alone_in_a_savepoint_and_the_batch_without() {
     let state = testing::postgres();
     let store: &Store = &state.store;
-    // Holds the state thread so that the next requests run as one batch.
+    // Holds the state thread until released: what is queued meanwhile runs as one batch.
     let hold = || {
-        store.send(|_| {
-            std::thread::sleep(Duration::from_millis(100));
+        let (release, held) = std::sync::mpsc::channel::<()>();
+        store.send(move |_| {
+            let _ = held.recv();
             Ok(())
-        })
+        });
+        async move {
+            let _ = release.send(());
+        }
     };
     // TEXT cannot hold a NUL character: PostgreSQL refuses the statement (a flow's name is
     // stored as it is; keys and cursors from outside are escaped).
     let bad_flow = || "f\0".to_string();
-    hold();
-    let (failed, kept) = tokio::join!(
+    let released = hold();
+    let (failed, kept, ()) = tokio::join!(
         store.call(move |b| {
             b.append("f", "s", &[b"undone".to_vec()], None)?;
             b.append(&bad_flow(), "s", &[b"refused".to_vec()], None)
                 .map(|_| ())
         }),
         store.call(|b| b.append("f", "s", &[b"kept".to_vec()], None)),
+        released,
     );
     assert!(failed.is_err());
     assert!(kept.is_ok(), "{kept:?}");
@@ -319,18 +324,21 @@ async fn a_failed_statement_undoes_its_request_alone_in_a_savepoint_and_the_batc
     );
     // Without a savepoint the failure aborts PostgreSQL's transaction: the batch's commit
     // fails for every request in it, nothing of it is kept, and the next batch runs.
-    hold();
-    let (failed, undone) = tokio::join!(
+    let released = hold();
+    // Queued while the thread is held, so it runs in the same batch as the two below.
+    store.send(|_| Ok(()));
+    let (failed, undone, ()) = tokio::join!(
         store.call_single(move |b| b
             .append(&bad_flow(), "s", &[b"refused".to_vec()], None)
             .map(|_| ())),
         store.call_single(|b| b.append("f", "s", &[b"in the failed batch".to_vec()], None)),
+        released,
     );
     assert!(failed.is_err());
     let undone = undone.expect_err("the batch's commit fails");
     assert!(undone.contains("undid the whole batch"), "{undone}");
     assert_eq!(store.call(|b| b.backlog("f")).await.unwrap(), 1);
-    // The write queued to hold the thread was in the failed batch too.
+    // The write queued behind the hold was in the failed batch too.
     assert!(store.is_degraded());
 }
 
