@@ -53,6 +53,11 @@ impl Target {
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(std::time::Duration::from_secs(10));
         }
+        // Plans made for each execution: a plan cached while a table was nearly empty (at
+        // start) would keep scanning a whole sink's outcomes once it holds millions.
+        if config.get_options().is_none() {
+            config.options("-c plan_cache_mode=force_custom_plan");
+        }
         if config.get_application_name().is_none() {
             config.application_name(&application_name());
         }

@@ -360,7 +360,8 @@ fn terminate_writer(db: &FreshDb) {
     let started = std::time::Instant::now();
     while query_i64(
         db,
-        "SELECT COUNT(*) FROM pg_locks WHERE locktype = 'advisory' AND granted",
+        "SELECT COUNT(*) FROM pg_locks WHERE locktype = 'advisory' AND granted \
+         AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
     ) > 0
     {
         assert!(started.elapsed() < Duration::from_secs(30), "session ended");
