@@ -102,6 +102,14 @@ impl TestState {
         }
     }
 
+    /// The PostgreSQL database of a state made by [`postgres`].
+    pub fn database(&self) -> &FreshDb {
+        match &self.place {
+            Place::Database(db) => db,
+            Place::File(path) => panic!("{} is a SQLite state", path.display()),
+        }
+    }
+
     /// Runs SQL against the state through a second connection (to age recorded times).
     pub fn age(&self, sql: &str) {
         match &self.place {

@@ -372,10 +372,7 @@ fn terminate_writer(db: &FreshDb) {
 #[tokio::test]
 async fn a_writer_whose_connection_was_lost_reconnects_and_holds_the_state_again() {
     let state = testing::postgres();
-    let db = match &state.place {
-        testing::Place::Database(db) => db,
-        testing::Place::File(_) => unreachable!(),
-    };
+    let db = state.database();
     let store: &Store = &state.store;
     store
         .call(|b| b.append("f", "s", &[b"before".to_vec()], None))
@@ -400,10 +397,7 @@ async fn a_writer_whose_connection_was_lost_reconnects_and_holds_the_state_again
 #[tokio::test]
 async fn a_writer_whose_connection_was_lost_never_writes_after_another_writer_opened_the_state() {
     let state = testing::postgres();
-    let db = match &state.place {
-        testing::Place::Database(db) => db,
-        testing::Place::File(_) => unreachable!(),
-    };
+    let db = state.database();
     let store: &Store = &state.store;
     store
         .call(|b| b.append("f", "s", &[b"first".to_vec()], None))
