@@ -162,7 +162,11 @@ fn main() {
         let backend = SqliteBackend::open(dir.join("state.db").to_str().unwrap()).unwrap();
         let store = Store::start(Box::new(backend));
         let metrics = Rc::new(Metrics::default());
-        let shared = omniflow_engine::shared::Shared::new(&graph, std::rc::Rc::default());
+        let shared = omniflow_engine::shared::Shared::new(
+            &graph,
+            std::rc::Rc::default(),
+            std::rc::Rc::default(),
+        );
         let (_stop_tx, stop) = tokio::sync::watch::channel(false);
         let build_sink =
             |connection: &omniflow_ir::Connection,

@@ -57,6 +57,7 @@ flow updates {
 fn start(dir: &TempDir, sink: &Sink) -> Child {
     Command::new(BIN)
         .arg("run")
+        .args(["--replica-ttl", "2s", "--state-wait", "30s"])
         .arg(dir.0.join("ordering.flow"))
         .arg("--state")
         .arg(dir.state())
@@ -141,4 +142,50 @@ fn versions_of_one_order_reach_the_sink_in_acceptance_order_through_failures_and
         .collect();
     assert!(out_of_order.is_empty(), "out of order: {out_of_order:?}");
     assert_eq!(sink.seen.lock().unwrap().mismatched, 0);
+}
+
+#[test]
+fn versions_of_one_order_stay_in_order_across_three_replicas_when_the_flows_holder_is_killed() {
+    let dir = TempDir::on_database("ordering-replicas");
+    std::fs::write(dir.0.join("ordering.flow"), FLOW).unwrap();
+    let sink = Sink::start(Faults {
+        server_error: 30,
+        ..Faults::default()
+    });
+    write_updates(&dir);
+    let mut replicas: Vec<Child> = (0..3).map(|_| start(&dir, &sink)).collect();
+    let db = dir.database().unwrap();
+    wait_for("a third of the updates", Duration::from_secs(120), || {
+        sink.distinct() >= KEYS * VERSIONS / 3
+    });
+    // One replica at a time processes the flow: the holder of its lease.
+    let holder = db
+        .texts("SELECT holder FROM leases WHERE name = 'flow:updates'")
+        .pop()
+        .expect("the flow's lease is held");
+    let victim = replicas
+        .iter()
+        .position(|r| holder.contains(&format!("-{}-", r.id())))
+        .expect("a replica of ours holds the flow's lease");
+    replicas[victim].kill().unwrap();
+    replicas[victim].wait().unwrap();
+    replicas[victim] = start(&dir, &sink);
+    wait_for("every update", Duration::from_secs(300), || {
+        sink.distinct() == KEYS * VERSIONS
+    });
+    for replica in &mut replicas {
+        replica.kill().unwrap();
+        replica.wait().unwrap();
+    }
+    let token = db.count("SELECT token FROM leases WHERE name = 'flow:updates'");
+    assert!(token >= 2, "the flow's lease never moved (token {token})");
+    let by_order = versions_by_order(&sink);
+    assert_eq!(by_order.len(), KEYS);
+    let expected: Vec<u64> = (1..=VERSIONS as u64).collect();
+    let out_of_order: Vec<_> = by_order
+        .iter()
+        .filter(|(_, versions)| **versions != expected)
+        .take(5)
+        .collect();
+    assert!(out_of_order.is_empty(), "out of order: {out_of_order:?}");
 }

@@ -1,6 +1,6 @@
 //! The state on PostgreSQL with the real binary: a run killed with SIGKILL mid-way and
 //! started again delivers every message once by key; `dlq list` and `state check` read the
-//! state beside the running writer, and a second writer is refused while it runs.
+//! state beside the running replica, and a writer that would own it alone is refused meanwhile.
 
 mod support;
 
@@ -125,11 +125,11 @@ fn a_run_killed_mid_way_on_postgres_delivers_every_message_once_by_key() {
         db.count("SELECT COUNT(*) FROM inbox") == 0
     });
 
-    // A second writer is refused while this one runs.
+    // A writer that would own the state alone is refused while a replica runs.
     let refused = Command::new(BIN)
         .arg("run")
         .arg(dir.0.join("durable.flow"))
-        .args(["--state", &db.url, "--state-wait", "0s"])
+        .args(["--state", &db.url, "--state-wait", "0s", "--alone"])
         .args(["--webhook-addr", "127.0.0.1:0", "--ops-addr", "127.0.0.1:0"])
         .env("OMNIFLOW_TEST_INBOX", dir.0.join("in"))
         .env("OMNIFLOW_TEST_SINK", "http://127.0.0.1:9")
@@ -158,7 +158,7 @@ fn a_run_killed_mid_way_on_postgres_delivers_every_message_once_by_key() {
     let running = omniflow(&["state", "check", "--state", &db.url]);
     assert!(running.status.success(), "{}", text(&running));
     let report = text(&running);
-    assert!(report.contains("schema     1"), "{report}");
+    assert!(report.contains("schema     2"), "{report}");
     assert!(report.contains("in use by  another omniflow"), "{report}");
     assert!(report.contains("integrity  ok"), "{report}");
     assert!(report.contains("inbox      0 messages waiting"), "{report}");

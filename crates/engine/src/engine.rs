@@ -132,7 +132,7 @@ impl FlowCtx {
         shared: &Rc<Shared>,
     ) -> Result<Rc<FlowCtx>, crate::error::StartError> {
         let flow = &pipeline.flows[flow_idx];
-        let outcomes = Rc::new(Outcomes::new(store.clone()));
+        let outcomes = Rc::new(Outcomes::new(store.clone(), shared.membership.clone()));
         let build_sink =
             |connection: &omniflow_ir::Connection,
              operation: &str,
@@ -171,6 +171,19 @@ impl FlowCtx {
             done_signal: Notify::new(),
             slots: std::sync::Arc::new(Semaphore::new(MAX_IN_FLIGHT)),
         }))
+    }
+
+    /// Waits until this process holds the lease of `source` (among replicas, one runs a
+    /// poll, file or schedule source at a time); `None` once `stop` came first.
+    pub async fn source_lease(
+        &self,
+        source: &str,
+        stop: &mut watch::Receiver<bool>,
+    ) -> Option<omniflow_state::cluster::Fence> {
+        let flow = self.flow_name();
+        let lease = format!("source:{flow}/{source}");
+        let labels = (flow, source, &*self.metrics);
+        self.shared.membership.lease(&lease, labels, stop).await
     }
 
     /// The flow's name.
@@ -221,10 +234,44 @@ impl FlowCtx {
         }
     }
 
-    /// Processes pending inbox messages until `stop` turns true.
+    /// True when a sink of this flow keeps an order (`order_by`): among replicas, one at a
+    /// time processes the flow, so that its messages reach those sinks in acceptance order.
+    fn is_ordered(&self) -> bool {
+        let name = self.flow_name();
+        self.pipeline
+            .graph
+            .flows
+            .iter()
+            .filter(|flow| flow.name == name)
+            .flat_map(|flow| &flow.nodes)
+            .any(|node| {
+                matches!(
+                    &node.kind,
+                    omniflow_ir::NodeKind::Sink {
+                        order_by: Some(_),
+                        ..
+                    }
+                )
+            })
+    }
+
+    /// Processes pending inbox messages until `stop` turns true. Among replicas, each
+    /// page is claimed (and committed as claimed) before it is processed.
     pub async fn run_processor(self: &Rc<Self>, mut stop: watch::Receiver<bool>) {
-        tokio::task::spawn_local(self.clone().run_completions());
         let flow_name = self.flow_name().to_string();
+        let membership = self.shared.membership.clone();
+        if membership.replica().is_some() && self.is_ordered() {
+            let lease = format!("flow:{flow_name}");
+            let labels = (flow_name.as_str(), "processor", &*self.metrics);
+            if membership.lease(&lease, labels, &mut stop).await.is_none() {
+                return;
+            }
+        }
+        tokio::task::spawn_local(self.clone().run_completions());
+        let mode = match membership.replica() {
+            Some(_) => Mode::Single,
+            None => Mode::Read,
+        };
         let mut projections: HashMap<String, Rc<Projection>> = HashMap::new();
         let mut last_id = 0i64;
         loop {
@@ -232,9 +279,16 @@ impl FlowCtx {
                 return;
             }
             let name = flow_name.clone();
+            if mode == Mode::Single {
+                self.metrics.set_gauge(
+                    crate::ops::metrics::CLAIMED,
+                    &flow_name,
+                    self.in_flight() as i64,
+                );
+            }
             let page = match self
                 .store
-                .read(move |b| b.pending(&name, last_id, PAGE))
+                .call_in(mode, move |b| b.pending(&name, last_id, PAGE))
                 .await
             {
                 Ok(page) => page,

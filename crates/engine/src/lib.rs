@@ -4,6 +4,7 @@
 #![deny(clippy::unwrap_used)]
 
 pub mod bus;
+pub mod cluster;
 pub mod connect;
 pub mod delivery;
 pub mod deploy;

@@ -39,30 +39,41 @@ impl Runner {
         webhook_addr: &str,
     ) -> Result<Runner, StartError> {
         let connectors = Rc::new(omniflow_connectors::Context::default());
+        let membership = Rc::new(crate::cluster::Membership::of(
+            &store,
+            crate::cluster::DEFAULT_TTL,
+        ));
         Runner::start_with(
             pipeline,
             store,
             webhook_addr,
             server::Limits::default(),
-            connectors,
+            (connectors, membership),
         )
         .await
     }
 
     /// [`Runner::start`], the webhook server applying `servers`, the connectors sharing
-    /// `connectors` (secrets as the deployment says, one token cache).
+    /// `connectors` (secrets as the deployment says, one token cache), this process among
+    /// the replicas of the state as `membership` says.
     pub async fn start_with(
         pipeline: Rc<Pipeline>,
         store: Store,
         webhook_addr: &str,
         servers: server::Limits,
-        connectors: Rc<omniflow_connectors::Context>,
+        (connectors, membership): (
+            Rc<omniflow_connectors::Context>,
+            Rc<crate::cluster::Membership>,
+        ),
     ) -> Result<Runner, StartError> {
         let metrics = Rc::new(Metrics::default());
         let (stop_tx, stop_rx) = watch::channel(false);
         let stopping = Rc::new(Cell::new(false));
         let webhooks = Routes::default();
-        let shared = Shared::new(&pipeline.graph, connectors);
+        if let Some(replica) = membership.replica() {
+            metrics.set_replica(replica);
+        }
+        let shared = Shared::new(&pipeline.graph, connectors, membership.clone());
         // Ledgers first: the sinks that name one find it running.
         let build_sink =
             |connection: &omniflow_ir::Connection,
@@ -94,6 +105,8 @@ impl Runner {
             tokio::task::spawn_local(async move { processor.run_processor(stop).await });
             flows.push(ctx);
         }
+        let woken = flows.iter().map(|f| f.appended.clone()).collect();
+        tokio::task::spawn_local(membership.run_heartbeat(metrics.clone(), woken));
         let mut bound = None;
         if !webhooks.is_empty() {
             let routes = webhooks.clone();
@@ -155,6 +168,12 @@ impl Runner {
             let (store, stop) = (self.store.clone(), self.stop_tx.subscribe());
             tokio::task::spawn_local(omniflow_state::retention::run(store, retention, stop));
         }
+    }
+
+    /// Resolves once the other replicas count this one as gone: it must stop at once
+    /// (never when the process owns its state alone).
+    pub async fn fenced(&self) {
+        self.shared.membership.fenced().await
     }
 
     /// Messages being processed now, over every flow.

@@ -22,6 +22,8 @@ pub struct Shared {
     pub limits: ConnectionLimits,
     /// What the connectors share: the secret source, token caches, the registry.
     pub connectors: Rc<omniflow_connectors::Context>,
+    /// This process among the replicas of a shared state (alone otherwise).
+    pub membership: Rc<crate::cluster::Membership>,
 }
 
 impl Shared {
@@ -29,10 +31,12 @@ impl Shared {
     pub fn new(
         graph: &omniflow_ir::Graph,
         connectors: Rc<omniflow_connectors::Context>,
+        membership: Rc<crate::cluster::Membership>,
     ) -> Rc<Shared> {
         Rc::new(Shared {
             limits: ConnectionLimits::new(graph),
             connectors,
+            membership,
             ..Shared::default()
         })
     }

@@ -5,6 +5,7 @@
 #![deny(clippy::unwrap_used)]
 
 pub mod check;
+pub mod cluster;
 mod error;
 mod journal;
 pub mod ledger;
@@ -263,6 +264,63 @@ pub trait Backend: Send {
     fn journal<'a>(&'a mut self, ledger: &'a str) -> StateResult<Box<dyn Journal + 'a>>;
     /// The names of the ledgers that hold rows.
     fn ledger_names(&mut self) -> StateResult<Vec<String>>;
+    /// Records an outcome unless one is recorded; true when this call recorded it. Two
+    /// processes recording the same key at once: exactly one gets true.
+    fn record_new_outcome(
+        &mut self,
+        namespace: &str,
+        key: &str,
+        status: OutcomeStatus,
+    ) -> StateResult<bool> {
+        if self.outcome(namespace, key)?.is_some() {
+            return Ok(false);
+        }
+        self.record_outcome(namespace, key, status)?;
+        Ok(true)
+    }
+    /// This process's replica id when it shares the state with other replicas; `None`
+    /// when it owns the state alone.
+    fn replica(&self) -> Option<&str> {
+        None
+    }
+    /// Takes (sink, key)s for a call by this process and reads their outcomes; a key
+    /// another live replica holds is [`cluster::Claim::Held`]. Alone, every key is free.
+    fn claim_outcomes(&mut self, sink: &str, keys: &[String]) -> StateResult<Vec<cluster::Claim>> {
+        Ok(self
+            .outcomes(sink, keys)?
+            .into_iter()
+            .map(cluster::Claim::Free)
+            .collect())
+    }
+    /// Lets go of (sink, key)s taken with `claim_outcomes` that end without a new outcome
+    /// (recording an outcome lets go of its key in the same transaction).
+    fn release_claims(&mut self, _sink: &str, _keys: &[String]) -> StateResult<()> {
+        Ok(())
+    }
+    /// Confirms this replica is alive and frees what replicas counted as gone had claimed;
+    /// returns how many inbox messages it freed. Fails with [`cluster::FENCED`] once the
+    /// others count this replica as gone.
+    fn heartbeat(&mut self) -> StateResult<u64> {
+        Ok(0)
+    }
+    /// Takes the lease `name` if no live replica holds it (a new fencing token), or
+    /// confirms this replica's; `None` while another live replica holds it.
+    fn acquire_lease(&mut self, name: &str) -> StateResult<Option<cluster::Fence>> {
+        Ok(Some(cluster::Fence {
+            lease: name.to_string(),
+            token: 0,
+        }))
+    }
+    /// Refuses the batch's next writes unless `fence` is still the lease's current holder
+    /// and token; taken before a write only the lease holder may make (a source's
+    /// cursor), it holds a takeover back until the batch commits.
+    fn fence(&mut self, _fence: &cluster::Fence) -> StateResult<()> {
+        Ok(())
+    }
+    /// The replicas, leases and backlog, for operators.
+    fn cluster_status(&mut self) -> StateResult<cluster::Status> {
+        Ok(cluster::Status::default())
+    }
     /// Ends a writer's use of the state, outside any batch: what is committed is made
     /// complete in the store itself and the stop is recorded as clean.
     fn close(&mut self) -> StateResult<()> {
@@ -308,6 +366,8 @@ pub struct Store {
     degraded: std::sync::Arc<std::sync::atomic::AtomicBool>,
     /// Set while batches fail to start or commit; cleared by the next commit.
     failing: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// This process's replica id when it shares the state with other replicas.
+    replica: Option<std::sync::Arc<str>>,
 }
 
 const STOPPED: &str = "the state thread has stopped";
@@ -321,6 +381,7 @@ impl Store {
         let (jobs, queue) = mpsc::channel::<Request>();
         let failing = std::sync::Arc::<std::sync::atomic::AtomicBool>::default();
         let flag = failing.clone();
+        let replica = backend.replica().map(std::sync::Arc::from);
         thread::Builder::new()
             .name("omniflow-state".into())
             .spawn(move || run_batches(backend, &queue, &flag))
@@ -330,7 +391,14 @@ impl Store {
             jobs,
             degraded: std::sync::Arc::default(),
             failing,
+            replica,
         }
+    }
+
+    /// This process's replica id when it shares the state with other replicas (then
+    /// reads that claim must commit before they are acted on).
+    pub fn replica(&self) -> Option<&str> {
+        self.replica.as_deref()
     }
 
     /// True while the store takes writes: no queued write has failed (see
@@ -716,6 +784,37 @@ pub fn open_writer(
     let lock = lock::acquire(path, wait)?;
     let backend = SqliteBackend::open_checked(path)?;
     Ok((Box::new(backend), lock))
+}
+
+/// Opens a `postgres://` state as one replica among several (see
+/// [`PostgresBackend::open_replica`]); a SQLite state is one process's alone and is
+/// refused here.
+pub fn open_replica(
+    spec: &str,
+    wait: std::time::Duration,
+    ttl: std::time::Duration,
+) -> Result<Box<dyn Backend>, StateError> {
+    if !postgres::is_postgres(spec) {
+        return Err(StateError::Backend(format!(
+            "state `{}` is one process's own: replicas share a postgres:// state",
+            shown(spec)
+        )));
+    }
+    Ok(Box::new(PostgresBackend::open_replica(spec, wait, ttl)?))
+}
+
+/// Opens the backend named by `--state` for a command's writes while flows may run: a
+/// SQLite file as its only writer (waiting up to `wait` for a runtime to stop); a
+/// PostgreSQL state beside its replicas (waiting only for a writer that owns it alone).
+pub fn open_for_command(
+    spec: &str,
+    wait: std::time::Duration,
+) -> Result<(Box<dyn Backend>, StateLock), StateError> {
+    if postgres::is_postgres(spec) {
+        let backend = PostgresBackend::open_beside_replicas(spec, wait)?;
+        return Ok((Box::new(backend), StateLock::in_backend()));
+    }
+    open_writer(spec, wait)
 }
 
 /// Opens the backend named by `--state` (`sqlite:PATH`) without its lock (a state file

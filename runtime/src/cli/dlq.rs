@@ -55,7 +55,7 @@ pub fn run(args: Args) -> u8 {
         Command::Replay { .. } | Command::Discard { .. }
     );
     let opened = if writes {
-        state::open_writer(&args.state, args.state_wait)
+        state::open_for_command(&args.state, args.state_wait)
             .map(|(backend, lock)| (backend, Some(lock)))
             .map_err(|e| e.to_string())
     } else {

@@ -1,6 +1,7 @@
 //! Command-line interface of `omniflow`: one module per subcommand.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
+mod cluster;
 mod demo;
 mod dlq;
 mod inventory;
@@ -31,6 +32,8 @@ enum Command {
     Dlq(dlq::Args),
     /// Inspect the inventory ledgers: stock per location, what each channel was told.
     Inventory(inventory::Args),
+    /// The replicas sharing a PostgreSQL state: who is live, leases, claims, backlog.
+    Cluster(cluster::Args),
     /// Check a state file, or back it up (also while a runtime runs).
     State(state::Args),
     /// Run the `test` blocks of flows.
@@ -49,6 +52,7 @@ pub fn run() -> ExitCode {
         Command::Run(args) => run::run(args),
         Command::Dlq(args) => dlq::run(args),
         Command::Inventory(args) => inventory::run(args),
+        Command::Cluster(args) => cluster::run(args),
         Command::State(args) => state::run(args),
         Command::Test(args) => test::run(args),
         Command::Map(args) => map::run(args),
@@ -77,4 +81,13 @@ pub fn init_logging(format: LogFormat) {
         LogFormat::Text => builder.with_ansi(false).try_init(),
         LogFormat::Json => builder.json().try_init(),
     };
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_command_line_is_well_formed() {
+        use clap::CommandFactory;
+        super::Cli::command().debug_assert();
+    }
 }

@@ -36,6 +36,13 @@ pub struct Args {
     /// restart: the old process stops while this one starts), e.g. 30s; then refuse.
     #[arg(long, default_value = "15s", value_parser = state::lock::parse_wait)]
     state_wait: Duration,
+    /// On a postgres:// state, run as one replica among several (the default): this long
+    /// after a replica's last heartbeat, the others take over its claims and leases.
+    #[arg(long, default_value = "10s", value_parser = state::lock::parse_wait)]
+    replica_ttl: Duration,
+    /// On a postgres:// state, own it alone instead (other processes wait, as on SQLite).
+    #[arg(long)]
+    alone: bool,
     /// Log format.
     #[arg(long, value_enum, default_value = "text")]
     log_format: super::LogFormat,
@@ -79,8 +86,7 @@ pub fn run(mut args: Args) -> u8 {
         }
     };
     let spec = args.state.clone().unwrap_or_default();
-    // The one writer of the state file from here until the last commit below.
-    let (backend, lock) = match state::open_writer(&spec, args.state_wait) {
+    let (backend, lock) = match open_state(&spec, &args, &pipeline) {
         Ok(opened) => opened,
         Err(err) => {
             eprintln!("error: {err}");
@@ -88,6 +94,10 @@ pub fn run(mut args: Args) -> u8 {
         }
     };
     let store = state::Store::start(backend);
+    let membership = Rc::new(omniflow_engine::cluster::Membership::of(
+        &store,
+        args.replica_ttl,
+    ));
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -101,7 +111,16 @@ pub fn run(mut args: Args) -> u8 {
     let local = tokio::task::LocalSet::new();
     let closing = store.clone();
     let code = local.block_on(&runtime, async move {
-        match serve(args, pipeline, store, retention, servers, connectors).await {
+        match serve(
+            args,
+            pipeline,
+            store,
+            retention,
+            servers,
+            (connectors, membership),
+        )
+        .await
+        {
             Ok(()) => 0,
             Err(err) => {
                 eprintln!("error: {err}");
@@ -125,13 +144,36 @@ pub fn run(mut args: Args) -> u8 {
     code
 }
 
+/// The state as this run uses it: a SQLite file (or a PostgreSQL state with `--alone`)
+/// owned alone under its lock; otherwise a PostgreSQL state shared as one replica. Plans
+/// with inventory ledgers own the state alone: a ledger's book lives in one process.
+fn open_state(
+    spec: &str,
+    args: &Args,
+    pipeline: &Pipeline,
+) -> Result<(Box<dyn state::Backend>, state::StateLock), state::StateError> {
+    let shared = state::postgres::is_postgres(spec) && !args.alone;
+    if shared && pipeline.graph.ledgers.is_empty() {
+        let backend = state::open_replica(spec, args.state_wait, args.replica_ttl)?;
+        return Ok((backend, state::StateLock::in_backend()));
+    }
+    if shared {
+        tracing::info!("the flows keep inventory ledgers: this process owns the state alone (other processes wait for it)");
+    }
+    // The one writer of the state from here until the last commit below.
+    state::open_writer(spec, args.state_wait)
+}
+
 async fn serve(
     args: Args,
     pipeline: Rc<Pipeline>,
     store: state::Store,
     retention: state::retention::Retention,
     servers: server::Limits,
-    connectors: Rc<omniflow_connectors::Context>,
+    parts: (
+        Rc<omniflow_connectors::Context>,
+        Rc<omniflow_engine::cluster::Membership>,
+    ),
 ) -> Result<(), String> {
     // Listen for SIGTERM before anything else, so a stop during start-up is graceful too.
     let signals = Signals::new();
@@ -140,7 +182,7 @@ async fn serve(
         store,
         args.webhook_addr.as_deref().unwrap_or_default(),
         servers,
-        connectors,
+        parts,
     )
     .await
     .map_err(|e| e.to_string())?;
@@ -152,7 +194,13 @@ async fn serve(
         tracing::info!(addr = %addr, "ops endpoint listening");
     }
     tracing::info!(flows = runner.flows.len(), state = %state::shown(args.state.as_deref().unwrap_or_default()), "running");
-    signals.wait().await;
+    tokio::select! {
+        _ = signals.wait() => {}
+        _ = runner.fenced() => {
+            // The others have taken over this replica's work: nothing more is done here.
+            return Err(state::cluster::FENCED.into());
+        }
+    }
     tracing::info!("stopping: intake closed, finishing in-flight work");
     let left = runner.stop(DRAIN).await;
     tracing::info!(

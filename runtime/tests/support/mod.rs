@@ -297,6 +297,21 @@ impl TempDir {
         TempDir(path, db)
     }
 
+    /// A fresh directory whose state is always a fresh PostgreSQL database (replicas
+    /// share one).
+    pub fn on_database(name: &str) -> TempDir {
+        let mut dir = TempDir::new(name);
+        if dir.1.is_none() {
+            dir.1 = Some(postgres::FreshDb::create(&name.replace('-', "_")));
+        }
+        dir
+    }
+
+    /// The database of a state on PostgreSQL.
+    pub fn database(&self) -> Option<&postgres::FreshDb> {
+        self.1.as_ref()
+    }
+
     /// The `--state` of a runtime started in this directory.
     pub fn state(&self) -> String {
         match &self.1 {

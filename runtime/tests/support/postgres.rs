@@ -41,6 +41,14 @@ impl FreshDb {
         }
     }
 
+    /// The text in the first column of each row of `sql` (nothing when it cannot run).
+    pub fn texts(&self, sql: &str) -> Vec<String> {
+        postgres::Client::connect(&self.url, postgres::NoTls)
+            .and_then(|mut client| client.query(sql, &[]))
+            .map(|rows| rows.iter().map(|row| row.get(0)).collect())
+            .unwrap_or_default()
+    }
+
     pub fn count(&self, sql: &str) -> i64 {
         postgres::Client::connect(&self.url, postgres::NoTls)
             .and_then(|mut client| client.query_one(sql, &[]))

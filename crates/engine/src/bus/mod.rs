@@ -166,14 +166,10 @@ impl SinkConnector for Publish {
                     .store()
                     .call(move |b| {
                         let namespace = format!("bus:{flow}/{source}");
-                        if b.outcome(&namespace, &key)?.is_some() {
+                        let delivered = omniflow_state::OutcomeStatus::Delivered;
+                        if !b.record_new_outcome(&namespace, &key, delivered)? {
                             return Ok(false);
                         }
-                        b.record_outcome(
-                            &namespace,
-                            &key,
-                            omniflow_state::OutcomeStatus::Delivered,
-                        )?;
                         b.append(&flow, &source, &[payload], None)?;
                         Ok(true)
                     })

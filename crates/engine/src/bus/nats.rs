@@ -728,11 +728,10 @@ async fn consume(
                     let namespace = format!("bus:{flow}/{name}/{stream}");
                     let mut fresh = Vec::new();
                     for (payload, seq) in rows {
-                        if b.outcome(&namespace, &seq)?.is_some() {
-                            continue;
+                        let delivered = omniflow_state::OutcomeStatus::Delivered;
+                        if b.record_new_outcome(&namespace, &seq, delivered)? {
+                            fresh.push(payload);
                         }
-                        b.record_outcome(&namespace, &seq, omniflow_state::OutcomeStatus::Delivered)?;
-                        fresh.push(payload);
                     }
                     let n = fresh.len();
                     b.append(&flow, &name, &fresh, None)?;

@@ -1,5 +1,6 @@
 //! Recorded outcomes: successful deliveries noted in memory and written in batches ahead
-//! of the completions that depend on them, and state writes that must not be dropped.
+//! of the completions that depend on them, the claims replicas take on keys before a
+//! call, and state writes that must not be dropped.
 
 use omniflow_state::{Mode, OutcomeStatus, Store};
 use std::cell::RefCell;
@@ -9,16 +10,19 @@ use std::time::Duration;
 /// The outcomes of one flow's sinks waiting to be written.
 pub struct Outcomes {
     store: Store,
+    /// This process among the replicas: whether keys are claimed before a call.
+    membership: std::rc::Rc<crate::cluster::Membership>,
     /// Keys of successful deliveries, by sink, whose outcomes are not yet queued for
     /// writing.
     delivered: RefCell<Vec<(Arc<str>, Vec<String>)>>,
 }
 
 impl Outcomes {
-    /// Outcomes written to `store`.
-    pub fn new(store: Store) -> Outcomes {
+    /// Outcomes written to `store`, by this process as `membership` places it.
+    pub fn new(store: Store, membership: std::rc::Rc<crate::cluster::Membership>) -> Outcomes {
         Outcomes {
             store,
+            membership,
             delivered: RefCell::new(Vec::new()),
         }
     }
@@ -26,6 +30,11 @@ impl Outcomes {
     /// The state store they are written to.
     pub fn store(&self) -> &Store {
         &self.store
+    }
+
+    /// This process among the replicas.
+    pub fn membership(&self) -> &crate::cluster::Membership {
+        &self.membership
     }
 
     /// Notes a successful delivery; its outcome is written with the next batch of

@@ -9,6 +9,7 @@ use super::retry;
 use crate::error::SinkError;
 use crate::ops::metrics::{Metrics, DEAD_LETTERS, DUPLICATES, MESSAGES_IN, MESSAGES_OUT};
 use omniflow_ir::{self as ir};
+use omniflow_state::cluster::Claim;
 use omniflow_state::{DeadLetter, Mode, Origin, OutcomeStatus};
 use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
@@ -101,8 +102,11 @@ struct Turn {
 #[derive(Default)]
 struct Lookups {
     keys: Vec<String>,
-    replies: Vec<oneshot::Sender<Option<OutcomeStatus>>>,
+    replies: Vec<oneshot::Sender<Claim>>,
 }
+
+/// How long a delivery waits before asking again for a key another replica holds.
+const HELD_RETRY: Duration = Duration::from_millis(50);
 
 impl SinkWorker {
     /// Builds the worker of a sink node; its outcomes go to `outcomes`.
@@ -269,10 +273,27 @@ impl SinkWorker {
         after.finished(&job);
     }
 
-    /// The recorded outcome of this sink's call with `key`. Lookups made in the same
-    /// turn of the scheduler share one state read, queued after every outcome recorded so
-    /// far, so it sees them.
+    /// The recorded outcome of this sink's call with `key`, once this process holds the
+    /// key (among replicas, a key another live replica holds is asked for again until it
+    /// is let go).
     async fn recorded_outcome(self: &Rc<Self>, key: &str) -> Option<OutcomeStatus> {
+        let mut wait = HELD_RETRY;
+        loop {
+            match self.claim(key).await {
+                Claim::Free(status) => return status,
+                Claim::Held => {
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(Duration::from_secs(1));
+                }
+            }
+        }
+    }
+
+    /// Claims `key` and reads its outcome. Lookups made in the same turn of the scheduler
+    /// share one state request, queued after every outcome recorded so far, so it sees
+    /// them; alone, it is a read, and among replicas the claim is committed before the
+    /// answer.
+    async fn claim(self: &Rc<Self>, key: &str) -> Claim {
         let (reply, answer) = oneshot::channel();
         let first = {
             let mut lookups = self.lookups.borrow_mut();
@@ -298,12 +319,13 @@ impl SinkWorker {
         let Lookups { keys, replies } = std::mem::take(&mut *self.lookups.borrow_mut());
         self.outcomes.flush();
         let (keys, sink_id) = (Arc::new(keys), self.sink_id.clone());
-        let found = durably(
-            self.outcomes.store(),
-            &self.scope.flow,
-            Mode::Read,
-            move |b| b.outcomes(&sink_id, &keys),
-        )
+        let mode = match self.outcomes.membership().replica() {
+            Some(_) => Mode::Isolated,
+            None => Mode::Read,
+        };
+        let found = durably(self.outcomes.store(), &self.scope.flow, mode, move |b| {
+            b.claim_outcomes(&sink_id, &keys)
+        })
         .await;
         for (reply, status) in replies.into_iter().zip(found) {
             let _ = reply.send(status);
@@ -317,7 +339,19 @@ impl SinkWorker {
     ) {
         let flow = &self.scope.flow;
         let correlation_id = job.message.correlation_id();
-        match self.recorded_outcome(&job.key).await {
+        let recorded = self.recorded_outcome(&job.key).await;
+        if recorded.is_some() && self.outcomes.membership().replica().is_some() {
+            // The outcome is there already: the key goes back at once.
+            let (sink_id, key) = (self.sink_id.clone(), Arc::new(vec![job.key.clone()]));
+            let (store, flow) = (self.outcomes.store().clone(), flow.clone());
+            tokio::task::spawn_local(async move {
+                durably(&store, &flow, Mode::Single, move |b| {
+                    b.release_claims(&sink_id, &key)
+                })
+                .await
+            });
+        }
+        match recorded {
             Some(OutcomeStatus::Delivered) => {
                 self.scope.add(DUPLICATES, 1);
                 tracing::debug!(correlation_id, flow, node = %self.name, "already delivered; skipped");
@@ -335,6 +369,8 @@ impl SinkWorker {
             None => {}
         }
         self.stack.ready().await;
+        // A replica the others may count as gone calls no one (it is about to stop).
+        self.outcomes.membership().until_current().await;
         let request = Request::new(&job.key, correlation_id, &job.payload);
         match self.stack.run(&request).await {
             Final::Delivered { .. } => {

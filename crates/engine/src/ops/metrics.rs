@@ -61,9 +61,22 @@ pub struct Metrics {
     gauges: RefCell<BTreeMap<(&'static str, String), i64>>,
     node_gauges: RefCell<ByLabels<i64>>,
     histograms: RefCell<ByLabels<Histogram>>,
+    /// This replica's id (when the state is shared) and its counters.
+    replica: RefCell<Option<String>>,
+    replica_counters: RefCell<BTreeMap<&'static str, u64>>,
 }
 
 impl Metrics {
+    /// Names this process's replica (`omniflow_replica_info`).
+    pub fn set_replica(&self, id: &str) {
+        *self.replica.borrow_mut() = Some(id.to_string());
+    }
+
+    /// Adds to a counter labelled with this process's replica.
+    pub fn add_replica(&self, name: &'static str, by: u64) {
+        *self.replica_counters.borrow_mut().entry(name).or_default() += by;
+    }
+
     /// Adds to a counter labelled with flow and node.
     pub fn add(&self, name: &'static str, flow: &str, node: &str, by: u64) {
         *slot(&mut self.counters.borrow_mut(), name, flow, node) += by;
@@ -132,6 +145,14 @@ impl Metrics {
     /// The Prometheus text exposition.
     pub fn render(&self) -> String {
         let mut out = String::new();
+        if let Some(replica) = self.replica.borrow().as_deref() {
+            header(&mut out, REPLICA_INFO, "gauge");
+            let _ = writeln!(out, "{REPLICA_INFO}{{replica=\"{replica}\"}} 1");
+            for (name, value) in self.replica_counters.borrow().iter() {
+                header(&mut out, name, "counter");
+                let _ = writeln!(out, "{name}{{replica=\"{replica}\"}} {value}");
+            }
+        }
         let mut last = "";
         for (name, flow, node, value) in labelled(&self.counters.borrow()) {
             if name != last {
@@ -181,6 +202,22 @@ impl Metrics {
 /// What every metric measures, as its `# HELP` line says (`tests/tidy.rs` holds every
 /// metric name of the engine to this table).
 pub const HELP: &[(&str, &str)] = &[
+    (
+        "omniflow_replica_info",
+        "1, labelled with this process's replica id, when replicas share the state.",
+    ),
+    (
+        "omniflow_replica_taken_over_total",
+        "Inbox messages this replica freed for the others because the replica that had claimed them was gone.",
+    ),
+    (
+        "omniflow_lease_held",
+        "1 while this replica holds the lease of a source or ordered flow (the one replica that runs it), else 0.",
+    ),
+    (
+        "omniflow_claimed_messages",
+        "Inbox messages this process has claimed and not finished, by flow.",
+    ),
     (
         "omniflow_sink_latency_seconds",
         "Duration of sink calls, by flow and sink.",
@@ -289,3 +326,11 @@ pub const CIRCUIT_OPEN: &str = "omniflow_circuit_open";
 pub const DUPLICATES: &str = "omniflow_duplicates_prevented_total";
 /// Messages accepted and not yet finished.
 pub const QUEUE_DEPTH: &str = "omniflow_queue_depth";
+/// 1, labelled with this process's replica id.
+pub const REPLICA_INFO: &str = "omniflow_replica_info";
+/// Messages freed from replicas that are gone.
+pub const TAKEN_OVER: &str = "omniflow_replica_taken_over_total";
+/// 1 while this replica holds a source's or flow's lease.
+pub const LEASE_HELD: &str = "omniflow_lease_held";
+/// Messages claimed and not finished, by flow.
+pub const CLAIMED: &str = "omniflow_claimed_messages";

@@ -6,6 +6,7 @@
 
 use crate::engine::FlowCtx;
 use omniflow_connectors::file::{self as files, Found, Line, Unfinished};
+use omniflow_state::cluster::Fence;
 use omniflow_state::DeadLetter;
 use serde_json::Value;
 use std::cell::{Cell, RefCell};
@@ -96,8 +97,11 @@ impl FileSource {
         })
     }
 
-    /// Reads new lines until `stop`.
+    /// Reads new lines until `stop`, while this process holds the source's lease.
     pub async fn run(self, mut stop: watch::Receiver<bool>) {
+        let Some(fence) = self.ctx.source_lease(&self.name, &mut stop).await else {
+            return;
+        };
         loop {
             if *stop.borrow() {
                 return;
@@ -107,7 +111,7 @@ impl FileSource {
                 if *stop.borrow() {
                     return;
                 }
-                match self.read_some(&found).await {
+                match self.read_some(&found, &fence).await {
                     Ok(n) => progressed |= n > 0,
                     Err(err) => {
                         tracing::error!(flow = %self.ctx.flow_name(), source = %self.name, file = %found.key, error = %err, "cannot read")
@@ -147,7 +151,7 @@ impl FileSource {
         listing.files
     }
 
-    async fn read_some(&self, found: &Found) -> Result<usize, String> {
+    async fn read_some(&self, found: &Found, fence: &Fence) -> Result<usize, String> {
         let (flow, source, cursor_key) = (
             self.ctx.flow_name().to_string(),
             self.name.clone(),
@@ -206,10 +210,13 @@ impl FileSource {
             found.key.clone(),
             format!("{} {mark:016x}", read.next),
         );
-        // The cursor moves in the same transaction as the lines it covers.
+        // The cursor moves in the same transaction as the lines it covers, only while
+        // this process holds the source's lease.
+        let fence = fence.clone();
         self.ctx
             .store
             .call(move |b| {
+                b.fence(&fence)?;
                 for letter in &letters {
                     b.add_dead_letter(letter)?;
                 }

@@ -9,6 +9,7 @@ use crate::engine::FlowCtx;
 /// Items read again inside the lookback window and skipped.
 pub const REREAD: &str = "omniflow_poll_reread_total";
 use omniflow_connectors::Pager;
+use omniflow_state::cluster::Fence;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::rc::Rc;
@@ -65,13 +66,16 @@ impl PollSource {
         }
     }
 
-    /// Polls until `stop`.
+    /// Polls until `stop`, while this process holds the source's lease.
     pub async fn run(self, mut stop: watch::Receiver<bool>) {
+        let Some(fence) = self.ctx.source_lease(&self.name, &mut stop).await else {
+            return;
+        };
         loop {
             if *stop.borrow() {
                 return;
             }
-            if let Err(err) = self.poll_once().await {
+            if let Err(err) = self.poll_once(&fence).await {
                 tracing::warn!(flow = %self.ctx.flow_name(), source = %self.name, error = %err, "poll failed; retrying at the next interval");
             }
             tokio::select! {
@@ -82,13 +86,18 @@ impl PollSource {
     }
 
     /// Reads every page available now.
-    pub async fn poll_once(&self) -> Result<(), String> {
-        self.poll_then(None).await
+    pub async fn poll_once(&self, fence: &Fence) -> Result<(), String> {
+        self.poll_then(None, fence).await
     }
 
     /// Reads every page available now; `last` (a cursor key and value, such as the tick of
-    /// a scheduled run) commits with the last page, in its transaction.
-    pub async fn poll_then(&self, last: Option<(String, String)>) -> Result<(), String> {
+    /// a scheduled run) commits with the last page, in its transaction. Each page commits
+    /// only while `fence` is the source's lease.
+    pub async fn poll_then(
+        &self,
+        last: Option<(String, String)>,
+        fence: &Fence,
+    ) -> Result<(), String> {
         let (flow, source, key) = (
             self.ctx.flow_name().to_string(),
             self.name.clone(),
@@ -111,6 +120,7 @@ impl PollSource {
                 page.position.clone(),
             );
             let items = page.items;
+            let fence = fence.clone();
             let keys: Vec<String> = items.iter().filter_map(|(_, k)| k.clone()).collect();
             // A pager may restart from its first page on each poll (ignoring the stored
             // cursor); a page is then compared with the previous page, not the cursor.
@@ -121,20 +131,17 @@ impl PollSource {
                 .ctx
                 .store
                 .call(move |b| {
+                    b.fence(&fence)?;
                     let namespace = format!("poll:{flow}/{source}");
                     let mut fresh = Vec::with_capacity(items.len());
                     let mut skipped = 0u64;
                     for (payload, dedupe) in items {
+                        let delivered = omniflow_state::OutcomeStatus::Delivered;
                         if let Some(id) = &dedupe {
-                            if b.outcome(&namespace, id)?.is_some() {
+                            if !b.record_new_outcome(&namespace, id, delivered)? {
                                 skipped += 1;
                                 continue;
                             }
-                            b.record_outcome(
-                                &namespace,
-                                id,
-                                omniflow_state::OutcomeStatus::Delivered,
-                            )?;
                         }
                         fresh.push(payload);
                     }

@@ -145,6 +145,10 @@ impl CronSource {
     /// Runs at each tick until `stop`.
     pub async fn run(self, mut stop: watch::Receiver<bool>) {
         let flow = self.ctx.flow_name().to_string();
+        // The lease first: the last tick is read as its holder left it.
+        let Some(fence) = self.ctx.source_lease(&self.name, &mut stop).await else {
+            return;
+        };
         let Some(mut last) = self.last_tick(&mut stop).await else {
             return;
         };
@@ -166,7 +170,7 @@ impl CronSource {
             if let Some(tick) = due.filter(|tick| !waiting(tick)) {
                 match self
                     .poll
-                    .poll_then(Some((TICK.to_string(), tick.to_string())))
+                    .poll_then(Some((TICK.to_string(), tick.to_string())), &fence)
                     .await
                 {
                     Ok(()) => {

@@ -131,10 +131,11 @@ impl Routes {
             .call(move |b| {
                 if let Some(id) = &delivery_id {
                     let namespace = format!("webhook:{flow}/{source}");
-                    if b.outcome(&namespace, id)?.is_some() {
+                    // Any replica may take a delivery: exactly one records its id.
+                    let delivered = omniflow_state::OutcomeStatus::Delivered;
+                    if !b.record_new_outcome(&namespace, id, delivered)? {
                         return Ok(None);
                     }
-                    b.record_outcome(&namespace, id, omniflow_state::OutcomeStatus::Delivered)?;
                 }
                 b.append(&flow, &source, &[body], None)
                     .map(|ids| ids.first().copied())

@@ -1,5 +1,7 @@
-//! One writer per PostgreSQL state: a session-level advisory lock on the writer's own
-//! connection, which the server releases when that connection ends, however it ends.
+//! One writer per PostgreSQL state, or many replicas: a session-level advisory lock on
+//! the process's own connection, which the server releases when that connection ends,
+//! however it ends. A writer that owns the state alone takes it exclusively; replicas take
+//! it shared, so that neither kind starts while the other runs.
 
 use super::conn::Conn;
 use crate::error::StateError;
@@ -14,11 +16,25 @@ const RETRY: Duration = Duration::from_millis(100);
 /// Takes the writer's lock on `conn`'s session, waiting up to `wait` for its holder to
 /// let go (logging who it waits for).
 pub fn acquire(conn: &mut Conn, wait: Duration) -> Result<(), StateError> {
+    acquire_as(conn, wait, false)
+}
+
+/// Takes the lock as a replica (shared with other replicas), waiting up to `wait` for a
+/// writer that owns the state alone to let go.
+pub fn acquire_shared(conn: &mut Conn, wait: Duration) -> Result<(), StateError> {
+    acquire_as(conn, wait, true)
+}
+
+fn acquire_as(conn: &mut Conn, wait: Duration, shared: bool) -> Result<(), StateError> {
     let started = Instant::now();
     let mut logged = false;
+    let sql = match shared {
+        true => "SELECT pg_try_advisory_lock_shared($1)",
+        false => "SELECT pg_try_advisory_lock($1)",
+    };
     loop {
         let row = conn
-            .query_one("SELECT pg_try_advisory_lock($1)", &[&WRITER_LOCK])
+            .query_one(sql, &[&WRITER_LOCK])
             .map_err(StateError::Backend)?;
         if conn.get::<bool>(&row, 0).map_err(StateError::Backend)? {
             return Ok(());

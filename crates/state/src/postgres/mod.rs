@@ -1,12 +1,15 @@
 //! The state in a PostgreSQL database: the same tables and the same behaviour as the
-//! SQLite backend, over one synchronous connection on the state thread. A writer holds a
-//! session-level advisory lock on that connection for its lifetime (one writer per
-//! database in this version).
+//! SQLite backend, over one synchronous connection on the state thread. A process holds a
+//! session-level advisory lock on that connection for its lifetime: exclusive for a writer
+//! that owns the state alone, shared for a replica among several (see [`replica`]).
 
 pub mod check;
 mod conn;
 mod journal;
 pub mod lock;
+mod replica;
+#[cfg(test)]
+mod replica_tests;
 pub mod schema;
 pub mod target;
 #[cfg(test)]
@@ -36,6 +39,8 @@ pub struct PostgresBackend {
     superseded: Option<String>,
     /// The connection was lost and this writer does not hold the state again yet.
     lost: bool,
+    /// Set when this process is one replica among several.
+    replica: Option<replica::Replica>,
 }
 
 /// Why the batch's commit failed after one of its statements did.
@@ -68,6 +73,63 @@ impl PostgresBackend {
             identity,
             superseded: None,
             lost: false,
+            replica: None,
+        })
+    }
+
+    /// Opens the state as one replica among several: connects, takes the lock shared
+    /// (waiting up to `wait` for a writer that owns the state alone), applies the schema's
+    /// migrations and joins the replicas with time to live `ttl`: unless a heartbeat
+    /// comes within it, the others take over this replica's claims and leases.
+    pub fn open_replica(
+        spec: &str,
+        wait: std::time::Duration,
+        ttl: std::time::Duration,
+    ) -> Result<PostgresBackend, StateError> {
+        let mut conn = PostgresBackend::connect(spec)?;
+        lock::acquire_shared(&mut conn, wait)?;
+        schema::migrate(&mut conn)?;
+        let joined = replica::Replica::join(&mut conn, ttl);
+        let replica = joined.map_err(StateError::Backend)?;
+        conn.execute(
+            "INSERT INTO meta (key, value) VALUES ('stop', $1) \
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            &[&RUNNING],
+        )
+        .map_err(StateError::Backend)?;
+        conn.aborted = false;
+        tracing::info!(replica = %replica.id, ttl_ms = replica.ttl_ms, "joined the replicas of the state");
+        Ok(PostgresBackend {
+            conn,
+            reading: false,
+            closed: false,
+            identity: replica.id.clone(),
+            superseded: None,
+            lost: false,
+            replica: Some(replica),
+        })
+    }
+
+    /// Opens the state for a command's writes beside running replicas (a dead letter's
+    /// replay or discard, each one atomic statement batch): takes the lock shared, so it
+    /// waits up to `wait` for a writer that owns the state alone, and joins no replicas.
+    pub fn open_beside_replicas(
+        spec: &str,
+        wait: std::time::Duration,
+    ) -> Result<PostgresBackend, StateError> {
+        let mut conn = PostgresBackend::connect(spec)?;
+        lock::acquire_shared(&mut conn, wait)?;
+        schema::migrate(&mut conn)?;
+        conn.aborted = false;
+        Ok(PostgresBackend {
+            conn,
+            reading: false,
+            // Nothing to record at the end: the lock goes with the connection.
+            closed: true,
+            identity: String::new(),
+            superseded: None,
+            lost: false,
+            replica: None,
         })
     }
 
@@ -88,6 +150,16 @@ impl PostgresBackend {
             return Ok(());
         }
         let shown = self.conn.target.shown.clone();
+        if self.replica.is_some() {
+            // A replica goes on under the shared lock: its next heartbeat says whether the
+            // others still count it as live.
+            lock::acquire_shared(&mut self.conn, std::time::Duration::ZERO).map_err(|err| {
+                format!("state store ({shown}): the connection was lost and the replicas' lock could not be taken again: {err}")
+            })?;
+            tracing::warn!(state = %shown, "state connection lost; connected again as a replica");
+            self.lost = false;
+            return Ok(());
+        }
         if let Err(err) = lock::acquire(&mut self.conn, std::time::Duration::ZERO) {
             // The lost session's lock may not be gone yet: the next batch tries again.
             return Err(format!(
@@ -147,6 +219,7 @@ impl PostgresBackend {
             identity: String::new(),
             superseded: None,
             lost: false,
+            replica: None,
         })
     }
 
@@ -222,10 +295,13 @@ impl Backend for PostgresBackend {
             return Err(reason.clone());
         }
         self.conn.aborted = false;
-        let start = if self.reading {
-            "BEGIN READ ONLY"
-        } else {
-            "BEGIN"
+        // A replica's statements wait at most this long for another replica's locks, so
+        // that two batches never wait on each other (a deadlock): the statement fails,
+        // alone inside its request's savepoint, and is asked again.
+        let start = match (self.reading, self.replica.is_some()) {
+            (true, _) => "BEGIN READ ONLY",
+            (false, true) => "BEGIN; SET LOCAL lock_timeout = '300ms'",
+            (false, false) => "BEGIN",
         };
         if self.lost {
             self.reconnect()?;
@@ -310,6 +386,10 @@ impl Backend for PostgresBackend {
     }
 
     fn pending(&mut self, flow: &str, after: i64, limit: usize) -> StateResult<Vec<Stored>> {
+        if let Some(replica) = &self.replica {
+            // Claimed: what this replica is given, no other is given until it is gone.
+            return replica.claim_messages(&mut self.conn, flow, limit);
+        }
         let rows = self.conn.query(
             "SELECT id, source, payload, COALESCE(accepted_at, received_at) FROM inbox \
              WHERE flow = $1 AND id > $2 ORDER BY id LIMIT $3",
@@ -364,6 +444,9 @@ impl Backend for PostgresBackend {
     }
 
     fn record_outcome(&mut self, sink: &str, key: &str, status: OutcomeStatus) -> StateResult<()> {
+        if let Some(replica) = &self.replica {
+            replica.release_keys(&mut self.conn, sink, std::slice::from_ref(&key.to_string()))?;
+        }
         self.conn.execute(
             "INSERT INTO outcomes (sink, key, status, at) VALUES ($1, $2, $3, $4) \
              ON CONFLICT (sink, key) DO UPDATE SET status = excluded.status, at = excluded.at",
@@ -405,6 +488,9 @@ impl Backend for PostgresBackend {
         if keys.is_empty() {
             return Ok(());
         }
+        if let Some(replica) = &self.replica {
+            replica.release_keys(&mut self.conn, sink, keys)?;
+        }
         let keys: Vec<std::borrow::Cow<str>> = keys.iter().map(|k| text::stored(k)).collect();
         // DISTINCT: one statement may not change a row twice.
         self.conn.execute(
@@ -415,6 +501,81 @@ impl Backend for PostgresBackend {
             &[&sink, &status.as_str(), &crate::now_secs(), &keys],
         )?;
         Ok(())
+    }
+
+    fn record_new_outcome(
+        &mut self,
+        namespace: &str,
+        key: &str,
+        status: OutcomeStatus,
+    ) -> StateResult<bool> {
+        // A second process inserting the same key waits for the first's transaction and
+        // then finds the row: exactly one of them records it.
+        let inserted = self.conn.execute(
+            "INSERT INTO outcomes (sink, key, status, at) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (sink, key) DO NOTHING",
+            &[
+                &namespace,
+                &text::stored(key),
+                &status.as_str(),
+                &crate::now_secs(),
+            ],
+        )?;
+        Ok(inserted == 1)
+    }
+
+    fn replica(&self) -> Option<&str> {
+        self.replica.as_ref().map(|r| r.id.as_str())
+    }
+
+    fn claim_outcomes(
+        &mut self,
+        sink: &str,
+        keys: &[String],
+    ) -> StateResult<Vec<crate::cluster::Claim>> {
+        match &self.replica {
+            Some(replica) => replica.claim_keys(&mut self.conn, sink, keys),
+            None => Ok(self
+                .outcomes(sink, keys)?
+                .into_iter()
+                .map(crate::cluster::Claim::Free)
+                .collect()),
+        }
+    }
+
+    fn release_claims(&mut self, sink: &str, keys: &[String]) -> StateResult<()> {
+        match &self.replica {
+            Some(replica) => replica.release_keys(&mut self.conn, sink, keys),
+            None => Ok(()),
+        }
+    }
+
+    fn heartbeat(&mut self) -> StateResult<u64> {
+        match &self.replica {
+            Some(replica) => replica.heartbeat(&mut self.conn),
+            None => Ok(0),
+        }
+    }
+
+    fn acquire_lease(&mut self, name: &str) -> StateResult<Option<crate::cluster::Fence>> {
+        match &self.replica {
+            Some(replica) => replica.acquire(&mut self.conn, name),
+            None => Ok(Some(crate::cluster::Fence {
+                lease: name.to_string(),
+                token: 0,
+            })),
+        }
+    }
+
+    fn fence(&mut self, fence: &crate::cluster::Fence) -> StateResult<()> {
+        match &self.replica {
+            Some(replica) => replica.fence(&mut self.conn, fence),
+            None => Ok(()),
+        }
+    }
+
+    fn cluster_status(&mut self) -> StateResult<crate::cluster::Status> {
+        replica::status(&mut self.conn)
     }
 
     fn clear_outcome(&mut self, sink: &str, key: &str) -> StateResult<()> {
@@ -608,6 +769,19 @@ impl Backend for PostgresBackend {
             return Ok(());
         }
         self.closed = true;
+        if let Some(replica) = &self.replica {
+            // The last replica to leave records the clean stop.
+            replica.leave(&mut self.conn)?;
+            if !replica::others_live(&mut self.conn, &replica.id)? {
+                self.conn
+                    .execute("UPDATE meta SET value = $1 WHERE key = 'stop'", &[&CLEAN])?;
+            }
+            self.conn.execute(
+                "SELECT pg_advisory_unlock_shared($1)",
+                &[&lock::WRITER_LOCK],
+            )?;
+            return Ok(());
+        }
         self.conn
             .execute("UPDATE meta SET value = $1 WHERE key = 'stop'", &[&CLEAN])?;
         self.conn

@@ -75,6 +75,28 @@ CREATE TABLE ledger_publications (
     PRIMARY KEY (ledger, channel, sku)
 );
 "#,
+    // 2: replicas sharing the state: who is alive (a heartbeat within its time to live),
+    // leases with fencing tokens, (sink, key)s held for a call, and inbox claims. Times in
+    // milliseconds by the database's clock, so replicas' clocks need not agree.
+    r#"
+CREATE TABLE replicas (
+    id TEXT NOT NULL PRIMARY KEY, host TEXT NOT NULL, pid BIGINT NOT NULL,
+    started_at BIGINT NOT NULL, seen_at BIGINT NOT NULL, ttl_ms BIGINT NOT NULL,
+    stopped_at BIGINT
+);
+CREATE TABLE leases (
+    name TEXT NOT NULL PRIMARY KEY, holder TEXT NOT NULL, token BIGINT NOT NULL,
+    taken_at BIGINT NOT NULL
+);
+CREATE TABLE key_claims (
+    sink TEXT COLLATE "C" NOT NULL, key TEXT COLLATE "C" NOT NULL, holder TEXT NOT NULL,
+    PRIMARY KEY (sink, key)
+);
+CREATE INDEX key_claims_by_holder ON key_claims (holder);
+ALTER TABLE inbox ADD COLUMN claimed_by TEXT;
+CREATE INDEX inbox_unclaimed ON inbox (flow, id) WHERE claimed_by IS NULL;
+CREATE INDEX inbox_claimed ON inbox (claimed_by) WHERE claimed_by IS NOT NULL;
+"#,
 ];
 
 /// The schema version recorded in the database; `None` when it holds no omniflow state.

@@ -88,9 +88,7 @@ impl Target {
 /// How this process names itself to the server (seen by an operator in
 /// `pg_stat_activity`, and by a refused second writer).
 pub(crate) fn application_name() -> String {
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|name| name.trim().to_string())
-        .unwrap_or_default();
+    let host = host_name();
     // The server keeps 63 bytes.
     let mut name = format!("omniflow pid {} on {host}", std::process::id());
     name.truncate(63);
@@ -265,4 +263,11 @@ mod unencoded {
         let plain = redacted("postgres://omni@127.0.0.1/state?application_name=a");
         assert_eq!(plain, "postgres://omni@127.0.0.1/state?application_name=a");
     }
+}
+
+/// This machine's name (empty when it cannot be read).
+pub(crate) fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|name| name.trim().to_string())
+        .unwrap_or_default()
 }
