@@ -458,3 +458,93 @@ fn three_replicas_deliver_every_message_once_while_replicas_are_killed_and_resta
         "the last three stopped cleanly: {status}"
     );
 }
+
+#[test]
+fn a_replica_paused_past_its_time_to_live_stops_when_it_resumes_and_the_other_takes_over() {
+    let dir = TempDir::on_database("replica-paused");
+    let flow = dir.0.join("replicas.flow");
+    std::fs::write(&flow, FLOW).unwrap();
+    let sink = Sink::start(Faults::default());
+    let mut cluster = Cluster {
+        dir: &dir,
+        flow,
+        // No Shopify here: its poll fails and is retried, which changes nothing below.
+        sandbox: free_port(),
+        sink: &sink,
+        replicas: (0..2)
+            .map(|_| Replica {
+                hooks: free_port(),
+                ops: free_port(),
+                child: None,
+            })
+            .collect(),
+    };
+    cluster.start(0);
+    cluster.start(1);
+    let lines = dir.0.join("in").join("events.jsonl");
+    let mut file = std::fs::File::create(&lines).unwrap();
+    for n in 0..500 {
+        writeln!(file, r#"{{"id": "f-{n}"}}"#).unwrap();
+    }
+    file.flush().unwrap();
+    wait_for("the first lines", Duration::from_secs(60), || {
+        sink.distinct() == 500
+    });
+    let paused = cluster
+        .holder_of("source:files/lines")
+        .expect("a replica holds the file source");
+    let pid = cluster.replicas[paused]
+        .child
+        .as_ref()
+        .unwrap()
+        .id()
+        .to_string();
+    let signal = |name: &str| {
+        assert!(Command::new("kill")
+            .args([name, &pid])
+            .status()
+            .unwrap()
+            .success());
+    };
+    signal("-STOP");
+    // More lines while it is paused: the other replica takes the source over.
+    for n in 500..1000 {
+        writeln!(file, r#"{{"id": "f-{n}"}}"#).unwrap();
+    }
+    file.flush().unwrap();
+    wait_for(
+        "the other replica's deliveries",
+        Duration::from_secs(60),
+        || sink.distinct() == 1000,
+    );
+    let survivor = 1 - paused;
+    assert_eq!(cluster.holder_of("source:files/lines"), Some(survivor));
+    signal("-CONT");
+    // On resuming, its next heartbeat is refused: it stops by itself, with the reason.
+    let child = cluster.replicas[paused].child.as_mut().unwrap();
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "a fenced replica kept running"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    cluster.replicas[paused].child = None;
+    assert_eq!(status.code(), Some(2));
+    let log = std::fs::read_to_string(dir.0.join(format!("replica-{paused}.log"))).unwrap();
+    assert!(log.contains("counted as gone"), "{log}");
+    // The survivor goes on alone.
+    for n in 1000..1100 {
+        writeln!(file, r#"{{"id": "f-{n}"}}"#).unwrap();
+    }
+    file.flush().unwrap();
+    wait_for("the last lines", Duration::from_secs(60), || {
+        sink.distinct() == 1100
+    });
+    cluster.stop_all();
+    assert_eq!(sink.seen.lock().unwrap().mismatched, 0);
+}

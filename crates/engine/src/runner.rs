@@ -134,21 +134,27 @@ impl Runner {
         })
     }
 
-    /// The ops endpoint: `/health`, `/ready` (not while stopping or while state writes
-    /// fail), `/metrics`.
+    /// The ops endpoint: `/health`, `/ready` (not while stopping, while state writes
+    /// fail, or while a replica's membership is not confirmed), `/metrics`.
     pub fn ops_handler(&self) -> Handler {
         let metrics = self.metrics.clone();
         let stopping = self.stopping.clone();
         let store = self.store.clone();
+        let membership = self.shared.membership.clone();
         Rc::new(move |req| {
             let metrics = metrics.clone();
             let stopping = stopping.get();
             let writable = store.is_writable();
+            let current = membership.is_current();
             Box::pin(async move {
                 match req.path.as_str() {
                     "/health" => Resp::text(200, "ok\n"),
                     "/ready" if stopping => Resp::text(503, "stopping\n"),
                     "/ready" if !writable => Resp::text(503, "state writes failing\n"),
+                    "/ready" if !current => Resp::text(
+                        503,
+                        "replica not confirmed by the state (no recent heartbeat)\n",
+                    ),
                     "/ready" => Resp::text(200, "ready\n"),
                     "/metrics" => Resp {
                         status: 200,
