@@ -178,7 +178,7 @@ fn main() {
             &graph,
             &store,
             &metrics,
-            (&shared.ledgers, &shared.limits),
+            (&shared.ledgers, &shared.limits, &shared.membership),
             &build_sink,
             &stop,
         )

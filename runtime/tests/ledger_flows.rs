@@ -1,7 +1,8 @@
 //! The inventory ledger through `omniflow run`: a flash sale (one sku with 100 units,
 //! 1,000 orders arriving at once from three channels) and publication coalescing (10,000
 //! movements against channels limited to 2 calls a second), with the channels as HTTP
-//! endpoints on localhost and the state in SQLite.
+//! endpoints on localhost and the state in SQLite; the flash sale again with three
+//! replicas on one PostgreSQL state, the orders posted to all of them at once.
 
 mod support;
 
@@ -149,43 +150,75 @@ impl Drop for Running {
     }
 }
 
+/// The runtimes of a test (one, or replicas sharing a PostgreSQL state), each with its
+/// webhook and ops ports.
 struct Setup {
     dir: TempDir,
     channels: Recorder,
-    hooks: u16,
-    ops: u16,
-    runtime: Running,
+    hooks: Vec<u16>,
+    ops: Vec<u16>,
+    runtimes: Vec<Running>,
 }
 
 impl Setup {
     fn start(name: &str, rate: &str) -> Setup {
-        let dir = TempDir::new(name);
+        Setup::with(TempDir::new(name), rate, 1)
+    }
+
+    /// `replicas` runtimes on one fresh PostgreSQL state (more with `add_runtime`).
+    fn replicas(name: &str, rate: &str, replicas: usize) -> Setup {
+        Setup::with(TempDir::on_database(name), rate, replicas)
+    }
+
+    fn with(dir: TempDir, rate: &str, replicas: usize) -> Setup {
         std::fs::write(dir.0.join("ledger.flow"), flow(rate)).unwrap();
         let channels = Recorder::start();
-        let (hooks, ops) = (free_port(), free_port());
-        let runtime = launch(&dir, &channels, hooks, ops);
+        let hooks: Vec<u16> = (0..replicas).map(|_| free_port()).collect();
+        let ops: Vec<u16> = (0..replicas).map(|_| free_port()).collect();
+        let runtimes = hooks
+            .iter()
+            .zip(&ops)
+            .map(|(hooks, ops)| launch(&dir, &channels, *hooks, *ops))
+            .collect();
         Setup {
             dir,
             channels,
             hooks,
             ops,
-            runtime,
+            runtimes,
         }
     }
 
-    /// Kills the runtime with SIGKILL and starts it again on the same state.
-    fn kill_and_restart(&mut self) {
-        let _ = self.runtime.0.kill();
-        let _ = self.runtime.0.wait();
-        self.runtime = launch(&self.dir, &self.channels, self.hooks, self.ops);
+    /// Starts one more runtime on the same state.
+    fn add_runtime(&mut self) {
+        let (hooks, ops) = (free_port(), free_port());
+        let runtime = launch(&self.dir, &self.channels, hooks, ops);
+        self.hooks.push(hooks);
+        self.ops.push(ops);
+        self.runtimes.push(runtime);
     }
 
+    /// Kills the (first) runtime with SIGKILL and starts it again on the same state.
+    fn kill_and_restart(&mut self) {
+        let _ = self.runtimes[0].0.kill();
+        let _ = self.runtimes[0].0.wait();
+        self.runtimes[0] = launch(&self.dir, &self.channels, self.hooks[0], self.ops[0]);
+    }
+
+    /// A metric of the ledger, summed over the runtimes.
     fn metric(&self, name: &str, node: &str) -> u64 {
-        let (_, text) = http("GET", self.ops, "/metrics", "");
+        (0..self.ops.len())
+            .map(|idx| self.metric_of(idx, name, node))
+            .sum()
+    }
+
+    /// A metric of the ledger in runtime `idx`.
+    fn metric_of(&self, idx: usize, name: &str, node: &str) -> u64 {
         let prefix = format!("{name}{{flow=\"stock\",node=\"{node}\"}} ");
+        let (_, text) = http("GET", self.ops[idx], "/metrics", "");
         text.lines()
             .find_map(|l| l.strip_prefix(&prefix))
-            .and_then(|v| v.trim().parse().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
             .unwrap_or(0)
     }
 
@@ -282,7 +315,18 @@ fn movement(id: &str, kind: &str, sku: &str, location: &str, quantity: i64) -> V
 
 #[test]
 fn a_flash_sale_reserves_exactly_the_stock_and_every_channel_ends_at_zero() {
-    let setup = Setup::start("ledger-flash", "50/s");
+    flash_sale(&mut Setup::start("ledger-flash", "50/s"), 1);
+}
+
+#[test]
+fn a_flash_sale_across_three_replicas_oversells_nothing_and_every_channel_ends_at_zero() {
+    flash_sale(&mut Setup::replicas("ledger-flash-replicas", "50/s", 1), 3);
+}
+
+/// 100 units, 1,000 one-unit orders from three channels posted at once, spread over
+/// `runtimes` runtimes (those added after the receipt know the stock from their start):
+/// exactly 100 reserved, 900 dead letters with the reason, every channel last told 0.
+fn flash_sale(setup: &mut Setup, runtimes: usize) {
     setup.drop_moves(
         "receipt.jsonl",
         &[movement("receipt-1", "receipt", "FLASH-1", "WH", 100)],
@@ -299,10 +343,13 @@ fn a_flash_sale_reserves_exactly_the_stock_and_every_channel_ends_at_zero() {
         ])
     );
 
+    while setup.runtimes.len() < runtimes {
+        setup.add_runtime();
+    }
     // 1,000 one-unit orders, a third per channel, posted from 12 threads at once.
-    let hooks = setup.hooks;
     let threads: Vec<_> = (0..12)
         .map(|t| {
+            let hooks = setup.hooks.clone();
             std::thread::spawn(move || {
                 let mut statuses = Vec::new();
                 for n in (t..1000).step_by(12) {
@@ -315,7 +362,7 @@ fn a_flash_sale_reserves_exactly_the_stock_and_every_channel_ends_at_zero() {
                     statuses.push(
                         http(
                             "POST",
-                            hooks,
+                            hooks[(n / 3 + t) % hooks.len()],
                             &format!("/hooks/orders/{channel}"),
                             &order.to_string(),
                         )
@@ -343,6 +390,13 @@ fn a_flash_sale_reserves_exactly_the_stock_and_every_channel_ends_at_zero() {
                 >= 1000
         },
     );
+    let by_runtime: Vec<u64> = (0..setup.ops.len())
+        .map(|idx| {
+            setup.metric_of(idx, "omniflow_ledger_reservations_total", "reserved")
+                + setup.metric_of(idx, "omniflow_ledger_reservations_total", "rejected")
+        })
+        .collect();
+    assert_eq!(by_runtime.iter().sum::<u64>(), 1000, "{by_runtime:?}");
     assert_eq!(
         setup.metric("omniflow_ledger_reservations_total", "reserved"),
         100

@@ -85,7 +85,7 @@ impl Runner {
             &pipeline.graph,
             &store,
             &metrics,
-            (&shared.ledgers, &shared.limits),
+            (&shared.ledgers, &shared.limits, &shared.membership),
             &build_sink,
             &stop_rx,
         )

@@ -317,6 +317,17 @@ pub trait Backend: Send {
     fn fence(&mut self, _fence: &cluster::Fence) -> StateResult<()> {
         Ok(())
     }
+    /// Takes a ledger's turn for one operation among replicas: holds every other
+    /// replica's ledger operation back until this batch ends, and returns the ledger's
+    /// new version (one more than the last operation's, whoever made it). `None` when the
+    /// process owns the state alone.
+    fn ledger_turn(&mut self, _ledger: &str) -> StateResult<Option<i64>> {
+        Ok(None)
+    }
+    /// A ledger's version as last committed (see `ledger_turn`); `None` alone.
+    fn ledger_version(&mut self, _ledger: &str) -> StateResult<Option<i64>> {
+        Ok(None)
+    }
     /// The replicas, leases and backlog, for operators.
     fn cluster_status(&mut self) -> StateResult<cluster::Status> {
         Ok(cluster::Status::default())

@@ -86,7 +86,7 @@ pub fn run(mut args: Args) -> u8 {
         }
     };
     let spec = args.state.clone().unwrap_or_default();
-    let (backend, lock) = match open_state(&spec, &args, &pipeline) {
+    let (backend, lock) = match open_state(&spec, &args) {
         Ok(opened) => opened,
         Err(err) => {
             eprintln!("error: {err}");
@@ -145,20 +145,14 @@ pub fn run(mut args: Args) -> u8 {
 }
 
 /// The state as this run uses it: a SQLite file (or a PostgreSQL state with `--alone`)
-/// owned alone under its lock; otherwise a PostgreSQL state shared as one replica. Plans
-/// with inventory ledgers own the state alone: a ledger's book lives in one process.
+/// owned alone under its lock; otherwise a PostgreSQL state shared as one replica.
 fn open_state(
     spec: &str,
     args: &Args,
-    pipeline: &Pipeline,
 ) -> Result<(Box<dyn state::Backend>, state::StateLock), state::StateError> {
-    let shared = state::postgres::is_postgres(spec) && !args.alone;
-    if shared && pipeline.graph.ledgers.is_empty() {
+    if state::postgres::is_postgres(spec) && !args.alone {
         let backend = state::open_replica(spec, args.state_wait, args.replica_ttl)?;
         return Ok((backend, state::StateLock::in_backend()));
-    }
-    if shared {
-        tracing::info!("the flows keep inventory ledgers: this process owns the state alone (other processes wait for it)");
     }
     // The one writer of the state from here until the last commit below.
     state::open_writer(spec, args.state_wait)

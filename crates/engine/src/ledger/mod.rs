@@ -4,7 +4,11 @@
 //!
 //! Every operation runs on the state thread inside one batch request, so the book in
 //! memory and its rows change together; when a batch fails to commit the book is
-//! reloaded from the store before the next operation.
+//! reloaded from the store before the next operation. Among replicas, each operation
+//! first takes the ledger's turn (one row lock in the state, held until its batch ends),
+//! and reloads the book when another replica operated since this one's last turn; each
+//! channel publishes from the replica holding its lease, which catches up with the
+//! others' changes every second.
 
 pub mod book;
 pub mod drift;
@@ -42,6 +46,8 @@ pub struct Ledger {
     pub name: String,
     book: Arc<Mutex<Book>>,
     stale: Arc<AtomicBool>,
+    /// Among replicas: the ledger's version after this process's last turn (-1: none).
+    seen: Arc<std::sync::atomic::AtomicI64>,
     store: Store,
     pub metrics: Rc<Metrics>,
     publishers: RefCell<Vec<Option<Rc<publish::Publisher>>>>,
@@ -86,6 +92,7 @@ impl Ledger {
             name: ledger.name.clone(),
             book,
             stale: Arc::default(),
+            seen: Arc::new(std::sync::atomic::AtomicI64::new(-1)),
             store,
             metrics,
             publishers: RefCell::new(vec![None; channels]),
@@ -103,10 +110,17 @@ impl Ledger {
         F: FnOnce(&mut Book, &mut dyn book::Journal, i64) -> Result<T, Refusal> + Send + 'static,
     {
         let (name, book, stale) = (self.name.clone(), self.book.clone(), self.stale.clone());
+        let seen = self.seen.clone();
         let result = self
             .store
             .call_flagging(
                 move |backend: &mut dyn Backend| {
+                    if let Some(version) = backend.ledger_turn(&name)? {
+                        // Another replica operated since this one's last turn.
+                        if seen.swap(version, Ordering::SeqCst) != version - 1 {
+                            stale.store(true, Ordering::SeqCst);
+                        }
+                    }
                     let mut journal = backend.journal(&name)?;
                     let mut book = locked(&book);
                     if stale.load(Ordering::SeqCst) {
@@ -334,6 +348,40 @@ impl Ledger {
         read(&locked(&self.book))
     }
 
+    /// Among replicas, when another replica operated on the ledger since this one's last
+    /// turn: reloads the book and queues what is pending for the channels this replica
+    /// publishes (holds the lease of).
+    async fn catch_up(&self) -> Result<(), Refusal> {
+        let held: Vec<Rc<publish::Publisher>> = self
+            .publishers
+            .borrow()
+            .iter()
+            .flatten()
+            .filter(|p| p.is_leased())
+            .cloned()
+            .collect();
+        if held.is_empty() {
+            return Ok(());
+        }
+        let name = self.name.clone();
+        let version = self
+            .store
+            .read(move |b| b.ledger_version(&name))
+            .await
+            .map_err(Refusal::Store)?;
+        if version.is_none_or(|v| v == self.seen.load(Ordering::SeqCst)) {
+            return Ok(());
+        }
+        // A turn of its own reloads the book (the version moved).
+        self.run(|_, _, _| Ok(())).await?;
+        for publisher in held {
+            for (sku, ats) in self.with_book(|b| b.pending(publisher.channel())) {
+                publisher.push(&sku, ats);
+            }
+        }
+        Ok(())
+    }
+
     fn queue(&self, changed: Vec<(String, usize, i64)>) {
         let publishers = self.publishers.borrow();
         for (sku, channel, ats) in changed {
@@ -401,7 +449,11 @@ pub async fn start(
     graph: &ir::Graph,
     store: &Store,
     metrics: &Rc<Metrics>,
-    (ledgers, limits): (&Ledgers, &crate::delivery::rate_limit::ConnectionLimits),
+    (ledgers, limits, membership): (
+        &Ledgers,
+        &crate::delivery::rate_limit::ConnectionLimits,
+        &Rc<crate::cluster::Membership>,
+    ),
     build_sink: crate::delivery::BuildSink<'_>,
     stop: &tokio::sync::watch::Receiver<bool>,
 ) -> Result<Vec<Rc<Ledger>>, crate::error::StartError> {
@@ -426,7 +478,11 @@ pub async fn start(
                 publisher.push(&sku, ats);
             }
             ledger.publishers.borrow_mut()[idx] = Some(publisher.clone());
-            tokio::task::spawn_local(publisher.run(ledger.clone(), stop.clone()));
+            tokio::task::spawn_local(publisher.run(
+                ledger.clone(),
+                membership.clone(),
+                stop.clone(),
+            ));
         }
         tokio::task::spawn_local(sweep(ledger.clone(), stop.clone()));
         ledgers.insert(ledger.clone());
@@ -443,6 +499,9 @@ async fn sweep(ledger: Rc<Ledger>, mut stop: tokio::sync::watch::Receiver<bool>)
             _ = tick.tick() => {
                 if let Err(err) = ledger.expire().await {
                     tracing::warn!(ledger = %ledger.name, error = ?err, "expiring reservations failed");
+                }
+                if let Err(err) = ledger.catch_up().await {
+                    tracing::warn!(ledger = %ledger.name, error = ?err, "catching up with the other replicas failed");
                 }
             }
             _ = stop.changed() => return,

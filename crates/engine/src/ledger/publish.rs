@@ -84,6 +84,8 @@ pub struct Publisher {
     wake: Notify,
     /// Transient failures in a row: the backoff before the next call grows with them.
     failures: std::cell::Cell<u32>,
+    /// This process holds the channel's lease (publishes for every replica).
+    leased: std::cell::Cell<bool>,
 }
 
 impl Publisher {
@@ -166,6 +168,7 @@ impl Publisher {
             queue: RefCell::default(),
             wake: Notify::new(),
             failures: std::cell::Cell::new(0),
+            leased: std::cell::Cell::new(false),
         }
     }
 
@@ -185,12 +188,34 @@ impl Publisher {
         self.stack.inner().is_open()
     }
 
-    /// Publishes until stopped.
+    /// The channel's index in its ledger.
+    pub fn channel(&self) -> usize {
+        self.channel
+    }
+
+    /// True once this process holds the channel's lease.
+    pub fn is_leased(&self) -> bool {
+        self.leased.get()
+    }
+
+    /// Publishes until stopped, once this process holds the channel's lease (among
+    /// replicas one publishes for all; alone at once).
     pub async fn run(
         self: Rc<Self>,
         ledger: Rc<Ledger>,
+        membership: Rc<crate::cluster::Membership>,
         mut stop: tokio::sync::watch::Receiver<bool>,
     ) {
+        let lease = format!("ledger:{}", self.label);
+        let labels = (
+            ledger.name.as_str(),
+            self.channel_name.as_str(),
+            &*ledger.metrics,
+        );
+        if membership.lease(&lease, labels, &mut stop).await.is_none() {
+            return;
+        }
+        self.leased.set(true);
         loop {
             ledger
                 .metrics
@@ -517,7 +542,7 @@ mod tests {
         ));
         ledger.publishers.borrow_mut()[0] = Some(publisher.clone());
         let (stop_tx, stop) = watch::channel(false);
-        tokio::task::spawn_local(publisher.clone().run(ledger.clone(), stop));
+        tokio::task::spawn_local(publisher.clone().run(ledger.clone(), Rc::default(), stop));
         ledger
             .apply(Movement {
                 id: "m-1".into(),

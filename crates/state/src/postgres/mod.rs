@@ -574,6 +574,20 @@ impl Backend for PostgresBackend {
         }
     }
 
+    fn ledger_turn(&mut self, ledger: &str) -> StateResult<Option<i64>> {
+        match &self.replica {
+            Some(replica) => replica.ledger_turn(&mut self.conn, ledger).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    fn ledger_version(&mut self, ledger: &str) -> StateResult<Option<i64>> {
+        match self.replica {
+            Some(_) => replica::ledger_version(&mut self.conn, ledger).map(Some),
+            None => Ok(None),
+        }
+    }
+
     fn cluster_status(&mut self) -> StateResult<crate::cluster::Status> {
         replica::status(&mut self.conn)
     }

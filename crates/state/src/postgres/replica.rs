@@ -249,6 +249,21 @@ impl Replica {
         }
     }
 
+    /// Bumps a ledger's version, holding its row until the batch ends (longer than other
+    /// locks are waited for: ledger operations queue here, and PostgreSQL's deadlock
+    /// check ends a wait that could not finish); returns the new version.
+    pub fn ledger_turn(&self, conn: &mut Conn, ledger: &str) -> StateResult<i64> {
+        conn.batch("SET LOCAL lock_timeout = '2s'")?;
+        let row = conn.query_one(
+            "INSERT INTO ledger_versions (ledger, version) VALUES ($1, 1) \
+             ON CONFLICT (ledger) DO UPDATE SET version = ledger_versions.version + 1 \
+             RETURNING version",
+            &[&ledger],
+        )?;
+        conn.batch("SET LOCAL lock_timeout = '300ms'")?;
+        conn.get(&row, 0)
+    }
+
     /// Marks this replica stopped and frees its inbox claims and keys.
     pub fn leave(&self, conn: &mut Conn) -> StateResult<()> {
         conn.execute(
@@ -266,6 +281,15 @@ impl Replica {
         conn.execute("DELETE FROM key_claims WHERE holder = $1", &[&self.id])?;
         Ok(())
     }
+}
+
+/// A ledger's committed version (0 before its first operation).
+pub fn ledger_version(conn: &mut Conn, ledger: &str) -> StateResult<i64> {
+    let row = conn.query_opt(
+        "SELECT version FROM ledger_versions WHERE ledger = $1",
+        &[&ledger],
+    )?;
+    row.map_or(Ok(0), |row| conn.get(&row, 0))
 }
 
 /// Whether any replica other than `except` is live.

@@ -96,6 +96,11 @@ CREATE INDEX key_claims_by_holder ON key_claims (holder);
 ALTER TABLE inbox ADD COLUMN claimed_by TEXT;
 CREATE INDEX inbox_unclaimed ON inbox (flow, id) WHERE claimed_by IS NULL;
 CREATE INDEX inbox_claimed ON inbox (claimed_by) WHERE claimed_by IS NOT NULL;
+-- One row per ledger, updated by every operation on it: replicas' ledger operations take
+-- turns on its lock, and a replica whose last turn was not the one before reloads its book.
+CREATE TABLE ledger_versions (
+    ledger TEXT NOT NULL PRIMARY KEY, version BIGINT NOT NULL
+);
 "#,
 ];
 
