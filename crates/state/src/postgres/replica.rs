@@ -63,7 +63,7 @@ impl Replica {
     }
 
     /// Confirms this replica is live (refused once it is not) and frees the inbox claims
-    /// of replicas that are not; returns how many messages it freed.
+    /// and keys of replicas that are not; returns how many messages it freed.
     pub fn heartbeat(&self, conn: &mut Conn) -> StateResult<u64> {
         let beat = conn.execute(
             concat!(
@@ -77,6 +77,25 @@ impl Replica {
         if beat == 0 {
             return Err(FENCED.into());
         }
+        // Keys of replicas that are gone are free anyway (`claim_keys`): the rows go, and
+        // so do replicas gone for a week.
+        conn.execute(
+            concat!(
+                "DELETE FROM key_claims c WHERE c.holder <> $1 AND NOT EXISTS \
+                 (SELECT 1 FROM replicas r WHERE r.id = c.holder AND ",
+                live!("r"),
+                ")"
+            ),
+            &[&self.id],
+        )?;
+        conn.execute(
+            concat!(
+                "DELETE FROM replicas WHERE seen_at < ",
+                now_ms!(),
+                " - 604800000"
+            ),
+            &[],
+        )?;
         conn.execute(
             concat!(
                 "UPDATE inbox SET claimed_by = NULL WHERE claimed_by IS NOT NULL \
@@ -132,10 +151,15 @@ impl Replica {
         wanted.dedup();
         let mut taken = std::collections::HashSet::new();
         // Sorted, so that two replicas take rows in the same order.
+        // A replica that is not live takes nothing.
         let rows = conn.query(
-            "INSERT INTO key_claims (sink, key, holder) \
-             SELECT $1::TEXT, k, $2::TEXT FROM UNNEST($3::TEXT[]) AS u(k) ORDER BY k \
-             ON CONFLICT (sink, key) DO NOTHING RETURNING key",
+            concat!(
+                "INSERT INTO key_claims (sink, key, holder) \
+                 SELECT $1::TEXT, k, $2::TEXT FROM UNNEST($3::TEXT[]) AS u(k) \
+                 WHERE EXISTS (SELECT 1 FROM replicas m WHERE m.id = $2 AND ",
+                live!("m"),
+                ") ORDER BY k ON CONFLICT (sink, key) DO NOTHING RETURNING key"
+            ),
             &[&sink, &self.id, &wanted],
         )?;
         for row in &rows {

@@ -95,12 +95,41 @@ fn a_key_is_held_by_one_live_replica_at_a_time_and_released_with_its_outcome() {
         b.claim_outcomes("f/other", &keys(&["k1"])).unwrap(),
         vec![Claim::Free(None)]
     );
-    // A is gone: B takes its key over.
+    // A is gone: B takes its key over; a heartbeat clears what else A held.
+    a.claim_outcomes("f/s", &keys(&["k9"])).unwrap();
     outlive_the_others(&mut b);
     assert_eq!(
         b.claim_outcomes("f/s", &keys(&["k1"])).unwrap(),
         vec![Claim::Free(None)]
     );
+    let left = b
+        .conn
+        .query_one("SELECT COUNT(*) FROM key_claims WHERE key = 'k9'", &[])
+        .unwrap();
+    assert_eq!(left.get::<_, i64>(0), 0);
+}
+
+#[test]
+fn a_key_of_a_gone_replica_is_taken_over_before_any_heartbeat_clears_it() {
+    let db = FreshDb::create();
+    let a = &mut replica(&db);
+    // B lives long enough to outlast A without a heartbeat of its own.
+    let b = &mut PostgresBackend::open_replica(&db.url, Duration::ZERO, TTL * 20).unwrap();
+    let keys = vec!["k1".to_string()];
+    assert_eq!(
+        a.claim_outcomes("f/s", &keys).unwrap(),
+        vec![Claim::Free(None)]
+    );
+    assert_eq!(b.claim_outcomes("f/s", &keys).unwrap(), vec![Claim::Held]);
+    std::thread::sleep(TTL + Duration::from_millis(300));
+    assert_eq!(
+        b.claim_outcomes("f/s", &keys).unwrap(),
+        vec![Claim::Free(None)]
+    );
+    assert_eq!(a.claim_outcomes("f/s", &keys).unwrap(), vec![Claim::Held]);
+    // Nor does a gone replica take a key no one holds.
+    let fresh = vec!["k2".to_string()];
+    assert_eq!(a.claim_outcomes("f/s", &fresh).unwrap(), vec![Claim::Held]);
 }
 
 #[test]
