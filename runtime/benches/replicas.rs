@@ -2,6 +2,7 @@
 //! Shopify orders from a file source through the full `canonical.order.v1` mapping
 //! (`flows/bench/shopify_canonical.flow`) to an HTTP sink (`concurrency = 16` per sink).
 //! One file source runs on one replica (its lease); every replica claims and delivers.
+//! "one owner" is one process owning the PostgreSQL state (`--alone`: no claims).
 //! Run: `cargo bench -p omniflow-runtime --bench replicas -- [ORDERS] [MAX_REPLICAS]`.
 //! `E2E_OMNIFLOW=PATH` runs another `omniflow` binary. Prints one line per setup: wall
 //! time, msg/s, the ratio to SQLite measured in the same run, and omniflow's CPU per
@@ -116,7 +117,7 @@ fn write_orders(path: &Path, orders: u64) {
 
 /// Runs `replicas` processes on `state` until the sink has `orders` calls; the wall time
 /// and the processes' CPU seconds.
-fn measure(dir: &Path, state: &str, replicas: usize, orders: u64) -> (f64, f64) {
+fn measure(dir: &Path, state: &str, replicas: usize, orders: u64, extra: &[&str]) -> (f64, f64) {
     let _ = std::fs::remove_dir_all(dir.join("in"));
     write_orders(&dir.join("in/orders/orders.jsonl"), orders);
     let count = Arc::new(AtomicU64::new(0));
@@ -129,6 +130,7 @@ fn measure(dir: &Path, state: &str, replicas: usize, orders: u64) -> (f64, f64) 
                 .arg("run")
                 .arg(dir.join("bench.flow"))
                 .args(["--state", state, "--webhook-addr", "127.0.0.1:0"])
+                .args(extra)
                 .env("OMNIFLOW_INBOX", dir.join("in"))
                 .env("OMNIFLOW_OUTBOX", format!("http://127.0.0.1:{port}"))
                 .env("OMNIFLOW_LOG", "warn")
@@ -174,12 +176,16 @@ fn main() {
         );
     };
     let sqlite = format!("sqlite:{}", dir.join("state.db").display());
-    let measured = measure(&dir, &sqlite, 1, orders);
+    let measured = measure(&dir, &sqlite, 1, orders, &[]);
     let baseline = orders as f64 / measured.0;
     report("SQLite, one process", measured, baseline);
+    let db = postgres_db::FreshDb::create("alone");
+    let measured = measure(&dir, &db.url, 1, orders, &["--alone"]);
+    report("PostgreSQL, one owner", measured, baseline);
+    drop(db);
     for replicas in 1..=most {
         let db = postgres_db::FreshDb::create(&format!("replicas{replicas}"));
-        let measured = measure(&dir, &db.url, replicas, orders);
+        let measured = measure(&dir, &db.url, replicas, orders, &[]);
         report(
             &format!("PostgreSQL, {replicas} replica(s)"),
             measured,
