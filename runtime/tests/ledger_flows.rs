@@ -230,17 +230,21 @@ impl Setup {
     }
 
     fn show(&self, sku: &str) -> Value {
+        self.try_show(sku)
+            .unwrap_or_else(|err| panic!("inventory show {sku}: {err}"))
+    }
+
+    /// `inventory show` of a sku, or its error (a sku no ledger holds yet).
+    fn try_show(&self, sku: &str) -> Result<Value, String> {
         let out = Command::new(BIN)
             .args(["inventory", "show", sku, "--json", "--state"])
             .arg(self.dir.state())
             .output()
             .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_slice::<Value>(&out.stdout).unwrap()[0].clone()
+        if !out.status.success() {
+            return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+        }
+        Ok(serde_json::from_slice::<Value>(&out.stdout).unwrap()[0].clone())
     }
 
     fn dead_letters(&self) -> Vec<Value> {
@@ -259,7 +263,9 @@ impl Setup {
     /// it was told both equal the sku's current available-to-sell.
     fn told_everything(&self, skus: &[String]) -> bool {
         skus.iter().all(|sku| {
-            let shown = self.show(sku);
+            let Ok(shown) = self.try_show(sku) else {
+                return false;
+            };
             let last = self.last_published(sku);
             shown["channels"].as_array().unwrap().iter().all(|c| {
                 c["published"] == c["ats"]
@@ -439,6 +445,54 @@ fn flash_sale(setup: &mut Setup, runtimes: usize) {
     for channel in shown["channels"].as_array().unwrap() {
         assert_eq!(channel["ats"], 0, "{channel}");
     }
+    if runtimes > 1 {
+        changed_on_another_replica_reaches_the_channels(setup);
+    }
+}
+
+/// A reservation made on a replica that publishes no channel reaches every channel through
+/// the one that does.
+fn changed_on_another_replica_reaches_the_channels(setup: &Setup) {
+    setup.drop_moves(
+        "receipt-2.jsonl",
+        &[movement("receipt-2", "receipt", "FLASH-2", "WH", 10)],
+    );
+    let skus = ["FLASH-2".to_string()];
+    wait_for(
+        "the second receipt's publication",
+        Duration::from_secs(60),
+        || setup.told_everything(&skus),
+    );
+    let told = setup.last_published("FLASH-2");
+    let db = setup.dir.database().unwrap();
+    let holders = db.texts("SELECT holder FROM leases WHERE name LIKE 'ledger:stock/%'");
+    let other = setup
+        .runtimes
+        .iter()
+        .position(|r| {
+            !holders
+                .iter()
+                .any(|h| h.contains(&format!("-{}-", r.0.id())))
+        })
+        .expect("a replica that publishes no channel");
+    let order = json!({
+        "id": "web-late",
+        "placed_at": "2026-11-20T10:00:00Z",
+        "lines": [{"line_id": "1", "sku": "FLASH-2", "quantity": 3}],
+    });
+    let (status, _) = http(
+        "POST",
+        setup.hooks[other],
+        "/hooks/orders/web",
+        &order.to_string(),
+    );
+    assert!((200..300).contains(&status), "{status}");
+    wait_for(
+        "the reservation's publication",
+        Duration::from_secs(60),
+        || setup.show("FLASH-2")["held_units"] == 3 && setup.told_everything(&skus),
+    );
+    assert_ne!(setup.last_published("FLASH-2"), told);
 }
 
 #[test]

@@ -22,8 +22,9 @@ pub struct Membership {
     ttl: Duration,
     /// When the last heartbeat that the state confirmed was sent.
     confirmed: Cell<Instant>,
-    /// Set once the others count this replica as gone.
-    fenced: watch::Sender<bool>,
+    /// Why this replica must stop: the others count it as gone, or its state writes
+    /// failed (it leaves its work to the others).
+    fenced: watch::Sender<Option<String>>,
 }
 
 impl Default for Membership {
@@ -39,7 +40,7 @@ impl Membership {
             store: None,
             ttl: DEFAULT_TTL,
             confirmed: Cell::new(Instant::now()),
-            fenced: watch::channel(false).0,
+            fenced: watch::channel(None).0,
         }
     }
 
@@ -65,14 +66,23 @@ impl Membership {
     pub fn is_current(&self) -> bool {
         match self.store {
             None => true,
-            Some(_) => !*self.fenced.borrow() && self.confirmed.get().elapsed() < self.ttl / 2,
+            Some(_) => {
+                self.fenced.borrow().is_none() && self.confirmed.get().elapsed() < self.ttl / 2
+            }
         }
     }
 
-    /// Resolves once the others count this replica as gone (never when alone).
-    pub async fn fenced(&self) {
+    /// Resolves, with the reason, once this replica must stop (never when alone).
+    pub async fn fenced(&self) -> String {
         let mut fenced = self.fenced.subscribe();
-        let _ = fenced.wait_for(|gone| *gone).await;
+        let reason = match fenced.wait_for(Option::is_some).await {
+            Ok(reason) => reason.clone(),
+            Err(_) => None,
+        };
+        match reason {
+            Some(reason) => reason,
+            None => std::future::pending().await,
+        }
     }
 
     /// Waits until this process may act on what it holds (forever once it is fenced).
@@ -95,8 +105,16 @@ impl Membership {
         };
         let every = (self.ttl / 5).max(Duration::from_millis(20));
         loop {
+            if store.is_degraded() {
+                // Its claims would stay held while it refuses to complete anything: it
+                // stops beating, the others take its work over, and it stops.
+                let reason = "a state write of this replica failed; it leaves its work to the other replicas and stops";
+                tracing::error!(reason, "replica stopping");
+                self.fenced.send_replace(Some(reason.to_string()));
+                return;
+            }
             let sent = Instant::now();
-            match store.call_in(Mode::Single, |b| b.heartbeat()).await {
+            match store.call_in(Mode::Isolated, |b| b.heartbeat()).await {
                 Ok(freed) => {
                     self.confirmed.set(sent);
                     if freed > 0 {
@@ -110,7 +128,7 @@ impl Membership {
                 }
                 Err(err) if err == FENCED => {
                     tracing::error!(error = %err, "replica fenced");
-                    self.fenced.send_replace(true);
+                    self.fenced.send_replace(Some(err));
                     return;
                 }
                 Err(err) => {
@@ -143,7 +161,7 @@ impl Membership {
             if self.is_current() {
                 let lease = name.to_string();
                 match store
-                    .call_in(Mode::Single, move |b| b.acquire_lease(&lease))
+                    .call_in(Mode::Isolated, move |b| b.acquire_lease(&lease))
                     .await
                 {
                     Ok(Some(fence)) => {

@@ -268,8 +268,9 @@ impl FlowCtx {
             }
         }
         tokio::task::spawn_local(self.clone().run_completions());
+        // Among replicas a claim is several statements, committed before it is acted on.
         let mode = match membership.replica() {
-            Some(_) => Mode::Single,
+            Some(_) => Mode::Isolated,
             None => Mode::Read,
         };
         let mut projections: HashMap<String, Rc<Projection>> = HashMap::new();
@@ -279,7 +280,7 @@ impl FlowCtx {
                 return;
             }
             let name = flow_name.clone();
-            if mode == Mode::Single {
+            if mode == Mode::Isolated {
                 self.metrics.set_gauge(
                     crate::ops::metrics::CLAIMED,
                     &flow_name,

@@ -176,9 +176,9 @@ impl Runner {
         }
     }
 
-    /// Resolves once the other replicas count this one as gone: it must stop at once
-    /// (never when the process owns its state alone).
-    pub async fn fenced(&self) {
+    /// Resolves, with the reason, once this replica must stop at once (the others count
+    /// it as gone, or its state writes failed); never when the process owns its state.
+    pub async fn fenced(&self) -> String {
         self.shared.membership.fenced().await
     }
 

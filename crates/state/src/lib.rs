@@ -192,7 +192,9 @@ pub trait Backend: Send {
         messages: &[Vec<u8>],
         cursor: Option<(&str, &str)>,
     ) -> StateResult<Vec<i64>>;
-    /// Messages of a flow not yet completed, with id above `after`, oldest first.
+    /// Messages of a flow not yet completed, with id above `after`, oldest first. Among
+    /// replicas they are claimed for this one instead (`after` 0 says the caller has
+    /// nothing in flight, so its own earlier claims are given again).
     fn pending(&mut self, flow: &str, after: i64, limit: usize) -> StateResult<Vec<Stored>>;
     /// Number of pending messages of a flow.
     fn backlog(&mut self, flow: &str) -> StateResult<u64>;

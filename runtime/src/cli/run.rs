@@ -190,9 +190,9 @@ async fn serve(
     tracing::info!(flows = runner.flows.len(), state = %state::shown(args.state.as_deref().unwrap_or_default()), "running");
     tokio::select! {
         _ = signals.wait() => {}
-        _ = runner.fenced() => {
-            // The others have taken over this replica's work: nothing more is done here.
-            return Err(state::cluster::FENCED.into());
+        reason = runner.fenced() => {
+            // The others take this replica's work over: nothing more is done here.
+            return Err(reason);
         }
     }
     tracing::info!("stopping: intake closed, finishing in-flight work");

@@ -345,7 +345,7 @@ impl SinkWorker {
             let (sink_id, key) = (self.sink_id.clone(), Arc::new(vec![job.key.clone()]));
             let (store, flow) = (self.outcomes.store().clone(), flow.clone());
             tokio::task::spawn_local(async move {
-                durably(&store, &flow, Mode::Single, move |b| {
+                durably(&store, &flow, Mode::Isolated, move |b| {
                     b.release_claims(&sink_id, &key)
                 })
                 .await

@@ -446,6 +446,14 @@ impl Book {
         Ok(skus)
     }
 
+    /// True when a hold's window has passed at `now` (there is something to expire).
+    pub fn any_expired(&self, now: i64) -> bool {
+        self.holds
+            .values()
+            .flatten()
+            .any(|h| h.expires_at.is_some_and(|at| at <= now))
+    }
+
     /// Releases every order whose window has passed; returns the orders and the skus.
     pub fn expire(
         &mut self,

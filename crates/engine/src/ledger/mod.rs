@@ -48,6 +48,9 @@ pub struct Ledger {
     stale: Arc<AtomicBool>,
     /// Among replicas: the ledger's version after this process's last turn (-1: none).
     seen: Arc<std::sync::atomic::AtomicI64>,
+    /// Among replicas: the book was reloaded for another replica's changes, which the
+    /// channels this process publishes have not been told yet.
+    others_changed: Arc<AtomicBool>,
     store: Store,
     pub metrics: Rc<Metrics>,
     publishers: RefCell<Vec<Option<Rc<publish::Publisher>>>>,
@@ -93,6 +96,7 @@ impl Ledger {
             book,
             stale: Arc::default(),
             seen: Arc::new(std::sync::atomic::AtomicI64::new(-1)),
+            others_changed: Arc::default(),
             store,
             metrics,
             publishers: RefCell::new(vec![None; channels]),
@@ -110,7 +114,7 @@ impl Ledger {
         F: FnOnce(&mut Book, &mut dyn book::Journal, i64) -> Result<T, Refusal> + Send + 'static,
     {
         let (name, book, stale) = (self.name.clone(), self.book.clone(), self.stale.clone());
-        let seen = self.seen.clone();
+        let (seen, others_changed) = (self.seen.clone(), self.others_changed.clone());
         let result = self
             .store
             .call_flagging(
@@ -119,6 +123,7 @@ impl Ledger {
                         // Another replica operated since this one's last turn.
                         if seen.swap(version, Ordering::SeqCst) != version - 1 {
                             stale.store(true, Ordering::SeqCst);
+                            others_changed.store(true, Ordering::SeqCst);
                         }
                     }
                     let mut journal = backend.journal(&name)?;
@@ -298,6 +303,10 @@ impl Ledger {
 
     /// Releases the reservations whose window has passed; returns how many orders.
     pub async fn expire(&self) -> Result<usize, Refusal> {
+        // No state request (nor, among replicas, a turn) while nothing is due.
+        if !self.with_book(|b| b.any_expired(now_ms())) {
+            return Ok(0);
+        }
         let (orders, changed) = self
             .run(move |book, journal, now| {
                 let (orders, skus) = book.expire(journal, now)?;
@@ -369,11 +378,14 @@ impl Ledger {
             .read(move |b| b.ledger_version(&name))
             .await
             .map_err(Refusal::Store)?;
-        if version.is_none_or(|v| v == self.seen.load(Ordering::SeqCst)) {
+        if version.is_some_and(|v| v != self.seen.load(Ordering::SeqCst)) {
+            // A turn of its own reloads the book (the version moved).
+            self.run(|_, _, _| Ok(())).await?;
+        }
+        // Reloaded now or by an operation since the last catch-up.
+        if !self.others_changed.swap(false, Ordering::SeqCst) {
             return Ok(());
         }
-        // A turn of its own reloads the book (the version moved).
-        self.run(|_, _, _| Ok(())).await?;
         for publisher in held {
             for (sku, ats) in self.with_book(|b| b.pending(publisher.channel())) {
                 publisher.push(&sku, ats);

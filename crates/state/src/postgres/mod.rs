@@ -41,6 +41,8 @@ pub struct PostgresBackend {
     lost: bool,
     /// Set when this process is one replica among several.
     replica: Option<replica::Replica>,
+    /// Holds the lock shared (a replica, or a command beside replicas).
+    shared: bool,
 }
 
 /// Why the batch's commit failed after one of its statements did.
@@ -74,6 +76,7 @@ impl PostgresBackend {
             superseded: None,
             lost: false,
             replica: None,
+            shared: false,
         })
     }
 
@@ -107,6 +110,7 @@ impl PostgresBackend {
             superseded: None,
             lost: false,
             replica: Some(replica),
+            shared: true,
         })
     }
 
@@ -130,6 +134,7 @@ impl PostgresBackend {
             superseded: None,
             lost: false,
             replica: None,
+            shared: true,
         })
     }
 
@@ -150,9 +155,9 @@ impl PostgresBackend {
             return Ok(());
         }
         let shown = self.conn.target.shown.clone();
-        if self.replica.is_some() {
+        if self.shared {
             // A replica goes on under the shared lock: its next heartbeat says whether the
-            // others still count it as live.
+            // others still count it as live. A command beside replicas just goes on.
             lock::acquire_shared(&mut self.conn, std::time::Duration::ZERO).map_err(|err| {
                 format!("state store ({shown}): the connection was lost and the replicas' lock could not be taken again: {err}")
             })?;
@@ -220,6 +225,7 @@ impl PostgresBackend {
             superseded: None,
             lost: false,
             replica: None,
+            shared: false,
         })
     }
 
@@ -388,7 +394,8 @@ impl Backend for PostgresBackend {
     fn pending(&mut self, flow: &str, after: i64, limit: usize) -> StateResult<Vec<Stored>> {
         if let Some(replica) = &self.replica {
             // Claimed: what this replica is given, no other is given until it is gone.
-            return replica.claim_messages(&mut self.conn, flow, limit);
+            // `after` 0: the processor has nothing in flight, its own claims are free.
+            return replica.claim_messages(&mut self.conn, flow, limit, after == 0);
         }
         let rows = self.conn.query(
             "SELECT id, source, payload, COALESCE(accepted_at, received_at) FROM inbox \

@@ -79,12 +79,14 @@ impl Replica {
         }
         // Keys of replicas that are gone are free anyway (`claim_keys`): the rows go, and
         // so do replicas gone for a week.
+        // Rows another replica is changing now are skipped: this is tidying, not a race.
         conn.execute(
             concat!(
-                "DELETE FROM key_claims c WHERE c.holder <> $1 AND NOT EXISTS \
+                "DELETE FROM key_claims WHERE (sink, key) IN (SELECT c.sink, c.key \
+                 FROM key_claims c WHERE c.holder <> $1 AND NOT EXISTS \
                  (SELECT 1 FROM replicas r WHERE r.id = c.holder AND ",
                 live!("r"),
-                ")"
+                ") FOR UPDATE SKIP LOCKED)"
             ),
             &[&self.id],
         )?;
@@ -98,23 +100,38 @@ impl Replica {
         )?;
         conn.execute(
             concat!(
-                "UPDATE inbox SET claimed_by = NULL WHERE claimed_by IS NOT NULL \
-                 AND claimed_by <> $1 AND NOT EXISTS \
-                 (SELECT 1 FROM replicas r WHERE r.id = inbox.claimed_by AND ",
+                "UPDATE inbox SET claimed_by = NULL WHERE id IN (SELECT i.id FROM inbox i \
+                 WHERE i.claimed_by IS NOT NULL AND i.claimed_by <> $1 AND NOT EXISTS \
+                 (SELECT 1 FROM replicas r WHERE r.id = i.claimed_by AND ",
                 live!("r"),
-                ")"
+                ") FOR UPDATE SKIP LOCKED)"
             ),
             &[&self.id],
         )
     }
 
-    /// Claims up to `limit` of a flow's unclaimed messages, oldest first.
+    /// Claims up to `limit` of a flow's unclaimed messages, oldest first. The claims of
+    /// replicas that are gone are freed first (waiting for a heartbeat freeing them at the
+    /// same moment), so an older message is never passed over for a newer one; with
+    /// `again`, this replica's own claims are freed too (nothing of it is in flight: a
+    /// message whose completion failed is processed again).
     pub fn claim_messages(
         &self,
         conn: &mut Conn,
         flow: &str,
         limit: usize,
+        again: bool,
     ) -> StateResult<Vec<Stored>> {
+        conn.execute(
+            concat!(
+                "UPDATE inbox SET claimed_by = NULL WHERE flow = $1 AND claimed_by IS NOT NULL \
+                 AND ((claimed_by = $2 AND $3) OR (claimed_by <> $2 AND NOT EXISTS \
+                 (SELECT 1 FROM replicas r WHERE r.id = inbox.claimed_by AND ",
+                live!("r"),
+                ")))"
+            ),
+            &[&flow, &self.id, &again],
+        )?;
         let rows = conn.query(
             "UPDATE inbox SET claimed_by = $3 WHERE id IN ( \
                SELECT id FROM inbox WHERE flow = $1 AND claimed_by IS NULL \
@@ -173,7 +190,10 @@ impl Replica {
         if !rest.is_empty() {
             let rows = conn.query(
                 concat!(
-                    "UPDATE key_claims SET holder = $2 WHERE (sink, key) IN ( \
+                    "UPDATE key_claims SET holder = $2 WHERE EXISTS (SELECT 1 FROM replicas m \
+                       WHERE m.id = $2 AND ",
+                    live!("m"),
+                    ") AND (sink, key) IN ( \
                        SELECT c.sink, c.key FROM key_claims c WHERE c.sink = $1 AND c.key = ANY($3) \
                        AND (c.holder = $2 OR NOT EXISTS (SELECT 1 FROM replicas r \
                          WHERE r.id = c.holder AND ",
@@ -215,6 +235,31 @@ impl Replica {
     /// Takes the lease if its holder is not live (the token goes up), or confirms it; a
     /// replica that is not live itself takes nothing.
     pub fn acquire(&self, conn: &mut Conn, name: &str) -> StateResult<Option<Fence>> {
+        // Read first: asking for a lease a live replica holds locks nothing (an upsert
+        // would lock its row even when it changes nothing, holding up the holder's fence).
+        let current = conn.query_opt(
+            concat!(
+                "SELECT l.holder, l.token, EXISTS (SELECT 1 FROM replicas r \
+                 WHERE r.id = l.holder AND ",
+                live!("r"),
+                ") FROM leases l WHERE l.name = $1"
+            ),
+            &[&name],
+        )?;
+        if let Some(row) = current {
+            let (holder, live): (String, bool) = (conn.get(&row, 0)?, conn.get(&row, 2)?);
+            match (holder == self.id, live) {
+                (true, true) => {
+                    let token = conn.get(&row, 1)?;
+                    return Ok(Some(Fence {
+                        lease: name.to_string(),
+                        token,
+                    }));
+                }
+                (false, true) => return Ok(None),
+                _ => {}
+            }
+        }
         let row = conn.query_opt(
             concat!(
                 "INSERT INTO leases (name, holder, token, taken_at) \
@@ -288,22 +333,33 @@ impl Replica {
         conn.get(&row, 0)
     }
 
-    /// Marks this replica stopped and frees its inbox claims and keys.
+    /// Frees this replica's inbox claims and keys and marks it stopped, in one
+    /// transaction: no one sees it stopped with messages still claimed.
     pub fn leave(&self, conn: &mut Conn) -> StateResult<()> {
-        conn.execute(
-            concat!(
-                "UPDATE replicas SET stopped_at = ",
-                now_ms!(),
-                " WHERE id = $1"
-            ),
-            &[&self.id],
-        )?;
-        conn.execute(
-            "UPDATE inbox SET claimed_by = NULL WHERE claimed_by = $1",
-            &[&self.id],
-        )?;
-        conn.execute("DELETE FROM key_claims WHERE holder = $1", &[&self.id])?;
-        Ok(())
+        conn.batch("BEGIN")?;
+        let left = (|| {
+            conn.execute(
+                "UPDATE inbox SET claimed_by = NULL WHERE claimed_by = $1",
+                &[&self.id],
+            )?;
+            conn.execute("DELETE FROM key_claims WHERE holder = $1", &[&self.id])?;
+            conn.execute(
+                concat!(
+                    "UPDATE replicas SET stopped_at = ",
+                    now_ms!(),
+                    " WHERE id = $1"
+                ),
+                &[&self.id],
+            )
+        })();
+        match left {
+            Ok(_) => conn.batch("COMMIT"),
+            Err(err) => {
+                let _ = conn.batch("ROLLBACK");
+                conn.aborted = false;
+                Err(err)
+            }
+        }
     }
 }
 

@@ -36,17 +36,19 @@ fn replicas_claim_disjoint_messages_and_take_over_those_of_a_gone_one() {
     let db = FreshDb::create();
     let (mut a, mut b) = (replica(&db), replica(&db));
     let appended = a.append("f", "s", &vec![b"{}".to_vec(); 10], None).unwrap();
+    // `after` other than 0: the caller has messages in flight (its own claims stay).
     let of_a = a.pending("f", 0, 4).unwrap();
     assert_eq!(ids(&of_a), appended[..4].to_vec());
     let of_b = b.pending("f", 0, 100).unwrap();
     assert_eq!(ids(&of_b), appended[4..].to_vec());
-    assert!(a.pending("f", 0, 100).unwrap().is_empty());
+    assert!(a.pending("f", appended[3], 100).unwrap().is_empty());
+    assert!(b.pending("f", appended[9], 100).unwrap().is_empty());
     // A finishes one; then goes silent while B beats on.
     a.complete(&[appended[0]]).unwrap();
     let freed = outlive_the_others(&mut b) + b.heartbeat().unwrap();
     assert_eq!(freed, 3, "A's three unfinished messages are freed");
     assert_eq!(
-        ids(&b.pending("f", 0, 100).unwrap()),
+        ids(&b.pending("f", appended[9], 100).unwrap()),
         appended[1..4].to_vec()
     );
     let refused = a.heartbeat().unwrap_err();
@@ -148,6 +150,13 @@ fn a_lease_moves_only_from_a_gone_holder_and_fences_the_old_one_out() {
     let fence_b = b.acquire_lease("source:f/poll").unwrap().unwrap();
     assert_eq!(fence_b.token, 2);
     b.fence(&fence_b).unwrap();
+    // The live holder itself is refused behind a token that is not the lease's now.
+    let old = crate::cluster::Fence {
+        token: 1,
+        ..fence_b.clone()
+    };
+    let refused = b.fence(&old).unwrap_err();
+    assert!(refused.contains("stale"), "{refused}");
     let refused = a.fence(&fence_a).unwrap_err();
     assert!(refused.contains("stale"), "{refused}");
     // A cursor write behind a stale fence never lands.
@@ -203,4 +212,16 @@ fn replicas_share_the_state_but_not_with_a_writer_that_owns_it_alone() {
     let mut writer = PostgresBackend::open_writer(&db.url, Duration::ZERO).unwrap();
     assert!(PostgresBackend::open_replica(&db.url, Duration::ZERO, TTL).is_err());
     writer.close().unwrap();
+}
+
+#[test]
+fn a_replica_with_nothing_in_flight_takes_its_own_unfinished_claims_again() {
+    let db = FreshDb::create();
+    let mut a = replica(&db);
+    let appended = a.append("f", "s", &vec![b"{}".to_vec(); 3], None).unwrap();
+    assert_eq!(ids(&a.pending("f", 0, 100).unwrap()), appended);
+    // Their completion failed: with something in flight they stay claimed...
+    assert!(a.pending("f", appended[2], 100).unwrap().is_empty());
+    // ... and once the processor starts over they run again.
+    assert_eq!(ids(&a.pending("f", 0, 100).unwrap()), appended);
 }
