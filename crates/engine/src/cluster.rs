@@ -44,12 +44,12 @@ impl Membership {
         }
     }
 
-    /// The membership over `store`: a replica's when the store is shared, with time to
-    /// live `ttl` (as the state was opened with); otherwise alone.
-    pub fn of(store: &Store, ttl: Duration) -> Membership {
+    /// The membership over `store`: a replica's, with the time to live the state was
+    /// joined with, when the store is shared; otherwise alone.
+    pub fn of(store: &Store) -> Membership {
         Membership {
             store: store.replica().map(|_| store.clone()),
-            ttl,
+            ttl: store.replica_ttl().unwrap_or(DEFAULT_TTL),
             ..Membership::alone()
         }
     }
@@ -148,10 +148,7 @@ impl Membership {
         stop: &mut watch::Receiver<bool>,
     ) -> Option<Fence> {
         let Some(store) = &self.store else {
-            return Some(Fence {
-                lease: name.to_string(),
-                token: 0,
-            });
+            return Some(Fence::alone(name));
         };
         let mut waiting_logged = false;
         loop {

@@ -39,10 +39,7 @@ impl Runner {
         webhook_addr: &str,
     ) -> Result<Runner, StartError> {
         let connectors = Rc::new(omniflow_connectors::Context::default());
-        let membership = Rc::new(crate::cluster::Membership::of(
-            &store,
-            crate::cluster::DEFAULT_TTL,
-        ));
+        let membership = Rc::new(crate::cluster::Membership::of(&store));
         Runner::start_with(
             pipeline,
             store,

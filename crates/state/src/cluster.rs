@@ -23,6 +23,23 @@ pub struct Fence {
     pub token: i64,
 }
 
+impl Fence {
+    /// The lease of a process that owns its state alone: held at once, never taken.
+    pub fn alone(lease: &str) -> Fence {
+        Fence {
+            lease: lease.to_string(),
+            token: 0,
+        }
+    }
+}
+
+/// A replica: its id and its time to live.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    pub id: std::sync::Arc<str>,
+    pub ttl: std::time::Duration,
+}
+
 /// Why a replica must stop: the others count it as gone (its heartbeat came later than
 /// its time to live), so its claims and leases may be another's already.
 pub const FENCED: &str = "this replica was counted as gone by the others (no heartbeat within its time to live); its claims and leases may have moved: it stops";

@@ -280,9 +280,9 @@ pub trait Backend: Send {
         self.record_outcome(namespace, key, status)?;
         Ok(true)
     }
-    /// This process's replica id when it shares the state with other replicas; `None`
-    /// when it owns the state alone.
-    fn replica(&self) -> Option<&str> {
+    /// This process as a replica (id and time to live) when it shares the state with
+    /// other replicas; `None` when it owns the state alone.
+    fn replica(&self) -> Option<cluster::Member> {
         None
     }
     /// Takes (sink, key)s for a call by this process and reads their outcomes; a key
@@ -308,10 +308,7 @@ pub trait Backend: Send {
     /// Takes the lease `name` if no live replica holds it (a new fencing token), or
     /// confirms this replica's; `None` while another live replica holds it.
     fn acquire_lease(&mut self, name: &str) -> StateResult<Option<cluster::Fence>> {
-        Ok(Some(cluster::Fence {
-            lease: name.to_string(),
-            token: 0,
-        }))
+        Ok(Some(cluster::Fence::alone(name)))
     }
     /// Refuses the batch's next writes unless `fence` is still the lease's current holder
     /// and token; taken before a write only the lease holder may make (a source's
@@ -379,8 +376,8 @@ pub struct Store {
     degraded: std::sync::Arc<std::sync::atomic::AtomicBool>,
     /// Set while batches fail to start or commit; cleared by the next commit.
     failing: std::sync::Arc<std::sync::atomic::AtomicBool>,
-    /// This process's replica id when it shares the state with other replicas.
-    replica: Option<std::sync::Arc<str>>,
+    /// This process as a replica when it shares the state with other replicas.
+    replica: Option<cluster::Member>,
 }
 
 const STOPPED: &str = "the state thread has stopped";
@@ -394,7 +391,7 @@ impl Store {
         let (jobs, queue) = mpsc::channel::<Request>();
         let failing = std::sync::Arc::<std::sync::atomic::AtomicBool>::default();
         let flag = failing.clone();
-        let replica = backend.replica().map(std::sync::Arc::from);
+        let replica = backend.replica();
         thread::Builder::new()
             .name("omniflow-state".into())
             .spawn(move || run_batches(backend, &queue, &flag))
@@ -411,7 +408,12 @@ impl Store {
     /// This process's replica id when it shares the state with other replicas (then
     /// reads that claim must commit before they are acted on).
     pub fn replica(&self) -> Option<&str> {
-        self.replica.as_deref()
+        self.replica.as_ref().map(|member| &*member.id)
+    }
+
+    /// This process's time to live as a replica (see [`Store::replica`]).
+    pub fn replica_ttl(&self) -> Option<std::time::Duration> {
+        self.replica.as_ref().map(|member| member.ttl)
     }
 
     /// True while the store takes writes: no queued write has failed (see

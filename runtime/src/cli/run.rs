@@ -94,10 +94,7 @@ pub fn run(mut args: Args) -> u8 {
         }
     };
     let store = state::Store::start(backend);
-    let membership = Rc::new(omniflow_engine::cluster::Membership::of(
-        &store,
-        args.replica_ttl,
-    ));
+    let membership = Rc::new(omniflow_engine::cluster::Membership::of(&store));
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

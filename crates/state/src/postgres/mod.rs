@@ -531,8 +531,11 @@ impl Backend for PostgresBackend {
         Ok(inserted == 1)
     }
 
-    fn replica(&self) -> Option<&str> {
-        self.replica.as_ref().map(|r| r.id.as_str())
+    fn replica(&self) -> Option<crate::cluster::Member> {
+        self.replica.as_ref().map(|r| crate::cluster::Member {
+            id: std::sync::Arc::from(r.id.as_str()),
+            ttl: std::time::Duration::from_millis(r.ttl_ms as u64),
+        })
     }
 
     fn claim_outcomes(
@@ -567,10 +570,7 @@ impl Backend for PostgresBackend {
     fn acquire_lease(&mut self, name: &str) -> StateResult<Option<crate::cluster::Fence>> {
         match &self.replica {
             Some(replica) => replica.acquire(&mut self.conn, name),
-            None => Ok(Some(crate::cluster::Fence {
-                lease: name.to_string(),
-                token: 0,
-            })),
+            None => Ok(Some(crate::cluster::Fence::alone(name))),
         }
     }
 
