@@ -25,6 +25,8 @@ pub struct Membership {
     /// Why this replica must stop: the others count it as gone, or its state writes
     /// failed (it leaves its work to the others).
     fenced: watch::Sender<Option<String>>,
+    /// The heartbeat runs (started once, whatever plans run after another).
+    beating: Cell<bool>,
 }
 
 impl Default for Membership {
@@ -41,6 +43,7 @@ impl Membership {
             ttl: DEFAULT_TTL,
             confirmed: Cell::new(Instant::now()),
             fenced: watch::channel(None).0,
+            beating: Cell::new(false),
         }
     }
 
@@ -92,10 +95,21 @@ impl Membership {
         }
     }
 
+    /// Starts the heartbeat unless it runs already (a reloaded plan keeps it).
+    pub fn start_heartbeat(
+        self: &Rc<Self>,
+        metrics: &Rc<Metrics>,
+        woken: Vec<Rc<tokio::sync::Notify>>,
+    ) {
+        if !self.beating.replace(true) {
+            tokio::task::spawn_local(self.clone().run_heartbeat(metrics.clone(), woken));
+        }
+    }
+
     /// Beats every fifth of the time to live for as long as the process runs (through a
     /// graceful stop's drain too): confirms this replica and frees the messages of
     /// replicas that are gone (waking the flows to take them).
-    pub async fn run_heartbeat(
+    async fn run_heartbeat(
         self: Rc<Self>,
         metrics: Rc<Metrics>,
         woken: Vec<Rc<tokio::sync::Notify>>,

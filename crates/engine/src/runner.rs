@@ -28,7 +28,17 @@ pub struct Runner {
     /// Where webhook sources listen (none when no flow has one).
     pub webhook_addr: Option<SocketAddr>,
     stop_tx: watch::Sender<bool>,
-    stopping: Rc<Cell<bool>>,
+    front: Rc<Front>,
+}
+
+/// The webhook server's front: its address, the routes of the running plan and whether
+/// it is stopping. It outlives a runner, so a reloaded plan serves on the same address
+/// (deliveries arriving while the old plan drains are answered 503, to be sent again).
+#[derive(Default)]
+pub struct Front {
+    routes: std::cell::RefCell<Routes>,
+    stopping: Cell<bool>,
+    addr: Cell<Option<SocketAddr>>,
 }
 
 impl Runner {
@@ -58,6 +68,24 @@ impl Runner {
         store: Store,
         webhook_addr: &str,
         servers: server::Limits,
+        parts: (
+            Rc<omniflow_connectors::Context>,
+            Rc<crate::cluster::Membership>,
+        ),
+    ) -> Result<Runner, StartError> {
+        let front = Rc::new(Front::default());
+        Runner::start_on(&front, pipeline, store, webhook_addr, servers, parts).await
+    }
+
+    /// [`Runner::start_with`] behind `front`: its webhook server (bound at the first plan
+    /// with webhook sources) is reused, and the new plan's routes replace the old ones
+    /// once every flow has started.
+    pub async fn start_on(
+        front: &Rc<Front>,
+        pipeline: Rc<Pipeline>,
+        store: Store,
+        webhook_addr: &str,
+        servers: server::Limits,
         (connectors, membership): (
             Rc<omniflow_connectors::Context>,
             Rc<crate::cluster::Membership>,
@@ -65,7 +93,6 @@ impl Runner {
     ) -> Result<Runner, StartError> {
         let metrics = Rc::new(Metrics::default());
         let (stop_tx, stop_rx) = watch::channel(false);
-        let stopping = Rc::new(Cell::new(false));
         let webhooks = Routes::default();
         if let Some(replica) = membership.replica() {
             metrics.set_replica(replica);
@@ -103,31 +130,31 @@ impl Runner {
             flows.push(ctx);
         }
         let woken = flows.iter().map(|f| f.appended.clone()).collect();
-        tokio::task::spawn_local(membership.run_heartbeat(metrics.clone(), woken));
-        let mut bound = None;
-        if !webhooks.is_empty() {
-            let routes = webhooks.clone();
-            let stopping = stopping.clone();
+        membership.start_heartbeat(&metrics, woken);
+        if !webhooks.is_empty() && front.addr.get().is_none() {
+            let serving = front.clone();
             let handler: Handler = Rc::new(move |req| {
-                let routes = routes.clone();
-                let stopping = stopping.get();
+                let routes = serving.routes.borrow().clone();
+                let stopping = serving.stopping.get();
                 Box::pin(async move { routes.handle(req, stopping).await })
             });
             let addr = server::serve_with(webhook_addr, handler, "webhooks", servers)
                 .await
                 .map_err(StartError::Webhooks)?;
             tracing::info!(addr = %addr, "webhooks listening");
-            bound = Some(addr);
+            front.addr.set(Some(addr));
         }
+        *front.routes.borrow_mut() = webhooks;
+        front.stopping.set(false);
         Ok(Runner {
             flows,
             ledgers,
             metrics,
             store,
             shared,
-            webhook_addr: bound,
+            webhook_addr: front.addr.get(),
             stop_tx,
-            stopping,
+            front: front.clone(),
         })
     }
 
@@ -135,12 +162,12 @@ impl Runner {
     /// fail, or while a replica's membership is not confirmed), `/metrics`.
     pub fn ops_handler(&self) -> Handler {
         let metrics = self.metrics.clone();
-        let stopping = self.stopping.clone();
+        let front = self.front.clone();
         let store = self.store.clone();
         let membership = self.shared.membership.clone();
         Rc::new(move |req| {
             let metrics = metrics.clone();
-            let stopping = stopping.get();
+            let stopping = front.stopping.get();
             let writable = store.is_writable();
             let current = membership.is_current();
             Box::pin(async move {
@@ -188,7 +215,7 @@ impl Runner {
     /// reach the state store. Returns how many messages were left unfinished (they resume
     /// on the next start).
     pub async fn stop(self, drain: Duration) -> usize {
-        self.stopping.set(true);
+        self.front.stopping.set(true);
         let _ = self.stop_tx.send(true);
         let started = Instant::now();
         while self.in_flight() > 0 && started.elapsed() < drain {

@@ -6,6 +6,7 @@ mod demo;
 mod dlq;
 mod inventory;
 mod map;
+mod reload;
 mod run;
 mod sandbox;
 mod state;

@@ -1,17 +1,20 @@
 //! `omniflow run`: runs every flow durably until SIGTERM or Ctrl-C.
 
+use super::reload::Plan;
 use omniflow_engine::deploy::Deployment;
-use omniflow_engine::runner::Runner;
+use omniflow_engine::runner::{Front, Runner};
 use omniflow_http::server;
-use omniflow_mapping::pipeline::Pipeline;
-use omniflow_runtime::load::load_graph;
+use omniflow_http::server::Handler;
+use omniflow_ir::Graph;
 use omniflow_state as state;
 use std::path::PathBuf;
 use std::rc::Rc;
 use std::time::Duration;
 
-/// How long a graceful stop waits for in-flight deliveries.
+/// How long a graceful stop (or a reload) waits for in-flight deliveries.
 const DRAIN: Duration = Duration::from_secs(10);
+/// How often `--watch` looks at the files.
+const WATCH_EVERY: Duration = Duration::from_secs(1);
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -43,6 +46,9 @@ pub struct Args {
     /// On a postgres:// state, own it alone instead (other processes wait, as on SQLite).
     #[arg(long)]
     alone: bool,
+    /// Reload the flows when a flow file or the deployment file changes (as on SIGHUP).
+    #[arg(long)]
+    watch: bool,
     /// Log format.
     #[arg(long, value_enum, default_value = "text")]
     log_format: super::LogFormat,
@@ -50,16 +56,14 @@ pub struct Args {
 
 pub fn run(mut args: Args) -> u8 {
     super::init_logging(args.log_format);
-    let deployment = match &args.config {
-        Some(path) => match read_deployment(path) {
-            Ok(d) => d,
-            Err(err) => {
-                eprintln!("error: {err}");
-                return 2;
-            }
-        },
-        None => Deployment::default(),
+    let plan = match super::reload::load(&args.paths, args.config.as_deref()) {
+        Ok(plan) => plan,
+        Err(err) => {
+            eprintln!("error: {err}");
+            return 2;
+        }
     };
+    let deployment = &plan.deployment;
     args.state = args
         .state
         .or(deployment.state.clone())
@@ -69,22 +73,6 @@ pub fn run(mut args: Args) -> u8 {
         .or(deployment.webhook_addr.clone())
         .or(Some("127.0.0.1:8080".into()));
     args.ops_addr = args.ops_addr.or(deployment.ops_addr.clone());
-    let retention = deployment.retention.clone();
-    let connectors = Rc::new(deployment.connectors());
-    let servers = deployment.servers;
-    let loaded = load_graph(&args.paths)
-        .map_err(|e| e.to_string())
-        .and_then(|mut graph| {
-            deployment.apply(&mut graph).map_err(|e| e.to_string())?;
-            Pipeline::new(graph).map_err(|e| e.to_string())
-        });
-    let pipeline = match loaded {
-        Ok(p) => Rc::new(p),
-        Err(err) => {
-            eprintln!("error: {err}");
-            return 2;
-        }
-    };
     let spec = args.state.clone().unwrap_or_default();
     let (backend, lock) = match open_state(&spec, &args) {
         Ok(opened) => opened,
@@ -108,16 +96,7 @@ pub fn run(mut args: Args) -> u8 {
     let local = tokio::task::LocalSet::new();
     let closing = store.clone();
     let code = local.block_on(&runtime, async move {
-        match serve(
-            args,
-            pipeline,
-            store,
-            retention,
-            servers,
-            (connectors, membership),
-        )
-        .await
-        {
+        match serve(args, plan, store, membership).await {
             Ok(()) => 0,
             Err(err) => {
                 eprintln!("error: {err}");
@@ -155,42 +134,100 @@ fn open_state(
     state::open_writer(spec, args.state_wait)
 }
 
-async fn serve(
-    args: Args,
-    pipeline: Rc<Pipeline>,
-    store: state::Store,
-    retention: state::retention::Retention,
-    servers: server::Limits,
-    parts: (
-        Rc<omniflow_connectors::Context>,
-        Rc<omniflow_engine::cluster::Membership>,
-    ),
-) -> Result<(), String> {
-    // Listen for SIGTERM before anything else, so a stop during start-up is graceful too.
-    let signals = Signals::new();
-    let runner = Runner::start_with(
+/// Starts a plan's runner behind `front`, with its retention sweep.
+async fn start(
+    args: &Args,
+    plan: Plan,
+    store: &state::Store,
+    front: &Rc<Front>,
+    membership: &Rc<omniflow_engine::cluster::Membership>,
+) -> Result<(Runner, Graph), String> {
+    let Plan {
         pipeline,
-        store,
+        deployment,
+    } = plan;
+    let graph = pipeline.graph.clone();
+    let runner = Runner::start_on(
+        front,
+        Rc::new(pipeline),
+        store.clone(),
         args.webhook_addr.as_deref().unwrap_or_default(),
-        servers,
-        parts,
+        deployment.servers,
+        (Rc::new(deployment.connectors()), membership.clone()),
     )
     .await
     .map_err(|e| e.to_string())?;
-    runner.sweep_state(retention);
+    runner.sweep_state(deployment.retention.clone());
+    Ok((runner, graph))
+}
+
+/// Why the serve loop woke.
+enum Wake {
+    Stop,
+    Reload,
+    Fenced(String),
+}
+
+async fn serve(
+    args: Args,
+    plan: Plan,
+    store: state::Store,
+    membership: Rc<omniflow_engine::cluster::Membership>,
+) -> Result<(), String> {
+    // Listen for SIGTERM before anything else, so a stop during start-up is graceful too.
+    let mut signals = Signals::new();
+    let servers = plan.deployment.servers;
+    let front = Rc::new(Front::default());
+    let (mut runner, mut graph) = start(&args, plan, &store, &front, &membership).await?;
+    // The ops endpoint answers for whichever plan runs.
+    let ops: Rc<std::cell::RefCell<Handler>> =
+        Rc::new(std::cell::RefCell::new(runner.ops_handler()));
     if let Some(ops_addr) = &args.ops_addr {
-        let addr = server::serve_with(ops_addr, runner.ops_handler(), "ops", servers)
+        let current = ops.clone();
+        let handler: Handler = Rc::new(move |req| (current.borrow())(req));
+        let addr = server::serve_with(ops_addr, handler, "ops", servers)
             .await
             .map_err(|err| err.to_string())?;
         tracing::info!(addr = %addr, "ops endpoint listening");
     }
     tracing::info!(flows = runner.flows.len(), state = %state::shown(args.state.as_deref().unwrap_or_default()), "running");
-    tokio::select! {
-        _ = signals.wait() => {}
-        reason = runner.fenced() => {
+    let mut watched = super::reload::fingerprint(&args.paths, args.config.as_deref());
+    loop {
+        let wake = tokio::select! {
+            hangup = signals.next() => if hangup { Wake::Reload } else { Wake::Stop },
+            _ = tokio::time::sleep(WATCH_EVERY), if args.watch => {
+                let now = super::reload::fingerprint(&args.paths, args.config.as_deref());
+                if now == watched {
+                    continue;
+                }
+                watched = now;
+                Wake::Reload
+            }
+            reason = runner.fenced() => Wake::Fenced(reason),
+        };
+        match wake {
+            Wake::Stop => break,
             // The others take this replica's work over: nothing more is done here.
-            return Err(reason);
+            Wake::Fenced(reason) => return Err(reason),
+            Wake::Reload => {}
         }
+        let plan = match super::reload::load(&args.paths, args.config.as_deref()) {
+            Ok(plan) => plan,
+            Err(err) => {
+                tracing::error!(error = %err, "reload refused: the flows do not check; the running plan stays");
+                continue;
+            }
+        };
+        let changed = super::reload::changes(&graph, &plan.pipeline.graph);
+        if changed.is_empty() {
+            tracing::info!("reload: nothing changed");
+            continue;
+        }
+        tracing::info!(changes = %changed.join("; "), "reloading: the running plan drains, the new one starts");
+        let left = runner.stop(DRAIN).await;
+        (runner, graph) = start(&args, plan, &store, &front, &membership).await?;
+        *ops.borrow_mut() = runner.ops_handler();
+        tracing::info!(unfinished = left, flows = runner.flows.len(), "reloaded");
     }
     tracing::info!("stopping: intake closed, finishing in-flight work");
     let left = runner.stop(DRAIN).await;
@@ -201,36 +238,58 @@ async fn serve(
     Ok(())
 }
 
-/// SIGTERM and Ctrl-C, registered once.
+/// SIGTERM and Ctrl-C, and SIGHUP (a reload), registered once.
 pub(super) struct Signals {
     #[cfg(unix)]
     term: Option<tokio::signal::unix::Signal>,
+    #[cfg(unix)]
+    hangup: Option<tokio::signal::unix::Signal>,
 }
 
 impl Signals {
     pub(super) fn new() -> Signals {
+        use tokio::signal::unix::{signal, SignalKind};
         Signals {
             #[cfg(unix)]
-            term: tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok(),
+            term: signal(SignalKind::terminate()).ok(),
+            #[cfg(unix)]
+            hangup: signal(SignalKind::hangup()).ok(),
         }
     }
 
-    pub(super) async fn wait(mut self) {
+    /// The next signal: true for SIGHUP, false for a stop (SIGTERM or Ctrl-C).
+    pub(super) async fn next(&mut self) -> bool {
         #[cfg(unix)]
-        if let Some(term) = self.term.as_mut() {
+        {
+            let hangup = async {
+                match self.hangup.as_mut() {
+                    Some(hangup) => hangup.recv().await,
+                    None => std::future::pending().await,
+                }
+            };
+            let term = async {
+                match self.term.as_mut() {
+                    Some(term) => term.recv().await,
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
-                _ = term.recv() => {}
-                _ = tokio::signal::ctrl_c() => {}
+                _ = hangup => true,
+                _ = term => false,
+                _ = tokio::signal::ctrl_c() => false,
             }
-            return;
         }
-        let _ = tokio::signal::ctrl_c().await;
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+            false
+        }
     }
 }
 
 /// Reads `omniflow.yaml`: a regular file of bounded size only, so a FIFO or device never
 /// blocks the start.
-fn read_deployment(path: &std::path::Path) -> Result<Deployment, String> {
+pub(super) fn read_deployment(path: &std::path::Path) -> Result<Deployment, String> {
     let text = omniflow_compiler::source::read_text(&omniflow_compiler::fs::RealFs, path)
         .map_err(|err| err.to_string())?;
     Deployment::parse(&text, path).map_err(|e| e.to_string())

