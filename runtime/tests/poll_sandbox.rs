@@ -158,3 +158,99 @@ flow orders {
         "each order reached the sink once: the re-reads never left the source"
     );
 }
+
+/// GET on the ops endpoint: status and body.
+fn get(port: u16, path: &str) -> (u16, String) {
+    let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+        return (0, String::new());
+    };
+    let _ = write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    );
+    let mut answer = String::new();
+    let _ = stream.read_to_string(&mut answer);
+    let status = answer
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = answer
+        .split_once("\r\n\r\n")
+        .map_or("", |(_, b)| b)
+        .to_string();
+    (status, body)
+}
+
+#[test]
+fn a_failing_poll_shows_on_health_and_clears_when_the_vendor_answers() {
+    let dir = TempDir::new("poll-health");
+    let flow = dir.0.join("orders.flow");
+    std::fs::write(
+        &flow,
+        r#"use std.connectors.{shopify, http}
+connection shop = shopify { shop = env("SHOP"), access_token = secret("SHOP_TOKEN") }
+connection api = http { base_url = env("OMNIFLOW_TEST_SINK") }
+schema Placed { id: string }
+flow orders {
+  source polled = shop.orders { every = 1s, cursor = watermark }
+  map placed = polled -> Placed { id = to_string($.id) }
+  sink post = api.post(placed) { path = "/orders", idempotency_key = id, dead_letter = "orders" }
+}
+"#,
+    )
+    .unwrap();
+    let (sandbox_port, ops) = (free_port(), free_port());
+    let sink = Sink::start(Faults::default());
+    // Nothing listens on the vendor's port yet.
+    let _runtime = Killed(
+        Command::new(BIN)
+            .arg("run")
+            .arg(&flow)
+            .args(["--state", &dir.state(), "--webhook-addr", "127.0.0.1:0"])
+            .args(["--ops-addr", &format!("127.0.0.1:{ops}")])
+            .env("SHOP", format!("http://127.0.0.1:{sandbox_port}"))
+            .env("SHOP_TOKEN", "shpat_sandbox")
+            .env(
+                "OMNIFLOW_TEST_SINK",
+                format!("http://127.0.0.1:{}", sink.port),
+            )
+            .env("OMNIFLOW_LOG", "error")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_for("a failed poll on /health", Duration::from_secs(60), || {
+        get(ops, "/health").1.contains("\"failures\"")
+            && get(ops, "/health").1.contains("\"degraded\"")
+    });
+    let (status, body) = get(ops, "/health");
+    assert_eq!(
+        status, 200,
+        "a failing source degrades, it does not fail: {body}"
+    );
+    let report: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let source = &report["sources"][0];
+    assert_eq!(source["source"], "polled");
+    assert!(source["failures"].as_u64().unwrap() >= 1, "{report}");
+    assert!(source["error"].as_str().unwrap_or("").len() > 5, "{report}");
+    assert_eq!(report["state_writable"], true);
+    let (_, metrics) = get(ops, "/metrics");
+    assert!(
+        metrics.contains("omniflow_source_errors_total{flow=\"orders\",node=\"polled\"}"),
+        "{metrics}"
+    );
+    // The vendor comes up: the next poll clears the failure.
+    let _sandbox = Killed(
+        Command::new(BIN)
+            .args(["sandbox", "--addr", &format!("127.0.0.1:{sandbox_port}")])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_for("/health ok again", Duration::from_secs(60), || {
+        get(ops, "/health").1.contains("\"status\":\"ok\"")
+    });
+}

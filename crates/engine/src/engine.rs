@@ -186,6 +186,20 @@ impl FlowCtx {
         self.shared.membership.lease(&lease, labels, stop).await
     }
 
+    /// Records a source's attempt (a poll, a scheduled run, a pass over its files) for
+    /// `/health`, counting failures in `omniflow_source_errors_total`.
+    pub fn source_attempt(&self, source: &str, error: Option<&String>) {
+        let flow = self.flow_name();
+        match error {
+            None => self.shared.health.ok(flow, source),
+            Some(error) => {
+                self.shared.health.failed(flow, source, error);
+                self.metrics
+                    .add(crate::ops::metrics::SOURCE_ERRORS, flow, source, 1);
+            }
+        }
+    }
+
     /// The flow's name.
     pub fn flow_name(&self) -> &str {
         &self.pipeline.flows[self.flow_idx].name

@@ -158,21 +158,29 @@ impl Runner {
         })
     }
 
-    /// The ops endpoint: `/health`, `/ready` (not while stopping, while state writes
-    /// fail, or while a replica's membership is not confirmed), `/metrics`.
+    /// The ops endpoint: `/health` (a JSON report: the state, the membership, each
+    /// source's last attempt; 503 when the process cannot do its work), `/ready` (not
+    /// while stopping, while state writes fail, or while a replica's membership is not
+    /// confirmed), `/metrics`.
     pub fn ops_handler(&self) -> Handler {
         let metrics = self.metrics.clone();
         let front = self.front.clone();
         let store = self.store.clone();
         let membership = self.shared.membership.clone();
+        let health = self.shared.health.clone();
         Rc::new(move |req| {
             let metrics = metrics.clone();
             let stopping = front.stopping.get();
             let writable = store.is_writable();
             let current = membership.is_current();
+            let report =
+                crate::ops::health::Report::new(&health, writable, membership.replica(), current);
             Box::pin(async move {
                 match req.path.as_str() {
-                    "/health" => Resp::text(200, "ok\n"),
+                    "/health" => Resp::json(
+                        report.http_status(),
+                        serde_json::to_value(&report).unwrap_or_default(),
+                    ),
                     "/ready" if stopping => Resp::text(503, "stopping\n"),
                     "/ready" if !writable => Resp::text(503, "state writes failing\n"),
                     "/ready" if !current => Resp::text(

@@ -24,6 +24,8 @@ pub struct Shared {
     pub connectors: Rc<omniflow_connectors::Context>,
     /// This process among the replicas of a shared state (alone otherwise).
     pub membership: Rc<crate::cluster::Membership>,
+    /// What the sources report for `/health`.
+    pub health: Rc<crate::ops::health::Health>,
 }
 
 impl Shared {

@@ -203,6 +203,10 @@ impl Metrics {
 /// metric name of the engine to this table).
 pub const HELP: &[(&str, &str)] = &[
     (
+        "omniflow_source_errors_total",
+        "Failed attempts of a source that reads on its own (a poll, a scheduled run, a pass over its files), by flow and source.",
+    ),
+    (
         "omniflow_replica_info",
         "1, labelled with this process's replica id, when replicas share the state.",
     ),
@@ -334,3 +338,5 @@ pub const TAKEN_OVER: &str = "omniflow_replica_taken_over_total";
 pub const LEASE_HELD: &str = "omniflow_lease_held";
 /// Messages claimed and not finished, by flow.
 pub const CLAIMED: &str = "omniflow_claimed_messages";
+/// Failed attempts of a polling, scheduled or file source.
+pub const SOURCE_ERRORS: &str = "omniflow_source_errors_total";

@@ -1,3 +1,4 @@
 //! Operations: metrics and the ops endpoint's counters.
 
+pub mod health;
 pub mod metrics;

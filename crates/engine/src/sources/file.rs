@@ -107,6 +107,7 @@ impl FileSource {
                 return;
             }
             let mut progressed = false;
+            let mut failed = None;
             for found in self.list() {
                 if *stop.borrow() {
                     return;
@@ -114,10 +115,15 @@ impl FileSource {
                 match self.read_some(&found, &fence).await {
                     Ok(n) => progressed |= n > 0,
                     Err(err) => {
-                        tracing::error!(flow = %self.ctx.flow_name(), source = %self.name, file = %found.key, error = %err, "cannot read")
+                        tracing::error!(flow = %self.ctx.flow_name(), source = %self.name, file = %found.key, error = %err, "cannot read");
+                        failed = Some(format!("{}: {err}", found.key));
                     }
                 }
             }
+            if self.unlisted.get() {
+                failed.get_or_insert_with(|| format!("cannot list {}", self.dir.display()));
+            }
+            self.ctx.source_attempt(&self.name, failed.as_ref());
             if !progressed {
                 tokio::select! {
                     _ = tokio::time::sleep(Duration::from_millis(250)) => {}

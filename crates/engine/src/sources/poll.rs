@@ -75,7 +75,9 @@ impl PollSource {
             if *stop.borrow() {
                 return;
             }
-            if let Err(err) = self.poll_once(&fence).await {
+            let polled = self.poll_once(&fence).await;
+            self.ctx.source_attempt(&self.name, polled.as_ref().err());
+            if let Err(err) = polled {
                 tracing::warn!(flow = %self.ctx.flow_name(), source = %self.name, error = %err, "poll failed; retrying at the next interval");
             }
             tokio::select! {

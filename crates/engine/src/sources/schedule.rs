@@ -174,12 +174,14 @@ impl CronSource {
                     .await
                 {
                     Ok(()) => {
+                        self.ctx.source_attempt(&self.name, None);
                         tracing::info!(flow = %flow, source = %self.name, tick = %tick, "scheduled run complete");
                         last = Some(tick);
                         failed = None;
                         self.ctx.metrics.add(RUNS, &flow, &self.name, 1);
                     }
                     Err(err) => {
+                        self.ctx.source_attempt(&self.name, Some(&err));
                         tracing::warn!(flow = %flow, source = %self.name, tick = %tick, error = %err, "scheduled run failed; trying again in a minute or at the next tick");
                         failed = now.checked_add(RETRY).ok().map(|at| (tick, at));
                     }
