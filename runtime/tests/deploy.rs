@@ -320,3 +320,45 @@ fn a_replayed_message_keeps_its_acceptance_time_and_a_letter_can_be_discarded() 
     assert_eq!(dlq(&["replay", "--all"]).status.code(), Some(0));
     assert_eq!(letters().len(), 2, "a discarded letter was replayed");
 }
+
+/// The deployment examples in `docs/deploy/` parse and fit the reference flows (every
+/// connection they override exists, with settings its connector takes), and the flags the
+/// container and systemd files give `omniflow run` are its own.
+#[test]
+fn the_packaged_deployments_and_service_files_fit_the_runtime() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut examples = 0;
+    for entry in std::fs::read_dir(root.join("docs/deploy")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "yaml") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        let deployment = omniflow_engine::deploy::Deployment::parse(&text, &path)
+            .unwrap_or_else(|err| panic!("{}: {err}", path.display()));
+        let mut graph = omniflow_runtime::load::load_graph(&[root.join("flows")]).unwrap();
+        deployment
+            .apply(&mut graph)
+            .unwrap_or_else(|err| panic!("{}: {err}", path.display()));
+        omniflow_mapping::pipeline::Pipeline::new(graph)
+            .unwrap_or_else(|err| panic!("{}: {err}", path.display()));
+        examples += 1;
+    }
+    assert_eq!(examples, 3, "sandbox, staging and production");
+    let help = Command::new(BIN).args(["run", "--help"]).output().unwrap();
+    let help = String::from_utf8_lossy(&help.stdout).into_owned();
+    for file in ["packaging/omniflow.service", "packaging/Containerfile"] {
+        let text = std::fs::read_to_string(root.join(file)).unwrap();
+        let line = text
+            .lines()
+            .find(|l| l.starts_with("ExecStart=") || l.starts_with("CMD "))
+            .unwrap_or_else(|| panic!("{file} starts nothing"));
+        assert!(line.contains("run"), "{file}: {line}");
+        for flag in line
+            .split(|c: char| c.is_whitespace() || c == '"' || c == ',')
+            .filter(|w| w.starts_with("--"))
+        {
+            assert!(help.contains(flag), "{file}: `omniflow run` has no {flag}");
+        }
+    }
+}
