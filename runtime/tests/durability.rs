@@ -641,3 +641,71 @@ flow orders {
         "a re-read page repeated a side effect"
     );
 }
+
+/// Two sinks naming two dead-letter queues, every call refused: `dlq list --queue` shows
+/// one queue's letters with its name, and `dlq replay --all --queue` puts back only those.
+#[test]
+fn dead_letters_are_kept_and_replayed_by_queue() {
+    let dir = TempDir::new("dlq-queues");
+    let flow = dir.0.join("queues.flow");
+    std::fs::write(
+        &flow,
+        r#"use std.connectors.{file, http}
+connection inbox = file { dir = env("OMNIFLOW_TEST_INBOX") }
+connection api = http { base_url = env("OMNIFLOW_TEST_SINK") }
+schema Event {
+  id: string
+  qty: int
+}
+flow events {
+  source lines = inbox.read { path = "*.jsonl", format = jsonl }
+  map event = lines -> Event { id = to_string($.id), qty = $.qty }
+  sink erp = api.post(event) { path = "/erp", idempotency_key = id, dead_letter = "erp_rejects" }
+  sink wms = api.post(event) { path = "/wms", idempotency_key = id, dead_letter = "wms_rejects" }
+}
+"#,
+    )
+    .unwrap();
+    let sink = Sink::start(Faults {
+        rejected: 100,
+        ..Faults::default()
+    });
+    write_lines(&dir.0.join("in/events.jsonl"), 0, 5, None);
+    let child = start(&dir, &flow, &sink);
+    let letters = |args: &[&str]| -> Vec<serde_json::Value> {
+        let mut all = vec!["list", "--json", "--all"];
+        all.extend_from_slice(args);
+        dlq(&dir, &all)
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    };
+    wait_for("ten dead letters", Duration::from_secs(60), || {
+        letters(&[]).len() == 10
+    });
+    let erp = letters(&["--queue", "erp_rejects"]);
+    assert_eq!(erp.len(), 5);
+    assert!(
+        erp.iter()
+            .all(|l| l["queue"] == "erp_rejects" && l["node"] == "erp"),
+        "{erp:?}"
+    );
+    assert!(letters(&["--queue", "nowhere"]).is_empty());
+    assert!(dlq(&dir, &["list", "--queue", "wms_rejects"]).contains("[wms_rejects]"));
+    let _ = terminate(child);
+
+    let replayed = dlq(&dir, &["replay", "--all", "--queue", "wms_rejects"]);
+    assert!(replayed.contains("replayed 5 dead letters"), "{replayed}");
+    let settled = |queue: &str| {
+        letters(&["--queue", queue])
+            .iter()
+            .filter(|l| !l["replayed_at"].is_null())
+            .count()
+    };
+    assert_eq!(settled("wms_rejects"), 5);
+    assert_eq!(
+        settled("erp_rejects"),
+        0,
+        "another queue's letters were replayed"
+    );
+}

@@ -503,6 +503,7 @@ impl FlowCtx {
             replayed_at: None,
             accepted_at: Some(tracker.accepted_at),
             discarded_at: None,
+            queue: None,
         }
     }
 

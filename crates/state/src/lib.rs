@@ -116,6 +116,9 @@ pub struct DeadLetter {
     pub accepted_at: Option<i64>,
     /// When it was settled without a replay (`omniflow dlq discard`).
     pub discarded_at: Option<i64>,
+    /// The queue its sink names (`dead_letter = "QUEUE"`); `None` for a letter of no
+    /// named queue (a rejection before any sink, a ledger's publication).
+    pub queue: Option<String>,
 }
 
 /// Sources record the ids they accepted (webhook deliveries, polled items, bus messages)
@@ -227,6 +230,14 @@ pub trait Backend: Send {
     /// Dead letters, newest first; `include_replayed` lists replayed ones too.
     fn dead_letters(
         &mut self,
+        include_replayed: bool,
+        limit: usize,
+    ) -> StateResult<Vec<DeadLetter>>;
+    /// Dead letters of one queue, newest first; `include_replayed` lists replayed and
+    /// discarded ones too.
+    fn queue_letters(
+        &mut self,
+        queue: &str,
         include_replayed: bool,
         limit: usize,
     ) -> StateResult<Vec<DeadLetter>>;
@@ -717,6 +728,9 @@ impl Backend for Unavailable {
         Err(self.0.clone())
     }
     fn dead_letter(&mut self, _: i64) -> StateResult<Option<DeadLetter>> {
+        Err(self.0.clone())
+    }
+    fn queue_letters(&mut self, _: &str, _: bool, _: usize) -> StateResult<Vec<DeadLetter>> {
         Err(self.0.clone())
     }
     fn journal<'a>(&'a mut self, _: &'a str) -> StateResult<Box<dyn Journal + 'a>> {

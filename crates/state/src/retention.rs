@@ -229,6 +229,7 @@ mod tests {
             replayed_at: None,
             accepted_at: Some(accepted_at),
             discarded_at: None,
+            queue: None,
         }
     }
 

@@ -186,17 +186,18 @@ impl SqliteBackend {
         // Files made before messages and dead letters kept the original acceptance time
         // and letters could be discarded. The check and the change are one transaction,
         // so two processes opening such a file together both succeed.
-        for (table, column) in [
-            ("inbox", "accepted_at"),
-            ("dead_letters", "accepted_at"),
-            ("dead_letters", "discarded_at"),
+        for (table, column, kind) in [
+            ("inbox", "accepted_at", "INTEGER"),
+            ("dead_letters", "accepted_at", "INTEGER"),
+            ("dead_letters", "discarded_at", "INTEGER"),
+            ("dead_letters", "queue", "TEXT"),
         ] {
             conn.execute_batch("BEGIN IMMEDIATE").map_err(err)?;
             let missing = conn
                 .prepare(&format!("SELECT {column} FROM {table} LIMIT 0"))
                 .is_err();
             let added = if missing {
-                conn.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN {column} INTEGER"))
+                conn.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN {column} {kind}"))
             } else {
                 Ok(())
             };
@@ -207,7 +208,8 @@ impl SqliteBackend {
         // Only replayed messages have one (set apart from their arrival): a partial index
         // finds the oldest without costing the other messages anything.
         conn.execute_batch(
-            "CREATE INDEX IF NOT EXISTS inbox_replays ON inbox (accepted_at) WHERE accepted_at IS NOT NULL",
+            "CREATE INDEX IF NOT EXISTS inbox_replays ON inbox (accepted_at) WHERE accepted_at IS NOT NULL;
+             CREATE INDEX IF NOT EXISTS dead_letters_by_queue ON dead_letters (queue, id) WHERE queue IS NOT NULL",
         )
         .map_err(err)?;
         // In use from now on, written through to the file itself (not only its log), so
@@ -287,12 +289,13 @@ impl SqliteBackend {
             replayed_at: row.get(12)?,
             accepted_at: row.get(13)?,
             discarded_at: row.get(14)?,
+            queue: row.get(15)?,
         })
     }
 }
 
 const LETTER_COLUMNS: &str =
-    "id, flow, source, node, sink, key, correlation_id, message, payload, error, attempts, created_at, replayed_at, accepted_at, discarded_at";
+    "id, flow, source, node, sink, key, correlation_id, message, payload, error, attempts, created_at, replayed_at, accepted_at, discarded_at, queue";
 
 impl Backend for SqliteBackend {
     fn ledger_names(&mut self) -> StateResult<Vec<String>> {
@@ -555,8 +558,8 @@ impl Backend for SqliteBackend {
         let attempts = serde_json::to_string(&letter.attempts).unwrap_or_else(|_| "[]".into());
         self.conn
             .execute(
-                "INSERT INTO dead_letters (flow, source, node, sink, key, correlation_id, message, payload, error, attempts, created_at, accepted_at) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                "INSERT INTO dead_letters (flow, source, node, sink, key, correlation_id, message, payload, error, attempts, created_at, accepted_at, queue) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
                 params![
                     letter.origin.encode(),
                     letter.source,
@@ -569,7 +572,8 @@ impl Backend for SqliteBackend {
                     letter.error,
                     attempts,
                     super::now_secs(),
-                    letter.accepted_at
+                    letter.accepted_at,
+                    letter.queue
                 ],
             )
             .map_err(err)?;
@@ -592,6 +596,27 @@ impl Backend for SqliteBackend {
         let mut query = self.conn.prepare(&sql).map_err(err)?;
         let rows = query
             .query_map(params![limit as i64], SqliteBackend::letter)
+            .map_err(err)?;
+        rows.collect::<Result<_, _>>().map_err(err)
+    }
+
+    fn queue_letters(
+        &mut self,
+        queue: &str,
+        include_replayed: bool,
+        limit: usize,
+    ) -> StateResult<Vec<DeadLetter>> {
+        let sql = format!(
+            "SELECT {LETTER_COLUMNS} FROM dead_letters WHERE queue = ?2 {} ORDER BY id DESC LIMIT ?1",
+            if include_replayed {
+                ""
+            } else {
+                "AND replayed_at IS NULL AND discarded_at IS NULL"
+            }
+        );
+        let mut query = self.conn.prepare(&sql).map_err(err)?;
+        let rows = query
+            .query_map(params![limit as i64, queue], SqliteBackend::letter)
             .map_err(err)?;
         rows.collect::<Result<_, _>>().map_err(err)
     }

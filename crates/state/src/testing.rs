@@ -181,5 +181,6 @@ pub fn letter(accepted_at: i64) -> crate::DeadLetter {
         replayed_at: None,
         accepted_at: Some(accepted_at),
         discarded_at: None,
+        queue: None,
     }
 }

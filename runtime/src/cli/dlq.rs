@@ -32,6 +32,9 @@ enum Command {
         /// One JSON object per line.
         #[arg(long)]
         json: bool,
+        /// Only the letters of this queue (the sink's `dead_letter = "QUEUE"`).
+        #[arg(long)]
+        queue: Option<String>,
     },
     /// Show one dead letter in full.
     Show { id: i64 },
@@ -40,6 +43,9 @@ enum Command {
         id: Option<i64>,
         #[arg(long)]
         all: bool,
+        /// With --all: only the letters of this queue.
+        #[arg(long, requires = "all")]
+        queue: Option<String>,
     },
     /// Settle dead letters without replaying them (the message is given up).
     Discard {
@@ -78,15 +84,29 @@ pub fn run(args: Args) -> u8 {
 
 fn command(store: &state::Store, command: Command) -> u8 {
     match command {
-        Command::List { all, limit, json } => list(store, all, limit, json),
+        Command::List {
+            all,
+            limit,
+            json,
+            queue,
+        } => list(store, (all, limit, queue), json),
         Command::Show { id } => show(store, id),
-        Command::Replay { id, all } => replay(store, id, all),
+        Command::Replay { id, all, queue } => replay(store, id, all, queue),
         Command::Discard { ids } => discard(store, ids),
     }
 }
 
-fn list(store: &state::Store, all: bool, limit: usize, json: bool) -> u8 {
-    let letters = match store.call_blocking(move |b| b.dead_letters(all, limit)) {
+/// Lists `(all, limit, queue)`: replayed ones too, at most `limit`, of one queue.
+fn list(
+    store: &state::Store,
+    (all, limit, queue): (bool, usize, Option<String>),
+    json: bool,
+) -> u8 {
+    let letters = store.call_blocking(move |b| match &queue {
+        Some(queue) => b.queue_letters(queue, all, limit),
+        None => b.dead_letters(all, limit),
+    });
+    let letters = match letters {
         Ok(letters) => letters,
         Err(err) => return fail(&err),
     };
@@ -95,10 +115,15 @@ fn list(store: &state::Store, all: bool, limit: usize, json: bool) -> u8 {
             println!("{}", serde_json::to_string(letter).unwrap_or_default());
         } else {
             println!(
-                "{:>6}  {}/{}  {}  {}{}",
+                "{:>6}  {}/{}  {}{}  {}{}",
                 letter.id,
                 letter.origin,
                 letter.node,
+                letter
+                    .queue
+                    .as_deref()
+                    .map(|q| format!("[{q}]  "))
+                    .unwrap_or_default(),
                 letter.correlation_id,
                 letter.error.lines().next().unwrap_or(""),
                 if letter.replayed_at.is_some() {
@@ -138,8 +163,11 @@ fn show(store: &state::Store, id: i64) -> u8 {
     }
 }
 
-fn replay(store: &state::Store, id: Option<i64>, all: bool) -> u8 {
+fn replay(store: &state::Store, id: Option<i64>, all: bool, queue: Option<String>) -> u8 {
     let letters: Result<Vec<DeadLetter>, String> = match (id, all) {
+        (None, true) if queue.is_some() => store.call_blocking(move |b| {
+            b.queue_letters(queue.as_deref().unwrap_or_default(), false, usize::MAX >> 1)
+        }),
         (Some(id), false) => store
             .call_blocking(move |b| b.dead_letter(id))
             .and_then(|l| l.ok_or(format!("no dead letter {id}")).map(|l| vec![l])),

@@ -415,6 +415,10 @@ impl SinkWorker {
             replayed_at: None,
             accepted_at: Some(message.accepted_at()),
             discarded_at: None,
+            queue: match &self.dead_letter {
+                Some(ir::DeadLetter::Queue(queue)) => Some(queue.clone()),
+                _ => None,
+            },
         };
         let (sink_id, key) = (self.sink_id.clone(), job.key.clone());
         durably(self.outcomes.store(), flow, Mode::Isolated, move |b| {

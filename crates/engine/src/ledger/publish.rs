@@ -364,6 +364,7 @@ impl Publisher {
                     // Not a message: retention's hold leaves a ledger's letters out.
                     accepted_at: Some(omniflow_state::now_secs()),
                     discarded_at: None,
+                    queue: None,
                 };
                 let stored = ledger
                     .store()

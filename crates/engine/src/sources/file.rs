@@ -312,6 +312,7 @@ impl FileSource {
             replayed_at: None,
             accepted_at: Some(omniflow_state::now_secs()),
             discarded_at: None,
+            queue: None,
         }
     }
 }

@@ -259,6 +259,7 @@ impl PostgresBackend {
             replayed_at: conn.get(row, 12)?,
             accepted_at: conn.get(row, 13)?,
             discarded_at: conn.get(row, 14)?,
+            queue: conn.get(row, 15)?,
         })
     }
 
@@ -288,7 +289,7 @@ macro_rules! letters_sql {
     ($where:literal) => {
         concat!(
             "SELECT id, flow, source, node, sink, key, correlation_id, message, payload, error, \
-             attempts, created_at, replayed_at, accepted_at, discarded_at FROM dead_letters ",
+             attempts, created_at, replayed_at, accepted_at, discarded_at, queue FROM dead_letters ",
             $where,
             " ORDER BY id DESC LIMIT $1"
         )
@@ -611,8 +612,8 @@ impl Backend for PostgresBackend {
         let attempts = serde_json::to_string(&letter.attempts).unwrap_or_else(|_| "[]".into());
         let row = self.conn.query_one(
             "INSERT INTO dead_letters (flow, source, node, sink, key, correlation_id, message, \
-             payload, error, attempts, created_at, accepted_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING id",
+             payload, error, attempts, created_at, accepted_at, queue) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING id",
             &[
                 &letter.origin.encode(),
                 &letter.source,
@@ -627,9 +628,28 @@ impl Backend for PostgresBackend {
                 &attempts,
                 &crate::now_secs(),
                 &letter.accepted_at,
+                &letter.queue,
             ],
         )?;
         self.conn.get(&row, 0)
+    }
+
+    fn queue_letters(
+        &mut self,
+        queue: &str,
+        include_replayed: bool,
+        limit: usize,
+    ) -> StateResult<Vec<DeadLetter>> {
+        let rows = self.conn.query(
+            "SELECT id, flow, source, node, sink, key, correlation_id, message, payload, \
+             error, attempts, created_at, replayed_at, accepted_at, discarded_at, queue \
+             FROM dead_letters WHERE queue = $2 AND ($3 OR (replayed_at IS NULL \
+             AND discarded_at IS NULL)) ORDER BY id DESC LIMIT $1",
+            &[&(limit as i64), &queue, &include_replayed],
+        )?;
+        rows.iter()
+            .map(|row| PostgresBackend::letter(&self.conn, row))
+            .collect()
     }
 
     fn dead_letters(
@@ -651,7 +671,7 @@ impl Backend for PostgresBackend {
     fn dead_letter(&mut self, id: i64) -> StateResult<Option<DeadLetter>> {
         let row = self.conn.query_opt(
             "SELECT id, flow, source, node, sink, key, correlation_id, message, payload, error, \
-             attempts, created_at, replayed_at, accepted_at, discarded_at FROM dead_letters WHERE id = $1",
+             attempts, created_at, replayed_at, accepted_at, discarded_at, queue FROM dead_letters WHERE id = $1",
             &[&id],
         )?;
         row.map(|row| PostgresBackend::letter(&self.conn, &row))

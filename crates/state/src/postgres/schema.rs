@@ -102,6 +102,11 @@ CREATE TABLE ledger_versions (
     ledger TEXT NOT NULL PRIMARY KEY, version BIGINT NOT NULL
 );
 "#,
+    // 3: the queue a dead letter's sink names, filterable.
+    r#"
+ALTER TABLE dead_letters ADD COLUMN queue TEXT;
+CREATE INDEX dead_letters_by_queue ON dead_letters (queue, id) WHERE queue IS NOT NULL;
+"#,
 ];
 
 /// The schema version recorded in the database; `None` when it holds no omniflow state.
