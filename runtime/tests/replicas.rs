@@ -10,11 +10,12 @@
 mod support;
 
 use std::collections::HashSet;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use support::process::{exchange, terminate, Killed};
 use support::{free_port, signing::sign, wait_for, Faults, Sink, TempDir};
 
 const BIN: &str = env!("CARGO_BIN_EXE_omniflow");
@@ -63,16 +64,6 @@ flow orders {
   sink post = api.post(event) { path = "/orders", idempotency_key = id, retry = patient, concurrency = 8, dead_letter = "orders" }
 }
 "#;
-
-/// A child process killed on drop.
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// One replica's ports and process.
 struct Replica {
@@ -159,25 +150,10 @@ impl Cluster<'_> {
     /// SIGTERM to every replica; each must stop cleanly.
     fn stop_all(&mut self) {
         for replica in &mut self.replicas {
-            let Some(mut child) = replica.child.take() else {
-                continue;
-            };
-            let _ = Command::new("kill")
-                .arg("-TERM")
-                .arg(child.id().to_string())
-                .status();
-            let started = Instant::now();
-            let status = loop {
-                if let Some(status) = child.try_wait().unwrap() {
-                    break status;
-                }
-                assert!(
-                    started.elapsed() < Duration::from_secs(30),
-                    "a replica did not stop within 30 s of SIGTERM"
-                );
-                std::thread::sleep(Duration::from_millis(20));
-            };
-            assert!(status.success(), "SIGTERM must exit 0, got {status:?}");
+            if let Some(mut child) = replica.child.take() {
+                let status = terminate(&mut child);
+                assert!(status.success(), "SIGTERM must exit 0, got {status:?}");
+            }
         }
     }
 }
@@ -191,30 +167,6 @@ impl Drop for Cluster<'_> {
             }
         }
     }
-}
-
-/// One HTTP/1.1 request; the status and body of the answer (status 0 when the server
-/// could not be reached or hung up).
-fn exchange(port: u16, request: &str) -> (u16, String) {
-    let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
-        return (0, String::new());
-    };
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
-    if stream.write_all(request.as_bytes()).is_err() {
-        return (0, String::new());
-    }
-    let mut answer = String::new();
-    let _ = stream.read_to_string(&mut answer);
-    let status = answer
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let body = answer
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
-    (status, body)
 }
 
 fn post_delivery(port: u16, delivery_id: &str, body: &str) -> (u16, String) {

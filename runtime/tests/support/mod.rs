@@ -6,6 +6,7 @@
 pub mod http_read;
 pub mod peers;
 pub mod postgres;
+pub mod process;
 pub mod signing;
 
 /// Runs `future` to completion on a current-thread runtime, inside a `LocalSet` (the
