@@ -25,6 +25,62 @@ pub struct HttpGetPager {
     auth: Option<String>,
 }
 
+/// The items of an answer: the answer itself when it is an array, else its `items` field
+/// (`null` for none). An answer reporting `errors` (GraphQL's model, and many REST APIs'),
+/// one without the field, or with something else than an array there, is a failed poll
+/// with the reason, not an empty page: a wrong `items` or an error page must show.
+fn items_of(body: &Value, items: &str) -> Result<Vec<Value>, String> {
+    let kind = |value: &Value| match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    };
+    let fields = match body {
+        Value::Array(found) => return Ok(found.clone()),
+        Value::Object(fields) => fields,
+        other => {
+            return Err(format!(
+                "the answer is {}, not an array or an object with `{items}`",
+                kind(other)
+            ))
+        }
+    };
+    if let Some(errors) = fields
+        .get("errors")
+        .and_then(Value::as_array)
+        .filter(|errors| !errors.is_empty())
+    {
+        let first = &errors[0];
+        let message = first
+            .get("message")
+            .and_then(Value::as_str)
+            .map_or_else(|| first.to_string(), String::from);
+        return Err(format!(
+            "the answer reports {} error(s): {}",
+            errors.len(),
+            message.chars().take(300).collect::<String>()
+        ));
+    }
+    match fields.get(items) {
+        Some(Value::Array(found)) => Ok(found.clone()),
+        Some(Value::Null) => Ok(Vec::new()),
+        Some(other) => Err(format!(
+            "`{items}` in the answer is {}, not an array",
+            kind(other)
+        )),
+        None => {
+            let names: Vec<&str> = fields.keys().take(10).map(String::as_str).collect();
+            Err(format!(
+                "the answer has no `{items}` (its fields: {})",
+                names.join(", ")
+            ))
+        }
+    }
+}
+
 /// The raw items of a page (the page itself when it is an array, else its `items` field),
 /// borrowed as written.
 fn raw_items<'a>(page: &'a [u8], items: &str) -> Option<Vec<&'a serde_json::value::RawValue>> {
@@ -92,14 +148,7 @@ impl Pager for HttpGetPager {
             let bytes = response.bytes().await.map_err(|e| e.to_string())?;
             let body: Value = serde_json::from_slice(&bytes)
                 .map_err(|e| format!("the answer is not JSON: {e}"))?;
-            let items: Vec<Value> = match &body {
-                Value::Array(items) => items.clone(),
-                other => other
-                    .get(&self.items)
-                    .and_then(Value::as_array)
-                    .cloned()
-                    .unwrap_or_default(),
-            };
+            let items = items_of(&body, &self.items)?;
             let next_position = match self.cursor.as_str() {
                 "page_token" => body
                     .get(&self.next)
@@ -142,6 +191,31 @@ impl Pager for HttpGetPager {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_answer_without_its_items_or_with_errors_is_a_failed_poll_not_an_empty_page() {
+        use serde_json::json;
+        assert_eq!(items_of(&json!([1, 2]), "items").unwrap().len(), 2);
+        assert_eq!(items_of(&json!({"items": [1]}), "items").unwrap().len(), 1);
+        assert!(items_of(&json!({"items": null}), "items")
+            .unwrap()
+            .is_empty());
+        assert!(items_of(&json!({"items": [], "errors": []}), "items")
+            .unwrap()
+            .is_empty());
+        let missing = items_of(&json!({"orders": [1], "next": null}), "items").unwrap_err();
+        assert!(
+            missing.contains("no `items` (its fields: next, orders)"),
+            "{missing}"
+        );
+        let wrong = items_of(&json!({"items": {"a": 1}}), "items").unwrap_err();
+        assert!(wrong.contains("is an object, not an array"), "{wrong}");
+        let graphql = json!({"data": null, "errors": [{"message": "Throttled", "extensions": {"code": "THROTTLED"}}]});
+        let reported = items_of(&graphql, "items").unwrap_err();
+        assert!(reported.contains("1 error(s): Throttled"), "{reported}");
+        let scalar = items_of(&json!("<html>"), "items").unwrap_err();
+        assert!(scalar.contains("is a string"), "{scalar}");
+    }
 
     #[test]
     fn page_items_keep_their_own_bytes() {
