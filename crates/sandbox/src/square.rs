@@ -272,6 +272,31 @@ pub fn handle(sb: &Shared, req: &Req) -> Resp {
             idempotent(sb, "batch-create", &body, batch_change)
         }
         ("POST", ["inventory", "counts", "batch-retrieve"]) => retrieve_counts(sb, &body),
+        ("GET", ["inventory", object]) => {
+            // RetrieveInventoryCount: one variation's counts, at the locations asked for.
+            let locations: Option<Vec<String>> = super::query_pairs(&req.query)
+                .into_iter()
+                .find(|(k, _)| k == "location_ids")
+                .map(|(_, v)| v.split(',').map(String::from).collect());
+            let mut asked = json!({ "catalog_object_ids": [object] });
+            if let Some(locations) = locations {
+                asked["location_ids"] = json!(locations);
+            }
+            retrieve_counts(sb, &asked)
+        }
+        ("GET", ["locations"]) => Resp::json(
+            200,
+            json!({ "locations": catalog::SQUARE_LOCATIONS.iter().map(|id| location(id)).collect::<Vec<_>>() }),
+        ),
+        ("GET", ["locations", id]) => match catalog::SQUARE_LOCATIONS.contains(id) {
+            true => Resp::json(200, json!({ "location": location(id) })),
+            false => err(
+                404,
+                "INVALID_REQUEST_ERROR",
+                "NOT_FOUND",
+                &format!("Location `{id}` not found."),
+            ),
+        },
         ("GET", ["catalog", "object", id]) => objects::retrieve(sb, id),
         ("POST", ["catalog", "object"]) => idempotent(sb, "catalog-object", &body, objects::upsert),
         ("POST", ["webhooks", "subscriptions"]) => {
@@ -284,6 +309,37 @@ pub fn handle(sb: &Shared, req: &Req) -> Resp {
             "Resource not found.",
         ),
     }
+}
+
+/// A Location object as ListLocations and RetrieveLocation answer it.
+fn location(id: &str) -> Value {
+    let (name, line, city, state, zip) = match id {
+        "FPYCBCHYMXFK1" => ("Flagship", "500 Electric Ave", "New York", "NY", "10003"),
+        _ => ("Outlet", "1455 Market St", "San Francisco", "CA", "94103"),
+    };
+    json!({
+        "id": id,
+        "name": name,
+        "address": {
+            "address_line_1": line,
+            "locality": city,
+            "administrative_district_level_1": state,
+            "postal_code": zip,
+            "country": "US",
+        },
+        "timezone": "America/New_York",
+        "capabilities": ["CREDIT_CARD_PROCESSING"],
+        "status": "ACTIVE",
+        "created_at": "2024-01-15T10:00:00.000Z",
+        "merchant_id": "ML0SANDBOXMERCH",
+        "country": "US",
+        "language_code": "en-US",
+        "currency": "USD",
+        "business_name": "omniflow retail",
+        "type": "PHYSICAL",
+        "business_hours": {},
+        "mcc": "5651",
+    })
 }
 
 fn idempotent(sb: &Shared, endpoint: &str, body: &Value, f: fn(&Shared, &Value) -> Resp) -> Resp {
@@ -914,6 +970,70 @@ mod tests {
             .header("Authorization", format!("Bearer {ACCESS_TOKEN}"))
             .header("Square-Version", "2025-08-20")
             .body(body.to_string())
+    }
+
+    fn get(base: &str, path: &str) -> reqwest::RequestBuilder {
+        client()
+            .get(format!("{base}/v2/{path}"))
+            .header("Authorization", format!("Bearer {ACCESS_TOKEN}"))
+            .header("Square-Version", "2025-08-20")
+    }
+
+    #[test]
+    fn locations_and_one_variations_counts_are_read_as_square_answers_them() {
+        with_sandbox(SandboxConfig::default(), |base| async move {
+            let (status, _, listed) = parts(get(&base, "locations").send().await.unwrap()).await;
+            assert_eq!(status, 200);
+            let ids: Vec<&str> = listed["locations"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|l| l["id"].as_str().unwrap())
+                .collect();
+            assert_eq!(ids, catalog::SQUARE_LOCATIONS);
+            for field in ["name", "status", "currency", "timezone", "type"] {
+                assert!(listed["locations"][0][field].is_string(), "{field}");
+            }
+            let (status, _, one) =
+                parts(get(&base, "locations/LK3Z8WQ2M5R7B").send().await.unwrap()).await;
+            assert_eq!(
+                (status, one["location"]["id"].as_str()),
+                (200, Some("LK3Z8WQ2M5R7B"))
+            );
+            let (status, _, missing) =
+                parts(get(&base, "locations/NOPE").send().await.unwrap()).await;
+            assert_eq!(
+                (status, missing["errors"][0]["code"].as_str()),
+                (404, Some("NOT_FOUND"))
+            );
+            // One variation's counts: both locations, or the one asked for.
+            let var = "W62UWFY35CWMYGVWK6TWJDNI";
+            let (status, _, both) = parts(
+                get(&base, &format!("inventory/{var}"))
+                    .send()
+                    .await
+                    .unwrap(),
+            )
+            .await;
+            assert_eq!(status, 200);
+            let counts = both["counts"].as_array().unwrap();
+            assert_eq!(counts.len(), 2, "{both}");
+            assert!(counts
+                .iter()
+                .all(|c| c["catalog_object_id"] == var && c["quantity"].is_string()));
+            let (_, _, one) = parts(
+                get(
+                    &base,
+                    &format!("inventory/{var}?location_ids=FPYCBCHYMXFK1"),
+                )
+                .send()
+                .await
+                .unwrap(),
+            )
+            .await;
+            assert_eq!(one["counts"].as_array().unwrap().len(), 1);
+            assert_eq!(one["counts"][0]["location_id"], "FPYCBCHYMXFK1");
+        });
     }
 
     #[test]
