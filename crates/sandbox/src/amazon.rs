@@ -24,8 +24,9 @@ pub const SELLER_ID: &str = "A1SANDBOXSELLER";
 pub const MARKETPLACE_ID: &str = "ATVPDKIKX0DER";
 
 /// (operation, rate per second, burst) from the usage plans.
-const QUOTAS: [(&str, f64, f64); 4] = [
+const QUOTAS: [(&str, f64, f64); 5] = [
     ("getOrders", 0.0167, 20.0),
+    ("getOrder", 0.5, 30.0),
     ("getOrderItems", 0.5, 30.0),
     ("confirmShipment", 2.0, 10.0),
     ("patchListingsItem", 5.0, 5.0),
@@ -218,7 +219,7 @@ fn route(sb: &Shared, req: &Req) -> Resp {
     let (op, f): (&'static str, Operation) = match (req.method.as_str(), segs.as_slice()) {
         ("GET", ["orders", "v0", "orders"]) => ("getOrders", get_orders),
         ("GET", ["orders", "v0", "orders", _, "orderItems"]) => ("getOrderItems", get_order_items),
-        ("GET", ["orders", "v0", "orders", _]) => ("getOrderItems", get_order),
+        ("GET", ["orders", "v0", "orders", _]) => ("getOrder", get_order),
         ("POST", ["orders", "v0", "orders", _, "shipmentConfirmation"]) => {
             ("confirmShipment", confirm_shipment)
         }
@@ -690,6 +691,60 @@ mod tests {
         assert_eq!(status, 200);
         assert_eq!(body["expires_in"], 3600);
         body["access_token"].as_str().unwrap().to_string()
+    }
+
+    #[test]
+    fn get_order_and_get_order_items_draw_on_buckets_of_their_own() {
+        with_sandbox(SandboxConfig::default(), |base| async move {
+            control(
+                &base,
+                "amazon/orders",
+                json!({"items": [{"sku": "CBA_OTF_5", "quantity": 1}]}),
+            )
+            .await;
+            let token = grant(&base).await;
+            let url = format!(
+                "{base}/orders/v0/orders?MarketplaceIds={MARKETPLACE_ID}&CreatedAfter=2020-01-01T00:00:00Z"
+            );
+            let (_, _, page) = parts(
+                client()
+                    .get(&url)
+                    .header("x-amz-access-token", &token)
+                    .send()
+                    .await
+                    .unwrap(),
+            )
+            .await;
+            let id = page["payload"]["Orders"][0]["AmazonOrderId"]
+                .as_str()
+                .unwrap()
+                .to_string();
+            let call = |path: String| {
+                let token = token.clone();
+                async move {
+                    let resp = client()
+                        .get(path)
+                        .header("x-amz-access-token", token)
+                        .send()
+                        .await
+                        .unwrap();
+                    resp.status().as_u16()
+                }
+            };
+            // getOrderItems' burst of 30 spent, and one more throttled...
+            for _ in 0..30 {
+                assert_eq!(
+                    call(format!("{base}/orders/v0/orders/{id}/orderItems")).await,
+                    200
+                );
+            }
+            assert_eq!(
+                call(format!("{base}/orders/v0/orders/{id}/orderItems")).await,
+                429
+            );
+            // ... while getOrder still has its own.
+            assert_eq!(call(format!("{base}/orders/v0/orders/{id}")).await, 200);
+        });
     }
 
     #[test]
