@@ -256,6 +256,7 @@ pub fn handle(sb: &Shared, req: &Req) -> Resp {
     let body = body.unwrap_or(Value::Null);
     match (req.method.as_str(), segs.as_slice()) {
         ("POST", ["orders", "search"]) => search_orders(sb, &body),
+        ("POST", ["orders"]) => idempotent(sb, "orders", &body, create_order),
         ("GET", ["orders", id]) => {
             let st = sb.square.borrow();
             match st.orders.iter().find(|o| o.id == *id) {
@@ -754,11 +755,48 @@ pub fn control_create_order(sb: &Shared, req: &Req) -> Resp {
             "The request body is not a valid JSON object.",
         );
     };
+    match new_order(sb, &body, "COMPLETED", "Square Point of Sale") {
+        Ok(order) => {
+            notify(sb, "order.updated", &order);
+            Resp::json(200, json!({ "order": order }))
+        }
+        Err(refused) => refused,
+    }
+}
+
+/// `POST /v2/orders` (CreateOrder, behind its idempotency key): an order of the app, OPEN
+/// unless it says otherwise, announced by `order.created`.
+fn create_order(sb: &Shared, body: &Value) -> Resp {
+    let spec = &body["order"];
+    if !spec.is_object() {
+        return bad("MISSING_REQUIRED_PARAMETER", "Field must be set: order");
+    }
+    if spec["location_id"].as_str().is_none() {
+        return bad(
+            "MISSING_REQUIRED_PARAMETER",
+            "Field must be set: order.location_id",
+        );
+    }
+    match new_order(sb, spec, "OPEN", "omniflow") {
+        Ok(order) => {
+            notify(sb, "order.created", &order);
+            Resp::json(200, json!({ "order": order }))
+        }
+        Err(refused) => refused,
+    }
+}
+
+/// Makes and keeps an order from `body` (location, lines, returns, state, reference); a
+/// COMPLETED one moves its lines' stock to SOLD.
+fn new_order(sb: &Shared, body: &Value, default_state: &str, source: &str) -> Result<Value, Resp> {
     let location = body["location_id"]
         .as_str()
         .unwrap_or(catalog::SQUARE_LOCATIONS[0]);
     if !catalog::SQUARE_LOCATIONS.contains(&location) {
-        return bad("NOT_FOUND", &format!("Location `{location}` not found."));
+        return Err(bad(
+            "NOT_FOUND",
+            &format!("Location `{location}` not found."),
+        ));
     }
     let tax_bp = body["tax_rate"]
         .as_f64()
@@ -782,7 +820,7 @@ pub fn control_create_order(sb: &Shared, req: &Req) -> Resp {
                 total += t;
                 tax_total += tx;
             }
-            Err(e) => return bad("INVALID_VALUE", &e),
+            Err(e) => return Err(bad("INVALID_VALUE", &e)),
         }
     }
     let mut returns = Vec::new();
@@ -796,7 +834,7 @@ pub fn control_create_order(sb: &Shared, req: &Req) -> Resp {
                     ret_total += t;
                     ret_tax += tx;
                 }
-                Err(e) => return bad("INVALID_VALUE", &e),
+                Err(e) => return Err(bad("INVALID_VALUE", &e)),
             }
         }
         returns.push(
@@ -804,12 +842,12 @@ pub fn control_create_order(sb: &Shared, req: &Req) -> Resp {
         );
     }
     if lines.is_empty() && returns.is_empty() {
-        return bad(
+        return Err(bad(
             "MISSING_REQUIRED_PARAMETER",
             "line_items or returns must be given.",
-        );
+        ));
     }
-    let state = body["state"].as_str().unwrap_or("COMPLETED").to_string();
+    let state = body["state"].as_str().unwrap_or(default_state).to_string();
     let now = super::now();
     let ts = super::ts_millis(now);
     let id = sb.rng.borrow_mut().string(
@@ -817,7 +855,7 @@ pub fn control_create_order(sb: &Shared, req: &Req) -> Resp {
         b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789",
     );
     let tender = sb.rng.borrow_mut().alnum(6);
-    let mut order = json!({"id": id, "location_id": location, "source": {"name": "Square Point of Sale"},
+    let mut order = json!({"id": id, "location_id": location, "source": {"name": source},
         "state": state, "version": 1, "created_at": ts, "updated_at": ts,
         "line_items": lines, "total_money": money(total), "total_tax_money": money(tax_total),
         "total_discount_money": money(0), "tenders": if total > 0 {
@@ -861,8 +899,7 @@ pub fn control_create_order(sb: &Shared, req: &Req) -> Resp {
         });
     }
     sb.bump(System::Square, "orders_created");
-    notify_updated(sb, &order);
-    Resp::json(200, json!({ "order": order }))
+    Ok(order)
 }
 
 /// One line (or return line) of a created order: its JSON, total with tax, tax and quantity.
@@ -922,14 +959,21 @@ fn order_line(
     Ok((v, gross + tax, tax, qty))
 }
 
-fn notify_updated(sb: &Shared, order: &Value) {
-    for sub in webhooks::subscribers(sb, System::Square, "order.updated") {
+/// Announces `order.created` or `order.updated` to the subscribers of that topic.
+fn notify(sb: &Shared, topic: &str, order: &Value) {
+    // `order.created` → `order_created`: the data type and the object's key.
+    let kind = topic.replace('.', "_");
+    for sub in webhooks::subscribers(sb, System::Square, topic) {
         let event_id = sb.rng.borrow_mut().uuid();
-        let body = json!({"merchant_id": MERCHANT_ID, "type": "order.updated", "event_id": event_id,
-            "created_at": super::ts_millis(super::now()), "data": {"type": "order_updated", "id": order["id"],
-            "object": {"order_updated": {"order_id": order["id"], "version": order["version"],
-                "location_id": order["location_id"], "state": order["state"],
-                "created_at": order["created_at"], "updated_at": order["updated_at"]}}}})
+        let mut object = json!({"order_id": order["id"], "version": order["version"],
+            "location_id": order["location_id"], "state": order["state"],
+            "created_at": order["created_at"]});
+        if topic == "order.updated" {
+            object["updated_at"] = order["updated_at"].clone();
+        }
+        let body = json!({"merchant_id": MERCHANT_ID, "type": topic, "event_id": event_id,
+            "created_at": super::ts_millis(super::now()), "data": {"type": kind, "id": order["id"],
+            "object": { kind.as_str(): object }}})
         .to_string();
         let key = sub.secret.as_deref().unwrap_or(SIGNATURE_KEY);
         let sig = webhooks::hmac_b64(key.as_bytes(), &[sub.url.as_bytes(), body.as_bytes()]);
@@ -1033,6 +1077,95 @@ mod tests {
             .await;
             assert_eq!(one["counts"].as_array().unwrap().len(), 1);
             assert_eq!(one["counts"][0]["location_id"], "FPYCBCHYMXFK1");
+        });
+    }
+
+    #[test]
+    fn create_order_keeps_an_open_order_once_per_key_and_announces_order_created() {
+        use std::io::{BufRead, Read, Write};
+        // A subscriber that answers 200 and passes each delivery's body on.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (tx, rx) = std::sync::mpsc::channel::<String>();
+        std::thread::spawn(move || {
+            for mut stream in listener.incoming().flatten() {
+                let mut reader = std::io::BufReader::new(stream.try_clone().unwrap());
+                let (mut len, mut line) = (0, String::new());
+                while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
+                    if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                        len = v.trim().parse().unwrap_or(0);
+                    }
+                    line.clear();
+                }
+                let mut body = vec![0; len];
+                let _ = reader.read_exact(&mut body);
+                let _ = stream.write_all(
+                    b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                );
+                let _ = tx.send(String::from_utf8_lossy(&body).into_owned());
+            }
+        });
+        with_sandbox(SandboxConfig::default(), move |base| async move {
+            let subscription = json!({"idempotency_key": "s-1", "subscription": {"name": "app",
+                "event_types": ["order.created"], "notification_url": format!("http://127.0.0.1:{port}/hook")}});
+            let (status, _, _) = parts(
+                post(&base, "webhooks/subscriptions", &subscription)
+                    .send()
+                    .await
+                    .unwrap(),
+            )
+            .await;
+            assert_eq!(status, 200);
+            let var = "W62UWFY35CWMYGVWK6TWJDNI";
+            let body = json!({"idempotency_key": "o-1", "order": {"location_id": "FPYCBCHYMXFK1",
+                "reference_id": "web-1001", "line_items": [{"catalog_object_id": var, "quantity": "2"}]}});
+            let (status, _, first) =
+                parts(post(&base, "orders", &body).send().await.unwrap()).await;
+            assert_eq!(status, 200, "{first}");
+            let order = &first["order"];
+            assert_eq!(order["state"], "OPEN");
+            assert_eq!(order["reference_id"], "web-1001");
+            assert_eq!(order["line_items"][0]["quantity"], "2");
+            assert!(order["total_money"]["amount"].is_i64());
+            let (_, _, replay) = parts(post(&base, "orders", &body).send().await.unwrap()).await;
+            assert_eq!(
+                replay["order"]["id"], order["id"],
+                "the same key is the same order"
+            );
+            let id = order["id"].as_str().unwrap();
+            let (status, _, read) =
+                parts(get(&base, &format!("orders/{id}")).send().await.unwrap()).await;
+            assert_eq!((status, &read["order"]["id"]), (200, &order["id"]));
+            let no_location = json!({"idempotency_key": "o-2", "order": {"line_items": [{"catalog_object_id": var, "quantity": "1"}]}});
+            let (status, _, refused) =
+                parts(post(&base, "orders", &no_location).send().await.unwrap()).await;
+            assert_eq!(
+                (status, refused["errors"][0]["code"].as_str()),
+                (400, Some("MISSING_REQUIRED_PARAMETER"))
+            );
+            // One order.created for the one order.
+            let mut delivered = None;
+            for _ in 0..100 {
+                if let Ok(body) = rx.try_recv() {
+                    delivered = Some(body);
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+            let event: Value =
+                serde_json::from_str(&delivered.expect("an order.created delivery")).unwrap();
+            assert_eq!(event["type"], "order.created");
+            assert_eq!(event["data"]["type"], "order_created");
+            assert_eq!(
+                event["data"]["object"]["order_created"]["order_id"],
+                order["id"]
+            );
+            assert_eq!(event["data"]["object"]["order_created"]["state"], "OPEN");
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            assert!(
+                rx.try_recv().is_err(),
+                "the replay announced the order again"
+            );
         });
     }
 
