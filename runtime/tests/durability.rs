@@ -6,7 +6,7 @@ mod support;
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use support::signing::sign;
 use support::{free_port, wait_for, Faults, Sink, TempDir};
 
@@ -79,21 +79,7 @@ fn spawn(dir: &TempDir, flow: &Path, sink: &Sink, ops: u16) -> Child {
 }
 
 fn terminate(mut child: Child) -> std::process::ExitStatus {
-    let _ = Command::new("kill")
-        .arg("-TERM")
-        .arg(child.id().to_string())
-        .status();
-    let started = Instant::now();
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return status;
-        }
-        if started.elapsed() > Duration::from_secs(30) {
-            let _ = child.kill();
-            panic!("omniflow did not stop within 30 s of SIGTERM");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    support::process::terminate(&mut child)
 }
 
 fn dlq(dir: &TempDir, args: &[&str]) -> String {
