@@ -7,6 +7,8 @@
 //! default `postgres://postgres@127.0.0.1:5432/postgres`) instead of a SQLite file.
 #![allow(clippy::print_stdout, clippy::unwrap_used)]
 
+#[path = "support/cpu.rs"]
+mod cpu;
 #[path = "../tests/support/http_read.rs"]
 mod http_read;
 #[allow(dead_code)]
@@ -78,22 +80,6 @@ fn percentile(sorted: &[u64], p: f64) -> f64 {
         return f64::NAN;
     }
     sorted[((sorted.len() - 1) as f64 * p) as usize] as f64 / 1000.0
-}
-
-/// CPU time (user + system, every thread) a process has used so far, from `/proc`.
-fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // Fields after the parenthesised command name; utime and stime are the 12th and 13th.
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .map(|(_, rest)| rest.split_whitespace().collect())
-        .unwrap_or_default();
-    let ticks: f64 = fields
-        .get(11..13)
-        .map(|t| t.iter().filter_map(|v| v.parse::<f64>().ok()).sum())
-        .unwrap_or(f64::NAN);
-    // USER_HZ is 100 on Linux.
-    ticks / 100.0
 }
 
 /// The webhook secret of the benchmark flow.
@@ -188,7 +174,7 @@ flow from_webhooks {
     }
     let elapsed = started.elapsed().as_secs_f64();
     let rate = n as f64 / elapsed;
-    let cpu = cpu_seconds(child.id());
+    let cpu = cpu::cpu_seconds(child.id());
     println!("throughput ({}): {n} messages file -> map -> route -> http sink, durable, one core: {elapsed:.2} s = {rate:.0} msg/s; runtime CPU {cpu:.2} s = {:.1} µs/msg ({:.0}% of its core)", if database.is_some() { "PostgreSQL" } else { "SQLite" }, cpu * 1e6 / n as f64, 100.0 * cpu / elapsed);
 
     // Latency at half that rate, through the webhook source.

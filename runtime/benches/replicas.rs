@@ -9,6 +9,8 @@
 //! message (all replicas together; PostgreSQL's own CPU is not included).
 #![allow(clippy::print_stdout, clippy::unwrap_used)]
 
+#[path = "support/cpu.rs"]
+mod cpu;
 #[path = "../tests/support/http_read.rs"]
 mod http_read;
 #[allow(dead_code)]
@@ -46,20 +48,6 @@ fn sink(count: Arc<AtomicU64>) -> u16 {
         }
     });
     port
-}
-
-/// CPU time (user + system) a process has used so far, from `/proc`.
-fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .map(|(_, rest)| rest.split_whitespace().collect())
-        .unwrap_or_default();
-    let ticks: f64 = fields
-        .get(11..13)
-        .map(|t| t.iter().filter_map(|v| v.parse::<f64>().ok()).sum())
-        .unwrap_or(f64::NAN);
-    ticks / 100.0
 }
 
 /// The benchmark flow: the anchor mapping with HTTP sinks in place of its file sinks.
@@ -148,7 +136,7 @@ fn measure(dir: &Path, state: &str, replicas: usize, orders: u64, extra: &[&str]
         std::thread::sleep(Duration::from_millis(10));
     }
     let elapsed = started.elapsed().as_secs_f64();
-    let cpu = children.iter().map(|c| cpu_seconds(c.id())).sum();
+    let cpu = children.iter().map(|c| cpu::cpu_seconds(c.id())).sum();
     for child in &mut children {
         let _ = child.kill();
         let _ = child.wait();

@@ -102,17 +102,7 @@ flow orders {
     )
     .unwrap();
     let sandbox_port = free_port();
-    let _sandbox = Killed(
-        Command::new(BIN)
-            .args(["sandbox", "--addr", &format!("127.0.0.1:{sandbox_port}")])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    wait_for("the sandbox", Duration::from_secs(30), || {
-        std::net::TcpStream::connect(("127.0.0.1", sandbox_port)).is_ok()
-    });
+    let _sandbox = support::process::sandbox(sandbox_port);
     let order = json!({"items": [{"sku": "TSHIRT-039-RED-M", "quantity": 1}, {"sku": "CBA_OTF_5", "quantity": 2}]}).to_string();
     for _ in 0..5 {
         control(sandbox_port, "/_sandbox/amazon/orders", &order);
@@ -211,14 +201,7 @@ flow orders {
         "{metrics}"
     );
     // The vendor comes up: the next poll clears the failure.
-    let _sandbox = Killed(
-        Command::new(BIN)
-            .args(["sandbox", "--addr", &format!("127.0.0.1:{sandbox_port}")])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let _sandbox = support::process::sandbox(sandbox_port);
     wait_for("/health ok again", Duration::from_secs(60), || {
         get(ops, "/health").1.contains("\"status\":\"ok\"")
     });

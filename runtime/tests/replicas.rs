@@ -15,7 +15,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use support::process::{exchange, terminate, Killed};
+use support::process::{exchange, terminate};
 use support::{free_port, signing::sign, wait_for, Faults, Sink, TempDir};
 
 const BIN: &str = env!("CARGO_BIN_EXE_omniflow");
@@ -206,17 +206,7 @@ fn three_replicas_deliver_every_message_once_while_replicas_are_killed_and_resta
     let flow = dir.0.join("replicas.flow");
     std::fs::write(&flow, FLOW).unwrap();
     let sandbox_port = free_port();
-    let _sandbox = Killed(
-        Command::new(BIN)
-            .args(["sandbox", "--addr", &format!("127.0.0.1:{sandbox_port}")])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    wait_for("the sandbox", Duration::from_secs(30), || {
-        std::net::TcpStream::connect(("127.0.0.1", sandbox_port)).is_ok()
-    });
+    let _sandbox = support::process::sandbox(sandbox_port);
     // One call in ten fails transiently: deliveries are in retry when a replica dies.
     let sink = Sink::start(Faults {
         server_error: 10,

@@ -64,3 +64,18 @@ pub fn get(port: u16, path: &str) -> (u16, String) {
         &format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"),
     )
 }
+
+/// Starts `omniflow sandbox` on `port` and waits until it listens; killed on drop.
+pub fn sandbox(port: u16) -> Killed {
+    let child = Command::new(env!("CARGO_BIN_EXE_omniflow"))
+        .args(["sandbox", "--addr", &format!("127.0.0.1:{port}")])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let sandbox = Killed(child);
+    super::wait_for("the sandbox", Duration::from_secs(30), || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    });
+    sandbox
+}

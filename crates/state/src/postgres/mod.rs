@@ -307,7 +307,7 @@ impl Backend for PostgresBackend {
         // alone inside its request's savepoint, and is asked again.
         let start = match (self.reading, self.replica.is_some()) {
             (true, _) => "BEGIN READ ONLY",
-            (false, true) => "BEGIN; SET LOCAL lock_timeout = '300ms'",
+            (false, true) => concat!("BEGIN; ", replica::lock_wait!()),
             (false, false) => "BEGIN",
         };
         if self.lost {

@@ -30,6 +30,15 @@ macro_rules! live {
     };
 }
 
+/// How long a replica's statement waits for another replica's lock (set at each batch's
+/// start, and again after a ledger's longer turn).
+macro_rules! lock_wait {
+    () => {
+        "SET LOCAL lock_timeout = '300ms'"
+    };
+}
+pub(super) use lock_wait;
+
 /// This process as a replica.
 pub struct Replica {
     pub id: String,
@@ -329,7 +338,7 @@ impl Replica {
              RETURNING version",
             &[&ledger],
         )?;
-        conn.batch("SET LOCAL lock_timeout = '300ms'")?;
+        conn.batch(lock_wait!())?;
         conn.get(&row, 0)
     }
 
