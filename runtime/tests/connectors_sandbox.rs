@@ -264,15 +264,16 @@ fn shopify_orders_follow_link_headers_and_fulfilments_happen_once() {
         assert_eq!(orders.len(), 5, "{orders:?}");
         assert_eq!(pages, 3, "rel=\"next\" links followed");
         let id = ids[0].to_string();
-        assert_eq!(
-            call(
-                &conn,
-                "create_fulfillment",
-                "f1",
-                &shipment(&format!("shopify:{id}"))
-            )
-            .await,
-            CallOutcome::Ok
+        let first = call(
+            &conn,
+            "create_fulfillment",
+            "f1",
+            &shipment(&format!("shopify:{id}")),
+        )
+        .await;
+        assert!(
+            matches!(&first, CallOutcome::Recorded { document } if document.starts_with("fulfillment ")),
+            "the fulfilment's id is the document: {first:?}"
         );
         // A retry after a lost answer finds nothing left open: done, not fulfilled twice.
         assert_eq!(
@@ -418,14 +419,16 @@ fn shipbob_orders_are_created_once_per_reference() {
             "shipbob",
             json!({"token": sandbox::shipbob::ACCESS_TOKEN, "channel_id": sandbox::shipbob::CHANNEL_ID, "base_url": base}),
         );
-        assert_eq!(
-            call(&conn, "create_order", "o1", &order("shopify:1", true)).await,
-            CallOutcome::Ok
+        let created = call(&conn, "create_order", "o1", &order("shopify:1", true)).await;
+        assert!(
+            matches!(&created, CallOutcome::Recorded { document } if document.starts_with("ShipBob order ")),
+            "{created:?}"
         );
-        // A retry gets 422 (the reference exists); the lookup confirms it: done.
+        // A retry gets 422 (the reference exists); the lookup confirms it: done, and
+        // names the same order.
         assert_eq!(
             call(&conn, "create_order", "o1", &order("shopify:1", true)).await,
-            CallOutcome::Ok
+            created
         );
         let s = stats(&base).await;
         assert_eq!(s["shipbob"]["orders_created"], 1, "{s}");
@@ -500,13 +503,15 @@ fn odata_writes_fetch_a_csrf_token_when_the_service_asks() {
             "odata",
             json!({"service_url": format!("{base}/odata/v4/sales"), "username": "connector", "password": "secret"}),
         );
-        assert_eq!(
-            call(&conn, "create_sale", "o1", &order("shopify:77", true)).await,
-            CallOutcome::Ok
+        let created = call(&conn, "create_sale", "o1", &order("shopify:77", true)).await;
+        assert!(
+            matches!(&created, CallOutcome::Recorded { document } if document.starts_with("SalesOrders(")),
+            "the sales order's key is the document: {created:?}"
         );
+        // Found by its number the second time: the same sales order.
         assert_eq!(
             call(&conn, "create_sale", "o1", &order("shopify:77", true)).await,
-            CallOutcome::Ok
+            created
         );
         let s = stats(&base).await;
         assert_eq!(s["odata"]["sales_orders_created"], 1, "{s}");
@@ -567,25 +572,23 @@ fn shopify_split_parcels_fulfil_their_own_lines() {
                    "location": "WH", "carrier": "UPS", "tracking_number": tracking, "tracking_url": null,
                    "shipped_at": "2026-05-05T09:00:00Z", "lines": [{"line_id": null, "sku": sku, "quantity": 1}]})
         };
-        assert_eq!(
-            call(
-                &conn,
-                "create_fulfillment",
-                "p1",
-                &parcel("ITM-110857", "1ZA")
-            )
-            .await,
-            CallOutcome::Ok
-        );
-        assert_eq!(
-            call(
-                &conn,
-                "create_fulfillment",
-                "p2",
-                &parcel("ITM-112467", "1ZB")
-            )
-            .await,
-            CallOutcome::Ok
+        let first = call(
+            &conn,
+            "create_fulfillment",
+            "p1",
+            &parcel("ITM-110857", "1ZA"),
+        )
+        .await;
+        let second = call(
+            &conn,
+            "create_fulfillment",
+            "p2",
+            &parcel("ITM-112467", "1ZB"),
+        )
+        .await;
+        assert!(
+            first.succeeded() && second.succeeded() && first != second,
+            "two fulfilments, each named: {first:?} {second:?}"
         );
         // The first parcel again (a retry after a lost answer): nothing left for it.
         assert_eq!(
@@ -662,7 +665,7 @@ fn shopify_call_limit_header_asks_callers_to_hold_back() {
                     timeout: Duration::from_secs(10),
                 })
                 .await;
-            assert_eq!(outcome, CallOutcome::Ok, "held back before any 429");
+            assert!(outcome.succeeded(), "held back before any 429: {outcome:?}");
             calls += 1;
             assert!(
                 calls < 40,

@@ -64,8 +64,12 @@ fn movement(id: &str, kind: &str, sku: &str, quantity: i64) -> Value {
            "counterpart_location": null, "reference": "test", "occurred_at": "2026-05-05T09:00:00Z"})
 }
 
-fn assert_ok(outcome: CallOutcome) {
-    assert_eq!(outcome, CallOutcome::Ok);
+/// A success naming the ERP's record of it; answers that name.
+fn assert_ok(outcome: CallOutcome) -> String {
+    match outcome {
+        CallOutcome::Recorded { document } => document,
+        other => panic!("expected a success naming the ERP's record, got {other:?}"),
+    }
 }
 
 fn permanent(outcome: CallOutcome) -> String {
@@ -116,8 +120,12 @@ fn odata_sales_orders_on_a_real_cap_server() {
             &[("ITM-110857", 2, 2200), ("ITM-102541", 1, 1099)],
             "ada@example.com",
         );
-        assert_ok(call(&erp, "create_sale", "shopify:1001", &sale).await);
-        assert_ok(call(&erp, "create_sale", "shopify:1001", &sale).await);
+        let sale_document = assert_ok(call(&erp, "create_sale", "shopify:1001", &sale).await);
+        assert_eq!(
+            assert_ok(call(&erp, "create_sale", "shopify:1001", &sale).await),
+            sale_document,
+            "a retry names the same sale"
+        );
         let held = orders_numbered(&service, "shopify:1001").await;
         assert_eq!(held.len(), 1, "one sales order per channel order: {held:?}");
         assert_eq!(held[0]["customer"], "Ada Lovelace");
@@ -271,8 +279,13 @@ fn tryton_sales_shipments_and_stock_on_a_real_server() {
             &[("ITM-110857", 3, 2200), ("ITM-102541", 1, 1099)],
             "ada@example.com",
         );
-        assert_ok(call(&erp, "create_sale", "amazon:113-0000001-0000001", &sale).await);
-        assert_ok(call(&erp, "create_sale", "amazon:113-0000001-0000001", &sale).await);
+        let sale_document =
+            assert_ok(call(&erp, "create_sale", "amazon:113-0000001-0000001", &sale).await);
+        assert_eq!(
+            assert_ok(call(&erp, "create_sale", "amazon:113-0000001-0000001", &sale).await),
+            sale_document,
+            "a retry names the same sale"
+        );
         let held = rpc.sales("amazon:113-0000001-0000001").await;
         assert_eq!(held.len(), 1, "one sale per channel order: {held:?}");
         assert_eq!(held[0]["state"], "processing", "{held:?}");
@@ -515,8 +528,12 @@ fn tryton_invoices_are_made_from_the_sale_once_per_reference() {
 
         // Posted once: a retry finds the invoice by its reference.
         let posted = invoice("5001-1", "shopify:5001", "posted", &issued);
-        assert_ok(call(&erp, "record_invoice", "i1", &posted).await);
-        assert_ok(call(&erp, "record_invoice", "i1", &posted).await);
+        let document = assert_ok(call(&erp, "record_invoice", "i1", &posted).await);
+        assert!(document.starts_with("account.invoice "), "{document}");
+        assert_eq!(
+            assert_ok(call(&erp, "record_invoice", "i1", &posted).await),
+            document
+        );
         let held = rpc.invoices("5001-1").await;
         assert_eq!(held.len(), 1, "one invoice per reference: {held:?}");
         assert_eq!(held[0]["state"], "posted", "{held:?}");

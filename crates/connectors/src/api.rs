@@ -13,6 +13,11 @@ use std::time::Duration;
 #[derive(Debug, Clone, PartialEq)]
 pub enum CallOutcome {
     Ok,
+    /// Succeeded, and the target named its record of the result (an ERP sale's id and
+    /// number, an OData entity's key, a fulfilment's id), which the lineage keeps.
+    Recorded {
+        document: String,
+    },
     /// Worth retrying; `class` is `timeout`, `connect`, `rate_limited`, `server_error`
     /// or a named connector error.
     Transient {
@@ -24,6 +29,21 @@ pub enum CallOutcome {
     Permanent {
         reason: String,
     },
+}
+
+impl CallOutcome {
+    /// A success, naming the target's record when there is one.
+    pub fn done(document: Option<String>) -> CallOutcome {
+        match document {
+            Some(document) => CallOutcome::Recorded { document },
+            None => CallOutcome::Ok,
+        }
+    }
+
+    /// True for [`CallOutcome::Ok`] and [`CallOutcome::Recorded`].
+    pub fn succeeded(&self) -> bool {
+        matches!(self, CallOutcome::Ok | CallOutcome::Recorded { .. })
+    }
 }
 
 /// One outbound call of a sink.

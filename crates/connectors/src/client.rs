@@ -140,7 +140,7 @@ pub fn outcome(reply: &Reply, retry_after: Option<Duration>, reason: String) -> 
 /// The reason of an outcome (empty for ok), for readers that report errors as text.
 pub fn reason(outcome: CallOutcome) -> String {
     match outcome {
-        CallOutcome::Ok => String::new(),
+        CallOutcome::Ok | CallOutcome::Recorded { .. } => String::new(),
         CallOutcome::Transient { reason, .. } | CallOutcome::Permanent { reason } => reason,
     }
 }

@@ -6,12 +6,13 @@
 
 use crate::delivery::outcomes::{self, Outcomes};
 use crate::delivery::{AfterDelivery, Message, SinkWorker};
+use crate::lineage;
 use crate::ops::metrics::{Metrics, DEAD_LETTERS, MESSAGES_IN, MESSAGES_OUT, QUEUE_DEPTH};
 use crate::shared::Shared;
 use omniflow_mapping::json_in::{self, Projection};
 use omniflow_mapping::pipeline::{Delivery, KindRt, Pipeline};
 use omniflow_state::{DeadLetter, Mode, Origin, Store};
-use std::cell::{Cell, OnceCell, RefCell};
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::rc::Rc;
 use std::time::Duration;
@@ -43,16 +44,17 @@ pub struct Tracker {
     message: Vec<u8>,
     /// When the source accepted the message.
     accepted_at: i64,
-    business_key: OnceCell<String>,
-    inbox_key: String,
+    /// The message's correlation id: its flow and inbox id, kept by every step after.
+    correlation: String,
     remaining: Cell<usize>,
     _permit: OwnedSemaphorePermit,
 }
 
 impl Tracker {
-    /// The correlation id: the business key once known, else the inbox id.
+    /// The correlation id (`FLOW#INBOX_ID`): the same in every log line, dead letter and
+    /// lineage event of the message.
     pub fn correlation_id(&self) -> &str {
-        self.business_key.get().unwrap_or(&self.inbox_key)
+        &self.correlation
     }
 
     /// The source that accepted the message.
@@ -349,8 +351,7 @@ impl FlowCtx {
                     source: stored.source.clone(),
                     message: stored.payload,
                     accepted_at: stored.received_at,
-                    business_key: OnceCell::new(),
-                    inbox_key: format!("inbox:{}", stored.id),
+                    correlation: format!("{}#{}", self.flow_name(), stored.id),
                     remaining: Cell::new(1),
                     _permit: permit,
                 });
@@ -398,22 +399,25 @@ impl FlowCtx {
                 let payload = String::from_utf8_lossy(&message).into_owned();
                 self.reject(&tracker, &node, &payload, reason).await;
             }
-            Ok(jobs) => {
-                if let Some(first) = jobs.first() {
-                    let _ = tracker.business_key.set(first.key.clone());
-                }
+            Ok((jobs, terms)) => {
+                self.note_routed(&tracker, "accepted", source, &jobs, terms);
                 self.dispatch(&tracker, jobs).await;
                 tracker.finish_one(self);
             }
         }
     }
 
-    fn serialise(&self, deliveries: Vec<Delivery<'_>>) -> Vec<Serialised> {
-        deliveries
+    /// Writes out each delivery's value; also answers the record names the values carry
+    /// (their keys and top-level references), which the lineage finds the message by.
+    fn serialise(&self, deliveries: Vec<Delivery<'_>>) -> (Vec<Serialised>, Vec<String>) {
+        let mut terms = Vec::new();
+        let jobs = deliveries
             .into_iter()
             .map(|d| {
                 let mut payload = Vec::with_capacity(512);
                 omniflow_mapping::json_out::write(&mut payload, &d.value);
+                terms.push(d.key.clone());
+                lineage::references(&d.value, &mut terms);
                 Serialised {
                     sink: d.sink,
                     key: d.key,
@@ -421,7 +425,56 @@ impl FlowCtx {
                     payload,
                 }
             })
-            .collect()
+            .collect();
+        (jobs, terms)
+    }
+
+    /// Tells the lineage the message went through `node` (`accepted` by its source, or
+    /// `continued` after a sink) and which sinks it was routed to.
+    fn note_routed(
+        &self,
+        tracker: &Tracker,
+        step: &str,
+        node: &str,
+        jobs: &[Serialised],
+        terms: Vec<String>,
+    ) {
+        let nodes = &self.pipeline.flows[self.flow_idx].nodes;
+        let routed: Vec<&str> = jobs.iter().map(|j| nodes[j.sink].name.as_str()).collect();
+        self.outcomes.note(lineage::event(
+            &tracker.correlation,
+            self.flow_name(),
+            step,
+            node,
+            serde_json::json!({
+                "source": tracker.source,
+                "inbox_id": tracker.id,
+                "received_at": tracker.accepted_at,
+                "routed_to": routed,
+            }),
+            terms,
+        ));
+    }
+
+    /// Tells the lineage `node` rejected the message; it is found by the record names of
+    /// the source message.
+    fn note_rejected(&self, tracker: &Tracker, node: &str, reason: &str) {
+        let mut terms = Vec::new();
+        lineage::json_references(&tracker.message, &mut terms);
+        self.outcomes.note(lineage::event(
+            &tracker.correlation,
+            self.flow_name(),
+            "rejected",
+            node,
+            serde_json::json!({
+                "source": tracker.source,
+                "inbox_id": tracker.id,
+                "received_at": tracker.accepted_at,
+                "reason": reason,
+            }),
+            terms,
+        ));
+        self.outcomes.flush();
     }
 
     async fn dispatch(self: &Rc<Self>, tracker: &Rc<Tracker>, jobs: Vec<Serialised>) {
@@ -454,6 +507,7 @@ impl FlowCtx {
     ) {
         let flow = self.flow_name().to_string();
         tracing::warn!(correlation_id = %tracker.correlation_id(), flow = %flow, node, reason = %reason, "message rejected; dead-lettered");
+        self.note_rejected(tracker, node, &reason);
         let letter = self.rejection(tracker, node, payload.to_string(), reason);
         let id = tracker.id;
         self.durably(Mode::Isolated, move |b| {
@@ -518,7 +572,12 @@ impl FlowCtx {
                 .pipeline
                 .process(self.flow_idx, sink, value, false, false)
             {
-                Ok(outcome) => self.serialise(outcome.deliveries),
+                Ok(outcome) => {
+                    let (jobs, terms) = self.serialise(outcome.deliveries);
+                    let node = &flow.nodes[sink].name;
+                    self.note_routed(&job.message, "continued", node, &jobs, terms);
+                    jobs
+                }
                 Err(rejected) => {
                     let payload = String::from_utf8_lossy(&job.payload).into_owned();
                     self.reject_continuation(
@@ -551,6 +610,7 @@ impl FlowCtx {
         payload: String,
         reason: String,
     ) {
+        self.note_rejected(tracker, node, &reason);
         let letter = self.rejection(tracker, node, payload, reason);
         self.durably(Mode::Isolated, move |b| {
             b.add_dead_letter(&letter).map(|_| ())

@@ -11,6 +11,7 @@ pub mod deploy;
 pub mod engine;
 pub mod error;
 pub mod ledger;
+pub mod lineage;
 pub mod ops;
 pub mod runner;
 pub mod shared;

@@ -9,6 +9,7 @@ pub mod cluster;
 mod error;
 mod journal;
 pub mod ledger;
+pub mod lineage;
 pub mod lock;
 pub mod postgres;
 pub mod retention;
@@ -274,6 +275,15 @@ pub trait Backend: Send {
     /// returns how many.
     fn forget_dead_letters(&mut self, before: i64, limit: usize) -> StateResult<usize>;
     /// The rows of one inventory ledger.
+    /// Stores lineage events with the terms they are found by.
+    fn record_lineage(&mut self, events: &[lineage::Event]) -> StateResult<()>;
+    /// The events, oldest first and at most `limit`, of the messages `term` names: its
+    /// correlation id, or a term of one of their events (the newest
+    /// [`lineage::MAX_CORRELATIONS`] messages).
+    fn lineage(&mut self, term: &str, limit: usize) -> StateResult<Vec<lineage::Event>>;
+    /// Removes lineage older than `before_ms` among the oldest `limit` rows of each of its
+    /// tables; returns the most rows removed from one table.
+    fn forget_lineage(&mut self, before_ms: i64, limit: usize) -> StateResult<usize>;
     fn journal<'a>(&'a mut self, ledger: &'a str) -> StateResult<Box<dyn Journal + 'a>>;
     /// The names of the ledgers that hold rows.
     fn ledger_names(&mut self) -> StateResult<Vec<String>>;
@@ -762,6 +772,15 @@ impl Backend for Unavailable {
         Err(self.0.clone())
     }
     fn forget_dead_letters(&mut self, _: i64, _: usize) -> StateResult<usize> {
+        Err(self.0.clone())
+    }
+    fn record_lineage(&mut self, _: &[lineage::Event]) -> StateResult<()> {
+        Err(self.0.clone())
+    }
+    fn lineage(&mut self, _: &str, _: usize) -> StateResult<Vec<lineage::Event>> {
+        Err(self.0.clone())
+    }
+    fn forget_lineage(&mut self, _: i64, _: usize) -> StateResult<usize> {
         Err(self.0.clone())
     }
 }

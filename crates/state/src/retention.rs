@@ -14,6 +14,8 @@
 //!   only hold recent items.
 //! - `dead_letters`: dead letters replayed or discarded longer ago than the window are
 //!   removed; the others are kept (and hold their message's outcomes) until they are.
+//! - `lineage`: what `omniflow trace` shows, removed once older than the window (by
+//!   default the `outcomes` window).
 
 use super::{Cut, StateResult, Store};
 use serde::Deserialize;
@@ -39,12 +41,17 @@ pub struct Retention {
     pub source_ids: Option<Window>,
     /// How long a replayed dead letter is kept.
     pub dead_letters: Option<Window>,
+    /// How long lineage is kept (default: the outcomes' window).
+    pub lineage: Option<Window>,
 }
 
 impl Retention {
     /// True when some window is set.
     pub fn is_set(&self) -> bool {
-        self.outcomes.is_some() || self.source_ids.is_some() || self.dead_letters.is_some()
+        self.outcomes.is_some()
+            || self.source_ids.is_some()
+            || self.dead_letters.is_some()
+            || self.lineage.is_some()
     }
 }
 
@@ -94,6 +101,8 @@ pub struct Swept {
     /// Sinks' outcomes and sources' ids forgotten.
     pub outcomes: usize,
     pub dead_letters: usize,
+    /// Lineage rows removed (the larger count of its two tables).
+    pub lineage: usize,
 }
 
 /// Applies the windows once, as of `now` (seconds since the epoch), in short requests.
@@ -140,6 +149,18 @@ pub async fn sweep(store: &Store, retention: &Retention, now: i64) -> StateResul
             }
         }
     }
+    if let Some(window) = retention.lineage.or(retention.outcomes) {
+        let before = now.saturating_sub(window.seconds()).saturating_mul(1000);
+        loop {
+            let removed = store
+                .call_single(move |b| b.forget_lineage(before, LETTERS))
+                .await?;
+            swept.lineage += removed;
+            if removed < LETTERS {
+                break;
+            }
+        }
+    }
     if let (Some(held), Some(window)) = (held, retention.outcomes) {
         if now - held > window.seconds() {
             tracing::warn!(
@@ -158,6 +179,7 @@ pub async fn run(store: Store, retention: Retention, mut stop: watch::Receiver<b
             Ok(swept) if swept != Swept::default() => tracing::info!(
                 outcomes = swept.outcomes,
                 dead_letters = swept.dead_letters,
+                lineage = swept.lineage,
                 "retention: forgot state older than its window"
             ),
             Ok(_) => {}
@@ -259,6 +281,7 @@ mod tests {
             outcomes: day,
             source_ids: None,
             dead_letters: day,
+            lineage: None,
         }
     }
 

@@ -91,6 +91,19 @@ CREATE TABLE IF NOT EXISTS ledger_publications (
     ats INTEGER NOT NULL, published INTEGER, published_at INTEGER,
     PRIMARY KEY (ledger, channel, sku)
 ) WITHOUT ROWID;
+-- Lineage: events by message (correlation id), and the terms they are found by. Both in
+-- insertion order (rowid), which is time order, so retention removes the oldest rows first.
+CREATE TABLE IF NOT EXISTS lineage (
+    id INTEGER PRIMARY KEY,
+    at INTEGER NOT NULL, correlation TEXT NOT NULL, flow TEXT NOT NULL, step TEXT NOT NULL,
+    node TEXT NOT NULL, detail TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS lineage_by_correlation ON lineage (correlation);
+CREATE TABLE IF NOT EXISTS lineage_terms (
+    id INTEGER PRIMARY KEY,
+    term TEXT NOT NULL, correlation TEXT NOT NULL, at INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS lineage_terms_by_term ON lineage_terms (term);
 ";
 
 /// Messages inserted by one statement when a source appends many at once.
@@ -755,6 +768,88 @@ impl Backend for SqliteBackend {
                 .map(|(sink, key, _)| (sink.clone(), key.clone()))
         };
         Ok(super::Sweep { forgotten, next })
+    }
+
+    fn record_lineage(&mut self, events: &[crate::lineage::Event]) -> StateResult<()> {
+        let mut event = self
+            .conn
+            .prepare_cached(
+                "INSERT INTO lineage (at, correlation, flow, step, node, detail) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )
+            .map_err(err)?;
+        let mut term = self
+            .conn
+            .prepare_cached("INSERT INTO lineage_terms (term, correlation, at) VALUES (?1, ?2, ?3)")
+            .map_err(err)?;
+        for e in events {
+            event
+                .execute(params![
+                    e.at_ms,
+                    e.correlation,
+                    e.flow,
+                    e.step,
+                    e.node,
+                    e.detail.to_string()
+                ])
+                .map_err(err)?;
+            for t in e.stored_terms() {
+                term.execute(params![t, e.correlation, e.at_ms])
+                    .map_err(err)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn lineage(&mut self, term: &str, limit: usize) -> StateResult<Vec<crate::lineage::Event>> {
+        let mut query = self
+            .conn
+            .prepare_cached(
+                "SELECT at, correlation, flow, step, node, detail FROM lineage \
+                 WHERE correlation IN (SELECT ?1 UNION SELECT correlation FROM \
+                 (SELECT correlation, MAX(id) AS last FROM lineage_terms WHERE term = ?1 \
+                  GROUP BY correlation ORDER BY last DESC LIMIT ?2)) \
+                 ORDER BY at, id LIMIT ?3",
+            )
+            .map_err(err)?;
+        let rows = query
+            .query_map(
+                params![
+                    crate::lineage::cut(term),
+                    crate::lineage::MAX_CORRELATIONS as i64,
+                    limit as i64
+                ],
+                |r| {
+                    Ok(crate::lineage::Event {
+                        at_ms: r.get(0)?,
+                        correlation: r.get(1)?,
+                        flow: r.get(2)?,
+                        step: r.get(3)?,
+                        node: r.get(4)?,
+                        detail: serde_json::from_str(&r.get::<_, String>(5)?)
+                            .unwrap_or(serde_json::Value::Null),
+                        terms: Vec::new(),
+                    })
+                },
+            )
+            .map_err(err)?;
+        rows.collect::<Result<_, _>>().map_err(err)
+    }
+
+    fn forget_lineage(&mut self, before_ms: i64, limit: usize) -> StateResult<usize> {
+        let mut removed = 0;
+        for table in ["lineage", "lineage_terms"] {
+            removed = removed.max(
+                self.conn
+                    .prepare_cached(&format!(
+                        "DELETE FROM {table} WHERE id IN (SELECT id FROM \
+                     (SELECT id, at FROM {table} ORDER BY id LIMIT ?2) WHERE at < ?1)"
+                    ))
+                    .and_then(|mut q| q.execute(params![before_ms, limit as i64]))
+                    .map_err(err)?,
+            );
+        }
+        Ok(removed)
     }
 
     fn forget_dead_letters(&mut self, before: i64, limit: usize) -> StateResult<usize> {

@@ -11,6 +11,7 @@ mod run;
 mod sandbox;
 mod state;
 mod test;
+mod trace;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -31,6 +32,8 @@ enum Command {
     Run(run::Args),
     /// Inspect, replay and discard dead letters.
     Dlq(dlq::Args),
+    /// What happened to a message: find it by order id, correlation id, key or document.
+    Trace(trace::Args),
     /// Inspect the inventory ledgers: stock per location, what each channel was told.
     Inventory(inventory::Args),
     /// The replicas sharing a PostgreSQL state: who is live, leases, claims, backlog.
@@ -52,6 +55,7 @@ pub fn run() -> ExitCode {
         Command::Demo(args) => demo::run(args),
         Command::Run(args) => run::run(args),
         Command::Dlq(args) => dlq::run(args),
+        Command::Trace(args) => trace::run(args),
         Command::Inventory(args) => inventory::run(args),
         Command::Cluster(args) => cluster::run(args),
         Command::State(args) => state::run(args),

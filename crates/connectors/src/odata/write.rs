@@ -65,7 +65,7 @@ impl ODataSink {
             .find(&service.sales_orders, "orderNo", number, timeout)
             .await
         {
-            Ok(Some(_)) => return CallOutcome::Ok,
+            Ok(Some(found)) => return self.sales_order_document(&found),
             Ok(None) => {}
             Err(e) => return e,
         }
@@ -109,9 +109,18 @@ impl ODataSink {
             )
             .await
         {
-            Ok(_) => CallOutcome::Ok,
+            Ok(reply) => self.sales_order_document(&reply.json()),
             Err(e) => e,
         }
+    }
+
+    /// A success naming the sales order `entity` (as read or as created) by its key.
+    fn sales_order_document(&self, entity: &Value) -> CallOutcome {
+        let document = match &entity["ID"] {
+            Value::Null => None,
+            id => Some(format!("{}{}", self.service.sales_orders, key_segment(id))),
+        };
+        CallOutcome::done(document)
     }
 
     /// Reads the sales order a message names, for its key and ETag.
@@ -154,7 +163,7 @@ impl ODataSink {
             .write(reqwest::Method::PATCH, &path, &values, Some(&etag), timeout)
             .await
         {
-            Ok(_) => CallOutcome::Ok,
+            Ok(_) => CallOutcome::Recorded { document: path },
             Err(e) => e,
         }
     }
@@ -207,7 +216,7 @@ impl ODataSink {
             )
             .await
         {
-            Ok(_) => CallOutcome::Ok,
+            Ok(_) => CallOutcome::Recorded { document: path },
             Err(e) => e,
         }
     }
@@ -236,7 +245,7 @@ impl ODataSink {
             .write(reqwest::Method::PATCH, &path, message, Some(&etag), timeout)
             .await
         {
-            Ok(_) => CallOutcome::Ok,
+            Ok(_) => CallOutcome::Recorded { document: path },
             Err(e) => e,
         }
     }

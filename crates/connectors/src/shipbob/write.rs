@@ -100,7 +100,7 @@ impl SinkConnector for CreateOrder {
                 Err(e) => return e,
             };
             if reply.ok() {
-                return CallOutcome::Ok;
+                return CallOutcome::done(order_document(&reply.json()));
             }
             if reply.status != 422 {
                 return failed(&reply);
@@ -118,7 +118,11 @@ impl SinkConnector for CreateOrder {
                             .as_array()
                             .is_some_and(|a| a.iter().any(|o| o["reference_id"] == reference)) =>
                 {
-                    CallOutcome::Ok
+                    let orders = found.json();
+                    let same = orders
+                        .as_array()
+                        .and_then(|a| a.iter().find(|o| o["reference_id"] == reference));
+                    CallOutcome::done(same.and_then(order_document))
                 }
                 Ok(found) if !found.ok() => failed(&found),
                 Ok(_) => CallOutcome::Permanent {
@@ -127,5 +131,14 @@ impl SinkConnector for CreateOrder {
                 Err(e) => e,
             }
         })
+    }
+}
+
+/// ShipBob's order `order` names: `ShipBob order ID`.
+fn order_document(order: &Value) -> Option<String> {
+    match &order["id"] {
+        Value::Number(id) => Some(format!("ShipBob order {id}")),
+        Value::String(id) => Some(format!("ShipBob order {id}")),
+        _ => None,
     }
 }

@@ -134,7 +134,11 @@ impl SinkConnector for CreateFulfillment {
                 .header(reqwest::header::CONTENT_TYPE, "application/json")
                 .body(body);
             match self.store.send(request, call.timeout).await {
-                Ok(_) => CallOutcome::Ok,
+                Ok(reply) => CallOutcome::done(
+                    reply.json()["fulfillment"]["id"]
+                        .as_u64()
+                        .map(|id| format!("fulfillment {id}")),
+                ),
                 Err(e) => e,
             }
         })

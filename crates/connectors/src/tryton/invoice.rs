@@ -21,7 +21,7 @@ pub(super) async fn record(
     sink: &TrytonSink,
     invoice: &Value,
     timeout: Duration,
-) -> Result<(), CallOutcome> {
+) -> Result<String, CallOutcome> {
     let s = &sink.session;
     let reference = client::field(invoice, "id")?;
     let order = client::field(invoice, "order_id")?;
@@ -82,7 +82,7 @@ pub(super) async fn record(
         }
         _ => {}
     }
-    Ok(())
+    Ok(format!("{MODEL} {id}"))
 }
 
 /// The draft invoice Tryton makes from the sale `order` (or the one it made before

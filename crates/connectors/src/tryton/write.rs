@@ -152,7 +152,7 @@ impl TrytonSink {
         Ok(found.first().copied())
     }
 
-    async fn create_sale(&self, order: &Value, timeout: Duration) -> Result<(), CallOutcome> {
+    async fn create_sale(&self, order: &Value, timeout: Duration) -> Result<String, CallOutcome> {
         let s = &self.session;
         let reference = client::field(order, "id")?;
         let sale = match self.sale(reference, timeout).await? {
@@ -230,14 +230,18 @@ impl TrytonSink {
             s.model("sale.sale", "confirm", vec![json!([sale])], timeout)
                 .await?;
         }
-        Ok(())
+        let number = s.read("sale.sale", &[sale], &["number"], timeout).await?;
+        Ok(match number.first().and_then(|r| r["number"].as_str()) {
+            Some(number) => format!("sale.sale {sale} ({number})"),
+            None => format!("sale.sale {sale}"),
+        })
     }
 
     async fn record_shipment(
         &self,
         shipment: &Value,
         timeout: Duration,
-    ) -> Result<(), CallOutcome> {
+    ) -> Result<String, CallOutcome> {
         let s = &self.session;
         let reference = client::field(shipment, "order_id")?;
         let Some(sale) = self.sale(reference, timeout).await? else {
@@ -255,7 +259,7 @@ impl TrytonSink {
             .and_then(|r| r["shipments"].as_array())
             .map(|a| a.iter().filter_map(Value::as_i64).collect())
             .unwrap_or_default();
-        for id in ids {
+        for &id in &ids {
             let state = s
                 .read("stock.shipment.out", &[id], &["state"], timeout)
                 .await?;
@@ -276,10 +280,18 @@ impl TrytonSink {
                     .await?;
             }
         }
-        Ok(())
+        let ids: Vec<String> = ids.iter().map(i64::to_string).collect();
+        Ok(format!(
+            "stock.shipment.out {} of sale.sale {sale}",
+            ids.join(",")
+        ))
     }
 
-    async fn adjust_stock(&self, movement: &Value, timeout: Duration) -> Result<(), CallOutcome> {
+    async fn adjust_stock(
+        &self,
+        movement: &Value,
+        timeout: Duration,
+    ) -> Result<String, CallOutcome> {
         let s = &self.session;
         let sku = client::field(movement, "sku")?;
         let product = s
@@ -356,7 +368,7 @@ impl TrytonSink {
         let id = s.create("stock.move", values, timeout).await?;
         s.model("stock.move", "do", vec![json!([id])], timeout)
             .await?;
-        Ok(())
+        Ok(format!("stock.move {id}"))
     }
 }
 
@@ -378,14 +390,16 @@ impl SinkConnector for TrytonSink {
                         // A Customer: its name, email and default address.
                         let as_order =
                             json!({"customer": message, "ship_to": message["default_address"]});
-                        self.party(&as_order, call.timeout).await.map(|_| ())
+                        self.party(&as_order, call.timeout)
+                            .await
+                            .map(|(party, _)| format!("party.party {party}"))
                     }
                     Operation::RecordShipment => self.record_shipment(&message, call.timeout).await,
                     Operation::RecordInvoice => invoice::record(self, &message, call.timeout).await,
                     Operation::AdjustStock => self.adjust_stock(&message, call.timeout).await,
                 };
                 match done {
-                    Ok(()) => return CallOutcome::Ok,
+                    Ok(document) => return CallOutcome::Recorded { document },
                     Err(CallOutcome::Permanent { reason })
                         if reason.contains("must be unique") && attempt < UNIQUE_RETRIES =>
                     {

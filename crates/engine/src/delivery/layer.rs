@@ -268,7 +268,9 @@ impl<S: Service> Service for Breaker<S> {
         match &outcome {
             // A permanent failure is an answer: the endpoint is up, whatever it thought
             // of this message.
-            CallOutcome::Ok | CallOutcome::Permanent { .. } => self.circuit.success(),
+            CallOutcome::Ok | CallOutcome::Recorded { .. } | CallOutcome::Permanent { .. } => {
+                self.circuit.success()
+            }
             CallOutcome::Transient { .. } => self.circuit.failure(),
         }
         self.show();
@@ -282,8 +284,12 @@ impl<S: Service> Service for Breaker<S> {
 
 /// How a delivery ended after its retries.
 pub enum Final {
-    /// The call succeeded after `retries` retries.
-    Delivered { retries: u32 },
+    /// The call succeeded after the failed `attempts` (one line each, as in
+    /// [`Failure::attempts`]); `document` is the target's record of the result.
+    Delivered {
+        attempts: Vec<String>,
+        document: Option<String>,
+    },
     /// The call cannot succeed (permanent, not retried by the policy, or out of
     /// attempts).
     Failed(Failure),
@@ -355,7 +361,14 @@ impl<S: Service> Retry<S> {
             match self.inner.call(request).await {
                 CallOutcome::Ok => {
                     return Final::Delivered {
-                        retries: attempt - 1,
+                        attempts,
+                        document: None,
+                    }
+                }
+                CallOutcome::Recorded { document } => {
+                    return Final::Delivered {
+                        attempts,
+                        document: Some(document),
                     }
                 }
                 CallOutcome::Permanent { reason } => {

@@ -15,6 +15,8 @@ pub struct Outcomes {
     /// Keys of successful deliveries, by sink, whose outcomes are not yet queued for
     /// writing.
     delivered: RefCell<Vec<(Arc<str>, Vec<String>)>>,
+    /// Lineage events waiting to be written with them.
+    lineage: RefCell<Vec<omniflow_state::lineage::Event>>,
 }
 
 impl Outcomes {
@@ -24,6 +26,7 @@ impl Outcomes {
             store,
             membership,
             delivered: RefCell::new(Vec::new()),
+            lineage: RefCell::new(Vec::new()),
         }
     }
 
@@ -50,18 +53,25 @@ impl Outcomes {
         }
     }
 
-    /// Queues the outcomes noted so far as one write. If it fails, the store refuses
-    /// completions from then on (see [`Store::send`]).
+    /// Notes a lineage event; it is written with the next batch of outcomes.
+    pub fn note(&self, event: omniflow_state::lineage::Event) {
+        self.lineage.borrow_mut().push(event);
+    }
+
+    /// Queues the outcomes and lineage noted so far as one write. If it fails, the store
+    /// refuses completions from then on (see [`Store::send`]).
     pub fn flush(&self) {
         let by_sink = std::mem::take(&mut *self.delivered.borrow_mut());
-        if by_sink.is_empty() {
+        let lineage = std::mem::take(&mut *self.lineage.borrow_mut());
+        if by_sink.is_empty() && lineage.is_empty() {
             return;
         }
         // One write per sink, each in the order its deliveries succeeded.
         self.store.send(move |b| {
             by_sink.iter().try_for_each(|(sink, keys)| {
                 b.record_outcomes(sink, keys, OutcomeStatus::Delivered)
-            })
+            })?;
+            b.record_lineage(&lineage)
         });
     }
 }

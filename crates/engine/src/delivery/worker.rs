@@ -7,10 +7,12 @@ use super::outcomes::{durably, Outcomes};
 use super::rate_limit::TokenBucket;
 use super::retry;
 use crate::error::SinkError;
+use crate::lineage;
 use crate::ops::metrics::{Metrics, DEAD_LETTERS, DUPLICATES, MESSAGES_IN, MESSAGES_OUT};
 use omniflow_ir::{self as ir};
 use omniflow_state::cluster::Claim;
 use omniflow_state::{DeadLetter, Mode, Origin, OutcomeStatus};
+use serde_json::json;
 use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
@@ -354,6 +356,12 @@ impl SinkWorker {
         match recorded {
             Some(OutcomeStatus::Delivered) => {
                 self.scope.add(DUPLICATES, 1);
+                self.note(
+                    job,
+                    "duplicate",
+                    json!({"earlier": "delivered"}),
+                    Vec::new(),
+                );
                 tracing::debug!(correlation_id, flow, node = %self.name, "already delivered; skipped");
                 // What follows this sink may not have happened yet (a crash in between).
                 after.delivered(self.node, job).await;
@@ -361,6 +369,12 @@ impl SinkWorker {
             }
             Some(OutcomeStatus::DeadLettered) => {
                 self.scope.add(DUPLICATES, 1);
+                self.note(
+                    job,
+                    "duplicate",
+                    json!({"earlier": "dead_lettered"}),
+                    Vec::new(),
+                );
                 if let Some(ir::DeadLetter::Node(target)) = &self.dead_letter {
                     after.dead_lettered(target, job).await;
                 }
@@ -373,7 +387,17 @@ impl SinkWorker {
         self.outcomes.membership().until_current().await;
         let request = Request::new(&job.key, correlation_id, &job.payload);
         match self.stack.run(&request).await {
-            Final::Delivered { .. } => {
+            Final::Delivered { attempts, document } => {
+                let terms = document
+                    .as_deref()
+                    .map(lineage::document_terms)
+                    .unwrap_or_default();
+                self.note(
+                    job,
+                    "delivered",
+                    json!({"attempts": attempts, "document": document}),
+                    terms,
+                );
                 // Written ahead of the message's completion in the one ordered state queue
                 // (and ahead of any later lookup); if it fails, the store refuses
                 // completions, so the message cannot leave the inbox without its outcome.
@@ -387,6 +411,25 @@ impl SinkWorker {
                     .await
             }
         }
+    }
+
+    /// Tells the lineage how `job` ended at this sink: `detail` gains the sink's key.
+    fn note<M: Message>(
+        &self,
+        job: &SinkJob<M>,
+        step: &str,
+        mut detail: serde_json::Value,
+        terms: Vec<String>,
+    ) {
+        detail["key"] = json!(job.key);
+        self.outcomes.note(lineage::event(
+            job.message.correlation_id(),
+            &self.scope.flow,
+            step,
+            &self.name,
+            detail,
+            terms,
+        ));
     }
 
     async fn dead_letter<A: AfterDelivery>(
@@ -420,6 +463,13 @@ impl SinkWorker {
                 _ => None,
             },
         };
+        self.note(
+            job,
+            "dead_lettered",
+            json!({"reason": letter.error, "attempts": letter.attempts, "queue": letter.queue}),
+            Vec::new(),
+        );
+        self.outcomes.flush();
         let (sink_id, key) = (self.sink_id.clone(), job.key.clone());
         durably(self.outcomes.store(), flow, Mode::Isolated, move |b| {
             b.add_dead_letter(&letter)?;

@@ -283,14 +283,14 @@ impl Publisher {
     async fn settle(&self, ledger: &Rc<Ledger>, sku: String, value: i64, outcome: Final) {
         let metrics = &ledger.metrics;
         match outcome {
-            Final::Delivered { retries } => {
+            Final::Delivered { attempts, .. } => {
                 self.failures.set(0);
-                if retries > 0 {
+                if !attempts.is_empty() {
                     metrics.add(
                         RETRIED,
                         &ledger.name,
                         &self.channel_name,
-                        u64::from(retries),
+                        attempts.len() as u64,
                     );
                 }
                 self.scope.add(MESSAGES_OUT, 1);

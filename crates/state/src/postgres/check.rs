@@ -35,6 +35,8 @@ const TABLES: &[&str] = &[
     "ledger_holds",
     "ledger_rules",
     "ledger_publications",
+    "lineage",
+    "lineage_terms",
 ];
 
 /// Consistency of the rows: each query counts the rows that break one rule.

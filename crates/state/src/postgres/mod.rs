@@ -777,6 +777,75 @@ impl Backend for PostgresBackend {
         Ok(Sweep { forgotten, next })
     }
 
+    fn record_lineage(&mut self, events: &[crate::lineage::Event]) -> StateResult<()> {
+        for e in events {
+            let correlation = text::stored(&e.correlation);
+            self.conn.execute(
+                "INSERT INTO lineage (at, correlation, flow, step, node, detail) \
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+                &[
+                    &e.at_ms,
+                    &correlation,
+                    &e.flow,
+                    &e.step,
+                    &text::stored(&e.node),
+                    &e.detail.to_string(),
+                ],
+            )?;
+            for term in e.stored_terms() {
+                self.conn.execute(
+                    "INSERT INTO lineage_terms (term, correlation, at) VALUES ($1, $2, $3)",
+                    &[&text::stored(term), &correlation, &e.at_ms],
+                )?;
+            }
+        }
+        Ok(())
+    }
+
+    fn lineage(&mut self, term: &str, limit: usize) -> StateResult<Vec<crate::lineage::Event>> {
+        let term = text::stored(crate::lineage::cut(term));
+        let rows = self.conn.query(
+            "SELECT at, correlation, flow, step, node, detail FROM lineage \
+             WHERE correlation IN (SELECT $1::TEXT UNION SELECT correlation FROM \
+             (SELECT correlation, MAX(id) AS last FROM lineage_terms WHERE term = $1 \
+              GROUP BY correlation ORDER BY last DESC LIMIT $2) AS found) \
+             ORDER BY at, id LIMIT $3",
+            &[
+                &term,
+                &(crate::lineage::MAX_CORRELATIONS as i64),
+                &(limit as i64),
+            ],
+        )?;
+        rows.iter()
+            .map(|row| {
+                Ok(crate::lineage::Event {
+                    at_ms: self.conn.get(row, 0)?,
+                    correlation: text::loaded(self.conn.get(row, 1)?),
+                    flow: self.conn.get(row, 2)?,
+                    step: self.conn.get(row, 3)?,
+                    node: text::loaded(self.conn.get(row, 4)?),
+                    detail: serde_json::from_str(&self.conn.get::<String>(row, 5)?)
+                        .unwrap_or(serde_json::Value::Null),
+                    terms: Vec::new(),
+                })
+            })
+            .collect()
+    }
+
+    fn forget_lineage(&mut self, before_ms: i64, limit: usize) -> StateResult<usize> {
+        let events = self.conn.execute(
+            "DELETE FROM lineage WHERE id IN (SELECT id FROM \
+             (SELECT id, at FROM lineage ORDER BY id LIMIT $2) AS oldest WHERE at < $1)",
+            &[&before_ms, &(limit as i64)],
+        )?;
+        let terms = self.conn.execute(
+            "DELETE FROM lineage_terms WHERE id IN (SELECT id FROM \
+             (SELECT id, at FROM lineage_terms ORDER BY id LIMIT $2) AS oldest WHERE at < $1)",
+            &[&before_ms, &(limit as i64)],
+        )?;
+        Ok(events.max(terms) as usize)
+    }
+
     fn forget_dead_letters(&mut self, before: i64, limit: usize) -> StateResult<usize> {
         let removed = self.conn.execute(
             "DELETE FROM dead_letters WHERE id IN (SELECT id FROM dead_letters \

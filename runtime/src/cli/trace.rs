@@ -1,0 +1,214 @@
+//! `omniflow trace`: what happened to a message, found by its channel order id, its
+//! correlation id, a sink's key or the document a target answered with (an ERP sale's id
+//! or number). Prints every message the term names, oldest event first: accepted by which
+//! source and routed where, each sink's end with its attempts and documents, rejections
+//! and dead letters with their reasons, and later messages carrying the same record (a
+//! shipment, an invoice, a return). Reads beside a running runtime.
+
+use omniflow_state::{self as state, lineage::Event};
+use serde_json::Value;
+use std::collections::BTreeMap;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// A channel order id, correlation id, sink key or document (`SO0042`, `amazon:113-…`).
+    term: String,
+    /// State backend: sqlite:PATH or postgres://USER@HOST[:PORT]/DATABASE.
+    #[arg(long, default_value = "sqlite:omniflow.db")]
+    state: String,
+    /// At most this many events.
+    #[arg(long, default_value = "1000")]
+    limit: usize,
+    /// One JSON object per event.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Exit 0 when something was found, 1 when nothing was, 2 when the state cannot be read.
+pub fn run(args: Args) -> u8 {
+    let store = match state::open_for_reading(&args.state) {
+        Ok(backend) => state::Store::start(backend),
+        Err(err) => {
+            eprintln!("error: {err}");
+            return 2;
+        }
+    };
+    let (term, limit) = (args.term.clone(), args.limit);
+    let found = store.call_blocking(move |b| b.lineage(&term, limit));
+    if let Err(err) = store.close_blocking() {
+        eprintln!("warning: {err}");
+    }
+    let events = match found {
+        Ok(events) => events,
+        Err(err) => {
+            eprintln!("error: {err}");
+            return 2;
+        }
+    };
+    if events.is_empty() {
+        eprintln!(
+            "nothing is known of `{}` (no message, key or document by that name within the lineage's retention)",
+            args.term
+        );
+        return 1;
+    }
+    if args.json {
+        for event in &events {
+            println!("{}", serde_json::to_string(event).unwrap_or_default());
+        }
+    } else {
+        print!("{}", timeline(&args.term, &events));
+    }
+    0
+}
+
+/// The events as people read them: a header, then one line per event (attempts and
+/// reasons indented below it).
+pub fn timeline(term: &str, events: &[Event]) -> String {
+    let mut messages: BTreeMap<&str, &str> = BTreeMap::new();
+    for event in events {
+        messages.entry(&event.correlation).or_insert(&event.flow);
+    }
+    let mut out = format!(
+        "{term}: {} event(s) of {} message(s)\n",
+        events.len(),
+        messages.len()
+    );
+    for event in events {
+        let when = jiff::Timestamp::from_millisecond(event.at_ms)
+            .map(|t| t.strftime("%Y-%m-%d %H:%M:%S%.3f").to_string())
+            .unwrap_or_else(|_| event.at_ms.to_string());
+        out.push_str(&format!(
+            "{when}  {:<28}  {:<13}  {}\n",
+            event.correlation,
+            event.step,
+            summary(event)
+        ));
+        let detail = &event.detail;
+        for attempt in detail["attempts"].as_array().into_iter().flatten() {
+            out.push_str(&format!(
+                "{:>25}failed {}\n",
+                "",
+                attempt_line(attempt.as_str().unwrap_or(""))
+            ));
+        }
+    }
+    out
+}
+
+/// An attempt as stored (`SECS attempt N: CLASS: REASON`) with its time of day.
+fn attempt_line(stored: &str) -> String {
+    let Some((secs, rest)) = stored.split_once(' ') else {
+        return stored.to_string();
+    };
+    match secs.parse().map(jiff::Timestamp::from_second) {
+        Ok(Ok(at)) => format!("{} {rest}", at.strftime("%H:%M:%S")),
+        _ => stored.to_string(),
+    }
+}
+
+/// One event's line after its step.
+fn summary(event: &Event) -> String {
+    let d = &event.detail;
+    let text = |key: &str| d[key].as_str().unwrap_or("").to_string();
+    let node = &event.node;
+    match event.step.as_str() {
+        "accepted" | "continued" => {
+            let routed: Vec<&str> = d["routed_to"]
+                .as_array()
+                .map(|a| a.iter().filter_map(Value::as_str).collect())
+                .unwrap_or_default();
+            let through = if event.step == "accepted" {
+                format!("{}/{node} (inbox {})", event.flow, d["inbox_id"])
+            } else {
+                format!("after {node}")
+            };
+            match routed.is_empty() {
+                true => format!("{through}, routed to no sink (filtered)"),
+                false => format!("{through}, routed to {}", routed.join(", ")),
+            }
+        }
+        "delivered" => {
+            let document = match d["document"].as_str() {
+                Some(document) => format!(" -> {document}"),
+                None => String::new(),
+            };
+            format!("{node} key {}{document}", text("key"))
+        }
+        "duplicate" => format!(
+            "{node} key {} skipped: {} earlier",
+            text("key"),
+            text("earlier").replace('_', " ")
+        ),
+        "dead_lettered" => {
+            let queue = match d["queue"].as_str() {
+                Some(queue) => format!(" [{queue}]"),
+                None => String::new(),
+            };
+            format!("{node} key {}{queue}: {}", text("key"), text("reason"))
+        }
+        "rejected" => format!("by {node}: {}", text("reason")),
+        _ => format!("{node} {d}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn event(correlation: &str, step: &str, node: &str, detail: Value) -> Event {
+        Event {
+            at_ms: 1_765_000_000_000,
+            correlation: correlation.into(),
+            flow: "orders".into(),
+            step: step.into(),
+            node: node.into(),
+            detail,
+            terms: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn the_timeline_names_each_hop_its_attempts_and_documents() {
+        let events = [
+            event(
+                "orders#7",
+                "accepted",
+                "amazon",
+                json!({"inbox_id": 7, "routed_to": ["post"]}),
+            ),
+            event(
+                "orders#7",
+                "delivered",
+                "post",
+                json!({"key": "amazon:1", "document": "sale.sale 4 (SO4)",
+                       "attempts": ["1765000000 attempt 1: server_error: HTTP 503"]}),
+            ),
+            event(
+                "orders#9",
+                "dead_lettered",
+                "post",
+                json!({"key": "amazon:1", "reason": "refused", "queue": "q"}),
+            ),
+        ];
+        let text = timeline("amazon:1", &events);
+        assert!(
+            text.starts_with("amazon:1: 3 event(s) of 2 message(s)\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("accepted       orders/amazon (inbox 7), routed to post"),
+            "{text}"
+        );
+        assert!(
+            text.contains("post key amazon:1 -> sale.sale 4 (SO4)"),
+            "{text}"
+        );
+        assert!(
+            text.contains("failed 05:46:40 attempt 1: server_error: HTTP 503"),
+            "{text}"
+        );
+        assert!(text.contains("post key amazon:1 [q]: refused"), "{text}");
+    }
+}
