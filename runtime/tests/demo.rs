@@ -58,6 +58,60 @@ fn get(url: &str) -> Value {
     })
 }
 
+/// A demo's kept state file, removed when dropped.
+struct Kept(std::path::PathBuf);
+
+impl Kept {
+    fn new(name: &str) -> Kept {
+        let path =
+            std::env::temp_dir().join(format!("omniflow-demo-{name}-{}.db", std::process::id()));
+        let kept = Kept(path);
+        kept.remove();
+        kept
+    }
+
+    fn path(&self) -> String {
+        self.0.display().to_string()
+    }
+
+    fn remove(&self) {
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", self.0.display()));
+        }
+    }
+}
+
+impl Drop for Kept {
+    fn drop(&mut self) {
+        self.remove();
+    }
+}
+
+/// The storefront order the warehouse shipped during the day, as the demo said.
+fn shipped_order(out: &str) -> String {
+    out.lines()
+        .find_map(|l| l.split("warehouse ships ").nth(1))
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("the demo names the shipped order: {out}"))
+        .to_string()
+}
+
+/// `omniflow trace TERM` on a kept state: its output (it must find something).
+fn trace(state: &Kept, term: &str) -> String {
+    let output = Command::new(BIN)
+        .args([
+            "trace",
+            "--state",
+            &format!("sqlite:{}", state.path()),
+            term,
+        ])
+        .output()
+        .unwrap();
+    let shown = text(&output);
+    assert!(output.status.success(), "{term}: {shown}");
+    shown
+}
+
 #[test]
 fn the_retail_day_against_the_sandbox_reconciles() {
     let port = free_port();
@@ -77,10 +131,41 @@ fn the_retail_day_against_the_sandbox_reconciles() {
         std::thread::sleep(Duration::from_millis(50));
     }
     let url = format!("http://127.0.0.1:{}", sandbox.1);
-    let output = demo(&["--sandbox", &url, "--outage", "6"], &[]);
+    let state = Kept::new("sandbox");
+    let output = demo(
+        &["--sandbox", &url, "--outage", "6", "--state", &state.path()],
+        &[],
+    );
     let out = text(&output);
     assert!(output.status.success(), "{out}");
     assert!(out.contains("reconciliation holds"), "{out}");
+
+    // The shipped storefront order, traced: the order into the ERP and the warehouse, the
+    // shipment back into the ERP and onto the storefront, each with the target's record.
+    let shipped = shipped_order(&out);
+    let shown = trace(&state, &shipped);
+    for hop in [
+        "ecommerce_split_fulfilment/created",
+        &format!("erp_sale key {shipped} -> SalesOrders("),
+        &format!("wms key {shipped} -> ShipBob order "),
+        "shipment_confirmations/shipped",
+        "shopify_fulfil key shipbob:",
+        "-> fulfillment ",
+        "erp_shipment key shipbob:",
+    ] {
+        assert!(shown.contains(hop), "{hop}: {shown}");
+    }
+    // The ERP's document finds the same order.
+    let document = shown
+        .split("-> ")
+        .find(|d| d.starts_with("SalesOrders("))
+        .and_then(|d| d.split_whitespace().next())
+        .unwrap()
+        .to_string();
+    assert!(
+        trace(&state, &document).contains(&format!("erp_sale key {shipped}")),
+        "{document}"
+    );
     assert!(
         out.contains("dead letter: unknown SKU MUG-DISCONTINUED-01"),
         "{out}"
@@ -148,10 +233,19 @@ fn the_retail_day_books_into_a_real_tryton() {
         ("TRYTON_USER", "admin".to_string()),
         ("TRYTON_PASSWORD", "admin".to_string()),
     ];
-    let output = demo(&["--with-erp", "tryton"], &env);
+    let state = Kept::new("tryton");
+    let output = demo(&["--with-erp", "tryton", "--state", &state.path()], &env);
     let out = text(&output);
     assert!(output.status.success(), "{out}\n{}", peer.log());
     assert!(out.contains("reconciliation holds"), "{out}");
+    // The shipped order's sale, as Tryton numbered it, and its shipment.
+    let shipped = shipped_order(&out);
+    let shown = trace(&state, &shipped);
+    assert!(
+        shown.contains(&format!("erp_sale key {shipped} -> sale.sale ")),
+        "{shown}"
+    );
+    assert!(shown.contains("-> stock.shipment.out "), "{shown}");
 
     // What Tryton holds: the eight channel orders, each once, confirmed; the shipped one sent.
     let sales = support::block_on(async {

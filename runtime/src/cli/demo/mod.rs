@@ -49,6 +49,10 @@ pub struct Args {
     /// Serve /metrics here while the day runs.
     #[arg(long)]
     ops_addr: Option<String>,
+    /// Keep the day's state in this new SQLite file (for `omniflow trace`, `dlq` and
+    /// `inventory` afterwards) instead of a temporary file removed at the end.
+    #[arg(long)]
+    state: Option<PathBuf>,
 }
 
 #[derive(Clone, Copy, PartialEq, clap::ValueEnum)]
@@ -269,6 +273,8 @@ struct Flows {
     store: state::Store,
     runner: Runner,
     state_path: PathBuf,
+    /// True when `--state` named the file: it stays.
+    keep_state: bool,
 }
 
 /// Loads the reference flows, adapts them to the systems and starts them on a fresh
@@ -277,10 +283,23 @@ async fn start_flows(args: &Args, clock: &Clock, systems: &Systems) -> Result<Fl
     let mut graph = load_graph(std::slice::from_ref(&args.flows)).map_err(|e| e.to_string())?;
     setup::adapt(&mut graph, systems.erp_service.as_ref())?;
     let pipeline = Rc::new(Pipeline::new(graph).map_err(|e| e.to_string())?);
-    let state_path = std::env::temp_dir().join(format!("omniflow-demo-{}.db", std::process::id()));
-    for suffix in ["", "-wal", "-shm"] {
-        let _ = std::fs::remove_file(format!("{}{suffix}", state_path.display()));
-    }
+    let state_path = match &args.state {
+        Some(path) if path.exists() => {
+            return Err(format!(
+                "--state {}: the file exists; the day starts on a fresh state",
+                path.display()
+            ))
+        }
+        Some(path) => path.clone(),
+        None => {
+            let path =
+                std::env::temp_dir().join(format!("omniflow-demo-{}.db", std::process::id()));
+            for suffix in ["", "-wal", "-shm"] {
+                let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+            }
+            path
+        }
+    };
     let store = state::Store::start(state::open(&format!("sqlite:{}", state_path.display()))?);
     let runner = Runner::start(pipeline.clone(), store.clone(), &systems.webhook_addr)
         .await
@@ -301,6 +320,7 @@ async fn start_flows(args: &Args, clock: &Clock, systems: &Systems) -> Result<Fl
         store,
         runner,
         state_path,
+        keep_state: args.state.is_some(),
     })
 }
 
@@ -544,6 +564,7 @@ struct End {
     /// Messages still in flight when the flows stopped.
     left: usize,
     state_path: PathBuf,
+    keep_state: bool,
 }
 
 impl End {
@@ -573,6 +594,7 @@ impl End {
             first_shop,
             left,
             state_path: flows.state_path,
+            keep_state: flows.keep_state,
         })
     }
 
@@ -676,7 +698,15 @@ impl End {
         } else {
             println!("RECONCILIATION FAILED: see the lines marked NO above");
         }
-        let _ = std::fs::remove_file(&self.state_path);
+        if self.keep_state {
+            println!(
+                "what happened to an order: omniflow trace --state sqlite:{} {}",
+                self.state_path.display(),
+                self.first_shop
+            );
+        } else {
+            let _ = std::fs::remove_file(&self.state_path);
+        }
         held
     }
 }
