@@ -15,6 +15,10 @@
 //! retention:                   # unset: kept for ever (see state::retention)
 //!   outcomes: 90d              # sinks' idempotency memory, counted back from held work
 //!   dead_letters: 30d          # replayed or discarded dead letters
+//!   lineage: 30d               # what `omniflow trace` shows (default: outcomes' window)
+//! console:                     # the operator console under /console on the ops address
+//!   token_secret: CONSOLE_TOKEN  # the secret pages ask for; without it the console is
+//!                                # served only on a loopback ops address
 //! connections:
 //!   erp:                       # point the flows' Tryton ERP at an OData service
 //!     connector: odata
@@ -55,6 +59,17 @@ pub struct Deployment {
     /// How long finished work is remembered.
     #[serde(default)]
     pub retention: omniflow_state::retention::Retention,
+    /// The operator console.
+    #[serde(default)]
+    pub console: Console,
+}
+
+/// The operator console's settings.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Console {
+    /// The secret (read from the deployment's secret store) that console pages ask for.
+    pub token_secret: Option<String>,
 }
 
 /// Where secrets come from.
@@ -131,6 +146,27 @@ impl Deployment {
                 self.secrets.dir.clone().unwrap_or_default(),
             ),
         })
+    }
+
+    /// The console's token, read from the secret store; `None` when none is named.
+    pub fn console_token(&self) -> Result<Option<String>, String> {
+        let Some(name) = &self.console.token_secret else {
+            return Ok(None);
+        };
+        let token = match (&self.secrets.from, &self.secrets.dir) {
+            (SecretSource::File, Some(dir)) => std::fs::read_to_string(dir.join(name))
+                .map(|t| t.trim_end_matches(['\r', '\n']).to_string())
+                .map_err(|e| format!("console.token_secret `{name}`: {e}"))?,
+            _ => std::env::var(name).map_err(|_| {
+                format!("console.token_secret names `{name}`, which the environment does not set")
+            })?,
+        };
+        if token.len() < 16 {
+            return Err(format!(
+                "console.token_secret `{name}`: the token must be at least 16 characters"
+            ));
+        }
+        Ok(Some(token))
     }
 
     /// Parses the text of `omniflow.yaml` read from `path` (named in errors).

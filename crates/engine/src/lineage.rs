@@ -100,6 +100,62 @@ pub fn document_terms(document: &str) -> Vec<String> {
     terms
 }
 
+/// An attempt as stored (`SECS attempt N: CLASS: REASON`) with its time of day.
+pub fn attempt_line(stored: &str) -> String {
+    let Some((secs, rest)) = stored.split_once(' ') else {
+        return stored.to_string();
+    };
+    match secs.parse().map(jiff::Timestamp::from_second) {
+        Ok(Ok(at)) => format!("{} {rest}", at.strftime("%H:%M:%S")),
+        _ => stored.to_string(),
+    }
+}
+
+/// One event's line after its step.
+pub fn summary(event: &Event) -> String {
+    let d = &event.detail;
+    let text = |key: &str| d[key].as_str().unwrap_or("").to_string();
+    let node = &event.node;
+    match event.step.as_str() {
+        "accepted" | "continued" => {
+            let routed: Vec<&str> = d["routed_to"]
+                .as_array()
+                .map(|a| a.iter().filter_map(Value::as_str).collect())
+                .unwrap_or_default();
+            let through = if event.step == "accepted" {
+                format!("{}/{node} (inbox {})", event.flow, d["inbox_id"])
+            } else {
+                format!("after {node}")
+            };
+            match routed.is_empty() {
+                true => format!("{through}, routed to no sink (filtered)"),
+                false => format!("{through}, routed to {}", routed.join(", ")),
+            }
+        }
+        "delivered" => {
+            let document = match d["document"].as_str() {
+                Some(document) => format!(" -> {document}"),
+                None => String::new(),
+            };
+            format!("{node} key {}{document}", text("key"))
+        }
+        "duplicate" => format!(
+            "{node} key {} skipped: {} earlier",
+            text("key"),
+            text("earlier").replace('_', " ")
+        ),
+        "dead_lettered" => {
+            let queue = match d["queue"].as_str() {
+                Some(queue) => format!(" [{queue}]"),
+                None => String::new(),
+            };
+            format!("{node} key {}{queue}: {}", text("key"), text("reason"))
+        }
+        "rejected" => format!("by {node}: {}", text("reason")),
+        _ => format!("{node} {d}"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

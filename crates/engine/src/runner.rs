@@ -27,6 +27,9 @@ pub struct Runner {
     pub shared: Rc<Shared>,
     /// Where webhook sources listen (none when no flow has one).
     pub webhook_addr: Option<SocketAddr>,
+    pipeline: Rc<Pipeline>,
+    /// The flows' rates over time, for the console.
+    history: Rc<crate::ops::console::history::History>,
     stop_tx: watch::Sender<bool>,
     front: Rc<Front>,
 }
@@ -146,7 +149,15 @@ impl Runner {
         }
         *front.routes.borrow_mut() = webhooks;
         front.stopping.set(false);
+        let history = Rc::new(crate::ops::console::history::History::default());
+        tokio::task::spawn_local(history.clone().run(
+            pipeline.clone(),
+            metrics.clone(),
+            stop_rx.clone(),
+        ));
         Ok(Runner {
+            pipeline,
+            history,
             flows,
             ledgers,
             metrics,
@@ -161,14 +172,24 @@ impl Runner {
     /// The ops endpoint: `/health` (a JSON report: the state, the membership, each
     /// source's last attempt; 503 when the process cannot do its work), `/ready` (not
     /// while stopping, while state writes fail, or while a replica's membership is not
-    /// confirmed), `/metrics`.
-    pub fn ops_handler(&self) -> Handler {
+    /// confirmed), `/metrics`; the operator console under `/console` as `console` says.
+    pub fn ops_handler(&self, console: crate::ops::console::Settings) -> Handler {
+        let console = Rc::new(crate::ops::console::Console::new(
+            console,
+            self.store.clone(),
+            self.metrics.clone(),
+            self.pipeline.clone(),
+            self.history.clone(),
+        ));
         let metrics = self.metrics.clone();
         let front = self.front.clone();
         let store = self.store.clone();
         let membership = self.shared.membership.clone();
         let health = self.shared.health.clone();
         Rc::new(move |req| {
+            if req.path == "/console" || req.path.starts_with("/console/") {
+                return Box::pin(console.clone().handle(req));
+            }
             let metrics = metrics.clone();
             let stopping = front.stopping.get();
             let writable = store.is_writable();

@@ -12,6 +12,7 @@ pub mod ledger;
 pub mod lineage;
 pub mod lock;
 pub mod postgres;
+pub mod replay;
 pub mod retention;
 mod sqlite;
 #[cfg(test)]

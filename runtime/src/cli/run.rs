@@ -162,6 +162,18 @@ async fn start(
 }
 
 /// Why the serve loop woke.
+/// The console as the deployment and the ops address say.
+fn console_settings(
+    args: &Args,
+    deployment: &omniflow_engine::deploy::Deployment,
+) -> Result<omniflow_engine::ops::console::Settings, String> {
+    let token = deployment.console_token()?;
+    Ok(omniflow_engine::ops::console::Settings::for_address(
+        args.ops_addr.as_deref().unwrap_or_default(),
+        token,
+    ))
+}
+
 enum Wake {
     Stop,
     Reload,
@@ -178,10 +190,11 @@ async fn serve(
     let mut signals = Signals::new();
     let servers = plan.deployment.servers;
     let front = Rc::new(Front::default());
+    let mut console = console_settings(&args, &plan.deployment)?;
     let (mut runner, mut graph) = start(&args, plan, &store, &front, &membership).await?;
     // The ops endpoint answers for whichever plan runs.
     let ops: Rc<std::cell::RefCell<Handler>> =
-        Rc::new(std::cell::RefCell::new(runner.ops_handler()));
+        Rc::new(std::cell::RefCell::new(runner.ops_handler(console.clone())));
     if let Some(ops_addr) = &args.ops_addr {
         let current = ops.clone();
         let handler: Handler = Rc::new(move |req| (current.borrow())(req));
@@ -223,10 +236,18 @@ async fn serve(
             tracing::info!("reload: nothing changed");
             continue;
         }
+        let settings = match console_settings(&args, &plan.deployment) {
+            Ok(settings) => settings,
+            Err(err) => {
+                tracing::error!(error = %err, "reload refused; the running plan stays");
+                continue;
+            }
+        };
         tracing::info!(changes = %changed.join("; "), "reloading: the running plan drains, the new one starts");
         let left = runner.stop(DRAIN).await;
+        console = settings;
         (runner, graph) = start(&args, plan, &store, &front, &membership).await?;
-        *ops.borrow_mut() = runner.ops_handler();
+        *ops.borrow_mut() = runner.ops_handler(console.clone());
         tracing::info!(unfinished = left, flows = runner.flows.len(), "reloaded");
     }
     tracing::info!("stopping: intake closed, finishing in-flight work");

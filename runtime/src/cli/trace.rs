@@ -5,8 +5,8 @@
 //! and dead letters with their reasons, and later messages carrying the same record (a
 //! shipment, an invoice, a return). Reads beside a running runtime.
 
+use omniflow_engine::lineage;
 use omniflow_state::{self as state, lineage::Event};
-use serde_json::Value;
 use std::collections::BTreeMap;
 
 #[derive(clap::Args)]
@@ -82,80 +82,24 @@ pub fn timeline(term: &str, events: &[Event]) -> String {
             "{when}  {:<28}  {:<13}  {}\n",
             event.correlation,
             event.step,
-            summary(event)
+            lineage::summary(event)
         ));
         let detail = &event.detail;
         for attempt in detail["attempts"].as_array().into_iter().flatten() {
             out.push_str(&format!(
                 "{:>25}failed {}\n",
                 "",
-                attempt_line(attempt.as_str().unwrap_or(""))
+                lineage::attempt_line(attempt.as_str().unwrap_or(""))
             ));
         }
     }
     out
 }
 
-/// An attempt as stored (`SECS attempt N: CLASS: REASON`) with its time of day.
-fn attempt_line(stored: &str) -> String {
-    let Some((secs, rest)) = stored.split_once(' ') else {
-        return stored.to_string();
-    };
-    match secs.parse().map(jiff::Timestamp::from_second) {
-        Ok(Ok(at)) => format!("{} {rest}", at.strftime("%H:%M:%S")),
-        _ => stored.to_string(),
-    }
-}
-
-/// One event's line after its step.
-fn summary(event: &Event) -> String {
-    let d = &event.detail;
-    let text = |key: &str| d[key].as_str().unwrap_or("").to_string();
-    let node = &event.node;
-    match event.step.as_str() {
-        "accepted" | "continued" => {
-            let routed: Vec<&str> = d["routed_to"]
-                .as_array()
-                .map(|a| a.iter().filter_map(Value::as_str).collect())
-                .unwrap_or_default();
-            let through = if event.step == "accepted" {
-                format!("{}/{node} (inbox {})", event.flow, d["inbox_id"])
-            } else {
-                format!("after {node}")
-            };
-            match routed.is_empty() {
-                true => format!("{through}, routed to no sink (filtered)"),
-                false => format!("{through}, routed to {}", routed.join(", ")),
-            }
-        }
-        "delivered" => {
-            let document = match d["document"].as_str() {
-                Some(document) => format!(" -> {document}"),
-                None => String::new(),
-            };
-            format!("{node} key {}{document}", text("key"))
-        }
-        "duplicate" => format!(
-            "{node} key {} skipped: {} earlier",
-            text("key"),
-            text("earlier").replace('_', " ")
-        ),
-        "dead_lettered" => {
-            let queue = match d["queue"].as_str() {
-                Some(queue) => format!(" [{queue}]"),
-                None => String::new(),
-            };
-            format!("{node} key {}{queue}: {}", text("key"), text("reason"))
-        }
-        "rejected" => format!("by {node}: {}", text("reason")),
-        _ => format!("{node} {d}"),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use serde_json::{json, Value};
 
     fn event(correlation: &str, step: &str, node: &str, detail: Value) -> Event {
         Event {

@@ -14,6 +14,7 @@ pub mod book;
 pub mod drift;
 pub mod memory;
 pub mod publish;
+pub mod report;
 pub mod rules;
 pub mod sink;
 

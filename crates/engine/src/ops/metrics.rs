@@ -54,6 +54,29 @@ fn labelled<T>(map: &ByLabels<T>) -> impl Iterator<Item = (&'static str, &str, &
     })
 }
 
+/// A histogram as read back: cumulative counts per upper bound, the count and the sum.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Buckets {
+    pub bounds: Vec<(f64, u64)>,
+    pub count: u64,
+    pub sum: f64,
+}
+
+impl Buckets {
+    /// The upper bound of the bucket holding quantile `q` (0..=1); `None` when it lies
+    /// beyond the last bound or nothing was observed.
+    pub fn quantile(&self, q: f64) -> Option<f64> {
+        if self.count == 0 {
+            return None;
+        }
+        let rank = (q * self.count as f64).ceil().max(1.0) as u64;
+        self.bounds
+            .iter()
+            .find(|(_, cumulative)| *cumulative >= rank)
+            .map(|(bound, _)| *bound)
+    }
+}
+
 /// Every metric of one process; one thread owns it.
 #[derive(Default)]
 pub struct Metrics {
@@ -140,6 +163,37 @@ impl Metrics {
         }
         histogram.sum += seconds;
         histogram.count += 1;
+    }
+
+    /// A per-flow gauge's value (`None` when never set).
+    pub fn gauge(&self, name: &'static str, flow: &str) -> Option<i64> {
+        self.gauges.borrow().get(&(name, flow.to_string())).copied()
+    }
+
+    /// A gauge labelled with flow and node (`None` when never set).
+    pub fn node_gauge(&self, name: &'static str, flow: &str, node: &str) -> Option<i64> {
+        self.node_gauges
+            .borrow()
+            .get(name)
+            .and_then(|flows| flows.get(flow))
+            .and_then(|nodes| nodes.get(node))
+            .copied()
+    }
+
+    /// A histogram's cumulative bucket counts by upper bound (seconds), with its count and
+    /// sum; `None` before its first observation.
+    pub fn histogram(&self, name: &'static str, flow: &str, node: &str) -> Option<Buckets> {
+        let histograms = self.histograms.borrow();
+        let h = histograms.get(name)?.get(flow)?.get(node)?;
+        Some(Buckets {
+            bounds: BUCKETS
+                .iter()
+                .copied()
+                .zip(h.counts.iter().copied())
+                .collect(),
+            count: h.count,
+            sum: h.sum,
+        })
     }
 
     /// The Prometheus text exposition.

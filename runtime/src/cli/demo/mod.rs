@@ -305,7 +305,8 @@ async fn start_flows(args: &Args, clock: &Clock, systems: &Systems) -> Result<Fl
         .await
         .map_err(|e| e.to_string())?;
     if let Some(addr) = &args.ops_addr {
-        let bound = server::serve(addr, runner.ops_handler())
+        let console = omniflow_engine::ops::console::Settings::for_address(addr, None);
+        let bound = server::serve(addr, runner.ops_handler(console))
             .await
             .map_err(|err| err.to_string())?;
         clock.say(format!("metrics on http://{bound}/metrics"));
