@@ -158,7 +158,7 @@ fn a_run_killed_mid_way_on_postgres_delivers_every_message_once_by_key() {
     let running = omniflow(&["state", "check", "--state", &db.url]);
     assert!(running.status.success(), "{}", text(&running));
     let report = text(&running);
-    assert!(report.contains("schema     4"), "{report}");
+    assert!(report.contains("schema     5"), "{report}");
     assert!(report.contains("in use by  another omniflow"), "{report}");
     assert!(report.contains("integrity  ok"), "{report}");
     assert!(report.contains("inbox      0 messages waiting"), "{report}");

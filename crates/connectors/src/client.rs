@@ -75,6 +75,10 @@ pub async fn send(
     request: reqwest::RequestBuilder,
     timeout: Duration,
 ) -> Result<Reply, CallOutcome> {
+    let request = match crate::trace::current() {
+        Some(traceparent) => request.header("traceparent", traceparent),
+        None => request,
+    };
     match request.timeout(timeout).send().await {
         Ok(response) => {
             let status = response.status().as_u16();

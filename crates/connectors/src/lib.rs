@@ -35,6 +35,7 @@ pub mod shopify;
 pub mod signatures;
 pub mod square;
 pub mod tokens;
+pub mod trace;
 pub mod transport;
 pub mod tryton;
 pub mod webhook;

@@ -16,6 +16,10 @@
 //!   outcomes: 90d              # sinks' idempotency memory, counted back from held work
 //!   dead_letters: 30d          # replayed or discarded dead letters
 //!   lineage: 30d               # what `omniflow trace` shows (default: outcomes' window)
+//! telemetry:                   # OpenTelemetry over OTLP/HTTP (protobuf); unset: none
+//!   otlp_endpoint: http://127.0.0.1:4318   # /v1/traces and /v1/metrics are added
+//!   service_name: omniflow     # the resource's service.name (default)
+//!   metrics_every: 10s         # time between metric exports (default)
 //! console:                     # the operator console under /console on the ops address
 //!   token_secret: CONSOLE_TOKEN  # the secret pages ask for; without it the console is
 //!                                # served only on a loopback ops address
@@ -62,6 +66,23 @@ pub struct Deployment {
     /// The operator console.
     #[serde(default)]
     pub console: Console,
+    /// OpenTelemetry export.
+    #[serde(default)]
+    pub telemetry: Option<Telemetry>,
+}
+
+/// Where traces and metrics are exported over OTLP.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Telemetry {
+    /// The OTLP/HTTP endpoint's base URL (`/v1/traces` and `/v1/metrics` are added).
+    pub otlp_endpoint: String,
+    /// The resource's `service.name` (default `omniflow`).
+    #[serde(default)]
+    pub service_name: Option<String>,
+    /// Time between metric exports (default 10s).
+    #[serde(default)]
+    pub metrics_every: Option<omniflow_http::connections::Timeout>,
 }
 
 /// The operator console's settings.

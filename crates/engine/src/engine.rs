@@ -361,6 +361,7 @@ impl FlowCtx {
                     flow = %self.flow_name(),
                     source = %stored.source,
                 );
+                crate::ops::telemetry::continue_trace(&span, stored.traceparent.as_deref());
                 self.handle(&stored.source, &projection, tracker)
                     .instrument(span)
                     .await;
@@ -386,14 +387,18 @@ impl FlowCtx {
         };
         self.metrics.add(MESSAGES_IN, &flow.name, source, 1);
         let message = tracker.message.clone();
-        let processed = match json_in::parse(&message, projection) {
+        let span = tracing::info_span!("map and route", routed = tracing::field::Empty);
+        let processed = span.in_scope(|| match json_in::parse(&message, projection) {
             Err(reason) => Err((source.to_string(), reason)),
             Ok(input) => self
                 .pipeline
                 .process(self.flow_idx, source_idx, input, false, false)
                 .map_err(|r| (r.node, r.reason))
                 .map(|outcome| self.serialise(outcome.deliveries)),
-        };
+        });
+        if let Ok((jobs, _)) = &processed {
+            span.record("routed", jobs.len());
+        }
         match processed {
             Err((node, reason)) => {
                 let payload = String::from_utf8_lossy(&message).into_owned();

@@ -6,6 +6,7 @@
 pub mod bus;
 pub mod cluster;
 pub mod connect;
+pub mod console;
 pub mod delivery;
 pub mod deploy;
 pub mod engine;

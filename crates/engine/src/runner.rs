@@ -29,7 +29,7 @@ pub struct Runner {
     pub webhook_addr: Option<SocketAddr>,
     pipeline: Rc<Pipeline>,
     /// The flows' rates over time, for the console.
-    history: Rc<crate::ops::console::history::History>,
+    history: Rc<crate::console::history::History>,
     stop_tx: watch::Sender<bool>,
     front: Rc<Front>,
 }
@@ -94,7 +94,7 @@ impl Runner {
             Rc<crate::cluster::Membership>,
         ),
     ) -> Result<Runner, StartError> {
-        let metrics = Rc::new(Metrics::default());
+        let metrics = Rc::new(Metrics::exported());
         let (stop_tx, stop_rx) = watch::channel(false);
         let webhooks = Routes::default();
         if let Some(replica) = membership.replica() {
@@ -149,7 +149,7 @@ impl Runner {
         }
         *front.routes.borrow_mut() = webhooks;
         front.stopping.set(false);
-        let history = Rc::new(crate::ops::console::history::History::default());
+        let history = Rc::new(crate::console::history::History::default());
         tokio::task::spawn_local(history.clone().run(
             pipeline.clone(),
             metrics.clone(),
@@ -173,8 +173,8 @@ impl Runner {
     /// source's last attempt; 503 when the process cannot do its work), `/ready` (not
     /// while stopping, while state writes fail, or while a replica's membership is not
     /// confirmed), `/metrics`; the operator console under `/console` as `console` says.
-    pub fn ops_handler(&self, console: crate::ops::console::Settings) -> Handler {
-        let console = Rc::new(crate::ops::console::Console::new(
+    pub fn ops_handler(&self, console: crate::console::Settings) -> Handler {
+        let console = Rc::new(crate::console::Console::new(
             console,
             self.store.clone(),
             self.metrics.clone(),

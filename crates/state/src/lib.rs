@@ -39,6 +39,8 @@ pub struct Stored {
     pub payload: Vec<u8>,
     /// When a source accepted it (seconds since the epoch).
     pub received_at: i64,
+    /// The W3C trace context the message arrived with (a webhook's `traceparent`).
+    pub traceparent: Option<String>,
 }
 
 /// Where a dead letter comes from: a flow's message, or a ledger's publication (which
@@ -276,6 +278,8 @@ pub trait Backend: Send {
     /// returns how many.
     fn forget_dead_letters(&mut self, before: i64, limit: usize) -> StateResult<usize>;
     /// The rows of one inventory ledger.
+    /// Keeps the W3C trace context a message arrived with, for its processing.
+    fn set_traceparent(&mut self, id: i64, traceparent: &str) -> StateResult<()>;
     /// Stores lineage events with the terms they are found by.
     fn record_lineage(&mut self, events: &[lineage::Event]) -> StateResult<()>;
     /// The events, oldest first and at most `limit`, of the messages `term` names: its
@@ -776,6 +780,9 @@ impl Backend for Unavailable {
         Err(self.0.clone())
     }
     fn record_lineage(&mut self, _: &[lineage::Event]) -> StateResult<()> {
+        Err(self.0.clone())
+    }
+    fn set_traceparent(&mut self, _: i64, _: &str) -> StateResult<()> {
         Err(self.0.clone())
     }
     fn lineage(&mut self, _: &str, _: usize) -> StateResult<Vec<lineage::Event>> {

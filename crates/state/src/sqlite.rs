@@ -204,6 +204,7 @@ impl SqliteBackend {
             ("dead_letters", "accepted_at", "INTEGER"),
             ("dead_letters", "discarded_at", "INTEGER"),
             ("dead_letters", "queue", "TEXT"),
+            ("inbox", "traceparent", "TEXT"),
         ] {
             conn.execute_batch("BEGIN IMMEDIATE").map_err(err)?;
             let missing = conn
@@ -429,7 +430,7 @@ impl Backend for SqliteBackend {
     fn pending(&mut self, flow: &str, after: i64, limit: usize) -> StateResult<Vec<Stored>> {
         let mut query = self
             .conn
-            .prepare_cached("SELECT id, source, payload, COALESCE(accepted_at, received_at) FROM inbox WHERE flow = ?1 AND id > ?2 ORDER BY id LIMIT ?3")
+            .prepare_cached("SELECT id, source, payload, COALESCE(accepted_at, received_at), traceparent FROM inbox WHERE flow = ?1 AND id > ?2 ORDER BY id LIMIT ?3")
             .map_err(err)?;
         let rows = query
             .query_map(params![flow, after, limit as i64], |row| {
@@ -438,6 +439,7 @@ impl Backend for SqliteBackend {
                     source: row.get(1)?,
                     payload: row.get(2)?,
                     received_at: row.get(3)?,
+                    traceparent: row.get(4)?,
                 })
             })
             .map_err(err)?;
@@ -768,6 +770,14 @@ impl Backend for SqliteBackend {
                 .map(|(sink, key, _)| (sink.clone(), key.clone()))
         };
         Ok(super::Sweep { forgotten, next })
+    }
+
+    fn set_traceparent(&mut self, id: i64, traceparent: &str) -> StateResult<()> {
+        self.conn
+            .prepare_cached("UPDATE inbox SET traceparent = ?2 WHERE id = ?1")
+            .and_then(|mut q| q.execute(params![id, traceparent]))
+            .map(|_| ())
+            .map_err(err)
     }
 
     fn record_lineage(&mut self, events: &[crate::lineage::Event]) -> StateResult<()> {

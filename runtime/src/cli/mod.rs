@@ -10,6 +10,7 @@ mod reload;
 mod run;
 mod sandbox;
 mod state;
+mod telemetry;
 mod test;
 mod trace;
 
@@ -75,17 +76,29 @@ pub enum LogFormat {
 
 /// Logs to stderr; `OMNIFLOW_LOG` sets the level (error, warn, info, debug, trace).
 pub fn init_logging(format: LogFormat) {
+    init_logging_with(format, None);
+}
+
+/// Logs to standard error as `format` says (level from `OMNIFLOW_LOG`, default info),
+/// and hands spans to `spans` (OpenTelemetry) when given.
+pub fn init_logging_with(format: LogFormat, spans: Option<telemetry::SpanLayer>) {
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    use tracing_subscriber::Layer as _;
     let level = std::env::var("OMNIFLOW_LOG")
         .ok()
         .and_then(|l| l.parse::<tracing::Level>().ok())
         .unwrap_or(tracing::Level::INFO);
-    let builder = tracing_subscriber::fmt()
-        .with_max_level(level)
-        .with_writer(std::io::stderr);
-    let _ = match format {
-        LogFormat::Text => builder.with_ansi(false).try_init(),
-        LogFormat::Json => builder.json().try_init(),
-    };
+    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let mut layers: Vec<telemetry::SpanLayer> = vec![match format {
+        LogFormat::Text => fmt.with_ansi(false).boxed(),
+        LogFormat::Json => fmt.json().boxed(),
+    }];
+    layers.extend(spans);
+    let _ = tracing_subscriber::registry()
+        .with(layers)
+        .with(tracing_subscriber::filter::LevelFilter::from_level(level))
+        .try_init();
 }
 
 #[cfg(test)]

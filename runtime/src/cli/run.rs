@@ -1,6 +1,7 @@
 //! `omniflow run`: runs every flow durably until SIGTERM or Ctrl-C.
 
 use super::reload::Plan;
+use super::telemetry::Telemetry;
 use omniflow_engine::deploy::Deployment;
 use omniflow_engine::runner::{Front, Runner};
 use omniflow_http::server;
@@ -55,14 +56,29 @@ pub struct Args {
 }
 
 pub fn run(mut args: Args) -> u8 {
-    super::init_logging(args.log_format);
     let plan = match super::reload::load(&args.paths, args.config.as_deref()) {
         Ok(plan) => plan,
         Err(err) => {
+            super::init_logging(args.log_format);
             eprintln!("error: {err}");
             return 2;
         }
     };
+    let telemetry = match plan.deployment.telemetry.as_ref().map(Telemetry::start) {
+        None => None,
+        Some(Ok((telemetry, spans))) => {
+            super::init_logging_with(args.log_format, Some(spans));
+            Some(telemetry)
+        }
+        Some(Err(err)) => {
+            super::init_logging(args.log_format);
+            eprintln!("error: {err}");
+            return 2;
+        }
+    };
+    if telemetry.is_none() {
+        super::init_logging(args.log_format);
+    }
     let deployment = &plan.deployment;
     args.state = args
         .state
@@ -117,6 +133,9 @@ pub fn run(mut args: Args) -> u8 {
     }
     drop(runtime);
     drop(lock);
+    if let Some(telemetry) = telemetry {
+        telemetry.shutdown();
+    }
     code
 }
 
@@ -166,9 +185,9 @@ async fn start(
 fn console_settings(
     args: &Args,
     deployment: &omniflow_engine::deploy::Deployment,
-) -> Result<omniflow_engine::ops::console::Settings, String> {
+) -> Result<omniflow_engine::console::Settings, String> {
     let token = deployment.console_token()?;
-    Ok(omniflow_engine::ops::console::Settings::for_address(
+    Ok(omniflow_engine::console::Settings::for_address(
         args.ops_addr.as_deref().unwrap_or_default(),
         token,
     ))

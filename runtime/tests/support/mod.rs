@@ -344,6 +344,8 @@ impl Drop for TempDir {
 pub struct Recorder {
     pub port: u16,
     pub bodies: Arc<Mutex<Vec<(String, serde_json::Value)>>>,
+    /// Each request's `traceparent` header, in order.
+    pub traceparents: Arc<Mutex<Vec<Option<String>>>>,
     stop: Arc<AtomicBool>,
 }
 
@@ -353,18 +355,24 @@ impl Recorder {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let (bodies, stop): (Arc<Mutex<Vec<_>>>, Arc<AtomicBool>) = Default::default();
-        let (b, s) = (bodies.clone(), stop.clone());
+        let traceparents: Arc<Mutex<Vec<Option<String>>>> = Arc::default();
+        let (b, t, s) = (bodies.clone(), traceparents.clone(), stop.clone());
         std::thread::spawn(move || {
             for stream in listener.incoming() {
                 if s.load(Ordering::Relaxed) {
                     break;
                 }
                 let Ok(stream) = stream else { continue };
-                let bodies = b.clone();
-                std::thread::spawn(move || record(stream, bodies));
+                let (bodies, traceparents) = (b.clone(), t.clone());
+                std::thread::spawn(move || record(stream, bodies, traceparents));
             }
         });
-        Recorder { port, bodies, stop }
+        Recorder {
+            port,
+            bodies,
+            traceparents,
+            stop,
+        }
     }
 
     /// The bodies received on a path, in order.
@@ -386,12 +394,20 @@ impl Drop for Recorder {
     }
 }
 
-fn record(stream: TcpStream, bodies: Arc<Mutex<Vec<(String, serde_json::Value)>>>) {
+fn record(
+    stream: TcpStream,
+    bodies: Arc<Mutex<Vec<(String, serde_json::Value)>>>,
+    traceparents: Arc<Mutex<Vec<Option<String>>>>,
+) {
     let Ok(mut writer) = stream.try_clone() else {
         return;
     };
     let mut reader = BufReader::new(stream);
     while let Some(request) = http_read::read_request(&mut reader) {
+        traceparents
+            .lock()
+            .unwrap()
+            .push(request.header("traceparent").map(str::to_string));
         let (path, body) = (request.path().to_string(), request.body);
         let value = serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null);
         bodies.lock().unwrap().push((path, value));

@@ -144,6 +144,10 @@ impl SinkConnector for HttpSink {
             if let Some(auth) = &self.auth {
                 headers.push((AUTHORIZATION, auth.as_str()));
             }
+            let traceparent = crate::trace::current();
+            if let Some(traceparent) = &traceparent {
+                headers.push((HeaderName::from_static("traceparent"), traceparent.as_str()));
+            }
             let sent = self
                 .transport
                 .send(Outbound {

@@ -16,6 +16,7 @@ use omniflow_ir::RetryPolicy;
 use std::future::Future;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
+use tracing::Instrument;
 
 /// Longest wait a Retry-After header (or a pressure signal) can impose.
 pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(600);
@@ -358,7 +359,26 @@ impl<S: Service> Retry<S> {
             if attempt > 1 {
                 self.inner.ready().await;
             }
-            match self.inner.call(request).await {
+            let span = tracing::info_span!(
+                "attempt",
+                attempt,
+                flow = %self.scope.flow,
+                node = %self.scope.node,
+                outcome = tracing::field::Empty,
+            );
+            let traceparent = crate::ops::telemetry::traceparent(&span);
+            let outcome = omniflow_connectors::trace::scope(traceparent, self.inner.call(request))
+                .instrument(span.clone())
+                .await;
+            span.record(
+                "outcome",
+                match &outcome {
+                    CallOutcome::Ok | CallOutcome::Recorded { .. } => "ok",
+                    CallOutcome::Transient { .. } => "transient",
+                    CallOutcome::Permanent { .. } => "permanent",
+                },
+            );
+            match outcome {
                 CallOutcome::Ok => {
                     return Final::Delivered {
                         attempts,

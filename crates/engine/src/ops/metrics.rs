@@ -87,9 +87,19 @@ pub struct Metrics {
     /// This replica's id (when the state is shared) and its counters.
     replica: RefCell<Option<String>>,
     replica_counters: RefCell<BTreeMap<&'static str, u64>>,
+    /// The same values sent to OpenTelemetry, when exporters are installed.
+    mirror: Option<super::telemetry::Mirror>,
 }
 
 impl Metrics {
+    /// Metrics that are also mirrored to OpenTelemetry when exporters are installed.
+    pub fn exported() -> Metrics {
+        Metrics {
+            mirror: super::telemetry::Mirror::global(),
+            ..Metrics::default()
+        }
+    }
+
     /// Names this process's replica (`omniflow_replica_info`).
     pub fn set_replica(&self, id: &str) {
         *self.replica.borrow_mut() = Some(id.to_string());
@@ -103,6 +113,9 @@ impl Metrics {
     /// Adds to a counter labelled with flow and node.
     pub fn add(&self, name: &'static str, flow: &str, node: &str, by: u64) {
         *slot(&mut self.counters.borrow_mut(), name, flow, node) += by;
+        if let Some(mirror) = &self.mirror {
+            mirror.add(name, flow, node, by);
+        }
     }
 
     /// A counter's value (0 when never incremented).
@@ -137,11 +150,17 @@ impl Metrics {
         self.gauges
             .borrow_mut()
             .insert((name, flow.to_string()), value);
+        if let Some(mirror) = &self.mirror {
+            mirror.set(name, flow, "", value);
+        }
     }
 
     /// Sets a gauge labelled with flow and node.
     pub fn set_node_gauge(&self, name: &'static str, flow: &str, node: &str, value: i64) {
         *slot(&mut self.node_gauges.borrow_mut(), name, flow, node) = value;
+        if let Some(mirror) = &self.mirror {
+            mirror.set(name, flow, node, value);
+        }
     }
 
     /// Records one sink call's latency.
@@ -163,6 +182,9 @@ impl Metrics {
         }
         histogram.sum += seconds;
         histogram.count += 1;
+        if let Some(mirror) = &self.mirror {
+            mirror.observe(name, flow, node, seconds);
+        }
     }
 
     /// A per-flow gauge's value (`None` when never set).

@@ -126,6 +126,16 @@ impl Routes {
             .filter(|_| dedupe);
         let flow = ctx.flow_name().to_string();
         let body = req.body.to_vec();
+        // The sender's trace goes on with the message when traces are exported.
+        let traceparent = req
+            .headers
+            .get("traceparent")
+            .and_then(|v| v.to_str().ok())
+            .filter(|tp| {
+                crate::ops::telemetry::exporting()
+                    && crate::ops::telemetry::parse_traceparent(tp).is_some()
+            })
+            .map(str::to_string);
         let result = ctx
             .store
             .call(move |b| {
@@ -137,8 +147,11 @@ impl Routes {
                         return Ok(None);
                     }
                 }
-                b.append(&flow, &source, &[body], None)
-                    .map(|ids| ids.first().copied())
+                let id = b.append(&flow, &source, &[body], None)?.first().copied();
+                if let (Some(id), Some(tp)) = (id, &traceparent) {
+                    b.set_traceparent(id, tp)?;
+                }
+                Ok(id)
             })
             .await;
         match result {

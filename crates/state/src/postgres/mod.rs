@@ -399,8 +399,8 @@ impl Backend for PostgresBackend {
             return replica.claim_messages(&mut self.conn, flow, limit, after == 0);
         }
         let rows = self.conn.query(
-            "SELECT id, source, payload, COALESCE(accepted_at, received_at) FROM inbox \
-             WHERE flow = $1 AND id > $2 ORDER BY id LIMIT $3",
+            "SELECT id, source, payload, COALESCE(accepted_at, received_at), traceparent \
+             FROM inbox WHERE flow = $1 AND id > $2 ORDER BY id LIMIT $3",
             &[&flow, &after, &(limit as i64)],
         )?;
         rows.iter()
@@ -410,6 +410,7 @@ impl Backend for PostgresBackend {
                     source: self.conn.get(row, 1)?,
                     payload: self.conn.get(row, 2)?,
                     received_at: self.conn.get(row, 3)?,
+                    traceparent: self.conn.get(row, 4)?,
                 })
             })
             .collect()
@@ -775,6 +776,14 @@ impl Backend for PostgresBackend {
                 .map(|(sink, key, _)| (sink.clone(), key.clone()))
         };
         Ok(Sweep { forgotten, next })
+    }
+
+    fn set_traceparent(&mut self, id: i64, traceparent: &str) -> StateResult<()> {
+        self.conn.execute(
+            "UPDATE inbox SET traceparent = $2 WHERE id = $1",
+            &[&id, &traceparent],
+        )?;
+        Ok(())
     }
 
     fn record_lineage(&mut self, events: &[crate::lineage::Event]) -> StateResult<()> {

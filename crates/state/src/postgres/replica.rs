@@ -145,7 +145,7 @@ impl Replica {
             "UPDATE inbox SET claimed_by = $3 WHERE id IN ( \
                SELECT id FROM inbox WHERE flow = $1 AND claimed_by IS NULL \
                ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED) \
-             RETURNING id, source, payload, COALESCE(accepted_at, received_at)",
+             RETURNING id, source, payload, COALESCE(accepted_at, received_at), traceparent",
             &[&flow, &(limit as i64), &self.id],
         )?;
         let mut stored = rows
@@ -156,6 +156,7 @@ impl Replica {
                     source: conn.get(row, 1)?,
                     payload: conn.get(row, 2)?,
                     received_at: conn.get(row, 3)?,
+                    traceparent: conn.get(row, 4)?,
                 })
             })
             .collect::<StateResult<Vec<_>>>()?;

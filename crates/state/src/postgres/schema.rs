@@ -121,6 +121,10 @@ CREATE TABLE lineage_terms (
 );
 CREATE INDEX lineage_terms_by_term ON lineage_terms (term);
 "#,
+    // 5: the W3C trace context a message arrived with.
+    r#"
+ALTER TABLE inbox ADD COLUMN traceparent TEXT;
+"#,
 ];
 
 /// The schema version recorded in the database; `None` when it holds no omniflow state.

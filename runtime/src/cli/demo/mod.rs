@@ -305,7 +305,7 @@ async fn start_flows(args: &Args, clock: &Clock, systems: &Systems) -> Result<Fl
         .await
         .map_err(|e| e.to_string())?;
     if let Some(addr) = &args.ops_addr {
-        let console = omniflow_engine::ops::console::Settings::for_address(addr, None);
+        let console = omniflow_engine::console::Settings::for_address(addr, None);
         let bound = server::serve(addr, runner.ops_handler(console))
             .await
             .map_err(|err| err.to_string())?;
