@@ -126,6 +126,30 @@ fn request(
     support::process::exchange(ops, &text)
 }
 
+/// Signs in with the token's form; the session cookie it sets (`name=value`).
+fn sign_in(ops: u16) -> String {
+    use std::io::{Read, Write};
+    let body = format!("token={TOKEN}");
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", ops)).unwrap();
+    write!(
+        stream,
+        "POST /console/login HTTP/1.1\r\nhost: 127.0.0.1:{ops}\r\nconnection: close\r\ncontent-type: application/x-www-form-urlencoded\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 303"), "{answer}");
+    answer
+        .lines()
+        .find_map(|l| {
+            let (name, value) = l.split_once(':')?;
+            name.eq_ignore_ascii_case("set-cookie")
+                .then(|| value.trim().split(';').next().unwrap_or("").to_string())
+        })
+        .unwrap_or_else(|| panic!("no cookie: {answer}"))
+}
+
 #[test]
 fn operators_sign_in_see_the_flows_replay_a_dead_letter_trace_an_order_and_read_stock() {
     let modules = node_modules();
@@ -174,18 +198,25 @@ fn operators_sign_in_see_the_flows_replay_a_dead_letter_trace_an_order_and_read_
         "",
     );
     assert_eq!(status, 401);
-    let (status, body) = request(
-        ops,
-        "POST",
-        "/console/dead-letters/discard",
-        &[
-            ("authorization", &bearer),
-            ("origin", "http://evil.example"),
-            ("content-type", "application/x-www-form-urlencoded"),
-        ],
-        "id=1",
-    );
-    assert_eq!(status, 403, "{body}");
+    // A signed-in browser's cookie is not the token, and a page elsewhere cannot use it to
+    // write: a POST with it needs an Origin naming the console's host.
+    let cookie = sign_in(ops);
+    assert!(!cookie.contains(TOKEN), "{cookie}");
+    let form = ("content-type", "application/x-www-form-urlencoded");
+    let (status, _) = request(ops, "GET", "/console", &[("cookie", &cookie)], "");
+    assert_eq!(status, 200, "the cookie signs in");
+    for origin in [Some("http://evil.example"), None] {
+        let mut headers = vec![("cookie", cookie.as_str()), form];
+        headers.extend(origin.map(|o| ("origin", o)));
+        let (status, body) = request(
+            ops,
+            "POST",
+            "/console/dead-letters/discard",
+            &headers,
+            "id=1",
+        );
+        assert_eq!(status, 403, "{origin:?}: {body}");
+    }
 
     // The target accepts from now on; the browser replays one of the two.
     sink.set_faults(Faults::default());

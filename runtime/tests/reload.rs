@@ -145,19 +145,23 @@ fn sighup_refuses_a_plan_that_does_not_check_and_swaps_in_four_that_do_under_loa
         "a refused reload stopped the process"
     );
 
-    // Four plans that check, each swapped in while lines keep arriving.
-    let writer = {
-        let path = dir.0.clone();
-        std::thread::spawn(move || append(&path, 1_500, LINES))
-    };
+    // Four plans that check, each swapped in while lines are being appended, and more
+    // lines after each swap, which only the new plan may map.
+    let per_plan = (LINES - 1_500) / 4;
     for (n, tag) in ["v2", "v3", "v4", "v5"].into_iter().enumerate() {
+        let from = 1_500 + n * per_plan;
         write_flow(&dir, &flow(tag));
+        let writer = {
+            let path = dir.0.clone();
+            std::thread::spawn(move || append(&path, from, from + per_plan / 2))
+        };
         signal(&child, "-HUP");
         wait_for("the reload's log", Duration::from_secs(60), || {
             log(&dir).matches("reloaded").count() == n + 1
         });
+        writer.join().unwrap();
+        append(&dir.0, from + per_plan / 2, from + per_plan);
     }
-    writer.join().unwrap();
     wait_for("every line", Duration::from_secs(120), || {
         sink.distinct() == LINES
     });
@@ -181,6 +185,12 @@ fn sighup_refuses_a_plan_that_does_not_check_and_swaps_in_four_that_do_under_loa
         "v5",
         "the last line went through the last plan"
     );
+    for tag in ["v1", "v2", "v3", "v4", "v5"] {
+        assert!(
+            tags.iter().any(|(_, t)| t == tag),
+            "no line went through plan {tag}"
+        );
+    }
     // Once a plan runs, no later line goes through an older one.
     assert!(
         tags.windows(2).all(|w| w[0].1 <= w[1].1),

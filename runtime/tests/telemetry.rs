@@ -94,7 +94,8 @@ fn start(dir: &TempDir, sink: &Recorder, otlp: u16, hooks: u16) -> Child {
             "OMNIFLOW_TEST_SINK",
             format!("http://127.0.0.1:{}", sink.port),
         )
-        .env("OMNIFLOW_LOG", "info")
+        // Spans are exported whatever the log level.
+        .env("OMNIFLOW_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::from(
             std::fs::File::create(dir.0.join("runtime.log")).unwrap(),

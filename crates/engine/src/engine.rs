@@ -387,7 +387,10 @@ impl FlowCtx {
         };
         self.metrics.add(MESSAGES_IN, &flow.name, source, 1);
         let message = tracker.message.clone();
-        let span = tracing::info_span!("map and route", routed = tracing::field::Empty);
+        let span = match crate::ops::telemetry::exporting() {
+            true => tracing::info_span!("map and route", routed = tracing::field::Empty),
+            false => tracing::Span::none(),
+        };
         let processed = span.in_scope(|| match json_in::parse(&message, projection) {
             Err(reason) => Err((source.to_string(), reason)),
             Ok(input) => self
@@ -399,6 +402,7 @@ impl FlowCtx {
         if let Ok((jobs, _)) = &processed {
             span.record("routed", jobs.len());
         }
+        drop(span);
         match processed {
             Err((node, reason)) => {
                 let payload = String::from_utf8_lossy(&message).into_owned();
@@ -421,8 +425,10 @@ impl FlowCtx {
             .map(|d| {
                 let mut payload = Vec::with_capacity(512);
                 omniflow_mapping::json_out::write(&mut payload, &d.value);
-                terms.push(d.key.clone());
-                lineage::references(&d.value, &mut terms);
+                if terms.len() < omniflow_state::lineage::MAX_TERMS {
+                    terms.push(d.key.clone());
+                    lineage::references(&d.value, &mut terms);
+                }
                 Serialised {
                     sink: d.sink,
                     key: d.key,
@@ -475,7 +481,7 @@ impl FlowCtx {
                 "source": tracker.source,
                 "inbox_id": tracker.id,
                 "received_at": tracker.accepted_at,
-                "reason": reason,
+                "reason": lineage::reason(reason),
             }),
             terms,
         ));

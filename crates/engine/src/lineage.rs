@@ -6,8 +6,25 @@
 //! [`Outcomes::note`]: crate::delivery::outcomes::Outcomes::note
 
 use omniflow_mapping::value::Val;
-use omniflow_state::lineage::Event;
+use omniflow_state::lineage::{cut, Event, MAX_TERMS};
 use serde_json::Value;
+
+/// Longest reason kept in an event (a target's error page can be long).
+const MAX_REASON: usize = 2_000;
+/// Largest rejected message whose record names are looked for.
+const MAX_SCANNED: usize = 1 << 20;
+
+/// `reason` cut to [`MAX_REASON`] bytes at a character boundary.
+pub fn reason(text: &str) -> String {
+    if text.len() <= MAX_REASON {
+        return text.to_string();
+    }
+    let mut end = MAX_REASON;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &text[..end])
+}
 
 /// An event of `correlation` happening now.
 pub fn event(
@@ -46,17 +63,21 @@ fn names_a_record(field: &str) -> bool {
         || (field.ends_with("Id") && field.len() > 2)
 }
 
-/// The record names among the top-level fields of a delivered value.
+/// The record names among the top-level fields of a delivered value (until `into` holds
+/// [`MAX_TERMS`]).
 pub fn references(value: &Val<'_>, into: &mut Vec<String>) {
     let Val::Obj(fields) = value else {
         return;
     };
     for (name, field) in fields.iter() {
+        if into.len() >= MAX_TERMS {
+            return;
+        }
         if !names_a_record(name) {
             continue;
         }
         match field {
-            Val::Str(text) => into.push(text.to_string()),
+            Val::Str(text) => into.push(cut(text).to_string()),
             Val::Int(n) => into.push(n.to_string()),
             _ => {}
         }
@@ -66,15 +87,21 @@ pub fn references(value: &Val<'_>, into: &mut Vec<String>) {
 /// The record names among the top-level fields of a JSON message (a rejected one, whose
 /// mapped value does not exist).
 pub fn json_references(message: &[u8], into: &mut Vec<String>) {
+    if message.len() > MAX_SCANNED {
+        return;
+    }
     let Ok(Value::Object(fields)) = serde_json::from_slice::<Value>(message) else {
         return;
     };
     for (name, field) in &fields {
+        if into.len() >= MAX_TERMS {
+            return;
+        }
         if !names_a_record(name) {
             continue;
         }
         match field {
-            Value::String(text) => into.push(text.clone()),
+            Value::String(text) => into.push(cut(text).to_string()),
             Value::Number(n) => into.push(n.to_string()),
             _ => {}
         }

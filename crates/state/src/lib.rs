@@ -282,9 +282,9 @@ pub trait Backend: Send {
     fn set_traceparent(&mut self, id: i64, traceparent: &str) -> StateResult<()>;
     /// Stores lineage events with the terms they are found by.
     fn record_lineage(&mut self, events: &[lineage::Event]) -> StateResult<()>;
-    /// The events, oldest first and at most `limit`, of the messages `term` names: its
-    /// correlation id, or a term of one of their events (the newest
-    /// [`lineage::MAX_CORRELATIONS`] messages).
+    /// The newest `limit` events, oldest first, of the messages `term` names: its
+    /// correlation id, or a term of one of their events (of the newest
+    /// [`lineage::TERM_ROWS`] rows of that term).
     fn lineage(&mut self, term: &str, limit: usize) -> StateResult<Vec<lineage::Event>>;
     /// Removes lineage older than `before_ms` among the oldest `limit` rows of each of its
     /// tables; returns the most rows removed from one table.
@@ -572,6 +572,23 @@ impl Store {
             self.degraded
                 .store(true, std::sync::atomic::Ordering::SeqCst);
             tracing::error!(error = %err, "state write not queued");
+        }
+    }
+
+    /// Queues `work` for the next batch, in its own savepoint, without waiting for it: for
+    /// writes nothing depends on (lineage). A failure is logged and leaves the store as
+    /// it was.
+    pub fn send_aside<F>(&self, work: F)
+    where
+        F: FnOnce(&mut dyn Backend) -> StateResult<()> + Send + 'static,
+    {
+        let queued = self.submit(Mode::Isolated, work, move |result| {
+            if let Err(err) = result {
+                tracing::warn!(error = %err, "state write of diagnostics failed; dropped");
+            }
+        });
+        if let Err(err) = queued {
+            tracing::warn!(error = %err, "state write of diagnostics not queued; dropped");
         }
     }
 

@@ -815,18 +815,19 @@ impl Backend for SqliteBackend {
         let mut query = self
             .conn
             .prepare_cached(
-                "SELECT at, correlation, flow, step, node, detail FROM lineage \
-                 WHERE correlation IN (SELECT ?1 UNION SELECT correlation FROM \
-                 (SELECT correlation, MAX(id) AS last FROM lineage_terms WHERE term = ?1 \
-                  GROUP BY correlation ORDER BY last DESC LIMIT ?2)) \
-                 ORDER BY at, id LIMIT ?3",
+                "SELECT at, correlation, flow, step, node, detail FROM ( \
+                   SELECT id, at, correlation, flow, step, node, detail FROM lineage \
+                   WHERE correlation IN (SELECT ?1 UNION SELECT correlation FROM \
+                     (SELECT correlation FROM lineage_terms WHERE term = ?1 \
+                      ORDER BY id DESC LIMIT ?2)) \
+                   ORDER BY at DESC, id DESC LIMIT ?3) ORDER BY at, id",
             )
             .map_err(err)?;
         let rows = query
             .query_map(
                 params![
                     crate::lineage::cut(term),
-                    crate::lineage::MAX_CORRELATIONS as i64,
+                    crate::lineage::TERM_ROWS as i64,
                     limit as i64
                 ],
                 |r| {

@@ -90,15 +90,18 @@ pub fn init_logging_with(format: LogFormat, spans: Option<telemetry::SpanLayer>)
         .and_then(|l| l.parse::<tracing::Level>().ok())
         .unwrap_or(tracing::Level::INFO);
     let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let logs = tracing_subscriber::filter::LevelFilter::from_level(level);
     let mut layers: Vec<telemetry::SpanLayer> = vec![match format {
-        LogFormat::Text => fmt.with_ansi(false).boxed(),
-        LogFormat::Json => fmt.json().boxed(),
+        LogFormat::Text => fmt.with_ansi(false).with_filter(logs).boxed(),
+        LogFormat::Json => fmt.json().with_filter(logs).boxed(),
     }];
-    layers.extend(spans);
-    let _ = tracing_subscriber::registry()
-        .with(layers)
-        .with(tracing_subscriber::filter::LevelFilter::from_level(level))
-        .try_init();
+    // Spans are exported at info whatever the log level (OMNIFLOW_LOG=warn keeps traces).
+    layers.extend(spans.map(|spans| {
+        spans
+            .with_filter(tracing_subscriber::filter::LevelFilter::INFO)
+            .boxed()
+    }));
+    let _ = tracing_subscriber::registry().with(layers).try_init();
 }
 
 #[cfg(test)]

@@ -180,7 +180,6 @@ async fn start(
     Ok((runner, graph))
 }
 
-/// Why the serve loop woke.
 /// The console as the deployment and the ops address say.
 fn console_settings(
     args: &Args,
@@ -193,6 +192,7 @@ fn console_settings(
     ))
 }
 
+/// Why the serve loop woke.
 enum Wake {
     Stop,
     Reload,

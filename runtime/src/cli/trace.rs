@@ -57,9 +57,24 @@ pub fn run(args: Args) -> u8 {
             println!("{}", serde_json::to_string(event).unwrap_or_default());
         }
     } else {
-        print!("{}", timeline(&args.term, &events));
+        print!("{}", printable(&timeline(&args.term, &events)));
+        if events.len() == args.limit {
+            println!("(the newest {} events; --limit shows more)", args.limit);
+        }
     }
     0
+}
+
+/// `text` safe for a terminal: control characters a remote system put in a reason or a
+/// document (escape sequences) are shown escaped; line breaks stay.
+fn printable(text: &str) -> String {
+    text.chars()
+        .map(|c| match c {
+            '\n' => "\n".to_string(),
+            c if c.is_control() => c.escape_default().to_string(),
+            c => c.to_string(),
+        })
+        .collect()
 }
 
 /// The events as people read them: a header, then one line per event (attempts and
@@ -154,5 +169,13 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("post key amazon:1 [q]: refused"), "{text}");
+    }
+
+    #[test]
+    fn control_characters_from_remote_systems_are_shown_escaped() {
+        assert_eq!(
+            printable("refused \u{1b}[31mred\u{7}\nnext"),
+            "refused \\u{1b}[31mred\\u{7}\nnext"
+        );
     }
 }

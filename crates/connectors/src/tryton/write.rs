@@ -230,8 +230,15 @@ impl TrytonSink {
             s.model("sale.sale", "confirm", vec![json!([sale])], timeout)
                 .await?;
         }
-        let number = s.read("sale.sale", &[sale], &["number"], timeout).await?;
-        Ok(match number.first().and_then(|r| r["number"].as_str()) {
+        // The sale is confirmed: its number is only for the lineage, so a failed read of it
+        // does not turn the done work into a retry.
+        let number = s.read("sale.sale", &[sale], &["number"], timeout).await;
+        let number = number.ok().and_then(|rows| {
+            rows.first()
+                .and_then(|r| r["number"].as_str())
+                .map(str::to_string)
+        });
+        Ok(match number {
             Some(number) => format!("sale.sale {sale} ({number})"),
             None => format!("sale.sale {sale}"),
         })

@@ -5,10 +5,11 @@
 //! elsewhere.
 //!
 //! Access: with a token (`console.token_secret` in omniflow.yaml) every page asks for it
-//! (a sign-in form sets a `SameSite=Strict`, `HttpOnly` cookie; `Authorization: Bearer`
-//! works too); without one the console is served only on a loopback ops address. Writes
-//! are POSTs that must come from the console's own pages (`Origin`, when sent, names the
-//! host asked).
+//! (a sign-in form sets a `SameSite=Strict`, `HttpOnly` cookie holding an HMAC of the
+//! token, never the token; `Authorization: Bearer` works too); without one the console is
+//! served only on a loopback ops address and only to requests naming a loopback host (a
+//! rebinding DNS name is refused). Writes are POSTs from the console's own pages (an
+//! `Origin` naming the host asked) or from a client holding the token (Bearer).
 
 mod form;
 pub mod history;
@@ -107,10 +108,16 @@ impl Console {
         if req.path == "/console/login" && req.method == "POST" {
             return self.sign_in(&req);
         }
+        if self.settings.token.is_none() && !loopback_host(&req) {
+            return Resp::text(
+                403,
+                "without a console token the console answers only to a loopback host name\n",
+            );
+        }
         if !self.allowed(&req) {
             return self.page(401, "login.html", minijinja::context! {page => "login"});
         }
-        if req.method == "POST" && !same_origin(&req) {
+        if req.method == "POST" && !(same_origin(&req) || self.bearer(&req)) {
             return Resp::text(
                 403,
                 "a console action must come from the console's own page\n",
@@ -119,16 +126,12 @@ impl Console {
         pages::route(&self, req).await
     }
 
-    /// True when the request carries the token (or none is needed).
+    /// True when the request carries the token or the session cookie (or none is needed).
     fn allowed(&self, req: &Req) -> bool {
         let Some(token) = &self.settings.token else {
             return true;
         };
-        let bearer = req
-            .headers
-            .get("authorization")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "));
+        let session = session(token);
         let cookie = req
             .headers
             .get_all("cookie")
@@ -136,11 +139,20 @@ impl Console {
             .filter_map(|v| v.to_str().ok())
             .flat_map(|v| v.split(';'))
             .filter_map(|c| c.trim().strip_prefix(COOKIE)?.strip_prefix('='))
-            .next();
-        [bearer, cookie]
-            .into_iter()
-            .flatten()
-            .any(|given| same_text(given, token))
+            .any(|given| same_text(given, &session));
+        cookie || self.bearer(req)
+    }
+
+    /// True when the request carries the token as `Authorization: Bearer`.
+    fn bearer(&self, req: &Req) -> bool {
+        let Some(token) = &self.settings.token else {
+            return false;
+        };
+        req.headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .is_some_and(|given| same_text(given, token))
     }
 
     fn sign_in(&self, req: &Req) -> Resp {
@@ -156,7 +168,10 @@ impl Console {
             .header("location", "/console")
             .header(
                 "set-cookie",
-                format!("{COOKIE}={token}; Path=/console; HttpOnly; SameSite=Strict"),
+                format!(
+                    "{COOKIE}={}; Path=/console; Max-Age=43200; HttpOnly; SameSite=Strict",
+                    session(token)
+                ),
             ),
             Some(_) => self.page(
                 401,
@@ -191,6 +206,32 @@ impl Console {
     }
 }
 
+/// The session cookie's value for `token`: an HMAC of it, so the cookie never holds the
+/// token itself.
+fn session(token: &str) -> String {
+    use hmac::{Hmac, Mac};
+    let Ok(mut mac) = Hmac::<sha2::Sha256>::new_from_slice(token.as_bytes()) else {
+        return String::new();
+    };
+    mac.update(b"omniflow console session");
+    mac.finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// True when the request's `Host` is a loopback name or address (with or without a port).
+fn loopback_host(req: &Req) -> bool {
+    req.headers
+        .get("host")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|host| {
+            Settings::for_address(host, None).enabled
+                || Settings::for_address(&format!("{host}:0"), None).enabled
+        })
+}
+
 /// Compares a given token with the expected one in time independent of where they differ.
 fn same_text(given: &str, expected: &str) -> bool {
     let (a, b) = (given.as_bytes(), expected.as_bytes());
@@ -201,16 +242,16 @@ fn same_text(given: &str, expected: &str) -> bool {
     differ == 0
 }
 
-/// A POST whose `Origin` (when the browser sends one) is the host it was sent to.
+/// A request whose `Origin` names the host it was sent to (browsers send one with every
+/// form POST).
 fn same_origin(req: &Req) -> bool {
     let header = |name: &str| req.headers.get(name).and_then(|v| v.to_str().ok());
     match (header("origin"), header("host")) {
-        (None, _) => true,
         (Some(origin), Some(host)) => {
             origin.strip_prefix("http://") == Some(host)
                 || origin.strip_prefix("https://") == Some(host)
         }
-        (Some(_), None) => false,
+        _ => false,
     }
 }
 
@@ -282,7 +323,12 @@ mod tests {
                 method: "GET".into(),
                 path: path.into(),
                 query: query.into(),
-                headers: Default::default(),
+                headers: [(
+                    http::header::HOST,
+                    http::header::HeaderValue::from_static("127.0.0.1:9090"),
+                )]
+                .into_iter()
+                .collect(),
                 body: Default::default(),
             };
             let resp = console.clone().handle(req).await;
@@ -296,6 +342,14 @@ mod tests {
         drop(console);
         drop(store);
         let _ = std::fs::remove_file(&state);
+    }
+
+    #[test]
+    fn the_session_cookie_is_not_the_token() {
+        let cookie = session("a-token-of-sixteen+");
+        assert_eq!(cookie.len(), 64);
+        assert!(!cookie.contains("a-token"));
+        assert_ne!(cookie, session("another-token-16+"));
     }
 
     #[test]

@@ -15,8 +15,9 @@ use omniflow_state::{replay, DeadLetter};
 use serde::Serialize;
 use std::time::Instant;
 
-/// Dead letters read for one listing (the newest); filters apply to these.
-const LETTERS_READ: usize = 5_000;
+/// Dead letters read for one listing (the newest); filters apply to these, and the page
+/// says so when there are more (`omniflow dlq list --all --json` reads them all).
+const LETTERS_READ: usize = 1_000;
 /// Dead letters shown at most.
 const LETTERS_SHOWN: usize = 200;
 /// Lineage events shown at most.
@@ -253,10 +254,15 @@ async fn letters(console: &Console, query: &[(String, String)]) -> Resp {
         })
         .collect();
     let more = kept.next().is_some();
+    let capped = found.len() == LETTERS_READ;
     let notice = match (form::get(query, "done"), form::get(query, "id")) {
         ("replayed", id) => {
             format!("Dead letter {id} replayed: its message is back in its flow's inbox.")
         }
+        ("republish", id) => format!(
+            "Dead letter {id} settled: its ledger sends the SKU's current quantity again when \
+             the runtime next starts."
+        ),
         ("discarded", id) => format!("Dead letter {id} discarded."),
         ("gone", id) => format!("Dead letter {id} was already replayed or discarded."),
         _ => String::new(),
@@ -264,7 +270,10 @@ async fn letters(console: &Console, query: &[(String, String)]) -> Resp {
     console.page(
         200,
         "letters.html",
-        context! { page => "letters", f => filters, letters, more, notice },
+        context! {
+            page => "letters", f => filters, letters, more, capped,
+            searched => LETTERS_READ, notice,
+        },
     )
 }
 
@@ -280,14 +289,23 @@ async fn act(console: &Console, req: &Req, action: Action) -> Resp {
         return Resp::text(400, "give the dead letter's id\n");
     };
     let done = match action {
-        Action::Replay => console
-            .store
-            .call(move |b| match b.dead_letter(id)? {
-                Some(letter) => replay::put_back(b, vec![letter]).map(|n| n > 0),
-                None => Ok(false),
-            })
-            .await
-            .map(|done| if done { "replayed" } else { "gone" }),
+        Action::Replay => {
+            console
+                .store
+                .call(move |b| match b.dead_letter(id)? {
+                    Some(letter) => {
+                        let ledger = letter.origin.flow().is_none();
+                        let done = replay::put_back(b, vec![letter])? > 0;
+                        Ok(match (done, ledger) {
+                            (false, _) => "gone",
+                            (true, false) => "replayed",
+                            (true, true) => "republish",
+                        })
+                    }
+                    None => Ok("gone"),
+                })
+                .await
+        }
         Action::Discard => console
             .store
             .call(move |b| b.discard(id))

@@ -359,13 +359,17 @@ impl<S: Service> Retry<S> {
             if attempt > 1 {
                 self.inner.ready().await;
             }
-            let span = tracing::info_span!(
-                "attempt",
-                attempt,
-                flow = %self.scope.flow,
-                node = %self.scope.node,
-                outcome = tracing::field::Empty,
-            );
+            // Only exported traces show attempts (the log has the failures already).
+            let span = match crate::ops::telemetry::exporting() {
+                true => tracing::info_span!(
+                    "attempt",
+                    attempt,
+                    flow = %self.scope.flow,
+                    node = %self.scope.node,
+                    outcome = tracing::field::Empty,
+                ),
+                false => tracing::Span::none(),
+            };
             let traceparent = crate::ops::telemetry::traceparent(&span);
             let outcome = omniflow_connectors::trace::scope(traceparent, self.inner.call(request))
                 .instrument(span.clone())

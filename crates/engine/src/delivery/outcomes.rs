@@ -58,8 +58,9 @@ impl Outcomes {
         self.lineage.borrow_mut().push(event);
     }
 
-    /// Queues the outcomes and lineage noted so far as one write. If it fails, the store
-    /// refuses completions from then on (see [`Store::send`]).
+    /// Queues the outcomes noted so far as one write (if it fails, the store refuses
+    /// completions from then on, see [`Store::send`]), and the lineage noted so far as
+    /// another whose failure is only logged.
     pub fn flush(&self) {
         let by_sink = std::mem::take(&mut *self.delivered.borrow_mut());
         let lineage = std::mem::take(&mut *self.lineage.borrow_mut());
@@ -67,12 +68,18 @@ impl Outcomes {
             return;
         }
         // One write per sink, each in the order its deliveries succeeded.
-        self.store.send(move |b| {
-            by_sink.iter().try_for_each(|(sink, keys)| {
-                b.record_outcomes(sink, keys, OutcomeStatus::Delivered)
-            })?;
-            b.record_lineage(&lineage)
-        });
+        if !by_sink.is_empty() {
+            self.store.send(move |b| {
+                by_sink.iter().try_for_each(|(sink, keys)| {
+                    b.record_outcomes(sink, keys, OutcomeStatus::Delivered)
+                })
+            });
+        }
+        // Lineage right behind, in the same batch, but nothing waits on it: a failed
+        // lineage write is logged and the messages go on.
+        if !lineage.is_empty() {
+            self.store.send_aside(move |b| b.record_lineage(&lineage));
+        }
     }
 }
 

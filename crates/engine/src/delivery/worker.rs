@@ -466,7 +466,7 @@ impl SinkWorker {
         self.note(
             job,
             "dead_lettered",
-            json!({"reason": letter.error, "attempts": letter.attempts, "queue": letter.queue}),
+            json!({"reason": lineage::reason(&letter.error), "attempts": letter.attempts, "queue": letter.queue}),
             Vec::new(),
         );
         self.outcomes.flush();

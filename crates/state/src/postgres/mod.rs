@@ -787,43 +787,56 @@ impl Backend for PostgresBackend {
     }
 
     fn record_lineage(&mut self, events: &[crate::lineage::Event]) -> StateResult<()> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        // Two statements for the whole batch, not one per row.
+        let mut at = Vec::with_capacity(events.len());
+        let mut correlation = Vec::with_capacity(events.len());
+        let (mut flow, mut step, mut node, mut detail) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let (mut term, mut term_correlation, mut term_at) = (Vec::new(), Vec::new(), Vec::new());
         for e in events {
-            let correlation = text::stored(&e.correlation);
-            self.conn.execute(
-                "INSERT INTO lineage (at, correlation, flow, step, node, detail) \
-                 VALUES ($1, $2, $3, $4, $5, $6)",
-                &[
-                    &e.at_ms,
-                    &correlation,
-                    &e.flow,
-                    &e.step,
-                    &text::stored(&e.node),
-                    &e.detail.to_string(),
-                ],
-            )?;
-            for term in e.stored_terms() {
-                self.conn.execute(
-                    "INSERT INTO lineage_terms (term, correlation, at) VALUES ($1, $2, $3)",
-                    &[&text::stored(term), &correlation, &e.at_ms],
-                )?;
+            let c = text::stored(&e.correlation).into_owned();
+            for t in e.stored_terms() {
+                term.push(text::stored(t).into_owned());
+                term_correlation.push(c.clone());
+                term_at.push(e.at_ms);
             }
+            at.push(e.at_ms);
+            correlation.push(c);
+            flow.push(e.flow.as_str());
+            step.push(e.step.as_str());
+            node.push(text::stored(&e.node).into_owned());
+            detail.push(e.detail.to_string());
+        }
+        self.conn.execute(
+            "INSERT INTO lineage (at, correlation, flow, step, node, detail) \
+             SELECT * FROM UNNEST($1::BIGINT[], $2::TEXT[], $3::TEXT[], $4::TEXT[], $5::TEXT[], $6::TEXT[])",
+            &[&at, &correlation, &flow, &step, &node, &detail],
+        )?;
+        if !term.is_empty() {
+            self.conn.execute(
+                "INSERT INTO lineage_terms (term, correlation, at) \
+                 SELECT * FROM UNNEST($1::TEXT[], $2::TEXT[], $3::BIGINT[])",
+                &[&term, &term_correlation, &term_at],
+            )?;
         }
         Ok(())
     }
 
     fn lineage(&mut self, term: &str, limit: usize) -> StateResult<Vec<crate::lineage::Event>> {
         let term = text::stored(crate::lineage::cut(term));
+        // The newest rows of the term first (an index range, however common the term),
+        // then the newest `limit` events of those messages, returned oldest first.
         let rows = self.conn.query(
-            "SELECT at, correlation, flow, step, node, detail FROM lineage \
-             WHERE correlation IN (SELECT $1::TEXT UNION SELECT correlation FROM \
-             (SELECT correlation, MAX(id) AS last FROM lineage_terms WHERE term = $1 \
-              GROUP BY correlation ORDER BY last DESC LIMIT $2) AS found) \
-             ORDER BY at, id LIMIT $3",
-            &[
-                &term,
-                &(crate::lineage::MAX_CORRELATIONS as i64),
-                &(limit as i64),
-            ],
+            "SELECT at, correlation, flow, step, node, detail FROM ( \
+               SELECT id, at, correlation, flow, step, node, detail FROM lineage \
+               WHERE correlation IN (SELECT $1::TEXT UNION SELECT correlation FROM \
+                 (SELECT correlation FROM lineage_terms WHERE term = $1 \
+                  ORDER BY id DESC LIMIT $2) AS newest) \
+               ORDER BY at DESC, id DESC LIMIT $3) AS found ORDER BY at, id",
+            &[&term, &(crate::lineage::TERM_ROWS as i64), &(limit as i64)],
         )?;
         rows.iter()
             .map(|row| {

@@ -121,9 +121,12 @@ CREATE TABLE lineage_terms (
 );
 CREATE INDEX lineage_terms_by_term ON lineage_terms (term);
 "#,
-    // 5: the W3C trace context a message arrived with.
+    // 5: the W3C trace context a message arrived with; a term's rows found newest first
+    // by the index alone.
     r#"
 ALTER TABLE inbox ADD COLUMN traceparent TEXT;
+DROP INDEX lineage_terms_by_term;
+CREATE INDEX lineage_terms_by_term ON lineage_terms (term, id);
 "#,
 ];
 
