@@ -38,18 +38,111 @@ impl Event {
     /// The terms to store: at most [`MAX_TERMS`], each at most [`MAX_TERM`] bytes,
     /// without empty ones, duplicates or the correlation id itself (found directly).
     pub fn stored_terms(&self) -> Vec<&str> {
+        // A row of several steps keeps the terms of each (its documents too).
+        let most = match self.step == STEPS {
+            true => 4 * MAX_TERMS,
+            false => MAX_TERMS,
+        };
         let mut terms: Vec<&str> = Vec::new();
         for term in &self.terms {
             let term = cut(term.trim());
             if !term.is_empty() && term != self.correlation && !terms.contains(&term) {
                 terms.push(term);
             }
-            if terms.len() == MAX_TERMS {
+            if terms.len() == most {
                 break;
             }
         }
         terms
     }
+}
+
+/// The `step` of a stored row holding several steps of one message (noted together).
+pub const STEPS: &str = "*";
+
+/// The events as stored: the events of one message noted in the same batch share a row
+/// (step [`STEPS`], their steps in `detail.steps`), so a message delivered at once costs
+/// one row, not one per step. Order is kept.
+pub fn pack(events: Vec<Event>) -> Vec<Event> {
+    let mut rows: Vec<Vec<Event>> = Vec::new();
+    let mut by_correlation: std::collections::HashMap<String, usize> =
+        std::collections::HashMap::new();
+    for event in events {
+        match by_correlation.get(&event.correlation) {
+            Some(&row) => rows[row].push(event),
+            None => {
+                by_correlation.insert(event.correlation.clone(), rows.len());
+                rows.push(vec![event]);
+            }
+        }
+    }
+    rows.into_iter()
+        .map(|mut row| {
+            if row.len() == 1 {
+                return row.remove(0);
+            }
+            let first = &row[0];
+            let (at_ms, correlation, flow) = (first.at_ms, first.correlation.clone(), first.flow.clone());
+            let mut terms: Vec<String> = Vec::new();
+            let steps: Vec<serde_json::Value> = row
+                .into_iter()
+                .map(|e| {
+                    terms.extend(e.terms);
+                    serde_json::json!({"at": e.at_ms, "step": e.step, "node": e.node, "detail": e.detail})
+                })
+                .collect();
+            Event {
+                at_ms,
+                correlation,
+                flow,
+                step: STEPS.to_string(),
+                node: String::new(),
+                detail: serde_json::json!({ "steps": steps }),
+                terms,
+            }
+        })
+        .collect()
+}
+
+/// A stored row as the events it holds.
+pub fn unpack(row: Event) -> Vec<Event> {
+    if row.step != STEPS {
+        return vec![row];
+    }
+    let Event {
+        correlation,
+        flow,
+        mut detail,
+        ..
+    } = row;
+    let steps = match detail.get_mut("steps").map(serde_json::Value::take) {
+        Some(serde_json::Value::Array(steps)) => steps,
+        _ => Vec::new(),
+    };
+    steps
+        .into_iter()
+        .map(|mut step| Event {
+            at_ms: step["at"].as_i64().unwrap_or(0),
+            correlation: correlation.clone(),
+            flow: flow.clone(),
+            step: step["step"].as_str().unwrap_or("").to_string(),
+            node: step["node"].as_str().unwrap_or("").to_string(),
+            detail: step
+                .get_mut("detail")
+                .map(serde_json::Value::take)
+                .unwrap_or_default(),
+            terms: Vec::new(),
+        })
+        .collect()
+}
+
+/// Rows read back as their events, oldest first, the newest `limit` of them.
+pub fn events_of(rows: Vec<Event>, limit: usize) -> Vec<Event> {
+    let mut events: Vec<Event> = rows.into_iter().flat_map(unpack).collect();
+    events.sort_by_key(|e| e.at_ms);
+    let extra = events.len().saturating_sub(limit);
+    events.drain(..extra);
+    events
 }
 
 /// `text` cut to at most [`MAX_TERM`] bytes at a character boundary.
@@ -149,6 +242,35 @@ mod tests {
                 "{kind}: a forgotten term still finds its message"
             );
         }
+    }
+
+    #[test]
+    fn the_steps_of_a_message_noted_together_share_a_row_and_read_back_as_they_were() {
+        let events = vec![
+            at("m1", 1, "accepted", &["k1"]),
+            at("m2", 2, "accepted", &["k2"]),
+            at("m1", 3, "delivered", &["SO-1"]),
+        ];
+        let rows = pack(events.clone());
+        assert_eq!(rows.len(), 2);
+        assert_eq!((rows[0].step.as_str(), rows[0].at_ms), (STEPS, 1));
+        assert_eq!(rows[0].terms, ["k1", "SO-1"]);
+        assert_eq!(rows[1], events[1]);
+        let read: Vec<Event> = rows
+            .into_iter()
+            .flat_map(|mut row| {
+                row.terms.clear();
+                unpack(row)
+            })
+            .collect();
+        let without_terms = |mut e: Event| {
+            e.terms.clear();
+            e
+        };
+        assert_eq!(
+            read,
+            [events[0].clone(), events[2].clone(), events[1].clone()].map(without_terms)
+        );
     }
 
     #[test]

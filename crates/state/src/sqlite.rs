@@ -844,7 +844,8 @@ impl Backend for SqliteBackend {
                 },
             )
             .map_err(err)?;
-        rows.collect::<Result<_, _>>().map_err(err)
+        let rows = rows.collect::<Result<Vec<_>, _>>().map_err(err)?;
+        Ok(crate::lineage::events_of(rows, limit))
     }
 
     fn forget_lineage(&mut self, before_ms: i64, limit: usize) -> StateResult<usize> {

@@ -78,7 +78,8 @@ impl Outcomes {
         // Lineage right behind, in the same batch, but nothing waits on it: a failed
         // lineage write is logged and the messages go on.
         if !lineage.is_empty() {
-            self.store.send_aside(move |b| b.record_lineage(&lineage));
+            let rows = omniflow_state::lineage::pack(lineage);
+            self.store.send_aside(move |b| b.record_lineage(&rows));
         }
     }
 }

@@ -851,7 +851,8 @@ impl Backend for PostgresBackend {
                     terms: Vec::new(),
                 })
             })
-            .collect()
+            .collect::<StateResult<Vec<_>>>()
+            .map(|rows| crate::lineage::events_of(rows, limit))
     }
 
     fn forget_lineage(&mut self, before_ms: i64, limit: usize) -> StateResult<usize> {
