@@ -9,12 +9,11 @@ mod support;
 
 use serde_json::Value;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::Duration;
 use support::process::terminate;
-use support::{free_port, wait_for, Faults, Recorder, Sink, TempDir};
+use support::{free_port, run_flows, wait_for, Faults, Recorder, Sink, TempDir};
 
-const BIN: &str = env!("CARGO_BIN_EXE_omniflow");
 const TOKEN: &str = "console-token-for-the-test-0123";
 
 const FLOWS: &str = r#"use std.retail.{InventoryMovement}
@@ -76,37 +75,40 @@ fn node_modules() -> PathBuf {
 }
 
 fn start(dir: &TempDir, sink: &Sink, shop: &Recorder, ops: u16) -> Child {
-    std::fs::create_dir_all(dir.0.join("flows")).unwrap();
-    std::fs::write(dir.0.join("flows").join("console.flow"), FLOWS).unwrap();
+    dir.write_flows("console.flow", FLOWS);
+    let config = dir.0.join("omniflow.yaml");
     std::fs::write(
-        dir.0.join("omniflow.yaml"),
+        &config,
         "console:\n  token_secret: OMNIFLOW_CONSOLE_TOKEN\n",
     )
     .unwrap();
-    Command::new(BIN)
-        .arg("run")
-        .arg(dir.0.join("flows"))
-        .arg("--config")
-        .arg(dir.0.join("omniflow.yaml"))
-        .args(["--state", &dir.state(), "--webhook-addr", "127.0.0.1:0"])
-        .args(["--ops-addr", &format!("127.0.0.1:{ops}")])
-        .env("OMNIFLOW_TEST_INBOX", dir.0.join("in"))
-        .env(
-            "OMNIFLOW_TEST_SINK",
-            format!("http://127.0.0.1:{}", sink.port),
-        )
-        .env(
-            "OMNIFLOW_TEST_SHOP",
-            format!("http://127.0.0.1:{}", shop.port),
-        )
-        .env("OMNIFLOW_CONSOLE_TOKEN", TOKEN)
-        .env("OMNIFLOW_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::from(
-            std::fs::File::create(dir.0.join("runtime.log")).unwrap(),
-        ))
-        .spawn()
-        .unwrap()
+    let (config, ops) = (config.display().to_string(), format!("127.0.0.1:{ops}"));
+    run_flows(
+        dir,
+        &[
+            "--config",
+            &config,
+            "--webhook-addr",
+            "127.0.0.1:0",
+            "--ops-addr",
+            &ops,
+        ],
+        &[
+            (
+                "OMNIFLOW_TEST_INBOX",
+                dir.0.join("in").display().to_string(),
+            ),
+            (
+                "OMNIFLOW_TEST_SINK",
+                format!("http://127.0.0.1:{}", sink.port),
+            ),
+            (
+                "OMNIFLOW_TEST_SHOP",
+                format!("http://127.0.0.1:{}", shop.port),
+            ),
+            ("OMNIFLOW_CONSOLE_TOKEN", TOKEN.to_string()),
+        ],
+    )
 }
 
 /// One request to the console: its status and body.

@@ -7,10 +7,10 @@
 mod support;
 
 use serde_json::Value;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Output};
 use std::time::Duration;
 use support::process::terminate;
-use support::{free_port, wait_for, Faults, Sink, TempDir};
+use support::{free_port, run_flows, wait_for, Faults, Sink, TempDir};
 
 const BIN: &str = env!("CARGO_BIN_EXE_omniflow");
 
@@ -52,29 +52,22 @@ flow shipments {
 "#;
 
 fn start(dir: &TempDir, sink: &Sink) -> Child {
-    std::fs::create_dir_all(dir.0.join("flows")).unwrap();
-    std::fs::write(dir.0.join("flows").join("lineage.flow"), FLOWS).unwrap();
-    Command::new(BIN)
-        .arg("run")
-        .arg(dir.0.join("flows"))
-        .args(["--state", &dir.state(), "--webhook-addr", "127.0.0.1:0"])
-        .args(["--ops-addr", &format!("127.0.0.1:{}", free_port())])
-        .env("OMNIFLOW_TEST_INBOX", dir.0.join("in"))
-        .env(
-            "OMNIFLOW_TEST_SINK",
-            format!("http://127.0.0.1:{}", sink.port),
-        )
-        .env("OMNIFLOW_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::from(
-            std::fs::File::create(dir.0.join("runtime.log")).unwrap(),
-        ))
-        .spawn()
-        .unwrap()
-}
-
-fn log(dir: &TempDir) -> String {
-    std::fs::read_to_string(dir.0.join("runtime.log")).unwrap_or_default()
+    dir.write_flows("lineage.flow", FLOWS);
+    let ops = format!("127.0.0.1:{}", free_port());
+    run_flows(
+        dir,
+        &["--webhook-addr", "127.0.0.1:0", "--ops-addr", &ops],
+        &[
+            (
+                "OMNIFLOW_TEST_INBOX",
+                dir.0.join("in").display().to_string(),
+            ),
+            (
+                "OMNIFLOW_TEST_SINK",
+                format!("http://127.0.0.1:{}", sink.port),
+            ),
+        ],
+    )
 }
 
 fn trace(dir: &TempDir, args: &[&str]) -> Output {
@@ -113,7 +106,7 @@ fn trace_shows_each_hop_of_an_order_its_failed_attempts_its_shipment_and_a_rejec
     .unwrap();
     let mut child = start(&dir, &sink);
     wait_for("a retried call", Duration::from_secs(60), || {
-        log(&dir).contains("transient failure; retrying")
+        dir.log().contains("transient failure; retrying")
     });
     sink.set_faults(Faults::default());
     wait_for("the order", Duration::from_secs(60), || {

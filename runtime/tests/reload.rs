@@ -6,12 +6,11 @@
 mod support;
 
 use std::io::Write;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::Duration;
 use support::process::terminate;
-use support::{free_port, wait_for, Faults, Sink, TempDir};
+use support::{free_port, run_flows, wait_for, Faults, Sink, TempDir};
 
-const BIN: &str = env!("CARGO_BIN_EXE_omniflow");
 const LINES: usize = 10_000;
 
 fn flow(tag: &str) -> String {
@@ -39,28 +38,27 @@ flow events {{
 }
 
 fn start(dir: &TempDir, sink: &Sink, extra: &[&str]) -> Child {
-    Command::new(BIN)
-        .arg("run")
-        .arg(dir.0.join("flows"))
-        .args(["--state", &dir.state(), "--webhook-addr", "127.0.0.1:0"])
-        .args(["--ops-addr", &format!("127.0.0.1:{}", free_port())])
-        .args(extra)
-        .env("OMNIFLOW_TEST_INBOX", dir.0.join("in"))
-        .env(
-            "OMNIFLOW_TEST_SINK",
-            format!("http://127.0.0.1:{}", sink.port),
-        )
-        .env("OMNIFLOW_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::from(
-            std::fs::File::create(dir.0.join("runtime.log")).unwrap(),
-        ))
-        .spawn()
-        .unwrap()
+    let ops = format!("127.0.0.1:{}", free_port());
+    let mut args = vec!["--webhook-addr", "127.0.0.1:0", "--ops-addr", &ops];
+    args.extend(extra);
+    run_flows(
+        dir,
+        &args,
+        &[
+            (
+                "OMNIFLOW_TEST_INBOX",
+                dir.0.join("in").display().to_string(),
+            ),
+            (
+                "OMNIFLOW_TEST_SINK",
+                format!("http://127.0.0.1:{}", sink.port),
+            ),
+        ],
+    )
 }
 
 fn log(dir: &TempDir) -> String {
-    std::fs::read_to_string(dir.0.join("runtime.log")).unwrap_or_default()
+    dir.log()
 }
 
 fn signal(child: &Child, name: &str) {

@@ -12,9 +12,8 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 use support::process::{exchange, terminate, Killed};
-use support::{free_port, wait_for, Recorder, TempDir};
+use support::{free_port, run_flows, wait_for, Recorder, TempDir};
 
-const BIN: &str = env!("CARGO_BIN_EXE_omniflow");
 const TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 const PARENT: &str = "00f067aa0ba902b7";
 
@@ -74,34 +73,28 @@ fn receiver(out: &std::path::Path) -> (Killed, u16) {
 }
 
 fn start(dir: &TempDir, sink: &Recorder, otlp: u16, hooks: u16) -> Child {
-    std::fs::create_dir_all(dir.0.join("flows")).unwrap();
-    std::fs::write(dir.0.join("flows").join("orders.flow"), FLOW).unwrap();
+    dir.write_flows("orders.flow", FLOW);
+    let config = dir.0.join("omniflow.yaml");
     std::fs::write(
-        dir.0.join("omniflow.yaml"),
+        &config,
         format!(
             "telemetry:\n  otlp_endpoint: http://127.0.0.1:{otlp}\n  service_name: omniflow-test\n  metrics_every: 500ms\n"
         ),
     )
     .unwrap();
-    Command::new(BIN)
-        .arg("run")
-        .arg(dir.0.join("flows"))
-        .arg("--config")
-        .arg(dir.0.join("omniflow.yaml"))
-        .args(["--state", &dir.state()])
-        .args(["--webhook-addr", &format!("127.0.0.1:{hooks}")])
-        .env(
-            "OMNIFLOW_TEST_SINK",
-            format!("http://127.0.0.1:{}", sink.port),
-        )
-        // Spans are exported whatever the log level.
-        .env("OMNIFLOW_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::from(
-            std::fs::File::create(dir.0.join("runtime.log")).unwrap(),
-        ))
-        .spawn()
-        .unwrap()
+    let (config, hooks) = (config.display().to_string(), format!("127.0.0.1:{hooks}"));
+    run_flows(
+        dir,
+        &["--config", &config, "--webhook-addr", &hooks],
+        &[
+            (
+                "OMNIFLOW_TEST_SINK",
+                format!("http://127.0.0.1:{}", sink.port),
+            ),
+            // Spans are exported whatever the log level.
+            ("OMNIFLOW_LOG", "warn".to_string()),
+        ],
+    )
 }
 
 fn records(out: &std::path::Path) -> Vec<Value> {

@@ -3,4 +3,5 @@
 #![deny(clippy::unwrap_used)]
 
 pub mod connections;
+pub mod form;
 pub mod server;

@@ -329,6 +329,40 @@ impl TempDir {
     }
 }
 
+impl TempDir {
+    /// Writes a flow file into `flows/`.
+    pub fn write_flows(&self, name: &str, text: &str) {
+        std::fs::create_dir_all(self.0.join("flows")).unwrap();
+        std::fs::write(self.0.join("flows").join(name), text).unwrap();
+    }
+
+    /// What the runtime started by [`run_flows`] logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.0.join("runtime.log")).unwrap_or_default()
+    }
+}
+
+/// Starts `omniflow run` on `dir/flows` with the directory's state, `args` added (the
+/// addresses, `--config`), `env` set after `OMNIFLOW_LOG=info`; it logs to
+/// `dir/runtime.log`.
+pub fn run_flows(dir: &TempDir, args: &[&str], env: &[(&str, String)]) -> std::process::Child {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_omniflow"));
+    command
+        .arg("run")
+        .arg(dir.0.join("flows"))
+        .args(["--state", &dir.state()])
+        .args(args)
+        .env("OMNIFLOW_LOG", "info")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::from(
+            std::fs::File::create(dir.0.join("runtime.log")).unwrap(),
+        ));
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    command.spawn().unwrap()
+}
+
 /// True when the suites run against PostgreSQL (`OMNIFLOW_TEST_STATE=postgres`).
 pub fn on_postgres() -> bool {
     std::env::var("OMNIFLOW_TEST_STATE").is_ok_and(|v| v == "postgres")

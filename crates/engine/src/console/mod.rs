@@ -11,13 +11,13 @@
 //! rebinding DNS name is refused). Writes are POSTs from the console's own pages (an
 //! `Origin` naming the host asked) or from a client holding the token (Bearer).
 
-mod form;
 pub mod history;
 mod pages;
 mod plot;
 
 use crate::ops::metrics::Metrics;
 use history::History;
+use omniflow_http::form;
 use omniflow_http::server::{Req, Resp};
 use omniflow_mapping::pipeline::Pipeline;
 use omniflow_state::Store;

@@ -1,7 +1,7 @@
 //! The console's pages and actions, one function each.
 
 use super::history;
-use super::{form, plot, Console};
+use super::{plot, Console};
 use crate::ledger::report;
 use crate::lineage;
 use crate::ops::metrics::{
@@ -9,6 +9,7 @@ use crate::ops::metrics::{
     SINK_LATENCY,
 };
 use minijinja::context;
+use omniflow_http::form;
 use omniflow_http::server::{Req, Resp};
 use omniflow_mapping::pipeline::KindRt;
 use omniflow_state::{replay, DeadLetter};

@@ -1,4 +1,5 @@
-//! `application/x-www-form-urlencoded` text (query strings and form bodies) as pairs.
+//! `application/x-www-form-urlencoded` text (query strings and form bodies) as pairs, for
+//! the console's forms and the sandbox's query strings.
 
 /// The pairs of `text`, decoded (`+` is a space, `%XX` a byte; bad escapes stay as they
 /// are, invalid UTF-8 becomes U+FFFD).
@@ -20,7 +21,9 @@ pub fn get<'a>(pairs: &'a [(String, String)], name: &str) -> &'a str {
         .map_or("", |(_, v)| v.as_str())
 }
 
-fn decode(text: &str) -> String {
+/// Decodes `%XX` escapes and `+` as a space (a bad escape stays as it is, invalid UTF-8
+/// becomes U+FFFD).
+pub fn decode(text: &str) -> String {
     let bytes = text.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
