@@ -77,6 +77,7 @@ impl Tracker {
         let left = self.remaining.get().saturating_sub(1);
         self.remaining.set(left);
         if left == 0 {
+            ctx.outcomes.finished(&self.correlation);
             let mut done = ctx.done.borrow_mut();
             done.push(self.id);
             if done.len() >= COMPLETE_BATCH {
@@ -485,7 +486,6 @@ impl FlowCtx {
             }),
             terms,
         ));
-        self.outcomes.flush();
     }
 
     async fn dispatch(self: &Rc<Self>, tracker: &Rc<Tracker>, jobs: Vec<Serialised>) {
@@ -519,6 +519,7 @@ impl FlowCtx {
         let flow = self.flow_name().to_string();
         tracing::warn!(correlation_id = %tracker.correlation_id(), flow = %flow, node, reason = %reason, "message rejected; dead-lettered");
         self.note_rejected(tracker, node, &reason);
+        self.outcomes.finished(&tracker.correlation);
         let letter = self.rejection(tracker, node, payload.to_string(), reason);
         let id = tracker.id;
         self.durably(Mode::Isolated, move |b| {

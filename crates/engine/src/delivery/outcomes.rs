@@ -2,10 +2,13 @@
 //! of the completions that depend on them, the claims replicas take on keys before a
 //! call, and state writes that must not be dropped.
 
+use omniflow_state::lineage::Event;
 use omniflow_state::{Mode, OutcomeStatus, Store};
 use std::cell::RefCell;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
+use std::time::Instant;
 
 /// The outcomes of one flow's sinks waiting to be written.
 pub struct Outcomes {
@@ -15,8 +18,22 @@ pub struct Outcomes {
     /// Keys of successful deliveries, by sink, whose outcomes are not yet queued for
     /// writing.
     delivered: RefCell<Vec<(Arc<str>, Vec<String>)>>,
-    /// Lineage events waiting to be written with them.
-    lineage: RefCell<Vec<omniflow_state::lineage::Event>>,
+    /// Lineage events ready to be written (of finished messages, or held long enough).
+    lineage: RefCell<Vec<Event>>,
+    /// Lineage events of messages still in flight, by correlation id: written together
+    /// (one row) when the message finishes, or after [`HOLD`] so a message that waits
+    /// (retries, an outage) shows in a trace meanwhile.
+    held: RefCell<Held>,
+}
+
+/// How long a message's lineage waits for the message to finish before it is written.
+const HOLD: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Lineage events of messages in flight, and when each was first held.
+#[derive(Default)]
+struct Held {
+    events: HashMap<String, Vec<Event>>,
+    since: VecDeque<(Instant, String)>,
 }
 
 impl Outcomes {
@@ -27,6 +44,7 @@ impl Outcomes {
             membership,
             delivered: RefCell::new(Vec::new()),
             lineage: RefCell::new(Vec::new()),
+            held: RefCell::default(),
         }
     }
 
@@ -53,15 +71,50 @@ impl Outcomes {
         }
     }
 
-    /// Notes a lineage event; it is written with the next batch of outcomes.
-    pub fn note(&self, event: omniflow_state::lineage::Event) {
-        self.lineage.borrow_mut().push(event);
+    /// Notes a lineage event of a message in flight; it is written once the message
+    /// finishes ([`Outcomes::finished`]) or has waited [`HOLD`].
+    pub fn note(&self, event: Event) {
+        let mut held = self.held.borrow_mut();
+        match held.events.get_mut(&event.correlation) {
+            Some(events) => events.push(event),
+            None => {
+                held.since
+                    .push_back((Instant::now(), event.correlation.clone()));
+                held.events.insert(event.correlation.clone(), vec![event]);
+            }
+        }
+    }
+
+    /// The message `correlation` is finished: its lineage goes with the next batch.
+    pub fn finished(&self, correlation: &str) {
+        if let Some(events) = self.held.borrow_mut().events.remove(correlation) {
+            self.lineage.borrow_mut().extend(events);
+        }
+    }
+
+    /// Moves the lineage held longer than [`HOLD`] to the next batch.
+    fn release_held(&self) {
+        let mut held = self.held.borrow_mut();
+        let now = Instant::now();
+        while held
+            .since
+            .front()
+            .is_some_and(|(since, _)| now.duration_since(*since) >= HOLD)
+        {
+            let Some((_, correlation)) = held.since.pop_front() else {
+                break;
+            };
+            if let Some(events) = held.events.remove(&correlation) {
+                self.lineage.borrow_mut().extend(events);
+            }
+        }
     }
 
     /// Queues the outcomes noted so far as one write (if it fails, the store refuses
     /// completions from then on, see [`Store::send`]), and the lineage noted so far as
     /// another whose failure is only logged.
     pub fn flush(&self) {
+        self.release_held();
         let by_sink = std::mem::take(&mut *self.delivered.borrow_mut());
         let lineage = std::mem::take(&mut *self.lineage.borrow_mut());
         if by_sink.is_empty() && lineage.is_empty() {

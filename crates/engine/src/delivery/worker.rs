@@ -469,7 +469,6 @@ impl SinkWorker {
             json!({"reason": lineage::reason(&letter.error), "attempts": letter.attempts, "queue": letter.queue}),
             Vec::new(),
         );
-        self.outcomes.flush();
         let (sink_id, key) = (self.sink_id.clone(), job.key.clone());
         durably(self.outcomes.store(), flow, Mode::Isolated, move |b| {
             b.add_dead_letter(&letter)?;
