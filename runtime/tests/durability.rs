@@ -7,6 +7,7 @@ mod support;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
+use support::process::exchange;
 use support::signing::sign;
 use support::{free_port, wait_for, Faults, Sink, TempDir};
 
@@ -315,7 +316,7 @@ fn a_key_seen_again_in_the_same_run_is_not_delivered_again() {
     wait_for("every line consumed", Duration::from_secs(60), || {
         consumed(&dir, "orders.jsonl") && inbox_len(&dir, "events") == 0
     });
-    let (status, metrics) = http(
+    let (status, metrics) = exchange(
         ops,
         "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
     );
@@ -338,24 +339,6 @@ fn a_key_seen_again_in_the_same_run_is_not_delivered_again() {
     );
 }
 
-fn http(port: u16, request: &str) -> (u16, String) {
-    use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    stream.write_all(request.as_bytes()).unwrap();
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer).unwrap();
-    let status = answer
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let body = answer
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
-    (status, body)
-}
-
 /// The webhook secret of the test flow.
 const HOOK_SECRET: &str = "hook-secret";
 
@@ -372,7 +355,7 @@ fn post_signed(
     } else {
         format!("X-Signature: {signature}\r\n")
     };
-    http(
+    exchange(
         port,
         &format!(
             "POST {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json\r\nX-Webhook-Id: {delivery_id}\r\n{signature}Content-Length: {}\r\n\r\n{body}",
@@ -429,7 +412,7 @@ flow orders {
         .unwrap();
     wait_for("/health", Duration::from_secs(30), || {
         std::net::TcpStream::connect(("127.0.0.1", ops)).is_ok()
-            && http(
+            && exchange(
                 ops,
                 "GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
             )
@@ -483,7 +466,7 @@ flow orders {
     wait_for("an empty inbox", Duration::from_secs(30), || {
         inbox_len(&dir, "orders") == 0
     });
-    let (status, metrics) = http(
+    let (status, metrics) = exchange(
         ops,
         "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
     );
