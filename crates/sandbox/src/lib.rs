@@ -10,6 +10,7 @@
 pub mod amazon;
 pub mod amazon_reports;
 pub mod catalog;
+pub mod clock;
 pub mod odata;
 pub mod shipbob;
 pub mod shopify;
@@ -33,6 +34,8 @@ pub struct SandboxConfig {
     pub seed: u64,
     /// Fault profile applied to every system at start.
     pub faults: FaultProfile,
+    /// Simulated seconds per real second for webhook redelivery schedules.
+    pub time_scale: f64,
 }
 
 impl Default for SandboxConfig {
@@ -40,6 +43,7 @@ impl Default for SandboxConfig {
         SandboxConfig {
             seed: 42,
             faults: FaultProfile::None,
+            time_scale: 1.0,
         }
     }
 }
@@ -363,6 +367,10 @@ pub struct Sandbox {
     pub odata: RefCell<odata::State>,
     /// Webhook subscribers of every system.
     pub subscribers: RefCell<Vec<webhooks::Subscriber>>,
+    /// Every webhook delivery attempt.
+    pub deliveries: RefCell<webhooks::Log>,
+    /// Simulated time for redelivery schedules.
+    pub clock: clock::Clock,
     /// Client for outbound webhook deliveries.
     pub client: reqwest::Client,
 }
@@ -387,6 +395,8 @@ impl Sandbox {
             profiles: RefCell::new(profiles),
             outages: RefCell::new(HashMap::new()),
             subscribers: RefCell::new(Vec::new()),
+            deliveries: RefCell::new(webhooks::Log::default()),
+            clock: clock::Clock::new(config.time_scale),
             client: reqwest::Client::builder()
                 .timeout(Duration::from_secs(5))
                 .build()
@@ -533,6 +543,9 @@ fn control(sb: &Shared, rest: &str, req: &Req) -> Resp {
         ("POST", ["faults"]) => set_fault(sb, req),
         ("POST", ["webhooks"]) => webhooks::register_control(sb, req),
         ("GET", ["webhooks"]) => webhooks::list(sb),
+        ("GET", ["webhooks", "deliveries"]) => webhooks::deliveries(sb),
+        ("GET", ["clock"]) => clock_state(sb),
+        ("POST", ["clock"]) => set_clock(sb, req),
         ("POST", ["shopify", "orders"]) => shopify::control_create_order(sb, req),
         ("POST", ["amazon", "orders"]) => amazon::control_create_order(sb, req),
         ("POST", ["amazon", "token_ttl"]) => amazon::control_token_ttl(sb, req),
@@ -546,6 +559,25 @@ fn control(sb: &Shared, rest: &str, req: &Req) -> Resp {
             404,
             json!({"error": format!("unknown control endpoint /_sandbox/{rest}")}),
         ),
+    }
+}
+
+/// `GET /_sandbox/clock`: the scale and the simulated seconds since start.
+fn clock_state(sb: &Sandbox) -> Resp {
+    Resp::json(
+        200,
+        json!({"scale": sb.clock.scale(), "now_s": sb.clock.now()}),
+    )
+}
+
+/// `POST /_sandbox/clock {"scale": N}`: simulated seconds per real second from now on.
+fn set_clock(sb: &Sandbox, req: &Req) -> Resp {
+    let Some(scale) = json_body(req).and_then(|b| b["scale"].as_f64()) else {
+        return Resp::json(400, json!({"error": "give {\"scale\": N}"}));
+    };
+    match sb.clock.set_scale(scale) {
+        Ok(()) => clock_state(sb),
+        Err(e) => Resp::json(400, json!({ "error": e })),
     }
 }
 

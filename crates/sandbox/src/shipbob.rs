@@ -527,17 +527,8 @@ pub fn control_ship(sb: &Shared, id: &str, req: &Req) -> Resp {
     let delay = webhooks::delay(&req.query);
     for sub in webhooks::subscribers(sb, System::Shipbob, "order.shipped") {
         let msg_id = format!("msg_{}", sb.rng.borrow_mut().alnum(24));
-        let ts = super::now().timestamp();
         let secret = sub.secret.as_deref().unwrap_or(WEBHOOK_SECRET);
-        let headers = vec![
-            ("webhook-id".to_string(), msg_id.clone()),
-            ("webhook-timestamp".to_string(), ts.to_string()),
-            (
-                "webhook-signature".to_string(),
-                webhooks::standard_signature(secret, &msg_id, ts, &body),
-            ),
-            ("x-webhook-topic".to_string(), "order.shipped".to_string()),
-        ];
+        let headers = vec![("x-webhook-topic".to_string(), "order.shipped".to_string())];
         for copy in 0..if duplicate { 2 } else { 1 } {
             if copy == 1 {
                 sb.bump(System::Shipbob, "webhook_duplicates_sent");
@@ -546,6 +537,11 @@ pub fn control_ship(sb: &Shared, id: &str, req: &Req) -> Resp {
                 sb,
                 Delivery {
                     system: System::Shipbob,
+                    topic: "order.shipped".to_string(),
+                    signing: webhooks::Signing::Standard {
+                        secret: secret.to_string(),
+                        id: msg_id.clone(),
+                    },
                     url: sub.url.clone(),
                     headers: headers.clone(),
                     body: body.clone(),

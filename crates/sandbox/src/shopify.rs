@@ -552,6 +552,8 @@ fn notify(sb: &Shared, topic: &str, payload: &Value, duplicate: bool, delay: std
                 sb,
                 Delivery {
                     system: System::Shopify,
+                    topic: topic.to_string(),
+                    signing: webhooks::Signing::Fixed,
                     url: sub.url.clone(),
                     headers: headers.clone(),
                     body: body.clone(),

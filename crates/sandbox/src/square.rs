@@ -981,6 +981,8 @@ fn notify(sb: &Shared, topic: &str, order: &Value) {
             sb,
             Delivery {
                 system: System::Square,
+                topic: topic.to_string(),
+                signing: webhooks::Signing::Fixed,
                 url: sub.url.clone(),
                 headers: vec![
                     ("x-square-hmacsha256-signature".into(), sig),

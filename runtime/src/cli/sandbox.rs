@@ -13,6 +13,10 @@ pub struct Args {
     /// Fault profile for every system: none, flaky, throttled or slow.
     #[arg(long, default_value = "none")]
     faults: String,
+    /// Simulated seconds per real second for webhook redelivery schedules (3600 rehearses
+    /// an hour's outage in a second); the control API can change it.
+    #[arg(long, default_value_t = 1.0)]
+    time_scale: f64,
     /// Log format.
     #[arg(long, value_enum, default_value = "text")]
     log_format: super::LogFormat,
@@ -27,6 +31,14 @@ pub fn run(args: Args) -> u8 {
             return 2;
         }
     };
+    if !omniflow_sandbox::clock::SCALES.contains(&args.time_scale) {
+        eprintln!(
+            "error: --time-scale must be from {} to {}",
+            omniflow_sandbox::clock::SCALES.start(),
+            omniflow_sandbox::clock::SCALES.end()
+        );
+        return 2;
+    }
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -42,6 +54,7 @@ pub fn run(args: Args) -> u8 {
         let config = SandboxConfig {
             seed: args.seed,
             faults,
+            time_scale: args.time_scale,
         };
         match sandbox::serve(&args.addr, config).await {
             Ok(addr) => {

@@ -67,8 +67,14 @@ pub fn get(port: u16, path: &str) -> (u16, String) {
 
 /// Starts `omniflow sandbox` on `port` and waits until it listens; killed on drop.
 pub fn sandbox(port: u16) -> Killed {
+    sandbox_with(port, &[])
+}
+
+/// [`sandbox`] with more arguments (`--time-scale 600`).
+pub fn sandbox_with(port: u16, args: &[&str]) -> Killed {
     let child = Command::new(env!("CARGO_BIN_EXE_omniflow"))
         .args(["sandbox", "--addr", &format!("127.0.0.1:{port}")])
+        .args(args)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
@@ -78,4 +84,16 @@ pub fn sandbox(port: u16) -> Killed {
         std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
     });
     sandbox
+}
+
+/// `POST path` with a JSON body on a local port.
+pub fn post_json(port: u16, path: &str, body: &str) -> (u16, String) {
+    exchange(
+        port,
+        &format!(
+            "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+             Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        ),
+    )
 }

@@ -187,6 +187,8 @@ async fn start_systems(args: &Args) -> Result<Systems, String> {
         None => {
             let config = SandboxConfig {
                 seed: args.seed,
+                // A redelivery the vendor makes a minute later comes a second later.
+                time_scale: 60.0,
                 ..SandboxConfig::default()
             };
             format!(
