@@ -55,12 +55,17 @@ fn an_hour_long_outage_is_bridged_by_shopifys_redeliveries_and_each_order_is_sto
     // Ten simulated minutes a real second: the hour passes in six seconds.
     let _sandbox = sandbox_with(sandbox_port, &["--time-scale", "600"]);
     let url = format!("http://127.0.0.1:{hooks}/hooks/shopify/orders");
-    let subscribe =
-        format!(r#"{{"system": "shopify", "topic": "orders/create", "url": "{url}"}}"#);
-    assert_eq!(post_json(sandbox_port, "/_sandbox/webhooks", &subscribe).0, 201);
+    let subscribe = format!(r#"{{"system": "shopify", "topic": "orders/create", "url": "{url}"}}"#);
+    assert_eq!(
+        post_json(sandbox_port, "/_sandbox/webhooks", &subscribe).0,
+        201
+    );
     let order = r#"{"line_items": [{"sku": "CAP-009-BLK-XL", "quantity": 1}]}"#;
     let mut ids = Vec::new();
-    for path in ["/_sandbox/shopify/orders", "/_sandbox/shopify/orders?duplicate=true"] {
+    for path in [
+        "/_sandbox/shopify/orders",
+        "/_sandbox/shopify/orders?duplicate=true",
+    ] {
         let (status, body) = post_json(sandbox_port, path, order);
         assert_eq!(status, 201, "{body}");
         let created: Value = serde_json::from_str(&body).unwrap();
@@ -92,7 +97,10 @@ fn an_hour_long_outage_is_bridged_by_shopifys_redeliveries_and_each_order_is_sto
                 "SHOPIFY_WEBHOOK_SECRET",
                 omniflow_sandbox::shopify::WEBHOOK_SECRET.into(),
             ),
-            ("OMNIFLOW_TEST_SINK", format!("http://127.0.0.1:{}", sink.port)),
+            (
+                "OMNIFLOW_TEST_SINK",
+                format!("http://127.0.0.1:{}", sink.port),
+            ),
         ],
     ));
     wait_for("every delivery taken", PATIENCE, || {
@@ -108,9 +116,16 @@ fn an_hour_long_outage_is_bridged_by_shopifys_redeliveries_and_each_order_is_sto
         assert_eq!(last["ok"], true, "{attempts:?}");
         assert!(last["at_s"].as_f64().unwrap() >= 3600.0, "{attempts:?}");
         assert!(failed.iter().all(|a| a["outcome"] == "cannot connect"));
-        let waits: Vec<f64> = attempts.iter().map(|a| a["wait_s"].as_f64().unwrap()).collect();
+        let waits: Vec<f64> = attempts
+            .iter()
+            .map(|a| a["wait_s"].as_f64().unwrap())
+            .collect();
         assert_eq!(waits[0], 0.0);
-        assert_eq!(&waits[1..], &SHOPIFY[..waits.len() - 1], "Shopify's schedule");
+        assert_eq!(
+            &waits[1..],
+            &SHOPIFY[..waits.len() - 1],
+            "Shopify's schedule"
+        );
         let mut earliest = 0.0;
         for (a, wait) in attempts.iter().zip(&waits) {
             earliest += wait;

@@ -6,11 +6,14 @@
 //! The simulators follow the vendors' documented behaviour and are written independently of
 //! the runtime's connectors: they share no payload types, paging or signing code with them.
 #![deny(clippy::unwrap_used)]
+#![recursion_limit = "512"]
 
 pub mod amazon;
 pub mod amazon_reports;
 pub mod catalog;
 pub mod clock;
+pub mod faults;
+pub use faults::FaultProfile;
 pub mod odata;
 pub mod shipbob;
 pub mod shopify;
@@ -21,10 +24,9 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use omniflow_http::server::{self, Handler, Req, Resp};
 use serde_json::{json, Map, Value};
 use std::cell::RefCell;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::rc::Rc;
-use std::str::FromStr;
 use std::time::{Duration, Instant};
 
 /// How the sandbox starts.
@@ -44,38 +46,6 @@ impl Default for SandboxConfig {
             seed: 42,
             faults: FaultProfile::None,
             time_scale: 1.0,
-        }
-    }
-}
-
-/// How long a hanging request of the flaky profile is held.
-const HANG: Duration = Duration::from_secs(35);
-
-/// A standing fault profile for one system.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum FaultProfile {
-    /// No injected faults.
-    None,
-    /// 10% of requests get 503, 5% get the vendor's 429, 3% hang for 35 s (past the usual
-    /// 30 s client timeout) and then get 504.
-    Flaky,
-    /// The vendor's throttle at a quarter of the normal quota.
-    Throttled,
-    /// 200–800 ms of added latency.
-    Slow,
-}
-
-impl FromStr for FaultProfile {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "none" => Ok(FaultProfile::None),
-            "flaky" => Ok(FaultProfile::Flaky),
-            "throttled" => Ok(FaultProfile::Throttled),
-            "slow" => Ok(FaultProfile::Slow),
-            other => Err(format!(
-                "unknown fault profile `{other}` (none, flaky, throttled, slow)"
-            )),
         }
     }
 }
@@ -340,19 +310,14 @@ impl TokenBucket {
     }
 }
 
-struct Outage {
-    status: u16,
-    until: Instant,
-}
-
 /// The whole sandbox: every simulator's state plus shared services.
 pub struct Sandbox {
     /// Deterministic RNG.
     pub rng: RefCell<Rng>,
     /// Counters.
     pub stats: RefCell<Stats>,
-    profiles: RefCell<HashMap<System, FaultProfile>>,
-    outages: RefCell<HashMap<System, Outage>>,
+    /// Standing profiles, outages and scripted per-route faults.
+    pub faults: faults::Faults,
     /// Shopify state.
     pub shopify: RefCell<shopify::State>,
     /// Amazon SP-API state.
@@ -382,7 +347,6 @@ impl Sandbox {
     /// A sandbox seeded from `config`.
     pub fn new(config: &SandboxConfig) -> Sandbox {
         let mut rng = Rng::new(config.seed);
-        let profiles = System::ALL.iter().map(|s| (*s, config.faults)).collect();
         Sandbox {
             shopify: RefCell::new(shopify::State::new(&mut rng)),
             amazon: RefCell::new(amazon::State::new()),
@@ -392,8 +356,7 @@ impl Sandbox {
             odata: RefCell::new(odata::State::new()),
             rng: RefCell::new(rng),
             stats: RefCell::new(Stats::new()),
-            profiles: RefCell::new(profiles),
-            outages: RefCell::new(HashMap::new()),
+            faults: faults::Faults::new(config.faults),
             subscribers: RefCell::new(Vec::new()),
             deliveries: RefCell::new(webhooks::Log::default()),
             clock: clock::Clock::new(config.time_scale),
@@ -411,8 +374,8 @@ impl Sandbox {
 
     /// 0.25 under the throttled profile, else 1.
     pub fn quota_scale(&self, system: System) -> f64 {
-        match self.profiles.borrow().get(&system) {
-            Some(FaultProfile::Throttled) => 0.25,
+        match self.faults.profile(system) {
+            FaultProfile::Throttled => 0.25,
             _ => 1.0,
         }
     }
@@ -466,16 +429,21 @@ async fn route(sb: Shared, req: Req) -> Resp {
         return Resp::json(404, json!({"error": "no simulator serves this path"}));
     };
     sb.bump(system, "requests");
-    if let Some(resp) = inject_fault(&sb, system).await {
+    let step = sb.faults.scripted(&req.method, &req.path);
+    if let Some(resp) = faults::before(&sb, system, step.as_ref()).await {
         sb.bump(system, "faults_injected");
         return resp;
     }
-    match system {
+    let resp = match system {
         System::Shopify => shopify::handle(&sb, &req),
         System::AmazonSp => amazon::handle(&sb, &req),
         System::Square => square::handle(&sb, &req),
         System::Shipbob => shipbob::handle(&sb, &req),
         System::Odata => odata::handle(&sb, &req),
+    };
+    match step {
+        Some(step) => faults::after(&sb, system, &step, resp),
+        None => resp,
     }
 }
 
@@ -490,57 +458,13 @@ fn fault_response(sb: &Sandbox, system: System, status: u16) -> Resp {
     }
 }
 
-async fn inject_fault(sb: &Shared, system: System) -> Option<Resp> {
-    let outage = {
-        let mut outages = sb.outages.borrow_mut();
-        match outages.get(&system) {
-            Some(o) if o.until > Instant::now() => Some(o.status),
-            Some(_) => {
-                outages.remove(&system);
-                None
-            }
-            None => None,
-        }
-    };
-    if let Some(status) = outage {
-        return Some(fault_response(sb, system, status));
-    }
-    let profile = sb
-        .profiles
-        .borrow()
-        .get(&system)
-        .copied()
-        .unwrap_or(FaultProfile::None);
-    match profile {
-        FaultProfile::Flaky => {
-            let draw = sb.rng.borrow_mut().below(100);
-            if draw < 10 {
-                Some(fault_response(sb, system, 503))
-            } else if draw < 15 {
-                sb.bump(system, "throttled");
-                Some(fault_response(sb, system, 429))
-            } else if draw < 18 {
-                sb.bump(system, "timeouts_injected");
-                tokio::time::sleep(HANG).await;
-                Some(fault_response(sb, system, 504))
-            } else {
-                None
-            }
-        }
-        FaultProfile::Slow => {
-            let ms = 200 + sb.rng.borrow_mut().below(601);
-            tokio::time::sleep(Duration::from_millis(ms)).await;
-            None
-        }
-        FaultProfile::None | FaultProfile::Throttled => None,
-    }
-}
-
 fn control(sb: &Shared, rest: &str, req: &Req) -> Resp {
     let segments: Vec<&str> = rest.trim_end_matches('/').split('/').collect();
     match (req.method.as_str(), segments.as_slice()) {
         ("GET", ["stats"]) => Resp::json(200, sb.stats.borrow().to_json()),
-        ("POST", ["faults"]) => set_fault(sb, req),
+        ("POST", ["faults"]) => faults::control(sb, req),
+        ("GET", ["faults"]) => faults::list(sb),
+        ("DELETE", ["faults"]) => faults::clear(sb),
         ("POST", ["webhooks"]) => webhooks::register_control(sb, req),
         ("GET", ["webhooks"]) => webhooks::list(sb),
         ("GET", ["webhooks", "deliveries"]) => webhooks::deliveries(sb),
@@ -608,49 +532,6 @@ fn control_prices(sb: &Sandbox) -> Resp {
             "amazon_prices": stats.get(System::AmazonSp, "price_updates"),
             "square_prices": stats.get(System::Square, "catalog_upserts"),
         }}),
-    )
-}
-
-fn set_fault(sb: &Sandbox, req: &Req) -> Resp {
-    let Some(body) = json_body(req) else {
-        return Resp::json(400, json!({"error": "body must be a JSON object"}));
-    };
-    let Some(system) = body["system"].as_str().and_then(System::parse) else {
-        return Resp::json(
-            400,
-            json!({"error": "system must be one of shopify, amazon_sp, square, shipbob, odata"}),
-        );
-    };
-    if let Some(profile) = body["profile"].as_str() {
-        return match profile.parse::<FaultProfile>() {
-            Ok(p) => {
-                sb.profiles.borrow_mut().insert(system, p);
-                Resp::json(200, json!({"system": system.key(), "profile": profile}))
-            }
-            Err(e) => Resp::json(400, json!({ "error": e })),
-        };
-    }
-    let Some(status) = body["status"].as_u64().filter(|s| (400..600).contains(s)) else {
-        return Resp::json(
-            400,
-            json!({"error": "give `profile`, or `status` (400-599) and `for_ms`"}),
-        );
-    };
-    let for_ms = body["for_ms"].as_u64().unwrap_or(30_000);
-    if for_ms == 0 {
-        sb.outages.borrow_mut().remove(&system);
-    } else {
-        sb.outages.borrow_mut().insert(
-            system,
-            Outage {
-                status: status as u16,
-                until: Instant::now() + Duration::from_millis(for_ms),
-            },
-        );
-    }
-    Resp::json(
-        200,
-        json!({"system": system.key(), "status": status, "for_ms": for_ms}),
     )
 }
 

@@ -2,12 +2,12 @@
 //! and fulfillments, inventory levels, products and variants (`products.rs`), webhook
 //! subscriptions, and the 40-call leaky bucket leaking 2 per second.
 
+mod orders;
 pub mod products;
 
 use super::webhooks::{self, Delivery, Subscriber};
 use super::{
-    base_url, catalog, cents_str, header, json_body, param, parse_cents, parse_ts, query_pairs,
-    Sandbox, Shared, System,
+    base_url, catalog, header, json_body, param, parse_ts, query_pairs, Sandbox, Shared, System,
 };
 use base64::Engine;
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -264,8 +264,8 @@ fn list_orders(sb: &Shared, req: &Req, version: &str) -> Resp {
         Some(Ok(n)) if (1..=250).contains(&n) => n,
         Some(_) => return errors(400, json!({"limit": ["must be between 1 and 250"]})),
     };
-    // Filters: from the request, or frozen in the cursor.
-    let (filters, after_id) = match param(&pairs, "page_info") {
+    // Filters: from the request, or frozen in the cursor with the page's side.
+    let (filters, cursor) = match param(&pairs, "page_info") {
         Some(token) => {
             if let Some((k, _)) = pairs
                 .iter()
@@ -277,7 +277,7 @@ fn list_orders(sb: &Shared, req: &Req, version: &str) -> Resp {
                 );
             }
             match decode_cursor(token) {
-                Some(c) => c,
+                Some((f, c)) => (f, Some(c)),
                 None => return errors(400, json!({"page_info": ["Invalid value."]})),
             }
         }
@@ -288,7 +288,7 @@ fn list_orders(sb: &Shared, req: &Req, version: &str) -> Resp {
                     f.insert(key.to_string(), json!(v));
                 }
             }
-            (Value::Object(f), 0)
+            (Value::Object(f), None)
         }
     };
     let status = filters["status"].as_str().unwrap_or("open");
@@ -312,7 +312,7 @@ fn list_orders(sb: &Shared, req: &Req, version: &str) -> Resp {
     let matching: Vec<&Order> = st
         .orders
         .iter()
-        .filter(|o| o.id > since_id.max(after_id))
+        .filter(|o| o.id > since_id)
         .filter(|o| match status {
             "open" => !o.closed && !o.cancelled,
             "closed" => o.closed,
@@ -327,37 +327,73 @@ fn list_orders(sb: &Shared, req: &Req, version: &str) -> Resp {
             })
         })
         .collect();
-    let page: Vec<Value> = matching
-        .iter()
-        .take(limit)
-        .map(|o| o.json.clone())
-        .collect();
-    let mut resp = Resp::json(200, json!({ "orders": page }));
-    if matching.len() > limit {
-        let last = matching[limit - 1].id;
-        let token = encode_cursor(&filters, last);
-        resp = resp.header(
-            "Link",
-            format!(
-                "<{}/admin/api/{version}/orders.json?limit={limit}&page_info={token}>; rel=\"next\"",
-                base_url(req)
-            ),
-        );
+    // The page: the first `limit` after a cursor's id, or the last `limit` before it.
+    let (from, to) = match cursor {
+        None => (0, limit.min(matching.len())),
+        Some(Side::After(id)) => {
+            let from = matching.partition_point(|o| o.id <= id);
+            (from, (from + limit).min(matching.len()))
+        }
+        Some(Side::Before(id)) => {
+            let to = matching.partition_point(|o| o.id < id);
+            (to.saturating_sub(limit), to)
+        }
+    };
+    let page: Vec<Value> = matching[from..to].iter().map(|o| o.json.clone()).collect();
+    let mut links = Vec::new();
+    let url = |side: Side| {
+        format!(
+            "<{}/admin/api/{version}/orders.json?limit={limit}&page_info={}>",
+            base_url(req),
+            encode_cursor(&filters, side)
+        )
+    };
+    if from > 0 && from < to {
+        links.push(format!(
+            "{}; rel=\"previous\"",
+            url(Side::Before(matching[from].id))
+        ));
     }
-    resp
+    if to < matching.len() && from < to {
+        links.push(format!(
+            "{}; rel=\"next\"",
+            url(Side::After(matching[to - 1].id))
+        ));
+    }
+    let resp = Resp::json(200, json!({ "orders": page }));
+    if links.is_empty() {
+        resp
+    } else {
+        resp.header("Link", links.join(", "))
+    }
 }
 
-fn encode_cursor(filters: &Value, last_id: u64) -> String {
-    let raw = json!({"f": filters, "after": last_id}).to_string();
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw)
+/// Which side of an order id a `page_info` cursor reads.
+#[derive(Clone, Copy)]
+enum Side {
+    After(u64),
+    Before(u64),
 }
 
-fn decode_cursor(token: &str) -> Option<(Value, u64)> {
+fn encode_cursor(filters: &Value, side: Side) -> String {
+    let raw = match side {
+        Side::After(id) => json!({"f": filters, "after": id}),
+        Side::Before(id) => json!({"f": filters, "before": id}),
+    };
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw.to_string())
+}
+
+fn decode_cursor(token: &str) -> Option<(Value, Side)> {
     let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(token)
         .ok()?;
     let v: Value = serde_json::from_slice(&raw).ok()?;
-    Some((v.get("f")?.clone(), v.get("after")?.as_u64()?))
+    let side = match (v.get("after"), v.get("before")) {
+        (Some(id), None) => Side::After(id.as_u64()?),
+        (None, Some(id)) => Side::Before(id.as_u64()?),
+        _ => return None,
+    };
+    Some((v.get("f")?.clone(), side))
 }
 
 /// `POST /_sandbox/shopify/orders`: a storefront order, announced by `orders/create`.
@@ -365,7 +401,7 @@ pub fn control_create_order(sb: &Shared, req: &Req) -> Resp {
     let Some(body) = json_body(req) else {
         return errors(400, json!({"order": ["body must be a JSON object"]}));
     };
-    let order = match build_order(sb, &body) {
+    let order = match orders::build(sb, &body) {
         Ok(o) => o,
         Err(msg) => return errors(422, json!({ "line_items": [msg] })),
     };
@@ -381,141 +417,6 @@ pub fn control_create_order(sb: &Shared, req: &Req) -> Resp {
         webhooks::delay(&req.query),
     );
     Resp::json(201, json!({ "order": order }))
-}
-
-fn build_order(sb: &Shared, body: &Value) -> Result<Value, String> {
-    let Some(lines) = body["line_items"].as_array().filter(|l| !l.is_empty()) else {
-        return Err("must have at least one line item".into());
-    };
-    let tax_bp = body["tax_rate"]
-        .as_f64()
-        .map(|r| (r * 10_000.0).round() as i64)
-        .unwrap_or(0);
-    let money = |key: &str| -> Result<i64, String> {
-        match &body[key] {
-            Value::Null => Ok(0),
-            Value::String(s) => parse_cents(s).ok_or(format!("{key} is invalid")),
-            v => super::number_cents(v).ok_or(format!("{key} is invalid")),
-        }
-    };
-    let discounts = money("total_discounts")?;
-    let shipping = money("shipping_price")?;
-    let now = super::now();
-    let mut st = sb.shopify.borrow_mut();
-    let order_id = st.id();
-    let number = st.next_number;
-    st.next_number += 1;
-    let mut items = Vec::new();
-    let mut fo_lines = Vec::new();
-    let (mut subtotal, mut tax) = (0i64, 0i64);
-    for line in lines {
-        let sku = line["sku"].as_str().ok_or("sku is required")?;
-        let qty = line["quantity"]
-            .as_i64()
-            .filter(|q| *q > 0)
-            .ok_or("quantity must be a positive integer")?;
-        let known = catalog::by_sku(sku);
-        let price = match (&line["price"], known) {
-            (Value::Null, Some((_, item))) => item.price_cents,
-            (Value::Null, None) => return Err(format!("unknown sku {sku} needs a price")),
-            (v, _) => super::number_cents(v).ok_or("price is invalid")?,
-        };
-        let line_tax = (price * qty * tax_bp + 5_000) / 10_000;
-        subtotal += price * qty;
-        tax += line_tax;
-        let id = st.id();
-        let (variant, product, inv, title) = match known {
-            Some((idx, item)) => (
-                json!(catalog::shopify_variant_id(idx)),
-                json!(catalog::shopify_product_id(idx)),
-                Some(catalog::shopify_inventory_item_id(idx)),
-                item.title.to_string(),
-            ),
-            None => (Value::Null, Value::Null, None, sku.to_string()),
-        };
-        if let (Some(inv), Some(v)) = (inv, variant.as_u64()) {
-            fo_lines.push((id, inv, v, qty));
-        }
-        items.push(json!({
-            "id": id, "variant_id": variant, "product_id": product, "sku": sku, "name": title,
-            "title": title, "quantity": qty, "current_quantity": qty, "fulfillable_quantity": qty,
-            "price": cents_str(price), "total_discount": "0.00", "gift_card": false,
-            "requires_shipping": true, "fulfillment_status": Value::Null,
-            "properties": line.get("properties").cloned().unwrap_or(json!([])),
-            "tax_lines": if tax_bp > 0 {
-                json!([{"title": "State Tax", "rate": tax_bp as f64 / 10_000.0, "price": cents_str(line_tax)}])
-            } else { json!([]) },
-            "discount_allocations": [],
-        }));
-    }
-    let total = subtotal - discounts + tax + shipping;
-    let money_set = |c: i64| {
-        json!({"shop_money": {"amount": cents_str(c), "currency_code": "USD"},
-               "presentment_money": {"amount": cents_str(c), "currency_code": "USD"}})
-    };
-    let email = body["email"].as_str().unwrap_or("customer@example.com");
-    let customer_id = st.id();
-    let ts = shop_ts(now);
-    let order = json!({
-        "id": order_id, "admin_graphql_api_id": format!("gid://shopify/Order/{order_id}"),
-        "name": format!("#{number}"), "order_number": number, "currency": "USD",
-        "created_at": ts, "updated_at": ts, "processed_at": ts, "cancelled_at": Value::Null,
-        "closed_at": Value::Null, "financial_status": body["financial_status"].as_str().unwrap_or("paid"),
-        "fulfillment_status": Value::Null, "taxes_included": false, "test": false,
-        "total_price": cents_str(total), "subtotal_price": cents_str(subtotal - discounts),
-        "total_line_items_price": cents_str(subtotal),
-        "total_tax": cents_str(tax), "total_discounts": cents_str(discounts),
-        "total_price_set": money_set(total), "subtotal_price_set": money_set(subtotal - discounts),
-        "total_tax_set": money_set(tax), "total_discounts_set": money_set(discounts),
-        "email": email,
-        "customer": body.get("customer").cloned().unwrap_or_else(|| json!({
-            "id": customer_id, "email": email, "first_name": "Sandbox", "last_name": "Customer"})),
-        "shipping_address": body.get("shipping_address").cloned().unwrap_or(json!({
-            "name": "Sandbox Customer", "address1": "55 Water St", "address2": "", "city": "New York",
-            "province_code": "NY", "zip": "10041", "country_code": "US", "phone": Value::Null, "company": Value::Null})),
-        "note_attributes": body.get("note_attributes").cloned().unwrap_or(json!([])),
-        "tags": body["tags"].as_str().unwrap_or(""),
-        "line_items": items,
-        "shipping_lines": [{"id": order_id + 7, "title": "Standard", "code": "Standard",
-            "source": "shopify", "price": cents_str(shipping), "discounted_price": cents_str(shipping),
-            "tax_lines": []}],
-        "tax_lines": if tax_bp > 0 {
-            json!([{"title": "State Tax", "rate": tax_bp as f64 / 10_000.0, "price": cents_str(tax)}])
-        } else { json!([]) },
-        "fulfillments": [], "refunds": [],
-    });
-    if !fo_lines.is_empty() {
-        let fo_id = st.id();
-        let lines = fo_lines
-            .into_iter()
-            .map(
-                |(line_item_id, inventory_item_id, variant_id, quantity)| FoLine {
-                    id: line_item_id + 1_000_000,
-                    line_item_id,
-                    inventory_item_id,
-                    variant_id,
-                    quantity,
-                    remaining: quantity,
-                },
-            )
-            .collect();
-        st.fulfillment_orders.push(FulfillmentOrder {
-            id: fo_id,
-            order_id,
-            location_id: catalog::SHOPIFY_LOCATIONS[0].0,
-            status: "open",
-            lines,
-        });
-    }
-    st.orders.push(Order {
-        id: order_id,
-        created: now,
-        updated: now,
-        closed: false,
-        cancelled: false,
-        json: order.clone(),
-    });
-    Ok(order)
 }
 
 /// Delivers `topic` with `payload` to every Shopify subscriber (twice when `duplicate`),
@@ -855,10 +756,17 @@ mod tests {
     }
 
     fn next_link(headers: &reqwest::header::HeaderMap) -> Option<String> {
-        let link = headers.get("link")?.to_str().ok()?;
-        let start = link.find('<')? + 1;
-        let end = link.find('>')?;
-        Some(link[start..end].to_string())
+        link(headers, "next")
+    }
+
+    /// The URL of the `rel` link in a `Link` header.
+    fn link(headers: &reqwest::header::HeaderMap, rel: &str) -> Option<String> {
+        let value = headers.get("link")?.to_str().ok()?;
+        value.split(", ").find_map(|part| {
+            let (url, attr) = part.split_once("; ")?;
+            (attr == format!("rel=\"{rel}\""))
+                .then(|| url.trim_matches(|c| c == '<' || c == '>').to_string())
+        })
     }
 
     #[test]
@@ -907,6 +815,34 @@ mod tests {
                 );
                 next = next_link(&headers);
                 pages += 1;
+                let ids_now: Vec<u64> = body["orders"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|o| o["id"].as_u64().unwrap())
+                    .collect();
+                // A later page links back to the one before it.
+                let previous = link(&headers, "previous").expect("rel=previous");
+                let resp = client()
+                    .get(&previous)
+                    .header("X-Shopify-Access-Token", ACCESS_TOKEN)
+                    .send()
+                    .await
+                    .unwrap();
+                let (_, back_headers, back) = parts(resp).await;
+                let back_ids: Vec<u64> = back["orders"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|o| o["id"].as_u64().unwrap())
+                    .collect();
+                let before = ids.len() - ids_now.len();
+                assert_eq!(back_ids, ids[before - 2..before], "the page before");
+                assert_eq!(
+                    link(&back_headers, "previous").is_some(),
+                    pages > 2,
+                    "the first page has no previous"
+                );
                 if pages == 2 {
                     let bad = format!("{url}&status=any");
                     let resp = client()

@@ -7,8 +7,8 @@ use base64::Engine;
 use hmac::{Hmac, Mac};
 use omniflow_http::server::{Req, Resp};
 use serde_json::{json, Value};
-use std::collections::VecDeque;
 use sha2::Sha256;
+use std::collections::VecDeque;
 use std::time::Duration;
 
 /// One webhook subscription.
@@ -266,7 +266,10 @@ pub fn list(sb: &Shared) -> Resp {
 /// `GET /_sandbox/webhooks/deliveries`: every logged attempt, oldest first.
 pub fn deliveries(sb: &Shared) -> Resp {
     let log = sb.deliveries.borrow();
-    Resp::json(200, json!({"attempts": log.attempts.iter().collect::<Vec<_>>()}))
+    Resp::json(
+        200,
+        json!({"attempts": log.attempts.iter().collect::<Vec<_>>()}),
+    )
 }
 
 #[cfg(test)]
@@ -365,14 +368,25 @@ mod tests {
             assert_eq!(waits[0], 0.0);
             assert_eq!(&waits[1..], &SHOPIFY);
             assert_eq!(SHOPIFY.iter().sum::<f64>(), 4.0 * 3600.0);
-            assert!(log.iter().all(|a| a["ok"] == false && a["outcome"] == "503"));
-            let seen = seen.borrow();
+            assert!(log
+                .iter()
+                .all(|a| a["ok"] == false && a["outcome"] == "503"));
+            let seen = seen.borrow().clone();
             assert_eq!(seen.len(), 9);
-            assert!(seen.iter().all(|h| h == &seen[0]), "a retry is the same delivery");
+            assert!(
+                seen.iter().all(|h| h == &seen[0]),
+                "a retry is the same delivery"
+            );
             assert!(seen[0].iter().any(|(k, _)| k == "x-shopify-triggered-at"));
-            let stats = parts(client().get(format!("{base}/_sandbox/stats")).send().await.unwrap())
-                .await
-                .2;
+            let stats = parts(
+                client()
+                    .get(format!("{base}/_sandbox/stats"))
+                    .send()
+                    .await
+                    .unwrap(),
+            )
+            .await
+            .2;
             assert_eq!(stats["shopify"]["webhooks_failed"], 1);
         });
     }
@@ -406,7 +420,10 @@ mod tests {
             let created = parts(
                 client()
                     .post(format!("{base}/2026-07/order"))
-                    .header("Authorization", format!("Bearer {}", super::super::shipbob::ACCESS_TOKEN))
+                    .header(
+                        "Authorization",
+                        format!("Bearer {}", super::super::shipbob::ACCESS_TOKEN),
+                    )
                     .header("shipbob_channel_id", super::super::shipbob::CHANNEL_ID)
                     .header("content-type", "application/json")
                     .body(order.to_string())
@@ -416,19 +433,30 @@ mod tests {
             )
             .await;
             assert_eq!(created.0, 201, "{}", created.2);
-            control(&base, &format!("shipbob/orders/{}/ship", created.2["id"]), json!({})).await;
+            control(
+                &base,
+                &format!("shipbob/orders/{}/ship", created.2["id"]),
+                json!({}),
+            )
+            .await;
             let log = settled(&base, System::Shipbob).await;
             assert_eq!(log.len(), 8, "eight attempts: {log:?}");
             assert_eq!(&waits(&log)[1..], &SHIPBOB);
             let seen = seen.borrow();
             let header = |h: &Vec<(String, String)>, name: &str| {
-                h.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()).expect(name)
+                h.iter()
+                    .find(|(k, _)| k == name)
+                    .map(|(_, v)| v.clone())
+                    .expect(name)
             };
             for h in seen.iter() {
                 let id = header(h, "webhook-id");
                 assert_eq!(id, header(&seen[0], "webhook-id"));
                 let ts: i64 = header(h, "webhook-timestamp").parse().unwrap();
-                assert!(ts >= super::super::now().timestamp() - 300, "a fresh timestamp");
+                assert!(
+                    ts >= super::super::now().timestamp() - 300,
+                    "a fresh timestamp"
+                );
                 assert_eq!(header(h, "x-webhook-topic"), "order.shipped");
                 let secret = super::super::shipbob::WEBHOOK_SECRET;
                 let signed = standard_signature(secret, &id, ts, &header(h, "body"));
@@ -444,7 +472,14 @@ mod tests {
             assert_eq!(set["scale"], 3600.0);
             let refused = control(&base, "clock", json!({"scale": -1})).await;
             assert!(refused["error"].as_str().unwrap().contains("scale"));
-            let now = parts(client().get(format!("{base}/_sandbox/clock")).send().await.unwrap()).await;
+            let now = parts(
+                client()
+                    .get(format!("{base}/_sandbox/clock"))
+                    .send()
+                    .await
+                    .unwrap(),
+            )
+            .await;
             assert_eq!(now.2["scale"], 3600.0);
         });
     }
