@@ -251,24 +251,27 @@ fn create_order(sb: &Shared, req: &Req) -> Resp {
             st.next_product
         });
         let sku = p["reference_id"].as_str().unwrap_or("");
-        lines.push(
-            json!({"id": pid, "reference_id": sku, "sku": sku, "name": p["name"],
+        // The order's product (ProductInfoViewModel) has no name; its shipment's does.
+        lines.push((
+            json!({"id": pid, "reference_id": sku, "sku": sku,
             "quantity": p["quantity"], "unit_price": p["unit_price"]}),
-        );
+            p["name"].clone(),
+        ));
     }
     let (loc_id, loc_name) = catalog::SHIPBOB_LOCATIONS[0];
     let order = json!({
         "id": id, "reference_id": reference, "order_number": body["order_number"], "status": "Processing",
-        "type": body["type"], "created_date": now, "last_updated_date": now, "purchase_date": body["purchase_date"],
+        "type": body["type"], "created_date": now, "purchase_date": body["purchase_date"],
         "channel": {"id": 100102, "name": "API"}, "shipping_method": body["shipping_method"],
-        "recipient": body["recipient"], "products": lines, "tags": body.get("tags").cloned().unwrap_or(json!([])),
+        "recipient": body["recipient"],
+        "products": lines.iter().map(|(l, _)| l.clone()).collect::<Vec<_>>(), "tags": body.get("tags").cloned().unwrap_or(json!([])),
         "financials": body.get("financials").cloned().unwrap_or(json!({})),
         "shipments": [{"id": shipment_id, "order_id": id, "reference_id": reference, "status": "Processing",
             "location": {"id": loc_id, "name": loc_name}, "created_date": now, "last_update_at": now,
             "actual_fulfillment_date": Value::Null, "delivery_date": Value::Null,
-            "is_tracking_uploaded": false, "tracking": Value::Null,
-            "products": lines.iter().map(|l| json!({"id": l["id"], "reference_id": l["reference_id"],
-                "sku": l["sku"], "name": l["name"], "inventory_items": [{"id": l["id"], "name": l["name"],
+            "is_tracking_uploaded": false,
+            "products": lines.iter().map(|(l, name)| json!({"id": l["id"], "reference_id": l["reference_id"],
+                "sku": l["sku"], "name": name, "inventory_items": [{"id": l["id"], "name": name,
                 "quantity": l["quantity"]}]})).collect::<Vec<_>>()}],
     });
     st.orders.push(order.clone());
@@ -403,35 +406,29 @@ fn inventory(req: &Req, version: &str, per_location: bool) -> Resp {
     )
 }
 
+/// The webhooks API's 422: ASP.NET's `UnprocessableEntityObjectResult` serialised, the
+/// field errors in its `value`.
+fn unprocessable(errors: Value) -> Resp {
+    Resp::json(
+        422,
+        json!({"$type": "UnprocessableEntityObjectResult", "value": errors, "formatters": [],
+            "content_types": [], "declared_type": null, "status_code": 422}),
+    )
+}
+
 fn subscribe(sb: &Shared, req: &Req) -> Resp {
     let Some(body) = json_body(req) else {
-        return field_errors(
-            [(
-                "body".to_string(),
-                json!(["A valid JSON object is required."]),
-            )]
-            .into_iter()
-            .collect(),
-        );
+        return unprocessable(json!({"body": ["A valid JSON object is required."]}));
     };
     let (Some(url), Some(topics)) = (body["url"].as_str(), body["topics"].as_array()) else {
-        return field_errors(
-            [("url".to_string(), json!(["url and topics are required."]))]
-                .into_iter()
-                .collect(),
-        );
+        return unprocessable(json!({"url": ["url and topics are required."]}));
     };
     let secret = match body["secret"].as_str() {
         None => WEBHOOK_SECRET.to_string(),
         Some(s) if valid_secret(s) => s.to_string(),
         Some(_) => {
-            return field_errors(
-                [(
-                    "secret".to_string(),
-                    json!(["The secret must match ^whsec_[a-zA-Z0-9+/]{32}$."]),
-                )]
-                .into_iter()
-                .collect(),
+            return unprocessable(
+                json!({"secret": ["The secret must match ^whsec_[a-zA-Z0-9+/]{32}$."]}),
             )
         }
     };
@@ -448,47 +445,48 @@ fn subscribe(sb: &Shared, req: &Req) -> Resp {
     }
     let id = sb.rng.borrow_mut().digits(6);
     Resp::json(
-        201,
+        200,
         json!({"id": id, "url": url, "topics": topics, "description": body["description"],
         "created_at": super::ts_secs(super::now()), "secret": secret}),
     )
 }
 
+/// `POST /{v}/shipment:batchUpdateTrackingUpload`: a result per shipment id and a summary
+/// (`BulkUpdateResponseModel`); a malformed request is answered 400 with a bare string.
 fn tracking_upload(sb: &Shared, req: &Req) -> Resp {
-    let Some(body) = json_body(req) else {
-        return field_errors(
-            [(
-                "body".to_string(),
-                json!(["A valid JSON object is required."]),
-            )]
-            .into_iter()
-            .collect(),
-        );
-    };
+    let body = json_body(req).unwrap_or(Value::Null);
     let (Some(ids), Some(flag)) = (
         body["shipment_ids"].as_array(),
         body["is_tracking_uploaded"].as_bool(),
     ) else {
-        return field_errors(
-            [(
-                "shipment_ids".to_string(),
-                json!(["shipment_ids and is_tracking_uploaded are required."]),
-            )]
-            .into_iter()
-            .collect(),
+        return Resp::json(
+            400,
+            json!("shipment_ids and is_tracking_uploaded are required."),
         );
     };
     let mut st = sb.shipbob.borrow_mut();
-    let mut updated = 0;
-    for o in st.orders.iter_mut() {
-        for s in o["shipments"].as_array_mut().into_iter().flatten() {
-            if ids.contains(&s["id"]) {
+    let mut results = Vec::new();
+    for id in ids {
+        let shipment = st
+            .orders
+            .iter_mut()
+            .flat_map(|o| o["shipments"].as_array_mut().into_iter().flatten())
+            .find(|s| s["id"] == *id);
+        results.push(match shipment {
+            Some(s) => {
                 s["is_tracking_uploaded"] = json!(flag);
-                updated += 1;
+                json!({"shipmentId": id, "isSuccess": true})
             }
-        }
+            None => json!({"shipmentId": id, "isSuccess": false,
+                "error": {"code": "NotFound", "message": "Shipment not found."}}),
+        });
     }
-    Resp::json(200, json!({"updated": updated}))
+    let ok = results.iter().filter(|r| r["isSuccess"] == true).count();
+    Resp::json(
+        200,
+        json!({"results": results, "summary": {"total": results.len(), "successful": ok,
+            "failed": results.len() - ok}}),
+    )
 }
 
 /// `POST /_sandbox/shipbob/orders/{id}/ship`: completes the shipments and sends `order.shipped`.
@@ -517,7 +515,6 @@ pub fn control_ship(sb: &Shared, id: &str, req: &Req) -> Resp {
                 "tracking_url": format!("https://track.example.com/{tracking}"), "shipping_date": now});
         }
         o["status"] = json!("Fulfilled");
-        o["last_updated_date"] = json!(now);
         o.clone()
     };
     let duplicate = query_pairs(&req.query)

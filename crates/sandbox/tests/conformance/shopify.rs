@@ -1,0 +1,144 @@
+//! Shopify: the orders list and read, their errors, and the `orders/create` webhook body,
+//! against the Admin REST Order resource as Shopify documents it (every field, closed).
+
+use super::harness::{send, with_sandbox, Checker};
+use super::schema::Doc;
+use omniflow_sandbox::shopify::ACCESS_TOKEN;
+use serde_json::{json, Value};
+use std::cell::RefCell;
+use std::rc::Rc;
+
+const LIST: &str = "/admin/api/{version}/orders.json";
+const ONE: &str = "/admin/api/{version}/orders/{order_id}.json";
+
+#[test]
+fn every_shopify_order_answer_is_the_documented_order_resource() {
+    with_sandbox(|base| async move {
+        let client = reqwest::Client::new();
+        let mut shop = Checker::new(Doc::load("shopify/admin-rest-2025-07.json", &[]));
+        let get = |path: &str| {
+            client
+                .get(format!("{base}/admin/api/2025-07{path}"))
+                .header("X-Shopify-Access-Token", ACCESS_TOKEN)
+        };
+
+        // A subscriber keeps the orders/create bodies.
+        let bodies: Rc<RefCell<Vec<Value>>> = Rc::default();
+        let kept = bodies.clone();
+        let handler: omniflow_http::server::Handler = Rc::new(move |req| {
+            let kept = kept.clone();
+            Box::pin(async move {
+                kept.borrow_mut()
+                    .push(serde_json::from_slice(&req.body).unwrap_or(Value::Null));
+                omniflow_http::server::Resp::json(200, json!({}))
+            })
+        });
+        let hook = omniflow_http::server::serve("127.0.0.1:0", handler)
+            .await
+            .unwrap();
+        let sub = json!({"system": "shopify", "topic": "orders/create", "url": format!("http://{hook}/h")});
+        send(
+            client
+                .post(format!("{base}/_sandbox/webhooks"))
+                .body(sub.to_string()),
+        )
+        .await;
+
+        let specs = [
+            json!({"line_items": [{"sku": "TSHIRT-039-RED-M", "quantity": 2}]}),
+            json!({"line_items": [{"sku": "CAP-009-BLK-XL", "quantity": 1}], "tax_rate": 0.08875,
+                "total_discounts": "2.00", "discount_codes": [{"code": "TWO", "amount": "2.00", "type": "fixed_amount"}]}),
+            json!({"line_items": [{"sku": "NOT-IN-CATALOGUE", "quantity": 1, "price": "9.99"}],
+                "shipping_price": "4.95", "email": "ana@example.com",
+                "shipping_address": {"name": "Ana Lima", "address1": "1 Rua A", "city": "Lisboa",
+                    "country_code": "PT", "country": "Portugal", "province": null, "province_code": null}}),
+            json!({"line_items": [{"sku": "CBA_OTF_5", "quantity": 3, "properties": [{"name": "gift", "value": "yes"}]}],
+                "note_attributes": [{"name": "channel", "value": "pos"}], "tags": "vip"}),
+        ];
+        let mut made = 0;
+        for spec in specs.iter().cycle().take(7) {
+            let answer = send(
+                client
+                    .post(format!("{base}/_sandbox/shopify/orders"))
+                    .body(spec.to_string()),
+            )
+            .await;
+            assert_eq!(answer.status, 201, "{}", answer.text);
+            made += 1;
+        }
+
+        let mut url = format!("{base}/admin/api/2025-07/orders.json?status=any&limit=2");
+        let mut ids = Vec::new();
+        let mut pages = 0;
+        loop {
+            let page = send(
+                client
+                    .get(&url)
+                    .header("X-Shopify-Access-Token", ACCESS_TOKEN),
+            )
+            .await;
+            shop.check("GET", LIST, &page);
+            pages += 1;
+            for o in page.body["orders"].as_array().into_iter().flatten() {
+                ids.push(o["id"].as_u64().unwrap());
+            }
+            let next = page.headers.get("link").and_then(|l| {
+                l.to_str().ok()?.split(", ").find_map(|part| {
+                    let (u, rel) = part.split_once("; ")?;
+                    (rel == "rel=\"next\"").then(|| u.trim_matches(['<', '>']).to_string())
+                })
+            });
+            match next {
+                Some(n) => url = n,
+                None => break,
+            }
+        }
+        assert!(
+            pages >= 3 && ids.len() == made,
+            "{pages} pages, {} orders",
+            ids.len()
+        );
+        for id in &ids {
+            shop.check("GET", ONE, &send(get(&format!("/orders/{id}.json"))).await);
+        }
+        shop.check("GET", ONE, &send(get("/orders/1.json")).await);
+        shop.check("GET", LIST, &send(get("/orders.json?limit=0")).await);
+        let anonymous = send(client.get(format!("{base}/admin/api/2025-07/orders.json"))).await;
+        assert_eq!(anonymous.status, 401);
+        shop.check("GET", LIST, &anonymous);
+        let fault = json!({"route": "GET /admin/api/*/orders.json", "step": {"status": 429}});
+        send(
+            client
+                .post(format!("{base}/_sandbox/faults"))
+                .body(fault.to_string()),
+        )
+        .await;
+        let limited = send(get("/orders.json")).await;
+        assert_eq!(limited.status, 429);
+        assert!(limited.headers.contains_key("retry-after"));
+        shop.check("GET", LIST, &limited);
+
+        // The webhook bodies are the same resource.
+        for _ in 0..200 {
+            if bodies.borrow().len() == made {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        let bodies = bodies.borrow().clone();
+        assert_eq!(bodies.len(), made);
+        for body in &bodies {
+            shop.check_schema("orders/create body", "Order", body);
+        }
+        // Negative control: a price as a number breaks the resource.
+        let mut wrong = json!({"order": bodies[0]});
+        wrong["order"]["line_items"][0]["price"] = json!(22.0);
+        assert!(shop.breaks("GET", ONE, 200, &wrong));
+        assert_eq!(
+            bodies[0].as_object().unwrap().len(),
+            92,
+            "every documented field"
+        );
+        shop.finish(6);
+    });
+}
