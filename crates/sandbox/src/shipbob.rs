@@ -47,6 +47,15 @@ fn msg(status: u16, message: &str) -> Resp {
     Resp::json(status, json!({"statusCode": status, "message": message}))
 }
 
+/// The inventory API's RFC 7807 `ProblemDetails`.
+fn problem(status: u16, title: &str, instance: &str) -> Resp {
+    Resp::json(
+        status,
+        json!({"type": format!("https://httpstatuses.io/{status}"), "title": title,
+            "status": status, "detail": Value::Null, "instance": instance}),
+    )
+}
+
 fn throttled(retry: u64) -> Resp {
     msg(
         429,
@@ -78,6 +87,9 @@ fn valid_secret(s: &str) -> bool {
 /// Serves `/{version}/...`.
 pub fn handle(sb: &Shared, req: &Req) -> Resp {
     if header(req, "authorization") != Some(format!("Bearer {ACCESS_TOKEN}").as_str()) {
+        if req.path.contains("/inventory-level") {
+            return problem(401, "Unauthorized", &req.path);
+        }
         return msg(401, "Unauthorized");
     }
     let limit = ((REQUESTS_PER_MINUTE as f64 * sb.quota_scale(System::Shipbob)) as usize).max(1);

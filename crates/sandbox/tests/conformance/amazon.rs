@@ -36,9 +36,12 @@ fn every_amazon_answer_is_in_amazons_models() {
     with_sandbox(|base| async move {
         let client = reqwest::Client::new();
         let mut lwa = Checker::new(Doc::load("amazon/lwa-token.json", &[]));
-        let mut orders = Checker::new(Doc::load("amazon/ordersV0.json", &[]));
-        let mut listings = Checker::new(Doc::load("amazon/listingsItems_2021-08-01.json", &[]));
-        let mut reports = Checker::new(Doc::load("amazon/reports_2021-06-30.json", &[]));
+        let limit = "x-amzn-ratelimit-limit";
+        let mut orders = Checker::new(Doc::load("amazon/ordersV0.json", &[])).on_success(limit);
+        let mut listings =
+            Checker::new(Doc::load("amazon/listingsItems_2021-08-01.json", &[])).on_success(limit);
+        let mut reports =
+            Checker::new(Doc::load("amazon/reports_2021-06-30.json", &[])).on_success(limit);
 
         lwa.check("POST", TOKEN, &token(&base, "wrong").await);
         let granted = token(&base, CLIENT_SECRET).await;
@@ -217,10 +220,46 @@ fn every_amazon_answer_is_in_amazons_models() {
         assert!(throttled.headers.contains_key("x-amzn-ratelimit-limit"));
         orders.check("GET", ORDER, &throttled);
 
+        // No token on any route: Amazon's 403 with its error list.
+        for (method, path, template, which) in [
+            ("GET", format!("{ORDERS}/{last}"), ORDER, 0),
+            ("GET", format!("{ORDERS}/{last}/orderItems"), ITEMS, 0),
+            (
+                "POST",
+                format!("{ORDERS}/{last}/shipmentConfirmation"),
+                CONFIRM,
+                0,
+            ),
+            (
+                "PATCH",
+                format!("/listings/2021-08-01/items/{SELLER_ID}/CBA_OTF_5"),
+                LISTING,
+                1,
+            ),
+            ("GET", REPORTS.to_string(), REPORTS, 2),
+            (
+                "GET",
+                format!("/reports/2021-06-30/documents/{document}"),
+                DOCUMENT,
+                2,
+            ),
+        ] {
+            let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+            let answer = send(client.request(method.clone(), format!("{base}{path}"))).await;
+            assert_eq!(answer.status, 403, "{method} {path}");
+            assert!(answer.headers.contains_key("x-amzn-requestid"));
+            let checker = match which {
+                0 => &mut orders,
+                1 => &mut listings,
+                _ => &mut reports,
+            };
+            checker.check(method.as_str(), template, &answer);
+        }
+
         lwa.finish(2);
         orders.finish(10);
-        listings.finish(2);
-        reports.finish(4);
+        listings.finish(3);
+        reports.finish(6);
     });
 }
 

@@ -50,6 +50,8 @@ pub async fn send(request: reqwest::RequestBuilder) -> Answer {
 pub struct Checker {
     pub doc: Doc,
     breaches: Vec<String>,
+    /// A header every successful answer must carry (the vendor's rate-limit header).
+    success_header: Option<&'static str>,
     statuses: std::collections::BTreeSet<(String, u16)>,
 }
 
@@ -58,12 +60,29 @@ impl Checker {
         Checker {
             doc,
             breaches: Vec::new(),
+            success_header: None,
             statuses: Default::default(),
+        }
+    }
+
+    /// Requires `name` on every 2xx answer.
+    pub fn on_success(mut self, name: &'static str) -> Checker {
+        self.success_header = Some(name);
+        self
+    }
+
+    fn headers(&mut self, method: &str, template: &str, answer: &Answer) {
+        if let Some(name) = self.success_header {
+            if answer.status < 300 && !answer.headers.contains_key(name) {
+                self.breaches
+                    .push(format!("{method} {template} {}: no {name}", answer.status));
+            }
         }
     }
 
     /// Checks `answer` as `method template`'s documented answer for its status.
     pub fn check(&mut self, method: &str, template: &str, answer: &Answer) {
+        self.headers(method, template, answer);
         self.statuses
             .insert((format!("{method} {template}"), answer.status));
         if answer.body.is_null() && !answer.text.is_empty() {
@@ -87,6 +106,7 @@ impl Checker {
     /// Checks `answer` against the answer `method template` documents for `documented`
     /// (Square documents only 200: its errors come in the same object's `errors`).
     pub fn check_as(&mut self, method: &str, template: &str, documented: u16, answer: &Answer) {
+        self.headers(method, template, answer);
         self.statuses
             .insert((format!("{method} {template}"), answer.status));
         match self.doc.response(method, template, documented) {

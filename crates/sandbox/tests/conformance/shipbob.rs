@@ -12,7 +12,8 @@ const V: &str = "/2026-01";
 fn every_shipbob_answer_is_in_shipbobs_openapi() {
     with_sandbox(|base| async move {
         let client = reqwest::Client::new();
-        let mut sb = Checker::new(Doc::load("shipbob/shipbob-2026-01.subset.json", &[]));
+        let mut sb = Checker::new(Doc::load("shipbob/shipbob-2026-01.subset.json", &[]))
+            .on_success("x-remaining-calls");
         let call = |method: reqwest::Method, path: &str, body: Option<Value>, token: &str| {
             let mut r = client
                 .request(method, format!("{base}{V}{path}"))
@@ -139,10 +140,31 @@ fn every_shipbob_answer_is_in_shipbobs_openapi() {
             &send(post("/webhook", json!({"topics": ["nope"]}))).await,
         );
 
+        // No token on every route: ShipBob's 401.
+        for (method, path) in [
+            ("POST", "/order".to_string()),
+            ("GET", format!("/order/{}", ids[0])),
+            ("GET", format!("/order/{}/shipment", ids[0])),
+            ("POST", "/shipment:batchUpdateTrackingUpload".to_string()),
+            ("GET", "/inventory-level".to_string()),
+            ("GET", "/inventory-level/locations".to_string()),
+            ("POST", "/webhook".to_string()),
+        ] {
+            let m = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+            let answer = send(call(m, &path, None, "expired")).await;
+            assert_eq!(answer.status, 401, "{method} {path}");
+            let template = match path.as_str() {
+                p if p.ends_with("/shipment") => "/order/{orderId}/shipment",
+                p if p.starts_with("/order/") => "/order/{orderId}",
+                p => p,
+            };
+            sb.check(method, &t(template), &answer);
+        }
+
         // Negative control: an undocumented order field is caught.
         let mut wrong = send(get(&format!("/order/{}", ids[1]))).await.body;
         wrong["last_updated_date"] = json!("2026-05-01T10:00:00Z");
         assert!(sb.breaks("GET", &t("/order/{orderId}"), 200, &wrong));
-        sb.finish(14);
+        sb.finish(20);
     });
 }

@@ -15,7 +15,8 @@ const ONE: &str = "/admin/api/{version}/orders/{order_id}.json";
 fn every_shopify_order_answer_is_the_documented_order_resource() {
     with_sandbox(|base| async move {
         let client = reqwest::Client::new();
-        let mut shop = Checker::new(Doc::load("shopify/admin-rest-2025-07.json", &[]));
+        let mut shop = Checker::new(Doc::load("shopify/admin-rest-2025-07.json", &[]))
+            .on_success("x-shopify-shop-api-call-limit");
         let get = |path: &str| {
             client
                 .get(format!("{base}/admin/api/2025-07{path}"))
@@ -103,9 +104,14 @@ fn every_shopify_order_answer_is_the_documented_order_resource() {
         }
         shop.check("GET", ONE, &send(get("/orders/1.json")).await);
         shop.check("GET", LIST, &send(get("/orders.json?limit=0")).await);
-        let anonymous = send(client.get(format!("{base}/admin/api/2025-07/orders.json"))).await;
-        assert_eq!(anonymous.status, 401);
-        shop.check("GET", LIST, &anonymous);
+        for (path, template) in [
+            ("/orders.json".to_string(), LIST),
+            (format!("/orders/{}.json", ids[0]), ONE),
+        ] {
+            let anonymous = send(client.get(format!("{base}/admin/api/2025-07{path}"))).await;
+            assert_eq!(anonymous.status, 401);
+            shop.check("GET", template, &anonymous);
+        }
         let fault = json!({"route": "GET /admin/api/*/orders.json", "step": {"status": 429}});
         send(
             client
@@ -139,6 +145,6 @@ fn every_shopify_order_answer_is_the_documented_order_resource() {
             92,
             "every documented field"
         );
-        shop.finish(6);
+        shop.finish(7);
     });
 }

@@ -183,6 +183,51 @@ fn every_square_answer_is_in_squares_openapi() {
         assert_eq!(limited.body["errors"][0]["code"], "RATE_LIMITED");
         check("/v2/locations", "GET", limited);
 
+        // No or a wrong token on every route: Square's 401 `UNAUTHORIZED` in the
+        // operation's own answer.
+        for (method, path, template) in [
+            (
+                "GET",
+                format!("/v2/locations/{LOCATION}"),
+                "/v2/locations/{location_id}",
+            ),
+            ("POST", "/v2/orders".to_string(), "/v2/orders"),
+            ("POST", "/v2/orders/search".to_string(), "/v2/orders/search"),
+            ("GET", format!("/v2/orders/{id}"), "/v2/orders/{order_id}"),
+            (
+                "POST",
+                "/v2/inventory/changes/batch-create".to_string(),
+                "/v2/inventory/changes/batch-create",
+            ),
+            (
+                "POST",
+                "/v2/inventory/counts/batch-retrieve".to_string(),
+                "/v2/inventory/counts/batch-retrieve",
+            ),
+            (
+                "GET",
+                format!("/v2/inventory/{VARIATION}"),
+                "/v2/inventory/{catalog_object_id}",
+            ),
+            (
+                "GET",
+                format!("/v2/catalog/object/{VARIATION}"),
+                "/v2/catalog/object/{object_id}",
+            ),
+            (
+                "POST",
+                "/v2/catalog/object".to_string(),
+                "/v2/catalog/object",
+            ),
+        ] {
+            let m = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+            let body = (method == "POST").then(|| json!({}));
+            let answer = send(call(m, &path, body, "expired")).await;
+            assert_eq!(answer.status, 401, "{method} {path}");
+            assert_eq!(answer.body["errors"][0]["category"], "AUTHENTICATION_ERROR");
+            check(template, method, answer);
+        }
+
         // Negative control: a money amount as a decimal string breaks Money.
         let mut wrong = created.body.clone();
         wrong["order"]["total_money"]["amount"] = json!("12.50");
