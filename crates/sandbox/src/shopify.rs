@@ -52,6 +52,7 @@ struct FoLine {
 struct FulfillmentOrder {
     id: u64,
     order_id: u64,
+    created_at: String,
     location_id: u64,
     status: &'static str,
     lines: Vec<FoLine>,
@@ -222,12 +223,7 @@ fn dispatch(sb: &Shared, req: &Req, version: &str, resource: &str) -> Resp {
         ("GET", ["inventory_levels.json"]) => list_levels(sb, req),
         ("POST", ["inventory_levels", "set.json"]) => change_level(sb, req, false),
         ("POST", ["inventory_levels", "adjust.json"]) => change_level(sb, req, true),
-        ("GET", ["shop.json"]) => Resp::json(
-            200,
-            json!({"shop": {"id": 548380009, "name": "Sandbox Shop", "currency": "USD",
-                "myshopify_domain": format!("{SHOP}.myshopify.com"),
-                "iana_timezone": "America/New_York"}}),
-        ),
+        ("GET", ["shop.json"]) => Resp::json(200, json!({ "shop": shop_json() })),
         ("GET", ["products.json"]) => products::list(sb, req, version),
         ("GET", ["products", file]) if file.ends_with(".json") => {
             products::get_product(sb, file.trim_end_matches(".json"))
@@ -494,20 +490,65 @@ fn subscribe(sb: &Shared, req: &Req, version: &str) -> Resp {
         201,
         json!({"webhook": {"id": id, "address": address, "topic": topic,
             "format": hook["format"].as_str().unwrap_or("json"), "created_at": ts,
-            "updated_at": ts, "api_version": version, "fields": [], "metafield_namespaces": []}}),
+            "updated_at": ts, "api_version": version, "fields": [], "metafield_namespaces": [],
+            "private_metafield_namespaces": []}}),
     )
 }
 
 // ---- fulfillment ----
 
-fn fo_json(fo: &FulfillmentOrder) -> Value {
+/// `GET shop.json`: the sandbox shop, every field of the Shop resource.
+fn shop_json() -> Value {
+    let created = "2024-01-02T10:00:00-05:00";
     json!({
-        "id": fo.id, "order_id": fo.order_id, "assigned_location_id": fo.location_id,
+        "id": SHOP_ID, "name": "Sandbox Shop", "email": "owner@sandbox-shop.example",
+        "domain": format!("{SHOP}.myshopify.com"), "province": "New York", "country": "US",
+        "address1": "55 Water St", "zip": "10041", "city": "New York", "source": null,
+        "phone": null, "latitude": 40.7033, "longitude": -74.0115, "primary_locale": "en",
+        "address2": null, "created_at": created, "updated_at": created, "country_code": "US",
+        "country_name": "United States", "currency": "USD",
+        "customer_email": "support@sandbox-shop.example", "timezone": "(GMT-05:00) Eastern Time (US & Canada)",
+        "iana_timezone": "America/New_York", "shop_owner": "Sandbox Owner",
+        "money_format": "${{amount}}", "money_with_currency_format": "${{amount}} USD",
+        "weight_unit": "kg", "province_code": "NY", "taxes_included": false,
+        "auto_configure_tax_inclusivity": null, "tax_shipping": null, "county_taxes": true,
+        "plan_display_name": "Basic", "plan_name": "basic", "has_discounts": false,
+        "has_gift_cards": false, "myshopify_domain": format!("{SHOP}.myshopify.com"),
+        "google_apps_domain": null, "google_apps_login_enabled": null,
+        "money_in_emails_format": "${{amount}}",
+        "money_with_currency_in_emails_format": "${{amount}} USD",
+        "eligible_for_payments": true, "requires_extra_payments_agreement": false,
+        "password_enabled": false, "has_storefront": true, "finances": true,
+        "primary_location_id": catalog::SHOPIFY_LOCATIONS[0].0, "checkout_api_supported": true,
+        "multi_location_enabled": true, "setup_required": false, "pre_launch_enabled": false,
+        "enabled_presentment_currencies": ["USD"], "transactional_sms_disabled": false,
+        "marketing_sms_consent_enabled_at_checkout": false, "force_ssl": true,
+    })
+}
+
+/// The shop's id, also each fulfillment order's `shop_id`.
+const SHOP_ID: u64 = 548_380_009;
+
+fn fo_json(fo: &FulfillmentOrder) -> Value {
+    let name = catalog::SHOPIFY_LOCATIONS
+        .iter()
+        .find(|(id, _)| *id == fo.location_id)
+        .map_or("Warehouse", |(_, name)| name);
+    json!({
+        "id": fo.id, "shop_id": SHOP_ID, "order_id": fo.order_id,
+        "assigned_location_id": fo.location_id,
+        "assigned_location": {"address1": "55 Water St", "address2": null, "city": "New York",
+            "country_code": "US", "location_id": fo.location_id, "name": name, "phone": null,
+            "province": "New York", "zip": "10041"},
         "status": fo.status, "request_status": "unsubmitted",
         "supported_actions": if fo.status == "closed" { json!([]) } else { json!(["create_fulfillment"]) },
-        "destination": Value::Null,
+        "destination": Value::Null, "fulfill_at": null, "fulfill_by": null,
+        "fulfillment_holds": [], "international_duties": null,
+        "delivery_method": {"id": fo.id + 1, "method_type": "shipping", "min_delivery_date_time": null,
+            "max_delivery_date_time": null},
+        "created_at": fo.created_at, "updated_at": fo.created_at, "merchant_requests": [],
         "line_items": fo.lines.iter().map(|l| json!({
-            "id": l.id, "shop_id": 1, "fulfillment_order_id": fo.id, "line_item_id": l.line_item_id,
+            "id": l.id, "shop_id": SHOP_ID, "fulfillment_order_id": fo.id, "line_item_id": l.line_item_id,
             "inventory_item_id": l.inventory_item_id, "variant_id": l.variant_id,
             "quantity": l.quantity, "fulfillable_quantity": l.remaining})).collect::<Vec<_>>(),
     })
@@ -628,6 +669,8 @@ fn create_fulfillment(sb: &Shared, req: &Req) -> Resp {
         .collect();
     let fulfillment = json!({
         "id": fulfillment_id, "order_id": order_id, "status": "success",
+        "admin_graphql_api_id": format!("gid://shopify/Fulfillment/{fulfillment_id}"),
+        "origin_address": null, "receipt": {}, "service": "manual", "shipment_status": null,
         "created_at": shop_ts(now), "updated_at": shop_ts(now), "location_id": location_id,
         "name": format!("{}.{}", order.json["name"].as_str().unwrap_or("#0"), count + 1),
         "tracking_company": tracking["company"], "tracking_number": tracking["number"],

@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
-"""Writes admin-rest-2025-07.json: Shopify's Admin REST Order resource as an OpenAPI 3.0
-description. Shopify publishes no machine-readable description of its REST API; the field
+"""Writes admin-rest-2025-07.json: the Shopify Admin REST resources the sandbox serves
+(orders, fulfillment orders, fulfillments, inventory levels, products, variants, the shop,
+webhooks) as an OpenAPI 3.0 description. Shopify publishes no machine-readable description of its REST API; the field
 names come from @shopify/shopify-api@15.0.0 rest/admin/2025-07/order.ts (MIT) and the REST
 reference's example order (Shopify/shopify-app-js
 packages/apps/shopify-api/rest/admin/__tests__/2025-07/order.test.ts at c6fa2a29), the wire
@@ -115,9 +116,68 @@ ORDER = {
     "shipping_lines": arr(ref("ShippingLine")),
 }
 MONEY = closed({"amount": S, "currency_code": S})
+FO_LINE = {"id": I, "shop_id": I, "fulfillment_order_id": I, "line_item_id": I,
+           "inventory_item_id": I, "quantity": I, "fulfillable_quantity": I, "variant_id": I}
+FULFILLMENT_ORDER = {
+    "id": I, "shop_id": I, "order_id": I, "assigned_location_id": I,
+    "assigned_location": closed({"address1": NS, "address2": NS, "city": NS, "country_code": S,
+                                 "location_id": I, "name": S, "phone": NS, "province": NS,
+                                 "zip": NS}),
+    "request_status": S, "status": S, "supported_actions": arr(S),
+    "destination": {"type": "object", "nullable": True},
+    "line_items": arr(closed(FO_LINE)), "fulfill_at": NT, "fulfill_by": NT,
+    "international_duties": {"type": "object", "nullable": True},
+    "fulfillment_holds": arr({"type": "object"}),
+    "delivery_method": {"type": "object", "nullable": True}, "created_at": T, "updated_at": T,
+    "merchant_requests": arr({"type": "object"}),
+}
+FULFILLMENT = {
+    "id": I, "admin_graphql_api_id": S, "created_at": T, "updated_at": T, "location_id": I,
+    "name": S, "order_id": I, "origin_address": {"type": "object", "nullable": True},
+    "receipt": {"type": "object"}, "service": S, "shipment_status": NS, "status": S,
+    "tracking_company": NS, "tracking_number": NS, "tracking_numbers": arr(S),
+    "tracking_url": NS, "tracking_urls": arr(S), "line_items": arr(ref("LineItem")),
+}
+LEVEL = {"inventory_item_id": I, "location_id": I, "available": NI, "updated_at": T,
+         "admin_graphql_api_id": S}
+VARIANT = {
+    "id": I, "product_id": I, "title": S, "price": S, "sku": NS, "position": I,
+    "inventory_policy": S, "compare_at_price": NS, "option1": NS, "option2": NS, "option3": NS,
+    "created_at": T, "updated_at": T, "taxable": B, "barcode": NS, "fulfillment_service": S,
+    "grams": I, "image_id": NI, "inventory_item_id": I, "inventory_management": NS,
+    "inventory_quantity": I, "old_inventory_quantity": I, "requires_shipping": B,
+    "tax_code": NS, "weight": N, "weight_unit": S, "admin_graphql_api_id": S,
+    "presentment_prices": arr({"type": "object"}),
+}
+PRODUCT = {
+    "id": I, "title": S, "body_html": NS, "vendor": S, "product_type": S, "created_at": T,
+    "handle": S, "updated_at": T, "published_at": NT, "template_suffix": NS,
+    "published_scope": S, "tags": S, "status": S, "admin_graphql_api_id": S,
+    "variants": arr(ref("Variant")), "options": arr({"type": "object"}),
+    "images": arr({"type": "object"}), "image": {"type": "object", "nullable": True},
+}
+SHOP = {k: NS for k in [
+    "address1", "address2", "city", "country", "country_code", "country_name",
+    "customer_email", "domain", "email", "google_apps_domain", "google_apps_login_enabled",
+    "money_format", "money_in_emails_format", "money_with_currency_format",
+    "money_with_currency_in_emails_format", "phone", "plan_display_name", "plan_name",
+    "primary_locale", "province", "province_code", "shop_owner", "source", "tax_shipping",
+    "timezone", "weight_unit", "zip"]}
+SHOP.update({k: NB for k in [
+    "auto_configure_tax_inclusivity", "checkout_api_supported", "county_taxes",
+    "eligible_for_payments", "finances", "force_ssl", "has_discounts", "has_gift_cards",
+    "has_storefront", "marketing_sms_consent_enabled_at_checkout", "multi_location_enabled",
+    "password_enabled", "pre_launch_enabled", "requires_extra_payments_agreement",
+    "setup_required", "taxes_included", "transactional_sms_disabled"]})
+SHOP.update({"id": I, "name": S, "currency": S, "myshopify_domain": S, "iana_timezone": S,
+             "created_at": T, "updated_at": T, "latitude": N, "longitude": N,
+             "primary_location_id": I, "enabled_presentment_currencies": arr(S)})
+WEBHOOK = {"id": I, "address": S, "topic": S, "created_at": T, "updated_at": T, "format": S,
+           "fields": arr(S), "metafield_namespaces": arr(S),
+           "private_metafield_namespaces": arr(S), "api_version": S}
 ERRORS = {"type": "object", "required": ["errors"], "additionalProperties": False,
-          "properties": {"errors": {"oneOf": [S, {"type": "object", "additionalProperties":
-                                                   arr(S)}]}}}
+          "properties": {"errors": {"oneOf": [S, arr(S), {"type": "object", "additionalProperties":
+                                                          {"oneOf": [S, arr(S)]}}]}}}
 
 
 def answer(schema):
@@ -127,9 +187,9 @@ def answer(schema):
 ERROR_ANSWERS = {str(s): answer(ref("Errors")) for s in (400, 401, 404, 422, 429, 500, 502, 503, 504)}
 doc = {
     "openapi": "3.0.3",
-    "info": {"title": "Shopify Admin REST API: orders", "version": "2025-07"},
+    "info": {"title": "Shopify Admin REST API: the resources the sandbox serves", "version": "2025-07"},
     "x-source": {
-        "fields": "npm @shopify/shopify-api@15.0.0 rest/admin/2025-07/order.ts (MIT)",
+        "fields": "npm @shopify/shopify-api@15.0.0 rest/admin/2025-07/{order,fulfillment_order,fulfillment,inventory_level,product,variant,shop,webhook}.ts (MIT)",
         "example": "Shopify/shopify-app-js packages/apps/shopify-api/rest/admin/__tests__/2025-07/order.test.ts @ c6fa2a292e484a0df771fce5d839977855b46afe",
         "types": "https://shopify.dev/docs/api/admin-rest/2025-07/resources/order",
         "note": "written from the documented fields; Shopify publishes no OpenAPI for REST",
@@ -139,13 +199,39 @@ doc = {
             "200": answer(closed({"orders": arr(ref("Order"))})), **ERROR_ANSWERS}}},
         "/admin/api/{version}/orders/{order_id}.json": {"get": {"operationId": "getOrder",
             "responses": {"200": answer(closed({"order": ref("Order")})), **ERROR_ANSWERS}}},
+        "/admin/api/{version}/orders/{order_id}/fulfillment_orders.json": {"get": {
+            "responses": {"200": answer(closed({"fulfillment_orders": arr(ref("FulfillmentOrder"))})),
+                          **ERROR_ANSWERS}}},
+        "/admin/api/{version}/fulfillments.json": {"post": {"responses": {
+            "201": answer(closed({"fulfillment": ref("Fulfillment")})), **ERROR_ANSWERS}}},
+        "/admin/api/{version}/inventory_levels.json": {"get": {"responses": {
+            "200": answer(closed({"inventory_levels": arr(ref("InventoryLevel"))})), **ERROR_ANSWERS}}},
+        "/admin/api/{version}/inventory_levels/set.json": {"post": {"responses": {
+            "200": answer(closed({"inventory_level": ref("InventoryLevel")})), **ERROR_ANSWERS}}},
+        "/admin/api/{version}/inventory_levels/adjust.json": {"post": {"responses": {
+            "200": answer(closed({"inventory_level": ref("InventoryLevel")})), **ERROR_ANSWERS}}},
+        "/admin/api/{version}/shop.json": {"get": {"responses": {
+            "200": answer(closed({"shop": ref("Shop")})), **ERROR_ANSWERS}}},
+        "/admin/api/{version}/products.json": {"get": {"responses": {
+            "200": answer(closed({"products": arr(ref("Product"))})), **ERROR_ANSWERS}}},
+        "/admin/api/{version}/products/{product_id}.json": {
+            "get": {"responses": {"200": answer(closed({"product": ref("Product")})), **ERROR_ANSWERS}},
+            "put": {"responses": {"200": answer(closed({"product": ref("Product")})), **ERROR_ANSWERS}}},
+        "/admin/api/{version}/variants/{variant_id}.json": {
+            "get": {"responses": {"200": answer(closed({"variant": ref("Variant")})), **ERROR_ANSWERS}},
+            "put": {"responses": {"200": answer(closed({"variant": ref("Variant")})), **ERROR_ANSWERS}}},
+        "/admin/api/{version}/webhooks.json": {"post": {"responses": {
+            "201": answer(closed({"webhook": ref("Webhook")})), **ERROR_ANSWERS}}},
     },
     "components": {"schemas": {
         "Order": closed(ORDER), "LineItem": closed(LINE_ITEM), "TaxLine": closed(TAX_LINE),
         "ShippingLine": closed(SHIPPING_LINE), "Address": closed(ADDRESS),
         "CustomerAddress": closed(CUSTOMER_ADDRESS), "Customer": closed(CUSTOMER),
         "MoneyBag": closed({"shop_money": ref("Money"), "presentment_money": ref("Money")}),
-        "Money": MONEY, "Errors": ERRORS,
+        "Money": MONEY, "Errors": ERRORS, "FulfillmentOrder": closed(FULFILLMENT_ORDER),
+        "Fulfillment": closed(FULFILLMENT), "InventoryLevel": closed(LEVEL),
+        "Variant": closed(VARIANT), "Product": closed(PRODUCT), "Shop": closed(SHOP),
+        "Webhook": closed(WEBHOOK),
     }},
 }
 json.dump(doc, open("admin-rest-2025-07.json", "w"), indent=1, sort_keys=True)

@@ -267,6 +267,7 @@ pub(super) fn build(sb: &Shared, body: &Value) -> Result<Value, String> {
         st.fulfillment_orders.push(FulfillmentOrder {
             id: fo_id,
             order_id,
+            created_at: ts.clone(),
             location_id: catalog::SHOPIFY_LOCATIONS[0].0,
             status: "open",
             lines: fo_lines,

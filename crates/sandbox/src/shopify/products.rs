@@ -20,6 +20,7 @@ pub struct Variant {
     barcode: Option<String>,
     grams: Option<i64>,
     inventory_item_id: u64,
+    created_at: String,
     updated_at: String,
 }
 
@@ -30,6 +31,7 @@ pub struct Product {
     body_html: Option<String>,
     vendor: Option<String>,
     status: String,
+    created_at: String,
     updated_at: String,
     variants: Vec<Variant>,
 }
@@ -52,6 +54,7 @@ impl Catalogue {
                 body_html: None,
                 vendor: None,
                 status: "active".into(),
+                created_at: ts.clone(),
                 updated_at: ts.clone(),
                 variants: vec![Variant {
                     id: catalog::shopify_variant_id(idx),
@@ -68,6 +71,7 @@ impl Catalogue {
                     barcode: None,
                     grams: None,
                     inventory_item_id: catalog::shopify_inventory_item_id(idx),
+                    created_at: ts.clone(),
                     updated_at: ts.clone(),
                 }],
             })
@@ -101,23 +105,49 @@ impl Default for Catalogue {
     }
 }
 
-fn variant_json(v: &Variant) -> Value {
+/// Stock per (inventory item, location): available and when it changed.
+type Levels = std::collections::BTreeMap<(u64, u64), (i64, String)>;
+
+fn variant_json(v: &Variant, levels: &Levels) -> Value {
+    let on_hand: i64 = levels
+        .iter()
+        .filter(|((item, _), _)| *item == v.inventory_item_id)
+        .map(|(_, (available, _))| available)
+        .sum();
     json!({
         "id": v.id, "product_id": v.product_id, "title": v.title, "sku": v.sku,
-        "price": cents_str(v.price_cents),
+        "price": cents_str(v.price_cents), "position": 1, "inventory_policy": "deny",
         "compare_at_price": v.compare_at_cents.map(cents_str),
-        "barcode": v.barcode, "grams": v.grams.unwrap_or(0),
-        "weight": v.grams.unwrap_or(0), "weight_unit": "g",
+        "option1": v.title, "option2": null, "option3": null,
+        "created_at": v.created_at, "updated_at": v.updated_at, "taxable": true,
+        "barcode": v.barcode, "fulfillment_service": "manual", "grams": v.grams.unwrap_or(0),
+        "image_id": null, "weight": v.grams.unwrap_or(0), "weight_unit": "g",
         "inventory_item_id": v.inventory_item_id, "inventory_management": "shopify",
-        "requires_shipping": true, "updated_at": v.updated_at,
+        "inventory_quantity": on_hand, "old_inventory_quantity": on_hand,
+        "requires_shipping": true, "tax_code": null, "presentment_prices": [],
+        "admin_graphql_api_id": format!("gid://shopify/ProductVariant/{}", v.id),
     })
 }
 
-fn product_json(p: &Product) -> Value {
+fn product_json(p: &Product, levels: &Levels) -> Value {
+    let handle: String = p
+        .title
+        .to_lowercase()
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .collect::<Vec<_>>()
+        .join("-");
     json!({
-        "id": p.id, "title": p.title, "body_html": p.body_html, "vendor": p.vendor,
-        "status": p.status, "updated_at": p.updated_at,
-        "variants": p.variants.iter().map(variant_json).collect::<Vec<_>>(),
+        "id": p.id, "title": p.title, "body_html": p.body_html,
+        "vendor": p.vendor.as_deref().unwrap_or("Sandbox Shop"), "product_type": "",
+        "created_at": p.created_at, "handle": handle, "updated_at": p.updated_at,
+        "published_at": p.created_at, "template_suffix": null, "published_scope": "global",
+        "tags": "", "status": p.status,
+        "admin_graphql_api_id": format!("gid://shopify/Product/{}", p.id),
+        "variants": p.variants.iter().map(|v| variant_json(v, levels)).collect::<Vec<_>>(),
+        "options": [{"id": p.id + 1, "product_id": p.id, "name": "Title", "position": 1,
+            "values": p.variants.iter().map(|v| v.title.clone()).collect::<Vec<_>>()}],
+        "images": [], "image": null,
     })
 }
 
@@ -166,7 +196,7 @@ pub fn list(sb: &Shared, req: &Req, version: &str) -> Resp {
     let page: Vec<Value> = matching
         .iter()
         .take(limit)
-        .map(|p| only(fields, product_json(p)))
+        .map(|p| only(fields, product_json(p, &st.levels)))
         .collect();
     let mut resp = Resp::json(200, json!({ "products": page }));
     if matching.len() > limit {
@@ -193,7 +223,7 @@ pub fn get_product(sb: &Shared, id: &str) -> Resp {
         .iter()
         .find(|p| p.id.to_string() == id)
     {
-        Some(p) => Resp::json(200, json!({"product": product_json(p)})),
+        Some(p) => Resp::json(200, json!({"product": product_json(p, &st.levels)})),
         None => errors(404, json!("Not Found")),
     }
 }
@@ -205,7 +235,7 @@ pub fn get_variant(sb: &Shared, id: &str) -> Resp {
         .catalogue
         .variants()
         .find(|v| v.id.to_string() == id)
-        .map(variant_json);
+        .map(|v| variant_json(v, &st.levels));
     match found {
         Some(v) => Resp::json(200, json!({ "variant": v })),
         None => errors(404, json!("Not Found")),
@@ -238,6 +268,7 @@ pub fn put_product(sb: &Shared, req: &Req, id: &str) -> Resp {
         }
     }
     let mut st = sb.shopify.borrow_mut();
+    let st = &mut *st;
     let Some(product) = st
         .catalogue
         .products
@@ -263,8 +294,7 @@ pub fn put_product(sb: &Shared, req: &Req, id: &str) -> Resp {
         product.status = status;
     }
     product.updated_at = shop_ts(crate::now());
-    let body = json!({"product": product_json(product)});
-    drop(st);
+    let body = json!({"product": product_json(product, &st.levels)});
     sb.bump(System::Shopify, "product_updates");
     Resp::json(200, body)
 }
@@ -307,6 +337,7 @@ pub fn put_variant(sb: &Shared, req: &Req, id: &str) -> Resp {
         invalid.insert("price".into(), json!(["can't be blank"]));
     }
     let mut st = sb.shopify.borrow_mut();
+    let st = &mut *st;
     let Some(variant) = st
         .catalogue
         .products
@@ -332,8 +363,7 @@ pub fn put_variant(sb: &Shared, req: &Req, id: &str) -> Resp {
         variant.grams = Some(grams);
     }
     variant.updated_at = shop_ts(crate::now());
-    let body = json!({"variant": variant_json(variant)});
-    drop(st);
+    let body = json!({"variant": variant_json(variant, &st.levels)});
     if price.is_some() {
         sb.bump(System::Shopify, "price_updates");
     }

@@ -1,5 +1,6 @@
-//! Shopify: the orders list and read, their errors, and the `orders/create` webhook body,
-//! against the Admin REST Order resource as Shopify documents it (every field, closed).
+//! Shopify: orders (list, read, `orders/create` bodies), fulfillment orders, fulfillments,
+//! inventory levels, products, variants, the shop and webhooks, with their errors,
+//! against the Admin REST resources as Shopify documents them (every field, closed).
 
 use super::harness::{send, with_sandbox, Checker};
 use super::schema::Doc;
@@ -10,9 +11,29 @@ use std::rc::Rc;
 
 const LIST: &str = "/admin/api/{version}/orders.json";
 const ONE: &str = "/admin/api/{version}/orders/{order_id}.json";
+const FOS: &str = "/admin/api/{version}/orders/{order_id}/fulfillment_orders.json";
+const FULFILLMENTS: &str = "/admin/api/{version}/fulfillments.json";
+const LEVELS: &str = "/admin/api/{version}/inventory_levels.json";
+const SET: &str = "/admin/api/{version}/inventory_levels/set.json";
+const ADJUST: &str = "/admin/api/{version}/inventory_levels/adjust.json";
+const SHOP: &str = "/admin/api/{version}/shop.json";
+const PRODUCTS: &str = "/admin/api/{version}/products.json";
+const PRODUCT: &str = "/admin/api/{version}/products/{product_id}.json";
+const VARIANT: &str = "/admin/api/{version}/variants/{variant_id}.json";
+const WEBHOOKS: &str = "/admin/api/{version}/webhooks.json";
+
+/// The `rel="next"` URL of an answer's `Link` header.
+fn next_link(answer: &super::harness::Answer) -> Option<String> {
+    answer.headers.get("link").and_then(|l| {
+        l.to_str().ok()?.split(", ").find_map(|part| {
+            let (u, rel) = part.split_once("; ")?;
+            (rel == "rel=\"next\"").then(|| u.trim_matches(['<', '>']).to_string())
+        })
+    })
+}
 
 #[test]
-fn every_shopify_order_answer_is_the_documented_order_resource() {
+fn every_shopify_answer_is_the_documented_resource() {
     with_sandbox(|base| async move {
         let client = reqwest::Client::new();
         let mut shop = Checker::new(Doc::load("shopify/admin-rest-2025-07.json", &[]))
@@ -83,13 +104,7 @@ fn every_shopify_order_answer_is_the_documented_order_resource() {
             for o in page.body["orders"].as_array().into_iter().flatten() {
                 ids.push(o["id"].as_u64().unwrap());
             }
-            let next = page.headers.get("link").and_then(|l| {
-                l.to_str().ok()?.split(", ").find_map(|part| {
-                    let (u, rel) = part.split_once("; ")?;
-                    (rel == "rel=\"next\"").then(|| u.trim_matches(['<', '>']).to_string())
-                })
-            });
-            match next {
+            match next_link(&page) {
                 Some(n) => url = n,
                 None => break,
             }
@@ -124,6 +139,180 @@ fn every_shopify_order_answer_is_the_documented_order_resource() {
         assert!(limited.headers.contains_key("retry-after"));
         shop.check("GET", LIST, &limited);
 
+        // Fulfilment orders, a fulfilment, and a second one refused.
+        let fos = send(get(&format!("/orders/{}/fulfillment_orders.json", ids[0]))).await;
+        shop.check("GET", FOS, &fos);
+        shop.check(
+            "GET",
+            FOS,
+            &send(get("/orders/1/fulfillment_orders.json")).await,
+        );
+        let fo = fos.body["fulfillment_orders"][0]["id"].clone();
+        let fulfil = json!({"fulfillment": {"line_items_by_fulfillment_order": [{"fulfillment_order_id": fo}],
+            "tracking_info": {"company": "UPS", "number": "1Z999", "url": "https://ups.example/1Z999"}}});
+        let post = |path: &str, body: &Value| {
+            client
+                .post(format!("{base}/admin/api/2025-07{path}"))
+                .header("X-Shopify-Access-Token", ACCESS_TOKEN)
+                .header("content-type", "application/json")
+                .body(body.to_string())
+        };
+        let put = |path: &str, body: &Value| {
+            client
+                .put(format!("{base}/admin/api/2025-07{path}"))
+                .header("X-Shopify-Access-Token", ACCESS_TOKEN)
+                .header("content-type", "application/json")
+                .body(body.to_string())
+        };
+        let done = send(post("/fulfillments.json", &fulfil)).await;
+        assert_eq!(done.status, 201, "{}", done.text);
+        shop.check("POST", FULFILLMENTS, &done);
+        shop.check(
+            "POST",
+            FULFILLMENTS,
+            &send(post("/fulfillments.json", &fulfil)).await,
+        );
+        shop.check(
+            "POST",
+            FULFILLMENTS,
+            &send(post("/fulfillments.json", &json!({}))).await,
+        );
+        // The order now carries its fulfilment.
+        shop.check(
+            "GET",
+            ONE,
+            &send(get(&format!("/orders/{}.json", ids[0]))).await,
+        );
+
+        // Products over three pages or more, their variants, and writes.
+        let mut url = format!("{base}/admin/api/2025-07/products.json?limit=2");
+        let mut products = Vec::new();
+        let mut pages = 0;
+        loop {
+            let page = send(
+                client
+                    .get(&url)
+                    .header("X-Shopify-Access-Token", ACCESS_TOKEN),
+            )
+            .await;
+            shop.check("GET", PRODUCTS, &page);
+            pages += 1;
+            products.extend(
+                page.body["products"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default(),
+            );
+            match next_link(&page) {
+                Some(n) => url = n,
+                None => break,
+            }
+        }
+        assert!(pages >= 3, "{pages} product pages");
+        let product = &products[0];
+        let (pid, vid) = (product["id"].clone(), product["variants"][0]["id"].clone());
+        let item = product["variants"][0]["inventory_item_id"].clone();
+        shop.check(
+            "GET",
+            PRODUCT,
+            &send(get(&format!("/products/{pid}.json"))).await,
+        );
+        shop.check("GET", PRODUCT, &send(get("/products/1.json")).await);
+        shop.check(
+            "PUT",
+            PRODUCT,
+            &send(put(
+                &format!("/products/{pid}.json"),
+                &json!({"product": {"title": "Renamed"}}),
+            ))
+            .await,
+        );
+        shop.check(
+            "PUT",
+            PRODUCT,
+            &send(put(
+                &format!("/products/{pid}.json"),
+                &json!({"product": {"title": ""}}),
+            ))
+            .await,
+        );
+        shop.check(
+            "PUT",
+            PRODUCT,
+            &send(put(&format!("/products/{pid}.json"), &json!({}))).await,
+        );
+        shop.check(
+            "GET",
+            VARIANT,
+            &send(get(&format!("/variants/{vid}.json"))).await,
+        );
+        shop.check(
+            "PUT",
+            VARIANT,
+            &send(put(
+                &format!("/variants/{vid}.json"),
+                &json!({"variant": {"price": "19.99"}}),
+            ))
+            .await,
+        );
+        shop.check(
+            "PUT",
+            VARIANT,
+            &send(put(
+                &format!("/variants/{vid}.json"),
+                &json!({"variant": {"price": "x"}}),
+            ))
+            .await,
+        );
+
+        // Inventory levels: read, set, adjust, refused.
+        let location = omniflow_sandbox::catalog::SHOPIFY_LOCATIONS[0].0;
+        shop.check(
+            "GET",
+            LEVELS,
+            &send(get(&format!(
+                "/inventory_levels.json?inventory_item_ids={item}&location_ids={location}"
+            )))
+            .await,
+        );
+        shop.check("GET", LEVELS, &send(get("/inventory_levels.json")).await);
+        let set = json!({"inventory_item_id": item, "location_id": location, "available": 12});
+        shop.check(
+            "POST",
+            SET,
+            &send(post("/inventory_levels/set.json", &set)).await,
+        );
+        let adjust =
+            json!({"inventory_item_id": item, "location_id": location, "available_adjustment": -2});
+        shop.check(
+            "POST",
+            ADJUST,
+            &send(post("/inventory_levels/adjust.json", &adjust)).await,
+        );
+        shop.check(
+            "POST",
+            SET,
+            &send(post(
+                "/inventory_levels/set.json",
+                &json!({"inventory_item_id": 1, "location_id": location, "available": 1}),
+            ))
+            .await,
+        );
+        shop.check(
+            "POST",
+            SET,
+            &send(post("/inventory_levels/set.json", &json!({}))).await,
+        );
+
+        shop.check("GET", SHOP, &send(get("/shop.json")).await);
+        let hook = json!({"webhook": {"topic": "orders/updated", "address": "https://example.com/h", "format": "json"}});
+        shop.check("POST", WEBHOOKS, &send(post("/webhooks.json", &hook)).await);
+        shop.check(
+            "POST",
+            WEBHOOKS,
+            &send(post("/webhooks.json", &json!({"webhook": {}}))).await,
+        );
+
         // The webhook bodies are the same resource.
         for _ in 0..200 {
             if bodies.borrow().len() == made {
@@ -145,6 +334,6 @@ fn every_shopify_order_answer_is_the_documented_order_resource() {
             92,
             "every documented field"
         );
-        shop.finish(7);
+        shop.finish(30);
     });
 }
