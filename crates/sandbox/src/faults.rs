@@ -548,15 +548,7 @@ mod tests {
             assert_eq!(first.0, 504);
             let again = parts(post().await.unwrap()).await;
             assert_eq!(again.0, 200, "{}", again.2);
-            let stats = parts(
-                client()
-                    .get(format!("{base}/_sandbox/stats"))
-                    .send()
-                    .await
-                    .unwrap(),
-            )
-            .await
-            .2;
+            let stats = crate::testutil::stats(&base).await;
             assert_eq!(
                 stats["square"]["orders_created"], 1,
                 "the first write was applied"

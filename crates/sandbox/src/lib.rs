@@ -711,6 +711,16 @@ pub(crate) mod testutil {
         )
     }
 
+    /// `GET /_sandbox/stats`.
+    pub async fn stats(base: &str) -> Value {
+        let resp = client()
+            .get(format!("{base}/_sandbox/stats"))
+            .send()
+            .await
+            .expect("stats");
+        parts(resp).await.2
+    }
+
     /// POSTs JSON to a control endpoint.
     pub async fn control(base: &str, path: &str, body: Value) -> Value {
         let resp = client()

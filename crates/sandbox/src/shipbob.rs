@@ -604,15 +604,7 @@ mod tests {
             assert_eq!(status, 200);
             assert_eq!(list.as_array().unwrap().len(), 1);
             assert!(headers.contains_key("x-remaining-calls"));
-            let stats = parts(
-                client()
-                    .get(format!("{base}/_sandbox/stats"))
-                    .send()
-                    .await
-                    .unwrap(),
-            )
-            .await
-            .2;
+            let stats = crate::testutil::stats(&base).await;
             assert_eq!(stats["shipbob"]["duplicates_received"], 1);
         });
     }

@@ -1216,15 +1216,7 @@ mod tests {
             .await;
             assert_eq!(status, 400);
             assert_eq!(err["errors"][0]["code"], "IDEMPOTENCY_KEY_REUSED");
-            let stats = parts(
-                client()
-                    .get(format!("{base}/_sandbox/stats"))
-                    .send()
-                    .await
-                    .unwrap(),
-            )
-            .await
-            .2;
+            let stats = crate::testutil::stats(&base).await;
             assert_eq!(stats["square"]["idempotent_replays"], 1);
             assert_eq!(stats["square"]["inventory_changes"], 2);
             let (status, _, err) = parts(

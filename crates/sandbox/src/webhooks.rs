@@ -378,15 +378,7 @@ mod tests {
                 "a retry is the same delivery"
             );
             assert!(seen[0].iter().any(|(k, _)| k == "x-shopify-triggered-at"));
-            let stats = parts(
-                client()
-                    .get(format!("{base}/_sandbox/stats"))
-                    .send()
-                    .await
-                    .unwrap(),
-            )
-            .await
-            .2;
+            let stats = crate::testutil::stats(&base).await;
             assert_eq!(stats["shopify"]["webhooks_failed"], 1);
         });
     }

@@ -754,15 +754,7 @@ mod tests {
             )
             .await;
             assert_eq!(product["stock"], 97);
-            let stats = parts(
-                client()
-                    .get(format!("{base}/_sandbox/stats"))
-                    .send()
-                    .await
-                    .unwrap(),
-            )
-            .await
-            .2;
+            let stats = crate::testutil::stats(&base).await;
             assert_eq!(stats["odata"]["precondition_failures"], 2);
         });
     }
@@ -818,15 +810,7 @@ mod tests {
             .await;
             assert_eq!(status, 503);
             assert!(body["error"]["message"].is_string());
-            let stats = parts(
-                client()
-                    .get(format!("{base}/_sandbox/stats"))
-                    .send()
-                    .await
-                    .unwrap(),
-            )
-            .await
-            .2;
+            let stats = crate::testutil::stats(&base).await;
             assert_eq!(stats["odata"]["faults_injected"], 1);
             control(
                 &base,

@@ -218,51 +218,37 @@ fn every_shopify_answer_is_the_documented_resource() {
             &send(get(&format!("/products/{pid}.json"))).await,
         );
         shop.check("GET", PRODUCT, &send(get("/products/1.json")).await);
-        shop.check(
-            "PUT",
-            PRODUCT,
-            &send(put(
-                &format!("/products/{pid}.json"),
-                &json!({"product": {"title": "Renamed"}}),
-            ))
-            .await,
-        );
-        shop.check(
-            "PUT",
-            PRODUCT,
-            &send(put(
-                &format!("/products/{pid}.json"),
-                &json!({"product": {"title": ""}}),
-            ))
-            .await,
-        );
-        shop.check(
-            "PUT",
-            PRODUCT,
-            &send(put(&format!("/products/{pid}.json"), &json!({}))).await,
-        );
+        // Writes: accepted, refused field by field, and without their root object.
+        let writes = [
+            (
+                PRODUCT,
+                format!("/products/{pid}.json"),
+                json!({"product": {"title": "Renamed"}}),
+            ),
+            (
+                PRODUCT,
+                format!("/products/{pid}.json"),
+                json!({"product": {"title": ""}}),
+            ),
+            (PRODUCT, format!("/products/{pid}.json"), json!({})),
+            (
+                VARIANT,
+                format!("/variants/{vid}.json"),
+                json!({"variant": {"price": "19.99"}}),
+            ),
+            (
+                VARIANT,
+                format!("/variants/{vid}.json"),
+                json!({"variant": {"price": "x"}}),
+            ),
+        ];
+        for (template, path, body) in &writes {
+            shop.check("PUT", template, &send(put(path, body)).await);
+        }
         shop.check(
             "GET",
             VARIANT,
             &send(get(&format!("/variants/{vid}.json"))).await,
-        );
-        shop.check(
-            "PUT",
-            VARIANT,
-            &send(put(
-                &format!("/variants/{vid}.json"),
-                &json!({"variant": {"price": "19.99"}}),
-            ))
-            .await,
-        );
-        shop.check(
-            "PUT",
-            VARIANT,
-            &send(put(
-                &format!("/variants/{vid}.json"),
-                &json!({"variant": {"price": "x"}}),
-            ))
-            .await,
         );
 
         // Inventory levels: read, set, adjust, refused.
