@@ -181,25 +181,17 @@ impl SinkWorker {
         })
     }
 
-    /// Queues a delivery; waits while the sink is at its concurrency (back-pressure). A
-    /// delivery with an order key goes after the one submitted before it with that key
-    /// has been delivered or dead-lettered; it waits without holding a call slot, so a
-    /// key held back by failures holds back no other key.
+    /// Queues a delivery. Its call waits for one of the sink's call slots (the sink's
+    /// concurrency), held for the call alone; back-pressure comes from the flow's bound on
+    /// messages in flight. A delivery with an order key goes after the one submitted
+    /// before it with that key has been delivered or dead-lettered; it waits without
+    /// holding a call slot, so a key held back by failures holds back no other key.
     pub async fn submit<A: AfterDelivery>(
         self: &Rc<Self>,
         after: &Rc<A>,
         job: SinkJob<A::Message>,
     ) {
         let turn = job.order.as_ref().map(|order| self.take_turn(order));
-        let waits = turn.as_ref().is_some_and(|t| t.after.is_some());
-        // Only a delivery that can go now holds up the submitter for a slot.
-        let permit = match waits {
-            true => None,
-            false => match self.slots.clone().acquire_owned().await {
-                Ok(permit) => Some(permit),
-                Err(_) => return,
-            },
-        };
         let worker = self.clone();
         let after = after.clone();
         let span = tracing::info_span!(
@@ -216,15 +208,7 @@ impl SinkWorker {
                     // Ends when the delivery before is over (its sender dropped).
                     let _ = before.await;
                 }
-                let permit = match permit {
-                    Some(permit) => permit,
-                    None => match worker.slots.clone().acquire_owned().await {
-                        Ok(permit) => permit,
-                        Err(_) => return,
-                    },
-                };
                 worker.deliver(&after, job).await;
-                drop(permit);
                 if let Some(turn) = turn {
                     worker.end_turn(turn);
                 }
@@ -382,11 +366,18 @@ impl SinkWorker {
             }
             None => {}
         }
+        // A call slot is held for the call only: the lookup before and the recording after
+        // queue behind the state's writes, and the target need not wait for them.
+        let Ok(permit) = self.slots.clone().acquire_owned().await else {
+            return;
+        };
         self.stack.ready().await;
         // A replica the others may count as gone calls no one (it is about to stop).
         self.outcomes.membership().until_current().await;
         let request = Request::new(&job.key, correlation_id, &job.payload);
-        match self.stack.run(&request).await {
+        let outcome = self.stack.run(&request).await;
+        drop(permit);
+        match outcome {
             Final::Delivered { attempts, document } => {
                 let terms = document
                     .as_deref()
