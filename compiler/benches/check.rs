@@ -5,6 +5,10 @@
 // The benchmark writes its corpus to disk, the way `omniflowc check` meets it.
 #![allow(clippy::disallowed_methods)]
 
+/// The allocator `omniflowc` uses, so the figure is the command's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::fmt::Write as _;
 use std::path::Path;
 use std::time::Instant;
