@@ -7,14 +7,16 @@
 use crate::delivery::outcomes::{self, Outcomes};
 use crate::delivery::{AfterDelivery, Message, SinkWorker};
 use crate::lineage;
+use crate::mapper::Serialised;
 use crate::ops::metrics::{Metrics, DEAD_LETTERS, MESSAGES_IN, MESSAGES_OUT, QUEUE_DEPTH};
 use crate::shared::Shared;
 use omniflow_mapping::json_in::{self, Projection};
-use omniflow_mapping::pipeline::{Delivery, KindRt, Pipeline};
+use omniflow_mapping::pipeline::{KindRt, Pipeline};
 use omniflow_state::{DeadLetter, Mode, Origin, Store};
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{watch, Notify, OwnedSemaphorePermit, Semaphore};
 use tracing::Instrument;
@@ -29,19 +31,11 @@ const COMPLETE_BATCH: usize = 256;
 /// One delivery of a flow's message to a sink.
 pub type SinkJob = crate::delivery::SinkJob<Tracker>;
 
-/// A delivery a message asks for, its value written out.
-struct Serialised {
-    sink: usize,
-    key: String,
-    order: Option<String>,
-    payload: Vec<u8>,
-}
-
 /// One accepted message on its way through a flow.
 pub struct Tracker {
     id: i64,
     source: String,
-    message: Vec<u8>,
+    message: Arc<[u8]>,
     /// When the source accepted the message.
     accepted_at: i64,
     /// The message's correlation id: its flow and inbox id, kept by every step after.
@@ -214,11 +208,7 @@ impl FlowCtx {
     }
 
     fn projection(&self, source: &str) -> Projection {
-        let flow = &self.pipeline.flows[self.flow_idx];
-        match flow.index.get(source).map(|idx| &flow.nodes[*idx].kind) {
-            Some(KindRt::Source { projection }) => projection.clone(),
-            _ => Projection::whole(),
-        }
+        crate::mapper::projection(&self.pipeline, self.flow_idx, source)
     }
 
     /// Removes finished messages from the inbox, in batches, for as long as the flow runs.
@@ -333,6 +323,9 @@ impl FlowCtx {
                 }
                 continue;
             }
+            // With mapping threads, a page's messages are mapped while the answers before
+            // them are acted on, in inbox order.
+            let mut mapping = std::collections::VecDeque::new();
             for stored in page {
                 last_id = stored.id;
                 let Ok(permit) = self.slots.clone().acquire_owned().await else {
@@ -350,7 +343,7 @@ impl FlowCtx {
                 let tracker = Rc::new(Tracker {
                     id: stored.id,
                     source: stored.source.clone(),
-                    message: stored.payload,
+                    message: Arc::from(stored.payload),
                     accepted_at: stored.received_at,
                     correlation: format!("{}#{}", self.flow_name(), stored.id),
                     remaining: Cell::new(1),
@@ -363,9 +356,32 @@ impl FlowCtx {
                     source = %stored.source,
                 );
                 crate::ops::telemetry::continue_trace(&span, stored.traceparent.as_deref());
-                self.handle(&stored.source, &projection, tracker)
-                    .instrument(span)
-                    .await;
+                match &self.shared.mappers {
+                    Some(mappers) => {
+                        let Some(source_idx) = self.source_index(&tracker).await else {
+                            continue;
+                        };
+                        let answer = mappers.map(
+                            (self.flow_idx, source_idx),
+                            &tracker.source,
+                            tracker.message.clone(),
+                            span.clone(),
+                        );
+                        mapping.push_back((tracker, span, answer));
+                    }
+                    None => {
+                        self.handle(&projection, tracker).instrument(span).await;
+                    }
+                }
+            }
+            while let Some((tracker, span, answer)) = mapping.pop_front() {
+                let mapped = answer.await.unwrap_or_else(|_| {
+                    Err((
+                        tracker.source.clone(),
+                        "the mapping thread stopped".to_string(),
+                    ))
+                });
+                self.act(tracker, mapped).instrument(span).await;
             }
             // Messages appended below `last_id` after a replay are picked up from the start.
             if self.in_flight.get() == 0 {
@@ -374,71 +390,62 @@ impl FlowCtx {
         }
     }
 
-    async fn handle(self: &Rc<Self>, source: &str, projection: &Projection, tracker: Rc<Tracker>) {
+    /// The flow's index of `source`, or the message is refused (a source the flow does
+    /// not have any more, after a reload).
+    async fn source_index(self: &Rc<Self>, tracker: &Rc<Tracker>) -> Option<usize> {
         let flow = &self.pipeline.flows[self.flow_idx];
-        let Some(&source_idx) = flow.index.get(source) else {
-            self.reject(
-                &tracker,
-                source,
-                "",
-                format!("the flow has no source `{source}`"),
-            )
-            .await;
-            return;
-        };
-        self.metrics.add(MESSAGES_IN, &flow.name, source, 1);
-        let message = tracker.message.clone();
-        let span = match crate::ops::telemetry::exporting() {
-            true => tracing::info_span!("map and route", routed = tracing::field::Empty),
-            false => tracing::Span::none(),
-        };
-        let processed = span.in_scope(|| match json_in::parse(&message, projection) {
-            Err(reason) => Err((source.to_string(), reason)),
-            Ok(input) => self
-                .pipeline
-                .process(self.flow_idx, source_idx, input, false, false)
-                .map_err(|r| (r.node, r.reason))
-                .map(|outcome| self.serialise(outcome.deliveries)),
-        });
-        if let Ok((jobs, _)) = &processed {
-            span.record("routed", jobs.len());
-        }
-        drop(span);
-        match processed {
-            Err((node, reason)) => {
-                let payload = String::from_utf8_lossy(&message).into_owned();
-                self.reject(&tracker, &node, &payload, reason).await;
-            }
-            Ok((jobs, terms)) => {
-                self.note_routed(&tracker, "accepted", source, &jobs, terms);
-                self.dispatch(&tracker, jobs).await;
-                tracker.finish_one(self);
+        match flow.index.get(&tracker.source) {
+            Some(&idx) => Some(idx),
+            None => {
+                let reason = format!("the flow has no source `{}`", tracker.source);
+                self.reject(tracker, &tracker.source, "", reason).await;
+                None
             }
         }
     }
 
-    /// Writes out each delivery's value; also answers the record names the values carry
-    /// (their keys and top-level references), which the lineage finds the message by.
-    fn serialise(&self, deliveries: Vec<Delivery<'_>>) -> (Vec<Serialised>, Vec<String>) {
-        let mut terms = Vec::new();
-        let jobs = deliveries
-            .into_iter()
-            .map(|d| {
-                let mut payload = Vec::with_capacity(512);
-                omniflow_mapping::json_out::write(&mut payload, &d.value);
-                if terms.len() < omniflow_state::lineage::MAX_TERMS {
-                    terms.push(d.key.clone());
-                    lineage::references(&d.value, &mut terms);
-                }
-                Serialised {
-                    sink: d.sink,
-                    key: d.key,
-                    order: d.order,
-                    payload,
-                }
-            })
-            .collect();
-        (jobs, terms)
+    /// Maps a message in line (no mapping threads) and acts on the answer.
+    async fn handle(self: &Rc<Self>, projection: &Projection, tracker: Rc<Tracker>) {
+        let Some(source_idx) = self.source_index(&tracker).await else {
+            return;
+        };
+        let span = match crate::ops::telemetry::exporting() {
+            true => tracing::info_span!("map and route", routed = tracing::field::Empty),
+            false => tracing::Span::none(),
+        };
+        let mapped = span.in_scope(|| {
+            crate::mapper::map_message(
+                &self.pipeline,
+                (self.flow_idx, source_idx),
+                &tracker.source,
+                projection,
+                &tracker.message,
+            )
+        });
+        if let Ok((jobs, _)) = &mapped {
+            span.record("routed", jobs.len());
+        }
+        drop(span);
+        self.act(tracker, mapped).await;
+    }
+
+    /// Routes a mapped message to its sinks, or refuses it.
+    async fn act(self: &Rc<Self>, tracker: Rc<Tracker>, mapped: crate::mapper::Mapped) {
+        let flow = &self.pipeline.flows[self.flow_idx];
+        self.metrics
+            .add(MESSAGES_IN, &flow.name, &tracker.source, 1);
+        match mapped {
+            Err((node, reason)) => {
+                let payload = String::from_utf8_lossy(&tracker.message).into_owned();
+                self.reject(&tracker, &node, &payload, reason).await;
+            }
+            Ok((jobs, terms)) => {
+                let source = tracker.source.clone();
+                self.note_routed(&tracker, "accepted", &source, &jobs, terms);
+                self.dispatch(&tracker, jobs).await;
+                tracker.finish_one(self);
+            }
+        }
     }
 
     /// Tells the lineage the message went through `node` (`accepted` by its source, or
@@ -585,7 +592,7 @@ impl FlowCtx {
                 .process(self.flow_idx, sink, value, false, false)
             {
                 Ok(outcome) => {
-                    let (jobs, terms) = self.serialise(outcome.deliveries);
+                    let (jobs, terms) = crate::mapper::serialise(outcome.deliveries);
                     let node = &flow.nodes[sink].name;
                     self.note_routed(&job.message, "continued", node, &jobs, terms);
                     jobs

@@ -13,6 +13,7 @@ pub mod engine;
 pub mod error;
 pub mod ledger;
 pub mod lineage;
+pub mod mapper;
 pub mod ops;
 pub mod runner;
 pub mod shared;

@@ -26,6 +26,8 @@ pub struct Shared {
     pub membership: Rc<crate::cluster::Membership>,
     /// What the sources report for `/health`.
     pub health: Rc<crate::ops::health::Health>,
+    /// The threads that parse, map and route messages (none on one CPU).
+    pub mappers: Option<crate::mapper::Mappers>,
 }
 
 impl Shared {
@@ -39,6 +41,7 @@ impl Shared {
             limits: ConnectionLimits::new(graph),
             connectors,
             membership,
+            mappers: crate::mapper::Mappers::start(graph),
             ..Shared::default()
         })
     }
