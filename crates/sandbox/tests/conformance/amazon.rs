@@ -81,7 +81,7 @@ fn every_amazon_answer_is_in_amazons_models() {
                 ids.push(o["AmazonOrderId"].as_str().unwrap().to_string());
             }
             match payload["NextToken"].as_str() {
-                Some(t) => url = format!("{first}&NextToken={}", urlencode(t)),
+                Some(t) => url = format!("{first}&NextToken={}", omniflow_sandbox::pct_encode(t)),
                 None => break,
             }
         }
@@ -261,15 +261,4 @@ fn every_amazon_answer_is_in_amazons_models() {
         listings.finish(3);
         reports.finish(6);
     });
-}
-
-fn urlencode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }

@@ -22,6 +22,32 @@ const PRODUCT: &str = "/admin/api/{version}/products/{product_id}.json";
 const VARIANT: &str = "/admin/api/{version}/variants/{variant_id}.json";
 const WEBHOOKS: &str = "/admin/api/{version}/webhooks.json";
 
+/// Reads a list from `url` by its `Link` headers, checking each page as `template`: the
+/// number of pages and the items under `key`.
+async fn read_all(
+    shop: &mut Checker,
+    (template, key): (&str, &str),
+    mut url: String,
+) -> (usize, Vec<Value>) {
+    let client = reqwest::Client::new();
+    let (mut pages, mut items) = (0, Vec::new());
+    loop {
+        let page = send(
+            client
+                .get(&url)
+                .header("X-Shopify-Access-Token", ACCESS_TOKEN),
+        )
+        .await;
+        shop.check("GET", template, &page);
+        pages += 1;
+        items.extend(page.body[key].as_array().cloned().unwrap_or_default());
+        match next_link(&page) {
+            Some(next) => url = next,
+            None => return (pages, items),
+        }
+    }
+}
+
 /// The `rel="next"` URL of an answer's `Link` header.
 fn next_link(answer: &super::harness::Answer) -> Option<String> {
     answer.headers.get("link").and_then(|l| {
@@ -89,26 +115,13 @@ fn every_shopify_answer_is_the_documented_resource() {
             made += 1;
         }
 
-        let mut url = format!("{base}/admin/api/2025-07/orders.json?status=any&limit=2");
-        let mut ids = Vec::new();
-        let mut pages = 0;
-        loop {
-            let page = send(
-                client
-                    .get(&url)
-                    .header("X-Shopify-Access-Token", ACCESS_TOKEN),
-            )
-            .await;
-            shop.check("GET", LIST, &page);
-            pages += 1;
-            for o in page.body["orders"].as_array().into_iter().flatten() {
-                ids.push(o["id"].as_u64().unwrap());
-            }
-            match next_link(&page) {
-                Some(n) => url = n,
-                None => break,
-            }
-        }
+        let (pages, orders) = read_all(
+            &mut shop,
+            (LIST, "orders"),
+            format!("{base}/admin/api/2025-07/orders.json?status=any&limit=2"),
+        )
+        .await;
+        let ids: Vec<u64> = orders.iter().map(|o| o["id"].as_u64().unwrap()).collect();
         assert!(
             pages >= 3 && ids.len() == made,
             "{pages} pages, {} orders",
@@ -185,29 +198,12 @@ fn every_shopify_answer_is_the_documented_resource() {
         );
 
         // Products over three pages or more, their variants, and writes.
-        let mut url = format!("{base}/admin/api/2025-07/products.json?limit=2");
-        let mut products = Vec::new();
-        let mut pages = 0;
-        loop {
-            let page = send(
-                client
-                    .get(&url)
-                    .header("X-Shopify-Access-Token", ACCESS_TOKEN),
-            )
-            .await;
-            shop.check("GET", PRODUCTS, &page);
-            pages += 1;
-            products.extend(
-                page.body["products"]
-                    .as_array()
-                    .cloned()
-                    .unwrap_or_default(),
-            );
-            match next_link(&page) {
-                Some(n) => url = n,
-                None => break,
-            }
-        }
+        let (pages, products) = read_all(
+            &mut shop,
+            (PRODUCTS, "products"),
+            format!("{base}/admin/api/2025-07/products.json?limit=2"),
+        )
+        .await;
         assert!(pages >= 3, "{pages} product pages");
         let product = &products[0];
         let (pid, vid) = (product["id"].clone(), product["variants"][0]["id"].clone());
