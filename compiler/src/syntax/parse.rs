@@ -1342,10 +1342,17 @@ impl Builder<'_> {
 fn trimmed_len(text: &str) -> usize {
     let mut end = text.trim_end().len();
     loop {
+        // A comment never spans lines, and every line starts outside a string (strings and
+        // quoted names end at the newline), so a trailing comment is found on the last
+        // line alone.
         let head = &text[..end];
-        match super::comments::scan(head).last() {
-            Some(comment) if comment.end as usize == end => {
-                end = head[..comment.start as usize].trim_end().len();
+        let line = head.rfind('\n').map_or(0, |i| i + 1);
+        if !head[line..].contains("//") {
+            return end;
+        }
+        match super::comments::scan(&head[line..]).last() {
+            Some(comment) if line + comment.end as usize == end => {
+                end = head[..line + comment.start as usize].trim_end().len();
             }
             _ => return end,
         }
@@ -1442,6 +1449,20 @@ mod tests {
         assert_eq!(unescape(r"\uD83D\uDE00").unwrap(), "😀");
         for lone in [r"a\uD800b", r"\uDC00", r"\uD800\u0041", r"\uZZZZ", r"\u12"] {
             assert!(unescape(lone).is_err(), "{lone}");
+        }
+    }
+
+    #[test]
+    fn a_span_ends_before_trailing_comments_and_blanks_only() {
+        let cases = [
+            ("a = 1 // one\n  // two\n\n", "a = 1"),
+            ("a = \"x//y\"  ", "a = \"x//y\""),
+            ("a = $['p//q']\n", "a = $['p//q']"),
+            ("b {\n  c = 2 // c\n}\n// after\n", "b {\n  c = 2 // c\n}"),
+            ("// only\n", ""),
+        ];
+        for (text, kept) in cases {
+            assert_eq!(&text[..trimmed_len(text)], kept, "{text:?}");
         }
     }
 
