@@ -561,25 +561,11 @@ fn a_file_that_grows_or_is_rewritten_loses_and_repeats_no_line() {
     );
 }
 
-/// A Shopify `orders/create` webhook source posting each order to the sink.
-const SHOPIFY_FLOW: &str = r#"use std.connectors.{http, shopify}
-connection shop = shopify { shop = env("SHOPIFY_SHOP"), access_token = secret("SHOPIFY_TOKEN"), webhook_secret = secret("SHOPIFY_WEBHOOK_SECRET") }
-connection api = http { base_url = env("OMNIFLOW_TEST_SINK") }
-schema Event {
-  id: string
-  qty: int
-}
-flow orders {
-  source created = shop.orders_create { path = "/hooks/shopify/orders", dedupe = true }
-  map event = created -> Event { id = to_string($.id), qty = 1 }
-  sink post = api.post(event) { path = "/events", idempotency_key = id, dead_letter = "orders" }
-}
-"#;
-
+/// The Shopify orders flow on `shop`, signed with `secret`, posting to `sink`.
 fn shopify_runtime(dir: &TempDir, sink: &Sink, shop: &str, secret: &str) -> Runtime {
     Runtime::start(
         dir,
-        SHOPIFY_FLOW,
+        support::SHOPIFY_ORDERS_FLOW,
         "",
         &[
             ("SHOPIFY_SHOP", shop.to_string()),

@@ -9,20 +9,6 @@ use std::time::Duration;
 use support::process::{get, post_json, sandbox_with, Killed};
 use support::{free_port, run_flows, wait_for, Faults, Sink, TempDir};
 
-const FLOW: &str = r#"use std.connectors.{http, shopify}
-connection shop = shopify { shop = env("SHOPIFY_SHOP"), access_token = secret("SHOPIFY_TOKEN"), webhook_secret = secret("SHOPIFY_WEBHOOK_SECRET") }
-connection api = http { base_url = env("OMNIFLOW_TEST_SINK") }
-schema Event {
-  id: string
-  qty: int
-}
-flow orders {
-  source created = shop.orders_create { path = "/hooks/shopify/orders", dedupe = true }
-  map event = created -> Event { id = to_string($.id), qty = 1 }
-  sink post = api.post(event) { path = "/events", idempotency_key = id, dead_letter = "orders" }
-}
-"#;
-
 /// Shopify's waits after each failed attempt, as the sandbox models them (seconds).
 const SHOPIFY: [f64; 8] = [60.0, 120.0, 240.0, 480.0, 960.0, 1920.0, 3840.0, 6780.0];
 
@@ -81,7 +67,7 @@ fn an_hour_long_outage_is_bridged_by_shopifys_redeliveries_and_each_order_is_sto
                 .all(|g| g.iter().any(|a| a["at_s"].as_f64().unwrap() >= 3600.0))
     });
     let sink = Sink::start(Faults::default());
-    dir.write_flows("orders.flow", FLOW);
+    dir.write_flows("orders.flow", support::SHOPIFY_ORDERS_FLOW);
     let _runtime = Killed(run_flows(
         &dir,
         &[

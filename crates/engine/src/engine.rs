@@ -367,21 +367,22 @@ impl FlowCtx {
                             tracker.message.clone(),
                             span.clone(),
                         );
-                        mapping.push_back((tracker, span, answer));
+                        mapping.push_back((tracker, span, projection, answer));
                     }
                     None => {
                         self.handle(&projection, tracker).instrument(span).await;
                     }
                 }
             }
-            while let Some((tracker, span, answer)) = mapping.pop_front() {
-                let mapped = answer.await.unwrap_or_else(|_| {
-                    Err((
-                        tracker.source.clone(),
-                        "the mapping thread stopped".to_string(),
-                    ))
-                });
-                self.act(tracker, mapped).instrument(span).await;
+            while let Some((tracker, span, projection, answer)) = mapping.pop_front() {
+                match answer.await {
+                    Ok(mapped) => self.act(tracker, mapped).instrument(span).await,
+                    // A mapping thread that is gone (it panicked) costs speed, not
+                    // messages: this one is mapped here.
+                    Err(_) => {
+                        self.handle(&projection, tracker).instrument(span).await;
+                    }
+                }
             }
             // Messages appended below `last_id` after a replay are picked up from the start.
             if self.in_flight.get() == 0 {

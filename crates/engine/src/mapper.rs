@@ -162,11 +162,14 @@ fn work(graph: ir::Graph, jobs: mpsc::Receiver<Job>) {
             return;
         }
     };
-    let mut projections: HashMap<(usize, String), Projection> = HashMap::new();
+    let mut projections: HashMap<usize, HashMap<String, Projection>> = HashMap::new();
     while let Ok(job) = jobs.recv() {
-        let projection = projections
-            .entry((job.flow_idx, job.source.clone()))
-            .or_insert_with(|| projection(&pipeline, job.flow_idx, &job.source));
+        let of_flow = projections.entry(job.flow_idx).or_default();
+        if !of_flow.contains_key(&job.source) {
+            let made = projection(&pipeline, job.flow_idx, &job.source);
+            of_flow.insert(job.source.clone(), made);
+        }
+        let projection = &of_flow[&job.source];
         let span = match crate::ops::telemetry::exporting() {
             true => {
                 tracing::info_span!(parent: &job.span, "map and route", routed = tracing::field::Empty)

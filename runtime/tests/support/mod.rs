@@ -501,3 +501,19 @@ pub fn promtool_check(metrics: &str) {
         String::from_utf8_lossy(&output.stderr)
     );
 }
+
+/// Shopify `orders/create` deliveries (deduplicated) posted to `OMNIFLOW_TEST_SINK` by id,
+/// on the shop `SHOPIFY_SHOP` with its secrets `SHOPIFY_TOKEN` and `SHOPIFY_WEBHOOK_SECRET`.
+pub const SHOPIFY_ORDERS_FLOW: &str = r#"use std.connectors.{http, shopify}
+connection shop = shopify { shop = env("SHOPIFY_SHOP"), access_token = secret("SHOPIFY_TOKEN"), webhook_secret = secret("SHOPIFY_WEBHOOK_SECRET") }
+connection api = http { base_url = env("OMNIFLOW_TEST_SINK") }
+schema Event {
+  id: string
+  qty: int
+}
+flow orders {
+  source created = shop.orders_create { path = "/hooks/shopify/orders", dedupe = true }
+  map event = created -> Event { id = to_string($.id), qty = 1 }
+  sink post = api.post(event) { path = "/events", idempotency_key = id, dead_letter = "orders" }
+}
+"#;
