@@ -292,12 +292,17 @@ async fn a_failed_statement_undoes_its_request_alone_in_a_savepoint_and_the_batc
     let state = testing::postgres();
     let store: &Store = &state.store;
     // Holds the state thread until released: what is queued meanwhile runs as one batch.
+    // Returns once the thread is inside the held job (its batch gathered), so nothing
+    // queued afterwards can join the held job's batch.
     let hold = || {
         let (release, held) = std::sync::mpsc::channel::<()>();
+        let (entered, inside) = std::sync::mpsc::channel::<()>();
         store.send(move |_| {
+            let _ = entered.send(());
             let _ = held.recv();
             Ok(())
         });
+        inside.recv().expect("the state thread runs the held job");
         async move {
             let _ = release.send(());
         }
