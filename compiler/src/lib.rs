@@ -9,10 +9,12 @@ pub use omniflow_ir::{currency, schedule};
 pub mod builtin_types;
 pub mod checks;
 pub mod diagnostics;
+pub mod facts;
 pub mod fmt;
 pub mod fs;
 pub mod graph;
 pub mod lower;
+pub mod lsp;
 pub mod pipe;
 pub mod resolve;
 pub mod source;
@@ -36,6 +38,8 @@ pub struct Compilation {
     pub graph: ir::Graph,
     /// The `.flow` files that were given (after expanding directories).
     pub files: Vec<PathBuf>,
+    /// What an editor shows: only from [`compile_for_editor`].
+    pub facts: Option<facts::Facts>,
 }
 
 impl Compilation {
@@ -78,12 +82,29 @@ pub fn compile_with(
     fs: Arc<dyn FileSystem>,
     paths: &[PathBuf],
 ) -> Result<Compilation, CompileError> {
+    compile_on_big_stack(fs, paths, false)
+}
+
+/// [`compile_with`], also recording the [`facts::Facts`] an editor shows (types, names,
+/// scopes).
+pub fn compile_for_editor(
+    fs: Arc<dyn FileSystem>,
+    paths: &[PathBuf],
+) -> Result<Compilation, CompileError> {
+    compile_on_big_stack(fs, paths, true)
+}
+
+fn compile_on_big_stack(
+    fs: Arc<dyn FileSystem>,
+    paths: &[PathBuf],
+    facts: bool,
+) -> Result<Compilation, CompileError> {
     // Deeply nested (but accepted) input recurses deeply: give the stages a large stack.
     let paths = paths.to_vec();
     std::thread::Builder::new()
         .name("omniflowc".into())
         .stack_size(256 << 20)
-        .spawn(move || compile_on_this_thread(fs, &paths))
+        .spawn(move || compile_on_this_thread(fs, &paths, facts))
         .map_err(CompileError::Thread)?
         .join()
         .map_err(|_| CompileError::Crashed)?
@@ -92,6 +113,7 @@ pub fn compile_with(
 fn compile_on_this_thread(
     fs: Arc<dyn FileSystem>,
     paths: &[PathBuf],
+    facts: bool,
 ) -> Result<Compilation, CompileError> {
     let files = source::collect_flow_files(&*fs, paths)?;
     if files.is_empty() {
@@ -100,18 +122,42 @@ fn compile_on_this_thread(
     let mut sources = Sources::default();
     let mut diags = Diagnostics::default();
     let program = resolve::load(fs, &files, &mut sources, &mut diags)?;
+    if facts {
+        program.collect_facts();
+        note_imports(&program);
+    }
     let graph = analyse(&program, &mut diags);
     Ok(Compilation {
         sources,
         diagnostics: diags.into_sorted(),
         graph,
         files,
+        facts: program.take_facts(),
     })
+}
+
+/// Records the names a `use` imports as uses of what they name.
+fn note_imports(program: &resolve::Program) {
+    for module in &program.modules {
+        for item in &module.ast.items {
+            let Item::Use(decl) = item else { continue };
+            for name in decl.names.iter().flatten() {
+                let declared = module
+                    .scope
+                    .get(&name.name)
+                    .and_then(|binding| program.name_span(binding.target));
+                if let Some(to) = declared {
+                    program.note_ref(name.span, to);
+                }
+            }
+        }
+    }
 }
 
 /// Runs typeck, checks and lowering over a loaded program.
 pub fn analyse(program: &resolve::Program, diags: &mut Diagnostics) -> ir::Graph {
     let env = typeck::build_env(program, diags);
+    typeck::note_names(program, &env);
     let mut flows = Vec::new();
     for (idx, module) in program.modules.iter().enumerate() {
         for item in &module.ast.items {

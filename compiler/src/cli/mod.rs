@@ -21,7 +21,7 @@ pub const EXIT_USAGE: u8 = 2;
 #[command(
     name = "omniflowc",
     version,
-    about = "Check, build, format and draw omniflow .flow files"
+    about = "Check, build, format and draw omniflow .flow files; serve them to editors"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -38,6 +38,8 @@ enum Command {
     Fmt(fmt::Args),
     /// Draw a flow as Mermaid or Graphviz DOT.
     Graph(graph::Args),
+    /// Run the language server on stdin and stdout (for editors).
+    Lsp,
 }
 
 /// Parses the arguments and runs the subcommand.
@@ -48,6 +50,13 @@ pub fn run() -> ExitCode {
         Command::Build(args) => build::run(args),
         Command::Fmt(args) => fmt::run(args),
         Command::Graph(args) => graph::run(args),
+        Command::Lsp => match omniflow_compiler::lsp::serve_stdio() {
+            Ok(()) => EXIT_OK,
+            Err(err) => {
+                eprintln!("error: {err}");
+                EXIT_USAGE
+            }
+        },
     };
     ExitCode::from(code)
 }

@@ -8,10 +8,12 @@ pub use load::LEDGER_MODULE;
 pub use load::load;
 
 use crate::diagnostics::{codes, suggest, Diagnostic, Diagnostics};
+use crate::facts::{Facts, Named, Scope};
 use crate::fs::FileSystem;
 use crate::source::Span;
+use crate::syntax::ast::Ident;
 use crate::syntax::ast::{Item, Module};
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -59,6 +61,8 @@ pub struct Program {
     fs: Arc<dyn FileSystem>,
     /// How many modules declare a type of each name (for [`Program::ir_name`]).
     type_name_counts: std::sync::OnceLock<HashMap<String, usize>>,
+    /// What the later stages learn about places in the files, when asked for.
+    facts: RefCell<Option<Facts>>,
 }
 
 /// What kind of item a name must denote at a use site.
@@ -101,7 +105,67 @@ impl Program {
             modules: Vec::new(),
             fs,
             type_name_counts: std::sync::OnceLock::new(),
+            facts: RefCell::new(None),
         }
+    }
+
+    /// From now on, records [`Facts`] for editors.
+    pub fn collect_facts(&self) {
+        *self.facts.borrow_mut() = Some(Facts::default());
+    }
+
+    /// The facts recorded since [`Program::collect_facts`].
+    pub fn take_facts(&self) -> Option<Facts> {
+        self.facts.borrow_mut().take()
+    }
+
+    /// Records that the name at `at` denotes what is declared at `to`.
+    pub fn note_ref(&self, at: Span, to: Span) {
+        if let Some(facts) = self.facts.borrow_mut().as_mut() {
+            facts.refs.push((at, to));
+        }
+    }
+
+    /// Records the type of what is written at `span` (shown only when facts are collected).
+    pub fn note_type(&self, span: Span, ty: impl FnOnce() -> String) {
+        if let Some(facts) = self.facts.borrow_mut().as_mut() {
+            facts.types.push((span, ty()));
+        }
+    }
+
+    /// Records what a record body may use.
+    pub fn note_scope(&self, scope: impl FnOnce() -> Scope) {
+        if self.facts.borrow().is_none() {
+            return;
+        }
+        let scope = scope();
+        if let Some(facts) = self.facts.borrow_mut().as_mut() {
+            facts.scopes.push(scope);
+        }
+    }
+
+    /// Records a name declared in a user file (renamable).
+    pub fn note_declaration(&self, name: Span) {
+        if let Some(facts) = self.facts.borrow_mut().as_mut() {
+            facts.declarations.push(name);
+        }
+    }
+
+    /// Records a name a module sees.
+    pub fn note_name(&self, named: Named) {
+        if let Some(facts) = self.facts.borrow_mut().as_mut() {
+            facts.names.push(named);
+        }
+    }
+
+    /// True while facts are collected.
+    pub fn collecting_facts(&self) -> bool {
+        self.facts.borrow().is_some()
+    }
+
+    /// The span of the name an item declares.
+    pub fn name_span(&self, item: ItemRef) -> Option<Span> {
+        self.item(item).name().map(|n| n.span)
     }
 
     /// The file system the program's files come from (tables and fixtures are read
@@ -155,6 +219,15 @@ impl Program {
         Some(binding.target)
     }
 
+    /// [`Program::lookup`] of a name written in a file: the use is recorded.
+    pub fn lookup_at(&self, module: ModuleId, name: &Ident, kind: Kind) -> Option<ItemRef> {
+        let found = self.lookup(module, &name.name, kind)?;
+        if let Some(to) = self.name_span(found) {
+            self.note_ref(name.span, to);
+        }
+        Some(found)
+    }
+
     /// Like [`Program::lookup`], reporting an unknown name with a suggestion.
     pub fn resolve(
         &self,
@@ -168,6 +241,9 @@ impl Program {
             return None;
         }
         if let Some(found) = self.lookup(module, name, kind) {
+            if let Some(to) = self.name_span(found) {
+                self.note_ref(span, to);
+            }
             return Some(found);
         }
         let code = match kind {

@@ -6,6 +6,7 @@ use super::templates;
 use super::types::{assignable, unify, Mismatch, Ty};
 use super::Env;
 use crate::diagnostics::{codes, suggest, Diagnostic, Diagnostics};
+use crate::facts::{Scope, Typed};
 use crate::ir::{self, Expr as IrExpr, PathSeg, Root};
 use crate::resolve::{Kind, ModuleId, Program};
 use crate::source::Span;
@@ -167,6 +168,12 @@ impl<'a> ExprCx<'a> {
 
     /// Checks and elaborates an expression.
     pub fn check(&mut self, expr: &Expr) -> (Ty, IrExpr) {
+        let (ty, ir) = self.check_kind(expr);
+        self.program.note_type(expr.span, || self.display(&ty));
+        (ty, ir)
+    }
+
+    fn check_kind(&mut self, expr: &Expr) -> (Ty, IrExpr) {
         match &expr.kind {
             ExprKind::Error => (Ty::Error, IrExpr::Lit(Value::Null)),
             ExprKind::Lit(lit) => self.literal(lit, expr.span),
@@ -486,6 +493,37 @@ impl<'a> ExprCx<'a> {
         None
     }
 
+    /// A name with its type and, for a record, its fields (for editors).
+    fn typed(&self, name: &str, ty: &Ty) -> Typed {
+        Typed {
+            name: name.to_string(),
+            ty: self.display(ty),
+            fields: self.typed_fields(ty),
+        }
+    }
+
+    /// The fields of a record type (of its items for a list), one level deep.
+    fn typed_fields(&self, ty: &Ty) -> Vec<Typed> {
+        let ty = match ty {
+            Ty::List(elem) => elem.as_ref(),
+            ty => ty,
+        };
+        let Ty::Record(item) = ty else {
+            return Vec::new();
+        };
+        self.env.schemas.get(item).map_or_else(Vec::new, |schema| {
+            schema
+                .fields
+                .iter()
+                .map(|f| Typed {
+                    name: f.name.clone(),
+                    ty: self.display(&f.ty),
+                    fields: Vec::new(),
+                })
+                .collect()
+        })
+    }
+
     fn input_field(&self, name: &str) -> Option<Ty> {
         match &self.input {
             Ty::Record(item) => self
@@ -539,7 +577,7 @@ impl<'a> ExprCx<'a> {
                 );
             }
         }
-        if let Some(table) = self.program.lookup(self.module, &ident.name, Kind::Table) {
+        if let Some(table) = self.program.lookup_at(self.module, ident, Kind::Table) {
             self.diags.push(
                 Diagnostic::error(
                     codes::TYPE_MISMATCH,
@@ -694,7 +732,7 @@ impl<'a> ExprCx<'a> {
             let is_local = self.locals.iter().any(|(n, _, _)| *n == ident.name);
             let is_field = self.bare_fields && self.input_field(&ident.name).is_some();
             if !is_local && !is_field {
-                if let Some(table) = self.program.lookup(self.module, &ident.name, Kind::Table) {
+                if let Some(table) = self.program.lookup_at(self.module, ident, Kind::Table) {
                     let (key_ty, value_ty) = self.table_types(table);
                     let key_ir = self.expect(index, &key_ty, true, "the table key");
                     return (
@@ -983,7 +1021,7 @@ impl<'a> ExprCx<'a> {
             let shadowed = self.locals.iter().any(|(n, _, _)| *n == ident.name)
                 || (self.bare_fields && self.input_field(&ident.name).is_some());
             if !shadowed {
-                if let Some(table) = self.program.lookup(self.module, &ident.name, Kind::Table) {
+                if let Some(table) = self.program.lookup_at(self.module, ident, Kind::Table) {
                     let (key_ty, _) = self.table_types(table);
                     let key_ir = self.expect(lhs, &key_ty, true, "the table key");
                     let test = IrExpr::InTable {
@@ -1055,6 +1093,16 @@ impl<'a> ExprCx<'a> {
                 .help("construct a schema, or assign one of the enum's variants as a string"),
             );
         }
+        self.program.note_scope(|| Scope {
+            span: record.span,
+            input: self.typed_fields(&self.input),
+            locals: self
+                .locals
+                .iter()
+                .map(|(name, ty, _)| self.typed(name, ty))
+                .collect(),
+            output: item.map_or_else(Vec::new, |item| self.typed_fields(&Ty::Record(item))),
+        });
         let depth = self.locals.len();
         let mut items = Vec::with_capacity(record.items.len());
         let mut seen: Vec<(&str, Span)> = Vec::new();
@@ -1079,6 +1127,11 @@ impl<'a> ExprCx<'a> {
                         );
                     }
                     seen.push((&name.name, name.span));
+                    if let Some(declared) = schema.and_then(|(_, s)| s.field(&name.name)) {
+                        self.program.note_ref(name.span, declared.span);
+                        self.program
+                            .note_type(name.span, || self.display(&declared.ty));
+                    }
                     let field = schema
                         .and_then(|(_, s)| s.field(&name.name).map(|f| (f.ty.clone(), f.optional)));
                     let ir = match (field, schema) {

@@ -95,6 +95,35 @@ pub struct OperationInfo {
 }
 
 impl OperationInfo {
+    /// `source poll: json -> ShopifyOrder (rate 2/s, burst 40)`, for editors.
+    pub fn describe(&self, program: &Program) -> String {
+        let kind = if self.kind == "sink" {
+            "sink".to_string()
+        } else {
+            format!("source {}", self.kind)
+        };
+        let mut quota = Vec::new();
+        if let Some(rate) = self.quota.rate_per_sec {
+            quota.push(format!("rate {rate}/s"));
+        }
+        if let Some(burst) = self.quota.burst {
+            quota.push(format!("burst {burst}"));
+        }
+        if let Some(concurrency) = self.quota.concurrency {
+            quota.push(format!("concurrency {concurrency}"));
+        }
+        let quota = if quota.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", quota.join(", "))
+        };
+        format!(
+            "{kind}: {} -> {}{quota}",
+            self.input.display(program),
+            self.output.display(program)
+        )
+    }
+
     /// The declared option with this name.
     pub fn option(&self, name: &str) -> Option<&options::OptionInfo> {
         self.options.iter().find(|o| o.name == name)
@@ -126,6 +155,86 @@ pub struct ConnectorInfo {
 pub struct ConnectionInfo {
     pub connector: Option<ItemRef>,
     pub ir: ir::Connection,
+}
+
+/// Records, for editors, the names each user module sees, with a schema's fields and a
+/// connection's operations.
+pub fn note_names(program: &Program, env: &Env) {
+    if !program.collecting_facts() {
+        return;
+    }
+    for module in program.modules.iter().filter(|m| !m.is_std) {
+        let Some(path) = &module.path else { continue };
+        for item in &module.ast.items {
+            if let Some(name) = item.name() {
+                program.note_declaration(name.span);
+            }
+        }
+        for (name, binding) in &module.scope {
+            let target = binding.target;
+            let item = program.item(target);
+            let (kind, detail, members) = match item {
+                Item::Schema(_) => {
+                    let fields = env.schemas.get(&target).map_or_else(Vec::new, |schema| {
+                        schema
+                            .fields
+                            .iter()
+                            .map(|f| crate::facts::Typed {
+                                name: f.name.clone(),
+                                ty: f.ty.display(program),
+                                fields: Vec::new(),
+                            })
+                            .collect()
+                    });
+                    ("schema", format!("schema {name}"), fields)
+                }
+                Item::Enum(_) => ("enum", format!("enum {name}"), Vec::new()),
+                Item::Table(_) => {
+                    let detail = env.tables.get(&target).map_or(String::new(), |t| {
+                        format!(
+                            "table {name}: {} -> {}",
+                            t.key_ty.display(program),
+                            t.value_ty.display(program)
+                        )
+                    });
+                    ("table", detail, Vec::new())
+                }
+                Item::Connection(_) | Item::Ledger(_) => {
+                    let connector = env
+                        .connections
+                        .get(&target)
+                        .and_then(|c| c.connector)
+                        .and_then(|c| env.connectors.get(&c));
+                    let members = connector.map_or_else(Vec::new, |c| {
+                        c.sources
+                            .iter()
+                            .chain(&c.sinks)
+                            .map(|op| crate::facts::Typed {
+                                name: op.name.clone(),
+                                ty: op.describe(program),
+                                fields: Vec::new(),
+                            })
+                            .collect()
+                    });
+                    let detail = connector.map_or(format!("connection {name}"), |c| {
+                        format!("connection {name} = {}", c.name)
+                    });
+                    ("connection", detail, members)
+                }
+                Item::Policy(_) => ("policy", format!("policy {name}"), Vec::new()),
+                Item::Connector(_) => ("connector", format!("connector {name}"), Vec::new()),
+                Item::Flow(_) => ("flow", format!("flow {name}"), Vec::new()),
+                Item::Use(_) => continue,
+            };
+            program.note_name(crate::facts::Named {
+                module: path.clone(),
+                name: name.clone(),
+                kind,
+                detail,
+                members,
+            });
+        }
+    }
 }
 
 /// Everything flows are checked against.

@@ -71,6 +71,14 @@ pub fn check_flow(
     for idx in 0..decl.stmts.len() {
         cx.node_type(idx, &mut visiting, diags);
     }
+    for (idx, stmt) in decl.stmts.iter().enumerate() {
+        if let Some(name) = stmt.node_name() {
+            program.note_declaration(name.span);
+            if let Some(ty) = cx.types.get(&idx) {
+                program.note_type(name.span, || ty.display(program));
+            }
+        }
+    }
     let mut flow = ir::Flow {
         name: decl.name.name.clone(),
         nodes: Vec::new(),
@@ -246,6 +254,9 @@ impl<'a> FlowCx<'a> {
             (&connector.sources, &connector.sinks)
         };
         if let Some(found) = ops.iter().find(|o| o.name == op.name.name) {
+            self.program.note_ref(op.name.span, found.span);
+            self.program
+                .note_type(op.name.span, || found.describe(self.program));
             return Some(found);
         }
         let (want, other) = if sink {
@@ -353,9 +364,22 @@ impl<'a> FlowCx<'a> {
         ty
     }
 
+    /// Records that `name` refers to the node declared at statement `idx`.
+    fn note_node(&self, name: &Ident, idx: usize) {
+        if let Some(declared) = self.decl.stmts[idx].node_name() {
+            self.program.note_ref(name.span, declared.span);
+        }
+    }
+
     fn input_type(&self, input: &Ident, diags: &mut Diagnostics) -> Ty {
         match self.nodes.get(input.name.as_str()) {
-            Some(idx) => self.types.get(idx).cloned().unwrap_or(Ty::Error),
+            Some(idx) => {
+                self.note_node(input, *idx);
+                let ty = self.types.get(idx).cloned().unwrap_or(Ty::Error);
+                self.program
+                    .note_type(input.span, || ty.display(self.program));
+                ty
+            }
             None => {
                 let help = suggest::did_you_mean(
                     &input.name,
@@ -768,6 +792,9 @@ impl<'a> FlowCx<'a> {
                 .help("name another sink (an exception queue), or a queue name as a string"),
             );
             return None;
+        }
+        if let Some(idx) = self.nodes.get(target.name.as_str()) {
+            self.note_node(target, *idx);
         }
         match self.nodes.get(target.name.as_str()) {
             Some(idx) if matches!(self.decl.stmts[*idx], Stmt::Sink { .. }) => {
