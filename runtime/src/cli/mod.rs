@@ -6,6 +6,7 @@ mod demo;
 mod dlq;
 mod inventory;
 mod map;
+mod playground;
 mod reload;
 mod run;
 mod sandbox;
@@ -45,6 +46,8 @@ enum Command {
     Test(test::Args),
     /// Run one flow's mapping and routing over a JSONL file, with no state.
     Map(map::Args),
+    /// A local page to try a flow's mapping on a payload while editing it.
+    Playground(playground::Args),
     /// Serve local simulators of Shopify, Amazon SP-API, Square, ShipBob and an OData ERP.
     Sandbox(sandbox::Args),
 }
@@ -62,6 +65,7 @@ pub fn run() -> ExitCode {
         Command::State(args) => state::run(args),
         Command::Test(args) => test::run(args),
         Command::Map(args) => map::run(args),
+        Command::Playground(args) => playground::run(args),
         Command::Sandbox(args) => sandbox::run(args),
     };
     ExitCode::from(code)

@@ -71,7 +71,7 @@ pub fn run(args: Args) -> u8 {
     })
 }
 
-async fn wait_for_stop() {
+pub(super) async fn wait_for_stop() {
     #[cfg(unix)]
     if let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
     {
