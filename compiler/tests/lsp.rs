@@ -297,10 +297,12 @@ fn rename_changes_every_use_across_files_and_refuses_the_stdlib() {
     // A stdlib name, and a name that is not one, are refused.
     let answer = client.request("textDocument/prepareRename", at(&main, MAIN, "{file}", 2));
     assert!(answer.get("error").is_some(), "{answer}");
-    let mut params = at(&main, MAIN, "-> Sale", 5);
-    params["newName"] = json!("9lives");
-    let answer = client.request("textDocument/rename", params);
-    assert!(answer.get("error").is_some(), "{answer}");
+    for refused in ["9lives", "reject", "a-b"] {
+        let mut params = at(&main, MAIN, "-> Sale", 5);
+        params["newName"] = json!(refused);
+        let answer = client.request("textDocument/rename", params);
+        assert!(answer.get("error").is_some(), "{refused}: {answer}");
+    }
     assert!(client.shutdown());
     let _ = std::fs::remove_dir_all(dir);
 }

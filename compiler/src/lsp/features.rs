@@ -11,6 +11,12 @@ use lsp_types::{
 };
 use std::collections::HashMap;
 
+/// The words the grammar keeps from names (its `keyword` rule).
+const RESERVED: &[&str] = &[
+    "if", "then", "else", "and", "or", "not", "in", "as", "where", "reject", "true", "false",
+    "null", "let",
+];
+
 /// What the server offers.
 pub fn capabilities() -> ServerCapabilities {
     ServerCapabilities {
@@ -222,6 +228,9 @@ pub fn rename(server: &Server, params: RenameParams) -> Result<Option<WorkspaceE
             "`{new_name}` is not a name (letters, digits and `_`, not first a digit)"
         ));
     }
+    if RESERVED.contains(&new_name.as_str()) {
+        return Err(format!("`{new_name}` is a reserved word"));
+    }
     let Some((definition, declaration)) = renamable(server, &at) else {
         return Err("only names declared in your own files can be renamed".into());
     };
@@ -268,4 +277,16 @@ pub fn format(
         range: text::range(&current, 0, current.len()),
         new_text: formatted,
     }]))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_reserved_words_are_the_grammars_keywords() {
+        let pest = include_str!("../syntax/flow.pest");
+        let rule = &pest[pest.find("keyword     =").unwrap_or(0)..];
+        let rule = &rule[..rule.find('}').unwrap_or(0)];
+        let words: Vec<&str> = rule.split('"').skip(1).step_by(2).collect();
+        assert_eq!(words, super::RESERVED);
+    }
 }
