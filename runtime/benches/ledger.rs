@@ -166,6 +166,8 @@ fn main() {
             &graph,
             std::rc::Rc::default(),
             std::rc::Rc::default(),
+            None,
+            false,
         );
         let (_stop_tx, stop) = tokio::sync::watch::channel(false);
         let build_sink =

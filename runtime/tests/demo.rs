@@ -87,6 +87,116 @@ impl Drop for Kept {
     }
 }
 
+/// `omniflow test --from-recording` of a recording against `flows`: its exit code and
+/// output.
+fn replay(recording: &Kept, flows: &std::path::Path) -> (Option<i32>, String) {
+    let output = Command::new(BIN)
+        .arg("test")
+        .arg(flows)
+        .arg("--from-recording")
+        .arg(&recording.0)
+        .output()
+        .unwrap();
+    (output.status.code(), text(&output))
+}
+
+/// The day's recording: masked, the same outcomes from the same flows, and exactly the
+/// marketplace orders reported once the marketplace mapping's id rule changes.
+fn replays_the_recording(recording: &Kept) {
+    let recorded = std::fs::read_to_string(&recording.0).unwrap();
+    let lines: Vec<Value> = recorded
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let messages = |flow: &str| {
+        lines
+            .iter()
+            .filter(|l| l["kind"] == "message" && (flow.is_empty() || l["flow"] == flow))
+            .count()
+    };
+    assert!(messages("") > 20, "{recorded}");
+    assert!(lines
+        .iter()
+        .any(|l| l["kind"] == "answer" && l["step"] == "delivered"));
+    // No customer's email survives: every address is a pseudonym.
+    let is_email = |w: &&str| {
+        w.split_once('@').is_some_and(|(local, domain)| {
+            let top = domain.rsplit('.').next().unwrap_or("");
+            !local.is_empty()
+                && !local.contains(' ')
+                && domain.contains('.')
+                && top.len() >= 2
+                && top.chars().all(|c| c.is_ascii_alphabetic())
+        })
+    };
+    let emails: Vec<&str> = recorded.split('"').filter(is_email).collect();
+    assert!(!emails.is_empty(), "the day's orders carry emails");
+    for email in emails {
+        assert!(
+            email.ends_with("@example.invalid"),
+            "{email} in the recording"
+        );
+    }
+    assert!(recorded.contains("masked-"));
+
+    let (code, out) = replay(recording, &peers::repo().join("flows"));
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        out.contains(&format!("replayed {} messages", messages(""))),
+        "{out}"
+    );
+    assert!(out.contains(": 0 differ"), "{out}");
+
+    // One changed rule: the marketplace orders that reached a sink differ, nothing else.
+    let changed = std::env::temp_dir().join(format!("omniflow-demo-flows-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&changed);
+    copy_tree(&peers::repo().join("flows"), &changed);
+    let file = changed.join("marketplace_orders.flow");
+    let text = std::fs::read_to_string(&file).unwrap();
+    let rule = "id = \"amazon:\" + amazon_id";
+    assert!(text.contains(rule));
+    std::fs::write(&file, text.replace(rule, "id = \"amzn:\" + amazon_id")).unwrap();
+    let (code, out) = replay(recording, &changed);
+    let _ = std::fs::remove_dir_all(&changed);
+    assert_eq!(code, Some(1), "{out}");
+    let reached = lines
+        .iter()
+        .filter(|l| l["kind"] == "message" && l["flow"] == "marketplace_orders")
+        .filter(|l| {
+            l["outcome"]["deliveries"]
+                .as_array()
+                .is_some_and(|d| !d.is_empty())
+        })
+        .count();
+    assert!(reached >= 3, "{recorded}");
+    let differing: Vec<&str> = out
+        .lines()
+        .filter_map(|l| l.strip_prefix("DIFFERS "))
+        .collect();
+    assert_eq!(differing.len(), reached, "{out}");
+    assert!(
+        differing
+            .iter()
+            .all(|c| c.starts_with("marketplace_orders#")),
+        "{out}"
+    );
+    assert!(out.contains("$.id: \"amazon:"), "{out}");
+}
+
+/// Copies a directory with everything below it.
+fn copy_tree(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let path = entry.unwrap().path();
+        let target = to.join(path.file_name().unwrap());
+        if path.is_dir() {
+            copy_tree(&path, &target);
+        } else {
+            std::fs::copy(&path, &target).unwrap();
+        }
+    }
+}
+
 /// The storefront order the warehouse shipped during the day, as the demo said.
 fn shipped_order(out: &str) -> String {
     out.lines()
@@ -132,13 +242,24 @@ fn the_retail_day_against_the_sandbox_reconciles() {
     }
     let url = format!("http://127.0.0.1:{}", sandbox.1);
     let state = Kept::new("sandbox");
+    let recording = Kept::new("recording");
     let output = demo(
-        &["--sandbox", &url, "--outage", "6", "--state", &state.path()],
+        &[
+            "--sandbox",
+            &url,
+            "--outage",
+            "6",
+            "--state",
+            &state.path(),
+            "--record",
+            &recording.path(),
+        ],
         &[],
     );
     let out = text(&output);
     assert!(output.status.success(), "{out}");
     assert!(out.contains("reconciliation holds"), "{out}");
+    replays_the_recording(&recording);
 
     // The shipped storefront order, traced: the order into the ERP and the warehouse, the
     // shipment back into the ERP and onto the storefront, each with the target's record.

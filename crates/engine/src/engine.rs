@@ -129,7 +129,11 @@ impl FlowCtx {
         shared: &Rc<Shared>,
     ) -> Result<Rc<FlowCtx>, crate::error::StartError> {
         let flow = &pipeline.flows[flow_idx];
-        let outcomes = Rc::new(Outcomes::new(store.clone(), shared.membership.clone()));
+        let outcomes = Rc::new(Outcomes::new(
+            store.clone(),
+            shared.membership.clone(),
+            shared.recorder.clone(),
+        ));
         let build_sink =
             |connection: &omniflow_ir::Connection,
              operation: &str,
@@ -143,7 +147,7 @@ impl FlowCtx {
                     &pipeline.graph,
                     &flow.ir,
                     idx,
-                    (&build_sink, &shared.limits),
+                    (&build_sink, &shared.limits, shared.instant_waits),
                     &metrics,
                     &outcomes,
                 )
@@ -435,6 +439,16 @@ impl FlowCtx {
         let flow = &self.pipeline.flows[self.flow_idx];
         self.metrics
             .add(MESSAGES_IN, &flow.name, &tracker.source, 1);
+        if let (Some(recorder), Some(&source_idx)) =
+            (&self.shared.recorder, flow.index.get(&tracker.source))
+        {
+            recorder.message(
+                &self.pipeline,
+                (self.flow_idx, source_idx),
+                &tracker.correlation,
+                &tracker.message,
+            );
+        }
         match mapped {
             Err((node, reason)) => {
                 let payload = String::from_utf8_lossy(&tracker.message).into_owned();

@@ -15,6 +15,7 @@ pub mod ledger;
 pub mod lineage;
 pub mod mapper;
 pub mod ops;
+pub mod recording;
 pub mod runner;
 pub mod shared;
 pub mod sources;

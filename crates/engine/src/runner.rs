@@ -37,6 +37,31 @@ pub struct Runner {
 /// The webhook server's front: its address, the routes of the running plan and whether
 /// it is stopping. It outlives a runner, so a reloaded plan serves on the same address
 /// (deliveries arriving while the old plan drains are answered 503, to be sent again).
+/// What a runner is given besides its plan.
+pub struct Parts {
+    /// The connectors' context: secrets, token caches, the registry.
+    pub connectors: Rc<omniflow_connectors::Context>,
+    /// This process among the replicas of the state.
+    pub membership: Rc<crate::cluster::Membership>,
+    /// Where accepted messages and answers are recorded, while a recording runs.
+    pub recorder: Option<Rc<crate::recording::Recorder>>,
+    /// Retry back-offs and rate limits pass at once (whole-flow tests, on a virtual
+    /// clock), and no source starts (the test feeds the inbox itself).
+    pub test: bool,
+}
+
+impl Parts {
+    /// A production runner's parts on `store`, with the default connectors' context.
+    pub fn of(store: &Store) -> Parts {
+        Parts {
+            connectors: Rc::default(),
+            membership: Rc::new(crate::cluster::Membership::of(store)),
+            recorder: None,
+            test: false,
+        }
+    }
+}
+
 #[derive(Default)]
 pub struct Front {
     routes: std::cell::RefCell<Routes>,
@@ -51,30 +76,25 @@ impl Runner {
         store: Store,
         webhook_addr: &str,
     ) -> Result<Runner, StartError> {
-        let connectors = Rc::new(omniflow_connectors::Context::default());
-        let membership = Rc::new(crate::cluster::Membership::of(&store));
+        let parts = Parts::of(&store);
         Runner::start_with(
             pipeline,
             store,
             webhook_addr,
             server::Limits::default(),
-            (connectors, membership),
+            parts,
         )
         .await
     }
 
-    /// [`Runner::start`], the webhook server applying `servers`, the connectors sharing
-    /// `connectors` (secrets as the deployment says, one token cache), this process among
-    /// the replicas of the state as `membership` says.
+    /// [`Runner::start`], the webhook server applying `servers`, with `parts` (the
+    /// connectors' context, this process among the replicas, a recorder, test mode).
     pub async fn start_with(
         pipeline: Rc<Pipeline>,
         store: Store,
         webhook_addr: &str,
         servers: server::Limits,
-        parts: (
-            Rc<omniflow_connectors::Context>,
-            Rc<crate::cluster::Membership>,
-        ),
+        parts: Parts,
     ) -> Result<Runner, StartError> {
         let front = Rc::new(Front::default());
         Runner::start_on(&front, pipeline, store, webhook_addr, servers, parts).await
@@ -89,18 +109,27 @@ impl Runner {
         store: Store,
         webhook_addr: &str,
         servers: server::Limits,
-        (connectors, membership): (
-            Rc<omniflow_connectors::Context>,
-            Rc<crate::cluster::Membership>,
-        ),
+        parts: Parts,
     ) -> Result<Runner, StartError> {
         let metrics = Rc::new(Metrics::exported());
         let (stop_tx, stop_rx) = watch::channel(false);
         let webhooks = Routes::default();
+        let Parts {
+            connectors,
+            membership,
+            recorder,
+            test,
+        } = parts;
         if let Some(replica) = membership.replica() {
             metrics.set_replica(replica);
         }
-        let shared = Shared::new(&pipeline.graph, connectors, membership.clone());
+        let shared = Shared::new(
+            &pipeline.graph,
+            connectors,
+            membership.clone(),
+            recorder,
+            test,
+        );
         // Ledgers first: the sinks that name one find it running.
         let build_sink =
             |connection: &omniflow_ir::Connection,
@@ -126,7 +155,9 @@ impl Runner {
                 metrics.clone(),
                 &shared,
             )?;
-            sources::start(&ctx, &stop_rx, &webhooks).map_err(StartError::Source)?;
+            if !test {
+                sources::start(&ctx, &stop_rx, &webhooks).map_err(StartError::Source)?;
+            }
             let processor = ctx.clone();
             let stop = stop_rx.clone();
             tokio::task::spawn_local(async move { processor.run_processor(stop).await });

@@ -28,6 +28,10 @@ pub struct Shared {
     pub health: Rc<crate::ops::health::Health>,
     /// The threads that parse, map and route messages (none on one CPU).
     pub mappers: Option<crate::mapper::Mappers>,
+    /// Where accepted messages and sink answers are recorded, while a recording runs.
+    pub recorder: Option<Rc<crate::recording::Recorder>>,
+    /// Retry back-offs and rate limits pass at once (a whole-flow test's virtual clock).
+    pub instant_waits: bool,
 }
 
 impl Shared {
@@ -36,11 +40,15 @@ impl Shared {
         graph: &omniflow_ir::Graph,
         connectors: Rc<omniflow_connectors::Context>,
         membership: Rc<crate::cluster::Membership>,
+        recorder: Option<Rc<crate::recording::Recorder>>,
+        instant_waits: bool,
     ) -> Rc<Shared> {
         Rc::new(Shared {
             limits: ConnectionLimits::new(graph),
             connectors,
             membership,
+            recorder,
+            instant_waits,
             mappers: crate::mapper::Mappers::start(graph),
             ..Shared::default()
         })

@@ -342,4 +342,40 @@ pub struct Test {
     pub expect: Option<serde_json::Value>,
     pub reject: Option<String>,
     pub sinks: Option<Vec<String>>,
+    /// The connectors' side of a whole-flow test: `None` for a test of the mapping alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub calls: Option<TestCalls>,
+}
+
+/// What a whole-flow test gives the sinks' targets to answer and expects them to be sent.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct TestCalls {
+    /// Per sink: the answers its calls get, in order; the last one repeats.
+    pub answers: BTreeMap<String, Vec<TestAnswer>>,
+    /// Per sink: the requests it must send, in order, retries included.
+    pub requests: BTreeMap<String, Vec<TestRequest>>,
+    /// Per sink: a text its dead letter's reason must contain.
+    pub dead_letters: BTreeMap<String, String>,
+    /// The values of `env(...)` and `secret(...)` names during the test.
+    pub env: BTreeMap<String, String>,
+}
+
+/// One answer a target gives.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct TestAnswer {
+    pub status: u16,
+    pub headers: BTreeMap<String, String>,
+    pub body: Option<serde_json::Value>,
+}
+
+/// What one request must hold (what is left out is not compared).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct TestRequest {
+    pub method: Option<String>,
+    /// The path and query, as sent.
+    pub path: Option<String>,
+    /// Headers that must be present with these values (names in any case).
+    pub headers: BTreeMap<String, String>,
+    /// Compared as `expect` is: objects partially, lists exactly.
+    pub body: Option<serde_json::Value>,
 }

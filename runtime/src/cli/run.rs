@@ -53,6 +53,8 @@ pub struct Args {
     /// Log format.
     #[arg(long, value_enum, default_value = "text")]
     log_format: super::LogFormat,
+    #[command(flatten)]
+    record: super::record::RecordArgs,
 }
 
 pub fn run(mut args: Args) -> u8 {
@@ -158,8 +160,11 @@ async fn start(
     args: &Args,
     plan: Plan,
     store: &state::Store,
-    front: &Rc<Front>,
-    membership: &Rc<omniflow_engine::cluster::Membership>,
+    (front, membership, recorder): (
+        &Rc<Front>,
+        &Rc<omniflow_engine::cluster::Membership>,
+        &Option<Rc<omniflow_engine::recording::Recorder>>,
+    ),
 ) -> Result<(Runner, Graph), String> {
     let Plan {
         pipeline,
@@ -172,7 +177,12 @@ async fn start(
         store.clone(),
         args.webhook_addr.as_deref().unwrap_or_default(),
         deployment.servers,
-        (Rc::new(deployment.connectors()), membership.clone()),
+        omniflow_engine::runner::Parts {
+            connectors: Rc::new(deployment.connectors()),
+            membership: membership.clone(),
+            recorder: recorder.clone(),
+            test: false,
+        },
     )
     .await
     .map_err(|e| e.to_string())?;
@@ -210,7 +220,9 @@ async fn serve(
     let servers = plan.deployment.servers;
     let front = Rc::new(Front::default());
     let mut console = console_settings(&args, &plan.deployment)?;
-    let (mut runner, mut graph) = start(&args, plan, &store, &front, &membership).await?;
+    let recorder = args.record.recorder()?;
+    let parts = (&front, &membership, &recorder);
+    let (mut runner, mut graph) = start(&args, plan, &store, parts).await?;
     // The ops endpoint answers for whichever plan runs.
     let ops: Rc<std::cell::RefCell<Handler>> =
         Rc::new(std::cell::RefCell::new(runner.ops_handler(console.clone())));
@@ -265,7 +277,7 @@ async fn serve(
         tracing::info!(changes = %changed.join("; "), "reloading: the running plan drains, the new one starts");
         let left = runner.stop(DRAIN).await;
         console = settings;
-        (runner, graph) = start(&args, plan, &store, &front, &membership).await?;
+        (runner, graph) = start(&args, plan, &store, parts).await?;
         *ops.borrow_mut() = runner.ops_handler(console.clone());
         tracing::info!(unfinished = left, flows = runner.flows.len(), "reloaded");
     }

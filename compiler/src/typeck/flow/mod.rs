@@ -4,6 +4,7 @@
 
 mod source_options;
 mod test_block;
+mod test_calls;
 
 use super::expr::ExprCx;
 use super::options::{self, invalid, range};

@@ -11,8 +11,19 @@ use crate::typeck::settings;
 use crate::typeck::types::Ty;
 use serde_json::Value;
 
-/// The fields a test block may have.
-const FIELDS: [&str; 6] = ["input", "expect", "reject", "sinks", "node", "source"];
+/// The fields a test block may have (and those of [`super::test_calls::FIELDS`]).
+const FIELDS: [&str; 10] = [
+    "input",
+    "expect",
+    "reject",
+    "sinks",
+    "node",
+    "source",
+    "answers",
+    "requests",
+    "dead_letters",
+    "env",
+];
 
 /// What a test block's fields say, before defaults.
 #[derive(Default)]
@@ -23,6 +34,8 @@ struct Fields {
     sinks: Option<Vec<String>>,
     node: Option<String>,
     source: Option<String>,
+    /// The connectors' side, when any of its fields is given.
+    calls: Option<ir::TestCalls>,
     /// A field had a value of the wrong form (already reported).
     invalid: bool,
 }
@@ -52,9 +65,14 @@ impl FlowCx<'_> {
             );
             return None;
         };
+        let expects_calls = fields
+            .calls
+            .as_ref()
+            .is_some_and(|c| !c.requests.is_empty() || !c.dead_letters.is_empty());
         if fields.expect.is_none()
             && fields.reject.is_none()
             && fields.sinks.is_none()
+            && !expects_calls
             && !fields.invalid
         {
             diags.push(
@@ -76,6 +94,7 @@ impl FlowCx<'_> {
             expect: fields.expect.map(|(v, _)| v),
             reject: fields.reject,
             sinks: fields.sinks,
+            calls: fields.calls,
         })
     }
 
@@ -98,6 +117,16 @@ impl FlowCx<'_> {
                 } else {
                     fields.expect = Some((json, field.span));
                 }
+            }
+            (name, TestValue::Json(json)) if super::test_calls::FIELDS.contains(&name) => {
+                super::test_calls::read(
+                    fields.calls.get_or_insert_with(Default::default),
+                    name,
+                    &json.to_value(),
+                    field.span,
+                    flow,
+                    diags,
+                );
             }
             ("reject", TestValue::Json(JsonLit::Str(reason))) => {
                 fields.reject = Some(reason.clone())
@@ -246,6 +275,7 @@ fn wrong_form(name: &str, span: Span, diags: &mut Diagnostics) {
         "input" | "expect" => "a JSON value or file(\"...\")",
         "reject" => "a string with the expected reason",
         "sinks" => "a list of sink names",
+        "answers" | "requests" | "dead_letters" | "env" => "a JSON object",
         _ => "a node name",
     };
     diags.push(

@@ -162,6 +162,8 @@ pub struct RateLimit<S> {
     inner: S,
     own: TokenBucket,
     connection: Option<Rc<TokenBucket>>,
+    /// Pauses pass at once (a whole-flow test's virtual clock).
+    instant: bool,
 }
 
 impl<S: Service> RateLimit<S> {
@@ -171,10 +173,14 @@ impl<S: Service> RateLimit<S> {
             inner,
             own,
             connection,
+            instant: false,
         }
     }
 
     fn pause(&self, wait: Duration) {
+        if self.instant {
+            return;
+        }
         let wait = wait.min(MAX_RETRY_AFTER);
         self.own.pause(wait);
         if let Some(shared) = &self.connection {
@@ -311,6 +317,8 @@ pub struct Retry<S> {
     policy: RetryPolicy,
     jitter: Jitter,
     scope: Rc<Scope>,
+    /// Back-offs pass at once (a whole-flow test's virtual clock).
+    instant: bool,
 }
 
 impl<S: Service> Retry<S> {
@@ -321,6 +329,7 @@ impl<S: Service> Retry<S> {
             jitter: Jitter::seeded(&format!("{}/{}", scope.flow, scope.node)),
             policy,
             scope,
+            instant: false,
         }
     }
 
@@ -435,7 +444,9 @@ impl<S: Service> Retry<S> {
                     self.scope.add(RETRIES, 1);
                     let wait = self.delay(attempt, retry_after.map(|d| d.min(MAX_RETRY_AFTER)));
                     tracing::warn!(correlation_id = %request.correlation_id, flow = %self.scope.flow, node = %self.scope.node, attempt, class = %class, wait_ms = wait.as_millis() as u64, "transient failure; retrying");
-                    tokio::time::sleep(wait).await;
+                    if !self.instant {
+                        tokio::time::sleep(wait).await;
+                    }
                 }
             }
         }
@@ -454,15 +465,24 @@ pub struct Settings {
     pub bucket: TokenBucket,
     /// The connection's bucket, shared with its other callers.
     pub connection_bucket: Option<Rc<TokenBucket>>,
+    /// Back-offs and rate limits pass at once (a whole-flow test's virtual clock).
+    pub instant: bool,
 }
 
 /// Builds the layers around a connector.
 pub fn stack(connector: Box<dyn SinkConnector>, scope: Rc<Scope>, settings: Settings) -> Stack {
     let call = Connector::new(connector, scope.clone());
     let timed = Timeout::new(call, settings.timeout);
-    let limited = RateLimit::new(timed, settings.bucket, settings.connection_bucket);
+    let (bucket, connection_bucket) = match settings.instant {
+        true => (TokenBucket::new(None, None), None),
+        false => (settings.bucket, settings.connection_bucket),
+    };
+    let mut limited = RateLimit::new(timed, bucket, connection_bucket);
+    limited.instant = settings.instant;
     let breaker = Breaker::new(limited, scope.clone());
-    Retry::new(breaker, settings.policy, scope)
+    let mut retry = Retry::new(breaker, settings.policy, scope);
+    retry.instant = settings.instant;
+    retry
 }
 
 #[cfg(test)]

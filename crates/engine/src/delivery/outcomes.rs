@@ -24,6 +24,8 @@ pub struct Outcomes {
     /// (one row) when the message finishes, or after [`HOLD`] so a message that waits
     /// (retries, an outage) shows in a trace meanwhile.
     held: RefCell<Held>,
+    /// Hears how each delivery ended, while a recording runs.
+    recorder: Option<std::rc::Rc<crate::recording::Recorder>>,
 }
 
 /// How long a message's lineage waits for the message to finish before it is written.
@@ -38,10 +40,15 @@ struct Held {
 
 impl Outcomes {
     /// Outcomes written to `store`, by this process as `membership` places it.
-    pub fn new(store: Store, membership: std::rc::Rc<crate::cluster::Membership>) -> Outcomes {
+    pub fn new(
+        store: Store,
+        membership: std::rc::Rc<crate::cluster::Membership>,
+        recorder: Option<std::rc::Rc<crate::recording::Recorder>>,
+    ) -> Outcomes {
         Outcomes {
             store,
             membership,
+            recorder,
             delivered: RefCell::new(Vec::new()),
             lineage: RefCell::new(Vec::new()),
             held: RefCell::default(),
@@ -74,6 +81,9 @@ impl Outcomes {
     /// Notes a lineage event of a message in flight; it is written once the message
     /// finishes ([`Outcomes::finished`]) or has waited [`HOLD`].
     pub fn note(&self, event: Event) {
+        if let Some(recorder) = &self.recorder {
+            recorder.answer(&event);
+        }
         let mut held = self.held.borrow_mut();
         match held.events.get_mut(&event.correlation) {
             Some(events) => events.push(event),

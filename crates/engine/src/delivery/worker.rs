@@ -116,7 +116,11 @@ impl SinkWorker {
         graph: &ir::Graph,
         flow: &ir::Flow,
         node_idx: usize,
-        (build_sink, limits): (super::BuildSink<'_>, &super::rate_limit::ConnectionLimits),
+        (build_sink, limits, instant): (
+            super::BuildSink<'_>,
+            &super::rate_limit::ConnectionLimits,
+            bool,
+        ),
         metrics: &Rc<Metrics>,
         outcomes: &Rc<Outcomes>,
     ) -> Result<SinkWorker, SinkError> {
@@ -161,6 +165,7 @@ impl SinkWorker {
                     .unwrap_or(DEFAULT_TIMEOUT),
                 bucket: TokenBucket::new(rate.map(|r| r.per_second()), *burst),
                 connection_bucket: limits.get(&connection.name),
+                instant,
             },
         );
         Ok(SinkWorker {

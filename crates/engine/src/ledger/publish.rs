@@ -156,6 +156,7 @@ impl Publisher {
                 timeout: CALL_TIMEOUT,
                 bucket: TokenBucket::new(target.rate.map(|r| r.per_second()), target.burst),
                 connection_bucket,
+                instant: false,
             },
         );
         Publisher {

@@ -53,6 +53,8 @@ pub struct Args {
     /// `inventory` afterwards) instead of a temporary file removed at the end.
     #[arg(long)]
     state: Option<PathBuf>,
+    #[command(flatten)]
+    record: super::record::RecordArgs,
 }
 
 #[derive(Clone, Copy, PartialEq, clap::ValueEnum)]
@@ -303,9 +305,19 @@ async fn start_flows(args: &Args, clock: &Clock, systems: &Systems) -> Result<Fl
         }
     };
     let store = state::Store::start(state::open(&format!("sqlite:{}", state_path.display()))?);
-    let runner = Runner::start(pipeline.clone(), store.clone(), &systems.webhook_addr)
-        .await
-        .map_err(|e| e.to_string())?;
+    let parts = omniflow_engine::runner::Parts {
+        recorder: args.record.recorder()?,
+        ..omniflow_engine::runner::Parts::of(&store)
+    };
+    let runner = Runner::start_with(
+        pipeline.clone(),
+        store.clone(),
+        &systems.webhook_addr,
+        server::Limits::default(),
+        parts,
+    )
+    .await
+    .map_err(|e| e.to_string())?;
     if let Some(addr) = &args.ops_addr {
         let console = omniflow_engine::console::Settings::for_address(addr, None);
         let bound = server::serve(addr, runner.ops_handler(console))
