@@ -50,7 +50,8 @@ fn connector_answers_drive_retries_refusals_and_throttling_through_the_real_conn
         "ok      receipts :: a 429 with Retry-After waits as told, on the virtual clock",
         "ok      erp_orders :: the ERP is looked up first, then the sale is created once",
         "ok      erp_orders :: the ERP refuses the sale (400): a dead letter with the ERP's message",
-        "5 tests, 5 passed, 0 failed",
+        "ok      listed_receipts :: a poll reads both pages and each receipt is posted once, in order",
+        "6 tests, 6 passed, 0 failed",
         "receipts: 3 tests; nodes 3/3, branches 0/0, sinks 1/1",
     ] {
         assert!(out.contains(name), "{name}: {out}");
@@ -77,6 +78,8 @@ fn a_test_expecting_the_wrong_requests_or_reasons_fails_with_what_differs() {
                 "{\"status\": 429, \"headers\": {\"retry-after\": \"600\"}},\n        {\"status\": 200, \"body\": {}}",
                 "{\"status\": 500}",
             ),
+            // The poll is expected to follow another page token than the page gives.
+            ("page_token=t2", "page_token=t3"),
             // The lookup finds the sale: none is created, so the expected POST is missing.
             (
                 "{\"status\": 200, \"body\": {\"value\": []}},\n        {\"status\": 201",
@@ -92,7 +95,8 @@ fn a_test_expecting_the_wrong_requests_or_reasons_fails_with_what_differs() {
         "sink `post` sent 5 requests, expected 2",
         "`post` dead-lettered unexpectedly: HTTP 500",
         "sink `sale` sent 1 requests, expected 2",
-        "5 tests, 1 passed, 4 failed",
+        "source `listed` request 2: path /api/receipts?page_token=t2, expected /api/receipts?page_token=t3",
+        "6 tests, 1 passed, 5 failed",
     ] {
         assert!(out.contains(expected), "{expected}: {out}");
     }

@@ -45,9 +45,16 @@ pub struct Parts {
     pub membership: Rc<crate::cluster::Membership>,
     /// Where accepted messages and answers are recorded, while a recording runs.
     pub recorder: Option<Rc<crate::recording::Recorder>>,
-    /// Retry back-offs and rate limits pass at once (whole-flow tests, on a virtual
-    /// clock), and no source starts (the test feeds the inbox itself).
-    pub test: bool,
+    /// A whole-flow test: retry back-offs and rate limits pass at once (a virtual
+    /// clock), and only the sources it names start (it feeds the inbox itself otherwise).
+    pub test: Option<TestRun>,
+}
+
+/// What a whole-flow test runs.
+#[derive(Debug, Clone, Default)]
+pub struct TestRun {
+    /// The sources to start (those the test gives pages to answer).
+    pub sources: Vec<String>,
 }
 
 impl Parts {
@@ -57,7 +64,7 @@ impl Parts {
             connectors: Rc::default(),
             membership: Rc::new(crate::cluster::Membership::of(store)),
             recorder: None,
-            test: false,
+            test: None,
         }
     }
 }
@@ -128,7 +135,7 @@ impl Runner {
             connectors,
             membership.clone(),
             recorder,
-            test,
+            test.is_some(),
         );
         // Ledgers first: the sinks that name one find it running.
         let build_sink =
@@ -155,9 +162,8 @@ impl Runner {
                 metrics.clone(),
                 &shared,
             )?;
-            if !test {
-                sources::start(&ctx, &stop_rx, &webhooks).map_err(StartError::Source)?;
-            }
+            let only = test.as_ref().map(|t| t.sources.as_slice());
+            sources::start(&ctx, &stop_rx, &webhooks, only).map_err(StartError::Source)?;
             let processor = ctx.clone();
             let stop = stop_rx.clone();
             tokio::task::spawn_local(async move { processor.run_processor(stop).await });

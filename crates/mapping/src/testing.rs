@@ -32,6 +32,10 @@ pub fn run_all(pipeline: &Pipeline) -> Vec<TestResult> {
 }
 
 fn run_one(pipeline: &Pipeline, flow_idx: usize, test: &Test) -> Result<(), String> {
+    // Its messages are the pages a polling source reads: only a whole-flow run has them.
+    if test.input.is_null() && test.calls.is_some() {
+        return Ok(());
+    }
     let flow = &pipeline.flows[flow_idx];
     let source = *flow.index.get(&test.source).ok_or("unknown source")?;
     let compared = *flow.index.get(&test.node).ok_or("unknown node")?;

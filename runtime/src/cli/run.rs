@@ -181,7 +181,7 @@ async fn start(
             connectors: Rc::new(deployment.connectors()),
             membership: membership.clone(),
             recorder: recorder.clone(),
-            test: false,
+            test: None,
         },
     )
     .await

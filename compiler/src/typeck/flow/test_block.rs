@@ -53,6 +53,17 @@ impl FlowCx<'_> {
         for field in &test.fields {
             self.test_field(&mut fields, field, flow, diags)?;
         }
+        // A test that answers a polling source's pages reads its messages from them.
+        let polled = fields.calls.as_ref().and_then(|calls| {
+            calls.answers.keys().find(|name| {
+                flow.node(name)
+                    .is_some_and(|n| super::test_calls::is_polled(&n.kind))
+            })
+        });
+        if let (None, Some(source)) = (&fields.input, polled) {
+            fields.input = Some(Value::Null);
+            fields.source.get_or_insert_with(|| source.clone());
+        }
         let Some(input) = fields.input else {
             diags.push(
                 Diagnostic::error(

@@ -1,7 +1,8 @@
 //! The connector side of a `test` block: `answers` (what each sink's target answers, call
-//! by call), `requests` (what each sink must send), `dead_letters` (which sinks end in a
-//! dead letter, and why) and `env` (the values of `env(...)` and `secret(...)` names).
-//! Each is a JSON object keyed by sink (by name for `env`); its shape is checked here.
+//! by call, or each page a poll source reads), `requests` (what each sink or poll source
+//! must send), `dead_letters` (which sinks end in a dead letter, and why) and `env` (the
+//! values of `env(...)` and `secret(...)` names). Each is a JSON object keyed by node
+//! (by name for `env`); its shape is checked here.
 
 use crate::diagnostics::{codes, Diagnostic, Diagnostics};
 use crate::ir::{self, NodeKind, TestAnswer, TestCalls, TestRequest};
@@ -37,7 +38,7 @@ pub fn read(
         return;
     }
     for (sink, value) in map {
-        if !is_sink(flow, sink, span, diags) {
+        if !is_callee(flow, sink, name != "dead_letters", span, diags) {
             continue;
         }
         match name {
@@ -124,18 +125,37 @@ fn headers(map: &Map<String, Value>) -> Option<BTreeMap<String, String>> {
     }
 }
 
-fn is_sink(flow: &ir::Flow, name: &str, span: Span, diags: &mut Diagnostics) -> bool {
+/// True when `name` is a sink of the flow, or (with `sources`) a source that polls.
+pub fn is_polled(kind: &NodeKind) -> bool {
+    matches!(kind, NodeKind::Source { kind, .. } if kind == "poll" || kind == "schedule")
+}
+
+fn is_callee(
+    flow: &ir::Flow,
+    name: &str,
+    sources: bool,
+    span: Span,
+    diags: &mut Diagnostics,
+) -> bool {
     match flow.node(name) {
         Some(node) if matches!(node.kind, NodeKind::Sink { .. }) => true,
+        Some(node) if sources && is_polled(&node.kind) => true,
         Some(node) => {
+            let (what, help) = match sources {
+                true => (
+                    "a sink or a polling source",
+                    "key the object by the flow's sinks, or by a source that polls",
+                ),
+                false => ("a sink", "key the object by the names of the flow's sinks"),
+            };
             diags.push(
                 Diagnostic::error(
                     codes::WRONG_NODE_KIND,
                     span,
-                    format!("`{name}` is a {}, not a sink", node.kind.word()),
+                    format!("`{name}` is a {}, not {what}", node.kind.word()),
                 )
-                .label("answers, requests and dead letters belong to sinks")
-                .help("key the object by the names of the flow's sinks"),
+                .label("answers and requests belong to sinks and polling sources; dead letters to sinks")
+                .help(help),
             );
             false
         }

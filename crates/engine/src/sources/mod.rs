@@ -17,9 +17,13 @@ pub fn start(
     ctx: &Rc<FlowCtx>,
     stop: &watch::Receiver<bool>,
     webhooks: &webhook::Routes,
+    only: Option<&[String]>,
 ) -> Result<(), String> {
     let flow = &ctx.pipeline.flows[ctx.flow_idx];
     for node in &flow.ir.nodes {
+        if only.is_some_and(|names| !names.contains(&node.name)) {
+            continue;
+        }
         let NodeKind::Source {
             connection,
             operation,

@@ -9,7 +9,7 @@
 //! settings taken from the test's `env` (else the environment), and every setting that is
 //! an http(s) URL pointed at the sink's target, its path kept.
 
-use omniflow_engine::runner::{Parts, Runner};
+use omniflow_engine::runner::{Parts, Runner, TestRun};
 use omniflow_http::server::{self, Handler, Req, Resp};
 use omniflow_ir::{Graph, NodeKind, SettingValue, Test, TestAnswer, TestCalls};
 use omniflow_mapping::pipeline::Pipeline;
@@ -101,17 +101,22 @@ pub async fn run(graph: &Graph, flow: &str, test: &Test, calls: &TestCalls) -> R
         .collect();
     graph.ledgers.retain(|l| used.contains(&l.name));
     let mut targets: BTreeMap<String, Rc<Target>> = BTreeMap::new();
-    let sinks: Vec<(String, String)> = graph.flows[0]
+    // Every sink, and the polling sources the test gives pages to, with its connection.
+    let callees: Vec<(String, String, bool)> = graph.flows[0]
         .nodes
         .iter()
         .filter_map(|n| match &n.kind {
-            NodeKind::Sink { connection, .. } => Some((n.name.clone(), connection.clone())),
+            NodeKind::Sink { connection, .. } => Some((n.name.clone(), connection.clone(), true)),
+            NodeKind::Source { connection, .. } if calls.answers.contains_key(&n.name) => {
+                Some((n.name.clone(), connection.clone(), false))
+            }
             _ => None,
         })
         .collect();
-    for (sink, connection) in sinks {
+    let mut polled = Vec::new();
+    for (node, connection, is_sink) in callees {
         let target = Rc::new(Target {
-            answers: calls.answers.get(&sink).cloned().unwrap_or_default(),
+            answers: calls.answers.get(&node).cloned().unwrap_or_default(),
             received: RefCell::default(),
         });
         let serving = target.clone();
@@ -123,20 +128,25 @@ pub async fn run(graph: &Graph, flow: &str, test: &Test, calls: &TestCalls) -> R
             .await
             .map_err(|err| err.to_string())?;
         let url = format!("http://{addr}");
-        let scripted = calls.answers.contains_key(&sink)
-            || calls.requests.contains_key(&sink)
-            || calls.dead_letters.contains_key(&sink);
+        let scripted = calls.answers.contains_key(&node)
+            || calls.requests.contains_key(&node)
+            || calls.dead_letters.contains_key(&node);
         match scripted {
-            true => aim(&mut graph, &sink, &connection, &url, &calls.env)?,
-            false => stub(&mut graph, &sink, &url),
+            true => aim(&mut graph, &node, &connection, &url, &calls.env)?,
+            false => stub(&mut graph, &node, &url),
         }
-        targets.insert(sink, target);
+        if !is_sink {
+            polled.push(node.clone());
+        }
+        targets.insert(node, target);
     }
     let pipeline = Rc::new(Pipeline::new(graph).map_err(|err| err.to_string())?);
     let file = StateFile::new();
     let store = state::Store::start(state::open(&format!("sqlite:{}", file.0.display()))?);
     let parts = Parts {
-        test: true,
+        test: Some(TestRun {
+            sources: polled.clone(),
+        }),
         ..Parts::of(&store)
     };
     let runner = Runner::start_with(
@@ -148,18 +158,31 @@ pub async fn run(graph: &Graph, flow: &str, test: &Test, calls: &TestCalls) -> R
     )
     .await
     .map_err(|err| err.to_string())?;
-    let (name, source) = (flow.to_string(), test.source.clone());
-    let payload = serde_json::to_vec(&test.input).map_err(|err| err.to_string())?;
-    store
-        .call(move |b| b.append(&name, &source, &[payload], None))
-        .await?;
-    for ctx in &runner.flows {
-        ctx.appended.notify_one();
+    if polled.is_empty() {
+        let (name, source) = (flow.to_string(), test.source.clone());
+        let payload = serde_json::to_vec(&test.input).map_err(|err| err.to_string())?;
+        store
+            .call(move |b| b.append(&name, &source, &[payload], None))
+            .await?;
+        for ctx in &runner.flows {
+            ctx.appended.notify_one();
+        }
     }
     let started = Instant::now();
     loop {
+        // A polling source has finished its first poll (its pages are committed) once it
+        // reports an attempt.
+        let reported = runner.shared.health.sources();
+        let polls_done = polled.iter().all(|source| {
+            reported
+                .iter()
+                .any(|h| h.flow == flow && &h.source == source)
+        });
         let name = flow.to_string();
-        if store.call(move |b| b.backlog(&name)).await? == 0 && runner.in_flight() == 0 {
+        if polls_done
+            && store.call(move |b| b.backlog(&name)).await? == 0
+            && runner.in_flight() == 0
+        {
             break;
         }
         if started.elapsed() > PATIENCE {
@@ -171,12 +194,16 @@ pub async fn run(graph: &Graph, flow: &str, test: &Test, calls: &TestCalls) -> R
     runner.stop(Duration::from_secs(5)).await;
     let _ = store.close_blocking();
     let mut failures = Vec::new();
-    for (sink, expected) in &calls.requests {
+    for (node, expected) in &calls.requests {
+        let what = match polled.contains(node) {
+            true => format!("source `{node}`"),
+            false => format!("sink `{node}`"),
+        };
         let received = targets
-            .get(sink)
+            .get(node)
             .map(|t| t.received.borrow().clone())
             .unwrap_or_default();
-        compare_requests(sink, expected, &received, &mut failures);
+        compare_requests(&what, expected, &received, &mut failures);
     }
     // A rejection the test expects is checked by the mapping's test already.
     let rejection_expected = test.reject.is_some();
@@ -258,13 +285,17 @@ fn aim(
     }
     graph.connections.push(copy);
     for node in &mut graph.flows[0].nodes {
+        if node.name != sink {
+            continue;
+        }
         if let NodeKind::Sink {
+            connection: named, ..
+        }
+        | NodeKind::Source {
             connection: named, ..
         } = &mut node.kind
         {
-            if node.name == sink {
-                *named = format!("{connection}~{sink}");
-            }
+            *named = format!("{connection}~{sink}");
         }
     }
     Ok(())
@@ -313,9 +344,10 @@ fn pointed(text: &str, target: &str) -> String {
     format!("{target}{path}")
 }
 
-/// Appends what differs between the requests a sink sent and those expected.
+/// Appends what differs between the requests a sink or source (`what`) sent and those
+/// expected.
 fn compare_requests(
-    sink: &str,
+    what: &str,
     expected: &[omniflow_ir::TestRequest],
     received: &[Received],
     failures: &mut Vec<String>,
@@ -326,7 +358,7 @@ fn compare_requests(
             .map(|r| format!("{} {}", r.method, r.path))
             .collect();
         failures.push(format!(
-            "sink `{sink}` sent {} requests, expected {}: {}",
+            "{what} sent {} requests, expected {}: {}",
             received.len(),
             expected.len(),
             if sent.is_empty() {
@@ -337,7 +369,7 @@ fn compare_requests(
         ));
     }
     for (idx, (want, got)) in expected.iter().zip(received).enumerate() {
-        let at = format!("sink `{sink}` request {}", idx + 1);
+        let at = format!("{what} request {}", idx + 1);
         if let Some(method) = &want.method {
             if *method != got.method {
                 failures.push(format!("{at}: method {}, expected {method}", got.method));
