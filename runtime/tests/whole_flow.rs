@@ -112,6 +112,7 @@ fn the_reference_flows_whole_flow_tests_pass_and_coverage_names_the_untested_flo
         "ok      ecommerce_split_fulfilment :: the store's POS is down a moment: the reservation is sent again, with the same key",
         "ok      product_price_distribution :: Amazon throttles the price update: it waits as told, then the price is accepted",
         "ok      shipment_confirmations :: Shopify refuses the fulfilment: a dead letter with Shopify's reason",
+        "ok      marketplace_orders :: Tryton refuses the connector's login: the order is a dead letter saying so",
         "storefront_reservations: 0 tests; nodes 0/3, branches 0/0, sinks 0/1",
         "not reached: node orders, node order, sink hold",
     ] {
