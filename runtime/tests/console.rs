@@ -58,22 +58,6 @@ flow intake {
 }
 "#;
 
-/// Where playwright-core is installed (`.ci/run` installs it there).
-fn node_modules() -> PathBuf {
-    let dir = std::env::var_os("OMNIFLOW_NODE_MODULES")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var_os("HOME").unwrap_or_default())
-                .join(".cache/omniflow/node/node_modules")
-        });
-    assert!(
-        dir.join("playwright-core").is_dir(),
-        "playwright-core is not installed in {} (bash .ci/run installs it; or npm install playwright-core there)",
-        dir.display()
-    );
-    dir
-}
-
 fn start(dir: &TempDir, sink: &Sink, shop: &Recorder, ops: u16) -> Child {
     dir.write_flows("console.flow", FLOWS);
     let config = dir.0.join("omniflow.yaml");
@@ -154,7 +138,7 @@ fn sign_in(ops: u16) -> String {
 
 #[test]
 fn operators_sign_in_see_the_flows_replay_a_dead_letter_trace_an_order_and_read_stock() {
-    let modules = node_modules();
+    let modules = support::node_modules();
     let dir = TempDir::new("console");
     let sink = Sink::start(Faults {
         rejected: 100,

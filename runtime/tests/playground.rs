@@ -13,24 +13,9 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use support::process::terminate;
 
-fn node_modules() -> PathBuf {
-    let dir = std::env::var_os("OMNIFLOW_NODE_MODULES")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var_os("HOME").unwrap_or_default())
-                .join(".cache/omniflow/node/node_modules")
-        });
-    assert!(
-        dir.join("playwright-core").is_dir(),
-        "playwright-core is not installed in {} (bash .ci/run installs it)",
-        dir.display()
-    );
-    dir
-}
-
 #[test]
 fn a_payload_is_mapped_routed_or_rejected_and_a_saved_rule_shows_at_once() {
-    let modules = node_modules();
+    let modules = support::node_modules();
     let dir = support::TempDir::new("playground");
     let flow_file = dir.0.join("orders.flow");
     let here = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/playground");

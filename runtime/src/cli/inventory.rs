@@ -106,15 +106,8 @@ fn drift(
             return 2;
         }
     };
-    let rt = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(err) => {
-            eprintln!("error: {err}");
-            return 2;
-        }
+    let Some(rt) = super::current_thread_runtime() else {
+        return 2;
     };
     let stock = match rt.block_on(drift::erp_stock(erp)) {
         Ok(s) => s,

@@ -73,6 +73,21 @@ pub fn run() -> ExitCode {
     ExitCode::from(code)
 }
 
+/// The single-threaded runtime the commands run on; `None` (the reason printed) when it
+/// cannot start.
+fn current_thread_runtime() -> Option<tokio::runtime::Runtime> {
+    match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => Some(runtime),
+        Err(err) => {
+            eprintln!("error: cannot start the runtime: {err}");
+            None
+        }
+    }
+}
+
 /// Log output format.
 #[derive(Clone, Copy, clap::ValueEnum)]
 pub enum LogFormat {

@@ -101,15 +101,8 @@ pub fn run(mut args: Args) -> u8 {
     };
     let store = state::Store::start(backend);
     let membership = Rc::new(omniflow_engine::cluster::Membership::of(&store));
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(err) => {
-            eprintln!("error: cannot start the runtime: {err}");
-            return 2;
-        }
+    let Some(runtime) = super::current_thread_runtime() else {
+        return 2;
     };
     let local = tokio::task::LocalSet::new();
     let closing = store.clone();

@@ -517,3 +517,20 @@ flow orders {
   sink post = api.post(event) { path = "/events", idempotency_key = id, dead_letter = "orders" }
 }
 "#;
+
+/// Where playwright-core is installed for the browser tests (`.ci/run` installs it in
+/// `~/.cache/omniflow/node`; `OMNIFLOW_NODE_MODULES` names another place).
+pub fn node_modules() -> std::path::PathBuf {
+    let dir = std::env::var_os("OMNIFLOW_NODE_MODULES")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            std::path::PathBuf::from(std::env::var_os("HOME").unwrap_or_default())
+                .join(".cache/omniflow/node/node_modules")
+        });
+    assert!(
+        dir.join("playwright-core").is_dir(),
+        "playwright-core is not installed in {} (bash .ci/run installs it; or npm install playwright-core there)",
+        dir.display()
+    );
+    dir
+}

@@ -177,13 +177,11 @@ fn is_callee(
 }
 
 fn invalid(name: &str, span: Span, want: &str, diags: &mut Diagnostics) {
-    diags.push(
-        Diagnostic::error(
-            codes::INVALID_TEST,
-            span,
-            format!("test field `{name}` must be {want}"),
-        )
-        .label(format!("expected {want}"))
-        .help("see \"Tests with connector answers\" in docs/language.md"),
+    super::test_block::invalid_field(
+        name,
+        span,
+        want,
+        "see \"Tests with connector answers\" in docs/language.md",
+        diags,
     );
 }

@@ -76,15 +76,8 @@ pub fn run(args: Args) -> u8 {
         std::env::set_var("OMNIFLOW_LOG", "error");
     }
     super::init_logging(super::LogFormat::Text);
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(err) => {
-            eprintln!("error: cannot start the runtime: {err}");
-            return 2;
-        }
+    let Some(runtime) = super::current_thread_runtime() else {
+        return 2;
     };
     let local = tokio::task::LocalSet::new();
     local.block_on(&runtime, async move {

@@ -29,15 +29,8 @@ pub fn run(args: Args) -> u8 {
         );
         return 2;
     }
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(err) => {
-            eprintln!("error: cannot start the runtime: {err}");
-            return 2;
-        }
+    let Some(runtime) = super::current_thread_runtime() else {
+        return 2;
     };
     let watched = std::rc::Rc::new(flows::Watched::new(args.paths));
     let local = tokio::task::LocalSet::new();
