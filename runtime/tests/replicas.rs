@@ -456,12 +456,21 @@ fn a_replica_paused_past_its_time_to_live_stops_when_it_resumes_and_the_other_ta
         writeln!(file, r#"{{"id": "f-{n}"}}"#).unwrap();
     }
     file.flush().unwrap();
-    wait_for(
-        "the other replica's deliveries",
-        Duration::from_secs(60),
-        || sink.distinct() == 1000,
-    );
     let survivor = 1 - paused;
+    let started = Instant::now();
+    while sink.distinct() != 1000 {
+        if started.elapsed() > Duration::from_secs(60) {
+            let log = std::fs::read_to_string(dir.0.join(format!("replica-{survivor}.log")))
+                .unwrap_or_default();
+            let tail: Vec<&str> = log.lines().rev().take(30).collect();
+            panic!(
+                "timed out waiting for the other replica's deliveries: {} of 1000, the file source held by {:?}; the survivor's log tail: {tail:#?}",
+                sink.distinct(),
+                cluster.holder_of("source:files/lines")
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
     assert_eq!(cluster.holder_of("source:files/lines"), Some(survivor));
     signal("-CONT");
     // On resuming, its next heartbeat is refused: it stops by itself, with the reason.
