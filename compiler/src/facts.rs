@@ -69,10 +69,11 @@ impl Facts {
         if let Some((_, to)) = smallest(self.refs.iter().map(|(at, to)| (*at, *to)), file, offset) {
             return Some(to);
         }
-        // On a declaration itself.
+        // On a declaration itself (used or not).
         self.refs
             .iter()
             .map(|(_, to)| *to)
+            .chain(self.declarations.iter().copied())
             .find(|to| covers(*to, file, offset))
     }
 

@@ -294,6 +294,34 @@ fn rename_changes_every_use_across_files_and_refuses_the_stdlib() {
         .iter()
         .all(|e| e["newText"] == "Purchase"));
 
+    // A declaration no one uses (a flow) may be renamed too; a node with its uses.
+    let answer = client.request(
+        "textDocument/prepareRename",
+        at(&main, MAIN, "copy_sales", 2),
+    );
+    assert_eq!(
+        answer["result"]["start"],
+        position_of(MAIN, "copy_sales", 0),
+        "{answer}"
+    );
+    let mut params = at(&main, MAIN, "map summary", 5);
+    params["newName"] = json!("digest");
+    let answer = client.request("textDocument/rename", params);
+    let starts: Vec<Value> = answer["result"]["changes"][uri(&main)]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["range"]["start"].clone())
+        .collect();
+    assert_eq!(
+        starts,
+        [
+            position_of(MAIN, "summary =", 0),
+            position_of(MAIN, "summary) {", 0)
+        ],
+        "{answer}"
+    );
+
     // A stdlib name, and a name that is not one, are refused.
     let answer = client.request("textDocument/prepareRename", at(&main, MAIN, "{file}", 2));
     assert!(answer.get("error").is_some(), "{answer}");

@@ -59,6 +59,12 @@ fn a_payload_is_mapped_routed_or_rejected_and_a_saved_rule_shows_at_once() {
         "GET /api/flows HTTP/1.1\r\nhost: evil.example\r\nconnection: close\r\n\r\n",
     );
     assert_eq!(status, 403);
+    // A run posted as a form (what another site can send without asking) is refused.
+    let (status, _) = support::process::exchange(
+        port,
+        "POST /api/run HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: text/plain\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{}",
+    );
+    assert_eq!(status, 415);
 
     let shots = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("playground-screenshots");
     let _ = std::fs::remove_dir_all(&shots);
@@ -99,6 +105,7 @@ fn a_payload_is_mapped_routed_or_rejected_and_a_saved_rule_shows_at_once() {
     );
     assert_eq!(seen["fixture_node"], "incoming", "{seen}");
     assert_eq!(seen["fixture_route"], "single", "{seen}");
+    assert_eq!(seen["sink_route"], "bulk", "{seen}");
     assert!(
         seen["after_edit"]
             .as_str()

@@ -51,11 +51,7 @@ pub fn serve(connection: &Connection) -> Result<(), String> {
     connection
         .initialize(capabilities)
         .map_err(|err| err.to_string())?;
-    let stdlib = std::env::temp_dir().join(format!(
-        "omniflow-stdlib-{}-{}",
-        env!("CARGO_PKG_VERSION"),
-        users_id()
-    ));
+    let stdlib = stdlib_dir()?;
     analysis::write_stdlib(&stdlib).map_err(|err| format!("cannot write the stdlib: {err}"))?;
     let mut server = Server {
         overlay: Overlay::default(),
@@ -98,9 +94,17 @@ fn send(connection: &Connection, message: Message) {
     let _ = connection.sender.send(message);
 }
 
-/// Keeps each user's stdlib copy apart on a shared machine.
-fn users_id() -> String {
-    std::env::var("USER").unwrap_or_default()
+/// Where the stdlib's files are written: the user's own cache (`$XDG_CACHE_HOME`, else
+/// `~/.cache`), never a folder other users can prepare.
+fn stdlib_dir() -> Result<PathBuf, String> {
+    let cache = std::env::var_os("XDG_CACHE_HOME")
+        .filter(|dir| !dir.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cache")))
+        .ok_or("neither XDG_CACHE_HOME nor HOME is set: no place for the stdlib's files")?;
+    Ok(cache
+        .join("omniflow")
+        .join(format!("stdlib-{}", env!("CARGO_PKG_VERSION"))))
 }
 
 impl Server {
@@ -168,12 +172,18 @@ impl Server {
                 Ok(analysis) => convert::diagnostics(analysis, &path),
                 Err(reason) => vec![convert::whole_file_error(reason)],
             };
-            if let Ok(analysis) = analysis {
-                let analysis = Rc::new(analysis);
-                if analysis.parsed(&path) {
-                    self.parsed.insert(path.clone(), analysis.clone());
+            match analysis {
+                Ok(analysis) => {
+                    let analysis = Rc::new(analysis);
+                    if analysis.parsed(&path) {
+                        self.parsed.insert(path.clone(), analysis.clone());
+                    }
+                    self.analyses.insert(path.clone(), analysis);
                 }
-                self.analyses.insert(path.clone(), analysis);
+                // Nothing compiled: no answers from an older text.
+                Err(_) => {
+                    self.analyses.remove(&path);
+                }
             }
             let Ok(uri) = Url::from_file_path(&path) else {
                 continue;

@@ -27,6 +27,8 @@ impl Client {
     pub fn start(root: &Path) -> Client {
         let mut child = Command::new(env!("CARGO_BIN_EXE_omniflowc"))
             .arg("lsp")
+            // The stdlib's files are written into the test's own folder.
+            .env("XDG_CACHE_HOME", root.join(".cache"))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())

@@ -34,9 +34,6 @@ pub struct Runner {
     front: Rc<Front>,
 }
 
-/// The webhook server's front: its address, the routes of the running plan and whether
-/// it is stopping. It outlives a runner, so a reloaded plan serves on the same address
-/// (deliveries arriving while the old plan drains are answered 503, to be sent again).
 /// What a runner is given besides its plan.
 pub struct Parts {
     /// The connectors' context: secrets, token caches, the registry.
@@ -69,6 +66,9 @@ impl Parts {
     }
 }
 
+/// The webhook server's front: its address, the routes of the running plan and whether
+/// it is stopping. It outlives a runner, so a reloaded plan serves on the same address
+/// (deliveries arriving while the old plan drains are answered 503, to be sent again).
 #[derive(Default)]
 pub struct Front {
     routes: std::cell::RefCell<Routes>,

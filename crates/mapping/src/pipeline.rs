@@ -132,15 +132,38 @@ impl Pipeline {
         follow_sinks: bool,
         keep_trace: bool,
     ) -> Result<Outcome<'a>, Rejected> {
-        let flow = &self.flows[flow_idx];
-        let mut outcome = Outcome::default();
-        let mut slots: Vec<Val<'a>> = Vec::new();
-        let mut work: Vec<(usize, Val<'a>)> = flow.nodes[from]
+        let work: Vec<(usize, Val<'a>)> = self.flows[flow_idx].nodes[from]
             .next
             .iter()
             .rev()
             .map(|n| (*n, input.clone()))
             .collect();
+        self.drive(flow_idx, work, follow_sinks, keep_trace)
+    }
+
+    /// Runs `node` itself on `input` (what it reads), then what follows it, as
+    /// [`Pipeline::process`] does (the playground tries one node this way).
+    pub fn process_at<'a>(
+        &self,
+        flow_idx: usize,
+        node: usize,
+        input: Val<'a>,
+        follow_sinks: bool,
+        keep_trace: bool,
+    ) -> Result<Outcome<'a>, Rejected> {
+        self.drive(flow_idx, vec![(node, input)], follow_sinks, keep_trace)
+    }
+
+    fn drive<'a>(
+        &self,
+        flow_idx: usize,
+        mut work: Vec<(usize, Val<'a>)>,
+        follow_sinks: bool,
+        keep_trace: bool,
+    ) -> Result<Outcome<'a>, Rejected> {
+        let flow = &self.flows[flow_idx];
+        let mut outcome = Outcome::default();
+        let mut slots: Vec<Val<'a>> = Vec::new();
         while let Some((node_idx, value)) = work.pop() {
             let node = &flow.nodes[node_idx];
             let reject = |r: Reject| Rejected {

@@ -19,7 +19,8 @@ pub struct RecordArgs {
     /// phones, names, addresses and secrets are masked already). Repeatable.
     #[arg(long, value_name = "PATTERN", requires = "record")]
     mask_key: Vec<String>,
-    /// Keep the values of keys matching this pattern as they are. Repeatable.
+    /// Keep the values of keys matching this pattern (emails and phone numbers in them are
+    /// still masked). Repeatable; wins over the defaults and `--mask-key`.
     #[arg(long, value_name = "PATTERN", requires = "record")]
     keep_key: Vec<String>,
 }

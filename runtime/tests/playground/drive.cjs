@@ -48,6 +48,11 @@ async function main() {
     await until('route', 'single');
     seen.fixture_node = await page.locator('#node').inputValue();
     seen.fixture_route = await text('route');
+    // A sink reads its input alone: its siblings do not run.
+    await page.selectOption('#node', 'bulk');
+    await page.fill('#payload', '{"id": "o-11", "sku": "SKU-1", "qty": 1}');
+    await until('output', 'o-11');
+    seen.sink_route = await text('route');
     await page.selectOption('#node', 'line');
     await page.fill('#payload', '{"id": "o-10", "sku": "TEE-M", "qty": 3}');
     await until('output', 'o-10');

@@ -366,7 +366,7 @@ impl<'a> FlowCx<'a> {
     }
 
     /// Records that `name` refers to the node declared at statement `idx`.
-    fn note_node(&self, name: &Ident, idx: usize) {
+    pub(super) fn note_node(&self, name: &Ident, idx: usize) {
         if let Some(declared) = self.decl.stmts[idx].node_name() {
             self.program.note_ref(name.span, declared.span);
         }
@@ -473,6 +473,15 @@ impl<'a> FlowCx<'a> {
                 let in_ty = self.input_type(input, diags);
                 let mut cx = ExprCx::new(self.program, self.env, self.module, in_ty, diags);
                 cx.bare_fields = true;
+                for target in arms
+                    .iter()
+                    .flat_map(|arm| &arm.targets)
+                    .chain(otherwise.iter().flatten())
+                {
+                    if let Some(idx) = self.nodes.get(target.name.as_str()) {
+                        self.note_node(target, *idx);
+                    }
+                }
                 let arms = arms
                     .iter()
                     .map(|arm| ir::RouteArm {

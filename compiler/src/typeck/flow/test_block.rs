@@ -118,6 +118,17 @@ impl FlowCx<'_> {
         flow: &ir::Flow,
         diags: &mut Diagnostics,
     ) -> Option<()> {
+        // Node names a test uses are uses of those nodes (for editors).
+        let named: &[Ident] = match &field.value {
+            TestValue::Name(name) => std::slice::from_ref(name),
+            TestValue::Names(names) => names,
+            _ => &[],
+        };
+        for name in named {
+            if let Some(idx) = self.nodes.get(name.name.as_str()) {
+                self.note_node(name, *idx);
+            }
+        }
         match (field.name.name.as_str(), &field.value) {
             ("input", value) | ("expect", value)
                 if !matches!(value, TestValue::Name(_) | TestValue::Names(_)) =>

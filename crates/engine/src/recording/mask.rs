@@ -39,51 +39,53 @@ pub const DEFAULT_KEPT: &[&str] = &["source_name", "*_id", "*status*"];
 
 /// The rules of one recording.
 pub struct Masking {
-    masked: Vec<String>,
-    kept: Vec<String>,
+    /// The user's rules first, then the defaults: `(pattern, masked)`, the first match wins.
+    rules: Vec<(String, bool)>,
     key: RandomState,
 }
 
 impl Masking {
-    /// The default rules plus the user's: `mask` adds keys to mask, `keep` keys to keep.
+    /// The default rules plus the user's (which win): `mask` adds keys to mask, `keep`
+    /// keys to keep.
     pub fn new(mask: &[String], keep: &[String]) -> Masking {
-        let lower = |list: &mut dyn Iterator<Item = &str>| -> Vec<String> {
-            list.map(str::to_ascii_lowercase).collect()
-        };
+        let rule = |masked: bool| move |p: &str| (p.to_ascii_lowercase(), masked);
+        let mut rules: Vec<(String, bool)> = keep.iter().map(|p| rule(false)(p)).collect();
+        rules.extend(mask.iter().map(|p| rule(true)(p)));
+        rules.extend(DEFAULT_KEPT.iter().map(|p| rule(false)(p)));
+        rules.extend(DEFAULT_MASKED.iter().map(|p| rule(true)(p)));
         Masking {
-            masked: lower(
-                &mut DEFAULT_MASKED
-                    .iter()
-                    .copied()
-                    .chain(mask.iter().map(String::as_str)),
-            ),
-            kept: lower(
-                &mut DEFAULT_KEPT
-                    .iter()
-                    .copied()
-                    .chain(keep.iter().map(String::as_str)),
-            ),
+            rules,
             key: RandomState::new(),
         }
+    }
+
+    /// Whether the value under `key` is masked whole.
+    fn masks(&self, key: &str) -> bool {
+        let key = key.to_ascii_lowercase();
+        self.rules
+            .iter()
+            .find(|(pattern, _)| matches(pattern, &key))
+            .is_some_and(|(_, masked)| *masked)
     }
 
     /// Masks a document in place.
     pub fn mask(&self, value: &mut Value) {
         match value {
             Value::Object(map) => {
+                self.mask_keys(map);
                 for (key, inner) in map.iter_mut() {
-                    let key = key.to_ascii_lowercase();
-                    if self.kept.iter().any(|p| matches(p, &key)) {
-                        self.mask(inner);
-                    } else if self.masked.iter().any(|p| matches(p, &key)) {
-                        self.mask_all(inner);
-                    } else {
-                        self.mask(inner);
+                    match self.masks(key) {
+                        true => self.mask_all(inner),
+                        false => self.mask(inner),
                     }
                 }
             }
             Value::Array(items) => items.iter_mut().for_each(|item| self.mask(item)),
-            Value::String(text) if looks_personal(text) => *text = self.pseudonym(text),
+            Value::String(text) => {
+                if let Some(masked) = self.masked_text(text) {
+                    *text = masked;
+                }
+            }
             _ => {}
         }
     }
@@ -93,15 +95,50 @@ impl Masking {
         match value {
             Value::String(text) => *text = self.pseudonym(text),
             Value::Number(_) => *value = Value::from(0),
-            Value::Object(map) => map.values_mut().for_each(|v| self.mask_all(v)),
+            Value::Object(map) => {
+                self.mask_keys(map);
+                map.values_mut().for_each(|v| self.mask_all(v));
+            }
             Value::Array(items) => items.iter_mut().for_each(|v| self.mask_all(v)),
             Value::Bool(_) | Value::Null => {}
         }
     }
 
+    /// A key can be personal data too (an object keyed by email address).
+    fn mask_keys(&self, map: &mut serde_json::Map<String, Value>) {
+        let renamed: Vec<(String, String)> = map
+            .keys()
+            .filter_map(|k| self.masked_text(k).map(|masked| (k.clone(), masked)))
+            .collect();
+        for (key, masked) in renamed {
+            if let Some(inner) = map.remove(&key) {
+                map.insert(masked, inner);
+            }
+        }
+    }
+
+    /// `text` with every email address and international phone number in it replaced by
+    /// its pseudonym; `None` when it holds none.
+    fn masked_text(&self, text: &str) -> Option<String> {
+        let found = personal_spans(text);
+        if found.is_empty() {
+            return None;
+        }
+        let mut out = String::with_capacity(text.len());
+        let mut at = 0;
+        for (start, end) in found {
+            out.push_str(&text[at..start]);
+            out.push_str(&self.pseudonym(&text[start..end]));
+            at = end;
+        }
+        out.push_str(&text[at..]);
+        Some(out)
+    }
+
+    /// The value's pseudonym; a pseudonym stays as it is (masking twice changes nothing).
     fn pseudonym(&self, text: &str) -> String {
-        if text.is_empty() {
-            return String::new();
+        if text.is_empty() || is_pseudonym(text) {
+            return text.to_string();
         }
         let hash = self.key.hash_one(text) & 0xffff_ffff;
         if text.contains('@') {
@@ -110,6 +147,14 @@ impl Masking {
             format!("masked-{hash:08x}")
         }
     }
+}
+
+/// True for a value masking made.
+pub fn is_pseudonym(text: &str) -> bool {
+    text.strip_prefix("masked-").is_some_and(|rest| {
+        let hex = rest.strip_suffix("@example.invalid").unwrap_or(rest);
+        hex.len() == 8 && hex.chars().all(|c| c.is_ascii_hexdigit())
+    })
 }
 
 /// `pattern` (lower case, `*` for any text) matches the whole of `key`.
@@ -132,25 +177,57 @@ fn matches(pattern: &str, key: &str) -> bool {
     true
 }
 
-/// An email address, or a phone number written internationally (`+` and 8 digits or more).
-fn looks_personal(text: &str) -> bool {
-    let email = text.split_once('@').is_some_and(|(local, domain)| {
-        let top = domain.rsplit('.').next().unwrap_or("");
-        !local.is_empty()
-            && !local.contains(char::is_whitespace)
-            && domain.contains('.')
-            && domain
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
-            && top.len() >= 2
-            && top.chars().all(|c| c.is_ascii_alphabetic())
-    });
-    let phone = text.strip_prefix('+').is_some_and(|rest| {
-        rest.chars()
-            .all(|c| c.is_ascii_digit() || " -().".contains(c))
-            && rest.chars().filter(char::is_ascii_digit).count() >= 8
-    });
-    email || phone
+/// The byte ranges of `text` that are an email address or a phone number written
+/// internationally (`+` and 8 digits or more, with spaces, dashes, dots or brackets).
+fn personal_spans(text: &str) -> Vec<(usize, usize)> {
+    let bytes = text.as_bytes();
+    let mut found = Vec::new();
+    let mut idx = 0;
+    while idx < bytes.len() {
+        if bytes[idx] == b'+' {
+            let end = idx
+                + 1
+                + text[idx + 1..]
+                    .find(|c: char| !(c.is_ascii_digit() || " -().".contains(c)))
+                    .unwrap_or(text.len() - idx - 1);
+            let run = text[idx..end].trim_end_matches([' ', '-', '.', '(']);
+            if run.chars().filter(char::is_ascii_digit).count() >= 8 {
+                found.push((idx, idx + run.len()));
+                idx += run.len();
+                continue;
+            }
+        }
+        if bytes[idx] == b'@' {
+            let is_local = |c: char| c.is_ascii_alphanumeric() || "._%+-'".contains(c);
+            let start = text[..idx]
+                .char_indices()
+                .rev()
+                .take_while(|(_, c)| is_local(*c))
+                .last()
+                .map_or(idx, |(i, _)| i);
+            let is_domain = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '.';
+            let end = idx
+                + 1
+                + text[idx + 1..]
+                    .find(|c: char| !is_domain(c))
+                    .unwrap_or(text.len() - idx - 1);
+            let domain = text[idx + 1..end].trim_end_matches(['.', '-']);
+            let top = domain.rsplit('.').next().unwrap_or("");
+            let email = start < idx
+                && domain.contains('.')
+                && top.len() >= 2
+                && top.chars().all(|c| c.is_ascii_alphabetic());
+            if email {
+                let end = idx + 1 + domain.len();
+                // An earlier phone run never overlaps an address (it has no `@`).
+                found.push((start, end));
+                idx = end;
+                continue;
+            }
+        }
+        idx += 1;
+    }
+    found
 }
 
 #[cfg(test)]
@@ -193,6 +270,26 @@ mod tests {
             .as_str()
             .unwrap()
             .ends_with("@example.invalid"));
+        // Inside free text, in an object's key, and after the user's own rules.
+        let mut text = json!({
+            "reason": "customer Ada <ada@example.com> exists, call +44 20 7946 0958.",
+            "by_email": {"ada@example.com": 1},
+            "tax_id": "DE123",
+            "note": "keep"
+        });
+        let users = Masking::new(&["tax_id".into()], &["note".into()]);
+        users.mask(&mut text);
+        let shown = text.to_string();
+        assert!(
+            !shown.contains("ada@") && !shown.contains("7946") && !shown.contains("DE123"),
+            "{shown}"
+        );
+        assert!(shown.contains("customer Ada <masked-"), "{shown}");
+        assert_eq!(text["note"], "keep");
+        // Masking twice changes nothing.
+        let once = text.clone();
+        users.mask(&mut text);
+        assert_eq!(text, once);
         // A key that only looks like an address (`SKU@time`) stays.
         let mut key = json!({"key": "ITM-200105@2026-12-06T05:44:46.135Z"});
         masking.mask(&mut key);

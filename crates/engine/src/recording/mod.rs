@@ -6,7 +6,8 @@
 //! A recording is JSON lines: `{"kind":"message", "flow", "source", "correlation",
 //! "message", "outcome"}` and `{"kind":"answer", "flow", "correlation", "sink", "step",
 //! "detail"}`. The outcome is computed from the masked message, so a replay of the same
-//! flows gives it again exactly.
+//! flows gives it again; what masking changed in it (values the flow took from elsewhere)
+//! is a pseudonym, which a replay does not compare. The file is readable by its owner only.
 
 pub mod mask;
 
@@ -37,9 +38,11 @@ impl Recorder {
         window: Option<Duration>,
         masking: Masking,
     ) -> Result<Recorder, String> {
-        let file = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let file = options
             .open(path)
             .map_err(|err| format!("cannot create the recording `{}`: {err}", path.display()))?;
         Ok(Recorder {
@@ -88,10 +91,13 @@ impl Recorder {
             // Not JSON: nothing of it is kept, and a replay skips it.
             Err(_) => Value::Null,
         };
-        let outcome = match &masked {
+        let mut outcome = match &masked {
             Value::Null => Value::Null,
             value => outcome(pipeline, (flow_idx, source_idx), &value.to_string()),
         };
+        // What the flow adds from elsewhere (a table of customers) is masked too; a replay
+        // does not compare masked values.
+        self.masking.mask(&mut outcome);
         self.write(&json!({
             "kind": "message",
             "flow": flow.name,

@@ -1,6 +1,7 @@
 //! The playground's HTTP routes: the page, `GET /api/flows` and `POST /api/run`.
 //! Requests must name the loopback host they were sent to (a page elsewhere that points
-//! a name at 127.0.0.1 is refused).
+//! a name at 127.0.0.1 is refused), and a run must be sent as JSON (a form another site
+//! posts is refused).
 
 use super::flows::Watched;
 use omniflow_http::server::{Handler, Req, Resp};
@@ -36,6 +37,15 @@ fn answer(watched: &Watched, req: Req) -> Resp {
         },
         ("GET", "/api/flows") => Resp::json(200, watched.describe()),
         ("POST", "/api/run") => {
+            // A JSON body needs a preflight across origins, which this server never grants.
+            let json = req
+                .headers
+                .get("content-type")
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|v| v.starts_with("application/json"));
+            if !json {
+                return Resp::json(415, json!({"error": "send the body as application/json"}));
+            }
             let Ok(body) = serde_json::from_slice::<Value>(&req.body) else {
                 return Resp::json(
                     400,

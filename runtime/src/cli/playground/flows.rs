@@ -104,8 +104,8 @@ impl Watched {
     }
 
     /// Runs `payload` into `node` of `flow` (a source emits it; any other node reads it as
-    /// its input) and answers the node's output, the sinks reached and every node's output,
-    /// or the rejection.
+    /// its input and runs alone, then what follows it) and answers the node's output, the
+    /// sinks reached and every node's output, or the rejection.
     pub fn run(&self, flow: &str, node: &str, payload: &str) -> Value {
         self.refresh();
         let loaded = self.loaded.borrow();
@@ -120,20 +120,20 @@ impl Watched {
         let Some(&shown) = flow_rt.index.get(node) else {
             return json!({"version": version, "error": format!("no node `{node}` in flow `{flow}`")});
         };
-        let from = match input_of(&flow_rt.ir.nodes[shown].kind) {
-            None => shown,
-            Some(input) => match flow_rt.index.get(input) {
-                Some(&idx) => idx,
-                None => return json!({"version": version, "error": format!("no node `{input}`")}),
-            },
-        };
+        let is_source = input_of(&flow_rt.ir.nodes[shown].kind).is_none();
         let input = match json_in::parse(payload.as_bytes(), &Projection::whole()) {
             Ok(input) => input,
             Err(reason) => {
                 return json!({"version": version, "error": format!("the payload is not JSON: {reason}")})
             }
         };
-        match pipeline.process(flow_idx, from, input, true, true) {
+        // A source emits the payload; any other node reads it, alone (its siblings do not run).
+        let emitted = is_source.then(|| input.clone());
+        let processed = match is_source {
+            true => pipeline.process(flow_idx, shown, input, true, true),
+            false => pipeline.process_at(flow_idx, shown, input, true, true),
+        };
+        match processed {
             Err(rejected) => json!({
                 "version": version,
                 "rejected": {"node": rejected.node, "reason": rejected.reason},
@@ -144,11 +144,14 @@ impl Watched {
                     json_out::write(&mut out, value);
                     serde_json::from_slice::<Value>(&out).unwrap_or(Value::Null)
                 };
-                let output = outcome
-                    .trace
-                    .iter()
-                    .find(|(idx, _)| *idx == shown)
-                    .map(|(_, value)| written(value));
+                let output = match &emitted {
+                    Some(payload) => Some(written(payload)),
+                    None => outcome
+                        .trace
+                        .iter()
+                        .find(|(idx, _)| *idx == shown)
+                        .map(|(_, value)| written(value)),
+                };
                 let trace: Vec<Value> = outcome
                     .trace
                     .iter()
@@ -164,7 +167,6 @@ impl Watched {
                     "version": version,
                     "error": loaded.error,
                     "output": output,
-                    "reached": output.is_some() || shown == from,
                     "sinks": sinks,
                     "trace": trace,
                 })

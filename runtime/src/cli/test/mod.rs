@@ -70,12 +70,16 @@ pub fn run(args: Args) -> u8 {
 
 /// Runs the whole-flow part of the tests that have one, adding its failures to theirs.
 fn whole_flows(pipeline: &Pipeline, results: &mut [testing::TestResult]) -> Result<(), String> {
+    // In the order `run_all` reports them, so a result is found by its place (two tests
+    // may share a name).
     let mut wanted = Vec::new();
-    for flow in &pipeline.flows {
-        for test in &flow.ir.tests {
-            if let Some(calls) = &test.calls {
-                wanted.push((flow.name.clone(), test.clone(), calls.clone()));
-            }
+    let all = pipeline
+        .flows
+        .iter()
+        .flat_map(|f| f.ir.tests.iter().map(move |t| (f, t)));
+    for (place, (flow, test)) in all.enumerate() {
+        if let Some(calls) = &test.calls {
+            wanted.push((place, flow.name.clone(), test.clone(), calls.clone()));
         }
     }
     if wanted.is_empty() {
@@ -85,22 +89,21 @@ fn whole_flows(pipeline: &Pipeline, results: &mut [testing::TestResult]) -> Resu
         .enable_all()
         .build()
         .map_err(|err| format!("cannot start the runtime: {err}"))?;
-    let local = tokio::task::LocalSet::new();
-    for (flow, test, calls) in wanted {
+    for (place, flow, test, calls) in wanted {
+        // One task set a test: what it started (targets, the runner) ends with it.
+        let local = tokio::task::LocalSet::new();
         let outcome = local.block_on(
             &runtime,
             whole_flow::run(&pipeline.graph, &flow, &test, &calls),
         );
-        let Err(why) = outcome else { continue };
-        if let Some(result) = results
-            .iter_mut()
-            .find(|r| r.flow == flow && r.name == test.name)
-        {
-            result.failure = Some(match result.failure.take() {
-                Some(earlier) => format!("{earlier}\n{why}"),
-                None => why,
-            });
-        }
+        drop(local);
+        let (Err(why), Some(result)) = (outcome, results.get_mut(place)) else {
+            continue;
+        };
+        result.failure = Some(match result.failure.take() {
+            Some(earlier) => format!("{earlier}\n{why}"),
+            None => why,
+        });
     }
     Ok(())
 }
