@@ -300,31 +300,12 @@ fn wrong_form(name: &str, span: Span, diags: &mut Diagnostics) {
         "answers" | "requests" | "dead_letters" | "env" => "a JSON object",
         _ => "a node name",
     };
-    invalid_field(
+    super::test_calls::invalid_field(
         name,
         span,
         want,
         "see the `test` block in docs/language.md",
         diags,
-    );
-}
-
-/// Reports (`E0212`) a test field whose value is not `want`.
-pub(super) fn invalid_field(
-    name: &str,
-    span: Span,
-    want: &str,
-    help: &str,
-    diags: &mut Diagnostics,
-) {
-    diags.push(
-        Diagnostic::error(
-            codes::INVALID_TEST,
-            span,
-            format!("test field `{name}` must be {want}"),
-        )
-        .label(format!("expected {want}"))
-        .help(help),
     );
 }
 

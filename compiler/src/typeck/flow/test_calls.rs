@@ -177,11 +177,30 @@ fn is_callee(
 }
 
 fn invalid(name: &str, span: Span, want: &str, diags: &mut Diagnostics) {
-    super::test_block::invalid_field(
+    invalid_field(
         name,
         span,
         want,
         "see \"Tests with connector answers\" in docs/language.md",
         diags,
+    );
+}
+
+/// Reports (`E0212`) a test field whose value is not `want`.
+pub(super) fn invalid_field(
+    name: &str,
+    span: Span,
+    want: &str,
+    help: &str,
+    diags: &mut Diagnostics,
+) {
+    diags.push(
+        Diagnostic::error(
+            codes::INVALID_TEST,
+            span,
+            format!("test field `{name}` must be {want}"),
+        )
+        .label(format!("expected {want}"))
+        .help(help),
     );
 }
