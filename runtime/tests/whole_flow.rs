@@ -119,3 +119,18 @@ fn the_reference_flows_whole_flow_tests_pass_and_coverage_names_the_untested_flo
         assert!(out.contains(name), "{name}: {out}");
     }
 }
+
+#[test]
+fn what_a_whole_flow_test_cannot_run_is_refused_when_the_flows_are_checked() {
+    // A 1xx is no final answer: the check refuses it, as it refuses every wrong shape.
+    let dir = edited(
+        "whole-flow-1xx",
+        &[("{\"status\": 503}", "{\"status\": 101}")],
+    );
+    let (code, out) = omniflow_test(&[&dir.0], false);
+    assert_eq!(code, Some(2), "{out}");
+    assert!(
+        out.contains("E0212") && out.contains("status 200 to 599"),
+        "{out}"
+    );
+}

@@ -49,7 +49,7 @@ pub fn read(
                 _ => invalid(
                     name,
                     span,
-                    "an object of lists of answers like {\"status\": 201, \"headers\": {...}, \"body\": ...}",
+                    "an object of lists of answers (status 200 to 599) like {\"status\": 201, \"headers\": {...}, \"body\": ...}",
                     diags,
                 ),
             },
@@ -83,7 +83,8 @@ fn answer(value: &Value) -> Option<TestAnswer> {
     let status = map
         .get("status")?
         .as_u64()
-        .filter(|s| (100..=599).contains(s))?;
+        // A final answer: a 1xx is no answer to a call.
+        .filter(|s| (200..=599).contains(s))?;
     Some(TestAnswer {
         status: status as u16,
         headers: headers(map)?,
@@ -125,11 +126,13 @@ fn headers(map: &Map<String, Value>) -> Option<BTreeMap<String, String>> {
     }
 }
 
-/// True when `name` is a sink of the flow, or (with `sources`) a source that polls.
+/// A `schedule` source polls on its cron's ticks, which a test does not wait for: only
+/// `poll` sources, which poll when they start, take pages.
 pub fn is_polled(kind: &NodeKind) -> bool {
-    matches!(kind, NodeKind::Source { kind, .. } if kind == "poll" || kind == "schedule")
+    matches!(kind, NodeKind::Source { kind, .. } if kind == "poll")
 }
 
+/// True when `name` is a sink of the flow, or (with `sources`) a source that polls.
 fn is_callee(
     flow: &ir::Flow,
     name: &str,
