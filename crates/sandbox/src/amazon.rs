@@ -91,15 +91,15 @@ fn with_ids(sb: &Sandbox, resp: Resp) -> Resp {
     resp.header("x-amzn-RequestId", id)
 }
 
-/// Amazon's answer for an injected status.
-pub fn error_status(sb: &Sandbox, status: u16) -> Resp {
+/// Amazon's answer for an injected status to `method path`: every answer of an operation
+/// carries its `x-amzn-RateLimit-Limit`, as the models document.
+pub fn error_status(sb: &Sandbox, status: u16, method: &str, path: &str) -> Resp {
     let resp = match status {
         429 => err(
             429,
             "QuotaExceeded",
             "You exceeded your quota for the requested resource.",
-        )
-        .header("x-amzn-RateLimit-Limit", "0.0167"),
+        ),
         500 => err(
             500,
             "InternalFailure",
@@ -112,21 +112,41 @@ pub fn error_status(sb: &Sandbox, status: u16) -> Resp {
         ),
         s => err(s, "InternalFailure", "Request failed."),
     };
+    let resp = match operation(method, &segments(path)) {
+        Some((op, _)) => resp.header("x-amzn-RateLimit-Limit", format!("{}", quota(sb, op).0)),
+        None => resp,
+    };
     with_ids(sb, resp)
 }
 
 /// `POST /auth/o2/token` (form-encoded refresh-token grant).
 pub fn token(sb: &Shared, req: &Req) -> Resp {
     let form = query_pairs(&String::from_utf8_lossy(&req.body));
-    let ok = param(&form, "grant_type") == Some("refresh_token")
-        && param(&form, "client_id") == Some(CLIENT_ID)
-        && param(&form, "client_secret") == Some(CLIENT_SECRET)
-        && param(&form, "refresh_token") == Some(REFRESH_TOKEN);
-    if !ok {
+    // RFC 6749 §5.2: the client is authenticated first (401), then the grant (400).
+    let refused = if param(&form, "client_id") != Some(CLIENT_ID)
+        || param(&form, "client_secret") != Some(CLIENT_SECRET)
+    {
+        Some((401, "invalid_client", "Client authentication failed"))
+    } else if param(&form, "grant_type") != Some("refresh_token") {
+        Some((
+            400,
+            "unsupported_grant_type",
+            "The authorization grant type is not supported",
+        ))
+    } else if param(&form, "refresh_token") != Some(REFRESH_TOKEN) {
+        Some((
+            400,
+            "invalid_grant",
+            "The request has an invalid grant parameter : refresh_token",
+        ))
+    } else {
+        None
+    };
+    if let Some((status, error, description)) = refused {
         sb.bump(System::AmazonSp, "auth_failures");
         return Resp::json(
-            401,
-            json!({"error": "invalid_client", "error_description": "Client authentication failed"}),
+            status,
+            json!({"error": error, "error_description": description}),
         );
     }
     let token = {
@@ -168,7 +188,8 @@ fn authorized(sb: &Sandbox, req: &Req) -> bool {
         .is_some_and(|issued| issued.elapsed() < Duration::from_secs(st.token_ttl))
 }
 
-fn take(sb: &Sandbox, op: &'static str) -> Result<String, Resp> {
+/// An operation's rate per second and burst, scaled as the sandbox's quotas are.
+fn quota(sb: &Sandbox, op: &str) -> (f64, f64) {
     let (_, rate, burst) = QUOTAS
         .iter()
         .chain(&super::amazon_reports::QUOTAS)
@@ -176,7 +197,12 @@ fn take(sb: &Sandbox, op: &'static str) -> Result<String, Resp> {
         .copied()
         .unwrap_or((op, 1.0, 1.0));
     let scale = sb.quota_scale(System::AmazonSp);
-    let (rate, burst) = (rate * scale, (burst * scale).ceil().max(1.0));
+    (rate * scale, (burst * scale).ceil().max(1.0))
+}
+
+/// Takes a token of `op`'s bucket: `Ok` with its `x-amzn-RateLimit-Limit`, or the 429.
+fn take(sb: &Sandbox, op: &'static str) -> Result<String, Resp> {
+    let (rate, burst) = quota(sb, op);
     let limit = format!("{rate}");
     let ok = sb
         .amazon
@@ -206,17 +232,9 @@ pub fn handle(sb: &Shared, req: &Req) -> Resp {
     with_ids(sb, resp)
 }
 
-fn route(sb: &Shared, req: &Req) -> Resp {
-    if !authorized(sb, req) {
-        return err(
-            403,
-            "Unauthorized",
-            "Access to requested resource is denied.",
-        )
-        .header("x-amzn-ErrorType", "AccessDeniedException");
-    }
-    let segs: Vec<&str> = req.path.trim_start_matches('/').split('/').collect();
-    let (op, f): (&'static str, Operation) = match (req.method.as_str(), segs.as_slice()) {
+/// The operation `method path` names, with its handler.
+fn operation(method: &str, segs: &[&str]) -> Option<(&'static str, Operation)> {
+    Some(match (method, segs) {
         ("GET", ["orders", "v0", "orders"]) => ("getOrders", get_orders),
         ("GET", ["orders", "v0", "orders", _, "orderItems"]) => ("getOrderItems", get_order_items),
         ("GET", ["orders", "v0", "orders", _]) => ("getOrder", get_order),
@@ -233,8 +251,28 @@ fn route(sb: &Shared, req: &Req) -> Resp {
             "getReportDocument",
             super::amazon_reports::get_report_document,
         ),
-        _ => return err(404, "NotFound", "Resource not found."),
+        _ => return None,
+    })
+}
+
+fn segments(path: &str) -> Vec<&str> {
+    path.trim_start_matches('/').split('/').collect()
+}
+
+fn route(sb: &Shared, req: &Req) -> Resp {
+    let segs = segments(&req.path);
+    let served = super::routes::find(super::routes::AMAZON, &req.method, &req.path);
+    let Some((op, f)) = served.and_then(|_| operation(&req.method, &segs)) else {
+        return err(404, "NotFound", "Resource not found.");
     };
+    if !authorized(sb, req) {
+        return err(
+            403,
+            "Unauthorized",
+            "Access to requested resource is denied.",
+        )
+        .header("x-amzn-ErrorType", "AccessDeniedException");
+    }
     match take(sb, op) {
         Ok(limit) => f(sb, req, &segs).header("x-amzn-RateLimit-Limit", limit),
         Err(resp) => resp,

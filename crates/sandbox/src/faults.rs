@@ -254,31 +254,31 @@ impl Faults {
 }
 
 /// Before serving: a scripted hold or status, an outage, or the standing profile's draw.
-pub async fn before(sb: &Shared, system: System, step: Option<&Step>) -> Option<Resp> {
+pub async fn before(sb: &Shared, system: System, step: Option<&Step>, req: &Req) -> Option<Resp> {
     if let Some(step) = step {
         if step.delay_ms > 0 {
             tokio::time::sleep(Duration::from_millis(step.delay_ms)).await;
         }
         return match (step.status, step.applied) {
-            (Some(status), false) => Some(step_answer(sb, system, status, step.body)),
+            (Some(status), false) => Some(step_answer(sb, system, status, step.body, req)),
             _ => None,
         };
     }
     if let Some(status) = sb.faults.outage(system) {
-        return Some(fault_response(sb, system, status));
+        return Some(fault_response(sb, system, status, req));
     }
     match sb.faults.profile(system) {
         FaultProfile::Flaky => {
             let draw = sb.rng.borrow_mut().below(100);
             if draw < 10 {
-                Some(fault_response(sb, system, 503))
+                Some(fault_response(sb, system, 503, req))
             } else if draw < 15 {
                 sb.bump(system, "throttled");
-                Some(fault_response(sb, system, 429))
+                Some(fault_response(sb, system, 429, req))
             } else if draw < 18 {
                 sb.bump(system, "timeouts_injected");
                 tokio::time::sleep(HANG).await;
-                Some(fault_response(sb, system, 504))
+                Some(fault_response(sb, system, 504, req))
             } else {
                 None
             }
@@ -293,10 +293,10 @@ pub async fn before(sb: &Shared, system: System, step: Option<&Step>) -> Option<
 }
 
 /// After serving: an applied step's status, or the body spoiled as the step says.
-pub fn after(sb: &Sandbox, system: System, step: &Step, served: Resp) -> Resp {
+pub fn after(sb: &Sandbox, system: System, step: &Step, served: Resp, req: &Req) -> Resp {
     if let (Some(status), true) = (step.status, step.applied) {
         sb.bump(system, "faults_injected");
-        return step_answer(sb, system, status, step.body);
+        return step_answer(sb, system, status, step.body, req);
     }
     match step.body {
         Some(body) => {
@@ -308,8 +308,8 @@ pub fn after(sb: &Sandbox, system: System, step: &Step, served: Resp) -> Resp {
 }
 
 /// The vendor's answer for `status`, its body spoiled when the step says so.
-fn step_answer(sb: &Sandbox, system: System, status: u16, body: Option<Body>) -> Resp {
-    let resp = fault_response(sb, system, status);
+fn step_answer(sb: &Sandbox, system: System, status: u16, body: Option<Body>, req: &Req) -> Resp {
+    let resp = fault_response(sb, system, status, req);
     match body {
         Some(body) => spoil(resp, body),
         None => resp,
@@ -480,7 +480,7 @@ mod tests {
         with_sandbox(SandboxConfig::default(), |base| async move {
             let route = "GET /admin/api/*/orders.json";
             let script = json!([{"status": 503}, {}, {"body": "truncated"}, {"body": "malformed"},
-                {"status": 502, "body": "html"}, {"delay_ms": 50}]);
+                {"status": 502, "body": "html"}, {"delay_ms": 300}]);
             let set = control(&base, "faults", json!({"route": route, "script": script})).await;
             assert_eq!(set["steps"], 6);
             let get = || async {
@@ -519,7 +519,10 @@ mod tests {
                 (502, true),
                 "{page}"
             );
+            // The held step answers no sooner than its delay.
+            let held = std::time::Instant::now();
             assert_eq!(get().await.0, 200);
+            assert!(held.elapsed() >= Duration::from_millis(300));
             // The script is spent: served as usual, and nothing is left listed.
             assert_eq!(get().await.0, 200);
             let listed = parts(
@@ -531,6 +534,47 @@ mod tests {
             )
             .await;
             assert_eq!(listed.2["scripts"], json!([]));
+        });
+    }
+
+    #[test]
+    fn amazon_token_and_document_routes_take_scripted_faults_only() {
+        let config = SandboxConfig {
+            faults: FaultProfile::Flaky,
+            ..SandboxConfig::default()
+        };
+        with_sandbox(config, |base| async move {
+            let token = || async {
+                let form = format!(
+                    "grant_type=refresh_token&client_id={}&client_secret={}&refresh_token={}",
+                    super::super::amazon::CLIENT_ID,
+                    super::super::amazon::CLIENT_SECRET,
+                    super::super::pct_encode(super::super::amazon::REFRESH_TOKEN)
+                );
+                let resp = client()
+                    .post(format!("{base}/auth/o2/token"))
+                    .header("content-type", "application/x-www-form-urlencoded")
+                    .body(form)
+                    .send()
+                    .await
+                    .unwrap();
+                parts(resp).await
+            };
+            let script = json!([{"status": 503}, {"status": 500, "body": "malformed"}]);
+            control(
+                &base,
+                "faults",
+                json!({"route": "POST /auth/o2/token", "script": script}),
+            )
+            .await;
+            assert_eq!(token().await.0, 503);
+            let broken = token().await;
+            assert_eq!(broken.0, 500);
+            // The script spent, the flaky profile does not reach the token endpoint.
+            for _ in 0..40 {
+                let ok = token().await;
+                assert_eq!(ok.0, 200, "{}", ok.2);
+            }
         });
     }
 

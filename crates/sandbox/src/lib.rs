@@ -15,6 +15,7 @@ pub mod clock;
 pub mod faults;
 pub use faults::FaultProfile;
 pub mod odata;
+pub mod routes;
 pub mod shipbob;
 pub mod shopify;
 pub mod square;
@@ -418,40 +419,50 @@ async fn route(sb: Shared, req: Req) -> Resp {
         let rest = rest.to_string();
         return control(&sb, &rest, &req);
     }
-    if req.path == "/auth/o2/token" {
-        sb.bump(System::AmazonSp, "requests");
-        return amazon::token(&sb, &req);
-    }
-    if req.path.starts_with(amazon_reports::DOCUMENT_PATH) {
-        return amazon_reports::download(&sb, &req);
-    }
-    let Some(system) = system_of(&req.path) else {
+    // Amazon's token endpoint and report documents (an S3 address in production) take
+    // scripted faults only: outages and profiles stand for the SP-API's own endpoints.
+    let aside = req.path == "/auth/o2/token" || req.path.starts_with(amazon_reports::DOCUMENT_PATH);
+    let Some(system) = (if aside {
+        Some(System::AmazonSp)
+    } else {
+        system_of(&req.path)
+    }) else {
         return Resp::json(404, json!({"error": "no simulator serves this path"}));
     };
-    sb.bump(system, "requests");
-    let step = sb.faults.scripted(&req.method, &req.path);
-    if let Some(resp) = faults::before(&sb, system, step.as_ref()).await {
-        sb.bump(system, "faults_injected");
-        return resp;
+    if !req.path.starts_with(amazon_reports::DOCUMENT_PATH) {
+        sb.bump(system, "requests");
     }
-    let resp = match system {
-        System::Shopify => shopify::handle(&sb, &req),
-        System::AmazonSp => amazon::handle(&sb, &req),
-        System::Square => square::handle(&sb, &req),
-        System::Shipbob => shipbob::handle(&sb, &req),
-        System::Odata => odata::handle(&sb, &req),
+    let step = sb.faults.scripted(&req.method, &req.path);
+    if step.is_some() || !aside {
+        if let Some(resp) = faults::before(&sb, system, step.as_ref(), &req).await {
+            sb.bump(system, "faults_injected");
+            return resp;
+        }
+    }
+    let resp = if req.path == "/auth/o2/token" {
+        amazon::token(&sb, &req)
+    } else if aside {
+        amazon_reports::download(&sb, &req)
+    } else {
+        match system {
+            System::Shopify => shopify::handle(&sb, &req),
+            System::AmazonSp => amazon::handle(&sb, &req),
+            System::Square => square::handle(&sb, &req),
+            System::Shipbob => shipbob::handle(&sb, &req),
+            System::Odata => odata::handle(&sb, &req),
+        }
     };
     match step {
-        Some(step) => faults::after(&sb, system, &step, resp),
+        Some(step) => faults::after(&sb, system, &step, resp, &req),
         None => resp,
     }
 }
 
 /// The vendor's error response for `status` (429 with its throttle headers).
-fn fault_response(sb: &Sandbox, system: System, status: u16) -> Resp {
+fn fault_response(sb: &Sandbox, system: System, status: u16, req: &Req) -> Resp {
     match system {
         System::Shopify => shopify::error_status(sb, status),
-        System::AmazonSp => amazon::error_status(sb, status),
+        System::AmazonSp => amazon::error_status(sb, status, &req.method, &req.path),
         System::Square => square::error_status(status),
         System::Shipbob => shipbob::error_status(status),
         System::Odata => odata::error_status(status),

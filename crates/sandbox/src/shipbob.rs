@@ -118,7 +118,9 @@ pub fn handle(sb: &Shared, req: &Req) -> Resp {
     let path = req.path.trim_start_matches('/');
     let (version, rest) = path.split_once('/').unwrap_or((path, ""));
     let segs: Vec<&str> = rest.split('/').collect();
+    let served = super::routes::find(super::routes::SHIPBOB, &req.method, &req.path).is_some();
     let resp = match (req.method.as_str(), segs.as_slice()) {
+        _ if !served => msg(404, "Not Found"),
         ("POST", ["order"]) => create_order(sb, req),
         ("GET", ["order"]) => list_orders(sb, req, version),
         ("GET", ["order", id]) => with_order(sb, id, |o| Resp::json(200, o.clone())),
@@ -452,6 +454,7 @@ fn subscribe(sb: &Shared, req: &Req) -> Resp {
                 topic: t.into(),
                 url: url.into(),
                 secret: Some(secret.clone()),
+                version: None,
             },
         );
     }
@@ -555,6 +558,7 @@ pub fn control_ship(sb: &Shared, id: &str, req: &Req) -> Resp {
                     headers: headers.clone(),
                     body: body.clone(),
                     delay,
+                    event_time: None,
                 },
             );
         }

@@ -3,13 +3,13 @@
 //! subscriptions, and the 40-call leaky bucket leaking 2 per second.
 
 mod orders;
+mod paging;
 pub mod products;
 
 use super::webhooks::{self, Delivery, Subscriber};
 use super::{
     base_url, catalog, header, json_body, param, parse_ts, query_pairs, Sandbox, Shared, System,
 };
-use base64::Engine;
 use chrono::{DateTime, SecondsFormat, Utc};
 use omniflow_http::server::{Req, Resp};
 use serde_json::{json, Value};
@@ -20,6 +20,9 @@ use std::time::Instant;
 pub const SHOP: &str = "sandbox-shop";
 /// Admin API access token accepted in `X-Shopify-Access-Token`.
 pub const ACCESS_TOKEN: &str = "shpat_sandbox";
+/// The API version of deliveries to a subscriber that named none (the version the bodies
+/// are written to).
+pub const WEBHOOK_VERSION: &str = "2025-07";
 /// App secret that signs webhooks.
 pub const WEBHOOK_SECRET: &str = "shopify-webhook-secret";
 /// Bucket size (Standard plan).
@@ -195,6 +198,9 @@ fn valid_version(v: &str) -> bool {
 }
 
 fn dispatch(sb: &Shared, req: &Req, version: &str, resource: &str) -> Resp {
+    if super::routes::find(super::routes::SHOPIFY, &req.method, &req.path).is_none() {
+        return errors(404, json!("Not Found"));
+    }
     let segs: Vec<&str> = resource.split('/').collect();
     match (req.method.as_str(), segs.as_slice()) {
         ("GET", ["orders.json"]) => list_orders(sb, req, version),
@@ -220,7 +226,7 @@ fn dispatch(sb: &Shared, req: &Req, version: &str, resource: &str) -> Resp {
             Resp::json(200, json!({ "fulfillment_orders": fos }))
         }
         ("POST", ["fulfillments.json"]) => create_fulfillment(sb, req),
-        ("GET", ["inventory_levels.json"]) => list_levels(sb, req),
+        ("GET", ["inventory_levels.json"]) => list_levels(sb, req, version),
         ("POST", ["inventory_levels", "set.json"]) => change_level(sb, req, false),
         ("POST", ["inventory_levels", "adjust.json"]) => change_level(sb, req, true),
         ("GET", ["shop.json"]) => Resp::json(200, json!({ "shop": shop_json() })),
@@ -251,41 +257,17 @@ const FILTERS: [&str; 5] = [
     "since_id",
     "updated_at_max",
 ];
-const ALLOWED_WITH_PAGE_INFO: [&str; 3] = ["limit", "fields", "page_info"];
 
 fn list_orders(sb: &Shared, req: &Req, version: &str) -> Resp {
     let pairs = query_pairs(&req.query);
-    let limit = match param(&pairs, "limit").map(str::parse::<usize>) {
-        None => 50,
-        Some(Ok(n)) if (1..=250).contains(&n) => n,
-        Some(_) => return errors(400, json!({"limit": ["must be between 1 and 250"]})),
+    let limit = match page_limit(&pairs) {
+        Ok(n) => n,
+        Err(resp) => return resp,
     };
     // Filters: from the request, or frozen in the cursor with the page's side.
-    let (filters, cursor) = match param(&pairs, "page_info") {
-        Some(token) => {
-            if let Some((k, _)) = pairs
-                .iter()
-                .find(|(k, _)| !ALLOWED_WITH_PAGE_INFO.contains(&k.as_str()))
-            {
-                return errors(
-                    400,
-                    json!({"page_info": [format!("{k} cannot be passed when page_info is present")]}),
-                );
-            }
-            match decode_cursor(token) {
-                Some((f, c)) => (f, Some(c)),
-                None => return errors(400, json!({"page_info": ["Invalid value."]})),
-            }
-        }
-        None => {
-            let mut f = serde_json::Map::new();
-            for key in FILTERS {
-                if let Some(v) = param(&pairs, key) {
-                    f.insert(key.to_string(), json!(v));
-                }
-            }
-            (Value::Object(f), None)
-        }
+    let (filters, cursor) = match paging::filters_or_cursor::<u64>(&pairs, &FILTERS) {
+        Ok(found) => found,
+        Err(body) => return errors(400, body),
     };
     let status = filters["status"].as_str().unwrap_or("open");
     if !matches!(status, "open" | "closed" | "cancelled" | "any") {
@@ -323,73 +305,34 @@ fn list_orders(sb: &Shared, req: &Req, version: &str) -> Resp {
             })
         })
         .collect();
-    // The page: the first `limit` after a cursor's id, or the last `limit` before it.
-    let (from, to) = match cursor {
-        None => (0, limit.min(matching.len())),
-        Some(Side::After(id)) => {
-            let from = matching.partition_point(|o| o.id <= id);
-            (from, (from + limit).min(matching.len()))
-        }
-        Some(Side::Before(id)) => {
-            let to = matching.partition_point(|o| o.id < id);
-            (to.saturating_sub(limit), to)
-        }
-    };
+    let ids: Vec<u64> = matching.iter().map(|o| o.id).collect();
+    let (from, to) = paging::window(&ids, cursor.as_ref(), limit);
     let page: Vec<Value> = matching[from..to].iter().map(|o| o.json.clone()).collect();
-    let mut links = Vec::new();
-    let url = |side: Side| {
+    let link = paging::link(&ids, (from, to), |side| {
         format!(
-            "<{}/admin/api/{version}/orders.json?limit={limit}&page_info={}>",
+            "{}/admin/api/{version}/orders.json?limit={limit}&page_info={}",
             base_url(req),
-            encode_cursor(&filters, side)
+            paging::encode(&filters, side)
         )
-    };
-    if from > 0 && from < to {
-        links.push(format!(
-            "{}; rel=\"previous\"",
-            url(Side::Before(matching[from].id))
-        ));
-    }
-    if to < matching.len() && from < to {
-        links.push(format!(
-            "{}; rel=\"next\"",
-            url(Side::After(matching[to - 1].id))
-        ));
-    }
-    let resp = Resp::json(200, json!({ "orders": page }));
-    if links.is_empty() {
-        resp
-    } else {
-        resp.header("Link", links.join(", "))
+    });
+    with_link(Resp::json(200, json!({ "orders": page })), link)
+}
+
+/// A list's `limit` (default 50, at most 250), or Shopify's 400.
+fn page_limit(pairs: &[(String, String)]) -> Result<usize, Resp> {
+    match param(pairs, "limit").map(str::parse::<usize>) {
+        None => Ok(50),
+        Some(Ok(n)) if (1..=250).contains(&n) => Ok(n),
+        Some(_) => Err(errors(400, json!({"limit": ["must be between 1 and 250"]}))),
     }
 }
 
-/// Which side of an order id a `page_info` cursor reads.
-#[derive(Clone, Copy)]
-enum Side {
-    After(u64),
-    Before(u64),
-}
-
-fn encode_cursor(filters: &Value, side: Side) -> String {
-    let raw = match side {
-        Side::After(id) => json!({"f": filters, "after": id}),
-        Side::Before(id) => json!({"f": filters, "before": id}),
-    };
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw.to_string())
-}
-
-fn decode_cursor(token: &str) -> Option<(Value, Side)> {
-    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(token)
-        .ok()?;
-    let v: Value = serde_json::from_slice(&raw).ok()?;
-    let side = match (v.get("after"), v.get("before")) {
-        (Some(id), None) => Side::After(id.as_u64()?),
-        (None, Some(id)) => Side::Before(id.as_u64()?),
-        _ => return None,
-    };
-    Some((v.get("f")?.clone(), side))
+/// `resp` with a `Link` header when there is one.
+fn with_link(resp: Resp, link: Option<String>) -> Resp {
+    match link {
+        Some(link) => resp.header("Link", link),
+        None => resp,
+    }
 }
 
 /// `POST /_sandbox/shopify/orders`: a storefront order, announced by `orders/create`.
@@ -432,13 +375,14 @@ fn notify(sb: &Shared, topic: &str, payload: &Value, duplicate: bool, delay: std
                 "X-Shopify-Shop-Domain".to_string(),
                 format!("{SHOP}.myshopify.com"),
             ),
-            ("X-Shopify-API-Version".to_string(), "2026-04".to_string()),
+            (
+                "X-Shopify-API-Version".to_string(),
+                sub.version
+                    .clone()
+                    .unwrap_or_else(|| WEBHOOK_VERSION.to_string()),
+            ),
             ("X-Shopify-Webhook-Id".to_string(), webhook_id),
             ("X-Shopify-Event-Id".to_string(), event_id),
-            (
-                "X-Shopify-Triggered-At".to_string(),
-                super::ts_millis(super::now()),
-            ),
         ];
         let copies = if duplicate { 2 } else { 1 };
         for copy in 0..copies {
@@ -455,6 +399,7 @@ fn notify(sb: &Shared, topic: &str, payload: &Value, duplicate: bool, delay: std
                     headers: headers.clone(),
                     body: body.clone(),
                     delay,
+                    event_time: Some("X-Shopify-Triggered-At"),
                 },
             );
         }
@@ -483,6 +428,7 @@ fn subscribe(sb: &Shared, req: &Req, version: &str) -> Resp {
             topic: topic.to_string(),
             url: address.to_string(),
             secret: None,
+            version: Some(version.to_string()),
         },
     );
     let ts = shop_ts(super::now());
@@ -710,32 +656,50 @@ fn id_list(s: Option<&str>) -> Option<Vec<u64>> {
     s.map(|s| s.split(',').filter_map(|p| p.trim().parse().ok()).collect())
 }
 
-fn list_levels(sb: &Shared, req: &Req) -> Resp {
+fn list_levels(sb: &Shared, req: &Req, version: &str) -> Resp {
     let pairs = query_pairs(&req.query);
-    let items = id_list(param(&pairs, "inventory_item_ids"));
-    let locations = id_list(param(&pairs, "location_ids"));
+    let limit = match page_limit(&pairs) {
+        Ok(n) => n,
+        Err(resp) => return resp,
+    };
+    let (filters, cursor) = match paging::filters_or_cursor::<(u64, u64)>(
+        &pairs,
+        &["inventory_item_ids", "location_ids"],
+    ) {
+        Ok(found) => found,
+        Err(body) => return errors(400, body),
+    };
+    let items = id_list(filters["inventory_item_ids"].as_str());
+    let locations = id_list(filters["location_ids"].as_str());
     if items.is_none() && locations.is_none() {
         return errors(
             422,
             json!("inventory_item_ids, location_ids, or both are required."),
         );
     }
-    let limit = param(&pairs, "limit")
-        .and_then(|l| l.parse::<usize>().ok())
-        .unwrap_or(50)
-        .clamp(1, 250);
     let st = sb.shopify.borrow();
-    let levels: Vec<Value> = st
+    let matching: Vec<_> = st
         .levels
         .iter()
         .filter(|((i, l), _)| {
             items.as_ref().is_none_or(|v| v.contains(i))
                 && locations.as_ref().is_none_or(|v| v.contains(l))
         })
-        .take(limit)
+        .collect();
+    let keys: Vec<(u64, u64)> = matching.iter().map(|(k, _)| **k).collect();
+    let (from, to) = paging::window(&keys, cursor.as_ref(), limit);
+    let levels: Vec<Value> = matching[from..to]
+        .iter()
         .map(|((i, l), (a, ts))| level_json(*i, *l, *a, ts))
         .collect();
-    Resp::json(200, json!({ "inventory_levels": levels }))
+    let link = paging::link(&keys, (from, to), |side| {
+        format!(
+            "{}/admin/api/{version}/inventory_levels.json?limit={limit}&page_info={}",
+            base_url(req),
+            paging::encode(&filters, side)
+        )
+    });
+    with_link(Resp::json(200, json!({ "inventory_levels": levels })), link)
 }
 
 fn level_json(item: u64, location: u64, available: i64, ts: &str) -> Value {
@@ -790,6 +754,7 @@ mod tests {
     use super::super::testutil::{client, control, parts, with_sandbox};
     use super::super::SandboxConfig;
     use super::*;
+    use base64::Engine;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     fn get(base: &str, path: &str) -> reqwest::RequestBuilder {

@@ -180,6 +180,15 @@ fn err(status: u16, category: &str, code: &str, detail: &str) -> Resp {
     )
 }
 
+fn not_found() -> Resp {
+    err(
+        404,
+        "INVALID_REQUEST_ERROR",
+        "NOT_FOUND",
+        "Resource not found.",
+    )
+}
+
 fn bad(code: &str, detail: &str) -> Resp {
     err(400, "INVALID_REQUEST_ERROR", code, detail)
 }
@@ -254,6 +263,9 @@ pub fn handle(sb: &Shared, req: &Req) -> Resp {
         );
     }
     let body = body.unwrap_or(Value::Null);
+    if super::routes::find(super::routes::SQUARE, &req.method, &req.path).is_none() {
+        return not_found();
+    }
     match (req.method.as_str(), segs.as_slice()) {
         ("POST", ["orders", "search"]) => search_orders(sb, &body),
         ("POST", ["orders"]) => idempotent(sb, "orders", &body, create_order),
@@ -303,12 +315,7 @@ pub fn handle(sb: &Shared, req: &Req) -> Resp {
         ("POST", ["webhooks", "subscriptions"]) => {
             idempotent(sb, "subscriptions", &body, subscribe)
         }
-        _ => err(
-            404,
-            "INVALID_REQUEST_ERROR",
-            "NOT_FOUND",
-            "Resource not found.",
-        ),
+        _ => not_found(),
     }
 }
 
@@ -729,18 +736,20 @@ fn subscribe(sb: &Shared, body: &Value) -> Resp {
                 topic: t.into(),
                 url: url.into(),
                 secret: Some(SIGNATURE_KEY.into()),
+                version: None,
             },
         );
     }
     let id = format!("wbhk_{}", sb.rng.borrow_mut().alnum(22).to_lowercase());
     let ts = super::ts_millis(super::now());
-    Resp::json(
-        200,
-        json!({"subscription": {"id": id, "name": sub["name"], "enabled": true,
+    let mut made = json!({"id": id, "enabled": true,
         "event_types": types, "notification_url": url,
         "api_version": sub["api_version"].as_str().unwrap_or("2025-08-20"),
-        "signature_key": SIGNATURE_KEY, "created_at": ts, "updated_at": ts}}),
-    )
+        "signature_key": SIGNATURE_KEY, "created_at": ts, "updated_at": ts});
+    if let Some(name) = sub["name"].as_str() {
+        made["name"] = json!(name);
+    }
+    Resp::json(200, json!({ "subscription": made }))
 }
 
 fn money(amount: i64) -> Value {
@@ -990,6 +999,7 @@ fn notify(sb: &Shared, topic: &str, order: &Value) {
                 ],
                 body,
                 delay: std::time::Duration::ZERO,
+                event_time: None,
             },
         );
     }

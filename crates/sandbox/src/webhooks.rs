@@ -22,6 +22,8 @@ pub struct Subscriber {
     pub url: String,
     /// Per-subscription signing secret, when the vendor has one.
     pub secret: Option<String>,
+    /// The API version the subscription asked for (Shopify's bodies and headers follow it).
+    pub version: Option<String>,
 }
 
 /// How a delivery is signed.
@@ -47,6 +49,10 @@ pub struct Delivery {
     /// Held back this long (real time) before the first attempt (`?delay_ms=` on the
     /// control endpoints), so a later event can overtake it: out-of-order delivery.
     pub delay: Duration,
+    /// A header holding the event's time (Shopify's `X-Shopify-Triggered-At`): each attempt
+    /// writes it as now less the simulated time since the event, so a late redelivery
+    /// looks to its receiver as old as the vendor's would.
+    pub event_time: Option<&'static str>,
 }
 
 /// The `delay_ms` query parameter of a control request.
@@ -164,6 +170,7 @@ pub fn send(sb: &Shared, delivery: Delivery) {
     sb.bump(delivery.system, "webhooks_sent");
     let sb = sb.clone();
     tokio::task::spawn_local(async move {
+        let event = sb.clock.now();
         if !delivery.delay.is_zero() {
             tokio::time::sleep(delivery.delay).await;
         }
@@ -171,7 +178,8 @@ pub fn send(sb: &Shared, delivery: Delivery) {
         let first = sb.clock.now();
         let mut wait = 0.0;
         for attempt in 0.. {
-            let outcome = attempt_once(&sb, &delivery).await;
+            let age = sb.clock.now() - event;
+            let outcome = attempt_once(&sb, &delivery, age).await;
             let ok = outcome.is_ok();
             sb.deliveries.borrow_mut().push(json!({
                 "delivery": id, "system": delivery.system.key(), "topic": delivery.topic,
@@ -194,17 +202,22 @@ pub fn send(sb: &Shared, delivery: Delivery) {
     });
 }
 
-/// One POST of `delivery`: `Ok(status)` on 2xx, `Err(reason)` otherwise.
-async fn attempt_once(sb: &Sandbox, delivery: &Delivery) -> Result<String, String> {
+/// One POST of `delivery`, `age` simulated seconds after its event: `Ok(status)` on 2xx,
+/// `Err(reason)` otherwise.
+async fn attempt_once(sb: &Sandbox, delivery: &Delivery, age: f64) -> Result<String, String> {
     let mut request = sb
         .client
         .post(&delivery.url)
         .header("content-type", "application/json")
         .body(delivery.body.clone());
-    let signed = match &delivery.signing {
+    let mut signed = match &delivery.signing {
         Signing::Fixed => Vec::new(),
         Signing::Standard { secret, id } => standard_headers(secret, id, &delivery.body),
     };
+    if let Some(name) = delivery.event_time {
+        let at = super::now() - chrono::Duration::milliseconds((age.max(0.0) * 1000.0) as i64);
+        signed.push((name.to_string(), super::ts_millis(at)));
+    }
     for (name, value) in delivery.headers.iter().chain(&signed) {
         request = request.header(name.as_str(), value.as_str());
     }
@@ -244,6 +257,7 @@ pub fn register_control(sb: &Shared, req: &Req) -> Resp {
             topic: topic.to_string(),
             url: url.to_string(),
             secret: None,
+            version: None,
         },
     );
     Resp::json(
@@ -305,6 +319,14 @@ mod tests {
             .await
             .expect("receiver");
         (format!("http://{addr}/hook"), seen)
+    }
+
+    /// The value of header `name` (lower case) a receiver saw.
+    fn header(seen: &[(String, String)], name: &str) -> String {
+        seen.iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+            .expect(name)
     }
 
     /// The sandbox's delivery log.
@@ -373,11 +395,31 @@ mod tests {
                 .all(|a| a["ok"] == false && a["outcome"] == "503"));
             let seen = seen.borrow().clone();
             assert_eq!(seen.len(), 9);
+            let triggered = |h: &Vec<(String, String)>| {
+                let at = header(h, "x-shopify-triggered-at");
+                chrono::DateTime::parse_from_rfc3339(&at).expect("a timestamp")
+            };
+            let without = |h: &Vec<(String, String)>| {
+                let mut h = h.clone();
+                h.retain(|(k, _)| k != "x-shopify-triggered-at");
+                h
+            };
             assert!(
-                seen.iter().all(|h| h == &seen[0]),
+                seen.iter().all(|h| without(h) == without(&seen[0])),
                 "a retry is the same delivery"
             );
-            assert!(seen[0].iter().any(|(k, _)| k == "x-shopify-triggered-at"));
+            assert_eq!(header(&seen[0], "x-shopify-api-version"), "2025-07");
+            // The event's time ages with the simulated clock: the last retry's event looks
+            // four hours old to its receiver.
+            let now = chrono::Utc::now();
+            let age = |h| (now - triggered(h).with_timezone(&chrono::Utc)).num_seconds();
+            let ages: Vec<i64> = seen.iter().map(age).collect();
+            assert!(ages[8] >= 4 * 3600 - 60, "{ages:?}");
+            assert!(ages.windows(2).all(|w| w[0] <= w[1]), "{ages:?}");
+            assert!(
+                ages[0] < 3600,
+                "the first attempt is about as old as the event: {ages:?}"
+            );
             let stats = crate::testutil::stats(&base).await;
             assert_eq!(stats["shopify"]["webhooks_failed"], 1);
         });
@@ -435,12 +477,6 @@ mod tests {
             assert_eq!(log.len(), 8, "eight attempts: {log:?}");
             assert_eq!(&waits(&log)[1..], &SHIPBOB);
             let seen = seen.borrow();
-            let header = |h: &Vec<(String, String)>, name: &str| {
-                h.iter()
-                    .find(|(k, _)| k == name)
-                    .map(|(_, v)| v.clone())
-                    .expect(name)
-            };
             for h in seen.iter() {
                 let id = header(h, "webhook-id");
                 assert_eq!(id, header(&seen[0], "webhook-id"));

@@ -3,9 +3,8 @@
 //! `GET`/`PUT variants/{id}.json`, with Shopify's validation answers (404 `Not Found`,
 //! 400 for a missing root key, 422 with field errors).
 
-use super::{errors, shop_ts, Shared, System};
+use super::{errors, paging, shop_ts, Shared, System};
 use crate::{base_url, catalog, cents_str, param, parse_cents, query_pairs};
-use base64::Engine;
 use omniflow_http::server::{Req, Resp};
 use serde_json::{json, Map, Value};
 
@@ -165,53 +164,35 @@ fn only(fields: Option<&str>, value: Value) -> Value {
     )
 }
 
-/// `GET products.json`: by id, `limit` a page, the next page in the `Link` header.
+/// `GET products.json`: `limit` a page, `fields` the keys kept, the previous and next pages
+/// in the `Link` header.
 pub fn list(sb: &Shared, req: &Req, version: &str) -> Resp {
     let pairs = query_pairs(&req.query);
-    let limit = match param(&pairs, "limit").map(str::parse::<usize>) {
-        None => 50,
-        Some(Ok(n)) if (1..=250).contains(&n) => n,
-        Some(_) => return errors(400, json!({"limit": ["must be between 1 and 250"]})),
+    let limit = match super::page_limit(&pairs) {
+        Ok(n) => n,
+        Err(resp) => return resp,
     };
-    let after = match param(&pairs, "page_info") {
-        None => 0,
-        Some(token) => match base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(token)
-            .ok()
-            .and_then(|raw| String::from_utf8(raw).ok())
-            .and_then(|text| text.parse::<u64>().ok())
-        {
-            Some(after) => after,
-            None => return errors(400, json!({"page_info": ["Invalid value."]})),
-        },
+    let (filters, cursor) = match paging::filters_or_cursor::<u64>(&pairs, &[]) {
+        Ok(found) => found,
+        Err(body) => return errors(400, body),
     };
     let fields = param(&pairs, "fields");
     let st = sb.shopify.borrow();
-    let matching: Vec<&Product> = st
-        .catalogue
-        .products
+    let ids: Vec<u64> = st.catalogue.products.iter().map(|p| p.id).collect();
+    let (from, to) = paging::window(&ids, cursor.as_ref(), limit);
+    let page: Vec<Value> = st.catalogue.products[from..to]
         .iter()
-        .filter(|p| p.id > after)
-        .collect();
-    let page: Vec<Value> = matching
-        .iter()
-        .take(limit)
         .map(|p| only(fields, product_json(p, &st.levels)))
         .collect();
-    let mut resp = Resp::json(200, json!({ "products": page }));
-    if matching.len() > limit {
-        let token = base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .encode(matching[limit - 1].id.to_string());
-        let keep = fields.map(|f| format!("&fields={f}")).unwrap_or_default();
-        resp = resp.header(
-            "Link",
-            format!(
-                "<{}/admin/api/{version}/products.json?limit={limit}{keep}&page_info={token}>; rel=\"next\"",
-                base_url(req)
-            ),
-        );
-    }
-    resp
+    let keep = fields.map(|f| format!("&fields={f}")).unwrap_or_default();
+    let link = paging::link(&ids, (from, to), |side| {
+        format!(
+            "{}/admin/api/{version}/products.json?limit={limit}{keep}&page_info={}",
+            base_url(req),
+            paging::encode(&filters, side)
+        )
+    });
+    super::with_link(Resp::json(200, json!({ "products": page })), link)
 }
 
 /// `GET products/{id}.json`.
@@ -402,6 +383,7 @@ mod tests {
                 url = headers
                     .get("link")
                     .and_then(|l| l.to_str().ok())
+                    .and_then(|l| l.split(", ").find(|part| part.ends_with("rel=\"next\"")))
                     .and_then(|l| l.split_once('>'))
                     .map(|(u, _)| u.trim_start_matches('<').to_string());
             }

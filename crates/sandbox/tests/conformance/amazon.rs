@@ -1,11 +1,12 @@
 //! Amazon SP-API: LWA grants, the Orders API v0, Listings Items 2021-08-01 and Reports
 //! 2021-06-30 against Amazon's models.
 
-use super::harness::{send, with_sandbox, Answer, Checker};
+use super::harness::{send, sweep, with_sandbox, Answer, Checker};
 use super::schema::Doc;
 use omniflow_sandbox::amazon::{
     CLIENT_ID, CLIENT_SECRET, MARKETPLACE_ID, REFRESH_TOKEN, SELLER_ID,
 };
+use omniflow_sandbox::routes;
 use serde_json::{json, Value};
 
 const ORDERS: &str = "/orders/v0/orders";
@@ -37,13 +38,32 @@ fn every_amazon_answer_is_in_amazons_models() {
         let client = reqwest::Client::new();
         let mut lwa = Checker::new(Doc::load("amazon/lwa-token.json", &[]));
         let limit = "x-amzn-ratelimit-limit";
-        let mut orders = Checker::new(Doc::load("amazon/ordersV0.json", &[])).on_success(limit);
-        let mut listings =
-            Checker::new(Doc::load("amazon/listingsItems_2021-08-01.json", &[])).on_success(limit);
-        let mut reports =
-            Checker::new(Doc::load("amazon/reports_2021-06-30.json", &[])).on_success(limit);
+        let mut orders = Checker::new(Doc::load("amazon/ordersV0.json", &[]))
+            .on_success(limit)
+            .serves(&routes::AMAZON[..4]);
+        let mut listings = Checker::new(Doc::load("amazon/listingsItems_2021-08-01.json", &[]))
+            .on_success(limit)
+            .serves(&routes::AMAZON[4..5]);
+        let mut reports = Checker::new(Doc::load("amazon/reports_2021-06-30.json", &[]))
+            .on_success(limit)
+            .serves(&routes::AMAZON[5..]);
 
         lwa.check("POST", TOKEN, &token(&base, "wrong").await);
+        // The client is right, the refresh token is not: RFC 6749's invalid_grant.
+        let refused = send(
+            client
+                .post(format!("{base}{TOKEN}"))
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(format!(
+                    "grant_type=refresh_token&client_id={CLIENT_ID}&client_secret={CLIENT_SECRET}&refresh_token=Atzr%7Cwrong"
+                )),
+        )
+        .await;
+        assert_eq!(
+            (refused.status, &refused.body["error"]),
+            (400, &json!("invalid_grant"))
+        );
+        lwa.check("POST", TOKEN, &refused);
         let granted = token(&base, CLIENT_SECRET).await;
         lwa.check("POST", TOKEN, &granted);
         let access = granted.body["access_token"].as_str().unwrap().to_string();
@@ -90,10 +110,6 @@ fn every_amazon_answer_is_in_amazons_models() {
             "{ORDERS}?MarketplaceIds={MARKETPLACE_ID}&CreatedAfter=2020-01-01T00:00:00Z&LastUpdatedAfter=2020-01-01T00:00:00Z"
         );
         orders.check("GET", ORDERS, &send(get(both)).await);
-        let anonymous =
-            send(client.get(format!("{base}{ORDERS}?MarketplaceIds={MARKETPLACE_ID}"))).await;
-        assert_eq!(anonymous.status, 403);
-        orders.check("GET", ORDERS, &anonymous);
 
         let mut items = Value::Null;
         for id in &ids {
@@ -220,43 +236,47 @@ fn every_amazon_answer_is_in_amazons_models() {
         assert!(throttled.headers.contains_key("x-amzn-ratelimit-limit"));
         orders.check("GET", ORDER, &throttled);
 
-        // No token on any route: Amazon's 403 with its error list.
-        for (method, path, template, which) in [
-            ("GET", format!("{ORDERS}/{last}"), ORDER, 0),
-            ("GET", format!("{ORDERS}/{last}/orderItems"), ITEMS, 0),
-            (
-                "POST",
-                format!("{ORDERS}/{last}/shipmentConfirmation"),
-                CONFIRM,
-                0,
-            ),
-            (
-                "PATCH",
-                format!("/listings/2021-08-01/items/{SELLER_ID}/CBA_OTF_5"),
-                LISTING,
-                1,
-            ),
-            ("GET", REPORTS.to_string(), REPORTS, 2),
-            (
-                "GET",
-                format!("/reports/2021-06-30/documents/{document}"),
-                DOCUMENT,
-                2,
-            ),
-        ] {
-            let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
-            let answer = send(client.request(method.clone(), format!("{base}{path}"))).await;
-            assert_eq!(answer.status, 403, "{method} {path}");
-            assert!(answer.headers.contains_key("x-amzn-requestid"));
-            let checker = match which {
-                0 => &mut orders,
-                1 => &mut listings,
-                _ => &mut reports,
-            };
-            checker.check(method.as_str(), template, &answer);
-        }
+        // No token, a wrong one, and one expired on every route: Amazon's 403 with its
+        // error list.
+        let ttl = json!({"expires_in": 0});
+        send(
+            client
+                .post(format!("{base}/_sandbox/amazon/token_ttl"))
+                .body(ttl.to_string()),
+        )
+        .await;
+        sweep(
+            &base,
+            routes::AMAZON,
+            &[
+                ("orderId", last.as_str()),
+                ("sellerId", SELLER_ID),
+                ("sku", "CBA_OTF_5"),
+                ("reportDocumentId", &document),
+            ],
+            &[
+                None,
+                Some(("x-amz-access-token", "Atza|wrong")),
+                Some(("x-amz-access-token", &access)),
+            ],
+            &[],
+            |route: &str| route.to_string(),
+            |method, template, answer| {
+                assert_eq!(answer.status, 403, "{method} {template}");
+                assert!(answer.headers.contains_key("x-amzn-requestid"));
+                let checker = if template.starts_with("/orders") {
+                    &mut orders
+                } else if template.starts_with("/listings") {
+                    &mut listings
+                } else {
+                    &mut reports
+                };
+                checker.check(method, template, answer);
+            },
+        )
+        .await;
 
-        lwa.finish(2);
+        lwa.finish(3);
         orders.finish(10);
         listings.finish(3);
         reports.finish(6);

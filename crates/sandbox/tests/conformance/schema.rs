@@ -51,6 +51,16 @@ impl Doc {
             .unwrap_or(&Value::Null))
     }
 
+    /// The headers the description documents on `method path`'s answer with `status`.
+    pub fn headers(&self, method: &str, path: &str, status: u16) -> Vec<String> {
+        let responses = &self.root["paths"][path][method.to_ascii_lowercase()]["responses"];
+        let answer = self.deref(&responses[status.to_string()]);
+        answer["headers"]
+            .as_object()
+            .map(|h| h.keys().cloned().collect())
+            .unwrap_or_default()
+    }
+
     /// A named schema (`components/schemas` or `definitions`).
     pub fn schema(&self, name: &str) -> &Value {
         let s = &self.root["components"]["schemas"][name];

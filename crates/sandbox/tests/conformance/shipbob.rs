@@ -1,8 +1,9 @@
 //! ShipBob: orders, shipments, inventory levels, webhook subscriptions and tracking uploads
 //! against ShipBob's OpenAPI (2026-01).
 
-use super::harness::{send, with_sandbox, Checker};
+use super::harness::{send, sweep, with_sandbox, Checker};
 use super::schema::Doc;
+use omniflow_sandbox::routes;
 use omniflow_sandbox::shipbob::{ACCESS_TOKEN, CHANNEL_ID};
 use serde_json::{json, Value};
 
@@ -13,7 +14,8 @@ fn every_shipbob_answer_is_in_shipbobs_openapi() {
     with_sandbox(|base| async move {
         let client = reqwest::Client::new();
         let mut sb = Checker::new(Doc::load("shipbob/shipbob-2026-01.subset.json", &[]))
-            .on_success("x-remaining-calls");
+            .on_success("x-remaining-calls")
+            .serves(routes::SHIPBOB);
         let call = |method: reqwest::Method, path: &str, body: Option<Value>, token: &str| {
             let mut r = client
                 .request(method, format!("{base}{V}{path}"))
@@ -102,29 +104,27 @@ fn every_shipbob_answer_is_in_shipbobs_openapi() {
             .await,
         );
 
-        let mut cursor = format!("{V}/inventory-level?PageSize=2");
-        let mut pages = 0;
-        loop {
-            let answer = send(
-                client
-                    .get(format!("{base}{cursor}"))
-                    .header("Authorization", format!("Bearer {ACCESS_TOKEN}")),
-            )
-            .await;
-            sb.check("GET", &t("/inventory-level"), &answer);
-            pages += 1;
-            match answer.body["next"].as_str() {
-                Some(next) => cursor = next.trim_start_matches(&base).to_string(),
-                None => break,
+        // Both inventory lists, two a page, by their `next` links.
+        for list in ["/inventory-level", "/inventory-level/locations"] {
+            let mut cursor = format!("{V}{list}?PageSize=2");
+            let mut pages = 0;
+            loop {
+                let answer = send(
+                    client
+                        .get(format!("{base}{cursor}"))
+                        .header("Authorization", format!("Bearer {ACCESS_TOKEN}")),
+                )
+                .await;
+                sb.check("GET", &t(list), &answer);
+                pages += 1;
+                match answer.body["next"].as_str() {
+                    Some(next) => cursor = next.trim_start_matches(&base).to_string(),
+                    None => break,
+                }
+                assert!(pages < 100);
             }
-            assert!(pages < 100);
+            assert!(pages >= 3, "{pages} pages of {list}");
         }
-        assert!(pages >= 3, "{pages} inventory pages");
-        sb.check(
-            "GET",
-            &t("/inventory-level/locations"),
-            &send(get("/inventory-level/locations?PageSize=2")).await,
-        );
         sb.check(
             "GET",
             &t("/inventory-level"),
@@ -140,26 +140,21 @@ fn every_shipbob_answer_is_in_shipbobs_openapi() {
             &send(post("/webhook", json!({"topics": ["nope"]}))).await,
         );
 
-        // No token on every route: ShipBob's 401.
-        for (method, path) in [
-            ("POST", "/order".to_string()),
-            ("GET", format!("/order/{}", ids[0])),
-            ("GET", format!("/order/{}/shipment", ids[0])),
-            ("POST", "/shipment:batchUpdateTrackingUpload".to_string()),
-            ("GET", "/inventory-level".to_string()),
-            ("GET", "/inventory-level/locations".to_string()),
-            ("POST", "/webhook".to_string()),
-        ] {
-            let m = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
-            let answer = send(call(m, &path, None, "expired")).await;
-            assert_eq!(answer.status, 401, "{method} {path}");
-            let template = match path.as_str() {
-                p if p.ends_with("/shipment") => "/order/{orderId}/shipment",
-                p if p.starts_with("/order/") => "/order/{orderId}",
-                p => p,
-            };
-            sb.check(method, &t(template), &answer);
-        }
+        // No or a wrong token on every route: ShipBob's 401.
+        let order = ids[0].to_string();
+        sweep(
+            &base,
+            routes::SHIPBOB,
+            &[("version", &V[1..]), ("orderId", &order)],
+            &[None, Some(("Authorization", "Bearer expired"))],
+            &[("shipbob_channel_id", CHANNEL_ID)],
+            |route: &str| route.replace("{version}", &V[1..]),
+            |method, template, answer| {
+                assert_eq!(answer.status, 401, "{method} {template}");
+                sb.check(method, template, answer);
+            },
+        )
+        .await;
 
         // Negative control: an undocumented order field is caught.
         let mut wrong = send(get(&format!("/order/{}", ids[1]))).await.body;

@@ -2,8 +2,9 @@
 //! inventory levels, products, variants, the shop and webhooks, with their errors,
 //! against the Admin REST resources as Shopify documents them (every field, closed).
 
-use super::harness::{send, with_sandbox, Checker};
+use super::harness::{send, send_paced, sweep, with_sandbox, Checker};
 use super::schema::Doc;
+use omniflow_sandbox::routes;
 use omniflow_sandbox::shopify::ACCESS_TOKEN;
 use serde_json::{json, Value};
 use std::cell::RefCell;
@@ -22,38 +23,61 @@ const PRODUCT: &str = "/admin/api/{version}/products/{product_id}.json";
 const VARIANT: &str = "/admin/api/{version}/variants/{variant_id}.json";
 const WEBHOOKS: &str = "/admin/api/{version}/webhooks.json";
 
-/// Reads a list from `url` by its `Link` headers, checking each page as `template`: the
-/// number of pages and the items under `key`.
-async fn read_all(
+/// Reads a list from `url` by its `Link` headers of relation `rel` (`next` or `previous`),
+/// checking each page as `template`: the pages' items under `key`, in the order read, and
+/// the last page's link the other way.
+async fn read_by(
     shop: &mut Checker,
     (template, key): (&str, &str),
     mut url: String,
-) -> (usize, Vec<Value>) {
+    rel: &str,
+) -> (Vec<Vec<Value>>, Option<String>) {
     let client = reqwest::Client::new();
-    let (mut pages, mut items) = (0, Vec::new());
+    let mut pages = Vec::new();
     loop {
-        let page = send(
+        let page = send_paced(
             client
                 .get(&url)
                 .header("X-Shopify-Access-Token", ACCESS_TOKEN),
         )
         .await;
         shop.check("GET", template, &page);
-        pages += 1;
-        items.extend(page.body[key].as_array().cloned().unwrap_or_default());
-        match next_link(&page) {
+        pages.push(page.body[key].as_array().cloned().unwrap_or_default());
+        assert!(pages.len() < 100, "{url} pages without end");
+        let back = if rel == "next" { "previous" } else { "next" };
+        match link(&page, rel) {
             Some(next) => url = next,
-            None => return (pages, items),
+            None => return (pages, link(&page, back)),
         }
     }
 }
 
-/// The `rel="next"` URL of an answer's `Link` header.
-fn next_link(answer: &super::harness::Answer) -> Option<String> {
+/// Reads a list forwards by `next`, then back from its last page by `previous`, and checks
+/// both ways give the same items: `(pages, items)`.
+async fn read_all(shop: &mut Checker, list: (&str, &str), url: String) -> (usize, Vec<Value>) {
+    let (pages, back) = read_by(shop, list, url, "next").await;
+    let items: Vec<Value> = pages.concat();
+    if pages.len() > 1 {
+        let back = back.expect("a later page links its previous one");
+        let (earlier, first) = read_by(shop, list, back, "previous").await;
+        assert!(first.is_some(), "the first page links the next");
+        let mut again: Vec<Value> = earlier.into_iter().rev().flatten().collect();
+        again.extend(pages.last().cloned().unwrap_or_default());
+        assert_eq!(
+            again, items,
+            "previous pages give the items next pages gave"
+        );
+    }
+    (pages.len(), items)
+}
+
+/// The URL of an answer's `Link` header with relation `rel`.
+fn link(answer: &super::harness::Answer, rel: &str) -> Option<String> {
+    let wanted = format!("rel=\"{rel}\"");
     answer.headers.get("link").and_then(|l| {
         l.to_str().ok()?.split(", ").find_map(|part| {
-            let (u, rel) = part.split_once("; ")?;
-            (rel == "rel=\"next\"").then(|| u.trim_matches(['<', '>']).to_string())
+            let (u, r) = part.split_once("; ")?;
+            (r == wanted).then(|| u.trim_matches(['<', '>']).to_string())
         })
     })
 }
@@ -63,7 +87,8 @@ fn every_shopify_answer_is_the_documented_resource() {
     with_sandbox(|base| async move {
         let client = reqwest::Client::new();
         let mut shop = Checker::new(Doc::load("shopify/admin-rest-2025-07.json", &[]))
-            .on_success("x-shopify-shop-api-call-limit");
+            .on_success("x-shopify-shop-api-call-limit")
+            .serves(routes::SHOPIFY);
         let get = |path: &str| {
             client
                 .get(format!("{base}/admin/api/2025-07{path}"))
@@ -128,10 +153,14 @@ fn every_shopify_answer_is_the_documented_resource() {
             ids.len()
         );
         for id in &ids {
-            shop.check("GET", ONE, &send(get(&format!("/orders/{id}.json"))).await);
+            shop.check(
+                "GET",
+                ONE,
+                &send_paced(get(&format!("/orders/{id}.json"))).await,
+            );
         }
-        shop.check("GET", ONE, &send(get("/orders/1.json")).await);
-        shop.check("GET", LIST, &send(get("/orders.json?limit=0")).await);
+        shop.check("GET", ONE, &send_paced(get("/orders/1.json")).await);
+        shop.check("GET", LIST, &send_paced(get("/orders.json?limit=0")).await);
         for (path, template) in [
             ("/orders.json".to_string(), LIST),
             (format!("/orders/{}.json", ids[0]), ONE),
@@ -153,12 +182,12 @@ fn every_shopify_answer_is_the_documented_resource() {
         shop.check("GET", LIST, &limited);
 
         // Fulfilment orders, a fulfilment, and a second one refused.
-        let fos = send(get(&format!("/orders/{}/fulfillment_orders.json", ids[0]))).await;
+        let fos = send_paced(get(&format!("/orders/{}/fulfillment_orders.json", ids[0]))).await;
         shop.check("GET", FOS, &fos);
         shop.check(
             "GET",
             FOS,
-            &send(get("/orders/1/fulfillment_orders.json")).await,
+            &send_paced(get("/orders/1/fulfillment_orders.json")).await,
         );
         let fo = fos.body["fulfillment_orders"][0]["id"].clone();
         let fulfil = json!({"fulfillment": {"line_items_by_fulfillment_order": [{"fulfillment_order_id": fo}],
@@ -177,24 +206,24 @@ fn every_shopify_answer_is_the_documented_resource() {
                 .header("content-type", "application/json")
                 .body(body.to_string())
         };
-        let done = send(post("/fulfillments.json", &fulfil)).await;
+        let done = send_paced(post("/fulfillments.json", &fulfil)).await;
         assert_eq!(done.status, 201, "{}", done.text);
         shop.check("POST", FULFILLMENTS, &done);
         shop.check(
             "POST",
             FULFILLMENTS,
-            &send(post("/fulfillments.json", &fulfil)).await,
+            &send_paced(post("/fulfillments.json", &fulfil)).await,
         );
         shop.check(
             "POST",
             FULFILLMENTS,
-            &send(post("/fulfillments.json", &json!({}))).await,
+            &send_paced(post("/fulfillments.json", &json!({}))).await,
         );
         // The order now carries its fulfilment.
         shop.check(
             "GET",
             ONE,
-            &send(get(&format!("/orders/{}.json", ids[0]))).await,
+            &send_paced(get(&format!("/orders/{}.json", ids[0]))).await,
         );
 
         // Products over three pages or more, their variants, and writes.
@@ -211,9 +240,9 @@ fn every_shopify_answer_is_the_documented_resource() {
         shop.check(
             "GET",
             PRODUCT,
-            &send(get(&format!("/products/{pid}.json"))).await,
+            &send_paced(get(&format!("/products/{pid}.json"))).await,
         );
-        shop.check("GET", PRODUCT, &send(get("/products/1.json")).await);
+        shop.check("GET", PRODUCT, &send_paced(get("/products/1.json")).await);
         // Writes: accepted, refused field by field, and without their root object.
         let writes = [
             (
@@ -239,42 +268,60 @@ fn every_shopify_answer_is_the_documented_resource() {
             ),
         ];
         for (template, path, body) in &writes {
-            shop.check("PUT", template, &send(put(path, body)).await);
+            shop.check("PUT", template, &send_paced(put(path, body)).await);
         }
         shop.check(
             "GET",
             VARIANT,
-            &send(get(&format!("/variants/{vid}.json"))).await,
+            &send_paced(get(&format!("/variants/{vid}.json"))).await,
         );
 
-        // Inventory levels: read, set, adjust, refused.
+        // Inventory levels: a location's levels over three pages or more, one item's, set,
+        // adjust, refused.
         let location = omniflow_sandbox::catalog::SHOPIFY_LOCATIONS[0].0;
+        let (pages, levels) = read_all(
+            &mut shop,
+            (LEVELS, "inventory_levels"),
+            format!(
+                "{base}/admin/api/2025-07/inventory_levels.json?location_ids={location}&limit=2"
+            ),
+        )
+        .await;
+        assert!(
+            pages >= 3 && levels.len() == omniflow_sandbox::catalog::ITEMS.len(),
+            "{pages} pages, {} levels",
+            levels.len()
+        );
         shop.check(
             "GET",
             LEVELS,
-            &send(get(&format!(
+            &send_paced(get(&format!(
                 "/inventory_levels.json?inventory_item_ids={item}&location_ids={location}"
             )))
             .await,
         );
-        shop.check("GET", LEVELS, &send(get("/inventory_levels.json")).await);
+        shop.check(
+            "GET",
+            LEVELS,
+            &send_paced(get("/inventory_levels.json")).await,
+        );
         let set = json!({"inventory_item_id": item, "location_id": location, "available": 12});
         shop.check(
             "POST",
             SET,
-            &send(post("/inventory_levels/set.json", &set)).await,
+            &send_paced(post("/inventory_levels/set.json", &set)).await,
         );
         let adjust =
             json!({"inventory_item_id": item, "location_id": location, "available_adjustment": -2});
         shop.check(
             "POST",
             ADJUST,
-            &send(post("/inventory_levels/adjust.json", &adjust)).await,
+            &send_paced(post("/inventory_levels/adjust.json", &adjust)).await,
         );
         shop.check(
             "POST",
             SET,
-            &send(post(
+            &send_paced(post(
                 "/inventory_levels/set.json",
                 &json!({"inventory_item_id": 1, "location_id": location, "available": 1}),
             ))
@@ -283,16 +330,20 @@ fn every_shopify_answer_is_the_documented_resource() {
         shop.check(
             "POST",
             SET,
-            &send(post("/inventory_levels/set.json", &json!({}))).await,
+            &send_paced(post("/inventory_levels/set.json", &json!({}))).await,
         );
 
-        shop.check("GET", SHOP, &send(get("/shop.json")).await);
+        shop.check("GET", SHOP, &send_paced(get("/shop.json")).await);
         let hook = json!({"webhook": {"topic": "orders/updated", "address": "https://example.com/h", "format": "json"}});
-        shop.check("POST", WEBHOOKS, &send(post("/webhooks.json", &hook)).await);
         shop.check(
             "POST",
             WEBHOOKS,
-            &send(post("/webhooks.json", &json!({"webhook": {}}))).await,
+            &send_paced(post("/webhooks.json", &hook)).await,
+        );
+        shop.check(
+            "POST",
+            WEBHOOKS,
+            &send_paced(post("/webhooks.json", &json!({"webhook": {}}))).await,
         );
 
         // The webhook bodies are the same resource.
@@ -316,6 +367,26 @@ fn every_shopify_answer_is_the_documented_resource() {
             92,
             "every documented field"
         );
+        // No or a wrong token on every route: Shopify's 401.
+        let (order, product, variant) = (ids[0].to_string(), pid.to_string(), vid.to_string());
+        sweep(
+            &base,
+            routes::SHOPIFY,
+            &[
+                ("version", "2025-07"),
+                ("order_id", &order),
+                ("product_id", &product),
+                ("variant_id", &variant),
+            ],
+            &[None, Some(("X-Shopify-Access-Token", "shpat_wrong"))],
+            &[],
+            |route: &str| route.to_string(),
+            |method, template, answer| {
+                assert_eq!(answer.status, 401, "{method} {template}");
+                shop.check(method, template, answer);
+            },
+        )
+        .await;
         shop.finish(30);
     });
 }
