@@ -972,3 +972,127 @@ fn odata_stock_reads_inventory_positions_from_products() {
         assert!(err.contains("503"), "{err}");
     });
 }
+
+/// Scripts `steps` on `route` of the sandbox.
+async fn script(base: &str, route: &str, steps: Value) {
+    let set = control(
+        base,
+        "/_sandbox/faults",
+        json!({"route": route, "script": steps}),
+    )
+    .await;
+    assert!(set["steps"].as_u64().is_some(), "{set}");
+}
+
+#[test]
+fn spoiled_answers_fail_the_read_or_write_with_a_reason_and_lose_nothing() {
+    with_sandbox(|base| async move {
+        for _ in 0..3 {
+            control(
+                &base,
+                "/_sandbox/shopify/orders",
+                json!({"line_items": [{"sku": "TSHIRT-039-RED-M", "quantity": 1}]}),
+            )
+            .await;
+            control(
+                &base,
+                "/_sandbox/square/orders",
+                json!({"location_id": "FPYCBCHYMXFK1", "state": "COMPLETED",
+                       "line_items": [{"catalog_object_id": "W62UWFY35CWMYGVWK6TWJDNI", "quantity": "1"}]}),
+            )
+            .await;
+            control(
+                &base,
+                "/_sandbox/amazon/orders",
+                json!({"status": "Unshipped", "items": [{"sku": "CBA_OTF_5", "quantity": 1}]}),
+            )
+            .await;
+        }
+        let spoiled =
+            json!([{"body": "truncated"}, {"body": "malformed"}, {"status": 502, "body": "html"}]);
+        let shipbob = connection(
+            "shipbob",
+            json!({"token": sandbox::shipbob::ACCESS_TOKEN, "channel_id": sandbox::shipbob::CHANNEL_ID, "base_url": base}),
+        );
+        let reads = [
+            (
+                shopify(&base, sandbox::shopify::ACCESS_TOKEN),
+                "orders",
+                "GET /admin/api/*/orders.json",
+                3,
+            ),
+            (
+                square(&base, sandbox::square::ACCESS_TOKEN),
+                "orders",
+                "POST /v2/orders/search",
+                3,
+            ),
+            (amazon(&base), "orders", "GET /orders/v0/orders", 3),
+            (shipbob, "inventory", "GET /*/inventory-level/locations", 9),
+        ];
+        for (conn, op, route, count) in &reads {
+            script(&base, route, spoiled.clone()).await;
+            // Each spoiled page fails the poll with its reason; nothing is read from it.
+            for _ in 0..3 {
+                let failed = read_all(conn, op, json!({"page_size": 2})).await;
+                let reason = failed.expect_err("a spoiled page is not a page");
+                assert!(!reason.is_empty(), "{route}");
+            }
+            // The script spent, the same poll reads everything.
+            let (items, _) = read_all(conn, op, json!({"page_size": 2})).await.unwrap();
+            assert_eq!(items.len(), *count, "{route}");
+        }
+
+        // A create whose success answer arrives cut off is done (its status says so); sent
+        // again, ShipBob refuses the reference and the lookup that would confirm it arrives
+        // cut off too: not done, not a dead letter, but worth trying again, which confirms it.
+        let conn = connection(
+            "shipbob",
+            json!({"token": sandbox::shipbob::ACCESS_TOKEN, "channel_id": sandbox::shipbob::CHANNEL_ID, "base_url": base}),
+        );
+        script(&base, "POST /*/order", json!([{"body": "truncated"}])).await;
+        let first = call(&conn, "create_order", "o9", &order("shopify:9", true)).await;
+        assert!(matches!(first, CallOutcome::Ok), "{first:?}");
+        script(&base, "GET /*/order", json!([{"body": "malformed"}])).await;
+        let unsure = call(&conn, "create_order", "o9", &order("shopify:9", true)).await;
+        assert!(
+            matches!(unsure, CallOutcome::Transient { .. }),
+            "{unsure:?}"
+        );
+        let again = call(&conn, "create_order", "o9", &order("shopify:9", true)).await;
+        assert!(matches!(again, CallOutcome::Recorded { .. }), "{again:?}");
+
+        // The ERP's lookup before a create arrives spoiled: no proof of absence, so no
+        // second sales order; tried again, the lookup finds the first.
+        let erp = connection(
+            "odata",
+            json!({"service_url": format!("{base}/odata/v4/sales"), "username": "connector", "password": "secret"}),
+        );
+        let created = call(&erp, "create_sale", "e1", &order("shopify:90", true)).await;
+        assert!(
+            matches!(created, CallOutcome::Recorded { .. }),
+            "{created:?}"
+        );
+        for spoiled in ["truncated", "malformed", "html"] {
+            script(
+                &base,
+                "GET /odata/v4/sales/SalesOrders",
+                json!([{"body": spoiled}]),
+            )
+            .await;
+            let unsure = call(&erp, "create_sale", "e1", &order("shopify:90", true)).await;
+            assert!(
+                matches!(unsure, CallOutcome::Transient { .. }),
+                "{spoiled}: {unsure:?}"
+            );
+        }
+        assert_eq!(
+            call(&erp, "create_sale", "e1", &order("shopify:90", true)).await,
+            created
+        );
+        let s = stats(&base).await;
+        assert_eq!(s["odata"]["sales_orders_created"], 1, "{s}");
+        let s = stats(&base).await;
+        assert_eq!(s["shipbob"]["orders_created"], 1, "{s}");
+    });
+}

@@ -51,6 +51,18 @@ impl Reply {
         serde_json::from_slice(&self.body).unwrap_or(Value::Null)
     }
 
+    /// The body as JSON; `Err` names what came instead (a cut or spoiled answer, an HTML
+    /// error page), so a read fails with the reason instead of reading nothing.
+    pub fn document(&self) -> Result<Value, String> {
+        serde_json::from_slice(&self.body).map_err(|err| {
+            format!(
+                "the {} answer is not JSON ({err}): {}",
+                self.status,
+                self.excerpt()
+            )
+        })
+    }
+
     /// The body as text, cut to [`MAX_REASON`] characters.
     pub fn excerpt(&self) -> String {
         String::from_utf8_lossy(&self.body)
@@ -254,6 +266,69 @@ pub fn seconds_header(headers: &HeaderMap, name: &str) -> Option<Duration> {
         .and_then(|v| v.trim().parse::<f64>().ok())
         .filter(|s| s.is_finite() && *s >= 0.0)
         .and_then(|s| Duration::try_from_secs_f64(s.min(600.0)).ok())
+}
+
+/// A 2xx answer that cannot be read as the API defines it (cut off, spoiled, an error page):
+/// worth trying again, never read as nothing.
+pub fn unreadable(reason: String) -> CallOutcome {
+    CallOutcome::Transient {
+        class: "unreadable_answer".to_string(),
+        reason,
+        retry_after: None,
+    }
+}
+
+/// What a JSON value is, for reasons.
+pub fn kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// The list at `path` in `body` (the body itself for an empty path). A missing list is empty
+/// when `missing_is_empty` (vendors that leave empty lists out, as Square does) and otherwise
+/// a failure, as is anything but a list there: a wrong answer must not read as no records.
+pub fn list_at(body: &Value, path: &[&str], missing_is_empty: bool) -> Result<Vec<Value>, String> {
+    let mut at = body;
+    for (depth, key) in path.iter().enumerate() {
+        match at.get(key) {
+            Some(next) => at = next,
+            None if missing_is_empty && at.is_object() => return Ok(Vec::new()),
+            None => {
+                let here = if depth == 0 {
+                    "the answer".to_string()
+                } else {
+                    format!("`{}`", path[..depth].join("."))
+                };
+                let fields = at
+                    .as_object()
+                    .map(|o| o.keys().take(10).cloned().collect::<Vec<_>>().join(", "))
+                    .map_or_else(
+                        || format!("it is {}", kind(at)),
+                        |f| format!("its fields: {f}"),
+                    );
+                return Err(format!("{here} has no `{key}` ({fields})"));
+            }
+        }
+    }
+    match at {
+        Value::Array(found) => Ok(found.clone()),
+        Value::Null if missing_is_empty => Ok(Vec::new()),
+        other => Err(format!(
+            "`{}` in the answer is {}, not a list",
+            if path.is_empty() {
+                "the body".to_string()
+            } else {
+                path.join(".")
+            },
+            kind(other)
+        )),
+    }
 }
 
 #[cfg(test)]

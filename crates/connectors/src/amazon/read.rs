@@ -66,14 +66,9 @@ impl OrdersPager {
                 }
                 other => other.map_err(client::reason)?,
             };
-            let body = reply.json();
+            let body = reply.document()?;
             let payload = &body["payload"];
-            items.extend(
-                payload["OrderItems"]
-                    .as_array()
-                    .cloned()
-                    .unwrap_or_default(),
-            );
+            items.extend(client::list_at(&body, &["payload", "OrderItems"], false)?);
             next = payload["NextToken"].as_str().map(String::from);
             if next.is_none() {
                 return Ok(items);
@@ -144,9 +139,9 @@ impl Pager for OrdersPager {
                 }
                 Err(other) => return Err(client::reason(other)),
             };
-            let body = reply.json();
+            let body = reply.document()?;
             let payload = &body["payload"];
-            let orders = payload["Orders"].as_array().cloned().unwrap_or_default();
+            let orders = client::list_at(&body, &["payload", "Orders"], false)?;
             let mut items = Vec::with_capacity(orders.len());
             let mut newest = watermark.clone();
             for mut order in orders {

@@ -98,7 +98,7 @@ impl SettlementsPager {
             )
             .await
             .map_err(client::reason)?;
-        let body = reply.json();
+        let body = reply.document()?;
         let algorithm = body.get("compressionAlgorithm").and_then(Value::as_str);
         if algorithm.is_some_and(|a| a != "GZIP") {
             return Err(format!(
@@ -257,8 +257,8 @@ impl Pager for SettlementsPager {
                 }
                 Err(other) => return Err(client::reason(other)),
             };
-            let body = reply.json();
-            let reports = body["reports"].as_array().cloned().unwrap_or_default();
+            let body = reply.document()?;
+            let reports = client::list_at(&body, &["reports"], false)?;
             let mut newest = instant(&newest).map(|t| (t, newest.clone()));
             let mut items = Vec::with_capacity(reports.len());
             for report in &reports {

@@ -57,10 +57,13 @@ impl SinkConnector for ConfirmShipment {
                 )
                 .await
             {
-                Ok(reply) => reply.json()["payload"]["OrderItems"]
-                    .as_array()
-                    .cloned()
-                    .unwrap_or_default(),
+                Ok(reply) => match reply
+                    .document()
+                    .and_then(|body| client::list_at(&body, &["payload", "OrderItems"], false))
+                {
+                    Ok(items) => items,
+                    Err(reason) => return client::unreadable(reason),
+                },
                 Err(e) => return e,
             };
             // A parcel confirms the items its lines name (canonical SKU or, through

@@ -30,21 +30,13 @@ pub struct HttpGetPager {
 /// one without the field, or with something else than an array there, is a failed poll
 /// with the reason, not an empty page: a wrong `items` or an error page must show.
 fn items_of(body: &Value, items: &str) -> Result<Vec<Value>, String> {
-    let kind = |value: &Value| match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    };
     let fields = match body {
         Value::Array(found) => return Ok(found.clone()),
         Value::Object(fields) => fields,
         other => {
             return Err(format!(
                 "the answer is {}, not an array or an object with `{items}`",
-                kind(other)
+                client::kind(other)
             ))
         }
     };
@@ -65,19 +57,8 @@ fn items_of(body: &Value, items: &str) -> Result<Vec<Value>, String> {
         ));
     }
     match fields.get(items) {
-        Some(Value::Array(found)) => Ok(found.clone()),
         Some(Value::Null) => Ok(Vec::new()),
-        Some(other) => Err(format!(
-            "`{items}` in the answer is {}, not an array",
-            kind(other)
-        )),
-        None => {
-            let names: Vec<&str> = fields.keys().take(10).map(String::as_str).collect();
-            Err(format!(
-                "the answer has no `{items}` (its fields: {})",
-                names.join(", ")
-            ))
-        }
+        _ => client::list_at(body, &[items], false),
     }
 }
 
@@ -209,7 +190,7 @@ mod tests {
             "{missing}"
         );
         let wrong = items_of(&json!({"items": {"a": 1}}), "items").unwrap_err();
-        assert!(wrong.contains("is an object, not an array"), "{wrong}");
+        assert!(wrong.contains("is an object, not a list"), "{wrong}");
         let graphql = json!({"data": null, "errors": [{"message": "Throttled", "extensions": {"code": "THROTTLED"}}]});
         let reported = items_of(&graphql, "items").unwrap_err();
         assert!(reported.contains("1 error(s): Throttled"), "{reported}");

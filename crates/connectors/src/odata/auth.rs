@@ -150,10 +150,12 @@ impl Service {
             "{set}?$filter={field}%20eq%20{}&$top=1",
             urlencode(&literal(value))
         );
+        // An answer that cannot be read is no proof of absence: the lookup before a write
+        // fails rather than let the write go twice.
         let reply = self.get(&path, timeout).await?;
-        Ok(reply.json()["value"]
-            .as_array()
-            .and_then(|v| v.first().cloned()))
+        let body = reply.document().map_err(client::unreadable)?;
+        let found = client::list_at(&body, &["value"], false).map_err(client::unreadable)?;
+        Ok(found.first().cloned())
     }
 
     /// Reads an entity and its ETag (header, else `@odata.etag`).
@@ -166,7 +168,7 @@ impl Service {
         if reply.status == 404 {
             return Ok(None);
         }
-        let body = reply.json();
+        let body = reply.document().map_err(client::unreadable)?;
         let etag = reply
             .header("etag")
             .map(String::from)

@@ -104,12 +104,12 @@ impl Pager for EntitiesPager {
             if !reply.ok() {
                 return Err(error_text(&reply));
             }
-            let body = reply.json();
-            let rows = body["value"]
-                .as_array()
-                .or_else(|| body["d"]["results"].as_array())
-                .cloned()
-                .unwrap_or_default();
+            // OData v4 lists under `value`, v2 under `d.results`.
+            let body = reply.document()?;
+            let rows = match body.get("d") {
+                Some(d) if body.get("value").is_none() => client::list_at(d, &["results"], false)?,
+                _ => client::list_at(&body, &["value"], false)?,
+            };
             let mut newest = watermark.clone();
             let mut items = Vec::with_capacity(rows.len());
             for row in rows {

@@ -67,15 +67,11 @@ impl Pager for InventoryPager {
                 self.0.settings.base, self.0.page_size
             );
             let reply = self.0.fetch_page(position, first, start).await?;
-            let body = reply.json();
-            let items = body["items"]
-                .as_array()
-                .map(|rows| {
-                    rows.iter()
-                        .map(|r| (serde_json::to_vec(r).unwrap_or_default(), None))
-                        .collect()
-                })
-                .unwrap_or_default();
+            let body = reply.document()?;
+            let items = client::list_at(&body, &["items"], false)?
+                .iter()
+                .map(|r| (serde_json::to_vec(r).unwrap_or_default(), None))
+                .collect();
             let next = body["next"].as_str().map(String::from);
             Ok(Page {
                 items,
@@ -94,7 +90,7 @@ impl Pager for ShipmentsPager {
                 self.0.settings.base, self.0.page_size
             );
             let reply = self.0.fetch_page(position, first, start).await?;
-            let orders = reply.json().as_array().cloned().unwrap_or_default();
+            let orders = client::list_at(&reply.document()?, &[], false)?;
             let items = orders
                 .iter()
                 .map(|o| {

@@ -111,22 +111,19 @@ impl SinkConnector for CreateOrder {
                 .request(reqwest::Method::GET, format!("{base}/order"))
                 .query(&[("ReferenceIds", reference)]);
             match client::send(lookup, call.timeout).await {
-                Ok(found)
-                    if found.ok()
-                        && found
-                            .json()
-                            .as_array()
-                            .is_some_and(|a| a.iter().any(|o| o["reference_id"] == reference)) =>
-                {
-                    let orders = found.json();
-                    let same = orders
-                        .as_array()
-                        .and_then(|a| a.iter().find(|o| o["reference_id"] == reference));
-                    CallOutcome::done(same.and_then(order_document))
-                }
                 Ok(found) if !found.ok() => failed(&found),
-                Ok(_) => CallOutcome::Permanent {
-                    reason: error_text(&reply),
+                // An unreadable lookup proves nothing either way: try again later.
+                Ok(found) => match found
+                    .document()
+                    .and_then(|body| client::list_at(&body, &[], false))
+                {
+                    Err(reason) => client::unreadable(reason),
+                    Ok(orders) => match orders.iter().find(|o| o["reference_id"] == reference) {
+                        Some(same) => CallOutcome::done(order_document(same)),
+                        None => CallOutcome::Permanent {
+                            reason: error_text(&reply),
+                        },
+                    },
                 },
                 Err(e) => e,
             }

@@ -90,7 +90,10 @@ impl Catalogue {
         while let Some(next) = url.take() {
             let request = self.store.request(reqwest::Method::GET, &next);
             let reply = self.store.send(request, timeout).await?;
-            for product in reply.json()["products"].as_array().into_iter().flatten() {
+            let body = reply.document().map_err(client::unreadable)?;
+            let products =
+                client::list_at(&body, &["products"], false).map_err(client::unreadable)?;
+            for product in &products {
                 for variant in product["variants"].as_array().into_iter().flatten() {
                     let Some(sku) = variant["sku"].as_str().filter(|s| !s.is_empty()) else {
                         continue;

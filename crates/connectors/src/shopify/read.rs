@@ -73,10 +73,7 @@ impl Pager for OrdersPager {
                 )
                 .await
                 .map_err(client::reason)?;
-            let orders = reply.json()["orders"]
-                .as_array()
-                .cloned()
-                .unwrap_or_default();
+            let orders = client::list_at(&reply.document()?, &["orders"], false)?;
             let mut newest = watermark.clone();
             let mut items = Vec::with_capacity(orders.len());
             for order in orders {

@@ -54,10 +54,13 @@ impl SinkConnector for CreateFulfillment {
                 Ok(r) => r,
                 Err(e) => return e,
             };
-            let orders = reply.json()["fulfillment_orders"]
-                .as_array()
-                .cloned()
-                .unwrap_or_default();
+            let listed = reply
+                .document()
+                .and_then(|body| client::list_at(&body, &["fulfillment_orders"], false));
+            let orders = match listed {
+                Ok(orders) => orders,
+                Err(reason) => return client::unreadable(reason),
+            };
             let (open, rest): (Vec<Value>, Vec<Value>) = orders
                 .into_iter()
                 .partition(|fo| fo["status"] == "open" || fo["status"] == "in_progress");

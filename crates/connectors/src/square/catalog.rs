@@ -38,7 +38,14 @@ impl UpdatePrice {
             let wait = client::seconds_header(&reply.headers, "retry-after");
             return Err(client::outcome(&reply, wait, error_text(&reply)));
         }
-        Ok(reply.json()["object"].clone())
+        let body = reply.document().map_err(client::unreadable)?;
+        match body.get("object") {
+            Some(object) if object.is_object() => Ok(object.clone()),
+            _ => Err(client::unreadable(format!(
+                "RetrieveCatalogObject answered without its object: {}",
+                reply.excerpt()
+            ))),
+        }
     }
 
     async fn update(&self, price: &Value, key: &str, timeout: Duration) -> Result<(), CallOutcome> {

@@ -78,8 +78,9 @@ impl Pager for OrdersPager {
                 )
                 .await
                 .map_err(client::reason)?;
-            let answer = reply.json();
-            let orders = answer["orders"].as_array().cloned().unwrap_or_default();
+            // Square leaves an empty list out of its answer.
+            let answer = reply.document()?;
+            let orders = client::list_at(&answer, &["orders"], true)?;
             let mut newest = watermark.clone();
             let mut items = Vec::with_capacity(orders.len());
             for order in orders {
@@ -159,10 +160,10 @@ impl Pager for CountsPager {
                 )
                 .await
                 .map_err(client::reason)?;
-            let answer = reply.json();
+            let answer = reply.document()?;
             let mut newest = watermark.clone();
             let mut items = Vec::new();
-            for count in answer["counts"].as_array().cloned().unwrap_or_default() {
+            for count in client::list_at(&answer, &["counts"], true)? {
                 let at = count["calculated_at"]
                     .as_str()
                     .unwrap_or_default()

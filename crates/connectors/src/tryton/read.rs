@@ -64,10 +64,13 @@ impl StockPager {
             )
             .await?;
         let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        let rows = rows.as_array().cloned().ok_or_else(|| {
+            client::unreadable(format!(
+                "Tryton's product.product read answered {}, not a list",
+                client::kind(&rows)
+            ))
+        })?;
         Ok(rows
-            .as_array()
-            .cloned()
-            .unwrap_or_default()
             .iter()
             .map(|r| {
                 let on_hand = r["quantity"].as_f64().unwrap_or(0.0).round() as i64;
