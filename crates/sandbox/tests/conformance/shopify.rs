@@ -390,3 +390,35 @@ fn every_shopify_answer_is_the_documented_resource() {
         shop.finish(30);
     });
 }
+
+/// The kept description holds every field Shopify's own SDK declares on the resources served
+/// (`specs/shopify/sdk-fields-2025-07.json`, from `@shopify/shopify-api`), so the hand-written
+/// description cannot drift from the SDK unnoticed. Fields the SDK sends but Shopify does not
+/// answer with are named here.
+#[test]
+fn the_description_holds_every_field_the_sdk_declares() {
+    const SENT_ONLY: [(&str, &str); 3] = [
+        ("Fulfillment", "notify_customer"),
+        ("Fulfillment", "variant_inventory_management"),
+        ("Variant", "option"),
+    ];
+    let path = format!(
+        "{}/specs/shopify/sdk-fields-2025-07.json",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let sdk: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let doc = Doc::load("shopify/admin-rest-2025-07.json", &[]);
+    let mut missing = Vec::new();
+    for (schema, fields) in sdk["fields"].as_object().unwrap() {
+        let properties = &doc.schema(schema)["properties"];
+        assert!(properties.is_object(), "no schema {schema}");
+        for field in fields.as_array().unwrap() {
+            let field = field.as_str().unwrap();
+            if properties.get(field).is_none() && !SENT_ONLY.contains(&(schema.as_str(), field)) {
+                missing.push(format!("{schema}.{field}"));
+            }
+        }
+    }
+    assert!(missing.is_empty(), "the SDK declares {missing:?}");
+    assert!(sdk["fields"]["Order"].as_array().unwrap().len() >= 85);
+}
