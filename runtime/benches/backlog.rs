@@ -1,8 +1,13 @@
 //! Peak memory under backlog: a file of N messages is accepted into the inbox while the
 //! sink answers slowly, so nearly all of them wait durably. Peak RSS (VmHWM) must not grow
 //! with N. Run: `cargo bench -p omniflow-runtime --bench backlog -- [N...]`.
+//! `BACKLOG_ORDERS=DIR` (perf-anchors `gen` output: `orders.jsonl`, `skumap.json`) runs the
+//! anchor workload instead: 2.8 KB orders through the whole `canonical.order.v1` mapping,
+//! the corpus repeated with fresh order ids up to N.
 #![allow(clippy::print_stdout, clippy::unwrap_used)]
 
+#[path = "support/anchor_flow.rs"]
+mod anchor_flow;
 #[path = "../tests/support/http_read.rs"]
 mod http_read;
 
@@ -45,13 +50,8 @@ fn status_kb(pid: u32, field: &str) -> u64 {
         .unwrap_or(0)
 }
 
-fn run(n: u64, sink: u16) {
-    let dir = std::env::temp_dir().join(format!("omniflow-backlog-{}-{n}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(dir.join("in")).unwrap();
-    std::fs::write(
-        dir.join("backlog.flow"),
-        r#"use std.connectors.{file, http}
+/// The small-message flow.
+const SMALL_FLOW: &str = r#"use std.connectors.{file, http}
 connection inbox = file { dir = env("BENCH_INBOX") }
 connection api = http { base_url = env("BENCH_SINK") }
 schema Order {
@@ -64,16 +64,43 @@ flow orders {
   map order = lines -> Order { id = $.id, customer = $.customer, total = $.total }
   sink post = api.post(order) { path = "/orders", idempotency_key = id, timeout = 60s, dead_letter = "orders" }
 }
-"#,
-    )
-    .unwrap();
-    let file_path = dir.join("in/orders.jsonl");
-    {
-        let mut file = std::io::BufWriter::new(std::fs::File::create(&file_path).unwrap());
-        for i in 0..n {
-            writeln!(file, "{{\"id\": \"o{i}\", \"customer\": \"customer-{}\", \"total\": {}, \"note\": \"a backlog of orders waiting for a slow ERP\"}}", i % 997, i % 10_000).unwrap();
+"#;
+
+fn run(n: u64, sink: u16) {
+    let dir = std::env::temp_dir().join(format!("omniflow-backlog-{}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("in")).unwrap();
+    let anchor = std::env::var("BACKLOG_ORDERS").ok();
+    // The anchor flow reads `orders/*.jsonl` under its inbox.
+    let file_path = match anchor {
+        Some(_) => dir.join("in/orders/orders.jsonl"),
+        None => dir.join("in/orders.jsonl"),
+    };
+    std::fs::create_dir_all(file_path.parent().unwrap()).unwrap();
+    let mut file = std::io::BufWriter::new(std::fs::File::create(&file_path).unwrap());
+    match anchor {
+        Some(corpus) => {
+            let corpus = std::path::PathBuf::from(corpus);
+            std::fs::write(dir.join("backlog.flow"), anchor_flow::http_flow("60s")).unwrap();
+            std::fs::copy(corpus.join("skumap.json"), dir.join("skumap.json")).unwrap();
+            let text = std::fs::read_to_string(corpus.join("orders.jsonl")).unwrap();
+            let lines: Vec<&str> = text.lines().filter(|l| !l.is_empty()).collect();
+            // Each order's id is its leading field: a fresh one per line.
+            for i in 0..n {
+                let line = lines[(i % lines.len() as u64) as usize];
+                let rest = line.split_once(',').expect("an order's fields").1;
+                writeln!(file, "{{\"id\":{},{rest}", 7_000_000_000_000 + i).unwrap();
+            }
+        }
+        None => {
+            std::fs::write(dir.join("backlog.flow"), SMALL_FLOW).unwrap();
+            for i in 0..n {
+                writeln!(file, "{{\"id\": \"o{i}\", \"customer\": \"customer-{}\", \"total\": {}, \"note\": \"a backlog of orders waiting for a slow ERP\"}}", i % 997, i % 10_000).unwrap();
+            }
         }
     }
+    file.flush().unwrap();
+    drop(file);
     let size = std::fs::metadata(&file_path).unwrap().len();
     let started = Instant::now();
     let mut child = Command::new(env!("CARGO_BIN_EXE_omniflow"))
@@ -84,6 +111,7 @@ flow orders {
         .arg("--webhook-addr")
         .arg("127.0.0.1:0")
         .env("BENCH_INBOX", dir.join("in"))
+        .env("OMNIFLOW_INBOX", dir.join("in"))
         .env("BENCH_SINK", format!("http://127.0.0.1:{sink}"))
         .env("OMNIFLOW_LOG", "error")
         .stdout(Stdio::null())

@@ -9,17 +9,30 @@
 //! where DIR holds the anchors' `target/release/{e2e-baseline,e2e-sink}` (built as their
 //! README says) and `data/{orders.jsonl,skumap.json}` (perf-anchors `gen --count 20000`).
 //! `E2E_CPUS=1` (or `0,1`) pins both contenders with `taskset`; `E2E_OMNIFLOW=PATH` runs
-//! another build of omniflow.
+//! another build of omniflow. After the rounds, the latency a user sees at half omniflow's
+//! median rate: the same orders POSTed to a webhook source of the same flow for
+//! `E2E_LATENCY_SECONDS` (default 20), each timed from its POST to its arrival at the sink.
 #![allow(clippy::print_stdout, clippy::unwrap_used)]
 
+#[path = "support/anchor_flow.rs"]
+mod anchor_flow;
 #[path = "support/cpu.rs"]
 mod cpu;
+#[path = "../tests/support/http_read.rs"]
+mod http_read;
+#[path = "../tests/support/signing.rs"]
+mod signing;
 
-use std::io::{Read, Write};
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+/// The webhook secret of the latency flow.
+const HOOK_SECRET: &str = "bench-hook-secret";
 
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -62,43 +75,22 @@ fn pinned(program: &Path) -> Command {
     }
 }
 
-/// The bench flow: the reference mapping with one http sink in place of the file sinks
-/// (and without its test blocks, which name those sinks).
-fn bench_flow(reference: &str) -> String {
-    let head = reference
-        .split("  route by_priority")
-        .next()
-        .expect("the reference flow routes by priority")
-        .replace(
-            "use std.connectors.{file}",
-            "use std.connectors.{file, http}",
-        )
-        .replace(
-            "connection outbox = file { dir = env(\"OMNIFLOW_OUTBOX\") }",
-            "connection api = http { base_url = env(\"BENCH_SINK\") }",
-        );
-    format!(
-        "{head}  sink post = api.post(canonical) {{\n    path = \"/orders\"\n    \
-         idempotency_key = idempotency_key\n    concurrency = 16\n    retry = quick\n    \
-         dead_letter = \"shopify_canonical\"\n  }}\n}}\n"
-    )
-}
-
 /// Waits for `n` at the sink: the seconds since `started`, and the child's CPU seconds as
 /// last read (every 5 ms, so a child that exits at the end is counted too).
-fn until_count(port: u16, n: u64, started: Instant, child: &mut Child) -> (f64, f64) {
-    let mut cpu_seen = 0.0;
+fn until_count(port: u16, n: u64, started: Instant, child: &mut Child) -> (f64, f64, f64) {
+    let (mut cpu_seen, mut peak) = (0.0, 0.0f64);
     loop {
         let cpu = cpu::cpu_seconds(child.id());
         if cpu.is_finite() {
             cpu_seen = cpu;
         }
+        peak = peak.max(peak_mib(child.id()));
         if sink_count(port) >= n {
-            return (started.elapsed().as_secs_f64(), cpu_seen);
+            return (started.elapsed().as_secs_f64(), cpu_seen, peak);
         }
         if let Ok(Some(status)) = child.try_wait() {
             if sink_count(port) >= n {
-                return (started.elapsed().as_secs_f64(), cpu_seen);
+                return (started.elapsed().as_secs_f64(), cpu_seen, peak);
             }
             panic!("the contender exited with {status} before the sink had {n}");
         }
@@ -110,6 +102,19 @@ fn until_count(port: u16, n: u64, started: Instant, child: &mut Child) -> (f64, 
 struct Round {
     rate: f64,
     cpu_us: f64,
+    /// Peak RSS of the contender (VmHWM), in MiB.
+    peak_mib: f64,
+}
+
+/// A process's peak resident memory (VmHWM) in MiB, 0 when it cannot be read.
+fn peak_mib(pid: u32) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|kb| kb.parse::<f64>().ok())
+        .map_or(0.0, |kb| kb / 1024.0)
 }
 
 fn ceiling(anchors: &Path, data: &Path, sink: u16, n: u64) -> Round {
@@ -126,12 +131,13 @@ fn ceiling(anchors: &Path, data: &Path, sink: u16, n: u64) -> Round {
         .stdout(Stdio::null())
         .spawn()
         .unwrap();
-    let (seconds, cpu) = until_count(sink, n, started, &mut child);
+    let (seconds, cpu, peak) = until_count(sink, n, started, &mut child);
     child.wait().unwrap();
     assert_eq!(sink_count(sink), n, "the ceiling sent each order once");
     Round {
         rate: n as f64 / seconds,
         cpu_us: cpu * 1e6 / n as f64,
+        peak_mib: peak,
     }
 }
 
@@ -164,7 +170,7 @@ fn omniflow(binary: &Path, flow: &str, data: &Path, sink: u16, n: u64, round: us
         .stdout(Stdio::null())
         .spawn()
         .unwrap();
-    let (seconds, cpu) = until_count(sink, n, started, &mut child);
+    let (seconds, cpu, peak) = until_count(sink, n, started, &mut child);
     let _ = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status();
@@ -174,7 +180,208 @@ fn omniflow(binary: &Path, flow: &str, data: &Path, sink: u16, n: u64, round: us
     Round {
         rate: n as f64 / seconds,
         cpu_us: cpu * 1e6 / n as f64,
+        peak_mib: peak,
     }
+}
+
+/// The latency flow: the bench flow with a signed webhook source in place of the file source.
+fn latency_flow(flow: &str) -> String {
+    flow.replace(
+        "use std.connectors.{file, http}",
+        "use std.connectors.{file, http, webhook}",
+    )
+    .replace(
+        "connection api = http",
+        "connection hooks = webhook { path = \"/orders\", secret = secret(\"BENCH_HOOK_SECRET\"), signature_header = \"x-signature\" }\nconnection api = http",
+    )
+    .replace(
+        "source orders = inbox.read { path = \"orders/*.jsonl\", format = jsonl }",
+        "source orders = hooks.receive { path = \"/orders\" }",
+    )
+}
+
+/// When each order arrived, by its `external_id`.
+type Arrivals = Arc<Mutex<HashMap<String, Instant>>>;
+
+/// A keep-alive sink that answers 200 and notes when each canonical order arrived.
+fn timing_sink(arrivals: Arrivals) -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let arrivals = arrivals.clone();
+            std::thread::spawn(move || {
+                let mut writer = stream.try_clone().unwrap();
+                let mut reader = BufReader::new(stream);
+                while let Some(request) = http_read::read_request(&mut reader) {
+                    let at = Instant::now();
+                    let body = String::from_utf8_lossy(&request.body);
+                    if let Some(id) = body
+                        .split_once("\"external_id\":\"")
+                        .and_then(|(_, rest)| rest.split_once('"'))
+                        .map(|(id, _)| id.to_string())
+                    {
+                        arrivals.lock().unwrap().insert(id, at);
+                    }
+                    if writer
+                        .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    port
+}
+
+/// The `q`-quantile of sorted durations, in milliseconds.
+fn quantile_ms(sorted: &[Duration], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let idx = ((sorted.len() - 1) as f64 * q).round() as usize;
+    sorted[idx].as_secs_f64() * 1e3
+}
+
+/// `line` with its order id made unique for pass `cycle` over the corpus (an order sent
+/// twice would be deduplicated, not timed).
+fn order_for(line: &str, cycle: u64) -> (String, String) {
+    let mut order: serde_json::Value = serde_json::from_str(line).unwrap();
+    let id = order["id"].as_u64().unwrap() + cycle * 1_000_000_000_000;
+    order["id"] = serde_json::json!(id);
+    (id.to_string(), order.to_string())
+}
+
+/// POSTs orders to the webhook source at `rate` for `seconds` from 8 senders on keep-alive
+/// connections; the latencies from each POST to the sink's arrival, sorted.
+fn latency(
+    binary: &Path,
+    flow: &str,
+    data: &Path,
+    rate: f64,
+    seconds: f64,
+) -> (Vec<Duration>, u64, f64) {
+    let arrivals: Arrivals = Arc::default();
+    let sink = timing_sink(arrivals.clone());
+    let dir = std::env::temp_dir().join(format!("omniflow-e2e-latency-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("in")).unwrap();
+    std::fs::write(dir.join("bench.flow"), latency_flow(flow)).unwrap();
+    std::fs::copy(data.join("skumap.json"), dir.join("skumap.json")).unwrap();
+    let hooks = free_port();
+    let mut child = pinned(binary)
+        .arg("run")
+        .arg(dir.join("bench.flow"))
+        .arg("--state")
+        .arg(format!("sqlite:{}", dir.join("state.db").display()))
+        .arg("--ops-addr")
+        .arg(format!("127.0.0.1:{}", free_port()))
+        .arg("--webhook-addr")
+        .arg(format!("127.0.0.1:{hooks}"))
+        .env("OMNIFLOW_INBOX", dir.join("in"))
+        .env("BENCH_SINK", format!("http://127.0.0.1:{sink}"))
+        .env("BENCH_HOOK_SECRET", HOOK_SECRET)
+        .env("OMNIFLOW_LOG", "warn")
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let t0 = Instant::now();
+    while TcpStream::connect(("127.0.0.1", hooks)).is_err() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "the webhook source did not start"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let corpus: Arc<Vec<String>> = Arc::new(
+        std::fs::read_to_string(data.join("orders.jsonl"))
+            .unwrap()
+            .lines()
+            .filter(|l| !l.is_empty())
+            .map(String::from)
+            .collect(),
+    );
+    let total = (rate * seconds) as u64;
+    let senders = 8u64;
+    let sent: Arc<Mutex<Vec<(String, Instant)>>> = Arc::default();
+    let handles: Vec<_> = (0..senders)
+        .map(|s| {
+            let (corpus, sent) = (corpus.clone(), sent.clone());
+            std::thread::spawn(move || {
+                let stream = TcpStream::connect(("127.0.0.1", hooks)).unwrap();
+                stream.set_nodelay(true).unwrap();
+                let mut writer = stream.try_clone().unwrap();
+                let mut reader = BufReader::new(stream);
+                let interval = Duration::from_secs_f64(senders as f64 / rate);
+                let begin = Instant::now();
+                let mut mine = Vec::new();
+                let (mut i, mut k) = (s, 0u32);
+                while i < total {
+                    let n = corpus.len() as u64;
+                    let (id, body) = order_for(&corpus[(i % n) as usize], i / n);
+                    let due = begin + interval * k;
+                    if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                        std::thread::sleep(wait);
+                    }
+                    let request = format!(
+                        "POST /orders HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nX-Signature: {}\r\nContent-Length: {}\r\n\r\n{body}",
+                        signing::sign(HOOK_SECRET, &body),
+                        body.len()
+                    );
+                    mine.push((id, Instant::now()));
+                    writer.write_all(request.as_bytes()).unwrap();
+                    let mut status = String::new();
+                    reader.read_line(&mut status).unwrap();
+                    assert!(status.contains(" 2"), "the webhook source answered {status}");
+                    let mut length = 0;
+                    loop {
+                        let mut header = String::new();
+                        reader.read_line(&mut header).unwrap();
+                        let h = header.trim_end().to_ascii_lowercase();
+                        if h.is_empty() {
+                            break;
+                        }
+                        if let Some(v) = h.strip_prefix("content-length:") {
+                            length = v.trim().parse().unwrap_or(0);
+                        }
+                    }
+                    let mut rest = vec![0; length];
+                    reader.read_exact(&mut rest).unwrap();
+                    i += senders;
+                    k += 1;
+                }
+                sent.lock().unwrap().extend(mine);
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join().unwrap();
+    }
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while (arrivals.lock().unwrap().len() as u64) < total && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let peak = peak_mib(child.id());
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let _ = child.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+    let arrivals = arrivals.lock().unwrap();
+    let mut times: Vec<Duration> = sent
+        .lock()
+        .unwrap()
+        .iter()
+        .filter_map(|(id, at)| {
+            arrivals
+                .get(id)
+                .map(|got| got.saturating_duration_since(*at))
+        })
+        .collect();
+    times.sort_unstable();
+    (times, total, peak)
 }
 
 fn span(values: &[f64]) -> (f64, f64, f64) {
@@ -203,11 +410,7 @@ fn main() {
         .split(|b| *b == b'\n')
         .filter(|l| !l.is_empty())
         .count() as u64;
-    let reference = std::fs::read_to_string(
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../flows/bench/shopify_canonical.flow"),
-    )
-    .unwrap();
-    let flow = bench_flow(&reference);
+    let flow = anchor_flow::http_flow("30s");
     let binary = PathBuf::from(
         std::env::var("E2E_OMNIFLOW").unwrap_or(env!("CARGO_BIN_EXE_omniflow").into()),
     );
@@ -230,17 +433,33 @@ fn main() {
         ceil.push(ceiling(&anchors, &data, port, n));
         ours.push(omniflow(&binary, &flow, &data, port, n, round));
         println!(
-            "round {}: ceiling {:.0} msg/s ({:.1} µs CPU/msg), omniflow {:.0} msg/s ({:.1} µs CPU/msg), ratio {:.2}",
+            "round {}: ceiling {:.0} msg/s ({:.1} µs CPU/msg, peak RSS {:.1} MiB), omniflow {:.0} msg/s ({:.1} µs CPU/msg, peak RSS {:.1} MiB), ratio {:.2}",
             round + 1,
             ceil[round].rate,
             ceil[round].cpu_us,
+            ceil[round].peak_mib,
             ours[round].rate,
             ours[round].cpu_us,
+            ours[round].peak_mib,
             ours[round].rate / ceil[round].rate
         );
     }
     let _ = sink.kill();
     let _ = sink.wait();
+    let median_rate = span(&ours.iter().map(|x| x.rate).collect::<Vec<_>>()).1;
+    let seconds: f64 = std::env::var("E2E_LATENCY_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(20.0);
+    let (times, total, latency_peak) = latency(&binary, &flow, &data, median_rate / 2.0, seconds);
+    println!(
+        "latency at {:.0} msg/s (half omniflow's median) for {seconds:.0} s, webhook POST -> sink: {} of {total} timed, p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms; omniflow peak RSS {latency_peak:.1} MiB",
+        median_rate / 2.0,
+        times.len(),
+        quantile_ms(&times, 0.50),
+        quantile_ms(&times, 0.99),
+        quantile_ms(&times, 1.0),
+    );
     let rates = |r: &[Round]| r.iter().map(|x| x.rate).collect::<Vec<_>>();
     let ratios: Vec<f64> = ours
         .iter()
