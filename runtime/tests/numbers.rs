@@ -278,3 +278,61 @@ flow orders {
     assert!(seen.effects.contains_key("order-12345678901234567890123"));
     assert!(seen.effects.contains_key("order-12345678901234567890124"));
 }
+
+/// `omniflow map` on worker threads writes exactly what it writes in line: the same
+/// documents in the input's order and the same rejections with their line numbers, over
+/// an input of several chunks.
+#[test]
+fn omniflow_map_on_threads_writes_what_it_writes_in_line() {
+    let dir = TempDir::new("map-threads");
+    let flow = support::flow_file(&dir.0);
+    let note = "n".repeat(2_000);
+    let hostile = hostile();
+    let lines: Vec<String> = (0..12_000)
+        .map(|i| match i % 997 {
+            13 => hostile[i % hostile.len()].0.clone(),
+            500 => String::new(),
+            _ => format!(r#"{{"id": {i}, "qty": {}, "note": "{note}"}}"#, i % 7),
+        })
+        .collect();
+    let input = dir.0.join("in.jsonl");
+    std::fs::write(&input, lines.join("\n")).unwrap();
+    let run = |threads: &str| {
+        let output = Command::new(BIN)
+            .arg("map")
+            .arg(&flow)
+            .arg("--flow")
+            .arg("events")
+            .arg("--input")
+            .arg(&input)
+            .arg("--with-route")
+            .arg("--threads")
+            .arg(threads)
+            .env("OMNIFLOW_TEST_INBOX", dir.0.join("in"))
+            .env("OMNIFLOW_TEST_SINK", "http://127.0.0.1:9")
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(0), "{output:?}");
+        let stderr = String::from_utf8(output.stderr).unwrap();
+        // The last line is the count and the time.
+        let (rejections, summary) = stderr.trim_end().rsplit_once('\n').unwrap();
+        (
+            output.stdout,
+            rejections.to_string(),
+            summary.split(" in ").next().unwrap().to_string(),
+        )
+    };
+    let inline = run("1");
+    let threaded = run("3");
+    assert!(inline.2.starts_with("11988 documents"), "{}", inline.2);
+    assert_eq!(inline.1.lines().count(), 13, "{}", inline.1);
+    assert!(inline.1.starts_with("line 14: rejected by"), "{}", inline.1);
+    assert_eq!(threaded.2, inline.2);
+    assert_eq!(threaded.1, inline.1);
+    assert!(
+        threaded.0 == inline.0,
+        "the documents differ or are out of order"
+    );
+    let size = std::fs::metadata(&input).unwrap().len();
+    assert!(size > 8 << 20, "an input of several chunks: {size}");
+}

@@ -1,11 +1,16 @@
 //! `omniflow map`: one flow's mapping and routing over a JSONL file, in process, with no
-//! state: the integrator's playground for a mapping, and the way to time it.
+//! state: the integrator's playground for a mapping, and the way to time it. Lines are read
+//! in chunks; with more than one CPU, worker threads map the chunks (each with its own
+//! compiled pipeline) and the output keeps the input's order.
 
-use omniflow_mapping::pipeline::{FlowRt, Outcome};
+use omniflow_ir::Graph;
+use omniflow_mapping::json_in::Projection;
+use omniflow_mapping::pipeline::{FlowRt, Outcome, Pipeline};
 use omniflow_mapping::{json_in, json_out};
-use omniflow_runtime::load::load_pipeline;
-use std::io::{BufRead, BufReader, BufWriter, Write};
+use omniflow_runtime::load::load_graph;
+use std::io::{BufRead, BufReader, BufWriter, Read, Write};
 use std::path::PathBuf;
+use std::sync::mpsc;
 use std::time::Instant;
 
 #[derive(clap::Args)]
@@ -24,6 +29,9 @@ pub struct Args {
     /// Wrap each output as {"route": [sinks reached], "document": ...}.
     #[arg(long)]
     with_route: bool,
+    /// Mapping threads (default: one per CPU the process may use; 1 maps in line).
+    #[arg(long)]
+    threads: Option<usize>,
 }
 
 pub fn run(args: Args) -> u8 {
@@ -36,24 +44,42 @@ pub fn run(args: Args) -> u8 {
     }
 }
 
+/// Lines read together: whole lines, and the number of the first.
+struct Chunk {
+    first_line: u64,
+    data: Vec<u8>,
+}
+
+/// A chunk mapped: its output, its rejections as printed, and its counts.
+#[derive(Default)]
+struct Mapped {
+    output: Vec<u8>,
+    rejections: String,
+    documents: u64,
+    rejected: u64,
+}
+
+/// Where a flow's messages enter and which node's document is shown.
+#[derive(Clone)]
+struct Plan {
+    flow_idx: usize,
+    source: usize,
+    projection: Projection,
+    shown: usize,
+    with_route: bool,
+}
+
+/// The bytes a chunk aims at: large enough that a handoff costs little per line.
+const CHUNK_BYTES: usize = 1 << 20;
+/// Chunks waiting or being mapped per worker.
+const QUEUED: usize = 2;
+
 /// Maps every line of the input; `Err` is why the command stops (exit 2). A rejected line
 /// is reported and counted, and the rest go on.
 fn map(args: &Args) -> Result<(), String> {
-    let pipeline = load_pipeline(std::slice::from_ref(&args.path)).map_err(|e| e.to_string())?;
-    let Some(flow_idx) = pipeline.flow(&args.flow) else {
-        let names: Vec<&str> = pipeline.flows.iter().map(|f| f.name.as_str()).collect();
-        return Err(format!(
-            "no flow `{}`; flows: {}",
-            args.flow,
-            names.join(", ")
-        ));
-    };
-    let flow = &pipeline.flows[flow_idx];
-    let Some((source, projection)) = pipeline.first_source(flow_idx) else {
-        return Err(format!("flow `{}` has no source", args.flow));
-    };
-    // The document shown is the first map's output, or the message as routed.
-    let shown = pipeline.first_map(flow_idx).unwrap_or(source);
+    let graph = load_graph(std::slice::from_ref(&args.path)).map_err(|e| e.to_string())?;
+    let pipeline = Pipeline::new(graph.clone()).map_err(|e| e.to_string())?;
+    let plan = plan(&pipeline, args)?;
     let file = std::fs::File::open(&args.input)
         .map_err(|err| format!("cannot read `{}`: {err}", args.input.display()))?;
     let sink: Box<dyn Write> = match &args.output {
@@ -64,53 +90,203 @@ fn map(args: &Args) -> Result<(), String> {
         None => Box::new(std::io::stdout().lock()),
     };
     let mut out = BufWriter::with_capacity(1 << 20, sink);
-    let mut reader = BufReader::with_capacity(1 << 20, file);
-    let mut line = Vec::with_capacity(1 << 16);
-    let mut buffer = Vec::with_capacity(1 << 16);
-    let (mut n_docs, mut n_rejected, mut line_no) = (0u64, 0u64, 0u64);
+    let mut reader = Lines {
+        reader: BufReader::with_capacity(1 << 20, file),
+        line_no: 0,
+        path: &args.input,
+    };
+    let threads = args.threads.unwrap_or_else(|| {
+        std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+    });
     let started = Instant::now();
-    loop {
-        line.clear();
-        match reader.read_until(b'\n', &mut line) {
-            Ok(0) => break,
-            Ok(_) => {}
-            Err(err) => return Err(format!("reading `{}`: {err}", args.input.display())),
+    let (documents, rejected) = if threads <= 1 {
+        let mut totals = (0, 0);
+        while let Some(chunk) = reader.chunk()? {
+            let mapped = map_chunk(&pipeline, &plan, &chunk);
+            totals = emit(&mut out, mapped, totals)?;
         }
-        line_no += 1;
-        let text = trim_line(&line);
-        if text.is_empty() {
-            continue;
-        }
-        n_docs += 1;
-        let result = json_in::parse(text, projection)
-            .map_err(|reason| ("input".to_string(), reason))
-            .and_then(|input| {
-                pipeline
-                    .process(flow_idx, source, input, true, true)
-                    .map_err(|r| (r.node, r.reason))
-            });
-        match result {
-            Err((node, reason)) => {
-                n_rejected += 1;
-                eprintln!("line {line_no}: rejected by `{node}`: {reason}");
-            }
-            Ok(outcome) => {
-                buffer.clear();
-                write_output(&mut buffer, flow, &outcome, shown, args.with_route);
-                out.write_all(&buffer)
-                    .map_err(|err| format!("writing output: {err}"))?;
-            }
-        }
-    }
+        totals
+    } else {
+        drop(pipeline);
+        in_parallel(&graph, &plan, threads, &mut reader, &mut out)?
+    };
     out.flush()
         .map_err(|err| format!("writing output: {err}"))?;
     let elapsed = started.elapsed().as_secs_f64();
     eprintln!(
-        "{n_docs} documents, {} mapped, {n_rejected} rejected in {elapsed:.3} s ({:.0} docs/s)",
-        n_docs - n_rejected,
-        n_docs as f64 / elapsed.max(1e-9)
+        "{documents} documents, {} mapped, {rejected} rejected in {elapsed:.3} s ({:.0} docs/s)",
+        documents - rejected,
+        documents as f64 / elapsed.max(1e-9)
     );
     Ok(())
+}
+
+/// The flow, its first source and the node shown: the first map's output, or the message
+/// as routed.
+fn plan(pipeline: &Pipeline, args: &Args) -> Result<Plan, String> {
+    let Some(flow_idx) = pipeline.flow(&args.flow) else {
+        let names: Vec<&str> = pipeline.flows.iter().map(|f| f.name.as_str()).collect();
+        return Err(format!(
+            "no flow `{}`; flows: {}",
+            args.flow,
+            names.join(", ")
+        ));
+    };
+    let Some((source, projection)) = pipeline.first_source(flow_idx) else {
+        return Err(format!("flow `{}` has no source", args.flow));
+    };
+    Ok(Plan {
+        flow_idx,
+        source,
+        projection: projection.clone(),
+        shown: pipeline.first_map(flow_idx).unwrap_or(source),
+        with_route: args.with_route,
+    })
+}
+
+/// Writes a mapped chunk in order; the running (documents, rejected).
+fn emit(
+    out: &mut impl Write,
+    mapped: Mapped,
+    (documents, rejected): (u64, u64),
+) -> Result<(u64, u64), String> {
+    eprint!("{}", mapped.rejections);
+    out.write_all(&mapped.output)
+        .map_err(|err| format!("writing output: {err}"))?;
+    Ok((documents + mapped.documents, rejected + mapped.rejected))
+}
+
+/// Maps chunks on `threads` workers, each with its own pipeline compiled from `graph`, and
+/// writes their output in the input's order.
+fn in_parallel(
+    graph: &Graph,
+    plan: &Plan,
+    threads: usize,
+    reader: &mut Lines<'_>,
+    out: &mut impl Write,
+) -> Result<(u64, u64), String> {
+    std::thread::scope(|scope| {
+        let mut workers = Vec::with_capacity(threads);
+        for idx in 0..threads {
+            let (jobs, inbox) = mpsc::sync_channel::<Chunk>(QUEUED);
+            let (answer, answers) = mpsc::channel::<Result<Mapped, String>>();
+            let plan = plan.clone();
+            std::thread::Builder::new()
+                .name(format!("omniflow-map-{idx}"))
+                .spawn_scoped(scope, move || {
+                    let pipeline = match Pipeline::new(graph.clone()) {
+                        Ok(p) => p,
+                        Err(err) => {
+                            let _ = answer.send(Err(err.to_string()));
+                            return;
+                        }
+                    };
+                    for chunk in inbox {
+                        if answer
+                            .send(Ok(map_chunk(&pipeline, &plan, &chunk)))
+                            .is_err()
+                        {
+                            return;
+                        }
+                    }
+                })
+                .map_err(|err| format!("cannot start a mapping thread: {err}"))?;
+            workers.push((jobs, answers));
+        }
+        let (mut sent, mut written, mut more) = (0usize, 0usize, true);
+        let mut totals = (0, 0);
+        loop {
+            while more && sent - written < threads * QUEUED {
+                match reader.chunk()? {
+                    Some(chunk) => {
+                        workers[sent % threads]
+                            .0
+                            .send(chunk)
+                            .map_err(|_| "a mapping thread stopped".to_string())?;
+                        sent += 1;
+                    }
+                    None => more = false,
+                }
+            }
+            if written == sent {
+                break;
+            }
+            let mapped = workers[written % threads]
+                .1
+                .recv()
+                .map_err(|_| "a mapping thread stopped".to_string())??;
+            totals = emit(out, mapped, totals)?;
+            written += 1;
+        }
+        Ok(totals)
+    })
+}
+
+/// The input read as chunks of whole lines.
+struct Lines<'a> {
+    reader: BufReader<std::fs::File>,
+    line_no: u64,
+    path: &'a PathBuf,
+}
+
+impl Lines<'_> {
+    /// The next chunk: whole lines up to about [`CHUNK_BYTES`]; `None` at the end.
+    fn chunk(&mut self) -> Result<Option<Chunk>, String> {
+        let mut chunk = Chunk {
+            first_line: self.line_no + 1,
+            data: Vec::with_capacity(CHUNK_BYTES + (1 << 16)),
+        };
+        while chunk.data.len() < CHUNK_BYTES {
+            match self.reader.by_ref().read_until(b'\n', &mut chunk.data) {
+                Ok(0) => break,
+                Ok(_) => self.line_no += 1,
+                Err(err) => return Err(format!("reading `{}`: {err}", self.path.display())),
+            }
+        }
+        Ok((!chunk.data.is_empty()).then_some(chunk))
+    }
+}
+
+/// Maps the lines of a chunk.
+fn map_chunk(pipeline: &Pipeline, plan: &Plan, chunk: &Chunk) -> Mapped {
+    let flow = &pipeline.flows[plan.flow_idx];
+    let mut mapped = Mapped {
+        output: Vec::with_capacity(chunk.data.len()),
+        ..Mapped::default()
+    };
+    let lines = chunk.data.split_inclusive(|b| *b == b'\n');
+    for (line_no, line) in (chunk.first_line..).zip(lines) {
+        let text = trim_line(line);
+        if text.is_empty() {
+            continue;
+        }
+        mapped.documents += 1;
+        let result = json_in::parse(text, &plan.projection)
+            .map_err(|reason| ("input".to_string(), reason))
+            .and_then(|input| {
+                pipeline
+                    .process(plan.flow_idx, plan.source, input, true, true)
+                    .map_err(|r| (r.node, r.reason))
+            });
+        match result {
+            Err((node, reason)) => {
+                mapped.rejected += 1;
+                use std::fmt::Write as _;
+                let _ = writeln!(
+                    mapped.rejections,
+                    "line {line_no}: rejected by `{node}`: {reason}"
+                );
+            }
+            Ok(outcome) => write_output(
+                &mut mapped.output,
+                flow,
+                &outcome,
+                plan.shown,
+                plan.with_route,
+            ),
+        }
+    }
+    mapped
 }
 
 /// One output line: the document node `shown` emitted (null when it emitted nothing),
