@@ -414,7 +414,13 @@ const POLICY_KEYS: &[&str] = &[
 ];
 
 /// Failure classes a policy may name without quotes.
-pub const FAILURE_CLASSES: &[&str] = &["timeout", "connect", "rate_limited", "server_error"];
+pub const FAILURE_CLASSES: &[&str] = &[
+    "timeout",
+    "connect",
+    "rate_limited",
+    "server_error",
+    "unreadable_answer",
+];
 
 /// Checks a `policy retry` block and returns it with defaults filled in.
 pub fn retry_policy(name: &str, settings: &Settings, diags: &mut Diagnostics) -> RetryPolicy {

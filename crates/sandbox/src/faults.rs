@@ -575,6 +575,26 @@ mod tests {
                 let ok = token().await;
                 assert_eq!(ok.0, 200, "{}", ok.2);
             }
+            // A report document (an S3 address in production) takes a scripted step too.
+            let document = format!("{}nothing.txt", super::super::amazon_reports::DOCUMENT_PATH);
+            control(
+                &base,
+                "faults",
+                json!({"route": format!("GET {document}"), "step": {"status": 503}, "times": 1}),
+            )
+            .await;
+            let fetch = || async {
+                parts(
+                    client()
+                        .get(format!("{base}{document}"))
+                        .send()
+                        .await
+                        .unwrap(),
+                )
+                .await
+            };
+            assert_eq!(fetch().await.0, 503);
+            assert_ne!(fetch().await.0, 503, "the step is spent");
         });
     }
 

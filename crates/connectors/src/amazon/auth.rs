@@ -83,6 +83,11 @@ impl Lwa {
                 ));
                 Ok(token.to_string())
             }
+            // A 2xx without a readable token (cut off, spoiled) is no refusal.
+            (true, None) => Err(client::unreadable(format!(
+                "LWA token: the answer holds no access_token: {}",
+                reply.excerpt()
+            ))),
             _ if reply.status >= 500 || reply.status == 429 => Err(client::outcome(
                 &reply,
                 None,

@@ -189,6 +189,10 @@ async fn patch_listing(api: &SpApi, sku: &str, body: String, timeout: Duration) 
             .body(body.clone())
     };
     match api.send(make, timeout, 5.0).await {
+        // The same merge sets the same price: an answer that cannot be read is tried again.
+        Ok(reply) if reply.document().is_err() => {
+            client::unreadable(reply.document().err().unwrap_or_default())
+        }
         Ok(reply) if reply.json()["status"] == "INVALID" => CallOutcome::Permanent {
             reason: format!(
                 "listing {sku} refused: {}",

@@ -151,10 +151,18 @@ impl Service {
             urlencode(&literal(value))
         );
         // An answer that cannot be read is no proof of absence: the lookup before a write
-        // fails rather than let the write go twice.
+        // fails rather than let the write go twice. A 404 names a wrong entity set.
         let reply = self.get(&path, timeout).await?;
+        if reply.status == 404 {
+            return Err(CallOutcome::Permanent {
+                reason: format!(
+                    "{set} is not an entity set of the service: {}",
+                    error_text(&reply)
+                ),
+            });
+        }
         let body = reply.document().map_err(client::unreadable)?;
-        let found = client::list_at(&body, &["value"], false).map_err(client::unreadable)?;
+        let found = rows(&body).map_err(client::unreadable)?;
         Ok(found.first().cloned())
     }
 
@@ -175,5 +183,14 @@ impl Service {
             .or_else(|| body["@odata.etag"].as_str().map(String::from))
             .unwrap_or_else(|| "*".into());
         Ok(Some((body, etag)))
+    }
+}
+
+/// The rows of a collection answer: OData v4 lists them under `value`, v2 under
+/// `d.results`; `Err` when the answer holds neither.
+pub(super) fn rows(body: &Value) -> Result<Vec<Value>, String> {
+    match body.get("d") {
+        Some(d) if body.get("value").is_none() => client::list_at(d, &["results"], false),
+        _ => client::list_at(body, &["value"], false),
     }
 }

@@ -104,12 +104,8 @@ impl Pager for EntitiesPager {
             if !reply.ok() {
                 return Err(error_text(&reply));
             }
-            // OData v4 lists under `value`, v2 under `d.results`.
             let body = reply.document()?;
-            let rows = match body.get("d") {
-                Some(d) if body.get("value").is_none() => client::list_at(d, &["results"], false)?,
-                _ => client::list_at(&body, &["value"], false)?,
-            };
+            let rows = super::auth::rows(&body)?;
             let mut newest = watermark.clone();
             let mut items = Vec::with_capacity(rows.len());
             for row in rows {

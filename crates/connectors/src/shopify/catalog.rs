@@ -62,7 +62,8 @@ impl Catalogue {
                 let url = format!("{}/shop.json", self.store.base);
                 let request = self.store.request(reqwest::Method::GET, &url);
                 let reply = self.store.send(request, timeout).await?;
-                let Some(c) = reply.json()["shop"]["currency"].as_str().map(String::from) else {
+                let shop = reply.document().map_err(client::unreadable)?;
+                let Some(c) = shop["shop"]["currency"].as_str().map(String::from) else {
                     return Err(CallOutcome::Permanent {
                         reason: "Shopify's shop.json names no currency".into(),
                     });

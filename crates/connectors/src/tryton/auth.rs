@@ -229,10 +229,13 @@ impl Session {
                 timeout,
             )
             .await?;
-        Ok(found
-            .as_array()
-            .map(|a| a.iter().filter_map(Value::as_i64).collect())
-            .unwrap_or_default())
+        match found.as_array() {
+            Some(ids) => Ok(ids.iter().filter_map(Value::as_i64).collect()),
+            None => Err(client::unreadable(format!(
+                "{model}.search answered {}, not a list of ids",
+                client::kind(&found)
+            ))),
+        }
     }
 
     /// The one record matching a domain; `missing` is the permanent reason when none does.
@@ -261,7 +264,12 @@ impl Session {
         let found = self
             .model(model, "read", vec![json!(ids), json!(fields)], timeout)
             .await?;
-        Ok(found.as_array().cloned().unwrap_or_default())
+        found.as_array().cloned().ok_or_else(|| {
+            client::unreadable(format!(
+                "{model}.read answered {}, not a list of records",
+                client::kind(&found)
+            ))
+        })
     }
 
     /// Creates one record; returns its id.

@@ -51,7 +51,9 @@ pub fn answer(method: &str, reply: &Reply) -> Result<Value, CallOutcome> {
             format!("HTTP {}: {} ({method})", reply.status, reply.excerpt()),
         ));
     }
-    let body = reply.json();
+    // A 2xx that is not a JSON-RPC answer (cut off, spoiled, an error page) says nothing
+    // about what happened: never read it as an empty result.
+    let body = reply.document().map_err(client::unreadable)?;
     if let Some(error) = body.get("error").filter(|e| !e.is_null()) {
         // ["UserWarning", [key, message, description]]: the caller may accept it.
         if error[0] == "UserWarning" {
@@ -74,7 +76,13 @@ pub fn answer(method: &str, reply: &Reply) -> Result<Value, CallOutcome> {
         }
         return Err(CallOutcome::Permanent { reason });
     }
-    Ok(body.get("result").cloned().unwrap_or(Value::Null))
+    match body.get("result") {
+        Some(result) => Ok(result.clone()),
+        None => Err(client::unreadable(format!(
+            "the answer to {method} has neither `result` nor `error`: {}",
+            reply.excerpt()
+        ))),
+    }
 }
 
 #[cfg(test)]
@@ -99,6 +107,29 @@ mod tests {
         assert_eq!(
             user_error(&json!(["'no.such.model'", ""])),
             "'no.such.model'"
+        );
+    }
+
+    /// A 2xx that is not a JSON-RPC answer is unreadable, never an empty result: a search
+    /// read as empty before a create would create a second record.
+    #[test]
+    fn a_spoiled_answer_is_unreadable_not_empty() {
+        let reply = |body: &str| Reply {
+            status: 200,
+            headers: reqwest::header::HeaderMap::new(),
+            body: body.as_bytes().to_vec(),
+        };
+        for body in ["<html>502</html>", r#"{"result": [1, 2"#, r#"{"id": 1}"#] {
+            match answer("model.sale.sale.search", &reply(body)) {
+                Err(CallOutcome::Transient { class, .. }) => {
+                    assert_eq!(class, "unreadable_answer", "{body}")
+                }
+                other => panic!("{body}: {other:?}"),
+            }
+        }
+        assert_eq!(
+            answer("m", &reply(r#"{"id": 1, "result": null}"#)).unwrap(),
+            Value::Null
         );
     }
 }

@@ -589,4 +589,32 @@ mod tests {
         assert_eq!(calls.get(), 3);
         assert_eq!(scope.metrics.get(RETRIES, "orders", "erp"), 2);
     }
+
+    /// A 2xx answer the connector could not read is retried by the default policy, not
+    /// dead-lettered: whether the call took effect is unknown until a later attempt tells.
+    #[tokio::test(flavor = "current_thread", start_paused = true)]
+    async fn an_unreadable_answer_is_retried_by_the_default_policy() {
+        thread_local!(static CALLS: Cell<u32> = const { Cell::new(0) });
+        fn spoiled_once() -> CallOutcome {
+            CALLS.with(|calls| {
+                calls.set(calls.get() + 1);
+                match calls.get() {
+                    1 => CallOutcome::Transient {
+                        class: "unreadable_answer".into(),
+                        reason: "the 200 answer is not JSON".into(),
+                        retry_after: None,
+                    },
+                    _ => CallOutcome::Ok,
+                }
+            })
+        }
+        let (call, calls) = connector(Some(spoiled_once));
+        let retry = Retry::new(call, retry::default_policy(), scope());
+        retry.ready().await;
+        match retry.run(&Request::new("k", "c", b"{}")).await {
+            Final::Delivered { .. } => {}
+            Final::Failed(failure) => panic!("dead-lettered: {}", failure.reason),
+        }
+        assert_eq!(calls.get(), 2);
+    }
 }

@@ -37,10 +37,16 @@ pub fn default_policy() -> RetryPolicy {
         initial_ms: 500,
         max_delay_ms: 30_000,
         jitter: 0.2,
-        transient: ["timeout", "connect", "rate_limited", "server_error"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect(),
+        transient: [
+            "timeout",
+            "connect",
+            "rate_limited",
+            "server_error",
+            "unreadable_answer",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect(),
         retry_after: true,
     }
 }
