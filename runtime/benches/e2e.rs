@@ -17,7 +17,7 @@ mod postgres_db;
 #[path = "../tests/support/signing.rs"]
 mod signing;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -201,22 +201,7 @@ flow from_webhooks {
                     let body = format!("{{\"id\": \"{i}\", \"sent\": {}, \"qty\": 1}}", now_us());
                     let request = format!("POST /events HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nX-Signature: {}\r\nContent-Length: {}\r\n\r\n{body}", signing::sign(HOOK_SECRET, &body), body.len());
                     stream.write_all(request.as_bytes()).unwrap();
-                    let mut status = String::new();
-                    reader.read_line(&mut status).unwrap();
-                    let mut length = 0;
-                    loop {
-                        let mut header = String::new();
-                        reader.read_line(&mut header).unwrap();
-                        let h = header.trim_end().to_ascii_lowercase();
-                        if h.is_empty() {
-                            break;
-                        }
-                        if let Some(v) = h.strip_prefix("content-length:") {
-                            length = v.trim().parse().unwrap_or(0);
-                        }
-                    }
-                    let mut body = vec![0; length];
-                    reader.read_exact(&mut body).unwrap();
+                    http_read::read_response(&mut reader).expect("an answer");
                     i += senders;
                     k += 1;
                 }

@@ -24,7 +24,7 @@ mod http_read;
 mod signing;
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -40,6 +40,15 @@ fn free_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
+}
+
+/// Waits until `what` listens on `port`, at most `limit`.
+fn wait_listening(port: u16, limit: Duration, what: &str) {
+    let started = Instant::now();
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(started.elapsed() < limit, "{what} did not start");
+        std::thread::sleep(Duration::from_millis(10));
+    }
 }
 
 /// One request to the sink's control API; the body of the answer.
@@ -287,14 +296,7 @@ fn latency(
         .stdout(Stdio::null())
         .spawn()
         .unwrap();
-    let t0 = Instant::now();
-    while TcpStream::connect(("127.0.0.1", hooks)).is_err() {
-        assert!(
-            t0.elapsed() < Duration::from_secs(30),
-            "the webhook source did not start"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_listening(hooks, Duration::from_secs(30), "the webhook source");
     let corpus: Arc<Vec<String>> = Arc::new(
         std::fs::read_to_string(data.join("orders.jsonl"))
             .unwrap()
@@ -332,23 +334,8 @@ fn latency(
                     );
                     mine.push((id, Instant::now()));
                     writer.write_all(request.as_bytes()).unwrap();
-                    let mut status = String::new();
-                    reader.read_line(&mut status).unwrap();
+                    let (status, _) = http_read::read_response(&mut reader).expect("an answer");
                     assert!(status.contains(" 2"), "the webhook source answered {status}");
-                    let mut length = 0;
-                    loop {
-                        let mut header = String::new();
-                        reader.read_line(&mut header).unwrap();
-                        let h = header.trim_end().to_ascii_lowercase();
-                        if h.is_empty() {
-                            break;
-                        }
-                        if let Some(v) = h.strip_prefix("content-length:") {
-                            length = v.trim().parse().unwrap_or(0);
-                        }
-                    }
-                    let mut rest = vec![0; length];
-                    reader.read_exact(&mut rest).unwrap();
                     i += senders;
                     k += 1;
                 }
@@ -420,14 +407,7 @@ fn main() {
         .stdout(Stdio::null())
         .spawn()
         .unwrap();
-    let t0 = Instant::now();
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            t0.elapsed() < Duration::from_secs(10),
-            "the sink did not start"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    wait_listening(port, Duration::from_secs(10), "the sink");
     let (mut ceil, mut ours) = (Vec::new(), Vec::new());
     for round in 0..rounds {
         ceil.push(ceiling(&anchors, &data, port, n));

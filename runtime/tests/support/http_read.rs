@@ -61,3 +61,29 @@ pub fn read_request(reader: &mut impl BufRead) -> Option<Request> {
         body,
     })
 }
+
+/// Reads the next response on a keep-alive connection: its status line and its body
+/// (by `Content-Length`); `None` once the peer closed the connection.
+pub fn read_response(reader: &mut impl BufRead) -> Option<(String, Vec<u8>)> {
+    let mut status = String::new();
+    if reader.read_line(&mut status).unwrap_or(0) == 0 {
+        return None;
+    }
+    let mut length = 0usize;
+    loop {
+        let mut header = String::new();
+        if reader.read_line(&mut header).unwrap_or(0) == 0 {
+            return None;
+        }
+        let header = header.trim_end().to_ascii_lowercase();
+        if header.is_empty() {
+            break;
+        }
+        if let Some(value) = header.strip_prefix("content-length:") {
+            length = value.trim().parse().unwrap_or(0);
+        }
+    }
+    let mut body = vec![0u8; length];
+    reader.read_exact(&mut body).ok()?;
+    Some((status.trim_end().to_string(), body))
+}
