@@ -160,6 +160,36 @@ fn every_shipbob_answer_is_in_shipbobs_openapi() {
         let mut wrong = send(get(&format!("/order/{}", ids[1]))).await.body;
         wrong["last_updated_date"] = json!("2026-05-01T10:00:00Z");
         assert!(sb.breaks("GET", &t("/order/{orderId}"), 200, &wrong));
+        // The other versions served answer the 2026-01 shapes (the docs say so): orders,
+        // one order, its shipments and the inventory lists, each checked as 2026-01.
+        for version in omniflow_sandbox::shipbob::VERSIONS {
+            for (path, template) in [
+                ("/order?Limit=2".to_string(), "/order"),
+                (format!("/order/{}", ids[0]), "/order/{orderId}"),
+                (
+                    format!("/order/{}/shipment", ids[0]),
+                    "/order/{orderId}/shipment",
+                ),
+                (
+                    "/inventory-level?PageSize=2".to_string(),
+                    "/inventory-level",
+                ),
+                (
+                    "/inventory-level/locations?PageSize=2".to_string(),
+                    "/inventory-level/locations",
+                ),
+            ] {
+                let answer = send(
+                    client
+                        .get(format!("{base}/{version}{path}"))
+                        .header("Authorization", format!("Bearer {ACCESS_TOKEN}"))
+                        .header("shipbob_channel_id", CHANNEL_ID),
+                )
+                .await;
+                assert_eq!(answer.status, 200, "{version}{path}: {}", answer.text);
+                sb.check("GET", &t(template), &answer);
+            }
+        }
         sb.finish(20);
     });
 }
