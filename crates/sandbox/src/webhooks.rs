@@ -30,7 +30,8 @@ pub struct Subscriber {
 #[derive(Clone, Debug)]
 pub enum Signing {
     /// The headers were signed once (Shopify's HMAC of the body, Square's of URL and
-    /// body): every redelivery carries them unchanged, original timestamps included.
+    /// body): every redelivery carries them unchanged, original timestamps included (an
+    /// [`Delivery::event_time`] header aside, which is not signed).
     Fixed,
     /// Standard Webhooks (ShipBob): every attempt signs `id.timestamp.body` anew with the
     /// attempt's own time under the same message id, as Svix-style senders do.
@@ -215,7 +216,10 @@ async fn attempt_once(sb: &Sandbox, delivery: &Delivery, age: f64) -> Result<Str
         Signing::Standard { secret, id } => standard_headers(secret, id, &delivery.body),
     };
     if let Some(name) = delivery.event_time {
-        let at = super::now() - chrono::Duration::milliseconds((age.max(0.0) * 1000.0) as i64);
+        let back = chrono::Duration::milliseconds((age.max(0.0) * 1000.0) as i64);
+        let at = super::now()
+            .checked_sub_signed(back)
+            .unwrap_or(chrono::DateTime::<chrono::Utc>::MIN_UTC);
         signed.push((name.to_string(), super::ts_millis(at)));
     }
     for (name, value) in delivery.headers.iter().chain(&signed) {
