@@ -335,4 +335,22 @@ fn omniflow_map_on_threads_writes_what_it_writes_in_line() {
     );
     let size = std::fs::metadata(&input).unwrap().len();
     assert!(size > 8 << 20, "an input of several chunks: {size}");
+    // A thread count out of range is refused before anything runs.
+    for wrong in ["0", "257", "many"] {
+        let refused = Command::new(BIN)
+            .args([
+                "map",
+                "x.flow",
+                "--flow",
+                "events",
+                "--input",
+                "in.jsonl",
+                "--threads",
+                wrong,
+            ])
+            .output()
+            .unwrap();
+        assert_eq!(refused.status.code(), Some(2), "--threads {wrong}");
+        assert!(String::from_utf8_lossy(&refused.stderr).contains("--threads"));
+    }
 }

@@ -29,9 +29,10 @@ pub struct Args {
     /// Wrap each output as {"route": [sinks reached], "document": ...}.
     #[arg(long)]
     with_route: bool,
-    /// Mapping threads (default: one per CPU the process may use; 1 maps in line).
-    #[arg(long)]
-    threads: Option<usize>,
+    /// Mapping threads, 1 to 256 (default: one per CPU the process may use; 1 maps in
+    /// line).
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=256))]
+    threads: Option<u16>,
 }
 
 pub fn run(args: Args) -> u8 {
@@ -95,9 +96,10 @@ fn map(args: &Args) -> Result<(), String> {
         line_no: 0,
         path: &args.input,
     };
-    let threads = args.threads.unwrap_or_else(|| {
-        std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
-    });
+    let threads = args.threads.map_or_else(
+        || std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get),
+        usize::from,
+    );
     let started = Instant::now();
     let (documents, rejected) = if threads <= 1 {
         let mut totals = (0, 0);
