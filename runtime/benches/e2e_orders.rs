@@ -42,6 +42,30 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// `omniflow run` of `dir/bench.flow` on a fresh SQLite state in `dir`, its inbox `dir/in`,
+/// its sink on `sink` and, with `hooks`, its webhook server on that port.
+fn run_omniflow(binary: &Path, dir: &Path, sink: u16, hooks: Option<u16>) -> Child {
+    let mut command = pinned(binary);
+    command
+        .arg("run")
+        .arg(dir.join("bench.flow"))
+        .arg("--state")
+        .arg(format!("sqlite:{}", dir.join("state.db").display()))
+        .arg("--ops-addr")
+        .arg(format!("127.0.0.1:{}", free_port()))
+        .env("OMNIFLOW_INBOX", dir.join("in"))
+        .env("BENCH_SINK", format!("http://127.0.0.1:{sink}"))
+        .env("BENCH_HOOK_SECRET", HOOK_SECRET)
+        .env("OMNIFLOW_LOG", "warn")
+        .stdout(Stdio::null());
+    if let Some(hooks) = hooks {
+        command
+            .arg("--webhook-addr")
+            .arg(format!("127.0.0.1:{hooks}"));
+    }
+    command.spawn().unwrap()
+}
+
 /// Waits until `what` listens on `port`, at most `limit`.
 fn wait_listening(port: u16, limit: Duration, what: &str) {
     let started = Instant::now();
@@ -166,19 +190,7 @@ fn omniflow(binary: &Path, flow: &str, data: &Path, sink: u16, n: u64, round: us
     )
     .unwrap();
     let started = Instant::now();
-    let mut child = pinned(binary)
-        .arg("run")
-        .arg(dir.join("bench.flow"))
-        .arg("--state")
-        .arg(format!("sqlite:{}", dir.join("state.db").display()))
-        .arg("--ops-addr")
-        .arg(format!("127.0.0.1:{}", free_port()))
-        .env("OMNIFLOW_INBOX", dir.join("in"))
-        .env("BENCH_SINK", format!("http://127.0.0.1:{sink}"))
-        .env("OMNIFLOW_LOG", "warn")
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = run_omniflow(binary, &dir, sink, None);
     let (seconds, cpu, peak) = until_count(sink, n, started, &mut child);
     let _ = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
@@ -280,22 +292,7 @@ fn latency(
     std::fs::write(dir.join("bench.flow"), latency_flow(flow)).unwrap();
     std::fs::copy(data.join("skumap.json"), dir.join("skumap.json")).unwrap();
     let hooks = free_port();
-    let mut child = pinned(binary)
-        .arg("run")
-        .arg(dir.join("bench.flow"))
-        .arg("--state")
-        .arg(format!("sqlite:{}", dir.join("state.db").display()))
-        .arg("--ops-addr")
-        .arg(format!("127.0.0.1:{}", free_port()))
-        .arg("--webhook-addr")
-        .arg(format!("127.0.0.1:{hooks}"))
-        .env("OMNIFLOW_INBOX", dir.join("in"))
-        .env("BENCH_SINK", format!("http://127.0.0.1:{sink}"))
-        .env("BENCH_HOOK_SECRET", HOOK_SECRET)
-        .env("OMNIFLOW_LOG", "warn")
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = run_omniflow(binary, &dir, sink, Some(hooks));
     wait_listening(hooks, Duration::from_secs(30), "the webhook source");
     let corpus: Arc<Vec<String>> = Arc::new(
         std::fs::read_to_string(data.join("orders.jsonl"))

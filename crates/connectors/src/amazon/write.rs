@@ -188,30 +188,36 @@ async fn patch_listing(api: &SpApi, sku: &str, body: String, timeout: Duration) 
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .body(body.clone())
     };
-    match api.send(make, timeout, 5.0).await {
-        // The same merge sets the same price: an answer that cannot be read is tried again.
-        Ok(reply) if reply.document().is_err() => {
-            client::unreadable(reply.document().err().unwrap_or_default())
-        }
-        Ok(reply) if reply.json()["status"] == "INVALID" => CallOutcome::Permanent {
-            reason: format!(
-                "listing {sku} refused: {}",
-                reply.json()["issues"]
-                    .as_array()
-                    .map(|issues| issues
-                        .iter()
-                        .map(|i| format!(
-                            "{}: {}",
-                            i["code"].as_str().unwrap_or("?"),
-                            i["message"].as_str().unwrap_or("")
-                        ))
-                        .collect::<Vec<_>>()
-                        .join("; "))
-                    .unwrap_or_default()
-            ),
-        },
-        Ok(_) => CallOutcome::Ok,
-        Err(e) => e,
+    let reply = match api.send(make, timeout, 5.0).await {
+        Ok(reply) => reply,
+        Err(e) => return e,
+    };
+    // The same merge sets the same price: an answer that cannot be read is tried again.
+    let body = match reply.document() {
+        Ok(body) => body,
+        Err(reason) => return client::unreadable(reason),
+    };
+    if body["status"] != "INVALID" {
+        return CallOutcome::Ok;
+    }
+    let issues = body["issues"]
+        .as_array()
+        .map(|issues| {
+            issues
+                .iter()
+                .map(|i| {
+                    format!(
+                        "{}: {}",
+                        i["code"].as_str().unwrap_or("?"),
+                        i["message"].as_str().unwrap_or("")
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("; ")
+        })
+        .unwrap_or_default();
+    CallOutcome::Permanent {
+        reason: format!("listing {sku} refused: {issues}"),
     }
 }
 
