@@ -90,13 +90,15 @@ codes! {
     TIMEOUT_OUT_OF_RANGE = "E0504", "timeout-out-of-range", "a timeout or interval is outside its allowed range";
     INVALID_SETTING = "E0505", "invalid-setting", "a setting has a value of the wrong kind";
     SOURCE_KIND_MISMATCH = "E0506", "source-kind-mismatch", "a source option does not apply to the source's kind";
-    USER_CONNECTOR = "E0507", "user-connector", "a flow declares its own connector, which the runtime cannot run yet";
+    USER_CONNECTOR = "E0507", "user-connector", "a connector declared in a flow has an operation with no `request`, so the runtime could not run it";
     LITERAL_OUT_OF_RANGE = "E0508", "literal-out-of-range", "a decimal or duration literal does not fit what the runtime represents exactly";
     SETTING_OUT_OF_RANGE = "E0509", "setting-out-of-range", "a connection setting or option is outside what the runtime accepts";
     SIZE_OUT_OF_RANGE = "E0510", "size-out-of-range", "a size limit in bytes is outside its allowed range";
     INVALID_CRON = "E0512", "invalid-cron", "a schedule's cron expression does not parse or matches no date";
     UNKNOWN_TIME_ZONE = "E0513", "unknown-time-zone", "a schedule names a time zone the IANA time zone database does not know";
     SOURCE_OVERWRITES = "E0514", "source-overwrites", "a connector's source operation declares `overwrites`, which only a sink operation can";
+    INVALID_CONNECTOR = "E0515", "invalid-connector", "a declared connector's auth, request, paging, watermark, rule or lookup is incomplete or has a value of the wrong kind";
+    INVALID_GRAPHQL = "E0516", "invalid-graphql", "a declared connector's GraphQL operation does not parse or its variables do not match";
 
     UNKNOWN_LOCATION = "E0601", "unknown-location", "a ledger channel or safety-stock table names a location the ledger does not keep";
     UNKNOWN_CHANNEL = "E0602", "unknown-channel", "a reservation names a channel the ledger does not declare";

@@ -290,6 +290,8 @@ impl Printer<'_> {
         enum Member<'m> {
             Setting(&'m SettingSig),
             Quota(&'m Settings),
+            Auth(&'m AuthSig),
+            Rule(&'m Block),
             Source(&'m SourceSig),
             Sink(&'m SinkSig),
         }
@@ -306,6 +308,13 @@ impl Printer<'_> {
                 .map_or(q.span.start, |i| i as u32);
             members.push((start, Member::Quota(q)));
         }
+        members.extend(decl.auth.iter().map(|a| (a.span.start, Member::Auth(a))));
+        members.extend(decl.rules.iter().map(|r| {
+            let start = self.src[..r.span.start as usize]
+                .rfind("rule")
+                .map_or(r.span.start, |i| i as u32);
+            (start, Member::Rule(r))
+        }));
         members.extend(
             decl.sources
                 .iter()
@@ -332,6 +341,16 @@ impl Printer<'_> {
                     self.push("quota");
                     self.settings(q);
                     q.span.end
+                }
+                Member::Auth(a) => {
+                    self.push(&format!("auth {}", a.kind.name));
+                    self.block(&a.block);
+                    a.span.end
+                }
+                Member::Rule(r) => {
+                    self.push("rule");
+                    self.block(r);
+                    r.span.end
                 }
                 Member::Source(s) => {
                     self.push(&format!("source {}: {} -> ", s.name.name, s.kind.name));
@@ -365,6 +384,7 @@ impl Printer<'_> {
             Option(&'m OptionSig),
             Needs(&'m NeedsSig),
             Overwrites(crate::source::Span),
+            Implementation(&'m BlockEntry),
         }
         if body.is_quota_only() {
             if let Some(quota) = &body.quota {
@@ -388,6 +408,11 @@ impl Printer<'_> {
         members.extend(
             body.overwrites
                 .map(|span| (span.start, Member::Overwrites(span))),
+        );
+        members.extend(
+            body.implementation
+                .iter()
+                .map(|e| (e.span.start, Member::Implementation(e))),
         );
         members.sort_by_key(|(start, _)| *start);
         self.open();
@@ -421,6 +446,10 @@ impl Printer<'_> {
                 Member::Overwrites(span) => {
                     self.push("overwrites");
                     span.end
+                }
+                Member::Implementation(entry) => {
+                    self.block_entry(entry);
+                    entry.span.end
                 }
             };
             self.trailing(member_end);
@@ -474,6 +503,33 @@ impl Printer<'_> {
             }
         }
         self.settings_block(settings);
+    }
+
+    /// A declared connector's block, one entry per line.
+    fn block(&mut self, block: &Block) {
+        if block.entries.is_empty() {
+            self.push(" {}");
+            self.last_end = block.span.end;
+            return;
+        }
+        self.open();
+        self.each_line(&block.entries, |e| e.span, |p, entry| p.block_entry(entry));
+        self.close(block.span.end);
+    }
+
+    fn block_entry(&mut self, entry: &BlockEntry) {
+        self.push(&entry.name.name);
+        match &entry.value {
+            BlockValue::Block(block) => self.block(block),
+            BlockValue::Json(json, _) => {
+                self.push(" = ");
+                self.json(json);
+            }
+            BlockValue::Expr(expr) => {
+                self.push(" = ");
+                self.expr(expr);
+            }
+        }
     }
 
     fn settings_block(&mut self, settings: &Settings) {

@@ -221,6 +221,10 @@ pub struct ConnectorDecl {
     pub name: Ident,
     pub settings: Vec<SettingSig>,
     pub quota: Option<Settings>,
+    /// `auth KIND { ... }`: how a declared connector's requests authenticate.
+    pub auth: Option<AuthSig>,
+    /// `rule { ... }`: outcome rules of every operation.
+    pub rules: Vec<Block>,
     pub sources: Vec<SourceSig>,
     pub sinks: Vec<SinkSig>,
     #[serde(skip)]
@@ -268,6 +272,54 @@ pub struct OperationBody {
     /// for the same record.
     #[serde(serialize_with = "given")]
     pub overwrites: Option<Span>,
+    /// How a declared connector runs the operation (`request { ... }`, `records = ...`).
+    pub implementation: Vec<BlockEntry>,
+}
+
+/// `auth KIND { ... }` of a declared connector.
+#[derive(Debug, Clone, Serialize)]
+pub struct AuthSig {
+    pub kind: Ident,
+    pub block: Block,
+    #[serde(skip)]
+    pub span: Span,
+}
+
+/// `{ NAME = VALUE ... }` or nested `NAME { ... }` entries of a declared connector.
+#[derive(Debug, Clone, Serialize)]
+pub struct Block {
+    pub entries: Vec<BlockEntry>,
+    #[serde(skip)]
+    pub span: Span,
+}
+
+/// One entry of a [`Block`].
+#[derive(Debug, Clone, Serialize)]
+pub struct BlockEntry {
+    pub name: Ident,
+    pub value: BlockValue,
+    #[serde(skip)]
+    pub span: Span,
+}
+
+/// What a [`BlockEntry`] holds.
+#[derive(Debug, Clone, Serialize)]
+pub enum BlockValue {
+    Expr(Expr),
+    /// A JSON object literal (a request body).
+    Json(JsonLit, #[serde(skip)] Span),
+    Block(Block),
+}
+
+impl BlockValue {
+    /// Where the value is written.
+    pub fn span(&self) -> Span {
+        match self {
+            BlockValue::Expr(e) => e.span,
+            BlockValue::Json(_, span) => *span,
+            BlockValue::Block(b) => b.span,
+        }
+    }
 }
 
 /// Serializes a keyword's span as whether it was given, spans being left out of the AST's
@@ -279,7 +331,10 @@ fn given<S: serde::Serializer>(span: &Option<Span>, serializer: S) -> Result<S::
 impl OperationBody {
     /// True when the body is only a quota (or nothing), printed in the short form.
     pub fn is_quota_only(&self) -> bool {
-        self.options.is_empty() && self.needs.is_empty() && self.overwrites.is_none()
+        self.options.is_empty()
+            && self.needs.is_empty()
+            && self.overwrites.is_none()
+            && self.implementation.is_empty()
     }
 }
 

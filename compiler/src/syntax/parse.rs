@@ -677,6 +677,8 @@ impl Builder<'_> {
             name,
             settings: Vec::new(),
             quota: None,
+            auth: None,
+            rules: Vec::new(),
             sources: Vec::new(),
             sinks: Vec::new(),
             span,
@@ -703,6 +705,23 @@ impl Builder<'_> {
                     }
                     None => decl.quota = Some(self.settings(parts.next()?)),
                 },
+                Rule::auth_sig => {
+                    let kind = self.ident(parts.next()?);
+                    let block = self.block(parts.next()?);
+                    match &decl.auth {
+                        Some(first) => {
+                            self.given_twice("`auth`", "connector", member_span, first.span)
+                        }
+                        None => {
+                            decl.auth = Some(AuthSig {
+                                kind,
+                                block,
+                                span: member_span,
+                            })
+                        }
+                    }
+                }
+                Rule::rule_sig => decl.rules.push(self.block(parts.next()?)),
                 Rule::source_sig => {
                     let name = self.ident(parts.next()?);
                     let kind = self.ident(parts.next()?);
@@ -768,6 +787,11 @@ impl Builder<'_> {
                     Some(first) => self.given_twice("`overwrites`", "operation", span, first),
                     None => body.overwrites = Some(span),
                 },
+                Rule::impl_sig => {
+                    if let Some(entry) = self.block_entry(span, parts) {
+                        body.implementation.push(entry);
+                    }
+                }
                 Rule::option_sig => {
                     let (Some(name), Some(ty)) = (parts.next(), parts.next()) else {
                         continue;
@@ -795,6 +819,34 @@ impl Builder<'_> {
             }
         }
         body
+    }
+
+    /// `{ NAME = VALUE ... }` of a declared connector.
+    fn block(&mut self, pair: Pair<Rule>) -> Block {
+        let span = self.span(&pair);
+        let mut entries = Vec::new();
+        for entry in pair.into_inner() {
+            let entry_span = self.span(&entry);
+            if let Some(entry) = self.block_entry(entry_span, entry.into_inner()) {
+                entries.push(entry);
+            }
+        }
+        Block { entries, span }
+    }
+
+    /// A block entry's name and value (a nested block, a JSON object or an expression).
+    fn block_entry(&mut self, span: Span, mut parts: Pairs<Rule>) -> Option<BlockEntry> {
+        let name = self.ident(parts.next()?);
+        let value = parts.next()?;
+        let value = match value.as_rule() {
+            Rule::block => BlockValue::Block(self.block(value)),
+            Rule::json_object => {
+                let value_span = self.span(&value);
+                BlockValue::Json(self.json(value), value_span)
+            }
+            _ => BlockValue::Expr(self.expr(value)),
+        };
+        Some(BlockEntry { name, value, span })
     }
 
     fn field_decl(&mut self, pair: Pair<Rule>) -> FieldDecl {

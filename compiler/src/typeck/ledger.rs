@@ -480,6 +480,7 @@ pub fn ledger_info(
             connector: "ledger".into(),
             settings: BTreeMap::new(),
             quota: ir::Quota::default(),
+            declared: None,
         },
     };
     (info, ledger)

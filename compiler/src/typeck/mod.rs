@@ -2,6 +2,7 @@
 //! environment), then every flow's nodes and expressions, elaborated into IR as they go.
 
 pub mod builtins;
+pub mod declared;
 pub mod expr;
 mod flow;
 pub mod ledger;
@@ -148,6 +149,8 @@ pub struct ConnectorInfo {
     pub quota: Quota,
     pub sources: Vec<OperationInfo>,
     pub sinks: Vec<OperationInfo>,
+    /// How a connector declared in a flow file runs (`None` for a standard one).
+    pub declared: Option<Box<crate::ir::declared::Declared>>,
 }
 
 /// A checked connection.
@@ -299,10 +302,15 @@ pub fn build_env(program: &Program, diags: &mut Diagnostics) -> Env {
     for item in &refs {
         match program.item(*item) {
             Item::Connector(decl) => {
+                let mut info = connector_info(program, item.module, decl, diags);
                 if !is_stdlib_connector(program, item.module) {
-                    user_connector(decl, diags);
+                    if declared::has_implementation(decl) {
+                        info.declared =
+                            declared::check(program, &env, &info, decl, diags).map(Box::new);
+                    } else {
+                        user_connector(decl, diags);
+                    }
                 }
-                let info = connector_info(program, item.module, decl, diags);
                 env.connectors.insert(*item, info);
             }
             Item::Policy(decl) => {
@@ -478,7 +486,8 @@ fn is_stdlib_connector(program: &Program, module: ModuleId) -> bool {
         })
 }
 
-/// Reports a connector declared outside the stdlib: the runtime has no code for it.
+/// Reports a connector declared outside the stdlib with no `request` anywhere: a bare
+/// signature the runtime could not run.
 fn user_connector(decl: &ConnectorDecl, diags: &mut Diagnostics) {
     let standard: Vec<&str> = crate::stdlib::FILES
         .iter()
@@ -495,14 +504,14 @@ fn user_connector(decl: &ConnectorDecl, diags: &mut Diagnostics) {
         Diagnostic::error(
             codes::USER_CONNECTOR,
             decl.name.span,
-            format!("connector `{}` is declared in a flow", decl.name.name),
+            format!("connector `{}` is declared in a flow without requests", decl.name.name),
         )
-        .label("the runtime runs only the standard connectors")
+        .label("no operation says what to call")
         .help(match near {
             Some(near) => format!(
                 "use the standard connector `{near}` (`use std.connectors.{near}`) instead of declaring one"
             ),
-            None => "use a standard connector instead (`use std.connectors.http` reaches any REST API)".to_string(),
+            None => "give each operation a `request { method = \"POST\", path = \"/...\" }` (see \"Writing your own connector\"), or use a standard connector (`use std.connectors.http` reaches any REST API)".to_string(),
         }),
     );
 }
@@ -601,6 +610,7 @@ fn connector_info(
         quota,
         sources,
         sinks,
+        declared: None,
     }
 }
 
@@ -785,6 +795,7 @@ fn connection_info(
             connector: decl.connector.name.clone(),
             settings: values,
             quota: connector.map(|c| c.quota.clone()).unwrap_or_default(),
+            declared: connector.and_then(|c| c.declared.clone()),
         },
     }
 }

@@ -326,5 +326,5 @@ pub(super) fn variable_span(value: &str, span: Span, name: &str) -> Span {
 /// One shared minijinja environment for syntax checks (building one is not free).
 pub(super) fn template_env() -> &'static minijinja::Environment<'static> {
     static ENV: std::sync::OnceLock<minijinja::Environment<'static>> = std::sync::OnceLock::new();
-    ENV.get_or_init(minijinja::Environment::new)
+    ENV.get_or_init(omniflow_mapping::templates::environment)
 }

@@ -26,6 +26,7 @@ pub mod amazon;
 pub mod api;
 pub mod client;
 pub mod context;
+pub mod declared;
 pub mod error;
 pub mod file;
 pub mod http;
@@ -84,6 +85,9 @@ pub fn sink(
     options: &Map,
 ) -> Result<Box<dyn SinkConnector>, ConnectorError> {
     let connector = connection.connector.as_str();
+    if let Some(spec) = &connection.declared {
+        return declared::sink(&ctx.tokens, spec, operation, &ctx.settings(connection)?);
+    }
     let Some(build) = ctx.registry.sink_build(connector, operation) else {
         return Err(ConnectorError::UnknownSink {
             connection: connection.name.clone(),
@@ -94,7 +98,22 @@ pub fn sink(
     build(&ctx.tokens, &ctx.settings(connection)?, operation, options)
 }
 
-/// Builds the pager of a poll source.
+/// Builds the pager of a poll source of `connection` (a declared connector's, or a
+/// built-in one's).
+pub fn pager_of(
+    ctx: &Context,
+    connection: &Connection,
+    operation: &str,
+    settings: &Map,
+    options: &Map,
+) -> Result<Box<dyn Pager>, ConnectorError> {
+    match &connection.declared {
+        Some(spec) => declared::pager(&ctx.tokens, spec, operation, settings),
+        None => pager(ctx, &connection.connector, operation, settings, options),
+    }
+}
+
+/// Builds the pager of a poll source of a built-in connector.
 pub fn pager(
     ctx: &Context,
     connector: &str,
@@ -143,6 +162,7 @@ mod tests {
                 .map(|(k, v)| (k.to_string(), v.clone()))
                 .collect(),
             quota: Default::default(),
+            declared: None,
         }
     }
 

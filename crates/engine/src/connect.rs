@@ -105,6 +105,7 @@ mod tests {
             connector: "ledger".into(),
             settings: Default::default(),
             quota: Default::default(),
+            declared: None,
         };
         let sink =
             |shared| crate::connect::sink_in(shared, &connection, "apply", &Default::default());

@@ -5,6 +5,7 @@ pub mod expr;
 pub mod json;
 
 pub mod currency;
+pub mod declared;
 pub mod ops;
 pub mod path;
 pub mod schedule;
@@ -148,13 +149,16 @@ pub struct Quota {
     pub concurrency: Option<u64>,
 }
 
-/// An instance of a built-in connector.
+/// An instance of a connector.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Connection {
     pub name: String,
     pub connector: String,
     pub settings: BTreeMap<String, SettingValue>,
     pub quota: Quota,
+    /// How a connector declared in a flow file runs (`None` for a built-in one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub declared: Option<Box<declared::Declared>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -17,5 +17,6 @@ pub mod ops;
 pub mod pipeline;
 pub mod projection;
 pub mod reject;
+pub mod templates;
 pub mod testing;
 pub mod value;

@@ -35,6 +35,7 @@ pub fn connection(
             .map(|(k, v)| (k.clone(), omniflow_ir::SettingValue::Value(v.clone())))
             .collect(),
         quota: omniflow_ir::Quota::default(),
+        declared: None,
     }
 }
 

@@ -57,8 +57,8 @@ pub fn start(
                 let stop = stop.clone();
                 tokio::task::spawn_local(async move { source.run(stop).await });
             }
-            (connector, kind @ ("poll" | "schedule")) => {
-                let pager = omniflow_connectors::pager(&ctx.shared.connectors, connector, operation, &settings, options)
+            (_, kind @ ("poll" | "schedule")) => {
+                let pager = omniflow_connectors::pager_of(&ctx.shared.connectors, conn, operation, &settings, options)
                     .map_err(|e| format!("connection `{connection}`: {e}"))?;
                 let source = poll::PollSource::new(
                     ctx.clone(),

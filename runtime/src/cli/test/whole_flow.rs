@@ -313,6 +313,7 @@ fn stub(graph: &mut Graph, sink: &str, target: &str) {
             SettingValue::Value(Value::String(target.to_string())),
         )]),
         quota: Default::default(),
+        declared: None,
     });
     for node in &mut graph.flows[0].nodes {
         if let NodeKind::Sink {

@@ -1,0 +1,428 @@
+//! One declared connection: building a declaration's requests, authenticating them and
+//! sending them, with one fresh token and one more try when the answer says the token
+//! is no longer good.
+
+use super::classify::{self, Compiled, Decision};
+use super::select::Path;
+use super::template::Templates;
+use crate::api::{ConnectorError, Map};
+use crate::client::{self, Reply};
+use crate::tokens::{TokenCache, TokenSlot};
+use crate::CallOutcome;
+use base64::Engine;
+use minijinja::Value as Context;
+use omniflow_ir::declared::{Auth, Body, Declared, Request};
+use serde_json::Value;
+use std::time::{Duration, Instant};
+
+/// Largest answer read (a longer one fails the call instead of filling memory).
+pub const MAX_ANSWER_BYTES: usize = 64 << 20;
+
+/// A declared connector's connection.
+pub struct Api {
+    pub name: String,
+    client: reqwest::Client,
+    base: String,
+    pub settings: Value,
+    pub templates: Templates,
+    auth: Option<Auth>,
+    token: TokenSlot,
+    pub rules: Vec<Compiled>,
+}
+
+/// An answer and its JSON, when it is JSON.
+pub struct Answer {
+    pub reply: Reply,
+    pub json: Option<Value>,
+}
+
+impl Api {
+    /// The connection of `spec` with resolved `settings`.
+    pub fn new(
+        tokens: &TokenCache,
+        spec: &Declared,
+        settings: &Map,
+    ) -> Result<Api, ConnectorError> {
+        let base = settings
+            .get("base_url")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .trim_end_matches('/')
+            .to_string();
+        let settings = Value::Object(settings.clone().into_iter().collect());
+        // Sources and sinks of one connection share its token.
+        let key = format!(
+            "declared:{}:{:016x}",
+            spec.name,
+            super::fingerprint(settings.to_string().as_bytes())
+        );
+        Ok(Api {
+            name: spec.name.clone(),
+            client: client::build()?,
+            base,
+            settings,
+            templates: Templates::default(),
+            auth: spec.auth.clone(),
+            token: tokens.slot(key),
+            rules: classify::compile(&spec.rules)?,
+        })
+    }
+
+    /// True when a token is fetched (a login or OAuth 2), so a refusal may be mended by
+    /// fetching another.
+    pub fn token_auth(&self) -> bool {
+        matches!(self.auth, Some(Auth::Login { .. } | Auth::Oauth2 { .. }))
+    }
+
+    /// A template context: the settings and `extra` variables.
+    pub fn context(&self, extra: &[(&str, Context)]) -> Context {
+        let mut map: std::collections::BTreeMap<&str, Context> = extra.iter().cloned().collect();
+        map.insert("settings", Context::from_serialize(&self.settings));
+        Context::from_iter(map)
+    }
+
+    /// `path` (a rendered path below `base_url`, or an absolute URL) as a URL.
+    fn url(&self, path: &str) -> String {
+        if path.starts_with("http://") || path.starts_with("https://") {
+            path.to_string()
+        } else if path.is_empty() || path.starts_with('/') || path.starts_with('?') {
+            format!("{}{path}", self.base)
+        } else {
+            format!("{}/{path}", self.base)
+        }
+    }
+
+    /// Builds `request` over `ctx`; `url` replaces its path and query (a next-page URL).
+    fn build(
+        &self,
+        request: &Request,
+        ctx: &Context,
+        url: Option<&str>,
+        extra_query: &[(String, String)],
+        extra_headers: &[(String, String)],
+    ) -> Result<reqwest::RequestBuilder, String> {
+        let method = reqwest::Method::from_bytes(request.method.as_bytes())
+            .map_err(|e| format!("method `{}`: {e}", request.method))?;
+        let t = &self.templates;
+        let mut builder = match url {
+            Some(url) => self.client.request(method, self.url(url)),
+            None => {
+                let mut query = Vec::new();
+                for (name, value) in &request.query {
+                    let value = t.text(value, ctx)?;
+                    // A parameter that renders empty (a first poll's `since`) is left out.
+                    if !value.is_empty() {
+                        query.push((name.clone(), value));
+                    }
+                }
+                query.extend(extra_query.iter().cloned());
+                self.client
+                    .request(method, self.url(&t.text(&request.path, ctx)?))
+                    .query(&query)
+            }
+        };
+        for (name, value) in &request.headers {
+            builder = builder.header(name.as_str(), t.text(value, ctx)?);
+        }
+        for (name, value) in extra_headers {
+            builder = builder.header(name.as_str(), value.as_str());
+        }
+        builder = match &request.body {
+            None => builder,
+            Some(Body::Json(json)) => builder
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(t.json(json, ctx)?.to_string()),
+            Some(Body::Text(text)) => builder.body(t.text(text, ctx)?),
+            Some(Body::Form(fields)) => {
+                let fields = fields
+                    .iter()
+                    .map(|(k, v)| Ok((k.clone(), t.text(v, ctx)?)))
+                    .collect::<Result<Vec<_>, String>>()?;
+                builder.form(&fields)
+            }
+            Some(Body::Graphql { query, variables }) => builder
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(
+                    serde_json::json!({"query": query, "variables": t.json(variables, ctx)?})
+                        .to_string(),
+                ),
+        };
+        Ok(builder)
+    }
+
+    /// Sends `request` with its credentials and classifies the answer by `rules` (the
+    /// operation's, then the connector's and the defaults). A refused token is fetched
+    /// again once.
+    pub async fn send(
+        &self,
+        request: &Request,
+        ctx: &Context,
+        url: Option<&str>,
+        extra_query: &[(String, String)],
+        extra_headers: &[(String, String)],
+        rules: &[Compiled],
+        timeout: Duration,
+    ) -> Result<Answer, CallOutcome> {
+        let graphql = matches!(request.body, Some(Body::Graphql { .. }));
+        let mut fresh = false;
+        loop {
+            let mut builder = self
+                .build(request, ctx, url, extra_query, extra_headers)
+                .map_err(|reason| CallOutcome::Permanent { reason })?;
+            builder = self.authenticate(builder, timeout).await?;
+            let reply = read(builder, timeout).await?;
+            let json: Option<Value> = serde_json::from_slice(&reply.body).ok();
+            let renders = |text: &str| {
+                let ctx = self.context(&[
+                    (
+                        "answer",
+                        Context::from_serialize(json.as_ref().unwrap_or(&Value::Null)),
+                    ),
+                    ("status", Context::from(reply.status)),
+                ]);
+                self.templates.text(text, &ctx).unwrap_or_else(|e| e)
+            };
+            let decision = classify::decide(
+                &reply,
+                json.as_ref(),
+                &[rules, &self.rules],
+                &renders,
+                self.token_auth(),
+                graphql,
+            );
+            match decision {
+                Decision::Ok => return Ok(Answer { reply, json }),
+                Decision::Failed(outcome) => return Err(outcome),
+                Decision::Reauth(reason) if fresh || !self.token_auth() => {
+                    return Err(CallOutcome::Permanent {
+                        reason: format!(
+                            "the credentials were refused again after a fresh login: {reason}"
+                        ),
+                    })
+                }
+                Decision::Reauth(reason) => {
+                    tracing::info!(connector = %self.name, %reason, "credentials refused; fetching a new token");
+                    self.token.borrow_mut().take();
+                    fresh = true;
+                }
+            }
+        }
+    }
+
+    /// Adds the credentials to a request, fetching a token when none is cached or it
+    /// is about to expire.
+    async fn authenticate(
+        &self,
+        builder: reqwest::RequestBuilder,
+        timeout: Duration,
+    ) -> Result<reqwest::RequestBuilder, CallOutcome> {
+        let ctx = self.context(&[]);
+        let t = &self.templates;
+        let text = |s: &str| {
+            t.text(s, &ctx)
+                .map_err(|reason| CallOutcome::Permanent { reason })
+        };
+        Ok(match &self.auth {
+            None => builder,
+            Some(Auth::Header { name, value }) => builder.header(name.as_str(), text(value)?),
+            Some(Auth::Bearer { token }) => builder.bearer_auth(text(token)?),
+            Some(Auth::Basic { username, password }) => {
+                let pair = format!("{}:{}", text(username)?, text(password)?);
+                builder.header(
+                    reqwest::header::AUTHORIZATION,
+                    format!(
+                        "Basic {}",
+                        base64::engine::general_purpose::STANDARD.encode(pair)
+                    ),
+                )
+            }
+            Some(Auth::Query { name, value }) => builder.query(&[(name.as_str(), text(value)?)]),
+            Some(auth @ (Auth::Login { .. } | Auth::Oauth2 { .. })) => {
+                let (header, value) = self.token(auth, timeout).await?;
+                builder.header(header, value)
+            }
+        })
+    }
+
+    /// The cached header of a fetched token, fetching one when needed.
+    async fn token(&self, auth: &Auth, timeout: Duration) -> Result<(String, String), CallOutcome> {
+        let header = match auth {
+            Auth::Login { header, .. } => header.clone(),
+            _ => "authorization".to_string(),
+        };
+        if let Some((value, until)) = self.token.borrow().as_ref() {
+            if Instant::now() < *until {
+                return Ok((header, value.clone()));
+            }
+        }
+        let (value, lifetime) = match auth {
+            Auth::Login {
+                request,
+                token,
+                expires_in,
+                value,
+                ..
+            } => {
+                self.login(request, token, expires_in.as_deref(), value, timeout)
+                    .await?
+            }
+            Auth::Oauth2 {
+                token_url,
+                client_id,
+                client_secret,
+                refresh_token,
+                scope,
+            } => {
+                let ctx = self.context(&[]);
+                let t = &self.templates;
+                let text = |s: &str| {
+                    t.text(s, &ctx)
+                        .map_err(|reason| CallOutcome::Permanent { reason })
+                };
+                let mut form = vec![
+                    ("client_id".to_string(), text(client_id)?),
+                    ("client_secret".to_string(), text(client_secret)?),
+                ];
+                match refresh_token {
+                    Some(refresh) => {
+                        form.push(("grant_type".into(), "refresh_token".into()));
+                        form.push(("refresh_token".into(), text(refresh)?));
+                    }
+                    None => form.push(("grant_type".into(), "client_credentials".into())),
+                }
+                if let Some(scope) = scope {
+                    form.push(("scope".into(), text(scope)?));
+                }
+                let request = Request {
+                    method: "POST".into(),
+                    path: text(token_url)?,
+                    query: Vec::new(),
+                    headers: Vec::new(),
+                    body: Some(Body::Form(form)),
+                };
+                self.login(
+                    &request,
+                    "$.access_token",
+                    Some("$.expires_in"),
+                    "Bearer {{ token }}",
+                    timeout,
+                )
+                .await?
+            }
+            _ => unreachable_auth()?,
+        };
+        // Renewed a minute (or a tenth of its life) before it expires.
+        let margin = (lifetime / 10).min(Duration::from_secs(60));
+        *self.token.borrow_mut() = Some((value.clone(), Instant::now() + lifetime - margin));
+        Ok((header, value))
+    }
+
+    /// Runs a login request; the header value and how long it is good for.
+    async fn login(
+        &self,
+        request: &Request,
+        token: &str,
+        expires_in: Option<&str>,
+        value: &str,
+        timeout: Duration,
+    ) -> Result<(String, Duration), CallOutcome> {
+        let ctx = self.context(&[]);
+        let builder = self
+            .build(request, &ctx, None, &[], &[])
+            .map_err(|reason| CallOutcome::Permanent { reason })?;
+        let reply = read(builder, timeout).await?;
+        if !reply.ok() {
+            let reason = format!("the login was refused: {}", classify::reason(&reply));
+            return Err(match reply.status {
+                401 | 403 | 400 => CallOutcome::Permanent { reason },
+                _ => client::outcome(
+                    &reply,
+                    client::seconds_header(&reply.headers, "retry-after"),
+                    reason,
+                ),
+            });
+        }
+        let answer = reply
+            .document()
+            .map_err(|e| client::unreadable(format!("the login answer: {e}")))?;
+        let path = Path::new(token).map_err(|reason| CallOutcome::Permanent { reason })?;
+        let Some(found) = path.first(&answer).and_then(super::select::value_text) else {
+            return Err(client::unreadable(format!(
+                "the login answer has no token at `{token}`: {}",
+                reply.excerpt()
+            )));
+        };
+        let lifetime = expires_in
+            .and_then(|p| Path::new(p).ok())
+            .and_then(|p| p.first(&answer).and_then(Value::as_f64))
+            .filter(|s| s.is_finite() && *s > 0.0)
+            .map_or(Duration::from_secs(24 * 3600), |s| {
+                Duration::from_secs_f64(s.min(1e7))
+            });
+        let ctx = self.context(&[
+            ("token", Context::from(found)),
+            ("login", Context::from_serialize(&answer)),
+        ]);
+        let header = self
+            .templates
+            .text(value, &ctx)
+            .map_err(|reason| CallOutcome::Permanent { reason })?;
+        Ok((header, lifetime))
+    }
+}
+
+fn unreachable_auth() -> Result<(String, Duration), CallOutcome> {
+    Err(CallOutcome::Permanent {
+        reason: "this authentication fetches no token".into(),
+    })
+}
+
+/// Sends a request and reads its answer, up to [`MAX_ANSWER_BYTES`].
+async fn read(builder: reqwest::RequestBuilder, timeout: Duration) -> Result<Reply, CallOutcome> {
+    let builder = match crate::trace::current() {
+        Some(traceparent) => builder.header("traceparent", traceparent),
+        None => builder,
+    };
+    let transport = |err: reqwest::Error, what: &str| {
+        if err.is_builder() {
+            return CallOutcome::Permanent {
+                reason: format!("the request could not be built: {err}"),
+            };
+        }
+        CallOutcome::Transient {
+            class: if err.is_timeout() {
+                "timeout"
+            } else {
+                "connect"
+            }
+            .into(),
+            reason: format!("{what}: {err}"),
+            retry_after: None,
+        }
+    };
+    let mut response = builder
+        .timeout(timeout)
+        .send()
+        .await
+        .map_err(|e| transport(e, "the request failed"))?;
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let mut body = Vec::new();
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|e| transport(e, "the answer was cut off"))?
+    {
+        if body.len() + chunk.len() > MAX_ANSWER_BYTES {
+            return Err(CallOutcome::Permanent {
+                reason: format!("the answer is over {MAX_ANSWER_BYTES} bytes"),
+            });
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(Reply {
+        status,
+        headers,
+        body,
+    })
+}
