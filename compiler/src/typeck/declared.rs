@@ -97,7 +97,15 @@ const LOOKUP: &[&str] = &[
     "variables",
     "found",
 ];
-const SOURCE_ENTRIES: &[&str] = &["request", "records", "key", "paging", "watermark", "rule"];
+const SOURCE_ENTRIES: &[&str] = &[
+    "request",
+    "records",
+    "absent_is_empty",
+    "key",
+    "paging",
+    "watermark",
+    "rule",
+];
 const SINK_ENTRIES: &[&str] = &["request", "rule", "idempotency", "lookup", "document"];
 const METHODS: &[&str] = &["GET", "POST", "PUT", "PATCH", "DELETE"];
 
@@ -249,8 +257,8 @@ impl Check<'_> {
     /// A string entry (`None` when absent; reported when of another kind).
     fn string(&mut self, entries: &[BlockEntry], name: &str) -> Option<(String, Span)> {
         let entry = Self::entry(entries, name)?;
-        match &entry.value {
-            BlockValue::Expr(e) => match &e.kind {
+        if let BlockValue::Expr(e) = &entry.value {
+            match &e.kind {
                 ExprKind::Lit(Literal::Str(s)) => return Some((s.clone(), e.span)),
                 // A list of strings is one text, a line each (a long GraphQL query).
                 ExprKind::List(items) => {
@@ -266,8 +274,7 @@ impl Check<'_> {
                     }
                 }
                 _ => {}
-            },
-            _ => {}
+            }
         }
         self.error(
             entry.value.span(),
@@ -956,9 +963,26 @@ impl Check<'_> {
                 );
             }
         }
+        let absent_is_empty = match Self::entry(entries, "absent_is_empty").map(|e| &e.value) {
+            None => false,
+            Some(BlockValue::Expr(e)) if matches!(e.kind, ExprKind::Lit(Literal::Bool(_))) => {
+                matches!(e.kind, ExprKind::Lit(Literal::Bool(true)))
+            }
+            Some(other) => {
+                self.error(
+                    other.span(),
+                    "`absent_is_empty` must be `true` or `false`".into(),
+                    "not a boolean",
+                    "write `absent_is_empty = true` for an API that leaves an empty list out"
+                        .into(),
+                );
+                false
+            }
+        };
         Some(Operation {
             request,
             records: self.path(entries, "records"),
+            absent_is_empty,
             key: self.path(entries, "key"),
             paging,
             watermark,

@@ -97,6 +97,10 @@ pub struct Operation {
     /// absent and the answer is a list).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub records: Option<String>,
+    /// Sources: an answer without the records' list has none (APIs that leave an empty
+    /// list out); otherwise such an answer fails the poll.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub absent_is_empty: bool,
     /// Sources: a record's identity (a path); re-read records unchanged are skipped.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key: Option<String>,

@@ -30,6 +30,15 @@ pub struct Api {
     pub rules: Vec<Compiled>,
 }
 
+/// What a call adds to a declared request: a next-page URL in place of its path and
+/// query, paging parameters, and headers (an idempotency key).
+#[derive(Default, Clone, Copy)]
+pub struct Extra<'a> {
+    pub url: Option<&'a str>,
+    pub query: &'a [(String, String)],
+    pub headers: &'a [(String, String)],
+}
+
 /// An answer and its JSON, when it is JSON.
 pub struct Answer {
     pub reply: Reply,
@@ -97,14 +106,12 @@ impl Api {
         &self,
         request: &Request,
         ctx: &Context,
-        url: Option<&str>,
-        extra_query: &[(String, String)],
-        extra_headers: &[(String, String)],
+        extra: Extra,
     ) -> Result<reqwest::RequestBuilder, String> {
         let method = reqwest::Method::from_bytes(request.method.as_bytes())
             .map_err(|e| format!("method `{}`: {e}", request.method))?;
         let t = &self.templates;
-        let mut builder = match url {
+        let mut builder = match extra.url {
             Some(url) => self.client.request(method, self.url(url)),
             None => {
                 let mut query = Vec::new();
@@ -115,7 +122,7 @@ impl Api {
                         query.push((name.clone(), value));
                     }
                 }
-                query.extend(extra_query.iter().cloned());
+                query.extend(extra.query.iter().cloned());
                 self.client
                     .request(method, self.url(&t.text(&request.path, ctx)?))
                     .query(&query)
@@ -124,7 +131,7 @@ impl Api {
         for (name, value) in &request.headers {
             builder = builder.header(name.as_str(), t.text(value, ctx)?);
         }
-        for (name, value) in extra_headers {
+        for (name, value) in extra.headers {
             builder = builder.header(name.as_str(), value.as_str());
         }
         builder = match &request.body {
@@ -157,9 +164,7 @@ impl Api {
         &self,
         request: &Request,
         ctx: &Context,
-        url: Option<&str>,
-        extra_query: &[(String, String)],
-        extra_headers: &[(String, String)],
+        extra: Extra<'_>,
         rules: &[Compiled],
         timeout: Duration,
     ) -> Result<Answer, CallOutcome> {
@@ -167,7 +172,7 @@ impl Api {
         let mut fresh = false;
         loop {
             let mut builder = self
-                .build(request, ctx, url, extra_query, extra_headers)
+                .build(request, ctx, extra)
                 .map_err(|reason| CallOutcome::Permanent { reason })?;
             builder = self.authenticate(builder, timeout).await?;
             let reply = read(builder, timeout).await?;
@@ -328,7 +333,7 @@ impl Api {
     ) -> Result<(String, Duration), CallOutcome> {
         let ctx = self.context(&[]);
         let builder = self
-            .build(request, &ctx, None, &[], &[])
+            .build(request, &ctx, Extra::default())
             .map_err(|reason| CallOutcome::Permanent { reason })?;
         let reply = read(builder, timeout).await?;
         if !reply.ok() {

@@ -79,7 +79,7 @@ pub fn decide(
             let Some(body) = body else { continue };
             let selected = when.select(body);
             let matched = match &rule.equals {
-                Some(want) => selected.iter().any(|v| *v == want),
+                Some(want) => selected.contains(&want),
                 None => selected.iter().any(|v| {
                     !matches!(v, Value::Null | Value::Bool(false))
                         && *v != &Value::Array(Vec::new())

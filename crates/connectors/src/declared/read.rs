@@ -8,11 +8,12 @@
 //! (inside the lookback, or on an API's inclusive `since`) is skipped, and a changed one
 //! is read again.
 
-use super::api::Api;
+use super::api::{Api, Extra};
 use super::classify::Compiled;
 use super::select::{self, Path};
 use crate::api::{Page, PageFuture, Pager};
 use crate::client;
+use crate::CallOutcome;
 use minijinja::Value as Context;
 use omniflow_ir::declared::{Operation, Paging, Watermark};
 use serde::{Deserialize, Serialize};
@@ -21,6 +22,8 @@ use serde_json::Value;
 use std::cmp::Ordering;
 use std::time::Duration;
 
+/// The longest a page waits out throttling (`Retry-After`) before the poll fails.
+const MAX_WAIT: Duration = Duration::from_secs(60);
 /// Most pages one poll reads (an API that never stops paging fails the poll).
 const MAX_PAGES: u64 = 100_000;
 
@@ -245,9 +248,16 @@ impl DeclaredPager {
                 )
             });
         };
-        let selected = path
-            .select_raw(raw)
-            .ok_or_else(|| format!("the answer has nothing at `{}`{}", path.text, fields()))?;
+        let Some(selected) = path.select_raw(raw) else {
+            if self.op.absent_is_empty && json.is_object() {
+                return Ok(Vec::new());
+            }
+            return Err(format!(
+                "the answer has nothing at `{}`{}",
+                path.text,
+                fields()
+            ));
+        };
         if path.fans_out() {
             return Ok(selected
                 .into_iter()
@@ -327,19 +337,39 @@ impl DeclaredPager {
             (Paging::Link | Paging::NextUrl { .. }, Some(Value::String(url))) => Some(url.as_str()),
             _ => None,
         };
-        let answer = self
-            .api
-            .send(
-                &self.op.request,
-                &ctx,
-                url,
-                &self.paging_query(&pos),
-                &[],
-                &self.rules,
-                Duration::from_secs(30),
-            )
-            .await
-            .map_err(client::reason)?;
+        let query = self.paging_query(&pos);
+        let mut waited = Duration::ZERO;
+        let answer = loop {
+            let sent = self
+                .api
+                .send(
+                    &self.op.request,
+                    &ctx,
+                    Extra {
+                        url,
+                        query: &query,
+                        headers: &[],
+                    },
+                    &self.rules,
+                    Duration::from_secs(30),
+                )
+                .await;
+            match sent {
+                Ok(answer) => break answer,
+                // Throttled with a wait: the poll waits it out and asks again for the same
+                // page, up to a minute in all, rather than failing its remaining pages.
+                Err(CallOutcome::Transient {
+                    retry_after: Some(wait),
+                    reason,
+                    ..
+                }) if waited + wait <= MAX_WAIT => {
+                    tracing::info!(connector = %self.api.name, %reason, ?wait, "throttled; waiting before asking for the page again");
+                    tokio::time::sleep(wait).await;
+                    waited += wait.max(Duration::from_secs(1));
+                }
+                Err(outcome) => return Err(client::reason(outcome)),
+            }
+        };
         let json = answer
             .json
             .clone()

@@ -62,11 +62,18 @@ impl Templates {
                     .map(|i| self.json(i, ctx))
                     .collect::<Result<_, _>>()?,
             ),
-            Value::Object(map) => Value::Object(
-                map.iter()
-                    .map(|(k, v)| Ok((k.clone(), self.json(v, ctx)?)))
-                    .collect::<Result<_, String>>()?,
-            ),
+            // A member whose template renders to nothing (a first page's cursor) is left
+            // out, as APIs read an absent member, not a null one, as "not given".
+            Value::Object(map) => {
+                let mut out = serde_json::Map::new();
+                for (k, v) in map {
+                    let rendered = self.json(v, ctx)?;
+                    if !(rendered.is_null() && v.is_string()) {
+                        out.insert(k.clone(), rendered);
+                    }
+                }
+                Value::Object(out)
+            }
             other => other.clone(),
         })
     }
@@ -83,10 +90,10 @@ mod tests {
         let ctx = Context::from_serialize(
             json!({"page": {"offset": 40, "after": null}, "settings": {"user": "ann"}}),
         );
-        let body = json!({"params": ["{{ settings.user }}", "{{ page.offset }}", "{{ page.after }}", "at {{ page.offset }}"], "n": 3});
+        let body = json!({"params": ["{{ settings.user }}", "{{ page.offset }}", "{{ page.after }}", "at {{ page.offset }}"], "n": 3, "cursor": "{{ page.after }}", "none": null});
         assert_eq!(
             t.json(&body, &ctx).unwrap(),
-            json!({"params": ["ann", 40, null, "at 40"], "n": 3})
+            json!({"params": ["ann", 40, null, "at 40"], "n": 3, "none": null})
         );
         assert_eq!(t.text("/a/{{ settings.user }}", &ctx).unwrap(), "/a/ann");
         assert!(t.text("{{ nope(", &ctx).is_err());

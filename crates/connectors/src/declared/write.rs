@@ -2,7 +2,7 @@
 //! message's idempotency key in the declared header, classified by the declaration's
 //! rules; a success names the created record (`document`) for the lineage.
 
-use super::api::Api;
+use super::api::{Api, Extra};
 use super::classify::Compiled;
 use super::select::{self, Path};
 use crate::{Call, CallFuture, CallOutcome, SinkConnector};
@@ -51,7 +51,7 @@ impl DeclaredSink {
         let rules = super::classify::compile(&[absent]).unwrap_or_default();
         let answer = match self
             .api
-            .send(&lookup.request, ctx, None, &[], &[], &rules, call.timeout)
+            .send(&lookup.request, ctx, Extra::default(), &rules, call.timeout)
             .await
         {
             Ok(answer) => answer,
@@ -101,9 +101,10 @@ impl SinkConnector for DeclaredSink {
                 .send(
                     &self.op.request,
                     &ctx,
-                    None,
-                    &[],
-                    &headers,
+                    Extra {
+                        headers: &headers,
+                        ..Extra::default()
+                    },
                     &self.rules,
                     call.timeout,
                 )

@@ -1,0 +1,481 @@
+//! Connectors declared in flow files, end to end through `omniflow run`, with no built-in
+//! connector on the path: the declarations of `flows/connectors/` against the sandbox
+//! (Shopify's REST Admin API, Square's order search) and against a real Tryton server,
+//! a sink declared in the test's flow, SIGKILLs in the middle of multi-page polls, a
+//! throttled page, a refused write and a session that expires.
+
+mod support;
+
+use omniflow_sandbox as sandbox;
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+use support::process::{post_json, terminate, Killed};
+use support::{free_port, wait_for, Faults, Sink, TempDir};
+
+const BIN: &str = env!("CARGO_BIN_EXE_omniflow");
+
+/// A declaration of `flows/connectors/`, copied next to the test's flow.
+fn declaration(dir: &TempDir, name: &str) {
+    let text = std::fs::read_to_string(support::peers::repo().join("flows/connectors").join(name))
+        .unwrap();
+    std::fs::write(dir.0.join(name), text).unwrap();
+}
+
+/// `omniflow run FLOW` on the directory's state, logging (appended) to `runtime.log`.
+fn run(dir: &TempDir, flow: &str, env: &[(&str, String)]) -> Killed {
+    let mut command = Command::new(BIN);
+    command
+        .arg("run")
+        .arg(dir.0.join(flow))
+        .args(["--state", &dir.state(), "--webhook-addr", "127.0.0.1:0"])
+        .env("OMNIFLOW_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(
+            std::fs::File::options()
+                .create(true)
+                .append(true)
+                .open(dir.0.join("runtime.log"))
+                .unwrap(),
+        ));
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    Killed(command.spawn().unwrap())
+}
+
+fn dead_letters(dir: &TempDir) -> Vec<Value> {
+    let out = Command::new(BIN)
+        .args(["dlq", "list", "--json", "--limit", "1000", "--state"])
+        .arg(dir.state())
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// Messages each sink key was accepted as, from the lineage (read once the runtime
+/// stopped cleanly).
+fn accepted_per_key(dir: &TempDir) -> HashMap<String, usize> {
+    let db = rusqlite::Connection::open_with_flags(
+        dir.0.join("state.db"),
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+    )
+    .unwrap();
+    let mut statement = db.prepare("SELECT detail FROM lineage").unwrap();
+    let mut counts = HashMap::new();
+    for detail in statement
+        .query_map([], |row| row.get::<_, String>(0))
+        .unwrap()
+    {
+        let detail: Value = serde_json::from_str(&detail.unwrap()).unwrap();
+        let steps = detail["steps"].as_array().cloned().unwrap_or_default();
+        let accepted = steps.iter().any(|s| s["step"] == "accepted");
+        let key = steps
+            .iter()
+            .find_map(|s| s["detail"]["key"].as_str().map(String::from));
+        if let (true, Some(key)) = (accepted, key) {
+            *counts.entry(key).or_default() += 1;
+        }
+    }
+    counts
+}
+
+fn new_shopify_orders(port: u16, n: usize) {
+    for _ in 0..n {
+        let (status, _) = post_json(
+            port,
+            "/_sandbox/shopify/orders",
+            r#"{"line_items": [{"sku": "TSHIRT-039-RED-M", "quantity": 1}]}"#,
+        );
+        assert_eq!(status, 201, "the sandbox made the order");
+    }
+}
+
+/// The test's own sink, declared: the order posted with its idempotency key as a header.
+const ORDERS_API: &str = r#"
+connector orders_api {
+  setting base_url: url
+  setting token: secret
+  auth bearer { token = "{{ settings.token }}" }
+  sink post(Placed) -> json {
+    request {
+      method = "POST"
+      path = "/orders"
+      body = {"id": "{{ message.id }}", "updated_at": "{{ message.updated_at }}"}
+    }
+    idempotency = "Idempotency-Key"
+  }
+}
+schema Placed {
+  id: string
+  updated_at: string
+}
+"#;
+
+#[test]
+fn a_declared_connector_reads_every_page_once_across_ties_lookback_and_kills() {
+    let dir = TempDir::new("declared-shopify");
+    declaration(&dir, "shopify_rest.flow");
+    std::fs::write(
+        dir.0.join("orders.flow"),
+        format!(
+            r#"use "shopify_rest.flow"
+{ORDERS_API}
+connection shop = shopify_rest {{ base_url = env("SHOP"), access_token = secret("SHOP_TOKEN"), page_size = 3 }}
+connection api = orders_api {{ base_url = env("SINK"), token = secret("SINK_TOKEN") }}
+flow orders {{
+  source polled = shop.orders {{ every = 1s }}
+  map placed = polled -> Placed {{ id = to_string($.id), updated_at = $.updated_at }}
+  sink post = api.post(placed) {{ idempotency_key = id, dead_letter = "orders" }}
+}}
+"#
+        ),
+    )
+    .unwrap();
+    let port = free_port();
+    let _sandbox = support::process::sandbox(port);
+    let sink = Sink::start(Faults::default());
+    let env = [
+        ("SHOP", format!("http://127.0.0.1:{port}")),
+        ("SHOP_TOKEN", sandbox::shopify::ACCESS_TOKEN.to_string()),
+        ("SINK", format!("http://127.0.0.1:{}", sink.port)),
+        ("SINK_TOKEN", "sink-token".to_string()),
+    ];
+    // Orders made in one burst share their `updated_at` second: the id breaks the ties,
+    // and each poll reads five pages of three.
+    new_shopify_orders(port, 14);
+    let mut total = 14;
+    // Each page takes 200 to 800 ms: a poll of five pages spans the kills below.
+    let (status, body) = post_json(
+        port,
+        "/_sandbox/faults",
+        r#"{"system": "shopify", "profile": "slow"}"#,
+    );
+    assert_eq!(status, 200, "{body}");
+    // SIGKILLs at moments that fall inside multi-page polls and between them, with new
+    // orders arriving meanwhile.
+    for (round, pause_ms) in [350u64, 900, 1500, 600].into_iter().enumerate() {
+        let runtime = run(&dir, "orders.flow", &env);
+        std::thread::sleep(Duration::from_millis(pause_ms));
+        drop(runtime);
+        new_shopify_orders(port, 3 + round);
+        total += 3 + round;
+    }
+    let mut last = run(&dir, "orders.flow", &env);
+    wait_for("every order at the sink", Duration::from_secs(90), || {
+        sink.distinct() == total
+    });
+    // Polls go on re-reading the last minute: nothing more reaches the sink.
+    let requests = sink.seen.lock().unwrap().requests;
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(terminate(&mut last.0).success());
+    let seen = sink.seen.lock().unwrap();
+    assert_eq!(seen.requests, requests, "re-read orders were sent again");
+    assert_eq!(seen.without_key, 0);
+    assert_eq!(
+        seen.mismatched, 0,
+        "the idempotency header is the order's id"
+    );
+    let mut stamps: HashMap<&str, usize> = HashMap::new();
+    for order in &seen.accepted {
+        *stamps
+            .entry(order["updated_at"].as_str().unwrap())
+            .or_default() += 1;
+    }
+    assert!(
+        stamps.values().any(|n| *n >= 4),
+        "the orders share updated_at seconds (ties): {stamps:?}"
+    );
+    let accepted = accepted_per_key(&dir);
+    let doubled: Vec<_> = accepted.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(doubled.is_empty(), "orders read twice: {doubled:?}");
+    assert!(
+        accepted.len() >= total - 3,
+        "the lineage names the orders: {}",
+        accepted.len()
+    );
+}
+
+#[test]
+fn a_declared_connector_waits_out_a_throttled_page_and_dead_letters_a_refused_write() {
+    let dir = TempDir::new("declared-faults");
+    declaration(&dir, "shopify_rest.flow");
+    std::fs::create_dir_all(dir.0.join("in")).unwrap();
+    let item = sandbox::catalog::shopify_inventory_item_id(0);
+    let location = sandbox::catalog::SHOPIFY_LOCATIONS[0].0;
+    std::fs::write(
+        dir.0.join("in/levels.jsonl"),
+        format!(
+            "{}\n{}\n",
+            json!({"id": "ok", "inventory_item_id": item, "location_id": location, "available": 7}),
+            json!({"id": "unknown", "inventory_item_id": 999, "location_id": location, "available": 1}),
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.0.join("shop.flow"),
+        format!(
+            r#"use "shopify_rest.flow"
+use std.connectors.{{file}}
+{ORDERS_API}
+connection shop = shopify_rest {{ base_url = env("SHOP"), access_token = secret("SHOP_TOKEN"), page_size = 2 }}
+connection api = orders_api {{ base_url = env("SINK"), token = secret("SINK_TOKEN") }}
+connection drop = file {{ dir = env("DROP") }}
+flow orders {{
+  source polled = shop.orders {{ every = 1h }}
+  map placed = polled -> Placed {{ id = to_string($.id), updated_at = $.updated_at }}
+  sink post = api.post(placed) {{ idempotency_key = id, dead_letter = "orders" }}
+}}
+flow levels {{
+  source lines = drop.read {{ path = "in/*.jsonl" }}
+  sink set = shop.set_inventory(lines) {{ idempotency_key = $.id, dead_letter = "levels" }}
+}}
+"#
+        ),
+    )
+    .unwrap();
+    let port = free_port();
+    let _sandbox = support::process::sandbox(port);
+    new_shopify_orders(port, 6);
+    // The second page is throttled once; the poll waits and reads on (its next poll is
+    // an hour away, so every order comes from this one).
+    let (status, body) = post_json(
+        port,
+        "/_sandbox/faults",
+        r#"{"route": "GET /admin/api/*/orders.json", "script": [{}, {"status": 429}]}"#,
+    );
+    assert_eq!(status, 200, "{body}");
+    let sink = Sink::start(Faults::default());
+    let env = [
+        ("SHOP", format!("http://127.0.0.1:{port}")),
+        ("SHOP_TOKEN", sandbox::shopify::ACCESS_TOKEN.to_string()),
+        ("SINK", format!("http://127.0.0.1:{}", sink.port)),
+        ("SINK_TOKEN", "sink-token".to_string()),
+        ("DROP", dir.0.display().to_string()),
+    ];
+    let mut runtime = run(&dir, "shop.flow", &env);
+    wait_for(
+        "the six orders of one poll",
+        Duration::from_secs(60),
+        || sink.distinct() == 6,
+    );
+    wait_for(
+        "the refused level's dead letter",
+        Duration::from_secs(30),
+        || !dead_letters(&dir).is_empty(),
+    );
+    assert!(terminate(&mut runtime.0).success());
+    let log = std::fs::read_to_string(dir.0.join("runtime.log")).unwrap();
+    assert!(log.contains("throttled; waiting"), "{log}");
+    assert!(
+        !log.contains("poll failed"),
+        "the throttled page did not fail the poll: {log}"
+    );
+    let letters = dead_letters(&dir);
+    assert_eq!(letters.len(), 1, "{letters:?}");
+    let reason = letters[0].to_string();
+    assert!(
+        reason.contains("Shopify refused the level")
+            && reason.contains("Inventory item does not exist"),
+        "{reason}"
+    );
+    let (_, stats) = support::process::get(port, "/_sandbox/stats");
+    let stats: Value = serde_json::from_str(&stats).unwrap();
+    assert_eq!(stats["shopify"]["inventory_updates"], 1, "{stats}");
+}
+
+#[test]
+fn the_declared_square_reads_are_the_standard_connectors_reads() {
+    let dir = TempDir::new("declared-square");
+    declaration(&dir, "square_orders.flow");
+    let port = free_port();
+    let _sandbox = support::process::sandbox(port);
+    for _ in 0..7 {
+        let (status, body) = post_json(
+            port,
+            "/_sandbox/square/orders",
+            r#"{"location_id": "FPYCBCHYMXFK1", "state": "COMPLETED", "line_items": [{"catalog_object_id": "W62UWFY35CWMYGVWK6TWJDNI", "quantity": "1"}]}"#,
+        );
+        assert_eq!(status, 200, "{body}");
+    }
+    std::fs::write(
+        dir.0.join("both.flow"),
+        r#"use "square_orders.flow"
+use std.connectors.{square, http}
+connection declared = square_orders { base_url = env("SQUARE"), access_token = secret("SQUARE_TOKEN"), location_id = "FPYCBCHYMXFK1", page_size = 2 }
+connection standard = square { base_url = env("SQUARE"), access_token = secret("SQUARE_TOKEN"), location_ids = "FPYCBCHYMXFK1" }
+connection api = http { base_url = env("SINK") }
+schema Seen {
+  id: string
+  by: string
+}
+flow declared_reads {
+  source polled = declared.orders { every = 1s }
+  map seen = polled -> Seen { id = $.id, by = "declared" }
+  sink post = api.post(seen) { path = "/declared", idempotency_key = "declared-" + id, dead_letter = "declared" }
+}
+flow standard_reads {
+  source polled = standard.orders { every = 1s, page_size = 2 }
+  map seen = polled -> Seen { id = $.id, by = "standard" }
+  sink post = api.post(seen) { path = "/standard", idempotency_key = "standard-" + id, dead_letter = "standard" }
+}
+"#,
+    )
+    .unwrap();
+    let sink = Sink::start(Faults::default());
+    let env = [
+        ("SQUARE", format!("http://127.0.0.1:{port}")),
+        ("SQUARE_TOKEN", sandbox::square::ACCESS_TOKEN.to_string()),
+        ("SINK", format!("http://127.0.0.1:{}", sink.port)),
+    ];
+    let mut runtime = run(&dir, "both.flow", &env);
+    wait_for("seven orders read by each", Duration::from_secs(60), || {
+        sink.distinct() == 14
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(terminate(&mut runtime.0).success());
+    let seen = sink.seen.lock().unwrap();
+    let ids = |by: &str| {
+        let mut ids: Vec<String> = seen
+            .accepted
+            .iter()
+            .filter(|o| o["by"] == by)
+            .map(|o| o["id"].as_str().unwrap().to_string())
+            .collect();
+        ids.sort();
+        ids
+    };
+    assert_eq!(ids("declared").len(), 7);
+    assert_eq!(ids("declared"), ids("standard"));
+    assert_eq!(seen.requests, 14, "nothing read twice by either");
+}
+
+#[test]
+fn a_declared_json_rpc_connector_logs_in_again_when_tryton_ends_its_session() {
+    let peer = support::peers::tryton();
+    let url = support::peers::tryton_url(&peer);
+    let dir = TempDir::new("declared-tryton");
+    declaration(&dir, "tryton_rpc.flow");
+    std::fs::create_dir_all(dir.0.join("in")).unwrap();
+    let names: Vec<String> = (0..17).map(|i| format!("Declared Party {i:02}")).collect();
+    let taken = support::block_on(async {
+        let rpc = support::peers::TrytonRpc::login(&url).await;
+        let first = rpc
+            .model(
+                "party.party",
+                "search_read",
+                vec![json!([]), json!(0), json!(1), json!(null), json!(["code"])],
+            )
+            .await;
+        first[0]["code"].as_str().unwrap().to_string()
+    });
+    // The last party takes a code Tryton has given already: Tryton refuses it.
+    let lines: String = names
+        .iter()
+        .map(|n| format!("{}\n", json!({"name": n})))
+        .chain(std::iter::once(format!(
+            "{}\n",
+            json!({"name": "Refused Party", "code": taken})
+        )))
+        .collect();
+    std::fs::write(
+        dir.0.join("tryton.flow"),
+        r#"use "tryton_rpc.flow"
+use std.connectors.{file, http}
+connection erp = tryton_rpc { base_url = env("TRYTON"), database = "omniflow", username = "admin", password = secret("TRYTON_PASSWORD") }
+connection drop = file { dir = env("DROP") }
+connection api = http { base_url = env("SINK") }
+schema Party {
+  id: string
+  name: string
+}
+flow create {
+  source lines = drop.read { path = "in/*.jsonl" }
+  sink party = erp.create_party(lines) { idempotency_key = $.name, dead_letter = "parties", concurrency = 1 }
+}
+flow read {
+  source parties = erp.parties { every = 1s }
+  map party = parties -> Party { id = to_string($.id), name = $.name }
+  sink post = api.post(party) { path = "/parties", idempotency_key = id, dead_letter = "read" }
+}
+"#,
+    )
+    .unwrap();
+    let sink = Sink::start(Faults::default());
+    let env = [
+        ("TRYTON", url.clone()),
+        ("TRYTON_PASSWORD", "admin".to_string()),
+        ("DROP", dir.0.display().to_string()),
+        ("SINK", format!("http://127.0.0.1:{}", sink.port)),
+    ];
+    let before = support::block_on(async {
+        let rpc = support::peers::TrytonRpc::login(&url).await;
+        rpc.model("party.party", "search_count", vec![json!([])])
+            .await
+            .as_u64()
+            .unwrap() as usize
+    });
+    let mut runtime = run(&dir, "tryton.flow", &env);
+    wait_for("the seeded parties read", Duration::from_secs(60), || {
+        sink.distinct() >= before
+    });
+    // Tryton forgets every session: the next call is refused with 401, the connector logs
+    // in again and goes on.
+    let db = rusqlite::Connection::open(peer.dir.join("omniflow.sqlite")).unwrap();
+    db.busy_timeout(Duration::from_secs(10)).unwrap();
+    let ended = db.execute("DELETE FROM ir_session", []).unwrap();
+    assert!(ended >= 1, "the connector's session was in Tryton");
+    std::fs::write(dir.0.join("in/parties.jsonl"), &lines).unwrap();
+    wait_for("the new parties read back", Duration::from_secs(90), || {
+        sink.distinct() == before + names.len()
+    });
+    wait_for(
+        "the refused party's dead letter",
+        Duration::from_secs(30),
+        || !dead_letters(&dir).is_empty(),
+    );
+    assert!(terminate(&mut runtime.0).success());
+    let log = std::fs::read_to_string(dir.0.join("runtime.log")).unwrap();
+    assert!(log.contains("fetching a new token"), "{log}");
+    let letters = dead_letters(&dir);
+    assert_eq!(letters.len(), 1, "{letters:?}");
+    assert!(
+        letters[0].to_string().contains("Tryton refused the call"),
+        "{}",
+        letters[0]
+    );
+    // Each party created once, found by its name if a write is repeated.
+    let counts = support::block_on(async {
+        let rpc = support::peers::TrytonRpc::login(&url).await;
+        let mut counts = Vec::new();
+        for name in &names {
+            let found = rpc
+                .model(
+                    "party.party",
+                    "search_count",
+                    vec![json!([["name", "=", name]])],
+                )
+                .await;
+            counts.push(found.as_u64().unwrap());
+        }
+        counts
+    });
+    assert!(counts.iter().all(|n| *n == 1), "{counts:?}");
+    let seen = sink.seen.lock().unwrap();
+    let read: Vec<&str> = seen
+        .accepted
+        .iter()
+        .filter_map(|p| p["name"].as_str())
+        .filter(|n| n.starts_with("Declared Party"))
+        .collect();
+    assert_eq!(
+        read.len(),
+        names.len(),
+        "each new party read once: {read:?}"
+    );
+    drop(peer);
+}
