@@ -505,12 +505,39 @@ impl Printer<'_> {
         self.settings_block(settings);
     }
 
-    /// A declared connector's block, one entry per line.
+    /// A declared connector's block: ` { a = 1, b = 2 }` when short and flat, one entry
+    /// per line otherwise.
     fn block(&mut self, block: &Block) {
         if block.entries.is_empty() {
             self.push(" {}");
             self.last_end = block.span.end;
             return;
+        }
+        let flat = block
+            .entries
+            .iter()
+            .all(|e| matches!(e.value, BlockValue::Expr(_)));
+        if flat && !self.has_comment_within(block.span.start, block.span.end) {
+            let mut inline = Printer {
+                src: self.src,
+                comments: Vec::new(),
+                next_comment: 0,
+                out: String::new(),
+                indent: 0,
+                last_end: 0,
+            };
+            for (idx, entry) in block.entries.iter().enumerate() {
+                if idx > 0 {
+                    inline.push(", ");
+                }
+                inline.block_entry(entry);
+            }
+            let line_len = self.out.len() - self.out.rfind('\n').map_or(0, |i| i + 1);
+            if !inline.out.contains('\n') && line_len + inline.out.len() + 4 <= MAX_INLINE {
+                self.push(&format!(" {{ {} }}", inline.out));
+                self.last_end = block.span.end;
+                return;
+            }
         }
         self.open();
         self.each_line(&block.entries, |e| e.span, |p, entry| p.block_entry(entry));

@@ -552,7 +552,7 @@ impl Check<'_> {
             if let Err(problem) = graphql::check(&query, &variables) {
                 self.diags.push(
                     Diagnostic::error(codes::INVALID_GRAPHQL, qspan, format!("invalid GraphQL operation: {problem}"))
-                        .label("this operation does not parse")
+                        .label("in this operation")
                         .help("write one operation, such as `query Orders($after: String) { orders(first: 50, after: $after) { nodes { id } } }`, and give each of its variables in `variables`"),
                 );
             }
@@ -909,15 +909,12 @@ impl Check<'_> {
             );
             return None;
         };
-        let request_block = self.block(request)?;
-        self.known("`request`", &request_block.entries, REQUEST);
-        let request = self.request(
-            "`request`",
-            request_block.span,
-            &request_block.entries,
-            scope,
-            if input.is_some() { "POST" } else { "GET" },
-        )?;
+        // Every block is checked, so one run reports all of an operation's problems.
+        let request = self.block(request).and_then(|block| {
+            self.known("`request`", &block.entries, REQUEST);
+            let method = if input.is_some() { "POST" } else { "GET" };
+            self.request("`request`", block.span, &block.entries, scope, method)
+        });
         let mut rules = Vec::new();
         for entry in entries.iter().filter(|e| e.name.name == "rule") {
             if let Some(block) = self.block(entry) {
@@ -925,43 +922,41 @@ impl Check<'_> {
             }
         }
         let paging = match Self::entry(entries, "paging") {
-            Some(entry) => {
-                let block = self.block(entry)?;
-                self.paging(block)?
-            }
-            None => Paging::None,
+            Some(entry) => self.block(entry).and_then(|block| self.paging(block)),
+            None => Some(Paging::None),
         };
         let watermark = match Self::entry(entries, "watermark") {
-            Some(entry) => {
-                let block = self.block(entry)?;
-                Some(self.watermark(block)?)
-            }
-            None => None,
+            Some(entry) => self
+                .block(entry)
+                .and_then(|block| self.watermark(block))
+                .map(Some),
+            None => Some(None),
         };
         let lookup = match Self::entry(entries, "lookup") {
-            Some(entry) => {
-                let block = self.block(entry)?;
-                self.known("`lookup`", &block.entries, LOOKUP);
-                self.required("`lookup`", block.span, &block.entries, "found");
-                Some(Lookup {
-                    request: self.request("`lookup`", block.span, &block.entries, scope, "GET")?,
-                    found: self.path(&block.entries, "found")?,
+            Some(entry) => self
+                .block(entry)
+                .and_then(|block| {
+                    self.known("`lookup`", &block.entries, LOOKUP);
+                    self.required("`lookup`", block.span, &block.entries, "found");
+                    let request =
+                        self.request("`lookup`", block.span, &block.entries, scope, "GET");
+                    Some(Lookup {
+                        request: request?,
+                        found: self.path(&block.entries, "found")?,
+                    })
                 })
-            }
-            None => None,
+                .map(Some),
+            None => Some(None),
         };
-        if let (Paging::Graphql { .. }, Some(Body::Graphql { .. }) | None) =
-            (&paging, &request.body)
-        {
-            if request.body.is_none() {
-                self.error(
-                    span,
-                    format!("{what} pages GraphQL-style but sends no `graphql` operation"),
-                    "no GraphQL operation",
-                    "add `graphql = \"query ...\"` to the request, with `$after` for `page.after`"
-                        .into(),
-                );
-            }
+        let (request, paging, watermark, lookup) = (request?, paging?, watermark?, lookup?);
+        if matches!(paging, Paging::Graphql { .. }) && request.body.is_none() {
+            self.error(
+                span,
+                format!("{what} pages GraphQL-style but sends no `graphql` operation"),
+                "no GraphQL operation",
+                "add `graphql = \"query ...\"` to the request, with `$after` for `page.after`"
+                    .into(),
+            );
         }
         let absent_is_empty = match Self::entry(entries, "absent_is_empty").map(|e| &e.value) {
             None => false,
