@@ -479,3 +479,75 @@ flow read {
     );
     drop(peer);
 }
+
+#[test]
+fn a_poll_that_does_not_find_what_the_declaration_expects_is_visible() {
+    let dir = TempDir::new("declared-visible");
+    // The declaration looks for `items`; Shopify answers `orders`.
+    let declaration =
+        std::fs::read_to_string(support::peers::repo().join("flows/connectors/shopify_rest.flow"))
+            .unwrap()
+            .replace("records = $.orders[*]", "records = $.items[*]");
+    std::fs::write(dir.0.join("shopify_rest.flow"), declaration).unwrap();
+    std::fs::write(
+        dir.0.join("orders.flow"),
+        format!(
+            r#"use "shopify_rest.flow"
+{ORDERS_API}
+connection shop = shopify_rest {{ base_url = env("SHOP"), access_token = secret("SHOP_TOKEN") }}
+connection api = orders_api {{ base_url = env("SINK"), token = secret("SINK_TOKEN") }}
+flow orders {{
+  source polled = shop.orders {{ every = 1s }}
+  map placed = polled -> Placed {{ id = to_string($.id), updated_at = $.updated_at }}
+  sink post = api.post(placed) {{ idempotency_key = id, dead_letter = "orders" }}
+}}
+"#
+        ),
+    )
+    .unwrap();
+    let (port, ops) = (free_port(), free_port());
+    let _sandbox = support::process::sandbox(port);
+    new_shopify_orders(port, 2);
+    let sink = Sink::start(Faults::default());
+    let mut command = Command::new(BIN);
+    command
+        .arg("run")
+        .arg(dir.0.join("orders.flow"))
+        .args(["--state", &dir.state(), "--webhook-addr", "127.0.0.1:0"])
+        .args(["--ops-addr", &format!("127.0.0.1:{ops}")])
+        .env("SHOP", format!("http://127.0.0.1:{port}"))
+        .env("SHOP_TOKEN", sandbox::shopify::ACCESS_TOKEN)
+        .env("SINK", format!("http://127.0.0.1:{}", sink.port))
+        .env("SINK_TOKEN", "t")
+        .env("OMNIFLOW_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(
+            std::fs::File::create(dir.0.join("runtime.log")).unwrap(),
+        ));
+    let mut runtime = Killed(command.spawn().unwrap());
+    let metric = "omniflow_poll_errors_total{flow=\"orders\",source=\"polled\",reason=\"unexpected_answer\"}";
+    wait_for("the failed poll's metric", Duration::from_secs(60), || {
+        support::process::get(ops, "/metrics").1.contains(metric)
+    });
+    let (status, ready) = support::process::get(ops, "/ready");
+    assert_eq!(status, 200, "{ready}");
+    assert!(
+        ready.contains("source orders/polled failing since")
+            && ready.contains("unexpected_answer")
+            && ready.contains("nothing at `$.items[*]`"),
+        "{ready}"
+    );
+    let health: Value = serde_json::from_str(&support::process::get(ops, "/health").1).unwrap();
+    assert_eq!(health["status"], "degraded", "{health}");
+    assert_eq!(
+        health["sources"][0]["reason"], "unexpected_answer",
+        "{health}"
+    );
+    assert!(terminate(&mut runtime.0).success());
+    let log = std::fs::read_to_string(dir.0.join("runtime.log")).unwrap();
+    assert!(
+        log.contains("poll failed") && log.contains("its fields: orders"),
+        "the warning names what the answer holds: {log}"
+    );
+    assert_eq!(sink.distinct(), 0, "nothing was read as an empty page");
+}

@@ -385,3 +385,85 @@ mod tests {
         assert_eq!(map["STORE-NYC-SOHO"], "1");
     }
 }
+
+/// The class of a failed poll's reason, for `omniflow_poll_errors_total{reason}`: what the
+/// connectors' own messages say, most specific first.
+pub fn poll_reason(error: &str) -> &'static str {
+    let has = |needle: &str| error.contains(needle);
+    if has("GraphQL") {
+        "graphql_error"
+    } else if has("not JSON") || has("cut off") || has("unreadable") {
+        "unreadable_answer"
+    } else if has("timed out") {
+        "timeout"
+    } else if has("connection failed") || has("request failed") {
+        "connect"
+    } else if has("HTTP 429") || has("throttl") {
+        "rate_limited"
+    } else if error.starts_with("HTTP 5") || has(": HTTP 5") {
+        "server_error"
+    } else if has("login") || has("credentials") || has("HTTP 401") || has("HTTP 403") {
+        "auth"
+    } else if error.starts_with("HTTP 4") || has(": HTTP 4") || has("refused") {
+        "refused"
+    } else if has("next page") || has("pages and the API") {
+        "paging"
+    } else if has("nothing at")
+        || has("not a list")
+        || has("no `")
+        || has("not an array")
+        || has("error(s)")
+    {
+        "unexpected_answer"
+    } else {
+        "other"
+    }
+}
+
+#[cfg(test)]
+mod poll_reason_tests {
+    use super::poll_reason;
+
+    #[test]
+    fn reasons_fall_into_classes() {
+        for (error, class) in [
+            (
+                "the 200 answer is not JSON (EOF while parsing): <html>",
+                "unreadable_answer",
+            ),
+            (
+                "the answer was cut off: error decoding response body",
+                "unreadable_answer",
+            ),
+            ("timed out after 30s", "timeout"),
+            ("connection failed: error sending request", "connect"),
+            ("HTTP 429: slow down", "rate_limited"),
+            ("HTTP 503: unavailable", "server_error"),
+            ("the login was refused: HTTP 401: bad password", "auth"),
+            (
+                "the credentials were refused again after a fresh login: HTTP 401: ",
+                "auth",
+            ),
+            ("HTTP 404: {\"errors\":\"Not Found\"}", "refused"),
+            (
+                "the answer has nothing at `$.orders[*]` (its fields: data)",
+                "unexpected_answer",
+            ),
+            (
+                "the answer reports 1 error(s): Throttled",
+                "unexpected_answer",
+            ),
+            (
+                "the GraphQL answer reports 1 error(s): THROTTLED: Throttled",
+                "graphql_error",
+            ),
+            (
+                "the API answered the same next page again (\"x\"); stopping the poll",
+                "paging",
+            ),
+            ("the state is read-only", "other"),
+        ] {
+            assert_eq!(poll_reason(error), class, "{error}");
+        }
+    }
+}

@@ -194,9 +194,11 @@ impl FlowCtx {
         match error {
             None => self.shared.health.ok(flow, source),
             Some(error) => {
-                self.shared.health.failed(flow, source, error);
+                let reason = omniflow_connectors::client::poll_reason(error);
+                self.shared.health.failed(flow, source, error, reason);
                 self.metrics
                     .add(crate::ops::metrics::SOURCE_ERRORS, flow, source, 1);
+                self.metrics.poll_error(flow, source, reason);
             }
         }
     }

@@ -233,6 +233,7 @@ impl Runner {
             let current = membership.is_current();
             let report =
                 crate::ops::health::Report::new(&health, writable, membership.replica(), current);
+            let failing = health.failing_lines();
             Box::pin(async move {
                 match req.path.as_str() {
                     "/health" => Resp::json(
@@ -245,7 +246,9 @@ impl Runner {
                         503,
                         "replica not confirmed by the state (no recent heartbeat)\n",
                     ),
-                    "/ready" => Resp::text(200, "ready\n"),
+                    // Failing sources do not make the process unready (it still takes
+                    // webhooks and delivers), but they are named.
+                    "/ready" => Resp::text(200, format!("ready\n{failing}")),
                     "/metrics" => Resp {
                         status: 200,
                         content_type: "text/plain; version=0.0.4",

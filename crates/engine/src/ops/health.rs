@@ -15,6 +15,8 @@ pub struct SourceHealth {
     pub failures: u64,
     /// Why the last attempt failed.
     pub error: Option<String>,
+    /// The class of that reason (`unreadable_answer`, `auth`, `unexpected_answer`, ...).
+    pub reason: Option<&'static str>,
     /// When the failures began (seconds since the epoch).
     pub failing_since: Option<i64>,
     /// When an attempt last worked.
@@ -45,18 +47,41 @@ impl Health {
         self.entry(flow, source, |h| {
             h.failures = 0;
             h.error = None;
+            h.reason = None;
             h.failing_since = None;
             h.last_ok = Some(omniflow_state::now_secs());
         });
     }
 
     /// A source's attempt failed with `error`.
-    pub fn failed(&self, flow: &str, source: &str, error: &str) {
+    pub fn failed(&self, flow: &str, source: &str, error: &str, reason: &'static str) {
         self.entry(flow, source, |h| {
             h.failures += 1;
             h.error = Some(error.chars().take(500).collect());
+            h.reason = Some(reason);
             h.failing_since.get_or_insert(omniflow_state::now_secs());
         });
+    }
+
+    /// One line per source whose last attempt failed: `flow/source failing since T
+    /// (N attempts, reason): error`, for `/ready`.
+    pub fn failing_lines(&self) -> String {
+        self.sources
+            .borrow()
+            .values()
+            .filter(|h| h.failures > 0)
+            .map(|h| {
+                format!(
+                    "source {}/{} failing since {} ({} attempts, {}): {}\n",
+                    h.flow,
+                    h.source,
+                    h.failing_since.unwrap_or_default(),
+                    h.failures,
+                    h.reason.unwrap_or("other"),
+                    h.error.as_deref().unwrap_or("")
+                )
+            })
+            .collect()
     }
 
     /// Every source that reported, in (flow, source) order.
@@ -113,8 +138,8 @@ mod tests {
         let health = Health::default();
         health.ok("orders", "poll");
         assert_eq!(Report::new(&health, true, None, true).status, "ok");
-        health.failed("orders", "poll", "HTTP 500 from the vendor");
-        health.failed("orders", "poll", "connection refused");
+        health.failed("orders", "poll", "HTTP 500 from the vendor", "server_error");
+        health.failed("orders", "poll", "connection refused", "connect");
         let report = Report::new(&health, true, None, true);
         assert_eq!((report.status, report.http_status()), ("degraded", 200));
         assert_eq!(report.sources[0].failures, 2);
@@ -123,11 +148,19 @@ mod tests {
             Some("connection refused")
         );
         assert!(report.sources[0].failing_since.is_some());
+        assert_eq!(report.sources[0].reason, Some("connect"));
+        let lines = health.failing_lines();
+        assert!(
+            lines.starts_with("source orders/poll failing since ")
+                && lines.ends_with("(2 attempts, connect): connection refused\n"),
+            "{lines}"
+        );
         let failing = Report::new(&health, false, Some("r1"), true);
         assert_eq!((failing.status, failing.http_status()), ("failing", 503));
         health.ok("orders", "poll");
         let report = Report::new(&health, true, None, true);
         assert_eq!(report.status, "ok");
         assert_eq!(report.sources[0].error, None);
+        assert_eq!(health.failing_lines(), "");
     }
 }

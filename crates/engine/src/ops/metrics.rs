@@ -84,6 +84,8 @@ pub struct Metrics {
     gauges: RefCell<BTreeMap<(&'static str, String), i64>>,
     node_gauges: RefCell<ByLabels<i64>>,
     histograms: RefCell<ByLabels<Histogram>>,
+    /// `omniflow_poll_errors_total` by (flow, source, reason class).
+    poll_errors: RefCell<BTreeMap<(String, String, &'static str), u64>>,
     /// This replica's id (when the state is shared) and its counters.
     replica: RefCell<Option<String>>,
     replica_counters: RefCell<BTreeMap<&'static str, u64>>,
@@ -116,6 +118,16 @@ impl Metrics {
         if let Some(mirror) = &self.mirror {
             mirror.add(name, flow, node, by);
         }
+    }
+
+    /// Counts a failed poll of `source` by the class of its reason
+    /// (`omniflow_poll_errors_total{flow, source, reason}`).
+    pub fn poll_error(&self, flow: &str, source: &str, reason: &'static str) {
+        *self
+            .poll_errors
+            .borrow_mut()
+            .entry((flow.to_string(), source.to_string(), reason))
+            .or_default() += 1;
     }
 
     /// A counter's value (0 when never incremented).
@@ -237,6 +249,16 @@ impl Metrics {
             }
             let _ = writeln!(out, "{name}{{flow=\"{flow}\",node=\"{node}\"}} {value}");
         }
+        let poll_errors = self.poll_errors.borrow();
+        if !poll_errors.is_empty() {
+            header(&mut out, POLL_ERRORS, "counter");
+        }
+        for ((flow, source, reason), value) in poll_errors.iter() {
+            let _ = writeln!(
+                out,
+                "{POLL_ERRORS}{{flow=\"{flow}\",source=\"{source}\",reason=\"{reason}\"}} {value}"
+            );
+        }
         let mut last = "";
         for ((name, flow), value) in self.gauges.borrow().iter() {
             if *name != last {
@@ -278,6 +300,10 @@ impl Metrics {
 /// What every metric measures, as its `# HELP` line says (`tests/tidy.rs` holds every
 /// metric name of the engine to this table).
 pub const HELP: &[(&str, &str)] = &[
+    (
+        "omniflow_poll_errors_total",
+        "Failed polls by flow, source and reason class (unreadable_answer, unexpected_answer, graphql_error, auth, refused, rate_limited, server_error, timeout, connect, paging, other).",
+    ),
     (
         "omniflow_source_errors_total",
         "Failed attempts of a source that reads on its own (a poll, a scheduled run, a pass over its files), by flow and source.",
@@ -416,3 +442,5 @@ pub const LEASE_HELD: &str = "omniflow_lease_held";
 pub const CLAIMED: &str = "omniflow_claimed_messages";
 /// Failed attempts of a polling, scheduled or file source.
 pub const SOURCE_ERRORS: &str = "omniflow_source_errors_total";
+/// Failed polls by flow, source and the class of their reason.
+pub const POLL_ERRORS: &str = "omniflow_poll_errors_total";
