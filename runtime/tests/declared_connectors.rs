@@ -505,7 +505,7 @@ flow orders {{
         ),
     )
     .unwrap();
-    let (port, ops) = (free_port(), free_port());
+    let port = free_port();
     let _sandbox = support::process::sandbox(port);
     new_shopify_orders(port, 2);
     let sink = Sink::start(Faults::default());
@@ -514,21 +514,39 @@ flow orders {{
         .arg("run")
         .arg(dir.0.join("orders.flow"))
         .args(["--state", &dir.state(), "--webhook-addr", "127.0.0.1:0"])
-        .args(["--ops-addr", &format!("127.0.0.1:{ops}")])
+        .args(["--ops-addr", "127.0.0.1:0"])
         .env("SHOP", format!("http://127.0.0.1:{port}"))
         .env("SHOP_TOKEN", sandbox::shopify::ACCESS_TOKEN)
         .env("SINK", format!("http://127.0.0.1:{}", sink.port))
         .env("SINK_TOKEN", "t")
-        .env("OMNIFLOW_LOG", "warn")
+        .env("OMNIFLOW_LOG", "info")
         .stdout(Stdio::null())
         .stderr(Stdio::from(
             std::fs::File::create(dir.0.join("runtime.log")).unwrap(),
         ));
     let mut runtime = Killed(command.spawn().unwrap());
-    let metric = "omniflow_poll_errors_total{flow=\"orders\",source=\"polled\",reason=\"unexpected_answer\"}";
-    wait_for("the failed poll's metric", Duration::from_secs(60), || {
-        support::process::get(ops, "/metrics").1.contains(metric)
+    // The ops endpoint's port, as the runtime logs it.
+    let mut ops = 0u16;
+    wait_for("the ops endpoint", Duration::from_secs(30), || {
+        let log = std::fs::read_to_string(dir.0.join("runtime.log")).unwrap_or_default();
+        ops = log
+            .lines()
+            .find(|l| l.contains("ops endpoint listening"))
+            .and_then(|l| l.rsplit("addr=127.0.0.1:").next())
+            .and_then(|p| p.trim().parse().ok())
+            .unwrap_or(0);
+        ops != 0
     });
+    let metric = "omniflow_poll_errors_total{flow=\"orders\",source=\"polled\",reason=\"unexpected_answer\"}";
+    let started = std::time::Instant::now();
+    while !support::process::get(ops, "/metrics").1.contains(metric) {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "no failed poll counted: {}",
+            std::fs::read_to_string(dir.0.join("runtime.log")).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
     let (status, ready) = support::process::get(ops, "/ready");
     assert_eq!(status, 200, "{ready}");
     assert!(
@@ -550,4 +568,73 @@ flow orders {{
         "the warning names what the answer holds: {log}"
     );
     assert_eq!(sink.distinct(), 0, "nothing was read as an empty page");
+}
+
+#[test]
+fn a_declared_graphql_connector_pages_by_cursor_and_waits_out_a_throttled_query() {
+    let dir = TempDir::new("declared-graphql");
+    declaration(&dir, "shopify_graphql.flow");
+    std::fs::write(
+        dir.0.join("orders.flow"),
+        format!(
+            r#"use "shopify_graphql.flow"
+{ORDERS_API}
+connection shop = shopify_graphql {{ base_url = env("SHOP"), access_token = secret("SHOP_TOKEN") }}
+connection api = orders_api {{ base_url = env("SINK"), token = secret("SINK_TOKEN") }}
+flow orders {{
+  source polled = shop.orders {{ every = 1s }}
+  map placed = polled -> Placed {{ id = $.legacyResourceId, updated_at = $.updatedAt }}
+  sink post = api.post(placed) {{ idempotency_key = id, dead_letter = "orders" }}
+}}
+"#
+        ),
+    )
+    .unwrap();
+    let port = free_port();
+    let _sandbox = support::process::sandbox(port);
+    new_shopify_orders(port, 60);
+    let sink = Sink::start(Faults::default());
+    let env = [
+        ("SHOP", format!("http://127.0.0.1:{port}")),
+        ("SHOP_TOKEN", sandbox::shopify::ACCESS_TOKEN.to_string()),
+        ("SINK", format!("http://127.0.0.1:{}", sink.port)),
+        ("SINK_TOKEN", "sink-token".to_string()),
+    ];
+    let mut runtime = run(&dir, "orders.flow", &env);
+    wait_for(
+        "60 orders over three pages",
+        Duration::from_secs(60),
+        || sink.distinct() == 60,
+    );
+    // The cost bucket runs dry: the next poll's query is THROTTLED, waits as the cost
+    // extension says, and reads the new orders.
+    let (status, body) = post_json(
+        port,
+        "/_sandbox/shopify/graphql_bucket",
+        r#"{"available": 0}"#,
+    );
+    assert_eq!(status, 200, "{body}");
+    new_shopify_orders(port, 30);
+    wait_for(
+        "the orders after the throttled query",
+        Duration::from_secs(60),
+        || sink.distinct() == 90,
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(terminate(&mut runtime.0).success());
+    let log = std::fs::read_to_string(dir.0.join("runtime.log")).unwrap();
+    assert!(log.contains("THROTTLED"), "{log}");
+    assert!(
+        !log.contains("poll failed"),
+        "the throttled query did not fail the poll: {log}"
+    );
+    let seen = sink.seen.lock().unwrap();
+    assert_eq!(seen.requests, 90, "no order sent twice");
+    assert_eq!(seen.mismatched, 0);
+    let (_, stats) = support::process::get(port, "/_sandbox/stats");
+    let stats: Value = serde_json::from_str(&stats).unwrap();
+    assert!(
+        stats["shopify"]["throttled"].as_u64().unwrap() >= 1,
+        "{stats}"
+    );
 }

@@ -552,11 +552,41 @@ impl Printer<'_> {
                 self.push(" = ");
                 self.json(json);
             }
+            // A long list (a GraphQL operation's lines) gets an item per line.
+            BlockValue::Expr(Expr {
+                kind: ExprKind::List(items),
+                span,
+            }) if self
+                .src
+                .get(span.start as usize..span.end as usize)
+                .is_some_and(|t| t.contains('\n'))
+                || self.line_len() + 3 + (span.end - span.start) as usize > MAX_INLINE =>
+            {
+                self.push(" = [");
+                self.indent += 1;
+                for (idx, item) in items.iter().enumerate() {
+                    self.newline();
+                    self.start_line();
+                    self.expr(item);
+                    if idx + 1 < items.len() {
+                        self.push(",");
+                    }
+                }
+                self.indent -= 1;
+                self.newline();
+                self.start_line();
+                self.push("]");
+            }
             BlockValue::Expr(expr) => {
                 self.push(" = ");
                 self.expr(expr);
             }
         }
+    }
+
+    /// The length of the line being written.
+    fn line_len(&self) -> usize {
+        self.out.len() - self.out.rfind('\n').map_or(0, |i| i + 1)
     }
 
     fn settings_block(&mut self, settings: &Settings) {

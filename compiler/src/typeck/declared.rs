@@ -212,6 +212,25 @@ pub fn has_implementation(decl: &ConnectorDecl) -> bool {
             .any(|b| !b.implementation.is_empty())
 }
 
+/// A number of a JSON literal that JSON's 64-bit numbers cannot hold exactly (an integer
+/// beyond 64 bits, or out of a float's range).
+fn wide_number(json: &JsonLit) -> Option<&str> {
+    match json {
+        JsonLit::Number(text) => {
+            let integer = !text.contains(['.', 'e', 'E']);
+            let fits = if integer {
+                text.parse::<i64>().is_ok() || text.parse::<u64>().is_ok()
+            } else {
+                text.parse::<f64>().is_ok_and(f64::is_finite)
+            };
+            (!fits).then_some(text.as_str())
+        }
+        JsonLit::Array(items) => items.iter().find_map(wide_number),
+        JsonLit::Object(members) => members.iter().find_map(|(_, v)| wide_number(v)),
+        _ => None,
+    }
+}
+
 impl Check<'_> {
     fn error(&mut self, span: Span, message: String, label: &str, help: String) {
         self.diags.push(
@@ -296,6 +315,24 @@ impl Check<'_> {
             format!("add `{name} = ...` to the block"),
         );
         false
+    }
+
+    /// A header name entry: reported when it is not a valid HTTP header name.
+    fn header_name(&mut self, entries: &[BlockEntry], name: &str) -> Option<String> {
+        let (text, span) = self.string(entries, name)?;
+        self.check_header(&text, span);
+        Some(text)
+    }
+
+    fn check_header(&mut self, text: &str, span: Span) {
+        if http::HeaderName::from_bytes(text.as_bytes()).is_err() {
+            self.error(
+                span,
+                format!("`{text}` is not an HTTP header name"),
+                "not a header name",
+                "a header name is letters, digits and `-` (such as `Idempotency-Key`)".into(),
+            );
+        }
     }
 
     /// A template string entry, its variables checked against `scope`.
@@ -452,6 +489,14 @@ impl Check<'_> {
         let entry = Self::entry(entries, name)?;
         match &entry.value {
             BlockValue::Json(json, span) => {
+                if let Some(number) = wide_number(json) {
+                    self.error(
+                        *span,
+                        format!("the number `{number}` does not fit in 64 bits"),
+                        "would be sent rounded",
+                        "write it as a string, or take it from the message with a template".into(),
+                    );
+                }
                 let value = json.to_value();
                 self.json_templates(&value, *span, scope);
                 Some(value)
@@ -526,6 +571,31 @@ impl Check<'_> {
         let path = self.template(entries, "path", scope)?;
         let query = self.pairs(entries, "query", scope);
         let headers = self.pairs(entries, "headers", scope);
+        if let Some(entry) = Self::entry(entries, "headers") {
+            for (name, value) in &headers {
+                self.check_header(name, entry.value.span());
+                if !templates::is_template(value) && http::HeaderValue::from_str(value).is_err() {
+                    self.error(
+                        entry.value.span(),
+                        format!("the value of header `{name}` cannot be sent"),
+                        "not a header value",
+                        "a header value is visible ASCII text on one line".into(),
+                    );
+                }
+            }
+        }
+        let absolute = ["http://", "https://", "{{"]
+            .iter()
+            .any(|p| path.starts_with(p));
+        if !absolute && !self.settings.contains(&"base_url") {
+            let path_span = Self::entry(entries, "path").map_or(span, |e| e.value.span());
+            self.error(
+                path_span,
+                format!("{what} has a relative `path` but the connector has no `base_url` setting"),
+                "relative to nothing",
+                "add `setting base_url: url`, or give an absolute URL".into(),
+            );
+        }
         let given: Vec<&str> = ["body", "form", "graphql"]
             .into_iter()
             .filter(|b| Self::entry(entries, b).is_some())
@@ -624,7 +694,7 @@ impl Check<'_> {
         let t = |cx: &mut Self, name: &str| cx.template(e, name, Scope::Auth);
         Some(match kind {
             "header" => Auth::Header {
-                name: self.string(e, "name")?.0,
+                name: self.header_name(e, "name")?,
                 value: t(self, "value")?,
             },
             "bearer" => Auth::Bearer {
@@ -650,8 +720,8 @@ impl Check<'_> {
                 token: self.path(e, "token")?,
                 expires_in: self.path(e, "expires_in"),
                 header: self
-                    .string(e, "header")
-                    .map_or_else(|| "Authorization".to_string(), |(h, _)| h),
+                    .header_name(e, "header")
+                    .unwrap_or_else(|| "Authorization".to_string()),
                 value: self
                     .template(e, "value", Scope::LoginValue)
                     .unwrap_or_else(|| "Bearer {{ token }}".to_string()),
@@ -714,10 +784,21 @@ impl Check<'_> {
                 );
             }
         }
-        let equals = Self::entry(e, "equals").and_then(|entry| match &entry.value {
-            BlockValue::Json(json, _) => Some(json.to_value()),
-            BlockValue::Expr(x) => super::literal_json(x),
-            BlockValue::Block(_) => None,
+        let equals = Self::entry(e, "equals").and_then(|entry| {
+            let value = match &entry.value {
+                BlockValue::Json(json, _) => Some(json.to_value()),
+                BlockValue::Expr(x) => super::literal_json(x),
+                BlockValue::Block(_) => None,
+            };
+            if value.is_none() {
+                self.error(
+                    entry.value.span(),
+                    "`equals` must be a literal".into(),
+                    "not a string, number, boolean, null or JSON object",
+                    "write the value the answer holds, such as `equals = \"maintenance\"`".into(),
+                );
+            }
+            value
         });
         if Self::entry(e, "equals").is_some() && Self::entry(e, "when").is_none() {
             self.error(
@@ -733,7 +814,7 @@ impl Check<'_> {
             equals,
             then,
             reason: self.template(e, "reason", Scope::Reason),
-            wait_header: self.string(e, "wait_header").map(|(h, _)| h),
+            wait_header: self.header_name(e, "wait_header"),
             wait: self.path(e, "wait"),
         })
     }
@@ -825,6 +906,53 @@ impl Check<'_> {
                 return None;
             }
         })
+    }
+
+    /// Reports paging whose position never reaches the request (every page would be the
+    /// first): it needs its `param`, or the request reads the page variable.
+    fn paging_reaches_request(
+        &mut self,
+        what: &str,
+        span: Span,
+        paging: &Paging,
+        request: &Request,
+    ) {
+        let (kind, variable, param) = match paging {
+            Paging::Offset { param, .. } => ("offset", "page.offset", param.is_some()),
+            Paging::Page { param, .. } => ("page", "page.number", param.is_some()),
+            Paging::NextToken { param, .. } => ("next_token", "page.token", param.is_some()),
+            Paging::Graphql { .. } => ("graphql", "page.after", false),
+            _ => return,
+        };
+        let mut texts = vec![request.path.clone()];
+        texts.extend(
+            request
+                .query
+                .iter()
+                .chain(&request.headers)
+                .map(|(_, v)| v.clone()),
+        );
+        match &request.body {
+            Some(Body::Json(v)) | Some(Body::Graphql { variables: v, .. }) => {
+                texts.push(v.to_string())
+            }
+            Some(Body::Text(t)) => texts.push(t.clone()),
+            Some(Body::Form(f)) => texts.extend(f.iter().map(|(_, v)| v.clone())),
+            None => {}
+        }
+        if param || texts.iter().any(|t| t.contains(variable)) {
+            return;
+        }
+        self.error(
+            span,
+            format!("{what} pages by `{kind}` but never sends its position"),
+            "every page would be the first",
+            if kind == "graphql" {
+                "give the operation's cursor variable `\"{{ page.after }}\"` in `variables`".to_string()
+            } else {
+                format!("give the paging `param = \"...\"` (the query parameter), or use `{{{{ {variable} }}}}` in the request")
+            },
+        );
     }
 
     fn watermark(&mut self, block: &Block) -> Option<Watermark> {
@@ -949,6 +1077,7 @@ impl Check<'_> {
             None => Some(None),
         };
         let (request, paging, watermark, lookup) = (request?, paging?, watermark?, lookup?);
+        self.paging_reaches_request(&what, span, &paging, &request);
         if matches!(paging, Paging::Graphql { .. }) && request.body.is_none() {
             self.error(
                 span,
@@ -982,7 +1111,7 @@ impl Check<'_> {
             paging,
             watermark,
             rules,
-            idempotency: self.string(entries, "idempotency").map(|(h, _)| h),
+            idempotency: self.header_name(entries, "idempotency"),
             lookup,
             document: self.path(entries, "document"),
         })

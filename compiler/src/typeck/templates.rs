@@ -67,11 +67,15 @@ fn filter_names(text: &str) -> Vec<String> {
             Some(_) if byte == b'\\' => at += 1,
             Some(q) if byte == q => quote = None,
             Some(_) => {}
-            None if !in_block && (text[at..].starts_with("{{") || text[at..].starts_with("{%")) => {
+            None if !in_block
+                && (bytes[at..].starts_with(b"{{") || bytes[at..].starts_with(b"{%")) =>
+            {
                 in_block = true;
                 at += 1;
             }
-            None if in_block && (text[at..].starts_with("}}") || text[at..].starts_with("%}")) => {
+            None if in_block
+                && (bytes[at..].starts_with(b"}}") || bytes[at..].starts_with(b"%}")) =>
+            {
                 in_block = false;
                 at += 1;
             }
@@ -327,4 +331,18 @@ pub(super) fn variable_span(value: &str, span: Span, name: &str) -> Span {
 pub(super) fn template_env() -> &'static minijinja::Environment<'static> {
     static ENV: std::sync::OnceLock<minijinja::Environment<'static>> = std::sync::OnceLock::new();
     ENV.get_or_init(omniflow_mapping::templates::environment)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_before_a_block_may_be_any_language() {
+        assert!(unknown_filters("Commande refusée : {{ answer.error | upper }}").is_empty());
+        assert_eq!(
+            unknown_filters("Zurück {{ x | nope }} — {% if y %}ü{% endif %}"),
+            ["nope"]
+        );
+    }
 }

@@ -27,6 +27,30 @@ pub fn build_with_cookies() -> Result<reqwest::Client, String> {
         .map_err(|e| format!("http client: {e}"))
 }
 
+/// Like [`build`], following redirects only within the origin (scheme, host, port) of
+/// the request: a declared connector's credentials, in any header, never leave for
+/// another host.
+pub fn build_same_origin() -> Result<reqwest::Client, String> {
+    builder()
+        .redirect(reqwest::redirect::Policy::custom(|attempt| {
+            let same = attempt
+                .previous()
+                .first()
+                .is_some_and(|first| first.origin() == attempt.url().origin());
+            if !same {
+                attempt.error(
+                    "a redirect to another host is not followed (credentials stay with the API)",
+                )
+            } else if attempt.previous().len() > 5 {
+                attempt.error("more than 5 redirects")
+            } else {
+                attempt.follow()
+            }
+        }))
+        .build()
+        .map_err(|e| format!("http client: {e}"))
+}
+
 fn builder() -> reqwest::ClientBuilder {
     reqwest::Client::builder()
         .pool_max_idle_per_host(32)

@@ -482,6 +482,7 @@ fn control(sb: &Shared, rest: &str, req: &Req) -> Resp {
         ("GET", ["clock"]) => clock_state(sb),
         ("POST", ["clock"]) => set_clock(sb, req),
         ("POST", ["shopify", "orders"]) => shopify::control_create_order(sb, req),
+        ("POST", ["shopify", "graphql_bucket"]) => shopify::control_graphql_bucket(sb, req),
         ("POST", ["amazon", "orders"]) => amazon::control_create_order(sb, req),
         ("POST", ["amazon", "token_ttl"]) => amazon::control_token_ttl(sb, req),
         ("POST", ["amazon", "settlements"]) => amazon_reports::control_add_settlement(sb, req),

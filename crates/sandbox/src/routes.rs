@@ -24,6 +24,7 @@ pub const SHOPIFY: &[Route] = &[
     ("GET", "/admin/api/{version}/variants/{variant_id}.json"),
     ("PUT", "/admin/api/{version}/variants/{variant_id}.json"),
     ("POST", "/admin/api/{version}/webhooks.json"),
+    ("POST", "/admin/api/{version}/graphql.json"),
 ];
 
 /// Amazon SP-API (Orders v0, Listings Items 2021-08-01, Reports 2021-06-30).

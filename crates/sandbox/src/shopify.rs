@@ -2,6 +2,7 @@
 //! and fulfillments, inventory levels, products and variants (`products.rs`), webhook
 //! subscriptions, and the 40-call leaky bucket leaking 2 per second.
 
+mod graphql;
 mod orders;
 mod paging;
 pub mod products;
@@ -71,6 +72,8 @@ pub struct State {
     next_fulfillment: u64,
     bucket_level: f64,
     bucket_at: Instant,
+    /// The GraphQL Admin API's calculated-cost bucket.
+    graphql: graphql::Bucket,
     /// Products and variants.
     pub catalogue: products::Catalogue,
 }
@@ -97,6 +100,7 @@ impl State {
             next_fulfillment: 4_100_000_000 + rng.below(1000) * 1000,
             bucket_level: 0.0,
             bucket_at: Instant::now(),
+            graphql: graphql::Bucket::default(),
             catalogue: products::Catalogue::new(),
         }
     }
@@ -161,6 +165,21 @@ fn take_call(sb: &Sandbox) -> Result<f64, Resp> {
     Ok(st.bucket_level)
 }
 
+/// `POST /_sandbox/shopify/graphql_bucket {"available": N}`: the points left in the GraphQL
+/// cost bucket now (to rehearse a throttled query).
+pub fn control_graphql_bucket(sb: &Shared, req: &Req) -> Resp {
+    match json_body(req).and_then(|b| b["available"].as_f64()) {
+        Some(points) if (0.0..=graphql::MAXIMUM_AVAILABLE).contains(&points) => {
+            sb.shopify.borrow_mut().graphql.set(points);
+            Resp::json(200, json!({ "available": points }))
+        }
+        _ => Resp::json(
+            400,
+            json!({"error": format!("give {{\"available\": N}} with N from 0 to {}", graphql::MAXIMUM_AVAILABLE)}),
+        ),
+    }
+}
+
 /// Serves `/admin/api/{version}/...`.
 pub fn handle(sb: &Shared, req: &Req) -> Resp {
     let rest = req.path.trim_start_matches("/admin/api/");
@@ -175,6 +194,15 @@ pub fn handle(sb: &Shared, req: &Req) -> Resp {
             401,
             json!("[API] Invalid API key or access token (unrecognized login or wrong password)"),
         );
+    }
+    // The GraphQL Admin API is limited by query cost, not by the REST call bucket.
+    if resource == "graphql.json" {
+        if super::routes::find(super::routes::SHOPIFY, &req.method, &req.path).is_none() {
+            return errors(404, json!("Not Found"));
+        }
+        return graphql::serve(sb, req)
+            .header("X-Shopify-API-Version", version)
+            .header("X-Request-Id", sb.rng.borrow_mut().uuid());
     }
     let level = match take_call(sb) {
         Ok(level) => level,

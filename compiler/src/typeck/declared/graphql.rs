@@ -36,11 +36,20 @@ fn tokens(text: &str) -> Result<Vec<Token<'_>>, String> {
                 i += 3;
             }
             b'"' if text[i..].starts_with("\"\"\"") => {
-                let end = text[i + 3..]
-                    .find("\"\"\"")
-                    .ok_or("a block string has no closing `\"\"\"`")?;
+                // `\"""` inside a block string is an escaped quote run, not its end.
+                let mut j = i + 3;
+                loop {
+                    let end = text[j..]
+                        .find("\"\"\"")
+                        .ok_or("a block string has no closing `\"\"\"`")?;
+                    if text[..j + end].ends_with('\\') {
+                        j += end + 3;
+                        continue;
+                    }
+                    i = j + end + 3;
+                    break;
+                }
                 out.push(Token::Str);
-                i += end + 6;
             }
             b'"' => {
                 i += 1;
@@ -80,85 +89,148 @@ fn tokens(text: &str) -> Result<Vec<Token<'_>>, String> {
     Ok(out)
 }
 
+/// One top-level definition: where its header and its selection set are in the tokens.
+struct Definition {
+    operation: bool,
+    /// Tokens before the selection set (`query Name($a: Int = 1)`).
+    header: std::ops::Range<usize>,
+    /// The selection set, braces included.
+    body: std::ops::Range<usize>,
+}
+
+/// The document's definitions; `Err` for brackets that do not match.
+fn definitions(tokens: &[Token]) -> Result<Vec<Definition>, String> {
+    let mut defs = Vec::new();
+    let mut at = 0;
+    while at < tokens.len() {
+        let operation = match &tokens[at] {
+            Token::Punct('{') | Token::Name("query" | "mutation" | "subscription") => true,
+            Token::Name("fragment") => false,
+            _ => {
+                return Err(
+                    "an operation starts with `query`, `mutation`, `subscription` or `{`".into(),
+                )
+            }
+        };
+        // The header ends at the first `{` outside parentheses (a default value's object
+        // is inside them).
+        let mut depth = 0i32;
+        let mut open = None;
+        for (idx, token) in tokens.iter().enumerate().skip(at) {
+            match token {
+                Token::Punct('(' | '[') => depth += 1,
+                Token::Punct(')' | ']') => depth -= 1,
+                Token::Punct('{') if depth == 0 => {
+                    open = Some(idx);
+                    break;
+                }
+                _ => {}
+            }
+        }
+        let Some(open) = open else {
+            return Err("the operation has no selection set `{ ... }`".into());
+        };
+        let mut stack: Vec<char> = Vec::new();
+        let mut close = None;
+        for (idx, token) in tokens.iter().enumerate().skip(open) {
+            match token {
+                Token::Punct(c @ ('{' | '(' | '[')) => stack.push(*c),
+                Token::Punct(c @ ('}' | ')' | ']')) => {
+                    let want = match c {
+                        '}' => '{',
+                        ')' => '(',
+                        _ => '[',
+                    };
+                    if stack.pop() != Some(want) {
+                        return Err(format!("`{c}` closes nothing"));
+                    }
+                    // `{}` is an empty selection set, unless it is an argument's object.
+                    if *c == '}' && tokens[idx - 1] == Token::Punct('{') && !stack.contains(&'(') {
+                        return Err("a selection set `{}` is empty".into());
+                    }
+                    if stack.is_empty() {
+                        close = Some(idx);
+                        break;
+                    }
+                }
+                _ => {}
+            }
+        }
+        let Some(close) = close else {
+            return Err(format!(
+                "`{}` is never closed",
+                stack.last().unwrap_or(&'{')
+            ));
+        };
+        defs.push(Definition {
+            operation,
+            header: at..open,
+            body: open..close + 1,
+        });
+        at = close + 1;
+    }
+    Ok(defs)
+}
+
 /// Checks `query` and the `variables` a request gives it.
 pub fn check(query: &str, variables: &Value) -> Result<(), String> {
     let tokens = tokens(query)?;
-    let mut stack = Vec::new();
-    for (idx, token) in tokens.iter().enumerate() {
-        match token {
-            Token::Punct(open @ ('{' | '(' | '[')) => stack.push(*open),
-            Token::Punct(close @ ('}' | ')' | ']')) => {
-                let want = match close {
-                    '}' => '{',
-                    ')' => '(',
-                    _ => '[',
-                };
-                if stack.pop() != Some(want) {
-                    return Err(format!("`{close}` closes nothing"));
-                }
-                if *close == '}' && tokens[idx - 1] == Token::Punct('{') {
-                    return Err("a selection set `{}` is empty".into());
-                }
-            }
-            _ => {}
-        }
+    if tokens.is_empty() {
+        return Err("the operation is empty".into());
     }
-    if let Some(open) = stack.last() {
-        return Err(format!("`{open}` is never closed"));
-    }
-    let operation = match tokens.first() {
-        Some(Token::Punct('{')) => "query",
-        Some(Token::Name(kind @ ("query" | "mutation" | "subscription"))) => kind,
-        Some(_) => {
-            return Err(
-                "an operation starts with `query`, `mutation`, `subscription` or `{`".into(),
-            )
-        }
-        None => return Err("the operation is empty".into()),
+    let defs = definitions(&tokens)?;
+    let operations: Vec<&Definition> = defs.iter().filter(|d| d.operation).collect();
+    let Some(operation) = operations.first() else {
+        return Err("the document holds fragments but no operation".into());
     };
-    if !tokens.contains(&Token::Punct('{')) {
-        return Err(format!("the {operation} has no selection set `{{ ... }}`"));
+    if operations.len() > 1 {
+        return Err("the document holds several operations; a request sends one".into());
     }
-    // Variables declared in the operation's `( $name: Type ... )`, and used after it.
+    // Variables declared in the header: `$name: Type` with `!` and no `= default` required.
+    let header = &tokens[operation.header.clone()];
     let mut declared: Vec<(&str, bool)> = Vec::new();
-    let mut used: Vec<&str> = Vec::new();
-    let body_start = tokens
-        .iter()
-        .position(|t| *t == Token::Punct('{'))
-        .unwrap_or(0);
-    for (idx, token) in tokens.iter().enumerate() {
+    for (idx, token) in header.iter().enumerate() {
         if *token != Token::Punct('$') {
             continue;
         }
-        let Some(Token::Name(name)) = tokens.get(idx + 1) else {
+        let Some(Token::Name(name)) = header.get(idx + 1) else {
             return Err("`$` is not followed by a variable name".into());
         };
-        if idx < body_start {
-            // `$name: Type!` without `= default` must be given.
-            let mut j = idx + 3;
-            let mut depth = 0;
-            while let Some(t) = tokens.get(j) {
-                match t {
-                    Token::Punct('[') => depth += 1,
-                    Token::Punct(']') => depth -= 1,
-                    Token::Name(_) | Token::Punct('!') => {}
-                    _ => break,
-                }
-                j += 1;
-                if depth == 0 && !matches!(tokens.get(j), Some(Token::Punct('!' | ']' | '['))) {
-                    break;
+        if header.get(idx + 2) != Some(&Token::Punct(':')) {
+            return Err(format!("the variable `${name}` has no type"));
+        }
+        let mut end = idx + 3;
+        while matches!(
+            header.get(end),
+            Some(Token::Name(_) | Token::Punct('[' | ']' | '!'))
+        ) {
+            end += 1;
+        }
+        let required = header.get(end - 1) == Some(&Token::Punct('!'))
+            && header.get(end) != Some(&Token::Punct('='));
+        declared.push((name, required));
+    }
+    // Variables used in the operation's selection set and in fragments.
+    let mut used: Vec<&str> = Vec::new();
+    for def in &defs {
+        let body = &tokens[def.body.clone()];
+        for (idx, token) in body.iter().enumerate() {
+            if *token == Token::Punct('$') {
+                match body.get(idx + 1) {
+                    Some(Token::Name(name)) => used.push(name),
+                    _ => return Err("`$` is not followed by a variable name".into()),
                 }
             }
-            let required = tokens.get(j - 1) == Some(&Token::Punct('!'))
-                && tokens.get(j) != Some(&Token::Punct('='));
-            declared.push((name, required));
-        } else {
-            used.push(name);
         }
     }
     if let Some(name) = used.iter().find(|u| !declared.iter().any(|(d, _)| d == *u)) {
         return Err(format!(
             "`${name}` is used but the operation does not declare it"
+        ));
+    }
+    if let Some((name, _)) = declared.iter().find(|(d, _)| !used.contains(d)) {
+        return Err(format!(
+            "`${name}` is declared but never used (a page cursor must reach the query)"
         ));
     }
     let given = variables.as_object();
@@ -207,5 +279,24 @@ mod tests {
         assert!(problem(orders, json!({"after": null})).contains("`$q` is required"));
         assert!(problem("query { x(s: \"open) { id } }", json!({})).contains("closing quote"));
         assert!(problem("query { x % }", json!({})).contains("unexpected character"));
+        // Valid documents: a default object value, an empty argument object, a fragment
+        // first, an escaped quote run in a block string.
+        check(
+            "query Q($f: F = {status: OPEN}, $after: String) { orders(filter: $f, after: $after) { id } }",
+            &json!({}),
+        )
+        .unwrap();
+        check("{ orders(filter: {}) { id } }", &json!({})).unwrap();
+        check(
+            "fragment F on Order { id } query Q($a: String) { orders(after: $a) { ...F } }",
+            &json!({"a": null}),
+        )
+        .unwrap();
+        check("{ x(note: \"\"\"a \\\"\"\" b\"\"\") { id } }", &json!({})).unwrap();
+        assert!(problem("{ a { id } } { b { id } }", json!({})).contains("several operations"));
+        assert!(
+            problem("query Q($after: String) { orders { id } }", json!({})).contains("never used")
+        );
+        assert!(problem("fragment F on Order { id }", json!({})).contains("no operation"));
     }
 }

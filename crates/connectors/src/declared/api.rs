@@ -27,6 +27,8 @@ pub struct Api {
     pub templates: Templates,
     auth: Option<Auth>,
     token: TokenSlot,
+    /// Held while a token is fetched, so concurrent calls make one login.
+    fetching: tokio::sync::Mutex<()>,
     pub rules: Vec<Compiled>,
 }
 
@@ -39,10 +41,11 @@ pub struct Extra<'a> {
     pub headers: &'a [(String, String)],
 }
 
-/// An answer and its JSON, when it is JSON.
+/// An answer, its JSON (when it is JSON) and the URL that gave it.
 pub struct Answer {
     pub reply: Reply,
     pub json: Option<Value>,
+    pub url: reqwest::Url,
 }
 
 impl Api {
@@ -67,12 +70,13 @@ impl Api {
         );
         Ok(Api {
             name: spec.name.clone(),
-            client: client::build()?,
+            client: client::build_same_origin()?,
             base,
             settings,
             templates: Templates::default(),
             auth: spec.auth.clone(),
             token: tokens.slot(key),
+            fetching: tokio::sync::Mutex::new(()),
             rules: classify::compile(&spec.rules)?,
         })
     }
@@ -88,6 +92,24 @@ impl Api {
         let mut map: std::collections::BTreeMap<&str, Context> = extra.iter().cloned().collect();
         map.insert("settings", Context::from_serialize(&self.settings));
         Context::from_iter(map)
+    }
+
+    /// A next page's URL (a `Link` target or an answer's next URL), resolved against the
+    /// URL of the page that named it; refused on another origin than `base_url`'s, where
+    /// the connection's credentials must not go.
+    pub fn next_url(&self, page: &reqwest::Url, next: &str) -> Result<String, String> {
+        let url = page
+            .join(next.trim())
+            .map_err(|e| format!("the next page's URL `{next}` does not parse: {e}"))?;
+        let base = reqwest::Url::parse(&self.url("/"))
+            .map_err(|e| format!("`base_url` does not parse: {e}"))?;
+        if url.origin() != base.origin() {
+            return Err(format!(
+                "the API names a next page on another host ({}); it is not followed, so the connection's credentials stay with the API",
+                url.origin().ascii_serialization()
+            ));
+        }
+        Ok(url.to_string())
     }
 
     /// `path` (a rendered path below `base_url`, or an absolute URL) as a URL.
@@ -139,7 +161,25 @@ impl Api {
             Some(Body::Json(json)) => builder
                 .header(reqwest::header::CONTENT_TYPE, "application/json")
                 .body(t.json(json, ctx)?.to_string()),
-            Some(Body::Text(text)) => builder.body(t.text(text, ctx)?),
+            Some(Body::Text(text)) => {
+                let text = t.text(text, ctx)?;
+                // A text body that is JSON is sent as JSON (a declared header wins).
+                let kind = if serde_json::from_str::<serde::de::IgnoredAny>(&text).is_ok() {
+                    "application/json"
+                } else {
+                    "text/plain; charset=utf-8"
+                };
+                let declared = request
+                    .headers
+                    .iter()
+                    .any(|(name, _)| name.eq_ignore_ascii_case("content-type"));
+                let builder = if declared {
+                    builder
+                } else {
+                    builder.header(reqwest::header::CONTENT_TYPE, kind)
+                };
+                builder.body(text)
+            }
             Some(Body::Form(fields)) => {
                 let fields = fields
                     .iter()
@@ -175,7 +215,7 @@ impl Api {
                 .build(request, ctx, extra)
                 .map_err(|reason| CallOutcome::Permanent { reason })?;
             builder = self.authenticate(builder, timeout).await?;
-            let reply = read(builder, timeout).await?;
+            let (reply, url) = read(builder, timeout).await?;
             let json: Option<Value> = serde_json::from_slice(&reply.body).ok();
             let renders = |text: &str| {
                 let ctx = self.context(&[
@@ -196,7 +236,7 @@ impl Api {
                 graphql,
             );
             match decision {
-                Decision::Ok => return Ok(Answer { reply, json }),
+                Decision::Ok => return Ok(Answer { reply, json, url }),
                 Decision::Failed(outcome) => return Err(outcome),
                 Decision::Reauth(reason) if fresh || !self.token_auth() => {
                     return Err(CallOutcome::Permanent {
@@ -255,10 +295,20 @@ impl Api {
             Auth::Login { header, .. } => header.clone(),
             _ => "authorization".to_string(),
         };
-        if let Some((value, until)) = self.token.borrow().as_ref() {
-            if Instant::now() < *until {
-                return Ok((header, value.clone()));
-            }
+        let cached = || {
+            self.token
+                .borrow()
+                .as_ref()
+                .filter(|(_, until)| Instant::now() < *until)
+                .map(|(value, _)| value.clone())
+        };
+        if let Some(value) = cached() {
+            return Ok((header, value));
+        }
+        // One login at a time: calls waiting here use the token the first one fetched.
+        let _fetching = self.fetching.lock().await;
+        if let Some(value) = cached() {
+            return Ok((header, value));
         }
         let (value, lifetime) = match auth {
             Auth::Login {
@@ -335,7 +385,7 @@ impl Api {
         let builder = self
             .build(request, &ctx, Extra::default())
             .map_err(|reason| CallOutcome::Permanent { reason })?;
-        let reply = read(builder, timeout).await?;
+        let (reply, _) = read(builder, timeout).await?;
         if !reply.ok() {
             let reason = format!("the login was refused: {}", classify::reason(&reply));
             return Err(match reply.status {
@@ -382,13 +432,18 @@ fn unreachable_auth() -> Result<(String, Duration), CallOutcome> {
     })
 }
 
-/// Sends a request and reads its answer, up to [`MAX_ANSWER_BYTES`].
-async fn read(builder: reqwest::RequestBuilder, timeout: Duration) -> Result<Reply, CallOutcome> {
+/// Sends a request and reads its answer, up to [`MAX_ANSWER_BYTES`], with the URL that
+/// gave it. Errors leave the URL out (its query may hold an API key).
+async fn read(
+    builder: reqwest::RequestBuilder,
+    timeout: Duration,
+) -> Result<(Reply, reqwest::Url), CallOutcome> {
     let builder = match crate::trace::current() {
         Some(traceparent) => builder.header("traceparent", traceparent),
         None => builder,
     };
     let transport = |err: reqwest::Error, what: &str| {
+        let err = err.without_url();
         if err.is_builder() {
             return CallOutcome::Permanent {
                 reason: format!("the request could not be built: {err}"),
@@ -412,6 +467,7 @@ async fn read(builder: reqwest::RequestBuilder, timeout: Duration) -> Result<Rep
         .map_err(|e| transport(e, "the request failed"))?;
     let status = response.status().as_u16();
     let headers = response.headers().clone();
+    let url = response.url().clone();
     let mut body = Vec::new();
     while let Some(chunk) = response
         .chunk()
@@ -425,9 +481,46 @@ async fn read(builder: reqwest::RequestBuilder, timeout: Duration) -> Result<Rep
         }
         body.extend_from_slice(&chunk);
     }
-    Ok(Reply {
-        status,
-        headers,
-        body,
-    })
+    Ok((
+        Reply {
+            status,
+            headers,
+            body,
+        },
+        url,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn api(base: &str) -> Api {
+        let settings: Map = [("base_url".to_string(), Value::from(base))]
+            .into_iter()
+            .collect();
+        Api::new(&TokenCache::default(), &Declared::default(), &settings).unwrap()
+    }
+
+    #[test]
+    fn next_pages_resolve_against_the_page_and_stay_on_the_api_host() {
+        let api = api("http://127.0.0.1:9/api");
+        let page = reqwest::Url::parse("http://127.0.0.1:9/api/orders?page=1").unwrap();
+        assert_eq!(
+            api.next_url(&page, "/api/orders?page=2").unwrap(),
+            "http://127.0.0.1:9/api/orders?page=2"
+        );
+        assert_eq!(
+            api.next_url(&page, "orders?page=2").unwrap(),
+            "http://127.0.0.1:9/api/orders?page=2"
+        );
+        for elsewhere in [
+            "http://evil.example/steal",
+            "https://127.0.0.1:9/api/orders",
+            "http://127.0.0.1:10/api",
+        ] {
+            let refused = api.next_url(&page, elsewhere).unwrap_err();
+            assert!(refused.contains("another host"), "{refused}");
+        }
+    }
 }

@@ -100,22 +100,37 @@ pub fn since(watermark: &str, lookback: Duration) -> String {
     watermark.to_string()
 }
 
-/// The `rel="next"` URL of a `Link` header.
+/// The `rel="next"` target of a `Link` header (RFC 8288: links are split on the commas
+/// outside their `<...>`, so a URL holding commas stays whole).
 pub fn link_next(header: &str) -> Option<String> {
-    header.split(',').find_map(|part| {
-        let (url, params) = part.split_once(';')?;
+    let mut links = Vec::new();
+    let (mut start, mut in_url) = (0, false);
+    for (at, c) in header.char_indices() {
+        match c {
+            '<' => in_url = true,
+            '>' => in_url = false,
+            ',' if !in_url => {
+                links.push(&header[start..at]);
+                start = at + 1;
+            }
+            _ => {}
+        }
+    }
+    links.push(&header[start..]);
+    links.into_iter().find_map(|link| {
+        let (url, params) = link.trim().strip_prefix('<')?.split_once('>')?;
         params
             .split(';')
-            .any(|p| {
-                let p = p.trim().replace(' ', "");
-                p == "rel=\"next\"" || p == "rel=next"
+            .filter_map(|p| p.trim().split_once('='))
+            .any(|(name, value)| {
+                name.trim().eq_ignore_ascii_case("rel")
+                    && value
+                        .trim()
+                        .trim_matches('"')
+                        .split_whitespace()
+                        .any(|rel| rel.eq_ignore_ascii_case("next"))
             })
-            .then(|| {
-                url.trim()
-                    .trim_start_matches('<')
-                    .trim_end_matches('>')
-                    .to_string()
-            })
+            .then(|| url.to_string())
     })
 }
 
@@ -291,8 +306,19 @@ impl DeclaredPager {
                 .reply
                 .header("link")
                 .and_then(link_next)
+                .map(|next| self.api.next_url(&answer.url, &next))
+                .transpose()?
                 .map(Value::String),
-            Paging::NextUrl { .. } | Paging::NextToken { .. } => self
+            Paging::NextUrl { .. } => self
+                .next
+                .as_ref()
+                .and_then(|p| p.first(json))
+                .and_then(select::value_text)
+                .filter(|t| !t.is_empty())
+                .map(|next| self.api.next_url(&answer.url, &next))
+                .transpose()?
+                .map(Value::String),
+            Paging::NextToken { .. } => self
                 .next
                 .as_ref()
                 .and_then(|p| p.first(json))
@@ -370,9 +396,10 @@ impl DeclaredPager {
                 Err(outcome) => return Err(client::reason(outcome)),
             }
         };
+        let mut answer = answer;
         let json = answer
             .json
-            .clone()
+            .take()
             .ok_or_else(|| answer.reply.document().err().unwrap_or_default())?;
         let raw: Box<RawValue> =
             serde_json::from_slice(&answer.reply.body).map_err(|e| e.to_string())?;
@@ -403,11 +430,20 @@ impl DeclaredPager {
                     hi = (Some(stamp.clone()), tie.clone());
                 }
             }
-            let id = match &self.key {
-                Some(key) => key
-                    .select_raw(record)
-                    .and_then(|r| r.first().and_then(|r| select::text(r))),
-                None => stamp.map(|s| format!("{s}/{}", tie.unwrap_or_default())),
+            // The identity with the stamp: a record that changes back to an earlier
+            // content under a later stamp is read again, not taken for a re-read.
+            let id = self
+                .key
+                .as_ref()
+                .and_then(|key| key.select_raw(record))
+                .and_then(|r| r.first().and_then(|r| select::text(r)));
+            let id = match (id, stamp) {
+                (id, Some(stamp)) => Some(format!(
+                    "{}@{stamp}/{}",
+                    id.unwrap_or_default(),
+                    tie.unwrap_or_default()
+                )),
+                (id, None) => id,
             };
             let key = format!(
                 "{}#{:016x}",
@@ -423,12 +459,12 @@ impl DeclaredPager {
                 next.map(|n| n.to_string()).unwrap_or_default()
             ));
         }
-        if pos.n + 1 >= MAX_PAGES && next.is_some() {
-            return Err(format!(
-                "the poll read {MAX_PAGES} pages and the API still has more"
-            ));
+        // A poll that reaches the page limit ends here; the next poll goes on from the
+        // page after it (the watermark moves once the last page is read).
+        let more = next.is_some() && pos.n + 1 < MAX_PAGES;
+        if next.is_some() && !more {
+            tracing::warn!(connector = %self.api.name, "a poll read {MAX_PAGES} pages; the next poll goes on from the page after them");
         }
-        let more = next.is_some();
         let position = match next {
             Some(next) => Position {
                 w: pos.w,
@@ -436,7 +472,7 @@ impl DeclaredPager {
                 p: Some(next),
                 hw: hi.0,
                 ht: hi.1,
-                n: pos.n + 1,
+                n: if more { pos.n + 1 } else { 0 },
             },
             None => Position {
                 w: hi.0,
@@ -521,5 +557,14 @@ mod tests {
             "https://s/orders.json?page_info=def&limit=50"
         );
         assert_eq!(link_next(r#"<https://s/x>; rel="previous""#), None);
+        let commas = r#"</api/orders?fields=id,updated_at&page=2>; rel="next", </api/orders?fields=id,updated_at&page=9>; rel=last"#;
+        assert_eq!(
+            link_next(commas).unwrap(),
+            "/api/orders?fields=id,updated_at&page=2"
+        );
+        assert_eq!(
+            link_next(r#"<https://s/y>; rel="prev next""#).unwrap(),
+            "https://s/y"
+        );
     }
 }

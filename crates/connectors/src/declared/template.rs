@@ -12,9 +12,17 @@ pub struct Templates {
 
 impl Default for Templates {
     fn default() -> Templates {
-        Templates {
-            env: omniflow_mapping::templates::environment(),
-        }
+        let mut env = omniflow_mapping::templates::environment();
+        // A null (a message's field, an unset setting) renders empty, as an absent value
+        // does, not as `none`.
+        env.set_formatter(|out, state, value| {
+            if value.is_none() {
+                Ok(())
+            } else {
+                minijinja::escape_formatter(out, state, value)
+            }
+        });
+        Templates { env }
     }
 }
 
@@ -36,6 +44,12 @@ impl Templates {
             .strip_prefix("{{")
             .and_then(|t| t.strip_suffix("}}"))
             .filter(|inner| !inner.contains("{{") && !inner.contains("}}"))
+            // Whitespace control (`{{- x -}}`) trims text around the block: nothing here.
+            .map(|inner| {
+                inner
+                    .trim_start_matches(['-', '+'])
+                    .trim_end_matches(['-', '+'])
+            })
         {
             let expr = self
                 .env
@@ -96,6 +110,8 @@ mod tests {
             json!({"params": ["ann", 40, null, "at 40"], "n": 3, "none": null})
         );
         assert_eq!(t.text("/a/{{ settings.user }}", &ctx).unwrap(), "/a/ann");
+        assert_eq!(t.value("{{- page.offset -}}", &ctx).unwrap(), json!(40));
+        assert_eq!(t.text("code={{ page.after }}", &ctx).unwrap(), "code=");
         assert!(t.text("{{ nope(", &ctx).is_err());
     }
 }

@@ -1,0 +1,781 @@
+//! Shopify's GraphQL Admin API, the part an integration reads, written from Shopify's
+//! GraphQL Admin reference and its rate-limit page: `POST /admin/api/{version}/graphql.json`
+//! with `{"query", "variables", "operationName"}`; the query root's `shop`, `order(id:)`
+//! and `orders(first|last, after|before, query, sortKey, reverse)` connections (`nodes`,
+//! `edges { cursor node }`, `pageInfo`), an order's `lineItems` connection and money bags.
+//!
+//! Calls are limited by calculated query cost (scalars 0, objects 1, a connection 2 plus
+//! its page size times its node's cost) against a leaky bucket of 2,000 points restored
+//! at 100 points a second (a quarter under the `throttled` profile); a query over 1,000
+//! points is refused (`MAX_COST_EXCEEDED`), one the bucket cannot pay is `THROTTLED`, and
+//! every answer reports `extensions.cost`. Unknown fields and wrong arguments are GraphQL
+//! errors in a 200 answer, as Shopify gives them.
+
+use super::{Order, Shared, System};
+use base64::Engine;
+use graphql_parser::query::{
+    parse_query, Definition, Document, Field, OperationDefinition, Selection, SelectionSet,
+    Value as GqlValue,
+};
+use omniflow_http::server::{Req, Resp};
+use serde_json::{json, Map, Value};
+use std::time::Instant;
+
+/// Points the bucket holds.
+pub const MAXIMUM_AVAILABLE: f64 = 2000.0;
+/// Points restored a second.
+pub const RESTORE_RATE: f64 = 100.0;
+/// The largest cost one query may ask for.
+pub const MAX_QUERY_COST: f64 = 1000.0;
+/// The largest page of a connection.
+const MAX_PAGE: i64 = 250;
+
+/// The calculated-cost bucket of the app on the shop.
+#[derive(Debug)]
+pub struct Bucket {
+    available: f64,
+    at: Instant,
+}
+
+impl Default for Bucket {
+    fn default() -> Bucket {
+        Bucket {
+            available: MAXIMUM_AVAILABLE,
+            at: Instant::now(),
+        }
+    }
+}
+
+impl Bucket {
+    /// Sets the points available now.
+    pub fn set(&mut self, points: f64) {
+        self.available = points;
+        self.at = Instant::now();
+    }
+}
+
+type Vars = Map<String, Value>;
+
+/// A GraphQL error as Shopify words it.
+fn error(message: String, code: &str) -> Value {
+    json!({"message": message, "extensions": {"code": code}})
+}
+
+/// Serves one GraphQL request (the access token was checked by the caller).
+pub fn serve(sb: &Shared, req: &Req) -> Resp {
+    let Some(body) = super::json_body(req) else {
+        return Resp::json(
+            400,
+            json!({"errors": {"query": "Required parameter missing or invalid"}}),
+        );
+    };
+    let Some(text) = body["query"].as_str() else {
+        return Resp::json(
+            400,
+            json!({"errors": {"query": "Required parameter missing or invalid"}}),
+        );
+    };
+    let variables = body["variables"].as_object().cloned().unwrap_or_default();
+    let document = match parse_query::<String>(text) {
+        Ok(document) => document,
+        Err(e) => {
+            let message = e
+                .to_string()
+                .lines()
+                .next()
+                .unwrap_or("syntax error")
+                .to_string();
+            return Resp::json(
+                200,
+                json!({"errors": [error(format!("Parse error: {message}"), "parseError")]}),
+            );
+        }
+    };
+    let (set, vars) = match operation(&document, body["operationName"].as_str(), variables) {
+        Ok(found) => found,
+        Err(e) => return Resp::json(200, json!({ "errors": [e] })),
+    };
+    let scale = sb.quota_scale(System::Shopify);
+    let (maximum, rate) = (MAXIMUM_AVAILABLE * scale, RESTORE_RATE * scale);
+    let requested = cost(set, &vars);
+    let status = |available: f64| json!({"maximumAvailable": maximum, "currentlyAvailable": available.floor(), "restoreRate": rate});
+    if requested > MAX_QUERY_COST {
+        let message = format!(
+            "Query cost is {requested}, which exceeds the single query max cost limit ({MAX_QUERY_COST})."
+        );
+        return Resp::json(
+            200,
+            json!({"errors": [error(message, "MAX_COST_EXCEEDED")]}),
+        );
+    }
+    let available = {
+        let mut st = sb.shopify.borrow_mut();
+        let bucket = &mut st.graphql;
+        let now = Instant::now();
+        bucket.available =
+            (bucket.available + now.duration_since(bucket.at).as_secs_f64() * rate).min(maximum);
+        bucket.at = now;
+        if bucket.available < requested {
+            let available = bucket.available;
+            drop(st);
+            sb.bump(System::Shopify, "throttled");
+            return Resp::json(
+                200,
+                json!({
+                    "errors": [{"message": "Throttled", "extensions": {"code": "THROTTLED",
+                        "documentation": "https://shopify.dev/api/usage/rate-limits"}}],
+                    "extensions": {"cost": {"requestedQueryCost": requested, "actualQueryCost": null,
+                        "throttleStatus": status(available)}}
+                }),
+            );
+        }
+        bucket.available -= requested;
+        bucket.available
+    };
+    let mut errors = Vec::new();
+    let mut actual = 0.0;
+    let data = {
+        let st = sb.shopify.borrow();
+        let root = Root { orders: &st.orders };
+        root.select(set, &vars, &mut errors, &mut actual)
+    };
+    // The difference between what was asked for and what was read is given back.
+    let available = {
+        let mut st = sb.shopify.borrow_mut();
+        st.graphql.available = (available + requested - actual).min(maximum);
+        st.graphql.available
+    };
+    sb.bump(System::Shopify, "graphql_queries");
+    let cost = json!({"requestedQueryCost": requested, "actualQueryCost": actual,
+        "throttleStatus": status(available)});
+    let mut answer = json!({ "extensions": {"cost": cost} });
+    if errors.is_empty() {
+        answer["data"] = data;
+    } else {
+        // A query is validated once, not per node: each error is reported once.
+        let mut unique: Vec<Value> = Vec::new();
+        for e in errors {
+            if !unique.contains(&e) {
+                unique.push(e);
+            }
+        }
+        let errors = unique;
+        answer["errors"] = Value::Array(errors);
+        answer["data"] = Value::Null;
+    }
+    Resp::json(200, answer)
+}
+
+/// The operation to run and its variables (defaults filled in).
+fn operation<'d>(
+    document: &'d Document<'d, String>,
+    name: Option<&str>,
+    mut given: Vars,
+) -> Result<(&'d SelectionSet<'d, String>, Vars), Value> {
+    let mut found = None;
+    for definition in &document.definitions {
+        let Definition::Operation(op) = definition else {
+            continue;
+        };
+        let (op_name, set, defs) = match op {
+            OperationDefinition::SelectionSet(set) => (None, set, &[][..]),
+            OperationDefinition::Query(q) => (
+                q.name.as_deref(),
+                &q.selection_set,
+                &q.variable_definitions[..],
+            ),
+            OperationDefinition::Mutation(_) | OperationDefinition::Subscription(_) => {
+                return Err(error(
+                    "This sandbox serves the query root only".into(),
+                    "undefinedField",
+                ))
+            }
+        };
+        if name.is_some() && name != op_name {
+            continue;
+        }
+        if found.is_some() {
+            return Err(error(
+                "An operation name is required when the document holds several".into(),
+                "operationNotFound",
+            ));
+        }
+        for def in defs {
+            if given.get(&def.name).is_none_or(Value::is_null) {
+                if let Some(default) = &def.default_value {
+                    given.insert(def.name.clone(), to_json(default, &Vars::new()));
+                } else if matches!(def.var_type, graphql_parser::query::Type::NonNullType(_)) {
+                    return Err(error(
+                        format!(
+                            "Variable ${} of type {} was provided invalid value",
+                            def.name, def.var_type
+                        ),
+                        "INVALID_VARIABLE",
+                    ));
+                }
+            }
+        }
+        found = Some(set);
+    }
+    found.map(|set| (set, given)).ok_or_else(|| {
+        error(
+            format!("No operation named \"{}\"", name.unwrap_or_default()),
+            "operationNotFound",
+        )
+    })
+}
+
+/// A GraphQL argument value as JSON, variables resolved.
+fn to_json(value: &GqlValue<String>, vars: &Vars) -> Value {
+    match value {
+        GqlValue::Variable(name) => vars.get(name).cloned().unwrap_or(Value::Null),
+        GqlValue::Int(n) => n.as_i64().map_or(Value::Null, Value::from),
+        GqlValue::Float(f) => json!(f),
+        GqlValue::String(s) => Value::String(s.clone()),
+        GqlValue::Boolean(b) => Value::Bool(*b),
+        GqlValue::Null => Value::Null,
+        GqlValue::Enum(e) => Value::String(e.clone()),
+        GqlValue::List(items) => Value::Array(items.iter().map(|i| to_json(i, vars)).collect()),
+        GqlValue::Object(fields) => Value::Object(
+            fields
+                .iter()
+                .map(|(k, v)| (k.clone(), to_json(v, vars)))
+                .collect(),
+        ),
+    }
+}
+
+fn argument(field: &Field<String>, name: &str, vars: &Vars) -> Value {
+    field
+        .arguments
+        .iter()
+        .find(|(n, _)| n == name)
+        .map_or(Value::Null, |(_, v)| to_json(v, vars))
+}
+
+fn fields<'a, 'd>(
+    set: &'a SelectionSet<'d, String>,
+) -> impl Iterator<Item = &'a Field<'d, String>> {
+    set.items.iter().filter_map(|s| match s {
+        Selection::Field(f) => Some(f),
+        _ => None,
+    })
+}
+
+/// The requested cost of a selection: scalars 0, objects 1, a connection 2 plus its page
+/// size times its node's cost.
+fn cost(set: &SelectionSet<String>, vars: &Vars) -> f64 {
+    fields(set)
+        .map(|f| {
+            if f.selection_set.items.is_empty() {
+                return 0.0;
+            }
+            let size = ["first", "last"]
+                .iter()
+                .find_map(|a| argument(f, a, vars).as_i64());
+            match size {
+                Some(n) => 2.0 + n.clamp(0, MAX_PAGE) as f64 * node_cost(&f.selection_set, vars),
+                None if f.name == "pageInfo" => 0.0,
+                None => 1.0 + cost(&f.selection_set, vars),
+            }
+        })
+        .sum()
+}
+
+/// A connection's node cost: its `nodes` or `edges { node }` selection.
+fn node_cost(set: &SelectionSet<String>, vars: &Vars) -> f64 {
+    fields(set)
+        .map(|f| match f.name.as_str() {
+            "nodes" => 1.0 + cost(&f.selection_set, vars),
+            "edges" => fields(&f.selection_set)
+                .filter(|e| e.name == "node")
+                .map(|n| 1.0 + cost(&n.selection_set, vars))
+                .sum(),
+            _ => 0.0,
+        })
+        .fold(1.0, f64::max)
+}
+
+struct Root<'s> {
+    orders: &'s [Order],
+}
+
+impl Root<'_> {
+    fn select(
+        &self,
+        set: &SelectionSet<String>,
+        vars: &Vars,
+        errors: &mut Vec<Value>,
+        actual: &mut f64,
+    ) -> Value {
+        let mut out = Map::new();
+        for field in fields(set) {
+            let key = field.alias.clone().unwrap_or_else(|| field.name.clone());
+            let value = match field.name.as_str() {
+                "__typename" => json!("QueryRoot"),
+                "shop" => {
+                    *actual += 1.0;
+                    select(&shop(), "Shop", &field.selection_set, vars, errors, actual)
+                }
+                "order" => {
+                    let id = argument(field, "id", vars);
+                    let found = self
+                        .orders
+                        .iter()
+                        .find(|o| Some(gid("Order", o.id)) == id.as_str().map(String::from));
+                    match found {
+                        Some(o) => {
+                            *actual += 1.0;
+                            select(
+                                &order(o),
+                                "Order",
+                                &field.selection_set,
+                                vars,
+                                errors,
+                                actual,
+                            )
+                        }
+                        None => Value::Null,
+                    }
+                }
+                "orders" => self.orders(field, vars, errors, actual),
+                other => {
+                    errors.push(error(
+                        format!("Field '{other}' doesn't exist on type 'QueryRoot'"),
+                        "undefinedField",
+                    ));
+                    Value::Null
+                }
+            };
+            out.insert(key, value);
+        }
+        Value::Object(out)
+    }
+
+    fn orders(
+        &self,
+        field: &Field<String>,
+        vars: &Vars,
+        errors: &mut Vec<Value>,
+        actual: &mut f64,
+    ) -> Value {
+        let sort = argument(field, "sortKey", vars);
+        let sort = sort.as_str().unwrap_or("ID");
+        if !["ID", "CREATED_AT", "UPDATED_AT", "PROCESSED_AT"].contains(&sort) {
+            errors.push(error(
+                format!("Argument 'sortKey' on Field 'orders' has an invalid value ({sort}). Expected type 'OrderSortKeys'."),
+                "argumentLiteralsIncompatible",
+            ));
+            return Value::Null;
+        }
+        let filter = Filter::parse(argument(field, "query", vars).as_str().unwrap_or(""));
+        let mut rows: Vec<(String, u64, &Order)> = self
+            .orders
+            .iter()
+            .filter(|o| filter.keeps(o))
+            .map(|o| (sort_value(o, sort), o.id, o))
+            .collect();
+        rows.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
+        if argument(field, "reverse", vars).as_bool() == Some(true) {
+            rows.reverse();
+        }
+        let items: Vec<(String, Value)> = rows
+            .iter()
+            .map(|(value, id, o)| (cursor(value, *id), order(o)))
+            .collect();
+        connection(field, "Order", items, vars, errors, actual)
+    }
+}
+
+/// A page of a connection: `first`/`after` forwards or `last`/`before` backwards.
+fn connection(
+    field: &Field<String>,
+    typename: &str,
+    items: Vec<(String, Value)>,
+    vars: &Vars,
+    errors: &mut Vec<Value>,
+    actual: &mut f64,
+) -> Value {
+    let (first, last) = (
+        argument(field, "first", vars),
+        argument(field, "last", vars),
+    );
+    let size = match (first.as_i64(), last.as_i64()) {
+        (None, None) => {
+            errors.push(error(
+                format!(
+                    "you must provide one of first or last (on `{}`)",
+                    field.name
+                ),
+                "argumentLiteralsIncompatible",
+            ));
+            return Value::Null;
+        }
+        (Some(n), _) | (None, Some(n)) if !(0..=MAX_PAGE).contains(&n) => {
+            errors.push(error(
+                format!("The first and last arguments must be within 0 and {MAX_PAGE}"),
+                "argumentLiteralsIncompatible",
+            ));
+            return Value::Null;
+        }
+        (Some(n), _) | (None, Some(n)) => n as usize,
+    };
+    let position = |c: &Value| c.as_str().map(|c| items.iter().position(|(k, _)| k == c));
+    let start = match position(&argument(field, "after", vars)) {
+        Some(Some(idx)) => idx + 1,
+        Some(None) => {
+            errors.push(error(
+                "Invalid cursor for current pagination sort.".into(),
+                "invalidCursor",
+            ));
+            return Value::Null;
+        }
+        None => 0,
+    };
+    let end = match position(&argument(field, "before", vars)) {
+        Some(Some(idx)) => idx,
+        Some(None) => {
+            errors.push(error(
+                "Invalid cursor for current pagination sort.".into(),
+                "invalidCursor",
+            ));
+            return Value::Null;
+        }
+        None => items.len(),
+    };
+    let window = &items[start.min(end)..end];
+    let page: &[(String, Value)] = if first.is_i64() {
+        &window[..size.min(window.len())]
+    } else {
+        &window[window.len().saturating_sub(size)..]
+    };
+    let page_start = start
+        + if first.is_i64() {
+            0
+        } else {
+            window.len().saturating_sub(size)
+        };
+    let page_info = json!({
+        "__type": "PageInfo",
+        "hasNextPage": page_start + page.len() < items.len(),
+        "hasPreviousPage": page_start > 0,
+        "startCursor": page.first().map(|(c, _)| c.clone()),
+        "endCursor": page.last().map(|(c, _)| c.clone()),
+    });
+    *actual += 2.0;
+    let mut out = Map::new();
+    for sub in fields(&field.selection_set) {
+        let key = sub.alias.clone().unwrap_or_else(|| sub.name.clone());
+        let value = match sub.name.as_str() {
+            "nodes" => Value::Array(
+                page.iter()
+                    .map(|(_, node)| {
+                        *actual += 1.0;
+                        select(node, typename, &sub.selection_set, vars, errors, actual)
+                    })
+                    .collect(),
+            ),
+            "edges" => Value::Array(
+                page.iter()
+                    .map(|(c, node)| {
+                        let edge =
+                            json!({"__type": format!("{typename}Edge"), "cursor": c, "node": node});
+                        *actual += 1.0;
+                        select(
+                            &edge,
+                            &format!("{typename}Edge"),
+                            &sub.selection_set,
+                            vars,
+                            errors,
+                            actual,
+                        )
+                    })
+                    .collect(),
+            ),
+            "pageInfo" => select(
+                &page_info,
+                "PageInfo",
+                &sub.selection_set,
+                vars,
+                errors,
+                actual,
+            ),
+            "__typename" => json!(format!("{typename}Connection")),
+            other => {
+                errors.push(error(
+                    format!("Field '{other}' doesn't exist on type '{typename}Connection'"),
+                    "undefinedField",
+                ));
+                Value::Null
+            }
+        };
+        out.insert(key, value);
+    }
+    Value::Object(out)
+}
+
+/// Selects fields of an object (`__type` names its GraphQL type; `__connection` marks a
+/// connection's items).
+fn select(
+    object: &Value,
+    typename: &str,
+    set: &SelectionSet<String>,
+    vars: &Vars,
+    errors: &mut Vec<Value>,
+    actual: &mut f64,
+) -> Value {
+    let mut out = Map::new();
+    for field in fields(set) {
+        let key = field.alias.clone().unwrap_or_else(|| field.name.clone());
+        if field.name == "__typename" {
+            out.insert(key, json!(typename));
+            continue;
+        }
+        let Some(value) = object.get(&field.name) else {
+            errors.push(error(
+                format!("Field '{}' doesn't exist on type '{typename}'", field.name),
+                "undefinedField",
+            ));
+            continue;
+        };
+        let child_type = value
+            .get("__type")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
+        let selected = match (value, field.selection_set.items.is_empty()) {
+            (Value::Object(map), false) if map.contains_key("__connection") => {
+                let items = map["__connection"]
+                    .as_array()
+                    .map(|items| {
+                        items
+                            .iter()
+                            .enumerate()
+                            .map(|(i, item)| (cursor(&i.to_string(), i as u64), item.clone()))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                connection(field, &child_type, items, vars, errors, actual)
+            }
+            (Value::Object(_), false) => {
+                *actual += 1.0;
+                select(
+                    value,
+                    &child_type,
+                    &field.selection_set,
+                    vars,
+                    errors,
+                    actual,
+                )
+            }
+            (Value::Null, _) => Value::Null,
+            (Value::Object(_), true) => {
+                errors.push(error(
+                    format!("Field must have selections (field '{}' returns {child_type} but has no selections.)", field.name),
+                    "selectionMismatch",
+                ));
+                Value::Null
+            }
+            (_, false) => {
+                errors.push(error(
+                    format!(
+                        "Selections can't be made on scalars (field '{}' returns a scalar)",
+                        field.name
+                    ),
+                    "selectionMismatch",
+                ));
+                Value::Null
+            }
+            (scalar, true) => scalar.clone(),
+        };
+        out.insert(key, selected);
+    }
+    Value::Object(out)
+}
+
+/// An opaque cursor: the sort value and the id, base64 JSON as Shopify's are.
+fn cursor(value: &str, id: u64) -> String {
+    base64::engine::general_purpose::STANDARD
+        .encode(json!({"last_id": id, "last_value": value}).to_string())
+}
+
+fn gid(kind: &str, id: u64) -> String {
+    format!("gid://shopify/{kind}/{id}")
+}
+
+fn sort_value(o: &Order, key: &str) -> String {
+    let field = match key {
+        "CREATED_AT" => "created_at",
+        "UPDATED_AT" => "updated_at",
+        "PROCESSED_AT" => "processed_at",
+        _ => return format!("{:020}", o.id),
+    };
+    // Stamps in UTC, so text order is time order.
+    let stamp = o.json[field].as_str().unwrap_or("");
+    chrono::DateTime::parse_from_rfc3339(stamp)
+        .map(|t| {
+            t.with_timezone(&chrono::Utc)
+                .format("%Y-%m-%dT%H:%M:%S%.6fZ")
+                .to_string()
+        })
+        .unwrap_or_default()
+}
+
+/// The search syntax of `orders(query:)`: `updated_at:>=STAMP`, `created_at:<STAMP`,
+/// `status:open|closed|cancelled|any`; other terms are ignored.
+struct Filter {
+    ranges: Vec<(&'static str, &'static str, chrono::DateTime<chrono::Utc>)>,
+    status: Option<String>,
+}
+
+impl Filter {
+    fn parse(query: &str) -> Filter {
+        let mut filter = Filter {
+            ranges: Vec::new(),
+            status: None,
+        };
+        for term in query.split_whitespace() {
+            let Some((name, rest)) = term.split_once(':') else {
+                continue;
+            };
+            let field = match name {
+                "updated_at" => "updated_at",
+                "created_at" => "created_at",
+                "processed_at" => "processed_at",
+                "status" => {
+                    filter.status = Some(rest.to_ascii_lowercase());
+                    continue;
+                }
+                _ => continue,
+            };
+            let (op, value) = [">=", "<=", ">", "<"]
+                .iter()
+                .find_map(|op| rest.strip_prefix(op).map(|v| (*op, v)))
+                .unwrap_or(("=", rest));
+            let value = value.trim_matches(|c| c == '\'' || c == '"');
+            if let Ok(at) = chrono::DateTime::parse_from_rfc3339(value) {
+                filter
+                    .ranges
+                    .push((field, op, at.with_timezone(&chrono::Utc)));
+            }
+        }
+        filter
+    }
+
+    fn keeps(&self, o: &Order) -> bool {
+        let status_ok = match self.status.as_deref() {
+            None | Some("any") => true,
+            Some("open") => !o.closed && !o.cancelled,
+            Some("closed") => o.closed,
+            Some("cancelled") => o.cancelled,
+            Some(_) => true,
+        };
+        status_ok
+            && self.ranges.iter().all(|(field, op, at)| {
+                let Some(stamp) = o.json[*field]
+                    .as_str()
+                    .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok())
+                else {
+                    return false;
+                };
+                let stamp = stamp.with_timezone(&chrono::Utc);
+                match *op {
+                    ">=" => stamp >= *at,
+                    "<=" => stamp <= *at,
+                    ">" => stamp > *at,
+                    "<" => stamp < *at,
+                    _ => stamp == *at,
+                }
+            })
+    }
+}
+
+fn money(amount: &Value, currency: &Value) -> Value {
+    let bag = json!({"__type": "MoneyV2", "amount": amount, "currencyCode": currency});
+    json!({"__type": "MoneyBag", "shopMoney": bag, "presentmentMoney": bag})
+}
+
+fn shop() -> Value {
+    let rest = super::shop_json();
+    json!({"__type": "Shop", "id": gid("Shop", super::SHOP_ID), "name": rest["name"],
+        "currencyCode": rest["currency"], "ianaTimezone": rest["iana_timezone"],
+        "myshopifyDomain": rest["myshopify_domain"], "email": rest["email"]})
+}
+
+fn address(a: &Value) -> Value {
+    if a.is_null() {
+        return Value::Null;
+    }
+    json!({"__type": "MailingAddress", "name": a["name"], "firstName": a["first_name"],
+        "lastName": a["last_name"], "company": a["company"], "address1": a["address1"],
+        "address2": a["address2"], "city": a["city"], "province": a["province"],
+        "provinceCode": a["province_code"], "zip": a["zip"], "country": a["country"],
+        "countryCodeV2": a["country_code"], "phone": a["phone"]})
+}
+
+/// An order as the GraphQL Admin API shows it, from the same record the REST API serves.
+fn order(o: &Order) -> Value {
+    let j = &o.json;
+    let currency = &j["currency"];
+    let upper = |v: &Value| {
+        v.as_str()
+            .map(|s| s.to_ascii_uppercase())
+            .map_or(Value::Null, Value::String)
+    };
+    let lines: Vec<Value> = j["line_items"]
+        .as_array()
+        .map(|lines| {
+            lines
+                .iter()
+                .map(|l| {
+                    json!({"__type": "LineItem", "id": gid("LineItem", l["id"].as_u64().unwrap_or(0)),
+                        "sku": l["sku"], "name": l["name"], "title": l["title"], "quantity": l["quantity"],
+                        "variantTitle": l["variant_title"], "vendor": l["vendor"],
+                        "originalUnitPriceSet": money(&l["price"], currency),
+                        "variant": if l["variant_id"].is_null() { Value::Null } else {
+                            json!({"__type": "ProductVariant", "id": gid("ProductVariant", l["variant_id"].as_u64().unwrap_or(0)), "sku": l["sku"]})
+                        }})
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let customer = &j["customer"];
+    let tags: Vec<Value> = j["tags"]
+        .as_str()
+        .unwrap_or("")
+        .split(',')
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .map(|t| json!(t))
+        .collect();
+    json!({
+        "__type": "Order",
+        "id": gid("Order", o.id),
+        "legacyResourceId": o.id.to_string(),
+        "name": j["name"],
+        "email": j["email"],
+        "createdAt": j["created_at"],
+        "updatedAt": j["updated_at"],
+        "processedAt": j["processed_at"],
+        "closedAt": j["closed_at"],
+        "cancelledAt": j["cancelled_at"],
+        "closed": o.closed,
+        "displayFinancialStatus": upper(&j["financial_status"]),
+        "displayFulfillmentStatus": if j["fulfillment_status"].is_null() { json!("UNFULFILLED") } else { upper(&j["fulfillment_status"]) },
+        "currencyCode": currency,
+        "note": j["note"],
+        "tags": tags,
+        "totalPriceSet": money(&j["total_price"], currency),
+        "subtotalPriceSet": money(&j["subtotal_price"], currency),
+        "totalTaxSet": money(&j["total_tax"], currency),
+        "totalDiscountsSet": money(&j["total_discounts"], currency),
+        "totalShippingPriceSet": money(&j["total_shipping_price_set"]["shop_money"]["amount"], currency),
+        "shippingAddress": address(&j["shipping_address"]),
+        "billingAddress": address(&j["billing_address"]),
+        "customer": if customer.is_null() { Value::Null } else {
+            json!({"__type": "Customer", "id": gid("Customer", customer["id"].as_u64().unwrap_or(0)),
+                "email": customer["email"], "firstName": customer["first_name"], "lastName": customer["last_name"]})
+        },
+        "lineItems": {"__type": "LineItem", "__connection": lines},
+    })
+}
