@@ -5,6 +5,9 @@
 /// A method and a path template whose `{name}` parts match one non-empty segment part.
 pub type Route = (&'static str, &'static str);
 
+/// Shopify's GraphQL Admin API.
+pub const SHOPIFY_GRAPHQL: &[Route] = &[("POST", "/admin/api/{version}/graphql.json")];
+
 /// Shopify Admin REST.
 pub const SHOPIFY: &[Route] = &[
     ("GET", "/admin/api/{version}/orders.json"),
@@ -24,7 +27,6 @@ pub const SHOPIFY: &[Route] = &[
     ("GET", "/admin/api/{version}/variants/{variant_id}.json"),
     ("PUT", "/admin/api/{version}/variants/{variant_id}.json"),
     ("POST", "/admin/api/{version}/webhooks.json"),
-    ("POST", "/admin/api/{version}/graphql.json"),
 ];
 
 /// Amazon SP-API (Orders v0, Listings Items 2021-08-01, Reports 2021-06-30).
@@ -129,7 +131,7 @@ mod tests {
             None
         );
         // A template read as a path takes its own route.
-        for routes in [SHOPIFY, AMAZON, SQUARE, SHIPBOB] {
+        for routes in [SHOPIFY, SHOPIFY_GRAPHQL, AMAZON, SQUARE, SHIPBOB] {
             for (method, template) in routes {
                 assert_eq!(find(routes, method, template), Some(*template));
             }

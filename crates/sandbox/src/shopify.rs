@@ -197,7 +197,7 @@ pub fn handle(sb: &Shared, req: &Req) -> Resp {
     }
     // The GraphQL Admin API is limited by query cost, not by the REST call bucket.
     if resource == "graphql.json" {
-        if super::routes::find(super::routes::SHOPIFY, &req.method, &req.path).is_none() {
+        if super::routes::find(super::routes::SHOPIFY_GRAPHQL, &req.method, &req.path).is_none() {
             return errors(404, json!("Not Found"));
         }
         return graphql::serve(sb, req)

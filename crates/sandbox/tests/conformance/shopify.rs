@@ -422,3 +422,111 @@ fn the_description_holds_every_field_the_sdk_declares() {
     assert!(missing.is_empty(), "the SDK declares {missing:?}");
     assert!(sdk["fields"]["Order"].as_array().unwrap().len() >= 85);
 }
+
+#[test]
+fn every_graphql_answer_is_in_the_description_and_pages_every_order() {
+    with_sandbox(|base| async move {
+        let client = reqwest::Client::new();
+        let mut gql = Checker::new(Doc::load("shopify/admin-graphql-2025-07.json", &[]))
+            .serves(routes::SHOPIFY_GRAPHQL);
+        const ROUTE: &str = "/admin/api/{version}/graphql.json";
+        for _ in 0..7 {
+            send(client.post(format!("{base}/_sandbox/shopify/orders")).body(
+                json!({"line_items": [{"sku": "TSHIRT-039-RED-M", "quantity": 2}]}).to_string(),
+            ))
+            .await;
+        }
+        let post = |body: Value| {
+            client
+                .post(format!("{base}/admin/api/2025-07/graphql.json"))
+                .header("X-Shopify-Access-Token", ACCESS_TOKEN)
+                .header("content-type", "application/json")
+                .body(body.to_string())
+        };
+        let query = "query O($after: String) { orders(first: 3, after: $after, sortKey: UPDATED_AT) { edges { cursor node { id name updatedAt lineItems(first: 5) { nodes { sku quantity } } } } pageInfo { hasNextPage endCursor } } }";
+        // Forwards by endCursor: every order once, in order.
+        let (mut after, mut seen, mut pages) = (Value::Null, Vec::new(), 0);
+        loop {
+            let page = send(post(json!({"query": query, "variables": {"after": after}}))).await;
+            gql.check("POST", ROUTE, &page);
+            assert_eq!(page.status, 200, "{}", page.text);
+            let orders = &page.body["data"]["orders"];
+            for edge in orders["edges"].as_array().unwrap() {
+                assert_eq!(edge["node"]["lineItems"]["nodes"][0]["quantity"], 2);
+                seen.push(edge["node"]["id"].as_str().unwrap().to_string());
+            }
+            pages += 1;
+            let cost = &page.body["extensions"]["cost"];
+            assert!(
+                cost["actualQueryCost"].as_f64().unwrap()
+                    <= cost["requestedQueryCost"].as_f64().unwrap()
+            );
+            if orders["pageInfo"]["hasNextPage"] != true {
+                break;
+            }
+            after = orders["pageInfo"]["endCursor"].clone();
+        }
+        assert_eq!((seen.len(), pages), (7, 3));
+        let mut distinct = seen.clone();
+        distinct.dedup();
+        assert_eq!(distinct, seen);
+        // GraphQL errors are answered 200 with `errors`.
+        for (body, code) in [
+            (
+                json!({"query": "{ orders(first: 2) { nodes { idd } } }"}),
+                "undefinedField",
+            ),
+            (
+                json!({"query": "{ orders(first: 2) { nodes { id }"}),
+                "parseError",
+            ),
+            (
+                json!({"query": "{ orders { nodes { id } } }"}),
+                "argumentLiteralsIncompatible",
+            ),
+            (
+                json!({"query": "{ orders(first: 250) { nodes { id lineItems(first: 250) { nodes { sku } } } } }"}),
+                "MAX_COST_EXCEEDED",
+            ),
+        ] {
+            let answer = send(post(body)).await;
+            gql.check("POST", ROUTE, &answer);
+            assert_eq!(
+                answer.body["errors"][0]["extensions"]["code"], code,
+                "{}",
+                answer.text
+            );
+        }
+        // An empty bucket: THROTTLED, no data, and no actual cost.
+        send(
+            client
+                .post(format!("{base}/_sandbox/shopify/graphql_bucket"))
+                .body(r#"{"available": 0}"#),
+        )
+        .await;
+        let throttled = send(post(json!({"query": query}))).await;
+        gql.check("POST", ROUTE, &throttled);
+        assert_eq!(
+            throttled.body["errors"][0]["extensions"]["code"],
+            "THROTTLED"
+        );
+        assert!(throttled.body["extensions"]["cost"]["actualQueryCost"].is_null());
+        let missing = send(post(json!({"variables": {}}))).await;
+        assert_eq!(missing.status, 400);
+        gql.check("POST", ROUTE, &missing);
+        sweep(
+            &base,
+            routes::SHOPIFY_GRAPHQL,
+            &[("version", "2025-07")],
+            &[None, Some(("X-Shopify-Access-Token", "shpat_wrong"))],
+            &[],
+            |route: &str| route.to_string(),
+            |method, template, answer| {
+                assert_eq!(answer.status, 401, "{method} {template}");
+                gql.check(method, template, answer);
+            },
+        )
+        .await;
+        gql.finish(3);
+    });
+}
