@@ -116,35 +116,49 @@ schema Placed {
 }
 "#;
 
-#[test]
-fn a_declared_connector_reads_every_page_once_across_ties_lookback_and_kills() {
-    let dir = TempDir::new("declared-shopify");
-    declaration(&dir, "shopify_rest.flow");
+/// Writes `orders.flow`: `declaration`'s orders polled into the test's declared sink,
+/// the order's id and stamp read at `id` and `updated`, the shop connection given
+/// `settings` besides its URL and token.
+fn orders_flow(dir: &TempDir, declaration: &str, settings: &str, (id, updated): (&str, &str)) {
+    let connector = declaration.trim_end_matches(".flow");
     std::fs::write(
         dir.0.join("orders.flow"),
         format!(
-            r#"use "shopify_rest.flow"
+            r#"use "{declaration}"
 {ORDERS_API}
-connection shop = shopify_rest {{ base_url = env("SHOP"), access_token = secret("SHOP_TOKEN"), page_size = 3 }}
+connection shop = {connector} {{ base_url = env("SHOP"), access_token = secret("SHOP_TOKEN"){settings} }}
 connection api = orders_api {{ base_url = env("SINK"), token = secret("SINK_TOKEN") }}
 flow orders {{
   source polled = shop.orders {{ every = 1s }}
-  map placed = polled -> Placed {{ id = to_string($.id), updated_at = $.updated_at }}
+  map placed = polled -> Placed {{ id = {id}, updated_at = {updated} }}
   sink post = api.post(placed) {{ idempotency_key = id, dead_letter = "orders" }}
 }}
 "#
         ),
     )
     .unwrap();
-    let port = free_port();
-    let _sandbox = support::process::sandbox(port);
-    let sink = Sink::start(Faults::default());
-    let env = [
+}
+
+/// The environment of `orders.flow` against a sandbox port and a sink.
+fn shop_env(port: u16, sink: &Sink) -> Vec<(&'static str, String)> {
+    vec![
         ("SHOP", format!("http://127.0.0.1:{port}")),
         ("SHOP_TOKEN", sandbox::shopify::ACCESS_TOKEN.to_string()),
         ("SINK", format!("http://127.0.0.1:{}", sink.port)),
         ("SINK_TOKEN", "sink-token".to_string()),
-    ];
+    ]
+}
+
+#[test]
+fn a_declared_connector_reads_every_page_once_across_ties_lookback_and_kills() {
+    let dir = TempDir::new("declared-shopify");
+    declaration(&dir, "shopify_rest.flow");
+    let rest = ("to_string($.id)", "$.updated_at");
+    orders_flow(&dir, "shopify_rest.flow", ", page_size = 3", rest);
+    let port = free_port();
+    let _sandbox = support::process::sandbox(port);
+    let sink = Sink::start(Faults::default());
+    let env = shop_env(port, &sink);
     // Orders made in one burst share their `updated_at` second: the id breaks the ties,
     // and each poll reads five pages of three.
     new_shopify_orders(port, 14);
@@ -250,13 +264,8 @@ flow levels {{
     );
     assert_eq!(status, 200, "{body}");
     let sink = Sink::start(Faults::default());
-    let env = [
-        ("SHOP", format!("http://127.0.0.1:{port}")),
-        ("SHOP_TOKEN", sandbox::shopify::ACCESS_TOKEN.to_string()),
-        ("SINK", format!("http://127.0.0.1:{}", sink.port)),
-        ("SINK_TOKEN", "sink-token".to_string()),
-        ("DROP", dir.0.display().to_string()),
-    ];
+    let mut env = shop_env(port, &sink);
+    env.push(("DROP", dir.0.display().to_string()));
     let mut runtime = run(&dir, "shop.flow", &env);
     wait_for(
         "the six orders of one poll",
@@ -489,22 +498,12 @@ fn a_poll_that_does_not_find_what_the_declaration_expects_is_visible() {
             .unwrap()
             .replace("records = $.orders[*]", "records = $.items[*]");
     std::fs::write(dir.0.join("shopify_rest.flow"), declaration).unwrap();
-    std::fs::write(
-        dir.0.join("orders.flow"),
-        format!(
-            r#"use "shopify_rest.flow"
-{ORDERS_API}
-connection shop = shopify_rest {{ base_url = env("SHOP"), access_token = secret("SHOP_TOKEN") }}
-connection api = orders_api {{ base_url = env("SINK"), token = secret("SINK_TOKEN") }}
-flow orders {{
-  source polled = shop.orders {{ every = 1s }}
-  map placed = polled -> Placed {{ id = to_string($.id), updated_at = $.updated_at }}
-  sink post = api.post(placed) {{ idempotency_key = id, dead_letter = "orders" }}
-}}
-"#
-        ),
-    )
-    .unwrap();
+    orders_flow(
+        &dir,
+        "shopify_rest.flow",
+        "",
+        ("to_string($.id)", "$.updated_at"),
+    );
     let port = free_port();
     let _sandbox = support::process::sandbox(port);
     new_shopify_orders(port, 2);
@@ -515,10 +514,7 @@ flow orders {{
         .arg(dir.0.join("orders.flow"))
         .args(["--state", &dir.state(), "--webhook-addr", "127.0.0.1:0"])
         .args(["--ops-addr", "127.0.0.1:0"])
-        .env("SHOP", format!("http://127.0.0.1:{port}"))
-        .env("SHOP_TOKEN", sandbox::shopify::ACCESS_TOKEN)
-        .env("SINK", format!("http://127.0.0.1:{}", sink.port))
-        .env("SINK_TOKEN", "t")
+        .envs(shop_env(port, &sink))
         .env("OMNIFLOW_LOG", "info")
         .stdout(Stdio::null())
         .stderr(Stdio::from(
@@ -574,32 +570,13 @@ flow orders {{
 fn a_declared_graphql_connector_pages_by_cursor_and_waits_out_a_throttled_query() {
     let dir = TempDir::new("declared-graphql");
     declaration(&dir, "shopify_graphql.flow");
-    std::fs::write(
-        dir.0.join("orders.flow"),
-        format!(
-            r#"use "shopify_graphql.flow"
-{ORDERS_API}
-connection shop = shopify_graphql {{ base_url = env("SHOP"), access_token = secret("SHOP_TOKEN") }}
-connection api = orders_api {{ base_url = env("SINK"), token = secret("SINK_TOKEN") }}
-flow orders {{
-  source polled = shop.orders {{ every = 1s }}
-  map placed = polled -> Placed {{ id = $.legacyResourceId, updated_at = $.updatedAt }}
-  sink post = api.post(placed) {{ idempotency_key = id, dead_letter = "orders" }}
-}}
-"#
-        ),
-    )
-    .unwrap();
+    let graphql = ("$.legacyResourceId", "$.updatedAt");
+    orders_flow(&dir, "shopify_graphql.flow", "", graphql);
     let port = free_port();
     let _sandbox = support::process::sandbox(port);
     new_shopify_orders(port, 60);
     let sink = Sink::start(Faults::default());
-    let env = [
-        ("SHOP", format!("http://127.0.0.1:{port}")),
-        ("SHOP_TOKEN", sandbox::shopify::ACCESS_TOKEN.to_string()),
-        ("SINK", format!("http://127.0.0.1:{}", sink.port)),
-        ("SINK_TOKEN", "sink-token".to_string()),
-    ];
+    let env = shop_env(port, &sink);
     let mut runtime = run(&dir, "orders.flow", &env);
     wait_for(
         "60 orders over three pages",
@@ -637,4 +614,74 @@ flow orders {{
         stats["shopify"]["throttled"].as_u64().unwrap() >= 1,
         "{stats}"
     );
+}
+
+#[test]
+fn a_declared_graphql_mutation_sets_stock_once_and_dead_letters_user_errors() {
+    let dir = TempDir::new("declared-graphql-mutation");
+    declaration(&dir, "shopify_graphql.flow");
+    std::fs::create_dir_all(dir.0.join("in")).unwrap();
+    let item = sandbox::catalog::shopify_inventory_item_id(1);
+    let location = sandbox::catalog::SHOPIFY_LOCATIONS[1].0;
+    let gid = |kind: &str, id: u64| format!("gid://shopify/{kind}/{id}");
+    std::fs::write(
+        dir.0.join("in/levels.jsonl"),
+        format!(
+            "{}\n{}\n",
+            json!({"id": "set-1", "inventory_item_id": gid("InventoryItem", item), "location_id": gid("Location", location), "available": 17}),
+            json!({"id": "set-2", "inventory_item_id": gid("InventoryItem", 999), "location_id": gid("Location", location), "available": 3}),
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.0.join("levels.flow"),
+        r#"use "shopify_graphql.flow"
+use std.connectors.{file}
+connection shop = shopify_graphql { base_url = env("SHOP"), access_token = secret("SHOP_TOKEN") }
+connection drop = file { dir = env("DROP") }
+flow levels {
+  source lines = drop.read { path = "in/*.jsonl" }
+  sink set = shop.set_inventory(lines) { idempotency_key = $.id, dead_letter = "levels" }
+}
+"#,
+    )
+    .unwrap();
+    let port = free_port();
+    let _sandbox = support::process::sandbox(port);
+    let sink = Sink::start(Faults::default());
+    let mut env = shop_env(port, &sink);
+    env.push(("DROP", dir.0.display().to_string()));
+    let mut runtime = run(&dir, "levels.flow", &env);
+    wait_for(
+        "the refused quantity's dead letter",
+        Duration::from_secs(60),
+        || !dead_letters(&dir).is_empty(),
+    );
+    let level = |port: u16| {
+        let (_, body) = support::process::exchange(
+            port,
+            &format!(
+                "GET /admin/api/2026-04/inventory_levels.json?inventory_item_ids={item}&location_ids={location} HTTP/1.1\r\n\
+                 Host: x\r\nX-Shopify-Access-Token: {}\r\nConnection: close\r\n\r\n",
+                sandbox::shopify::ACCESS_TOKEN
+            ),
+        );
+        let levels: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+        levels["inventory_levels"][0]["available"].as_i64()
+    };
+    wait_for("the set quantity", Duration::from_secs(30), || {
+        level(port) == Some(17)
+    });
+    assert!(terminate(&mut runtime.0).success());
+    let letters = dead_letters(&dir);
+    assert_eq!(letters.len(), 1, "{letters:?}");
+    let reason = letters[0].to_string();
+    assert!(
+        reason.contains("Shopify refused the quantity: INVALID_INVENTORY_ITEM"),
+        "{reason}"
+    );
+    // The mutation went out with the message's key: sent again, it is not applied again.
+    let (_, stats) = support::process::get(port, "/_sandbox/stats");
+    let stats: Value = serde_json::from_str(&stats).unwrap();
+    assert_eq!(stats["shopify"]["inventory_updates"], 1, "{stats}");
 }

@@ -562,26 +562,32 @@ impl Printer<'_> {
                 .is_some_and(|t| t.contains('\n'))
                 || self.line_len() + 3 + (span.end - span.start) as usize > MAX_INLINE =>
             {
-                self.push(" = [");
-                self.indent += 1;
-                for (idx, item) in items.iter().enumerate() {
-                    self.newline();
-                    self.start_line();
-                    self.expr(item);
-                    if idx + 1 < items.len() {
-                        self.push(",");
-                    }
-                }
-                self.indent -= 1;
-                self.newline();
-                self.start_line();
-                self.push("]");
+                self.push(" = ");
+                self.one_per_line(items, Self::expr);
             }
             BlockValue::Expr(expr) => {
                 self.push(" = ");
                 self.expr(expr);
             }
         }
+    }
+
+    /// `[` items one per line, comma-separated, `]`.
+    fn one_per_line<T>(&mut self, items: &[T], print: fn(&mut Self, &T)) {
+        self.push("[");
+        self.indent += 1;
+        for (idx, item) in items.iter().enumerate() {
+            self.newline();
+            self.start_line();
+            print(self, item);
+            if idx + 1 < items.len() {
+                self.push(",");
+            }
+        }
+        self.indent -= 1;
+        self.newline();
+        self.start_line();
+        self.push("]");
     }
 
     /// The length of the line being written.
@@ -747,22 +753,7 @@ impl Printer<'_> {
                 self.start_line();
                 self.push("}");
             }
-            JsonLit::Array(items) => {
-                self.push("[");
-                self.indent += 1;
-                for (idx, item) in items.iter().enumerate() {
-                    self.newline();
-                    self.start_line();
-                    self.json(item);
-                    if idx + 1 < items.len() {
-                        self.push(",");
-                    }
-                }
-                self.indent -= 1;
-                self.newline();
-                self.start_line();
-                self.push("]");
-            }
+            JsonLit::Array(items) => self.one_per_line(items, Self::json),
             _ => self.push(&compact),
         }
     }

@@ -86,17 +86,6 @@ const RULE: &[&str] = &[
     "wait_header",
     "wait",
 ];
-const LOOKUP: &[&str] = &[
-    "method",
-    "path",
-    "query",
-    "headers",
-    "body",
-    "form",
-    "graphql",
-    "variables",
-    "found",
-];
 const SOURCE_ENTRIES: &[&str] = &[
     "request",
     "records",
@@ -353,17 +342,7 @@ impl Check<'_> {
         templates::check_filters(text, span, self.diags);
         for path in paths {
             let root = path[0].as_str();
-            if [
-                "range",
-                "dict",
-                "namespace",
-                "debug",
-                "lipsum",
-                "cycler",
-                "joiner",
-            ]
-            .contains(&root)
-            {
+            if templates::GLOBALS.contains(&root) {
                 continue;
             }
             let roots = scope.roots();
@@ -1064,7 +1043,7 @@ impl Check<'_> {
             Some(entry) => self
                 .block(entry)
                 .and_then(|block| {
-                    self.known("`lookup`", &block.entries, LOOKUP);
+                    self.known("`lookup`", &block.entries, &[REQUEST, &["found"]].concat());
                     self.required("`lookup`", block.span, &block.entries, "found");
                     let request =
                         self.request("`lookup`", block.span, &block.entries, scope, "GET");

@@ -11,7 +11,7 @@ use crate::resolve::Program;
 use crate::source::Span;
 
 /// Functions minijinja offers every template; they are not variables.
-const GLOBALS: &[&str] = &[
+pub(super) const GLOBALS: &[&str] = &[
     "range",
     "dict",
     "namespace",

@@ -217,6 +217,7 @@ impl Runner {
             self.metrics.clone(),
             self.pipeline.clone(),
             self.history.clone(),
+            self.shared.health.clone(),
         ));
         let metrics = self.metrics.clone();
         let front = self.front.clone();

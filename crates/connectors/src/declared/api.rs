@@ -238,7 +238,12 @@ impl Api {
             match decision {
                 Decision::Ok => return Ok(Answer { reply, json, url }),
                 Decision::Failed(outcome) => return Err(outcome),
-                Decision::Reauth(reason) if fresh || !self.token_auth() => {
+                Decision::Reauth(reason) if !self.token_auth() => {
+                    return Err(CallOutcome::Permanent {
+                        reason: format!("the credentials were refused: {reason}"),
+                    })
+                }
+                Decision::Reauth(reason) if fresh => {
                     return Err(CallOutcome::Permanent {
                         reason: format!(
                             "the credentials were refused again after a fresh login: {reason}"

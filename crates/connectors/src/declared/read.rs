@@ -72,6 +72,10 @@ pub fn compare(a: &str, b: &str) -> Ordering {
     if let (Ok(x), Ok(y)) = (a.parse::<jiff::Timestamp>(), b.parse::<jiff::Timestamp>()) {
         return x.cmp(&y);
     }
+    let civil = |s: &str| s.replacen(' ', "T", 1).parse::<jiff::civil::DateTime>();
+    if let (Ok(x), Ok(y)) = (civil(a), civil(b)) {
+        return x.cmp(&y);
+    }
     a.cmp(b)
 }
 
@@ -94,8 +98,30 @@ pub fn since(watermark: &str, lookback: Duration) -> String {
             .checked_sub(back)
             .map_or_else(|_| watermark.to_string(), |s| s.to_string());
     }
+    // A stamp without an offset (common in ERPs) is moved back as written, in its own
+    // clock and style.
+    if let Ok(civil) = watermark
+        .replacen(' ', "T", 1)
+        .parse::<jiff::civil::DateTime>()
+    {
+        let back = jiff::SignedDuration::try_from(lookback).unwrap_or(jiff::SignedDuration::ZERO);
+        if let Ok(earlier) = civil.checked_sub(back) {
+            let text = earlier.to_string();
+            return match watermark.as_bytes().get(10) {
+                Some(b' ') => text.replacen('T', " ", 1),
+                _ => text,
+            };
+        }
+    }
+    // A number of seconds since the epoch, or of milliseconds from 13 digits on.
     if let Ok(n) = watermark.parse::<i64>() {
-        return n.saturating_sub(lookback.as_secs() as i64).to_string();
+        let unit = if n.unsigned_abs() >= 100_000_000_000 {
+            1000
+        } else {
+            1
+        };
+        let back = i64::try_from(lookback.as_millis() * unit / 1000).unwrap_or(i64::MAX);
+        return n.saturating_sub(back).to_string();
     }
     watermark.to_string()
 }
@@ -530,6 +556,10 @@ mod tests {
         );
         assert_eq!(compare("b", "a"), Ordering::Greater);
         assert_eq!(
+            compare("2024-01-01 09:00:00", "2024-01-01T10:00:00"),
+            Ordering::Less
+        );
+        assert_eq!(
             pair_cmp(("5", Some("2")), ("5", Some("10"))),
             Ordering::Less
         );
@@ -542,6 +572,18 @@ mod tests {
             "2024-01-01T00:00:00Z"
         );
         assert_eq!(since("1700000600", Duration::from_secs(600)), "1700000000");
+        assert_eq!(
+            since("1700000600000", Duration::from_secs(600)),
+            "1700000000000"
+        );
+        assert_eq!(
+            since("2024-01-01 00:10:00", Duration::from_secs(600)),
+            "2024-01-01 00:00:00"
+        );
+        assert_eq!(
+            since("2024-01-01T00:10:00.5", Duration::from_secs(1)),
+            "2024-01-01T00:09:59.5"
+        );
         assert_eq!(since("abc", Duration::from_secs(600)), "abc");
         assert_eq!(
             since("2024-01-01T00:10:00+02:00", Duration::ZERO),

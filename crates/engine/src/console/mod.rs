@@ -59,6 +59,8 @@ pub struct Console {
     pub metrics: Rc<Metrics>,
     pub pipeline: Rc<Pipeline>,
     pub history: Rc<History>,
+    /// What the sources that read on their own reported (`/health`'s sources).
+    pub health: Rc<crate::ops::health::Health>,
     templates: minijinja::Environment<'static>,
 }
 
@@ -72,6 +74,7 @@ impl Console {
         metrics: Rc<Metrics>,
         pipeline: Rc<Pipeline>,
         history: Rc<History>,
+        health: Rc<crate::ops::health::Health>,
     ) -> Console {
         let mut templates = minijinja::Environment::new();
         for (name, text) in [
@@ -92,6 +95,7 @@ impl Console {
             metrics,
             pipeline,
             history,
+            health,
             templates,
         }
     }
@@ -276,16 +280,20 @@ mod tests {
         let _ = std::fs::remove_file(&state);
         let backend = omniflow_state::open(&format!("sqlite:{}", state.display())).unwrap();
         let store = Store::start(backend);
+        let hostile = "<script>alert(1)</script>";
         let graph = omniflow_ir::Graph::default();
         let pipeline = Rc::new(Pipeline::new(graph).unwrap());
+        let health = Rc::new(crate::ops::health::Health::default());
+        health.ok("f", "fine");
+        health.failed("f", "polled", hostile, "unexpected_answer");
         let console = Rc::new(Console::new(
             Settings::for_address("127.0.0.1:1", None),
             store.clone(),
             Rc::new(Metrics::default()),
             pipeline,
             Rc::new(History::default()),
+            health.clone(),
         ));
-        let hostile = "<script>alert(1)</script>";
         let mut letter = omniflow_state::DeadLetter {
             id: 0,
             origin: omniflow_state::Origin::Flow("f".into()),
@@ -311,6 +319,12 @@ mod tests {
             .unwrap();
         for (path, query, expected) in [
             ("/console", "", "<table id=\"flows\">"),
+            (
+                "/console",
+                "",
+                "<td>f</td><td>polled</td>\n<td><span class=\"bad\">failing</span></td>",
+            ),
+            ("/console", "", "unexpected_answer"),
             ("/console/dead-letters", "", "&lt;script&gt;alert(1)"),
             (
                 "/console/lineage",

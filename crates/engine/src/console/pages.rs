@@ -156,11 +156,14 @@ fn overview(console: &Console) -> Resp {
             plot: plot::rates(&format!("{name} rates"), &rates, window),
         });
     }
+    // Sources that read on their own: failing ones first, with the reason.
+    let mut sources = console.health.sources();
+    sources.sort_by_key(|s| (s.failures == 0, s.flow.clone(), s.source.clone()));
     console.page(
         200,
         "overview.html",
         context! {
-            page => "overview", refresh => 5, flows, sinks,
+            page => "overview", refresh => 5, flows, sinks, sources,
             window => format!("{} minutes", window as u64 / 60),
         },
     )

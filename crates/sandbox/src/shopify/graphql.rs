@@ -2,7 +2,10 @@
 //! GraphQL Admin reference and its rate-limit page: `POST /admin/api/{version}/graphql.json`
 //! with `{"query", "variables", "operationName"}`; the query root's `shop`, `order(id:)`
 //! and `orders(first|last, after|before, query, sortKey, reverse)` connections (`nodes`,
-//! `edges { cursor node }`, `pageInfo`), an order's `lineItems` connection and money bags.
+//! `edges { cursor node }`, `pageInfo`), an order's `lineItems` connection and money bags;
+//! the mutation `inventorySetQuantities` (compare-and-set unless `ignoreCompareQuantity`,
+//! `userErrors` with their codes, the `@idempotent(key:)` directive replaying a key's first
+//! result), the stock the REST inventory levels show.
 //!
 //! Calls are limited by calculated query cost (scalars 0, objects 1, a connection 2 plus
 //! its page size times its node's cost) against a leaky bucket of 2,000 points restored
@@ -35,6 +38,8 @@ const MAX_PAGE: i64 = 250;
 pub struct Bucket {
     available: f64,
     at: Instant,
+    /// The payload each `@idempotent` key's first mutation answered.
+    idempotent: std::collections::HashMap<String, Value>,
 }
 
 impl Default for Bucket {
@@ -42,9 +47,13 @@ impl Default for Bucket {
         Bucket {
             available: MAXIMUM_AVAILABLE,
             at: Instant::now(),
+            idempotent: Default::default(),
         }
     }
 }
+
+/// What a mutation costs, whatever it selects.
+const MUTATION_COST: f64 = 10.0;
 
 impl Bucket {
     /// Sets the points available now.
@@ -91,13 +100,18 @@ pub fn serve(sb: &Shared, req: &Req) -> Resp {
             );
         }
     };
-    let (set, vars) = match operation(&document, body["operationName"].as_str(), variables) {
-        Ok(found) => found,
-        Err(e) => return Resp::json(200, json!({ "errors": [e] })),
-    };
+    let (set, vars, mutation) =
+        match operation(&document, body["operationName"].as_str(), variables) {
+            Ok(found) => found,
+            Err(e) => return Resp::json(200, json!({ "errors": [e] })),
+        };
     let scale = sb.quota_scale(System::Shopify);
     let (maximum, rate) = (MAXIMUM_AVAILABLE * scale, RESTORE_RATE * scale);
-    let requested = cost(set, &vars);
+    let requested = if mutation {
+        MUTATION_COST
+    } else {
+        cost(set, &vars)
+    };
     let status = |available: f64| json!({"maximumAvailable": maximum, "currentlyAvailable": available.floor(), "restoreRate": rate});
     if requested > MAX_QUERY_COST {
         let message = format!(
@@ -134,7 +148,10 @@ pub fn serve(sb: &Shared, req: &Req) -> Resp {
     };
     let mut errors = Vec::new();
     let mut actual = 0.0;
-    let data = {
+    let data = if mutation {
+        actual = MUTATION_COST;
+        mutate(sb, set, &vars, &mut errors)
+    } else {
         let st = sb.shopify.borrow();
         let root = Root { orders: &st.orders };
         root.select(set, &vars, &mut errors, &mut actual)
@@ -171,22 +188,29 @@ fn operation<'d>(
     document: &'d Document<'d, String>,
     name: Option<&str>,
     mut given: Vars,
-) -> Result<(&'d SelectionSet<'d, String>, Vars), Value> {
+) -> Result<(&'d SelectionSet<'d, String>, Vars, bool), Value> {
     let mut found = None;
     for definition in &document.definitions {
         let Definition::Operation(op) = definition else {
             continue;
         };
-        let (op_name, set, defs) = match op {
-            OperationDefinition::SelectionSet(set) => (None, set, &[][..]),
+        let (op_name, set, defs, mutation) = match op {
+            OperationDefinition::SelectionSet(set) => (None, set, &[][..], false),
             OperationDefinition::Query(q) => (
                 q.name.as_deref(),
                 &q.selection_set,
                 &q.variable_definitions[..],
+                false,
             ),
-            OperationDefinition::Mutation(_) | OperationDefinition::Subscription(_) => {
+            OperationDefinition::Mutation(m) => (
+                m.name.as_deref(),
+                &m.selection_set,
+                &m.variable_definitions[..],
+                true,
+            ),
+            OperationDefinition::Subscription(_) => {
                 return Err(error(
-                    "This sandbox serves the query root only".into(),
+                    "Subscriptions are not served over HTTP".into(),
                     "undefinedField",
                 ))
             }
@@ -215,14 +239,16 @@ fn operation<'d>(
                 }
             }
         }
-        found = Some(set);
+        found = Some((set, mutation));
     }
-    found.map(|set| (set, given)).ok_or_else(|| {
-        error(
-            format!("No operation named \"{}\"", name.unwrap_or_default()),
-            "operationNotFound",
-        )
-    })
+    found
+        .map(|(set, mutation)| (set, given, mutation))
+        .ok_or_else(|| {
+            error(
+                format!("No operation named \"{}\"", name.unwrap_or_default()),
+                "operationNotFound",
+            )
+        })
 }
 
 /// A GraphQL argument value as JSON, variables resolved.
@@ -385,6 +411,171 @@ impl Root<'_> {
             .collect();
         connection(field, "Order", items, vars, errors, actual)
     }
+}
+
+/// Runs the mutation root's fields.
+fn mutate(sb: &Shared, set: &SelectionSet<String>, vars: &Vars, errors: &mut Vec<Value>) -> Value {
+    let mut out = Map::new();
+    for field in fields(set) {
+        let key = field.alias.clone().unwrap_or_else(|| field.name.clone());
+        let payload = match field.name.as_str() {
+            "inventorySetQuantities" => {
+                let idempotency = field
+                    .directives
+                    .iter()
+                    .find(|d| d.name == "idempotent")
+                    .and_then(|d| d.arguments.iter().find(|(n, _)| n == "key"))
+                    .map(|(_, v)| to_json(v, vars));
+                let replay = idempotency
+                    .as_ref()
+                    .and_then(|k| k.as_str())
+                    .and_then(|k| sb.shopify.borrow().graphql.idempotent.get(k).cloned());
+                let payload = match replay {
+                    Some(first) => {
+                        sb.bump(System::Shopify, "idempotent_replays");
+                        first
+                    }
+                    None => {
+                        let payload = set_quantities(sb, &argument(field, "input", vars));
+                        if let Some(k) = idempotency.as_ref().and_then(|k| k.as_str()) {
+                            sb.shopify
+                                .borrow_mut()
+                                .graphql
+                                .idempotent
+                                .insert(k.to_string(), payload.clone());
+                        }
+                        payload
+                    }
+                };
+                let mut actual = 0.0;
+                select(
+                    &payload,
+                    "InventorySetQuantitiesPayload",
+                    &field.selection_set,
+                    vars,
+                    errors,
+                    &mut actual,
+                )
+            }
+            other => {
+                errors.push(error(
+                    format!("Field '{other}' doesn't exist on type 'Mutation'"),
+                    "undefinedField",
+                ));
+                Value::Null
+            }
+        };
+        out.insert(key, payload);
+    }
+    Value::Object(out)
+}
+
+/// `inventorySetQuantities(input:)`: every quantity is checked first (an item and a
+/// location the shop has, a quantity of at least 0, the persisted quantity equal to
+/// `compareQuantity` unless `ignoreCompareQuantity`), then all are set together.
+fn set_quantities(sb: &Shared, input: &Value) -> Value {
+    let user_error = |field: Vec<Value>, code: &str, message: &str| json!({"__type": "InventorySetQuantitiesUserError", "field": field, "code": code, "message": message});
+    let refused = |errors: Vec<Value>| json!({"__type": "InventorySetQuantitiesPayload", "inventoryAdjustmentGroup": null, "userErrors": errors});
+    let name = input["name"].as_str().unwrap_or("");
+    if name != "available" && name != "on_hand" {
+        return refused(vec![user_error(
+            vec![json!("input"), json!("name")],
+            "INVALID_NAME",
+            "The quantity name must be either 'available' or 'on_hand'.",
+        )]);
+    }
+    let ignore_compare = input["ignoreCompareQuantity"].as_bool() == Some(true);
+    let quantities = input["quantities"].as_array().cloned().unwrap_or_default();
+    let id = |v: &Value, kind: &str| {
+        v.as_str()
+            .and_then(|g| g.strip_prefix(&format!("gid://shopify/{kind}/")))
+            .and_then(|n| n.parse::<u64>().ok())
+    };
+    let mut errors = Vec::new();
+    let mut changes = Vec::new();
+    {
+        let st = sb.shopify.borrow();
+        for (idx, q) in quantities.iter().enumerate() {
+            let at = |f: &str| {
+                vec![
+                    json!("input"),
+                    json!("quantities"),
+                    json!(idx.to_string()),
+                    json!(f),
+                ]
+            };
+            let (item, location) = (
+                id(&q["inventoryItemId"], "InventoryItem"),
+                id(&q["locationId"], "Location"),
+            );
+            let current = item
+                .zip(location)
+                .and_then(|k| st.levels.get(&k))
+                .map(|l| l.0);
+            let Some(current) = current else {
+                if item.is_none_or(|i| !st.levels.keys().any(|(k, _)| *k == i)) {
+                    errors.push(user_error(
+                        at("inventoryItemId"),
+                        "INVALID_INVENTORY_ITEM",
+                        "The specified inventory item could not be found.",
+                    ));
+                } else {
+                    errors.push(user_error(
+                        at("locationId"),
+                        "INVALID_LOCATION",
+                        "The specified location could not be found.",
+                    ));
+                }
+                continue;
+            };
+            let Some(quantity) = q["quantity"].as_i64() else {
+                errors.push(user_error(
+                    at("quantity"),
+                    "INVALID_QUANTITY",
+                    "The quantity must be an integer.",
+                ));
+                continue;
+            };
+            if quantity < 0 && name == "on_hand" {
+                errors.push(user_error(
+                    at("quantity"),
+                    "INVALID_QUANTITY_NEGATIVE",
+                    "The quantity can't be negative.",
+                ));
+                continue;
+            }
+            if !ignore_compare && q["compareQuantity"].as_i64() != Some(current) {
+                errors.push(user_error(
+                    at("compareQuantity"),
+                    "COMPARE_QUANTITY_STALE",
+                    "The compareQuantity argument no longer matches the persisted quantity.",
+                ));
+                continue;
+            }
+            changes.push((item.unwrap_or(0), location.unwrap_or(0), current, quantity));
+        }
+    }
+    if !errors.is_empty() {
+        return refused(errors);
+    }
+    let ts = super::shop_ts(super::super::now());
+    let mut st = sb.shopify.borrow_mut();
+    let mut out = Vec::new();
+    for (item, location, before, after) in changes {
+        st.levels.insert((item, location), (after, ts.clone()));
+        out.push(
+            json!({"__type": "InventoryChange", "name": name, "delta": after - before,
+            "quantityAfterChange": after,
+            "item": {"__type": "InventoryItem", "id": gid("InventoryItem", item)},
+            "location": {"__type": "Location", "id": gid("Location", location)}}),
+        );
+    }
+    drop(st);
+    sb.bump(System::Shopify, "inventory_updates");
+    json!({"__type": "InventorySetQuantitiesPayload", "userErrors": [],
+        "inventoryAdjustmentGroup": {"__type": "InventoryAdjustmentGroup", "createdAt": ts,
+            "reason": input["reason"], "referenceDocumentUri": input["referenceDocumentUri"],
+            "changes": out}})
 }
 
 /// A page of a connection: `first`/`after` forwards or `last`/`before` backwards.
@@ -569,6 +760,16 @@ fn select(
                 )
             }
             (Value::Null, _) => Value::Null,
+            // A list of objects: each selected.
+            (Value::Array(items), false) if items.iter().all(Value::is_object) => Value::Array(
+                items
+                    .iter()
+                    .map(|item| {
+                        let typename = item.get("__type").and_then(Value::as_str).unwrap_or("");
+                        select(item, typename, &field.selection_set, vars, errors, actual)
+                    })
+                    .collect(),
+            ),
             (Value::Object(_), true) => {
                 errors.push(error(
                     format!("Field must have selections (field '{}' returns {child_type} but has no selections.)", field.name),

@@ -497,6 +497,66 @@ fn every_graphql_answer_is_in_the_description_and_pages_every_order() {
                 answer.text
             );
         }
+        // inventorySetQuantities: compare-and-set, userErrors, and a key's first result
+        // replayed.
+        let item = format!(
+            "gid://shopify/InventoryItem/{}",
+            omniflow_sandbox::catalog::shopify_inventory_item_id(0)
+        );
+        let location = format!(
+            "gid://shopify/Location/{}",
+            omniflow_sandbox::catalog::SHOPIFY_LOCATIONS[0].0
+        );
+        let set = "mutation S($input: InventorySetQuantitiesInput!, $key: String!) { inventorySetQuantities(input: $input) @idempotent(key: $key) { inventoryAdjustmentGroup { changes { name delta quantityAfterChange } } userErrors { code field message } } }";
+        let input = |compare: i64, quantity: i64| {
+            json!({"name": "available", "reason": "correction", "quantities": [
+                {"inventoryItemId": item, "locationId": location, "quantity": quantity, "compareQuantity": compare}]})
+        };
+        let payload =
+            |answer: &super::harness::Answer| answer.body["data"]["inventorySetQuantities"].clone();
+        let stale = send(post(
+            json!({"query": set, "variables": {"key": "k0", "input": input(49, 60)}}),
+        ))
+        .await;
+        gql.check("POST", ROUTE, &stale);
+        assert_eq!(
+            payload(&stale)["userErrors"][0]["code"],
+            "COMPARE_QUANTITY_STALE",
+            "{}",
+            stale.text
+        );
+        for _ in 0..2 {
+            let done = send(post(
+                json!({"query": set, "variables": {"key": "k1", "input": input(50, 60)}}),
+            ))
+            .await;
+            gql.check("POST", ROUTE, &done);
+            let change = &payload(&done)["inventoryAdjustmentGroup"]["changes"][0];
+            assert_eq!(
+                (
+                    change["delta"].as_i64(),
+                    change["quantityAfterChange"].as_i64()
+                ),
+                (Some(10), Some(60)),
+                "{}",
+                done.text
+            );
+        }
+        let stats = send(client.get(format!("{base}/_sandbox/stats")))
+            .await
+            .body;
+        assert_eq!(stats["shopify"]["idempotent_replays"], 1, "{stats}");
+        let unknown = json!({"name": "available", "ignoreCompareQuantity": true, "quantities": [
+            {"inventoryItemId": "gid://shopify/InventoryItem/1", "locationId": location, "quantity": 1}]});
+        let refused = send(post(
+            json!({"query": set, "variables": {"key": "k2", "input": unknown}}),
+        ))
+        .await;
+        assert_eq!(
+            payload(&refused)["userErrors"][0]["code"],
+            "INVALID_INVENTORY_ITEM"
+        );
+        assert!(payload(&refused)["inventoryAdjustmentGroup"].is_null());
         // An empty bucket: THROTTLED, no data, and no actual cost.
         send(
             client
