@@ -685,3 +685,67 @@ flow levels {
     let stats: Value = serde_json::from_str(&stats).unwrap();
     assert_eq!(stats["shopify"]["inventory_updates"], 1, "{stats}");
 }
+
+#[test]
+fn the_generic_http_source_pages_and_keeps_a_watermark_without_a_declaration() {
+    let dir = TempDir::new("generic-http");
+    std::fs::write(
+        dir.0.join("orders.flow"),
+        r#"use std.connectors.{http}
+connection shop = http { base_url = env("SHOP"), api_key = secret("SHOP_TOKEN"), key_header = "X-Shopify-Access-Token" }
+connection api = http { base_url = env("SINK"), bearer_token = secret("SINK_TOKEN") }
+schema Placed {
+  id: string
+  updated_at: string
+}
+flow orders {
+  source polled = shop.get {
+    every = 1s
+    path = "/admin/api/2026-04/orders.json?status=any&limit=3&order=updated_at%20asc"
+    records = "$.orders[*]"
+    paging = "link"
+    watermark_path = "$.updated_at"
+    tie = "$.id"
+    since_param = "updated_at_min"
+    lookback = 1m
+  }
+  map placed = polled -> Placed { id = to_string($.id), updated_at = $.updated_at }
+  sink post = api.post(placed) { path = "/orders", idempotency_key = id, dead_letter = "orders" }
+}
+"#,
+    )
+    .unwrap();
+    let port = free_port();
+    let _sandbox = support::process::sandbox(port);
+    new_shopify_orders(port, 11);
+    let sink = Sink::start(Faults::default());
+    let mut runtime = run(&dir, "orders.flow", &shop_env(port, &sink));
+    wait_for(
+        "eleven orders over four pages",
+        Duration::from_secs(60),
+        || sink.distinct() == 11,
+    );
+    new_shopify_orders(port, 2);
+    wait_for("the two new orders", Duration::from_secs(60), || {
+        sink.distinct() == 13
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(terminate(&mut runtime.0).success());
+    let seen = sink.seen.lock().unwrap();
+    assert_eq!(seen.requests, 13, "re-read orders were not sent again");
+    assert_eq!(seen.mismatched, 0);
+    let db = rusqlite::Connection::open_with_flags(
+        dir.0.join("state.db"),
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+    )
+    .unwrap();
+    let cursor: String = db
+        .query_row("SELECT value FROM cursors WHERE flow = 'orders'", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert!(
+        cursor.contains("\"w\":") && cursor.contains("\"t\":"),
+        "{cursor}"
+    );
+}

@@ -34,6 +34,12 @@ pub enum OptionType {
     LedgerChannel,
     /// What a reservation does with a shortage: `"reject"` or `"backorder"`.
     Shortage,
+    /// A simple JSONPath into an answer (`$.data.orders[*]`).
+    JsonPath,
+    /// How a poll pages: `link`, `next_url`, `next_token`, `offset` or `page`.
+    PagingKind,
+    /// The method of a poll's request: `get` or `post`.
+    ReadMethod,
 }
 
 /// The settings every sink takes, besides its operation's options.
@@ -61,7 +67,13 @@ pub const OPTION_TYPES: &[(&str, OptionType)] = &[
     ("write_format", OptionType::WriteFormat),
     ("ledger_channel", OptionType::LedgerChannel),
     ("shortage", OptionType::Shortage),
+    ("jsonpath", OptionType::JsonPath),
+    ("paging_kind", OptionType::PagingKind),
+    ("read_method", OptionType::ReadMethod),
 ];
+
+/// The paging kinds a `paging_kind` option takes.
+pub const PAGING_KINDS: &[&str] = &["link", "next_url", "next_token", "offset", "page"];
 
 impl OptionType {
     /// The type with this name.
@@ -306,6 +318,36 @@ fn check_text(
                 )
                 .label("the http sink sends POST, PUT or PATCH")
                 .help("write `method = \"put\"` or `\"patch\"`, or leave it out to use the operation's"),
+            )
+        }
+        (OptionType::JsonPath, _) if omniflow_ir::path::simple_path(text).is_none() => diags
+            .push(
+                Diagnostic::error(
+                    codes::INVALID_JSONPATH,
+                    span,
+                    format!("invalid JSONPath for `{}`: `{text}`", key.name),
+                )
+                .label("not a path the connector reads")
+                .help("write a path of `.name`, `['name']`, `[N]` and `[*]` steps, such as `$.data.orders[*]`"),
+            ),
+        (OptionType::PagingKind, _) if !PAGING_KINDS.contains(&text) => diags.push(
+            Diagnostic::error(
+                codes::INVALID_SETTING,
+                span,
+                format!("unknown paging `{text}`"),
+            )
+            .label("not a paging kind")
+            .help(format!("paging is one of {}", PAGING_KINDS.join(", "))),
+        ),
+        (OptionType::ReadMethod, _) if !["get", "post"].iter().any(|m| m.eq_ignore_ascii_case(text)) => {
+            diags.push(
+                Diagnostic::error(
+                    codes::INVALID_SETTING,
+                    span,
+                    format!("`method` must be get or post, found `{text}`"),
+                )
+                .label("a poll reads with GET, or POST for search APIs")
+                .help("write `method = \"post\"` or leave it out"),
             )
         }
         (OptionType::FileName, _) if limits::file_path_problem(text, false).is_some() => {

@@ -2,10 +2,11 @@
 //! source against a connection's `base_url`.
 //!
 //! `settings` (typed connection settings), `read` (the `get` pager), `write` (the
-//! sinks), `classify` (statuses to outcomes). It has no `auth.rs`: its only credential is
-//! the `auth_header` setting, sent as is.
+//! sinks), `classify` (statuses to outcomes), `declare` (credentials from the settings, and
+//! `get` options read as a declared connector's source).
 
 pub mod classify;
+pub mod declare;
 pub mod read;
 pub mod settings;
 pub mod write;
@@ -24,7 +25,10 @@ pub fn register(registry: &mut Registry) {
             Ok(Box::new(HttpSink::new(s, op, o)?))
         });
     }
-    registry.pager("http", "get", |_, s, o| {
+    registry.pager("http", "get", |tokens, s, o| {
+        if declare::declared_get(o) {
+            return crate::declared::pager(tokens, &declare::get(s, o), "get", s);
+        }
         Ok(Box::new(HttpGetPager::new(s, o)?))
     });
 }

@@ -22,7 +22,9 @@ pub struct HttpGetPager {
     items: String,
     next: String,
     watermark: String,
-    auth: Option<String>,
+    /// Credential headers and an API key's query parameter, from the settings.
+    headers: Vec<(String, String)>,
+    key: Option<(String, String)>,
 }
 
 /// The items of an answer: the answer itself when it is an array, else its `items` field
@@ -91,6 +93,7 @@ fn text(options: &Map, key: &str, default: &str) -> String {
 impl HttpGetPager {
     /// The pager of a connection (`base_url`, `auth_header`) and the poll options.
     pub fn new(settings: &Map, options: &Map) -> Result<HttpGetPager, ConnectorError> {
+        let (headers, key) = super::declare::credentials(settings);
         let settings = Settings::parse(settings)?;
         let base = &settings.base;
         Ok(HttpGetPager {
@@ -101,7 +104,8 @@ impl HttpGetPager {
             items: text(options, "items", "items"),
             next: text(options, "next", "next"),
             watermark: text(options, "watermark", "updated_at"),
-            auth: settings.auth,
+            headers,
+            key,
         })
     }
 }
@@ -118,8 +122,11 @@ impl Pager for HttpGetPager {
                 ("watermark", Some(since)) => request = request.query(&[("since", since)]),
                 _ => {}
             }
-            if let Some(auth) = &self.auth {
-                request = request.header(reqwest::header::AUTHORIZATION, auth.as_str());
+            for (name, value) in &self.headers {
+                request = request.header(name.as_str(), value.as_str());
+            }
+            if let Some(key) = &self.key {
+                request = request.query(&[key]);
             }
             let response = request.send().await.map_err(|e| e.to_string())?;
             let status = response.status();

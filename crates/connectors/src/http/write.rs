@@ -7,7 +7,7 @@ use crate::api::{ConnectorError, Map};
 use crate::client;
 use crate::transport::{Failure, Outbound, Transport};
 use crate::{Call, CallFuture, CallOutcome, SinkConnector};
-use hyper::header::{HeaderName, AUTHORIZATION, CONTENT_TYPE};
+use hyper::header::{HeaderName, CONTENT_TYPE};
 use hyper::{Method, Uri};
 use serde_json::Value;
 
@@ -27,7 +27,8 @@ pub struct HttpSink {
     /// A minijinja template of the request body over the message (the message as JSON
     /// when absent).
     body_template: Option<String>,
-    auth: Option<String>,
+    /// Credential headers from the settings (`auth_header`, bearer, basic, an API key).
+    credentials: Vec<(HeaderName, String)>,
     /// Largest request body sent (the connection's `max_body_bytes`).
     max_body: Option<usize>,
 }
@@ -54,7 +55,21 @@ impl HttpSink {
             m if m.eq_ignore_ascii_case("patch") => Method::PATCH,
             _ => Method::POST,
         };
-        let url_template = format!("{base}{path}");
+        let (credentials, key) = super::declare::credentials(settings_map);
+        let credentials = credentials
+            .into_iter()
+            .map(|(name, value)| {
+                HeaderName::from_bytes(name.as_bytes())
+                    .map(|name| (name, value))
+                    .map_err(|_| format!("`key_header`: `{name}` is not a header name"))
+            })
+            .collect::<Result<Vec<_>, String>>()?;
+        let mut url_template = format!("{base}{path}");
+        // An API key in the query, percent-encoded (so no brace of it reads as a template).
+        if let Some((name, value)) = key {
+            let sep = if url_template.contains('?') { '&' } else { '?' };
+            url_template = format!("{url_template}{sep}{}={}", encode(&name), encode(&value));
+        }
         let endpoint = request_uri(&base).map_err(|e| format!("`base_url`: {e}"))?;
         let uri = if url_template.contains("{{") {
             None
@@ -71,7 +86,7 @@ impl HttpSink {
                 .and_then(Value::as_str)
                 .map(String::from),
             max_body: client::body_limit(settings_map, i64::MAX as u64)?,
-            auth: settings.auth,
+            credentials,
         })
     }
 
@@ -94,6 +109,18 @@ impl HttpSink {
             .map_err(|e| format!("path template: {e}"))?;
         request_uri(&url)
     }
+}
+
+/// `text` percent-encoded for a query string (unreserved characters kept).
+fn encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            other => format!("%{other:02X}"),
+        })
+        .collect()
 }
 
 /// The message as a template context, every number's digits kept (null when not JSON).
@@ -141,8 +168,8 @@ impl SinkConnector for HttpSink {
                     call.correlation_id,
                 ),
             ];
-            if let Some(auth) = &self.auth {
-                headers.push((AUTHORIZATION, auth.as_str()));
+            for (name, value) in &self.credentials {
+                headers.push((name.clone(), value.as_str()));
             }
             let traceparent = crate::trace::current();
             if let Some(traceparent) = &traceparent {
