@@ -225,3 +225,36 @@ fn an_operation_needs_the_settings_it_declares() {
     let checked = check("needs-unknown", &unknown);
     assert!(codes(&checked).contains(&"E0112"), "{:?}", checked.errors);
 }
+
+#[test]
+fn the_http_get_read_options_are_checked_as_the_runtime_reads_them() {
+    let flow = |options: &str| {
+        format!(
+            r#"use std.connectors.{{http}}
+connection api = http {{ base_url = "https://api.example.com", api_key = env("KEY"), key_header = "X-Key" }}
+flow f {{
+  source s = api.get {{ every = 1m, {options} }}
+  sink out = api.post(s) {{ idempotency_key = $.id, dead_letter = "e", path = "/x" }}
+}}
+"#
+        )
+    };
+    let good = check(
+        "http-good",
+        &flow(
+            r#"records = "$.data.items[*]", paging = "next_token", next_path = "$.meta.next", param = "cursor", method = "post", body = "{}""#,
+        ),
+    );
+    assert!(good.errors.is_empty(), "{:?}", good.errors);
+    let bad = check(
+        "http-bad",
+        &flow(r#"records = "$..items[?(@.x)]", paging = "cursor", method = "delete""#),
+    );
+    let codes: Vec<&str> = bad.errors.iter().map(|(c, _)| c.as_str()).collect();
+    assert_eq!(codes, ["E0301", "E0505", "E0505"], "{:?}", bad.errors);
+    assert!(
+        bad.errors[1].1.contains("paging is one of link"),
+        "{:?}",
+        bad.errors
+    );
+}
