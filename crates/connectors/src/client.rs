@@ -414,7 +414,31 @@ mod tests {
 /// connectors' own messages say, most specific first.
 pub fn poll_reason(error: &str) -> &'static str {
     let has = |needle: &str| error.contains(needle);
-    if has("GraphQL") {
+    // An answer's status speaks first (its body's words come after it in the reason).
+    let status = error
+        .split_once("HTTP ")
+        .and_then(|(before, rest)| {
+            (before.is_empty() || before.ends_with(": "))
+                .then(|| rest.get(..3)?.parse::<u16>().ok())
+        })
+        .flatten();
+    match status {
+        Some(429) => return "rate_limited",
+        Some(401 | 403) => return "auth",
+        Some(408) => return "timeout",
+        Some(500..=599) => return "server_error",
+        Some(400..=499) if !error.starts_with("the login") => return "refused",
+        _ => {}
+    }
+    if has("THROTTLED") || has("RATE_LIMITED") || has("throttl") {
+        "rate_limited"
+    } else if has("UNAUTHENTICATED")
+        || has("ACCESS_DENIED")
+        || has("login")
+        || has("credentials were refused")
+    {
+        "auth"
+    } else if has("GraphQL") {
         "graphql_error"
     } else if has("not JSON") || has("cut off") || has("unreadable") {
         "unreadable_answer"
@@ -422,14 +446,6 @@ pub fn poll_reason(error: &str) -> &'static str {
         "timeout"
     } else if has("connection failed") || has("request failed") {
         "connect"
-    } else if has("HTTP 429") || has("throttl") {
-        "rate_limited"
-    } else if error.starts_with("HTTP 5") || has(": HTTP 5") {
-        "server_error"
-    } else if has("login") || has("credentials") || has("HTTP 401") || has("HTTP 403") {
-        "auth"
-    } else if error.starts_with("HTTP 4") || has(": HTTP 4") || has("refused") {
-        "refused"
     } else if has("next page") || has("pages and the API") {
         "paging"
     } else if has("nothing at")
@@ -439,6 +455,8 @@ pub fn poll_reason(error: &str) -> &'static str {
         || has("error(s)")
     {
         "unexpected_answer"
+    } else if has("refused") {
+        "refused"
     } else {
         "other"
     }
@@ -464,11 +482,16 @@ mod poll_reason_tests {
             ("HTTP 429: slow down", "rate_limited"),
             ("HTTP 503: unavailable", "server_error"),
             ("the login was refused: HTTP 401: bad password", "auth"),
+            ("the login was refused: HTTP 400: bad grant", "auth"),
             (
                 "the credentials were refused again after a fresh login: HTTP 401: ",
                 "auth",
             ),
             ("HTTP 404: {\"errors\":\"Not Found\"}", "refused"),
+            ("the GraphQL answer reports 1 error(s): undefinedField: Field 'x' doesn't exist", "graphql_error"),
+            ("the GraphQL answer reports 1 error(s): ACCESS_DENIED: no scope", "auth"),
+            ("the API names a next page on another host (http://e); it is not followed, so the connection's credentials stay with the API", "paging"),
+            ("HTTP 404: {\"error\": \"request failed, login expired\"}", "refused"),
             (
                 "the answer has nothing at `$.orders[*]` (its fields: data)",
                 "unexpected_answer",
@@ -479,7 +502,7 @@ mod poll_reason_tests {
             ),
             (
                 "the GraphQL answer reports 1 error(s): THROTTLED: Throttled",
-                "graphql_error",
+                "rate_limited",
             ),
             (
                 "the API answered the same next page again (\"x\"); stopping the poll",

@@ -14,11 +14,19 @@ pub type TokenSlot = Rc<RefCell<Option<(String, Instant)>>>;
 #[derive(Debug, Clone, Default)]
 pub struct TokenCache {
     slots: Rc<RefCell<HashMap<String, TokenSlot>>>,
+    /// Held while a slot's token is fetched, so the sources and sinks sharing it log in
+    /// once.
+    locks: Rc<RefCell<HashMap<String, Rc<tokio::sync::Mutex<()>>>>>,
 }
 
 impl TokenCache {
     /// The slot of one token endpoint and set of credentials.
     pub fn slot(&self, key: String) -> TokenSlot {
         self.slots.borrow_mut().entry(key).or_default().clone()
+    }
+
+    /// The lock of the slot `key`, held while its token is fetched.
+    pub fn lock(&self, key: String) -> Rc<tokio::sync::Mutex<()>> {
+        self.locks.borrow_mut().entry(key).or_default().clone()
     }
 }

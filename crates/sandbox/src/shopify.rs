@@ -769,7 +769,15 @@ fn change_level(sb: &Shared, req: &Req, adjust: bool) -> Resp {
     let ts = shop_ts(super::now());
     let mut st = sb.shopify.borrow_mut();
     let entry = st.levels.entry((item, location)).or_insert((0, ts.clone()));
-    entry.0 = if adjust { entry.0 + value } else { value };
+    let Some(level) = (if adjust {
+        entry.0.checked_add(value)
+    } else {
+        Some(value)
+    }) else {
+        drop(st);
+        return errors(422, json!({ field: ["is out of range"] }));
+    };
+    entry.0 = level;
     entry.1 = ts;
     let out = level_json(item, location, entry.0, &entry.1);
     drop(st);

@@ -186,8 +186,29 @@ pub fn check(query: &str, variables: &Value) -> Result<(), String> {
     if operations.len() > 1 {
         return Err("the document holds several operations; a request sends one".into());
     }
-    // Variables declared in the header: `$name: Type` with `!` and no `= default` required.
-    let header = &tokens[operation.header.clone()];
+    // Variables declared in the header's parentheses (not its directives):
+    // `$name: Type` with `!` and no `= default` required.
+    let whole_header = &tokens[operation.header.clone()];
+    let header = whole_header;
+    let (header, definitions) = match header.iter().position(|t| *t == Token::Punct('(')) {
+        // `query Name (` or `query (`: the variable definitions.
+        Some(open) if open <= 2 && !header[..open].contains(&Token::Punct('@')) => {
+            let mut depth = 0;
+            let close = header[open..]
+                .iter()
+                .position(|t| {
+                    match t {
+                        Token::Punct('(') => depth += 1,
+                        Token::Punct(')') => depth -= 1,
+                        _ => {}
+                    }
+                    depth == 0
+                })
+                .map_or(header.len(), |at| open + at + 1);
+            (&header[open..close], open..close)
+        }
+        _ => (&header[..0], 0..0),
+    };
     let mut declared: Vec<(&str, bool)> = Vec::new();
     for (idx, token) in header.iter().enumerate() {
         if *token != Token::Punct('$') {
@@ -210,8 +231,15 @@ pub fn check(query: &str, variables: &Value) -> Result<(), String> {
             && header.get(end) != Some(&Token::Punct('='));
         declared.push((name, required));
     }
-    // Variables used in the operation's selection set and in fragments.
+    // Variables used in the operation's directives, its selection set and fragments.
     let mut used: Vec<&str> = Vec::new();
+    for (idx, token) in whole_header.iter().enumerate() {
+        if *token == Token::Punct('$') && !definitions.contains(&idx) {
+            if let Some(Token::Name(name)) = whole_header.get(idx + 1) {
+                used.push(name);
+            }
+        }
+    }
     for def in &defs {
         let body = &tokens[def.body.clone()];
         for (idx, token) in body.iter().enumerate() {
@@ -298,5 +326,10 @@ mod tests {
             problem("query Q($after: String) { orders { id } }", json!({})).contains("never used")
         );
         assert!(problem("fragment F on Order { id }", json!({})).contains("no operation"));
+        check(
+            "query Q($a: Boolean!) @skip(if: $a) { x { id } }",
+            &json!({"a": true}),
+        )
+        .unwrap();
     }
 }

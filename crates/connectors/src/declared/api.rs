@@ -27,8 +27,9 @@ pub struct Api {
     pub templates: Templates,
     auth: Option<Auth>,
     token: TokenSlot,
-    /// Held while a token is fetched, so concurrent calls make one login.
-    fetching: tokio::sync::Mutex<()>,
+    /// Held while a token is fetched, so concurrent calls of the connection (its sources
+    /// and sinks alike) make one login.
+    fetching: std::rc::Rc<tokio::sync::Mutex<()>>,
     pub rules: Vec<Compiled>,
 }
 
@@ -75,8 +76,8 @@ impl Api {
             settings,
             templates: Templates::default(),
             auth: spec.auth.clone(),
-            token: tokens.slot(key),
-            fetching: tokio::sync::Mutex::new(()),
+            token: tokens.slot(key.clone()),
+            fetching: tokens.lock(key),
             rules: classify::compile(&spec.rules)?,
         })
     }
@@ -95,15 +96,14 @@ impl Api {
     }
 
     /// A next page's URL (a `Link` target or an answer's next URL), resolved against the
-    /// URL of the page that named it; refused on another origin than `base_url`'s, where
+    /// URL of the page that named it; refused on another origin than that page's, where
     /// the connection's credentials must not go.
     pub fn next_url(&self, page: &reqwest::Url, next: &str) -> Result<String, String> {
         let url = page
             .join(next.trim())
             .map_err(|e| format!("the next page's URL `{next}` does not parse: {e}"))?;
-        let base = reqwest::Url::parse(&self.url("/"))
-            .map_err(|e| format!("`base_url` does not parse: {e}"))?;
-        if url.origin() != base.origin() {
+        // The page's own origin: the API's (`base_url`'s, or an absolute `path`'s).
+        if url.origin() != page.origin() {
             return Err(format!(
                 "the API names a next page on another host ({}); it is not followed, so the connection's credentials stay with the API",
                 url.origin().ascii_serialization()
@@ -214,7 +214,8 @@ impl Api {
             let mut builder = self
                 .build(request, ctx, extra)
                 .map_err(|reason| CallOutcome::Permanent { reason })?;
-            builder = self.authenticate(builder, timeout).await?;
+            let (authenticated, used) = self.authenticate(builder, timeout).await?;
+            builder = authenticated;
             let (reply, url) = read(builder, timeout).await?;
             let json: Option<Value> = serde_json::from_slice(&reply.body).ok();
             let renders = |text: &str| {
@@ -252,7 +253,13 @@ impl Api {
                 }
                 Decision::Reauth(reason) => {
                     tracing::info!(connector = %self.name, %reason, "credentials refused; fetching a new token");
-                    self.token.borrow_mut().take();
+                    // Only the refused token is dropped: another call may have fetched a
+                    // newer one meanwhile.
+                    let mut slot = self.token.borrow_mut();
+                    if slot.as_ref().map(|(value, _)| value) == used.as_ref() {
+                        slot.take();
+                    }
+                    drop(slot);
                     fresh = true;
                 }
             }
@@ -261,11 +268,12 @@ impl Api {
 
     /// Adds the credentials to a request, fetching a token when none is cached or it
     /// is about to expire.
+    /// The request with its credentials, and the fetched token it carries (if any).
     async fn authenticate(
         &self,
         builder: reqwest::RequestBuilder,
         timeout: Duration,
-    ) -> Result<reqwest::RequestBuilder, CallOutcome> {
+    ) -> Result<(reqwest::RequestBuilder, Option<String>), CallOutcome> {
         let ctx = self.context(&[]);
         let t = &self.templates;
         let text = |s: &str| {
@@ -273,23 +281,25 @@ impl Api {
                 .map_err(|reason| CallOutcome::Permanent { reason })
         };
         Ok(match &self.auth {
-            None => builder,
-            Some(Auth::Header { name, value }) => builder.header(name.as_str(), text(value)?),
-            Some(Auth::Bearer { token }) => builder.bearer_auth(text(token)?),
+            None => (builder, None),
+            Some(Auth::Header { name, value }) => {
+                (builder.header(name.as_str(), text(value)?), None)
+            }
+            Some(Auth::Bearer { token }) => (builder.bearer_auth(text(token)?), None),
             Some(Auth::Basic { username, password }) => {
                 let pair = format!("{}:{}", text(username)?, text(password)?);
-                builder.header(
-                    reqwest::header::AUTHORIZATION,
-                    format!(
-                        "Basic {}",
-                        base64::engine::general_purpose::STANDARD.encode(pair)
-                    ),
+                let basic = base64::engine::general_purpose::STANDARD.encode(pair);
+                (
+                    builder.header(reqwest::header::AUTHORIZATION, format!("Basic {basic}")),
+                    None,
                 )
             }
-            Some(Auth::Query { name, value }) => builder.query(&[(name.as_str(), text(value)?)]),
+            Some(Auth::Query { name, value }) => {
+                (builder.query(&[(name.as_str(), text(value)?)]), None)
+            }
             Some(auth @ (Auth::Login { .. } | Auth::Oauth2 { .. })) => {
                 let (header, value) = self.token(auth, timeout).await?;
-                builder.header(header, value)
+                (builder.header(header, value.as_str()), Some(value))
             }
         })
     }

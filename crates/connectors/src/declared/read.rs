@@ -72,7 +72,16 @@ pub fn compare(a: &str, b: &str) -> Ordering {
     if let (Ok(x), Ok(y)) = (a.parse::<jiff::Timestamp>(), b.parse::<jiff::Timestamp>()) {
         return x.cmp(&y);
     }
-    let civil = |s: &str| s.replacen(' ', "T", 1).parse::<jiff::civil::DateTime>();
+    let civil = |s: &str| {
+        (s.as_bytes().get(4) == Some(&b'-'))
+            .then(|| {
+                s.replacen(' ', "T", 1)
+                    .parse::<jiff::civil::DateTime>()
+                    .ok()
+            })
+            .flatten()
+            .ok_or(())
+    };
     if let (Ok(x), Ok(y)) = (civil(a), civil(b)) {
         return x.cmp(&y);
     }
@@ -98,21 +107,6 @@ pub fn since(watermark: &str, lookback: Duration) -> String {
             .checked_sub(back)
             .map_or_else(|_| watermark.to_string(), |s| s.to_string());
     }
-    // A stamp without an offset (common in ERPs) is moved back as written, in its own
-    // clock and style.
-    if let Ok(civil) = watermark
-        .replacen(' ', "T", 1)
-        .parse::<jiff::civil::DateTime>()
-    {
-        let back = jiff::SignedDuration::try_from(lookback).unwrap_or(jiff::SignedDuration::ZERO);
-        if let Ok(earlier) = civil.checked_sub(back) {
-            let text = earlier.to_string();
-            return match watermark.as_bytes().get(10) {
-                Some(b' ') => text.replacen('T', " ", 1),
-                _ => text,
-            };
-        }
-    }
     // A number of seconds since the epoch, or of milliseconds from 13 digits on.
     if let Ok(n) = watermark.parse::<i64>() {
         let unit = if n.unsigned_abs() >= 100_000_000_000 {
@@ -122,6 +116,32 @@ pub fn since(watermark: &str, lookback: Duration) -> String {
         };
         let back = i64::try_from(lookback.as_millis() * unit / 1000).unwrap_or(i64::MAX);
         return n.saturating_sub(back).to_string();
+    }
+    let back = jiff::SignedDuration::try_from(lookback).unwrap_or(jiff::SignedDuration::ZERO);
+    let dashed = watermark.as_bytes().get(4) == Some(&b'-');
+    // A stamp without an offset (common in ERPs) is moved back as written, in its own
+    // clock and style; a date alone by whole days.
+    if dashed && watermark.len() > 10 {
+        if let Ok(civil) = watermark
+            .replacen(' ', "T", 1)
+            .parse::<jiff::civil::DateTime>()
+        {
+            if let Ok(earlier) = civil.checked_sub(back) {
+                let text = earlier.to_string();
+                return match watermark.as_bytes().get(10) {
+                    Some(b' ') => text.replacen('T', " ", 1),
+                    _ => text,
+                };
+            }
+        }
+    }
+    if dashed && watermark.len() == 10 {
+        if let Ok(date) = watermark.parse::<jiff::civil::Date>() {
+            let days = lookback.as_secs().div_ceil(86_400);
+            if let Ok(earlier) = date.checked_sub(jiff::Span::new().days(days as i64)) {
+                return earlier.to_string();
+            }
+        }
     }
     watermark.to_string()
 }
@@ -567,6 +587,12 @@ mod tests {
 
     #[test]
     fn lookback_moves_the_watermark_back() {
+        assert_eq!(since("20240110", Duration::from_secs(60)), "20240050");
+        assert_eq!(since("2024-01-10", Duration::from_secs(60)), "2024-01-09");
+        assert_eq!(
+            since("20240110T100000", Duration::from_secs(60)),
+            "20240110T100000"
+        );
         assert_eq!(
             since("2024-01-01T00:10:00Z", Duration::from_secs(600)),
             "2024-01-01T00:00:00Z"

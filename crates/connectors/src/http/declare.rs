@@ -14,9 +14,12 @@ fn text<'a>(map: &'a Map, key: &str) -> Option<&'a str> {
         .filter(|v| !v.is_empty())
 }
 
+/// A name and its value (a header, a query parameter).
+pub type Pair = (String, String);
+
 /// The credentials the connection's settings give, as headers and a query parameter:
 /// `(headers, query)`.
-pub fn credentials(settings: &Map) -> (Vec<(String, String)>, Option<(String, String)>) {
+pub fn credentials(settings: &Map) -> (Vec<Pair>, Option<Pair>) {
     use base64::Engine;
     let mut headers = Vec::new();
     if let Some(value) = text(settings, "auth_header") {

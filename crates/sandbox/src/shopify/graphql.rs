@@ -24,6 +24,32 @@ use omniflow_http::server::{Req, Resp};
 use serde_json::{json, Map, Value};
 use std::time::Instant;
 
+/// The deepest nesting of braces, parentheses and brackets a query may have.
+const MAX_DEPTH: usize = 32;
+/// The most errors one answer lists.
+const MAX_ERRORS: usize = 50;
+
+/// How deep a query's brackets nest (strings skipped).
+fn nesting(text: &str) -> usize {
+    let (mut depth, mut deepest, mut in_string, mut escaped) = (0usize, 0usize, false, false);
+    for b in text.bytes() {
+        match (in_string, b) {
+            (true, _) if escaped => escaped = false,
+            (true, b'\\') => escaped = true,
+            (true, b'"') => in_string = false,
+            (true, _) => {}
+            (false, b'"') => in_string = true,
+            (false, b'{' | b'(' | b'[') => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            (false, b'}' | b')' | b']') => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    deepest
+}
+
 /// Points the bucket holds.
 pub const MAXIMUM_AVAILABLE: f64 = 2000.0;
 /// Points restored a second.
@@ -85,9 +111,28 @@ pub fn serve(sb: &Shared, req: &Req) -> Resp {
         );
     };
     let variables = body["variables"].as_object().cloned().unwrap_or_default();
-    let document = match parse_query::<String>(text) {
-        Ok(document) => document,
-        Err(e) => {
+    if nesting(text) > MAX_DEPTH {
+        let message = format!(
+            "Query has depth of more than {MAX_DEPTH}, which exceeds max depth of {MAX_DEPTH}"
+        );
+        return Resp::json(
+            200,
+            json!({"errors": [error(message, "MAX_DEPTH_EXCEEDED")]}),
+        );
+    }
+    // The parser is a library's: an input it cannot handle is a parse error here, never a
+    // crashed sandbox.
+    let parsed =
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| parse_query::<String>(text)));
+    let document = match parsed {
+        Ok(Ok(document)) => document,
+        Err(_) => {
+            return Resp::json(
+                200,
+                json!({"errors": [error("Parse error: the query could not be read".into(), "parseError")]}),
+            )
+        }
+        Ok(Err(e)) => {
             let message = e
                 .to_string()
                 .lines()
@@ -105,6 +150,10 @@ pub fn serve(sb: &Shared, req: &Req) -> Resp {
             Ok(found) => found,
             Err(e) => return Resp::json(200, json!({ "errors": [e] })),
         };
+    if has_fragments(set) {
+        let message = "Fragments are not served by this sandbox; write the fields out".to_string();
+        return Resp::json(200, json!({"errors": [error(message, "undefinedField")]}));
+    }
     let scale = sb.quota_scale(System::Shopify);
     let (maximum, rate) = (MAXIMUM_AVAILABLE * scale, RESTORE_RATE * scale);
     let requested = if mutation {
@@ -113,9 +162,11 @@ pub fn serve(sb: &Shared, req: &Req) -> Resp {
         cost(set, &vars)
     };
     let status = |available: f64| json!({"maximumAvailable": maximum, "currentlyAvailable": available.floor(), "restoreRate": rate});
-    if requested > MAX_QUERY_COST {
+    // A query the bucket could never pay is refused, not throttled for ever.
+    let max_cost = MAX_QUERY_COST.min(maximum);
+    if requested > max_cost {
         let message = format!(
-            "Query cost is {requested}, which exceeds the single query max cost limit ({MAX_QUERY_COST})."
+            "Query cost is {requested}, which exceeds the single query max cost limit ({max_cost})."
         );
         return Resp::json(
             200,
@@ -157,6 +208,7 @@ pub fn serve(sb: &Shared, req: &Req) -> Resp {
         root.select(set, &vars, &mut errors, &mut actual)
     };
     // The difference between what was asked for and what was read is given back.
+    let actual = actual.min(requested);
     let available = {
         let mut st = sb.shopify.borrow_mut();
         st.graphql.available = (available + requested - actual).min(maximum);
@@ -169,14 +221,14 @@ pub fn serve(sb: &Shared, req: &Req) -> Resp {
     if errors.is_empty() {
         answer["data"] = data;
     } else {
-        // A query is validated once, not per node: each error is reported once.
-        let mut unique: Vec<Value> = Vec::new();
-        for e in errors {
-            if !unique.contains(&e) {
-                unique.push(e);
-            }
-        }
-        let errors = unique;
+        // A query is validated once, not per node: each error is reported once, and a
+        // few dozen at most.
+        let mut seen = std::collections::HashSet::new();
+        let errors: Vec<Value> = errors
+            .into_iter()
+            .filter(|e| seen.insert(e.to_string()))
+            .take(MAX_ERRORS)
+            .collect();
         answer["errors"] = Value::Array(errors);
         answer["data"] = Value::Null;
     }
@@ -277,6 +329,14 @@ fn argument(field: &Field<String>, name: &str, vars: &Vars) -> Value {
         .iter()
         .find(|(n, _)| n == name)
         .map_or(Value::Null, |(_, v)| to_json(v, vars))
+}
+
+/// True when a selection uses a fragment anywhere.
+fn has_fragments(set: &SelectionSet<String>) -> bool {
+    set.items.iter().any(|s| match s {
+        Selection::Field(f) => has_fragments(&f.selection_set),
+        _ => true,
+    })
 }
 
 fn fields<'a, 'd>(
@@ -430,6 +490,27 @@ fn mutate(sb: &Shared, set: &SelectionSet<String>, vars: &Vars, errors: &mut Vec
                     .as_ref()
                     .and_then(|k| k.as_str())
                     .and_then(|k| sb.shopify.borrow().graphql.idempotent.get(k).cloned());
+                // The selection is checked before anything is changed.
+                let shape = json!({"__type": "InventorySetQuantitiesPayload",
+                    "inventoryAdjustmentGroup": {"__type": "InventoryAdjustmentGroup", "createdAt": "", "reason": "",
+                        "referenceDocumentUri": null, "changes": [{"__type": "InventoryChange", "name": "", "delta": 0,
+                            "quantityAfterChange": 0, "item": {"__type": "InventoryItem", "id": ""},
+                            "location": {"__type": "Location", "id": ""}}]},
+                    "userErrors": [{"__type": "InventorySetQuantitiesUserError", "field": [], "code": "", "message": ""}]});
+                let mut wrong = Vec::new();
+                select(
+                    &shape,
+                    "InventorySetQuantitiesPayload",
+                    &field.selection_set,
+                    vars,
+                    &mut wrong,
+                    &mut 0.0,
+                );
+                if !wrong.is_empty() {
+                    errors.extend(wrong);
+                    out.insert(key, Value::Null);
+                    continue;
+                }
                 let payload = match replay {
                     Some(first) => {
                         sb.bump(System::Shopify, "idempotent_replays");
@@ -528,14 +609,30 @@ fn set_quantities(sb: &Shared, input: &Value) -> Value {
                 }
                 continue;
             };
-            let Some(quantity) = q["quantity"].as_i64() else {
+            // GraphQL's Int is 32 bits.
+            let int = |v: &Value| v.as_i64().filter(|n| i32::try_from(*n).is_ok());
+            let Some(quantity) = int(&q["quantity"]) else {
                 errors.push(user_error(
                     at("quantity"),
                     "INVALID_QUANTITY",
-                    "The quantity must be an integer.",
+                    "The quantity must be a 32-bit integer.",
                 ));
                 continue;
             };
+            // From 2026-04, `changeFromQuantity` (null: no check) takes the place of
+            // `compareQuantity` and `ignoreCompareQuantity`.
+            if let Some(from) = q.get("changeFromQuantity") {
+                if !from.is_null() && int(from) != Some(current) {
+                    errors.push(user_error(
+                        at("changeFromQuantity"),
+                        "CHANGE_FROM_QUANTITY_STALE",
+                        "The changeFromQuantity argument no longer matches the persisted quantity.",
+                    ));
+                    continue;
+                }
+                changes.push((item.unwrap_or(0), location.unwrap_or(0), current, quantity));
+                continue;
+            }
             if quantity < 0 && name == "on_hand" {
                 errors.push(user_error(
                     at("quantity"),
@@ -544,7 +641,7 @@ fn set_quantities(sb: &Shared, input: &Value) -> Value {
                 ));
                 continue;
             }
-            if !ignore_compare && q["compareQuantity"].as_i64() != Some(current) {
+            if !ignore_compare && int(&q["compareQuantity"]) != Some(current) {
                 errors.push(user_error(
                     at("compareQuantity"),
                     "COMPARE_QUANTITY_STALE",
@@ -564,7 +661,7 @@ fn set_quantities(sb: &Shared, input: &Value) -> Value {
     for (item, location, before, after) in changes {
         st.levels.insert((item, location), (after, ts.clone()));
         out.push(
-            json!({"__type": "InventoryChange", "name": name, "delta": after - before,
+            json!({"__type": "InventoryChange", "name": name, "delta": after.saturating_sub(before),
             "quantityAfterChange": after,
             "item": {"__type": "InventoryItem", "id": gid("InventoryItem", item)},
             "location": {"__type": "Location", "id": gid("Location", location)}}),
@@ -611,9 +708,38 @@ fn connection(
         }
         (Some(n), _) | (None, Some(n)) => n as usize,
     };
-    let position = |c: &Value| c.as_str().map(|c| items.iter().position(|(k, _)| k == c));
+    // A cursor holds its item's sort value and id: a page goes on from that place, even
+    // when the item itself has changed or gone since.
+    let keys: Vec<Option<(String, u64)>> = items.iter().map(|(c, _)| cursor_key(c)).collect();
+    let ascending = keys.windows(2).all(|w| w[0] <= w[1]);
+    let position = |c: &Value| {
+        c.as_str().map(|c| {
+            let key = cursor_key(c)?;
+            let after = keys
+                .iter()
+                .position(|k| {
+                    if ascending {
+                        *k > Some(key.clone())
+                    } else {
+                        *k < Some(key.clone())
+                    }
+                })
+                .unwrap_or(keys.len());
+            let at = keys
+                .iter()
+                .position(|k| {
+                    if ascending {
+                        *k >= Some(key.clone())
+                    } else {
+                        *k <= Some(key.clone())
+                    }
+                })
+                .unwrap_or(keys.len());
+            Some((after, at))
+        })
+    };
     let start = match position(&argument(field, "after", vars)) {
-        Some(Some(idx)) => idx + 1,
+        Some(Some((after, _))) => after,
         Some(None) => {
             errors.push(error(
                 "Invalid cursor for current pagination sort.".into(),
@@ -624,7 +750,7 @@ fn connection(
         None => 0,
     };
     let end = match position(&argument(field, "before", vars)) {
-        Some(Some(idx)) => idx,
+        Some(Some((_, at))) => at,
         Some(None) => {
             errors.push(error(
                 "Invalid cursor for current pagination sort.".into(),
@@ -669,9 +795,9 @@ fn connection(
             "edges" => Value::Array(
                 page.iter()
                     .map(|(c, node)| {
+                        // The edge's node is charged as it is selected.
                         let edge =
                             json!({"__type": format!("{typename}Edge"), "cursor": c, "node": node});
-                        *actual += 1.0;
                         select(
                             &edge,
                             &format!("{typename}Edge"),
@@ -742,7 +868,7 @@ fn select(
                         items
                             .iter()
                             .enumerate()
-                            .map(|(i, item)| (cursor(&i.to_string(), i as u64), item.clone()))
+                            .map(|(i, item)| (cursor(&format!("{i:010}"), i as u64), item.clone()))
                             .collect()
                     })
                     .unwrap_or_default();
@@ -792,6 +918,18 @@ fn select(
         out.insert(key, selected);
     }
     Value::Object(out)
+}
+
+/// The sort value and id an opaque cursor holds.
+fn cursor_key(cursor: &str) -> Option<(String, u64)> {
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(cursor)
+        .ok()?;
+    let value: Value = serde_json::from_slice(&bytes).ok()?;
+    Some((
+        value["last_value"].as_str()?.to_string(),
+        value["last_id"].as_u64()?,
+    ))
 }
 
 /// An opaque cursor: the sort value and the id, base64 JSON as Shopify's are.

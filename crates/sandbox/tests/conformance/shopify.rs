@@ -557,6 +557,79 @@ fn every_graphql_answer_is_in_the_description_and_pages_every_order() {
             "INVALID_INVENTORY_ITEM"
         );
         assert!(payload(&refused)["inventoryAdjustmentGroup"].is_null());
+        // Hostile queries get GraphQL errors, never a dropped connection or a change.
+        let deep = format!("{{ shop {}name{} }}", "{ x ".repeat(40), " }".repeat(40));
+        let many = format!(
+            "{{ {} }}",
+            (0..5000)
+                .map(|i| format!("f{i}"))
+                .collect::<Vec<_>>()
+                .join(" ")
+        );
+        for (body, code) in [
+            (
+                json!({"query": "{ ...F } fragment F on QueryRoot { shop { name } }"}),
+                "undefinedField",
+            ),
+            (json!({"query": deep}), "MAX_DEPTH_EXCEEDED"),
+            (
+                json!({"query": "{ orders(first: 1, query: \"\"\"\n  a\n\u{3000}b\n\"\"\") { nodes { id } } }"}),
+                "",
+            ),
+            (json!({"query": many}), "undefinedField"),
+        ] {
+            let answer = send(post(body)).await;
+            gql.check("POST", ROUTE, &answer);
+            assert_eq!(answer.status, 200, "{}", answer.text);
+            if !code.is_empty() {
+                assert_eq!(
+                    answer.body["errors"][0]["extensions"]["code"], code,
+                    "{}",
+                    answer.text
+                );
+            }
+            assert!(answer.body["errors"]
+                .as_array()
+                .is_none_or(|e| e.len() <= 50));
+        }
+        let get = |path: &str| {
+            client
+                .get(format!("{base}/admin/api/2025-07{path}"))
+                .header("X-Shopify-Access-Token", ACCESS_TOKEN)
+        };
+        let level = || async {
+            let levels = send(get(&format!(
+                "/inventory_levels.json?inventory_item_ids={}&location_ids={}",
+                omniflow_sandbox::catalog::shopify_inventory_item_id(0),
+                omniflow_sandbox::catalog::SHOPIFY_LOCATIONS[0].0
+            )))
+            .await;
+            levels.body["inventory_levels"][0]["available"].as_i64()
+        };
+        let before = level().await;
+        let bogus = "mutation S($input: InventorySetQuantitiesInput!) { inventorySetQuantities(input: $input) { bogus userErrors { code } } }";
+        let wrong = send(post(
+            json!({"query": bogus, "variables": {"input": input(60, 1)}}),
+        ))
+        .await;
+        assert_eq!(
+            wrong.body["errors"][0]["extensions"]["code"], "undefinedField",
+            "{}",
+            wrong.text
+        );
+        let huge = json!({"name": "available", "ignoreCompareQuantity": true, "quantities": [
+            {"inventoryItemId": item, "locationId": location, "quantity": i64::MAX}]});
+        let refused = send(post(
+            json!({"query": set, "variables": {"key": "k3", "input": huge}}),
+        ))
+        .await;
+        assert_eq!(
+            payload(&refused)["userErrors"][0]["code"],
+            "INVALID_QUANTITY",
+            "{}",
+            refused.text
+        );
+        assert_eq!(level().await, before, "a refused mutation changes nothing");
         // An empty bucket: THROTTLED, no data, and no actual cost.
         send(
             client
