@@ -94,6 +94,11 @@ fn stdlib_operations() -> Vec<(String, String, String)> {
             let Item::Connector(connector) = item else {
                 continue;
             };
+            // A declaration with requests runs through the declared connectors, not the
+            // registry.
+            if omniflow_compiler::typeck::declared::has_implementation(connector) {
+                continue;
+            }
             let connector_name = connector.name.name.as_str();
             let operations = connector
                 .sources

@@ -36,6 +36,7 @@ std_files! {
     "std.connectors.odata" => "connectors/odata.flow",
     "std.connectors.shipbob" => "connectors/shipbob.flow",
     "std.connectors.shopify" => "connectors/shopify.flow",
+    "std.connectors.shopify_graphql" => "connectors/shopify_graphql.flow",
     "std.connectors.square" => "connectors/square.flow",
     "std.connectors.tryton" => "connectors/tryton.flow",
     "std.connectors.webhook" => "connectors/webhook.flow",

@@ -1,6 +1,7 @@
 //! Connectors declared in flow files, end to end through `omniflow run`, with no built-in
-//! connector on the path: the declarations of `flows/connectors/` against the sandbox
-//! (Shopify's REST Admin API, Square's order search) and against a real Tryton server,
+//! connector on the path: the declarations of `flows/connectors/` and the stdlib's
+//! `shopify_graphql` against the sandbox (Shopify's REST and GraphQL Admin APIs, Square's
+//! order search) and against a real Tryton server,
 //! a sink declared in the test's flow, SIGKILLs in the middle of multi-page polls, a
 //! throttled page, a refused write and a session that expires.
 
@@ -121,10 +122,15 @@ schema Placed {
 /// `settings` besides its URL and token.
 fn orders_flow(dir: &TempDir, declaration: &str, settings: &str, (id, updated): (&str, &str)) {
     let connector = declaration.trim_end_matches(".flow");
+    // A declaration of the stdlib is imported by its module, others by their file.
+    let import = match connector {
+        "shopify_graphql" => format!("use std.connectors.{{{connector}}}"),
+        _ => format!("use \"{declaration}\""),
+    };
     std::fs::write(
         dir.0.join("orders.flow"),
         format!(
-            r#"use "{declaration}"
+            r#"{import}
 {ORDERS_API}
 connection shop = {connector} {{ base_url = env("SHOP"), access_token = secret("SHOP_TOKEN"){settings} }}
 connection api = orders_api {{ base_url = env("SINK"), token = secret("SINK_TOKEN") }}
@@ -569,7 +575,6 @@ fn a_poll_that_does_not_find_what_the_declaration_expects_is_visible() {
 #[test]
 fn a_declared_graphql_connector_pages_by_cursor_and_waits_out_a_throttled_query() {
     let dir = TempDir::new("declared-graphql");
-    declaration(&dir, "shopify_graphql.flow");
     let graphql = ("$.legacyResourceId", "$.updatedAt");
     orders_flow(&dir, "shopify_graphql.flow", "", graphql);
     let port = free_port();
@@ -619,7 +624,6 @@ fn a_declared_graphql_connector_pages_by_cursor_and_waits_out_a_throttled_query(
 #[test]
 fn a_declared_graphql_mutation_sets_stock_once_and_dead_letters_user_errors() {
     let dir = TempDir::new("declared-graphql-mutation");
-    declaration(&dir, "shopify_graphql.flow");
     std::fs::create_dir_all(dir.0.join("in")).unwrap();
     let item = sandbox::catalog::shopify_inventory_item_id(1);
     let location = sandbox::catalog::SHOPIFY_LOCATIONS[1].0;
@@ -635,8 +639,7 @@ fn a_declared_graphql_mutation_sets_stock_once_and_dead_letters_user_errors() {
     .unwrap();
     std::fs::write(
         dir.0.join("levels.flow"),
-        r#"use "shopify_graphql.flow"
-use std.connectors.{file}
+        r#"use std.connectors.{shopify_graphql, file}
 connection shop = shopify_graphql { base_url = env("SHOP"), access_token = secret("SHOP_TOKEN") }
 connection drop = file { dir = env("DROP") }
 flow levels {

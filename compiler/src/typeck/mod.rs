@@ -303,13 +303,13 @@ pub fn build_env(program: &Program, diags: &mut Diagnostics) -> Env {
         match program.item(*item) {
             Item::Connector(decl) => {
                 let mut info = connector_info(program, item.module, decl, diags);
-                if !is_stdlib_connector(program, item.module) {
-                    if declared::has_implementation(decl) {
-                        info.declared =
-                            declared::check(program, &env, &info, decl, diags).map(Box::new);
-                    } else {
-                        user_connector(decl, diags);
-                    }
+                // A declaration with requests runs as declared, the stdlib's included; a
+                // bare signature outside the stdlib has nothing to run.
+                if declared::has_implementation(decl) {
+                    info.declared =
+                        declared::check(program, &env, &info, decl, diags).map(Box::new);
+                } else if !is_stdlib_connector(program, item.module) {
+                    user_connector(decl, diags);
                 }
                 env.connectors.insert(*item, info);
             }
