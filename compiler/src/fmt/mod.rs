@@ -479,30 +479,40 @@ impl Printer<'_> {
             self.last_end = settings.span.end;
             return;
         }
-        if !self.has_comment_within(settings.span.start, settings.span.end) {
-            let mut inline = Printer {
-                src: self.src,
-                comments: Vec::new(),
-                next_comment: 0,
-                out: String::new(),
-                indent: 0,
-                last_end: 0,
-            };
-            for (idx, entry) in settings.entries.iter().enumerate() {
-                if idx > 0 {
-                    inline.push(", ");
-                }
-                inline.push(&format!("{} = ", entry.name.name));
-                inline.expr(&entry.value);
-            }
-            let line_len = self.out.len() - self.out.rfind('\n').map_or(0, |i| i + 1);
-            if !inline.out.contains('\n') && line_len + inline.out.len() + 4 <= MAX_INLINE {
-                self.push(&format!(" {{ {} }}", inline.out));
-                self.last_end = settings.span.end;
-                return;
-            }
+        if !self.has_comment_within(settings.span.start, settings.span.end)
+            && self.inline(&settings.entries, settings.span.end, |p, entry| {
+                p.push(&format!("{} = ", entry.name.name));
+                p.expr(&entry.value);
+            })
+        {
+            return;
         }
         self.settings_block(settings);
+    }
+
+    /// Prints ` { a, b }` (each entry by `print`, on one line) when it fits the line and
+    /// `end` closes it; false, printing nothing, when it does not.
+    fn inline<T>(&mut self, entries: &[T], end: u32, print: impl Fn(&mut Self, &T)) -> bool {
+        let mut inline = Printer {
+            src: self.src,
+            comments: Vec::new(),
+            next_comment: 0,
+            out: String::new(),
+            indent: 0,
+            last_end: 0,
+        };
+        for (idx, entry) in entries.iter().enumerate() {
+            if idx > 0 {
+                inline.push(", ");
+            }
+            print(&mut inline, entry);
+        }
+        if inline.out.contains('\n') || self.line_len() + inline.out.len() + 4 > MAX_INLINE {
+            return false;
+        }
+        self.push(&format!(" {{ {} }}", inline.out));
+        self.last_end = end;
+        true
     }
 
     /// A declared connector's block: ` { a = 1, b = 2 }` when short and flat, one entry
@@ -517,27 +527,11 @@ impl Printer<'_> {
             .entries
             .iter()
             .all(|e| matches!(e.value, BlockValue::Expr(_)));
-        if flat && !self.has_comment_within(block.span.start, block.span.end) {
-            let mut inline = Printer {
-                src: self.src,
-                comments: Vec::new(),
-                next_comment: 0,
-                out: String::new(),
-                indent: 0,
-                last_end: 0,
-            };
-            for (idx, entry) in block.entries.iter().enumerate() {
-                if idx > 0 {
-                    inline.push(", ");
-                }
-                inline.block_entry(entry);
-            }
-            let line_len = self.out.len() - self.out.rfind('\n').map_or(0, |i| i + 1);
-            if !inline.out.contains('\n') && line_len + inline.out.len() + 4 <= MAX_INLINE {
-                self.push(&format!(" {{ {} }}", inline.out));
-                self.last_end = block.span.end;
-                return;
-            }
+        if flat
+            && !self.has_comment_within(block.span.start, block.span.end)
+            && self.inline(&block.entries, block.span.end, Self::block_entry)
+        {
+            return;
         }
         self.open();
         self.each_line(&block.entries, |e| e.span, |p, entry| p.block_entry(entry));

@@ -410,6 +410,19 @@ mod tests {
     }
 }
 
+/// `text` percent-encoded for a URL, keeping unreserved characters and those in `keep`.
+pub fn percent_encode(text: &str, keep: &[u8]) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            b if keep.contains(&b) => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
 /// The class of a failed poll's reason, for `omniflow_poll_errors_total{reason}`: what the
 /// connectors' own messages say, most specific first.
 pub fn poll_reason(error: &str) -> &'static str {

@@ -68,6 +68,7 @@ impl HttpSink {
         // An API key in the query, percent-encoded (so no brace of it reads as a template).
         if let Some((name, value)) = key {
             let sep = if url_template.contains('?') { '&' } else { '?' };
+            let encode = |text: &str| client::percent_encode(text, b"");
             url_template = format!("{url_template}{sep}{}={}", encode(&name), encode(&value));
         }
         let endpoint = request_uri(&base).map_err(|e| format!("`base_url`: {e}"))?;
@@ -109,18 +110,6 @@ impl HttpSink {
             .map_err(|e| format!("path template: {e}"))?;
         request_uri(&url)
     }
-}
-
-/// `text` percent-encoded for a query string (unreserved characters kept).
-fn encode(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                (b as char).to_string()
-            }
-            other => format!("%{other:02X}"),
-        })
-        .collect()
 }
 
 /// The message as a template context, every number's digits kept (null when not JSON).

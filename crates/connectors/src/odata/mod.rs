@@ -34,15 +34,9 @@ pub fn literal(text: &str) -> String {
     format!("'{}'", text.replace('\'', "''"))
 }
 
+/// `text` percent-encoded for an OData URL (quotes kept, as `$filter` literals need).
 pub fn urlencode(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'\'' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
+    crate::client::percent_encode(text, b"'")
 }
 
 /// The key segment of an entity: `('text')` or `(uuid)`.

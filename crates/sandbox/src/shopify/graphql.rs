@@ -712,30 +712,23 @@ fn connection(
     // when the item itself has changed or gone since.
     let keys: Vec<Option<(String, u64)>> = items.iter().map(|(c, _)| cursor_key(c)).collect();
     let ascending = keys.windows(2).all(|w| w[0] <= w[1]);
+    // Each item's place against a cursor's key, in the connection's order.
+    let order = |k: &Option<(String, u64)>, key: &(String, u64)| {
+        k.as_ref()
+            .map(|k| if ascending { k.cmp(key) } else { key.cmp(k) })
+    };
     let position = |c: &Value| {
         c.as_str().map(|c| {
             let key = cursor_key(c)?;
-            let after = keys
-                .iter()
-                .position(|k| {
-                    if ascending {
-                        *k > Some(key.clone())
-                    } else {
-                        *k < Some(key.clone())
-                    }
-                })
-                .unwrap_or(keys.len());
-            let at = keys
-                .iter()
-                .position(|k| {
-                    if ascending {
-                        *k >= Some(key.clone())
-                    } else {
-                        *k <= Some(key.clone())
-                    }
-                })
-                .unwrap_or(keys.len());
-            Some((after, at))
+            let first = |past: fn(std::cmp::Ordering) -> bool| {
+                keys.iter()
+                    .position(|k| order(k, &key).is_some_and(past))
+                    .unwrap_or(keys.len())
+            };
+            Some((
+                first(std::cmp::Ordering::is_gt),
+                first(std::cmp::Ordering::is_ge),
+            ))
         })
     };
     let start = match position(&argument(field, "after", vars)) {
