@@ -24,6 +24,8 @@ pub struct Api {
     client: reqwest::Client,
     base: String,
     pub settings: Value,
+    /// `settings` as a template value, made once.
+    settings_context: Context,
     pub templates: Templates,
     auth: Option<Auth>,
     token: TokenSlot,
@@ -73,6 +75,7 @@ impl Api {
             name: spec.name.clone(),
             client: client::build_same_origin()?,
             base,
+            settings_context: Context::from_serialize(&settings),
             settings,
             templates: Templates::default(),
             auth: spec.auth.clone(),
@@ -91,7 +94,7 @@ impl Api {
     /// A template context: the settings and `extra` variables.
     pub fn context(&self, extra: &[(&str, Context)]) -> Context {
         let mut map: std::collections::BTreeMap<&str, Context> = extra.iter().cloned().collect();
-        map.insert("settings", Context::from_serialize(&self.settings));
+        map.insert("settings", self.settings_context.clone());
         Context::from_iter(map)
     }
 

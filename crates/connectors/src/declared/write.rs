@@ -16,6 +16,8 @@ pub struct DeclaredSink {
     rules: Vec<Compiled>,
     found: Option<Path>,
     document: Option<Path>,
+    /// The lookup's rule: a 404 is an absent record, not a failure.
+    absent: Vec<Compiled>,
 }
 
 impl DeclaredSink {
@@ -29,6 +31,15 @@ impl DeclaredSink {
                 .map(|l| Path::new(&l.found))
                 .transpose()?,
             document: op.document.as_deref().map(Path::new).transpose()?,
+            absent: super::classify::compile(&[omniflow_ir::declared::Rule {
+                status: vec![(404, 404)],
+                when: None,
+                equals: None,
+                then: omniflow_ir::declared::Then::Ok,
+                reason: None,
+                wait_header: None,
+                wait: None,
+            }])?,
             op: op.clone(),
             api,
         })
@@ -38,20 +49,15 @@ impl DeclaredSink {
     /// lookup failed), `None` when the write is to be sent.
     async fn lookup(&self, ctx: &Context, call: &Call<'_>) -> Option<CallOutcome> {
         let (lookup, found) = (self.op.lookup.as_ref()?, self.found.as_ref()?);
-        // A lookup's 404 is an absent record, not a failure.
-        let absent = omniflow_ir::declared::Rule {
-            status: vec![(404, 404)],
-            when: None,
-            equals: None,
-            then: omniflow_ir::declared::Then::Ok,
-            reason: None,
-            wait_header: None,
-            wait: None,
-        };
-        let rules = super::classify::compile(&[absent]).unwrap_or_default();
         let answer = match self
             .api
-            .send(&lookup.request, ctx, Extra::default(), &rules, call.timeout)
+            .send(
+                &lookup.request,
+                ctx,
+                Extra::default(),
+                &self.absent,
+                call.timeout,
+            )
             .await
         {
             Ok(answer) => answer,
