@@ -258,3 +258,29 @@ flow f {{
         bad.errors
     );
 }
+
+#[test]
+fn an_enum_setting_takes_its_variants_only() {
+    let flow = |api: &str| {
+        format!(
+            r#"
+use std.connectors.shopify
+connection shop = shopify {{ shop = "s", access_token = secret("T"), api = {api} }}
+"#
+        )
+    };
+    for ok in [r#""graphql""#, r#""rest""#, r#"env("SHOPIFY_API")"#] {
+        let checked = check("api_ok", &flow(ok));
+        assert_eq!(checked.errors, Vec::<(String, String)>::new(), "{ok}");
+    }
+    let wrong = check("api_wrong", &flow(r#""grapql""#));
+    assert_eq!(wrong.errors.len(), 1, "{:?}", wrong.errors);
+    let (code, text) = &wrong.errors[0];
+    assert_eq!(code, "E0115");
+    assert!(
+        text.contains("`grapql` is not a variant of `ShopifyApi`") && text.contains("graphql"),
+        "{text}"
+    );
+    let number = check("api_number", &flow("3"));
+    assert_eq!(number.errors[0].0, "E0505", "{:?}", number.errors);
+}

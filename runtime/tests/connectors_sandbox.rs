@@ -1096,3 +1096,196 @@ fn spoiled_answers_fail_the_read_or_write_with_a_reason_and_lose_nothing() {
         assert_eq!(s["shipbob"]["orders_created"], 1, "{s}");
     });
 }
+
+/// A GET of the sandbox's Shopify REST API, as JSON.
+async fn shopify_get(base: &str, path: &str) -> Value {
+    let text = reqwest::Client::new()
+        .get(format!("{base}/admin/api/2026-04/{path}"))
+        .header("X-Shopify-Access-Token", sandbox::shopify::ACCESS_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+#[test]
+fn shopify_sinks_write_through_graphql_with_the_same_outcomes() {
+    with_sandbox(|base| async move {
+        let (tee, cap) = ("TSHIRT-039-RED-M", "CAP-009-BLK-XL");
+        let (tee_item, cap_item) = (
+            inventory_item(&base, tee).await,
+            inventory_item(&base, cap).await,
+        );
+        let location = sandbox::catalog::SHOPIFY_LOCATIONS[0].0;
+        let conn = connection(
+            "shopify",
+            json!({"shop": base, "access_token": sandbox::shopify::ACCESS_TOKEN, "api": "graphql",
+                   "item_map": format!("ITM-110857={tee_item},ITM-112467={cap_item},ITM-GONE=999"),
+                   "location_map": format!("WH-MAIN={location}")}),
+        );
+        // Fulfilment: each parcel its own lines, found on the order's fulfillment orders.
+        let created = control(
+            &base,
+            "/_sandbox/shopify/orders",
+            json!({"line_items": [{"sku": tee, "quantity": 1}, {"sku": cap, "quantity": 1}]}),
+        )
+        .await;
+        let id = created["order"]["id"].clone();
+        let parcel = |sku: &str, tracking: &str| {
+            json!({"id": format!("shipbob:{tracking}"), "order_id": format!("shopify:{id}"), "channel": "shopify",
+                   "location": "WH", "carrier": "UPS", "tracking_number": tracking, "tracking_url": null,
+                   "shipped_at": "2026-05-05T09:00:00Z", "lines": [{"line_id": null, "sku": sku, "quantity": 1}]})
+        };
+        let first = call(
+            &conn,
+            "create_fulfillment",
+            "p1",
+            &parcel("ITM-110857", "1ZA"),
+        )
+        .await;
+        let second = call(
+            &conn,
+            "create_fulfillment",
+            "p2",
+            &parcel("ITM-112467", "1ZB"),
+        )
+        .await;
+        assert!(
+            matches!(&first, CallOutcome::Recorded { document } if document.starts_with("fulfillment ")),
+            "{first:?}"
+        );
+        assert!(second.succeeded() && first != second, "{second:?}");
+        // A retry after a lost answer finds nothing left open for its lines: done.
+        assert_eq!(
+            call(
+                &conn,
+                "create_fulfillment",
+                "p1",
+                &parcel("ITM-110857", "1ZA")
+            )
+            .await,
+            CallOutcome::Ok
+        );
+        let order = shopify_get(&base, &format!("orders/{id}.json")).await;
+        assert_eq!(order["order"]["fulfillment_status"], "fulfilled", "{order}");
+        assert_eq!(order["order"]["fulfillments"][0]["tracking_number"], "1ZA");
+        let missing =
+            permanent(call(&conn, "create_fulfillment", "p3", &shipment("shopify:42")).await);
+        assert!(
+            missing.contains("no order gid://shopify/Order/42"),
+            "{missing}"
+        );
+        // Stock: set once per key (`@idempotent`), refusals with Shopify's code.
+        let level = |sku: &str, n: i64| json!({"sku": sku, "location": "WH-MAIN", "available": n, "channel": "web"});
+        assert_eq!(
+            call(&conn, "set_inventory_level", "s1", &level("ITM-110857", 7)).await,
+            CallOutcome::Ok
+        );
+        assert_eq!(
+            call(&conn, "set_inventory_level", "s1", &level("ITM-110857", 7)).await,
+            CallOutcome::Ok
+        );
+        let levels = shopify_get(
+            &base,
+            &format!("inventory_levels.json?inventory_item_ids={tee_item}&location_ids={location}"),
+        )
+        .await;
+        assert_eq!(levels["inventory_levels"][0]["available"], 7, "{levels}");
+        let reason =
+            permanent(call(&conn, "set_inventory_level", "s2", &level("ITM-GONE", 1)).await);
+        assert!(reason.contains("INVALID_INVENTORY_ITEM"), "{reason}");
+        let reason = permanent(
+            call(
+                &conn,
+                "set_inventory_level",
+                "s3",
+                &level("ITM-110857", 1 << 40),
+            )
+            .await,
+        );
+        assert!(reason.contains("32-bit"), "{reason}");
+        // Prices and products, found by SKU.
+        let p = price(tee, 2450, Some(2900));
+        assert_eq!(call(&conn, "update_price", "q1", &p).await, CallOutcome::Ok);
+        let variant = shopify_get(&base, "variants/39072856001.json").await;
+        assert_eq!(variant["variant"]["price"], "24.50");
+        assert_eq!(variant["variant"]["compare_at_price"], "29.00");
+        let reason = permanent(call(&conn, "update_price", "q2", &price(tee, -100, None)).await);
+        assert!(
+            reason.contains("INVALID_INPUT") && reason.contains("price"),
+            "{reason}"
+        );
+        let reason = permanent(
+            call(
+                &conn,
+                "update_price",
+                "q3",
+                &price("NO-SUCH-SKU", 100, None),
+            )
+            .await,
+        );
+        assert!(
+            reason.contains("no Shopify variant has the SKU NO-SUCH-SKU"),
+            "{reason}"
+        );
+        let mut euros = price(tee, 2450, None);
+        euros["amount"]["currency"] = json!("EUR");
+        let reason = permanent(call(&conn, "update_price", "q4", &euros).await);
+        assert!(
+            reason.contains("the shop sells in USD; the price is in EUR"),
+            "{reason}"
+        );
+        let product = json!({"id": "ITM-110857", "title": "Classic Tee #039", "brand": "Omniflow",
+            "description": "<p>Heavy cotton</p>", "status": "draft", "updated_at": "2026-05-12T06:00:00Z",
+            "skus": [{"code": tee, "product_id": "ITM-110857", "title": "Red / M", "barcode": "0123456789012",
+                      "option_values": null, "weight_grams": 180}]});
+        assert_eq!(
+            call(&conn, "update_product", "u1", &product).await,
+            CallOutcome::Ok
+        );
+        let variant = shopify_get(&base, "variants/39072856001.json").await;
+        assert_eq!(variant["variant"]["barcode"], "0123456789012");
+        assert_eq!(variant["variant"]["grams"], 180);
+        let written = shopify_get(
+            &base,
+            &format!("products/{}.json", variant["variant"]["product_id"]),
+        )
+        .await;
+        assert_eq!(written["product"]["title"], "Classic Tee #039");
+        assert_eq!(written["product"]["status"], "draft");
+        assert_eq!(written["product"]["vendor"], "Omniflow");
+        let mut blank = product.clone();
+        blank["title"] = json!(" ");
+        let reason = permanent(call(&conn, "update_product", "u2", &blank).await);
+        assert!(reason.contains("title can't be blank"), "{reason}");
+        let s = stats(&base).await;
+        assert_eq!(s["shopify"]["fulfillments"], 2, "{s}");
+        assert_eq!(s["shopify"]["inventory_updates"], 1, "{s}");
+        assert_eq!(s["shopify"]["idempotent_replays"], 1, "{s}");
+        assert_eq!(s["shopify"]["price_updates"], 1, "{s}");
+        assert_eq!(s["shopify"]["product_updates"], 1, "{s}");
+        assert!(s["shopify"]["graphql_queries"].as_u64() > Some(10), "{s}");
+        // An empty cost bucket: THROTTLED, waited out as its cost report says.
+        control(
+            &base,
+            "/_sandbox/shopify/graphql_bucket",
+            json!({"available": 0}),
+        )
+        .await;
+        match call(&conn, "set_inventory_level", "s4", &level("ITM-110857", 8)).await {
+            CallOutcome::Transient {
+                class, retry_after, ..
+            } => {
+                assert_eq!(class, "rate_limited");
+                assert!(
+                    retry_after.is_some_and(|d| d > Duration::ZERO && d <= Duration::from_secs(1)),
+                    "{retry_after:?}"
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+    });
+}

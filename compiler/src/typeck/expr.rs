@@ -128,35 +128,7 @@ impl<'a> ExprCx<'a> {
     }
 
     fn check_variant(&mut self, enum_ref: crate::resolve::ItemRef, text: &str, span: Span) {
-        let crate::syntax::ast::Item::Enum(decl) = self.program.item(enum_ref) else {
-            return;
-        };
-        if decl.variants.iter().any(|v| v.name == text) {
-            return;
-        }
-        let help = suggest::did_you_mean(
-            text,
-            decl.variants.iter().map(|v| v.name.as_str()),
-            &format!(
-                "`{}` has the variants {}",
-                decl.name.name,
-                decl.variants
-                    .iter()
-                    .map(|v| format!("`{}`", v.name))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-        );
-        self.diags.push(
-            Diagnostic::error(
-                codes::UNKNOWN_VARIANT,
-                span,
-                format!("`{text}` is not a variant of `{}`", decl.name.name),
-            )
-            .label("unknown variant")
-            .secondary(decl.name.span, "enum declared here")
-            .help(help),
-        );
+        super::types::check_variant(self.program, enum_ref, text, span, self.diags);
     }
 
     fn push_local(&mut self, name: &str, ty: Ty) -> u32 {

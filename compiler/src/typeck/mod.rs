@@ -708,6 +708,10 @@ fn connection_info(
             (Ty::Bool, Const::Value(Value::Bool(_))) => true,
             (Ty::Duration, Const::Duration(_)) => true,
             (Ty::Json, _) => true,
+            (Ty::Enum(e), Const::Value(Value::String(text))) => {
+                types::check_variant(program, *e, text, entry.value.span, diags);
+                true
+            }
             _ => false,
         };
         if !fits {

@@ -185,3 +185,42 @@ pub fn unify(a: &Ty, b: &Ty) -> Option<Ty> {
         _ => None,
     }
 }
+
+/// Reports (`E0115`) a string that is not a variant of the enum.
+pub fn check_variant(
+    program: &Program,
+    enum_ref: ItemRef,
+    text: &str,
+    span: crate::source::Span,
+    diags: &mut crate::diagnostics::Diagnostics,
+) {
+    let Item::Enum(decl) = program.item(enum_ref) else {
+        return;
+    };
+    if decl.variants.iter().any(|v| v.name == text) {
+        return;
+    }
+    let help = crate::diagnostics::suggest::did_you_mean(
+        text,
+        decl.variants.iter().map(|v| v.name.as_str()),
+        &format!(
+            "`{}` has the variants {}",
+            decl.name.name,
+            decl.variants
+                .iter()
+                .map(|v| format!("`{}`", v.name))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    );
+    diags.push(
+        crate::diagnostics::Diagnostic::error(
+            crate::diagnostics::codes::UNKNOWN_VARIANT,
+            span,
+            format!("`{text}` is not a variant of `{}`", decl.name.name),
+        )
+        .label("unknown variant")
+        .secondary(decl.name.span, "enum declared here")
+        .help(help),
+    );
+}

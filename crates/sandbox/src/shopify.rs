@@ -528,46 +528,37 @@ fn fo_json(fo: &FulfillmentOrder) -> Value {
     })
 }
 
-fn create_fulfillment(sb: &Shared, req: &Req) -> Resp {
-    let reject = |sb: &Shared, msg: &str| {
-        sb.bump(System::Shopify, "fulfillment_rejections");
-        errors(422, json!([msg]))
-    };
-    let Some(body) = json_body(req) else {
-        return errors(
-            400,
-            json!({"fulfillment": ["Required parameter missing or invalid"]}),
-        );
-    };
-    let f = &body["fulfillment"];
-    let Some(groups) = f["line_items_by_fulfillment_order"]
-        .as_array()
-        .filter(|g| !g.is_empty())
-    else {
-        return errors(
-            400,
-            json!({"line_items_by_fulfillment_order": ["Required parameter missing or invalid"]}),
-        );
-    };
+/// What a fulfilment takes: each fulfillment order with its lines and quantities
+/// (`None`: all that is left), as both APIs name them.
+pub(crate) type Groups = Vec<(Option<u64>, Option<Vec<(Option<u64>, i64)>>)>;
+
+/// Why a fulfilment was refused.
+pub(crate) enum Refused {
+    /// A fulfillment order the shop does not have.
+    NotFound,
+    /// A fulfillment order that is closed, or a line it cannot fulfil.
+    NotOpen,
+}
+
+/// Fulfils the groups with the tracking (`number`, `company`, `url`), all or nothing, and
+/// returns the fulfilment as REST shows it.
+pub(crate) fn fulfil(sb: &Shared, groups: &Groups, tracking: &Value) -> Result<Value, Refused> {
     // Validate everything first, then apply: all or nothing.
     let mut plan: Vec<(usize, Vec<(usize, i64)>)> = Vec::new();
     {
         let st = sb.shopify.borrow();
-        for g in groups {
-            let Some(fo_idx) = g["fulfillment_order_id"]
-                .as_u64()
-                .and_then(|id| st.fulfillment_orders.iter().position(|f| f.id == id))
+        for (fo_id, lines) in groups {
+            let Some(fo_idx) =
+                fo_id.and_then(|id| st.fulfillment_orders.iter().position(|f| f.id == id))
             else {
-                drop(st);
-                return errors(404, json!("Not Found"));
+                return Err(Refused::NotFound);
             };
             let fo = &st.fulfillment_orders[fo_idx];
             if fo.status == "closed" || fo.lines.iter().all(|l| l.remaining == 0) {
-                drop(st);
-                return reject(sb, NOT_OPEN);
+                return Err(Refused::NotOpen);
             }
             let mut takes = Vec::new();
-            match g["fulfillment_order_line_items"].as_array() {
+            match lines {
                 None => {
                     for (i, l) in fo.lines.iter().enumerate() {
                         if l.remaining > 0 {
@@ -576,19 +567,13 @@ fn create_fulfillment(sb: &Shared, req: &Req) -> Resp {
                     }
                 }
                 Some(lines) => {
-                    for line in lines {
-                        let found = line["id"]
-                            .as_u64()
-                            .and_then(|id| fo.lines.iter().position(|l| l.id == id));
-                        let qty = line["quantity"].as_i64().unwrap_or(0);
+                    for (id, qty) in lines {
+                        let found = id.and_then(|id| fo.lines.iter().position(|l| l.id == id));
                         match found {
-                            Some(i) if qty > 0 && qty <= fo.lines[i].remaining => {
-                                takes.push((i, qty))
+                            Some(i) if *qty > 0 && *qty <= fo.lines[i].remaining => {
+                                takes.push((i, *qty))
                             }
-                            _ => {
-                                drop(st);
-                                return reject(sb, NOT_OPEN);
-                            }
+                            _ => return Err(Refused::NotOpen),
                         }
                     }
                 }
@@ -622,9 +607,8 @@ fn create_fulfillment(sb: &Shared, req: &Req) -> Resp {
         .iter()
         .filter(|f| f.order_id == order_id)
         .all(|f| f.status == "closed");
-    let tracking = &f["tracking_info"];
     let Some(order) = st.orders.iter_mut().find(|o| o.id == order_id) else {
-        return errors(404, json!("Not Found"));
+        return Err(Refused::NotFound);
     };
     let count = order.json["fulfillments"].as_array().map_or(0, Vec::len);
     let items: Vec<Value> = order.json["line_items"]
@@ -675,7 +659,46 @@ fn create_fulfillment(sb: &Shared, req: &Req) -> Resp {
     order.json["updated_at"] = json!(shop_ts(now));
     drop(st);
     sb.bump(System::Shopify, "fulfillments");
-    Resp::json(201, json!({ "fulfillment": fulfillment }))
+    Ok(fulfillment)
+}
+
+fn create_fulfillment(sb: &Shared, req: &Req) -> Resp {
+    let Some(body) = json_body(req) else {
+        return errors(
+            400,
+            json!({"fulfillment": ["Required parameter missing or invalid"]}),
+        );
+    };
+    let f = &body["fulfillment"];
+    let Some(listed) = f["line_items_by_fulfillment_order"]
+        .as_array()
+        .filter(|g| !g.is_empty())
+    else {
+        return errors(
+            400,
+            json!({"line_items_by_fulfillment_order": ["Required parameter missing or invalid"]}),
+        );
+    };
+    let groups: Groups = listed
+        .iter()
+        .map(|g| {
+            let lines = g["fulfillment_order_line_items"].as_array().map(|lines| {
+                lines
+                    .iter()
+                    .map(|l| (l["id"].as_u64(), l["quantity"].as_i64().unwrap_or(0)))
+                    .collect()
+            });
+            (g["fulfillment_order_id"].as_u64(), lines)
+        })
+        .collect();
+    match fulfil(sb, &groups, &f["tracking_info"]) {
+        Ok(fulfillment) => Resp::json(201, json!({ "fulfillment": fulfillment })),
+        Err(Refused::NotFound) => errors(404, json!("Not Found")),
+        Err(Refused::NotOpen) => {
+            sb.bump(System::Shopify, "fulfillment_rejections");
+            errors(422, json!([NOT_OPEN]))
+        }
+    }
 }
 
 // ---- inventory ----

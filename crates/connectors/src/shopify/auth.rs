@@ -21,8 +21,13 @@ pub struct Store {
     /// `https://SHOP/admin/api/VERSION`.
     pub base: String,
     token: String,
-    /// Until when callers should hold back, from the last call-limit header.
-    hold: std::cell::Cell<Option<std::time::Instant>>,
+    /// The sinks write through the GraphQL Admin API (`api = "graphql"`).
+    pub graphql: bool,
+    /// `api_version`, e.g. `2026-04`.
+    pub version: String,
+    /// Until when callers should hold back, from the last call-limit header or cost
+    /// report.
+    pub(super) hold: std::cell::Cell<Option<std::time::Instant>>,
 }
 
 impl Store {
@@ -33,6 +38,8 @@ impl Store {
             client: client::build()?,
             base: settings.base,
             token: settings.token,
+            graphql: settings.graphql,
+            version: settings.version,
             hold: std::cell::Cell::new(None),
         })
     }

@@ -9,8 +9,13 @@
 //! connector reads the catalogue (`GET products.json?fields=id,variants`, paged by `Link`)
 //! into a SKU index once, and reads it again when a SKU is missing and the index is
 //! older than a minute. A SKU no variant carries is a permanent failure.
+//!
+//! Over GraphQL (`api = "graphql"`) the variant is searched by SKU
+//! (`productVariants(query: "sku:...")`), the currency read from `shop { currencyCode }`,
+//! prices written by `productVariantsBulkUpdate`, and products by `productUpdate` then one
+//! `productVariantsBulkUpdate` for barcodes and weights.
 
-use super::Store;
+use super::{graphql, Store};
 use crate::api::ConnectorError;
 use crate::client;
 use crate::{Call, CallFuture, CallOutcome, SinkConnector};
@@ -58,6 +63,16 @@ impl Catalogue {
         let known = self.currency.borrow().clone();
         let shop = match known {
             Some(c) => c,
+            None if self.store.graphql => {
+                let data = self.store.graphql(SHOP_QUERY, json!({}), timeout).await?;
+                let Some(c) = data["shop"]["currencyCode"].as_str().map(String::from) else {
+                    return Err(CallOutcome::Permanent {
+                        reason: "Shopify's shop names no currency".into(),
+                    });
+                };
+                *self.currency.borrow_mut() = Some(c.clone());
+                c
+            }
             None => {
                 let url = format!("{}/shop.json", self.store.base);
                 let request = self.store.request(reqwest::Method::GET, &url);
@@ -116,6 +131,9 @@ impl Catalogue {
 
     /// The one variant that carries `sku`.
     async fn place(&self, sku: &str, timeout: Duration) -> Result<Place, CallOutcome> {
+        if self.store.graphql {
+            return self.find(sku, timeout).await;
+        }
         let stale = {
             let index = self.index.borrow();
             !index.by_sku.contains_key(sku)
@@ -139,6 +157,56 @@ impl Catalogue {
         }
     }
 
+    /// The one variant that carries `sku`, searched for over GraphQL (the search matches
+    /// words, so the SKU is compared again).
+    async fn find(&self, sku: &str, timeout: Duration) -> Result<Place, CallOutcome> {
+        let variables = json!({"query": graphql::search_term("sku", sku)});
+        let data = self
+            .store
+            .graphql(VARIANTS_QUERY, variables, timeout)
+            .await?;
+        let places: Vec<Place> = data["productVariants"]["nodes"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|v| v["sku"] == sku)
+            .filter_map(|v| {
+                Some(Place {
+                    product: v["product"]["id"].as_str()?.to_string(),
+                    variant: v["id"].as_str()?.to_string(),
+                })
+            })
+            .collect();
+        match places.as_slice() {
+            [place] => Ok(place.clone()),
+            [] => Err(CallOutcome::Permanent {
+                reason: format!("no Shopify variant has the SKU {sku}"),
+            }),
+            more => Err(CallOutcome::Permanent {
+                reason: format!(
+                    "SKU {sku} is carried by {} Shopify variants; a SKU must name one",
+                    more.len()
+                ),
+            }),
+        }
+    }
+
+    /// `productVariantsBulkUpdate` of one product's variants.
+    async fn update_variants(
+        &self,
+        product: &str,
+        variants: Vec<Value>,
+        timeout: Duration,
+    ) -> Result<(), CallOutcome> {
+        let variables = json!({"productId": product, "variants": variants});
+        let data = self
+            .store
+            .graphql(VARIANTS_MUTATION, variables, timeout)
+            .await?;
+        let payload = graphql::payload(&data, "productVariantsBulkUpdate")?;
+        graphql::refused(payload, "the variants")
+    }
+
     /// `PUT {resource}/{id}.json` with `{singular: fields}`.
     async fn put(
         &self,
@@ -160,6 +228,28 @@ impl Catalogue {
         self.store.send(request, timeout).await.map(|_| ())
     }
 }
+
+const SHOP_QUERY: &str = "query Shop { shop { currencyCode } }";
+
+/// Five variants at most: more than one carrying the SKU is refused anyway.
+const VARIANTS_QUERY: &str = "query Variants($query: String!) {
+  productVariants(first: 5, query: $query) { nodes { id sku product { id } } }
+}";
+
+const VARIANTS_MUTATION: &str =
+    "mutation Variants($productId: ID!, $variants: [ProductVariantsBulkInput!]!) {
+  productVariantsBulkUpdate(productId: $productId, variants: $variants) {
+    productVariants { id }
+    userErrors { code field message }
+  }
+}";
+
+const PRODUCT_MUTATION: &str = "mutation Product($product: ProductUpdateInput!) {
+  productUpdate(product: $product) {
+    product { id }
+    userErrors { field message }
+  }
+}";
 
 /// A canonical money value as Shopify's decimal string.
 fn price_text(money: &Value, field: &str) -> Result<String, CallOutcome> {
@@ -194,6 +284,16 @@ impl UpdatePrice {
             fields["compare_at_price"] = json!(price_text(&price["compare_at"], "compare_at")?);
         }
         let place = self.catalogue.place(sku, timeout).await?;
+        if self.catalogue.store.graphql {
+            let mut variant = json!({"id": place.variant, "price": fields["price"]});
+            if let Some(compare_at) = fields.get("compare_at_price") {
+                variant["compareAtPrice"] = compare_at.clone();
+            }
+            return self
+                .catalogue
+                .update_variants(&place.product, vec![variant], timeout)
+                .await;
+        }
         self.catalogue
             .put("variants", "variant", &place.variant, fields, timeout)
             .await
@@ -276,6 +376,11 @@ impl UpdateProduct {
             fields["body_html"] = json!(description);
         }
         let c = &self.catalogue;
+        if c.store.graphql {
+            return self
+                .update_graphql(&shopify_id, fields, &places, timeout)
+                .await;
+        }
         c.put("products", "product", &shopify_id, fields, timeout)
             .await?;
         for (sku, place) in places {
@@ -293,6 +398,53 @@ impl UpdateProduct {
             }
         }
         Ok(())
+    }
+}
+
+impl UpdateProduct {
+    /// `productUpdate`, then one `productVariantsBulkUpdate` for the SKUs' barcodes and
+    /// weights.
+    async fn update_graphql(
+        &self,
+        shopify_id: &str,
+        fields: Value,
+        places: &[(&Value, Place)],
+        timeout: Duration,
+    ) -> Result<(), CallOutcome> {
+        let mut product = json!({"id": shopify_id, "title": fields["title"],
+            "status": fields["status"].as_str().unwrap_or("active").to_ascii_uppercase()});
+        if let Some(vendor) = fields.get("vendor") {
+            product["vendor"] = vendor.clone();
+        }
+        if let Some(description) = fields.get("body_html") {
+            product["descriptionHtml"] = description.clone();
+        }
+        let c = &self.catalogue;
+        let data = c
+            .store
+            .graphql(PRODUCT_MUTATION, json!({ "product": product }), timeout)
+            .await?;
+        graphql::refused(graphql::payload(&data, "productUpdate")?, "the product")?;
+        let variants: Vec<Value> = places
+            .iter()
+            .filter_map(|(sku, place)| {
+                let mut variant = json!({"id": place.variant});
+                let barcode = sku["barcode"].as_str();
+                let grams = sku["weight_grams"].as_i64();
+                if let Some(barcode) = barcode {
+                    variant["barcode"] = json!(barcode);
+                }
+                if let Some(grams) = grams {
+                    variant["inventoryItem"] = json!({"measurement":
+                        {"weight": {"value": grams, "unit": "GRAMS"}}});
+                }
+                (barcode.is_some() || grams.is_some()).then_some(variant)
+            })
+            .collect();
+        if variants.is_empty() {
+            return Ok(());
+        }
+        c.update_variants(shopify_id, variants, timeout).await
     }
 }
 

@@ -8,11 +8,13 @@
 //!
 //! `settings` (typed connection settings), `auth` (the store's access token, webhook
 //! signatures), `read` (orders), `write` (fulfilments, inventory), `catalog` (products
-//! and prices), `classify` (answers to outcomes).
+//! and prices), `classify` (answers to outcomes), `graphql` (the GraphQL Admin API the
+//! sinks write through with `api = "graphql"`).
 
 pub mod auth;
 pub mod catalog;
 pub mod classify;
+pub mod graphql;
 pub mod read;
 pub mod settings;
 pub mod write;

@@ -11,6 +11,10 @@ pub struct Settings {
     pub base: String,
     /// `access_token`.
     pub token: String,
+    /// `api = "graphql"`: the sinks write through the GraphQL Admin API.
+    pub graphql: bool,
+    /// `api_version`.
+    pub version: String,
 }
 
 impl Settings {
@@ -31,9 +35,20 @@ impl Settings {
         } else {
             format!("https://{shop}.myshopify.com")
         };
+        let graphql = match client::optional(settings, "api").unwrap_or("rest") {
+            "rest" => false,
+            "graphql" => true,
+            other => {
+                return Err(ConnectorError::BadSetting(format!(
+                    "shopify connection: `api` is `{other}`; it takes `rest` or `graphql`"
+                )))
+            }
+        };
         Ok(Settings {
             base: format!("{origin}/admin/api/{version}"),
             token: required("access_token")?.to_string(),
+            graphql,
+            version: version.to_string(),
         })
     }
 }
@@ -58,6 +73,19 @@ mod tests {
             base("http://127.0.0.1:9/"),
             "http://127.0.0.1:9/admin/api/2026-04"
         );
+        let api = |api: &str| {
+            let map: Map = [("shop", "s"), ("access_token", "t"), ("api", api)]
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), json!(v)))
+                .collect();
+            Settings::parse(&map).map(|s| s.graphql)
+        };
+        assert!(api("graphql").unwrap());
+        assert!(!api("rest").unwrap());
+        assert!(api("soap")
+            .unwrap_err()
+            .to_string()
+            .contains("`rest` or `graphql`"));
         let missing = Settings::parse(&Map::new()).unwrap_err();
         assert_eq!(missing.to_string(), "shopify connection needs `shop`");
     }

@@ -10,34 +10,34 @@ use serde_json::{json, Map, Value};
 
 /// One variant.
 pub struct Variant {
-    id: u64,
-    product_id: u64,
-    title: String,
-    sku: String,
-    price_cents: i64,
-    compare_at_cents: Option<i64>,
-    barcode: Option<String>,
-    grams: Option<i64>,
-    inventory_item_id: u64,
-    created_at: String,
-    updated_at: String,
+    pub(super) id: u64,
+    pub(super) product_id: u64,
+    pub(super) title: String,
+    pub(super) sku: String,
+    pub(super) price_cents: i64,
+    pub(super) compare_at_cents: Option<i64>,
+    pub(super) barcode: Option<String>,
+    pub(super) grams: Option<i64>,
+    pub(super) inventory_item_id: u64,
+    pub(super) created_at: String,
+    pub(super) updated_at: String,
 }
 
 /// One product.
 pub struct Product {
-    id: u64,
-    title: String,
-    body_html: Option<String>,
-    vendor: Option<String>,
-    status: String,
-    created_at: String,
-    updated_at: String,
-    variants: Vec<Variant>,
+    pub(super) id: u64,
+    pub(super) title: String,
+    pub(super) body_html: Option<String>,
+    pub(super) vendor: Option<String>,
+    pub(super) status: String,
+    pub(super) created_at: String,
+    pub(super) updated_at: String,
+    pub(super) variants: Vec<Variant>,
 }
 
 /// The products of the shop (one variant each, from the seeded catalogue).
 pub struct Catalogue {
-    products: Vec<Product>,
+    pub(super) products: Vec<Product>,
 }
 
 impl Catalogue {
@@ -93,7 +93,7 @@ impl Catalogue {
             .map(|p| p.title.as_str())
     }
 
-    fn variants(&self) -> impl Iterator<Item = &Variant> {
+    pub(super) fn variants(&self) -> impl Iterator<Item = &Variant> {
         self.products.iter().flat_map(|p| p.variants.iter())
     }
 }
@@ -231,12 +231,18 @@ fn root(req: &Req, key: &str) -> Result<Map<String, Value>, Resp> {
         .ok_or_else(|| errors(400, json!({ key: "Required parameter missing or invalid" })))
 }
 
-/// `PUT products/{id}.json`: title, body_html, vendor, status.
-pub fn put_product(sb: &Shared, req: &Req, id: &str) -> Resp {
-    let fields = match root(req, "product") {
-        Ok(f) => f,
-        Err(resp) => return resp,
-    };
+/// A product's changes (REST's field names), checked.
+#[derive(Default)]
+pub struct ProductChange {
+    title: Option<String>,
+    body_html: Option<Option<String>>,
+    vendor: Option<Option<String>>,
+    status: Option<String>,
+}
+
+/// Checks a product's fields (`title`, `body_html`, `vendor`, `status`): the change, or
+/// the errors by field.
+pub fn product_change(fields: &Map<String, Value>) -> Result<ProductChange, Map<String, Value>> {
     let mut invalid = Map::new();
     if let Some(title) = fields.get("title") {
         if title.as_str().is_none_or(|t| t.trim().is_empty()) {
@@ -248,34 +254,144 @@ pub fn put_product(sb: &Shared, req: &Req, id: &str) -> Resp {
             invalid.insert("status".into(), json!(["is not included in the list"]));
         }
     }
+    if !invalid.is_empty() {
+        return Err(invalid);
+    }
+    let text = |key: &str| fields.get(key).map(|v| v.as_str().map(String::from));
+    Ok(ProductChange {
+        title: text("title").flatten(),
+        body_html: text("body_html"),
+        vendor: text("vendor"),
+        status: text("status").flatten(),
+    })
+}
+
+/// A variant's changes (REST's field names), checked.
+#[derive(Default)]
+pub struct VariantChange {
+    price: Option<i64>,
+    compare_at: Option<Option<i64>>,
+    barcode: Option<Option<String>>,
+    grams: Option<i64>,
+}
+
+impl VariantChange {
+    /// True when the price changes.
+    pub fn prices(&self) -> bool {
+        self.price.is_some() || self.compare_at.is_some()
+    }
+}
+
+/// Checks a variant's fields (`price`, `compare_at_price`, `barcode`, `weight` in grams):
+/// the change, or the errors by field.
+pub fn variant_change(fields: &Map<String, Value>) -> Result<VariantChange, Map<String, Value>> {
+    let mut invalid = Map::new();
+    let mut price = None;
+    let mut compare_at = None;
+    for (key, slot) in [("price", &mut price), ("compare_at_price", &mut compare_at)] {
+        if let Some(value) = fields.get(key) {
+            match price_field(value) {
+                Ok(cents) => *slot = Some(cents),
+                Err(message) => {
+                    invalid.insert(key.into(), json!([message]));
+                }
+            }
+        }
+    }
+    if matches!(price, Some(None)) {
+        invalid.insert("price".into(), json!(["can't be blank"]));
+    }
+    if !invalid.is_empty() {
+        return Err(invalid);
+    }
+    Ok(VariantChange {
+        price: price.flatten(),
+        compare_at,
+        barcode: fields.get("barcode").map(|b| b.as_str().map(String::from)),
+        grams: fields.get("weight").and_then(Value::as_i64),
+    })
+}
+
+impl Catalogue {
+    /// Applies a product's change; false when the shop has no such product.
+    pub fn change_product(&mut self, id: u64, change: ProductChange) -> bool {
+        let Some(product) = self.products.iter_mut().find(|p| p.id == id) else {
+            return false;
+        };
+        if let Some(title) = change.title {
+            product.title = title;
+        }
+        if let Some(body) = change.body_html {
+            product.body_html = body;
+        }
+        if let Some(vendor) = change.vendor {
+            product.vendor = vendor;
+        }
+        if let Some(status) = change.status {
+            product.status = status;
+        }
+        product.updated_at = shop_ts(crate::now());
+        true
+    }
+
+    /// Applies a variant's change; false when the shop has no such variant.
+    pub fn change_variant(&mut self, id: u64, change: VariantChange) -> bool {
+        let Some(variant) = self
+            .products
+            .iter_mut()
+            .flat_map(|p| p.variants.iter_mut())
+            .find(|v| v.id == id)
+        else {
+            return false;
+        };
+        if let Some(cents) = change.price {
+            variant.price_cents = cents;
+        }
+        if let Some(cents) = change.compare_at {
+            variant.compare_at_cents = cents;
+        }
+        if let Some(barcode) = change.barcode {
+            variant.barcode = barcode;
+        }
+        if let Some(grams) = change.grams {
+            variant.grams = Some(grams);
+        }
+        variant.updated_at = shop_ts(crate::now());
+        true
+    }
+
+    /// The product with `id`, and whether `variant` is one of its variants.
+    pub fn has_variant(&self, product: u64, variant: u64) -> Option<bool> {
+        self.products
+            .iter()
+            .find(|p| p.id == product)
+            .map(|p| p.variants.iter().any(|v| v.id == variant))
+    }
+}
+
+/// `PUT products/{id}.json`: title, body_html, vendor, status.
+pub fn put_product(sb: &Shared, req: &Req, id: &str) -> Resp {
+    let fields = match root(req, "product") {
+        Ok(f) => f,
+        Err(resp) => return resp,
+    };
+    let change = product_change(&fields);
     let mut st = sb.shopify.borrow_mut();
     let st = &mut *st;
-    let Some(product) = st
-        .catalogue
-        .products
-        .iter_mut()
-        .find(|p| p.id.to_string() == id)
+    let Some(id) = id
+        .parse::<u64>()
+        .ok()
+        .filter(|id| st.catalogue.products.iter().any(|p| p.id == *id))
     else {
         return errors(404, json!("Not Found"));
     };
-    if !invalid.is_empty() {
-        return errors(422, Value::Object(invalid));
-    }
-    let text = |key: &str| fields.get(key).map(|v| v.as_str().map(String::from));
-    if let Some(Some(title)) = text("title") {
-        product.title = title;
-    }
-    if let Some(body) = text("body_html") {
-        product.body_html = body;
-    }
-    if let Some(vendor) = text("vendor") {
-        product.vendor = vendor;
-    }
-    if let Some(Some(status)) = text("status") {
-        product.status = status;
-    }
-    product.updated_at = shop_ts(crate::now());
-    let body = json!({"product": product_json(product, &st.levels)});
+    let change = match change {
+        Ok(change) => change,
+        Err(invalid) => return errors(422, Value::Object(invalid)),
+    };
+    st.catalogue.change_product(id, change);
+    let product = st.catalogue.products.iter().find(|p| p.id == id);
+    let body = json!({"product": product.map(|p| product_json(p, &st.levels))});
     sb.bump(System::Shopify, "product_updates");
     Resp::json(200, body)
 }
@@ -301,51 +417,25 @@ pub fn put_variant(sb: &Shared, req: &Req, id: &str) -> Resp {
         Ok(f) => f,
         Err(resp) => return resp,
     };
-    let mut invalid = Map::new();
-    let mut price = None;
-    let mut compare_at = None;
-    for (key, slot) in [("price", &mut price), ("compare_at_price", &mut compare_at)] {
-        if let Some(value) = fields.get(key) {
-            match price_field(value) {
-                Ok(cents) => *slot = Some(cents),
-                Err(message) => {
-                    invalid.insert(key.into(), json!([message]));
-                }
-            }
-        }
-    }
-    if matches!(price, Some(None)) {
-        invalid.insert("price".into(), json!(["can't be blank"]));
-    }
+    let change = variant_change(&fields);
     let mut st = sb.shopify.borrow_mut();
     let st = &mut *st;
-    let Some(variant) = st
-        .catalogue
-        .products
-        .iter_mut()
-        .flat_map(|p| p.variants.iter_mut())
-        .find(|v| v.id.to_string() == id)
+    let Some(id) = id
+        .parse::<u64>()
+        .ok()
+        .filter(|id| st.catalogue.variants().any(|v| v.id == *id))
     else {
         return errors(404, json!("Not Found"));
     };
-    if !invalid.is_empty() {
-        return errors(422, Value::Object(invalid));
-    }
-    if let Some(Some(cents)) = price {
-        variant.price_cents = cents;
-    }
-    if let Some(cents) = compare_at {
-        variant.compare_at_cents = cents;
-    }
-    if let Some(barcode) = fields.get("barcode") {
-        variant.barcode = barcode.as_str().map(String::from);
-    }
-    if let Some(grams) = fields.get("weight").and_then(Value::as_i64) {
-        variant.grams = Some(grams);
-    }
-    variant.updated_at = shop_ts(crate::now());
-    let body = json!({"variant": variant_json(variant, &st.levels)});
-    if price.is_some() {
+    let change = match change {
+        Ok(change) => change,
+        Err(invalid) => return errors(422, Value::Object(invalid)),
+    };
+    let priced = change.price.is_some();
+    st.catalogue.change_variant(id, change);
+    let variant = st.catalogue.variants().find(|v| v.id == id);
+    let body = json!({"variant": variant.map(|v| variant_json(v, &st.levels))});
+    if priced {
         sb.bump(System::Shopify, "price_updates");
     }
     Resp::json(200, body)

@@ -5,7 +5,10 @@
 //! `edges { cursor node }`, `pageInfo`), an order's `lineItems` connection and money bags;
 //! the mutation `inventorySetQuantities` (compare-and-set unless `ignoreCompareQuantity`,
 //! `userErrors` with their codes, the `@idempotent(key:)` directive replaying a key's first
-//! result), the stock the REST inventory levels show.
+//! result), the stock the REST inventory levels show. An order's `fulfillmentOrders` and
+//! `fulfillmentCreate` are in `fulfilment`; `productVariants(query: "sku:...")`,
+//! `productUpdate` and `productVariantsBulkUpdate` in `catalogue`: both on the records the
+//! REST API serves.
 //!
 //! Calls are limited by calculated query cost (scalars 0, objects 1, a connection 2 plus
 //! its page size times its node's cost) against a leaky bucket of 2,000 points restored
@@ -14,7 +17,10 @@
 //! every answer reports `extensions.cost`. Unknown fields and wrong arguments are GraphQL
 //! errors in a 200 answer, as Shopify gives them.
 
-use super::{Order, Shared, System};
+mod catalogue;
+mod fulfilment;
+
+use super::{FulfillmentOrder, Order, Shared, State, System};
 use base64::Engine;
 use graphql_parser::query::{
     parse_query, Definition, Document, Field, OperationDefinition, Selection, SelectionSet,
@@ -204,7 +210,7 @@ pub fn serve(sb: &Shared, req: &Req) -> Resp {
         mutate(sb, set, &vars, &mut errors)
     } else {
         let st = sb.shopify.borrow();
-        let root = Root { orders: &st.orders };
+        let root = Root { st: &st };
         root.select(set, &vars, &mut errors, &mut actual)
     };
     // The difference between what was asked for and what was read is given back.
@@ -383,7 +389,7 @@ fn node_cost(set: &SelectionSet<String>, vars: &Vars) -> f64 {
 }
 
 struct Root<'s> {
-    orders: &'s [Order],
+    st: &'s State,
 }
 
 impl Root<'_> {
@@ -406,14 +412,21 @@ impl Root<'_> {
                 "order" => {
                     let id = argument(field, "id", vars);
                     let found = self
+                        .st
                         .orders
                         .iter()
                         .find(|o| Some(gid("Order", o.id)) == id.as_str().map(String::from));
                     match found {
                         Some(o) => {
                             *actual += 1.0;
+                            let fos: Vec<&FulfillmentOrder> = self
+                                .st
+                                .fulfillment_orders
+                                .iter()
+                                .filter(|fo| fo.order_id == o.id)
+                                .collect();
                             select(
-                                &order(o),
+                                &order(o, &fos),
                                 "Order",
                                 &field.selection_set,
                                 vars,
@@ -425,6 +438,15 @@ impl Root<'_> {
                     }
                 }
                 "orders" => self.orders(field, vars, errors, actual),
+                "productVariants" => {
+                    let query = argument(field, "query", vars);
+                    let items =
+                        catalogue::variants(&self.st.catalogue, query.as_str().unwrap_or(""))
+                            .into_iter()
+                            .map(|(id, v)| (cursor(&format!("{id:020}"), id), v))
+                            .collect();
+                    connection(field, "ProductVariant", items, vars, errors, actual)
+                }
                 other => {
                     errors.push(error(
                         format!("Field '{other}' doesn't exist on type 'QueryRoot'"),
@@ -455,7 +477,13 @@ impl Root<'_> {
             return Value::Null;
         }
         let filter = Filter::parse(argument(field, "query", vars).as_str().unwrap_or(""));
+        let mut fos: std::collections::HashMap<u64, Vec<&FulfillmentOrder>> =
+            std::collections::HashMap::new();
+        for fo in &self.st.fulfillment_orders {
+            fos.entry(fo.order_id).or_default().push(fo);
+        }
         let mut rows: Vec<(String, u64, &Order)> = self
+            .st
             .orders
             .iter()
             .filter(|o| filter.keeps(o))
@@ -467,86 +495,119 @@ impl Root<'_> {
         }
         let items: Vec<(String, Value)> = rows
             .iter()
-            .map(|(value, id, o)| (cursor(value, *id), order(o)))
+            .map(|(value, id, o)| {
+                let of = fos.get(id).map(Vec::as_slice).unwrap_or(&[]);
+                (cursor(value, *id), order(o, of))
+            })
             .collect();
         connection(field, "Order", items, vars, errors, actual)
     }
 }
 
-/// Runs the mutation root's fields.
+/// Every field an `inventorySetQuantities` payload can select.
+fn set_shape() -> Value {
+    json!({"__type": "InventorySetQuantitiesPayload",
+        "inventoryAdjustmentGroup": {"__type": "InventoryAdjustmentGroup", "createdAt": "", "reason": "",
+            "referenceDocumentUri": null, "changes": [{"__type": "InventoryChange", "name": "", "delta": 0,
+                "quantityAfterChange": 0, "item": {"__type": "InventoryItem", "id": ""},
+                "location": {"__type": "Location", "id": ""}}]},
+        "userErrors": [{"__type": "InventorySetQuantitiesUserError", "field": [], "code": "", "message": ""}]})
+}
+
+/// Runs the mutation root's fields. Each field's selection is checked before anything is
+/// changed; a field with `@idempotent(key:)` replays the first result of its key.
 fn mutate(sb: &Shared, set: &SelectionSet<String>, vars: &Vars, errors: &mut Vec<Value>) -> Value {
     let mut out = Map::new();
     for field in fields(set) {
         let key = field.alias.clone().unwrap_or_else(|| field.name.clone());
-        let payload = match field.name.as_str() {
-            "inventorySetQuantities" => {
-                let idempotency = field
-                    .directives
-                    .iter()
-                    .find(|d| d.name == "idempotent")
-                    .and_then(|d| d.arguments.iter().find(|(n, _)| n == "key"))
-                    .map(|(_, v)| to_json(v, vars));
-                let replay = idempotency
-                    .as_ref()
-                    .and_then(|k| k.as_str())
-                    .and_then(|k| sb.shopify.borrow().graphql.idempotent.get(k).cloned());
-                // The selection is checked before anything is changed.
-                let shape = json!({"__type": "InventorySetQuantitiesPayload",
-                    "inventoryAdjustmentGroup": {"__type": "InventoryAdjustmentGroup", "createdAt": "", "reason": "",
-                        "referenceDocumentUri": null, "changes": [{"__type": "InventoryChange", "name": "", "delta": 0,
-                            "quantityAfterChange": 0, "item": {"__type": "InventoryItem", "id": ""},
-                            "location": {"__type": "Location", "id": ""}}]},
-                    "userErrors": [{"__type": "InventorySetQuantitiesUserError", "field": [], "code": "", "message": ""}]});
-                let mut wrong = Vec::new();
-                select(
-                    &shape,
-                    "InventorySetQuantitiesPayload",
-                    &field.selection_set,
-                    vars,
-                    &mut wrong,
-                    &mut 0.0,
-                );
-                if !wrong.is_empty() {
-                    errors.extend(wrong);
-                    out.insert(key, Value::Null);
-                    continue;
-                }
-                let payload = match replay {
-                    Some(first) => {
-                        sb.bump(System::Shopify, "idempotent_replays");
-                        first
-                    }
-                    None => {
-                        let payload = set_quantities(sb, &argument(field, "input", vars));
-                        if let Some(k) = idempotency.as_ref().and_then(|k| k.as_str()) {
-                            sb.shopify
-                                .borrow_mut()
-                                .graphql
-                                .idempotent
-                                .insert(k.to_string(), payload.clone());
-                        }
-                        payload
-                    }
-                };
-                let mut actual = 0.0;
-                select(
-                    &payload,
-                    "InventorySetQuantitiesPayload",
-                    &field.selection_set,
-                    vars,
-                    errors,
-                    &mut actual,
-                )
-            }
+        let shape = match field.name.as_str() {
+            "inventorySetQuantities" => set_shape(),
+            "fulfillmentCreate" => fulfilment::shape(),
+            "productUpdate" => catalogue::product_shape(),
+            "productVariantsBulkUpdate" => catalogue::variants_shape(),
             other => {
                 errors.push(error(
                     format!("Field '{other}' doesn't exist on type 'Mutation'"),
                     "undefinedField",
                 ));
-                Value::Null
+                out.insert(key, Value::Null);
+                continue;
             }
         };
-        out.insert(key, payload);
+        let typename = shape["__type"].as_str().unwrap_or("").to_string();
+        let mut wrong = Vec::new();
+        select(
+            &shape,
+            &typename,
+            &field.selection_set,
+            vars,
+            &mut wrong,
+            &mut 0.0,
+        );
+        if !wrong.is_empty() {
+            errors.extend(wrong);
+            out.insert(key, Value::Null);
+            continue;
+        }
+        let idempotency = field
+            .directives
+            .iter()
+            .find(|d| d.name == "idempotent")
+            .and_then(|d| d.arguments.iter().find(|(n, _)| n == "key"))
+            .and_then(|(_, v)| {
+                to_json(v, vars)
+                    .as_str()
+                    .map(|k| format!("{}:{k}", field.name))
+            });
+        let replay = idempotency
+            .as_ref()
+            .and_then(|k| sb.shopify.borrow().graphql.idempotent.get(k).cloned());
+        let payload = match replay {
+            Some(first) => {
+                sb.bump(System::Shopify, "idempotent_replays");
+                first
+            }
+            None => {
+                let payload = match field.name.as_str() {
+                    "inventorySetQuantities" => set_quantities(sb, &argument(field, "input", vars)),
+                    "fulfillmentCreate" => {
+                        fulfilment::create(sb, &argument(field, "fulfillment", vars))
+                    }
+                    "productUpdate" => {
+                        let product = argument(field, "product", vars);
+                        let input = if product.is_null() {
+                            argument(field, "input", vars)
+                        } else {
+                            product
+                        };
+                        catalogue::update_product(sb, &input)
+                    }
+                    _ => catalogue::update_variants(
+                        sb,
+                        &argument(field, "productId", vars),
+                        &argument(field, "variants", vars),
+                    ),
+                };
+                if let Some(k) = idempotency {
+                    sb.shopify
+                        .borrow_mut()
+                        .graphql
+                        .idempotent
+                        .insert(k, payload.clone());
+                }
+                payload
+            }
+        };
+        let mut actual = 0.0;
+        let selected = select(
+            &payload,
+            &typename,
+            &field.selection_set,
+            vars,
+            errors,
+            &mut actual,
+        );
+        out.insert(key, selected);
     }
     Value::Object(out)
 }
@@ -1046,7 +1107,7 @@ fn address(a: &Value) -> Value {
 }
 
 /// An order as the GraphQL Admin API shows it, from the same record the REST API serves.
-fn order(o: &Order) -> Value {
+fn order(o: &Order, fos: &[&FulfillmentOrder]) -> Value {
     let j = &o.json;
     let currency = &j["currency"];
     let upper = |v: &Value| {
@@ -1109,5 +1170,7 @@ fn order(o: &Order) -> Value {
                 "email": customer["email"], "firstName": customer["first_name"], "lastName": customer["last_name"]})
         },
         "lineItems": {"__type": "LineItem", "__connection": lines},
+        "fulfillmentOrders": {"__type": "FulfillmentOrder", "__connection":
+            fos.iter().map(|fo| fulfilment::fulfillment_order(fo, o)).collect::<Vec<_>>()},
     })
 }
