@@ -336,6 +336,15 @@ fn the_retail_day_against_the_sandbox_reconciles() {
     assert_eq!(stats["shipbob"]["duplicates_received"], 0, "{stats}");
     // The shipment was confirmed on the storefront once, though its webhook came twice.
     assert_eq!(stats["shopify"]["fulfillments"], 1, "{stats}");
+    // The storefront's writes go through the GraphQL Admin API.
+    assert!(
+        stats["shopify"]["graphql_queries"].as_u64() >= Some(3),
+        "{stats}"
+    );
+    assert!(
+        out.contains("yes  the storefront was written through Shopify's GraphQL Admin API"),
+        "{out}"
+    );
     assert_eq!(stats["shopify"]["webhook_duplicates_sent"], 2, "{stats}");
     // The store pickup line reserved stock in the store's POS.
     assert_eq!(stats["square"]["inventory_changes"], 1, "{stats}");

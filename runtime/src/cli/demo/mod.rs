@@ -666,6 +666,14 @@ impl End {
                 ),
             },
             summary::Check {
+                what: "the storefront was written through Shopify's GraphQL Admin API",
+                ok: stats["shopify"]["graphql_queries"].as_u64() > Some(0),
+                detail: format!(
+                    "{} GraphQL operations of {} Shopify requests",
+                    stats["shopify"]["graphql_queries"], stats["shopify"]["requests"]
+                ),
+            },
+            summary::Check {
                 what: "the store return was refunded by finance",
                 ok: refunds == 1,
                 detail: format!("{refunds} refund calls"),
