@@ -752,3 +752,155 @@ flow orders {
         "{cursor}"
     );
 }
+
+/// `n` new Amazon orders in the sandbox on `port`.
+fn new_amazon_orders(port: u16, n: usize) {
+    for _ in 0..n {
+        let (status, body) = post_json(
+            port,
+            "/_sandbox/amazon/orders",
+            r#"{"items": [{"sku": "TSHIRT-039-RED-M", "quantity": 1}]}"#,
+        );
+        assert_eq!(status, 201, "{body}");
+    }
+}
+
+/// The sandbox's Amazon counters.
+fn amazon_stats(port: u16) -> Value {
+    let (_, text) = support::process::get(port, "/_sandbox/stats");
+    serde_json::from_str::<Value>(&text).unwrap()["amazon_sp"].clone()
+}
+
+/// Runs `amazon.flow`: `amazon_orders.flow` (its `quota` line replaced by `quota`) polled
+/// every two seconds with `settings`, each order posted to `sink`.
+fn run_amazon(dir: &TempDir, port: u16, sink: &Sink, quota: &str, settings: &str) -> Killed {
+    declaration(dir, "amazon_orders.flow");
+    let path = dir.0.join("amazon_orders.flow");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let line = "quota { rate = 1/m, burst = 20 }";
+    assert!(text.contains(line));
+    std::fs::write(&path, text.replace(line, quota)).unwrap();
+    std::fs::write(
+        dir.0.join("amazon.flow"),
+        format!(
+            r#"use "amazon_orders.flow"
+use std.connectors.{{http}}
+connection amazon = amazon_orders {{
+  base_url = env("SPAPI")
+  token_url = env("LWA")
+  client_id = env("LWA_CLIENT")
+  client_secret = secret("LWA_SECRET")
+  refresh_token = secret("LWA_REFRESH")
+  marketplace_id = "ATVPDKIKX0DER"
+  {settings}
+}}
+connection api = http {{ base_url = env("SINK") }}
+schema Seen {{
+  id: string
+}}
+flow amazon_reads {{
+  source polled = amazon.orders {{ every = 2s }}
+  map seen = polled -> Seen {{ id = $.AmazonOrderId }}
+  sink post = api.post(seen) {{ path = "/orders", idempotency_key = id, dead_letter = "orders" }}
+}}
+"#
+        ),
+    )
+    .unwrap();
+    let env = [
+        ("SPAPI", format!("http://127.0.0.1:{port}")),
+        ("LWA", format!("http://127.0.0.1:{port}/auth/o2/token")),
+        ("LWA_CLIENT", sandbox::amazon::CLIENT_ID.to_string()),
+        ("LWA_SECRET", sandbox::amazon::CLIENT_SECRET.to_string()),
+        ("LWA_REFRESH", sandbox::amazon::REFRESH_TOKEN.to_string()),
+        ("SINK", format!("http://127.0.0.1:{}", sink.port)),
+    ];
+    run(dir, "amazon.flow", &env)
+}
+
+#[test]
+fn a_declared_oauth2_connector_renews_its_token_before_it_expires_and_after_a_refusal() {
+    let dir = TempDir::new("declared-amazon");
+    let port = free_port();
+    let _sandbox = support::process::sandbox(port);
+    let new_orders = |n: usize| new_amazon_orders(port, n);
+    let stats = || amazon_stats(port);
+    new_orders(7);
+    let sink = Sink::start(Faults::default());
+    let mut runtime = run_amazon(&dir, port, &sink, "quota { rate = 1/m, burst = 20 }", "");
+    // getOrders allows a burst of 20 calls, then one a minute: a poll every two seconds
+    // (one page each, with the lookback) stays within it for the test.
+    wait_for("seven orders", Duration::from_secs(60), || {
+        sink.distinct() == 7
+    });
+    let first = stats();
+    assert_eq!(first["token_grants"], 1, "{first}");
+    assert_eq!(first["access_denied"], 0, "{first}");
+    // Tokens now last three seconds, the one in hand too, which is already older: the
+    // next call is refused, and the connector fetches a new token and goes on. From then
+    // on it renews each token before it expires.
+    let (status, _) = post_json(port, "/_sandbox/amazon/token_ttl", r#"{"expires_in": 3}"#);
+    assert_eq!(status, 200);
+    std::thread::sleep(Duration::from_secs(4));
+    new_orders(5);
+    wait_for("twelve orders", Duration::from_secs(60), || {
+        sink.distinct() == 12
+    });
+    std::thread::sleep(Duration::from_secs(7));
+    assert!(terminate(&mut runtime.0).success());
+    let after = stats();
+    let (grants, denied) = (
+        after["token_grants"].as_u64().unwrap(),
+        after["access_denied"].as_u64().unwrap(),
+    );
+    assert!(denied >= 1, "the expired token was refused: {after}");
+    assert!(
+        grants >= denied + 2,
+        "tokens were renewed before they expired, not only after refusals: {after}"
+    );
+    assert_eq!(after["auth_failures"], 0, "{after}");
+    assert_eq!(after["throttled"], 0, "{after}");
+    assert_eq!(sink.seen.lock().unwrap().requests, 12, "nothing read twice");
+    assert!(dead_letters(&dir).is_empty(), "{:?}", dead_letters(&dir));
+    let log = std::fs::read_to_string(dir.0.join("runtime.log")).unwrap();
+    assert!(!log.contains("Atza|"), "no access token in the log");
+}
+
+#[test]
+fn a_declared_quota_paces_the_pages_of_a_poll() {
+    let dir = TempDir::new("declared-quota");
+    let port = free_port();
+    let _sandbox = support::process::sandbox(port);
+    new_amazon_orders(port, 7);
+    let sink = Sink::start(Faults::default());
+    // Three calls, then one a minute: a poll of four pages of two reads three at once.
+    let mut runtime = run_amazon(
+        &dir,
+        port,
+        &sink,
+        "quota { rate = 1/m, burst = 3 }",
+        "page_size = 2",
+    );
+    wait_for("three pages", Duration::from_secs(60), || {
+        sink.distinct() == 6
+    });
+    std::thread::sleep(Duration::from_secs(3));
+    let stats = amazon_stats(port);
+    assert_eq!(sink.distinct(), 6, "the fourth page waits for the quota");
+    assert_eq!(stats["throttled"], 0, "{stats}");
+    // A stop does not wait for the next call the quota allows.
+    assert!(terminate(&mut runtime.0).success());
+    // Started again, the poll goes on from the fourth page.
+    let mut runtime = run_amazon(
+        &dir,
+        port,
+        &sink,
+        "quota { rate = 1/m, burst = 3 }",
+        "page_size = 2",
+    );
+    wait_for("the seventh order", Duration::from_secs(60), || {
+        sink.distinct() == 7
+    });
+    assert!(terminate(&mut runtime.0).success());
+    assert_eq!(sink.seen.lock().unwrap().requests, 7, "nothing read twice");
+}

@@ -28,7 +28,7 @@ const AUTH: &[(&str, &[&str], &[&str])] = &[
     (
         "oauth2",
         &["token_url", "client_id", "client_secret"],
-        &["refresh_token", "scope"],
+        &["refresh_token", "scope", "header", "value"],
     ),
     (
         "login",
@@ -693,6 +693,8 @@ impl Check<'_> {
                 client_secret: t(self, "client_secret")?,
                 refresh_token: t(self, "refresh_token"),
                 scope: t(self, "scope"),
+                header: self.header_name(e, "header"),
+                value: self.template(e, "value", Scope::LoginValue),
             },
             _ => Auth::Login {
                 request: self.request(&what, span, e, Scope::Auth, "POST")?,

@@ -64,8 +64,9 @@ pub enum Auth {
     /// A query parameter (an API key in the URL).
     Query { name: String, value: String },
     /// OAuth 2 at `token_url`: the refresh-token grant when `refresh_token` is given,
-    /// else client credentials. Sent as a bearer token, renewed before it expires and
-    /// after a 401.
+    /// else client credentials. Sent as a bearer token (or in `header` with the template
+    /// `value` over `token`, as Amazon's SP-API takes its LWA token in
+    /// `x-amz-access-token`), renewed before it expires and after a 401 or 403.
     Oauth2 {
         token_url: String,
         client_id: String,
@@ -74,6 +75,10 @@ pub enum Auth {
         refresh_token: Option<String>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         scope: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        header: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        value: Option<String>,
     },
     /// A login request whose answer yields the token (`token` path), then sent as the
     /// header `header` with the template `value` (over `token` and the whole `login`

@@ -266,6 +266,7 @@ fn route(sb: &Shared, req: &Req) -> Resp {
         return err(404, "NotFound", "Resource not found.");
     };
     if !authorized(sb, req) {
+        sb.bump(System::AmazonSp, "access_denied");
         return err(
             403,
             "Unauthorized",

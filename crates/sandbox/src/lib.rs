@@ -181,6 +181,7 @@ const STAT_KEYS: &[(&str, &[&str])] = &[
             "throttled",
             "token_grants",
             "auth_failures",
+            "access_denied",
             "orders_created",
             "shipment_confirmations",
             "shipment_confirmation_duplicates",

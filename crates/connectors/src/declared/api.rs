@@ -310,7 +310,11 @@ impl Api {
     /// The cached header of a fetched token, fetching one when needed.
     async fn token(&self, auth: &Auth, timeout: Duration) -> Result<(String, String), CallOutcome> {
         let header = match auth {
-            Auth::Login { header, .. } => header.clone(),
+            Auth::Login { header, .. }
+            | Auth::Oauth2 {
+                header: Some(header),
+                ..
+            } => header.clone(),
             _ => "authorization".to_string(),
         };
         let cached = || {
@@ -345,6 +349,8 @@ impl Api {
                 client_secret,
                 refresh_token,
                 scope,
+                value,
+                ..
             } => {
                 let ctx = self.context(&[]);
                 let t = &self.templates;
@@ -377,7 +383,7 @@ impl Api {
                     &request,
                     "$.access_token",
                     Some("$.expires_in"),
-                    "Bearer {{ token }}",
+                    value.as_deref().unwrap_or("Bearer {{ token }}"),
                     timeout,
                 )
                 .await?

@@ -65,6 +65,8 @@ pub fn start(
                     &node.name,
                     poll::PollOptions::from(options),
                     pager,
+                    ctx.shared.limits.get(&conn.name),
+                    stop.clone(),
                 );
                 let stop = stop.clone();
                 match options.get("cron").and_then(serde_json::Value::as_str) {

@@ -2,8 +2,10 @@
 //! `every` and commits each page's items with the cursor they advance to in one
 //! transaction. Items with a dedupe key seen before (an order read again inside the
 //! lookback window, unchanged) are skipped in the same transaction and counted as re-reads
-//! (they are not duplicates of a delivery).
+//! (they are not duplicates of a delivery). Each page request takes a token of the
+//! connection's quota, the bucket its sinks share.
 
+use crate::delivery::rate_limit::TokenBucket;
 use crate::engine::FlowCtx;
 
 /// Items read again inside the lookback window and skipped.
@@ -48,21 +50,29 @@ pub struct PollSource {
     name: String,
     options: PollOptions,
     pager: Box<dyn Pager>,
+    /// The connection's quota (shared with its sinks): each page request takes a token.
+    bucket: Option<Rc<TokenBucket>>,
+    /// Set when the runtime stops: a page waiting for a token is not requested.
+    stop: watch::Receiver<bool>,
 }
 
 impl PollSource {
-    /// A poll source reading through `pager`.
+    /// A poll source reading through `pager`, each page within `bucket`'s quota.
     pub fn new(
         ctx: Rc<FlowCtx>,
         name: &str,
         options: PollOptions,
         pager: Box<dyn Pager>,
+        bucket: Option<Rc<TokenBucket>>,
+        stop: watch::Receiver<bool>,
     ) -> PollSource {
         PollSource {
             ctx,
             name: name.to_string(),
             options,
             pager,
+            bucket,
+            stop,
         }
     }
 
@@ -112,6 +122,14 @@ impl PollSource {
             .await?;
         let mut first = true;
         loop {
+            if let Some(bucket) = &self.bucket {
+                let mut stop = self.stop.clone();
+                tokio::select! {
+                    _ = bucket.acquire() => {}
+                    // Stopping: the pages read so far are committed; the rest next time.
+                    _ = stop.wait_for(|stopping| *stopping) => return Ok(()),
+                }
+            }
             let page = self.pager.page(position.as_deref(), first).await?;
             let was_first = first;
             first = false;
