@@ -284,3 +284,55 @@ connection shop = shopify {{ shop = "s", access_token = secret("T"), api = {api}
     let number = check("api_number", &flow("3"));
     assert_eq!(number.errors[0].0, "E0505", "{:?}", number.errors);
 }
+
+#[test]
+fn an_http_token_is_fetched_by_oauth2_or_a_login_never_half_of_one() {
+    let flow = |settings: &str| {
+        format!(
+            "use std.connectors.http\nconnection api = http {{ base_url = \"https://api.example.com\", {settings} }}\n"
+        )
+    };
+    let codes = |settings: &str| {
+        let checked = check("http_token", &flow(settings));
+        checked
+            .errors
+            .iter()
+            .map(|(code, text)| format!("{code} {text}"))
+            .collect::<Vec<_>>()
+    };
+    // Where a token comes from and goes are not secrets; the credentials are.
+    assert_eq!(
+        codes(
+            r#"token_url = "https://auth.example.com/token", client_id = "c", client_secret = secret("S"), token_header = "X-Token""#
+        ),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        codes(
+            r#"login_path = "/login", login_body = secret("LOGIN"), token_path = "$.access", expires_path = "$.expires_in""#
+        ),
+        Vec::<String>::new()
+    );
+    let half = codes(r#"token_url = "https://auth.example.com/token", client_id = "c""#);
+    assert!(
+        half.len() == 1 && half[0].starts_with("E0211") && half[0].contains("`client_secret`"),
+        "{half:?}"
+    );
+    let orphan = codes(r#"token_path = "$.access""#);
+    assert!(
+        orphan.len() == 1 && orphan[0].contains("`login_path`"),
+        "{orphan:?}"
+    );
+    let both = codes(
+        r#"token_url = "https://a.example/t", client_id = "c", client_secret = secret("S"), login_path = "/login", token_path = "$.t""#,
+    );
+    assert!(both.len() == 1 && both[0].starts_with("E0505"), "{both:?}");
+    let path = codes(r#"login_path = "/login", token_path = "access[""#);
+    assert!(path.len() == 1 && path[0].starts_with("E0509"), "{path:?}");
+    let literal =
+        codes(r#"token_url = "https://a.example/t", client_id = "c", client_secret = "s""#);
+    assert!(
+        literal.len() == 1 && literal[0].starts_with("E0501"),
+        "{literal:?}"
+    );
+}

@@ -904,3 +904,97 @@ fn a_declared_quota_paces_the_pages_of_a_poll() {
     assert!(terminate(&mut runtime.0).success());
     assert_eq!(sink.seen.lock().unwrap().requests, 7, "nothing read twice");
 }
+
+#[test]
+fn the_generic_http_connector_fetches_an_oauth2_token_for_its_reads_and_writes() {
+    let dir = TempDir::new("http-oauth2");
+    let port = free_port();
+    let _sandbox = support::process::sandbox(port);
+    new_amazon_orders(port, 3);
+    let listing = |n: usize| {
+        json!({"sku": "TSHIRT-039-RED-M", "quantity": n, "id": format!("q{n}")}).to_string()
+    };
+    std::fs::write(
+        dir.0.join("in/stock-1.jsonl"),
+        format!("{}\n{}\n", listing(5), listing(6)),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.0.join("http.flow"),
+        r#"use std.connectors.{http, file}
+connection spapi = http {
+  base_url = env("SPAPI")
+  token_url = env("LWA")
+  client_id = env("LWA_CLIENT")
+  client_secret = secret("LWA_SECRET")
+  refresh_token = secret("LWA_REFRESH")
+  token_header = "x-amz-access-token"
+}
+connection api = http { base_url = env("SINK") }
+connection drop = file { dir = env("DROP") }
+schema Seen {
+  id: string
+}
+flow reads {
+  source polled = spapi.get {
+    every = 2s
+    path = "/orders/v0/orders?MarketplaceIds=ATVPDKIKX0DER&CreatedAfter=2020-01-01T00:00:00Z"
+    records = "$.payload.Orders[*]"
+  }
+  map seen = polled -> Seen { id = $.AmazonOrderId }
+  sink post = api.post(seen) { path = "/orders", idempotency_key = id, dead_letter = "orders" }
+}
+flow listings {
+  source counts = drop.read { path = "in/stock-*.jsonl" }
+  sink offer = spapi.patch(counts) {
+    path = "/listings/2021-08-01/items/A1SANDBOXSELLER/{{ sku }}?marketplaceIds=ATVPDKIKX0DER"
+    body = "{\"productType\": \"PRODUCT\", \"patches\": [{\"op\": \"replace\", \"path\": \"/attributes/fulfillment_availability\", \"value\": [{\"fulfillment_channel_code\": \"DEFAULT\", \"quantity\": {{ quantity }}}]}]}"
+    idempotency_key = $.id
+    order_by = $.sku
+    dead_letter = "listings"
+  }
+}
+"#,
+    )
+    .unwrap();
+    let sink = Sink::start(Faults::default());
+    let env = [
+        ("SPAPI", format!("http://127.0.0.1:{port}")),
+        ("LWA", format!("http://127.0.0.1:{port}/auth/o2/token")),
+        ("LWA_CLIENT", sandbox::amazon::CLIENT_ID.to_string()),
+        ("LWA_SECRET", sandbox::amazon::CLIENT_SECRET.to_string()),
+        ("LWA_REFRESH", sandbox::amazon::REFRESH_TOKEN.to_string()),
+        ("SINK", format!("http://127.0.0.1:{}", sink.port)),
+        ("DROP", dir.0.display().to_string()),
+    ];
+    let mut runtime = run(&dir, "http.flow", &env);
+    wait_for(
+        "three orders and two listings",
+        Duration::from_secs(60),
+        || sink.distinct() == 3 && amazon_stats(port)["listing_updates"] == 2,
+    );
+    let first = amazon_stats(port);
+    assert_eq!(
+        first["token_grants"], 1,
+        "the source and the sink share one token: {first}"
+    );
+    // Every token in hand is now too old: the next read and the next write are refused,
+    // and each fetches a new token and is sent again.
+    let (status, _) = post_json(port, "/_sandbox/amazon/token_ttl", r#"{"expires_in": 1}"#);
+    assert_eq!(status, 200);
+    std::thread::sleep(Duration::from_secs(2));
+    new_amazon_orders(port, 2);
+    std::fs::write(dir.0.join("in/stock-2.jsonl"), format!("{}\n", listing(7))).unwrap();
+    wait_for(
+        "five orders and three listings",
+        Duration::from_secs(60),
+        || sink.distinct() == 5 && amazon_stats(port)["listing_updates"] == 3,
+    );
+    assert!(terminate(&mut runtime.0).success());
+    let after = amazon_stats(port);
+    assert!(after["access_denied"].as_u64() >= Some(1), "{after}");
+    assert!(after["token_grants"].as_u64() >= Some(2), "{after}");
+    assert_eq!(after["auth_failures"], 0, "{after}");
+    assert!(dead_letters(&dir).is_empty(), "{:?}", dead_letters(&dir));
+    assert_eq!(sink.seen.lock().unwrap().requests, 5, "nothing read twice");
+}

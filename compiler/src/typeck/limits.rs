@@ -114,6 +114,19 @@ pub fn connection_setting(
             "no request could reach it".to_string(),
             "write the path as it appears in the URL, e.g. \"/hooks/orders\"".to_string(),
         )),
+        ("http", "token_path" | "expires_path", Const::Value(Value::String(path)))
+            if omniflow_ir::path::simple_path(path).is_none() =>
+        {
+            Some((
+                format!(
+                    "`{}` `{path}` is not a JSONPath the connector reads",
+                    name.name
+                ),
+                "the login's answer is read at this path".to_string(),
+                "write a path of `.name`, `['name']` and `[N]` steps, such as `$.access_token`"
+                    .to_string(),
+            ))
+        }
         ("bus", "url", Const::Value(Value::String(url)))
             if !(url.starts_with("embedded") || url.starts_with("nats://")) =>
         {
@@ -194,6 +207,64 @@ pub fn missing_settings<'n>(
             Some(_) => false,
         })
         .collect()
+}
+
+/// The settings that come together on an `http` connection: OAuth 2 needs `client_id` and
+/// `client_secret` with its `token_url`, a login `token_path` with its `login_path`, and
+/// only one of them. Reports `E0211` for what is missing and `E0505` for both.
+pub fn http_credentials(given: &[&str], span: Span, diags: &mut Diagnostics) {
+    let has = |name: &str| given.contains(&name);
+    let mut missing = Vec::new();
+    if has("token_url") {
+        missing.extend(
+            ["client_id", "client_secret"]
+                .into_iter()
+                .filter(|n| !has(n)),
+        );
+    }
+    if has("login_path") && !has("token_path") {
+        missing.push("token_path");
+    }
+    for (setting, with) in [
+        ("client_id", "token_url"),
+        ("refresh_token", "token_url"),
+        ("scope", "token_url"),
+        ("login_body", "login_path"),
+        ("token_path", "login_path"),
+        ("expires_path", "login_path"),
+    ] {
+        if has(setting) && !has(with) {
+            missing.push(with);
+        }
+    }
+    missing.dedup();
+    if !missing.is_empty() {
+        let list = missing
+            .iter()
+            .map(|m| format!("`{m}`"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        diags.push(
+            Diagnostic::error(
+                codes::MISSING_SETTING,
+                span,
+                format!("the http connection's token settings also need {list}"),
+            )
+            .label("a token could not be fetched")
+            .help("OAuth 2 takes `token_url`, `client_id` and `client_secret`; a login `login_path` and `token_path`"),
+        );
+    }
+    if has("token_url") && has("login_path") {
+        diags.push(
+            Diagnostic::error(
+                codes::INVALID_SETTING,
+                span,
+                "the http connection has both `token_url` (OAuth 2) and `login_path` (a login)",
+            )
+            .label("one way to fetch a token")
+            .help("keep the settings of one of them"),
+        );
+    }
 }
 
 #[cfg(test)]

@@ -763,6 +763,9 @@ fn connection_info(
             })
             .map(|s| s.name.as_str())
             .collect();
+        if connector.name == "http" {
+            limits::http_credentials(&seen, decl.name.span, diags);
+        }
         if !missing.is_empty() {
             let list = missing
                 .iter()

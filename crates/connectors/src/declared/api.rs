@@ -256,16 +256,34 @@ impl Api {
                 }
                 Decision::Reauth(reason) => {
                     tracing::info!(connector = %self.name, %reason, "credentials refused; fetching a new token");
-                    // Only the refused token is dropped: another call may have fetched a
-                    // newer one meanwhile.
-                    let mut slot = self.token.borrow_mut();
-                    if slot.as_ref().map(|(value, _)| value) == used.as_ref() {
-                        slot.take();
-                    }
-                    drop(slot);
+                    self.refused(used.as_deref());
                     fresh = true;
                 }
             }
+        }
+    }
+
+    /// Drops the token `used` if it is still the cached one: it was refused. Only that one:
+    /// another call may have fetched a newer one meanwhile.
+    pub fn refused(&self, used: Option<&str>) {
+        let mut slot = self.token.borrow_mut();
+        if slot.as_ref().map(|(value, _)| value.as_str()) == used {
+            slot.take();
+        }
+    }
+
+    /// The header carrying a fetched token (a login's or OAuth 2's), fetching one when
+    /// none is cached or it is about to expire; `None` without such credentials. For
+    /// callers that send their own requests.
+    pub async fn token_header(
+        &self,
+        timeout: Duration,
+    ) -> Result<Option<(String, String)>, CallOutcome> {
+        match &self.auth {
+            Some(auth @ (Auth::Login { .. } | Auth::Oauth2 { .. })) => {
+                self.token(auth, timeout).await.map(Some)
+            }
+            _ => Ok(None),
         }
     }
 

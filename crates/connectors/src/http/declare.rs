@@ -1,6 +1,6 @@
 //! The generic `http` connector's abilities beyond a static header, as a declared
 //! connector's: credentials from the connection's settings (bearer, basic, an API key in a
-//! header or the query) and, for `get` with `records`, `paging`, `method` or
+//! header or the query, a token fetched by OAuth 2 or a login) and, for `get` with `records`, `paging`, `method` or
 //! `watermark_path`, a request read like a declared source's (JSONPath records, paging,
 //! watermark with tie-breaker and lookback).
 
@@ -43,11 +43,100 @@ pub fn credentials(settings: &Map) -> (Vec<Pair>, Option<Pair>) {
     (headers, query)
 }
 
-/// True when a `get` source uses the options read like a declared source's.
-pub fn declared_get(options: &Map) -> bool {
+/// True when a `get` source is read like a declared source's: its options say so, or its
+/// connection fetches a token.
+pub fn declared_get(settings: &Map, options: &Map) -> bool {
     ["records", "paging", "method", "body", "watermark_path"]
         .iter()
         .any(|k| options.contains_key(*k))
+        || text(settings, "token_url").is_some()
+        || text(settings, "login_path").is_some()
+}
+
+/// A JSON value whose strings are literals (no template in a secret is rendered).
+fn literal_json(value: Value) -> Value {
+    match value {
+        Value::String(s) => Value::String(literal(&s)),
+        Value::Array(items) => Value::Array(items.into_iter().map(literal_json).collect()),
+        Value::Object(members) => Value::Object(
+            members
+                .into_iter()
+                .map(|(k, v)| (k, literal_json(v)))
+                .collect(),
+        ),
+        other => other,
+    }
+}
+
+/// The fetched-token credentials the settings give: OAuth 2 (`token_url`, `client_id`,
+/// `client_secret`, `refresh_token`, `scope`) or a login (`login_path` with the JSON
+/// `login_body`, the token at `token_path`, its lifetime at `expires_path`); sent as a
+/// bearer token, or alone in `token_header`.
+pub fn token_auth(settings: &Map) -> Result<Option<Auth>, String> {
+    let header = text(settings, "token_header").map(|h| h.to_ascii_lowercase());
+    let value = header.as_ref().map(|_| "{{ token }}".to_string());
+    if let Some(url) = text(settings, "token_url") {
+        let need = |name: &str| {
+            text(settings, name)
+                .map(literal)
+                .ok_or_else(|| format!("http connection: `token_url` needs `{name}`"))
+        };
+        return Ok(Some(Auth::Oauth2 {
+            token_url: literal(url),
+            client_id: need("client_id")?,
+            client_secret: need("client_secret")?,
+            refresh_token: text(settings, "refresh_token").map(literal),
+            scope: text(settings, "scope").map(literal),
+            header,
+            value,
+        }));
+    }
+    let Some(path) = text(settings, "login_path") else {
+        return Ok(None);
+    };
+    let token = text(settings, "token_path")
+        .ok_or("http connection: `login_path` needs `token_path`")?
+        .to_string();
+    let body = match text(settings, "login_body") {
+        None => None,
+        Some(body) => Some(Body::Json(literal_json(
+            serde_json::from_str(body)
+                .map_err(|e| format!("http connection: `login_body` is not JSON: {e}"))?,
+        ))),
+    };
+    Ok(Some(Auth::Login {
+        request: Request {
+            method: "POST".into(),
+            path: literal(path),
+            query: Vec::new(),
+            headers: Vec::new(),
+            body,
+        },
+        token,
+        expires_in: text(settings, "expires_path").map(String::from),
+        header: header.unwrap_or_else(|| "authorization".into()),
+        value: value.unwrap_or_else(|| "Bearer {{ token }}".into()),
+    }))
+}
+
+/// The declared connection that fetches the tokens of an `http` connection, when its
+/// settings name a way to fetch one.
+pub fn token_api(
+    tokens: &crate::tokens::TokenCache,
+    settings: &Map,
+) -> Result<Option<crate::declared::api::Api>, crate::api::ConnectorError> {
+    let Some(auth) = token_auth(settings)? else {
+        return Ok(None);
+    };
+    let spec = Declared {
+        name: "http".into(),
+        auth: Some(auth),
+        rules: Vec::new(),
+        operations: Default::default(),
+    };
+    Ok(Some(crate::declared::api::Api::new(
+        tokens, &spec, settings,
+    )?))
 }
 
 /// A JSON string literal of `text`, safe inside a template (no braces are rendered).
@@ -57,7 +146,7 @@ fn literal(text: &str) -> String {
 
 /// The declared connector a `get` source with those options is: its credentials as a
 /// static header and query parameter, its request, records, paging and watermark.
-pub fn get(settings: &Map, options: &Map) -> Declared {
+pub fn get(settings: &Map, options: &Map) -> Result<Declared, String> {
     let (headers, key) = credentials(settings);
     let page_size = options
         .get("page_size")
@@ -122,12 +211,12 @@ pub fn get(settings: &Map, options: &Map) -> Declared {
         watermark,
         ..Operation::default()
     };
-    Declared {
+    Ok(Declared {
         name: "http".into(),
-        auth: None::<Auth>,
+        auth: token_auth(settings)?,
         rules: Vec::new(),
         operations: [("get".to_string(), operation)].into_iter().collect(),
-    }
+    })
 }
 
 #[cfg(test)]
@@ -168,9 +257,13 @@ mod tests {
             ("since_param", Value::from("updated_at_min")),
             ("lookback", Value::from(60_000)),
         ]);
-        assert!(declared_get(&options));
-        assert!(!declared_get(&map(&[("items", Value::from("orders"))])));
-        let spec = get(&settings, &options);
+        assert!(declared_get(&settings, &options));
+        assert!(!declared_get(
+            &settings,
+            &map(&[("items", Value::from("orders"))])
+        ));
+        let spec = get(&settings, &options).unwrap();
+        assert_eq!(spec.auth, None);
         let op = &spec.operations["get"];
         assert_eq!(op.paging, Paging::Link);
         assert_eq!(op.records.as_deref(), Some("$.orders[*]"));
@@ -187,5 +280,70 @@ mod tests {
             "Basic YW5uOnB7e3d9fQ=="
         );
         assert_eq!(t.text(&op.request.query[1].1, &ctx).unwrap(), "k&1");
+    }
+
+    #[test]
+    fn token_settings_give_oauth2_or_a_login() {
+        let oauth = map(&[
+            ("token_url", Value::from("https://auth.example/token")),
+            ("client_id", Value::from("c")),
+            ("client_secret", Value::from("s{{x}}")),
+            ("token_header", Value::from("X-Api-Token")),
+        ]);
+        assert!(declared_get(&oauth, &Map::new()));
+        match token_auth(&oauth).unwrap() {
+            Some(Auth::Oauth2 {
+                header,
+                value,
+                client_secret,
+                refresh_token,
+                ..
+            }) => {
+                assert_eq!(header.as_deref(), Some("x-api-token"));
+                assert_eq!(value.as_deref(), Some("{{ token }}"));
+                assert_eq!(client_secret, literal("s{{x}}"));
+                assert_eq!(refresh_token, None);
+            }
+            other => panic!("{other:?}"),
+        }
+        let login = map(&[
+            ("login_path", Value::from("/api/login")),
+            (
+                "login_body",
+                Value::from(r#"{"user": "u", "password": "p{{"}"#),
+            ),
+            ("token_path", Value::from("$.access")),
+        ]);
+        match token_auth(&login).unwrap() {
+            Some(Auth::Login {
+                request,
+                token,
+                header,
+                value,
+                ..
+            }) => {
+                assert_eq!(token, "$.access");
+                assert_eq!(
+                    (header.as_str(), value.as_str()),
+                    ("authorization", "Bearer {{ token }}")
+                );
+                assert_eq!(
+                    request.body,
+                    Some(Body::Json(
+                        serde_json::json!({"user": literal("u"), "password": literal("p{{")})
+                    ))
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        let mut spoiled = login.clone();
+        spoiled.insert("login_body".into(), Value::from("user=u"));
+        assert!(token_auth(&spoiled)
+            .unwrap_err()
+            .contains("`login_body` is not JSON"));
+        let mut half = oauth.clone();
+        half.remove("client_id");
+        assert!(token_auth(&half).unwrap_err().contains("needs `client_id`"));
+        assert_eq!(token_auth(&Map::new()).unwrap(), None);
     }
 }

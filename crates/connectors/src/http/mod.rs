@@ -21,13 +21,15 @@ use crate::api::Registry;
 /// Registers the http connector's operations.
 pub fn register(registry: &mut Registry) {
     for operation in ["post", "put", "patch"] {
-        registry.sink("http", operation, |_, s, op, o| {
-            Ok(Box::new(HttpSink::new(s, op, o)?))
+        registry.sink("http", operation, |tokens, s, op, o| {
+            let mut sink = HttpSink::new(s, op, o)?;
+            sink.fetched = declare::token_api(tokens, s)?;
+            Ok(Box::new(sink))
         });
     }
     registry.pager("http", "get", |tokens, s, o| {
-        if declare::declared_get(o) {
-            return crate::declared::pager(tokens, &declare::get(s, o), "get", s);
+        if declare::declared_get(s, o) {
+            return crate::declared::pager(tokens, &declare::get(s, o)?, "get", s);
         }
         Ok(Box::new(HttpGetPager::new(s, o)?))
     });

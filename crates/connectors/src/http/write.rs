@@ -1,5 +1,7 @@
 //! The generic REST sink: sends the message as JSON (or a body template over it), with its
-//! idempotency key and correlation id as headers, and classifies the response.
+//! idempotency key and correlation id as headers, and classifies the response. A token
+//! fetched by OAuth 2 or a login is fetched once more after a 401 or 403, and the call
+//! sent again.
 
 use super::classify::{classify, retry_after};
 use super::Settings;
@@ -31,6 +33,9 @@ pub struct HttpSink {
     credentials: Vec<(HeaderName, String)>,
     /// Largest request body sent (the connection's `max_body_bytes`).
     max_body: Option<usize>,
+    /// A token fetched by OAuth 2 or a login (from the settings), when there is one: sent
+    /// with each call, fetched again once after a 401 or 403.
+    pub fetched: Option<crate::declared::api::Api>,
 }
 
 /// Most idle keep-alive connections a sink keeps to its endpoint.
@@ -88,6 +93,7 @@ impl HttpSink {
                 .map(String::from),
             max_body: client::body_limit(settings_map, i64::MAX as u64)?,
             credentials,
+            fetched: None,
         })
     }
 
@@ -137,7 +143,7 @@ impl SinkConnector for HttpSink {
                 Ok(uri) => uri,
                 Err(reason) => return CallOutcome::Permanent { reason },
             };
-            let body = match self.body(call.body) {
+            let mut body = match self.body(call.body) {
                 Ok(body) => body,
                 Err(reason) => return CallOutcome::Permanent { reason },
             };
@@ -149,31 +155,72 @@ impl SinkConnector for HttpSink {
                     ),
                 };
             }
-            let mut headers = vec![
-                (CONTENT_TYPE, "application/json"),
-                (HeaderName::from_static(IDEMPOTENCY_HEADER), call.key),
-                (
-                    HeaderName::from_static(CORRELATION_HEADER),
-                    call.correlation_id,
-                ),
-            ];
-            for (name, value) in &self.credentials {
-                headers.push((name.clone(), value.as_str()));
-            }
             let traceparent = crate::trace::current();
-            if let Some(traceparent) = &traceparent {
-                headers.push((HeaderName::from_static("traceparent"), traceparent.as_str()));
-            }
-            let sent = self
-                .transport
-                .send(Outbound {
-                    method: &self.method,
-                    uri,
-                    headers: &headers,
-                    body,
-                    timeout: call.timeout,
-                })
-                .await;
+            let mut fresh = false;
+            let sent = loop {
+                let token = match &self.fetched {
+                    Some(api) => match api.token_header(call.timeout).await {
+                        Ok(token) => token,
+                        Err(outcome) => return outcome,
+                    },
+                    None => None,
+                };
+                let token = match token {
+                    Some((name, value)) => match HeaderName::from_bytes(name.as_bytes()) {
+                        Ok(name) => Some((name, value)),
+                        Err(_) => {
+                            return CallOutcome::Permanent {
+                                reason: format!("`token_header`: `{name}` is not a header name"),
+                            }
+                        }
+                    },
+                    None => None,
+                };
+                let mut headers = vec![
+                    (CONTENT_TYPE, "application/json"),
+                    (HeaderName::from_static(IDEMPOTENCY_HEADER), call.key),
+                    (
+                        HeaderName::from_static(CORRELATION_HEADER),
+                        call.correlation_id,
+                    ),
+                ];
+                for (name, value) in &self.credentials {
+                    headers.push((name.clone(), value.as_str()));
+                }
+                if let Some((name, value)) = &token {
+                    headers.push((name.clone(), value.as_str()));
+                }
+                if let Some(traceparent) = &traceparent {
+                    headers.push((HeaderName::from_static("traceparent"), traceparent.as_str()));
+                }
+                // The body is kept for a second try only when a token may be refused.
+                let retry = self.fetched.is_some() && !fresh;
+                let sent = self
+                    .transport
+                    .send(Outbound {
+                        method: &self.method,
+                        uri: uri.clone(),
+                        headers: &headers,
+                        body: if retry {
+                            body.clone()
+                        } else {
+                            std::mem::take(&mut body)
+                        },
+                        timeout: call.timeout,
+                    })
+                    .await;
+                match (&sent, &self.fetched) {
+                    (Ok(answer), Some(api)) if retry && matches!(answer.status, 401 | 403) => {
+                        tracing::info!(
+                            status = answer.status,
+                            "http: the token was refused; fetching a new one"
+                        );
+                        api.refused(token.as_ref().map(|(_, v)| v.as_str()));
+                        fresh = true;
+                    }
+                    _ => break sent,
+                }
+            };
             match sent {
                 Ok(answer) => classify(answer.status, retry_after(&answer.headers), &answer.body),
                 Err(Failure::Invalid(reason)) => CallOutcome::Permanent { reason },
