@@ -998,3 +998,172 @@ flow listings {
     assert!(dead_letters(&dir).is_empty(), "{:?}", dead_letters(&dir));
     assert_eq!(sink.seen.lock().unwrap().requests, 5, "nothing read twice");
 }
+
+/// Vendure's Admin API, as the test's own administrator session.
+struct VendureAdmin {
+    url: String,
+    token: String,
+}
+
+impl VendureAdmin {
+    fn login(port: u16) -> VendureAdmin {
+        let url = format!("http://127.0.0.1:{port}/admin-api");
+        let token = support::block_on(async {
+            let answer = reqwest::Client::new()
+                .post(&url)
+                .header("content-type", "application/json")
+                .body(json!({"query": "mutation { login(username: \"superadmin\", password: \"superadmin\") { ... on CurrentUser { id } } }"}).to_string())
+                .send()
+                .await
+                .unwrap();
+            answer.headers()["vendure-auth-token"]
+                .to_str()
+                .unwrap()
+                .to_string()
+        });
+        VendureAdmin { url, token }
+    }
+
+    fn run(&self, query: &str, variables: Value) -> Value {
+        support::block_on(async {
+            let text = reqwest::Client::new()
+                .post(&self.url)
+                .bearer_auth(&self.token)
+                .header("content-type", "application/json")
+                .body(json!({"query": query, "variables": variables}).to_string())
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap();
+            let answer: Value = serde_json::from_str(&text).unwrap();
+            assert!(answer["errors"].is_null(), "{answer}");
+            answer["data"].clone()
+        })
+    }
+
+    /// `n` draft orders of one tee each; their ids.
+    fn new_orders(&self, n: usize) -> Vec<String> {
+        (0..n)
+            .map(|_| {
+                let id = self.run("mutation { createDraftOrder { id } }", json!({}))
+                    ["createDraftOrder"]["id"]
+                    .as_str()
+                    .unwrap()
+                    .to_string();
+                let added = self.run(
+                    "mutation Add($id: ID!) { addItemToDraftOrder(orderId: $id, input: {productVariantId: 1, quantity: 1}) { ... on Order { id } ... on ErrorResult { errorCode } } }",
+                    json!({"id": id}),
+                );
+                assert_eq!(added["addItemToDraftOrder"]["id"], id, "{added}");
+                id
+            })
+            .collect()
+    }
+}
+
+#[test]
+fn a_declared_graphql_connector_reads_and_writes_a_real_vendure_across_ended_sessions() {
+    let dir = TempDir::new("declared-vendure");
+    declaration(&dir, "vendure.flow");
+    // Pages of five, so that a poll reads several.
+    let path = dir.0.join("vendure.flow");
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(text.contains("size = 50"));
+    std::fs::write(&path, text.replace("size = 50", "size = 5")).unwrap();
+    let db = support::postgres::FreshDb::create("vendure_peer");
+    let peer = support::peers::vendure(&db, "1h");
+    let admin = VendureAdmin::login(peer.port);
+    let first = admin.new_orders(17);
+    std::fs::write(
+        dir.0.join("in/notes.jsonl"),
+        format!(
+            "{}\n{}\n",
+            json!({"id": "n1", "order_id": first[0], "note": "packed by the store"}),
+            json!({"id": "n2", "order_id": "99999", "note": "no such order"}),
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.0.join("shop.flow"),
+        r#"use "vendure.flow"
+use std.connectors.{http, file}
+connection shop = vendure { base_url = env("VENDURE"), username = "superadmin", password = secret("VENDURE_PASSWORD") }
+connection api = http { base_url = env("SINK") }
+connection drop = file { dir = env("DROP") }
+schema Seen {
+  id: string
+  code: string
+}
+flow orders {
+  source polled = shop.orders { every = 1s }
+  map seen = polled -> Seen { id = $.id, code = $.code }
+  sink post = api.post(seen) { path = "/orders", idempotency_key = id, dead_letter = "orders" }
+}
+flow notes {
+  source lines = drop.read { path = "in/notes.jsonl" }
+  sink note = shop.add_note(lines) { idempotency_key = $.id, dead_letter = "notes" }
+}
+"#,
+    )
+    .unwrap();
+    let sink = Sink::start(Faults::default());
+    let env = [
+        ("VENDURE", format!("http://127.0.0.1:{}", peer.port)),
+        ("VENDURE_PASSWORD", "superadmin".to_string()),
+        ("SINK", format!("http://127.0.0.1:{}", sink.port)),
+        ("DROP", dir.0.display().to_string()),
+    ];
+    let mut runtime = run(&dir, "shop.flow", &env);
+    wait_for(
+        "seventeen orders over four pages",
+        Duration::from_secs(60),
+        || sink.distinct() == 17,
+    );
+    wait_for(
+        "the refused note's dead letter",
+        Duration::from_secs(30),
+        || !dead_letters(&dir).is_empty(),
+    );
+    // Every session ends (Vendure keeps them in its database, and in memory for a
+    // second): later orders are read after a new login.
+    let mut pg = postgres::Client::connect(&db.url, postgres::NoTls).unwrap();
+    let ended = pg.execute("DELETE FROM session", &[]).unwrap();
+    assert!(
+        ended >= 2,
+        "the connector's session and the test's were there"
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    let admin = VendureAdmin::login(peer.port);
+    admin.new_orders(4);
+    wait_for("twenty-one orders", Duration::from_secs(60), || {
+        sink.distinct() == 21
+    });
+    assert!(terminate(&mut runtime.0).success());
+    let log = std::fs::read_to_string(dir.0.join("runtime.log")).unwrap();
+    assert!(
+        log.contains("credentials refused; fetching a new token"),
+        "the ended session was noticed: {log}"
+    );
+    assert!(!log.contains("poll failed"), "{log}");
+    assert_eq!(sink.seen.lock().unwrap().requests, 21, "nothing read twice");
+    let letters = dead_letters(&dir);
+    assert_eq!(letters.len(), 1, "{letters:?}");
+    let reason = letters[0].to_string();
+    assert!(
+        reason.contains("ENTITY_NOT_FOUND") || reason.contains("No Order with the id"),
+        "{reason}"
+    );
+    // The other note is on its order.
+    let admin = VendureAdmin::login(peer.port);
+    let history = admin.run(
+        "query H($id: ID!) { order(id: $id) { history { items { type data } } } }",
+        json!({"id": first[0]}),
+    );
+    assert!(
+        history.to_string().contains("packed by the store"),
+        "{history}"
+    );
+    drop(peer);
+}

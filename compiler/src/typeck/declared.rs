@@ -32,8 +32,10 @@ const AUTH: &[(&str, &[&str], &[&str])] = &[
     ),
     (
         "login",
-        &["path", "token"],
+        &["path"],
         &[
+            "token",
+            "token_header",
             "method",
             "query",
             "headers",
@@ -698,7 +700,23 @@ impl Check<'_> {
             },
             _ => Auth::Login {
                 request: self.request(&what, span, e, Scope::Auth, "POST")?,
-                token: self.path(e, "token")?,
+                token_header: match (Self::entry(e, "token"), Self::entry(e, "token_header")) {
+                    (None, None) | (Some(_), Some(_)) => {
+                        self.error(
+                            span,
+                            "a login names where its token is: `token` or `token_header`".into(),
+                            "one of them is needed",
+                            "write `token = $.access_token` (a path in the answer's body) or `token_header = \"auth-token\"` (an answer header)".into(),
+                        );
+                        return None;
+                    }
+                    (_, Some(_)) => Some(self.header_name(e, "token_header")?),
+                    _ => None,
+                },
+                token: match Self::entry(e, "token") {
+                    Some(_) => Some(self.path(e, "token")?),
+                    None => None,
+                },
                 expires_in: self.path(e, "expires_in"),
                 header: self
                     .header_name(e, "header")

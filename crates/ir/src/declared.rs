@@ -80,13 +80,16 @@ pub enum Auth {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         value: Option<String>,
     },
-    /// A login request whose answer yields the token (`token` path), then sent as the
-    /// header `header` with the template `value` (over `token` and the whole `login`
-    /// answer). Done again after `expires_in` (a path, seconds) and whenever a rule says
-    /// `reauth`.
+    /// A login request whose answer yields the token (at the `token` path of its body, or
+    /// in its header `token_header`), then sent as the header `header` with the template
+    /// `value` (over `token` and the whole `login` answer). Done again after `expires_in`
+    /// (a path, seconds) and whenever a rule says `reauth`.
     Login {
         request: Request,
-        token: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        token: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        token_header: Option<String>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         expires_in: Option<String>,
         header: String,

@@ -131,6 +131,40 @@ pub fn cap() -> Peer {
     })
 }
 
+/// Starts Vendure, a GraphQL commerce server, on a fresh PostgreSQL database (`db`), with
+/// its catalogue populated and admin sessions that last `session` (such as `6s`).
+pub fn vendure(db: &super::postgres::FreshDb, session: &str) -> Peer {
+    let app = install("tests/peers/vendure/install.sh");
+    let port = free_port();
+    let dir = temp_dir("vendure");
+    let log = dir.join("vendure.log");
+    let child = Command::new("node")
+        .arg("server.js")
+        .current_dir(&app)
+        .env("PORT", port.to_string())
+        .env("DATABASE_URL", &db.url)
+        .env("POPULATE", "1")
+        .env("SESSION_DURATION", session)
+        .stdout(std::fs::File::create(&log).unwrap())
+        .stderr(Stdio::from(
+            std::fs::File::options().append(true).open(&log).unwrap(),
+        ))
+        .spawn()
+        .expect("cannot start node");
+    Peer {
+        child,
+        port,
+        dir,
+        log,
+    }
+    .wait_until(|port| {
+        http_status(
+            port,
+            "GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        ) == Some(200)
+    })
+}
+
 /// The OData service root of a CAP peer.
 pub fn cap_service(peer: &Peer) -> String {
     format!("http://127.0.0.1:{}/odata/v4/sales", peer.port)

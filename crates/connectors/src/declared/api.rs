@@ -354,11 +354,16 @@ impl Api {
             Auth::Login {
                 request,
                 token,
+                token_header,
                 expires_in,
                 value,
                 ..
             } => {
-                self.login(request, token, expires_in.as_deref(), value, timeout)
+                let at = match token_header {
+                    Some(header) => TokenAt::Header(header),
+                    None => TokenAt::Path(token.as_deref().unwrap_or("$.token")),
+                };
+                self.login(request, at, expires_in.as_deref(), value, timeout)
                     .await?
             }
             Auth::Oauth2 {
@@ -399,7 +404,7 @@ impl Api {
                 };
                 self.login(
                     &request,
-                    "$.access_token",
+                    TokenAt::Path("$.access_token"),
                     Some("$.expires_in"),
                     value.as_deref().unwrap_or("Bearer {{ token }}"),
                     timeout,
@@ -418,7 +423,7 @@ impl Api {
     async fn login(
         &self,
         request: &Request,
-        token: &str,
+        token: TokenAt<'_>,
         expires_in: Option<&str>,
         value: &str,
         timeout: Duration,
@@ -439,15 +444,40 @@ impl Api {
                 ),
             });
         }
-        let answer = reply
-            .document()
-            .map_err(|e| client::unreadable(format!("the login answer: {e}")))?;
-        let path = Path::new(token).map_err(|reason| CallOutcome::Permanent { reason })?;
-        let Some(found) = path.first(&answer).and_then(super::select::value_text) else {
-            return Err(client::unreadable(format!(
-                "the login answer has no token at `{token}`: {}",
-                reply.excerpt()
-            )));
+        // A token in a header leaves the body free to be anything (a GraphQL answer).
+        let answer = match token {
+            TokenAt::Header(_) => serde_json::from_slice(&reply.body).unwrap_or(Value::Null),
+            TokenAt::Path(_) => reply
+                .document()
+                .map_err(|e| client::unreadable(format!("the login answer: {e}")))?,
+        };
+        let found = match token {
+            TokenAt::Path(at) => {
+                let path = Path::new(at).map_err(|reason| CallOutcome::Permanent { reason })?;
+                path.first(&answer).and_then(super::select::value_text)
+            }
+            TokenAt::Header(name) => reply
+                .header(name)
+                .map(str::trim)
+                .filter(|t| !t.is_empty())
+                .map(String::from),
+        };
+        let Some(found) = found else {
+            if answer.is_null() {
+                return Err(client::unreadable(format!(
+                    "the login answer has no token ({}) and is not JSON: {}",
+                    token.describe(),
+                    reply.excerpt()
+                )));
+            }
+            // A login refused in a 200 (GraphQL's error results) names no token.
+            return Err(CallOutcome::Permanent {
+                reason: format!(
+                    "the login answer has no token ({}): {}",
+                    token.describe(),
+                    reply.excerpt()
+                ),
+            });
         };
         let lifetime = expires_in
             .and_then(|p| Path::new(p).ok())
@@ -465,6 +495,24 @@ impl Api {
             .text(value, &ctx)
             .map_err(|reason| CallOutcome::Permanent { reason })?;
         Ok((header, lifetime))
+    }
+}
+
+/// Where a login's answer holds the token.
+#[derive(Clone, Copy)]
+enum TokenAt<'a> {
+    /// A path in the body.
+    Path(&'a str),
+    /// A header.
+    Header(&'a str),
+}
+
+impl TokenAt<'_> {
+    fn describe(self) -> String {
+        match self {
+            TokenAt::Path(path) => format!("at `{path}`"),
+            TokenAt::Header(name) => format!("in the header `{name}`"),
+        }
     }
 }
 

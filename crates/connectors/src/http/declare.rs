@@ -112,7 +112,8 @@ pub fn token_auth(settings: &Map) -> Result<Option<Auth>, String> {
             headers: Vec::new(),
             body,
         },
-        token,
+        token: Some(token),
+        token_header: None,
         expires_in: text(settings, "expires_path").map(String::from),
         header: header.unwrap_or_else(|| "authorization".into()),
         value: value.unwrap_or_else(|| "Bearer {{ token }}".into()),
@@ -322,7 +323,7 @@ mod tests {
                 value,
                 ..
             }) => {
-                assert_eq!(token, "$.access");
+                assert_eq!(token.as_deref(), Some("$.access"));
                 assert_eq!(
                     (header.as_str(), value.as_str()),
                     ("authorization", "Bearer {{ token }}")
