@@ -329,6 +329,23 @@ fn an_http_token_is_fetched_by_oauth2_or_a_login_never_half_of_one() {
     assert!(both.len() == 1 && both[0].starts_with("E0505"), "{both:?}");
     let path = codes(r#"login_path = "/login", token_path = "access[""#);
     assert!(path.len() == 1 && path[0].starts_with("E0509"), "{path:?}");
+    let two = codes(
+        r#"token_url = "https://a.example/t", client_id = "c", client_secret = secret("S"), bearer_token = secret("B")"#,
+    );
+    assert!(
+        two.len() == 1 && two[0].contains("fetches a token too"),
+        "{two:?}"
+    );
+    let header = codes(r#"login_path = "/login", token_path = "$.t", token_header = "X Token""#);
+    assert!(
+        header.len() == 1 && header[0].starts_with("E0509"),
+        "{header:?}"
+    );
+    let alone = codes(r#"token_header = "X-Token""#);
+    assert!(
+        alone.len() == 1 && alone[0].starts_with("E0211"),
+        "{alone:?}"
+    );
     let literal =
         codes(r#"token_url = "https://a.example/t", client_id = "c", client_secret = "s""#);
     assert!(

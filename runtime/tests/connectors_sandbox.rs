@@ -655,6 +655,8 @@ fn shopify_call_limit_header_asks_callers_to_hold_back() {
         .unwrap();
         assert_eq!(sink.backoff(), None);
         let body = shipment(&format!("shopify:{id}")).to_string();
+        let requests = || async { stats(&base).await["shopify"]["requests"].as_u64().unwrap() };
+        let before = requests().await;
         let mut calls = 0;
         while sink.backoff().is_none() {
             let outcome = sink
@@ -672,8 +674,10 @@ fn shopify_call_limit_header_asks_callers_to_hold_back() {
                 "the bucket's fill is reported before it overflows"
             );
         }
-        // 80% of Shopify's 40-call bucket: the connector asks the runtime to slow down.
-        assert!((30..40).contains(&calls), "{calls}");
+        // 80% of Shopify's 40-call bucket (a fulfilment reads the order before it
+        // writes): the connector asks the runtime to slow down.
+        let used = requests().await - before;
+        assert!((30..40).contains(&used), "{used} requests in {calls} calls");
         assert_eq!(stats(&base).await["shopify"]["throttled"], 0);
     });
 }
@@ -726,6 +730,31 @@ fn transient(outcome: CallOutcome) -> String {
     }
 }
 
+/// Refusals of either Shopify API: a SKU no variant carries, a price in another currency.
+async fn prices_shopify_cannot_take(conn: &Connection, tee: &str) {
+    let unknown = price("NO-SUCH-SKU", 100, None);
+    let reason = permanent(call(conn, "update_price", "unknown", &unknown).await);
+    assert!(
+        reason.contains("no Shopify variant has the SKU NO-SUCH-SKU"),
+        "{reason}"
+    );
+    let mut euros = price(tee, 2450, None);
+    euros["amount"]["currency"] = json!("EUR");
+    let reason = permanent(call(conn, "update_price", "euros", &euros).await);
+    assert!(
+        reason.contains("the shop sells in USD; the price is in EUR"),
+        "{reason}"
+    );
+}
+
+/// The canonical product of the tee `tee`, with a barcode and a weight.
+fn tee_product(tee: &str, status: &str) -> Value {
+    json!({"id": "ITM-110857", "title": "Classic Tee #039", "brand": "Omniflow",
+        "description": "<p>Heavy cotton</p>", "status": status, "updated_at": "2026-05-12T06:00:00Z",
+        "skus": [{"code": tee, "product_id": "ITM-110857", "title": "Red / M", "barcode": "0123456789012",
+                  "option_values": null, "weight_grams": 180}]})
+}
+
 #[test]
 fn shopify_prices_and_products_reach_the_variant_with_the_sku() {
     with_sandbox(|base| async move {
@@ -757,31 +786,9 @@ fn shopify_prices_and_products_reach_the_variant_with_the_sku() {
                 && reason.contains("price must be greater than or equal to 0"),
             "{reason}"
         );
-        let reason = permanent(
-            call(
-                &conn,
-                "update_price",
-                "p3",
-                &price("NO-SUCH-SKU", 100, None),
-            )
-            .await,
-        );
-        assert!(
-            reason.contains("no Shopify variant has the SKU NO-SUCH-SKU"),
-            "{reason}"
-        );
-        let mut euros = price(tee, 2450, None);
-        euros["amount"]["currency"] = json!("EUR");
-        let reason = permanent(call(&conn, "update_price", "p6", &euros).await);
-        assert!(
-            reason.contains("the shop sells in USD; the price is in EUR"),
-            "{reason}"
-        );
+        prices_shopify_cannot_take(&conn, tee).await;
         // The product: found through its SKU, then its own fields written.
-        let product = json!({"id": "ITM-110857", "title": "Classic Tee #039", "brand": "Omniflow",
-            "description": "<p>Heavy cotton</p>", "status": "active", "updated_at": "2026-05-12T06:00:00Z",
-            "skus": [{"code": tee, "product_id": "ITM-110857", "title": "Red / M", "barcode": "0123456789012",
-                      "option_values": null, "weight_grams": 180}]});
+        let product = tee_product(tee, "active");
         assert_eq!(
             call(&conn, "update_product", "u1", &product).await,
             CallOutcome::Ok
@@ -1218,30 +1225,8 @@ fn shopify_sinks_write_through_graphql_with_the_same_outcomes() {
             reason.contains("INVALID_INPUT") && reason.contains("price"),
             "{reason}"
         );
-        let reason = permanent(
-            call(
-                &conn,
-                "update_price",
-                "q3",
-                &price("NO-SUCH-SKU", 100, None),
-            )
-            .await,
-        );
-        assert!(
-            reason.contains("no Shopify variant has the SKU NO-SUCH-SKU"),
-            "{reason}"
-        );
-        let mut euros = price(tee, 2450, None);
-        euros["amount"]["currency"] = json!("EUR");
-        let reason = permanent(call(&conn, "update_price", "q4", &euros).await);
-        assert!(
-            reason.contains("the shop sells in USD; the price is in EUR"),
-            "{reason}"
-        );
-        let product = json!({"id": "ITM-110857", "title": "Classic Tee #039", "brand": "Omniflow",
-            "description": "<p>Heavy cotton</p>", "status": "draft", "updated_at": "2026-05-12T06:00:00Z",
-            "skus": [{"code": tee, "product_id": "ITM-110857", "title": "Red / M", "barcode": "0123456789012",
-                      "option_values": null, "weight_grams": 180}]});
+        prices_shopify_cannot_take(&conn, tee).await;
+        let product = tee_product(tee, "draft");
         assert_eq!(
             call(&conn, "update_product", "u1", &product).await,
             CallOutcome::Ok
@@ -1287,5 +1272,91 @@ fn shopify_sinks_write_through_graphql_with_the_same_outcomes() {
             }
             other => panic!("{other:?}"),
         }
+    });
+}
+
+#[test]
+fn shopify_graphql_fulfilments_read_long_orders_whole_and_know_their_parcels() {
+    with_sandbox(|base| async move {
+        let tee = "TSHIRT-039-RED-M";
+        let tee_item = inventory_item(&base, tee).await;
+        // `item_map` may name inventory items by global id.
+        let conn = connection(
+            "shopify",
+            json!({"shop": base, "access_token": sandbox::shopify::ACCESS_TOKEN, "api": "graphql",
+                   "item_map": format!("ITM-110857=gid://shopify/InventoryItem/{tee_item},ITM-GONE=999")}),
+        );
+        let parcel = |id: &Value, tracking: &str, sku: &str, quantity: i64| {
+            json!({"id": format!("shipbob:{tracking}"), "order_id": format!("shopify:{id}"), "channel": "shopify",
+                   "location": "WH", "carrier": "UPS", "tracking_number": tracking, "tracking_url": null,
+                   "shipped_at": "2026-05-05T09:00:00Z", "lines": [{"line_id": null, "sku": sku, "quantity": quantity}]})
+        };
+        // 52 lines of one tee: past the first page of a fulfillment order's lines.
+        let lines: Vec<Value> = (0..52)
+            .map(|_| json!({"sku": tee, "quantity": 1}))
+            .collect();
+        let long = control(
+            &base,
+            "/_sandbox/shopify/orders",
+            json!({ "line_items": lines }),
+        )
+        .await;
+        let long_id = long["order"]["id"].clone();
+        let whole = call(
+            &conn,
+            "create_fulfillment",
+            "l1",
+            &parcel(&long_id, "1ZL", "ITM-110857", 52),
+        )
+        .await;
+        assert!(whole.succeeded(), "{whole:?}");
+        let order = shopify_get(&base, &format!("orders/{long_id}.json")).await;
+        assert_eq!(
+            order["order"]["fulfillment_status"], "fulfilled",
+            "all 52 lines"
+        );
+        // Two of three units shipped; the answer is lost and the parcel sent again: its
+        // tracking number is on the order, so nothing more is fulfilled.
+        let three = control(
+            &base,
+            "/_sandbox/shopify/orders",
+            json!({"line_items": [{"sku": tee, "quantity": 3}]}),
+        )
+        .await;
+        let three_id = three["order"]["id"].clone();
+        let two = parcel(&three_id, "1ZP", "ITM-110857", 2);
+        assert!(call(&conn, "create_fulfillment", "t1", &two)
+            .await
+            .succeeded());
+        assert_eq!(
+            call(&conn, "create_fulfillment", "t1", &two).await,
+            CallOutcome::Ok
+        );
+        let order = shopify_get(&base, &format!("orders/{three_id}.json")).await;
+        assert_eq!(
+            order["order"]["line_items"][0]["fulfillable_quantity"], 1,
+            "{order}"
+        );
+        assert_eq!(
+            order["order"]["fulfillments"].as_array().map(Vec::len),
+            Some(1)
+        );
+        // An item the order does not have is refused, not taken for done.
+        let reason = permanent(
+            call(
+                &conn,
+                "create_fulfillment",
+                "t2",
+                &parcel(&three_id, "1ZQ", "ITM-GONE", 1),
+            )
+            .await,
+        );
+        assert!(
+            reason.contains("has no line of inventory item 999"),
+            "{reason}"
+        );
+        let s = stats(&base).await;
+        assert_eq!(s["shopify"]["fulfillments"], 2, "{s}");
+        assert_eq!(s["shopify"]["fulfillment_rejections"], 0, "{s}");
     });
 }

@@ -772,7 +772,7 @@ fn amazon_stats(port: u16) -> Value {
 }
 
 /// Runs `amazon.flow`: `amazon_orders.flow` (its `quota` line replaced by `quota`) polled
-/// every two seconds with `settings`, each order posted to `sink`.
+/// every three seconds with `settings`, each order posted to `sink`.
 fn run_amazon(dir: &TempDir, port: u16, sink: &Sink, quota: &str, settings: &str) -> Killed {
     declaration(dir, "amazon_orders.flow");
     let path = dir.0.join("amazon_orders.flow");
@@ -799,7 +799,7 @@ schema Seen {{
   id: string
 }}
 flow amazon_reads {{
-  source polled = amazon.orders {{ every = 2s }}
+  source polled = amazon.orders {{ every = 3s }}
   map seen = polled -> Seen {{ id = $.AmazonOrderId }}
   sink post = api.post(seen) {{ path = "/orders", idempotency_key = id, dead_letter = "orders" }}
 }}
@@ -828,8 +828,8 @@ fn a_declared_oauth2_connector_renews_its_token_before_it_expires_and_after_a_re
     new_orders(7);
     let sink = Sink::start(Faults::default());
     let mut runtime = run_amazon(&dir, port, &sink, "quota { rate = 1/m, burst = 20 }", "");
-    // getOrders allows a burst of 20 calls, then one a minute: a poll every two seconds
-    // (one page each, with the lookback) stays within it for the test.
+    // getOrders allows a burst of 20 calls, then one a minute: a poll every three seconds
+    // (one page each, with the lookback) stays within it for a minute.
     wait_for("seven orders", Duration::from_secs(60), || {
         sink.distinct() == 7
     });
@@ -890,6 +890,11 @@ fn a_declared_quota_paces_the_pages_of_a_poll() {
     assert_eq!(stats["throttled"], 0, "{stats}");
     // A stop does not wait for the next call the quota allows.
     assert!(terminate(&mut runtime.0).success());
+    let log = std::fs::read_to_string(dir.0.join("runtime.log")).unwrap();
+    assert!(
+        log.contains("stopping while the next page waits for the connection's quota"),
+        "{log}"
+    );
     // Started again, the poll goes on from the fourth page.
     let mut runtime = run_amazon(
         &dir,

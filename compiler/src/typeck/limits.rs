@@ -114,6 +114,18 @@ pub fn connection_setting(
             "no request could reach it".to_string(),
             "write the path as it appears in the URL, e.g. \"/hooks/orders\"".to_string(),
         )),
+        ("http", "token_header" | "key_header", Const::Value(Value::String(header)))
+            if header.is_empty()
+                || !header
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)) =>
+        {
+            Some((
+                format!("`{}` `{header}` is not a header name", name.name),
+                "no request could carry it".to_string(),
+                "write a header name such as \"X-Api-Token\"".to_string(),
+            ))
+        }
         ("http", "token_path" | "expires_path", Const::Value(Value::String(path)))
             if omniflow_ir::path::simple_path(path).is_none() =>
         {
@@ -225,8 +237,13 @@ pub fn http_credentials(given: &[&str], span: Span, diags: &mut Diagnostics) {
     if has("login_path") && !has("token_path") {
         missing.push("token_path");
     }
+    let fetched = has("token_url") || has("login_path");
+    if !fetched && has("token_header") {
+        missing.push("token_url` or `login_path");
+    }
     for (setting, with) in [
         ("client_id", "token_url"),
+        ("client_secret", "token_url"),
         ("refresh_token", "token_url"),
         ("scope", "token_url"),
         ("login_body", "login_path"),
@@ -252,6 +269,20 @@ pub fn http_credentials(given: &[&str], span: Span, diags: &mut Diagnostics) {
             )
             .label("a token could not be fetched")
             .help("OAuth 2 takes `token_url`, `client_id` and `client_secret`; a login `login_path` and `token_path`"),
+        );
+    }
+    if let Some(fixed) = ["auth_header", "bearer_token", "basic_username"]
+        .into_iter()
+        .find(|n| fetched && has(n))
+    {
+        diags.push(
+            Diagnostic::error(
+                codes::INVALID_SETTING,
+                span,
+                format!("the http connection has `{fixed}` and fetches a token too"),
+            )
+            .label("two credentials for one Authorization header")
+            .help("keep the fetched token's settings, or the fixed credential's"),
         );
     }
     if has("token_url") && has("login_path") {

@@ -306,7 +306,7 @@ pub fn duplicate_keys<'n>(
 /// say where a credential goes or comes from (`token_url`, `token_path`, `token_header`).
 pub fn looks_secret(name: &str) -> bool {
     let name = name.to_ascii_lowercase();
-    let place = ["_url", "_endpoint", "_path", "_header", "_param", "_query"];
+    let place = ["_url", "_endpoint", "_path", "_header"];
     if place.iter().any(|suffix| name.ends_with(suffix)) {
         return false;
     }

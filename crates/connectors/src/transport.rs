@@ -127,8 +127,9 @@ async fn direct(
     headers.reserve(outbound.headers.len());
     for (name, value) in outbound.headers {
         let value = HeaderValue::from_str(value).map_err(|_| {
+            // The value is not quoted: it may be a credential.
             Failure::Invalid(format!(
-                "the value of header {name} cannot be sent in HTTP: {value:?}"
+                "the value of header {name} cannot be sent in HTTP (a control character or a line break)"
             ))
         })?;
         headers.insert(name, value);

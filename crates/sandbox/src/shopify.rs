@@ -554,7 +554,11 @@ pub(crate) fn fulfil(sb: &Shared, groups: &Groups, tracking: &Value) -> Result<V
                 return Err(Refused::NotFound);
             };
             let fo = &st.fulfillment_orders[fo_idx];
-            if fo.status == "closed" || fo.lines.iter().all(|l| l.remaining == 0) {
+            // A fulfillment order named twice would be fulfilled twice over.
+            if fo.status == "closed"
+                || fo.lines.iter().all(|l| l.remaining == 0)
+                || plan.iter().any(|(i, _)| *i == fo_idx)
+            {
                 return Err(Refused::NotOpen);
             }
             let mut takes = Vec::new();
@@ -569,8 +573,17 @@ pub(crate) fn fulfil(sb: &Shared, groups: &Groups, tracking: &Value) -> Result<V
                 Some(lines) => {
                     for (id, qty) in lines {
                         let found = id.and_then(|id| fo.lines.iter().position(|l| l.id == id));
+                        // A line named twice takes its quantities together.
+                        let taken: i64 = takes
+                            .iter()
+                            .filter(|(t, _)| Some(*t) == found)
+                            .map(|(_, q)| q)
+                            .sum();
                         match found {
-                            Some(i) if *qty > 0 && *qty <= fo.lines[i].remaining => {
+                            Some(i)
+                                if *qty > 0
+                                    && taken.saturating_add(*qty) <= fo.lines[i].remaining =>
+                            {
                                 takes.push((i, *qty))
                             }
                             _ => return Err(Refused::NotOpen),

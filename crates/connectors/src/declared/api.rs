@@ -33,7 +33,12 @@ pub struct Api {
     /// and sinks alike) make one login.
     fetching: std::rc::Rc<tokio::sync::Mutex<()>>,
     pub rules: Vec<Compiled>,
+    /// When this connection last dropped a refused token.
+    dropped: std::cell::Cell<Option<Instant>>,
 }
+
+/// How long after dropping a refused token a refusal keeps the new one.
+pub const REFETCH_PAUSE: Duration = Duration::from_secs(5);
 
 /// What a call adds to a declared request: a next-page URL in place of its path and
 /// query, paging parameters, and headers (an idempotency key).
@@ -82,6 +87,7 @@ impl Api {
             token: tokens.slot(key.clone()),
             fetching: tokens.lock(key),
             rules: classify::compile(&spec.rules)?,
+            dropped: std::cell::Cell::new(None),
         })
     }
 
@@ -264,11 +270,21 @@ impl Api {
     }
 
     /// Drops the token `used` if it is still the cached one: it was refused. Only that one:
-    /// another call may have fetched a newer one meanwhile.
+    /// another call may have fetched a newer one meanwhile. Not again within
+    /// [`REFETCH_PAUSE`] of the last drop: a refusal that a new token does not mend (a
+    /// missing permission) must not fetch one per call.
     pub fn refused(&self, used: Option<&str>) {
+        if self
+            .dropped
+            .get()
+            .is_some_and(|at| at.elapsed() < REFETCH_PAUSE)
+        {
+            return;
+        }
         let mut slot = self.token.borrow_mut();
         if slot.as_ref().map(|(value, _)| value.as_str()) == used {
             slot.take();
+            self.dropped.set(Some(Instant::now()));
         }
     }
 
@@ -463,21 +479,15 @@ impl Api {
                 .map(String::from),
         };
         let Some(found) = found else {
-            if answer.is_null() {
-                return Err(client::unreadable(format!(
-                    "the login answer has no token ({}) and is not JSON: {}",
-                    token.describe(),
-                    reply.excerpt()
-                )));
-            }
-            // A login refused in a 200 (GraphQL's error results) names no token.
-            return Err(CallOutcome::Permanent {
-                reason: format!(
-                    "the login answer has no token ({}): {}",
-                    token.describe(),
-                    reply.excerpt()
-                ),
-            });
+            // The answer is not quoted: it may hold the token under another name.
+            let fields = match &answer {
+                Value::Object(fields) => fields.keys().cloned().collect::<Vec<_>>().join(", "),
+                other => client::kind(other).to_string(),
+            };
+            return Err(client::unreadable(format!(
+                "the login answer has no token ({}); its fields: {fields}",
+                token.describe()
+            )));
         };
         let lifetime = expires_in
             .and_then(|p| Path::new(p).ok())

@@ -43,14 +43,11 @@ pub fn credentials(settings: &Map) -> (Vec<Pair>, Option<Pair>) {
     (headers, query)
 }
 
-/// True when a `get` source is read like a declared source's: its options say so, or its
-/// connection fetches a token.
-pub fn declared_get(settings: &Map, options: &Map) -> bool {
+/// True when a `get` source is read like a declared source's: its options say so.
+pub fn declared_get(options: &Map) -> bool {
     ["records", "paging", "method", "body", "watermark_path"]
         .iter()
         .any(|k| options.contains_key(*k))
-        || text(settings, "token_url").is_some()
-        || text(settings, "login_path").is_some()
 }
 
 /// A JSON value whose strings are literals (no template in a secret is rendered).
@@ -74,6 +71,10 @@ fn literal_json(value: Value) -> Value {
 /// bearer token, or alone in `token_header`.
 pub fn token_auth(settings: &Map) -> Result<Option<Auth>, String> {
     let header = text(settings, "token_header").map(|h| h.to_ascii_lowercase());
+    if let Some(h) = &header {
+        reqwest::header::HeaderName::from_bytes(h.as_bytes())
+            .map_err(|_| format!("http connection: `token_header` `{h}` is not a header name"))?;
+    }
     let value = header.as_ref().map(|_| "{{ token }}".to_string());
     if let Some(url) = text(settings, "token_url") {
         let need = |name: &str| {
@@ -258,11 +259,8 @@ mod tests {
             ("since_param", Value::from("updated_at_min")),
             ("lookback", Value::from(60_000)),
         ]);
-        assert!(declared_get(&settings, &options));
-        assert!(!declared_get(
-            &settings,
-            &map(&[("items", Value::from("orders"))])
-        ));
+        assert!(declared_get(&options));
+        assert!(!declared_get(&map(&[("items", Value::from("orders"))])));
         let spec = get(&settings, &options).unwrap();
         assert_eq!(spec.auth, None);
         let op = &spec.operations["get"];
@@ -291,7 +289,6 @@ mod tests {
             ("client_secret", Value::from("s{{x}}")),
             ("token_header", Value::from("X-Api-Token")),
         ]);
-        assert!(declared_get(&oauth, &Map::new()));
         match token_auth(&oauth).unwrap() {
             Some(Auth::Oauth2 {
                 header,

@@ -28,9 +28,11 @@ pub fn register(registry: &mut Registry) {
         });
     }
     registry.pager("http", "get", |tokens, s, o| {
-        if declare::declared_get(s, o) {
+        if declare::declared_get(o) {
             return crate::declared::pager(tokens, &declare::get(s, o)?, "get", s);
         }
-        Ok(Box::new(HttpGetPager::new(s, o)?))
+        let mut pager = HttpGetPager::new(s, o)?;
+        pager.fetched = declare::token_api(tokens, s)?;
+        Ok(Box::new(pager))
     });
 }

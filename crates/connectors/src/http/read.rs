@@ -25,6 +25,8 @@ pub struct HttpGetPager {
     /// Credential headers and an API key's query parameter, from the settings.
     headers: Vec<(String, String)>,
     key: Option<(String, String)>,
+    /// A token fetched by OAuth 2 or a login, fetched again once after a 401 or 403.
+    pub fetched: Option<crate::declared::api::Api>,
 }
 
 /// The items of an answer: the answer itself when it is an array, else its `items` field
@@ -106,6 +108,7 @@ impl HttpGetPager {
             watermark: text(options, "watermark", "updated_at"),
             headers,
             key,
+            fetched: None,
         })
     }
 }
@@ -113,22 +116,43 @@ impl HttpGetPager {
 impl Pager for HttpGetPager {
     fn page<'a>(&'a self, position: Option<&'a str>, _first: bool) -> PageFuture<'a> {
         Box::pin(async move {
-            let mut request = self.client.get(&self.url).timeout(Duration::from_secs(30));
-            if let Some(limit) = self.page_size {
-                request = request.query(&[("limit", limit.to_string())]);
-            }
-            match (self.cursor.as_str(), position) {
-                ("page_token", Some(token)) => request = request.query(&[("page_token", token)]),
-                ("watermark", Some(since)) => request = request.query(&[("since", since)]),
-                _ => {}
-            }
-            for (name, value) in &self.headers {
-                request = request.header(name.as_str(), value.as_str());
-            }
-            if let Some(key) = &self.key {
-                request = request.query(&[key]);
-            }
-            let response = request.send().await.map_err(|e| e.to_string())?;
+            let timeout = Duration::from_secs(30);
+            let mut fresh = false;
+            let response = loop {
+                let mut request = self.client.get(&self.url).timeout(timeout);
+                if let Some(limit) = self.page_size {
+                    request = request.query(&[("limit", limit.to_string())]);
+                }
+                match (self.cursor.as_str(), position) {
+                    ("page_token", Some(token)) => {
+                        request = request.query(&[("page_token", token)])
+                    }
+                    ("watermark", Some(since)) => request = request.query(&[("since", since)]),
+                    _ => {}
+                }
+                for (name, value) in &self.headers {
+                    request = request.header(name.as_str(), value.as_str());
+                }
+                if let Some(key) = &self.key {
+                    request = request.query(&[key]);
+                }
+                let token = match &self.fetched {
+                    Some(api) => api.token_header(timeout).await.map_err(client::reason)?,
+                    None => None,
+                };
+                if let Some((name, value)) = &token {
+                    request = request.header(name.as_str(), value.as_str());
+                }
+                let response = request.send().await.map_err(|e| e.to_string())?;
+                let refused = matches!(response.status().as_u16(), 401 | 403);
+                match (&self.fetched, refused && !fresh) {
+                    (Some(api), true) => {
+                        api.refused(token.as_ref().map(|(_, v)| v.as_str()));
+                        fresh = true;
+                    }
+                    _ => break response,
+                }
+            };
             let status = response.status();
             if !status.is_success() {
                 return Err(format!("HTTP {status}"));

@@ -231,9 +231,9 @@ impl Catalogue {
 
 const SHOP_QUERY: &str = "query Shop { shop { currencyCode } }";
 
-/// Five variants at most: more than one carrying the SKU is refused anyway.
+/// Variants whose SKU matches the search; the exact SKU is picked from them.
 const VARIANTS_QUERY: &str = "query Variants($query: String!) {
-  productVariants(first: 5, query: $query) { nodes { id sku product { id } } }
+  productVariants(first: 25, query: $query) { nodes { id sku product { id } } }
 }";
 
 const VARIANTS_MUTATION: &str =
@@ -246,6 +246,14 @@ const VARIANTS_MUTATION: &str =
 
 const PRODUCT_MUTATION: &str = "mutation Product($product: ProductUpdateInput!) {
   productUpdate(product: $product) {
+    product { id }
+    userErrors { field message }
+  }
+}";
+
+/// `productUpdate` before 2024-10, which took `input: ProductInput`.
+const PRODUCT_MUTATION_INPUT: &str = "mutation Product($product: ProductInput!) {
+  productUpdate(input: $product) {
     product { id }
     userErrors { field message }
   }
@@ -420,9 +428,14 @@ impl UpdateProduct {
             product["descriptionHtml"] = description.clone();
         }
         let c = &self.catalogue;
+        let mutation = if c.store.version.as_str() < "2024-10" {
+            PRODUCT_MUTATION_INPUT
+        } else {
+            PRODUCT_MUTATION
+        };
         let data = c
             .store
-            .graphql(PRODUCT_MUTATION, json!({ "product": product }), timeout)
+            .graphql(mutation, json!({ "product": product }), timeout)
             .await?;
         graphql::refused(graphql::payload(&data, "productUpdate")?, "the product")?;
         let variants: Vec<Value> = places

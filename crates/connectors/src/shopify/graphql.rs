@@ -67,8 +67,9 @@ fn refill_wait(cost: &Value, needed: Option<f64>) -> Option<Duration> {
         None if available < maximum * BUCKET_LOW => maximum * BUCKET_RESUME,
         None => return None,
     };
-    let seconds = (target - available) / rate;
-    (seconds > 0.0).then(|| Duration::from_secs_f64(seconds).min(LONGEST_WAIT))
+    // A spoiled report (a rate near zero, a huge bucket) waits the longest, never panics.
+    let seconds = ((target - available) / rate).min(LONGEST_WAIT.as_secs_f64());
+    (seconds > 0.0).then(|| Duration::try_from_secs_f64(seconds).unwrap_or(LONGEST_WAIT))
 }
 
 /// The outcome of an answer with top-level `errors`.
@@ -109,11 +110,26 @@ fn failure(errors: &[Value], cost: &Value) -> CallOutcome {
     CallOutcome::Permanent { reason }
 }
 
-/// A mutation payload's `userErrors` as a refusal of `what`.
+/// True when a payload's `userErrors` has `code`.
+pub fn has_code(payload: &Value, code: &str) -> bool {
+    payload["userErrors"]
+        .as_array()
+        .is_some_and(|errors| errors.iter().any(|e| e["code"] == code))
+}
+
+/// A mutation payload's `userErrors` as a refusal of `what`; an attempt under the same
+/// `@idempotent` key still running is worth retrying.
 pub fn refused(payload: &Value, what: &str) -> Result<(), CallOutcome> {
     let Some(errors) = payload["userErrors"].as_array().filter(|e| !e.is_empty()) else {
         return Ok(());
     };
+    if has_code(payload, "IDEMPOTENCY_CONCURRENT_REQUEST") {
+        return Err(CallOutcome::Transient {
+            class: "conflict".into(),
+            reason: format!("Shopify is still running an earlier attempt at {what}"),
+            retry_after: Some(Duration::from_secs(1)),
+        });
+    }
     let text = errors
         .iter()
         .map(|e| {
@@ -222,6 +238,10 @@ mod tests {
             Some(Duration::from_secs(4))
         );
         assert_eq!(refill_wait(&Value::Null, None), None);
+        let spoiled = json!({"throttleStatus": {"maximumAvailable": 1e308,
+            "currentlyAvailable": 0.0, "restoreRate": 1e-300}});
+        assert_eq!(refill_wait(&spoiled, None), Some(LONGEST_WAIT));
+        assert_eq!(refill_wait(&spoiled, Some(f64::MAX)), Some(LONGEST_WAIT));
         // A cost beyond the bucket waits for a full bucket, at most a minute.
         assert_eq!(
             refill_wait(&cost(0.0, 1e9), Some(1e9)),
@@ -241,6 +261,11 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert!(refused(&json!({"userErrors": []}), "x").is_ok());
+        let running = json!({"userErrors": [{"code": "IDEMPOTENCY_CONCURRENT_REQUEST", "message": "in progress"}]});
+        assert!(matches!(
+            refused(&running, "the quantity"),
+            Err(CallOutcome::Transient { class, .. }) if class == "conflict"
+        ));
     }
 
     #[test]

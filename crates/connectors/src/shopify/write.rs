@@ -1,6 +1,7 @@
-//! Shopify's order and inventory writes. They take no idempotency key, so a fulfilment is
-//! preceded by a read of the order's fulfillment orders: nothing left open means the
-//! parcel was already fulfilled, which counts as done.
+//! Shopify's order and inventory writes. A fulfilment takes no idempotency key, so it is
+//! preceded by a read of the order: a fulfilment with the parcel's tracking number, or
+//! nothing of its lines left open, means an earlier attempt fulfilled it, which counts as
+//! done.
 
 use super::{graphql, Store};
 use crate::api::ConnectorError;
@@ -45,15 +46,43 @@ struct FoLine {
 /// is left).
 type Plan = Vec<(Value, Option<Vec<(Value, i64)>>)>;
 
-/// An order's fulfillment orders over GraphQL: five at most, fifty lines each, which keeps
-/// the query's cost within a throttled bucket.
-const OPEN_QUERY: &str = "query FulfillmentOrders($id: ID!) {
+/// An order's fulfilments' tracking numbers and its fulfillment orders over GraphQL, five
+/// a page with fifty lines each (which keeps a query's cost within a throttled bucket).
+const OPEN_QUERY: &str = "query FulfillmentOrders($id: ID!, $after: String) {
   order(id: $id) {
-    fulfillmentOrders(first: 5) {
-      nodes { id status lineItems(first: 50) { nodes { id inventoryItemId remainingQuantity } } }
+    fulfillments(first: 50) { trackingInfo { number } }
+    fulfillmentOrders(first: 5, after: $after) {
+      edges {
+        cursor
+        node {
+          id status
+          lineItems(first: 50) {
+            nodes { id inventoryItemId remainingQuantity }
+            pageInfo { hasNextPage endCursor }
+          }
+        }
+      }
+      pageInfo { hasNextPage }
     }
   }
 }";
+
+/// More lines of the fulfillment order that follows the cursor `fo`.
+const LINES_QUERY: &str = "query FulfillmentOrderLines($id: ID!, $fo: String, $after: String) {
+  order(id: $id) {
+    fulfillmentOrders(first: 1, after: $fo) {
+      nodes {
+        lineItems(first: 50, after: $after) {
+          nodes { id inventoryItemId remainingQuantity }
+          pageInfo { hasNextPage endCursor }
+        }
+      }
+    }
+  }
+}";
+
+/// The most pages read of one order's fulfillment orders or of one's lines.
+const MOST_PAGES: usize = 100;
 
 const FULFIL_MUTATION: &str = "mutation Fulfil($fulfillment: FulfillmentInput!) {
   fulfillmentCreate(fulfillment: $fulfillment) {
@@ -63,21 +92,39 @@ const FULFIL_MUTATION: &str = "mutation Fulfil($fulfillment: FulfillmentInput!) 
 }";
 
 impl CreateFulfillment {
-    /// The order's fulfillment orders over REST.
-    async fn orders_rest(&self, order_id: &str, timeout: Duration) -> Result<Vec<Fo>, CallOutcome> {
-        let url = format!(
-            "{}/orders/{order_id}/fulfillment_orders.json",
-            self.store.base
-        );
-        let reply = self
-            .store
-            .send(self.store.request(reqwest::Method::GET, &url), timeout)
-            .await?;
+    /// The order's fulfillment orders and its fulfilments' tracking numbers over REST.
+    async fn orders_rest(
+        &self,
+        order_id: &str,
+        timeout: Duration,
+    ) -> Result<(Vec<Fo>, Vec<String>), CallOutcome> {
+        let get = |path: String| {
+            let url = format!("{}/orders/{order_id}{path}", self.store.base);
+            self.store
+                .send(self.store.request(reqwest::Method::GET, &url), timeout)
+        };
+        let reply = get("/fulfillment_orders.json".into()).await?;
         let listed = reply
             .document()
             .and_then(|body| client::list_at(&body, &["fulfillment_orders"], false))
             .map_err(client::unreadable)?;
-        Ok(listed
+        let order = get(".json?fields=fulfillments".into())
+            .await?
+            .document()
+            .map_err(client::unreadable)?;
+        let tracking = order["order"]["fulfillments"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(|f| {
+                f["tracking_numbers"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default()
+            })
+            .filter_map(|n| n.as_str().map(String::from))
+            .collect();
+        let fos = listed
             .iter()
             .map(|fo| Fo {
                 id: fo["id"].clone(),
@@ -93,44 +140,98 @@ impl CreateFulfillment {
                     })
                     .collect(),
             })
-            .collect())
+            .collect();
+        Ok((fos, tracking))
     }
 
-    /// The order's fulfillment orders over GraphQL.
+    /// The order's fulfillment orders and its fulfilments' tracking numbers over GraphQL,
+    /// every page of them and of their lines.
     async fn orders_graphql(
         &self,
         order_id: &str,
         timeout: Duration,
-    ) -> Result<Vec<Fo>, CallOutcome> {
+    ) -> Result<(Vec<Fo>, Vec<String>), CallOutcome> {
         let id = graphql::gid("Order", order_id);
-        let data = self
-            .store
-            .graphql(OPEN_QUERY, json!({ "id": id }), timeout)
-            .await?;
-        if data["order"].is_null() {
-            return Err(CallOutcome::Permanent {
-                reason: format!("Shopify has no order {id}"),
-            });
+        let lines_of = |connection: &Value| -> Vec<FoLine> {
+            connection["nodes"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|li| FoLine {
+                    id: li["id"].clone(),
+                    inventory_item_id: graphql::legacy(
+                        li["inventoryItemId"].as_str().unwrap_or(""),
+                    )
+                    .to_string(),
+                    remaining: li["remainingQuantity"].as_i64().unwrap_or(0),
+                })
+                .collect()
+        };
+        let more = |connection: &Value| {
+            let info = &connection["pageInfo"];
+            (info["hasNextPage"] == true).then(|| info["endCursor"].clone())
+        };
+        let (mut fos, mut tracking) = (Vec::new(), Vec::new());
+        let mut after = Value::Null;
+        for page in 0.. {
+            if page == MOST_PAGES {
+                return Err(client::unreadable(format!(
+                    "Shopify order {id} lists more than {} fulfillment orders",
+                    MOST_PAGES * 5
+                )));
+            }
+            let variables = json!({"id": id, "after": after});
+            let data = self.store.graphql(OPEN_QUERY, variables, timeout).await?;
+            let order = &data["order"];
+            if order.is_null() {
+                return Err(CallOutcome::Permanent {
+                    reason: format!("Shopify has no order {id}"),
+                });
+            }
+            if page == 0 {
+                tracking = order["fulfillments"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .flat_map(|f| f["trackingInfo"].as_array().cloned().unwrap_or_default())
+                    .filter_map(|t| t["number"].as_str().map(String::from))
+                    .collect();
+            }
+            let connection = &order["fulfillmentOrders"];
+            // Each fulfillment order with the cursor before it, to read more of its lines.
+            let mut before = after.clone();
+            for edge in connection["edges"].as_array().into_iter().flatten() {
+                let node = &edge["node"];
+                let mut lines = lines_of(&node["lineItems"]);
+                let mut next = more(&node["lineItems"]);
+                let mut reads = 0;
+                while let Some(cursor) = next {
+                    reads += 1;
+                    if reads == MOST_PAGES {
+                        return Err(client::unreadable(format!(
+                            "a fulfillment order of Shopify order {id} lists more than {} lines",
+                            MOST_PAGES * 50
+                        )));
+                    }
+                    let variables = json!({"id": id, "fo": before, "after": cursor});
+                    let data = self.store.graphql(LINES_QUERY, variables, timeout).await?;
+                    let more_lines = &data["order"]["fulfillmentOrders"]["nodes"][0]["lineItems"];
+                    lines.extend(lines_of(more_lines));
+                    next = more(more_lines);
+                }
+                fos.push(Fo {
+                    id: node["id"].clone(),
+                    status: node["status"].as_str().unwrap_or("").to_ascii_lowercase(),
+                    lines,
+                });
+                before = edge["cursor"].clone();
+            }
+            if connection["pageInfo"]["hasNextPage"] != true {
+                break;
+            }
+            after = before;
         }
-        let nodes = |v: &Value| v["nodes"].as_array().cloned().unwrap_or_default();
-        Ok(nodes(&data["order"]["fulfillmentOrders"])
-            .iter()
-            .map(|fo| Fo {
-                id: fo["id"].clone(),
-                status: fo["status"].as_str().unwrap_or("").to_ascii_lowercase(),
-                lines: nodes(&fo["lineItems"])
-                    .iter()
-                    .map(|li| FoLine {
-                        id: li["id"].clone(),
-                        inventory_item_id: graphql::legacy(
-                            li["inventoryItemId"].as_str().unwrap_or(""),
-                        )
-                        .to_string(),
-                        remaining: li["remainingQuantity"].as_i64().unwrap_or(0),
-                    })
-                    .collect(),
-            })
-            .collect())
+        Ok((fos, tracking))
     }
 
     /// What of the order is left to fulfil for this parcel: `None` when nothing is (an
@@ -141,6 +242,31 @@ impl CreateFulfillment {
         shipment: &Value,
         order_id: &str,
     ) -> Result<Option<Plan>, CallOutcome> {
+        // A parcel fulfils the lines it carries when its SKUs map to inventory items
+        // (`item_map`, REST ids or global ids); otherwise everything still open.
+        let lines = shipment["lines"].as_array().cloned().unwrap_or_default();
+        let wanted: Vec<(String, i64)> = lines
+            .iter()
+            .filter_map(|l| {
+                let item = self.items.get(l["sku"].as_str()?)?;
+                Some((graphql::legacy(item).to_string(), l["quantity"].as_i64()?))
+            })
+            .collect();
+        let by_lines = !wanted.is_empty() && wanted.len() == lines.len();
+        if by_lines {
+            // An item on none of the order's lines is not "already fulfilled".
+            if let Some((item, _)) = wanted.iter().find(|(item, _)| {
+                !orders
+                    .iter()
+                    .any(|fo| fo.lines.iter().any(|l| l.inventory_item_id == *item))
+            }) {
+                return Err(CallOutcome::Permanent {
+                    reason: format!(
+                        "Shopify order {order_id} has no line of inventory item {item}"
+                    ),
+                });
+            }
+        }
         let (open, rest): (Vec<Fo>, Vec<Fo>) = orders
             .into_iter()
             .partition(|fo| fo.status == "open" || fo.status == "in_progress");
@@ -158,34 +284,26 @@ impl CreateFulfillment {
                 });
             }
         }
-        // A parcel fulfils the lines it carries when its SKUs map to inventory items
-        // (`item_map`); otherwise everything still open.
-        let lines = shipment["lines"].as_array().cloned().unwrap_or_default();
-        let wanted: Vec<(String, i64)> = lines
-            .iter()
-            .filter_map(|l| {
-                Some((
-                    self.items.get(l["sku"].as_str()?)?.clone(),
-                    l["quantity"].as_i64()?,
-                ))
-            })
-            .collect();
-        let plan: Plan = if wanted.is_empty() || wanted.len() < lines.len() {
+        let plan: Plan = if !by_lines {
             open.into_iter()
                 .filter(|fo| fo.lines.iter().any(|l| l.remaining > 0))
                 .map(|fo| (fo.id, None))
                 .collect()
         } else {
+            // Each item's quantity is taken once, line after line, from what is open.
+            let mut left = wanted;
             open.into_iter()
                 .filter_map(|fo| {
                     let picked: Vec<(Value, i64)> = fo
                         .lines
                         .iter()
                         .filter_map(|li| {
-                            let (_, q) = wanted
-                                .iter()
-                                .find(|(item, _)| *item == li.inventory_item_id)?;
-                            (li.remaining > 0).then(|| (li.id.clone(), (*q).min(li.remaining)))
+                            let (_, q) = left
+                                .iter_mut()
+                                .find(|(item, q)| *item == li.inventory_item_id && *q > 0)?;
+                            let take = (*q).min(li.remaining);
+                            *q -= take.max(0);
+                            (take > 0).then(|| (li.id.clone(), take))
                         })
                         .collect();
                     (!picked.is_empty()).then_some((fo.id, Some(picked)))
@@ -286,11 +404,19 @@ impl CreateFulfillment {
     ) -> Result<CallOutcome, CallOutcome> {
         let order_id = client::field(shipment, "order_id")?;
         let order_id = order_id.strip_prefix("shopify:").unwrap_or(order_id);
-        let orders = if self.store.graphql {
+        let (orders, tracking) = if self.store.graphql {
             self.orders_graphql(order_id, timeout).await?
         } else {
             self.orders_rest(order_id, timeout).await?
         };
+        // A fulfilment with the parcel's tracking number is this parcel's, made by an
+        // earlier attempt whose answer was lost.
+        let number = shipment["tracking_number"]
+            .as_str()
+            .filter(|n| !n.is_empty());
+        if number.is_some_and(|n| tracking.iter().any(|t| t == n)) {
+            return Ok(CallOutcome::Ok);
+        }
         let Some(plan) = self.plan(orders, shipment, order_id)? else {
             return Ok(CallOutcome::Ok);
         };
@@ -340,6 +466,16 @@ impl SetInventoryLevel {
     }
 }
 
+/// The first API version with the `@idempotent` directive.
+const IDEMPOTENT_SINCE: &str = "2026-01";
+
+const SET_MUTATION_PLAIN: &str = "mutation Set($input: InventorySetQuantitiesInput!) {
+  inventorySetQuantities(input: $input) {
+    inventoryAdjustmentGroup { createdAt }
+    userErrors { code field message }
+  }
+}";
+
 const SET_MUTATION: &str = "mutation Set($input: InventorySetQuantitiesInput!, $key: String!) {
   inventorySetQuantities(input: $input) @idempotent(key: $key) {
     inventoryAdjustmentGroup { createdAt }
@@ -348,9 +484,9 @@ const SET_MUTATION: &str = "mutation Set($input: InventorySetQuantitiesInput!, $
 }";
 
 impl SetInventoryLevel {
-    /// `inventorySetQuantities` with the message key as its `@idempotent` key, setting the
-    /// quantity whatever it was: `changeFromQuantity: null` from 2026-04,
-    /// `ignoreCompareQuantity` before.
+    /// `inventorySetQuantities` with the message key as its `@idempotent` key (from
+    /// 2026-01), setting the quantity whatever it was: `changeFromQuantity: null` from
+    /// 2026-04, `ignoreCompareQuantity` before.
     async fn set_graphql(
         &self,
         item_id: &str,
@@ -375,13 +511,35 @@ impl SetInventoryLevel {
             input["ignoreCompareQuantity"] = json!(true);
         }
         input["quantities"] = json!([line]);
-        let variables = json!({"input": input, "key": graphql::idempotency_key(call.key)});
-        let data = self
-            .store
-            .graphql(SET_MUTATION, variables, call.timeout)
-            .await?;
-        let payload = graphql::payload(&data, "inventorySetQuantities")?;
-        graphql::refused(payload, "the quantity")?;
+        // `@idempotent` exists from 2026-01; before, the absolute set is sent as it is.
+        if self.store.version.as_str() < IDEMPOTENT_SINCE {
+            let data = self
+                .store
+                .graphql(SET_MUTATION_PLAIN, json!({ "input": input }), call.timeout)
+                .await?;
+            graphql::refused(
+                graphql::payload(&data, "inventorySetQuantities")?,
+                "the quantity",
+            )?;
+            return Ok(CallOutcome::Ok);
+        }
+        let mut key = graphql::idempotency_key(call.key);
+        for fresh_key in [false, true] {
+            let variables = json!({"input": input, "key": key});
+            let data = self
+                .store
+                .graphql(SET_MUTATION, variables, call.timeout)
+                .await?;
+            let payload = graphql::payload(&data, "inventorySetQuantities")?;
+            // An earlier attempt under this key failed, and Shopify keeps its failure: the
+            // quantity is absolute, so it is sent once more under a key of its own.
+            if !fresh_key && graphql::has_code(payload, "IDEMPOTENCY_PREVIOUS_ATTEMPT_FAILED") {
+                key = graphql::idempotency_key(&format!("{}#again", call.key));
+                continue;
+            }
+            graphql::refused(payload, "the quantity")?;
+            break;
+        }
         Ok(CallOutcome::Ok)
     }
 }

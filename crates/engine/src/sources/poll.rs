@@ -127,7 +127,10 @@ impl PollSource {
                 tokio::select! {
                     _ = bucket.acquire() => {}
                     // Stopping: the pages read so far are committed; the rest next time.
-                    _ = stop.wait_for(|stopping| *stopping) => return Ok(()),
+                    _ = stop.wait_for(|stopping| *stopping) => {
+                        tracing::info!(flow = %self.ctx.flow_name(), source = %self.name, "stopping while the next page waits for the connection's quota; the poll goes on from it at the next start");
+                        return Ok(());
+                    }
                 }
             }
             let page = self.pager.page(position.as_deref(), first).await?;

@@ -546,6 +546,18 @@ fn every_graphql_answer_is_in_the_description_and_pages_every_order() {
             .await
             .body;
         assert_eq!(stats["shopify"]["idempotent_replays"], 1, "{stats}");
+        // The key again with other arguments is refused, and changes nothing.
+        let reused = send(post(
+            json!({"query": set, "variables": {"key": "k1", "input": input(60, 70)}}),
+        ))
+        .await;
+        gql.check("POST", ROUTE, &reused);
+        assert_eq!(
+            payload(&reused)["userErrors"][0]["code"],
+            "IDEMPOTENCY_KEY_PARAMETER_MISMATCH",
+            "{}",
+            reused.text
+        );
         let unknown = json!({"name": "available", "ignoreCompareQuantity": true, "quantities": [
             {"inventoryItemId": "gid://shopify/InventoryItem/1", "locationId": location, "quantity": 1}]});
         let refused = send(post(
@@ -661,5 +673,124 @@ fn every_graphql_answer_is_in_the_description_and_pages_every_order() {
         )
         .await;
         gql.finish(3);
+    });
+}
+
+#[test]
+fn graphql_fulfilment_and_catalogue_writes_are_all_or_nothing() {
+    with_sandbox(|base| async move {
+        let client = reqwest::Client::new();
+        let mut gql = Checker::new(Doc::load("shopify/admin-graphql-2025-07.json", &[]))
+            .serves(routes::SHOPIFY_GRAPHQL);
+        const ROUTE: &str = "/admin/api/{version}/graphql.json";
+        let created = send(client.post(format!("{base}/_sandbox/shopify/orders")).body(
+            json!({"line_items": [{"sku": "TSHIRT-039-RED-M", "quantity": 2}, {"sku": "CAP-009-BLK-XL", "quantity": 1}]})
+                .to_string(),
+        ))
+        .await;
+        let order = format!("gid://shopify/Order/{}", created.body["order"]["id"]);
+        let ask = |query: &str, variables: Value| {
+            let request = client
+                .post(format!("{base}/admin/api/2026-04/graphql.json"))
+                .header("X-Shopify-Access-Token", ACCESS_TOKEN)
+                .header("content-type", "application/json")
+                .body(json!({"query": query, "variables": variables}).to_string());
+            async move { send(request).await }
+        };
+        let read = "query O($id: ID!) { order(id: $id) { displayFulfillmentStatus fulfillments(first: 5) { trackingInfo { number } } fulfillmentOrders(first: 5) { nodes { id status lineItems(first: 10) { nodes { id sku remainingQuantity inventoryItemId } } } } } }";
+        let before = ask(read, json!({"id": order})).await;
+        gql.check("POST", ROUTE, &before);
+        let fo = &before.body["data"]["order"]["fulfillmentOrders"]["nodes"][0];
+        assert_eq!(fo["status"], "OPEN", "{}", before.text);
+        assert_eq!(fo["lineItems"]["nodes"][0]["sku"], "TSHIRT-039-RED-M");
+        assert_eq!(fo["lineItems"]["nodes"][0]["remainingQuantity"], 2);
+        let fo_id = fo["id"].clone();
+        let fulfil = "mutation F($f: FulfillmentInput!) { fulfillmentCreate(fulfillment: $f) { fulfillment { id status trackingInfo { number } } userErrors { field message } } }";
+        // A document with a refused field changes nothing, its good field included.
+        let mixed = ask(
+            "mutation F($f: FulfillmentInput!) { fulfillmentCreate(fulfillment: $f) { fulfillment { id } } nope { id } }",
+            json!({"f": {"lineItemsByFulfillmentOrder": [{"fulfillmentOrderId": fo_id}]}}),
+        )
+        .await;
+        gql.check("POST", ROUTE, &mixed);
+        assert_eq!(
+            mixed.body["errors"][0]["extensions"]["code"],
+            "undefinedField"
+        );
+        // The same fulfillment order twice would fulfil it twice over: refused.
+        let twice = ask(
+            fulfil,
+            json!({"f": {"lineItemsByFulfillmentOrder": [{"fulfillmentOrderId": fo_id}, {"fulfillmentOrderId": fo_id}]}}),
+        )
+        .await;
+        gql.check("POST", ROUTE, &twice);
+        assert!(
+            twice.body["data"]["fulfillmentCreate"]["userErrors"][0]["message"].is_string(),
+            "{}",
+            twice.text
+        );
+        let untouched = ask(read, json!({"id": order})).await;
+        assert_eq!(
+            untouched.body["data"]["order"]["displayFulfillmentStatus"],
+            "UNFULFILLED"
+        );
+        let done = ask(
+            fulfil,
+            json!({"f": {"trackingInfo": {"number": "1Z1", "company": "UPS"},
+                "lineItemsByFulfillmentOrder": [{"fulfillmentOrderId": fo_id}]}}),
+        )
+        .await;
+        gql.check("POST", ROUTE, &done);
+        assert_eq!(
+            done.body["data"]["fulfillmentCreate"]["fulfillment"]["status"],
+            "SUCCESS"
+        );
+        let after = ask(read, json!({"id": order})).await;
+        gql.check("POST", ROUTE, &after);
+        let o = &after.body["data"]["order"];
+        assert_eq!(o["displayFulfillmentStatus"], "FULFILLED", "{}", after.text);
+        assert_eq!(o["fulfillments"][0]["trackingInfo"][0]["number"], "1Z1");
+        assert_eq!(o["fulfillmentOrders"]["nodes"][0]["status"], "CLOSED");
+        // The catalogue: a variant by SKU, its price set, a bad price refused whole.
+        let found = ask(
+            "{ productVariants(first: 5, query: \"sku:\\\"TSHIRT-039-RED-M\\\"\") { nodes { id sku price product { id } } } }",
+            json!({}),
+        )
+        .await;
+        gql.check("POST", ROUTE, &found);
+        let nodes = found.body["data"]["productVariants"]["nodes"]
+            .as_array()
+            .unwrap()
+            .clone();
+        assert_eq!(nodes.len(), 1, "{}", found.text);
+        let (variant, product) = (nodes[0]["id"].clone(), nodes[0]["product"]["id"].clone());
+        let bulk = "mutation B($p: ID!, $v: [ProductVariantsBulkInput!]!) { productVariantsBulkUpdate(productId: $p, variants: $v) { productVariants { id price compareAtPrice } userErrors { code field message } } }";
+        let refused = ask(
+            bulk,
+            json!({"p": product, "v": [{"id": variant, "price": "25.00"}, {"id": "gid://shopify/ProductVariant/1", "price": "1.00"}]}),
+        )
+        .await;
+        gql.check("POST", ROUTE, &refused);
+        let payload = &refused.body["data"]["productVariantsBulkUpdate"];
+        assert_eq!(
+            payload["userErrors"][0]["code"], "PRODUCT_VARIANT_DOES_NOT_EXIST",
+            "{}",
+            refused.text
+        );
+        let set = ask(bulk, json!({"p": product, "v": [{"id": variant, "price": "25.50", "compareAtPrice": "30.00"}]})).await;
+        gql.check("POST", ROUTE, &set);
+        let variants = &set.body["data"]["productVariantsBulkUpdate"]["productVariants"];
+        assert_eq!(variants[0]["price"], "25.50", "{}", set.text);
+        let renamed = ask(
+            "mutation P($p: ProductUpdateInput!) { productUpdate(product: $p) { product { id title status } userErrors { field message } } }",
+            json!({"p": {"id": product, "title": "Classic Tee", "status": "DRAFT"}}),
+        )
+        .await;
+        gql.check("POST", ROUTE, &renamed);
+        assert_eq!(
+            renamed.body["data"]["productUpdate"]["product"]["status"], "DRAFT",
+            "{}",
+            renamed.text
+        );
     });
 }

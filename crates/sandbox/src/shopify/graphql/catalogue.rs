@@ -5,7 +5,7 @@
 
 use super::super::products::{self, Catalogue, Product, Variant};
 use super::super::{Shared, System};
-use super::gid;
+use super::{gid, id_of};
 use crate::cents_str;
 use serde_json::{json, Map, Value};
 
@@ -50,6 +50,10 @@ fn sku_term(query: &str) -> Option<String> {
 /// its query names.
 pub fn variants(catalogue: &Catalogue, query: &str) -> Vec<(u64, Value)> {
     let sku = sku_term(query);
+    // A SKU term that does not read matches nothing, rather than everything.
+    if sku.is_none() && query.trim_start().starts_with("sku:") {
+        return Vec::new();
+    }
     let mut rows: Vec<(u64, Value)> = catalogue
         .products
         .iter()
@@ -76,14 +80,6 @@ pub fn variants_shape() -> Value {
     json!({"__type": "ProductVariantsBulkUpdatePayload", "product": product(p),
         "productVariants": [variant(&p.variants[0], p)],
         "userErrors": [{"__type": "ProductVariantsBulkUpdateUserError", "field": [], "code": "", "message": ""}]})
-}
-
-fn id_of(value: &Value, kind: &str) -> Option<u64> {
-    value
-        .as_str()?
-        .strip_prefix(&format!("gid://shopify/{kind}/"))?
-        .parse()
-        .ok()
 }
 
 /// A REST field error (`{"price": ["is not a number"]}`) as GraphQL's message.

@@ -4,7 +4,7 @@
 //! entry (`field`, `message`), as `fulfillmentCreate` gives them.
 
 use super::super::{fulfil, FulfillmentOrder, Groups, Order, Refused, Shared, System, NOT_OPEN};
-use super::gid;
+use super::{gid, id_of};
 use crate::catalog;
 use serde_json::{json, Value};
 
@@ -52,15 +52,6 @@ pub fn shape() -> Value {
             "status": "", "createdAt": "",
             "trackingInfo": [{"__type": "FulfillmentTrackingInfo", "company": "", "number": "", "url": ""}]},
         "userErrors": [{"__type": "UserError", "field": [], "message": ""}]})
-}
-
-/// The REST id of a global id of `kind`.
-fn id_of(value: &Value, kind: &str) -> Option<u64> {
-    value
-        .as_str()?
-        .strip_prefix(&format!("gid://shopify/{kind}/"))?
-        .parse()
-        .ok()
 }
 
 /// `fulfillmentCreate(fulfillment: {lineItemsByFulfillmentOrder, trackingInfo,

@@ -70,8 +70,8 @@ const MAX_PAGE: i64 = 250;
 pub struct Bucket {
     available: f64,
     at: Instant,
-    /// The payload each `@idempotent` key's first mutation answered.
-    idempotent: std::collections::HashMap<String, Value>,
+    /// Each `@idempotent` key's first mutation: its arguments and the payload it answered.
+    idempotent: std::collections::HashMap<String, (Value, Value)>,
 }
 
 impl Default for Bucket {
@@ -162,8 +162,9 @@ pub fn serve(sb: &Shared, req: &Req) -> Resp {
     }
     let scale = sb.quota_scale(System::Shopify);
     let (maximum, rate) = (MAXIMUM_AVAILABLE * scale, RESTORE_RATE * scale);
+    // Each mutation field is charged.
     let requested = if mutation {
-        MUTATION_COST
+        MUTATION_COST * fields(set).count().max(1) as f64
     } else {
         cost(set, &vars)
     };
@@ -206,7 +207,7 @@ pub fn serve(sb: &Shared, req: &Req) -> Resp {
     let mut errors = Vec::new();
     let mut actual = 0.0;
     let data = if mutation {
-        actual = MUTATION_COST;
+        actual = requested;
         mutate(sb, set, &vars, &mut errors)
     } else {
         let st = sb.shopify.borrow();
@@ -514,12 +515,37 @@ fn set_shape() -> Value {
         "userErrors": [{"__type": "InventorySetQuantitiesUserError", "field": [], "code": "", "message": ""}]})
 }
 
-/// Runs the mutation root's fields. Each field's selection is checked before anything is
-/// changed; a field with `@idempotent(key:)` replays the first result of its key.
+/// The `@idempotent(key:)` of a mutation field, under the field's name.
+fn idempotency_key(field: &Field<String>, vars: &Vars) -> Option<String> {
+    field
+        .directives
+        .iter()
+        .find(|d| d.name == "idempotent")
+        .and_then(|d| d.arguments.iter().find(|(n, _)| n == "key"))
+        .and_then(|(_, v)| {
+            to_json(v, vars)
+                .as_str()
+                .map(|k| format!("{}:{k}", field.name))
+        })
+}
+
+/// A mutation field's arguments, as the `@idempotent` key's first call is compared with.
+fn arguments(field: &Field<String>, vars: &Vars) -> Value {
+    Value::Object(
+        field
+            .arguments
+            .iter()
+            .map(|(name, value)| (name.clone(), to_json(value, vars)))
+            .collect(),
+    )
+}
+
+/// Runs the mutation root's fields. Every field's name and selection is checked before
+/// any is run (a refused document changes nothing); a field with `@idempotent(key:)`
+/// replays the first result of its key, or is refused when its arguments differ.
 fn mutate(sb: &Shared, set: &SelectionSet<String>, vars: &Vars, errors: &mut Vec<Value>) -> Value {
-    let mut out = Map::new();
+    let mut shapes = Vec::new();
     for field in fields(set) {
-        let key = field.alias.clone().unwrap_or_else(|| field.name.clone());
         let shape = match field.name.as_str() {
             "inventorySetQuantities" => set_shape(),
             "fulfillmentCreate" => fulfilment::shape(),
@@ -530,42 +556,49 @@ fn mutate(sb: &Shared, set: &SelectionSet<String>, vars: &Vars, errors: &mut Vec
                     format!("Field '{other}' doesn't exist on type 'Mutation'"),
                     "undefinedField",
                 ));
-                out.insert(key, Value::Null);
                 continue;
             }
         };
         let typename = shape["__type"].as_str().unwrap_or("").to_string();
-        let mut wrong = Vec::new();
         select(
             &shape,
             &typename,
             &field.selection_set,
             vars,
-            &mut wrong,
+            errors,
             &mut 0.0,
         );
-        if !wrong.is_empty() {
-            errors.extend(wrong);
-            out.insert(key, Value::Null);
-            continue;
-        }
-        let idempotency = field
-            .directives
-            .iter()
-            .find(|d| d.name == "idempotent")
-            .and_then(|d| d.arguments.iter().find(|(n, _)| n == "key"))
-            .and_then(|(_, v)| {
-                to_json(v, vars)
-                    .as_str()
-                    .map(|k| format!("{}:{k}", field.name))
-            });
-        let replay = idempotency
+        shapes.push((field, typename, shape));
+    }
+    if !errors.is_empty() {
+        return Value::Null;
+    }
+    let mut out = Map::new();
+    for (field, typename, shape) in shapes {
+        let key = field.alias.clone().unwrap_or_else(|| field.name.clone());
+        let idempotency = idempotency_key(field, vars);
+        let args = arguments(field, vars);
+        let first = idempotency
             .as_ref()
             .and_then(|k| sb.shopify.borrow().graphql.idempotent.get(k).cloned());
-        let payload = match replay {
-            Some(first) => {
+        let payload = match first {
+            Some((first_args, first)) if first_args == args => {
                 sb.bump(System::Shopify, "idempotent_replays");
                 first
+            }
+            Some(_) => {
+                let mut refused = shape;
+                if let Some(members) = refused.as_object_mut() {
+                    for (name, value) in members.iter_mut() {
+                        if name != "__type" {
+                            *value = Value::Null;
+                        }
+                    }
+                }
+                refused["userErrors"] = json!([{"__type": "UserError",
+                    "field": ["idempotencyKey"], "code": "IDEMPOTENCY_KEY_PARAMETER_MISMATCH",
+                    "message": "The idempotency key was used before with other arguments."}]);
+                refused
             }
             None => {
                 let payload = match field.name.as_str() {
@@ -593,19 +626,18 @@ fn mutate(sb: &Shared, set: &SelectionSet<String>, vars: &Vars, errors: &mut Vec
                         .borrow_mut()
                         .graphql
                         .idempotent
-                        .insert(k, payload.clone());
+                        .insert(k, (args, payload.clone()));
                 }
                 payload
             }
         };
-        let mut actual = 0.0;
         let selected = select(
             &payload,
             &typename,
             &field.selection_set,
             vars,
             errors,
-            &mut actual,
+            &mut 0.0,
         );
         out.insert(key, selected);
     }
@@ -628,11 +660,6 @@ fn set_quantities(sb: &Shared, input: &Value) -> Value {
     }
     let ignore_compare = input["ignoreCompareQuantity"].as_bool() == Some(true);
     let quantities = input["quantities"].as_array().cloned().unwrap_or_default();
-    let id = |v: &Value, kind: &str| {
-        v.as_str()
-            .and_then(|g| g.strip_prefix(&format!("gid://shopify/{kind}/")))
-            .and_then(|n| n.parse::<u64>().ok())
-    };
     let mut errors = Vec::new();
     let mut changes = Vec::new();
     {
@@ -647,8 +674,8 @@ fn set_quantities(sb: &Shared, input: &Value) -> Value {
                 ]
             };
             let (item, location) = (
-                id(&q["inventoryItemId"], "InventoryItem"),
-                id(&q["locationId"], "Location"),
+                id_of(&q["inventoryItemId"], "InventoryItem"),
+                id_of(&q["locationId"], "Location"),
             );
             let current = item
                 .zip(location)
@@ -680,6 +707,25 @@ fn set_quantities(sb: &Shared, input: &Value) -> Value {
                 ));
                 continue;
             };
+            if quantity < 0 && name == "on_hand" {
+                errors.push(user_error(
+                    at("quantity"),
+                    "INVALID_QUANTITY_NEGATIVE",
+                    "The quantity can't be negative.",
+                ));
+                continue;
+            }
+            if changes
+                .iter()
+                .any(|(i, l, _, _)| Some(*i) == item && Some(*l) == location)
+            {
+                errors.push(user_error(
+                    at("inventoryItemId"),
+                    "NO_DUPLICATE_INVENTORY_ITEM_ID_GROUP_ID_PAIR",
+                    "The same inventory item and location are given twice.",
+                ));
+                continue;
+            }
             // From 2026-04, `changeFromQuantity` (null: no check) takes the place of
             // `compareQuantity` and `ignoreCompareQuantity`.
             if let Some(from) = q.get("changeFromQuantity") {
@@ -692,14 +738,6 @@ fn set_quantities(sb: &Shared, input: &Value) -> Value {
                     continue;
                 }
                 changes.push((item.unwrap_or(0), location.unwrap_or(0), current, quantity));
-                continue;
-            }
-            if quantity < 0 && name == "on_hand" {
-                errors.push(user_error(
-                    at("quantity"),
-                    "INVALID_QUANTITY_NEGATIVE",
-                    "The quantity can't be negative.",
-                ));
                 continue;
             }
             if !ignore_compare && int(&q["compareQuantity"]) != Some(current) {
@@ -996,6 +1034,15 @@ fn gid(kind: &str, id: u64) -> String {
     format!("gid://shopify/{kind}/{id}")
 }
 
+/// The REST id of a global id of `kind` (`gid://shopify/KIND/ID`).
+fn id_of(value: &Value, kind: &str) -> Option<u64> {
+    value
+        .as_str()?
+        .strip_prefix(&format!("gid://shopify/{kind}/"))?
+        .parse()
+        .ok()
+}
+
 fn sort_value(o: &Order, key: &str) -> String {
     let field = match key {
         "CREATED_AT" => "created_at",
@@ -1170,6 +1217,15 @@ fn order(o: &Order, fos: &[&FulfillmentOrder]) -> Value {
                 "email": customer["email"], "firstName": customer["first_name"], "lastName": customer["last_name"]})
         },
         "lineItems": {"__type": "LineItem", "__connection": lines},
+        "fulfillments": j["fulfillments"].as_array().map(|list| list.iter().map(|f| {
+            let id = f["id"].as_u64().unwrap_or(0);
+            json!({"__type": "Fulfillment", "id": gid("Fulfillment", id), "legacyResourceId": id.to_string(),
+                "name": f["name"], "status": f["status"].as_str().map(str::to_ascii_uppercase),
+                "createdAt": f["created_at"],
+                "trackingInfo": f["tracking_numbers"].as_array().map(|numbers| numbers.iter().map(|n| json!(
+                    {"__type": "FulfillmentTrackingInfo", "number": n, "company": f["tracking_company"], "url": f["tracking_url"]}
+                )).collect::<Vec<_>>()).unwrap_or_default()})
+        }).collect::<Vec<_>>()).unwrap_or_default(),
         "fulfillmentOrders": {"__type": "FulfillmentOrder", "__connection":
             fos.iter().map(|fo| fulfilment::fulfillment_order(fo, o)).collect::<Vec<_>>()},
     })
