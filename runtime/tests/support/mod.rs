@@ -64,13 +64,21 @@ pub async fn call_sink(
     .await
 }
 
-/// A port nothing listens on right now.
+/// A port nothing listens on right now, for a server a test starts. It is taken below the
+/// kernel's ephemeral range (`ip_local_port_range`, 32768 and up by default), so no
+/// socket bound to port 0 meanwhile (a runtime's webhook server, a client) can take it
+/// before the server does, and one test process never hands out the same port twice.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let start = std::process::id().wrapping_mul(7919);
+    loop {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = 20_000 + (start.wrapping_add(n) % 12_000) as u16;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
 }
 
 /// Polls `done` until it holds; panics with `what` after `timeout`.

@@ -602,6 +602,82 @@ mod tests {
         Api::new(&TokenCache::default(), &Declared::default(), &settings).unwrap()
     }
 
+    /// Answers each connection's request on a local port with `answer` (a JSON body), and
+    /// hands the requests read to the test.
+    async fn token_endpoint(answer: &'static str) -> (String, tokio::sync::mpsc::Receiver<String>) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/token", listener.local_addr().unwrap());
+        let (sent, read) = tokio::sync::mpsc::channel(8);
+        tokio::task::spawn_local(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                let mut request = vec![0u8; 8192];
+                let n = stream.read(&mut request).await.unwrap_or(0);
+                let _ = sent
+                    .send(String::from_utf8_lossy(&request[..n]).into_owned())
+                    .await;
+                let reply = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{answer}",
+                    answer.len()
+                );
+                let _ = stream.write_all(reply.as_bytes()).await;
+            }
+        });
+        (url, read)
+    }
+
+    #[test]
+    fn oauth2_without_a_refresh_token_asks_for_client_credentials_and_caches_the_token() {
+        let local = tokio::task::LocalSet::new();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        local.block_on(&rt, async {
+            let (url, mut requests) = token_endpoint(
+                r#"{"access_token": "t-1", "token_type": "bearer", "expires_in": 3600}"#,
+            )
+            .await;
+            let spec = Declared {
+                name: "grantless".into(),
+                auth: Some(Auth::Oauth2 {
+                    token_url: url,
+                    client_id: "{{ settings.client_id }}".into(),
+                    client_secret: "s&1".into(),
+                    refresh_token: None,
+                    scope: Some("sellingpartnerapi::notifications".into()),
+                    header: None,
+                    value: None,
+                }),
+                ..Declared::default()
+            };
+            let settings: Map = [("client_id".to_string(), Value::from("app-1"))]
+                .into_iter()
+                .collect();
+            let api = Api::new(&TokenCache::default(), &spec, &settings).unwrap();
+            let timeout = Duration::from_secs(5);
+            let header = api.token_header(timeout).await.unwrap();
+            assert_eq!(
+                header,
+                Some(("authorization".to_string(), "Bearer t-1".to_string()))
+            );
+            let request = requests.recv().await.unwrap();
+            let form = request.rsplit("\r\n\r\n").next().unwrap();
+            for field in [
+                "grant_type=client_credentials",
+                "client_id=app-1",
+                "client_secret=s%261",
+                "scope=sellingpartnerapi%3A%3Anotifications",
+            ] {
+                assert!(form.contains(field), "{field} in {form}");
+            }
+            assert!(!form.contains("refresh_token"), "{form}");
+            // Cached: a second call fetches nothing.
+            assert_eq!(api.token_header(timeout).await.unwrap(), header);
+            assert!(requests.try_recv().is_err());
+        });
+    }
+
     #[test]
     fn next_pages_resolve_against_the_page_and_stay_on_the_api_host() {
         let api = api("http://127.0.0.1:9/api");
