@@ -1360,3 +1360,41 @@ fn shopify_graphql_fulfilments_read_long_orders_whole_and_know_their_parcels() {
         assert_eq!(s["shopify"]["fulfillment_rejections"], 0, "{s}");
     });
 }
+
+#[test]
+fn shopify_graphql_sinks_speak_the_connections_api_version() {
+    with_sandbox(|base| async move {
+        let tee = "TSHIRT-039-RED-M";
+        let tee_item = inventory_item(&base, tee).await;
+        let location = sandbox::catalog::SHOPIFY_LOCATIONS[0].0;
+        let at = |version: &str| {
+            connection(
+                "shopify",
+                json!({"shop": base, "access_token": sandbox::shopify::ACCESS_TOKEN, "api": "graphql",
+                       "api_version": version, "item_map": format!("ITM-110857={tee_item}"),
+                       "location_map": format!("WH-MAIN={location}")}),
+            )
+        };
+        let level =
+            json!({"sku": "ITM-110857", "location": "WH-MAIN", "available": 9, "channel": "web"});
+        // Before 2026-01 there is no `@idempotent`: the absolute quantity is set without it.
+        assert_eq!(
+            call(&at("2025-10"), "set_inventory_level", "v1", &level).await,
+            CallOutcome::Ok
+        );
+        // Before 2024-10 `productUpdate` takes `input:`.
+        assert_eq!(
+            call(
+                &at("2024-07"),
+                "update_product",
+                "v2",
+                &tee_product(tee, "active")
+            )
+            .await,
+            CallOutcome::Ok
+        );
+        let s = stats(&base).await;
+        assert_eq!(s["shopify"]["inventory_updates"], 1, "{s}");
+        assert_eq!(s["shopify"]["product_updates"], 1, "{s}");
+    });
+}

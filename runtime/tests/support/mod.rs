@@ -72,13 +72,14 @@ pub fn free_port() -> u16 {
     use std::sync::atomic::{AtomicU32, Ordering};
     static NEXT: AtomicU32 = AtomicU32::new(0);
     let start = std::process::id().wrapping_mul(7919);
-    loop {
+    for _ in 0..12_000 {
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
         let port = 20_000 + (start.wrapping_add(n) % 12_000) as u16;
         if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
             return port;
         }
     }
+    panic!("no free port between 20000 and 31999 on 127.0.0.1")
 }
 
 /// Polls `done` until it holds; panics with `what` after `timeout`.

@@ -33,8 +33,9 @@ pub struct Api {
     /// and sinks alike) make one login.
     fetching: std::rc::Rc<tokio::sync::Mutex<()>>,
     pub rules: Vec<Compiled>,
-    /// When this connection last dropped a refused token.
-    dropped: std::cell::Cell<Option<Instant>>,
+    /// When the connection's token was last dropped as refused (shared by its sources and
+    /// sinks).
+    dropped: std::rc::Rc<std::cell::Cell<Option<Instant>>>,
 }
 
 /// How long after dropping a refused token a refusal keeps the new one.
@@ -85,9 +86,9 @@ impl Api {
             templates: Templates::default(),
             auth: spec.auth.clone(),
             token: tokens.slot(key.clone()),
-            fetching: tokens.lock(key),
+            fetching: tokens.lock(key.clone()),
             rules: classify::compile(&spec.rules)?,
-            dropped: std::cell::Cell::new(None),
+            dropped: tokens.dropped(key),
         })
     }
 
@@ -260,32 +261,43 @@ impl Api {
                         ),
                     })
                 }
-                Decision::Reauth(reason) => {
-                    tracing::info!(connector = %self.name, %reason, "credentials refused; fetching a new token");
-                    self.refused(used.as_deref());
-                    fresh = true;
-                }
+                Decision::Reauth(reason) => match self.refused(used.as_deref()) {
+                    Ok(()) => {
+                        tracing::info!(connector = %self.name, %reason, "credentials refused; fetching a new token");
+                        fresh = true;
+                    }
+                    Err(outcome) => return Err(outcome),
+                },
             }
         }
     }
 
-    /// Drops the token `used` if it is still the cached one: it was refused. Only that one:
-    /// another call may have fetched a newer one meanwhile. Not again within
-    /// [`REFETCH_PAUSE`] of the last drop: a refusal that a new token does not mend (a
-    /// missing permission) must not fetch one per call.
-    pub fn refused(&self, used: Option<&str>) {
-        if self
-            .dropped
-            .get()
-            .is_some_and(|at| at.elapsed() < REFETCH_PAUSE)
-        {
-            return;
-        }
+    /// The token `used` was refused: `Ok` when the call may be sent again, with a newer
+    /// token another call fetched meanwhile, or after dropping `used` so that a new one is
+    /// fetched. Within [`REFETCH_PAUSE`] of the connection's last drop the token is kept and
+    /// the call is a transient failure that waits the pause out: a refusal a new token
+    /// does not mend (a missing permission) must not fetch one per call.
+    pub fn refused(&self, used: Option<&str>) -> Result<(), CallOutcome> {
         let mut slot = self.token.borrow_mut();
-        if slot.as_ref().map(|(value, _)| value.as_str()) == used {
-            slot.take();
-            self.dropped.set(Some(Instant::now()));
+        let cached = slot.as_ref().map(|(value, _)| value.as_str());
+        if cached.is_some() && cached != used {
+            return Ok(());
         }
+        if let Some(since) = self.dropped.get().map(|at| at.elapsed()) {
+            if since < REFETCH_PAUSE {
+                return Err(CallOutcome::Transient {
+                    class: "auth".into(),
+                    reason: format!(
+                        "the credentials were refused again less than {} s after a new token was fetched",
+                        REFETCH_PAUSE.as_secs()
+                    ),
+                    retry_after: Some(REFETCH_PAUSE - since),
+                });
+            }
+        }
+        slot.take();
+        self.dropped.set(Some(Instant::now()));
+        Ok(())
     }
 
     /// The header carrying a fetched token (a login's or OAuth 2's), fetching one when
@@ -479,15 +491,22 @@ impl Api {
                 .map(String::from),
         };
         let Some(found) = found else {
-            // The answer is not quoted: it may hold the token under another name.
-            let fields = match &answer {
-                Value::Object(fields) => fields.keys().cloned().collect::<Vec<_>>().join(", "),
-                other => client::kind(other).to_string(),
-            };
-            return Err(client::unreadable(format!(
-                "the login answer has no token ({}); its fields: {fields}",
-                token.describe()
-            )));
+            if answer.is_null() {
+                return Err(client::unreadable(format!(
+                    "the login answer has no token ({}) and is not JSON",
+                    token.describe()
+                )));
+            }
+            // A login refused in a 200 (GraphQL's error results). The answer is not quoted:
+            // it may hold the token under another name; its field names and its error
+            // words are.
+            return Err(CallOutcome::Permanent {
+                reason: format!(
+                    "the login answer has no token ({}); it has {}",
+                    token.describe(),
+                    login_refusal(&answer)
+                ),
+            });
         };
         let lifetime = expires_in
             .and_then(|p| Path::new(p).ok())
@@ -506,6 +525,55 @@ impl Api {
             .map_err(|reason| CallOutcome::Permanent { reason })?;
         Ok((header, lifetime))
     }
+}
+
+/// What a login answer without a token says, without its values: its field names (two
+/// levels deep), and the text of fields that carry an error (`message`, `errorCode`,
+/// `error`, `error_description`).
+fn login_refusal(answer: &Value) -> String {
+    const WORDS: [&str; 4] = ["message", "errorCode", "error", "error_description"];
+    let mut names = Vec::new();
+    let mut words = Vec::new();
+    let mut visit = |prefix: &str, value: &Value| {
+        let Value::Object(fields) = value else {
+            return Vec::new();
+        };
+        let mut nested = Vec::new();
+        for (name, value) in fields {
+            let path = if prefix.is_empty() {
+                name.clone()
+            } else {
+                format!("{prefix}.{name}")
+            };
+            match value {
+                Value::String(text) if WORDS.contains(&name.as_str()) => words.push(format!(
+                    "{path}: {}",
+                    text.chars().take(200).collect::<String>()
+                )),
+                Value::Object(_) => nested.push((path.clone(), value.clone())),
+                Value::Array(items) => {
+                    if let Some(first @ Value::Object(_)) = items.first() {
+                        nested.push((format!("{path}[0]"), first.clone()));
+                    }
+                }
+                _ => {}
+            }
+            names.push(path);
+        }
+        nested
+    };
+    let mut level = vec![(String::new(), answer.clone())];
+    for _ in 0..3 {
+        level = level
+            .iter()
+            .flat_map(|(prefix, value)| visit(prefix, value))
+            .collect();
+    }
+    let mut text = format!("the fields {}", names.join(", "));
+    if !words.is_empty() {
+        text.push_str(&format!("; {}", words.join("; ")));
+    }
+    text
 }
 
 /// Where a login's answer holds the token.
@@ -676,6 +744,63 @@ mod tests {
             assert_eq!(api.token_header(timeout).await.unwrap(), header);
             assert!(requests.try_recv().is_err());
         });
+    }
+
+    #[test]
+    fn a_refused_token_is_dropped_once_in_a_pause_per_connection() {
+        let tokens = TokenCache::default();
+        let spec = Declared {
+            name: "oms".into(),
+            auth: Some(Auth::Bearer { token: "x".into() }),
+            ..Declared::default()
+        };
+        let settings = Map::new();
+        // A source and a sink of one connection: two callers, one slot, one pause.
+        let (source, sink) = (
+            Api::new(&tokens, &spec, &settings).unwrap(),
+            Api::new(&tokens, &spec, &settings).unwrap(),
+        );
+        let later = Instant::now() + Duration::from_secs(60);
+        *source.token.borrow_mut() = Some(("t1".into(), later));
+        assert!(source.refused(Some("t1")).is_ok());
+        assert!(sink.token.borrow().is_none(), "dropped for every caller");
+        *sink.token.borrow_mut() = Some(("t2".into(), later));
+        // A call that was refused with the old token goes on with the new one.
+        assert!(source.refused(Some("t1")).is_ok());
+        assert_eq!(
+            sink.token.borrow().as_ref().map(|t| t.0.clone()),
+            Some("t2".into())
+        );
+        // The new token refused within the pause is kept; the call waits.
+        match sink.refused(Some("t2")) {
+            Err(CallOutcome::Transient {
+                class, retry_after, ..
+            }) => {
+                assert_eq!(class, "auth");
+                assert!(retry_after.is_some_and(|w| w <= REFETCH_PAUSE));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(source.token.borrow().is_some());
+    }
+
+    #[test]
+    fn a_login_answer_without_a_token_is_described_not_quoted() {
+        let wrong_name =
+            serde_json::json!({"accessToken": "tok-secret", "refresh_token": "r-secret"});
+        let text = login_refusal(&wrong_name);
+        assert_eq!(text, "the fields accessToken, refresh_token");
+        let refused = serde_json::json!({"data": {"login": {
+            "errorCode": "INVALID_CREDENTIALS_ERROR", "message": "The provided credentials are invalid",
+            "authenticationError": "hash-secret"}}});
+        let text = login_refusal(&refused);
+        assert!(
+            text.contains("data.login.errorCode: INVALID_CREDENTIALS_ERROR")
+                && text.contains("data.login.message: The provided credentials are invalid")
+                && text.contains("data.login.authenticationError")
+                && !text.contains("hash-secret"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -99,7 +99,9 @@ impl HttpGetPager {
         let settings = Settings::parse(settings)?;
         let base = &settings.base;
         Ok(HttpGetPager {
-            client: client::build()?,
+            // A fetched token or an API key in a header must not follow a redirect to
+            // another host.
+            client: client::build_same_origin()?,
             url: format!("{base}{}", text(options, "path", "")),
             cursor: text(options, "cursor", "none"),
             page_size: options.get("page_size").and_then(Value::as_u64),
@@ -147,7 +149,8 @@ impl Pager for HttpGetPager {
                 let refused = matches!(response.status().as_u16(), 401 | 403);
                 match (&self.fetched, refused && !fresh) {
                     (Some(api), true) => {
-                        api.refused(token.as_ref().map(|(_, v)| v.as_str()));
+                        api.refused(token.as_ref().map(|(_, v)| v.as_str()))
+                            .map_err(client::reason)?;
                         fresh = true;
                     }
                     _ => break response,

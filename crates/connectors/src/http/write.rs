@@ -211,11 +211,13 @@ impl SinkConnector for HttpSink {
                     .await;
                 match (&sent, &self.fetched) {
                     (Ok(answer), Some(api)) if retry && matches!(answer.status, 401 | 403) => {
+                        if let Err(outcome) = api.refused(token.as_ref().map(|(_, v)| v.as_str())) {
+                            return outcome;
+                        }
                         tracing::info!(
                             status = answer.status,
                             "http: the token was refused; fetching a new one"
                         );
-                        api.refused(token.as_ref().map(|(_, v)| v.as_str()));
                         fresh = true;
                     }
                     _ => break sent,

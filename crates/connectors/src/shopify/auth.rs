@@ -35,7 +35,8 @@ impl Store {
     pub fn new(settings: &Map) -> Result<Store, ConnectorError> {
         let settings = Settings::parse(settings)?;
         Ok(Store {
-            client: client::build()?,
+            // The access token must not follow a redirect to another host.
+            client: client::build_same_origin()?,
             base: settings.base,
             token: settings.token,
             graphql: settings.graphql,

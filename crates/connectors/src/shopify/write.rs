@@ -42,6 +42,15 @@ struct FoLine {
     remaining: i64,
 }
 
+/// True for a fulfilment that stands (not cancelled, and not failed), in either API's case.
+fn live(status: Option<&str>) -> bool {
+    !status.is_some_and(|s| {
+        ["cancelled", "error", "failure"]
+            .iter()
+            .any(|dead| s.eq_ignore_ascii_case(dead))
+    })
+}
+
 /// What to fulfil: each fulfillment order with its lines and quantities (`None`: all that
 /// is left).
 type Plan = Vec<(Value, Option<Vec<(Value, i64)>>)>;
@@ -50,7 +59,7 @@ type Plan = Vec<(Value, Option<Vec<(Value, i64)>>)>;
 /// a page with fifty lines each (which keeps a query's cost within a throttled bucket).
 const OPEN_QUERY: &str = "query FulfillmentOrders($id: ID!, $after: String) {
   order(id: $id) {
-    fulfillments(first: 50) { trackingInfo { number } }
+    fulfillments(first: 50) { status trackingInfo { number } }
     fulfillmentOrders(first: 5, after: $after) {
       edges {
         cursor
@@ -72,6 +81,7 @@ const LINES_QUERY: &str = "query FulfillmentOrderLines($id: ID!, $fo: String, $a
   order(id: $id) {
     fulfillmentOrders(first: 1, after: $fo) {
       nodes {
+        id
         lineItems(first: 50, after: $after) {
           nodes { id inventoryItemId remainingQuantity }
           pageInfo { hasNextPage endCursor }
@@ -92,30 +102,27 @@ const FULFIL_MUTATION: &str = "mutation Fulfil($fulfillment: FulfillmentInput!) 
 }";
 
 impl CreateFulfillment {
-    /// The order's fulfillment orders and its fulfilments' tracking numbers over REST.
-    async fn orders_rest(
+    /// The tracking numbers of the order's live fulfilments over REST.
+    async fn tracking_rest(
         &self,
         order_id: &str,
         timeout: Duration,
-    ) -> Result<(Vec<Fo>, Vec<String>), CallOutcome> {
-        let get = |path: String| {
-            let url = format!("{}/orders/{order_id}{path}", self.store.base);
-            self.store
-                .send(self.store.request(reqwest::Method::GET, &url), timeout)
-        };
-        let reply = get("/fulfillment_orders.json".into()).await?;
-        let listed = reply
-            .document()
-            .and_then(|body| client::list_at(&body, &["fulfillment_orders"], false))
-            .map_err(client::unreadable)?;
-        let order = get(".json?fields=fulfillments".into())
+    ) -> Result<Vec<String>, CallOutcome> {
+        let url = format!(
+            "{}/orders/{order_id}.json?fields=fulfillments",
+            self.store.base
+        );
+        let order = self
+            .store
+            .send(self.store.request(reqwest::Method::GET, &url), timeout)
             .await?
             .document()
             .map_err(client::unreadable)?;
-        let tracking = order["order"]["fulfillments"]
+        Ok(order["order"]["fulfillments"]
             .as_array()
             .into_iter()
             .flatten()
+            .filter(|f| live(f["status"].as_str()))
             .flat_map(|f| {
                 f["tracking_numbers"]
                     .as_array()
@@ -123,7 +130,23 @@ impl CreateFulfillment {
                     .unwrap_or_default()
             })
             .filter_map(|n| n.as_str().map(String::from))
-            .collect();
+            .collect())
+    }
+
+    /// The order's fulfillment orders over REST.
+    async fn orders_rest(&self, order_id: &str, timeout: Duration) -> Result<Vec<Fo>, CallOutcome> {
+        let url = format!(
+            "{}/orders/{order_id}/fulfillment_orders.json",
+            self.store.base
+        );
+        let reply = self
+            .store
+            .send(self.store.request(reqwest::Method::GET, &url), timeout)
+            .await?;
+        let listed = reply
+            .document()
+            .and_then(|body| client::list_at(&body, &["fulfillment_orders"], false))
+            .map_err(client::unreadable)?;
         let fos = listed
             .iter()
             .map(|fo| Fo {
@@ -141,10 +164,10 @@ impl CreateFulfillment {
                     .collect(),
             })
             .collect();
-        Ok((fos, tracking))
+        Ok(fos)
     }
 
-    /// The order's fulfillment orders and its fulfilments' tracking numbers over GraphQL,
+    /// The order's fulfillment orders and its live fulfilments' tracking numbers over GraphQL,
     /// every page of them and of their lines.
     async fn orders_graphql(
         &self,
@@ -193,6 +216,7 @@ impl CreateFulfillment {
                     .as_array()
                     .into_iter()
                     .flatten()
+                    .filter(|f| live(f["status"].as_str()))
                     .flat_map(|f| f["trackingInfo"].as_array().cloned().unwrap_or_default())
                     .filter_map(|t| t["number"].as_str().map(String::from))
                     .collect();
@@ -215,7 +239,14 @@ impl CreateFulfillment {
                     }
                     let variables = json!({"id": id, "fo": before, "after": cursor});
                     let data = self.store.graphql(LINES_QUERY, variables, timeout).await?;
-                    let more_lines = &data["order"]["fulfillmentOrders"]["nodes"][0]["lineItems"];
+                    let again = &data["order"]["fulfillmentOrders"]["nodes"][0];
+                    // The order changed between the reads: the next attempt reads it anew.
+                    if again["id"] != node["id"] {
+                        return Err(client::unreadable(format!(
+                            "the fulfillment orders of Shopify order {id} changed while they were read"
+                        )));
+                    }
+                    let more_lines = &again["lineItems"];
                     lines.extend(lines_of(more_lines));
                     next = more(more_lines);
                 }
@@ -245,14 +276,22 @@ impl CreateFulfillment {
         // A parcel fulfils the lines it carries when its SKUs map to inventory items
         // (`item_map`, REST ids or global ids); otherwise everything still open.
         let lines = shipment["lines"].as_array().cloned().unwrap_or_default();
-        let wanted: Vec<(String, i64)> = lines
+        let mapped: Vec<(String, i64)> = lines
             .iter()
             .filter_map(|l| {
                 let item = self.items.get(l["sku"].as_str()?)?;
                 Some((graphql::legacy(item).to_string(), l["quantity"].as_i64()?))
             })
             .collect();
-        let by_lines = !wanted.is_empty() && wanted.len() == lines.len();
+        let by_lines = !mapped.is_empty() && mapped.len() == lines.len();
+        // A parcel listing one item twice takes the two quantities together.
+        let mut wanted: Vec<(String, i64)> = Vec::new();
+        for (item, quantity) in mapped {
+            match wanted.iter_mut().find(|(i, _)| *i == item) {
+                Some((_, q)) => *q = q.saturating_add(quantity),
+                None => wanted.push((item, quantity)),
+            }
+        }
         if by_lines {
             // An item on none of the order's lines is not "already fulfilled".
             if let Some((item, _)) = wanted.iter().find(|(item, _)| {
@@ -404,19 +443,24 @@ impl CreateFulfillment {
     ) -> Result<CallOutcome, CallOutcome> {
         let order_id = client::field(shipment, "order_id")?;
         let order_id = order_id.strip_prefix("shopify:").unwrap_or(order_id);
-        let (orders, tracking) = if self.store.graphql {
-            self.orders_graphql(order_id, timeout).await?
-        } else {
-            self.orders_rest(order_id, timeout).await?
-        };
-        // A fulfilment with the parcel's tracking number is this parcel's, made by an
+        // A live fulfilment with the parcel's tracking number is this parcel's, made by an
         // earlier attempt whose answer was lost.
         let number = shipment["tracking_number"]
             .as_str()
             .filter(|n| !n.is_empty());
-        if number.is_some_and(|n| tracking.iter().any(|t| t == n)) {
-            return Ok(CallOutcome::Ok);
-        }
+        let done = |tracking: &[String]| number.is_some_and(|n| tracking.iter().any(|t| t == n));
+        let orders = if self.store.graphql {
+            let (orders, tracking) = self.orders_graphql(order_id, timeout).await?;
+            if done(&tracking) {
+                return Ok(CallOutcome::Ok);
+            }
+            orders
+        } else {
+            if number.is_some() && done(&self.tracking_rest(order_id, timeout).await?) {
+                return Ok(CallOutcome::Ok);
+            }
+            self.orders_rest(order_id, timeout).await?
+        };
         let Some(plan) = self.plan(orders, shipment, order_id)? else {
             return Ok(CallOutcome::Ok);
         };
@@ -532,9 +576,13 @@ impl SetInventoryLevel {
                 .await?;
             let payload = graphql::payload(&data, "inventorySetQuantities")?;
             // An earlier attempt under this key failed, and Shopify keeps its failure: the
-            // quantity is absolute, so it is sent once more under a key of its own.
+            // quantity is absolute, so it is sent once more under a key of this attempt's
+            // own.
             if !fresh_key && graphql::has_code(payload, "IDEMPOTENCY_PREVIOUS_ATTEMPT_FAILED") {
-                key = graphql::idempotency_key(&format!("{}#again", call.key));
+                let nonce = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_nanos());
+                key = graphql::idempotency_key(&format!("{}#{nonce}", call.key));
                 continue;
             }
             graphql::refused(payload, "the quantity")?;

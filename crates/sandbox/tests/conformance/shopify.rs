@@ -438,7 +438,7 @@ fn every_graphql_answer_is_in_the_description_and_pages_every_order() {
         }
         let post = |body: Value| {
             client
-                .post(format!("{base}/admin/api/2025-07/graphql.json"))
+                .post(format!("{base}/admin/api/2026-04/graphql.json"))
                 .header("X-Shopify-Access-Token", ACCESS_TOKEN)
                 .header("content-type", "application/json")
                 .body(body.to_string())
@@ -569,6 +569,18 @@ fn every_graphql_answer_is_in_the_description_and_pages_every_order() {
             "INVALID_INVENTORY_ITEM"
         );
         assert!(payload(&refused)["inventoryAdjustmentGroup"].is_null());
+        // A key whose first attempt was refused stays refused.
+        let again = send(post(
+            json!({"query": set, "variables": {"key": "k2", "input": unknown}}),
+        ))
+        .await;
+        gql.check("POST", ROUTE, &again);
+        assert_eq!(
+            payload(&again)["userErrors"][0]["code"],
+            "IDEMPOTENCY_PREVIOUS_ATTEMPT_FAILED",
+            "{}",
+            again.text
+        );
         // Hostile queries get GraphQL errors, never a dropped connection or a change.
         let deep = format!("{{ shop {}name{} }}", "{ x ".repeat(40), " }".repeat(40));
         let many = format!(

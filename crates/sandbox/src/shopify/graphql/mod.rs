@@ -208,7 +208,8 @@ pub fn serve(sb: &Shared, req: &Req) -> Resp {
     let mut actual = 0.0;
     let data = if mutation {
         actual = requested;
-        mutate(sb, set, &vars, &mut errors)
+        let version = req.path.split('/').nth(3).unwrap_or("");
+        mutate(sb, set, &vars, version, &mut errors)
     } else {
         let st = sb.shopify.borrow();
         let root = Root { st: &st };
@@ -543,9 +544,33 @@ fn arguments(field: &Field<String>, vars: &Vars) -> Value {
 /// Runs the mutation root's fields. Every field's name and selection is checked before
 /// any is run (a refused document changes nothing); a field with `@idempotent(key:)`
 /// replays the first result of its key, or is refused when its arguments differ.
-fn mutate(sb: &Shared, set: &SelectionSet<String>, vars: &Vars, errors: &mut Vec<Value>) -> Value {
+fn mutate(
+    sb: &Shared,
+    set: &SelectionSet<String>,
+    vars: &Vars,
+    version: &str,
+    errors: &mut Vec<Value>,
+) -> Value {
     let mut shapes = Vec::new();
     for field in fields(set) {
+        // `@idempotent` exists from 2026-01; `productUpdate(product:)` from 2024-10.
+        if version < "2026-01" && field.directives.iter().any(|d| d.name == "idempotent") {
+            errors.push(error(
+                format!("Directive 'idempotent' is not defined (API version {version})"),
+                "undefinedDirective",
+            ));
+            continue;
+        }
+        if version < "2024-10"
+            && field.name == "productUpdate"
+            && field.arguments.iter().any(|(n, _)| n == "product")
+        {
+            errors.push(error(
+                format!("Field 'productUpdate' doesn't accept argument 'product' (API version {version})"),
+                "argumentNotAccepted",
+            ));
+            continue;
+        }
         let shape = match field.name.as_str() {
             "inventorySetQuantities" => set_shape(),
             "fulfillmentCreate" => fulfilment::shape(),
@@ -581,25 +606,39 @@ fn mutate(sb: &Shared, set: &SelectionSet<String>, vars: &Vars, errors: &mut Vec
         let first = idempotency
             .as_ref()
             .and_then(|k| sb.shopify.borrow().graphql.idempotent.get(k).cloned());
+        let refused = |code: &str, message: &str| {
+            let mut refused = shape.clone();
+            let error_type = shape["userErrors"][0]["__type"].clone();
+            if let Some(members) = refused.as_object_mut() {
+                for (name, value) in members.iter_mut() {
+                    if name != "__type" {
+                        *value = Value::Null;
+                    }
+                }
+            }
+            refused["userErrors"] = json!([{"__type": error_type, "field": ["idempotencyKey"],
+                "code": code, "message": message}]);
+            refused
+        };
+        let failed = |payload: &Value| {
+            payload["userErrors"]
+                .as_array()
+                .is_some_and(|e| !e.is_empty())
+        };
         let payload = match first {
+            // A key whose first attempt was refused stays refused: a retry needs a new key.
+            Some((_, first)) if failed(&first) => refused(
+                "IDEMPOTENCY_PREVIOUS_ATTEMPT_FAILED",
+                "The previous attempt with this idempotency key failed. Retry with a new idempotency key.",
+            ),
             Some((first_args, first)) if first_args == args => {
                 sb.bump(System::Shopify, "idempotent_replays");
                 first
             }
-            Some(_) => {
-                let mut refused = shape;
-                if let Some(members) = refused.as_object_mut() {
-                    for (name, value) in members.iter_mut() {
-                        if name != "__type" {
-                            *value = Value::Null;
-                        }
-                    }
-                }
-                refused["userErrors"] = json!([{"__type": "UserError",
-                    "field": ["idempotencyKey"], "code": "IDEMPOTENCY_KEY_PARAMETER_MISMATCH",
-                    "message": "The idempotency key was used before with other arguments."}]);
-                refused
-            }
+            Some(_) => refused(
+                "IDEMPOTENCY_KEY_PARAMETER_MISMATCH",
+                "The idempotency key was used before with other arguments.",
+            ),
             None => {
                 let payload = match field.name.as_str() {
                     "inventorySetQuantities" => set_quantities(sb, &argument(field, "input", vars)),
