@@ -207,6 +207,71 @@ impl Pager for HttpGetPager {
 mod tests {
     use super::*;
 
+    /// A local API: `/token` grants `t-1`, then `t-2`, ...; `/items` answers 401 to any
+    /// token but the second, and the items to it.
+    async fn api_with_tokens() -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        tokio::task::spawn_local(async move {
+            let mut grants = 0;
+            while let Ok((mut stream, _)) = listener.accept().await {
+                let mut request = vec![0u8; 8192];
+                let n = stream.read(&mut request).await.unwrap_or(0);
+                let request = String::from_utf8_lossy(&request[..n]).to_lowercase();
+                let (status, body) = if request.starts_with("post /token") {
+                    grants += 1;
+                    (
+                        200,
+                        format!(r#"{{"access_token": "t-{grants}", "expires_in": 3600}}"#),
+                    )
+                } else if request.contains("authorization: bearer t-2") {
+                    (200, r#"[{"id": 1}, {"id": 2}]"#.to_string())
+                } else {
+                    (401, r#"{"error": "invalid_token"}"#.to_string())
+                };
+                let reply = format!(
+                    "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = stream.write_all(reply.as_bytes()).await;
+            }
+        });
+        base
+    }
+
+    #[test]
+    fn a_get_with_a_refused_token_fetches_another_and_reads_on() {
+        let local = tokio::task::LocalSet::new();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        local.block_on(&rt, async {
+            let base = api_with_tokens().await;
+            let settings: Map = [
+                ("base_url", Value::from(base.clone())),
+                ("token_url", Value::from(format!("{base}/token"))),
+                ("client_id", Value::from("c")),
+                ("client_secret", Value::from("s")),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect();
+            let options: Map = [("path".to_string(), Value::from("/items"))]
+                .into_iter()
+                .collect();
+            let tokens = crate::tokens::TokenCache::default();
+            let mut pager = HttpGetPager::new(&settings, &options).unwrap();
+            pager.fetched = super::super::declare::token_api(&tokens, &settings).unwrap();
+            let page = pager.page(None, true).await.unwrap();
+            assert_eq!(page.items.len(), 2, "read with the second token");
+            // The second token is kept: the next poll needs no grant (a third grant would
+            // be refused by the API, and this read fail).
+            assert_eq!(pager.page(None, true).await.unwrap().items.len(), 2);
+        });
+    }
+
     #[test]
     fn an_answer_without_its_items_or_with_errors_is_a_failed_poll_not_an_empty_page() {
         use serde_json::json;
