@@ -888,21 +888,21 @@ fn a_declared_quota_paces_the_pages_of_a_poll() {
     let stats = amazon_stats(port);
     assert_eq!(sink.distinct(), 6, "the fourth page waits for the quota");
     assert_eq!(stats["throttled"], 0, "{stats}");
-    // A stop does not wait for the next call the quota allows.
-    assert!(terminate(&mut runtime.0).success());
-    let log = std::fs::read_to_string(dir.0.join("runtime.log")).unwrap();
-    assert!(
-        log.contains("stopping while the next page waits for the connection's quota"),
-        "{log}"
-    );
-    // Started again, the poll goes on from the fourth page.
-    let mut runtime = run_amazon(
-        &dir,
-        port,
-        &sink,
-        "quota { rate = 1/m, burst = 3 }",
-        "page_size = 2",
-    );
+    // A reload stops the running plan: the poll waiting for the quota ends rather than
+    // linger beside the new plan's, which goes on from the fourth page.
+    let flow = dir.0.join("amazon.flow");
+    let text = std::fs::read_to_string(&flow).unwrap();
+    std::fs::write(&flow, text.replace("every = 3s", "every = 4s")).unwrap();
+    let hup = Command::new("kill")
+        .args(["-HUP", &runtime.0.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(hup.success());
+    wait_for("the waiting poll to end", Duration::from_secs(30), || {
+        std::fs::read_to_string(dir.0.join("runtime.log"))
+            .unwrap_or_default()
+            .contains("stopping while the next page waits for the connection's quota")
+    });
     wait_for("the seventh order", Duration::from_secs(60), || {
         sink.distinct() == 7
     });
