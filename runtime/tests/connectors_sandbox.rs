@@ -526,6 +526,33 @@ fn odata_writes_fetch_a_csrf_token_when_the_service_asks() {
     });
 }
 
+/// A warehouse parcel of `quantity` units of `sku` for the Shopify order `id`.
+fn parcel(id: &Value, tracking: &str, sku: &str, quantity: i64) -> Value {
+    json!({"id": format!("shipbob:{tracking}"), "order_id": format!("shopify:{id}"), "channel": "shopify",
+           "location": "WH", "carrier": "UPS", "tracking_number": tracking, "tracking_url": null,
+           "shipped_at": "2026-05-05T09:00:00Z", "lines": [{"line_id": null, "sku": sku, "quantity": quantity}]})
+}
+
+/// Ships the tee and the cap of order `id` as two parcels, each fulfilled and named, then
+/// sends the first again as after a lost answer: done, not fulfilled twice.
+async fn two_parcels_and_a_retry(conn: &Connection, id: &Value) {
+    let (tee, cap) = (
+        parcel(id, "1ZA", "ITM-110857", 1),
+        parcel(id, "1ZB", "ITM-112467", 1),
+    );
+    let first = call(conn, "create_fulfillment", "p1", &tee).await;
+    let second = call(conn, "create_fulfillment", "p2", &cap).await;
+    assert!(
+        matches!(&first, CallOutcome::Recorded { document } if document.starts_with("fulfillment ")),
+        "{first:?}"
+    );
+    assert!(second.succeeded() && first != second, "{second:?}");
+    assert_eq!(
+        call(conn, "create_fulfillment", "p1", &tee).await,
+        CallOutcome::Ok
+    );
+}
+
 /// The inventory item id Shopify gives a variant SKU (read from `products.json`).
 async fn inventory_item(base: &str, sku: &str) -> String {
     let text = reqwest::Client::new()
@@ -567,40 +594,7 @@ fn shopify_split_parcels_fulfil_their_own_lines() {
             "shopify",
             json!({"shop": base, "access_token": sandbox::shopify::ACCESS_TOKEN, "item_map": map}),
         );
-        let parcel = |sku: &str, tracking: &str| {
-            json!({"id": format!("shipbob:{tracking}"), "order_id": format!("shopify:{id}"), "channel": "shopify",
-                   "location": "WH", "carrier": "UPS", "tracking_number": tracking, "tracking_url": null,
-                   "shipped_at": "2026-05-05T09:00:00Z", "lines": [{"line_id": null, "sku": sku, "quantity": 1}]})
-        };
-        let first = call(
-            &conn,
-            "create_fulfillment",
-            "p1",
-            &parcel("ITM-110857", "1ZA"),
-        )
-        .await;
-        let second = call(
-            &conn,
-            "create_fulfillment",
-            "p2",
-            &parcel("ITM-112467", "1ZB"),
-        )
-        .await;
-        assert!(
-            first.succeeded() && second.succeeded() && first != second,
-            "two fulfilments, each named: {first:?} {second:?}"
-        );
-        // The first parcel again (a retry after a lost answer): nothing left for it.
-        assert_eq!(
-            call(
-                &conn,
-                "create_fulfillment",
-                "p1",
-                &parcel("ITM-110857", "1ZA")
-            )
-            .await,
-            CallOutcome::Ok
-        );
+        two_parcels_and_a_retry(&conn, &id).await;
         let s = stats(&base).await;
         assert_eq!(
             s["shopify"]["fulfillments"], 2,
@@ -1141,41 +1135,7 @@ fn shopify_sinks_write_through_graphql_with_the_same_outcomes() {
         )
         .await;
         let id = created["order"]["id"].clone();
-        let parcel = |sku: &str, tracking: &str| {
-            json!({"id": format!("shipbob:{tracking}"), "order_id": format!("shopify:{id}"), "channel": "shopify",
-                   "location": "WH", "carrier": "UPS", "tracking_number": tracking, "tracking_url": null,
-                   "shipped_at": "2026-05-05T09:00:00Z", "lines": [{"line_id": null, "sku": sku, "quantity": 1}]})
-        };
-        let first = call(
-            &conn,
-            "create_fulfillment",
-            "p1",
-            &parcel("ITM-110857", "1ZA"),
-        )
-        .await;
-        let second = call(
-            &conn,
-            "create_fulfillment",
-            "p2",
-            &parcel("ITM-112467", "1ZB"),
-        )
-        .await;
-        assert!(
-            matches!(&first, CallOutcome::Recorded { document } if document.starts_with("fulfillment ")),
-            "{first:?}"
-        );
-        assert!(second.succeeded() && first != second, "{second:?}");
-        // A retry after a lost answer finds nothing left open for its lines: done.
-        assert_eq!(
-            call(
-                &conn,
-                "create_fulfillment",
-                "p1",
-                &parcel("ITM-110857", "1ZA")
-            )
-            .await,
-            CallOutcome::Ok
-        );
+        two_parcels_and_a_retry(&conn, &id).await;
         let order = shopify_get(&base, &format!("orders/{id}.json")).await;
         assert_eq!(order["order"]["fulfillment_status"], "fulfilled", "{order}");
         assert_eq!(order["order"]["fulfillments"][0]["tracking_number"], "1ZA");
@@ -1286,11 +1246,6 @@ fn shopify_graphql_fulfilments_read_long_orders_whole_and_know_their_parcels() {
             json!({"shop": base, "access_token": sandbox::shopify::ACCESS_TOKEN, "api": "graphql",
                    "item_map": format!("ITM-110857=gid://shopify/InventoryItem/{tee_item},ITM-GONE=999")}),
         );
-        let parcel = |id: &Value, tracking: &str, sku: &str, quantity: i64| {
-            json!({"id": format!("shipbob:{tracking}"), "order_id": format!("shopify:{id}"), "channel": "shopify",
-                   "location": "WH", "carrier": "UPS", "tracking_number": tracking, "tracking_url": null,
-                   "shipped_at": "2026-05-05T09:00:00Z", "lines": [{"line_id": null, "sku": sku, "quantity": quantity}]})
-        };
         // 52 lines of one tee: past the first page of a fulfillment order's lines.
         let lines: Vec<Value> = (0..52)
             .map(|_| json!({"sku": tee, "quantity": 1}))
