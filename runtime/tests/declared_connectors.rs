@@ -298,9 +298,8 @@ flow levels {{
             && reason.contains("Inventory item does not exist"),
         "{reason}"
     );
-    let (_, stats) = support::process::get(port, "/_sandbox/stats");
-    let stats: Value = serde_json::from_str(&stats).unwrap();
-    assert_eq!(stats["shopify"]["inventory_updates"], 1, "{stats}");
+    let stats = sandbox_stats(port, "shopify");
+    assert_eq!(stats["inventory_updates"], 1, "{stats}");
 }
 
 #[test]
@@ -613,12 +612,8 @@ fn a_declared_graphql_connector_pages_by_cursor_and_waits_out_a_throttled_query(
     let seen = sink.seen.lock().unwrap();
     assert_eq!(seen.requests, 90, "no order sent twice");
     assert_eq!(seen.mismatched, 0);
-    let (_, stats) = support::process::get(port, "/_sandbox/stats");
-    let stats: Value = serde_json::from_str(&stats).unwrap();
-    assert!(
-        stats["shopify"]["throttled"].as_u64().unwrap() >= 1,
-        "{stats}"
-    );
+    let stats = sandbox_stats(port, "shopify");
+    assert!(stats["throttled"].as_u64().unwrap() >= 1, "{stats}");
 }
 
 #[test]
@@ -684,9 +679,8 @@ flow levels {
         "{reason}"
     );
     // The mutation went out with the message's key: sent again, it is not applied again.
-    let (_, stats) = support::process::get(port, "/_sandbox/stats");
-    let stats: Value = serde_json::from_str(&stats).unwrap();
-    assert_eq!(stats["shopify"]["inventory_updates"], 1, "{stats}");
+    let stats = sandbox_stats(port, "shopify");
+    assert_eq!(stats["inventory_updates"], 1, "{stats}");
 }
 
 #[test]
@@ -765,10 +759,15 @@ fn new_amazon_orders(port: u16, n: usize) {
     }
 }
 
+/// The counters of the sandbox on `port` for `system` (`shopify`, `amazon_sp`, ...).
+fn sandbox_stats(port: u16, system: &str) -> Value {
+    let (_, text) = support::process::get(port, "/_sandbox/stats");
+    serde_json::from_str::<Value>(&text).unwrap()[system].clone()
+}
+
 /// The sandbox's Amazon counters.
 fn amazon_stats(port: u16) -> Value {
-    let (_, text) = support::process::get(port, "/_sandbox/stats");
-    serde_json::from_str::<Value>(&text).unwrap()["amazon_sp"].clone()
+    sandbox_stats(port, "amazon_sp")
 }
 
 /// Runs `amazon.flow`: `amazon_orders.flow` (its `quota` line replaced by `quota`) polled

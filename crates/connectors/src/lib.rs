@@ -148,6 +148,9 @@ pub fn verifier(
 pub use file::{matching_files, read_lines};
 
 #[cfg(test)]
+mod local_api;
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use omniflow_ir::SettingValue;

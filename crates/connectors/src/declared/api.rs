@@ -670,42 +670,16 @@ mod tests {
         Api::new(&TokenCache::default(), &Declared::default(), &settings).unwrap()
     }
 
-    /// Answers each connection's request on a local port with `answer` (a JSON body), and
-    /// hands the requests read to the test.
-    async fn token_endpoint(answer: &'static str) -> (String, tokio::sync::mpsc::Receiver<String>) {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}/token", listener.local_addr().unwrap());
-        let (sent, read) = tokio::sync::mpsc::channel(8);
-        tokio::task::spawn_local(async move {
-            while let Ok((mut stream, _)) = listener.accept().await {
-                let mut request = vec![0u8; 8192];
-                let n = stream.read(&mut request).await.unwrap_or(0);
-                let _ = sent
-                    .send(String::from_utf8_lossy(&request[..n]).into_owned())
-                    .await;
-                let reply = format!(
-                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{answer}",
-                    answer.len()
-                );
-                let _ = stream.write_all(reply.as_bytes()).await;
-            }
-        });
-        (url, read)
-    }
-
     #[test]
     fn oauth2_without_a_refresh_token_asks_for_client_credentials_and_caches_the_token() {
-        let local = tokio::task::LocalSet::new();
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        local.block_on(&rt, async {
-            let (url, mut requests) = token_endpoint(
-                r#"{"access_token": "t-1", "token_type": "bearer", "expires_in": 3600}"#,
-            )
+        crate::local_api::block_on(async {
+            let (base, mut requests) = crate::local_api::serve(|_| {
+                let token =
+                    r#"{"access_token": "t-1", "token_type": "bearer", "expires_in": 3600}"#;
+                (200, token.to_string())
+            })
             .await;
+            let url = format!("{base}/token");
             let spec = Declared {
                 name: "grantless".into(),
                 auth: Some(Auth::Oauth2 {

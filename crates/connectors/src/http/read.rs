@@ -210,44 +210,29 @@ mod tests {
     /// A local API: `/token` grants `t-1`, then `t-2`, ...; `/items` answers 401 to any
     /// token but the second, and the items to it.
     async fn api_with_tokens() -> String {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        tokio::task::spawn_local(async move {
-            let mut grants = 0;
-            while let Ok((mut stream, _)) = listener.accept().await {
-                let mut request = vec![0u8; 8192];
-                let n = stream.read(&mut request).await.unwrap_or(0);
-                let request = String::from_utf8_lossy(&request[..n]).to_lowercase();
-                let (status, body) = if request.starts_with("post /token") {
-                    grants += 1;
-                    (
-                        200,
-                        format!(r#"{{"access_token": "t-{grants}", "expires_in": 3600}}"#),
-                    )
-                } else if request.contains("authorization: bearer t-2") {
-                    (200, r#"[{"id": 1}, {"id": 2}]"#.to_string())
-                } else {
-                    (401, r#"{"error": "invalid_token"}"#.to_string())
-                };
-                let reply = format!(
-                    "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                    body.len()
+        let grants = std::cell::Cell::new(0);
+        let (base, _requests) = crate::local_api::serve(move |request| {
+            let request = request.to_lowercase();
+            if request.starts_with("post /token") {
+                grants.set(grants.get() + 1);
+                let token = format!(
+                    r#"{{"access_token": "t-{}", "expires_in": 3600}}"#,
+                    grants.get()
                 );
-                let _ = stream.write_all(reply.as_bytes()).await;
+                (200, token)
+            } else if request.contains("authorization: bearer t-2") {
+                (200, r#"[{"id": 1}, {"id": 2}]"#.to_string())
+            } else {
+                (401, r#"{"error": "invalid_token"}"#.to_string())
             }
-        });
+        })
+        .await;
         base
     }
 
     #[test]
     fn a_get_with_a_refused_token_fetches_another_and_reads_on() {
-        let local = tokio::task::LocalSet::new();
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        local.block_on(&rt, async {
+        crate::local_api::block_on(async {
             let base = api_with_tokens().await;
             let settings: Map = [
                 ("base_url", Value::from(base.clone())),
