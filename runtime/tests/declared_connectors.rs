@@ -59,30 +59,39 @@ fn dead_letters(dir: &TempDir) -> Vec<Value> {
 }
 
 /// Messages each sink key was accepted as, from the lineage (read once the runtime
-/// stopped cleanly).
+/// stopped cleanly): distinct correlation ids, as a message run again after a kill keeps
+/// its own (`FLOW#INBOX_ID`) and only a second read makes another.
 fn accepted_per_key(dir: &TempDir) -> HashMap<String, usize> {
     let db = rusqlite::Connection::open_with_flags(
         dir.0.join("state.db"),
         rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
     )
     .unwrap();
-    let mut statement = db.prepare("SELECT detail FROM lineage").unwrap();
-    let mut counts = HashMap::new();
-    for detail in statement
-        .query_map([], |row| row.get::<_, String>(0))
+    let mut statement = db
+        .prepare("SELECT correlation, detail FROM lineage")
+        .unwrap();
+    let mut messages: HashMap<String, std::collections::HashSet<String>> = HashMap::new();
+    for row in statement
+        .query_map([], |row| {
+            Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
+        })
         .unwrap()
     {
-        let detail: Value = serde_json::from_str(&detail.unwrap()).unwrap();
+        let (correlation, detail) = row.unwrap();
+        let detail: Value = serde_json::from_str(&detail).unwrap();
         let steps = detail["steps"].as_array().cloned().unwrap_or_default();
         let accepted = steps.iter().any(|s| s["step"] == "accepted");
         let key = steps
             .iter()
             .find_map(|s| s["detail"]["key"].as_str().map(String::from));
         if let (true, Some(key)) = (accepted, key) {
-            *counts.entry(key).or_default() += 1;
+            messages.entry(key).or_default().insert(correlation);
         }
     }
-    counts
+    messages
+        .into_iter()
+        .map(|(key, ids)| (key, ids.len()))
+        .collect()
 }
 
 fn new_shopify_orders(port: u16, n: usize) {
