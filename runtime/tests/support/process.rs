@@ -39,7 +39,7 @@ pub fn exchange(port: u16, request: &str) -> (u16, String) {
     let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
         return (0, String::new());
     };
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(30)));
     if stream.write_all(request.as_bytes()).is_err() {
         return (0, String::new());
     }
@@ -80,8 +80,10 @@ pub fn sandbox_with(port: u16, args: &[&str]) -> Killed {
         .spawn()
         .unwrap();
     let sandbox = Killed(child);
-    super::wait_for("the sandbox", Duration::from_secs(30), || {
-        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    // Ready when it answers, not when its port takes a connection: on a loaded machine
+    // the two can be seconds apart.
+    super::wait_for("the sandbox", Duration::from_secs(60), || {
+        get(port, "/_sandbox/stats").0 == 200
     });
     sandbox
 }
