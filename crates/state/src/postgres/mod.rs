@@ -94,6 +94,9 @@ impl PostgresBackend {
         schema::migrate(&mut conn)?;
         let joined = replica::Replica::join(&mut conn, ttl);
         let replica = joined.map_err(StateError::Backend)?;
+        replica
+            .bound_idle_transactions(&mut conn)
+            .map_err(StateError::Backend)?;
         conn.execute(
             "INSERT INTO meta (key, value) VALUES ('stop', $1) \
              ON CONFLICT (key) DO UPDATE SET value = excluded.value",
@@ -161,6 +164,9 @@ impl PostgresBackend {
             lock::acquire_shared(&mut self.conn, std::time::Duration::ZERO).map_err(|err| {
                 format!("state store ({shown}): the connection was lost and the replicas' lock could not be taken again: {err}")
             })?;
+            if let Some(replica) = &self.replica {
+                replica.bound_idle_transactions(&mut self.conn)?;
+            }
             tracing::warn!(state = %shown, "state connection lost; connected again as a replica");
             self.lost = false;
             return Ok(());

@@ -71,6 +71,19 @@ impl Replica {
         Ok(Replica { id, ttl_ms })
     }
 
+    /// Has the server end this replica's session when it sits in a transaction for half
+    /// its time to live (at least a second): a replica paused mid-batch (a stopped process,
+    /// a frozen machine) would otherwise hold its row locks for as long as it is paused,
+    /// and every other replica's writes to those rows would wait on them, heartbeats
+    /// included, until the others too were counted as gone. A live replica's batches do
+    /// not pause between statements; one that did is rolled back and written again.
+    pub fn bound_idle_transactions(&self, conn: &mut Conn) -> Result<(), String> {
+        let timeout_ms = (self.ttl_ms / 2).max(1_000);
+        conn.batch(&format!(
+            "SET idle_in_transaction_session_timeout = {timeout_ms}"
+        ))
+    }
+
     /// Confirms this replica is live (refused once it is not) and frees the inbox claims
     /// and keys of replicas that are not; returns how many messages it freed.
     pub fn heartbeat(&self, conn: &mut Conn) -> StateResult<u64> {

@@ -225,3 +225,23 @@ fn a_replica_with_nothing_in_flight_takes_its_own_unfinished_claims_again() {
     // ... and once the processor starts over they run again.
     assert_eq!(ids(&a.pending("f", 0, 100).unwrap()), appended);
 }
+
+#[test]
+fn a_replica_paused_inside_a_transaction_loses_its_session_and_its_locks() {
+    let db = FreshDb::create();
+    let (mut a, mut b) = (replica(&db), replica(&db));
+    // A stops between two statements of a batch, holding a row lock (as a stopped
+    // process or a frozen machine would).
+    a.conn
+        .batch("BEGIN; UPDATE meta SET value = value WHERE key = 'stop'")
+        .unwrap();
+    // B's write of that row waits for the server to end A's idle session (half A's time to
+    // live, at least a second), not for A to resume.
+    b.conn.batch("SET lock_timeout = '30s'").unwrap();
+    b.conn
+        .batch("UPDATE meta SET value = value WHERE key = 'stop'")
+        .expect("A's lock is let go while A is still paused");
+    // A's batch is gone with its session: nothing of it was kept.
+    assert!(a.conn.batch("COMMIT").is_err());
+    b.heartbeat().unwrap();
+}
