@@ -101,10 +101,13 @@ fn reserved_words() -> Vec<String> {
     let pest = std::fs::read_to_string(repo().join("compiler/src/syntax/flow.pest")).unwrap();
     let rule = &pest[pest.find("keyword     =").unwrap()..];
     let rule = &rule[..rule.find('}').unwrap()];
-    rule.split('"')
-        .skip(1)
-        .step_by(2)
-        .map(String::from)
+    // One line per first letter: `'i'..'i' ~ ("f" | "n")` is `if` and `in`.
+    rule.lines()
+        .filter_map(|line| Some((line.split('\'').nth(1)?, line)))
+        .flat_map(|(first, line)| {
+            let rests: Vec<&str> = line.split('"').skip(1).step_by(2).collect();
+            rests.into_iter().map(move |rest| format!("{first}{rest}"))
+        })
         .collect()
 }
 

@@ -286,7 +286,18 @@ mod tests {
         let pest = include_str!("../syntax/flow.pest");
         let rule = &pest[pest.find("keyword     =").unwrap_or(0)..];
         let rule = &rule[..rule.find('}').unwrap_or(0)];
-        let words: Vec<&str> = rule.split('"').skip(1).step_by(2).collect();
-        assert_eq!(words, super::RESERVED);
+        // One line per first letter: `'i'..'i' ~ ("f" | "n")` is `if` and `in`.
+        let mut words: Vec<String> = rule
+            .lines()
+            .filter_map(|line| Some((line.split('\'').nth(1)?, line)))
+            .flat_map(|(first, line)| {
+                let rests: Vec<&str> = line.split('"').skip(1).step_by(2).collect();
+                rests.into_iter().map(move |rest| format!("{first}{rest}"))
+            })
+            .collect();
+        words.sort();
+        let mut reserved: Vec<&str> = super::RESERVED.to_vec();
+        reserved.sort_unstable();
+        assert_eq!(words, reserved);
     }
 }

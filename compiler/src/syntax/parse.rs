@@ -239,11 +239,9 @@ fn operator_count(pair: &Pair<Rule>) -> usize {
                 part.as_rule(),
                 Rule::if_expr
                     | Rule::reject_expr
-                    | Rule::record
-                    | Rule::call
+                    | Rule::named
                     | Rule::jsonpath
                     | Rule::list
-                    | Rule::var
                     | Rule::expr
                     | Rule::duration
                     | Rule::rate
@@ -371,8 +369,11 @@ fn rule_name(rule: &Rule) -> Option<&'static str> {
         | Rule::op_add
         | Rule::op_sub
         | Rule::op_mul
-        | Rule::op_div => "an operator",
-        Rule::member | Rule::index | Rule::all_items | Rule::each_map => "`.`, `[` or `as`",
+        | Rule::op_div
+        | Rule::operator_start => "an operator",
+        Rule::member | Rule::index | Rule::all_items | Rule::each_map | Rule::postfix_start => {
+            "`.`, `[` or `as`"
+        }
         Rule::EOI => "end of file",
         _ => return None,
     })
@@ -1093,12 +1094,22 @@ impl Builder<'_> {
     fn record(&mut self, pair: Pair<Rule>) -> Record {
         let span = self.span(&pair);
         let mut inner = pair.into_inner();
-        let ty = inner
-            .next()
+        let ty = inner.next();
+        self.record_of(span, ty, inner.next())
+    }
+
+    /// A record from its type's name and its `record_body`.
+    fn record_of(
+        &mut self,
+        span: Span,
+        ty: Option<Pair<Rule>>,
+        body: Option<Pair<Rule>>,
+    ) -> Record {
+        let ty = ty
             .map(|p| self.ident(p))
             .unwrap_or_else(|| placeholder_ident(span));
         let mut items = Vec::new();
-        for item in inner {
+        for item in body.into_iter().flat_map(Pair::into_inner) {
             let rule = item.as_rule();
             let mut parts = item.into_inner();
             let (Some(name), Some(value)) = (parts.next(), parts.next()) else {
@@ -1312,23 +1323,28 @@ impl Builder<'_> {
                 Some(reason) => ExprKind::Reject(self.string(reason)),
                 None => ExprKind::Error,
             },
-            Rule::record => ExprKind::Record(self.record(pair)),
-            Rule::call => {
+            Rule::named => {
                 let mut parts = pair.into_inner();
+                let name = parts.next();
                 match parts.next() {
-                    Some(name) => {
-                        let name = self.ident(name);
-                        let args = parts.map(|p| self.expr(p)).collect();
-                        ExprKind::Call(name, args)
+                    Some(body) if body.as_rule() == Rule::record_body => {
+                        ExprKind::Record(self.record_of(span, name, Some(body)))
                     }
-                    None => ExprKind::Error,
+                    Some(args) => match name {
+                        Some(name) => {
+                            let name = self.ident(name);
+                            let args = args.into_inner().map(|p| self.expr(p)).collect();
+                            ExprKind::Call(name, args)
+                        }
+                        None => ExprKind::Error,
+                    },
+                    None => match name {
+                        Some(name) => ExprKind::Var(self.ident(name)),
+                        None => ExprKind::Error,
+                    },
                 }
             }
             Rule::list => ExprKind::List(pair.into_inner().map(|p| self.expr(p)).collect()),
-            Rule::var => match pair.into_inner().next() {
-                Some(name) => ExprKind::Var(self.ident(name)),
-                None => ExprKind::Error,
-            },
             Rule::jsonpath => ExprKind::JsonPath(pair.as_str().to_string()),
             Rule::null => ExprKind::Lit(Literal::Null),
             Rule::boolean => ExprKind::Lit(Literal::Bool(pair.as_str() == "true")),
@@ -1399,7 +1415,9 @@ fn trimmed_len(text: &str) -> usize {
         // line alone.
         let head = &text[..end];
         let line = head.rfind('\n').map_or(0, |i| i + 1);
-        if !head[line..].contains("//") {
+        // A `/` search, not a `//` one: a substring search costs more to set up than the
+        // scan of one short line.
+        if !head[line..].contains('/') {
             return end;
         }
         match super::comments::scan(&head[line..]).last() {

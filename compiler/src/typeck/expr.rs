@@ -1179,7 +1179,7 @@ impl<'a> ExprCx<'a> {
     /// Checks a JSONPath selector; simple paths lower to field paths and are typed
     /// against the input schema.
     pub fn jsonpath(&mut self, text: &str, span: Span) -> (Ty, IrExpr) {
-        if let Err(err) = jsonpath_rust::parser::parse_json_path(text) {
+        if let Err(err) = super::jsonpath::parses(text) {
             let (detail, at) = jsonpath_error(&err);
             let label_span = match at {
                 Some(offset) if offset < text.len() && span.len() == text.len() => {

@@ -5,6 +5,7 @@ pub mod builtins;
 pub mod declared;
 pub mod expr;
 mod flow;
+mod jsonpath;
 pub mod ledger;
 pub mod limits;
 pub mod options;
