@@ -93,6 +93,15 @@ mod tests {
 
     /// Every string of up to six characters over the characters plain paths are made of:
     /// whatever the scan takes as plain, jsonpath-rust parses too.
+    /// The deepest path the bounds let through parses, on a test thread's small stack.
+    #[test]
+    fn the_deepest_path_allowed_parses_without_exhausting_the_stack() {
+        let depth = crate::ir::expr::MAX_JSONPATH_NESTING - 1;
+        let path = format!("$[?{}@.a > 1{}]", "(".repeat(depth), ")".repeat(depth));
+        assert!(crate::ir::expr::jsonpath_bounds(&path).is_ok());
+        assert!(parses(&path).is_ok(), "{path}");
+    }
+
     /// Every string of up to seven characters over the characters plain paths are made of,
     /// starting with `$` (others are never plain): whatever the scan takes as plain,
     /// jsonpath-rust parses too.

@@ -132,12 +132,18 @@ pub const MAX_JSONPATH_DESCENDANTS: usize = 1;
 /// Largest index, slice bound or slice step a JSONPath may write (in magnitude).
 pub const MAX_JSONPATH_INDEX: i64 = (1 << 31) - 1;
 
+/// Deepest nesting of brackets and parentheses one JSONPath may have: its parser recurses
+/// once per level, and a graph read from JSON was not bounded by the `.flow` parser.
+pub const MAX_JSONPATH_NESTING: usize = 32;
+
 /// Refuses a JSONPath whose cost per message could explode: more than
 /// [`MAX_JSONPATH_DESCENDANTS`] `..` steps, or an index or slice number beyond
-/// [`MAX_JSONPATH_INDEX`]. The compiler reports it; the runtime refuses such a graph.
+/// [`MAX_JSONPATH_INDEX`]; and one nested deeper than [`MAX_JSONPATH_NESTING`]. The
+/// compiler reports it; the runtime refuses such a graph.
 pub fn jsonpath_bounds(text: &str) -> Result<(), String> {
     let bytes = text.as_bytes();
     let mut descendants = 0;
+    let mut depth = 0usize;
     let mut idx = 0;
     // The last byte outside quotes and spaces before the current one.
     let mut previous = 0u8;
@@ -153,6 +159,15 @@ pub fn jsonpath_bounds(text: &str) -> Result<(), String> {
                     idx += 1;
                 }
             }
+            b'[' | b'(' => {
+                depth += 1;
+                if depth > MAX_JSONPATH_NESTING {
+                    return Err(format!(
+                        "brackets and parentheses nested deeper than {MAX_JSONPATH_NESTING} levels"
+                    ));
+                }
+            }
+            b']' | b')' => depth = depth.saturating_sub(1),
             b'.' if bytes.get(idx + 1) == Some(&b'.') => {
                 descendants += 1;
                 if descendants > MAX_JSONPATH_DESCENDANTS {
@@ -196,6 +211,11 @@ mod tests {
     #[test]
     fn costly_jsonpaths_are_refused() {
         assert!(jsonpath_bounds("$..sku").is_ok());
+        let nested = |n: usize| format!("$[?{}@.a{}]", "(".repeat(n), ")".repeat(n));
+        assert!(jsonpath_bounds(&nested(MAX_JSONPATH_NESTING - 1)).is_ok());
+        let refused = jsonpath_bounds(&nested(100_000)).unwrap_err();
+        assert!(refused.contains("nested deeper"), "{refused}");
+        assert!(jsonpath_bounds("$['((((((((((((((((((((((((((((((((((((']").is_ok());
         assert!(jsonpath_bounds("$.items[0:10:2]").is_ok());
         assert!(jsonpath_bounds("$[?@.id == 123456789012345]").is_ok());
         assert!(jsonpath_bounds("$['a..b'].c").is_ok());
