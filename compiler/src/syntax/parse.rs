@@ -163,6 +163,17 @@ fn too_deep(text: &str) -> Option<(usize, bool)> {
                     idx += 1;
                 }
             }
+            // A JSONPath is one token whose brackets nest (and may quote `"`, `'`, `//`
+            // and closing brackets without escapes): read as the grammar reads it.
+            b'$' => {
+                let (end, depth) = jsonpath_extent(bytes, idx);
+                if frames.len() - 1 + depth > MAX_NESTING {
+                    return Some((idx, true));
+                }
+                idx = end;
+                previous_word = "";
+                continue;
+            }
             b'(' | b'[' | b'{' => {
                 frames.push(ScanFrame::default());
                 if frames.len() - 1 > MAX_NESTING {
@@ -210,6 +221,72 @@ fn too_deep(text: &str) -> Option<(usize, bool)> {
         }
         if !byte.is_ascii_whitespace() {
             previous_word = "";
+        }
+        idx += 1;
+    }
+    None
+}
+
+/// Where the JSONPath starting with the `$` at `start` ends, as the grammar's `jsonpath`
+/// reads it (`jp_segment`s), and how deep its brackets nest.
+fn jsonpath_extent(bytes: &[u8], start: usize) -> (usize, usize) {
+    let name_char = |b: &u8| b.is_ascii_alphanumeric() || *b == b'_';
+    let mut idx = start + 1;
+    let mut deepest = 0;
+    loop {
+        let (after, tail) = match (bytes.get(idx), bytes.get(idx + 1)) {
+            (Some(b'.'), Some(b'.')) => (idx + 2, true),
+            (Some(b'.'), _) => (idx + 1, false),
+            (Some(b'['), _) => (idx, true),
+            _ => return (idx, deepest),
+        };
+        let names = bytes[after.min(bytes.len())..]
+            .iter()
+            .take_while(|b| name_char(b))
+            .count();
+        idx = match bytes.get(after) {
+            _ if names > 0 && after > idx => after + names,
+            Some(b'*') if after > idx => after + 1,
+            Some(b'[') if tail => match jsonpath_bracket(bytes, after) {
+                Some((end, depth)) => {
+                    deepest = deepest.max(depth);
+                    end
+                }
+                None => return (idx, deepest),
+            },
+            _ => return (idx, deepest),
+        };
+    }
+}
+
+/// The end and depth of the JSONPath bracket opening at `start` (`jp_bracket`), or `None`
+/// when a newline comes before it closes (the grammar then does not read it as JSONPath).
+/// A quoted name is skipped when it closes on its line; a lone quote is a character.
+fn jsonpath_bracket(bytes: &[u8], start: usize) -> Option<(usize, usize)> {
+    let mut idx = start;
+    let mut depth = 0usize;
+    let mut deepest = 0usize;
+    while idx < bytes.len() {
+        match bytes[idx] {
+            b'[' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            b']' => {
+                depth -= 1;
+                if depth == 0 {
+                    return Some((idx + 1, deepest));
+                }
+            }
+            b'\n' => return None,
+            quote @ (b'\'' | b'"') => {
+                let line = &bytes[idx + 1..];
+                let close = line.iter().position(|b| *b == quote || *b == b'\n');
+                if let Some(at) = close.filter(|at| line[*at] == quote) {
+                    idx += at + 1;
+                }
+            }
+            _ => {}
         }
         idx += 1;
     }
@@ -1540,6 +1617,38 @@ mod tests {
         let mut diags = Diagnostics::default();
         let module = parse_module(FileId(0), text, &mut diags);
         (module, diags)
+    }
+
+    /// What a JSONPath quotes or brackets is read as the grammar reads it, so brackets
+    /// after it are counted (pest recurses on them with no stack check of its own), and
+    /// brackets inside it count as its own nesting.
+    #[test]
+    fn nesting_behind_or_inside_a_jsonpath_is_counted() {
+        let too_deep = |text: &str| {
+            let (_, diags) = parse(text);
+            let messages = diags.into_sorted().into_iter().map(|d| d.message);
+            messages.filter(|m| m.contains("nested deeper")).count() > 0
+        };
+        let deep = |n: usize| format!("{}1{}", "(".repeat(n), ")".repeat(n));
+        let flow = |expr: &str| format!("flow f {{ map m = a -> B {{ x = {expr} }} }}\n");
+        let paths = [
+            r#"$['"']"#,
+            "$['//']",
+            r#"$["a\"]"#,
+            "$['a]']",
+            "$.a*",
+            "$..b",
+            "$['",
+            "$[\n",
+        ];
+        for path in paths {
+            let expr = format!("{path} ?? {}", deep(100_000));
+            assert!(too_deep(&flow(&expr)), "{path}");
+            let expr = format!("{path} ?? {}", deep(20));
+            assert!(!too_deep(&flow(&expr)), "{path}");
+        }
+        let inside = format!("$.a{}1{}", "[".repeat(200), "]".repeat(200));
+        assert!(too_deep(&flow(&inside)));
     }
 
     #[test]

@@ -1179,6 +1179,19 @@ impl<'a> ExprCx<'a> {
     /// Checks a JSONPath selector; simple paths lower to field paths and are typed
     /// against the input schema.
     pub fn jsonpath(&mut self, text: &str, span: Span) -> (Ty, IrExpr) {
+        // The bounds first: they keep jsonpath-rust's parser from recursing deep.
+        if let Err(reason) = ir::expr::jsonpath_bounds(text) {
+            self.diags.push(
+                Diagnostic::error(
+                    codes::JSONPATH_TOO_COSTLY,
+                    span,
+                    format!("JSONPath `{}` could cost too much per message", shorten(text)),
+                )
+                .label(reason)
+                .help("select with one `..` at most and indexes below 2^31, e.g. `$..sku` or `$.items[*].sku`"),
+            );
+            return (Ty::Error, IrExpr::Lit(Value::Null));
+        }
         if let Err(err) = super::jsonpath::parses(text) {
             let (detail, at) = jsonpath_error(&err);
             let label_span = match at {
@@ -1191,18 +1204,6 @@ impl<'a> ExprCx<'a> {
                 Diagnostic::error(codes::INVALID_JSONPATH, label_span, format!("invalid JSONPath `{text}`"))
                     .label(detail)
                     .help("JSONPath (RFC 9535): `$.field`, `$.items[*].sku`, `$.items[?@.qty > 0]`, `$['odd key']`"),
-            );
-            return (Ty::Error, IrExpr::Lit(Value::Null));
-        }
-        if let Err(reason) = ir::expr::jsonpath_bounds(text) {
-            self.diags.push(
-                Diagnostic::error(
-                    codes::JSONPATH_TOO_COSTLY,
-                    span,
-                    format!("JSONPath `{}` could cost too much per message", shorten(text)),
-                )
-                .label(reason)
-                .help("select with one `..` at most and indexes below 2^31, e.g. `$..sku` or `$.items[*].sku`"),
             );
             return (Ty::Error, IrExpr::Lit(Value::Null));
         }

@@ -91,8 +91,6 @@ mod tests {
         assert!(parses("$.").is_err());
     }
 
-    /// Every string of up to six characters over the characters plain paths are made of:
-    /// whatever the scan takes as plain, jsonpath-rust parses too.
     /// The deepest path the bounds let through parses, on a test thread's small stack.
     #[test]
     fn the_deepest_path_allowed_parses_without_exhausting_the_stack() {

@@ -78,7 +78,8 @@ impl Replica {
     /// included, until the others too were counted as gone. A live replica's batches do
     /// not pause between statements; one that did is rolled back and written again.
     pub fn bound_idle_transactions(&self, conn: &mut Conn) -> Result<(), String> {
-        let timeout_ms = (self.ttl_ms / 2).max(1_000);
+        // The server's setting is a 32-bit number of milliseconds.
+        let timeout_ms = (self.ttl_ms / 2).clamp(1_000, i64::from(i32::MAX));
         conn.batch(&format!(
             "SET idle_in_transaction_session_timeout = {timeout_ms}"
         ))
