@@ -580,7 +580,19 @@ impl Builder<'_> {
     /// The span of a pair without the whitespace and comments pest keeps at its end.
     fn span(&self, pair: &Pair<Rule>) -> Span {
         let span = pair.as_span();
-        let len = trimmed_len(pair.as_str());
+        let text = span.as_str();
+        // Trailing trivia ends in whitespace (a comment's newline is taken with it), except
+        // for a comment that ends the input: most pairs have none, and are not scanned.
+        let plain_end = text
+            .as_bytes()
+            .last()
+            .is_some_and(|b| !b.is_ascii_whitespace())
+            && span.end() < pair.get_input().len();
+        let len = if plain_end {
+            text.len()
+        } else {
+            trimmed_len(text)
+        };
         Span::new(
             self.file,
             self.base + span.start(),
