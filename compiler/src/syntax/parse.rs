@@ -248,21 +248,23 @@ fn jsonpath_extent(bytes: &[u8], start: usize) -> (usize, usize) {
             _ if names > 0 && after > idx => after + names,
             Some(b'*') if after > idx => after + 1,
             Some(b'[') if tail => match jsonpath_bracket(bytes, after) {
-                Some((end, depth)) => {
+                Ok((end, depth)) => {
                     deepest = deepest.max(depth);
                     end
                 }
-                None => return (idx, deepest),
+                // pest went as deep before it gave the bracket up.
+                Err(depth) => return (idx, deepest.max(depth)),
             },
             _ => return (idx, deepest),
         };
     }
 }
 
-/// The end and depth of the JSONPath bracket opening at `start` (`jp_bracket`), or `None`
-/// when a newline comes before it closes (the grammar then does not read it as JSONPath).
-/// A quoted name is skipped when it closes on its line; a lone quote is a character.
-fn jsonpath_bracket(bytes: &[u8], start: usize) -> Option<(usize, usize)> {
+/// The end and depth of the JSONPath bracket opening at `start` (`jp_bracket`), or, when
+/// a newline or the end comes before it closes (the grammar then does not read it as
+/// JSONPath), the depth pest reached before giving it up. A quoted name is skipped when it
+/// closes on its line; a lone quote, like `//`, is a character.
+fn jsonpath_bracket(bytes: &[u8], start: usize) -> Result<(usize, usize), usize> {
     let mut idx = start;
     let mut depth = 0usize;
     let mut deepest = 0usize;
@@ -275,10 +277,10 @@ fn jsonpath_bracket(bytes: &[u8], start: usize) -> Option<(usize, usize)> {
             b']' => {
                 depth -= 1;
                 if depth == 0 {
-                    return Some((idx + 1, deepest));
+                    return Ok((idx + 1, deepest));
                 }
             }
-            b'\n' => return None,
+            b'\n' => return Err(deepest),
             quote @ (b'\'' | b'"') => {
                 let line = &bytes[idx + 1..];
                 let close = line.iter().position(|b| *b == quote || *b == b'\n');
@@ -290,7 +292,7 @@ fn jsonpath_bracket(bytes: &[u8], start: usize) -> Option<(usize, usize)> {
         }
         idx += 1;
     }
-    None
+    Err(deepest)
 }
 
 fn open_keyword(frames: &mut [ScanFrame], open_keywords: &mut usize) {
@@ -1661,6 +1663,13 @@ mod tests {
         }
         let inside = format!("$.a{}1{}", "[".repeat(200), "]".repeat(200));
         assert!(too_deep(&flow(&inside)));
+        // A bracket that never closes: pest recursed on every `[` before giving it up,
+        // whatever `//` or lone quote the main scan would have read there.
+        for open in ["$[//", "$[\"", "$['", "$.a[x//"] {
+            let unclosed = format!("{open}{}\n", "[".repeat(100_000));
+            assert!(too_deep(&flow(&unclosed)), "{open}");
+            assert!(too_deep(&unclosed), "{open} at the end of the input");
+        }
     }
 
     #[test]
