@@ -281,19 +281,27 @@ flow orders {
 
 /// `omniflow map` on worker threads writes exactly what it writes in line: the same
 /// documents in the input's order and the same rejections with their line numbers, over
-/// an input of several chunks.
+/// an input of several chunks, with a line longer than a chunk, CRLF line ends and a last
+/// line without a newline.
 #[test]
 fn omniflow_map_on_threads_writes_what_it_writes_in_line() {
     let dir = TempDir::new("map-threads");
     let flow = support::flow_file(&dir.0);
     let note = "n".repeat(2_000);
+    let long_note = "l".repeat(3 << 19);
     let hostile = hostile();
     let lines: Vec<String> = (0..12_000)
         .map(|i| match i % 997 {
             13 => hostile[i % hostile.len()].0.clone(),
             500 => String::new(),
+            700 => format!(r#"{{"id": {i}, "qty": 1, "note": "{long_note}"}}"#),
+            800 => format!("{{\"id\": {i}, \"qty\": 2}}\r"),
             _ => format!(r#"{{"id": {i}, "qty": {}, "note": "{note}"}}"#, i % 7),
         })
+        .collect();
+    let expected_ids: Vec<String> = (0..12_000)
+        .filter(|i| !matches!(i % 997, 13 | 500))
+        .map(|i| format!(r#""id":"{i}""#))
         .collect();
     let input = dir.0.join("in.jsonl");
     std::fs::write(&input, lines.join("\n")).unwrap();
@@ -324,6 +332,22 @@ fn omniflow_map_on_threads_writes_what_it_writes_in_line() {
     };
     let inline = run("1");
     let threaded = run("3");
+    // Every document, once, in the input's order, whatever chunk its line fell in.
+    let ids: Vec<String> = String::from_utf8_lossy(&inline.0)
+        .lines()
+        .map(|line| {
+            let at = line
+                .find(r#""id":""#)
+                .unwrap_or_else(|| panic!("no id in {line:.200}"));
+            let end = line[at + 6..].find('"').unwrap() + at + 7;
+            line[at..end].to_string()
+        })
+        .collect();
+    assert_eq!(ids.len(), expected_ids.len());
+    assert!(
+        ids == expected_ids,
+        "documents lost, repeated or out of order"
+    );
     assert!(inline.2.starts_with("11988 documents"), "{}", inline.2);
     assert_eq!(inline.1.lines().count(), 13, "{}", inline.1);
     assert!(inline.1.starts_with("line 14: rejected by"), "{}", inline.1);

@@ -8,7 +8,7 @@ use omniflow_mapping::json_in::Projection;
 use omniflow_mapping::pipeline::{FlowRt, Outcome, Pipeline};
 use omniflow_mapping::{json_in, json_out};
 use omniflow_runtime::load::load_graph;
-use std::io::{BufRead, BufReader, BufWriter, Read, Write};
+use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::sync::mpsc;
 use std::time::Instant;
@@ -85,16 +85,18 @@ fn map(args: &Args) -> Result<(), String> {
     let plan = plan(&pipeline, args)?;
     let file = std::fs::File::open(&args.input)
         .map_err(|err| format!("cannot read `{}`: {err}", args.input.display()))?;
-    let sink: Box<dyn Write> = match &args.output {
+    // Each chunk's output is written in one call: no buffer in between.
+    let mut out: Box<dyn Write> = match &args.output {
         Some(path) => Box::new(
             std::fs::File::create(path)
                 .map_err(|err| format!("cannot write `{}`: {err}", path.display()))?,
         ),
         None => Box::new(std::io::stdout().lock()),
     };
-    let mut out = BufWriter::with_capacity(1 << 20, sink);
     let mut reader = Lines {
-        reader: BufReader::with_capacity(1 << 20, file),
+        file,
+        carry: Vec::new(),
+        at_end: false,
         line_no: 0,
         path: &args.input,
     };
@@ -228,29 +230,52 @@ fn in_parallel(
 
 /// The input read as chunks of whole lines.
 struct Lines<'a> {
-    reader: BufReader<std::fs::File>,
+    file: std::fs::File,
+    /// What was read past the last whole line of the chunk before.
+    carry: Vec<u8>,
+    at_end: bool,
     line_no: u64,
     path: &'a PathBuf,
 }
 
 impl Lines<'_> {
-    /// The next chunk: whole lines up to about [`CHUNK_BYTES`]; `None` at the end.
+    /// The next chunk: whole lines up to about [`CHUNK_BYTES`] (a longer line whole);
+    /// `None` at the end. The file is read straight into the chunk and its newlines found
+    /// by a vectorised search; only the part of a line cut by a read is copied, once.
     fn chunk(&mut self) -> Result<Option<Chunk>, String> {
-        let mut chunk = Chunk {
-            first_line: self.line_no + 1,
-            data: Vec::with_capacity(CHUNK_BYTES + (1 << 16)),
-            ends: Vec::new(),
-        };
-        while chunk.data.len() < CHUNK_BYTES {
-            match self.reader.by_ref().read_until(b'\n', &mut chunk.data) {
-                Ok(0) => break,
-                Ok(_) => {
-                    self.line_no += 1;
-                    chunk.ends.push(chunk.data.len());
-                }
+        let mut data = std::mem::take(&mut self.carry);
+        data.reserve(CHUNK_BYTES + (1 << 16));
+        let mut ends = Vec::new();
+        let mut scanned = 0;
+        loop {
+            ends.extend(memchr::memchr_iter(b'\n', &data[scanned..]).map(|at| scanned + at + 1));
+            scanned = data.len();
+            if self.at_end || (data.len() >= CHUNK_BYTES && !ends.is_empty()) {
+                break;
+            }
+            let want = CHUNK_BYTES.saturating_sub(data.len()).max(1 << 16);
+            match (&mut self.file).take(want as u64).read_to_end(&mut data) {
+                Ok(0) => self.at_end = true,
+                Ok(_) => {}
                 Err(err) => return Err(format!("reading `{}`: {err}", self.path.display())),
             }
         }
+        let whole = ends.last().copied().unwrap_or(0);
+        if self.at_end {
+            // The last line may end without a newline.
+            if data.len() > whole {
+                ends.push(data.len());
+            }
+        } else {
+            self.carry = data[whole..].to_vec();
+            data.truncate(whole);
+        }
+        let chunk = Chunk {
+            first_line: self.line_no + 1,
+            data,
+            ends,
+        };
+        self.line_no += chunk.ends.len() as u64;
         Ok((!chunk.data.is_empty()).then_some(chunk))
     }
 }
