@@ -36,7 +36,12 @@ pub fn write(out: &mut Vec<u8>, value: &Val) {
                 }
                 write_str(out, key);
                 out.push(b':');
-                write(out, item);
+                // Most fields are strings and integers: written here, without a call.
+                match item {
+                    Val::Str(s) => write_str(out, s),
+                    Val::Int(i) => out.extend_from_slice(itoa::Buffer::new().format(*i).as_bytes()),
+                    other => write(out, other),
+                }
             }
             out.push(b'}');
         }
@@ -68,9 +73,15 @@ fn needs_escape(bytes: &[u8]) -> bool {
         escape_bits(u64::from_le_bytes(word))
     };
     if bytes.len() < 8 {
-        return bytes
+        // Packed into a word of spaces by shifts, not copied (a copy would be a call).
+        let word = bytes
             .iter()
-            .any(|&byte| byte < 0x20 || byte == b'"' || byte == b'\\');
+            .enumerate()
+            .fold(LOW * u64::from(b' '), |word, (idx, &byte)| {
+                let shift = 8 * idx;
+                (word & !(0xff << shift)) | (u64::from(byte) << shift)
+            });
+        return escape_bits(word) != 0;
     }
     let mut hits = word_at(bytes.len() - 8);
     let mut at = 0;
