@@ -119,6 +119,8 @@ impl<'a> Scanner<'a> {
     fn object(&mut self, keep: Option<&Projection>, depth: usize) -> Option<Val<'a>> {
         self.pos += 1;
         let mark = self.fields.len();
+        // The projection's field expected next, and the first 64 fields already kept.
+        let (mut next, mut kept_bits) = (0, 0u64);
         self.ws();
         if self.eat(b'}').is_none() {
             loop {
@@ -127,12 +129,12 @@ impl<'a> Scanner<'a> {
                 self.ws();
                 self.eat(b':')?;
                 self.ws();
-                match keep.and_then(|p| p.kept(&key)) {
+                match keep.and_then(|p| p.kept_next(&key, &mut next)) {
                     // A repeated key: the first copy is the one kept.
-                    Some((name, _)) if self.seen(mark, name, &key) => {
+                    Some((name, _, at)) if self.seen(mark, name, &key, at, &mut kept_bits) => {
                         self.value(None, depth + 1)?;
                     }
-                    Some((name, child)) => {
+                    Some((name, child, _)) => {
                         let key = name.map_or(key, Cow::Borrowed);
                         // Strings and numbers, most kept fields, are built in place.
                         match self.bytes.get(self.pos) {
@@ -172,10 +174,24 @@ impl<'a> Scanner<'a> {
         })
     }
 
-    /// True when the object opened at `mark` already holds this key (by interned
-    /// address under a projection, by text when the whole object is kept).
+    /// True when the object opened at `mark` already holds this key: by the projection
+    /// field's bit in `kept_bits` (marked here), by interned address past 64 fields, by
+    /// text when the whole object is kept.
     #[inline]
-    fn seen(&self, mark: usize, name: Option<&'static str>, key: &str) -> bool {
+    fn seen(
+        &self,
+        mark: usize,
+        name: Option<&'static str>,
+        key: &str,
+        at: usize,
+        kept_bits: &mut u64,
+    ) -> bool {
+        if at < 64 {
+            let bit = 1u64 << at;
+            let seen = *kept_bits & bit != 0;
+            *kept_bits |= bit;
+            return seen;
+        }
         let fields = &self.fields[mark..];
         match name {
             Some(name) => fields.iter().any(|(k, _)| same_name(k, name)),
@@ -353,6 +369,55 @@ impl<'a> Scanner<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Keys in the projection's order, out of it, repeated, unknown, and past the 64
+    /// fields a bit marks: the first copy of a kept key is kept, as serde_json's path does.
+    #[test]
+    fn repeated_and_reordered_keys_keep_their_first_copy() {
+        let names: Vec<String> = (0..70).map(|i| format!("f{i}")).collect();
+        let wide =
+            Projection::from_reads(&names.iter().map(|n| format!("$.{n}")).collect::<Vec<_>>());
+        let narrow = Projection::from_reads(&["$.a".to_string(), "$.b".to_string()]);
+        let wide_doc = |order: &mut dyn Iterator<Item = usize>| {
+            let fields: Vec<String> = order.map(|i| format!(r#""f{i}": {i}"#)).collect();
+            format!("{{{}}}", fields.join(", "))
+        };
+        let docs = [
+            (r#"{"a": 1, "b": 2}"#.to_string(), &narrow),
+            (r#"{"b": 2, "a": 1}"#.to_string(), &narrow),
+            (r#"{"a": 1, "a": 3, "b": 2, "b": 4}"#.to_string(), &narrow),
+            (
+                r#"{"b": 2, "x": 0, "a": 1, "b": 5, "a": 6}"#.to_string(),
+                &narrow,
+            ),
+            (
+                r#"{"x": {"a": 9}, "a": 1, "y": [1], "a": 2}"#.to_string(),
+                &narrow,
+            ),
+            (wide_doc(&mut (0..70).chain(0..70)), &wide),
+            (wide_doc(&mut (0..70).rev().chain(60..70)), &wide),
+            (
+                wide_doc(&mut (0..70).map(|i| (i * 7) % 70).chain([65, 3, 69])),
+                &wide,
+            ),
+        ];
+        for (doc, projection) in docs {
+            let ours = scan(doc.as_bytes(), projection).unwrap();
+            let theirs = crate::json_in::parse_with_serde(doc.as_bytes(), projection).unwrap();
+            assert!(
+                crate::value::equal(&ours, &theirs),
+                "{doc}: {ours:?} vs {theirs:?}"
+            );
+            let Val::Obj(fields) = &ours else {
+                panic!("not an object: {ours:?}")
+            };
+            let mut keys: Vec<&str> = fields.iter().map(|(k, _)| k.as_ref()).collect();
+            let all = keys.len();
+            keys.sort_unstable();
+            keys.dedup();
+            assert_eq!(keys.len(), all, "a key kept twice in {doc}");
+        }
+    }
 
     #[test]
     fn numbers_read_like_serde_json() {

@@ -232,7 +232,12 @@ impl Pipeline {
                 KindRt::Sink { key, order } => {
                     let mut non_empty = |code: &Code, what: &str| {
                         let value = self.env.eval(code, &value, &mut slots).map_err(reject)?;
-                        let problem = match value.text() {
+                        // A string is taken as it is (not copied through `text`).
+                        let text = match value {
+                            Val::Str(text) => Some(text),
+                            other => other.text(),
+                        };
+                        let problem = match text {
                             Some(text) if text.contains('\0') => "holds a NUL character",
                             Some(text) if !text.is_empty() => return Ok(text.into_owned()),
                             _ => "is empty",

@@ -101,6 +101,38 @@ impl Projection {
             .map(|(n, p)| (Some(*n), p))
     }
 
+    /// [`Projection::kept`] for the scanner, trying the field after the one kept last
+    /// (`*next`) first: a system writes its keys in one order, so most kept keys are found
+    /// by one comparison. Also the kept field's position, [`Projection::WHOLE_FIELD`] under
+    /// a whole projection.
+    #[inline]
+    pub(crate) fn kept_next(
+        &self,
+        key: &str,
+        next: &mut usize,
+    ) -> Option<(Option<&'static str>, &Projection, usize)> {
+        if self.whole {
+            return Some((None, &WHOLE, Self::WHOLE_FIELD));
+        }
+        if let Some((name, child)) = self.fields.get(*next) {
+            if *name == key {
+                let at = *next;
+                *next += 1;
+                return Some((Some(*name), child, at));
+            }
+        }
+        if self.key_bits & key_bit(key) == 0 {
+            return None;
+        }
+        let at = self.fields.iter().position(|(n, _)| *n == key)?;
+        *next = at + 1;
+        let (name, child) = &self.fields[at];
+        Some((Some(*name), child, at))
+    }
+
+    /// The position [`Projection::kept_next`] gives a field under a whole projection.
+    pub(crate) const WHOLE_FIELD: usize = usize::MAX;
+
     /// The projection of list elements (for the scanner).
     pub(crate) fn items_projection(&self) -> Option<&Projection> {
         self.element()
