@@ -378,3 +378,68 @@ fn omniflow_map_on_threads_writes_what_it_writes_in_line() {
         assert!(String::from_utf8_lossy(&refused.stderr).contains("--threads"));
     }
 }
+
+/// A line longer than the source's `max_line_bytes` is refused with its line number and
+/// length, as `run` refuses it, and the lines after it are mapped; an endless line is read
+/// past without being held.
+#[test]
+fn omniflow_map_refuses_lines_over_max_line_bytes_without_holding_them() {
+    let dir = TempDir::new("map-long-lines");
+    let flow = support::flow_file(&dir.0);
+    let long = format!(
+        r#"{{"id": 2, "qty": 1, "note": "{}"}}"#,
+        "x".repeat(5 << 20)
+    );
+    let input = dir.0.join("in.jsonl");
+    let text = format!(
+        "{}\n{long}\n{}\n{long}",
+        r#"{"id": 1, "qty": 1}"#, r#"{"id": 3, "qty": 1}"#
+    );
+    std::fs::write(&input, text).unwrap();
+    let map = |input: &Path| {
+        let mut command = Command::new(BIN);
+        command
+            .arg("map")
+            .arg(&flow)
+            .args(["--flow", "events", "--threads", "1", "--input"])
+            .arg(input)
+            .env("OMNIFLOW_TEST_INBOX", dir.0.join("in"))
+            .env("OMNIFLOW_TEST_SINK", "http://127.0.0.1:9")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        command
+    };
+    let output = map(&input).output().unwrap();
+    assert_eq!(output.status.code(), Some(0), "{output:?}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let refusal = |line: usize, len: usize| {
+        format!(
+            "line {line}: rejected by `input`: the line is {len} bytes, longer than max_line_bytes (4194304); not read"
+        )
+    };
+    assert!(stderr.contains(&refusal(2, long.len() + 1)), "{stderr}");
+    assert!(stderr.contains(&refusal(4, long.len())), "{stderr}");
+    assert!(
+        stderr.contains("4 documents, 2 mapped, 2 rejected"),
+        "{stderr}"
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let ids: Vec<&str> = stdout.lines().collect();
+    assert_eq!(ids, [r#"{"id":"1","qty":1}"#, r#"{"id":"3","qty":1}"#]);
+
+    // An input that never ends a line: memory stays bounded while it is read past.
+    let mut child = map(Path::new("/dev/zero")).spawn().unwrap();
+    std::thread::sleep(Duration::from_secs(2));
+    let status = std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    let peak_kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches(" kB").parse().ok())
+        .unwrap();
+    assert!(
+        peak_kib < 64 << 10,
+        "peak RSS {peak_kib} KiB reading an endless line"
+    );
+}

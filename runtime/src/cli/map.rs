@@ -3,6 +3,7 @@
 //! in chunks; with more than one CPU, worker threads map the chunks (each with its own
 //! compiled pipeline) and the output keeps the input's order.
 
+use omniflow_engine::sources::file as file_source;
 use omniflow_ir::Graph;
 use omniflow_mapping::json_in::Projection;
 use omniflow_mapping::pipeline::{FlowRt, Outcome, Pipeline};
@@ -20,7 +21,8 @@ pub struct Args {
     /// The flow to run.
     #[arg(long)]
     flow: String,
-    /// Input: one JSON document per line.
+    /// Input: one JSON document per line. A line longer than the source's
+    /// `max_line_bytes` (4 MiB unless it says) is refused and read past, as `run` does.
     #[arg(long)]
     input: PathBuf,
     /// Output file (default: stdout).
@@ -51,6 +53,10 @@ struct Chunk {
     data: Vec<u8>,
     /// The end of each line in `data` (after its newline, if it has one).
     ends: Vec<usize>,
+    /// Lines longer than the source's `max_line_bytes`, by index in `ends`, with their
+    /// length: refused, as `run` refuses them. One still being read when it passed the
+    /// limit was not kept (its slot in `data` is empty).
+    too_long: Vec<(usize, u64)>,
 }
 
 /// A chunk mapped: its output, its rejections as printed, and its counts.
@@ -70,6 +76,8 @@ struct Plan {
     projection: Projection,
     shown: usize,
     with_route: bool,
+    /// The source's `max_line_bytes`: a longer line is refused, as `run` refuses it.
+    max_line: u64,
 }
 
 /// The bytes a chunk aims at: large enough that a handoff costs little per line.
@@ -98,6 +106,7 @@ fn map(args: &Args) -> Result<(), String> {
         carry: Vec::new(),
         at_end: false,
         line_no: 0,
+        max_line: plan.max_line,
         path: &args.input,
     };
     let threads = args.threads.map_or_else(
@@ -141,12 +150,17 @@ fn plan(pipeline: &Pipeline, args: &Args) -> Result<Plan, String> {
     let Some((source, projection)) = pipeline.first_source(flow_idx) else {
         return Err(format!("flow `{}` has no source", args.flow));
     };
+    let max_line = match &pipeline.flows[flow_idx].ir.nodes[source].kind {
+        omniflow_ir::NodeKind::Source { options, .. } => file_source::max_line_bytes(options)?,
+        _ => file_source::MAX_LINE,
+    };
     Ok(Plan {
         flow_idx,
         source,
         projection: projection.clone(),
         shown: pipeline.first_map(flow_idx).unwrap_or(source),
         with_route: args.with_route,
+        max_line,
     })
 }
 
@@ -235,6 +249,8 @@ struct Lines<'a> {
     carry: Vec<u8>,
     at_end: bool,
     line_no: u64,
+    /// The longest line held: a longer one is refused and read past, never held whole.
+    max_line: u64,
     path: &'a PathBuf,
 }
 
@@ -245,11 +261,26 @@ impl Lines<'_> {
     fn chunk(&mut self) -> Result<Option<Chunk>, String> {
         let mut data = std::mem::take(&mut self.carry);
         data.reserve(CHUNK_BYTES + (1 << 16));
-        let mut ends = Vec::new();
+        let (mut ends, mut too_long) = (Vec::new(), Vec::new());
         let mut scanned = 0;
         loop {
-            ends.extend(memchr::memchr_iter(b'\n', &data[scanned..]).map(|at| scanned + at + 1));
+            let mut start = ends.last().copied().unwrap_or(0);
+            for end in memchr::memchr_iter(b'\n', &data[scanned..]).map(|at| scanned + at + 1) {
+                if (end - start) as u64 > self.max_line {
+                    too_long.push((ends.len(), (end - start) as u64));
+                }
+                ends.push(end);
+                start = end;
+            }
             scanned = data.len();
+            if (data.len() - start) as u64 > self.max_line {
+                // Too long to hold: counted to its end, and what follows it is kept.
+                let len = self.read_past(&mut data, start)?;
+                too_long.push((ends.len(), len));
+                ends.push(start);
+                scanned = start;
+                continue;
+            }
             if self.at_end || (data.len() >= CHUNK_BYTES && !ends.is_empty()) {
                 break;
             }
@@ -274,9 +305,36 @@ impl Lines<'_> {
             first_line: self.line_no + 1,
             data,
             ends,
+            too_long,
         };
         self.line_no += chunk.ends.len() as u64;
-        Ok((!chunk.data.is_empty()).then_some(chunk))
+        Ok((!chunk.ends.is_empty()).then_some(chunk))
+    }
+
+    /// Reads past the rest of the line that starts at `data[start..]`, dropping its bytes
+    /// and keeping in `data` what follows its newline; its whole length.
+    fn read_past(&mut self, data: &mut Vec<u8>, start: usize) -> Result<u64, String> {
+        let mut len = (data.len() - start) as u64;
+        data.truncate(start);
+        let mut buffer = vec![0; 1 << 16];
+        loop {
+            let n = match self.file.read(&mut buffer) {
+                Ok(0) => {
+                    self.at_end = true;
+                    return Ok(len);
+                }
+                Ok(n) => n,
+                Err(err) if err.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(err) => return Err(format!("reading `{}`: {err}", self.path.display())),
+            };
+            match memchr::memchr(b'\n', &buffer[..n]) {
+                Some(at) => {
+                    data.extend_from_slice(&buffer[at + 1..n]);
+                    return Ok(len + at as u64 + 1);
+                }
+                None => len += n as u64,
+            }
+        }
     }
 }
 
@@ -292,7 +350,19 @@ fn map_chunk(pipeline: &Pipeline, plan: &Plan, chunk: &Chunk) -> Mapped {
     let lines = starts
         .zip(&chunk.ends)
         .map(|(start, end)| &chunk.data[start..*end]);
-    for (line_no, line) in (chunk.first_line..).zip(lines) {
+    let mut too_long = chunk.too_long.iter().peekable();
+    for (idx, (line_no, line)) in (chunk.first_line..).zip(lines).enumerate() {
+        if let Some((_, len)) = too_long.next_if(|(at, _)| *at == idx) {
+            mapped.documents += 1;
+            mapped.rejected += 1;
+            use std::fmt::Write as _;
+            let _ = writeln!(
+                mapped.rejections,
+                "line {line_no}: rejected by `input`: the line is {len} bytes, longer than max_line_bytes ({}); not read",
+                plan.max_line
+            );
+            continue;
+        }
         let text = trim_line(line);
         if text.is_empty() {
             continue;

@@ -24,6 +24,17 @@ pub const MAX_LINE: u64 = 4 << 20;
 /// The largest `max_line_bytes` (the compiler refuses more with `E0510`).
 const LONGEST_LIMIT: u64 = 1 << 28;
 
+/// A file source's `max_line_bytes` from its options (`omniflow map` holds lines to it too).
+pub fn max_line_bytes(options: &BTreeMap<String, Value>) -> Result<u64, String> {
+    match options.get("max_line_bytes") {
+        None => Ok(MAX_LINE),
+        Some(value) => value
+            .as_u64()
+            .filter(|n| (1..=LONGEST_LIMIT).contains(n))
+            .ok_or_else(|| "`max_line_bytes` must be 1 to 268435456 bytes".to_string()),
+    }
+}
+
 /// A running file source.
 pub struct FileSource {
     ctx: Rc<FlowCtx>,
@@ -70,13 +81,7 @@ impl FileSource {
             .get("dir")
             .and_then(Value::as_str)
             .ok_or("file connection needs `dir`")?;
-        let max_line = match options.get("max_line_bytes") {
-            None => MAX_LINE,
-            Some(value) => value
-                .as_u64()
-                .filter(|n| (1..=LONGEST_LIMIT).contains(n))
-                .ok_or("`max_line_bytes` must be 1 to 268435456 bytes")?,
-        };
+        let max_line = max_line_bytes(options)?;
         let pattern = options
             .get("path")
             .and_then(Value::as_str)
