@@ -380,12 +380,32 @@ fn omniflow_map_on_threads_writes_what_it_writes_in_line() {
 }
 
 /// A line longer than the source's `max_line_bytes` is refused with its line number and
-/// length, as `run` refuses it, and the lines after it are mapped; an endless line is read
-/// past without being held.
+/// its length without the newline, as `run` refuses it, and the lines after it are mapped;
+/// a line exactly at the limit is mapped; an endless line is read past without being held.
 #[test]
 fn omniflow_map_refuses_lines_over_max_line_bytes_without_holding_them() {
     let dir = TempDir::new("map-long-lines");
     let flow = support::flow_file(&dir.0);
+    let map = |flow: &Path, input: &Path, threads: &str| {
+        let mut command = Command::new(BIN);
+        command
+            .arg("map")
+            .arg(flow)
+            .args(["--flow", "events", "--threads", threads, "--input"])
+            .arg(input)
+            .env("OMNIFLOW_TEST_INBOX", dir.0.join("in"))
+            .env("OMNIFLOW_TEST_SINK", "http://127.0.0.1:9")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        command
+    };
+    let refusal = |line: usize, len: usize, limit: usize| {
+        format!(
+            "line {line}: rejected by `input`: the line is {len} bytes, longer than max_line_bytes ({limit}); not read"
+        )
+    };
+
+    // The default limit, 4 MiB: the same long line with and without a newline.
     let long = format!(
         r#"{{"id": 2, "qty": 1, "note": "{}"}}"#,
         "x".repeat(5 << 20)
@@ -396,39 +416,87 @@ fn omniflow_map_refuses_lines_over_max_line_bytes_without_holding_them() {
         r#"{"id": 1, "qty": 1}"#, r#"{"id": 3, "qty": 1}"#
     );
     std::fs::write(&input, text).unwrap();
-    let map = |input: &Path| {
-        let mut command = Command::new(BIN);
-        command
-            .arg("map")
-            .arg(&flow)
-            .args(["--flow", "events", "--threads", "1", "--input"])
-            .arg(input)
-            .env("OMNIFLOW_TEST_INBOX", dir.0.join("in"))
-            .env("OMNIFLOW_TEST_SINK", "http://127.0.0.1:9")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        command
-    };
-    let output = map(&input).output().unwrap();
+    let output = map(&flow, &input, "1").output().unwrap();
     assert_eq!(output.status.code(), Some(0), "{output:?}");
     let stderr = String::from_utf8_lossy(&output.stderr);
-    let refusal = |line: usize, len: usize| {
-        format!(
-            "line {line}: rejected by `input`: the line is {len} bytes, longer than max_line_bytes (4194304); not read"
-        )
-    };
-    assert!(stderr.contains(&refusal(2, long.len() + 1)), "{stderr}");
-    assert!(stderr.contains(&refusal(4, long.len())), "{stderr}");
+    assert!(
+        stderr.contains(&refusal(2, long.len(), 4 << 20)),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&refusal(4, long.len(), 4 << 20)),
+        "{stderr}"
+    );
     assert!(
         stderr.contains("4 documents, 2 mapped, 2 rejected"),
         "{stderr}"
     );
     let stdout = String::from_utf8_lossy(&output.stdout);
-    let ids: Vec<&str> = stdout.lines().collect();
-    assert_eq!(ids, [r#"{"id":"1","qty":1}"#, r#"{"id":"3","qty":1}"#]);
+    let docs: Vec<&str> = stdout.lines().collect();
+    assert_eq!(docs, [r#"{"id":"1","qty":1}"#, r#"{"id":"3","qty":1}"#]);
+
+    // The source's own limit: over-long lines first, back to back, beside lines exactly at
+    // the limit (CRLF counts its CR, as `run` counts it), on one thread and on three.
+    let limited = dir.0.join("limited.flow");
+    let text = std::fs::read_to_string(&flow).unwrap();
+    assert!(text.contains("format = jsonl }"));
+    std::fs::write(
+        &limited,
+        text.replace("format = jsonl }", "format = jsonl, max_line_bytes = 40 }"),
+    )
+    .unwrap();
+    let at_limit = |id: usize, crlf: bool| {
+        let end = if crlf { "\r" } else { "" };
+        let pad = 40 - end.len() - format!(r#"{{"id": {id}, "qty": 1, "n": ""}}"#).len();
+        format!(
+            r#"{{"id": {id}, "qty": 1, "n": "{}"}}{end}"#,
+            "p".repeat(pad)
+        )
+    };
+    let over = |id: usize, len: usize| {
+        let pad = len - format!(r#"{{"id": {id}, "qty": 1, "n": ""}}"#).len();
+        format!(r#"{{"id": {id}, "qty": 1, "n": "{}"}}"#, "o".repeat(pad))
+    };
+    let lines = [
+        over(1, 41),
+        over(2, 3 << 20),
+        at_limit(3, false),
+        over(4, 100_000),
+        over(5, 41),
+        at_limit(6, true),
+        String::new(),
+        over(8, 2 << 20),
+    ];
+    std::fs::write(dir.0.join("limited.jsonl"), lines.join("\n")).unwrap();
+    let mut runs = Vec::new();
+    for threads in ["1", "3"] {
+        let output = map(&limited, &dir.0.join("limited.jsonl"), threads)
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(0), "{output:?}");
+        let stderr = String::from_utf8_lossy(&output.stderr).to_string();
+        for (line, len) in [(1, 41), (2, 3 << 20), (4, 100_000), (5, 41), (8, 2 << 20)] {
+            assert!(stderr.contains(&refusal(line, len, 40)), "{stderr}");
+        }
+        assert!(
+            stderr.contains("7 documents, 2 mapped, 5 rejected"),
+            "{stderr}"
+        );
+        let stdout = String::from_utf8_lossy(&output.stdout).to_string();
+        let docs: Vec<&str> = stdout.lines().collect();
+        assert_eq!(docs, [r#"{"id":"3","qty":1}"#, r#"{"id":"6","qty":1}"#]);
+        runs.push((
+            stdout,
+            stderr
+                .trim_end()
+                .rsplit_once('\n')
+                .map(|(head, _)| head.to_string()),
+        ));
+    }
+    assert_eq!(runs[0], runs[1]);
 
     // An input that never ends a line: memory stays bounded while it is read past.
-    let mut child = map(Path::new("/dev/zero")).spawn().unwrap();
+    let mut child = map(&flow, Path::new("/dev/zero"), "1").spawn().unwrap();
     std::thread::sleep(Duration::from_secs(2));
     let status = std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap();
     let _ = child.kill();

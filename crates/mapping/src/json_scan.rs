@@ -378,8 +378,13 @@ mod tests {
         let wide =
             Projection::from_reads(&names.iter().map(|n| format!("$.{n}")).collect::<Vec<_>>());
         let narrow = Projection::from_reads(&["$.a".to_string(), "$.b".to_string()]);
+        let whole = Projection::whole();
+        // Each copy of a key holds a value of its own: only the first may be kept.
         let wide_doc = |order: &mut dyn Iterator<Item = usize>| {
-            let fields: Vec<String> = order.map(|i| format!(r#""f{i}": {i}"#)).collect();
+            let fields: Vec<String> = order
+                .enumerate()
+                .map(|(n, i)| format!(r#""f{i}": {n}"#))
+                .collect();
             format!("{{{}}}", fields.join(", "))
         };
         let docs = [
@@ -394,6 +399,7 @@ mod tests {
                 r#"{"x": {"a": 9}, "a": 1, "y": [1], "a": 2}"#.to_string(),
                 &narrow,
             ),
+            (r#"{"a": 1, "c": 2, "a": 3, "c": 4}"#.to_string(), &whole),
             (wide_doc(&mut (0..70).chain(0..70)), &wide),
             (wide_doc(&mut (0..70).rev().chain(60..70)), &wide),
             (

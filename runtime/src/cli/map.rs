@@ -21,8 +21,9 @@ pub struct Args {
     /// The flow to run.
     #[arg(long)]
     flow: String,
-    /// Input: one JSON document per line. A line longer than the source's
-    /// `max_line_bytes` (4 MiB unless it says) is refused and read past, as `run` does.
+    /// Input: one JSON document per line. A line longer than a file source's
+    /// `max_line_bytes` (4 MiB unless it says; 256 MiB for other sources) is refused, as
+    /// `run` refuses it.
     #[arg(long)]
     input: PathBuf,
     /// Output file (default: stdout).
@@ -76,7 +77,8 @@ struct Plan {
     projection: Projection,
     shown: usize,
     with_route: bool,
-    /// The source's `max_line_bytes`: a longer line is refused, as `run` refuses it.
+    /// A file source's `max_line_bytes` (the largest for other sources): a longer line is
+    /// refused.
     max_line: u64,
 }
 
@@ -150,9 +152,12 @@ fn plan(pipeline: &Pipeline, args: &Args) -> Result<Plan, String> {
     let Some((source, projection)) = pipeline.first_source(flow_idx) else {
         return Err(format!("flow `{}` has no source", args.flow));
     };
+    // A file source's own bound; other sources' documents are held to the largest one.
     let max_line = match &pipeline.flows[flow_idx].ir.nodes[source].kind {
-        omniflow_ir::NodeKind::Source { options, .. } => file_source::max_line_bytes(options)?,
-        _ => file_source::MAX_LINE,
+        omniflow_ir::NodeKind::Source { kind, options, .. } if kind == "file" => {
+            file_source::max_line_bytes(options)?
+        }
+        _ => file_source::LONGEST_LIMIT,
     };
     Ok(Plan {
         flow_idx,
@@ -266,20 +271,21 @@ impl Lines<'_> {
         loop {
             let mut start = ends.last().copied().unwrap_or(0);
             for end in memchr::memchr_iter(b'\n', &data[scanned..]).map(|at| scanned + at + 1) {
-                if (end - start) as u64 > self.max_line {
-                    too_long.push((ends.len(), (end - start) as u64));
+                // A line's length is counted without its newline, as `run` counts it.
+                if (end - start - 1) as u64 > self.max_line {
+                    too_long.push((ends.len(), (end - start - 1) as u64));
                 }
                 ends.push(end);
                 start = end;
             }
             scanned = data.len();
             if (data.len() - start) as u64 > self.max_line {
-                // Too long to hold: counted to its end, and what follows it is kept.
+                // Too long to hold: counted to its end and refused at once; what follows
+                // its newline starts the next chunk.
                 let len = self.read_past(&mut data, start)?;
                 too_long.push((ends.len(), len));
                 ends.push(start);
-                scanned = start;
-                continue;
+                break;
             }
             if self.at_end || (data.len() >= CHUNK_BYTES && !ends.is_empty()) {
                 break;
@@ -312,16 +318,16 @@ impl Lines<'_> {
     }
 
     /// Reads past the rest of the line that starts at `data[start..]`, dropping its bytes
-    /// and keeping in `data` what follows its newline; its whole length.
+    /// and keeping in `data` what follows its newline; its length without the newline.
     fn read_past(&mut self, data: &mut Vec<u8>, start: usize) -> Result<u64, String> {
         let mut len = (data.len() - start) as u64;
         data.truncate(start);
         let mut buffer = vec![0; 1 << 16];
-        loop {
+        while !self.at_end {
             let n = match self.file.read(&mut buffer) {
                 Ok(0) => {
                     self.at_end = true;
-                    return Ok(len);
+                    continue;
                 }
                 Ok(n) => n,
                 Err(err) if err.kind() == std::io::ErrorKind::Interrupted => continue,
@@ -330,11 +336,12 @@ impl Lines<'_> {
             match memchr::memchr(b'\n', &buffer[..n]) {
                 Some(at) => {
                     data.extend_from_slice(&buffer[at + 1..n]);
-                    return Ok(len + at as u64 + 1);
+                    return Ok(len + at as u64);
                 }
                 None => len += n as u64,
             }
         }
+        Ok(len)
     }
 }
 

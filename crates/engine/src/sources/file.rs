@@ -22,7 +22,7 @@ const BATCH: usize = 1000;
 /// The longest line read whole unless the source sets `max_line_bytes`.
 pub const MAX_LINE: u64 = 4 << 20;
 /// The largest `max_line_bytes` (the compiler refuses more with `E0510`).
-const LONGEST_LIMIT: u64 = 1 << 28;
+pub const LONGEST_LIMIT: u64 = 1 << 28;
 
 /// A file source's `max_line_bytes` from its options (`omniflow map` holds lines to it too).
 pub fn max_line_bytes(options: &BTreeMap<String, Value>) -> Result<u64, String> {
