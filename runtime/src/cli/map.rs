@@ -291,9 +291,9 @@ impl Lines<'_> {
                 break;
             }
             let want = CHUNK_BYTES.saturating_sub(data.len()).max(1 << 16);
+            // Fewer bytes than asked for: the input ended (no second read of a terminal).
             match (&mut self.file).take(want as u64).read_to_end(&mut data) {
-                Ok(0) => self.at_end = true,
-                Ok(_) => {}
+                Ok(n) => self.at_end = n < want,
                 Err(err) => return Err(format!("reading `{}`: {err}", self.path.display())),
             }
         }
@@ -322,6 +322,8 @@ impl Lines<'_> {
     fn read_past(&mut self, data: &mut Vec<u8>, start: usize) -> Result<u64, String> {
         let mut len = (data.len() - start) as u64;
         data.truncate(start);
+        // The room the long line took goes back: a chunk waiting for a worker keeps none.
+        data.shrink_to(CHUNK_BYTES + (1 << 16));
         let mut buffer = vec![0; 1 << 16];
         while !self.at_end {
             let n = match self.file.read(&mut buffer) {
