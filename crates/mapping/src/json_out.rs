@@ -64,7 +64,7 @@ fn escape_bits(x: u64) -> u64 {
 
 /// True when any byte is a control character, `"` or `\\`; eight bytes at a time without a
 /// branch per word. The last word overlaps the one before it, so no byte is read alone;
-/// a string shorter than a word is looked at byte by byte.
+/// a string shorter than a word is packed into a word of spaces.
 #[inline]
 fn needs_escape(bytes: &[u8]) -> bool {
     let word_at = |at: usize| {

@@ -86,19 +86,11 @@ impl Projection {
     }
 
     /// A kept field's interned name (`None` under a whole projection, where every key
-    /// is kept as written) and projection (for the scanner).
+    /// is kept as written) and projection (for the serde_json path).
     #[inline]
     pub(crate) fn kept(&self, key: &str) -> Option<(Option<&'static str>, &Projection)> {
-        if self.whole {
-            return Some((None, &WHOLE));
-        }
-        if self.key_bits & key_bit(key) == 0 {
-            return None;
-        }
-        self.fields
-            .iter()
-            .find(|(n, _)| *n == key)
-            .map(|(n, p)| (Some(*n), p))
+        self.kept_next(key, &mut 0)
+            .map(|(name, child, _)| (name, child))
     }
 
     /// [`Projection::kept`] for the scanner, trying the field after the one kept last
