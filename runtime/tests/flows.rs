@@ -2,7 +2,8 @@
 //! reproduces the canonical documents of the perf-anchors reference on a corpus sample.
 
 use omniflow_mapping::pipeline::Pipeline;
-use omniflow_mapping::{json_in, testing};
+use omniflow_mapping::value::Val;
+use omniflow_mapping::{json_in, json_out, testing};
 use omniflow_runtime::load::load_graph;
 use std::path::PathBuf;
 
@@ -187,4 +188,109 @@ flow fields {
             assert_eq!(document.to_json(), want, "{input}");
         }
     }
+}
+
+/// What one message makes of a flow: its trace and deliveries as JSON, or its rejection.
+fn outcome_text(pipeline: &Pipeline, flow_idx: usize, source: usize, input: Val<'_>) -> String {
+    match pipeline.process(flow_idx, source, input, true, true) {
+        Ok(outcome) => {
+            let trace: Vec<String> = outcome
+                .trace
+                .iter()
+                .map(|(node, value)| format!("{node}: {}", json_out::to_string(value)))
+                .collect();
+            let deliveries: Vec<String> = outcome
+                .deliveries
+                .iter()
+                .map(|d| format!("{} {} {}", d.sink, d.key, json_out::to_string(&d.value)))
+                .collect();
+            format!("{trace:?} {deliveries:?}")
+        }
+        Err(rejected) => format!("rejected by {}: {}", rejected.node, rejected.reason),
+    }
+}
+
+/// Each message maps the same through its source's projection (scanned and parsed by
+/// serde_json) as through the whole document: over every test input of the reference
+/// flows, and over `as` variables read by field, whole, through `let`, in templates and
+/// nested, with `[*]` over objects.
+#[test]
+fn projected_messages_map_as_whole_ones_do() {
+    let narrowing = pipeline_of(
+        "narrowing",
+        r#"use std.connectors.{file}
+connection inbox = file { dir = env("INBOX") }
+schema Out {
+  id: string
+  skus: [string]
+  kept: [json]
+  named: [string]
+  nested: [json]
+  values: [json]
+  counted: int
+  all_items: json
+}
+flow narrowing {
+  source docs = inbox.read { path = "*.jsonl", format = jsonl }
+  map out = docs -> Out {
+    id = to_string($.id)
+    skus = $.items[*] as it where it.qty > 0 -> it.sku
+    kept = $.lines[*] as l -> l
+    named = $.parts[*] as p -> "{{ p.name }}/{{ p.size }}"
+    nested = $.orders[*] as o -> (o.lines[*] as x -> x.sku)
+    values = $.attrs[*] as v -> v.x
+    counted = count($.boxes[*] as b -> 1)
+    all_items = $.items[*]
+  }
+  sink sink = inbox.write(out) { idempotency_key = id, dead_letter = "narrowing" }
+}
+"#,
+    );
+    let docs = [
+        r#"{"id": 1, "items": [{"sku": "A", "qty": 1, "x": {"deep": [1]}}, {"sku": "B", "qty": 0}, {"qty": 2}], "lines": [{"a": 1, "b": [2, {"c": 3}]}, 4, "s"], "parts": [{"name": "n", "size": 2, "other": 1}], "orders": [{"lines": [{"sku": "S", "q": 1}], "meta": 1}], "attrs": {"k": {"x": 1, "y": 2}, "j": {"x": [3]}, "z": 5}, "boxes": [{"w": 1}, 2, null]}"#,
+        r#"{"id": 2, "items": {"sku": "obj", "qty": 3}, "lines": {"a": 1}, "attrs": [{"x": 1}, {"y": 2}], "boxes": {"a": 1, "b": 2}}"#,
+        r#"{"id": 3, "items": [{"sku": "A", "sku": "dup", "qty": 1, "qty": -1}], "parts": [], "orders": [{"lines": {"k": {"sku": "o"}}}]}"#,
+        r#"{"id": 4}"#,
+    ];
+    let reference = Pipeline::new(load_graph(&[repo().join("flows")]).unwrap()).unwrap();
+    let mut cases: Vec<(&Pipeline, usize, String)> = Vec::new();
+    for (flow_idx, flow) in reference.flows.iter().enumerate() {
+        // A flow that reads the clock maps no message twice alike.
+        if serde_json::to_string(&flow.ir)
+            .unwrap()
+            .contains(r#""func":"now""#)
+        {
+            continue;
+        }
+        for test in flow.ir.tests.iter().filter(|t| !t.input.is_null()) {
+            cases.push((&reference, flow_idx, test.input.to_string()));
+        }
+    }
+    let flow_idx = narrowing.flow("narrowing").unwrap();
+    cases.extend(
+        docs.iter()
+            .map(|doc| (&narrowing, flow_idx, doc.to_string())),
+    );
+    let mut compared = 0;
+    for (pipeline, flow_idx, doc) in cases {
+        let Some((source, projection)) = pipeline.first_source(flow_idx) else {
+            continue;
+        };
+        let bytes = doc.as_bytes();
+        let want = outcome_text(
+            pipeline,
+            flow_idx,
+            source,
+            json_in::parse(bytes, &json_in::Projection::whole()).unwrap(),
+        );
+        for input in [
+            json_in::parse(bytes, projection).unwrap(),
+            json_in::parse_with_serde(bytes, projection).unwrap(),
+        ] {
+            let got = outcome_text(pipeline, flow_idx, source, input);
+            assert_eq!(got, want, "{doc}");
+        }
+        compared += 1;
+    }
+    assert!(compared >= 60, "compared {compared} messages");
 }

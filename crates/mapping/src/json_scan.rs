@@ -3,7 +3,7 @@
 //! it skips; on anything it is not sure about it returns `None` and the caller falls back
 //! to serde_json, which then also produces the precise error message.
 
-use crate::intern::same_name;
+use crate::intern::{same_name, same_text};
 use crate::projection::Projection;
 use crate::value::Val;
 use std::borrow::Cow;
@@ -19,8 +19,9 @@ pub fn scan<'a>(bytes: &'a [u8], projection: &Projection) -> Option<Val<'a>> {
         text,
         bytes,
         pos: 0,
-        fields: Vec::new(),
-        items: Vec::new(),
+        // Room for a typical document's open objects and lists, allocated once.
+        fields: Vec::with_capacity(64),
+        items: Vec::with_capacity(32),
     };
     scanner.ws();
     let value = scanner.value(Some(projection), 0)?;
@@ -119,8 +120,9 @@ impl<'a> Scanner<'a> {
     fn object(&mut self, keep: Option<&Projection>, depth: usize) -> Option<Val<'a>> {
         self.pos += 1;
         let mark = self.fields.len();
-        // The projection's field expected next, and the first 64 fields already kept.
-        let (mut next, mut kept_bits) = (0, 0u64);
+        // Where the projection guesses the next kept key from (the start), and the first
+        // 64 fields already kept.
+        let (mut last, mut kept_bits) = (0, 0u64);
         self.ws();
         if self.eat(b'}').is_none() {
             loop {
@@ -129,7 +131,7 @@ impl<'a> Scanner<'a> {
                 self.ws();
                 self.eat(b':')?;
                 self.ws();
-                match keep.and_then(|p| p.kept_next(&key, &mut next)) {
+                match keep.and_then(|p| p.kept_next(&key, &mut last)) {
                     // A repeated key: the first copy is the one kept.
                     Some((name, _, at)) if self.seen(mark, name, &key, at, &mut kept_bits) => {
                         self.value(None, depth + 1)?;
@@ -195,7 +197,7 @@ impl<'a> Scanner<'a> {
         let fields = &self.fields[mark..];
         match name {
             Some(name) => fields.iter().any(|(k, _)| same_name(k, name)),
-            None => fields.iter().any(|(k, _)| k == key),
+            None => fields.iter().any(|(k, _)| same_text(k, key)),
         }
     }
 

@@ -16,6 +16,7 @@ pub mod money;
 pub mod ops;
 pub mod pipeline;
 pub mod projection;
+pub mod reads;
 pub mod reject;
 pub mod templates;
 pub mod testing;

@@ -163,7 +163,7 @@ impl Pipeline {
     ) -> Result<Outcome<'a>, Rejected> {
         let flow = &self.flows[flow_idx];
         let mut outcome = Outcome::default();
-        let mut slots: Vec<Val<'a>> = Vec::new();
+        let mut slots: Vec<Val<'a>> = self.env.new_slots();
         while let Some((node_idx, value)) = work.pop() {
             let node = &flow.nodes[node_idx];
             let reject = |r: Reject| Rejected {
@@ -306,7 +306,9 @@ fn compile_flow(env: &mut Env, flow: &ir::Flow) -> Result<FlowRt, CompileError> 
                     let reads: Vec<String> = consumers
                         .iter()
                         .flat_map(|n| match &n.kind {
-                            NodeKind::Map { reads, .. } => reads.clone(),
+                            NodeKind::Map { reads, program, .. } => {
+                                crate::reads::narrowed(reads, program)
+                            }
                             _ => Vec::new(),
                         })
                         .collect();

@@ -1,6 +1,9 @@
 //! Which parts of a JSON document a flow reads: the projection the parser keeps, built
 //! from the field paths the mapping reads.
 
+use crate::intern::same_text;
+use std::sync::atomic::{AtomicU32, Ordering};
+
 /// Which parts of a document to keep.
 #[derive(Debug, Default, Clone)]
 pub struct Projection {
@@ -11,6 +14,21 @@ pub struct Projection {
     /// mapping never reads are passed over without a comparison.
     key_bits: u64,
     items: Option<Box<Projection>>,
+    /// The kept field that followed the start (at 0) and each kept field (at its position
+    /// plus one) in the last document that ordered them differently: learned, since
+    /// documents from one system keep their keys in one order, which the reads (sorted
+    /// by name) do not know.
+    follows: Vec<Hint>,
+}
+
+/// A field position remembered across documents; only ever a guess to try first.
+#[derive(Debug, Default)]
+struct Hint(AtomicU32);
+
+impl Clone for Hint {
+    fn clone(&self) -> Hint {
+        Hint(AtomicU32::new(self.0.load(Ordering::Relaxed)))
+    }
 }
 
 static WHOLE: Projection = Projection {
@@ -18,6 +36,7 @@ static WHOLE: Projection = Projection {
     fields: Vec::new(),
     key_bits: 0,
     items: None,
+    follows: Vec::new(),
 };
 
 /// A cheap signature of a key: its length and first and last bytes.
@@ -55,7 +74,53 @@ impl Projection {
                 None => return Projection::whole(),
             }
         }
+        root.settle();
         root
+    }
+
+    /// Widens what `[*]` reads into every field kept beside it: over an object, `[*]`
+    /// reads the value of each field, so a field also read by name keeps both.
+    fn settle(&mut self) {
+        self.follows = (0..=self.fields.len() as u32)
+            .map(|at| Hint(AtomicU32::new(at)))
+            .collect();
+        if let Some(items) = self.items.as_deref() {
+            for (_, child) in &mut self.fields {
+                child.merge(items);
+            }
+        }
+        for (_, child) in &mut self.fields {
+            child.settle();
+        }
+        if let Some(items) = self.items.as_deref_mut() {
+            items.settle();
+        }
+    }
+
+    /// Keeps what `other` keeps too.
+    fn merge(&mut self, other: &Projection) {
+        if self.whole {
+            return;
+        }
+        if other.whole {
+            *self = Projection::whole();
+            return;
+        }
+        for (name, theirs) in &other.fields {
+            match self.fields.iter_mut().find(|(mine, _)| *mine == *name) {
+                Some((_, child)) => child.merge(theirs),
+                None => {
+                    self.fields.push((*name, theirs.clone()));
+                    self.key_bits |= key_bit(name);
+                }
+            }
+        }
+        if let Some(theirs) = other.items.as_deref() {
+            match self.items.as_deref_mut() {
+                Some(items) => items.merge(theirs),
+                None => self.items = Some(Box::new(theirs.clone())),
+            }
+        }
     }
 
     fn add(&mut self, path: &[omniflow_ir::PathSeg]) {
@@ -93,33 +158,55 @@ impl Projection {
             .map(|(name, child, _)| (name, child))
     }
 
-    /// [`Projection::kept`] for the scanner, trying the field after the one kept last
-    /// (`*next`) first: a system writes its keys in one order, so most kept keys are found
-    /// by one comparison. Also the kept field's position, [`Projection::WHOLE_FIELD`] under
-    /// a whole projection.
-    #[inline]
+    /// [`Projection::kept`] for the scanner, trying first the field that followed the one
+    /// kept last (`*last`: 0 at the start of an object, a field's position plus one after
+    /// it) in earlier documents: a system writes its keys in one order, so most kept keys
+    /// are found by one comparison. Also the kept field's position,
+    /// [`Projection::WHOLE_FIELD`] under a whole projection. Where `[*]` is read, every
+    /// other key is kept under the elements' projection (`[*]` over an object reads its
+    /// values).
+    #[inline(always)]
     pub(crate) fn kept_next(
         &self,
         key: &str,
-        next: &mut usize,
+        last: &mut usize,
     ) -> Option<(Option<&'static str>, &Projection, usize)> {
         if self.whole {
             return Some((None, &WHOLE, Self::WHOLE_FIELD));
         }
-        if let Some((name, child)) = self.fields.get(*next) {
-            if *name == key {
-                let at = *next;
-                *next += 1;
+        let guess = self
+            .follows
+            .get(*last)
+            .map_or(*last, |hint| hint.0.load(Ordering::Relaxed) as usize);
+        if let Some((name, child)) = self.fields.get(guess) {
+            if same_text(name, key) {
+                *last = guess + 1;
+                return Some((Some(*name), child, guess));
+            }
+        }
+        self.kept_elsewhere(key, last)
+    }
+
+    /// [`Projection::kept_next`] past a wrong guess: the field found by name (learned as
+    /// the one to guess next time), else the elements' projection where `[*]` is read.
+    #[inline(never)]
+    fn kept_elsewhere(
+        &self,
+        key: &str,
+        last: &mut usize,
+    ) -> Option<(Option<&'static str>, &Projection, usize)> {
+        if self.key_bits & key_bit(key) != 0 {
+            if let Some(at) = self.fields.iter().position(|(n, _)| same_text(n, key)) {
+                if let Some(hint) = self.follows.get(*last) {
+                    hint.0.store(at as u32, Ordering::Relaxed);
+                }
+                *last = at + 1;
+                let (name, child) = &self.fields[at];
                 return Some((Some(*name), child, at));
             }
         }
-        if self.key_bits & key_bit(key) == 0 {
-            return None;
-        }
-        let at = self.fields.iter().position(|(n, _)| *n == key)?;
-        *next = at + 1;
-        let (name, child) = &self.fields[at];
-        Some((Some(*name), child, at))
+        let items = self.items.as_deref()?;
+        Some((None, items, Self::WHOLE_FIELD))
     }
 
     /// The position [`Projection::kept_next`] gives a field under a whole projection.

@@ -3,7 +3,7 @@
 
 use crate::builtins::{self, Builtin, Imp};
 pub use crate::error::CompileError;
-use crate::intern::{intern, same_name};
+use crate::intern::{intern, same_name, same_text};
 use crate::ops;
 pub use crate::reject::{Eval, Reject};
 use crate::value::Val;
@@ -50,7 +50,7 @@ impl FieldRef {
     fn find<'v, 'a>(&self, fields: &'v [(Cow<'a, str>, Val<'a>)]) -> Option<&'v Val<'a>> {
         let hint = self.hint.load(Ordering::Relaxed) as usize;
         if let Some((key, value)) = fields.get(hint) {
-            if same_name(key, self.name) || key == self.name {
+            if same_name(key, self.name) || same_text(key, self.name) {
                 return Some(value);
             }
         }
@@ -163,6 +163,8 @@ pub struct Env {
     schema_index: HashMap<String, usize>,
     templates: minijinja::Environment<'static>,
     n_templates: usize,
+    /// Local slots the compiled code uses (one past the highest).
+    slots: usize,
 }
 
 /// Word-at-a-time multiply-rotate hashing: lookup tables are keyed by short strings
@@ -292,7 +294,22 @@ impl Env {
             schema_index,
             templates: minijinja::Environment::new(),
             n_templates: 0,
+            slots: 0,
         }
+    }
+
+    /// Local slots for one evaluation: every slot the compiled code uses, unset.
+    pub fn new_slots<'a>(&self) -> Vec<Val<'a>> {
+        std::iter::repeat_with(|| Val::Null)
+            .take(self.slots)
+            .collect()
+    }
+
+    /// A slot of compiled code (counted for [`Env::new_slots`]).
+    fn slot(&mut self, slot: u32) -> usize {
+        let slot = slot as usize;
+        self.slots = self.slots.max(slot + 1);
+        slot
     }
 
     /// Compiles an IR expression.
@@ -376,7 +393,7 @@ impl Env {
                 body,
             } => Code::Each {
                 source: Box::new(self.compile(source)?),
-                slot: *slot as usize,
+                slot: self.slot(*slot),
                 filter: match filter {
                     Some(f) => Some(Box::new(self.compile(f)?)),
                     None => None,
@@ -422,7 +439,7 @@ impl Env {
         for item in items {
             compiled.push(match item {
                 ir::RecordItem::Let(slot, value) => {
-                    RecordCode::Let(*slot as usize, self.compile(value)?)
+                    RecordCode::Let(self.slot(*slot), self.compile(value)?)
                 }
                 ir::RecordItem::Field(name, value) => {
                     let idx = self.schemas[schema_idx]
@@ -1102,6 +1119,56 @@ fn walk_all<'v, 'a: 'v>(items: impl Iterator<Item = &'v Val<'a>>, rest: &[Seg]) 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every path a projection was built from reads the same through it, by the scanner
+    /// and by serde_json, as through the whole document: `[*]` over an object reads its
+    /// values, beside fields of it read by name.
+    #[test]
+    fn a_projection_keeps_what_its_paths_read() {
+        let docs: [&[u8]; 4] = [
+            br#"{"id": 1, "attrs": {"a": {"x": 1, "y": [2]}, "b": "s", "c": null}}"#,
+            br#"{"id": 2, "attrs": [{"x": 3, "z": 4}, {"a": {"x": 5}}, 6]}"#,
+            br#"{"attrs": {"a": {"x": 7, "x": 8}, "a": 9, "d": {"e": {"f": [1, {"g": 2}]}}}}"#,
+            br#"{"items": [{"sku": "A", "q": 1, "more": {"k": [1]}}, {"sku": "B"}], "attrs": 3}"#,
+        ];
+        let read_sets: [&[&str]; 6] = [
+            &["$.attrs[*]"],
+            &["$.attrs[*]", "$.attrs.a.x"],
+            &["$.attrs.a.x", "$.attrs[*].x"],
+            &["$.attrs[*].x", "$.id"],
+            &["$.attrs[*][*]", "$.attrs.d.e"],
+            &["$.items[*].sku", "$.items[*].more[*]", "$.attrs[0]"],
+        ];
+        for doc in docs {
+            let whole = crate::json_in::parse(doc, &crate::json_in::Projection::whole()).unwrap();
+            for reads in read_sets {
+                let reads: Vec<String> = reads.iter().map(|r| r.to_string()).collect();
+                let projection = crate::json_in::Projection::from_reads(&reads);
+                let scanned = crate::json_scan::scan(doc, &projection).unwrap();
+                let parsed = crate::json_in::parse_with_serde(doc, &projection).unwrap();
+                for read in &reads {
+                    let segs: Vec<Seg> = omniflow_ir::path::simple_path(read)
+                        .unwrap()
+                        .iter()
+                        .map(|seg| match seg {
+                            PathSeg::Field(name) => Seg::Field(FieldRef::new(name)),
+                            PathSeg::Index(idx) => Seg::Index(*idx),
+                            PathSeg::All => Seg::All,
+                        })
+                        .collect();
+                    let want = walk(&whole, &segs);
+                    for (how, input) in [("scanned", &scanned), ("parsed", &parsed)] {
+                        let got = walk(input, &segs);
+                        assert!(
+                            crate::value::equal(&got, &want),
+                            "{} {how} under {reads:?}: {read} gave {got:?}, want {want:?}",
+                            String::from_utf8_lossy(doc)
+                        );
+                    }
+                }
+            }
+        }
+    }
 
     #[test]
     fn jsonpath_results_keep_every_digit() {
