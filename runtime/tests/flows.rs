@@ -228,7 +228,11 @@ schema Out {
   nested: [json]
   values: [json]
   counted: int
-  all_items: json
+}
+schema Both {
+  skus: [string]
+  all_items: json?
+  dotted: json
 }
 flow narrowing {
   source docs = inbox.read { path = "*.jsonl", format = jsonl }
@@ -240,9 +244,17 @@ flow narrowing {
     nested = $.orders[*] as o -> (o.lines[*] as x -> x.sku)
     values = $.attrs[*] as v -> v.x
     counted = count($.boxes[*] as b -> 1)
-    all_items = $.items[*]
   }
   sink sink = inbox.write(out) { idempotency_key = id, dead_letter = "narrowing" }
+}
+flow elsewhere {
+  source docs = inbox.read { path = "*.jsonl", format = jsonl }
+  map both = docs -> Both {
+    skus = $.items[*] as it where it.qty > 0 -> it.sku
+    all_items = $.items[*]
+    dotted = [$['odd.key'], $.odd.key]
+  }
+  sink sink = inbox.write(both) { idempotency_key = "k", dead_letter = "elsewhere" }
 }
 "#,
     );
@@ -250,7 +262,7 @@ flow narrowing {
         r#"{"id": 1, "items": [{"sku": "A", "qty": 1, "x": {"deep": [1]}}, {"sku": "B", "qty": 0}, {"qty": 2}], "lines": [{"a": 1, "b": [2, {"c": 3}]}, 4, "s"], "parts": [{"name": "n", "size": 2, "other": 1}], "orders": [{"lines": [{"sku": "S", "q": 1}], "meta": 1}], "attrs": {"k": {"x": 1, "y": 2}, "j": {"x": [3]}, "z": 5}, "boxes": [{"w": 1}, 2, null]}"#,
         r#"{"id": 2, "items": {"sku": "obj", "qty": 3}, "lines": {"a": 1}, "attrs": [{"x": 1}, {"y": 2}], "boxes": {"a": 1, "b": 2}}"#,
         r#"{"id": 3, "items": [{"sku": "A", "sku": "dup", "qty": 1, "qty": -1}], "parts": [], "orders": [{"lines": {"k": {"sku": "o"}}}]}"#,
-        r#"{"id": 4}"#,
+        r#"{"id": 4, "odd.key": 5, "odd": {"key": 6, "x": 7}}"#,
     ];
     let reference = Pipeline::new(load_graph(&[repo().join("flows")]).unwrap()).unwrap();
     let mut cases: Vec<(&Pipeline, usize, String)> = Vec::new();
@@ -266,11 +278,13 @@ flow narrowing {
             cases.push((&reference, flow_idx, test.input.to_string()));
         }
     }
-    let flow_idx = narrowing.flow("narrowing").unwrap();
-    cases.extend(
-        docs.iter()
-            .map(|doc| (&narrowing, flow_idx, doc.to_string())),
-    );
+    for flow in ["narrowing", "elsewhere"] {
+        let flow_idx = narrowing.flow(flow).unwrap();
+        cases.extend(
+            docs.iter()
+                .map(|doc| (&narrowing, flow_idx, doc.to_string())),
+        );
+    }
     let mut compared = 0;
     for (pipeline, flow_idx, doc) in cases {
         let Some((source, projection)) = pipeline.first_source(flow_idx) else {

@@ -104,15 +104,27 @@ impl Expr {
     }
 }
 
-/// Renders a lowered path back as JSONPath (`$.a[*].b`), for `reads` lists.
+/// Renders a lowered path back as JSONPath (`$.a[*].b`, `$['odd.key']`), for `reads`
+/// lists: a text `path::simple_path` reads back as the same path, or, for a name no
+/// simple path can write (with a quote, a backslash or `]`), one it refuses, so the
+/// whole document is kept.
 pub fn path_text(path: &[PathSeg]) -> String {
     let mut out = String::from("$");
     for seg in path {
         match seg {
-            PathSeg::Field(name) => {
+            PathSeg::Field(name)
+                if !name.is_empty()
+                    && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') =>
+            {
                 out.push('.');
                 out.push_str(name);
             }
+            PathSeg::Field(name) if !name.contains(['\'', '"', '\\', ']']) => {
+                out.push_str("['");
+                out.push_str(name);
+                out.push_str("']");
+            }
+            PathSeg::Field(_) => out.push_str("[?(unwritable)]"),
             PathSeg::Index(idx) => out.push_str(&format!("[{idx}]")),
             PathSeg::All => out.push_str("[*]"),
         }
@@ -207,6 +219,30 @@ pub fn jsonpath_bounds(text: &str) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A read path's text reads back as the same path, whatever its names hold; a name
+    /// no simple path can write gives a text that is not a simple path at all.
+    #[test]
+    fn path_texts_read_back_as_their_paths() {
+        let field = |name: &str| PathSeg::Field(name.to_string());
+        for path in [
+            vec![field("a"), PathSeg::All, field("b_2")],
+            vec![field("odd.key")],
+            vec![field("with space"), PathSeg::Index(3), field("x-y")],
+            vec![field(""), field("[*"), field("a[b")],
+        ] {
+            let text = path_text(&path);
+            assert_eq!(
+                crate::path::simple_path(&text),
+                Some(path.clone()),
+                "{text}"
+            );
+        }
+        for name in ["it's", "a\"][\"b", "a']['b", "back\\slash", "a]b"] {
+            let text = path_text(&[field("x"), field(name), field("y")]);
+            assert_eq!(crate::path::simple_path(&text), None, "{text}");
+        }
+    }
 
     #[test]
     fn costly_jsonpaths_are_refused() {

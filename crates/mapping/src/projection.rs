@@ -39,6 +39,10 @@ static WHOLE: Projection = Projection {
     follows: Vec::new(),
 };
 
+/// Most nodes [`Projection::from_reads`] copies to widen `[*]` reads; past it the whole
+/// document is kept.
+const SETTLE_BUDGET: usize = 4096;
+
 /// A cheap signature of a key: its length and first and last bytes.
 #[inline]
 fn key_bit(key: &str) -> u64 {
@@ -74,27 +78,40 @@ impl Projection {
                 None => return Projection::whole(),
             }
         }
-        root.settle();
-        root
+        let mut budget = SETTLE_BUDGET;
+        match root.settle(&mut budget) {
+            Some(()) => root,
+            None => Projection::whole(),
+        }
     }
 
     /// Widens what `[*]` reads into every field kept beside it: over an object, `[*]`
-    /// reads the value of each field, so a field also read by name keeps both.
-    fn settle(&mut self) {
+    /// reads the value of each field, so a field also read by name keeps both. `None`
+    /// once the copies would pass `budget` nodes (reads naming one key at many `[*]`
+    /// depths double the tree at each).
+    fn settle(&mut self, budget: &mut usize) -> Option<()> {
         self.follows = (0..=self.fields.len() as u32)
             .map(|at| Hint(AtomicU32::new(at)))
             .collect();
         if let Some(items) = self.items.as_deref() {
             for (_, child) in &mut self.fields {
+                *budget = budget.checked_sub(items.size())?;
                 child.merge(items);
             }
         }
         for (_, child) in &mut self.fields {
-            child.settle();
+            child.settle(budget)?;
         }
-        if let Some(items) = self.items.as_deref_mut() {
-            items.settle();
+        match self.items.as_deref_mut() {
+            Some(items) => items.settle(budget),
+            None => Some(()),
         }
+    }
+
+    /// Nodes in this projection.
+    fn size(&self) -> usize {
+        1 + self.fields.iter().map(|(_, f)| f.size()).sum::<usize>()
+            + self.items.as_deref().map_or(0, Projection::size)
     }
 
     /// Keeps what `other` keeps too.
@@ -222,5 +239,26 @@ impl Projection {
             return Some(&WHOLE);
         }
         self.items.as_deref()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One key read at each of thirty `[*]` depths would double the projection at every
+    /// level as `[*]` widens into the key: past the budget the whole document is kept.
+    #[test]
+    fn reads_that_would_multiply_the_projection_keep_the_whole_document() {
+        let reads = |depth: usize| -> Vec<String> {
+            (0..depth)
+                .map(|i| format!("${}.k{}", "[*]".repeat(i), "[*]".repeat(depth - 1 - i)))
+                .collect()
+        };
+        let deep = Projection::from_reads(&reads(30));
+        assert!(deep.whole);
+        let shallow = Projection::from_reads(&reads(4));
+        assert!(!shallow.whole);
+        assert!(shallow.size() < 100, "{}", shallow.size());
     }
 }

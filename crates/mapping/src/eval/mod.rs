@@ -20,6 +20,10 @@ const STACK_SEGMENT: usize = 1 << 20;
 const TEMPLATE_RED_ZONE: usize = 1 << 20;
 const TEMPLATE_SEGMENT: usize = 8 << 20;
 
+/// Most slots [`Env::new_slots`] makes room for at once: a graph read from JSON may
+/// number its slots past any flow's.
+const SLOTS_AT_ONCE: usize = 256;
+
 /// A path step with the field name interned.
 #[derive(Debug)]
 pub enum Seg {
@@ -298,11 +302,10 @@ impl Env {
         }
     }
 
-    /// Local slots for one evaluation: every slot the compiled code uses, unset.
+    /// Local slots for one evaluation, with room for every slot the compiled code uses
+    /// (up to [`SLOTS_AT_ONCE`]; bindings grow it as they are set).
     pub fn new_slots<'a>(&self) -> Vec<Val<'a>> {
-        std::iter::repeat_with(|| Val::Null)
-            .take(self.slots)
-            .collect()
+        Vec::with_capacity(self.slots.min(SLOTS_AT_ONCE))
     }
 
     /// A slot of compiled code (counted for [`Env::new_slots`]).
