@@ -456,7 +456,8 @@ impl<'a> ExprCx<'a> {
             });
         }
         if self.bare_fields && self.input_field(name).is_some() {
-            self.reads.insert(format!("$.{name}"));
+            self.reads
+                .insert(ir::expr::path_text(&[PathSeg::Field(name.to_string())]));
             return Some(IrExpr::Path {
                 root: Root::Input,
                 path: vec![PathSeg::Field(name.to_string())],
@@ -539,7 +540,8 @@ impl<'a> ExprCx<'a> {
         }
         if self.bare_fields {
             if let Some(ty) = self.input_field(&ident.name) {
-                self.reads.insert(format!("$.{}", ident.name));
+                self.reads
+                    .insert(ir::expr::path_text(&[PathSeg::Field(ident.name.clone())]));
                 return (
                     ty,
                     IrExpr::Path {
