@@ -94,8 +94,9 @@ impl Projection {
             .map(|at| Hint(AtomicU32::new(at)))
             .collect();
         if let Some(items) = self.items.as_deref() {
+            let copied = items.size();
             for (_, child) in &mut self.fields {
-                *budget = budget.checked_sub(items.size())?;
+                *budget = budget.checked_sub(copied)?;
                 child.merge(items);
             }
         }

@@ -13,7 +13,7 @@ pub fn narrowed(reads: &[String], program: &Expr) -> Vec<String> {
     let mut uses = Uses::default();
     uses.expr(program);
     let mut out: BTreeSet<String> = reads.iter().cloned().collect();
-    let mut whole: BTreeSet<String> = uses.plain.clone();
+    let mut whole = std::mem::take(&mut uses.plain);
     let mut narrow: Vec<(String, Vec<String>)> = Vec::new();
     for (slot, list) in &uses.eaches {
         let text = path_text(list);
