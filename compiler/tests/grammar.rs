@@ -96,18 +96,11 @@ fn flow_files(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
-/// The words of the compiler's `keyword` rule (reserved in expressions).
+/// The compiler's reserved words (no name may be one).
 fn reserved_words() -> Vec<String> {
-    let pest = std::fs::read_to_string(repo().join("compiler/src/syntax/flow.pest")).unwrap();
-    let rule = &pest[pest.find("keyword     =").unwrap()..];
-    let rule = &rule[..rule.find('}').unwrap()];
-    // One line per first letter: `'i'..'i' ~ ("f" | "n")` is `if` and `in`.
-    rule.lines()
-        .filter_map(|line| Some((line.split('\'').nth(1)?, line)))
-        .flat_map(|(first, line)| {
-            let rests: Vec<&str> = line.split('"').skip(1).step_by(2).collect();
-            rests.into_iter().map(move |rest| format!("{first}{rest}"))
-        })
+    omniflow_compiler::syntax::KEYWORDS
+        .iter()
+        .map(|w| w.to_string())
         .collect()
 }
 

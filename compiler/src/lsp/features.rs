@@ -11,12 +11,6 @@ use lsp_types::{
 };
 use std::collections::HashMap;
 
-/// The words the grammar keeps from names (its `keyword` rule).
-const RESERVED: &[&str] = &[
-    "if", "then", "else", "and", "or", "not", "in", "as", "where", "reject", "true", "false",
-    "null", "let",
-];
-
 /// What the server offers.
 pub fn capabilities() -> ServerCapabilities {
     ServerCapabilities {
@@ -228,7 +222,7 @@ pub fn rename(server: &Server, params: RenameParams) -> Result<Option<WorkspaceE
             "`{new_name}` is not a name (letters, digits and `_`, not first a digit)"
         ));
     }
-    if RESERVED.contains(&new_name.as_str()) {
+    if crate::syntax::KEYWORDS.contains(&new_name.as_str()) {
         return Err(format!("`{new_name}` is a reserved word"));
     }
     let Some((definition, declaration)) = renamable(server, &at) else {
@@ -277,27 +271,4 @@ pub fn format(
         range: text::range(&current, 0, current.len()),
         new_text: formatted,
     }]))
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn the_reserved_words_are_the_grammars_keywords() {
-        let pest = include_str!("../syntax/flow.pest");
-        let rule = &pest[pest.find("keyword     =").unwrap_or(0)..];
-        let rule = &rule[..rule.find('}').unwrap_or(0)];
-        // One line per first letter: `'i'..'i' ~ ("f" | "n")` is `if` and `in`.
-        let mut words: Vec<String> = rule
-            .lines()
-            .filter_map(|line| Some((line.split('\'').nth(1)?, line)))
-            .flat_map(|(first, line)| {
-                let rests: Vec<&str> = line.split('"').skip(1).step_by(2).collect();
-                rests.into_iter().map(move |rest| format!("{first}{rest}"))
-            })
-            .collect();
-        words.sort();
-        let mut reserved: Vec<&str> = super::RESERVED.to_vec();
-        reserved.sort_unstable();
-        assert_eq!(words, reserved);
-    }
 }

@@ -4,4 +4,4 @@ pub mod ast;
 pub mod comments;
 pub mod parse;
 
-pub use parse::{parse_expr, parse_module};
+pub use parse::{parse_expr, parse_module, KEYWORDS};

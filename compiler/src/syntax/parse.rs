@@ -14,6 +14,13 @@ use std::sync::OnceLock;
 #[grammar = "syntax/flow.pest"]
 struct FlowParser;
 
+/// The reserved words: no name (of a value, a variable or an item) may be one of them.
+/// Field names may.
+pub const KEYWORDS: &[&str] = &[
+    "if", "then", "else", "and", "or", "not", "in", "as", "where", "reject", "true", "false",
+    "null", "let",
+];
+
 /// Keywords that begin a top-level item; a line starting with one is a recovery point.
 const ITEM_KEYWORDS: &[&str] = &[
     "use",
@@ -602,10 +609,25 @@ impl Builder<'_> {
         )
     }
 
-    fn ident(&self, pair: Pair<Rule>) -> Ident {
+    /// A name; a reserved word read where a name stands (the grammar leaves that to this
+    /// check) is reported. Field names may be reserved words.
+    fn ident(&mut self, pair: Pair<Rule>) -> Ident {
+        let span = self.span(&pair);
+        let name = pair.as_str();
+        if pair.as_rule() == Rule::ident && KEYWORDS.contains(&name) {
+            self.diags.push(
+                Diagnostic::error(
+                    codes::SYNTAX_ERROR,
+                    span,
+                    format!("`{name}` is a reserved word, not a name"),
+                )
+                .label("reserved word")
+                .help(format!("choose another name, such as `{name}_`")),
+            );
+        }
         Ident {
-            span: self.span(&pair),
-            name: pair.as_str().to_string(),
+            span,
+            name: name.to_string(),
         }
     }
 
@@ -1017,7 +1039,7 @@ impl Builder<'_> {
         }
     }
 
-    fn operation(&self, pair: Pair<Rule>) -> Option<Operation> {
+    fn operation(&mut self, pair: Pair<Rule>) -> Option<Operation> {
         let mut inner = pair.into_inner();
         let connection = self.ident(inner.next()?);
         let name = self.ident(inner.next()?);
@@ -1148,7 +1170,7 @@ impl Builder<'_> {
         })
     }
 
-    fn targets(&self, pair: Pair<Rule>) -> Vec<Ident> {
+    fn targets(&mut self, pair: Pair<Rule>) -> Vec<Ident> {
         pair.into_inner().map(|p| self.ident(p)).collect()
     }
 
@@ -1279,7 +1301,7 @@ impl Builder<'_> {
                         let field = op.into_inner().next();
                         match field {
                             Some(f) => {
-                                let field = this.borrow().ident(f);
+                                let field = this.borrow_mut().ident(f);
                                 ExprKind::Member(Box::new(lhs), field)
                             }
                             None => ExprKind::Error,
@@ -1295,7 +1317,7 @@ impl Builder<'_> {
                     },
                     _ => {
                         let mut parts = op.into_inner();
-                        let var = parts.next().map(|p| this.borrow().ident(p));
+                        let var = parts.next().map(|p| this.borrow_mut().ident(p));
                         let rest: Vec<Pair<Rule>> = parts.collect();
                         let (filter, body) = match rest.len() {
                             2 => (Some(rest[0].clone()), rest[1].clone()),
@@ -1686,6 +1708,43 @@ flow f {
         );
         assert!(!diags.has_errors(), "{diags:?}");
         assert_eq!(module.items.len(), 2);
+    }
+
+    #[test]
+    fn reserved_words_are_refused_as_names_and_kept_as_field_names() {
+        for word in KEYWORDS {
+            // Each place a name is declared or read; the reserved word stands in one of them.
+            let places = [
+                format!("schema {word} {{ x: string }}"),
+                format!("connection {word} = http {{ base_url = \"x\" }}"),
+                format!("flow f {{ map {word} = s -> A {{ x = 1 }} }}"),
+                format!("flow f {{ map m = {word} -> A {{ x = 1 }} }}"),
+                format!("flow f {{ map m = s -> A {{ let {word} = 1\n x = 1 }} }}"),
+                format!("flow f {{ map m = s -> A {{ x = $.a[*] as {word} -> 1 }} }}"),
+                format!("flow f {{ route r = m {{ otherwise -> {word} }} }}"),
+                format!("flow f {{ map m = s -> A {{ x = {word}\n y = 1 }} }}"),
+            ];
+            // `true`, `false` and `null` are values where an expression stands.
+            let literal = matches!(*word, "true" | "false" | "null");
+            for text in places.iter().take(if literal { 7 } else { 8 }) {
+                let (_, diags) = parse(text);
+                let refused = diags.as_slice().iter().any(|d| {
+                    d.code.id == "E0001"
+                        && d.message.contains(&format!("`{word}` is a reserved word"))
+                });
+                // A keyword that starts an expression may fail as that expression first.
+                assert!(diags.has_errors(), "{text}: accepted");
+                let expression_led = text.contains(&format!("x = {word}\n"));
+                assert!(refused || expression_led, "{text}: {diags:?}");
+            }
+            // As a field name it is an ordinary name.
+            let text = format!(
+                "schema S {{ {word}: string }}\nflow f {{ map m = s -> S {{ {word} = $.{word} ?? x.{word} }} }}"
+            );
+            let (module, diags) = parse(&text);
+            assert!(!diags.has_errors(), "{text}: {diags:?}");
+            assert_eq!(module.items.len(), 2);
+        }
     }
 
     #[test]
