@@ -316,30 +316,26 @@ fn close_keywords(frames: &mut [ScanFrame], open_keywords: &mut usize) {
     }
 }
 
-/// Operators in one flat `expr` pair: each adds at most one level to the tree it builds.
-fn operator_count(pair: &Pair<Rule>) -> usize {
-    pair.clone()
-        .into_inner()
-        .filter(|part| {
-            !matches!(
-                part.as_rule(),
-                Rule::if_expr
-                    | Rule::reject_expr
-                    | Rule::named
-                    | Rule::jsonpath
-                    | Rule::list
-                    | Rule::expr
-                    | Rule::duration
-                    | Rule::rate
-                    | Rule::percent
-                    | Rule::decimal
-                    | Rule::integer
-                    | Rule::string
-                    | Rule::boolean
-                    | Rule::null
-            )
-        })
-        .count()
+/// Whether a part of a flat `expr` pair is an operand rather than an operator (each
+/// operator adds at most one level to the tree the pair builds).
+fn is_operand(rule: Rule) -> bool {
+    matches!(
+        rule,
+        Rule::if_expr
+            | Rule::reject_expr
+            | Rule::named
+            | Rule::jsonpath
+            | Rule::list
+            | Rule::expr
+            | Rule::duration
+            | Rule::rate
+            | Rule::percent
+            | Rule::decimal
+            | Rule::integer
+            | Rule::string
+            | Rule::boolean
+            | Rule::null
+    )
 }
 
 /// Parses a single expression (for tools and tests).
@@ -1239,12 +1235,30 @@ impl Builder<'_> {
     }
 
     fn expr(&mut self, pair: Pair<Rule>) -> Expr {
-        let span = self.span(&pair);
         if pair.as_rule() != Rule::expr {
             return self.primary(pair);
         }
-        let levels = operator_count(&pair) + 1;
+        let mut parts = pair.clone().into_inner();
+        let levels = match (parts.next(), parts.next()) {
+            // A lone operand (most expressions): nothing for the precedence parser to order.
+            (Some(operand), None) if self.depth < MAX_EXPR_DEPTH => {
+                self.depth += 1;
+                let expr = self.primary(operand);
+                self.depth -= 1;
+                return expr;
+            }
+            (first, second) => {
+                let operators = first
+                    .into_iter()
+                    .chain(second)
+                    .chain(parts)
+                    .filter(|part| !is_operand(part.as_rule()))
+                    .count();
+                operators + 1
+            }
+        };
         if self.depth + levels > MAX_EXPR_DEPTH {
+            let span = self.span(&pair);
             return self.too_deep(span);
         }
         self.depth += levels;
@@ -1272,7 +1286,6 @@ impl Builder<'_> {
 
     /// Builds a flat `prefix* operand (infix prefix* operand)*` pair by precedence.
     fn operators(&mut self, pair: Pair<Rule>) -> Expr {
-        let span = self.span(&pair);
         let file = self.file;
         let base = self.base;
         let this = std::cell::RefCell::new(self);
@@ -1368,7 +1381,6 @@ impl Builder<'_> {
                 }
             })
             .parse(pair_inner(pair));
-        let _ = span;
         expr
     }
 
@@ -1565,8 +1577,13 @@ fn placeholder_type(span: Span) -> TypeExpr {
 /// lone surrogate, bad hex) is the error. A surrogate pair written as two `\u` escapes is
 /// one character.
 pub fn unescape(body: &str) -> Result<String, String> {
+    // Most strings hold no escape: one search and one copy.
+    let Some(first) = body.find('\\') else {
+        return Ok(body.to_string());
+    };
     let mut out = String::with_capacity(body.len());
-    let mut chars = body.chars();
+    out.push_str(&body[..first]);
+    let mut chars = body[first..].chars();
     while let Some(ch) = chars.next() {
         if ch != '\\' {
             out.push(ch);
@@ -1628,6 +1645,11 @@ mod tests {
 
     #[test]
     fn unicode_escapes_name_characters_or_are_refused() {
+        assert_eq!(unescape("plain é text").unwrap(), "plain é text");
+        assert_eq!(
+            unescape(r#"say \"hi\"\t\\ ok"#).unwrap(),
+            "say \"hi\"\t\\ ok"
+        );
         assert_eq!(unescape(r"a\u00e9b").unwrap(), "aéb");
         assert_eq!(unescape(r"\uD83D\uDE00").unwrap(), "😀");
         for lone in [r"a\uD800b", r"\uDC00", r"\uD800\u0041", r"\uZZZZ", r"\u12"] {
