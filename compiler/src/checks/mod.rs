@@ -162,9 +162,12 @@ fn check_route(
     // Conditions by their shape as JSON text, so a route of many arms stays linear.
     let mut seen: HashMap<String, crate::source::Span> = HashMap::new();
     for arm in arms {
-        let shape = serde_json::to_value(&arm.cond)
-            .unwrap_or_default()
-            .to_string();
+        // A lone arm has no other to repeat: its shape is not written.
+        let shape = (arms.len() > 1).then(|| {
+            serde_json::to_value(&arm.cond)
+                .unwrap_or_default()
+                .to_string()
+        });
         if let Some(first) = always_taken {
             diags.push(
                 Diagnostic::warning(
@@ -176,7 +179,7 @@ fn check_route(
                 .secondary(first, "an earlier branch always matches")
                 .help("remove this branch or reorder the branches"),
             );
-        } else if let Some(first) = seen.get(&shape) {
+        } else if let Some(first) = shape.as_ref().and_then(|shape| seen.get(shape)) {
             diags.push(
                 Diagnostic::warning(
                     codes::UNREACHABLE_BRANCH,
@@ -201,7 +204,9 @@ fn check_route(
         if is_bool(&arm.cond, true) && always_taken.is_none() {
             always_taken = Some(arm.cond.span);
         }
-        seen.entry(shape).or_insert(arm.cond.span);
+        if let Some(shape) = shape {
+            seen.entry(shape).or_insert(arm.cond.span);
+        }
         check_targets(name, &arm.targets, nodes, diags);
     }
     match otherwise {
