@@ -418,7 +418,7 @@ impl<'a> ExprCx<'a> {
         }
         // Each path read is checked against the type of its variable; unknown roots were
         // reported above.
-        for path in templates::variable_paths(text).into_iter().flatten() {
+        for path in templates::paths_of(&template) {
             if let Some(ty) = self.template_var_type(&path[0]) {
                 templates::walk(self.program, self.env, &ty, &path, text, span, self.diags);
             }

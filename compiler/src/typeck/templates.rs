@@ -29,14 +29,18 @@ pub fn is_template(text: &str) -> bool {
 /// The variable paths a template reads (`input.id` as `["input", "id"]`), sorted; the
 /// parse error when it does not parse.
 pub fn variable_paths(text: &str) -> Result<Vec<Vec<String>>, minijinja::Error> {
-    let template = template_env().template_from_str(text)?;
+    Ok(paths_of(&template_env().template_from_str(text)?))
+}
+
+/// [`variable_paths`] of a template already compiled.
+pub fn paths_of(template: &minijinja::Template<'_, '_>) -> Vec<Vec<String>> {
     let mut paths: Vec<Vec<String>> = template
         .undeclared_variables(true)
         .into_iter()
         .map(|path| path.split('.').map(String::from).collect())
         .collect();
     paths.sort();
-    Ok(paths)
+    paths
 }
 
 /// The filters a template applies (`x | name`) that minijinja does not know: the runtime
