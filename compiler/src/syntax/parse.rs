@@ -1770,6 +1770,28 @@ flow f {
     }
 
     #[test]
+    fn a_field_whose_name_starts_with_let_is_a_field() {
+        let text = "flow f { map m = s -> S { letter = 1\n let_go = 2\n letin = 3\n let x = 4\n lets = x } }";
+        let (module, diags) = parse(text);
+        assert!(!diags.has_errors(), "{diags:?}");
+        let Some(Item::Flow(flow)) = module.items.first() else {
+            panic!("{module:?}")
+        };
+        let Some(Stmt::Map { record, .. }) = flow.stmts.first() else {
+            panic!("{flow:?}")
+        };
+        let items: Vec<String> = record
+            .items
+            .iter()
+            .map(|item| match item {
+                RecordItem::Let(name, _) => format!("let {}", name.name),
+                RecordItem::Field(name, _) => name.name.clone(),
+            })
+            .collect();
+        assert_eq!(items, ["letter", "let_go", "letin", "let x", "lets"]);
+    }
+
+    #[test]
     fn recovers_at_the_next_item() {
         let (module, diags) =
             parse("schema A { x: }\nschema B { y: string }\nflow { }\nenum C { a }\n");
