@@ -416,7 +416,7 @@ fn rule_name(rule: &Rule) -> Option<&'static str> {
         Rule::settings => "a settings block `{ ... }`",
         Rule::schema_field => "a field `name: Type`",
         Rule::field_assign => "a field assignment `name = expression`",
-        Rule::let_binding => "`let`",
+        Rule::let_binding | Rule::let_word => "`let`",
         Rule::when_arm => "`when`",
         Rule::otherwise_arm => "`otherwise`",
         Rule::targets => "a target node",
@@ -1789,6 +1789,49 @@ flow f {
             })
             .collect();
         assert_eq!(items, ["letter", "let_go", "letin", "let x", "lets"]);
+    }
+
+    #[test]
+    fn a_name_that_starts_with_if_is_a_name() {
+        let mut diags = Diagnostics::default();
+        let text = "if a and ifrs_code == 1 then iffy else if ifx then 2 else ifz";
+        let expr = parse_expr(FileId(0), text, &mut diags).expect("parses");
+        assert!(!diags.has_errors(), "{diags:?}");
+        let ExprKind::If(cond, then, otherwise) = &expr.kind else {
+            panic!("{expr:?}")
+        };
+        let ExprKind::Binary(BinOp::And, _, right) = &cond.kind else {
+            panic!("{cond:?}")
+        };
+        assert!(
+            matches!(&right.kind, ExprKind::Binary(BinOp::Eq, name, _) if matches!(&name.kind, ExprKind::Var(v) if v.name == "ifrs_code")),
+            "{right:?}"
+        );
+        assert!(
+            matches!(&then.kind, ExprKind::Var(v) if v.name == "iffy"),
+            "{then:?}"
+        );
+        let ExprKind::If(inner, _, last) = &otherwise.kind else {
+            panic!("{otherwise:?}")
+        };
+        assert!(
+            matches!(&inner.kind, ExprKind::Var(v) if v.name == "ifx"),
+            "{inner:?}"
+        );
+        assert!(
+            matches!(&last.kind, ExprKind::Var(v) if v.name == "ifz"),
+            "{last:?}"
+        );
+    }
+
+    #[test]
+    fn a_record_item_that_is_neither_a_field_nor_let_says_so() {
+        let (_, diags) = parse("flow f { map m = s -> A { \"x\" = 1 } }");
+        let message = &diags.as_slice()[0].message;
+        assert!(
+            message.contains("`let`") && message.contains("a field name"),
+            "{message}"
+        );
     }
 
     #[test]
