@@ -1,6 +1,7 @@
 //! Syntax: the pest grammar (`flow.pest`), the AST and the parser that builds it.
 
 pub mod ast;
+pub mod charset;
 pub mod comments;
 pub mod parse;
 

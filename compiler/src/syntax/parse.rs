@@ -58,6 +58,9 @@ pub fn parse_module(file: FileId, text: &str, diags: &mut Diagnostics) -> Module
         diags.push(diagnostic);
         return module;
     }
+    if let Some(found) = super::charset::misplaced(text) {
+        diags.push(misplaced(file, found));
+    }
     let mut offset = 0;
     let mut n_errors = 0;
     while offset < text.len() {
@@ -112,6 +115,24 @@ pub fn parse_module(file: FileId, text: &str, diags: &mut Diagnostics) -> Module
     module
 }
 
+/// The report for a character the grammar read (as whitespace or in a name) that a flow
+/// file does not allow there; the rest of the file is read as the grammar read it.
+fn misplaced(file: FileId, found: super::charset::Misplaced) -> Diagnostic {
+    let (message, label, help) = found.describe();
+    let more = match found.count {
+        1 => String::new(),
+        2 => " (and once more in this file)".to_string(),
+        n => format!(" (and {} more times in this file)", n - 1),
+    };
+    Diagnostic::error(
+        codes::SYNTAX_ERROR,
+        Span::new(file, found.at, found.at + found.ch.len_utf8()),
+        format!("{message}{more}"),
+    )
+    .label(label)
+    .help(help)
+}
+
 /// Syntax errors reported per file before the parser stops.
 pub const MAX_SYNTAX_ERRORS: usize = 100;
 
@@ -119,7 +140,8 @@ pub const MAX_SYNTAX_ERRORS: usize = 100;
 fn only_trivia(text: &str) -> bool {
     let mut rest = text;
     loop {
-        rest = rest.trim_start_matches([' ', '\t', '\r', '\n']);
+        // Every character the grammar skips (the misplaced ones are reported apart).
+        rest = rest.trim_start_matches(super::charset::skipped);
         match rest.strip_prefix("//") {
             Some(comment) => rest = comment.find('\n').map_or("", |idx| &comment[idx..]),
             None => return rest.is_empty(),
@@ -236,7 +258,7 @@ fn too_deep(text: &str) -> Option<(usize, bool)> {
 
 /// Where the JSONPath starting with the `$` at `start` ends, as the grammar's `jsonpath`
 /// reads it (`jp_segment`s), and how deep its brackets nest.
-fn jsonpath_extent(bytes: &[u8], start: usize) -> (usize, usize) {
+pub(super) fn jsonpath_extent(bytes: &[u8], start: usize) -> (usize, usize) {
     let name_char = |b: &u8| b.is_ascii_alphanumeric() || *b == b'_';
     let mut idx = start + 1;
     let mut deepest = 0;
@@ -340,6 +362,9 @@ fn is_operand(rule: Rule) -> bool {
 
 /// Parses a single expression (for tools and tests).
 pub fn parse_expr(file: FileId, text: &str, diags: &mut Diagnostics) -> Option<Expr> {
+    if let Some(found) = super::charset::misplaced(text) {
+        diags.push(misplaced(file, found));
+    }
     match FlowParser::parse(Rule::expr_entry, text) {
         Ok(mut pairs) => {
             let pair = pairs.next()?;
@@ -1894,6 +1919,59 @@ flow f {
             "the second, and the first beside it"
         );
         assert!(first_sink_body(&module).overwrites.is_some());
+    }
+
+    #[test]
+    fn whitespace_and_name_characters_beyond_ascii_are_refused_once_per_file() {
+        let valid = "schema A { x: string }\nflow f {\n  source s = c.orders\n}\n";
+        let (module, diags) = parse(valid);
+        assert!(!diags.has_errors(), "{diags:?}");
+        assert_eq!(module.items.len(), 2);
+        for (foreign, name) in [
+            ('\u{0C}', "U+000C FORM FEED"),
+            ('\u{2028}', "U+2028 LINE SEPARATOR"),
+        ] {
+            let text = valid
+                .replace("x: ", &format!("x:{foreign}"))
+                .replace("s = ", &format!("s ={foreign}"));
+            let (module, diags) = parse(&text);
+            let found: Vec<_> = diags
+                .as_slice()
+                .iter()
+                .map(|d| (d.code.id, d.message.clone()))
+                .collect();
+            assert_eq!(found.len(), 1, "{found:?}");
+            assert_eq!(found[0].0, "E0001");
+            assert_eq!(
+                found[0].1,
+                format!("{name} is not whitespace in a flow file (and once more in this file)")
+            );
+            // Read as a space, so the rest of the file is checked.
+            assert_eq!(module.items.len(), 2, "{name}");
+            // At the end of a file, the same report and nothing more.
+            let (_, diags) = parse(&format!("{valid}{foreign}"));
+            assert_eq!(diags.error_count(), 1, "{diags:?}");
+            // In strings and comments they are text.
+            let (_, diags) = parse(&format!(
+                "// a{foreign}b\ntable t: string -> string = {{ \"a{foreign}\": \"b\" }}\n"
+            ));
+            assert!(!diags.has_errors(), "{diags:?}");
+        }
+        // A name with a letter beyond ASCII: one report, and the name read whole.
+        let (module, diags) = parse(&valid.replace("schema A", "schema Café"));
+        let found: Vec<_> = diags.as_slice().iter().map(|d| d.message.clone()).collect();
+        assert_eq!(found, ["`é` (U+00E9) cannot stand in a name"]);
+        assert_eq!(module.items.len(), 2);
+        // Other Unicode spaces are not skipped at all: a syntax error, as before.
+        let (_, diags) = parse(&valid.replace("x: ", "x:\u{A0}"));
+        assert!(
+            diags
+                .as_slice()
+                .iter()
+                .all(|d| !d.message.contains("whitespace")),
+            "{diags:?}"
+        );
+        assert!(diags.has_errors());
     }
 
     #[test]
