@@ -20,13 +20,13 @@ const FOREIGN_WHITESPACE: [(char, &str); 7] = [
 ];
 
 /// A character the grammar read as whitespace or as part of a name that a flow file may
-/// hold only in a string, a comment or a JSONPath.
+/// hold only in a string, a comment or a JSONPath: the first of its kind in a file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Misplaced {
     /// Byte offset of the first one.
     pub at: usize,
     pub ch: char,
-    /// How many there are in the file.
+    /// How many of its kind (whitespace, or letters in names) the file holds.
     pub count: usize,
 }
 
@@ -57,15 +57,16 @@ pub fn skipped(ch: char) -> bool {
 }
 
 /// The characters outside strings, comments and JSONPaths that the grammar accepts and a
-/// flow file does not, if any. An ASCII file without vertical tabs and form feeds (nearly
+/// flow file does not: the first whitespace and the first letter in a name, each with how
+/// many of its kind there are. An ASCII file without vertical tabs and form feeds (nearly
 /// every file) costs one pass over its bytes, a word at a time.
-pub fn misplaced(text: &str) -> Option<Misplaced> {
+pub fn misplaced(text: &str) -> Vec<Misplaced> {
     let bytes = text.as_bytes();
     if text.is_ascii() && memchr::memchr2(0x0B, 0x0C, bytes).is_none() {
-        return None;
+        return Vec::new();
     }
-    let mut first = None;
-    let mut count = 0;
+    // [whitespace, letters in names]
+    let mut found: [Option<Misplaced>; 2] = [None, None];
     let mut idx = 0;
     while idx < bytes.len() {
         match bytes[idx] {
@@ -91,13 +92,19 @@ pub fn misplaced(text: &str) -> Option<Misplaced> {
             byte if byte.is_ascii() && !matches!(byte, 0x0B | 0x0C) => {}
             _ => {
                 if let Some(ch) = text.get(idx..).and_then(|rest| rest.chars().next()) {
-                    if foreign_whitespace(ch) || pest::unicode::XID_CONTINUE(ch) {
-                        first.get_or_insert(Misplaced {
-                            at: idx,
-                            ch,
-                            count: 0,
-                        });
-                        count += 1;
+                    let kind = if foreign_whitespace(ch) {
+                        Some(0)
+                    } else {
+                        pest::unicode::XID_CONTINUE(ch).then_some(1)
+                    };
+                    if let Some(kind) = kind {
+                        found[kind]
+                            .get_or_insert(Misplaced {
+                                at: idx,
+                                ch,
+                                count: 0,
+                            })
+                            .count += 1;
                     }
                     idx += ch.len_utf8();
                     continue;
@@ -106,7 +113,7 @@ pub fn misplaced(text: &str) -> Option<Misplaced> {
         }
         idx += 1;
     }
-    first.map(|m| Misplaced { count, ..m })
+    found.into_iter().flatten().collect()
 }
 
 fn foreign_whitespace(ch: char) -> bool {
@@ -144,16 +151,18 @@ mod tests {
                     .map(|ch| format!("flow a {{\n  source s ={ch}c.orders\n}}\n")),
             );
         for text in cases {
-            let found = misplaced(&text).expect(&text);
+            let found = misplaced(&text);
+            assert_eq!(found.len(), 1, "{text:?}");
+            let found = found[0];
             assert_eq!((found.at, found.count), (21, 1), "{text:?}");
             assert!(text[21..].starts_with(found.ch));
         }
-        let (message, ..) = misplaced("a =\u{2028}1").unwrap().describe();
+        let (message, ..) = misplaced("a =\u{2028}1")[0].describe();
         assert_eq!(
             message,
             "U+2028 LINE SEPARATOR is not whitespace in a flow file"
         );
-        let (message, ..) = misplaced("café = 1").unwrap().describe();
+        let (message, ..) = misplaced("café = 1")[0].describe();
         assert_eq!(message, "`é` (U+00E9) cannot stand in a name");
     }
 
@@ -171,7 +180,7 @@ mod tests {
                 format!("x = $['a{ch}b']\n"),
                 format!("x = $[?@.a == \"{ch}\"]\n"),
             ] {
-                assert_eq!(misplaced(&text), None, "{text:?}");
+                assert_eq!(misplaced(&text), [], "{text:?}");
             }
         }
     }
@@ -186,12 +195,13 @@ mod tests {
             "a → b",
             "x = 1 + 😀",
         ] {
-            assert_eq!(misplaced(text), None, "{text:?}");
+            assert_eq!(misplaced(text), [], "{text:?}");
         }
-        let found = misplaced("a =\u{0C}1\u{2028}\u{2029} é").unwrap();
-        assert_eq!((found.at, found.ch, found.count), (3, '\u{0C}', 4));
+        let found = misplaced("aé =\u{0C}1\u{2028}\u{2029} é");
+        let found: Vec<_> = found.iter().map(|m| (m.at, m.ch, m.count)).collect();
+        assert_eq!(found, [(5, '\u{0C}', 3), (1, 'é', 2)]);
         // After a string that ends at its line, the next line is read again.
-        let found = misplaced("x = \"open\n\u{85}y").unwrap();
-        assert_eq!((found.at, found.ch), (10, '\u{85}'));
+        let found = misplaced("x = \"open\n\u{85}y");
+        assert_eq!((found[0].at, found[0].ch), (10, '\u{85}'));
     }
 }

@@ -58,7 +58,7 @@ pub fn parse_module(file: FileId, text: &str, diags: &mut Diagnostics) -> Module
         diags.push(diagnostic);
         return module;
     }
-    if let Some(found) = super::charset::misplaced(text) {
+    for found in super::charset::misplaced(text) {
         diags.push(misplaced(file, found));
     }
     let mut offset = 0;
@@ -121,8 +121,8 @@ fn misplaced(file: FileId, found: super::charset::Misplaced) -> Diagnostic {
     let (message, label, help) = found.describe();
     let more = match found.count {
         1 => String::new(),
-        2 => " (and once more in this file)".to_string(),
-        n => format!(" (and {} more times in this file)", n - 1),
+        2 => " (and one more in this file)".to_string(),
+        n => format!(" (and {} more in this file)", n - 1),
     };
     Diagnostic::error(
         codes::SYNTAX_ERROR,
@@ -362,7 +362,7 @@ fn is_operand(rule: Rule) -> bool {
 
 /// Parses a single expression (for tools and tests).
 pub fn parse_expr(file: FileId, text: &str, diags: &mut Diagnostics) -> Option<Expr> {
-    if let Some(found) = super::charset::misplaced(text) {
+    for found in super::charset::misplaced(text) {
         diags.push(misplaced(file, found));
     }
     match FlowParser::parse(Rule::expr_entry, text) {
@@ -1944,7 +1944,7 @@ flow f {
             assert_eq!(found[0].0, "E0001");
             assert_eq!(
                 found[0].1,
-                format!("{name} is not whitespace in a flow file (and once more in this file)")
+                format!("{name} is not whitespace in a flow file (and one more in this file)")
             );
             // Read as a space, so the rest of the file is checked.
             assert_eq!(module.items.len(), 2, "{name}");
