@@ -26,7 +26,8 @@ pub struct Misplaced {
     /// Byte offset of the first one.
     pub at: usize,
     pub ch: char,
-    /// How many of its kind (whitespace, or letters in names) the file holds.
+    /// How many of its kind (whitespace, or name characters) stand outside strings,
+    /// comments and JSONPaths in the file.
     pub count: usize,
 }
 
@@ -43,7 +44,10 @@ impl Misplaced {
                 ),
             ),
             None => (
-                format!("`{}` (U+{code:04X}) cannot stand in a name", self.ch),
+                format!(
+                    "`{}` (U+{code:04X}) can stand only in a string or a comment",
+                    self.ch
+                ),
                 "not an ASCII letter, digit or `_`",
                 "names are ASCII letters, digits and `_`; other text goes in a string".to_string(),
             ),
@@ -57,15 +61,15 @@ pub fn skipped(ch: char) -> bool {
 }
 
 /// The characters outside strings, comments and JSONPaths that the grammar accepts and a
-/// flow file does not: the first whitespace and the first letter in a name, each with how
+/// flow file does not: the first whitespace and the first name character, each with how
 /// many of its kind there are. An ASCII file without vertical tabs and form feeds (nearly
-/// every file) costs one pass over its bytes, a word at a time.
+/// every file) costs two quick passes over its bytes (`is_ascii`, then a byte search).
 pub fn misplaced(text: &str) -> Vec<Misplaced> {
     let bytes = text.as_bytes();
     if text.is_ascii() && memchr::memchr2(0x0B, 0x0C, bytes).is_none() {
         return Vec::new();
     }
-    // [whitespace, letters in names]
+    // [whitespace, name characters]
     let mut found: [Option<Misplaced>; 2] = [None, None];
     let mut idx = 0;
     while idx < bytes.len() {
@@ -163,7 +167,10 @@ mod tests {
             "U+2028 LINE SEPARATOR is not whitespace in a flow file"
         );
         let (message, ..) = misplaced("café = 1")[0].describe();
-        assert_eq!(message, "`é` (U+00E9) cannot stand in a name");
+        assert_eq!(
+            message,
+            "`é` (U+00E9) can stand only in a string or a comment"
+        );
     }
 
     #[test]

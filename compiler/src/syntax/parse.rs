@@ -236,6 +236,15 @@ fn too_deep(text: &str) -> Option<(usize, bool)> {
                     "if" if previous_word != "else" && !after_dot => {
                         open_keyword(&mut frames, &mut open_keywords);
                     }
+                    // The grammar reads `then`, `where`, `each` and `when` as the text they
+                    // start with, so `thenif` is `then if`.
+                    "thenif" | "whereif" | "eachif" if !after_dot => {
+                        open_keyword(&mut frames, &mut open_keywords);
+                    }
+                    "whenif" if !after_dot => {
+                        close_keywords(&mut frames, &mut open_keywords);
+                        open_keyword(&mut frames, &mut open_keywords);
+                    }
                     "as" if !after_dot => open_keyword(&mut frames, &mut open_keywords),
                     "when" | "otherwise" => close_keywords(&mut frames, &mut open_keywords),
                     _ => {}
@@ -1730,6 +1739,15 @@ mod tests {
             let expr = format!("{path} ?? {}", deep(20));
             assert!(!too_deep(&flow(&expr)), "{path}");
         }
+        // A keyword the grammar reads glued to `if` opens one as well.
+        for glued in ["thenif", "whereif", "eachif"] {
+            let chain = |n: usize| {
+                let opened = format!("{glued} a ").repeat(n);
+                format!("if a {opened}then 1{}", " else 1".repeat(n + 1))
+            };
+            assert!(too_deep(&flow(&chain(200))), "{glued}");
+            assert!(!too_deep(&flow(&chain(20))), "{glued}");
+        }
         let inside = format!("$.a{}1{}", "[".repeat(200), "]".repeat(200));
         assert!(too_deep(&flow(&inside)));
         // A bracket that never closes: pest recursed on every `[` before giving it up,
@@ -1960,7 +1978,10 @@ flow f {
         // A name with a letter beyond ASCII: one report, and the name read whole.
         let (module, diags) = parse(&valid.replace("schema A", "schema Café"));
         let found: Vec<_> = diags.as_slice().iter().map(|d| d.message.clone()).collect();
-        assert_eq!(found, ["`é` (U+00E9) cannot stand in a name"]);
+        assert_eq!(
+            found,
+            ["`é` (U+00E9) can stand only in a string or a comment"]
+        );
         assert_eq!(module.items.len(), 2);
         // Other Unicode spaces are not skipped at all: a syntax error, as before.
         let (_, diags) = parse(&valid.replace("x: ", "x:\u{A0}"));
@@ -1971,6 +1992,16 @@ flow f {
                 .all(|d| !d.message.contains("whitespace")),
             "{diags:?}"
         );
+        assert!(diags.has_errors());
+    }
+
+    #[test]
+    fn as_begins_a_mapping_only_as_a_whole_word() {
+        let flow = |expr: &str| format!("flow f {{ map m = a -> B {{ x = {expr} }} }}\n");
+        let (_, diags) = parse(&flow("xs as x -> x.sku"));
+        assert!(!diags.has_errors(), "{diags:?}");
+        // Read as `xs as set -> set`, it nested without the nesting check seeing an `as`.
+        let (_, diags) = parse(&flow("xs asset -> set"));
         assert!(diags.has_errors());
     }
 
