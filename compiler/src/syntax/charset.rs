@@ -5,7 +5,7 @@
 //! names. What the wider classes let through is refused here, before the parse, so the
 //! language stays as written and the rest of the file is still read.
 
-use super::parse::jsonpath_extent;
+use super::parse::{jsonpath_extent, line_end, string_close};
 
 /// The `Pattern_White_Space` characters beyond space, tab, LF and CR, with their Unicode
 /// names.
@@ -74,21 +74,8 @@ pub fn misplaced(text: &str) -> Vec<Misplaced> {
     let mut idx = 0;
     while idx < bytes.len() {
         match bytes[idx] {
-            b'"' => {
-                idx += 1;
-                while idx < bytes.len() && bytes[idx] != b'"' && bytes[idx] != b'\n' {
-                    if bytes[idx] == b'\\' {
-                        idx += 1;
-                    }
-                    idx += 1;
-                }
-            }
-            b'/' if bytes.get(idx + 1) == Some(&b'/') => {
-                while idx < bytes.len() && bytes[idx] != b'\n' {
-                    idx += 1;
-                }
-                continue;
-            }
+            b'"' => idx = string_close(bytes, idx),
+            b'/' if bytes.get(idx + 1) == Some(&b'/') => idx = line_end(bytes, idx),
             b'$' => {
                 idx = jsonpath_extent(bytes, idx).0;
                 continue;

@@ -178,20 +178,8 @@ fn too_deep(text: &str) -> Option<(usize, bool)> {
     while idx < bytes.len() {
         let byte = bytes[idx];
         match byte {
-            b'"' => {
-                idx += 1;
-                while idx < bytes.len() && bytes[idx] != b'"' && bytes[idx] != b'\n' {
-                    if bytes[idx] == b'\\' {
-                        idx += 1;
-                    }
-                    idx += 1;
-                }
-            }
-            b'/' if bytes.get(idx + 1) == Some(&b'/') => {
-                while idx < bytes.len() && bytes[idx] != b'\n' {
-                    idx += 1;
-                }
-            }
+            b'"' => idx = string_close(bytes, idx),
+            b'/' if bytes.get(idx + 1) == Some(&b'/') => idx = line_end(bytes, idx),
             // A JSONPath is one token whose brackets nest (and may quote `"`, `'`, `//`
             // and closing brackets without escapes): read as the grammar reads it.
             b'$' => {
@@ -263,6 +251,24 @@ fn too_deep(text: &str) -> Option<(usize, bool)> {
         idx += 1;
     }
     None
+}
+
+/// Where the string opening at `open` ends as the grammar reads it: its closing quote, or
+/// the newline or end of text that leaves it unterminated.
+pub(super) fn string_close(bytes: &[u8], open: usize) -> usize {
+    let mut idx = open + 1;
+    while idx < bytes.len() && bytes[idx] != b'"' && bytes[idx] != b'\n' {
+        if bytes[idx] == b'\\' {
+            idx += 1;
+        }
+        idx += 1;
+    }
+    idx
+}
+
+/// The newline ending the line `from` is on (a comment's end), or the end of text.
+pub(super) fn line_end(bytes: &[u8], from: usize) -> usize {
+    memchr::memchr(b'\n', &bytes[from..]).map_or(bytes.len(), |at| from + at)
 }
 
 /// Where the JSONPath starting with the `$` at `start` ends, as the grammar's `jsonpath`
