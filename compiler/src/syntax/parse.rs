@@ -174,12 +174,17 @@ fn too_deep(text: &str) -> Option<(usize, bool)> {
     let mut frames: Vec<ScanFrame> = vec![ScanFrame::default()];
     let mut open_keywords = 0usize;
     let mut previous_word: &str = "";
+    // The last byte of the token before, when it is not a word (comments skipped).
+    let mut previous_byte = 0u8;
     let mut idx = 0;
     while idx < bytes.len() {
         let byte = bytes[idx];
         match byte {
             b'"' => idx = string_close(bytes, idx),
-            b'/' if bytes.get(idx + 1) == Some(&b'/') => idx = line_end(bytes, idx),
+            b'/' if bytes.get(idx + 1) == Some(&b'/') => {
+                idx = line_end(bytes, idx);
+                continue;
+            }
             // A JSONPath is one token whose brackets nest (and may quote `"`, `'`, `//`
             // and closing brackets without escapes): read as the grammar reads it.
             b'$' => {
@@ -189,6 +194,7 @@ fn too_deep(text: &str) -> Option<(usize, bool)> {
                 }
                 idx = end;
                 previous_word = "";
+                previous_byte = b'$';
                 continue;
             }
             b'(' | b'[' | b'{' => {
@@ -220,6 +226,31 @@ fn too_deep(text: &str) -> Option<(usize, bool)> {
                 }
                 let word = &text[start..idx];
                 let after_dot = start > 0 && bytes[start - 1] == b'.';
+                // `when` and `otherwise` are names too: they begin a route arm (and close
+                // what the last one opened) only after an operand, never where a name is
+                // read (`if when then ...`, `as when -> ...`).
+                let arm = !after_dot
+                    && match previous_word {
+                        "" => !matches!(
+                            previous_byte,
+                            0 | b'('
+                                | b'['
+                                | b'{'
+                                | b','
+                                | b'='
+                                | b'+'
+                                | b'-'
+                                | b'*'
+                                | b'/'
+                                | b'<'
+                                | b'>'
+                                | b'!'
+                                | b'?'
+                                | b':'
+                                | b'.'
+                        ),
+                        _ => !EXPRESSION_WORDS.contains(&previous_word),
+                    };
                 match word {
                     "if" if previous_word != "else" && !after_dot => {
                         open_keyword(&mut frames, &mut open_keywords);
@@ -229,12 +260,14 @@ fn too_deep(text: &str) -> Option<(usize, bool)> {
                     "thenif" | "whereif" | "eachif" if !after_dot => {
                         open_keyword(&mut frames, &mut open_keywords);
                     }
-                    "whenif" if !after_dot => {
+                    "whenif" if arm => {
                         close_keywords(&mut frames, &mut open_keywords);
                         open_keyword(&mut frames, &mut open_keywords);
                     }
                     "as" if !after_dot => open_keyword(&mut frames, &mut open_keywords),
-                    "when" | "otherwise" => close_keywords(&mut frames, &mut open_keywords),
+                    "when" | "otherwise" if arm => {
+                        close_keywords(&mut frames, &mut open_keywords);
+                    }
                     _ => {}
                 }
                 if frames.len() - 1 + open_keywords > MAX_NESTING {
@@ -247,18 +280,37 @@ fn too_deep(text: &str) -> Option<(usize, bool)> {
         }
         if !byte.is_ascii_whitespace() {
             previous_word = "";
+            previous_byte = byte;
         }
         idx += 1;
     }
     None
 }
 
+/// The words after which an expression (so possibly a name) begins.
+const EXPRESSION_WORDS: &[&str] = &[
+    "if",
+    "then",
+    "else",
+    "as",
+    "where",
+    "not",
+    "and",
+    "or",
+    "in",
+    "each",
+    "when",
+    "otherwise",
+    "let",
+    "reject",
+];
+
 /// Where the string opening at `open` ends as the grammar reads it: its closing quote, or
-/// the newline or end of text that leaves it unterminated.
+/// the newline or end of text that leaves it unterminated (a `\` escapes no newline).
 pub(super) fn string_close(bytes: &[u8], open: usize) -> usize {
     let mut idx = open + 1;
     while idx < bytes.len() && bytes[idx] != b'"' && bytes[idx] != b'\n' {
-        if bytes[idx] == b'\\' {
+        if bytes[idx] == b'\\' && bytes.get(idx + 1) != Some(&b'\n') {
             idx += 1;
         }
         idx += 1;
@@ -1745,13 +1797,45 @@ mod tests {
             let expr = format!("{path} ?? {}", deep(20));
             assert!(!too_deep(&flow(&expr)), "{path}");
         }
+        // Refused by the count before the parse, not by the tree builder's depth after it:
+        // only the first keeps pest's recursion bounded.
+        let counted = |text: &str| {
+            let (_, diags) = parse(text);
+            let messages = diags.into_sorted().into_iter().map(|d| d.message);
+            messages
+                .filter(|m| m.contains("`if` and `as` nested deeper"))
+                .count()
+                > 0
+        };
+        // `when` and `otherwise` read as names close nothing.
+        for name in [
+            "if when then ",
+            "if x.when then ",
+            "a as when -> ",
+            "if whenif then ",
+        ] {
+            let chain = |n: usize| format!("{}1{}", name.repeat(n), " else 1".repeat(n));
+            assert!(counted(&flow(&chain(200))), "{name}");
+            assert!(!too_deep(&flow(&chain(20))), "{name}");
+        }
+        // A route arm still closes what the one before opened.
+        let arms = "  when if a then b else c -> t\n".repeat(200);
+        assert!(!too_deep(&format!(
+            "flow f {{\n route r = x {{\n{arms} }}\n}}\n"
+        )));
+        // A backslash before a newline escapes nothing: the next line is read.
+        let hidden = format!(
+            "\"\\\nflow f {{ map m = a -> B {{ x = {} }} }}\n",
+            deep(100_000)
+        );
+        assert!(too_deep(&hidden));
         // A keyword the grammar reads glued to `if` opens one as well.
         for glued in ["thenif", "whereif", "eachif"] {
             let chain = |n: usize| {
                 let opened = format!("{glued} a ").repeat(n);
                 format!("if a {opened}then 1{}", " else 1".repeat(n + 1))
             };
-            assert!(too_deep(&flow(&chain(200))), "{glued}");
+            assert!(counted(&flow(&chain(200))), "{glued}");
             assert!(!too_deep(&flow(&chain(20))), "{glued}");
         }
         let inside = format!("$.a{}1{}", "[".repeat(200), "]".repeat(200));
