@@ -229,28 +229,30 @@ fn too_deep(text: &str) -> Option<(usize, bool)> {
                 // `when` and `otherwise` are names too: they begin a route arm (and close
                 // what the last one opened) only after an operand, never where a name is
                 // read (`if when then ...`, `as when -> ...`).
-                let arm = !after_dot
-                    && match previous_word {
-                        "" => !matches!(
-                            previous_byte,
-                            0 | b'('
-                                | b'['
-                                | b'{'
-                                | b','
-                                | b'='
-                                | b'+'
-                                | b'-'
-                                | b'*'
-                                | b'/'
-                                | b'<'
-                                | b'>'
-                                | b'!'
-                                | b'?'
-                                | b':'
-                                | b'.'
-                        ),
-                        _ => !EXPRESSION_WORDS.contains(&previous_word),
-                    };
+                let arm = || {
+                    !after_dot
+                        && match previous_word {
+                            "" => !matches!(
+                                previous_byte,
+                                0 | b'('
+                                    | b'['
+                                    | b'{'
+                                    | b','
+                                    | b'='
+                                    | b'+'
+                                    | b'-'
+                                    | b'*'
+                                    | b'/'
+                                    | b'<'
+                                    | b'>'
+                                    | b'!'
+                                    | b'?'
+                                    | b':'
+                                    | b'.'
+                            ),
+                            _ => !EXPRESSION_WORDS.contains(&previous_word),
+                        }
+                };
                 match word {
                     "if" if previous_word != "else" && !after_dot => {
                         open_keyword(&mut frames, &mut open_keywords);
@@ -260,12 +262,12 @@ fn too_deep(text: &str) -> Option<(usize, bool)> {
                     "thenif" | "whereif" | "eachif" if !after_dot => {
                         open_keyword(&mut frames, &mut open_keywords);
                     }
-                    "whenif" if arm => {
+                    "whenif" if arm() => {
                         close_keywords(&mut frames, &mut open_keywords);
                         open_keyword(&mut frames, &mut open_keywords);
                     }
                     "as" if !after_dot => open_keyword(&mut frames, &mut open_keywords),
-                    "when" | "otherwise" if arm => {
+                    "when" | "otherwise" if arm() => {
                         close_keywords(&mut frames, &mut open_keywords);
                     }
                     _ => {}
