@@ -229,28 +229,22 @@ fn too_deep(text: &str) -> Option<(usize, bool)> {
                 // `when` and `otherwise` are names too: they begin a route arm (and close
                 // what the last one opened) only after an operand, never where a name is
                 // read (`if when then ...`, `as when -> ...`).
+                // An operand must end right before: a name that is no expression keyword
+                // (nor starts with one the grammar reads as bare text, `thenif`), a closing
+                // bracket, a string, a number or a JSONPath. Anything else (an operator, a
+                // character beyond ASCII, whitespace the charset check refuses) leaves the
+                // count open: a level too many, never one too few.
                 let arm = || {
                     !after_dot
                         && match previous_word {
-                            "" => !matches!(
+                            "" => matches!(
                                 previous_byte,
-                                0 | b'('
-                                    | b'['
-                                    | b'{'
-                                    | b','
-                                    | b'='
-                                    | b'+'
-                                    | b'-'
-                                    | b'*'
-                                    | b'/'
-                                    | b'<'
-                                    | b'>'
-                                    | b'!'
-                                    | b'?'
-                                    | b':'
-                                    | b'.'
+                                b')' | b']' | b'}' | b'"' | b'$' | b'%' | b'0'..=b'9'
                             ),
-                            _ => !EXPRESSION_WORDS.contains(&previous_word),
+                            _ => {
+                                !EXPRESSION_WORDS.contains(&previous_word)
+                                    && !BARE_KEYWORDS.iter().any(|k| previous_word.starts_with(k))
+                            }
                         }
                 };
                 match word {
@@ -288,6 +282,10 @@ fn too_deep(text: &str) -> Option<(usize, bool)> {
     }
     None
 }
+
+/// Keywords the grammar reads as bare text, an expression right after them (`thenif` is
+/// `then if`, `maxif` is `max if`).
+const BARE_KEYWORDS: &[&str] = &["then", "else", "where", "each", "when", "max"];
 
 /// The words after which an expression (so possibly a name) begins.
 const EXPRESSION_WORDS: &[&str] = &[
@@ -1820,6 +1818,25 @@ mod tests {
             assert!(counted(&flow(&chain(200))), "{name}");
             assert!(!too_deep(&flow(&chain(20))), "{name}");
         }
+        // Nor after a keyword glued to what follows, nor after a character the grammar
+        // reads as whitespace or in a name and the charset check refuses.
+        for name in [
+            "thenif when ",
+            "then if\u{0B}when ",
+            "then if\u{2028}when ",
+            "then if éwhen ",
+            "then if a.\u{0B}when ",
+        ] {
+            let chain =
+                |n: usize| format!("if a {}then 1{}", name.repeat(n), " else 1".repeat(n + 1));
+            assert!(counted(&flow(&chain(200))), "{name:?}");
+        }
+        let chain = format!(
+            "{}1{}",
+            "if a thennot when or ".repeat(200),
+            " else 1".repeat(200)
+        );
+        assert!(counted(&flow(&chain)));
         // A route arm still closes what the one before opened.
         let arms = "  when if a then b else c -> t\n".repeat(200);
         assert!(!too_deep(&format!(
