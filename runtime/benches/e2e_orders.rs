@@ -12,6 +12,8 @@
 //! another build of omniflow. After the rounds, the latency a user sees at half omniflow's
 //! median rate: the same orders POSTed to a webhook source of the same flow for
 //! `E2E_LATENCY_SECONDS` (default 20), each timed from its POST to its arrival at the sink.
+//! Each omniflow round also prints the CPU each of its threads spent per message (the
+//! runtime thread `omniflow`, the state thread, the mapping threads together).
 #![allow(clippy::print_stdout, clippy::unwrap_used)]
 
 #[path = "support/anchor_flow.rs"]
@@ -108,22 +110,63 @@ fn pinned(program: &Path) -> Command {
     }
 }
 
-/// Waits for `n` at the sink: the seconds since `started`, and the child's CPU seconds as
-/// last read (every 5 ms, so a child that exits at the end is counted too).
-fn until_count(port: u16, n: u64, started: Instant, child: &mut Child) -> (f64, f64, f64) {
-    let (mut cpu_seen, mut peak) = (0.0, 0.0f64);
+/// CPU seconds so far of each thread of process `pid`, summed by thread name with its
+/// number dropped (`omniflow-map-0`, `omniflow-map-1`: `omniflow-map`), from `/proc`.
+fn thread_seconds(pid: u32) -> Vec<(String, f64)> {
+    let mut by_name: Vec<(String, f64)> = Vec::new();
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return by_name;
+    };
+    for task in tasks.flatten() {
+        let stat = std::fs::read_to_string(task.path().join("stat")).unwrap_or_default();
+        let seconds = cpu::stat_seconds(&stat);
+        let name = stat
+            .split_once('(')
+            .and_then(|(_, rest)| rest.rsplit_once(')'))
+            .map_or("", |(name, _)| name)
+            .trim_end_matches(|c: char| c.is_ascii_digit())
+            .trim_end_matches('-');
+        match by_name.iter_mut().find(|(n, _)| n == name) {
+            Some((_, s)) => *s += seconds,
+            None => by_name.push((name.to_string(), seconds)),
+        }
+    }
+    by_name
+}
+
+/// What `until_count` saw of the child: the seconds since `started`, its CPU seconds and
+/// its threads' as last read (every 5 ms, so a child that exits at the end is counted too),
+/// and its peak RSS.
+struct Seen {
+    seconds: f64,
+    cpu: f64,
+    threads: Vec<(String, f64)>,
+    peak: f64,
+}
+
+/// Waits for `n` at the sink.
+fn until_count(port: u16, n: u64, started: Instant, child: &mut Child) -> Seen {
+    let mut seen = Seen {
+        seconds: 0.0,
+        cpu: 0.0,
+        threads: Vec::new(),
+        peak: 0.0,
+    };
     loop {
         let cpu = cpu::cpu_seconds(child.id());
         if cpu.is_finite() {
-            cpu_seen = cpu;
+            seen.cpu = cpu;
+            seen.threads = thread_seconds(child.id());
         }
-        peak = peak.max(peak_mib(child.id()));
+        seen.peak = seen.peak.max(peak_mib(child.id()));
         if sink_count(port) >= n {
-            return (started.elapsed().as_secs_f64(), cpu_seen, peak);
+            seen.seconds = started.elapsed().as_secs_f64();
+            return seen;
         }
         if let Ok(Some(status)) = child.try_wait() {
             if sink_count(port) >= n {
-                return (started.elapsed().as_secs_f64(), cpu_seen, peak);
+                seen.seconds = started.elapsed().as_secs_f64();
+                return seen;
             }
             panic!("the contender exited with {status} before the sink had {n}");
         }
@@ -135,8 +178,39 @@ fn until_count(port: u16, n: u64, started: Instant, child: &mut Child) -> (f64, 
 struct Round {
     rate: f64,
     cpu_us: f64,
+    /// CPU µs per message by thread, the busiest first.
+    threads_us: Vec<(String, f64)>,
     /// Peak RSS of the contender (VmHWM), in MiB.
     peak_mib: f64,
+}
+
+impl Round {
+    /// The round of `n` messages the contender was `seen` to take.
+    fn of(seen: Seen, n: u64) -> Round {
+        let per_message = |seconds: f64| seconds * 1e6 / n as f64;
+        let mut threads_us: Vec<(String, f64)> = seen
+            .threads
+            .into_iter()
+            .map(|(name, seconds)| (name, per_message(seconds)))
+            .collect();
+        threads_us.sort_by(|a, b| b.1.total_cmp(&a.1));
+        Round {
+            rate: n as f64 / seen.seconds,
+            cpu_us: per_message(seen.cpu),
+            threads_us,
+            peak_mib: seen.peak,
+        }
+    }
+
+    /// `name µs, …` for the threads that took at least 0.5 µs a message.
+    fn by_thread(&self) -> String {
+        self.threads_us
+            .iter()
+            .filter(|(_, us)| *us >= 0.5)
+            .map(|(name, us)| format!("{name} {us:.1}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
 }
 
 /// A process's peak resident memory (VmHWM) in MiB, 0 when it cannot be read.
@@ -164,14 +238,10 @@ fn ceiling(anchors: &Path, data: &Path, sink: u16, n: u64) -> Round {
         .stdout(Stdio::null())
         .spawn()
         .unwrap();
-    let (seconds, cpu, peak) = until_count(sink, n, started, &mut child);
+    let seen = until_count(sink, n, started, &mut child);
     child.wait().unwrap();
     assert_eq!(sink_count(sink), n, "the ceiling sent each order once");
-    Round {
-        rate: n as f64 / seconds,
-        cpu_us: cpu * 1e6 / n as f64,
-        peak_mib: peak,
-    }
+    Round::of(seen, n)
 }
 
 fn omniflow(binary: &Path, flow: &str, data: &Path, sink: u16, n: u64, round: usize) -> Round {
@@ -191,18 +261,14 @@ fn omniflow(binary: &Path, flow: &str, data: &Path, sink: u16, n: u64, round: us
     .unwrap();
     let started = Instant::now();
     let mut child = run_omniflow(binary, &dir, sink, None);
-    let (seconds, cpu, peak) = until_count(sink, n, started, &mut child);
+    let seen = until_count(sink, n, started, &mut child);
     let _ = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status();
     let _ = child.wait();
     assert_eq!(sink_count(sink), n, "omniflow sent each order once");
     let _ = std::fs::remove_dir_all(&dir);
-    Round {
-        rate: n as f64 / seconds,
-        cpu_us: cpu * 1e6 / n as f64,
-        peak_mib: peak,
-    }
+    Round::of(seen, n)
 }
 
 /// The latency flow: the bench flow with a signed webhook source in place of the file source.
@@ -419,6 +485,10 @@ fn main() {
             ours[round].cpu_us,
             ours[round].peak_mib,
             ours[round].rate / ceil[round].rate
+        );
+        println!(
+            "  omniflow's CPU µs/msg by thread: {}",
+            ours[round].by_thread()
         );
     }
     let _ = sink.kill();

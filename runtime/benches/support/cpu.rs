@@ -2,7 +2,12 @@
 
 /// CPU time (user + system, every thread) a process has used so far, from `/proc`.
 pub fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    stat_seconds(&std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default())
+}
+
+/// The CPU seconds a `/proc` `stat` line (of a process or of one thread) counts; NaN when it
+/// cannot be read.
+pub fn stat_seconds(stat: &str) -> f64 {
     // Fields after the parenthesised command name; utime and stime are the 12th and 13th.
     let fields: Vec<&str> = stat
         .rsplit_once(')')
