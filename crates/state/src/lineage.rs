@@ -35,6 +35,14 @@ pub struct Event {
 }
 
 impl Event {
+    /// The detail as stored: JSON text, written straight into a buffer (not through
+    /// `Display`, which passes every piece through a formatter and grows from empty).
+    pub fn detail_text(&self) -> String {
+        // Writing a `Value` to a `Vec` cannot fail: its keys are strings and a `Vec` takes
+        // every write.
+        serde_json::to_string(&self.detail).unwrap_or_default()
+    }
+
     /// The terms to store: at most [`MAX_TERMS`], each at most [`MAX_TERM`] bytes,
     /// without empty ones, duplicates or the correlation id itself (found directly).
     pub fn stored_terms(&self) -> Vec<&str> {

@@ -800,7 +800,7 @@ impl Backend for SqliteBackend {
                     e.flow,
                     e.step,
                     e.node,
-                    e.detail.to_string()
+                    e.detail_text()
                 ])
                 .map_err(err)?;
             for t in e.stored_terms() {

@@ -814,7 +814,7 @@ impl Backend for PostgresBackend {
             flow.push(e.flow.as_str());
             step.push(e.step.as_str());
             node.push(text::stored(&e.node).into_owned());
-            detail.push(e.detail.to_string());
+            detail.push(e.detail_text());
         }
         self.conn.execute(
             "INSERT INTO lineage (at, correlation, flow, step, node, detail) \
