@@ -2115,6 +2115,32 @@ flow f {
     }
 
     #[test]
+    fn a_failed_alternative_does_not_read_its_brackets_again_at_every_level() {
+        // Each of these took twice (or four times) as long per level: at 60 levels, forever.
+        let flow = |expr: &str| format!("flow f {{ map m = a -> B {{ x = {expr} }} }}\n");
+        let n = 60;
+        for expr in [
+            format!("{}1{}", "if(".repeat(n), ")".repeat(n)),
+            format!("{}1{}", "if a then 1 else if(".repeat(n), ")".repeat(n)),
+            format!("${}\n", "[".repeat(n)),
+        ] {
+            let (_, diags) = parse(&flow(&expr));
+            assert!(diags.has_errors(), "{expr}");
+        }
+        // What those rules read is read as before.
+        for expr in [
+            "if a then 1 else if b then 2 else if c then 3 else 4",
+            "if a then 1 else (if b then 2 else 3)",
+            "iffy(1) + ifs[0]",
+            "$.items[?@.tags[0] == 'a[b'][*].sku",
+            "$['a[b'][0]",
+        ] {
+            let (_, diags) = parse(&flow(expr));
+            assert!(!diags.has_errors(), "{expr}: {diags:?}");
+        }
+    }
+
+    #[test]
     fn reports_unterminated_strings() {
         let (_, diags) = parse("connection a = http { url = \"http://x }\n");
         assert_eq!(diags.as_slice()[0].code.id, "E0002");
