@@ -318,6 +318,38 @@ fn oversized_templates_are_refused_quickly() {
             codes(&compilation)
         );
     }
+    // Templates rendered over a message (an http sink's `path`) or declared in a connector
+    // are bounded too: a million filters in a row overflowed minijinja's parser's stack, a
+    // long `+` chain took minutes.
+    let filters = format!("{{{{ v{} }}}}", "|e".repeat(1_500_000));
+    let sums = format!("{{{{ v{} }}}}", " + 1".repeat(60_000));
+    for template in [&filters, &sums] {
+        let option = format!(
+            r#"use std.connectors.{{file, http}}
+connection inbox = file {{ dir = "in" }}
+connection desk = http {{ base_url = "https://x.example" }}
+schema Out {{ v: string }}
+flow copy {{
+  source orders = inbox.read {{ path = "*.jsonl", format = jsonl }}
+  map m = orders -> Out {{ v = "a" }}
+  sink out = desk.post(m) {{ path = "{template}", idempotency_key = v, dead_letter = "copy_errors" }}
+}}
+"#
+        );
+        let declared = format!(
+            "connector c {{\n  source orders: poll -> json {{\n    request {{ path = \"{template}\" }}\n  }}\n}}\n"
+        );
+        for (name, text) in [("option.flow", option), ("declared.flow", declared)] {
+            let path = dir.join(name);
+            std::fs::write(&path, text).unwrap();
+            let compilation = compile_within(vec![path]).unwrap();
+            assert!(
+                codes(&compilation).contains(&"E0308"),
+                "{name}: {:?}",
+                codes(&compilation)
+            );
+        }
+    }
 }
 
 #[test]

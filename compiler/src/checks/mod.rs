@@ -50,6 +50,7 @@ pub fn check_flow(decl: &FlowDecl, diags: &mut Diagnostics) {
             }
         }
     }
+    let mut route_targets: HashMap<&str, HashSet<&str>> = HashMap::new();
     for stmt in &decl.stmts {
         match stmt {
             Stmt::Route {
@@ -85,12 +86,15 @@ pub fn check_flow(decl: &FlowDecl, diags: &mut Diagnostics) {
                 arms, otherwise, ..
             }) = nodes.get(input.name.as_str())
             {
-                let targeted = arms
-                    .iter()
-                    .flat_map(|a| a.targets.iter())
-                    .chain(otherwise.iter().flatten())
-                    .any(|t| t.name == name.name);
-                if !targeted {
+                // Each route's targets are gathered once, however many nodes read it.
+                let targets = route_targets.entry(input.name.as_str()).or_insert_with(|| {
+                    arms.iter()
+                        .flat_map(|a| a.targets.iter())
+                        .chain(otherwise.iter().flatten())
+                        .map(|t| t.name.as_str())
+                        .collect()
+                });
+                if !targets.contains(name.name.as_str()) {
                     diags.push(
                         Diagnostic::warning(
                             codes::UNFED_NODE,
@@ -111,11 +115,12 @@ pub fn check_flow(decl: &FlowDecl, diags: &mut Diagnostics) {
         }
     }
     // Every node must lead to a sink.
+    let reaching = reaching_a_sink(&nodes, &consumers);
     for stmt in &decl.stmts {
         let (Some(name), false) = (stmt.node_name(), matches!(stmt, Stmt::Sink { .. })) else {
             continue;
         };
-        if !leads_to_sink(&name.name, &nodes, &consumers) {
+        if !reaching.contains(name.name.as_str()) {
             diags.push(
                 Diagnostic::error(
                     codes::UNUSED_OUTPUT,
@@ -129,26 +134,30 @@ pub fn check_flow(decl: &FlowDecl, diags: &mut Diagnostics) {
     }
 }
 
-/// Searches from a node along its consumers for any sink.
-fn leads_to_sink<'a>(
-    name: &'a str,
+/// The nodes with a path of one step or more to a sink: one search back from all sinks
+/// along the consumer edges, so a long chain of nodes costs its length, not its square.
+fn reaching_a_sink<'a>(
     nodes: &HashMap<&'a str, &'a Stmt>,
     consumers: &HashMap<&'a str, Vec<&'a str>>,
-) -> bool {
-    let mut seen: HashSet<&str> = HashSet::new();
-    let mut queue = vec![name];
-    while let Some(current) = queue.pop() {
-        if !seen.insert(current) {
-            continue;
-        }
-        if current != name && matches!(nodes.get(current), Some(Stmt::Sink { .. })) {
-            return true;
-        }
-        if let Some(next) = consumers.get(current) {
-            queue.extend(next.iter().copied());
+) -> HashSet<&'a str> {
+    let mut producers: HashMap<&str, Vec<&str>> = HashMap::new();
+    for (&from, to) in consumers {
+        for &next in to {
+            producers.entry(next).or_default().push(from);
         }
     }
-    false
+    let mut reaching: HashSet<&str> = HashSet::new();
+    let mut queue: Vec<&str> = nodes
+        .iter()
+        .filter(|(_, stmt)| matches!(stmt, Stmt::Sink { .. }))
+        .flat_map(|(name, _)| producers.get(name).into_iter().flatten().copied())
+        .collect();
+    while let Some(current) = queue.pop() {
+        if reaching.insert(current) {
+            queue.extend(producers.get(current).into_iter().flatten().copied());
+        }
+    }
+    reaching
 }
 
 fn check_route(

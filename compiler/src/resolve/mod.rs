@@ -273,11 +273,12 @@ impl Program {
                 kind.noun()
             ),
         };
-        let mut all: Vec<&str> = candidates;
-        if kind == Kind::Type {
-            all.extend(crate::builtin_types::BUILTIN_TYPES.iter().copied());
-        }
-        let help = suggest::did_you_mean(name, all, &fallback);
+        let builtin: &[&str] = match kind {
+            Kind::Type => crate::builtin_types::BUILTIN_TYPES,
+            _ => &[],
+        };
+        let help =
+            suggest::did_you_mean(name, candidates.chain(builtin.iter().copied()), &fallback);
         diags.push(
             Diagnostic::error(code, span, format!("unknown {} `{name}`", kind.noun()))
                 .label(format!("no {} named `{name}` is in scope", kind.noun()))
@@ -287,16 +288,13 @@ impl Program {
     }
 
     /// Names of the given kind visible in a module, for suggestions.
-    pub fn names_of_kind(&self, module: ModuleId, kind: Kind) -> Vec<&str> {
-        let mut names: Vec<&str> = self
-            .module(module)
+    /// Lazy, so a suggestion past its budget (`suggest::nearest`) reads none of them.
+    pub fn names_of_kind(&self, module: ModuleId, kind: Kind) -> impl Iterator<Item = &str> {
+        self.module(module)
             .scope
             .iter()
-            .filter(|(_, b)| kind.matches(self.item(b.target)))
+            .filter(move |(_, b)| kind.matches(self.item(b.target)))
             .map(|(n, _)| n.as_str())
-            .collect();
-        names.sort_unstable();
-        names
     }
 }
 

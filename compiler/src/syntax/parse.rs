@@ -405,13 +405,26 @@ fn close_keywords(frames: &mut [ScanFrame], open_keywords: &mut usize) {
     }
 }
 
-/// Whether a part of a flat `expr` pair is an operand rather than an operator (each
-/// operator adds at most one level to the tree the pair builds).
+/// The levels a part of a flat `expr` pair adds to the tree it builds: none for an operand,
+/// one for an operator or an `as` head, one per branch for an `if` head.
+fn levels_of(part: &Pair<Rule>) -> usize {
+    match part.as_rule() {
+        Rule::if_expr => part.clone().into_inner().count() / 2,
+        rule if is_operand(rule) => 0,
+        _ => 1,
+    }
+}
+
+/// Whether a part of a flat `expr` pair is a postfix of the operand before it.
+fn is_postfix(rule: Rule) -> bool {
+    matches!(rule, Rule::member | Rule::all_items | Rule::index)
+}
+
+/// Whether a part of a flat `expr` pair is an operand rather than an operator.
 fn is_operand(rule: Rule) -> bool {
     matches!(
         rule,
-        Rule::if_expr
-            | Rule::reject_expr
+        Rule::reject_expr
             | Rule::named
             | Rule::jsonpath
             | Rule::list
@@ -642,7 +655,10 @@ fn token_end(text: &str, at: usize) -> usize {
 fn pratt() -> &'static PrattParser<Rule> {
     static PRATT: OnceLock<PrattParser<Rule>> = OnceLock::new();
     PRATT.get_or_init(|| {
+        // An `if` head binds loosest: its last branch is the rest of the chain. An `as` head
+        // is no operator here (`Builder::chain` splits the chain at it).
         PrattParser::new()
+            .op(Op::prefix(Rule::if_expr))
             .op(Op::infix(Rule::op_coalesce, Assoc::Left))
             .op(Op::infix(Rule::op_or, Assoc::Left))
             .op(Op::infix(Rule::op_and, Assoc::Left))
@@ -658,10 +674,7 @@ fn pratt() -> &'static PrattParser<Rule> {
             .op(Op::infix(Rule::op_add, Assoc::Left) | Op::infix(Rule::op_sub, Assoc::Left))
             .op(Op::infix(Rule::op_mul, Assoc::Left) | Op::infix(Rule::op_div, Assoc::Left))
             .op(Op::prefix(Rule::op_neg))
-            .op(Op::postfix(Rule::member)
-                | Op::postfix(Rule::all_items)
-                | Op::postfix(Rule::index)
-                | Op::postfix(Rule::each_map))
+            .op(Op::postfix(Rule::member) | Op::postfix(Rule::all_items) | Op::postfix(Rule::index))
     })
 }
 
@@ -1340,12 +1353,12 @@ impl Builder<'_> {
                 return expr;
             }
             (first, second) => {
-                let operators = first
-                    .into_iter()
-                    .chain(second)
-                    .chain(parts)
-                    .filter(|part| !is_operand(part.as_rule()))
-                    .count();
+                let operators: usize = first
+                    .iter()
+                    .chain(second.iter())
+                    .map(levels_of)
+                    .sum::<usize>()
+                    + parts.map(|part| levels_of(&part)).sum::<usize>();
                 operators + 1
             }
         };
@@ -1376,25 +1389,91 @@ impl Builder<'_> {
         }
     }
 
-    /// Builds a flat `prefix* operand (infix prefix* operand)*` pair by precedence.
+    /// Builds a flat `prefix* operand (link prefix* operand)*` pair.
     fn operators(&mut self, pair: Pair<Rule>) -> Expr {
+        self.chain(pair_inner(pair).collect())
+    }
+
+    /// Builds a flat chain. An `as` head maps the operand just before it (with that
+    /// operand's postfixes) by the whole rest of the chain; the rest is ordered by precedence.
+    fn chain(&mut self, mut parts: Vec<Pair<Rule>>) -> Expr {
+        let Some(at) = parts.iter().position(|p| p.as_rule() == Rule::each_map) else {
+            return self.by_precedence(parts, None);
+        };
+        let body = parts.split_off(at + 1);
+        let Some(head) = parts.pop() else {
+            return self.by_precedence(parts, None);
+        };
+        let start = parts
+            .iter()
+            .rposition(|p| !is_postfix(p.as_rule()))
+            .unwrap_or(0);
+        let source = parts.split_off(start);
+        let span = self.span(&head);
+        if source.is_empty() || body.is_empty() {
+            return Expr {
+                kind: ExprKind::Error,
+                span,
+            };
+        }
+        let source = self.by_precedence(source, None);
+        let mut inner = head.clone().into_inner();
+        let var = inner.next().map(|p| self.ident(p));
+        let filter = inner.next().map(|f| Box::new(self.expr(f)));
+        let body = self.chain(body);
+        let span = source.span.to(body.span);
+        let kind = match var {
+            Some(var) => ExprKind::EachMap {
+                source: Box::new(source),
+                var,
+                filter,
+                body: Box::new(body),
+            },
+            None => ExprKind::Error,
+        };
+        let mapped = Expr { kind, span };
+        if parts.is_empty() {
+            return mapped;
+        }
+        // The head stands for the mapping as the last operand of what comes before it.
+        parts.push(head);
+        self.by_precedence(parts, Some(mapped))
+    }
+
+    /// Orders a flat chain without `as` heads by precedence; an `as` head in it stands for
+    /// `mapped`, built already.
+    fn by_precedence(&mut self, parts: Vec<Pair<Rule>>, mapped: Option<Expr>) -> Expr {
+        if parts.is_empty() {
+            return Expr {
+                kind: ExprKind::Error,
+                span: Span::new(self.file, self.base, self.base),
+            };
+        }
         let file = self.file;
         let base = self.base;
+        let mapped = std::cell::Cell::new(mapped);
         let this = std::cell::RefCell::new(self);
         let pos = |p: &Pair<Rule>| {
             let s = p.as_span();
             Span::new(file, base + s.start(), base + s.end())
         };
         let expr = pratt()
-            .map_primary(|primary| this.borrow_mut().primary(primary))
+            .map_primary(|primary| {
+                if primary.as_rule() == Rule::each_map {
+                    if let Some(mapped) = mapped.take() {
+                        return mapped;
+                    }
+                }
+                this.borrow_mut().primary(primary)
+            })
             .map_prefix(|op, rhs| {
-                let op_span = pos(&op);
                 let kind = match op.as_rule() {
+                    Rule::if_expr => return this.borrow_mut().if_chain(op, rhs),
                     Rule::op_neg => UnOp::Neg,
                     _ => UnOp::Not,
                 };
                 Expr {
-                    span: op_span.to(rhs.span),
+                    span: pos(&op).to(rhs.span),
                     kind: ExprKind::Unary(kind, Box::new(rhs)),
                 }
             })
@@ -1402,50 +1481,21 @@ impl Builder<'_> {
                 let op_span = pos(&op);
                 let span = lhs.span.to(op_span);
                 let kind = match op.as_rule() {
-                    Rule::member => {
-                        let field = op.into_inner().next();
-                        match field {
-                            Some(f) => {
-                                let field = this.borrow_mut().ident(f);
-                                ExprKind::Member(Box::new(lhs), field)
-                            }
-                            None => ExprKind::Error,
+                    Rule::member => match op.into_inner().next() {
+                        Some(f) => {
+                            let field = this.borrow_mut().ident(f);
+                            ExprKind::Member(Box::new(lhs), field)
                         }
-                    }
+                        None => ExprKind::Error,
+                    },
                     Rule::all_items => ExprKind::AllItems(Box::new(lhs)),
-                    Rule::index => match op.into_inner().next() {
+                    _ => match op.into_inner().next() {
                         Some(index) => {
                             let index = this.borrow_mut().expr(index);
                             ExprKind::Index(Box::new(lhs), Box::new(index))
                         }
                         None => ExprKind::Error,
                     },
-                    _ => {
-                        let mut parts = op.into_inner();
-                        let var = parts.next().map(|p| this.borrow_mut().ident(p));
-                        let rest: Vec<Pair<Rule>> = parts.collect();
-                        let (filter, body) = match rest.len() {
-                            2 => (Some(rest[0].clone()), rest[1].clone()),
-                            1 => (None, rest[0].clone()),
-                            _ => {
-                                return Expr {
-                                    kind: ExprKind::Error,
-                                    span,
-                                }
-                            }
-                        };
-                        let filter = filter.map(|f| Box::new(this.borrow_mut().expr(f)));
-                        let body = Box::new(this.borrow_mut().expr(body));
-                        match var {
-                            Some(var) => ExprKind::EachMap {
-                                source: Box::new(lhs),
-                                var,
-                                filter,
-                                body,
-                            },
-                            None => ExprKind::Error,
-                        }
-                    }
                 };
                 Expr { kind, span }
             })
@@ -1472,47 +1522,35 @@ impl Builder<'_> {
                     kind: ExprKind::Binary(op, Box::new(lhs), Box::new(rhs)),
                 }
             })
-            .parse(pair_inner(pair));
+            .parse(parts.into_iter());
         expr
     }
 
-    /// `if c1 then t1 else if c2 then t2 ... else e`: branches repeat in the parse tree
-    /// and nest in the AST, one level per `else if`, built from the last one back.
-    fn if_chain(&mut self, pair: Pair<Rule>) -> Expr {
-        let span = self.span(&pair);
-        let text = pair.as_str();
-        let text_start = pair.as_span().start();
-        let parts: Vec<Pair<Rule>> = pair.into_inner().collect();
-        if parts.len() < 3 || parts.len() % 2 == 0 {
+    /// `if c1 then t1 else if c2 then t2 ... else e`: the head holds the branches (they
+    /// repeat in the parse tree and nest in the AST, one level per `else if`, built from the
+    /// last one back); `otherwise`, the last branch, is the rest of the chain. The levels
+    /// were counted with the chain's (`levels_of`).
+    fn if_chain(&mut self, head: Pair<Rule>, otherwise: Expr) -> Expr {
+        let span = self.span(&head).to(otherwise.span);
+        let text = head.as_str();
+        let text_start = head.as_span().start();
+        let parts: Vec<Pair<Rule>> = head.clone().into_inner().collect();
+        if parts.len() < 2 || parts.len() % 2 == 1 {
             return Expr {
                 kind: ExprKind::Error,
                 span,
             };
         }
-        let levels = parts.len() / 2;
-        if self.depth + levels > MAX_EXPR_DEPTH {
-            return self.too_deep(span);
-        }
-        self.depth += levels;
         let mut parts = parts.into_iter();
-        let mut branches = Vec::with_capacity(levels);
-        for _ in 0..levels {
-            if let (Some(cond), Some(then)) = (parts.next(), parts.next()) {
-                // The branch starts at its `if`, the last one before its condition.
-                let before = &text[..cond.as_span().start() - text_start];
-                let if_at = before.rfind("if").unwrap_or(0);
-                let start = (self.base + text_start + if_at) as u32;
-                branches.push((start, self.expr(cond), self.expr(then)));
-            }
+        let mut branches = Vec::new();
+        while let (Some(cond), Some(then)) = (parts.next(), parts.next()) {
+            // The branch starts at its `if`, the last one before its condition.
+            let before = &text[..cond.as_span().start() - text_start];
+            let if_at = before.rfind("if").unwrap_or(0);
+            let start = (self.base + text_start + if_at) as u32;
+            branches.push((start, self.expr(cond), self.expr(then)));
         }
-        let mut tail = match parts.next() {
-            Some(otherwise) => self.expr(otherwise),
-            None => Expr {
-                kind: ExprKind::Error,
-                span,
-            },
-        };
-        self.depth -= levels;
+        let mut tail = otherwise;
         while let Some((start, cond, then)) = branches.pop() {
             let branch_span = Span {
                 file: self.file,
@@ -1535,7 +1573,6 @@ impl Builder<'_> {
         let rule = pair.as_rule();
         let kind = match rule {
             Rule::expr => return self.expr(pair),
-            Rule::if_expr => return self.if_chain(pair),
             Rule::reject_expr => match pair.into_inner().next() {
                 Some(reason) => ExprKind::Reject(self.string(reason)),
                 None => ExprKind::Error,
@@ -2123,6 +2160,21 @@ flow f {
             format!("{}1{}", "if(".repeat(n), ")".repeat(n)),
             format!("{}1{}", "if a then 1 else if(".repeat(n), ")".repeat(n)),
             format!("${}\n", "[".repeat(n)),
+            // A head's last part stopped at an operand it could not read (a typo deep
+            // inside); the chain around it read the same operand again.
+            format!("{}y y{}", "xs as y -> y + (".repeat(n), ")".repeat(n)),
+            format!("{}y y{}", "if a then b else c + (".repeat(n), ")".repeat(n)),
+            format!("{}y y{}", "xs as y -> y[".repeat(n), "]".repeat(n)),
+            format!(
+                "{}y y{}",
+                "xs as y -> xs as z -> z * (".repeat(40),
+                ")".repeat(40)
+            ),
+            format!(
+                "{}y y{}",
+                "if a then b else xs as y -> (".repeat(40),
+                ")".repeat(40)
+            ),
         ] {
             let (_, diags) = parse(&flow(&expr));
             assert!(diags.has_errors(), "{expr}");
@@ -2137,6 +2189,81 @@ flow f {
         ] {
             let (_, diags) = parse(&flow(expr));
             assert!(!diags.has_errors(), "{expr}: {diags:?}");
+        }
+    }
+
+    /// An expression's tree, bracketed: `(+ a b)`, `(as xs y [filter] body)`, `(if c t e)`.
+    fn shape(expr: &Expr) -> String {
+        match &expr.kind {
+            ExprKind::Var(name) => name.name.clone(),
+            ExprKind::Lit(Literal::Int(value)) => value.to_string(),
+            ExprKind::Member(base, field) => format!("{}.{}", shape(base), field.name),
+            ExprKind::Index(base, index) => format!("{}[{}]", shape(base), shape(index)),
+            ExprKind::AllItems(base) => format!("{}[*]", shape(base)),
+            ExprKind::Binary(op, left, right) => {
+                format!("({op:?} {} {})", shape(left), shape(right))
+            }
+            ExprKind::Unary(op, operand) => format!("({op:?} {})", shape(operand)),
+            ExprKind::If(cond, then, otherwise) => {
+                format!("(if {} {} {})", shape(cond), shape(then), shape(otherwise))
+            }
+            ExprKind::EachMap {
+                source,
+                var,
+                filter,
+                body,
+            } => match filter {
+                Some(filter) => format!(
+                    "(as {} {} [{}] {})",
+                    shape(source),
+                    var.name,
+                    shape(filter),
+                    shape(body)
+                ),
+                None => format!("(as {} {} {})", shape(source), var.name, shape(body)),
+            },
+            other => format!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_heads_last_part_is_the_rest_of_its_chain() {
+        for (text, expected) in [
+            ("a + xs as y -> y + 1", "(Add a (as xs y (Add y 1)))"),
+            ("- xs as y -> y", "(Neg (as xs y y))"),
+            (
+                "xs.items[0] as y where y > 1 -> y.sku",
+                "(as xs.items[0] y [(Gt y 1)] y.sku)",
+            ),
+            (
+                "xs as y -> ys as z -> z * y",
+                "(as xs y (as ys z (Mul z y)))",
+            ),
+            ("if c then 1 else 2 + 3", "(if c 1 (Add 2 3))"),
+            (
+                "a ?? if c then 1 else 2 ?? 3",
+                "(Coalesce a (if c 1 (Coalesce 2 3)))",
+            ),
+            ("not if c then a else b == d", "(Not (if c a (Eq b d)))"),
+            (
+                "if a then 1 else if b then 2 else xs as y -> y",
+                "(if a 1 (if b 2 (as xs y y)))",
+            ),
+            ("xs as y -> if c then y else 0", "(as xs y (if c y 0))"),
+            ("(if c then 1 else 2) + 3", "(Add (if c 1 2) 3)"),
+            ("a * (xs as y -> y) + 1", "(Add (Mul a (as xs y y)) 1)"),
+        ] {
+            let mut diags = Diagnostics::default();
+            let expr = parse_expr(FileId(0), text, &mut diags).expect(text);
+            assert!(!diags.has_errors(), "{text}: {diags:?}");
+            assert_eq!(shape(&expr), expected, "{text}");
+            // Every expression spans its whole text (a bracketed operand spans its inside).
+            let start = u32::from(text.starts_with('('));
+            assert_eq!(
+                (expr.span.start, expr.span.end),
+                (start, text.len() as u32),
+                "{text}"
+            );
         }
     }
 

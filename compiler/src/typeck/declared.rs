@@ -334,7 +334,14 @@ impl Check<'_> {
     }
 
     fn check_template(&mut self, text: &str, span: Span, scope: Scope) {
-        if !templates::is_template(text) {
+        if !templates::is_template(text)
+            || templates::too_large(
+                text,
+                span,
+                "pass long text in as a setting or a field of the record, and render that name here",
+                self.diags,
+            )
+        {
             return;
         }
         let paths = match variable_paths(text) {

@@ -367,20 +367,12 @@ impl<'a> ExprCx<'a> {
         if !(text.contains("{{") || text.contains("{%")) {
             return IrExpr::string(text);
         }
-        if text.len() > ir::expr::MAX_TEMPLATE_BYTES {
-            self.diags.push(
-                Diagnostic::error(
-                    codes::TEMPLATE_TOO_LARGE,
-                    span,
-                    format!(
-                        "template of {} bytes, over the {} byte limit",
-                        text.len(),
-                        ir::expr::MAX_TEMPLATE_BYTES
-                    ),
-                )
-                .label("too large a template")
-                .help("build long text from shorter parts with `+` or `concat(...)`"),
-            );
+        if templates::too_large(
+            text,
+            span,
+            "build long text from shorter parts with `+` or `concat(...)`",
+            self.diags,
+        ) {
             return IrExpr::string(text);
         }
         let template = match templates::template_env().template_from_str(text) {
@@ -399,10 +391,9 @@ impl<'a> ExprCx<'a> {
                 vars.push((name, ir));
                 continue;
             }
-            let candidates = self.visible_names();
             let help = suggest::did_you_mean(
                 &name,
-                candidates.iter().map(String::as_str),
+                self.visible_names(),
                 "templates can use `let` names, `as` variables, `input` and (in routes and sinks) the message's fields",
             );
             let at = templates::variable_span(text, span, &name);
@@ -510,22 +501,22 @@ impl<'a> ExprCx<'a> {
         }
     }
 
-    fn visible_names(&self) -> Vec<String> {
-        let mut names: Vec<String> = self.locals.iter().map(|(n, _, _)| n.clone()).collect();
-        if self.bare_fields {
-            if let Ty::Record(item) = &self.input {
-                if let Some(schema) = self.env.schemas.get(item) {
-                    names.extend(schema.fields.iter().map(|f| f.name.clone()));
-                }
-            }
-        }
-        names.extend(
-            self.program
-                .names_of_kind(self.module, Kind::Table)
-                .into_iter()
-                .map(String::from),
-        );
-        names
+    /// The names an expression here can read, for suggestions (lazily: see
+    /// `suggest::nearest`'s budget).
+    fn visible_names(&self) -> impl Iterator<Item = &str> {
+        let fields = match (&self.input, self.bare_fields) {
+            (Ty::Record(item), true) => self.env.schemas.get(item),
+            _ => None,
+        };
+        self.locals
+            .iter()
+            .map(|(n, _, _)| n.as_str())
+            .chain(
+                fields
+                    .into_iter()
+                    .flat_map(|schema| schema.fields.iter().map(|f| f.name.as_str())),
+            )
+            .chain(self.program.names_of_kind(self.module, Kind::Table))
     }
 
     fn var(&mut self, ident: &Ident) -> (Ty, IrExpr) {
@@ -566,7 +557,6 @@ impl<'a> ExprCx<'a> {
             );
             return (Ty::Table(table), IrExpr::Lit(Value::Null));
         }
-        let candidates = self.visible_names();
         let fallback = if self.bare_fields && !matches!(self.input, Ty::Record(_)) {
             format!(
                 "the input is untyped JSON: read its fields with `$.{}`",
@@ -577,11 +567,7 @@ impl<'a> ExprCx<'a> {
         } else {
             "read the input with `$.field`, or bind a name with `let`".to_string()
         };
-        let help = suggest::did_you_mean(
-            &ident.name,
-            candidates.iter().map(String::as_str),
-            &fallback,
-        );
+        let help = suggest::did_you_mean(&ident.name, self.visible_names(), &fallback);
         self.diags.push(
             Diagnostic::error(
                 codes::UNKNOWN_NAME,
@@ -783,7 +769,7 @@ impl<'a> ExprCx<'a> {
         let tables = self.program.names_of_kind(self.module, Kind::Table);
         let help = suggest::did_you_mean(
             &ident.name,
-            tables.iter().copied(),
+            tables,
             &format!("declare it: `table {}: string -> string = file(\"{}.csv\", key = \"...\", value = \"...\")`", ident.name, ident.name),
         );
         self.diags.push(

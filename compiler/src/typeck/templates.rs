@@ -26,6 +26,35 @@ pub fn is_template(text: &str) -> bool {
     text.contains("{{") || text.contains("{%")
 }
 
+/// Reports (`E0308`) a template longer than [`crate::ir::expr::MAX_TEMPLATE_BYTES`], and
+/// answers true then: minijinja's parser recurses over a template's nesting (a long enough
+/// one overflows the stack) and its checks slow down faster than it grows, so no template
+/// of any kind is compiled past the limit. `help` says how to shorten one in its place.
+pub fn too_large(text: &str, span: Span, help: &str, diags: &mut Diagnostics) -> bool {
+    let limit = crate::ir::expr::MAX_TEMPLATE_BYTES;
+    if text.len() <= limit {
+        return false;
+    }
+    diags.push(
+        Diagnostic::error(
+            codes::TEMPLATE_TOO_LARGE,
+            span,
+            format!(
+                "template of {} bytes, over the {limit} byte limit",
+                text.len()
+            ),
+        )
+        .label("too large a template")
+        .help(help.to_string()),
+    );
+    true
+}
+
+/// The help of [`too_large`] for a template rendered over a message or a record: the long
+/// parts belong in the mapping before it.
+pub const SHORTEN_OPTION: &str =
+    "compute the long parts into fields of the record in a map before this step, and render those fields here";
+
 /// The variable paths a template reads (`input.id` as `["input", "id"]`), sorted; the
 /// parse error when it does not parse.
 pub fn variable_paths(text: &str) -> Result<Vec<Vec<String>>, minijinja::Error> {
@@ -146,7 +175,7 @@ pub fn message_option(
     span: Span,
     diags: &mut Diagnostics,
 ) {
-    if !is_template(text) {
+    if !is_template(text) || too_large(text, span, SHORTEN_OPTION, diags) {
         return;
     }
     let paths = match variable_paths(text) {

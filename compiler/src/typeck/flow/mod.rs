@@ -68,7 +68,8 @@ pub fn check_flow(
         nodes,
         types: HashMap::new(),
     };
-    let mut visiting = Vec::new();
+    // Whether each statement is on the path being typed (a cycle comes back to one).
+    let mut visiting = vec![false; decl.stmts.len()];
     for idx in 0..decl.stmts.len() {
         cx.node_type(idx, &mut visiting, diags);
     }
@@ -184,6 +185,11 @@ fn webhook_path(
 }
 
 fn edges(nodes: &[ir::Node]) -> Vec<ir::Edge> {
+    let routes: std::collections::HashSet<&str> = nodes
+        .iter()
+        .filter(|n| matches!(n.kind, NodeKind::Route { .. }))
+        .map(|n| n.name.as_str())
+        .collect();
     let mut edges = Vec::new();
     for node in nodes {
         if let NodeKind::Route {
@@ -210,10 +216,7 @@ fn edges(nodes: &[ir::Node]) -> Vec<ir::Edge> {
             }
         }
         if let Some(input) = node.kind.input() {
-            let from_route = nodes
-                .iter()
-                .any(|n| n.name == input && matches!(n.kind, NodeKind::Route { .. }));
-            if !from_route {
+            if !routes.contains(input) {
                 edges.push(ir::Edge {
                     from: input.to_string(),
                     to: node.name.clone(),
@@ -300,22 +303,22 @@ impl<'a> FlowCx<'a> {
     }
 
     /// The output type of a node, computed in dependency order.
-    fn node_type(&mut self, idx: usize, visiting: &mut Vec<usize>, diags: &mut Diagnostics) -> Ty {
+    fn node_type(&mut self, idx: usize, visiting: &mut [bool], diags: &mut Diagnostics) -> Ty {
         if let Some(ty) = self.types.get(&idx) {
             return ty.clone();
         }
-        if visiting.contains(&idx) {
+        if visiting[idx] {
             return Ty::Error;
         }
-        visiting.push(idx);
+        visiting[idx] = true;
         let stmt = &self.decl.stmts[idx];
         let input_ty = |cx: &mut FlowCx,
-                        visiting: &mut Vec<usize>,
+                        visiting: &mut [bool],
                         diags: &mut Diagnostics,
                         input: &Ident|
          -> Ty {
             match cx.nodes.get(input.name.as_str()).copied() {
-                Some(input_idx) if visiting.contains(&input_idx) => {
+                Some(input_idx) if visiting[input_idx] => {
                     diags.push(
                         Diagnostic::error(
                             codes::FLOW_CYCLE,
@@ -360,7 +363,7 @@ impl<'a> FlowCx<'a> {
             }
             Stmt::Test(_) => Ty::Error,
         };
-        visiting.retain(|v| *v != idx);
+        visiting[idx] = false;
         self.types.insert(idx, ty.clone());
         ty
     }
