@@ -2,6 +2,7 @@
 //! currency.
 
 use super::args::{decimal_of, take, text};
+use crate::decimal::Decimal;
 use crate::reject::{Eval, Reject};
 use crate::value::Val;
 use omniflow_ir::currency;
@@ -20,15 +21,47 @@ fn minor_units(value: &Val, places: u32) -> Result<i64, Reject> {
             return Ok(minor);
         }
     }
-    let amount = decimal_of(value, "minor_units")?;
+    let amount = match value {
+        // Never rounded, unlike a decimal read from text elsewhere: an amount with more
+        // digits than a decimal holds would lose the ones that make it refused.
+        Val::Str(s) => Decimal::parse_exact(s).ok_or_else(|| {
+            Reject(match is_numeral(s) {
+                true => format!("amount \"{s}\" has more digits than an amount can hold exactly"),
+                false => format!("`minor_units`: \"{s}\" is not a decimal number"),
+            })
+        })?,
+        _ => decimal_of(value, "minor_units")?,
+    };
     amount.to_minor(places).ok_or_else(|| {
         Reject(match places {
+            _ if amount.normalize().scale <= places => {
+                format!("amount {amount} does not fit 64-bit minor units")
+            }
             0 => format!("amount {amount} has decimals, the currency has none"),
             1 => format!("amount {amount} has more than one decimal"),
             2 => format!("amount {amount} has more than two decimals"),
             _ => format!("amount {amount} has more than {places} decimals"),
         })
     })
+}
+
+/// Whether `text` is written as a decimal number (`-12.50`, `1e-3`), whatever its size.
+fn is_numeral(text: &str) -> bool {
+    let text = text.trim();
+    let (mantissa, exponent) = match text.split_once(['e', 'E']) {
+        Some((mantissa, exponent)) => (mantissa, Some(exponent)),
+        None => (text, None),
+    };
+    let digits = |part: &str| !part.is_empty() && part.bytes().all(|b| b.is_ascii_digit());
+    let (int, frac) = unsigned(mantissa)
+        .split_once('.')
+        .unwrap_or((unsigned(mantissa), "0"));
+    digits(int) && digits(frac) && exponent.is_none_or(|e| digits(unsigned(e)))
+}
+
+/// `text` without its sign.
+fn unsigned(text: &str) -> &str {
+    text.strip_prefix(['-', '+']).unwrap_or(text)
 }
 
 /// The common `-?\d+(\.\d{1,places})?` case without building a decimal.
@@ -135,6 +168,47 @@ mod tests {
         assert!(minor_units(&Val::str("1.234"), 2).is_err());
         assert!(minor_units(&Val::str("abc"), 2).is_err());
         assert!(minor_units(&Val::str("1."), 2).is_err());
+        // Text with more digits than a decimal holds is refused, not rounded first.
+        for (text, places, reason) in [
+            ("19.9900000000000000001", 2, "more than two decimals"),
+            ("1e-19", 2, "more than two decimals"),
+            (
+                "0.00000000000000000000000000000000000001",
+                2,
+                "more than two decimals",
+            ),
+            ("-0.0000000000000000001", 2, "more than two decimals"),
+            (
+                "1500.0000000000000000001",
+                0,
+                "has decimals, the currency has none",
+            ),
+            (
+                "0.000000000000000000000000000000000000001",
+                2,
+                "more digits",
+            ),
+            ("0.0000000000000000015", 2, "more than two decimals"),
+            ("92233720368547758.08", 2, "does not fit 64-bit"),
+            ("1e18", 2, "does not fit 64-bit"),
+            (
+                "123456789012345678901234567890.12",
+                2,
+                "does not fit 64-bit",
+            ),
+        ] {
+            let refused = minor_units(&Val::str(text), places).unwrap_err().0;
+            assert!(refused.contains(reason), "{text}: {refused}");
+            assert!(
+                !refused.contains("0.000000000000000002"),
+                "{text}: rounded: {refused}"
+            );
+        }
+        assert_eq!(minor_units(&Val::str("1e-2"), 2).unwrap(), 1);
+        assert_eq!(
+            minor_units(&Val::str("19.990000000000000000"), 2).unwrap(),
+            1999
+        );
     }
 
     fn money_of(amount: &str, currency: &str) -> Result<(i64, String), String> {
