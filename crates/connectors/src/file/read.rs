@@ -5,11 +5,14 @@ use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
-/// A file a source reads: where to open it, and the key its cursor is stored under.
+/// A file a source reads: where it is, the key its cursor is stored under, and the path
+/// [`open_within`] opens it by (relative to the connection's directory; a symlink's
+/// target's).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Found {
     pub path: PathBuf,
     pub key: String,
+    pub within: PathBuf,
 }
 
 /// Why an entry of a watched directory is not read.
@@ -59,9 +62,33 @@ pub fn matching_files(dir: &Path, pattern: &str) -> Listing {
         None => (dir.to_path_buf(), pattern),
     };
     let mut listing = Listing::default();
-    let (entries, root) = match (std::fs::read_dir(&sub), dir.canonicalize()) {
-        (Ok(entries), Ok(root)) => (entries, root),
-        (Err(err), _) | (_, Err(err)) => {
+    let root = match dir.canonicalize() {
+        Ok(root) => root,
+        Err(err) => {
+            listing.unreadable = Some(err);
+            return listing;
+        }
+    };
+    // The pattern's folder may itself be a symlink: it is listed only inside `dir`.
+    let folder = match sub.canonicalize() {
+        Ok(real) if real.starts_with(&root) => {
+            real.strip_prefix(&root).unwrap_or(&real).to_path_buf()
+        }
+        Ok(real) => {
+            listing.unreadable = Some(std::io::Error::other(format!(
+                "the pattern's folder resolves to `{}`, outside the connection's directory",
+                real.display()
+            )));
+            return listing;
+        }
+        Err(err) => {
+            listing.unreadable = Some(err);
+            return listing;
+        }
+    };
+    let entries = match std::fs::read_dir(&sub) {
+        Ok(entries) => entries,
+        Err(err) => {
             listing.unreadable = Some(err);
             return listing;
         }
@@ -87,6 +114,7 @@ pub fn matching_files(dir: &Path, pattern: &str) -> Listing {
                         .map(|()| Found {
                             key: escaped(relative.as_os_str().as_encoded_bytes()),
                             path: target.clone(),
+                            within: relative.to_path_buf(),
                         }),
                 },
             }
@@ -99,6 +127,7 @@ pub fn matching_files(dir: &Path, pattern: &str) -> Listing {
                         .as_encoded_bytes(),
                 ),
                 path: path.clone(),
+                within: folder.join(entry.file_name()),
             })
         };
         match found {
@@ -163,13 +192,31 @@ fn wildcard(pattern: &str, text: &str) -> bool {
     }
 }
 
-/// Opens a regular file for reading, never blocking on a FIFO or device put in its place.
-pub fn open_regular(path: &Path) -> std::io::Result<std::fs::File> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK)
-        .open(path)?;
+/// Opens `within` (a path relative to `dir`) for reading, never blocking on a FIFO or
+/// device put in its place, and never outside `dir`: a symlink swapped in after the listing
+/// (at any part of the path) that leads out is refused by the kernel's resolution
+/// (`RESOLVE_BENEATH`). Where the kernel lacks `openat2`, the last part is not followed.
+pub fn open_within(dir: &Path, within: &Path) -> std::io::Result<std::fs::File> {
+    use rustix::fs::{Mode, OFlags, ResolveFlags};
+    let root = rustix::fs::open(
+        dir,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?;
+    let flags = OFlags::RDONLY | OFlags::NONBLOCK | OFlags::CLOEXEC | OFlags::NOCTTY;
+    let opened = match rustix::fs::openat2(
+        &root,
+        within,
+        flags,
+        Mode::empty(),
+        ResolveFlags::BENEATH | ResolveFlags::NO_MAGICLINKS,
+    ) {
+        Err(rustix::io::Errno::NOSYS) => {
+            rustix::fs::openat(&root, within, flags | OFlags::NOFOLLOW, Mode::empty())
+        }
+        other => other,
+    };
+    let file = std::fs::File::from(opened?);
     if !file.metadata()?.is_file() {
         return Err(std::io::Error::new(
             std::io::ErrorKind::InvalidInput,
@@ -327,9 +374,66 @@ mod tests {
     fn file_with(name: &str, bytes: &[u8]) -> std::fs::File {
         let path = std::env::temp_dir().join(format!("omniflow-{name}-{}", std::process::id()));
         std::fs::write(&path, bytes).unwrap();
-        let file = open_regular(&path).unwrap();
+        let file =
+            open_within(path.parent().unwrap(), Path::new(path.file_name().unwrap())).unwrap();
         let _ = std::fs::remove_file(&path);
         file
+    }
+
+    /// A fresh directory holding `inside/` (the connection's) and `outside/secret.jsonl`.
+    fn inbox(name: &str) -> PathBuf {
+        let base =
+            std::env::temp_dir().join(format!("omniflow-inbox-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&base);
+        std::fs::create_dir_all(base.join("inside")).unwrap();
+        std::fs::create_dir_all(base.join("outside/deeper")).unwrap();
+        std::fs::write(base.join("outside/secret.jsonl"), "{\"secret\":1}\n").unwrap();
+        std::fs::write(base.join("outside/deeper/leak.jsonl"), "{\"secret\":2}\n").unwrap();
+        base
+    }
+
+    #[test]
+    fn a_pattern_folder_linked_outside_is_not_listed() {
+        let base = inbox("folder");
+        let dir = base.join("inside");
+        std::os::unix::fs::symlink(base.join("outside/deeper"), dir.join("sub")).unwrap();
+        let listing = matching_files(&dir, "sub/*.jsonl");
+        assert!(listing.files.is_empty(), "{:?}", listing.files);
+        let why = listing.unreadable.expect("refused").to_string();
+        assert!(why.contains("outside the connection's directory"), "{why}");
+        // A folder linked inside is read, by its real path.
+        std::fs::create_dir_all(dir.join("real")).unwrap();
+        std::fs::write(dir.join("real/a.jsonl"), "{}\n").unwrap();
+        std::os::unix::fs::symlink(dir.join("real"), dir.join("near")).unwrap();
+        let listing = matching_files(&dir, "near/*.jsonl");
+        assert_eq!(listing.files.len(), 1, "{:?}", listing.unreadable);
+        assert_eq!(listing.files[0].key, "near/a.jsonl");
+        assert!(open_within(&dir, &listing.files[0].within).is_ok());
+        let _ = std::fs::remove_dir_all(&base);
+    }
+
+    #[test]
+    fn a_file_swapped_for_a_link_outside_after_the_listing_is_not_opened() {
+        let base = inbox("swap");
+        let dir = base.join("inside");
+        std::fs::write(dir.join("orders.jsonl"), "{}\n").unwrap();
+        let listing = matching_files(&dir, "*.jsonl");
+        assert_eq!(listing.files.len(), 1);
+        let found = &listing.files[0];
+        // Between the listing and the open, the file becomes a link to a file outside.
+        std::fs::remove_file(dir.join("orders.jsonl")).unwrap();
+        std::os::unix::fs::symlink(base.join("outside/secret.jsonl"), dir.join("orders.jsonl"))
+            .unwrap();
+        assert!(open_within(&dir, &found.within).is_err());
+        // So does a folder on the way.
+        std::fs::create_dir_all(dir.join("sub")).unwrap();
+        std::fs::write(dir.join("sub/leak.jsonl"), "{}\n").unwrap();
+        let listing = matching_files(&dir, "sub/*.jsonl");
+        assert_eq!(listing.files.len(), 1);
+        std::fs::remove_dir_all(dir.join("sub")).unwrap();
+        std::os::unix::fs::symlink(base.join("outside/deeper"), dir.join("sub")).unwrap();
+        assert!(open_within(&dir, &listing.files[0].within).is_err());
+        let _ = std::fs::remove_dir_all(&base);
     }
 
     #[test]

@@ -174,7 +174,7 @@ impl FileSource {
                 .call(move |b| b.cursor(&flow, &source, &cursor_key))
                 .await?,
         );
-        let mut file = files::open_regular(&found.path).map_err(|e| e.to_string())?;
+        let mut file = files::open_within(&self.dir, &found.within).map_err(|e| e.to_string())?;
         let offset = self.checked_offset(&mut file, found, &cursor)?;
         let first = match (self.csv, offset) {
             (false, 1..) => 0,
