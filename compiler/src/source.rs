@@ -56,12 +56,48 @@ pub struct SourceFile {
     /// Where it lives on disk; `None` for the embedded stdlib.
     pub path: Option<PathBuf>,
     pub text: Arc<str>,
+    /// Where each line starts, found at the first position asked of the file.
+    lines: std::sync::OnceLock<Vec<usize>>,
+}
+
+impl SourceFile {
+    /// The byte offset where each line starts.
+    pub fn line_starts(&self) -> &[usize] {
+        self.lines.get_or_init(|| {
+            std::iter::once(0)
+                .chain(self.text.match_indices('\n').map(|(idx, _)| idx + 1))
+                .collect()
+        })
+    }
+
+    /// The byte range of the line holding `offset`, without its newline.
+    pub fn line_bounds(&self, offset: usize) -> (usize, usize) {
+        let starts = self.line_starts();
+        let line = starts.partition_point(|start| *start <= offset).max(1) - 1;
+        let end = starts
+            .get(line + 1)
+            .map_or(self.text.len(), |next| next - 1);
+        (starts[line], end.max(starts[line]))
+    }
 }
 
 /// Every file of one compilation.
 #[derive(Debug, Default, Clone)]
 pub struct Sources {
     files: Vec<SourceFile>,
+    /// The last column asked for, so columns asked along one long line in order (as sorted
+    /// diagnostics are) are counted once, not from the line's start each time.
+    last_column: ColumnMemo,
+}
+
+/// A file, a line's start, an offset on it and that offset's column in chars.
+#[derive(Debug, Default)]
+struct ColumnMemo(std::sync::Mutex<Option<(FileId, usize, usize, usize)>>);
+
+impl Clone for ColumnMemo {
+    fn clone(&self) -> ColumnMemo {
+        ColumnMemo::default()
+    }
 }
 
 impl Sources {
@@ -76,6 +112,7 @@ impl Sources {
             name,
             path,
             text: text.into(),
+            lines: std::sync::OnceLock::new(),
         });
         FileId(self.files.len() as u32 - 1)
     }
@@ -102,13 +139,25 @@ impl Sources {
 
     /// 1-based line and column (in chars) of a byte offset.
     pub fn line_col(&self, file: FileId, offset: u32) -> (usize, usize) {
-        let text = &self.get(file).text;
-        let offset = (offset as usize).min(text.len());
-        let before = text.get(..offset).unwrap_or("");
-        let line = before.matches('\n').count() + 1;
-        let line_start = before.rfind('\n').map(|idx| idx + 1).unwrap_or(0);
-        let col = before[line_start..].chars().count() + 1;
-        (line, col)
+        let source = self.get(file);
+        let text = &source.text;
+        let mut offset = (offset as usize).min(text.len());
+        while !text.is_char_boundary(offset) {
+            offset -= 1;
+        }
+        let starts = source.line_starts();
+        let line = starts.partition_point(|start| *start <= offset).max(1);
+        let line_start = starts[line - 1];
+        let mut memo = self.last_column.0.lock().unwrap_or_else(|e| e.into_inner());
+        let (from, counted) = match *memo {
+            Some((f, start, at, col)) if f == file && start == line_start && at <= offset => {
+                (at, col)
+            }
+            _ => (line_start, 0),
+        };
+        let col = counted + text[from..offset].chars().count();
+        *memo = Some((file, line_start, offset, col));
+        (line, col + 1)
     }
 
     /// Finds a disk file already loaded under this path.

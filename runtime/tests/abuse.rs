@@ -275,6 +275,63 @@ fn idle_and_slow_connections_are_closed_and_never_take_webhooks_or_health_down()
     assert_eq!(get(runtime.ops, "/ready").0, 200);
 }
 
+/// Opens a connection that sends a request head and `sent` bytes of a body of `declared`
+/// bytes, and then nothing more.
+fn stalled_body(port: u16, path: &str, declared: usize, sent: usize) -> TcpStream {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let head = format!("POST {path} HTTP/1.1\r\nHost: x\r\nContent-Length: {declared}\r\n\r\n");
+    stream.write_all(head.as_bytes()).unwrap();
+    stream.write_all(&vec![b' '; sent]).unwrap();
+    stream
+}
+
+#[test]
+fn stalled_bodies_never_take_webhooks_or_health_down_nor_fill_memory() {
+    let dir = TempDir::new("abuse-stalled");
+    let sink = Sink::start(Faults::default());
+    // Bodies may take ten minutes: only making room closes a stalled one before that.
+    let runtime = Runtime::start(
+        &dir,
+        HOOK_FLOW,
+        "servers:\n  max_connections: 60\n  body_timeout: 10m\n",
+        &[
+            ("HOOK_SECRET", HOOK_SECRET.to_string()),
+            (
+                "OMNIFLOW_TEST_SINK",
+                format!("http://127.0.0.1:{}", sink.port),
+            ),
+        ],
+    );
+    // More bodies that never finish than either server's cap of 60.
+    let mut stalled: Vec<TcpStream> = Vec::new();
+    for _ in 0..100 {
+        stalled.push(stalled_body(runtime.hooks, "/hooks/orders", 100, 1));
+        stalled.push(stalled_body(runtime.ops, "/health", 100, 1));
+    }
+    let (status, body) = signed_delivery(runtime.hooks, "o1");
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(get(runtime.ops, "/health").0, 200);
+    wait_for("the stalled bodies that made room closed", PATIENCE, || {
+        stalled.retain_mut(|stream| !closed_by_server(stream));
+        stalled.len() <= 2 * 60
+    });
+    // Nearly whole bodies of the largest size, more than a server keeps in memory at once
+    // (sixteen): the ones stalled longest are dropped to make room, and deliveries go on.
+    let largest = omniflow_ir::MAX_WEBHOOK_BODY_BYTES as usize;
+    let mut large: Vec<TcpStream> = (0..24)
+        .map(|_| stalled_body(runtime.hooks, "/hooks/orders", largest, largest - 1))
+        .collect();
+    wait_for("bodies over the memory cap dropped", PATIENCE, || {
+        large.retain_mut(|stream| !closed_by_server(stream));
+        large.len() <= 16
+    });
+    let (status, body) = signed_delivery(runtime.hooks, "o2");
+    assert_eq!(status, 202, "{body}");
+    wait_for("both deliveries at the sink", PATIENCE, || {
+        sink.distinct() == 2
+    });
+}
+
 /// Sends `head`, then keeps writing `chunk` every `pause` (forever, until the server
 /// closes); returns the answer read meanwhile.
 fn endless(port: u16, head: &str, chunk: Vec<u8>, pause: Duration) -> (u16, String) {
@@ -470,6 +527,62 @@ fn a_byte_order_mark_is_skipped_and_a_file_named_in_another_encoding_is_read() {
         log.contains("not UTF-8") && log.contains("caf\\xE9.jsonl"),
         "{log}"
     );
+}
+
+#[test]
+fn csv_rows_that_would_lose_or_invent_values_are_dead_lettered_with_their_reason() {
+    let dir = TempDir::new("abuse-csv");
+    let sink = Sink::start(Faults::default());
+    let mut rows = b"id,note,qty\n1,plain,3\n2,\"multi\nline note\",4\n3,\"a,b\",5\n".to_vec();
+    rows.extend_from_slice(
+        b"4,too,many,columns,6\n5\n6,\"unterminated,7\n7,caf\xe9,8\n8,\"x\"\"y\",9\n",
+    );
+    std::fs::write(dir.0.join("in/rows.csv"), rows).unwrap();
+    // A file that has no header yet fails each look; it is logged once, not at each.
+    std::fs::write(dir.0.join("in/empty.csv"), "").unwrap();
+    let runtime = file_runtime(&dir, &sink);
+    wait_for("the good rows", PATIENCE, || sink.distinct() == 3);
+    let letters = wait_for_letters(&runtime, 6);
+    let reasons: Vec<String> = letters
+        .iter()
+        .map(|letter| letter["error"].as_str().unwrap_or_default().to_string())
+        .collect();
+    let count = |needle: &str| reasons.iter().filter(|r| r.contains(needle)).count();
+    // Both halves of the row with a line break in a quoted field, and the unclosed quote.
+    assert_eq!(count("not closed on its line"), 3, "{reasons:?}");
+    assert_eq!(
+        count("the row has 5 fields where the header has 3"),
+        1,
+        "{reasons:?}"
+    );
+    assert_eq!(
+        count("the row has 1 fields where the header has 3"),
+        1,
+        "{reasons:?}"
+    );
+    assert_eq!(count("not UTF-8"), 1, "{reasons:?}");
+    for id in ["1", "3", "8"] {
+        assert!(delivered(&sink, id), "{id}");
+    }
+    assert_eq!(sink.distinct(), 3, "no row made up of another's parts");
+    // The source looks at the files four times a second.
+    std::thread::sleep(Duration::from_secs(2));
+    let log = runtime.log();
+    let logged = log
+        .lines()
+        .filter(|l| l.contains("empty.csv") && l.contains("cannot read"))
+        .count();
+    assert_eq!(logged, 1, "{log}");
+}
+
+/// The dead letters once there are `n` of them.
+fn wait_for_letters(runtime: &Runtime, n: usize) -> Vec<serde_json::Value> {
+    let mut letters = Vec::new();
+    wait_for("the dead letters", PATIENCE, || {
+        letters = runtime.dead_letters();
+        letters.len() >= n
+    });
+    letters
 }
 
 #[test]

@@ -389,7 +389,8 @@ fn load_csv(text: &str, key: Option<String>, value: Option<String>) -> Result<Lo
         .lines()
         .enumerate()
         .filter(|(_, l)| !l.trim().is_empty());
-    let header = csv_fields(lines.next().ok_or("the file is empty")?.1);
+    let header = csv_fields(lines.next().ok_or("the file is empty")?.1)
+        .map_err(|why| format!("the header: {why}"))?;
     let column = |name: &Option<String>, fallback: usize| match name {
         Some(name) => header
             .iter()
@@ -401,7 +402,7 @@ fn load_csv(text: &str, key: Option<String>, value: Option<String>) -> Result<Lo
     let mut out = BTreeMap::new();
     let mut seen = Seen::default();
     for (idx, line) in lines {
-        let fields = csv_fields(line);
+        let fields = csv_fields(line).map_err(|why| format!("line {}: {why}", idx + 1))?;
         let k = fields
             .get(key_col)
             .ok_or(format!("line {} has no key column", idx + 1))?;

@@ -1,6 +1,7 @@
-//! Open connections of one server: their deadlines (idle keep-alive, request head, body)
-//! and the cap on how many are open. At the cap, a new connection closes the one that has
-//! waited longest for a request; connections handling a request are never closed for it.
+//! Open connections of one server: their deadlines (idle keep-alive, request head, body),
+//! the cap on how many are open and on the request bodies they hold in memory. At either
+//! cap the connection that has waited longest (for a request, or for the rest of its body)
+//! is closed to make room; connections whose request is being handled never are.
 
 use serde::Deserialize;
 use std::cell::{Cell, RefCell};
@@ -16,6 +17,13 @@ use tokio::time::Instant;
 
 /// How long a WARN about the cap waits before it is repeated.
 const WARN_EVERY: Duration = Duration::from_secs(60);
+
+/// Request body bytes one server holds in memory at once (sixteen of the largest bodies):
+/// beyond it, the body waiting longest is dropped to make room.
+pub const MAX_BUFFERED: usize = 16 * omniflow_ir::MAX_WEBHOOK_BODY_BYTES as usize;
+
+/// How long a body waits for room under [`MAX_BUFFERED`] before it is refused (503).
+const ROOM_WAIT: Duration = Duration::from_secs(2);
 
 /// The deadlines and the connection cap of a server (`servers:` in `omniflow.yaml`).
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq)]
@@ -92,7 +100,10 @@ enum Phase {
     Idle(Instant),
     /// Reading a request head, since its first byte.
     Head(Instant),
-    /// Handling a request (the body has its own deadline, inside the handler).
+    /// Reading a request body, since the end of its head (the body's deadline is the
+    /// handler's).
+    Body(Instant),
+    /// Handling a request whose body is read.
     Busy,
 }
 
@@ -118,9 +129,19 @@ impl Conn {
         self.changed.notify_one();
     }
 
-    /// A request's head has been read: it is being handled.
+    /// A request's head has been read: its body is being read.
+    pub fn reading_body(&self) {
+        self.set(Phase::Body(Instant::now()));
+    }
+
+    /// A request's body has been read: it is being handled.
     pub fn busy(&self) {
         self.set(Phase::Busy);
+    }
+
+    /// Whether the table closed this connection to make room.
+    pub fn is_evicted(&self) -> bool {
+        self.evicted.get()
     }
 
     /// The request was answered: the connection waits for the next one.
@@ -137,7 +158,7 @@ impl Conn {
             let (deadline, why) = match self.phase.get() {
                 Phase::Idle(since) => (Some(since + limits.idle_timeout.0), "idle timeout"),
                 Phase::Head(since) => (Some(since + limits.header_timeout.0), "header timeout"),
-                Phase::Busy => (None, ""),
+                Phase::Body(_) | Phase::Busy => (None, ""),
             };
             match deadline {
                 Some(deadline) if Instant::now() >= deadline => return why,
@@ -150,11 +171,20 @@ impl Conn {
         }
     }
 
-    /// The time a waiting connection has waited since; `None` while it is handling a request.
+    /// The time a waiting connection has waited since (for a request or for the rest of
+    /// its body); `None` while its request is handled.
     fn waiting_since(&self) -> Option<Instant> {
         match self.phase.get() {
-            Phase::Idle(since) | Phase::Head(since) => Some(since),
+            Phase::Idle(since) | Phase::Head(since) | Phase::Body(since) => Some(since),
             Phase::Busy => None,
+        }
+    }
+
+    /// Since when a connection has been reading a body, if it is.
+    fn body_since(&self) -> Option<Instant> {
+        match self.phase.get() {
+            Phase::Body(since) => Some(since),
+            _ => None,
         }
     }
 }
@@ -167,6 +197,10 @@ pub struct Table {
     freed: Notify,
     warned: Cell<Option<Instant>>,
     name: &'static str,
+    /// Request body bytes held by the connections (at most [`MAX_BUFFERED`]).
+    buffered: Cell<usize>,
+    max_buffered: usize,
+    bytes_freed: Notify,
 }
 
 impl Table {
@@ -179,6 +213,45 @@ impl Table {
             freed: Notify::new(),
             warned: Cell::new(None),
             name,
+            buffered: Cell::new(0),
+            max_buffered: MAX_BUFFERED,
+            bytes_freed: Notify::new(),
+        }
+    }
+
+    /// Takes room for `bytes` more of a request body held by connection `id`: when the
+    /// server's bodies would pass [`MAX_BUFFERED`], the body that has waited longest for its
+    /// rest (another connection's) is dropped, and this one waits for its memory, a while.
+    /// False when there is no room (the request is refused).
+    pub async fn hold(&self, id: u64, bytes: usize) -> bool {
+        let deadline = Instant::now() + ROOM_WAIT;
+        while self.buffered.get() + bytes > self.max_buffered {
+            self.evict_longest_body(id);
+            tokio::select! {
+                _ = self.bytes_freed.notified() => {}
+                _ = tokio::time::sleep_until(deadline) => return false,
+            }
+        }
+        self.buffered.set(self.buffered.get() + bytes);
+        true
+    }
+
+    /// Gives back room taken by [`Table::hold`].
+    pub fn unhold(&self, bytes: usize) {
+        self.buffered.set(self.buffered.get().saturating_sub(bytes));
+        self.bytes_freed.notify_waiters();
+    }
+
+    fn evict_longest_body(&self, except: u64) {
+        let open = self.open.borrow();
+        let oldest = open
+            .iter()
+            .filter(|(id, conn)| **id != except && !conn.evicted.get())
+            .filter_map(|(id, conn)| conn.body_since().map(|since| (since, *id)))
+            .min();
+        if let Some(conn) = oldest.and_then(|(_, id)| open.get(&id)) {
+            conn.evicted.set(true);
+            conn.changed.notify_one();
         }
     }
 
@@ -353,5 +426,44 @@ mod tests {
         assert!(!b.evicted.get(), "the busy one stays");
         table.release(first);
         assert_eq!(table.open.borrow().len(), 2);
+        // A connection stalled in its body is waiting too; one handling its request is not.
+        let (_, d) = table.admit().await;
+        d.reading_body();
+        tokio::time::advance(Duration::from_secs(1)).await;
+        let (_, _e) = table.admit().await;
+        assert!(d.evicted.get(), "the stalled body goes");
+        assert!(!b.evicted.get(), "the busy one stays");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn past_the_memory_cap_the_body_stalled_longest_makes_room() {
+        let mut table = Table::new("test", Limits::default());
+        table.max_buffered = 100;
+        let (a, stalled) = table.admit().await;
+        stalled.reading_body();
+        assert!(table.hold(a, 60).await);
+        tokio::time::advance(Duration::from_secs(1)).await;
+        let (b, fresh) = table.admit().await;
+        fresh.reading_body();
+        // The stalled body is asked to close; once its memory is given back, room is made.
+        let table = Rc::new(table);
+        let waiting = tokio::task::LocalSet::new();
+        let granted = waiting
+            .run_until(async {
+                let asking = tokio::task::spawn_local({
+                    let table = table.clone();
+                    async move { table.hold(b, 50).await }
+                });
+                tokio::task::yield_now().await;
+                assert!(stalled.evicted.get(), "the stalled body goes");
+                assert!(!fresh.evicted.get());
+                table.unhold(60);
+                asking.await.unwrap()
+            })
+            .await;
+        assert!(granted);
+        // With nothing to drop, a body that does not fit is refused after a while.
+        assert!(!table.hold(b, 51).await);
+        assert!(table.hold(b, 50).await);
     }
 }

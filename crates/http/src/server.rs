@@ -2,7 +2,7 @@
 //! the webhook sources: bodies up to [`MAX_BODY`], deadlines and a connection cap from
 //! [`Limits`].
 
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
@@ -135,11 +135,12 @@ async fn connection(
 ) {
     let limits = *table.limits();
     let watched = conn.clone();
+    let shared = table.clone();
     let service = hyper::service::service_fn(move |request: Request<Incoming>| {
-        let (handler, conn) = (handler.clone(), watched.clone());
+        let (handler, conn, table) = (handler.clone(), watched.clone(), shared.clone());
         async move {
-            conn.busy();
-            let response = handle(handler, request, limits.body_timeout.0).await;
+            conn.reading_body();
+            let response = handle(handler, request, limits.body_timeout.0, &table, id, &conn).await;
             conn.idle();
             Ok::<_, std::convert::Infallible>(response)
         }
@@ -157,6 +158,9 @@ async fn handle(
     handler: Handler,
     request: Request<Incoming>,
     body_timeout: Duration,
+    table: &Table,
+    id: u64,
+    conn: &Conn,
 ) -> Response<Full<Bytes>> {
     let (parts, body) = request.into_parts();
     let declared = parts
@@ -167,13 +171,13 @@ async fn handle(
     if declared.is_some_and(|n| n > MAX_BODY as u64) {
         return closing(Resp::text(413, "request body too large\n"));
     }
-    let body = match tokio::time::timeout(body_timeout, Limited::new(body, MAX_BODY).collect())
-        .await
-    {
-        Ok(Ok(collected)) => collected.to_bytes(),
-        Ok(Err(_)) => return closing(Resp::text(413, "request body too large or unreadable\n")),
+    let mut held = Held { table, bytes: 0 };
+    let body = match tokio::time::timeout(body_timeout, read_body(body, &mut held, id)).await {
+        Ok(Ok(body)) => body,
+        Ok(Err(refused)) => return closing(refused),
         Err(_) => return closing(Resp::text(408, "request body not received in time\n")),
     };
+    conn.busy();
     let resp = handler(Req {
         method: parts.method.to_string(),
         path: parts.uri.path().to_string(),
@@ -183,6 +187,46 @@ async fn handle(
     })
     .await;
     respond(resp)
+}
+
+/// Room a request's body holds in its server's [`connections::MAX_BUFFERED`], given back when
+/// the request is answered or dropped.
+struct Held<'t> {
+    table: &'t Table,
+    bytes: usize,
+}
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        self.table.unhold(self.bytes);
+    }
+}
+
+/// Reads a body of at most [`MAX_BODY`], holding room for each part as it arrives.
+async fn read_body(mut body: Incoming, held: &mut Held<'_>, id: u64) -> Result<Bytes, Resp> {
+    let unreadable = || Resp::text(413, "request body too large or unreadable\n");
+    let mut data: Vec<u8> = Vec::new();
+    while let Some(frame) = body.frame().await {
+        let Ok(chunk) = frame.map_err(|_| unreadable())?.into_data() else {
+            continue;
+        };
+        let total = data.len() + chunk.len();
+        if total > MAX_BODY {
+            return Err(unreadable());
+        }
+        if total > held.bytes {
+            if !held.table.hold(id, total - held.bytes).await {
+                return Err(Resp::text(
+                    503,
+                    "too many request bodies in memory; retry in a moment\n",
+                )
+                .header("retry-after", "1"));
+            }
+            held.bytes = total;
+        }
+        data.extend_from_slice(&chunk);
+    }
+    Ok(Bytes::from(data))
 }
 
 /// A refusal after which the connection closes (the rest of the body is not read).

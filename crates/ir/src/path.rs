@@ -58,8 +58,10 @@ pub fn simple_path(text: &str) -> Option<Vec<PathSeg>> {
     Some(segs)
 }
 
-/// Splits one CSV line, honouring double quotes (`""` is a quote inside a field).
-pub fn csv_fields(line: &str) -> Vec<String> {
+/// Splits one CSV line, honouring double quotes (`""` is a quote inside a field). A quote
+/// left open at the line's end is refused: a field with a line break in it, which a reader
+/// of lines cannot take whole (its halves would be read as two made-up rows).
+pub fn csv_fields(line: &str) -> Result<Vec<String>, String> {
     let mut fields = Vec::new();
     let mut field = String::new();
     let mut quoted = false;
@@ -75,8 +77,14 @@ pub fn csv_fields(line: &str) -> Vec<String> {
             c => field.push(c),
         }
     }
+    if quoted {
+        return Err(
+            "a quoted field is not closed on its line (fields with line breaks are not read)"
+                .into(),
+        );
+    }
     fields.push(field);
-    fields
+    Ok(fields)
 }
 
 /// Why a file connection's `path` (a source's pattern when `pattern`, else a sink's file)

@@ -2,9 +2,8 @@
 //! diagnostic on a very long line, or one miette cannot draw, gets a plain rendering.
 
 use crate::diagnostics::{Diagnostic, Severity};
-use crate::source::{FileId, Sources};
+use crate::source::Sources;
 use miette::{GraphicalReportHandler, GraphicalTheme, LabeledSpan, SourceCode, SourceSpan};
-use std::collections::HashMap;
 use std::fmt;
 
 /// Longest source line drawn in a snippet; a label on a longer line is shown plainly.
@@ -12,6 +11,11 @@ pub const MAX_SHOWN_LINE: usize = 400;
 
 /// Lines kept around a diagnostic's labels for miette (which shows fewer).
 const WINDOW_LINES: usize = 4;
+
+/// Most lines between a diagnostic's first and last label drawn as one snippet; labels
+/// further apart (a name declared twice, far from the first) are shown plainly, each with
+/// its position, so the text between them is never read.
+const MAX_SNIPPET_LINES: usize = 40;
 
 struct View<'a> {
     diagnostic: &'a Diagnostic,
@@ -130,12 +134,8 @@ pub fn render(diagnostics: &[Diagnostic], sources: &Sources, color: bool) -> Str
     };
     let handler = GraphicalReportHandler::new_themed(theme).with_width(100);
     let mut out = String::new();
-    let mut line_starts: HashMap<FileId, Vec<usize>> = HashMap::new();
     for diagnostic in diagnostics {
-        let file = diagnostic.span().file;
-        let starts = line_starts
-            .entry(file)
-            .or_insert_with(|| line_starts_of(&sources.get(file).text));
+        let starts = sources.get(diagnostic.span().file).line_starts();
         match graphical(&handler, diagnostic, sources, starts) {
             Some(report) => out.push_str(&report),
             None => out.push_str(&plain(diagnostic, sources)),
@@ -156,7 +156,7 @@ fn graphical(
     let file = sources.get(diagnostic.span().file);
     let on_long_line = diagnostic.labels.iter().any(|label| {
         label.span.file == diagnostic.span().file && {
-            let (start, end) = line_bounds(&file.text, label.span.start as usize);
+            let (start, end) = file.line_bounds(label.span.start as usize);
             end - start > MAX_SHOWN_LINE
         }
     });
@@ -174,6 +174,9 @@ fn graphical(
             )
         });
     let line_of = |offset: usize| line_starts.partition_point(|start| *start <= offset).max(1) - 1;
+    if line_of(last) - line_of(first.min(last)) > MAX_SNIPPET_LINES {
+        return None;
+    }
     let first_line = line_of(first.min(last)).saturating_sub(WINDOW_LINES);
     let end_line = line_of(last) + WINDOW_LINES + 1;
     let view = View {
@@ -198,27 +201,6 @@ fn graphical(
     .flatten()
 }
 
-/// The byte offset where each line starts.
-fn line_starts_of(text: &str) -> Vec<usize> {
-    std::iter::once(0)
-        .chain(text.match_indices('\n').map(|(idx, _)| idx + 1))
-        .collect()
-}
-
-/// The byte range of the line holding an offset, without its newline.
-fn line_bounds(text: &str, offset: usize) -> (usize, usize) {
-    let offset = offset.min(text.len());
-    let start = text.as_bytes()[..offset]
-        .iter()
-        .rposition(|b| *b == b'\n')
-        .map_or(0, |idx| idx + 1);
-    let end = text.as_bytes()[offset..]
-        .iter()
-        .position(|b| *b == b'\n')
-        .map_or(text.len(), |idx| offset + idx);
-    (start, end)
-}
-
 /// A narrow rendering: code, message, position, labels (with a short excerpt) and help.
 fn plain(diagnostic: &Diagnostic, sources: &Sources) -> String {
     let span = diagnostic.span();
@@ -228,12 +210,22 @@ fn plain(diagnostic: &Diagnostic, sources: &Sources) -> String {
         "{}({})\n\n  × {}\n  --> {}:{line}:{col}\n",
         diagnostic.code.id, diagnostic.code.name, diagnostic.message, file.name
     );
-    let excerpt = excerpt(&file.text, span.start as usize, 60);
+    let excerpt = excerpt(file, span.start as usize, 60);
     if !excerpt.is_empty() {
         out.push_str(&format!("   | {excerpt}\n"));
     }
-    for message in diagnostic.labels.iter().filter_map(|l| l.message.as_ref()) {
-        out.push_str(&format!("   = {message}\n"));
+    for label in &diagnostic.labels {
+        let Some(message) = &label.message else {
+            continue;
+        };
+        match label.primary {
+            true => out.push_str(&format!("   = {message}\n")),
+            false => {
+                let (line, col) = sources.line_col(label.span.file, label.span.start);
+                let name = &sources.get(label.span.file).name;
+                out.push_str(&format!("   = {message} ({name}:{line}:{col})\n"));
+            }
+        }
     }
     if let Some(help) = &diagnostic.help {
         out.push_str(&format!("  help: {help}\n"));
@@ -241,23 +233,32 @@ fn plain(diagnostic: &Diagnostic, sources: &Sources) -> String {
     out
 }
 
-/// Up to `width` characters of the line at `offset`, starting a little before it.
-fn excerpt(text: &str, offset: usize, width: usize) -> String {
-    let (line_start, line_end) = line_bounds(text, offset);
-    let line = text.get(line_start..line_end).unwrap_or("");
-    let column = text
-        .get(line_start..offset.min(line_end))
-        .unwrap_or("")
-        .chars()
-        .count();
-    let skip = column.saturating_sub(width / 4);
-    let shown: String = line.chars().skip(skip).take(width).collect();
+/// Up to `width` characters of the line at `offset`, starting a little before it; reads
+/// only those characters, however long the line.
+fn excerpt(file: &crate::source::SourceFile, offset: usize, width: usize) -> String {
+    let text = &*file.text;
+    let (line_start, line_end) = file.line_bounds(offset);
+    let mut offset = offset.clamp(line_start, line_end);
+    while !text.is_char_boundary(offset) {
+        offset -= 1;
+    }
+    let before = &text[line_start..offset];
+    let from = before
+        .char_indices()
+        .rev()
+        .nth(width / 4 - 1)
+        .map_or(line_start, |(idx, _)| line_start + idx);
+    let rest = &text[from..line_end];
+    let shown_end = rest
+        .char_indices()
+        .nth(width)
+        .map_or(rest.len(), |(idx, _)| idx);
     let mut out = String::new();
-    if skip > 0 {
+    if from > line_start {
         out.push_str("...");
     }
-    out.push_str(shown.trim_end());
-    if line.chars().count() > skip + width {
+    out.push_str(rest[..shown_end].trim_end());
+    if shown_end < rest.len() {
         out.push_str("...");
     }
     out

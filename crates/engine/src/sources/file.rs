@@ -47,6 +47,8 @@ pub struct FileSource {
     unfinished: RefCell<HashMap<String, Unfinished>>,
     /// What was already logged once (skipped entries, names that are not UTF-8).
     warned: RefCell<HashSet<String>>,
+    /// The files whose last read failed, with why (logged when it starts or changes).
+    failing: RefCell<HashMap<String, String>>,
     /// The directory could not be listed last time (logged once until it can).
     unlisted: Cell<bool>,
 }
@@ -98,6 +100,7 @@ impl FileSource {
             max_line,
             unfinished: RefCell::default(),
             warned: RefCell::default(),
+            failing: RefCell::default(),
             unlisted: Cell::new(false),
         })
     }
@@ -118,9 +121,17 @@ impl FileSource {
                     return;
                 }
                 match self.read_some(&found, &fence).await {
-                    Ok(n) => progressed |= n > 0,
+                    Ok(n) => {
+                        progressed |= n > 0;
+                        self.failing.borrow_mut().remove(&found.key);
+                    }
                     Err(err) => {
-                        tracing::error!(flow = %self.ctx.flow_name(), source = %self.name, file = %found.key, error = %err, "cannot read");
+                        // Logged when it starts or changes, not at every look (4 a second).
+                        let mut failing = self.failing.borrow_mut();
+                        if failing.get(&found.key) != Some(&err) {
+                            tracing::error!(flow = %self.ctx.flow_name(), source = %self.name, file = %found.key, error = %err, "cannot read");
+                            failing.insert(found.key.clone(), err.clone());
+                        }
                         failed = Some(format!("{}: {err}", found.key));
                     }
                 }
@@ -206,10 +217,13 @@ impl FileSource {
         for line in read.lines {
             match line {
                 Line::Whole(bytes) if bytes.iter().all(u8::is_ascii_whitespace) => {}
-                Line::Whole(bytes) => messages.push(match &header {
-                    Some((columns, _)) => csv_row(columns, &bytes),
-                    None => bytes,
-                }),
+                Line::Whole(bytes) => match &header {
+                    Some((columns, _)) => match csv_row(columns, &bytes) {
+                        Ok(row) => messages.push(row),
+                        Err(why) => letters.push(self.refused_row(found, bytes, start, why)),
+                    },
+                    None => messages.push(bytes),
+                },
                 Line::Over { head, len, at } => letters.push(self.over_long(found, head, len, at)),
             }
         }
@@ -279,10 +293,13 @@ impl FileSource {
         let read =
             files::read_lines(file, first, 1, self.max_line, None).map_err(|e| e.to_string())?;
         match read.lines.first() {
-            Some(Line::Whole(header)) => Ok((
-                omniflow_ir::path::csv_fields(&String::from_utf8_lossy(header)),
-                read.next,
-            )),
+            Some(Line::Whole(header)) => {
+                let text = std::str::from_utf8(header)
+                    .map_err(|_| "the CSV header row is not UTF-8 text".to_string())?;
+                let columns = omniflow_ir::path::csv_fields(text)
+                    .map_err(|why| format!("the CSV header row: {why}"))?;
+                Ok((columns, read.next))
+            }
             Some(Line::Over { len, .. }) => Err(format!(
                 "the CSV header row ({len} bytes) is longer than max_line_bytes ({})",
                 self.max_line
@@ -300,7 +317,22 @@ impl FileSource {
             head.len()
         );
         tracing::warn!(flow = %self.ctx.flow_name(), source = %self.name, file = %found.key, offset = at, bytes = len, "line over max_line_bytes; dead-lettered");
-        let head = String::from_utf8_lossy(&head).into_owned();
+        self.letter(found, head, at, reason)
+    }
+
+    /// The dead letter of a CSV row refused (read in the batch from byte `from`).
+    fn refused_row(&self, found: &Found, row: Vec<u8>, from: u64, why: String) -> DeadLetter {
+        let reason = format!(
+            "CSV row of `{}` (read from byte {from}) refused: {why}",
+            found.key
+        );
+        tracing::warn!(flow = %self.ctx.flow_name(), source = %self.name, file = %found.key, reason = %why, "CSV row refused; dead-lettered");
+        self.letter(found, row, from, reason)
+    }
+
+    /// A dead letter of this source for bytes of `found` near byte `at`.
+    fn letter(&self, found: &Found, bytes: Vec<u8>, at: u64, reason: String) -> DeadLetter {
+        let head = String::from_utf8_lossy(&bytes).into_owned();
         DeadLetter {
             id: 0,
             origin: omniflow_state::Origin::Flow(self.ctx.flow_name().to_string()),
@@ -331,12 +363,23 @@ fn first_line(file: &mut std::fs::File) -> std::io::Result<u64> {
     Ok(if start[..n] == *files::BOM { 3 } else { 0 })
 }
 
-fn csv_row(columns: &[String], line: &[u8]) -> Vec<u8> {
-    let values = omniflow_ir::path::csv_fields(&String::from_utf8_lossy(line));
+/// A CSV row as a JSON object of its header's columns, or why the row is refused: not
+/// UTF-8, a quote left open, or another number of fields than the header has (a value
+/// would be dropped or made up).
+fn csv_row(columns: &[String], line: &[u8]) -> Result<Vec<u8>, String> {
+    let text = std::str::from_utf8(line).map_err(|_| "the row is not UTF-8 text".to_string())?;
+    let values = omniflow_ir::path::csv_fields(text)?;
+    if values.len() != columns.len() {
+        return Err(format!(
+            "the row has {} fields where the header has {}",
+            values.len(),
+            columns.len()
+        ));
+    }
     let object: serde_json::Map<String, Value> = columns
         .iter()
         .zip(values)
         .map(|(c, v)| (c.clone(), Value::String(v)))
         .collect();
-    serde_json::to_vec(&Value::Object(object)).unwrap_or_default()
+    Ok(serde_json::to_vec(&Value::Object(object)).unwrap_or_default())
 }
