@@ -233,12 +233,17 @@ impl<'de> Visitor<'de> for ValVisitor<'_, '_, 'de> {
         });
         while let Some(Key(key)) = map.next_key::<Key<'de>>()? {
             match self.0.kept(&key) {
-                // A repeated key: the first copy is the one kept, as the scanner does.
-                Some((name, child)) if !fields.iter().any(|(k, _)| *k == key) => {
+                // A key read twice is ambiguous (most senders' parsers keep its last copy).
+                Some((name, _)) if fields.iter().any(|(k, _)| *k == name.map_or(&*key, |n| n)) => {
+                    return Err(de::Error::custom(format!(
+                        "the key `{key}` is given twice in one object"
+                    )));
+                }
+                Some((name, child)) => {
                     let value = map.next_value_seed(Seed(child, self.1))?;
                     fields.push((name.map_or(key, Cow::Borrowed), value));
                 }
-                _ => self.1.skip(map.next_value::<&'de RawValue>()?),
+                None => self.1.skip(map.next_value::<&'de RawValue>()?),
             }
         }
         Ok(Val::Obj(Rc::from(fields)))

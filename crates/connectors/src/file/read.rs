@@ -195,7 +195,8 @@ fn wildcard(pattern: &str, text: &str) -> bool {
 /// Opens `within` (a path relative to `dir`) for reading, never blocking on a FIFO or
 /// device put in its place, and never outside `dir`: a symlink swapped in after the listing
 /// (at any part of the path) that leads out is refused by the kernel's resolution
-/// (`RESOLVE_BENEATH`). Where the kernel lacks `openat2`, the last part is not followed.
+/// (`RESOLVE_BENEATH`). Where the kernel lacks `openat2` (or a sandbox refuses it), the
+/// last part is not followed.
 pub fn open_within(dir: &Path, within: &Path) -> std::io::Result<std::fs::File> {
     use rustix::fs::{Mode, OFlags, ResolveFlags};
     let root = rustix::fs::open(
@@ -211,7 +212,8 @@ pub fn open_within(dir: &Path, within: &Path) -> std::io::Result<std::fs::File> 
         Mode::empty(),
         ResolveFlags::BENEATH | ResolveFlags::NO_MAGICLINKS,
     ) {
-        Err(rustix::io::Errno::NOSYS) => {
+        // No `openat2` in the kernel, or a sandbox (seccomp) that refuses it.
+        Err(rustix::io::Errno::NOSYS | rustix::io::Errno::PERM) => {
             rustix::fs::openat(&root, within, flags | OFlags::NOFOLLOW, Mode::empty())
         }
         other => other,
