@@ -511,3 +511,62 @@ fn omniflow_map_refuses_lines_over_max_line_bytes_without_holding_them() {
         "peak RSS {peak_kib} KiB reading an endless line"
     );
 }
+
+/// `omniflow test` reads a test's input and expected output as production reads a message:
+/// every digit kept, so a test passes only for what production does.
+#[test]
+fn tests_read_their_numbers_as_production_does() {
+    let dir = TempDir::new("test-digits");
+    let flow = dir.0.join("digits.flow");
+    std::fs::write(
+        &flow,
+        r#"use std.connectors.{file}
+connection inbox = file { dir = "in" }
+schema M {
+  id: string
+  total: money
+  raw: decimal?
+}
+flow m {
+  source lines = inbox.read { path = "*.jsonl", format = jsonl }
+  map out = lines -> M {
+    id = to_string($.id)
+    total = money($.amount, "USD")
+    raw = $.raw
+  }
+  sink post = inbox.write(out) { path = "out.jsonl", idempotency_key = id, dead_letter = "m" }
+  test "an id beyond 64 bits keeps its digits" {
+    input = {"id": 12345678901234567890123, "amount": 1, "raw": 12345678901234567890123}
+    expect = {"id": "12345678901234567890123", "raw": 12345678901234567890123}
+  }
+  test "a 19th decimal is refused, not rounded away" {
+    input = {"id": "a", "amount": 19.9900000000000000001}
+    reject = "more than two decimals"
+  }
+  test "1e-19 dollars are refused, not zero" {
+    input = {"id": "b", "amount": 1e-19}
+    reject = "more than two decimals"
+  }
+  test "one digit off is a difference" {
+    input = {"id": "c", "amount": 1, "raw": 12345678901234567890123}
+    expect = {"raw": 12345678901234567890124}
+  }
+}
+"#,
+    )
+    .unwrap();
+    let output = Command::new(BIN).arg("test").arg(&flow).output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    for passing in [
+        "ok      m :: an id beyond 64 bits keeps its digits",
+        "ok      m :: a 19th decimal is refused, not rounded away",
+        "ok      m :: 1e-19 dollars are refused, not zero",
+    ] {
+        assert!(stdout.contains(passing), "{stdout}");
+    }
+    assert!(
+        stdout.contains("FAILED  m :: one digit off is a difference"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("4 tests, 3 passed, 1 failed"), "{stdout}");
+}

@@ -506,6 +506,38 @@ pub enum JsonLit {
 }
 
 impl JsonLit {
+    /// As JSON text, numbers as written.
+    pub fn to_json_text(&self, out: &mut String) {
+        match self {
+            JsonLit::Null => out.push_str("null"),
+            JsonLit::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+            JsonLit::Number(text) => out.push_str(text),
+            JsonLit::Str(s) => out.push_str(&serde_json::Value::from(s.as_str()).to_string()),
+            JsonLit::Array(items) => {
+                out.push('[');
+                for (idx, item) in items.iter().enumerate() {
+                    if idx > 0 {
+                        out.push(',');
+                    }
+                    item.to_json_text(out);
+                }
+                out.push(']');
+            }
+            JsonLit::Object(members) => {
+                out.push('{');
+                for (idx, (key, value)) in members.iter().enumerate() {
+                    if idx > 0 {
+                        out.push(',');
+                    }
+                    out.push_str(&serde_json::Value::from(key.as_str()).to_string());
+                    out.push(':');
+                    value.to_json_text(out);
+                }
+                out.push('}');
+            }
+        }
+    }
+
     /// As a serde_json value.
     pub fn to_value(&self) -> serde_json::Value {
         use serde_json::Value;

@@ -39,8 +39,9 @@ fn run_one(pipeline: &Pipeline, flow_idx: usize, test: &Test) -> Result<(), Stri
     let flow = &pipeline.flows[flow_idx];
     let source = *flow.index.get(&test.source).ok_or("unknown source")?;
     let compared = *flow.index.get(&test.node).ok_or("unknown node")?;
-    // Through the same projected parser as production input.
-    let bytes = serde_json::to_vec(&test.input).map_err(|e| e.to_string())?;
+    // Through the same projected parser as production input, every digit as written.
+    let mut bytes = Vec::new();
+    write_exact(&mut bytes, &test.input);
     let projection = match &flow.nodes[source].kind {
         crate::pipeline::KindRt::Source { projection } => projection.clone(),
         _ => json_in::Projection::whole(),
@@ -74,7 +75,7 @@ fn run_one(pipeline: &Pipeline, flow_idx: usize, test: &Test) -> Result<(), Stri
                 if let Some(path) = mismatch(expected, &output, String::from("$")) {
                     return Err(format!(
                         "output differs at {path}\n  expected: {}\n  actual:   {}",
-                        compact(expected),
+                        compact(&Val::from_json_exact(expected).to_json()),
                         compact(&Val::from_json_exact(&output).to_json())
                     ));
                 }
@@ -95,6 +96,51 @@ fn run_one(pipeline: &Pipeline, flow_idx: usize, test: &Test) -> Result<(), Stri
             }
             Ok(())
         }
+    }
+}
+
+/// JSON text of a value made by [`Val::to_json_exact`]: a marked number is written as its
+/// digits, every other number as serde_json writes it (the float that is that decimal).
+fn write_exact(out: &mut Vec<u8>, value: &Value) {
+    if let Some(digits) = crate::value::exact_number_text(value) {
+        out.extend_from_slice(digits.as_bytes());
+        return;
+    }
+    match value {
+        Value::Array(items) => {
+            out.push(b'[');
+            for (idx, item) in items.iter().enumerate() {
+                if idx > 0 {
+                    out.push(b',');
+                }
+                write_exact(out, item);
+            }
+            out.push(b']');
+        }
+        Value::Object(members) => {
+            out.push(b'{');
+            for (idx, (key, item)) in members.iter().enumerate() {
+                if idx > 0 {
+                    out.push(b',');
+                }
+                let _ = serde_json::to_writer(&mut *out, key);
+                out.push(b':');
+                write_exact(out, item);
+            }
+            out.push(b'}');
+        }
+        other => {
+            let _ = serde_json::to_writer(&mut *out, other);
+        }
+    }
+}
+
+/// A JSON number, or a number marked exact by [`Val::to_json_exact`].
+fn is_number(value: &Value) -> bool {
+    match value {
+        Value::Number(_) => true,
+        Value::String(_) => Val::from_json_exact(value).is_number(),
+        _ => false,
     }
 }
 
@@ -134,19 +180,19 @@ pub fn mismatch(expected: &Value, actual: &Value, path: String) -> Option<String
                 .enumerate()
                 .find_map(|(idx, (w, g))| mismatch(w, g, format!("{path}[{idx}]")))
         }
+        // A number no float holds, on either side (see `Val::to_json_exact`): by value,
+        // every digit counted (fixtures and expectations are read exactly too).
+        (want, got)
+            if matches!((want, got), (Value::String(_), _) | (_, Value::String(_)))
+                && is_number(want)
+                && is_number(got) =>
+        {
+            (!crate::value::equal(&Val::from_json_exact(want), &Val::from_json_exact(got)))
+                .then_some(path)
+        }
         (Value::Number(_), Value::Number(_)) => {
             let as_val = |v: &Value| Val::from_json(v);
             (!crate::value::equal(&as_val(expected), &as_val(actual))).then_some(path)
-        }
-        // An output number no float holds (see `Val::to_json_exact`): exact against an
-        // integer expectation, as a float against a float one (the fixture was read as one).
-        (Value::Number(want), Value::String(_)) if Val::from_json_exact(actual).is_number() => {
-            let got = Val::from_json_exact(actual);
-            let same = match (want.as_i64(), want.as_u64()) {
-                (Some(_), _) | (_, Some(_)) => crate::value::equal(&Val::from_json(expected), &got),
-                _ => want.as_f64() == got.text().and_then(|text| text.parse::<f64>().ok()),
-            };
-            (!same).then_some(path)
         }
         (want, got) => (want != got).then_some(path),
     }
@@ -162,10 +208,23 @@ mod tests {
         let output = json_in::parse(doc, &json_in::Projection::whole())
             .unwrap()
             .to_json_exact();
-        let expected: Value = serde_json::from_slice(doc).unwrap();
-        assert_eq!(mismatch(&expected, &output, "$".into()), None);
         let other: Value =
             serde_json::json!({"id": 12345678901234567890u64, "s": 12345678901234567890123.0});
         assert_eq!(mismatch(&other, &output, "$".into()), Some("$.id".into()));
+        // A float read from the same text is another number: its digits were rounded.
+        let rounded: Value = serde_json::from_slice(doc).unwrap();
+        assert_eq!(mismatch(&rounded, &output, "$".into()), Some("$.id".into()));
+        // Expectations read exactly compare every digit: one digit off is a difference.
+        let exact = |text: &str| {
+            json_in::parse(text.as_bytes(), &json_in::Projection::whole())
+                .unwrap()
+                .to_json_exact()
+        };
+        let same = exact(r#"{"id": 12345678901234567890123, "p": 0.123456789012345678901230}"#);
+        assert_eq!(mismatch(&same, &output, "$".into()), None);
+        let off = exact(r#"{"id": 12345678901234567890124}"#);
+        assert_eq!(mismatch(&off, &output, "$".into()), Some("$.id".into()));
+        let close = exact(r#"{"p": 0.1234567890123456789}"#);
+        assert_eq!(mismatch(&close, &output, "$".into()), Some("$.p".into()));
     }
 }

@@ -133,7 +133,7 @@ impl FlowCx<'_> {
             ("input", value) | ("expect", value)
                 if !matches!(value, TestValue::Name(_) | TestValue::Names(_)) =>
             {
-                let json = self.test_json(value, diags)?;
+                let json = self.test_json(value, field.span, diags)?;
                 if field.name.name == "input" {
                     fields.input = Some(json);
                 } else {
@@ -264,20 +264,48 @@ impl FlowCx<'_> {
         );
     }
 
-    fn test_json(&self, value: &TestValue, diags: &mut Diagnostics) -> Option<Value> {
+    /// A test's input or expected output, read by the parser production input goes
+    /// through: every digit of a number kept (as `Val::to_json_exact` marks it), a key given
+    /// twice or nesting past its limit refused as a message would be.
+    fn test_json(&self, value: &TestValue, span: Span, diags: &mut Diagnostics) -> Option<Value> {
+        let whole = omniflow_mapping::json_in::Projection::whole();
+        let exact = |text: &str| {
+            omniflow_mapping::json_in::parse(text.as_bytes(), &whole).map(|v| v.to_json_exact())
+        };
         match value {
-            TestValue::Json(json) => Some(json.to_value()),
+            TestValue::Json(json) => {
+                let mut text = String::new();
+                json.to_json_text(&mut text);
+                match exact(&text) {
+                    Ok(value) => Some(value),
+                    Err(err) => {
+                        diags.push(
+                            Diagnostic::error(
+                                codes::INVALID_TEST,
+                                span,
+                                format!("this JSON value is refused as a message would be: {err}"),
+                            )
+                            .label("read by the parser of production input")
+                            .help("give each key once; write numbers beyond 38 digits as strings"),
+                        );
+                        None
+                    }
+                }
+            }
             TestValue::File(path) => {
                 let text =
                     crate::typeck::read_beside(self.program, self.module, path, "fixture", diags)?;
-                match serde_json::from_str(&text) {
+                match exact(&text) {
                     Ok(v) => Some(v),
                     Err(err) => {
                         diags.push(
                             Diagnostic::error(
                                 codes::INVALID_TEST,
                                 path.span,
-                                format!("fixture `{}` is not valid JSON: {err}", path.value),
+                                format!(
+                                    "fixture `{}` cannot be read as a message: {err}",
+                                    path.value
+                                ),
                             )
                             .label("loaded from here")
                             .help("fix the fixture file; it must hold one JSON document"),
