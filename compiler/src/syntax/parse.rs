@@ -1391,18 +1391,21 @@ impl Builder<'_> {
 
     /// Builds a flat `prefix* operand (link prefix* operand)*` pair.
     fn operators(&mut self, pair: Pair<Rule>) -> Expr {
-        self.chain(pair_inner(pair).collect())
+        // A head's last part runs to the end of the chain, a closing bracket included.
+        let end = self.span(&pair).end;
+        self.chain(pair_inner(pair).collect(), end)
     }
 
-    /// Builds a flat chain. An `as` head maps the operand just before it (with that
-    /// operand's postfixes) by the whole rest of the chain; the rest is ordered by precedence.
-    fn chain(&mut self, mut parts: Vec<Pair<Rule>>) -> Expr {
+    /// Builds a flat chain that ends at `end`. An `as` head maps the operand just before it
+    /// (with that operand's postfixes) by the whole rest of the chain; the rest is ordered
+    /// by precedence.
+    fn chain(&mut self, mut parts: Vec<Pair<Rule>>, end: u32) -> Expr {
         let Some(at) = parts.iter().position(|p| p.as_rule() == Rule::each_map) else {
-            return self.by_precedence(parts, None);
+            return self.by_precedence(parts, None, end);
         };
         let body = parts.split_off(at + 1);
         let Some(head) = parts.pop() else {
-            return self.by_precedence(parts, None);
+            return self.by_precedence(parts, None, end);
         };
         let start = parts
             .iter()
@@ -1416,12 +1419,15 @@ impl Builder<'_> {
                 span,
             };
         }
-        let source = self.by_precedence(source, None);
+        let source = self.by_precedence(source, None, end);
         let mut inner = head.clone().into_inner();
         let var = inner.next().map(|p| self.ident(p));
         let filter = inner.next().map(|f| Box::new(self.expr(f)));
-        let body = self.chain(body);
-        let span = source.span.to(body.span);
+        let body = self.chain(body, end);
+        let span = Span {
+            end: end.max(body.span.end),
+            ..source.span.to(body.span)
+        };
         let kind = match var {
             Some(var) => ExprKind::EachMap {
                 source: Box::new(source),
@@ -1437,12 +1443,12 @@ impl Builder<'_> {
         }
         // The head stands for the mapping as the last operand of what comes before it.
         parts.push(head);
-        self.by_precedence(parts, Some(mapped))
+        self.by_precedence(parts, Some(mapped), end)
     }
 
     /// Orders a flat chain without `as` heads by precedence; an `as` head in it stands for
-    /// `mapped`, built already.
-    fn by_precedence(&mut self, parts: Vec<Pair<Rule>>, mapped: Option<Expr>) -> Expr {
+    /// `mapped`, built already. An `if` head's last branch runs to `end`.
+    fn by_precedence(&mut self, parts: Vec<Pair<Rule>>, mapped: Option<Expr>, end: u32) -> Expr {
         if parts.is_empty() {
             return Expr {
                 kind: ExprKind::Error,
@@ -1468,7 +1474,7 @@ impl Builder<'_> {
             })
             .map_prefix(|op, rhs| {
                 let kind = match op.as_rule() {
-                    Rule::if_expr => return this.borrow_mut().if_chain(op, rhs),
+                    Rule::if_expr => return this.borrow_mut().if_chain(op, rhs, end),
                     Rule::op_neg => UnOp::Neg,
                     _ => UnOp::Not,
                 };
@@ -1530,8 +1536,12 @@ impl Builder<'_> {
     /// repeat in the parse tree and nest in the AST, one level per `else if`, built from the
     /// last one back); `otherwise`, the last branch, is the rest of the chain. The levels
     /// were counted with the chain's (`levels_of`).
-    fn if_chain(&mut self, head: Pair<Rule>, otherwise: Expr) -> Expr {
+    fn if_chain(&mut self, head: Pair<Rule>, otherwise: Expr, end: u32) -> Expr {
         let span = self.span(&head).to(otherwise.span);
+        let span = Span {
+            end: end.max(span.end),
+            ..span
+        };
         let text = head.as_str();
         let text_start = head.as_span().start();
         let parts: Vec<Pair<Rule>> = head.clone().into_inner().collect();
@@ -2252,6 +2262,9 @@ flow f {
             ("xs as y -> if c then y else 0", "(as xs y (if c y 0))"),
             ("(if c then 1 else 2) + 3", "(Add (if c 1 2) 3)"),
             ("a * (xs as y -> y) + 1", "(Add (Mul a (as xs y y)) 1)"),
+            // A last part in brackets: the expression ends at the closing bracket.
+            ("if c then 1 else (2)", "(if c 1 2)"),
+            ("xs as y -> (y)", "(as xs y y)"),
         ] {
             let mut diags = Diagnostics::default();
             let expr = parse_expr(FileId(0), text, &mut diags).expect(text);

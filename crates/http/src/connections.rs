@@ -100,8 +100,8 @@ enum Phase {
     Idle(Instant),
     /// Reading a request head, since its first byte.
     Head(Instant),
-    /// Reading a request body, since the end of its head (the body's deadline is the
-    /// handler's).
+    /// Reading a request body, since its last bytes arrived (or the end of its head); the
+    /// body's deadline is the handler's.
     Body(Instant),
     /// Handling a request whose body is read.
     Busy,
@@ -112,6 +112,8 @@ pub struct Conn {
     phase: Cell<Phase>,
     /// Asked to close to make room for a new connection.
     evicted: Cell<bool>,
+    /// Body bytes this connection holds under [`MAX_BUFFERED`].
+    held: Cell<usize>,
     changed: Notify,
 }
 
@@ -120,6 +122,7 @@ impl Conn {
         Conn {
             phase: Cell::new(Phase::Idle(Instant::now())),
             evicted: Cell::new(false),
+            held: Cell::new(0),
             changed: Notify::new(),
         }
     }
@@ -129,7 +132,7 @@ impl Conn {
         self.changed.notify_one();
     }
 
-    /// A request's head has been read: its body is being read.
+    /// A request's head has been read, or more of its body arrived: its body is being read.
     pub fn reading_body(&self) {
         self.set(Phase::Body(Instant::now()));
     }
@@ -219,35 +222,59 @@ impl Table {
         }
     }
 
-    /// Takes room for `bytes` more of a request body held by connection `id`: when the
-    /// server's bodies would pass [`MAX_BUFFERED`], the body that has waited longest for its
-    /// rest (another connection's) is dropped, and this one waits for its memory, a while.
-    /// False when there is no room (the request is refused).
-    pub async fn hold(&self, id: u64, bytes: usize) -> bool {
+    /// Takes room for `bytes` more of a request body held by `conn`: when the server's
+    /// bodies would pass [`MAX_BUFFERED`], bodies that have waited longest for their next
+    /// bytes (other connections', holding some) are dropped, no more of them than the room
+    /// asked for needs, and this one waits for their memory, a while. False when there is no
+    /// room (the request is refused).
+    pub async fn hold(&self, conn: &Conn, bytes: usize) -> bool {
         let deadline = Instant::now() + ROOM_WAIT;
-        while self.buffered.get() + bytes > self.max_buffered {
-            self.evict_longest_body(id);
+        loop {
+            let buffered = self.buffered.get();
+            if buffered + bytes <= self.max_buffered {
+                self.buffered.set(buffered + bytes);
+                conn.held.set(conn.held.get() + bytes);
+                return true;
+            }
+            // Memory already on its way back: bodies closed and not yet dropped.
+            let leaving: usize = self
+                .open
+                .borrow()
+                .values()
+                .filter(|other| other.evicted.get())
+                .map(|other| other.held.get())
+                .sum();
+            if buffered.saturating_sub(leaving) + bytes > self.max_buffered {
+                self.evict_longest_body(conn);
+            }
             tokio::select! {
                 _ = self.bytes_freed.notified() => {}
                 _ = tokio::time::sleep_until(deadline) => return false,
             }
         }
-        self.buffered.set(self.buffered.get() + bytes);
-        true
     }
 
-    /// Gives back room taken by [`Table::hold`].
-    pub fn unhold(&self, bytes: usize) {
-        self.buffered.set(self.buffered.get().saturating_sub(bytes));
-        self.bytes_freed.notify_waiters();
+    /// Gives back the room `conn` took with [`Table::hold`].
+    pub fn unhold(&self, conn: &Conn) {
+        let bytes = conn.held.replace(0);
+        if bytes > 0 {
+            self.buffered.set(self.buffered.get().saturating_sub(bytes));
+            self.bytes_freed.notify_waiters();
+        }
     }
 
-    fn evict_longest_body(&self, except: u64) {
+    /// Closes the connection (other than `asking`) whose body has waited longest for its
+    /// next bytes, among those holding some.
+    fn evict_longest_body(&self, asking: &Conn) {
         let open = self.open.borrow();
         let oldest = open
             .iter()
-            .filter(|(id, conn)| **id != except && !conn.evicted.get())
-            .filter_map(|(id, conn)| conn.body_since().map(|since| (since, *id)))
+            .filter(|(_, other)| {
+                !std::ptr::eq(Rc::as_ptr(other), asking)
+                    && !other.evicted.get()
+                    && other.held.get() > 0
+            })
+            .filter_map(|(id, other)| other.body_since().map(|since| (since, *id)))
             .min();
         if let Some(conn) = oldest.and_then(|(_, id)| open.get(&id)) {
             conn.evicted.set(true);
@@ -439,31 +466,47 @@ mod tests {
     async fn past_the_memory_cap_the_body_stalled_longest_makes_room() {
         let mut table = Table::new("test", Limits::default());
         table.max_buffered = 100;
-        let (a, stalled) = table.admit().await;
+        let (_, stalled) = table.admit().await;
         stalled.reading_body();
-        assert!(table.hold(a, 60).await);
+        assert!(table.hold(&stalled, 30).await);
+        let (_, slow) = table.admit().await;
+        slow.reading_body();
+        assert!(table.hold(&slow, 30).await);
+        let (_, empty) = table.admit().await;
+        empty.reading_body();
         tokio::time::advance(Duration::from_secs(1)).await;
-        let (b, fresh) = table.admit().await;
+        // More bytes of `slow`'s body arrive: it is no longer the one stalled longest.
+        slow.reading_body();
+        let (_, fresh) = table.admit().await;
         fresh.reading_body();
-        // The stalled body is asked to close; once its memory is given back, room is made.
+        // Asking for 50 needs one body dropped, the one stalled longest: not the one that
+        // holds nothing, not the one that just got bytes, and only one however often the
+        // asker wakes.
         let table = Rc::new(table);
         let waiting = tokio::task::LocalSet::new();
         let granted = waiting
             .run_until(async {
                 let asking = tokio::task::spawn_local({
-                    let table = table.clone();
-                    async move { table.hold(b, 50).await }
+                    let (table, fresh) = (table.clone(), fresh.clone());
+                    async move { table.hold(&fresh, 50).await }
                 });
                 tokio::task::yield_now().await;
                 assert!(stalled.evicted.get(), "the stalled body goes");
-                assert!(!fresh.evicted.get());
-                table.unhold(60);
+                table.unhold(&empty);
+                tokio::task::yield_now().await;
+                assert!(!slow.evicted.get() && !empty.evicted.get() && !fresh.evicted.get());
+                table.unhold(&stalled);
                 asking.await.unwrap()
             })
             .await;
         assert!(granted);
-        // With nothing to drop, a body that does not fit is refused after a while.
-        assert!(!table.hold(b, 51).await);
-        assert!(table.hold(b, 50).await);
+        assert!(!slow.evicted.get(), "one body dropped, not two");
+        // A body that does not fit waits for the memory of the one it dropped, and is
+        // refused when that does not come back in time.
+        let (_, late) = table.admit().await;
+        late.reading_body();
+        table.unhold(&slow);
+        assert!(table.hold(&late, 50).await);
+        assert!(!table.hold(&late, 1).await);
     }
 }

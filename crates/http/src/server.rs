@@ -140,7 +140,7 @@ async fn connection(
         let (handler, conn, table) = (handler.clone(), watched.clone(), shared.clone());
         async move {
             conn.reading_body();
-            let response = handle(handler, request, limits.body_timeout.0, &table, id, &conn).await;
+            let response = handle(handler, request, limits.body_timeout.0, &table, &conn).await;
             conn.idle();
             Ok::<_, std::convert::Infallible>(response)
         }
@@ -159,7 +159,6 @@ async fn handle(
     request: Request<Incoming>,
     body_timeout: Duration,
     table: &Table,
-    id: u64,
     conn: &Conn,
 ) -> Response<Full<Bytes>> {
     let (parts, body) = request.into_parts();
@@ -171,8 +170,8 @@ async fn handle(
     if declared.is_some_and(|n| n > MAX_BODY as u64) {
         return closing(Resp::text(413, "request body too large\n"));
     }
-    let mut held = Held { table, bytes: 0 };
-    let body = match tokio::time::timeout(body_timeout, read_body(body, &mut held, id)).await {
+    let _held = Held { table, conn };
+    let body = match tokio::time::timeout(body_timeout, read_body(body, table, conn)).await {
         Ok(Ok(body)) => body,
         Ok(Err(refused)) => return closing(refused),
         Err(_) => return closing(Resp::text(408, "request body not received in time\n")),
@@ -189,40 +188,38 @@ async fn handle(
     respond(resp)
 }
 
-/// Room a request's body holds in its server's [`connections::MAX_BUFFERED`], given back when
-/// the request is answered or dropped.
+/// The room a request's body holds in its server's [`crate::connections::MAX_BUFFERED`],
+/// given back when the request is answered or dropped.
 struct Held<'t> {
     table: &'t Table,
-    bytes: usize,
+    conn: &'t Conn,
 }
 
 impl Drop for Held<'_> {
     fn drop(&mut self) {
-        self.table.unhold(self.bytes);
+        self.table.unhold(self.conn);
     }
 }
 
 /// Reads a body of at most [`MAX_BODY`], holding room for each part as it arrives.
-async fn read_body(mut body: Incoming, held: &mut Held<'_>, id: u64) -> Result<Bytes, Resp> {
+async fn read_body(mut body: Incoming, table: &Table, conn: &Conn) -> Result<Bytes, Resp> {
     let unreadable = || Resp::text(413, "request body too large or unreadable\n");
     let mut data: Vec<u8> = Vec::new();
     while let Some(frame) = body.frame().await {
         let Ok(chunk) = frame.map_err(|_| unreadable())?.into_data() else {
             continue;
         };
-        let total = data.len() + chunk.len();
-        if total > MAX_BODY {
+        if data.len() + chunk.len() > MAX_BODY {
             return Err(unreadable());
         }
-        if total > held.bytes {
-            if !held.table.hold(id, total - held.bytes).await {
-                return Err(Resp::text(
-                    503,
-                    "too many request bodies in memory; retry in a moment\n",
-                )
-                .header("retry-after", "1"));
-            }
-            held.bytes = total;
+        // Progress: the body is no longer the one stalled longest.
+        conn.reading_body();
+        if !table.hold(conn, chunk.len()).await {
+            return Err(Resp::text(
+                503,
+                "too many request bodies in memory; retry in a moment\n",
+            )
+            .header("retry-after", "1"));
         }
         data.extend_from_slice(&chunk);
     }

@@ -116,7 +116,13 @@ impl FileSource {
             }
             let mut progressed = false;
             let mut failed = None;
-            for found in self.list() {
+            let listed = self.list();
+            // A file gone from the listing is forgotten: if it comes back failing, it is
+            // logged again.
+            self.failing
+                .borrow_mut()
+                .retain(|key, _| listed.iter().any(|found| found.key == *key));
+            for found in listed {
                 if *stop.borrow() {
                     return;
                 }
