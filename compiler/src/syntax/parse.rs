@@ -8,6 +8,7 @@ use pest::error::{ErrorVariant, InputLocation};
 use pest::iterators::{Pair, Pairs};
 use pest::pratt_parser::{Assoc, Op, PrattParser};
 use pest::Parser;
+use std::collections::HashMap;
 use std::sync::OnceLock;
 
 #[derive(pest_derive::Parser)]
@@ -78,6 +79,7 @@ pub fn parse_module(file: FileId, text: &str, diags: &mut Diagnostics) -> Module
                     file,
                     base: offset,
                     depth: 0,
+                    head_depths: HashMap::new(),
                     diags,
                 };
                 if let Some(item) = builder.item(pair) {
@@ -452,6 +454,7 @@ pub fn parse_expr(file: FileId, text: &str, diags: &mut Diagnostics) -> Option<E
                 file,
                 base: 0,
                 depth: 0,
+                head_depths: HashMap::new(),
                 diags,
             };
             Some(builder.expr(pair))
@@ -683,6 +686,9 @@ struct Builder<'d> {
     base: usize,
     /// Expression levels above the one being built (see [`MAX_EXPR_DEPTH`]).
     depth: usize,
+    /// The levels above an `if` or `as` head's own parts (its conditions and branches, its
+    /// filter), by the head's offset: those of its chain up to it, not after it.
+    head_depths: HashMap<usize, usize>,
     diags: &'d mut Diagnostics,
 }
 
@@ -1393,7 +1399,26 @@ impl Builder<'_> {
     fn operators(&mut self, pair: Pair<Rule>) -> Expr {
         // A head's last part runs to the end of the chain, a closing bracket included.
         let end = self.span(&pair).end;
-        self.chain(pair_inner(pair).collect(), end)
+        let parts: Vec<Pair<Rule>> = pair_inner(pair).collect();
+        // `expr` counted every part's levels; a head's own parts sit below those before it.
+        let levels: Vec<usize> = parts.iter().map(levels_of).collect();
+        let mut depth = self.depth.saturating_sub(levels.iter().sum::<usize>() + 1) + 1;
+        for (part, levels) in parts.iter().zip(levels) {
+            depth += levels;
+            if matches!(part.as_rule(), Rule::if_expr | Rule::each_map) {
+                self.head_depths.insert(part.as_span().start(), depth);
+            }
+        }
+        self.chain(parts, end)
+    }
+
+    /// Builds the parts of the head at `start` at its own depth (see `head_depths`).
+    fn at_head_depth<T>(&mut self, start: usize, build: impl FnOnce(&mut Self) -> T) -> T {
+        let depth = self.head_depths.remove(&start).unwrap_or(self.depth);
+        let outer = std::mem::replace(&mut self.depth, depth);
+        let built = build(self);
+        self.depth = outer;
+        built
     }
 
     /// Builds a flat chain that ends at `end`. An `as` head maps the operand just before it
@@ -1422,7 +1447,9 @@ impl Builder<'_> {
         let source = self.by_precedence(source, None, end);
         let mut inner = head.clone().into_inner();
         let var = inner.next().map(|p| self.ident(p));
-        let filter = inner.next().map(|f| Box::new(self.expr(f)));
+        let filter = self.at_head_depth(head.as_span().start(), |this| {
+            inner.next().map(|f| Box::new(this.expr(f)))
+        });
         let body = self.chain(body, end);
         let span = Span {
             end: end.max(body.span.end),
@@ -1552,14 +1579,17 @@ impl Builder<'_> {
             };
         }
         let mut parts = parts.into_iter();
-        let mut branches = Vec::new();
-        while let (Some(cond), Some(then)) = (parts.next(), parts.next()) {
-            // The branch starts at its `if`, the last one before its condition.
-            let before = &text[..cond.as_span().start() - text_start];
-            let if_at = before.rfind("if").unwrap_or(0);
-            let start = (self.base + text_start + if_at) as u32;
-            branches.push((start, self.expr(cond), self.expr(then)));
-        }
+        let mut branches = self.at_head_depth(text_start, |this| {
+            let mut branches = Vec::new();
+            while let (Some(cond), Some(then)) = (parts.next(), parts.next()) {
+                // The branch starts at its `if`, the last one before its condition.
+                let before = &text[..cond.as_span().start() - text_start];
+                let if_at = before.rfind("if").unwrap_or(0);
+                let start = (this.base + text_start + if_at) as u32;
+                branches.push((start, this.expr(cond), this.expr(then)));
+            }
+            branches
+        });
         let mut tail = otherwise;
         while let Some((start, cond, then)) = branches.pop() {
             let branch_span = Span {
@@ -2278,6 +2308,26 @@ flow f {
                 "{text}"
             );
         }
+    }
+
+    #[test]
+    fn a_heads_own_parts_sit_below_the_chain_before_it_not_after_it() {
+        // 250 operators after the head are its last branch's; the condition in five brackets
+        // is one level down from the head, not 250.
+        let tail = " + 1".repeat(250);
+        for text in [
+            format!("if (((((true))))) then 1 else 1{tail}"),
+            format!("[1] as y where (((((true))))) -> 1{tail}"),
+        ] {
+            let mut diags = Diagnostics::default();
+            parse_expr(FileId(0), &text, &mut diags).expect("parsed");
+            assert!(!diags.has_errors(), "{diags:?}");
+        }
+        // Before the head, they count: the same condition after 250 operators is too deep.
+        let text = format!("1{tail} + (if (((((true))))) then 1 else 1)");
+        let mut diags = Diagnostics::default();
+        parse_expr(FileId(0), &text, &mut diags);
+        assert!(diags.has_errors(), "{text}");
     }
 
     #[test]
