@@ -538,6 +538,30 @@ impl JsonLit {
         }
     }
 
+    /// Whether [`JsonLit::to_value`] reads it as a message would be read: every number an
+    /// integer of 64 bits or a decimal of at most 15 digits (which a float holds exactly),
+    /// and no key given twice in an object.
+    pub fn is_plain(&self) -> bool {
+        match self {
+            JsonLit::Number(text) => {
+                let digits = text.bytes().filter(u8::is_ascii_digit).count();
+                let integer = !text.contains(['.', 'e', 'E']);
+                let fits = (integer && text.parse::<i64>().is_ok())
+                    || (!text.contains(['e', 'E']) && digits <= 15);
+                // Also JSON as serde_json reads it (`007` is not).
+                fits && serde_json::from_str::<serde_json::Number>(text).is_ok()
+            }
+            JsonLit::Array(items) => items.iter().all(JsonLit::is_plain),
+            JsonLit::Object(members) => {
+                members.len() <= 32
+                    && members.iter().enumerate().all(|(idx, (key, value))| {
+                        value.is_plain() && members[..idx].iter().all(|(other, _)| other != key)
+                    })
+            }
+            _ => true,
+        }
+    }
+
     /// As a serde_json value.
     pub fn to_value(&self) -> serde_json::Value {
         use serde_json::Value;
