@@ -143,9 +143,33 @@ fn fifos_are_refused_without_waiting_on_them() {
     // A FIFO named on the command line is a usage error (exit 2), not a wait.
     let err = compile_within(vec![dir.join("piped.flow")]).unwrap_err();
     assert!(err.contains("FIFO"), "{err}");
-    // A FIFO among a directory's `.flow` files likewise.
-    let err = compile_within(vec![dir.clone()]).unwrap_err();
-    assert!(err.contains("FIFO"), "{err}");
+    // Among a directory's `.flow` files, it is one error beside the others' diagnostics
+    // (all errors in one run), as are a file that is not UTF-8 and a dangling link.
+    std::fs::write(dir.join("latin.flow"), b"schema B { x: string }\n\xff\n").unwrap();
+    std::os::unix::fs::symlink(dir.join("nowhere.flow"), dir.join("dangling.flow")).unwrap();
+    std::os::unix::fs::symlink(dir.join("loop1"), dir.join("loop2")).unwrap();
+    std::os::unix::fs::symlink(dir.join("loop2"), dir.join("loop1")).unwrap();
+    let compilation = compile_within(vec![dir.clone()]).unwrap();
+    let found = codes(&compilation);
+    assert_eq!(
+        found.iter().filter(|c| **c == "E0118").count(),
+        2,
+        "{found:?}"
+    );
+    assert_eq!(
+        found.iter().filter(|c| **c == "E0116").count(),
+        2,
+        "{found:?}"
+    );
+    let shown = render(
+        &compilation.diagnostics,
+        &compilation.sources,
+        Format::Human,
+        false,
+    );
+    for name in ["piped.flow", "latin.flow", "dangling.flow", "skus.csv"] {
+        assert!(shown.contains(name), "{name}: {shown}");
+    }
 }
 
 #[test]

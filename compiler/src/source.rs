@@ -353,13 +353,17 @@ fn walk(fs: &dyn FileSystem, dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), S
         source,
     })?;
     for entry in entries {
-        let kind = entry.kind.map_err(|source| SourceError::Read {
-            path: entry.path.clone(),
-            source,
-        })?;
+        let is_flow = entry.path.extension().is_some_and(|ext| ext == "flow");
+        let kind = match entry.kind {
+            Ok(kind) => kind,
+            // A `.flow` entry that cannot be looked at (a dangling link) is reported when it
+            // is read, beside the other files' diagnostics; anything else is not ours.
+            Err(_) if is_flow => FileKind::File,
+            Err(_) => continue,
+        };
         if kind == FileKind::Dir {
             walk(fs, &entry.path, out)?;
-        } else if entry.path.extension().is_some_and(|ext| ext == "flow") {
+        } else if is_flow {
             out.push(entry.path);
         }
     }

@@ -43,7 +43,23 @@ pub fn load(
     };
     let mut queue = Vec::new();
     for path in roots {
-        let text = source::read_text(loader.program.fs(), path)?;
+        let text = match source::read_text(loader.program.fs(), path) {
+            Ok(text) => text,
+            // One file of several that cannot be read is one error: the others are checked.
+            Err(err) if roots.len() > 1 => {
+                let shown = path.display().to_string();
+                let file = loader.sources.add(shown.clone(), Some(path.clone()), "");
+                loader.diags.push(file_error(
+                    &err,
+                    Span::new(file, 0, 0),
+                    &format!("`{shown}`"),
+                    "flow file",
+                    "the directory checked",
+                ));
+                continue;
+            }
+            Err(err) => return Err(err),
+        };
         let id = loader.add_file_module(path, text);
         loader.program.modules[id.0 as usize].is_root = true;
         queue.push(id);
