@@ -526,6 +526,7 @@ schema M {
   id: string
   total: money
   raw: decimal?
+  text: string?
 }
 flow m {
   source lines = inbox.read { path = "*.jsonl", format = jsonl }
@@ -533,6 +534,7 @@ flow m {
     id = to_string($.id)
     total = money($.amount, "USD")
     raw = $.raw
+    text = to_string($.places)
   }
   sink post = inbox.write(out) { path = "out.jsonl", idempotency_key = id, dead_letter = "m" }
   test "an id beyond 64 bits keeps its digits" {
@@ -546,6 +548,14 @@ flow m {
   test "1e-19 dollars are refused, not zero" {
     input = {"id": "b", "amount": 1e-19}
     reject = "more than two decimals"
+  }
+  test "decimal places are kept as written, beside a number beyond floats" {
+    input = {"id": "d", "amount": 1, "places": 1.50, "raw": 12345678901234567890123}
+    expect = {"text": "1.50"}
+  }
+  test "decimal places are kept as written" {
+    input = {"id": "e", "amount": 1, "places": 2.0}
+    expect = {"text": "2.0"}
   }
   test "one digit off is a difference" {
     input = {"id": "c", "amount": 1, "raw": 12345678901234567890123}
@@ -561,6 +571,8 @@ flow m {
         "ok      m :: an id beyond 64 bits keeps its digits",
         "ok      m :: a 19th decimal is refused, not rounded away",
         "ok      m :: 1e-19 dollars are refused, not zero",
+        "ok      m :: decimal places are kept as written, beside a number beyond floats",
+        "ok      m :: decimal places are kept as written",
     ] {
         assert!(stdout.contains(passing), "{stdout}");
     }
@@ -568,5 +580,5 @@ flow m {
         stdout.contains("FAILED  m :: one digit off is a difference"),
         "{stdout}"
     );
-    assert!(stdout.contains("4 tests, 3 passed, 1 failed"), "{stdout}");
+    assert!(stdout.contains("6 tests, 5 passed, 1 failed"), "{stdout}");
 }

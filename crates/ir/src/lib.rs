@@ -343,6 +343,10 @@ pub struct Test {
     /// The node whose output is compared.
     pub node: String,
     pub input: serde_json::Value,
+    /// The input as written (JSON text), which a test feeds to the parser production input
+    /// goes through: every digit and decimal place as written, unlike `input`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input_text: Option<String>,
     pub expect: Option<serde_json::Value>,
     pub reject: Option<String>,
     pub sinks: Option<Vec<String>>,

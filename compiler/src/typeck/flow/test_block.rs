@@ -29,6 +29,8 @@ const FIELDS: [&str; 10] = [
 #[derive(Default)]
 struct Fields {
     input: Option<Value>,
+    /// The input as written (see `ir::Test::input_text`).
+    input_text: Option<String>,
     expect: Option<(Value, Span)>,
     reject: Option<String>,
     sinks: Option<Vec<String>>,
@@ -102,6 +104,7 @@ impl FlowCx<'_> {
             source,
             node,
             input,
+            input_text: fields.input_text,
             expect: fields.expect.map(|(v, _)| v),
             reject: fields.reject,
             sinks: fields.sinks,
@@ -133,11 +136,12 @@ impl FlowCx<'_> {
             ("input", value) | ("expect", value)
                 if !matches!(value, TestValue::Name(_) | TestValue::Names(_)) =>
             {
-                let json = self.test_json(value, field.span, diags)?;
+                let (json, text) = self.test_json(value, field.span, diags)?;
                 if field.name.name == "input" {
                     fields.input = Some(json);
+                    fields.input_text = Some(text);
                 } else {
-                    fields.expect = Some((json, field.span));
+                    fields.expect = Some((exact(value, json, &text), field.span));
                 }
             }
             (name, TestValue::Json(json)) if super::test_calls::FIELDS.contains(&name) => {
@@ -264,61 +268,62 @@ impl FlowCx<'_> {
         );
     }
 
-    /// A test's input or expected output, read by the parser production input goes
-    /// through: every digit of a number kept (as `Val::to_json_exact` marks it), a key given
-    /// twice or nesting past its limit refused as a message would be.
-    fn test_json(&self, value: &TestValue, span: Span, diags: &mut Diagnostics) -> Option<Value> {
-        let whole = omniflow_mapping::json_in::Projection::whole();
-        let exact = |text: &str| {
-            omniflow_mapping::json_in::parse(text.as_bytes(), &whole).map(|v| v.to_json_exact())
-        };
-        match value {
-            // Most test values: the same value, without writing and reading it again.
-            TestValue::Json(json) if json.is_plain() => Some(json.to_value()),
+    /// A test's input or expected output as serde_json reads it and as written, once the
+    /// parser production input goes through accepts it (a key given twice, nesting past
+    /// its limit or a number past 38 digits is refused as a message would be).
+    fn test_json(
+        &self,
+        value: &TestValue,
+        span: Span,
+        diags: &mut Diagnostics,
+    ) -> Option<(Value, String)> {
+        let (text, at, what) = match value {
             TestValue::Json(json) => {
                 let mut text = String::new();
                 json.to_json_text(&mut text);
-                match exact(&text) {
-                    Ok(value) => Some(value),
-                    Err(err) => {
-                        diags.push(
-                            Diagnostic::error(
-                                codes::INVALID_TEST,
-                                span,
-                                format!("this JSON value is refused as a message would be: {err}"),
-                            )
-                            .label("read by the parser of production input")
-                            .help("give each key once; write numbers beyond 38 digits as strings"),
-                        );
-                        None
-                    }
-                }
+                (text, span, "this JSON value".to_string())
             }
             TestValue::File(path) => {
                 let text =
                     crate::typeck::read_beside(self.program, self.module, path, "fixture", diags)?;
-                match exact(&text) {
-                    Ok(v) => Some(v),
-                    Err(err) => {
-                        diags.push(
-                            Diagnostic::error(
-                                codes::INVALID_TEST,
-                                path.span,
-                                format!(
-                                    "fixture `{}` cannot be read as a message: {err}",
-                                    path.value
-                                ),
-                            )
-                            .label("loaded from here")
-                            .help("fix the fixture file; it must hold one JSON document"),
-                        );
-                        None
-                    }
-                }
+                (text, path.span, format!("fixture `{}`", path.value))
             }
-            _ => None,
+            _ => return None,
+        };
+        let whole = omniflow_mapping::json_in::Projection::whole();
+        let checked = match value {
+            TestValue::Json(json) if json.is_plain() => Ok(()),
+            _ => omniflow_mapping::json_in::parse(text.as_bytes(), &whole).map(|_| ()),
+        };
+        let read = checked.and_then(|()| serde_json::from_str(&text).map_err(|e| e.to_string()));
+        match read {
+            Ok(value) => Some((value, text)),
+            Err(err) => {
+                diags.push(
+                    Diagnostic::error(
+                        codes::INVALID_TEST,
+                        at,
+                        format!("{what} cannot be read as a message: {err}"),
+                    )
+                    .label("read by the parser of production input")
+                    .help("fix the JSON: one document, each key once, numbers beyond 38 digits as strings"),
+                );
+                None
+            }
         }
     }
+}
+
+/// An expected output to compare by value, every digit (`Val::to_json_exact`): what
+/// serde_json read when a float holds every number of it, else the exact reading of `text`.
+fn exact(value: &TestValue, read: Value, text: &str) -> Value {
+    if matches!(value, TestValue::Json(json) if json.is_plain()) {
+        return read;
+    }
+    let whole = omniflow_mapping::json_in::Projection::whole();
+    omniflow_mapping::json_in::parse(text.as_bytes(), &whole)
+        .map(|v| v.to_json_exact())
+        .unwrap_or(read)
 }
 
 /// A test field `name` whose value has the wrong form.

@@ -20,9 +20,7 @@ pub fn report(pipeline: &Pipeline) -> String {
                 continue;
             };
             nodes.insert(source);
-            let Ok(bytes) = serde_json::to_vec(&test.input) else {
-                continue;
-            };
+            let bytes = omniflow_mapping::testing::input_bytes(test);
             let projection = match &flow.nodes[source].kind {
                 KindRt::Source { projection } => projection.clone(),
                 _ => Projection::whole(),

@@ -160,7 +160,7 @@ pub async fn run(graph: &Graph, flow: &str, test: &Test, calls: &TestCalls) -> R
     .map_err(|err| err.to_string())?;
     if polled.is_empty() {
         let (name, source) = (flow.to_string(), test.source.clone());
-        let payload = serde_json::to_vec(&test.input).map_err(|err| err.to_string())?;
+        let payload = omniflow_mapping::testing::input_bytes(test);
         store
             .call(move |b| b.append(&name, &source, &[payload], None))
             .await?;
