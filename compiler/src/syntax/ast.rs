@@ -512,7 +512,7 @@ impl JsonLit {
             JsonLit::Null => out.push_str("null"),
             JsonLit::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
             JsonLit::Number(text) => out.push_str(text),
-            JsonLit::Str(s) => out.push_str(&serde_json::Value::from(s.as_str()).to_string()),
+            JsonLit::Str(s) => out.push_str(&serde_json::to_string(s).unwrap_or_default()),
             JsonLit::Array(items) => {
                 out.push('[');
                 for (idx, item) in items.iter().enumerate() {
@@ -529,7 +529,7 @@ impl JsonLit {
                     if idx > 0 {
                         out.push(',');
                     }
-                    out.push_str(&serde_json::Value::from(key.as_str()).to_string());
+                    out.push_str(&serde_json::to_string(key).unwrap_or_default());
                     out.push(':');
                     value.to_json_text(out);
                 }

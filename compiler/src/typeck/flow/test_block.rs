@@ -141,7 +141,7 @@ impl FlowCx<'_> {
                     fields.input = Some(json);
                     fields.input_text = Some(text);
                 } else {
-                    fields.expect = Some((exact(value, json, &text), field.span));
+                    fields.expect = Some((exact(json, &text), field.span));
                 }
             }
             (name, TestValue::Json(json)) if super::test_calls::FIELDS.contains(&name) => {
@@ -291,11 +291,13 @@ impl FlowCx<'_> {
             _ => return None,
         };
         let whole = omniflow_mapping::json_in::Projection::whole();
-        let checked = match value {
-            TestValue::Json(json) if json.is_plain() => Ok(()),
-            _ => omniflow_mapping::json_in::parse(text.as_bytes(), &whole).map(|_| ()),
+        let read = match value {
+            // Most test values: what serde_json reads is what the message parser reads.
+            TestValue::Json(json) if json.is_plain() => Ok(json.to_value()),
+            _ => omniflow_mapping::json_in::parse(text.as_bytes(), &whole)
+                .map_err(|e| e.to_string())
+                .and_then(|_| serde_json::from_str(&text).map_err(|e| e.to_string())),
         };
-        let read = checked.and_then(|()| serde_json::from_str(&text).map_err(|e| e.to_string()));
         match read {
             Ok(value) => Some((value, text)),
             Err(err) => {
@@ -315,15 +317,26 @@ impl FlowCx<'_> {
 }
 
 /// An expected output to compare by value, every digit (`Val::to_json_exact`): what
-/// serde_json read when a float holds every number of it, else the exact reading of `text`.
-fn exact(value: &TestValue, read: Value, text: &str) -> Value {
-    if matches!(value, TestValue::Json(json) if json.is_plain()) {
+/// serde_json read when that is every number as written, else the exact reading of `text`.
+fn exact(read: Value, text: &str) -> Value {
+    if !needs_exact(&read) {
         return read;
     }
     let whole = omniflow_mapping::json_in::Projection::whole();
     omniflow_mapping::json_in::parse(text.as_bytes(), &whole)
         .map(|v| v.to_json_exact())
         .unwrap_or(read)
+}
+
+/// Whether serde_json may have rounded a number of `value`: a float (an integer it read is
+/// every digit).
+fn needs_exact(value: &Value) -> bool {
+    match value {
+        Value::Number(n) => n.is_f64(),
+        Value::Array(items) => items.iter().any(needs_exact),
+        Value::Object(members) => members.values().any(needs_exact),
+        _ => false,
+    }
 }
 
 /// A test field `name` whose value has the wrong form.
