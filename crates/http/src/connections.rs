@@ -142,11 +142,6 @@ impl Conn {
         self.set(Phase::Busy);
     }
 
-    /// Whether the table closed this connection to make room.
-    pub fn is_evicted(&self) -> bool {
-        self.evicted.get()
-    }
-
     /// The request was answered: the connection waits for the next one.
     pub fn idle(&self) {
         self.set(Phase::Idle(Instant::now()));

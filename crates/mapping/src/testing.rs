@@ -103,47 +103,7 @@ fn run_one(pipeline: &Pipeline, flow_idx: usize, test: &Test) -> Result<(), Stri
 pub fn input_bytes(test: &Test) -> Vec<u8> {
     match &test.input_text {
         Some(text) => text.clone().into_bytes(),
-        None => {
-            let mut bytes = Vec::new();
-            write_exact(&mut bytes, &test.input);
-            bytes
-        }
-    }
-}
-
-/// JSON text of a value made by [`Val::to_json_exact`]: a marked number is written as its
-/// digits, every other number as serde_json writes it (the float that is that decimal).
-fn write_exact(out: &mut Vec<u8>, value: &Value) {
-    if let Some(digits) = crate::value::exact_number_text(value) {
-        out.extend_from_slice(digits.as_bytes());
-        return;
-    }
-    match value {
-        Value::Array(items) => {
-            out.push(b'[');
-            for (idx, item) in items.iter().enumerate() {
-                if idx > 0 {
-                    out.push(b',');
-                }
-                write_exact(out, item);
-            }
-            out.push(b']');
-        }
-        Value::Object(members) => {
-            out.push(b'{');
-            for (idx, (key, item)) in members.iter().enumerate() {
-                if idx > 0 {
-                    out.push(b',');
-                }
-                let _ = serde_json::to_writer(&mut *out, key);
-                out.push(b':');
-                write_exact(out, item);
-            }
-            out.push(b'}');
-        }
-        other => {
-            let _ = serde_json::to_writer(&mut *out, other);
-        }
+        None => serde_json::to_vec(&test.input).unwrap_or_default(),
     }
 }
 

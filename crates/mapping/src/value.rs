@@ -264,11 +264,6 @@ impl<'a> Val<'a> {
 /// Marks a string that stands for a number while a value passes through serde_json.
 const EXACT_NUMBER: &str = "\u{0}omniflow-number:";
 
-/// The digits of a number [`Val::to_json_exact`] marked (one no float holds), as written.
-pub fn exact_number_text(value: &serde_json::Value) -> Option<&str> {
-    value.as_str()?.strip_prefix(EXACT_NUMBER)
-}
-
 /// How a decimal travels where only ints and floats exist (serde, templates).
 enum Number {
     Int(i128),
